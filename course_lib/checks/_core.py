@@ -1,0 +1,223 @@
+"""The self-check machinery that labs call after each exercise.
+
+Introduced in ``lectures/00_welcome.ipynb``.
+
+A check is a function decorated with :func:`self_check`.  Its body runs the
+student's function on small seeded inputs and compares with the library's
+reference through the ``expect_*`` helpers below.  Whatever happens, the student
+sees one short verdict, never a raw traceback for a wrong answer:
+
+* ``✅ <check>: passed`` (with a detail line when useful),
+* ``⏳ <check>: not implemented yet`` when the stub still raises ``NotImplementedError``
+  (or returns ``...``),
+* ``❌ <check>: <what is wrong>`` for a wrong shape, dtype, value, symmetry or gradient,
+* ``❌ <check>: your code raised <Error>: <message> (line N of your cell)`` when the
+  student's code crashes.
+
+The decorated check returns a :class:`CheckResult` whose ``passed`` attribute tests use.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+__all__ = [
+    "CheckFailed",
+    "CheckResult",
+    "NotImplementedYet",
+    "self_check",
+    "expect",
+    "expect_tensor",
+    "expect_close",
+    "call_student",
+    "RESULTS",
+]
+
+
+class CheckFailed(AssertionError):
+    """Raised inside a check body when the student's answer is wrong."""
+
+
+class NotImplementedYet(Exception):
+    """Raised inside a check body when the student's code is still a stub."""
+
+
+class StudentError(Exception):
+    """Wraps an exception raised by the student's own code."""
+
+    def __init__(self, exc: BaseException, where: str):
+        super().__init__(str(exc))
+        self.exc = exc
+        self.where = where
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one self-check."""
+
+    name: str
+    status: str  # "passed" | "failed" | "not_implemented" | "error"
+    message: str = ""
+    details: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def verdict(self) -> str:
+        icon = {"passed": "✅", "failed": "❌", "not_implemented": "⏳", "error": "❌"}[self.status]
+        head = f"{icon} {self.name}: {self.message}"
+        return "\n".join([head, *("   " + d for d in self.details)])
+
+    def __str__(self) -> str:
+        return self.verdict()
+
+    def _ipython_display_(self) -> None:  # the verdict is printed already
+        return None
+
+
+RESULTS: dict[str, CheckResult] = {}
+"""The last result of every check run in this kernel, by name."""
+
+
+def _student_location(tb) -> str:
+    """Where in the student's code (a notebook cell or their file) the error happened."""
+    frames = traceback.extract_tb(tb)
+    lib_root = __file__.rsplit("course_lib", 1)[0] + "course_lib"
+    for fr in reversed(frames):
+        if not fr.filename.startswith(lib_root) and "site-packages/torch" not in fr.filename:
+            fname = fr.filename
+            if fname.startswith("<ipython-input") or "ipykernel" in fname or fname.startswith("/tmp/"):
+                return f"line {fr.lineno} of your cell: `{(fr.line or '').strip()}`"
+            return f"{fname}, line {fr.lineno}: `{(fr.line or '').strip()}`"
+    return ""
+
+
+def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call the student's function; turn its failures into check outcomes.
+
+    ``NotImplementedError`` (the stub) becomes "not implemented yet"; any other
+    exception is reported with its type, message and the line of the student's
+    code, without a traceback.  A returned ``...`` (the one-line stub form) also
+    counts as not implemented.
+    """
+    if not callable(fn):
+        raise CheckFailed(f"expected a function, got {type(fn).__name__}")
+    try:
+        out = fn(*args, **kwargs)
+    except NotImplementedError:
+        raise NotImplementedYet() from None
+    except Exception as exc:  # noqa: BLE001 - we report every student error
+        raise StudentError(exc, _student_location(sys.exc_info()[2])) from None
+    if out is Ellipsis:
+        raise NotImplementedYet()
+    return out
+
+
+def expect(condition: bool, message: str) -> None:
+    """Fail the check with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise CheckFailed(message)
+
+
+def _fmt_shape(shape: Sequence[int | None]) -> str:
+    return "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+
+
+def expect_tensor(
+    value: Any,
+    what: str,
+    shape: Sequence[int | None] | None = None,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+    finite: bool = True,
+) -> torch.Tensor:
+    """Check that ``value`` is a tensor of the given shape (``None`` = any size), dtype and device."""
+    if isinstance(value, np.ndarray):
+        raise CheckFailed(f"{what} should be a torch.Tensor, got a numpy array (use torch.as_tensor)")
+    if not isinstance(value, torch.Tensor):
+        raise CheckFailed(f"{what} should be a torch.Tensor, got {type(value).__name__}")
+    if shape is not None:
+        ok = value.dim() == len(shape) and all(
+            s is None or s == v for s, v in zip(shape, value.shape)
+        )
+        if not ok:
+            raise CheckFailed(
+                f"{what} has shape {tuple(value.shape)}, expected {_fmt_shape(shape)}"
+            )
+    if dtype is not None and value.dtype != dtype:
+        raise CheckFailed(f"{what} has dtype {value.dtype}, expected {dtype}")
+    if device is not None and value.device.type != torch.device(device).type:
+        raise CheckFailed(f"{what} is on {value.device}, expected {torch.device(device)}")
+    if finite and value.is_floating_point() and not torch.isfinite(value).all():
+        raise CheckFailed(f"{what} contains NaN or inf")
+    return value
+
+
+def expect_close(
+    actual: Any,
+    expected: Any,
+    what: str,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+) -> None:
+    """Compare values (tensors, arrays or numbers); on failure say where and by how much."""
+    a = torch.as_tensor(actual).detach().cpu().to(torch.float64)
+    e = torch.as_tensor(expected).detach().cpu().to(torch.float64)
+    if a.shape != e.shape:
+        raise CheckFailed(f"{what} has shape {tuple(a.shape)}, expected {tuple(e.shape)}")
+    if a.numel() == 0:
+        return
+    err = (a - e).abs()
+    tol = atol + rtol * e.abs()
+    bad = err > tol
+    if bad.any():
+        idx = tuple(int(i) for i in np.unravel_index(int(torch.argmax(err - tol)), tuple(a.shape))) if a.dim() else ()
+        where = f" at index {idx}" if idx else ""
+        raise CheckFailed(
+            f"{what} is off: {int(bad.sum())} of {a.numel()} values differ"
+            f" (largest error {err.max().item():.3g}{where}: got {a[idx].item():.6g},"
+            f" expected {e[idx].item():.6g})"
+        )
+
+
+def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
+    """Turn a check body into a self-check that prints a verdict and returns a :class:`CheckResult`.
+
+    The body may return a string: a detail shown under "passed".  Pass
+    ``quiet=True`` to suppress the printout (tests do).
+    """
+    name = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, quiet: bool = False, **kwargs: Any) -> CheckResult:
+        try:
+            detail = fn(*args, **kwargs)
+            res = CheckResult(name, "passed", "passed", [detail] if detail else [])
+        except NotImplementedYet:
+            res = CheckResult(
+                name, "not_implemented", "not implemented yet — replace the `raise NotImplementedError()` with your code"
+            )
+        except CheckFailed as exc:
+            res = CheckResult(name, "failed", str(exc))
+        except StudentError as exc:
+            e = exc.exc
+            msg = f"your code raised {type(e).__name__}: {e}"
+            res = CheckResult(name, "error", msg, [exc.where] if exc.where else [])
+        RESULTS[name] = res
+        if not quiet:
+            print(res.verdict())
+        return res
+
+    wrapper.is_self_check = True  # type: ignore[attr-defined]
+    return wrapper

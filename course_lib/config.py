@@ -1,0 +1,181 @@
+"""Profiles, sizes, device choice and seeding: the one size knob of the course.
+
+Introduced in ``lectures/00_welcome.ipynb``.
+
+Every notebook reads its sizes (points, epochs, resolutions, dataset sizes) from
+:data:`SIZES` through :func:`size` or :func:`sizes`, so that the same notebook runs
+in seconds in CI (``ci``), in minutes on a laptop CPU (``laptop``) and at full
+scale on a GPU (``gpu``).  The active profile comes from the ``COURSE_PROFILE``
+environment variable; when it is unset the default is ``gpu`` if CUDA is available,
+else ``laptop``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+PROFILES: tuple[str, ...] = ("ci", "laptop", "gpu")
+"""The valid profile names, smallest first."""
+
+ENV_PROFILE = "COURSE_PROFILE"
+ENV_DEVICE = "COURSE_DEVICE"
+ENV_CACHE = "COURSE_DATA_DIR"
+
+
+class ProfileError(ValueError):
+    """Raised for an unknown profile name."""
+
+
+# ---------------------------------------------------------------------------
+# Every per-profile size of the course, in one table.
+# key -> {"ci": value, "laptop": value, "gpu": value}
+# Keys are "<area>.<name>"; each chapter or library area keeps its own block.
+# ---------------------------------------------------------------------------
+_SIZES: dict[str, dict[str, Any]] = {
+    # --- 00 welcome ---------------------------------------------------------
+    "welcome.n_points": {"ci": 256, "laptop": 1024, "gpu": 4096},
+    "welcome.epochs": {"ci": 3, "laptop": 20, "gpu": 50},
+    # --- data: ShapeNet-lite -----------------------------------------------
+    "data.shapes_per_category_train": {"ci": 4, "laptop": 40, "gpu": 200},
+    "data.shapes_per_category_val": {"ci": 2, "laptop": 8, "gpu": 20},
+    "data.shapes_per_category_test": {"ci": 2, "laptop": 10, "gpu": 40},
+    "data.n_surface_points": {"ci": 512, "laptop": 2048, "gpu": 2048},
+    "data.n_sdf_samples": {"ci": 2000, "laptop": 10000, "gpu": 50000},
+    "data.mesh_resolution": {"ci": 48, "laptop": 96, "gpu": 128},
+    "data.voxel_resolution": {"ci": 16, "laptop": 32, "gpu": 64},
+    "data.image_size": {"ci": 32, "laptop": 64, "gpu": 128},
+    # --- 01 data & representations -----------------------------------------
+    "ch01.memory_resolutions": {
+        "ci": (8, 16, 32),
+        "laptop": (16, 32, 64, 128),
+        "gpu": (16, 32, 64, 128, 256),
+    },
+    # --- 02 encoders --------------------------------------------------------
+    "ch02.n_points": {"ci": 256, "laptop": 1024, "gpu": 1024},
+    "ch02.epochs": {"ci": 1, "laptop": 30, "gpu": 100},
+    "ch02.batch_size": {"ci": 16, "laptop": 32, "gpu": 32},
+    # --- ops ----------------------------------------------------------------
+    "ops.chunk_size": {"ci": 2048, "laptop": 4096, "gpu": 16384},
+}
+
+
+def _check_profile(name: str) -> str:
+    if name not in PROFILES:
+        raise ProfileError(
+            f"Unknown course profile {name!r}. Valid profiles are: "
+            f"{', '.join(PROFILES)} (set them with the {ENV_PROFILE} environment variable)."
+        )
+    return name
+
+
+def default_profile() -> str:
+    """``gpu`` when CUDA is available, else ``laptop``."""
+    return "gpu" if torch.cuda.is_available() else "laptop"
+
+
+def get_profile() -> str:
+    """Return the active profile: ``COURSE_PROFILE`` if set, else :func:`default_profile`.
+
+    Raises :class:`ProfileError` (a ``ValueError``) naming the valid profiles when
+    ``COURSE_PROFILE`` holds anything else.
+    """
+    value = os.environ.get(ENV_PROFILE, "").strip().lower()
+    if not value:
+        return default_profile()
+    return _check_profile(value)
+
+
+def size(key: str, profile: str | None = None) -> Any:
+    """The value of one size for ``profile`` (default: the active profile).
+
+    >>> size("data.voxel_resolution", "ci")
+    16
+    """
+    profile = _check_profile(profile) if profile is not None else get_profile()
+    try:
+        row = _SIZES[key]
+    except KeyError:
+        close = [k for k in _SIZES if k.split(".")[0] == key.split(".")[0]]
+        hint = f" Known keys in this area: {', '.join(sorted(close))}." if close else ""
+        raise KeyError(f"No size named {key!r} in course_lib.config.{hint}") from None
+    return row[profile]
+
+
+def sizes(profile: str | None = None, prefix: str = "") -> Mapping[str, Any]:
+    """All sizes for ``profile`` (default: the active one) as a read-only mapping.
+
+    With ``prefix="ch02."`` only that block is returned, with the prefix removed.
+    """
+    profile = _check_profile(profile) if profile is not None else get_profile()
+    out = {
+        k[len(prefix):]: row[profile] for k, row in _SIZES.items() if k.startswith(prefix)
+    }
+    return MappingProxyType(out)
+
+
+def size_table() -> Mapping[str, Mapping[str, Any]]:
+    """The whole table (key -> profile -> value), read-only; for reports and tests."""
+    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in _SIZES.items()})
+
+
+def get_device(prefer: str | torch.device | None = None) -> torch.device:
+    """Choose a device, falling back to the CPU.
+
+    ``prefer`` (or the ``COURSE_DEVICE`` environment variable) may name a device
+    such as ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"cpu"``; when the named
+    accelerator is absent the CPU is returned with no error, so a notebook written
+    on a GPU still runs on a laptop.
+    """
+    want = prefer if prefer is not None else os.environ.get(ENV_DEVICE) or None
+    if want is not None:
+        dev = torch.device(want)
+        if dev.type == "cuda" and torch.cuda.is_available():
+            if dev.index is None or dev.index < torch.cuda.device_count():
+                return dev
+        elif dev.type == "mps" and torch.backends.mps.is_available():
+            return dev
+        elif dev.type == "cpu":
+            return dev
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python's ``random``, NumPy and torch (CPU and CUDA); return a torch Generator.
+
+    Raises ``ValueError`` for a negative or non-integer seed.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+def cache_dir() -> Path:
+    """Where generated data is cached: ``COURSE_DATA_DIR`` or ``~/.cache/course_lib``."""
+    env = os.environ.get(ENV_CACHE)
+    path = Path(env).expanduser() if env else Path.home() / ".cache" / "course_lib"
+    return path
+
+
+def describe() -> str:
+    """One line naming the profile and the device, printed by every notebook's first cell."""
+    dev = get_device()
+    name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
+    return f"course profile: {get_profile()} | device: {dev} ({name}) | torch {torch.__version__}"
