@@ -185,7 +185,7 @@ def expect_close(
         idx = tuple(int(i) for i in np.unravel_index(int(torch.argmax(err - tol)), tuple(a.shape))) if a.dim() else ()
         where = f" at index {idx}" if idx else ""
         raise CheckFailed(
-            f"{what} is off: {int(bad.sum())} of {a.numel()} values differ"
+            f"{what}: {int(bad.sum())} of {a.numel()} values are wrong"
             f" (largest error {err.max().item():.3g}{where}: got {a[idx].item():.6g},"
             f" expected {e[idx].item():.6g})"
         )

@@ -1,0 +1,77 @@
+import torch
+
+from course_lib import checks
+from course_lib.checks import _core
+
+
+def good(x, y):
+    return ((x[:, :, None] - y[:, None]) ** 2).sum(-1)
+
+
+def test_pass_prints_a_clear_verdict(capsys):
+    res = checks.check_pairwise_sq_dists(good)
+    assert res.passed and res.status == "passed"
+    assert "✅ check_pairwise_sq_dists: passed" in capsys.readouterr().out
+
+
+def test_stub_is_not_implemented_yet(capsys):
+    def stub(x, y):
+        raise NotImplementedError()
+
+    res = checks.check_pairwise_sq_dists(stub)
+    assert res.status == "not_implemented" and not res
+    assert "not implemented yet" in capsys.readouterr().out
+    assert checks.check_pairwise_sq_dists(lambda x, y: ..., quiet=True).status == "not_implemented"
+
+
+def test_wrong_values_are_named_without_traceback(capsys):
+    res = checks.check_pairwise_sq_dists(lambda x, y: torch.cdist(x, y))  # forgot the square
+    out = capsys.readouterr().out
+    assert res.status == "failed"
+    assert "squared distances" in out and "Traceback" not in out
+
+
+def test_wrong_shape_and_dtype():
+    res = checks.check_pairwise_sq_dists(lambda x, y: good(x, y)[0], quiet=True)
+    assert res.status == "failed" and "shape" in res.message
+    res = checks.check_pairwise_sq_dists(lambda x, y: good(x, y).double(), quiet=True)
+    assert res.status == "failed" and "dtype" in res.message
+    res = checks.check_pairwise_sq_dists(lambda x, y: good(x, y).numpy(), quiet=True)
+    assert res.status == "failed" and "numpy" in res.message
+
+
+def test_symmetry_is_checked():
+    def asym(x, y):
+        d = good(x, y)
+        return d + 1e-2 * torch.arange(d.shape[-1])  # breaks fn(y, x) == fn(x, y).T
+
+    assert checks.check_pairwise_sq_dists(asym, quiet=True).status == "failed"
+
+
+def test_student_exception_is_reported_with_its_line(capsys):
+    def broken(x, y):
+        return x @ y  # wrong shapes: raises inside torch
+
+    res = checks.check_pairwise_sq_dists(broken)
+    out = capsys.readouterr().out
+    assert res.status == "error"
+    assert "RuntimeError" in out and "Traceback" not in out
+    assert "x @ y" in out  # points at the student's line
+
+
+def test_results_are_recorded():
+    checks.check_nearest_neighbour_dist(lambda x, y: good(x, y).min(-1).values, quiet=True)
+    assert checks.RESULTS["check_nearest_neighbour_dist"].passed
+
+
+def test_expect_close_reports_location():
+    try:
+        _core.expect_close(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([1.0, 2.5, 3.0]), "v")
+    except _core.CheckFailed as exc:
+        assert "index (1,)" in str(exc) and "1 of 3" in str(exc)
+    else:  # pragma: no cover
+        raise AssertionError("expect_close accepted a wrong value")
+
+
+def test_not_callable_is_a_failure():
+    assert checks.check_pairwise_sq_dists(3, quiet=True).status == "failed"

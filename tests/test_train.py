@@ -1,0 +1,125 @@
+import math
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from course_lib import train
+
+
+def data(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    w = torch.tensor([[1.0], [-2.0], [0.5]])
+    y = x @ w + 0.3
+    return TensorDataset(x, y)
+
+
+def loss_fn(model, batch):
+    x, y = batch
+    return nn.functional.mse_loss(model(x), y)
+
+
+def run(seed=0, epochs=5, **kw):
+    torch.manual_seed(99)
+    model = nn.Linear(3, 1)
+    loader = DataLoader(data(), batch_size=16, shuffle=True)
+    hist = train.fit(model, loader, loss_fn=loss_fn, epochs=epochs, lr=0.05, seed=seed,
+                     progress=False, live_plot=False, **kw)
+    return model, hist
+
+
+def test_fit_learns_and_records_history():
+    model, hist = run(epochs=30)
+    assert len(hist.train_loss) == 30 and hist.epochs_run == 30
+    assert hist.train_loss[-1] < 0.1 * hist.train_loss[0]
+    # closed-form least squares as the independent reference
+    x, y = data().tensors
+    sol = torch.linalg.lstsq(torch.cat([x, torch.ones(len(x), 1)], 1), y).solution
+    assert torch.allclose(model.weight.data.ravel(), sol[:3].ravel(), atol=0.1)
+
+
+def test_fit_is_deterministic_under_a_seed():
+    m1, h1 = run(seed=7)
+    m2, h2 = run(seed=7)
+    assert h1.train_loss == h2.train_loss
+    assert torch.equal(m1.weight, m2.weight)
+    _, h3 = run(seed=8)
+    assert h3.train_loss != h1.train_loss
+
+
+def test_validation_keeps_the_best_weights():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    loader = DataLoader(data(), batch_size=16)
+    val = DataLoader(data(32, seed=1), batch_size=16)
+    hist = train.fit(model, loader, loss_fn=loss_fn, epochs=6, lr=0.05, val_loader=val,
+                     progress=False, live_plot=False)
+    assert len(hist.val) == 6 and "val_loss" in hist.val[0]
+    best = min(v["val_loss"] for v in hist.val)
+    assert hist.best_metric == pytest.approx(best)
+    now = train.evaluate(model, val, lambda m, b: loss_fn(m, b))["loss"]
+    assert now == pytest.approx(best, rel=1e-5)
+
+
+def test_keyboard_interrupt_stops_cleanly_with_best_weights():
+    calls = {"n": 0}
+
+    def interrupting(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 9:  # during epoch 3 (4 batches per epoch)
+            raise KeyboardInterrupt
+        return loss_fn(model, batch)
+
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    hist = train.fit(model, DataLoader(data(), batch_size=16), loss_fn=interrupting, epochs=10,
+                     lr=0.05, progress=False, live_plot=False)
+    assert hist.interrupted and hist.epochs_run == 2
+    assert hist.best_epoch == 1
+
+
+def test_checkpoint_roundtrip_and_train_or_load(tmp_path, capsys):
+    path = tmp_path / "ck" / "m.pt"
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    kw = dict(train_loader=DataLoader(data(), batch_size=16), loss_fn=loss_fn, epochs=3,
+              progress=False, live_plot=False)
+    h1 = train.train_or_load(model, path, **kw)
+    assert path.exists() and h1.epochs_run == 3
+    fresh = nn.Linear(3, 1)
+    h2 = train.train_or_load(fresh, path, **kw)
+    assert "loaded" in capsys.readouterr().out
+    assert torch.equal(fresh.weight, model.weight)
+    assert h2.train_loss == h1.train_loss
+    # a checkpoint that does not fit is reported and training happens again
+    other = nn.Linear(4, 1)
+    with pytest.raises(ValueError, match="does not fit"):
+        train.load_checkpoint(path, other)
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        train.load_checkpoint(path, fresh)
+    h3 = train.train_or_load(fresh, path, **kw)
+    assert h3.epochs_run == 3
+
+
+def test_bad_losses_are_clear_errors():
+    model = nn.Linear(3, 1)
+    loader = DataLoader(data(), batch_size=16)
+    with pytest.raises(ValueError, match="scalar"):
+        train.fit(model, loader, loss_fn=lambda m, b: m(b[0]), epochs=1, progress=False, live_plot=False)
+    with pytest.raises(FloatingPointError, match="nan"):
+        train.fit(model, loader, loss_fn=lambda m, b: m(b[0]).sum() * math.nan, epochs=1,
+                  progress=False, live_plot=False)
+    with pytest.raises(ValueError, match="'loss'"):
+        train.fit(model, loader, loss_fn=lambda m, b: {"l": m(b[0]).sum()}, epochs=1,
+                  progress=False, live_plot=False)
+
+
+def test_text_progress_without_a_notebook(capsys):
+    torch.manual_seed(0)
+    train.fit(nn.Linear(3, 1), DataLoader(data(), batch_size=16), loss_fn=loss_fn, epochs=2,
+              progress=False, live_plot="auto")
+    out = capsys.readouterr().out
+    assert "epoch 1/2" in out and "epoch 2/2" in out
