@@ -62,7 +62,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch02.epochs": {"ci": 1, "laptop": 30, "gpu": 100},
     "ch02.batch_size": {"ci": 16, "laptop": 32, "gpu": 32},
     # --- ops ----------------------------------------------------------------
-    "ops.chunk_size": {"ci": 2048, "laptop": 4096, "gpu": 16384},
+    # largest block of pairwise distances held at once by the brute-force paths (entries)
+    "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},
 }
 
 
