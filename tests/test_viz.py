@@ -30,6 +30,7 @@ def test_points_small_cloud_is_drawn_whole():
     assert len(fig.data) == 1 and fig.data[0].type == "scatter3d"
     np.testing.assert_allclose(_xyz(fig.data[0]), pts.numpy(), rtol=0, atol=0)
     assert fig.layout.scene.aspectmode == "data"
+    assert fig.layout.scene.camera.up.y == 1  # y is up in course_lib.data
     assert not fig.data[0].meta["capped"]
 
 
@@ -241,8 +242,9 @@ def test_sdf_slice_matches_analytic_sphere():
 
 def test_sdf_slice_from_grid_takes_nearest_slice():
     grid = torch.arange(4, dtype=torch.float32).view(4, 1, 1).expand(4, 4, 4).clone() - 1.5
-    fig = viz.plot_sdf_slice(grid, axis="x", value=0.6)  # cells of x: [-1,-.5,0,.5,1] -> index 3
-    assert np.allclose(np.asarray(fig.data[0].z), 1.5)
+    fig = viz.plot_sdf_slice(grid, axis="x", value=0.6)  # nodes of x: -1, -1/3, 1/3, 1 -> index 2
+    assert np.allclose(np.asarray(fig.data[0].z), 0.5)
+    assert np.allclose(viz.plot_sdf_slice(grid, axis="x", value=0.7).data[0].z, 1.5)
     with pytest.raises(ValueError, match="axis"):
         viz.plot_sdf_slice(grid, axis="w")
 

@@ -21,6 +21,7 @@ import torch
 from plotly.subplots import make_subplots
 
 __all__ = [
+    "CAMERA",
     "DEFAULT_MAX_POINTS",
     "POINT_COLOR",
     "MESH_COLOR",
@@ -86,6 +87,10 @@ def _rgb_strings(rgb: np.ndarray) -> list[str]:
     return [f"rgb({r},{g},{b})" for r, g, b in rgb]
 
 
+CAMERA: dict[str, Any] = {"up": {"x": 0, "y": 1, "z": 0}, "eye": {"x": 1.25, "y": 0.8, "z": 1.55}}
+"""Default 3D camera: y is up (the ShapeNet frame of ``course_lib.data``), seen from the front-right."""
+
+
 def _scene_layout(fig: go.Figure, title: str | None) -> go.Figure:
     fig.update_scenes(
         aspectmode="data",
@@ -93,6 +98,7 @@ def _scene_layout(fig: go.Figure, title: str | None) -> go.Figure:
         yaxis_title="y",
         zaxis_title="z",
     )
+    fig.for_each_scene(lambda sc: sc.update(camera=CAMERA) if sc.camera.up.y is None else None)
     layout: dict[str, Any] = {"margin": {"l": 0, "r": 0, "t": 40 if title else 10, "b": 0}}
     if title is not None:
         layout["title"] = {"text": title, "x": 0.5, "xanchor": "center"}
@@ -521,7 +527,8 @@ def plot_sdf_slice(
     Args:
         sdf: a callable mapping points ``(..., 3)`` (a float32 tensor) to distances ``(...)``,
             an object with such an ``.sdf`` method (a shape), or an ``(R, R, R)`` grid of values
-            on cell centres of ``[-bound, bound]^3`` (the slice nearest to ``value`` is shown).
+            at the nodes ``linspace(-bound, bound, R)`` (the convention of
+            ``course_lib.geometry.sdf_grid``; the slice nearest to ``value`` is shown).
         axis: the axis normal to the slice (``"x"``, ``"y"`` or ``"z"``); the plane is ``axis = value``.
         value: where the plane cuts the axis.
         resolution: pixels per side when sampling a callable.
@@ -539,11 +546,11 @@ def plot_sdf_slice(
         if grid.ndim != 3:
             raise ValueError(f"an sdf grid should have shape (R, R, R), got {tuple(grid.shape)}")
         r = grid.shape[a]
-        k = int(np.clip(np.floor((value + bound) / (2 * bound) * r), 0, r - 1))
+        k = int(np.clip(np.rint((value + bound) / (2 * bound) * (r - 1)), 0, r - 1))
         img = np.take(grid, k, axis=a)  # indices (other[0], other[1])
         n0, n1 = img.shape
-        c0 = -bound + (np.arange(n0) + 0.5) * 2 * bound / n0
-        c1 = -bound + (np.arange(n1) + 0.5) * 2 * bound / n1
+        c0 = np.linspace(-bound, bound, n0, dtype=np.float32)
+        c1 = np.linspace(-bound, bound, n1, dtype=np.float32)
     else:
         fn: Callable[[torch.Tensor], torch.Tensor]
         if hasattr(sdf, "sdf") and callable(sdf.sdf):
@@ -634,7 +641,7 @@ def subplots(
             if src_y.autorange == "reversed" or (src_y.scaleanchor is not None):
                 xref = out.get_subplot(r, c).xaxis.plotly_name.replace("axis", "")
                 out.update_yaxes(autorange=src_y.autorange, scaleanchor=xref, row=r, col=c)
-    out.update_scenes(aspectmode="data")
+    out.update_scenes(aspectmode="data", camera=CAMERA)
     out.update_layout(height=height or 380 * rows, showlegend=False,
                       margin={"l": 0, "r": 0, "t": 40, "b": 0})
     return out
