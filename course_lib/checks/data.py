@@ -1,0 +1,245 @@
+"""Self-checks of chapter 01 (``labs/01_data_and_representations_lab.ipynb``).
+
+Introduced in ``lectures/01_data_and_representations.ipynb``.
+
+* :func:`check_sample_triangle_mesh` -- area-weighted surface sampling.  A statistical
+  check, with references independent of any sampler: points must lie on the mesh
+  (barycentric test), the share of points per triangle must match the share of area
+  (binomial tolerance), the barycentric weights of points in one triangle must follow
+  the law of a uniform point (each weight is Beta(1, 2): ``P(w <= t) = 1 - (1 - t)^2``,
+  Kolmogorov-Smirnov test), and the mean of samples on a cone must match its exact
+  area-weighted centroid.
+* :func:`check_voxelize` -- occupancy at cell centres, compared exactly with a reference
+  built axis by axis and with ``course_lib.data.voxelize``; common mistakes (axes
+  swapped, cell corners instead of centres) are recognised and named.
+* :func:`check_count_bytes` -- the memory of tensors, meshes, modules and containers.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from scipy import stats
+
+from ._core import CheckFailed, call_student, expect, expect_tensor, self_check
+
+__all__ = ["check_sample_triangle_mesh", "check_voxelize", "check_count_bytes"]
+
+_SQRT_HINT = (
+    "pick r1, r2 ~ U(0, 1) and use the weights (1 - sqrt(r1), sqrt(r1) (1 - r2), sqrt(r1) r2)"
+)
+
+
+# ---------------------------------------------------------------------------
+# sampling
+# ---------------------------------------------------------------------------
+def barycentric(points: torch.Tensor, tri: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Barycentric weights ``(n, 3)`` of points projected on the plane of ``tri (3, 3)``, and their
+    distances ``(n,)`` to that plane (float64)."""
+    p = points.detach().cpu().double()
+    a, b, c = tri.double()
+    v0, v1, v2 = b - a, c - a, p - a
+    d00, d01, d11 = v0 @ v0, v0 @ v1, v1 @ v1
+    d20, d21 = v2 @ v0, v2 @ v1
+    den = d00 * d11 - d01 * d01
+    wb = (d11 * d20 - d01 * d21) / den
+    wc = (d00 * d21 - d01 * d20) / den
+    nrm = torch.linalg.cross(v0, v1)
+    dist = (v2 @ nrm).abs() / nrm.norm()
+    return torch.stack([1 - wb - wc, wb, wc], dim=-1), dist
+
+
+def _on_triangle(points: torch.Tensor, tri: torch.Tensor, tol: float) -> torch.Tensor:
+    w, dist = barycentric(points, tri)
+    return (dist <= tol) & (w >= -tol).all(-1)
+
+
+def _uniform_weight_cdf(t: np.ndarray) -> np.ndarray:
+    t = np.clip(t, 0.0, 1.0)
+    return 1.0 - (1.0 - t) ** 2
+
+
+def _call_sampler(fn: Any, verts: torch.Tensor, faces: torch.Tensor, n: int, seed: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    out = call_student(fn, verts, faces, n, gen)
+    expect_tensor(out, f"the samples (n={n})", shape=(n, 3), dtype=verts.dtype)
+    return out
+
+
+@self_check
+def check_sample_triangle_mesh(fn) -> str:
+    """``fn(vertices (V,3), faces (F,3) long, n, generator) -> (n, 3)`` points uniform on the surface."""
+    # 1. two triangles of very different areas (9 : 1), in different planes
+    verts = torch.tensor([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0], [0.0, 3.0, 0.0],
+                          [0.0, 0.0, 2.0], [1.0, 0.0, 2.0], [0.0, 1.0, 2.0]])
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    n = 20_000
+    pts = _call_sampler(fn, verts, faces, n, seed=0)
+    on_big = _on_triangle(pts, verts[faces[0]], 1e-4)
+    on_small = _on_triangle(pts, verts[faces[1]], 1e-4)
+    off = ~(on_big | on_small)
+    if off.any():
+        i = int(off.nonzero()[0])
+        raise CheckFailed(
+            f"{int(off.sum())} of {n} points are not on the mesh (e.g. {pts[i].tolist()}): a point of a "
+            "triangle is w0 a + w1 b + w2 c with weights >= 0 that sum to 1 "
+            "(if you draw two uniform numbers, fold the pairs with r1 + r2 > 1 back, or use the sqrt trick)"
+        )
+    frac = float(on_big.double().mean())
+    p = 0.9
+    tol = 5 * math.sqrt(p * (1 - p) / n)
+    if abs(frac - p) > tol:
+        raise CheckFailed(
+            f"the triangle with 90% of the area received {100 * frac:.1f}% of the points: choose each "
+            "point's triangle with probability area / total area (torch.multinomial(areas, n, "
+            "replacement=True, generator=generator))"
+        )
+    # 2. uniform inside one (obtuse, tilted) triangle
+    tri = torch.tensor([[0.2, -0.3, 0.5], [1.4, 0.1, -0.2], [0.1, 0.9, 0.3]])
+    one = _call_sampler(fn, tri, torch.tensor([[0, 1, 2]]), n, seed=1)
+    w, _ = barycentric(one, tri)
+    pvals = [stats.kstest(w[:, k].numpy(), _uniform_weight_cdf).pvalue for k in range(3)]
+    if min(pvals) < 1e-6:
+        means = w.mean(0)
+        var = w.var(0)
+        k = int(means.argmax())
+        if float(means.max()) > 1 / 3 + 0.02:
+            where = f"they crowd towards vertex {k} (mean weight {float(means[k]):.2f}, expected 1/3)"
+        elif float(var.mean()) < 1 / 18 - 0.005:
+            where = "they crowd towards the centre (weights vary too little)"
+        else:
+            where = "their barycentric weights do not follow the law of a uniform point"
+        raise CheckFailed(
+            f"points are not uniform inside a triangle: {where}; {_SQRT_HINT} "
+            f"(Kolmogorov-Smirnov p-value {min(pvals):.1e})"
+        )
+    # 3. reproducible with the generator, and random across seeds
+    again = _call_sampler(fn, tri, torch.tensor([[0, 1, 2]]), n, seed=1)
+    expect(torch.equal(one, again),
+           "two calls with generators seeded alike gave different points: draw every random number "
+           "from `generator` (e.g. torch.rand(n, generator=generator))")
+    other = _call_sampler(fn, tri, torch.tensor([[0, 1, 2]]), n, seed=2)
+    expect(not torch.equal(one, other), "different seeds gave identical points: use the generator you are given")
+    # 4. a real mesh: the mean of the samples is the exact area-weighted centroid of a cone
+    cone = trimesh.creation.cone(radius=1.0, height=2.0, sections=24)
+    cv = torch.tensor(cone.vertices, dtype=torch.float32)
+    cf = torch.tensor(cone.faces, dtype=torch.long)
+    cp = _call_sampler(fn, cv, cf, n, seed=3)
+    areas = cone.area_faces
+    exact = (cone.triangles_center * areas[:, None]).sum(0) / areas.sum()
+    tol = 5 * cp.double().std(0).numpy() / math.sqrt(n) + 1e-6
+    err = np.abs(cp.double().mean(0).numpy() - exact)
+    if (err > tol).any():
+        raise CheckFailed(
+            f"on a cone mesh the mean of your samples is {np.round(cp.double().mean(0).numpy(), 3).tolist()}, "
+            f"the exact surface centroid is {np.round(exact, 3).tolist()}: some triangles get too many "
+            "or too few points"
+        )
+    return (f"on the mesh; {100 * frac:.1f}% of the points on the triangle with 90% of the area; "
+            f"uniform inside a triangle (KS p-values {', '.join(f'{q:.2f}' for q in pvals)}); "
+            "reproducible; cone centroid matches")
+
+
+# ---------------------------------------------------------------------------
+# voxelisation
+# ---------------------------------------------------------------------------
+def _centres(resolution: int, bound: float) -> torch.Tensor:
+    return -bound + (torch.arange(resolution, dtype=torch.float64) + 0.5) * (2 * bound / resolution)
+
+
+def _box_occupancy(p: torch.Tensor) -> torch.Tensor:
+    """An off-centre box: x in (0.25, 0.9), y in (-0.7, -0.1), z in (-0.6, 0.3)."""
+    x, y, z = p[..., 0], p[..., 1], p[..., 2]
+    return (x > 0.25) & (x < 0.9) & (y > -0.7) & (y < -0.1) & (z > -0.6) & (z < 0.3)
+
+
+def _box_reference(resolution: int, bound: float, corners: bool = False) -> torch.Tensor:
+    """The box's voxels built axis by axis (no meshgrid involved)."""
+    c = torch.linspace(-bound, bound, resolution, dtype=torch.float64) if corners else _centres(resolution, bound)
+    mx = (c > 0.25) & (c < 0.9)
+    my = (c > -0.7) & (c < -0.1)
+    mz = (c > -0.6) & (c < 0.3)
+    return mx[:, None, None] & my[None, :, None] & mz[None, None, :]
+
+
+def _diagnose(out: torch.Tensor, ref: torch.Tensor, resolution: int, bound: float) -> str:
+    if torch.equal(out, ref.permute(2, 1, 0)):
+        return "your grid is indexed (z, y, x): grid[i, j, k] must be the cell at (x_i, y_j, z_k)"
+    if torch.equal(out, ref.permute(1, 0, 2)):
+        return ("x and y are swapped: torch.meshgrid(..., indexing='xy') does that; use indexing='ij'")
+    for perm in ((0, 2, 1), (2, 0, 1), (1, 2, 0)):
+        if torch.equal(out, ref.permute(*perm)):
+            return f"your axes are permuted ({perm}): grid[i, j, k] must be the cell at (x_i, y_j, z_k)"
+    for dims in ((0,), (1,), (2,)):
+        if torch.equal(out, ref.flip(dims)):
+            return f"axis {'xyz'[dims[0]]} is reversed: cell 0 is the one at the low end, -bound"
+    if torch.equal(out, _box_reference(resolution, bound, corners=True)):
+        return ("you sampled the cell corners (torch.linspace(-bound, bound, R)); sample the cell "
+                "centres -bound + (i + 0.5) * 2 * bound / R")
+    if torch.equal(out, ~ref):
+        return "inside and outside are swapped: True must mean occupied"
+    return f"{int((out != ref).sum())} of {ref.numel()} voxels differ from the reference"
+
+
+@self_check
+def check_voxelize(fn) -> str:
+    """``fn(occupancy_fn, resolution, bound=1.0) -> BoolTensor (R, R, R)``: occupancy at cell centres."""
+    checked = []
+    for resolution, bound in ((8, 1.0), (7, 1.0), (10, 1.2)):
+        out = call_student(fn, _box_occupancy, resolution, bound)
+        expect_tensor(out, f"the grid (R={resolution})", shape=(resolution,) * 3)
+        expect(out.dtype == torch.bool,
+               f"the grid has dtype {out.dtype}: return a bool tensor (True = occupied)")
+        ref = _box_reference(resolution, bound)
+        if not torch.equal(out.cpu(), ref):
+            raise CheckFailed(f"R={resolution}, bound={bound}: " + _diagnose(out.cpu(), ref, resolution, bound))
+        checked.append(resolution)
+    # against the library, on procedural shapes
+    try:
+        from course_lib import data
+
+        lib_voxelize = data.voxelize
+    except (ImportError, AttributeError):
+        return f"matches the reference on an off-centre box at R = {checked}"
+    for category, seed, resolution in (("chair", 0, 16), ("mug", 1, 12)):
+        shape = data.make_shape(category, seed)
+        out = call_student(fn, shape.occupancy, resolution, 1.0)
+        expect_tensor(out, f"the grid of a {category} (R={resolution})", shape=(resolution,) * 3)
+        lib = lib_voxelize(shape, resolution).cpu()
+        diff = int((out.cpu().bool() != lib.bool()).sum())
+        expect(diff == 0, f"the {category} (seed {seed}) at R={resolution}: {diff} voxels differ from "
+                          "course_lib.data.voxelize")
+    return (f"matches the reference on an off-centre box at R = {checked} and course_lib.data.voxelize "
+            "on a chair and a mug")
+
+
+# ---------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------
+@self_check
+def check_count_bytes(fn) -> str:
+    """``fn(obj) -> int``: bytes of a tensor, a mesh (vertices + faces), a module's parameters, or a container."""
+    box = trimesh.creation.box()
+    mlp = torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    cases = [
+        ("a float32 tensor (10, 3)", torch.zeros(10, 3), 120),
+        ("a bool voxel grid (4, 4, 4)", torch.zeros(4, 4, 4, dtype=torch.bool), 64),
+        ("a float64 tensor (5,)", torch.zeros(5, dtype=torch.float64), 40),
+        ("a trimesh box (8 float64 vertices, 12 int64 faces)", box,
+         box.vertices.nbytes + box.faces.nbytes),
+        ("an MLP 3 -> 16 -> 1 (float32 parameters)", mlp, (3 * 16 + 16 + 16 + 1) * 4),
+        ("a dict of two float32 (100, 3) tensors", {"points": torch.zeros(100, 3), "normals": torch.zeros(100, 3)},
+         2400),
+    ]
+    for what, obj, expected in cases:
+        out = call_student(fn, obj)
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            raise CheckFailed(f"for {what} you returned a tensor: return a Python int (int(...))")
+        expect(isinstance(out, (int, np.integer)) and not isinstance(out, bool),
+               f"for {what} you returned {type(out).__name__}: return an int")
+        expect(int(out) == expected, f"{what}: you counted {int(out)} bytes, expected {expected}")
+    return "tensors, meshes, modules and dicts counted right"

@@ -1,0 +1,230 @@
+"""Tests of the chapter-01 self-checks: the reference passes, typical mistakes fail with a helpful message."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from course_lib import checks
+from course_lib.checks import data as cd
+
+
+# ---------------------------------------------------------------------------
+# samplers: one right, several wrong
+# ---------------------------------------------------------------------------
+def _areas(v, f):
+    tri = v[f]
+    return 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]).norm(dim=-1)
+
+
+def good_sampler(v, f, n, generator):
+    idx = torch.multinomial(_areas(v, f), n, replacement=True, generator=generator)
+    tri = v[f[idx]]
+    r1 = torch.rand(n, 1, generator=generator, dtype=v.dtype).sqrt()
+    r2 = torch.rand(n, 1, generator=generator, dtype=v.dtype)
+    return (1 - r1) * tri[:, 0] + r1 * (1 - r2) * tri[:, 1] + r1 * r2 * tri[:, 2]
+
+
+def folding_sampler(v, f, n, generator):
+    """Also correct: fold (r1, r2) with r1 + r2 > 1 back into the triangle."""
+    idx = torch.multinomial(_areas(v, f), n, replacement=True, generator=generator)
+    tri = v[f[idx]]
+    r = torch.rand(n, 2, generator=generator, dtype=v.dtype)
+    flip = r.sum(-1) > 1
+    r[flip] = 1 - r[flip]
+    return tri[:, 0] + r[:, :1] * (tri[:, 1] - tri[:, 0]) + r[:, 1:] * (tri[:, 2] - tri[:, 0])
+
+
+def equal_triangles(v, f, n, generator):
+    idx = torch.randint(len(f), (n,), generator=generator)
+    tri = v[f[idx]]
+    r1 = torch.rand(n, 1, generator=generator).sqrt()
+    r2 = torch.rand(n, 1, generator=generator)
+    return (1 - r1) * tri[:, 0] + r1 * (1 - r2) * tri[:, 1] + r1 * r2 * tri[:, 2]
+
+
+def no_sqrt(v, f, n, generator):
+    idx = torch.multinomial(_areas(v, f), n, replacement=True, generator=generator)
+    tri = v[f[idx]]
+    r1 = torch.rand(n, 1, generator=generator)
+    r2 = torch.rand(n, 1, generator=generator)
+    return (1 - r1) * tri[:, 0] + r1 * (1 - r2) * tri[:, 1] + r1 * r2 * tri[:, 2]
+
+
+def normalised_weights(v, f, n, generator):
+    idx = torch.multinomial(_areas(v, f), n, replacement=True, generator=generator)
+    w = torch.rand(n, 3, generator=generator)
+    w = w / w.sum(-1, keepdim=True)
+    return (w[:, :, None] * v[f[idx]]).sum(1)
+
+
+def no_fold(v, f, n, generator):
+    idx = torch.multinomial(_areas(v, f), n, replacement=True, generator=generator)
+    tri = v[f[idx]]
+    r = torch.rand(n, 2, generator=generator)
+    return tri[:, 0] + r[:, :1] * (tri[:, 1] - tri[:, 0]) + r[:, 1:] * (tri[:, 2] - tri[:, 0])
+
+
+def ignores_generator(v, f, n, generator):
+    return good_sampler(v, f, n, torch.Generator().manual_seed(int(torch.randint(10**6, (1,)))))
+
+
+def test_sampling_reference_and_folding_pass():
+    assert checks.check_sample_triangle_mesh(good_sampler, quiet=True).passed
+    assert checks.check_sample_triangle_mesh(folding_sampler, quiet=True).passed
+
+
+def test_sampling_against_trimesh_sampler_passes():
+    """trimesh's own area-weighted sampler (seeded from the generator) is accepted too."""
+
+    def via_trimesh(v, f, n, generator):
+        seed = int(torch.randint(2**31 - 1, (1,), generator=generator))
+        mesh = trimesh.Trimesh(v.numpy(), f.numpy(), process=False)
+        pts, _ = trimesh.sample.sample_surface(mesh, n, seed=seed)
+        return torch.as_tensor(pts, dtype=v.dtype)
+
+    assert checks.check_sample_triangle_mesh(via_trimesh, quiet=True).passed
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (equal_triangles, "90% of the area"),
+        (no_sqrt, "crowd towards vertex 0"),
+        (normalised_weights, "crowd towards the centre"),
+        (no_fold, "not on the mesh"),
+        (ignores_generator, "seeded alike"),
+    ],
+)
+def test_sampling_mistakes_are_named(wrong, words):
+    res = checks.check_sample_triangle_mesh(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    assert words in res.message
+
+
+def test_sampling_shape_dtype_and_stub():
+    res = checks.check_sample_triangle_mesh(lambda v, f, n, g: good_sampler(v, f, n, g)[:-1], quiet=True)
+    assert res.status == "failed" and "shape" in res.message
+    res = checks.check_sample_triangle_mesh(lambda v, f, n, g: good_sampler(v, f, n, g).double(), quiet=True)
+    assert res.status == "failed" and "dtype" in res.message
+
+    def stub(v, f, n, generator):
+        raise NotImplementedError()
+
+    assert checks.check_sample_triangle_mesh(stub, quiet=True).status == "not_implemented"
+    res = checks.check_sample_triangle_mesh(lambda v, f, n, g: v[f][n], quiet=True)
+    assert res.status == "error" and "IndexError" in res.message
+
+
+def test_barycentric_helper_against_trimesh():
+    gen = torch.Generator().manual_seed(0)
+    tri = torch.randn(3, 3, generator=gen, dtype=torch.float64)
+    w = torch.rand(50, 3, generator=gen, dtype=torch.float64)
+    w = w / w.sum(-1, keepdim=True)
+    pts = w @ tri
+    got, dist = cd.barycentric(pts, tri)
+    ref = trimesh.triangles.points_to_barycentric(tri.numpy()[None].repeat(50, 0), pts.numpy())
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-9)
+    np.testing.assert_allclose(got.numpy(), w.numpy(), atol=1e-9)
+    assert float(dist.max()) < 1e-12
+
+
+# ---------------------------------------------------------------------------
+# voxelisation
+# ---------------------------------------------------------------------------
+def good_voxelize(occupancy_fn, resolution, bound=1.0):
+    c = -bound + (torch.arange(resolution) + 0.5) * (2 * bound / resolution)
+    pts = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), dim=-1)
+    return occupancy_fn(pts)
+
+
+def xy_indexing(occupancy_fn, resolution, bound=1.0):
+    c = -bound + (torch.arange(resolution) + 0.5) * (2 * bound / resolution)
+    return occupancy_fn(torch.stack(torch.meshgrid(c, c, c, indexing="xy"), dim=-1))
+
+
+def corners(occupancy_fn, resolution, bound=1.0):
+    c = torch.linspace(-bound, bound, resolution)
+    return occupancy_fn(torch.stack(torch.meshgrid(c, c, c, indexing="ij"), dim=-1))
+
+
+def zyx(occupancy_fn, resolution, bound=1.0):
+    return good_voxelize(occupancy_fn, resolution, bound).permute(2, 1, 0)
+
+
+def test_voxelize_reference_passes():
+    res = checks.check_voxelize(good_voxelize, quiet=True)
+    assert res.passed, res.verdict()
+
+
+def test_voxelize_loop_reference_matches_brute_force():
+    """The check's axis-by-axis reference agrees with a triple loop over cell centres."""
+    r, b = 5, 1.2
+    ref = cd._box_reference(r, b)
+    h = 2 * b / r
+    for i in range(r):
+        for j in range(r):
+            for k in range(r):
+                p = torch.tensor([-b + (i + 0.5) * h, -b + (j + 0.5) * h, -b + (k + 0.5) * h])
+                assert bool(cd._box_occupancy(p)) == bool(ref[i, j, k])
+    assert ref.any() and not ref.all()
+
+
+@pytest.mark.parametrize(
+    "wrong, words",
+    [
+        (xy_indexing, "indexing='ij'"),
+        (corners, "cell corners"),
+        (zyx, "(z, y, x)"),
+        (lambda fn, r, bound=1.0: ~good_voxelize(fn, r, bound), "swapped"),
+        (lambda fn, r, bound=1.0: good_voxelize(fn, r, bound).float(), "bool"),
+        (lambda fn, r, bound=1.0: good_voxelize(fn, r, 1.0), "voxels differ"),  # ignores bound
+    ],
+)
+def test_voxelize_mistakes_are_named(wrong, words):
+    res = checks.check_voxelize(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    assert words in res.message
+
+
+def test_voxelize_stub():
+    def stub(occupancy_fn, resolution, bound=1.0):
+        raise NotImplementedError()
+
+    assert checks.check_voxelize(stub, quiet=True).status == "not_implemented"
+
+
+# ---------------------------------------------------------------------------
+# memory
+# ---------------------------------------------------------------------------
+def good_count_bytes(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.numel()
+    if isinstance(obj, trimesh.Trimesh):
+        return obj.vertices.nbytes + obj.faces.nbytes
+    if isinstance(obj, torch.nn.Module):
+        return sum(good_count_bytes(p) for p in obj.parameters())
+    if isinstance(obj, dict):
+        return sum(good_count_bytes(v) for v in obj.values())
+    raise TypeError(type(obj))
+
+
+def test_count_bytes():
+    assert checks.check_count_bytes(good_count_bytes, quiet=True).passed
+
+    def no_faces(obj):
+        return obj.vertices.nbytes if isinstance(obj, trimesh.Trimesh) else good_count_bytes(obj)
+
+    res = checks.check_count_bytes(no_faces, quiet=True)
+    assert res.status == "failed" and "trimesh box" in res.message
+    res = checks.check_count_bytes(lambda o: torch.tensor(good_count_bytes(o)), quiet=True)
+    assert res.status == "failed" and "Python int" in res.message
+    res = checks.check_count_bytes(lambda o: o.numel(), quiet=True)  # elements, not bytes
+    assert res.status == "failed" and "120" in res.message
+
+    def stub(obj):
+        raise NotImplementedError()
+
+    assert checks.check_count_bytes(stub, quiet=True).status == "not_implemented"
