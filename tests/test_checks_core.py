@@ -75,3 +75,16 @@ def test_expect_close_reports_location():
 
 def test_not_callable_is_a_failure():
     assert checks.check_pairwise_sq_dists(3, quiet=True).status == "failed"
+
+
+def test_chamfer_check_names_the_usual_mistakes():
+    def nn(x, y):
+        return (torch.cdist(x, y) ** 2).min(-1).values
+
+    assert checks.check_chamfer(lambda x, y: (nn(x, y).mean(-1) + nn(y, x).mean(-1)).mean(), quiet=True)
+    one_way = checks.check_chamfer(lambda x, y: nn(x, y).mean(-1).mean(), quiet=True)
+    assert not one_way and "one direction" in one_way.message
+    summed = checks.check_chamfer(lambda x, y: (nn(x, y).mean(-1) + nn(y, x).mean(-1)).sum(), quiet=True)
+    assert not summed and "batch" in summed.message
+    per_cloud = checks.check_chamfer(lambda x, y: nn(x, y).mean(-1) + nn(y, x).mean(-1), quiet=True)
+    assert not per_cloud and "shape" in per_cloud.message

@@ -206,7 +206,7 @@ def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
             res = CheckResult(name, "passed", "passed", [detail] if detail else [])
         except NotImplementedYet:
             res = CheckResult(
-                name, "not_implemented", "not implemented yet — replace the `raise NotImplementedError()` with your code"
+                name, "not_implemented", "not implemented yet: replace the stub (`raise NotImplementedError()` or `...`) with your code"
             )
         except CheckFailed as exc:
             res = CheckResult(name, "failed", str(exc))

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import torch
 
-from ._core import call_student, expect, expect_close, expect_tensor, self_check
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
-__all__ = ["check_pairwise_sq_dists", "check_nearest_neighbour_dist"]
+__all__ = ["check_pairwise_sq_dists", "check_nearest_neighbour_dist", "check_chamfer"]
 
 
 def _clouds(seed: int, b: int = 3, n: int = 7, m: int = 5, dtype=torch.float32):
@@ -58,3 +58,24 @@ def check_nearest_neighbour_dist(fn) -> str:
     out2 = call_student(fn, x, y2)
     expect(float(out2[:, 2].abs().max()) < 1e-5, "a point with an exact copy in y should be at distance 0")
     return "matches a brute-force loop"
+
+
+@self_check
+def check_chamfer(fn) -> str:
+    """``fn(x (B,N,3), y (B,M,3)) -> ()``: the symmetric Chamfer distance (squared, mean + mean), batch-averaged."""
+    x, y = _clouds(2, b=2, n=8, m=5)
+    out = call_student(fn, x, y)
+    expect_tensor(out, "the result", shape=())
+    ref = torch.empty(2, dtype=torch.float64)
+    for bi in range(2):
+        d = torch.cdist(x[bi].double(), y[bi].double()) ** 2
+        ref[bi] = d.min(1).values.mean() + d.min(0).values.mean()
+    half = torch.stack([(torch.cdist(x[bi].double(), y[bi].double()) ** 2).min(1).values.mean() for bi in range(2)])
+    if torch.allclose(out.double(), half.mean(), atol=1e-5):
+        raise CheckFailed("you computed only one direction (x to y): add the y-to-x term")
+    if out.dim() == 0 and torch.allclose(out.double(), ref.sum(), atol=1e-5):
+        raise CheckFailed("you summed over the batch: average over it instead")
+    expect_close(out, ref.mean(), "the batch-averaged Chamfer distance", atol=1e-4)
+    expect_close(call_student(fn, y, x), out, "fn(y, x) (the Chamfer distance is symmetric)", atol=1e-4)
+    expect(float(call_student(fn, x, x).abs().max()) < 1e-5, "the distance of a cloud to itself should be 0")
+    return "matches a brute-force reference, symmetric, zero on identical clouds"

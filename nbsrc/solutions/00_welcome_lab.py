@@ -1,0 +1,114 @@
+# %% [markdown]
+# # 00 · Lab: warming up with point clouds
+#
+# Three small exercises that every later chapter builds on: squared distances between two
+# point clouds, nearest-neighbour distances, and the Chamfer distance. Each one is a function
+# to complete; the cell after it runs a **self-check**. Then you use your Chamfer distance to
+# train a point set with the course's training loop.
+#
+# Conventions: a batch of point clouds is a tensor of shape `(B, N, 3)`; write batched code
+# (no Python loops over points).
+
+# %%
+import torch
+
+from course_lib import checks, config, train, viz
+
+print(config.describe())
+
+# %% [markdown]
+# ## Exercise 1: pairwise squared distances
+#
+# Given `x` of shape `(B, N, 3)` and `y` of shape `(B, M, 3)`, return `D` of shape
+# `(B, N, M)` with $D_{b,i,j} = \lVert x_{b,i} - y_{b,j}\rVert^2$.
+#
+# *Hint:* broadcasting `x[:, :, None, :] - y[:, None, :, :]` has shape `(B, N, M, 3)`;
+# or expand $\lVert a-b\rVert^2 = \lVert a\rVert^2 - 2a\cdot b + \lVert b\rVert^2$.
+
+# %%
+def pairwise_sq_dists(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    diff = x[:, :, None, :] - y[:, None, :, :]
+    return (diff**2).sum(-1)
+    ### END SOLUTION
+
+
+# %%
+checks.check_pairwise_sq_dists(pairwise_sq_dists)
+
+# %% [markdown]
+# ## Exercise 2: nearest-neighbour distances
+#
+# For every point of `x`, the squared distance to its nearest point of `y`: a tensor of
+# shape `(B, N)`. Use your `pairwise_sq_dists`.
+
+# %%
+def nearest_neighbour_dist(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    return pairwise_sq_dists(x, y).min(dim=-1).values
+    ### END SOLUTION
+
+
+# %%
+checks.check_nearest_neighbour_dist(nearest_neighbour_dist)
+
+# %% [markdown]
+# ## Exercise 3: the Chamfer distance
+#
+# $$
+# \mathrm{CD}(X, Y) = \frac{1}{N}\sum_{i}\min_{j}\lVert x_i-y_j\rVert^2
+#   + \frac{1}{M}\sum_{j}\min_{i}\lVert x_i-y_j\rVert^2
+# $$
+#
+# for each cloud of the batch, then averaged over the batch: return a scalar (shape `()`),
+# ready to be a loss. One line is enough.
+
+# %%
+def chamfer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    cd = (nearest_neighbour_dist(x, y).mean(-1) + nearest_neighbour_dist(y, x).mean(-1)).mean()  # SOLUTION
+    return cd
+
+
+# %%
+checks.check_chamfer(chamfer)
+
+# %% [markdown]
+# ## Use it: learn a point set
+#
+# The parameters are the coordinates of `n` points; the loss is your Chamfer distance to
+# random samplings of a circle. `train.fit` runs the loop with a progress bar and returns
+# the history.
+
+# %%
+n_points = config.size("welcome.n_points")
+epochs = config.size("welcome.epochs")
+
+
+def circle(n, radius=0.8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(n, generator=g) * 2 * torch.pi
+    return torch.stack([radius * torch.cos(t), radius * torch.sin(t), torch.zeros(n)], -1)
+
+
+class PointSet(torch.nn.Module):
+    def __init__(self, n):
+        super().__init__()
+        self.xyz = torch.nn.Parameter(0.1 * torch.randn(n, 3))
+
+
+# %% tags=["uses-exercise"]
+model = PointSet(n_points)
+targets = [circle(n_points, seed=s) for s in range(8)]
+history = train.fit(
+    model, targets, loss_fn=lambda m, y: chamfer(m.xyz[None], y[None]), epochs=epochs, lr=0.02, seed=0
+)
+print(history.summary())
+radius = model.xyz.detach()[:, :2].norm(dim=-1)
+print(f"learned points: mean radius {radius.mean():.3f} (target 0.8), max |z| {model.xyz.detach()[:, 2].abs().max():.3f}")
+viz.plot_points(model.xyz.detach(), title="your learned point set")
+
+# %% [markdown]
+# ## What next
+#
+# Open `lectures/01_data_and_representations.ipynb`. If a self-check puzzles you, read its
+# message again: it says what it compared and where the first difference is.
