@@ -365,3 +365,28 @@ def test_k3d_missing_falls_back_to_plotly(monkeypatch):
         warnings.simplefilter("always")
         fig = viz.k3d_points(torch.randn(50, 3))
     assert isinstance(fig, go.Figure) and any("k3d is not installed" in str(r.message) for r in rec)
+
+
+# ---------------------------------------------------------------------------
+# curves and diagrams
+# ---------------------------------------------------------------------------
+def test_curves_carry_values_and_log_axes():
+    fig = viz.plot_curves([8, 16, 32], {"voxels": [512, 4096, 32768], "points": [1, None, 3]},
+                          log_x=True, log_y=True, xlabel="R")
+    assert [t.name for t in fig.data] == ["voxels", "points"]
+    np.testing.assert_array_equal(fig.data[0].y, [512, 4096, 32768])
+    assert np.isnan(fig.data[1].y[1])
+    assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
+    with pytest.raises(ValueError, match="values"):
+        viz.plot_curves([1, 2], {"a": [1]})
+
+
+def test_diagram_has_a_box_per_stage_and_arrows_between():
+    fig = viz.plot_diagram(["data", ("encoder", "E"), "latent", "decoder", "loss"], loop_back="gradients")
+    rects = [s for s in fig.layout.shapes if s.type == "rect"]
+    arrows = [a for a in fig.layout.annotations if a.showarrow]
+    assert len(rects) == 5
+    assert len(arrows) == 4 + 1  # between consecutive boxes, plus the loop back
+    assert any("gradients" in (a.text or "") for a in fig.layout.annotations)
+    with pytest.raises(ValueError):
+        viz.plot_diagram([])

@@ -16,6 +16,8 @@ from .gallery import REPRESENTATIONS, gallery, gallery_figure
 from .k3d_vis import k3d_available, k3d_points
 from .plotly_vis import (
     DEFAULT_MAX_POINTS,
+    plot_curves,
+    plot_diagram,
     plot_images,
     plot_mesh,
     plot_points,
@@ -35,6 +37,8 @@ __all__ = [
     "interact",
     "k3d_available",
     "k3d_points",
+    "plot_curves",
+    "plot_diagram",
     "plot_images",
     "plot_mesh",
     "plot_points",

@@ -12,7 +12,7 @@ occupied cells only, and arrays are passed to plotly as compact ``float32`` buff
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,8 @@ __all__ = [
     "voxel_faces",
     "plot_images",
     "plot_sdf_slice",
+    "plot_curves",
+    "plot_diagram",
     "subplots",
 ]
 
@@ -645,3 +647,98 @@ def subplots(
     out.update_layout(height=height or 380 * rows, showlegend=False,
                       margin={"l": 0, "r": 0, "t": 40, "b": 0})
     return out
+
+
+# ---------------------------------------------------------------------------
+# curves and diagrams
+# ---------------------------------------------------------------------------
+def plot_curves(
+    x: Sequence[float],
+    curves: Mapping[str, Sequence[float]],
+    *,
+    title: str | None = None,
+    xlabel: str = "",
+    ylabel: str = "",
+    log_x: bool = False,
+    log_y: bool = False,
+) -> go.Figure:
+    """Several named curves over the same ``x`` (e.g. memory versus resolution), one line each.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
+
+    Missing values may be ``None`` or NaN (a gap in the line).
+    """
+    xs = np.asarray(_to_numpy(x, "x"), dtype=np.float64)
+    if xs.ndim != 1 or len(xs) == 0:
+        raise ValueError(f"x should be a non-empty 1D sequence, got shape {tuple(xs.shape)}")
+    if not curves:
+        raise ValueError("curves is empty: nothing to plot")
+    fig = go.Figure()
+    for t, (name, ys) in enumerate(curves.items()):
+        y = np.array([np.nan if v is None else float(v) for v in ys], dtype=np.float64)
+        if y.shape != xs.shape:
+            raise ValueError(f"curve {name!r} has {len(y)} values for {len(xs)} x values")
+        fig.add_trace(go.Scatter(x=xs, y=y, mode="lines+markers", name=str(name),
+                                 line={"color": _QUALITATIVE[t % len(_QUALITATIVE)]}))
+    fig.update_layout(
+        title={"text": title, "x": 0.5, "xanchor": "center"} if title else None,
+        xaxis={"title": {"text": xlabel}, "type": "log" if log_x else "linear"},
+        yaxis={"title": {"text": ylabel}, "type": "log" if log_y else "linear"},
+        height=420, margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10},
+        legend={"orientation": "h", "y": -0.2},
+    )
+    return fig
+
+
+def plot_diagram(
+    stages: Sequence[str | tuple[str, str]],
+    *,
+    title: str | None = None,
+    colors: Sequence[str] | None = None,
+    loop_back: str | None = None,
+) -> go.Figure:
+    """A left-to-right block diagram: one box per stage, arrows between consecutive boxes.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb`` (the training setup).
+
+    Args:
+        stages: box labels, or ``(label, detail)`` pairs (the detail is written under the label).
+        title: figure title.
+        colors: fill colour per box.
+        loop_back: if given, a label for an arrow from the last box back to the second one
+            (e.g. "gradients" from the loss to the encoder).
+    """
+    items = [(s, "") if isinstance(s, str) else (str(s[0]), str(s[1])) for s in stages]
+    if not items:
+        raise ValueError("stages is empty: nothing to draw")
+    n = len(items)
+    palette = list(colors) if colors is not None else ["#deebf7"] * n
+    if len(palette) != n:
+        raise ValueError(f"got {len(palette)} colours for {n} stages")
+    width, gap = 1.0, 0.45
+    fig = go.Figure()
+    for t, ((label, detail), fill) in enumerate(zip(items, palette)):
+        x0 = t * (width + gap)
+        fig.add_shape(type="rect", x0=x0, x1=x0 + width, y0=0, y1=1, fillcolor=fill,
+                      line={"color": "#3b6ea8", "width": 2}, layer="below")
+        text = f"<b>{label}</b>" + (f"<br><span style='font-size:11px'>{detail}</span>" if detail else "")
+        fig.add_annotation(x=x0 + width / 2, y=0.5, text=text, showarrow=False, font={"size": 13})
+        if t:
+            fig.add_annotation(x=x0, y=0.5, ax=x0 - gap, ay=0.5, xref="x", yref="y", axref="x", ayref="y",
+                               text="", showarrow=True, arrowhead=2, arrowsize=1.2, arrowwidth=2,
+                               arrowcolor="#3b6ea8")
+    total = n * width + (n - 1) * gap
+    if loop_back and n >= 2:
+        x_last = (n - 1) * (width + gap) + width / 2
+        x_second = (width + gap) + width / 2
+        fig.add_shape(type="path", path=f"M {x_last},0 L {x_last},-0.35 L {x_second},-0.35 L {x_second},-0.02",
+                      line={"color": "#d62728", "width": 2, "dash": "dot"})
+        fig.add_annotation(x=x_second, y=0, ax=x_second, ay=-0.2, xref="x", yref="y", axref="x", ayref="y",
+                           text="", showarrow=True, arrowhead=2, arrowcolor="#d62728", arrowwidth=2)
+        fig.add_annotation(x=(x_last + x_second) / 2, y=-0.42, text=loop_back, showarrow=False,
+                           font={"color": "#d62728", "size": 12})
+    fig.update_xaxes(visible=False, range=[-0.1, total + 0.1])
+    fig.update_yaxes(visible=False, range=[-0.6, 1.15])
+    fig.update_layout(height=230, plot_bgcolor="white", margin={"l": 5, "r": 5, "t": 40 if title else 5, "b": 5},
+                      title={"text": title, "x": 0.5, "xanchor": "center"} if title else None)
+    return fig
