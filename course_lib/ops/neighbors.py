@@ -36,7 +36,8 @@ BACKENDS = ("auto", "kdtree", "brute")
 large enough inputs, ``brute`` (blocked torch) otherwise and always on GPUs."""
 
 _KDTREE_MAX_DIM = 8
-_KDTREE_MIN_PAIRS = 2**16  # below this many pairs per cloud, brute force is as fast
+_KDTREE_MIN_PAIRS = 2**12  # below this many pairs per cloud, brute force is as fast
+_LARGE_QUERY = 2**15  # queries of at least this many points use several threads
 
 
 def gather_points(x: Tensor, idx: Tensor) -> Tensor:
@@ -120,6 +121,22 @@ def _brute_search(
     return out
 
 
+def _tree_query(data: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k nearest points of ``data`` for each row of ``q`` (one cloud, CPU).
+
+    scipy's cKDTree (built without median balancing, which builds faster) on one thread for
+    small queries; for large ones pykdtree when installed (OpenMP: fast with free cores, but
+    each call pays a thread start-up that dominates small queries on a busy machine), else
+    cKDTree on all cores.
+    """
+    if len(q) >= _LARGE_QUERY and _PyKDTree is not None:
+        _, ii = _PyKDTree(data).query(q, k=k)
+        return np.asarray(ii)
+    workers = -1 if len(q) >= _LARGE_QUERY else 1
+    _, ii = cKDTree(data, balanced_tree=False, compact_nodes=False).query(q, k=k, workers=workers)
+    return np.asarray(ii)
+
+
 def _kdtree_search(x: Tensor, y: Tensor, k: int, x_lengths: Tensor | None, y_lengths: Tensor | None) -> Tensor:
     """KD-tree kNN indices (B, N, k) on the CPU (pykdtree if installed, else scipy)."""
     b, n, _ = x.shape
@@ -132,10 +149,7 @@ def _kdtree_search(x: Tensor, y: Tensor, k: int, x_lengths: Tensor | None, y_len
         ny = yn.shape[1] if y_lengths is None else int(y_lengths[i])
         q = np.ascontiguousarray(xn[i, :nx])
         data = np.ascontiguousarray(yn[i, :ny])
-        if _PyKDTree is not None:
-            _, ii = _PyKDTree(data).query(q, k=k)
-        else:
-            _, ii = cKDTree(data, balanced_tree=False, compact_nodes=False).query(q, k=k, workers=-1)
+        ii = _tree_query(data, q, k)
         out[i, :nx] = np.asarray(ii, dtype=np.int64).reshape(nx, k)
     return torch.from_numpy(out).to(x.device)
 
