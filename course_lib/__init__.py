@@ -29,8 +29,8 @@ _SUBMODULES = {
 
 
 def doctor(**kwargs: Any) -> Any:
-    """Print an environment report; see :func:`course_lib.doctor.doctor`."""
-    from .doctor import doctor as _doctor
+    """Print an environment report; see :mod:`course_lib._doctor`."""
+    from ._doctor import doctor as _doctor
 
     return _doctor(**kwargs)
 
