@@ -53,7 +53,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "data.image_size": {"ci": 32, "laptop": 64, "gpu": 128},
     # --- 01 data & representations -----------------------------------------
     "ch01.memory_resolutions": {
-        "ci": (8, 16, 32),
+        "ci": (16, 24, 32),
         "laptop": (16, 32, 64, 128),
         "gpu": (16, 32, 64, 128, 256),
     },

@@ -1,0 +1,184 @@
+# %% [markdown]
+# # 01 · Lab: sampling surfaces, voxelising shapes, counting bytes
+#
+# Three conversions between the representations of the lecture, written by you:
+#
+# 1. **mesh → points**: area-weighted sampling of a triangle mesh;
+# 2. **implicit shape → voxels**: occupancy at the centres of the cells of a grid;
+# 3. **how much memory?**: the bytes of tensors, meshes and networks, and the table
+#    of memory per representation that follows from it.
+#
+# Each exercise is a function to complete; the cell after it runs a **self-check** that
+# compares your function with independent references and with `course_lib`.
+
+# %%
+import torch
+
+from course_lib import checks, config, data, geometry, viz
+
+print(config.describe())
+n_points = config.size("ch01.lab_n_points")
+resolution = config.size("ch01.lab_voxel_resolution")
+shape = data.make_shape("chair", 3)
+mesh = shape.mesh(config.size("ch01.mesh_resolution"))
+print(shape, f"| mesh: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
+
+# %% [markdown]
+# ## Exercise 1: area-weighted surface sampling
+#
+# A triangle mesh is `vertices` `(V, 3)` and `faces` `(F, 3)` (indices of the three corners
+# of each triangle). A point **uniform on the surface** is drawn in two steps:
+#
+# 1. pick a triangle $f$ with probability $A_f / \sum_g A_g$, where the area is
+#    $A_f = \tfrac12 \lVert (b-a)\times(c-a)\rVert$ for corners $a, b, c$;
+# 2. pick a point uniform inside it. With $r_1, r_2 \sim U(0,1)$,
+#    $$p = (1-\sqrt{r_1})\,a + \sqrt{r_1}(1-r_2)\,b + \sqrt{r_1}\,r_2\,c .$$
+#
+# Why the square root? $\sqrt{r_1}$ is the (scaled) distance from $a$ to the segment through
+# the point parallel to $bc$; the length of that segment grows linearly with the distance, so
+# the density of the distance must grow linearly too, which is what $\sqrt{r_1}$ has
+# ($P(\sqrt{r_1}\le s) = s^2$). Without it, points crowd near $a$.
+#
+# Write `sample_triangle_mesh(vertices, faces, n, generator)` returning `(n, 3)` points with
+# the dtype of `vertices`. Draw **every** random number from `generator`
+# (`torch.multinomial(..., generator=generator)`, `torch.rand(..., generator=generator)`),
+# so that the result is reproducible. No Python loop over triangles or points.
+
+# %%
+def sample_triangle_mesh(vertices: torch.Tensor, faces: torch.Tensor, n: int,
+                         generator: torch.Generator) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    tri = vertices[faces]  # (F, 3, 3)
+    areas = 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
+    idx = torch.multinomial(areas, n, replacement=True, generator=generator)
+    a, b, c = tri[idx].unbind(dim=1)
+    r1 = torch.rand(n, 1, generator=generator, dtype=vertices.dtype).sqrt()
+    r2 = torch.rand(n, 1, generator=generator, dtype=vertices.dtype)
+    return (1 - r1) * a + r1 * (1 - r2) * b + r1 * r2 * c
+    ### END SOLUTION
+
+
+# %%
+checks.check_sample_triangle_mesh(sample_triangle_mesh)
+
+# %% [markdown]
+# **Use it.** Sample the chair's mesh and compare with the library's sampler
+# (`course_lib.geometry.sample_mesh_surface`). Two independent samplings of the same
+# surface are close in Chamfer distance; yours should be as close to the library's as the
+# library's is to itself with another seed.
+
+# %% tags=["uses-exercise"]
+from course_lib.ops import chamfer_distance  # noqa: E402
+
+v = torch.tensor(mesh.vertices, dtype=torch.float32)
+f = torch.tensor(mesh.faces, dtype=torch.long)
+mine = sample_triangle_mesh(v, f, n_points, torch.Generator().manual_seed(0))
+lib_a, _ = geometry.sample_mesh_surface(mesh, n_points, seed=1)
+lib_b, _ = geometry.sample_mesh_surface(mesh, n_points, seed=2)
+print(f"Chamfer(yours, library) = {chamfer_distance(mine, lib_a).item():.2e}")
+print(f"Chamfer(library, library with another seed) = {chamfer_distance(lib_b, lib_a).item():.2e}")
+viz.subplots([viz.plot_points(mine, color="y", title="your samples"),
+              viz.plot_points(lib_a, color="y", title="course_lib.geometry.sample_mesh_surface")])
+
+# %% [markdown]
+# ## Exercise 2: voxelisation from an occupancy function
+#
+# A voxel grid of resolution $R$ splits the box $[-b, b]^3$ into $R^3$ cubic cells of side
+# $h = 2b/R$. Cell $(i, j, k)$ has its centre at
+# $$c_{ijk} = \big(-b + (i+\tfrac12)h,\; -b + (j+\tfrac12)h,\; -b + (k+\tfrac12)h\big),$$
+# and we call it occupied when its centre is inside the shape. `occupancy_fn` maps points
+# `(..., 3)` to a bool tensor `(...)` (for a procedural shape: `shape.occupancy`, i.e.
+# `shape.sdf(p) < 0`).
+#
+# Write `voxelize(occupancy_fn, resolution, bound=1.0)` returning a bool tensor
+# `(R, R, R)` with `grid[i, j, k]` the cell at $(x_i, y_j, z_k)$ (index order x, y, z;
+# `torch.meshgrid(..., indexing="ij")` gives that order).
+
+# %%
+def voxelize(occupancy_fn, resolution: int, bound: float = 1.0) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    h = 2 * bound / resolution
+    c = -bound + (torch.arange(resolution, dtype=torch.float32) + 0.5) * h
+    centres = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), dim=-1)  # (R, R, R, 3)
+    return occupancy_fn(centres).bool()
+    ### END SOLUTION
+
+
+# %%
+checks.check_voxelize(voxelize)
+
+# %% [markdown]
+# **Use it.** Voxelise the chair at two resolutions. At low resolution thin parts (legs,
+# the back's slats) vanish or thicken: a cell is all or nothing.
+
+# %% tags=["uses-exercise"]
+coarse = voxelize(shape.occupancy, resolution // 2)
+fine = voxelize(shape.occupancy, resolution)
+print(f"{resolution // 2}^3: {int(coarse.sum())} occupied cells; {resolution}^3: {int(fine.sum())} occupied cells")
+viz.subplots([viz.plot_voxels(coarse), viz.plot_voxels(fine)])
+
+# %% [markdown]
+# ## Exercise 3: how many bytes?
+#
+# Write `count_bytes(obj)` returning an `int`:
+#
+# - a tensor: bytes per element × number of elements (`t.element_size() * t.numel()`);
+# - a `trimesh.Trimesh`: the bytes of its `vertices` and `faces` arrays (numpy's `.nbytes`);
+# - a `torch.nn.Module`: the bytes of its parameters;
+# - a `dict`, `list` or `tuple`: the sum over its values.
+
+# %%
+import trimesh  # noqa: E402
+
+
+def count_bytes(obj) -> int:
+    ### BEGIN SOLUTION
+    if isinstance(obj, torch.Tensor):
+        return obj.element_size() * obj.numel()
+    if isinstance(obj, trimesh.Trimesh):
+        return int(obj.vertices.nbytes + obj.faces.nbytes)
+    if isinstance(obj, torch.nn.Module):
+        return sum(count_bytes(p) for p in obj.parameters())
+    if isinstance(obj, dict):
+        return sum(count_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(count_bytes(v) for v in obj)
+    raise TypeError(f"cannot count the bytes of {type(obj).__name__}")
+    ### END SOLUTION
+
+
+# %%
+checks.check_count_bytes(count_bytes)
+
+# %% [markdown]
+# **Use it: the memory table.** For each resolution $R$, the bytes of the chair as
+# a bool voxel grid (your `voxelize`), a float32 SDF grid, a marching-cubes mesh, a point
+# cloud with as many points as the mesh has vertices, and an MLP that represents the SDF
+# (its size does not depend on $R$ at all; how *well* it represents the shape does).
+# Dense grids grow as $R^3$; surfaces (meshes, points) grow as $R^2$.
+
+# %% tags=["uses-exercise"]
+resolutions = config.size("ch01.memory_resolutions")
+mlp = torch.nn.Sequential(torch.nn.Linear(3, 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
+                          torch.nn.ReLU(), torch.nn.Linear(128, 1))
+table = {"voxels (bool)": [], "SDF grid (float32)": [], "mesh": [], "points (float32)": [], "MLP SDF": []}
+for r in resolutions:
+    m = shape.mesh(r)
+    table["voxels (bool)"].append(count_bytes(voxelize(shape.occupancy, r)))
+    table["SDF grid (float32)"].append(count_bytes(geometry.sdf_grid(shape, r)))
+    table["mesh"].append(count_bytes(m))
+    table["points (float32)"].append(count_bytes(torch.zeros(len(m.vertices), 3)))
+    table["MLP SDF"].append(count_bytes(mlp))
+for name, row in table.items():
+    print(f"{name:>20}: " + "  ".join(f"R={r}: {b / 1024:9.1f} KiB" for r, b in zip(resolutions, row)))
+viz.plot_curves(resolutions, table, log_x=True, log_y=True, xlabel="resolution R", ylabel="bytes",
+                title="memory per representation")
+
+# %% [markdown]
+# ## To go further
+#
+# - Make `sample_triangle_mesh` also return the normal of the triangle each point came from.
+# - Voxelise a *point cloud* instead of an occupancy function: mark the cells that contain
+#   at least one point (`torch.floor`, then `index_put_`). Which cells does it miss?
+# - Fit a straight line to log(bytes) versus log(R) for each representation of the table:
+#   the slopes should be close to 3 (grids) and 2 (surfaces).
