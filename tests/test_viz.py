@@ -390,3 +390,16 @@ def test_diagram_has_a_box_per_stage_and_arrows_between():
     assert any("gradients" in (a.text or "") for a in fig.layout.annotations)
     with pytest.raises(ValueError):
         viz.plot_diagram([])
+
+
+def test_k3d_plot_carries_a_static_fallback():
+    pytest.importorskip("k3d")
+    from IPython.core.formatters import DisplayFormatter
+
+    pts = torch.randn(20_000, 3)
+    plot = viz.k3d_points(pts)
+    data, _meta = DisplayFormatter().format(plot)
+    assert vw.WIDGET_MIME in data and "text/html" in data
+    static = data[vw.PLOTLY_MIME]
+    assert static["data"][0]["type"] == "scatter3d"
+    assert "10,000 of 20,000" in static["layout"]["title"]["text"]

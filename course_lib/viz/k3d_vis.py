@@ -113,4 +113,28 @@ def k3d_points(
     if plot is None:
         plot = k3d.plot(height=height, grid_visible=False)
     plot += obj
+    _attach_static_fallback(plot, pts, color, name)
     return plot
+
+
+def _attach_static_fallback(plot: Any, pts: np.ndarray, color: Any, name: str | None) -> None:
+    """Make the plot display with a capped plotly copy next to the widget view.
+
+    A frontend without the widget manager (nbviewer, a headless run) then shows the
+    static figure instead of nothing.  Only the points drawn by :func:`k3d_points` are
+    in the fallback.
+    """
+    from .widgets import static_bundle
+
+    widget_bundle = plot._repr_mimebundle_
+
+    def bundle(**kwargs: Any) -> Any:
+        out = static_bundle(plot_points(pts, color=color, title=name))
+        got = widget_bundle(**kwargs)
+        if isinstance(got, tuple):  # (data, metadata), as anywidget returns it
+            out.update(got[0] or {})
+            return out, got[1]
+        out.update(got or {})
+        return out
+
+    plot._repr_mimebundle_ = bundle

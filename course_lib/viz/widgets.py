@@ -200,7 +200,8 @@ class Interactive:
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         bundle = static_bundle(self.initial_figure)
-        bundle.update(self.widget._repr_mimebundle_())
+        got = self.widget._repr_mimebundle_()
+        bundle.update((got[0] if isinstance(got, tuple) else got) or {})
         args = ", ".join(f"{k}={v!r}" for k, v in self.values.items())
         bundle["text/plain"] = f"<interactive figure ({args})>"
         return bundle
