@@ -22,8 +22,9 @@ from __future__ import annotations
 import functools
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
