@@ -1,0 +1,395 @@
+"""Analytic primitives and CSG nodes with signed distance functions in torch.
+
+Introduced in ``lectures/01_data_representations.ipynb``.
+
+Conventions
+-----------
+* Every SDF is negative inside, positive outside, zero on the surface.
+* A primitive is defined in its *local* frame (centred at the origin, axis of
+  revolution along local ``y``) and placed in the world by a rotation ``R``
+  (columns = local axes expressed in world coordinates) and a centre ``t``:
+  ``p_world = R @ p_local + t``.  Rigid motions keep an SDF exact.
+* Exact SDFs: :class:`Sphere`, :class:`Box`, :class:`RoundBox`, :class:`Cylinder`,
+  :class:`Capsule`, :class:`Torus`.  :class:`Ellipsoid` returns a *bound*:
+  ``(|p / r| - 1) * min(r)`` has the right sign and never exceeds the true
+  distance in absolute value (the scaled-sphere argument), so sphere tracing
+  stays safe and the zero level set is the exact ellipsoid.
+* CSG: :class:`Union` (min), :class:`Intersection` (max) and
+  :class:`Difference` (``max(a, -b)``).  Min of exact SDFs is exact outside the
+  union and a bound inside; max and difference give bounds with the right sign.
+
+Each node also knows its *support function* ``h(d) = max_{x in node} <d, x>``
+(used for the exact bounding box) and an upper bound on ``max |x|`` over the
+node (used for the unit-sphere normalisation); both are computed in float64
+NumPy from the parameters, without sampling.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "Node", "Primitive", "Sphere", "Box", "RoundBox", "Cylinder", "Capsule",
+    "Ellipsoid", "Torus", "Union", "Intersection", "Difference", "rotation",
+]
+
+
+def rotation(axis: str | Sequence[float], angle: float) -> np.ndarray:
+    """A 3x3 rotation matrix about ``axis`` ("x", "y", "z" or a 3-vector) by ``angle`` radians."""
+    if isinstance(axis, str):
+        a = {"x": (1.0, 0.0, 0.0), "y": (0.0, 1.0, 0.0), "z": (0.0, 0.0, 1.0)}[axis]
+    else:
+        a = axis
+    u = np.asarray(a, dtype=np.float64)
+    u = u / np.linalg.norm(u)
+    c, s = math.cos(angle), math.sin(angle)
+    ux = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
+    return c * np.eye(3) + s * ux + (1 - c) * np.outer(u, u)
+
+
+def _tensor(x: np.ndarray | float, like: Tensor) -> Tensor:
+    return torch.as_tensor(np.asarray(x), dtype=like.dtype, device=like.device)
+
+
+_TINY = 1e-20
+
+
+def _sqrt(x: Tensor) -> Tensor:
+    """``sqrt`` with a finite gradient at 0 (adds 1e-20: value changes by <= 1e-10)."""
+    return torch.sqrt(x + _TINY)
+
+
+def _length(x: Tensor) -> Tensor:
+    return _sqrt((x * x).sum(dim=-1))
+
+
+class Node:
+    """Base class of SDF nodes (primitives and CSG operations)."""
+
+    exact: bool = False
+
+    def sdf(self, p: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def support(self, d: np.ndarray) -> float:  # pragma: no cover - abstract
+        """``max_{x in node} <d, x>`` for a world direction ``d`` (float64, may be a bound)."""
+        raise NotImplementedError
+
+    def max_radius(self) -> float:  # pragma: no cover - abstract
+        """An upper bound (exact for most primitives) on ``max |x|`` over the node."""
+        raise NotImplementedError
+
+    def transformed(self, scale: float, shift: np.ndarray) -> Node:  # pragma: no cover
+        """The node mapped by ``x -> scale * (x - shift)``."""
+        raise NotImplementedError
+
+
+class Primitive(Node):
+    """A convex primitive placed by rotation ``R`` and centre ``t``."""
+
+    def __init__(self, center: Sequence[float] = (0.0, 0.0, 0.0), rot: np.ndarray | None = None) -> None:
+        self.t = np.asarray(center, dtype=np.float64).reshape(3)
+        self.R = np.eye(3) if rot is None else np.asarray(rot, dtype=np.float64).reshape(3, 3)
+
+    # --- local <-> world ---------------------------------------------------
+    def _local(self, p: Tensor) -> Tensor:
+        # p_local = R^T (p - t); with row vectors: (p - t) @ R
+        return (p - _tensor(self.t, p)) @ _tensor(self.R, p)
+
+    def sdf(self, p: Tensor) -> Tensor:
+        return self.local_sdf(self._local(p))
+
+    def local_sdf(self, q: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def support(self, d: np.ndarray) -> float:
+        d = np.asarray(d, dtype=np.float64)
+        return float(d @ self.t) + self.local_support(self.R.T @ d)
+
+    def local_support(self, d: np.ndarray) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _scaled_params(self, scale: float) -> dict:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def transformed(self, scale: float, shift: np.ndarray) -> Primitive:
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.t = scale * (self.t - np.asarray(shift, dtype=np.float64))
+        new.R = self.R.copy()
+        for k, v in self._scaled_params(scale).items():
+            setattr(new, k, v)
+        return new
+
+
+class Sphere(Primitive):
+    """Sphere of radius ``r`` (exact SDF)."""
+
+    exact = True
+
+    def __init__(self, r: float, center: Sequence[float] = (0, 0, 0)) -> None:
+        super().__init__(center)
+        self.r = float(r)
+
+    def local_sdf(self, q: Tensor) -> Tensor:
+        return _length(q) - self.r
+
+    def local_support(self, d: np.ndarray) -> float:
+        return self.r * float(np.linalg.norm(d))
+
+    def max_radius(self) -> float:
+        return float(np.linalg.norm(self.t)) + self.r
+
+    def _scaled_params(self, scale: float) -> dict:
+        return {"r": self.r * scale}
+
+
+class Box(Primitive):
+    """Box with half extents ``b`` (exact SDF)."""
+
+    exact = True
+
+    def __init__(self, b: Sequence[float], center: Sequence[float] = (0, 0, 0),
+                 rot: np.ndarray | None = None) -> None:
+        super().__init__(center, rot)
+        self.b = np.asarray(b, dtype=np.float64).reshape(3)
+
+    def local_sdf(self, q: Tensor) -> Tensor:
+        d = q.abs() - _tensor(self.b, q)
+        outside = _length(d.clamp(min=0.0))
+        inside = d.max(dim=-1).values.clamp(max=0.0)
+        return outside + inside
+
+    def local_support(self, d: np.ndarray) -> float:
+        return float(np.abs(d) @ self.b)
+
+    def _corners(self, b: np.ndarray) -> np.ndarray:
+        signs = np.array([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)], float)
+        return (signs * b) @ self.R.T + self.t
+
+    def max_radius(self) -> float:
+        return float(np.linalg.norm(self._corners(self.b), axis=1).max())
+
+    def _scaled_params(self, scale: float) -> dict:
+        return {"b": self.b * scale}
+
+
+class RoundBox(Box):
+    """Box with half extents ``b`` whose edges are rounded with radius ``r`` (exact SDF).
+
+    ``b`` are the *outer* half extents; ``r`` must not exceed ``min(b)``.
+    """
+
+    def __init__(self, b: Sequence[float], r: float, center: Sequence[float] = (0, 0, 0),
+                 rot: np.ndarray | None = None) -> None:
+        super().__init__(b, center, rot)
+        self.r = float(min(r, float(self.b.min())))
+
+    def local_sdf(self, q: Tensor) -> Tensor:
+        d = q.abs() - _tensor(self.b - self.r, q)
+        outside = _length(d.clamp(min=0.0))
+        inside = d.max(dim=-1).values.clamp(max=0.0)
+        return outside + inside - self.r
+
+    def local_support(self, d: np.ndarray) -> float:
+        return float(np.abs(d) @ (self.b - self.r)) + self.r * float(np.linalg.norm(d))
+
+    def max_radius(self) -> float:
+        return float(np.linalg.norm(self._corners(self.b - self.r), axis=1).max()) + self.r
+
+    def _scaled_params(self, scale: float) -> dict:
+        return {"b": self.b * scale, "r": self.r * scale}
+
+
+class Cylinder(Primitive):
+    """Capped cylinder of radius ``r`` and half height ``h`` along local ``y`` (exact SDF)."""
+
+    exact = True
+
+    def __init__(self, r: float, h: float, center: Sequence[float] = (0, 0, 0),
+                 rot: np.ndarray | None = None) -> None:
+        super().__init__(center, rot)
+        self.r, self.h = float(r), float(h)
+
+    def local_sdf(self, q: Tensor) -> Tensor:
+        radial = _sqrt(q[..., 0] ** 2 + q[..., 2] ** 2) - self.r
+        axial = q[..., 1].abs() - self.h
+        outside = _sqrt(radial.clamp(min=0) ** 2 + axial.clamp(min=0) ** 2)
+        inside = torch.maximum(radial, axial).clamp(max=0.0)
+        return outside + inside
+
+    def local_support(self, d: np.ndarray) -> float:
+        return self.r * float(math.hypot(d[0], d[2])) + self.h * abs(float(d[1]))
+
+    def max_radius(self) -> float:
+        n = self.R[:, 1]
+        best = 0.0
+        for s in (-1.0, 1.0):
+            c = self.t + s * self.h * n
+            perp = float(np.linalg.norm(c - (c @ n) * n))
+            best = max(best, math.sqrt(float(c @ c) + self.r ** 2 + 2 * self.r * perp))
+        return best
+
+    def _scaled_params(self, scale: float) -> dict:
+        return {"r": self.r * scale, "h": self.h * scale}
+
+
+class Capsule(Primitive):
+    """Capsule: points within distance ``r`` of the segment ``a``-``b`` (exact SDF)."""
+
+    exact = True
+
+    def __init__(self, a: Sequence[float], b: Sequence[float], r: float) -> None:
+        super().__init__((0, 0, 0))
+        self.a = np.asarray(a, dtype=np.float64).reshape(3)
+        self.b = np.asarray(b, dtype=np.float64).reshape(3)
+        self.r = float(r)
+
+    def sdf(self, p: Tensor) -> Tensor:
+        a, b = _tensor(self.a, p), _tensor(self.b, p)
+        ab = b - a
+        ap = p - a
+        denom = float(max((self.b - self.a) @ (self.b - self.a), 1e-24))
+        h = ((ap @ ab) / denom).clamp(0.0, 1.0)
+        return _length(ap - h[..., None] * ab) - self.r
+
+    def support(self, d: np.ndarray) -> float:
+        d = np.asarray(d, dtype=np.float64)
+        return max(float(d @ self.a), float(d @ self.b)) + self.r * float(np.linalg.norm(d))
+
+    def max_radius(self) -> float:
+        return max(float(np.linalg.norm(self.a)), float(np.linalg.norm(self.b))) + self.r
+
+    def transformed(self, scale: float, shift: np.ndarray) -> Capsule:
+        shift = np.asarray(shift, dtype=np.float64)
+        return Capsule(scale * (self.a - shift), scale * (self.b - shift), scale * self.r)
+
+
+class Ellipsoid(Primitive):
+    """Axis-aligned (in its local frame) ellipsoid with radii ``radii``.
+
+    Its SDF is the *bound* ``(|q / r| - 1) * min(r)``: right sign, exact zero set,
+    ``|bound| <= true distance`` everywhere, gradient normal to the surface on it.
+    """
+
+    exact = False
+
+    def __init__(self, radii: Sequence[float], center: Sequence[float] = (0, 0, 0),
+                 rot: np.ndarray | None = None) -> None:
+        super().__init__(center, rot)
+        self.radii = np.asarray(radii, dtype=np.float64).reshape(3)
+
+    def local_sdf(self, q: Tensor) -> Tensor:
+        k = _length(q / _tensor(self.radii, q))
+        return (k - 1.0) * float(self.radii.min())
+
+    def local_support(self, d: np.ndarray) -> float:
+        return float(np.linalg.norm(self.radii * d))
+
+    def max_radius(self) -> float:
+        return float(np.linalg.norm(self.t)) + float(self.radii.max())
+
+    def _scaled_params(self, scale: float) -> dict:
+        return {"radii": self.radii * scale}
+
+
+class Torus(Primitive):
+    """Torus in the local ``xz`` plane (axis local ``y``): major radius ``R0``, tube radius ``r`` (exact)."""
+
+    exact = True
+
+    def __init__(self, R0: float, r: float, center: Sequence[float] = (0, 0, 0),
+                 rot: np.ndarray | None = None) -> None:
+        super().__init__(center, rot)
+        self.R0, self.r = float(R0), float(r)
+
+    def local_sdf(self, q: Tensor) -> Tensor:
+        radial = _sqrt(q[..., 0] ** 2 + q[..., 2] ** 2) - self.R0
+        return _sqrt(radial ** 2 + q[..., 1] ** 2) - self.r
+
+    def local_support(self, d: np.ndarray) -> float:
+        return self.R0 * float(math.hypot(d[0], d[2])) + self.r * float(np.linalg.norm(d))
+
+    def max_radius(self) -> float:
+        n = self.R[:, 1]
+        perp = float(np.linalg.norm(self.t - (self.t @ n) * n))
+        return math.sqrt(float(self.t @ self.t) + self.R0 ** 2 + 2 * self.R0 * perp) + self.r
+
+    def _scaled_params(self, scale: float) -> dict:
+        return {"R0": self.R0 * scale, "r": self.r * scale}
+
+
+class Union(Node):
+    """``min`` of the children: exact outside when the children are exact, a bound inside."""
+
+    def __init__(self, *children: Node) -> None:
+        if not children:
+            raise ValueError("Union needs at least one child")
+        self.children = tuple(children)
+
+    def sdf(self, p: Tensor) -> Tensor:
+        out = self.children[0].sdf(p)
+        for c in self.children[1:]:
+            out = torch.minimum(out, c.sdf(p))
+        return out
+
+    def support(self, d: np.ndarray) -> float:
+        return max(c.support(d) for c in self.children)
+
+    def max_radius(self) -> float:
+        return max(c.max_radius() for c in self.children)
+
+    def transformed(self, scale: float, shift: np.ndarray) -> Union:
+        return Union(*(c.transformed(scale, shift) for c in self.children))
+
+
+class Intersection(Node):
+    """``max`` of the children (a bound with the right sign)."""
+
+    def __init__(self, *children: Node) -> None:
+        if not children:
+            raise ValueError("Intersection needs at least one child")
+        self.children = tuple(children)
+
+    def sdf(self, p: Tensor) -> Tensor:
+        out = self.children[0].sdf(p)
+        for c in self.children[1:]:
+            out = torch.maximum(out, c.sdf(p))
+        return out
+
+    def support(self, d: np.ndarray) -> float:  # an upper bound
+        return min(c.support(d) for c in self.children)
+
+    def max_radius(self) -> float:
+        return min(c.max_radius() for c in self.children)
+
+    def transformed(self, scale: float, shift: np.ndarray) -> Intersection:
+        return Intersection(*(c.transformed(scale, shift) for c in self.children))
+
+
+class Difference(Node):
+    """``a`` minus ``b``: ``max(sdf_a, -sdf_b)`` (a bound with the right sign).
+
+    The support and radius are those of ``a`` (an upper bound); the shapes of
+    ShapeNet-lite only carve cavities that leave the extremes of ``a`` intact.
+    """
+
+    def __init__(self, a: Node, b: Node) -> None:
+        self.a, self.b = a, b
+
+    def sdf(self, p: Tensor) -> Tensor:
+        return torch.maximum(self.a.sdf(p), -self.b.sdf(p))
+
+    def support(self, d: np.ndarray) -> float:
+        return self.a.support(d)
+
+    def max_radius(self) -> float:
+        return self.a.max_radius()
+
+    def transformed(self, scale: float, shift: np.ndarray) -> Difference:
+        return Difference(self.a.transformed(scale, shift), self.b.transformed(scale, shift))
