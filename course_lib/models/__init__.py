@@ -17,3 +17,13 @@ from .encoders import (  # noqa: F401
     receptive_fields,
     rgbd_input,
 )
+
+# --- 06 surfaces: AtlasNet and 3D-CODED --------------------------------------
+# isort: split
+from .atlasnet import (  # noqa: F401
+    AtlasNet,
+    AtlasOutput,
+    PatchDecoder,
+    atlasnet_loss,
+    mesh_quality,
+)
