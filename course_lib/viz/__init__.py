@@ -12,7 +12,6 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 from __future__ import annotations
 
-from .gallery import REPRESENTATIONS, gallery, gallery_figure
 from .k3d_vis import k3d_available, k3d_points
 from .plotly_vis import (
     DEFAULT_MAX_POINTS,
@@ -26,6 +25,7 @@ from .plotly_vis import (
     subplots,
     voxel_faces,
 )
+from .shape_gallery import REPRESENTATIONS, gallery, gallery_figure
 from .widgets import Interactive, interact, static_bundle, widgets_available
 
 __all__ = [
