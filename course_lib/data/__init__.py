@@ -1,10 +1,22 @@
 """ShapeNet-lite: procedural shapes with exact SDFs, samplers, rendered views, datasets, real-data loaders.
 
-Introduced in ``lectures/01_data_representations.ipynb``.
+Introduced in ``lectures/01_data_and_representations.ipynb``.
 """
 
 from __future__ import annotations
 
+from .samplers import (
+    DEFAULT_SIGMAS,
+    sample_near_surface,
+    sample_occupancy,
+    sample_sdf,
+    voxel_centers,
+    voxelize,
+)
 from .shapes import CATEGORIES, GENERATOR_VERSION, MAX_SEED, Shape, make_shape
+from .views import look_at, render
 
-__all__ = ["CATEGORIES", "GENERATOR_VERSION", "MAX_SEED", "Shape", "make_shape"]
+__all__ = [
+    "CATEGORIES", "DEFAULT_SIGMAS", "GENERATOR_VERSION", "MAX_SEED", "Shape", "look_at", "make_shape",
+    "render", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
+]

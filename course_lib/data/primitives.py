@@ -1,6 +1,6 @@
 """Analytic primitives and CSG nodes with signed distance functions in torch.
 
-Introduced in ``lectures/01_data_representations.ipynb``.
+Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 Conventions
 -----------

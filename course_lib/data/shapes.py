@@ -1,6 +1,6 @@
 """ShapeNet-lite: procedural shape categories with exact (or bounded) signed distance functions.
 
-Introduced in ``lectures/01_data_representations.ipynb``.
+Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 Every shape is a union of named *parts*, each part a CSG tree of analytic
 primitives (:mod:`course_lib.data.primitives`) whose sizes and structure are drawn
@@ -409,7 +409,7 @@ def _as_points(points: Any) -> Tensor:
 class Shape:
     """One ShapeNet-lite shape: a union of named parts with an SDF, meshes and samples.
 
-    Introduced in ``lectures/01_data_representations.ipynb``.  Build it with
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  Build it with
     :func:`make_shape`.  Attributes: ``category``, ``seed``, ``label`` (index in
     :data:`CATEGORIES`), ``parts`` (the distinct part names), ``center`` and
     ``scale`` (raw frame -> normalised frame: ``x_norm = scale * (x_raw - center)``).
@@ -541,7 +541,7 @@ class Shape:
 def make_shape(category: str, seed: int) -> Shape:
     """The shape number ``seed`` of ``category`` (deterministic on every machine).
 
-    Introduced in ``lectures/01_data_representations.ipynb``.
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
 
     >>> s = make_shape("chair", 0)
     >>> s.label == CATEGORIES.index("chair")

@@ -1,6 +1,6 @@
 """Geometry conversions: surface sampling, voxels, SDF grids, marching cubes, Poisson reconstruction.
 
-Introduced in ``lectures/01_data_representations.ipynb``.
+Introduced in ``lectures/01_data_and_representations.ipynb``.
 """
 
 from __future__ import annotations

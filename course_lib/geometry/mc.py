@@ -1,6 +1,6 @@
 """Dense SDF grids and marching cubes (scikit-image).
 
-Introduced in ``lectures/01_data_representations.ipynb`` (used again in ``lectures/07_implicit_fields.ipynb``).
+Introduced in ``lectures/01_data_and_representations.ipynb`` (used again in ``lectures/07_implicit_fields.ipynb``).
 
 Grid convention (shared by :func:`sdf_grid` and :func:`marching_cubes`): a grid of
 resolution ``R`` holds values at the ``R**3`` *nodes* ``linspace(-bound, bound, R)``
@@ -40,7 +40,7 @@ def grid_points(resolution: int, bound: float = 1.0, device: torch.device | str 
                 dtype: torch.dtype = torch.float32) -> Tensor:
     """The ``(R, R, R, 3)`` node coordinates ``linspace(-bound, bound, R)`` (index order x, y, z).
 
-    Introduced in ``lectures/01_data_representations.ipynb``.
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
     """
     resolution = _check_resolution(resolution)
     bound = _check_bound(bound)
@@ -64,7 +64,7 @@ def sdf_grid(fn_or_shape: Any, resolution: int, bound: float = 1.0, *,
              device: torch.device | str | None = None, chunk: int = 262144) -> Tensor:
     """Evaluate an SDF (a callable or a ``Shape``) at the grid nodes; returns ``(R, R, R)`` float32.
 
-    Introduced in ``lectures/01_data_representations.ipynb``.
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
 
     ``fn_or_shape`` maps points ``(N, 3)`` to values ``(N,)``; it is called in chunks of
     ``chunk`` points on ``device`` (default: the CPU, or the device of a torch module's
@@ -88,7 +88,7 @@ def sdf_grid(fn_or_shape: Any, resolution: int, bound: float = 1.0, *,
 def marching_cubes(grid: Tensor | np.ndarray, level: float = 0.0, bound: float = 1.0) -> trimesh.Trimesh:
     """Extract the ``level`` iso-surface of a node grid as a watertight, outward-oriented mesh.
 
-    Introduced in ``lectures/01_data_representations.ipynb``.
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
 
     ``grid`` follows the convention of :func:`sdf_grid` (values at
     ``linspace(-bound, bound, R)``, index order x, y, z) with **values below

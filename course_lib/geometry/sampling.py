@@ -1,6 +1,6 @@
 """Area-weighted sampling of mesh surfaces.
 
-Introduced in ``lectures/01_data_representations.ipynb``.
+Introduced in ``lectures/01_data_and_representations.ipynb``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def as_trimesh(mesh: Any) -> trimesh.Trimesh:
 def sample_mesh_surface(mesh: Any, n: int, seed: int | None = 0) -> tuple[Tensor, Tensor]:
     """``n`` points uniformly distributed over the surface area, with the face normals.
 
-    Introduced in ``lectures/01_data_representations.ipynb``.
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
 
     A face is chosen with probability proportional to its area, then a point
     uniformly inside it (barycentric ``(1 - sqrt(u), sqrt(u) (1 - v), sqrt(u) v)``).

@@ -1,0 +1,150 @@
+"""Samplers on ShapeNet-lite shapes: SDF and occupancy samples, voxel grids.
+
+Introduced in ``lectures/01_data_and_representations.ipynb`` (used again in
+``lectures/03_voxels.ipynb`` and ``lectures/07_implicit_fields.ipynb``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .shapes import Shape, check_seed
+
+__all__ = ["sample_sdf", "sample_occupancy", "sample_near_surface", "voxelize", "voxel_centers"]
+
+DEFAULT_SIGMAS: tuple[float, float] = (0.01, 0.05)
+"""Standard deviations of the two near-surface Gaussians (DeepSDF uses variances 0.0025 and 0.00025,
+i.e. sigma 0.05 and ~0.016, for shapes in the unit sphere)."""
+
+
+def _check_shape(shape: Any) -> Shape:
+    if not isinstance(shape, Shape):
+        raise TypeError(f"expected a course_lib.data.Shape (from make_shape), got {type(shape).__name__}")
+    return shape
+
+
+def _check_n(n: Any, name: str = "n") -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"{name} must be a positive int, got {n!r}")
+    return int(n)
+
+
+def _check_fraction(f: Any) -> float:
+    f = float(f)
+    if not 0.0 <= f <= 1.0:
+        raise ValueError(f"near_surface_fraction must be in [0, 1], got {f}")
+    return f
+
+
+def _check_sigmas(sigmas: Sequence[float]) -> tuple[float, ...]:
+    s = tuple(float(x) for x in sigmas)
+    if not s or any(not np.isfinite(x) or x <= 0 for x in s):
+        raise ValueError(f"sigmas must be positive numbers, got {sigmas!r}")
+    return s
+
+
+def _generator(shape: Shape, seed: int | None, salt: int) -> torch.Generator:
+    s = shape.seed if seed is None else check_seed(seed)
+    g = torch.Generator()
+    ss = np.random.SeedSequence([s, salt, shape.label])
+    g.manual_seed(int(ss.generate_state(1, np.uint64)[0] & 0x7FFF_FFFF_FFFF_FFFF))
+    return g
+
+
+def sample_near_surface(shape: Shape, n: int, sigmas: Sequence[float] = DEFAULT_SIGMAS,
+                        seed: int | None = None) -> Tensor:
+    """``n`` points: surface samples plus isotropic Gaussian noise, the scales used in equal shares.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Points are clipped to ``[-1, 1]^3``.
+    """
+    shape = _check_shape(shape)
+    n = _check_n(n)
+    sigmas = _check_sigmas(sigmas)
+    g = _generator(shape, seed, 11)
+    surf_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+    pts, _ = shape.sample_surface(n, seed=surf_seed)
+    scale = torch.tensor(sigmas, dtype=torch.float32)[torch.arange(n) % len(sigmas)]
+    noise = torch.randn(n, 3, generator=g) * scale[:, None]
+    return (pts + noise).clamp(-1.0, 1.0)
+
+
+def _mixed_points(shape: Shape, n: int, near_surface_fraction: float, sigmas: Sequence[float],
+                  seed: int | None, salt: int) -> Tensor:
+    n = _check_n(n)
+    frac = _check_fraction(near_surface_fraction)
+    n_near = int(round(frac * n))
+    g = _generator(shape, seed, salt)
+    parts = []
+    if n_near:
+        near_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=g))
+        parts.append(sample_near_surface(shape, n_near, sigmas, seed=near_seed))
+    if n - n_near:
+        parts.append(torch.rand(n - n_near, 3, generator=g) * 2 - 1)
+    pts = torch.cat(parts)
+    perm = torch.randperm(n, generator=g)
+    return pts[perm].contiguous()
+
+
+@torch.no_grad()
+def sample_sdf(shape: Shape, n: int, near_surface_fraction: float = 0.8,
+               sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int | None = None,
+               device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """SDF samples as in DeepSDF: ``(points (n, 3), sdf (n,))`` float32.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
+
+    A fraction ``near_surface_fraction`` of the points are surface samples moved by
+    Gaussian noise (the scales ``sigmas`` in equal shares); the rest are uniform in
+    ``[-1, 1]^3``.  The order is shuffled.  ``seed=None`` derives the randomness from
+    the shape's seed (reproducible).  The SDF values are those of :meth:`Shape.sdf`
+    (exact outside, a bound with the right sign inside).
+    """
+    shape = _check_shape(shape)
+    pts = _mixed_points(shape, n, near_surface_fraction, sigmas, seed, 21)
+    if device is not None:
+        pts = pts.to(device)
+    return pts, shape.sdf(pts).float()
+
+
+@torch.no_grad()
+def sample_occupancy(shape: Shape, n: int, near_surface_fraction: float = 0.5,
+                     sigmas: Sequence[float] = DEFAULT_SIGMAS, seed: int | None = None,
+                     device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """Occupancy samples as in Occupancy Networks: ``(points (n, 3) float32, inside (n,) bool)``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Same sampling as
+    :func:`sample_sdf` (default: half near the surface, half uniform in ``[-1, 1]^3``).
+    """
+    shape = _check_shape(shape)
+    pts = _mixed_points(shape, n, near_surface_fraction, sigmas, seed, 31)
+    if device is not None:
+        pts = pts.to(device)
+    return pts, shape.occupancy(pts)
+
+
+def voxel_centers(resolution: int, bound: float = 1.0, device: torch.device | str | None = None) -> Tensor:
+    """Centres of the ``R^3`` cells of ``[-bound, bound]^3``: ``(R, R, R, 3)``, index order x, y, z.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.
+    """
+    resolution = _check_n(resolution, "resolution")
+    h = 2.0 * bound / resolution
+    t = -bound + h * (torch.arange(resolution, dtype=torch.float32, device=device) + 0.5)
+    return torch.stack(torch.meshgrid(t, t, t, indexing="ij"), dim=-1)
+
+
+@torch.no_grad()
+def voxelize(shape: Shape, resolution: int, device: torch.device | str | None = None) -> Tensor:
+    """Voxel occupancy ``(R, R, R)`` bool: cell ``[i, j, k]`` of ``[-1, 1]^3`` is full when its centre is inside.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  Index order x, y, z
+    (``grid[i]`` is the slab at ``x = -1 + (i + 0.5) * 2 / R``).
+    """
+    shape = _check_shape(shape)
+    centers = voxel_centers(resolution, 1.0, device)
+    return shape.occupancy(centers.reshape(-1, 3)).reshape(centers.shape[:3])
