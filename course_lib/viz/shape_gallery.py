@@ -83,7 +83,9 @@ def gallery_figure(
                              title=f"{name}: SDF on the plane z = 0")
     else:
         views = data.render(shape, size=image_size)
-        fig = plot_images([views["rgb"], views["depth"], views["silhouette"]],
+        depth = views["depth"].float().clone()
+        depth[views["silhouette"] <= 0] = float("nan")  # background: blank, not "depth 0"
+        fig = plot_images([views["rgb"], depth, views["silhouette"]],
                           titles=["RGB", "depth", "silhouette"])
         fig.update_layout(title={"text": f"{name}: rendered views", "x": 0.5, "xanchor": "center"},
                           margin={"t": 70})
