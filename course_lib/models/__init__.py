@@ -27,3 +27,9 @@ from .atlasnet import (  # noqa: F401
     atlasnet_loss,
     mesh_quality,
 )
+from .coded import (  # noqa: F401
+    Template,
+    TemplateDeformer,
+    make_template,
+    transfer_labels,
+)

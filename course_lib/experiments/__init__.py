@@ -1,0 +1,1 @@
+"""Experiments of the chapters (data, training and evaluation recipes shared by notebooks and benchmarks)."""
