@@ -256,6 +256,11 @@ def test_subplots_mixes_scenes_and_images():
     out = viz.subplots([f1, f2, f3], cols=3)
     assert [t.type for t in out.data] == ["scatter3d", "heatmap", "mesh3d"]
     assert out.layout.scene.aspectmode == "data" and out.layout.scene2.aspectmode == "data"
+    assert out.layout.scene.camera.up.y == 1
+    assert list(out.layout.scene2.xaxis.range) == [-1, 1]  # the voxel figure's box is kept
+    top = viz.plot_points(torch.randn(5, 3))
+    top.update_scenes(camera={"up": {"x": 0, "y": 0, "z": 1}, "eye": {"x": 0, "y": 0, "z": 2}})
+    assert viz.subplots([top, f1]).layout.scene.camera.eye.z == 2
     assert out.layout.annotations[0].text == "cloud"
     assert not out.data[0].marker.showscale
     assert out.layout.yaxis.autorange == "reversed"

@@ -643,7 +643,14 @@ def subplots(
             if src_y.autorange == "reversed" or (src_y.scaleanchor is not None):
                 xref = out.get_subplot(r, c).xaxis.plotly_name.replace("axis", "")
                 out.update_yaxes(autorange=src_y.autorange, scaleanchor=xref, row=r, col=c)
-    out.update_scenes(aspectmode="data", camera=CAMERA)
+        else:  # keep the figure's own camera and axis ranges
+            src = f.layout.scene
+            scene = out.get_subplot(r, c)
+            scene.update(aspectmode="data", camera=src.camera if src.camera.up.y is not None
+                         or src.camera.up.z is not None else CAMERA)
+            for ax in ("xaxis", "yaxis", "zaxis"):
+                if src[ax].range is not None:
+                    scene[ax].range = src[ax].range
     out.update_layout(height=height or 380 * rows, showlegend=False,
                       margin={"l": 0, "r": 0, "t": 40, "b": 0})
     return out
