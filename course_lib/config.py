@@ -67,9 +67,58 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch01.lab_n_points": {"ci": 2000, "laptop": 10000, "gpu": 10000},
     "ch01.lab_voxel_resolution": {"ci": 16, "laptop": 32, "gpu": 32},
     # --- 02 encoders --------------------------------------------------------
+    # training points per cloud, batch size; test point counts and jitter levels
     "ch02.n_points": {"ci": 256, "laptop": 1024, "gpu": 1024},
-    "ch02.epochs": {"ci": 1, "laptop": 30, "gpu": 100},
     "ch02.batch_size": {"ci": 16, "laptop": 32, "gpu": 32},
+    "ch02.test_points": {
+        "ci": (32, 64, 128, 256, 512),
+        "laptop": (64, 128, 256, 512, 1024, 2048),
+        "gpu": (64, 128, 256, 512, 1024, 2048),
+    },
+    "ch02.jitter_sigmas": {
+        "ci": (0.0, 0.02, 0.05),
+        "laptop": (0.0, 0.01, 0.02, 0.05, 0.1),
+        "gpu": (0.0, 0.01, 0.02, 0.05, 0.1),
+    },
+    # architectures (keyword arguments of the encoders, plus "head" widths and "dropout")
+    "ch02.pointnet": {
+        "ci": {"feat_dim": 64, "hidden": (16, 32), "head": (32,)},
+        "laptop": {"feat_dim": 512, "hidden": (64, 128), "head": (256, 128)},
+        "gpu": {"feat_dim": 1024, "hidden": (64, 128), "input_transform": True,
+                "feature_transform": True, "head": (512, 256)},
+    },
+    "ch02.pointnet2": {
+        "ci": {"levels": ((32, 0.3, 16, (16, 32)), (8, 0.6, 16, (32, 32))), "global_mlp": (32, 64),
+               "head": (32,)},
+        "laptop": {"levels": ((128, 0.2, 32, (32, 32, 64)), (32, 0.4, 32, (64, 64, 128))),
+                   "global_mlp": (128, 256, 512), "head": (256, 128)},
+        "gpu": {"levels": ((512, 0.2, 32, (64, 64, 128)), (128, 0.4, 64, (128, 128, 256))),
+                "global_mlp": (256, 512, 1024), "head": (512, 256)},
+    },
+    "ch02.dgcnn": {
+        "ci": {"k": 10, "channels": (16, 16, 32), "emb_dim": 64, "norm_after_max": True, "head": (32,)},
+        "laptop": {"k": 20, "channels": (32, 32, 64, 64), "emb_dim": 256, "norm_after_max": True,
+                   "head": (256, 128)},
+        "gpu": {"k": 20, "channels": (64, 64, 128, 256), "emb_dim": 1024, "head": (512, 256)},
+    },
+    # training: epochs, learning rate (Adam, cosine schedule), optional cap on batches per epoch
+    "ch02.train_pointnet": {
+        "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
+        "laptop": {"epochs": 12, "lr": 2e-3},
+        "gpu": {"epochs": 100, "lr": 1e-3},
+    },
+    "ch02.train_pointnet2": {
+        "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
+        "laptop": {"epochs": 6, "lr": 2e-3},
+        "gpu": {"epochs": 100, "lr": 1e-3},
+    },
+    "ch02.train_dgcnn": {
+        "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
+        "laptop": {"epochs": 6, "lr": 2e-3},
+        "gpu": {"epochs": 100, "lr": 1e-3},
+    },
+    # image encoders on the rendered views
+    "ch02.resnet_width": {"ci": 8, "laptop": 16, "gpu": 64},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},

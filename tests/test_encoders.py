@@ -135,7 +135,7 @@ def test_bad_input_raises(bad, err):
 def test_pointnet_permutation_invariance():
     x = _cloud(2, 100, seed=1)
     m = _warm_bn(E.PointNet(feat_dim=64, hidden=(16, 32), input_transform=True, feature_transform=True,
-                            tnet_scale=0.125), x)
+                            tnet_scale=0.0625), x)
     perm = torch.randperm(100, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
         a, b = m(x).global_feature, m(x[:, perm]).global_feature
@@ -158,9 +158,37 @@ def test_pointnet2_permutation_invariance_with_fixed_fps_start():
     assert (a - b).abs().max() < 1e-5
 
 
-def test_dgcnn_permutation_invariance():
+def test_pointnet2_grouping_and_order():
+    # balls hold more than n_samples points: the paper's ball query keeps the first ones in index
+    # order (order dependent); knn_in_ball keeps the nearest ones (order independent)
+    x = _cloud(2, 200, seed=13)
+    g = torch.Generator().manual_seed(14)
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(199, generator=g)])
+    errs = {}
+    for grouping in ("ball_query", "knn_in_ball"):
+        torch.manual_seed(0)
+        m = E.PointNet2(levels=((16, 0.5, 8, (8, 16)),), global_mlp=(16, 32), grouping=grouping)
+        m = _warm_bn(m, x)
+        with torch.no_grad():
+            errs[grouping] = (m(x).global_feature - m(x[:, perm]).global_feature).abs().max().item()
+            out = m(x)
+        d2 = ((x[:, :, None] - out.levels[0]["xyz"][:, None]) ** 2).sum(-1)  # (B, N, M)
+        members = out.levels[0]["group_idx"]
+        for b in range(2):
+            for c in range(16):
+                inside = d2[b, :, c] <= 0.25
+                assert inside[members[b, c]].all()
+                if grouping == "knn_in_ball" and inside.sum() >= 8:
+                    nearest = d2[b, :, c].topk(8, largest=False).indices
+                    assert set(members[b, c].tolist()) == set(nearest.tolist())
+    assert errs["knn_in_ball"] < 1e-5
+    assert errs["ball_query"] > 1e-4
+
+
+@pytest.mark.parametrize("after_max", [False, True])
+def test_dgcnn_permutation_invariance(after_max):
     x = _cloud(2, 80, seed=5)
-    m = _warm_bn(_small_dgcnn(), x)
+    m = _warm_bn(_small_dgcnn(norm_after_max=after_max), x)
     perm = torch.randperm(80, generator=torch.Generator().manual_seed(6))
     with torch.no_grad():
         a, b = m(x).global_feature, m(x[:, perm]).global_feature
@@ -206,11 +234,12 @@ def test_critical_points_reproduce_global_feature():
 # ---------------------------------------------------------------------------
 # EdgeConv and DGCNN against brute-force loops
 # ---------------------------------------------------------------------------
-def test_edgeconv_matches_brute_force_loop():
+@pytest.mark.parametrize("after_max", [False, True])
+def test_edgeconv_matches_brute_force_loop(after_max):
     torch.manual_seed(0)
     B, N, C, Co, k = 2, 7, 3, 4, 3
     x = torch.randn(B, N, C, dtype=torch.float64)
-    conv = E.EdgeConv(C, Co, k).double()
+    conv = E.EdgeConv(C, Co, k, norm_after_max=after_max).double()
     with torch.no_grad():
         conv.bn.running_mean.uniform_(-0.5, 0.5)
         conv.bn.running_var.uniform_(0.5, 2.0)
@@ -228,13 +257,15 @@ def test_edgeconv_matches_brute_force_loop():
         _, nn_idx = tree.query(xn[b], k=k)
         for i in range(N):
             assert set(idx[b, i].tolist()) == set(nn_idx[i].tolist())
+            def bn_act(e):
+                e = (e - bn.running_mean.numpy()) * scale + bn.bias.detach().numpy()
+                return np.where(e > 0, e, 0.2 * e)
+
             best = np.full(Co, -np.inf)
             for j in nn_idx[i]:
                 e = W @ np.concatenate([xn[b, j] - xn[b, i], xn[b, i]])
-                e = (e - bn.running_mean.numpy()) * scale + bn.bias.detach().numpy()
-                e = np.where(e > 0, e, 0.2 * e)
-                best = np.maximum(best, e)
-            np.testing.assert_allclose(out[b, i].numpy(), best, atol=1e-10)
+                best = np.maximum(best, e if after_max else bn_act(e))
+            np.testing.assert_allclose(out[b, i].numpy(), bn_act(best) if after_max else best, atol=1e-10)
 
 
 def test_dgcnn_recomputes_knn_in_feature_space():
@@ -371,6 +402,7 @@ def test_resnet_skip_connections():
                                  hidden=(8,), dropout=0.0),
     lambda: E.PointNet2Classifier(_small_pn2(out_dim=8), 4, hidden=(8,), dropout=0.0),
     lambda: E.DGCNNClassifier(_small_dgcnn(out_dim=8), 4, hidden=(8,), dropout=0.0),
+    lambda: E.DGCNNClassifier(_small_dgcnn(out_dim=8, norm_after_max=True), 4, hidden=(8,), dropout=0.0),
 ])
 def test_gradient_reaches_all_parameters(make):
     torch.manual_seed(0)

@@ -336,6 +336,13 @@ class SetAbstraction(nn.Module):
     MLP and max-pooled over the neighbourhood.  ``n_centers=None`` is the final
     "group all" level: one centre at the origin, every point in its group, global
     coordinates.
+
+    ``grouping="ball_query"`` is the paper's: the *first* ``n_samples`` points (in
+    index order) inside the ball, so when a ball holds more, which ones are kept
+    depends on the order of the input and the level is not exactly permutation
+    invariant.  ``grouping="knn_in_ball"`` keeps the ``n_samples`` *nearest* points
+    instead (those beyond the radius replaced by the nearest one), which does not
+    depend on the order.
     """
 
     def __init__(
@@ -346,8 +353,12 @@ class SetAbstraction(nn.Module):
         in_channels: int,
         mlp: Sequence[int],
         normalize_local: bool = True,
+        grouping: str = "ball_query",
     ) -> None:
         super().__init__()
+        if grouping not in ("ball_query", "knn_in_ball"):
+            raise ValueError(f"grouping must be 'ball_query' or 'knn_in_ball', got {grouping!r}")
+        self.grouping = grouping
         if n_centers is not None and (radius is None or radius <= 0 or not n_samples or n_samples < 1):
             raise ValueError("a sampled SetAbstraction level needs radius > 0 and n_samples >= 1")
         self.n_centers = n_centers
@@ -374,7 +385,12 @@ class SetAbstraction(nn.Module):
             m = min(self.n_centers, N)
             center_idx = _ops.farthest_point_sampling(xyz, m, start_idx=fps_start)
             new_xyz = _ops.gather_points(xyz, center_idx)
-            group_idx = _ops.ball_query(xyz, new_xyz, float(self.radius), min(int(self.n_samples), N))
+            k = min(int(self.n_samples), N)
+            if self.grouping == "ball_query":
+                group_idx = _ops.ball_query(xyz, new_xyz, float(self.radius), k)
+            else:
+                d2, group_idx = _ops.knn(new_xyz, xyz, k)
+                group_idx = torch.where(d2 <= float(self.radius) ** 2, group_idx, group_idx[..., :1])
             local = _ops.gather_points(xyz, group_idx) - new_xyz[:, :, None]  # (B, M, k, 3)
             if self.normalize_local:
                 local = local / float(self.radius)
@@ -408,6 +424,9 @@ class PointNet2(nn.Module):
         Optional ``gamma`` MLP on the pooled vector, as in :class:`PointNet`.
     normalize_local:
         Divide local coordinates by the radius (keeps their scale near 1 at every level).
+    grouping:
+        ``"ball_query"`` (the paper) or ``"knn_in_ball"`` (order independent), see
+        :class:`SetAbstraction`.
     """
 
     def __init__(
@@ -420,6 +439,7 @@ class PointNet2(nn.Module):
         global_mlp: Sequence[int] = (256, 512, 1024),
         out_dim: int | None = None,
         normalize_local: bool = True,
+        grouping: str = "ball_query",
     ) -> None:
         super().__init__()
         if in_dim < 3:
@@ -428,7 +448,8 @@ class PointNet2(nn.Module):
         sa = []
         channels = self.in_dim - 3
         for n_centers, radius, n_samples, mlp in levels:
-            sa.append(SetAbstraction(int(n_centers), float(radius), int(n_samples), channels, mlp, normalize_local))
+            sa.append(SetAbstraction(int(n_centers), float(radius), int(n_samples), channels, mlp, normalize_local,
+                                     grouping))
             channels = int(mlp[-1])
         sa.append(SetAbstraction(None, None, None, channels, global_mlp))
         self.sa = nn.ModuleList(sa)
@@ -480,11 +501,19 @@ class EdgeConv(nn.Module):
     changes from layer to layer: the "dynamic graph".  Since ``W [x_j - x_i, x_i] =
     W_1 x_j + (W_2 - W_1) x_i``, the linear map is applied per point and only the sum
     is formed per edge; this is exact and saves ``k`` times the matrix products.
+
+    ``norm_after_max=True`` is a cheaper variant for CPUs: ``x_i' = act(BN(max_j W
+    [x_j - x_i, x_i]))``, i.e. BatchNorm and activation after the max, on ``N`` points
+    instead of ``N k`` edges.  Since ``max_j (W_1 x_j + (W_2 - W_1) x_i) = (W_2 - W_1)
+    x_i + max_j W_1 x_j``, no ``(B, N, k, C)`` tensor is kept for the backward pass.
+    The two differ only through BatchNorm (statistics over points instead of edges,
+    and a negative BN scale turning the paper's max into a min).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, k: int = 20) -> None:
+    def __init__(self, in_channels: int, out_channels: int, k: int = 20, norm_after_max: bool = False) -> None:
         super().__init__()
         self.in_channels, self.out_channels, self.k = int(in_channels), int(out_channels), int(k)
+        self.norm_after_max = bool(norm_after_max)
         self.linear = nn.Linear(2 * self.in_channels, self.out_channels, bias=False)
         self.bn = _BatchNormLast(self.out_channels)
         self.act = nn.LeakyReLU(0.2)
@@ -497,9 +526,31 @@ class EdgeConv(nn.Module):
         w1, w2 = self.linear.weight[:, : self.in_channels], self.linear.weight[:, self.in_channels:]
         a = F.linear(x, w1)  # applied to x_j
         b = F.linear(x, w2 - w1)  # applied to x_i
+        if self.norm_after_max:
+            return self.act(self.bn(b + _neighbour_max(a, knn_idx))), knn_idx
         edges = _ops.gather_points(a, knn_idx) + b[:, :, None]  # (B, N, k, C')
         out = self.act(self.bn(edges)).max(dim=2).values
         return out, knn_idx
+
+
+def _neighbour_max(a: Tensor, knn_idx: Tensor) -> Tensor:
+    """``out[b, i, c] = max_{j in knn_idx[b, i]} a[b, j, c]``, differentiable in ``a``.
+
+    The winners are found without autograd; the gradient then flows through a
+    ``(B, N, C)`` gather instead of a ``(B, N, k, C)`` one.
+    """
+    B, N, C = a.shape
+    flat = a.reshape(B * N, C)
+    rows = (knn_idx + torch.arange(B, device=a.device)[:, None, None] * N).reshape(B * N, -1)
+    with torch.no_grad():  # a running max over the k neighbours: k gathers of (B N, C)
+        best = flat.index_select(0, rows[:, 0])
+        src = rows[:, :1].expand(-1, C).clone()
+        for j in range(1, rows.shape[1]):
+            cand = flat.index_select(0, rows[:, j])
+            better = cand > best
+            best = torch.where(better, cand, best)
+            src = torch.where(better, rows[:, j: j + 1].expand(-1, C), src)
+    return flat.gather(0, src).reshape(B, N, C)
 
 
 class DGCNN(nn.Module):
@@ -512,6 +563,7 @@ class DGCNN(nn.Module):
     shared layer to ``emb_dim`` and a max over the points.  The paper uses widths
     (64, 64, 128, 256), ``emb_dim=1024``, ``k=20`` and concatenates max and mean
     pooling; ``pool="max"`` (default) keeps the max only, as PointNet does.
+    ``norm_after_max`` selects the cheaper EdgeConv variant (see :class:`EdgeConv`).
     """
 
     def __init__(
@@ -522,6 +574,7 @@ class DGCNN(nn.Module):
         emb_dim: int = 1024,
         out_dim: int | None = None,
         pool: str = "max",
+        norm_after_max: bool = False,
     ) -> None:
         super().__init__()
         if pool not in ("max", "max+mean"):
@@ -531,7 +584,7 @@ class DGCNN(nn.Module):
         self.in_dim, self.k, self.pool = int(in_dim), int(k), pool
         convs, cin = [], self.in_dim
         for c in channels:
-            convs.append(EdgeConv(cin, int(c), self.k))
+            convs.append(EdgeConv(cin, int(c), self.k, norm_after_max))
             cin = int(c)
         self.convs = nn.ModuleList(convs)
         self.emb = SharedMLP((sum(int(c) for c in channels), int(emb_dim)), activation="leaky_relu")

@@ -1,0 +1,408 @@
+"""Shape classification on ShapeNet-lite with the point encoders of chapter 02.
+
+Introduced in ``lectures/02_encoders.ipynb``.
+
+Everything a notebook needs to train and evaluate PointNet, PointNet++ and DGCNN as
+classifiers, with the sizes of the active profile (``config.sizes(prefix="ch02.")``):
+
+* :func:`load_point_clouds`: a split of ShapeNet-lite as two tensors (points, labels);
+* :func:`augment_points`, :func:`jitter_points`, :func:`random_subset`: augmentation
+  (random rotation about the up axis ``y``, anisotropic scaling, Gaussian jitter);
+* :func:`build_classifier`, :func:`fit_kwargs`, :func:`train_classifier`: the models and
+  the arguments of :func:`course_lib.train.fit` / :func:`course_lib.train.train_or_load`;
+* :func:`evaluate_accuracy`, :func:`accuracy_vs_points`, :func:`accuracy_vs_jitter`,
+  :func:`permutation_error`: the measurements of the chapter.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, TensorDataset
+
+from course_lib import config
+from course_lib.models.encoders import (
+    DGCNN,
+    DGCNNClassifier,
+    PointClassifier,
+    PointNet,
+    PointNet2,
+    PointNet2Classifier,
+    PointNetClassifier,
+    orthogonality_regularizer,
+)
+
+__all__ = [
+    "MODELS",
+    "UP_AXIS",
+    "load_point_clouds",
+    "make_loader",
+    "random_subset",
+    "jitter_points",
+    "rotate_up",
+    "augment_points",
+    "ClassificationLoss",
+    "accuracy_fn",
+    "build_classifier",
+    "fit_kwargs",
+    "checkpoint_path",
+    "train_classifier",
+    "evaluate_accuracy",
+    "accuracy_vs_points",
+    "accuracy_vs_jitter",
+    "permutation_error",
+]
+
+MODELS: tuple[str, ...] = ("pointnet", "pointnet2", "dgcnn")
+"""The point encoders of the chapter, by name."""
+
+UP_AXIS = 1
+"""ShapeNet-lite shapes stand with ``y`` up (see :mod:`course_lib.data`)."""
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+def load_point_clouds(
+    split: str, n_points: int | None = None, *, profile: str | None = None,
+    categories: Sequence[str] | None = None,
+) -> tuple[Tensor, Tensor]:
+    """A split of ShapeNet-lite as ``(points (S, N, 3) float32, labels (S,) long)``.
+
+    ``n_points=None`` keeps the dataset's default (``config`` key ``data.n_surface_points``).
+    The shapes of different splits come from different seeds (held out).
+    """
+    from course_lib.data import ShapeNetLite
+
+    ds = ShapeNetLite(split, representations=("points",), n_points=n_points, categories=categories,
+                      profile=profile)
+    if len(ds) == 0:
+        raise ValueError(f"the {split!r} split of ShapeNet-lite is empty for profile {profile!r}")
+    items = [ds[i] for i in range(len(ds))]
+    points = torch.stack([torch.as_tensor(it["points"], dtype=torch.float32) for it in items])
+    labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)
+    return points, labels
+
+
+def make_loader(points: Tensor, labels: Tensor, batch_size: int, *, shuffle: bool = False,
+                seed: int = 0, drop_last: bool = False) -> DataLoader:
+    """A ``DataLoader`` over ``(points, labels)`` yielding ``[points (B, N, 3), labels (B,)]``."""
+    if points.shape[0] != labels.shape[0]:
+        raise ValueError(f"{points.shape[0]} clouds but {labels.shape[0]} labels")
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(TensorDataset(points, labels), batch_size=batch_size, shuffle=shuffle,
+                      generator=gen if shuffle else None, drop_last=drop_last)
+
+
+def _check_cloud(points: Any, who: str) -> Tensor:
+    if not isinstance(points, Tensor) or not points.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point tensor of points (B, N, 3)")
+    if points.dim() != 3 or points.shape[-1] != 3:
+        raise ValueError(f"{who} expects points of shape (B, N, 3), got {tuple(points.shape)}")
+    return points
+
+
+def random_subset(points: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` distinct points of each cloud, chosen uniformly at random: ``(B, N, 3) -> (B, n, 3)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``generator`` must live on ``points``' device.
+    """
+    _check_cloud(points, "random_subset")
+    B, N, _ = points.shape
+    if not 1 <= n <= N:
+        raise ValueError(f"cannot take {n} points out of clouds of {N}")
+    if n == N:
+        return points
+    keys = torch.rand(B, N, device=points.device, generator=generator)
+    idx = keys.argsort(dim=1)[:, :n]
+    return torch.gather(points, 1, idx[..., None].expand(-1, -1, points.shape[-1]))
+
+
+def jitter_points(points: Tensor, sigma: float, clip: float | None = None,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """Add i.i.d. Gaussian noise of standard deviation ``sigma`` (clipped to ``±clip``) to every coordinate.
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    _check_cloud(points, "jitter_points")
+    if sigma < 0:
+        raise ValueError(f"sigma must be >= 0, got {sigma}")
+    if sigma == 0:
+        return points
+    noise = torch.randn(points.shape, device=points.device, dtype=points.dtype, generator=generator) * sigma
+    if clip is not None:
+        noise = noise.clamp(-clip, clip)
+    return points + noise
+
+
+def rotate_up(points: Tensor, angles: Tensor) -> Tensor:
+    """Rotate each cloud ``b`` by ``angles[b]`` (radians) about the up axis ``y``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    _check_cloud(points, "rotate_up")
+    c, s = torch.cos(angles), torch.sin(angles)
+    zero, one = torch.zeros_like(c), torch.ones_like(c)
+    rot = torch.stack([c, zero, s, zero, one, zero, -s, zero, c], dim=-1).view(-1, 3, 3)
+    return points @ rot.transpose(1, 2).to(points.dtype)
+
+
+def augment_points(
+    points: Tensor,
+    *,
+    rotate: bool = True,
+    scale: tuple[float, float] | None = (0.8, 1.25),
+    jitter: float = 0.01,
+    jitter_clip: float = 0.05,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Training-time augmentation of a batch ``(B, N, 3)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  A random rotation about the up axis
+    (shapes keep standing), a random anisotropic scale per axis in ``scale``, and a
+    clipped Gaussian jitter.  Every random number is drawn with ``generator`` (or the
+    global generator) on ``points``' device.
+    """
+    _check_cloud(points, "augment_points")
+    B, dev = points.shape[0], points.device
+    out = points
+    if rotate:
+        angles = torch.rand(B, device=dev, generator=generator) * (2 * math.pi)
+        out = rotate_up(out, angles)
+    if scale is not None:
+        lo, hi = scale
+        s = lo + (hi - lo) * torch.rand(B, 1, 3, device=dev, generator=generator)
+        out = out * s.to(out.dtype)
+    return jitter_points(out, jitter, jitter_clip, generator)
+
+
+# ---------------------------------------------------------------------------
+# Loss and metrics for course_lib.train.fit
+# ---------------------------------------------------------------------------
+class ClassificationLoss:
+    """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Takes a random subset of
+    ``n_points`` points per cloud, augments (unless ``augment=False``), and returns
+    ``{"loss": cross-entropy + reg_weight * ||I - A A^T||^2 (feature T-Net), "acc": ...}``.
+    """
+
+    def __init__(self, n_points: int, *, augment: bool = True, reg_weight: float = 1e-3,
+                 label_smoothing: float = 0.0) -> None:
+        self.n_points, self.augment = int(n_points), augment
+        self.reg_weight, self.label_smoothing = reg_weight, label_smoothing
+
+    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Any]:
+        points, labels = batch[0], batch[1]
+        points = random_subset(points, min(self.n_points, points.shape[1]))
+        if self.augment:
+            points = augment_points(points)
+        logits, out = model.forward_with_output(points)
+        loss = F.cross_entropy(logits, labels, label_smoothing=self.label_smoothing)
+        reg = out.transforms.get("feature")
+        if reg is not None and self.reg_weight > 0:
+            loss = loss + self.reg_weight * orthogonality_regularizer(reg)
+        acc = (logits.argmax(dim=1) == labels).float().mean()
+        return {"loss": loss, "acc": float(acc)}
+
+
+def accuracy_fn(n_points: int | None = None):
+    """``val_fn(model, batch) -> {"val_acc", "val_loss"}`` on the first ``n_points`` points of each cloud.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Surface samples are i.i.d., so the
+    first ``n`` points are a uniform random subset, the same one at every epoch.
+    """
+
+    def fn(model: nn.Module, batch: Sequence[Tensor]) -> dict[str, float]:
+        points, labels = batch[0], batch[1]
+        if n_points is not None:
+            points = points[:, :n_points]
+        logits = model(points)
+        return {"val_acc": float((logits.argmax(1) == labels).float().mean()),
+                "val_loss": float(F.cross_entropy(logits, labels))}
+
+    return fn
+
+
+# ---------------------------------------------------------------------------
+# Models and training set-up from the profile
+# ---------------------------------------------------------------------------
+def _sizes(profile: str | None) -> Mapping[str, Any]:
+    return config.sizes(profile, prefix="ch02.")
+
+
+def build_classifier(name: str, n_classes: int | None = None, *, profile: str | None = None) -> PointClassifier:
+    """The classifier ``name`` (one of :data:`MODELS`) with the widths of ``profile``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``n_classes`` defaults to the number
+    of ShapeNet-lite categories.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if n_classes is None:
+        from course_lib.data import CATEGORIES
+
+        n_classes = len(CATEGORIES)
+    arch = dict(_sizes(profile)[f"{name}"])
+    head = tuple(arch.pop("head", (256, 128)))
+    dropout = float(arch.pop("dropout", 0.4))
+    if name == "pointnet":
+        return PointNetClassifier(PointNet(**arch), n_classes, hidden=head, dropout=dropout)
+    if name == "pointnet2":
+        return PointNet2Classifier(PointNet2(**arch), n_classes, hidden=head, dropout=dropout)
+    return DGCNNClassifier(DGCNN(**arch), n_classes, hidden=head, dropout=dropout)
+
+
+def checkpoint_path(name: str, profile: str | None = None) -> Path:
+    """Where the chapter's notebooks keep the trained ``name`` classifier of ``profile``."""
+    profile = profile or config.get_profile()
+    return config.cache_dir() / "checkpoints" / f"ch02_{name}_{profile}.pt"
+
+
+def fit_kwargs(
+    name: str,
+    model: nn.Module,
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor] | None = None,
+    *,
+    profile: str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    live_plot: str | bool = "auto",
+) -> dict[str, Any]:
+    """The keyword arguments of :func:`course_lib.train.fit` / ``train_or_load`` for model ``name``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Adam with a cosine learning-rate
+    schedule; epochs, learning rate, batch size and the training ``n_points`` come
+    from ``config.sizes(prefix="ch02.")``.  With ``val`` the best epoch by validation
+    accuracy is kept.
+    """
+    s = _sizes(profile)
+    tr = dict(s[f"train_{name}"])
+    epochs, lr = int(tr["epochs"]), float(tr["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=float(tr.get("weight_decay", 1e-4)))
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
+    kw: dict[str, Any] = dict(
+        train_loader=make_loader(*train, int(s["batch_size"]), shuffle=True, seed=seed, drop_last=True),
+        loss_fn=ClassificationLoss(int(s["n_points"])),
+        epochs=epochs,
+        optimizer=opt,
+        scheduler=sched,
+        seed=seed,
+        progress=progress,
+        live_plot=live_plot,
+        max_batches_per_epoch=tr.get("max_batches"),
+    )
+    if val is not None:
+        kw.update(val_loader=make_loader(*val, 64), val_fn=accuracy_fn(int(s["n_points"])),
+                  monitor="val_acc", mode="max")
+    return kw
+
+
+def train_classifier(
+    name: str,
+    train: tuple[Tensor, Tensor],
+    val: tuple[Tensor, Tensor] | None = None,
+    *,
+    profile: str | None = None,
+    checkpoint: str | Path | None = None,
+    retrain: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    live_plot: str | bool = "auto",
+    device: str | torch.device | None = None,
+) -> tuple[PointClassifier, Any]:
+    """Build, then train (or load from ``checkpoint``) the classifier ``name``; return ``(model, history)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    from course_lib import train as T
+
+    config.seed_everything(seed)
+    model = build_classifier(name, profile=profile).to(config.get_device(device))
+    kw = fit_kwargs(name, model, train, val, profile=profile, seed=seed, progress=progress, live_plot=live_plot)
+    if checkpoint is None:
+        hist = T.fit(model, **kw)
+    else:
+        hist = T.train_or_load(model, checkpoint, retrain=retrain, **kw)
+    model.eval()
+    return model, hist
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate_accuracy(
+    model: nn.Module,
+    points: Tensor,
+    labels: Tensor,
+    *,
+    n_points: int | None = None,
+    jitter: float = 0.0,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> float:
+    """Accuracy of ``model`` (eval mode) on clouds cut to their first ``n_points`` points, optionally jittered.
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    _check_cloud(points, "evaluate_accuracy")
+    if n_points is not None and not 1 <= n_points <= points.shape[1]:
+        raise ValueError(f"n_points={n_points} but the clouds have {points.shape[1]} points")
+    was = model.training
+    model.eval()
+    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    correct = 0
+    for i in range(0, points.shape[0], batch_size):
+        p = points[i: i + batch_size, :n_points].to(dev)
+        if jitter > 0:
+            p = jitter_points(p, jitter, generator=gen)
+        correct += int((model(p).argmax(1).cpu() == labels[i: i + batch_size]).sum())
+    model.train(was)
+    return correct / points.shape[0]
+
+
+def accuracy_vs_points(model: nn.Module, points: Tensor, labels: Tensor, counts: Sequence[int]) -> dict[int, float]:
+    """Test accuracy for each number of input points in ``counts`` (those above the clouds' size are skipped).
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    return {int(n): evaluate_accuracy(model, points, labels, n_points=int(n))
+            for n in counts if n <= points.shape[1]}
+
+
+def accuracy_vs_jitter(model: nn.Module, points: Tensor, labels: Tensor, sigmas: Sequence[float],
+                       n_points: int | None = None) -> dict[float, float]:
+    """Test accuracy for each jitter standard deviation in ``sigmas`` (unit-sphere units).
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    return {float(s): evaluate_accuracy(model, points, labels, n_points=n_points, jitter=float(s))
+            for s in sigmas}
+
+
+@torch.no_grad()
+def permutation_error(model: nn.Module, points: Tensor, seed: int = 0) -> float:
+    """Largest change of the logits (eval mode) when the points of each cloud are shuffled.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  The first point stays first, so that
+    PointNet++'s farthest point sampling starts from the same point.
+    """
+    _check_cloud(points, "permutation_error")
+    was = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    N = points.shape[1]
+    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(N - 1, generator=g)])
+    a = model(points)
+    b = model(points[:, perm.to(points.device)])
+    model.train(was)
+    return float((a - b).abs().max())

@@ -1,0 +1,129 @@
+"""Tests of course_lib.tasks.classification (augmentation, loss, evaluation, builders)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib import config
+from course_lib.models import encoders as E
+from course_lib.tasks import classification as C
+
+
+def _clouds(B=4, N=50, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(B, N, 3, generator=g) * 0.4
+
+
+def test_rotate_up_keeps_height_and_radius():
+    x = _clouds()
+    ang = torch.tensor([0.3, -1.0, math.pi, 2.5])
+    y = C.rotate_up(x, ang)
+    assert torch.allclose(y[..., 1], x[..., 1])
+    assert torch.allclose(y[..., [0, 2]].norm(dim=-1), x[..., [0, 2]].norm(dim=-1), atol=1e-6)
+    # a quarter turn about y maps +z to +x (right-handed: R_y(90) z = x)
+    e = torch.tensor([[[0.0, 0.0, 1.0]]])
+    assert torch.allclose(C.rotate_up(e, torch.tensor([math.pi / 2])), torch.tensor([[[1.0, 0.0, 0.0]]]), atol=1e-6)
+
+
+def test_augment_and_jitter():
+    x = _clouds()
+    torch.manual_seed(0)
+    y = C.augment_points(x, rotate=False, scale=None, jitter=0.01, jitter_clip=0.02)
+    assert (y - x).abs().max() <= 0.02 + 1e-7 and (y - x).abs().max() > 0
+    z = C.augment_points(x, rotate=False, scale=(2.0, 2.0), jitter=0.0)
+    assert torch.allclose(z, 2 * x)
+    j = C.jitter_points(torch.zeros(1, 20000, 3), 0.05)
+    assert abs(j.std().item() - 0.05) < 0.002
+    with pytest.raises(ValueError):
+        C.jitter_points(x, -1.0)
+    with pytest.raises(ValueError):
+        C.augment_points(x[0])
+
+
+def test_random_subset_distinct_points():
+    x = torch.arange(60.0).view(1, 20, 3).expand(3, -1, -1).contiguous()
+    s = C.random_subset(x, 7, generator=torch.Generator().manual_seed(1))
+    assert s.shape == (3, 7, 3)
+    for b in range(3):
+        rows = {tuple(r.tolist()) for r in s[b]}
+        assert len(rows) == 7 and rows <= {tuple(r.tolist()) for r in x[b]}
+    with pytest.raises(ValueError):
+        C.random_subset(x, 21)
+
+
+def _tiny_model(n_classes=3):
+    return E.PointNetClassifier(E.PointNet(feat_dim=16, hidden=(8,), feature_transform=True, tnet_scale=0.0625),
+                                n_classes, hidden=(8,), dropout=0.0)
+
+
+def test_classification_loss_includes_regulariser():
+    torch.manual_seed(0)
+    m = _tiny_model()
+    for mod in m.modules():
+        if isinstance(mod, E.TNet):
+            torch.nn.init.normal_(mod.out.weight, std=0.5)
+    x, y = _clouds(6, 40), torch.tensor([0, 1, 2, 0, 1, 2])
+    m.eval()  # deterministic forward (BN running stats, no dropout)
+    torch.manual_seed(3)
+    with_reg = C.ClassificationLoss(40, augment=False, reg_weight=1.0)(m, (x, y))
+    torch.manual_seed(3)
+    no_reg = C.ClassificationLoss(40, augment=False, reg_weight=0.0)(m, (x, y))
+    logits, out = m.forward_with_output(x)
+    expected = E.orthogonality_regularizer(out.transforms["feature"])
+    assert abs((with_reg["loss"] - no_reg["loss"]).item() - expected.item()) < 1e-4 and expected > 0
+    assert 0.0 <= with_reg["acc"] <= 1.0
+
+
+def test_evaluate_accuracy_counts_correct_predictions():
+    class Oracle(torch.nn.Module):  # predicts the class from the sign of the mean x coordinate
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, p):
+            m = p[..., 0].mean(1)
+            return torch.stack([-m, m], dim=1)
+
+    x = _clouds(10, 30)
+    labels = (x[..., 0].mean(1) > 0).long()
+    assert C.evaluate_accuracy(Oracle(), x, labels) == 1.0
+    assert C.evaluate_accuracy(Oracle(), x, 1 - labels) == 0.0
+    flipped = labels.clone()
+    flipped[:3] = 1 - flipped[:3]
+    assert C.evaluate_accuracy(Oracle(), x, flipped, batch_size=4) == pytest.approx(0.7)
+    res = C.accuracy_vs_points(Oracle(), x, labels, [5, 30, 60])
+    assert set(res) == {5, 30} and res[30] == 1.0
+    assert set(C.accuracy_vs_jitter(Oracle(), x, labels, [0.0, 0.1])) == {0.0, 0.1}
+
+
+def test_builders_follow_the_profile_and_permutation_error():
+    for name in C.MODELS:
+        m = C.build_classifier(name, 5, profile="ci")
+        assert m(_clouds(2, 64)).shape == (2, 5)
+        kw = C.fit_kwargs(name, m, (_clouds(8, 64), torch.arange(8) % 5), profile="ci")
+        assert kw["epochs"] == config.size(f"ch02.train_{name}", "ci")["epochs"]
+    with pytest.raises(ValueError):
+        C.build_classifier("resnet", 5)
+    m = C.build_classifier("pointnet", 5, profile="ci")
+    assert C.permutation_error(m, _clouds(2, 64)) < 1e-5
+
+
+def test_ci_training_runs_and_learns_something():
+    # two separable classes (small vs large spheres); a few steps must lower the loss
+    from course_lib import train as T
+
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(32, 64, 3, generator=g)
+    pts = pts / pts.norm(dim=-1, keepdim=True)
+    labels = torch.arange(32) % 2
+    pts = pts * torch.where(labels == 0, 0.3, 0.9)[:, None, None]
+    model = C.build_classifier("pointnet", 2, profile="ci")
+    kw = C.fit_kwargs("pointnet", model, (pts, labels), (pts, labels), profile="ci", progress=False,
+                      live_plot=False)
+    kw.update(epochs=25, max_batches_per_epoch=None)
+    hist = T.fit(model, **kw)
+    assert hist.train_loss[-1] < hist.train_loss[0]
+    assert C.evaluate_accuracy(model, pts, labels) >= 0.9
