@@ -5,6 +5,7 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 from __future__ import annotations
 
+from .dataset import REPRESENTATIONS, SPLITS, ShapeNetLite, split_seeds
 from .samplers import (
     DEFAULT_SIGMAS,
     sample_near_surface,
@@ -17,6 +18,6 @@ from .shapes import CATEGORIES, GENERATOR_VERSION, MAX_SEED, Shape, make_shape
 from .views import look_at, render
 
 __all__ = [
-    "CATEGORIES", "DEFAULT_SIGMAS", "GENERATOR_VERSION", "MAX_SEED", "Shape", "look_at", "make_shape",
+    "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION", "MAX_SEED", "Shape", "look_at", "make_shape",
     "render", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
 ]

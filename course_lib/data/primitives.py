@@ -98,8 +98,11 @@ class Primitive(Node):
 
     # --- local <-> world ---------------------------------------------------
     def _local(self, p: Tensor) -> Tensor:
-        # p_local = R^T (p - t); with row vectors: (p - t) @ R
-        return (p - _tensor(self.t, p)) @ _tensor(self.R, p)
+        # p_local = R^T (p - t); with row vectors: (p - t) @ R (skipped when R is the identity)
+        q = p - _tensor(self.t, p)
+        if np.array_equal(self.R, np.eye(3)):
+            return q
+        return q @ _tensor(self.R, p)
 
     def sdf(self, p: Tensor) -> Tensor:
         return self.local_sdf(self._local(p))

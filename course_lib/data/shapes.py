@@ -61,7 +61,7 @@ MAX_SEED = 2**31 - 1
 MESH_PAD = 4.0
 """Meshes are extracted on ``[-b, b]^3`` with ``b = 1 + MESH_PAD / resolution`` (about two cells of margin)."""
 
-SAMPLE_RESOLUTION = 64
+SAMPLE_RESOLUTION = 48
 """Marching-cubes resolution of the mesh used to seed surface samples (then projected onto the exact surface)."""
 
 Rng = np.random.Generator
@@ -505,14 +505,16 @@ class Shape:
 
         The grid covers ``[-b, b]^3`` with ``b = 1 + MESH_PAD / resolution`` so the
         surface (inside the unit sphere) never touches the border.  Cached per
-        resolution; a copy is returned.
+        resolution; a copy is returned.  The SDF is evaluated exactly near the surface
+        only (:func:`course_lib.geometry.sdf_grid_narrow_band`, valid because the SDF is
+        a distance bound), which gives the same mesh as the full grid.
         """
-        from ..geometry.mc import _check_resolution, marching_cubes, sdf_grid
+        from ..geometry.mc import _check_resolution, marching_cubes, sdf_grid_narrow_band
 
         resolution = _check_resolution(resolution, minimum=8)
         if resolution not in self._meshes:
             bound = 1.0 + MESH_PAD / resolution
-            grid = sdf_grid(self, resolution, bound)
+            grid = sdf_grid_narrow_band(self, resolution, bound)
             self._meshes[resolution] = marching_cubes(grid, 0.0, bound)
         return self._meshes[resolution].copy()
 
@@ -534,7 +536,7 @@ class Shape:
         pts, _ = sample_mesh_surface(self.mesh(SAMPLE_RESOLUTION), int(n), seed=[s, 7, self.label])
         if device is not None:
             pts = pts.to(device)
-        p, nrm = self.project(pts, steps=3)
+        p, nrm = self.project(pts, steps=2)
         return p.float().contiguous(), nrm.float().contiguous()
 
 
