@@ -1,0 +1,190 @@
+"""Self-checks of chapter 06 (``labs/06_surfaces_lab.ipynb``): grid mesh, patch decoder, atlas mesh, labels.
+
+Introduced in ``lectures/06_surfaces.ipynb``.  The references are geometric facts checked
+with trimesh (area, Euler characteristic, orientation of a triangulated square), a
+point-by-point evaluation of the student's decoder, and brute-force nearest neighbours.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import torch
+import trimesh
+from torch import nn
+
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+
+__all__ = ["check_grid_faces", "check_patch_decoder", "check_atlas_mesh", "check_transfer_labels"]
+
+
+def _grid_uv(n: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, n)
+    u, v = np.meshgrid(t, t, indexing="ij")
+    return np.stack([u.reshape(-1), v.reshape(-1)], axis=-1)
+
+
+def _check_faces_of_grid(faces: torch.Tensor, n: int) -> None:
+    nf = 2 * (n - 1) ** 2
+    expect_tensor(faces, f"grid_faces({n})", shape=(nf, 3))
+    expect(faces.dtype == torch.long, f"grid_faces({n}) should be a LongTensor (indices), got {faces.dtype}")
+    f = faces.numpy()
+    expect(f.min() >= 0 and f.max() < n * n, f"grid_faces({n}) has indices outside [0, {n * n - 1}]")
+    expect(all(len(set(r)) == 3 for r in f.tolist()),
+           f"grid_faces({n}) has a face that repeats a vertex (a collapsed triangle)")
+    uv = _grid_uv(n)
+    i, j = np.divmod(f, n)
+    expect(bool(((i.max(1) - i.min(1)) <= 1).all() and ((j.max(1) - j.min(1)) <= 1).all()),
+           f"grid_faces({n}): every triangle must join corners of one grid cell; vertex i*n + j is at "
+           f"(i/(n-1), j/(n-1))")
+    mesh = trimesh.Trimesh(np.c_[uv, np.zeros(n * n)], f, process=False)
+    cell = 1.0 / (n - 1) ** 2
+    expect(np.allclose(mesh.area_faces, cell / 2),
+           f"grid_faces({n}): every triangle should be half a cell (area {cell / 2:.4g}); some are not")
+    expect(len({tuple(sorted(r)) for r in f.tolist()}) == nf, f"grid_faces({n}) lists a triangle twice")
+    expect(np.isclose(mesh.area, 1.0), f"grid_faces({n}): the triangles should tile the unit square "
+                                       f"(total area 1), got {mesh.area:.4g}")
+    edges = Counter(map(tuple, np.sort(mesh.edges, axis=1).tolist()))
+    expect(max(edges.values()) <= 2, f"grid_faces({n}): an edge is shared by more than two triangles (overlap)")
+    normals_z = mesh.face_normals[:, 2]
+    expect(bool((normals_z > 0).all() or (normals_z < 0).all()),
+           f"grid_faces({n}): the triangles are not all oriented the same way "
+           "(list every triangle's corners counter-clockwise in the (u, v) plane)")
+    expect(mesh.euler_number == 1, f"grid_faces({n}): a triangulated square should have Euler "
+                                   f"characteristic V - E + F = 1, got {mesh.euler_number}")
+
+
+@self_check
+def check_grid_faces(fn) -> str:
+    """``fn(n) -> LongTensor (2 (n-1)^2, 3)``: the triangles of a regular ``n x n`` grid.
+
+    Vertex ``i * n + j`` is the grid point ``(i / (n - 1), j / (n - 1))``.
+    """
+    for n in (2, 3, 6):
+        faces = call_student(fn, n)
+        if not isinstance(faces, torch.Tensor) and isinstance(faces, np.ndarray):
+            raise CheckFailed(f"grid_faces({n}) should be a torch.Tensor, got a numpy array (use torch.as_tensor)")
+        _check_faces_of_grid(faces, n)
+    return "2 (n-1)^2 triangles tiling the square, one orientation, Euler characteristic 1 (n = 2, 3, 6)"
+
+
+@self_check
+def check_patch_decoder(cls) -> str:
+    """``cls(latent_dim)`` is an ``nn.Module``; ``module(uv (M, 2), z (B, L)) -> (B, M, 3)`` in ``(-1, 1)``.
+
+    An MLP applied to ``[u, v, z]`` point by point with a ``tanh`` output.
+    """
+    torch.manual_seed(0)
+    dec = call_student(cls, 8)
+    expect(isinstance(dec, nn.Module), f"PatchDecoder(8) should be an nn.Module, got {type(dec).__name__}")
+    n_params = sum(p.numel() for p in dec.parameters())
+    expect(n_params > 0, "the decoder has no parameters: build its layers in __init__ (nn.Linear ...)")
+    dec.eval()
+    g = torch.Generator().manual_seed(1)
+    uv, z = torch.rand(50, 2, generator=g), torch.randn(3, 8, generator=g)
+    with torch.no_grad():
+        out = call_student(dec, uv, z)
+    expect_tensor(out, "decoder(uv (50, 2), z (3, 8))", shape=(3, 50, 3))
+    expect(bool(out.abs().max() < 1), "outputs should lie in (-1, 1): end with a tanh")
+    with torch.no_grad():
+        part = call_student(dec, uv[10:20], z)
+    expect_tensor(part, "decoder(uv[10:20], z)", shape=(3, 10, 3))
+    expect_close(part, out[:, 10:20], "the output of a point should not depend on the other points "
+                 "(decoding uv[10:20] alone vs within all 50)", atol=1e-5)
+    expect(float((out[0] - out[1]).abs().max()) > 1e-6,
+           "two different latent codes give the same points: the decoder must use z")
+    expect(float(out[0].std(dim=0).max()) > 1e-6, "every template point maps to the same 3D point: use uv")
+    dec.train()
+    uv.requires_grad_(False)
+    y = call_student(dec, uv, z)
+    y.square().sum().backward()
+    grads = [p.grad for p in dec.parameters() if p.requires_grad]
+    expect(all(gr is not None for gr in grads), "some parameters get no gradient: is every layer used?")
+    return f"(B, M, 3) in (-1, 1), point by point, uses z and uv; {n_params} parameters"
+
+
+def _reference_atlas_mesh(decoders, z, n):
+    t = torch.linspace(0.0, 1.0, n)
+    u, v = torch.meshgrid(t, t, indexing="ij")
+    uv = torch.stack([u.reshape(-1), v.reshape(-1)], dim=-1)
+    with torch.no_grad():
+        verts = torch.cat([d(uv, z)[0] for d in decoders])
+    return verts
+
+
+@self_check
+def check_atlas_mesh(fn) -> str:
+    """``fn(decoders, z (1, L), n) -> (vertices (K n^2, 3), faces (K 2 (n-1)^2, 3))``.
+
+    Decode an ``n x n`` grid with each of the ``K`` patch decoders and keep the grid's
+    triangles, offset so that patch ``k``'s faces index patch ``k``'s vertices.
+    """
+    torch.manual_seed(0)
+
+    class _Toy(nn.Module):
+        def __init__(self, k: int) -> None:
+            super().__init__()
+            self.a = nn.Linear(2, 3)
+            self.b = nn.Linear(4, 3)
+            self.k = k
+
+        def forward(self, uv, z):
+            return torch.tanh(self.a(uv)[None] + self.b(z)[:, None] + 0.5 * self.k)
+
+    decoders = [_Toy(k) for k in range(3)]
+    z = torch.randn(1, 4)
+    for n in (2, 4):
+        out = call_student(fn, decoders, z, n)
+        expect(isinstance(out, tuple) and len(out) == 2, "return a pair (vertices, faces)")
+        verts, faces = out
+        expect_tensor(verts, f"vertices (n={n})", shape=(3 * n * n, 3))
+        expect_tensor(faces, f"faces (n={n})", shape=(3 * 2 * (n - 1) ** 2, 3))
+        expect(faces.dtype == torch.long, f"faces should be a LongTensor, got {faces.dtype}")
+        ref = _reference_atlas_mesh(decoders, z, n)
+        v = verts.detach()
+        for k in range(3):
+            block = v[k * n * n:(k + 1) * n * n]
+            rk = ref[k * n * n:(k + 1) * n * n]
+            if torch.cdist(block, rk).min(dim=1).values.max() > 1e-5:
+                raise CheckFailed(f"vertices {k * n * n}..{(k + 1) * n * n - 1} should be patch {k}'s decoded grid "
+                                  f"(decoders[{k}](uv, z)), in patch order")
+            expect_close(block, rk, f"patch {k}'s vertices (in the grid order of exercise 1, vertex i*n + j "
+                         f"at (i/(n-1), j/(n-1)))", atol=1e-5)
+        f = faces.numpy()
+        expect(f.min() >= 0 and f.max() < 3 * n * n, "face indices point outside the vertex array")
+        patch_of = f // (n * n)
+        expect(bool((patch_of == patch_of[:, :1]).all()),
+               "a triangle joins vertices of two patches: offset patch k's faces by k * n * n")
+        for k in range(3):
+            sub = f[patch_of[:, 0] == k] - k * n * n
+            try:
+                _check_faces_of_grid(torch.as_tensor(sub), n)
+            except CheckFailed as exc:
+                raise CheckFailed(f"patch {k}'s faces (minus the offset {k * n * n}) are not a grid "
+                                  f"triangulation: {exc}") from None
+    return "K patches decoded on the grid, faces offset patch by patch (n = 2, 4)"
+
+
+@self_check
+def check_transfer_labels(fn) -> str:
+    """``fn(deformed (B, V, 3), template_labels (V,), targets (B, M, 3)) -> (B, M)`` long.
+
+    Each target point gets the label of its nearest deformed template vertex.
+    """
+    g = torch.Generator().manual_seed(3)
+    deformed = torch.rand(2, 60, 3, generator=g)
+    labels = torch.randint(0, 4, (60,), generator=g)
+    targets = torch.rand(2, 150, 3, generator=g)
+    out = call_student(fn, deformed, labels, targets)
+    expect_tensor(out, "labels", shape=(2, 150))
+    expect(out.dtype == torch.long, f"labels should be a LongTensor, got {out.dtype}")
+    nearest = torch.cdist(targets.double(), deformed.double()).argmin(dim=-1)
+    ref = labels[nearest]
+    wrong = int((out != ref).sum())
+    if wrong:
+        b, m = [int(i) for i in torch.nonzero(out != ref)[0]]
+        hint = " (search, for each target point, among the deformed vertices)"
+        raise CheckFailed(f"{wrong} of {out.numel()} labels are wrong; e.g. target point {m} of shape {b}: "
+                          f"got {int(out[b, m])}, its nearest deformed vertex has label {int(ref[b, m])}{hint}")
+    return "every target point takes the label of its nearest deformed template vertex"

@@ -1,0 +1,169 @@
+"""The chapter-06 self-checks pass the reference, fail wrong answers, and flag stubs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib import checks
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# --- reference solutions, written independently of course_lib.models.atlasnet ---
+def grid_faces(n):
+    faces = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a, b, c, d = i * n + j, (i + 1) * n + j, i * n + j + 1, (i + 1) * n + j + 1
+            faces += [[a, b, c], [b, d, c]]  # the other diagonal than the library's
+    return torch.tensor(faces, dtype=torch.long).reshape(-1, 3)
+
+
+class PatchDecoder(nn.Module):
+    def __init__(self, latent_dim, hidden=32):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(2 + latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 3), nn.Tanh())
+
+    def forward(self, uv, z):
+        b, m = z.shape[0], uv.shape[0]
+        return self.net(torch.cat([uv[None].expand(b, m, 2), z[:, None].expand(b, m, z.shape[1])], -1))
+
+
+def atlas_mesh(decoders, z, n):
+    t = torch.linspace(0, 1, n)
+    uv = torch.stack(torch.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+    verts = torch.cat([d(uv, z)[0] for d in decoders])
+    faces = torch.cat([grid_faces(n) + k * n * n for k in range(len(decoders))])
+    return verts, faces
+
+
+def transfer_labels(deformed, labels, targets):
+    return labels[torch.cdist(targets, deformed).argmin(-1)]
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def test_references_pass():
+    assert checks.check_grid_faces(grid_faces, quiet=True).passed
+    assert checks.check_patch_decoder(PatchDecoder, quiet=True).passed
+    assert checks.check_atlas_mesh(atlas_mesh, quiet=True).passed
+    assert checks.check_transfer_labels(transfer_labels, quiet=True).passed
+
+
+def test_library_functions_pass():
+    from course_lib.models import atlasnet, coded
+
+    assert checks.check_grid_faces(atlasnet.grid_faces, quiet=True).passed
+    assert checks.check_patch_decoder(lambda L: atlasnet.PatchDecoder(L, 2, (32,), batch_norm=False),
+                                      quiet=True).passed
+    assert checks.check_transfer_labels(coded.transfer_labels, quiet=True).passed
+
+
+def test_stubs_are_not_implemented():
+    for check in (checks.check_grid_faces, checks.check_patch_decoder, checks.check_atlas_mesh,
+                  checks.check_transfer_labels):
+        res = check(stub, quiet=True)
+        assert res.status == "not_implemented", res.verdict()
+
+
+def _failed(res, *words):
+    assert res.status in ("failed", "error"), res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_grid_faces_wrong_answers():
+    # one triangle per cell only
+    _failed(checks.check_grid_faces(lambda n: grid_faces(n)[::2], quiet=True), "shape")
+    # inconsistent orientation
+    def flipped(n):
+        f = grid_faces(n).clone()
+        f[0] = f[0].flip(0)
+        return f
+    _failed(checks.check_grid_faces(flipped, quiet=True), "oriented")
+    res = checks.check_grid_faces(lambda n: torch.cat([grid_faces(n)[:-1], grid_faces(n)[:1]]), quiet=True)
+    _failed(res, "twice")
+    # float dtype
+    _failed(checks.check_grid_faces(lambda n: grid_faces(n).float(), quiet=True), "LongTensor")
+    # triangles across two cells
+    def skip(n):
+        f = grid_faces(n).clone()
+        if n > 2:
+            f[0] = torch.tensor([0, 2 * n, 2])
+        return f
+    _failed(checks.check_grid_faces(skip, quiet=True), "cell")
+
+
+def test_patch_decoder_wrong_answers():
+    class NoTanh(PatchDecoder):
+        def __init__(self, latent_dim):
+            super().__init__(latent_dim)
+            self.net[-1] = nn.Identity()
+            with torch.no_grad():
+                self.net[-2].bias.fill_(2.0)
+
+    _failed(checks.check_patch_decoder(NoTanh, quiet=True), "tanh")
+
+    class IgnoresZ(PatchDecoder):
+        def forward(self, uv, z):
+            return super().forward(uv, torch.zeros_like(z))
+
+    _failed(checks.check_patch_decoder(IgnoresZ, quiet=True), "use z")
+
+    class Mixes(PatchDecoder):  # batch-norm-like mixing across points
+        def forward(self, uv, z):
+            y = super().forward(uv, z)
+            return torch.tanh(y - y.mean(dim=1, keepdim=True))
+
+    _failed(checks.check_patch_decoder(Mixes, quiet=True), "other points")
+
+    class Flat(PatchDecoder):
+        def forward(self, uv, z):
+            return super().forward(uv, z).reshape(z.shape[0], -1)
+
+    _failed(checks.check_patch_decoder(Flat, quiet=True), "shape")
+
+
+def test_atlas_mesh_wrong_answers():
+    def no_offset(decoders, z, n):
+        v, _ = atlas_mesh(decoders, z, n)
+        return v, torch.cat([grid_faces(n)] * len(decoders))
+
+    _failed(checks.check_atlas_mesh(no_offset, quiet=True))
+
+    def reversed_patches(decoders, z, n):
+        return atlas_mesh(decoders[::-1], z, n)
+
+    _failed(checks.check_atlas_mesh(reversed_patches, quiet=True), "patch order")
+
+    def one_patch(decoders, z, n):
+        return atlas_mesh(decoders[:1], z, n)
+
+    _failed(checks.check_atlas_mesh(one_patch, quiet=True), "shape")
+
+
+def test_transfer_labels_wrong_answers():
+    def farthest(deformed, labels, targets):
+        return labels[torch.cdist(targets, deformed).argmax(-1)]
+
+    _failed(checks.check_transfer_labels(farthest, quiet=True), "labels are wrong")
+
+    def as_float(deformed, labels, targets):
+        return transfer_labels(deformed, labels, targets).float()
+
+    _failed(checks.check_transfer_labels(as_float, quiet=True), "LongTensor")
+
+    def crashes(deformed, labels, targets):
+        return labels[torch.cdist(deformed, targets).argmin(-1)]  # (B, V): wrong direction
+
+    _failed(checks.check_transfer_labels(crashes, quiet=True))
