@@ -122,6 +122,28 @@ _SIZES: dict[str, dict[str, Any]] = {
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},
+    # --- 06 surfaces: AtlasNet, 3D-CODED, Poisson ----------------------------
+    "ch06.categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane", "car", "mug"),
+                        "gpu": ("chair", "airplane", "car", "mug", "table", "lamp")},
+    "ch06.train_per_category": {"ci": 4, "laptop": 40, "gpu": 200},
+    "ch06.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
+    "ch06.n_points": {"ci": 256, "laptop": 1024, "gpu": 2500},
+    "ch06.n_input": {"ci": 256, "laptop": 512, "gpu": 1024},
+    "ch06.latent_dim": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch06.hidden": {"ci": (32, 32), "laptop": (128, 128, 64), "gpu": (256, 128, 64)},
+    "ch06.batch_size": {"ci": 8, "laptop": 16, "gpu": 32},
+    "ch06.epochs": {"ci": 2, "laptop": 120, "gpu": 300},
+    "ch06.lecture_patches": {"ci": 5, "laptop": 25, "gpu": 25},
+    "ch06.image_size": {"ci": 32, "laptop": 64, "gpu": 64},
+    "ch06.mesh_resolution": {"ci": 5, "laptop": 10, "gpu": 16},
+    "ch06.sphere_subdivisions": {"ci": 2, "laptop": 3, "gpu": 4},
+    "ch06.coded_categories": {"ci": ("mug",), "laptop": ("chair", "airplane", "car", "mug"),
+                              "gpu": ("chair", "airplane", "car", "mug", "lamp", "bottle")},
+    "ch06.coded_epochs": {"ci": 2, "laptop": 60, "gpu": 200},
+    "ch06.template_resolution": {"ci": 16, "laptop": 24, "gpu": 32},
+    "ch06.refine_steps": {"ci": 0, "laptop": 30, "gpu": 100},
+    "ch06.poisson_resolution": {"ci": 32, "laptop": 64, "gpu": 96},
+    "ch06.lab_epochs": {"ci": 1, "laptop": 60, "gpu": 150},
 }
 
 

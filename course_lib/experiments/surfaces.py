@@ -74,10 +74,7 @@ def _cache_path(key: str) -> Path:
     return config.cache_dir() / "ch06" / f"{h}.pt"
 
 
-def _one_shape(category: str, seed: int, n_points: int, image_size: int | None) -> dict[str, Any]:
-    from course_lib.data import GENERATOR_VERSION, make_shape
-
-    key = f"v{GENERATOR_VERSION}|{category}|{seed}|{n_points}|{image_size}"
+def _cached(key: str, build: Any) -> dict[str, Any]:
     path = _cache_path(key)
     if path.exists():
         try:
@@ -86,18 +83,35 @@ def _one_shape(category: str, seed: int, n_points: int, image_size: int | None) 
                 return item
         except Exception:  # noqa: BLE001 - a corrupt cache file is rebuilt, never trusted
             pass
-    shape = make_shape(category, seed)
-    pts, nrm = shape.sample_surface(n_points, seed=seed)
-    item: dict[str, Any] = {"key": key, "points": pts, "normals": nrm, "part": shape.part_labels(pts),
-                            "parts": list(shape.parts)}
-    if image_size:
-        from course_lib.data import render
-
-        item["rgb"] = render(shape, size=int(image_size))["rgb"].float()
+    item = build()
+    item["key"] = key
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     torch.save(item, tmp)
     os.replace(tmp, path)
+    return item
+
+
+def _one_shape(category: str, seed: int, n_points: int, image_size: int | None) -> dict[str, Any]:
+    from course_lib.data import GENERATOR_VERSION, make_shape, render
+
+    shape = None
+
+    def get_shape() -> Any:
+        nonlocal shape
+        shape = shape or make_shape(category, seed)
+        return shape
+
+    def points() -> dict[str, Any]:
+        s = get_shape()
+        pts, nrm = s.sample_surface(n_points, seed=seed)
+        return {"points": pts, "normals": nrm, "part": s.part_labels(pts), "parts": list(s.parts)}
+
+    item = dict(_cached(f"v{GENERATOR_VERSION}|{category}|{seed}|{n_points}|None", points))
+    if image_size:
+        img = _cached(f"v{GENERATOR_VERSION}|{category}|{seed}|image|{image_size}",
+                      lambda: {"rgb": render(get_shape(), size=int(image_size))["rgb"].float()})
+        item["rgb"] = img["rgb"]
     return item
 
 
