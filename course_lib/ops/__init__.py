@@ -10,7 +10,8 @@ Introduced in ``lectures/02_encoders.ipynb`` (kNN, FPS, ball query) and
 from __future__ import annotations
 
 from .chamfer import chamfer_distance
+from .emd import EMDResult, emd
 from .neighbors import gather_points, knn
 from .sampling import ball_query, farthest_point_sampling
 
-__all__ = ["knn", "gather_points", "farthest_point_sampling", "ball_query", "chamfer_distance"]
+__all__ = ["knn", "gather_points", "farthest_point_sampling", "ball_query", "chamfer_distance", "emd", "EMDResult"]
