@@ -6,6 +6,7 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 from __future__ import annotations
 
 from .dataset import REPRESENTATIONS, SPLITS, ShapeNetLite, split_seeds
+from .real import ModelNet, ShapeNetCore, load_mesh, normalize_mesh, read_obj, read_off
 from .samplers import (
     DEFAULT_SIGMAS,
     sample_near_surface,
@@ -18,6 +19,7 @@ from .shapes import CATEGORIES, GENERATOR_VERSION, MAX_SEED, Shape, make_shape
 from .views import look_at, render
 
 __all__ = [
+    "ModelNet", "ShapeNetCore", "load_mesh", "normalize_mesh", "read_obj", "read_off",
     "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION", "MAX_SEED", "Shape", "look_at", "make_shape",
     "render", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
 ]
