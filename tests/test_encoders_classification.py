@@ -127,3 +127,22 @@ def test_ci_training_runs_and_learns_something():
     hist = T.fit(model, **kw)
     assert hist.train_loss[-1] < hist.train_loss[0]
     assert C.evaluate_accuracy(model, pts, labels) >= 0.9
+
+
+def test_critical_points_and_figures():
+    torch.manual_seed(0)
+    x = _clouds(1, 64)[0]
+    for name in C.MODELS:
+        m = C.build_classifier(name, 3, profile="ci").eval()
+        crit = C.critical_points(m, x)
+        assert crit.dim() == 1 and 0 < len(crit) <= 64 and crit.max() < 64
+        if name == "pointnet":  # the critical points alone give the same global feature
+            with torch.no_grad():
+                full = m.encoder(x[None]).pooled
+                sub = m.encoder(x[crit][None]).pooled
+            assert (full - sub).abs().max() < 1e-5
+        fig = C.critical_points_figure(m, x)
+        assert len(fig.data) == 2 and len(fig.data[1].x) == len(crit)
+        for level in (0, 5):
+            fig = C.receptive_field_figure(m, x, point=3, level=level)
+            assert fig.data[-1].x[0] == pytest.approx(float(x[3, 0]))

@@ -57,6 +57,9 @@ __all__ = [
     "accuracy_vs_points",
     "accuracy_vs_jitter",
     "permutation_error",
+    "critical_points",
+    "critical_points_figure",
+    "receptive_field_figure",
 ]
 
 MODELS: tuple[str, ...] = ("pointnet", "pointnet2", "dgcnn")
@@ -406,3 +409,76 @@ def permutation_error(model: nn.Module, points: Tensor, seed: int = 0) -> float:
     b = model(points[:, perm.to(points.device)])
     model.train(was)
     return float((a - b).abs().max())
+
+
+# ---------------------------------------------------------------------------
+# Figures for the lecture's widget
+# ---------------------------------------------------------------------------
+def _encoder(model: nn.Module) -> nn.Module:
+    return model.encoder if isinstance(model, PointClassifier) else model
+
+
+@torch.no_grad()
+def critical_points(model: nn.Module, points: Tensor) -> Tensor:
+    """The indices of the critical points of one cloud ``(N, 3)``: the points that win the max.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  For PointNet and DGCNN they index
+    ``points``; for PointNet++ the max is over the last level's centres, so the indices
+    are mapped back to the input points those centres were sampled from.
+    """
+    enc = _encoder(model)
+    was = enc.training
+    enc.eval()
+    out = enc(points[None].to(next(enc.parameters()).device))
+    enc.train(was)
+    crit = out.critical_idx[0]
+    sampled = [lv for lv in out.levels if lv.get("center_idx") is not None]
+    for lv in reversed(sampled):  # centres of level l are indices into the points of level l-1
+        crit = lv["center_idx"][0][crit]
+    return crit.unique().cpu()
+
+
+def critical_points_figure(model: nn.Module, points: Tensor, title: str | None = None):
+    """The cloud in grey with its critical points in red (a plotly Figure).
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    from course_lib import viz
+
+    crit = critical_points(model, points)
+    fig = viz.plot_points(points, color="lightgray", size=2, name="points",
+                          title=title or f"{len(crit)} critical points of {len(points)}")
+    return viz.plot_points(points[crit], color="red", size=4, fig=fig, name="critical")
+
+
+@torch.no_grad()
+def receptive_field_figure(model: nn.Module, points: Tensor, point: int = 0, level: int = 0,
+                           title: str | None = None):
+    """The input points that can influence the feature "at" input point ``point`` after level ``level``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  PointNet: level 0 is the point itself
+    and level 1 (the max) is every point; PointNet++ and DGCNN: see
+    :func:`course_lib.models.encoders.receptive_fields`.  ``level`` is clipped to the
+    model's number of levels.
+    """
+    from course_lib import viz
+    from course_lib.models.encoders import receptive_fields
+
+    enc = _encoder(model)
+    was = enc.training
+    enc.eval()
+    out = enc(points[None].to(next(enc.parameters()).device))
+    enc.train(was)
+    masks = receptive_fields(out, int(point))
+    n = points.shape[0]
+    if not masks:  # PointNet: one point, then all of them
+        single = torch.zeros(n, dtype=torch.bool)
+        single[int(point)] = True
+        masks = [single, torch.ones(n, dtype=torch.bool)]
+    level = max(0, min(int(level), len(masks) - 1))
+    mask = masks[level].cpu()
+    fig = viz.plot_points(points, color="lightgray", size=2, name="all points",
+                          title=title or f"level {level + 1}/{len(masks)}: {int(mask.sum())} of {n} points")
+    if mask.any():
+        fig = viz.plot_points(points[mask], color="royalblue", size=3, fig=fig, name="receptive field")
+    return viz.plot_points(points[int(point)][None], color="red", size=8, fig=fig, name="chosen point")
