@@ -33,3 +33,9 @@ from .coded import (  # noqa: F401
     make_template,
     transfer_labels,
 )
+from .psg import (  # noqa: F401
+    PointSetGen,
+    PointSetGenDecoder,
+    psg_autoencoder,
+    psg_single_view,
+)
