@@ -1,0 +1,172 @@
+"""course_lib.metrics against scipy / numpy references written from the definitions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+from scipy.spatial.distance import cdist, directed_hausdorff
+
+from course_lib import metrics
+
+
+def _clouds(seed: int, n: int = 300, m: int = 250) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, 3, generator=g, dtype=torch.float64), torch.rand(m, 3, generator=g, dtype=torch.float64)
+
+
+def _nn(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    d, i = cKDTree(b).query(a)
+    return d, i
+
+
+def test_chamfer_conventions() -> None:
+    x, y = _clouds(0)
+    dxy, _ = _nn(x.numpy(), y.numpy())
+    dyx, _ = _nn(y.numpy(), x.numpy())
+    sq_sum = (dxy**2).mean() + (dyx**2).mean()
+    l1 = 0.5 * (dxy.mean() + dyx.mean())
+    assert float(metrics.chamfer_l2(x, y)) == pytest.approx(sq_sum, rel=1e-10)
+    assert float(metrics.chamfer_l1(x, y)) == pytest.approx(l1, rel=1e-10)
+    assert float(metrics.chamfer(x, y, squared=False, directions="sum")) == pytest.approx(2 * l1, rel=1e-10)
+    assert float(metrics.chamfer(x, y, directions="mean", scale=10)) == pytest.approx(5 * sq_sum, rel=1e-10)
+    # presets
+    assert float(metrics.PRESETS["atlasnet"].chamfer(x, y)) == pytest.approx(1e3 * sq_sum, rel=1e-10)
+    assert float(metrics.PRESETS["pointflow"].chamfer(x, y)) == pytest.approx(1e4 * sq_sum, rel=1e-10)
+    assert float(metrics.PRESETS["shapegf"].chamfer(x, y)) == pytest.approx(1e4 * sq_sum, rel=1e-10)
+    assert float(metrics.PRESETS["deepsdf"].chamfer(x, y)) == pytest.approx(1e3 * sq_sum, rel=1e-10)
+    assert float(metrics.PRESETS["occnet"].chamfer(x, y)) == pytest.approx(l1, rel=1e-10)
+
+
+def test_batched_reduction() -> None:
+    x = torch.stack([_clouds(1)[0], _clouds(2)[0]])
+    y = torch.stack([_clouds(3)[1][:200], _clouds(4)[1][:200]])
+    per = metrics.chamfer_l1(x, y, reduction="none")
+    assert per.shape == (2,)
+    for b in range(2):
+        assert float(per[b]) == pytest.approx(float(metrics.chamfer_l1(x[b], y[b])), rel=1e-12)
+    assert float(metrics.chamfer_l1(x, y)) == pytest.approx(float(per.mean()), rel=1e-12)
+
+
+def test_emd_pointflow_convention() -> None:
+    x, y = _clouds(5, 60, 60)
+    c = cdist(x.numpy(), y.numpy())
+    r, cols = linear_sum_assignment(c)
+    ref = c[r, cols].mean()
+    assert float(metrics.emd(x, y)) == pytest.approx(ref, rel=1e-10)
+    assert float(metrics.PRESETS["pointflow"].emd(x, y)) == pytest.approx(100 * ref, rel=1e-10)
+    c2 = c**2
+    r2, cols2 = linear_sum_assignment(c2)
+    assert float(metrics.emd(x, y, squared=True)) == pytest.approx(c2[r2, cols2].mean(), rel=1e-10)
+    with pytest.raises(ValueError, match="reports no EMD"):
+        metrics.PRESETS["atlasnet"].emd(x, y)
+
+
+def test_fscore() -> None:
+    x, y = _clouds(6)
+    dxy, _ = _nn(x.numpy(), y.numpy())
+    dyx, _ = _nn(y.numpy(), x.numpy())
+    for tau in (0.02, 0.05, 0.1):
+        p, r = (dxy <= tau).mean(), (dyx <= tau).mean()
+        f = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        got_f, got_p, got_r = metrics.fscore(x, y, tau, return_precision_recall=True)
+        assert float(got_f) == pytest.approx(f, rel=1e-12)
+        assert float(got_p) == pytest.approx(p) and float(got_r) == pytest.approx(r)
+    assert float(metrics.fscore(x, x, 1e-6)) == 1.0
+    assert float(metrics.fscore(x, y + 10, 0.1)) == 0.0
+    with pytest.raises(ValueError, match="tau"):
+        metrics.fscore(x, y, 0.0)
+
+
+def test_hausdorff() -> None:
+    x, y = _clouds(7)
+    ref = max(directed_hausdorff(x.numpy(), y.numpy())[0], directed_hausdorff(y.numpy(), x.numpy())[0])
+    assert float(metrics.hausdorff(x, y)) == pytest.approx(ref, rel=1e-12)
+    assert float(metrics.hausdorff(x, y, squared=True)) == pytest.approx(ref**2, rel=1e-12)
+
+
+def test_normal_consistency() -> None:
+    x, y = _clouds(8)
+    g = torch.Generator().manual_seed(9)
+    nx = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    ny = torch.randn(250, 3, generator=g, dtype=torch.float64)
+    ux = nx.numpy() / np.linalg.norm(nx.numpy(), axis=1, keepdims=True)
+    uy = ny.numpy() / np.linalg.norm(ny.numpy(), axis=1, keepdims=True)
+    _, ixy = _nn(x.numpy(), y.numpy())
+    _, iyx = _nn(y.numpy(), x.numpy())
+    cxy = (ux * uy[ixy]).sum(1)
+    cyx = (uy * ux[iyx]).sum(1)
+    ref_abs = 0.5 * (np.abs(cxy).mean() + np.abs(cyx).mean())
+    ref_signed = 0.5 * (cxy.mean() + cyx.mean())
+    assert float(metrics.normal_consistency(x, nx, y, ny)) == pytest.approx(ref_abs, rel=1e-10)
+    assert float(metrics.normal_consistency(x, nx, y, ny, absolute=False)) == pytest.approx(ref_signed, rel=1e-10)
+    assert float(metrics.normal_consistency(x, nx, x, -nx * 3)) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="normals must have the shape"):
+        metrics.normal_consistency(x, nx[:10], y, ny)
+
+
+def test_volumetric_iou() -> None:
+    g = torch.Generator().manual_seed(10)
+    a = torch.rand(2, 8, 8, 8, generator=g) > 0.5
+    b = torch.rand(2, 8, 8, 8, generator=g) > 0.4
+    per = metrics.volumetric_iou(a, b, batched=True, reduction="none")
+    for i in range(2):
+        an, bn = a[i].numpy(), b[i].numpy()
+        assert float(per[i]) == pytest.approx((an & bn).sum() / (an | bn).sum())
+    assert float(metrics.volumetric_iou(a[0], a[0])) == 1.0
+    assert float(metrics.volumetric_iou(a[0].float(), b[0].float())) == pytest.approx(float(per[0]))
+    empty = torch.zeros(4, 4, 4, dtype=torch.bool)
+    assert float(metrics.volumetric_iou(empty, empty)) == 1.0
+    assert float(metrics.volumetric_iou(empty, ~empty)) == 0.0
+    with pytest.raises(ValueError, match="shape"):
+        metrics.volumetric_iou(a, b[0])
+
+
+def test_evaluate_and_oracle_on_a_mesh() -> None:
+    mesh = trimesh.creation.icosphere(subdivisions=3)
+    res = metrics.oracle(mesh, 512, "pointflow")
+    assert set(res) == {"cd", "emd", "normal_consistency", "fscore", "hausdorff"}
+    # the same numbers from the two samplings done by hand
+    p0, f0 = trimesh.sample.sample_surface(mesh, 512, seed=0)
+    p1, f1 = trimesh.sample.sample_surface(mesh, 512, seed=1)
+    x = torch.tensor(p0, dtype=torch.float32)
+    y = torch.tensor(p1, dtype=torch.float32)
+    ref = metrics.evaluate(x, y, "pointflow", pred_normals=torch.tensor(mesh.face_normals[f0]),
+                           gt_normals=torch.tensor(mesh.face_normals[f1]))
+    for k in res:
+        assert res[k] == pytest.approx(ref[k], rel=1e-6)
+    assert res["cd"] > 0 and 0.9 < res["normal_consistency"] <= 1.0
+    # the oracle shrinks with more points
+    assert metrics.oracle(mesh, 2048, metrics.chamfer_l2) < metrics.oracle(mesh, 256, metrics.chamfer_l2)
+
+
+def test_oracle_accepts_any_sampler() -> None:
+    class Sphere:
+        def sample_surface(self, n: int, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+            g = torch.Generator().manual_seed(seed or 0)
+            p = torch.nn.functional.normalize(torch.randn(n, 3, generator=g), dim=-1)
+            return p, p.clone()
+
+    res = metrics.oracle(Sphere(), 300, "occnet")
+    assert "emd" not in res and res["normal_consistency"] > 0.9
+    with pytest.raises(TypeError, match="sample_surface"):
+        metrics.oracle(object(), 10)
+    with pytest.raises(ValueError, match="preset"):
+        metrics.oracle(Sphere(), 10, "pytorch3d")
+
+
+def test_metric_errors() -> None:
+    x, y = _clouds(11)
+    with pytest.raises(ValueError, match="3D points"):
+        metrics.chamfer_l2(x[:, :2], y[:, :2])
+    with pytest.raises(ValueError, match="directions"):
+        metrics.chamfer(x, y, directions="max")
+    with pytest.raises(ValueError, match="reduction"):
+        metrics.hausdorff(x, y, reduction="sum")
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.fscore(x * float("nan"), y, 0.1)
+    with pytest.raises(ValueError, match="empty"):
+        metrics.chamfer_l1(x[:0], y)
