@@ -41,6 +41,10 @@ __all__ = [
     "atlas_loss_fn",
     "train_atlasnet",
     "predict_points",
+    "build_psg",
+    "estimate_normals",
+    "mesh_chamfer",
+    "mesh_quality_summary",
     "chamfer_per_shape",
     "evaluate_chamfer",
     "oracle_chamfer",
@@ -197,12 +201,52 @@ def build_atlasnet(template: str = "square", n_patches: int = 25, latent_dim: in
                     hidden=hidden, n_points=n_points)
 
 
+def _forward(model: Any, x: Tensor, n_points: int) -> Tensor:
+    """Points predicted by an AtlasNet (``n_points`` of them) or a fixed-size model (PointSetGen)."""
+    from course_lib.models.atlasnet import AtlasNet
+
+    if isinstance(model, AtlasNet):
+        return model(x, n_points=n_points).points
+    out = model(x)
+    return out.points if hasattr(out, "points") else out
+
+
+def build_psg(n_points: int, latent_dim: int = 128, encoder: str = "pointnet", image_channels: int = 3) -> Any:
+    """PointSetGen (chapter 05, :mod:`course_lib.models.psg`) with exactly ``n_points`` outputs.
+
+    Introduced in ``lectures/06_surfaces.ipynb`` as the baseline at equal points.  About a
+    quarter of the points come from the fully connected branch, the rest from an
+    ``H x W`` up-convolved map (``H``, ``W`` multiples of 8).
+    """
+    from course_lib.models import psg
+
+    best = None
+    for h in range(8, n_points + 1, 8):
+        for w in range(h, n_points + 1, 8):
+            hw = h * w
+            if hw >= n_points:
+                break
+            score = abs(hw - 0.75 * n_points) + 0.01 * abs(w - 2 * h)
+            if best is None or score < best[0]:
+                best = (score, h, w)
+    if best is None:
+        raise ValueError(f"n_points={n_points} is too small for PointSetGen's map branch (needs > 64)")
+    _, h, w = best
+    n_fc = n_points - h * w
+    if encoder == "pointnet":
+        return psg.psg_autoencoder(latent_dim, n_fc, (h, w), encoder_hidden=(64, 128), encoder_feat_dim=256,
+                                   fc_hidden=(256, 256), map_channels=64)
+    if encoder == "resnet":
+        return psg.psg_single_view(latent_dim, n_fc, (h, w), in_channels=image_channels, layers=(1, 1, 1),
+                                   width=16, fc_hidden=(256, 256), map_channels=64)
+    raise ValueError(f"encoder must be 'pointnet' or 'resnet', got {encoder!r}")
+
+
 def atlas_loss_fn(n_points: int) -> Any:
     """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: Chamfer of ``n_points`` decoded points."""
 
     def loss_fn(model: Any, batch: dict[str, Tensor]) -> Tensor:
-        out = model(batch["input"], n_points=n_points)
-        return _ops.chamfer_distance(out.points, batch["target"])
+        return _ops.chamfer_distance(_forward(model, batch["input"], n_points), batch["target"])
 
     return loss_fn
 
@@ -239,11 +283,8 @@ def predict_points(model: Any, inputs: Tensor, n_points: int, batch_size: int = 
     """Eval-mode predictions ``(S, n_points, 3)`` (AtlasNet: the template lattice; any model with
     ``model(x, n_points=...)`` returning ``.points``, or a tensor)."""
     model.eval()
-    outs = []
-    for i in range(0, len(inputs), batch_size):
-        out = model(inputs[i:i + batch_size], n_points=n_points)
-        outs.append(out.points if hasattr(out, "points") else out)
-    return torch.cat(outs)
+    return torch.cat([_forward(model, inputs[i:i + batch_size], n_points)
+                      for i in range(0, len(inputs), batch_size)])
 
 
 def chamfer_per_shape(pred: Tensor, target: Tensor) -> Tensor:
@@ -355,5 +396,60 @@ def label_transfer(model: Any, data: dict[str, Any], refine_steps: int = 0, n_in
             "per_shape_baseline": acc0, "pred": pred, "true": true, "deformed": torch.cat(deformed)}
 
 
-def _np(x: Tensor) -> np.ndarray:
-    return x.detach().cpu().numpy()
+# ---------------------------------------------------------------------------
+# Meshes: Poisson from points versus AtlasNet's direct mesh
+# ---------------------------------------------------------------------------
+def estimate_normals(points: Tensor, k: int = 16, reference: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """Unit normals of a point cloud ``(N, 3)`` by local PCA over ``k`` neighbours, then oriented.
+
+    Introduced in ``lectures/06_surfaces.ipynb`` (Poisson needs oriented normals and a
+    point-set generator gives none).  The normal is the direction of least variance of each
+    neighbourhood.  Orientation: with ``reference = (points, normals)`` each normal takes the
+    sign of the nearest reference normal (an *oracle* orientation, to isolate the surface
+    fitting); otherwise it points away from the cloud's centroid (right for convex-ish parts,
+    wrong on the inner faces of legs and handles).
+    """
+    if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[1] != 3:
+        raise ValueError(f"points must be a tensor (N, 3), got {getattr(points, 'shape', type(points))}")
+    k = min(int(k), points.shape[0])
+    if k < 3:
+        raise ValueError("need at least 3 points (and k >= 3) to fit a plane")
+    p = points.detach().double()
+    _, idx = _ops.knn(p, p, k)
+    nb = p[idx]  # (N, k, 3)
+    c = nb - nb.mean(dim=1, keepdim=True)
+    cov = c.transpose(1, 2) @ c
+    _, vecs = torch.linalg.eigh(cov)
+    n = vecs[:, :, 0]
+    if reference is not None:
+        rp, rn = reference
+        _, j = _ops.knn(p, rp.detach().double(), 1)
+        sign = torch.sign((n * rn.double()[j[:, 0]]).sum(-1))
+    else:
+        sign = torch.sign((n * (p - p.mean(0))).sum(-1))
+    sign = torch.where(sign == 0, torch.ones_like(sign), sign)
+    return (n * sign[:, None]).to(points.dtype)
+
+
+def mesh_chamfer(mesh: Any, target: Tensor, seed: int = 0) -> float:
+    """Chamfer distance (:data:`CD_CONVENTION`, x 1000) between ``len(target)`` area-weighted samples of
+    ``mesh`` and the ``target`` points ``(N, 3)``.
+
+    Introduced in ``lectures/06_surfaces.ipynb``.
+    """
+    from course_lib.geometry import sample_mesh_surface
+
+    pts, _ = sample_mesh_surface(mesh, int(target.shape[0]), seed=seed)
+    return evaluate_chamfer(pts[None].to(target), target[None])
+
+
+def mesh_quality_summary(meshes: Sequence[Any], intersections: bool = True) -> dict[str, float]:
+    """Means over meshes of :func:`course_lib.models.atlasnet.mesh_quality` (with patch ids when present).
+
+    Introduced in ``lectures/06_surfaces.ipynb``.
+    """
+    from course_lib.models.atlasnet import mesh_quality
+
+    rows = [mesh_quality(m, m.metadata.get("face_patch"), intersections=intersections) for m in meshes]
+    keys = sorted({k for r in rows for k in r})
+    return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
