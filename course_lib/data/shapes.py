@@ -26,6 +26,7 @@ exceeds the true distance, which is what sphere tracing and Newton projection ne
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from collections.abc import Callable, Sequence
@@ -551,8 +552,13 @@ def make_shape(category: str, seed: int) -> Shape:
 
     Raises ``ValueError`` listing the valid categories for an unknown category, and
     ``TypeError``/``ValueError`` for a seed that is not an integer in ``[0, MAX_SEED]``.
+    The 64 most recently made shapes are cached: the same call returns the same object.
     """
-    category = check_category(category)
-    seed = check_seed(seed)
+    return _make_shape_cached(check_category(category), check_seed(seed))
+
+
+@functools.lru_cache(maxsize=64)
+def _make_shape_cached(category: str, seed: int) -> Shape:
+    # recently used shapes are kept (with their cached meshes): notebooks ask for the same ones often
     parts = _BUILDERS[category](_category_rng(category, seed))
     return Shape(category, seed, parts)
