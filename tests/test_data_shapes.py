@@ -223,3 +223,20 @@ def test_part_labels():
     labels = shape.part_labels(pts)
     assert labels.dtype == torch.long and labels.shape == (2000,)
     assert set(labels.tolist()) == set(range(len(shape.parts)))
+
+
+def test_sample_surface_is_area_weighted():
+    # a single box, through the whole pipeline (mesh -> area-weighted samples -> projection)
+    b = np.array([0.5, 0.3, 0.15])
+    shape = shapes.Shape("chair", 0, [("box", P.Box(b))])
+    n = 20000
+    _, nrm = shape.sample_surface(n)
+    axis = np.abs(nrm.numpy()).argmax(1)
+    areas = np.array([b[1] * b[2], b[0] * b[2], b[0] * b[1]])
+    expect = areas / areas.sum()
+    got = np.bincount(axis, minlength=3) / n
+    np.testing.assert_allclose(got, expect, atol=0.02)
+    # within a face, uniform: the mean of the samples on the +z face is its centre
+    pts, _ = shape.sample_surface(n, seed=3)
+    top = pts[:, 2] > pts[:, 2].max() - 1e-4
+    np.testing.assert_allclose(pts[top, :2].mean(0).numpy(), 0.0, atol=0.02)
