@@ -341,6 +341,12 @@ def test_interact_control_specs(monkeypatch):
     assert isinstance(app.controls["b"], w.IntSlider) and app.controls["b"].max == 9
     assert isinstance(app.controls["c"], w.Checkbox)
     assert app.values == {"a": 3, "b": 1, "c": True, "d": 1}
+    app2 = viz.interact(lambda x, k: _render(x, str(k)), x=(-1.0, 1.0, 0.1, 0.0), k=(2, 8, 2, 4))
+    assert app2.values == {"x": 0.0, "k": 4} and isinstance(app2.controls["k"], w.IntSlider)
+    monkeypatch.setattr(vw, "widgets_available", lambda: False)
+    assert viz.interact(lambda x: _render(x, "s"), x=(0.0, 2.0, 0.5, 1.5)).layout.title.text == "s 1.5"
+    with pytest.raises(ValueError, match="outside"):
+        viz.interact(lambda x: _render(x, "s"), x=(0.0, 2.0, 0.5, 3.0))
     with pytest.raises(TypeError):
         viz.interact(lambda: "not a figure")
 

@@ -537,7 +537,7 @@ def plot_sdf_slice(
         bound: the slice covers ``[-bound, bound]^2``.
         title: figure title.
         zero_level: draw the contour ``sdf = 0`` (the surface) in black.
-        colorscale: a diverging scale; negative (inside) and positive (outside) get opposite colours.
+        colorscale: a diverging scale centred at 0 (with plotly's ``"RdBu"``: inside, negative, is red; outside is blue).
     """
     if axis not in ("x", "y", "z"):
         raise ValueError(f"axis should be 'x', 'y' or 'z', got {axis!r}")

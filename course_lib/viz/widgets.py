@@ -90,10 +90,12 @@ def _initial_value(spec: Any) -> tuple[bool, Any]:
         return True, spec.start
     if isinstance(spec, bool):
         return True, spec
-    if isinstance(spec, tuple) and len(spec) in (2, 3) and _numbers(spec):
+    if isinstance(spec, tuple) and len(spec) in (2, 3, 4) and _numbers(spec):
         if spec[1] < spec[0]:
-            raise ValueError(f"slider (min, max[, step]) has max < min: {spec!r}")
-        return True, spec[0]
+            raise ValueError(f"slider (min, max[, step[, value]]) has max < min: {spec!r}")
+        if len(spec) == 4 and not spec[0] <= spec[3] <= spec[1]:
+            raise ValueError(f"slider initial value {spec[3]} is outside [{spec[0]}, {spec[1]}]")
+        return True, spec[3] if len(spec) == 4 else spec[0]
     if isinstance(spec, (list, tuple)):
         if len(spec) == 0:
             raise ValueError("empty list of options for a dropdown")
@@ -113,14 +115,15 @@ def _make_control(name: str, spec: Any, widgets: Any, continuous_update: bool) -
                                  description=desc, continuous_update=continuous_update, style=style)
     if isinstance(spec, bool):
         return widgets.Checkbox(value=spec, description=desc, style=style)
-    if isinstance(spec, tuple) and len(spec) in (2, 3) and _numbers(spec):
+    if isinstance(spec, tuple) and len(spec) in (2, 3, 4) and _numbers(spec):
         lo, hi = spec[0], spec[1]
+        value = spec[3] if len(spec) == 4 else lo
         if all(isinstance(v, int) for v in spec):
-            step = spec[2] if len(spec) == 3 else 1
-            return widgets.IntSlider(value=lo, min=lo, max=hi, step=step, description=desc,
+            step = spec[2] if len(spec) >= 3 else 1
+            return widgets.IntSlider(value=value, min=lo, max=hi, step=step, description=desc,
                                      continuous_update=continuous_update, style=style)
-        step = spec[2] if len(spec) == 3 else (hi - lo) / 100
-        return widgets.FloatSlider(value=lo, min=lo, max=hi, step=step, description=desc,
+        step = spec[2] if len(spec) >= 3 else (hi - lo) / 100
+        return widgets.FloatSlider(value=value, min=lo, max=hi, step=step, description=desc,
                                    continuous_update=continuous_update, style=style)
     if isinstance(spec, (list, tuple)):
         return widgets.Dropdown(options=list(spec), description=desc, style=style)
@@ -224,7 +227,8 @@ def interact(
     Each keyword names an argument of ``render_fn`` and says how to control it:
 
     * ``range(a, b[, s])`` -> integer slider starting at ``a``;
-    * ``(lo, hi)`` or ``(lo, hi, step)`` of numbers -> slider (integer if all are ints) starting at ``lo``;
+    * ``(lo, hi)``, ``(lo, hi, step)`` or ``(lo, hi, step, value)`` of numbers -> slider (integer
+      if all are ints) starting at ``value`` (default ``lo``);
     * a list (or tuple of non-numbers) of options -> dropdown starting at the first;
     * ``True``/``False`` -> checkbox;
     * an ipywidgets widget -> used as is;

@@ -174,6 +174,14 @@ viz.subplots(
 )
 
 # %% [markdown]
+# Slide a plane through the chair: red is inside ($f < 0$), blue outside, the black line is
+# the surface $f = 0$. Far from the shape the colour grows linearly with the distance.
+
+# %%
+viz.interact(lambda axis, value: viz.plot_sdf_slice(shape, axis=axis, value=value, resolution=96),
+             axis=["z", "x", "y"], value=(-0.9, 0.9, 0.05, 0.0), title="SDF slices")
+
+# %% [markdown]
 # The properties of an SDF can be checked numerically: on surface samples $f \approx 0$,
 # the normalised gradient is the normal, and near the surface $\lVert\nabla f\rVert \approx 1$.
 # (Our SDFs are exact outside the shape and a bound inside, so the gradient norm is 1
@@ -266,6 +274,13 @@ for r in sorted({16, S["mesh_resolution"] // 2, S["mesh_resolution"]}):
 viz.subplots(mc_figs, titles=mc_titles, height=350)
 
 # %% [markdown]
+# The same question for voxels: how fine must the grid be before the legs appear?
+
+# %%
+viz.interact(lambda resolution: viz.plot_voxels(data.voxelize(shape, resolution)),
+             resolution=(8, 48, 4, S["voxel_resolution"]), title="voxel resolution")
+
+# %% [markdown]
 # **Mesh → voxels** gives the same grid as the SDF route when the mesh is fine enough;
 # the differences are cells whose centre lies between the mesh and the exact surface.
 
@@ -337,7 +352,7 @@ table = {k: [] for k in ["voxels (bool)", "SDF grid (float32)", "mesh (marching 
 surface_share = []
 car = data.make_shape("car", 0)
 for r in resolutions:
-    vox = data.voxelize(car, r)
+    vox = data.voxelize(car, r, device=config.get_device()).cpu()
     sdf = geometry.sdf_grid(car, r, bound=1.1, device=config.get_device()).cpu()
     m = geometry.marching_cubes(sdf, 0.0, bound=1.1)
     n_surface = int(surface_voxels(vox).sum())
