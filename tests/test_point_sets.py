@@ -1,0 +1,162 @@
+"""Chapter-05 experiment helpers, against scipy, brute force and analytic facts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+
+from course_lib.experiments import point_sets as ps
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _unique_points(s=3, p=40, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.rand(s, p, 3, generator=gen)
+
+
+def test_point_batches_are_disjoint_subsets_of_each_shape():
+    pts = _unique_points(5, 40)
+    batches = ps.PointBatches(pts, 12, batch_size=2, seed=1)
+    assert len(batches) == 3
+    seen = 0
+    for b in batches:
+        assert b["input"].shape[1:] == (12, 3) and b["target"].shape == b["input"].shape
+        for i in range(b["input"].shape[0]):
+            # find the shape each subset came from (points are unique across shapes)
+            rows_in = {tuple(r) for r in b["input"][i].tolist()}
+            rows_t = {tuple(r) for r in b["target"][i].tolist()}
+            owners = [k for k in range(5) if rows_in <= {tuple(r) for r in pts[k].tolist()}]
+            assert len(owners) == 1 and rows_t <= {tuple(r) for r in pts[owners[0]].tolist()}
+            assert not rows_in & rows_t and len(rows_in) == 12 and len(rows_t) == 12
+            seen += 1
+    assert seen == 5
+    with pytest.raises(ValueError, match="2 n"):
+        ps.PointBatches(pts, 21, 2)
+
+
+def test_held_out_is_disjoint_and_deterministic():
+    pts = _unique_points(2, 30)
+    gt, oracle = ps.held_out(pts, 10, seed=3)
+    gt2, _ = ps.held_out(pts, 10, seed=3)
+    assert torch.equal(gt, gt2) and gt.shape == (2, 10, 3)
+    for k in range(2):
+        a = {tuple(r) for r in gt[k].tolist()}
+        b = {tuple(r) for r in oracle[k].tolist()}
+        assert not a & b and a | b <= {tuple(r) for r in pts[k].tolist()}
+
+
+def test_nn_distances_match_kdtree_with_duplicates():
+    pts = _unique_points(2, 50, seed=4)
+    pts[0, 7] = pts[0, 3]  # a duplicate: both are at distance 0
+    d = ps.nn_distances(pts)
+    for k in range(2):
+        ref, _ = cKDTree(pts[k].double().numpy()).query(pts[k].double().numpy(), k=2)
+        np.testing.assert_allclose(d[k].numpy(), ref[:, 1], atol=1e-5)
+    assert float(d[0, 7]) == 0.0 and float(d[0, 3]) == 0.0
+    assert ps.nn_distances(pts[0]).shape == (50,)
+
+
+def test_uniformity_orders_regular_iid_and_clumped_sets():
+    g = torch.linspace(0, 1, 8)
+    grid = torch.stack(torch.meshgrid(g, g, torch.zeros(1), indexing="ij"), -1).reshape(-1, 3)
+    cv_grid = float(ps.nn_uniformity(grid))
+    gen = torch.Generator().manual_seed(0)
+    iid = torch.rand(2000, 3, generator=gen) * torch.tensor([1.0, 1.0, 0.0])
+    cv_iid = float(ps.nn_uniformity(iid))
+    # half of the points get a near twin: a mixture of tiny and ordinary gaps
+    clumped = torch.cat([iid[:1000], iid[:500] + 1e-4 * torch.randn(500, 3, generator=gen)])
+    cv_clumped = float(ps.nn_uniformity(clumped))
+    assert cv_grid < 1e-4
+    # i.i.d. uniform points in the plane: nearest-neighbour distance is Rayleigh, CV = sqrt(4/pi - 1) = 0.523
+    assert abs(cv_iid - math.sqrt(4 / math.pi - 1)) < 0.06
+    assert cv_clumped > 1.5 * cv_iid
+    assert abs(float(ps.nn_uniformity(3.0 * iid)) - cv_iid) < 1e-4  # scale invariant
+
+
+def test_evaluate_sets_against_brute_force_and_scipy():
+    gen = torch.Generator().manual_seed(5)
+    pred = torch.rand(3, 20, 3, generator=gen)
+    gt = torch.rand(3, 20, 3, generator=gen)
+    m = ps.evaluate_sets(pred, gt, tau=0.2)
+    for k in range(3):
+        d = torch.cdist(pred[k].double(), gt[k].double())
+        cd = (d**2).min(1).values.mean() + (d**2).min(0).values.mean()
+        assert abs(float(m["CD x1e3"][k]) - 1e3 * float(cd)) < 1e-2
+        r, c = linear_sum_assignment(d.numpy())
+        assert abs(float(m["EMD x1e2"][k]) - 1e2 * d.numpy()[r, c].mean()) < 1e-3
+        prec = (d.min(1).values <= 0.2).double().mean()
+        rec = (d.min(0).values <= 0.2).double().mean()
+        f = 0.0 if prec + rec == 0 else float(2 * prec * rec / (prec + rec))
+        assert abs(float(m["F@0.2 %"][k]) - 100 * f) < 1e-3
+    # a set against itself: CD = EMD = 0, F = 100
+    same = ps.evaluate_sets(gt, gt, tau=0.05)
+    assert float(same["CD x1e3"].abs().max()) < 1e-6 and float(same["EMD x1e2"].abs().max()) < 1e-4
+    assert float(same["F@0.05 %"].min()) == 100.0
+    same = ps.evaluate_sets(gt, gt, tau=0.2)
+    table = ps.results_table({"a": m, "b": same})
+    text = ps.format_table(table)
+    assert text.count("\n") == 3 and "CD x1e3" in text
+    with pytest.raises(ValueError, match="same shape"):
+        ps.evaluate_sets(pred, gt[:, :10])
+
+
+def test_rings_and_radii():
+    gen = torch.Generator().manual_seed(0)
+    r = ps.sample_radii("uniform", 1000, gen, low=0.3, high=1.0)
+    assert float(r.min()) >= 0.3 and float(r.max()) <= 1.0 and abs(float(r.mean()) - 0.65) < 0.03
+    two = ps.sample_radii("two", 100, gen, low=0.4, high=0.9)
+    assert set(two.tolist()) == {0.4, 0.9}
+    rings = ps.sample_rings(r[:4], 50, "circle", gen)
+    assert rings.shape == (4, 50, 3) and float(rings[..., 2].abs().max()) == 0.0
+    torch.testing.assert_close(rings[..., :2].norm(dim=-1), r[:4, None].float().expand(4, 50))
+    sph = ps.sample_rings(r[:4], 50, "sphere", gen)
+    torch.testing.assert_close(sph.norm(dim=-1), r[:4, None].float().expand(4, 50))
+    with pytest.raises(ValueError, match="radius distribution"):
+        ps.sample_radii("gamma", 3)
+
+
+def test_mean_shapes_emd_keeps_one_circle_chamfer_spreads():
+    kw = dict(n_points=48, kind="circle", radius="two", radius_kwargs=dict(low=0.3, high=1.0), steps=200,
+              batch=8, lr=0.01, seed=0)
+    emd = ps.radial_profile(ps.mean_shape("emd", **kw)["points"])
+    cd = ps.radial_profile(ps.mean_shape("chamfer", **kw)["points"])
+    # EMD (squared ground cost): one circle near the mean radius 0.65
+    assert abs(emd["mean"] - 0.65) < 0.05 and emd["std"] < 0.03
+    # Chamfer: points spread over several radii
+    assert cd["std"] > 0.05 and cd["std"] > 3 * emd["std"]
+    assert emd["off_plane"] < 1e-6
+
+
+def test_peak_memory_sees_a_large_allocation():
+    def alloc():
+        a = np.ones(40 * 2**20 // 8)  # 40 MB
+        return float(a.sum())
+
+    value, mem = ps.peak_memory(alloc)
+    assert value == 40 * 2**20 // 8
+    if not math.isnan(mem):
+        assert 30 * 2**20 < mem < 200 * 2**20
+
+
+def test_time_distances_rows_and_bounds():
+    rows = ps.time_distances((16, 32), ("chamfer", "exact", "sinkhorn", "auction"))
+    assert len(rows) == 8
+    by = {(r["N"], r["method"]): r for r in rows}
+    for n in (16, 32):
+        ex = by[(n, "exact")]["value"]
+        assert by[(n, "sinkhorn")]["value"] >= ex - 1e-9  # rounded plan: an upper bound
+        assert by[(n, "auction")]["value"] >= ex - 1e-9 and by[(n, "auction")]["rel_err"] <= 1e-3 + 1e-9
+        assert math.isnan(by[(n, "chamfer")]["rel_err"])
+        assert all(r["seconds"] >= 0 for r in rows)
