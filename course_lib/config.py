@@ -166,29 +166,6 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch05.complexity_ns": {"ci": (32, 64, 128), "laptop": (64, 128, 256, 512, 1024, 2048),
                            "gpu": (128, 256, 512, 1024, 2048, 4096)},
     "ch05.lab_epochs": {"ci": 1, "laptop": 10, "gpu": 50},
-    # --- 05 point sets: PointSetGen, Chamfer vs EMD, mean shape ----------------
-    "ch05.seed": {"ci": 0, "laptop": 0, "gpu": 0},
-    "ch05.n_points": {"ci": 128, "laptop": 256, "gpu": 1024},  # = n_fc + H * W
-    "ch05.n_fc": {"ci": 32, "laptop": 64, "gpu": 256},
-    "ch05.map_size": {"ci": (8, 12), "laptop": (12, 16), "gpu": (24, 32)},
-    "ch05.n_upsample": {"ci": 2, "laptop": 2, "gpu": 3},
-    "ch05.map_channels": {"ci": 32, "laptop": 64, "gpu": 128},
-    "ch05.fc_hidden": {"ci": (64,), "laptop": (256, 256), "gpu": (512, 512)},
-    "ch05.latent_dim": {"ci": 64, "laptop": 128, "gpu": 256},
-    "ch05.encoder_feat_dim": {"ci": 64, "laptop": 256, "gpu": 512},
-    "ch05.batch_size": {"ci": 8, "laptop": 16, "gpu": 32},
-    "ch05.epochs": {"ci": 1, "laptop": 30, "gpu": 200},
-    "ch05.max_batches": {"ci": 2, "laptop": None, "gpu": None},
-    "ch05.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 5e-4},
-    "ch05.emd_method": {"ci": "exact", "laptop": "exact", "gpu": "auction"},
-    "ch05.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
-    "ch05.mean_points": {"ci": 32, "laptop": 128, "gpu": 256},
-    "ch05.mean_steps": {"ci": 40, "laptop": 400, "gpu": 1000},
-    "ch05.mean_batch": {"ci": 4, "laptop": 16, "gpu": 32},
-    "ch05.widget_steps": {"ci": 20, "laptop": 150, "gpu": 300},
-    "ch05.complexity_ns": {"ci": (32, 64, 128), "laptop": (64, 128, 256, 512, 1024, 2048),
-                           "gpu": (128, 256, 512, 1024, 2048, 4096)},
-    "ch05.lab_epochs": {"ci": 1, "laptop": 10, "gpu": 50},
 }
 
 
