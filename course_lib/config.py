@@ -158,7 +158,9 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch05.epochs": {"ci": 1, "laptop": 20, "gpu": 200},
     "ch05.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 5e-4},
     "ch05.emd_method": {"ci": "exact", "laptop": "exact", "gpu": "auction"},
-    "ch05.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
+    "ch05.categories": {"ci": ("chair", "airplane"), "laptop": None, "gpu": None},  # None: all
+    "ch05.train_per_category": {"ci": 2, "laptop": 40, "gpu": 200},
+    "ch05.test_per_category": {"ci": 1, "laptop": 10, "gpu": 40},
     "ch05.mean_points": {"ci": 32, "laptop": 128, "gpu": 256},
     "ch05.mean_steps": {"ci": 40, "laptop": 400, "gpu": 1000},
     "ch05.mean_batch": {"ci": 4, "laptop": 16, "gpu": 32},

@@ -207,7 +207,7 @@ def train_autoencoder(kind: str, profile: str | None = None, *, train_points: Te
     config.seed_everything(s["seed"])
     model = build_autoencoder(profile)
     if train_points is None:
-        train_points = point_clouds("train", profile)["points"]
+        train_points = point_clouds("train", profile, s["categories"], s["train_per_category"])["points"]
     batches = PointBatches(train_points, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss(kind, s["emd_method"]), epochs=s["epochs"], lr=s["lr"],
                               seed=s["seed"], progress=progress)

@@ -1,0 +1,160 @@
+"""Self-checks of chapter 05 (``labs/05_point_sets_lab.ipynb``): Chamfer (naive, batched), Sinkhorn, AE loss.
+
+Introduced in ``lectures/05_point_sets.ipynb``. The references are independent of the
+student's route: ``torch.cdist`` in float64 for distances, ``scipy.optimize.linear_sum_assignment``
+for the exact EMD, and a log-domain Sinkhorn iterated to convergence for the entropic plan.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+
+__all__ = ["check_chamfer_naive", "check_chamfer_batched", "check_sinkhorn_plan", "check_ae_loss"]
+
+
+def _ref_chamfer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Squared-distance Chamfer (mean + mean) per cloud, float64: (B, N, 3), (B, M, 3) -> (B,)."""
+    d = torch.cdist(x.double(), y.double()) ** 2
+    return d.min(-1).values.mean(-1) + d.min(-2).values.mean(-1)
+
+
+def _ref_plan(cost: torch.Tensor, eps: float, iters: int = 5000) -> torch.Tensor:
+    """Entropic OT plan with uniform marginals, log-domain Sinkhorn to convergence (float64)."""
+    c = cost.double()
+    n, m = c.shape
+    la, lb = -np.log(n), -np.log(m)
+    f = torch.zeros(n, dtype=torch.float64)
+    g = torch.zeros(m, dtype=torch.float64)
+    for _ in range(iters):
+        f = -eps * torch.logsumexp((g[None, :] - c) / eps + lb, dim=1)
+        g_new = -eps * torch.logsumexp((f[:, None] - c) / eps + la, dim=0)
+        if torch.allclose(g_new, g, atol=1e-13, rtol=0):
+            g = g_new
+            break
+        g = g_new
+    return torch.exp((f[:, None] + g[None, :] - c) / eps + la + lb)
+
+
+@self_check
+def check_chamfer_naive(fn) -> str:
+    """``fn(x (N,3), y (M,3)) -> ()``: the squared-distance Chamfer distance of two single clouds."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(9, 3, generator=gen, dtype=torch.float64)
+    y = torch.rand(6, 3, generator=gen, dtype=torch.float64)
+    out = call_student(fn, x, y)
+    expect_tensor(out, "the result", shape=())
+    ref = _ref_chamfer(x[None], y[None])[0]
+    d = torch.cdist(x, y) ** 2
+    if torch.allclose(out.double(), d.min(1).values.mean(), atol=1e-9):
+        raise CheckFailed("you computed only one direction (x to y): add the y-to-x term")
+    if torch.allclose(out.double(), (torch.cdist(x, y).min(1).values.mean() + torch.cdist(x, y).min(0).values.mean()),
+                      atol=1e-9):
+        raise CheckFailed("you used plain distances: the course's Chamfer uses squared distances")
+    if torch.allclose(out.double(), d.min(1).values.sum() + d.min(0).values.sum(), atol=1e-9):
+        raise CheckFailed("you summed over the points: take the mean of each direction")
+    expect_close(out, ref, "the Chamfer distance", atol=1e-6, rtol=1e-6)
+    expect_close(call_student(fn, y, x), out, "fn(y, x) (the Chamfer distance is symmetric)", atol=1e-6)
+    expect(abs(float(call_student(fn, x, x))) < 1e-9, "the distance of a cloud to itself should be 0")
+    return "matches the brute-force reference on clouds of 9 and 6 points"
+
+
+@self_check
+def check_chamfer_batched(fn) -> str:
+    """``fn(x (B,N,3), y (B,M,3)) -> (B,)``: per-cloud Chamfer, no Python loop, differentiable."""
+    gen = torch.Generator().manual_seed(1)
+    x = torch.rand(3, 50, 3, generator=gen)
+    y = torch.rand(3, 40, 3, generator=gen)
+    out = call_student(fn, x, y)
+    if isinstance(out, torch.Tensor) and out.dim() == 0:
+        raise CheckFailed("return one value per cloud, shape (B,): do not average over the batch here")
+    expect_tensor(out, "the result", shape=(3,))
+    expect_close(out, _ref_chamfer(x, y), "the per-cloud Chamfer distances", atol=1e-5, rtol=1e-4)
+    # gradients flow to the points
+    xg = x.clone().requires_grad_(True)
+    res = call_student(fn, xg, y)
+    expect(res.requires_grad, "the result carries no gradient: avoid .detach(), .item(), numpy")
+    res.sum().backward()
+    xr = x.clone().double().requires_grad_(True)
+    _ref_chamfer(xr, y).sum().backward()
+    expect_close(xg.grad, xr.grad, "the gradient with respect to x", atol=1e-4, rtol=1e-3)
+    # batched means vectorised: 16 clouds of 256 points should not take a loop over points
+    big_x, big_y = torch.rand(16, 256, 3, generator=gen), torch.rand(16, 256, 3, generator=gen)
+    t0 = time.perf_counter()
+    call_student(fn, big_x, big_y)
+    dt = time.perf_counter() - t0
+    expect(dt < 5.0, f"16 clouds of 256 points took {dt:.1f} s: vectorise over the batch and the points")
+    return "matches the reference values and gradients on a batch of 3 clouds"
+
+
+@self_check
+def check_sinkhorn_plan(fn) -> str:
+    """``fn(cost (N,M), eps, n_iter) -> plan (N,M)``: entropic OT with uniform marginals 1/N, 1/M."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.rand(12, 3, generator=gen, dtype=torch.float64)
+    y = torch.rand(10, 3, generator=gen, dtype=torch.float64)
+    cost = torch.cdist(x, y)
+    eps = 0.05
+    plan = call_student(fn, cost, eps, 2000)
+    expect_tensor(plan, "the plan", shape=(12, 10))
+    expect(bool((plan >= 0).all()), "a transport plan cannot have negative entries")
+    expect_close(plan.sum(), torch.tensor(1.0), "the total mass of the plan", atol=1e-4)
+    expect_close(plan.sum(1), torch.full((12,), 1 / 12, dtype=torch.float64),
+                 "the row sums (each x_i sends mass 1/N)", atol=1e-4)
+    expect_close(plan.sum(0), torch.full((10,), 1 / 10, dtype=torch.float64),
+                 "the column sums (each y_j receives mass 1/M)", atol=1e-4)
+    ref = _ref_plan(cost, eps)
+    expect_close(plan, ref, "the converged entropic plan", atol=2e-4, rtol=1e-2)
+    # as eps -> 0 the cost approaches the exact EMD (square case), from above
+    xs, ys = x[:10], y
+    c2 = torch.cdist(xs, ys)
+    r, c = linear_sum_assignment(c2.numpy())
+    exact = float(c2.numpy()[r, c].mean())
+    p2 = call_student(fn, c2, 0.01, 3000)
+    approx = float((p2 * c2).sum())
+    expect(approx >= exact - 1e-4, f"<P, C> = {approx:.4f} is below the exact EMD {exact:.4f}: impossible for a "
+                                   "feasible plan (check the marginals)")
+    expect(approx <= exact * 1.05 + 1e-3, f"with eps = 0.01 <P, C> = {approx:.4f} should be within 5% of the exact "
+                                          f"EMD {exact:.4f}")
+    return f"marginals met; with eps = 0.01 the cost is {approx:.4f} vs exact EMD {exact:.4f}"
+
+
+class _Fixed(nn.Module):
+    """A stand-in model: returns a fixed point set for every input (and records the input)."""
+
+    def __init__(self, out: torch.Tensor):
+        super().__init__()
+        self.out = nn.Parameter(out.clone())
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = x
+        return self.out.expand(x.shape[0], -1, -1)
+
+
+@self_check
+def check_ae_loss(fn) -> str:
+    """``fn(model, batch) -> ()``: the batch-mean Chamfer between ``model(batch["input"])`` and ``batch["target"]``."""
+    gen = torch.Generator().manual_seed(3)
+    batch = {"input": torch.rand(4, 30, 3, generator=gen), "target": torch.rand(4, 30, 3, generator=gen)}
+    model = _Fixed(torch.rand(1, 20, 3, generator=gen))
+    out = call_student(fn, model, batch)
+    if isinstance(out, dict):
+        out = out.get("loss")
+    expect_tensor(out, "the loss", shape=())
+    expect(model.seen is not None and model.seen.shape == batch["input"].shape,
+           "the model should be called on batch['input']")
+    pred = model.out.detach().expand(4, -1, -1)
+    ref = _ref_chamfer(pred, batch["target"]).mean()
+    wrong = _ref_chamfer(pred, batch["input"]).mean()
+    if torch.allclose(out.double(), wrong, atol=1e-6):
+        raise CheckFailed("you compared the prediction with batch['input']: the loss compares with batch['target']")
+    expect_close(out, ref, "the batch-mean Chamfer loss", atol=1e-5, rtol=1e-4)
+    expect(out.requires_grad, "the loss carries no gradient")
+    return "calls the model on the input and compares with the target"

@@ -1,0 +1,109 @@
+"""The chapter-05 self-checks pass the reference, fail wrong answers with a useful message, flag stubs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib import checks, ops
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+# --- reference solutions ---------------------------------------------------
+def chamfer_naive(x, y):
+    def one_way(a, b):
+        total = 0.0
+        for p in a:
+            total = total + min(((p - q) ** 2).sum() for q in b)
+        return total / len(a)
+
+    return one_way(x, y) + one_way(y, x)
+
+
+def chamfer_batched(x, y):
+    d = ((x[:, :, None, :] - y[:, None, :, :]) ** 2).sum(-1)
+    return d.min(2).values.mean(1) + d.min(1).values.mean(1)
+
+
+def sinkhorn_plan(cost, eps, n_iter):
+    n, m = cost.shape
+    k = torch.exp(-cost / eps)
+    a = torch.full((n,), 1 / n, dtype=cost.dtype)
+    b = torch.full((m,), 1 / m, dtype=cost.dtype)
+    v = torch.ones(m, dtype=cost.dtype)
+    for _ in range(n_iter):
+        u = a / (k @ v)
+        v = b / (k.T @ u)
+    return u[:, None] * k * v[None, :]
+
+
+def ae_loss(model, batch):
+    return chamfer_batched(model(batch["input"]), batch["target"]).mean()
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def test_references_pass():
+    assert checks.check_chamfer_naive(chamfer_naive, quiet=True).passed
+    assert checks.check_chamfer_batched(chamfer_batched, quiet=True).passed
+    assert checks.check_chamfer_batched(lambda x, y: ops.chamfer_distance(x, y, reduction="none"), quiet=True).passed
+    assert checks.check_sinkhorn_plan(sinkhorn_plan, quiet=True).passed
+    assert checks.check_ae_loss(ae_loss, quiet=True).passed
+    assert checks.check_ae_loss(lambda m, b: {"loss": ops.chamfer_distance(m(b["input"]), b["target"])},
+                                quiet=True).passed
+
+
+def test_stubs_are_not_implemented():
+    for check in (checks.check_chamfer_naive, checks.check_chamfer_batched, checks.check_sinkhorn_plan,
+                  checks.check_ae_loss):
+        res = check(stub, quiet=True)
+        assert res.status == "not_implemented" and "not implemented yet" in res.verdict()
+
+
+def test_wrong_chamfers_are_explained():
+    one_way = checks.check_chamfer_naive(lambda x, y: torch.cdist(x, y).pow(2).min(1).values.mean(), quiet=True)
+    assert not one_way.passed and "one direction" in one_way.message
+    plain = checks.check_chamfer_naive(
+        lambda x, y: torch.cdist(x, y).min(1).values.mean() + torch.cdist(x, y).min(0).values.mean(), quiet=True)
+    assert not plain.passed and "squared" in plain.message
+    summed = checks.check_chamfer_naive(
+        lambda x, y: torch.cdist(x, y).pow(2).min(1).values.sum() + torch.cdist(x, y).pow(2).min(0).values.sum(),
+        quiet=True)
+    assert not summed.passed and "mean" in summed.message
+    averaged = checks.check_chamfer_batched(lambda x, y: chamfer_batched(x, y).mean(), quiet=True)
+    assert not averaged.passed and "(B,)" in averaged.message
+    detached = checks.check_chamfer_batched(lambda x, y: chamfer_batched(x, y).detach(), quiet=True)
+    assert not detached.passed and "gradient" in detached.message
+    crash = checks.check_chamfer_batched(lambda x, y: x @ y, quiet=True)
+    assert crash.status == "error" and "RuntimeError" in crash.message
+
+
+def test_wrong_sinkhorn_is_caught():
+    # one half-iteration only: columns right, rows wrong
+    def half(cost, eps, n_iter):
+        n, m = cost.shape
+        k = torch.exp(-cost / eps)
+        v = (1 / m) / k.sum(0)
+        return k * v[None, :]
+
+    res = checks.check_sinkhorn_plan(half, quiet=True)
+    assert not res.passed and "row sums" in res.message
+    # the independent coupling is feasible but not optimal
+    res = checks.check_sinkhorn_plan(lambda c, e, n: torch.full_like(c, 1 / c.numel()), quiet=True)
+    assert not res.passed and "plan" in res.message
+
+
+def test_wrong_ae_loss_is_caught():
+    res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["input"]).mean(), quiet=True)
+    assert not res.passed and "target" in res.message
+    res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["target"]).sum(), quiet=True)
+    assert not res.passed
