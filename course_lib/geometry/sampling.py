@@ -5,6 +5,7 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ def as_trimesh(mesh: Any) -> trimesh.Trimesh:
     raise TypeError(f"expected a trimesh.Trimesh or a (vertices, faces) pair, got {type(mesh).__name__}")
 
 
-def sample_mesh_surface(mesh: Any, n: int, seed: int | None = 0) -> tuple[Tensor, Tensor]:
+def sample_mesh_surface(mesh: Any, n: int, seed: int | Sequence[int] | None = 0) -> tuple[Tensor, Tensor]:
     """``n`` points uniformly distributed over the surface area, with the face normals.
 
     Introduced in ``lectures/01_data_and_representations.ipynb``.
