@@ -214,6 +214,16 @@ def test_images_shapes_and_kinds():
     assert [a.text for a in fig.layout.annotations] == ["g", "rgb"]
 
 
+def test_images_channels_last():
+    rgb = torch.rand(3, 20, 30)
+    a = np.asarray(viz.plot_images(rgb).data[0].z)
+    b = np.asarray(viz.plot_images(rgb.permute(1, 2, 0)).data[0].z)
+    np.testing.assert_array_equal(a, b)
+    assert len(viz.plot_images(torch.rand(2, 8, 9, 3)).data) == 2
+    rgba = np.zeros((8, 9, 4), np.uint8)
+    assert np.asarray(viz.plot_images(rgba).data[0].z).shape == (8, 9, 3)
+
+
 def test_images_batches_and_depth_background():
     assert len(viz.plot_images(torch.rand(5, 3, 8, 8), cols=2).data) == 5
     assert len(viz.plot_images(torch.rand(4, 8, 8)).data) == 4

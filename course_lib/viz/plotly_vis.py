@@ -443,12 +443,16 @@ def _split_images(images: Any) -> list[np.ndarray]:
             return [np.moveaxis(arr, 0, -1)]
         if arr.shape[0] == 1:
             return [arr[0]]
+        if arr.shape[-1] in (3, 4):  # channels last (H, W, 3|4), as matplotlib and PIL have it
+            return [arr[..., :3]]
         return [a for a in arr]  # a batch of grey images (B, H, W)
     if arr.ndim == 4 and arr.shape[1] in (1, 3):
         return [a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1) for a in arr]
+    if arr.ndim == 4 and arr.shape[-1] in (3, 4):
+        return [a[..., :3] for a in arr]
     raise ValueError(
-        "images should be (H, W), (3, H, W), (B, H, W), (B, 1|3, H, W) or a list of those, "
-        f"got shape {tuple(arr.shape)}"
+        "images should be (H, W), (3, H, W), (H, W, 3), (B, H, W), (B, 1|3, H, W), (B, H, W, 3) "
+        f"or a list of those, got shape {tuple(arr.shape)}"
     )
 
 
@@ -466,8 +470,9 @@ def plot_images(
     Introduced in ``lectures/01_data_and_representations.ipynb``.
 
     Args:
-        images: one ``(H, W)`` grey or ``(3, H, W)`` RGB image (channels first, as in torch),
-            a batch ``(B, H, W)`` / ``(B, 3, H, W)``, or a list of those.  RGB floats are
+        images: one ``(H, W)`` grey or ``(3, H, W)`` RGB image (channels first, as in torch;
+            channels last ``(H, W, 3)`` is accepted too when ``H`` is not 1 or 3), a batch
+            ``(B, H, W)`` / ``(B, 3, H, W)`` / ``(B, H, W, 3)``, or a list of those.  RGB floats are
             read in [0, 1], integers in [0, 255]; non-finite grey values (e.g. the depth
             of background pixels) are left blank.
         titles: one title per image.
