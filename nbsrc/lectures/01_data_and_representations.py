@@ -17,7 +17,6 @@
 # 8. Summary, exercises, references
 
 # %%
-import math
 import time
 
 import numpy as np
