@@ -1,0 +1,410 @@
+# %% [markdown]
+# # 06 · Surfaces: deform a square, a sphere, a template
+#
+# Chapter 05 ended with three complaints about PointSetGen [Fan2017]: it outputs a **fixed
+# number** of points, the points have **no connectivity**, and nothing forces them to lie
+# **on a surface**. This chapter fixes all three with one idea from AtlasNet [Groueix2018]:
+# do not predict points, predict a **map** from a simple surface to the shape.
+#
+# - **The space-mapping trick.** A decoder $\phi_\theta(u; z)$ takes a point $u$ of a
+#   *template* (the unit square $[0,1]^2$, or the unit sphere) together with the shape's
+#   latent code $z$, and returns a 3D point. Evaluated on every $u$ it sweeps a surface:
+#   the image of the square. Sample more $u$, get more points, on the same surface.
+# - **Patches.** One square is a disk; a chair is not. AtlasNet uses $K$ squares, each with
+#   its own MLP $\phi_k$, and the union of the $K$ images covers the shape, like pieces of
+#   papier-mâché. Or one sphere, which gives a closed surface.
+# - **Meshes for free.** Triangulate the template once (a grid on each square, an
+#   icosphere for the sphere), push its vertices through $\phi$, keep its triangles.
+#
+# Then two relatives: **3D-CODED** [Groueix2018b] deforms a *template shape* of the category,
+# so that every vertex of the template lands on "the same" place of every shape:
+# correspondences, and with them part labels carried from one shape to another. And the
+# classical alternative to all this learning: **Poisson surface reconstruction**
+# [Kazhdan2006] of a mesh from (oriented) points.
+#
+# Everything below runs the library's implementations (`course_lib.models.atlasnet`,
+# `course_lib.models.coded`, `course_lib.geometry.poisson_reconstruct`); the experiments
+# live in `course_lib.experiments.surfaces`, so that the benchmark
+# (`benchmarks/surfaces.py`) measures exactly what you see here.
+
+# %%
+import time
+
+import numpy as np
+import torch
+import trimesh
+
+from course_lib import config, viz
+from course_lib.experiments import surfaces as S
+from course_lib.models import atlasnet, coded
+
+print(config.describe())
+
+# %% [markdown]
+# Every size comes from the `ch06.*` block of `course_lib.config` (the `ci` profile makes
+# everything tiny: the models are then barely trained and only the code path is shown).
+# Checkpoints go to `config.cache_dir()/checkpoints`: after one run (or after the
+# benchmark) this notebook only loads weights.
+
+# %%
+SZ = config.sizes(prefix="ch06.")
+PROFILE = config.get_profile()
+CKPT = config.cache_dir() / "checkpoints"
+print({k: SZ[k] for k in ("categories", "train_per_category", "test_per_category", "n_points", "epochs")})
+
+
+def ckpt(name):
+    return CKPT / f"ch06-{name}-{PROFILE}.pt"
+
+
+# %% [markdown]
+# ## 1. The templates and their triangulations
+#
+# A regular $n \times n$ grid on the unit square has $n^2$ vertices and
+# $(n-1)^2$ cells; cutting every cell along a diagonal gives $2(n-1)^2$ triangles
+# (`atlasnet.square_grid`). Vertex $i n + j$ sits at $(i/(n-1), j/(n-1))$, and a cell with
+# corners $a=(i,j)$, $b=(i+1,j)$, $c=(i,j+1)$, $d=(i+1,j+1)$ becomes the triangles $(a,b,d)$ and
+# $(a,d,c)$, both counter-clockwise. The sphere template is trimesh's icosphere: a closed
+# surface, Euler characteristic $V - E + F = 2$. A square patch is a disk: $V-E+F = 1$.
+
+# %%
+n = 6
+uv, faces = atlasnet.square_grid(n)
+square = trimesh.Trimesh(np.c_[uv.numpy(), np.zeros(n * n)], faces.numpy(), process=False)
+v_s, f_s = atlasnet.sphere_mesh(2)
+sphere = trimesh.Trimesh(v_s.numpy(), f_s.numpy(), process=False)
+print(f"square grid n={n}: {len(square.vertices)} vertices, {len(square.faces)} faces "
+      f"(2 (n-1)^2 = {2 * (n - 1) ** 2}), Euler {square.euler_number}, watertight {square.is_watertight}")
+print(f"icosphere: {len(sphere.vertices)} vertices, {len(sphere.faces)} faces, Euler {sphere.euler_number}, "
+      f"watertight {sphere.is_watertight}")
+viz.subplots([viz.plot_mesh(square, show_edges=True), viz.plot_mesh(sphere, show_edges=True)],
+             titles=["unit square, 6 x 6 grid", "icosphere (2 subdivisions)"], height=320)
+
+# %% [markdown]
+# ## 2. One patch decoder
+#
+# Each $\phi_k$ is an MLP on the concatenation $[u, z]$ with ReLU layers and a $\tanh$ at the
+# end (our shapes live in the unit ball). In the paper the MLP is 1024-512-256-128 wide with
+# a 1024-d latent code; ours is `ch06.hidden` wide, to train on a CPU. `PatchDecoder`
+# computes the first layer as $W_u u + W_z z + b$, which equals a linear layer on $[u, z]$
+# but evaluates $W_z z$ once per shape instead of once per point.
+#
+# Even untrained, the image of the square is a *surface*: nearby $u$ give nearby points,
+# because the MLP is continuous. This is what PointSetGen's free points lack.
+
+# %%
+torch.manual_seed(0)
+dec = atlasnet.PatchDecoder(latent_dim=8, template_dim=2, hidden=(64, 64), batch_norm=False)
+z = torch.randn(1, 8)
+with torch.no_grad():
+    verts = dec(atlasnet.square_grid(12)[0], z)[0]
+random_sheet = trimesh.Trimesh(verts.numpy(), atlasnet.grid_faces(12).numpy(), process=False)
+viz.plot_mesh(random_sheet, color=np.arange(144) % 12, show_edges=True,
+              title="an untrained patch decoder maps the square to a smooth sheet")
+
+# %% [markdown]
+# ## 3. Training AtlasNet on ShapeNet-lite
+#
+# The data: surface samples of the procedural categories, disjoint seeds for training and
+# held-out test shapes (`S.surface_dataset`, cached on disk). The encoder is a PointNet
+# (chapter 02) that sees a random subset of each cloud; the loss is the Chamfer distance
+# between the $N$ decoded points (split evenly between the $K$ patches, on **freshly sampled**
+# template points at every step) and the target cloud:
+#
+# $$\mathcal L = \frac{1}{|P|}\sum_{p\in P}\min_{q\in Q}\lVert p-q\rVert^2
+#    + \frac{1}{|Q|}\sum_{q\in Q}\min_{p\in P}\lVert p-q\rVert^2,
+#    \qquad P = \bigcup_k \phi_k(U_k; z).$$
+#
+# Random template samples matter: with a fixed set of $u$ the network would only learn the
+# map *at those points*; resampled, it has to be right on the whole square.
+
+# %%
+cats = SZ["categories"]
+train_set = S.surface_dataset(cats, "train", SZ["train_per_category"], SZ["n_points"])
+test_set = S.surface_dataset(cats, "test", SZ["test_per_category"], SZ["n_points"])
+N, N_IN, K = SZ["n_points"], SZ["n_input"], SZ["lecture_patches"]
+x_test = test_set["points"][:, :N_IN]
+print(f"{len(train_set['points'])} training and {len(test_set['points'])} test shapes of {cats}")
+
+
+def train_ae(template, k, name=None):
+    model = S.build_atlasnet(template, k, SZ["latent_dim"], "pointnet", SZ["hidden"], N)
+    S.train_atlasnet(model, train_set, epochs=SZ["epochs"], batch_size=SZ["batch_size"], n_points=N,
+                     n_input=N_IN, checkpoint=ckpt(name or f"ae-{template}{k}"))
+    return model.eval()
+
+
+atlas = train_ae("square", K)
+
+# %% [markdown]
+# ## 4. Any number of points, coloured by patch
+#
+# At test time the template is no longer sampled at random: `AtlasNet.decode` in eval mode
+# uses a deterministic, evenly spread lattice (a Fibonacci lattice on the square, the
+# Fibonacci sphere on the sphere), so *any* number of points can be asked for, not only a
+# square number. Move the slider: the points stay on the same surface, only denser.
+
+# %%
+with torch.no_grad():
+    z_test = atlas.encode(x_test)
+colors = atlasnet.patch_colors(K)
+
+
+def show_points(n_points=N, shape=0):
+    with torch.no_grad():
+        out = atlas.decode(z_test[shape:shape + 1], n_points=n_points)
+    rgb = colors[out.patch.numpy()]
+    pred = viz.plot_points(out.points[0], color=rgb, size=2.0)
+    gt = viz.plot_points(test_set["points"][shape], color="gray", size=1.5)
+    return viz.subplots([gt, pred], titles=["held-out shape", f"AtlasNet, {n_points} points, colour = patch"],
+                        height=360)
+
+
+viz.interact(show_points, n_points=(N, 8 * N, N // 4), shape=range(0, len(x_test)))
+
+# %% [markdown]
+# ## 5. The mesh, from the grid's connectivity
+#
+# Push a $g\times g$ grid of every square through its decoder and keep the grid's
+# triangles: $K \cdot 2(g-1)^2$ faces (`AtlasNet.decode_mesh`). Each patch is its own sheet,
+# so the mesh is *not* watertight: patches overlap and leave small gaps, the price of
+# papier-mâché. We measure that below.
+
+# %%
+res = SZ["mesh_resolution"]
+mesh0 = atlas.decode_mesh(z_test[:1], res)[0]
+print(f"{K} patches x 2 (g-1)^2 = {K * 2 * (res - 1) ** 2} faces; the mesh has {len(mesh0.faces)}; "
+      f"Euler characteristic {mesh0.euler_number} (K disks: {K})")
+viz.plot_mesh(mesh0, color=mesh0.metadata["face_patch"], colorscale="Rainbow", title="AtlasNet mesh, colour = patch")
+
+# %% [markdown]
+# **Interpolating latent codes.** The decoder is a function of $z$: walk in a straight line
+# from the code of one test shape to another's and watch the mesh deform (the triangles stay
+# the same, only their vertices move).
+
+# %%
+def interpolate(t=0.0, a=0, b=len(x_test) - 1):
+    zt = (1 - t) * z_test[a:a + 1] + t * z_test[b:b + 1]
+    m = atlas.decode_mesh(zt, res)[0]
+    return viz.plot_mesh(m, color=m.metadata["face_patch"], colorscale="Rainbow",
+                         title=f"z = (1 - {t:.2f}) z_{a} + {t:.2f} z_{b}")
+
+
+viz.interact(interpolate, t=(0.0, 1.0, 0.1), a=range(0, len(x_test)), b=list(range(len(x_test) - 1, -1, -1)))
+
+# %% [markdown]
+# ## 6. The sphere: one closed surface
+#
+# With the sphere template ($K = 1$, template points in $\mathbb R^3$) the mesh is the
+# deformed icosphere: closed by construction (every edge has two faces), genus 0. A chair
+# has holes (between the legs, under the back), so a single deformed sphere must stretch
+# thin membranes across them, or fold through itself; both show in the quality numbers.
+
+# %%
+sphere_model = train_ae("sphere", 1)
+with torch.no_grad():
+    zs = sphere_model.encode(x_test[:1])
+sphere_mesh = sphere_model.decode_mesh(zs, SZ["sphere_subdivisions"])[0]
+print(f"sphere mesh: {len(sphere_mesh.faces)} faces, watertight {sphere_mesh.is_watertight}, "
+      f"Euler {sphere_mesh.euler_number}")
+viz.subplots([viz.plot_points(test_set["points"][0], color="gray", size=1.5), viz.plot_mesh(sphere_mesh)],
+             titles=["held-out shape", "AtlasNet sphere: a closed mesh"], height=340)
+
+# %% [markdown]
+# ## 7. Results on held-out shapes
+#
+# One convention for every number (also `course_lib.metrics`' `atlasnet` preset):
+
+# %%
+print(S.CD_CONVENTION)
+
+# %% [markdown]
+# The rows: AtlasNet with the sphere, 1, 5 and 25 squares, and PointSetGen (chapter 05) with
+# the same number of output points and the same encoder, all trained for the same number of
+# epochs. The **oracle** row is the Chamfer distance between two independent samplings of
+# the *true* surface with $N$ points each: even a perfect model pays it. Laptop-profile
+# numbers measured by the benchmark are in `benchmarks/results/surfaces-laptop-*.md`.
+
+# %%
+from course_lib.models import psg  # noqa: E402  (chapter 05)
+
+variants = [("AtlasNet sphere", "sphere", 1), ("AtlasNet 1 patch", "square", 1),
+            ("AtlasNet 5 patches", "square", 5), ("AtlasNet 25 patches", "square", 25)]
+models = {}
+for name, template, k in variants:
+    models[name] = sphere_model if template == "sphere" else (atlas if k == K else train_ae(template, k))
+psg_model = S.build_psg(N, SZ["latent_dim"], "pointnet")
+S.train_atlasnet(psg_model, train_set, epochs=SZ["epochs"], batch_size=SZ["batch_size"], n_points=N,
+                 n_input=N_IN, checkpoint=ckpt("ae-psg"))
+models["PointSetGen"] = psg_model.eval()
+print(f"PointSetGen: {psg_model.n_points} points ({psg_model.decoder.n_fc} from the FC branch, "
+      f"{psg_model.decoder.n_map} from the {psg_model.decoder.map_size} map)")
+
+oracle = S.oracle_chamfer(cats, "test", SZ["test_per_category"], N, reference=test_set)
+preds = {name: S.predict_points(m, x_test, N) for name, m in models.items()}
+print(f"{'model':<22} {'CD x1e3':>8}  " + "  ".join(f"{c:>9}" for c in cats))
+print(f"{'oracle':<22} {oracle:8.3f}")
+for name, p in preds.items():
+    per = S.chamfer_per_shape(p, test_set["points"])
+    by_cat = [float(per[test_set["category"] == i].mean()) for i in range(len(cats))]
+    print(f"{name:<22} {float(per.mean()):8.3f}  " + "  ".join(f"{v:9.3f}" for v in by_cat))
+
+# %% [markdown]
+# ## 8. How good are the meshes?
+#
+# A mesh can have a small Chamfer distance and still be a poor surface. For each model we
+# count (`atlasnet.mesh_quality`, averaged over test shapes):
+#
+# - **degenerate** triangles (zero area) and **slivers** (smallest angle below 5°): the
+#   map squashed a cell;
+# - **self-intersections**: faces crossing a face they share no vertex with (an exact
+#   segment-triangle test with an R-tree broad phase), split into pairs *within* a patch
+#   (the sheet folds through itself) and *between* patches (patches cross each other);
+# - **overlap**: the fraction of face centres near a face of *another* patch, i.e. the
+#   area covered twice;
+# - **watertight** and the Euler characteristic.
+
+# %%
+for name, m in models.items():
+    if name == "PointSetGen":
+        continue
+    with torch.no_grad():
+        zz = m.encode(x_test)
+    r = SZ["sphere_subdivisions"] if m.template_kind == "sphere" else res
+    q = S.mesh_quality_summary(m.decode_mesh(zz, r))
+    print(f"{name:<20} faces {q['faces']:6.0f} | degenerate {q['degenerate_frac']:.3f} | sliver "
+          f"{q['sliver_frac']:.3f} | intersecting {q['intersecting_frac']:.3f} (pairs within "
+          f"{q.get('intersecting_pairs_within', 0):.0f}, between {q.get('intersecting_pairs_between', 0):.0f}) | "
+          f"overlap {q.get('overlap_frac', 0):.3f} | watertight {q['watertight']:.0f} | Euler {q['euler']:.0f}")
+
+# %% [markdown]
+# Where are the problems? Faces that cross another face in red:
+
+# %%
+pairs = atlasnet.triangle_intersections(mesh0)
+bad = np.zeros(len(mesh0.faces))
+bad[pairs.reshape(-1)] = 1.0
+viz.plot_mesh(mesh0, color=bad, colorscale=[[0, "lightgray"], [1, "red"]],
+              title=f"{len(pairs)} intersecting face pairs (red) on one test shape")
+
+# %% [markdown]
+# ## 9. Single-view reconstruction
+#
+# Swap the PointNet for a ResNet (chapter 02) on a rendered view, keep the decoder: that is
+# AtlasNet's single-view setting. The loss is the same Chamfer distance to the shape's
+# surface points.
+
+# %%
+size = SZ["image_size"]
+train_img = S.surface_dataset(cats, "train", SZ["train_per_category"], N, image_size=size)
+test_img = S.surface_dataset(cats, "test", SZ["test_per_category"], N, image_size=size)
+svr = S.build_atlasnet("square", K, SZ["latent_dim"], "resnet", SZ["hidden"], N)
+S.train_atlasnet(svr, train_img, epochs=SZ["epochs"], batch_size=SZ["batch_size"], n_points=N, input_key="rgb",
+                 checkpoint=ckpt(f"svr-square{K}"))
+svr.eval()
+pred_svr = S.predict_points(svr, test_img["rgb"], N)
+print(f"single view, AtlasNet {K} patches: CD x1e3 = {S.evaluate_chamfer(pred_svr, test_img['points']):.3f} "
+      f"(oracle {oracle:.3f})")
+svr_mesh = svr.mesh(test_img["rgb"][:1], res)[0]
+viz.subplots([viz.plot_images(test_img["rgb"][0].permute(1, 2, 0)),
+              viz.plot_mesh(svr_mesh, color=svr_mesh.metadata["face_patch"], colorscale="Rainbow")],
+             titles=["input view", "reconstructed mesh"], height=320)
+
+# %% [markdown]
+# ## 10. 3D-CODED: deform a template, transfer labels
+#
+# 3D-CODED keeps the decoder but replaces the square by a **template shape** of the category
+# (the SMPL body in the paper; here shape number 0 of the category, meshed). The decoder moves
+# every template vertex $p$ to $p + f(p, z)$ on the target (we predict a displacement; the
+# paper predicts the position). Training is unsupervised: Chamfer distance to the target plus
+# an edge-length term that keeps the deformation from tearing the template apart. At test
+# time a few gradient steps on $z$ alone refine the fit (the paper's "regression step").
+#
+# Because vertex $i$ of the template lands on the *corresponding* place of every target, any
+# labels painted on the template travel with it: each target point takes the label of its
+# nearest deformed template vertex. The generator knows the true part of every surface point
+# (`Shape.part_labels`), so we can measure the accuracy. The **baseline** uses the undeformed
+# template (nearest template vertex): shapes of a category are aligned and normalised, so it
+# is already decent; the question is what the deformation adds.
+
+# %%
+cat = SZ["coded_categories"][0]
+c_train = S.surface_dataset([cat], "train", SZ["train_per_category"], N)
+c_test = S.surface_dataset([cat], "test", SZ["test_per_category"], N)
+coded_model, _ = S.train_coded(cat, c_train, epochs=SZ["coded_epochs"], batch_size=SZ["batch_size"],
+                               checkpoint=ckpt(f"coded-{cat}"), latent_dim=SZ["latent_dim"], hidden=SZ["hidden"],
+                               template_resolution=SZ["template_resolution"], n_input=N_IN)
+result = S.label_transfer(coded_model, c_test, refine_steps=SZ["refine_steps"], n_input=N_IN)
+print(f"{cat}: label transfer accuracy {result['accuracy']:.3f} "
+      f"(undeformed-template baseline {result['baseline']:.3f}) over {len(c_test['points'])} held-out shapes")
+
+# %%
+parts = coded_model.parts
+template_mesh = trimesh.Trimesh(coded_model.template_vertices.numpy(), coded_model.template_faces.numpy(),
+                                process=False)
+viz.subplots([viz.plot_mesh(template_mesh, color=coded_model.template_labels.numpy().astype(float),
+                            colorscale="Rainbow"),
+              viz.plot_points(c_test["points"][0], color=result["pred"][0].float(), colorscale="Rainbow", size=2),
+              viz.plot_points(c_test["points"][0], color=result["true"][0].float(), colorscale="Rainbow", size=2)],
+             titles=[f"template ({', '.join(parts)})", "labels carried by the deformation", "true labels"],
+             height=340)
+
+# %% [markdown]
+# ## 11. The classical alternative: Poisson reconstruction from points
+#
+# PointSetGen gives points without connectivity. Poisson surface reconstruction
+# [Kazhdan2006] turns *oriented* points into a watertight mesh: it finds the indicator
+# function $\chi$ whose gradient best matches the normal field, $\Delta\chi = \nabla\cdot V$,
+# and extracts a level set (`course_lib.geometry.poisson_reconstruct`, an FFT solver on a
+# grid). A generator gives no normals, so we estimate them by local PCA and orient them away
+# from the centroid (`S.estimate_normals`), which is wrong on the inner faces of thin parts.
+# Side by side with AtlasNet's direct mesh, measured by the Chamfer distance of area-weighted
+# samples of each mesh to the true points:
+
+# %%
+from course_lib.geometry import poisson_reconstruct  # noqa: E402
+
+i = 0
+pts_psg = preds["PointSetGen"][i]
+t0 = time.perf_counter()
+normals = S.estimate_normals(pts_psg, 16)
+poisson_mesh = poisson_reconstruct(pts_psg, normals, SZ["poisson_resolution"])
+t_poisson = time.perf_counter() - t0
+atlas_mesh = atlas.decode_mesh(z_test[i:i + 1], res)[0]
+for label, m in (("Poisson(PointSetGen points)", poisson_mesh), (f"AtlasNet {K} patches, direct", atlas_mesh)):
+    print(f"{label:<30} mesh CD x1e3 {S.mesh_chamfer(m, test_set['points'][i]):7.3f} | "
+          f"{len(m.faces):6d} faces | watertight {m.is_watertight}")
+print(f"Poisson took {t_poisson:.2f} s (normals + solve + marching cubes); the AtlasNet mesh is one decoder pass")
+viz.subplots([viz.plot_points(pts_psg, size=1.5), viz.plot_mesh(poisson_mesh),
+              viz.plot_mesh(atlas_mesh, color=atlas_mesh.metadata["face_patch"], colorscale="Rainbow")],
+             titles=["PointSetGen points", "Poisson reconstruction", "AtlasNet mesh"], height=340)
+
+# %% [markdown]
+# ## Summary
+#
+# - AtlasNet predicts a **map** from a template to the shape: an MLP on $[u, z]$. Random
+#   template samples while training, any number of points at test time, and a mesh by
+#   decoding the template's vertices and keeping its triangles.
+# - More patches fit finer structure; patches overlap and intersect, and only the sphere
+#   gives a closed mesh (whose topology is then fixed to genus 0).
+# - 3D-CODED deforms a template shape instead: the deformation gives correspondences, and
+#   labels travel with it.
+# - Poisson reconstruction meshes a point set without learning, but needs oriented normals
+#   and a dense, clean cloud.
+#
+# ## Exercises
+#
+# 1. Train AtlasNet with a *fixed* set of template points (no resampling) and look at the mesh
+#    at a finer grid than the training points: what goes wrong between the samples?
+# 2. Add a regulariser that penalises the overlap between patches (e.g. the Chamfer
+#    distance between each patch and the others, with a margin). Does the intersection count drop?
+# 3. In 3D-CODED, set the edge-length weight to 0 and to 10: how do label accuracy and the
+#    template mesh's quality change?
+# 4. Replace the centroid orientation of the normals by the oracle orientation
+#    (`reference=(points, normals)` of the true surface) and compare the Poisson meshes.
+#
+# **References.** [Fan2017] H. Fan, H. Su, L. Guibas, A Point Set Generation Network for 3D
+# Object Reconstruction from a Single Image, CVPR 2017. [Groueix2018] T. Groueix et al.,
+# AtlasNet: A Papier-Mâché Approach to Learning 3D Surface Generation, CVPR 2018.
+# [Groueix2018b] T. Groueix et al., 3D-CODED: 3D Correspondences by Deep Deformation, ECCV 2018.
+# [Kazhdan2006] M. Kazhdan, M. Bolitho, H. Hoppe, Poisson Surface Reconstruction, SGP 2006.
