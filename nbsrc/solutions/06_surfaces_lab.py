@@ -1,0 +1,195 @@
+# %% [markdown]
+# # 06 · Lab: build AtlasNet's decoder and its meshes
+#
+# Four exercises, each followed by a self-check:
+#
+# 1. the triangles of a regular grid on the unit square;
+# 2. a patch decoder: an MLP from (template point, latent code) to a 3D point;
+# 3. the mesh of an atlas of $K$ patches, from the grid's connectivity;
+# 4. 3D-CODED's label transfer: carry labels from a deformed template to a target.
+#
+# Between them you fit an atlas of your decoders to a ShapeNet-lite shape, and use a trained
+# 3D-CODED model with your label transfer. Write batched code (no Python loops over points).
+
+# %%
+import numpy as np
+import torch
+from torch import nn
+
+from course_lib import checks, config, viz
+from course_lib.experiments import surfaces as S
+from course_lib.models import atlasnet
+from course_lib.ops import chamfer_distance
+
+print(config.describe())
+SZ = config.sizes(prefix="ch06.")
+
+# %% [markdown]
+# ## Exercise 1: the triangles of a grid
+#
+# A regular $n\times n$ grid on the unit square numbers its vertices row by row: vertex
+# $i n + j$ sits at $(u, v) = (i/(n-1),\, j/(n-1))$. Return a `LongTensor` of shape
+# $(2(n-1)^2, 3)$: each of the $(n-1)^2$ cells cut into two triangles, every triangle listed
+# **counter-clockwise** in the $(u, v)$ plane (so that all normals point the same way).
+#
+# *Hint:* `idx = torch.arange(n * n).reshape(n, n)`; the corners of all cells at once are
+# `idx[:-1, :-1]`, `idx[1:, :-1]`, `idx[:-1, 1:]`, `idx[1:, 1:]`. Draw one cell and check the
+# orientation of your two triangles on paper.
+
+# %%
+def grid_faces(n: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    idx = torch.arange(n * n).reshape(n, n)
+    a, b = idx[:-1, :-1].reshape(-1), idx[1:, :-1].reshape(-1)
+    c, d = idx[:-1, 1:].reshape(-1), idx[1:, 1:].reshape(-1)
+    return torch.cat([torch.stack([a, b, d], -1), torch.stack([a, d, c], -1)])
+    ### END SOLUTION
+
+
+# %%
+checks.check_grid_faces(grid_faces)
+
+# %% [markdown]
+# ## Exercise 2: a patch decoder
+#
+# Write an `nn.Module` whose `forward(uv, z)` takes template points `uv` of shape `(M, 2)`
+# (shared by the batch) and latent codes `z` of shape `(B, L)`, and returns `(B, M, 3)`:
+# an MLP applied to the concatenation $[u, v, z]$ of every point with its shape's code,
+# ReLU between layers, and a `tanh` at the end. Two hidden layers of width `hidden` are enough.
+# No BatchNorm here: it would mix the points (the check verifies that each point is decoded
+# independently of the others).
+
+# %%
+class PatchDecoder(nn.Module):
+    def __init__(self, latent_dim: int, hidden: int = 64):
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.net = nn.Sequential(nn.Linear(2 + latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, 3), nn.Tanh())
+        ### END SOLUTION
+
+    def forward(self, uv: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        b, m = z.shape[0], uv.shape[0]
+        x = torch.cat([uv[None].expand(b, m, 2), z[:, None, :].expand(b, m, z.shape[1])], dim=-1)
+        return self.net(x)
+        ### END SOLUTION
+
+
+# %%
+checks.check_patch_decoder(PatchDecoder)
+
+# %% [markdown]
+# ## Exercise 3: the atlas mesh
+#
+# Given a list of $K$ decoders, one latent code `z` of shape `(1, L)` and a grid size `n`,
+# return `(vertices, faces)`: the decoded $n\times n$ grid of every patch, patch after patch
+# (shape $(K n^2, 3)$, vertex $i n + j$ of patch $k$ at row $k n^2 + i n + j$), and the grid's
+# triangles of every patch, shifted so that they index that patch's vertices
+# (shape $(2K(n-1)^2, 3)$). Use your `grid_faces`.
+
+# %%
+def atlas_mesh(decoders, z: torch.Tensor, n: int):
+    ### BEGIN SOLUTION
+    t = torch.linspace(0.0, 1.0, n)
+    uu, vv = torch.meshgrid(t, t, indexing="ij")
+    uv = torch.stack([uu.reshape(-1), vv.reshape(-1)], dim=-1)
+    verts = torch.cat([dec(uv, z)[0] for dec in decoders])
+    faces = torch.cat([grid_faces(n) + k * n * n for k in range(len(decoders))])
+    return verts, faces
+    ### END SOLUTION
+
+
+# %%
+checks.check_atlas_mesh(atlas_mesh)
+
+# %% [markdown]
+# ## Use it: fit an atlas to one shape
+#
+# $K$ of your decoders and one free latent code, trained on a single ShapeNet-lite chair by
+# the Chamfer distance, with **fresh random template points at every step** (the points are
+# split evenly between the patches). Then the mesh from your `atlas_mesh`, coloured by patch.
+
+# %%
+K = 8
+n_points = SZ["n_points"]
+steps = 30 * SZ["lab_epochs"]
+target = S.surface_dataset(["chair"], "train", 1, n_points)["points"]
+
+# %% tags=["uses-exercise"]
+config.seed_everything(0)
+decoders = nn.ModuleList([PatchDecoder(16) for _ in range(K)])
+code = nn.Parameter(torch.zeros(1, 16))
+opt = torch.optim.Adam([*decoders.parameters(), code], lr=3e-3)
+gen = torch.Generator().manual_seed(0)
+for step in range(steps):
+    pts = torch.cat([dec(atlasnet.sample_square(n_points // K, gen), code) for dec in decoders], dim=1)
+    loss = chamfer_distance(pts, target)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(f"{steps} steps: Chamfer x1e3 = {1000 * loss.item():.2f}")
+with torch.no_grad():
+    verts, faces = atlas_mesh(decoders, code, 8)
+patch = torch.arange(K).repeat_interleave(2 * 7 * 7).numpy()
+viz.subplots([viz.plot_points(target[0], color="gray", size=1.5),
+              viz.plot_mesh((verts, faces), color=patch.astype(float), colorscale="Rainbow")],
+             titles=["target", f"your atlas: {K} patches, {len(faces)} triangles"], height=340)
+
+# %% [markdown]
+# ## Exercise 4: carry labels with a deformation (3D-CODED)
+#
+# A 3D-CODED model deforms the template of a category onto every shape. Each template vertex
+# carries a part label. Given the deformed template `deformed` `(B, V, 3)`, the template's
+# labels `(V,)` and target points `(B, M, 3)`, return `(B, M)` labels: each target point takes
+# the label of its **nearest deformed template vertex**. (`torch.cdist` and `argmin` suffice.)
+
+# %%
+def transfer_labels(deformed: torch.Tensor, template_labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    nearest = torch.cdist(targets, deformed).argmin(dim=-1)
+    return template_labels[nearest]
+    ### END SOLUTION
+
+
+# %%
+checks.check_transfer_labels(transfer_labels)
+
+# %% [markdown]
+# ## Use it: label transfer on held-out mugs
+#
+# Train (or load) the library's 3D-CODED model on mugs, deform the template onto held-out mugs,
+# and measure how many surface points get the right part with your function. The baseline
+# transfers labels from the *undeformed* template.
+
+# %%
+cat = "mug"
+train_set = S.surface_dataset([cat], "train", SZ["train_per_category"], n_points)
+test_set = S.surface_dataset([cat], "test", SZ["test_per_category"], n_points)
+model, _ = S.train_coded(cat, train_set, epochs=SZ["coded_epochs"], batch_size=SZ["batch_size"],
+                         checkpoint=config.cache_dir() / "checkpoints" / f"ch06-lab-coded-{cat}-{config.get_profile()}.pt",
+                         latent_dim=SZ["latent_dim"], hidden=SZ["hidden"],
+                         template_resolution=SZ["template_resolution"], n_input=SZ["n_input"])
+model.eval()
+from course_lib.models.coded import remap_labels  # noqa: E402
+
+true = torch.stack([remap_labels(p, parts, model.parts) for p, parts in zip(test_set["part"], test_set["parts"])])
+with torch.no_grad():
+    deformed = model(test_set["points"][:, :SZ["n_input"]])
+    undeformed = model.template_vertices[None].expand_as(deformed)
+
+# %% tags=["uses-exercise"]
+pred = transfer_labels(deformed, model.template_labels, test_set["points"])
+base = transfer_labels(undeformed, model.template_labels, test_set["points"])
+print(f"label transfer accuracy: {(pred == true).float().mean():.3f} "
+      f"(undeformed template: {(base == true).float().mean():.3f})")
+viz.plot_points(test_set["points"][0], color=pred[0].float(), colorscale="Rainbow",
+                title=f"parts of a held-out {cat}, carried from the template")
+
+# %% [markdown]
+# ## Going further
+#
+# - Replace the random template samples of the fitting loop by a fixed grid of the same size
+#   and compare the meshes at a finer grid (`atlas_mesh(decoders, code, 20)`).
+# - Count the faces of your atlas that cross each other with `atlasnet.triangle_intersections`.
+# - Lecture `lectures/06_surfaces.ipynb` compares these meshes with Poisson reconstruction.
