@@ -104,21 +104,29 @@ _SIZES: dict[str, dict[str, Any]] = {
     # training: epochs, learning rate (Adam, cosine schedule), optional cap on batches per epoch
     "ch02.train_pointnet": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 12, "lr": 2e-3},
+        "laptop": {"epochs": 6, "lr": 2e-3},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     "ch02.train_pointnet2": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 6, "lr": 2e-3},
+        "laptop": {"epochs": 3, "lr": 2e-3},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     "ch02.train_dgcnn": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 6, "lr": 2e-3},
+        "laptop": {"epochs": 2, "lr": 2e-3},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
-    # image encoders on the rendered views
+    # image encoders on the rendered views (train 0 = show and encode only, no training)
     "ch02.resnet_width": {"ci": 8, "laptop": 16, "gpu": 64},
+    "ch02.views_per_category": {
+        "ci": {"train": 0, "val": 1},
+        "laptop": {"train": 12, "val": 4},
+        "gpu": {"train": 40, "val": 10},
+    },
+    "ch02.image_epochs": {"ci": 1, "laptop": 8, "gpu": 30},
+    # lecture: shapes shown in the critical-point / receptive-field widget
+    "ch02.widget_shapes": {"ci": 3, "laptop": 10, "gpu": 10},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},
@@ -168,6 +176,11 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch05.complexity_ns": {"ci": (32, 64, 128), "laptop": (64, 128, 256, 512, 1024, 2048),
                            "gpu": (128, 256, 512, 1024, 2048, 4096)},
     "ch05.lab_epochs": {"ci": 1, "laptop": 10, "gpu": 50},
+    "ch05.svr_categories": {"ci": ("chair",), "laptop": ("chair", "airplane", "car", "mug"),
+                           "gpu": None},
+    "ch05.svr_train_per_category": {"ci": 2, "laptop": 40, "gpu": 200},
+    "ch05.svr_epochs": {"ci": 1, "laptop": 15, "gpu": 100},
+    "ch05.svr_width": {"ci": 8, "laptop": 16, "gpu": 32},
 }
 
 

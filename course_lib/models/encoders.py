@@ -521,8 +521,7 @@ class EdgeConv(nn.Module):
     def forward(self, x: Tensor, knn_idx: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``x`` ``(B, N, C)`` -> ``((B, N, C'), knn_idx (B, N, k))``."""
         if knn_idx is None:
-            k = min(self.k, x.shape[1])
-            _, knn_idx = _ops.knn(x.detach(), x.detach(), k)
+            knn_idx = _knn_idx(x.detach(), min(self.k, x.shape[1]))
         w1, w2 = self.linear.weight[:, : self.in_channels], self.linear.weight[:, self.in_channels:]
         a = F.linear(x, w1)  # applied to x_j
         b = F.linear(x, w2 - w1)  # applied to x_i
@@ -531,6 +530,14 @@ class EdgeConv(nn.Module):
         edges = _ops.gather_points(a, knn_idx) + b[:, :, None]  # (B, N, k, C')
         out = self.act(self.bn(edges)).max(dim=2).values
         return out, knn_idx
+
+
+def _knn_idx(x: Tensor, k: int) -> Tensor:
+    """Indices of the ``k`` nearest neighbours of every point of ``x`` among ``x`` (itself included)."""
+    search = getattr(getattr(_ops, "neighbors", None), "knn_search", None)
+    if search is not None:  # indices only: skips the differentiable distances of ops.knn
+        return search(x, x, k)
+    return _ops.knn(x, x, k)[1]
 
 
 def _neighbour_max(a: Tensor, knn_idx: Tensor) -> Tensor:
@@ -542,14 +549,9 @@ def _neighbour_max(a: Tensor, knn_idx: Tensor) -> Tensor:
     B, N, C = a.shape
     flat = a.reshape(B * N, C)
     rows = (knn_idx + torch.arange(B, device=a.device)[:, None, None] * N).reshape(B * N, -1)
-    with torch.no_grad():  # a running max over the k neighbours: k gathers of (B N, C)
-        best = flat.index_select(0, rows[:, 0])
-        src = rows[:, :1].expand(-1, C).clone()
-        for j in range(1, rows.shape[1]):
-            cand = flat.index_select(0, rows[:, j])
-            better = cand > best
-            best = torch.where(better, cand, best)
-            src = torch.where(better, rows[:, j: j + 1].expand(-1, C), src)
+    with torch.no_grad():  # find the winners without autograd
+        cand = flat.index_select(0, rows.reshape(-1)).view(B * N, -1, C)  # (B N, k, C)
+        src = rows.gather(1, cand.max(dim=1).indices)  # (B N, C): row of the winning neighbour (max is faster than argmax here)
     return flat.gather(0, src).reshape(B, N, C)
 
 

@@ -60,6 +60,11 @@ __all__ = [
     "critical_points",
     "critical_points_figure",
     "receptive_field_figure",
+    "DEPTH_SCALE",
+    "load_views",
+    "image_inputs",
+    "ImageClassifier",
+    "train_image_classifier",
 ]
 
 MODELS: tuple[str, ...] = ("pointnet", "pointnet2", "dgcnn")
@@ -482,3 +487,110 @@ def receptive_field_figure(model: nn.Module, points: Tensor, point: int = 0, lev
     if mask.any():
         fig = viz.plot_points(points[mask], color="royalblue", size=3, fig=fig, name="receptive field")
     return viz.plot_points(points[int(point)][None], color="red", size=8, fig=fig, name="chosen point")
+
+
+# ---------------------------------------------------------------------------
+# Image encoders on the rendered views
+# ---------------------------------------------------------------------------
+DEPTH_SCALE = 3.0
+"""Depth maps are divided by this (camera at distance 2.6 from the centre) before entering a CNN."""
+
+
+def load_views(split: str, shapes_per_category: int, *, profile: str | None = None
+               ) -> tuple[Tensor, Tensor, Tensor]:
+    """Rendered views of a split: ``(rgb (S, 3, H, W), depth (S, H, W), labels (S,))``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  One view per shape (its own random
+    camera, see :class:`course_lib.data.ShapeNetLite`); background depth is 0.
+    """
+    from course_lib.data import ShapeNetLite
+
+    ds = ShapeNetLite(split, representations=("image",), shapes_per_category=shapes_per_category,
+                      profile=profile)
+    items = [ds[i] for i in range(len(ds))]
+    rgb = torch.stack([torch.as_tensor(it["rgb"]) for it in items]).float()
+    depth = torch.stack([torch.as_tensor(it["depth"]) for it in items]).float()
+    labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)
+    return rgb, depth, labels
+
+
+def image_inputs(rgb: Tensor, depth: Tensor, mode: str) -> Tensor:
+    """``"rgb"``: the colours ``(B, 3, H, W)``; ``"rgbd"``: colours + scaled depth ``(B, 4, H, W)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    from course_lib.models.encoders import rgbd_input
+
+    if mode == "rgb":
+        return rgb
+    if mode == "rgbd":
+        return rgbd_input(rgb, depth, depth_scale=DEPTH_SCALE)
+    raise ValueError(f"mode must be 'rgb' or 'rgbd', got {mode!r}")
+
+
+class ImageClassifier(nn.Module):
+    """A :class:`~course_lib.models.encoders.ResNetEncoder` followed by a linear layer.
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+
+    def __init__(self, in_channels: int, n_classes: int, width: int = 16, layers: Sequence[int] = (2, 2, 2, 2)
+                 ) -> None:
+        super().__init__()
+        from course_lib.models.encoders import ResNetEncoder
+
+        self.encoder = ResNetEncoder(in_channels, layers, width, stem="small")
+        self.head = nn.Linear(self.encoder.out_dim, n_classes)
+
+    def forward(self, images: Tensor) -> Tensor:
+        """Logits ``(B, n_classes)``."""
+        return self.head(self.encoder(images).global_feature)
+
+
+def train_image_classifier(
+    mode: str,
+    train_views: tuple[Tensor, Tensor, Tensor],
+    val_views: tuple[Tensor, Tensor, Tensor] | None = None,
+    *,
+    epochs: int = 5,
+    width: int = 16,
+    batch_size: int = 32,
+    lr: float = 2e-3,
+    seed: int = 0,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    live_plot: str | bool = "auto",
+) -> tuple[ImageClassifier, Any]:
+    """Train a ResNet-18-layout classifier on RGB or RGB-D views; return ``(model, history)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Augmentation: random horizontal flips.
+    With ``checkpoint`` the weights are loaded when present (``train_or_load``).
+    """
+    from course_lib import train as T
+
+    config.seed_everything(seed)
+    rgb, depth, labels = train_views
+    x = image_inputs(rgb, depth, mode)
+    model = ImageClassifier(x.shape[1], int(labels.max()) + 1 if val_views is None
+                            else int(max(labels.max(), val_views[2].max())) + 1, width=width)
+
+    def loss_fn(m: nn.Module, batch: Sequence[Tensor]) -> dict[str, Any]:
+        imgs, y = batch[0], batch[1]
+        flip = torch.rand(imgs.shape[0], device=imgs.device) < 0.5
+        imgs = torch.where(flip[:, None, None, None], imgs.flip(-1), imgs)
+        logits = m(imgs)
+        return {"loss": F.cross_entropy(logits, y), "acc": float((logits.argmax(1) == y).float().mean())}
+
+    kw: dict[str, Any] = dict(train_loader=make_loader(x, labels, batch_size, shuffle=True, seed=seed),
+                              loss_fn=loss_fn, epochs=epochs, lr=lr, seed=seed, progress=progress,
+                              live_plot=live_plot)
+    if val_views is not None:
+        xv = image_inputs(*val_views[:2], mode)
+
+        def val_fn(m: nn.Module, batch: Sequence[Tensor]) -> dict[str, float]:
+            return {"val_acc": float((m(batch[0]).argmax(1) == batch[1]).float().mean())}
+
+        kw.update(val_loader=make_loader(xv, val_views[2], 64), val_fn=val_fn, monitor="val_acc", mode="max")
+    hist = T.fit(model, **kw) if checkpoint is None else T.train_or_load(model, checkpoint, **kw)
+    model.eval()
+    return model, hist
