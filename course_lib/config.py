@@ -133,7 +133,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     # --- 06 surfaces: AtlasNet, 3D-CODED, Poisson ----------------------------
     "ch06.categories": {"ci": ("chair", "mug"), "laptop": ("chair", "airplane", "car", "mug"),
                         "gpu": ("chair", "airplane", "car", "mug", "table", "lamp")},
-    "ch06.train_per_category": {"ci": 3, "laptop": 40, "gpu": 200},
+    "ch06.train_per_category": {"ci": 2, "laptop": 40, "gpu": 200},
     "ch06.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
     "ch06.n_points": {"ci": 256, "laptop": 1024, "gpu": 2500},
     "ch06.n_input": {"ci": 256, "laptop": 512, "gpu": 1024},
