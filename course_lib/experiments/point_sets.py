@@ -38,6 +38,9 @@ __all__ = [
     "PointBatches",
     "held_out",
     "build_autoencoder",
+    "view_point_pairs",
+    "ViewBatches",
+    "train_single_view",
     "point_loss",
     "train_autoencoder",
     "checkpoint_path",
@@ -213,6 +216,76 @@ def train_autoencoder(kind: str, profile: str | None = None, *, train_points: Te
                               seed=s["seed"], progress=progress)
     kw.update(fit_kwargs)
     history = train_or_load(model, path or checkpoint_path(kind, profile), retrain=retrain,
+                            train_loader=batches, **kw)
+    model.eval()
+    return model, history
+
+
+def view_point_pairs(split: str, profile: str | None = None) -> dict[str, Any]:
+    """Rendered RGB views and surface samples of the ``ch05.svr_*`` shapes of ``split``.
+
+    Introduced in ``lectures/05_point_sets.ipynb``. Returns ``{"rgb": (S, 3, H, W), "points": (S, P, 3),
+    "category": [...]}``; views are ShapeNet-lite's seeded random views (cached on disk).
+    """
+    from course_lib.data import ShapeNetLite
+
+    s = config.sizes(profile, prefix="ch05.")
+    per = s["svr_train_per_category"] if split == "train" else s["test_per_category"]
+    ds = ShapeNetLite(split, ("points", "image"), profile=profile, categories=s["svr_categories"],
+                      shapes_per_category=per)
+    items = [ds[i] for i in range(len(ds))]
+    return {"rgb": torch.stack([it["rgb"] for it in items]), "points": torch.stack([it["points"] for it in items]),
+            "category": [it["category"] for it in items]}
+
+
+class ViewBatches:
+    """Single-view batches: ``{"input": rgb (B, 3, H, W), "target": n random surface samples (B, n, 3)}``.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.
+    """
+
+    def __init__(self, rgb: Tensor, points: Tensor, n: int, batch_size: int, seed: int = 0) -> None:
+        if rgb.shape[0] != points.shape[0]:
+            raise ValueError(f"{rgb.shape[0]} images but {points.shape[0]} point clouds")
+        if n > points.shape[1]:
+            raise ValueError(f"n = {n} exceeds the {points.shape[1]} samples per shape")
+        self.rgb, self.points, self.n, self.batch_size = rgb, points, int(n), int(batch_size)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(self.rgb.shape[0] / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        s, p = self.points.shape[:2]
+        order = torch.randperm(s, generator=self.gen)
+        for i in range(0, s, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            take = torch.argsort(torch.rand(len(idx), p, generator=self.gen), dim=1)[:, : self.n]
+            pts = torch.gather(self.points[idx], 1, take[..., None].expand(-1, -1, 3))
+            yield {"input": self.rgb[idx], "target": pts}
+
+
+def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None, retrain: bool = False,
+                      progress: bool = True, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) PointSetGen for single-view reconstruction (ResNet on RGB views, Chamfer loss).
+
+    Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` (``svr_*`` keys).
+    """
+    from course_lib.models import psg_single_view
+    from course_lib.train import train_or_load
+
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch05.")
+    config.seed_everything(s["seed"])
+    model = psg_single_view(latent_dim=s["latent_dim"], n_fc=s["n_fc"], map_size=s["map_size"],
+                            n_upsample=s["n_upsample"], map_channels=s["map_channels"], fc_hidden=s["fc_hidden"],
+                            width=s["svr_width"])
+    data = data or view_point_pairs("train", profile)
+    batches = ViewBatches(data["rgb"], data["points"], s["n_points"], s["batch_size"], seed=s["seed"])
+    kw: dict[str, Any] = dict(loss_fn=point_loss("chamfer"), epochs=s["svr_epochs"], lr=s["lr"], seed=s["seed"],
+                              progress=progress)
+    kw.update(fit_kwargs)
+    history = train_or_load(model, checkpoint_path("chamfer", profile, task="svr"), retrain=retrain,
                             train_loader=batches, **kw)
     model.eval()
     return model, history
