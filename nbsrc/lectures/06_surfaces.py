@@ -36,7 +36,7 @@ import trimesh
 
 from course_lib import config, viz
 from course_lib.experiments import surfaces as S
-from course_lib.models import atlasnet, coded
+from course_lib.models import atlasnet
 
 print(config.describe())
 
@@ -183,7 +183,10 @@ viz.plot_mesh(mesh0, color=mesh0.metadata["face_patch"], colorscale="Rainbow", t
 # the same, only their vertices move).
 
 # %%
-def interpolate(t=0.0, a=0, b=len(x_test) - 1):
+LAST = len(x_test) - 1
+
+
+def interpolate(t=0.0, a=0, b=LAST):
     zt = (1 - t) * z_test[a:a + 1] + t * z_test[b:b + 1]
     m = atlas.decode_mesh(zt, res)[0]
     return viz.plot_mesh(m, color=m.metadata["face_patch"], colorscale="Rainbow",
@@ -226,8 +229,6 @@ print(S.CD_CONVENTION)
 # numbers measured by the benchmark are in `benchmarks/results/surfaces-laptop-*.md`.
 
 # %%
-from course_lib.models import psg  # noqa: E402  (chapter 05)
-
 variants = [("AtlasNet sphere", "sphere", 1), ("AtlasNet 1 patch", "square", 1),
             ("AtlasNet 5 patches", "square", 5), ("AtlasNet 25 patches", "square", 25)]
 models = {}

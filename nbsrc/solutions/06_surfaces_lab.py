@@ -12,7 +12,6 @@
 # 3D-CODED model with your label transfer. Write batched code (no Python loops over points).
 
 # %%
-import numpy as np
 import torch
 from torch import nn
 
@@ -122,7 +121,7 @@ decoders = nn.ModuleList([PatchDecoder(16) for _ in range(K)])
 code = nn.Parameter(torch.zeros(1, 16))
 opt = torch.optim.Adam([*decoders.parameters(), code], lr=3e-3)
 gen = torch.Generator().manual_seed(0)
-for step in range(steps):
+for _ in range(steps):
     pts = torch.cat([dec(atlasnet.sample_square(n_points // K, gen), code) for dec in decoders], dim=1)
     loss = chamfer_distance(pts, target)
     opt.zero_grad()
