@@ -1,0 +1,371 @@
+# %% [markdown]
+# # 02 · Encoders: from images and point clouds to a latent code
+#
+# Every model of this course has the same skeleton: an **encoder** $E$ turns the input
+# (an image, a depth map, a point cloud) into a vector $z$, the *latent code*, and a
+# **decoder** turns $z$ into a 3D shape (voxels, points, a mesh, an implicit function).
+# This chapter is about $E$. For images the answer is "use a good 2D CNN"; for point
+# clouds we need something new, because a point cloud is a *set*.
+#
+# **Contents**
+# 1. Image encoders: ResNet, skip connections, BatchNorm; RGB and RGB-D
+# 2. PointNet, built step by step: $E(x_1,\dots,x_n) = \gamma(g(h(x_1),\dots,h(x_n)))$
+# 3. Training PointNet on ShapeNet-lite; robustness to the number of points and to noise
+# 4. Critical points: the few points that decide the code
+# 5. The limit of one global max, and hierarchy: PointNet++ (FPS, ball query, local
+#    coordinates) and DGCNN (kNN in feature space)
+# 6. The three encoders compared; a widget to explore receptive fields
+# 7. Summary, exercises, references
+
+# %%
+import torch
+
+from course_lib import config, viz
+from course_lib.models import encoders as E
+from course_lib.ops import ball_query, farthest_point_sampling, gather_points, knn
+from course_lib.tasks import classification as C
+from course_lib.train import train_or_load
+
+print(config.describe())
+S = config.sizes(prefix="ch02.")
+print({k: S[k] for k in ("n_points", "batch_size", "test_points", "jitter_sigmas")})
+
+# %% [markdown]
+# ## 1. Image encoders: do not reinvent the wheel
+#
+# For an RGB image the encoder is a 2D convolutional network, and the best-tested one is
+# the residual network of He et al. (2016). Two ideas make deep CNNs trainable:
+#
+# * **skip connections**: a block computes $y = \mathrm{ReLU}(F(x) + x)$ instead of
+#   $\mathrm{ReLU}(F(x))$. The block only has to learn a *correction* $F$ to the
+#   identity, and the gradient reaches early layers through the $+x$ path undiminished;
+# * **BatchNorm** (Ioffe & Szegedy, 2015): each channel is normalised with the mean and
+#   variance of the current batch during training (running averages at test time), which
+#   keeps activations in a good range whatever the depth.
+#
+# `E.ResNetEncoder` follows the ResNet-18 (`layers=(2, 2, 2, 2)`) and ResNet-34
+# (`(3, 4, 6, 3)`) layouts: four stages of two-convolution blocks, the width doubling and the
+# resolution halving at each stage, a global average pool at the end. With the ImageNet stem
+# and 1000 outputs it has exactly the parameter count of torchvision's models (a unit test
+# checks it), but the width is a knob: a CPU is happy with `width=16`.
+#
+# **RGB-D** adds a depth channel. The simplest encoder treats it as a fourth input channel
+# (`in_channels=4`): only the first convolution changes.
+
+# %%
+views = S["views_per_category"]
+val_views = C.load_views("val", views["val"])
+rgb, depth, labels = val_views
+print("rgb", tuple(rgb.shape), "depth", tuple(depth.shape))
+n_show = min(5, len(labels))
+viz.plot_images([rgb[i] for i in range(n_show)] + [depth[i] / depth[i].max() for i in range(n_show)],
+                titles=[f"rgb {i}" for i in range(n_show)] + [f"depth {i}" for i in range(n_show)],
+                cols=n_show)
+
+# %%
+w = S["resnet_width"]
+for name, x in [("RGB", C.image_inputs(rgb, depth, "rgb")), ("RGB-D", C.image_inputs(rgb, depth, "rgbd"))]:
+    enc = E.ResNetEncoder(in_channels=x.shape[1], layers=(2, 2, 2, 2), width=w).eval()
+    with torch.no_grad():
+        out = enc(x, return_feature_maps=True)
+    maps = " -> ".join(str(tuple(lv["features"].shape[1:])) for lv in out.levels)
+    n_par = sum(p.numel() for p in enc.parameters())
+    print(f"{name:5s}: input {tuple(x.shape[1:])}, stages {maps}, latent {tuple(out.global_feature.shape)}, "
+          f"{n_par:,} parameters")
+
+# %% [markdown]
+# Does depth help? We train the same small ResNet on RGB and on RGB-D views and compare the
+# validation accuracy (each view is seen from its own random camera). In the `ci` profile
+# this cell only prints that it is skipped.
+
+# %%
+if views["train"] > 0:
+    train_views = C.load_views("train", views["train"])
+    for mode in ("rgb", "rgbd"):
+        _, hist = C.train_image_classifier(
+            mode, train_views, val_views, epochs=S["image_epochs"], width=w,
+            checkpoint=config.cache_dir() / "checkpoints" / f"ch02_resnet_{mode}_{config.get_profile()}.pt")
+        best = max(v["val_acc"] for v in hist.val) if hist.val else float("nan")
+        print(f"{mode}: best validation accuracy {best:.2f}")
+else:
+    print("profile", config.get_profile(), ": image training skipped")
+
+# %% [markdown]
+# ## 2. PointNet, step by step
+#
+# A point cloud $X = (x_1, \dots, x_n)$, $x_i \in \mathbb{R}^3$, is stored as an
+# `(n, 3)` tensor, but the *order of the rows means nothing*: any permutation describes
+# the same shape. An encoder must therefore be **permutation invariant**:
+# $E(x_{\sigma(1)}, \dots, x_{\sigma(n)}) = E(x_1, \dots, x_n)$ for every permutation
+# $\sigma$. We build one in four steps, as in Qi et al. (2017).
+#
+# **Step 1: concatenate.** $E(X) = (x_1, \dots, x_n)$ flattened, fed to an MLP. It uses all
+# the information, but a permutation changes the vector:
+
+# %%
+shape_points, shape_labels = C.load_point_clouds("test")
+cloud = shape_points[0, : S["n_points"]]  # (n, 3)
+perm = torch.randperm(cloud.shape[0], generator=torch.Generator().manual_seed(0))
+flat, flat_perm = cloud.flatten(), cloud[perm].flatten()
+print("concatenation changes under a permutation by", (flat - flat_perm).abs().max().item())
+
+# %% [markdown]
+# **Step 2: a shared function per point.** $E(X) = (h(x_1), \dots, h(x_n))$ with the *same*
+# MLP $h$ applied to every point (a "shared MLP", a $1\times1$ convolution over the
+# points). Now each point has a rich feature, but the list is still ordered.
+#
+# **Step 3: a symmetric function.** $E(X) = g(h(x_1), \dots, h(x_n))$ with $g$ symmetric in
+# its arguments. PointNet takes $g = \max$ channel by channel: for each of the $F$ channels,
+# the largest response over the points. Max, sum and mean are all symmetric; the max keeps
+# the strongest evidence for each feature and turns out to work best.
+#
+# **Step 4: post-process.** $E(X) = \gamma(g(h(x_1), \dots, h(x_n)))$ with an MLP $\gamma$
+# (for classification, the classifier head). Qi et al. prove that functions of this form can
+# approximate any continuous set function (in the Hausdorff distance) when $h$ is wide
+# enough: the max over $F$ channels acts like a soft partition of space into $F$ regions.
+
+# %%
+h = E.SharedMLP((3, 64, 128, 256), last_activation=False).eval()  # step 2: h, shared by all points
+with torch.no_grad():
+    per_point = h(cloud)  # (n, 256): one feature per point
+    pooled = per_point.max(dim=0).values  # step 3: g = max over the points
+    pooled_perm = h(cloud[perm]).max(dim=0).values
+print("per-point features", tuple(per_point.shape), "-> global", tuple(pooled.shape))
+print("max-pooled feature changes under the permutation by", (pooled - pooled_perm).abs().max().item())
+
+# %% [markdown]
+# The library's `E.PointNet` is exactly this (with BatchNorm in $h$), plus the optional
+# **T-Nets** of the paper: small PointNets that predict a $3\times3$ matrix applied to the
+# input and a $64\times64$ matrix applied to the features, to align the cloud to a canonical
+# pose. A $64\times64$ matrix is hard to learn; the paper keeps it near an orthogonal map
+# (which loses no information) with the penalty
+# $L_{reg} = 0.001\,\lVert I - AA^\top\rVert_F^2$ added to the loss
+# (`E.orthogonality_regularizer`). Our shapes all stand upright with $y$ up, so we train
+# without T-Nets on a CPU and keep them for the `gpu` profile.
+#
+# In eval mode, BatchNorm uses fixed statistics and acts point by point, so the whole
+# encoder is permutation invariant up to floating-point rounding:
+
+# %%
+pn = E.PointNet(feat_dim=256, hidden=(64, 128), input_transform=True, feature_transform=True).eval()
+with torch.no_grad():
+    a, b = pn(cloud[None]), pn(cloud[perm][None])
+print("PointNet global feature", tuple(a.global_feature.shape),
+      "| permutation error", (a.global_feature - b.global_feature).abs().max().item())
+print("T-Nets start at the identity:", torch.allclose(a.transforms["input"][0], torch.eye(3)),
+      "| regulariser at init", E.orthogonality_regularizer(a.transforms["feature"]).item())
+
+# %% [markdown]
+# ## 3. Training PointNet on ShapeNet-lite
+#
+# Task: classify a point cloud into one of the ten ShapeNet-lite categories. Training uses
+# 1,024 random points per cloud in the `laptop` profile, augmented by a random rotation
+# about the up axis, a random scale per axis and a little Gaussian jitter
+# (`C.augment_points`). Test shapes come from seeds never used in training. The widths are
+# smaller than the paper's so that training fits in minutes on a CPU (see
+# `config.sizes(prefix="ch02.")` and `benchmarks/results/encoders-*.md` for the measured
+# accuracy and time). The cell loads a saved checkpoint when there is one.
+
+# %%
+train_data = C.load_point_clouds("train")
+test_data = (shape_points, shape_labels)
+print("train", tuple(train_data[0].shape), "test", tuple(test_data[0].shape))
+
+
+def train_model(name):
+    model = C.build_classifier(name)
+    kw = C.fit_kwargs(name, model, train_data)
+    hist = train_or_load(model, C.checkpoint_path(name), **kw)
+    return model.eval(), hist
+
+
+models, histories = {}, {}
+models["pointnet"], histories["pointnet"] = train_model("pointnet")
+n_train = S["n_points"]
+print(f"PointNet test accuracy at {n_train} points:",
+      round(C.evaluate_accuracy(models["pointnet"], *test_data, n_points=n_train), 3))
+
+# %% [markdown]
+# **How many points does it need?** The network was trained at 1,024 points; at test time we
+# give it fewer or more. Because the max is taken over whatever points are there, PointNet
+# accepts any number of them; accuracy degrades only when too few points are left to
+# express the shape's features. **Noise**: Gaussian jitter of growing standard deviation
+# (shapes fill the unit sphere, so 0.05 is 2.5 % of the diameter).
+
+# %%
+counts = [n for n in S["test_points"] if n <= test_data[0].shape[1]]
+vs_points = C.accuracy_vs_points(models["pointnet"], *test_data, counts)
+vs_jitter = C.accuracy_vs_jitter(models["pointnet"], *test_data, S["jitter_sigmas"], n_points=n_train)
+viz.subplots([
+    viz.plot_curves(list(vs_points), {"PointNet": list(vs_points.values())}, xlabel="test points",
+                    ylabel="accuracy", log_x=True, title="accuracy vs number of points"),
+    viz.plot_curves(list(vs_jitter), {"PointNet": list(vs_jitter.values())}, xlabel="jitter sigma",
+                    ylabel="accuracy", title="accuracy vs jitter"),
+], cols=2)
+
+# %% [markdown]
+# ## 4. Critical points
+#
+# Each of the $F$ channels of the max is won by one point. The set of winners, the
+# **critical points** $C_S$, determines the code: feeding *only* these points gives the same
+# global feature, and any point added that does not beat a maximum changes nothing. The
+# critical points sketch the shape (its extremities, edges and thin parts), which is why
+# PointNet is robust to missing points as long as the skeleton survives.
+
+# %%
+pn_cls = models["pointnet"]
+with torch.no_grad():
+    full = pn_cls.encoder(cloud[None])
+    crit = C.critical_points(pn_cls, cloud)
+    only_crit = pn_cls.encoder(cloud[crit][None])
+print(f"{len(crit)} critical points of {len(cloud)}; "
+      f"max |difference| of the pooled features: {(full.pooled - only_crit.pooled).abs().max().item():.2e}")
+figs = [C.critical_points_figure(pn_cls, test_data[0][i, :n_train],
+                                 title=f"{len(C.critical_points(pn_cls, test_data[0][i, :n_train]))} critical")
+        for i in range(0, len(test_data[1]), max(1, len(test_data[1]) // 4))][:4]
+viz.subplots(figs, cols=len(figs))
+
+# %% [markdown]
+# ## 5. One global max is not enough: hierarchy
+#
+# In PointNet a feature sees **one point** (in $h$) and then **all points** (in the max):
+# nothing in between. A CNN on images grows its receptive field layer by layer, so that
+# features describe ever larger neighbourhoods (edges, parts, objects). The question of the
+# tutorial: *can we build hierarchical filters on point sets?* Four choices define one:
+#
+# | choice | options | PointNet++ | DGCNN |
+# |---|---|---|---|
+# | receptive field | ball query, $k$ nearest neighbours, kNN per octant (PointSIFT) | ball query | kNN |
+# | metric | Euclidean, geodesic | Euclidean in 3D | Euclidean in **feature** space |
+# | features | input coordinates, current layer's features | coordinates + previous level's features | current features (recomputed graph) |
+# | coordinates | global, local | local: $x_j - c$ | both: $[x_j - x_i,\ x_i]$ |
+#
+# **PointNet++** (Qi et al., 2017b) repeats a *set abstraction*: choose $M$ centres by
+# **farthest point sampling** (each new centre is the point farthest from those chosen so
+# far, which covers the shape evenly), gather up to $k$ points within radius $r$ of each
+# centre (**ball query**), express them in **local coordinates** relative to the centre, run
+# a small PointNet on each ball and max-pool. The next level does the same on the centres,
+# with a larger radius. Our shapes lie in the unit sphere, the normalisation the paper used
+# for ModelNet40, so its radii 0.2 and 0.4 carry over.
+
+# %%
+xyz = cloud[None]
+centres_idx = farthest_point_sampling(xyz, 32)
+centres = gather_points(xyz, centres_idx)
+groups = ball_query(xyz, centres, 0.2, 32)
+members = gather_points(xyz, groups)  # (1, 32, k, 3)
+local = members - centres[:, :, None]
+print("centres", tuple(centres.shape), "| groups", tuple(groups.shape),
+      "| local coordinates lie within the radius:", bool(local.norm(dim=-1).max() <= 0.2 + 1e-6))
+in_ball = torch.zeros(cloud.shape[0], dtype=torch.bool)
+in_ball[groups[0, :6].flatten()] = True
+fig = viz.plot_points(cloud, color="lightgray", size=2, title="FPS centres (red), six balls of radius 0.2")
+fig = viz.plot_points(cloud[in_ball], color="royalblue", size=3, fig=fig)
+viz.plot_points(centres[0], color="red", size=6, fig=fig)
+
+# %% [markdown]
+# **DGCNN** (Wang et al., 2019) builds a $k$-nearest-neighbour graph ($k = 20$) and applies
+# **EdgeConv**: $x_i' = \max_{j \in \mathcal{N}(i)} h_\Theta([x_j - x_i,\ x_i])$, a
+# PointNet on each neighbourhood that sees both the local offset and the absolute
+# position. The graph is **recomputed at every layer in feature space**: after the first
+# layer, a point's neighbours are the points whose *features* are close, which may be far
+# apart in 3D (for instance the same part on both sides of a symmetric shape). The
+# receptive field grows along this dynamic graph.
+
+# %%
+for name in ("pointnet2", "dgcnn"):
+    models[name], histories[name] = train_model(name)
+dg = models["dgcnn"]
+with torch.no_grad():
+    out = dg.encoder(cloud[None])
+point = 0
+nbr_xyz = knn(cloud[None], cloud[None], dg.encoder.k)[1][0, point]
+nbr_feat = out.levels[-1]["knn_idx"][0, point]
+fig_a = viz.plot_points(cloud, color="lightgray", size=2, title="kNN in 3D (layer 1)")
+viz.plot_points(cloud[nbr_xyz], color="royalblue", size=4, fig=fig_a)
+fig_b = viz.plot_points(cloud, color="lightgray", size=2, title="kNN in feature space (last layer)")
+viz.plot_points(cloud[nbr_feat], color="darkorange", size=4, fig=fig_b)
+viz.subplots([fig_a, fig_b], cols=2)
+
+# %% [markdown]
+# ## 6. The three encoders compared
+#
+# Same data, same augmentation, same training loop. Accuracy on held-out shapes, and the
+# permutation error (largest change of the logits when the points are shuffled; for
+# PointNet++ the ball query keeps the *first* $k$ points of a ball in memory order, so a
+# shuffle can change which points are kept when a ball holds more than $k$).
+
+# %%
+rows = []
+for name, model in models.items():
+    acc = C.evaluate_accuracy(model, *test_data, n_points=n_train)
+    perm_err = C.permutation_error(model, test_data[0][:4, :n_train])
+    params = sum(p.numel() for p in model.parameters())
+    rows.append(f"| {name} | {params:,} | {acc:.3f} | {perm_err:.1e} | {histories[name].wall_time:.0f} s |")
+print("| model | parameters | test accuracy | permutation error | training time |\n|---|---|---|---|---|")
+print("\n".join(rows))
+curves = {name: list(C.accuracy_vs_points(m, *test_data, counts).values()) for name, m in models.items()}
+viz.plot_curves(counts, curves, xlabel="test points", ylabel="accuracy", log_x=True,
+                title=f"accuracy vs number of input points (trained at {n_train})")
+
+# %% [markdown]
+# ### Widget: critical points and receptive fields
+#
+# Pick a test shape, an encoder, a point and a level. Left: the critical points (for
+# PointNet++ the input points that were sampled as the winning centres). Right: the input
+# points that can influence the feature at the chosen point after that level: one point
+# then everything for PointNet; growing balls for PointNet++; the dynamic kNN graph for
+# DGCNN.
+
+# %%
+n_widget = min(S["widget_shapes"], len(test_data[1]))
+
+
+def explore(shape=0, model="pointnet", point=0, level=0):
+    pts = test_data[0][shape, :n_train]
+    m = models[model]
+    return viz.subplots([C.critical_points_figure(m, pts),
+                         C.receptive_field_figure(m, pts, point=point, level=level)], cols=2)
+
+
+viz.interact(explore, shape=(0, n_widget - 1), model=list(models), point=(0, n_train - 1),
+             level=(0, 3))
+
+# %% [markdown]
+# ## 7. Summary
+#
+# * Images: reuse a strong 2D CNN (ResNet: skip connections + BatchNorm); RGB-D is one more
+#   input channel.
+# * Point clouds are sets: an encoder must be permutation invariant. PointNet gets it with
+#   a shared per-point MLP $h$, a symmetric max $g$ and a post-processing MLP $\gamma$.
+# * The max is decided by a few **critical points**, which makes PointNet robust to missing
+#   points and moderate noise, but each feature sees one point or all of them.
+# * Hierarchy needs a receptive field (ball, kNN), a metric, features and a choice of local
+#   or global coordinates. PointNet++ = FPS + ball query + local PointNets, level by level;
+#   DGCNN = EdgeConv on a kNN graph recomputed in feature space.
+# * The global feature of any of these encoders is the latent code $z$ that the decoders of
+#   the next chapters start from.
+#
+# ### Exercises
+# 1. Replace the max by the mean or the sum in `E.PointNet` (copy the class). How do the
+#    accuracy and the accuracy at 64 points change? Why?
+# 2. Train PointNet with `input_transform=True, feature_transform=True` (and the
+#    regulariser). Does it help on upright shapes? Rotate the test shapes about the $x$ axis
+#    and compare.
+# 3. PointNet++: compare `grouping="ball_query"` and `grouping="knn_in_ball"` for the
+#    permutation error and the accuracy.
+# 4. DGCNN: compute the kNN graph once on the coordinates and reuse it in every layer (pass
+#    `knn_idx` to each `EdgeConv`). What does the dynamic graph buy?
+# 5. Count how many distinct points are critical as the width `feat_dim` grows.
+#
+# ### References
+# * He, Zhang, Ren, Sun. *Deep residual learning for image recognition.* CVPR 2016.
+# * Ioffe, Szegedy. *Batch normalization.* ICML 2015.
+# * Qi, Su, Mo, Guibas. *PointNet: deep learning on point sets for 3D classification and
+#   segmentation.* CVPR 2017.
+# * Qi, Yi, Su, Guibas. *PointNet++: deep hierarchical feature learning on point sets in a
+#   metric space.* NeurIPS 2017.
+# * Wang, Sun, Liu, Sarma, Bronstein, Solomon. *Dynamic graph CNN for learning on point
+#   clouds.* ACM TOG 2019.
+# * Jiang, Wu, Lu. *PointSIFT.* arXiv 2018. Simonovsky, Komodakis. *Dynamic edge-conditioned
+#   filters.* CVPR 2017.

@@ -1,0 +1,202 @@
+# %% [markdown]
+# # 02 · Lab: PointNet, farthest point sampling and ball query
+#
+# You write the three pieces at the heart of the lecture's point encoders:
+#
+# 1. the **PointNet forward pass**: a shared MLP $h$ on every point, then a max over the
+#    points (and the indices of the points that win it, the critical points);
+# 2. **farthest point sampling** (FPS), which picks well-spread centres;
+# 3. **ball query**, which gathers the neighbourhood of each centre.
+#
+# Each exercise is followed by a **self-check** that tests shapes, invariance and agreement
+# with `course_lib`. At the end you train your PointNet on ShapeNet-lite and evaluate it.
+
+# %%
+import torch
+from torch import nn
+
+from course_lib import checks, config, viz
+from course_lib.tasks import classification as C
+from course_lib.train import fit
+
+print(config.describe())
+S = config.sizes(prefix="ch02.")
+test_points, test_labels = C.load_point_clouds("test")  # held-out shapes, (S, N, 3) and (S,)
+cloud = test_points[0, : S["n_points"]]  # one chair
+
+# %% [markdown]
+# ## Exercise 1: the PointNet forward pass
+#
+# `points` is a batch `(B, N, D)`; `layers` is a list of `nn.Linear` layers forming $h$
+# (a ReLU **between** layers, none after the last). Return
+#
+# * `global_feature` `(B, F)`: for each channel, the max of $h(x_i)$ over the $N$ points;
+# * `critical_idx` `(B, F)` (long): for each channel, the index of the point that wins it.
+#
+# Hint: an `nn.Linear` acts on the last dimension, so `layer(points)` applies it to every
+# point at once: that *is* the shared MLP. `tensor.max(dim=...)` returns values and indices.
+
+# %%
+def pointnet_encode(points: torch.Tensor, layers: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
+    ### BEGIN SOLUTION
+    x = points
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i < len(layers) - 1:
+            x = torch.relu(x)
+    values, idx = x.max(dim=1)
+    return values, idx
+    ### END SOLUTION
+
+
+# %%
+checks.check_pointnet_encode(pointnet_encode)
+
+# %% [markdown]
+# **Critical points.** Encode a chair with random layers and look at the points that win
+# the max: feeding only them gives the same global feature.
+
+# %% tags=["uses-exercise"]
+torch.manual_seed(0)
+layers = [nn.Linear(3, 64), nn.Linear(64, 128), nn.Linear(128, 256)]
+with torch.no_grad():
+    g, crit = pointnet_encode(cloud[None], layers)
+    only = crit[0].unique()
+    g_crit, _ = pointnet_encode(cloud[only][None], layers)
+print(f"{len(only)} critical points of {len(cloud)}; difference: {(g - g_crit).abs().max().item():.1e}")
+fig = viz.plot_points(cloud, color="lightgray", size=2, title="critical points of random layers")
+viz.plot_points(cloud[only], color="red", size=4, fig=fig)
+
+# %% [markdown]
+# ## Exercise 2: farthest point sampling
+#
+# Given `x` `(B, N, 3)`, choose `n` indices per cloud: the first is `start_idx`; each next
+# one is the point whose distance to its **nearest already chosen** point is the largest.
+#
+# Keep a tensor `mins` `(B, N)` of "squared distance to the nearest chosen point" (start at
+# `inf`); after choosing a point, update `mins = torch.minimum(mins, d)` with `d` the squared
+# distances to it, and take `mins.argmax(dim=1)` as the next point. One Python loop over the
+# `n` samples is fine; no loop over the batch or the points.
+
+# %%
+def farthest_point_sampling(x: torch.Tensor, n: int, start_idx: int = 0) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    B, N, _ = x.shape
+    out = torch.empty(B, n, dtype=torch.long, device=x.device)
+    mins = torch.full((B, N), float("inf"), dtype=x.dtype, device=x.device)
+    rows = torch.arange(B, device=x.device)
+    far = torch.full((B,), start_idx, dtype=torch.long, device=x.device)
+    for i in range(n):
+        out[:, i] = far
+        d = ((x - x[rows, far][:, None]) ** 2).sum(-1)
+        mins = torch.minimum(mins, d)
+        far = mins.argmax(dim=1)
+    return out
+    ### END SOLUTION
+
+
+# %%
+checks.check_farthest_point_sampling(farthest_point_sampling)
+
+# %% [markdown]
+# ## Exercise 3: ball query
+#
+# For every centre, the indices of the **first** `k` points of `x` (in index order) within
+# distance `radius`; if fewer than `k` are inside, repeat the first one found to fill the
+# `k` slots (the convention of PointNet++: the result is a dense `(B, M, k)` tensor).
+#
+# Hint: compute the squared distances `(B, M, N)`; replace the index of every point outside
+# the ball by `N` (a value larger than any index); sort along the last dimension and keep the
+# first `k`; slots still equal to `N` take the value of slot 0. (Each centre here is close
+# to a point of `x`, so every ball holds at least one point.)
+
+# %%
+def ball_query(x: torch.Tensor, centers: torch.Tensor, radius: float, k: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    N = x.shape[1]
+    d2 = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)  # (B, M, N)
+    idx = torch.arange(N, device=x.device).expand_as(d2)
+    idx = torch.where(d2 <= radius**2, idx, torch.full_like(idx, N))
+    idx = idx.sort(dim=-1).values[..., :k]
+    return torch.where(idx == N, idx[..., :1], idx)
+    ### END SOLUTION
+
+
+# %%
+checks.check_ball_query(ball_query)
+
+# %% [markdown]
+# **Use them together**: one PointNet++ grouping step on the chair, with your functions.
+# Each colour is one ball around an FPS centre.
+
+# %% tags=["uses-exercise"]
+xyz = cloud[None]
+centres_idx = farthest_point_sampling(xyz, 16)
+centres = xyz[0, centres_idx[0]][None]
+groups = ball_query(xyz, centres, 0.2, 32)
+labels = torch.full((len(cloud),), -1)
+for c in range(16):
+    labels[groups[0, c]] = c
+fig = viz.plot_points(cloud[labels < 0], color="lightgray", size=2, title="16 balls of radius 0.2")
+viz.plot_points(cloud[labels >= 0], color=labels[labels >= 0], size=3, fig=fig)
+
+# %% [markdown]
+# ## Train and evaluate your PointNet
+#
+# `MyPointNet` wraps your `pointnet_encode` with learnable layers and a classifier head
+# ($\gamma$). We train it with the course's training loop, with the same augmentation and
+# number of points as the lecture, and compare with `course_lib`'s PointNet (which adds
+# BatchNorm). In the `ci` profile only a few steps run: the accuracy is then near chance.
+
+# %% tags=["uses-exercise"]
+class MyPointNet(nn.Module):
+    def __init__(self, n_classes: int, widths=(64, 128, 256)):
+        super().__init__()
+        dims = (3, *widths)
+        self.h = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+        self.gamma = nn.Sequential(nn.Linear(widths[-1], 128), nn.ReLU(), nn.Dropout(0.3),
+                                   nn.Linear(128, n_classes))
+
+    def forward(self, points):
+        g, _ = pointnet_encode(points, list(self.h))
+        return self.gamma(g)
+
+
+train_points, train_labels = C.load_point_clouds("train")
+n_classes = int(train_labels.max()) + 1
+config.seed_everything(0)
+mine = MyPointNet(n_classes)
+
+
+def loss_fn(model, batch):
+    points, labels = batch
+    points = C.augment_points(C.random_subset(points, S["n_points"]))
+    logits = model(points)
+    return {"loss": nn.functional.cross_entropy(logits, labels),
+            "acc": float((logits.argmax(1) == labels).float().mean())}
+
+
+train_cfg = S["train_pointnet"]
+history = fit(mine, C.make_loader(train_points, train_labels, S["batch_size"], shuffle=True),
+              loss_fn=loss_fn, epochs=train_cfg["epochs"], lr=train_cfg["lr"],
+              max_batches_per_epoch=train_cfg.get("max_batches"))
+acc = C.evaluate_accuracy(mine, test_points, test_labels, n_points=S["n_points"])
+print(f"your PointNet: test accuracy {acc:.3f} ({len(test_labels)} held-out shapes)")
+
+# %% [markdown]
+# **Robustness.** The accuracy of your network against the number of test points (it was
+# trained at `S["n_points"]`). Compare with the lecture's curves.
+
+# %% tags=["uses-exercise"]
+counts = [n for n in S["test_points"] if n <= test_points.shape[1]]
+vs_points = C.accuracy_vs_points(mine, test_points, test_labels, counts)
+print({n: round(a, 3) for n, a in vs_points.items()})
+viz.plot_curves(counts, {"your PointNet": list(vs_points.values())}, xlabel="test points",
+                ylabel="accuracy", log_x=True)
+
+# %% [markdown]
+# ## To go further
+# 1. Replace the max by a mean in `pointnet_encode` and retrain: what happens at 64 points?
+# 2. Write a batched FPS with no Python loop over the samples. Is it possible? Why not?
+# 3. Ball query keeps the *first* `k` points; change it to keep the `k` nearest. Which one
+#    is permutation invariant? Which one is cheaper?
