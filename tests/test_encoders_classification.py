@@ -146,3 +146,16 @@ def test_critical_points_and_figures():
         for level in (0, 5):
             fig = C.receptive_field_figure(m, x, point=3, level=level)
             assert fig.data[-1].x[0] == pytest.approx(float(x[3, 0]))
+
+
+def test_image_helpers():
+    rgb, depth = torch.rand(6, 3, 16, 16), torch.rand(6, 16, 16) * 3
+    assert C.image_inputs(rgb, depth, "rgb") is rgb
+    x = C.image_inputs(rgb, depth, "rgbd")
+    assert x.shape == (6, 4, 16, 16) and torch.allclose(x[:, 3], depth / C.DEPTH_SCALE)
+    with pytest.raises(ValueError):
+        C.image_inputs(rgb, depth, "depth")
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    model, hist = C.train_image_classifier("rgbd", (rgb, depth, labels), (rgb, depth, labels), epochs=1,
+                                           width=4, batch_size=3, progress=False, live_plot=False)
+    assert model(x).shape == (6, 3) and len(hist.val) == 1 and 0 <= hist.val[0]["val_acc"] <= 1
