@@ -65,11 +65,11 @@ def part_ae(profile: str, sz, retrain: bool) -> dict:
            "rows": []}
     for name, template, k in AE_VARIANTS:
         model = S.build_atlasnet(template, k, sz["latent_dim"], "pointnet", sz["hidden"], n)
-        t0 = time.perf_counter()
+        c0, existed = time.process_time(), _ckpt(f"ae-{template}{k}", profile).exists()
         hist = S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n,
                                 n_input=n_in, checkpoint=_ckpt(f"ae-{template}{k}", profile), retrain=retrain,
                                 progress=False, live_plot=False)
-        train_s = hist.wall_time if hist.epochs_run else time.perf_counter() - t0
+        train_s, train_cpu = hist.wall_time, _cpu(c0, existed, retrain)
         pred = S.predict_points(model, x_test, n)
         model.eval()
         with torch.no_grad():
@@ -79,20 +79,22 @@ def part_ae(profile: str, sz, retrain: bool) -> dict:
         t1 = time.perf_counter()
         q = S.mesh_quality_summary(meshes)
         row = {"name": name, "cd": S.evaluate_chamfer(pred, test["points"]), "per_category": _per_category(pred, test),
-               "train_s": train_s, "epochs": hist.epochs_run, "params": sum(p.numel() for p in model.parameters()),
-               "mesh_res": res, "quality": q, "quality_s": time.perf_counter() - t1,
+               "train_s": train_s, "train_cpu_s": train_cpu, "epochs": hist.epochs_run,
+               "params": sum(p.numel() for p in model.parameters()), "mesh_res": res, "quality": q, "quality_s": time.perf_counter() - t1,
                "mesh_cd": float(np.mean([S.mesh_chamfer(m, test["points"][i]) for i, m in enumerate(meshes)]))}
         out["rows"].append(row)
         print(name, {k: v for k, v in row.items() if k != "quality"}, flush=True)
     from course_lib.models import psg  # noqa: F401 - fails clearly if chapter 05 has not landed
 
     model = S.build_psg(n, sz["latent_dim"], "pointnet")
+    c0, existed = time.process_time(), _ckpt("ae-psg", profile).exists()
     hist = S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n,
                             n_input=n_in, checkpoint=_ckpt("ae-psg", profile), retrain=retrain,
                             progress=False, live_plot=False)
     pred = S.predict_points(model, x_test, n)
     row = {"name": "PointSetGen", "cd": S.evaluate_chamfer(pred, test["points"]),
-           "per_category": _per_category(pred, test), "train_s": hist.wall_time, "epochs": hist.epochs_run,
+           "per_category": _per_category(pred, test), "train_s": hist.wall_time,
+           "train_cpu_s": _cpu(c0, existed, retrain), "epochs": hist.epochs_run,
            "params": sum(p.numel() for p in model.parameters())}
     out["rows"].append(row)
     print(row, flush=True)
@@ -111,12 +113,14 @@ def part_svr(profile: str, sz, retrain: bool) -> dict:
                 ("PointSetGen (ResNet)", lambda: S.build_psg(n, sz["latent_dim"], "resnet"), "svr-psg"))
     for name, build, key in builders:
         model = build()
+        c0, existed = time.process_time(), _ckpt(key, profile).exists()
         hist = S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n,
                                 input_key="rgb", checkpoint=_ckpt(key, profile), retrain=retrain, progress=False,
                                 live_plot=False)
         pred = S.predict_points(model, test["rgb"], n)
         row = {"name": name, "cd": S.evaluate_chamfer(pred, test["points"]),
-               "per_category": _per_category(pred, test), "train_s": hist.wall_time, "epochs": hist.epochs_run}
+               "per_category": _per_category(pred, test), "train_s": hist.wall_time,
+               "train_cpu_s": _cpu(c0, existed, retrain), "epochs": hist.epochs_run}
         out["rows"].append(row)
         print(row, flush=True)
     return out
@@ -127,6 +131,7 @@ def part_coded(profile: str, sz, retrain: bool) -> dict:
     for cat in sz["coded_categories"]:
         train = S.surface_dataset([cat], "train", sz["train_per_category"], sz["n_points"])
         test = S.surface_dataset([cat], "test", sz["test_per_category"], sz["n_points"])
+        c0, existed = time.process_time(), _ckpt(f"coded-{cat}", profile).exists()
         model, hist = S.train_coded(cat, train, epochs=sz["coded_epochs"], batch_size=sz["batch_size"],
                                     checkpoint=_ckpt(f"coded-{cat}", profile), latent_dim=sz["latent_dim"],
                                     hidden=sz["hidden"], template_resolution=sz["template_resolution"],
@@ -140,6 +145,7 @@ def part_coded(profile: str, sz, retrain: bool) -> dict:
         row = {"category": cat, "baseline": r0["baseline"], "accuracy": r0["accuracy"],
                "accuracy_refined": r1["accuracy"], "refine_steps": sz["refine_steps"],
                "refine_s": time.perf_counter() - t0, "cd": cd, "train_s": hist.wall_time,
+               "train_cpu_s": _cpu(c0, existed, retrain),
                "epochs": hist.epochs_run, "template_vertices": int(model.template_vertices.shape[0])}
         out["rows"].append(row)
         print(row, flush=True)
@@ -197,6 +203,16 @@ def part_poisson(profile: str, sz) -> dict:
                                         for k, d in rows.items()]}
 
 
+def _cpu(c0: float, existed: bool, retrain: bool) -> float | None:
+    """CPU seconds since ``c0``, or None when the model was loaded from a checkpoint (not trained here)."""
+    return None if existed and not retrain else time.process_time() - c0
+
+
+def _secs(r: dict) -> str:
+    cpu = r.get("train_cpu_s")
+    return f"{r['train_s']:.0f}" + (f" ({cpu:.0f} cpu)" if cpu is not None else "")
+
+
 def report(profile: str, sz) -> Path:
     parts = {p: json.loads(_frag(profile, p).read_text()) for p in ("ae", "svr", "coded", "poisson")
              if _frag(profile, p).exists()}
@@ -213,8 +229,7 @@ def report(profile: str, sz) -> Path:
         body += ["## Auto-encoding (PointNet encoder), held-out shapes", ""]
         rows = [["oracle (a second sampling of the true surface)", ae["oracle"], *["" for _ in cats], "", ""]]
         for r in ae["rows"]:
-            rows.append([r["name"], r["cd"], *[r["per_category"][c] for c in cats], f"{r['train_s']:.0f}",
-                         r["params"]])
+            rows.append([r["name"], r["cd"], *[r["per_category"][c] for c in cats], _secs(r), r["params"]])
         body += [md_table(["model", "CD x1e3", *cats, "train s", "params"], rows), ""]
         body += ["## Mesh quality of AtlasNet's direct meshes (held-out shapes, mean per mesh)", "",
                  "degenerate: area < 1e-10; sliver: smallest angle < 5 deg; intersecting: faces crossing a face that "
@@ -236,7 +251,7 @@ def report(profile: str, sz) -> Path:
     if "svr" in parts:
         body += [f"## Single-view reconstruction (ResNet encoder, {parts['svr']['image_size']} px RGB), held-out "
                  "shapes", ""]
-        rows = [[r["name"], r["cd"], *[r["per_category"][c] for c in cats], f"{r['train_s']:.0f}"]
+        rows = [[r["name"], r["cd"], *[r["per_category"][c] for c in cats], _secs(r)]
                 for r in parts["svr"]["rows"]]
         if "ae" in parts:
             rows.insert(0, ["oracle", parts["ae"]["oracle"], *["" for _ in cats], ""])
@@ -248,7 +263,7 @@ def report(profile: str, sz) -> Path:
                  "of the *undeformed* template (no learning); refined = after the test-time latent optimisation.",
                  ""]
         rows = [[r["category"], r["template_vertices"], r["baseline"], r["accuracy"], r["accuracy_refined"],
-                 r["refine_steps"], r["cd"], f"{r['train_s']:.0f}"] for r in parts["coded"]["rows"]]
+                 r["refine_steps"], r["cd"], _secs(r)] for r in parts["coded"]["rows"]]
         body += [md_table(["category", "template verts", "baseline acc", "3D-CODED acc", "refined acc",
                            "refine steps", "CD x1e3 (refined)", "train s"], rows), ""]
     if "poisson" in parts:
