@@ -144,3 +144,18 @@ def test_emd_errors() -> None:
         emd(torch.full((5, 3), float("nan")), x)
     with pytest.raises(ValueError, match="batch sizes"):
         emd(torch.rand(2, 5, 3), torch.rand(3, 5, 3))
+
+
+def test_torch_auction_path_matches_exact() -> None:
+    # the GPU path (vectorised torch Jacobi auction) run on the CPU
+    from course_lib.ops.emd import _auction, _fast_cost, _nn_lower_bound
+
+    x, y = _clouds(3, 50, 7)
+    cost = _fast_cost(x, y, False, torch.float64)
+    lb = _nn_lower_bound(cost)
+    assign, info = _auction(cost, 1e-3 * lb, 5.0, 100_000, lb)
+    ex = emd(x, y, "exact", reduction="none").cost
+    for b in range(3):
+        assert sorted(assign[b].tolist()) == list(range(50))
+        got = float(cost[b, torch.arange(50), assign[b]].mean())
+        assert ex[b] - 1e-12 <= got <= float(ex[b]) * (1 + 1e-3) + 1e-12

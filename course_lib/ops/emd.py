@@ -105,7 +105,7 @@ def _exact(x: Tensor, y: Tensor, squared: bool) -> tuple[Tensor, dict[str, Any]]
 # auction
 # ---------------------------------------------------------------------------
 def _auction(
-    cost: Tensor, eps_final: Tensor, factor: float, max_rounds: int
+    cost: Tensor, eps_final: Tensor, factor: float, max_rounds: int, eps_start: Tensor
 ) -> tuple[Tensor, dict[str, Any]]:
     """Jacobi auction with eps-scaling on a batch of square cost matrices (B, N, N), float64.
 
@@ -122,7 +122,7 @@ def _auction(
     object_of = torch.full((b * n,), -1, dtype=torch.long, device=dev)  # person (flat) -> object (local)
     batch_of_person = torch.arange(b, device=dev).repeat_interleave(n)
     span = (cost.amax(dim=(1, 2)) - cost.amin(dim=(1, 2))).clamp_min(1e-12)
-    eps = torch.maximum(span / 4.0, eps_final)
+    eps = torch.maximum(torch.minimum(span / 4.0, eps_start), eps_final)
     rounds = 0
     phases = 0
     neg_inf = torch.tensor(float("-inf"), dtype=cost.dtype, device=dev)
@@ -177,6 +177,104 @@ def _auction(
     return object_of.view(b, n), info
 
 
+def _auction_numpy(
+    cost: np.ndarray,
+    eps_final: np.ndarray,
+    factor: float,
+    max_rounds: int,
+    eps_start: np.ndarray,
+    small: int = 32,
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """The same auction in NumPy for the CPU, where per-call overhead dominates torch.
+
+    Jacobi rounds (all free persons bid at once) while many persons are free; once at most
+    ``small`` are free, a Gauss-Seidel loop (one bid at a time, the displaced owner bidding
+    next) finishes the phase with far fewer array calls. Same eps-CS guarantee.
+    """
+    b, n, _ = cost.shape
+    benefit = -cost.reshape(b * n, n)
+    price = np.zeros((b, n))
+    pflat = price.reshape(-1)
+    person_of = np.full(b * n, -1, np.int64)
+    object_of = np.full(b * n, -1, np.int64)
+    bop = np.repeat(np.arange(b), n)
+    rows = np.arange(b * n)
+    span = np.maximum(cost.max(axis=(1, 2)) - cost.min(axis=(1, 2)), 1e-12)
+    eps = np.maximum(np.minimum(span / 4.0, eps_start), eps_final)
+    rounds = bids = phases = 0
+    while True:
+        phases += 1
+        eps_p = eps[bop]
+        assigned = object_of >= 0
+        if assigned.any():  # free the persons violating eps-CS for the new eps
+            vals = benefit - price[bop]
+            own = vals[rows, np.maximum(object_of, 0)]
+            bad = assigned & (own < vals.max(1) - eps_p)
+            if bad.any():
+                person_of[bop[bad] * n + object_of[bad]] = -1
+                object_of[bad] = -1
+        free = np.flatnonzero(object_of < 0)
+        while free.size:
+            rounds += 1
+            if rounds > max_rounds:
+                raise RuntimeError(f"auction did not converge in {max_rounds} bidding rounds")
+            if free.size <= small:
+                stack = free.tolist()
+                buf = np.empty(n)
+                while stack:
+                    i = stack.pop()
+                    bb = int(bop[i])
+                    np.subtract(benefit[i], price[bb], out=buf)
+                    j = int(buf.argmax())
+                    if n > 1:
+                        v1 = buf[j]
+                        buf[j] = -np.inf
+                        inc = v1 - buf.max()
+                    else:
+                        inc = 0.0
+                    obj = bb * n + j
+                    pflat[obj] += inc + eps_p[i]
+                    old = int(person_of[obj])
+                    if old >= 0:
+                        object_of[old] = -1
+                        stack.append(old)
+                    person_of[obj] = i
+                    object_of[i] = j
+                    bids += 1
+                break
+            bids += free.size
+            bp = bop[free]
+            vals = benefit[free] - price[bp]
+            k = np.arange(free.size)
+            j1 = vals.argmax(1)
+            if n > 1:
+                v1 = vals[k, j1]
+                vals[k, j1] = -np.inf
+                inc = v1 - vals.max(1)
+            else:
+                j1 = np.zeros(free.size, np.int64)
+                inc = np.zeros(free.size)
+            bid = price[bp, j1] + inc + eps_p[free]
+            obj = bp * n + j1
+            order = np.lexsort((-bid, obj))  # by object, best bid first
+            obj_s = obj[order]
+            head = np.ones(obj_s.size, bool)
+            head[1:] = obj_s[1:] != obj_s[:-1]
+            won = obj_s[head]
+            winner = free[order][head]
+            old = person_of[won]
+            object_of[old[old >= 0]] = -1
+            person_of[won] = winner
+            object_of[winner] = won % n
+            pflat[won] = bid[order][head]
+            free = np.flatnonzero(object_of < 0)
+        if (eps <= eps_final).all():
+            break
+        eps = np.maximum(eps / factor, eps_final)
+    info = {"method": "auction", "rounds": rounds, "bids": bids, "phases": phases}
+    return object_of.reshape(b, n), info
+
+
 # ---------------------------------------------------------------------------
 # sinkhorn
 # ---------------------------------------------------------------------------
@@ -201,7 +299,7 @@ def _matvec(kern: Tensor, v: Tensor, transpose: bool = False) -> Tensor:
 
 
 def _sinkhorn(
-    cost: Tensor, eps_final: Tensor, scaling: float, max_iter: int, tol: float
+    cost: Tensor, eps_final: Tensor, scaling: float, max_iter: int, tol: float, omega: float = 1.0
 ) -> tuple[Tensor, dict[str, Any]]:
     """Stabilised Sinkhorn with eps-scaling on (B, N, M) costs; returns a feasible plan, no grad.
 
@@ -230,8 +328,10 @@ def _sinkhorn(
         v = torch.ones(bsz, m, dtype=dt, device=dev)
         inner = 0
         while it < max_iter:
-            u = a / _matvec(kern, v).clamp_min(1e-300)
-            v = b / _matvec(kern, u, transpose=True).clamp_min(1e-300)
+            u_new = a / _matvec(kern, v).clamp_min(1e-300)
+            u = u_new if omega == 1.0 else u.pow(1 - omega) * u_new.pow(omega)
+            v_new = b / _matvec(kern, u, transpose=True).clamp_min(1e-300)
+            v = v_new if omega == 1.0 else v.pow(1 - omega) * v_new.pow(omega)
             it += 1
             inner += 1
             if inner % 5 and it < max_iter:
@@ -280,8 +380,9 @@ def emd(
     rel_tol: float = 1e-2,
     eps: float | None = None,
     scaling: float = 0.5,
-    max_iter: int = 1000,
+    max_iter: int = 2000,
     tol: float = 1e-3,
+    overrelax: float = 1.8,
     max_rounds: int = 1_000_000,
 ) -> EMDResult:
     """Earth mover's distance: the mean matched distance of the best one-to-one matching.
@@ -298,9 +399,12 @@ def emd(
         reduction: over the batch: ``"mean"``, ``"sum"`` or ``"none"`` (``(B,)``).
         rel_tol: auction only: the certified relative excess over the exact EMD (default 1e-2).
         eps: Sinkhorn only: final entropic temperature in cost units; default
-            ``0.002 x`` (a lower bound of the EMD), per cloud.
+            ``0.02 x`` (a lower bound of the EMD: the mean nearest-neighbour distance), per cloud.
         scaling: Sinkhorn eps-scaling factor per iteration (0 < scaling < 1).
         max_iter: Sinkhorn iteration cap. tol: Sinkhorn L1 row-marginal tolerance.
+        overrelax: Sinkhorn over-relaxation factor omega in [1, 2) (Thibault et al. 2017,
+            "Overrelaxed Sinkhorn-Knopp"): each scaling moves omega times the plain step in
+            the log domain; 1 is plain Sinkhorn. 1.8 needs about 3x fewer iterations here.
         max_rounds: auction bidding-round cap (a safety net; it raises when reached).
 
     Returns:
@@ -330,6 +434,8 @@ def emd(
         raise ValueError(f"scaling must lie in (0, 1), got {scaling}")
     if rel_tol <= 0:
         raise ValueError(f"rel_tol must be positive, got {rel_tol}")
+    if not 1.0 <= overrelax < 2.0:
+        raise ValueError(f"overrelax must lie in [1, 2), got {overrelax}")
     if eps is not None and not eps > 0:
         raise ValueError(f"eps must be positive, got {eps}")
 
@@ -345,11 +451,18 @@ def emd(
             if method == "auction":
                 # eps-CS bounds the total excess by N * eps, i.e. the mean cost by eps
                 eps_final = torch.maximum(rel_tol * lb, floor)
-                assign, info = _auction(cost, eps_final, factor=5.0, max_rounds=max_rounds)
+                # eps-scaling starts at the nearest-neighbour scale (lb): starting higher only
+                # shuffles the matching (measured: about 1.6x more time at N=2,048)
+                if cost.device.type == "cpu":
+                    a_np, info = _auction_numpy(cost.numpy(), eps_final.numpy(), 5.0, max_rounds, lb.numpy())
+                    assign = torch.from_numpy(a_np)
+                else:
+                    assign, info = _auction(cost, eps_final, 5.0, max_rounds, lb)
+                info["eps"] = eps_final.cpu()
                 info["lower"] = lb
             else:
-                e = torch.full_like(lb, eps) if eps is not None else torch.maximum(0.01 * lb, floor)
-                plan, info = _sinkhorn(cost, e, scaling, max_iter, tol)
+                e = torch.full_like(lb, eps) if eps is not None else torch.maximum(0.02 * lb, floor)
+                plan, info = _sinkhorn(cost, e, scaling, max_iter, tol, overrelax)
             del cost
         if method == "auction":
             per = _matched_cost(xb, yb, assign, squared)
