@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--skip-complexity", action="store_true")
     ap.add_argument("--skip-train", action="store_true", help="load the checkpoints instead of training")
+    ap.add_argument("--skip-svr", action="store_true", help="skip single-view reconstruction")
     ap.add_argument("--note", default="The 2-core machine was shared with other agents during this run: "
                     "wall times are inflated (by 2-5x in our spot checks) relative to an idle laptop.")
     args = ap.parse_args()
@@ -92,6 +93,27 @@ def main() -> None:
     sections.append("### NN-CV per branch (mean over test shapes)\n\n"
                     + md_table(["loss", "points", "NN-CV"], brows))
 
+    # --- single view ------------------------------------------------------------
+    if not args.skip_svr:
+        t0 = time.perf_counter()
+        svr_train = ps.view_point_pairs("train", profile)
+        svr_test = ps.view_point_pairs("test", profile)
+        t_views = time.perf_counter() - t0
+        svr, svr_hist = ps.train_single_view(profile, data=svr_train, retrain=not args.skip_train, progress=False,
+                                             live_plot=False)
+        sgt, sor = ps.held_out(svr_test["points"], n, seed=5)
+        srows = ps.results_table({"oracle": ps.evaluate_sets(sor, sgt),
+                                  "PointSetGen single view (ResNet, chamfer loss)":
+                                      ps.evaluate_sets(ps.predict(svr, svr_test["rgb"]), sgt)})
+        sections.append(
+            "## Single-view reconstruction\n\n"
+            f"Categories {', '.join(s['svr_categories'] or ['all'])}; {svr_train['rgb'].shape[0]} training views, "
+            f"{svr_test['rgb'].shape[0]} held-out views of {tuple(svr_test['rgb'].shape[2:])} px (one seeded random "
+            f"view per shape); {s['svr_epochs']} epochs, ResNet width {s['svr_width']}; fit wall time "
+            f"{svr_hist.wall_time:.0f} s (building the views: {t_views:.0f} s). Same convention as above.\n\n"
+            + ps.format_table(srows))
+        print("svr:", svr_hist.summary(), flush=True)
+
     # --- mean shape -----------------------------------------------------------
     mrows = []
     for kind in ("circle", "sphere"):
@@ -113,11 +135,12 @@ def main() -> None:
 
     # --- complexity -------------------------------------------------------------
     if not args.skip_complexity:
-        crow = ps.time_distances(s["complexity_ns"], time_limit=20.0)
+        crow = ps.time_distances(s["complexity_ns"], time_limit=20.0, repeat=3)
         sections.append(
             "## Complexity (one pair of N-point samplings of the unit sphere)\n\n"
-            "Peak memory = peak resident set size above the start (VmHWM), so allocator granularity "
-            "makes values below ~1 MB noise. rel_err = value / exact EMD - 1. A method is skipped for "
+            "Seconds: median of 3 runs. Peak memory: peak resident set size above the start (VmHWM, "
+            "first run; glibc large blocks served by mmap and the heap trimmed before), so allocator "
+            "granularity makes values below ~1 MB noise. rel_err = value / exact EMD - 1. A method is skipped for "
             "larger N once it took more than 20 s.\n\n"
             + md_table(["N", "method", "seconds", "peak MB", "value", "rel_err"],
                        [[r["N"], r["method"], r["seconds"], r["memory_MB"], r["value"], r["rel_err"]]

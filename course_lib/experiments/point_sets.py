@@ -510,6 +510,28 @@ def _status_bytes(field: str) -> int | None:
     return None
 
 
+_MALLOC_TUNED = False
+
+
+def _return_freed_memory() -> None:
+    """glibc only: serve large blocks by mmap (returned to the OS when freed) and trim the heap.
+
+    Without this, memory freed by an earlier call stays in the process and a later call that
+    reuses it does not raise the resident size: its peak would read as 0.
+    """
+    global _MALLOC_TUNED
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        if not _MALLOC_TUNED:
+            libc.mallopt(-3, 1 << 17)  # M_MMAP_THRESHOLD = 128 KiB, fixed (no dynamic raise)
+            _MALLOC_TUNED = True
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None) -> tuple[Any, float]:
     """Run ``fn()``; return ``(its result, the peak extra memory it needed in bytes)``.
 
@@ -517,7 +539,9 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None)
     above the memory in use before the call. On Linux CPUs: the peak resident set size
     (``VmHWM``, reset through ``/proc/self/clear_refs``) above the resident size before the
     call; this counts every allocation (torch, NumPy, SciPy) but also the allocator's
-    granularity, so values below ~1 MB are noise. Elsewhere: ``nan``.
+    granularity, so values below ~1 MB are noise. With glibc, large blocks are then served by
+    ``mmap`` and the heap is trimmed first, so memory freed by earlier calls is not silently
+    reused. Elsewhere: ``nan``.
     """
     dev = torch.device(device) if device is not None else None
     if dev is not None and dev.type == "cuda":
@@ -528,6 +552,7 @@ def peak_memory(fn: Callable[[], Any], device: torch.device | str | None = None)
         torch.cuda.synchronize(dev)
         return out, float(torch.cuda.max_memory_allocated(dev) - base)
     if sys.platform.startswith("linux") and _status_bytes("VmHWM") is not None:
+        _return_freed_memory()
         try:
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")
