@@ -83,25 +83,27 @@ _SIZES: dict[str, dict[str, Any]] = {
     # architectures (keyword arguments of the encoders, plus "head" widths and "dropout")
     "ch02.pointnet": {
         "ci": {"feat_dim": 64, "hidden": (16, 32), "head": (32,)},
-        "laptop": {"feat_dim": 512, "hidden": (64, 128), "head": (256, 128)},
+        "laptop": {"feat_dim": 512, "hidden": (64, 128), "head": (256, 128), "bn_momentum": 0.3},
         "gpu": {"feat_dim": 1024, "hidden": (64, 128), "input_transform": True,
                 "feature_transform": True, "head": (512, 256)},
     },
     "ch02.pointnet2": {
         "ci": {"levels": ((32, 0.3, 16, (16, 32)), (8, 0.6, 16, (32, 32))), "global_mlp": (32, 64),
                "head": (32,)},
-        "laptop": {"levels": ((128, 0.2, 32, (32, 32, 64)), (32, 0.4, 32, (64, 64, 128))),
-                   "global_mlp": (128, 256, 512), "head": (256, 128)},
+        "laptop": {"levels": ((128, 0.2, 16, (32, 32, 64)), (32, 0.4, 16, (64, 64, 128))),
+                   "global_mlp": (128, 256, 512), "head": (256, 128), "bn_momentum": 0.3},
         "gpu": {"levels": ((512, 0.2, 32, (64, 64, 128)), (128, 0.4, 64, (128, 128, 256))),
                 "global_mlp": (256, 512, 1024), "head": (512, 256)},
     },
     "ch02.dgcnn": {
         "ci": {"k": 10, "channels": (16, 16, 32), "emb_dim": 64, "norm_after_max": True, "head": (32,)},
-        "laptop": {"k": 20, "channels": (32, 32, 64, 64), "emb_dim": 256, "norm_after_max": True,
-                   "head": (256, 128)},
+        "laptop": {"k": 20, "channels": (32, 32, 64), "emb_dim": 256, "norm_after_max": True,
+                   "head": (256, 128), "bn_momentum": 0.3},
         "gpu": {"k": 20, "channels": (64, 64, 128, 256), "emb_dim": 1024, "head": (512, 256)},
     },
-    # training: epochs, learning rate (Adam, cosine schedule), optional cap on batches per epoch
+    # training: epochs, learning rate (Adam, cosine schedule), optional cap on batches per epoch and
+    # batch size (default ch02.batch_size); "bn_momentum" above: BatchNorm running-average momentum
+    # (higher than torch's 0.1 so that eval-mode statistics keep up in short CPU runs)
     "ch02.train_pointnet": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
         "laptop": {"epochs": 6, "lr": 2e-3},
@@ -109,12 +111,12 @@ _SIZES: dict[str, dict[str, Any]] = {
     },
     "ch02.train_pointnet2": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 3, "lr": 2e-3},
+        "laptop": {"epochs": 4, "lr": 2e-3, "batch_size": 16},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     "ch02.train_dgcnn": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 2, "lr": 2e-3},
+        "laptop": {"epochs": 2, "lr": 2e-3, "batch_size": 16},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     # image encoders on the rendered views (train 0 = show and encode only, no training)

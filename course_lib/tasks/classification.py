@@ -260,11 +260,18 @@ def build_classifier(name: str, n_classes: int | None = None, *, profile: str | 
     arch = dict(_sizes(profile)[f"{name}"])
     head = tuple(arch.pop("head", (256, 128)))
     dropout = float(arch.pop("dropout", 0.4))
+    momentum = arch.pop("bn_momentum", None)
     if name == "pointnet":
-        return PointNetClassifier(PointNet(**arch), n_classes, hidden=head, dropout=dropout)
-    if name == "pointnet2":
-        return PointNet2Classifier(PointNet2(**arch), n_classes, hidden=head, dropout=dropout)
-    return DGCNNClassifier(DGCNN(**arch), n_classes, hidden=head, dropout=dropout)
+        model: PointClassifier = PointNetClassifier(PointNet(**arch), n_classes, hidden=head, dropout=dropout)
+    elif name == "pointnet2":
+        model = PointNet2Classifier(PointNet2(**arch), n_classes, hidden=head, dropout=dropout)
+    else:
+        model = DGCNNClassifier(DGCNN(**arch), n_classes, hidden=head, dropout=dropout)
+    if momentum is not None:  # short runs: let the eval-mode statistics follow the weights faster
+        for mod in model.modules():
+            if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+                mod.momentum = float(momentum)
+    return model
 
 
 def checkpoint_path(name: str, profile: str | None = None) -> Path:
@@ -297,7 +304,8 @@ def fit_kwargs(
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=float(tr.get("weight_decay", 1e-4)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
     kw: dict[str, Any] = dict(
-        train_loader=make_loader(*train, int(s["batch_size"]), shuffle=True, seed=seed, drop_last=True),
+        train_loader=make_loader(*train, int(tr.get("batch_size", s["batch_size"])), shuffle=True, seed=seed,
+                                 drop_last=True),
         loss_fn=ClassificationLoss(int(s["n_points"])),
         epochs=epochs,
         optimizer=opt,
