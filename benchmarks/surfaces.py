@@ -213,7 +213,7 @@ def _secs(r: dict) -> str:
     return f"{r['train_s']:.0f}" + (f" ({cpu:.0f} cpu)" if cpu is not None else "")
 
 
-def report(profile: str, sz) -> Path:
+def report(profile: str, sz, extra_note: str = "") -> Path:
     parts = {p: json.loads(_frag(profile, p).read_text()) for p in ("ae", "svr", "coded", "poisson")
              if _frag(profile, p).exists()}
     cats = list(sz["categories"])
@@ -275,7 +275,11 @@ def report(profile: str, sz) -> Path:
         body += [md_table(["surface", "mesh CD x1e3", "watertight", "faces", "s / shape"], rows), ""]
     note = ("The 2-core machine was shared with other agents during these runs (4-6 concurrent jobs; "
             "timings are inflated and noisy). torch ran with 1 thread per process (thread contention on "
-            "the shared cores made 2 threads slower). Parts ran as separate processes, some concurrently.")
+            "the shared cores made 2 threads slower). Parts ran as separate processes, some concurrently. "
+            "'train s' is the wall time of the training loop, with the process's CPU seconds in brackets "
+            "where recorded (a loaded checkpoint has none).")
+    if extra_note:
+        note += "\n\n" + extra_note
     return write_result("surfaces", profile, "\n".join(body), notes=note)
 
 
@@ -285,6 +289,7 @@ def main() -> None:
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--note", default="", help="a free-text note added to the result file (with --report)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     profile = config.get_profile()
@@ -296,7 +301,7 @@ def main() -> None:
         _frag(profile, args.part).parent.mkdir(parents=True, exist_ok=True)
         _frag(profile, args.part).write_text(json.dumps(out, indent=1))
     if args.report or not args.part:
-        print(report(profile, sz))
+        print(report(profile, sz, args.note))
 
 
 if __name__ == "__main__":
