@@ -160,3 +160,49 @@ def test_time_distances_rows_and_bounds():
         assert by[(n, "auction")]["value"] >= ex - 1e-9 and by[(n, "auction")]["rel_err"] <= 1e-3 + 1e-9
         assert math.isnan(by[(n, "chamfer")]["rel_err"])
         assert all(r["seconds"] >= 0 for r in rows)
+
+
+def test_point_loss_values_and_a_tiny_training_run(tmp_path):
+    from course_lib import ops
+
+    gen = torch.Generator().manual_seed(7)
+    r = torch.full((12,), 0.7, dtype=torch.float64)
+    pts = ps.sample_rings(r, 256, "sphere", gen)  # 12 "shapes", 256 samples each
+    batch = next(iter(ps.PointBatches(pts, 16, batch_size=4, seed=0)))
+
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.rand(1, 16, 3, generator=gen))
+
+        def forward(self, x):
+            return self.p.expand(x.shape[0], -1, -1)
+
+    m = Fixed()
+    out = ps.point_loss("emd")(m, batch)
+    ref = ops.emd(m.p.detach().expand(4, -1, -1), batch["target"], method="exact").cost
+    assert abs(float(out["loss"].detach()) - float(ref)) < 1e-6 and "cd" in out
+    out = ps.point_loss("chamfer")(m, batch)
+    assert abs(float(out["loss"].detach()) - float(ops.chamfer_distance(m.p.detach().expand(4, -1, -1),
+                                                                batch["target"]))) < 1e-6
+    with pytest.raises(ValueError, match="chamfer"):
+        ps.point_loss("l2")
+    model, hist = ps.train_autoencoder("emd", "ci", train_points=pts, path=tmp_path / "ae.pt", progress=False,
+                                       live_plot=False, epochs=2)
+    assert (tmp_path / "ae.pt").exists() and hist.epochs_run == 2 and all(math.isfinite(v) for v in hist.train_loss)
+    assert ps.predict(model, pts[:3, :128]).shape == (3, 128, 3)  # ci model: 128 points
+
+
+def test_view_batches():
+    gen = torch.Generator().manual_seed(0)
+    rgb = torch.rand(5, 3, 8, 8, generator=gen)
+    pts = _unique_points(5, 30)
+    vb = ps.ViewBatches(rgb, pts, 10, batch_size=2, seed=0)
+    assert len(vb) == 3
+    for b in vb:
+        assert b["input"].shape[1:] == (3, 8, 8) and b["target"].shape[1:] == (10, 3)
+        for img, tgt in zip(b["input"], b["target"]):
+            k = int(torch.nonzero((rgb == img).flatten(1).all(1))[0])  # which shape this view is
+            assert {tuple(r) for r in tgt.tolist()} <= {tuple(r) for r in pts[k].tolist()}
+    with pytest.raises(ValueError, match="images"):
+        ps.ViewBatches(rgb[:4], pts, 10, 2)
