@@ -135,3 +135,20 @@ def test_gather_points() -> None:
         gather_points(x, torch.zeros(3, 1, dtype=torch.long))
     with pytest.raises(TypeError, match="integer"):
         gather_points(x, torch.zeros(2, 1))
+
+
+def test_cpu_numpy_distance_function_matches_torch_expression() -> None:
+    # the GPU path is the plain torch expression; the CPU path a NumPy autograd function
+    g = torch.Generator().manual_seed(6)
+    x = torch.rand(2, 30, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.rand(2, 20, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    idx = torch.randint(0, 20, (2, 30, 3), generator=g)
+    w = torch.rand(2, 30, 3, generator=g, dtype=torch.float64)
+    a = knn_module._sq_dist(x, y, idx)
+    (ga_x, ga_y) = torch.autograd.grad((a * w).sum(), (x, y))
+    b = ((x.unsqueeze(2) - gather_points(y, idx)) ** 2).sum(-1)
+    (gb_x, gb_y) = torch.autograd.grad((b * w).sum(), (x, y))
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(ga_x, gb_x)
+    torch.testing.assert_close(ga_y, gb_y)
+    assert torch.autograd.gradcheck(lambda p, q: knn_module._sq_dist(p, q, idx), (x, y))
