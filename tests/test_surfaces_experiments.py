@@ -79,3 +79,14 @@ def test_training_a_tiny_atlasnet_through_train_or_load(tmp_path):
     assert h2.epochs_run == 2
     for a, b in zip(m.state_dict().values(), m2.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_oracle_is_the_chamfer_between_two_samplings_of_the_true_surface():
+    from course_lib.data import make_shape
+
+    ref = S.surface_dataset(["mug"], "test", 1, 128)
+    val = S.oracle_chamfer(["mug"], "test", 1, 128, reference=ref)
+    other = make_shape("mug", S.split_seeds("test", 1)[0]).sample_surface(128, seed=S.split_seeds("test", 1)[0]
+                                                                          + 7_000_000)[0]
+    assert val == pytest.approx(1000 * float(chamfer_distance(other[None], ref["points"])), rel=1e-5)
+    assert val > 0

@@ -309,13 +309,16 @@ def oracle_chamfer(categories: Sequence[str], split: str, n_per_category: int, n
     model can be expected to beat it.  ``reference`` is the dataset the other rows are
     measured against (default: built here).
     """
-    from course_lib.data import make_shape
+    from course_lib.data import GENERATOR_VERSION, make_shape
 
     ref = reference or surface_dataset(categories, split, n_per_category, n_points)
+    n = ref["points"].shape[1]
     other = []
     for c, s in zip(ref["category"].tolist(), ref["seed"].tolist()):
-        shape = make_shape(ref["categories"][c], s)
-        other.append(shape.sample_surface(ref["points"].shape[1], seed=s + 7_000_000)[0])
+        cat = ref["categories"][c]
+        item = _cached(f"v{GENERATOR_VERSION}|{cat}|{s}|{n}|oracle",
+                       lambda cat=cat, s=s: {"points": make_shape(cat, s).sample_surface(n, seed=s + 7_000_000)[0]})
+        other.append(item["points"])
     return evaluate_chamfer(torch.stack(other).to(ref["points"].dtype), ref["points"])
 
 
