@@ -165,6 +165,13 @@ print("T-Nets start at the identity:", torch.allclose(a.transforms["input"][0], 
 # smaller than the paper's so that training fits in minutes on a CPU (see
 # `config.sizes(prefix="ch02.")` and `benchmarks/results/encoders-*.md` for the measured
 # accuracy and time). The cell loads a saved checkpoint when there is one.
+#
+# A practical remark on **BatchNorm** in short runs: at test time BatchNorm uses running
+# averages of the training statistics. With torch's default momentum (0.1) these averages
+# span the last ~10 steps, and early in training the weights move faster than that: the
+# statistics then describe an older network. In a 3-epoch PointNet++ run on this data the
+# test accuracy in eval mode was at chance level while the same weights with recomputed
+# statistics reached 0.76. The CPU profiles therefore use a momentum of 0.3.
 
 # %%
 train_data = C.load_point_clouds("train")
@@ -309,6 +316,18 @@ viz.plot_curves(counts, curves, xlabel="test points", ylabel="accuracy", log_x=T
                 title=f"accuracy vs number of input points (trained at {n_train})")
 
 # %% [markdown]
+# **What to look for.** In our laptop-profile benchmark (`benchmarks/results/encoders-*.md`)
+# PointNet kept most of its accuracy down to 128 points, while PointNet++ and DGCNN, trained
+# at 1,024 points, fell towards chance at 64-256 points, and DGCNN also lost accuracy at
+# 2,048. A fixed radius or a fixed $k$ sees a different neighbourhood when the density
+# changes: with few points a ball holds one or two points and a kNN spans a large part of the
+# shape; with many points the $k$ neighbours shrink to a tiny patch. PointNet++'s remedy is
+# to train with random input dropout and to combine several radii (multi-scale grouping).
+# Short CPU runs also favour PointNet: the hierarchical models cost several times more per
+# step, so in the same minutes they see far fewer updates. With full training budgets on
+# ModelNet40 the papers report the opposite order: 89.2 % (PointNet), 90.7 % (PointNet++),
+# 92.9 % (DGCNN).
+#
 # ### Widget: critical points and receptive fields
 #
 # Pick a test shape, an encoder, a point and a level. Left: the critical points (for
@@ -357,6 +376,8 @@ viz.interact(explore, shape=(0, n_widget - 1), model=list(models), point=(0, n_t
 # 4. DGCNN: compute the kNN graph once on the coordinates and reuse it in every layer (pass
 #    `knn_idx` to each `EdgeConv`). What does the dynamic graph buy?
 # 5. Count how many distinct points are critical as the width `feat_dim` grows.
+# 6. Train PointNet++ with *random input dropout* (drop a random fraction of the points of
+#    each training cloud) and measure the accuracy at 64-256 points again.
 #
 # ### References
 # * He, Zhang, Ren, Sun. *Deep residual learning for image recognition.* CVPR 2016.
