@@ -26,8 +26,8 @@ differentiated in the coordinates. By the envelope (Danskin) theorem this is the
 of the EMD wherever the optimal matching is unique (exact, auction) and of the regularised
 OT value for Sinkhorn; no autograd graph is stored per iteration.
 
-Accuracy against exact (measured, ``benchmarks/ops.py``, see
-``benchmarks/results/ops-laptop-cpu.md``): see :func:`emd`.
+Accuracy against exact (measured by ``benchmarks/ops.py``, see
+``benchmarks/results/ops-laptop-cpu.md``): in the docstring of :func:`emd`.
 """
 
 from __future__ import annotations
@@ -413,9 +413,13 @@ def emd(
         ``info["lower"]`` (Sinkhorn) is a certified lower bound per cloud, and
         ``info["marginal_error"]`` the L1 row-marginal error before rounding.
 
-    Accuracy against ``"exact"`` (measured by ``benchmarks/ops.py`` on two independent
-    samplings of 2,048 points of procedural shapes, unsquared): auction <= rel_tol by
-    construction (measured well below); Sinkhorn: see the benchmark results file.
+    Accuracy against ``"exact"``, measured by ``benchmarks/ops.py`` (results in
+    ``benchmarks/results/ops-laptop-cpu.md``; two samplings of a bumpy ellipsoid, unsquared,
+    defaults): auction +0.005% (N=1,024) and +0.006% (N=2,048), bounded by ``rel_tol`` by
+    construction; Sinkhorn +0.55% (N=1,024, 1,290 iterations) and +1.48% (N=2,048, stopped
+    at ``max_iter=2000`` with an L1 marginal error of 2e-3), its dual lower bound -0.05% at
+    both sizes. On a CPU the exact solver is the fastest of the three; auction and Sinkhorn
+    are written for GPUs (batched tensor operations), where their speed is not yet measured.
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
