@@ -126,7 +126,7 @@ _SIZES: dict[str, dict[str, Any]] = {
         "laptop": {"train": 12, "val": 4},
         "gpu": {"train": 40, "val": 10},
     },
-    "ch02.image_epochs": {"ci": 1, "laptop": 8, "gpu": 30},
+    "ch02.image_epochs": {"ci": 1, "laptop": 15, "gpu": 30},
     # lecture: shapes shown in the critical-point / receptive-field widget
     "ch02.widget_shapes": {"ci": 3, "laptop": 10, "gpu": 10},
     # --- ops ----------------------------------------------------------------

@@ -568,6 +568,7 @@ def train_image_classifier(
     checkpoint: str | Path | None = None,
     progress: bool = True,
     live_plot: str | bool = "auto",
+    bn_momentum: float = 0.3,
 ) -> tuple[ImageClassifier, Any]:
     """Train a ResNet-18-layout classifier on RGB or RGB-D views; return ``(model, history)``.
 
@@ -581,6 +582,9 @@ def train_image_classifier(
     x = image_inputs(rgb, depth, mode)
     model = ImageClassifier(x.shape[1], int(labels.max()) + 1 if val_views is None
                             else int(max(labels.max(), val_views[2].max())) + 1, width=width)
+    for mod in model.modules():  # short runs: eval-mode statistics must keep up with the weights
+        if isinstance(mod, nn.modules.batchnorm._BatchNorm):
+            mod.momentum = bn_momentum
 
     def loss_fn(m: nn.Module, batch: Sequence[Tensor]) -> dict[str, Any]:
         imgs, y = batch[0], batch[1]
