@@ -31,7 +31,7 @@ def test_lecture_has_widget_summary_and_exercises(path):
     src = "\n".join(c.source for c in code(cs))
     assert re.search(r"viz\.(interact|gallery)\(|ipywidgets", src), f"{path.name}: no widget"
     md = "\n".join(c.source for c in cs if c.cell_type == "markdown").lower()
-    assert "## summary" in md, f"{path.name}: no summary section"
+    assert re.search(r"^#{2,3} *(\d+\.)? *summary", md, re.M), f"{path.name}: no summary section"
     assert "exercises" in md, f"{path.name}: no exercises to go further"
 
 
