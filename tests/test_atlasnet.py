@@ -13,14 +13,7 @@ from course_lib.models import atlasnet as an
 from course_lib.models.encoders import PointNet, ResNetEncoder
 from course_lib.ops import chamfer_distance
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread avoids OpenMP contention on a shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # ---------------------------------------------------------------------------

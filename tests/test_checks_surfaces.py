@@ -8,13 +8,7 @@ from torch import nn
 
 from course_lib import checks
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- reference solutions, written independently of course_lib.models.atlasnet ---

@@ -12,13 +12,7 @@ from scipy.spatial import cKDTree
 
 from course_lib.experiments import point_sets as ps
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _unique_points(s=3, p=40, seed=0):

@@ -8,14 +8,7 @@ import torch
 from course_lib.models import PointSetGen, PointSetGenDecoder, psg_autoencoder, psg_single_view
 from course_lib.models.encoders import PointNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models: one thread is faster, and much faster on a shared machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_decoder_shapes_and_branch_layout():

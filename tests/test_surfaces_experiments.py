@@ -9,13 +9,7 @@ import trimesh
 from course_lib.experiments import surfaces as S
 from course_lib.ops import chamfer_distance
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_split_seeds_are_disjoint_and_skip_the_template():
