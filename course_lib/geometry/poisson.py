@@ -1,6 +1,7 @@
 """Poisson surface reconstruction from oriented points, with an FFT solver in torch.
 
-Introduced in ``lectures/06_surfaces.ipynb`` (the classical contrast to learned surfaces).
+Introduced in ``lectures/01_data_and_representations.ipynb`` (points to mesh); used again in
+``lectures/06_surfaces.ipynb`` as the classical contrast to learned surfaces.
 
 Method (after Kazhdan, Bolitho and Hoppe, "Poisson Surface Reconstruction", SGP 2006):
 the indicator function ``chi`` of the solid (1 inside, 0 outside) has a gradient
@@ -77,7 +78,7 @@ def poisson_indicator(points: Any, normals: Any, resolution: int = 64, *, paddin
                       smoothing: float = 1.0) -> tuple[Tensor, Tensor, float, float]:
     """Solve for the indicator grid; returns ``(chi (R, R, R), origin (3,), spacing, iso_level)``.
 
-    Introduced in ``lectures/06_surfaces.ipynb``.  Node ``[i, j, k]`` is at
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  Node ``[i, j, k]`` is at
     ``origin + spacing * (i, j, k)``; ``chi`` is larger inside.  Runs on the device of
     ``points``, in float64 on CPU and float32 elsewhere.
     """
@@ -132,7 +133,7 @@ def poisson_reconstruct(points: Any, normals: Any, resolution: int = 64, *, padd
                         smoothing: float = 1.0, largest_component: bool = True) -> trimesh.Trimesh:
     """Watertight mesh from oriented points by (unscreened) Poisson reconstruction on an FFT grid.
 
-    Introduced in ``lectures/06_surfaces.ipynb``.  See the module docstring for the
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  See the module docstring for the
     method and its limits.  ``resolution`` is the number of grid nodes per axis over
     the padded bounding cube; ``largest_component`` drops small spurious pieces.
     """
