@@ -108,6 +108,11 @@ def _leg(rng_round: bool, half: float, x: float, z: float, y0: float, y1: float)
     return Box((half, h, half), c)
 
 
+def _four_legs(round_legs: bool, half: float, dx: float, dz: float, top: float) -> list[tuple[str, Node]]:
+    """Four legs from the floor (y = 0) to ``top``, at (+-dx, +-dz)."""
+    return [("leg", _leg(round_legs, half, sx * dx, sz * dz, 0.0, top)) for sx in (-1, 1) for sz in (-1, 1)]
+
+
 def _chair(rng: Rng) -> list[tuple[str, Node]]:
     W, D = _u(rng, 0.9, 1.2), _u(rng, 0.85, 1.1)
     ts, H = _u(rng, 0.14, 0.2), _u(rng, 0.75, 1.0)
@@ -117,10 +122,7 @@ def _chair(rng: Rng) -> list[tuple[str, Node]]:
     round_legs = bool(rng.random() < 0.5)
     lh = _u(rng, 0.075, 0.1)
     inset = lh + _u(rng, 0.0, 0.08)
-    for sx in (-1, 1):
-        for sz in (-1, 1):
-            parts.append(("leg", _leg(round_legs, lh, sx * (W / 2 - inset), sz * (D / 2 - inset),
-                                      0.0, H - ts / 2)))
+    parts += _four_legs(round_legs, lh, W / 2 - inset, D / 2 - inset, H - ts / 2)
     # back: a panel or a frame with vertical slats, tilted backwards
     Hb, tb = _u(rng, 0.7, 1.1), _u(rng, 0.14, 0.18)
     tilt = _u(rng, 0.0, 0.25)
@@ -167,10 +169,7 @@ def _table(rng: Rng) -> list[tuple[str, Node]]:
         round_legs = bool(rng.random() < 0.5)
         lh = _u(rng, 0.07, 0.1)
         inset = lh + _u(rng, 0.02, 0.12)
-        for sx in (-1, 1):
-            for sz in (-1, 1):
-                parts.append(("leg", _leg(round_legs, lh, sx * (W / 2 - inset), sz * (D / 2 - inset),
-                                          0.0, H - tt / 2)))
+        parts += _four_legs(round_legs, lh, W / 2 - inset, D / 2 - inset, H - tt / 2)
         if rng.random() < 0.35:  # lower shelf joining the legs
             hs = _u(rng, 0.14, 0.18)
             ys = _u(rng, 0.2, 0.4)

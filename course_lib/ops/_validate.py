@@ -112,3 +112,10 @@ def check_lengths(
         if hi > n:
             raise ValueError(f"{name} must be <= the padded size {n}, got max {hi}")
     return t
+
+
+def check_int(value: object, name: str) -> int:
+    """``value`` as a Python int; ``TypeError`` naming ``name`` for bools, floats and the rest."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    return int(value)

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from ._validate import as_batched, block_elements, check_lengths, check_pair
+from ._validate import as_batched, block_elements, check_int, check_lengths, check_pair
 
 try:  # optional, faster KD-tree (OpenMP, float32 native); scipy is the fallback
     from pykdtree.kdtree import KDTree as _PyKDTree
@@ -272,9 +272,7 @@ def knn(
     xb, xu = as_batched(x, "x")
     yb, yu = as_batched(y, "y")
     xb, yb = check_pair(xb, yb, "x", "y", xu, yu)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    k = int(k)
+    k = check_int(k, "k")
     b, n, _ = xb.shape
     m = yb.shape[1]
     xl = check_lengths(x_lengths, b, n, "x_lengths", xb.device)

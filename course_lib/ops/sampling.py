@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ._validate import as_batched, block_elements, check_lengths, check_pair
+from ._validate import as_batched, block_elements, check_int, check_lengths, check_pair
 
 __all__ = ["farthest_point_sampling", "ball_query"]
 
@@ -155,9 +155,7 @@ def ball_query(
     xb, xu = as_batched(x, "x")
     cb, cu = as_batched(centers, "centers")
     xb, cb = check_pair(xb, cb, "x", "centers", xu, cu)
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    k = int(k)
+    k = check_int(k, "k")
     b, npts, d = xb.shape
     m = cb.shape[1]
     if k < 1 or k > npts:
