@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import config
 
@@ -211,11 +212,6 @@ def fit(
     start = time.perf_counter()
 
     try:
-        from tqdm.auto import tqdm
-    except ImportError:  # pragma: no cover - tqdm is a dependency
-        tqdm = None
-
-    try:
         for epoch in range(epochs):
             model.train()
             total, extras, n = 0.0, {}, 0
@@ -225,8 +221,7 @@ def fit(
                 n_batches = None
             if max_batches_per_epoch is not None and n_batches is not None:
                 n_batches = min(n_batches, max_batches_per_epoch)
-            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False,
-                       disable=not progress or tqdm is None) if tqdm else None
+            bar = tqdm(total=n_batches, desc=f"epoch {epoch + 1}/{epochs}", leave=False, disable=not progress)
             for i, batch in enumerate(train_loader):
                 if max_batches_per_epoch is not None and i >= max_batches_per_epoch:
                     break
@@ -243,11 +238,9 @@ def fit(
                 for k, v in extra.items():
                     extras[k] = extras.get(k, 0.0) + v
                 n += 1
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{total / n:.4g}")
-            if bar is not None:
-                bar.close()
+                bar.update(1)
+                bar.set_postfix(loss=f"{total / n:.4g}")
+            bar.close()
             if n == 0:
                 raise ValueError("the training loader is empty")
             if scheduler is not None:
