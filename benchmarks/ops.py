@@ -167,7 +167,9 @@ def _case(name: str, args: argparse.Namespace) -> tuple[Callable[[], Any], dict[
                     out["marginal_error"] = res.info["marginal_error"].tolist()
                     out["iterations"] = res.info["iterations"]
                 if what == "auction":
-                    out["rounds"] = res.info["rounds"]
+                    for key in ("rounds", "bids", "phases", "compiled"):
+                        if key in res.info:
+                            out[key] = res.info[key]
                 return out
             return fn, info
         if what == "pot_emd":
@@ -464,7 +466,10 @@ def _report(results: dict[str, dict[str, Any]], args: argparse.Namespace, meta: 
                 lo = max((lo_ - e) / e for lo_, e in zip(res["lower"], exact)) * 100
                 extra = (f"lower bound {lo:+.3f}%, marginal err {max(res['marginal_error']):.1e}, "
                          f"{res['iterations']} it")
-            if "rounds" in res:
+            if "bids" in res:
+                kind = "compiled Gauss-Seidel" if res.get("compiled") else "NumPy"
+                extra = f"{res['bids']} bids, {res.get('phases', '?')} eps phases ({kind})"
+            elif "rounds" in res:
                 extra = f"{res['rounds']} bidding rounds"
             return [_fmt_ms(r), mem(r), err, extra]
 
@@ -493,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--group", help="time one group's fast cases interleaved and print JSON (internal)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
-    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=15)
     p.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     p.add_argument("--emd-batch", type=int, default=1)
     p.add_argument("--case-timeout", type=int, default=600)
@@ -503,9 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--notes-file", default=None, help="markdown appended to the report as 'Notes'")
     args = p.parse_args(argv)
     # slow cases get one repeat
-    args.single_repeat = {"cd_large:ours_brute", "emd1024:sinkhorn", "emd2048:sinkhorn", "emd1024:auction",
-                          "emd2048:auction", "emd2048:exact", "emd2048:pot_emd", "emd1024:exact",
-                          "emd1024:pot_emd"}
+    args.single_repeat = {"cd_large:ours_brute", "emd1024:sinkhorn", "emd2048:sinkhorn"}
     if args.case:
         print(json.dumps(run_case(args.case, args)))
         return 0

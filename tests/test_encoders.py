@@ -158,6 +158,24 @@ def test_pointnet2_permutation_invariance_with_fixed_fps_start():
     assert (a - b).abs().max() < 1e-5
 
 
+def test_pointnet2_default_is_permutation_invariant():
+    # any permutation (the first point moves too): FPS starts at the point farthest from the
+    # centroid and the groups are the nearest points in each ball (balls hold more than k here)
+    x = _cloud(2, 300, seed=21)
+    torch.manual_seed(0)
+    m = _warm_bn(E.PointNet2(levels=((32, 0.4, 8, (8, 16)), (8, 0.8, 8, (16, 16))), global_mlp=(16, 32)), x)
+    perm = torch.randperm(300, generator=torch.Generator().manual_seed(22))
+    assert perm[0] != 0
+    with torch.no_grad():
+        a, b = m(x), m(x[:, perm])
+    assert (a.global_feature - b.global_feature).abs().max() < 1e-5
+    # the same centers, as points: the permuted run picked perm-relabelled indices
+    assert torch.equal(perm[b.levels[0]["center_idx"]], a.levels[0]["center_idx"])
+    with torch.no_grad():  # the reference behaviour (start at index 0, first points found) is not
+        c = m(x[:, perm], fps_start=0)
+    assert not torch.equal(perm[c.levels[0]["center_idx"]], a.levels[0]["center_idx"])
+
+
 def test_pointnet2_grouping_and_order():
     # balls hold more than n_samples points: the paper's ball query keeps the first ones in index
     # order (order dependent); knn_in_ball keeps the nearest ones (order independent)

@@ -10,7 +10,17 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from course_lib.ops import emd
+from course_lib.ops import _jit, emd
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def auction_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run an auction test with the numba kernel (the default when installed) and without it."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_jit, "AVAILABLE", False)
+    elif not _jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    return str(request.param)
 
 
 def _clouds(b: int, n: int, seed: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
@@ -49,11 +59,12 @@ def test_exact_matches_scipy(squared: bool) -> None:
 
 
 @pytest.mark.parametrize("squared", [False, True])
-def test_auction_is_a_permutation_within_tolerance(squared: bool) -> None:
+def test_auction_is_a_permutation_within_tolerance(squared: bool, auction_impl: str) -> None:
     x, y = _clouds(2, 64, 2)
     ex = emd(x, y, "exact", squared=squared, reduction="none").cost
     for rel_tol in (1e-2, 1e-4):
         res = emd(x, y, "auction", squared=squared, reduction="none", rel_tol=rel_tol)
+        assert res.info.get("compiled", False) == (auction_impl == "compiled")
         for b in range(2):
             assert sorted(res.assignment[b].tolist()) == list(range(64))
         assert bool((res.cost >= ex - 1e-12).all())
@@ -61,7 +72,7 @@ def test_auction_is_a_permutation_within_tolerance(squared: bool) -> None:
         assert bool((res.info["lower"] <= ex + 1e-12).all())
 
 
-def test_auction_single_point_and_duplicates() -> None:
+def test_auction_single_point_and_duplicates(auction_impl: str) -> None:
     x = torch.zeros(1, 3)
     assert float(emd(x, x + 1.0, "auction").cost) == pytest.approx(3**0.5)
     x = torch.zeros(5, 3, dtype=torch.float64)  # all points coincide: ties everywhere
@@ -159,3 +170,13 @@ def test_torch_auction_path_matches_exact() -> None:
         assert sorted(assign[b].tolist()) == list(range(50))
         got = float(cost[b, torch.arange(50), assign[b]].mean())
         assert ex[b] - 1e-12 <= got <= float(ex[b]) * (1 + 1e-3) + 1e-12
+
+
+def test_compiled_auction_reports_the_bid_cap() -> None:
+    if not _jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    x, y = _clouds(1, 30, 8)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        emd(x, y, "auction", rel_tol=1e-6, max_rounds=1)
+    obj, bids, _, ok = _jit.auction_gauss_seidel(-np.eye(3), 1e-3, 1e-3, 8.0, 100)
+    assert ok and sorted(obj.tolist()) == [0, 1, 2] and bids >= 3

@@ -18,9 +18,19 @@ def _ref(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(d).reshape(len(x), k) ** 2, np.asarray(i).reshape(len(x), k)
 
 
+@pytest.fixture(params=["pykdtree", "scipy"])
+def tree_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with pykdtree (the default when installed) and with the scipy fallback."""
+    if request.param == "scipy":
+        monkeypatch.setattr(knn_module, "_PyKDTree", None)
+    elif knn_module._PyKDTree is None:
+        pytest.skip("pykdtree is not installed")
+    return str(request.param)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("k", [1, 5])
-def test_knn_matches_ckdtree(backend: str, k: int) -> None:
+def test_knn_matches_ckdtree(backend: str, k: int, tree_impl: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(3, 300, 3, generator=g, dtype=torch.float64)
     y = torch.rand(3, 400, 3, generator=g, dtype=torch.float64)

@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.ops import ball_query, farthest_point_sampling, gather_points
+from course_lib.ops import _jit, ball_query, farthest_point_sampling, gather_points
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def fps_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run an FPS test with the numba kernel (the default when installed) and without it."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_jit, "AVAILABLE", False)
+    elif not _jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    return str(request.param)
 
 
 def _fps_ref(x: np.ndarray, n: int, start: int = 0) -> list[int]:
@@ -34,7 +44,7 @@ def _ball_ref(x: np.ndarray, c: np.ndarray, r: float, k: int) -> list[list[int]]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fps_matches_brute_force(dtype: torch.dtype) -> None:
+def test_fps_matches_brute_force(dtype: torch.dtype, fps_impl: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 120, 3, generator=g, dtype=dtype)
     idx = farthest_point_sampling(x, 12)
@@ -43,6 +53,25 @@ def test_fps_matches_brute_force(dtype: torch.dtype) -> None:
         assert idx[b].tolist() == _fps_ref(x[b].double().numpy(), 12)
     # unbatched and another start
     assert farthest_point_sampling(x[0], 12, start_idx=7).tolist() == _fps_ref(x[0].double().numpy(), 12, 7)
+
+
+@pytest.mark.parametrize("dim", [1, 3, 5])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fps_compiled_buckets_match_the_numpy_loop(dim: int, dtype: type) -> None:
+    # the bucketed kernel must pick exactly the same indices as the plain loop, ties included
+    if not _jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    from course_lib.ops.sampling import _fps_numpy
+
+    rng = np.random.default_rng(dim)
+    x = rng.random((3000, dim)).astype(dtype)
+    x[::7] = x[3]  # many exact duplicates: ties everywhere
+    x[:, 0] *= 20.0  # elongated, so most grid buckets are skipped
+    for start in (0, 2999):
+        np.testing.assert_array_equal(_jit.fps_bucketed(x, 400, start), _fps_numpy(x, 400, start))
+    flat = np.zeros((50, dim), dtype)  # points 10 and 30 tie for the third pick: the lower index wins
+    flat[10], flat[20], flat[30] = 1.0, 2.0, 1.0
+    assert _jit.fps_bucketed(flat, 3, 0).tolist() == _fps_numpy(flat, 3, 0).tolist() == [0, 20, 10]
 
 
 def test_fps_torch_loop_matches_numpy_loop() -> None:
@@ -77,6 +106,20 @@ def test_fps_lengths_random_start_and_spread() -> None:
     cover_fps = torch.cdist(pts, fps_pts).min(1).values.max()
     cover_first = torch.cdist(pts, pts[:10]).min(1).values.max()
     assert cover_fps < cover_first
+
+
+def test_fps_farthest_start_is_order_independent(fps_impl: str) -> None:
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 500, 3, generator=g)
+    perm = torch.randperm(500, generator=g)
+    a = farthest_point_sampling(x, 40, start_idx="farthest")
+    b = farthest_point_sampling(x[:, perm], 40, start_idx="farthest")
+    for i in range(2):
+        far = int(((x[i].double() - x[i].double().mean(0)) ** 2).sum(-1).argmax())
+        assert a[i].tolist() == _fps_ref(x[i].double().numpy(), 40, far)
+        assert perm[b[i]].tolist() == a[i].tolist()
+    ragged = farthest_point_sampling(x, 5, start_idx="farthest", lengths=[500, 50])
+    assert int(ragged[1, 0]) == int(((x[1, :50] - x[1, :50].mean(0)) ** 2).sum(-1).argmax())
 
 
 def test_fps_errors() -> None:

@@ -340,9 +340,9 @@ class SetAbstraction(nn.Module):
     ``grouping="ball_query"`` is the paper's: the *first* ``n_samples`` points (in
     index order) inside the ball, so when a ball holds more, which ones are kept
     depends on the order of the input and the level is not exactly permutation
-    invariant.  ``grouping="knn_in_ball"`` keeps the ``n_samples`` *nearest* points
-    instead (those beyond the radius replaced by the nearest one), which does not
-    depend on the order.
+    invariant.  ``grouping="knn_in_ball"`` (the default here) keeps the ``n_samples``
+    *nearest* points instead (those beyond the radius replaced by the nearest one),
+    which does not depend on the order.
     """
 
     def __init__(
@@ -353,7 +353,7 @@ class SetAbstraction(nn.Module):
         in_channels: int,
         mlp: Sequence[int],
         normalize_local: bool = True,
-        grouping: str = "ball_query",
+        grouping: str = "knn_in_ball",
     ) -> None:
         super().__init__()
         if grouping not in ("ball_query", "knn_in_ball"):
@@ -370,9 +370,12 @@ class SetAbstraction(nn.Module):
         self.out_channels = int(mlp[-1])
 
     def forward(
-        self, xyz: Tensor, feats: Tensor | None, fps_start: int = 0
+        self, xyz: Tensor, feats: Tensor | None, fps_start: int | str = 0
     ) -> tuple[Tensor, Tensor, dict[str, Any]]:
-        """``xyz`` ``(B, N, 3)``, ``feats`` ``(B, N, C)`` or None -> ``(new_xyz, new_feats, info)``."""
+        """``xyz`` ``(B, N, 3)``, ``feats`` ``(B, N, C)`` or None -> ``(new_xyz, new_feats, info)``.
+
+        ``fps_start``: the ``start_idx`` of :func:`course_lib.ops.farthest_point_sampling`.
+        """
         B, N, _ = xyz.shape
         if self.n_centers is None:
             grouped = xyz[:, None]  # (B, 1, N, 3) global coordinates
@@ -425,8 +428,14 @@ class PointNet2(nn.Module):
     normalize_local:
         Divide local coordinates by the radius (keeps their scale near 1 at every level).
     grouping:
-        ``"ball_query"`` (the paper) or ``"knn_in_ball"`` (order independent), see
-        :class:`SetAbstraction`.
+        ``"knn_in_ball"`` (default, order independent) or ``"ball_query"`` (the paper's
+        first-found points), see :class:`SetAbstraction`.
+
+    With the defaults the encoder is permutation invariant: the first level's farthest
+    point sampling starts at the point farthest from the centroid (``fps_start="farthest"``)
+    rather than at index 0, and the groups are the nearest points in each ball. The
+    reference implementation starts at index 0 and keeps the first points found
+    (``fps_start=0, grouping="ball_query"``), which depends on the order of the input.
     """
 
     def __init__(
@@ -439,7 +448,7 @@ class PointNet2(nn.Module):
         global_mlp: Sequence[int] = (256, 512, 1024),
         out_dim: int | None = None,
         normalize_local: bool = True,
-        grouping: str = "ball_query",
+        grouping: str = "knn_in_ball",
     ) -> None:
         super().__init__()
         if in_dim < 3:
@@ -462,9 +471,13 @@ class PointNet2(nn.Module):
         self.out_dim = int(out_dim) if out_dim is not None else self.feat_dim
 
     def forward(
-        self, points: Tensor, return_point_features: bool = False, fps_start: int = 0
+        self, points: Tensor, return_point_features: bool = False, fps_start: int | str = "farthest"
     ) -> EncoderOutput:
-        """Encode ``points`` ``(B, N, in_dim)``; FPS starts at index ``fps_start`` of each cloud."""
+        """Encode ``points`` ``(B, N, in_dim)``.
+
+        The first level's FPS starts at ``fps_start`` (an index, ``"farthest"`` from the
+        centroid, or ``"random"``); the next levels start at their first center.
+        """
         _check_points(points, self.in_dim, "PointNet2")
         xyz = points[..., :3]
         feats = points[..., 3:] if self.in_dim > 3 else None

@@ -126,12 +126,11 @@ def _brute_search(
 def _tree_query(data: np.ndarray, q: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k nearest points of ``data`` for each row of ``q`` (one cloud, CPU).
 
-    scipy's cKDTree (built without median balancing, which builds faster) on one thread for
-    small queries; for large ones pykdtree when installed (OpenMP: fast with free cores, but
-    each call pays a thread start-up that dominates small queries on a busy machine), else
-    cKDTree on all cores.
+    ``pykdtree`` when installed (a dependency of the course; it builds and queries about 3x
+    faster than scipy here, see ``benchmarks/results/ops-*.md``), else scipy's cKDTree
+    (built without median balancing, which builds faster), on all cores for large queries.
     """
-    if len(q) >= _LARGE_QUERY and _PyKDTree is not None:
+    if _PyKDTree is not None:
         _, ii = _PyKDTree(data).query(q, k=k)
         return np.asarray(ii)
     workers = -1 if len(q) >= _LARGE_QUERY else 1

@@ -79,17 +79,18 @@ UP_AXIS = 1
 # ---------------------------------------------------------------------------
 def load_point_clouds(
     split: str, n_points: int | None = None, *, profile: str | None = None,
-    categories: Sequence[str] | None = None,
+    categories: Sequence[str] | None = None, shapes_per_category: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """A split of ShapeNet-lite as ``(points (S, N, 3) float32, labels (S,) long)``.
 
-    ``n_points=None`` keeps the dataset's default (``config`` key ``data.n_surface_points``).
-    The shapes of different splits come from different seeds (held out).
+    ``n_points=None`` keeps the dataset's default (``config`` key ``data.n_surface_points``);
+    ``shapes_per_category=None`` the profile's split size. The shapes of different splits
+    come from different seeds (held out).
     """
     from course_lib.data import ShapeNetLite
 
     ds = ShapeNetLite(split, representations=("points",), n_points=n_points, categories=categories,
-                      profile=profile)
+                      profile=profile, shapes_per_category=shapes_per_category)
     if len(ds) == 0:
         raise ValueError(f"the {split!r} split of ShapeNet-lite is empty for profile {profile!r}")
     items = [ds[i] for i in range(len(ds))]
