@@ -78,7 +78,7 @@ def main() -> None:
         with torch.no_grad():
             infer = timeit(lambda m=model, b=batch: m(b), repeat=3)
         params = sum(p.numel() for p in model.parameters())
-        best_val = hist.best_metric if hist.val else float("nan")
+        best_val = hist.val[hist.best_epoch]["val_acc"] if hist.val and hist.best_epoch >= 0 else float("nan")
         rows.append([name, params, hist.epochs_run, f"{wall:.0f}", f"{hist.wall_time:.0f}", f"{best_val:.3f}",
                      f"{acc:.3f}", f"{big_acc:.3f}", f"{perm:.1e}", f"{infer * 1000:.0f}"])
         pts_rows.append([name] + [f"{vs_pts[n]:.3f}" for n in counts])
@@ -88,7 +88,7 @@ def main() -> None:
 
     body = ["## Accuracy and time", "",
             f"Trained on {train[0].shape[0]} shapes ({n_train} random points per cloud per step, augmented: "
-            f"rotation about y, scale 0.8-1.25, jitter 0.01), best epoch by validation accuracy "
+            f"rotation about y, scale 0.8-1.25, jitter 0.01), best epoch by validation loss "
             f"({val[0].shape[0]} shapes); tested on {test[0].shape[0]} held-out shapes (other seeds) "
             f"at {n_train} points; big test: {0 if big is None else big[0].shape[0]} held-out shapes "
             f"({args.big_test} test seeds per category, the test split included), for a finer comparison "
@@ -96,7 +96,7 @@ def main() -> None:
             "epoch); fit time: the training loop's own clock. Permutation error: largest change of the logits "
             "under a random permutation of the points (eval mode). Inference: median time of one forward "
             f"pass on a batch of {int(sizes['batch_size'])} clouds.", "",
-            md_table(["model", "parameters", "epochs", "train wall s", "fit s", "best val acc", "test acc",
+            md_table(["model", "parameters", "epochs", "train wall s", "fit s", "val acc (best epoch)", "test acc",
                       "big test acc", "perm. error", "inference ms/batch"], rows), "",
             "## Test accuracy versus the number of input points (trained at "
             f"{n_train})", "",

@@ -27,12 +27,27 @@ from course_lib import config  # noqa: E402
 from course_lib.experiments import point_sets as ps  # noqa: E402
 
 
+def _complexity_section(s: dict) -> str:
+    """Time, memory and error of Chamfer and the three EMD solvers as N grows (markdown)."""
+    crow = ps.time_distances(s["complexity_ns"], time_limit=20.0, repeat=3)
+    return ("## Complexity (one pair of N-point samplings of the unit sphere)\n\n"
+            "Seconds: median of 3 runs. Peak memory: peak resident set size above the start (VmHWM, "
+            "first run; glibc large blocks served by mmap and the heap trimmed before), so allocator "
+            "granularity makes values below ~1 MB noise. rel_err = value / exact EMD - 1. A method is skipped for "
+            "larger N once it took more than 20 s.\n\n"
+            + md_table(["N", "method", "seconds", "peak MB", "value", "rel_err"],
+                       [[r["N"], r["method"], r["seconds"], r["memory_MB"], r["value"], r["rel_err"]]
+                        for r in crow]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--skip-complexity", action="store_true")
     ap.add_argument("--skip-train", action="store_true", help="load the checkpoints instead of training")
     ap.add_argument("--skip-svr", action="store_true", help="skip single-view reconstruction")
+    ap.add_argument("--only-complexity", action="store_true",
+                    help="run the complexity curves only and write results/point_sets_complexity-<profile>-*.md")
     ap.add_argument("--note", default="The 2-core machine was shared with other agents during this run: "
                     "wall times are inflated (by 2-5x in our spot checks) relative to an idle laptop.")
     args = ap.parse_args()
@@ -42,6 +57,11 @@ def main() -> None:
     s = config.sizes(profile, prefix="ch05.")
     sections: list[str] = []
     t_all = time.perf_counter()
+    if args.only_complexity:
+        path = write_result("point_sets_complexity", profile, _complexity_section(s),
+                            notes=f"{args.note}\n\ntorch threads: {torch.get_num_threads()}.")
+        print("wrote", path)
+        return
 
     # --- data ---------------------------------------------------------------
     t0 = time.perf_counter()
@@ -135,16 +155,7 @@ def main() -> None:
 
     # --- complexity -------------------------------------------------------------
     if not args.skip_complexity:
-        crow = ps.time_distances(s["complexity_ns"], time_limit=20.0, repeat=3)
-        sections.append(
-            "## Complexity (one pair of N-point samplings of the unit sphere)\n\n"
-            "Seconds: median of 3 runs. Peak memory: peak resident set size above the start (VmHWM, "
-            "first run; glibc large blocks served by mmap and the heap trimmed before), so allocator "
-            "granularity makes values below ~1 MB noise. rel_err = value / exact EMD - 1. A method is skipped for "
-            "larger N once it took more than 20 s.\n\n"
-            + md_table(["N", "method", "seconds", "peak MB", "value", "rel_err"],
-                       [[r["N"], r["method"], r["seconds"], r["memory_MB"], r["value"], r["rel_err"]]
-                        for r in crow]))
+        sections.append(_complexity_section(s))
 
     notes = (f"{args.note}\n\ntorch threads: {torch.get_num_threads()}; total benchmark time "
              f"{time.perf_counter() - t_all:.0f} s (data loading {t_data:.0f} s, from the ShapeNet-lite cache "

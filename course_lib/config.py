@@ -111,12 +111,12 @@ _SIZES: dict[str, dict[str, Any]] = {
     },
     "ch02.train_pointnet2": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 5, "lr": 2e-3, "batch_size": 16},
+        "laptop": {"epochs": 40, "lr": 2e-3, "batch_size": 16},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     "ch02.train_dgcnn": {
         "ci": {"epochs": 1, "lr": 1e-3, "max_batches": 2},
-        "laptop": {"epochs": 3, "lr": 2e-3, "batch_size": 16},
+        "laptop": {"epochs": 16, "lr": 2e-3, "batch_size": 16},
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     # image encoders on the rendered views (train 0 = show and encode only, no training)

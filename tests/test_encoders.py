@@ -171,9 +171,14 @@ def test_pointnet2_default_is_permutation_invariant():
     assert (a.global_feature - b.global_feature).abs().max() < 1e-5
     # the same centers, as points: the permuted run picked perm-relabelled indices
     assert torch.equal(perm[b.levels[0]["center_idx"]], a.levels[0]["center_idx"])
-    with torch.no_grad():  # the reference behaviour (start at index 0, first points found) is not
+    with torch.no_grad():  # the reference behaviour (start at index 0) is not
         c = m(x[:, perm], fps_start=0)
     assert not torch.equal(perm[c.levels[0]["center_idx"]], a.levels[0]["center_idx"])
+    m.fps_start = 0  # the constructor's / attribute's default is used when forward gets none
+    with torch.no_grad():
+        assert torch.equal(m(x[:, perm]).levels[0]["center_idx"], c.levels[0]["center_idx"])
+    with pytest.raises(ValueError, match="fps_start"):
+        E.PointNet2(fps_start="middle")
 
 
 def test_pointnet2_grouping_and_order():

@@ -109,6 +109,11 @@ def test_builders_follow_the_profile_and_permutation_error():
         C.build_classifier("resnet", 5)
     m = C.build_classifier("pointnet", 5, profile="ci")
     assert C.permutation_error(m, _clouds(2, 64)) < 1e-5
+    ref = C.build_classifier("pointnet2", 5, profile="ci", grouping="ball_query", fps_start=0)
+    assert ref.encoder.fps_start == 0 and all(sa.grouping == "ball_query" for sa in ref.encoder.sa[:-1])
+    assert C.build_classifier("pointnet2", 5, profile="ci").encoder.fps_start == "farthest"
+    with pytest.raises(TypeError):
+        C.build_classifier("pointnet", 5, profile="ci", no_such_option=1)
 
 
 def test_ci_training_runs_and_learns_something():
@@ -159,3 +164,14 @@ def test_image_helpers():
     model, hist = C.train_image_classifier("rgbd", (rgb, depth, labels), (rgb, depth, labels), epochs=1,
                                            width=4, batch_size=3, progress=False, live_plot=False)
     assert model(x).shape == (6, 3) and len(hist.val) == 1 and 0 <= hist.val[0]["val_acc"] <= 1
+
+
+def test_load_point_clouds_larger_held_out_split_extends_the_test_split():
+    small = C.load_point_clouds("test", profile="ci", categories=("mug", "lamp"))
+    big = C.load_point_clouds("test", profile="ci", categories=("mug", "lamp"), shapes_per_category=3)
+    per = config.size("data.shapes_per_category_test", "ci")
+    assert big[0].shape[0] == 6 and small[0].shape[0] == 2 * per
+    # the same seeds come first in each category: the profile's split is a subset
+    for c in range(2):
+        assert torch.equal(big[0][3 * c: 3 * c + per], small[0][per * c: per * (c + 1)])
+        assert torch.equal(big[1][3 * c: 3 * c + per], small[1][per * c: per * (c + 1)])

@@ -430,6 +430,10 @@ class PointNet2(nn.Module):
     grouping:
         ``"knn_in_ball"`` (default, order independent) or ``"ball_query"`` (the paper's
         first-found points), see :class:`SetAbstraction`.
+    fps_start:
+        Where the first level's farthest point sampling starts: ``"farthest"`` (default,
+        the point farthest from the centroid), ``"random"`` or a fixed index (the
+        reference implementation: 0).
 
     With the defaults the encoder is permutation invariant: the first level's farthest
     point sampling starts at the point farthest from the centroid (``fps_start="farthest"``)
@@ -449,10 +453,14 @@ class PointNet2(nn.Module):
         out_dim: int | None = None,
         normalize_local: bool = True,
         grouping: str = "knn_in_ball",
+        fps_start: int | str = "farthest",
     ) -> None:
         super().__init__()
         if in_dim < 3:
             raise ValueError("PointNet2 needs xyz: in_dim >= 3")
+        if isinstance(fps_start, str) and fps_start not in ("farthest", "random"):
+            raise ValueError(f"fps_start must be an int, 'farthest' or 'random', got {fps_start!r}")
+        self.fps_start = fps_start
         self.in_dim = int(in_dim)
         sa = []
         channels = self.in_dim - 3
@@ -471,13 +479,15 @@ class PointNet2(nn.Module):
         self.out_dim = int(out_dim) if out_dim is not None else self.feat_dim
 
     def forward(
-        self, points: Tensor, return_point_features: bool = False, fps_start: int | str = "farthest"
+        self, points: Tensor, return_point_features: bool = False, fps_start: int | str | None = None
     ) -> EncoderOutput:
         """Encode ``points`` ``(B, N, in_dim)``.
 
-        The first level's FPS starts at ``fps_start`` (an index, ``"farthest"`` from the
-        centroid, or ``"random"``); the next levels start at their first center.
+        The first level's FPS starts at ``fps_start`` (default: the encoder's ``fps_start``);
+        the next levels start at their first center.
         """
+        if fps_start is None:
+            fps_start = self.fps_start
         _check_points(points, self.in_dim, "PointNet2")
         xyz = points[..., :3]
         feats = points[..., 3:] if self.in_dim > 3 else None

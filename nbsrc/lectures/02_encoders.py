@@ -169,9 +169,9 @@ print("T-Nets start at the identity:", torch.allclose(a.transforms["input"][0], 
 # A practical remark on **BatchNorm** in short runs: at test time BatchNorm uses running
 # averages of the training statistics. With torch's default momentum (0.1) these averages
 # span the last ~10 steps, and early in training the weights move faster than that: the
-# statistics then describe an older network. In a 3-epoch PointNet++ run on this data the
-# test accuracy in eval mode was at chance level while the same weights with recomputed
-# statistics reached 0.76. The CPU profiles therefore use a momentum of 0.3.
+# statistics then describe an older network, and eval-mode accuracy can be far below what
+# the same weights reach with batch statistics (we saw a 3-epoch PointNet++ fall to chance
+# level in eval mode this way). The CPU profiles therefore use a momentum of 0.3.
 
 # %%
 train_data = C.load_point_clouds("train")
@@ -298,9 +298,11 @@ viz.subplots([fig_a, fig_b], cols=2)
 # ## 6. The three encoders compared
 #
 # Same data, same augmentation, same training loop. Accuracy on held-out shapes, and the
-# permutation error (largest change of the logits when the points are shuffled; for
-# PointNet++ the ball query keeps the *first* $k$ points of a ball in memory order, so a
-# shuffle can change which points are kept when a ball holds more than $k$).
+# permutation error (largest change of the logits when the points are shuffled). All three
+# are invariant up to rounding. For PointNet++ this needs two choices that differ from the
+# reference code: farthest point sampling starts at the point farthest from the centroid
+# instead of index 0, and each ball keeps its $k$ *nearest* points instead of the first $k$
+# found in memory order (exercise 3 measures the difference).
 
 # %%
 rows = []
@@ -371,8 +373,9 @@ viz.interact(explore, shape=(0, n_widget - 1), model=list(models), point=(0, n_t
 # 2. Train PointNet with `input_transform=True, feature_transform=True` (and the
 #    regulariser). Does it help on upright shapes? Rotate the test shapes about the $x$ axis
 #    and compare.
-# 3. PointNet++: compare `grouping="ball_query"` and `grouping="knn_in_ball"` for the
-#    permutation error and the accuracy.
+# 3. PointNet++: build it the reference way,
+#    `C.build_classifier("pointnet2", grouping="ball_query", fps_start=0)`, train it, and
+#    compare its permutation error and accuracy with the default model's.
 # 4. DGCNN: compute the kNN graph once on the coordinates and reuse it in every layer (pass
 #    `knn_idx` to each `EdgeConv`). What does the dynamic graph buy?
 # 5. Count how many distinct points are critical as the width `feat_dim` grows.
