@@ -145,22 +145,21 @@ for r in rows:
 
 # %% [markdown]
 # Read the slopes on the log-log plot: doubling $N$ multiplies the time by about $2^k$ for a
-# method of order $N^k$. What we measured on the laptop benchmark (2 shared cores, see
-# `benchmarks/results/point_sets-laptop-cpu2.md`): the Chamfer distance (KD-tree) took
-# 1 to 10 milliseconds from 64 to 2,048 points, with under 1 MB of extra memory. The exact
-# EMD went from half a millisecond at 64 points to 1.2 s at 2,048 (each doubling of $N$
+# method of order $N^k$. What we measured on the laptop benchmark (2 CPU cores, see
+# `benchmarks/results/point_sets_complexity-laptop-cpu2.md`): the Chamfer distance (KD-tree)
+# took 0.5 to 6 milliseconds from 64 to 2,048 points, with well under 1 MB of extra memory.
+# The exact EMD went from 0.6 ms at 64 points to 0.49 s at 2,048 (each doubling of $N$
 # multiplied its time by 3 to 6), and its peak memory followed the $N \times N$ float64 cost
-# matrices (64 MB at 2,048). On a CPU, at these sizes, neither approximation beat SciPy's
-# exact solver: the auction caught up with it at 2,048 points, and Sinkhorn was 10 to 100
-# times slower (they pay off on a GPU, where their iterations run in parallel over a
-# batch). The auction's error stayed below 1e-4 relative (certified below `rel_tol`,
-# 0.1 %); Sinkhorn's value is an upper bound (its plan is rounded to an exactly feasible
-# one), 0.25 % above the exact EMD at 64 points and 1.3 % at 2,048 with the library's
-# default settings.
+# matrix (64 MB at 2,048). The auction (a compiled loop on the CPU) matched it at small $N$
+# and was 3.5x faster at 2,048 (0.14 s), with an error below 2e-4 relative (certified below
+# `rel_tol`). Sinkhorn was 10 to 100 times slower than exact on the CPU (it pays off on a
+# GPU, where its iterations run in parallel over a batch); its value is an upper bound (its
+# plan is rounded to an exactly feasible one), 0.25 % above the exact EMD at 64 points and
+# 0.8 % at 2,048 with the library's default settings.
 #
 # This is why the Chamfer distance is the default loss, and why our EMD-trained model
-# below uses small sets ($N$ = `ch05.n_points`) and the exact solver (the fastest one on a
-# CPU at that size; the `gpu` profile uses the auction).
+# below uses small sets ($N$ = `ch05.n_points`) and an exact or certified solver (the
+# benchmark of this chapter trained it with the exact one).
 #
 # ## 3. The mean shape carries the characteristics of the distance
 #
