@@ -80,6 +80,10 @@ def report() -> list[Item]:
     for mod in ("numpy", "scipy", "skimage", "trimesh", "plotly", "tqdm"):
         ok, ver = _version(mod)
         items.append(Item(mod, ok, ver, f"reinstall with the README's set-up command ({mod} missing)"))
+    for mod, what in (("pykdtree", "nearest neighbours fall back to scipy (about 3x slower)"),
+                      ("numba", "the auction EMD and FPS fall back to NumPy (slower, same results)")):
+        ok, ver = _version(mod)
+        items.append(Item(mod, ok, ver, what))
     ok, desc = _widget_frontend()
     items.append(Item("widgets", ok, desc, "widgets fall back to static figures"))
     ok, ver = _version("k3d")

@@ -8,7 +8,7 @@ def test_doctor_reports_every_item(capsys, monkeypatch, tmp_path):
     items = course_lib.doctor()
     out = capsys.readouterr().out
     names = {i.name for i in items}
-    for want in ("python", "torch", "device", "profile", "widgets", "k3d", "data cache", "plotly"):
+    for want in ("python", "torch", "device", "profile", "widgets", "k3d", "data cache", "plotly", "pykdtree", "numba"):
         assert want in names, want
         assert want in out
     assert str(tmp_path / "cache") in out
