@@ -12,3 +12,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def jit_impl(request, monkeypatch):
+    """Run a test with the numba kernels of ``course_lib.ops._jit`` (the default when numba is
+    installed) and again with their NumPy fallbacks."""
+    from course_lib.ops import _jit
+
+    if request.param == "numpy":
+        monkeypatch.setattr(_jit, "AVAILABLE", False)
+    elif not _jit.AVAILABLE:
+        pytest.skip("numba is not installed")
+    return str(request.param)

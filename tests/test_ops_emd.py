@@ -13,16 +13,6 @@ from scipy.spatial.distance import cdist
 from course_lib.ops import _jit, emd
 
 
-@pytest.fixture(params=["compiled", "numpy"])
-def auction_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run an auction test with the numba kernel (the default when installed) and without it."""
-    if request.param == "numpy":
-        monkeypatch.setattr(_jit, "AVAILABLE", False)
-    elif not _jit.AVAILABLE:
-        pytest.skip("numba is not installed")
-    return str(request.param)
-
-
 def _clouds(b: int, n: int, seed: int, dtype: torch.dtype = torch.float64) -> tuple[torch.Tensor, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(b, n, 3, generator=g, dtype=dtype)
@@ -59,12 +49,12 @@ def test_exact_matches_scipy(squared: bool) -> None:
 
 
 @pytest.mark.parametrize("squared", [False, True])
-def test_auction_is_a_permutation_within_tolerance(squared: bool, auction_impl: str) -> None:
+def test_auction_is_a_permutation_within_tolerance(squared: bool, jit_impl: str) -> None:
     x, y = _clouds(2, 64, 2)
     ex = emd(x, y, "exact", squared=squared, reduction="none").cost
     for rel_tol in (1e-2, 1e-4):
         res = emd(x, y, "auction", squared=squared, reduction="none", rel_tol=rel_tol)
-        assert res.info.get("compiled", False) == (auction_impl == "compiled")
+        assert res.info.get("compiled", False) == (jit_impl == "compiled")
         for b in range(2):
             assert sorted(res.assignment[b].tolist()) == list(range(64))
         assert bool((res.cost >= ex - 1e-12).all())
@@ -72,7 +62,7 @@ def test_auction_is_a_permutation_within_tolerance(squared: bool, auction_impl: 
         assert bool((res.info["lower"] <= ex + 1e-12).all())
 
 
-def test_auction_single_point_and_duplicates(auction_impl: str) -> None:
+def test_auction_single_point_and_duplicates(jit_impl: str) -> None:
     x = torch.zeros(1, 3)
     assert float(emd(x, x + 1.0, "auction").cost) == pytest.approx(3**0.5)
     x = torch.zeros(5, 3, dtype=torch.float64)  # all points coincide: ties everywhere

@@ -9,16 +9,6 @@ import torch
 from course_lib.ops import _jit, ball_query, farthest_point_sampling, gather_points
 
 
-@pytest.fixture(params=["compiled", "numpy"])
-def fps_impl(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Run an FPS test with the numba kernel (the default when installed) and without it."""
-    if request.param == "numpy":
-        monkeypatch.setattr(_jit, "AVAILABLE", False)
-    elif not _jit.AVAILABLE:
-        pytest.skip("numba is not installed")
-    return str(request.param)
-
-
 def _fps_ref(x: np.ndarray, n: int, start: int = 0) -> list[int]:
     """The textbook definition, written as plainly as possible."""
     chosen = [start]
@@ -44,7 +34,7 @@ def _ball_ref(x: np.ndarray, c: np.ndarray, r: float, k: int) -> list[list[int]]
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_fps_matches_brute_force(dtype: torch.dtype, fps_impl: str) -> None:
+def test_fps_matches_brute_force(dtype: torch.dtype, jit_impl: str) -> None:
     g = torch.Generator().manual_seed(0)
     x = torch.rand(2, 120, 3, generator=g, dtype=dtype)
     idx = farthest_point_sampling(x, 12)
@@ -108,7 +98,7 @@ def test_fps_lengths_random_start_and_spread() -> None:
     assert cover_fps < cover_first
 
 
-def test_fps_farthest_start_is_order_independent(fps_impl: str) -> None:
+def test_fps_farthest_start_is_order_independent(jit_impl: str) -> None:
     g = torch.Generator().manual_seed(3)
     x = torch.rand(2, 500, 3, generator=g)
     perm = torch.randperm(500, generator=g)
