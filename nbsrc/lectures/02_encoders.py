@@ -392,9 +392,9 @@ viz.interact(explore, shape=(0, n_widget - 1), model=list(models), point=(0, n_t
 # 5. Count how many distinct points are critical as the width `feat_dim` grows.
 # 6. Train PointNet++ with *random input dropout* (drop a random fraction of the points of
 #    each training cloud) and measure the accuracy at 64-256 points again.
-# 7. Make colour uninformative (e.g. render every shape in the same grey, or convert the views
-#    to a single grey channel) and compare RGB with RGB-D again, over several seeds as in
-#    `benchmarks/image_encoders.py`.
+# 7. The views colour each *part* of a shape differently, a hint about its structure. Render
+#    the shapes in one colour (`course_lib.data.render(shape, ..., color="uniform")`) and
+#    compare RGB with RGB-D again, over several seeds as in `benchmarks/image_encoders.py`.
 #
 # ### References
 # * He, Zhang, Ren, Sun. *Deep residual learning for image recognition.* CVPR 2016.
