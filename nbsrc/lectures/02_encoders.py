@@ -96,8 +96,9 @@ else:
 # views (laptop profile, `benchmarks/results/image_encoders-laptop-cpu2.md`): RGB reached
 # 0.85-0.96 test accuracy (mean 0.91), RGB-D 0.91-0.95 (mean 0.93). Depth helped a little
 # on average and made the runs more consistent, but the gap is smaller than the spread
-# between seeds. Silhouettes and shading already separate our ten categories well; one would
-# expect depth to matter more where they do not (not measured here: try it in exercise 7).
+# between seeds. Silhouettes, shading and the per-part colours of the renderer already
+# separate our ten categories well; one would expect depth to matter more where they do not
+# (not measured here: try it in exercise 7).
 
 # %% [markdown]
 # ## 2. PointNet, step by step
