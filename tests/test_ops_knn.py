@@ -147,7 +147,7 @@ def test_gather_points() -> None:
         gather_points(x, torch.zeros(2, 1))
 
 
-def test_cpu_numpy_distance_function_matches_torch_expression() -> None:
+def test_cpu_numpy_distance_function_matches_torch_expression(jit_impl: str) -> None:
     # the GPU path is the plain torch expression; the CPU path a NumPy autograd function
     g = torch.Generator().manual_seed(6)
     x = torch.rand(2, 30, 4, generator=g, dtype=torch.float64, requires_grad=True)

@@ -234,3 +234,46 @@ def fps_bucketed(x: np.ndarray, n: int, start: int, per_cell: int = 64) -> np.nd
                 best = v
                 far = barg[b]
     return out
+
+
+@njit(cache=True)
+def sqdist_gather(x: np.ndarray, y: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """``out[b, i, k] = ||x[b, i] - y[b, idx[b, i, k]]||^2`` for ``x`` (B, N, D), ``y`` (B, M, D).
+
+    The forward of :func:`course_lib.ops.neighbors._sq_dist` on the CPU: one pass, no
+    ``(B, N, k, D)`` temporary.
+    """
+    nb, n, dim = x.shape
+    kk = idx.shape[2]
+    out = np.empty((nb, n, kk), x.dtype)
+    for b in range(nb):
+        for i in range(n):
+            for k in range(kk):
+                j = idx[b, i, k]
+                acc = x.dtype.type(0.0)
+                for d in range(dim):
+                    t = x[b, i, d] - y[b, j, d]
+                    acc += t * t
+                out[b, i, k] = acc
+    return out
+
+
+@njit(cache=True)
+def sqdist_backward(
+    x: np.ndarray, y: np.ndarray, idx: np.ndarray, grad: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gradients of ``sum(grad * sqdist_gather(x, y, idx))`` with respect to ``x`` and ``y``."""
+    nb, n, dim = x.shape
+    kk = idx.shape[2]
+    gx = np.zeros_like(x)
+    gy = np.zeros_like(y)
+    for b in range(nb):
+        for i in range(n):
+            for k in range(kk):
+                j = idx[b, i, k]
+                g2 = 2.0 * grad[b, i, k]
+                for d in range(dim):
+                    t = (x[b, i, d] - y[b, j, d]) * g2
+                    gx[b, i, d] += t
+                    gy[b, j, d] -= t
+    return gx, gy

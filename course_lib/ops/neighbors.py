@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
+from . import _jit
 from ._validate import as_batched, block_elements, check_int, check_lengths, check_pair
 
 try:  # optional, faster KD-tree (OpenMP, float32 native); scipy is the fallback
@@ -188,7 +189,7 @@ def knn_search(
 
 
 class _SqDistCPU(torch.autograd.Function):
-    """||x_i - y_idx||^2 on the CPU in NumPy, with its exact gradient (once differentiable).
+    """||x_i - y_idx||^2 on the CPU (compiled with numba, else NumPy), with its exact gradient.
 
     The same values and gradients as the torch expression in :func:`_sq_dist`, without
     torch's intra-op threading, whose start-up cost dominates these small memory-bound
@@ -198,6 +199,10 @@ class _SqDistCPU(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, y: Tensor, idx: Tensor) -> Tensor:  # type: ignore[override]
         xn, yn, ii = x.detach().numpy(), y.detach().numpy(), idx.numpy()
+        ctx.jit = _jit.AVAILABLE
+        if ctx.jit:  # compiled: one pass, nothing but the output allocated
+            ctx.save_for_backward(x, y, idx)  # (torch checks they are not modified in place)
+            return torch.from_numpy(_jit.sqdist_gather(xn, yn, ii))
         b = xn.shape[0]
         diff = xn[:, :, None, :] - yn[np.arange(b)[:, None, None], ii]  # (B, N, k, D)
         ctx.diff = diff
@@ -208,6 +213,11 @@ class _SqDistCPU(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:  # type: ignore[override]
+        if ctx.jit:
+            xn, yn, ii = (t.detach().numpy() for t in ctx.saved_tensors)
+            gx_np, gy_np = _jit.sqdist_backward(xn, yn, ii, np.ascontiguousarray(grad.numpy(), dtype=xn.dtype))
+            return (torch.from_numpy(gx_np) if ctx.needs_input_grad[0] else None,
+                    torch.from_numpy(gy_np) if ctx.needs_input_grad[1] else None, None)
         diff, ii, m = ctx.diff, ctx.idx, ctx.m
         g2 = 2.0 * grad.numpy()[..., None] * diff  # d/dx of ||x - y||^2 times the incoming gradient
         gx = torch.from_numpy(g2.sum(2)) if ctx.needs_input_grad[0] else None
