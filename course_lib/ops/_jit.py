@@ -6,7 +6,7 @@ results (slower); on GPUs the torch implementations run instead.
 
 Auction (``emd(..., method="auction")``). Bertsekas' auction is a long sequence of tiny steps (one person bids, one object changes
 hands), which NumPy can only run as a Python loop or as Jacobi rounds over whole rows. Compiled,
-each bid is one pass over a row of the benefit matrix: about 5x faster than scipy's exact
+each bid is one pass over a row of the benefit matrix: about 3x faster than scipy's exact
 solver at N=2,048 (``benchmarks/results/ops-laptop-cpu.md``). Without numba, ``emd`` falls back
 to the NumPy implementation in :mod:`course_lib.ops.emd` (same guarantee, slower).
 """

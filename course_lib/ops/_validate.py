@@ -16,6 +16,9 @@ from .. import config
 __all__ = ["as_batched", "check_pair", "check_lengths", "block_elements"]
 
 
+_CPU_BLOCK = 2**20
+
+
 def block_elements(device: torch.device | None = None) -> int:
     """The largest number of pairwise distances one block may hold (``ops.block_elements``).
 
@@ -29,9 +32,6 @@ def block_elements(device: torch.device | None = None) -> int:
     if device is not None and torch.device(device).type == "cpu":
         n = min(n, _CPU_BLOCK)
     return n
-
-
-_CPU_BLOCK = 2**20
 
 
 def _all_finite(x: Tensor) -> bool:

@@ -44,15 +44,16 @@ def _fps_numpy(x: np.ndarray, n: int, start: int) -> np.ndarray:
 
 
 def _farthest_from_centroid(x: Tensor, cloud_len: list[int]) -> list[int]:
-    """Per cloud, the index of the point farthest from the centroid (float64, ties to the lowest index)."""
-    if all(cl == x.shape[1] for cl in cloud_len):  # one batched reduction, one device sync
-        pts = x.double()
-        return ((pts - pts.mean(1, keepdim=True)) ** 2).sum(-1).argmax(1).tolist()
-    out = []
-    for i, cl in enumerate(cloud_len):
-        pts = x[i, :cl].double()
-        out.append(int(((pts - pts.mean(0)) ** 2).sum(-1).argmax()))
-    return out
+    """Per cloud, the index of the point farthest from the centroid (float64, ties to the lowest index).
+
+    One batched reduction (padding masked out), one device synchronisation.
+    """
+    pts = x.double()
+    n = torch.tensor(cloud_len, device=x.device)
+    valid = torch.arange(x.shape[1], device=x.device)[None, :] < n[:, None]  # (B, N)
+    center = (pts * valid[..., None]).sum(1, keepdim=True) / n[:, None, None]
+    d2 = ((pts - center) ** 2).sum(-1).masked_fill(~valid, -1.0)
+    return d2.argmax(1).tolist()
 
 
 def _fps_compiled(x: np.ndarray, n: int, start: int) -> np.ndarray:

@@ -180,8 +180,8 @@ print("T-Nets start at the identity:", torch.allclose(a.transforms["input"][0], 
 # averages of the training statistics. With torch's default momentum (0.1) these averages
 # span the last ~10 steps, and early in training the weights move faster than that: the
 # statistics then describe an older network, and eval-mode accuracy can be far below what
-# the same weights reach with batch statistics (we saw a 3-epoch PointNet++ fall to chance
-# level in eval mode this way). The CPU profiles therefore use a momentum of 0.3.
+# the same weights reach with batch statistics. The CPU profiles therefore use a momentum
+# of 0.3.
 
 # %%
 train_data = C.load_point_clouds("train")

@@ -152,7 +152,7 @@ for r in rows:
 # multiplied its time by 3 to 6), and its peak memory followed the $N \times N$ float64 cost
 # matrix (64 MB at 2,048). The auction (a compiled loop on the CPU) matched it at small $N$
 # and was 3.5x faster at 2,048 (0.14 s), with an error below 2e-4 relative (certified below
-# `rel_tol`). Sinkhorn was 10 to 100 times slower than exact on the CPU (it pays off on a
+# `rel_tol`). Sinkhorn was 15 to 65 times slower than exact on the CPU (it pays off on a
 # GPU, where its iterations run in parallel over a batch); its value is an upper bound (its
 # plan is rounded to an exactly feasible one), 0.25 % above the exact EMD at 64 points and
 # 0.8 % at 2,048 with the library's default settings.
