@@ -39,3 +39,18 @@ from .psg import (  # noqa: F401
     psg_autoencoder,
     psg_single_view,
 )
+
+# --- 03 voxels: VoxNet, voxel encoder/decoder, image -> voxels ---------------
+# isort: split
+from .voxels import (  # noqa: F401
+    ConvGRU3d,
+    MultiViewVoxelGRU,
+    SingleViewVoxels,
+    VoxelAutoEncoder,
+    VoxelDecoder,
+    VoxelEncoder,
+    VoxNet,
+    balanced_pos_weight,
+    voxel_bce,
+    voxel_single_view,
+)
