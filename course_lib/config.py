@@ -129,6 +129,32 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch02.image_epochs": {"ci": 1, "laptop": 15, "gpu": 30},
     # lecture: shapes shown in the critical-point / receptive-field widget
     "ch02.widget_shapes": {"ci": 3, "laptop": 10, "gpu": 10},
+    # --- 03 voxels: VoxNet, voxel auto-encoder, image -> voxels, cost curve ----
+    "ch03.seed": {"ci": 0, "laptop": 0, "gpu": 0},
+    "ch03.resolution": {"ci": 16, "laptop": 32, "gpu": 32},
+    "ch03.categories": {"ci": ("chair", "airplane", "mug"), "laptop": None, "gpu": None},  # None: all
+    "ch03.train_per_category": {"ci": 3, "laptop": 40, "gpu": 200},
+    "ch03.val_per_category": {"ci": 1, "laptop": 4, "gpu": 20},
+    "ch03.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
+    "ch03.image_size": {"ci": 32, "laptop": 64, "gpu": 128},
+    "ch03.n_target": {"ci": 512, "laptop": 2048, "gpu": 2048},  # surface points for the Chamfer comparison
+    "ch03.latent_dim": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch03.encoder_channels": {"ci": 4, "laptop": 8, "gpu": 16},
+    "ch03.decoder_channels": {"ci": 4, "laptop": 8, "gpu": 16},
+    "ch03.resnet_width": {"ci": 8, "laptop": 16, "gpu": 32},
+    "ch03.batch_size": {"ci": 8, "laptop": 32, "gpu": 64},
+    "ch03.lr": {"ci": 2e-3, "laptop": 2e-3, "gpu": 1e-3},
+    "ch03.ae_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
+    "ch03.svr_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
+    "ch03.voxnet_epochs": {"ci": 2, "laptop": 15, "gpu": 40},
+    "ch03.pos_weight_power": {"ci": 0.5, "laptop": 0.5, "gpu": 0.5},  # pos weight ((1-f)/f)**power
+    "ch03.thresholds": {"ci": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), "laptop": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
+                        "gpu": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
+    "ch03.curve_resolutions": {"ci": (8, 16), "laptop": (16, 32, 64, 128), "gpu": (16, 32, 64, 128, 256)},
+    "ch03.curve_batch": {"ci": 2, "laptop": 2, "gpu": 2},
+    "ch03.curve_channels": {"ci": 4, "laptop": 8, "gpu": 8},
+    "ch03.curve_max_bytes": {"ci": 2**30, "laptop": 8 * 2**30, "gpu": 100 * 2**30},
+    "ch03.lab_epochs": {"ci": 1, "laptop": 10, "gpu": 30},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},
