@@ -14,3 +14,31 @@ __all__ = [
     "as_trimesh", "grid_points", "marching_cubes", "mesh_to_voxels", "poisson_indicator",
     "poisson_reconstruct", "sample_mesh_surface", "sdf_grid", "sdf_grid_narrow_band", "sdf_to_voxels",
 ]
+
+# --- 07 implicit fields: mesh -> SDF, hierarchical extraction, autograd normals ----------
+# isort: split
+from .extract import (  # noqa: F401, E402
+    ExtractInfo,
+    as_field,
+    extract_mesh,
+    field_grid,
+    field_normals,
+    hierarchical_extract,
+    hierarchical_grid,
+    mesh_field_normal_consistency,
+)
+from .mesh_sdf import (  # noqa: F401, E402
+    has_igl,
+    mesh_box,
+    mesh_sdf,
+    point_triangle_distance,
+    sample_mesh_occupancy,
+    sample_mesh_sdf,
+    winding_number,
+)
+
+__all__ += [
+    "ExtractInfo", "as_field", "extract_mesh", "field_grid", "field_normals", "hierarchical_extract",
+    "hierarchical_grid", "mesh_field_normal_consistency", "has_igl", "mesh_box", "mesh_sdf",
+    "point_triangle_distance", "sample_mesh_occupancy", "sample_mesh_sdf", "winding_number",
+]
