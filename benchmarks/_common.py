@@ -1,14 +1,17 @@
 """Shared helpers for the benchmark scripts: machine description, timing, result files.
 
 Every benchmark writes ``benchmarks/results/<name>-<profile>-<machine>.md`` with
-:func:`write_result`, which records the machine, the profile, the exact command, the date and
-the git commit above the tables, so that a number in this folder can always be traced to
-the run that produced it.
+:func:`write_result`, which records the machine, the profile, the exact command, the date,
+the git commit and the load average above the tables, so that a number in this folder can always
+be traced to the run that produced it.  With ``data=`` it also writes the JSON twin
+``benchmarks/results/<name>-<profile>.json`` (provenance + data) that lectures read through
+:mod:`course_lib.results`.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import os
 import platform
 import shlex
@@ -40,6 +43,14 @@ def machine_tag() -> str:
     if torch.cuda.is_available():
         return "cuda-" + torch.cuda.get_device_name(0).replace(" ", "_").replace("/", "_")
     return f"cpu{os.cpu_count()}"
+
+
+def loadavg() -> str:
+    """The 1-, 5- and 15-minute load averages (``"?"`` where the OS does not say)."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except (OSError, AttributeError):
+        return "?"
 
 
 def machine() -> dict[str, str]:
@@ -95,17 +106,68 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(out)
 
 
-def write_result(name: str, profile: str, body: str, notes: str = "") -> Path:
-    """Write ``results/<name>-<profile>-<machine>.md`` with the provenance header; return its path."""
+def git_dirty() -> bool:
+    """Whether tracked files differ from the commit (then the numbers are not of committed code)."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                             text=True, cwd=RESULTS.parent, check=True).stdout
+        return bool(out.strip())
+    except (OSError, subprocess.CalledProcessError):
+        return False
+
+
+def provenance(load_at_start: str | None = None) -> dict[str, Any]:
+    """Command, date, commit (``+dirty`` when uncommitted changes exist), machine and load averages."""
+    commit = git_commit() + ("+dirty" if git_dirty() else "")
+    out: dict[str, Any] = {
+        "command": command(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit,
+        "machine": machine_tag(),
+        **machine(),
+        "loadavg": loadavg() if load_at_start is None else f"start {load_at_start}, end {loadavg()}",
+    }
+    return out
+
+
+_LOAD_AT_IMPORT = loadavg()
+
+
+def write_result(name: str, profile: str, body: str, notes: str = "", data: Any = None) -> Path:
+    """Write ``results/<name>-<profile>-<machine>.md`` with the provenance header; return its path.
+
+    With ``data`` (anything JSON-serialisable: numbers, lists, dicts), also write
+    ``results/<name>-<profile>.json`` = ``{"provenance": ..., "data": data}`` for
+    :func:`course_lib.results.load`.  The load averages at the start (import of this module) and
+    at the end of the run are recorded.
+    """
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{profile}-{machine_tag()}.md"
+    prov = provenance(_LOAD_AT_IMPORT)
     head = [f"# {name} ({profile} profile)", ""]
-    head.append(f"- command: `{command()}`")
-    head.append(f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}")
-    head.append(f"- commit: {git_commit()}")
+    head.append(f"- command: `{prov['command']}`")
+    head.append(f"- date: {prov['date']}")
+    head.append(f"- commit: {prov['commit']}")
+    head.append(f"- load average (1, 5, 15 min): {prov['loadavg']}")
     for k, v in machine().items():
         head.append(f"- {k}: {v}")
     if notes:
         head += ["", notes.strip()]
     path.write_text("\n".join(head) + "\n\n" + body.strip() + "\n")
+    if data is not None:
+        jpath = RESULTS / f"{name}-{profile}.json"
+        text = json.dumps({"provenance": prov, "data": data}, indent=1, sort_keys=False, default=_jsonable)
+        tmp = jpath.with_name(jpath.name + ".tmp")
+        tmp.write_text(text + "\n")
+        os.replace(tmp, jpath)
     return path
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, torch.Tensor):
+        return v.tolist()
+    if hasattr(v, "item"):
+        return v.item()
+    if isinstance(v, (set, tuple)):
+        return list(v)
+    raise TypeError(f"not JSON-serialisable: {type(v).__name__}")

@@ -24,7 +24,7 @@ __version__ = "0.1.0"
 
 _SUBMODULES = {
     "config", "data", "geometry", "ops", "models", "render", "metrics",
-    "train", "viz", "checks", "labs",
+    "train", "viz", "checks", "labs", "results", "experiments",
 }
 
 

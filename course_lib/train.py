@@ -142,7 +142,10 @@ def evaluate(model: nn.Module, loader: Iterable, fn: Callable[[nn.Module, Any], 
              device: torch.device | None = None) -> dict[str, float]:
     """Average ``fn(model, batch)`` (a scalar tensor, a float or a dict of them) over ``loader``.
 
-    The model is put in eval mode and no gradients are recorded.
+    Each batch's values are weighted by its number of samples (the first dimension of its first
+    tensor), so a small last batch counts as much per sample as the others: with per-batch means
+    from ``fn`` the result is the mean over all samples.  The model is put in eval mode and no
+    gradients are recorded.
     """
     device = device or next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
@@ -151,16 +154,33 @@ def evaluate(model: nn.Module, loader: Iterable, fn: Callable[[nn.Module, Any], 
     count = 0
     with torch.no_grad():
         for batch in loader:
+            w = batch_size_of(batch)
             out = fn(model, _to_device(batch, device))
             if not isinstance(out, Mapping):
                 out = {"loss": out}
             for k, v in out.items():
-                sums[k] = sums.get(k, 0.0) + float(v)
-            count += 1
+                sums[k] = sums.get(k, 0.0) + w * float(v)
+            count += w
     model.train(was_training)
     if count == 0:
         raise ValueError("the validation loader is empty")
     return {k: v / count for k, v in sums.items()}
+
+
+def batch_size_of(batch: Any) -> int:
+    """The number of samples in a batch: the first dimension of its first tensor (1 if it has none)."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[0]) if batch.dim() > 0 else 1
+    if isinstance(batch, Mapping):
+        vals = [v for k, v in batch.items() if k != "index"] or list(batch.values())
+    elif isinstance(batch, (list, tuple)):
+        vals = list(batch)
+    else:
+        return 1
+    for v in vals:
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            return int(v.shape[0])
+    return 1
 
 
 def fit(
@@ -183,6 +203,8 @@ def fit(
     live_plot: str | bool = "auto",
     grad_clip: float | None = None,
     max_batches_per_epoch: int | None = None,
+    resume: Mapping[str, Any] | None = None,
+    signature: Mapping[str, str] | None = None,
 ) -> History:
     """Train ``model`` for ``epochs`` epochs; return the :class:`History`.
 
@@ -191,8 +213,13 @@ def fit(
     (default: ``loss_fn``, recorded as ``val_loss``) is averaged over the loader; the weights
     with the best ``monitor`` value (``mode`` ``"min"`` or ``"max"``) are kept and restored at
     the end.  Without validation the monitor is the training loss.  ``checkpoint`` saves the
-    best weights and the history there.  Ctrl-C stops after the current batch, restores the
-    best weights, and returns the history with ``interrupted=True``.
+    best weights and the history there once all ``epochs`` are done.  Ctrl-C stops after the
+    current batch, restores the best weights, and returns the history with ``interrupted=True``;
+    with ``checkpoint`` the run is then saved as a *partial* checkpoint (:func:`partial_path`:
+    current and best weights, optimizer state, history) that :func:`train_or_load` resumes, and
+    never under the finished checkpoint's name.  ``resume`` is such a partial checkpoint's
+    content and ``signature`` the :func:`training_signature` stored in the files (both used by
+    :func:`train_or_load`).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -208,11 +235,22 @@ def fit(
     history = History(monitor=monitor if val_loader is not None else "train_loss")
     better = (lambda a, b: a < b) if mode == "min" else (lambda a, b: a > b)
     best_state = copy.deepcopy(model.state_dict())
+    first_epoch = 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        best_state = copy.deepcopy(resume.get("best", resume["model"]))
+        if resume.get("optimizer") is not None:
+            optimizer.load_state_dict(resume["optimizer"])
+        if scheduler is not None and resume.get("scheduler") is not None and hasattr(scheduler, "load_state_dict"):
+            scheduler.load_state_dict(resume["scheduler"])
+        history = History.from_dict(resume.get("history", {}))
+        history.interrupted = False
+        first_epoch = history.epochs_run
     plot = _LivePlot(live_plot, epochs)
-    start = time.perf_counter()
+    start = time.perf_counter() - history.wall_time
 
     try:
-        for epoch in range(epochs):
+        for epoch in range(first_epoch, epochs):
             model.train()
             total, extras, n = 0.0, {}, 0
             try:
@@ -267,11 +305,43 @@ def fit(
         print("\ntraining interrupted: keeping the best weights so far", flush=True)
 
     history.wall_time = time.perf_counter() - start
+    current_state = copy.deepcopy(model.state_dict()) if history.interrupted else None
     if history.best_epoch >= 0:
         model.load_state_dict(best_state)
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, history=history.to_dict())
+        if history.interrupted or history.epochs_run < epochs:
+            _save_partial(partial_path(checkpoint), current_state or model.state_dict(), best_state, optimizer,
+                          scheduler, history, signature)
+        else:
+            save_checkpoint(checkpoint, model, history=history.to_dict(), signature=dict(signature or {}),
+                            complete=True)
+            partial = partial_path(checkpoint)
+            if partial.exists():
+                partial.unlink()
     return history
+
+
+def partial_path(checkpoint: str | os.PathLike) -> Path:
+    """Where the partial (interrupted, resumable) checkpoint of ``checkpoint`` is kept."""
+    path = Path(checkpoint)
+    return path.with_name(path.stem + ".partial" + (path.suffix or ".pt"))
+
+
+def _cpu_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
+
+
+def _save_partial(path: Path, current: Mapping[str, Any], best: Mapping[str, Any], optimizer: Any, scheduler: Any,
+                  history: History, signature: Mapping[str, Any] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {"model": _cpu_state(current), "best": _cpu_state(best),
+             "optimizer": optimizer.state_dict() if optimizer is not None else None,
+             "scheduler": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None,
+             "history": history.to_dict(), "signature": dict(signature or {})}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> Path:
@@ -307,22 +377,163 @@ def load_checkpoint(path: str | os.PathLike, model: nn.Module) -> dict[str, Any]
     return dict(state.get("extra", {}))
 
 
-def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = False,
-                  **fit_kwargs: Any) -> History:
-    """Load ``model``'s weights from ``path`` if present (and ``retrain`` is false), else :func:`fit` and save.
+def _simple(v: Any) -> bool:
+    return v is None or isinstance(v, (bool, int, float, str)) or (
+        isinstance(v, (tuple, list)) and all(_simple(x) for x in v))
 
-    Returns the saved or new :class:`History`.  A checkpoint that cannot be read or does not
-    fit the model is reported and the model is trained again.
+
+def describe_callable(fn: Any, depth: int = 0) -> str:
+    """A stable text naming a loss or metric function and the settings it closes over.
+
+    Two ``point_loss("chamfer")`` closures describe alike; ``point_loss("emd")`` differs; an
+    object with ``__call__`` is described by its class and its simple attributes.
+    """
+    import functools
+
+    if depth > 3:
+        return "..."
+    if fn is None or _simple(fn):
+        return repr(fn)
+    if isinstance(fn, functools.partial):
+        args = ", ".join(describe_callable(a, depth + 1) for a in fn.args)
+        kw = ", ".join(f"{k}={describe_callable(v, depth + 1)}" for k, v in sorted(fn.keywords.items()))
+        return f"partial({describe_callable(fn.func, depth + 1)}, {args}, {kw})"
+    if isinstance(fn, torch.nn.Module):
+        return f"{type(fn).__name__}({sum(p.numel() for p in fn.parameters())} params)"
+    name = getattr(fn, "__qualname__", None)
+    if name is not None and hasattr(fn, "__code__"):
+        cells = []
+        for cell_name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+            try:
+                val = cell.cell_contents
+            except ValueError:
+                continue
+            if _simple(val) or callable(val):
+                cells.append(f"{cell_name}={describe_callable(val, depth + 1)}")
+        defaults = fn.__defaults__ or ()
+        return f"{fn.__module__}.{name}({', '.join(cells)}){'' if not defaults else repr(defaults)}"
+    if hasattr(fn, "describe") and callable(fn.describe):
+        return str(fn.describe())
+    attrs = {k: v for k, v in sorted(vars(fn).items()) if _simple(v)} if hasattr(fn, "__dict__") else {}
+    return f"{type(fn).__module__}.{type(fn).__qualname__}({attrs})"
+
+
+def spec_hash(spec: Any) -> str:
+    """A short hash (12 hex digits) of a JSON-like description (keys sorted, anything else by ``repr``)."""
+    import hashlib
+    import json
+
+    text = json.dumps(spec, sort_keys=True, default=repr)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def checkpoint_path(name: str, spec: Mapping[str, Any] | None = None, profile: str | None = None) -> Path:
+    """The one checkpoint naming of the course: ``<cache>/checkpoints/<name>-<profile>-<hash>.pt``.
+
+    Introduced in ``lectures/00_welcome.ipynb``.  ``spec`` describes everything that changes the
+    weights and is not visible in the model itself (data configuration, number of shapes, loss
+    settings); its hash is part of the name, so a variant never loads another variant's
+    weights.  :func:`train_or_load` also records and checks the model's architecture, the loss,
+    the optimiser settings and the number of epochs inside the file.
+    """
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"checkpoint name must be a non-empty string without '/', got {name!r}")
+    profile = profile or config.get_profile()
+    suffix = f"-{spec_hash(spec)}" if spec else ""
+    return config.cache_dir() / "checkpoints" / f"{name}-{profile}{suffix}.pt"
+
+
+def training_signature(model: nn.Module, spec: Mapping[str, Any] | None = None, **fit_kwargs: Any) -> dict[str, str]:
+    """What determines the weights a :func:`fit` call produces, as text (stored in checkpoints).
+
+    The model's architecture (``repr`` and parameter count), the number of epochs, the loss and
+    validation functions (:func:`describe_callable`), the optimiser's class and settings, the
+    learning rate, scheduler, seed, gradient clipping, batch cap, monitored metric, the training
+    loader (its class, length and ``describe()`` if it has one) and ``spec``.
+    """
+    sig: dict[str, str] = {
+        "model": f"{type(model).__name__} {sum(p.numel() for p in model.parameters())} params {spec_hash(repr(model))}",
+    }
+    opt = fit_kwargs.get("optimizer")
+    if opt is not None:
+        groups = [{k: v for k, v in g.items() if k != "params" and _simple(v)} for g in opt.param_groups]
+        sig["optimizer"] = f"{type(opt).__name__} {groups}"
+    for key in ("epochs", "lr", "seed", "grad_clip", "max_batches_per_epoch", "monitor", "mode"):
+        if key in fit_kwargs:
+            sig[key] = repr(fit_kwargs[key])
+    for key in ("loss_fn", "val_fn"):
+        if fit_kwargs.get(key) is not None:
+            sig[key] = describe_callable(fit_kwargs[key])
+    sched = fit_kwargs.get("scheduler")
+    if sched is not None:
+        sig["scheduler"] = type(sched).__name__
+    loader = fit_kwargs.get("train_loader")
+    if loader is not None:
+        desc = loader.describe() if hasattr(loader, "describe") else ""
+        try:
+            n = len(loader)
+        except TypeError:
+            n = "?"
+        sig["train_loader"] = f"{type(loader).__name__} len={n} {desc}".strip()
+    if spec:
+        sig["spec"] = spec_hash(spec)
+    return sig
+
+
+def _diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+    return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+
+
+def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = False,
+                  spec: Mapping[str, Any] | None = None, **fit_kwargs: Any) -> History:
+    """Load ``model``'s weights from ``path`` when they were trained exactly so, else :func:`fit` and save.
+
+    Introduced in ``lectures/00_welcome.ipynb``.  The checkpoint stores the
+    :func:`training_signature` (architecture, epochs, loss, optimiser, loader, ``spec``); a file
+    made with other settings, an unreadable file, or an old file without a signature is not
+    used, and the model trains again.  A run interrupted earlier (Ctrl-C) left a partial
+    checkpoint: it is resumed from its last epoch, never served as finished.  Prints one line
+    saying what was loaded or why it trains.  Returns the saved or new :class:`History`.
     """
     path = Path(path)
-    if path.exists() and not retrain:
+    sig = training_signature(model, spec, **fit_kwargs)
+    partial = partial_path(path)
+    reason = f"no checkpoint at {path}"
+    if retrain:
+        reason = "retrain=True"
+    elif path.exists():
         try:
-            extra = load_checkpoint(path, model)
-            hist = History.from_dict(extra.get("history", {}))
-            print(f"loaded {path} ({hist.summary()})")
-            return hist
-        except ValueError as exc:
-            print(f"could not use {path}: {exc}; training again")
-    history = fit(model, checkpoint=path, **fit_kwargs)
-    print(history.summary())
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            extra = dict(state.get("extra", {})) if isinstance(state, dict) else {}
+            old = extra.get("signature")
+            if not extra.get("complete", False) or old is None:
+                reason = f"{path.name} has no record of how it was trained (made by an older course_lib)"
+            elif dict(old) != sig:
+                reason = f"{path.name} was trained with other settings ({', '.join(_diff(old, sig))} differ)"
+            else:
+                load_checkpoint(path, model)
+                hist = History.from_dict(extra.get("history", {}))
+                print(f"loaded {path.name}: {hist.summary()}")
+                return hist
+        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is never trusted
+            reason = f"could not use {path.name} ({type(exc).__name__}: {exc})"
+    resume = None
+    if not retrain and partial.exists():
+        try:
+            state = torch.load(partial, map_location="cpu", weights_only=True)
+            if dict(state.get("signature", {})) == sig:
+                resume = state
+                done = History.from_dict(state.get("history", {})).epochs_run
+                reason = f"resuming the interrupted run in {partial.name} at epoch {done + 1}"
+            else:
+                reason += f"; the partial run {partial.name} had other settings"
+        except Exception as exc:  # noqa: BLE001 - a corrupt partial file is ignored
+            reason += f"; could not read {partial.name} ({type(exc).__name__})"
+    print(f"training: {reason}")
+    history = fit(model, checkpoint=path, resume=resume, signature=sig, **fit_kwargs)
+    epochs = int(fit_kwargs.get("epochs", 0))
+    if history.interrupted or history.epochs_run < epochs:
+        print(f"{history.summary()}; kept as the partial run {partial.name} (resumed next time)")
+    else:
+        print(history.summary())
     return history

@@ -123,3 +123,68 @@ def test_text_progress_without_a_notebook(capsys):
               progress=False, live_plot="auto")
     out = capsys.readouterr().out
     assert "epoch 1/2" in out and "epoch 2/2" in out
+
+
+# --- checkpoints that cannot lie, evaluate weighted by samples ---------------------------------
+def test_evaluate_weights_batches_by_their_size():
+    x = torch.arange(10.0)[:, None]
+    loader = DataLoader(TensorDataset(x), batch_size=4)  # batches of 4, 4, 2
+    out = train.evaluate(nn.Linear(1, 1), loader, lambda m, b: b[0].mean())
+    assert out["loss"] == pytest.approx(4.5)  # the mean over samples, not over batches (4.0)
+
+
+def test_a_variant_never_loads_another_variants_weights(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    kw = dict(train_loader=DataLoader(data(), batch_size=16), loss_fn=loss_fn, epochs=2, progress=False,
+              live_plot=False)
+    path = train.checkpoint_path("lin", {"data": "a"}, profile="ci")
+    assert path.parent == tmp_path / "checkpoints" and path.name.startswith("lin-ci-")
+    assert path != train.checkpoint_path("lin", {"data": "b"}, profile="ci")
+    train.train_or_load(nn.Linear(3, 1), path, **kw)
+    capsys.readouterr()
+    # other epochs, other loss, other architecture: each trains again and says why
+    for change, word in ((dict(epochs=3), "epochs"), (dict(loss_fn=lambda m, b: loss_fn(m, b) * 2), "loss_fn")):
+        train.train_or_load(nn.Linear(3, 1), path, **{**kw, **change})
+        out = capsys.readouterr().out
+        assert "training:" in out and word in out, out
+    train.train_or_load(nn.Sequential(nn.Linear(3, 1)), path, **kw)
+    assert "model" in capsys.readouterr().out
+    # the same settings load
+    train.train_or_load(nn.Sequential(nn.Linear(3, 1)), path, **kw)
+    assert "loaded" in capsys.readouterr().out
+
+
+def test_an_interrupted_run_is_partial_and_resumed(tmp_path, capsys):
+    path = tmp_path / "m.pt"
+    calls = {"n": 0}
+
+    def interrupting(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 9:  # during the third epoch (4 batches per epoch)
+            raise KeyboardInterrupt
+        return loss_fn(model, batch)
+
+    kw = dict(train_loader=DataLoader(data(), batch_size=16), epochs=5, progress=False, live_plot=False)
+    torch.manual_seed(0)
+    h = train.train_or_load(nn.Linear(3, 1), path, loss_fn=interrupting, **kw)
+    assert h.interrupted and h.epochs_run == 2
+    assert not path.exists() and train.partial_path(path).exists()
+    capsys.readouterr()
+    # the next call (same settings: the same loss function object) resumes at epoch 3, not from scratch
+    h2 = train.train_or_load(nn.Linear(3, 1), path, loss_fn=interrupting, **kw)
+    out = capsys.readouterr().out
+    assert "resuming" in out and "epoch 3" in out
+    assert h2.epochs_run == 5 and len(h2.train_loss) == 5 and not h2.interrupted
+    assert path.exists() and not train.partial_path(path).exists()
+    assert train.train_or_load(nn.Linear(3, 1), path, loss_fn=interrupting, **kw).epochs_run == 5
+    assert "loaded" in capsys.readouterr().out
+
+
+def test_describe_callable_tells_closures_apart():
+    def make(kind):
+        def fn(m, b):
+            return kind
+        return fn
+
+    assert train.describe_callable(make("chamfer")) == train.describe_callable(make("chamfer"))
+    assert train.describe_callable(make("chamfer")) != train.describe_callable(make("emd"))

@@ -5,7 +5,7 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 from __future__ import annotations
 
-from .dataset import REPRESENTATIONS, SPLITS, ShapeNetLite, split_seeds
+from .dataset import REPRESENTATIONS, ShapeNetLite
 from .real import ModelNet, ShapeNetCore, load_mesh, normalize_mesh, read_obj, read_off
 from .samplers import (
     DEFAULT_SIGMAS,
@@ -16,10 +16,21 @@ from .samplers import (
     voxelize,
 )
 from .shapes import CATEGORIES, GENERATOR_VERSION, MAX_SEED, Shape, make_shape
+from .splits import (
+    RESERVED,
+    SAMPLING_STREAMS,
+    SPLIT_SEED_OFFSET,
+    SPLITS,
+    reserved_seed,
+    split_of,
+    split_seeds,
+)
 from .views import look_at, render
 
 __all__ = [
     "ModelNet", "ShapeNetCore", "load_mesh", "normalize_mesh", "read_obj", "read_off",
-    "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION", "MAX_SEED", "Shape", "look_at", "make_shape",
+    "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION",
+    "MAX_SEED", "RESERVED", "SAMPLING_STREAMS", "SPLIT_SEED_OFFSET", "reserved_seed", "split_of", "Shape", "look_at",
+    "make_shape",
     "render", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
 ]

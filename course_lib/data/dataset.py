@@ -4,10 +4,16 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 
 Splits
 ------
-Shape seeds of the three splits never overlap: the ``i``-th shape of a category has
-seed ``i`` in ``train``, ``1_000_000 + i`` in ``val`` and ``2_000_000 + i`` in
-``test`` (:data:`SPLIT_SEED_OFFSET`).  The number of shapes per category comes from
-the config sizes ``data.shapes_per_category_<split>`` of the profile.
+The one split scheme of :mod:`course_lib.data.splits`: the ``i``-th shape of a category has
+seed ``1_000 + i`` in ``train``, ``1_000_000 + i`` in ``val`` and ``2_000_000 + i`` in
+``test``; seeds below 1,000 are reserved (templates, demo shapes).  The number of shapes per
+category comes from the config sizes ``data.shapes_per_category_<split>`` of the profile.
+
+Input and target
+----------------
+``"points"`` and ``"target_points"`` are two *independent* samplings of the same surface
+(sampling streams 0 and 1), ``"oracle_points"`` a third (stream 2): train a model on
+``points`` and score it against ``target_points``, so that it is never scored on its own input.
 
 Cache
 -----
@@ -38,26 +44,14 @@ from torch.utils.data import Dataset
 from .. import config
 from .samplers import DEFAULT_SIGMAS, sample_occupancy, sample_sdf, voxelize
 from .shapes import CATEGORIES, GENERATOR_VERSION, Shape, check_category, make_shape
+from .splits import SAMPLING_STREAMS, SPLIT_SEED_OFFSET, SPLITS, split_seeds
 from .views import render
 
 __all__ = ["ShapeNetLite", "SPLITS", "REPRESENTATIONS", "SPLIT_SEED_OFFSET", "split_seeds",
            "read_cache_file", "write_cache_file"]
 
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-REPRESENTATIONS: tuple[str, ...] = ("points", "sdf", "occupancy", "voxels", "image")
-SPLIT_SEED_OFFSET: dict[str, int] = {"train": 0, "val": 1_000_000, "test": 2_000_000}
-_MAX_PER_SPLIT = 1_000_000
-
-
-def split_seeds(split: str, n: int) -> list[int]:
-    """The seeds of the first ``n`` shapes (of every category) in ``split``; disjoint across splits."""
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r}. Valid splits are: {', '.join(SPLITS)}")
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or not 0 <= n <= _MAX_PER_SPLIT:
-        raise ValueError(f"number of shapes per category must be an int in [0, {_MAX_PER_SPLIT}], got {n!r}")
-    off = SPLIT_SEED_OFFSET[split]
-    return [off + i for i in range(int(n))]
-
+REPRESENTATIONS: tuple[str, ...] = ("points", "target_points", "oracle_points", "parts", "sdf", "occupancy",
+                                   "voxels", "image")
 
 # --- atomic, validated cache files ----------------------------------------------
 
@@ -118,11 +112,16 @@ class ShapeNetLite(Dataset):
     split: ``"train"``, ``"val"`` or ``"test"`` (disjoint seeds, see the module docstring).
     representations: any subset of :data:`REPRESENTATIONS`.  Item keys:
         ``"points"`` -> ``points`` (N, 3) float32 and unit ``normals`` (N, 3);
+        ``"target_points"`` -> ``target_points``, ``target_normals`` (N_target, 3): an independent
+        sampling of the same surface (the loss' and the metric's target);
+        ``"oracle_points"`` -> ``oracle_points`` (N_target, 3): a third independent sampling;
+        ``"parts"`` -> ``part`` (N,) int64, the part index of each of ``points`` into the shape's parts;
         ``"sdf"`` -> ``sdf_points`` (M, 3), ``sdf`` (M,) (80 % near the surface);
         ``"occupancy"`` -> ``occ_points`` (M, 3), ``occupancy`` (M,) float32 in {0, 1}
         (50 % near the surface); ``"voxels"`` -> ``voxels`` (R, R, R) float32 in {0, 1};
         ``"image"`` -> ``rgb`` (3, H, W), ``depth`` (H, W), ``silhouette`` (H, W), ``K`` (3, 3),
         ``Rt`` (3, 4).  Every item also has ``label`` (int), ``category`` (str), ``seed`` (int).
+    n_target: points of ``target_points`` / ``oracle_points`` (default ``n_points``).
     n_points, n_sdf, voxel_resolution, image_size: default to the config sizes
         ``data.n_surface_points``, ``data.n_sdf_samples``, ``data.voxel_resolution``,
         ``data.image_size`` of ``profile``.
@@ -138,7 +137,7 @@ class ShapeNetLite(Dataset):
                  profile: str | None = None, cache: bool = True, *, n_sdf: int | None = None,
                  voxel_resolution: int | None = None, image_size: int | None = None,
                  shapes_per_category: int | None = None, view: str | Sequence[float] = "random",
-                 cache_dir: str | os.PathLike | None = None) -> None:
+                 cache_dir: str | os.PathLike | None = None, n_target: int | None = None) -> None:
         if isinstance(representations, str):
             representations = (representations,)
         reps = tuple(representations)
@@ -168,6 +167,7 @@ class ShapeNetLite(Dataset):
             return int(v)
 
         self.n_points = sz(n_points, "data.n_surface_points")
+        self.n_target = self.n_points if n_target is None else sz(n_target, "n_target")
         self.n_sdf = sz(n_sdf, "data.n_sdf_samples")
         self.voxel_resolution = sz(voxel_resolution, "data.voxel_resolution")
         self.image_size = sz(image_size, "data.image_size")
@@ -206,6 +206,15 @@ class ShapeNetLite(Dataset):
         n, m, r, s = self.n_points, self.n_sdf, self.voxel_resolution, self.image_size
         if rep == "points":
             return f"points-n{n}", {"points": ((n, 3), "f"), "normals": ((n, 3), "f")}
+        if rep == "target_points":
+            nt = self.n_target
+            return (f"points-n{nt}-stream{SAMPLING_STREAMS['target']}",
+                    {"target_points": ((nt, 3), "f"), "target_normals": ((nt, 3), "f")})
+        if rep == "oracle_points":
+            nt = self.n_target
+            return f"points-n{nt}-stream{SAMPLING_STREAMS['oracle']}", {"oracle_points": ((nt, 3), "f")}
+        if rep == "parts":
+            return f"parts-n{n}", {"part": ((n,), "i")}
         if rep == "sdf":
             sig = "-".join(f"{x:g}" for x in DEFAULT_SIGMAS)
             return f"sdf-n{m}-f0.8-s{sig}", {"sdf_points": ((m, 3), "f"), "sdf": ((m,), "f")}
@@ -223,6 +232,15 @@ class ShapeNetLite(Dataset):
         if rep == "points":
             p, nrm = shape.sample_surface(self.n_points)
             return {"points": p.numpy(), "normals": nrm.numpy()}
+        if rep == "target_points":
+            p, nrm = shape.sample_surface(self.n_target, stream=SAMPLING_STREAMS["target"])
+            return {"target_points": p.numpy(), "target_normals": nrm.numpy()}
+        if rep == "oracle_points":
+            p, _ = shape.sample_surface(self.n_target, stream=SAMPLING_STREAMS["oracle"])
+            return {"oracle_points": p.numpy()}
+        if rep == "parts":
+            p, _ = shape.sample_surface(self.n_points)
+            return {"part": shape.part_labels(p).numpy().astype(np.int64)}
         if rep == "sdf":
             p, d = sample_sdf(shape, self.n_sdf, near_surface_fraction=0.8)
             return {"sdf_points": p.numpy(), "sdf": d.numpy()}
@@ -270,6 +288,32 @@ class ShapeNetLite(Dataset):
                 t = torch.from_numpy(np.ascontiguousarray(a))
                 item[k] = t.float() if t.dtype == torch.bool else t
         return item
+
+    def stacked(self, progress: bool = False) -> dict[str, Any]:
+        """Every item stacked: each tensor key ``(S, ...)``, ``label`` ``(S,)`` int64, ``seed`` ``(S,)``
+        int64, ``category`` a list of names; plus ``categories`` (this dataset's category tuple).
+
+        Introduced in ``lectures/01_data_and_representations.ipynb``.  The small datasets of the
+        course fit in memory; this is how chapters load a split once and batch it with
+        :class:`course_lib.experiments.common.Batches`.
+        """
+        if len(self) == 0:
+            raise ValueError(f"{self!r} is empty: nothing to stack")
+        it: Iterable[int] = range(len(self))
+        if progress:
+            from tqdm.auto import tqdm
+
+            it = tqdm(it, desc=f"ShapeNet-lite {self.split}")
+        items = [self[i] for i in it]
+        out: dict[str, Any] = {}
+        for k, v in items[0].items():
+            if isinstance(v, torch.Tensor):
+                out[k] = torch.stack([x[k] for x in items])
+        out["label"] = torch.tensor([x["label"] for x in items], dtype=torch.long)
+        out["seed"] = torch.tensor([x["seed"] for x in items], dtype=torch.long)
+        out["category"] = [x["category"] for x in items]
+        out["categories"] = self.categories
+        return out
 
     def shape(self, index: int) -> Shape:
         """The :class:`Shape` of item ``index`` (for meshes, renders from other views, part labels)."""

@@ -539,14 +539,16 @@ class Shape:
             self._meshes[resolution] = marching_cubes(grid, 0.0, bound)
         return self._meshes[resolution].copy()
 
-    def sample_surface(self, n: int, seed: int | None = None, *,
+    def sample_surface(self, n: int, seed: int | None = None, *, stream: int = 0,
                        device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
         """``n`` area-weighted points on the exact surface with unit outward normals.
 
         Points are drawn area-weighted from :meth:`mesh` at :data:`SAMPLE_RESOLUTION`,
         then projected onto the zero level set of :meth:`sdf` (Newton steps along the
         autograd gradient); the normals are the normalised SDF gradient there.
-        ``seed=None`` uses the shape's own seed, so the result is reproducible.
+        ``seed=None`` uses the shape's own seed, so the result is reproducible.  ``stream``
+        (default 0) picks one of several independent samplings of the same surface
+        (:data:`course_lib.data.splits.SAMPLING_STREAMS`: 0 input, 1 target, 2 oracle).
         Returns float32 tensors ``(n, 3)`` on ``device`` (default CPU).
         """
         from ..geometry.sampling import sample_mesh_surface
@@ -554,7 +556,10 @@ class Shape:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"n must be a positive int, got {n!r}")
         s = self.seed if seed is None else check_seed(seed)
-        pts, _ = sample_mesh_surface(self.mesh(SAMPLE_RESOLUTION), int(n), seed=[s, 7, self.label])
+        if isinstance(stream, bool) or not isinstance(stream, (int, np.integer)) or stream < 0:
+            raise ValueError(f"stream must be a non-negative int, got {stream!r}")
+        entropy = [s, 7, self.label] if stream == 0 else [s, 7, self.label, int(stream)]
+        pts, _ = sample_mesh_surface(self.mesh(SAMPLE_RESOLUTION), int(n), seed=entropy)
         if device is not None:
             pts = pts.to(device)
         p, nrm = self.project(pts, steps=2)

@@ -1,0 +1,205 @@
+"""What every chapter's experiment shares: loading a split, batching, predicting, result tables.
+
+Introduced in ``lectures/00_welcome.ipynb`` (the training setup) and used by every chapter
+module of :mod:`course_lib.experiments`.
+
+* :func:`load_split`: one ShapeNet-lite split, stacked in memory (sizes from the profile);
+* :class:`Batches`: the one batching path (a fresh shuffle every epoch, an optional per-batch
+  ``transform`` such as random subsets of the points);
+* :func:`subsample`: a random subset of ``n`` points of every cloud of a batch;
+* :func:`predict`: eval-mode, no-grad, batched predictions of any model;
+* :func:`summarize`, :func:`format_table`: mean ± standard error tables of per-shape metrics.
+
+Checkpoint names come from :func:`course_lib.train.checkpoint_path`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["load_split", "Batches", "subsample", "predict", "summarize", "format_table"]
+
+
+def load_split(split: str, representations: Sequence[str] | str = ("points", "target_points"), *,
+               categories: Sequence[str] | str | None = None, shapes_per_category: int | None = None,
+               profile: str | None = None, progress: bool = False, **dataset_kwargs: Any) -> dict[str, Any]:
+    """ShapeNet-lite ``split`` stacked in memory: ``ShapeNetLite(...).stacked()``.
+
+    Introduced in ``lectures/00_welcome.ipynb``.  By default the encoder's input
+    ``points`` and an *independent* sampling ``target_points`` of the same surfaces.  Other
+    keyword arguments (``n_points``, ``n_target``, ``voxel_resolution``, ``image_size``,
+    ``view``, ...) go to :class:`course_lib.data.ShapeNetLite`.
+    """
+    from course_lib.data import ShapeNetLite
+
+    ds = ShapeNetLite(split, representations, categories=categories, shapes_per_category=shapes_per_category,
+                      profile=profile, **dataset_kwargs)
+    return ds.stacked(progress=progress)
+
+
+def _length(data: Mapping[str, Any], keys: Sequence[str]) -> int:
+    sizes = {k: len(data[k]) for k in keys}
+    if len(set(sizes.values())) != 1:
+        raise ValueError(f"Batches: the keys have different lengths {sizes}")
+    return next(iter(sizes.values()))
+
+
+class Batches:
+    """Mini-batches of a dict of equally long tensors, reshuffled at every pass.
+
+    Introduced in ``lectures/00_welcome.ipynb``.
+
+    ``data`` maps names to tensors (or lists) of the same length ``S``; ``keys`` selects which
+    go into a batch (default: every tensor).  Each ``iter()`` (one epoch) draws a new order from
+    its own generator (``seed``), so two runs with the same seed see the same batches.  Every
+    batch also carries ``"index"`` (the rows it took).  ``transform(batch, generator)`` may
+    rewrite a batch (random subsets, augmentation) with the same generator.  ``rename`` maps a
+    data key to its batch name (for example ``{"points": "input", "target_points": "target"}``).
+    The last batch may be smaller unless ``drop_last``.
+    """
+
+    def __init__(self, data: Mapping[str, Any], batch_size: int, *, keys: Sequence[str] | None = None,
+                 rename: Mapping[str, str] | None = None, shuffle: bool = True, seed: int = 0,
+                 transform: Callable[[dict[str, Any], torch.Generator], dict[str, Any]] | None = None,
+                 drop_last: bool = False) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if keys is None:
+            keys = [k for k, v in data.items() if isinstance(v, Tensor)]
+        keys = list(keys)
+        missing = [k for k in keys if k not in data]
+        if missing:
+            raise KeyError(f"Batches: no key(s) {missing} in the data (it has {sorted(data)})")
+        if not keys:
+            raise ValueError("Batches: no tensor to batch")
+        self.n = _length(data, keys)
+        if self.n == 0:
+            raise ValueError("Batches: the data is empty")
+        self.data, self.keys, self.batch_size = data, keys, batch_size
+        self.rename = dict(rename or {})
+        self.shuffle, self.transform, self.drop_last = shuffle, transform, drop_last
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size if self.drop_last else math.ceil(self.n / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        order = torch.randperm(self.n, generator=self.generator) if self.shuffle else torch.arange(self.n)
+        for b in range(len(self)):
+            idx = order[b * self.batch_size:(b + 1) * self.batch_size]
+            batch: dict[str, Any] = {}
+            for k in self.keys:
+                v = self.data[k]
+                name = self.rename.get(k, k)
+                if isinstance(v, Tensor):
+                    batch[name] = v[idx.to(v.device)]
+                else:
+                    batch[name] = [v[i] for i in idx.tolist()]
+            batch["index"] = idx
+            if self.transform is not None:
+                batch = self.transform(batch, self.generator)
+            yield batch
+
+
+def subsample(points: Tensor, n: int, generator: torch.Generator | None = None, *,
+              others: Sequence[Tensor] = ()) -> Tensor | tuple[Tensor, ...]:
+    """``n`` random points of every cloud of ``points`` ``(B, P, C)`` (without replacement; each cloud
+    its own subset).  ``others``: tensors ``(B, P, ...)`` indexed the same way (normals, labels).
+
+    Introduced in ``lectures/00_welcome.ipynb``.
+    """
+    if not isinstance(points, Tensor) or points.dim() != 3:
+        raise ValueError(f"points must be a tensor (B, P, C), got {getattr(points, 'shape', type(points))}")
+    b, p = points.shape[:2]
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= p:
+        raise ValueError(f"n must be an int in [1, {p}] (the points per cloud), got {n!r}")
+    order = torch.argsort(torch.rand(b, p, generator=generator), dim=1)[:, :n].to(points.device)
+
+    def take(x: Tensor) -> Tensor:
+        if x.shape[:2] != (b, p):
+            raise ValueError(f"others must be (B, P, ...) = ({b}, {p}, ...), got {tuple(x.shape)}")
+        idx = order.view(b, n, *([1] * (x.dim() - 2))).expand(b, n, *x.shape[2:])
+        return torch.gather(x, 1, idx)
+
+    if not others:
+        return take(points)
+    return (take(points), *[take(o) for o in others])
+
+
+def _output_tensor(out: Any) -> Any:
+    if isinstance(out, Tensor):
+        return out
+    if hasattr(out, "points"):
+        return out.points
+    if isinstance(out, (tuple, list)) and out and isinstance(out[0], Tensor):
+        return out[0]
+    return out
+
+
+@torch.no_grad()
+def predict(model: Callable[..., Any], inputs: Tensor, batch_size: int = 64, *, device: Any = None,
+            **kwargs: Any) -> Tensor:
+    """Predictions of ``model`` on ``inputs`` ``(S, ...)`` in batches, in eval mode and without gradients.
+
+    Introduced in ``lectures/00_welcome.ipynb``.  ``kwargs`` go to every call (for example
+    ``n_points=`` for AtlasNet).  An output with a ``.points`` attribute (AtlasNet, PointSetGen)
+    or a tuple gives its points / first tensor.  Returns the concatenation on the CPU; the
+    model's training mode is restored afterwards.
+    """
+    if not isinstance(inputs, Tensor) or inputs.dim() < 1 or inputs.shape[0] == 0:
+        raise ValueError(f"inputs must be a non-empty tensor (S, ...), got {getattr(inputs, 'shape', type(inputs))}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    is_module = isinstance(model, torch.nn.Module)
+    was = model.training if is_module else False
+    if device is None:
+        device = next((p.device for p in model.parameters()), inputs.device) if is_module else inputs.device
+    if is_module:
+        model.eval()
+    try:
+        outs = []
+        for i in range(0, inputs.shape[0], batch_size):
+            out = _output_tensor(model(inputs[i:i + batch_size].to(device), **kwargs))
+            if not isinstance(out, Tensor):
+                raise TypeError(f"predict: the model returned {type(out).__name__}, not a tensor")
+            outs.append(out.cpu())
+        return torch.cat(outs)
+    finally:
+        if is_module:
+            model.train(was)
+
+
+def summarize(rows: Mapping[str, Mapping[str, Tensor]]) -> list[dict[str, Any]]:
+    """Mean and standard error of each per-shape metric: ``[{"model": name, metric: (mean, sem)}, ...]``.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.
+    """
+    out = []
+    for name, metrics in rows.items():
+        row: dict[str, Any] = {"model": name}
+        for k, v in metrics.items():
+            v = torch.as_tensor(v).double().reshape(-1)
+            sem = float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
+            row[k] = (float(v.mean()), sem)
+        out.append(row)
+    return out
+
+
+def format_table(table: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
+    """A Markdown table of :func:`summarize` rows (mean ± standard error)."""
+    if not table:
+        raise ValueError("format_table: the table is empty")
+    keys = [k for k in table[0] if k != "model"]
+    lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+    for row in table:
+        cells = []
+        for k in keys:
+            m, s = row[k]
+            cells.append(f"{m:.{digits}g} ± {s:.2g}" if s == s else f"{m:.{digits}g}")
+        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
