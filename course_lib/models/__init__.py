@@ -54,3 +54,17 @@ from .voxels import (  # noqa: F401
     voxel_bce,
     voxel_single_view,
 )
+
+# --- 10 gradient fields: ShapeGF ------------------------------------------------
+# isort: split
+from .shapegf import (  # noqa: F401
+    LatentDiscriminator,
+    LatentGenerator,
+    ScoreNet,
+    ShapeGF,
+    analytic_score,
+    annealed_langevin,
+    dsm_loss,
+    sigma_schedule,
+    train_latent_gan,
+)
