@@ -1,0 +1,595 @@
+"""The experiments of chapter 03 (voxels), shared by the lecture, the lab and the benchmark.
+
+Introduced in ``lectures/03_voxels.ipynb``.
+
+* :func:`voxel_data`: ShapeNet-lite occupancy grids (+ rendered views, + surface samples), stacked;
+* :class:`GridBatches`: batches ``{"input", "target", "label"}`` for :func:`course_lib.train.fit`;
+* :func:`train_autoencoder`, :func:`train_single_view`, :func:`train_voxnet`: the chapter's
+  models trained (or loaded) with :func:`course_lib.train.train_or_load`;
+* :func:`iou_sweep`: volumetric IoU of predicted probabilities over a threshold sweep
+  (3D-R2N2 reports 0.4);
+* :func:`grid_to_mesh`, :func:`voxel_chamfer`: marching-cubes meshes of predicted grids and their
+  Chamfer distance to the true surface in the convention of chapters 05/06
+  (:data:`course_lib.experiments.surfaces.CD_CONVENTION`);
+* :func:`cost_curve`, :func:`fit_exponent`, :func:`surface_fraction`: the curse of
+  dimensionality measured -- parameters, activations, peak memory and forward+backward time of
+  the same encoder-decoder as the resolution grows.
+
+Splits are those of :class:`course_lib.data.ShapeNetLite` (disjoint seeds for train, val, test):
+"test" shapes are never seen in training.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from course_lib import config
+
+__all__ = [
+    "voxel_data",
+    "GridBatches",
+    "occupied_fraction",
+    "pos_weight_for",
+    "voxel_loss",
+    "classification_loss",
+    "checkpoint_path",
+    "build_autoencoder",
+    "build_single_view",
+    "build_voxnet",
+    "train_autoencoder",
+    "train_single_view",
+    "train_voxnet",
+    "predict",
+    "iou_sweep",
+    "best_threshold",
+    "accuracy",
+    "resample_grid",
+    "grid_to_mesh",
+    "voxel_chamfer",
+    "surface_fraction",
+    "activation_bytes",
+    "cost_curve",
+    "fit_exponent",
+    "grid_bytes",
+]
+
+
+# ---------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------
+def voxel_data(split: str, profile: str | None = None, *, resolution: int | None = None,
+               categories: Sequence[str] | None = None, per_category: int | None = None,
+               image: bool = False, surface: bool = False, image_size: int | None = None) -> dict[str, Any]:
+    """ShapeNet-lite grids of ``split`` stacked: ``{"voxels": (S, R, R, R) float 0/1, "label": (S,), ...}``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Sizes default to the ``ch03.*`` keys of
+    ``profile`` (``resolution``, ``categories``, ``<split>_per_category``, ``image_size``,
+    ``n_target``).  ``image=True`` adds the seeded random view ``rgb`` ``(S, 3, H, W)`` and
+    ``silhouette``; ``surface=True`` adds ``target_points`` ``(S, n_target, 3)`` (exact surface
+    samples, for the Chamfer comparison). Items are cached on disk by ShapeNetLite.
+    """
+    from course_lib.data import ShapeNetLite
+
+    s = config.sizes(profile, prefix="ch03.")
+    if split not in ("train", "val", "test"):
+        raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
+    reps = ["voxels"] + (["image"] if image else []) + (["target_points"] if surface else [])
+    ds = ShapeNetLite(split, tuple(reps), profile=profile,
+                      categories=s["categories"] if categories is None else categories,
+                      shapes_per_category=per_category or s[f"{split}_per_category"],
+                      voxel_resolution=resolution or s["resolution"], image_size=image_size or s["image_size"],
+                      n_target=s["n_target"])
+    out = ds.stacked()
+    keep = {"voxels", "rgb", "silhouette", "target_points", "label", "seed", "category", "categories"}
+    return {k: v for k, v in out.items() if k in keep}
+
+
+class GridBatches:
+    """Batches ``{"input": inputs[idx], "target": grids[idx], "label": labels[idx]}`` over stacked tensors.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``inputs`` are grids (auto-encoder, VoxNet) or
+    images (single view); ``targets`` the grids to predict (default: the inputs). With
+    ``jitter > 0`` each input *grid* is shifted by a random integer number of voxels in
+    ``[-jitter, jitter]`` along each axis (VoxNet's translation augmentation; the target moves
+    with it when it is the input itself).
+    """
+
+    def __init__(self, inputs: Tensor, targets: Tensor | None = None, labels: Tensor | None = None, *,
+                 batch_size: int = 32, seed: int = 0, shuffle: bool = True, jitter: int = 0) -> None:
+        if not isinstance(inputs, Tensor) or inputs.dim() < 2 or inputs.shape[0] == 0:
+            raise ValueError(f"inputs must be a non-empty batched tensor, got {getattr(inputs, 'shape', inputs)}")
+        for name, t in (("targets", targets), ("labels", labels)):
+            if t is not None and t.shape[0] != inputs.shape[0]:
+                raise ValueError(f"{inputs.shape[0]} inputs but {t.shape[0]} {name}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if jitter and inputs.dim() != 4:
+            raise ValueError("jitter needs grid inputs (S, R, R, R)")
+        self.inputs, self.targets, self.labels = inputs, targets, labels
+        self.batch_size, self.shuffle, self.jitter = int(batch_size), bool(shuffle), int(jitter)
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:
+        return math.ceil(self.inputs.shape[0] / self.batch_size)
+
+    def _shift(self, x: Tensor) -> Tensor:
+        j = self.jitter
+        shifts = torch.randint(-j, j + 1, (x.shape[0], 3), generator=self.gen).tolist()
+        return torch.stack([torch.roll(g, tuple(s), dims=(0, 1, 2)) for g, s in zip(x, shifts)])
+
+    def __iter__(self) -> Iterator[dict[str, Tensor]]:
+        n = self.inputs.shape[0]
+        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
+        for i in range(0, n, self.batch_size):
+            idx = order[i:i + self.batch_size]
+            x = self.inputs[idx]
+            y = self.targets[idx] if self.targets is not None else None
+            if self.jitter:
+                x = self._shift(x)
+                if self.targets is None:
+                    y = x
+            batch = {"input": x, "target": x if y is None else y}
+            if self.labels is not None:
+                batch["label"] = self.labels[idx]
+            yield batch
+
+
+def occupied_fraction(grids: Tensor) -> float:
+    """The fraction of full voxels over a stack of grids (the class balance of the BCE).
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    if not isinstance(grids, Tensor) or grids.numel() == 0:
+        raise ValueError("occupied_fraction needs a non-empty tensor of grids")
+    return float((grids > 0.5).double().mean())
+
+
+def pos_weight_for(grids: Tensor, power: float | None = None, profile: str | None = None) -> float:
+    """The positive weight of :func:`course_lib.models.voxels.voxel_bce` for these training grids.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``((1 - f) / f) ** power`` with ``f`` the
+    occupied fraction and ``power`` the ``ch03.pos_weight_power`` of the profile (0.5: halfway,
+    on a log scale, between the plain BCE and a fully balanced one).
+    """
+    from course_lib.models.voxels import balanced_pos_weight
+
+    p = config.size("ch03.pos_weight_power", profile) if power is None else power
+    return balanced_pos_weight(occupied_fraction(grids), power=p)
+
+
+def voxel_loss(pos_weight: float | None) -> Callable[[Any, dict], dict]:
+    """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: weighted BCE, plus the batch IoU at 0.5.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    from course_lib.metrics import volumetric_iou
+    from course_lib.models.voxels import voxel_bce
+
+    def loss_fn(model: Any, batch: dict) -> dict:
+        logits = model(batch["input"])
+        target = batch["target"]
+        loss = voxel_bce(logits, target, pos_weight)
+        with torch.no_grad():
+            iou = volumetric_iou(logits > 0, target > 0.5, batched=True)
+        return {"loss": loss, "iou": iou}
+
+    return loss_fn
+
+
+def classification_loss(model: Any, batch: dict) -> dict:
+    """Cross-entropy of VoxNet's logits against ``batch["label"]``, plus the batch accuracy.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    logits = model(batch["input"])
+    loss = F.cross_entropy(logits, batch["label"])
+    return {"loss": loss, "acc": (logits.argmax(1) == batch["label"]).double().mean()}
+
+
+# ---------------------------------------------------------------------------
+# models and training
+# ---------------------------------------------------------------------------
+def checkpoint_path(task: str, profile: str | None = None) -> Path:
+    """Where the trained chapter-03 model of ``task`` (``"ae"``, ``"svr"``, ``"voxnet"``, ...) is kept."""
+    profile = profile or config.get_profile()
+    return config.cache_dir() / "checkpoints" / f"ch03_{task}_{profile}.pt"
+
+
+def build_autoencoder(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
+    """The chapter's voxel auto-encoder with the ``ch03.*`` sizes of ``profile``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    from course_lib.models.voxels import VoxelAutoEncoder
+
+    s = config.sizes(profile, prefix="ch03.")
+    return VoxelAutoEncoder(resolution or s["resolution"], s["latent_dim"], s["encoder_channels"],
+                            s["decoder_channels"])
+
+
+def build_single_view(profile: str | None = None, resolution: int | None = None,
+                      multi_view: bool = False) -> torch.nn.Module:
+    """The chapter's image -> voxels model (ResNet encoder -> VoxelDecoder) with the ``ch03.*`` sizes.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    from course_lib.models.voxels import voxel_single_view
+
+    s = config.sizes(profile, prefix="ch03.")
+    return voxel_single_view(resolution or s["resolution"], s["latent_dim"], s["resnet_width"],
+                             decoder_channels=s["decoder_channels"], multi_view=multi_view)
+
+
+def build_voxnet(n_classes: int, profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
+    """VoxNet with the paper's layout at the ``ch03.resolution`` of ``profile``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    from course_lib.models.voxels import VoxNet
+
+    return VoxNet(n_classes, resolution or config.size("ch03.resolution", profile))
+
+
+def _fit(model: torch.nn.Module, task: str, profile: str, loader: GridBatches, val: GridBatches | None,
+         loss_fn: Callable, epochs: int, retrain: bool, progress: bool, path: Any, **fit_kwargs: Any) -> Any:
+    from course_lib.train import train_or_load
+
+    s = config.sizes(profile, prefix="ch03.")
+    kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=epochs, lr=s["lr"], seed=s["seed"], progress=progress,
+                              val_loader=val)
+    kw.update(fit_kwargs)
+    history = train_or_load(model, path or checkpoint_path(task, profile), retrain=retrain, train_loader=loader,
+                            **kw)
+    model.eval()
+    return history
+
+
+def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None = None,
+                      val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
+                      path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) the voxel auto-encoder with the weighted BCE; return ``(model, history)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Sizes ``ch03.*``; the positive weight comes
+    from the training grids (:func:`pos_weight_for`) and is kept as the model's attribute
+    ``pos_weight``.
+    """
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch03.")
+    config.seed_everything(s["seed"])
+    model = build_autoencoder(profile)
+    data = data or voxel_data("train", profile)
+    val_data = val_data or voxel_data("val", profile)
+    w = pos_weight_for(data["voxels"], profile=profile)
+    model.pos_weight = w  # type: ignore[assignment]
+    loader = GridBatches(data["voxels"], batch_size=s["batch_size"], seed=s["seed"])
+    val = GridBatches(val_data["voxels"], batch_size=s["batch_size"], shuffle=False)
+    return model, _fit(model, "ae", profile, loader, val, voxel_loss(w), s["ae_epochs"], retrain, progress, path,
+                       **fit_kwargs)
+
+
+def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None,
+                      val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
+                      path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) the single-view model (one RGB view -> 32^3 logits); return ``(model, history)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch03.")
+    config.seed_everything(s["seed"])
+    model = build_single_view(profile)
+    data = data or voxel_data("train", profile, image=True)
+    val_data = val_data or voxel_data("val", profile, image=True)
+    w = pos_weight_for(data["voxels"], profile=profile)
+    model.pos_weight = w  # type: ignore[assignment]
+    loader = GridBatches(data["rgb"], data["voxels"], batch_size=s["batch_size"], seed=s["seed"])
+    val = GridBatches(val_data["rgb"], val_data["voxels"], batch_size=s["batch_size"], shuffle=False)
+    return model, _fit(model, "svr", profile, loader, val, voxel_loss(w), s["svr_epochs"], retrain, progress, path,
+                       **fit_kwargs)
+
+
+def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = None,
+                 val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
+                 path: str | os.PathLike | None = None, jitter: int = 1, **fit_kwargs: Any
+                 ) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) VoxNet on the ``ch03.categories`` (cross-entropy, ``jitter``-voxel shifts).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Adam instead of the paper's SGD (fewer epochs
+    on a CPU); the paper also augments with 12 rotations about the up axis, which our
+    canonically oriented ShapeNet-lite shapes do not need.
+    """
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch03.")
+    config.seed_everything(s["seed"])
+    data = data or voxel_data("train", profile)
+    val_data = val_data or voxel_data("val", profile)
+    model = build_voxnet(len(data["categories"]), profile)
+    loader = GridBatches(data["voxels"], labels=data["label"], batch_size=s["batch_size"], seed=s["seed"],
+                         jitter=jitter)
+    val = GridBatches(val_data["voxels"], labels=val_data["label"], batch_size=s["batch_size"], shuffle=False)
+    return model, _fit(model, "voxnet", profile, loader, val, classification_loss, s["voxnet_epochs"], retrain,
+                       progress, path, **fit_kwargs)
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, inputs: Tensor, batch_size: int = 32, probabilities: bool = True) -> Tensor:
+    """Run ``model`` in eval mode on ``inputs`` in batches; sigmoid of the logits unless ``probabilities=False``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Returns CPU tensors.
+    """
+    was = model.training
+    model.eval()
+    dev = next((p.device for p in model.parameters()), inputs.device)
+    out = torch.cat([model(inputs[i:i + batch_size].to(dev)).cpu() for i in range(0, inputs.shape[0], batch_size)])
+    model.train(was)
+    return torch.sigmoid(out) if probabilities else out
+
+
+# ---------------------------------------------------------------------------
+# evaluation
+# ---------------------------------------------------------------------------
+def iou_sweep(probs: Tensor, target: Tensor, thresholds: Sequence[float] | None = None,
+              profile: str | None = None) -> dict[float, float]:
+    """Mean volumetric IoU of ``probs >= t`` against ``target`` for each threshold ``t``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``probs`` and ``target`` are ``(S, R, R, R)``;
+    the IoU is per shape (:func:`course_lib.metrics.volumetric_iou`, batched) then averaged,
+    as 3D-R2N2's ``evaluate_voxel_prediction`` does at its threshold 0.4. Thresholds default
+    to ``ch03.thresholds``.
+    """
+    from course_lib.metrics import volumetric_iou
+
+    if not isinstance(probs, Tensor) or not isinstance(target, Tensor):
+        raise TypeError("iou_sweep expects torch.Tensor probabilities and targets")
+    if probs.shape != target.shape or probs.dim() != 4:
+        raise ValueError(f"probs and target must both be (S, R, R, R), got {tuple(probs.shape)} and "
+                         f"{tuple(target.shape)}")
+    if not probs.is_floating_point() or float(probs.min()) < 0 or float(probs.max()) > 1:
+        raise ValueError("probs must be probabilities in [0, 1] (apply torch.sigmoid to logits)")
+    ts = config.size("ch03.thresholds", profile) if thresholds is None else thresholds
+    gt = target > 0.5
+    return {float(t): float(volumetric_iou(probs >= t, gt, batched=True)) for t in ts}
+
+
+def best_threshold(sweep: dict[float, float]) -> tuple[float, float]:
+    """``(threshold, IoU)`` of the best entry of an :func:`iou_sweep` (choose it on validation shapes)."""
+    if not sweep:
+        raise ValueError("empty sweep")
+    t = max(sweep, key=lambda k: sweep[k])
+    return t, sweep[t]
+
+
+def accuracy(model: torch.nn.Module, grids: Tensor, labels: Tensor, batch_size: int = 64) -> float:
+    """Top-1 accuracy of a classifier on ``grids`` ``(S, R, R, R)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    logits = predict(model, grids, batch_size, probabilities=False)
+    return float((logits.argmax(1) == labels.cpu()).double().mean())
+
+
+def resample_grid(grid: Tensor, resolution: int) -> Tensor:
+    """Trilinear resampling of ``(R, R, R)`` or ``(S, R, R, R)`` values to ``resolution^3`` (cell-centred).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Occupancies become fractions in [0, 1];
+    threshold them at 0.5 for a grid again.
+    """
+    if not isinstance(grid, Tensor) or grid.dim() not in (3, 4):
+        raise ValueError(f"grid must be (R, R, R) or (S, R, R, R), got {getattr(grid, 'shape', grid)}")
+    single = grid.dim() == 3
+    g = grid[None] if single else grid
+    out = F.interpolate(g[:, None].float(), size=(resolution,) * 3, mode="trilinear", align_corners=False)[:, 0]
+    return out[0] if single else out
+
+
+def grid_to_mesh(probs: Tensor, level: float = 0.5, bound: float = 1.0) -> Any:
+    """Marching-cubes mesh of the ``level`` iso-surface of a cell-centred grid ``(R, R, R)``; None if empty.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Cell ``i`` of the grid sits at
+    ``-bound + (i + 0.5) * 2 bound / R`` (the convention of :func:`course_lib.data.voxelize`), so the
+    node grid :func:`course_lib.geometry.marching_cubes` expects spans ``+-(bound - bound / R)``.
+    Inside is *above* the level for occupancies, hence the sign flip. A grid that never crosses
+    ``level`` (all empty or all full) has no surface: the result is None.
+    """
+    from course_lib.geometry import marching_cubes
+
+    if not isinstance(probs, Tensor) or probs.dim() != 3 or len(set(probs.shape)) != 1:
+        raise ValueError(f"grid_to_mesh expects one cubic grid (R, R, R), got {getattr(probs, 'shape', probs)}")
+    g = probs.detach().float().cpu()
+    if not bool((g > level).any()) or not bool((g < level).any()):
+        return None
+    R = g.shape[0]
+    return marching_cubes(-g, level=-float(level), bound=bound - bound / R)
+
+
+def voxel_chamfer(probs: Tensor, target_points: Tensor, level: float = 0.5, seed: int = 0) -> dict[str, Any]:
+    """Chamfer distance of marching-cubes meshes of predicted grids to surface samples of the true shapes.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Convention: chapters 05/06's
+    (:data:`course_lib.experiments.surfaces.CD_CONVENTION`: squared distances, mean + mean, x 1000),
+    with as many mesh samples as target points. Returns ``{"cd": mean over shapes with a mesh,
+    "per_shape": (S,) with nan where the prediction is empty, "empty": count}``.
+    """
+    from .surfaces import mesh_chamfer
+
+    if probs.dim() != 4 or target_points.dim() != 3 or probs.shape[0] != target_points.shape[0]:
+        raise ValueError(f"expected probs (S, R, R, R) and target_points (S, N, 3) for the same S, got "
+                         f"{tuple(probs.shape)} and {tuple(target_points.shape)}")
+    per = []
+    for g, pts in zip(probs, target_points):
+        mesh = grid_to_mesh(g, level)
+        per.append(float("nan") if mesh is None else mesh_chamfer(mesh, pts.float(), seed=seed))
+    t = torch.tensor(per, dtype=torch.float64)
+    ok = torch.isfinite(t)
+    return {"cd": float(t[ok].mean()) if bool(ok.any()) else float("nan"), "per_shape": t,
+            "empty": int((~ok).sum())}
+
+
+# ---------------------------------------------------------------------------
+# the curse of dimensionality
+# ---------------------------------------------------------------------------
+def grid_bytes(resolution: int, channels: int = 1, bytes_per_value: int = 4) -> int:
+    """Bytes of a dense ``channels x R^3`` grid (float32 by default): the ``R^3`` law in one line.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    return int(channels) * int(resolution) ** 3 * int(bytes_per_value)
+
+
+def _ball(resolution: int, radius: float = 0.7) -> Tensor:
+    c = (torch.arange(resolution, dtype=torch.float64) + 0.5) * 2.0 / resolution - 1.0
+    x, y, z = torch.meshgrid(c, c, c, indexing="ij")
+    return (x**2 + y**2 + z**2) < radius**2
+
+
+def surface_fraction(grid: Tensor | int) -> float:
+    """Fraction of the grid's cells on the surface: full cells with an empty (or outside) 6-neighbour.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``grid`` is an ``(R, R, R)`` occupancy, or an
+    int ``R`` for a ball of radius 0.7 in ``[-1, 1]^3``. For a fixed shape it shrinks as
+    ``1 / R`` (surface cells grow as ``R^2``, all cells as ``R^3``): most of a dense grid
+    stores nothing about the surface.
+    """
+    occ = _ball(grid) if isinstance(grid, int) else grid > 0.5
+    if occ.dim() != 3:
+        raise ValueError(f"grid must be (R, R, R), got {tuple(occ.shape)}")
+    p = F.pad(occ[None, None].float(), (1, 1, 1, 1, 1, 1))[0, 0]
+    interior = torch.ones_like(occ)
+    for d in range(3):
+        for s in (0, 2):
+            sl = [slice(1, -1)] * 3
+            sl[d] = slice(s, s + occ.shape[d])
+            interior &= p[tuple(sl)] > 0.5
+    return float((occ & ~interior).double().sum() / occ.numel())
+
+
+def activation_bytes(model: torch.nn.Module, x: Tensor) -> int:
+    """Bytes of every leaf module's output in one forward pass of ``x`` (what autograd must keep, roughly).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Counts each leaf module's output tensor once
+    (in-place ReLUs would share memory; ours are not in place), so it is an upper bound on the
+    activations saved for the backward pass, and independent of the allocator.
+    """
+    total = 0
+
+    def hook(_m: Any, _i: Any, out: Any) -> None:
+        nonlocal total
+        if isinstance(out, Tensor):
+            total += out.numel() * out.element_size()
+
+    hooks = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    return int(total)
+
+
+def _measure_step(model: torch.nn.Module, x: Tensor, dev: torch.device, repeat: int) -> tuple[float, float]:
+    """(peak extra bytes, median seconds) of a forward+backward of the plain BCE on ``x``."""
+    from course_lib.models.voxels import voxel_bce
+
+    from .point_sets import peak_memory
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        voxel_bce(model(x), x).backward()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    step()  # warm-up (allocations, kernel choice)
+    model.zero_grad(set_to_none=True)
+    _, peak = peak_memory(step, dev)
+    times = []
+    for _ in range(max(1, repeat)):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return float(peak), float(np.median(times))
+
+
+def cost_curve(resolutions: Sequence[int] | None = None, *, profile: str | None = None,
+               channels: int | None = None, latent_dim: int | None = None, batch_size: int | None = None,
+               repeat: int = 3, device: torch.device | str | None = None, max_bytes: float | None = None,
+               time_limit: float = 60.0, progress: bool = False) -> list[dict[str, Any]]:
+    """Memory and time of one forward+backward of the same voxel auto-encoder at each resolution.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+
+    For each ``R`` (default ``ch03.curve_resolutions``): a :class:`~course_lib.models.voxels.VoxelAutoEncoder`
+    with ``channels`` (``ch03.curve_channels``) channels in both encoder and decoder and
+    ``max_channels = 8 * channels`` (so that only the number of stages changes with ``R``),
+    on a batch of ``batch_size`` balls. Each row: ``resolution``, ``params``, ``activation_bytes``
+    (:func:`activation_bytes`), ``peak_bytes`` (the extra memory of a forward+backward measured by
+    :func:`course_lib.experiments.point_sets.peak_memory`), ``seconds`` (median forward+backward over
+    ``repeat``, after one warm-up), ``grid_bytes`` (one float32 input grid) and ``surface_fraction``.
+    A resolution is skipped (``skipped`` set, values nan) when the activations predicted from the
+    previous one (x 8) exceed ``max_bytes`` (``ch03.curve_max_bytes``) or the previous one took more
+    than ``time_limit`` seconds.
+    """
+    from course_lib.models.voxels import VoxelAutoEncoder
+
+    s = config.sizes(profile, prefix="ch03.")
+    rs = list(s["curve_resolutions"] if resolutions is None else resolutions)
+    ch = channels or s["curve_channels"]
+    L = latent_dim or s["latent_dim"]
+    B = batch_size or s["curve_batch"]
+    limit = float(s["curve_max_bytes"] if max_bytes is None else max_bytes)
+    dev = config.get_device(device)
+    rows: list[dict[str, Any]] = []
+    prev_act, prev_time = None, 0.0
+    it: Any = rs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(rs, desc="cost curve")
+    for R in it:
+        row: dict[str, Any] = {"resolution": int(R), "grid_bytes": grid_bytes(R), "surface_fraction": surface_fraction(R)}
+        reason = None
+        if prev_act is not None and prev_act * 8 > limit:
+            reason = f"predicted activations {prev_act * 8 / 2**30:.1f} GiB > limit {limit / 2**30:.1f} GiB"
+        elif prev_time > time_limit:
+            reason = f"previous resolution took {prev_time:.0f} s > {time_limit:.0f} s"
+        if reason:
+            row.update(params=float("nan"), activation_bytes=float("nan"), peak_bytes=float("nan"),
+                       seconds=float("nan"), skipped=reason)
+            rows.append(row)
+            continue
+        torch.manual_seed(0)
+        model = VoxelAutoEncoder(R, L, ch, ch, max_channels=8 * ch).to(dev)
+        x = _ball(R).float().to(dev)[None].expand(B, -1, -1, -1).contiguous()
+        row["params"] = sum(p.numel() for p in model.parameters())
+        row["activation_bytes"] = activation_bytes(model, x)
+
+        row["peak_bytes"], row["seconds"] = _measure_step(model, x, dev, repeat)
+        row["skipped"] = ""
+        prev_act, prev_time = row["activation_bytes"], row["seconds"]
+        rows.append(row)
+        del model, x
+    return rows
+
+
+def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Slope of the least-squares line through ``(log x, log y)``: ``y ~ x^slope``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Non-finite or non-positive points are dropped;
+    needs at least two points left (else nan).
+    """
+    x = np.asarray(xs, dtype=np.float64)
+    y = np.asarray(ys, dtype=np.float64)
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
+    if ok.sum() < 2:
+        return float("nan")
+    return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])

@@ -1,0 +1,156 @@
+"""Chapter 03 experiment layer: IoU sweep, marching cubes of grids, Chamfer, the cost curve (small sizes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from course_lib.experiments import voxels as V
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def ball(R: int, r: float = 0.7) -> torch.Tensor:
+    return V._ball(R, r)
+
+
+def test_iou_sweep_against_brute_force():
+    g = torch.Generator().manual_seed(0)
+    probs = torch.rand(3, 6, 6, 6, generator=g)
+    target = (torch.rand(3, 6, 6, 6, generator=g) > 0.6).float()
+    sweep = V.iou_sweep(probs, target, thresholds=(0.2, 0.4, 0.9))
+    for t, got in sweep.items():
+        p, q = probs.numpy() >= t, target.numpy() > 0.5
+        ref = np.mean([(p[i] & q[i]).sum() / (p[i] | q[i]).sum() for i in range(3)])
+        assert got == pytest.approx(ref)
+    assert V.best_threshold({0.3: 0.5, 0.4: 0.7, 0.5: 0.6}) == (0.4, 0.7)
+
+
+def test_iou_sweep_uses_greater_or_equal_like_r2n2():
+    probs = torch.full((1, 2, 2, 2), 0.4)
+    target = torch.ones(1, 2, 2, 2)
+    assert V.iou_sweep(probs, target, (0.4,))[0.4] == 1.0
+
+
+def test_iou_sweep_errors():
+    with pytest.raises(ValueError, match="sigmoid"):
+        V.iou_sweep(torch.randn(1, 2, 2, 2) * 5, torch.zeros(1, 2, 2, 2), (0.5,))
+    with pytest.raises(ValueError, match=r"\(S, R, R, R\)"):
+        V.iou_sweep(torch.rand(2, 2, 2), torch.zeros(2, 2, 2), (0.5,))
+
+
+def test_grid_to_mesh_of_a_ball():
+    R, r = 32, 0.7
+    mesh = V.grid_to_mesh(ball(R, r).float())
+    assert mesh.is_watertight and mesh.volume > 0
+    # the 0.5 level of a binary grid lies half-way between cell centres: the volume is close to the ball's
+    assert mesh.volume == pytest.approx(4 / 3 * math.pi * r**3, rel=0.05)
+    radii = np.linalg.norm(mesh.vertices, axis=1)
+    assert np.all(np.abs(radii - r) < 2 * 2 / R)
+    assert V.grid_to_mesh(torch.zeros(8, 8, 8)) is None and V.grid_to_mesh(torch.ones(8, 8, 8)) is None
+    with pytest.raises(ValueError, match="cubic"):
+        V.grid_to_mesh(torch.zeros(4, 4, 5))
+
+
+def test_grid_to_mesh_centres_match_voxelize_convention():
+    # one full cell [i, j, k] at the corner: its mesh is centred on the cell centre
+    R = 8
+    g = torch.zeros(R, R, R)
+    g[1, 2, 5] = 1
+    mesh = V.grid_to_mesh(g)
+    centre = -1 + (torch.tensor([1, 2, 5]) + 0.5) * 2 / R
+    np.testing.assert_allclose(mesh.vertices.mean(0), centre.numpy(), atol=1e-6)
+
+
+def test_voxel_chamfer_decreases_with_resolution_and_reports_empty():
+    r = 0.7
+    rng = np.random.default_rng(0)
+    d = rng.normal(size=(2000, 3))
+    pts = torch.tensor(r * d / np.linalg.norm(d, axis=1, keepdims=True), dtype=torch.float32)
+    cds = [V.voxel_chamfer(ball(R, r).float()[None], pts[None])["cd"] for R in (8, 32)]
+    assert cds[1] < cds[0]
+    out = V.voxel_chamfer(torch.stack([torch.zeros(8, 8, 8), ball(8, r).float()]), torch.stack([pts, pts]))
+    assert out["empty"] == 1 and math.isnan(out["per_shape"][0]) and out["cd"] == pytest.approx(cds[0], rel=0.2)
+
+
+def test_surface_fraction_against_scipy_erosion():
+    occ = ball(16).numpy()
+    er = ndimage.binary_erosion(np.pad(occ, 1), structure=ndimage.generate_binary_structure(3, 1))[1:-1, 1:-1, 1:-1]
+    assert V.surface_fraction(torch.from_numpy(occ)) == pytest.approx((occ & ~er).sum() / occ.size)
+    # a fixed shape: the fraction of surface cells halves when R doubles
+    fr = [V.surface_fraction(R) for R in (16, 32, 64)]
+    assert V.fit_exponent([16, 32, 64], fr) == pytest.approx(-1.0, abs=0.1)
+    # a full grid: only the border counts as surface
+    assert V.surface_fraction(torch.ones(4, 4, 4)) == pytest.approx(1 - 8 / 64)
+
+
+def test_fit_exponent():
+    xs = [16, 32, 64, 128]
+    assert V.fit_exponent(xs, [3 * x**3 for x in xs]) == pytest.approx(3.0)
+    assert V.fit_exponent(xs, [1, float("nan"), 16, 64]) == pytest.approx(2.0)
+    assert math.isnan(V.fit_exponent([1], [1]))
+
+
+def test_activation_bytes_counts_leaf_outputs():
+    m = torch.nn.Sequential(torch.nn.Conv3d(1, 2, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten())
+    x = torch.zeros(3, 1, 4, 4, 4)
+    assert V.activation_bytes(m, x) == 3 * (2 * 64 * 4) * 3
+    assert V.grid_bytes(32) == 32**3 * 4 and V.grid_bytes(8, channels=2, bytes_per_value=1) == 1024
+
+
+def test_cost_curve_small_and_skips_past_the_memory_limit():
+    rows = V.cost_curve((4, 8, 16), channels=2, latent_dim=4, batch_size=1, repeat=1, max_bytes=50_000)
+    assert [r["resolution"] for r in rows] == [4, 8, 16]
+    assert rows[0]["skipped"] == "" and rows[0]["params"] > 0 and rows[0]["seconds"] > 0
+    assert rows[1]["activation_bytes"] > 4 * rows[0]["activation_bytes"]
+    assert "limit" in rows[2]["skipped"] and math.isnan(rows[2]["seconds"])
+    assert rows[1]["grid_bytes"] == 8 * rows[0]["grid_bytes"]
+
+
+def test_grid_batches_cover_every_item_and_jitter_moves_input_with_target():
+    grids = torch.zeros(5, 6, 6, 6)
+    for i in range(5):
+        grids[i, i, 0, 0] = 1
+    labels = torch.arange(5)
+    b = V.GridBatches(grids, labels=labels, batch_size=2, seed=0)
+    seen = torch.cat([x["label"] for x in b])
+    assert sorted(seen.tolist()) == list(range(5)) and len(b) == 3
+    bj = V.GridBatches(grids, labels=labels, batch_size=5, seed=1, jitter=1)
+    batch = next(iter(bj))
+    assert torch.equal(batch["input"], batch["target"])
+    assert batch["input"].sum() == 5  # shifts (rolls) keep every voxel
+    with pytest.raises(ValueError, match="inputs but"):
+        V.GridBatches(grids, labels=torch.arange(4))
+
+
+def test_resample_grid():
+    g = ball(8).float()
+    torch.testing.assert_close(V.resample_grid(g, 8), g)
+    up = V.resample_grid(g[None], 16)
+    assert up.shape == (1, 16, 16, 16) and float(up.min()) >= 0 and float(up.max()) <= 1
+    iou = ((up[0] > 0.5) & ball(16)).sum() / ((up[0] > 0.5) | ball(16)).sum()
+    assert iou > 0.8
+
+
+def test_voxel_loss_and_classification_loss():
+    from course_lib.models.voxels import VoxelAutoEncoder, VoxNet
+
+    ae = VoxelAutoEncoder(8, 4, 2, 2)
+    batch = {"input": ball(8).float()[None].repeat(2, 1, 1, 1)}
+    batch["target"] = batch["input"]
+    out = V.voxel_loss(3.0)(ae, batch)
+    assert out["loss"].requires_grad and 0 <= float(out["iou"]) <= 1
+    net = VoxNet(3, resolution=16, filters=2, hidden=4)
+    out = V.classification_loss(net, {"input": torch.zeros(2, 16, 16, 16), "label": torch.tensor([0, 2])})
+    assert out["loss"].requires_grad and float(out["acc"]) in (0.0, 0.5, 1.0)
+
+
+def test_pos_weight_for():
+    grids = torch.zeros(2, 10, 10, 10)
+    grids[:, :1] = 1  # 10 % full
+    assert V.pos_weight_for(grids, power=1.0) == pytest.approx(9.0)
+    assert V.pos_weight_for(grids, power=0.5) == pytest.approx(3.0)
