@@ -68,3 +68,33 @@ from .shapegf import (  # noqa: F401
     sigma_schedule,
     train_latent_gan,
 )
+
+# --- 07 implicit fields: OccNet, DeepSDF, IM-NET --------------------------------
+# isort: split
+from .implicit import (  # noqa: F401
+    AutoDecoder,
+    CBatchNorm,
+    CResnetBlock,
+    DeepSDFDecoder,
+    IMNetDecoder,
+    OccNetDecoder,
+    OccupancyNetwork,
+    clamped_l1,
+    deepsdf_loss,
+    field_of,
+    imnet_loss,
+    interpolate_latents,
+    latent_penalty,
+    occupancy_loss,
+    reconstruct_latent,
+)
+
+# --- 08 primitives: cuboids and superquadrics ----------------------------------
+# isort: split
+from .primitives import (  # noqa: F401
+    PrimitiveNet,
+    Primitives,
+    expected_min_distance,
+    expected_min_distance_enumerate,
+    superquadric_inside_outside,
+)
