@@ -64,6 +64,9 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch01.image_size": {"ci": 48, "laptop": 128, "gpu": 128},
     "ch01.poisson_resolution": {"ci": 32, "laptop": 64, "gpu": 96},
     "ch01.gallery_seeds": {"ci": 3, "laptop": 10, "gpu": 20},
+    # SDF gradient-norm table: categories (first k of data.CATEGORIES) and uniform points per shape
+    "ch01.gradient_categories": {"ci": 10, "laptop": 10, "gpu": 10},
+    "ch01.gradient_points": {"ci": 2000, "laptop": 20000, "gpu": 50000},
     "ch01.lab_n_points": {"ci": 2000, "laptop": 10000, "gpu": 10000},
     "ch01.lab_voxel_resolution": {"ci": 16, "laptop": 32, "gpu": 32},
     # --- 02 encoders --------------------------------------------------------

@@ -83,3 +83,25 @@ def test_voxelize_matches_mesh_contains():
     occupied = np.argwhere(vox.numpy())
     ext = occupied.max(0) - occupied.min(0)
     assert ext[0] == ext.max()
+
+
+def test_sdf_gradient_stats_against_finite_differences():
+    from course_lib.data import sdf_gradient_stats
+
+    chair = make_shape("chair", 2_000_000)
+    st = sdf_gradient_stats(chair, n=3000, seed=1)
+    # the chair is a union of exact box SDFs: a true distance inside and outside
+    assert st["inside_unit_fraction"] == 1.0 and st["outside_unit_fraction"] == 1.0
+    bottle = make_shape("bottle", 2_000_000)
+    sb = sdf_gradient_stats(bottle, n=3000, seed=1)
+    assert sb["outside_unit_fraction"] < 0.9 and sb["outside_min_norm"] < 0.9  # the ellipsoid bound
+    # independent reference: central finite differences of the SDF at the same points
+    g = torch.Generator().manual_seed(1)
+    pts = ((torch.rand(3000, 3, generator=g, dtype=torch.float64) * 2 - 1) * 1.1).float()
+    h = 1e-3
+    eye = torch.eye(3) * h
+    fd = torch.stack([(bottle.sdf(pts + e) - bottle.sdf(pts - e)) / (2 * h) for e in eye], -1).norm(dim=-1)
+    f = bottle.sdf(pts)
+    out = f > 0
+    ref = float(((fd[out] - 1).abs() <= 0.01).float().mean())
+    assert abs(ref - sb["outside_unit_fraction"]) < 0.02

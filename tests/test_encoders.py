@@ -188,7 +188,7 @@ def test_pointnet2_grouping_and_order():
     g = torch.Generator().manual_seed(14)
     perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(199, generator=g)])
     errs = {}
-    for grouping in ("ball_query", "knn_in_ball"):
+    for grouping in ("ball_query", "knn_in_ball", "ball_hashed"):
         torch.manual_seed(0)
         m = E.PointNet2(levels=((16, 0.5, 8, (8, 16)),), global_mlp=(16, 32), grouping=grouping)
         m = _warm_bn(m, x)
@@ -205,7 +205,25 @@ def test_pointnet2_grouping_and_order():
                     nearest = d2[b, :, c].topk(8, largest=False).indices
                     assert set(members[b, c].tolist()) == set(nearest.tolist())
     assert errs["knn_in_ball"] < 1e-5
+    assert errs["ball_hashed"] < 1e-5
     assert errs["ball_query"] > 1e-4
+
+
+def test_default_grouping_keeps_the_radius_scale():
+    # crowded balls (far more points than n_samples): knn_in_ball's kept points huddle near the centre,
+    # while the default hashed ball query spreads over the whole ball like the reference's random subset
+    x = _cloud(1, 2000, seed=21)
+    spread = {}
+    for grouping in ("ball_hashed", "knn_in_ball", "ball_query"):
+        m = E.PointNet2(levels=((16, 0.4, 8, (8,)),), global_mlp=(8,), grouping=grouping).eval()
+        with torch.no_grad():
+            out = m(x)
+        lv = out.levels[0]
+        members = x[0][lv["group_idx"][0]]  # (16, 8, 3)
+        spread[grouping] = (members - lv["xyz"][0][:, None]).norm(dim=-1).mean().item()
+    assert spread["knn_in_ball"] < 0.6 * spread["ball_hashed"]
+    assert abs(spread["ball_hashed"] - spread["ball_query"]) < 0.25 * spread["ball_query"]
+    assert E.PointNet2().sa[0].grouping == "ball_hashed"
 
 
 @pytest.mark.parametrize("after_max", [False, True])

@@ -166,3 +166,27 @@ def test_ball_query_errors() -> None:
         ball_query(torch.rand(2, 10, 3), torch.rand(1, 4, 3), 0.1, 2)
     with pytest.raises(ValueError, match="feature dimensions"):
         ball_query(x, torch.rand(4, 2), 0.1, 2)
+
+
+def test_ball_query_priority_and_coordinate_hash() -> None:
+    from course_lib.ops import coordinate_hash
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.rand(2, 300, 3, generator=g)
+    centers = x[:, :10]
+    pr = coordinate_hash(x)
+    assert pr.shape == (2, 300) and bool((pr >= 0).all() and (pr < 1).all())
+    idx = ball_query(x, centers, 0.3, 6, priority=pr)
+    # brute force: inside the ball, the 6 smallest priorities
+    for b in range(2):
+        for c in range(10):
+            d2 = ((x[b] - centers[b, c]) ** 2).sum(-1)
+            inside = torch.nonzero(d2 < 0.09).flatten()
+            best = inside[torch.argsort(pr[b, inside])][:6]
+            assert set(idx[b, c].tolist()) == set(best.tolist())
+    # permuting the input permutes the indices and keeps the same points
+    perm = torch.randperm(300, generator=g)
+    idx_p = ball_query(x[:, perm], centers, 0.3, 6, priority=coordinate_hash(x[:, perm]))
+    assert torch.equal(perm[idx_p].sort(-1).values, idx.sort(-1).values)
+    with pytest.raises(ValueError, match="priority"):
+        ball_query(x, centers, 0.3, 6, priority=pr[:, :10])

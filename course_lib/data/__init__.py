@@ -12,6 +12,7 @@ from .samplers import (
     sample_near_surface,
     sample_occupancy,
     sample_sdf,
+    sdf_gradient_stats,
     voxel_centers,
     voxelize,
 )
@@ -32,5 +33,5 @@ __all__ = [
     "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION",
     "MAX_SEED", "RESERVED", "SAMPLING_STREAMS", "SPLIT_SEED_OFFSET", "reserved_seed", "split_of", "Shape", "look_at",
     "make_shape",
-    "render", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
+    "render", "sdf_gradient_stats", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
 ]

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from .shapes import Shape, check_seed
 
-__all__ = ["sample_sdf", "sample_occupancy", "sample_near_surface", "voxelize", "voxel_centers"]
+__all__ = ["sample_sdf", "sample_occupancy", "sample_near_surface", "voxelize", "voxel_centers", "sdf_gradient_stats"]
 
 DEFAULT_SIGMAS: tuple[float, float] = (0.01, 0.05)
 """Standard deviations of the two near-surface Gaussians (DeepSDF uses variances 0.0025 and 0.00025,
@@ -148,3 +148,30 @@ def voxelize(shape: Shape, resolution: int, device: torch.device | str | None = 
     shape = _check_shape(shape)
     centers = voxel_centers(resolution, 1.0, device)
     return shape.occupancy(centers.reshape(-1, 3)).reshape(centers.shape[:3])
+
+
+def sdf_gradient_stats(shape: Shape, n: int = 20_000, seed: int = 0, bound: float = 1.1,
+                       tol: float = 0.01) -> dict[str, float]:
+    """How close ``shape.sdf`` is to a true distance: the gradient norm at ``n`` uniform points of ``[-bound, bound]^3``.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  A true signed distance has
+    ``|grad f| = 1`` almost everywhere; a *bound* (ellipsoids, differences of solids) has a smaller
+    norm where it underestimates the distance.  Returns the fraction of points inside, and for the
+    inside and the outside points separately the fraction with ``| |grad f| - 1 | <= tol`` and the
+    minimum norm (``nan`` when no point falls there).
+    """
+    shape = _check_shape(shape)
+    n = _check_n(n)
+    g = torch.Generator().manual_seed(int(seed))
+    pts = (torch.rand(n, 3, generator=g, dtype=torch.float64) * 2 - 1) * float(bound)
+    f, grad = shape.gradient(pts.float())
+    norm = grad.norm(dim=-1)
+    out: dict[str, float] = {"inside_fraction": float((f < 0).float().mean())}
+    for name, mask in (("inside", f < 0), ("outside", f > 0)):
+        if bool(mask.any()):
+            out[f"{name}_unit_fraction"] = float(((norm[mask] - 1).abs() <= tol).float().mean())
+            out[f"{name}_min_norm"] = float(norm[mask].min())
+        else:
+            out[f"{name}_unit_fraction"] = float("nan")
+            out[f"{name}_min_norm"] = float("nan")
+    return out

@@ -324,6 +324,10 @@ class PointNet(nn.Module):
 # ---------------------------------------------------------------------------
 # PointNet++ (single-scale grouping)
 # ---------------------------------------------------------------------------
+GROUPINGS: tuple[str, ...] = ("ball_hashed", "ball_query", "knn_in_ball")
+"""The groupings of :class:`SetAbstraction` (the first is the default)."""
+
+
 class SetAbstraction(nn.Module):
     """One set-abstraction level of PointNet++ (single-scale grouping).
 
@@ -337,12 +341,18 @@ class SetAbstraction(nn.Module):
     "group all" level: one centre at the origin, every point in its group, global
     coordinates.
 
-    ``grouping="ball_query"`` is the paper's: the *first* ``n_samples`` points (in
-    index order) inside the ball, so when a ball holds more, which ones are kept
-    depends on the order of the input and the level is not exactly permutation
-    invariant.  ``grouping="knn_in_ball"`` (the default here) keeps the ``n_samples``
-    *nearest* points instead (those beyond the radius replaced by the nearest one),
-    which does not depend on the order.
+    Three groupings (what a ball keeps when it holds more than ``n_samples`` points):
+
+    * ``"ball_query"``: the paper's code, the *first* ``n_samples`` points in index order.
+      On i.i.d. shuffled samples this is a random subset of the ball, but which points are
+      kept depends on the order of the input: the level is not exactly permutation invariant.
+    * ``"ball_hashed"`` (the default): the same rule with the index order replaced by a
+      pseudo-random order computed from the coordinates (:func:`course_lib.ops.coordinate_hash`):
+      a pseudo-random subset of the whole ball, as the reference keeps on shuffled input, and
+      independent of the input order.
+    * ``"knn_in_ball"``: the ``n_samples`` *nearest* points (those beyond the radius replaced
+      by the nearest one).  Order independent too, but when balls are crowded the radius never
+      binds and the level becomes a kNN grouping whose neighbourhood shrinks as the density grows.
     """
 
     def __init__(
@@ -353,11 +363,11 @@ class SetAbstraction(nn.Module):
         in_channels: int,
         mlp: Sequence[int],
         normalize_local: bool = True,
-        grouping: str = "knn_in_ball",
+        grouping: str = "ball_hashed",
     ) -> None:
         super().__init__()
-        if grouping not in ("ball_query", "knn_in_ball"):
-            raise ValueError(f"grouping must be 'ball_query' or 'knn_in_ball', got {grouping!r}")
+        if grouping not in GROUPINGS:
+            raise ValueError(f"grouping must be one of {', '.join(GROUPINGS)}, got {grouping!r}")
         self.grouping = grouping
         if n_centers is not None and (radius is None or radius <= 0 or not n_samples or n_samples < 1):
             raise ValueError("a sampled SetAbstraction level needs radius > 0 and n_samples >= 1")
@@ -391,6 +401,9 @@ class SetAbstraction(nn.Module):
             k = min(int(self.n_samples), N)
             if self.grouping == "ball_query":
                 group_idx = _ops.ball_query(xyz, new_xyz, float(self.radius), k)
+            elif self.grouping == "ball_hashed":
+                group_idx = _ops.ball_query(xyz, new_xyz, float(self.radius), k,
+                                            priority=_ops.coordinate_hash(xyz))
             else:
                 d2, group_idx = _ops.knn(new_xyz, xyz, k)
                 group_idx = torch.where(d2 <= float(self.radius) ** 2, group_idx, group_idx[..., :1])
@@ -427,9 +440,11 @@ class PointNet2(nn.Module):
         Optional ``gamma`` MLP on the pooled vector, as in :class:`PointNet`.
     normalize_local:
         Divide local coordinates by the radius (keeps their scale near 1 at every level).
+        A departure from the reference code, which uses the raw offsets.
     grouping:
-        ``"knn_in_ball"`` (default, order independent) or ``"ball_query"`` (the paper's
-        first-found points), see :class:`SetAbstraction`.
+        ``"ball_hashed"`` (default: a pseudo-random subset of each ball, order independent),
+        ``"ball_query"`` (the paper's first-found points) or ``"knn_in_ball"`` (nearest
+        points), see :class:`SetAbstraction`.
     fps_start:
         Where the first level's farthest point sampling starts: ``"farthest"`` (default,
         the point farthest from the centroid), ``"random"`` or a fixed index (the
@@ -437,9 +452,10 @@ class PointNet2(nn.Module):
 
     With the defaults the encoder is permutation invariant: the first level's farthest
     point sampling starts at the point farthest from the centroid (``fps_start="farthest"``)
-    rather than at index 0, and the groups are the nearest points in each ball. The
-    reference implementation starts at index 0 and keeps the first points found
-    (``fps_start=0, grouping="ball_query"``), which depends on the order of the input.
+    rather than at index 0, and each ball keeps a subset chosen by a hash of the coordinates
+    rather than by index. The reference implementation starts at index 0 and keeps the first
+    points found (``fps_start=0, grouping="ball_query", normalize_local=False``), which depends
+    on the order of the input.
     """
 
     def __init__(
@@ -452,7 +468,7 @@ class PointNet2(nn.Module):
         global_mlp: Sequence[int] = (256, 512, 1024),
         out_dim: int | None = None,
         normalize_local: bool = True,
-        grouping: str = "knn_in_ball",
+        grouping: str = "ball_hashed",
         fps_start: int | str = "farthest",
     ) -> None:
         super().__init__()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from .chamfer import chamfer_distance
 from .emd import EMDResult, emd
 from .neighbors import gather_points, knn
-from .sampling import ball_query, farthest_point_sampling
+from .sampling import ball_query, coordinate_hash, farthest_point_sampling
 
-__all__ = ["knn", "gather_points", "farthest_point_sampling", "ball_query", "chamfer_distance", "emd", "EMDResult"]
+__all__ = ["knn", "gather_points", "farthest_point_sampling", "ball_query", "coordinate_hash", "chamfer_distance", "emd",
+           "EMDResult"]

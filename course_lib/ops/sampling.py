@@ -14,7 +14,7 @@ from torch import Tensor
 from . import _jit
 from ._validate import as_batched, block_elements, check_int, check_lengths, check_pair
 
-__all__ = ["farthest_point_sampling", "ball_query"]
+__all__ = ["farthest_point_sampling", "ball_query", "coordinate_hash"]
 
 
 def _fps_numpy(x: np.ndarray, n: int, start: int) -> np.ndarray:
@@ -158,6 +158,7 @@ def ball_query(
     k: int,
     *,
     return_counts: bool = False,
+    priority: Tensor | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Up to ``k`` points of ``x`` within ``radius`` of each center (PointNet++ grouping).
 
@@ -168,6 +169,11 @@ def ball_query(
     found. A center with no point in its ball gets index 0 in every slot (the reference
     kernels' zero-initialised output); ``return_counts=True`` also returns how many slots
     are real (0 flags such centers).
+
+    ``priority`` ``(B, N)`` (or ``(N,)``) replaces index order by another order: the points
+    inside a ball are taken by increasing ``priority`` (ties by index).  With a priority
+    computed from the coordinates alone (:func:`coordinate_hash`), the kept points no longer
+    depend on the order of the input.
 
     Args:
         x: ``(B, N, D)`` or ``(N, D)`` points.
@@ -191,6 +197,13 @@ def ball_query(
     if not np.isfinite(radius) or radius <= 0:
         raise ValueError(f"radius must be a positive finite number, got {radius}")
     r2 = radius * radius
+    perm = None
+    if priority is not None:
+        pr = priority[None] if priority.dim() == 1 else priority
+        if tuple(pr.shape) != (b, npts):
+            raise ValueError(f"priority must be (B, N) = ({b}, {npts}) or (N,), got {tuple(priority.shape)}")
+        perm = torch.argsort(pr.to(xb.device), dim=-1, stable=True)  # rank -> point index
+        xb = torch.gather(xb, 1, perm[..., None].expand(-1, -1, d))  # points in priority order
     rows = max(1, min(m, block_elements(xb.device) // max(1, b * npts * d)))
     out = torch.empty(b, m, k, dtype=torch.long, device=xb.device)
     counts = torch.empty(b, m, dtype=torch.long, device=xb.device)
@@ -208,6 +221,24 @@ def ball_query(
             first = torch.where(first == npts, head.expand_as(first), first)
             out[:, r0:r0 + rows] = first
             counts[:, r0:r0 + rows] = cnt
+        if perm is not None:  # back from priority ranks to the caller's indices
+            out = torch.gather(perm, 1, out.reshape(b, -1)).reshape(b, m, k)
     if xu:
         out, counts = out[0], counts[0]
     return (out, counts) if return_counts else out
+
+
+def coordinate_hash(points: Tensor) -> Tensor:
+    """A pseudo-random number in ``[0, 1)`` per point that depends on its coordinates only: ``(..., D) -> (...)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Used as the ``priority`` of :func:`ball_query`,
+    it keeps a pseudo-random subset of each ball (as the reference code does on i.i.d. shuffled
+    points) that does not change when the input is permuted.
+    """
+    if not isinstance(points, Tensor) or points.dim() < 1:
+        raise ValueError(f"points must be a tensor (..., D), got {type(points).__name__}")
+    d = points.shape[-1]
+    w = torch.tensor([12.9898, 78.233, 37.719, 93.989, 4.1414][:d] + [1.0] * max(0, d - 5),
+                     dtype=torch.float64, device=points.device)
+    s = torch.sin(points.double() @ w) * 43758.5453
+    return s - torch.floor(s)

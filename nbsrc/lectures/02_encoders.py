@@ -37,8 +37,13 @@ print({k: S[k] for k in ("n_points", "batch_size", "test_points", "jitter_sigmas
 # the residual network of He et al. (2016). Two ideas make deep CNNs trainable:
 #
 # * **skip connections**: a block computes $y = \mathrm{ReLU}(F(x) + x)$ instead of
-#   $\mathrm{ReLU}(F(x))$. The block only has to learn a *correction* $F$ to the
-#   identity, and the gradient reaches early layers through the $+x$ path undiminished;
+#   $\mathrm{ReLU}(F(x))$. He et al. observed *degradation*: a plain 34-layer network
+#   (with BatchNorm, so its gradients were healthy) trained to a *higher* training error
+#   than an 18-layer one, although the deeper net could in principle copy the shallower one
+#   and add identity layers. With a shortcut, a layer that should do nothing only has to
+#   drive $F$ to zero, which is easy; residual learning makes the identity easy to
+#   represent. (The clean "identity path for the gradient" holds exactly only for the later
+#   pre-activation variant, He et al., ECCV 2016, which has no ReLU after the sum.);
 # * **BatchNorm** (Ioffe & Szegedy, 2015): each channel is normalised with the mean and
 #   variance of the current batch during training (running averages at test time), which
 #   keeps activations in a good range whatever the depth.
@@ -144,12 +149,14 @@ print("per-point features", tuple(per_point.shape), "-> global", tuple(pooled.sh
 print("max-pooled feature changes under the permutation by", (pooled - pooled_perm).abs().max().item())
 
 # %% [markdown]
-# The library's `E.PointNet` is exactly this (with BatchNorm in $h$), plus the optional
+# The library's `E.PointNet` is this (with BatchNorm in $h$, and no ReLU after the last
+# layer of $h$, so that the pooled features may be negative), plus the optional
 # **T-Nets** of the paper: small PointNets that predict a $3\times3$ matrix applied to the
 # input and a $64\times64$ matrix applied to the features, to align the cloud to a canonical
 # pose. A $64\times64$ matrix is hard to learn; the paper keeps it near an orthogonal map
-# (which loses no information) with the penalty
-# $L_{reg} = 0.001\,\lVert I - AA^\top\rVert_F^2$ added to the loss
+# (which loses no information) with the penalty $L_{reg} = \lVert I - AA^\top\rVert_F^2$ added
+# to the loss with weight 0.001 (the weight comes from the released code, not from the paper's
+# equation)
 # (`E.orthogonality_regularizer`). Our shapes all stand upright with $y$ up, so we train
 # without T-Nets on a CPU and keep them for the `gpu` profile.
 #
@@ -224,8 +231,11 @@ viz.subplots([
 # ## 4. Critical points
 #
 # Each of the $F$ channels of the max is won by one point. The set of winners, the
-# **critical points** $C_S$, determines the code: feeding *only* these points gives the same
-# global feature, and any point added that does not beat a maximum changes nothing. The
+# **critical points** $C_S$, determines the code: without T-Nets, feeding *only* these points
+# gives the same global feature, and any point added that does not beat a maximum changes
+# nothing. (With T-Nets, as in the `gpu` profile, the input and feature transforms are
+# themselves computed by max-pooling PointNets with critical sets of their own, so the
+# statement holds only approximately.) The
 # critical points sketch the shape (its extremities, edges and thin parts), which is why
 # PointNet is robust to missing points as long as the skeleton survives.
 
@@ -307,12 +317,27 @@ viz.subplots([fig_a, fig_b], cols=2)
 # %% [markdown]
 # ## 6. The three encoders compared
 #
-# Same data, same augmentation, same training loop. Accuracy on held-out shapes, and the
-# permutation error (largest change of the logits when the points are shuffled). All three
-# are invariant up to rounding. For PointNet++ this needs two choices that differ from the
-# reference code: farthest point sampling starts at the point farthest from the centroid
-# instead of index 0, and each ball keeps its $k$ *nearest* points instead of the first $k$
-# found in memory order (exercise 3 measures the difference).
+# Same data, same augmentation, same training loop (the budgets differ: the epochs and batch
+# sizes of each model are in `config.sizes(prefix="ch02.")`, printed below). Accuracy on held-out
+# shapes, and the permutation error (largest change of the logits when the points are
+# shuffled, all of them). All three are invariant up to rounding. Where the course departs
+# from the reference code, and why:
+#
+# * **PointNet++, FPS start**: the point farthest from the centroid instead of index 0 (index 0
+#   depends on the order of the input);
+# * **PointNet++, grouping**: a ball that holds more than $k$ points keeps $k$ of them chosen by
+#   a pseudo-random hash of their coordinates (`grouping="ball_hashed"`) instead of the first $k$
+#   in memory order. On shuffled samples both keep a random subset of the whole ball, so the
+#   radius keeps its meaning; ours does not depend on the order. (Keeping the $k$ *nearest*
+#   points, `"knn_in_ball"`, is also order independent, but in crowded balls the radius never
+#   binds: the level turns into a kNN grouping whose patch shrinks as the density grows.)
+# * **PointNet++, local coordinates** are divided by the radius (`normalize_local=True`), so
+#   that both levels see offsets of scale about 1; the reference uses the raw offsets;
+# * **DGCNN, ci and laptop profiles**: BatchNorm after the max over the neighbours
+#   (`norm_after_max=True`), over points rather than over edges, which is cheaper on a CPU; the
+#   paper (and the `gpu` profile) normalises every edge feature before the max.
+#
+# Exercise 3 builds the reference configuration and measures the difference.
 
 # %%
 rows = []
@@ -386,8 +411,9 @@ viz.interact(explore, shape=(0, n_widget - 1), model=list(models), point=(0, n_t
 #    regulariser). Does it help on upright shapes? Rotate the test shapes about the $x$ axis
 #    and compare.
 # 3. PointNet++: build it the reference way,
-#    `C.build_classifier("pointnet2", grouping="ball_query", fps_start=0)`, train it, and
-#    compare its permutation error and accuracy with the default model's.
+#    `C.build_classifier("pointnet2", grouping="ball_query", fps_start=0, normalize_local=False)`,
+#    train it, and compare its permutation error and accuracy (at every test point count) with
+#    the default model's. Then try `grouping="knn_in_ball"`: where does it lose accuracy, and why?
 # 4. DGCNN: compute the kNN graph once on the coordinates and reuse it in every layer (pass
 #    `knn_idx` to each `EdgeConv`). What does the dynamic graph buy?
 # 5. Count how many distinct points are critical as the width `feat_dim` grows.
