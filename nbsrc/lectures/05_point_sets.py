@@ -112,17 +112,23 @@ viz.subplots([pairing_figure(cd_pairs, f"Chamfer: nearest neighbours (CD = {floa
 #   matrix); a KD-tree does it in $O(N \log N)$ on the CPU.
 # - **EMD, exactly**: an assignment problem. The Hungarian algorithm [Kuhn1955] solves it
 #   in $O(N^3)$; the linear-programming (simplex) route has the same order in practice.
-#   `ops.emd(method="exact")` calls SciPy's `linear_sum_assignment`.
+#   `ops.emd(method="exact")` calls SciPy's `linear_sum_assignment`, a shortest augmenting
+#   path solver of the Jonker–Volgenant family (also $O(N^3)$ in the worst case, much faster
+#   than the textbook Hungarian method in practice).
 # - **EMD, approximately**:
 #   - **Sinkhorn** [Cuturi2013] adds an entropy term $-\varepsilon H(P)$ to the transport
 #     problem; the optimal plan is then $P = \mathrm{diag}(u) K \mathrm{diag}(v)$ with
 #     $K = e^{-C/\varepsilon}$, and $u, v$ are found by alternately rescaling rows and
 #     columns. Each iteration is $O(N^2)$ and parallel; the number of iterations grows as
 #     $\varepsilon$ shrinks, and the result overestimates the EMD by an amount that goes to
-#     0 with $\varepsilon$ (near-linear total time for a fixed accuracy [Altschuler2017]).
+#     0 with $\varepsilon$. For a fixed additive accuracy the total time is near-linear *in the
+#     size of the input* [Altschuler2017], and the input is the $N^2$ entries of the cost
+#     matrix: about $N^2$ up to logarithmic factors, not about $N$.
 #     The plan is fractional, not a matching.
 #   - **Auction** [Bertsekas1988]: points "bid" for targets, prices rise, and the final
-#     matching is within $N\varepsilon$ of the optimum (a $(1+\epsilon)$ approximation);
+#     matching costs at most $N\varepsilon$ more than the optimum: an *additive* guarantee
+#     (not a relative $(1+\epsilon)$ factor), so $\varepsilon$ must be small against the
+#     typical matched distance;
 #     $\varepsilon$-scaling keeps it fast; the worst case is still about $O(N^3)$.
 #
 # We time each as $N$ grows, on two independent samplings of the unit sphere, with the
