@@ -158,6 +158,32 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.curve_channels": {"ci": 4, "laptop": 8, "gpu": 8},
     "ch03.curve_max_bytes": {"ci": 2**30, "laptop": 8 * 2**30, "gpu": 100 * 2**30},
     "ch03.lab_epochs": {"ci": 1, "laptop": 10, "gpu": 30},
+    # --- 08 primitives: cuboids, superquadrics, REINFORCE vs the reordering trick ----
+    "ch08.categories": {"ci": ("chair", "table"), "laptop": ("chair", "table", "airplane"),
+                        "gpu": ("chair", "table", "airplane", "lamp", "sofa")},
+    "ch08.train_per_category": {"ci": 4, "laptop": 24, "gpu": 200},
+    "ch08.test_per_category": {"ci": 2, "laptop": 8, "gpu": 40},
+    "ch08.n_points": {"ci": 256, "laptop": 512, "gpu": 1000},        # encoder input and target points
+    "ch08.n_primitives": {"ci": 6, "laptop": 8, "gpu": 20},
+    "ch08.n_samples": {"ci": 24, "laptop": 48, "gpu": 180},          # surface samples per primitive
+    "ch08.latent_dim": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch08.encoder": {"ci": {"feat_dim": 64, "hidden": (32,)}, "laptop": {"feat_dim": 256, "hidden": (64, 128)},
+                     "gpu": {"feat_dim": 512, "hidden": (64, 128)}},
+    "ch08.batch_size": {"ci": 8, "laptop": 16, "gpu": 32},
+    "ch08.epochs": {"ci": 2, "laptop": 60, "gpu": 150},
+    "ch08.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
+    "ch08.parsimony": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},     # weight of E[number of primitives]
+    "ch08.empty": {"ci": 4.0, "laptop": 4.0, "gpu": 4.0},            # coverage when no primitive exists
+    "ch08.reinforce_samples": {"ci": 1, "laptop": 1, "gpu": 1},      # configurations drawn per shape and step
+    "ch08.seeds": {"ci": (0,), "laptop": (0, 1, 2), "gpu": (0, 1, 2)},
+    "ch08.iou_points": {"ci": 4096, "laptop": 32768, "gpu": 100000},
+    "ch08.variance_ks": {"ci": (1, 4, 16), "laptop": (1, 2, 4, 8, 16, 32, 64, 128),
+                         "gpu": (1, 2, 4, 8, 16, 32, 64, 128, 256)},
+    "ch08.variance_reps": {"ci": 40, "laptop": 400, "gpu": 1000},
+    "ch08.enumeration_ms": {"ci": (2, 4, 6, 8), "laptop": (2, 4, 6, 8, 10, 12, 14, 16),
+                            "gpu": (2, 4, 6, 8, 10, 12, 14, 16, 18)},
+    "ch08.enumeration_points": {"ci": 64, "laptop": 256, "gpu": 1024},
+    "ch08.lab_steps": {"ci": 20, "laptop": 300, "gpu": 500},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},
