@@ -76,7 +76,8 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
     ``profile`` (``resolution``, ``categories``, ``<split>_per_category``, ``image_size``,
     ``n_target``).  ``image=True`` adds the seeded random view ``rgb`` ``(S, 3, H, W)`` and
     ``silhouette``; ``surface=True`` adds ``target_points`` ``(S, n_target, 3)`` (exact surface
-    samples, for the Chamfer comparison). Items are cached on disk by ShapeNetLite.
+    samples, for the Chamfer comparison). ``label`` indexes ``categories`` (this subset, in
+    ShapeNet-lite's order). Items are cached on disk by ShapeNetLite.
     """
     from course_lib.data import ShapeNetLite
 
@@ -90,6 +91,8 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
                       voxel_resolution=resolution or s["resolution"], image_size=image_size or s["image_size"],
                       n_target=s["n_target"])
     out = ds.stacked()
+    # labels index this dataset's categories (ShapeNetLite's index all of CATEGORIES)
+    out["label"] = torch.tensor([ds.categories.index(c) for c in out["category"]], dtype=torch.long)
     keep = {"voxels", "rgb", "silhouette", "target_points", "label", "seed", "category", "categories"}
     return {k: v for k, v in out.items() if k in keep}
 
