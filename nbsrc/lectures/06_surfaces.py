@@ -20,7 +20,7 @@
 # so that every vertex of the template lands on "the same" place of every shape:
 # correspondences, and with them part labels carried from one shape to another. And the
 # classical alternative to all this learning: **Poisson surface reconstruction**
-# [Kazhdan2006] of a mesh from (oriented) points.
+# [Kazhdan2005] of a mesh from (oriented) points.
 #
 # Everything below runs the library's implementations (`course_lib.models.atlasnet`,
 # `course_lib.models.coded`, `course_lib.geometry.poisson_reconstruct`); the experiments
@@ -89,8 +89,11 @@ viz.subplots([viz.plot_mesh(square, show_edges=True), viz.plot_mesh(sphere, show
 # computes the first layer as $W_u u + W_z z + b$, which equals a linear layer on $[u, z]$
 # but evaluates $W_z z$ once per shape instead of once per point.
 #
-# Even untrained, the image of the square is a *surface*: nearby $u$ give nearby points,
-# because the MLP is continuous. This is what PointSetGen's free points lack.
+# Even untrained, the image of the square is a continuous *sheet*: nearby $u$ give nearby
+# points, because the MLP is continuous. This is what PointSetGen's free points lack. But
+# continuity is not enough for an *embedded* surface: nothing stops the map from folding the
+# sheet through itself or squashing a cell to a sliver, and section 8 counts how often a
+# trained AtlasNet does both.
 
 # %%
 torch.manual_seed(0)
@@ -199,9 +202,11 @@ viz.interact(interpolate, t=(0.0, 1.0, 0.1), a=range(0, len(x_test)), b=list(ran
 # ## 6. The sphere: one closed surface
 #
 # With the sphere template ($K = 1$, template points in $\mathbb R^3$) the mesh is the
-# deformed icosphere: closed by construction (every edge has two faces), genus 0. A chair
-# has holes (between the legs, under the back), so a single deformed sphere must stretch
-# thin membranes across them, or fold through itself; both show in the quality numbers.
+# deformed icosphere: closed *combinatorially* (every edge has two faces), genus 0. Nothing
+# keeps the deformation from pushing the sphere through itself, and then the mesh bounds no
+# solid: it is closed but not embedded. A chair has holes (between the legs, under the back),
+# so a single deformed sphere must stretch thin membranes across them, or fold through
+# itself; both show in the quality numbers of section 8 (count its intersecting faces).
 
 # %%
 sphere_model = train_ae("sphere", 1)
@@ -261,8 +266,9 @@ for name, p in preds.items():
 # - **self-intersections**: faces crossing a face they share no vertex with (an exact
 #   segment-triangle test with an R-tree broad phase), split into pairs *within* a patch
 #   (the sheet folds through itself) and *between* patches (patches cross each other);
-# - **overlap**: the fraction of face centres near a face of *another* patch, i.e. the
-#   area covered twice;
+# - **overlap**: the fraction of face centres within 0.02 of a face centre of *another*
+#   patch, a proxy for the area covered twice (it also counts the seams where two patches
+#   merely meet, so it is not zero even for patches that tile the surface perfectly);
 # - **watertight** and the Euler characteristic.
 
 # %%
@@ -317,16 +323,23 @@ viz.subplots([viz.plot_images(test_img["rgb"][0].permute(1, 2, 0)),
 # 3D-CODED keeps the decoder but replaces the square by a **template shape** of the category
 # (the SMPL body in the paper; here shape number 0 of the category, meshed). The decoder moves
 # every template vertex $p$ to $p + f(p, z)$ on the target (we predict a displacement; the
-# paper predicts the position). Training is unsupervised: Chamfer distance to the target plus
-# an edge-length term that keeps the deformation from tearing the template apart. At test
+# paper predicts the position). Our training is unsupervised: Chamfer distance to the target
+# plus an edge-length term that keeps the deformation from tearing the template apart. At test
 # time a few gradient steps on $z$ alone refine the fit (the paper's "regression step").
+# The paper's headline results are **supervised**: it trains on synthetic human bodies whose
+# true correspondences to the template are known, and regresses them directly; its
+# unsupervised variant (Chamfer plus a Laplacian and an edge term) is clearly less accurate
+# (the authors' README: 2.878 cm supervised against 4.883 cm unsupervised on FAUST).
 #
 # Because vertex $i$ of the template lands on the *corresponding* place of every target, any
 # labels painted on the template travel with it: each target point takes the label of its
 # nearest deformed template vertex. The generator knows the true part of every surface point
 # (`Shape.part_labels`), so we can measure the accuracy. The **baseline** uses the undeformed
 # template (nearest template vertex): shapes of a category are aligned and normalised, so it
-# is already decent; the question is what the deformation adds.
+# is already decent; the question is what the deformation adds, and the answer depends on the
+# category: on some it loses to the undeformed template (the benchmark's per-category table,
+# printed after the next cell, shows where). Accuracy per point is dominated by the large
+# parts (a seat, a fuselage); the mean IoU over parts would weigh small parts more.
 
 # %%
 cat = SZ["coded_categories"][0]
@@ -353,11 +366,14 @@ viz.subplots([viz.plot_mesh(template_mesh, color=coded_model.template_labels.num
 # %% [markdown]
 # ## 11. The classical alternative: Poisson reconstruction from points
 #
-# PointSetGen gives points without connectivity. Poisson surface reconstruction
-# [Kazhdan2006] turns *oriented* points into a watertight mesh: it finds the indicator
-# function $\chi$ whose gradient best matches the normal field, $\Delta\chi = \nabla\cdot V$,
-# and extracts a level set (`course_lib.geometry.poisson_reconstruct`, an FFT solver on a
-# grid). A generator gives no normals, so we estimate them by local PCA and orient them away
+# PointSetGen gives points without connectivity. Poisson surface reconstruction turns
+# *oriented* points into a watertight mesh: it finds the indicator function $\chi$ whose
+# gradient best matches the normal field, $\Delta\chi = \nabla\cdot V$, and extracts a level
+# set. Our `course_lib.geometry.poisson_reconstruct` solves it with an FFT on a regular,
+# periodic grid, which is the earlier method of [Kazhdan2005]; the Poisson surface
+# reconstruction of [Kazhdan2006] (and its screened version, 2013) solves it on an adaptive
+# octree with a multigrid solver, which is far more accurate at the same memory. So this is
+# a simple baseline, not the state of the art of classical reconstruction. A generator gives no normals, so we estimate them by local PCA and orient them away
 # from the centroid (`S.estimate_normals`), which is wrong on the inner faces of thin parts.
 # Side by side with AtlasNet's direct mesh, measured by the Chamfer distance of area-weighted
 # samples of each mesh to the true points:
@@ -387,7 +403,8 @@ viz.subplots([viz.plot_points(pts_psg, size=1.5), viz.plot_mesh(poisson_mesh),
 #   template samples while training, any number of points at test time, and a mesh by
 #   decoding the template's vertices and keeping its triangles.
 # - More patches fit finer structure; patches overlap and intersect, and only the sphere
-#   gives a closed mesh (whose topology is then fixed to genus 0).
+#   gives a closed mesh (whose topology is then fixed to genus 0), closed but, once it
+#   self-intersects, not the boundary of a solid.
 # - 3D-CODED deforms a template shape instead: the deformation gives correspondences, and
 #   labels travel with it.
 # - Poisson reconstruction meshes a point set without learning, but needs oriented normals
@@ -408,4 +425,5 @@ viz.subplots([viz.plot_points(pts_psg, size=1.5), viz.plot_mesh(poisson_mesh),
 # Object Reconstruction from a Single Image, CVPR 2017. [Groueix2018] T. Groueix et al.,
 # AtlasNet: A Papier-Mâché Approach to Learning 3D Surface Generation, CVPR 2018.
 # [Groueix2018b] T. Groueix et al., 3D-CODED: 3D Correspondences by Deep Deformation, ECCV 2018.
+# [Kazhdan2005] M. Kazhdan, Reconstruction of Solid Models from Oriented Point Sets, SGP 2005.
 # [Kazhdan2006] M. Kazhdan, M. Bolitho, H. Hoppe, Poisson Surface Reconstruction, SGP 2006.
