@@ -1,0 +1,275 @@
+"""Self-checks of chapter 10 (``labs/10_gradient_fields_lab.ipynb``): analytic score, DSM loss, annealed Langevin.
+
+Introduced in ``lectures/10_gradient_fields.ipynb``.  The references: the library's
+:func:`course_lib.models.shapegf.analytic_score` (itself tested against autograd of an
+independent log density), the DSM loss recomputed from what the student's loss fed to the
+predictor, and the Langevin update recovered from the points the student's loop passed to
+a probing score function (step by regression, noise by its spread), then a run on the
+analytic field of a sphere.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+
+__all__ = ["check_analytic_score", "check_dsm_loss", "check_annealed_langevin"]
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-3, atol: float = 1e-6) -> bool:
+    return a.shape == b.shape and bool(torch.isfinite(a).all()) and bool(
+        ((a - b).abs() <= atol + rtol * b.abs()).all())
+
+
+# ---------------------------------------------------------------------------
+# exercise 1: the analytic score
+# ---------------------------------------------------------------------------
+@self_check
+def check_analytic_score(fn) -> str:
+    """``fn(x (B, M, 3), points (B, N, 3), sigma float) -> (B, M, 3)``: grad_x log Q_sigma(x).
+
+    ``Q_sigma`` is the cloud blurred by ``N(0, sigma^2 I)``: the mixture of one Gaussian per point.
+    """
+    from course_lib.models.shapegf import analytic_score
+
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(2, 12, 3, generator=g) - 0.5
+    x = torch.rand(2, 9, 3, generator=g) - 0.5
+    for sigma in (0.3, 0.08):
+        out = call_student(fn, x.clone(), pts.clone(), sigma)
+        expect_tensor(out, f"score (sigma={sigma})", shape=(2, 9, 3), finite=False)
+        out = out.detach().to(torch.float64)
+        ref = analytic_score(x.double(), pts.double(), sigma)
+        if not bool(torch.isfinite(out).all()):
+            raise CheckFailed(f"the score contains NaN or inf at sigma={sigma}")
+        if _close(out, ref):
+            continue
+        disp = ref * sigma ** 2
+        if _close(out, -ref):
+            raise CheckFailed("wrong direction: the score points from x towards the (weighted) cloud points, "
+                              "(sum_n w_n p_n - x) / sigma^2")
+        if _close(out, disp):
+            raise CheckFailed("that is sigma^2 times the score (the displacement towards the cloud): divide by sigma^2")
+        if _close(out, ref * sigma):
+            raise CheckFailed("divide by sigma^2, not by sigma (the Gaussian's log is -|x - p|^2 / (2 sigma^2))")
+        narrow = analytic_score(x.double(), pts.double(), sigma / math.sqrt(2)) / 2.0
+        if _close(out, narrow):
+            raise CheckFailed("the weights should be softmax(-|x - p_n|^2 / (2 sigma^2)): the factor 2 is missing")
+        plain = (pts.double().mean(1, keepdim=True) - x.double()) / sigma ** 2
+        if _close(out, plain):
+            raise CheckFailed("every point got the same weight: w_n must be the softmax over n of "
+                              "-|x - p_n|^2 / (2 sigma^2) (the nearest points dominate)")
+        err = float((out - ref).abs().max() / ref.abs().max())
+        raise CheckFailed(f"wrong values at sigma={sigma} (largest error {err:.2%} of the largest score)")
+    # small sigma, far from the cloud: exp underflows unless the softmax subtracts its maximum
+    far = x + 3.0
+    out = call_student(fn, far, pts, 0.01)
+    expect_tensor(out, "score far from the cloud", shape=(2, 9, 3), finite=False)
+    if not bool(torch.isfinite(out).all()):
+        raise CheckFailed("NaN or inf at sigma=0.01 for points far from the cloud: exp(-d^2 / (2 sigma^2)) "
+                          "underflows to 0/0; use torch.softmax (or subtract the largest logit)")
+    expect_close(out.detach().double() * 1e-4, analytic_score(far.double(), pts.double(), 0.01) * 1e-4,
+                 "sigma^2 * score at sigma=0.01 far from the cloud", atol=1e-4, rtol=1e-3)
+    return "matches the gradient of the smoothed log density at sigma = 0.3, 0.08 and 0.01 (far points)"
+
+
+# ---------------------------------------------------------------------------
+# exercise 2: denoising score matching
+# ---------------------------------------------------------------------------
+class _Recorder:
+    """A small differentiable predictor that records what it was called with."""
+
+    def __init__(self) -> None:
+        self.weight = torch.tensor(0.7, requires_grad=True)
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        self.calls.append((x.detach().clone(), torch.as_tensor(sigma).detach().clone()))
+        return self.weight * torch.tanh(x) * 0.1
+
+
+@self_check
+def check_dsm_loss(fn) -> str:
+    """``fn(predict, points (B, N, 3), sigmas (L,)) -> scalar``: the DSM loss with the official weighting.
+
+    One ``sigma`` per shape from ``sigmas``; ``x~ = x + sigma eps``; target ``-sigma eps``;
+    ``predict(x~, sigma (B,))``; loss ``mean over shapes and points of ||pred - target||^2 / (2 sigma)``.
+    """
+    from course_lib.models.shapegf import sigma_schedule
+
+    g = torch.Generator().manual_seed(1)
+    b, n = 48, 300
+    points = torch.rand(b, n, 3, generator=g) - 0.5
+    sigmas = sigma_schedule()
+    rec = _Recorder()
+    torch.manual_seed(0)
+    loss = call_student(fn, rec, points.clone(), sigmas.clone())
+    expect(len(rec.calls) == 1, f"predict should be called exactly once (on all the noisy points), "
+                                f"it was called {len(rec.calls)} times")
+    xt, s = rec.calls[0]
+    expect(tuple(xt.shape) == (b, n, 3), f"predict got noisy points of shape {tuple(xt.shape)}, expected {(b, n, 3)}")
+    expect(s.dim() == 1 and s.shape[0] == b,
+           f"predict should get one sigma per shape, a tensor of shape ({b},); got shape {tuple(s.shape)}")
+    expect(all(bool((sigmas - v).abs().min() < 1e-6) for v in s),
+           "the sigmas passed to predict should be drawn from the schedule `sigmas`")
+    expect(len(set(s.tolist())) > 1, "every shape got the same sigma: draw one level per *shape* "
+                                     "(torch.randint(len(sigmas), (B,))), not one per batch")
+    eps = (xt - points) / s[:, None, None]
+    std = eps.std(dim=(1, 2))
+    if bool(((std - s).abs() < 0.1 * s).all()) and not bool(((std - 1).abs() < 0.15).all()):
+        raise CheckFailed("the noise is sigma^2 * eps: perturb with x + sigma * eps (sigma is a standard deviation)")
+    expect(bool(((std - 1).abs() < 0.15).all()),
+           f"(x~ - x) / sigma should be standard normal noise per shape; its std per shape ranges "
+           f"{float(std.min()):.3g}..{float(std.max()):.3g}")
+    expect(abs(float(eps.mean())) < 0.05, "the noise should have zero mean (torch.randn, not torch.rand)")
+    expect(isinstance(loss, torch.Tensor) and loss.dim() == 0,
+           f"return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
+    expect(loss.requires_grad, "the loss is detached from predict's output: no gradient would reach the network")
+    with torch.no_grad():
+        pred = rec.weight * torch.tanh(xt) * 0.1
+        target = -(xt - points)
+        sq = (pred - target).square().sum(-1)  # (B, N)
+        ref = (0.5 * sq / s[:, None]).mean()
+        wrong = {
+            "the target has the wrong sign: it is -sigma * eps (pointing back to the clean point)":
+                (0.5 * (pred + target).square().sum(-1) / s[:, None]).mean(),
+            "that is NCSN's weight 1 / (2 sigma^2); this lab uses the official code's 1 / (2 sigma)":
+                (0.5 * sq / s[:, None] ** 2).mean(),
+            "the weight is missing: divide each shape's squared error by 2 sigma":
+                (0.5 * sq).mean(),
+            "the weight should divide by sigma, not multiply": (0.5 * sq * s[:, None]).mean(),
+            "the factor 1/2 is missing": (sq / s[:, None]).mean(),
+            "sum the squared error over xyz (you averaged over the 3 coordinates)": ref / 3,
+            "average over points and shapes (you summed)": (0.5 * sq / s[:, None]).sum(),
+            "average over points and shapes (you summed over the points)": (0.5 * sq / s[:, None]).sum(1).mean(),
+        }
+    got = loss.detach()
+    if not bool(torch.isfinite(got)):
+        raise CheckFailed("the loss is NaN or inf")
+    if not _close(got, ref, rtol=1e-4):
+        for msg, val in wrong.items():
+            if _close(got, val, rtol=1e-4):
+                raise CheckFailed(msg)
+        raise CheckFailed(f"the loss is {float(got):.6g}; recomputed from the noisy points and sigmas your code "
+                          f"passed to predict it should be {float(ref):.6g}")
+    loss.backward()
+    expect(rec.weight.grad is not None and bool(rec.weight.grad.abs() > 0),
+           "no gradient reaches predict's parameters")
+    return f"one sigma per shape, x + sigma eps, target -sigma eps, weight 1/(2 sigma); loss {float(got):.4g}"
+
+
+# ---------------------------------------------------------------------------
+# exercise 3: annealed Langevin dynamics
+# ---------------------------------------------------------------------------
+class _Probe:
+    """Score ``-c x / sigma^2``, recording every call's points and level."""
+
+    def __init__(self, c: float = 0.5) -> None:
+        self.c = c
+        self.calls: list[tuple[torch.Tensor, float]] = []
+
+    def __call__(self, x: torch.Tensor, sigma) -> torch.Tensor:
+        s = torch.as_tensor(sigma, dtype=x.dtype).reshape(-1)
+        if s.numel() not in (1, x.shape[0]):
+            raise CheckFailed(f"score_fn should get sigma as a float or one value per cloud ({x.shape[0]},), "
+                              f"got {s.numel()} values")
+        self.calls.append((x.detach().clone(), float(s[0])))
+        return -self.c * x / s.reshape(-1, 1, 1) ** 2 if s.numel() > 1 else -self.c * x / float(s) ** 2
+
+
+@self_check
+def check_annealed_langevin(fn) -> str:
+    """``fn(score_fn, x0 (B, M, 3), sigmas, steps_per_level, step_ratio) -> (B, M, 3)``.
+
+    For each sigma (large to small), ``steps_per_level`` times: ``alpha = 2 sigma^2 step_ratio``;
+    ``x += sqrt(alpha) * noise``; ``x += alpha / 2 * score_fn(x, sigma)``.
+    """
+    from course_lib.models.shapegf import analytic_score_fn, sigma_schedule, uniform_prior
+
+    sigmas = [1.0, 0.3, 0.1]
+    k, ratio = 3, 0.3
+    probe = _Probe()
+    x0 = torch.randn(1, 3000, 3, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(0)
+    out = call_student(fn, probe, x0.clone(), list(sigmas), k, ratio)
+    expect_tensor(out, "the final points", shape=(1, 3000, 3))
+    n_calls = len(probe.calls)
+    expect(n_calls > 0, "score_fn was never called")
+    levels = [c[1] for c in probe.calls]
+    if n_calls != len(sigmas) * k:
+        if n_calls % len(sigmas) == 0:
+            raise CheckFailed(f"score_fn was called {n_calls // len(sigmas)} times per level, expected "
+                              f"steps_per_level = {k}")
+        raise CheckFailed(f"score_fn was called {n_calls} times, expected len(sigmas) * steps_per_level = "
+                          f"{len(sigmas) * k}")
+    expected_levels = [s for s in sigmas for _ in range(k)]
+    if [round(v, 6) for v in levels] == [round(v, 6) for v in reversed(expected_levels)]:
+        raise CheckFailed("the levels run from small to large sigma: anneal from the largest sigma down")
+    expect(all(abs(a - b) < 1e-6 for a, b in zip(levels, expected_levels)),
+           f"score_fn got the levels {[round(v, 4) for v in levels]}; expected each sigma of `sigmas` "
+           f"{k} times, in order")
+    # each transition: x_next = x + c * score(x) + noise, with c = alpha / 2 and noise std sqrt(alpha)
+    for t in range(n_calls - 1):
+        (xa, sa), (xb, sb) = probe.calls[t], probe.calls[t + 1]
+        alpha_next = 2 * sb ** 2 * ratio
+        sc = -probe.c * xa / sa ** 2
+        delta = xb - xa
+        c = float((delta * sc).sum() / sc.square().sum())
+        c_ref = sa ** 2 * ratio
+        if abs(c - c_ref) > 0.1 * c_ref:
+            if abs(c - 2 * c_ref) < 0.1 * c_ref:
+                raise CheckFailed(f"the gradient step is alpha * score; it should be alpha / 2 * score "
+                                  f"(sigma={sa:g})")
+            if abs(c - c_ref / 2) < 0.1 * c_ref:
+                raise CheckFailed("the step size should be alpha = 2 sigma^2 step_ratio (the gradient step is then "
+                                  "sigma^2 step_ratio * score); you used sigma^2 step_ratio")
+            if abs(c - c_ref / ratio) < 0.1 * c_ref / ratio:
+                raise CheckFailed("step_ratio is ignored: alpha = 2 sigma^2 * step_ratio")
+            raise CheckFailed(f"at sigma={sa:g} the gradient step moved x by {c:.3g} * score; expected "
+                              f"alpha / 2 = sigma^2 * step_ratio = {c_ref:.3g}")
+        noise = delta - c_ref * sc
+        std = float(noise.std())
+        want = math.sqrt(alpha_next)
+        if std < 1e-6:
+            raise CheckFailed("no noise is added: each step adds sqrt(alpha) * N(0, I) (that is what makes it "
+                              "Langevin dynamics rather than gradient ascent)")
+        if abs(std - want) > 0.1 * want:
+            prev = math.sqrt(2 * sa ** 2 * ratio)
+            if sa != sb and abs(std - prev) < 0.1 * prev:
+                raise CheckFailed("the noise comes after the gradient step (it has the previous level's size): in "
+                                  "each step add the noise first, then take the gradient step, so that every "
+                                  "level ends on a denoising step")
+            if abs(std - alpha_next) < 0.1 * alpha_next:
+                raise CheckFailed("the noise has std alpha; it should be sqrt(alpha)")
+            raise CheckFailed(f"the noise added before step {t + 2} has std {std:.3g}; expected sqrt(alpha) = "
+                              f"{want:.3g} (alpha = 2 sigma^2 step_ratio at sigma={sb:g})")
+    # the last operation must be the gradient step (noise first, then the step)
+    x_last, s_last = probe.calls[-1]
+    alpha_last = 2 * s_last ** 2 * ratio
+    final_ref = x_last + 0.5 * alpha_last * (-probe.c * x_last / s_last ** 2)
+    o = out.detach().to(x_last.dtype)
+    if not _close(o, final_ref, rtol=1e-4, atol=1e-5):
+        resid = o - final_ref
+        if abs(float(resid.std()) - math.sqrt(alpha_last)) < 0.2 * math.sqrt(alpha_last):
+            raise CheckFailed("the loop ends with a noise step: in each step add the noise first, then take the "
+                              "gradient step, so that the last operation denoises")
+        coef = float((resid * final_ref).sum() / final_ref.square().sum())
+        raise CheckFailed(f"the returned points are not the last gradient step x + alpha/2 * score(x, sigma) "
+                          f"applied to the points of the last score_fn call (relative mismatch {coef:+.2g})")
+    # and on the analytic field of a sphere the samples land on the surface
+    g = torch.Generator().manual_seed(3)
+    v = torch.randn(1, 300, 3, generator=g)
+    cloud = 0.5 * v / v.norm(dim=-1, keepdim=True)
+    torch.manual_seed(1)
+    x0 = uniform_prior(1, 300, generator=torch.Generator().manual_seed(4))
+    out = call_student(fn, analytic_score_fn(cloud), x0, sigma_schedule(), 10, 1.0)
+    expect_tensor(out, "samples on the analytic field", shape=(1, 300, 3))
+    r = out.detach()[0].norm(dim=-1)
+    err = float((r - 0.5).abs().mean())
+    expect(err < 0.01, f"with the analytic field of a sphere of radius 0.5 the samples end {err:.3g} from it on "
+                       "average (expected < 0.01)")
+    return (f"levels in order, step alpha/2 * score, noise sqrt(alpha) first; sphere samples end {err:.1e} from "
+            f"the surface")

@@ -1,0 +1,147 @@
+"""The chapter-10 self-checks pass the reference, fail plausible wrong answers by name, and flag stubs."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib import checks
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# --- reference solutions, written independently of course_lib.models.shapegf ---------------
+def analytic_score(x, points, sigma, two=2.0, sign=1.0, power=2, uniform=False, naive=False):
+    d2 = torch.cdist(x, points).square()
+    if uniform:
+        w = torch.full_like(d2, 1.0 / points.shape[1])
+    elif naive:
+        e = torch.exp(-d2 / (two * sigma ** 2))
+        w = e / e.sum(-1, keepdim=True)
+    else:
+        w = torch.softmax(-d2 / (two * sigma ** 2), dim=-1)
+    return sign * (w @ points - x) / sigma ** power
+
+
+def dsm_loss(predict, points, sigmas, *, target_sign=-1.0, power=1, half=0.5, noise_power=1, per_batch=False,
+             reduce="mean", detach=False, mean_xyz=False):
+    b = points.shape[0]
+    idx = torch.randint(0, len(sigmas), (1,) if per_batch else (b,)).expand(b)
+    s = sigmas[idx]
+    eps = torch.randn_like(points)
+    noisy = points + s[:, None, None] ** noise_power * eps
+    target = target_sign * (noisy - points)
+    pred = predict(noisy, s)
+    if detach:
+        pred = pred.detach()
+    sq = (pred - target).square()
+    sq = sq.mean(-1) if mean_xyz else sq.sum(-1)
+    per = half * sq / s[:, None] ** power
+    return per.mean() if reduce == "mean" else per.sum()
+
+
+def langevin(score_fn, x0, sigmas, steps, ratio, *, reverse=False, extra_step=0, alpha_factor=2.0,
+             grad_coef=0.5, noise_pow=0.5, noise=True, grad_first=False, ignore_ratio=False):
+    x = x0.clone()
+    levels = list(sigmas)[::-1] if reverse else list(sigmas)
+    for s in levels:
+        s = float(s)
+        alpha = alpha_factor * s * s * (1.0 if ignore_ratio else ratio)
+        sb = torch.full((x.shape[0],), s)
+        for _ in range(steps + extra_step):
+            if grad_first:
+                x = x + grad_coef * alpha * score_fn(x, sb)
+            if noise:
+                x = x + alpha ** noise_pow * torch.randn_like(x)
+            if not grad_first:
+                x = x + grad_coef * alpha * score_fn(x, sb)
+    return x
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _failed(res, *words):
+    assert res.status in ("failed", "error"), res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_references_pass():
+    assert checks.check_analytic_score(analytic_score, quiet=True).passed
+    assert checks.check_dsm_loss(dsm_loss, quiet=True).passed
+    assert checks.check_annealed_langevin(langevin, quiet=True).passed
+
+
+def test_library_functions_pass():
+    from course_lib.models import shapegf as gf
+
+    assert checks.check_analytic_score(gf.analytic_score, quiet=True).passed
+    assert checks.check_dsm_loss(gf.dsm_loss, quiet=True).passed
+    assert checks.check_annealed_langevin(
+        lambda f, x, s, k, r: gf.annealed_langevin(f, x, s, k, r), quiet=True).passed
+
+
+def test_stubs_are_not_implemented():
+    for check in (checks.check_analytic_score, checks.check_dsm_loss, checks.check_annealed_langevin):
+        res = check(stub, quiet=True)
+        assert res.status == "not_implemented", res.verdict()
+
+
+def test_analytic_score_wrong_answers():
+    c = checks.check_analytic_score
+    _failed(c(lambda x, p, s: analytic_score(x, p, s, sign=-1.0), quiet=True), "wrong direction")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s, power=0), quiet=True), "displacement", "divide by sigma^2")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s, power=1), quiet=True), "not by sigma")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s, two=1.0), quiet=True), "factor 2")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s, uniform=True), quiet=True), "same weight")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s, naive=True), quiet=True), "underflows", "softmax")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s)[:, :, :2], quiet=True), "shape")
+    _failed(c(lambda x, p, s: analytic_score(x, p, s) * float("nan"), quiet=True), "NaN")
+
+
+def test_dsm_loss_wrong_answers():
+    c = checks.check_dsm_loss
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, target_sign=1.0), quiet=True), "wrong sign")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, power=2), quiet=True), "NCSN")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, power=0), quiet=True), "weight is missing")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, power=-1), quiet=True), "not multiply")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, half=1.0), quiet=True), "1/2")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, noise_power=2), quiet=True), "sigma^2 * eps")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, per_batch=True), quiet=True), "per *shape*")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, reduce="sum"), quiet=True), "summed")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, detach=True), quiet=True), "detached")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s, mean_xyz=True), quiet=True), "over xyz")
+    _failed(c(lambda f, p, s: dsm_loss(f, p, s) * float("nan"), quiet=True), "NaN")
+
+    def scalar_sigma(f, p, s):
+        i = int(torch.randint(0, len(s), (1,)))
+        return dsm_loss(lambda x, _s: f(x, s[i]), p, s[i:i + 1])
+
+    _failed(c(scalar_sigma, quiet=True), "one sigma per shape")
+
+
+def test_annealed_langevin_wrong_answers():
+    c = checks.check_annealed_langevin
+
+    def mut(**kw):
+        return lambda f, x, s, k, r: langevin(f, x, s, k, r, **kw)
+
+    _failed(c(mut(reverse=True), quiet=True), "small to large")
+    _failed(c(mut(extra_step=1), quiet=True), "per level", "steps_per_level")
+    _failed(c(mut(extra_step=-1), quiet=True), "per level")
+    _failed(c(mut(grad_coef=1.0), quiet=True), "alpha / 2")
+    _failed(c(mut(alpha_factor=1.0), quiet=True), "2 sigma^2")
+    _failed(c(mut(ignore_ratio=True), quiet=True), "step_ratio")
+    _failed(c(mut(noise=False), quiet=True), "no noise")
+    _failed(c(mut(noise_pow=1.0), quiet=True), "std alpha")
+    _failed(c(mut(grad_first=True), quiet=True), "noise first")
+    _failed(c(lambda f, x, s, k, r: langevin(f, x, s, k, r)[:, :10], quiet=True), "shape")
+
+    def nan_out(f, x, s, k, r):
+        return langevin(f, x, s, k, r) * math.nan
+
+    _failed(c(nan_out, quiet=True), "NaN")
