@@ -129,11 +129,15 @@ for fn in (not_done, forgot_the_square, right):
 # loss history, optional validation that keeps the best weights, checkpoints, and a clean
 # stop on *Kernel → Interrupt* (the best weights so far are kept). Its companion
 # `train.train_or_load(model, path, ...)` loads a checkpoint when one exists, so that
-# re-running a notebook is quick.
+# re-running a notebook is quick, and it never loads weights that were trained otherwise:
+# the checkpoint records the architecture, the loss, the optimiser, the epochs and the data
+# (`train.checkpoint_path(name, spec)` puts a hash of the data settings in the file name).
+# An interrupted run is kept as a *partial* checkpoint and resumed by the next call, never
+# served as a finished one. It prints one line saying what it loaded or why it trains.
 #
 # As a first taste of chapter 05, we *learn a point set*: the parameters are the
 # coordinates of $N$ points, and the loss is the Chamfer distance to points sampled on a
-# circle of radius 0.8,
+# circle of radius $0.8$,
 #
 # $$
 # \mathrm{CD}(X, Y) = \frac{1}{|X|}\sum_{x\in X}\min_{y\in Y}\lVert x-y\rVert^2

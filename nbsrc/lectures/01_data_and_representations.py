@@ -440,7 +440,7 @@ viz.k3d_points(big, color=big[:, 1], name=f"{len(big)} points")
 #    how far are the points from the true surface? Plot the mean $|f|$ against $R$.
 # 3. Voxelise at $R = 128$ and count the surface voxels; extrapolate the memory of a dense
 #    grid versus a sparse list of surface voxels at $R = 1024$.
-# 4. Replace marching cubes on the SDF by marching cubes on the *voxel* grid (level 0.5):
+# 4. Replace marching cubes on the SDF by marching cubes on the *voxel* grid (level $0.5$):
 #    why is the mesh blocky, and how does the error shrink with $R$?
 #
 # ## References
