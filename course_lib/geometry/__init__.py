@@ -42,3 +42,16 @@ __all__ += [
     "hierarchical_grid", "mesh_field_normal_consistency", "has_igl", "mesh_box", "mesh_sdf",
     "point_triangle_distance", "sample_mesh_occupancy", "sample_mesh_sdf", "winding_number",
 ]
+
+# isort: split
+# chapter 09 (differentiable rendering): mesh regularisers and the icosphere template
+from .mesh_reg import (  # noqa: E402
+    edge_face_pairs,
+    flatten_loss,
+    icosphere,
+    laplacian_loss,
+    mesh_edges,
+    uniform_laplacian,
+)
+
+__all__ += ["edge_face_pairs", "flatten_loss", "icosphere", "laplacian_loss", "mesh_edges", "uniform_laplacian"]
