@@ -5,7 +5,7 @@ then measure test accuracy on held-out seeds at the training number of points, a
 versus the number of input points and versus jitter, the permutation error, the training
 wall time and the inference time.  Writes ``results/encoders-<profile>-<machine>.md`` and
 saves the trained weights where the chapter's notebooks look for them
-(:func:`course_lib.tasks.classification.checkpoint_path`).
+(:func:`course_lib.experiments.encoders.checkpoint_path`).
 
     COURSE_PROFILE=laptop python benchmarks/encoders.py [--models pointnet dgcnn] [--no-save]
 """
@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import md_table, timeit, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
-from course_lib.tasks import classification as C  # noqa: E402
+from course_lib.experiments import encoders as C  # noqa: E402
 
 
 def _load() -> str:

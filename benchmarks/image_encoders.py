@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import md_table, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
-from course_lib.tasks import classification as C  # noqa: E402
+from course_lib.experiments import encoders as C  # noqa: E402
 
 
 def _accuracy(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

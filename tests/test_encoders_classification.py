@@ -1,4 +1,4 @@
-"""Tests of course_lib.tasks.classification (augmentation, loss, evaluation, builders)."""
+"""Tests of course_lib.experiments.encoders (augmentation, loss, evaluation, builders)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 from course_lib import config
 from course_lib.models import encoders as E
-from course_lib.tasks import classification as C
+from course_lib.experiments import encoders as C
 
 
 def _clouds(B=4, N=50, seed=0):
@@ -175,3 +175,30 @@ def test_load_point_clouds_larger_held_out_split_extends_the_test_split():
     for c in range(2):
         assert torch.equal(big[0][3 * c: 3 * c + per], small[0][per * c: per * (c + 1)])
         assert torch.equal(big[1][3 * c: 3 * c + per], small[1][per * c: per * (c + 1)])
+
+
+def test_make_loader_is_batches_of_dicts_reshuffled_each_epoch():
+    pts, labels = _clouds(10, 8), torch.arange(10)
+    loader = C.make_loader(pts, labels, 4, shuffle=True, seed=0)
+    assert len(loader) == 3
+    e1 = [b["label"].tolist() for b in loader]
+    e2 = [b["label"].tolist() for b in loader]
+    assert sorted(sum(e1, [])) == list(range(10)) and e1 != e2
+    b = next(iter(loader))
+    assert torch.equal(b["points"], pts[b["index"]])
+
+
+def test_checkpoint_path_depends_on_the_variant(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    a = C.checkpoint_path("pointnet", "ci")
+    assert a == C.checkpoint_path("pointnet", "ci")
+    assert a != C.checkpoint_path("pointnet2", "ci")
+    assert a != C.checkpoint_path("pointnet", "ci", grouping="knn")
+    assert a.name.startswith("ch02_pointnet-ci-")
+
+
+def test_smoke_runs_every_model_on_cpu(one_torch_thread):
+    out = C.smoke("cpu", steps=1, profile="ci")
+    for name in (*C.MODELS, "resnet_rgbd"):
+        assert out[f"{name}_params"] > 0 and math.isfinite(out[f"{name}_loss"])
+    assert out["seconds"] > 0

@@ -10,6 +10,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 
+from course_lib.experiments import common
 from course_lib.experiments import point_sets as ps
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -20,35 +21,52 @@ def _unique_points(s=3, p=40, seed=0):
     return torch.rand(s, p, 3, generator=gen)
 
 
-def test_point_batches_are_disjoint_subsets_of_each_shape():
+def test_autoencoder_batches_take_input_and_target_from_their_own_streams():
     pts = _unique_points(5, 40)
-    batches = ps.PointBatches(pts, 12, batch_size=2, seed=1)
+    tgt = _unique_points(5, 30, seed=9)
+    data = {"points": pts, "target_points": tgt, "label": torch.arange(5)}
+    batches = ps.autoencoder_batches(data, 12, batch_size=2, seed=1)
     assert len(batches) == 3
-    seen = 0
+    seen, firsts = 0, []
     for b in batches:
         assert b["input"].shape[1:] == (12, 3) and b["target"].shape == b["input"].shape
-        for i in range(b["input"].shape[0]):
-            # find the shape each subset came from (points are unique across shapes)
+        for i, k in enumerate(b["index"].tolist()):
             rows_in = {tuple(r) for r in b["input"][i].tolist()}
             rows_t = {tuple(r) for r in b["target"][i].tolist()}
-            owners = [k for k in range(5) if rows_in <= {tuple(r) for r in pts[k].tolist()}]
-            assert len(owners) == 1 and rows_t <= {tuple(r) for r in pts[owners[0]].tolist()}
-            assert not rows_in & rows_t and len(rows_in) == 12 and len(rows_t) == 12
+            assert len(rows_in) == 12 and rows_in <= {tuple(r) for r in pts[k].tolist()}
+            assert len(rows_t) == 12 and rows_t <= {tuple(r) for r in tgt[k].tolist()}
             seen += 1
+        firsts.append(b["input"])
     assert seen == 5
-    with pytest.raises(ValueError, match="2 n"):
-        ps.PointBatches(pts, 21, 2)
+    again = next(iter(batches))["input"]
+    assert not torch.equal(again, firsts[0])  # a new subset (and order) every epoch
+    with pytest.raises(ValueError, match="n <= 30"):
+        ps.autoencoder_batches(data, 31, 2)
 
 
-def test_held_out_is_disjoint_and_deterministic():
-    pts = _unique_points(2, 30)
-    gt, oracle = ps.held_out(pts, 10, seed=3)
-    gt2, _ = ps.held_out(pts, 10, seed=3)
-    assert torch.equal(gt, gt2) and gt.shape == (2, 10, 3)
-    for k in range(2):
-        a = {tuple(r) for r in gt[k].tolist()}
-        b = {tuple(r) for r in oracle[k].tolist()}
-        assert not a & b and a | b <= {tuple(r) for r in pts[k].tolist()}
+def test_test_data_streams_are_independent_samplings(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    d = ps.test_data("ci", categories=("mug",), shapes_per_category=1, n=64)
+    assert d["points"].shape == d["target_points"].shape == d["oracle_points"].shape == (1, 64, 3)
+    assert not torch.equal(d["points"], d["target_points"])
+    assert not torch.equal(d["target_points"], d["oracle_points"])
+    from course_lib.data import split_of
+
+    assert split_of(int(d["seed"][0])) == "test"
+
+
+def test_checkpoint_path_keys_the_loss_and_the_data(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    a = ps.checkpoint_path("chamfer", "ci")
+    assert a == ps.checkpoint_path("chamfer", "ci")
+    assert a != ps.checkpoint_path("emd", "ci") and a != ps.checkpoint_path("chamfer", "ci", task="svr")
+    assert a != ps.checkpoint_path("chamfer", "ci", train_per_category=3)
+
+
+def test_smoke_runs_both_losses_and_the_single_view_model():
+    out = ps.smoke("cpu", steps=1, profile="ci")
+    for name in ("ae_chamfer", "ae_emd", "svr"):
+        assert out[f"{name}_params"] > 0 and math.isfinite(out[f"{name}_loss"])
 
 
 def test_nn_distances_match_kdtree_with_duplicates():
@@ -99,8 +117,8 @@ def test_evaluate_sets_against_brute_force_and_scipy():
     assert float(same["CD x1e3"].abs().max()) < 1e-6 and float(same["EMD x1e2"].abs().max()) < 1e-4
     assert float(same["F@0.05 %"].min()) == 100.0
     same = ps.evaluate_sets(gt, gt, tau=0.2)
-    table = ps.results_table({"a": m, "b": same})
-    text = ps.format_table(table)
+    table = common.summarize({"a": m, "b": same})
+    text = common.format_table(table)
     assert text.count("\n") == 3 and "CD x1e3" in text
     with pytest.raises(ValueError, match="same shape"):
         ps.evaluate_sets(pred, gt[:, :10])
@@ -162,7 +180,8 @@ def test_point_loss_values_and_a_tiny_training_run(tmp_path):
     gen = torch.Generator().manual_seed(7)
     r = torch.full((12,), 0.7, dtype=torch.float64)
     pts = ps.sample_rings(r, 256, "sphere", gen)  # 12 "shapes", 256 samples each
-    batch = next(iter(ps.PointBatches(pts, 16, batch_size=4, seed=0)))
+    data = {"points": pts, "target_points": ps.sample_rings(r, 256, "sphere", gen)}
+    batch = next(iter(ps.autoencoder_batches(data, 16, batch_size=4, seed=0)))
 
     class Fixed(torch.nn.Module):
         def __init__(self):
@@ -181,22 +200,24 @@ def test_point_loss_values_and_a_tiny_training_run(tmp_path):
                                                                 batch["target"]))) < 1e-6
     with pytest.raises(ValueError, match="chamfer"):
         ps.point_loss("l2")
-    model, hist = ps.train_autoencoder("emd", "ci", train_points=pts, path=tmp_path / "ae.pt", progress=False,
+    model, hist = ps.train_autoencoder("emd", "ci", data=data, path=tmp_path / "ae.pt", progress=False,
                                        live_plot=False, epochs=2)
     assert (tmp_path / "ae.pt").exists() and hist.epochs_run == 2 and all(math.isfinite(v) for v in hist.train_loss)
-    assert ps.predict(model, pts[:3, :128]).shape == (3, 128, 3)  # ci model: 128 points
+    assert common.predict(model, pts[:3, :128]).shape == (3, 128, 3)  # ci model: 128 points
 
 
 def test_view_batches():
     gen = torch.Generator().manual_seed(0)
     rgb = torch.rand(5, 3, 8, 8, generator=gen)
     pts = _unique_points(5, 30)
-    vb = ps.ViewBatches(rgb, pts, 10, batch_size=2, seed=0)
+    vb = ps.view_batches({"rgb": rgb, "target_points": pts}, 10, batch_size=2, seed=0)
     assert len(vb) == 3
     for b in vb:
         assert b["input"].shape[1:] == (3, 8, 8) and b["target"].shape[1:] == (10, 3)
         for img, tgt in zip(b["input"], b["target"]):
             k = int(torch.nonzero((rgb == img).flatten(1).all(1))[0])  # which shape this view is
             assert {tuple(r) for r in tgt.tolist()} <= {tuple(r) for r in pts[k].tolist()}
-    with pytest.raises(ValueError, match="images"):
-        ps.ViewBatches(rgb[:4], pts, 10, 2)
+    with pytest.raises(ValueError, match="different lengths"):
+        ps.view_batches({"rgb": rgb[:4], "target_points": pts}, 10, 2)
+    with pytest.raises(ValueError, match="exceeds"):
+        ps.view_batches({"rgb": rgb, "target_points": pts}, 31, 2)

@@ -8,7 +8,9 @@ module of :mod:`course_lib.experiments`.
   ``transform`` such as random subsets of the points);
 * :func:`subsample`: a random subset of ``n`` points of every cloud of a batch;
 * :func:`predict`: eval-mode, no-grad, batched predictions of any model;
-* :func:`summarize`, :func:`format_table`: mean ± standard error tables of per-shape metrics.
+* :func:`summarize`, :func:`format_table`: mean ± standard error tables of per-shape metrics;
+* :func:`smoke_steps`, :func:`synthetic_clouds`: what every chapter's ``smoke()`` hook (run by
+  ``benchmarks/gpu_smoke.py``) needs: a few timed optimisation steps on a device.
 
 Checkpoint names come from :func:`course_lib.train.checkpoint_path`.
 """
@@ -16,13 +18,15 @@ Checkpoint names come from :func:`course_lib.train.checkpoint_path`.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-__all__ = ["load_split", "Batches", "subsample", "predict", "summarize", "format_table"]
+__all__ = ["load_split", "Batches", "subsample", "predict", "summarize", "format_table", "smoke_steps",
+           "synthetic_clouds"]
 
 
 def load_split(split: str, representations: Sequence[str] | str = ("points", "target_points"), *,
@@ -203,3 +207,55 @@ def format_table(table: Sequence[Mapping[str, Any]], digits: int = 3) -> str:
             cells.append(f"{m:.{digits}g} ± {s:.2g}" if s == s else f"{m:.{digits}g}")
         lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+# --- GPU smoke hooks ----------------------------------------------------------------
+
+def synthetic_clouds(batch: int, n: int, *, seed: int = 0, device: Any = "cpu") -> Tensor:
+    """``batch`` clouds of ``n`` points ``(B, n, 3)`` near the unit sphere, each squashed differently
+    (a cheap stand-in for ShapeNet-lite in the ``smoke()`` hooks: no shape generation, no cache)."""
+    g = torch.Generator().manual_seed(int(seed))
+    x = torch.randn(batch, n, 3, generator=g)
+    x = x / x.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    scale = 0.5 + 0.5 * torch.rand(batch, 1, 3, generator=g)
+    return (x * scale).to(device)
+
+
+def smoke_steps(model: torch.nn.Module, batch: Any, loss_fn: Callable[[torch.nn.Module, Any], Any], *,
+                steps: int = 1, device: Any = "cpu", lr: float = 1e-3) -> dict[str, float]:
+    """Run ``steps`` Adam steps of ``loss_fn(model, batch)`` on ``device``; return timings and size.
+
+    Introduced for the ``smoke()`` hooks of :mod:`course_lib.experiments` (``benchmarks/gpu_smoke.py``).
+    Returns ``{"seconds" (all steps, synchronised), "loss" (last), "params", "peak_mem_mb"
+    (CUDA only)}``.  Writes nothing to disk.
+    """
+    from course_lib.train import _to_device
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    dev = torch.device(device)
+    model = model.to(dev).train()
+    batch = _to_device(batch, dev)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=lr)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(dev)
+        torch.cuda.reset_peak_memory_stats(dev)
+    t0 = time.perf_counter()
+    loss_value = float("nan")
+    for _ in range(steps):
+        out = loss_fn(model, batch)
+        loss = out["loss"] if isinstance(out, Mapping) else out
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        loss_value = float(loss.detach())
+    if cuda:
+        torch.cuda.synchronize(dev)
+    res = {"seconds": time.perf_counter() - t0, "loss": loss_value,
+           "params": float(sum(p.numel() for p in model.parameters()))}
+    if cuda:
+        res["peak_mem_mb"] = torch.cuda.max_memory_allocated(dev) / 2**20
+    if not math.isfinite(loss_value):
+        raise FloatingPointError(f"smoke: the loss is {loss_value} after {steps} step(s)")
+    return res

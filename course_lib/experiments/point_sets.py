@@ -1,18 +1,23 @@
 """The experiments of chapter 05 (point sets), shared by the lecture, the lab and the benchmark.
 
-Introduced in ``lectures/05_point_sets.ipynb``.
+Introduced in ``lectures/05_point_sets.ipynb``.  Built on the shared layer of
+:mod:`course_lib.experiments.common` (splits, batches, ``predict``, result tables) and
+:func:`course_lib.train.checkpoint_path`.
 
-* Data: :func:`point_clouds` (ShapeNet-lite surface samples as one tensor),
-  :class:`PointBatches` (auto-encoder batches: the input and the target are two disjoint
-  random subsets of a shape's samples, redrawn every epoch), :func:`held_out` (the test
-  ground truth and an independent *oracle* sampling of the same surfaces);
+* Data: :func:`train_data` (ShapeNet-lite: the encoder's input ``points`` and an independent
+  sampling ``target_points`` of the same surfaces), :func:`test_data` (input, target and the
+  *oracle* sampling of held-out shapes), :func:`autoencoder_batches` (random ``n``-point subsets
+  of both streams, redrawn every epoch);
 * Training: :func:`build_autoencoder`, :func:`point_loss`, :func:`train_autoencoder`
-  (``"chamfer"`` or ``"emd"`` loss, through :func:`course_lib.train.train_or_load`);
-* Evaluation in one stated convention (:data:`CONVENTION`): :func:`evaluate_sets`,
-  :func:`results_table`, and the uniformity statistic :func:`nn_uniformity`;
+  (``"chamfer"`` or ``"emd"`` loss, through :func:`course_lib.train.train_or_load`), and the
+  single-view model (:func:`view_data`, :func:`view_batches`, :func:`train_single_view`);
+* Evaluation in one stated convention (:data:`CONVENTION`): :func:`evaluate_sets`, and the
+  uniformity statistic :func:`nn_uniformity`; tables with
+  :func:`course_lib.experiments.common.summarize` / ``format_table``;
 * The mean-shape experiment of Fan et al. (2017): :func:`sample_rings`,
   :func:`mean_shape`, :func:`radial_profile`;
-* Complexity: :func:`peak_memory`, :func:`time_distances`.
+* Complexity: :func:`peak_memory`, :func:`time_distances`;
+* :func:`smoke`: a few training steps of both models (``benchmarks/gpu_smoke.py``).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,42 +35,45 @@ import torch
 from torch import Tensor
 
 from course_lib import config
+from course_lib import metrics as _metrics
 from course_lib import ops as _ops
+from course_lib.experiments.common import Batches, load_split, subsample
 
 __all__ = [
     "CONVENTION",
-    "point_clouds",
-    "PointBatches",
-    "held_out",
+    "train_data",
+    "test_data",
+    "autoencoder_batches",
     "build_autoencoder",
-    "view_point_pairs",
-    "ViewBatches",
+    "view_data",
+    "view_batches",
+    "build_single_view",
     "train_single_view",
     "point_loss",
+    "data_spec",
     "train_autoencoder",
     "checkpoint_path",
-    "predict",
     "nn_distances",
     "nn_uniformity",
-    "fscore",
     "evaluate_sets",
-    "results_table",
-    "format_table",
     "sample_radii",
     "sample_rings",
     "mean_shape",
     "radial_profile",
     "peak_memory",
     "time_distances",
+    "smoke",
 ]
 
 CONVENTION = (
-    "every set has N points (the model's output size); ground truth = N surface samples, the oracle = "
-    "N other, independent samples of the same surface. CD: squared Euclidean nearest-neighbour "
-    "distances, mean over each set, the two directions summed, x1000. EMD: exact optimal one-to-one "
-    "matching (Hungarian), mean unsquared matched distance, x100. F-score at tau = 0.05 (Euclidean), "
-    "in %. NN-CV: coefficient of variation (std / mean) of each point's distance to its nearest other "
-    "point of the same set (lower = more uniform). All averaged over the held-out shapes."
+    "every set has N points (the model's output size); the model's input = N surface samples (sampling "
+    "stream 0); the ground truth = N other, independent samples of the same surface (stream 1); the oracle "
+    "= N samples of a third, independent sampling (stream 2), scored against the same ground truth: a "
+    "reference, not a floor (an evenly spread sample of the true surface scores better). CD: squared "
+    "Euclidean nearest-neighbour distances, mean over each set, the two directions summed, x1000. EMD: "
+    "exact optimal one-to-one matching (Hungarian), mean unsquared matched distance, x100. F-score at "
+    "tau = 0.05 (Euclidean), in %. NN-CV: coefficient of variation (std / mean) of each point's distance "
+    "to its nearest other point of the same set (lower = more uniform). All averaged over the held-out shapes."
 )
 """The one convention every table of chapter 05 uses."""
 
@@ -77,75 +85,66 @@ TAU = 0.05
 # ---------------------------------------------------------------------------
 # data
 # ---------------------------------------------------------------------------
-def point_clouds(split: str, profile: str | None = None, categories: Sequence[str] | None = None,
-                 shapes_per_category: int | None = None) -> dict[str, Any]:
-    """ShapeNet-lite surface samples of ``split`` stacked: ``{"points": (S, P, 3), "label": (S,), ...}``.
+def _sizes(profile: str | None) -> dict[str, Any]:
+    return config.sizes(profile, prefix="ch05.")
 
-    Introduced in ``lectures/05_point_sets.ipynb``. ``P`` is ``data.n_surface_points`` of the
-    profile; items are cached on disk by :class:`course_lib.data.ShapeNetLite`.
+
+def train_data(profile: str | None = None, categories: Sequence[str] | None = None,
+               shapes_per_category: int | None = None) -> dict[str, Any]:
+    """The training shapes of the chapter: ``points`` (input) and ``target_points`` (an independent
+    sampling), both ``(S, P, 3)`` with ``P = data.n_surface_points``, plus ``label``, ``seed``, ``category``.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.  ``categories`` / ``shapes_per_category``
+    default to ``ch05.categories`` / ``ch05.train_per_category``; cached on disk by
+    :class:`course_lib.data.ShapeNetLite`.
     """
-    from course_lib.data import ShapeNetLite
-
-    ds = ShapeNetLite(split, ("points",), profile=profile, categories=categories,
-                      shapes_per_category=shapes_per_category)
-    items = [ds[i] for i in range(len(ds))]
-    return {
-        "points": torch.stack([it["points"] for it in items]),
-        "label": torch.tensor([it["label"] for it in items]),
-        "category": [it["category"] for it in items],
-        "seed": [it["seed"] for it in items],
-    }
+    s = _sizes(profile)
+    return load_split("train", ("points", "target_points"), profile=profile,
+                      categories=s["categories"] if categories is None else categories,
+                      shapes_per_category=s["train_per_category"] if shapes_per_category is None
+                      else shapes_per_category)
 
 
-class PointBatches:
-    """Auto-encoder batches over a ``(S, P, 3)`` tensor of surface samples.
+def test_data(profile: str | None = None, categories: Sequence[str] | None = None,
+              shapes_per_category: int | None = None, n: int | None = None) -> dict[str, Any]:
+    """Held-out shapes with three independent samplings of ``n`` points (default ``ch05.n_points``):
+    ``points`` (the model's input), ``target_points`` (the ground truth every metric uses) and
+    ``oracle_points`` (the oracle row: a reference, not a floor).
 
     Introduced in ``lectures/05_point_sets.ipynb``.
-
-    Each epoch shuffles the shapes and, for every shape, draws two *disjoint* random subsets
-    of ``n`` of its ``P`` samples: ``batch["input"]`` (what the encoder sees) and
-    ``batch["target"]`` (what the loss compares with), both ``(B, n, 3)``. The target is thus an
-    independent sampling of the same surface, as at test time. Needs ``P >= 2 n``.
     """
-
-    def __init__(self, points: Tensor, n: int, batch_size: int, seed: int = 0, shuffle: bool = True) -> None:
-        if not isinstance(points, Tensor) or points.dim() != 3 or points.shape[-1] != 3:
-            raise ValueError(f"points must be a tensor (S, P, 3), got {getattr(points, 'shape', type(points))}")
-        if n < 1 or 2 * n > points.shape[1]:
-            raise ValueError(f"need 1 <= n and 2 n <= P = {points.shape[1]} samples per shape, got n = {n}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        self.points, self.n, self.batch_size, self.shuffle = points, int(n), int(batch_size), shuffle
-        self.gen = torch.Generator().manual_seed(seed)
-
-    def __len__(self) -> int:
-        return math.ceil(self.points.shape[0] / self.batch_size)
-
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        s, p = self.points.shape[:2]
-        order = torch.randperm(s, generator=self.gen) if self.shuffle else torch.arange(s)
-        for i in range(0, s, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            perm = torch.argsort(torch.rand(len(idx), p, generator=self.gen), dim=1)
-            take = perm[:, : 2 * self.n].to(self.points.device)
-            sub = torch.gather(self.points[idx.to(self.points.device)], 1, take[..., None].expand(-1, -1, 3))
-            yield {"input": sub[:, : self.n], "target": sub[:, self.n:]}
+    s = _sizes(profile)
+    n = int(s["n_points"] if n is None else n)
+    return load_split("test", ("points", "target_points", "oracle_points"), profile=profile,
+                      categories=s["categories"] if categories is None else categories,
+                      shapes_per_category=s["test_per_category"] if shapes_per_category is None
+                      else shapes_per_category, n_points=n, n_target=n)
 
 
-def held_out(points: Tensor, n: int, seed: int = 0) -> tuple[Tensor, Tensor]:
-    """``(ground_truth, oracle)``: two disjoint random subsets of ``n`` samples of each shape.
+def _subsample_keys(n: int, keys: Sequence[str]) -> Callable[[dict[str, Any], torch.Generator], dict[str, Any]]:
+    def transform(batch: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
+        for k in keys:
+            if batch[k].shape[1] > n:
+                batch[k] = subsample(batch[k], n, gen)
+        return batch
 
-    Introduced in ``lectures/05_point_sets.ipynb``. The samples of a shape are i.i.d.
-    area-weighted draws from its surface, so the two subsets are independent samplings of
-    the same surface: the oracle is what a perfect ``n``-point sampler of the true surface
-    scores (the floor a model is judged against).
+    return transform
+
+
+def autoencoder_batches(data: dict[str, Any], n: int, batch_size: int, seed: int = 0,
+                        shuffle: bool = True) -> Batches:
+    """Auto-encoder batches ``{"input": (B, n, 3), "target": (B, n, 3), "index"}`` over :func:`train_data`.
+
+    Introduced in ``lectures/05_point_sets.ipynb``: :class:`~course_lib.experiments.common.Batches`
+    whose ``input`` is a random ``n``-subset of ``points`` and ``target`` one of
+    ``target_points`` (an independent sampling of the same surface), redrawn every epoch.
     """
-    if 2 * n > points.shape[1]:
-        raise ValueError(f"need 2 n <= P = {points.shape[1]}, got n = {n}")
-    gen = torch.Generator().manual_seed(seed)
-    perm = torch.argsort(torch.rand(points.shape[0], points.shape[1], generator=gen), dim=1).to(points.device)
-    sub = torch.gather(points, 1, perm[:, : 2 * n, None].expand(-1, -1, 3))
-    return sub[:, :n].contiguous(), sub[:, n:].contiguous()
+    for k in ("points", "target_points"):
+        if not 1 <= n <= data[k].shape[1]:
+            raise ValueError(f"need 1 <= n <= {data[k].shape[1]} ({k} per shape), got n = {n}")
+    return Batches(data, batch_size, keys=("points", "target_points"),
+                   rename={"points": "input", "target_points": "target"}, shuffle=shuffle, seed=seed,
+                   transform=_subsample_keys(int(n), ("input", "target")))
 
 
 # ---------------------------------------------------------------------------
@@ -158,7 +157,7 @@ def build_autoencoder(profile: str | None = None) -> torch.nn.Module:
     """
     from course_lib.models import psg_autoencoder
 
-    s = config.sizes(profile, prefix="ch05.")
+    s = _sizes(profile)
     return psg_autoencoder(latent_dim=s["latent_dim"], n_fc=s["n_fc"], map_size=s["map_size"],
                            n_upsample=s["n_upsample"], map_channels=s["map_channels"],
                            fc_hidden=s["fc_hidden"], encoder_feat_dim=s["encoder_feat_dim"])
@@ -189,29 +188,47 @@ def point_loss(kind: str, emd_method: str = "exact", **emd_kwargs: Any) -> Calla
     return loss_fn
 
 
-def checkpoint_path(kind: str, profile: str | None = None, task: str = "ae") -> Path:
-    """Where the trained chapter-05 model of ``kind`` (``"chamfer"``/``"emd"``) is kept (git-ignored cache)."""
-    profile = profile or config.get_profile()
-    return config.cache_dir() / "checkpoints" / f"ch05_psg_{task}_{kind}_{profile}.pt"
+def data_spec(profile: str | None = None, task: str = "ae", **extra: Any) -> dict[str, Any]:
+    """The data configuration a chapter-05 checkpoint depends on (part of its name, see :func:`checkpoint_path`)."""
+    s = _sizes(profile)
+    if task == "svr":
+        spec = {"categories": s["svr_categories"], "train_per_category": s["svr_train_per_category"],
+                "image_size": config.size("data.image_size", profile), "view": "random"}
+    else:
+        spec = {"categories": s["categories"], "train_per_category": s["train_per_category"]}
+    spec.update({"samples_per_shape": config.size("data.n_surface_points", profile), "n_points": s["n_points"],
+                 "input": "stream 0", "target": "stream 1", **extra})
+    return spec
 
 
-def train_autoencoder(kind: str, profile: str | None = None, *, train_points: Tensor | None = None,
+def checkpoint_path(kind: str, profile: str | None = None, task: str = "ae", **extra: Any) -> Path:
+    """Where the trained chapter-05 model of ``kind`` (``"chamfer"``/``"emd"``) is kept (git-ignored cache):
+    :func:`course_lib.train.checkpoint_path` keyed by :func:`data_spec` and the loss."""
+    from course_lib.train import checkpoint_path as _path
+
+    s = _sizes(profile)
+    loss = {"loss": kind, "emd_method": s["emd_method"] if kind == "emd" else None}
+    return _path(f"ch05_psg_{task}_{kind}", {**data_spec(profile, task, **extra), **loss}, profile)
+
+
+def train_autoencoder(kind: str, profile: str | None = None, *, data: dict[str, Any] | None = None,
                       retrain: bool = False, progress: bool = True, path: str | os.PathLike | None = None,
                       **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the auto-encoder with the ``"chamfer"`` or ``"emd"`` loss; return ``(model, history)``.
 
     Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` of ``profile``; the EMD
-    solver is ``ch05.emd_method``. Same seed, data and schedule for both losses.
+    solver is ``ch05.emd_method``. Same seed, data and schedule for both losses. ``data``:
+    :func:`train_data` (loaded here when ``None``). The checkpoint is
+    :func:`checkpoint_path` unless ``path`` is given.
     """
     from course_lib.train import train_or_load
 
     profile = profile or config.get_profile()
-    s = config.sizes(profile, prefix="ch05.")
+    s = _sizes(profile)
     config.seed_everything(s["seed"])
     model = build_autoencoder(profile)
-    if train_points is None:
-        train_points = point_clouds("train", profile, s["categories"], s["train_per_category"])["points"]
-    batches = PointBatches(train_points, s["n_points"], s["batch_size"], seed=s["seed"])
+    data = train_data(profile) if data is None else data
+    batches = autoencoder_batches(data, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss(kind, s["emd_method"]), epochs=s["epochs"], lr=s["lr"],
                               seed=s["seed"], progress=progress)
     kw.update(fit_kwargs)
@@ -221,48 +238,42 @@ def train_autoencoder(kind: str, profile: str | None = None, *, train_points: Te
     return model, history
 
 
-def view_point_pairs(split: str, profile: str | None = None) -> dict[str, Any]:
+def view_data(split: str, profile: str | None = None) -> dict[str, Any]:
     """Rendered RGB views and surface samples of the ``ch05.svr_*`` shapes of ``split``.
 
-    Introduced in ``lectures/05_point_sets.ipynb``. Returns ``{"rgb": (S, 3, H, W), "points": (S, P, 3),
-    "category": [...]}``; views are ShapeNet-lite's seeded random views (cached on disk).
+    Introduced in ``lectures/05_point_sets.ipynb``. Returns the stacked
+    :class:`~course_lib.data.ShapeNetLite` items: ``rgb`` ``(S, 3, H, W)`` (a seeded random view
+    per shape) and ``target_points`` (the ground truth). For ``"test"`` also ``oracle_points``,
+    both with ``ch05.n_points`` points; for ``"train"`` ``data.n_surface_points`` target points.
     """
-    from course_lib.data import ShapeNetLite
-
-    s = config.sizes(profile, prefix="ch05.")
-    per = s["svr_train_per_category"] if split == "train" else s["test_per_category"]
-    ds = ShapeNetLite(split, ("points", "image"), profile=profile, categories=s["svr_categories"],
-                      shapes_per_category=per)
-    items = [ds[i] for i in range(len(ds))]
-    return {"rgb": torch.stack([it["rgb"] for it in items]), "points": torch.stack([it["points"] for it in items]),
-            "category": [it["category"] for it in items]}
+    s = _sizes(profile)
+    if split == "train":
+        return load_split("train", ("image", "target_points"), profile=profile, categories=s["svr_categories"],
+                          shapes_per_category=s["svr_train_per_category"])
+    n = int(s["n_points"])
+    return load_split(split, ("image", "target_points", "oracle_points"), profile=profile,
+                      categories=s["svr_categories"], shapes_per_category=s["test_per_category"], n_target=n)
 
 
-class ViewBatches:
-    """Single-view batches: ``{"input": rgb (B, 3, H, W), "target": n random surface samples (B, n, 3)}``.
+def view_batches(data: dict[str, Any], n: int, batch_size: int, seed: int = 0) -> Batches:
+    """Single-view batches ``{"input": rgb (B, 3, H, W), "target": n random target points (B, n, 3)}``.
 
-    Introduced in ``lectures/05_point_sets.ipynb``.
+    Introduced in ``lectures/05_point_sets.ipynb`` (:class:`~course_lib.experiments.common.Batches`).
     """
+    if n > data["target_points"].shape[1]:
+        raise ValueError(f"n = {n} exceeds the {data['target_points'].shape[1]} samples per shape")
+    return Batches(data, batch_size, keys=("rgb", "target_points"), rename={"rgb": "input", "target_points": "target"},
+                   seed=seed, transform=_subsample_keys(int(n), ("target",)))
 
-    def __init__(self, rgb: Tensor, points: Tensor, n: int, batch_size: int, seed: int = 0) -> None:
-        if rgb.shape[0] != points.shape[0]:
-            raise ValueError(f"{rgb.shape[0]} images but {points.shape[0]} point clouds")
-        if n > points.shape[1]:
-            raise ValueError(f"n = {n} exceeds the {points.shape[1]} samples per shape")
-        self.rgb, self.points, self.n, self.batch_size = rgb, points, int(n), int(batch_size)
-        self.gen = torch.Generator().manual_seed(seed)
 
-    def __len__(self) -> int:
-        return math.ceil(self.rgb.shape[0] / self.batch_size)
+def build_single_view(profile: str | None = None) -> torch.nn.Module:
+    """PointSetGen behind a small ResNet on RGB views, with the ``ch05.*`` sizes of ``profile``."""
+    from course_lib.models import psg_single_view
 
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        s, p = self.points.shape[:2]
-        order = torch.randperm(s, generator=self.gen)
-        for i in range(0, s, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            take = torch.argsort(torch.rand(len(idx), p, generator=self.gen), dim=1)[:, : self.n]
-            pts = torch.gather(self.points[idx], 1, take[..., None].expand(-1, -1, 3))
-            yield {"input": self.rgb[idx], "target": pts}
+    s = _sizes(profile)
+    return psg_single_view(latent_dim=s["latent_dim"], n_fc=s["n_fc"], map_size=s["map_size"],
+                           n_upsample=s["n_upsample"], map_channels=s["map_channels"], fc_hidden=s["fc_hidden"],
+                           width=s["svr_width"])
 
 
 def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None, retrain: bool = False,
@@ -271,17 +282,14 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
 
     Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` (``svr_*`` keys).
     """
-    from course_lib.models import psg_single_view
     from course_lib.train import train_or_load
 
     profile = profile or config.get_profile()
-    s = config.sizes(profile, prefix="ch05.")
+    s = _sizes(profile)
     config.seed_everything(s["seed"])
-    model = psg_single_view(latent_dim=s["latent_dim"], n_fc=s["n_fc"], map_size=s["map_size"],
-                            n_upsample=s["n_upsample"], map_channels=s["map_channels"], fc_hidden=s["fc_hidden"],
-                            width=s["svr_width"])
-    data = data or view_point_pairs("train", profile)
-    batches = ViewBatches(data["rgb"], data["points"], s["n_points"], s["batch_size"], seed=s["seed"])
+    model = build_single_view(profile)
+    data = data or view_data("train", profile)
+    batches = view_batches(data, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss("chamfer"), epochs=s["svr_epochs"], lr=s["lr"], seed=s["seed"],
                               progress=progress)
     kw.update(fit_kwargs)
@@ -289,17 +297,6 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
                             train_loader=batches, **kw)
     model.eval()
     return model, history
-
-
-@torch.no_grad()
-def predict(model: torch.nn.Module, inputs: Tensor, batch_size: int = 64) -> Tensor:
-    """Run ``model`` in eval mode on ``inputs`` in batches; returns the stacked predictions."""
-    was = model.training
-    model.eval()
-    dev = next((p.device for p in model.parameters()), inputs.device)
-    out = torch.cat([model(inputs[i:i + batch_size].to(dev)).cpu() for i in range(0, inputs.shape[0], batch_size)])
-    model.train(was)
-    return out
 
 
 # ---------------------------------------------------------------------------
@@ -337,29 +334,13 @@ def nn_uniformity(points: Tensor) -> Tensor:
     return d.std(-1) / mean.clamp_min(1e-12)
 
 
-def fscore(pred: Tensor, gt: Tensor, tau: float = TAU) -> Tensor:
-    """F-score at threshold ``tau`` per set ``(B,)``: uses :func:`course_lib.metrics.fscore` when it exists.
-
-    Introduced in ``lectures/05_point_sets.ipynb``. Precision: fraction of predicted points
-    within ``tau`` of the ground truth; recall: the converse; F = 2PR / (P + R).
-    """
-    try:
-        from course_lib.metrics import fscore as _fscore
-
-        return _fscore(pred, gt, tau, reduction="none")
-    except ImportError:  # the metrics module is not there yet: the same definition with ops.knn
-        d_pg = _ops.knn(pred, gt, 1)[0][..., 0]
-        d_gp = _ops.knn(gt, pred, 1)[0][..., 0]
-        p = (d_pg <= tau**2).float().mean(-1)
-        r = (d_gp <= tau**2).float().mean(-1)
-        return torch.where(p + r > 0, 2 * p * r / (p + r).clamp_min(1e-12), torch.zeros_like(p))
-
-
 @torch.no_grad()
 def evaluate_sets(pred: Tensor, gt: Tensor, tau: float = TAU) -> dict[str, Tensor]:
     """Per-shape metrics of predicted sets against ground-truth sets, in :data:`CONVENTION`.
 
-    Introduced in ``lectures/05_point_sets.ipynb``. ``pred`` and ``gt``: ``(S, N, 3)``. Returns
+    Introduced in ``lectures/05_point_sets.ipynb``. ``pred`` and ``gt``: ``(S, N, 3)`` (``gt`` is the
+    ``target_points`` of :func:`test_data`, never the model's input). F-score:
+    :func:`course_lib.metrics.fscore`. Returns
     ``{"CD x1e3", "EMD x1e2", "F@0.05 %", "NN-CV"}``, each ``(S,)``.
     """
     if pred.shape != gt.shape:
@@ -368,31 +349,8 @@ def evaluate_sets(pred: Tensor, gt: Tensor, tau: float = TAU) -> dict[str, Tenso
     pred, gt = pred.float(), gt.float()
     cd = _ops.chamfer_distance(pred, gt, reduction="none") * CD_SCALE
     emd = _ops.emd(pred, gt, method="exact", reduction="none").cost * EMD_SCALE
-    f = fscore(pred, gt, tau) * 100
+    f = _metrics.fscore(pred, gt, tau, reduction="none") * 100
     return {"CD x1e3": cd, "EMD x1e2": emd, f"F@{tau:g} %": f, "NN-CV": nn_uniformity(pred)}
-
-
-def results_table(rows: dict[str, dict[str, Tensor]]) -> list[dict[str, Any]]:
-    """Mean (and standard error) of each metric per row name: ``[{"model": name, metric: (mean, sem)}, ...]``."""
-    out = []
-    for name, metrics in rows.items():
-        row: dict[str, Any] = {"model": name}
-        for k, v in metrics.items():
-            v = v.double()
-            sem = float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
-            row[k] = (float(v.mean()), sem)
-        out.append(row)
-    return out
-
-
-def format_table(table: list[dict[str, Any]], digits: int = 3) -> str:
-    """A markdown table of :func:`results_table` rows (mean ± standard error)."""
-    keys = [k for k in table[0] if k != "model"]
-    lines = ["| model | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    for row in table:
-        cells = [f"{row[k][0]:.{digits}g} ± {row[k][1]:.2g}" for k in keys]
-        lines.append(f"| {row['model']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------
@@ -628,3 +586,33 @@ def time_distances(ns: Sequence[int], methods: Sequence[str] = ("chamfer", "exac
                 if row["N"] == int(n) and row["method"] in ("sinkhorn", "auction") and math.isfinite(row["value"]):
                     row["rel_err"] = row["value"] / exact_value - 1.0
     return rows
+
+
+# ---------------------------------------------------------------------------
+# GPU smoke hook (benchmarks/gpu_smoke.py)
+# ---------------------------------------------------------------------------
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few training steps of the chapter's models on ``device`` with the ``profile``'s sizes.
+
+    Introduced for ``benchmarks/gpu_smoke.py``: the auto-encoder with the Chamfer loss and with
+    the EMD loss (``ch05.emd_method``), and the single-view model (Chamfer), each on one
+    synthetic batch of ``ch05.batch_size`` shapes; no data generation, no checkpoint.
+    """
+    from course_lib.experiments.common import smoke_steps, synthetic_clouds
+
+    s = _sizes(profile)
+    b, n = int(s["batch_size"]), int(s["n_points"])
+    batch = {"input": synthetic_clouds(b, n, seed=0), "target": synthetic_clouds(b, n, seed=1)}
+    out: dict[str, float] = {}
+    torch.manual_seed(0)
+    for kind in ("chamfer", "emd"):
+        r = smoke_steps(build_autoencoder(profile), batch, point_loss(kind, s["emd_method"]), steps=steps,
+                        device=device, lr=float(s["lr"]))
+        out.update({f"ae_{kind}_{k}": v for k, v in r.items()})
+    size = int(config.size("data.image_size", profile))
+    views = {"input": torch.rand(b, 3, size, size), "target": batch["target"]}
+    r = smoke_steps(build_single_view(profile), views, point_loss("chamfer"), steps=steps, device=device,
+                    lr=float(s["lr"]))
+    out.update({f"svr_{k}": v for k, v in r.items()})
+    out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
+    return out

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from course_lib import checks, config, viz
-from course_lib.tasks import classification as C
+from course_lib.experiments import encoders as C
 from course_lib.train import fit
 
 print(config.describe())
@@ -169,7 +169,7 @@ mine = MyPointNet(n_classes)
 
 
 def loss_fn(model, batch):
-    points, labels = batch
+    points, labels = batch["points"], batch["label"]
     points = C.augment_points(C.random_subset(points, S["n_points"]))
     logits = model(points)
     return {"loss": nn.functional.cross_entropy(logits, labels),

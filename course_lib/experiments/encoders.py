@@ -1,11 +1,15 @@
-"""Shape classification on ShapeNet-lite with the point encoders of chapter 02.
+"""The experiments of chapter 02 (encoders): shape classification on ShapeNet-lite.
 
 Introduced in ``lectures/02_encoders.ipynb``.
 
-Everything a notebook needs to train and evaluate PointNet, PointNet++ and DGCNN as
-classifiers, with the sizes of the active profile (``config.sizes(prefix="ch02.")``):
+Everything a notebook or a benchmark needs to train and evaluate PointNet, PointNet++ and
+DGCNN as classifiers (and small ResNets on rendered views), with the sizes of the active
+profile (``config.sizes(prefix="ch02.")``), on the shared layer of
+:mod:`course_lib.experiments.common` (one split scheme, :class:`~course_lib.experiments.common.Batches`,
+:func:`~course_lib.experiments.common.predict`, :func:`course_lib.train.checkpoint_path`):
 
-* :func:`load_point_clouds`: a split of ShapeNet-lite as two tensors (points, labels);
+* :func:`load_point_clouds`, :func:`load_views`: a split of ShapeNet-lite as tensors;
+* :func:`make_loader`: the training batches (``{"points", "label"}`` dicts);
 * :func:`augment_points`, :func:`jitter_points`, :func:`random_subset`: augmentation
   (random rotation about the up axis ``y``, anisotropic scaling, Gaussian jitter);
 * :func:`build_classifier`, :func:`fit_kwargs`, :func:`train_classifier`: the models and
@@ -24,9 +28,9 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from course_lib import config
+from course_lib.experiments.common import Batches, load_split, predict, subsample
 from course_lib.models.encoders import (
     DGCNN,
     DGCNNClassifier,
@@ -52,6 +56,7 @@ __all__ = [
     "build_classifier",
     "fit_kwargs",
     "checkpoint_path",
+    "image_checkpoint_path",
     "train_classifier",
     "evaluate_accuracy",
     "accuracy_vs_points",
@@ -65,6 +70,7 @@ __all__ = [
     "image_inputs",
     "ImageClassifier",
     "train_image_classifier",
+    "smoke",
 ]
 
 MODELS: tuple[str, ...] = ("pointnet", "pointnet2", "dgcnn")
@@ -87,26 +93,29 @@ def load_point_clouds(
     ``shapes_per_category=None`` the profile's split size. The shapes of different splits
     come from different seeds (held out).
     """
-    from course_lib.data import ShapeNetLite
+    data = load_split(split, ("points",), n_points=n_points, categories=categories, profile=profile,
+                      shapes_per_category=shapes_per_category)
+    return data["points"].float(), data["label"]
 
-    ds = ShapeNetLite(split, representations=("points",), n_points=n_points, categories=categories,
-                      profile=profile, shapes_per_category=shapes_per_category)
-    if len(ds) == 0:
-        raise ValueError(f"the {split!r} split of ShapeNet-lite is empty for profile {profile!r}")
-    items = [ds[i] for i in range(len(ds))]
-    points = torch.stack([torch.as_tensor(it["points"], dtype=torch.float32) for it in items])
-    labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)
-    return points, labels
+
+def _xy(batch: Any, x_key: str = "points") -> tuple[Tensor, Tensor]:
+    """``(inputs, labels)`` of a :func:`make_loader` batch (a dict) or of a ``(x, y)`` pair."""
+    if isinstance(batch, Mapping):
+        return batch[x_key], batch["label"]
+    return batch[0], batch[1]
 
 
 def make_loader(points: Tensor, labels: Tensor, batch_size: int, *, shuffle: bool = False,
-                seed: int = 0, drop_last: bool = False) -> DataLoader:
-    """A ``DataLoader`` over ``(points, labels)`` yielding ``[points (B, N, 3), labels (B,)]``."""
+                seed: int = 0, drop_last: bool = False, key: str = "points") -> Batches:
+    """Batches ``{key: (B, N, 3), "label": (B,), "index": (B,)}`` over ``(points, labels)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``: a thin wrapper over
+    :class:`course_lib.experiments.common.Batches` (reshuffled at every epoch when ``shuffle``).
+    ``key="images"`` for image batches.
+    """
     if points.shape[0] != labels.shape[0]:
         raise ValueError(f"{points.shape[0]} clouds but {labels.shape[0]} labels")
-    gen = torch.Generator().manual_seed(seed)
-    return DataLoader(TensorDataset(points, labels), batch_size=batch_size, shuffle=shuffle,
-                      generator=gen if shuffle else None, drop_last=drop_last)
+    return Batches({key: points, "label": labels}, batch_size, shuffle=shuffle, seed=seed, drop_last=drop_last)
 
 
 def _check_cloud(points: Any, who: str) -> Tensor:
@@ -120,17 +129,15 @@ def _check_cloud(points: Any, who: str) -> Tensor:
 def random_subset(points: Tensor, n: int, generator: torch.Generator | None = None) -> Tensor:
     """``n`` distinct points of each cloud, chosen uniformly at random: ``(B, N, 3) -> (B, n, 3)``.
 
-    Introduced in ``lectures/02_encoders.ipynb``.  ``generator`` must live on ``points``' device.
+    Introduced in ``lectures/02_encoders.ipynb``; :func:`course_lib.experiments.common.subsample`
+    (``generator`` is a CPU generator) that returns the clouds unchanged when ``n == N``.
     """
     _check_cloud(points, "random_subset")
-    B, N, _ = points.shape
-    if not 1 <= n <= N:
-        raise ValueError(f"cannot take {n} points out of clouds of {N}")
-    if n == N:
+    if not 1 <= n <= points.shape[1]:
+        raise ValueError(f"cannot take {n} points out of clouds of {points.shape[1]}")
+    if n == points.shape[1]:
         return points
-    keys = torch.rand(B, N, device=points.device, generator=generator)
-    idx = keys.argsort(dim=1)[:, :n]
-    return torch.gather(points, 1, idx[..., None].expand(-1, -1, points.shape[-1]))
+    return subsample(points, int(n), generator)
 
 
 def jitter_points(points: Tensor, sigma: float, clip: float | None = None,
@@ -207,8 +214,8 @@ class ClassificationLoss:
         self.n_points, self.augment = int(n_points), augment
         self.reg_weight, self.label_smoothing = reg_weight, label_smoothing
 
-    def __call__(self, model: nn.Module, batch: Sequence[Tensor]) -> dict[str, Any]:
-        points, labels = batch[0], batch[1]
+    def __call__(self, model: nn.Module, batch: Any) -> dict[str, Any]:
+        points, labels = _xy(batch)
         points = random_subset(points, min(self.n_points, points.shape[1]))
         if self.augment:
             points = augment_points(points)
@@ -228,8 +235,8 @@ def accuracy_fn(n_points: int | None = None):
     first ``n`` points are a uniform random subset, the same one at every epoch.
     """
 
-    def fn(model: nn.Module, batch: Sequence[Tensor]) -> dict[str, float]:
-        points, labels = batch[0], batch[1]
+    def fn(model: nn.Module, batch: Any) -> dict[str, float]:
+        points, labels = _xy(batch)
         if n_points is not None:
             points = points[:, :n_points]
         logits = model(points)
@@ -278,10 +285,39 @@ def build_classifier(name: str, n_classes: int | None = None, *, profile: str | 
     return model
 
 
-def checkpoint_path(name: str, profile: str | None = None) -> Path:
-    """Where the chapter's notebooks keep the trained ``name`` classifier of ``profile``."""
+def checkpoint_path(name: str, profile: str | None = None, **spec: Any) -> Path:
+    """Where the notebooks and the benchmark keep the trained ``name`` classifier of ``profile``.
+
+    Introduced in ``lectures/02_encoders.ipynb``: :func:`course_lib.train.checkpoint_path` with a
+    spec holding the data configuration (categories, shapes per category, points per cloud),
+    the architecture, the training settings and the loss (cross-entropy + T-Net regulariser,
+    augmentation); ``spec`` adds to it (for example an exercise's variant).
+    """
+    from course_lib import train as T
+    from course_lib.data import CATEGORIES
+
     profile = profile or config.get_profile()
-    return config.cache_dir() / "checkpoints" / f"ch02_{name}_{profile}.pt"
+    s = _sizes(profile)
+    full = {"data": {"categories": list(CATEGORIES),
+                     "train_per_category": config.size("data.shapes_per_category_train", profile),
+                     "points_per_cloud": config.size("data.n_surface_points", profile)},
+            "n_points": s["n_points"], "arch": dict(s[name]), "train": dict(s[f"train_{name}"]),
+            "loss": "cross-entropy + 1e-3 T-Net regulariser, augment (rotate up, scale, jitter)", **spec}
+    return T.checkpoint_path(f"ch02_{name}", full, profile)
+
+
+def image_checkpoint_path(mode: str, n_views: int, *, epochs: int, width: int, profile: str | None = None,
+                          **spec: Any) -> Path:
+    """Where the ResNet classifier on ``mode`` views (``"rgb"``/``"rgbd"``) is kept (:func:`course_lib.train.checkpoint_path`).
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    from course_lib import train as T
+
+    profile = profile or config.get_profile()
+    full = {"mode": mode, "views_per_category": n_views, "epochs": epochs, "width": width,
+            "image_size": config.size("data.image_size", profile), "loss": "cross-entropy, horizontal flips", **spec}
+    return T.checkpoint_path(f"ch02_resnet_{mode}", full, profile)
 
 
 def fit_kwargs(
@@ -372,23 +408,18 @@ def evaluate_accuracy(
 ) -> float:
     """Accuracy of ``model`` (eval mode) on clouds cut to their first ``n_points`` points, optionally jittered.
 
-    Introduced in ``lectures/02_encoders.ipynb``.
+    Introduced in ``lectures/02_encoders.ipynb``.  Surface samples are i.i.d., so the first
+    ``n`` points are a uniform random subset.  The jitter is drawn from a CPU generator
+    seeded with ``seed`` (the same noise on every device).
     """
     _check_cloud(points, "evaluate_accuracy")
     if n_points is not None and not 1 <= n_points <= points.shape[1]:
         raise ValueError(f"n_points={n_points} but the clouds have {points.shape[1]} points")
-    was = model.training
-    model.eval()
-    dev = next((p.device for p in model.parameters()), torch.device("cpu"))
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    correct = 0
-    for i in range(0, points.shape[0], batch_size):
-        p = points[i: i + batch_size, :n_points].to(dev)
-        if jitter > 0:
-            p = jitter_points(p, jitter, generator=gen)
-        correct += int((model(p).argmax(1).cpu() == labels[i: i + batch_size]).sum())
-    model.train(was)
-    return correct / points.shape[0]
+    p = points[:, :n_points]
+    if jitter > 0:
+        p = jitter_points(p.cpu(), jitter, generator=torch.Generator().manual_seed(seed))
+    logits = predict(model, p, batch_size)
+    return float((logits.argmax(1) == labels.cpu()).float().mean())
 
 
 def accuracy_vs_points(model: nn.Module, points: Tensor, labels: Tensor, counts: Sequence[int]) -> dict[int, float]:
@@ -516,15 +547,8 @@ def load_views(split: str, shapes_per_category: int, *, profile: str | None = No
     Introduced in ``lectures/02_encoders.ipynb``.  One view per shape (its own random
     camera, see :class:`course_lib.data.ShapeNetLite`); background depth is 0.
     """
-    from course_lib.data import ShapeNetLite
-
-    ds = ShapeNetLite(split, representations=("image",), shapes_per_category=shapes_per_category,
-                      profile=profile)
-    items = [ds[i] for i in range(len(ds))]
-    rgb = torch.stack([torch.as_tensor(it["rgb"]) for it in items]).float()
-    depth = torch.stack([torch.as_tensor(it["depth"]) for it in items]).float()
-    labels = torch.tensor([int(it["label"]) for it in items], dtype=torch.long)
-    return rgb, depth, labels
+    data = load_split(split, ("image",), shapes_per_category=shapes_per_category, profile=profile)
+    return data["rgb"].float(), data["depth"].float(), data["label"]
 
 
 def image_inputs(rgb: Tensor, depth: Tensor, mode: str) -> Tensor:
@@ -591,23 +615,60 @@ def train_image_classifier(
         if isinstance(mod, nn.modules.batchnorm._BatchNorm):
             mod.momentum = bn_momentum
 
-    def loss_fn(m: nn.Module, batch: Sequence[Tensor]) -> dict[str, Any]:
-        imgs, y = batch[0], batch[1]
+    def loss_fn(m: nn.Module, batch: Any) -> dict[str, Any]:
+        imgs, y = _xy(batch, "images")
         flip = torch.rand(imgs.shape[0], device=imgs.device) < 0.5
         imgs = torch.where(flip[:, None, None, None], imgs.flip(-1), imgs)
         logits = m(imgs)
         return {"loss": F.cross_entropy(logits, y), "acc": float((logits.argmax(1) == y).float().mean())}
 
-    kw: dict[str, Any] = dict(train_loader=make_loader(x, labels, batch_size, shuffle=True, seed=seed),
+    kw: dict[str, Any] = dict(train_loader=make_loader(x, labels, batch_size, shuffle=True, seed=seed, key="images"),
                               loss_fn=loss_fn, epochs=epochs, lr=lr, seed=seed, progress=progress,
                               live_plot=live_plot)
     if val_views is not None:
         xv = image_inputs(*val_views[:2], mode)
 
-        def val_fn(m: nn.Module, batch: Sequence[Tensor]) -> dict[str, float]:
-            return {"val_acc": float((m(batch[0]).argmax(1) == batch[1]).float().mean())}
+        def val_fn(m: nn.Module, batch: Any) -> dict[str, float]:
+            imgs, y = _xy(batch, "images")
+            return {"val_acc": float((m(imgs).argmax(1) == y).float().mean())}
 
-        kw.update(val_loader=make_loader(xv, val_views[2], 64), val_fn=val_fn, monitor="val_acc", mode="max")
+        kw.update(val_loader=make_loader(xv, val_views[2], 64, key="images"), val_fn=val_fn, monitor="val_acc", mode="max")
     hist = T.fit(model, **kw) if checkpoint is None else T.train_or_load(model, checkpoint, **kw)
     model.eval()
     return model, hist
+
+
+# ---------------------------------------------------------------------------
+# GPU smoke hook (benchmarks/gpu_smoke.py)
+# ---------------------------------------------------------------------------
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few training steps of each classifier of the chapter (and the RGB-D ResNet) on ``device``.
+
+    Introduced for ``benchmarks/gpu_smoke.py``: the ``profile``'s widths, one synthetic batch of
+    ``ch02.batch_size`` clouds of ``ch02.n_points`` points (no data generation, no checkpoint).
+    Returns ``{"<model>_seconds", "<model>_loss", "<model>_params", ...}`` (and ``peak_mem_mb`` on CUDA).
+    """
+    from course_lib.data import CATEGORIES
+    from course_lib.experiments.common import smoke_steps, synthetic_clouds
+
+    s = _sizes(profile)
+    b, n = int(s["batch_size"]), int(s["n_points"])
+    points = synthetic_clouds(b, n, device="cpu")
+    labels = torch.arange(b) % len(CATEGORIES)
+    out: dict[str, float] = {}
+    torch.manual_seed(0)
+    for name in MODELS:
+        model = build_classifier(name, profile=profile)
+        r = smoke_steps(model, {"points": points, "label": labels}, ClassificationLoss(n), steps=steps, device=device)
+        out.update({f"{name}_{k}": v for k, v in r.items()})
+    size = int(config.size("data.image_size", profile))
+    images = torch.rand(b, 4, size, size)
+    model = ImageClassifier(4, len(CATEGORIES), width=int(s["resnet_width"]))
+
+    def image_loss(m: nn.Module, batch: Any) -> Tensor:
+        return F.cross_entropy(m(batch["images"]), batch["label"])
+
+    r = smoke_steps(model, {"images": images, "label": labels}, image_loss, steps=steps, device=device)
+    out.update({f"resnet_rgbd_{k}": v for k, v in r.items()})
+    out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
+    return out
