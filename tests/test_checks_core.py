@@ -1,3 +1,7 @@
+import math
+
+import numpy as np
+import pytest
 import torch
 
 from course_lib import checks
@@ -28,7 +32,7 @@ def test_wrong_values_are_named_without_traceback(capsys):
     res = checks.check_pairwise_sq_dists(lambda x, y: torch.cdist(x, y))  # forgot the square
     out = capsys.readouterr().out
     assert res.status == "failed"
-    assert "squared distances" in out and "Traceback" not in out
+    assert "forgot the square" in out and "Traceback" not in out
 
 
 def test_wrong_shape_and_dtype():
@@ -88,3 +92,45 @@ def test_chamfer_check_names_the_usual_mistakes():
     assert not summed and "batch" in summed.message
     per_cloud = checks.check_chamfer(lambda x, y: nn(x, y).mean(-1) + nn(y, x).mean(-1), quiet=True)
     assert not per_cloud and "shape" in per_cloud.message
+
+
+@pytest.mark.parametrize("bad, kind", [
+    (torch.tensor([1.0, float("nan"), 3.0]), "NaN"),
+    (torch.tensor([1.0, 2.0, float("inf")]), "inf"),
+    (torch.tensor([float("-inf"), float("nan"), 3.0]), "NaN and inf"),
+    (float("nan"), "NaN"),
+    (np.array([1.0, np.nan, 3.0]), "NaN"),
+])
+def test_expect_close_rejects_nan_and_inf(bad, kind):
+    expected = torch.tensor(1.0) if isinstance(bad, float) else torch.tensor([1.0, 2.0, 3.0])
+    with pytest.raises(_core.CheckFailed) as err:
+        _core.expect_close(bad, expected, "v", atol=math.inf)  # even an infinite tolerance
+    assert kind in str(err.value) and "v contains" in str(err.value)
+    # NaN is not "close" to NaN either
+    with pytest.raises(_core.CheckFailed, match="NaN"):
+        _core.expect_close(torch.tensor([float("nan")]), torch.tensor([float("nan")]), "w")
+
+
+def test_expect_close_accepts_close_values_and_rejects_non_numbers():
+    _core.expect_close(torch.tensor([1.0, 2.0]), torch.tensor([1.0, 2.0 + 1e-7]), "v")
+    _core.expect_close(3, 3.0, "v")
+    with pytest.raises(_core.CheckFailed, match="tensor or a number"):
+        _core.expect_close("3", 3.0, "v")
+
+
+def test_strict_mode_raises_on_every_verdict_but_passed(monkeypatch, capsys):
+    def stub(x, y):
+        raise NotImplementedError()
+
+    monkeypatch.delenv(_core.STRICT_ENV, raising=False)
+    assert not _core.strict_mode()
+    assert checks.check_pairwise_sq_dists(torch.cdist, quiet=True).status == "failed"  # no raise
+    monkeypatch.setenv(_core.STRICT_ENV, "1")
+    assert _core.strict_mode()
+    assert checks.check_pairwise_sq_dists(good, quiet=True).passed
+    for wrong in (torch.cdist, stub, lambda x, y: x @ y):
+        with pytest.raises(_core.SelfCheckError, match="check_pairwise_sq_dists"):
+            checks.check_pairwise_sq_dists(wrong)
+    assert "❌" in capsys.readouterr().out  # the verdict is printed before raising
+    monkeypatch.setenv(_core.STRICT_ENV, "0")
+    assert not _core.strict_mode()

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch import nn
 
 from course_lib import checks, ops
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # --- reference solutions (independent of course_lib where it matters) ------
@@ -54,7 +58,9 @@ def test_references_pass():
 
 
 def test_stubs_are_not_implemented():
-    for check in (checks.check_pointnet_encode, checks.check_farthest_point_sampling, checks.check_ball_query):
+    for check in (checks.check_pointnet_encode, checks.check_farthest_point_sampling, checks.check_ball_query,
+                  lambda fn, quiet: checks.check_pointnet_training(_StubModel(), _Tiny(), *_data(), profile="laptop",
+                                                                   quiet=quiet)):
         res = check(stub, quiet=True)
         assert res.status == "not_implemented" and "not implemented yet" in res.verdict()
 
@@ -132,29 +138,177 @@ def test_fps_wrong_answers():
     assert res.status == "failed" and "start_idx=7" in res.message
 
 
-def test_ball_query_wrong_answers():
-    def nearest_k(x, centers, radius, k):  # kNN instead of ball query
-        d = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)
-        return d.topk(k, largest=False).indices
+def _inside(x, centers, radius):
+    return ((centers[:, :, None] - x[:, None]) ** 2).sum(-1) < radius**2  # (B, M, N)
 
-    assert checks.check_ball_query(nearest_k, quiet=True).status == "failed"
 
-    def reversed_order(x, centers, radius, k):
-        out = ball_query(x, centers, radius, k)
-        return out.flip(-1)
+def _pad(lists, k):
+    return torch.tensor([[row[:k] + [row[0]] * (k - len(row[:k])) for row in b] for b in lists])
 
-    res = checks.check_ball_query(reversed_order, quiet=True)
-    assert res.status == "failed" and "order" in res.message
 
-    def radius_not_squared(x, centers, radius, k):
-        return ball_query(x, centers, radius**0.5, k)
+def last_k(x, centers, radius, k):
+    ins = _inside(x, centers, radius)
+    return _pad([[m.nonzero().flatten().tolist()[-k:] for m in b] for b in ins], k)
 
-    res = checks.check_ball_query(radius_not_squared, quiet=True)
-    assert res.status == "failed" and "radius" in res.message
 
+def random_k(x, centers, radius, k):
+    ins = _inside(x, centers, radius)
+    g = torch.Generator().manual_seed(0)
+    out = []
+    for b in ins:
+        rows = []
+        for m in b:
+            inside = m.nonzero().flatten()
+            rows.append(sorted(inside[torch.randperm(len(inside), generator=g)][:k].tolist()))
+        out.append(rows)
+    return _pad(out, k)
+
+
+def nearest_k_resorted(x, centers, radius, k):  # kNN capped at the radius, then sorted by index
+    d = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)
+    out = []
+    for b in range(x.shape[0]):
+        rows = []
+        for m in range(centers.shape[1]):
+            order = [j for j in d[b, m].argsort().tolist() if d[b, m, j] < radius**2][:k]
+            rows.append(sorted(order))
+        out.append(rows)
+    return _pad(out, k)
+
+
+def test_ball_query_data_has_sparse_and_dense_balls():
+    from course_lib.checks import encoders as ce
+
+    x, centers = ce._ball_query_data()
+    counts = _inside(x, centers, 0.45).sum(-1)
+    assert int(counts[:, :4].min()) >= 2 and int(counts[:, :4].max()) <= 5  # fewer than k = 6
+    assert int(counts[:, 4:].min()) > 6  # more than k
+    # in the dense balls the first 6 by index are not the 6 nearest (else nearest-k could pass)
+    d = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)
+    for b in range(2):
+        for m in (4, 5):
+            first = _inside(x, centers, 0.45)[b, m].nonzero().flatten()[:6].tolist()
+            assert set(first) != set(d[b, m].argsort()[:6].tolist())
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (last_k, ["LAST k"]),
+    (random_k, ["not the first k points"]),
+    (nearest_k_resorted, ["NEAREST"]),
+    (lambda x, c, r, k: ((c[:, :, None] - x[:, None]) ** 2).sum(-1).topk(k, largest=False).indices,
+     ["outside the ball"]),  # plain kNN: not capped at the radius
+    (lambda x, c, r, k: ball_query(x, c, r, k).flip(-1), ["another order"]),
+    (lambda x, c, r, k: ball_query(x, c, r**0.5, k), ["radius**2"]),
+    (lambda x, c, r, k: ball_query(x, c, r, k).float(), ["integers"]),
+    (lambda x, c, r, k: ball_query(x, c, r, k)[..., :-1], ["shape"]),
+])
+def test_ball_query_wrong_answers(wrong, words):
+    res = checks.check_ball_query(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_ball_query_pad_mistakes():
     def pad_zero(x, centers, radius, k):
         out = ball_query(x, centers, radius, k)
         first = out[..., :1]
-        return torch.where(out == first, torch.where(torch.arange(k) == 0, out, 0), out)
+        dup = (out == first) & (torch.arange(k) > 0)
+        return torch.where(dup, torch.zeros_like(out), out)
 
-    assert checks.check_ball_query(pad_zero, quiet=True).status == "failed"
+    res = checks.check_ball_query(pad_zero, quiet=True)
+    assert res.status == "failed" and "index 0" in res.message, res.message
+
+    def pad_last(x, centers, radius, k):
+        ins = _inside(x, centers, radius)
+        rows = [[m.nonzero().flatten().tolist()[:k] for m in b] for b in ins]
+        return torch.tensor([[r + [r[-1]] * (k - len(r)) for r in b] for b in rows])
+
+    res = checks.check_ball_query(pad_last, quiet=True)
+    assert res.status == "failed" and "FIRST point found" in res.message, res.message
+
+
+def test_pointnet_encode_more_wrong_answers():
+    def weights_only(points, layers):  # skips whatever the layer does besides its linear map
+        x = points
+        for i, layer in enumerate(layers):
+            x = torch.nn.functional.linear(x, layer.weight, layer.bias)
+            if i < len(layers) - 1:
+                x = torch.relu(x)
+        return x.max(dim=1)
+
+    res = checks.check_pointnet_encode(weights_only, quiet=True)
+    assert res.status == "failed" and "layer(x)" in res.message, res.message
+
+    def no_relu(points, layers):
+        x = points
+        for layer in layers:
+            x = layer(x)
+        return x.max(dim=1)
+
+    res = checks.check_pointnet_encode(no_relu, quiet=True)
+    assert res.status == "failed" and "no ReLU between" in res.message, res.message
+
+    def max_over_channels(points, layers):
+        x = points
+        for i, layer in enumerate(layers):
+            x = layer(x)
+            if i < len(layers) - 1:
+                x = torch.relu(x)
+        return x.max(dim=-1)
+
+    res = checks.check_pointnet_encode(max_over_channels, quiet=True)
+    assert res.status == "failed" and "over the points (dim=1)" in res.message, res.message
+
+
+def test_pointnet_encode_accepts_module_layers():
+    """The reference calls layer(x), so Linear + BatchNorm blocks work (the lab trains with them)."""
+    assert checks.check_pointnet_encode(pointnet_encode, quiet=True).passed
+
+
+# --- the trained-model comparison of lab 02 --------------------------------------
+def _data(n=40):
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 2
+    points = torch.randn(n, 16, 3, generator=g) * 0.1
+    points[..., 0] += labels[:, None].float() * 2 - 1  # class = sign of x
+    return points, labels
+
+
+class _Tiny(nn.Module):
+    """A perfect classifier of _data: the sign of the mean x."""
+
+    def __init__(self, flip=False):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(-1.0 if flip else 1.0))
+
+    def forward(self, points):
+        m = points[..., 0].mean(1) * self.w
+        return torch.stack([-m, m], dim=1)
+
+
+class _StubModel(_Tiny):
+    def forward(self, points):
+        raise NotImplementedError()
+
+
+def test_pointnet_training_check():
+    points, labels = _data()
+    res = checks.check_pointnet_training(_Tiny(), _Tiny(), points, labels, profile="laptop", quiet=True)
+    assert res.passed and "1.000" in res.verdict()
+    # a model that learned nothing useful (here: the opposite rule) against a perfect reference
+    res = checks.check_pointnet_training(_Tiny(flip=True), _Tiny(), points, labels, profile="laptop", quiet=True)
+    assert res.status == "failed" and "a gap this large means a bug" in res.message and "0.000" in res.message
+
+    class Constant(_Tiny):  # always the same class: chance accuracy
+        def forward(self, points):
+            return torch.tensor([[1.0, 0.0]]).expand(points.shape[0], 2) + 0 * self.w
+
+    res = checks.check_pointnet_training(Constant(), _Tiny(), points, labels, profile="laptop", quiet=True)
+    assert res.status == "failed" and "0.500" in res.message
+    # in the ci profile the accuracies are reported, not compared
+    res = checks.check_pointnet_training(Constant(), _Tiny(), points, labels, profile="ci", quiet=True)
+    assert res.passed and "not compared" in res.verdict()
+    # wrong inputs are named
+    res = checks.check_pointnet_training(lambda p: p, _Tiny(), points, labels, profile="laptop", quiet=True)
+    assert res.status == "failed" and "nn.Module" in res.message

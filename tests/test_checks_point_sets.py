@@ -93,11 +93,41 @@ def test_wrong_sinkhorn_is_caught():
     assert not res.passed and "row sums" in res.message
     # the independent coupling is feasible but not optimal
     res = checks.check_sinkhorn_plan(lambda c, e, n: torch.full_like(c, 1 / c.numel()), quiet=True)
-    assert not res.passed and "plan" in res.message
+    assert not res.passed and "independent coupling" in res.message
+    # the kernel without eps, and with the wrong sign
+    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(c, 1.0, n), quiet=True)
+    assert not res.passed and "eps = 1" in res.message
+    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(-c, e, n), quiet=True)
+    assert not res.passed and "maximised the cost" in res.message
+    # float32 underflow of exp(-C / eps) gives NaN
+    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(c.float(), 1e-3, n).double(), quiet=True)
+    assert not res.passed and "NaN" in res.message, res.message
 
 
 def test_wrong_ae_loss_is_caught():
     res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["input"]).mean(), quiet=True)
     assert not res.passed and "target" in res.message
     res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["target"]).sum(), quiet=True)
-    assert not res.passed
+    assert not res.passed and "summed over the batch" in res.message
+    res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["target"])[0], quiet=True)
+    assert not res.passed and "first cloud only" in res.message
+    res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["target"]).mean().detach(), quiet=True)
+    assert not res.passed and "no gradient" in res.message
+    res = checks.check_ae_loss(lambda m, b: chamfer_batched(m(b["input"]), b["target"]).mean() * float("nan"),
+                               quiet=True)
+    assert not res.passed and "NaN" in res.message
+
+
+def test_more_wrong_batched_chamfers():
+    d = lambda x, y: ((x[:, :, None] - y[:, None]) ** 2).sum(-1)  # noqa: E731
+    res = checks.check_chamfer_batched(lambda x, y: d(x, y).min(2).values.mean(1), quiet=True)
+    assert not res.passed and "one direction (x to y)" in res.message
+    res = checks.check_chamfer_batched(lambda x, y: d(x, y).sqrt().min(2).values.mean(1)
+                                       + d(x, y).sqrt().min(1).values.mean(1), quiet=True)
+    assert not res.passed and "plain distances" in res.message
+    res = checks.check_chamfer_batched(lambda x, y: d(x, y).min(2).values.sum(1) + d(x, y).min(1).values.sum(1),
+                                       quiet=True)
+    assert not res.passed and "summed over the points" in res.message
+    res = checks.check_chamfer_batched(lambda x, y: torch.tensor([float(chamfer_naive(a, b).detach()) for a, b in zip(x, y)]),
+                                       quiet=True)
+    assert not res.passed and "gradient" in res.message

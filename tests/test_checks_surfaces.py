@@ -85,6 +85,9 @@ def test_grid_faces_wrong_answers():
         f[0] = f[0].flip(0)
         return f
     _failed(checks.check_grid_faces(flipped, quiet=True), "oriented")
+    # every triangle clockwise: consistent, but the exercise asks for counter-clockwise
+    _failed(checks.check_grid_faces(lambda n: grid_faces(n).flip(1), quiet=True), "CLOCKWISE")
+    _failed(checks.check_grid_faces(lambda n: grid_faces(n)[:, [0, 2, 1]], quiet=True), "CLOCKWISE")
     res = checks.check_grid_faces(lambda n: torch.cat([grid_faces(n)[:-1], grid_faces(n)[:1]]), quiet=True)
     _failed(res, "twice")
     # float dtype
@@ -98,23 +101,53 @@ def test_grid_faces_wrong_answers():
     _failed(checks.check_grid_faces(skip, quiet=True), "cell")
 
 
-def test_patch_decoder_wrong_answers():
-    class NoTanh(PatchDecoder):
-        def __init__(self, latent_dim):
-            super().__init__(latent_dim)
-            self.net[-1] = nn.Identity()
-            with torch.no_grad():
-                self.net[-2].bias.fill_(2.0)
+class _Flat(nn.Module):
+    """Applies ``net`` to [u, v, z] of every point (a helper for the wrong decoders below)."""
 
-    _failed(checks.check_patch_decoder(NoTanh, quiet=True), "tanh")
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
 
+    def forward(self, uv, z):
+        b, m = z.shape[0], uv.shape[0]
+        return self.net(torch.cat([uv[None].expand(b, m, 2), z[:, None].expand(b, m, z.shape[1])], -1))
+
+
+class _BNLast(nn.BatchNorm1d):  # a real BatchNorm over the channels of (B, M, C)
+    def forward(self, x):
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(x.shape)
+
+
+@pytest.mark.parametrize("make, words", [
+    # a single linear layer: no hidden layer at all
+    (lambda L: _Flat(nn.Sequential(nn.Linear(2 + L, 3), nn.Tanh())), ["affine", "hidden layer"]),
+    (lambda L: _Flat(nn.Linear(2 + L, 3)), ["tanh"]),
+    # two Linears with no ReLU between them: still one affine map
+    (lambda L: _Flat(nn.Sequential(nn.Linear(2 + L, 32), nn.Linear(32, 3), nn.Tanh())), ["affine"]),
+    # no tanh at the end
+    (lambda L: _Flat(nn.Sequential(nn.Linear(2 + L, 32), nn.ReLU(), nn.Linear(32, 3))), ["tanh"]),
+    # sigmoid instead of tanh
+    (lambda L: _Flat(nn.Sequential(nn.Linear(2 + L, 32), nn.ReLU(), nn.Linear(32, 3), nn.Sigmoid())),
+     ["sigmoid"]),
+    # a real BatchNorm (torch's), as AtlasNet's released code has: caught in training mode
+    (lambda L: _Flat(nn.Sequential(nn.Linear(2 + L, 32), _BNLast(32), nn.ReLU(), nn.Linear(32, 3), nn.Tanh())),
+     ["BatchNorm"]),
+    # Dropout: random in training mode
+    (lambda L: _Flat(nn.Sequential(nn.Linear(2 + L, 32), nn.ReLU(), nn.Dropout(0.2), nn.Linear(32, 3), nn.Tanh())),
+     ["Dropout"]),
+])
+def test_patch_decoder_wrong_answers(make, words):
+    _failed(checks.check_patch_decoder(make, quiet=True), *words)
+
+
+def test_patch_decoder_more_wrong_answers():
     class IgnoresZ(PatchDecoder):
         def forward(self, uv, z):
             return super().forward(uv, torch.zeros_like(z))
 
     _failed(checks.check_patch_decoder(IgnoresZ, quiet=True), "use z")
 
-    class Mixes(PatchDecoder):  # batch-norm-like mixing across points
+    class Mixes(PatchDecoder):  # normalisation across points with no BatchNorm module
         def forward(self, uv, z):
             y = super().forward(uv, z)
             return torch.tanh(y - y.mean(dim=1, keepdim=True))
@@ -127,13 +160,41 @@ def test_patch_decoder_wrong_answers():
 
     _failed(checks.check_patch_decoder(Flat, quiet=True), "shape")
 
+    class IgnoresUV(PatchDecoder):
+        def forward(self, uv, z):
+            return super().forward(torch.zeros_like(uv), z)
+
+    _failed(checks.check_patch_decoder(IgnoresUV, quiet=True), "use uv")
+
+
+def test_library_atlasnet_with_batch_norm_is_rejected():
+    """The library's own decoder with BatchNorm (as in the paper) is not what the lab asks for."""
+    from course_lib.models import atlasnet
+
+    res = checks.check_patch_decoder(lambda L: atlasnet.PatchDecoder(L, 2, (32,), batch_norm=True), quiet=True)
+    _failed(res, "BatchNorm")
+
 
 def test_atlas_mesh_wrong_answers():
     def no_offset(decoders, z, n):
         v, _ = atlas_mesh(decoders, z, n)
         return v, torch.cat([grid_faces(n)] * len(decoders))
 
-    _failed(checks.check_atlas_mesh(no_offset, quiet=True))
+    _failed(checks.check_atlas_mesh(no_offset, quiet=True), "offset patch k's faces")
+
+    def offset_by_n(decoders, z, n):  # off by a factor: k * n instead of k * n * n
+        v, _ = atlas_mesh(decoders, z, n)
+        return v, torch.cat([grid_faces(n) + k * n for k in range(len(decoders))])
+
+    _failed(checks.check_atlas_mesh(offset_by_n, quiet=True), "offset")
+
+    def xy_grid(decoders, z, n):
+        t = torch.linspace(0, 1, n)
+        uv = torch.stack(torch.meshgrid(t, t, indexing="xy"), -1).reshape(-1, 2)
+        verts = torch.cat([d(uv, z)[0] for d in decoders])
+        return verts, torch.cat([grid_faces(n) + k * n * n for k in range(len(decoders))])
+
+    _failed(checks.check_atlas_mesh(xy_grid, quiet=True), "transposed grid order")
 
     def reversed_patches(decoders, z, n):
         return atlas_mesh(decoders[::-1], z, n)
@@ -150,7 +211,12 @@ def test_transfer_labels_wrong_answers():
     def farthest(deformed, labels, targets):
         return labels[torch.cdist(targets, deformed).argmax(-1)]
 
-    _failed(checks.check_transfer_labels(farthest, quiet=True), "labels are wrong")
+    _failed(checks.check_transfer_labels(farthest, quiet=True), "FARTHEST")
+
+    def one_shape(deformed, labels, targets):  # every shape uses shape 0's deformation
+        return labels[torch.cdist(targets, deformed[:1]).argmin(-1)]
+
+    _failed(checks.check_transfer_labels(one_shape, quiet=True), "labels are wrong")
 
     def as_float(deformed, labels, targets):
         return transfer_labels(deformed, labels, targets).float()
@@ -160,4 +226,9 @@ def test_transfer_labels_wrong_answers():
     def crashes(deformed, labels, targets):
         return labels[torch.cdist(deformed, targets).argmin(-1)]  # (B, V): wrong direction
 
-    _failed(checks.check_transfer_labels(crashes, quiet=True))
+    _failed(checks.check_transfer_labels(crashes, quiet=True), "IndexError")
+
+    def per_vertex(deformed, labels, targets):  # the template's labels, not the targets'
+        return labels[None].expand(deformed.shape[0], -1)
+
+    _failed(checks.check_transfer_labels(per_vertex, quiet=True), "one label per template vertex")

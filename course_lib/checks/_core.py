@@ -15,11 +15,19 @@ sees one short verdict, never a raw traceback for a wrong answer:
   student's code crashes.
 
 The decorated check returns a :class:`CheckResult` whose ``passed`` attribute tests use.
+
+**Strict mode.** With the environment variable ``COURSE_STRICT_CHECKS=1`` a check that does
+not pass (failed, errored or not implemented) raises :class:`SelfCheckError` after printing
+its verdict.  The repository's ``conftest.py`` sets it for the kernels that run
+``solutions/*.ipynb``, so that a solution failing its own self-check fails the test run;
+labs and lectures run without it (a lab's stubs are "not implemented yet", and lecture 00
+shows wrong answers on purpose).
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -33,6 +41,9 @@ __all__ = [
     "CheckFailed",
     "CheckResult",
     "NotImplementedYet",
+    "SelfCheckError",
+    "STRICT_ENV",
+    "strict_mode",
     "self_check",
     "expect",
     "expect_tensor",
@@ -44,6 +55,18 @@ __all__ = [
 
 class CheckFailed(AssertionError):
     """Raised inside a check body when the student's answer is wrong."""
+
+
+class SelfCheckError(AssertionError):
+    """Raised by a self-check in strict mode (``COURSE_STRICT_CHECKS=1``) when it does not pass."""
+
+
+STRICT_ENV = "COURSE_STRICT_CHECKS"
+
+
+def strict_mode() -> bool:
+    """Whether a self-check that does not pass raises (environment variable ``COURSE_STRICT_CHECKS``)."""
+    return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
 
 
 class NotImplementedYet(Exception):
@@ -172,13 +195,30 @@ def expect_close(
     atol: float = 1e-5,
     rtol: float = 1e-4,
 ) -> None:
-    """Compare values (tensors, arrays or numbers); on failure say where and by how much."""
-    a = torch.as_tensor(actual).detach().cpu().to(torch.float64)
+    """Compare values (tensors, arrays or numbers); on failure say where and by how much.
+
+    NaN and inf are never close to anything: a non-finite value fails with a message
+    that says so (even where the expected value is also non-finite).
+    """
+    try:
+        a = torch.as_tensor(actual).detach().cpu().to(torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        raise CheckFailed(f"{what} should be a tensor or a number, got {type(actual).__name__}") from None
     e = torch.as_tensor(expected).detach().cpu().to(torch.float64)
     if a.shape != e.shape:
         raise CheckFailed(f"{what} has shape {tuple(a.shape)}, expected {tuple(e.shape)}")
     if a.numel() == 0:
         return
+    finite = torch.isfinite(a)
+    if not finite.all():
+        n_nan, n_inf = int(torch.isnan(a).sum()), int(torch.isinf(a).sum())
+        kinds = " and ".join(k for k, c in (("NaN", n_nan), ("inf", n_inf)) if c)
+        idx = tuple(int(i) for i in np.unravel_index(int((~finite).reshape(-1).nonzero()[0]), tuple(a.shape)))
+        where = f", first at index {idx}" if idx else ""
+        raise CheckFailed(
+            f"{what} contains {kinds} ({int((~finite).sum())} of {a.numel()} values{where}): "
+            "look for a division by zero, a sqrt or log of a negative number, or an overflow"
+        )
     err = (a - e).abs()
     tol = atol + rtol * e.abs()
     bad = err > tol
@@ -218,6 +258,8 @@ def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
         RESULTS[name] = res
         if not quiet:
             print(res.verdict())
+        if not res.passed and strict_mode():
+            raise SelfCheckError(f"{STRICT_ENV} is set and the self-check did not pass: {res.verdict()}")
         return res
 
     wrapper.is_self_check = True  # type: ignore[attr-defined]

@@ -12,7 +12,7 @@ from torch import nn
 
 from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
-__all__ = ["check_pointnet_encode", "check_farthest_point_sampling", "check_ball_query"]
+__all__ = ["check_pointnet_encode", "check_farthest_point_sampling", "check_ball_query", "check_pointnet_training"]
 
 
 def _cloud(seed: int, b: int = 2, n: int = 40, d: int = 3) -> torch.Tensor:
@@ -49,12 +49,48 @@ def _reference_mean(points: torch.Tensor, layers: list[nn.Linear]) -> torch.Tens
     return x.mean(dim=1)
 
 
+class _PerPointAffine(nn.Module):
+    """A per-point layer that is not an ``nn.Linear`` (a linear map, then a fixed scale and shift):
+    the layers of the lab's trained PointNet are Linear + BatchNorm blocks, so ``fn`` must call
+    each layer as ``layer(x)``."""
+
+    def __init__(self, a: int, b: int, seed: int) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.lin = nn.Linear(a, b)
+        gen = torch.Generator().manual_seed(seed + 1)
+        self.register_buffer("scale", 0.5 + torch.rand(b, generator=gen))
+        self.register_buffer("shift", torch.randn(b, generator=gen) * 0.3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.lin(x) * self.scale + self.shift
+
+
+def _reference_modules(points: torch.Tensor, layers) -> tuple[torch.Tensor, torch.Tensor]:
+    b, n, _ = points.shape
+    rows = []
+    for bi in range(b):
+        feats = []
+        for i in range(n):  # one point at a time
+            x = points[bi, i][None]
+            for li, layer in enumerate(layers):
+                x = layer(x)
+                if li < len(layers) - 1:
+                    x = torch.relu(x)
+            feats.append(x[0])
+        rows.append(torch.stack(feats))
+    values, idx = torch.stack(rows).double().max(dim=1)
+    return values, idx
+
+
 @self_check
 def check_pointnet_encode(fn) -> str:
-    """``fn(points (B,N,D), layers: list[nn.Linear]) -> (global (B,F), critical_idx (B,F))``.
+    """``fn(points (B,N,D), layers) -> (global (B,F), critical_idx (B,F))``.
 
-    ``h`` = the layers with a ReLU between them (none after the last), applied to every
-    point; ``g`` = max over the points; ``critical_idx`` = where each max is reached.
+    ``layers`` is a list of per-point layers acting on the last dimension (``nn.Linear``,
+    or a ``Linear`` + ``BatchNorm`` block in the lab's training); ``h`` = the layers with a
+    ReLU between them (none after the last), applied to every point; ``g`` = max over the
+    points; ``critical_idx`` = where each max is reached.
     """
     pts = _cloud(10, b=2, n=30)
     layers = _layers(0, (3, 16, 32, 24))
@@ -63,6 +99,9 @@ def check_pointnet_encode(fn) -> str:
     if not isinstance(out, (tuple, list)) or len(out) != 2:
         raise CheckFailed("return a pair (global_feature, critical_idx)")
     glob, crit = out
+    if isinstance(glob, torch.Tensor) and tuple(glob.shape) == (2, 30):
+        raise CheckFailed("the global feature has shape (B, N) = (2, 30), expected (B, F) = (2, 24): you took "
+                          "the max over the channels; take it over the points (dim=1)")
     expect_tensor(glob, "the global feature", shape=(2, 24))
     expect_tensor(crit, "critical_idx", shape=(2, 24))
     expect(not crit.is_floating_point(), f"critical_idx should hold integer indices, got {crit.dtype}")
@@ -75,6 +114,10 @@ def check_pointnet_encode(fn) -> str:
         if torch.allclose(g, _reference_mean(pts, layers), atol=1e-4):
             raise CheckFailed("you averaged over the points: g should be the max (also symmetric, but it keeps "
                               "the strongest response per channel)")
+        lin, _ = _reference_encode(pts, [_Chain(layers)])
+        if torch.allclose(g, lin, atol=1e-4):
+            raise CheckFailed("no ReLU between the layers: without it h is one linear map; put a ReLU after "
+                              "every layer but the last")
     expect_close(glob, ref, "the global feature", atol=1e-4, rtol=1e-4)
     expect(torch.equal(crit.long().cpu(), ref_idx),
            "critical_idx is wrong: it should be the index of the point that wins the max, per channel "
@@ -87,7 +130,42 @@ def check_pointnet_encode(fn) -> str:
     expect_close(glob_p, glob, "the global feature of the permuted cloud (it must not depend on the order)",
                  atol=1e-5)
     expect_tensor(glob_small, "the global feature of a 7-point cloud", shape=(2, 24))
-    return "matches a per-point loop, permutation invariant, critical indices right"
+    # layers that are modules, not nn.Linear: call them, do not read .weight / .bias
+    blocks = [_PerPointAffine(3, 8, 3), _PerPointAffine(8, 12, 5)]
+    with torch.no_grad():
+        try:
+            out_b = fn(pts, blocks)
+        except (AttributeError, TypeError) as exc:
+            raise CheckFailed(f"with layers that are not nn.Linear (any module acting on the last dimension, "
+                              f"e.g. Linear + BatchNorm) your code raised {type(exc).__name__}: {exc}; call each "
+                              "layer as layer(x) instead of using its weight and bias") from None
+        except NotImplementedError:
+            raise CheckFailed("your function raised NotImplementedError on the second set of layers") from None
+    expect(isinstance(out_b, (tuple, list)) and len(out_b) == 2, "return a pair (global_feature, critical_idx)")
+    ref_b, ref_b_idx = _reference_modules(pts, blocks)
+    gb = out_b[0]
+    expect_tensor(gb, "the global feature with Linear + scale layers", shape=(2, 12))
+    if not torch.allclose(gb.detach().double().cpu(), ref_b, atol=1e-4):
+        raise CheckFailed("with layers that are modules (a Linear followed by a scale and shift) the global "
+                          "feature is wrong: apply each layer as layer(x) (its whole forward), not just its "
+                          "linear part")
+    expect(torch.equal(out_b[1].long().cpu(), ref_b_idx), "critical_idx is wrong with module layers")
+    return "matches a per-point loop (nn.Linear and module layers), permutation invariant, critical indices right"
+
+
+class _Chain(nn.Module):
+    """The composition of linear layers with no activation (one linear map)."""
+
+    def __init__(self, layers: list[nn.Linear]) -> None:
+        super().__init__()
+        self.layers = layers
+        self.out_features = layers[-1].out_features
+        w = layers[0].weight.double()
+        bias = layers[0].bias.double()
+        for layer in layers[1:]:
+            bias = layer.weight.double() @ bias + layer.bias.double()
+            w = layer.weight.double() @ w
+        self.weight, self.bias = w, bias
 
 
 @self_check
@@ -121,39 +199,141 @@ def check_farthest_point_sampling(fn) -> str:
     return "agrees with course_lib.ops.farthest_point_sampling (and with the definition, step by step)"
 
 
+def _ball_query_data() -> tuple[torch.Tensor, torch.Tensor]:
+    """60 random points per cloud plus a dense cluster of 12 points whose indices are spread
+    over the whole range; centres: 4 sparse balls (2 to 5 points inside at radius 0.45) and
+    2 dense ones (more than k = 6 points inside), in that order."""
+    x = _cloud(30, b=2, n=60)
+    gen = torch.Generator().manual_seed(31)
+    members = torch.tensor([2, 7, 11, 16, 23, 29, 34, 38, 44, 49, 53, 59])
+    centre = torch.tensor([[0.85, 0.85, 0.85], [-0.85, 0.85, -0.85]])
+    x[:, members] = centre[:, None] + 0.12 * torch.randn(2, len(members), 3, generator=gen)
+    sparse = x[:, [0, 5, 17, 33]] + 0.01
+    dense = torch.stack([centre + 0.02, centre - 0.03], dim=1)
+    return x, torch.cat([sparse, dense], dim=1)
+
+
+def _ball_diagnosis(idx: torch.Tensor, x: torch.Tensor, centers: torch.Tensor, radius: float, k: int) -> str | None:
+    """Name the rule ``idx`` follows when it is not "first k in index order, padded with the first"."""
+    d2 = ((x[:, None] - centers[:, :, None]) ** 2).sum(-1)  # (B, M, N)
+    for b in range(idx.shape[0]):
+        for m in range(idx.shape[1]):
+            inside = (d2[b, m] < radius**2).nonzero().flatten().tolist()  # index order
+            got = idx[b, m].tolist()
+            want = inside[:k] + [inside[0]] * (k - len(inside[:k])) if inside else None
+            if want is None or got == want:
+                continue
+            where = f"cloud {b}, centre {m} ({len(inside)} points inside the ball, k = {k})"
+            if len(inside) > k:
+                if set(got) == set(inside[-k:]):
+                    return f"{where}: you kept the LAST k points of the ball; keep the FIRST k in index order"
+                nearest = d2[b, m].argsort()[:k].tolist()
+                if set(got) == set(nearest):
+                    return (f"{where}: you kept the k NEAREST points (that is kNN); ball query keeps the first "
+                            "k points in index order that lie inside the ball, whatever their distance")
+                if set(got) == set(inside[:k]):
+                    return (f"{where}: the first k points, in another order: list them in index order, as "
+                            "PointNet++ does")
+                return (f"{where}: these are not the first k points of the ball in index order (got {got}, "
+                        f"expected {want})")
+            if set(got) == set(inside):
+                if got[: len(inside)] != inside:
+                    return (f"{where}: the right neighbours, in another order: list the points inside the "
+                            "ball in index order, then pad with the first one")
+                return f"{where}: pad the free slots with the FIRST point found (got {got}, expected {want})"
+            return f"{where}: got {got}, expected {want} (the points inside the ball are {inside})"
+    return None
+
+
 @self_check
 def check_ball_query(fn) -> str:
     """``fn(x (B,N,3), centers (B,M,3), radius, k) -> idx (B,M,k)`` with PointNet++ semantics.
 
     The first ``k`` points of ``x`` (in index order) within ``radius`` of each centre;
     when fewer than ``k`` are inside, the remaining slots repeat the first one found.
+    Tested on balls holding 2 to 5 points and on balls holding more than ``k``.
     """
     from course_lib import ops
 
-    x = _cloud(30, b=2, n=60)
-    centers = x[:, [0, 5, 17, 33]] + 0.01
+    x, centers = _ball_query_data()
     radius, k = 0.45, 6
     idx = call_student(fn, x, centers, radius, k)
-    expect_tensor(idx, "the neighbour indices", shape=(2, 4, k))
+    expect_tensor(idx, "the neighbour indices", shape=(2, 6, k))
     expect(not idx.is_floating_point(), f"indices should be integers (torch.long), got {idx.dtype}")
     idx = idx.long().cpu()
-    ref = ops.ball_query(x, centers, radius, k).cpu()
+    expect(bool(((idx >= 0) & (idx < x.shape[1])).all()),
+           f"some indices lie outside [0, {x.shape[1] - 1}] (did you keep the placeholder N in a slot?)")
     d2 = ((x[:, None] - centers[:, :, None]) ** 2).sum(-1)  # (B, M, N)
     picked = torch.gather(d2, 2, idx)
-    if (picked > radius**2 + 1e-6).any():
+    outside = picked > radius**2 + 1e-6
+    if outside.any():
+        if bool((idx[outside] == 0).all()):
+            raise CheckFailed("the free slots hold index 0, a point outside the ball: pad them with the FIRST "
+                              "point found inside the ball (slot 0)")
         if (picked <= radius + 1e-6).all():
             raise CheckFailed("some neighbours lie outside the ball: compare squared distances with radius**2 "
                               "(or distances with radius), not squared distances with radius")
-        raise CheckFailed("some returned points lie farther than radius from their centre")
-    if not torch.equal(idx, ref):
-        same_sets = all(set(idx[b, m].tolist()) == set(ref[b, m].tolist()) for b in range(2) for m in range(4))
-        if same_sets:
-            raise CheckFailed("the right neighbours, in another order: keep the first k points in index order "
-                              "(and pad with the first one found), as PointNet++ does")
-        raise CheckFailed("the neighbours differ from course_lib.ops.ball_query: take the FIRST k points (in "
-                          "index order) inside the ball, and when there are fewer, repeat the first one")
-    # a tiny radius: only the closest point (each centre is 0.01 away from a point), repeated k times
-    tiny = call_student(fn, x, centers, 0.05, 3).long().cpu()
-    expect(torch.equal(tiny, ops.ball_query(x, centers, 0.05, 3).cpu()),
+        raise CheckFailed("some returned points lie outside the ball (farther than radius from their centre): "
+                          "keep only points within radius, whatever k is (plain kNN does not)")
+    problem = _ball_diagnosis(idx, x, centers, radius, k)
+    if problem:
+        raise CheckFailed(problem)
+    ref = ops.ball_query(x, centers, radius, k).cpu()
+    expect(torch.equal(idx, ref), "the neighbours differ from course_lib.ops.ball_query")
+    # a tiny radius: only the closest point (each sparse centre is 0.01 away from a point), repeated
+    tiny = call_student(fn, x, centers[:, :4], 0.05, 3).long().cpu()
+    expect(torch.equal(tiny, ops.ball_query(x, centers[:, :4], 0.05, 3).cpu()),
            "with a small radius (one point per ball) every slot should repeat that point")
-    return "agrees with course_lib.ops.ball_query (first k in index order, padded with the first)"
+    counts = (d2 < radius**2).sum(-1)
+    return (f"agrees with course_lib.ops.ball_query (first k in index order, padded with the first) on balls "
+            f"holding {int(counts.min())} to {int(counts.max())} points, k = {k}")
+
+
+# ---------------------------------------------------------------------------
+# the lab's trained PointNet against course_lib's, in the same setting
+# ---------------------------------------------------------------------------
+@torch.no_grad()
+def _accuracy(model: nn.Module, points: torch.Tensor, labels: torch.Tensor, batch_size: int = 64) -> float:
+    was = model.training
+    model.eval()
+    dev = next((p.device for p in model.parameters()), points.device)
+    correct = 0
+    for i in range(0, points.shape[0], batch_size):
+        logits = call_student(model, points[i: i + batch_size].to(dev))
+        expect_tensor(logits, "the model's logits", shape=(min(batch_size, points.shape[0] - i), None))
+        correct += int((logits.argmax(1).cpu() == labels[i: i + batch_size].cpu()).sum())
+    model.train(was)
+    return correct / points.shape[0]
+
+
+@self_check
+def check_pointnet_training(model, reference, points, labels, *, profile: str | None = None) -> str:
+    """Your trained classifier against ``reference`` (course_lib's PointNet trained in the same setting).
+
+    Both are evaluated on the same held-out ``points (S, N, 3)`` and ``labels (S,)``.  Outside the
+    ``ci`` profile your accuracy must come within a tolerance of the reference's: the larger of
+    0.05 and three binomial standard deviations of the reference accuracy on ``S`` shapes.  In
+    the ``ci`` profile both models are trained for a few steps only, so the accuracies are
+    printed and not compared.
+    """
+    from course_lib import config
+
+    expect(isinstance(model, nn.Module), f"model should be an nn.Module, got {type(model).__name__}")
+    expect_tensor(points, "points", shape=(None, None, 3))
+    expect_tensor(labels, "labels", shape=(points.shape[0],))
+    mine = _accuracy(model, points, labels)
+    ref = _accuracy(reference, points, labels)
+    profile = profile or config.get_profile()
+    n = points.shape[0]
+    if profile == "ci":
+        return (f"ci profile: a few training steps only, so the accuracies (yours {mine:.3f}, course_lib's "
+                f"{ref:.3f}) are not compared; run with COURSE_PROFILE=laptop to compare them")
+    tol = max(0.05, 3 * (max(ref * (1 - ref), 1e-4) / n) ** 0.5)
+    if mine < ref - tol:
+        raise CheckFailed(
+            f"your PointNet reaches {mine:.3f} test accuracy, course_lib's {ref:.3f} in the same setting "
+            f"({n} held-out shapes; tolerance {tol:.3f}): a gap this large means a bug, e.g. a layer not "
+            "called as layer(x) (its BatchNorm skipped), a ReLU missing or after the last layer, or the max "
+            "taken over the wrong dimension"
+        )
+    return f"test accuracy {mine:.3f}, course_lib's PointNet {ref:.3f} ({n} held-out shapes, tolerance {tol:.3f})"

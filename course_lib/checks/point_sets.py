@@ -75,7 +75,22 @@ def check_chamfer_batched(fn) -> str:
     if isinstance(out, torch.Tensor) and out.dim() == 0:
         raise CheckFailed("return one value per cloud, shape (B,): do not average over the batch here")
     expect_tensor(out, "the result", shape=(3,))
-    expect_close(out, _ref_chamfer(x, y), "the per-cloud Chamfer distances", atol=1e-5, rtol=1e-4)
+    ref = _ref_chamfer(x, y)
+    o = out.detach().double().cpu()
+    if torch.isfinite(o).all() and not torch.allclose(o, ref, atol=1e-5, rtol=1e-4):
+        d = torch.cdist(x.double(), y.double())
+        known = {
+            "you computed only one direction (x to y): add the y-to-x term": (d**2).min(-1).values.mean(-1),
+            "you computed only one direction (y to x): add the x-to-y term": (d**2).min(-2).values.mean(-1),
+            "you used plain distances: the course's Chamfer uses squared distances":
+                d.min(-1).values.mean(-1) + d.min(-2).values.mean(-1),
+            "you summed over the points: take the mean of each direction":
+                (d**2).min(-1).values.sum(-1) + (d**2).min(-2).values.sum(-1),
+        }
+        for message, value in known.items():
+            if torch.allclose(o, value, atol=1e-5, rtol=1e-4):
+                raise CheckFailed(message)
+    expect_close(out, ref, "the per-cloud Chamfer distances", atol=1e-5, rtol=1e-4)
     # gradients flow to the points
     xg = x.clone().requires_grad_(True)
     res = call_student(fn, xg, y)
@@ -110,6 +125,18 @@ def check_sinkhorn_plan(fn) -> str:
     expect_close(plan.sum(0), torch.full((10,), 1 / 10, dtype=torch.float64),
                  "the column sums (each y_j receives mass 1/M)", atol=1e-4)
     ref = _ref_plan(cost, eps)
+    p64 = plan.detach().double().cpu()
+    if not torch.allclose(p64, ref, atol=2e-4, rtol=1e-2):
+        if torch.allclose(p64, torch.full_like(ref, 1 / ref.numel()), atol=1e-6):
+            raise CheckFailed("your plan is the independent coupling a b^T (every entry 1/(N M)): it meets the "
+                              "marginals but ignores the cost; the kernel is K = exp(-C / eps) and the scalings "
+                              "u, v must be iterated")
+        if torch.allclose(p64, _ref_plan(cost, 1.0), atol=2e-4, rtol=1e-2):
+            raise CheckFailed("your plan is the one for eps = 1: divide the cost by eps in the kernel "
+                              "K = exp(-C / eps)")
+        if float((p64 * cost).sum()) > float((torch.full_like(ref, 1 / ref.numel()) * cost).sum()):
+            raise CheckFailed(f"<P, C> = {float((p64 * cost).sum()):.4f} is larger than for the independent "
+                              "coupling: you maximised the cost; the kernel is exp(-C / eps), with a minus")
     expect_close(plan, ref, "the converged entropic plan", atol=2e-4, rtol=1e-2)
     # as eps -> 0 the cost approaches the exact EMD (square case), from above
     xs, ys = x[:10], y
@@ -153,8 +180,14 @@ def check_ae_loss(fn) -> str:
     pred = model.out.detach().expand(4, -1, -1)
     ref = _ref_chamfer(pred, batch["target"]).mean()
     wrong = _ref_chamfer(pred, batch["input"]).mean()
-    if torch.allclose(out.double(), wrong, atol=1e-6):
+    o = out.detach().double()
+    if torch.allclose(o, wrong, atol=1e-6):
         raise CheckFailed("you compared the prediction with batch['input']: the loss compares with batch['target']")
+    if torch.allclose(o, _ref_chamfer(pred, batch["target"]).sum(), atol=1e-6):
+        raise CheckFailed("you summed over the batch: the loss is the batch MEAN of the per-cloud Chamfer distances")
+    if torch.allclose(o, _ref_chamfer(pred, batch["target"])[0], atol=1e-6):
+        raise CheckFailed("this is the loss of the first cloud only: average over the whole batch")
     expect_close(out, ref, "the batch-mean Chamfer loss", atol=1e-5, rtol=1e-4)
-    expect(out.requires_grad, "the loss carries no gradient")
+    expect(out.requires_grad, "the loss carries no gradient (requires_grad is False): avoid .detach(), .item(), "
+                              "torch.no_grad() and numpy in the loss")
     return "calls the model on the input and compares with the target"

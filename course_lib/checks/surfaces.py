@@ -48,9 +48,13 @@ def _check_faces_of_grid(faces: torch.Tensor, n: int) -> None:
     edges = Counter(map(tuple, np.sort(mesh.edges, axis=1).tolist()))
     expect(max(edges.values()) <= 2, f"grid_faces({n}): an edge is shared by more than two triangles (overlap)")
     normals_z = mesh.face_normals[:, 2]
-    expect(bool((normals_z > 0).all() or (normals_z < 0).all()),
-           f"grid_faces({n}): the triangles are not all oriented the same way "
-           "(list every triangle's corners counter-clockwise in the (u, v) plane)")
+    if bool((normals_z < 0).all()):
+        raise CheckFailed(f"grid_faces({n}): every triangle is listed CLOCKWISE in the (u, v) plane; list the "
+                          "corners counter-clockwise (swap two corners of each triangle), so that the normals "
+                          "point to +w")
+    expect(bool((normals_z > 0).all()),
+           f"grid_faces({n}): {int((normals_z < 0).sum())} of {nf} triangles are clockwise: the triangles are "
+           "not all oriented the same way (list every triangle's corners counter-clockwise in the (u, v) plane)")
     expect(mesh.euler_number == 1, f"grid_faces({n}): a triangulated square should have Euler "
                                    f"characteristic V - E + F = 1, got {mesh.euler_number}")
 
@@ -69,39 +73,86 @@ def check_grid_faces(fn) -> str:
     return "2 (n-1)^2 triangles tiling the square, one orientation, Euler characteristic 1 (n = 2, 3, 6)"
 
 
+def _affine_residual(y: torch.Tensor, uv: torch.Tensor) -> float:
+    """Relative residual of the least-squares fit of ``y (M, 3)`` by an affine map of ``uv (M, 2)``."""
+    a = torch.cat([uv.double(), torch.ones(len(uv), 1, dtype=torch.float64)], dim=1)
+    sol = torch.linalg.lstsq(a, y.double()).solution
+    res = (a @ sol - y.double()).norm()
+    return float(res / (y.double() - y.double().mean(0)).norm().clamp_min(1e-12))
+
+
 @self_check
 def check_patch_decoder(cls) -> str:
     """``cls(latent_dim)`` is an ``nn.Module``; ``module(uv (M, 2), z (B, L)) -> (B, M, 3)`` in ``(-1, 1)``.
 
-    An MLP applied to ``[u, v, z]`` point by point with a ``tanh`` output.
+    An MLP with at least one hidden layer (ReLU) applied to ``[u, v, z]`` point by point, with a
+    ``tanh`` output.  The module is tested in training mode (the mode it trains in): BatchNorm,
+    which normalises over the points of a batch, makes a point's output depend on the others and
+    is rejected; so is Dropout (the same input gives different outputs).
     """
     torch.manual_seed(0)
     dec = call_student(cls, 8)
     expect(isinstance(dec, nn.Module), f"PatchDecoder(8) should be an nn.Module, got {type(dec).__name__}")
     n_params = sum(p.numel() for p in dec.parameters())
     expect(n_params > 0, "the decoder has no parameters: build its layers in __init__ (nn.Linear ...)")
-    dec.eval()
+    dec.train()
     g = torch.Generator().manual_seed(1)
     uv, z = torch.rand(50, 2, generator=g), torch.randn(3, 8, generator=g)
     with torch.no_grad():
         out = call_student(dec, uv, z)
     expect_tensor(out, "decoder(uv (50, 2), z (3, 8))", shape=(3, 50, 3))
-    expect(bool(out.abs().max() < 1), "outputs should lie in (-1, 1): end with a tanh")
+    with torch.no_grad():
+        again = call_student(dec, uv, z)
+    expect_tensor(again, "decoder(uv, z)", shape=(3, 50, 3))
+    expect(torch.equal(out, again),
+           "two calls with the same input gave different outputs in training mode: no Dropout in the decoder "
+           "(or anything random)")
     with torch.no_grad():
         part = call_student(dec, uv[10:20], z)
+        one_shape = call_student(dec, uv, z[1:2])
     expect_tensor(part, "decoder(uv[10:20], z)", shape=(3, 10, 3))
-    expect_close(part, out[:, 10:20], "the output of a point should not depend on the other points "
-                 "(decoding uv[10:20] alone vs within all 50)", atol=1e-5)
+    expect_tensor(one_shape, "decoder(uv, z[1:2])", shape=(1, 50, 3))
+    independent = bool(torch.allclose(part, out[:, 10:20], atol=1e-5) and torch.allclose(one_shape, out[1:2], atol=1e-5))
+    if not independent:
+        has_bn = any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in dec.modules())
+        raise CheckFailed(
+            "the output of a point depends on the other points or shapes of the batch (decoding uv[10:20] alone, "
+            "or one latent code alone, gives other values than within the full batch)"
+            + (": that is your BatchNorm, which normalises over the batch in training mode; remove it"
+               if has_bn else ": decode every (point, code) pair on its own, with no normalisation over the batch")
+        )
     expect(float((out[0] - out[1]).abs().max()) > 1e-6,
            "two different latent codes give the same points: the decoder must use z")
     expect(float(out[0].std(dim=0).max()) > 1e-6, "every template point maps to the same 3D point: use uv")
-    dec.train()
-    uv.requires_grad_(False)
+    # the output range: a tanh keeps every point in [-1, 1] whatever the code
+    with torch.no_grad():
+        big = call_student(dec, uv, 1000.0 * z)
+    expect_tensor(big, "decoder(uv, 1000 z)", shape=(3, 50, 3))
+    if bool((big >= 0).all()) and bool((out >= 0).all()):
+        raise CheckFailed("all your outputs are >= 0: the decoder should end with a tanh (values in (-1, 1)), "
+                          "not a sigmoid or a ReLU")
+    expect(bool(out.abs().max() < 1) and bool(big.abs().max() <= 1),
+           f"outputs should lie in (-1, 1) for any code (with z scaled by 1000 the largest is "
+           f"{float(big.abs().max()):.3g}): end with a tanh")
+    # at least one hidden layer: before the tanh, the map uv -> point must not be affine
+    # (on the template square and on a wider square, where more hidden units change sign)
+    wide = torch.rand(200, 2, generator=g) * 4 - 1.5
+    with torch.no_grad():
+        out_wide = call_student(dec, wide, z)
+    expect_tensor(out_wide, "decoder(uv (200, 2), z)", shape=(3, 200, 3))
+    residual = 0.0
+    for points, values in ((uv, out), (wide, out_wide)):
+        pre = torch.atanh(values.double().clamp(-1 + 1e-9, 1 - 1e-9))
+        residual = max(residual, *(_affine_residual(pre[b], points) for b in range(3)))
+    expect(residual > 1e-4,
+           "for a fixed code your decoder is an affine map of (u, v) followed by the tanh: it needs a hidden "
+           "layer with a non-linearity (Linear -> ReLU -> Linear -> ... -> tanh); a single Linear, or Linears "
+           "with no ReLU between them, can only shear the square")
     y = call_student(dec, uv, z)
     y.square().sum().backward()
     grads = [p.grad for p in dec.parameters() if p.requires_grad]
     expect(all(gr is not None for gr in grads), "some parameters get no gradient: is every layer used?")
-    return f"(B, M, 3) in (-1, 1), point by point, uses z and uv; {n_params} parameters"
+    return f"(B, M, 3) in (-1, 1), point by point in training mode, non-linear in uv, uses z; {n_params} parameters"
 
 
 def _reference_atlas_mesh(decoders, z, n):
@@ -146,6 +197,12 @@ def check_atlas_mesh(fn) -> str:
         for k in range(3):
             block = v[k * n * n:(k + 1) * n * n]
             rk = ref[k * n * n:(k + 1) * n * n]
+            if torch.cdist(block, rk).min(dim=1).values.max() <= 1e-5 and not torch.allclose(block, rk, atol=1e-5):
+                swapped = rk.reshape(n, n, 3).transpose(0, 1).reshape(-1, 3)
+                if torch.allclose(block, swapped, atol=1e-5):
+                    raise CheckFailed(f"patch {k}'s vertices are the right points in the transposed grid order: "
+                                      "vertex i*n + j is at (u, v) = (i/(n-1), j/(n-1)); use "
+                                      "torch.meshgrid(t, t, indexing='ij')")
             if torch.cdist(block, rk).min(dim=1).values.max() > 1e-5:
                 raise CheckFailed(f"vertices {k * n * n}..{(k + 1) * n * n - 1} should be patch {k}'s decoded grid "
                                   f"(decoders[{k}](uv, z)), in patch order")
@@ -156,6 +213,13 @@ def check_atlas_mesh(fn) -> str:
         patch_of = f // (n * n)
         expect(bool((patch_of == patch_of[:, :1]).all()),
                "a triangle joins vertices of two patches: offset patch k's faces by k * n * n")
+        per_patch = np.bincount(patch_of[:, 0], minlength=3)
+        if per_patch[0] == len(f):
+            raise CheckFailed("every triangle indexes patch 0's vertices: offset patch k's faces by k * n * n "
+                              "so that they index patch k's vertices")
+        expect(bool((per_patch == 2 * (n - 1) ** 2).all()),
+               f"patches hold {per_patch.tolist()} triangles, expected {2 * (n - 1) ** 2} each: offset patch k's "
+               "copy of the grid's faces by k * n * n")
         for k in range(3):
             sub = f[patch_of[:, 0] == k] - k * n * n
             try:
@@ -177,12 +241,19 @@ def check_transfer_labels(fn) -> str:
     labels = torch.randint(0, 4, (60,), generator=g)
     targets = torch.rand(2, 150, 3, generator=g)
     out = call_student(fn, deformed, labels, targets)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 60):
+        raise CheckFailed("you returned one label per template vertex (B, V) = (2, 60): return one per TARGET "
+                          "point (B, M) = (2, 150); for each target point search among the deformed vertices")
     expect_tensor(out, "labels", shape=(2, 150))
     expect(out.dtype == torch.long, f"labels should be a LongTensor, got {out.dtype}")
     nearest = torch.cdist(targets.double(), deformed.double()).argmin(dim=-1)
     ref = labels[nearest]
     wrong = int((out != ref).sum())
     if wrong:
+        far = labels[torch.cdist(targets.double(), deformed.double()).argmax(dim=-1)]
+        if torch.equal(out.cpu(), far):
+            raise CheckFailed("every target point took the label of its FARTHEST deformed vertex: use argmin, "
+                              "not argmax")
         b, m = [int(i) for i in torch.nonzero(out != ref)[0]]
         hint = " (search, for each target point, among the deformed vertices)"
         raise CheckFailed(f"{wrong} of {out.numel()} labels are wrong; e.g. target point {m} of shape {b}: "
