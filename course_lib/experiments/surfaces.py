@@ -1,24 +1,28 @@
 """The experiments of chapter 06 (surfaces), shared by the lecture, the lab and the benchmark.
 
-Introduced in ``lectures/06_surfaces.ipynb``.
+Introduced in ``lectures/06_surfaces.ipynb``.  Built on the shared layer of
+:mod:`course_lib.experiments.common` (splits, :class:`~course_lib.experiments.common.Batches`,
+``predict``) and :func:`course_lib.train.checkpoint_path`.
 
-* :func:`surface_dataset`: ShapeNet-lite surface samples (+ part labels, + rendered views),
-  cached on disk;
+* :func:`surface_dataset`: ShapeNet-lite shapes of a split (:class:`course_lib.data.ShapeNetLite`):
+  the encoder's input ``points`` (sampling stream 0) with their part labels, an independent
+  sampling ``target_points`` (stream 1: the loss' and the metric's target), the ``oracle_points``
+  (stream 2) and rendered views;
 * :func:`build_atlasnet`, :func:`train_atlasnet`: AtlasNet auto-encoders (PointNet) and
   single-view models (ResNet) trained with :func:`course_lib.train.train_or_load`;
 * :func:`evaluate_chamfer`, :func:`oracle_chamfer`: the Chamfer distance on held-out shapes
   in one stated convention (:data:`CD_CONVENTION`);
-* :func:`train_coded`, :func:`label_transfer`: 3D-CODED on one category and the accuracy of
-  part labels carried from the template.
+* :func:`train_coded`, :func:`label_transfer`: 3D-CODED on one category (the template is the
+  reserved shape ``reserved_seed("template")``, outside every split) and the accuracy of part
+  labels carried from the template;
+* :func:`smoke`: a few training steps of every model (``benchmarks/gpu_smoke.py``).
 
-Split seeds: ``train`` shapes are seeds ``1, 2, ...`` of each category, ``val`` seeds
-``5001, ...``, ``test`` seeds ``10001, ...``; seed 0 is the 3D-CODED template.  They are
-disjoint, so "test" shapes are never seen in training.
+Splits: :func:`course_lib.data.split_seeds` (the one scheme of the course): a test shape is
+never a training shape, and the template is neither.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,17 +34,18 @@ from torch import Tensor
 
 from course_lib import config
 from course_lib import ops as _ops
+from course_lib.experiments.common import Batches, load_split, subsample
 
 __all__ = [
     "CD_CONVENTION",
-    "SPLIT_OFFSETS",
-    "split_seeds",
     "surface_dataset",
-    "batches",
+    "surface_batches",
+    "data_spec",
+    "checkpoint_path",
     "build_atlasnet",
     "atlas_loss_fn",
     "train_atlasnet",
-    "predict_points",
+    "output_size",
     "build_psg",
     "estimate_normals",
     "mesh_chamfer",
@@ -48,135 +53,87 @@ __all__ = [
     "chamfer_per_shape",
     "evaluate_chamfer",
     "oracle_chamfer",
+    "coded_template",
     "train_coded",
     "label_transfer",
+    "smoke",
 ]
 
 CD_CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distances, mean over each cloud's "
                  "points, the two directions summed, averaged over shapes, x 1000 "
-                 "(course_lib.ops.chamfer_distance defaults; AtlasNet's convention)")
+                 "(course_lib.ops.chamfer_distance defaults; AtlasNet's convention); predictions are "
+                 "scored against target_points, an independent sampling of the true surface that the "
+                 "encoder never saw")
 """The one convention every Chamfer number of chapter 06 uses."""
-
-SPLIT_OFFSETS = {"train": 1, "val": 5001, "test": 10001}
-"""First seed of each split (seed 0 is reserved for templates)."""
-
-
-def split_seeds(split: str, n: int) -> list[int]:
-    """The seeds of the first ``n`` shapes of ``split`` (the same for every category).
-
-    Introduced in ``lectures/06_surfaces.ipynb``.
-    """
-    if split not in SPLIT_OFFSETS:
-        raise ValueError(f"split must be one of {tuple(SPLIT_OFFSETS)}, got {split!r}")
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    return [SPLIT_OFFSETS[split] + i for i in range(n)]
-
-
-def _cache_path(key: str) -> Path:
-    h = hashlib.sha1(key.encode()).hexdigest()[:16]
-    return config.cache_dir() / "ch06" / f"{h}.pt"
-
-
-def _cached(key: str, build: Any) -> dict[str, Any]:
-    path = _cache_path(key)
-    if path.exists():
-        try:
-            item = torch.load(path, weights_only=True)
-            if item.get("key") == key:
-                return item
-        except Exception:  # noqa: BLE001 - a corrupt cache file is rebuilt, never trusted
-            pass
-    item = build()
-    item["key"] = key
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(item, tmp)
-    os.replace(tmp, path)
-    return item
-
-
-def _one_shape(category: str, seed: int, n_points: int, image_size: int | None) -> dict[str, Any]:
-    from course_lib.data import GENERATOR_VERSION, make_shape, render
-
-    shape = None
-
-    def get_shape() -> Any:
-        nonlocal shape
-        shape = shape or make_shape(category, seed)
-        return shape
-
-    def points() -> dict[str, Any]:
-        s = get_shape()
-        pts, nrm = s.sample_surface(n_points, seed=seed)
-        return {"points": pts, "normals": nrm, "part": s.part_labels(pts), "parts": list(s.parts)}
-
-    item = dict(_cached(f"v{GENERATOR_VERSION}|{category}|{seed}|{n_points}|None", points))
-    if image_size:
-        img = _cached(f"v{GENERATOR_VERSION}|{category}|{seed}|image|{image_size}",
-                      lambda: {"rgb": render(get_shape(), size=int(image_size))["rgb"].float()})
-        item["rgb"] = img["rgb"]
-    return item
 
 
 def surface_dataset(categories: Sequence[str], split: str, n_per_category: int, n_points: int,
-                    image_size: int | None = None) -> dict[str, Any]:
-    """Surface samples of ShapeNet-lite shapes, stacked, with part labels (and rendered views).
+                    image_size: int | None = None, n_input: int | None = None, *,
+                    oracle: bool = False, profile: str | None = None) -> dict[str, Any]:
+    """ShapeNet-lite shapes of ``split``, stacked: input points with part labels, target points, views.
 
     Introduced in ``lectures/06_surfaces.ipynb``.
 
-    Returns a dict: ``points`` ``(S, n_points, 3)`` on the exact surface (``Shape.sample_surface``),
-    ``normals`` ``(S, n_points, 3)``, ``part`` ``(S, n_points)`` part index of each point into
-    ``parts[s]`` (the shape's own part names), ``category`` ``(S,)`` index into ``categories``,
-    ``seed`` ``(S,)``, and with ``image_size`` ``rgb`` ``(S, 3, H, W)`` (the default view of
-    :func:`course_lib.data.render`).  Each shape is cached under ``config.cache_dir()/ch06``.
+    Returns the stacked :class:`course_lib.data.ShapeNetLite` items: ``points``, ``normals``
+    ``(S, n_input, 3)`` (the encoder's input, sampling stream 0; ``n_input`` defaults to
+    ``n_points``), ``part`` ``(S, n_input)`` the part index of each input point into ``parts[s]``
+    (the shape's own part names), ``target_points``, ``target_normals`` ``(S, n_points, 3)`` (an
+    independent sampling: what the loss and the metrics compare with), with ``oracle``
+    ``oracle_points`` ``(S, n_points, 3)`` (a third sampling), with ``image_size`` ``rgb``
+    ``(S, 3, H, W)`` (one seeded random view per shape), and ``label``, ``seed``, ``category``
+    (names), ``categories``.  One on-disk cache for every chapter.
     """
-    from course_lib.data import CATEGORIES
+    from course_lib.data import make_shape
 
-    cats = list(categories)
-    for c in cats:
-        if c not in CATEGORIES:
-            raise ValueError(f"unknown category {c!r}; valid: {', '.join(CATEGORIES)}")
-    items, cat_idx, seeds = [], [], []
-    for ci, c in enumerate(cats):
-        for s in split_seeds(split, n_per_category):
-            items.append(_one_shape(c, s, int(n_points), image_size))
-            cat_idx.append(ci)
-            seeds.append(s)
-    out: dict[str, Any] = {
-        "points": torch.stack([it["points"] for it in items]),
-        "normals": torch.stack([it["normals"] for it in items]),
-        "part": torch.stack([it["part"] for it in items]),
-        "parts": [tuple(it["parts"]) for it in items],
-        "category": torch.tensor(cat_idx),
-        "seed": torch.tensor(seeds),
-        "categories": tuple(cats),
-    }
-    if image_size:
-        out["rgb"] = torch.stack([it["rgb"] for it in items])
+    reps = ["points", "parts", "target_points"] + (["oracle_points"] if oracle else []) \
+        + (["image"] if image_size else [])
+    kw: dict[str, Any] = {"image_size": int(image_size)} if image_size else {}
+    out = load_split(split, reps, categories=list(categories), shapes_per_category=int(n_per_category),
+                     profile=profile, n_points=int(n_input or n_points), n_target=int(n_points), **kw)
+    out["parts"] = [make_shape(c, int(s)).parts for c, s in zip(out["category"], out["seed"].tolist())]
     return out
 
 
-def batches(data: dict[str, Any], batch_size: int, input_key: str = "points", n_input: int | None = None,
-            shuffle: bool = True, seed: int = 0) -> list[dict[str, Tensor]]:
-    """A list of batches ``{"input", "target", "index"}`` (a fresh shuffle each call with ``seed``).
+def surface_batches(data: dict[str, Any], batch_size: int, input_key: str = "points", n_input: int | None = None,
+                    shuffle: bool = True, seed: int = 0) -> Batches:
+    """Training batches ``{"input", "target", "index"}`` over :func:`surface_dataset` (fresh order every epoch).
 
-    Introduced in ``lectures/06_surfaces.ipynb``.  ``input`` is ``data[input_key]`` (points or
-    ``rgb``); for points, ``n_input`` keeps a random subset of each cloud as the encoder's
-    input (the target stays the full cloud).
+    Introduced in ``lectures/06_surfaces.ipynb``: :class:`~course_lib.experiments.common.Batches` with
+    ``input`` = ``data[input_key]`` (``"points"`` or ``"rgb"``; for points, ``n_input`` keeps a new
+    random subset of each cloud every epoch) and ``target`` = ``target_points``.
     """
-    n = len(data["points"])
-    g = torch.Generator().manual_seed(seed)
-    order = torch.randperm(n, generator=g) if shuffle else torch.arange(n)
-    out = []
-    for i in range(0, n, batch_size):
-        idx = order[i:i + batch_size]
-        x = data[input_key][idx]
-        if input_key == "points" and n_input is not None and n_input < x.shape[1]:
-            sel = torch.randperm(x.shape[1], generator=g)[:n_input]
-            x = x[:, sel]
-        out.append({"input": x, "target": data["points"][idx], "index": idx})
-    return out
+    transform = None
+    if input_key == "points" and n_input is not None and n_input < data["points"].shape[1]:
+        def transform(batch: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
+            batch["input"] = subsample(batch["input"], int(n_input), gen)
+            return batch
+
+    return Batches(data, batch_size, keys=(input_key, "target_points"),
+                   rename={input_key: "input", "target_points": "target"}, shuffle=shuffle, seed=seed,
+                   transform=transform)
+
+
+def data_spec(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """What a chapter-06 checkpoint depends on in ``data`` (categories, shapes, points, views) plus ``extra``."""
+    spec: dict[str, Any] = {"categories": list(data["categories"]), "shapes": len(data["seed"]),
+                            "seeds": [int(data["seed"].min()), int(data["seed"].max())],
+                            "input_points": int(data["points"].shape[1]),
+                            "target_points": int(data["target_points"].shape[1])}
+    if "rgb" in data:
+        spec["image"] = list(data["rgb"].shape[1:])
+    spec.update(extra)
+    return spec
+
+
+def checkpoint_path(name: str, data: dict[str, Any], profile: str | None = None, **extra: Any) -> Path:
+    """The checkpoint of the chapter-06 model ``name`` trained on ``data``: :func:`course_lib.train.checkpoint_path`
+    keyed by :func:`data_spec` (and ``extra``: the loss variant, the input size, ...).
+
+    Introduced in ``lectures/06_surfaces.ipynb``.
+    """
+    from course_lib.train import checkpoint_path as _path
+
+    return _path(f"ch06_{name}", data_spec(data, **extra), profile)
 
 
 def build_atlasnet(template: str = "square", n_patches: int = 25, latent_dim: int = 128,
@@ -258,33 +215,25 @@ def train_atlasnet(model: Any, data: dict[str, Any], *, epochs: int, batch_size:
     """Train (or load) an AtlasNet-like model with :func:`course_lib.train.train_or_load`.
 
     Introduced in ``lectures/06_surfaces.ipynb``.  One epoch = one pass over freshly
-    shuffled batches (:func:`batches`); the template is resampled at every step.
+    shuffled batches (:func:`surface_batches`: the input from ``data[input_key]``, the target
+    ``target_points``); the template is resampled at every step.  ``checkpoint``: from
+    :func:`checkpoint_path`.
     """
     from course_lib import train
 
-    class _Epochs:
-        def __init__(self) -> None:
-            self.epoch = 0
-
-        def __iter__(self):
-            self.epoch += 1
-            return iter(batches(data, batch_size, input_key, n_input, shuffle=True, seed=seed * 1000 + self.epoch))
-
-        def __len__(self) -> int:
-            return (len(data["points"]) + batch_size - 1) // batch_size
-
-    return train.train_or_load(model, checkpoint, retrain=retrain, train_loader=_Epochs(),
+    batches = surface_batches(data, batch_size, input_key, n_input, shuffle=True, seed=seed)
+    return train.train_or_load(model, checkpoint, retrain=retrain, train_loader=batches,
                                loss_fn=atlas_loss_fn(n_points), epochs=epochs, lr=lr, seed=seed,
                                progress=progress, live_plot=live_plot)
 
 
-@torch.no_grad()
-def predict_points(model: Any, inputs: Tensor, n_points: int, batch_size: int = 32) -> Tensor:
-    """Eval-mode predictions ``(S, n_points, 3)`` (AtlasNet: the template lattice; any model with
-    ``model(x, n_points=...)`` returning ``.points``, or a tensor)."""
-    model.eval()
-    return torch.cat([_forward(model, inputs[i:i + batch_size], n_points)
-                      for i in range(0, len(inputs), batch_size)])
+def output_size(model: Any, n_points: int) -> dict[str, int]:
+    """The keyword arguments that make ``model`` output ``n_points`` points: ``{"n_points": n}`` for an
+    AtlasNet (any number), ``{}`` for a fixed-size model (PointSetGen).  Use with
+    :func:`course_lib.experiments.common.predict`: ``predict(m, x, **output_size(m, n))``."""
+    from course_lib.models.atlasnet import AtlasNet
+
+    return {"n_points": int(n_points)} if isinstance(model, AtlasNet) else {}
 
 
 def chamfer_per_shape(pred: Tensor, target: Tensor) -> Tensor:
@@ -300,65 +249,68 @@ def evaluate_chamfer(pred: Tensor, target: Tensor) -> float:
     return float(chamfer_per_shape(pred, target).mean())
 
 
-def oracle_chamfer(categories: Sequence[str], split: str, n_per_category: int, n_points: int,
-                   reference: dict[str, Any] | None = None) -> float:
-    """The oracle row: Chamfer between two *independent* samplings of each true surface.
+def oracle_chamfer(data: dict[str, Any]) -> float:
+    """The oracle row: Chamfer between ``oracle_points`` and ``target_points``, two *independent*
+    samplings of each true surface (:func:`surface_dataset` with ``oracle=True``).
 
-    Introduced in ``lectures/06_surfaces.ipynb``.  A perfect model that outputs
-    ``n_points`` points exactly on the true surface still pays this sampling error; no
-    model can be expected to beat it.  ``reference`` is the dataset the other rows are
-    measured against (default: built here).
+    Introduced in ``lectures/06_surfaces.ipynb``.  A *reference*, not a floor: a model whose
+    points are spread more evenly over the true surface than i.i.d. samples (a farthest-point
+    sample, a lattice) scores below it.
     """
-    from course_lib.data import GENERATOR_VERSION, make_shape
-
-    ref = reference or surface_dataset(categories, split, n_per_category, n_points)
-    n = ref["points"].shape[1]
-    other = []
-    for c, s in zip(ref["category"].tolist(), ref["seed"].tolist()):
-        cat = ref["categories"][c]
-        item = _cached(f"v{GENERATOR_VERSION}|{cat}|{s}|{n}|oracle",
-                       lambda cat=cat, s=s: {"points": make_shape(cat, s).sample_surface(n, seed=s + 7_000_000)[0]})
-        other.append(item["points"])
-    return evaluate_chamfer(torch.stack(other).to(ref["points"].dtype), ref["points"])
+    if "oracle_points" not in data:
+        raise ValueError("oracle_chamfer needs surface_dataset(..., oracle=True) (no 'oracle_points' in the data)")
+    return evaluate_chamfer(data["oracle_points"], data["target_points"])
 
 
 # ---------------------------------------------------------------------------
 # 3D-CODED
 # ---------------------------------------------------------------------------
-def train_coded(category: str, data: dict[str, Any], *, epochs: int, batch_size: int, checkpoint: str | os.PathLike,
-                latent_dim: int = 64, hidden: Sequence[int] = (128, 128, 64), template_resolution: int = 24,
-                edge_weight: float = 0.1, n_input: int | None = 512, lr: float = 1e-3, seed: int = 0,
-                retrain: bool = False, progress: bool = True, live_plot: Any = "auto") -> tuple[Any, Any]:
-    """Train (or load) a 3D-CODED model of ``category``: PointNet encoder, template seed 0.
+def coded_template(category: str, resolution: int = 24) -> Any:
+    """The 3D-CODED template of ``category``: the reserved shape ``reserved_seed("template")``, outside every split."""
+    from course_lib.data import reserved_seed
+    from course_lib.models.coded import make_template
 
-    Introduced in ``lectures/06_surfaces.ipynb``.  ``data`` holds the training shapes of that
-    category (:func:`surface_dataset`).  Returns ``(model, history)``.
-    """
-    from course_lib import train
-    from course_lib.models.coded import TemplateDeformer, coded_loss, make_template
+    return make_template(category, seed=reserved_seed("template"), resolution=resolution)
+
+
+def build_coded(category: str, latent_dim: int = 64, hidden: Sequence[int] = (128, 128, 64),
+                template_resolution: int = 24) -> Any:
+    """A 3D-CODED model of ``category``: PointNet encoder, the reserved template (:func:`coded_template`)."""
+    from course_lib.models.coded import TemplateDeformer
     from course_lib.models.encoders import PointNet
 
-    config.seed_everything(seed)
-    template = make_template(category, seed=0, resolution=template_resolution)
-    model = TemplateDeformer(PointNet(in_dim=3, feat_dim=256, hidden=(64, 128), out_dim=latent_dim), template,
-                             latent_dim=latent_dim, hidden=hidden)
+    return TemplateDeformer(PointNet(in_dim=3, feat_dim=256, hidden=(64, 128), out_dim=latent_dim),
+                            coded_template(category, template_resolution), latent_dim=latent_dim, hidden=hidden)
 
-    class _Epochs:
-        def __init__(self) -> None:
-            self.epoch = 0
 
-        def __iter__(self):
-            self.epoch += 1
-            return iter(batches(data, batch_size, "points", n_input, shuffle=True, seed=seed * 1000 + self.epoch))
-
-        def __len__(self) -> int:
-            return (len(data["points"]) + batch_size - 1) // batch_size
+def coded_loss_fn(edge_weight: float = 0.1) -> Any:
+    """``loss_fn(model, batch)``: the unsupervised 3D-CODED loss (:func:`course_lib.models.coded.coded_loss`)."""
+    from course_lib.models.coded import coded_loss
 
     def loss_fn(m: Any, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         return coded_loss(m, batch["input"], batch["target"], edge_weight=edge_weight)
 
-    hist = train.train_or_load(model, checkpoint, retrain=retrain, train_loader=_Epochs(), loss_fn=loss_fn,
-                               epochs=epochs, lr=lr, seed=seed, progress=progress, live_plot=live_plot)
+    return loss_fn
+
+
+def train_coded(category: str, data: dict[str, Any], *, epochs: int, batch_size: int, checkpoint: str | os.PathLike,
+                latent_dim: int = 64, hidden: Sequence[int] = (128, 128, 64), template_resolution: int = 24,
+                edge_weight: float = 0.1, n_input: int | None = 512, lr: float = 1e-3, seed: int = 0,
+                retrain: bool = False, progress: bool = True, live_plot: Any = "auto") -> tuple[Any, Any]:
+    """Train (or load) a 3D-CODED model of ``category``: PointNet encoder, template ``reserved_seed("template")``.
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  ``data`` holds the training shapes of that
+    category (:func:`surface_dataset`); the input is (a random ``n_input`` subset of) ``points``,
+    the Chamfer target ``target_points``.  Returns ``(model, history)``.
+    """
+    from course_lib import train
+
+    config.seed_everything(seed)
+    model = build_coded(category, latent_dim, hidden, template_resolution)
+    batches = surface_batches(data, batch_size, "points", n_input, shuffle=True, seed=seed)
+    hist = train.train_or_load(model, checkpoint, retrain=retrain, train_loader=batches,
+                               loss_fn=coded_loss_fn(edge_weight), epochs=epochs, lr=lr, seed=seed,
+                               progress=progress, live_plot=live_plot)
     return model, hist
 
 
@@ -368,8 +320,9 @@ def label_transfer(model: Any, data: dict[str, Any], refine_steps: int = 0, n_in
 
     Introduced in ``lectures/06_surfaces.ipynb``.
 
-    For each shape: encode it (optionally refine the latent, :func:`refine_latent`), deform
-    the template, give each surface point the label of its nearest deformed template vertex,
+    For each shape: encode its ``points`` (the scan; optionally refine the latent against them,
+    :func:`course_lib.models.coded.refine_latent`), deform the template, give each of these
+    points the label of its nearest deformed template vertex,
     and compare with the generator's true part label (by part *name*).  The baseline does the
     same with the undeformed template (nearest template vertex, no learning).  Returns
     ``{"accuracy", "baseline", "per_shape", "per_shape_baseline", "pred", "true", "deformed"}``.
@@ -456,3 +409,40 @@ def mesh_quality_summary(meshes: Sequence[Any], intersections: bool = True) -> d
     rows = [mesh_quality(m, m.metadata.get("face_patch"), intersections=intersections) for m in meshes]
     keys = sorted({k for r in rows for k in r})
     return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+
+
+# ---------------------------------------------------------------------------
+# GPU smoke hook (benchmarks/gpu_smoke.py)
+# ---------------------------------------------------------------------------
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few training steps of every model of the chapter on ``device`` with the ``profile``'s ``ch06.*`` sizes.
+
+    Introduced for ``benchmarks/gpu_smoke.py``: AtlasNet with ``ch06.lecture_patches`` squares and
+    with the sphere (PointNet encoder), the single-view AtlasNet (ResNet), PointSetGen at equal
+    points and 3D-CODED (template of the first ``ch06.coded_categories``), each on one synthetic
+    batch; no data generation beyond the template, no checkpoint.
+    """
+    from course_lib.experiments.common import smoke_steps, synthetic_clouds
+
+    s = config.sizes(profile, prefix="ch06.")
+    b, n, n_in = int(s["batch_size"]), int(s["n_points"]), int(s["n_input"])
+    batch = {"input": synthetic_clouds(b, n_in, seed=0), "target": synthetic_clouds(b, n, seed=1)}
+    views = {"input": torch.rand(b, 3, int(s["image_size"]), int(s["image_size"])), "target": batch["target"]}
+    out: dict[str, float] = {}
+    torch.manual_seed(0)
+    runs = {
+        "atlasnet_square": (build_atlasnet("square", int(s["lecture_patches"]), s["latent_dim"], "pointnet",
+                                           s["hidden"], n), batch),
+        "atlasnet_sphere": (build_atlasnet("sphere", 1, s["latent_dim"], "pointnet", s["hidden"], n), batch),
+        "atlasnet_svr": (build_atlasnet("square", int(s["lecture_patches"]), s["latent_dim"], "resnet", s["hidden"], n),
+                         views),
+        "psg": (build_psg(n, s["latent_dim"], "pointnet"), batch),
+    }
+    for name, (model, data) in runs.items():
+        r = smoke_steps(model, data, atlas_loss_fn(n), steps=steps, device=device)
+        out.update({f"{name}_{k}": v for k, v in r.items()})
+    coded = build_coded(s["coded_categories"][0], s["latent_dim"], s["hidden"], int(s["template_resolution"]))
+    r = smoke_steps(coded, batch, coded_loss_fn(), steps=steps, device=device)
+    out.update({f"coded_{k}": v for k, v in r.items()})
+    out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
+    return out

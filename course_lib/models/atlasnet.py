@@ -44,6 +44,8 @@ from torch import Tensor, nn
 
 from course_lib import ops as _ops
 
+from .encoders import _check_latent
+
 __all__ = [
     "TEMPLATES",
     "split_evenly",
@@ -201,17 +203,6 @@ class _BatchNormLast(nn.BatchNorm1d):
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         shape = x.shape
         return super().forward(x.reshape(-1, shape[-1])).reshape(shape)
-
-
-def _check_latent(latent: Any, dim: int, who: str) -> Tensor:
-    if not isinstance(latent, Tensor) or not latent.is_floating_point():
-        raise TypeError(f"{who} expects a floating-point latent tensor (B, {dim}), got "
-                        f"{type(latent).__name__ if not isinstance(latent, Tensor) else latent.dtype}")
-    if latent.dim() != 2 or latent.shape[1] != dim:
-        raise ValueError(f"{who} expects latent codes of shape (B, {dim}), got {tuple(latent.shape)}")
-    if latent.shape[0] == 0:
-        raise ValueError(f"{who} got an empty batch of latent codes")
-    return latent
 
 
 class PatchDecoder(nn.Module):

@@ -38,7 +38,8 @@ from torch import Tensor, nn
 
 from course_lib import ops as _ops
 
-from .atlasnet import PatchDecoder, _check_latent
+from .atlasnet import PatchDecoder
+from .encoders import _check_latent
 
 __all__ = [
     "Template",

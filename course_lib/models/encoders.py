@@ -136,6 +136,20 @@ class _BatchNormLast(nn.BatchNorm1d):
         return super().forward(x.reshape(-1, shape[-1])).reshape(shape)
 
 
+def _check_latent(z: Any, dim: int, who: str) -> Tensor:
+    """The one check of a batch of latent codes ``(B, dim)`` (decoders of chapters 05 and 06)."""
+    if not isinstance(z, Tensor):
+        raise TypeError(f"{who} expects a latent code torch.Tensor (B, {dim}), got {type(z).__name__}")
+    if not z.is_floating_point():
+        raise TypeError(f"{who} expects a floating-point latent code, got dtype {z.dtype}")
+    if z.dim() != 2 or z.shape[1] != dim:
+        raise ValueError(f"{who} expects a latent code of shape (B, {dim}), got {tuple(z.shape)}"
+                         + (" (add a batch dimension with z[None])" if z.dim() == 1 and z.shape[0] == dim else ""))
+    if z.shape[0] == 0:
+        raise ValueError(f"{who} got an empty batch of latent codes")
+    return z
+
+
 def _activation(name: str) -> nn.Module:
     if name == "relu":
         return nn.ReLU()

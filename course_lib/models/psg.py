@@ -30,22 +30,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .encoders import PointNet, ResNetEncoder
+from .encoders import PointNet, ResNetEncoder, _check_latent
 
 __all__ = ["PointSetGenDecoder", "PointSetGen", "psg_autoencoder", "psg_single_view"]
-
-
-def _check_latent(z: Any, dim: int, who: str) -> Tensor:
-    if not isinstance(z, Tensor):
-        raise TypeError(f"{who} expects a latent code torch.Tensor (B, {dim}), got {type(z).__name__}")
-    if not z.is_floating_point():
-        raise TypeError(f"{who} expects a floating-point latent code, got dtype {z.dtype}")
-    if z.dim() != 2 or z.shape[1] != dim:
-        raise ValueError(f"{who} expects a latent code of shape (B, {dim}), got {tuple(z.shape)}"
-                         + (" (add a batch dimension with z[None])" if z.dim() == 1 and z.shape[0] == dim else ""))
-    if z.shape[0] == 0:
-        raise ValueError(f"{who} got an empty batch")
-    return z
 
 
 class PointSetGenDecoder(nn.Module):
