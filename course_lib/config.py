@@ -163,14 +163,14 @@ _SIZES: dict[str, dict[str, Any]] = {
                         "gpu": ("chair", "table", "airplane", "lamp", "sofa")},
     "ch08.train_per_category": {"ci": 4, "laptop": 24, "gpu": 200},
     "ch08.test_per_category": {"ci": 2, "laptop": 8, "gpu": 40},
-    "ch08.n_points": {"ci": 256, "laptop": 512, "gpu": 1000},        # encoder input and target points
+    "ch08.n_points": {"ci": 256, "laptop": 384, "gpu": 1000},        # encoder input and target points
     "ch08.n_primitives": {"ci": 6, "laptop": 8, "gpu": 20},
-    "ch08.n_samples": {"ci": 24, "laptop": 48, "gpu": 180},          # surface samples per primitive
-    "ch08.latent_dim": {"ci": 32, "laptop": 128, "gpu": 256},
-    "ch08.encoder": {"ci": {"feat_dim": 64, "hidden": (32,)}, "laptop": {"feat_dim": 256, "hidden": (64, 128)},
+    "ch08.n_samples": {"ci": 24, "laptop": 32, "gpu": 180},          # surface samples per primitive
+    "ch08.latent_dim": {"ci": 32, "laptop": 64, "gpu": 256},
+    "ch08.encoder": {"ci": {"feat_dim": 64, "hidden": (32,)}, "laptop": {"feat_dim": 128, "hidden": (64,)},
                      "gpu": {"feat_dim": 512, "hidden": (64, 128)}},
     "ch08.batch_size": {"ci": 8, "laptop": 16, "gpu": 32},
-    "ch08.epochs": {"ci": 2, "laptop": 60, "gpu": 150},
+    "ch08.epochs": {"ci": 2, "laptop": 100, "gpu": 150},
     "ch08.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
     "ch08.parsimony": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},     # weight of E[number of primitives]
     "ch08.empty": {"ci": 4.0, "laptop": 4.0, "gpu": 4.0},            # coverage when no primitive exists
@@ -184,6 +184,78 @@ _SIZES: dict[str, dict[str, Any]] = {
                             "gpu": (2, 4, 6, 8, 10, 12, 14, 16, 18)},
     "ch08.enumeration_points": {"ci": 64, "laptop": 256, "gpu": 1024},
     "ch08.lab_steps": {"ci": 20, "laptop": 300, "gpu": 500},
+    # --- 10 gradient fields: ShapeGF ---------------------------------------
+    "ch10.seed": {"ci": 0, "laptop": 0, "gpu": 0},
+    "ch10.categories": {"ci": ("airplane", "chair"), "laptop": ("airplane", "chair", "car"),
+                        "gpu": ("airplane", "chair", "car")},
+    "ch10.train_per_category": {"ci": 3, "laptop": 40, "gpu": 200},
+    "ch10.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
+    "ch10.n_points": {"ci": 256, "laptop": 2048, "gpu": 2048},  # encoder input (stream 0)
+    "ch10.n_target": {"ci": 256, "laptop": 1024, "gpu": 2048},  # evaluation target and samples (stream 1)
+    "ch10.n_dsm": {"ci": 128, "laptop": 512, "gpu": 2048},  # target points per shape and DSM step
+    "ch10.latent_dim": {"ci": 16, "laptop": 128, "gpu": 128},
+    "ch10.hidden": {"ci": 32, "laptop": 64, "gpu": 256},
+    "ch10.n_blocks": {"ci": 1, "laptop": 4, "gpu": 12},
+    "ch10.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
+    "ch10.epochs": {"ci": 2, "laptop": 60, "gpu": 1000},
+    "ch10.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
+    "ch10.steps_per_level": {"ci": 2, "laptop": 10, "gpu": 10},
+    "ch10.baseline_epochs": {"ci": 1, "laptop": 40, "gpu": 300},
+    "ch10.atlas_patches": {"ci": 4, "laptop": 25, "gpu": 25},
+    # the single-shape field of the lecture (an unconditional ScoreNet on one cloud)
+    "ch10.single_points": {"ci": 256, "laptop": 2048, "gpu": 2048},
+    "ch10.single_steps": {"ci": 30, "laptop": 600, "gpu": 3000},
+    "ch10.single_hidden": {"ci": 32, "laptop": 64, "gpu": 256},
+    # upsampling: training points per shape (rows) and runtime input points (columns)
+    "ch10.upsample_train": {"ci": (256, 128), "laptop": (2048, 512), "gpu": (2048, 1024, 512)},
+    "ch10.upsample_runtime": {"ci": (256, 64), "laptop": (2048, 1024, 512, 256, 128),
+                              "gpu": (2048, 1024, 512, 256, 128)},
+    "ch10.upsample_shapes": {"ci": 2, "laptop": 12, "gpu": 40},  # test shapes per table cell
+    # latent GAN
+    "ch10.gan_epochs": {"ci": 5, "laptop": 2000, "gpu": 10000},
+    "ch10.gan_batch": {"ci": 8, "laptop": 64, "gpu": 256},
+    "ch10.gen_sigma_num": {"ci": 3, "laptop": 5, "gpu": 5},  # the generation configs sample with 5 levels
+    # lecture widgets
+    "ch10.toy_points": {"ci": 200, "laptop": 1000, "gpu": 1000},
+    "ch10.lab_points": {"ci": 256, "laptop": 1024, "gpu": 2048},
+    # --- 07 implicit fields: OccNet, DeepSDF, IM-NET, extraction, sampling ----
+    "ch07.categories": {"ci": ("chair", "mug"), "laptop": ("chair", "table", "airplane", "lamp", "mug"),
+                        "gpu": ("chair", "table", "airplane", "car", "lamp", "mug", "sofa", "bench", "bottle",
+                                "bookshelf")},
+    "ch07.train_per_category": {"ci": 3, "laptop": 40, "gpu": 200},
+    "ch07.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
+    "ch07.n_input": {"ci": 300, "laptop": 300, "gpu": 300},  # OccNet's point-cloud completion: 300 points
+    "ch07.input_noise": {"ci": 0.005, "laptop": 0.005, "gpu": 0.005},  # ... with noise std 0.005
+    "ch07.n_pool": {"ci": 3000, "laptop": 20000, "gpu": 100000},  # pre-drawn samples per shape
+    "ch07.n_query": {"ci": 512, "laptop": 2048, "gpu": 2048},  # samples per shape per step (OccNet 2048)
+    "ch07.c_dim": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch07.hidden": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch07.n_blocks": {"ci": 1, "laptop": 3, "gpu": 5},
+    "ch07.batch_size": {"ci": 4, "laptop": 16, "gpu": 64},
+    "ch07.epochs": {"ci": 2, "laptop": 40, "gpu": 300},
+    "ch07.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 5e-4},
+    "ch07.eval_resolution": {"ci": 33, "laptop": 65, "gpu": 129},  # nodes; (R - 1) = (coarse - 1) * 2^k
+    "ch07.mise_coarse": {"ci": 9, "laptop": 17, "gpu": 33},
+    "ch07.n_iou": {"ci": 4000, "laptop": 50000, "gpu": 100000},
+    "ch07.n_eval_points": {"ci": 2000, "laptop": 20000, "gpu": 100000},
+    "ch07.fscore_tau": {"ci": 0.02, "laptop": 0.02, "gpu": 0.02},  # 1 % of the unit sphere's diameter
+    # DeepSDF auto-decoder
+    "ch07.sdf_categories": {"ci": ("chair",), "laptop": ("chair",), "gpu": ("chair", "airplane")},
+    "ch07.sdf_c_dim": {"ci": 16, "laptop": 64, "gpu": 256},
+    "ch07.sdf_hidden": {"ci": 32, "laptop": 128, "gpu": 512},
+    "ch07.sdf_layers": {"ci": 4, "laptop": 6, "gpu": 8},
+    "ch07.sdf_batch_size": {"ci": 4, "laptop": 8, "gpu": 64},
+    "ch07.sdf_epochs": {"ci": 2, "laptop": 150, "gpu": 1000},
+    "ch07.recon_iters": {"ci": 10, "laptop": 300, "gpu": 800},
+    "ch07.recon_samples": {"ci": 1000, "laptop": 4000, "gpu": 8000},
+    # the sampling experiment: uniform vs near-surface vs mix, on thin parts
+    "ch07.sampling_categories": {"ci": ("chair",), "laptop": ("chair", "lamp", "mug"),
+                                 "gpu": ("chair", "table", "lamp", "mug")},
+    "ch07.sampling_epochs": {"ci": 1, "laptop": 30, "gpu": 200},
+    # lecture and lab
+    "ch07.lecture_resolution": {"ci": 33, "laptop": 65, "gpu": 129},
+    "ch07.slice_resolution": {"ci": 48, "laptop": 96, "gpu": 128},
+    "ch07.lab_iters": {"ci": 30, "laptop": 200, "gpu": 400},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},

@@ -1,0 +1,347 @@
+"""The experiments of chapter 08 (primitives), shared by the lecture, the lab and the benchmark.
+
+Introduced in ``lectures/08_primitives.ipynb``.
+
+* :func:`primitive_data`: ShapeNet-lite input and target points of the chapter's categories;
+* :func:`build_model`, :class:`PrimitiveLoss`, :func:`train_primitives`: a PointNet (chapter 02)
+  predicting ``M`` cuboids or superquadrics, trained with the exact expected loss (reordering
+  trick) or with REINFORCE, through :func:`course_lib.train.train_or_load`;
+* :func:`evaluate_primitives`: Chamfer distance of the union's surface to the target, IoU of the
+  union against the true occupancy, number of primitives used, on held-out shapes;
+* :func:`gradient_variance`: REINFORCE's gradient of the existence probabilities against the
+  exact gradient, as the number of samples grows, with and without a baseline;
+* :func:`enumeration_cost`: brute force over ``2^M`` configurations against the reordering trick;
+* :func:`smoke`: the GPU smoke hook (``benchmarks/gpu_smoke.py``).
+
+Every size comes from the ``ch08.*`` block of :mod:`course_lib.config`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from course_lib import config
+from course_lib.models import primitives as P
+
+__all__ = [
+    "CD_CONVENTION",
+    "METHODS",
+    "primitive_data",
+    "build_model",
+    "PrimitiveLoss",
+    "train_primitives",
+    "predict_primitives",
+    "evaluate_primitives",
+    "gradient_variance",
+    "enumeration_cost",
+    "smoke",
+]
+
+CD_CONVENTION = ("Chamfer distance: squared nearest-neighbour distances, mean over each cloud, the two directions "
+                 "summed, x 1000, between surface samples of the union of existing primitives (prob > 0.5; "
+                 "samples inside another existing primitive removed) and the target points")
+"""The convention of every Chamfer number of chapter 08."""
+
+METHODS = ("reorder", "reinforce")
+"""How the expectation over existence is handled: exactly (reordering trick) or by REINFORCE."""
+
+
+def _sz(profile: str | None) -> Mapping[str, Any]:
+    return config.sizes(profile=profile, prefix="ch08.")
+
+
+def primitive_data(split: str, profile: str | None = None, categories: Sequence[str] | None = None,
+                   shapes_per_category: int | None = None) -> dict[str, Any]:
+    """Input (``points``) and independent target (``target_points``) samples of one split.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  Sizes from ``ch08.*``
+    (``train_per_category`` for ``train``, ``test_per_category`` otherwise).
+    """
+    from course_lib.experiments.common import load_split
+
+    sz = _sz(profile)
+    n = shapes_per_category or sz["train_per_category" if split == "train" else "test_per_category"]
+    return load_split(split, ("points", "target_points"), categories=tuple(categories or sz["categories"]),
+                      shapes_per_category=n, profile=profile, n_points=sz["n_points"], n_target=sz["n_points"])
+
+
+def build_model(kind: str = "superquadric", profile: str | None = None, n_primitives: int | None = None) -> P.PrimitiveNet:
+    """A :class:`course_lib.models.primitives.PrimitiveNet` with a PointNet encoder sized by ``ch08.*``.
+
+    Introduced in ``lectures/08_primitives.ipynb``.
+    """
+    from course_lib.models import PointNet
+
+    sz = _sz(profile)
+    enc = sz["encoder"]
+    latent = sz["latent_dim"]
+    encoder = PointNet(in_dim=3, feat_dim=enc["feat_dim"], hidden=enc["hidden"], out_dim=latent)
+    for mod in encoder.modules():  # short CPU runs: let the eval-mode BatchNorm statistics follow faster
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.momentum = 0.3
+    return P.PrimitiveNet(encoder, latent, n_primitives or sz["n_primitives"], kind, hidden=max(64, latent))
+
+
+class PrimitiveLoss:
+    """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: the expected loss or its REINFORCE surrogate.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  Both methods compute the same terms
+    (:func:`course_lib.models.primitives.primitive_terms`) and report the same quantity,
+    ``expected`` (the exact expected loss, detached), so that their curves compare.
+    ``method="reorder"`` back-propagates the exact expectation;  ``"reinforce"`` the surrogate
+    of :func:`course_lib.models.primitives.reinforce_loss` with a moving-average baseline
+    (kept in this object across steps).
+    """
+
+    def __init__(self, method: str = "reorder", *, n_samples: int = 48, empty: float = 4.0, parsimony: float = 1e-3,
+                 reinforce_samples: int = 1, momentum: float = 0.9, seed: int = 0) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        self.method, self.n_samples, self.empty, self.parsimony = method, int(n_samples), float(empty), float(parsimony)
+        self.reinforce_samples, self.momentum, self.seed = int(reinforce_samples), float(momentum), int(seed)
+        self.baseline = P.MovingAverageBaseline(momentum)
+        self.generator = torch.Generator().manual_seed(self.seed)
+
+    def describe(self) -> str:
+        return (f"PrimitiveLoss(method={self.method}, n_samples={self.n_samples}, empty={self.empty}, "
+                f"parsimony={self.parsimony}, reinforce_samples={self.reinforce_samples}, momentum={self.momentum}, "
+                f"seed={self.seed})")
+
+    def terms(self, model: Any, batch: Mapping[str, Tensor]) -> P.PrimitiveTerms:
+        prims = model(batch["input"])
+        return P.primitive_terms(prims, batch["target"], self.n_samples, generator=self.generator)
+
+    def __call__(self, model: Any, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        terms = self.terms(model, batch)
+        exact = P.expected_loss(terms, empty=self.empty, parsimony=self.parsimony)
+        out = {"expected": exact["loss"].mean().detach(), "coverage": exact["coverage"].mean().detach(),
+               "consistency": exact["consistency"].mean().detach(), "count": exact["count"].mean().detach()}
+        if self.method == "reorder":
+            out["loss"] = exact["loss"].mean()
+        else:
+            rl = P.reinforce_loss(terms, self.reinforce_samples, self.baseline, empty=self.empty,
+                                  parsimony=self.parsimony, generator=self.generator)
+            out["loss"] = rl["loss"]
+            out["sampled"] = rl["value"]
+        return out
+
+
+def _spec(kind: str, method: str, sz: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
+    return {"kind": kind, "method": method, "categories": list(data.get("categories", ())),
+            "shapes": int(len(data["points"])), "n_points": int(data["points"].shape[1]),
+            "n_primitives": sz["n_primitives"], "n_samples": sz["n_samples"]}
+
+
+def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Mapping[str, Any] | None = None,
+                     seed: int = 0, profile: str | None = None, epochs: int | None = None, retrain: bool = False,
+                     progress: bool = True, live_plot: Any = "auto") -> tuple[P.PrimitiveNet, Any]:
+    """Train (or load) a primitive network: ``kind`` (cuboid / superquadric), ``method`` (reorder / reinforce).
+
+    Introduced in ``lectures/08_primitives.ipynb``.  Adam, ``ch08.lr``, ``ch08.epochs`` epochs of
+    :class:`course_lib.experiments.common.Batches` over ``data`` (:func:`primitive_data`); the
+    checkpoint name records kind, method, seed and the data.  With ``val`` (another split of
+    :func:`primitive_data`) the exact expected loss on it is measured after every epoch and the
+    best epoch's weights are kept, for both methods alike (without it, the last epoch's weights:
+    REINFORCE's training "loss" is a surrogate whose value means nothing).  Returns
+    ``(model, history)``; ``history.train_extra[e]["expected"]`` is the exact expected loss of
+    epoch ``e`` for both methods.
+    """
+    from course_lib import train
+    from course_lib.experiments.common import Batches
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    sz = _sz(profile)
+    config.seed_everything(seed)
+    model = build_model(kind, profile)
+    loss = PrimitiveLoss(method, n_samples=sz["n_samples"], empty=sz["empty"], parsimony=sz["parsimony"],
+                         reinforce_samples=sz["reinforce_samples"], seed=seed)
+    loader = Batches(data, sz["batch_size"], keys=["points", "target_points"],
+                     rename={"points": "input", "target_points": "target"}, seed=seed)
+    spec = _spec(kind, method, sz, data)
+    n_epochs = epochs if epochs is not None else sz["epochs"]
+    extra: dict[str, Any] = {}
+    if val is not None:
+        spec["val_shapes"] = int(len(val["points"]))
+        extra = {"val_loader": Batches(val, sz["batch_size"], keys=["points", "target_points"],
+                                       rename={"points": "input", "target_points": "target"}, shuffle=False),
+                 "val_fn": ValExpected(sz["n_samples"], sz["empty"], sz["parsimony"]), "monitor": "val_expected"}
+    path = train.checkpoint_path(f"ch08_{kind}_{method}_s{seed}", spec=spec, profile=profile)
+    hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader, loss_fn=loss,
+                               epochs=n_epochs, lr=sz["lr"], seed=seed, progress=progress, live_plot=live_plot,
+                               **extra)
+    return model.eval(), hist
+
+
+class ValExpected:
+    """``val_fn`` of :func:`train_primitives`: the exact expected loss (``val_expected``) and its terms."""
+
+    def __init__(self, n_samples: int, empty: float, parsimony: float) -> None:
+        self.n_samples, self.empty, self.parsimony = int(n_samples), float(empty), float(parsimony)
+
+    def describe(self) -> str:
+        return f"ValExpected(n_samples={self.n_samples}, empty={self.empty}, parsimony={self.parsimony})"
+
+    def __call__(self, model: Any, batch: Mapping[str, Tensor]) -> dict[str, float]:
+        g = torch.Generator().manual_seed(0)
+        terms = P.primitive_terms(model(batch["input"]), batch["target"], self.n_samples, generator=g)
+        out = P.expected_loss(terms, empty=self.empty, parsimony=self.parsimony)
+        return {"val_expected": float(out["loss"].mean()), "val_coverage": float(out["coverage"].mean()),
+                "val_consistency": float(out["consistency"].mean()), "val_count": float(out["count"].mean())}
+
+
+@torch.no_grad()
+def predict_primitives(model: P.PrimitiveNet, inputs: Tensor, batch_size: int = 32) -> P.Primitives:
+    """Eval-mode primitives for ``inputs`` ``(S, N, 3)``, concatenated (on the CPU)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    parts = [model(inputs[i:i + batch_size].to(dev)) for i in range(0, len(inputs), batch_size)]
+    cat = {k: torch.cat([getattr(p, k) for p in parts]).cpu() for k in ("size", "eps", "rotation", "translation",
+                                                                        "prob")}
+    return P.Primitives(**cat, kind=model.kind)
+
+
+def _ensure_one(prims: P.Primitives, threshold: float) -> P.Primitives:
+    """Primitives whose most probable member counts as existing when none passes ``threshold``."""
+    prob = prims.prob.clone()
+    none = (prob <= threshold).all(-1)
+    if bool(none.any()):
+        top = prob.argmax(-1)
+        prob[none, top[none]] = 1.0
+    return P.Primitives(prims.size, prims.eps, prims.rotation, prims.translation, prob, prims.kind)
+
+
+@torch.no_grad()
+def evaluate_primitives(model: P.PrimitiveNet, data: Mapping[str, Any], *, profile: str | None = None,
+                        threshold: float = 0.5, seed: int = 0) -> dict[str, Tensor]:
+    """Per-shape metrics on ``data`` (:func:`primitive_data`): ``chamfer``, ``iou``, ``used``, ``expected``.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  ``chamfer``: :data:`CD_CONVENTION`;
+    ``iou``: :func:`course_lib.metrics.volumetric_iou` of the union of existing primitives
+    against the true occupancy at ``ch08.iou_points`` uniform points of ``[-1, 1]^3``; ``used``:
+    primitives with ``prob > threshold`` (at least the most probable one is kept);
+    ``expected``: the exact expected training loss.
+    """
+    from course_lib.data import make_shape
+    from course_lib.metrics import volumetric_iou
+    from course_lib.ops import chamfer_distance
+
+    sz = _sz(profile)
+    prims = predict_primitives(model, data["points"])
+    target = data["target_points"]
+    g = torch.Generator().manual_seed(seed)
+    kept = _ensure_one(prims, threshold)
+    surf = P.union_surface_points(kept, max(64, 4 * sz["n_samples"]), threshold, generator=g)
+    terms = P.primitive_terms(prims, target, sz["n_samples"], generator=g)
+    expected = P.expected_loss(terms, empty=sz["empty"], parsimony=sz["parsimony"])["loss"]
+    n_iou = sz["iou_points"]
+    cds, ious = [], []
+    for i in range(len(target)):
+        s = surf[i] if len(surf[i]) else kept.translation[i]
+        cds.append(1000.0 * chamfer_distance(s.to(target.dtype), target[i]))
+        pts = 2 * torch.rand(1, n_iou, 3, generator=g) - 1
+        shape = make_shape(data["category"][i], int(data["seed"][i]))
+        occ_true = shape.occupancy(pts[0])
+        occ_pred = P.union_occupancy(kept[i], pts, threshold)[0]
+        ious.append(volumetric_iou(occ_pred, occ_true))
+    return {"chamfer": torch.stack(cds), "iou": torch.stack(ious).float(),
+            "used": (kept.prob > threshold).sum(-1).float(), "expected": expected}
+
+
+# ---------------------------------------------------------------------------
+# the variance of REINFORCE, the cost of enumeration
+# ---------------------------------------------------------------------------
+def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, empty: float = 4.0,
+                      parsimony: float = 1e-3, momentum: float = 0.9, warmup: int = 20,
+                      seed: int = 0) -> dict[str, Any]:
+    """REINFORCE's estimate of ``d E[L] / d theta`` for one shape against the exact gradient.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  ``terms`` of one shape (``B = 1``) are held
+    fixed; the exact gradient comes from autograd of the reordering-trick expectation.  For each
+    ``K`` in ``ks``, ``reps`` independent estimates with ``K`` configurations each, without a
+    baseline and with the moving-average baseline (updated after each estimate from that
+    estimate's losses, warmed up for ``warmup`` estimates first).  Returns per ``K`` and per
+    variant: ``variance`` (sum over the M components), ``mse`` to the exact gradient, ``max_z``
+    (the largest ``|mean - exact| / standard error``: unbiased estimates keep it of order 1-3),
+    plus ``exact`` and ``exact_norm2``.
+    """
+    if terms.prob.shape[0] != 1:
+        raise ValueError(f"gradient_variance needs the terms of one shape (B = 1), got B = {terms.prob.shape[0]}")
+    fixed = P.PrimitiveTerms(terms.coverage_dist.detach().double(), terms.sample_dist.detach().double(),
+                             terms.sample_inside, terms.prob.detach().double())
+    theta = fixed.prob[0].clone().requires_grad_()
+    exact_loss = P.expected_loss(P.PrimitiveTerms(fixed.coverage_dist, fixed.sample_dist, fixed.sample_inside,
+                                                  theta[None]), empty=empty, parsimony=parsimony)["loss"].sum()
+    (exact,) = torch.autograd.grad(exact_loss, theta)
+
+    def f(z: Tensor) -> Tensor:
+        return P.configuration_loss(fixed, z[:, None, :], empty=empty, parsimony=parsimony)["loss"][:, 0]
+
+    g = torch.Generator().manual_seed(seed)
+    out: dict[str, Any] = {"ks": list(ks), "exact": exact.tolist(), "exact_norm2": float((exact ** 2).sum()),
+                           "reps": int(reps), "none": [], "baseline": []}
+    for k in ks:
+        for variant in ("none", "baseline"):
+            base = P.MovingAverageBaseline(momentum)
+            ests = []
+            for r in range(int(reps) + (warmup if variant == "baseline" else 0)):
+                b = base.value if variant == "baseline" else 0.0
+                u = torch.rand(int(k), theta.shape[0], generator=g, dtype=theta.dtype)
+                z = (u < fixed.prob[0]).to(theta.dtype)
+                losses = f(z)
+                score = z / fixed.prob[0] - (1 - z) / (1 - fixed.prob[0])
+                est = ((losses - b)[:, None] * score).mean(0)
+                base.update(losses)
+                if variant == "none" or r >= warmup:
+                    ests.append(est)
+            e = torch.stack(ests)
+            se = e.std(0) / math.sqrt(len(e))
+            zsc = ((e.mean(0) - exact).abs() / se.clamp_min(1e-300))
+            out[variant].append({"k": int(k), "variance": float(e.var(0).sum()),
+                                 "mse": float(((e - exact) ** 2).sum(-1).mean()),
+                                 "max_z": float(zsc[se > 0].max()) if bool((se > 0).any()) else 0.0})
+    return out
+
+
+def enumeration_cost(ms: Sequence[int], n_points: int, *, repeat: int = 3, seed: int = 0) -> list[dict[str, float]]:
+    """Time of the exact expectation for ``n_points`` target points: enumeration (``2^M``) vs reordering trick.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  Float64 on the CPU, median of ``repeat``
+    runs each; ``max_abs_diff`` is the largest disagreement between the two.
+    """
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for m in ms:
+        d = torch.rand(n_points, int(m), generator=g, dtype=torch.float64)
+        p = torch.rand(n_points, int(m), generator=g, dtype=torch.float64)
+        times = {}
+        vals = {}
+        for name, fn in (("enumerate", P.expected_min_distance_enumerate), ("reorder", P.expected_min_distance)):
+            ts = []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                vals[name] = fn(d, p, empty=1.0)
+                ts.append(time.perf_counter() - t0)
+            times[name] = sorted(ts)[len(ts) // 2]
+        rows.append({"m": int(m), "configurations": 2 ** int(m), "enumerate_s": times["enumerate"],
+                     "reorder_s": times["reorder"],
+                     "max_abs_diff": float((vals["enumerate"] - vals["reorder"]).abs().max())})
+    return rows
+
+
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """The GPU smoke hook: a few steps of the superquadric model with the exact loss on synthetic clouds."""
+    from course_lib.experiments.common import smoke_steps, synthetic_clouds
+
+    sz = _sz(profile)
+    torch.manual_seed(0)
+    model = build_model("superquadric", profile)
+    x = synthetic_clouds(min(4, sz["batch_size"]), sz["n_points"], device=device)
+    loss = PrimitiveLoss("reorder", n_samples=sz["n_samples"], empty=sz["empty"], parsimony=sz["parsimony"])
+    return smoke_steps(model, {"input": x, "target": x}, loss, steps=steps, device=device)
