@@ -9,6 +9,7 @@ import torch
 import trimesh
 
 from course_lib.data.real import load_mesh
+
 # the module (course_lib.geometry.mesh_sdf is the function of the same name once the package is imported)
 ms = importlib.import_module("course_lib.geometry.mesh_sdf")
 
