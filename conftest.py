@@ -5,14 +5,25 @@
 - Labs (``labs/*.ipynb``): a cell may raise only ``NotImplementedError`` (a stub the student
   has not filled yet); any other exception fails the cell, even where nbval's
   ``raises-exception`` tag would let it pass.
+- Solutions (``solutions/*.ipynb``) must pass their own self-checks. Their kernels start with
+  ``COURSE_STRICT_CHECKS=1``, so a self-check that does not pass raises
+  (``course_lib.checks._core.SelfCheckError``) and fails its cell; and a cell whose output holds
+  a self-check verdict other than "passed" (a ``❌`` or ``⏳`` line) fails too, in case the check
+  ran in a way that does not raise.  Lectures and labs run without strict mode (lecture 00
+  shows wrong answers on purpose; a lab's stubs are "not implemented yet").
 """
 
 from __future__ import annotations
 
+import os
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
+
+STRICT_ENV = "COURSE_STRICT_CHECKS"  # = course_lib.checks._core.STRICT_ENV (not imported: no torch here)
+_BAD_VERDICT = re.compile(r"^\s*(❌|⏳) (check_\w+): ?(.*)$", re.MULTILINE)
 
 NOTEBOOK_BUDGET_S = 90.0
 _NB_TIMES: dict[str, float] = defaultdict(float)
@@ -29,13 +40,69 @@ def pytest_runtest_logreport(report):
         _NB_TIMES[nb] += report.duration
 
 
+def _kind(item) -> str | None:
+    """``"labs"``, ``"solutions"`` or ``"lectures"`` for a notebook cell item, else None."""
+    path = Path(str(getattr(item, "path", "")))
+    if path.suffix != ".ipynb":
+        return None
+    for kind in ("labs", "solutions", "lectures"):
+        if kind in path.parts:
+            return kind
+    return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    """Start the kernels of solutions/*.ipynb with strict self-checks (nbval starts a notebook's
+    kernel in the setup of its first cell; the kernel inherits this process's environment)."""
+    kind = _kind(item)
+    if kind is None:  # unit tests: leave the environment alone
+        yield
+        return
+    before = os.environ.get(STRICT_ENV)
+    if kind == "solutions":
+        os.environ[STRICT_ENV] = "1"
+    else:
+        os.environ.pop(STRICT_ENV, None)
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(STRICT_ENV, None)
+        else:
+            os.environ[STRICT_ENV] = before
+
+
+def _output_texts(outputs) -> list[str]:
+    texts = []
+    for out in outputs or []:
+        if out.get("output_type") == "stream":
+            texts.append(str(out.get("text", "")))
+        elif out.get("output_type") in ("display_data", "execute_result"):
+            texts.append(str(out.get("data", {}).get("text/plain", "")))
+    return texts
+
+
+def failed_verdicts(outputs) -> list[str]:
+    """The self-check verdict lines (``❌ check_x: ...`` / ``⏳ check_x: ...``) in a cell's outputs."""
+    return [m.group(0).strip() for text in _output_texts(outputs) for m in _BAD_VERDICT.finditer(text)]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     if rep.when != "call" or not rep.passed:
         return
-    if "labs" not in Path(str(getattr(item, "path", ""))).parts:
+    kind = _kind(item)
+    if kind == "solutions":
+        bad = failed_verdicts(getattr(item, "test_outputs", None))
+        if bad:
+            rep.outcome = "failed"
+            rep.longrepr = ("a solution notebook must pass its own self-checks; this cell printed:\n  "
+                            + "\n  ".join(bad))
+        return
+    if kind != "labs":
         return
     for out in getattr(item, "test_outputs", None) or []:
         if out.get("output_type") == "error" and out.get("ename") != "NotImplementedError":

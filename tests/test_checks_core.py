@@ -1,4 +1,5 @@
 import math
+import os
 
 import numpy as np
 import pytest
@@ -134,3 +135,67 @@ def test_strict_mode_raises_on_every_verdict_but_passed(monkeypatch, capsys):
     assert "❌" in capsys.readouterr().out  # the verdict is printed before raising
     monkeypatch.setenv(_core.STRICT_ENV, "0")
     assert not _core.strict_mode()
+
+
+# --- a solution notebook must pass its own self-checks (the repository conftest) ----------
+def _notebook(*sources):
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(src) for src in sources]
+    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
+    return nb
+
+
+def test_a_solution_failing_its_self_check_fails_the_notebook_run(tmp_path):
+    """nbval on solutions/ with the repository conftest: a wrong answer fails its cell (strict mode),
+    even when the solution swallows the exception; the same wrong answer in a lecture does not."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import nbformat
+
+    root = Path(__file__).resolve().parents[1]
+    shutil.copy(root / "conftest.py", tmp_path / "conftest.py")
+    for d in ("solutions", "lectures"):
+        (tmp_path / d).mkdir()
+    head = "import os, torch\nfrom course_lib import checks\nprint('strict:', os.environ.get('COURSE_STRICT_CHECKS'))"
+    good = "def f(x, y):\n    return ((x[:, :, None] - y[:, None]) ** 2).sum(-1)\nchecks.check_pairwise_sq_dists(f)"
+    wrong = "def g(x, y):\n    return torch.cdist(x, y)\nchecks.check_pairwise_sq_dists(g)"
+    hidden = "try:\n    checks.check_pairwise_sq_dists(lambda x, y: torch.cdist(x, y))\nexcept AssertionError:\n    pass"
+    nbformat.write(_notebook(head, good, wrong, hidden), tmp_path / "solutions" / "98_bad_lab.ipynb")
+    nbformat.write(_notebook(head, wrong), tmp_path / "lectures" / "98_demo.ipynb")
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:randomly",
+         "-p", "no:cacheprovider", "-q", "-rA", "solutions", "lectures"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "COURSE_PROFILE": "ci"},
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out
+    failed = [line for line in out.splitlines() if line.startswith("FAILED")]
+    passed = [line for line in out.splitlines() if line.startswith("PASSED")]
+    assert any("98_bad_lab.ipynb::Cell 2" in line for line in failed), out
+    assert any("98_bad_lab.ipynb::Cell 3" in line for line in failed), out
+    assert len(failed) == 2, out
+    assert any("98_bad_lab.ipynb::Cell 1" in line for line in passed), out  # the right answer passes
+    assert any("98_demo.ipynb::Cell 1" in line for line in passed), out  # lectures are not strict
+    assert "SelfCheckError" in out and "forgot the square" in out
+    assert "a solution notebook must pass its own self-checks" in out
+
+
+def test_conftest_reads_failed_verdicts():
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("root_conftest", Path(__file__).resolve().parents[1] / "conftest.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.STRICT_ENV == _core.STRICT_ENV
+    outs = [{"output_type": "stream", "text": "✅ check_a: passed\n❌ check_b: wrong\n"},
+            {"output_type": "display_data", "data": {"text/plain": "⏳ check_c: not implemented yet"}},
+            {"output_type": "stream", "text": "a ❌ in the middle of a line is not a verdict"}]
+    assert mod.failed_verdicts(outs) == ["❌ check_b: wrong", "⏳ check_c: not implemented yet"]
+    assert mod.failed_verdicts([]) == []
