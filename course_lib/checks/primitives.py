@@ -1,0 +1,251 @@
+"""Self-checks of chapter 08 (``labs/08_primitives_lab.ipynb``): inside-outside, REINFORCE, reordering trick.
+
+Introduced in ``lectures/08_primitives.ipynb``.  The references: the closed forms of the
+sphere, the ellipsoid and the octahedron plus the angle parametrisation of the surface (for the
+inside-outside function); the score-function formula evaluated directly and a Monte-Carlo test
+of unbiasedness (REINFORCE); a brute-force enumeration of all ``2^M`` configurations and its
+autograd gradient (the reordering trick).  Each known wrong answer gets a message naming it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+
+__all__ = ["check_inside_outside", "check_reinforce_gradient", "check_expected_min_distance"]
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+    a, b = a.detach().double(), b.detach().double()
+    return a.shape == b.shape and bool(torch.isfinite(a).all()) and bool(((a - b).abs() <= atol + rtol * b.abs()).all())
+
+
+# ---------------------------------------------------------------------------
+# 1. the superquadric inside-outside function
+# ---------------------------------------------------------------------------
+def _ref_f(p: torch.Tensor, a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    x, y, z = (p / a).abs().unbind(-1)
+    e1, e2 = e[..., 0], e[..., 1]
+    return (x ** (2 / e2) + y ** (2 / e2)) ** (e2 / e1) + z ** (2 / e1)
+
+
+@self_check
+def check_inside_outside(fn) -> str:
+    """``fn(points (..., 3), size (..., 3), eps (..., 2)) -> F (...)``: the superquadric inside-outside function.
+
+    ``F = ((x/a1)^(2/e2) + (y/a2)^(2/e2))^(e2/e1) + (z/a3)^(2/e1)`` in the local frame; ``< 1``
+    inside, ``1`` on the surface.
+    """
+    g = torch.Generator().manual_seed(0)
+    n = 64
+    p = torch.randn(n, 3, generator=g, dtype=torch.float64) * 0.6
+    a = 0.2 + 0.8 * torch.rand(n, 3, generator=g, dtype=torch.float64)
+    e = 0.4 + 1.1 * torch.rand(n, 2, generator=g, dtype=torch.float64)
+    out = call_student(fn, p, a, e)
+    expect(isinstance(out, torch.Tensor), f"F should be a torch.Tensor, got {type(out).__name__}")
+    if out.shape != (n,):
+        raise CheckFailed(f"F(points (64, 3), size (64, 3), eps (64, 2)) has shape {tuple(out.shape)}, expected (64,): "
+                          "one value per point (sum over x, y, z inside the formula)")
+    if not bool(torch.isfinite(out).all()):
+        raise CheckFailed("F contains NaN or inf: a negative coordinate raised to a fractional power is NaN; "
+                          "take the absolute value |x / a| before the powers")
+    ref = _ref_f(p, a, e)
+    if not _close(out, ref):
+        swapped = _ref_f(p, a, e.flip(-1))
+        inverted = ((p / a).abs()[..., 0] ** (e[..., 1] / 2) + (p / a).abs()[..., 1] ** (e[..., 1] / 2)) ** (
+            e[..., 0] / e[..., 1]) + (p / a).abs()[..., 2] ** (e[..., 0] / 2)
+        unscaled = _ref_f(p, torch.ones_like(a), e)
+        times = _ref_f(p * a * a, a, e)  # multiplied by the size instead of divided
+        no_outer = (p / a).abs()[..., 0] ** (2 / e[..., 1]) + (p / a).abs()[..., 1] ** (2 / e[..., 1]) + \
+            (p / a).abs()[..., 2] ** (2 / e[..., 0])
+        if _close(out, swapped):
+            raise CheckFailed("F matches the formula with eps1 and eps2 swapped: eps2 shapes the (x, y) cross-section "
+                              "(exponent 2/eps2), eps1 the z profile (2/eps1 and the outer power eps2/eps1)")
+        if _close(out, inverted):
+            raise CheckFailed("the exponents are inverted: the powers are 2/eps (and eps2/eps1 outside), not eps/2")
+        if _close(out, unscaled):
+            raise CheckFailed("F ignores the size: divide each coordinate by its half-size a_k first")
+        if _close(out, times):
+            raise CheckFailed("divide the coordinates by the sizes (x / a1), do not multiply them")
+        if _close(out, no_outer):
+            raise CheckFailed("the outer power is missing: (x^(2/e2) + y^(2/e2)) is raised to e2/e1 before adding z")
+        expect_close(out, ref, "F at random points (sizes in [0.2, 1], eps in [0.4, 1.5])", rtol=1e-5, atol=1e-8)
+    # analytic cases
+    ones = torch.ones(n, 2, dtype=torch.float64)
+    sph = call_student(fn, p, torch.full((n, 3), 0.5, dtype=torch.float64), ones)
+    expect_close(sph, (p ** 2).sum(-1) / 0.25, "F of the sphere of radius 0.5 (eps1 = eps2 = 1) should be |p|^2 / 0.25",
+                 rtol=1e-6)
+    octa = call_student(fn, p, torch.ones(n, 3, dtype=torch.float64), 2 * ones)
+    expect_close(octa, p.abs().sum(-1), "F of the octahedron (eps1 = eps2 = 2, size 1) should be |x| + |y| + |z|",
+                 rtol=1e-6)
+    # points of the angle parametrisation are on the surface, and broadcasting works
+    eta = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 3.0
+    om = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * 6.2
+
+    def fexp(x, q):
+        return torch.sign(x) * x.abs() ** q
+
+    a1 = torch.tensor([0.3, 0.5, 0.8], dtype=torch.float64)
+    e1 = torch.tensor([0.6, 1.3], dtype=torch.float64)
+    surf = torch.stack([a1[0] * fexp(torch.cos(eta), e1[0]) * fexp(torch.cos(om), e1[1]),
+                        a1[1] * fexp(torch.cos(eta), e1[0]) * fexp(torch.sin(om), e1[1]),
+                        a1[2] * fexp(torch.sin(eta), e1[0])], -1)
+    on = call_student(fn, surf, a1, e1)
+    expect_tensor(on, "F(surface points (64, 3), size (3,), eps (2,))", shape=(n,))
+    expect_close(on, torch.ones(n, dtype=torch.float64), "F on points of the surface (they should give exactly 1; "
+                 "size (3,) and eps (2,) broadcast against points (64, 3))", rtol=1e-6, atol=1e-6)
+    return "matches the formula, the sphere, the octahedron, and equals 1 on the surface"
+
+
+# ---------------------------------------------------------------------------
+# 2. the REINFORCE estimator
+# ---------------------------------------------------------------------------
+def _ref_reinforce(losses, z, prob, baseline):
+    return ((losses - baseline)[:, None] * (z / prob - (1 - z) / (1 - prob))).mean(0)
+
+
+@self_check
+def check_reinforce_gradient(fn) -> str:
+    """``fn(losses (K,), z (K, M), prob (M,), baseline) -> (M,)``: the score-function estimate of ``d E[L] / d prob``.
+
+    ``(1/K) sum_k (losses_k - baseline) * (z_km / prob_m - (1 - z_km) / (1 - prob_m))``.
+    """
+    g = torch.Generator().manual_seed(1)
+    k, m = 12, 5
+    prob = 0.15 + 0.7 * torch.rand(m, generator=g, dtype=torch.float64)
+    z = (torch.rand(k, m, generator=g, dtype=torch.float64) < prob).double()
+    losses = 1.0 + torch.rand(k, generator=g, dtype=torch.float64)
+    b = 0.8
+    out = call_student(fn, losses, z, prob, b)
+    expect(isinstance(out, torch.Tensor), f"the estimate should be a torch.Tensor, got {type(out).__name__}")
+    if out.shape != (m,):
+        raise CheckFailed(f"the estimate has shape {tuple(out.shape)}, expected (M,) = ({m},): one derivative per "
+                          "probability, averaged over the K samples")
+    expect_tensor(out, "the estimate", shape=(m,))
+    ref = _ref_reinforce(losses, z, prob, b)
+    if not _close(out, ref):
+        wrong = {
+            "the baseline is not subtracted: use (losses - baseline)": _ref_reinforce(losses, z, prob, 0.0),
+            "the baseline is added instead of subtracted: use (losses - baseline)": _ref_reinforce(losses, z, prob, -b),
+            "sum over the K samples instead of the mean: divide by K": k * ref,
+            "wrong sign for the absent primitives: d log(1 - theta) / d theta = -1 / (1 - theta)":
+                ((losses - b)[:, None] * (z / prob + (1 - z) / (1 - prob))).mean(0),
+            "this is the gradient of p(z), not of log p(z): divide by theta (present) and 1 - theta (absent)":
+                ((losses - b)[:, None] * (z - (1 - z))).mean(0),
+            "only the present primitives contribute here: absent ones give -(L - b) / (1 - theta)":
+                ((losses - b)[:, None] * (z / prob)).mean(0),
+        }
+        for msg, val in wrong.items():
+            if _close(out, val):
+                raise CheckFailed(msg)
+        expect_close(out, ref, "the REINFORCE estimate (K = 12 samples, M = 5, baseline 0.8)", rtol=1e-6)
+    # unbiased: the average of many estimates approaches the exact gradient of E[L]
+    d = torch.rand(m, generator=g, dtype=torch.float64)
+
+    def f(zz):
+        masked = torch.where(zz > 0.5, d, torch.full_like(zz, math.inf)).amin(-1)
+        return torch.where(torch.isinf(masked), torch.full_like(masked, 2.0), masked)
+
+    p = prob.clone().requires_grad_()
+    # exact: sum over configurations, by enumeration
+    zs = ((torch.arange(2 ** m)[:, None] >> torch.arange(m)) & 1).double()
+    pz = torch.prod(zs * p + (1 - zs) * (1 - p), -1)
+    (exact,) = torch.autograd.grad((pz * f(zs)).sum(), p)
+    ests = []
+    for _ in range(300):
+        zz = (torch.rand(32, m, generator=g, dtype=torch.float64) < prob).double()
+        ests.append(call_student(fn, f(zz), zz, prob, 1.0))
+    est = torch.stack([torch.as_tensor(e, dtype=torch.float64) for e in ests])
+    zscore = ((est.mean(0) - exact) / (est.std(0) / math.sqrt(len(est)))).abs().max()
+    expect(bool(zscore < 5), f"averaged over 300 estimates the result is {float(zscore):.1f} standard errors away "
+                             "from the exact gradient: the estimator is biased")
+    return f"the formula, and unbiased (300 estimates within {float(zscore):.1f} standard errors of the exact gradient)"
+
+
+# ---------------------------------------------------------------------------
+# 3. the reordering trick
+# ---------------------------------------------------------------------------
+def _enumerate(dist: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    m = dist.shape[-1]
+    zs = ((torch.arange(2 ** m)[:, None] >> torch.arange(m)) & 1).to(dist.dtype)
+    pz = torch.prod(zs * prob[..., None, :] + (1 - zs) * (1 - prob[..., None, :]), -1)
+    masked = torch.where(zs.bool(), dist[..., None, :], torch.full_like(zs, math.inf)).amin(-1)
+    masked = torch.where(torch.isinf(masked), torch.zeros_like(masked), masked)
+    return (pz * masked).sum(-1)
+
+
+def _variant(dist, prob, *, sort=True, descending=False, shift=True, weight=True, gather=True):
+    if sort:
+        d, order = torch.sort(dist, dim=-1, descending=descending)
+        p = torch.gather(prob, -1, order) if gather else prob
+    else:
+        d, p = dist, prob
+    keep = torch.cumprod(1 - p, -1)
+    before = torch.cat([torch.ones_like(keep[..., :1]), keep[..., :-1]], -1) if shift else keep
+    return (d * (p if weight else 1) * before).sum(-1)
+
+
+@self_check
+def check_expected_min_distance(fn) -> str:
+    """``fn(dist (..., M), prob (..., M)) -> (...)``: ``E[min over existing primitives of dist]`` by the reordering trick.
+
+    Sort the distances, weight the ``k``-th smallest by ``theta_(k) prod_{j<k} (1 - theta_(j))``; the
+    all-absent configuration counts 0.  Checked against the enumeration of all ``2^M``
+    configurations, values and gradients.
+    """
+    g = torch.Generator().manual_seed(2)
+    dist = torch.rand(3, 4, 6, generator=g, dtype=torch.float64)
+    prob = torch.rand(3, 4, 6, generator=g, dtype=torch.float64)
+    out = call_student(fn, dist, prob)
+    expect(isinstance(out, torch.Tensor), f"the expectation should be a torch.Tensor, got {type(out).__name__}")
+    if out.shape != (3, 4):
+        raise CheckFailed(f"fn(dist (3, 4, 6), prob (3, 4, 6)) has shape {tuple(out.shape)}, expected (3, 4): "
+                          "reduce over the last dimension (the M primitives) only")
+    expect_tensor(out, "the expectation", shape=(3, 4))
+    ref = _enumerate(dist, prob)
+    if not _close(out, ref, rtol=1e-7, atol=1e-9):
+        wrong = {
+            "the distances are not sorted: the formula holds for Delta_(1) <= ... <= Delta_(M) (torch.sort first)":
+                _variant(dist, prob, sort=False),
+            "sorted in descending order: the nearest primitive (smallest distance) comes first":
+                _variant(dist, prob, descending=True),
+            "the product includes the k-th primitive itself: it runs over the closer ones only (j < k); shift the "
+            "cumulative product by one (start with 1)": _variant(dist, prob, shift=False),
+            "the k-th term lacks theta_(k): the k-th nearest must exist, with probability theta_(k)":
+                _variant(dist, prob, weight=False),
+            "the probabilities are not reordered with the distances: gather prob with the sorting permutation":
+                _variant(dist, prob, gather=False),
+        }
+        for msg, val in wrong.items():
+            if _close(out, val, rtol=1e-7, atol=1e-9):
+                raise CheckFailed(msg)
+        expect_close(out, ref, "E[min] against the enumeration of all 2^6 configurations", rtol=1e-7, atol=1e-9)
+    for m in (1, 2, 9):
+        d = torch.rand(5, m, generator=g, dtype=torch.float64)
+        p = torch.rand(5, m, generator=g, dtype=torch.float64)
+        expect_close(call_student(fn, d, p), _enumerate(d, p), f"E[min] for M = {m} against the enumeration",
+                     rtol=1e-7, atol=1e-9)
+    # gradients
+    d = dist.clone().requires_grad_()
+    p = prob.clone().requires_grad_()
+    w = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    val = call_student(fn, d, p)
+    if not val.requires_grad:
+        raise CheckFailed("the result does not depend differentiably on dist and prob (detached?): the "
+                          "reordering trick must stay differentiable")
+    gd, gp = torch.autograd.grad((val * w).sum(), (d, p), allow_unused=True)
+    d2, p2 = dist.clone().requires_grad_(), prob.clone().requires_grad_()
+    rd, rp = torch.autograd.grad((_enumerate(d2, p2) * w).sum(), (d2, p2))
+    expect(gp is not None and gd is not None, "no gradient reaches dist or prob (detached or recomputed from "
+                                              "numbers?): keep the computation in torch")
+    expect_close(gp, rp, "the gradient with respect to prob (vs autograd of the enumeration)", rtol=1e-6, atol=1e-9)
+    expect_close(gd, rd, "the gradient with respect to dist (vs autograd of the enumeration)", rtol=1e-6, atol=1e-9)
+    # certain configurations: exact 0 / 1 probabilities
+    d = torch.tensor([[0.5, 0.2, 0.9]], dtype=torch.float64)
+    one = call_student(fn, d, torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64))
+    expect_close(one, torch.tensor([0.5], dtype=torch.float64), "with prob = (1, 0, 1) the minimum over the existing "
+                 "primitives (0.5, 0.9) is 0.5", atol=1e-12)
+    return "equals the enumeration over 2^M configurations (M = 1, 2, 6, 9), values and gradients"

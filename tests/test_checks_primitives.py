@@ -1,0 +1,152 @@
+"""The chapter-08 self-checks pass the reference, fail plausible wrong answers by name, and flag stubs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib import checks
+from course_lib.models import primitives as P
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# --- reference solutions, written independently of course_lib.models.primitives ---
+def inside_outside(points, size, eps):
+    q = (points / size).abs()
+    e1, e2 = eps[..., 0], eps[..., 1]
+    return (q[..., 0] ** (2 / e2) + q[..., 1] ** (2 / e2)) ** (e2 / e1) + q[..., 2] ** (2 / e1)
+
+
+def reinforce_gradient(losses, z, prob, baseline):
+    score = z / prob - (1 - z) / (1 - prob)
+    return ((losses - baseline)[:, None] * score).mean(0)
+
+
+def expected_min_distance(dist, prob):
+    d, order = torch.sort(dist, dim=-1)
+    p = torch.gather(prob, -1, order)
+    before = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
+    return (d * p * before).sum(-1)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _failed(res, *words):
+    assert res.status in ("failed", "error"), res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_references_pass():
+    assert checks.check_inside_outside(inside_outside, quiet=True).passed
+    assert checks.check_reinforce_gradient(reinforce_gradient, quiet=True).passed
+    assert checks.check_expected_min_distance(expected_min_distance, quiet=True).passed
+
+
+def test_library_functions_pass():
+    assert checks.check_inside_outside(P.superquadric_inside_outside, quiet=True).passed
+    assert checks.check_expected_min_distance(P.expected_min_distance, quiet=True).passed
+
+
+def test_stubs_are_not_implemented():
+    for check in (checks.check_inside_outside, checks.check_reinforce_gradient, checks.check_expected_min_distance):
+        res = check(stub, quiet=True)
+        assert res.status == "not_implemented", res.verdict()
+        assert check(lambda *a: ..., quiet=True).status == "not_implemented"
+
+
+# --- inside-outside ------------------------------------------------------------------------------
+def test_inside_outside_wrong_answers():
+    _failed(checks.check_inside_outside(lambda p, a, e: inside_outside(p, a, e.flip(-1)), quiet=True), "swapped")
+
+    def no_abs(p, a, e):
+        q = p / a
+        e1, e2 = e[..., 0], e[..., 1]
+        return (q[..., 0] ** (2 / e2) + q[..., 1] ** (2 / e2)) ** (e2 / e1) + q[..., 2] ** (2 / e1)
+    _failed(checks.check_inside_outside(no_abs, quiet=True), "absolute value")
+
+    def inverted(p, a, e):
+        q = (p / a).abs()
+        e1, e2 = e[..., 0], e[..., 1]
+        return (q[..., 0] ** (e2 / 2) + q[..., 1] ** (e2 / 2)) ** (e1 / e2) + q[..., 2] ** (e1 / 2)
+    _failed(checks.check_inside_outside(inverted, quiet=True), "inverted")
+    _failed(checks.check_inside_outside(lambda p, a, e: inside_outside(p, torch.ones_like(p), e), quiet=True),
+            "size")
+    _failed(checks.check_inside_outside(lambda p, a, e: inside_outside(p * a * a, a, e), quiet=True), "divide")
+
+    def no_outer(p, a, e):
+        q = (p / a).abs()
+        return q[..., 0] ** (2 / e[..., 1]) + q[..., 1] ** (2 / e[..., 1]) + q[..., 2] ** (2 / e[..., 0])
+    _failed(checks.check_inside_outside(no_outer, quiet=True), "outer power")
+    _failed(checks.check_inside_outside(lambda p, a, e: inside_outside(p, a, e)[..., None], quiet=True), "shape")
+    _failed(checks.check_inside_outside(lambda p, a, e: inside_outside(p, a, e) + 0.01, quiet=True), "wrong")
+    # F^(e1/2) (a "radial" distance) is a different function: rejected
+    _failed(checks.check_inside_outside(lambda p, a, e: inside_outside(p, a, e) ** (e[..., 0] / 2), quiet=True),
+            "wrong")
+
+
+# --- REINFORCE ---------------------------------------------------------------------------------
+def test_reinforce_wrong_answers():
+    _failed(checks.check_reinforce_gradient(lambda lo, z, p, b: reinforce_gradient(lo, z, p, 0.0), quiet=True),
+            "baseline is not subtracted")
+    _failed(checks.check_reinforce_gradient(lambda lo, z, p, b: reinforce_gradient(lo, z, p, -b), quiet=True),
+            "added instead")
+    _failed(checks.check_reinforce_gradient(lambda lo, z, p, b: len(lo) * reinforce_gradient(lo, z, p, b),
+                                            quiet=True), "mean")
+    _failed(checks.check_reinforce_gradient(
+        lambda lo, z, p, b: ((lo - b)[:, None] * (z / p + (1 - z) / (1 - p))).mean(0), quiet=True), "sign")
+    _failed(checks.check_reinforce_gradient(
+        lambda lo, z, p, b: ((lo - b)[:, None] * (z - (1 - z))).mean(0), quiet=True), "log p(z)")
+    _failed(checks.check_reinforce_gradient(
+        lambda lo, z, p, b: ((lo - b)[:, None] * (z / p)).mean(0), quiet=True), "absent")
+    _failed(checks.check_reinforce_gradient(lambda lo, z, p, b: reinforce_gradient(lo, z, p, b).sum(), quiet=True),
+            "shape")
+    # a biased "estimator": the baseline computed from the current samples, not leave-one-out
+    _failed(checks.check_reinforce_gradient(
+        lambda lo, z, p, b: reinforce_gradient(lo, z, p, b) * 1.05, quiet=True), "wrong")
+
+
+# --- reordering trick --------------------------------------------------------------------------
+def test_expected_min_distance_wrong_answers():
+    def unsorted(d, p):
+        before = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
+        return (d * p * before).sum(-1)
+    _failed(checks.check_expected_min_distance(unsorted, quiet=True), "not sorted")
+    _failed(checks.check_expected_min_distance(lambda d, p: -expected_min_distance(-d, p), quiet=True),
+            "descending")
+
+    def inclusive(d, p):
+        ds, order = torch.sort(d, -1)
+        ps = torch.gather(p, -1, order)
+        return (ds * ps * torch.cumprod(1 - ps, -1)).sum(-1)
+    _failed(checks.check_expected_min_distance(inclusive, quiet=True), "j < k")
+
+    def no_theta(d, p):
+        ds, order = torch.sort(d, -1)
+        ps = torch.gather(p, -1, order)
+        before = torch.cumprod(torch.cat([torch.ones_like(ps[..., :1]), 1 - ps[..., :-1]], -1), -1)
+        return (ds * before).sum(-1)
+    _failed(checks.check_expected_min_distance(no_theta, quiet=True), "theta_(k)")
+
+    def no_gather(d, p):
+        ds, _ = torch.sort(d, -1)
+        before = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
+        return (ds * p * before).sum(-1)
+    _failed(checks.check_expected_min_distance(no_gather, quiet=True), "reordered")
+    _failed(checks.check_expected_min_distance(lambda d, p: expected_min_distance(d, p).detach(), quiet=True),
+            "detached")
+    _failed(checks.check_expected_min_distance(lambda d, p: expected_min_distance(d, p)[..., None], quiet=True),
+            "shape")
+
+    def numpy_path(d, p):
+        import numpy as np
+        return torch.as_tensor(np.asarray(expected_min_distance(d.detach(), p.detach())))
+    _failed(checks.check_expected_min_distance(numpy_path, quiet=True), "detached")
+    # a gradient that is wrong although the values are right (a straight-through hack)
+    def wrong_grad(d, p):
+        v = expected_min_distance(d, p)
+        return v.detach() + (d * p).sum(-1) - (d * p).sum(-1).detach()
+    _failed(checks.check_expected_min_distance(wrong_grad, quiet=True), "gradient")
