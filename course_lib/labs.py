@@ -11,19 +11,35 @@ Two steps, both deterministic, both checked in CI:
    at the indentation of the ``BEGIN`` marker; a one-line ``x = <expr>  # SOLUTION`` becomes
    ``x = ...``; cells tagged ``solution-only`` are dropped; cells holding a stub, and cells tagged
    ``uses-exercise`` (they run the student's code), are tagged ``raises-exception`` for nbval.
-   Nested or unterminated markers are errors naming the notebook and the cell.
+   Nested or unterminated markers are errors naming the notebook and the cell, and so is a
+   line that looks like a misspelt marker (``### BEGIN SOLUTON``, ``#BEGIN SOLUTION``,
+   ``### end solution``, ``x = 1  # solution``): a misspelt marker would leak the solution.
+
+**A lab a student has edited is never overwritten.**  Each generated lab records, in its
+metadata (``course_lib.lab_sha256``), a fingerprint of its cells (type, source, tags; not the
+outputs).  Before replacing a lab whose text changed, the build compares the file's cells with
+the fingerprint it was generated with: if they differ (someone edited the lab since), the file
+is left alone, the build names it and exits with status 3.  ``--force`` overwrites it anyway.
+A lab from before fingerprints counts as unedited only when it equals its committed version
+(``git show HEAD:labs/X``).
 
 Usage::
 
-    python -m course_lib.labs            # write every generated notebook
+    python -m course_lib.labs            # write every generated notebook (edited labs are kept)
+    python -m course_lib.labs --force    # ... and overwrite edited labs too
     python -m course_lib.labs --check    # exit 1 and name each notebook out of step with its source
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import copy
+import difflib
+import hashlib
+import json
 import re
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +53,8 @@ STUB = "raise NotImplementedError()"
 TAG_RAISES = "raises-exception"
 TAG_USES = "uses-exercise"
 TAG_SOLUTION_ONLY = "solution-only"
+META_KEY = "course_lib"
+HASH_KEY = "lab_sha256"
 
 LAB_BANNER = (
     "> **This lab is generated** from `solutions/{name}` by `python -m course_lib.labs`. "
@@ -65,15 +83,45 @@ _ONE_LINE_TAIL = re.compile(r"#\s*SOLUTION\s*$")
 _ASSIGN = re.compile(r"^(?P<lhs>\s*[^=#'\"]*?[^=!<>:+\-*/%&|^@\s])\s*(?P<op>=)(?!=)\s*(?P<rhs>.+?)\s*#\s*SOLUTION\s*$")
 
 
+_FUZZY_BLOCK = re.compile(r"^#+\s*(?P<which>begin|end)[\s_\-]*(?P<word>[a-z]+)", re.IGNORECASE)
+_TRAILING_WORD = re.compile(r"#\s*(?P<word>[A-Za-z]+)\s*$")
+
+
+def _like_solution(word: str) -> bool:
+    word = word.lower()
+    return word[:1] == "s" and len(word) <= 11 and difflib.SequenceMatcher(None, word, "solution").ratio() >= 0.75
+
+
+def _misspelt_marker(stripped: str) -> str | None:
+    """The marker a line seems to mean when it is not written exactly, else None."""
+    if stripped in (BEGIN, END):
+        return None
+    m = _FUZZY_BLOCK.match(stripped)
+    if m and _like_solution(m.group("word")):
+        return BEGIN if m.group("which").lower() == "begin" else END
+    if not stripped.startswith("#"):
+        t = _TRAILING_WORD.search(stripped)
+        if t and _like_solution(t.group("word")) and not _ONE_LINE_TAIL.search(stripped):
+            return ONE_LINE
+    return None
+
+
 def _one_line(line: str, where: str) -> str:
-    """``x = expr  # SOLUTION`` -> ``x = ...`` (type annotations kept)."""
+    """``x = expr  # SOLUTION`` -> ``x = ...`` (type annotations kept; ``a, b = ...`` -> ``a, b = ..., ...``)."""
     m = _ASSIGN.match(line)
     if not m:
         raise LabError(
             f"{where}: a '{ONE_LINE}' marker must end a one-line assignment like "
             f"'x = <expr>  {ONE_LINE}', got: {line.strip()!r}"
         )
-    return f"{m.group('lhs')} = ..."
+    lhs = m.group("lhs")
+    try:
+        target = ast.parse(lhs.strip() + " = 0").body[0].targets[0]  # type: ignore[attr-defined]
+    except (SyntaxError, AttributeError, IndexError):
+        target = None
+    if isinstance(target, (ast.Tuple, ast.List)) and not any(isinstance(e, ast.Starred) for e in target.elts):
+        return f"{lhs} = {', '.join(['...'] * len(target.elts))}"
+    return f"{lhs} = ..."
 
 
 def strip_solutions(source: str, where: str) -> tuple[str, bool]:
@@ -102,6 +150,13 @@ def strip_solutions(source: str, where: str) -> tuple[str, bool]:
                 raise LabError(f"{where}, line {lineno}: '{END}' without a matching '{BEGIN}'")
             inside = False
             continue
+        meant = _misspelt_marker(stripped)
+        if meant is not None:
+            raise LabError(
+                f"{where}, line {lineno}: {stripped!r} looks like a misspelt solution marker; write exactly "
+                f"'{meant}'" + (" at the end of a one-line assignment" if meant == ONE_LINE else
+                                " alone on its line") + " (a misspelt marker would leave the solution in the lab)"
+            )
         if inside:
             continue
         if _ONE_LINE_TAIL.search(stripped) and not stripped.startswith("#"):
@@ -143,6 +198,14 @@ def clean_notebook(nb) -> None:
     nb.nbformat, nb.nbformat_minor = 4, 5
 
 
+def fingerprint(nb) -> str:
+    """sha256 of what a student edits in a notebook: each cell's type, source and tags (not outputs,
+    execution counts, ids or other metadata, which running a notebook changes)."""
+    cells = [[c.get("cell_type"), c.get("source") if isinstance(c.get("source"), str) else "".join(c.get("source")),
+              sorted(c.get("metadata", {}).get("tags", []))] for c in nb.cells]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+
+
 def make_lab(solution, name: str):
     """Return the lab notebook generated from a solution notebook (not modified)."""
     lab = copy.deepcopy(solution)
@@ -168,6 +231,7 @@ def make_lab(solution, name: str):
     banner = nbformat.v4.new_markdown_cell(LAB_BANNER.format(name=name))
     lab.cells = [banner, *cells]
     clean_notebook(lab)
+    lab.metadata[META_KEY] = {"generated_from": f"solutions/{name}", HASH_KEY: fingerprint(lab)}
     return lab
 
 
@@ -213,6 +277,33 @@ def planned(root: Path) -> list[tuple[Path, Path, str]]:
     return out
 
 
+def _committed_text(root: Path, path: Path) -> str | None:
+    """The text of ``path`` at git HEAD, or None (not a git checkout, not committed, no git)."""
+    try:
+        rel = path.resolve().relative_to(root.resolve()).as_posix()
+        proc = subprocess.run(["git", "-C", str(root), "show", f"HEAD:{rel}"], capture_output=True, timeout=20)
+    except (OSError, ValueError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.decode() if proc.returncode == 0 else None
+
+
+def lab_status(root: Path, path: Path) -> str:
+    """``"generated"`` if the lab at ``path`` holds the cells it was generated with, ``"edited"`` otherwise.
+
+    A lab carries the fingerprint of its generated cells in its metadata; a lab from before
+    fingerprints counts as generated only when it equals its committed version.
+    """
+    text = path.read_text()
+    try:
+        nb = nbformat.reads(text, as_version=4)
+    except Exception:  # noqa: BLE001 - an unreadable notebook is not ours to overwrite
+        return "edited"
+    stored = nb.metadata.get(META_KEY, {}).get(HASH_KEY)
+    if stored is None:
+        return "generated" if _committed_text(root, path) == text else "edited"
+    return "generated" if stored == fingerprint(nb) else "edited"
+
+
 def check(root: Path) -> list[Change]:
     """List every generated notebook that differs from what its source generates."""
     changes: list[Change] = []
@@ -223,29 +314,43 @@ def check(root: Path) -> list[Change]:
         if not target.exists():
             changes.append(Change(rel_t, rel_s, "missing"))
         elif target.read_text() != text:
-            changes.append(Change(rel_t, rel_s, "differs from what its source generates"))
+            edited = target.parent.name == "labs" and lab_status(root, target) == "edited"
+            changes.append(Change(rel_t, rel_s, "differs from what its source generates"
+                                  + (" (and was edited after it was generated)" if edited else "")))
     for lab in sorted((root / "labs").glob("*.ipynb")):
         if lab not in expected:
             changes.append(Change(lab.relative_to(root), Path("?"), "has no solution in solutions/"))
     return changes
 
 
-def build(root: Path) -> list[Path]:
-    """Write every generated notebook whose text changed; return the paths written."""
+def build(root: Path, *, force: bool = False, kept: list[Path] | None = None) -> list[Path]:
+    """Write every generated notebook whose text changed; return the paths written.
+
+    A lab that was edited since it was generated (see :func:`lab_status`) is not overwritten
+    unless ``force``; its path is appended to ``kept``.
+    """
     written = []
     for target, _source, text in planned(root):
-        if not target.exists() or target.read_text() != text:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            tmp = target.with_suffix(".ipynb.tmp")
-            tmp.write_text(text)
-            tmp.replace(target)
-            written.append(target)
+        if target.exists() and target.read_text() == text:
+            continue
+        if (target.exists() and not force and target.parent.name == "labs"
+                and lab_status(root, target) == "edited"):
+            if kept is not None:
+                kept.append(target)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_suffix(".ipynb.tmp")
+        tmp.write_text(text)
+        tmp.replace(target)
+        written.append(target)
     return written
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.labs", description=__doc__.split("\n")[0])
     parser.add_argument("--check", action="store_true", help="exit 1 if any generated notebook is out of step")
+    parser.add_argument("--force", action="store_true",
+                        help="also overwrite labs edited since they were generated (their changes are lost)")
     parser.add_argument("--root", type=Path, default=Path.cwd(), help="repository root (default: cwd)")
     args = parser.parse_args(argv)
     root = args.root.resolve()
@@ -259,9 +364,14 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print("labs check: every generated notebook matches its source.")
             return 0
-        for path in build(root):
+        kept: list[Path] = []
+        for path in build(root, force=args.force, kept=kept):
             print(f"wrote {path.relative_to(root)}")
-        return 0
+        for path in kept:
+            print(f"NOT OVERWRITTEN: {path.relative_to(root)} was edited after it was generated (your work?). "
+                  "Move it out of labs/ to keep it and rerun, or rerun with --force to replace it "
+                  "(its changes are lost).", file=sys.stderr)
+        return 3 if kept else 0
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

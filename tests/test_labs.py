@@ -170,3 +170,139 @@ def test_bad_marker_in_a_source_exits_2_naming_it(tmp_path, capsys):
 
 def test_repository_labs_are_in_step():
     assert labs.check(ROOT) == [], "run `python -m course_lib.labs` and commit"
+
+
+# --- misspelt markers are errors, never a leaked solution -------------------------------
+@pytest.mark.parametrize("marker", [
+    "### BEGIN SOLUTON", "#BEGIN SOLUTION", "## BEGIN SOLUTION", "### begin solution", "### Begin Solution",
+    "###BEGIN SOLUTION", "### BEGIN_SOLUTION", "### BEGIN SOLUTION:", "### BEGIN SOLUTIONS",
+])
+def test_misspelt_begin_marker_is_an_error(marker):
+    src = f"def f(x):\n    {marker}\n    return 2 * x\n    ### END SOLUTION\n"
+    nb = nb_with(("markdown", "# t"), ("code", src))
+    with pytest.raises(labs.LabError) as err:
+        labs.make_lab(nb, "07_typo_lab.ipynb")
+    msg = str(err.value)
+    assert "07_typo_lab.ipynb" in msg and "cell 1" in msg and "line 2" in msg
+    assert "misspelt" in msg and "'### BEGIN SOLUTION'" in msg
+
+
+@pytest.mark.parametrize("marker", ["### END SOLUTON", "#END SOLUTION", "### end solution", "### ENDSOLUTION"])
+def test_misspelt_end_marker_is_an_error(marker):
+    src = f"def f(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    {marker}\n"
+    with pytest.raises(labs.LabError) as err:
+        labs.make_lab(nb_with(("code", src)), "07_typo_lab.ipynb")
+    msg = str(err.value)
+    assert "cell 0" in msg and "line 4" in msg and "misspelt" in msg and "'### END SOLUTION'" in msg
+
+
+@pytest.mark.parametrize("line", ["x = 2 * y  # solution", "x = 2 * y  # SOLUTON", "x = 2 * y  # Solution"])
+def test_misspelt_one_line_marker_is_an_error(line):
+    nb = nb_with(("code", "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION"),
+                 ("code", line))
+    with pytest.raises(labs.LabError) as err:
+        labs.make_lab(nb, "07_typo_lab.ipynb")
+    assert "cell 1" in str(err.value) and "'# SOLUTION'" in str(err.value)
+
+
+@pytest.mark.parametrize("ok", ["# end of the loop", "# begin sampling here", "x = 1  # the solution is below",
+                                "# Solution notes", "y = f(x)  # resolution"])
+def test_ordinary_comments_are_not_markers(ok):
+    src = f"{ok}\ndef f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n"
+    out, _ = labs.strip_solutions(src, "w")
+    assert ok in out
+
+
+def test_one_line_marker_unpacking_keeps_the_arity():
+    out, _ = labs.strip_solutions("a, b = f(x)  # SOLUTION\n(c, d) = g()  # SOLUTION", "w")
+    assert out.splitlines() == ["a, b = ..., ...", "(c, d) = ..., ..."]
+
+
+# --- a lab the student has edited is not overwritten ---------------------------------------
+def _build(root, *extra):
+    return labs.main(["--root", str(root), *extra])
+
+
+def test_build_refuses_to_overwrite_an_edited_lab(tmp_path, capsys):
+    root = make_repo(tmp_path)
+    assert _build(root) == 0
+    lab = root / "labs" / "09_demo_lab.ipynb"
+    nb = nbformat.read(lab, as_version=4)
+    assert nb.metadata["course_lib"]["lab_sha256"] == labs.fingerprint(nb)
+    # the student fills in the stub ...
+    nb.cells[2].source = nb.cells[2].source.replace("raise NotImplementedError()", "return 2 * x  # mine")
+    nbformat.write(nb, lab)
+    mine = lab.read_text()
+    assert labs.lab_status(root, lab) == "edited"
+    # ... then the solution changes and the instructor (or the student) rebuilds
+    src = root / "nbsrc" / "solutions" / "09_demo_lab.py"
+    src.write_text(src.read_text().replace("print(f(2))", "print(f(3))"))
+    capsys.readouterr()
+    assert _build(root) == 3
+    err = capsys.readouterr().err
+    assert "NOT OVERWRITTEN: labs/09_demo_lab.ipynb" in err and "--force" in err
+    assert lab.read_text() == mine  # the student's work is intact
+    assert "print(f(3))" in (root / "solutions" / "09_demo_lab.ipynb").read_text()  # the rest was built
+    # --check still reports it (and says it was edited)
+    assert _build(root, "--check") == 1
+    assert "labs/09_demo_lab.ipynb" in capsys.readouterr().out
+    # --force replaces it
+    assert _build(root, "--force") == 0
+    assert "print(f(3))" in lab.read_text() and "# mine" not in lab.read_text()
+    assert _build(root, "--check") == 0
+
+
+def test_running_a_lab_is_not_editing_it(tmp_path):
+    """Outputs, execution counts, cell ids and notebook metadata written by Jupyter do not count."""
+    root = make_repo(tmp_path)
+    _build(root)
+    lab = root / "labs" / "09_demo_lab.ipynb"
+    nb = nbformat.read(lab, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        cell["id"] = f"jupyter-{i}"
+        if cell.cell_type == "code":
+            cell.execution_count = i
+            cell.outputs = [nbformat.v4.new_output("stream", text="4\n")]
+            cell.metadata["execution"] = {"iopub.status.busy": "2026-01-01"}
+    nb.metadata["widgets"] = {"state": {}}
+    nb.metadata["language_info"] = {"name": "python", "version": "3.11.7"}
+    nbformat.write(nb, lab)
+    assert labs.lab_status(root, lab) == "generated"
+    src = root / "nbsrc" / "solutions" / "09_demo_lab.py"
+    src.write_text(src.read_text().replace("print(f(2))", "print(f(3))"))
+    assert _build(root) == 0
+    assert "print(f(3))" in lab.read_text()
+
+
+def test_a_lab_without_fingerprint_is_kept_unless_it_is_the_committed_one(tmp_path, capsys):
+    root = make_repo(tmp_path)
+    _build(root)
+    lab = root / "labs" / "09_demo_lab.ipynb"
+    nb = nbformat.read(lab, as_version=4)
+    del nb.metadata["course_lib"]  # a lab generated before fingerprints
+    nbformat.write(nb, lab)
+    assert labs.lab_status(root, lab) == "edited"  # not a git checkout: cannot tell, keep it
+    capsys.readouterr()
+    src = root / "nbsrc" / "solutions" / "09_demo_lab.py"
+    src.write_text(src.read_text().replace("print(f(2))", "print(f(3))"))
+    assert _build(root) == 3
+    # in a git checkout, the committed version of a lab counts as generated
+    import subprocess
+
+    git = ["git", "-C", str(root), "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "labs/09_demo_lab.ipynb"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "lab"], check=True)
+    assert labs.lab_status(root, lab) == "generated"
+    assert _build(root) == 0
+    assert "print(f(3))" in lab.read_text()
+
+
+def test_an_unreadable_lab_is_kept(tmp_path):
+    root = make_repo(tmp_path)
+    _build(root)
+    lab = root / "labs" / "09_demo_lab.ipynb"
+    lab.write_text("{ not json")
+    src = root / "nbsrc" / "solutions" / "09_demo_lab.py"
+    src.write_text(src.read_text().replace("print(f(2))", "print(f(3))"))
+    assert _build(root) == 3 and lab.read_text() == "{ not json"
