@@ -150,6 +150,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.ae_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
     "ch03.svr_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
     "ch03.voxnet_epochs": {"ci": 2, "laptop": 15, "gpu": 40},
+    "ch03.bn_momentum": {"ci": 0.3, "laptop": 0.3, "gpu": 0.1},  # BatchNorm running averages (short runs: 0.3)
     "ch03.pos_weight_power": {"ci": 0.5, "laptop": 0.5, "gpu": 0.5},  # pos weight ((1-f)/f)**power
     "ch03.thresholds": {"ci": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), "laptop": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                         "gpu": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
@@ -180,9 +181,9 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch08.variance_ks": {"ci": (1, 4, 16), "laptop": (1, 2, 4, 8, 16, 32, 64, 128),
                          "gpu": (1, 2, 4, 8, 16, 32, 64, 128, 256)},
     "ch08.variance_reps": {"ci": 40, "laptop": 400, "gpu": 1000},
-    "ch08.enumeration_ms": {"ci": (2, 4, 6, 8), "laptop": (2, 4, 6, 8, 10, 12, 14, 16),
+    "ch08.enumeration_ms": {"ci": (2, 4, 6, 8), "laptop": (2, 4, 6, 8, 10, 12, 14),
                             "gpu": (2, 4, 6, 8, 10, 12, 14, 16, 18)},
-    "ch08.enumeration_points": {"ci": 64, "laptop": 256, "gpu": 1024},
+    "ch08.enumeration_points": {"ci": 64, "laptop": 64, "gpu": 256},
     "ch08.lab_steps": {"ci": 20, "laptop": 300, "gpu": 500},
     # --- 10 gradient fields: ShapeGF ---------------------------------------
     "ch10.seed": {"ci": 0, "laptop": 0, "gpu": 0},

@@ -268,8 +268,10 @@ def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, 
     baseline and with the moving-average baseline (updated after each estimate from that
     estimate's losses, warmed up for ``warmup`` estimates first).  Returns per ``K`` and per
     variant: ``variance`` (sum over the M components), ``mse`` to the exact gradient, ``max_z``
-    (the largest ``|mean - exact| / standard error``: unbiased estimates keep it of order 1-3),
-    plus ``exact`` and ``exact_norm2``.
+    (the largest ``|mean - exact| / standard error``: unbiased estimates keep it of order 1-3)
+    over the components whose rarer outcome (present or absent) is expected at least 10 times in
+    all the draws, ``untested`` (the others: probabilities so close to 0 or 1 that the estimate is
+    heavy-tailed), plus ``exact`` and ``exact_norm2``.
     """
     if terms.prob.shape[0] != 1:
         raise ValueError(f"gradient_variance needs the terms of one shape (B = 1), got B = {terms.prob.shape[0]}")
@@ -303,9 +305,14 @@ def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, 
             e = torch.stack(ests)
             se = e.std(0) / math.sqrt(len(e))
             zsc = ((e.mean(0) - exact).abs() / se.clamp_min(1e-300))
+            # a component whose rarer outcome is expected fewer than 10 times in all the draws has no
+            # usable standard error (its estimate is heavy-tailed): it is counted, not tested
+            p0 = fixed.prob[0]
+            testable = (torch.minimum(p0, 1 - p0) * int(k) * len(e) >= 10) & (se > 0)
             out[variant].append({"k": int(k), "variance": float(e.var(0).sum()),
                                  "mse": float(((e - exact) ** 2).sum(-1).mean()),
-                                 "max_z": float(zsc[se > 0].max()) if bool((se > 0).any()) else 0.0})
+                                 "max_z": float(zsc[testable].max()) if bool(testable.any()) else 0.0,
+                                 "untested": int((~testable).sum())})
     return out
 
 
