@@ -257,6 +257,26 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch07.lecture_resolution": {"ci": 33, "laptop": 65, "gpu": 129},
     "ch07.slice_resolution": {"ci": 48, "laptop": 96, "gpu": 128},
     "ch07.lab_iters": {"ci": 30, "laptop": 200, "gpu": 400},
+    # --- 09 differentiable rendering ----------------------------------------
+    "ch09.image_size": {"ci": 32, "laptop": 64, "gpu": 64},
+    "ch09.template_level": {"ci": 2, "laptop": 3, "gpu": 3},  # icosphere: 162 / 642 vertices
+    "ch09.sigma": {"ci": 1e-4, "laptop": 1e-4, "gpu": 1e-4},  # SoftRas' value
+    "ch09.lr": {"ci": 0.01, "laptop": 0.01, "gpu": 0.01},  # SoftRas' deformation demo
+    "ch09.lambda_lap": {"ci": 0.03, "laptop": 0.03, "gpu": 0.03},
+    "ch09.lambda_flat": {"ci": 3e-4, "laptop": 3e-4, "gpu": 3e-4},
+    "ch09.n_views": {"ci": 4, "laptop": 8, "gpu": 12},
+    "ch09.n_heldout_views": {"ci": 2, "laptop": 4, "gpu": 8},
+    "ch09.fit_steps": {"ci": 20, "laptop": 300, "gpu": 1000},
+    "ch09.single_view_steps": {"ci": 20, "laptop": 300, "gpu": 500},
+    "ch09.categories": {"ci": ("mug",), "laptop": ("mug", "car", "chair", "airplane"),
+                        "gpu": ("mug", "car", "chair", "airplane", "table", "lamp", "sofa", "bottle")},
+    "ch09.shapes_per_category": {"ci": 1, "laptop": 1, "gpu": 3},
+    "ch09.sigmas": {"ci": (1e-3, 1e-4), "laptop": (1e-3, 1e-4, 1e-5), "gpu": (1e-3, 1e-4, 1e-5, 1e-6)},
+    "ch09.n_eval_points": {"ci": 1000, "laptop": 5000, "gpu": 10000},
+    "ch09.speed_level": {"ci": 2, "laptop": 3, "gpu": 3},
+    "ch09.speed_size": {"ci": 32, "laptop": 64, "gpu": 64},
+    "ch09.speed_batch": {"ci": 2, "laptop": 8, "gpu": 8},
+    "ch09.lab_steps": {"ci": 10, "laptop": 150, "gpu": 300},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},
