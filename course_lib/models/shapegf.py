@@ -222,48 +222,70 @@ def analytic_score_fn(points: Tensor) -> ScoreFn:
 # ---------------------------------------------------------------------------
 # the score network
 # ---------------------------------------------------------------------------
-class _ResBlock(nn.Module):
-    """BN-ReLU-conv-BN-ReLU-conv (1x1 convolutions = per-point linear layers) plus the condition.
+class _CondLinear(nn.Module):
+    """A linear map of the condition ``c = [x, z, sigma]``, split into its per-point part (``x``)
+    and its per-shape part (``z``, ``sigma``): the same function as a 1x1 convolution of the
+    concatenated condition, without repeating the per-shape product at every point."""
 
-    ``conditioning="add"``: ``fc_c(c)`` is added to the block output (the official
-    ``resnet_add``); ``"cbn"``: the BatchNorms are conditional, ``gamma`` and ``beta`` from
-    linear maps of ``c`` initialised to 1 and 0 (``resnet_cbn``).
+    def __init__(self, shape_dim: int, out: int) -> None:
+        super().__init__()
+        self.point = nn.Linear(3, out)
+        self.shape = nn.Linear(shape_dim, out, bias=False)
+
+    def forward(self, x: Tensor, cs: Tensor) -> Tensor:
+        return self.point(x) + self.shape(cs)[:, None, :]
+
+
+def _bn(bn: nn.BatchNorm1d, h: Tensor) -> Tensor:
+    """BatchNorm over all points of the batch, ``h`` ``(B, M, C)`` (channels last)."""
+    b, m, c = h.shape
+    return bn(h.reshape(b * m, c)).reshape(b, m, c)
+
+
+class _ResBlock(nn.Module):
+    """BN-ReLU-linear-BN-ReLU-linear (per point, channels last) plus the condition.
+
+    ``conditioning="add"``: a linear map of ``c`` is added to the block output (the official
+    ``resnet_add``); ``"cbn"``: the BatchNorms are conditional, ``gamma`` and ``beta`` linear
+    maps of ``c`` initialised to 1 and 0 (``resnet_cbn``).  The second linear layer starts at
+    zero, so every block starts as the identity.
     """
 
-    def __init__(self, hidden: int, c_dim: int, conditioning: str) -> None:
+    def __init__(self, hidden: int, shape_dim: int, conditioning: str) -> None:
         super().__init__()
         self.conditioning = conditioning
         affine = conditioning != "cbn"
         self.bn0 = nn.BatchNorm1d(hidden, affine=affine)
         self.bn1 = nn.BatchNorm1d(hidden, affine=affine)
-        self.fc0 = nn.Conv1d(hidden, hidden, 1)
-        self.fc1 = nn.Conv1d(hidden, hidden, 1)
+        self.fc0 = nn.Linear(hidden, hidden)
+        self.fc1 = nn.Linear(hidden, hidden)
         nn.init.zeros_(self.fc1.weight)
         if conditioning == "add":
-            self.fc_c = nn.Conv1d(c_dim, hidden, 1)
+            self.fc_c = _CondLinear(shape_dim, hidden)
         else:
-            self.gb0 = nn.Conv1d(c_dim, 2 * hidden, 1)
-            self.gb1 = nn.Conv1d(c_dim, 2 * hidden, 1)
+            self.gb0 = _CondLinear(shape_dim, 2 * hidden)
+            self.gb1 = _CondLinear(shape_dim, 2 * hidden)
             for m in (self.gb0, self.gb1):
-                nn.init.zeros_(m.weight)
+                nn.init.zeros_(m.point.weight)
+                nn.init.zeros_(m.shape.weight)
                 with torch.no_grad():
-                    m.bias.zero_()
-                    m.bias[:hidden] = 1.0
+                    m.point.bias.zero_()
+                    m.point.bias[:hidden] = 1.0
 
-    def _norm(self, bn: nn.BatchNorm1d, h: Tensor, c: Tensor, gb: nn.Module | None) -> Tensor:
-        h = bn(h)
+    def _norm(self, bn: nn.BatchNorm1d, h: Tensor, x: Tensor, cs: Tensor, gb: nn.Module | None) -> Tensor:
+        h = _bn(bn, h)
         if gb is not None:
-            gamma, beta = gb(c).chunk(2, dim=1)
+            gamma, beta = gb(x, cs).chunk(2, dim=-1)
             h = gamma * h + beta
         return h
 
-    def forward(self, h: Tensor, c: Tensor) -> Tensor:
+    def forward(self, h: Tensor, x: Tensor, cs: Tensor) -> Tensor:
         cbn = self.conditioning == "cbn"
-        net = self.fc0(torch.relu(self._norm(self.bn0, h, c, self.gb0 if cbn else None)))
-        dx = self.fc1(torch.relu(self._norm(self.bn1, net, c, self.gb1 if cbn else None)))
+        net = self.fc0(torch.relu(self._norm(self.bn0, h, x, cs, self.gb0 if cbn else None)))
+        dx = self.fc1(torch.relu(self._norm(self.bn1, net, x, cs, self.gb1 if cbn else None)))
         out = h + dx
         if not cbn:
-            out = out + self.fc_c(c)
+            out = out + self.fc_c(x, cs)
         return out
 
 
@@ -272,12 +294,13 @@ class ScoreNet(nn.Module):
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.
 
-    Every point is processed on its own (1x1 convolutions over the points) from the
-    condition ``c = [x, z, sigma]`` (``sigma`` concatenated as a number, as in the official
-    code, so any level in between the trained ones can be queried).  ``n_blocks`` residual
-    blocks of width ``hidden`` (the official: 24 blocks of 256 with ``"add"``, 16 with
-    ``"cbn"``), then BN-ReLU-conv to 3.  ``latent_dim=0`` gives an unconditional field (one
-    shape).
+    Every point is processed on its own (per-point linear layers, the official code's 1x1
+    convolutions) from the condition ``c = [x, z, sigma]`` (``sigma`` concatenated as a
+    number, as in the official code, so any level between the trained ones can be queried).
+    ``n_blocks`` residual blocks of width ``hidden`` (the official: 24 blocks of 256 with
+    ``"add"``, 16 with ``"cbn"``), then BN-ReLU-linear to 3.  ``latent_dim=0`` gives an
+    unconditional field (one shape).  The per-shape part of every linear map of ``c``
+    (``z`` and ``sigma``) is computed once per shape, not once per point.
 
     ``forward(x (B, M, 3), z (B, L) or None, sigma float or (B,)) -> (B, M, 3)``;
     :meth:`score` divides by ``sigma^2``.
@@ -293,28 +316,27 @@ class ScoreNet(nn.Module):
         self.latent_dim = int(latent_dim)
         self.hidden = int(hidden)
         self.conditioning = conditioning
-        c_dim = 3 + self.latent_dim + 1
-        self.conv_p = nn.Conv1d(c_dim, hidden, 1)
-        self.blocks = nn.ModuleList(_ResBlock(hidden, c_dim, conditioning) for _ in range(n_blocks))
+        shape_dim = self.latent_dim + 1
+        self.conv_p = _CondLinear(shape_dim, hidden)
+        self.blocks = nn.ModuleList(_ResBlock(hidden, shape_dim, conditioning) for _ in range(n_blocks))
         self.bn_out = nn.BatchNorm1d(hidden)
-        self.conv_out = nn.Conv1d(hidden, 3, 1)
+        self.conv_out = nn.Linear(hidden, 3)
 
     def forward(self, x: Tensor, z: Tensor | None, sigma: float | Tensor) -> Tensor:
         x = _check_cloud(x, "x", batched=True)
-        b, m, _ = x.shape
+        b = x.shape[0]
         s = _sigma_per_batch(sigma, b, x)
-        parts = [x.transpose(1, 2)]
         if self.latent_dim:
             if z is None or z.dim() != 2 or z.shape != (b, self.latent_dim):
                 got = None if z is None else tuple(z.shape)
                 raise ValueError(f"z must have shape ({b}, {self.latent_dim}), got {got}")
-            parts.append(z.to(x.dtype)[:, :, None].expand(b, self.latent_dim, m))
-        parts.append(s[:, None, None].expand(b, 1, m))
-        c = torch.cat(parts, dim=1)
-        h = self.conv_p(c)
+            cs = torch.cat([z.to(x.dtype), s[:, None]], dim=1)
+        else:
+            cs = s[:, None]
+        h = self.conv_p(x, cs)
         for blk in self.blocks:
-            h = blk(h, c)
-        return self.conv_out(torch.relu(self.bn_out(h))).transpose(1, 2)
+            h = blk(h, x, cs)
+        return self.conv_out(torch.relu(_bn(self.bn_out, h)))
 
     def score(self, x: Tensor, z: Tensor | None, sigma: float | Tensor) -> Tensor:
         """The score estimate ``g / sigma^2`` ``(B, M, 3)``."""
@@ -409,7 +431,7 @@ class LangevinResult:
 @torch.no_grad()
 def annealed_langevin(score_fn: ScoreFn, x0: Tensor, sigmas: Sequence[float] | Tensor, steps_per_level: int = 10,
                       step_ratio: float = 1.0, *, noise: bool = True, generator: torch.Generator | None = None,
-                      return_trajectory: bool = False) -> Tensor | LangevinResult:
+                      return_trajectory: bool = False, clip: float | None = None) -> Tensor | LangevinResult:
     r"""Move the points ``x0`` along the score, level by level from large to small ``sigma``.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.
@@ -423,6 +445,8 @@ def annealed_langevin(score_fn: ScoreFn, x0: Tensor, sigmas: Sequence[float] | T
     the official order (noise first, then the gradient step, so that every level ends on
     a denoising step; with ``step_ratio=1`` the gradient step is ``x += sigma_i^2 s``, the
     network's raw output).  ``noise=False`` drops the noise (plain annealed gradient ascent).
+    ``clip`` (not in the official code, default off) clamps the points to ``[-clip, clip]^3``
+    after every step, so that a badly trained field cannot send them to infinity.
     ``score_fn(x (B, M, 3), sigma (B,)) -> (B, M, 3)`` is the score (not the displacement).
     Returns the final points, or a :class:`LangevinResult` whose ``trajectory`` holds
     ``x0`` and the points after every level.
@@ -449,6 +473,8 @@ def annealed_langevin(score_fn: ScoreFn, x0: Tensor, sigmas: Sequence[float] | T
             if g.shape != x.shape:
                 raise ValueError(f"score_fn must return shape {tuple(x.shape)}, got {tuple(g.shape)}")
             x = x + 0.5 * alpha * g
+            if clip is not None:
+                x = x.clamp(-clip, clip)
         if return_trajectory:
             traj.append(x.clone())
     if return_trajectory:
@@ -513,11 +539,15 @@ class ShapeGF(nn.Module):
     @torch.no_grad()
     def sample(self, z: Tensor, n_points: int, sigmas: Sequence[float] | Tensor | None = None,
                steps_per_level: int = 10, step_ratio: float = 1.0, *, generator: torch.Generator | None = None,
-               return_trajectory: bool = False, chunk: int | None = None) -> Tensor | LangevinResult:
+               return_trajectory: bool = False, chunk: int | None = None,
+               clip: float | None = 2 * PRIOR_BOUND) -> Tensor | LangevinResult:
         """``n_points`` points of each decoded shape ``(B, n_points, 3)`` (eval mode, no grad).
 
         ``sigmas`` defaults to the training schedule; ``chunk`` samples the points in groups
-        (they are independent given ``z``) to bound memory.
+        (they are independent given ``z``) to bound memory.  ``clip`` keeps the points in
+        ``[-clip, clip]^3`` (default twice the prior's box; ``None`` is the official sampler):
+        an under-trained field can push points outwards without bound (seen after two
+        epochs of training in the ci profile).
         """
         was = self.training
         self.eval()
@@ -530,9 +560,9 @@ class ShapeGF(nn.Module):
 
             if chunk is None or return_trajectory or chunk >= n_points:
                 return annealed_langevin(score_fn, x0, sig, steps_per_level, step_ratio, generator=generator,
-                                         return_trajectory=return_trajectory)
+                                         return_trajectory=return_trajectory, clip=clip)
             parts = [annealed_langevin(score_fn, x0[:, i:i + chunk], sig, steps_per_level, step_ratio,
-                                       generator=generator) for i in range(0, n_points, chunk)]
+                                       generator=generator, clip=clip) for i in range(0, n_points, chunk)]
             return torch.cat(parts, dim=1)  # type: ignore[arg-type]
         finally:
             self.train(was)
@@ -723,9 +753,9 @@ def train_latent_gan(latents: Tensor, *, epochs: int, batch_size: int = 256, noi
             opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             opt_g.step()
-            sums[0] += float(d_loss)
-            sums[1] += float(g_loss)
-            sums[2] += float(pen)
+            sums[0] += float(d_loss.detach())
+            sums[1] += float(g_loss.detach())
+            sums[2] += float(pen.detach())
             steps += 1
         hist.d_loss.append(sums[0] / max(steps, 1))
         hist.g_loss.append(sums[1] / max(steps, 1))

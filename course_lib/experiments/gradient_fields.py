@@ -1,0 +1,528 @@
+"""The experiments of chapter 10 (gradient fields, ShapeGF), shared by the lecture, the lab and the benchmark.
+
+Introduced in ``lectures/10_gradient_fields.ipynb``.
+
+* :func:`toy_cloud_2d`: a 2D "surface" (a curve) for the lecture's sigma widget;
+* :func:`fit_single_shape`: an unconditional :class:`~course_lib.models.shapegf.ScoreNet` on one
+  cloud (the field and its samples, before any auto-encoder);
+* :func:`load_data`: ShapeNet-lite input / target / oracle samplings (three independent
+  samplings of each surface, :data:`course_lib.data.SAMPLING_STREAMS`);
+* :func:`train_shapegf`, :func:`reconstruct`: the ShapeGF auto-encoder and its samples;
+* :func:`train_baselines`: PointSetGen (chapter 05) and AtlasNet sphere / patches (chapter 06),
+  trained on the same data with the same encoder;
+* :func:`ae_metrics`, :func:`autoencoding_table`: CD and EMD per shape in :data:`CONVENTION`;
+* :func:`analytic_oracle`: annealed Langevin with the *analytic* field of the held-out input
+  cloud (what a perfect network would do);
+* :func:`upsampling_table`: error against the number of training and runtime points;
+* :func:`train_generator`, :func:`generate`, :func:`generation_table`: the latent GAN and
+  MMD / COV / 1-NNA against a trivial baseline (training shapes plus noise);
+* :func:`interpolate`, :func:`sparse_and_partial`: latent interpolation; robustness to sparse
+  and occluded inputs;
+* :func:`smoke`: the GPU smoke hook.
+
+Splits are those of :class:`course_lib.data.ShapeNetLite`: "test" shapes are never seen in
+training.  Every number is in :data:`CONVENTION`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from course_lib import config
+
+__all__ = [
+    "CONVENTION",
+    "toy_cloud_2d",
+    "toy_score_2d",
+    "fit_single_shape",
+    "load_data",
+    "build_shapegf",
+    "shapegf_loss_fn",
+    "train_shapegf",
+    "reconstruct",
+    "train_baselines",
+    "predict_baseline",
+    "ae_metrics",
+    "autoencoding_table",
+    "analytic_oracle",
+    "upsampling_table",
+    "train_generator",
+    "generate",
+    "noisy_training_baseline",
+    "generation_table",
+    "interpolate",
+    "sparse_and_partial",
+    "smoke",
+]
+
+CONVENTION = ("ShapeGF / PointFlow convention: CD = mean squared NN distance both ways, summed, x 1e4; "
+              "EMD = mean unsquared matched distance (exact matching), x 1e2; predictions scored against an "
+              "independent sampling of the true surface (stream 1), never against the encoder's input (stream 0); "
+              "ShapeNet-lite shapes are normalised to the unit ball (PointFlow's data are not, so the scale of "
+              "the paper's numbers differs)")
+"""The one convention of every auto-encoding number of chapter 10."""
+
+
+def _sizes(profile: str | None = None) -> dict[str, Any]:
+    return dict(config.sizes(profile, prefix="ch10."))
+
+
+# ---------------------------------------------------------------------------
+# the 2D toy of the lecture
+# ---------------------------------------------------------------------------
+def toy_cloud_2d(n: int = 400, seed: int = 0, noise: float = 0.0) -> Tensor:
+    """``n`` points ``(n, 2)`` on a 2D curve (a rounded 'heart' made of two arcs and a cusp).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the 2D toy of the sigma widget).
+    """
+    g = torch.Generator().manual_seed(seed)
+    t = 2 * math.pi * torch.rand(n, generator=g, dtype=torch.float64)
+    x = 16 * torch.sin(t) ** 3
+    y = 13 * torch.cos(t) - 5 * torch.cos(2 * t) - 2 * torch.cos(3 * t) - torch.cos(4 * t)
+    pts = torch.stack([x, y], -1) / 18.0
+    if noise:
+        pts = pts + noise * torch.randn(pts.shape, generator=g, dtype=pts.dtype)
+    return pts.float()
+
+
+def toy_score_2d(x: Tensor, points: Tensor, sigma: float) -> Tensor:
+    """The analytic score of a 2D cloud blurred by ``N(0, sigma^2 I)`` (the lecture's toy).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``: the 3D formula of
+    :func:`course_lib.models.shapegf.analytic_score` with a zero third coordinate.
+    """
+    from course_lib.models.shapegf import analytic_score
+
+    pad = lambda a: torch.cat([a, torch.zeros_like(a[..., :1])], -1)  # noqa: E731
+    return analytic_score(pad(x), pad(points), sigma)[..., :2]
+
+
+# ---------------------------------------------------------------------------
+# one shape
+# ---------------------------------------------------------------------------
+def fit_single_shape(points: Tensor, *, steps: int, hidden: int = 64, n_blocks: int = 3, batch: int = 8,
+                     lr: float = 1e-3, seed: int = 0, progress: bool = True) -> tuple[Any, list[float]]:
+    """Fit an unconditional score network to one cloud ``(N, 3)`` by DSM over the default schedule.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Each step perturbs ``batch`` copies of
+    the cloud, one sigma per copy.  Returns ``(net, losses)``; ``net`` in eval mode.  (No
+    checkpoint: it takes seconds in the ci profile and about a minute in the laptop one.)
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.models.shapegf import ScoreNet, dsm_loss, sigma_schedule
+
+    if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[-1] != 3:
+        raise ValueError(f"points must be one cloud (N, 3), got {getattr(points, 'shape', type(points))}")
+    torch.manual_seed(seed)
+    net = ScoreNet(latent_dim=0, hidden=hidden, n_blocks=n_blocks).to(points.device)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=lr * 0.05)
+    sigmas = sigma_schedule(device=points.device)
+    g = torch.Generator(device=points.device).manual_seed(seed)
+    data = points[None].expand(batch, -1, -1)
+    losses = []
+    net.train()
+    for _ in tqdm(range(steps), desc="single-shape field", disable=not progress):
+        loss = dsm_loss(lambda x, s: net(x, None, s), data, sigmas, generator=g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+    net.eval()
+    return net, losses
+
+
+# ---------------------------------------------------------------------------
+# data and the auto-encoder
+# ---------------------------------------------------------------------------
+def load_data(split: str, *, n_points: int | None = None, n_target: int | None = None,
+              categories: Sequence[str] | None = None, per_category: int | None = None,
+              profile: str | None = None) -> dict[str, Any]:
+    """The chapter's split: ``points`` (encoder input, stream 0), ``target_points`` (stream 1) and
+    ``oracle_points`` (stream 2), each ``(S, n, 3)``, plus ``label`` / ``seed`` / ``category``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Sizes default to ``ch10.*``.
+    """
+    from .common import load_split
+
+    s = _sizes(profile)
+    per = per_category or s["train_per_category" if split == "train" else "test_per_category"]
+    return load_split(split, ("points", "target_points", "oracle_points"), categories=categories or s["categories"],
+                      shapes_per_category=int(per), profile=profile, n_points=int(n_points or s["n_points"]),
+                      n_target=int(n_target or s["n_target"]))
+
+
+def build_shapegf(profile: str | None = None, **overrides: Any) -> Any:
+    """A :class:`~course_lib.models.shapegf.ShapeGF` with the ``ch10`` sizes of ``profile``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  The encoder is the PointNet
+    (64-128-256, then a linear map to the code) that chapter 06's baselines use, so that the
+    comparison is decoder against decoder.
+    """
+    from course_lib.models.shapegf import ShapeGF
+
+    s = _sizes(profile)
+    kw = {"latent_dim": int(s["latent_dim"]), "hidden": int(s["hidden"]), "n_blocks": int(s["n_blocks"]),
+          "encoder_hidden": (64, 128), "encoder_feat_dim": 256}
+    kw.update(overrides)
+    return ShapeGF(**kw)
+
+
+def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf") -> Any:
+    """``loss_fn(model, batch)``: DSM of the field decoded from ``batch["input"]`` on ``n_dsm``
+    random points of ``batch["target"]`` per step."""
+
+    def loss_fn(model: Any, batch: dict[str, Tensor]) -> Tensor:
+        return model.loss(batch["input"], batch["target"], n_target=n_dsm, weighting=weighting)
+
+    return loss_fn
+
+
+def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_points: int | None = None,
+                  profile: str | None = None, seed: int | None = None, retrain: bool = False, progress: bool = True,
+                  live_plot: Any = "auto", weighting: str = "shapegf", name: str = "ch10_shapegf") -> tuple[Any, Any]:
+    """Train (or load) the ShapeGF auto-encoder on ``data`` (:func:`load_data`).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``n_train_points`` keeps only that
+    many points of each training cloud (input and target alike; the upsampling table's rows).
+    Returns ``(model, history)``.
+    """
+    from course_lib import train
+
+    from .common import Batches
+
+    s = _sizes(profile)
+    seed = int(s["seed"] if seed is None else seed)
+    epochs = int(s["epochs"] if epochs is None else epochs)
+    d = dict(data)
+    if n_train_points is not None:
+        d["points"] = d["points"][:, :n_train_points]
+        d["target_points"] = d["target_points"][:, :n_train_points]
+    config.seed_everything(seed)
+    model = build_shapegf(profile)
+    loader = Batches(d, int(s["batch_size"]), keys=["points", "target_points"],
+                     rename={"points": "input", "target_points": "target"}, seed=seed)
+    spec = {"categories": list(data.get("categories", ())), "shapes": int(len(d["points"])),
+            "n_points": int(d["points"].shape[1]), "n_target": int(d["target_points"].shape[1]),
+            "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]]}
+    path = train.checkpoint_path(name, spec=spec, profile=profile)
+    hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
+                               loss_fn=shapegf_loss_fn(int(s["n_dsm"]), weighting), epochs=epochs,
+                               lr=float(s["lr"]), seed=seed, progress=progress, live_plot=live_plot)
+    model.eval()
+    return model, hist
+
+
+@torch.no_grad()
+def reconstruct(model: Any, inputs: Tensor, n_points: int, *, steps_per_level: int | None = None,
+                sigmas: Sequence[float] | Tensor | None = None, batch_size: int = 16, seed: int = 0,
+                profile: str | None = None) -> Tensor:
+    """Encode ``inputs`` ``(S, N, 3)`` and sample ``n_points`` points of each decoded shape.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Annealed Langevin from the uniform
+    prior over the model's schedule (or ``sigmas``), ``steps_per_level`` per level.
+    """
+    s = _sizes(profile)
+    k = int(steps_per_level or s["steps_per_level"])
+    dev = next(model.parameters()).device
+    g = torch.Generator(device=dev).manual_seed(seed)
+    model.eval()
+    outs = []
+    for i in range(0, len(inputs), batch_size):
+        z = model.encode(inputs[i:i + batch_size].to(dev))
+        outs.append(model.sample(z, int(n_points), sigmas=sigmas, steps_per_level=k, generator=g).cpu())
+    return torch.cat(outs)
+
+
+# ---------------------------------------------------------------------------
+# baselines (chapters 05 and 06)
+# ---------------------------------------------------------------------------
+def train_baselines(data: dict[str, Any], *, which: Sequence[str] = ("PointSetGen", "AtlasNet sphere",
+                                                                      "AtlasNet patches"),
+                    epochs: int | None = None, profile: str | None = None, retrain: bool = False,
+                    progress: bool = True, live_plot: Any = False) -> dict[str, Any]:
+    """Train (or load) the baselines on the same input -> target data, Chamfer loss.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  PointSetGen (chapter 05,
+    :func:`course_lib.experiments.surfaces.build_psg`) outputs exactly ``n_target`` points;
+    AtlasNet (chapter 06) with one sphere template or ``ch10.atlas_patches`` square patches.
+    All use the PointNet encoder 64-128-256 and the code size of ``ch10.latent_dim``.
+    """
+    from course_lib import train
+
+    from .common import Batches
+    from .surfaces import atlas_loss_fn, build_atlasnet, build_psg
+
+    s = _sizes(profile)
+    n_target = int(data["target_points"].shape[1])
+    latent = int(s["latent_dim"])
+    builders = {
+        "PointSetGen": lambda: build_psg(n_target, latent_dim=latent),
+        "AtlasNet sphere": lambda: build_atlasnet("sphere", 1, latent, n_points=n_target),
+        "AtlasNet patches": lambda: build_atlasnet("square", int(s["atlas_patches"]), latent, n_points=n_target),
+    }
+    out = {}
+    for name in which:
+        if name not in builders:
+            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(builders)}")
+        config.seed_everything(int(s["seed"]))
+        model = builders[name]()
+        loader = Batches(data, int(s["batch_size"]), keys=["points", "target_points"],
+                         rename={"points": "input", "target_points": "target"}, seed=int(s["seed"]))
+        spec = {"baseline": name, "categories": list(data.get("categories", ())), "shapes": int(len(data["points"])),
+                "n_points": int(data["points"].shape[1]), "n_target": n_target}
+        path = train.checkpoint_path("ch10_baseline_" + name.replace(" ", "_").lower(), spec=spec, profile=profile)
+        train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
+                            loss_fn=atlas_loss_fn(n_target), epochs=int(epochs or s["baseline_epochs"]), lr=1e-3,
+                            seed=int(s["seed"]), progress=progress, live_plot=live_plot)
+        model.eval()
+        out[name] = model
+    return out
+
+
+def predict_baseline(model: Any, inputs: Tensor, n_points: int) -> Tensor:
+    """A baseline's ``n_points`` points per shape (eval mode, batched)."""
+    from .common import predict
+    from .surfaces import output_size
+
+    return predict(model, inputs, batch_size=32, **output_size(model, n_points))
+
+
+# ---------------------------------------------------------------------------
+# metrics and tables
+# ---------------------------------------------------------------------------
+def ae_metrics(pred: Tensor, target: Tensor, *, emd: bool = True, emd_method: str = "exact") -> dict[str, Tensor]:
+    """Per-shape ``{"CD x1e4", "EMD x1e2"}`` ``(S,)`` of ``pred`` against ``target`` in :data:`CONVENTION`.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  EMD needs equal point counts.
+    """
+    from course_lib import metrics
+
+    conv = metrics.PRESETS["shapegf"]
+    out = {"CD x1e4": conv.chamfer(pred, target.to(pred.dtype), reduction="none")}
+    if emd:
+        out["EMD x1e2"] = conv.emd(pred, target.to(pred.dtype), reduction="none", method=emd_method)
+    return out
+
+
+def autoencoding_table(preds: dict[str, Tensor], target: Tensor, oracle: Tensor, *, emd: bool = True,
+                       emd_method: str = "exact") -> tuple[list[dict[str, Any]], dict[str, dict[str, Tensor]]]:
+    """The auto-encoding table: one row per model plus the oracle (an independent sampling).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Returns ``(rows, per_shape)`` where
+    ``rows`` are :func:`course_lib.experiments.common.summarize` rows (mean, sem).
+    """
+    from .common import summarize
+
+    per = {name: ae_metrics(p, target, emd=emd, emd_method=emd_method) for name, p in preds.items()}
+    per["Oracle"] = ae_metrics(oracle, target, emd=emd, emd_method=emd_method)
+    return summarize(per), per
+
+
+@torch.no_grad()
+def analytic_oracle(inputs: Tensor, n_points: int, *, steps_per_level: int = 10, seed: int = 0,
+                    batch_size: int = 8) -> Tensor:
+    """Annealed Langevin with the exact field of each input cloud: a perfect network's samples.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  The field is the analytic score of the
+    (held-out) input cloud; the samples are then compared with an independent target sampling,
+    as the network's are.
+    """
+    from course_lib.models.shapegf import analytic_score_fn, annealed_langevin, sigma_schedule, uniform_prior
+
+    g = torch.Generator(device=inputs.device).manual_seed(seed)
+    outs = []
+    for i in range(0, len(inputs), batch_size):
+        cloud = inputs[i:i + batch_size]
+        x0 = uniform_prior(len(cloud), int(n_points), device=cloud.device, generator=g)
+        outs.append(annealed_langevin(analytic_score_fn(cloud), x0, sigma_schedule(device=cloud.device),
+                                      steps_per_level, 1.0, generator=g).cpu())
+    return torch.cat(outs)
+
+
+def upsampling_table(models: dict[int, Any], inputs: Tensor, target: Tensor, runtime: Sequence[int], *,
+                     n_out: int | None = None, steps_per_level: int | None = None, emd: bool = True,
+                     profile: str | None = None) -> dict[str, Any]:
+    """CD and EMD of the samples when the encoder sees ``runtime`` points, for each training size.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``models`` maps the number of training
+    points per shape to a trained model; each is given the first ``r`` points of each input
+    cloud (a random subset: the sampling is i.i.d.) for every ``r`` in ``runtime`` and samples
+    ``n_out`` points (default: the target's).  Returns ``{"cd": {train_n: {r: mean}}, "emd": ...,
+    "seconds": ...}`` (``r`` larger than the model's training size is skipped, as in the
+    paper's table).
+    """
+    n_out = int(n_out or target.shape[1])
+    res: dict[str, Any] = {"cd": {}, "emd": {}, "seconds": {}}
+    for n_train, model in models.items():
+        res["cd"][n_train], res["emd"][n_train] = {}, {}
+        for r in runtime:
+            if r > n_train or r > inputs.shape[1]:
+                continue
+            t0 = time.perf_counter()
+            pred = reconstruct(model, inputs[:, :r], n_out, steps_per_level=steps_per_level, profile=profile)
+            res["seconds"][f"{n_train}/{r}"] = time.perf_counter() - t0
+            m = ae_metrics(pred, target, emd=emd and n_out == target.shape[1])
+            res["cd"][n_train][r] = float(m["CD x1e4"].mean())
+            if "EMD x1e2" in m:
+                res["emd"][n_train][r] = float(m["EMD x1e2"].mean())
+    return res
+
+
+# ---------------------------------------------------------------------------
+# generation
+# ---------------------------------------------------------------------------
+@torch.no_grad()
+def _codes(model: Any, inputs: Tensor, batch_size: int = 32) -> Tensor:
+    dev = next(model.parameters()).device
+    model.eval()
+    return torch.cat([model.encode(inputs[i:i + batch_size].to(dev)).cpu() for i in range(0, len(inputs), batch_size)])
+
+
+def train_generator(model: Any, train_inputs: Tensor, *, epochs: int | None = None, profile: str | None = None,
+                    progress: bool = True) -> tuple[Any, Any, Any]:
+    """The latent GAN on the frozen codes of the training shapes (official recipe, smaller nets).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Returns ``(generator, discriminator,
+    history)`` of :func:`course_lib.models.shapegf.train_latent_gan`.
+    """
+    from course_lib.models.shapegf import train_latent_gan
+
+    s = _sizes(profile)
+    codes = _codes(model, train_inputs)
+    return train_latent_gan(codes, epochs=int(epochs or s["gan_epochs"]), batch_size=int(s["gan_batch"]),
+                            seed=int(s["seed"]), progress=progress)
+
+
+@torch.no_grad()
+def generate(model: Any, generator: Any, n_shapes: int, n_points: int, *, profile: str | None = None,
+             seed: int = 0, steps_per_level: int | None = None) -> Tensor:
+    """``n_shapes`` new shapes ``(n_shapes, n_points, 3)``: GAN codes decoded by annealed Langevin.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Sampling uses ``ch10.gen_sigma_num``
+    geometric levels from 1 to 0.01 (the official generation configs use 5).
+    """
+    from course_lib.models.shapegf import sigma_schedule
+
+    s = _sizes(profile)
+    dev = next(model.parameters()).device
+    z = generator.sample(int(n_shapes), generator=torch.Generator(device=dev).manual_seed(seed)).to(dev)
+    sig = sigma_schedule(n=int(s["gen_sigma_num"]), device=dev)
+    g = torch.Generator(device=dev).manual_seed(seed + 1)
+    k = int(steps_per_level or s["steps_per_level"])
+    return torch.cat([model.sample(z[i:i + 16], int(n_points), sigmas=sig, steps_per_level=k, generator=g).cpu()
+                      for i in range(0, len(z), 16)])
+
+
+def noisy_training_baseline(train_points: Tensor, n_shapes: int, noise: float = 0.02, seed: int = 0) -> Tensor:
+    """The trivial "generator": ``n_shapes`` random training clouds plus Gaussian noise of std ``noise``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` so that 1-NNA has a reference point:
+    a model that only memorises scores about what this does.
+    """
+    g = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(train_points), (int(n_shapes),), generator=g)
+    x = train_points[idx]
+    return x + noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
+
+
+def generation_table(samples: dict[str, Tensor], refs: Tensor) -> dict[str, dict[str, float]]:
+    """MMD-CD (x1e3), COV-CD (%), 1-NNA-CD (%) of each set of samples against ``refs`` (PointFlow).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.
+    """
+    from course_lib.metrics_generation import SCALES, generation_metrics
+
+    out = {}
+    for name, smp in samples.items():
+        m = generation_metrics(smp, refs, "cd")
+        out[name] = {"MMD-CD x1e3": m["mmd"] * SCALES["mmd-cd"], "COV-CD %": m["cov"] * SCALES["cov"],
+                     "1-NNA-CD %": m["1-nna"] * SCALES["1-nna"]}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# interpolation, sparse and partial inputs
+# ---------------------------------------------------------------------------
+@torch.no_grad()
+def interpolate(model: Any, a: Tensor, b: Tensor, steps: int, n_points: int, *, seed: int = 0,
+                profile: str | None = None) -> Tensor:
+    """Decode ``steps`` codes on the segment between the codes of clouds ``a`` and ``b`` ``(N, 3)``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Returns ``(steps, n_points, 3)``.
+    """
+    s = _sizes(profile)
+    dev = next(model.parameters()).device
+    za, zb = model.encode(torch.stack([a, b]).to(dev))
+    t = torch.linspace(0, 1, steps, device=dev)[:, None]
+    z = (1 - t) * za + t * zb
+    return model.sample(z, int(n_points), steps_per_level=int(s["steps_per_level"]),
+                        generator=torch.Generator(device=dev).manual_seed(seed)).cpu()
+
+
+def _occlude(points: Tensor, keep: float) -> Tensor:
+    """Keep the ``keep`` fraction of each cloud nearest to a random-direction half space (an occlusion)."""
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(points.shape[0], 1, 3, generator=g)
+    d = d / d.norm(dim=-1, keepdim=True)
+    h = (points * d).sum(-1)
+    k = max(1, int(keep * points.shape[1]))
+    idx = h.argsort(dim=1)[:, :k]
+    return torch.gather(points, 1, idx[..., None].expand(-1, -1, 3))
+
+
+def sparse_and_partial(model: Any, inputs: Tensor, target: Tensor, *, sparse: Sequence[int] = (64, 32),
+                       keep: float = 0.5, profile: str | None = None) -> dict[str, dict[str, float]]:
+    """CD x1e4 of the reconstruction from dense, sparse (``sparse`` points) and half-occluded inputs.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the seed's "densify sparse data" and
+    "object completion"); the output always has the target's number of points.
+    """
+    n_out = target.shape[1]
+    cases = {f"dense ({inputs.shape[1]} pts)": inputs}
+    for n in sparse:
+        cases[f"sparse ({n} pts)"] = inputs[:, :n]
+    cases[f"occluded (keep {keep:.0%})"] = _occlude(inputs, keep)
+    out = {}
+    for name, x in cases.items():
+        pred = reconstruct(model, x, n_out, profile=profile)
+        out[name] = {"CD x1e4": float(ae_metrics(pred, target, emd=False)["CD x1e4"].mean())}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# GPU smoke hook
+# ---------------------------------------------------------------------------
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few DSM steps of the ShapeGF auto-encoder and the latent GAN on ``device`` (``profile`` sizes).
+
+    Introduced for ``benchmarks/gpu_smoke.py``: synthetic clouds, no checkpoint, no data generation.
+    """
+    from course_lib.models.shapegf import LatentDiscriminator, zero_centered_penalty
+
+    from .common import smoke_steps, synthetic_clouds
+
+    s = _sizes(profile)
+    b = int(s["batch_size"])
+    x = synthetic_clouds(b, int(s["n_points"]), device="cpu")
+    torch.manual_seed(0)
+    out: dict[str, float] = {}
+    r = smoke_steps(build_shapegf(profile), {"input": x, "target": x}, shapegf_loss_fn(int(s["n_dsm"])),
+                    steps=steps, device=device, lr=float(s["lr"]))
+    out.update({f"ae_{k}": v for k, v in r.items()})
+    codes = torch.randn(max(b, 2), int(s["latent_dim"]))
+
+    def gan_loss(d: Any, batch: dict[str, Tensor]) -> Tensor:
+        return -d(batch["z"]).mean() + zero_centered_penalty(d, batch["z"])
+
+    r = smoke_steps(LatentDiscriminator(int(s["latent_dim"])), {"z": codes}, gan_loss, steps=steps, device=device)
+    out.update({f"disc_{k}": v for k, v in r.items()})
+    return out

@@ -1,0 +1,89 @@
+"""Chapter-10 experiment helpers on synthetic clouds (no ShapeNet-lite generation in unit tests)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib.experiments import gradient_fields as ex
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _spheres(b, n, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(b, n, 3, generator=g)
+    return 0.5 * x / x.norm(dim=-1, keepdim=True)
+
+
+def test_smoke_hook_runs_on_cpu():
+    out = ex.smoke("cpu", steps=1, profile="ci")
+    assert math.isfinite(out["ae_loss"]) and out["ae_params"] > 0 and "disc_loss" in out
+
+
+def test_toy_2d_score_matches_finite_differences():
+    pts = ex.toy_cloud_2d(50, seed=1).double()
+    x = torch.tensor([[0.3, -0.2], [0.0, 0.5]], dtype=torch.float64)
+    sigma = 0.2
+
+    def logq(y):
+        d2 = ((y[:, None] - pts[None]) ** 2).sum(-1)
+        return torch.logsumexp(-d2 / (2 * sigma ** 2), -1)
+
+    h = 1e-6
+    fd = torch.stack([(logq(x + h * e) - logq(x - h * e)) / (2 * h) for e in torch.eye(2, dtype=torch.float64)], -1)
+    torch.testing.assert_close(ex.toy_score_2d(x, pts, sigma), fd, rtol=1e-5, atol=1e-5)
+    assert ex.toy_cloud_2d(30).shape == (30, 2)
+
+
+def test_ae_metrics_conventions():
+    a, b = _spheres(2, 64, 0), _spheres(2, 64, 1)
+    m = ex.ae_metrics(a, a.clone())
+    assert float(m["CD x1e4"].abs().max()) < 1e-6 and float(m["EMD x1e2"].abs().max()) < 1e-5
+    m = ex.ae_metrics(a, b)
+    d = torch.cdist(a.double(), b.double()) ** 2
+    cd = (d.min(2).values.mean(1) + d.min(1).values.mean(1)) * 1e4
+    torch.testing.assert_close(m["CD x1e4"].double(), cd, rtol=1e-4, atol=1e-4)
+    rows, per = ex.autoencoding_table({"copy": a}, b, b.clone(), emd=False)
+    assert [r["model"] for r in rows] == ["copy", "Oracle"] and per["Oracle"]["CD x1e4"].abs().max() < 1e-6
+
+
+def test_analytic_oracle_lands_on_the_sphere():
+    inputs = _spheres(2, 200, 0)
+    out = ex.analytic_oracle(inputs, 150, steps_per_level=3)
+    assert out.shape == (2, 150, 3)
+    assert float((out.norm(dim=-1) - 0.5).abs().mean()) < 0.01
+
+
+def test_noisy_training_baseline_and_generation_table():
+    train = _spheres(6, 32, 0)
+    base = ex.noisy_training_baseline(train, 4, noise=0.01)
+    assert base.shape == (4, 32, 3)
+    assert float((base - train[torch.randint(0, 6, (4,), generator=torch.Generator().manual_seed(0))]).std()) \
+        == pytest.approx(0.01, rel=0.2)
+    tab = ex.generation_table({"copies": train[:3].clone()}, train[:3])
+    assert tab["copies"]["COV-CD %"] == 100.0 and tab["copies"]["MMD-CD x1e3"] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_occlusion_keeps_one_side():
+    pts = _spheres(3, 100, 2)
+    part = ex._occlude(pts, 0.5)
+    assert part.shape == (3, 50, 3)
+
+
+def test_fit_single_shape_and_tiny_autoencoder_pipeline():
+    cloud = _spheres(1, 64, 0)[0]
+    net, losses = ex.fit_single_shape(cloud, steps=5, hidden=8, n_blocks=1, batch=2, progress=False)
+    assert len(losses) == 5 and not net.training
+    with pytest.raises(ValueError, match="one cloud"):
+        ex.fit_single_shape(cloud[None], steps=1)
+    model = ex.build_shapegf("ci")
+    x = _spheres(3, 64, 1)
+    out = ex.reconstruct(model, x, 20, steps_per_level=1, profile="ci")
+    assert out.shape == (3, 20, 3) and float(out.abs().max()) <= 3.0 + 1e-6
+    res = ex.upsampling_table({64: model}, x, x[:, :20], (64, 16, 128), steps_per_level=1, emd=False, profile="ci")
+    assert set(res["cd"][64]) == {64, 16}
+    mid = ex.interpolate(model, x[0], x[1], 3, 10, profile="ci")
+    assert mid.shape == (3, 10, 3)
