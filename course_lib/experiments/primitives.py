@@ -40,6 +40,7 @@ __all__ = [
     "evaluate_primitives",
     "gradient_variance",
     "enumeration_cost",
+    "sampling_uniformity",
     "smoke",
 ]
 
@@ -340,6 +341,50 @@ def enumeration_cost(ms: Sequence[int], n_points: int, *, repeat: int = 3, seed:
                      "reorder_s": times["reorder"],
                      "max_abs_diff": float((vals["enumerate"] - vals["reorder"]).abs().max())})
     return rows
+
+
+def _regions(x: Tensor, size: Tensor) -> Tensor:
+    """24 surface regions: the octant of the point times the axis of its largest normalised coordinate."""
+    u = x / size
+    octant = ((u > 0).long() * torch.tensor([1, 2, 4])).sum(-1)
+    return octant * 3 + u.abs().argmax(-1)
+
+
+def sampling_uniformity(size: Sequence[float], eps: Sequence[float], n: int = 20000, *, reference: int = 200000,
+                        resolution: int = 64, seed: int = 0) -> dict[str, float]:
+    """How far surface samples of one superquadric are from uniform over its area.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  The surface is cut into 24 regions (octant x
+    dominant axis); the reference share of each region comes from ``reference`` area-weighted
+    samples (trimesh) of a marching-cubes mesh of ``log F = 0`` at ``resolution^3``.  Returns the
+    total-variation distance (``0.5 sum |share - reference share|``, 0 = same distribution) of
+    ``n`` samples drawn (a) by :func:`course_lib.models.primitives.sample_superquadric_surface`
+    (``"area"``), (b) uniformly over the angles ``eta, omega`` (``"angles"``).
+    """
+    import numpy as np
+    import trimesh
+    from skimage.measure import marching_cubes
+
+    a = torch.tensor(list(size), dtype=torch.float64)
+    e = torch.tensor(list(eps), dtype=torch.float64)
+    t = torch.linspace(-1.1, 1.1, int(resolution), dtype=torch.float64)
+    grid = torch.stack(torch.meshgrid(t * a[0], t * a[1], t * a[2], indexing="ij"), -1)
+    log_f = torch.log(P.superquadric_inside_outside(grid, a, e)).numpy()
+    spacing = tuple(float(2.2 * ai / (resolution - 1)) for ai in a)
+    verts, faces, _, _ = marching_cubes(log_f, 0.0, spacing=spacing)
+    mesh = trimesh.Trimesh(verts - 1.1 * a.numpy(), faces, process=False)
+    ref_pts, _ = trimesh.sample.sample_surface(mesh, int(reference), seed=seed)
+    ref = torch.bincount(_regions(torch.as_tensor(np.asarray(ref_pts)), a), minlength=24).double() / reference
+    g = torch.Generator().manual_seed(seed)
+    area = P.sample_superquadric_surface(a[None], e[None], int(n), generator=g)[0]
+    eta = (torch.rand(n, generator=g, dtype=torch.float64) - 0.5) * math.pi
+    om = (2 * torch.rand(n, generator=g, dtype=torch.float64) - 1) * math.pi
+    angles = P.superquadric_angle_points(eta, om, a, e)
+    out = {}
+    for name, pts in (("area", area), ("angles", angles)):
+        share = torch.bincount(_regions(pts, a), minlength=24).double() / n
+        out[name] = float(0.5 * (share - ref).abs().sum())
+    return out
 
 
 def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
