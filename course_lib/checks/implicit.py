@@ -1,0 +1,235 @@
+"""Self-checks of chapter 07 (``labs/07_implicit_fields_lab.ipynb``): clamped L1, near-surface samples,
+normals by autograd, test-time latent optimisation.
+
+Introduced in ``lectures/07_implicit_fields.ipynb``.  The references are formulas evaluated on
+hand-made inputs whose answer is known (values inside and beyond the clamp, a plane whose
+offsets are the noise itself, an ellipsoid whose gradient is analytic, a decoder whose right
+code is known).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+
+__all__ = ["check_clamped_l1", "check_near_surface_samples", "check_autograd_normals", "check_optimise_latent"]
+
+
+def _scalar(v, what: str) -> float:
+    t = expect_tensor(v, what)
+    expect(t.numel() == 1, f"{what} should be a scalar (one number), got shape {tuple(t.shape)}")
+    return float(t.detach())
+
+
+@self_check
+def check_clamped_l1(fn) -> str:
+    """``fn(pred, sdf, delta=0.1) -> scalar``: ``mean |clamp(pred, -delta, delta) - clamp(sdf, -delta, delta)|``."""
+    def call(p, s, **kw):
+        return _scalar(call_student(fn, torch.tensor(p, dtype=torch.float64), torch.tensor(s, dtype=torch.float64),
+                                   **kw), "clamped_l1(pred, sdf)")
+
+    # inside the band: a plain mean absolute error
+    g = torch.Generator().manual_seed(0)
+    s = (torch.rand(40, generator=g, dtype=torch.float64) - 0.5) * 0.1
+    p = s + (torch.rand(40, generator=g, dtype=torch.float64) - 0.5) * 0.05
+    ref = float((p - s).abs().mean())
+    got = call(p.tolist(), s.tolist())
+    if abs(got - float(((p - s) ** 2).mean())) < 1e-9 and abs(got - ref) > 1e-9:
+        raise CheckFailed("inside the band you return the mean SQUARED error: DeepSDF's loss is an L1, |a - b|")
+    if abs(got - float((p - s).abs().sum())) < 1e-9:
+        raise CheckFailed("you return the SUM over the samples: take the mean, so the loss does not grow with the "
+                          "number of samples")
+    expect_close(got, ref, "clamped_l1 on values inside [-delta, delta] (a plain mean |pred - sdf|)", atol=1e-9)
+    # beyond the band
+    both_out = call([0.5], [0.3])       # 0: both clamp to 0.1
+    pred_in = call([0.05], [0.3])       # 0.05: the target clamps
+    target_in = call([0.5], [0.05])     # 0.05: the prediction clamps
+    if both_out > 0.3:
+        raise CheckFailed("pred 0.5, sdf 0.3 should cost 0 (both clamp to delta), you give "
+                          f"{both_out:.3g}: you clamp the target but not the PREDICTION")
+    if both_out > 1e-9 and abs(pred_in - 0.25) < 1e-9 and abs(target_in - 0.45) < 1e-9:
+        raise CheckFailed("no clamping at all: clamp both the prediction and the target to [-delta, delta] "
+                          "(pred 0.5 vs sdf 0.3 should cost 0)")
+    if both_out > 1e-9 and abs(pred_in - 0.25) < 1e-9:
+        raise CheckFailed("you clamp the prediction but not the TARGET: pred 0.05 vs sdf 0.3 should cost "
+                          "|0.05 - 0.1| = 0.05")
+    expect_close(both_out, 0.0, "clamped_l1(0.5, 0.3) (both beyond delta)", atol=1e-9)
+    expect_close(pred_in, 0.05, "clamped_l1(0.05, 0.3)", atol=1e-9)
+    expect_close(target_in, 0.05, "clamped_l1(0.5, 0.05)", atol=1e-9)
+    expect_close(call([-0.5], [0.3]), 0.2, "clamped_l1(-0.5, 0.3) (opposite sides: -0.1 vs 0.1)", atol=1e-9)
+    got_delta = call([0.5], [0.15], delta=0.2)
+    expect(abs(got_delta - 0.05) < 1e-9,
+           f"with delta=0.2, clamped_l1(0.5, 0.15) should be |0.2 - 0.15| = 0.05, got {got_delta:.3g}: use the "
+           "delta argument, not a hard-coded 0.1")
+    # gradient: flows inside the band, none beyond
+    x = torch.tensor([0.02, 0.5], dtype=torch.float64, requires_grad=True)
+    out = call_student(fn, x, torch.tensor([0.0, 0.0], dtype=torch.float64))
+    expect(isinstance(out, torch.Tensor) and out.requires_grad,
+           "the loss does not depend on pred through autograd (did you .detach() or go through numpy / .item()?)")
+    (gx,) = torch.autograd.grad(out, x)
+    expect(abs(float(gx[0]) - 0.5) < 1e-9 and float(gx[1]) == 0.0,
+           f"gradient w.r.t. pred should be [sign/N, 0] = [0.5, 0] (no gradient beyond delta), got {gx.tolist()}")
+    return "L1 inside the band, flat beyond it on both sides, mean over samples, delta respected, gradients right"
+
+
+@self_check
+def check_near_surface_samples(fn) -> str:
+    """``fn(sdf_fn, surface_points (P, 3), n, sigmas, kind, generator) -> (points (n, 3), labels (n,))``.
+
+    Sample ``i`` is a random surface point (drawn with ``generator``) plus isotropic Gaussian
+    noise of standard deviation ``sigmas[i % len(sigmas)]``; ``labels`` is ``sdf_fn(points)``
+    for ``kind="sdf"`` and the occupancy ``sdf_fn(points) < 0`` (bool) for ``kind="occupancy"``.
+    """
+    # three far-apart surface points: every sample's base point and offset are unambiguous
+    surf = torch.tensor([[0.0, 0.0, 0.0], [5.0, 0.0, 0.0], [0.0, 5.0, 0.0]])
+
+    def sdf_fn(p):  # the half-space below the plane z = 0 is inside
+        return p[..., 2]
+
+    sig = (0.01, 0.1)
+    n = 4000
+    out = call_student(fn, sdf_fn, surf, n, sig, "sdf", torch.Generator().manual_seed(0))
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, "return a pair (points, labels)")
+    pts, lab = out
+    expect_tensor(pts, "points", shape=(n, 3))
+    expect_tensor(lab, "labels (kind='sdf')", shape=(n,))
+    expect(lab.is_floating_point(), f"SDF labels should be floating point, got {lab.dtype}")
+    base = surf[torch.cdist(pts.double(), surf.double()).argmin(1)]
+    off = pts.double() - base.double()
+    if float(off.abs().max()) < 1e-9:
+        raise CheckFailed("the points are exactly the surface points: add the Gaussian noise")
+    expect(float(off.abs().max()) < 1.5,
+           "the points are not near the surface points (start from surface points, then add noise; not uniform "
+           "points in a box)")
+    counts = torch.bincount(torch.cdist(pts.double(), surf.double()).argmin(1), minlength=3)
+    expect(int(counts.min()) > n // 6,
+           f"the samples start from the surface points unevenly ({counts.tolist()} of {n} from each of 3 points): "
+           "draw a random surface point for each sample")
+    s0, s1 = float(off[0::2].std()), float(off[1::2].std())
+    if abs(s0 - 1e-4) < 5e-5 and abs(s1 - 1e-2) < 5e-3:
+        raise CheckFailed("the noise has standard deviation sigma**2: sigma is the STANDARD DEVIATION, multiply "
+                          "randn by sigma")
+    if abs(s0 - s1) / max(s0, s1) < 0.3:
+        raise CheckFailed(f"the two halves have the same spread ({s0:.3g} vs {s1:.3g}): sample i should use "
+                          "sigmas[i % len(sigmas)] (both scales in equal shares)")
+    if abs(s0 - 0.1) < 0.02 and abs(s1 - 0.01) < 0.005:
+        raise CheckFailed("the scales are swapped: sample i should use sigmas[i % len(sigmas)] (sample 0: "
+                          "sigmas[0])")
+    per_axis = off[1::2].std(0)
+    if float(per_axis.min()) < 1e-9:
+        raise CheckFailed("the noise moves the points along some axes only: add noise to every coordinate "
+                          "(isotropic)")
+    expect(abs(s0 - 0.01) < 0.002 and abs(s1 - 0.1) < 0.02,
+           f"the noise of samples 0, 2, 4, ... has std {s0:.3g} (expected 0.01) and of 1, 3, 5, ... {s1:.3g} "
+           "(expected 0.1)")
+    corr = torch.corrcoef(torch.stack([off[1::2, 0], off[1::2, 2]]))[0, 1]
+    expect(not bool(abs(corr) > 0.5),
+           "the x and z offsets are the same number: draw an independent Gaussian per coordinate (randn(n, 3))")
+    if torch.allclose(lab.double(), torch.zeros_like(lab.double()), atol=1e-7):
+        raise CheckFailed("the labels are 0: evaluate sdf_fn at the NOISY points, not at the surface points")
+    expect_close(lab, sdf_fn(pts), "labels (kind='sdf') = sdf_fn(points)", atol=1e-6)
+    again = call_student(fn, sdf_fn, surf, n, sig, "sdf", torch.Generator().manual_seed(0))
+    expect(torch.equal(again[0], pts), "two calls with the same generator seed give different points: draw all "
+                                       "randomness from the generator argument")
+    pts2, occ = call_student(fn, sdf_fn, surf, n, sig, "occupancy", torch.Generator().manual_seed(1))
+    expect_tensor(occ, "labels (kind='occupancy')", shape=(n,))
+    expect(occ.dtype == torch.bool, f"occupancy labels should be bool (inside = True), got {occ.dtype}")
+    inside_ref = sdf_fn(pts2) < 0
+    if torch.equal(occ, ~inside_ref):
+        raise CheckFailed("occupancy is inverted: inside is where the SDF is NEGATIVE")
+    expect(torch.equal(occ, inside_ref), "occupancy labels should be sdf_fn(points) < 0")
+    return f"noise std {s0:.3g} / {s1:.3g} for sigmas {sig}, isotropic, labels at the moved points, occupancy = sdf < 0"
+
+
+def _ellipsoid(p: torch.Tensor) -> torch.Tensor:
+    # a wobbly ellipsoid, an implicit function that is not a distance: gradient
+    # (2x/0.81 + 0.6 cos 2x, 2y/0.25, 2z/0.09)
+    return (p[..., 0] / 0.9) ** 2 + (p[..., 1] / 0.5) ** 2 + (p[..., 2] / 0.3) ** 2 + 0.3 * torch.sin(2 * p[..., 0]) - 1
+
+
+@self_check
+def check_autograd_normals(fn) -> str:
+    """``fn(field, points (N, 3)) -> (N, 3)``: unit outward normals ``grad f / |grad f|`` by autograd.
+
+    ``field`` maps ``(N, 3) -> (N,)`` and is negative inside (an SDF or any implicit function);
+    ``points`` do not require grad.  The result should carry no graph.
+    """
+    g = torch.Generator().manual_seed(0)
+    p = torch.randn(64, 3, generator=g, dtype=torch.float64) * 0.5
+    given = p.clone()
+    n = call_student(fn, _ellipsoid, given)
+    expect_tensor(n, "normals", shape=(64, 3))
+    grad = torch.stack([2 * p[:, 0] / 0.81 + 0.6 * torch.cos(2 * p[:, 0]), 2 * p[:, 1] / 0.25, 2 * p[:, 2] / 0.09], -1)
+    ref = grad / grad.norm(dim=-1, keepdim=True)
+    norms = n.detach().double().norm(dim=-1)
+    if torch.allclose(n.detach().double(), -ref, atol=1e-4):
+        raise CheckFailed("the normals point INWARD: the outward normal is +grad f (f grows outwards)")
+    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-4):
+        if torch.allclose(n.detach().double(), grad, atol=1e-4):
+            raise CheckFailed("the normals are not unit vectors: divide the gradient by its norm")
+        raise CheckFailed(f"the normals should have unit length, got lengths from {norms.min():.3g} to "
+                          f"{norms.max():.3g}")
+    err = float((n.detach().double() - ref).norm(dim=-1).max())
+    if err > 1e-6:
+        raise CheckFailed(f"the normals are off by up to {err:.2g} from grad f / |grad f| (finite differences, or "
+                          "a wrong field?): use torch.autograd.grad of field(points).sum() with respect to the "
+                          "points")
+    expect(not n.requires_grad, "the normals still carry an autograd graph: detach them (or do not create_graph)")
+    expect(given.grad is None and not given.requires_grad and torch.equal(given, p),
+           "the input points were modified (requires_grad or .grad set): work on a detached copy")
+    return "outward, unit length, equal to grad f / |grad f| of a wobbly ellipsoid to 1e-6, no graph kept"
+
+
+class _RadiusDecoder(nn.Module):
+    """``sdf = |p| - (0.4 + 0.2 z_0)`` (``z_1`` unused): the code of a sphere of radius r is ``z_0 = (r - 0.4) / 0.2``."""
+
+    c_dim = 2
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([0.2]))
+
+    def forward(self, points: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return points.norm(dim=-1) - (0.4 + self.w * z[:, :1])
+
+
+@self_check
+def check_optimise_latent(fn) -> str:
+    """``fn(decoder, points (N, 3), sdf (N,), z0 (C,), iters, lr, reg) -> z (C,)``: DeepSDF test-time optimisation.
+
+    Adam on a copy of ``z0`` only (the decoder is frozen), minimising ``clamped_l1(decoder(points[None],
+    z[None])[0], sdf) + reg * mean(z ** 2)`` for ``iters`` steps.
+    """
+    dec = _RadiusDecoder()
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(600, 3, generator=g)
+    d = d / d.norm(dim=-1, keepdim=True)
+    radius = 0.6
+    pts = d * (radius + 0.05 * torch.randn(600, 1, generator=g))
+    sdf = pts.norm(dim=-1) - radius
+    z0 = torch.tensor([0.0, 0.5])
+    z0_copy = z0.clone()
+    w0 = dec.w.detach().clone()
+    z = call_student(fn, dec, pts, sdf, z0, 200, 0.05, 0.1)
+    expect_tensor(z, "the optimised code", shape=(2,))
+    expect(torch.equal(z0, z0_copy), "z0 was changed in place: optimise a copy (z0.clone().requires_grad_())")
+    if not torch.equal(dec.w.detach(), w0):
+        raise CheckFailed("the decoder's weights changed: optimise the code ONLY (give Adam [z], not "
+                          "decoder.parameters())")
+    expect(not z.requires_grad, "return the code detached (z.detach())")
+    if torch.allclose(z, z0):
+        raise CheckFailed("z did not move from z0: call loss.backward() and optimizer.step() in the loop")
+    want = (radius - 0.4) / 0.2
+    if abs(float(z[0]) - want) > 0.1:
+        raise CheckFailed(f"the code's first entry should reach about {want:.2f} (the sphere's radius), got "
+                          f"{float(z[0]):.3g}: minimise the clamped L1 between decoder(points, z) and sdf "
+                          "(did you forget optimizer.zero_grad(), or the sign of the loss?)")
+    if abs(float(z[1]) - 0.5) < 0.05:
+        raise CheckFailed("the unused entry of z stayed at its start (0.5): add the penalty reg * mean(z ** 2), "
+                          "which pulls the code towards the prior's mean 0")
+    expect(float(z[1]) < 0.45 and float(z[1]) > -0.2,
+           f"the unused entry should decay from 0.5 towards 0 under the penalty, got {float(z[1]):.3g}")
+    return f"code recovered (z_0 = {float(z[0]):.3f}, want {want:.2f}), decoder untouched, penalty active"
+

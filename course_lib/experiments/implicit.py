@@ -1,0 +1,491 @@
+"""The experiments of chapter 07 (implicit fields), shared by the lecture, the lab and the benchmark.
+
+Introduced in ``lectures/07_implicit_fields.ipynb``.
+
+* :func:`implicit_data`: ShapeNet-lite input clouds, target surface samples and a pool of
+  occupancy or SDF samples per shape, drawn ``"uniform"`` (in ``[-1, 1]^3``), ``"near"`` (the
+  surface plus Gaussian noise at two scales) or ``"mix"`` (half and half).  Labels are exact
+  (the shapes' analytic SDF): no watertight pre-processing, no rendering;
+* :func:`build_occnet`, :func:`train_occnet`: point cloud -> surface with an Occupancy Network
+  (PointNet encoder, conditional-BN decoder) or the IM-NET decoder, trained with
+  :func:`course_lib.train.train_or_load`;
+* :func:`build_deepsdf`, :func:`train_deepsdf`, :func:`reconstruct_unseen`: the DeepSDF
+  auto-decoder and the test-time latent optimisation of unseen shapes;
+* :func:`evaluate_fields`: IoU, Chamfer-L1 (OccNet's convention), normal consistency, F-score and
+  the thin-part completeness of extracted meshes on held-out shapes;
+* :func:`sampling_experiment`: the same model trained on uniform, near-surface and mixed
+  samples, compared on thin parts (chair legs, lamp stems, mug handles);
+* :func:`mise_experiment`: hierarchical against dense extraction (evaluations, Chamfer).
+
+Splits are those of :class:`course_lib.data.ShapeNetLite`: "test" shapes are never seen in
+training.  Conventions of every number are in :data:`CONVENTIONS`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from course_lib import config
+from course_lib import metrics as _metrics
+from course_lib import train as _train
+from course_lib.data import make_shape
+from course_lib.geometry.extract import field_grid, hierarchical_extract, hierarchical_grid
+from course_lib.geometry.mc import marching_cubes
+from course_lib.models.encoders import PointNet
+from course_lib.models.implicit import (
+    AutoDecoder,
+    DeepSDFDecoder,
+    IMNetDecoder,
+    OccNetDecoder,
+    OccupancyNetwork,
+    deepsdf_loss,
+    field_of,
+    reconstruct_latent,
+)
+
+__all__ = [
+    "CONVENTIONS", "THIN_PARTS", "SAMPLINGS", "BOUND", "implicit_data", "QuerySampler", "build_occnet",
+    "occnet_loss_fn", "train_occnet", "build_deepsdf", "sdf_loss_fn", "train_deepsdf", "encode",
+    "extract", "field_iou", "thin_part_ids", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
+    "sampling_experiment", "mise_experiment", "smoke",
+]
+
+BOUND = 1.05
+"""Half side of the extraction box (the shapes lie in the unit sphere)."""
+
+SAMPLINGS: dict[str, float] = {"uniform": 0.0, "mix": 0.5, "near": 1.0}
+"""Sampling strategies and their share of near-surface samples."""
+
+THIN_PARTS: dict[str, tuple[str, ...]] = {
+    "chair": ("leg",), "table": ("leg",), "lamp": ("stem",), "mug": ("handle",), "bench": ("leg",),
+    "sofa": ("leg",), "bottle": ("neck",),
+}
+"""The thin parts of each category (ShapeNet-lite part names) the sampling experiment looks at."""
+
+CONVENTIONS = {
+    "iou": "volumetric IoU of the predicted occupancy (network at its level) and the exact one at uniform "
+           "points in [-1, 1]^3",
+    "cd_l1": "Chamfer-L1 as OccNet: (accuracy + completeness) / 2 with unsquared nearest-neighbour distances, "
+             "no scale, shapes in the unit sphere",
+    "nc": "normal consistency as OccNet: mean |cos| of the nearest neighbours' normals, both directions / 2",
+    "fscore": "F-score at tau = ch07.fscore_tau (unit-sphere shapes)",
+    "thin_cd": "completeness on thin parts: mean unsquared distance from ground-truth surface samples of the "
+               "thin parts to the predicted surface",
+    "thin_recall": "share of the thin parts' ground-truth surface samples within tau of the predicted surface",
+    "cd_deepsdf": "Chamfer as DeepSDF: mean squared NN distance gt->pred + pred->gt (summed), x 1e3",
+}
+"""What each reported metric means (the lecture and the benchmark print these)."""
+
+
+# ---------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------
+def _sizes(profile: str | None) -> dict[str, Any]:
+    return dict(config.sizes(profile, prefix="ch07."))
+
+
+def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
+                  categories: Sequence[str] | None = None, per_category: int | None = None,
+                  n_pool: int | None = None, n_target: int | None = None, sigmas: Sequence[float] = (0.01, 0.05),
+                  profile: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """One split of ShapeNet-lite for implicit models, stacked in memory.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+
+    Keys: ``points``, ``normals`` (S, P, 3) surface samples (stream 0: the encoder's input pool);
+    ``target_points``, ``target_normals`` (S, n_target, 3) (stream 1: what meshes are scored
+    against); ``query`` (S, n_pool, 3) and ``occupancy`` (bool) or ``sdf`` (float) (S, n_pool):
+    the training samples drawn by ``sampling`` (:data:`SAMPLINGS`; near-surface points are
+    input-pool points plus Gaussian noise, the ``sigmas`` in equal shares); ``label``, ``seed``,
+    ``category``, ``categories``.  SDF labels are the shapes' (exact outside, a bound inside).
+    """
+    from course_lib.experiments.common import load_split
+
+    if kind not in ("occupancy", "sdf"):
+        raise ValueError(f"kind must be 'occupancy' or 'sdf', got {kind!r}")
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {tuple(SAMPLINGS)}, got {sampling!r}")
+    s = _sizes(profile)
+    cats = tuple(categories) if categories is not None else tuple(s["categories"])
+    per = int(per_category if per_category is not None else s[f"{'train' if split == 'train' else 'test'}"
+                                                               "_per_category"])
+    n_pool = int(n_pool if n_pool is not None else s["n_pool"])
+    n_target = int(n_target if n_target is not None else s["n_eval_points"])
+    data = load_split(split, ("points", "target_points"), categories=cats, shapes_per_category=per,
+                      profile=profile, n_target=n_target)
+    g = torch.Generator().manual_seed(int(seed) * 1000 + list(SAMPLINGS).index(sampling) + 17 * (split == 'train'))
+    frac = SAMPLINGS[sampling]
+    sig = torch.tensor([float(x) for x in sigmas])
+    queries, labels = [], []
+    for i, (cat, sd) in enumerate(zip(data["category"], data["seed"].tolist())):
+        shape = make_shape(cat, int(sd))
+        n_near = int(round(frac * n_pool))
+        base = data["points"][i]
+        pick = torch.randint(0, base.shape[0], (n_near,), generator=g)
+        scale = sig[torch.arange(n_near) % len(sig)]
+        near = base[pick] + torch.randn(n_near, 3, generator=g) * scale[:, None]
+        uni = torch.rand(n_pool - n_near, 3, generator=g) * 2 - 1
+        q = torch.cat([near, uni])[torch.randperm(n_pool, generator=g)].clamp(-1, 1)
+        with torch.no_grad():
+            d = shape.sdf(q).float()
+        queries.append(q)
+        labels.append(d < 0 if kind == "occupancy" else d)
+    data["query"] = torch.stack(queries)
+    data["occupancy" if kind == "occupancy" else "sdf"] = torch.stack(labels)
+    data["sampling"] = sampling
+    return data
+
+
+class QuerySampler:
+    """``Batches`` transform: ``n_query`` random samples per shape and a noisy ``n_input``-point input cloud.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb`` (OccNet: 2048 samples per shape per step,
+    300 input points with noise std 0.005).
+    """
+
+    def __init__(self, n_query: int, n_input: int | None = None, noise: float = 0.0) -> None:
+        self.n_query, self.n_input, self.noise = int(n_query), None if n_input is None else int(n_input), float(noise)
+
+    def __call__(self, batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:  # noqa: D102
+        from course_lib.experiments.common import subsample
+
+        key = "occupancy" if "occupancy" in batch else "sdf"
+        q, v = subsample(batch["query"], self.n_query, generator, others=(batch[key][..., None],))
+        out = dict(batch)
+        out["query"], out[key] = q, v[..., 0]
+        if self.n_input is not None and "points" in batch:
+            x = subsample(batch["points"], self.n_input, generator)
+            if self.noise:
+                x = x + self.noise * torch.randn(x.shape, generator=generator).to(x.device)
+            out["input"] = x
+        return out
+
+
+# ---------------------------------------------------------------------------
+# models and training
+# ---------------------------------------------------------------------------
+def build_occnet(decoder: str = "occnet", profile: str | None = None) -> OccupancyNetwork:
+    """The chapter's encoder-decoder: PointNet (chapter 02) -> ``c`` -> OccNet or IM-NET decoder.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    s = _sizes(profile)
+    c, h = int(s["c_dim"]), int(s["hidden"])
+    enc = PointNet(feat_dim=2 * h, hidden=(h // 2, h), out_dim=c)
+    if decoder == "occnet":
+        dec = OccNetDecoder(c, h, int(s["n_blocks"]))
+    elif decoder == "imnet":
+        dec = IMNetDecoder(c, (2 * h, 2 * h, h, h // 2))
+    else:
+        raise ValueError(f"decoder must be 'occnet' or 'imnet', got {decoder!r}")
+    return OccupancyNetwork(enc, dec)
+
+
+def occnet_loss_fn(model: OccupancyNetwork, batch: dict[str, Tensor]) -> Tensor:
+    """The decoder's loss (BCE for OccNet's logits, MSE for IM-NET) on a :class:`QuerySampler` batch.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    return model.loss(model(batch["input"], batch["query"]), batch["occupancy"])
+
+
+def _batches(data: dict[str, Any], batch_size: int, keys: Sequence[str], sampler: QuerySampler, seed: int) -> Any:
+    from course_lib.experiments.common import Batches
+
+    return Batches(data, batch_size, keys=list(keys), transform=sampler, seed=seed)
+
+
+def train_occnet(data: dict[str, Any], *, decoder: str = "occnet", epochs: int | None = None,
+                 profile: str | None = None, retrain: bool = False, progress: bool = True, seed: int = 0,
+                 name: str = "ch07_occnet") -> tuple[OccupancyNetwork, _train.History]:
+    """Train (or load) :func:`build_occnet` on ``data`` from :func:`implicit_data` (kind occupancy).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Adam at ``ch07.lr``; the checkpoint
+    is keyed by the data (categories, shapes, sampling) and the sizes.
+    """
+    s = _sizes(profile)
+    epochs = int(epochs if epochs is not None else s["epochs"])
+    model = build_occnet(decoder, profile)
+    sampler = QuerySampler(int(s["n_query"]), int(s["n_input"]), float(s["input_noise"]))
+    loader = _batches(data, int(s["batch_size"]), ("points", "query", "occupancy"), sampler, seed)
+    spec = {"categories": list(data["categories"]), "shapes": int(data["query"].shape[0]),
+            "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1]), "decoder": decoder}
+    path = _train.checkpoint_path(f"{name}_{decoder}_{data.get('sampling')}", spec=spec, profile=profile)
+    hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
+                                loss_fn=occnet_loss_fn, epochs=epochs, lr=float(s["lr"]), seed=seed,
+                                progress=progress, live_plot=False)
+    return model.eval(), hist
+
+
+def build_deepsdf(n_shapes: int, profile: str | None = None) -> AutoDecoder:
+    """The DeepSDF auto-decoder with the ``ch07.sdf_*`` sizes (latent re-injected at the middle layer).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    s = _sizes(profile)
+    n_layers = int(s["sdf_layers"])
+    dec = DeepSDFDecoder(int(s["sdf_c_dim"]), int(s["sdf_hidden"]), n_layers, latent_in=(n_layers // 2,))
+    return AutoDecoder(int(n_shapes), dec)
+
+
+def sdf_loss_fn(model: AutoDecoder, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    """DeepSDF's loss (clamped L1, delta 0.1, + 1e-4 mean code norm) on a :class:`QuerySampler` batch.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  The batch's ``index`` is the shape's row,
+    i.e. its code's index.
+    """
+    return deepsdf_loss(model, {"index": batch["index"], "sdf_points": batch["query"], "sdf": batch["sdf"]})
+
+
+def train_deepsdf(data: dict[str, Any], *, epochs: int | None = None, profile: str | None = None,
+                  retrain: bool = False, progress: bool = True, seed: int = 0) -> tuple[AutoDecoder, _train.History]:
+    """Train (or load) :func:`build_deepsdf` on ``data`` from :func:`implicit_data` (kind sdf).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  One Adam for the decoder and the codes
+    (DeepSDF uses 5e-4 and 1e-3; we use ``ch07.lr`` for both).
+    """
+    s = _sizes(profile)
+    epochs = int(epochs if epochs is not None else s["sdf_epochs"])
+    model = build_deepsdf(int(data["query"].shape[0]), profile)
+    sampler = QuerySampler(int(s["n_query"]))
+    loader = _batches(data, int(s["sdf_batch_size"]), ("query", "sdf"), sampler, seed)
+    spec = {"categories": list(data["categories"]), "shapes": int(data["query"].shape[0]),
+            "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1])}
+    path = _train.checkpoint_path(f"ch07_deepsdf_{data.get('sampling')}", spec=spec, profile=profile)
+    hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader, loss_fn=sdf_loss_fn,
+                                epochs=epochs, lr=float(s["lr"]), seed=seed, progress=progress, live_plot=False)
+    return model.eval(), hist
+
+
+# ---------------------------------------------------------------------------
+# extraction and evaluation
+# ---------------------------------------------------------------------------
+@torch.no_grad()
+def encode(model: OccupancyNetwork, inputs: Tensor, batch_size: int = 32) -> Tensor:
+    """Codes ``(S, C)`` of input clouds ``(S, N, 3)`` (eval mode, no gradient, on the CPU).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    from course_lib.experiments.common import predict
+
+    return predict(model.encode, inputs, batch_size, device=next(model.parameters()).device)
+
+
+def extract(model: Any, z: Tensor, *, resolution: int | None = None, coarse: int | None = None,
+            profile: str | None = None) -> tuple[trimesh.Trimesh | None, int]:
+    """The mesh of one code by hierarchical marching cubes: ``(mesh or None if empty, evaluations)``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    s = _sizes(profile)
+    r = int(resolution if resolution is not None else s["eval_resolution"])
+    c = int(coarse if coarse is not None else s["mise_coarse"])
+    model.eval()
+    try:
+        mesh, info = hierarchical_extract(field_of(model, z), r, c, BOUND, model.level, inside=model.inside)
+    except ValueError:  # the level is not crossed: empty or full prediction
+        return None, 0
+    return mesh, info.evaluations
+
+
+@torch.no_grad()
+def field_iou(model: Any, z: Tensor, shape: Any, n: int, seed: int = 0) -> float:
+    """IoU of the model's occupancy (its field on the inside of its level) and the shape's, at ``n`` uniform points.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    p = torch.rand(int(n), 3, generator=g) * 2 - 1
+    model.eval()
+    dev = next(model.parameters()).device
+    v = torch.cat([field_of(model, z)(p[i:i + 65536].to(dev)).cpu() for i in range(0, p.shape[0], 65536)])
+    pred = v > model.level if model.inside == "above" else v < model.level
+    return float(_metrics.volumetric_iou(pred, shape.occupancy(p)))
+
+
+def thin_part_ids(shape: Any) -> list[int]:
+    """Indices (into ``shape.parts``) of the shape's thin parts (:data:`THIN_PARTS`).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    names = THIN_PARTS.get(shape.category, ())
+    return [i for i, p in enumerate(shape.parts) if p in names]
+
+
+def _mesh_samples(mesh: trimesh.Trimesh | None, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    if mesh is None or len(mesh.faces) == 0:
+        return torch.zeros(1, 3), torch.tensor([[0.0, 0.0, 1.0]])
+    pts, face = trimesh.sample.sample_surface(mesh, int(n), seed=int(seed))
+    return (torch.as_tensor(np.asarray(pts), dtype=torch.float32),
+            torch.as_tensor(np.asarray(mesh.face_normals)[face], dtype=torch.float32))
+
+
+def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile: str | None = None,
+                    keep_meshes: int = 0, deepsdf: bool = False) -> dict[str, Any]:
+    """Per-shape metrics (:data:`CONVENTIONS`) of the meshes extracted from ``codes`` against ``data``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Returns ``{"metrics": {name: (S,) tensor},
+    "meshes": the first keep_meshes meshes, "evaluations": mean field evaluations per mesh,
+    "empty": number of empty predictions}``.  ``deepsdf=True`` adds ``cd_deepsdf``.
+    """
+    s = _sizes(profile)
+    tau = float(s["fscore_tau"])
+    occnet = _metrics.PRESETS["occnet"]
+    out: dict[str, list[float]] = {k: [] for k in ("iou", "cd_l1", "nc", "fscore", "thin_cd", "thin_recall")}
+    if deepsdf:
+        out["cd_deepsdf"] = []
+    meshes, evals, empty = [], [], 0
+    for i in range(codes.shape[0]):
+        shape = make_shape(data["category"][i], int(data["seed"][i]))
+        mesh, n_ev = extract(model, codes[i], profile=profile)
+        empty += mesh is None
+        evals.append(n_ev)
+        if i < keep_meshes:
+            meshes.append(mesh)
+        gt, gt_n = data["target_points"][i], data["target_normals"][i]
+        pred, pred_n = _mesh_samples(mesh, gt.shape[0], seed=i)
+        out["iou"].append(field_iou(model, codes[i], shape, int(s["n_iou"]), seed=i))
+        out["cd_l1"].append(float(occnet.chamfer(pred, gt)))
+        out["nc"].append(float(_metrics.normal_consistency(pred, pred_n, gt, gt_n)))
+        out["fscore"].append(float(_metrics.fscore(pred, gt, tau)))
+        if deepsdf:
+            out["cd_deepsdf"].append(float(_metrics.PRESETS["deepsdf"].chamfer(pred, gt)))
+        ids = thin_part_ids(shape)
+        if ids:
+            lab = shape.part_labels(gt)
+            thin = gt[torch.isin(lab, torch.tensor(ids))]
+        else:
+            thin = gt[:0]
+        if thin.shape[0]:
+            d = torch.cat([torch.cdist(thin[j:j + 1024], pred).amin(1) for j in range(0, thin.shape[0], 1024)])
+            out["thin_cd"].append(float(d.mean()))
+            out["thin_recall"].append(float((d <= tau).float().mean()))
+    metrics = {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items() if v}
+    return {"metrics": metrics, "meshes": meshes, "evaluations": float(np.mean(evals)) if evals else 0.0,
+            "empty": int(empty)}
+
+
+def reconstruct_unseen(model: AutoDecoder, data: dict[str, Any], *, iters: int | None = None,
+                       n_samples: int | None = None, profile: str | None = None, progress: bool = False,
+                       seed: int = 0) -> Tensor:
+    """DeepSDF codes ``(S, C)`` of unseen shapes by latent optimisation on their SDF samples (``data["sdf"]``).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
+    s = _sizes(profile)
+    iters = int(iters if iters is not None else s["recon_iters"])
+    n_samples = int(n_samples if n_samples is not None else s["recon_samples"])
+    it = range(data["query"].shape[0])
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc="reconstructing unseen shapes")
+    codes = [reconstruct_latent(model.decoder, data["query"][i], data["sdf"][i], iters=iters, n_samples=n_samples,
+                                seed=seed + i)[0].cpu() for i in it]
+    return torch.stack(codes)
+
+
+def oracle_chamfer(data: dict[str, Any], preset: str = "deepsdf") -> Tensor:
+    """Per-shape Chamfer of two independent samplings of the true surface (streams 1 and 2), in ``preset``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``: the reference a reconstruction is compared to.
+    """
+    conv = _metrics.PRESETS[preset]
+    vals = []
+    for i in range(len(data["category"])):
+        shape = make_shape(data["category"][i], int(data["seed"][i]))
+        ref, _ = shape.sample_surface(int(data["target_points"].shape[1]), stream=2)
+        vals.append(float(conv.chamfer(ref, data["target_points"][i])))
+    return torch.tensor(vals, dtype=torch.float64)
+
+
+def sampling_experiment(*, profile: str | None = None, decoder: str = "occnet", samplings: Sequence[str] = tuple(
+        SAMPLINGS), progress: bool = True, retrain: bool = False) -> dict[str, dict[str, Tensor]]:
+    """The seed's experiment: one model per sampling strategy, metrics on held-out shapes with thin parts.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Categories ``ch07.sampling_categories``,
+    ``ch07.sampling_epochs`` epochs each.  Returns ``{sampling: per-shape metrics}``.
+    """
+    s = _sizes(profile)
+    cats = tuple(s["sampling_categories"])
+    test = implicit_data("test", categories=cats, profile=profile)
+    out = {}
+    for smp in samplings:
+        train = implicit_data("train", categories=cats, sampling=smp, profile=profile)
+        model, _ = train_occnet(train, decoder=decoder, epochs=int(s["sampling_epochs"]), profile=profile,
+                                progress=progress, retrain=retrain, name="ch07_sampling")
+        codes = encode(model, _inputs(test, profile))
+        out[smp] = evaluate_fields(model, codes, test, profile=profile)["metrics"]
+    return out
+
+
+def _inputs(data: dict[str, Any], profile: str | None, seed: int = 123) -> Tensor:
+    """The held-out input clouds: ``ch07.n_input`` fixed random points of the input pool, with noise."""
+    from course_lib.experiments.common import subsample
+
+    s = _sizes(profile)
+    g = torch.Generator().manual_seed(seed)
+    x = subsample(data["points"], int(s["n_input"]), g)
+    return x + float(s["input_noise"]) * torch.randn(x.shape, generator=g)
+
+
+def mise_experiment(fn: Any, resolution: int = 129, coarse: int = 33, bound: float = BOUND, level: float = 0.0,
+                    inside: str = "below", n_points: int = 20000) -> dict[str, float]:
+    """Hierarchical against dense extraction of one field: evaluations, time and Chamfer between the meshes.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Chamfer is the symmetric mean squared
+    nearest-neighbour distance between the two vertex sets (0 when the meshes are the same).
+    """
+    t0 = time.perf_counter()
+    grid_h, info = hierarchical_grid(fn, resolution, coarse, bound, level, inside=inside)
+    t_h = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    grid_d = field_grid(fn, resolution, bound)
+    t_d = time.perf_counter() - t0
+    sgn = 1.0 if inside == "below" else -1.0
+    m_h = marching_cubes(sgn * grid_h, sgn * level, bound)
+    m_d = marching_cubes(sgn * grid_d, sgn * level, bound)
+    vh = torch.as_tensor(np.asarray(m_h.vertices), dtype=torch.float64)
+    vd = torch.as_tensor(np.asarray(m_d.vertices), dtype=torch.float64)
+    cd = float(_metrics.chamfer(vh, vd, squared=True, directions="mean"))
+    return {"evaluations": float(info.evaluations), "dense_evaluations": float(info.dense_evaluations),
+            "fraction": info.fraction, "chamfer": cd, "seconds_hierarchical": t_h, "seconds_dense": t_d,
+            "vertices_hierarchical": float(len(m_h.vertices)), "vertices_dense": float(len(m_d.vertices))}
+
+
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few training steps of the chapter's models on ``device`` with the ``profile``'s ``ch07.*`` sizes.
+
+    Introduced for ``benchmarks/gpu_smoke.py``: OccNet and IM-NET decoders (PointNet encoder) and the
+    DeepSDF auto-decoder on one synthetic batch (spheres' occupancy / SDF); no data generation, no
+    checkpoint.
+    """
+    from course_lib.experiments.common import smoke_steps, synthetic_clouds
+
+    s = _sizes(profile)
+    b, t = int(s["batch_size"]), int(s["n_query"])
+    g = torch.Generator().manual_seed(0)
+    q = torch.rand(b, t, 3, generator=g) * 2 - 1
+    batch = {"input": synthetic_clouds(b, int(s["n_input"]), seed=0), "query": q,
+             "occupancy": q.norm(dim=-1) < 0.5}
+    out: dict[str, float] = {}
+    torch.manual_seed(0)
+    for name in ("occnet", "imnet"):
+        r = smoke_steps(build_occnet(name, profile), batch, occnet_loss_fn, steps=steps, device=device)
+        out.update({f"{name}_{k}": v for k, v in r.items()})
+    bs = int(s["sdf_batch_size"])
+    sdf_batch = {"index": torch.arange(bs), "query": q[:bs] if bs <= b else torch.rand(bs, t, 3, generator=g),
+                 "sdf": None}
+    sdf_batch["sdf"] = sdf_batch["query"].norm(dim=-1) - 0.5
+    r = smoke_steps(build_deepsdf(bs, profile), sdf_batch, sdf_loss_fn, steps=steps, device=device)
+    out.update({f"deepsdf_{k}": v for k, v in r.items()})
+    out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
+    return out
+
