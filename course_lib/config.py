@@ -277,6 +277,28 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.speed_size": {"ci": 32, "laptop": 64, "gpu": 64},
     "ch09.speed_batch": {"ci": 2, "laptop": 8, "gpu": 8},
     "ch09.lab_steps": {"ci": 10, "laptop": 150, "gpu": 300},
+    # --- 04 octrees: grid-octrees (OctNet), OGN decoder --------------------------
+    "ch04.seed": {"ci": 0, "laptop": 0, "gpu": 0},
+    "ch04.tree_depth": {"ci": 3, "laptop": 3, "gpu": 3},
+    "ch04.resolution": {"ci": 16, "laptop": 64, "gpu": 128},  # auto-encoding resolution
+    "ch04.categories": {"ci": ("chair", "mug"), "laptop": ("chair", "airplane", "car", "mug", "table"),
+                        "gpu": None},  # None: all
+    "ch04.train_per_category": {"ci": 2, "laptop": 24, "gpu": 200},
+    "ch04.val_per_category": {"ci": 1, "laptop": 2, "gpu": 10},
+    "ch04.test_per_category": {"ci": 2, "laptop": 6, "gpu": 40},
+    "ch04.latent_dim": {"ci": 16, "laptop": 64, "gpu": 128},
+    "ch04.encoder_channels": {"ci": 4, "laptop": 8, "gpu": 16},
+    "ch04.ogn_channels": {"ci": (16, 8, 8, 4), "laptop": (64, 32, 16, 8), "gpu": (128, 64, 32, 16)},
+    "ch04.dense_channels": {"ci": 4, "laptop": 8, "gpu": 16},  # the dense VoxelDecoder's base_channels
+    "ch04.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
+    "ch04.lr": {"ci": 3e-3, "laptop": 2e-3, "gpu": 1e-3},
+    "ch04.epochs": {"ci": 1, "laptop": 20, "gpu": 100},
+    "ch04.compression_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128, 256), "gpu": (32, 64, 128, 256)},
+    "ch04.cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128, 256)},
+    "ch04.cost_batch": {"ci": 2, "laptop": 2, "gpu": 4},
+    "ch04.widget_resolution": {"ci": 32, "laptop": 64, "gpu": 128},
+    "ch04.lab_resolution": {"ci": 16, "laptop": 32, "gpu": 64},
+    "ch04.lab_steps": {"ci": 20, "laptop": 150, "gpu": 300},
     # --- ops ----------------------------------------------------------------
     # largest block of pairwise distances held at once by the brute-force paths (entries)
     "ops.block_elements": {"ci": 2**22, "laptop": 2**24, "gpu": 2**27},

@@ -55,3 +55,21 @@ from .mesh_reg import (  # noqa: E402
 )
 
 __all__ += ["edge_face_pairs", "flatten_loss", "icosphere", "laplacian_loss", "mesh_edges", "uniform_laplacian"]
+
+# isort: split
+# --- 04 octrees: grid-octrees (OctNet) -------------------------------------------
+from .octree import (  # noqa: F401, E402
+    Octree,
+    OctreeConv3d,
+    build_octree,
+    dense_states,
+    octree_from_boxes,
+    octree_from_mesh,
+    octree_from_sdf,
+    octree_pool,
+    octree_unpool,
+    subdivide,
+)
+
+__all__ += ["Octree", "OctreeConv3d", "build_octree", "dense_states", "octree_from_boxes", "octree_from_mesh",
+            "octree_from_sdf", "octree_pool", "octree_unpool", "subdivide"]

@@ -33,7 +33,7 @@ computed once per leaf through a structural sparse operator, see its docstring),
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -166,6 +166,7 @@ class Octree:
     batch_size: int
     grid: int
     tree_depth: int
+    _cache: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     # -- sizes ----------------------------------------------------------------------
     @property
@@ -204,7 +205,9 @@ class Octree:
         if not isinstance(values, Tensor) or values.dim() != 2 or values.shape[0] != self.num_cells:
             raise ValueError(f"values must be a tensor (num_cells={self.num_cells}, C), "
                              f"got {tuple(getattr(values, 'shape', ()))}")
-        return Octree(self.bits, self.prefix_leafs, values, self.batch_size, self.grid, self.tree_depth)
+        out = Octree(self.bits, self.prefix_leafs, values, self.batch_size, self.grid, self.tree_depth)
+        out._cache = self._cache  # same structure, same derived geometry
+        return out
 
     def __repr__(self) -> str:
         return (f"Octree(batch={self.batch_size}, resolution={self.resolution}, grid={self.grid}^3 trees of depth "
@@ -242,7 +245,16 @@ class Octree:
         return out
 
     def leaves(self) -> Leaves:
-        """Every leaf's tree, level, Morton code and box, in storage order."""
+        """Every leaf's tree, level, Morton code and box, in storage order.
+
+        Derived from the bits once and cached (the cache is not part of :attr:`nbytes`: it is
+        what any traversal would recompute).
+        """
+        if "leaves" not in self._cache:
+            self._cache["leaves"] = self._compute_leaves()
+        return self._cache["leaves"]
+
+    def _compute_leaves(self) -> Leaves:
         D = self.tree_depth
         parts = []
         for lev, (tree, code, split) in enumerate(self._walk(D)):
@@ -271,8 +283,10 @@ class Octree:
         return level
 
     def _leaf_keys(self) -> Tensor:
-        lv = self.leaves()
-        return lv.tree * _n_bits(self.tree_depth + 1) + (8 ** lv.level - 1) // 7 + lv.code
+        if "keys" not in self._cache:
+            lv = self.leaves()
+            self._cache["keys"] = lv.tree * _n_bits(self.tree_depth + 1) + (8 ** lv.level - 1) // 7 + lv.code
+        return self._cache["keys"]
 
     def locate(self, batch: Tensor, voxel: Tensor) -> Tensor:
         """Index of the leaf holding voxel ``voxel`` ``(Q, 3)`` (finest-grid coordinates) of item ``batch`` ``(Q,)``.
@@ -463,7 +477,9 @@ def build_octree(occupancy: Tensor, tree_depth: int = 3) -> Octree:
         vals[m] = alls[lev][lv.batch[m], c[:, 0], c[:, 1], c[:, 2]].float()
     counts = torch.bincount(lv.tree, minlength=B * G ** 3)
     prefix = (torch.cumsum(counts, 0) - counts).to(torch.int32)
-    return Octree(bits, prefix, vals[:, None], B, G, D)
+    out = Octree(bits, prefix, vals[:, None], B, G, D)
+    out._cache = tree0._cache
+    return out
 
 
 def octree_from_boxes(batch_size: int, resolution: int, tree_depth: int, batch: Tensor, origin: Tensor,

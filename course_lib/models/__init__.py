@@ -98,3 +98,16 @@ from .primitives import (  # noqa: F401
     expected_min_distance_enumerate,
     superquadric_inside_outside,
 )
+
+# --- 04 octrees: OGN decoder --------------------------------------------------
+# isort: split
+from .ogn import (  # noqa: F401
+    PROP_KNOWN,
+    PROP_PRED,
+    OGNAutoEncoder,
+    OGNDecoder,
+    OGNOutput,
+    SparseConv3d,
+    expand_cells,
+    ogn_loss,
+)

@@ -1,0 +1,179 @@
+"""The OGN decoder (course_lib.models.ogn) against brute-force loops and dense references."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib.geometry.octree import MIXED, build_octree, dense_states
+from course_lib.models.ogn import (
+    PROP_KNOWN,
+    PROP_PRED,
+    OGNDecoder,
+    SparseConv3d,
+    expand_cells,
+    neighbour_index,
+    ogn_loss,
+)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def two_shapes(R=16):
+    occ = torch.zeros(2, R, R, R, dtype=torch.bool)
+    occ[0, 2:11, 3:9, 4:13] = True
+    x, y, z = torch.meshgrid(*[torch.arange(R) - R / 2 + 0.5] * 3, indexing="ij")
+    occ[1] = x ** 2 + y ** 2 + z ** 2 < (0.35 * R) ** 2
+    return occ
+
+
+def brute_expand(cells, mask):
+    out, parent = [], []
+    for i, (c, m) in enumerate(zip(cells.tolist(), mask.tolist())):
+        if m:
+            for dx, dy, dz in itertools.product((0, 1), repeat=3):   # child 4 dx + 2 dy + dz
+                out.append([c[0], 2 * c[1] + dx, 2 * c[2] + dy, 2 * c[3] + dz])
+                parent.append(i)
+    return torch.tensor(out, dtype=torch.long).reshape(-1, 4), torch.tensor(parent, dtype=torch.long)
+
+
+def test_expand_cells_matches_a_loop():
+    g = torch.Generator().manual_seed(0)
+    cells = torch.randint(0, 8, (30, 4), generator=g)
+    mask = torch.rand(30, generator=g) > 0.5
+    ch, par = expand_cells(cells, mask)
+    rch, rpar = brute_expand(cells, mask)
+    assert torch.equal(ch, rch) and torch.equal(par, rpar)
+    ch, par = expand_cells(cells, torch.zeros(30, dtype=torch.bool))
+    assert ch.shape == (0, 4) and par.shape == (0,)
+    with pytest.raises(ValueError, match="mask"):
+        expand_cells(cells, mask[:5])
+    with pytest.raises(TypeError, match="integer"):
+        expand_cells(cells.float(), mask)
+
+
+def test_neighbour_index_matches_a_dict():
+    g = torch.Generator().manual_seed(1)
+    r = 6
+    cells = torch.unique(torch.randint(0, r, (120, 4), generator=g) % torch.tensor([2, r, r, r]), dim=0)
+    cells = cells[torch.randperm(len(cells), generator=g)]
+    nbr = neighbour_index(cells, r)
+    where = {tuple(c): i for i, c in enumerate(cells.tolist())}
+    offs = list(itertools.product((-1, 0, 1), repeat=3))
+    for i, c in enumerate(cells.tolist()):
+        for k, (dx, dy, dz) in enumerate(offs):
+            assert nbr[i, k] == where.get((c[0], c[1] + dx, c[2] + dy, c[3] + dz), -1)
+
+
+def test_sparse_conv_equals_dense_conv_at_the_cells():
+    torch.manual_seed(2)
+    r = 6
+    cells = torch.unique(torch.randint(0, r, (150, 4)) % torch.tensor([2, r, r, r]), dim=0)
+    x = torch.randn(len(cells), 3, dtype=torch.float64)
+    conv = SparseConv3d(3, 4).double()
+    y = conv(x, cells, r)
+    dense = torch.zeros(2, 3, r, r, r, dtype=torch.float64)
+    dense[cells[:, 0], :, cells[:, 1], cells[:, 2], cells[:, 3]] = x
+    ref = F.conv3d(dense, conv.weight, conv.bias, padding=1)[cells[:, 0], :, cells[:, 1], cells[:, 2], cells[:, 3]]
+    torch.testing.assert_close(y, ref)
+
+
+def test_known_mode_follows_the_ground_truth_structure():
+    occ = two_shapes(16)
+    tgt = build_octree(occ, tree_depth=2)                           # 4^3 roots, levels 4, 8, 16
+    torch.manual_seed(0)
+    dec = OGNDecoder(8, 16, tree_depth=2, channels=(16, 8, 8))
+    out = dec(torch.randn(2, 8), tgt, PROP_KNOWN)
+    assert out.resolutions == [4, 8, 16]
+    for lev in range(3):
+        got = {tuple(c) for c in out.cells[lev].tolist()}
+        assert got == {tuple(c) for c in tgt.cells(lev).tolist()}
+        assert len(got) == out.cells[lev].shape[0]
+        # targets = brute-force states of the dense grid at that level
+        st = dense_states(occ, out.resolutions[lev])
+        c = out.cells[lev]
+        assert torch.equal(out.targets[lev], st[c[:, 0], c[:, 1], c[:, 2], c[:, 3]])
+        assert out.logits[lev].shape == (len(c), 3)
+    assert torch.isinf(out.logits[2][:, MIXED]).all()               # no mixed voxel
+    # loss = sum of the per-level mean cross-entropies, gradient reaches every parameter
+    loss = ogn_loss(out)
+    ref = sum(F.cross_entropy(out.logits[lev][:, :2] if lev == 2 else out.logits[lev], out.targets[lev])
+              for lev in range(3))
+    torch.testing.assert_close(loss["loss"], ref)
+    loss["loss"].backward()
+    assert all(p.grad is not None for p in dec.parameters())
+
+
+def test_predicted_mode_expands_the_predicted_mixed_cells():
+    torch.manual_seed(3)
+    dec = OGNDecoder(8, 16, tree_depth=2, channels=(16, 8, 8)).eval()
+    with torch.no_grad():
+        dec.head0.bias.copy_(torch.tensor([0.0, -1.0, 0.1]))           # about half the roots mixed
+        out = dec(torch.randn(2, 8), mode=PROP_PRED)
+    assert out.targets is None
+    for lev in range(2):
+        mixed = out.logits[lev].argmax(-1) == MIXED
+        assert torch.equal(out.expanded[lev], mixed)
+        rch, _ = brute_expand(out.cells[lev], mixed)
+        assert torch.equal(out.cells[lev + 1], rch)
+    assert 0 < out.cells[1].shape[0] < 8 * out.cells[0].shape[0]
+    # the decoded octree: brute-force painting of the unexpanded cells
+    occ = out.occupancy()
+    ref = torch.zeros(2, 16, 16, 16, dtype=torch.bool)
+    for lev in range(3):
+        s = 2 ** (2 - lev)
+        for c, lg, ex in zip(out.cells[lev].tolist(), out.logits[lev], out.expanded[lev]):
+            if not ex:
+                ref[c[0], c[1] * s:(c[1] + 1) * s, c[2] * s:(c[2] + 1) * s, c[3] * s:(c[3] + 1) * s] = bool(lg[1] > lg[0])
+    assert torch.equal(occ, ref)
+
+
+def test_training_with_known_structure_then_decoding_with_predicted():
+    occ = two_shapes(16)
+    tgt = build_octree(occ, tree_depth=2)
+    torch.manual_seed(0)
+    dec = OGNDecoder(8, 16, tree_depth=2, channels=(32, 16, 8))
+    z = torch.randn(2, 8)
+    opt = torch.optim.Adam(dec.parameters(), lr=5e-3)
+    first = None
+    for _ in range(40):
+        loss = ogn_loss(dec(z, tgt, PROP_KNOWN))["loss"]
+        first = first if first is not None else float(loss.detach())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss) < 0.2 * first
+    dec.eval()
+    with torch.no_grad():
+        pred = dec(z, tgt, PROP_PRED).occupancy()
+    iou = (pred & occ).sum() / (pred | occ).sum()
+    assert iou > 0.9
+
+
+def test_bad_arguments():
+    dec = OGNDecoder(8, 16, tree_depth=2, channels=(8, 8, 8))
+    with pytest.raises(ValueError, match="target"):
+        dec(torch.randn(1, 8), mode=PROP_KNOWN)
+    with pytest.raises(ValueError, match="mode"):
+        dec(torch.randn(1, 8), mode="guess")
+    with pytest.raises(ValueError, match="does not fit"):
+        dec(torch.randn(1, 8), build_octree(torch.zeros(32, 32, 32, dtype=torch.bool), 2), PROP_KNOWN)
+    with pytest.raises(ValueError, match="latent"):
+        dec(torch.randn(1, 5))
+    with pytest.raises(ValueError, match="resolution"):
+        OGNDecoder(8, 24, tree_depth=3)
+    with pytest.raises(ValueError, match="channels"):
+        OGNDecoder(8, 16, tree_depth=2, channels=(8, 8))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_known_mode():
+    occ = two_shapes(16).cuda()
+    tgt = build_octree(occ, tree_depth=2)
+    dec = OGNDecoder(8, 16, tree_depth=2, channels=(8, 8, 8)).cuda()
+    out = dec(torch.randn(2, 8, device="cuda"), tgt, PROP_KNOWN)
+    ogn_loss(out)["loss"].backward()
+    assert out.cells[2].device.type == "cuda" and out.occupancy().shape == (2, 16, 16, 16)
