@@ -25,7 +25,9 @@ from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(os.environ.get("COURSE_RESULTS_DIR") or REPO / "benchmarks" / "results")
+"""Where results go: ``COURSE_RESULTS_DIR`` (as :func:`course_lib.results.results_dir`) or ``benchmarks/results``."""
 
 
 def cpu_model() -> str:
@@ -68,7 +70,7 @@ def machine() -> dict[str, str]:
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                              cwd=RESULTS.parent, check=True).stdout.strip()
+                              cwd=REPO, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
@@ -110,7 +112,7 @@ def git_dirty() -> bool:
     """Whether tracked files differ from the commit (then the numbers are not of committed code)."""
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                             text=True, cwd=RESULTS.parent, check=True).stdout
+                             text=True, cwd=REPO, check=True).stdout
         return bool(out.strip())
     except (OSError, subprocess.CalledProcessError):
         return False

@@ -56,12 +56,16 @@ __all__ = [
     "nn_distances",
     "nn_uniformity",
     "evaluate_sets",
+    "even_reference",
     "sample_radii",
     "sample_rings",
     "mean_shape",
     "radial_profile",
     "peak_memory",
     "time_distances",
+    "complexity_summary",
+    "map_grid_stats",
+    "surface_distances",
     "smoke",
 ]
 
@@ -353,6 +357,25 @@ def evaluate_sets(pred: Tensor, gt: Tensor, tau: float = TAU) -> dict[str, Tenso
     return {"CD x1e3": cd, "EMD x1e2": emd, f"F@{tau:g} %": f, "NN-CV": nn_uniformity(pred)}
 
 
+def even_reference(split: str, n: int, *, profile: str | None = None, categories: Sequence[str] | None = None,
+                   shapes_per_category: int | None = None, oversample: int = 8) -> Tensor:
+    """An *evenly spread* ``n``-point sample of each true surface of a split: farthest-point
+    sampling of ``oversample * n`` samples of the oracle stream (cached by ShapeNet-lite).
+
+    Introduced in ``lectures/05_point_sets.ipynb`` to show that the oracle row (i.i.d. samples) is
+    a reference, not a floor: points exactly on the true surface but spread more evenly than
+    i.i.d. samples score lower Chamfer and EMD against an i.i.d. ground truth.  The shapes and
+    their order are those of :func:`test_data` with the same arguments; ``(S, n, 3)``.
+    """
+    s = _sizes(profile)
+    dense = load_split(split, ("oracle_points",), profile=profile,
+                       categories=s["categories"] if categories is None else categories,
+                       shapes_per_category=s["test_per_category"] if shapes_per_category is None
+                       else shapes_per_category, n_target=int(oversample) * int(n))["oracle_points"]
+    idx = _ops.farthest_point_sampling(dense, int(n), start_idx="farthest")
+    return torch.gather(dense, 1, idx[..., None].expand(-1, -1, 3))
+
+
 # ---------------------------------------------------------------------------
 # the mean-shape experiment
 # ---------------------------------------------------------------------------
@@ -586,6 +609,73 @@ def time_distances(ns: Sequence[int], methods: Sequence[str] = ("chamfer", "exac
                 if row["N"] == int(n) and row["method"] in ("sinkhorn", "auction") and math.isfinite(row["value"]):
                     row["rel_err"] = row["value"] / exact_value - 1.0
     return rows
+
+
+def complexity_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The numbers lecture 05 states about :func:`time_distances` rows, computed from the rows.
+
+    Introduced in ``lectures/05_point_sets.ipynb``: ``ns``; per method the seconds at the smallest and
+    largest N measured, ``growth`` (time ratio of each doubling of N), ``peak_MB`` at the largest N;
+    ``auction_speedup`` and ``sinkhorn_slowdown`` (exact seconds / method seconds, and its inverse):
+    ``[[N, ratio], ...]``; ``rel_err`` of the approximations at the smallest and largest N.
+    """
+    out: dict[str, Any] = {"ns": sorted({int(r["N"]) for r in rows}), "methods": {}}
+    by = {(r["method"], int(r["N"])): r for r in rows}
+    for m in sorted({r["method"] for r in rows}):
+        ns = [n for n in out["ns"] if (m, n) in by and math.isfinite(by[m, n]["seconds"])]
+        if not ns:
+            continue
+        sec = [by[m, n]["seconds"] for n in ns]
+        out["methods"][m] = {
+            "n_min": ns[0], "n_max": ns[-1], "seconds_min_n": sec[0], "seconds_max_n": sec[-1],
+            "growth": [b / a if a > 0 else float("nan") for a, b in zip(sec[:-1], sec[1:])],
+            "peak_MB": by[m, ns[-1]]["memory_MB"],
+            "rel_err_min_n": by[m, ns[0]]["rel_err"], "rel_err_max_n": by[m, ns[-1]]["rel_err"],
+        }
+    for m, key in (("auction", "auction_speedup"), ("sinkhorn", "sinkhorn_slowdown")):
+        ratios = []
+        for n in out["ns"]:
+            if ("exact", n) in by and (m, n) in by:
+                e, x = by["exact", n]["seconds"], by[m, n]["seconds"]
+                if math.isfinite(e) and math.isfinite(x) and e > 0 and x > 0:
+                    ratios.append([n, e / x if key == "auction_speedup" else x / e])
+        out[key] = ratios
+    return out
+
+
+def map_grid_stats(pred: Tensor, n_fc: int, map_size: Sequence[int]) -> dict[str, float]:
+    """How far apart grid neighbours of the map branch land, relative to the points' spacing.
+
+    Introduced in ``lectures/05_point_sets.ipynb``: for predictions ``(S, n_fc + H W, 3)``, the
+    length of each map-grid edge divided by the median nearest-neighbour distance of the set;
+    returns the mean over shapes of its median and 90th percentile, and the median spacing.
+    """
+    h, w = int(map_size[0]), int(map_size[1])
+    grid = pred[:, n_fc:].reshape(-1, h, w, 3)
+    edges = torch.cat([(grid[:, 1:] - grid[:, :-1]).norm(dim=-1).flatten(1),
+                       (grid[:, :, 1:] - grid[:, :, :-1]).norm(dim=-1).flatten(1)], 1)
+    spacing = nn_distances(pred).median(1).values
+    return {"edge_over_spacing_median": float((edges.median(1).values / spacing).mean()),
+            "edge_over_spacing_p90": float((edges.quantile(0.9, dim=1) / spacing).mean()),
+            "spacing_median": float(spacing.mean())}
+
+
+def surface_distances(data: dict[str, Any], sets: dict[str, Tensor], max_shapes: int | None = None
+                      ) -> dict[str, float]:
+    """Mean |SDF| of each point set of ``sets`` (``name -> (S, N, 3)``) to the true surfaces of ``data``.
+
+    Introduced in ``lectures/05_point_sets.ipynb`` (our shapes have exact signed distances:
+    :meth:`course_lib.data.Shape.sdf`).  The first ``max_shapes`` shapes (default: all).
+    """
+    from course_lib.data import make_shape
+
+    n = len(data["seed"]) if max_shapes is None else min(int(max_shapes), len(data["seed"]))
+    acc: dict[str, list[float]] = {k: [] for k in sets}
+    for i in range(n):
+        shape = make_shape(data["category"][i], int(data["seed"][i]))
+        for k, v in sets.items():
+            acc[k].append(float(shape.sdf(v[i]).abs().mean()))
+    return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
 # ---------------------------------------------------------------------------

@@ -30,21 +30,32 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from course_lib import config, ops, viz
+from course_lib import config, ops, results, viz
 from course_lib.experiments import point_sets as P
+from course_lib.experiments.common import format_table, predict, summarize
 from course_lib.models import PointSetGenDecoder
 
 print(config.describe())
 
 # %% [markdown]
 # Every size comes from the `ch05.*` block of `course_lib.config`. In the `ci` profile
-# everything is tiny and barely trained: only the code path is shown, and the numbers
-# quoted in the text come from the laptop-profile benchmark
-# (`benchmarks/results/point_sets-laptop-cpu2.md`).
+# everything is tiny and barely trained: only the code path is shown. The measured numbers
+# of the text are read from the laptop-profile benchmark's results file
+# (`benchmarks/point_sets.py` writes `benchmarks/results/point_sets-laptop.json`), never typed
+# in: where it has not been measured yet, the cell says so and prints the command.
 
 # %%
 SZ = config.sizes(prefix="ch05.")
 print({k: SZ[k] for k in ("n_points", "n_fc", "map_size", "epochs", "emd_method", "mean_points")})
+MEASURED = results.show("point_sets", "laptop")  # None until the laptop benchmark has run
+COMPLEXITY = results.show("point_sets_complexity", "laptop",
+                          command="COURSE_PROFILE=laptop python benchmarks/point_sets.py --only-complexity")
+
+
+def measured(*keys, fmt="{:.3g}", source="point_sets"):
+    """A number of the laptop benchmark's results file, formatted (or 'not measured yet')."""
+    v = results.get(source, *keys, default=None)
+    return "(not measured yet)" if v is None else fmt.format(v)
 
 # %% [markdown]
 # ## 1. Two distances between point sets
@@ -151,17 +162,44 @@ for r in rows:
 
 # %% [markdown]
 # Read the slopes on the log-log plot: doubling $N$ multiplies the time by about $2^k$ for a
-# method of order $N^k$. What we measured on the laptop benchmark (2 CPU cores, see
-# `benchmarks/results/point_sets_complexity-laptop-cpu2.md`): the Chamfer distance (KD-tree)
-# took 0.5 to 6 milliseconds from 64 to 2,048 points, with well under 1 MB of extra memory.
-# The exact EMD went from 0.6 ms at 64 points to 0.49 s at 2,048 (each doubling of $N$
-# multiplied its time by 3 to 6), and its peak memory followed the $N \times N$ float64 cost
-# matrix (64 MB at 2,048). The auction (a compiled loop on the CPU) matched it at small $N$
-# and was 3.5x faster at 2,048 (0.14 s), with an error below 2e-4 relative (certified below
-# `rel_tol`). Sinkhorn was 15 to 65 times slower than exact on the CPU (it pays off on a
-# GPU, where its iterations run in parallel over a batch); its value is an upper bound (its
-# plan is rounded to an exactly feasible one), 0.25 % above the exact EMD at 64 points and
-# 0.8 % at 2,048 with the library's default settings.
+# method of order $N^k$. The cell below states what the laptop benchmark measured (2 CPU
+# cores, `benchmarks/point_sets.py --only-complexity`), read from its results file, and the
+# same summary of the live rows above.
+
+# %%
+def complexity_report(summary, label):
+    m = summary["methods"]
+    lines = [f"{label}:"]
+    if "chamfer" in m:
+        c = m["chamfer"]
+        lines.append(f"- Chamfer (KD-tree): {1e3 * c['seconds_min_n']:.2g} ms at N = {c['n_min']}, "
+                     f"{1e3 * c['seconds_max_n']:.2g} ms at N = {c['n_max']}, peak extra memory {c['peak_MB']:.2g} MiB")
+    if "exact" in m:
+        e = m["exact"]
+        lines.append(f"- exact EMD: {e['seconds_min_n']:.2g} s at N = {e['n_min']}, {e['seconds_max_n']:.2g} s at "
+                     f"N = {e['n_max']}; each doubling of N multiplied its time by "
+                     + ", ".join(f"{g:.1f}" for g in e["growth"])
+                     + f"; peak memory {e['peak_MB']:.0f} MiB at N = {e['n_max']} (an N x N float64 cost matrix is "
+                     f"{8 * e['n_max'] ** 2 / 2 ** 20:.0f} MiB)")
+    for key, name, word in (("auction_speedup", "auction", "faster"), ("sinkhorn_slowdown", "sinkhorn", "slower")):
+        if summary.get(key) and name in m:
+            r = [v for _, v in summary[key]]
+            lines.append(f"- {name}: {min(r):.2g} to {max(r):.2g} times {word} than exact "
+                         f"({summary[key][-1][1]:.2g} at N = {summary[key][-1][0]}); value / exact EMD - 1 = "
+                         f"{m[name]['rel_err_min_n']:.1e} at N = {m[name]['n_min']}, "
+                         f"{m[name]['rel_err_max_n']:.1e} at N = {m[name]['n_max']}")
+    print("\n".join(lines))
+
+
+if COMPLEXITY is not None:
+    complexity_report(COMPLEXITY.data["complexity"]["summary"], "laptop benchmark")
+complexity_report(P.complexity_summary(rows), f"this notebook ({config.get_profile()} profile, live)")
+
+# %% [markdown]
+# The auction is a compiled loop on the CPU; its matching is certified within `rel_tol` of the
+# optimum. Sinkhorn's value is an upper bound (its plan is rounded to an exactly feasible
+# one); each of its iterations is a dense matrix product, the kind of work a GPU runs in
+# parallel over a batch, which a 2-core CPU cannot exploit.
 #
 # This is why the Chamfer distance is the default loss, and why our EMD-trained model
 # below uses small sets ($N$ = `ch05.n_points`) and an exact or certified solver (the
@@ -213,21 +251,29 @@ viz.plot_curves(centers, hist, title="radii of the mean's points (circles of rad
                 xlabel="radius", ylabel="number of points")
 
 # %% [markdown]
-# **What we observe** (laptop profile, 128 points, 400 steps; `benchmarks/results/point_sets-laptop-cpu2.md`):
+# **What to look for** (the table below is the laptop benchmark's, read from its results file):
 #
-# - The **EMD mean is one circle**: every point ends at the same radius (spread below
-#   0.01), close to the mean radius 0.65. With a one-to-one matching, each point is pulled
+# - The **EMD mean is one circle**: every point ends at nearly the same radius, close to the
+#   mean radius 0.65 of the two circles. With a one-to-one matching, each point is pulled
 #   towards the average of the points it is matched to, and those come from both circles.
 # - The **Chamfer mean splits** into concentric rings: most points sit on a ring near the
-#   middle radius, and a few form rings near the two extreme radii (in a longer run of ours,
-#   at 0.33 and 0.94 for circles of radius 0.3 and 1.0). Each extra ring lowers the
+#   middle radius, and a few form rings near the two extreme radii. Each extra ring lowers the
 #   target-to-prediction term for the circles near it, at the price of a few points far
-#   from the other circles. The radial spread (std 0.08 to 0.15) is more than 30 times that
-#   of the EMD mean.
+#   from the other circles: its radial spread is many times that of the EMD mean.
 # - On spheres the picture is the same in 3D; the EMD mean's radius is a little below the
 #   mean radius (at finite $N$ the matched target points are spread over directions, and
 #   their average is shorter).
-#
+
+# %%
+if MEASURED is not None and "mean_shape" in MEASURED.data:
+    ms = MEASURED.data["mean_shape"]
+    print(f"laptop benchmark: {ms['n_points']} points, {ms['steps']} steps, {ms['batch']} rings per step")
+    print(f"{'ring':>7} {'radius law':>10} {'distance':>8} {'mean r':>7} {'std r':>6} {'q10':>5} {'q50':>5} {'q90':>5}")
+    for r in ms["rows"]:
+        print(f"{r['ring']:>7} {r['radius_law']:>10} {r['distance']:>8} {r['mean']:7.3f} {r['std']:6.3f} "
+              f"{r['q10']:5.2f} {r['q50']:5.2f} {r['q90']:5.2f}")
+
+# %% [markdown]
 # So a Chamfer-trained network hedges by *scattering* points over the plausible shapes,
 # while an EMD-trained network predicts a single, *averaged* shape with evenly spread
 # points. Try other radius laws and sizes with the widget (each redraw optimises both means
@@ -286,38 +332,66 @@ print(dec)
 # trains (laptop profile: a few minutes each on 2 cores).
 
 # %%
-train_pts = P.point_clouds("train", None, SZ["categories"], SZ["train_per_category"])["points"]
-test = P.point_clouds("test", None, SZ["categories"], SZ["test_per_category"])
-gt, oracle = P.held_out(test["points"], SZ["n_points"], seed=123)
+train = P.train_data()  # input `points` and an independent sampling `target_points` of each surface
+test = P.test_data()    # held-out shapes: input, ground truth and oracle, three independent samplings
+gt, oracle = test["target_points"], test["oracle_points"]
 models, hists = {}, {}
 for kind in ("chamfer", "emd"):
-    models[kind], hists[kind] = P.train_autoencoder(kind, train_points=train_pts)
+    models[kind], hists[kind] = P.train_autoencoder(kind, data=train)
 
 # %% [markdown]
 # The table evaluates both on held-out shapes, in one convention (printed below the
-# table). The **oracle** row is what a perfect sampler of the true surface would score: $N$
-# independent samples of the same surface. No $N$-point prediction is expected to beat it
-# on average.
+# table). The encoder sees one sampling of each test surface (`test["points"]`); every metric
+# compares the prediction with an *independent* sampling (`test["target_points"]`), so a model
+# cannot score well by copying its input. The **oracle** row scores a third independent
+# sampling of the true surface against the same ground truth.
+#
+# The oracle is a **reference, not a floor**. Its points lie exactly on the surface, but they
+# are i.i.d.: they clump in places and leave gaps in others, and both the Chamfer distance and
+# the EMD charge for that. Points on the same surface spread *evenly* do better: the row
+# "even" is a farthest-point sample of a dense sampling of the true surface (`P.even_reference`),
+# and it beats the oracle on CD, EMD and F-score. A trained decoder that spreads its points
+# evenly can therefore score below the oracle without being a perfect model; compare models
+# with each other at equal sampling, and read the oracle as the level of an i.i.d. sample.
 
 # %%
-preds = {k: P.predict(m, gt) for k, m in models.items()}
-rows = {"oracle": P.evaluate_sets(oracle, gt)}
+preds = {k: predict(m, test["points"]) for k, m in models.items()}
+even = P.even_reference("test", SZ["n_points"])
+rows = {"oracle (i.i.d. sampling)": P.evaluate_sets(oracle, gt), "even (farthest-point sample)": P.evaluate_sets(even, gt)}
 rows.update({f"trained with {k}": P.evaluate_sets(p, gt) for k, p in preds.items()})
-table = P.results_table(rows)
-print(P.format_table(table))
+table = summarize(rows)
+print(f"this notebook ({config.get_profile()} profile, live):")
+print(format_table(table))
 print()
 print(P.CONVENTION)
 
 # %% [markdown]
-# **What we measured** (laptop profile, 100 held-out shapes, 256 points; exact numbers in
-# the benchmark file): both models are within 1.4 times the oracle's Chamfer distance. The
-# Chamfer-trained model has the slightly lower Chamfer distance (17.6 against 18.6, x1e3)
-# and F-score; the EMD-trained model has a far lower EMD (13.5 against 20.5, x1e2: the
-# oracle's level, 13.3) and **more uniform** points: NN-CV (the coefficient of variation of
-# nearest-neighbour distances) 0.37 against 0.47. Both are below the 0.51 of i.i.d. surface
-# samples: a trained set is more regular than a random sample. Colour each predicted point
-# by its distance to its nearest neighbour to see where the Chamfer model leaves gaps and
-# packs points together.
+# **What the laptop benchmark measured** (read from its results file; same convention).
+# Compare the two losses on each metric: which model wins on its own loss, which one has the
+# more uniform points (lower NN-CV), and where the i.i.d. oracle and the even sample sit.
+
+# %%
+def print_measured_table(section, names):
+    if MEASURED is None or section not in MEASURED.data:
+        print("laptop benchmark: not measured yet: `COURSE_PROFILE=laptop python benchmarks/point_sets.py`")
+        return None
+    rows_m = MEASURED.data[section]["rows"]
+    table_m = [{"model": names.get(k, k), **{m: tuple(v) for m, v in r.items()}} for k, r in rows_m.items()]
+    print(f"laptop benchmark ({MEASURED.data[section].get('n_test', '?')} held-out shapes):")
+    print(format_table(table_m))
+    return rows_m
+
+
+ae_rows = print_measured_table("autoencoding", {"oracle": "oracle (i.i.d. sampling)", "even": "even (farthest-point)",
+                                                "chamfer": "trained with chamfer", "emd": "trained with emd"})
+if ae_rows:
+    cd_o = ae_rows["oracle"]["CD x1e3"][0]
+    for k in ("chamfer", "emd"):
+        print(f"{k}: CD / oracle CD = {ae_rows[k]['CD x1e3'][0] / cd_o:.2f}")
+
+# %% [markdown]
+# Colour each predicted point by its distance to its nearest neighbour to see where the
+# Chamfer model leaves gaps and packs points together.
 
 # %%
 i = 0
@@ -354,18 +428,21 @@ for k, p in preds.items():
 # of the paper: from one image, predict the whole point set. A view does not show the back
 # of the object, so the target is uncertain, and the mean-shape experiment above predicts
 # what the Chamfer loss does with that uncertainty. (A few categories, Chamfer loss, the
-# `ch05.svr_*` sizes.) On the laptop benchmark (4 categories, 160 training views of 64 px),
-# the held-out Chamfer distance was 20.4 (x1e3) against the oracle's 13.7: 1.5 times the
-# floor, where the auto-encoder, which sees the points, reached 1.3 times.
+# `ch05.svr_*` sizes.) The laptop benchmark's numbers follow the live ones.
 
 # %%
-svr_train = P.view_point_pairs("train")
-svr_test = P.view_point_pairs("test")
+svr_train = P.view_data("train")
+svr_test = P.view_data("test")
 svr, svr_hist = P.train_single_view(data=svr_train)
-svr_pred = P.predict(svr, svr_test["rgb"])
-svr_gt, _ = P.held_out(svr_test["points"], SZ["n_points"], seed=5)
+svr_pred = predict(svr, svr_test["rgb"])
+svr_gt = svr_test["target_points"]
 svr_cd = P.evaluate_sets(svr_pred, svr_gt)["CD x1e3"]
-print(f"single view: CD x1e3 on {len(svr_cd)} held-out views = {float(svr_cd.mean()):.2f}")
+print(f"this notebook: single view, CD x1e3 on {len(svr_cd)} held-out views = {float(svr_cd.mean()):.2f}")
+sv_rows = print_measured_table("single_view", {"single_view": "PointSetGen, single view"})
+if sv_rows and ae_rows:
+    print(f"single view: CD / oracle CD = {sv_rows['single_view']['CD x1e3'][0] / sv_rows['oracle']['CD x1e3'][0]:.2f}"
+          f" (the auto-encoder, which sees the points: "
+          f"{ae_rows['chamfer']['CD x1e3'][0] / ae_rows['oracle']['CD x1e3'][0]:.2f})")
 j = 0
 viz.subplots([viz.plot_images(svr_test["rgb"][j], titles=["input view"]),
               viz.plot_points(svr_pred[j], color="crimson", size=3, title="predicted points"),
@@ -385,32 +462,27 @@ viz.subplots([viz.plot_images(svr_test["rgb"][j], titles=["input view"]),
 #    can measure how far each predicted point is from the true surface.
 
 # %%
-H, W = dec.map_size
-k = "chamfer"
-grid = preds[k][:, dec.n_fc:].reshape(-1, H, W, 3)
-edges = torch.cat([(grid[:, 1:] - grid[:, :-1]).norm(dim=-1).flatten(1),
-                   (grid[:, :, 1:] - grid[:, :, :-1]).norm(dim=-1).flatten(1)], 1)
-spacing = P.nn_distances(preds[k]).median(1).values
-print(f"map-grid edges / nearest-neighbour spacing: median {float((edges.median(1).values / spacing).mean()):.1f}, "
-      f"90th percentile {float((edges.quantile(0.9, dim=1) / spacing).mean()):.1f}")
-
-from course_lib.data import make_shape  # noqa: E402
-
-sdf_err = {name: [] for name in ("oracle", *preds)}
-for s_i in range(min(10, gt.shape[0])):
-    shape = make_shape(test["category"][s_i], test["seed"][s_i])
-    sdf_err["oracle"].append(shape.sdf(oracle[s_i]).abs().mean())
-    for name, p in preds.items():
-        sdf_err[name].append(shape.sdf(p[s_i]).abs().mean())
+grid_stats = {k: P.map_grid_stats(p, dec.n_fc, dec.map_size) for k, p in preds.items()}
+sdf_err = P.surface_distances(test, {"oracle": oracle, **preds}, max_shapes=10)
+print(f"this notebook ({config.get_profile()} profile, live; |SDF| over the first 10 test shapes):")
+for k, g in grid_stats.items():
+    print(f"{k:>8}: map-grid edge / nearest-neighbour spacing: median {g['edge_over_spacing_median']:.1f}, "
+          f"90th percentile {g['edge_over_spacing_p90']:.1f}; spacing {g['spacing_median']:.3f}")
 for name, v in sdf_err.items():
-    print(f"{name:>8}: mean distance of the points to the true surface {float(torch.stack(v).mean()):.4f}")
+    print(f"{name:>8}: mean distance of the points to the true surface {v:.2g}")
+if MEASURED is not None and "limits" in MEASURED.data:
+    lim = MEASURED.data["limits"]
+    print(f"laptop benchmark (all {MEASURED.data['autoencoding']['n_test']} test shapes):")
+    for k, g in lim["map_grid"].items():
+        print(f"{k:>8}: edge / spacing median {g['edge_over_spacing_median']:.1f}, 90th percentile "
+              f"{g['edge_over_spacing_p90']:.1f}; spacing {g['spacing_median']:.3f}; mean |SDF| {lim['sdf_mean'][k]:.2g}")
+    print(f"  oracle: mean |SDF| {lim['sdf_mean']['oracle']:.2g}")
 
 # %% [markdown]
-# What we measured (laptop profile, all 100 test shapes): the map-grid edges are 6 to 8
-# times longer than the nearest-neighbour spacing (median; 12 to 14 times at the 90th
-# percentile), so the grid is no mesh of the surface. The oracle's points lie on the
-# surface (mean |SDF| below 1e-8: they are projected onto it), while the predicted points
-# are on average 0.04 away from it, about half their own spacing (0.08 to 0.09). Chapter 06 answers
+# Read the numbers above: the map-grid edges are several times longer than the
+# nearest-neighbour spacing, so the grid is no mesh of the surface. The oracle's points lie on
+# the surface (they are projected onto it: |SDF| at rounding level), while the predicted points
+# are off it by a sizeable fraction of their own spacing. Chapter 06 answers
 # all three limits with one change: instead of predicting points, predict a *map* from a 2D
 # square (or a sphere) to the surface. Sample the square as densely as you like (any number
 # of points), keep the square's triangulation (connectivity), and every point is, by
@@ -424,8 +496,10 @@ for name, v in sdf_err.items():
 # - The mean shape of a distribution reveals the distance: the EMD mean is one averaged
 #   shape, the Chamfer mean scatters its points over the plausible shapes.
 # - PointSetGen merges an FC branch (free points) and an upconvolution branch (a map of
-#   points). Trained with EMD its points are more uniform; trained with Chamfer it wins on
-#   the Chamfer distance.
+#   points). The same model trained with Chamfer or with EMD is judged on an independent
+#   sampling of the held-out surfaces: compare the two on each metric and on uniformity.
+# - The oracle (an i.i.d. sampling of the true surface) is a reference, not a floor: an evenly
+#   spread sample of the same surface beats it.
 # - Its limits (fixed $N$, no connectivity, no surface) motivate chapter 06.
 #
 # ## Exercises to go further
