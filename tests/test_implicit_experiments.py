@@ -1,0 +1,97 @@
+"""The chapter-07 experiment recipe on ci sizes: data, evaluation against an exact field, MISE, smoke hook."""
+
+import pytest
+import torch
+from torch import nn
+
+from course_lib.data import make_shape
+from course_lib.experiments import implicit as ex
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def test_data():
+    return ex.implicit_data("test", categories=("chair",), per_category=2, profile="ci", n_pool=600)
+
+
+def test_implicit_data_keys_and_labels(test_data):
+    d = test_data
+    assert d["query"].shape == (2, 600, 3) and d["occupancy"].shape == (2, 600) and d["occupancy"].dtype == torch.bool
+    shape = make_shape(d["category"][0], int(d["seed"][0]))
+    assert torch.equal(d["occupancy"][0], shape.sdf(d["query"][0]) < 0)
+    assert d["target_points"].shape[0] == 2 and d["target_normals"].shape == d["target_points"].shape
+    assert d["query"].abs().max() <= 1
+
+
+def test_sampling_strategies_differ():
+    kw = dict(categories=("mug",), per_category=1, profile="ci", n_pool=2000, kind="sdf")
+    near = ex.implicit_data("train", sampling="near", **kw)["sdf"].abs()
+    uni = ex.implicit_data("train", sampling="uniform", **kw)["sdf"].abs()
+    mix = ex.implicit_data("train", sampling="mix", **kw)["sdf"].abs()
+    assert (near < 0.1).float().mean() > 0.9
+    assert (uni < 0.1).float().mean() < 0.4
+    assert (near < 0.1).float().mean() > (mix < 0.1).float().mean() > (uni < 0.1).float().mean()
+    with pytest.raises(ValueError, match="sampling"):
+        ex.implicit_data("train", sampling="poisson", **kw)
+
+
+def test_query_sampler_shapes():
+    data = {"query": torch.rand(3, 50, 3), "occupancy": torch.rand(3, 50) > 0.5, "points": torch.rand(3, 40, 3)}
+    out = ex.QuerySampler(20, 10, 0.01)(data, torch.Generator().manual_seed(0))
+    assert out["query"].shape == (3, 20, 3) and out["occupancy"].shape == (3, 20) and out["input"].shape == (3, 10, 3)
+    # labels follow their points
+    for b in range(3):
+        for q, o in zip(out["query"][b], out["occupancy"][b]):
+            j = (data["query"][b] == q).all(-1).nonzero()[0, 0]
+            assert data["occupancy"][b, j] == o
+
+
+class ExactDecoder(nn.Module):
+    """A 'model' whose code indexes a list of shapes and whose field is their exact SDF."""
+
+    kind, level, inside = "sdf", 0.0, "below"
+    c_dim = 1
+
+    def __init__(self, shapes):
+        super().__init__()
+        self.shapes = shapes
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, points, z):
+        return torch.stack([self.shapes[int(z[b, 0])].sdf(points[b]) for b in range(points.shape[0])])
+
+
+def test_evaluation_of_an_exact_field_is_near_perfect(test_data):
+    shapes = [make_shape(c, int(s)) for c, s in zip(test_data["category"], test_data["seed"])]
+    model = ExactDecoder(shapes)
+    res = ex.evaluate_fields(model, torch.arange(2.0)[:, None], test_data, profile="ci", deepsdf=True, keep_meshes=1)
+    m = res["metrics"]
+    assert res["empty"] == 0 and len(res["meshes"]) == 1
+    assert (m["iou"] > 0.97).all()
+    # with few surface samples the floor is the sampling itself: compare with two samplings of the truth
+    oracle = ex.oracle_chamfer(test_data, "occnet")
+    assert (m["cd_l1"] < 1.3 * oracle).all() and (m["nc"] > 0.85).all()
+    assert (m["thin_cd"] < 1.5 * oracle).all()
+    # an inverted field is caught by every metric
+    class Inverted(ExactDecoder):
+        def forward(self, points, z):
+            return super().forward(points, z) * 0 + 1.0 - 2.0 * (points.norm(dim=-1) < 0.3).float()
+    bad = ex.evaluate_fields(Inverted(shapes), torch.arange(2.0)[:, None], test_data, profile="ci")["metrics"]
+    assert (bad["iou"] < 0.5).all() and (bad["cd_l1"] > 0.05).all()
+
+
+def test_mise_experiment_same_mesh_fewer_evaluations():
+    r = ex.mise_experiment(make_shape("lamp", 1000).sdf, 65, 17)
+    assert r["chamfer"] == 0.0 and r["fraction"] < 0.35 and r["vertices_hierarchical"] == r["vertices_dense"]
+
+
+def test_smoke_ci():
+    out = ex.smoke("cpu", steps=1, profile="ci")
+    assert all(v == v for v in out.values()) and out["occnet_params"] > 0 and out["deepsdf_loss"] > 0
+
+
+def test_builders_reject_unknown_decoder():
+    with pytest.raises(ValueError, match="decoder"):
+        ex.build_occnet("pointflow", profile="ci")
+    assert ex.build_occnet("imnet", profile="ci").level == 0.5
