@@ -1,0 +1,432 @@
+# %% [markdown]
+# # 08 · Primitives: shapes as a few cuboids and superquadrics
+#
+# The previous chapters reconstruct a surface as faithfully as they can: thousands of points,
+# a mesh, a fine field. This chapter asks for the opposite: describe a chair with **as few
+# simple solids as possible**, a box for the seat, one for the back, four thin ones for the
+# legs. Such an abstraction is useful in itself (it exposes the parts and the structure of a
+# shape, it can be edited or animated), and for man-made objects it captures sharp edges that
+# smooth decoders round off.
+#
+# Two difficulties, both unsupervised (nobody tells the network where the parts are):
+#
+# 1. **placing** the primitives: a loss between a *union of solids* and a target surface;
+# 2. **how many**: each of $M$ predicted primitives may or may not exist, a discrete choice that
+#    gradient descent cannot make directly.
+#
+# We follow [Tulsiani2017] (cuboids, existence learned with REINFORCE) and
+# [Paschalidou2019] (superquadrics, and an exact expectation that needs no REINFORCE: the
+# *reordering trick*). Everything runs the library: `course_lib.models.primitives` (primitives,
+# losses, both estimators) and `course_lib.experiments.primitives` (data, training, metrics),
+# which the benchmark `benchmarks/primitives.py` also uses.
+
+# %%
+import math
+
+import torch
+
+from course_lib import config, results, viz
+from course_lib.experiments import primitives as E
+from course_lib.models import primitives as P
+
+print(config.describe())
+
+# %% [markdown]
+# Sizes come from the `ch08.*` block of `course_lib.config`; in the `ci` profile the models are
+# trained for a few steps only, so their pictures are rough and their numbers mean nothing. The
+# measured numbers are read from the laptop benchmark's results file
+# (`benchmarks/results/primitives-laptop.json`), never typed in; the cells below say when it
+# has not been measured yet and show live, `ci`-sized numbers, labelled as such.
+
+# %%
+SZ = config.sizes(prefix="ch08.")
+PROFILE = config.get_profile()
+print({k: SZ[k] for k in ("categories", "train_per_category", "n_points", "n_primitives", "n_samples", "epochs")})
+MEASURED = results.show("primitives", "laptop")
+
+# %% [markdown]
+# ## 1. Two families of primitives
+#
+# A primitive lives in its own frame: a half-size $a = (a_1, a_2, a_3)$, a rotation $R$ (given
+# by a unit quaternion, which a network can output as any 4-vector and normalise), a
+# translation $t$: a world point $p$ has local coordinates $x = R^\top (p - t)$.
+#
+# A **superquadric** [Barr1981, Paschalidou2019] adds two shape exponents. Its
+# *inside-outside function*
+#
+# $$
+# F(x) = \Big(\big|\tfrac{x_1}{a_1}\big|^{2/\varepsilon_2} + \big|\tfrac{x_2}{a_2}\big|^{2/\varepsilon_2}\Big)^{\varepsilon_2/\varepsilon_1}
+#        + \big|\tfrac{x_3}{a_3}\big|^{2/\varepsilon_1}
+# $$
+#
+# is below 1 inside, 1 on the surface, above 1 outside. $\varepsilon_2$ shapes the horizontal
+# cross-section, $\varepsilon_1$ the vertical profile: $\varepsilon_1=\varepsilon_2=1$ is an
+# ellipsoid, both near 0 a box with sharp edges, $\varepsilon=2$ an octahedron, and in between
+# cylinders ($\varepsilon_1 \to 0$, $\varepsilon_2 = 1$), rounded boxes and pillows. One
+# family, 11 numbers, from spheres to boxes. $F$ is computed in log space
+# (`P.superquadric_inside_outside`): with small exponents the powers $2/\varepsilon$ are large
+# and would overflow.
+#
+# A **cuboid** [Tulsiani2017] is the limit: $F_\square(x) = \max_k (x_k/a_k)^2$.
+#
+# Move the sliders. The points are surface samples, drawn **uniformly over the area** (section 2).
+
+# %%
+def show_superquadric(eps1=1.0, eps2=1.0, a1=0.5, a2=0.35, a3=0.25):
+    prims = P.Primitives(size=torch.tensor([[[a1, a2, a3]]]), eps=torch.tensor([[[eps1, eps2]]]),
+                         rotation=torch.tensor([[[1.0, 0.0, 0.0, 0.0]]]), translation=torch.zeros(1, 1, 3),
+                         prob=torch.ones(1, 1))
+    mesh = P.primitive_meshes(prims, 0, resolution=32)[0]
+    pts = prims.sample_surface(600, torch.Generator().manual_seed(0))[0, 0]
+    fig = viz.plot_mesh(mesh, color="lightsteelblue", opacity=0.6,
+                        title=f"superquadric eps1={eps1:.2f}, eps2={eps2:.2f}, a=({a1:.2f}, {a2:.2f}, {a3:.2f})")
+    return viz.plot_points(pts, color="crimson", size=2.0, fig=fig)
+
+
+viz.interact(show_superquadric, eps1=(0.1, 2.0, 0.1, 1.0), eps2=(0.1, 2.0, 0.1, 1.0), a1=(0.1, 1.0, 0.05, 0.5),
+             a2=(0.1, 1.0, 0.05, 0.35), a3=(0.1, 1.0, 0.05, 0.25))
+
+# %% [markdown]
+# The analytic cases, checked: for the sphere $F = |x|^2/r^2$; for the octahedron
+# ($\varepsilon = 2$) $F = |x_1|+|x_2|+|x_3|$; and $F^{\varepsilon}$ tends to the cuboid's
+# $F_\square$ as $\varepsilon\to 0$ ($F$ is homogeneous of degree $2/\varepsilon_1$, so its
+# $\varepsilon$-th power is a scale-consistent "norm").
+
+# %%
+x = torch.randn(1000, 3, dtype=torch.float64)
+a = torch.tensor([0.9, 0.5, 0.3], dtype=torch.float64)
+r = torch.full((3,), 0.7, dtype=torch.float64)
+print("sphere:", float((P.superquadric_inside_outside(x, r, torch.ones(2, dtype=torch.float64))
+                        - (x ** 2).sum(-1) / 0.49).abs().max()))
+print("octahedron:", float((P.superquadric_inside_outside(x, torch.ones(3, dtype=torch.float64),
+                                                          torch.full((2,), 2.0, dtype=torch.float64))
+                            - x.abs().sum(-1)).abs().max()))
+box = P.cuboid_inside_outside(x.clamp(-1, 1), a)
+for e in (0.5, 0.2, 0.1, 0.05):
+    f = P.superquadric_inside_outside(x.clamp(-1, 1), a, torch.full((2,), e, dtype=torch.float64))
+    print(f"eps = {e:4.2f}: max |F^eps / F_box - 1| = {float((f ** e / box - 1).abs().max()):.3f}")
+
+# %% [markdown]
+# ## 2. Samples uniform over the surface, not over the angles
+#
+# The losses below compare points sampled on each primitive with the target, so the samples
+# must cover the surface evenly. The classical parametrisation by two angles,
+# $x_1 = a_1 \cos^{\varepsilon_1}\!\eta\,\cos^{\varepsilon_2}\!\omega$, ... (signed powers), is
+# *not* uniform: with small exponents most of the angle range maps to the edges and corners,
+# and the faces get few points. Paschalidou's code steps the angles adaptively to keep the
+# distance between samples constant. We use another exact route:
+#
+# 1. directions $u$ uniform on the unit sphere, projected radially onto the unit-size
+#    superquadric, $p = u\,F(u)^{-\varepsilon_1/2}$ (exact, because $F$ is homogeneous);
+# 2. the area that a small solid angle around $u$ covers is $dA = r^3 |\nabla F(p)|\,d\Omega\,/\,k$
+#    with $r=|p|$, $k = 2/\varepsilon_1$ (Euler's identity $\nabla F\cdot p = kF$), times the
+#    stretch $a_1a_2a_3\,|a^{-1}\odot n|$ of the scaling by $a$;
+# 3. resample the candidates in proportion to that area (`P.sample_superquadric_surface`).
+#
+# The selection is discrete, but the selected points are differentiable functions of $a$ and
+# $\varepsilon$: the losses move the primitives through them.
+#
+# Measured: the share of samples in 24 regions of the surface against a reference of
+# area-weighted samples of a fine marching-cubes mesh (total variation, 0 = identical;
+# `E.sampling_uniformity`).
+
+# %%
+a_box, e_box = (0.8, 0.5, 0.4), (0.2, 0.3)
+tv = E.sampling_uniformity(a_box, e_box, n=20000)
+print(f"size {a_box}, eps {e_box}: total variation to uniform, area-weighted {tv['area']:.3f}, "
+      f"uniform angles {tv['angles']:.3f}")
+g = torch.Generator().manual_seed(0)
+size_t, eps_t = torch.tensor([a_box], dtype=torch.float64), torch.tensor([e_box], dtype=torch.float64)
+area_pts = P.sample_superquadric_surface(size_t, eps_t, 1500, generator=g)[0]
+eta = (torch.rand(1500, generator=g, dtype=torch.float64) - 0.5) * math.pi
+om = (2 * torch.rand(1500, generator=g, dtype=torch.float64) - 1) * math.pi
+angle_pts = P.superquadric_angle_points(eta, om, size_t[0], eps_t[0])
+viz.subplots([viz.plot_points(angle_pts, size=1.5), viz.plot_points(area_pts, size=1.5)],
+             titles=["uniform angles: crowded edges", "area-weighted resampling"], height=340)
+
+# %% [markdown]
+# ## 3. A loss between a union of solids and a surface
+#
+# The target is a set of surface points $X$ (ShapeNet-lite). The primitives give surface
+# samples $P_m$. A plain Chamfer distance between $X$ and $\bigcup_m P_m$ is wrong for a
+# *union*: where two primitives overlap, the part of each surface that lies **inside the other**
+# is not on the surface of the union, and its samples are far from every target point. Chamfer
+# would push the primitives apart to make those samples disappear, although the union is right.
+# Hence the two directions of [Tulsiani2017]:
+#
+# - **coverage** $X\to P$: every target point should be near some primitive,
+#   $\Delta_i^m$ = squared distance from $x_i$ to the samples of primitive $m$, **zero when $x_i$
+#   is inside $m$** (it is covered), and the loss is $\frac1N\sum_i\min_m \Delta_i^m$;
+# - **consistency** $P\to X$: the samples of each primitive should be near the target, **except
+#   samples inside another primitive**, which are discarded.
+#
+# Two overlapping spheres whose union is the target: with the inner samples discarded the
+# loss is near zero; without, it is not.
+
+# %%
+def two_spheres(gap):
+    return P.Primitives(size=torch.full((1, 2, 3), 0.5, dtype=torch.float64), eps=torch.ones(1, 2, 2, dtype=torch.float64),
+                        rotation=torch.tensor([[[1.0, 0, 0, 0]] * 2], dtype=torch.float64),
+                        translation=torch.tensor([[[-gap, 0, 0], [gap, 0, 0]]], dtype=torch.float64),
+                        prob=torch.ones(1, 2, dtype=torch.float64))
+
+
+target = P.union_surface_points(two_spheres(0.25), 2000, generator=torch.Generator().manual_seed(1))[0][None]
+terms = P.primitive_terms(two_spheres(0.25), target, 400, generator=torch.Generator().manual_seed(2))
+both = torch.ones(1, 1, 2, dtype=torch.float64)
+kept = P.configuration_loss(terms, both)
+naive = P.configuration_loss(P.PrimitiveTerms(terms.coverage_dist, terms.sample_dist,
+                                              torch.zeros_like(terms.sample_inside), terms.prob), both)
+print(f"consistency with the inner samples discarded: {float(kept['consistency']):.5f}; "
+      f"plain (all samples): {float(naive['consistency']):.5f}; coverage {float(kept['coverage']):.5f}")
+samples = two_spheres(0.25).sample_surface(400, torch.Generator().manual_seed(2))[0].reshape(-1, 3)
+inner = terms.sample_inside[0].any(-1).reshape(-1).float()
+viz.plot_points(samples, color=inner, colorscale=[[0, "steelblue"], [1, "orange"]],
+                title="samples of two overlapping spheres; orange: inside the other sphere (discarded)")
+
+# %% [markdown]
+# ## 4. How many primitives? Existence as Bernoulli variables
+#
+# The network predicts $M$ primitives and, for each, a probability $\theta_m$ that it exists:
+# $z_m\sim\mathrm{Bern}(\theta_m)$, independent. For a configuration $z$ the loss
+# $L(z)$ simply ignores the absent primitives (coverage: the minimum over existing ones only;
+# consistency: only existing primitives' samples, and only the other *existing* primitives
+# discard them). The training loss is its expectation
+#
+# $$ \mathcal L(\theta) = \mathbb E_{z\sim p_\theta}\big[L(z)\big] = \sum_{z\in\{0,1\}^M} p_\theta(z)\,L(z), $$
+#
+# a sum over $2^M$ configurations. Plus a parsimony term $\lambda\,\mathbb E[\#\text{primitives}]
+# = \lambda\sum_m\theta_m$. When no primitive exists the coverage has no minimum; we give it a
+# fixed cost (`ch08.empty` = 4, the largest squared distance within the unit ball), so that
+# switching everything off is never free. (Paschalidou's code counts it as 0.)
+#
+# ### 4.1 The log-likelihood trick (REINFORCE) [Williams1992]
+#
+# For a discrete $z$ the gradient of an expectation is
+#
+# $$
+# \nabla_\theta \mathbb E[L(z)] = \sum_z L(z)\,\nabla_\theta p_\theta(z)
+#   = \sum_z L(z)\,p_\theta(z)\,\nabla_\theta\log p_\theta(z)
+#   = \mathbb E\big[L(z)\,\nabla_\theta\log p_\theta(z)\big],
+# $$
+#
+# estimated by Monte Carlo with $K$ samples: $\hat g = \frac1K\sum_k (L(z_k) - b)\,\nabla_\theta\log p_\theta(z_k)$,
+# where for Bernoulli variables $\partial_{\theta_m}\log p_\theta(z) = z_m/\theta_m - (1-z_m)/(1-\theta_m)$.
+# The baseline $b$ changes nothing on average ($\mathbb E[\nabla\log p] = 0$) as long as it does
+# not depend on the current samples; Tulsiani's moving average of past losses
+# ($b\leftarrow 0.9\,b + 0.1\,\bar L$) is such a baseline, and it removes most of the variance.
+# The estimate is unbiased, but noisy. How noisy, on a real shape (the untrained model here, whose
+# probabilities all start near 0.92; "max |bias| / s.e." compares the mean of the estimates with the
+# exact gradient in units of its standard error, for the components whose rarer outcome is drawn
+# at least 10 times in expectation):
+
+# %%
+test = E.primitive_data("test")
+torch.manual_seed(0)
+init_model = E.build_model("superquadric").eval()
+with torch.no_grad():
+    prims0 = init_model(test["points"][:1])
+    terms0 = P.primitive_terms(prims0, test["target_points"][:1], SZ["n_samples"],
+                               generator=torch.Generator().manual_seed(0))
+live_var = E.gradient_variance(terms0, SZ["variance_ks"], SZ["variance_reps"], empty=SZ["empty"],
+                               parsimony=SZ["parsimony"])
+ks = live_var["ks"]
+print(f"exact gradient |g|^2 = {live_var['exact_norm2']:.3g}; live ({PROFILE} profile, {live_var['reps']} estimates per K):")
+for a_, b_ in zip(live_var["none"], live_var["baseline"]):
+    print(f"  K = {a_['k']:4d}: variance {a_['variance']:.3g} (no baseline) vs {b_['variance']:.3g} (baseline); "
+          f"max |bias| / s.e. {a_['max_z']:.2f} / {b_['max_z']:.2f} ({a_['untested']} of {SZ['n_primitives']} "
+          "components too rarely absent to test)")
+viz.plot_curves(ks, {"no baseline": [r["variance"] for r in live_var["none"]],
+                     "moving-average baseline": [r["variance"] for r in live_var["baseline"]],
+                     "|exact gradient|^2": [live_var["exact_norm2"]] * len(ks)},
+                title=f"REINFORCE: total variance of the gradient estimate (live, {PROFILE} profile)",
+                xlabel="samples K", ylabel="variance", log_x=True, log_y=True)
+
+# %% [markdown]
+# The variance falls like $1/K$, and the baseline lowers the whole curve. The laptop benchmark
+# measures the same on a *trained* model (whose probabilities are near 0 or 1, where the
+# score $1/(1-\theta)$ explodes for the rare absent draws):
+
+# %%
+if MEASURED is not None and "variance" in MEASURED.data:
+    v = MEASURED.data["variance"]
+    print(f"laptop benchmark, {v['reps']} estimates per K, |exact gradient|^2 = {v['exact_norm2']:.3g}")
+    for a_, b_ in zip(v["none"], v["baseline"]):
+        print(f"  K = {a_['k']:4d}: variance {a_['variance']:.3g} (no baseline), {b_['variance']:.3g} (baseline); "
+              f"max z {a_['max_z']:.2f} / {b_['max_z']:.2f} ({a_['untested']} components untested)")
+else:
+    print("laptop variance: not measured yet (COURSE_PROFILE=laptop python benchmarks/primitives.py)")
+
+# %% [markdown]
+# ### 4.2 The reordering trick: the exact expectation [Paschalidou2019]
+#
+# The consistency term is easy: it is *multilinear* in $z$ (each product involves distinct,
+# independent primitives), so its expectation is the same formula with $z$ replaced by
+# $\theta$. The coverage is the hard part, because of the minimum. Fix a target point $x_i$
+# and sort its distances, $\Delta_i^{(1)}\le\Delta_i^{(2)}\le\dots\le\Delta_i^{(M)}$. The
+# minimum over the existing primitives equals $\Delta_i^{(k)}$ exactly when the $k$-th closest
+# exists and the $k-1$ closer ones do not:
+#
+# $$
+# \min_{m: z_m=1}\Delta_i^m = \Delta_i^{(k)} \quad\text{iff}\quad z_{(1)}=\dots=z_{(k-1)}=0,\ z_{(k)}=1,
+# $$
+#
+# an event of probability $\theta_{(k)}\prod_{j<k}(1-\theta_{(j)})$. Hence
+#
+# $$
+# \mathbb E\Big[\min_{m: z_m=1}\Delta_i^m\Big] = \sum_{k=1}^M \Delta_i^{(k)}\,\theta_{(k)}\prod_{j<k}\big(1-\theta_{(j)}\big)
+#   \;+\; \texttt{empty}\prod_{k}(1-\theta_k):
+# $$
+#
+# a sort and an exclusive cumulative product, $O(M\log M)$ instead of $2^M$, exact, and
+# differentiable in both the distances and the probabilities (`P.expected_min_distance`).
+# Checked against the brute-force enumeration, values and gradients:
+
+# %%
+g = torch.Generator().manual_seed(0)
+for m in (1, 3, 8, 12):
+    d = torch.rand(50, m, dtype=torch.float64, generator=g)
+    p = torch.rand(50, m, dtype=torch.float64, generator=g).requires_grad_()
+    e1 = P.expected_min_distance(d, p, empty=2.0)
+    (g1,) = torch.autograd.grad(e1.sum(), p)
+    e1 = e1.detach()
+    p2 = p.detach().clone().requires_grad_()
+    e2 = P.expected_min_distance_enumerate(d, p2, empty=2.0)
+    (g2,) = torch.autograd.grad(e2.sum(), p2)
+    print(f"M = {m:2d} ({2 ** m:5d} configurations): max |value diff| {float((e1 - e2).abs().max()):.1e}, "
+          f"max |gradient diff| {float((g1 - g2).abs().max()):.1e}")
+
+# %% [markdown]
+# And the cost of the enumeration as $M$ grows (live timings on this machine, shared by whatever
+# else runs on it):
+
+# %%
+cost = E.enumeration_cost(SZ["enumeration_ms"], SZ["enumeration_points"], repeat=3)
+viz.plot_curves([r["m"] for r in cost], {"enumeration (2^M)": [1e3 * r["enumerate_s"] for r in cost],
+                                         "reordering trick": [1e3 * r["reorder_s"] for r in cost]},
+                title=f"exact expectation for {SZ['enumeration_points']} points (live)", xlabel="M",
+                ylabel="milliseconds", log_y=True)
+
+# %%
+if MEASURED is not None and "enumeration" in MEASURED.data:
+    print("laptop benchmark:")
+    for r in MEASURED.data["enumeration"]["rows"]:
+        print(f"  M = {r['m']:2d}: enumeration {1e3 * r['enumerate_s']:9.2f} ms, reordering {1e3 * r['reorder_s']:6.2f} ms, "
+              f"max |diff| {r['max_abs_diff']:.1e}")
+else:
+    print("laptop enumeration cost: not measured yet (COURSE_PROFILE=laptop python benchmarks/primitives.py)")
+
+# %% [markdown]
+# ## 5. Training: the exact expectation against REINFORCE
+#
+# The network (`P.PrimitiveNet`): a PointNet encoder (chapter 02) and one linear head per
+# parameter, each squashed into its range: translation $0.8\tanh$, half-sizes in
+# $[0.02, 0.7]$ starting small (Tulsiani biases them small), exponents $0.4 + 1.1\,\sigma$
+# (Paschalidou's range $[0.4, 1.5]$), quaternions starting at the identity, existence
+# $\sigma$ with a bias that starts every primitive at $\theta\approx 0.92$.
+#
+# The same model is trained twice, from the same initialisation and batches: with the exact
+# expected loss (reordering trick + exact consistency), and with REINFORCE (one configuration
+# per shape and step; the geometry gets the gradient of the sampled loss, the probabilities the
+# score-function gradient with the moving-average baseline). Both report the **exact** expected
+# loss, so the curves compare. Checkpoints are shared with the benchmark: after the laptop
+# benchmark has run, this only loads them.
+
+# %%
+train_set = E.primitive_data("train")
+val_set = E.primitive_data("val")
+models, hists = {}, {}
+for kind, method in (("superquadric", "reorder"), ("superquadric", "reinforce"), ("cuboid", "reorder")):
+    models[kind, method], hists[kind, method] = E.train_primitives(kind, method, train_set, val=val_set, seed=0)
+viz.plot_curves(list(range(1, len(hists["superquadric", "reorder"].val) + 1)),
+                {f"{k} / {m}": [v["val_expected"] for v in h.val] for (k, m), h in hists.items()},
+                title=f"exact expected loss on validation shapes ({PROFILE} profile, seed 0)", xlabel="epoch",
+                ylabel="E[loss]", log_y=True)
+
+# %% [markdown]
+# ## 6. Results on held-out shapes
+#
+# Three numbers per model, on test shapes it never saw: the Chamfer distance between the
+# **union's surface** (samples of the primitives with $\theta>0.5$, minus those inside another
+# one) and the target, the **IoU** of the union against the true occupancy at uniform points of
+# $[-1,1]^3$, and the number of primitives used:
+
+# %%
+print(E.CD_CONVENTION)
+live = {key: E.evaluate_primitives(m, test) for key, m in models.items()}
+print(f"live ({PROFILE} profile, seed 0, {len(test['points'])} test shapes):")
+for (kind, method), r in live.items():
+    print(f"  {kind:12s} {method:9s}: CD x1e3 {float(r['chamfer'].mean()):7.2f} | IoU {float(r['iou'].mean()):.3f} | "
+          f"primitives used {float(r['used'].mean()):.1f} of {SZ['n_primitives']}")
+
+# %%
+if MEASURED is not None and "training" in MEASURED.data:
+    print(f"laptop benchmark, mean ± sd over seeds {MEASURED.data['sizes']['seeds']}:")
+    for s in MEASURED.data["training"]["summary"]:
+        print(f"  {s['kind']:12s} {s['method']:9s}: CD x1e3 {s['chamfer']:.2f} ± {s['chamfer_sd']:.2f} | "
+              f"IoU {s['iou']:.3f} ± {s['iou_sd']:.3f} | used {s['used']:.1f} | train {s['train_s']:.0f} s")
+    print("goals:", MEASURED.data.get("goals"))
+else:
+    print("laptop comparison: not measured yet (COURSE_PROFILE=laptop python benchmarks/primitives.py)")
+
+# %% [markdown]
+# ## 7. A shape's fitted primitives and their existence probabilities
+#
+# Pick a held-out shape and a model; every primitive is drawn, coloured by its existence
+# probability, and the threshold hides the unlikely ones. The target points are grey.
+
+# %%
+preds = {key: E.predict_primitives(m, test["points"]) for key, m in models.items()}
+labels = [f"{k} / {m}" for k, m in preds]
+
+
+def show_fit(model=labels[0], shape=0, threshold=0.5):
+    key = tuple(model.split(" / "))
+    prims = preds[key]
+    fig = viz.plot_points(test["target_points"][shape], color="gray", size=1.5, name="target")
+    probs = prims.prob[shape].tolist()
+    for mesh in P.primitive_meshes(prims, shape, resolution=16, threshold=threshold):
+        pr = mesh.metadata["prob"]
+        fig = viz.plot_mesh(mesh, color=f"rgb({int(255 * pr)}, {int(80 + 100 * (1 - pr))}, {int(255 * (1 - pr))})",
+                            opacity=0.55, fig=fig, name=f"#{mesh.metadata['index']} p={pr:.2f}")
+    shown = sum(p > threshold for p in probs)
+    fig.update_layout(title=f"{model}: {shown} of {len(probs)} primitives with p > {threshold:.2f}; "
+                            f"p = {', '.join(f'{p:.2f}' for p in probs)}")
+    return fig
+
+
+viz.interact(show_fit, model=labels, shape=range(0, len(test["points"])), threshold=(0.0, 0.95, 0.05, 0.5))
+
+# %% [markdown]
+# ## Summary
+#
+# - A primitive is an inside-outside function in its own frame; superquadrics span ellipsoids,
+#   cylinders and boxes with two exponents, and cuboids are their limit.
+# - Surface samples must be uniform over the **area**: uniform angles crowd the edges; an
+#   area-weighted resampling of a radial projection is exact and keeps the gradient.
+# - Plain Chamfer is wrong for unions; coverage counts inside points as covered and consistency
+#   discards samples inside other primitives.
+# - Existence is a Bernoulli variable and the loss an expectation over $2^M$ configurations.
+#   REINFORCE estimates its gradient without bias but with a variance that falls only like $1/K$
+#   (a baseline helps a lot); the reordering trick computes it **exactly** in $O(M\log M)$.
+#
+# ## Exercises
+#
+# 1. Set `ch08.empty` to 0 (Paschalidou's convention) and retrain: how many primitives survive,
+#    and why can switching everything off become attractive?
+# 2. Replace the moving-average baseline by the mean loss of the *other* configurations of the
+#    same batch (leave-one-out, with $K\ge2$). Is it still unbiased? Measure its variance with
+#    `E.gradient_variance` as a template.
+# 3. Increase the parsimony weight `ch08.parsimony` by factors of 10 and plot the number of
+#    primitives used against the Chamfer distance.
+# 4. Write the expected consistency when a sample counts as discarded only if it is inside an
+#    existing primitive *with probability above 0.5*: is it still exact? What changes?
+# 5. Fit superquadrics with $\varepsilon$ restricted to $[0.1, 0.2]$ (nearly boxes) and compare
+#    with the cuboid model.
+#
+# **References.** [Tulsiani2017] S. Tulsiani, H. Su, L. Guibas, A. Efros, J. Malik, Learning Shape
+# Abstractions by Assembling Volumetric Primitives, CVPR 2017. [Paschalidou2019] D. Paschalidou,
+# A. O. Ulusoy, A. Geiger, Superquadrics Revisited: Learning 3D Shape Parsing beyond Cuboids,
+# CVPR 2019. [Williams1992] R. J. Williams, Simple Statistical Gradient-Following Algorithms for
+# Connectionist Reinforcement Learning, Machine Learning 1992. [Barr1981] A. H. Barr,
+# Superquadrics and Angle-Preserving Transformations, IEEE CG&A 1981.
