@@ -261,6 +261,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.image_size": {"ci": 32, "laptop": 64, "gpu": 64},
     "ch09.template_level": {"ci": 2, "laptop": 3, "gpu": 3},  # icosphere: 162 / 642 vertices
     "ch09.sigma": {"ci": 1e-4, "laptop": 1e-4, "gpu": 1e-4},  # SoftRas' value
+    "ch09.sigma_start": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},  # annealed down to ch09.sigma
     "ch09.lr": {"ci": 0.01, "laptop": 0.01, "gpu": 0.01},  # SoftRas' deformation demo
     "ch09.lambda_lap": {"ci": 0.03, "laptop": 0.03, "gpu": 0.03},
     "ch09.lambda_flat": {"ci": 3e-4, "laptop": 3e-4, "gpu": 3e-4},
