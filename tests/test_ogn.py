@@ -61,6 +61,7 @@ def test_neighbour_index_matches_a_dict():
     cells = torch.unique(torch.randint(0, r, (120, 4), generator=g) % torch.tensor([2, r, r, r]), dim=0)
     cells = cells[torch.randperm(len(cells), generator=g)]
     nbr = neighbour_index(cells, r)
+    assert torch.equal(nbr, neighbour_index(cells, r, table_limit=0))     # table and binary search agree
     where = {tuple(c): i for i, c in enumerate(cells.tolist())}
     offs = list(itertools.product((-1, 0, 1), repeat=3))
     for i, c in enumerate(cells.tolist()):

@@ -79,25 +79,35 @@ def expand_cells(cells: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return children, parent
 
 
-def neighbour_index(cells: Tensor, resolution: int) -> Tensor:
+def neighbour_index(cells: Tensor, resolution: int, table_limit: int = 2 ** 24) -> Tensor:
     """``(N, 27)`` index of each cell's 3x3x3 neighbours among ``cells`` (``-1`` where absent).
 
     Introduced in ``lectures/04_octrees.ipynb``.  The offsets are in the order of a ``Conv3d``
-    kernel (``dx`` slowest); the lookup sorts the cells' linear keys and binary-searches them.
+    kernel (``dx`` slowest).  The lookup goes through an int32 table of the ``B r^3`` cells when
+    it has at most ``table_limit`` entries (4 bytes per cell of the level, no features), else it
+    sorts the cells' linear keys and binary-searches them (no dense memory at all).
     """
     cells = _check_cells(cells, "neighbour_index")
     r = int(resolution)
     dev = cells.device
-    key = ((cells[:, 0] * r + cells[:, 1]) * r + cells[:, 2]) * r + cells[:, 3]
-    skey, perm = torch.sort(key)
+    n = cells.shape[0]
+    if n == 0:
+        return torch.zeros(0, 27, dtype=torch.long, device=dev)
+    B = int(cells[:, 0].max()) + 1
     d = torch.tensor([-1, 0, 1], device=dev)
     offs = torch.stack(torch.meshgrid(d, d, d, indexing="ij"), -1).reshape(27, 3)
-    nb = cells[:, None, 1:] + offs[None]                                    # (N, 27, 3)
-    inside = ((nb >= 0) & (nb < r)).all(-1)
-    nkey = ((cells[:, None, 0] * r + nb[..., 0]) * r + nb[..., 1]) * r + nb[..., 2]
-    pos = torch.searchsorted(skey, nkey.reshape(-1)).clamp_max(max(skey.numel() - 1, 0)).view_as(nkey)
-    found = inside & (skey[pos] == nkey) if skey.numel() else torch.zeros_like(inside)
-    return torch.where(found, perm[pos], torch.full_like(pos, -1))
+    # pad the grid by one cell on every side so that no neighbour falls outside
+    rp = r + 2
+    key = ((cells[:, 0] * rp + cells[:, 1] + 1) * rp + cells[:, 2] + 1) * rp + cells[:, 3] + 1
+    shift = (offs[:, 0] * rp + offs[:, 1]) * rp + offs[:, 2]
+    nkey = key[:, None] + shift[None]                                        # (N, 27)
+    if B * rp ** 3 <= table_limit:
+        table = torch.full((B * rp ** 3,), -1, dtype=torch.int32, device=dev)
+        table[key] = torch.arange(n, dtype=torch.int32, device=dev)
+        return table[nkey].long()
+    skey, perm = torch.sort(key)
+    pos = torch.searchsorted(skey, nkey.reshape(-1)).clamp_max(n - 1).view_as(nkey)
+    return torch.where(skey[pos] == nkey, perm[pos], torch.full_like(pos, -1))
 
 
 class SparseConv3d(nn.Module):
@@ -203,6 +213,9 @@ class OGNDecoder(nn.Module):
       and a linear head with 3 classes (2 at the voxel level).
 
     ``channels`` ``(C_0, ..., C_D)``: features per cell at each level (default halving from 64).
+    ``conv_levels``: the levels with a sparse convolution (default ``1 .. D - 1``: the voxel level,
+    which holds most cells, predicts each child from its parent alone, like the last transposed
+    convolution of a dense decoder).
     ``forward(z, target=None, mode=PROP_PRED)``; ``mode=PROP_KNOWN`` needs the target
     :class:`Octree` (its structure chooses the expanded cells).  ``max_cells`` bounds the cells of
     one level in ``PROP_PRED`` mode (an untrained network may call everything mixed).
@@ -224,7 +237,7 @@ class OGNDecoder(nn.Module):
         if len(chans) != D + 1 or min(chans) < 1:
             raise ValueError(f"OGNDecoder: channels must give {D + 1} positive widths (levels 0..{D}), got {chans}")
         self.channels = chans
-        self.conv_levels = tuple(range(1, D + 1)) if conv_levels is None else tuple(conv_levels)
+        self.conv_levels = tuple(range(1, D)) if conv_levels is None else tuple(conv_levels)
         self.max_cells = int(max_cells)
         self.seed_res = min(4, self.grid)
         c0 = chans[0]

@@ -1,0 +1,359 @@
+"""The experiments of chapter 04 (octrees), shared by the lecture, the lab and the benchmark.
+
+Introduced in ``lectures/04_octrees.ipynb``.
+
+* :func:`compression`: octree bytes against dense bytes for ShapeNet-lite shapes (and any mesh);
+* :func:`octree_data`, :func:`train_ogn`, :func:`train_dense`: OGN and chapter 03's dense
+  auto-encoder trained on the same grids (sizes ``ch04.*``) with :func:`course_lib.train.train_or_load`;
+* :func:`evaluate_iou`: per-shape volumetric IoU, OGN decoding with its predicted structure;
+* :func:`decoder_cost`: peak memory and time of one forward+backward of both decoders;
+* :func:`smoke`: the GPU smoke hook.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from course_lib import config
+
+__all__ = [
+    "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
+    "train_ogn", "train_dense", "evaluate_iou", "decoder_cost", "smoke",
+]
+
+
+# ---------------------------------------------------------------------------
+# compression
+# ---------------------------------------------------------------------------
+def _row(name: str, R: int, occ: Tensor, tree_depth: int) -> dict[str, Any]:
+    from course_lib.geometry.octree import build_octree
+
+    t = build_octree(occ, tree_depth)
+    dense = t.dense_nbytes(torch.float32)
+    return {"shape": name, "resolution": R, "leaves": t.num_cells, "octree_bytes": t.nbytes,
+            "dense_float_bytes": dense, "dense_bit_bytes": R ** 3 // 8, "ratio": dense / t.nbytes,
+            "occupied": float(occ.float().mean())}
+
+
+def compression(resolutions: Sequence[int] | None = None, categories: Sequence[str] | None = None,
+                seed: int | None = None, tree_depth: int | None = None, profile: str | None = None,
+                progress: bool = False) -> list[dict[str, Any]]:
+    """Octree against dense memory of one ShapeNet-lite shape per category at each resolution.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Rows: ``shape``, ``resolution``, ``leaves``,
+    ``octree_bytes`` (:attr:`Octree.nbytes`), ``dense_float_bytes`` (float32 grid),
+    ``dense_bit_bytes`` (one bit per voxel, the most compact dense grid), ``ratio``
+    (dense float / octree), ``occupied`` fraction.  The shape is ``reserved_seed("demo")``
+    unless ``seed`` is given; voxels are :func:`course_lib.data.voxelize`.
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.data import CATEGORIES, make_shape, voxelize
+
+    s = config.sizes(profile, prefix="ch04.")
+    res = tuple(resolutions or s["compression_resolutions"])
+    cats = tuple(categories or CATEGORIES)
+    D = int(tree_depth or s["tree_depth"])
+    sd = _demo_seed() if seed is None else int(seed)
+    rows = []
+    for c in tqdm(cats, disable=not progress, desc="compression"):
+        shape = make_shape(c, sd)
+        for R in res:
+            rows.append(_row(c, R, voxelize(shape, R), D))
+    return rows
+
+
+def mesh_compression(meshes: dict[str, Any], resolutions: Sequence[int], tree_depth: int = 3) -> list[dict[str, Any]]:
+    """:func:`compression` for arbitrary closed meshes (``name -> trimesh``), voxelised by ray parity.
+
+    Introduced in ``lectures/04_octrees.ipynb``; meshes from :func:`course_lib.data.load_mesh`
+    (normalised into the unit ball) work as they are.
+    """
+    from course_lib.geometry import mesh_to_voxels
+
+    return [_row(name, R, mesh_to_voxels(m, R), tree_depth) for name, m in meshes.items() for R in resolutions]
+
+
+def _demo_seed() -> int:
+    try:
+        from course_lib.data import reserved_seed
+
+        return int(reserved_seed("demo"))
+    except ImportError:  # pragma: no cover - older data layer
+        return 1
+
+
+# ---------------------------------------------------------------------------
+# auto-encoding
+# ---------------------------------------------------------------------------
+def octree_data(split: str, profile: str | None = None, *, resolution: int | None = None,
+                categories: Sequence[str] | None = None, per_category: int | None = None) -> dict[str, Any]:
+    """ShapeNet-lite grids ``{"voxels": (S, R, R, R) float 0/1, "label", "category", ...}`` with the ``ch04.*`` sizes.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (chapter 03's :func:`~course_lib.experiments.voxels.voxel_data`,
+    cached on disk).
+    """
+    from .voxels import voxel_data
+
+    s = config.sizes(profile, prefix="ch04.")
+    return voxel_data(split, profile, resolution=resolution or s["resolution"],
+                      categories=categories or s["categories"], per_category=per_category or s[f"{split}_per_category"])
+
+
+def build_ogn(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
+    """The OGN auto-encoder (chapter 03's encoder + :class:`~course_lib.models.ogn.OGNDecoder`), ``ch04.*`` sizes.
+
+    Introduced in ``lectures/04_octrees.ipynb``.
+    """
+    from course_lib.models.ogn import OGNAutoEncoder
+
+    s = config.sizes(profile, prefix="ch04.")
+    R = int(resolution or s["resolution"])
+    return OGNAutoEncoder(R, s["latent_dim"], s["encoder_channels"], s["tree_depth"], tuple(s["ogn_channels"]))
+
+
+def build_dense(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
+    """Chapter 03's dense :class:`~course_lib.models.voxels.VoxelAutoEncoder` with the ``ch04.*`` sizes.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (the baseline of the OGN decoder).
+    """
+    from course_lib.models.voxels import VoxelAutoEncoder
+
+    s = config.sizes(profile, prefix="ch04.")
+    R = int(resolution or s["resolution"])
+    return VoxelAutoEncoder(R, s["latent_dim"], s["encoder_channels"], s["dense_channels"])
+
+
+def ogn_loss_fn(model: Any, batch: dict) -> dict:
+    """``loss_fn(model, batch)``: OGN's per-level cross-entropy, trained with the known structure (PROP_KNOWN)."""
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.ogn import PROP_KNOWN, ogn_loss
+
+    vox = batch["input"]
+    target = build_octree(vox > 0.5, model.decoder.tree_depth)
+    return ogn_loss(model(vox, target, PROP_KNOWN))
+
+
+def dense_loss_fn(pos_weight: float | None) -> Callable[[Any, dict], dict]:
+    """Chapter 03's weighted BCE (:func:`course_lib.experiments.voxels.voxel_loss`)."""
+    from .voxels import voxel_loss
+
+    return voxel_loss(pos_weight)
+
+
+def _ckpt(name: str, profile: str, data: dict[str, Any]) -> Any:
+    from course_lib.train import checkpoint_path
+
+    s = config.sizes(profile, prefix="ch04.")
+    spec = {"categories": s["categories"], "resolution": int(data["voxels"].shape[-1]),
+            "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item())}
+    return checkpoint_path(name, spec, profile)
+
+
+def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str | None, data: dict[str, Any] | None,
+           val_data: dict[str, Any] | None, retrain: bool, progress: bool, path: Any, **fit_kwargs: Any) -> Any:
+    from course_lib.train import train_or_load
+
+    from .voxels import grid_batches
+
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch04.")
+    data = data or octree_data("train", profile)
+    val_data = val_data or octree_data("val", profile)
+    loader = grid_batches(data, "ae", s["batch_size"], seed=s["seed"])
+    val = grid_batches(val_data, "ae", s["batch_size"], shuffle=False)
+    kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=s["epochs"], lr=s["lr"], seed=s["seed"], progress=progress,
+                              val_loader=val)
+    kw.update(fit_kwargs)
+    history = train_or_load(model, path or _ckpt(name, profile, data), retrain=retrain, train_loader=loader, **kw)
+    model.eval()
+    return history
+
+
+def train_ogn(profile: str | None = None, *, data: dict[str, Any] | None = None, val_data: dict[str, Any] | None = None,
+              retrain: bool = False, progress: bool = True, path: str | os.PathLike | None = None,
+              **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) the OGN auto-encoder with the known structure; return ``(model, history)``.
+
+    Introduced in ``lectures/04_octrees.ipynb``.
+    """
+    config.seed_everything(config.size("ch04.seed", profile))
+    model = build_ogn(profile, None if data is None else int(data["voxels"].shape[-1]))
+    return model, _train(model, "ch04_ogn_ae", ogn_loss_fn, profile, data, val_data, retrain, progress, path,
+                         **fit_kwargs)
+
+
+def train_dense(profile: str | None = None, *, data: dict[str, Any] | None = None,
+                val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
+                path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) chapter 03's dense auto-encoder on the same grids; return ``(model, history)``.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Weighted BCE as in chapter 03 (the positive
+    weight from the training grids, :func:`course_lib.experiments.voxels.pos_weight_for`).
+    """
+    from .voxels import pos_weight_for
+
+    profile = profile or config.get_profile()
+    config.seed_everything(config.size("ch04.seed", profile))
+    data = data or octree_data("train", profile)
+    model = build_dense(profile, int(data["voxels"].shape[-1]))
+    w = pos_weight_for(data["voxels"], profile=profile)
+    model.pos_weight = w  # type: ignore[assignment]
+    return model, _train(model, "ch04_dense_ae", dense_loss_fn(w), profile, data, val_data, retrain, progress, path,
+                         **fit_kwargs)
+
+
+@torch.no_grad()
+def evaluate_iou(model: torch.nn.Module, voxels: Tensor, batch_size: int = 8) -> dict[str, Tensor]:
+    """Per-shape volumetric IoU of a trained auto-encoder on ``voxels`` ``(S, R, R, R)``.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  An OGN model decodes with its *predicted*
+    structure (PROP_PRED); a dense model is thresholded at probability 0.5.  Returns
+    ``{"iou": (S,), "cells": (S,) cells the OGN decoder held (dense: R^3)}``.
+    """
+    from course_lib.metrics import volumetric_iou
+    from course_lib.models.ogn import PROP_PRED, OGNAutoEncoder
+
+    model.eval()
+    dev = next(model.parameters()).device
+    ious, cells = [], []
+    for i in range(0, voxels.shape[0], batch_size):
+        v = voxels[i:i + batch_size].to(dev)
+        if isinstance(model, OGNAutoEncoder):
+            out = model(v, mode=PROP_PRED)
+            pred = out.occupancy()
+            per = torch.zeros(v.shape[0], device=dev)
+            for c in out.cells:
+                per += torch.bincount(c[:, 0], minlength=v.shape[0]).float()
+            cells.append(per.cpu())
+        else:
+            pred = model(v) > 0
+            cells.append(torch.full((v.shape[0],), float(v[0].numel())))
+        ious.append(volumetric_iou(pred, v > 0.5, batched=True, reduction="none").cpu())
+    return {"iou": torch.cat(ious), "cells": torch.cat(cells)}
+
+
+# ---------------------------------------------------------------------------
+# memory and time of the decoders
+# ---------------------------------------------------------------------------
+def decoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | None = None,
+                 batch_size: int | None = None, device: torch.device | str | None = None, repeat: int = 2,
+                 categories: Sequence[str] = ("chair", "airplane"), dense_channels: Sequence[int] | None = None,
+                 max_dense_bytes: float | None = None, progress: bool = False) -> list[dict[str, Any]]:
+    """Peak memory and time of one forward+backward of the OGN decoder and of the dense decoder.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  At each ``R``: ``batch_size`` ShapeNet-lite
+    shapes (``categories`` in turn, the demo seed); the OGN decoder runs with the known structure
+    and its loss, the dense :class:`~course_lib.models.voxels.VoxelDecoder` with the BCE, both from
+    the same random latent codes, with the ``ch04.*`` widths (and the dense one also with each of
+    ``dense_channels``).  Peak memory is :func:`course_lib.experiments.point_sets.peak_memory`
+    (CUDA allocator peak, or the CPU resident-set peak).  A dense run whose activations alone would
+    exceed ``max_dense_bytes`` is skipped and reported as such.
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.data import make_shape, voxelize
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.ogn import PROP_KNOWN, OGNDecoder, ogn_loss
+    from course_lib.models.voxels import VoxelDecoder, voxel_bce
+
+    from .point_sets import peak_memory
+
+    s = config.sizes(profile, prefix="ch04.")
+    res = tuple(resolutions or s["cost_resolutions"])
+    B = int(batch_size or s["cost_batch"])
+    dev = config.get_device(device)
+    L = int(s["latent_dim"])
+    widths = tuple(dense_channels) if dense_channels is not None else (int(s["dense_channels"]),)
+    max_b = float(max_dense_bytes) if max_dense_bytes is not None else 0.5 * _available_bytes(dev)
+    rows: list[dict[str, Any]] = []
+    for R in tqdm(res, disable=not progress, desc="decoder cost"):
+        vox = torch.stack([voxelize(make_shape(categories[i % len(categories)], _demo_seed()), R)
+                           for i in range(B)]).to(dev)
+        target = build_octree(vox, s["tree_depth"])
+        torch.manual_seed(0)
+        z = torch.randn(B, L, device=dev)
+        ogn = OGNDecoder(L, R, s["tree_depth"], tuple(s["ogn_channels"])).to(dev)
+
+        def ogn_step(ogn: Any = ogn, z: Tensor = z, target: Any = target) -> None:
+            ogn.zero_grad(set_to_none=True)
+            ogn_loss(ogn(z, target, PROP_KNOWN))["loss"].backward()
+
+        rows.append({"decoder": "ogn", "resolution": R, **_measure(ogn_step, dev, repeat, peak_memory),
+                     "cells": sum(c.shape[0] for c in ogn(z, target, PROP_KNOWN).cells) / B})
+        for w in widths:
+            est = 4.0 * B * w * R ** 3 * 6  # the last stage alone: conv-T output, BN, ReLU, grads (float32)
+            if est > max_b:
+                rows.append({"decoder": f"dense (base {w})", "resolution": R, "peak_bytes": float("nan"),
+                             "seconds": float("nan"), "cells": R ** 3, "skipped": f"needs > {est / 2**30:.1f} GiB"})
+                continue
+            dense, target_d = VoxelDecoder(L, R, base_channels=w).to(dev), vox.float()
+
+            def dense_step(dense: Any = dense, z: Tensor = z, target: Tensor = target_d) -> None:
+                dense.zero_grad(set_to_none=True)
+                voxel_bce(dense(z), target).backward()
+
+            rows.append({"decoder": f"dense (base {w})", "resolution": R,
+                         **_measure(dense_step, dev, repeat, peak_memory), "cells": R ** 3})
+    return rows
+
+
+def _available_bytes(dev: torch.device) -> float:
+    if dev.type == "cuda":
+        return float(torch.cuda.get_device_properties(dev).total_memory)
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8.0 * 2 ** 30
+
+
+def _measure(step: Callable[[], None], dev: torch.device, repeat: int, peak_memory: Callable) -> dict[str, float]:
+    step()  # warm-up
+    _, peak = peak_memory(step, dev)
+    times = []
+    for _ in range(max(1, repeat)):
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        t0 = time.perf_counter()
+        step()
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+        times.append(time.perf_counter() - t0)
+    return {"peak_bytes": float(peak), "seconds": float(np.median(times))}
+
+
+# ---------------------------------------------------------------------------
+# GPU smoke hook
+# ---------------------------------------------------------------------------
+def _ball(R: int, radius: float) -> Tensor:
+    t = (torch.arange(R) + 0.5) / R * 2 - 1
+    x, y, z = torch.meshgrid(t, t, t, indexing="ij")
+    return (x ** 2 + y ** 2 + z ** 2) < radius ** 2
+
+
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few training steps of the OGN auto-encoder (known structure) on ``device`` with ``profile``'s sizes.
+
+    Introduced for ``benchmarks/gpu_smoke.py``: one synthetic batch of ``ch04.batch_size`` balls of
+    random radii at ``ch04.resolution`` (no data generation, no checkpoint).
+    """
+    from .common import smoke_steps
+
+    s = config.sizes(profile, prefix="ch04.")
+    b, R = int(s["batch_size"]), int(s["resolution"])
+    g = torch.Generator().manual_seed(0)
+    grids = torch.stack([_ball(R, 0.3 + 0.5 * float(r)).float() for r in torch.rand(b, generator=g)])
+    torch.manual_seed(0)
+    r = smoke_steps(build_ogn(profile), {"input": grids, "target": grids}, ogn_loss_fn, steps=steps, device=device,
+                    lr=float(s["lr"]))
+    return {f"ogn_{k}": v for k, v in r.items()} | {"seconds": r["seconds"]}

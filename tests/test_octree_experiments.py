@@ -1,0 +1,47 @@
+"""Chapter 04 experiment recipes (course_lib.experiments.octrees) on ci sizes."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import trimesh
+
+from course_lib.experiments import octrees as E
+from course_lib.geometry.octree import build_octree
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_smoke_hook_runs_on_cpu():
+    out = E.smoke("cpu", steps=1, profile="ci")
+    assert math.isfinite(out["ogn_loss"]) and out["seconds"] > 0 and out["ogn_params"] > 0
+
+
+def test_compression_rows_count_the_octree_bytes():
+    rows = E.compression((16, 32), ("mug",), profile="ci")
+    assert [r["resolution"] for r in rows] == [16, 32]
+    for r in rows:
+        assert r["dense_float_bytes"] == 4 * r["resolution"] ** 3
+        assert r["ratio"] == pytest.approx(r["dense_float_bytes"] / r["octree_bytes"])
+    box = trimesh.creation.box(extents=(1.0, 0.6, 0.4))
+    (row,) = E.mesh_compression({"box": box}, (16,))
+    from course_lib.geometry import mesh_to_voxels
+
+    assert row["octree_bytes"] == build_octree(mesh_to_voxels(box, 16)).nbytes
+
+
+def test_decoder_cost_and_iou_on_tiny_sizes():
+    rows = E.decoder_cost((16,), profile="ci", repeat=1)
+    assert {r["decoder"] for r in rows} == {"ogn", "dense (base 4)"}
+    assert all(r["seconds"] > 0 for r in rows)
+    ogn = next(r for r in rows if r["decoder"] == "ogn")
+    assert 0 < ogn["cells"] < 16 ** 3 * 8 / 7
+    model = E.build_ogn("ci")
+    vox = torch.zeros(2, 16, 16, 16)
+    vox[:, 4:12, 4:12, 4:12] = 1
+    res = E.evaluate_iou(model, vox)
+    assert res["iou"].shape == (2,) and ((res["iou"] >= 0) & (res["iou"] <= 1)).all()
+    dense = E.build_dense("ci")
+    assert E.evaluate_iou(dense, vox)["cells"].tolist() == [16 ** 3] * 2
