@@ -142,7 +142,7 @@ def _chunk_rows(n_faces: int, budget: int) -> int:
 
 
 def winding_number(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto",
-                   budget: int = 2_000_000) -> Tensor:
+                   budget: int = 250_000) -> Tensor:
     """Generalised winding number of ``mesh`` at ``points (N, 3)``: 1 inside, 0 outside, between near holes.
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.
@@ -179,7 +179,7 @@ def _pick(method: str, pts: Tensor) -> str:
 
 
 @torch.no_grad()
-def mesh_sdf(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto", budget: int = 2_000_000,
+def mesh_sdf(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto", budget: int = 250_000,
              return_winding: bool = False) -> Tensor | tuple[Tensor, Tensor]:
     """Signed distance from ``points (N, 3)`` to a triangle mesh: negative inside, exact magnitude.
 
