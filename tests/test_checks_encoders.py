@@ -312,3 +312,41 @@ def test_pointnet_training_check():
     # wrong inputs are named
     res = checks.check_pointnet_training(lambda p: p, _Tiny(), points, labels, profile="laptop", quiet=True)
     assert res.status == "failed" and "nn.Module" in res.message
+
+
+@pytest.mark.parametrize("profile", ["ci", "laptop"])
+def test_lab_02_student_pointnet_is_the_library_pointnet(profile):
+    """With the lab's solution of exercise 1, lab 02's MyPointNet computes exactly what course_lib's
+    PointNet classifier of the profile computes (same layers, BatchNorm, momentum, head), so that a
+    correct answer trained with the same recipe reaches the library's accuracy."""
+    import ast
+    from pathlib import Path
+
+    from course_lib import config
+    from course_lib.data import CATEGORIES
+    from course_lib.experiments import encoders as E
+
+    path = Path(__file__).resolve().parents[1] / "nbsrc" / "solutions" / "02_encoders_lab.py"
+    ns = {"torch": torch, "nn": nn, "S": config.sizes(profile, prefix="ch02.")}
+    for node in ast.parse(path.read_text()).body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef)) and node.name in ("PointBatchNorm", "MyPointNet",
+                                                                                "pointnet_encode"):
+            exec(compile(ast.Module([node], []), str(path), "exec"), ns)
+    torch.manual_seed(0)
+    mine = ns["MyPointNet"](len(CATEGORIES))
+    ref = E.build_classifier("pointnet", profile=profile)
+    assert [tuple(p.shape) for p in mine.state_dict().values()] == [tuple(p.shape) for p in ref.state_dict().values()]
+    assert ([m.momentum for m in mine.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+            == [m.momentum for m in ref.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)])
+    mine.load_state_dict(dict(zip(mine.state_dict().keys(), ref.state_dict().values())))
+    x = torch.randn(4, 64, 3, generator=torch.Generator().manual_seed(1))
+    mine.eval()
+    ref.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(mine(x), ref(x), atol=1e-5, rtol=1e-5)
+    mine.train()
+    mine.apply(lambda m: m.eval() if isinstance(m, nn.Dropout) else None)
+    ref.train()
+    ref.apply(lambda m: m.eval() if isinstance(m, nn.Dropout) else None)
+    with torch.no_grad():  # training mode too: batch statistics over the same (batch, points)
+        torch.testing.assert_close(mine(x), ref(x), atol=1e-4, rtol=1e-4)

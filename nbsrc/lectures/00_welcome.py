@@ -101,10 +101,12 @@ print("device:", device, "| a seeded draw:", torch.rand(3, generator=gen))
 # `raise NotImplementedError()`. The cell after it calls a self-check from
 # `course_lib.checks`, which runs your function on small seeded inputs, compares with an
 # independent reference, and prints one line: passed, not implemented yet, or *what* is
-# wrong (a shape, a dtype, a value and where, a symmetry). Here is what the three
-# outcomes look like for the warm-up exercise of this chapter's lab, the matrix of
-# squared distances between two batched point clouds
-# $D_{b,i,j} = \lVert x_{b,i} - y_{b,j} \rVert^2$:
+# wrong (a shape, a dtype, a value and where, a symmetry). The common mistakes of each
+# exercise are recognised and named: the check compares your answer with each of them
+# before it compares with the reference. Here is what the three outcomes look like for the
+# warm-up exercise of this chapter's lab, the matrix of squared distances between two
+# batched point clouds $D_{b,i,j} = \lVert x_{b,i} - y_{b,j} \rVert^2$; the second answer
+# forgets the square (`torch.cdist` returns plain distances), and the check says so:
 
 # %%
 def not_done(x, y):

@@ -61,7 +61,8 @@ checks.check_nearest_neighbour_dist(nearest_neighbour_dist)
 # $$
 #
 # for each cloud of the batch, then averaged over the batch: return a scalar (shape `()`),
-# ready to be a loss. One line is enough.
+# ready to be a loss. One line is enough. The self-check also checks that gradients reach
+# the points (a loss computed through `.detach()`, `.item()` or NumPy cannot train anything).
 
 # %%
 def chamfer(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ from torch import nn
 
 from course_lib import checks, config, viz
 from course_lib.experiments import encoders as C
-from course_lib.train import fit
+from course_lib.train import fit, train_or_load
 
 print(config.describe())
 S = config.sizes(prefix="ch02.")
@@ -27,8 +27,10 @@ cloud = test_points[0, : S["n_points"]]  # one chair
 # %% [markdown]
 # ## Exercise 1: the PointNet forward pass
 #
-# `points` is a batch `(B, N, D)`; `layers` is a list of `nn.Linear` layers forming $h$
-# (a ReLU **between** layers, none after the last). Return
+# `points` is a batch `(B, N, D)`; `layers` is a list of per-point layers forming $h$
+# (a ReLU **between** layers, none after the last). Each layer acts on the last dimension:
+# an `nn.Linear` in the self-check, a Linear followed by BatchNorm in the network you train
+# at the end, so apply each one as a whole, `x = layer(x)`. Return
 #
 # * `global_feature` `(B, F)`: for each channel, the max of $h(x_i)$ over the $N$ points;
 # * `critical_idx` `(B, F)` (long): for each channel, the index of the point that wins it.
@@ -37,7 +39,7 @@ cloud = test_points[0, : S["n_points"]]  # one chair
 # point at once: that *is* the shared MLP. `tensor.max(dim=...)` returns values and indices.
 
 # %%
-def pointnet_encode(points: torch.Tensor, layers: list[nn.Linear]) -> tuple[torch.Tensor, torch.Tensor]:
+def pointnet_encode(points: torch.Tensor, layers: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
     ### BEGIN SOLUTION
     x = points
     for i, layer in enumerate(layers):
@@ -143,19 +145,40 @@ viz.plot_points(cloud[labels >= 0], color=labels[labels >= 0], size=3, fig=fig)
 # %% [markdown]
 # ## Train and evaluate your PointNet
 #
-# `MyPointNet` wraps your `pointnet_encode` with learnable layers and a classifier head
-# ($\gamma$). We train it with the course's training loop, with the same augmentation and
-# number of points as the lecture, and compare with `course_lib`'s PointNet (which adds
-# BatchNorm). In the `ci` profile only a few steps run: the accuracy is then near chance.
+# `MyPointNet` wraps your `pointnet_encode` with the layers of `course_lib`'s PointNet:
+# every layer of $h$ is a Linear followed by BatchNorm over the channels (as in the paper),
+# and the classifier head $\gamma$ is the same MLP. It is trained with exactly the lecture's
+# recipe, `C.fit_kwargs("pointnet", ...)`: same optimiser, learning-rate schedule, epochs,
+# batch size, points per cloud and augmentation; only the loss function is written out here.
+# Next to it, `course_lib`'s PointNet is trained in the same way (or loaded from the
+# lecture's checkpoint). With a correct `pointnet_encode` the two reach the same accuracy up
+# to the seed, and the self-check at the end of the cell compares them. (This profile's
+# schedule is tuned for a network *with* BatchNorm; exercise 4 below removes it.) In the `ci`
+# profile only a few steps run: both accuracies are then near chance and are not compared.
 
 # %% tags=["uses-exercise"]
+class PointBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over the channels of per-point features (B, N, C), statistics over batch and points."""
+
+    def forward(self, x):
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
 class MyPointNet(nn.Module):
-    def __init__(self, n_classes: int, widths=(64, 128, 256)):
+    """Your `pointnet_encode` with the layers and head of course_lib's PointNet in this profile
+    (`S["pointnet"]`; without the T-Nets that the gpu profile adds)."""
+
+    def __init__(self, n_classes: int, arch=S["pointnet"]):
         super().__init__()
-        dims = (3, *widths)
-        self.h = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-        self.gamma = nn.Sequential(nn.Linear(widths[-1], 128), nn.ReLU(), nn.Dropout(0.3),
-                                   nn.Linear(128, n_classes))
+        momentum = arch.get("bn_momentum", 0.1)
+        dims = (3, *arch["hidden"], arch["feat_dim"])
+        self.h = nn.ModuleList(nn.Sequential(nn.Linear(a, b, bias=False), PointBatchNorm(b, momentum=momentum))
+                               for a, b in zip(dims[:-1], dims[1:]))
+        widths, p = (arch["feat_dim"], *arch["head"]), arch.get("dropout", 0.4)
+        head = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            head += [nn.Linear(a, b, bias=False), nn.BatchNorm1d(b, momentum=momentum), nn.ReLU(), nn.Dropout(p)]
+        self.gamma = nn.Sequential(*head, nn.Linear(widths[-1], n_classes))
 
     def forward(self, points):
         g, _ = pointnet_encode(points, list(self.h))
@@ -176,12 +199,16 @@ def loss_fn(model, batch):
             "acc": float((logits.argmax(1) == labels).float().mean())}
 
 
-train_cfg = S["train_pointnet"]
-history = fit(mine, C.make_loader(train_points, train_labels, S["batch_size"], shuffle=True),
-              loss_fn=loss_fn, epochs=train_cfg["epochs"], lr=train_cfg["lr"],
-              max_batches_per_epoch=train_cfg.get("max_batches"))
+kw = C.fit_kwargs("pointnet", mine, (train_points, train_labels))  # the lecture's recipe ...
+kw["loss_fn"] = loss_fn  # ... with the loss written out
+history = fit(mine, **kw)
 acc = C.evaluate_accuracy(mine, test_points, test_labels, n_points=S["n_points"])
 print(f"your PointNet: test accuracy {acc:.3f} ({len(test_labels)} held-out shapes)")
+
+reference = C.build_classifier("pointnet")  # course_lib's, trained the same way (or loaded)
+train_or_load(reference, C.checkpoint_path("pointnet"),
+              **C.fit_kwargs("pointnet", reference, (train_points, train_labels)))
+checks.check_pointnet_training(mine, reference, test_points[:, : S["n_points"]], test_labels)
 
 # %% [markdown]
 # **Robustness.** The accuracy of your network against the number of test points (it was
@@ -190,9 +217,11 @@ print(f"your PointNet: test accuracy {acc:.3f} ({len(test_labels)} held-out shap
 # %% tags=["uses-exercise"]
 counts = [n for n in S["test_points"] if n <= test_points.shape[1]]
 vs_points = C.accuracy_vs_points(mine, test_points, test_labels, counts)
+ref_points = C.accuracy_vs_points(reference, test_points, test_labels, counts)
 print({n: round(a, 3) for n, a in vs_points.items()})
-viz.plot_curves(counts, {"your PointNet": list(vs_points.values())}, xlabel="test points",
-                ylabel="accuracy", log_x=True)
+viz.plot_curves(counts, {"your PointNet": list(vs_points.values()),
+                         "course_lib's PointNet": list(ref_points.values())},
+                xlabel="test points", ylabel="accuracy", log_x=True)
 
 # %% [markdown]
 # ## To go further
@@ -200,3 +229,6 @@ viz.plot_curves(counts, {"your PointNet": list(vs_points.values())}, xlabel="tes
 # 2. Write a batched FPS with no Python loop over the samples. Is it possible? Why not?
 # 3. Ball query keeps the *first* `k` points; change it to keep the `k` nearest. Which one
 #    is permutation invariant? Which one is cheaper?
+# 4. Replace the BatchNorm layers of `MyPointNet` by `nn.Identity()` and retrain with the same
+#    recipe: how far does the test accuracy fall, and how many more epochs (or which learning
+#    rate) does the network without BatchNorm need to catch up?
