@@ -113,7 +113,7 @@ checks.check_atlas_mesh(atlas_mesh)
 K = 8
 n_points = SZ["n_points"]
 steps = 30 * SZ["lab_epochs"]
-target = S.surface_dataset(["chair"], "train", 1, n_points)["points"]
+target = S.surface_dataset(["chair"], "train", 1, n_points)["target_points"]
 
 # %% tags=["uses-exercise"]
 config.seed_everything(0)
@@ -164,9 +164,9 @@ checks.check_transfer_labels(transfer_labels)
 # %%
 cat = "mug"
 train_set = S.surface_dataset([cat], "train", SZ["train_per_category"], n_points)
-test_set = S.surface_dataset([cat], "test", SZ["test_per_category"], n_points)
+test_set = S.surface_dataset([cat], "test", SZ["test_per_category"], n_points, n_input=SZ["n_input"])
 model, _ = S.train_coded(cat, train_set, epochs=SZ["coded_epochs"], batch_size=SZ["batch_size"],
-                         checkpoint=config.cache_dir() / "checkpoints" / f"ch06-lab-coded-{cat}-{config.get_profile()}.pt",
+                         checkpoint=S.checkpoint_path(f"lab-coded-{cat}", train_set, n_input=SZ["n_input"]),
                          latent_dim=SZ["latent_dim"], hidden=SZ["hidden"],
                          template_resolution=SZ["template_resolution"], n_input=SZ["n_input"])
 model.eval()
@@ -174,7 +174,7 @@ from course_lib.models.coded import remap_labels  # noqa: E402
 
 true = torch.stack([remap_labels(p, parts, model.parts) for p, parts in zip(test_set["part"], test_set["parts"])])
 with torch.no_grad():
-    deformed = model(test_set["points"][:, :SZ["n_input"]])
+    deformed = model(test_set["points"])  # labels are carried onto these input points (the scan)
     undeformed = model.template_vertices[None].expand_as(deformed)
 
 # %% tags=["uses-exercise"]
