@@ -1,0 +1,228 @@
+"""Self-checks of chapter 09 (``labs/09_differentiable_rendering_lab.ipynb``): soft coverage, IoU loss, Laplacian.
+
+Introduced in ``lectures/09_differentiable_rendering.ipynb``.  The references are written here
+independently of :mod:`course_lib.render` (NumPy point-to-segment distances, set IoU, explicit
+neighbour lists), and each wrong answer students often write is recognised and named.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+
+__all__ = ["check_soft_coverage", "check_iou_loss", "check_laplacian_loss"]
+
+
+# --------------------------------------------------------------------------------------------
+# 1. soft coverage of one triangle
+# --------------------------------------------------------------------------------------------
+def _seg_d2(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    e = b - a
+    t = np.clip(((p - a) @ e) / max(float(e @ e), 1e-300), 0.0, 1.0)
+    q = a + t[:, None] * e
+    return ((p - q) ** 2).sum(1)
+
+
+def _inside(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    def cross(o, a, b):
+        return (a[0] - o[0]) * (b[:, 1] - o[1]) - (a[1] - o[1]) * (b[:, 0] - o[0])
+
+    c = [cross(tri[i], tri[(i + 1) % 3], p) for i in range(3)]
+    return ((c[0] > 0) & (c[1] > 0) & (c[2] > 0)) | ((c[0] < 0) & (c[1] < 0) & (c[2] < 0))
+
+
+def _coverage_variants(p: np.ndarray, tri: np.ndarray, sigma: float) -> dict[str, np.ndarray]:
+    d2 = np.minimum(np.minimum(_seg_d2(p, tri[0], tri[1]), _seg_d2(p, tri[1], tri[2])), _seg_d2(p, tri[2], tri[0]))
+    ins = _inside(p, tri)
+    sgn = np.where(ins, 1.0, -1.0)
+
+    def sig(x):
+        return 1.0 / (1.0 + np.exp(-x))
+
+    dv = np.min(((p[:, None] - tri[None]) ** 2).sum(-1), axis=1)
+    return {
+        "ok": sig(sgn * d2 / sigma),
+        "the sign is reversed: inside the triangle the coverage must be above 1/2 (delta = +1 inside, -1 outside)":
+            sig(-sgn * d2 / sigma),
+        "there is no sign: sigmoid(-d^2 / sigma) everywhere leaves the inside at or below 1/2; use +d^2 inside":
+            sig(-d2 / sigma),
+        "use the squared distance d^2, not the distance d": sig(sgn * np.sqrt(d2) / sigma),
+        "divide d^2 by sigma (sigma is a temperature), do not multiply": sig(sgn * d2 * sigma),
+        "d must be the distance to the nearest point of the triangle's edges (a segment), not to the nearest "
+        "corner": sig(sgn * dv / sigma),
+    }
+
+
+_ORIENTATION = ("the inside test depends on the order of the corners: the counter-clockwise triangle passes but "
+                "the clockwise one counts as outside everywhere; accept both orientations (or use |area|)")
+
+
+@self_check
+def check_soft_coverage(fn) -> str:
+    """``fn(points (P, 2), triangle (3, 2), sigma) -> (P,)``: SoftRas' ``sigmoid(delta d^2 / sigma)``.
+
+    ``d`` is the distance from each point to the triangle (its nearest edge point), ``delta = +1``
+    for points strictly inside, ``-1`` outside; points and triangle in the same 2D units.
+    """
+    g = torch.Generator().manual_seed(0)
+    pts = torch.rand(300, 2, generator=g, dtype=torch.float64) * 3.0 - 1.0
+    ccw = torch.tensor([[0.0, 0.0], [1.4, 0.2], [0.3, 1.1]], dtype=torch.float64)
+    cw = ccw[[0, 2, 1]]
+    for tri, what in ((ccw, "a counter-clockwise triangle"), (cw, "the same triangle listed clockwise")):
+        for sigma in (0.05, 0.3):
+            out = call_student(fn, pts, tri, sigma)
+            expect_tensor(out, f"soft_coverage(points (300, 2), {what}, sigma={sigma})", shape=(300,))
+            variants = _coverage_variants(pts.numpy(), tri.numpy(), sigma)
+            ref = variants.pop("ok")
+            o = out.detach().double().numpy()
+            if np.allclose(o, ref, atol=1e-5):
+                continue
+            if tri is cw:  # the counter-clockwise case passed already
+                wrong = variants["there is no sign: sigmoid(-d^2 / sigma) everywhere leaves the inside at or "
+                                 "below 1/2; use +d^2 inside"]
+                if np.allclose(o, wrong, atol=1e-5):
+                    raise CheckFailed(_ORIENTATION)
+            for name, val in variants.items():
+                if np.allclose(o, val, atol=1e-5):
+                    raise CheckFailed(f"{what}, sigma={sigma}: {name}")
+            expect_close(out, torch.as_tensor(ref), f"soft coverage of {what} (sigma={sigma})", atol=1e-5)
+    # float32 input, a gradient that reaches the triangle
+    tri = ccw.float().clone().requires_grad_(True)
+    out = call_student(fn, pts.float(), tri, 0.1)
+    expect_tensor(out, "soft_coverage in float32", shape=(300,))
+    expect(out.requires_grad, "the coverage carries no gradient: do not detach, use .item() or NumPy on the triangle")
+    out.sum().backward()
+    expect(tri.grad is not None and bool(torch.isfinite(tri.grad).all()) and float(tri.grad.abs().sum()) > 0,
+           "no (or a non-finite) gradient reaches the triangle's corners")
+    return "sigmoid(delta d^2 / sigma), both orientations, gradient reaches the corners"
+
+
+# --------------------------------------------------------------------------------------------
+# 2. silhouette IoU loss
+# --------------------------------------------------------------------------------------------
+def _iou_variants(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
+    inter = (p * t).sum((1, 2))
+    union = (p + t - p * t).sum((1, 2))
+    ok = float(np.mean(1.0 - inter / union))
+    return {
+        "ok": ok,
+        "you return the IoU; the loss is 1 - IoU (it must decrease as the silhouettes agree)":
+            float(np.mean(inter / union)),
+        "the union is sum(p + t - p t): you left out the intersection term (sum(p + t) counts it twice)":
+            float(np.mean(1.0 - inter / (p + t).sum((1, 2)))),
+        "that is the Dice loss 1 - 2|p t| / (|p| + |t|), not 1 - IoU":
+            float(np.mean(1.0 - 2 * inter / (p + t).sum((1, 2)))),
+        "the union of soft masks is sum(p + t - p t), not sum(max(p, t))":
+            float(np.mean(1.0 - inter / np.maximum(p, t).sum((1, 2)))),
+        "compute one IoU per image and average the losses; you pooled the whole batch into one ratio":
+            float(1.0 - inter.sum() / union.sum()),
+        "sum(p t) per image is the intersection: you multiplied the sums sum(p) sum(t) instead":
+            float(np.mean(1.0 - p.sum((1, 2)) * t.sum((1, 2)) / union)),
+    }
+
+
+@self_check
+def check_iou_loss(fn) -> str:
+    """``fn(pred (B, H, W), target (B, H, W)) -> scalar``: ``mean_b (1 - sum(p t) / sum(p + t - p t))``."""
+    g = torch.Generator().manual_seed(1)
+    pred = torch.rand(3, 9, 11, generator=g, dtype=torch.float64)
+    target = (torch.rand(3, 9, 11, generator=g, dtype=torch.float64) > 0.5).double()
+    target[1, :4] = 1.0  # images of different sizes of union, so the pooled ratio differs
+    out = call_student(fn, pred, target)
+    if isinstance(out, torch.Tensor) and out.dim() == 1 and out.numel() == 3:
+        raise CheckFailed("the loss should be one number (a 0-d tensor): average the per-image losses with .mean()")
+    expect_tensor(out, "iou_loss(pred (3, 9, 11), target)", shape=())
+    variants = _iou_variants(pred.numpy(), target.numpy())
+    ref = variants.pop("ok")
+    val = float(out)
+    if abs(val - ref) > 1e-6:
+        for name, v in variants.items():
+            if abs(val - v) < 1e-6:
+                raise CheckFailed(name)
+        expect_close(out, torch.tensor(ref), "iou_loss on random soft silhouettes", atol=1e-6)
+    same = call_student(fn, target, target)
+    expect_close(same, torch.tensor(0.0), "iou_loss(t, t) (identical silhouettes)", atol=1e-5)
+    p = pred.float().clone().requires_grad_(True)
+    out = call_student(fn, p, target.float())
+    expect(isinstance(out, torch.Tensor) and out.requires_grad,
+           "the loss carries no gradient to pred: do not detach or convert to NumPy")
+    out.backward()
+    expect(p.grad is not None and bool(torch.isfinite(p.grad).all()), "the gradient with respect to pred is not finite")
+    return "1 - IoU per image, averaged; 0 for identical silhouettes; differentiable"
+
+
+# --------------------------------------------------------------------------------------------
+# 3. uniform Laplacian regulariser
+# --------------------------------------------------------------------------------------------
+def _open_mesh() -> tuple[torch.Tensor, torch.Tensor]:
+    """A 4 x 4 grid with random heights: boundary vertices, valences 2 to 6."""
+    n = 4
+    g = torch.Generator().manual_seed(2)
+    t = torch.linspace(0.0, 1.0, n, dtype=torch.float64)
+    y, x = torch.meshgrid(t, t, indexing="ij")
+    v = torch.stack([x.reshape(-1), y.reshape(-1), 0.3 * torch.rand(n * n, generator=g, dtype=torch.float64)], -1)
+    faces = []
+    for i in range(n - 1):
+        for j in range(n - 1):
+            a, b, c, d = i * n + j, i * n + j + 1, (i + 1) * n + j, (i + 1) * n + j + 1
+            faces += [[a, b, d], [a, d, c]]
+    return v, torch.tensor(faces)
+
+
+def _laplacian_variants(v: np.ndarray, f: np.ndarray) -> dict[str, float]:
+    nb: list[set[int]] = [set() for _ in range(len(v))]
+    mult: list[list[int]] = [[] for _ in range(len(v))]
+    for a, b, c in f.tolist():
+        for i, j in ((a, b), (b, c), (c, a)):
+            nb[i].add(j)
+            nb[j].add(i)
+            mult[i].append(j)
+            mult[j].append(i)
+    lap = np.stack([v[i] - v[sorted(nb[i])].mean(0) for i in range(len(v))])
+    dup = np.stack([v[i] - v[mult[i]].mean(0) for i in range(len(v))])
+    self_in = np.stack([v[i] - v[sorted(nb[i] | {i})].mean(0) for i in range(len(v))])
+    unnorm = np.stack([len(nb[i]) * v[i] - v[sorted(nb[i])].sum(0) for i in range(len(v))])
+    return {
+        "ok": float((lap ** 2).sum()),
+        "you return the mean over vertices; the loss is the sum over vertices of ||L x_i||^2":
+            float((lap ** 2).sum(1).mean()),
+        "square the Laplacian: sum_i ||x_i - mean of its neighbours||^2, not the norm": float(np.linalg.norm(lap, axis=1).sum()),
+        "a neighbour shared by two faces counts once: build unique edges first (your mean weights "
+        "inner edges twice)": float((dup ** 2).sum()),
+        "the mean is over the neighbours only; you included the vertex itself": float((self_in ** 2).sum()),
+        "divide by the degree: the uniform Laplacian is x_i - (1/deg_i) sum_j x_j, not deg_i x_i - sum_j x_j":
+            float((unnorm ** 2).sum()),
+    }
+
+
+@self_check
+def check_laplacian_loss(fn) -> str:
+    """``fn(verts (V, 3), faces (F, 3)) -> scalar``: ``sum_i ||x_i - mean of x over i's neighbours||^2``."""
+    v, f = _open_mesh()
+    out = call_student(fn, v, f)
+    expect_tensor(out, "laplacian_loss(verts (16, 3), faces (18, 3))", shape=())
+    variants = _laplacian_variants(v.numpy(), f.numpy())
+    ref = variants.pop("ok")
+    val = float(out)
+    if abs(val - ref) > 1e-8 * max(1.0, ref):
+        for name, x in variants.items():
+            if abs(val - x) < 1e-8 * max(1.0, abs(x)):
+                raise CheckFailed(name)
+        expect_close(out, torch.tensor(ref), "laplacian_loss of a bumpy 4 x 4 grid", atol=1e-8, rtol=1e-6)
+    flat = v.clone()
+    flat[:, 2] = 0.0
+    flat_ref = _laplacian_variants(flat.numpy(), f.numpy())["ok"]
+    out_flat = call_student(fn, flat, f)
+    expect_close(out_flat, torch.tensor(flat_ref), "laplacian_loss of the flat grid (only the border vertices "
+                                                   "are off their neighbours' mean)", atol=1e-8)
+    shifted = call_student(fn, v + torch.tensor([3.0, -1.0, 2.0], dtype=v.dtype), f)
+    expect_close(shifted, torch.tensor(ref), "laplacian_loss of the translated mesh (must not change)", atol=1e-8)
+    x = v.float().clone().requires_grad_(True)
+    out = call_student(fn, x, f)
+    expect(isinstance(out, torch.Tensor) and out.requires_grad, "the loss carries no gradient to the vertices")
+    out.backward()
+    expect(x.grad is not None and bool(torch.isfinite(x.grad).all()) and float(x.grad.abs().sum()) > 0,
+           "no (or a non-finite) gradient reaches the vertices")
+    return "sum of squared uniform Laplacians; translation invariant; differentiable"

@@ -1,0 +1,230 @@
+"""The chapter-09 self-checks pass the reference, reject named wrong answers, and flag stubs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from course_lib import checks
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+# --- reference solutions (written independently of course_lib.render) --------------------------
+def _seg_d2(p, a, b):
+    e = b - a
+    t = (((p - a) * e).sum(-1) / (e * e).sum()).clamp(0, 1)
+    return ((p - a - t[:, None] * e) ** 2).sum(-1)
+
+
+def _edge_d2(p, tri):
+    return torch.minimum(torch.minimum(_seg_d2(p, tri[0], tri[1]), _seg_d2(p, tri[1], tri[2])),
+                         _seg_d2(p, tri[2], tri[0]))
+
+
+def _cross(o, a, p):
+    return (a[0] - o[0]) * (p[:, 1] - o[1]) - (a[1] - o[1]) * (p[:, 0] - o[0])
+
+
+def _inside(p, tri, both=True):
+    c = torch.stack([_cross(tri[i], tri[(i + 1) % 3], p) for i in range(3)])
+    pos = (c > 0).all(0)
+    return pos | (c < 0).all(0) if both else pos
+
+
+def soft_coverage(points, tri, sigma):
+    d2 = _edge_d2(points, tri)
+    sign = torch.where(_inside(points, tri), 1.0, -1.0).to(points.dtype)
+    return torch.sigmoid(sign * d2 / sigma)
+
+
+def iou_loss(pred, target):
+    inter = (pred * target).sum((1, 2))
+    union = (pred + target - pred * target).sum((1, 2))
+    return (1 - inter / union).mean()
+
+
+def _neighbours(faces, n):
+    nb = [set() for _ in range(n)]
+    for a, b, c in faces.tolist():
+        for i, j in ((a, b), (b, c), (c, a)):
+            nb[i].add(j)
+            nb[j].add(i)
+    return [sorted(s) for s in nb]
+
+
+def laplacian_loss(verts, faces):
+    nb = _neighbours(faces, verts.shape[0])
+    lap = torch.stack([verts[i] - verts[nb[i]].mean(0) for i in range(verts.shape[0])])
+    return lap.square().sum()
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError()
+
+
+def _fails(res, *words):
+    assert not res.passed, res.verdict()
+    msg = res.message.lower()
+    assert all(w.lower() in msg for w in words), res.verdict()
+
+
+# --- references and library ----------------------------------------------------------------------
+def test_references_pass():
+    assert checks.check_soft_coverage(soft_coverage, quiet=True).passed
+    assert checks.check_iou_loss(iou_loss, quiet=True).passed
+    assert checks.check_laplacian_loss(laplacian_loss, quiet=True).passed
+
+
+def test_library_functions_pass():
+    from course_lib.geometry import laplacian_loss as lib_lap
+    from course_lib.render import silhouette_iou_loss
+
+    assert checks.check_iou_loss(lambda p, t: silhouette_iou_loss(p, t, eps=0.0), quiet=True).passed
+    assert checks.check_laplacian_loss(lib_lap, quiet=True).passed
+
+
+def test_stubs_are_not_implemented():
+    for chk in (checks.check_soft_coverage, checks.check_iou_loss, checks.check_laplacian_loss):
+        assert chk(stub, quiet=True).status == "not_implemented"
+        assert chk(lambda *a: ..., quiet=True).status == "not_implemented"
+
+
+# --- soft coverage mutations ---------------------------------------------------------------------
+def test_coverage_reversed_sign():
+    def wrong(p, tri, s):
+        return 1 - soft_coverage(p, tri, s)
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "sign is reversed")
+
+
+def test_coverage_no_sign():
+    _fails(checks.check_soft_coverage(lambda p, tri, s: torch.sigmoid(-_edge_d2(p, tri) / s), quiet=True),
+           "no sign")
+
+
+def test_coverage_unsquared():
+    def wrong(p, tri, s):
+        sign = torch.where(_inside(p, tri), 1.0, -1.0).to(p.dtype)
+        return torch.sigmoid(sign * _edge_d2(p, tri).sqrt() / s)
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "squared distance")
+
+
+def test_coverage_sigma_multiplied():
+    def wrong(p, tri, s):
+        sign = torch.where(_inside(p, tri), 1.0, -1.0).to(p.dtype)
+        return torch.sigmoid(sign * _edge_d2(p, tri) * s)
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "divide")
+
+
+def test_coverage_distance_to_corners():
+    def wrong(p, tri, s):
+        sign = torch.where(_inside(p, tri), 1.0, -1.0).to(p.dtype)
+        return torch.sigmoid(sign * ((p[:, None] - tri[None]) ** 2).sum(-1).amin(1) / s)
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "corner")
+
+
+def test_coverage_one_orientation_only():
+    def wrong(p, tri, s):
+        sign = torch.where(_inside(p, tri, both=False), 1.0, -1.0).to(p.dtype)
+        return torch.sigmoid(sign * _edge_d2(p, tri) / s)
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "order of the corners")
+
+
+def test_coverage_detached():
+    def wrong(p, tri, s):
+        return soft_coverage(p, tri.detach(), s)
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "gradient")
+
+
+def test_coverage_nan():
+    def wrong(p, tri, s):
+        out = soft_coverage(p, tri, s).clone()
+        out[0] = float("nan")
+        return out
+    _fails(checks.check_soft_coverage(wrong, quiet=True), "nan")
+
+
+# --- IoU loss mutations ----------------------------------------------------------------------------
+def test_iou_returns_iou():
+    _fails(checks.check_iou_loss(lambda p, t: 1 - iou_loss(p, t), quiet=True), "1 - iou")
+
+
+def test_iou_union_without_intersection():
+    def wrong(p, t):
+        return (1 - (p * t).sum((1, 2)) / (p + t).sum((1, 2))).mean()
+    _fails(checks.check_iou_loss(wrong, quiet=True), "intersection term")
+
+
+def test_iou_dice():
+    def wrong(p, t):
+        return (1 - 2 * (p * t).sum((1, 2)) / (p + t).sum((1, 2))).mean()
+    _fails(checks.check_iou_loss(wrong, quiet=True), "dice")
+
+
+def test_iou_no_mean():
+    def wrong(p, t):
+        return 1 - (p * t).sum((1, 2)) / (p + t - p * t).sum((1, 2))
+    _fails(checks.check_iou_loss(wrong, quiet=True), "mean")
+
+
+def test_iou_pooled_batch():
+    def wrong(p, t):
+        return 1 - (p * t).sum() / (p + t - p * t).sum()
+    _fails(checks.check_iou_loss(wrong, quiet=True), "pooled")
+
+
+def test_iou_detached():
+    def wrong(p, t):
+        return iou_loss(p.detach(), t)
+    _fails(checks.check_iou_loss(wrong, quiet=True), "gradient")
+
+
+# --- Laplacian mutations ------------------------------------------------------------------------------
+def test_laplacian_mean_over_vertices():
+    def wrong(v, f):
+        return laplacian_loss(v, f) / v.shape[0]
+    _fails(checks.check_laplacian_loss(wrong, quiet=True), "sum over vertices")
+
+
+def test_laplacian_unsquared():
+    def wrong(v, f):
+        nb = _neighbours(f, v.shape[0])
+        return torch.stack([(v[i] - v[nb[i]].mean(0)).norm() for i in range(v.shape[0])]).sum()
+    _fails(checks.check_laplacian_loss(wrong, quiet=True), "square")
+
+
+def test_laplacian_duplicate_edges():
+    def wrong(v, f):
+        nb = [[] for _ in range(v.shape[0])]
+        for a, b, c in f.tolist():
+            for i, j in ((a, b), (b, c), (c, a)):
+                nb[i].append(j)
+                nb[j].append(i)
+        return torch.stack([v[i] - v[nb[i]].mean(0) for i in range(v.shape[0])]).square().sum()
+    _fails(checks.check_laplacian_loss(wrong, quiet=True), "counts once")
+
+
+def test_laplacian_self_included():
+    def wrong(v, f):
+        nb = _neighbours(f, v.shape[0])
+        return torch.stack([v[i] - v[nb[i] + [i]].mean(0) for i in range(v.shape[0])]).square().sum()
+    _fails(checks.check_laplacian_loss(wrong, quiet=True), "itself")
+
+
+def test_laplacian_not_normalised():
+    def wrong(v, f):
+        nb = _neighbours(f, v.shape[0])
+        return torch.stack([len(nb[i]) * v[i] - v[nb[i]].sum(0) for i in range(v.shape[0])]).square().sum()
+    _fails(checks.check_laplacian_loss(wrong, quiet=True), "degree")
+
+
+def test_laplacian_detached():
+    def wrong(v, f):
+        return laplacian_loss(v.detach(), f)
+    _fails(checks.check_laplacian_loss(wrong, quiet=True), "gradient")
+
+
+def test_laplacian_absolute_positions():
+    def wrong(v, f):  # penalises distance to the origin instead of to the neighbours' mean
+        return v.square().sum() * 0 + laplacian_loss(v, f) + 1e-3 * v.sum()
+    _fails(checks.check_laplacian_loss(wrong, quiet=True))
