@@ -9,8 +9,16 @@ assembles the result file from the parts' JSON fragments):
     COURSE_PROFILE=laptop python benchmarks/surfaces.py --part poisson   # needs the ae part's models
     COURSE_PROFILE=laptop python benchmarks/surfaces.py --report
 
-Writes ``benchmarks/results/surfaces-<profile>-<machine>.md``.  Models are checkpointed
-under ``config.cache_dir()/checkpoints`` (the lecture loads the same files).
+Writes ``benchmarks/results/surfaces-<profile>-<machine>.md`` and the JSON twin
+``benchmarks/results/surfaces-<profile>.json`` (every part's numbers) that
+``lectures/06_surfaces.ipynb`` reads.  Models are checkpointed under ``config.cache_dir()/checkpoints``
+with :func:`course_lib.experiments.surfaces.checkpoint_path` (keyed by the data and the input
+size; the lecture loads the same files).  Evaluation: the encoder sees ``n_input`` points of one
+sampling of each held-out surface (or a view), every Chamfer distance is against an independent
+sampling (``target_points``), the oracle is a third sampling (a reference, not a floor).
+
+Cost (laptop profile, 2 cores, estimated from earlier runs): ae ~25 min (five models), svr ~15 min,
+coded ~10 min (four categories), poisson ~3 min.  ``COURSE_PROFILE=ci`` runs every part in ~1-2 min.
 """
 
 from __future__ import annotations
@@ -31,14 +39,18 @@ from _common import md_table, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import surfaces as S  # noqa: E402
+from course_lib.experiments.common import predict  # noqa: E402
 
 
 def _frag(profile: str, part: str) -> Path:
-    return config.cache_dir() / "ch06" / f"bench-{profile}-{part}.json"
+    # v2: the data layer (one split scheme, independent input / target / oracle samplings); fragments of
+    # earlier runs measured something else and are never mixed in
+    return config.cache_dir() / "ch06" / f"bench-v2-{profile}-{part}.json"
 
 
-def _ckpt(name: str, profile: str) -> Path:
-    return config.cache_dir() / "checkpoints" / f"ch06-{name}-{profile}.pt"
+def _ckpt(name: str, train: dict, profile: str, n_input: int | None) -> Path:
+    """The checkpoint the lecture uses too (keyed by the training data and the encoder's input size)."""
+    return S.checkpoint_path(name, train, profile, n_input=n_input)
 
 
 AE_VARIANTS = (("AtlasNet sphere", "sphere", 1), ("AtlasNet 1 patch", "square", 1),
@@ -48,29 +60,35 @@ AE_VARIANTS = (("AtlasNet sphere", "sphere", 1), ("AtlasNet 1 patch", "square", 
 def _data(sz, image_size=None):
     cats = sz["categories"]
     train = S.surface_dataset(cats, "train", sz["train_per_category"], sz["n_points"], image_size)
-    test = S.surface_dataset(cats, "test", sz["test_per_category"], sz["n_points"], image_size)
+    test = S.surface_dataset(cats, "test", sz["test_per_category"], sz["n_points"], image_size,
+                             n_input=sz["n_input"], oracle=True)
     return train, test
 
 
 def _per_category(pred, test):
-    cd = S.chamfer_per_shape(pred, test["points"])
-    return {c: float(cd[test["category"] == i].mean()) for i, c in enumerate(test["categories"])}
+    cd = S.chamfer_per_shape(pred, test["target_points"])
+    names = list(test["category"])
+    return {c: float(cd[[i for i, x in enumerate(names) if x == c]].mean()) for c in test["categories"]}
+
+
+def _predict(model, x, n):
+    return predict(model, x, **S.output_size(model, n))
 
 
 def part_ae(profile: str, sz, retrain: bool) -> dict:
     train, test = _data(sz)
     n, n_in = sz["n_points"], sz["n_input"]
-    x_test = test["points"][:, :n_in]
-    out = {"oracle": S.oracle_chamfer(sz["categories"], "test", sz["test_per_category"], n, reference=test),
+    x_test = test["points"]
+    out = {"oracle": S.oracle_chamfer(test), "oracle_per_category": _per_category(test["oracle_points"], test),
            "rows": []}
     for name, template, k in AE_VARIANTS:
         model = S.build_atlasnet(template, k, sz["latent_dim"], "pointnet", sz["hidden"], n)
-        c0, existed = time.process_time(), _ckpt(f"ae-{template}{k}", profile).exists()
+        ckpt = _ckpt(f"ae-{template}{k}", train, profile, n_in)
+        c0, existed = time.process_time(), ckpt.exists()
         hist = S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n,
-                                n_input=n_in, checkpoint=_ckpt(f"ae-{template}{k}", profile), retrain=retrain,
-                                progress=False, live_plot=False)
+                                n_input=n_in, checkpoint=ckpt, retrain=retrain, progress=False, live_plot=False)
         train_s, train_cpu = hist.wall_time, _cpu(c0, existed, retrain)
-        pred = S.predict_points(model, x_test, n)
+        pred = _predict(model, x_test, n)
         model.eval()
         with torch.no_grad():
             z = model.encode(x_test)
@@ -78,21 +96,25 @@ def part_ae(profile: str, sz, retrain: bool) -> dict:
         meshes = model.decode_mesh(z, res)
         t1 = time.perf_counter()
         q = S.mesh_quality_summary(meshes)
-        row = {"name": name, "cd": S.evaluate_chamfer(pred, test["points"]), "per_category": _per_category(pred, test),
+        torch.manual_seed(0)
+        pred_random = predict(model, x_test, n_points=n, mode="random")  # i.i.d. template samples, like the oracle
+        row = {"name": name, "cd": S.evaluate_chamfer(pred, test["target_points"]),
+               "cd_random_template": S.evaluate_chamfer(pred_random, test["target_points"]),
+               "per_category": _per_category(pred, test),
                "train_s": train_s, "train_cpu_s": train_cpu, "epochs": hist.epochs_run,
                "params": sum(p.numel() for p in model.parameters()), "mesh_res": res, "quality": q, "quality_s": time.perf_counter() - t1,
-               "mesh_cd": float(np.mean([S.mesh_chamfer(m, test["points"][i]) for i, m in enumerate(meshes)]))}
+               "mesh_cd": float(np.mean([S.mesh_chamfer(m, test["target_points"][i]) for i, m in enumerate(meshes)]))}
         out["rows"].append(row)
         print(name, {k: v for k, v in row.items() if k != "quality"}, flush=True)
     from course_lib.models import psg  # noqa: F401 - fails clearly if chapter 05 has not landed
 
     model = S.build_psg(n, sz["latent_dim"], "pointnet")
-    c0, existed = time.process_time(), _ckpt("ae-psg", profile).exists()
+    ckpt = _ckpt("ae-psg", train, profile, n_in)
+    c0, existed = time.process_time(), ckpt.exists()
     hist = S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n,
-                            n_input=n_in, checkpoint=_ckpt("ae-psg", profile), retrain=retrain,
-                            progress=False, live_plot=False)
-    pred = S.predict_points(model, x_test, n)
-    row = {"name": "PointSetGen", "cd": S.evaluate_chamfer(pred, test["points"]),
+                            n_input=n_in, checkpoint=ckpt, retrain=retrain, progress=False, live_plot=False)
+    pred = _predict(model, x_test, n)
+    row = {"name": "PointSetGen", "cd": S.evaluate_chamfer(pred, test["target_points"]),
            "per_category": _per_category(pred, test), "train_s": hist.wall_time,
            "train_cpu_s": _cpu(c0, existed, retrain), "epochs": hist.epochs_run,
            "params": sum(p.numel() for p in model.parameters())}
@@ -105,7 +127,7 @@ def part_svr(profile: str, sz, retrain: bool) -> dict:
     size = sz["image_size"]
     train, test = _data(sz, size)
     n = sz["n_points"]
-    out = {"rows": [], "image_size": size}
+    out = {"rows": [], "image_size": size, "oracle": S.oracle_chamfer(test)}
     builders = (("AtlasNet 25 patches (ResNet)", lambda: S.build_atlasnet("square", 25, sz["latent_dim"], "resnet",
                                                                           sz["hidden"], n), "svr-square25"),
                 ("AtlasNet sphere (ResNet)", lambda: S.build_atlasnet("sphere", 1, sz["latent_dim"], "resnet",
@@ -113,12 +135,12 @@ def part_svr(profile: str, sz, retrain: bool) -> dict:
                 ("PointSetGen (ResNet)", lambda: S.build_psg(n, sz["latent_dim"], "resnet"), "svr-psg"))
     for name, build, key in builders:
         model = build()
-        c0, existed = time.process_time(), _ckpt(key, profile).exists()
+        ckpt = _ckpt(key, train, profile, None)
+        c0, existed = time.process_time(), ckpt.exists()
         hist = S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n,
-                                input_key="rgb", checkpoint=_ckpt(key, profile), retrain=retrain, progress=False,
-                                live_plot=False)
-        pred = S.predict_points(model, test["rgb"], n)
-        row = {"name": name, "cd": S.evaluate_chamfer(pred, test["points"]),
+                                input_key="rgb", checkpoint=ckpt, retrain=retrain, progress=False, live_plot=False)
+        pred = _predict(model, test["rgb"], n)
+        row = {"name": name, "cd": S.evaluate_chamfer(pred, test["target_points"]),
                "per_category": _per_category(pred, test), "train_s": hist.wall_time,
                "train_cpu_s": _cpu(c0, existed, retrain), "epochs": hist.epochs_run}
         out["rows"].append(row)
@@ -130,10 +152,11 @@ def part_coded(profile: str, sz, retrain: bool) -> dict:
     out = {"rows": []}
     for cat in sz["coded_categories"]:
         train = S.surface_dataset([cat], "train", sz["train_per_category"], sz["n_points"])
-        test = S.surface_dataset([cat], "test", sz["test_per_category"], sz["n_points"])
-        c0, existed = time.process_time(), _ckpt(f"coded-{cat}", profile).exists()
+        test = S.surface_dataset([cat], "test", sz["test_per_category"], sz["n_points"], n_input=sz["n_input"])
+        ckpt = _ckpt(f"coded-{cat}", train, profile, sz["n_input"])
+        c0, existed = time.process_time(), ckpt.exists()
         model, hist = S.train_coded(cat, train, epochs=sz["coded_epochs"], batch_size=sz["batch_size"],
-                                    checkpoint=_ckpt(f"coded-{cat}", profile), latent_dim=sz["latent_dim"],
+                                    checkpoint=ckpt, latent_dim=sz["latent_dim"],
                                     hidden=sz["hidden"], template_resolution=sz["template_resolution"],
                                     n_input=sz["n_input"], retrain=retrain, progress=False, live_plot=False)
         r0 = S.label_transfer(model, test, refine_steps=0, n_input=sz["n_input"])
@@ -141,7 +164,7 @@ def part_coded(profile: str, sz, retrain: bool) -> dict:
         r1 = S.label_transfer(model, test, refine_steps=sz["refine_steps"], n_input=sz["n_input"])
         from course_lib.ops import chamfer_distance
 
-        cd = float(1000 * chamfer_distance(r1["deformed"], test["points"]))
+        cd = float(1000 * chamfer_distance(r1["deformed"], test["target_points"]))
         row = {"category": cat, "baseline": r0["baseline"], "accuracy": r0["accuracy"],
                "accuracy_refined": r1["accuracy"], "refine_steps": sz["refine_steps"],
                "refine_s": time.perf_counter() - t0, "cd": cd, "train_s": hist.wall_time,
@@ -155,26 +178,26 @@ def part_coded(profile: str, sz, retrain: bool) -> dict:
 def part_poisson(profile: str, sz) -> dict:
     from course_lib.geometry import poisson_reconstruct
 
-    _, test = _data(sz)
+    train, test = _data(sz)
     n, n_in = sz["n_points"], sz["n_input"]
-    x_test = test["points"][:, :n_in]
+    x_test = test["points"]
     psg_model = S.build_psg(n, sz["latent_dim"], "pointnet")
     atlas = S.build_atlasnet("square", 25, sz["latent_dim"], "pointnet", sz["hidden"], n)
     sphere = S.build_atlasnet("sphere", 1, sz["latent_dim"], "pointnet", sz["hidden"], n)
     from course_lib.train import load_checkpoint
 
-    load_checkpoint(_ckpt("ae-psg", profile), psg_model)
-    load_checkpoint(_ckpt("ae-square25", profile), atlas)
-    load_checkpoint(_ckpt("ae-sphere1", profile), sphere)
-    pred = S.predict_points(psg_model, x_test, n)
+    load_checkpoint(_ckpt("ae-psg", train, profile, n_in), psg_model)
+    load_checkpoint(_ckpt("ae-square25", train, profile, n_in), atlas)
+    load_checkpoint(_ckpt("ae-sphere1", train, profile, n_in), sphere)
+    pred = _predict(psg_model, x_test, n)
     res = sz["poisson_resolution"]
     rows = {k: {"cd": [], "watertight": [], "seconds": [], "faces": []} for k in
             ("Poisson(PointSetGen), centroid-oriented PCA normals", "Poisson(PointSetGen), oracle-oriented normals",
-             "Poisson(ground-truth points and normals)", "AtlasNet 25 patches, direct mesh",
+             "Poisson(the input's true points and normals)", "AtlasNet 25 patches, direct mesh",
              "AtlasNet sphere, direct mesh")}
 
     def add(key, mesh, seconds, i):
-        rows[key]["cd"].append(S.mesh_chamfer(mesh, test["points"][i]))
+        rows[key]["cd"].append(S.mesh_chamfer(mesh, test["target_points"][i]))
         rows[key]["watertight"].append(float(mesh.is_watertight))
         rows[key]["seconds"].append(seconds)
         rows[key]["faces"].append(len(mesh.faces))
@@ -182,7 +205,7 @@ def part_poisson(profile: str, sz) -> dict:
     atlas.eval()
     sphere.eval()
     for i in range(len(pred)):
-        gt = (test["points"][i], test["normals"][i])
+        gt = (test["points"][i], test["normals"][i])  # the encoder's input: true points with their normals
         for key, normals in (("Poisson(PointSetGen), centroid-oriented PCA normals", None),
                              ("Poisson(PointSetGen), oracle-oriented normals", gt)):
             t0 = time.perf_counter()
@@ -191,7 +214,7 @@ def part_poisson(profile: str, sz) -> dict:
             add(key, mesh, time.perf_counter() - t0, i)
         t0 = time.perf_counter()
         mesh = poisson_reconstruct(gt[0], gt[1], res)
-        add("Poisson(ground-truth points and normals)", mesh, time.perf_counter() - t0, i)
+        add("Poisson(the input's true points and normals)", mesh, time.perf_counter() - t0, i)
         with torch.no_grad():
             t0 = time.perf_counter()
             mesh = atlas.mesh(x_test[i:i + 1], sz["mesh_resolution"])[0]
@@ -219,18 +242,25 @@ def report(profile: str, sz, extra_note: str = "") -> Path:
     cats = list(sz["categories"])
     body = [f"Convention: {S.CD_CONVENTION}.", "",
             f"Data: ShapeNet-lite categories {', '.join(cats)}; {sz['train_per_category']} training shapes and "
-            f"{sz['test_per_category']} held-out test shapes per category (disjoint seeds, "
-            "`course_lib.experiments.surfaces.split_seeds`); every model outputs "
-            f"{sz['n_points']} points; the encoder sees {sz['n_input']} of the target's points (auto-encoding) or "
-            f"one {sz['image_size']}x{sz['image_size']} rendered RGB view (single view). Small CPU models "
+            f"{sz['test_per_category']} held-out test shapes per category (the course's split scheme, "
+            "`course_lib.data.split_seeds`); every model outputs "
+            f"{sz['n_points']} points; the encoder sees {sz['n_input']} points of one sampling of the surface "
+            "(auto-encoding) or "
+            f"one {sz['image_size']}x{sz['image_size']} rendered RGB view from a seeded random camera (single view); "
+            "every Chamfer distance is against an independent sampling of the surface (target_points). Small CPU models "
             f"(latent {sz['latent_dim']}, patch MLP {sz['hidden']}), {sz['epochs']} epochs each, Adam 1e-3.", ""]
     if "ae" in parts:
         ae = parts["ae"]
         body += ["## Auto-encoding (PointNet encoder), held-out shapes", ""]
-        rows = [["oracle (a second sampling of the true surface)", ae["oracle"], *["" for _ in cats], "", ""]]
+        rows = [["oracle (an independent sampling of the true surface: a reference, not a floor)", ae["oracle"],
+                 *[ae.get("oracle_per_category", {}).get(c, "") for c in cats], "", ""]]
+        rows[0].insert(2, "")
         for r in ae["rows"]:
-            rows.append([r["name"], r["cd"], *[r["per_category"][c] for c in cats], _secs(r), r["params"]])
-        body += [md_table(["model", "CD x1e3", *cats, "train s", "params"], rows), ""]
+            rows.append([r["name"], r["cd"], r.get("cd_random_template", ""), *[r["per_category"][c] for c in cats],
+                         _secs(r), r["params"]])
+        body += ["CD x1e3: AtlasNet decodes an evenly spread (Fibonacci) lattice of its template; 'random template' "
+                 "decodes i.i.d. template samples instead (the sampling the oracle has).", "",
+                 md_table(["model", "CD x1e3", "CD, random template", *cats, "train s", "params"], rows), ""]
         body += ["## Mesh quality of AtlasNet's direct meshes (held-out shapes, mean per mesh)", "",
                  "degenerate: area < 1e-10; sliver: smallest angle < 5 deg; intersecting: faces crossing a face that "
                  "shares no vertex with them (segment-triangle tests); pairs within / between: intersecting face pairs "
@@ -253,11 +283,12 @@ def report(profile: str, sz, extra_note: str = "") -> Path:
                  "shapes", ""]
         rows = [[r["name"], r["cd"], *[r["per_category"][c] for c in cats], _secs(r)]
                 for r in parts["svr"]["rows"]]
-        if "ae" in parts:
-            rows.insert(0, ["oracle", parts["ae"]["oracle"], *["" for _ in cats], ""])
+        if "oracle" in parts["svr"]:
+            rows.insert(0, ["oracle", parts["svr"]["oracle"], *["" for _ in cats], ""])
         body += [md_table(["model", "CD x1e3", *cats, "train s"], rows), ""]
     if "coded" in parts:
-        body += ["## 3D-CODED: part labels carried from the template (seed 0) to held-out shapes", "",
+        body += ["## 3D-CODED: part labels carried from the template (reserved seed, outside every split) to "
+                 "held-out shapes", "",
                  "accuracy = fraction of a shape's surface points whose transferred part name equals the "
                  "generator's (Shape.part_labels), averaged over the held-out shapes; baseline = nearest vertex "
                  "of the *undeformed* template (no learning); refined = after the test-time latent optimisation.",
@@ -273,14 +304,16 @@ def report(profile: str, sz, extra_note: str = "") -> Path:
                  "include normal estimation.", ""]
         rows = [[r["name"], r["cd"], r["watertight"], int(r["faces"]), r["seconds"]] for r in p["rows"]]
         body += [md_table(["surface", "mesh CD x1e3", "watertight", "faces", "s / shape"], rows), ""]
-    note = ("The 2-core machine was shared with other agents during these runs (4-6 concurrent jobs; "
-            "timings are inflated and noisy). torch ran with 1 thread per process (thread contention on "
-            "the shared cores made 2 threads slower). Parts ran as separate processes, some concurrently. "
+    note = ("torch ran with the --threads of each part's process; parts may run as separate processes. "
             "'train s' is the wall time of the training loop, with the process's CPU seconds in brackets "
             "where recorded (a loaded checkpoint has none).")
     if extra_note:
         note += "\n\n" + extra_note
-    return write_result("surfaces", profile, "\n".join(body), notes=note)
+    data = {"convention": S.CD_CONVENTION, "categories": cats,
+            "sizes": {k: sz[k] for k in ("train_per_category", "test_per_category", "n_points", "n_input", "epochs",
+                                         "latent_dim", "image_size")},
+            **parts}
+    return write_result("surfaces", profile, "\n".join(body), notes=note, data=data)
 
 
 def main() -> None:

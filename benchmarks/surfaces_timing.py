@@ -61,10 +61,12 @@ def main() -> None:
             rows.append((name, hist.epochs_run, len(train["points"]), round(wall, 1), round(cpu, 1),
                          f"{load:.2f}", f"{hist.train_loss[-1]:.4g}"))
             print(rows[-1], flush=True)
-    body = md_table(["model", "epochs", "training shapes", "wall s", "CPU s", "load avg at start", "final loss"], rows)
+    headers = ["model", "epochs", "training shapes", "wall s", "CPU s", "load avg at start", "final loss"]
+    body = md_table(headers, rows)
     path = write_result("surfaces_timing", profile, body,
                         notes=f"Each model retrained from scratch, alone, with {args.threads} torch threads; "
-                              "the 1-minute load average at the start of each run is in the table.")
+                              "the 1-minute load average at the start of each run is in the table.",
+                        data={"threads": args.threads, "rows": [dict(zip(headers, r)) for r in rows]})
     print("wrote", path)
 
 

@@ -34,8 +34,9 @@ import numpy as np
 import torch
 import trimesh
 
-from course_lib import config, viz
+from course_lib import config, results, viz
 from course_lib.experiments import surfaces as S
+from course_lib.experiments.common import predict
 from course_lib.models import atlasnet
 
 print(config.describe())
@@ -43,18 +44,16 @@ print(config.describe())
 # %% [markdown]
 # Every size comes from the `ch06.*` block of `course_lib.config` (the `ci` profile makes
 # everything tiny: the models are then barely trained and only the code path is shown).
-# Checkpoints go to `config.cache_dir()/checkpoints`: after one run (or after the
-# benchmark) this notebook only loads weights.
+# Checkpoints go to `config.cache_dir()/checkpoints`, named by the model and a hash of the
+# data they were trained on (`S.checkpoint_path`): after one run (or after the benchmark)
+# this notebook only loads weights. Measured numbers come from the laptop benchmark's results
+# file (`benchmarks/surfaces.py` writes `benchmarks/results/surfaces-laptop.json`), never typed in.
 
 # %%
 SZ = config.sizes(prefix="ch06.")
-PROFILE = config.get_profile()
-CKPT = config.cache_dir() / "checkpoints"
 print({k: SZ[k] for k in ("categories", "train_per_category", "test_per_category", "n_points", "epochs")})
-
-
-def ckpt(name):
-    return CKPT / f"ch06-{name}-{PROFILE}.pt"
+MEASURED = results.show("surfaces", "laptop", command="COURSE_PROFILE=laptop python benchmarks/surfaces.py "
+                        "--part ae (then --part svr, --part coded, --part poisson, --report)")
 
 
 # %% [markdown]
@@ -108,11 +107,13 @@ viz.plot_mesh(random_sheet, color=np.arange(144) % 12, show_edges=True,
 # %% [markdown]
 # ## 3. Training AtlasNet on ShapeNet-lite
 #
-# The data: surface samples of the procedural categories, disjoint seeds for training and
-# held-out test shapes (`S.surface_dataset`, cached on disk). The encoder is a PointNet
-# (chapter 02) that sees a random subset of each cloud; the loss is the Chamfer distance
-# between the $N$ decoded points (split evenly between the $K$ patches, on **freshly sampled**
-# template points at every step) and the target cloud:
+# The data: ShapeNet-lite shapes of the course's splits (`S.surface_dataset`, one on-disk cache
+# for every chapter). Each shape comes with two *independent* samplings of its surface: the
+# encoder's input `points` and the `target_points` that the loss and every metric compare with,
+# so a model is never scored on the points it was fed. The encoder is a PointNet (chapter 02)
+# that sees `ch06.n_input` input points; the loss is the Chamfer distance between the $N$
+# decoded points (split evenly between the $K$ patches, on **freshly sampled** template points
+# at every step) and the target cloud:
 #
 # $$\mathcal L = \frac{1}{|P|}\sum_{p\in P}\min_{q\in Q}\lVert p-q\rVert^2
 #    + \frac{1}{|Q|}\sum_{q\in Q}\min_{p\in P}\lVert p-q\rVert^2,
@@ -123,17 +124,18 @@ viz.plot_mesh(random_sheet, color=np.arange(144) % 12, show_edges=True,
 
 # %%
 cats = SZ["categories"]
-train_set = S.surface_dataset(cats, "train", SZ["train_per_category"], SZ["n_points"])
-test_set = S.surface_dataset(cats, "test", SZ["test_per_category"], SZ["n_points"])
 N, N_IN, K = SZ["n_points"], SZ["n_input"], SZ["lecture_patches"]
-x_test = test_set["points"][:, :N_IN]
+train_set = S.surface_dataset(cats, "train", SZ["train_per_category"], N)
+test_set = S.surface_dataset(cats, "test", SZ["test_per_category"], N, n_input=N_IN, oracle=True)
+x_test, target = test_set["points"], test_set["target_points"]  # the encoder's input; what we score against
 print(f"{len(train_set['points'])} training and {len(test_set['points'])} test shapes of {cats}")
 
 
 def train_ae(template, k, name=None):
     model = S.build_atlasnet(template, k, SZ["latent_dim"], "pointnet", SZ["hidden"], N)
+    path = S.checkpoint_path(name or f"ae-{template}{k}", train_set, n_input=N_IN)
     S.train_atlasnet(model, train_set, epochs=SZ["epochs"], batch_size=SZ["batch_size"], n_points=N,
-                     n_input=N_IN, checkpoint=ckpt(name or f"ae-{template}{k}"))
+                     n_input=N_IN, checkpoint=path)
     return model.eval()
 
 
@@ -158,7 +160,7 @@ def show_points(n_points=N, shape=0):
         out = atlas.decode(z_test[shape:shape + 1], n_points=n_points)
     rgb = colors[out.patch.numpy()]
     pred = viz.plot_points(out.points[0], color=rgb, size=2.0)
-    gt = viz.plot_points(test_set["points"][shape], color="gray", size=1.5)
+    gt = viz.plot_points(target[shape], color="gray", size=1.5)
     return viz.subplots([gt, pred], titles=["held-out shape", f"AtlasNet, {n_points} points, colour = patch"],
                         height=360)
 
@@ -215,7 +217,7 @@ with torch.no_grad():
 sphere_mesh = sphere_model.decode_mesh(zs, SZ["sphere_subdivisions"])[0]
 print(f"sphere mesh: {len(sphere_mesh.faces)} faces, watertight {sphere_mesh.is_watertight}, "
       f"Euler {sphere_mesh.euler_number}")
-viz.subplots([viz.plot_points(test_set["points"][0], color="gray", size=1.5), viz.plot_mesh(sphere_mesh)],
+viz.subplots([viz.plot_points(target[0], color="gray", size=1.5), viz.plot_mesh(sphere_mesh)],
              titles=["held-out shape", "AtlasNet sphere: a closed mesh"], height=340)
 
 # %% [markdown]
@@ -229,9 +231,13 @@ print(S.CD_CONVENTION)
 # %% [markdown]
 # The rows: AtlasNet with the sphere, 1, 5 and 25 squares, and PointSetGen (chapter 05) with
 # the same number of output points and the same encoder, all trained for the same number of
-# epochs. The **oracle** row is the Chamfer distance between two independent samplings of
-# the *true* surface with $N$ points each: even a perfect model pays it. Laptop-profile
-# numbers measured by the benchmark are in `benchmarks/results/surfaces-laptop-*.md`.
+# epochs. The **oracle** row is the Chamfer distance between two independent i.i.d. samplings
+# of the *true* surface with $N$ points each. It is a **reference, not a floor**: points on the
+# true surface that are spread more evenly than i.i.d. samples (a farthest-point sample, see
+# chapter 05) score below it. In eval mode AtlasNet decodes an evenly spread lattice of its
+# template, which gets the same advantage; the column "random template" decodes i.i.d. template
+# samples instead, the sampling the oracle has, so compare AtlasNet with the oracle at equal
+# sampling. The live (ci-sized) table comes first, then the laptop benchmark's.
 
 # %%
 variants = [("AtlasNet sphere", "sphere", 1), ("AtlasNet 1 patch", "square", 1),
@@ -241,19 +247,44 @@ for name, template, k in variants:
     models[name] = sphere_model if template == "sphere" else (atlas if k == K else train_ae(template, k))
 psg_model = S.build_psg(N, SZ["latent_dim"], "pointnet")
 S.train_atlasnet(psg_model, train_set, epochs=SZ["epochs"], batch_size=SZ["batch_size"], n_points=N,
-                 n_input=N_IN, checkpoint=ckpt("ae-psg"))
+                 n_input=N_IN, checkpoint=S.checkpoint_path("ae-psg", train_set, n_input=N_IN))
 models["PointSetGen"] = psg_model.eval()
 print(f"PointSetGen: {psg_model.n_points} points ({psg_model.decoder.n_fc} from the FC branch, "
       f"{psg_model.decoder.n_map} from the {psg_model.decoder.map_size} map)")
 
-oracle = S.oracle_chamfer(cats, "test", SZ["test_per_category"], N, reference=test_set)
-preds = {name: S.predict_points(m, x_test, N) for name, m in models.items()}
-print(f"{'model':<22} {'CD x1e3':>8}  " + "  ".join(f"{c:>9}" for c in cats))
-print(f"{'oracle':<22} {oracle:8.3f}")
+oracle = S.oracle_chamfer(test_set)
+preds = {name: predict(m, x_test, **S.output_size(m, N)) for name, m in models.items()}
+is_cat = {c: torch.tensor([x == c for x in test_set["category"]]) for c in cats}
+
+
+def table_row(name, per, per_random=None):
+    rnd = f"{float(per_random.mean()):8.3f}" if per_random is not None else " " * 8
+    print(f"{name:<22} {float(per.mean()):8.3f} {rnd}  " + "  ".join(f"{float(per[is_cat[c]].mean()):9.3f}"
+                                                                 for c in cats))
+
+
+print(f"this notebook ({config.get_profile()} profile, live):")
+print(f"{'model':<22} {'CD x1e3':>8} {'random':>8}  " + "  ".join(f"{c:>9}" for c in cats))
+table_row("oracle", S.chamfer_per_shape(test_set["oracle_points"], target))
+torch.manual_seed(0)
 for name, p in preds.items():
-    per = S.chamfer_per_shape(p, test_set["points"])
-    by_cat = [float(per[test_set["category"] == i].mean()) for i in range(len(cats))]
-    print(f"{name:<22} {float(per.mean()):8.3f}  " + "  ".join(f"{v:9.3f}" for v in by_cat))
+    rand = None
+    if isinstance(models[name], atlasnet.AtlasNet):
+        rand = S.chamfer_per_shape(predict(models[name], x_test, n_points=N, mode="random"), target)
+    table_row(name, S.chamfer_per_shape(p, target), rand)
+
+# %%
+if MEASURED is not None and "ae" in MEASURED.data:
+    ae = MEASURED.data["ae"]
+    print(f"laptop benchmark ({MEASURED.data['sizes']['test_per_category']} test shapes per category, "
+          f"{MEASURED.data['sizes']['epochs']} epochs):")
+    print(f"{'model':<22} {'CD x1e3':>8} {'random':>8}  " + "  ".join(f"{c:>9}" for c in MEASURED.data["categories"]))
+    print(f"{'oracle':<22} {ae['oracle']:8.3f} {'':>8}  "
+          + "  ".join(f"{ae['oracle_per_category'][c]:9.3f}" for c in MEASURED.data["categories"]))
+    for r in ae["rows"]:
+        rnd = f"{r['cd_random_template']:8.3f}" if "cd_random_template" in r else " " * 8
+        print(f"{r['name']:<22} {r['cd']:8.3f} {rnd}  "
+              + "  ".join(f"{r['per_category'][c]:9.3f}" for c in MEASURED.data["categories"]))
 
 # %% [markdown]
 # ## 8. How good are the meshes?
@@ -304,14 +335,17 @@ viz.plot_mesh(mesh0, color=bad, colorscale=[[0, "lightgray"], [1, "red"]],
 # %%
 size = SZ["image_size"]
 train_img = S.surface_dataset(cats, "train", SZ["train_per_category"], N, image_size=size)
-test_img = S.surface_dataset(cats, "test", SZ["test_per_category"], N, image_size=size)
+test_img = S.surface_dataset(cats, "test", SZ["test_per_category"], N, image_size=size, n_input=N_IN, oracle=True)
 svr = S.build_atlasnet("square", K, SZ["latent_dim"], "resnet", SZ["hidden"], N)
 S.train_atlasnet(svr, train_img, epochs=SZ["epochs"], batch_size=SZ["batch_size"], n_points=N, input_key="rgb",
-                 checkpoint=ckpt(f"svr-square{K}"))
+                 checkpoint=S.checkpoint_path(f"svr-square{K}", train_img, n_input=None))
 svr.eval()
-pred_svr = S.predict_points(svr, test_img["rgb"], N)
-print(f"single view, AtlasNet {K} patches: CD x1e3 = {S.evaluate_chamfer(pred_svr, test_img['points']):.3f} "
-      f"(oracle {oracle:.3f})")
+pred_svr = predict(svr, test_img["rgb"], n_points=N)
+print(f"this notebook: single view, AtlasNet {K} patches: CD x1e3 = "
+      f"{S.evaluate_chamfer(pred_svr, test_img['target_points']):.3f} (oracle {S.oracle_chamfer(test_img):.3f})")
+if MEASURED is not None and "svr" in MEASURED.data:
+    print(f"laptop benchmark ({MEASURED.data['svr']['image_size']} px views): oracle {MEASURED.data['svr']['oracle']:.3f}; "
+          + "; ".join(f"{r['name']} {r['cd']:.3f}" for r in MEASURED.data["svr"]["rows"]))
 svr_mesh = svr.mesh(test_img["rgb"][:1], res)[0]
 viz.subplots([viz.plot_images(test_img["rgb"][0].permute(1, 2, 0)),
               viz.plot_mesh(svr_mesh, color=svr_mesh.metadata["face_patch"], colorscale="Rainbow")],
@@ -321,7 +355,9 @@ viz.subplots([viz.plot_images(test_img["rgb"][0].permute(1, 2, 0)),
 # ## 10. 3D-CODED: deform a template, transfer labels
 #
 # 3D-CODED keeps the decoder but replaces the square by a **template shape** of the category
-# (the SMPL body in the paper; here shape number 0 of the category, meshed). The decoder moves
+# (the SMPL body in the paper; here the category's reserved template shape, meshed: its seed
+# `reserved_seed("template")` lies outside every split, so it is neither a training nor a
+# test shape). The decoder moves
 # every template vertex $p$ to $p + f(p, z)$ on the target (we predict a displacement; the
 # paper predicts the position). Our training is unsupervised: Chamfer distance to the target
 # plus an edge-length term that keeps the deformation from tearing the template apart. At test
@@ -344,13 +380,18 @@ viz.subplots([viz.plot_images(test_img["rgb"][0].permute(1, 2, 0)),
 # %%
 cat = SZ["coded_categories"][0]
 c_train = S.surface_dataset([cat], "train", SZ["train_per_category"], N)
-c_test = S.surface_dataset([cat], "test", SZ["test_per_category"], N)
+c_test = S.surface_dataset([cat], "test", SZ["test_per_category"], N, n_input=N_IN)
 coded_model, _ = S.train_coded(cat, c_train, epochs=SZ["coded_epochs"], batch_size=SZ["batch_size"],
-                               checkpoint=ckpt(f"coded-{cat}"), latent_dim=SZ["latent_dim"], hidden=SZ["hidden"],
+                               checkpoint=S.checkpoint_path(f"coded-{cat}", c_train, n_input=N_IN),
+                               latent_dim=SZ["latent_dim"], hidden=SZ["hidden"],
                                template_resolution=SZ["template_resolution"], n_input=N_IN)
 result = S.label_transfer(coded_model, c_test, refine_steps=SZ["refine_steps"], n_input=N_IN)
-print(f"{cat}: label transfer accuracy {result['accuracy']:.3f} "
+print(f"this notebook: {cat}: label transfer accuracy {result['accuracy']:.3f} "
       f"(undeformed-template baseline {result['baseline']:.3f}) over {len(c_test['points'])} held-out shapes")
+if MEASURED is not None and "coded" in MEASURED.data:
+    for r in MEASURED.data["coded"]["rows"]:
+        print(f"laptop benchmark: {r['category']}: baseline {r['baseline']:.3f}, 3D-CODED {r['accuracy']:.3f}, "
+              f"refined ({r['refine_steps']} steps) {r['accuracy_refined']:.3f}")
 
 # %%
 parts = coded_model.parts
@@ -389,9 +430,14 @@ poisson_mesh = poisson_reconstruct(pts_psg, normals, SZ["poisson_resolution"])
 t_poisson = time.perf_counter() - t0
 atlas_mesh = atlas.decode_mesh(z_test[i:i + 1], res)[0]
 for label, m in (("Poisson(PointSetGen points)", poisson_mesh), (f"AtlasNet {K} patches, direct", atlas_mesh)):
-    print(f"{label:<30} mesh CD x1e3 {S.mesh_chamfer(m, test_set['points'][i]):7.3f} | "
+    print(f"{label:<30} mesh CD x1e3 {S.mesh_chamfer(m, target[i]):7.3f} | "
           f"{len(m.faces):6d} faces | watertight {m.is_watertight}")
 print(f"Poisson took {t_poisson:.2f} s (normals + solve + marching cubes); the AtlasNet mesh is one decoder pass")
+if MEASURED is not None and "poisson" in MEASURED.data:
+    print(f"laptop benchmark (grid {MEASURED.data['poisson']['resolution']}, mean over the test shapes):")
+    for r in MEASURED.data["poisson"]["rows"]:
+        print(f"  {r['name']:<52} mesh CD x1e3 {r['cd']:7.3f} | watertight {r['watertight']:.2f} | "
+              f"{r['seconds']:.2f} s / shape")
 viz.subplots([viz.plot_points(pts_psg, size=1.5), viz.plot_mesh(poisson_mesh),
               viz.plot_mesh(atlas_mesh, color=atlas_mesh.metadata["face_patch"], colorscale="Rainbow")],
              titles=["PointSetGen points", "Poisson reconstruction", "AtlasNet mesh"], height=340)
