@@ -1,0 +1,205 @@
+# %% [markdown]
+# # 08 · Lab: superquadrics, REINFORCE and the reordering trick
+#
+# Three exercises, each followed by a self-check:
+#
+# 1. the inside-outside function of a superquadric;
+# 2. the REINFORCE (score-function) estimate of the gradient of an expectation over Bernoulli
+#    existence variables;
+# 3. the exact expectation of the minimum distance over the existing primitives, by the
+#    reordering trick (checked against the enumeration of all $2^M$ configurations).
+#
+# Between them you use your functions: a Monte-Carlo volume, the noise of REINFORCE, and a fit
+# of a few superquadrics to a ShapeNet-lite chair. Write batched torch code (no Python loops over
+# points or configurations).
+
+# %%
+import math
+
+import torch
+
+from course_lib import checks, config, viz
+from course_lib.experiments import primitives as E
+from course_lib.models import primitives as P
+
+print(config.describe())
+SZ = config.sizes(prefix="ch08.")
+
+# %% [markdown]
+# ## Exercise 1: the inside-outside function
+#
+# In its local frame a superquadric with half-sizes $a = (a_1, a_2, a_3)$ and exponents
+# $(\varepsilon_1, \varepsilon_2)$ is the set where
+#
+# $$ F(x) = \Big(\big|\tfrac{x_1}{a_1}\big|^{2/\varepsilon_2} + \big|\tfrac{x_2}{a_2}\big|^{2/\varepsilon_2}\Big)^{\varepsilon_2/\varepsilon_1}
+#          + \big|\tfrac{x_3}{a_3}\big|^{2/\varepsilon_1} \le 1 . $$
+#
+# Write `inside_outside(points, size, eps)` for `points` `(..., 3)`, `size` `(..., 3)` and `eps`
+# `(..., 2)` (`eps[..., 0]` is $\varepsilon_1$), broadcast against each other, returning `(...)`.
+# Mind the absolute values: a negative number to a fractional power is NaN.
+
+# %%
+def inside_outside(points: torch.Tensor, size: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    q = (points / size).abs()
+    e1, e2 = eps[..., 0], eps[..., 1]
+    return (q[..., 0] ** (2 / e2) + q[..., 1] ** (2 / e2)) ** (e2 / e1) + q[..., 2] ** (2 / e1)
+    ### END SOLUTION
+
+
+# %%
+checks.check_inside_outside(inside_outside)
+
+# %% [markdown]
+# ### Use it: the volume of a superquadric by Monte Carlo
+#
+# The fraction of uniform points of the box $[-a, a]$ with $F < 1$, times the box's volume
+# $8a_1a_2a_3$, estimates the volume. For the ellipsoid ($\varepsilon_1=\varepsilon_2=1$) it is
+# $\frac43\pi a_1a_2a_3$; as both exponents go to 0 it tends to the box's.
+
+# %% tags=["uses-exercise"]
+g = torch.Generator().manual_seed(0)
+a = torch.tensor([0.6, 0.4, 0.3], dtype=torch.float64)
+u = (2 * torch.rand(200_000, 3, generator=g, dtype=torch.float64) - 1) * a
+for eps in (1.0, 0.5, 0.2, 0.1):
+    inside = inside_outside(u, a, torch.full((2,), eps, dtype=torch.float64)) < 1
+    print(f"eps = {eps:4.2f}: volume {float(inside.double().mean()) * 8 * float(a.prod()):.4f}")
+print(f"ellipsoid 4/3 pi abc = {4 / 3 * math.pi * float(a.prod()):.4f}, box 8abc = {8 * float(a.prod()):.4f}")
+
+# %% [markdown]
+# ## Exercise 2: the REINFORCE estimator
+#
+# The existence of $M$ primitives is $z_m\sim\mathrm{Bern}(\theta_m)$. For a loss $L(z)$,
+#
+# $$ \nabla_\theta\,\mathbb E[L(z)] = \mathbb E\big[L(z)\,\nabla_\theta\log p_\theta(z)\big]
+#    \approx \frac1K\sum_{k=1}^K \big(L(z_k) - b\big)\,\nabla_\theta\log p_\theta(z_k),
+#    \qquad \frac{\partial\log p_\theta(z)}{\partial\theta_m} = \frac{z_m}{\theta_m} - \frac{1-z_m}{1-\theta_m}. $$
+#
+# Write `reinforce_gradient(losses, z, prob, baseline)`: `losses` `(K,)` the losses of `K`
+# sampled configurations `z` `(K, M)` (0/1 floats), `prob` `(M,)`, a number `baseline`; return
+# the estimate `(M,)`.
+
+# %%
+def reinforce_gradient(losses: torch.Tensor, z: torch.Tensor, prob: torch.Tensor, baseline: float) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    score = z / prob - (1 - z) / (1 - prob)
+    return ((losses - baseline)[:, None] * score).mean(0)
+    ### END SOLUTION
+
+
+# %%
+checks.check_reinforce_gradient(reinforce_gradient)
+
+# %% [markdown]
+# ### Use it: how noisy is REINFORCE?
+#
+# A toy loss: $L(z)$ = the smallest of fixed distances $d_m$ over the existing primitives (2 if
+# none exists). The exact gradient comes from autograd of the library's exact expectation.
+# Estimate it 200 times with $K$ samples each, without and with a baseline equal to the exact
+# expected loss (the best constant), and look at the spread.
+
+# %% tags=["uses-exercise"]
+g = torch.Generator().manual_seed(1)
+m = 6
+d = torch.rand(m, generator=g, dtype=torch.float64)
+theta = (0.2 + 0.6 * torch.rand(m, generator=g, dtype=torch.float64)).requires_grad_()
+expected = P.expected_min_distance(d, theta, empty=2.0)
+(exact,) = torch.autograd.grad(expected, theta)
+
+
+def toy_loss(z):
+    masked = torch.where(z > 0.5, d, torch.full_like(z, math.inf)).amin(-1)
+    return torch.where(torch.isinf(masked), torch.full_like(masked, 2.0), masked)
+
+
+spread = {"no baseline": [], "baseline = E[L]": []}
+ks = [1, 4, 16, 64]
+for k in ks:
+    for name, b in (("no baseline", 0.0), ("baseline = E[L]", float(expected.detach()))):
+        est = []
+        for _ in range(200):
+            z = (torch.rand(k, m, generator=g, dtype=torch.float64) < theta.detach()).double()
+            est.append(reinforce_gradient(toy_loss(z), z, theta.detach(), b))
+        est = torch.stack(est)
+        spread[name].append(float(((est - exact) ** 2).sum(-1).mean()))
+print("exact gradient:", [round(v, 3) for v in exact.tolist()])
+viz.plot_curves(ks, spread, title="mean squared error of the REINFORCE estimate", xlabel="samples K",
+                ylabel="E |g_hat - g|^2", log_x=True, log_y=True)
+
+# %% [markdown]
+# ## Exercise 3: the reordering trick
+#
+# For one target point with distances $\Delta^1,\dots,\Delta^M$ to the primitives, sort them,
+# $\Delta^{(1)}\le\dots\le\Delta^{(M)}$, reorder the probabilities the same way, and
+#
+# $$ \mathbb E\Big[\min_{m: z_m = 1}\Delta^m\Big] = \sum_{k=1}^M \Delta^{(k)}\,\theta_{(k)}\prod_{j<k}\big(1-\theta_{(j)}\big) $$
+#
+# (the configuration with no primitive counts 0 here). Write `expected_min_distance(dist, prob)`
+# for `dist` and `prob` of shape `(..., M)`, returning `(...)`, differentiable in both. Useful:
+# `torch.sort`, `torch.gather`, `torch.cumprod` (an *exclusive* product: start it with a 1).
+
+# %%
+def expected_min_distance(dist: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    d, order = torch.sort(dist, dim=-1)
+    p = torch.gather(prob, -1, order)
+    before = torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], dim=-1), dim=-1)
+    return (d * p * before).sum(-1)
+    ### END SOLUTION
+
+
+# %%
+checks.check_expected_min_distance(expected_min_distance)
+
+# %% [markdown]
+# ### Use it: fit superquadrics to a chair
+#
+# No network here: the parameters of $M$ superquadrics are free tensors, fitted to one
+# ShapeNet-lite chair by the exact expected loss, whose coverage term is **your**
+# `expected_min_distance` (plus a cost of 4 per target point when no primitive exists, so that
+# switching everything off is not free) and whose consistency term comes from the library.
+
+# %%
+chair = E.primitive_data("train", categories=("chair",), shapes_per_category=1)
+target = chair["target_points"][:1]
+M = SZ["n_primitives"]
+steps = SZ["lab_steps"]
+config.seed_everything(0)
+params = {"t": (0.5 * torch.randn(1, M, 3)).requires_grad_(), "log_a": torch.full((1, M, 3), -1.6).requires_grad_(),
+          "e": torch.zeros(1, M, 2).requires_grad_(), "q": torch.tensor([[[1.0, 0, 0, 0]]]).repeat(1, M, 1).requires_grad_(),
+          "logit": torch.full((1, M), 2.0).requires_grad_()}
+
+
+def current():
+    return P.Primitives(size=torch.exp(params["log_a"]), eps=0.4 + 1.1 * torch.sigmoid(params["e"]),
+                        rotation=params["q"], translation=params["t"], prob=torch.sigmoid(params["logit"]))
+
+
+# %% tags=["uses-exercise"]
+opt = torch.optim.Adam(params.values(), lr=0.03)
+gen = torch.Generator().manual_seed(0)
+for _ in range(steps):
+    prims = current()
+    terms = P.primitive_terms(prims, target, SZ["n_samples"], generator=gen)
+    prob = prims.prob[:, None, :].expand_as(terms.coverage_dist)  # (1, N, M), as dist
+    coverage = (expected_min_distance(terms.coverage_dist, prob) + 4.0 * torch.prod(1 - prob, -1)).mean()
+    consistency = P.expected_loss(terms)["consistency"].mean()
+    loss = coverage + consistency + SZ["parsimony"] * prims.prob.sum()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(f"{steps} steps: coverage {coverage.item():.4f}, consistency {consistency.item():.4f}, "
+      f"probabilities {[round(p, 2) for p in prims.prob[0].tolist()]}")
+fig = viz.plot_points(target[0], color="gray", size=1.5)
+for mesh in P.primitive_meshes(prims.detach(), 0, resolution=16, threshold=0.5):
+    fig = viz.plot_mesh(mesh, opacity=0.5, fig=fig)
+fig.update_layout(title="your fitted superquadrics (p > 0.5)")
+
+# %% [markdown]
+# ## Going further
+#
+# - Replace your coverage by `P.expected_min_distance_enumerate` and time both for $M = 12$.
+# - Fit with REINFORCE instead: sample $z$, compute `P.configuration_loss`, and use your
+#   `reinforce_gradient` for the probabilities. How many steps does it need for the same loss?
+# - Lecture `lectures/08_primitives.ipynb` trains a network that predicts the primitives of
+#   every shape, both ways, and compares cuboids with superquadrics.
