@@ -115,16 +115,42 @@ def test_grid_batches_cover_every_item_and_jitter_moves_input_with_target():
     grids = torch.zeros(5, 6, 6, 6)
     for i in range(5):
         grids[i, i, 0, 0] = 1
-    labels = torch.arange(5)
-    b = V.GridBatches(grids, labels=labels, batch_size=2, seed=0)
+    data = {"voxels": grids, "label": torch.arange(5), "rgb": torch.rand(5, 3, 4, 4)}
+    b = V.grid_batches(data, "voxnet", 2, seed=0)
     seen = torch.cat([x["label"] for x in b])
     assert sorted(seen.tolist()) == list(range(5)) and len(b) == 3
-    bj = V.GridBatches(grids, labels=labels, batch_size=5, seed=1, jitter=1)
-    batch = next(iter(bj))
+    batch = next(iter(V.grid_batches(data, "ae", 5, seed=1, jitter=1)))
     assert torch.equal(batch["input"], batch["target"])
     assert batch["input"].sum() == 5  # shifts (rolls) keep every voxel
-    with pytest.raises(ValueError, match="inputs but"):
-        V.GridBatches(grids, labels=torch.arange(4))
+    assert not torch.equal(batch["input"], grids[batch["index"]])  # some grid moved
+    sv = next(iter(V.grid_batches(data, "svr", 5, shuffle=False)))
+    assert torch.equal(sv["input"], data["rgb"]) and torch.equal(sv["target"], grids)
+    with pytest.raises(ValueError, match="task"):
+        V.grid_batches(data, "points", 2)
+    with pytest.raises(ValueError, match="image inputs"):
+        V.grid_batches(data, "svr", 2, jitter=1)
+
+
+def test_jitter_grids_is_a_shift():
+    g = torch.zeros(1, 8, 8, 8)
+    g[0, 3, 3, 3] = 1
+    out = V.jitter_grids(g, 2, torch.Generator().manual_seed(0))
+    (i, j, k), = out[0].nonzero().tolist()
+    assert max(abs(i - 3), abs(j - 3), abs(k - 3)) <= 2 and out.sum() == 1
+    assert V.jitter_grids(g, 0) is g
+
+
+def test_smoke_hook_ci():
+    out = V.smoke("cpu", steps=1, profile="ci")
+    assert math.isfinite(out["ae_loss"]) and math.isfinite(out["svr_loss"]) and math.isfinite(out["voxnet_loss"])
+    assert out["seconds"] > 0 and out["ae_params"] > 0
+
+
+def test_checkpoint_path_depends_on_the_data():
+    a = V.checkpoint_path("ae", "ci")
+    data = {"voxels": torch.zeros(3, 16, 16, 16), "seed": torch.tensor([1, 2, 3])}
+    b = V.checkpoint_path("ae", "ci", data)
+    assert a != b and a.name.startswith("ch03_ae-ci") and b.name.startswith("ch03_ae-ci")
 
 
 def test_resample_grid():

@@ -56,8 +56,9 @@ def test_decoder_parameter_count_matches_the_layer_arithmetic():
     expected = L * c[0] * 64 + c[0] * 64  # linear to the seed grid
     for cin, cout in zip(c[:-1], c[1:]):
         expected += cin * cout * 4**3 + 2 * cout  # transposed conv without bias + BatchNorm affine
-    expected += c[-1] * 27 + 1  # last 3x3x3 conv to one logit
+    expected += c[-1] + 1  # last 1x1x1 conv to one logit
     assert n_params(dec) == expected
+    assert n_params(VoxelDecoder(L, R, b, head_kernel=3)) == expected + 26 * c[-1]
 
 
 def test_decoder_upsampling_doubles_exactly():

@@ -153,7 +153,7 @@ def check_upsampling_path(cls) -> str:
 
     One ConvTranspose3d(kernel 4, stride 2, padding 1) -> BatchNorm3d -> ReLU stage per pair
     ``channels[i] -> channels[i + 1]`` (each doubles the resolution, ``R = m 2^(len - 1)``),
-    then a Conv3d (kernel 3, padding 1) to one channel of **logits** (no activation after it).
+    then a Conv3d (kernel 1, or 3 with padding 1) to one channel of **logits** (no activation after it).
     """
     torch.manual_seed(0)
     channels = [16, 8, 4]

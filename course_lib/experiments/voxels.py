@@ -3,7 +3,8 @@
 Introduced in ``lectures/03_voxels.ipynb``.
 
 * :func:`voxel_data`: ShapeNet-lite occupancy grids (+ rendered views, + surface samples), stacked;
-* :class:`GridBatches`: batches ``{"input", "target", "label"}`` for :func:`course_lib.train.fit`;
+* :func:`grid_batches`: :class:`~course_lib.experiments.common.Batches` ``{"input", "target", "label"}``
+  for :func:`course_lib.train.fit` (with VoxNet's voxel-shift augmentation, :func:`jitter_grids`);
 * :func:`train_autoencoder`, :func:`train_single_view`, :func:`train_voxnet`: the chapter's
   models trained (or loaded) with :func:`course_lib.train.train_or_load`;
 * :func:`iou_sweep`: volumetric IoU of predicted probabilities over a threshold sweep
@@ -21,10 +22,9 @@ Splits are those of :class:`course_lib.data.ShapeNetLite` (disjoint seeds for tr
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,14 @@ from course_lib import config
 
 __all__ = [
     "voxel_data",
-    "GridBatches",
+    "jitter_grids",
+    "grid_batches",
     "occupied_fraction",
     "pos_weight_for",
     "voxel_loss",
     "classification_loss",
     "checkpoint_path",
+    "set_bn_momentum",
     "build_autoencoder",
     "build_single_view",
     "build_voxnet",
@@ -61,6 +63,7 @@ __all__ = [
     "cost_curve",
     "fit_exponent",
     "grid_bytes",
+    "smoke",
 ]
 
 
@@ -77,74 +80,72 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
     ``n_target``).  ``image=True`` adds the seeded random view ``rgb`` ``(S, 3, H, W)`` and
     ``silhouette``; ``surface=True`` adds ``target_points`` ``(S, n_target, 3)`` (exact surface
     samples, for the Chamfer comparison). ``label`` indexes ``categories`` (this subset, in
-    ShapeNet-lite's order). Items are cached on disk by ShapeNetLite.
+    ShapeNet-lite's order). Loaded by :func:`course_lib.experiments.common.load_split` (cached on disk).
     """
-    from course_lib.data import ShapeNetLite
+    from .common import load_split
 
     s = config.sizes(profile, prefix="ch03.")
     if split not in ("train", "val", "test"):
         raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
     reps = ["voxels"] + (["image"] if image else []) + (["target_points"] if surface else [])
-    ds = ShapeNetLite(split, tuple(reps), profile=profile,
-                      categories=s["categories"] if categories is None else categories,
-                      shapes_per_category=per_category or s[f"{split}_per_category"],
-                      voxel_resolution=resolution or s["resolution"], image_size=image_size or s["image_size"],
-                      n_target=s["n_target"])
-    out = ds.stacked()
-    # labels index this dataset's categories (ShapeNetLite's index all of CATEGORIES)
-    out["label"] = torch.tensor([ds.categories.index(c) for c in out["category"]], dtype=torch.long)
+    out = load_split(split, tuple(reps), categories=s["categories"] if categories is None else categories,
+                     shapes_per_category=per_category or s[f"{split}_per_category"], profile=profile,
+                     voxel_resolution=resolution or s["resolution"], image_size=image_size or s["image_size"],
+                     n_target=s["n_target"])
+    cats = tuple(out["categories"])
+    # labels index this subset's categories (ShapeNet-lite's index all of CATEGORIES)
+    out["label"] = torch.tensor([cats.index(c) for c in out["category"]], dtype=torch.long)
     keep = {"voxels", "rgb", "silhouette", "target_points", "label", "seed", "category", "categories"}
     return {k: v for k, v in out.items() if k in keep}
 
 
-class GridBatches:
-    """Batches ``{"input": inputs[idx], "target": grids[idx], "label": labels[idx]}`` over stacked tensors.
+def jitter_grids(grids: Tensor, jitter: int, generator: torch.Generator | None = None) -> Tensor:
+    """Shift each grid of ``(B, R, R, R)`` by a random integer number of voxels in ``[-jitter, jitter]`` per axis.
 
-    Introduced in ``lectures/03_voxels.ipynb``.  ``inputs`` are grids (auto-encoder, VoxNet) or
-    images (single view); ``targets`` the grids to predict (default: the inputs). With
-    ``jitter > 0`` each input *grid* is shifted by a random integer number of voxels in
-    ``[-jitter, jitter]`` along each axis (VoxNet's translation augmentation; the target moves
-    with it when it is the input itself).
+    Introduced in ``lectures/03_voxels.ipynb``.  VoxNet's translation augmentation (the paper
+    shifts by up to 2 voxels); a circular shift (``torch.roll``), harmless for shapes that do
+    not touch the border.
     """
+    if jitter < 0:
+        raise ValueError(f"jitter must be >= 0, got {jitter}")
+    if jitter == 0:
+        return grids
+    shifts = torch.randint(-jitter, jitter + 1, (grids.shape[0], 3), generator=generator).tolist()
+    return torch.stack([torch.roll(g, tuple(sh), dims=(0, 1, 2)) for g, sh in zip(grids, shifts)])
 
-    def __init__(self, inputs: Tensor, targets: Tensor | None = None, labels: Tensor | None = None, *,
-                 batch_size: int = 32, seed: int = 0, shuffle: bool = True, jitter: int = 0) -> None:
-        if not isinstance(inputs, Tensor) or inputs.dim() < 2 or inputs.shape[0] == 0:
-            raise ValueError(f"inputs must be a non-empty batched tensor, got {getattr(inputs, 'shape', inputs)}")
-        for name, t in (("targets", targets), ("labels", labels)):
-            if t is not None and t.shape[0] != inputs.shape[0]:
-                raise ValueError(f"{inputs.shape[0]} inputs but {t.shape[0]} {name}")
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if jitter and inputs.dim() != 4:
-            raise ValueError("jitter needs grid inputs (S, R, R, R)")
-        self.inputs, self.targets, self.labels = inputs, targets, labels
-        self.batch_size, self.shuffle, self.jitter = int(batch_size), bool(shuffle), int(jitter)
-        self.gen = torch.Generator().manual_seed(seed)
 
-    def __len__(self) -> int:
-        return math.ceil(self.inputs.shape[0] / self.batch_size)
+def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int = 0, shuffle: bool = True,
+                 jitter: int = 0) -> Any:
+    """:class:`course_lib.experiments.common.Batches` of ``data`` for one task of the chapter.
 
-    def _shift(self, x: Tensor) -> Tensor:
-        j = self.jitter
-        shifts = torch.randint(-j, j + 1, (x.shape[0], 3), generator=self.gen).tolist()
-        return torch.stack([torch.roll(g, tuple(s), dims=(0, 1, 2)) for g, s in zip(x, shifts)])
+    Introduced in ``lectures/03_voxels.ipynb``.  ``task`` ``"ae"``: ``{"input": voxels, "target":
+    the same voxels}``; ``"svr"``: ``{"input": rgb, "target": voxels}``; ``"voxnet"``:
+    ``{"input": voxels, "label"}``. ``jitter`` shifts the input grids (:func:`jitter_grids`; the
+    auto-encoder's target moves with its input).
+    """
+    from .common import Batches
 
-    def __iter__(self) -> Iterator[dict[str, Tensor]]:
-        n = self.inputs.shape[0]
-        order = torch.randperm(n, generator=self.gen) if self.shuffle else torch.arange(n)
-        for i in range(0, n, self.batch_size):
-            idx = order[i:i + self.batch_size]
-            x = self.inputs[idx]
-            y = self.targets[idx] if self.targets is not None else None
-            if self.jitter:
-                x = self._shift(x)
-                if self.targets is None:
-                    y = x
-            batch = {"input": x, "target": x if y is None else y}
-            if self.labels is not None:
-                batch["label"] = self.labels[idx]
-            yield batch
+    if task == "ae":
+        keys, rename = ["voxels"], {"voxels": "input"}
+    elif task == "svr":
+        keys, rename = ["rgb", "voxels"], {"rgb": "input", "voxels": "target"}
+    elif task == "voxnet":
+        keys, rename = ["voxels", "label"], {"voxels": "input"}
+    else:
+        raise ValueError(f"task must be 'ae', 'svr' or 'voxnet', got {task!r}")
+    if jitter and task == "svr":
+        raise ValueError("jitter shifts input grids; the single-view task has image inputs")
+    j = int(jitter)
+    autoencode = task == "ae"
+
+    def transform(batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        if j:
+            batch["input"] = jitter_grids(batch["input"], j, generator)
+        if autoencode:
+            batch["target"] = batch["input"]
+        return batch
+
+    return Batches(data, batch_size, keys=keys, rename=rename, shuffle=shuffle, seed=seed, transform=transform)
 
 
 def occupied_fraction(grids: Tensor) -> float:
@@ -202,10 +203,35 @@ def classification_loss(model: Any, batch: dict) -> dict:
 # ---------------------------------------------------------------------------
 # models and training
 # ---------------------------------------------------------------------------
-def checkpoint_path(task: str, profile: str | None = None) -> Path:
-    """Where the trained chapter-03 model of ``task`` (``"ae"``, ``"svr"``, ``"voxnet"``, ...) is kept."""
-    profile = profile or config.get_profile()
-    return config.cache_dir() / "checkpoints" / f"ch03_{task}_{profile}.pt"
+def checkpoint_path(task: str, profile: str | None = None, data: dict[str, Any] | None = None) -> Path:
+    """Where the trained chapter-03 model of ``task`` (``"ae"``, ``"svr"``, ``"voxnet"``) is kept.
+
+    :func:`course_lib.train.checkpoint_path` named ``ch03_<task>``, with the data configuration
+    (categories, shapes, resolution, image size) in the spec, so that a variant never loads another's weights.
+    """
+    from course_lib.train import checkpoint_path as _path
+
+    s = config.sizes(profile, prefix="ch03.")
+    spec: dict[str, Any] = {"categories": s["categories"], "train_per_category": s["train_per_category"],
+                            "resolution": s["resolution"], "image_size": s["image_size"]}
+    if data is not None:
+        spec["shapes"] = int(data["voxels"].shape[0])
+        spec["data_resolution"] = int(data["voxels"].shape[-1])
+        spec["seeds"] = str(torch.as_tensor(data["seed"]).sum().item())
+    return _path(f"ch03_{task}", spec, profile)
+
+
+def set_bn_momentum(model: torch.nn.Module, momentum: float) -> torch.nn.Module:
+    """Set the running-average momentum of every BatchNorm of ``model`` (returns it).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Short CPU runs take a few hundred steps; with
+    PyTorch's default 0.1 the eval-mode statistics lag behind the weights and eval-mode
+    predictions are much worse than training-mode ones. ``ch03.bn_momentum`` sets it.
+    """
+    for mod in model.modules():
+        if isinstance(mod, torch.nn.modules.batchnorm._BatchNorm):
+            mod.momentum = float(momentum)
+    return model
 
 
 def build_autoencoder(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
@@ -216,8 +242,9 @@ def build_autoencoder(profile: str | None = None, resolution: int | None = None)
     from course_lib.models.voxels import VoxelAutoEncoder
 
     s = config.sizes(profile, prefix="ch03.")
-    return VoxelAutoEncoder(resolution or s["resolution"], s["latent_dim"], s["encoder_channels"],
-                            s["decoder_channels"])
+    model = VoxelAutoEncoder(resolution or s["resolution"], s["latent_dim"], s["encoder_channels"],
+                             s["decoder_channels"])
+    return set_bn_momentum(model, s["bn_momentum"])
 
 
 def build_single_view(profile: str | None = None, resolution: int | None = None,
@@ -229,8 +256,9 @@ def build_single_view(profile: str | None = None, resolution: int | None = None,
     from course_lib.models.voxels import voxel_single_view
 
     s = config.sizes(profile, prefix="ch03.")
-    return voxel_single_view(resolution or s["resolution"], s["latent_dim"], s["resnet_width"],
-                             decoder_channels=s["decoder_channels"], multi_view=multi_view)
+    model = voxel_single_view(resolution or s["resolution"], s["latent_dim"], s["resnet_width"],
+                              decoder_channels=s["decoder_channels"], multi_view=multi_view)
+    return set_bn_momentum(model, s["bn_momentum"])
 
 
 def build_voxnet(n_classes: int, profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
@@ -243,7 +271,7 @@ def build_voxnet(n_classes: int, profile: str | None = None, resolution: int | N
     return VoxNet(n_classes, resolution or config.size("ch03.resolution", profile))
 
 
-def _fit(model: torch.nn.Module, task: str, profile: str, loader: GridBatches, val: GridBatches | None,
+def _fit(model: torch.nn.Module, task: str, profile: str, data: dict[str, Any], loader: Any, val: Any,
          loss_fn: Callable, epochs: int, retrain: bool, progress: bool, path: Any, **fit_kwargs: Any) -> Any:
     from course_lib.train import train_or_load
 
@@ -251,8 +279,8 @@ def _fit(model: torch.nn.Module, task: str, profile: str, loader: GridBatches, v
     kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=epochs, lr=s["lr"], seed=s["seed"], progress=progress,
                               val_loader=val)
     kw.update(fit_kwargs)
-    history = train_or_load(model, path or checkpoint_path(task, profile), retrain=retrain, train_loader=loader,
-                            **kw)
+    history = train_or_load(model, path or checkpoint_path(task, profile, data), retrain=retrain,
+                            train_loader=loader, **kw)
     model.eval()
     return history
 
@@ -274,9 +302,9 @@ def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None
     val_data = val_data or voxel_data("val", profile)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
-    loader = GridBatches(data["voxels"], batch_size=s["batch_size"], seed=s["seed"])
-    val = GridBatches(val_data["voxels"], batch_size=s["batch_size"], shuffle=False)
-    return model, _fit(model, "ae", profile, loader, val, voxel_loss(w), s["ae_epochs"], retrain, progress, path,
+    loader = grid_batches(data, "ae", s["batch_size"], seed=s["seed"])
+    val = grid_batches(val_data, "ae", s["batch_size"], shuffle=False)
+    return model, _fit(model, "ae", profile, data, loader, val, voxel_loss(w), s["ae_epochs"], retrain, progress, path,
                        **fit_kwargs)
 
 
@@ -295,9 +323,9 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
     val_data = val_data or voxel_data("val", profile, image=True)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
-    loader = GridBatches(data["rgb"], data["voxels"], batch_size=s["batch_size"], seed=s["seed"])
-    val = GridBatches(val_data["rgb"], val_data["voxels"], batch_size=s["batch_size"], shuffle=False)
-    return model, _fit(model, "svr", profile, loader, val, voxel_loss(w), s["svr_epochs"], retrain, progress, path,
+    loader = grid_batches(data, "svr", s["batch_size"], seed=s["seed"])
+    val = grid_batches(val_data, "svr", s["batch_size"], shuffle=False)
+    return model, _fit(model, "svr", profile, data, loader, val, voxel_loss(w), s["svr_epochs"], retrain, progress, path,
                        **fit_kwargs)
 
 
@@ -317,24 +345,20 @@ def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = No
     data = data or voxel_data("train", profile)
     val_data = val_data or voxel_data("val", profile)
     model = build_voxnet(len(data["categories"]), profile)
-    loader = GridBatches(data["voxels"], labels=data["label"], batch_size=s["batch_size"], seed=s["seed"],
-                         jitter=jitter)
-    val = GridBatches(val_data["voxels"], labels=val_data["label"], batch_size=s["batch_size"], shuffle=False)
-    return model, _fit(model, "voxnet", profile, loader, val, classification_loss, s["voxnet_epochs"], retrain,
+    loader = grid_batches(data, "voxnet", s["batch_size"], seed=s["seed"], jitter=jitter)
+    val = grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False)
+    return model, _fit(model, "voxnet", profile, data, loader, val, classification_loss, s["voxnet_epochs"], retrain,
                        progress, path, **fit_kwargs)
 
 
-@torch.no_grad()
 def predict(model: torch.nn.Module, inputs: Tensor, batch_size: int = 32, probabilities: bool = True) -> Tensor:
-    """Run ``model`` in eval mode on ``inputs`` in batches; sigmoid of the logits unless ``probabilities=False``.
+    """:func:`course_lib.experiments.common.predict`, then the sigmoid of the logits unless ``probabilities=False``.
 
     Introduced in ``lectures/03_voxels.ipynb``.  Returns CPU tensors.
     """
-    was = model.training
-    model.eval()
-    dev = next((p.device for p in model.parameters()), inputs.device)
-    out = torch.cat([model(inputs[i:i + batch_size].to(dev)).cpu() for i in range(0, inputs.shape[0], batch_size)])
-    model.train(was)
+    from .common import predict as _predict
+
+    out = _predict(model, inputs, batch_size)
     return torch.sigmoid(out) if probabilities else out
 
 
@@ -596,3 +620,37 @@ def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+# ---------------------------------------------------------------------------
+# GPU smoke hook
+# ---------------------------------------------------------------------------
+def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
+    """A few training steps of the chapter's models on ``device`` with the ``profile``'s sizes.
+
+    Introduced for ``benchmarks/gpu_smoke.py``: the voxel auto-encoder and the single-view model
+    (weighted BCE) and VoxNet (cross-entropy), each on one synthetic batch of ``ch03.batch_size``
+    balls of random radii (and random images); no data generation, no checkpoint.
+    """
+    from .common import smoke_steps
+
+    s = config.sizes(profile, prefix="ch03.")
+    b, R, size = int(s["batch_size"]), int(s["resolution"]), int(s["image_size"])
+    g = torch.Generator().manual_seed(0)
+    radii = 0.3 + 0.5 * torch.rand(b, generator=g)
+    grids = torch.stack([_ball(R, float(r)).float() for r in radii])
+    torch.manual_seed(0)
+    out: dict[str, float] = {}
+    w = pos_weight_for(grids, profile=profile)
+    r = smoke_steps(build_autoencoder(profile), {"input": grids, "target": grids}, voxel_loss(w), steps=steps,
+                    device=device, lr=float(s["lr"]))
+    out.update({f"ae_{k}": v for k, v in r.items()})
+    r = smoke_steps(build_single_view(profile), {"input": torch.rand(b, 3, size, size, generator=g), "target": grids},
+                    voxel_loss(w), steps=steps, device=device, lr=float(s["lr"]))
+    out.update({f"svr_{k}": v for k, v in r.items()})
+    labels = (radii > 0.55).long()
+    r = smoke_steps(build_voxnet(2, profile), {"input": grids, "label": labels}, classification_loss, steps=steps,
+                    device=device, lr=float(s["lr"]))
+    out.update({f"voxnet_{k}": v for k, v in r.items()})
+    out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
+    return out

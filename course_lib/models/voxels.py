@@ -169,17 +169,20 @@ class VoxelDecoder(nn.Module):
     the ``log2(R / m)`` stages is ConvTranspose3d(k=4, stride=2, padding=1) -- which exactly
     doubles the resolution, ``(m - 1) * 2 - 2 + 4 = 2m`` -- followed by BatchNorm3d and ReLU,
     with the channels halving (:func:`decoder_channels`, capped at ``max_channels``); a last
-    Conv3d(k=3, padding=1) maps the ``base_channels`` features to one logit per voxel.
+    Conv3d (kernel ``head_kernel``, 1 by default: a per-voxel linear read-out, cheap at full
+    resolution) maps the ``base_channels`` features to one logit per voxel.
 
     ``resolution`` must be a power of two ``>= min_resolution`` (a ValueError says so otherwise).
     :meth:`decode_grid` runs the upsampling path from a seed grid (used by the 3D-GRU).
     """
 
     def __init__(self, latent_dim: int, resolution: int, base_channels: int = 32, min_resolution: int = 4,
-                 *, max_channels: int = 256) -> None:
+                 *, max_channels: int = 256, head_kernel: int = 1) -> None:
         super().__init__()
         if isinstance(latent_dim, bool) or not isinstance(latent_dim, int) or latent_dim < 1:
             raise ValueError(f"VoxelDecoder: latent_dim must be an int >= 1, got {latent_dim!r}")
+        if head_kernel < 1 or head_kernel % 2 == 0:
+            raise ValueError(f"VoxelDecoder: head_kernel must be odd and >= 1, got {head_kernel}")
         if base_channels < 1 or max_channels < 1:
             raise ValueError(f"VoxelDecoder: base_channels and max_channels must be >= 1, "
                              f"got {base_channels}, {max_channels}")
@@ -194,7 +197,7 @@ class VoxelDecoder(nn.Module):
             stages.append(nn.Sequential(nn.ConvTranspose3d(cin, cout, 4, stride=2, padding=1, bias=False),
                                         nn.BatchNorm3d(cout), nn.ReLU()))
         self.up = nn.ModuleList(stages)
-        self.out = nn.Conv3d(self.channels[-1], 1, 3, padding=1)
+        self.out = nn.Conv3d(self.channels[-1], 1, head_kernel, padding=head_kernel // 2)
 
     @property
     def n_stages(self) -> int:
