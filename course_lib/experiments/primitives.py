@@ -295,7 +295,7 @@ def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, 
             ests = []
             for r in range(int(reps) + (warmup if variant == "baseline" else 0)):
                 b = base.value if variant == "baseline" else 0.0
-                u = torch.rand(int(k), theta.shape[0], generator=g, dtype=theta.dtype)
+                u = torch.rand(int(k), theta.shape[0], generator=g, dtype=theta.dtype).to(theta.device)
                 z = (u < fixed.prob[0]).to(theta.dtype)
                 losses = f(z)
                 score = z / fixed.prob[0] - (1 - z) / (1 - fixed.prob[0])
