@@ -1,0 +1,204 @@
+"""Chapter 10 (gradient fields, ShapeGF): auto-encoding, analytic-field oracle, upsampling, generation.
+
+Run from the repository root, alone on the machine:
+
+    COURSE_PROFILE=laptop python benchmarks/gradient_fields.py            # the whole chapter
+    COURSE_PROFILE=ci python benchmarks/gradient_fields.py               # pipeline check (seconds; numbers meaningless)
+    COURSE_PROFILE=laptop python benchmarks/gradient_fields.py --skip upsampling generation   # parts only
+
+Writes ``benchmarks/results/gradient_fields-<profile>-<machine>.md`` and
+``benchmarks/results/gradient_fields-<profile>.json`` (read by ``lectures/10_gradient_fields.ipynb``).
+Models are checkpointed under ``config.cache_dir()/checkpoints`` (the lecture loads the same
+files), so a second run only evaluates.
+
+Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/config.py``):
+
+1. ``analytic``: annealed Langevin with the exact field of each held-out input cloud (a perfect
+   network), CD / EMD against an independent sampling; goal: CD within 2x the oracle.
+2. ``autoencoding``: ShapeGF (60 epochs) against PointSetGen and AtlasNet sphere / 25 patches
+   (40 epochs each), same data (3 categories x 40 training shapes, 2,048 input points), same
+   PointNet encoder, one table with the oracle; CD x1e4 and EMD x1e2 (exact) at 1,024 points.
+3. ``upsampling``: a second ShapeGF trained on 512 points per shape; both sampled from
+   2,048 ... 128 runtime input points on 12 test shapes.
+4. ``generation``: latent GAN on the training codes, as many samples as test shapes,
+   MMD-CD / COV-CD / 1-NNA-CD against the test shapes, next to training shapes plus noise.
+5. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
+
+Cost (not measured yet: the numbers below are estimates from single steps timed on a loaded
+machine): about 4 minutes for each ShapeGF training, 1 minute per baseline, 1-2 minutes of
+sampling, i.e. roughly 12-15 minutes on 2 CPU cores.  ``--skip`` drops parts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import md_table, write_result  # noqa: E402
+
+from course_lib import config  # noqa: E402
+from course_lib.experiments import gradient_fields as ex  # noqa: E402
+from course_lib.experiments.common import format_table  # noqa: E402
+
+PARTS = ("analytic", "autoencoding", "upsampling", "generation", "robustness")
+
+
+def _rows_to_data(rows):
+    return {r["model"]: {k: list(v) for k, v in r.items() if k != "model"} for r in rows}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--skip", nargs="*", default=(), choices=PARTS)
+    ap.add_argument("--retrain", action="store_true")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--note", default="")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profile = config.get_profile()
+    sz = dict(config.sizes(profile, prefix="ch10."))
+    t_all = time.perf_counter()
+    seconds: dict[str, float] = {}
+    data: dict = {"sizes": {k: (list(v) if isinstance(v, tuple) else v) for k, v in sz.items()},
+                  "convention": ex.CONVENTION, "seconds": seconds, "goals": {}}
+    body: list[str] = [f"Convention: {ex.CONVENTION}.", ""]
+
+    t0 = time.perf_counter()
+    train = ex.load_data("train", profile=profile)
+    test = ex.load_data("test", profile=profile)
+    seconds["data"] = time.perf_counter() - t0
+    n_out = int(test["target_points"].shape[1])
+    target, oracle = test["target_points"], test["oracle_points"]
+    oracle_m = ex.ae_metrics(oracle, target)
+    oracle_cd, oracle_emd = float(oracle_m["CD x1e4"].mean()), float(oracle_m["EMD x1e2"].mean())
+    body += [f"Data: {', '.join(train['categories'])}; {len(train['points'])} training and {len(target)} test shapes; "
+             f"{train['points'].shape[1]} input points (stream 0), {n_out} target points (stream 1), oracle = "
+             "stream 2 against stream 1.", ""]
+
+    if "analytic" not in args.skip:
+        t0 = time.perf_counter()
+        pred = ex.analytic_oracle(test["points"], n_out, steps_per_level=10)
+        m = ex.ae_metrics(pred, target)
+        cd, emd = float(m["CD x1e4"].mean()), float(m["EMD x1e2"].mean())
+        seconds["analytic"] = time.perf_counter() - t0
+        data["analytic"] = {"CD x1e4": cd, "EMD x1e2": emd, "oracle CD x1e4": oracle_cd, "oracle EMD x1e2": oracle_emd}
+        data["goals"]["analytic CD within 2x oracle"] = bool(cd <= 2 * oracle_cd)
+        body += ["## Annealed Langevin with the analytic field of the held-out input cloud", "",
+                 md_table(["", "CD x1e4", "EMD x1e2"], [["analytic field (10 levels x 10 steps)", cd, emd],
+                                                        ["oracle", oracle_cd, oracle_emd]]),
+                 "", f"CD ratio to the oracle: {cd / oracle_cd:.3g} (goal <= 2).", ""]
+
+    model = None
+    if "autoencoding" not in args.skip or "upsampling" not in args.skip or "generation" not in args.skip \
+            or "robustness" not in args.skip:
+        t0 = time.perf_counter()
+        model, hist = ex.train_shapegf(train, profile=profile, retrain=args.retrain, live_plot=False)
+        seconds["train ShapeGF"] = time.perf_counter() - t0
+
+    if "autoencoding" not in args.skip:
+        t0 = time.perf_counter()
+        preds = {"ShapeGF": ex.reconstruct(model, test["points"], n_out, profile=profile)}
+        seconds["sample ShapeGF"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        baselines = ex.train_baselines(train, profile=profile, retrain=args.retrain)
+        seconds["train baselines"] = time.perf_counter() - t0
+        for name, bl in baselines.items():
+            preds[name] = ex.predict_baseline(bl, test["points"], n_out)
+        t0 = time.perf_counter()
+        rows, per = ex.autoencoding_table(preds, target, oracle)
+        seconds["AE metrics"] = time.perf_counter() - t0
+        data["autoencoding"] = _rows_to_data(rows)
+        means = {k: {m: float(v.mean()) for m, v in d.items()} for k, d in per.items()}
+        others = [k for k in means if k not in ("ShapeGF", "Oracle")]
+        data["goals"]["ShapeGF ahead of every baseline on CD"] = all(
+            means["ShapeGF"]["CD x1e4"] < means[k]["CD x1e4"] for k in others)
+        data["goals"]["ShapeGF ahead of every baseline on EMD"] = all(
+            means["ShapeGF"]["EMD x1e2"] < means[k]["EMD x1e2"] for k in others)
+        data["goals"]["ShapeGF CD within 1.5x oracle"] = bool(means["ShapeGF"]["CD x1e4"] <= 1.5 * oracle_cd)
+        data["autoencoding_ratio_to_oracle"] = {k: means[k]["CD x1e4"] / oracle_cd for k in means}
+        body += ["## Auto-encoding (held-out shapes; mean ± standard error over shapes)", "", format_table(rows), "",
+                 "ShapeGF CD / oracle CD: " f"{means['ShapeGF']['CD x1e4'] / oracle_cd:.3g} (goal <= 1.5).", ""]
+
+    if "upsampling" not in args.skip:
+        t0 = time.perf_counter()
+        models = {}
+        for n_train in sz["upsample_train"]:
+            n_train = int(n_train)
+            if n_train >= train["points"].shape[1]:
+                models[n_train] = model
+            else:
+                models[n_train], _ = ex.train_shapegf(train, n_train_points=n_train, profile=profile,
+                                                      retrain=args.retrain, live_plot=False)
+        seconds["train upsampling models"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        k = int(sz["upsample_shapes"])
+        res = ex.upsampling_table(models, test["points"][:k], target[:k], [int(r) for r in sz["upsample_runtime"]],
+                                  profile=profile)
+        seconds["upsampling sampling"] = time.perf_counter() - t0
+        data["upsampling"] = {"cd": {str(a): {str(b): v for b, v in d.items()} for a, d in res["cd"].items()},
+                              "emd": {str(a): {str(b): v for b, v in d.items()} for a, d in res["emd"].items()},
+                              "shapes": k}
+        runtime = [int(r) for r in sz["upsample_runtime"]]
+        rows = []
+        for n_train in res["cd"]:
+            rows.append([f"train {n_train}"] + [res["cd"][n_train].get(r, "-") for r in runtime]
+                        + [res["emd"][n_train].get(r, "-") for r in runtime])
+        body += [f"## Upsampling ({k} test shapes; rows: training points per shape; columns: runtime input points; "
+                 f"{n_out} points sampled)", "",
+                 md_table([""] + [f"CD {r}" for r in runtime] + [f"EMD {r}" for r in runtime], rows), ""]
+        big, small = max(res["cd"]), min(res["cd"])
+        common = [r for r in runtime if r in res["cd"][big] and r in res["cd"][small]]
+        if big != small and common:
+            worst = max(res["cd"][small][r] / res["cd"][big][r] for r in common)
+            data["goals"][f"train {small} within 20% of train {big} (CD)"] = bool(worst <= 1.2)
+            data["upsampling"]["worst_ratio"] = worst
+            body += [f"Worst CD ratio train {small} / train {big} over runtime sizes {common}: {worst:.3g} "
+                     "(goal <= 1.2).", ""]
+        seq = [res["cd"][big][r] for r in runtime if r in res["cd"][big]]
+        data["goals"]["CD falls as runtime points grow"] = all(a <= b for a, b in zip(seq, seq[1:]))
+
+    if "generation" not in args.skip:
+        t0 = time.perf_counter()
+        gen, _, ghist = ex.train_generator(model, train["points"], profile=profile)
+        seconds["train latent GAN"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        n = len(target)
+        samples = {"ShapeGF + latent GAN": ex.generate(model, gen, n, n_out, profile=profile),
+                   "training shapes + noise 0.02": ex.noisy_training_baseline(train["target_points"][:, :n_out], n),
+                   "training shapes (copies)": ex.noisy_training_baseline(train["target_points"][:, :n_out], n,
+                                                                          noise=0.0)}
+        tab = ex.generation_table(samples, target)
+        seconds["generation"] = time.perf_counter() - t0
+        data["generation"] = tab
+        cols = ["MMD-CD x1e3", "COV-CD %", "1-NNA-CD %"]
+        body += [f"## Generation ({n} samples against the {n} test shapes; PointFlow's MMD/COV/1-NNA with CD)", "",
+                 md_table(["samples"] + cols, [[k] + [v[c] for c in cols] for k, v in tab.items()]), "",
+                 "1-NNA: 50% = indistinguishable from the test set, 100% = separable.", ""]
+
+    if "robustness" not in args.skip:
+        t0 = time.perf_counter()
+        rob = ex.sparse_and_partial(model, test["points"], target, profile=profile)
+        seconds["robustness"] = time.perf_counter() - t0
+        data["robustness"] = rob
+        body += ["## Sparse and occluded inputs (ShapeGF, CD x1e4)", "",
+                 md_table(["input", "CD x1e4"], [[k, v["CD x1e4"]] for k, v in rob.items()]), ""]
+
+    seconds["total"] = time.perf_counter() - t_all
+    body += ["## Goals", "", md_table(["goal", "met"], [[k, "yes" if v else "NO"] for k, v in data["goals"].items()]),
+             "", "## Time (s)", "", md_table(["part", "seconds"], [[k, v] for k, v in seconds.items()])]
+    note = args.note or ("ci profile: a pipeline check, the numbers mean nothing." if profile == "ci" else "")
+    path = write_result("gradient_fields", profile, "\n".join(body), notes=note, data=data)
+    print("\n".join(body))
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
