@@ -140,6 +140,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.val_per_category": {"ci": 1, "laptop": 4, "gpu": 20},
     "ch03.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
     "ch03.image_size": {"ci": 32, "laptop": 64, "gpu": 128},
+    "ch03.train_views": {"ci": 0, "laptop": 4, "gpu": 8},  # extra rendered views per training shape (single view)
     "ch03.n_target": {"ci": 512, "laptop": 2048, "gpu": 2048},  # surface points for the Chamfer comparison
     "ch03.latent_dim": {"ci": 32, "laptop": 128, "gpu": 256},
     "ch03.encoder_channels": {"ci": 4, "laptop": 8, "gpu": 16},
@@ -148,7 +149,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.batch_size": {"ci": 8, "laptop": 32, "gpu": 64},
     "ch03.lr": {"ci": 2e-3, "laptop": 2e-3, "gpu": 1e-3},
     "ch03.ae_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
-    "ch03.svr_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
+    "ch03.svr_epochs": {"ci": 2, "laptop": 20, "gpu": 100},
     "ch03.voxnet_epochs": {"ci": 2, "laptop": 15, "gpu": 40},
     "ch03.bn_momentum": {"ci": 0.3, "laptop": 0.3, "gpu": 0.1},  # BatchNorm running averages (short runs: 0.3)
     "ch03.pos_weight_power": {"ci": 0.5, "laptop": 0.5, "gpu": 0.5},  # pos weight ((1-f)/f)**power
@@ -278,6 +279,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.speed_size": {"ci": 32, "laptop": 64, "gpu": 64},
     "ch09.speed_batch": {"ci": 2, "laptop": 8, "gpu": 8},
     "ch09.lab_steps": {"ci": 10, "laptop": 150, "gpu": 300},
+    "ch09.agreement_mesh_resolution": {"ci": 48, "laptop": 128, "gpu": 128},
     # --- 04 octrees: grid-octrees (OctNet), OGN decoder --------------------------
     "ch04.seed": {"ci": 0, "laptop": 0, "gpu": 0},
     "ch04.tree_depth": {"ci": 3, "laptop": 3, "gpu": 3},
