@@ -163,7 +163,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     # --- 08 primitives: cuboids, superquadrics, REINFORCE vs the reordering trick ----
     "ch08.categories": {"ci": ("chair", "table"), "laptop": ("chair", "table", "airplane"),
                         "gpu": ("chair", "table", "airplane", "lamp", "sofa")},
-    "ch08.train_per_category": {"ci": 4, "laptop": 24, "gpu": 200},
+    "ch08.train_per_category": {"ci": 3, "laptop": 24, "gpu": 200},
+    "ch08.val_per_category": {"ci": 1, "laptop": 4, "gpu": 20},
     "ch08.test_per_category": {"ci": 2, "laptop": 8, "gpu": 40},
     "ch08.n_points": {"ci": 256, "laptop": 384, "gpu": 1000},        # encoder input and target points
     "ch08.n_primitives": {"ci": 6, "laptop": 8, "gpu": 20},

@@ -62,12 +62,13 @@ def primitive_data(split: str, profile: str | None = None, categories: Sequence[
     """Input (``points``) and independent target (``target_points``) samples of one split.
 
     Introduced in ``lectures/08_primitives.ipynb``.  Sizes from ``ch08.*``
-    (``train_per_category`` for ``train``, ``test_per_category`` otherwise).
+    (``train_per_category``, ``val_per_category`` or ``test_per_category``).
     """
     from course_lib.experiments.common import load_split
 
     sz = _sz(profile)
-    n = shapes_per_category or sz["train_per_category" if split == "train" else "test_per_category"]
+    n = shapes_per_category or sz[{"train": "train_per_category", "val": "val_per_category"}.get(split,
+                                                                                                "test_per_category")]
     return load_split(split, ("points", "target_points"), categories=tuple(categories or sz["categories"]),
                       shapes_per_category=n, profile=profile, n_points=sz["n_points"], n_target=sz["n_points"])
 
