@@ -53,7 +53,7 @@ from course_lib.models.implicit import (
 __all__ = [
     "CONVENTIONS", "THIN_PARTS", "SAMPLINGS", "BOUND", "implicit_data", "QuerySampler", "build_occnet",
     "occnet_loss_fn", "train_occnet", "build_deepsdf", "sdf_loss_fn", "train_deepsdf", "encode",
-    "extract", "field_iou", "thin_part_ids", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
+    "extract", "field_iou", "thin_part_ids", "thin_part_sdf", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
     "sampling_experiment", "mise_experiment", "smoke",
 ]
 
@@ -317,6 +317,18 @@ def thin_part_ids(shape: Any) -> list[int]:
     """
     names = THIN_PARTS.get(shape.category, ())
     return [i for i, p in enumerate(shape.parts) if p in names]
+
+
+def thin_part_sdf(shape: Any, points: Tensor) -> Tensor:
+    """The SDF of the union of the shape's thin parts at ``points (N, 3)`` (+inf if it has none).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb`` (how many samples land near the thin parts).
+    """
+    ids = set(thin_part_ids(shape))
+    nodes = [node for (name, node) in shape._nodes if shape.parts.index(name) in ids]
+    if not nodes:
+        return torch.full(points.shape[:-1], float("inf"))
+    return torch.stack([n.sdf(points) for n in nodes]).amin(0)
 
 
 def _mesh_samples(mesh: trimesh.Trimesh | None, n: int, seed: int) -> tuple[Tensor, Tensor]:

@@ -1,0 +1,207 @@
+"""Chapter 07 (implicit fields): OccNet point cloud -> surface, DeepSDF latent optimisation, sampling, MISE.
+
+Run from the repository root (each part in its own process if you like; ``--report`` assembles
+the result file from the parts' JSON fragments, and a run without ``--part`` does everything):
+
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --part occnet
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --part deepsdf
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --part sampling
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --part mise     # uses the occnet part's model
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --report
+    COURSE_PROFILE=ci python benchmarks/implicit.py                      # the pipeline only (~1-2 min)
+
+Writes ``benchmarks/results/implicit-<profile>-<machine>.md`` and ``implicit-<profile>.json`` that
+``lectures/07_implicit_fields.ipynb`` reads.  Models are checkpointed under
+``config.cache_dir()/checkpoints`` (the lecture loads the same files).
+
+* **occnet**: an Occupancy Network (PointNet encoder, conditional-BN decoder, BCE) trained on the
+  ``ch07.categories`` train shapes ("mix" sampling), then point cloud (``ch07.n_input`` points, noise
+  0.005) -> mesh (hierarchical marching cubes) on held-out test shapes: IoU, Chamfer-L1 (OccNet's
+  convention), normal consistency, F-score; the oracle (two samplings of the true surface) beside it.
+  Also the training time (goal: IoU >= 0.85 within 5 minutes of training on the laptop).
+* **deepsdf**: the auto-decoder on ``ch07.sdf_categories`` (DeepSDF sampling, 47/50 near the
+  surface), unseen test shapes reconstructed by latent optimisation; Chamfer in DeepSDF's convention
+  against the oracle (goal: within 3x).
+* **sampling**: the same OccNet trained with uniform, mixed and near-surface samples on
+  ``ch07.sampling_categories``; IoU, Chamfer-L1 and the thin parts' completeness / recall.
+* **mise**: hierarchical (33 -> 129 nodes, i.e. 32 -> 128 cells as OccNet's MISE; 17 -> 65 in ci) against dense
+  extraction of a trained OccNet field and of exact SDFs: evaluations and Chamfer between the meshes
+  (goal: the same mesh, Chamfer <= 1e-6, with at most 1/5 of the dense evaluations).
+
+Cost (laptop profile, 2 idle cores): not measured yet; the training epochs are sized for about 4
+minutes (occnet), 2 minutes (deepsdf) and 3 x 1 minute (sampling); evaluation adds a few minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import md_table, write_result  # noqa: E402
+
+from course_lib import config  # noqa: E402
+from course_lib.data import make_shape  # noqa: E402
+from course_lib.experiments import implicit as E  # noqa: E402
+from course_lib.experiments.common import summarize  # noqa: E402
+from course_lib.models.implicit import field_of  # noqa: E402
+
+PARTS = ("occnet", "deepsdf", "sampling", "mise")
+
+
+def _frag(profile: str, part: str) -> Path:
+    return config.cache_dir() / "ch07" / f"bench-v1-{profile}-{part}.json"
+
+
+def _save(profile: str, part: str, data: dict) -> None:
+    p = _frag(profile, part)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(data, indent=1))
+
+
+def _summary(metrics: dict[str, torch.Tensor]) -> dict[str, list[float]]:
+    row = summarize({"m": metrics})[0]
+    return {k: list(v) for k, v in row.items() if k != "model"}
+
+
+def part_occnet(profile: str) -> dict:
+    train = E.implicit_data("train", profile=profile)
+    test = E.implicit_data("test", profile=profile)
+    model, hist = E.train_occnet(train, profile=profile, progress=True)
+    train_s = float(hist.wall_time)  # the training run's own time (also when loaded from its checkpoint)
+    codes = E.encode(model, E._inputs(test, profile))
+    t0 = time.perf_counter()
+    res = E.evaluate_fields(model, codes, test, profile=profile)
+    eval_s = time.perf_counter() - t0
+    oracle = E.oracle_chamfer(test, "occnet")
+    per_cat = {}
+    for c in test["categories"]:
+        sel = torch.tensor([x == c for x in test["category"]])
+        per_cat[c] = {k: float(v[sel].mean()) for k, v in res["metrics"].items() if v.shape[0] == sel.shape[0]}
+    return {"metrics": _summary(res["metrics"]), "per_category": per_cat,
+            "oracle_cd_l1": [float(oracle.mean()), float(oracle.std() / max(1, len(oracle)) ** 0.5)],
+            "train_seconds": train_s, "train_summary": hist.summary(), "eval_seconds": eval_s,
+            "empty": res["empty"], "mean_evaluations_per_mesh": res["evaluations"],
+            "shapes": {"train": int(train["query"].shape[0]), "test": int(test["query"].shape[0])},
+            "categories": list(test["categories"])}
+
+
+def part_deepsdf(profile: str) -> dict:
+    s = config.sizes(profile, prefix="ch07.")
+    cats = tuple(s["sdf_categories"])
+    train = E.implicit_data("train", kind="sdf", sampling="deepsdf", categories=cats, profile=profile)
+    test = E.implicit_data("test", kind="sdf", sampling="deepsdf", categories=cats, profile=profile)
+    model, hist = E.train_deepsdf(train, profile=profile, progress=True)
+    t0 = time.perf_counter()
+    codes = E.reconstruct_unseen(model, test, profile=profile, progress=True)
+    recon_s = time.perf_counter() - t0
+    res = E.evaluate_fields(model, codes, test, profile=profile, deepsdf=True)
+    k = int(test["query"].shape[0])  # as many training shapes as test shapes, with their learnt codes
+    head = {key: (val[:k] if isinstance(val, (torch.Tensor, list)) else val) for key, val in train.items()}
+    train_res = E.evaluate_fields(model, model.codes.weight.detach()[:k], head, profile=profile, deepsdf=True)
+    oracle = E.oracle_chamfer(test, "deepsdf")
+    cd = res["metrics"]["cd_deepsdf"]
+    return {"unseen": _summary(res["metrics"]), "train_codes": _summary(train_res["metrics"]),
+            "oracle_cd_deepsdf": [float(oracle.mean()), float(oracle.std() / max(1, len(oracle)) ** 0.5)],
+            "ratio_to_oracle": float(cd.mean() / oracle.mean()), "recon_seconds": recon_s,
+            "train_summary": hist.summary(), "empty": res["empty"], "categories": list(cats),
+            "shapes": {"train": int(train["query"].shape[0]), "test": int(test["query"].shape[0])}}
+
+
+def part_sampling(profile: str) -> dict:
+    out = E.sampling_experiment(profile=profile, progress=True)
+    return {smp: _summary(m) for smp, m in out.items()}
+
+
+def part_mise(profile: str) -> dict:
+    s = config.sizes(profile, prefix="ch07.")
+    res, coarse = (65, 17) if profile == "ci" else (129, 33)  # 128^3 cells from 32^3, as OccNet's MISE
+    out = {}
+    for cat in ("chair", "lamp", "airplane"):
+        shape = make_shape(cat, 2_000_000)
+        out[f"exact SDF, {cat}"] = E.mise_experiment(shape.sdf, res, coarse)
+    train = E.implicit_data("train", profile=profile)
+    test = E.implicit_data("test", profile=profile, per_category=1)
+    model, _ = E.train_occnet(train, profile=profile, progress=False)
+    z = E.encode(model, E._inputs(test, profile))[0]
+    out[f"OccNet field, {test['category'][0]}"] = E.mise_experiment(field_of(model, z), res, coarse, level=model.level,
+                                                                   inside=model.inside)
+    out["_sizes"] = {"resolution": res, "coarse": coarse, "profile_eval_resolution": int(s["eval_resolution"])}
+    return out
+
+
+def report(profile: str) -> Path:
+    data = {}
+    for part in PARTS:
+        p = _frag(profile, part)
+        if p.exists():
+            data[part] = json.loads(p.read_text())
+    body = []
+    fmt = lambda ms: f"{ms[0]:.3f} ± {ms[1]:.2g}"  # noqa: E731
+    if "occnet" in data:
+        d = data["occnet"]
+        m = d["metrics"]
+        body += ["## Occupancy Network: point cloud -> surface on held-out shapes", "",
+                 f"categories {', '.join(d['categories'])}; {d['shapes']['train']} train / {d['shapes']['test']} "
+                 f"test shapes; training: {d['train_summary']}", "",
+                 md_table(["IoU", "Chamfer-L1", "normal consistency", "F-score", "oracle Chamfer-L1"],
+                          [[fmt(m["iou"]), fmt(m["cd_l1"]), fmt(m["nc"]), fmt(m["fscore"]),
+                            fmt(d["oracle_cd_l1"])]]), "",
+                 md_table(["category", "IoU", "Chamfer-L1", "NC", "F-score"],
+                          [[c, v["iou"], v["cd_l1"], v["nc"], v["fscore"]] for c, v in d["per_category"].items()]),
+                 ""]
+    if "deepsdf" in data:
+        d = data["deepsdf"]
+        body += ["## DeepSDF: unseen shapes by latent optimisation", "",
+                 f"categories {', '.join(d['categories'])}; training: {d['train_summary']}; reconstruction of "
+                 f"{d['shapes']['test']} shapes in {d['recon_seconds']:.1f} s", "",
+                 md_table(["codes", "Chamfer (DeepSDF, x1e3)", "IoU", "Chamfer-L1", "NC"],
+                          [["unseen (optimised)", fmt(d["unseen"]["cd_deepsdf"]), fmt(d["unseen"]["iou"]),
+                            fmt(d["unseen"]["cd_l1"]), fmt(d["unseen"]["nc"])],
+                           ["training shapes (learnt)", fmt(d["train_codes"]["cd_deepsdf"]),
+                            fmt(d["train_codes"]["iou"]), fmt(d["train_codes"]["cd_l1"]),
+                            fmt(d["train_codes"]["nc"])],
+                           ["oracle", fmt(d["oracle_cd_deepsdf"]), "", "", ""]]), "",
+                 f"unseen / oracle = {d['ratio_to_oracle']:.2f}", ""]
+    if "sampling" in data:
+        d = data["sampling"]
+        body += ["## Sampling: uniform vs mixed vs near-surface, thin parts", "",
+                 md_table(["sampling", "IoU", "Chamfer-L1", "thin-part completeness", "thin-part recall"],
+                          [[k, fmt(v["iou"]), fmt(v["cd_l1"]), fmt(v["thin_cd"]), fmt(v["thin_recall"])]
+                           for k, v in d.items() if not k.startswith("_")]), ""]
+    if "mise" in data:
+        d = {k: v for k, v in data["mise"].items() if not k.startswith("_")}
+        sz = data["mise"].get("_sizes", {})
+        body += [f"## Hierarchical extraction (MISE): {sz.get('resolution')}^3 nodes from {sz.get('coarse')}^3", "",
+                 md_table(["field", "evaluations", "dense", "fraction", "Chamfer(hier, dense)", "s hier", "s dense"],
+                          [[k, int(v["evaluations"]), int(v["dense_evaluations"]), v["fraction"], v["chamfer"],
+                            v["seconds_hierarchical"], v["seconds_dense"]] for k, v in d.items()]), ""]
+    notes = "\n".join(f"- {k}: {v}" for k, v in E.CONVENTIONS.items())
+    return write_result("implicit", profile, "\n".join(body), notes=notes, data=data)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", choices=PARTS, action="append", help="run only these parts (repeatable)")
+    ap.add_argument("--report", action="store_true", help="only assemble the result file from the fragments")
+    args = ap.parse_args()
+    profile = config.get_profile()
+    if not args.report:
+        for part in args.part or PARTS:
+            t0 = time.perf_counter()
+            out = globals()[f"part_{part}"](profile)
+            out["_seconds"] = time.perf_counter() - t0
+            _save(profile, part, out)
+            print(f"{part}: {out['_seconds']:.1f} s")
+    print(report(profile))
+
+
+if __name__ == "__main__":
+    main()
