@@ -125,6 +125,16 @@ def test_grid_batches_cover_every_item_and_jitter_moves_input_with_target():
     assert not torch.equal(batch["input"], grids[batch["index"]])  # some grid moved
     sv = next(iter(V.grid_batches(data, "svr", 5, shuffle=False)))
     assert torch.equal(sv["input"], data["rgb"]) and torch.equal(sv["target"], grids)
+    # with several views: one of each shape's views per batch
+    data["views"] = torch.stack([data["rgb"], data["rgb"] + 1, data["rgb"] + 2], dim=1)
+    seen = set()
+    for _ in range(5):
+        sv = next(iter(V.grid_batches(data, "svr", 5, shuffle=False, seed=_)))
+        assert sv["input"].shape == (5, 3, 4, 4)
+        offset = (sv["input"] - data["rgb"]).mean(dim=(1, 2, 3))
+        assert torch.allclose(offset, offset.round()) and set(offset.round().tolist()) <= {0.0, 1.0, 2.0}
+        seen |= set(offset.round().tolist())
+    assert len(seen) > 1
     with pytest.raises(ValueError, match="task"):
         V.grid_batches(data, "points", 2)
     with pytest.raises(ValueError, match="image inputs"):

@@ -72,7 +72,8 @@ __all__ = [
 # ---------------------------------------------------------------------------
 def voxel_data(split: str, profile: str | None = None, *, resolution: int | None = None,
                categories: Sequence[str] | None = None, per_category: int | None = None,
-               image: bool = False, surface: bool = False, image_size: int | None = None) -> dict[str, Any]:
+               image: bool = False, surface: bool = False, image_size: int | None = None,
+               extra_views: int = 0) -> dict[str, Any]:
     """ShapeNet-lite grids of ``split`` stacked: ``{"voxels": (S, R, R, R) float 0/1, "label": (S,), ...}``.
 
     Introduced in ``lectures/03_voxels.ipynb``.  Sizes default to the ``ch03.*`` keys of
@@ -80,7 +81,10 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
     ``n_target``).  ``image=True`` adds the seeded random view ``rgb`` ``(S, 3, H, W)`` and
     ``silhouette``; ``surface=True`` adds ``target_points`` ``(S, n_target, 3)`` (exact surface
     samples, for the Chamfer comparison). ``label`` indexes ``categories`` (this subset, in
-    ShapeNet-lite's order). Loaded by :func:`course_lib.experiments.common.load_split` (cached on disk).
+    ShapeNet-lite's order). ``extra_views = k > 0`` adds ``views`` ``(S, 1 + k, 3, H, W)``: the
+    random view (index 0, the same as ``rgb``) and ``k`` more at azimuths ``17 + 360 i / k`` degrees,
+    elevation 25 (training data for the single-view model: 3D-R2N2 trains on 24 views per shape).
+    Loaded by :func:`course_lib.experiments.common.load_split` (cached on disk).
     """
     from .common import load_split
 
@@ -92,10 +96,21 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
                      shapes_per_category=per_category or s[f"{split}_per_category"], profile=profile,
                      voxel_resolution=resolution or s["resolution"], image_size=image_size or s["image_size"],
                      n_target=s["n_target"])
+    if extra_views:
+        if not image:
+            raise ValueError("extra_views needs image=True")
+        views = [out["rgb"]]
+        for i in range(int(extra_views)):
+            more = load_split(split, ("image",), categories=s["categories"] if categories is None else categories,
+                              shapes_per_category=per_category or s[f"{split}_per_category"], profile=profile,
+                              image_size=image_size or s["image_size"],
+                              view=(17.0 + 360.0 * i / int(extra_views), 25.0, 2.6))
+            views.append(more["rgb"])
+        out["views"] = torch.stack(views, dim=1)
     cats = tuple(out["categories"])
     # labels index this subset's categories (ShapeNet-lite's index all of CATEGORIES)
     out["label"] = torch.tensor([cats.index(c) for c in out["category"]], dtype=torch.long)
-    keep = {"voxels", "rgb", "silhouette", "target_points", "label", "seed", "category", "categories"}
+    keep = {"voxels", "rgb", "views", "silhouette", "target_points", "label", "seed", "category", "categories"}
     return {k: v for k, v in out.items() if k in keep}
 
 
@@ -119,7 +134,8 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
     """:class:`course_lib.experiments.common.Batches` of ``data`` for one task of the chapter.
 
     Introduced in ``lectures/03_voxels.ipynb``.  ``task`` ``"ae"``: ``{"input": voxels, "target":
-    the same voxels}``; ``"svr"``: ``{"input": rgb, "target": voxels}``; ``"voxnet"``:
+    the same voxels}``; ``"svr"``: ``{"input": rgb, "target": voxels}`` (with ``views`` in the data: one
+    view drawn at random per shape and batch); ``"voxnet"``:
     ``{"input": voxels, "label"}``. ``jitter`` shifts the input grids (:func:`jitter_grids`; the
     auto-encoder's target moves with its input).
     """
@@ -127,6 +143,8 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
 
     if task == "ae":
         keys, rename = ["voxels"], {"voxels": "input"}
+    elif task == "svr" and "views" in data:
+        keys, rename = ["views", "voxels"], {"views": "input", "voxels": "target"}
     elif task == "svr":
         keys, rename = ["rgb", "voxels"], {"rgb": "input", "voxels": "target"}
     elif task == "voxnet":
@@ -137,8 +155,13 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
         raise ValueError("jitter shifts input grids; the single-view task has image inputs")
     j = int(jitter)
     autoencode = task == "ae"
+    pick_view = task == "svr" and "views" in data
 
     def transform(batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        if pick_view:  # one random view of each shape
+            v = batch["input"]
+            which = torch.randint(0, v.shape[1], (v.shape[0],), generator=generator)
+            batch["input"] = v[torch.arange(v.shape[0]), which.to(v.device)]
         if j:
             batch["input"] = jitter_grids(batch["input"], j, generator)
         if autoencode:
@@ -215,6 +238,7 @@ def checkpoint_path(task: str, profile: str | None = None, data: dict[str, Any] 
     spec: dict[str, Any] = {"categories": s["categories"], "train_per_category": s["train_per_category"],
                             "resolution": s["resolution"], "image_size": s["image_size"]}
     if data is not None:
+        spec["views"] = int(data["views"].shape[1]) if "views" in data else 1
         spec["shapes"] = int(data["voxels"].shape[0])
         spec["data_resolution"] = int(data["voxels"].shape[-1])
         spec["seeds"] = str(torch.as_tensor(data["seed"]).sum().item())
@@ -319,7 +343,7 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
     s = config.sizes(profile, prefix="ch03.")
     config.seed_everything(s["seed"])
     model = build_single_view(profile)
-    data = data or voxel_data("train", profile, image=True)
+    data = data or voxel_data("train", profile, image=True, extra_views=s["train_views"])
     val_data = val_data or voxel_data("val", profile, image=True)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
