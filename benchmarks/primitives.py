@@ -19,9 +19,10 @@ What it measures (sizes from the ``ch08.*`` block of ``course_lib.config``):
    shape under the trained (seed 0, superquadric, reordering) model, against the exact gradient, as the
    number of samples grows, with and without the baseline.
 
-Laptop cost (estimated from single steps measured under load, to be confirmed by the first run):
-9 training runs of ``ch08.epochs`` = 100 epochs of 5 batches at ~0.03-0.1 s per step (~20-60 s each),
-the variance part ~1 min, enumeration ~30 s.  Checkpoints go to ``config.cache_dir()/checkpoints``; a
+Laptop cost (an estimate from single steps timed on the loaded shared machine, not a measurement;
+the first run's report gives the real times): generating and caching the 108 ShapeNet-lite shapes
+once (~1-2 min), 9 training runs of ``ch08.epochs`` = 100 epochs of 5 batches at ~0.03-0.1 s per step
+(~20-60 s each), the variance part ~1 min, enumeration and sampling ~30 s: about 6-10 min in all.  Checkpoints go to ``config.cache_dir()/checkpoints``; a
 second run only evaluates (``--retrain`` trains again).  Writes
 ``benchmarks/results/primitives-<profile>-<machine>.md`` and ``benchmarks/results/primitives-<profile>.json``.
 """
