@@ -429,7 +429,7 @@ class PrimitiveNet(nn.Module):
 
     Introduced in ``lectures/08_primitives.ipynb``.  ``encoder(points)`` must return an object
     with ``global_feature`` ``(B, latent_dim)`` (e.g. :class:`course_lib.models.PointNet` with
-    ``out_dim=latent_dim``).  Heads (one linear layer each, as in both papers' code):
+    ``out_dim=latent_dim``), then one hidden layer and one linear head per parameter:
 
     * translation ``max_translation * tanh``;
     * size ``min_size + (max_size - min_size) * sigmoid``, bias so that half-sizes start near

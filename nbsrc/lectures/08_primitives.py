@@ -63,7 +63,8 @@ MEASURED = results.show("primitives", "laptop")
 # cross-section, $\varepsilon_1$ the vertical profile: $\varepsilon_1=\varepsilon_2=1$ is an
 # ellipsoid, both near 0 a box with sharp edges, $\varepsilon=2$ an octahedron, and in between
 # cylinders ($\varepsilon_1 \to 0$, $\varepsilon_2 = 1$), rounded boxes and pillows. One
-# family, 11 numbers, from spheres to boxes. $F$ is computed in log space
+# family with 11 degrees of freedom (3 sizes, 2 exponents, 3 for the rotation, 3 for the
+# translation), from spheres to boxes. $F$ is computed in log space
 # (`P.superquadric_inside_outside`): with small exponents the powers $2/\varepsilon$ are large
 # and would overflow.
 #
