@@ -199,3 +199,20 @@ def test_conftest_reads_failed_verdicts():
             {"output_type": "stream", "text": "a ❌ in the middle of a line is not a verdict"}]
     assert mod.failed_verdicts(outs) == ["❌ check_b: wrong", "⏳ check_c: not implemented yet"]
     assert mod.failed_verdicts([]) == []
+
+
+@pytest.mark.parametrize("area", ["welcome", "data", "encoders", "point_sets", "surfaces"])
+def test_every_check_has_mutation_tests(area):
+    """Each check of these modules is exercised by its test file (the reference, the stub and the wrong
+    answers: at least three call sites, wrong answers often parametrized); a check added without
+    tests fails here."""
+    import importlib
+    import re
+    from pathlib import Path
+
+    mod = importlib.import_module(f"course_lib.checks.{area}")
+    text = (Path(__file__).resolve().parent / f"test_checks_{area}.py").read_text()
+    for name in mod.__all__:
+        assert getattr(mod, name).is_self_check
+        calls = len(re.findall(rf"\b{name}\(", text))
+        assert calls >= 3, f"{name}: only {calls} call sites in test_checks_{area}.py"
