@@ -289,6 +289,8 @@ def test_reordering_edge_cases():
         P.expected_min_distance(torch.rand(3, 4), torch.rand(3, 5))
     with pytest.raises(TypeError):
         P.expected_min_distance(torch.rand(3, 4).tolist(), torch.rand(3, 4))
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        P.expected_min_distance(torch.rand(3, 4), torch.randn(3, 4) * 3)
 
 
 # --- REINFORCE ---------------------------------------------------------------------------------

@@ -494,6 +494,8 @@ def _check_dist_prob(dist: Tensor, prob: Tensor) -> tuple[Tensor, Tensor]:
     if prob.shape[-1] != dist.shape[-1]:
         raise ValueError(f"dist {tuple(dist.shape)} and prob {tuple(prob.shape)} disagree on M (last dim)")
     _same_device(("dist", dist), ("prob", prob))
+    if prob.numel() and bool(((prob < 0) | (prob > 1) | torch.isnan(prob)).any()):
+        raise ValueError("prob must hold probabilities in [0, 1] (apply a sigmoid to logits first)")
     try:
         torch.broadcast_shapes(dist.shape, prob.shape)
     except RuntimeError:
