@@ -76,7 +76,7 @@ def part_occnet(profile: str) -> dict:
     test = E.implicit_data("test", profile=profile)
     model, hist = E.train_occnet(train, profile=profile, progress=True)
     train_s = float(hist.wall_time)  # the training run's own time (also when loaded from its checkpoint)
-    codes = E.encode(model, E._inputs(test, profile))
+    codes = E.encode(model, E.held_out_inputs(test, profile))
     t0 = time.perf_counter()
     res = E.evaluate_fields(model, codes, test, profile=profile)
     eval_s = time.perf_counter() - t0
@@ -130,7 +130,7 @@ def part_mise(profile: str) -> dict:
     train = E.implicit_data("train", profile=profile)
     test = E.implicit_data("test", profile=profile, per_category=1)
     model, _ = E.train_occnet(train, profile=profile, progress=False)
-    z = E.encode(model, E._inputs(test, profile))[0]
+    z = E.encode(model, E.held_out_inputs(test, profile))[0]
     out[f"OccNet field, {test['category'][0]}"] = E.mise_experiment(field_of(model, z), res, coarse, level=model.level,
                                                                    inside=model.inside)
     out["_sizes"] = {"resolution": res, "coarse": coarse, "profile_eval_resolution": int(s["eval_resolution"])}

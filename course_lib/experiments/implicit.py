@@ -54,7 +54,7 @@ __all__ = [
     "CONVENTIONS", "THIN_PARTS", "SAMPLINGS", "BOUND", "implicit_data", "QuerySampler", "build_occnet",
     "occnet_loss_fn", "train_occnet", "build_deepsdf", "sdf_loss_fn", "train_deepsdf", "encode",
     "extract", "field_iou", "thin_part_ids", "thin_part_sdf", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
-    "sampling_experiment", "mise_experiment", "smoke",
+    "sampling_experiment", "held_out_inputs", "mise_experiment", "smoke",
 ]
 
 BOUND = 1.05
@@ -434,13 +434,17 @@ def sampling_experiment(*, profile: str | None = None, decoder: str = "occnet",
         train = implicit_data("train", categories=cats, sampling=smp, profile=profile)
         model, _ = train_occnet(train, decoder=decoder, epochs=int(s["sampling_epochs"]), profile=profile,
                                 progress=progress, retrain=retrain, name="ch07_sampling")
-        codes = encode(model, _inputs(test, profile))
+        codes = encode(model, held_out_inputs(test, profile))
         out[smp] = evaluate_fields(model, codes, test, profile=profile)["metrics"]
     return out
 
 
-def _inputs(data: dict[str, Any], profile: str | None, seed: int = 123) -> Tensor:
-    """The held-out input clouds: ``ch07.n_input`` fixed random points of the input pool, with noise."""
+def held_out_inputs(data: dict[str, Any], profile: str | None, seed: int = 123) -> Tensor:
+    """The encoder's inputs for held-out shapes: ``ch07.n_input`` fixed random points of each input pool
+    (stream 0), plus Gaussian noise of std ``ch07.input_noise`` (OccNet: 300 points, 0.005).
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    """
     from course_lib.experiments.common import subsample
 
     s = _sizes(profile)

@@ -177,7 +177,7 @@ viz.plot_points(centers, color=(n_auto[:, 1] + 1) / 2, size=2, title="autograd n
 train = E.implicit_data("train")
 test = E.implicit_data("test")
 occnet, hist = E.train_occnet(train)
-codes = E.encode(occnet, E._inputs(test, None))
+codes = E.encode(occnet, E.held_out_inputs(test, None))
 ev = E.evaluate_fields(occnet, codes, test, keep_meshes=2)
 print(f"live ({config.get_profile()} profile, {codes.shape[0]} held-out shapes): "
       + ", ".join(f"{k} {v.mean():.3f}" for k, v in ev["metrics"].items()))
