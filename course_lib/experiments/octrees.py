@@ -25,7 +25,8 @@ from course_lib import config
 
 __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
-    "train_ogn", "train_dense", "evaluate_iou", "decoder_cost", "smoke",
+    "train_ogn", "train_dense", "evaluate_iou", "decoder_cost", "smoke", "level_counts", "slice_figure",
+    "memory_figure", "rows_table",
 ]
 
 
@@ -330,6 +331,114 @@ def _measure(step: Callable[[], None], dev: torch.device, repeat: int, peak_memo
             torch.cuda.synchronize(dev)
         times.append(time.perf_counter() - t0)
     return {"peak_bytes": float(peak), "seconds": float(np.median(times))}
+
+
+# ---------------------------------------------------------------------------
+# figures and tables of the lecture
+# ---------------------------------------------------------------------------
+def rows_table(rows: Sequence[dict[str, Any]], digits: int = 4) -> str:
+    """A Markdown table of a list of flat dicts (the rows of this module's functions).
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Bytes columns (names ending in ``bytes``) are
+    shown in KiB / MiB.
+    """
+    if not rows:
+        return "(no rows)"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+
+    def fmt(k: str, v: Any) -> str:
+        if isinstance(v, float) and k.endswith("bytes") and v == v:
+            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
+        if isinstance(v, int) and not isinstance(v, bool) and k.endswith("bytes"):
+            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
+        if isinstance(v, float):
+            return f"{v:.{digits}g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(k, r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def level_counts(tree: Any) -> list[dict[str, Any]]:
+    """Per level of an occupancy octree: resolution, cells that exist, and how many are empty / full / mixed.
+
+    Introduced in ``lectures/04_octrees.ipynb``.
+    """
+    from course_lib.geometry.octree import EMPTY, FULL, MIXED
+
+    rows = []
+    for lev in range(tree.tree_depth + 1):
+        st = tree.cell_states(lev)
+        rows.append({"level": lev, "resolution": tree.grid * 2 ** lev, "cells": int(st.numel()),
+                     "empty": int((st == EMPTY).sum()), "full": int((st == FULL).sum()),
+                     "mixed": int((st == MIXED).sum()), "dense_cells": tree.batch_size * (tree.grid * 2 ** lev) ** 3})
+    return rows
+
+
+_STATE_COLOURS = ((0.0, "#f4f4f4"), (0.333, "#f4f4f4"), (0.333, "#2f6db5"), (0.667, "#2f6db5"),
+                  (0.667, "#f39c12"), (1.0, "#f39c12"))
+
+
+def slice_figure(tree: Any, level: int, index: int, axis: int = 2, title: str | None = None) -> Any:
+    """A slice through an occupancy octree: left the states of the level-``level`` cells, right the leaves.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (its widget).  The slice is the plane ``index`` (in
+    voxels of the finest grid) across ``axis``.  Left: every cell of the level's grid that the
+    plane crosses, coloured empty (light), full (blue) or mixed (orange); right: the side of the
+    leaf holding each voxel (``log2``: 0 for single voxels), so the adaptive structure shows.
+    The title gives the octree's and the dense grid's memory.
+    """
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    R, D = tree.resolution, tree.tree_depth
+    if not 0 <= int(index) < R:
+        raise ValueError(f"index must be in [0, {R}), got {index}")
+    st = tree.states(level)[0]
+    s = 2 ** (D - level)
+    sl = [slice(None)] * 3
+    sl[axis] = int(index) // s
+    plane = st[tuple(sl)].repeat_interleave(s, 0).repeat_interleave(s, 1).float().numpy()
+    lv = tree.leaves()
+    dense_level = tree.with_values(torch.log2(lv.size.float())[:, None]).to_dense()[0]
+    sl[axis] = int(index)
+    sizes = dense_level[tuple(sl)].numpy()
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"cell states at level {level} ({R // s}^3 grid)",
+                                                        "leaves: log2(side in voxels)"))
+    fig.add_trace(go.Heatmap(z=plane.T, zmin=0, zmax=2, colorscale=list(_STATE_COLOURS), showscale=True,
+                             colorbar=dict(tickvals=[0.33, 1, 1.67], ticktext=["empty", "full", "mixed"], x=0.45),
+                             hovertemplate="state %{z}<extra></extra>"), 1, 1)
+    fig.add_trace(go.Heatmap(z=sizes.T, zmin=0, zmax=D, colorscale="Viridis",
+                             colorbar=dict(title="log2 side"), hovertemplate="log2 side %{z}<extra></extra>"), 1, 2)
+    for c in (1, 2):
+        fig.update_xaxes(scaleanchor=f"y{c if c > 1 else ''}", constrain="domain", row=1, col=c)
+    mem = (f"octree {tree.nbytes / 1024:.1f} KiB ({tree.num_cells} leaves) vs dense float32 "
+           f"{tree.dense_nbytes() / 1024:.0f} KiB ({tree.dense_nbytes() / tree.nbytes:.1f}x)")
+    fig.update_layout(title=(title + " | " if title else "") + mem, height=420, width=900)
+    return fig
+
+
+def memory_figure(rows: Sequence[dict[str, Any]], title: str = "memory against resolution") -> Any:
+    """Log-log curves of octree bytes per shape against the dense float32 grid (rows of :func:`compression`).
+
+    Introduced in ``lectures/04_octrees.ipynb``.
+    """
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    res = sorted({r["resolution"] for r in rows})
+    for name in dict.fromkeys(r["shape"] for r in rows):
+        pts = sorted((r["resolution"], r["octree_bytes"]) for r in rows if r["shape"] == name)
+        fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers", name=name))
+    fig.add_trace(go.Scatter(x=res, y=[4 * R ** 3 for R in res], mode="lines", name="dense float32 (R^3)",
+                             line=dict(color="black", dash="dash")))
+    fig.add_trace(go.Scatter(x=res, y=[R ** 3 / 8 for R in res], mode="lines", name="dense, 1 bit per voxel",
+                             line=dict(color="gray", dash="dot")))
+    fig.update_xaxes(type="log", title="resolution R", tickvals=res)
+    fig.update_yaxes(type="log", title="bytes")
+    fig.update_layout(title=title, height=420)
+    return fig
 
 
 # ---------------------------------------------------------------------------

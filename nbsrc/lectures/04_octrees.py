@@ -1,0 +1,286 @@
+# %% [markdown]
+# # 04 · Octrees: spend memory where the surface is
+#
+# Chapter 03 decoded shapes into dense grids: every activation has $R^3$ cells, and a $2\times$
+# finer grid costs $8\times$ the memory and the work, although the *surface* of a shape -- the only
+# place where the occupancy changes -- crosses only about $R^2$ of those cells. Octrees store a
+# big homogeneous region as one cell and subdivide only where the surface passes. This chapter
+# builds the **hybrid grid-octree** of OctNet [Riegler2017], the operations a network needs on it
+# (convolution, pooling, unpooling), and an **octree generating network** (OGN) decoder
+# [Tatarchenko2017] that predicts the structure level by level, and measures what it saves.
+#
+# Everything is plain PyTorch (index tensors; no compiled extension), batched, and runs on the
+# CPU and on CUDA with the same code. The official implementations are a Torch7/CUDA library and
+# an unsupported Caffe fork.
+
+# %%
+import torch
+
+from course_lib import config, results, viz
+from course_lib.data import make_shape, voxelize
+from course_lib.experiments import octrees as E
+from course_lib.experiments.common import format_table
+from course_lib.geometry.octree import (
+    OctreeConv3d,
+    build_octree,
+    conv_operator,
+    octree_pool,
+    octree_unpool,
+)
+from course_lib.models.ogn import PROP_KNOWN, PROP_PRED, ogn_loss
+
+print(config.describe())
+SZ = config.sizes(prefix="ch04.")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+try:
+    from course_lib.data import reserved_seed
+
+    DEMO = reserved_seed("demo")
+except ImportError:  # older data layer
+    DEMO = 1
+
+# %% [markdown]
+# ## 1. The hybrid grid-octree
+#
+# A full octree over a $256^3$ grid has depth 8, and walking it from the root to a voxel takes 8
+# dependent steps. OctNet instead cuts the volume into a **regular grid of shallow octrees**, each
+# of depth $D=3$ (so one tree covers $8^3$ voxels). With $G = R / 2^D$ trees per axis, level $l$ of
+# the trees ($0 \le l \le D$) forms a grid of resolution $G\,2^l$ over the whole volume:
+# level 0 is the grid of roots, level $D$ the voxels.
+#
+# **Structure as a bit string.** A tree is described by one bit per possible inner node, in
+# breadth-first order: bit 0 says whether the root is split, bits 1..8 its 8 children, bits
+# 9..72 the 64 grandchildren -- $1 + 8 + 64 = 73$ bits, and the children of bit $i$ are the bits
+# $8i+1 \dots 8i+8$, so no pointer is stored. OctNet packs them in four 32-bit integers per tree;
+# we pack them in $\lceil 73/32 \rceil = 3$.
+#
+# **Values on the leaves.** Every leaf (a cell that is not split) holds one value per channel, in
+# the leaves' breadth-first order, tree after tree, plus one integer per tree: the number of
+# leaves before it (`prefix_leafs`), to find a tree's values without scanning. That is all the
+# memory: `Octree.nbytes` counts these three arrays.
+#
+# A cell is split exactly when it is **mixed**, i.e. when it holds both full and empty voxels. A
+# split adds 7 leaves (one leaf becomes 8), so
+# $$\#\text{leaves} = G^3 + 7 \sum_{l=0}^{D-1} \#\text{mixed cells of level } l .$$
+
+# %%
+R = SZ["widget_resolution"]
+shape = make_shape("chair", DEMO)
+occ = voxelize(shape, R)
+tree = build_octree(occ, tree_depth=SZ["tree_depth"])
+print(tree)
+assert torch.equal(tree.to_dense()[0].bool(), occ)  # the round trip is exact
+print(f"octree: {tree.nbytes} bytes; dense float32 grid: {tree.dense_nbytes()} bytes "
+      f"({tree.dense_nbytes() / tree.nbytes:.1f}x more); dense bits: {R ** 3 // 8} bytes")
+
+# the bit string of the first tree that is split, read back from its three int32 words
+t = int(torch.nonzero(tree.bits[:, 0] & 1)[0])
+bits = [(int(tree.bits[t, i // 32]) >> (i % 32)) & 1 for i in range(73)]
+print(f"tree {t}: root {bits[0]} | level 1 {''.join(map(str, bits[1:9]))} | level 2 "
+      f"{''.join(map(str, bits[9:73]))}")
+
+# %% [markdown]
+# ## 2. Three cell states
+#
+# At every level, a cell is **empty** (no full voxel), **full** (all voxels full) or **mixed**
+# (any other configuration). These are OGN's three classes, with ids 0, 1, 2. Only mixed cells have
+# children; a voxel (level $D$) is never mixed. The table counts the cells that *exist* at each
+# level (the roots, then the children of mixed cells) against the cells of a dense grid of that
+# resolution.
+
+# %%
+print(E.rows_table(E.level_counts(tree)))
+
+# %% [markdown]
+# ### The widget: slice through the octree
+#
+# Pick a level and a plane. Left: the states of that level's cells crossed by the plane
+# (light = empty, blue = full, orange = mixed); at the coarse levels nearly everything is empty
+# or mixed, and mixed cells hug the surface. Right: the side of the leaf that holds each voxel --
+# big cells away from the surface, single voxels along it. The title compares the octree's memory
+# with the dense grid's.
+
+# %%
+cats = ("chair", "airplane", "mug", "table", "lamp")
+trees = {c: build_octree(voxelize(make_shape(c, DEMO), R), SZ["tree_depth"]) for c in cats}
+
+
+def show_slice(category="chair", level=2, plane=R // 2, axis=2):
+    return E.slice_figure(trees[category], level, plane, axis, title=category)
+
+
+viz.interact(show_slice, category=list(cats), level=(0, SZ["tree_depth"], 1, 2), plane=(0, R - 1, 1, R // 2),
+             axis=[2, 0, 1])
+
+# %% [markdown]
+# ## 3. The memory curve
+#
+# The dense grid grows as $R^3$; the octree grows with the number of leaves, which are
+# concentrated along the surface: roughly $R^2$. The curves below are computed live at this
+# profile's resolutions (one shape per category); the benchmark measures $32^3 \dots 256^3$ on
+# every category and on meshes read through the loaders. Chapter 03's dense curve is the
+# dashed line. Tatarchenko et al. report that on ShapeNet cars at $256^3$ their dense decoder needs
+# several times the memory of the OGN one and that $512^3$ does not fit densely at all [Tatarchenko2017].
+
+# %%
+live = E.compression(categories=cats, progress=False)
+E.memory_figure(live, title=f"octree vs dense bytes (live, {config.get_profile()} profile)")
+
+# %%
+MEASURED = results.show("octrees", "laptop")
+if MEASURED is not None and "compression" in MEASURED.data:
+    per = MEASURED.data["compression"]["per_resolution"]
+    print(E.rows_table([{"resolution": int(k), **v} for k, v in per.items()]))
+else:
+    ratio = {R_: sum(r["ratio"] for r in live if r["resolution"] == R_) / len(cats)
+             for R_ in sorted({r["resolution"] for r in live})}
+    print("live (ci-sized) mean compression, dense float32 / octree:",
+          {k: round(v, 1) for k, v in ratio.items()})
+
+# %% [markdown]
+# ## 4. Convolution on the octree: once per cell
+#
+# Inside a leaf the input is constant, so a $3\times3\times3$ convolution gives the same result at
+# every voxel of the leaf that is at least one voxel away from its border: the sum of the kernel
+# times the constant. OctNet exploits this and keeps one output value per leaf (the structure of
+# the output is the structure of the input), the cell's *average* of the dense result, and only
+# the border needs neighbours [Riegler2017].
+#
+# We compute exactly that number with a **sparse formulation** instead of OctNet's hand-written
+# per-face, per-edge and per-corner kernels. Write $m_o(c)$ for the mean of the input over leaf
+# $c$ shifted by the kernel offset $o \in \{-1,0,1\}^3$. The output of leaf $c$ is
+# $$ y_c = b + \sum_o W_o\, m_o(c), \qquad m_o(c) = \sum_{c'} \frac{|(c+o)\cap c'|}{|c|}\, x_{c'} ,$$
+# a fixed linear mix of $c$ and the leaves it touches, with weights that depend only on the
+# structure. We store these weights once as a sparse matrix $S$ of shape $(27N, N)$
+# (`conv_operator`), and a layer is one `torch.sparse.mm` followed by one matrix product with the
+# $(27 C_{in}) \times C_{out}$ kernel. A homogeneous cell of $s^3$ voxels costs one row instead of
+# $s^3$ dense outputs; the code runs unchanged on CUDA, and autograd differentiates it. Why not
+# OctNet's kernels? They are faster, but they are a few thousand lines of CUDA; ours is a few
+# lines of PyTorch whose result is checked against the dense convolution in the unit tests.
+
+# %%
+small = build_octree(voxelize(shape, 16), tree_depth=2)
+x = torch.randn(small.num_cells, 2)
+conv = OctreeConv3d(2, 4)
+y = conv(small, x)
+dense = torch.nn.functional.conv3d(small.with_values(x).to_dense(), conv.weight, conv.bias, padding=1)
+# average the dense result over each leaf (the reference)
+lv = small.leaves()
+ref = torch.stack([dense[0, :, o[0]:o[0] + s, o[1]:o[1] + s, o[2]:o[2] + s].mean((1, 2, 3))
+                   for o, s in zip(lv.origin.tolist(), lv.size.tolist())])
+print(f"octree conv vs dense conv averaged per leaf: max difference {(y - ref).abs().max():.2e}")
+S = conv_operator(small)
+print(f"{small.num_cells} leaves -> {y.shape[0]} outputs (dense: {16 ** 3} outputs); "
+      f"operator: {S.shape[0]} x {S.shape[1]}, {S._nnz()} non-zeros")
+
+# %% [markdown]
+# **Pooling and unpooling.** OctNet's $2\times2\times2$ grid pooling merges each group of 8 sibling
+# voxels into one voxel of the coarser grid, and every bigger cell simply keeps its value at half its
+# size; unpooling doubles every cell. Both equal their dense counterparts (max pooling,
+# nearest-neighbour upsampling) on the dense grid, and unpooling invents no detail: deciding
+# where to subdivide is the decoder's job.
+
+# %%
+pooled = octree_pool(small, x, reduce="max")
+up = octree_unpool(small, x)
+print(f"pool: R {small.resolution} -> {pooled.resolution}, leaves {small.num_cells} -> {pooled.num_cells}; "
+      f"equals dense max-pool: {torch.allclose(pooled.to_dense(), torch.nn.functional.max_pool3d(small.with_values(x).to_dense(), 2))}")
+print(f"unpool: R {small.resolution} -> {up.resolution}, leaves {small.num_cells} -> {up.num_cells}")
+
+# %% [markdown]
+# ## 5. Decoding an octree: classification at every level
+#
+# An encoder can reuse the input's structure; a *decoder* cannot: the structure of the output is
+# what it must predict. OGN [Tatarchenko2017] decodes coarse to fine:
+#
+# 1. the latent code becomes a small dense grid -- here the $G^3$ grid of roots -- with a few
+#    transposed convolutions, as in chapter 03;
+# 2. at every level each cell is classified **empty / full / mixed**;
+# 3. only the mixed cells are expanded into 8 children (`expand_cells`: `repeat_interleave` of the
+#    parents' indices and features), which get their features from their parent through one
+#    linear map per child position, then a $3\times3\times3$ convolution among the cells of that
+#    level (`SparseConv3d`, a gather of the 27 neighbours and one matrix product);
+# 4. the loss is the sum over levels of the mean cross-entropy against the ground-truth octree's
+#    states, $\mathcal L = \sum_{l=0}^{D} \frac{1}{N_l}\sum_{c \in \text{level } l} \mathrm{CE}(p_c, s_c)$.
+#
+# Since the ground-truth octree is known, every level is supervised. **Propagation modes:** in
+# training the expanded cells are the ground-truth mixed cells (`PROP_KNOWN`), so the finer levels
+# see the right cells from the first step; at test time the decoder expands the cells it *predicts*
+# as mixed (`PROP_PRED`). A predicted cell that does not exist in the ground truth lies inside a
+# homogeneous leaf and takes that leaf's state as its target. Work and memory grow with the number
+# of mixed cells -- the surface -- not with $R^3$. (Simplification: OGN also carries the neighbours
+# of mixed cells along as convolution context; we do not.)
+
+# %%
+train = E.octree_data("train")
+val = E.octree_data("val")
+test = E.octree_data("test")
+ogn, hist = E.train_ogn(data=train, val_data=val)
+with torch.no_grad():
+    vox = test["voxels"][:2]
+    target = build_octree(vox > 0.5, SZ["tree_depth"])
+    known = ogn(vox, target, PROP_KNOWN)
+    pred = ogn(vox, target, PROP_PRED)
+print("cells held per level, known structure:    ", known.num_cells)
+print("cells held per level, predicted structure:", pred.num_cells)
+print(f"dense grid: {2 * ogn.resolution ** 3} cells at the last level")
+print({k: round(float(v), 3) for k, v in ogn_loss(pred).items()})
+
+# %%
+res = E.evaluate_iou(ogn, test["voxels"])
+print(f"live ({config.get_profile()} profile) OGN auto-encoding IoU on {len(res['iou'])} test shapes: "
+      f"{res['iou'].mean():.3f}")
+rec = pred.occupancy()[0]
+viz.subplots([viz.plot_voxels(vox[0] > 0.5, title="input"), viz.plot_voxels(rec, title="OGN, predicted structure")],
+             titles=["input", "decoded"])
+
+# %% [markdown]
+# ## 6. The memory of the two decoders
+#
+# Here is the peak memory of one forward and backward pass of the OGN decoder (known structure)
+# against chapter 03's dense decoder at the same final resolution, computed live at this profile's
+# sizes; the benchmark measures $32^3$, $64^3$ and $128^3$ on the laptop, and the auto-encoding IoU
+# of both at $64^3$.
+
+# %%
+cost = E.decoder_cost(repeat=1)
+print(E.rows_table(cost))
+if MEASURED is not None:
+    for part in ("cost", "ae"):
+        if part in MEASURED.data:
+            print(f"measured ({part}, laptop profile):")
+            if part == "cost":
+                print(E.rows_table(MEASURED.data[part]["rows"]))
+            else:
+                print(format_table(MEASURED.data[part]["table"]))
+
+# %% [markdown]
+# ## 7. Summary
+#
+# - A **hybrid grid-octree** is a grid of shallow trees (depth 3 in OctNet); each tree's structure is
+#   a 73-bit string in breadth-first order, its values live on the leaves, and the round trip to the
+#   dense grid is exact.
+# - A cell is **empty, full or mixed**; only mixed cells are split, so the leaves follow the surface
+#   and the memory grows roughly like $R^2$ instead of $R^3$.
+# - A convolution keeps the structure and costs one output per leaf; here it is a structural sparse
+#   matrix times the features. Pooling and unpooling change the resolution and keep cells whole.
+# - An **OGN decoder** turns generation into classification at every level, supervised by the
+#   ground-truth octree; it trains with the known structure and generates with the predicted one.
+#
+# ## 8. Exercises
+#
+# 1. Change `tree_depth` to 1, 2 and 4 and plot `nbytes` against it for one shape. Why does OctNet
+#    keep trees shallow although deeper trees compress better?
+# 2. Count the leaves of a sphere of radius $r$ at resolution $R$ and check the $R^2$ growth.
+# 3. With `OctreeConv3d`, verify that on a constant input the output of a big interior cell is the
+#    kernel's sum times the constant. Which leaves differ, and why?
+# 4. Train the OGN auto-encoder with `PROP_PRED` from the first step (decode with the predicted
+#    structure and compute `ogn_loss` on it). What goes wrong early in training?
+# 5. At $128^3$, how many cells does the OGN decoder hold at its last level, compared with $128^3$?
+#
+# ## References
+#
+# - [Riegler2017] G. Riegler, A. O. Ulusoy, A. Geiger. OctNet: Learning Deep 3D Representations at
+#   High Resolutions. CVPR 2017.
+# - [Tatarchenko2017] M. Tatarchenko, A. Dosovitskiy, T. Brox. Octree Generating Networks: Efficient
+#   Convolutional Architectures for High-resolution 3D Outputs. ICCV 2017.
