@@ -155,7 +155,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.pos_weight_power": {"ci": 0.5, "laptop": 0.5, "gpu": 0.5},  # pos weight ((1-f)/f)**power
     "ch03.thresholds": {"ci": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), "laptop": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
                         "gpu": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)},
-    "ch03.curve_resolutions": {"ci": (8, 16), "laptop": (16, 32, 64, 128), "gpu": (16, 32, 64, 128, 256)},
+    "ch03.curve_resolutions": {"ci": (8, 16), "laptop": (16, 32, 64, 128, 256),
+                                "gpu": (16, 32, 64, 128, 256)},  # stops where 8x the last peak > max_bytes
     "ch03.curve_batch": {"ci": 2, "laptop": 2, "gpu": 2},
     "ch03.curve_channels": {"ci": 4, "laptop": 8, "gpu": 8},
     "ch03.curve_max_bytes": {"ci": 2**30, "laptop": 8 * 2**30, "gpu": 100 * 2**30},

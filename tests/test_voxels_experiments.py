@@ -190,3 +190,21 @@ def test_pos_weight_for():
     grids[:, :1] = 1  # 10 % full
     assert V.pos_weight_for(grids, power=1.0) == pytest.approx(9.0)
     assert V.pos_weight_for(grids, power=0.5) == pytest.approx(3.0)
+
+
+def test_evaluate_reconstruction_and_floor():
+    r = 0.6
+    rng = np.random.default_rng(1)
+    d = rng.normal(size=(500, 3))
+    pts = torch.tensor(r * d / np.linalg.norm(d, axis=1, keepdims=True), dtype=torch.float32)
+    gt = torch.stack([ball(16, r).float(), ball(16, 0.4).float()])
+    data = {"voxels": gt, "label": torch.tensor([0, 1]), "categories": ("a", "b"),
+            "target_points": torch.stack([pts, pts * 0.4 / r])}
+    out = V.evaluate_reconstruction(gt.clone(), data, thresholds=(0.5,))
+    assert out["iou@0.4"] == 1.0 and out["per_category"] == {"a": 1.0, "b": 1.0} and out["cd_empty"] == 0
+    floor = V.representation_floor(data)
+    assert floor["cd"] == pytest.approx(out["cd"]) and floor["resolution"] == 16
+    half = gt.clone()
+    half[1] = 0
+    out = V.evaluate_reconstruction(half, data, thresholds=(0.5,), chamfer=False)
+    assert out["per_category"]["b"] == 0.0 and out["iou@level"] == pytest.approx(0.5) and "cd" not in out

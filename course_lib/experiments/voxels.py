@@ -22,6 +22,7 @@ Splits are those of :class:`course_lib.data.ShapeNetLite` (disjoint seeds for tr
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -55,6 +56,8 @@ __all__ = [
     "iou_sweep",
     "best_threshold",
     "accuracy",
+    "evaluate_reconstruction",
+    "representation_floor",
     "resample_grid",
     "grid_to_mesh",
     "voxel_chamfer",
@@ -486,6 +489,44 @@ def voxel_chamfer(probs: Tensor, target_points: Tensor, level: float = 0.5, seed
             "empty": int((~ok).sum())}
 
 
+def evaluate_reconstruction(probs: Tensor, data: dict[str, Any], *, thresholds: Sequence[float] | None = None,
+                            level: float | None = None, chamfer: bool = True,
+                            profile: str | None = None) -> dict[str, Any]:
+    """IoU sweep, IoU at 3D-R2N2's 0.4, per-category IoU and the marching-cubes Chamfer of predictions.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``probs`` ``(S, R, R, R)`` against ``data["voxels"]``
+    (and ``data["target_points"]`` for the Chamfer distance, :func:`voxel_chamfer`, at ``level``:
+    pass the threshold chosen on *validation* shapes; default 0.5). Returns ``{"sweep", "iou@0.4",
+    "iou@level", "per_category", "cd", "cd_empty", "level"}`` (plain floats, JSON-ready).
+    """
+    from course_lib.metrics import volumetric_iou
+
+    gt = data["voxels"]
+    lv = 0.5 if level is None else float(level)
+    out: dict[str, Any] = {"sweep": iou_sweep(probs, gt, thresholds, profile), "level": lv}
+    out["iou@0.4"] = float(volumetric_iou(probs >= 0.4, gt > 0.5, batched=True))
+    per = volumetric_iou(probs >= lv, gt > 0.5, batched=True, reduction="none")
+    out["iou@level"] = float(per.mean())
+    labels = torch.as_tensor(data["label"])
+    out["per_category"] = {c: float(per[labels == i].mean()) for i, c in enumerate(data["categories"])
+                           if bool((labels == i).any())}
+    if chamfer and "target_points" in data:
+        cd = voxel_chamfer(probs, data["target_points"], lv)
+        out["cd"], out["cd_empty"] = cd["cd"], cd["empty"]
+    return out
+
+
+def representation_floor(data: dict[str, Any]) -> dict[str, float]:
+    """What the grid itself costs: the Chamfer distance of the marching-cubes mesh of the *true* grids.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  A perfect voxel predictor still pays this
+    (the blocky-surface problem), in the convention of :func:`voxel_chamfer`; it shrinks with
+    the resolution. Returns ``{"cd": ..., "resolution": R}``.
+    """
+    cd = voxel_chamfer(data["voxels"].float(), data["target_points"], 0.5)
+    return {"cd": cd["cd"], "resolution": int(data["voxels"].shape[-1])}
+
+
 # ---------------------------------------------------------------------------
 # the curse of dimensionality
 # ---------------------------------------------------------------------------
@@ -586,9 +627,9 @@ def cost_curve(resolutions: Sequence[int] | None = None, *, profile: str | None 
     (:func:`activation_bytes`), ``peak_bytes`` (the extra memory of a forward+backward measured by
     :func:`course_lib.experiments.point_sets.peak_memory`), ``seconds`` (median forward+backward over
     ``repeat``, after one warm-up), ``grid_bytes`` (one float32 input grid) and ``surface_fraction``.
-    A resolution is skipped (``skipped`` set, values nan) when the activations predicted from the
-    previous one (x 8) exceed ``max_bytes`` (``ch03.curve_max_bytes``) or the previous one took more
-    than ``time_limit`` seconds.
+    A resolution is skipped (``skipped`` set, values nan) when the memory predicted from the
+    previous one (8 x its measured peak, or its activations where the peak is unknown) exceeds
+    ``max_bytes`` (``ch03.curve_max_bytes``) or the previous one took more than ``time_limit`` seconds.
     """
     from course_lib.models.voxels import VoxelAutoEncoder
 
@@ -610,7 +651,7 @@ def cost_curve(resolutions: Sequence[int] | None = None, *, profile: str | None 
         row: dict[str, Any] = {"resolution": int(R), "grid_bytes": grid_bytes(R), "surface_fraction": surface_fraction(R)}
         reason = None
         if prev_act is not None and prev_act * 8 > limit:
-            reason = f"predicted activations {prev_act * 8 / 2**30:.1f} GiB > limit {limit / 2**30:.1f} GiB"
+            reason = f"predicted peak memory {prev_act * 8 / 2**30:.1f} GiB > limit {limit / 2**30:.1f} GiB"
         elif prev_time > time_limit:
             reason = f"previous resolution took {prev_time:.0f} s > {time_limit:.0f} s"
         if reason:
@@ -626,7 +667,10 @@ def cost_curve(resolutions: Sequence[int] | None = None, *, profile: str | None 
 
         row["peak_bytes"], row["seconds"] = _measure_step(model, x, dev, repeat)
         row["skipped"] = ""
-        prev_act, prev_time = row["activation_bytes"], row["seconds"]
+        # the next resolution needs ~8x this step's memory: its peak when measured, else the activations
+        peak = row["peak_bytes"]
+        prev_act = max(float(row["activation_bytes"]), peak if math.isfinite(peak) else 0.0)
+        prev_time = row["seconds"]
         rows.append(row)
         del model, x
     return rows
