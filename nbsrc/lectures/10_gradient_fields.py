@@ -249,7 +249,7 @@ def show_level(level=LAST_LEVEL):
     return fig
 
 
-viz.interact(show_level, level=range(len(run.trajectory) - 1, -1, -1))
+viz.interact(show_level, level=(0, LAST_LEVEL, 1, LAST_LEVEL))
 
 # %% [markdown]
 # The laptop benchmark measures the same on every held-out test shape (goal of the chapter: CD
@@ -315,9 +315,9 @@ field_fn = gf.analytic_score_fn(cloud_in[None])
 res_mesh = 32 if PROFILE != "ci" else 20
 grid = gf.field_grid(field_fn, res_mesh, sigma=0.03, bound=1.0)
 shell = gf.field_mesh(field_fn, resolution=res_mesh, sigma=0.03, bound=1.0)
-near = torch.rand(1, 500, 3, generator=torch.Generator().manual_seed(5)) * 2 - 1
-on = gf.project_to_surface(field_fn, cloud_in[None, :500] + 0.05 * near, 0.03, steps=10)
-d_before = float(ex.ae_metrics(cloud_in[None, :500] + 0.05 * near, cloud_tgt[None], emd=False)["CD x1e4"])
+pushed = cloud_in[None] + 0.08 * torch.randn(1, n_demo, 3, generator=torch.Generator().manual_seed(5))
+on = gf.project_to_surface(field_fn, pushed, 0.03, steps=10)
+d_before = float(ex.ae_metrics(pushed, cloud_tgt[None], emd=False)["CD x1e4"])
 d_after = float(ex.ae_metrics(on, cloud_tgt[None], emd=False)["CD x1e4"])
 print(f"points pushed off the surface: CD x1e4 {d_before:.3g}; after 10 projection steps {d_after:.3g}")
 print(f"shell mesh: {len(shell.vertices)} vertices, {len(shell.faces)} faces, watertight {shell.is_watertight}")
