@@ -28,8 +28,10 @@ Writes ``benchmarks/results/implicit-<profile>-<machine>.md`` and ``implicit-<pr
   extraction of a trained OccNet field and of exact SDFs: evaluations and Chamfer between the meshes
   (goal: the same mesh, Chamfer <= 1e-6, with at most 1/5 of the dense evaluations).
 
-Cost (laptop profile, 2 idle cores): not measured yet; the training epochs are sized for about 4
-minutes (occnet), 2 minutes (deepsdf) and 3 x 1 minute (sampling); evaluation adds a few minutes.
+Cost (laptop profile, 2 idle cores): not measured yet.  Estimated from FLOP counts and short runs on
+a loaded machine: occnet ~6 min (training sized for ~4 min, 520 steps; first run also builds the
+ShapeNet-lite cache), deepsdf ~5 min, sampling ~6-8 min (three trainings), mise ~2 min: run the
+parts separately if one sitting is too long.  ``COURSE_PROFILE=ci`` runs everything in ~1-3 min.
 """
 
 from __future__ import annotations
