@@ -350,3 +350,49 @@ def test_lab_02_student_pointnet_is_the_library_pointnet(profile):
     ref.apply(lambda m: m.eval() if isinstance(m, nn.Dropout) else None)
     with torch.no_grad():  # training mode too: batch statistics over the same (batch, points)
         torch.testing.assert_close(mine(x), ref(x), atol=1e-4, rtol=1e-4)
+
+
+# --- one set-abstraction level ------------------------------------------------------
+def _gather(x, idx):
+    b = torch.arange(x.shape[0]).reshape(-1, *([1] * (idx.dim() - 1)))
+    return x[b, idx]
+
+
+def set_abstraction(x, n_centres, radius, k, mlp, *, local="minus", pool="max", group=None, centres_fn=None):
+    centres = _gather(x, fps(x, n_centres)) if centres_fn is None else centres_fn(x, n_centres)
+    groups = (group or ball_query)(x, centres, radius, k)
+    nb = _gather(x, groups)
+    rel = {"minus": nb - centres[:, :, None], "abs": nb, "rev": centres[:, :, None] - nb,
+           "scaled": (nb - centres[:, :, None]) / radius}[local]
+    h = mlp(rel)
+    return centres, (h.max(dim=2).values if pool == "max" else h.mean(dim=2))
+
+
+def _knn(x, centers, radius, k):
+    return ((centers[:, :, None] - x[:, None]) ** 2).sum(-1).topk(k, largest=False).indices
+
+
+def test_set_abstraction_reference_and_stub():
+    assert checks.check_set_abstraction(set_abstraction, quiet=True).passed
+    assert checks.check_set_abstraction(stub, quiet=True).status == "not_implemented"
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda *a: set_abstraction(*a, local="abs"), ["absolute coordinates"]),
+    (lambda *a: set_abstraction(*a, local="rev"), ["centre - neighbour"]),
+    (lambda *a: set_abstraction(*a, local="scaled"), ["divided the local coordinates"]),
+    (lambda *a: set_abstraction(*a, pool="mean"), ["averaged over the neighbours"]),
+    (lambda *a: set_abstraction(*a, group=_knn), ["k NEAREST"]),
+    (lambda *a: set_abstraction(*a, centres_fn=lambda x, m: x[:, :m]), ["farthest point sampling"]),
+    (lambda x, m, r, k, mlp: (set_abstraction(x, m, r, k, mlp)[0],
+                              mlp(_gather(x, ball_query(x, set_abstraction(x, m, r, k, mlp)[0], r, k))
+                                  - set_abstraction(x, m, r, k, mlp)[0][:, :, None]).max(dim=1).values),
+     ["over the centres"]),
+    (lambda *a: (set_abstraction(*a)[0], set_abstraction(*a)[1].detach()), ["no gradient"]),
+    (lambda *a: set_abstraction(*a)[1], ["pair"]),
+])
+def test_set_abstraction_wrong_answers(wrong, words):
+    res = checks.check_set_abstraction(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    for w in words:
+        assert w in res.message, res.message

@@ -12,7 +12,8 @@ from torch import nn
 
 from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
-__all__ = ["check_pointnet_encode", "check_farthest_point_sampling", "check_ball_query", "check_pointnet_training"]
+__all__ = ["check_pointnet_encode", "check_farthest_point_sampling", "check_ball_query", "check_set_abstraction",
+           "check_pointnet_training"]
 
 
 def _cloud(seed: int, b: int = 2, n: int = 40, d: int = 3) -> torch.Tensor:
@@ -287,6 +288,100 @@ def check_ball_query(fn) -> str:
     counts = (d2 < radius**2).sum(-1)
     return (f"agrees with course_lib.ops.ball_query (first k in index order, padded with the first) on balls "
             f"holding {int(counts.min())} to {int(counts.max())} points, k = {k}")
+
+
+# ---------------------------------------------------------------------------
+# one set-abstraction level of PointNet++
+# ---------------------------------------------------------------------------
+def _sa_mlp(seed: int = 7) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(3, 16), nn.ReLU(), nn.Linear(16, 12))
+
+
+def _gather(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``x (B, N, C)``, ``idx (B, ...)`` -> ``(B, ..., C)``."""
+    b = torch.arange(x.shape[0]).reshape(-1, *([1] * (idx.dim() - 1)))
+    return x[b, idx]
+
+
+def _reference_sa(x, m, radius, k, mlp, grouping: str = "ball", local: str = "minus", pool: str = "max"):
+    from course_lib import ops
+
+    with torch.no_grad():
+        centres = _gather(x, ops.farthest_point_sampling(x, m, start_idx=0))
+        if grouping == "ball":
+            groups = ops.ball_query(x, centres, radius, k)
+        else:  # the k nearest points
+            groups = ((centres[:, :, None] - x[:, None]) ** 2).sum(-1).topk(k, largest=False).indices
+        nb = _gather(x, groups)  # (B, M, k, 3)
+        rel = {"minus": nb - centres[:, :, None], "reversed": centres[:, :, None] - nb, "absolute": nb,
+               "scaled": (nb - centres[:, :, None]) / radius}[local]
+        h = mlp(rel).double()
+        feats = h.max(dim=2).values if pool == "max" else h.mean(dim=2)
+    return centres, feats
+
+
+@self_check
+def check_set_abstraction(fn) -> str:
+    """``fn(x (B,N,3), n_centres, radius, k, mlp) -> (centres (B,M,3), features (B,M,F))``.
+
+    One set-abstraction level of PointNet++: ``M`` centres by farthest point sampling (start 0),
+    a ball query of ``k`` neighbours around each, their coordinates relative to the centre
+    (neighbour - centre), the shared ``mlp`` on every neighbour, and a max over the ``k``
+    neighbours.  Tested on a cloud whose balls hold fewer and more than ``k`` points.
+    """
+    x, _ = _ball_query_data()
+    m, radius, k = 8, 0.45, 6
+    mlp = _sa_mlp()
+    out = call_student(fn, x, m, radius, k, mlp)
+    if not isinstance(out, (tuple, list)) or len(out) != 2:
+        raise CheckFailed("return a pair (centres, features)")
+    centres, feats = out
+    expect_tensor(centres, "the centres", shape=(2, m, 3))
+    if isinstance(feats, torch.Tensor) and tuple(feats.shape) == (2, k, 12):
+        raise CheckFailed("the features have shape (B, k, F) = (2, 6, 12), expected (B, M, F) = (2, 8, 12): you "
+                          "took the max over the centres; take it over the k neighbours of each centre")
+    if isinstance(feats, torch.Tensor) and tuple(feats.shape) == (2, m, k, 12):
+        raise CheckFailed("the features have shape (B, M, k, F): pool them, a max over the k neighbours (dim=2)")
+    expect_tensor(feats, "the features", shape=(2, m, 12))
+    ref_c, ref_f = _reference_sa(x, m, radius, k, mlp)
+    if not torch.allclose(centres.detach().cpu().double(), ref_c.double(), atol=1e-6):
+        raise CheckFailed("the centres should be the points of x picked by farthest point sampling (start_idx=0), "
+                          "in the order FPS picks them: x[b, fps_idx[b]]")
+    f = feats.detach().cpu().double()
+    if not torch.allclose(f, ref_f, atol=1e-4, rtol=1e-4):
+        known = {
+            "absolute": "you fed the neighbours' absolute coordinates to the MLP: subtract each group's centre "
+                        "(local coordinates, neighbour - centre), which is what makes the feature "
+                        "translation invariant",
+            "reversed": "you computed centre - neighbour: the local coordinates are neighbour - centre",
+            "scaled": "you divided the local coordinates by the radius: use neighbour - centre as it is (the "
+                      "paper's choice; course_lib's PointNet2 has a normalize_local option that divides)",
+        }
+        for local, message in known.items():
+            if torch.allclose(f, _reference_sa(x, m, radius, k, mlp, local=local)[1], atol=1e-4, rtol=1e-4):
+                raise CheckFailed(message)
+        if torch.allclose(f, _reference_sa(x, m, radius, k, mlp, pool="mean")[1], atol=1e-4, rtol=1e-4):
+            raise CheckFailed("you averaged over the neighbours: PointNet++ takes the max (as PointNet does)")
+        if torch.allclose(f, _reference_sa(x, m, radius, k, mlp, grouping="knn")[1], atol=1e-4, rtol=1e-4):
+            raise CheckFailed("you grouped the k NEAREST points: group with your ball query (first k points within "
+                              "the radius, padded with the first)")
+    expect_close(feats, ref_f, "the features of the centres", atol=1e-4, rtol=1e-4)
+    # it trains: gradients reach the MLP
+    mlp.zero_grad()
+    _, feats2 = call_student(fn, x, m, radius, k, mlp)
+    expect(isinstance(feats2, torch.Tensor) and feats2.requires_grad,
+           "the features carry no gradient: do not detach them or compute them under torch.no_grad()")
+    feats2.sum().backward()
+    expect(all(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in mlp.parameters()),
+           "the MLP's parameters get no gradient through your features")
+    # translating the cloud changes the centres by the same vector and leaves the features unchanged
+    shift = torch.tensor([0.3, -0.2, 0.5])
+    c3, f3 = call_student(fn, x + shift, m, radius, k, mlp)
+    expect_close(c3, centres.detach() + shift, "the centres of the translated cloud (they should move with it)",
+                 atol=1e-5)
+    expect_close(f3, feats, "the features of the translated cloud (local coordinates do not change)", atol=1e-4)
+    return f"{m} FPS centres, ball-query groups of {k}, local coordinates, shared MLP, max; translation invariant"
 
 
 # ---------------------------------------------------------------------------

@@ -1,12 +1,13 @@
 # %% [markdown]
-# # 02 · Lab: PointNet, farthest point sampling and ball query
+# # 02 · Lab: PointNet, farthest point sampling, ball query, set abstraction
 #
-# You write the three pieces at the heart of the lecture's point encoders:
+# You write the pieces at the heart of the lecture's point encoders:
 #
 # 1. the **PointNet forward pass**: a shared MLP $h$ on every point, then a max over the
 #    points (and the indices of the points that win it, the critical points);
 # 2. **farthest point sampling** (FPS), which picks well-spread centres;
-# 3. **ball query**, which gathers the neighbourhood of each centre.
+# 3. **ball query**, which gathers the neighbourhood of each centre;
+# 4. a **set-abstraction level** of PointNet++, built from the three.
 #
 # Each exercise is followed by a **self-check** that tests shapes, invariance and agreement
 # with `course_lib`. At the end you train your PointNet on ShapeNet-lite and evaluate it.
@@ -141,6 +142,52 @@ for c in range(16):
     labels[groups[0, c]] = c
 fig = viz.plot_points(cloud[labels < 0], color="lightgray", size=2, title="16 balls of radius 0.2")
 viz.plot_points(cloud[labels >= 0], color=labels[labels >= 0], size=3, fig=fig)
+
+# %% [markdown]
+# ## Exercise 4: a set-abstraction level
+#
+# The building block of PointNet++ puts your three functions together. Given `x` `(B, N, 3)`,
+# a number of centres `M`, a radius, `k` and a shared `mlp` (a module acting on the last
+# dimension, `3 -> F`), return `(centres (B, M, 3), features (B, M, F))`:
+#
+# 1. `centres`: the points of `x` chosen by your `farthest_point_sampling` (start 0);
+# 2. `groups = ball_query(x, centres, radius, k)` `(B, M, k)`, with your ball query;
+# 3. the neighbours' coordinates **relative to their centre**, neighbour $-$ centre,
+#    `(B, M, k, 3)`: this makes the feature of a region independent of where the region is;
+# 4. `features`: the `mlp` on every neighbour, then a max over the `k` neighbours: a small
+#    PointNet on each region.
+#
+# Hint: `x[torch.arange(B)[:, None, None], groups]` gathers the neighbours `(B, M, k, 3)`.
+# The self-check compares with `course_lib.ops` and checks that translating the cloud moves
+# the centres and leaves the features unchanged.
+
+# %%
+def set_abstraction(x: torch.Tensor, n_centres: int, radius: float, k: int, mlp: nn.Module):
+    ### BEGIN SOLUTION
+    rows = torch.arange(x.shape[0], device=x.device)
+    centres = x[rows[:, None], farthest_point_sampling(x, n_centres)]  # (B, M, 3)
+    groups = ball_query(x, centres, radius, k)  # (B, M, k)
+    local = x[rows[:, None, None], groups] - centres[:, :, None]  # (B, M, k, 3)
+    return centres, mlp(local).max(dim=2).values
+    ### END SOLUTION
+
+
+# %%
+checks.check_set_abstraction(set_abstraction)
+
+# %% [markdown]
+# One level on the chair with a random MLP: 32 centres, each summarising its ball of radius
+# 0.2 by a 64-dimensional feature (a second level would treat these centres and features as
+# a new point cloud, as `course_lib`'s `PointNet2` does).
+
+# %% tags=["uses-exercise"]
+torch.manual_seed(0)
+mlp = nn.Sequential(nn.Linear(3, 32), nn.ReLU(), nn.Linear(32, 64))
+with torch.no_grad():
+    sa_centres, sa_features = set_abstraction(cloud[None], 32, 0.2, 16, mlp)
+print(f"{tuple(cloud[None].shape)} -> centres {tuple(sa_centres.shape)}, features {tuple(sa_features.shape)}")
+fig = viz.plot_points(cloud, color="lightgray", size=2, title="32 centres coloured by the norm of their feature")
+viz.plot_points(sa_centres[0], color=sa_features[0].norm(dim=-1), size=6, fig=fig)
 
 # %% [markdown]
 # ## Train and evaluate your PointNet
