@@ -208,3 +208,17 @@ def test_evaluate_reconstruction_and_floor():
     half[1] = 0
     out = V.evaluate_reconstruction(half, data, thresholds=(0.5,), chamfer=False)
     assert out["per_category"]["b"] == 0.0 and out["iou@level"] == pytest.approx(0.5) and "cd" not in out
+
+
+def test_resolution_stats():
+    from course_lib.data import make_shape, voxelize
+
+    shape = make_shape("mug", 1000)
+    st = V.resolution_stats(shape, 8, reference_resolution=16)
+    assert st["voxels"].shape == (8, 8, 8) and st["float32_bytes"] == 2048 and st["bit_bytes"] == 64
+    assert torch.equal(st["voxels"], voxelize(shape, 8).float())
+    fine = V.resolution_stats(shape, 16, reference_resolution=16)
+    assert fine["iou_vs_fine"] == 1.0 and st["iou_vs_fine"] < 1.0
+    # a perfect prediction at another resolution, resampled
+    st = V.resolution_stats(shape, 16, voxelize(shape, 16).float(), reference_resolution=16)
+    assert st["iou_prediction"] == 1.0 and st["prediction"].shape == (16, 16, 16)

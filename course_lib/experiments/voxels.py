@@ -59,6 +59,7 @@ __all__ = [
     "evaluate_reconstruction",
     "representation_floor",
     "resample_grid",
+    "resolution_stats",
     "grid_to_mesh",
     "voxel_chamfer",
     "surface_fraction",
@@ -688,6 +689,37 @@ def fit_exponent(xs: Sequence[float], ys: Sequence[float]) -> float:
     if ok.sum() < 2:
         return float("nan")
     return float(np.polyfit(np.log(x[ok]), np.log(y[ok]), 1)[0])
+
+
+def resolution_stats(shape: Any, resolution: int, prediction: Tensor | None = None, *, level: float = 0.5,
+                     reference_resolution: int = 64) -> dict[str, Any]:
+    """One shape at one resolution: its grid, what the grid costs, and how much it loses (for the widget).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Returns ``voxels`` ``(R, R, R)`` (the shape's
+    :func:`course_lib.data.voxelize`), ``float32_bytes`` (a dense float grid) and ``bit_bytes``
+    (one bit per cell), ``occupied`` and ``surface_fraction``, and ``iou_vs_fine``: the IoU of the
+    grid, upsampled (each cell copied, nearest) to ``max(reference_resolution, R)``, against the
+    shape voxelised there -- what the resolution alone costs. With ``prediction`` (probabilities of
+    a model at any resolution) also ``prediction`` resampled to ``R`` (:func:`resample_grid`) and
+    ``iou_prediction`` (at ``level``) against the grid.
+    """
+    from course_lib.data import voxelize
+    from course_lib.metrics import volumetric_iou
+
+    R = int(resolution)
+    gt = voxelize(shape, R).float()
+    ref = max(int(reference_resolution), R)
+    fine = voxelize(shape, ref)
+    up = F.interpolate(gt[None, None], size=(ref,) * 3, mode="nearest")[0, 0] > 0.5
+    out: dict[str, Any] = {"voxels": gt, "resolution": R, "float32_bytes": grid_bytes(R),
+                           "bit_bytes": math.ceil(R**3 / 8), "occupied": int(gt.sum()),
+                           "surface_fraction": surface_fraction(gt), "reference_resolution": ref,
+                           "iou_vs_fine": float(volumetric_iou(up, fine))}
+    if prediction is not None:
+        pred = resample_grid(prediction.detach().float().cpu(), R).clamp(0, 1)
+        out["prediction"] = pred
+        out["iou_prediction"] = float(volumetric_iou(pred >= level, gt > 0.5))
+    return out
 
 
 # ---------------------------------------------------------------------------
