@@ -74,3 +74,8 @@ def test_gradient_variance_and_enumeration_cost():
         E.gradient_variance(P.PrimitiveTerms(terms.coverage_dist.expand(2, -1, -1), terms.sample_dist.expand(2, -1, -1),
                                              terms.sample_inside.expand(2, -1, -1, -1), terms.prob.expand(2, -1)),
                             (1,), 2)
+
+
+def test_sampling_uniformity_separates_the_two_samplers():
+    tv = E.sampling_uniformity((0.8, 0.5, 0.4), (0.2, 0.3), n=8000, reference=50000, resolution=48)
+    assert tv["area"] < 0.04 and tv["angles"] > 3 * tv["area"], tv
