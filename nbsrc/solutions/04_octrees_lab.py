@@ -1,0 +1,187 @@
+# %% [markdown]
+# # 04 · Lab: cell states, mixed cells, and an octree decoder
+#
+# Three exercises, each followed by a self-check:
+#
+# 1. the state (empty / full / mixed) of every cell of a coarser grid over an occupancy grid;
+# 2. expanding the mixed cells of a level into their 8 children;
+# 3. counting the leaves of a grid-octree without building it.
+#
+# With the first two you grow a shape's octree level by level, exactly as the OGN decoder of
+# the lecture does; at the end you train a small OGN decoder on a shape and decode it with the
+# structure it predicts. Write batched tensor code (no Python loops over cells).
+
+# %%
+import torch
+
+from course_lib import checks, config, viz
+from course_lib.data import make_shape, voxelize
+from course_lib.geometry.octree import build_octree
+from course_lib.models.ogn import PROP_KNOWN, PROP_PRED, OGNDecoder, ogn_loss
+
+print(config.describe())
+SZ = config.sizes(prefix="ch04.")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+EMPTY, FULL, MIXED = 0, 1, 2
+
+# %% [markdown]
+# ## Exercise 1: the state of every cell
+#
+# `occupancy` is a `(B, R, R, R)` bool tensor. For a resolution `r` that divides `R`, cell
+# `[b, i, j, k]` of the $r^3$ grid covers the block of $s^3$ voxels
+# `occupancy[b, i*s:(i+1)*s, j*s:(j+1)*s, k*s:(k+1)*s]` with $s = R / r$. Return a `LongTensor`
+# `(B, r, r, r)`: `EMPTY` (0) when no voxel of the block is full, `FULL` (1) when all are,
+# `MIXED` (2) otherwise.
+#
+# *Hint:* `occupancy.reshape(B, r, s, r, s, r, s)` puts the voxels of one cell on the axes 2, 4 and 6;
+# reduce over them with `.any` and `.all`.
+
+# %%
+def cell_states(occupancy: torch.Tensor, r: int) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    B, R = occupancy.shape[0], occupancy.shape[1]
+    s = R // r
+    v = occupancy.reshape(B, r, s, r, s, r, s)
+    anyv = v.any(6).any(4).any(2)
+    allv = v.all(6).all(4).all(2)
+    return torch.where(allv, FULL, torch.where(anyv, MIXED, EMPTY)).long()
+    ### END SOLUTION
+
+
+# %%
+checks.check_cell_states(cell_states)
+
+# %% [markdown]
+# ### Use it: the states of a chair, level by level
+#
+# With trees of depth $D$ over an $R^3$ grid, level $l$ has resolution $G\,2^l$ with $G = R/2^D$.
+
+# %% tags=["uses-exercise"]
+R, D = SZ["lab_resolution"], SZ["tree_depth"]
+G = R // 2 ** D
+chair = voxelize(make_shape("chair", 1), R)[None]
+tree = build_octree(chair, D)
+for lev in range(D + 1):
+    st = cell_states(chair, G * 2 ** lev)
+    counts = [int((st == c).sum()) for c in (EMPTY, FULL, MIXED)]
+    same = torch.equal(st, tree.states(lev))
+    print(f"level {lev} ({G * 2 ** lev}^3): empty {counts[0]:5d}  full {counts[1]:5d}  mixed {counts[2]:5d}"
+          f"  | same as the library's octree: {same}")
+
+# %% [markdown]
+# ## Exercise 2: expand the mixed cells
+#
+# A level of the decoder holds a list of cells `cells` `(N, 4)` = `(b, x, y, z)` (long) and their
+# states `(N,)`. Return the children of the **mixed** cells only, one level finer: the children of
+# `(b, x, y, z)` are `(b, 2x + dx, 2y + dy, 2z + dz)` for $dx, dy, dz \in \{0, 1\}$, listed parent
+# after parent (in the order of `cells`) and, within a parent, in the order `4*dx + 2*dy + dz`
+# (the order of the octree's bit strings). Return a `(8M, 4)` `LongTensor` for `M` mixed cells.
+#
+# *Hint:* `torch.repeat_interleave(parents, 8, dim=0)` repeats each parent 8 times in a row.
+
+# %%
+def expand_mixed(cells: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    parents = cells[states == MIXED]
+    off = torch.tensor([[0, dx, dy, dz] for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)], device=cells.device)
+    scale = torch.tensor([1, 2, 2, 2], device=cells.device)
+    return (torch.repeat_interleave(parents, 8, dim=0) * scale + off.repeat(parents.shape[0], 1)).long()
+    ### END SOLUTION
+
+
+# %%
+checks.check_expand_mixed(expand_mixed)
+
+# %% [markdown]
+# ### Use it: grow the octree of the chair
+#
+# Start from the $G^3$ roots, look up each cell's state in your `cell_states` grid of its level,
+# expand the mixed ones, and repeat. The cells you hold at each level are exactly the cells of
+# the octree (the library's `tree.cells(level)`), and far fewer than a dense grid has.
+
+# %% tags=["uses-exercise"]
+ar = torch.arange(G)
+cells = torch.stack(torch.meshgrid(torch.arange(1), ar, ar, ar, indexing="ij"), -1).reshape(-1, 4)
+for lev in range(D + 1):
+    st_grid = cell_states(chair, G * 2 ** lev)
+    states = st_grid[cells[:, 0], cells[:, 1], cells[:, 2], cells[:, 3]]
+    ref = {tuple(c) for c in tree.cells(lev).tolist()}
+    print(f"level {lev}: {len(cells):6d} cells held (dense: {(G * 2 ** lev) ** 3:7d}); "
+          f"same cells as the octree: {ref == {tuple(c) for c in cells.tolist()}}")
+    if lev < D:
+        cells = expand_mixed(cells, states)
+
+# %% [markdown]
+# ## Exercise 3: count the leaves
+#
+# Return the number of leaves of the grid-octree of `occupancy` `(B, R, R, R)` with trees of depth
+# `tree_depth`, without building it: the $B\,G^3$ roots are leaves until split, and each mixed
+# cell of the levels $0 \dots D-1$ is split into 8 children. Return an `int`.
+
+# %%
+def count_leaves(occupancy: torch.Tensor, tree_depth: int) -> int:
+    ### BEGIN SOLUTION
+    B, R = occupancy.shape[0], occupancy.shape[1]
+    G = R // 2 ** tree_depth
+    n = B * G ** 3
+    for lev in range(tree_depth):
+        n += 7 * int((cell_states(occupancy, G * 2 ** lev) == MIXED).sum())
+    return n
+    ### END SOLUTION
+
+
+# %%
+checks.check_count_leaves(count_leaves)
+
+# %% [markdown]
+# ### Use it: leaves, bytes and the dense grid
+#
+# Each leaf holds one float32; the structure costs a few bytes per tree (`Octree.nbytes`).
+
+# %% tags=["uses-exercise"]
+n = count_leaves(chair, D)
+print(f"{n} leaves (library: {tree.num_cells}); octree {tree.nbytes} bytes vs dense float32 {4 * R ** 3} bytes")
+
+# %% [markdown]
+# ## Decode a shape
+#
+# Now the decoder of the lecture (`course_lib.models.ogn.OGNDecoder`, which uses the same two
+# operations): from a fixed latent code, learn to decode the chair. Training propagates the
+# ground-truth structure (`PROP_KNOWN`); then we decode with the structure the network predicts
+# (`PROP_PRED`) and compare the cells it chose with your `cell_states`.
+
+# %%
+torch.manual_seed(0)
+dec = OGNDecoder(8, R, tree_depth=D, channels=(32, 16, 16, 8)[: D + 1])
+z = torch.randn(1, 8)
+opt = torch.optim.Adam(dec.parameters(), lr=5e-3)
+for step in range(SZ["lab_steps"]):
+    loss = ogn_loss(dec(z, tree, PROP_KNOWN))["loss"]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+print(f"loss after {SZ['lab_steps']} steps: {loss.item():.4f}")
+dec.eval()
+with torch.no_grad():
+    out = dec(z, tree, PROP_PRED)
+decoded = out.occupancy()
+iou = (decoded & chair).sum() / (decoded | chair).sum()
+print(f"IoU with the predicted structure: {iou:.3f}; cells held per level {out.num_cells}")
+
+# %% tags=["uses-exercise"]
+for lev in range(D + 1):
+    c = out.cells[lev]
+    truth = cell_states(chair, G * 2 ** lev)[c[:, 0], c[:, 1], c[:, 2], c[:, 3]]
+    acc = (out.predicted_states(lev) == truth).float().mean() if len(c) else float("nan")
+    print(f"level {lev}: {len(c)} cells, predicted state = your cell_states in {acc:.1%} of them")
+viz.subplots([viz.plot_voxels(chair[0], title="target"), viz.plot_voxels(decoded[0], title="decoded")],
+             titles=["target", "decoded (predicted structure)"])
+
+# %% [markdown]
+# ## Going further
+#
+# - Decode with `PROP_PRED` from the first training step instead of `PROP_KNOWN`: how many cells
+#   does the untrained decoder expand, and what does that do to the first levels' loss?
+# - Write `cell_states` for a float occupancy (probabilities) with a tolerance: which cells should
+#   count as full?
+# - Lecture `lectures/04_octrees.ipynb` measures the memory of this decoder against chapter 03's.
