@@ -178,8 +178,9 @@ def _diagnose(out: torch.Tensor, ref: torch.Tensor, resolution: int, bound: floa
         if torch.equal(out, ref.flip(dims)):
             return f"axis {'xyz'[dims[0]]} is reversed: cell 0 is the one at the low end, -bound"
     if torch.equal(out, _box_reference(resolution, bound, corners=True)):
-        return ("you sampled the cell corners (torch.linspace(-bound, bound, R)); sample the cell "
-                "centres -bound + (i + 0.5) * 2 * bound / R")
+        return ("you sampled the cell corners (torch.linspace(-bound, bound, R), the grid-node convention of "
+                "an SDF grid for marching cubes); a voxel grid samples the cell centres "
+                "-bound + (i + 0.5) * 2 * bound / R")
     if torch.equal(out, ~ref):
         return "inside and outside are swapped: True must mean occupied"
     return f"{int((out != ref).sum())} of {ref.numel()} voxels differ from the reference"
