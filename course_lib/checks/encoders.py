@@ -407,7 +407,8 @@ def check_pointnet_training(model, reference, points, labels, *, profile: str | 
 
     Both are evaluated on the same held-out ``points (S, N, 3)`` and ``labels (S,)``.  Outside the
     ``ci`` profile your accuracy must come within a tolerance of the reference's: the larger of
-    0.05 and three binomial standard deviations of the reference accuracy on ``S`` shapes.  In
+    0.08 (seed-to-seed differences of short runs) and three binomial standard deviations of the
+    reference accuracy on ``S`` shapes.  In
     the ``ci`` profile both models are trained for a few steps only, so the accuracies are
     printed and not compared.
     """
@@ -423,7 +424,7 @@ def check_pointnet_training(model, reference, points, labels, *, profile: str | 
     if profile == "ci":
         return (f"ci profile: a few training steps only, so the accuracies (yours {mine:.3f}, course_lib's "
                 f"{ref:.3f}) are not compared; run with COURSE_PROFILE=laptop to compare them")
-    tol = max(0.05, 3 * (max(ref * (1 - ref), 1e-4) / n) ** 0.5)
+    tol = max(0.08, 3 * (max(ref * (1 - ref), 1e-4) / n) ** 0.5)
     if mine < ref - tol:
         raise CheckFailed(
             f"your PointNet reaches {mine:.3f} test accuracy, course_lib's {ref:.3f} in the same setting "
