@@ -2,8 +2,9 @@
 
 Run from the repository root:
 
-    python benchmarks/data.py                # writes benchmarks/results/data-<profile>-<machine>.md
+    python benchmarks/data.py                # writes benchmarks/results/data-<profile>-<machine>.md (+ .json)
     python benchmarks/data.py --threads 1    # pin torch to one thread (useful on a shared machine)
+    python benchmarks/data.py --quick        # 1 shape per category, grids 32 and 48 (pipeline check)
 
 Measured:
 1. Time to generate 100 ShapeNet-lite shapes (10 per category) with 2,048 surface
@@ -13,19 +14,18 @@ Measured:
    oriented points of a sphere, a torus and a ShapeNet-lite chair: time and Chamfer
    error (symmetric mean nearest-neighbour distance, scipy cKDTree, 50,000 samples
    per surface) against the exact surface, versus the grid resolution.  The
-   "floor" column is the Chamfer distance between two independent 50,000-point
-   samples of the reference itself: no reconstruction can score below it.
+   "reference" column is the Chamfer distance between two independent 50,000-point
+   i.i.d. samples of the reference itself: the level of a perfect surface sampled the same way
+   (a reference, not a strict floor: a more evenly spread sample would score below it).
+
+The JSON twin ``benchmarks/results/data-<profile>.json`` holds the same tables.  Cost: ~2-4 min
+on 2 cores (the grid-128 Poisson solves dominate).
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
-import os
-import platform
-import shlex
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,8 +39,12 @@ from scipy.spatial import cKDTree
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import write_result  # noqa: E402
+
 from course_lib import config  # noqa: E402
-from course_lib.data import CATEGORIES, ShapeNetLite, make_shape  # noqa: E402
+from course_lib.data import CATEGORIES, ShapeNetLite, make_shape, reserved_seed  # noqa: E402
 from course_lib.data.shapes import _make_shape_cached  # noqa: E402
 from course_lib.geometry import poisson_reconstruct, sample_mesh_surface  # noqa: E402
 
@@ -49,27 +53,12 @@ def chamfer(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())
 
 
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    load = os.getloadavg() if hasattr(os, "getloadavg") else ("?",)
-    return (f"{platform.node()} | {cpu} | {os.cpu_count()} logical cores | torch {torch.__version__} "
-            f"({torch.get_num_threads()} threads) | python {platform.python_version()} | "
-            f"load average at start {', '.join(f'{x:.1f}' for x in load)}")
-
-
-def bench_generation(n_per_category: int) -> list[str]:
+def bench_generation(n_per_category: int) -> tuple[list[str], list[dict]]:
     tmp = Path(tempfile.mkdtemp(prefix="course_bench_cache_"))
     try:
         kw = dict(representations=("points", "sdf"), n_points=2048, n_sdf=10000,
                   shapes_per_category=n_per_category, cache_dir=tmp)
-        rows = []
+        rows, data = [], []
         for label, cache in (("cold (empty cache)", True), ("from cache", True), ("no cache at all", False)):
             _make_shape_cached.cache_clear()  # no shapes kept in memory from the previous run
             t0, c0 = time.perf_counter(), time.process_time()
@@ -78,20 +67,23 @@ def bench_generation(n_per_category: int) -> list[str]:
                 ds[i]
             wall, cpu = time.perf_counter() - t0, time.process_time() - c0
             rows.append(f"| {label} | {len(ds)} | {wall:.2f} | {cpu:.2f} | {1000 * wall / len(ds):.1f} |")
+            data.append({"run": label, "shapes": len(ds), "wall_s": wall, "cpu_s": cpu,
+                         "ms_per_shape": 1000 * wall / len(ds)})
         size = sum(f.stat().st_size for f in tmp.rglob("*.npz"))
         rows.append(f"\nCache size on disk: {size / 2**20:.1f} MiB for {len(ds)} shapes.")
-        return rows
+        data.append({"cache_MiB": size / 2**20})
+        return rows, data
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def bench_poisson(resolutions: list[int]) -> list[str]:
+def bench_poisson(resolutions: list[int]) -> tuple[list[str], list[dict]]:
     n_in, n_eval = 10000, 50000
-    chair = make_shape("chair", 0)
+    chair = make_shape("chair", reserved_seed("demo"))  # a shape outside every split
     refs = {
         "sphere r=0.8": trimesh.creation.icosphere(6, radius=0.8),
         "torus R=0.6 r=0.25": trimesh.creation.torus(0.6, 0.25, major_sections=256, minor_sections=128),
-        "ShapeNet-lite chair 0": chair.mesh(160),
+        "ShapeNet-lite chair (demo)": chair.mesh(160),
     }
 
     def torus_dist(q: np.ndarray) -> np.ndarray:
@@ -101,9 +93,9 @@ def bench_poisson(resolutions: list[int]) -> list[str]:
     exact = {
         "sphere r=0.8": lambda q: np.abs(np.linalg.norm(q, axis=1) - 0.8),
         "torus R=0.6 r=0.25": torus_dist,
-        "ShapeNet-lite chair 0": lambda q: chair.sdf(torch.from_numpy(q)).abs().numpy(),
+        "ShapeNet-lite chair (demo)": lambda q: chair.sdf(torch.from_numpy(q)).abs().numpy(),
     }
-    rows = []
+    rows, data = [], []
     for name, ref in refs.items():
         if name.startswith("ShapeNet"):
             pts, nrm = chair.sample_surface(n_in, seed=1)  # exact surface points and normals
@@ -123,7 +115,10 @@ def bench_poisson(resolutions: list[int]) -> list[str]:
             d = exact[name](q)
             rows.append(f"| {name} | {R} | {dt:.3f} | {cd:.5f} | {floor:.5f} | {cd - floor:.5f} | "
                         f"{d.mean():.5f} | {d.max():.4f} | {'yes' if rec.is_watertight else 'no'} |")
-    return rows
+            data.append({"surface": name, "resolution": R, "seconds": dt, "chamfer": cd, "reference": floor,
+                         "mean_dist": float(d.mean()), "max_dist": float(d.max()),
+                         "watertight": bool(rec.is_watertight)})
+    return rows, data
 
 
 def main() -> None:
@@ -131,34 +126,19 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--per-category", type=int, default=10, help="shapes per category (10 x 10 = 100)")
     ap.add_argument("--resolutions", type=int, nargs="+", default=[32, 48, 64, 96, 128])
-    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--quick", action="store_true", help="1 shape per category, grids 32 and 48")
     ap.add_argument("--note", default="", help="free text added to the header (e.g. 'shared machine')")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.quick:
+        args.per_category, args.resolutions = 1, [32, 48]
     profile = config.get_profile()
-    host = platform.node().split(".")[0] or "machine"
-    out = args.out or ROOT / "benchmarks" / "results" / f"data-{profile}-{host}.md"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, check=False).stdout.strip()
-    except OSError:
-        commit = "?"
-    header = [
-        "# Data pipeline benchmark",
-        "",
-        f"- date: {_dt.datetime.now(_dt.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {machine()}",
-        f"- profile: {profile} (sizes below are fixed by the benchmark, not by the profile)",
-        f"- command: `{shlex.join(['python', 'benchmarks/data.py', *sys.argv[1:]])}`",
-        f"- commit: {commit}",
-        f"- categories: {len(CATEGORIES)} ({', '.join(CATEGORIES)})",
-    ]
-    if args.note:
-        header.append(f"- note: {args.note}")
-    gen = bench_generation(args.per_category)
-    poi = bench_poisson(args.resolutions)
-    text = "\n".join(header + [
+    gen, gen_data = bench_generation(args.per_category)
+    poi, poi_data = bench_poisson(args.resolutions)
+    body = "\n".join([
+        f"Sizes are fixed by the benchmark, not by the profile; categories: {len(CATEGORIES)} "
+        f"({', '.join(CATEGORIES)}).",
         "",
         f"## Generation: {args.per_category * len(CATEGORIES)} shapes, 2,048 surface points + 10,000 SDF samples each",
         "",
@@ -169,19 +149,18 @@ def main() -> None:
         "## Poisson reconstruction from 10,000 oriented points",
         "",
         "Chamfer = mean over both directions of the nearest-neighbour distance (not squared), 50,000 samples "
-        "per surface; floor = the same between two samples of the reference.  mean / max dist: distance from "
-        "50,000 samples of the reconstruction to the exact surface (analytic for the sphere and torus; |SDF| for "
-        "the chair, exact outside the shape and a lower bound inside).",
+        "per surface; reference = the same between two i.i.d. samples of the reference surface.  mean / max dist: "
+        "distance from 50,000 samples of the reconstruction to the exact surface (analytic for the sphere and "
+        "torus; |SDF| for the chair, exact outside the shape and a lower bound inside).",
         "",
-        "| surface | grid R | time s | Chamfer | floor | Chamfer - floor | mean dist | max dist | watertight |",
+        "| surface | grid R | time s | Chamfer | reference | Chamfer - reference | mean dist | max dist | watertight |",
         "|---|---|---|---|---|---|---|---|---|",
         *poi,
-        "",
     ])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    print(text)
-    print(f"written to {out}")
+    path = write_result("data", profile, body, notes=args.note,
+                        data={"per_category": args.per_category, "generation": gen_data, "poisson": poi_data})
+    print(body)
+    print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Run by hand (it takes a few minutes on 2 CPU cores):
     python benchmarks/ops.py                 # writes benchmarks/results/ops-<profile>-<machine>.md
     python benchmarks/ops.py --quick         # small sizes, a smoke test (nothing written unless --out)
     python benchmarks/ops.py --device cuda   # the same cases on a GPU (peers stay on the CPU)
+    python benchmarks/ops.py --quick --only cd_small:ours --no-interleave --out /tmp/x.md   # seconds
 
 Each case runs in a fresh subprocess, so that its peak memory (resident set on the CPU,
 ``torch.cuda.max_memory_allocated`` on a GPU) is measured alone; times are medians of
@@ -502,7 +503,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=max(1, min(2, os.cpu_count() or 1)))
     p.add_argument("--emd-batch", type=int, default=1)
     p.add_argument("--case-timeout", type=int, default=600)
-    p.add_argument("--only", default="", help="comma-separated case groups (cd_small,cd_large,emd1024,...)")
+    p.add_argument("--only", default="", help="comma-separated case groups (cd_small,cd_large,emd1024,...) "
+                   "or single cases (group:case, e.g. cd_small:ours)")
+    p.add_argument("--no-interleave", action="store_true",
+                   help="skip the interleaved timing pass (times then come from the one-run memory pass)")
     p.add_argument("--out", default=None, help="results file (default benchmarks/results/ops-<profile>-<machine>.md)")
     p.add_argument("--note", default="", help="a line added to the report (e.g. that the machine was shared)")
     p.add_argument("--notes-file", default=None, help="markdown appended to the report as 'Notes'")
@@ -518,7 +522,16 @@ def main(argv: list[str] | None = None) -> int:
 
     from course_lib import config
 
-    groups = [g for g in CASES if not args.only or g in args.only.split(",")]
+    only = [x for x in args.only.split(",") if x]
+    picked: dict[str, list[str]] = {}
+    for x in only:
+        g, _, what = x.partition(":")
+        if g not in CASES or (what and what not in CASES[g]):
+            raise SystemExit(f"unknown case group or case {x!r}; groups: {', '.join(CASES)}")
+        picked.setdefault(g, [])
+        if what:
+            picked[g].append(what)
+    groups = [g for g in CASES if not only or g in picked]
     meta: dict[str, Any] = {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M"),
         "command": "python " + " ".join([os.path.relpath(__file__, ROOT)] + (argv if argv is not None else sys.argv[1:])),
@@ -530,12 +543,16 @@ def main(argv: list[str] | None = None) -> int:
     for g in groups:
         # pass 1, one process per case: peak memory (and the time of the slow single-run cases)
         for what in CASES[g]:
+            if picked.get(g) and what not in picked[g]:
+                continue
             name = f"{g}:{what}"
             r = _subprocess(name, args, repeats=1)
             results[name] = r
             msg = f"{r['median_ms']:.1f} ms" if r.get("status") == "ok" else r.get("status")
             print(f"{name:28s} {msg}  (memory pass)", flush=True)
         # pass 2, one process per group: times of the fast cases, interleaved round-robin
+        if args.no_interleave:
+            continue
         timing = _subprocess(g, args, flag="--group")
         for name, t in timing.items():
             if name in results and isinstance(t, dict) and "median_ms" in t:
@@ -551,11 +568,19 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out
     if out is None and not args.quick:
         out = str(ROOT / "benchmarks" / "results" / f"ops-{config.get_profile()}-{machine}.md")
-    if out:
+    clean = {k: {kk: vv for kk, vv in v.items() if kk != "indices"} for k, v in results.items()}
+    if out is not None and args.out is None:  # the default place: the course's results files (+ JSON twin)
+        sys.path.insert(0, str(ROOT / "benchmarks"))
+        from _common import write_result
+
+        name = "ops" if machine == "cpu" else "ops_cuda"
+        body = report.split("\n", 1)[1] if report.startswith("# ") else report
+        path = write_result(name, config.get_profile(), body, data={"meta": meta, "results": clean})
+        print(f"wrote {path}")
+    elif out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(report)
-        Path(out).with_suffix(".json").write_text(json.dumps({"meta": meta, "results": {
-            k: {kk: vv for kk, vv in v.items() if kk != "indices"} for k, v in results.items()}}, indent=1))
+        Path(out).with_suffix(".json").write_text(json.dumps({"meta": meta, "results": clean}, indent=1))
         print(f"wrote {out}")
     else:
         print(report)

@@ -662,13 +662,14 @@ def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str
         r = smoke_steps(model, {"points": points, "label": labels}, ClassificationLoss(n), steps=steps, device=device)
         out.update({f"{name}_{k}": v for k, v in r.items()})
     size = int(config.size("data.image_size", profile))
-    images = torch.rand(b, 4, size, size)
+    bi = min(b, 8)
+    images = torch.rand(bi, 4, size, size)
     model = ImageClassifier(4, len(CATEGORIES), width=int(s["resnet_width"]))
 
     def image_loss(m: nn.Module, batch: Any) -> Tensor:
         return F.cross_entropy(m(batch["images"]), batch["label"])
 
-    r = smoke_steps(model, {"images": images, "label": labels}, image_loss, steps=steps, device=device)
+    r = smoke_steps(model, {"images": images, "label": labels[:bi]}, image_loss, steps=steps, device=device)
     out.update({f"resnet_rgbd_{k}": v for k, v in r.items()})
     out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
     return out
