@@ -132,6 +132,16 @@ def test_predicted_mode_expands_the_predicted_mixed_cells():
     assert torch.equal(occ, ref)
 
 
+def test_max_cells_caps_the_predicted_expansion():
+    torch.manual_seed(4)
+    dec = OGNDecoder(8, 16, tree_depth=2, channels=(8, 8, 8), max_cells=80).eval()
+    with torch.no_grad():
+        dec.head0.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))            # every root "mixed"
+        with pytest.warns(RuntimeWarning, match="max_cells"):
+            out = dec(torch.randn(2, 8), mode=PROP_PRED)
+    assert out.cells[1].shape[0] <= 80 and int(out.expanded[0].sum()) == 10
+
+
 def test_training_with_known_structure_then_decoding_with_predicted():
     occ = two_shapes(16)
     tgt = build_octree(occ, tree_depth=2)

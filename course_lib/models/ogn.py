@@ -28,6 +28,7 @@ for its convolutions; here the convolution only sees the cells of the level (spa
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,7 +219,8 @@ class OGNDecoder(nn.Module):
     convolution of a dense decoder).
     ``forward(z, target=None, mode=PROP_PRED)``; ``mode=PROP_KNOWN`` needs the target
     :class:`Octree` (its structure chooses the expanded cells).  ``max_cells`` bounds the cells of
-    one level in ``PROP_PRED`` mode (an untrained network may call everything mixed).
+    one level in ``PROP_PRED`` mode (an untrained network may call everything mixed): beyond it
+    only the most clearly mixed cells are expanded, with a warning.
     """
 
     def __init__(self, latent_dim: int, resolution: int, tree_depth: int = 3, channels: tuple[int, ...] | None = None,
@@ -289,10 +291,17 @@ class OGNDecoder(nn.Module):
             if mode == PROP_KNOWN:
                 mask = targets[lev] == MIXED
             else:
-                mask = logits[lev].detach().argmax(-1) == MIXED
+                lg = logits[lev].detach()
+                mask = lg.argmax(-1) == MIXED
                 if int(mask.sum()) * 8 > self.max_cells:
-                    raise RuntimeError(f"OGNDecoder: level {lev + 1} would hold {int(mask.sum()) * 8} cells "
-                                       f"(> max_cells={self.max_cells}); is the network trained?")
+                    keep = self.max_cells // 8
+                    warnings.warn(f"OGNDecoder: level {lev + 1} would hold {int(mask.sum()) * 8} cells (> max_cells="
+                                  f"{self.max_cells}); expanding only the {keep} most clearly mixed cells "
+                                  "(is the network trained?)", RuntimeWarning, stacklevel=2)
+                    margin = lg[:, MIXED] - lg[:, :MIXED].max(-1).values
+                    top = torch.topk(torch.where(mask, margin, torch.full_like(margin, -float("inf"))), keep).indices
+                    mask = torch.zeros_like(mask)
+                    mask[top] = True
             expanded.append(mask)
             children, parent = expand_cells(cells[lev], mask)
             c = self.channels[lev + 1]
