@@ -216,3 +216,19 @@ def test_every_check_has_mutation_tests(area):
         assert getattr(mod, name).is_self_check
         calls = len(re.findall(rf"\b{name}\(", text))
         assert calls >= 3, f"{name}: only {calls} call sites in test_checks_{area}.py"
+
+
+def test_an_answer_of_an_unexpected_kind_gets_a_verdict_not_a_traceback(capsys):
+    class Weird:  # passes isinstance-free code paths and then breaks the check's arithmetic
+        shape = (3, 7, 5)
+
+    res = checks.check_patch_decoder(lambda L: Weird(), quiet=True)
+    assert res.status == "failed" and "nn.Module" in res.message
+
+    @_core.self_check
+    def check_broken(fn):
+        return 1 / 0
+
+    res = check_broken(None)
+    assert res.status == "error" and "could not check your answer" in res.message
+    assert "ZeroDivisionError" in capsys.readouterr().out

@@ -255,6 +255,9 @@ def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
             e = exc.exc
             msg = f"your code raised {type(e).__name__}: {e}"
             res = CheckResult(name, "error", msg, [exc.where] if exc.where else [])
+        except Exception as exc:  # noqa: BLE001 - an answer of an unexpected kind: a verdict, not a traceback
+            res = CheckResult(name, "error", f"could not check your answer ({type(exc).__name__}: {exc}): is it of "
+                              "the type and shape the exercise asks for?")
         RESULTS[name] = res
         if not quiet:
             print(res.verdict())
