@@ -218,3 +218,25 @@ def test_real_loader_feeds_the_sampler(tmp_path, one_torch_thread):
     mesh = load_mesh(path)
     pts, sdf = ms.sample_mesh_sdf(mesh, 64, seed=0, method="torch")
     assert torch.isfinite(sdf).all() and pts.shape == (64, 3)
+
+
+def test_modelnet_loader_feeds_the_sampler(tmp_path, one_torch_thread):
+    from course_lib.data.real import ModelNet
+
+    folder = tmp_path / "box" / "train"
+    folder.mkdir(parents=True)
+    box = trimesh.creation.box((1.0, 2.0, 0.5)).subdivide().subdivide()  # 192 triangles
+    lines = ["OFF", f"{len(box.vertices)} {len(box.faces) - 2} 0"]  # two triangles missing: a small hole
+    lines += [" ".join(map(str, v)) for v in box.vertices] + ["3 " + " ".join(map(str, f)) for f in box.faces[2:]]
+    (folder / "b.off").write_text("\n".join(lines) + "\n")
+    ds = ModelNet(tmp_path, "train")
+    mesh = ds.mesh(0)
+    assert not mesh.is_watertight
+    pts, occ = ms.sample_mesh_occupancy(mesh, 500, seed=0, method="torch")
+    # the normalised box: half sides proportional to (0.5, 1, 0.25), farthest vertex at distance 1
+    half = np.array([0.5, 1.0, 0.25]) / np.linalg.norm([0.5, 1.0, 0.25])
+    inside = (np.abs(pts.numpy()) < half).all(1)
+    hole = np.asarray(box.triangles_center[:2]) / np.linalg.norm([0.5, 1.0, 0.25])
+    far_from_hole = np.linalg.norm(pts.numpy()[:, None] - hole[None], axis=-1).min(1) > 0.3
+    assert far_from_hole.mean() > 0.8
+    assert np.array_equal(occ.numpy()[far_from_hole], inside[far_from_hole])
