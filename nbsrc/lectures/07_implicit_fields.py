@@ -288,7 +288,7 @@ if figs:
 # radius $|r|$ around $p$ is full (or empty)". A thin part occupies a tiny share of the volume, so
 # uniform samples almost never land in it or near it: almost no supervision, and the network smooths
 # it away. The fix is non-uniform sampling: most samples near the surface (DeepSDF: 47/50 at two
-# noise scales; OccNet's ablation preferred uniform samples for IoU). How many samples land within
+# noise scales; OccNet's own sampling ablation found uniform samples best for its metrics). How many samples land within
 # 0.03 of the thin parts of our shapes, per strategy (live):
 
 # %%
