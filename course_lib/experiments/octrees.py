@@ -40,7 +40,7 @@ def _row(name: str, R: int, occ: Tensor, tree_depth: int) -> dict[str, Any]:
     dense = t.dense_nbytes(torch.float32)
     return {"shape": name, "resolution": R, "leaves": t.num_cells, "octree_bytes": t.nbytes,
             "dense_float_bytes": dense, "dense_bit_bytes": R ** 3 // 8, "ratio": dense / t.nbytes,
-            "occupied": float(occ.float().mean())}
+            "occupied": float(occ.float().mean()), "round_trip_exact": bool(torch.equal(t.to_dense()[0].bool(), occ))}
 
 
 def compression(resolutions: Sequence[int] | None = None, categories: Sequence[str] | None = None,
@@ -51,7 +51,7 @@ def compression(resolutions: Sequence[int] | None = None, categories: Sequence[s
     Introduced in ``lectures/04_octrees.ipynb``.  Rows: ``shape``, ``resolution``, ``leaves``,
     ``octree_bytes`` (:attr:`Octree.nbytes`), ``dense_float_bytes`` (float32 grid),
     ``dense_bit_bytes`` (one bit per voxel, the most compact dense grid), ``ratio``
-    (dense float / octree), ``occupied`` fraction.  The shape is ``reserved_seed("demo")``
+    (dense float / octree), ``occupied`` fraction, ``round_trip_exact`` (``to_dense`` gives the grid back).  The shape is ``reserved_seed("demo")``
     unless ``seed`` is given; voxels are :func:`course_lib.data.voxelize`.
     """
     from tqdm.auto import tqdm
