@@ -113,7 +113,7 @@ checks.check_atlas_mesh(atlas_mesh)
 K = 8
 n_points = SZ["n_points"]
 steps = 30 * SZ["lab_epochs"]
-target = S.surface_dataset(["chair"], "train", 1, n_points)["target_points"]
+target = S.surface_dataset(["chair"], "test", 1, n_points)["target_points"]  # a held-out chair
 
 # %% tags=["uses-exercise"]
 config.seed_everything(0)
