@@ -45,3 +45,23 @@ def test_decoder_cost_and_iou_on_tiny_sizes():
     assert res["iou"].shape == (2,) and ((res["iou"] >= 0) & (res["iou"] <= 1)).all()
     dense = E.build_dense("ci")
     assert E.evaluate_iou(dense, vox)["cells"].tolist() == [16 ** 3] * 2
+
+
+def test_figures_and_tables():
+    from course_lib.data import make_shape, voxelize
+
+    tree = build_octree(voxelize(make_shape("mug", 1), 16))
+    rows = E.level_counts(tree)
+    assert [r["resolution"] for r in rows] == [2, 4, 8, 16]
+    assert rows[0]["cells"] == 8 and rows[-1]["mixed"] == 0
+    for a, b in zip(rows[:-1], rows[1:]):
+        assert b["cells"] == 8 * a["mixed"]                  # only mixed cells have children
+    fig = E.slice_figure(tree, 2, 8, axis=1, title="mug")
+    assert len(fig.data) == 2 and "octree" in fig.layout.title.text
+    assert fig.data[0].z.shape == (16, 16)
+    with pytest.raises(ValueError, match="index"):
+        E.slice_figure(tree, 1, 16)
+    fig = E.memory_figure(E.compression((16,), ("mug",), profile="ci"))
+    assert len(fig.data) == 3
+    table = E.rows_table(rows)
+    assert table.count("\n") == len(rows) + 1 and "| level |" in table

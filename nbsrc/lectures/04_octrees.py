@@ -119,8 +119,9 @@ viz.interact(show_slice, category=list(cats), level=(0, SZ["tree_depth"], 1, 2),
 # concentrated along the surface: roughly $R^2$. The curves below are computed live at this
 # profile's resolutions (one shape per category); the benchmark measures $32^3 \dots 256^3$ on
 # every category and on meshes read through the loaders. Chapter 03's dense curve is the
-# dashed line. Tatarchenko et al. report that on ShapeNet cars at $256^3$ their dense decoder needs
-# several times the memory of the OGN one and that $512^3$ does not fit densely at all [Tatarchenko2017].
+# dashed line. Tatarchenko et al. report, in their memory and runtime comparison on ShapeNet cars, that the
+# saving of the OGN decoder grows with the resolution, up to resolutions where the dense decoder no
+# longer fits in GPU memory [Tatarchenko2017].
 
 # %%
 live = E.compression(categories=cats, progress=False)
@@ -210,6 +211,10 @@ print(f"unpool: R {small.resolution} -> {up.resolution}, leaves {small.num_cells
 # homogeneous leaf and takes that leaf's state as its target. Work and memory grow with the number
 # of mixed cells -- the surface -- not with $R^3$. (Simplification: OGN also carries the neighbours
 # of mixed cells along as convolution context; we do not.)
+#
+# The cell below trains (or loads) the OGN auto-encoder with this profile's sizes. In the `ci`
+# profile that is a single epoch on a handful of shapes: its predictions are meaningless there, and
+# the cell only shows the mechanics; the laptop profile trains it for real (see the benchmark).
 
 # %%
 train = E.octree_data("train")
