@@ -146,11 +146,11 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.encoder_channels": {"ci": 4, "laptop": 8, "gpu": 16},
     "ch03.decoder_channels": {"ci": 4, "laptop": 8, "gpu": 16},
     "ch03.resnet_width": {"ci": 8, "laptop": 16, "gpu": 32},
-    "ch03.batch_size": {"ci": 8, "laptop": 32, "gpu": 64},
-    "ch03.lr": {"ci": 2e-3, "laptop": 2e-3, "gpu": 1e-3},
-    "ch03.ae_epochs": {"ci": 2, "laptop": 30, "gpu": 100},
-    "ch03.svr_epochs": {"ci": 2, "laptop": 20, "gpu": 100},
-    "ch03.voxnet_epochs": {"ci": 2, "laptop": 15, "gpu": 40},
+    "ch03.batch_size": {"ci": 4, "laptop": 32, "gpu": 64},
+    "ch03.lr": {"ci": 5e-3, "laptop": 2e-3, "gpu": 1e-3},
+    "ch03.ae_epochs": {"ci": 4, "laptop": 30, "gpu": 100},
+    "ch03.svr_epochs": {"ci": 4, "laptop": 20, "gpu": 100},
+    "ch03.voxnet_epochs": {"ci": 3, "laptop": 15, "gpu": 40},
     "ch03.bn_momentum": {"ci": 0.3, "laptop": 0.3, "gpu": 0.1},  # BatchNorm running averages (short runs: 0.3)
     "ch03.pos_weight_power": {"ci": 0.5, "laptop": 0.5, "gpu": 0.5},  # pos weight ((1-f)/f)**power
     "ch03.thresholds": {"ci": (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8), "laptop": (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
@@ -160,7 +160,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.curve_batch": {"ci": 2, "laptop": 2, "gpu": 2},
     "ch03.curve_channels": {"ci": 4, "laptop": 8, "gpu": 8},
     "ch03.curve_max_bytes": {"ci": 2**30, "laptop": 8 * 2**30, "gpu": 100 * 2**30},
-    "ch03.lab_epochs": {"ci": 1, "laptop": 10, "gpu": 30},
+    "ch03.lab_epochs": {"ci": 3, "laptop": 10, "gpu": 30},
     # --- 08 primitives: cuboids, superquadrics, REINFORCE vs the reordering trick ----
     "ch08.categories": {"ci": ("chair", "table"), "laptop": ("chair", "airplane", "lamp"),  # boxy, long, round
                         "gpu": ("chair", "table", "airplane", "lamp", "sofa")},

@@ -1,0 +1,356 @@
+# %% [markdown]
+# # 03 · Voxels: 3D convolutions, VoxNet, 3D-R2N2, and the price of a dense grid
+#
+# The simplest way to give a shape to a neural network is to cut its bounding box into a regular
+# grid of $R \times R \times R$ little cubes, *voxels*, and to store one bit per cube: full or
+# empty. An occupancy grid is an image with one more axis, so everything that works on images
+# carries over unchanged: convolutions, pooling, transposed convolutions, encoder-decoders. This
+# is why the first deep 3D models were voxel models: VoxNet [Maturana2015] classifies grids,
+# 3D ShapeNets [Wu2015] generates them, 3D-R2N2 [Choy2016] predicts them from images.
+#
+# The catch is in the exponent. A grid stores $R^3$ cells, but a surface only meets about $R^2$
+# of them: most of the memory (and of the computation of a dense 3D CNN) is spent on empty space
+# and on the inside of the shape, and doubling the resolution multiplies everything by eight.
+# This chapter builds the models, trains them on ShapeNet-lite, and **measures** that cost;
+# chapter 04 (octrees) is the answer to it.
+#
+# Plan: (1) occupancy grids and what they cost; (2) from 2D to 3D convolution; (3) VoxNet;
+# (4) a voxel auto-encoder and its loss; (5) single-view reconstruction (3D-R2N2) and the
+# multi-view recurrence; (6) IoU and its threshold; (7) blocky surfaces, meshes and the
+# Chamfer distance; (8) the curse of dimensionality, measured; (9) a widget.
+#
+# The code lives in `course_lib.models.voxels` (models) and `course_lib.experiments.voxels`
+# (data, training, evaluation); the benchmark `benchmarks/voxels.py` measures exactly what this
+# notebook shows.
+
+# %%
+import math
+
+import numpy as np
+import torch
+
+from course_lib import config, results, viz
+from course_lib.data import make_shape, render, reserved_seed, voxelize
+from course_lib.experiments import voxels as V
+from course_lib.models import voxels as M
+
+print(config.describe())
+
+# %% [markdown]
+# Every size comes from the `ch03.*` block of `course_lib.config`. In the `ci` profile the grids are
+# $16^3$ and the models are trained for a couple of epochs on a handful of shapes: the code path is
+# shown, the numbers mean nothing. Measured numbers come from the laptop benchmark's results file
+# (`benchmarks/voxels.py` writes `benchmarks/results/voxels-laptop.json`), never typed in.
+
+# %%
+SZ = config.sizes(prefix="ch03.")
+print({k: SZ[k] for k in ("resolution", "categories", "train_per_category", "test_per_category",
+                          "ae_epochs", "svr_epochs", "voxnet_epochs")})
+MEASURED = results.show("voxels", "laptop", command="COURSE_PROFILE=laptop python benchmarks/voxels.py")
+LAB = MEASURED.data if MEASURED is not None else {}
+
+# %% [markdown]
+# ## 1. Occupancy grids and what they cost
+#
+# A grid of resolution $R$ splits $[-1, 1]^3$ into $R^3$ cells of side $h = 2/R$; cell $(i, j, k)$
+# (index order $x, y, z$) is full when its **centre** $c_{ijk} = -1 + (i + \tfrac12, j + \tfrac12,
+# k + \tfrac12)\,h$ is inside the shape (`course_lib.data.voxelize`). A dense float32 grid takes
+# $4R^3$ bytes; a bit mask $R^3/8$. Both grow as $R^3$, while the cells that touch the surface
+# grow as its area divided by $h^2$, i.e. as $R^2$: the *fraction* of surface cells falls as $1/R$.
+
+# %%
+demo = make_shape("chair", reserved_seed("demo"))
+figs, rows = [], []
+for R in (8, 16, 32):
+    g = voxelize(demo, R)
+    figs.append(viz.plot_voxels(g))
+    rows.append((R, int(g.sum()), V.grid_bytes(R), V.surface_fraction(g.float())))
+viz.subplots(figs, titles=[f"{R}^3" for R in (8, 16, 32)], height=330)
+
+# %%
+print(f"{'R':>4} {'full cells':>10} {'float32 grid':>13} {'surface cells / all cells':>26}")
+for R, full, nbytes, frac in rows:
+    print(f"{R:>4} {full:>10} {nbytes / 1024:>10.1f} KiB {frac:>26.4f}")
+print("dense float32 grid at 128^3:", V.grid_bytes(128) / 2**20, "MiB; at 256^3:", V.grid_bytes(256) / 2**20, "MiB")
+
+# %% [markdown]
+# ## 2. From 2D to 3D convolution
+#
+# A 3D convolution with kernel size $k$ slides a $C_\text{out} \times C_\text{in} \times k \times k
+# \times k$ filter over the grid:
+#
+# $$y_{o}[x] = b_o + \sum_{c=1}^{C_\text{in}} \sum_{\delta \in \{-\lfloor k/2\rfloor, \dots\}^3}
+#   w_{o,c}[\delta]\; x_c[x + \delta].$$
+#
+# It has $k^3 C_\text{in} C_\text{out}$ weights ($k^2 C_\text{in} C_\text{out}$ in 2D) and costs
+# that many multiply-adds **per output cell**, of which there are $R^3$. The output size follows the
+# 2D rule on each axis, $\lfloor (R + 2p - k)/s \rfloor + 1$; so Conv3d($k=4$, $s=2$, $p=1$) halves
+# an even $R$, and its transpose, ConvTranspose3d($k=4$, $s=2$, $p=1$), doubles it exactly:
+# $(R - 1)\,s - 2p + k = 2R$. One changed input voxel changes a $k^3$ block of outputs (its
+# receptive field), which is what the lab's self-check for a 3D conv block tests.
+
+# %%
+conv = torch.nn.Conv3d(1, 1, 3, padding=1, bias=False)
+x = torch.zeros(1, 1, 9, 9, 9)
+x[0, 0, 4, 4, 4] = 1.0
+with torch.no_grad():
+    touched = conv(x)[0, 0].abs() > 0
+print("outputs changed by one voxel: a", tuple(int(v) for v in (touched.nonzero().amax(0) - touched.nonzero().amin(0) + 1)),
+      "block;", touched.sum().item(), "cells")
+up = torch.nn.ConvTranspose3d(4, 2, 4, stride=2, padding=1)
+print("ConvTranspose3d(k=4, s=2, p=1):", tuple(up(torch.zeros(1, 4, 4, 4, 4)).shape[2:]), "from (4, 4, 4)")
+
+# %% [markdown]
+# ## 3. VoxNet: a 3D CNN classifier
+#
+# VoxNet [Maturana2015] is two convolutions, a pooling and two fully connected layers, on a $32^3$
+# grid. Its official configuration (`scripts/config/shapenet10.py` of `dimatura/voxnet`):
+# Conv3d(32 filters, $5^3$, stride 2) → Conv3d(32, $3^3$) → max-pool 2 → FC 128 → FC classes, leaky
+# ReLU of slope $0.1$, dropout $0.2$, $0.3$, $0.4$ after the three stages; trained with SGD and
+# augmented by rotations about the up axis and shifts of up to $2$ voxels. Without padding the grids
+# shrink $32 \to 14 \to 12 \to 6$, so the first FC layer sees $32 \cdot 6^3$ features.
+# `M.VoxNet` has exactly this layout at any resolution $R \ge 11$. We train it with Adam (fewer
+# epochs on a CPU) and shifts of one voxel (`V.jitter_grids`); ShapeNet-lite shapes are upright
+# and aligned, so no rotation is needed.
+
+# %%
+net = M.VoxNet(10)
+print(net)
+print("parameters:", sum(p.numel() for p in net.parameters()))
+
+# %%
+train = V.voxel_data("train", image=True, extra_views=SZ["train_views"])
+val = V.voxel_data("val", image=True)
+test = V.voxel_data("test", image=True, surface=True)
+print(f"{len(train['label'])} training, {len(val['label'])} validation, {len(test['label'])} test shapes "
+      f"({len(train['categories'])} categories, {train['voxels'].shape[-1]}^3 grids); "
+      f"{V.occupied_fraction(train['voxels']):.3f} of the training voxels are full")
+
+# %%
+voxnet, h_voxnet = V.train_voxnet(data=train, val_data=val)
+acc = V.accuracy(voxnet, test["voxels"], test["label"])
+print(f"live ({config.get_profile()} profile): VoxNet test accuracy {acc:.3f} on {len(test['label'])} held-out shapes")
+if "voxnet" in LAB:
+    print(f"laptop benchmark: test accuracy {LAB['voxnet']['accuracy']:.3f} on {LAB['voxnet']['n_test']} shapes, "
+          f"{LAB['voxnet']['n_classes']} classes, {LAB['voxnet']['train_seconds']:.0f} s of training")
+
+# %% [markdown]
+# ## 4. A voxel auto-encoder, and a loss for mostly empty grids
+#
+# The encoder (`M.VoxelEncoder`) halves the grid with strided convolutions down to $4^3$ and maps
+# it to a latent code $z$; the decoder (`M.VoxelDecoder`) maps $z$ to a $C_0 \times 4^3$ seed grid and
+# doubles it with transposed convolutions (BatchNorm + ReLU after each) while halving the channels,
+# then reads one **logit** per voxel. This decoder is also the 3D half of 3D-R2N2 below.
+#
+# The target is a 0/1 grid $y$, the prediction $p = \sigma(\ell)$; the natural loss is the binary
+# cross-entropy averaged over the $R^3$ voxels. But a shape fills only a few percent of its box
+# (printed above), so an all-empty prediction already has a small loss, and training lingers there.
+# We handle the imbalance with a **positive weight** $w$ on the full voxels:
+#
+# $$\mathcal L = -\frac{1}{R^3}\sum_{v} \big[\, w\, y_v \log p_v + (1 - y_v) \log (1 - p_v) \big],
+#   \qquad w = \Big(\frac{1 - f}{f}\Big)^{\gamma},$$
+#
+# with $f$ the occupied fraction of the training grids and $\gamma$ = `ch03.pos_weight_power` ($\gamma = 1$
+# balances the two classes exactly, $\gamma = 0$ is the plain BCE). Why a weight and not a focal
+# loss: it is one interpretable number, and its effect is known in closed form. For a voxel that is
+# full with probability $q$, the weighted loss is minimised by
+#
+# $$p^\star = \frac{w q}{w q + 1 - q},$$
+#
+# so the model over-predicts on purpose, and the threshold that turns probabilities into a grid
+# should move up. 3D-R2N2 uses a two-class softmax cross-entropy, i.e. the unweighted loss.
+
+# %%
+ae, h_ae = V.train_autoencoder(data=train, val_data=val)
+print(f"positive weight w = {ae.pos_weight:.2f}")
+probs_ae = V.predict(ae, test["voxels"])
+sweep_ae = V.iou_sweep(probs_ae, test["voxels"])
+print("live: auto-encoding IoU by threshold:", {t: round(v, 3) for t, v in sweep_ae.items()})
+if "ae" in LAB:
+    print(f"laptop benchmark: IoU {LAB['ae']['iou@level']:.3f} at the validation threshold {LAB['ae']['level']}, "
+          f"{LAB['ae']['iou@0.4']:.3f} at 0.4 ({LAB['ae']['n_test']} held-out shapes)")
+
+# %% [markdown]
+# ## 5. Single-view reconstruction: 3D-R2N2
+#
+# 3D-R2N2 [Choy2016] encodes a $127 \times 127$ image with a 2D residual CNN, and decodes a $32^3$
+# grid with a 3D CNN. Between the two sits its multi-view idea: a **3D convolutional GRU** on a
+# $4^3 \times 128$ hidden grid reads the views one by one, so that each new view can correct the
+# cells the previous ones got wrong. With $u_t$ the code of view $t$ lifted to the hidden grid,
+#
+# $$z_t = \sigma(W_z * [u_t, h_{t-1}]),\quad r_t = \sigma(W_r * [u_t, h_{t-1}]),\quad
+#   \tilde h_t = \tanh(W_h * [u_t, r_t \odot h_{t-1}]),\quad h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t,$$
+#
+# with $3^3$ convolutions $*$ (`M.ConvGRU3d`). Our single-view model (`M.voxel_single_view`) is the
+# chapter 02 ResNet encoder followed by the decoder of section 4; `multi_view=True` puts the GRU
+# between them (`M.MultiViewVoxelGRU`, shown below on three views but not trained here). We train on
+# the shape's random view plus `ch03.train_views` fixed extra views, one drawn per shape and step,
+# and test on held-out shapes from their own random view.
+
+# %%
+mv = V.build_single_view(multi_view=True)
+views = torch.stack([render(demo, azimuth=a, elevation=25, size=SZ["image_size"])["rgb"] for a in (30, 150, 270)])
+with torch.no_grad():
+    print("multi-view GRU: 3 views", tuple(views.shape), "->", tuple(mv.eval()(views[None]).shape))
+
+svr, h_svr = V.train_single_view(data=train, val_data=val)
+probs_svr = V.predict(svr, test["rgb"])
+sweep_svr = V.iou_sweep(probs_svr, test["voxels"])
+level_svr, _ = V.best_threshold(V.iou_sweep(V.predict(svr, val["rgb"]), val["voxels"]))
+print("live: single-view IoU by threshold:", {t: round(v, 3) for t, v in sweep_svr.items()})
+if "svr" in LAB:
+    print(f"laptop benchmark: single-view IoU {LAB['svr']['iou@level']:.3f} at the validation threshold "
+          f"{LAB['svr']['level']}, {LAB['svr']['iou@0.4']:.3f} at 0.4; per category "
+          + ", ".join(f"{c} {v:.2f}" for c, v in LAB["svr"]["per_category"].items()))
+
+# %%
+i = 0
+viz.subplots([viz.plot_images(test["rgb"][i]), viz.plot_voxels(test["voxels"][i]),
+              viz.plot_voxels(probs_svr[i], threshold=level_svr)],
+             titles=["input view (held-out shape)", "true grid", f"prediction (p >= {level_svr})"], height=330)
+
+# %% [markdown]
+# ## 6. IoU, and why its value depends on the threshold and the protocol
+#
+# The volumetric IoU of a predicted grid $P = \{v : p_v \ge t\}$ and the true grid $G$ is
+# $|P \cap G| / |P \cup G|$, computed per shape and averaged (3D-R2N2's `evaluate_voxel_prediction`,
+# with `TEST.VOXEL_THRESH` $= 0.4$). The number depends on choices that papers make differently:
+#
+# - **the threshold** $t$: the curves below move by a lot across $t$, and a positive weight moves their
+#   maximum (section 4); pick $t$ on validation shapes, never on the test set;
+# - **the resolution**: at a coarse grid, a thin part is either one layer of cells or nothing, and a
+#   one-cell error is a large fraction of it;
+# - **where IoU is evaluated**: on the grid, or (Occupancy Networks [Mescheder2019]) on random points
+#   of the bounding volume against the true occupancy. Re-evaluated with OccNet's protocol, the same
+#   3D-R2N2 model scores an IoU of $0.493$ in the OccNet paper's table, below what 3D-R2N2 reports under
+#   its own protocol. Compare numbers only under one protocol.
+
+# %%
+viz.plot_curves(list(sweep_ae), {"auto-encoder": list(sweep_ae.values()), "single view": list(sweep_svr.values())},
+                title=f"IoU on held-out shapes vs threshold (live, {config.get_profile()} profile)",
+                xlabel="threshold t (p >= t is full)", ylabel="mean IoU")
+
+# %% [markdown]
+# ## 7. Blocky surfaces: meshes from grids, and the Chamfer distance
+#
+# A grid has no surface, only cubes. To compare with the point and mesh models of chapters 05 and 06
+# we extract the $0.5$ level set of the (cell-centred) probabilities with marching cubes
+# (`V.grid_to_mesh`), sample the mesh, and measure the Chamfer distance to an independent sampling of
+# the true surface in the course's convention (squared distances, mean of each direction, summed,
+# $\times 1000$; `course_lib.experiments.surfaces.CD_CONVENTION`). Even the *true* grid pays a price
+# that only the resolution can lower: its mesh is a staircase (`V.representation_floor`).
+
+# %%
+floors = {}
+for R in (8, 16, 32):
+    floors[R] = V.representation_floor({"voxels": torch.stack([voxelize(make_shape(c, int(s)), R).float()
+                                                               for c, s in zip(test["category"], test["seed"])]),
+                                        "target_points": test["target_points"]})["cd"]
+print("Chamfer x1000 of the marching-cubes mesh of the TRUE grid (the floor of the representation):",
+      {R: round(v, 3) for R, v in floors.items()})
+cd_svr = V.voxel_chamfer(probs_svr, test["target_points"], level_svr)
+print(f"live: single-view prediction, mesh at p = {level_svr}: Chamfer x1000 {cd_svr['cd']:.3f} "
+      f"({cd_svr['empty']} predictions without a surface)")
+if "svr" in LAB:
+    print(f"laptop benchmark: single-view Chamfer x1000 {LAB['svr']['cd']:.3f}, floor at "
+          f"{LAB['svr']['resolution']}^3 {LAB['svr']['floor']['cd']:.3f}")
+mesh_true = V.grid_to_mesh(voxelize(demo, 16).float())
+viz.subplots([viz.plot_mesh(demo.mesh(48)), viz.plot_mesh(mesh_true)],
+             titles=["the true surface", "marching cubes of its 16^3 grid"], height=330)
+
+# %% [markdown]
+# ## 8. The curse of dimensionality, measured
+#
+# The same encoder-decoder at growing resolutions (`V.cost_curve`: the auto-encoder with
+# `ch03.curve_channels` channels, a batch of `ch03.curve_batch` balls): parameters, the bytes of all
+# layer outputs of one forward pass (what autograd keeps for the backward pass), the peak extra memory
+# of a forward+backward (resident memory on the CPU, measured with
+# `course_lib.experiments.point_sets.peak_memory`; allocated memory on CUDA), and the time of one
+# forward+backward. The fitted slopes of the log-log lines are the exponents: activations and time go
+# as $R^{3}$, while the surface fraction goes as $R^{-1}$. The parameters barely grow: a convolution's
+# weights do not depend on the grid it slides over; only one stage per doubling is added.
+
+# %%
+live = V.cost_curve()
+rows = [r for r in live if not r["skipped"]]
+print(f"live ({config.get_profile()} profile, {config.get_device()}):")
+for r in live:
+    print(f"  R={r['resolution']:>3}: params {r['params']:>9.0f}, activations {r['activation_bytes'] / 2**20:8.2f} MiB, "
+          f"peak {r['peak_bytes'] / 2**20:8.2f} MiB, {r['seconds'] * 1e3:8.1f} ms {r['skipped']}")
+curve = LAB["curve"]["rows"] if "curve" in LAB else live
+label = "laptop benchmark" if "curve" in LAB else f"live, {config.get_profile()} profile"
+ok = [r for r in curve if not r["skipped"]]
+xs = [r["resolution"] for r in ok]
+print(f"{label}: fitted exponents (log-log slope in R):",
+      {k: round(V.fit_exponent(xs, [r[k] for r in ok]), 2)
+       for k in ("params", "activation_bytes", "peak_bytes", "seconds", "surface_fraction")})
+skipped = [r for r in curve if r["skipped"]]
+if skipped:
+    print("not run:", "; ".join(f"{r['resolution']}^3 ({r['skipped']})" for r in skipped))
+first = ok[0]
+viz.plot_curves(xs, {"activations": [r["activation_bytes"] / first["activation_bytes"] for r in ok],
+                     "peak memory": [r["peak_bytes"] / first["peak_bytes"] for r in ok],
+                     "forward+backward time": [r["seconds"] / first["seconds"] for r in ok],
+                     "parameters": [r["params"] / first["params"] for r in ok],
+                     "surface fraction": [r["surface_fraction"] / first["surface_fraction"] for r in ok]},
+                title=f"cost relative to {xs[0]}^3 ({label})", xlabel="resolution R", ylabel="ratio",
+                log_x=True, log_y=True)
+
+# %% [markdown]
+# ## 9. Widget: one shape at one resolution
+#
+# Choose a held-out shape and a resolution: the grid, what it costs, how much of the shape it keeps
+# (IoU of the grid, upsampled cell by cell, against the same shape voxelised at $64^3$), and the
+# prediction of the single-view model from that shape's view, resampled to the chosen resolution and
+# scored against the grid there.
+
+# %%
+def show_resolution(shape_index: int = 0, resolution: int = 16):
+    k = int(shape_index)
+    shape = make_shape(test["category"][k], int(test["seed"][k]))
+    st = V.resolution_stats(shape, resolution, probs_svr[k], level=level_svr)
+    title = (f"{test['category'][k]}, {resolution}^3: float32 {st['float32_bytes'] / 1024:.1f} KiB, "
+             f"bits {st['bit_bytes'] / 1024:.2f} KiB; grid IoU vs {st['reference_resolution']}^3 "
+             f"{st['iou_vs_fine']:.3f}; prediction IoU {st['iou_prediction']:.3f}")
+    fig = viz.subplots([viz.plot_voxels(st["voxels"]), viz.plot_voxels(st["prediction"], threshold=level_svr)],
+                       titles=["true grid", "single-view prediction (resampled)"], height=360)
+    fig.update_layout(title={"text": title, "x": 0.5, "xanchor": "center", "font": {"size": 12}})
+    return fig
+
+
+viz.interact(show_resolution, shape_index=range(0, len(test["category"])), resolution=[8, 16, 32, 64])
+
+# %% [markdown]
+# ## Summary
+#
+# - An occupancy grid is an image with a third axis: 3D convolutions, pooling and transposed
+#   convolutions carry over, and so do the architectures (VoxNet's classifier, 3D-R2N2's image encoder
+#   followed by a 3D decoder).
+# - Grids are mostly empty: a plain BCE favours empty predictions; a positive weight fixes that and
+#   moves the best threshold, which is why IoU is reported over a threshold sweep, with the threshold
+#   chosen on validation shapes.
+# - IoU depends on the threshold, the resolution and where it is evaluated: numbers from different
+#   protocols do not compare.
+# - A grid's surface is a staircase: even the true grid has a Chamfer floor that only resolution lowers.
+# - Memory and time grow as $R^3$ while the surface grows as $R^2$: the waste grows as $R$. Chapter 04
+#   spends memory only near the surface (octrees).
+#
+# ## Exercises
+#
+# 1. Train the auto-encoder with `pos_weight_power` $0$ (plain BCE) and $1$ (balanced): where does the
+#    best threshold of the sweep move, and does the best IoU change? Compare with $p^\star$ of section 4.
+# 2. Evaluate IoU on random points of the box instead of the grid (`course_lib.metrics.volumetric_iou`
+#    on the shape's occupancy at those points, against the trilinearly interpolated prediction): by how
+#    much does the single-view score move?
+# 3. Train `V.build_single_view(multi_view=True)` on two or three views per shape; does a second view
+#    at test time raise the IoU?
+# 4. Replace the decoder's transposed convolutions by nearest upsampling followed by a $3^3$ convolution:
+#    do the checkerboard artefacts of the predicted grids change?
+# 5. Extend `V.cost_curve` to the largest resolution that fits your machine and check the exponents.
+#
+# **References.** [Maturana2015] D. Maturana, S. Scherer, VoxNet: A 3D Convolutional Neural Network for
+# Real-Time Object Recognition, IROS 2015. [Wu2015] Z. Wu et al., 3D ShapeNets: A Deep Representation for
+# Volumetric Shapes, CVPR 2015. [Choy2016] C. Choy et al., 3D-R2N2: A Unified Approach for Single and
+# Multi-view 3D Object Reconstruction, ECCV 2016. [Mescheder2019] L. Mescheder et al., Occupancy Networks:
+# Learning 3D Reconstruction in Function Space, CVPR 2019. [Qi2016] C. Qi et al., Volumetric and Multi-View
+# CNNs for Object Classification on 3D Data, CVPR 2016.

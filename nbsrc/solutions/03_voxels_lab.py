@@ -1,0 +1,157 @@
+# %% [markdown]
+# # 03 · Lab: voxel IoU, a 3D convolution block, the decoder's upsampling path
+#
+# Three exercises, each followed by a self-check, then you assemble them into a small voxel
+# auto-encoder and train it on ShapeNet-lite:
+#
+# 1. the volumetric IoU of predicted probabilities at a threshold (3D-R2N2's metric);
+# 2. a 3D convolution block: Conv3d -> BatchNorm3d -> ReLU, optionally strided;
+# 3. the decoder's upsampling path: transposed convolutions that double the grid, down to logits.
+#
+# Write batched code (no Python loops over voxels).
+
+# %%
+import torch
+from torch import nn
+
+from course_lib import checks, config, train, viz
+from course_lib.experiments import voxels as V
+
+print(config.describe())
+SZ = config.sizes(prefix="ch03.")
+
+# %% [markdown]
+# ## Exercise 1: volumetric IoU at a threshold
+#
+# `probs` are predicted probabilities `(B, R, R, R)`, `target` the true grids `(B, R, R, R)` (0/1
+# floats or booleans). A voxel is predicted full when `probs >= threshold` (3D-R2N2's rule: at
+# least the threshold). Return the IoU $|P \cap G| / |P \cup G|$ **of each shape**, a tensor `(B,)`.
+# Two empty grids agree perfectly: their IoU is 1 (not 0/0).
+
+# %%
+def voxel_iou(probs: torch.Tensor, target: torch.Tensor, threshold: float) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    pred = (probs >= threshold).flatten(1)
+    true = (target > 0.5).flatten(1)
+    inter = (pred & true).sum(1).double()
+    union = (pred | true).sum(1).double()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(union))
+    ### END SOLUTION
+
+
+# %%
+checks.check_voxel_iou(voxel_iou)
+
+# %% [markdown]
+# ## Exercise 2: a 3D convolution block
+#
+# `Conv3dBlock(in_channels, out_channels, stride=1)`: a `nn.Conv3d` with kernel 3 and padding 1
+# (so that stride 1 keeps the resolution and stride 2 halves an even one), then `nn.BatchNorm3d`,
+# then a ReLU. Input `(B, in, R, R, R)`, output `(B, out, R / stride, R / stride, R / stride)`.
+# The convolution needs no bias: the BatchNorm that follows removes any constant.
+
+# %%
+class Conv3dBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.conv = nn.Conv3d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn = nn.BatchNorm3d(out_channels)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        return torch.relu(self.bn(self.conv(x)))
+        ### END SOLUTION
+
+
+# %%
+checks.check_conv3d_block(Conv3dBlock)
+
+# %% [markdown]
+# ## Exercise 3: the decoder's upsampling path
+#
+# `UpsamplingPath(channels)` takes a seed grid `(B, channels[0], m, m, m)`. For each consecutive
+# pair `channels[i] -> channels[i + 1]` it applies `nn.ConvTranspose3d(kernel_size=4, stride=2,
+# padding=1)` (which doubles the size exactly: $(m - 1) \cdot 2 - 2 + 4 = 2m$), `nn.BatchNorm3d` and a
+# ReLU; then a last `nn.Conv3d` (kernel 1) maps the `channels[-1]` features to **one logit per
+# voxel**, with nothing after it (the loss applies the sigmoid). Return `(B, R, R, R)` with
+# $R = m \cdot 2^{\text{len(channels)} - 1}$ (drop the channel axis).
+
+# %%
+class UpsamplingPath(nn.Module):
+    def __init__(self, channels: list[int]) -> None:
+        super().__init__()
+        ### BEGIN SOLUTION
+        self.stages = nn.ModuleList(
+            nn.Sequential(nn.ConvTranspose3d(a, b, 4, stride=2, padding=1, bias=False), nn.BatchNorm3d(b), nn.ReLU())
+            for a, b in zip(channels[:-1], channels[1:]))
+        self.out = nn.Conv3d(channels[-1], 1, 1)
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ### BEGIN SOLUTION
+        for stage in self.stages:
+            x = stage(x)
+        return self.out(x)[:, 0]
+        ### END SOLUTION
+
+
+# %%
+checks.check_upsampling_path(UpsamplingPath)
+
+# %% [markdown]
+# ## Train a small voxel auto-encoder with your blocks
+#
+# The encoder is a stack of your strided `Conv3dBlock`s from $R^3$ down to $4^3$, flattened and
+# mapped to a latent code; the decoder maps the code to a $C_0 \times 4^3$ seed grid and runs your
+# `UpsamplingPath`. The loss is the course's weighted BCE (`V.voxel_loss`, positive weight from the
+# training grids); training goes through `train.train_or_load` (a second run loads the weights).
+
+# %%
+class SmallVoxelAE(nn.Module):
+    def __init__(self, resolution: int, latent_dim: int = 32, width: int = 4) -> None:
+        super().__init__()
+        n = (resolution // 4).bit_length() - 1  # stages between R^3 and 4^3
+        enc, c = [], 1
+        for s in range(n):
+            enc.append(Conv3dBlock(c, width * 2**s, stride=2))
+            c = width * 2**s
+        self.encoder = nn.Sequential(*enc, nn.Flatten(), nn.Linear(c * 4**3, latent_dim))
+        self.seed_channels = c
+        self.seed = nn.Sequential(nn.Linear(latent_dim, c * 4**3), nn.ReLU())
+        self.path = UpsamplingPath([width * 2**s for s in reversed(range(n))] + [width])  # n stages: 4^3 -> R^3
+
+    def forward(self, vox: torch.Tensor) -> torch.Tensor:
+        z = self.encoder(vox[:, None].float())
+        return self.path(self.seed(z).view(-1, self.seed_channels, 4, 4, 4))
+
+
+# %% tags=["uses-exercise"]
+train_set = V.voxel_data("train")
+test_set = V.voxel_data("test")
+R = train_set["voxels"].shape[-1]
+config.seed_everything(0)
+model = SmallVoxelAE(R, width=SZ["encoder_channels"])
+w = V.pos_weight_for(train_set["voxels"])
+loader = V.grid_batches(train_set, "ae", SZ["batch_size"])
+path = train.checkpoint_path("ch03_lab_ae", {"shapes": len(train_set["label"]), "resolution": R})
+history = train.train_or_load(model, path, train_loader=loader, loss_fn=V.voxel_loss(w), epochs=SZ["lab_epochs"],
+                              lr=SZ["lr"], seed=0)
+
+# %% [markdown]
+# Evaluate with **your** IoU over thresholds, on held-out shapes (the model never saw them):
+
+# %% tags=["uses-exercise"]
+probs = V.predict(model, test_set["voxels"])
+for t in (0.3, 0.4, 0.5, 0.6, 0.7):
+    print(f"threshold {t}: mean IoU {voxel_iou(probs, test_set['voxels'], t).mean():.3f}")
+viz.subplots([viz.plot_voxels(test_set["voxels"][0]), viz.plot_voxels(probs[0], threshold=0.5)],
+             titles=["held-out grid", "reconstruction (p >= 0.5)"], height=330)
+
+# %% [markdown]
+# ## To go further
+#
+# - Set the positive weight to 1 (`V.voxel_loss(1.0)`) and retrain: where is the best threshold now?
+# - Replace `Conv3dBlock`'s kernel by 5 (padding 2): how do the parameters and the time per epoch change?
+# - Plot the reconstruction's marching-cubes mesh with `V.grid_to_mesh(probs[0])` and `viz.plot_mesh`.
