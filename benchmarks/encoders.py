@@ -6,8 +6,9 @@ versus the number of input points and versus jitter, the permutation error, the 
 wall time and the inference time.  Writes ``results/encoders-<profile>-<machine>.md`` and the
 JSON twin ``results/encoders-<profile>.json`` that ``lectures/02_encoders.ipynb`` reads (every
 model's training budget is stored beside its accuracy: the budgets are not equal, the lecture says
-so), and saves the trained weights where the chapter's notebooks look for them
-(:func:`course_lib.experiments.encoders.checkpoint_path`, keyed by data, architecture and training).
+so), and saves the trained weights (:func:`course_lib.experiments.encoders.checkpoint_path`, keyed by
+data, architecture, training and this protocol: the best epoch by validation loss; the lecture and
+the lab train without a validation split, so they keep their own checkpoint).
 
     COURSE_PROFILE=laptop python benchmarks/encoders.py [--models pointnet dgcnn] [--no-save]
 
@@ -71,7 +72,8 @@ def main() -> None:
                   "n_test": int(test[0].shape[0]), "n_big_test": 0 if big is None else int(big[0].shape[0]),
                   "counts": counts, "sigmas": sigmas, "models": {}}
     for name in args.models:
-        ckpt = None if args.no_save else C.checkpoint_path(name, profile)
+        # its own checkpoint: selected by validation loss, so not the lecture's (which trains without val)
+        ckpt = None if args.no_save else C.checkpoint_path(name, profile, protocol="best epoch by validation loss")
         print(f"--- {name}", flush=True)
         t = time.perf_counter()
         model, hist = C.train_classifier(name, train, val, profile=profile, checkpoint=ckpt, retrain=True,
