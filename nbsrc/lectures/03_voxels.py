@@ -24,9 +24,7 @@
 # notebook shows.
 
 # %%
-import math
 
-import numpy as np
 import torch
 
 from course_lib import config, results, viz
