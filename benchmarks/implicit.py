@@ -104,7 +104,9 @@ def part_occnet(profile: str, decoder: str = "occnet") -> dict:
 def part_deepsdf(profile: str) -> dict:
     s = config.sizes(profile, prefix="ch07.")
     cats = tuple(s["sdf_categories"])
-    train = E.implicit_data("train", kind="sdf", sampling="deepsdf", categories=cats, profile=profile)
+    # the training shapes are scored too (with their learnt codes): as many target points as the test shapes
+    train = E.implicit_data("train", kind="sdf", sampling="deepsdf", categories=cats, profile=profile,
+                            n_target=int(s["n_eval_points"]))
     test = E.implicit_data("test", kind="sdf", sampling="deepsdf", categories=cats, profile=profile)
     model, hist = E.train_deepsdf(train, profile=profile, progress=True)
     t0 = time.perf_counter()

@@ -230,7 +230,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch07.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
     "ch07.n_input": {"ci": 300, "laptop": 300, "gpu": 300},  # OccNet's point-cloud completion: 300 points
     "ch07.input_noise": {"ci": 0.005, "laptop": 0.005, "gpu": 0.005},  # ... with noise std 0.005
-    "ch07.n_pool": {"ci": 3000, "laptop": 20000, "gpu": 100000},  # pre-drawn samples per shape
+    "ch07.n_pool": {"ci": 3000, "laptop": 20000, "gpu": 50000},  # pre-drawn samples per shape
     "ch07.n_query": {"ci": 512, "laptop": 2048, "gpu": 2048},  # samples per shape per step (OccNet 2048)
     "ch07.c_dim": {"ci": 32, "laptop": 128, "gpu": 256},
     "ch07.hidden": {"ci": 32, "laptop": 128, "gpu": 256},
@@ -241,7 +241,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch07.eval_resolution": {"ci": 33, "laptop": 65, "gpu": 129},  # nodes; (R - 1) = (coarse - 1) * 2^k
     "ch07.mise_coarse": {"ci": 9, "laptop": 17, "gpu": 33},
     "ch07.n_iou": {"ci": 4000, "laptop": 50000, "gpu": 100000},
-    "ch07.n_eval_points": {"ci": 2000, "laptop": 20000, "gpu": 100000},
+    "ch07.n_eval_points": {"ci": 2000, "laptop": 20000, "gpu": 30000},  # surface samples scored (DeepSDF 30k)
     "ch07.fscore_tau": {"ci": 0.02, "laptop": 0.02, "gpu": 0.02},  # 1 % of the unit sphere's diameter
     # DeepSDF auto-decoder
     "ch07.sdf_categories": {"ci": ("chair",), "laptop": ("chair",), "gpu": ("chair", "airplane")},

@@ -117,7 +117,8 @@ def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
     per = int(per_category if per_category is not None else s[f"{'train' if split == 'train' else 'test'}"
                                                                "_per_category"])
     n_pool = int(n_pool if n_pool is not None else s["n_pool"])
-    n_target = int(n_target if n_target is not None else s["n_eval_points"])
+    if n_target is None:  # scoring needs dense target samples; training shapes only need their input pool
+        n_target = int(s["n_eval_points"]) if split != "train" else None
     data = load_split(split, ("points", "target_points"), categories=cats, shapes_per_category=per,
                       profile=profile, n_target=n_target)
     g = torch.Generator().manual_seed(int(seed) * 1000 + list(SAMPLINGS).index(sampling) + 17 * (split == 'train'))
