@@ -150,14 +150,18 @@ def zero_gradient_demo(level: int = 2, size: int = 32, sigma: float = 1e-4, fd_s
     fd = {}
     with torch.no_grad():
         base = rasterize_silhouette(v * 0.6, f, cams, size)
+        n = v.shape[0]
         for h in fd_steps:
             changed, slopes = [], []
-            for i in range(v.shape[0]):
-                w = v * 0.6
-                w[i] = w[i] + h * v[i]
-                img = rasterize_silhouette(w, f, cams, size)
-                changed.append(int((img != base).sum()))
-                slopes.append(float((silhouette_iou_loss(img, target) - loss_h.detach()) / h))
+            for lo in range(0, n, 64):  # all single-vertex moves of a chunk as one batch of meshes
+                idx = torch.arange(lo, min(lo + 64, n), device=v.device)
+                w = (v * 0.6)[None].repeat(len(idx), 1, 1)
+                w[torch.arange(len(idx)), idx] += h * v[idx]
+                imgs = rasterize_silhouette(w, f, cams, size)
+                changed += (imgs != base).sum((1, 2)).tolist()
+                inter = (imgs * target).sum((1, 2))
+                union = (imgs + target - imgs * target).sum((1, 2))
+                slopes += ((1.0 - (inter + 1e-6) / (union + 1e-6) - float(loss_h)) / h).tolist()
             fd[h] = {"vertices_that_change_a_pixel": sum(c > 0 for c in changed), "pixels_changed": sum(changed),
                      "max_abs_slope": max(abs(s) for s in slopes)}
     return {"vertices": int(v.shape[0]), "loss": float(loss_h.detach()), "hard_grad_norm": float(g_h.norm()),
@@ -170,28 +174,29 @@ def vertex_gradient_image(verts: Tensor, faces: Tensor, cameras: Cameras, size: 
                           vertex: int, direction: Tensor | None = None) -> Tensor:
     """``d silhouette / d t`` per pixel, ``(H, W)``, when ``vertex`` moves to ``v + t * direction`` (default: outward).
 
-    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  Forward-mode autograd
-    through :func:`course_lib.render.rasterize_silhouette` with one camera; positive where
-    pushing the vertex out would darken (cover) the pixel.
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  A Jacobian-vector product
+    through :func:`course_lib.render.rasterize_silhouette` with one camera (the double-backward
+    trick); positive where pushing the vertex would cover more of the pixel.
     """
-    import torch.autograd.forward_ad as fwAD
-
     if verts.dim() != 2:
         raise ValueError(f"verts must be (V, 3) (one mesh), got {tuple(verts.shape)}")
     if not 0 <= vertex < verts.shape[0]:
         raise ValueError(f"vertex must be in [0, {verts.shape[0] - 1}], got {vertex}")
+    verts = verts.detach()
     if direction is None:
         direction = verts[vertex] / verts[vertex].norm().clamp(min=1e-12)
     e = torch.zeros_like(verts)
     e[vertex] = direction
-    with fwAD.dual_level():
-        t = fwAD.make_dual(torch.zeros((), device=verts.device, dtype=verts.dtype),
-                           torch.ones((), device=verts.device, dtype=verts.dtype))
-        img = rasterize_silhouette(verts.detach() + t * e, faces, cameras[0], size, sigma=sigma)
-        tangent = fwAD.unpack_dual(img).tangent
-    if tangent is None:
-        return torch.zeros(img.shape[1:], device=verts.device)
-    return tangent[0].detach()
+    with torch.enable_grad():
+        t = torch.zeros((), device=verts.device, dtype=verts.dtype, requires_grad=True)
+        img = rasterize_silhouette(verts + t * e, faces, cameras[0], size, sigma=sigma)
+        # a Jacobian-vector product by double backward: g(w) = w . dimg/dt is linear in w, dg/dw = dimg/dt
+        w = torch.zeros_like(img, requires_grad=True)
+        (g,) = torch.autograd.grad(img, t, grad_outputs=w, create_graph=True)
+        if not g.requires_grad:
+            return torch.zeros(img.shape[1:], device=verts.device, dtype=verts.dtype)
+        (jvp,) = torch.autograd.grad(g, w)
+    return jvp[0].detach()
 
 
 @dataclass
@@ -299,12 +304,12 @@ def evaluate_fit(verts: Tensor, faces: Tensor, shape: Any, views: Sequence[tuple
 
 def raster_speed(level: int = 3, size: int = 64, batch: int = 8, sigma: float = 1e-4,
                  methods: Sequence[str] = ("culled", "dense"), repeat: int = 3, device: Any = None,
-                 dense_repeat: int = 1) -> dict[str, Any]:
+                 dense_repeat: int = 1, warmup: bool = True) -> dict[str, Any]:
     """Median seconds of one soft-silhouette forward + backward, per method, and the largest difference.
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``.  An icosphere of ``level``
     (1280 faces at level 3) seen by ``batch`` cameras around it at ``size`` pixels; on CUDA
-    also the peak memory of each method.
+    also the peak memory of each method.  ``warmup``: one untimed run of each method first.
     """
     dev = torch.device(device) if device is not None else torch.device("cpu")
     v, f = icosphere(level, device=dev)
@@ -321,7 +326,8 @@ def raster_speed(level: int = 3, size: int = 64, batch: int = 8, sigma: float = 
         x = (v * 0.7).clone().requires_grad_(True)
         times = []
         n_rep = dense_repeat if m == "dense" else repeat
-        for r in range(n_rep + 1):  # the first run warms up
+        first = 1 if warmup else 0
+        for r in range(n_rep + first):
             if dev.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(dev)
             sync()
@@ -329,7 +335,7 @@ def raster_speed(level: int = 3, size: int = 64, batch: int = 8, sigma: float = 
             img = rasterize_silhouette(x, f, cams, size, sigma=sigma, method=m)
             img.sum().backward()
             sync()
-            if r > 0 or n_rep == 0:
+            if r >= first:
                 times.append(time.perf_counter() - t0)
             x.grad = None
         images[m] = img.detach()
