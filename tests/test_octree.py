@@ -32,6 +32,12 @@ from course_lib.geometry.octree import (
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
+def close(a, b, atol=1e-5):
+    """Same shape and values within atol (relative and absolute); torch.testing is slow to import."""
+    assert a.shape == b.shape, (a.shape, b.shape)
+    assert torch.allclose(a, b, atol=atol, rtol=atol), float((a - b).abs().max())
+
+
 def random_occupancy(B=2, R=16, seed=0):
     g = torch.Generator().manual_seed(seed)
     occ = torch.zeros(B, R, R, R, dtype=torch.bool)
@@ -233,14 +239,14 @@ def test_conv_equals_dense_conv_averaged_per_leaf():
     # reference: dense grid, nn.functional.conv3d (zero padding), mean over each leaf's voxels
     dense = tree.with_values(x).to_dense()
     ref = _leaf_means(tree, F.conv3d(dense, conv.weight, conv.bias, padding=1))
-    torch.testing.assert_close(y, ref, atol=1e-10, rtol=1e-10)
+    close(y, ref, atol=1e-10)
     g = torch.randn_like(y)
     (gx,) = torch.autograd.grad((y * g).sum(), x, retain_graph=True)
     (gr,) = torch.autograd.grad((ref * g).sum(), x)
-    torch.testing.assert_close(gx, gr, atol=1e-10, rtol=1e-10)
+    close(gx, gr, atol=1e-10)
     # the operator is structural: reusing it gives the same result
     S = conv_operator(tree)
-    torch.testing.assert_close(conv(tree, x, operator=S), y)
+    close(conv(tree, x, operator=S), y)
     # a homogeneous cell costs one row: the operator has 27 rows per leaf, not per voxel
     assert S.shape == (tree.num_cells * 27, tree.num_cells)
 
@@ -251,7 +257,7 @@ def test_conv_constant_input_inside_big_cells():
     conv = OctreeConv3d(1, 1, bias=False)
     y = conv(tree)
     dense = F.conv3d(tree.to_dense()[:, None], conv.weight, padding=1)
-    torch.testing.assert_close(y, _leaf_means(tree, dense))
+    close(y, _leaf_means(tree, dense))
 
 
 @pytest.mark.parametrize("reduce", ["max", "mean"])
@@ -263,7 +269,7 @@ def test_pool_equals_dense_pool(reduce):
     dense = tree.with_values(x).to_dense()
     ref = F.max_pool3d(dense, 2) if reduce == "max" else F.avg_pool3d(dense, 2)
     assert pooled.resolution == 8
-    torch.testing.assert_close(pooled.to_dense(), ref)
+    close(pooled.to_dense(), ref)
     assert pooled.num_cells < tree.num_cells
 
 
@@ -275,12 +281,12 @@ def test_unpool_and_subdivide():
     dense = tree.with_values(x).to_dense()
     near = dense.repeat_interleave(2, 2).repeat_interleave(2, 3).repeat_interleave(2, 4)
     assert up.resolution == 32 and up.num_cells == tree.num_cells + 7 * int((tree.leaves().level == 0).sum())
-    torch.testing.assert_close(up.to_dense(), near)
+    close(up.to_dense(), near)
     lv = tree.leaves()
     mask = lv.size > 1
     fine = subdivide(tree, mask, x)
     assert fine.num_cells == tree.num_cells + 7 * int(mask.sum())
-    torch.testing.assert_close(fine.to_dense(), dense)          # children inherit the parent's value
+    assert torch.equal(fine.to_dense(), dense)          # children inherit the parent's value
     with pytest.raises(ValueError, match="finest"):
         subdivide(tree, lv.size == 1)
 
@@ -295,4 +301,4 @@ def test_cuda_matches_cpu():
     assert torch.equal(gpu.bits.cpu(), cpu.bits) and gpu.nbytes == cpu.nbytes
     x = torch.randn(cpu.num_cells, 2)
     conv = OctreeConv3d(2, 2)
-    torch.testing.assert_close(conv.cuda()(gpu, x.cuda()).cpu(), conv.cpu()(cpu, x), atol=1e-5, rtol=1e-5)
+    close(conv.cuda()(gpu, x.cuda()).cpu(), conv.cpu()(cpu, x), atol=1e-5)
