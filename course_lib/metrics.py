@@ -416,14 +416,18 @@ def oracle(
     seeds: tuple[int, int] = (0, 1),
     **evaluate_kwargs: Any,
 ) -> dict[str, float] | float:
-    """The metric between two independent samplings of the same surface: the floor of any model.
+    """The metric between two independent i.i.d. samplings of the same surface: a reference level.
 
     Introduced in ``lectures/11_evaluation.ipynb``.
 
-    Even a perfect model scores this much, because two finite samplings of one surface do not
-    coincide (ShapeGF's "Oracle" column). ``shape_or_mesh`` is a ``trimesh.Trimesh`` or any
-    object with ``.sample_surface(n, seed=...)`` returning ``(points, normals)`` (e.g. a
-    ``course_lib.data`` shape). ``metric`` is a preset name / :class:`Convention` (returns the
+    A model whose points are i.i.d. samples of the true surface scores about this much, because
+    two finite samplings of one surface do not coincide (ShapeGF's "Oracle" column). It is a
+    *reference, not a floor*: points of the true surface spread more evenly than i.i.d. samples
+    (a farthest-point sample, a lattice) score below it. ``shape_or_mesh`` is a ``trimesh.Trimesh``
+    or any object with ``.sample_surface(n, seed=...)`` returning ``(points, normals)``. For a
+    ``course_lib.data`` shape the two samplings are its ``target`` and ``oracle`` sampling streams
+    (:data:`course_lib.data.SAMPLING_STREAMS`), the same points as ShapeNet-lite's
+    ``target_points`` and ``oracle_points`` (``seeds`` is then not used). ``metric`` is a preset name / :class:`Convention` (returns the
     :func:`evaluate` dict, normals included) or a callable ``metric(x, y) -> Tensor`` (returns
     a float).
     """
@@ -431,8 +435,14 @@ def oracle(
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if seeds[0] == seeds[1]:
         raise ValueError("the two samplings need different seeds")
-    x, nx = _sample(shape_or_mesh, int(n), seeds[0])
-    y, ny = _sample(shape_or_mesh, int(n), seeds[1])
+    from course_lib.data import SAMPLING_STREAMS, Shape
+
+    if isinstance(shape_or_mesh, Shape):  # the dataset's own independent streams (one oracle for the course)
+        y, ny = shape_or_mesh.sample_surface(int(n), stream=SAMPLING_STREAMS["target"])
+        x, nx = shape_or_mesh.sample_surface(int(n), stream=SAMPLING_STREAMS["oracle"])
+    else:
+        x, nx = _sample(shape_or_mesh, int(n), seeds[0])
+        y, ny = _sample(shape_or_mesh, int(n), seeds[1])
     if callable(metric) and not isinstance(metric, Convention):
         return float(metric(x, y))
     return evaluate(x, y, metric, pred_normals=nx, gt_normals=ny, **evaluate_kwargs)  # type: ignore[return-value]

@@ -170,3 +170,13 @@ def test_metric_errors() -> None:
         metrics.fscore(x * float("nan"), y, 0.1)
     with pytest.raises(ValueError, match="empty"):
         metrics.chamfer_l1(x[:0], y)
+
+
+def test_oracle_of_a_course_shape_is_the_datasets_oracle_against_its_target() -> None:
+    from course_lib.data import ShapeNetLite
+
+    ds = ShapeNetLite("test", ("target_points", "oracle_points"), categories=("mug",), shapes_per_category=1,
+                      n_points=64, cache=False)
+    item = ds[0]
+    ref = float(metrics.chamfer_l2(item["oracle_points"][None], item["target_points"][None]))
+    assert metrics.oracle(ds.shape(0), 64, metrics.chamfer_l2) == pytest.approx(ref, rel=1e-6)
