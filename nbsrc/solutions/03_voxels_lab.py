@@ -107,6 +107,7 @@ checks.check_upsampling_path(UpsamplingPath)
 # mapped to a latent code; the decoder maps the code to a $C_0 \times 4^3$ seed grid and runs your
 # `UpsamplingPath`. The loss is the course's weighted BCE (`V.voxel_loss`, positive weight from the
 # training grids); training goes through `train.train_or_load` (a second run loads the weights).
+# Then the cell scores the model with **your** IoU on held-out shapes, at several thresholds.
 
 # %%
 class SmallVoxelAE(nn.Module):
@@ -138,11 +139,7 @@ loader = V.grid_batches(train_set, "ae", SZ["batch_size"])
 path = train.checkpoint_path("ch03_lab_ae", {"shapes": len(train_set["label"]), "resolution": R})
 history = train.train_or_load(model, path, train_loader=loader, loss_fn=V.voxel_loss(w), epochs=SZ["lab_epochs"],
                               lr=SZ["lr"], seed=0)
-
-# %% [markdown]
-# Evaluate with **your** IoU over thresholds, on held-out shapes (the model never saw them):
-
-# %% tags=["uses-exercise"]
+# evaluate with YOUR IoU over thresholds, on held-out shapes (the model never saw them)
 probs = V.predict(model, test_set["voxels"])
 for t in (0.3, 0.4, 0.5, 0.6, 0.7):
     print(f"threshold {t}: mean IoU {voxel_iou(probs, test_set['voxels'], t).mean():.3f}")
