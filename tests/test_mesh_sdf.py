@@ -240,3 +240,11 @@ def test_modelnet_loader_feeds_the_sampler(tmp_path, one_torch_thread):
     far_from_hole = np.linalg.norm(pts.numpy()[:, None] - hole[None], axis=-1).min(1) > 0.3
     assert far_from_hole.mean() > 0.8
     assert np.array_equal(occ.numpy()[far_from_hole], inside[far_from_hole])
+
+
+def test_auto_falls_back_to_torch_without_libigl(sphere, monkeypatch, one_torch_thread):
+    monkeypatch.setattr(ms, "has_igl", lambda: False)
+    p = _queries(40)
+    assert torch.allclose(ms.mesh_sdf(sphere, p), ms.mesh_sdf(sphere, p, method="torch"))
+    with pytest.raises(ImportError, match="pip install libigl"):
+        ms.mesh_sdf(sphere, p, method="igl")
