@@ -296,7 +296,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch04.ogn_channels": {"ci": (16, 8, 8, 4), "laptop": (64, 32, 16, 8), "gpu": (128, 64, 32, 16)},
     "ch04.dense_channels": {"ci": 4, "laptop": 8, "gpu": 16},  # the dense VoxelDecoder's base_channels
     "ch04.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
-    "ch04.lr": {"ci": 3e-3, "laptop": 2e-3, "gpu": 1e-3},
+    "ch04.lr": {"ci": 2e-3, "laptop": 2e-3, "gpu": 1e-3},
+    "ch04.bn_momentum": {"ci": 0.3, "laptop": 0.3, "gpu": 0.1},  # BatchNorm running averages (as ch03)
     "ch04.epochs": {"ci": 1, "laptop": 20, "gpu": 100},
     "ch04.compression_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128, 256), "gpu": (32, 64, 128, 256)},
     "ch04.cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128, 256)},

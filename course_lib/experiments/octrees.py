@@ -117,7 +117,10 @@ def build_ogn(profile: str | None = None, resolution: int | None = None) -> torc
 
     s = config.sizes(profile, prefix="ch04.")
     R = int(resolution or s["resolution"])
-    return OGNAutoEncoder(R, s["latent_dim"], s["encoder_channels"], s["tree_depth"], tuple(s["ogn_channels"]))
+    from .voxels import set_bn_momentum
+
+    model = OGNAutoEncoder(R, s["latent_dim"], s["encoder_channels"], s["tree_depth"], tuple(s["ogn_channels"]))
+    return set_bn_momentum(model, s["bn_momentum"])
 
 
 def build_dense(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
@@ -129,7 +132,10 @@ def build_dense(profile: str | None = None, resolution: int | None = None) -> to
 
     s = config.sizes(profile, prefix="ch04.")
     R = int(resolution or s["resolution"])
-    return VoxelAutoEncoder(R, s["latent_dim"], s["encoder_channels"], s["dense_channels"])
+    from .voxels import set_bn_momentum
+
+    return set_bn_momentum(VoxelAutoEncoder(R, s["latent_dim"], s["encoder_channels"], s["dense_channels"]),
+                           s["bn_momentum"])
 
 
 def ogn_loss_fn(model: Any, batch: dict) -> dict:
