@@ -102,13 +102,22 @@ def test_activation_bytes_counts_leaf_outputs():
     assert V.grid_bytes(32) == 32**3 * 4 and V.grid_bytes(8, channels=2, bytes_per_value=1) == 1024
 
 
-def test_cost_curve_small_and_skips_past_the_memory_limit():
+def test_cost_curve_small_and_skips_past_the_memory_limit(monkeypatch):
+    from course_lib.experiments import point_sets
+
+    # the CPU peak (resident memory) is noisy below ~1 MB: make it unknown, the skip then uses the activations
+    monkeypatch.setattr(point_sets, "peak_memory", lambda fn, device=None: (fn(), float("nan")))
     rows = V.cost_curve((4, 8, 16), channels=2, latent_dim=4, batch_size=1, repeat=1, max_bytes=50_000)
     assert [r["resolution"] for r in rows] == [4, 8, 16]
     assert rows[0]["skipped"] == "" and rows[0]["params"] > 0 and rows[0]["seconds"] > 0
     assert rows[1]["activation_bytes"] > 4 * rows[0]["activation_bytes"]
+    assert 8 * rows[1]["activation_bytes"] > 50_000 > 8 * rows[0]["activation_bytes"]
     assert "limit" in rows[2]["skipped"] and math.isnan(rows[2]["seconds"])
     assert rows[1]["grid_bytes"] == 8 * rows[0]["grid_bytes"]
+    # a measured peak larger than the activations is what the next resolution is predicted from
+    monkeypatch.setattr(point_sets, "peak_memory", lambda fn, device=None: (fn(), 1e6))
+    rows = V.cost_curve((4, 8), channels=2, latent_dim=4, batch_size=1, repeat=1, max_bytes=4e6)
+    assert rows[0]["peak_bytes"] == 1e6 and "limit" in rows[1]["skipped"]
 
 
 def test_grid_batches_cover_every_item_and_jitter_moves_input_with_target():
