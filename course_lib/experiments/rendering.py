@@ -214,7 +214,7 @@ class FitResult:
 def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: int = 200, lr: float = 0.01,
                     sigma: float = 1e-4, lambda_lap: float = 0.03, lambda_flat: float = 3e-4,
                     radius: float = 0.5, snapshot_every: int = 0, progress: bool = False,
-                    seed: int = 0, sigma_start: float | None = None) -> FitResult:
+                    seed: int = 0, sigma_start: float | None = None, cull_eps: float = 1e-4) -> FitResult:
     """Deform an icosphere so that its soft silhouettes match ``target (N, H, W)`` seen by ``cameras`` (N).
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``.  The unknowns are one
@@ -224,7 +224,10 @@ def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: 
     SoftRas' deformation demo).  ``snapshot_every > 0`` keeps the vertices every that many
     steps (for a slider).  ``sigma_start``: anneal the temperature geometrically from
     ``sigma_start`` to ``sigma`` over the steps (wide gradients first, sharp edges last);
-    default: ``sigma`` throughout.  Runs on the target's device.
+    default: ``sigma`` throughout.  ``cull_eps``: face contributions below it are dropped
+    (:func:`course_lib.render.rasterize_silhouette`; coarser than the renderer's default,
+    which changes a pixel by at most ``cull_eps`` per nearby face and halves the work).
+    Runs on the target's device.
     """
     if not isinstance(target, Tensor) or target.dim() != 3:
         raise ValueError(f"target must be silhouettes (N, H, W), got {getattr(target, 'shape', target)}")
@@ -259,7 +262,7 @@ def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: 
             sg = sigma
         else:
             sg = sigma_start * (sigma / sigma_start) ** (step / (steps - 1))
-        sil = rasterize_silhouette(verts[None], faces, cameras, size, sigma=sg)
+        sil = rasterize_silhouette(verts[None], faces, cameras, size, sigma=sg, cull_eps=cull_eps)
         l_iou = silhouette_iou_loss(sil, target)
         l_lap = laplacian_loss(verts, faces, L) if lambda_lap else verts.new_zeros(())
         l_flat = flatten_loss(verts, faces, pairs) if lambda_flat else verts.new_zeros(())
