@@ -19,9 +19,11 @@ Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/re
 * ae: OGN and dense auto-encoders trained on the same grids (``ch04.*``), IoU on the test split, OGN
   decoding with its predicted structure.
 
-Cost (laptop profile, 2 idle cores, estimated, not measured): compression ~5 min (the 256^3 voxelisations
-dominate), cost ~2 min, ae ~6-10 min (two trainings).  Models are checkpointed (``train_or_load``), so a
-second run re-uses them.
+Cost (laptop profile, 2 cores): not measured on an idle machine. On the shared, loaded machine one training
+step at 64^3 (batch 16) took ~4 s for OGN and ~20 s for the dense decoder; ``ch04.*`` trains 15 epochs of 5
+batches, so expect minutes for OGN and several times more for the dense baseline (ConvTranspose3d at 64^3 on
+a CPU); compression ~5 min (the 256^3 voxelisations dominate), cost ~2 min.  Models are checkpointed
+(``train_or_load``), so a second run re-uses them.
 """
 
 from __future__ import annotations

@@ -200,6 +200,11 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.latent_dim": {"ci": 16, "laptop": 128, "gpu": 128},
     "ch10.hidden": {"ci": 32, "laptop": 64, "gpu": 256},
     "ch10.n_blocks": {"ci": 1, "laptop": 4, "gpu": 12},
+    # the course's parametrisation (see lectures/10): log-sigma input, sigma-scaled output, NCSN weight;
+    # the official one is sigma_input "sigma", output "displacement", weighting "shapegf"
+    "ch10.sigma_input": {"ci": "log", "laptop": "log", "gpu": "log"},
+    "ch10.output": {"ci": "scaled", "laptop": "scaled", "gpu": "scaled"},
+    "ch10.weighting": {"ci": "ncsn", "laptop": "ncsn", "gpu": "ncsn"},
     "ch10.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
     "ch10.epochs": {"ci": 2, "laptop": 60, "gpu": 1000},
     "ch10.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
@@ -288,7 +293,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch04.resolution": {"ci": 16, "laptop": 64, "gpu": 128},  # auto-encoding resolution
     "ch04.categories": {"ci": ("chair", "mug"), "laptop": ("chair", "airplane", "car", "mug", "table"),
                         "gpu": None},  # None: all
-    "ch04.train_per_category": {"ci": 2, "laptop": 24, "gpu": 200},
+    "ch04.train_per_category": {"ci": 2, "laptop": 16, "gpu": 200},
     "ch04.val_per_category": {"ci": 1, "laptop": 2, "gpu": 10},
     "ch04.test_per_category": {"ci": 2, "laptop": 6, "gpu": 40},
     "ch04.latent_dim": {"ci": 16, "laptop": 64, "gpu": 128},
@@ -298,7 +303,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch04.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
     "ch04.lr": {"ci": 2e-3, "laptop": 2e-3, "gpu": 1e-3},
     "ch04.bn_momentum": {"ci": 0.3, "laptop": 0.3, "gpu": 0.1},  # BatchNorm running averages (as ch03)
-    "ch04.epochs": {"ci": 1, "laptop": 20, "gpu": 100},
+    "ch04.epochs": {"ci": 1, "laptop": 15, "gpu": 100},
     "ch04.compression_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128, 256), "gpu": (32, 64, 128, 256)},
     "ch04.cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128, 256)},
     "ch04.cost_batch": {"ci": 2, "laptop": 2, "gpu": 4},
