@@ -264,9 +264,12 @@ viz.subplots([viz.plot_mesh(demo.mesh(48)), viz.plot_mesh(mesh_true)],
 # layer outputs of one forward pass (what autograd keeps for the backward pass), the peak extra memory
 # of a forward+backward (resident memory on the CPU, measured with
 # `course_lib.experiments.point_sets.peak_memory`; allocated memory on CUDA), and the time of one
-# forward+backward. The fitted slopes of the log-log lines are the exponents: activations and time go
-# as $R^{3}$, while the surface fraction goes as $R^{-1}$. The parameters barely grow: a convolution's
-# weights do not depend on the grid it slides over; only one stage per doubling is added.
+# forward+backward. For a dense CNN we expect activations, peak memory and time to grow as $R^{3}$
+# (every layer's output has $R^3$ cells per channel, up to the stride of its stage), while the surface
+# fraction falls as $R^{-1}$; the fitted slopes of the log-log lines below say how close the
+# measurement comes (small grids are dominated by fixed overheads, so the slope is best read at the
+# large end). The parameters grow slowly: a convolution's weights do not depend on the grid it slides
+# over; only one stage per doubling is added.
 
 # %%
 live = V.cost_curve()
