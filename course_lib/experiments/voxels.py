@@ -629,7 +629,7 @@ def cost_curve(resolutions: Sequence[int] | None = None, *, profile: str | None 
     :func:`course_lib.experiments.point_sets.peak_memory`), ``seconds`` (median forward+backward over
     ``repeat``, after one warm-up), ``grid_bytes`` (one float32 input grid) and ``surface_fraction``.
     A resolution is skipped (``skipped`` set, values nan) when the memory predicted from the
-    previous one (8 x its measured peak, or its activations where the peak is unknown) exceeds
+    previous one (8 x the larger of its measured peak and twice its activations) exceeds
     ``max_bytes`` (``ch03.curve_max_bytes``) or the previous one took more than ``time_limit`` seconds.
     """
     from course_lib.models.voxels import VoxelAutoEncoder
@@ -668,9 +668,10 @@ def cost_curve(resolutions: Sequence[int] | None = None, *, profile: str | None 
 
         row["peak_bytes"], row["seconds"] = _measure_step(model, x, dev, repeat)
         row["skipped"] = ""
-        # the next resolution needs ~8x this step's memory: its peak when measured, else the activations
+        # the next resolution needs ~8x this step's memory: its measured peak, but at least twice the
+        # activations (the backward pass holds their gradients too), so a noisy peak never under-predicts
         peak = row["peak_bytes"]
-        prev_act = max(float(row["activation_bytes"]), peak if math.isfinite(peak) else 0.0)
+        prev_act = max(2.0 * float(row["activation_bytes"]), peak if math.isfinite(peak) else 0.0)
         prev_time = row["seconds"]
         rows.append(row)
         del model, x
