@@ -302,3 +302,22 @@ def test_cuda_matches_cpu():
     x = torch.randn(cpu.num_cells, 2)
     conv = OctreeConv3d(2, 2)
     close(conv.cuda()(gpu, x.cuda()).cpu(), conv.cpu()(cpu, x), atol=1e-5)
+
+
+def test_round_trip_on_a_mesh_read_by_the_loaders(tmp_path):
+    # an OFF file read through course_lib.data.load_mesh (normalised: centre 0, farthest vertex at 1)
+    from course_lib.data import load_mesh
+
+    box = trimesh.creation.box(extents=(2.0, 1.0, 1.0))
+    box.apply_translation([5.0, 5.0, 5.0])
+    path = tmp_path / "box.off"
+    box.export(path)
+    mesh = load_mesh(path)
+    R = 32
+    tree = octree_from_mesh(mesh, R)
+    half = np.array([1.0, 0.5, 0.5]) / np.sqrt(1.5)
+    t = -1 + 2.0 / R * (np.arange(R) + 0.5)
+    centres = np.stack(np.meshgrid(t, t, t, indexing="ij"), -1)
+    ref = torch.from_numpy((np.abs(centres) < half).all(-1))
+    assert torch.equal(tree.to_dense()[0].bool(), ref)
+    assert tree.nbytes < tree.dense_nbytes() / 4
