@@ -347,3 +347,24 @@ def test_latent_gan_moves_towards_the_codes():
     assert len(hist.d_loss) == 60
     with pytest.raises(ValueError, match="latents"):
         gf.train_latent_gan(torch.zeros(5), epochs=1)
+
+
+def test_scorenet_scaled_output_and_log_sigma_input():
+    torch.manual_seed(0)
+    base = gf.ScoreNet(latent_dim=4, hidden=16, n_blocks=1)
+    scaled = gf.ScoreNet(latent_dim=4, hidden=16, n_blocks=1, output="scaled")
+    scaled.load_state_dict(base.state_dict())
+    for m in (base, scaled):
+        m.eval().requires_grad_(False)
+    x, z = torch.randn(2, 10, 3), torch.randn(2, 4)
+    sig = torch.tensor([0.5, 0.02])
+    torch.testing.assert_close(scaled(x, z, sig), base(x, z, sig) * sig[:, None, None])
+    torch.testing.assert_close(scaled.score(x, z, sig), base(x, z, sig) / sig[:, None, None])
+    logn = gf.ScoreNet(latent_dim=4, hidden=16, n_blocks=1, sigma_input="log").eval().requires_grad_(False)
+    logn.load_state_dict(base.state_dict())
+    assert float(logn._sigma_feature(sig)[1, 0]) == pytest.approx(float(torch.log(sig[1])))
+    assert float((logn(x, z, sig) - base(x, z, sig)).abs().max()) > 0
+    with pytest.raises(ValueError, match="output"):
+        gf.ScoreNet(output="score")
+    with pytest.raises(ValueError, match="sigma_input"):
+        gf.ScoreNet(sigma_input="sqrt")

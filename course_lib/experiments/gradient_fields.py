@@ -38,6 +38,7 @@ from course_lib import config
 
 __all__ = [
     "CONVENTION",
+    "OFFICIAL",
     "toy_cloud_2d",
     "toy_score_2d",
     "fit_single_shape",
@@ -67,6 +68,10 @@ CONVENTION = ("ShapeGF / PointFlow convention: CD = mean squared NN distance bot
               "ShapeNet-lite shapes are normalised to the unit ball (PointFlow's data are not, so the scale of "
               "the paper's numbers differs)")
 """The one convention of every auto-encoding number of chapter 10."""
+
+
+OFFICIAL = {"sigma_input": "sigma", "output": "displacement", "weighting": "shapegf"}
+"""The official code's parametrisation of the field and weight of the loss (``ch10.*`` holds the course's)."""
 
 
 def _sizes(profile: str | None = None) -> dict[str, Any]:
@@ -107,12 +112,15 @@ def toy_score_2d(x: Tensor, points: Tensor, sigma: float) -> Tensor:
 # one shape
 # ---------------------------------------------------------------------------
 def fit_single_shape(points: Tensor, *, steps: int, hidden: int = 64, n_blocks: int = 3, batch: int = 8,
-                     lr: float = 1e-3, seed: int = 0, progress: bool = True) -> tuple[Any, list[float]]:
+                     lr: float = 1e-3, seed: int = 0, progress: bool = True, official: bool = False,
+                     profile: str | None = None) -> tuple[Any, list[float]]:
     """Fit an unconditional score network to one cloud ``(N, 3)`` by DSM over the default schedule.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  Each step perturbs ``batch`` copies of
-    the cloud, one sigma per copy.  Returns ``(net, losses)``; ``net`` in eval mode.  (No
-    checkpoint: it takes seconds in the ci profile and about a minute in the laptop one.)
+    the cloud, one sigma per copy.  The parametrisation and loss weight are the course's
+    (``ch10.sigma_input``, ``ch10.output``, ``ch10.weighting``) or, with ``official=True``,
+    :data:`OFFICIAL`.  Returns ``(net, losses)``; ``net`` in eval mode.  (No checkpoint: it
+    is a few hundred small steps.)
     """
     from tqdm.auto import tqdm
 
@@ -120,8 +128,11 @@ def fit_single_shape(points: Tensor, *, steps: int, hidden: int = 64, n_blocks: 
 
     if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[-1] != 3:
         raise ValueError(f"points must be one cloud (N, 3), got {getattr(points, 'shape', type(points))}")
+    sz = _sizes(profile)
+    param = dict(OFFICIAL) if official else {k: sz[k] for k in OFFICIAL}
+    weighting = param.pop("weighting")
     torch.manual_seed(seed)
-    net = ScoreNet(latent_dim=0, hidden=hidden, n_blocks=n_blocks).to(points.device)
+    net = ScoreNet(latent_dim=0, hidden=hidden, n_blocks=n_blocks, **param).to(points.device)
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1), eta_min=lr * 0.05)
     sigmas = sigma_schedule(device=points.device)
@@ -130,7 +141,7 @@ def fit_single_shape(points: Tensor, *, steps: int, hidden: int = 64, n_blocks: 
     losses = []
     net.train()
     for _ in tqdm(range(steps), desc="single-shape field", disable=not progress):
-        loss = dsm_loss(lambda x, s: net(x, None, s), data, sigmas, generator=g)
+        loss = dsm_loss(lambda x, s: net(x, None, s), data, sigmas, generator=g, weighting=weighting)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -165,13 +176,16 @@ def build_shapegf(profile: str | None = None, **overrides: Any) -> Any:
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  The encoder is the PointNet
     (64-128-256, then a linear map to the code) that chapter 06's baselines use, so that the
-    comparison is decoder against decoder.
+    comparison is decoder against decoder.  The field's parametrisation comes from
+    ``ch10.sigma_input`` and ``ch10.output`` (the course uses ``log sigma`` in and a
+    sigma-scaled output; ``OFFICIAL`` gives the official code's).
     """
     from course_lib.models.shapegf import ShapeGF
 
     s = _sizes(profile)
     kw = {"latent_dim": int(s["latent_dim"]), "hidden": int(s["hidden"]), "n_blocks": int(s["n_blocks"]),
-          "encoder_hidden": (64, 128), "encoder_feat_dim": 256}
+          "encoder_hidden": (64, 128), "encoder_feat_dim": 256, "sigma_input": s["sigma_input"],
+          "output": s["output"]}
     kw.update(overrides)
     return ShapeGF(**kw)
 
@@ -188,12 +202,14 @@ def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf") -> Any:
 
 def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_points: int | None = None,
                   profile: str | None = None, seed: int | None = None, retrain: bool = False, progress: bool = True,
-                  live_plot: Any = "auto", weighting: str = "shapegf", name: str = "ch10_shapegf") -> tuple[Any, Any]:
+                  live_plot: Any = "auto", official: bool = False, name: str = "ch10_shapegf") -> tuple[Any, Any]:
     """Train (or load) the ShapeGF auto-encoder on ``data`` (:func:`load_data`).
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  ``n_train_points`` keeps only that
     many points of each training cloud (input and target alike; the upsampling table's rows).
-    Returns ``(model, history)``.
+    ``official=True`` uses the official parametrisation (:data:`OFFICIAL`: raw sigma in,
+    displacement out, weight ``1/(2 sigma)``) instead of ``ch10.sigma_input`` / ``ch10.output``
+    / ``ch10.weighting``.  Returns ``(model, history)``.
     """
     from course_lib import train
 
@@ -206,13 +222,15 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
     if n_train_points is not None:
         d["points"] = d["points"][:, :n_train_points]
         d["target_points"] = d["target_points"][:, :n_train_points]
+    param = dict(OFFICIAL) if official else {k: s[k] for k in OFFICIAL}
+    weighting = param.pop("weighting")
     config.seed_everything(seed)
-    model = build_shapegf(profile)
+    model = build_shapegf(profile, **param)
     loader = Batches(d, int(s["batch_size"]), keys=["points", "target_points"],
                      rename={"points": "input", "target_points": "target"}, seed=seed)
     spec = {"categories": list(data.get("categories", ())), "shapes": int(len(d["points"])),
             "n_points": int(d["points"].shape[1]), "n_target": int(d["target_points"].shape[1]),
-            "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]]}
+            "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]], **param}
     path = train.checkpoint_path(name, spec=spec, profile=profile)
     hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
                                loss_fn=shapegf_loss_fn(int(s["n_dsm"]), weighting), epochs=epochs,
@@ -515,8 +533,8 @@ def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str
     x = synthetic_clouds(b, int(s["n_points"]), device="cpu")
     torch.manual_seed(0)
     out: dict[str, float] = {}
-    r = smoke_steps(build_shapegf(profile), {"input": x, "target": x}, shapegf_loss_fn(int(s["n_dsm"])),
-                    steps=steps, device=device, lr=float(s["lr"]))
+    r = smoke_steps(build_shapegf(profile), {"input": x, "target": x},
+                    shapegf_loss_fn(int(s["n_dsm"]), s["weighting"]), steps=steps, device=device, lr=float(s["lr"]))
     out.update({f"ae_{k}": v for k, v in r.items()})
     codes = torch.randn(max(b, 2), int(s["latent_dim"]))
 

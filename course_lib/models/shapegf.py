@@ -302,13 +302,24 @@ class ScoreNet(nn.Module):
     unconditional field (one shape).  The per-shape part of every linear map of ``c``
     (``z`` and ``sigma``) is computed once per shape, not once per point.
 
-    ``forward(x (B, M, 3), z (B, L) or None, sigma float or (B,)) -> (B, M, 3)``;
-    :meth:`score` divides by ``sigma^2``.
+    Two departures from the official code, off by default: ``sigma_input="log"`` feeds
+    ``log sigma`` instead of ``sigma`` (the small levels 0.01, 0.017, 0.028 are then as far
+    apart as the large ones), and ``output="scaled"`` returns ``sigma * f(...)`` (the network
+    predicts the unit-size ``-eps``, NCSN's parametrisation ``score = f / sigma``), so that the
+    displacement has the right order of magnitude at every level from the start.
+
+    ``forward(x (B, M, 3), z (B, L) or None, sigma float or (B,)) -> (B, M, 3)`` (the
+    displacement); :meth:`score` divides by ``sigma^2``.
     """
 
     def __init__(self, latent_dim: int = 128, hidden: int = 256, n_blocks: int = 4,
-                 conditioning: str = "add") -> None:
+                 conditioning: str = "add", sigma_input: str = "sigma", output: str = "displacement") -> None:
         super().__init__()
+        if sigma_input not in ("sigma", "log"):
+            raise ValueError(f"sigma_input must be 'sigma' or 'log', got {sigma_input!r}")
+        if output not in ("displacement", "scaled"):
+            raise ValueError(f"output must be 'displacement' or 'scaled', got {output!r}")
+        self.sigma_input, self.output = sigma_input, output
         if conditioning not in ("add", "cbn"):
             raise ValueError(f"conditioning must be 'add' or 'cbn', got {conditioning!r}")
         if latent_dim < 0 or hidden < 1 or n_blocks < 1:
@@ -330,13 +341,17 @@ class ScoreNet(nn.Module):
             if z is None or z.dim() != 2 or z.shape != (b, self.latent_dim):
                 got = None if z is None else tuple(z.shape)
                 raise ValueError(f"z must have shape ({b}, {self.latent_dim}), got {got}")
-            cs = torch.cat([z.to(x.dtype), s[:, None]], dim=1)
+            cs = torch.cat([z.to(x.dtype), self._sigma_feature(s)], dim=1)
         else:
-            cs = s[:, None]
+            cs = self._sigma_feature(s)
         h = self.conv_p(x, cs)
         for blk in self.blocks:
             h = blk(h, x, cs)
-        return self.conv_out(torch.relu(_bn(self.bn_out, h)))
+        y = self.conv_out(torch.relu(_bn(self.bn_out, h)))
+        return y * s[:, None, None] if self.output == "scaled" else y
+
+    def _sigma_feature(self, s: Tensor) -> Tensor:
+        return (torch.log(s) if self.sigma_input == "log" else s)[:, None]
 
     def score(self, x: Tensor, z: Tensor | None, sigma: float | Tensor) -> Tensor:
         """The score estimate ``g / sigma^2`` ``(B, M, 3)``."""
@@ -368,11 +383,11 @@ def dsm_loss(predict: Callable[[Tensor, Tensor], Tensor], points: Tensor, sigmas
     * ``weighting="ncsn"``: :math:`\frac{1}{2\sigma^2}\|y_{pred} + \sigma\epsilon\|^2`, NCSN's
       ``lambda(sigma) = sigma^2`` (every level's loss of order 1).
 
-    Why the official weight by default: this chapter reproduces ShapeGF's code, and with
-    the official sampler (``step_ratio=1``) a Langevin step moves a point by exactly
-    ``y_pred``, so an error of ``y_pred`` is an error in *length*; the ``1/sigma`` weight
-    spends more of the model on the large levels, which place the points coarsely, than
-    NCSN's ``1/sigma^2`` does.  The lecture's exercise compares the two.
+    The default is the official weight, so that the library reproduces the official code;
+    the chapter's experiments use ``"ncsn"`` with :class:`ScoreNet`'s ``output="scaled"``
+    (``ch10.weighting``): with a CPU budget the official weight leaves the small levels, whose
+    targets and weights are tiny, untrained.  ``lectures/10_gradient_fields.ipynb`` explains
+    the choice and ``benchmarks/gradient_fields.py --ablation`` measures both.
 
     The minimiser over ``y_pred`` is ``sigma^2 * grad log Q_sigma(x~)`` of the data smoothed
     by the noise (Vincent 2011), whatever the weight.  ``return_parts`` also returns the
@@ -500,14 +515,15 @@ class ShapeGF(nn.Module):
 
     def __init__(self, latent_dim: int = 128, hidden: int = 256, n_blocks: int = 4, conditioning: str = "add",
                  encoder: nn.Module | None = None, encoder_hidden: Sequence[int] = (64, 128),
-                 encoder_feat_dim: int = 256, sigmas: Tensor | None = None) -> None:
+                 encoder_feat_dim: int = 256, sigmas: Tensor | None = None, sigma_input: str = "sigma",
+                 output: str = "displacement") -> None:
         super().__init__()
         from .encoders import PointNet
 
         self.latent_dim = int(latent_dim)
         self.encoder = encoder if encoder is not None else PointNet(
             in_dim=3, feat_dim=encoder_feat_dim, hidden=tuple(encoder_hidden), out_dim=latent_dim)
-        self.decoder = ScoreNet(latent_dim, hidden, n_blocks, conditioning)
+        self.decoder = ScoreNet(latent_dim, hidden, n_blocks, conditioning, sigma_input, output)
         self.register_buffer("sigmas", sigma_schedule() if sigmas is None else torch.as_tensor(sigmas).float())
 
     def encode(self, points: Tensor) -> Tensor:
