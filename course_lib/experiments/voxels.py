@@ -307,6 +307,10 @@ def _fit(model: torch.nn.Module, task: str, profile: str, data: dict[str, Any], 
     kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=epochs, lr=s["lr"], seed=s["seed"], progress=progress,
                               val_loader=val)
     kw.update(fit_kwargs)
+    if "optimizer" not in kw:  # Adam with a cosine decay of the learning rate to 0 over the epochs
+        kw["optimizer"] = torch.optim.Adam(model.parameters(), lr=kw["lr"])
+        kw.setdefault("scheduler", torch.optim.lr_scheduler.CosineAnnealingLR(kw["optimizer"],
+                                                                              T_max=max(1, int(kw["epochs"]))))
     history = train_or_load(model, path or checkpoint_path(task, profile, data), retrain=retrain,
                             train_loader=loader, **kw)
     model.eval()
@@ -318,7 +322,9 @@ def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None
                       path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the voxel auto-encoder with the weighted BCE; return ``(model, history)``.
 
-    Introduced in ``lectures/03_voxels.ipynb``.  Sizes ``ch03.*``; the positive weight comes
+    Introduced in ``lectures/03_voxels.ipynb``.  All three recipes of the chapter use Adam at
+    ``ch03.lr`` with a cosine decay to 0 over the epochs, and keep the weights of the epoch with
+    the best validation loss.  Sizes ``ch03.*``; the positive weight comes
     from the training grids (:func:`pos_weight_for`) and is kept as the model's attribute
     ``pos_weight``.
     """
