@@ -221,3 +221,25 @@ def test_view_batches():
         ps.view_batches({"rgb": rgb[:4], "target_points": pts}, 10, 2)
     with pytest.raises(ValueError, match="exceeds"):
         ps.view_batches({"rgb": rgb, "target_points": pts}, 31, 2)
+
+
+def test_an_even_sample_of_the_true_surface_beats_the_iid_oracle(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    d = ps.test_data("ci", categories=("mug", "chair"), shapes_per_category=1, n=64)
+    even = ps.even_reference("test", 64, profile="ci", categories=("mug", "chair"), shapes_per_category=1)
+    assert even.shape == (2, 64, 3)
+    oracle = ps.evaluate_sets(d["oracle_points"], d["target_points"])
+    ev = ps.evaluate_sets(even, d["target_points"])
+    assert float(ev["CD x1e3"].mean()) < float(oracle["CD x1e3"].mean())
+    assert float(ev["EMD x1e2"].mean()) < float(oracle["EMD x1e2"].mean())
+    assert float(ev["NN-CV"].mean()) < 0.5 * float(oracle["NN-CV"].mean())
+
+
+def test_complexity_summary_from_rows():
+    rows = [{"N": n, "method": m, "seconds": s, "memory_MB": 1.0, "value": 1.0, "rel_err": e}
+            for n, m, s, e in [(64, "exact", 1.0, float("nan")), (128, "exact", 4.0, float("nan")),
+                               (64, "auction", 0.5, 1e-4), (128, "auction", 1.0, 2e-4)]]
+    s = ps.complexity_summary(rows)
+    assert s["ns"] == [64, 128] and s["methods"]["exact"]["growth"] == [4.0]
+    assert s["auction_speedup"] == [[64, 2.0], [128, 4.0]]
+    assert s["methods"]["auction"]["rel_err_max_n"] == 2e-4
