@@ -157,6 +157,17 @@ def test_soft_values_formula_for_one_triangle():
     assert abs(float(A[1, 1]) - 1 / (1 + math.exp(-d2 / sigma))) < 1e-5
 
 
+def test_soft_colour_and_depth_approach_the_z_buffer():
+    v, f = icosphere(2)
+    cams = look_at_cameras([10.0, 100.0], 20.0, 2.6, 50.0, 24)
+    hard = render_mesh(v * 0.7, f, cams, 24)
+    errs = []
+    for sigma, gamma in ((1e-4, 1e-3), (1e-6, 1e-5), (1e-8, 1e-6)):
+        soft = render_mesh(v * 0.7, f, cams, 24, sigma=sigma, gamma=gamma)
+        errs.append(float((soft["rgb"] - hard["rgb"]).abs().mean() + (soft["depth"] - hard["depth"]).abs().mean()))
+    assert errs[0] > errs[1] > errs[2] and errs[2] < 1e-3, errs
+
+
 @pytest.mark.parametrize("sigma", [None, 1e-3, 1e-4])
 def test_culled_equals_dense(sigma):
     v, f = icosphere(2)
