@@ -21,9 +21,9 @@
 import torch
 
 from course_lib import config, results, viz
+from course_lib.experiments import encoders as C
 from course_lib.models import encoders as E
 from course_lib.ops import ball_query, farthest_point_sampling, gather_points, knn
-from course_lib.experiments import encoders as C
 from course_lib.train import train_or_load
 
 print(config.describe())
