@@ -233,7 +233,7 @@ def test_multi_view_gru():
     views = torch.rand(2, 3, 3, 16, 16)
     out = model(views)
     assert out.shape == (2, 8, 8, 8)
-    # one view: the same as feeding that view alone; more views change the prediction
+    # a single view works too (V = 1), and more views change the prediction
     one = model(views[:, :1])
     assert one.shape == (2, 8, 8, 8) and not torch.allclose(one, out)
     with pytest.raises(ValueError, match=r"\(B, V, C, H, W\)"):
