@@ -14,6 +14,9 @@ peak CUDA memory.  A module that fails is reported and the others still run.  Th
 case; the default on CUDA), ``full`` (the real sizes; minutes), ``check`` (one case, no interleaved
 pass; the default on the CPU) or ``skip``.
 
+On CUDA each module runs in its own process with a time limit (``--module-timeout``, 150 s),
+so that one slow or hanging chapter cannot eat the budget of the others.
+
 Writes ``benchmarks/results/gpu_smoke-<profile>-<machine>.md`` and ``gpu_smoke-<profile>.json``
 (``COURSE_RESULTS_DIR`` redirects both).  Exit status 1 when a module or ops.py failed.
 Budget: well under 8 minutes on one GPU with the defaults (the modules take seconds each; ops.py
@@ -85,6 +88,26 @@ def run_module(name: str, device: str, steps: int, profile: str) -> dict[str, An
     return res
 
 
+def run_isolated(name: str, device: str, steps: int, profile: str, timeout: int) -> dict[str, Any]:
+    """:func:`run_module` in a fresh process with a time limit (a hang in one chapter cannot eat the budget)."""
+    cmd = [sys.executable, __file__, "--worker", name, "--device", device, "--steps", str(steps),
+           "--profile", profile]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
+                              env={**os.environ, "COURSE_PROFILE": profile})
+    except subprocess.TimeoutExpired:
+        return {"status": f"failed: timed out after {timeout} s", "wall_s": time.perf_counter() - t0}
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-6:]
+        return {"status": f"failed: worker exited with {proc.returncode}", "traceback": tail,
+                "wall_s": time.perf_counter() - t0}
+    res = json.loads(lines[-1])
+    res["process_wall_s"] = time.perf_counter() - t0
+    return res
+
+
 def run_ops(mode: str, device: str, profile: str, timeout: int) -> dict[str, Any]:
     """``benchmarks/ops.py`` on ``device`` in a subprocess (``mode``: quick, full, check, skip)."""
     if mode == "skip":
@@ -131,6 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="ops.py: quick on CUDA, check (one case) on the CPU by default")
     ap.add_argument("--ops-timeout", type=int, default=300)
     ap.add_argument("--only", nargs="*", default=None, help="run only these experiment modules")
+    ap.add_argument("--isolate", choices=("auto", "yes", "no"), default="auto",
+                    help="each module in its own process with --module-timeout (auto: yes on CUDA)")
+    ap.add_argument("--module-timeout", type=int, default=150, help="seconds per module when isolated")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # internal: run one module, print its JSON
     args = ap.parse_args(argv)
     if args.steps < 1:
         ap.error("--steps must be >= 1")
@@ -141,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.device.startswith("cuda") and not torch.cuda.is_available():
         print(f"--device {args.device} but torch.cuda.is_available() is False (torch {torch.__version__})")
         return 2
+    if args.worker:
+        print(json.dumps(run_module(args.worker, args.device, args.steps, args.profile)))
+        return 0
+    isolate = args.isolate == "yes" or (args.isolate == "auto" and args.device.startswith("cuda"))
     t_all = time.perf_counter()
     names = discover() if args.only is None else list(args.only)
     print(f"smoke hooks: {', '.join(names)} on {args.device}, {args.steps} step(s), profile {args.profile}", flush=True)
     modules: dict[str, dict[str, Any]] = {}
     for name in names:
-        modules[name] = run_module(name, args.device, args.steps, args.profile)
+        modules[name] = (run_isolated(name, args.device, args.steps, args.profile, args.module_timeout) if isolate
+                         else run_module(name, args.device, args.steps, args.profile))
         r = modules[name]
         print(f"{name:>16}: {r['status']} in {r['wall_s']:.1f} s", flush=True)
     ops_mode = args.ops if args.ops != "auto" else ("quick" if args.device.startswith("cuda") else "check")
