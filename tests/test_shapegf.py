@@ -289,7 +289,7 @@ def test_scorenet_learns_one_shape_field():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
     assert np.mean(losses[-20:]) < 0.6 * np.mean(losses[:10])
 
 

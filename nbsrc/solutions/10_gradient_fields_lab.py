@@ -162,7 +162,7 @@ for _step in range(int(SZ["single_steps"])):
     opt.zero_grad()
     loss.backward()
     opt.step()
-print(f"last DSM loss {float(loss):.3f} after {SZ['single_steps']} steps")
+print(f"last DSM loss {float(loss.detach()):.3f} after {SZ['single_steps']} steps")
 net.eval()
 learned = annealed_langevin(lambda x, s: net.score(x, None, s), gf.uniform_prior(1, n_lab), sigmas, 10, 1.0)
 print(f"learned field: CD x1e4 {float(ex.ae_metrics(learned.clamp(-1.5, 1.5), target[None], emd=False)['CD x1e4']):.3g}")
