@@ -236,7 +236,9 @@ viz.plot_curves(list(sweep_ae), {"auto-encoder": list(sweep_ae.values()), "singl
 # (`V.grid_to_mesh`), sample the mesh, and measure the Chamfer distance to an independent sampling of
 # the true surface in the course's convention (squared distances, mean of each direction, summed,
 # $\times 1000$; `course_lib.experiments.surfaces.CD_CONVENTION`). Even the *true* grid pays a price
-# that only the resolution can lower: its mesh is a staircase (`V.representation_floor`).
+# that only the resolution can lower: its mesh is a staircase (`V.representation_floor`). Chapter 06's
+# single-view models are scored in the same convention (on their own categories and sizes, so the
+# comparison is indicative).
 
 # %%
 floors = {}
@@ -252,6 +254,12 @@ print(f"live: single-view prediction, mesh at p = {level_svr}: Chamfer x1000 {cd
 if "svr" in LAB:
     print(f"laptop benchmark: single-view Chamfer x1000 {LAB['svr']['cd']:.3f}, floor at "
           f"{LAB['svr']['resolution']}^3 {LAB['svr']['floor']['cd']:.3f}")
+other = results.load("surfaces", "laptop")  # chapter 06, same Chamfer convention (its own categories and sizes)
+if other is not None and "svr" in other.data:
+    print("chapter 06 laptop benchmark, single view, Chamfer x1000: "
+          + "; ".join(f"{r.get('name', '?')} {r.get('cd', float('nan')):.3f}" for r in other.data["svr"].get("rows", [])))
+else:
+    print("chapter 06's laptop results (AtlasNet / PointSetGen single view, same convention) are not measured yet")
 mesh_true = V.grid_to_mesh(voxelize(demo, 16).float())
 viz.subplots([viz.plot_mesh(demo.mesh(48)), viz.plot_mesh(mesh_true)],
              titles=["the true surface", "marching cubes of its 16^3 grid"], height=330)
