@@ -6,14 +6,15 @@ assembles the result file from the parts' JSON fragments; no part argument = all
     COURSE_PROFILE=laptop python benchmarks/rendering.py --part agreement   # ~1 min
     COURSE_PROFILE=laptop python benchmarks/rendering.py --part zero_grad   # seconds
     COURSE_PROFILE=laptop python benchmarks/rendering.py --part single      # ~2 min (2 fits)
-    COURSE_PROFILE=laptop python benchmarks/rendering.py --part multi       # ~2 min per shape, 4 shapes (+ 1 unregularised)
-    COURSE_PROFILE=laptop python benchmarks/rendering.py --part sigma       # ~3 min (one fit per sigma)
-    COURSE_PROFILE=laptop python benchmarks/rendering.py --part speed       # ~2 min (the dense run is slow, several GB)
+    COURSE_PROFILE=laptop python benchmarks/rendering.py --part multi       # ~1-2 min per fit, 5 fits
+    COURSE_PROFILE=laptop python benchmarks/rendering.py --part sigma       # ~4 min (4 fits of ch09.sigma_steps)
+    COURSE_PROFILE=laptop python benchmarks/rendering.py --part speed       # ~2 min (one dense run, several GB)
     COURSE_PROFILE=laptop python benchmarks/rendering.py --report
 
 Smoke test of the whole pipeline in seconds: ``COURSE_PROFILE=ci python benchmarks/rendering.py``.
 On a GPU machine ``--device cuda`` runs the fits and the speed part there.  The costs above are
-estimates for an idle 2-core laptop, not measurements.
+estimates for a 2-core laptop extrapolated from short runs on a loaded machine, not measurements;
+all parts together come to roughly 15-20 minutes, so run them as separate commands if needed.
 
 Writes ``benchmarks/results/rendering-<profile>-<machine>.md`` and ``rendering-<profile>.json``
 (read by ``lectures/09_differentiable_rendering.ipynb`` through ``course_lib.results``).
@@ -167,14 +168,15 @@ def part_sigma(sz, device) -> dict:
     for sigma in sz["sigmas"]:
         soft = rasterize_silhouette(v * 0.6, f, cams, size, sigma=float(sigma))
         grad = R.vertex_gradient_image(v * 0.6, f, cams, size, float(sigma), vertex=0)
-        res = R.fit_silhouettes(target, tcams, **_fit_kwargs(sz, sigma=float(sigma), sigma_start=None))
+        res = R.fit_silhouettes(target, tcams, **_fit_kwargs(sz, sigma=float(sigma), sigma_start=None,
+                                                             steps=int(sz["sigma_steps"])))
         ev = _heldout_eval(res, shape, sz)
         rows.append({"sigma": float(sigma), "mean_abs_diff_to_hard": float((soft - hard).abs().mean()),
                      "gradient_pixels_one_vertex": int((grad.abs() > 1e-6).sum()),
                      "fit_view_iou": res.history["iou"][-1], "heldout_iou": ev["iou"], "chamfer": ev["chamfer"],
                      "seconds": res.seconds})
         print(rows[-1], flush=True)
-    res = R.fit_silhouettes(target, tcams, **_fit_kwargs(sz))
+    res = R.fit_silhouettes(target, tcams, **_fit_kwargs(sz, steps=int(sz["sigma_steps"])))
     ev = _heldout_eval(res, shape, sz)
     anneal = {"sigma_start": float(sz["sigma_start"]), "sigma": float(sz["sigma"]),
               "fit_view_iou": res.history["iou"][-1], "heldout_iou": ev["iou"], "chamfer": ev["chamfer"],
@@ -243,10 +245,10 @@ def report(profile: str, sz, note: str = "") -> Path:
                      u["seconds"]])
         body += [md_table(["shape", "IoU fitting views", "IoU held-out views", "CD x1e3", "s per shape"], rows), "",
                  f"Mean held-out IoU (regularised): {m['mean_heldout_iou']:.3f}; mean CD x1e3 "
-                 f"{m['mean_chamfer']:.2f}; slowest fit {m['max_seconds']:.0f} s.", ""]
+                 f"{m['mean_chamfer']:.2f}; slowest fit {m['max_seconds']:.1f} s.", ""]
     if "sigma" in parts:
         s = parts["sigma"]
-        body += [f"## The effect of sigma (fixed during the fit; {s['shape']})", "",
+        body += [f"## The effect of sigma (fixed during the fit, {sz['sigma_steps']} steps; {s['shape']})", "",
                  "blur: mean |soft - hard| of a sphere's silhouette; gradient pixels: pixels whose value "
                  "changes to first order when one vertex moves along its normal.", ""]
         rows = [[r["sigma"], r["mean_abs_diff_to_hard"], r["gradient_pixels_one_vertex"], r["fit_view_iou"],
@@ -267,7 +269,7 @@ def report(profile: str, sz, note: str = "") -> Path:
         body += [md_table(["device", "faces", "image", "batch", "culled s", "dense s", "dense / culled",
                            "max |culled - dense|", "CUDA MB culled", "CUDA MB dense", "CPU max RSS growth MB"],
                           rows), "",
-                 "Median of 3 runs for the culled method, 1 run for the dense one (after one warm-up run each).", ""]
+                 "Median of 3 runs after one warm-up run for the culled method; one run for the dense one.", ""]
     notes = ("torch ran with the thread count given by --threads. Timings on a machine shared with other jobs "
              "are inflated and noisy.")
     if note:

@@ -270,7 +270,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.template_level": {"ci": 2, "laptop": 3, "gpu": 3},  # icosphere: 162 / 642 vertices
     "ch09.sigma": {"ci": 1e-4, "laptop": 1e-4, "gpu": 1e-4},  # SoftRas' value
     "ch09.sigma_start": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},  # annealed down to ch09.sigma
-    "ch09.lr": {"ci": 0.01, "laptop": 0.01, "gpu": 0.01},  # SoftRas' deformation demo
+    "ch09.lr": {"ci": 0.02, "laptop": 0.02, "gpu": 0.02},  # SoftRas' demo: 0.01; 0.02 converges sooner here
     "ch09.lambda_lap": {"ci": 0.03, "laptop": 0.03, "gpu": 0.03},
     "ch09.lambda_flat": {"ci": 3e-4, "laptop": 3e-4, "gpu": 3e-4},
     "ch09.n_views": {"ci": 4, "laptop": 8, "gpu": 12},
@@ -281,6 +281,7 @@ _SIZES: dict[str, dict[str, Any]] = {
                         "gpu": ("mug", "car", "chair", "airplane", "table", "lamp", "sofa", "bottle")},
     "ch09.shapes_per_category": {"ci": 1, "laptop": 1, "gpu": 3},
     "ch09.sigmas": {"ci": (1e-3, 1e-4), "laptop": (1e-3, 1e-4, 1e-5), "gpu": (1e-3, 1e-4, 1e-5, 1e-6)},
+    "ch09.sigma_steps": {"ci": 10, "laptop": 150, "gpu": 500},  # steps of each fit of the sigma sweep
     "ch09.n_eval_points": {"ci": 1000, "laptop": 5000, "gpu": 10000},
     "ch09.speed_level": {"ci": 2, "laptop": 3, "gpu": 3},
     "ch09.speed_size": {"ci": 32, "laptop": 64, "gpu": 64},

@@ -218,7 +218,8 @@ else:
 #
 # $$\mathcal{L}_{IoU} = 1 - \frac{\sum_p A(p)\,T(p)}{\sum_p A(p) + T(p) - A(p)\,T(p)},$$
 #
-# averaged over views, and Adam moves the vertices (the settings of SoftRas' deformation demo).
+# averaged over views, and Adam moves the vertices (the betas of SoftRas' deformation demo,
+# twice its learning rate, `ch09.lr`).
 # The targets are the data module's silhouettes of a held-out (test split) ShapeNet-lite
 # shape, so they come from the exact SDF, not from the renderer we optimise.
 #
