@@ -15,7 +15,7 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
 
 1. ``analytic``: annealed Langevin with the exact field of each held-out input cloud (a perfect
    network), CD / EMD against an independent sampling; goal: CD within 2x the oracle.
-2. ``autoencoding``: ShapeGF (60 epochs; the course's parametrisation: log sigma in, sigma-scaled
+2. ``autoencoding``: ShapeGF (100 epochs = 800 steps; the course's parametrisation: log sigma in, sigma-scaled
    output, NCSN weight; ``--ablation`` adds the official one) against PointSetGen and AtlasNet sphere / 25 patches
    (40 epochs each), same data (3 categories x 40 training shapes, 2,048 input points), same
    PointNet encoder, one table with the oracle; CD x1e4 and EMD x1e2 (exact) at 1,024 points.
@@ -25,9 +25,13 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
    MMD-CD / COV-CD / 1-NNA-CD against the test shapes, next to training shapes plus noise.
 5. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
 
-Cost (not measured yet: the numbers below are estimates from single steps timed on a loaded
-machine): about 4 minutes for each ShapeGF training, 1 minute per baseline, 1-2 minutes of
-sampling, i.e. roughly 12-15 minutes on 2 CPU cores.  ``--skip`` drops parts.
+Cost (not measured yet; estimated from single steps timed on a heavily loaded shared machine,
+so probably pessimistic): ShapeGF about 0.35 s per step at 2,048 input points (800 steps, ~5 min),
+the 512-point model ~3 min, each baseline about 1 min, sampling 2-3 min (100 network
+evaluations per point): roughly 13-15 minutes on 2 CPU cores; ``--ablation`` adds ~5 minutes.
+An informal trial at smaller sizes (20 training shapes, 1,024 input / 512 target points, 300
+steps each; not a benchmark) put ShapeGF behind AtlasNet with 25 patches on CD and EMD and ahead of
+PointSetGen on EMD only: expect the auto-encoding goal to be missed at this budget.
 """
 
 from __future__ import annotations
