@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from course_lib import config
-from course_lib.models import encoders as E
 from course_lib.experiments import encoders as C
+from course_lib.models import encoders as E
 
 
 def _clouds(B=4, N=50, seed=0):
@@ -112,6 +112,14 @@ def test_builders_follow_the_profile_and_permutation_error():
     ref = C.build_classifier("pointnet2", 5, profile="ci", grouping="ball_query", fps_start=0)
     assert ref.encoder.fps_start == 0 and all(sa.grouping == "ball_query" for sa in ref.encoder.sa[:-1])
     assert C.build_classifier("pointnet2", 5, profile="ci").encoder.fps_start == "farthest"
+    # the full permutation moves point 0 too, so FPS started at index 0 shows up; the default does not
+    torch.manual_seed(0)
+    x = _clouds(2, 256)
+    default = C.build_classifier("pointnet2", 5, profile="ci").eval()
+    assert C.permutation_error(default, x) < 1e-5
+    torch.manual_seed(0)
+    fps0 = C.build_classifier("pointnet2", 5, profile="ci", fps_start=0).eval()
+    assert C.permutation_error(fps0, x) > 1e-4
     with pytest.raises(TypeError):
         C.build_classifier("pointnet", 5, profile="ci", no_such_option=1)
 

@@ -142,13 +142,27 @@ def test_rings_and_radii():
 def test_mean_shapes_emd_keeps_one_circle_chamfer_spreads():
     kw = dict(n_points=48, kind="circle", radius="two", radius_kwargs=dict(low=0.3, high=1.0), steps=200,
               batch=8, lr=0.01, seed=0)
-    emd = ps.radial_profile(ps.mean_shape("emd", **kw)["points"])
+    emd = ps.radial_profile(ps.mean_shape("emd", squared=True, **kw)["points"])
     cd = ps.radial_profile(ps.mean_shape("chamfer", **kw)["points"])
-    # EMD (squared ground cost): one circle near the mean radius 0.65
+    # EMD (squared ground cost): one circle near the mean radius 0.65 (the W2 barycentre)
     assert abs(emd["mean"] - 0.65) < 0.05 and emd["std"] < 0.03
     # Chamfer: points spread over several radii
     assert cd["std"] > 0.05 and cd["std"] > 3 * emd["std"]
     assert emd["off_plane"] < 1e-6
+
+
+def test_unsquared_emd_mean_is_one_circle_but_not_the_average_radius():
+    # W1 (the unsquared EMD the course trains with): for radii 0.3 or 1.0 the expected cost of a
+    # circle of radius r is flat on [0.3, 1.0], so the mean stays one circle wherever it first lands
+    kw = dict(n_points=48, kind="circle", radius="two", radius_kwargs=dict(low=0.3, high=1.0), steps=200,
+              batch=8, lr=0.01, seed=0)
+    out = ps.mean_shape("emd", **kw)
+    assert out["squared"] is False
+    w1 = ps.radial_profile(out["points"])
+    assert w1["std"] < 0.03 and 0.3 <= w1["mean"] <= 1.0
+    assert abs(w1["mean"] - 0.65) > 0.1  # not the W2 answer
+    with pytest.raises(ValueError, match="squared"):
+        ps.mean_shape("chamfer", squared=False, **kw)
 
 
 def test_peak_memory_sees_a_large_allocation():

@@ -445,15 +445,19 @@ def accuracy_vs_jitter(model: nn.Module, points: Tensor, labels: Tensor, sigmas:
 def permutation_error(model: nn.Module, points: Tensor, seed: int = 0) -> float:
     """Largest change of the logits (eval mode) when the points of each cloud are shuffled.
 
-    Introduced in ``lectures/02_encoders.ipynb``.  The first point stays first, so that
-    PointNet++'s farthest point sampling starts from the same point.
+    Introduced in ``lectures/02_encoders.ipynb``.  Every point moves (a full random permutation,
+    point 0 included), so a model whose result depends on which point comes first (PointNet++'s
+    farthest point sampling started at index 0, ball query keeping the first points in index
+    order) shows a non-zero error.
     """
     _check_cloud(points, "permutation_error")
     was = model.training
     model.eval()
     g = torch.Generator().manual_seed(seed)
     N = points.shape[1]
-    perm = torch.cat([torch.zeros(1, dtype=torch.long), 1 + torch.randperm(N - 1, generator=g)])
+    perm = torch.randperm(N, generator=g)
+    if N > 1 and int(perm[0]) == 0:  # make sure the first point moves too
+        perm = torch.roll(perm, 1)
     a = model(points)
     b = model(points[:, perm.to(points.device)])
     model.train(was)

@@ -420,17 +420,26 @@ def sample_rings(radii: Tensor, n: int, kind: str = "circle", generator: torch.G
 
 def mean_shape(distance: str, n_points: int = 128, *, kind: str = "circle", radius: str = "uniform",
                radius_kwargs: dict[str, float] | None = None, steps: int = 300, batch: int = 16,
-               lr: float = 0.01, seed: int = 0, emd_method: str = "exact") -> dict[str, Any]:
+               lr: float = 0.01, seed: int = 0, emd_method: str = "exact",
+               squared: bool | None = None) -> dict[str, Any]:
     """Optimise one point set ``x`` for ``E_s[d(x, s)]`` over rings ``s`` of random radius.
 
     Introduced in ``lectures/05_point_sets.ipynb``. This is the experiment of Fan et al. (2017,
     Fig. "mean shape"): ``x* = argmin_x E_{s ~ S} d(x, s)``, estimated by Adam with a fresh
     batch of ``batch`` rings (each ``n_points`` i.i.d. points, radius drawn from ``radius``)
-    at every step. ``distance``: ``"chamfer"`` (:func:`course_lib.ops.chamfer_distance`,
-    squared) or ``"emd"`` (:func:`course_lib.ops.emd`, ``emd_method``, squared distances: the
-    same ground cost as the Chamfer loss). Returns ``{"points": (n, 3), "loss": [per step],
-    "seconds": float}``. The start is the same for both distances: a small random blob.
+    at every step. ``distance``: ``"chamfer"`` (:func:`course_lib.ops.chamfer_distance`, squared
+    distances) or ``"emd"`` (:func:`course_lib.ops.emd`, ``emd_method``).  ``squared`` chooses the
+    EMD's ground cost: ``False`` (the default for ``"emd"``) is the unsquared distance the course
+    trains with and Fan et al. define (a 1-Wasserstein distance); ``True`` the squared distance
+    (the 2-Wasserstein barycentre: each point is pulled to the *average* of its matches).  The
+    Chamfer distance is always squared here (``squared=False`` with ``"chamfer"`` is an error).
+    Returns ``{"points": (n, 3), "loss": [per step], "seconds": float, "squared": bool}``. The start
+    is the same for every distance: a small random blob.
     """
+    if squared is None:
+        squared = distance == "chamfer"
+    if distance == "chamfer" and not squared:
+        raise ValueError("the course's Chamfer distance is squared: use squared=None or True with 'chamfer'")
     if distance not in ("chamfer", "emd"):
         raise ValueError(f"distance must be 'chamfer' or 'emd', got {distance!r}")
     if n_points < 2 or steps < 1 or batch < 1:
@@ -452,13 +461,14 @@ def mean_shape(distance: str, n_points: int = 128, *, kind: str = "circle", radi
         if distance == "chamfer":
             loss = _ops.chamfer_distance(xb, s)
         else:
-            loss = _ops.emd(xb, s, method=emd_method, squared=True).cost
+            loss = _ops.emd(xb, s, method=emd_method, squared=bool(squared)).cost
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         losses.append(float(loss.detach()))
-    return {"points": x.detach().clone(), "loss": losses, "seconds": time.perf_counter() - t0}
+    return {"points": x.detach().clone(), "loss": losses, "seconds": time.perf_counter() - t0,
+            "squared": bool(squared)}
 
 
 def radial_profile(points: Tensor, kind: str = "circle", bins: Sequence[float] | int = 20,
