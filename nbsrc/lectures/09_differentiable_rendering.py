@@ -143,6 +143,10 @@ print(f"soft renderer (sigma={zg['sigma']}): |dL/dx| = {zg['soft_grad_norm']:.4f
 #
 # $$A(p) = 1 - \prod_j \bigl(1 - D_j(p)\bigr).$$
 #
+# Where two faces share an edge inside the silhouette, a pixel centre on that edge gets
+# $1 - \tfrac12 \cdot \tfrac12 = \tfrac34$ (and never less nearby): faint seams inside the
+# soft silhouette, visible in the widget below.
+#
 # As $\sigma \to 0$ every $D_j$ becomes the indicator and $A$ the hard silhouette; for
 # $\sigma > 0$ a vertex influences every pixel within a few $\sqrt{\sigma}$ of its edges.
 # We measure $d$ in normalised screen units (the image height spans $2$), as SoftRas does, so
@@ -150,14 +154,14 @@ print(f"soft renderer (sigma={zg['sigma']}): |dL/dx| = {zg['soft_grad_norm']:.4f
 # with weights $D_j \exp(z'_j/\gamma)$, $z'_j$ the normalised inverse depth, and a background
 # term: a soft z-buffer (`render_mesh(..., sigma=...)`).
 #
-# The widget: a sphere of radius $0.6$ seen from one camera. Left, its soft silhouette;
+# The widget: a sphere of radius $0.6$ (162 vertices) seen from one camera. Left, its soft silhouette;
 # right, $\partial A(p)/\partial t$ when one vertex moves outwards by $t$ (forward-mode autograd,
 # `R.vertex_gradient_image`). Drag $\log_{10}\sigma$: small $\sigma$ gives a sharp image and a
 # gradient confined to a thin band around the vertex's edges; large $\sigma$ a blurred image
 # whose gradient reaches far.
 
 # %%
-v_s, f_s = icosphere(LEVEL)
+v_s, f_s = icosphere(2)  # large faces, so that one vertex's edges span several pixels
 v_s = v_s * 0.6
 cam1 = look_at_cameras(30.0, 20.0, R.CAMERA["distance"], R.CAMERA["fov"], SIZE)
 uvz = project(v_s[None], cam1)[0]
@@ -181,7 +185,7 @@ def sigma_view(log10_sigma=-3.0, vertex=silhouette_vertex):
     return fig
 
 
-viz.interact(sigma_view, log10_sigma=(-6.0, -2.0, 0.25, -3.0), vertex=(0, len(v_s) - 1, 1, silhouette_vertex))
+viz.interact(sigma_view, log10_sigma=(-6.0, -1.5, 0.25, -3.0), vertex=(0, len(v_s) - 1, 1, silhouette_vertex))
 
 # %% [markdown]
 # ## 4. What it costs, and how to make it cheap
