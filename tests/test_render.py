@@ -292,3 +292,32 @@ def test_cuda_matches_cpu():
     gpu = render_mesh((v * 0.7).cuda(), f.cuda(), cams.to("cuda"), 32, sigma=1e-4)
     for k in ("silhouette", "depth", "rgb"):
         assert torch.allclose(cpu[k], gpu[k].cpu(), atol=1e-4), k
+
+
+def test_faces_behind_the_camera_are_dropped():
+    # a big triangle crossing the camera plane, plus a small one in front
+    v = torch.tensor([[-0.2, -0.2, 0.0], [0.2, -0.2, 0.0], [0.0, 0.2, 0.0],
+                      [-1.0, 0.0, 3.0], [1.0, 0.0, 3.0], [0.0, 1.0, -1.0]])
+    f = torch.tensor([[0, 1, 2], [3, 4, 5]])
+    cams = look_at_cameras(0.0, 0.0, 2.0, 60.0, 16)
+    out = render_mesh(v, f, cams, 16)
+    alone = render_mesh(v[:3], f[:1], cams, 16)
+    assert torch.equal(out["silhouette"], alone["silhouette"]) and torch.isfinite(out["depth"]).all()
+    soft = rasterize_silhouette(v, f, cams, 16, sigma=1e-3)
+    assert torch.isfinite(soft).all()
+
+
+def test_camera_validation():
+    K, Rt = data.look_at(0.0, 0.0, 2.0, 50.0, 8)
+    with pytest.raises(ValueError, match="K must have shape"):
+        Cameras(K[:2], Rt)
+    with pytest.raises(ValueError, match="Rt must have shape"):
+        Cameras(K, Rt[:, :3])
+    with pytest.raises(TypeError):
+        Cameras(K.numpy(), Rt)
+    with pytest.raises(ValueError, match="batch sizes"):
+        Cameras(K[None].expand(2, 3, 3), Rt[None].expand(3, 3, 4))
+    cams = Cameras(K, Rt)
+    assert len(cams) == 1 and cams[0].K.shape == (1, 3, 3)
+    with pytest.raises(ValueError, match="gamma"):
+        render_mesh(torch.rand(3, 3), torch.tensor([[0, 1, 2]]), cams, 8, sigma=1e-3, gamma=0.0)
