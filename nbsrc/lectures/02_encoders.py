@@ -191,11 +191,11 @@ print("T-Nets start at the identity:", torch.allclose(a.transforms["input"][0], 
 # accuracy and time). The cell loads a saved checkpoint when there is one.
 #
 # A practical remark on **BatchNorm** in short runs: at test time BatchNorm uses running
-# averages of the training statistics. With torch's default momentum (0.1) these averages
+# averages of the training statistics. With torch's default momentum ($0.1$) these averages
 # span the last ~10 steps, and early in training the weights move faster than that: the
 # statistics then describe an older network, and eval-mode accuracy can be far below what
-# the same weights reach with batch statistics. The CPU profiles therefore use a momentum
-# of 0.3.
+# the same weights reach with batch statistics. The laptop profile therefore uses a momentum
+# of $0.3$ (`bn_momentum` in its `ch02.*` architectures; the ci profile trains too briefly to care).
 
 # %%
 train_data = C.load_point_clouds("train")
@@ -221,7 +221,7 @@ print(f"PointNet test accuracy at {n_train} points:",
 # give it fewer or more. Because the max is taken over whatever points are there, PointNet
 # accepts any number of them; accuracy degrades only when too few points are left to
 # express the shape's features. **Noise**: Gaussian jitter of growing standard deviation
-# (shapes fill the unit sphere, so 0.05 is 2.5 % of the diameter).
+# (shapes fill the unit sphere, so $\sigma = 0.05$ is $2.5\,\%$ of the diameter).
 
 # %%
 counts = [n for n in S["test_points"] if n <= test_data[0].shape[1]]

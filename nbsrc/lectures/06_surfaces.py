@@ -297,7 +297,7 @@ if MEASURED is not None and "ae" in MEASURED.data:
 # - **self-intersections**: faces crossing a face they share no vertex with (an exact
 #   segment-triangle test with an R-tree broad phase), split into pairs *within* a patch
 #   (the sheet folds through itself) and *between* patches (patches cross each other);
-# - **overlap**: the fraction of face centres within 0.02 of a face centre of *another*
+# - **overlap**: the fraction of face centres within $0.02$ of a face centre of *another*
 #   patch, a proxy for the area covered twice (it also counts the seams where two patches
 #   merely meet, so it is not zero even for patches that tile the surface perfectly);
 # - **watertight** and the Euler characteristic.

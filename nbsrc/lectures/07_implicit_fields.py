@@ -165,7 +165,7 @@ viz.plot_points(centers, color=(n_auto[:, 1] + 1) / 2, size=2, title="autograd n
 # %% [markdown]
 # ## 4. Encoder–decoder: the Occupancy Network
 #
-# An encoder (chapter 02's PointNet) reads a sparse, noisy point cloud (300 points, noise 0.005, as
+# An encoder (chapter 02's PointNet) reads a sparse, noisy point cloud ($300$ points, noise $0.005$, as
 # OccNet's point-cloud completion) and outputs a code $c$. The decoder lifts a query point with a
 # linear layer and refines it through ResNet blocks whose batch norms are **conditional**:
 # $\mathrm{CBN}(h; c) = \gamma(c) \odot \frac{h - \mu}{\sigma} + \beta(c)$, so the code modulates every
@@ -202,7 +202,7 @@ for k in ("iou", "cd_l1", "nc", "fscore"):
 # Pick a held-out shape, the plane of the slice and the iso-level. Left: the exact SDF. Right: the
 # network's occupancy logit (sign flipped so that red is inside in both). Moving the iso-level moves
 # the black contour, the surface that marching cubes would extract at that threshold: OccNet
-# extracts at probability 0.2 (a logit of about -1.4), which thickens thin parts.
+# extracts at probability $0.2$ (a logit of $\log(0.2/0.8) \approx -1.4$), which thickens thin parts.
 
 # %%
 def show_slice(shape_index=0, axis="z", position=0.0, iso_level=0.0):
@@ -278,7 +278,7 @@ if figs:
 
 # %% [markdown]
 # IM-NET's decoder (`models.IMNetDecoder`: an MLP on $[z, x]$ with leaky ReLUs and a "leaky clip"
-# output, trained with a squared error on 0/1 occupancy, extracted at 0.5) plugs into the same
+# output, trained with a squared error on 0/1 occupancy, extracted at $0.5$) plugs into the same
 # encoder: `E.build_occnet("imnet")`.
 
 # %% [markdown]
@@ -289,7 +289,7 @@ if figs:
 # uniform samples almost never land in it or near it: almost no supervision, and the network smooths
 # it away. The fix is non-uniform sampling: most samples near the surface (DeepSDF: 47/50 at two
 # noise scales; OccNet's own sampling ablation found uniform samples best for its metrics). How many samples land within
-# 0.03 of the thin parts of our shapes, per strategy (live):
+# $0.03$ of the thin parts of our shapes, per strategy (live):
 
 # %%
 cat_shapes = [make_shape(c, 1000) for c in SZ["sampling_categories"]]
@@ -326,7 +326,7 @@ print(f"  thin_cd: {E.CONVENTIONS['thin_cd']}\n  thin_recall: {E.CONVENTIONS['th
 #
 # ## Exercises
 #
-# 1. Extract the OccNet mesh at probability 0.2 (OccNet's threshold) and 0.5; which parts change?
+# 1. Extract the OccNet mesh at probability $0.2$ (OccNet's threshold) and $0.5$; which parts change?
 #    Use the widget's iso-level first, then `E.extract` with a modified `level`.
 # 2. Replace the conditional batch norm by concatenating $c$ to the query point; compare the loss
 #    after the same number of epochs.

@@ -217,9 +217,9 @@ viz.plot_points(samples, color=inner, colorscale=[[0, "steelblue"], [1, "orange"
 # not depend on the current samples; Tulsiani's moving average of past losses
 # ($b\leftarrow 0.9\,b + 0.1\,\bar L$) is such a baseline, and it removes most of the variance.
 # The estimate is unbiased, but noisy. How noisy, on a real shape (the untrained model here, whose
-# probabilities all start near 0.92; "max |bias| / s.e." compares the mean of the estimates with the
+# probabilities all start near $\theta \approx 0.92$, the initial bias); "max |bias| / s.e." compares the mean of the estimates with the
 # exact gradient in units of its standard error, for the components whose rarer outcome is drawn
-# at least 10 times in expectation):
+# at least $10$ times in expectation):
 
 # %%
 test = E.primitive_data("test")
@@ -421,7 +421,7 @@ viz.interact(show_fit, model=labels, shape=range(0, len(test["points"])), thresh
 # 3. Increase the parsimony weight `ch08.parsimony` by factors of 10 and plot the number of
 #    primitives used against the Chamfer distance.
 # 4. Write the expected consistency when a sample counts as discarded only if it is inside an
-#    existing primitive *with probability above 0.5*: is it still exact? What changes?
+#    existing primitive *with probability above $0.5$*: is it still exact? What changes?
 # 5. Fit superquadrics with $\varepsilon$ restricted to $[0.1, 0.2]$ (nearly boxes) and compare
 #    with the cuboid model.
 #
