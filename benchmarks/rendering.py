@@ -269,7 +269,9 @@ def report(profile: str, sz, note: str = "") -> Path:
         body += [md_table(["device", "faces", "image", "batch", "culled s", "dense s", "dense / culled",
                            "max |culled - dense|", "CUDA MB culled", "CUDA MB dense", "CPU max RSS growth MB"],
                           rows), "",
-                 "Median of 3 runs after one warm-up run for the culled method; one run for the dense one.", ""]
+                 "Median of 3 runs after one warm-up run for the culled method; one run for the dense one, "
+                 "which renders and back-propagates one image at a time (the same work; all images at once would "
+                 "multiply its peak memory by the batch size).", ""]
     notes = ("torch ran with the thread count given by --threads. Timings on a machine shared with other jobs "
              "are inflated and noisy.")
     if note:
