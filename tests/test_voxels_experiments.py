@@ -231,3 +231,16 @@ def test_resolution_stats():
     # a perfect prediction at another resolution, resampled
     st = V.resolution_stats(shape, 16, voxelize(shape, 16).float(), reference_resolution=16)
     assert st["iou_prediction"] == 1.0 and st["prediction"].shape == (16, 16, 16)
+
+
+def test_start_at_prior():
+    from course_lib.models.voxels import VoxelAutoEncoder, voxel_single_view
+
+    grids = torch.zeros(2, 10, 10, 10)
+    grids[:, :1] = 1  # f = 0.1
+    ae = V.start_at_prior(VoxelAutoEncoder(8, 4, 2, 2), grids, 4.0)
+    assert float(torch.sigmoid(ae.decoder.out.bias.detach())) == pytest.approx(0.4 / 1.3)
+    sv = V.start_at_prior(voxel_single_view(8, 4, 4, decoder_channels=2), grids)
+    assert float(torch.sigmoid(sv.decoder.out.bias.detach())) == pytest.approx(0.1)
+    with pytest.raises(TypeError, match="VoxelDecoder"):
+        V.start_at_prior(torch.nn.Linear(2, 2), grids)

@@ -286,3 +286,19 @@ def test_balanced_pos_weight():
     assert balanced_pos_weight(1e-4, power=1, max_weight=20) == 20
     with pytest.raises(ValueError):
         balanced_pos_weight(0.0)
+
+
+def test_set_prior_and_weighted_optimum():
+    dec = VoxelDecoder(4, 8, 2).set_prior(0.1)
+    assert float(torch.sigmoid(dec.out.bias.detach())) == pytest.approx(0.1)
+    with torch.no_grad():
+        dec.up[-1][1].weight.zero_()  # zero the last BatchNorm's scale and shift: features become 0
+        dec.up[-1][1].bias.zero_()
+        p = torch.sigmoid(dec.eval()(torch.randn(2, 4)))
+    torch.testing.assert_close(p, torch.full_like(p, 0.1))
+    from course_lib.models.voxels import weighted_optimum
+
+    assert weighted_optimum(0.1, 1.0) == pytest.approx(0.1)
+    assert weighted_optimum(0.1, 4.0) == pytest.approx(0.4 / 1.3)
+    with pytest.raises(ValueError):
+        dec.set_prior(1.0)

@@ -42,6 +42,7 @@ __all__ = [
     "grid_batches",
     "occupied_fraction",
     "pos_weight_for",
+    "start_at_prior",
     "voxel_loss",
     "classification_loss",
     "checkpoint_path",
@@ -198,6 +199,25 @@ def pos_weight_for(grids: Tensor, power: float | None = None, profile: str | Non
     return balanced_pos_weight(occupied_fraction(grids), power=p)
 
 
+def start_at_prior(model: torch.nn.Module, grids: Tensor, pos_weight: float | None = None) -> torch.nn.Module:
+    """Initialise the model's :class:`~course_lib.models.voxels.VoxelDecoder` read-out at the training prior.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Every voxel starts at the probability the
+    (weighted) BCE would give a voxel that is full with the occupied fraction ``f`` of ``grids``:
+    ``p* = w f / (w f + 1 - f)`` (:func:`course_lib.models.voxels.weighted_optimum`), via
+    :meth:`~course_lib.models.voxels.VoxelDecoder.set_prior`. Returns ``model``.
+    """
+    from course_lib.models.voxels import VoxelDecoder, weighted_optimum
+
+    decoders = [m for m in model.modules() if isinstance(m, VoxelDecoder)]
+    if not decoders:
+        raise TypeError(f"{type(model).__name__} has no VoxelDecoder to initialise")
+    p = float(weighted_optimum(occupied_fraction(grids), 1.0 if pos_weight is None else float(pos_weight)))
+    for d in decoders:
+        d.set_prior(p)
+    return model
+
+
 def voxel_loss(pos_weight: float | None) -> Callable[[Any, dict], dict]:
     """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: weighted BCE, plus the batch IoU at 0.5.
 
@@ -240,7 +260,7 @@ def checkpoint_path(task: str, profile: str | None = None, data: dict[str, Any] 
 
     s = config.sizes(profile, prefix="ch03.")
     spec: dict[str, Any] = {"categories": s["categories"], "train_per_category": s["train_per_category"],
-                            "resolution": s["resolution"], "image_size": s["image_size"]}
+                            "resolution": s["resolution"], "image_size": s["image_size"], "init": "prior-v1"}
     if data is not None:
         spec["views"] = int(data["views"].shape[1]) if "views" in data else 1
         spec["shapes"] = int(data["voxels"].shape[0])
@@ -326,7 +346,7 @@ def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None
     ``ch03.lr`` with a cosine decay to 0 over the epochs, and keep the weights of the epoch with
     the best validation loss.  Sizes ``ch03.*``; the positive weight comes
     from the training grids (:func:`pos_weight_for`) and is kept as the model's attribute
-    ``pos_weight``.
+    ``pos_weight``; the decoder starts at the prior probability (:func:`start_at_prior`).
     """
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch03.")
@@ -336,6 +356,7 @@ def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None
     val_data = val_data or voxel_data("val", profile)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
+    start_at_prior(model, data["voxels"], w)
     loader = grid_batches(data, "ae", s["batch_size"], seed=s["seed"])
     val = grid_batches(val_data, "ae", s["batch_size"], shuffle=False)
     return model, _fit(model, "ae", profile, data, loader, val, voxel_loss(w), s["ae_epochs"], retrain, progress, path,
@@ -357,6 +378,7 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
     val_data = val_data or voxel_data("val", profile, image=True)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
+    start_at_prior(model, data["voxels"], w)
     loader = grid_batches(data, "svr", s["batch_size"], seed=s["seed"])
     val = grid_batches(val_data, "svr", s["batch_size"], shuffle=False)
     return model, _fit(model, "svr", profile, data, loader, val, voxel_loss(w), s["svr_epochs"], retrain, progress, path,

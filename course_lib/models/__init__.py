@@ -53,6 +53,7 @@ from .voxels import (  # noqa: F401
     balanced_pos_weight,
     voxel_bce,
     voxel_single_view,
+    weighted_optimum,
 )
 
 # --- 10 gradient fields: ShapeGF ------------------------------------------------

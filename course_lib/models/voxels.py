@@ -48,6 +48,7 @@ __all__ = [
     "voxel_single_view",
     "voxel_bce",
     "balanced_pos_weight",
+    "weighted_optimum",
     "decoder_channels",
 ]
 
@@ -198,6 +199,21 @@ class VoxelDecoder(nn.Module):
                                         nn.BatchNorm3d(cout), nn.ReLU()))
         self.up = nn.ModuleList(stages)
         self.out = nn.Conv3d(self.channels[-1], 1, head_kernel, padding=head_kernel // 2)
+
+    def set_prior(self, probability: float) -> VoxelDecoder:
+        """Start every voxel at ``probability``: the read-out's bias becomes ``log(p / (1 - p))``.
+
+        Introduced in ``lectures/03_voxels.ipynb``.  The prior initialisation of RetinaNet
+        [Lin2017]: with the default bias 0 every voxel starts at 0.5, and Adam, whose steps are
+        about ``lr`` each, needs hundreds of steps just to move the bias of a mostly empty grid to
+        a few units below 0; starting from the occupied fraction removes that phase. Returns ``self``.
+        """
+        p = float(probability)
+        if not 0.0 < p < 1.0:
+            raise ValueError(f"probability must be in (0, 1), got {p}")
+        with torch.no_grad():
+            self.out.bias.fill_(math.log(p / (1.0 - p)))
+        return self
 
     @property
     def n_stages(self) -> int:
@@ -417,6 +433,18 @@ def balanced_pos_weight(occupied_fraction: float | Tensor, power: float = 0.5, m
     if power < 0:
         raise ValueError(f"power must be >= 0, got {power}")
     return float(min(max_weight, max(1.0, ((1.0 - f) / f) ** power)))
+
+
+def weighted_optimum(probability: float | Tensor, pos_weight: float) -> float | Tensor:
+    """The probability the weighted BCE drives a voxel to when it is full with ``probability`` q.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Minimising ``-(w q log p + (1 - q) log(1 - p))``
+    over ``p`` gives ``p* = w q / (w q + 1 - q)`` (``w = 1``: ``p* = q``).
+    """
+    if float(pos_weight) <= 0:
+        raise ValueError(f"pos_weight must be > 0, got {pos_weight}")
+    q = probability
+    return pos_weight * q / (pos_weight * q + 1 - q)
 
 
 def voxel_bce(logits: Tensor, target: Tensor, pos_weight: float | None = None) -> Tensor:

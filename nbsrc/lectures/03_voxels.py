@@ -157,6 +157,12 @@ if "voxnet" in LAB:
 #
 # so the model over-predicts on purpose, and the threshold that turns probabilities into a grid
 # should move up. 3D-R2N2 uses a two-class softmax cross-entropy, i.e. the unweighted loss.
+#
+# One more detail matters on a CPU budget: with the read-out's bias at $0$, every voxel starts at
+# $p = 0.5$, and Adam moves a parameter by about the learning rate per step, so hundreds of steps go
+# into pushing the empty space down. We start the bias at the prior instead,
+# $b = \log\frac{p^\star}{1 - p^\star}$ with $q = f$ (`V.start_at_prior`), the initialisation that
+# RetinaNet [Lin2017] uses for its rare foreground class.
 
 # %%
 ae, h_ae = V.train_autoencoder(data=train, val_data=val)
@@ -362,4 +368,5 @@ viz.interact(show_resolution, shape_index=range(0, len(test["category"])), resol
 # Volumetric Shapes, CVPR 2015. [Choy2016] C. Choy et al., 3D-R2N2: A Unified Approach for Single and
 # Multi-view 3D Object Reconstruction, ECCV 2016. [Mescheder2019] L. Mescheder et al., Occupancy Networks:
 # Learning 3D Reconstruction in Function Space, CVPR 2019. [Qi2016] C. Qi et al., Volumetric and Multi-View
-# CNNs for Object Classification on 3D Data, CVPR 2016.
+# CNNs for Object Classification on 3D Data, CVPR 2016. [Lin2017] T.-Y. Lin et al., Focal Loss for Dense
+# Object Detection, ICCV 2017.

@@ -150,5 +150,7 @@ viz.subplots([viz.plot_voxels(test_set["voxels"][0]), viz.plot_voxels(probs[0], 
 # ## To go further
 #
 # - Set the positive weight to 1 (`V.voxel_loss(1.0)`) and retrain: where is the best threshold now?
+# - Start the read-out at the prior (`model.path.out.bias.fill_(...)`, see the lecture's section 4) and
+#   compare the loss curves of the first epochs.
 # - Replace `Conv3dBlock`'s kernel by 5 (padding 2): how do the parameters and the time per epoch change?
 # - Plot the reconstruction's marching-cubes mesh with `V.grid_to_mesh(probs[0])` and `viz.plot_mesh`.
