@@ -44,8 +44,11 @@ def test_every_size_has_every_profile():
 
 
 def test_sizes_grow_or_stay_with_the_profile():
-    # ci must never be bigger than laptop for numeric sizes: CI has to stay fast
+    # ci must never be bigger than laptop for numeric sizes: CI has to stay fast. Learning rates are
+    # not sizes (a tiny ci run may use a larger one) and are exempt.
     for key, row in config.size_table().items():
+        if key.rsplit(".", 1)[-1] in ("lr", "seed"):
+            continue
         if isinstance(row["ci"], (int, float)):
             assert row["ci"] <= row["laptop"], key
 

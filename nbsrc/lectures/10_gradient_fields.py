@@ -154,7 +154,7 @@ for p, d in zip(probe.tolist(), disp.tolist()):
 #
 # **What ShapeGF's code does** (facts of `trainers/ae_trainer_3D.py`):
 #
-# - ten levels $\sigma$, geometric from 1 to 0.01 (`gf.sigma_schedule()`), **one $\sigma$ per
+# - ten levels $\sigma$, geometric from $1$ to $0.01$ (`gf.sigma_schedule()`), **one $\sigma$ per
 #   shape** of the batch, shared by all its points;
 # - the network predicts the **displacement** $y = \sigma^2 s$ (units of length), target
 #   $-\sigma\epsilon$ (pointing back to the clean point);
@@ -263,7 +263,7 @@ viz.interact(show_level, level=(0, LAST_LEVEL, 1, LAST_LEVEL))
 
 # %% [markdown]
 # The laptop benchmark measures the same on every held-out test shape (goal of the chapter: CD
-# within 2x the oracle):
+# within $2\times$ the oracle):
 
 # %%
 R = results.show("gradient_fields", "laptop")
@@ -415,7 +415,7 @@ else:
 # generator (noise 128 → 256 → 256 → 128) and critic (128 → 512 → 512 → 1, LeakyReLU 0.2), a
 # WGAN loss, and a **zero-centred gradient penalty on the real codes only**,
 # $(\operatorname{mean}\|\nabla_z D(z_{real})\|)^2$ with weight 1 (not WGAN-GP's
-# $(\|\nabla\|-1)^2$ on interpolates); Adam 1e-4, betas (0.5, 0.9).
+# $(\|\nabla\|-1)^2$ on interpolates); Adam $10^{-4}$, betas $(0.5, 0.9)$.
 #
 # **Scoring a set of shapes** (PointFlow's conventions, `course_lib.metrics_generation`):
 # with $M_{rs} = CD(\text{ref}_r, \text{sample}_s)$ between the held-out shapes and as many
@@ -502,7 +502,7 @@ else:
 # 2. Train the single-shape field with the official parametrisation
 #    (`ex.fit_single_shape(..., official=True)`) and compare the samples' Chamfer distance and the
 #    DSM loss per level (against a predictor that returns zero) at equal steps.
-# 3. Sample with 5 levels instead of 10 and with `step_ratio` 0.5 and 2. Which matters more?
+# 3. Sample with 5 levels instead of 10 and with `step_ratio` $0.5$ and $2$. Which matters more?
 # 4. The official debugging field uses $\exp(-\|x - p\|^2/\sigma^2)$ in its softmax. Which blur
 #    does that correspond to? Show that the sampler still lands on the surface.
 # 5. Replace the trivial generation baseline by training shapes *without* noise. What does
