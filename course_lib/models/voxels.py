@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .encoders import ResNetEncoder
+from .encoders import ResNetEncoder, _check_latent
 
 __all__ = [
     "VoxNet",
@@ -65,19 +65,6 @@ def _check_power_of_two(resolution: Any, minimum: int, who: str) -> int:
         raise ValueError(f"{who}: resolution must be a power of two >= {minimum} "
                          f"(each stage doubles or halves it), got {resolution}")
     return int(resolution)
-
-
-def _check_latent(z: Any, dim: int, who: str) -> Tensor:
-    if not isinstance(z, Tensor):
-        raise TypeError(f"{who} expects a latent code torch.Tensor (B, {dim}), got {type(z).__name__}")
-    if not z.is_floating_point():
-        raise TypeError(f"{who} expects a floating-point latent code, got dtype {z.dtype}")
-    if z.dim() != 2 or z.shape[1] != dim:
-        raise ValueError(f"{who} expects a latent code of shape (B, {dim}), got {tuple(z.shape)}"
-                         + (" (add a batch dimension with z[None])" if z.dim() == 1 and z.shape[0] == dim else ""))
-    if z.shape[0] == 0:
-        raise ValueError(f"{who} got an empty batch")
-    return z
 
 
 def _check_grid(vox: Any, resolution: int | None, who: str, dtype: torch.dtype | None = None) -> Tensor:
