@@ -373,8 +373,9 @@ viz.subplots([viz.plot_images(test_img["rgb"][0].permute(1, 2, 0)),
 # (`Shape.part_labels`), so we can measure the accuracy. The **baseline** uses the undeformed
 # template (nearest template vertex): shapes of a category are aligned and normalised, so it
 # is already decent; the question is what the deformation adds, and the answer depends on the
-# category: on some it loses to the undeformed template (the benchmark's per-category table,
-# printed after the next cell, shows where). Accuracy per point is dominated by the large
+# category: the gain is clear on some and within noise on others, and an earlier run of ours
+# on another split even lost to the undeformed template on cars (the benchmark's per-category
+# table, printed after the next cell, shows the current numbers). Accuracy per point is dominated by the large
 # parts (a seat, a fuselage); the mean IoU over parts would weigh small parts more.
 
 # %%
