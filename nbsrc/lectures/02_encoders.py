@@ -367,9 +367,12 @@ viz.plot_curves(counts, curves, xlabel="test points", ylabel="accuracy", log_x=T
 # second as well as accuracy. Robustness to the number of input points tells the models
 # apart more clearly than accuracy at the training size. A fixed radius or a fixed $k$ sees a
 # different neighbourhood when the density
-# changes: with few points a ball holds one or two points and a kNN spans a large part of the
-# shape; with many points the $k$ neighbours shrink to a tiny patch. PointNet++'s remedy is
-# to train with random input dropout and to combine several radii (multi-scale grouping).
+# changes: with few points a ball (PointNet++) holds one or two points and a kNN (DGCNN) spans
+# a large part of the shape; with many points the $k$ nearest neighbours shrink to a tiny
+# patch, while a ball keeps its radius and only holds more candidates (the course's hashed
+# ball grouping then keeps a pseudo-random subset of the whole ball; exercise 3 compares it
+# with `grouping="knn_in_ball"`, which shrinks like a kNN). PointNet++'s remedy for sparse
+# inputs is to train with random input dropout and to combine several radii (multi-scale grouping).
 # With full training budgets on ModelNet40 the papers report 89.2 % (PointNet), 90.7 %
 # (PointNet++) and 92.9 % (DGCNN).
 
