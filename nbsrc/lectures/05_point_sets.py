@@ -48,8 +48,6 @@ print(config.describe())
 SZ = config.sizes(prefix="ch05.")
 print({k: SZ[k] for k in ("n_points", "n_fc", "map_size", "epochs", "emd_method", "mean_points")})
 MEASURED = results.show("point_sets", "laptop")  # None until the laptop benchmark has run
-COMPLEXITY = results.show("point_sets_complexity", "laptop",
-                          command="COURSE_PROFILE=laptop python benchmarks/point_sets.py --only-complexity")
 
 
 def measured(*keys, fmt="{:.3g}", source="point_sets"):
@@ -163,7 +161,7 @@ for r in rows:
 # %% [markdown]
 # Read the slopes on the log-log plot: doubling $N$ multiplies the time by about $2^k$ for a
 # method of order $N^k$. The cell below states what the laptop benchmark measured (2 CPU
-# cores, `benchmarks/point_sets.py --only-complexity`), read from its results file, and the
+# cores, `benchmarks/point_sets.py`), read from its results file, and the
 # same summary of the live rows above.
 
 # %%
@@ -192,10 +190,11 @@ def complexity_report(summary, label):
     print("\n".join(lines))
 
 
-measured_complexity = (COMPLEXITY.data if COMPLEXITY is not None else MEASURED.data if MEASURED is not None
-                       else {}).get("complexity")
-if measured_complexity is not None:  # --only-complexity, or the full benchmark run
-    complexity_report(measured_complexity["summary"], "laptop benchmark")
+measured_complexity = results.get("point_sets", "complexity")  # the full benchmark run measures it too
+if measured_complexity is not None:
+    complexity_report(measured_complexity["summary"], "laptop benchmark (benchmarks/results/point_sets-laptop.json)")
+else:
+    print("laptop benchmark: not measured yet; `COURSE_PROFILE=laptop python benchmarks/point_sets.py` measures it")
 complexity_report(P.complexity_summary(rows), f"this notebook ({config.get_profile()} profile, live)")
 
 # %% [markdown]
