@@ -174,7 +174,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch08.encoder": {"ci": {"feat_dim": 64, "hidden": (32,)}, "laptop": {"feat_dim": 128, "hidden": (64,)},
                      "gpu": {"feat_dim": 512, "hidden": (64, 128)}},
     "ch08.batch_size": {"ci": 8, "laptop": 16, "gpu": 32},
-    "ch08.epochs": {"ci": 2, "laptop": 100, "gpu": 150},
+    "ch08.epochs": {"ci": 2, "laptop": 300, "gpu": 300},
     "ch08.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
     "ch08.parsimony": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},     # weight of E[number of primitives]
     "ch08.empty": {"ci": 4.0, "laptop": 4.0, "gpu": 4.0},            # coverage when no primitive exists
@@ -183,7 +183,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch08.iou_points": {"ci": 4096, "laptop": 32768, "gpu": 100000},
     "ch08.variance_ks": {"ci": (1, 4, 16), "laptop": (1, 2, 4, 8, 16, 32, 64, 128),
                          "gpu": (1, 2, 4, 8, 16, 32, 64, 128, 256)},
-    "ch08.variance_reps": {"ci": 40, "laptop": 400, "gpu": 1000},
+    "ch08.variance_reps": {"ci": 40, "laptop": 2000, "gpu": 4000},
     "ch08.enumeration_ms": {"ci": (2, 4, 6, 8), "laptop": (2, 4, 6, 8, 10, 12, 14),
                             "gpu": (2, 4, 6, 8, 10, 12, 14, 16, 18)},
     "ch08.enumeration_points": {"ci": 64, "laptop": 64, "gpu": 256},
