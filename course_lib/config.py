@@ -123,6 +123,8 @@ _SIZES: dict[str, dict[str, Any]] = {
         "gpu": {"epochs": 100, "lr": 1e-3},
     },
     # image encoders on the rendered views (train 0 = show and encode only, no training)
+    "ch02.partial_image_size": {"ci": 48, "laptop": 96, "gpu": 128},  # single-view partial clouds: render size
+    "ch02.partial_points": {"ci": 256, "laptop": 1024, "gpu": 1024},   # ... and points drawn from the view
     "ch02.resnet_width": {"ci": 8, "laptop": 16, "gpu": 64},
     "ch02.views_per_category": {
         "ci": {"train": 0, "val": 1},

@@ -27,7 +27,7 @@ from torch import Tensor
 from .. import config
 from .shapes import Shape
 
-__all__ = ["look_at", "camera_rays", "render", "PART_PALETTE"]
+__all__ = ["look_at", "camera_rays", "render", "depth_to_points", "PART_PALETTE"]
 
 PART_PALETTE = np.array([
     [0.33, 0.53, 0.80], [0.89, 0.47, 0.20], [0.35, 0.70, 0.40], [0.84, 0.33, 0.35],
@@ -179,3 +179,28 @@ def render(shape: Shape, azimuth: float = 30.0, elevation: float = 20.0, distanc
         "camera": {"azimuth": float(azimuth), "elevation": float(elevation),
                    "distance": float(distance), "fov": float(fov)},
     }
+
+
+def depth_to_points(depth: Tensor, K: Tensor, Rt: Tensor) -> Tensor:
+    """Back-project a depth map to world-space points: one point per pixel with ``depth > 0``.
+
+    Introduced in ``lectures/02_encoders.ipynb`` (single-view partial clouds).  ``depth``
+    ``(H, W)`` is camera-space ``z`` (0 where the ray missed), as :func:`render` returns it;
+    ``K`` ``(3, 3)`` and ``Rt`` ``(3, 4)`` the camera.  Pixel ``(row i, col j)`` is its centre
+    ``(u, v) = (j + 0.5, i + 0.5)``, so ``x_cam = z K^{-1} (u, v, 1)`` and
+    ``x_world = R^T (x_cam - t)``.  Returns ``(P, 3)`` in row-major pixel order.
+    """
+    if not isinstance(depth, Tensor) or depth.dim() != 2:
+        raise ValueError(f"depth must be an (H, W) tensor, got {getattr(depth, 'shape', type(depth))}")
+    if tuple(K.shape) != (3, 3) or tuple(Rt.shape) != (3, 4):
+        raise ValueError(f"K must be (3, 3) and Rt (3, 4), got {tuple(K.shape)} and {tuple(Rt.shape)}")
+    H, W = depth.shape
+    dev, dt = depth.device, depth.dtype
+    K, Rt = K.to(dev, dt), Rt.to(dev, dt)
+    v, u = torch.meshgrid(torch.arange(H, device=dev, dtype=dt) + 0.5,
+                          torch.arange(W, device=dev, dtype=dt) + 0.5, indexing="ij")
+    hit = depth > 0
+    z = depth[hit]
+    x_cam = torch.stack([(u[hit] - K[0, 2]) / K[0, 0] * z, (v[hit] - K[1, 2]) / K[1, 1] * z, z], -1)
+    R, t = Rt[:, :3], Rt[:, 3]
+    return (x_cam - t) @ R  # R^T (x_cam - t), row-vector form

@@ -9,6 +9,8 @@ profile (``config.sizes(prefix="ch02.")``), on the shared layer of
 :func:`~course_lib.experiments.common.predict`, :func:`course_lib.train.checkpoint_path`):
 
 * :func:`load_point_clouds`, :func:`load_views`: a split of ShapeNet-lite as tensors;
+  :func:`load_partial_clouds`: single-view partial clouds (the depth map of one random view,
+  back-projected), where the encoders differ more than on full clouds;
 * :func:`make_loader`: the training batches (``{"points", "label"}`` dicts);
 * :func:`augment_points`, :func:`jitter_points`, :func:`random_subset`: augmentation
   (random rotation about the up axis ``y``, anisotropic scaling, Gaussian jitter);
@@ -46,6 +48,8 @@ __all__ = [
     "MODELS",
     "UP_AXIS",
     "load_point_clouds",
+    "partial_cloud",
+    "load_partial_clouds",
     "make_loader",
     "random_subset",
     "jitter_points",
@@ -96,6 +100,58 @@ def load_point_clouds(
     data = load_split(split, ("points",), n_points=n_points, categories=categories, profile=profile,
                       shapes_per_category=shapes_per_category)
     return data["points"].float(), data["label"]
+
+
+def partial_cloud(depth: Tensor, K: Tensor, Rt: Tensor, n_points: int,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """``n_points`` points of the surface seen in one depth map: ``(n_points, 3)`` in world coordinates.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Every pixel that hit the shape is
+    back-projected (:func:`course_lib.data.depth_to_points`); ``n_points`` of them are drawn
+    uniformly at random, without replacement when the view holds enough pixels, with replacement
+    otherwise (a thin shape seen edge-on).  The points are in random order, so their first ``n``
+    are a uniform random subset, as for full clouds.  Raises ``ValueError`` on an empty view.
+    """
+    from course_lib.data import depth_to_points
+
+    pts = depth_to_points(depth, K, Rt)
+    if pts.shape[0] == 0:
+        raise ValueError("partial_cloud: the depth map holds no pixel of the shape (empty view)")
+    if pts.shape[0] >= n_points:
+        idx = torch.randperm(pts.shape[0], generator=generator)[:n_points]
+    else:
+        idx = torch.randint(pts.shape[0], (n_points,), generator=generator)
+    return pts[idx.to(pts.device)]
+
+
+def load_partial_clouds(
+    split: str, n_points: int | None = None, *, profile: str | None = None,
+    categories: Sequence[str] | None = None, shapes_per_category: int | None = None,
+    image_size: int | None = None, seed: int = 0,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Single-view partial clouds of a split: ``(points (S, n, 3) float32, labels (S,), visible (S,))``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  Each shape is seen from its own random camera
+    (:class:`course_lib.data.ShapeNetLite`'s ``view="random"``: the same camera as its rendered
+    view), rendered at ``image_size`` (default ``ch02.partial_image_size``) and back-projected by
+    :func:`partial_cloud` to ``n_points`` points (default ``ch02.partial_points``); ``visible`` is
+    the number of pixels that hit the shape.  The renders are cached with the dataset.  Points stay
+    in world coordinates (shapes stand upright in the unit sphere), so only the visible side of
+    each shape is there: the back, and whatever the front hides, is missing.
+    """
+    s = _sizes(profile)
+    n = int(n_points if n_points is not None else s["partial_points"])
+    size = int(image_size if image_size is not None else s["partial_image_size"])
+    data = load_split(split, ("image",), categories=categories, shapes_per_category=shapes_per_category,
+                      profile=profile, image_size=size)
+    g = torch.Generator().manual_seed(int(seed))
+    clouds, visible = [], []
+    for i in range(len(data["label"])):
+        depth = torch.as_tensor(data["depth"][i]).float()
+        visible.append(int((depth > 0).sum()))
+        clouds.append(partial_cloud(depth, torch.as_tensor(data["K"][i]), torch.as_tensor(data["Rt"][i]), n,
+                                    generator=g))
+    return torch.stack(clouds).float(), data["label"], torch.tensor(visible)
 
 
 def _xy(batch: Any, x_key: str = "points") -> tuple[Tensor, Tensor]:

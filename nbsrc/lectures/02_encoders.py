@@ -390,6 +390,44 @@ if ENC is not None:
                                        for name, r in d["models"].items()})
 
 # %% [markdown]
+# ### Where the three encoders differ: single-view partial clouds
+#
+# On full clouds of ShapeNet-lite all three encoders are close to perfect (the table above), so
+# accuracy cannot tell them apart. A depth sensor sees one side of an object only. Back-projecting every pixel
+# of a depth map that hit the shape gives a **partial cloud**: for pixel $(u, v)$ at depth $z$,
+# the camera-space point is $x_\mathrm{cam} = z\,K^{-1}(u, v, 1)^\top$ and the world point
+# $x = R^\top(x_\mathrm{cam} - t)$ (`course_lib.data.depth_to_points`). The back of the shape,
+# and whatever its front hides, is missing, and the density follows the pixels (denser where
+# the surface faces the camera), not the area. `C.load_partial_clouds` does this for a split,
+# each shape from its own random camera. Below: one test shape, full and partial.
+
+# %%
+from course_lib.data import depth_to_points, make_shape, render, split_seeds  # noqa: E402
+
+demo_shape = make_shape("chair", split_seeds("test", 1)[0])  # a held-out chair
+view = render(demo_shape, azimuth=35.0, elevation=20.0, size=int(S["partial_image_size"]))
+seen = depth_to_points(view["depth"], view["K"], view["Rt"])
+print(f"{int(view['silhouette'].sum())} pixels hit the shape; partial cloud {tuple(seen.shape)}")
+viz.subplots([viz.plot_points(demo_shape.sample_surface(2048)[0], size=2, title="full cloud"),
+              viz.plot_points(seen, size=2, color="darkorange", title="seen from one camera")], cols=2)
+
+# %% [markdown]
+# The benchmark `benchmarks/encoders_partial.py` trains each encoder on partial clouds of the
+# training shapes (chapter 02's recipe, unchanged) and tests it on partial clouds of held-out
+# shapes; it also tests the full-cloud models of the previous table on the same partial clouds.
+# Its numbers, read from `benchmarks/results/encoders_partial-laptop.json`:
+
+# %%
+PARTIAL = results.show("encoders_partial", "laptop")
+if PARTIAL is not None:
+    d = PARTIAL.data
+    print(f"{d['n_points']} points per partial cloud ({d['image_size']}px depth maps); trained on {d['n_train']} "
+          f"shapes, tested on {d['n_test']} (big test: {d['n_big_test']}) held-out shapes")
+    print(f"{'model':>9} {'partial test':>12} {'partial big test':>16} {'full-cloud model on partial':>28}")
+    for name, r in d["models"].items():
+        print(f"{name:>9} {r['test_acc']:12.3f} {r['big_test_acc']:16.3f} {r['full_model_on_partial']:28.3f}")
+
+# %% [markdown]
 # ### Widget: critical points and receptive fields
 #
 # Pick a test shape, an encoder, a point and a level. Left: the critical points (for
