@@ -151,7 +151,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch03.batch_size": {"ci": 4, "laptop": 32, "gpu": 64},
     "ch03.lr": {"ci": 5e-3, "laptop": 2e-3, "gpu": 1e-3},
     "ch03.ae_epochs": {"ci": 4, "laptop": 30, "gpu": 100},
-    "ch03.svr_epochs": {"ci": 4, "laptop": 20, "gpu": 100},
+    "ch03.svr_epochs": {"ci": 4, "laptop": 30, "gpu": 100},
     "ch03.voxnet_epochs": {"ci": 3, "laptop": 15, "gpu": 40},
     "ch03.bn_momentum": {"ci": 0.3, "laptop": 0.3, "gpu": 0.1},  # BatchNorm running averages (short runs: 0.3)
     "ch03.pos_weight_power": {"ci": 0.5, "laptop": 0.5, "gpu": 0.5},  # pos weight ((1-f)/f)**power
