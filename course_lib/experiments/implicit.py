@@ -23,6 +23,7 @@ training.  Conventions of every number are in :data:`CONVENTIONS`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -57,6 +58,9 @@ __all__ = [
     "sampling_experiment", "held_out_inputs", "mise_experiment", "smoke",
 ]
 
+OCCNET_THRESHOLD = 0.2
+"""OccNet's evaluation threshold on the occupancy probability (``test.threshold`` of its configs)."""
+
 BOUND = 1.05
 """Half side of the extraction box (the shapes lie in the unit sphere)."""
 
@@ -72,6 +76,8 @@ THIN_PARTS: dict[str, tuple[str, ...]] = {
 CONVENTIONS = {
     "iou": "volumetric IoU of the predicted occupancy (network at its level) and the exact one at uniform "
            "points in [-1, 1]^3",
+    "iou_t02": "the same IoU with OccNet's evaluation threshold: probability 0.2 (test.threshold), a logit of "
+               "log(0.2 / 0.8); occupancy (logit) decoders only",
     "cd_l1": "Chamfer-L1 as OccNet: (accuracy + completeness) / 2 with unsquared nearest-neighbour distances, "
              "no scale, shapes in the unit sphere",
     "nc": "normal consistency as OccNet: mean |cos| of the nearest neighbours' normals, both directions / 2",
@@ -297,17 +303,19 @@ def extract(model: Any, z: Tensor, *, resolution: int | None = None, coarse: int
 
 
 @torch.no_grad()
-def field_iou(model: Any, z: Tensor, shape: Any, n: int, seed: int = 0) -> float:
+def field_iou(model: Any, z: Tensor, shape: Any, n: int, seed: int = 0, level: float | None = None) -> float:
     """IoU of the model's occupancy (its field on the inside of its level) and the shape's, at ``n`` uniform points.
 
-    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  ``level`` replaces the model's own (for
+    example OccNet's evaluation threshold, :data:`OCCNET_THRESHOLD` as a logit).
     """
+    level = model.level if level is None else float(level)
     g = torch.Generator().manual_seed(int(seed))
     p = torch.rand(int(n), 3, generator=g) * 2 - 1
     model.eval()
     dev = next(model.parameters()).device
     v = torch.cat([field_of(model, z)(p[i:i + 65536].to(dev)).cpu() for i in range(0, p.shape[0], 65536)])
-    pred = v > model.level if model.inside == "above" else v < model.level
+    pred = v > level if model.inside == "above" else v < level
     return float(_metrics.volumetric_iou(pred, shape.occupancy(p)))
 
 
@@ -351,7 +359,8 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
     s = _sizes(profile)
     tau = float(s["fscore_tau"])
     occnet = _metrics.PRESETS["occnet"]
-    out: dict[str, list[float]] = {k: [] for k in ("iou", "cd_l1", "nc", "fscore", "thin_cd", "thin_recall")}
+    out: dict[str, list[float]] = {k: [] for k in ("iou", "iou_t02", "cd_l1", "nc", "fscore", "thin_cd",
+                                                   "thin_recall")}
     if deepsdf:
         out["cd_deepsdf"] = []
     meshes, evals, empty = [], [], 0
@@ -365,6 +374,9 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
         gt, gt_n = data["target_points"][i], data["target_normals"][i]
         pred, pred_n = _mesh_samples(mesh, gt.shape[0], seed=i)
         out["iou"].append(field_iou(model, codes[i], shape, int(s["n_iou"]), seed=i))
+        if getattr(model, "kind", None) == "logit":
+            out["iou_t02"].append(field_iou(model, codes[i], shape, int(s["n_iou"]), seed=i,
+                                            level=math.log(OCCNET_THRESHOLD / (1 - OCCNET_THRESHOLD))))
         out["cd_l1"].append(float(occnet.chamfer(pred, gt)))
         out["nc"].append(float(_metrics.normal_consistency(pred, pred_n, gt, gt_n)))
         out["fscore"].append(float(_metrics.fscore(pred, gt, tau)))

@@ -190,11 +190,21 @@ if meshes:
 occ = results.get("implicit", "occnet", default=None)
 if occ:
     m = occ["metrics"]
-    print(f"measured (laptop): IoU {m['iou'][0]:.3f}, Chamfer-L1 {m['cd_l1'][0]:.4f} (oracle "
+    t02 = f" (at OccNet's threshold p > 0.2: {m['iou_t02'][0]:.3f})" if "iou_t02" in m else ""
+    print(f"measured (laptop): IoU {m['iou'][0]:.3f}{t02}, Chamfer-L1 {m['cd_l1'][0]:.4f} (oracle "
           f"{occ['oracle_cd_l1'][0]:.4f}), normal consistency {m['nc'][0]:.3f}, F-score {m['fscore'][0]:.3f}; "
           f"training {occ['train_summary']}")
-for k in ("iou", "cd_l1", "nc", "fscore"):
+for k in ("iou", "iou_t02", "cd_l1", "nc", "fscore"):
     print(f"  {k}: {E.CONVENTIONS[k]}")
+
+# %% [markdown]
+# **How good is that?** Read the measured IoU beside two references. The OccNet paper reports an
+# IoU of 0.778 for point-cloud completion on real ShapeNet [Mescheder2018], after days of GPU
+# training of a wider network (5 blocks of 256 units, `c_dim` 512); the course's laptop run trains a
+# smaller one for a few CPU minutes and stays well below that (the `gpu` profile trains 300
+# epochs of a wider model). The threshold matters too: OccNet evaluates at probability $0.2$, which
+# keeps thin parts that $0.5$ loses, so the two IoUs printed above differ. The oracle's Chamfer-L1
+# (two independent samplings of the true surface) says how far any prediction is from perfect.
 
 # %% [markdown]
 # ### Widget: the predicted field against the exact one
@@ -258,6 +268,14 @@ if sdf_res:
           f"{sdf_res['ratio_to_oracle']:.2f}); training shapes with their learnt codes "
           f"{sdf_res['train_codes']['cd_deepsdf'][0]:.3f}")
 print(f"  {E.CONVENTIONS['cd_deepsdf']}")
+
+# %% [markdown]
+# **Against the oracle.** The oracle here is two independent samplings (`ch07.n_eval_points` points) of the true
+# surface, whose Chamfer distance is tiny; a reconstruction within a small factor of it would need
+# a surface error of the order of the sampling gap. The measured ratio above says how far the
+# laptop run is from that: a few CPU minutes of training on a few dozen chairs leave an error that
+# the Chamfer distance, being squared and averaged, reports as a large multiple of the oracle.
+# DeepSDF's paper trains for thousands of epochs per category [Park2019].
 
 # %% [markdown]
 # ### Interpolation in latent space
