@@ -7,7 +7,12 @@ the unit tests (``tests/``) and, with nbval (``--nbval-lax``), every notebook in
 ``lectures/``, ``solutions/`` and ``labs/`` under ``COURSE_PROFILE=ci``, printing each
 notebook's time.  Exits non-zero if any step fails.
 
-Options: ``--fast`` skips the notebooks; extra arguments go to pytest.
+Then, unless ``--fast`` or ``--no-browser``, the browser test (``tests/browser``): every lecture and
+solution run in JupyterLab in headless Chromium (``COURSE_BROWSER_TEST=1``; skipped with the install
+command when Chromium is missing, a failure under ``CI=true``).
+
+Options: ``--fast`` skips the notebooks and the browser test; ``--no-browser`` the browser test only;
+extra arguments go to the first pytest run.
 """
 
 from __future__ import annotations
@@ -56,7 +61,8 @@ def run(step: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple[s
 
 def main(argv: list[str]) -> int:
     fast = "--fast" in argv
-    extra = [a for a in argv if a != "--fast"]
+    browser = not fast and "--no-browser" not in argv
+    extra = [a for a in argv if a not in ("--fast", "--no-browser")]
     py = sys.executable
     env = dict(os.environ, COURSE_PROFILE="ci", PYTHONHASHSEED="0", MPLBACKEND="Agg")
     results = [
@@ -73,6 +79,10 @@ def main(argv: list[str]) -> int:
     pytest_cmd = [py, "-m", "pytest", *targets, "--nbval-lax", "--nbval-current-env",
                   "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", "--durations=10", *extra]
     results.append(run("pytest (unit tests + notebooks, COURSE_PROFILE=ci)", pytest_cmd, env))
+    if browser:
+        results.append(run("browser test (JupyterLab in headless Chromium, COURSE_PROFILE=ci)",
+                           [py, "-m", "pytest", "tests/browser", "-p", "no:cacheprovider", "-q", "-s",
+                            "--durations=5"], dict(env, COURSE_BROWSER_TEST="1")))
     print("\n=== summary")
     for step, rc, secs in results:
         print(f"{'ok  ' if rc == 0 else 'FAIL'} {secs:7.1f} s  {step}" + ("" if rc == 0 else f" (exit {rc})"))
