@@ -23,7 +23,6 @@ import re
 import time
 from pathlib import Path
 
-
 import nbformat
 import pytest
 
