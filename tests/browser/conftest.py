@@ -119,6 +119,8 @@ def driver(lab_server, tmp_path_factory):
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--window-size=1400,1000", f"--user-data-dir={tmp_path_factory.mktemp('chromium')}"):
         opts.add_argument(flag)
+    opts.set_capability("unhandledPromptBehavior", "accept")
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
     drv.set_script_timeout(120)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -126,6 +126,10 @@ def run_in_browser(driver, url: str, rel: str, timeout: float = NOTEBOOK_TIMEOUT
     """Open ``rel`` in JupyterLab, run all cells, wait for the kernel, and measure the page."""
     from selenium.common.exceptions import JavascriptException
 
+    try:
+        driver.get_log("browser")  # drop the previous notebook's console messages
+    except Exception:  # noqa: BLE001
+        pass
     driver.get(f"{url}/lab/tree/{rel}?reset")
     t0 = time.time()
     status = None
@@ -157,13 +161,20 @@ def run_in_browser(driver, url: str, rel: str, timeout: float = NOTEBOOK_TIMEOUT
     idle_ms = driver.execute_async_script(_IDLE)
     time.sleep(2.0)  # let the widget views that were just created draw
     report = driver.execute_script(_REPORT, list(WIDGET_ERRORS))
+    try:
+        console = [e.get("message", "") for e in driver.get_log("browser")]
+    except Exception:  # noqa: BLE001 - logs are a diagnostic, not every driver has them
+        console = []
+    report["console_webgl"] = [m[:200] for m in console if "WebGL" in m][:5]
+    report["console_errors"] = len(console)
     report.update(state, notebook=rel, open_s=round(t_open, 1), run_s=round(t_run, 1),
                   idle_after_run_ms=round(idle_ms, 1), expected=expected(ROOT / rel))
     name = rel.replace("/", "__").removesuffix(".ipynb")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(ARTIFACTS / f"{name}.png"))
-    try:  # free the kernel before the next notebook
-        driver.execute_script("window.jupyterapp.shell.currentWidget.sessionContext.shutdown(); return true;")
+    try:  # free the kernel, and mark the notebook saved so that leaving the page asks nothing
+        driver.execute_script("const w = window.jupyterapp.shell.currentWidget; w.context.model.dirty = false; "
+                              "w.sessionContext.shutdown(); return true;")
     except JavascriptException:
         pass
     return report
