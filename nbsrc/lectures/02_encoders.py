@@ -414,8 +414,7 @@ viz.subplots([viz.plot_points(demo_shape.sample_surface(2048)[0], size=2, title=
 # %% [markdown]
 # The benchmark `benchmarks/encoders_partial.py` trains each encoder on partial clouds of the
 # training shapes (chapter 02's recipe, unchanged) and tests it on partial clouds of held-out
-# shapes; it also tests the full-cloud models of the previous table on the same partial clouds.
-# Its numbers, read from `benchmarks/results/encoders_partial-laptop.json`:
+# shapes. Its numbers, read from `benchmarks/results/encoders_partial-laptop.json`:
 
 # %%
 PARTIAL = results.show("encoders_partial", "laptop")
@@ -423,9 +422,10 @@ if PARTIAL is not None:
     d = PARTIAL.data
     print(f"{d['n_points']} points per partial cloud ({d['image_size']}px depth maps); trained on {d['n_train']} "
           f"shapes, tested on {d['n_test']} (big test: {d['n_big_test']}) held-out shapes")
-    print(f"{'model':>9} {'partial test':>12} {'partial big test':>16} {'full-cloud model on partial':>28}")
+    print(f"{'model':>9} {'partial test':>12} {'partial big test':>16} {'full clouds (test)':>18}")
     for name, r in d["models"].items():
-        print(f"{name:>9} {r['test_acc']:12.3f} {r['big_test_acc']:16.3f} {r['full_model_on_partial']:28.3f}")
+        full = "-" if r.get("full_acc") is None else f"{r['full_acc']:.3f}"
+        print(f"{name:>9} {r['test_acc']:12.3f} {r['big_test_acc']:16.3f} {full:>18}")
 
 # %% [markdown]
 # ### Widget: critical points and receptive fields
