@@ -424,3 +424,20 @@ def test_k3d_plot_carries_a_static_fallback():
     static = data[vw.PLOTLY_MIME]
     assert static["data"][0]["type"] == "scatter3d"
     assert "10,000 of 20,000" in static["layout"]["title"]["text"]
+
+
+def test_side_by_side_puts_every_object_in_one_scene():
+    import numpy as np
+
+    from course_lib import viz
+
+    a = viz.plot_points(np.random.default_rng(0).normal(size=(50, 3)))
+    b = viz.plot_points(np.random.default_rng(1).normal(size=(60, 3)) + 5.0)
+    fig = viz.side_by_side([a, b], titles=["a", "b"], gap=0.5)
+    assert len([k for k in fig.layout if k.startswith("scene")]) <= 1
+    xa, xb = np.asarray(fig.data[0].x), np.asarray(fig.data[1].x)
+    assert xb.min() - xa.max() == pytest.approx(0.5)  # placed next to each other, gap apart
+    np.testing.assert_allclose(np.asarray(fig.data[1].y), np.asarray(b.data[0].y))  # only x moves
+    assert [t.text for t in fig.layout.scene.annotations] == ["a", "b"]
+    with pytest.raises(TypeError, match="3D"):
+        viz.side_by_side([viz.plot_curves([1, 2], {"c": [1, 2]})])

@@ -22,6 +22,7 @@ from .plotly_vis import (
     plot_points,
     plot_sdf_slice,
     plot_voxels,
+    side_by_side,
     subplots,
     voxel_faces,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "plot_sdf_slice",
     "plot_voxels",
     "static_bundle",
+    "side_by_side",
     "subplots",
     "voxel_faces",
     "widgets_available",

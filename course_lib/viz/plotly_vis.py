@@ -661,6 +661,52 @@ def subplots(
     return out
 
 
+def side_by_side(figs: Sequence[go.Figure], titles: Sequence[str] | None = None, gap: float = 0.3, *,
+                 height: int | None = None) -> go.Figure:
+    """Several 3D figures in **one** 3D scene, each object moved along ``x`` next to the previous one.
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  A browser keeps at most 16 WebGL contexts per
+    page (Chromium) and each 3D scene of a plotly figure takes one, so a lecture with many
+    :func:`subplots` of 3D figures loses its oldest figures (they go blank).  This puts all the
+    objects in a single scene (one context; they rotate together), ``gap`` apart (in data units),
+    with each title as a label above its object.  Only 3D figures are accepted.
+    """
+    figs = list(figs)
+    if not figs:
+        raise ValueError("side_by_side needs at least one figure")
+    for f in figs:
+        if not isinstance(f, go.Figure) or not _is_3d(f):
+            raise TypeError("side_by_side takes 3D plotly Figures (scatter3d / mesh3d traces)")
+    if titles is None:
+        titles = [(f.layout.title.text or "") for f in figs]
+    elif len(titles) != len(figs):
+        raise ValueError(f"got {len(titles)} titles for {len(figs)} figures")
+    out = go.Figure()
+    offset, labels = 0.0, []
+    for f, title in zip(figs, titles):
+        xs = [np.asarray(tr.x, dtype=float) for tr in f.data if getattr(tr, "x", None) is not None and len(tr.x)]
+        lo = min(float(np.nanmin(x)) for x in xs) if xs else 0.0
+        hi = max(float(np.nanmax(x)) for x in xs) if xs else 0.0
+        top = max((float(np.nanmax(np.asarray(tr.y, dtype=float))) for tr in f.data
+                   if getattr(tr, "y", None) is not None and len(tr.y)), default=0.0)  # y is up
+        shift = offset - lo
+        for tr in f.data:
+            tr = go.Figure(tr).data[0]  # a copy
+            if getattr(tr, "x", None) is not None and len(tr.x):
+                tr.x = np.asarray(tr.x, dtype=float) + shift
+            if "showscale" in tr:
+                tr.showscale = False
+            if "marker" in tr and tr.marker is not None and "showscale" in tr.marker:
+                tr.marker.showscale = False
+            out.add_trace(tr)
+        labels.append({"x": (lo + hi) / 2 + shift, "y": top + 0.15, "z": 0.0, "text": title, "showarrow": False})
+        offset += (hi - lo) + gap
+    _scene_layout(out, None)
+    out.update_layout(scene={"aspectmode": "data", "annotations": labels}, showlegend=False,
+                      height=height or 380, margin={"l": 0, "r": 0, "t": 20, "b": 0})
+    return out
+
+
 # ---------------------------------------------------------------------------
 # curves and diagrams
 # ---------------------------------------------------------------------------

@@ -57,6 +57,10 @@ MEASURED = results.show("surfaces", "laptop", command="COURSE_PROFILE=laptop pyt
 
 
 # %% [markdown]
+# (Several figures of this lecture put their objects side by side in **one** 3D scene, moved
+# along $x$ and rotating together, with `viz.side_by_side`: a browser keeps only 16 WebGL
+# contexts per page, one per 3D scene, and the oldest figures of a long lecture would go blank.)
+#
 # ## 1. The templates and their triangulations
 #
 # A regular $n \times n$ grid on the unit square has $n^2$ vertices and
@@ -76,8 +80,8 @@ print(f"square grid n={n}: {len(square.vertices)} vertices, {len(square.faces)} 
       f"(2 (n-1)^2 = {2 * (n - 1) ** 2}), Euler {square.euler_number}, watertight {square.is_watertight}")
 print(f"icosphere: {len(sphere.vertices)} vertices, {len(sphere.faces)} faces, Euler {sphere.euler_number}, "
       f"watertight {sphere.is_watertight}")
-viz.subplots([viz.plot_mesh(square, show_edges=True), viz.plot_mesh(sphere, show_edges=True)],
-             titles=["unit square, 6 x 6 grid", "icosphere (2 subdivisions)"], height=320)
+viz.side_by_side([viz.plot_mesh(square, show_edges=True), viz.plot_mesh(sphere, show_edges=True)],
+                 titles=["unit square, 6 x 6 grid", "icosphere (2 subdivisions)"], height=320)
 
 # %% [markdown]
 # ## 2. One patch decoder
@@ -217,8 +221,8 @@ with torch.no_grad():
 sphere_mesh = sphere_model.decode_mesh(zs, SZ["sphere_subdivisions"])[0]
 print(f"sphere mesh: {len(sphere_mesh.faces)} faces, watertight {sphere_mesh.is_watertight}, "
       f"Euler {sphere_mesh.euler_number}")
-viz.subplots([viz.plot_points(target[0], color="gray", size=1.5), viz.plot_mesh(sphere_mesh)],
-             titles=["held-out shape", "AtlasNet sphere: a closed mesh"], height=340)
+viz.side_by_side([viz.plot_points(target[0], color="gray", size=1.5), viz.plot_mesh(sphere_mesh)],
+                 titles=["held-out shape", "AtlasNet sphere: a closed mesh"], height=340)
 
 # %% [markdown]
 # ## 7. Results on held-out shapes
@@ -398,12 +402,14 @@ if MEASURED is not None and "coded" in MEASURED.data:
 parts = coded_model.parts
 template_mesh = trimesh.Trimesh(coded_model.template_vertices.numpy(), coded_model.template_faces.numpy(),
                                 process=False)
-viz.subplots([viz.plot_mesh(template_mesh, color=coded_model.template_labels.numpy().astype(float),
-                            colorscale="Rainbow"),
-              viz.plot_points(c_test["points"][0], color=result["pred"][0].float(), colorscale="Rainbow", size=2),
-              viz.plot_points(c_test["points"][0], color=result["true"][0].float(), colorscale="Rainbow", size=2)],
-             titles=[f"template ({', '.join(parts)})", "labels carried by the deformation", "true labels"],
-             height=340)
+viz.side_by_side([viz.plot_mesh(template_mesh, color=coded_model.template_labels.numpy().astype(float),
+                                colorscale="Rainbow"),
+                  viz.plot_points(c_test["points"][0], color=result["pred"][0].float(), colorscale="Rainbow",
+                                  size=2),
+                  viz.plot_points(c_test["points"][0], color=result["true"][0].float(), colorscale="Rainbow",
+                                  size=2)],
+                 titles=[f"template ({', '.join(parts)})", "labels carried by the deformation", "true labels"],
+                 height=340)
 
 # %% [markdown]
 # ## 11. The classical alternative: Poisson reconstruction from points
@@ -439,9 +445,9 @@ if MEASURED is not None and "poisson" in MEASURED.data:
     for r in MEASURED.data["poisson"]["rows"]:
         print(f"  {r['name']:<52} mesh CD x1e3 {r['cd']:7.3f} | watertight {r['watertight']:.2f} | "
               f"{r['seconds']:.2f} s / shape")
-viz.subplots([viz.plot_points(pts_psg, size=1.5), viz.plot_mesh(poisson_mesh),
-              viz.plot_mesh(atlas_mesh, color=atlas_mesh.metadata["face_patch"], colorscale="Rainbow")],
-             titles=["PointSetGen points", "Poisson reconstruction", "AtlasNet mesh"], height=340)
+viz.side_by_side([viz.plot_points(pts_psg, size=1.5), viz.plot_mesh(poisson_mesh),
+                  viz.plot_mesh(atlas_mesh, color=atlas_mesh.metadata["face_patch"], colorscale="Rainbow")],
+                 titles=["PointSetGen points", "Poisson reconstruction", "AtlasNet mesh"], height=340)
 
 # %% [markdown]
 # ## Summary

@@ -81,8 +81,8 @@ def lab_server(tmp_path_factory):
     log = open(tmp / "jupyterlab.log", "w")  # noqa: SIM115 - closed at teardown
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ip=127.0.0.1",
-         "--ServerApp.token=", "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True",
-         "--LabApp.expose_app_in_browser=True", f"--ServerApp.root_dir={ROOT}",
+         "--IdentityProvider.token=", "--ServerApp.password=", "--allow-root", "--ServerApp.disable_check_xsrf=True",
+         "--LabApp.expose_app_in_browser=True", "--ContentsManager.allow_hidden=True", f"--ServerApp.root_dir={ROOT}",
          "--LabApp.news_url=", "--ServerApp.allow_remote_access=False"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

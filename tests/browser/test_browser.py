@@ -36,7 +36,7 @@ WEBGL_BUDGET = 16
 the oldest one (a figure goes blank, "WARNING: Too many active WebGL contexts") beyond it."""
 NOTEBOOK_TIMEOUT = 600
 WIDGET_ERRORS = ("Error displaying widget", "Failed to load model class", "Failed to load view class",
-                 "Loading widget...", "Could not render content")
+                 "Loading widget...", "Could not render content", "Click to show javascript error")
 
 _READY = """
 const app = window.jupyterapp;
