@@ -20,7 +20,6 @@ once (~3 min, then cached), then about the training time of ``benchmarks/encoder
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -30,13 +29,6 @@ from _common import md_table, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
-
-
-def _load() -> str:
-    try:
-        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
-    except OSError:  # pragma: no cover
-        return "n/a"
 
 
 def main() -> None:
@@ -51,7 +43,6 @@ def main() -> None:
     profile = config.get_profile()
     sizes = config.sizes(prefix="ch02.")
     n = int(sizes["partial_points"])
-    load_start = _load()
     t0 = time.perf_counter()
     train = C.load_partial_clouds("train", profile=profile)
     val = C.load_partial_clouds("val", profile=profile)
@@ -98,8 +89,7 @@ def main() -> None:
             "full-cloud test accuracy, from `results/encoders-" + profile + ".json`.", "",
             md_table(["model", "epochs", "train wall s", "test acc (partial)", "big test acc (partial)",
                       "full-cloud accuracy (encoders benchmark)"], rows)]
-    note = (f"Data generation / loading took {data_s:.0f} s (not counted). Load average (1/5/15 min) at the start: "
-            f"{load_start}; at the end: {_load()}. {args.note}")
+    note = f"Data generation / loading took {data_s:.0f} s (not counted; load averages in the header). {args.note}"
     path = write_result("encoders_partial", profile, "\n".join(body), notes=note, data=data)
     print(f"wrote {path}")
 
