@@ -65,8 +65,8 @@ def test_partial_cloud_draws_without_replacement_when_it_can(view):
     many = C.partial_cloud(r["depth"], r["K"], r["Rt"], 2 * n_vis, generator=g)
     assert many.shape == (2 * n_vis, 3)
     seen = depth_to_points(r["depth"], r["K"], r["Rt"])
-    assert torch.cdist(many, seen).amin(1).max() == 0  # drawn with replacement from the visible pixels only
-    assert torch.cdist(few, seen).amin(1).max() == 0
+    assert torch.cdist(many, seen, compute_mode="donot_use_mm_for_euclid_dist").amin(1).max() < 1e-5  # drawn with replacement from the visible pixels only
+    assert torch.cdist(few, seen, compute_mode="donot_use_mm_for_euclid_dist").amin(1).max() < 1e-5
     with pytest.raises(ValueError, match="empty view"):
         C.partial_cloud(torch.zeros_like(r["depth"]), r["K"], r["Rt"], 10)
 
