@@ -53,14 +53,6 @@ def _shapes(sz) -> list:
     return [data.make_shape(c, s) for c in sz["categories"] for s in seeds]
 
 
-def _fit_kwargs(sz, **over):
-    kw = {"level": int(sz["template_level"]), "steps": int(sz["fit_steps"]), "lr": float(sz["lr"]),
-          "sigma": float(sz["sigma"]), "sigma_start": float(sz["sigma_start"]),
-          "lambda_lap": float(sz["lambda_lap"]), "lambda_flat": float(sz["lambda_flat"])}
-    kw.update(over)
-    return kw
-
-
 def part_agreement(sz, device) -> dict:
     """Hard silhouettes of the shapes' marching-cubes meshes vs trimesh ray casting and vs data.render."""
     from course_lib.data.views import camera_rays
@@ -113,7 +105,7 @@ def part_single(sz, device) -> dict:
     rows = []
     for name, lap, flat in (("IoU + Laplacian + flatten", float(sz["lambda_lap"]), float(sz["lambda_flat"])),
                             ("IoU only", 0.0, 0.0)):
-        res = R.fit_silhouettes(target, cams, **_fit_kwargs(sz, steps=int(sz["single_view_steps"]),
+        res = R.fit_silhouettes(target, cams, **R.fit_kwargs(None, steps=int(sz["single_view_steps"]),
                                                             lambda_lap=lap, lambda_flat=flat))
         ev = _heldout_eval(res, shape, sz)
         rows.append({"name": name, "fit_view_iou": res.history["iou"][-1], "heldout_iou": ev["iou"],
@@ -130,7 +122,7 @@ def part_multi(sz, device) -> dict:
     shapes = _shapes(sz)
     for shape in shapes:
         target, cams = R.target_views(shape, views, size, device=device)
-        res = R.fit_silhouettes(target, cams, **_fit_kwargs(sz))
+        res = R.fit_silhouettes(target, cams, **R.fit_kwargs(None))
         ev = _heldout_eval(res, shape, sz)
         rows.append({"shape": f"{shape.category}/{shape.seed}", "fit_view_iou": res.history["iou"][-1],
                      "heldout_iou": ev["iou"], "heldout_iou_per_view": ev["iou_per_view"], "chamfer": ev["chamfer"],
@@ -139,7 +131,7 @@ def part_multi(sz, device) -> dict:
     # the first shape once more without regularisers
     shape = shapes[0]
     target, cams = R.target_views(shape, views, size, device=device)
-    res = R.fit_silhouettes(target, cams, **_fit_kwargs(sz, lambda_lap=0.0, lambda_flat=0.0))
+    res = R.fit_silhouettes(target, cams, **R.fit_kwargs(None, lambda_lap=0.0, lambda_flat=0.0))
     ev = _heldout_eval(res, shape, sz)
     unreg = {"shape": f"{shape.category}/{shape.seed}", "fit_view_iou": res.history["iou"][-1],
              "heldout_iou": ev["iou"], "chamfer": ev["chamfer"], "seconds": res.seconds, "regularised": False}
@@ -168,7 +160,7 @@ def part_sigma(sz, device) -> dict:
     for sigma in sz["sigmas"]:
         soft = rasterize_silhouette(v * 0.6, f, cams, size, sigma=float(sigma))
         grad = R.vertex_gradient_image(v * 0.6, f, cams, size, float(sigma), vertex=0)
-        res = R.fit_silhouettes(target, tcams, **_fit_kwargs(sz, sigma=float(sigma), sigma_start=None,
+        res = R.fit_silhouettes(target, tcams, **R.fit_kwargs(None, sigma=float(sigma), sigma_start=None,
                                                              steps=int(sz["sigma_steps"])))
         ev = _heldout_eval(res, shape, sz)
         rows.append({"sigma": float(sigma), "mean_abs_diff_to_hard": float((soft - hard).abs().mean()),
@@ -176,7 +168,7 @@ def part_sigma(sz, device) -> dict:
                      "fit_view_iou": res.history["iou"][-1], "heldout_iou": ev["iou"], "chamfer": ev["chamfer"],
                      "seconds": res.seconds})
         print(rows[-1], flush=True)
-    res = R.fit_silhouettes(target, tcams, **_fit_kwargs(sz, steps=int(sz["sigma_steps"])))
+    res = R.fit_silhouettes(target, tcams, **R.fit_kwargs(None, steps=int(sz["sigma_steps"])))
     ev = _heldout_eval(res, shape, sz)
     anneal = {"sigma_start": float(sz["sigma_start"]), "sigma": float(sz["sigma"]),
               "fit_view_iou": res.history["iou"][-1], "heldout_iou": ev["iou"], "chamfer": ev["chamfer"],

@@ -229,6 +229,16 @@ _SIZES: dict[str, dict[str, Any]] = {
     # lecture widgets
     "ch10.toy_points": {"ci": 200, "laptop": 1000, "gpu": 1000},
     "ch10.lab_points": {"ci": 256, "laptop": 1024, "gpu": 2048},
+    # --- 11 evaluation: every model on the same held-out shapes -----------------
+    # the categories every chapter's laptop models were trained on (chapter 07's DeepSDF: chairs only)
+    "ch11.categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane"), "gpu": ("chair", "airplane")},
+    "ch11.per_category": {"ci": 1, "laptop": 10, "gpu": 20},  # held-out test shapes per category
+    "ch11.fit_per_category": {"ci": 1, "laptop": 2, "gpu": 3},  # chapter 09's per-shape fit (~45 s each on a laptop)
+    "ch11.n_points": {"ci": 512, "laptop": 2048, "gpu": 2048},  # target and mesh samples per shape
+    "ch11.emd_points": {"ci": 128, "laptop": 1024, "gpu": 2048},  # EMD on this many (or the model's own count)
+    "ch11.n_iou": {"ci": 4096, "laptop": 32768, "gpu": 100000},  # uniform points of [-1, 1]^3 for IoU
+    "ch11.tau": {"ci": 0.02, "laptop": 0.02, "gpu": 0.02},  # F-score threshold (1% of the box diagonal is 0.035)
+    "ch11.widget_points": {"ci": 256, "laptop": 512, "gpu": 512},  # points kept per prediction for the widget
     # --- 07 implicit fields: OccNet, DeepSDF, IM-NET, extraction, sampling ----
     "ch07.categories": {"ci": ("chair", "mug"), "laptop": ("chair", "table", "airplane", "lamp", "mug"),
                         "gpu": ("chair", "table", "airplane", "car", "lamp", "mug", "sofa", "bench", "bottle",

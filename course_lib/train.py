@@ -484,6 +484,29 @@ def _diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
     return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
 
+class CheckpointMissing(RuntimeError):
+    """Raised by :func:`train_or_load` inside :func:`checkpoints_only` when it would have to train."""
+
+
+_CHECKPOINTS_ONLY = [0]
+
+
+class checkpoints_only:  # noqa: N801 - used as a context manager, like torch.no_grad
+    """Inside ``with checkpoints_only():`` :func:`train_or_load` never trains: it loads or raises.
+
+    Introduced in ``lectures/11_evaluation.ipynb``: the evaluation table is computed from the
+    chapters' existing checkpoints, and a missing or stale one is an error that names the file
+    and the reason (:class:`CheckpointMissing`) instead of a silent training run of minutes.
+    """
+
+    def __enter__(self) -> checkpoints_only:
+        _CHECKPOINTS_ONLY[0] += 1
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _CHECKPOINTS_ONLY[0] -= 1
+
+
 def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = False,
                   spec: Mapping[str, Any] | None = None, **fit_kwargs: Any) -> History:
     """Load ``model``'s weights from ``path`` when they were trained exactly so, else :func:`fit` and save.
@@ -529,6 +552,9 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
                 reason += f"; the partial run {partial.name} had other settings"
         except Exception as exc:  # noqa: BLE001 - a corrupt partial file is ignored
             reason += f"; could not read {partial.name} ({type(exc).__name__})"
+    if _CHECKPOINTS_ONLY[0]:
+        raise CheckpointMissing(f"{reason} (checkpoints_only: not training; run the chapter's benchmark or "
+                                f"notebook in profile {config.get_profile()!r} first)")
     print(f"training: {reason}")
     history = fit(model, checkpoint=path, resume=resume, signature=sig, **fit_kwargs)
     epochs = int(fit_kwargs.get("epochs", 0))

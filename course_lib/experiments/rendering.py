@@ -211,6 +211,20 @@ class FitResult:
     seconds: float = 0.0
 
 
+def fit_kwargs(profile: str | None = None, **over: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`fit_silhouettes` for the ``ch09.*`` sizes of ``profile`` (``over`` wins).
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``: the multi-view fit of the benchmark and of
+    chapter 11's table.
+    """
+    sz = config.sizes(profile, prefix="ch09.")
+    kw = {"level": int(sz["template_level"]), "steps": int(sz["fit_steps"]), "lr": float(sz["lr"]),
+          "sigma": float(sz["sigma"]), "sigma_start": float(sz["sigma_start"]),
+          "lambda_lap": float(sz["lambda_lap"]), "lambda_flat": float(sz["lambda_flat"])}
+    kw.update(over)
+    return kw
+
+
 def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: int = 200, lr: float = 0.01,
                     sigma: float = 1e-4, lambda_lap: float = 0.03, lambda_flat: float = 3e-4,
                     radius: float = 0.5, snapshot_every: int = 0, progress: bool = False,

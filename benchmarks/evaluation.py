@@ -1,0 +1,165 @@
+"""Chapter 11 (evaluation): every model of the course on the same held-out shapes, one convention per column.
+
+Run from the repository root, after the chapters' benchmarks (or notebooks) of the same profile have
+trained their models:
+
+    COURSE_PROFILE=laptop python benchmarks/evaluation.py
+
+Writes ``benchmarks/results/evaluation-<profile>-<machine>.md``, the JSON twin
+``benchmarks/results/evaluation-<profile>.json`` that ``lectures/11_evaluation.ipynb`` reads, and
+``benchmarks/results/evaluation-<profile>-predictions.npz`` (a few shapes' predicted points, float16, for
+the lecture's side-by-side widget).
+
+Every model is loaded from its chapter's checkpoint (:func:`course_lib.train.checkpoints_only`: nothing
+trains; a missing checkpoint stops the run and names the chapter to run first; ``--train-missing``
+trains by the chapter's recipe instead). The shapes are the test split of ``ch11.categories``
+(``ch11.per_category`` each), never seen in training; scoring is
+:func:`course_lib.experiments.evaluation.score` (conventions in ``COLUMNS``). Then:
+
+* protocol sensitivity: the same predictions under each paper's Chamfer convention, at other point
+  counts, F-score thresholds and IoU sample counts, and the rank correlation between conventions;
+* bias: the models that never saw ``--unseen`` (default ``bench``) reconstruct shapes of it.
+
+Goal (issue #19): the whole table in <= 20 minutes on 2 cores in the laptop profile, from existing
+checkpoints. ``COURSE_PROFILE=ci`` runs it in seconds (pipeline check only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _common import RESULTS, md_table, write_result  # noqa: E402
+
+from course_lib import config  # noqa: E402
+from course_lib.experiments import evaluation as E  # noqa: E402
+
+COLS = ("cd", "cd_l1", "emd", "fscore", "nc", "iou", "hausdorff", "watertight", "seconds", "peak_mb")
+
+
+def _clean(v):
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    return v
+
+
+def _strip(results: dict) -> dict:
+    """The JSON-able part of evaluate_models' output (no reconstructions)."""
+    return {name: {k: v for k, v in r.items() if k != "recs"} for name, r in results.items()}
+
+
+def _fmt(v, digits: int = 3):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "-"
+    return round(v, digits) if isinstance(v, float) else v
+
+
+def unseen_study(category: str, profile: str, per_category: int) -> dict:
+    """The models whose training categories exclude ``category``, on held-out shapes of it, with the oracle."""
+    ev = E.eval_shapes(profile, categories=(category,), per_category=per_category)
+    # models trained on some categories, not this one (3D-CODED has no model of it; the fit trains nothing)
+    specs = [m for m in E.MODELS if m.trained_on and m.trained_on != "ch06.coded_categories"
+             and category not in m.categories(profile)]
+    res = E.evaluate_models(ev, specs, progress=False, emd=False)
+    return {"category": category, "shapes": ev.names(), "models": [m.name for m in specs],
+            "rows": E.table_rows(res, ("cd", "fscore", "iou"))}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--train-missing", action="store_true", help="train a model whose checkpoint is missing "
+                    "(by its chapter's recipe) instead of stopping")
+    ap.add_argument("--unseen", default="bench", help="category for the bias study (no model except the "
+                    "voxel and PointSetGen ones, trained on every category, saw it)")
+    ap.add_argument("--models", nargs="*", help="only these models (names as in the table; default: all)")
+    args = ap.parse_args()
+    profile = config.get_profile()
+    t_start = time.perf_counter()
+    ev = E.eval_shapes(profile)
+    specs = [m for m in E.MODELS if not args.models or m.name in args.models]
+    t0 = time.perf_counter()
+    res = E.evaluate_models(ev, specs, checkpoints_only=not args.train_missing)
+    table_s = time.perf_counter() - t0
+    rows = E.table_rows(res, COLS)
+    per_model_s = {name: float(np.nansum([(p or {}).get("seconds", 0.0) for p in r["per_shape"]]))
+                   for name, r in res.items()}
+    t0 = time.perf_counter()
+    proto = E.protocol_sensitivity(res, ev)
+    proto_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    unseen = unseen_study(args.unseen, profile, max(1, len(ev) // len(ev.categories) // 2))
+    unseen_s = time.perf_counter() - t0
+    # a few shapes' points for the lecture's widget
+    k = int(ev.sizes["widget_points"])
+    keep = [i for c in ev.categories for i in [j for j, x in enumerate(ev.category) if x == c][:2]]
+    arrays = {"shapes": np.array([ev.names()[i] for i in keep]), "target": ev.target[keep, :k].numpy().astype(np.float16)}
+    names = []
+    for name, r in res.items():
+        for j, i in enumerate(keep):
+            rec = r["recs"][i]
+            if rec is None:
+                continue
+            pts = rec.points[:k] if rec.points.shape[0] >= k else rec.points
+            arrays[f"pred/{len(names)}/{j}"] = pts.numpy().astype(np.float16)
+        names.append(name)
+    arrays["models"] = np.array(names)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(RESULTS / f"evaluation-{profile}-predictions.npz", **arrays)
+    total_s = time.perf_counter() - t_start
+
+    data = {"sizes": dict(ev.sizes), "shapes": ev.names(), "columns": E.COLUMNS, "table": rows,
+            "models": _strip(res), "protocol": proto, "unseen": unseen, "widget_shapes": [ev.names()[i] for i in keep],
+            "seconds": {"table": table_s, "protocol": proto_s, "unseen": unseen_s, "total": total_s,
+                        "per_model": per_model_s}}
+    hdr = ["model", "ch", "output", "shapes", "points", "CD x1e3", "CD-L1", "EMD x1e2", f"F@{ev.sizes['tau']}",
+           "NC", "IoU", "Hausdorff", "watertight", "s / shape", "MiB / shape"]
+    md = [f"Held-out shapes: {', '.join(ev.names())} (test split, never seen in training).", "",
+          md_table(hdr, [[r["model"], r["chapter"], r["representation"], r["shapes"], r["points"],
+                          *[_fmt(r[c], 4) for c in COLS]] for r in rows]), "",
+          "Columns:", ""] + [f"- **{c}**: {E.COLUMNS[c]}" for c in COLS] + [""]
+    md += ["## Per category (CD x1e3 / IoU)", "",
+           md_table(["model"] + [f"{c} CD" for c in ev.categories] + [f"{c} IoU" for c in ev.categories],
+                    [[n] + [_fmt(r["per_category"][c].get("cd", math.nan)) for c in ev.categories]
+                     + [_fmt(r["per_category"][c].get("iou", math.nan)) for c in ev.categories]
+                     for n, r in res.items()]), ""]
+    pn = list(proto["presets"][next(iter(proto["presets"]))])
+    md += ["## Protocol sensitivity: the same predictions, each paper's Chamfer", "",
+           md_table(["model"] + pn, [[n] + [_fmt(v[p], 4) for p in pn] for n, v in proto["presets"].items()]), "",
+           "Each preset at its paper's point count (target and resampleable outputs; point-set outputs keep "
+           "their own points): " + ", ".join(f"{k} {v}" for k, v in proto["preset_points"].items()), "",
+           md_table(["model"] + pn, [[n] + [_fmt(v[p], 4) for p in pn] for n, v in proto["presets_own_count"].items()]),
+           "",
+           "Kendall rank correlation between the conventions' model rankings: "
+           + ", ".join(f"{k} {v:.2f}" for k, v in proto["kendall"].items()), ""]
+    cnt = list(next(iter(proto["point_count"].values())))
+    md += ["### CD x1e3 (AtlasNet convention) against the number of points of both clouds", "",
+           md_table(["model"] + cnt, [[n] + [_fmt(v.get(c), 3) for c in cnt] for n, v in proto["point_count"].items()]),
+           ""]
+    taus = list(next(iter(proto["fscore"].values())))
+    md += ["### F-score against its threshold tau", "",
+           md_table(["model"] + taus, [[n] + [_fmt(v[t]) for t in taus] for n, v in proto["fscore"].items()]), ""]
+    qs = list(next(iter(proto["iou_points"].values())))
+    md += ["### IoU against the number of uniform sample points", "",
+           md_table(["model"] + qs, [[n] + [_fmt(v[q]) for q in qs] for n, v in proto["iou_points"].items()]), ""]
+    md += [f"## Bias: shapes of a category the models never saw ({unseen['category']}: {', '.join(unseen['shapes'])})",
+           "", md_table(["model", "CD x1e3", "F", "IoU"],
+                        [[r["model"], _fmt(r["cd"]), _fmt(r["fscore"]), _fmt(r["iou"])] for r in unseen["rows"]]), ""]
+    md += [f"Time: table {table_s:.0f} s, protocol {proto_s:.0f} s, unseen-category study {unseen_s:.0f} s, "
+           f"total {total_s:.0f} s (goal <= 20 min in the laptop profile).", ""]
+    print(f"wrote {write_result('evaluation', profile, chr(10).join(md), data=_clean(data))}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,856 @@
+"""Chapter 11 (evaluation): every model of the course on the same held-out shapes, under one convention.
+
+Introduced in ``lectures/11_evaluation.ipynb``; ``benchmarks/evaluation.py`` computes the table.
+
+Each chapter measured its models with its own papers' conventions on its own categories. Here
+they all reconstruct the **same** held-out ShapeNet-lite shapes (the test split of
+``ch11.categories``, the first ``ch11.per_category`` of each: shapes no model saw in training)
+from the kind of input each chapter trained on: surface points of sampling stream 0 (their
+count and noise as in the chapter), a voxel grid of the shape, one rendered view, SDF samples
+(DeepSDF's latent optimisation) or silhouettes (chapter 09's per-shape fit). Every output is
+turned into the same things and scored once, by :func:`score`:
+
+* **points**: a mesh is sampled at ``ch11.n_points`` area-uniform points (seeded); a point-set
+  model keeps its own output (its count is in the table);
+* **the target**: an independent sampling of the exact surface (stream 1), never the input;
+* **a volume** where the output has one (voxel grids, fields, primitives, closed meshes through
+  the generalised winding number): IoU at ``ch11.n_iou`` uniform points of ``[-1, 1]^3``
+  against the exact occupancy.
+
+:data:`COLUMNS` states each column's convention. :data:`MODELS` lists the models, each with
+the function that loads it from its chapter's checkpoint (:func:`course_lib.train.train_or_load`
+with the chapter's own recipe) and reconstructs the shapes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from course_lib import config
+from course_lib import metrics as M
+
+__all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "eval_shapes", "score",
+           "evaluate_model", "evaluate_models", "baselines", "protocol_sensitivity", "grid_occupancy",
+           "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS"]
+
+COLUMNS: dict[str, str] = {
+    "cd": "Chamfer-L2 x1e3: mean squared nearest-neighbour distance both ways, summed (AtlasNet's convention), "
+          "prediction points against ch11.n_points target points",
+    "cd_l1": "Chamfer-L1: mean unsquared nearest-neighbour distance both ways, averaged (OccNet's convention)",
+    "emd": "EMD x1e2: mean unsquared matched distance (exact), ch11.emd_points points of each (PointFlow's convention); "
+           "a model with fewer output points is scored at its own count",
+    "fscore": "F-score at tau = ch11.tau: harmonic mean of precision and recall of points within tau",
+    "nc": "normal consistency: mean |cos| between each point's normal and its nearest neighbour's, both ways, halved "
+          "(OccNet); only where the output is a mesh",
+    "iou": "volumetric IoU at ch11.n_iou uniform points of [-1, 1]^3 against the exact occupancy; only where the "
+           "output encloses a volume",
+    "hausdorff": "symmetric Hausdorff distance (unsquared, max of the two directed maxima)",
+    "watertight": "fraction of output meshes that are watertight (trimesh: every edge shared by two faces)",
+    "seconds": "wall time per shape from the input to the output representation (encode, decode, extract; "
+               "latent optimisation or fitting included)",
+    "peak_mb": "peak extra resident memory per shape in MiB (point_sets.peak_memory; < 1 MiB is noise)",
+}
+"""One convention per column of the table (the lecture prints these)."""
+
+
+@dataclass
+class Reconstruction:
+    """One model's output for one shape, in the forms :func:`score` needs.
+
+    ``points`` ``(N, 3)`` (a mesh's samples, or a point-set model's own points), ``normals``
+    ``(N, 3)`` or None, ``mesh`` or None, ``occupancy`` a function ``(Q, 3) -> (Q,) bool`` or None
+    (no volume), ``seconds`` and ``peak_bytes`` of producing it, ``empty`` when the model produced
+    no surface (the points are then a single point at the origin and the row counts it).
+    """
+
+    points: Tensor
+    normals: Tensor | None = None
+    mesh: trimesh.Trimesh | None = None
+    occupancy: Callable[[Tensor], Tensor] | None = None
+    seconds: float = float("nan")
+    peak_bytes: float = float("nan")
+    empty: bool = False
+    resample: Callable[[int, int], Tensor] | None = None  # (n, seed) -> (n, 3) new surface samples, if it has a surface
+
+
+@dataclass
+class EvalShapes:
+    """The held-out shapes every model reconstructs, with their exact references."""
+
+    categories: tuple[str, ...]
+    category: list[str]
+    seed: list[int]
+    shapes: list[Any]
+    target: Tensor  # (S, n_points, 3), stream 1
+    target_normals: Tensor
+    oracle: Tensor  # (S, n_points, 3), stream 2: the oracle's independent sampling
+    oracle_normals: Tensor
+    iou_points: Tensor  # (S, n_iou, 3)
+    iou_occupancy: Tensor  # (S, n_iou) bool
+    profile: str
+    sizes: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def names(self) -> list[str]:
+        return [f"{c}/{s}" for c, s in zip(self.category, self.seed)]
+
+
+def eval_shapes(profile: str | None = None, categories: Sequence[str] | None = None,
+                per_category: int | None = None) -> EvalShapes:
+    """The held-out shapes of the table (test split, ``ch11.*`` sizes) with target, oracle and IoU samples.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.
+    """
+    from course_lib.data import SAMPLING_STREAMS, make_shape, split_seeds
+
+    profile = profile or config.get_profile()
+    s = dict(config.sizes(profile, prefix="ch11."))
+    cats = tuple(categories or s["categories"])
+    per = int(per_category or s["per_category"])
+    shapes, cat, seeds = [], [], []
+    for c in cats:
+        for sd in split_seeds("test", per):
+            shapes.append(make_shape(c, sd))
+            cat.append(c)
+            seeds.append(int(sd))
+    n, q = int(s["n_points"]), int(s["n_iou"])
+    tp, tn, op, on, ip, io = [], [], [], [], [], []
+    for i, sh in enumerate(shapes):
+        p, nn_ = sh.sample_surface(n, stream=SAMPLING_STREAMS["target"])
+        tp.append(p)
+        tn.append(nn_)
+        p, nn_ = sh.sample_surface(n, stream=SAMPLING_STREAMS["oracle"])
+        op.append(p)
+        on.append(nn_)
+        g = torch.Generator().manual_seed(7919 + i)
+        pts = torch.rand(q, 3, generator=g) * 2 - 1
+        ip.append(pts)
+        io.append(sh.occupancy(pts))
+    return EvalShapes(cats, cat, seeds, shapes, torch.stack(tp), torch.stack(tn), torch.stack(op), torch.stack(on),
+                      torch.stack(ip), torch.stack(io), profile, s)
+
+
+# ---------------------------------------------------------------------------
+# scoring
+# ---------------------------------------------------------------------------
+def _subsample(points: Tensor, m: int, seed: int) -> Tensor:
+    if points.shape[0] <= m:
+        return points
+    g = torch.Generator().manual_seed(seed)
+    return points[torch.randperm(points.shape[0], generator=g)[:m]]
+
+
+def score(rec: Reconstruction, ev: EvalShapes, i: int, *, tau: float | None = None,
+          emd: bool = True) -> dict[str, float]:
+    """Every column of :data:`COLUMNS` for one reconstruction of shape ``i`` (NaN where it does not apply).
+
+    Introduced in ``lectures/11_evaluation.ipynb``.
+    """
+    from course_lib.data import SAMPLING_STREAMS
+
+    tau = float(ev.sizes["tau"] if tau is None else tau)
+    pred = rec.points.detach().float().cpu()
+    if pred.dim() != 2 or pred.shape[-1] != 3 or pred.shape[0] == 0:
+        raise ValueError(f"a reconstruction's points must be (N, 3) with N >= 1, got {tuple(pred.shape)}")
+    gt, gt_n = ev.target[i], ev.target_normals[i]
+    out = {"cd": float(M.chamfer(pred, gt, squared=True, directions="sum", scale=1e3)),
+           "cd_l1": float(M.chamfer(pred, gt, squared=False, directions="mean")),
+           "fscore": float(M.fscore(pred, gt, tau)),
+           "hausdorff": float(M.hausdorff(pred, gt)),
+           "n_points": float(pred.shape[0]), "empty": float(rec.empty),
+           "seconds": float(rec.seconds), "peak_mb": float(rec.peak_bytes) / 2**20}
+    if emd:
+        m = min(int(ev.sizes["emd_points"]), pred.shape[0])
+        ref, _ = ev.shapes[i].sample_surface(m, stream=SAMPLING_STREAMS["target"])
+        out["emd"] = float(M.emd(_subsample(pred, m, seed=i), ref, scale=1e2))
+        out["emd_points"] = float(m)
+    out["nc"] = (float(M.normal_consistency(pred, rec.normals.float(), gt, gt_n))
+                 if rec.normals is not None and not rec.empty else math.nan)
+    if rec.occupancy is not None:
+        occ = rec.occupancy(ev.iou_points[i]).reshape(-1).bool().cpu()
+        out["iou"] = float(M.volumetric_iou(occ, ev.iou_occupancy[i]))
+    else:
+        out["iou"] = math.nan
+    out["watertight"] = float(rec.mesh.is_watertight) if rec.mesh is not None else math.nan
+    return out
+
+
+# ---------------------------------------------------------------------------
+# output conversions
+# ---------------------------------------------------------------------------
+def grid_occupancy(grid: Tensor, level: float = 0.5, bound: float = 1.0) -> Callable[[Tensor], Tensor]:
+    """Occupancy of points from a cell-centred grid ``(R, R, R)`` (``course_lib.data.voxelize``'s layout):
+    the value of the cell holding each point, above ``level``; outside the box is empty.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.
+    """
+    if not isinstance(grid, Tensor) or grid.dim() != 3 or len(set(grid.shape)) != 1:
+        raise ValueError(f"grid_occupancy expects one cubic grid (R, R, R), got {getattr(grid, 'shape', grid)}")
+    g = grid.detach().float().cpu()
+    r = g.shape[0]
+
+    def occ(points: Tensor) -> Tensor:
+        p = points.detach().float().cpu()
+        idx = torch.floor((p + bound) / (2 * bound) * r).long()
+        inside = ((idx >= 0) & (idx < r)).all(-1)
+        idx = idx.clamp(0, r - 1)
+        return (g[idx[:, 0], idx[:, 1], idx[:, 2]] > level) & inside
+
+    return occ
+
+
+def mesh_occupancy(mesh: trimesh.Trimesh) -> Callable[[Tensor], Tensor]:
+    """Inside a mesh by the generalised winding number (>= 0.5), robust to small holes.
+
+    Introduced in ``lectures/11_evaluation.ipynb``; :func:`course_lib.geometry.winding_number`.
+    """
+    from course_lib.geometry.mesh_sdf import winding_number
+
+    def occ(points: Tensor) -> Tensor:
+        return torch.as_tensor(winding_number(mesh, points.detach().float().cpu())) >= 0.5
+
+    return occ
+
+
+def _mesh_rec(mesh: trimesh.Trimesh | None, n: int, seed: int, occupancy: Callable | None = None,
+              closed: bool = False) -> Reconstruction:
+    """A reconstruction from a mesh: ``n`` area-uniform samples with face normals."""
+    if mesh is None or len(mesh.faces) == 0:
+        return Reconstruction(torch.zeros(1, 3), None, None, occupancy, empty=True)
+    mesh = _clean(mesh)
+    pts, nrm = _sample_mesh(mesh, n, seed)
+    if occupancy is None and closed:
+        occupancy = mesh_occupancy(mesh)
+    return Reconstruction(pts, nrm, mesh, occupancy, resample=lambda k, sd: _sample_mesh(mesh, k, sd)[0])
+
+
+def _clean(mesh: trimesh.Trimesh) -> trimesh.Trimesh:
+    """A copy with vertices closer than ~1e-4 merged and zero-area faces dropped: patch borders, seams and
+    poles share positions (a superquadric's pole ring to 1e-4), not indices, and a closed surface should read
+    as closed."""
+    mesh = mesh.copy()
+    mesh.merge_vertices(digits_vertex=4)
+    mesh.update_faces(mesh.nondegenerate_faces())
+    mesh.remove_unreferenced_vertices()
+    return mesh
+
+
+def _sample_mesh(mesh: trimesh.Trimesh, n: int, seed: int) -> tuple[Tensor, Tensor]:
+    pts, face = trimesh.sample.sample_surface(mesh, int(n), seed=int(seed))
+    return (torch.as_tensor(np.asarray(pts), dtype=torch.float32),
+            torch.as_tensor(np.asarray(mesh.face_normals)[face], dtype=torch.float32))
+
+
+def union_samples(prims: Any, n: int, seed: int, threshold: float = 0.5) -> tuple[Tensor, Tensor]:
+    """``n`` area-uniform samples (with normals) of the *surface of the union* of shape 0's existing primitives.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  Each primitive's mesh is sampled in proportion
+    to its area and the samples inside another existing primitive are dropped (they lie inside the
+    union), then ``n`` are kept (drawing more first, so that about ``n`` survive).
+    """
+    from course_lib.models import primitives as P
+
+    meshes = P.primitive_meshes(prims, 0, threshold=threshold)
+    if not meshes:
+        raise ValueError("no primitive exists above the threshold")
+    exists = prims.prob[0] > threshold
+    areas = np.array([m.area for m in meshes])
+    pts_all, nrm_all = [], []
+    draw = 2 * int(n)
+    for j, m in enumerate(meshes):
+        k = max(1, int(round(draw * areas[j] / areas.sum())))
+        pts, nrm = _sample_mesh(m, k, seed * 131 + j)
+        ins = prims.contains(pts[None].to(prims.size.dtype))[0]  # (M, k)
+        others = exists.clone()
+        others[int(m.metadata["index"])] = False
+        keep = ~(ins & others[:, None]).any(0)
+        pts_all.append(pts[keep])
+        nrm_all.append(nrm[keep])
+    pts, nrm = torch.cat(pts_all), torch.cat(nrm_all)
+    if pts.shape[0] == 0:
+        raise ValueError("every primitive sample lies inside another primitive")
+    g = torch.Generator().manual_seed(int(seed))
+    idx = torch.randperm(pts.shape[0], generator=g)[:n] if pts.shape[0] >= n else \
+        torch.randint(0, pts.shape[0], (n,), generator=g)
+    return pts[idx], nrm[idx]
+
+
+def _timed(fn: Callable[[], Reconstruction]) -> Reconstruction:
+    from .point_sets import peak_memory
+
+    t0 = time.perf_counter()
+    rec, peak = peak_memory(fn)
+    rec.seconds = time.perf_counter() - t0
+    rec.peak_bytes = peak
+    return rec
+
+
+def _check_seeds(ev: EvalShapes, data: dict[str, Any], who: str) -> None:
+    got = [f"{c}/{int(s)}" for c, s in zip(data["category"], data["seed"])]
+    if got != ev.names():
+        raise RuntimeError(f"{who}: the chapter's loader returned other shapes ({got[:3]}...) than the table's "
+                           f"({ev.names()[:3]}...)")
+
+
+# ---------------------------------------------------------------------------
+# the models, each loaded by its chapter's recipe
+# ---------------------------------------------------------------------------
+def _voxel_models(task: str, ev: EvalShapes) -> list[Reconstruction]:
+    from . import voxels as V
+
+    p = ev.profile
+    image = task == "svr"
+    s = config.sizes(p, prefix="ch03.")
+    tr = V.voxel_data("train", p, image=image, extra_views=s["train_views"] if image else 0)
+    va = V.voxel_data("val", p, image=image)
+    te = V.voxel_data("test", p, image=image, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    _check_seeds(ev, te, f"chapter 03 {task}")
+    train = V.train_single_view if image else V.train_autoencoder
+    model, _ = train(p, data=tr, val_data=va, progress=False)
+    key = "rgb" if image else "voxels"
+    level, _ = V.best_threshold(V.iou_sweep(V.predict(model, va[key]), va["voxels"], profile=p))
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            probs = V.predict(model, te[key][i:i + 1])[0]
+            return _mesh_rec(V.grid_to_mesh(probs, level), ev.sizes["n_points"], i, grid_occupancy(probs, level))
+        recs.append(_timed(run))
+    return recs
+
+
+def _octree_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
+    from course_lib.models.ogn import PROP_PRED
+
+    from . import octrees as O
+    from . import voxels as V
+
+    p = ev.profile
+    data, val = O.octree_data("train", p), O.octree_data("val", p)
+    te = O.octree_data("test", p, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    _check_seeds(ev, te, f"chapter 04 {kind}")
+    model, _ = (O.train_ogn if kind == "ogn" else O.train_dense)(p, data=data, val_data=val)
+    model.eval()
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            with torch.no_grad():
+                v = te["voxels"][i:i + 1]
+                grid = model(v, mode=PROP_PRED).occupancy()[0].float() if kind == "ogn" else torch.sigmoid(model(v))[0]
+            return _mesh_rec(V.grid_to_mesh(grid, 0.5), ev.sizes["n_points"], i, grid_occupancy(grid, 0.5))
+        recs.append(_timed(run))
+    return recs
+
+
+def _psg_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
+    from . import point_sets as PS
+    from .common import predict
+
+    p = ev.profile
+    model, _ = PS.train_autoencoder(kind, p, progress=False)
+    te = PS.test_data(p, categories=ev.categories, shapes_per_category=len(ev) // len(ev.categories))
+    _check_seeds(ev, te, f"chapter 05 {kind}")
+    return [_timed(lambda i=i: Reconstruction(predict(model, te["points"][i:i + 1])[0])) for i in range(len(ev))]
+
+
+def _atlas_models(template: str, k: int, ev: EvalShapes) -> list[Reconstruction]:
+    from . import surfaces as S
+
+    p = ev.profile
+    sz = config.sizes(p, prefix="ch06.")
+    n, n_in = sz["n_points"], sz["n_input"]
+    train = S.surface_dataset(sz["categories"], "train", sz["train_per_category"], n, profile=p)
+    te = S.surface_dataset(ev.categories, "test", len(ev) // len(ev.categories), n, n_input=n_in, profile=p)
+    _check_seeds(ev, te, "chapter 06 AtlasNet")
+    model = S.build_atlasnet(template, k, sz["latent_dim"], "pointnet", sz["hidden"], n)
+    S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n, n_input=n_in,
+                     checkpoint=S.checkpoint_path(f"ae-{template}{k}", train, p, n_input=n_in), progress=False,
+                     live_plot=False)
+    model.eval()
+    res = sz["sphere_subdivisions"] if template == "sphere" else sz["mesh_resolution"]
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            with torch.no_grad():
+                mesh = model.mesh(te["points"][i:i + 1], res)[0]
+            return _mesh_rec(mesh, ev.sizes["n_points"], i, closed=template == "sphere")
+        recs.append(_timed(run))
+    return recs
+
+
+def _coded_models(ev: EvalShapes) -> list[Reconstruction | None]:
+    from . import surfaces as S
+
+    p = ev.profile
+    sz = config.sizes(p, prefix="ch06.")
+    models = {}
+    for cat in sorted(set(ev.category)):
+        if cat not in sz["coded_categories"]:  # no model of this category in this profile: no row for its shapes
+            continue
+        train = S.surface_dataset([cat], "train", sz["train_per_category"], sz["n_points"], profile=p)
+        model, _ = S.train_coded(cat, train, epochs=sz["coded_epochs"], batch_size=sz["batch_size"],
+                                 checkpoint=S.checkpoint_path(f"coded-{cat}", train, p, n_input=sz["n_input"]),
+                                 latent_dim=sz["latent_dim"], hidden=sz["hidden"],
+                                 template_resolution=sz["template_resolution"], n_input=sz["n_input"],
+                                 progress=False, live_plot=False)
+        models[cat] = model.eval()
+    te = S.surface_dataset(ev.categories, "test", len(ev) // len(ev.categories), sz["n_points"],
+                           n_input=sz["n_input"], profile=p)
+    _check_seeds(ev, te, "chapter 06 3D-CODED")
+    recs: list[Reconstruction | None] = []
+    for i in range(len(ev)):
+        if ev.category[i] not in models:
+            recs.append(None)
+            continue
+
+        def run(i: int = i) -> Reconstruction:
+            m = models[ev.category[i]]
+            with torch.no_grad():
+                mesh = m.deformed_mesh(m.encode(te["points"][i:i + 1, :sz["n_input"]]))[0]
+            return _mesh_rec(mesh, ev.sizes["n_points"], i, closed=True)
+        recs.append(_timed(run))
+    return recs
+
+
+def _occnet_models(ev: EvalShapes) -> list[Reconstruction]:
+    from course_lib.models.implicit import field_of
+
+    from . import implicit as I
+
+    p = ev.profile
+    train = I.implicit_data("train", profile=p)
+    model, _ = I.train_occnet(train, profile=p, progress=False)
+    te = I.implicit_data("test", profile=p, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    _check_seeds(ev, te, "chapter 07 OccNet")
+    x = I.held_out_inputs(te, p)
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            z = I.encode(model, x[i:i + 1])[0]
+            mesh, _ = I.extract(model, z, profile=p)
+            f = field_of(model, z)
+            return _mesh_rec(mesh, ev.sizes["n_points"], i, lambda q, f=f: _field_inside(model, f, q))
+        recs.append(_timed(run))
+    return recs
+
+
+@torch.no_grad()
+def _field_inside(model: Any, f: Callable[[Tensor], Tensor], q: Tensor) -> Tensor:
+    v = torch.cat([f(q[j:j + 65536]).cpu() for j in range(0, q.shape[0], 65536)])
+    return v > model.level if model.inside == "above" else v < model.level
+
+
+def _deepsdf_models(ev: EvalShapes) -> list[Reconstruction]:
+    from course_lib.models.implicit import field_of, reconstruct_latent
+
+    from . import implicit as I
+
+    p = ev.profile
+    s = config.sizes(p, prefix="ch07.")
+    cats = tuple(s["sdf_categories"])
+    train = I.implicit_data("train", kind="sdf", sampling="deepsdf", categories=cats, profile=p,
+                            n_target=int(s["n_eval_points"]))
+    model, _ = I.train_deepsdf(train, profile=p, progress=False)
+    te = I.implicit_data("test", kind="sdf", sampling="deepsdf", categories=ev.categories,
+                         per_category=len(ev) // len(ev.categories), profile=p)
+    _check_seeds(ev, te, "chapter 07 DeepSDF")
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            z = reconstruct_latent(model.decoder, te["query"][i], te["sdf"][i], iters=int(s["recon_iters"]),
+                                   n_samples=int(s["recon_samples"]), seed=i)[0].cpu()
+            mesh, _ = I.extract(model, z, profile=p)
+            f = field_of(model, z)
+            return _mesh_rec(mesh, ev.sizes["n_points"], i, lambda q, f=f: _field_inside(model, f, q))
+        recs.append(_timed(run))
+    return recs
+
+
+def _primitive_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
+    from course_lib.models import primitives as P
+
+    from . import primitives as E
+
+    p = ev.profile
+    sz = config.sizes(p, prefix="ch08.")
+    data = {s: E.primitive_data(s, p) for s in ("train", "val")}
+    model, _ = E.train_primitives(kind, "reorder", data["train"], val=data["val"], seed=int(sz["seeds"][0]),
+                                  profile=p, progress=False, live_plot=False)
+    te = E.primitive_data("test", p, categories=ev.categories, shapes_per_category=len(ev) // len(ev.categories))
+    _check_seeds(ev, te, "chapter 08")
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            prims = E._ensure_one(E.predict_primitives(model, te["points"][i:i + 1]), 0.5)
+            mesh = _clean(trimesh.util.concatenate(P.primitive_meshes(prims, 0, threshold=0.5)))
+            pts, nrm = union_samples(prims, int(ev.sizes["n_points"]), i)
+
+            def occ(q: Tensor, prims: Any = prims) -> Tensor:
+                return P.union_occupancy(prims, q[None].to(prims.size.dtype), 0.5)[0]
+            return Reconstruction(pts, nrm, mesh, occ, resample=lambda k, sd, prims=prims: union_samples(prims, k, sd)[0])
+        recs.append(_timed(run))
+    return recs
+
+
+def _fit_models(ev: EvalShapes) -> list[Reconstruction | None]:
+    from . import rendering as R
+
+    p = ev.profile
+    sz = config.sizes(p, prefix="ch09.")
+    k = int(ev.sizes["fit_per_category"])
+    per = len(ev) // len(ev.categories)
+    recs: list[Reconstruction | None] = []
+    views = R.view_rig(int(sz["n_views"]))
+    for i, shape in enumerate(ev.shapes):
+        if i % per >= k:  # a per-shape optimisation of ~45 s: only the first k shapes of each category
+            recs.append(None)
+            continue
+
+        def run(shape: Any = shape, i: int = i) -> Reconstruction:
+            target, cams = R.target_views(shape, views, int(sz["image_size"]))
+            res = R.fit_silhouettes(target, cams, **R.fit_kwargs(p))
+            mesh = trimesh.Trimesh(res.verts.detach().cpu().numpy(), res.faces.cpu().numpy(), process=False)
+            return _mesh_rec(mesh, ev.sizes["n_points"], i, closed=True)
+        recs.append(_timed(run))
+    return recs
+
+
+def _shapegf_models(ev: EvalShapes) -> list[Reconstruction]:
+    from . import gradient_fields as G
+
+    p = ev.profile
+    train = G.load_data("train", profile=p)
+    model, _ = G.train_shapegf(train, profile=p, progress=False, live_plot=False)
+    te = G.load_data("test", profile=p, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    _check_seeds(ev, te, "chapter 10")
+    n = int(ev.sizes["n_points"])
+    return [_timed(lambda i=i: Reconstruction(G.reconstruct(model, te["points"][i:i + 1], n, profile=p, seed=i)[0]))
+            for i in range(len(ev))]
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One row of the table: who, from which chapter, from what input, and how to run it."""
+
+    name: str
+    chapter: str
+    representation: str
+    input: str
+    run: Callable[[EvalShapes], list[Reconstruction | None]]
+    trained_on: str | None = None  # the config key of its training categories (None: trains nothing)
+
+    def categories(self, profile: str | None = None) -> tuple[str, ...]:
+        """The categories this model was trained on in ``profile`` (every ShapeNet-lite category when the
+        key's value is None in that profile; empty for a per-shape fit, which trains nothing)."""
+        from course_lib.data import CATEGORIES
+
+        if self.trained_on is None:
+            return ()
+        cats = config.sizes(profile)[self.trained_on]
+        return tuple(CATEGORIES) if cats is None else tuple(cats)
+
+
+MODELS: tuple[ModelSpec, ...] = (
+    ModelSpec("3D-R2N2-style voxel auto-encoder", "03", "voxels 32^3", "the shape's 32^3 voxel grid",
+              lambda ev: _voxel_models("ae", ev), "ch03.categories"),
+    ModelSpec("3D-R2N2-style single view", "03", "voxels 32^3", "one rendered RGB view",
+              lambda ev: _voxel_models("svr", ev), "ch03.categories"),
+    ModelSpec("OGN (octree decoder)", "04", "octree 64^3", "the shape's 64^3 voxel grid",
+              lambda ev: _octree_models("ogn", ev), "ch04.categories"),
+    ModelSpec("dense voxel decoder", "04", "voxels 64^3", "the shape's 64^3 voxel grid",
+              lambda ev: _octree_models("dense", ev), "ch04.categories"),
+    ModelSpec("PointSetGen (Chamfer loss)", "05", "points", "ch05.n_points surface points",
+              lambda ev: _psg_models("chamfer", ev), "ch05.categories"),
+    ModelSpec("PointSetGen (EMD loss)", "05", "points", "ch05.n_points surface points",
+              lambda ev: _psg_models("emd", ev), "ch05.categories"),
+    ModelSpec("AtlasNet sphere", "06", "mesh (deformed sphere)", "ch06.n_input surface points",
+              lambda ev: _atlas_models("sphere", 1, ev), "ch06.categories"),
+    ModelSpec("AtlasNet 25 patches", "06", "mesh (25 open patches)", "ch06.n_input surface points",
+              lambda ev: _atlas_models("square", 25, ev), "ch06.categories"),
+    ModelSpec("3D-CODED (one model per category)", "06", "mesh (deformed template)", "ch06.n_input surface points",
+              _coded_models, "ch06.coded_categories"),
+    ModelSpec("Occupancy Network", "07", "occupancy field", "ch07.n_input noisy surface points",
+              _occnet_models, "ch07.categories"),
+    ModelSpec("DeepSDF (trained on chairs)", "07", "SDF field", "SDF samples (latent optimisation)",
+              _deepsdf_models, "ch07.sdf_categories"),
+    ModelSpec("superquadrics (reordering)", "08", "primitives", "ch08.n_points surface points",
+              lambda ev: _primitive_models("superquadric", ev), "ch08.categories"),
+    ModelSpec("cuboids (reordering)", "08", "primitives", "ch08.n_points surface points",
+              lambda ev: _primitive_models("cuboid", ev), "ch08.categories"),
+    ModelSpec("silhouette fit (per shape)", "09", "mesh (deformed icosphere)", "ch09.n_views silhouettes",
+              _fit_models),
+    ModelSpec("ShapeGF", "10", "points (gradient field)", "ch10.n_points surface points",
+              _shapegf_models, "ch10.categories"),
+)
+"""Every model of the table, in chapter order (the lecture and the benchmark use this list)."""
+
+
+def baselines(ev: EvalShapes) -> dict[str, list[Reconstruction]]:
+    """Reference rows: the oracle (an independent sampling of the exact surface, at ``ch11.n_points`` and at
+    each point-set model's count) and the exact shape's own 32^3 / 64^3 voxel grids (the representation's
+    floor: what a perfect voxel model scores under this protocol).
+
+    Introduced in ``lectures/11_evaluation.ipynb``.
+    """
+    from course_lib.data import SAMPLING_STREAMS, voxelize
+    from course_lib.experiments.voxels import grid_to_mesh
+
+    n = int(ev.sizes["n_points"])
+    out: dict[str, list[Reconstruction]] = {
+        f"oracle ({n} points)": [Reconstruction(ev.oracle[i], ev.oracle_normals[i]) for i in range(len(ev))]}
+    n_psg = int(config.sizes(ev.profile, prefix="ch05.")["n_points"])
+    if n_psg != n:
+        rows = []
+        for sh in ev.shapes:
+            p, nn_ = sh.sample_surface(n_psg, stream=SAMPLING_STREAMS["oracle"])
+            rows.append(Reconstruction(p, nn_))
+        out[f"oracle ({n_psg} points, PointSetGen's count)"] = rows
+    for r in sorted({int(config.sizes(ev.profile, prefix="ch03.")["resolution"]),
+                     int(config.sizes(ev.profile, prefix="ch04.")["resolution"])}):
+        rows = []
+        for i, sh in enumerate(ev.shapes):
+            grid = voxelize(sh, r).float()
+            rows.append(_mesh_rec(grid_to_mesh(grid, 0.5), n, i, grid_occupancy(grid, 0.5)))
+        out[f"exact shape's {r}^3 voxels"] = rows
+    return out
+
+
+def evaluate_model(spec: ModelSpec, ev: EvalShapes, *, emd: bool = True) -> dict[str, Any]:
+    """Run one model on the shapes and score it: ``{"per_shape": [row or None], "mean": {col: value},
+    "recs": [Reconstruction or None]}`` (means over the shapes the model ran on, NaN-aware)."""
+    recs = spec.run(ev)
+    per = [score(r, ev, i, emd=emd) if r is not None else None for i, r in enumerate(recs)]
+    return {"per_shape": per, "mean": _means(per), "per_category": _per_category(per, ev), "recs": recs}
+
+
+def _per_category(per: Sequence[dict[str, float] | None], ev: EvalShapes) -> dict[str, dict[str, float]]:
+    return {c: _means([r for r, cat in zip(per, ev.category) if cat == c]) for c in ev.categories}
+
+
+def _means(per: Sequence[dict[str, float] | None]) -> dict[str, float]:
+    rows = [r for r in per if r is not None]
+    if not rows:
+        return {}
+    out = {}
+    for k in rows[0]:
+        v = np.array([r[k] for r in rows], dtype=float)
+        out[k] = float(np.nanmean(v)) if np.isfinite(v).any() else math.nan
+    out["shapes"] = float(len(rows))
+    return out
+
+
+def evaluate_models(ev: EvalShapes, specs: Sequence[ModelSpec] | None = None, *, emd: bool = True,
+                    progress: bool = True, checkpoints_only: bool = True) -> dict[str, dict[str, Any]]:
+    """Every model of ``specs`` (default :data:`MODELS`) plus :func:`baselines`, scored by :func:`score`.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  ``checkpoints_only``: load the chapters'
+    checkpoints and never train (a missing one raises :class:`course_lib.train.CheckpointMissing`).
+    """
+    import contextlib
+
+    from tqdm.auto import tqdm
+
+    from course_lib import train
+
+    out: dict[str, dict[str, Any]] = {}
+    for name, recs in baselines(ev).items():
+        per = [score(r, ev, i, emd=emd) for i, r in enumerate(recs)]
+        out[name] = {"per_shape": per, "mean": _means(per), "per_category": _per_category(per, ev), "recs": recs,
+                     "chapter": "-", "representation": "reference", "input": "-"}
+    specs = MODELS if specs is None else specs
+    guard = train.checkpoints_only() if checkpoints_only else contextlib.nullcontext()
+    with guard:
+        for spec in tqdm(specs, desc="models", disable=not progress):
+            res = evaluate_model(spec, ev, emd=emd)
+            res.update(chapter=spec.chapter, representation=spec.representation, input=spec.input)
+            out[spec.name] = res
+    return out
+
+
+def table_rows(results: dict[str, dict[str, Any]],
+               columns: Sequence[str] = ("cd", "cd_l1", "emd", "fscore", "nc", "iou", "hausdorff", "watertight",
+                                         "seconds", "peak_mb")) -> list[dict[str, Any]]:
+    """One row per model: name, chapter, representation, input, shapes and the mean of each column."""
+    rows = []
+    for name, r in results.items():
+        m = r["mean"]
+        rows.append({"model": name, "chapter": r.get("chapter", "-"), "representation": r.get("representation", ""),
+                     "input": r.get("input", ""), "shapes": int(m.get("shapes", 0)),
+                     "points": int(m.get("n_points", 0)), **{c: m.get(c, math.nan) for c in columns}})
+    return rows
+
+
+def ranking(rows: Sequence[dict[str, Any]], column: str, higher_is_better: bool = False) -> list[str]:
+    """Model names ordered best first by ``column`` (rows without a value left out)."""
+    ok = [r for r in rows if isinstance(r.get(column), float) and math.isfinite(r[column])]
+    return [r["model"] for r in sorted(ok, key=lambda r: -r[column] if higher_is_better else r[column])]
+
+
+# ---------------------------------------------------------------------------
+# protocol sensitivity
+# ---------------------------------------------------------------------------
+def protocol_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes, *,
+                         point_counts: Sequence[int] = (256, 1024, 2048, 8192),
+                         taus: Sequence[float] = (0.01, 0.02, 0.05),
+                         iou_points: Sequence[int] = (4096, 32768)) -> dict[str, Any]:
+    """The same predictions scored under each paper's convention.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  Returns ``{"presets": {model: {preset: CD}},
+    "presets_own_count": the same with each preset's own point count (``Convention.n_points``: 2,048 for
+    PointFlow, 30,000 for DeepSDF, 100,000 for OccNet) for outputs that can be resampled and the target,
+    "point_count": {model: {n: CD x1e3}}, "fscore": {model: {tau: F}}, "iou_points": {model: {q: IoU}},
+    "kendall": {(a, b): tau}}``: Chamfer under each :data:`course_lib.metrics.PRESETS` convention;
+    the AtlasNet-convention Chamfer of the oracle and of mesh outputs sampled at each point count
+    (a mesh can be sampled at any count, so a protocol's count moves its number); F-score at each
+    threshold; IoU with fewer uniform points; Kendall's rank correlation between the model
+    rankings of the presets (1: the same order).
+    """
+    from course_lib.data import SAMPLING_STREAMS
+
+    names = [n for n, r in results.items() if any(x is not None for x in r["recs"])]
+    presets = {}
+    for name in names:
+        recs = results[name]["recs"]
+        row = {}
+        for pname, conv in M.PRESETS.items():
+            v = [float(conv.chamfer(r.points.float(), ev.target[i])) for i, r in enumerate(recs) if r is not None]
+            row[pname] = float(np.mean(v))
+        presets[name] = row
+    targets: dict[tuple[int, int], Tensor] = {}
+
+    def target(i: int, n: int) -> Tensor:
+        if (i, n) not in targets:
+            targets[(i, n)] = ev.shapes[i].sample_surface(int(n), stream=SAMPLING_STREAMS["target"])[0]
+        return targets[(i, n)]
+
+    own: dict[str, dict[str, float]] = {}  # each preset at its paper's point count, where the output allows it
+    for name in names:
+        recs = results[name]["recs"]
+        row = {}
+        for pname, conv in M.PRESETS.items():
+            n = int(conv.n_points or ev.sizes["n_points"])
+            v = []
+            for i, r in enumerate(recs):
+                if r is None:
+                    continue
+                if r.resample is not None and not r.empty:
+                    pts = r.resample(n, i)
+                elif name == names[0]:
+                    pts = ev.shapes[i].sample_surface(n, stream=SAMPLING_STREAMS["oracle"])[0]
+                else:
+                    pts = r.points.float()
+                v.append(float(conv.chamfer(pts, target(i, n))))
+            row[pname] = float(np.mean(v))
+        own[name] = row
+    counts: dict[str, dict[str, float]] = {}
+    for name in names:
+        recs = results[name]["recs"]
+        if not any(r is not None and r.resample is not None for r in recs) and name != names[0]:
+            continue  # only outputs that can be sampled at any count (and the first row: the oracle)
+        row = {}
+        for n in point_counts:
+            v = []
+            for i, r in enumerate(recs):
+                if r is None or r.empty:
+                    continue
+                gt = target(i, int(n))
+                if r.resample is not None:
+                    pts = r.resample(int(n), i)
+                else:  # the oracle: a new independent sampling at this count
+                    pts, _ = ev.shapes[i].sample_surface(int(n), stream=SAMPLING_STREAMS["oracle"])
+                v.append(float(M.chamfer(pts, gt, squared=True, directions="sum", scale=1e3)))
+            if v:
+                row[str(n)] = float(np.mean(v))
+        if row:
+            counts[name] = row
+    fs = {name: {str(t): float(np.mean([float(M.fscore(r.points.float(), ev.target[i], float(t)))
+                                       for i, r in enumerate(results[name]["recs"]) if r is not None]))
+                 for t in taus} for name in names}
+    ious: dict[str, dict[str, float]] = {}
+    for name in names:
+        recs = results[name]["recs"]
+        if not any(r is not None and r.occupancy is not None for r in recs):
+            continue
+        row = {}
+        for q in iou_points:
+            v = []
+            for i, r in enumerate(recs):
+                if r is None or r.occupancy is None:
+                    continue
+                pts, occ = ev.iou_points[i][:q], ev.iou_occupancy[i][:q]
+                v.append(float(M.volumetric_iou(r.occupancy(pts).reshape(-1).bool(), occ)))
+            row[str(q)] = float(np.mean(v))
+        ious[name] = row
+    models = [n for n in names if not n.startswith(("oracle", "exact"))]
+    kendall = {}
+    pn = list(M.PRESETS)
+    for a in range(len(pn)):
+        for b in range(a + 1, len(pn)):
+            kendall[f"{pn[a]} vs {pn[b]}"] = _kendall([presets[m][pn[a]] for m in models],
+                                                      [presets[m][pn[b]] for m in models])
+    rank = {p: sorted(models, key=lambda m: presets[m][p]) for p in pn}
+    return {"presets": presets, "presets_own_count": own,
+            "preset_points": {k: int(v.n_points or ev.sizes["n_points"]) for k, v in M.PRESETS.items()},
+            "point_count": counts, "fscore": fs, "iou_points": ious, "kendall": kendall,
+            "rank": rank, "preset_sources": {k: v.source for k, v in M.PRESETS.items()}}
+
+
+def _kendall(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-a between two score lists (pairs tied in either count as discordant-neutral)."""
+    n = len(a)
+    s = 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            s += int(np.sign(a[i] - a[j]) * np.sign(b[i] - b[j]))
+    pairs = n * (n - 1) / 2
+    return float(s / pairs) if pairs else math.nan
+
+
+# ---------------------------------------------------------------------------
+# reading the benchmark's files (the lecture)
+# ---------------------------------------------------------------------------
+HEADERS = {"cd": "CD x1e3", "cd_l1": "CD-L1", "emd": "EMD x1e2", "fscore": "F-score", "nc": "NC", "iou": "IoU",
+           "hausdorff": "Hausdorff", "watertight": "watertight", "seconds": "s / shape", "peak_mb": "MiB / shape"}
+
+
+def format_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str] = tuple(HEADERS),
+                extra: Sequence[str] = ("chapter", "shapes", "points"), digits: int = 3) -> str:
+    """A Markdown table of :func:`table_rows` rows (or the benchmark's stored ones); '-' where a column does
+    not apply (NaN or None)."""
+    def fmt(v: Any) -> str:
+        if v is None or (isinstance(v, float) and not math.isfinite(v)):
+            return "-"
+        return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
+
+    head = ["model", *extra, *[HEADERS.get(c, c) for c in columns]]
+    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    out += ["| " + " | ".join([str(r["model"]), *[fmt(r.get(k)) for k in extra], *[fmt(r.get(c)) for c in columns]])
+            + " |" for r in rows]
+    return "\n".join(out)
+
+
+def load_predictions(profile: str = "laptop") -> dict[str, Any] | None:
+    """The benchmark's stored predictions (``evaluation-<profile>-predictions.npz``): ``{"shapes": [names],
+    "target": (K, n, 3), "models": [names], "points": {model: [(n_i, 3) or None per shape]}}``, or None."""
+    from course_lib.results import results_dir
+
+    path = results_dir() / f"evaluation-{profile}-predictions.npz"
+    if not path.is_file():
+        return None
+    with np.load(path) as z:
+        shapes = [str(s) for s in z["shapes"]]
+        models = [str(m) for m in z["models"]]
+        points = {m: [torch.as_tensor(z[f"pred/{j}/{k}"].astype(np.float32)) if f"pred/{j}/{k}" in z.files else None
+                      for k in range(len(shapes))] for j, m in enumerate(models)}
+        return {"shapes": shapes, "target": torch.as_tensor(z["target"].astype(np.float32)), "models": models,
+                "points": points}

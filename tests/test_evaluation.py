@@ -1,0 +1,180 @@
+"""Chapter 11's evaluation layer against independent references (scipy, brute force, analytic shapes)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+from scipy.stats import kendalltau
+
+from course_lib import train
+from course_lib.data import make_shape, split_seeds, voxelize
+from course_lib.experiments import evaluation as E
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+@pytest.fixture(scope="module")
+def ev():
+    return E.eval_shapes("ci")
+
+
+def test_eval_shapes_are_held_out_and_independent(ev):
+    assert ev.categories == ("chair", "airplane")
+    assert set(ev.seed) <= set(split_seeds("test", 1))
+    assert not set(ev.seed) & set(split_seeds("train", 200)) and not set(ev.seed) & set(split_seeds("val", 50))
+    # target and oracle are two different samplings of the same surface: both on it, not the same points
+    assert not torch.allclose(ev.target, ev.oracle)
+    for i, sh in enumerate(ev.shapes):
+        assert float(sh.sdf(ev.target[i]).abs().max()) < 1e-3
+        assert float(sh.sdf(ev.oracle[i]).abs().max()) < 1e-3
+        assert torch.equal(ev.iou_occupancy[i], sh.sdf(ev.iou_points[i]) < 0)
+
+
+def test_grid_occupancy_layout_matches_voxelize():
+    r = 8
+    grid = torch.zeros(r, r, r)
+    grid[1, 2, 5] = 1.0
+    centre = -1 + (torch.tensor([1.0, 2.0, 5.0]) + 0.5) * 2 / r
+    occ = E.grid_occupancy(grid)
+    pts = torch.stack([centre, centre[[1, 0, 2]], centre[[2, 1, 0]], torch.tensor([1.5, 0.0, 0.0])])
+    assert occ(pts).tolist() == [True, False, False, False]
+    # the exact shape's own grid looked up at random points: close to the exact occupancy
+    shape = make_shape("chair", split_seeds("test", 1)[0])
+    g = voxelize(shape, 32).float()
+    p = torch.rand(20000, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    inter = (E.grid_occupancy(g)(p) & shape.occupancy(p)).sum()
+    union = (E.grid_occupancy(g)(p) | shape.occupancy(p)).sum()
+    assert float(inter / union) > 0.6
+    with pytest.raises(ValueError, match="cubic grid"):
+        E.grid_occupancy(torch.zeros(4, 4))
+
+
+def test_mesh_occupancy_of_a_box_and_an_open_box():
+    box = trimesh.creation.box(extents=(1.0, 0.6, 0.4))
+    p = torch.rand(4000, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    want = (p.abs() < torch.tensor([0.5, 0.3, 0.2])).all(-1)
+    assert torch.equal(E.mesh_occupancy(box)(p), want)
+    holed = trimesh.Trimesh(box.vertices, box.faces[2:], process=False)  # one face pair missing
+    agree = (E.mesh_occupancy(holed)(p) == want).float().mean()
+    assert float(agree) > 0.97  # the generalised winding number is robust to a hole
+
+
+def _cd_reference(x, y):
+    dx, _ = cKDTree(y).query(x)
+    dy, _ = cKDTree(x).query(y)
+    return (dx ** 2).mean() + (dy ** 2).mean(), (dx.mean() + dy.mean()) / 2, max(dx.max(), dy.max()), dx, dy
+
+
+def test_score_of_the_oracle_against_scipy(ev):
+    rec = E.Reconstruction(ev.oracle[0], ev.oracle_normals[0])
+    s = E.score(rec, ev, 0)
+    x, y = ev.oracle[0].double().numpy(), ev.target[0].double().numpy()
+    cd, cd_l1, hd, dx, dy = _cd_reference(x, y)
+    assert s["cd"] == pytest.approx(1e3 * cd, rel=1e-4)
+    assert s["cd_l1"] == pytest.approx(cd_l1, rel=1e-4)
+    assert s["hausdorff"] == pytest.approx(hd, rel=1e-4)
+    tau = ev.sizes["tau"]
+    prec, rec_ = (dx < tau).mean(), (dy < tau).mean()
+    assert s["fscore"] == pytest.approx(2 * prec * rec_ / (prec + rec_), abs=2e-3)
+    # EMD on emd_points of each: subsample of the prediction vs a fresh target sampling, exact assignment
+    m = int(s["emd_points"])
+    from course_lib.data import SAMPLING_STREAMS
+
+    ref, _ = ev.shapes[0].sample_surface(m, stream=SAMPLING_STREAMS["target"])
+    sub = E._subsample(ev.oracle[0], m, seed=0).double().numpy()
+    cost = np.linalg.norm(sub[:, None] - ref.double().numpy()[None], axis=-1)
+    r, c = linear_sum_assignment(cost)
+    assert s["emd"] == pytest.approx(1e2 * cost[r, c].mean(), rel=1e-4)
+    assert 0.5 < s["nc"] <= 1.0
+    assert math.isnan(s["iou"]) and math.isnan(s["watertight"])
+
+
+def test_score_iou_and_watertight_of_a_mesh(ev):
+    sh = ev.shapes[0]
+    mesh = sh.mesh(32)
+    rec = E._mesh_rec(mesh, 512, 0, closed=True)
+    s = E.score(rec, ev, 0)
+    assert s["watertight"] == 1.0
+    occ = E.mesh_occupancy(mesh)(ev.iou_points[0])
+    inter = (occ & ev.iou_occupancy[0]).sum()
+    union = (occ | ev.iou_occupancy[0]).sum()
+    assert s["iou"] == pytest.approx(float(inter / union))
+    assert s["iou"] > 0.8
+    open_mesh = trimesh.Trimesh(mesh.vertices, mesh.faces[10:], process=False)
+    assert E.score(E._mesh_rec(open_mesh, 512, 0), ev, 0)["watertight"] == 0.0
+    empty = E._mesh_rec(None, 512, 0)
+    assert empty.empty and E.score(empty, ev, 0)["empty"] == 1.0
+    with pytest.raises(ValueError, match=r"\(N, 3\)"):
+        E.score(E.Reconstruction(torch.zeros(0, 3)), ev, 0)
+
+
+def test_union_samples_lie_on_the_union_surface_and_are_area_uniform():
+    from course_lib.models import primitives as P
+
+    # two cuboids: a (half sizes 0.2) and b (0.4, twice the side) far apart, then overlapping
+    def prims(tb):
+        return P.Primitives(size=torch.tensor([[[0.2, 0.2, 0.2], [0.4, 0.4, 0.4]]]), eps=torch.ones(1, 2, 2),
+                            rotation=torch.tensor([[[1.0, 0, 0, 0], [1.0, 0, 0, 0]]]),
+                            translation=torch.tensor([[[-0.5, 0, 0], [tb, 0, 0]]]), prob=torch.ones(1, 2),
+                            kind="cuboid")
+    pts, nrm = E.union_samples(prims(0.5), 4000, seed=0)
+    assert pts.shape == (4000, 3) and nrm.shape == (4000, 3)
+    frac_small = float((pts[:, 0] < 0).float().mean())
+    assert frac_small == pytest.approx(1 / 5, abs=0.03)  # areas 1 : 4
+    pts, _ = E.union_samples(prims(-0.3), 4000, seed=0)  # a now lies inside b (sharing its face x = -0.7)
+    lo, hi = torch.tensor([-0.7, -0.4, -0.4]), torch.tensor([0.1, 0.4, 0.4])
+    # no sample strictly inside the union: every point is on the boundary of a or b, and not inside the other
+    inside_b = (pts - torch.tensor([-0.3, 0, 0])).abs().lt(0.4 - 1e-4).all(-1)
+    inside_a = (pts - torch.tensor([-0.5, 0, 0])).abs().lt(0.2 - 1e-4).all(-1)
+    assert not bool((inside_a | inside_b).any())
+    assert bool(((pts >= lo - 1e-4) & (pts <= hi + 1e-4)).all())
+
+
+def test_kendall_against_scipy():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        a, b = rng.normal(size=9), rng.normal(size=9)
+        assert E._kendall(list(a), list(b)) == pytest.approx(kendalltau(a, b).statistic)
+
+
+def test_checkpoints_only_refuses_to_train(tmp_path):
+    model = torch.nn.Linear(2, 1)
+    data = [(torch.randn(4, 2), torch.randn(4, 1))]
+
+    def loss(m, batch):
+        return ((m(batch[0]) - batch[1]) ** 2).mean()
+
+    path = tmp_path / "m.pt"
+    with train.checkpoints_only(), pytest.raises(train.CheckpointMissing, match="no checkpoint"):
+        train.train_or_load(model, path, train_loader=data, loss_fn=loss, epochs=1, progress=False, live_plot=False)
+    train.train_or_load(model, path, train_loader=data, loss_fn=loss, epochs=1, progress=False, live_plot=False)
+    with train.checkpoints_only():
+        train.train_or_load(model, path, train_loader=data, loss_fn=loss, epochs=1, progress=False, live_plot=False)
+        with pytest.raises(train.CheckpointMissing, match="other settings"):
+            train.train_or_load(model, path, train_loader=data, loss_fn=loss, epochs=2, progress=False,
+                                live_plot=False)
+
+
+def test_every_model_runs_in_the_ci_profile_and_ranks_sensibly(ev):
+    res = E.evaluate_models(ev, [m for m in E.MODELS if m.chapter in ("05", "06")], progress=False,
+                            checkpoints_only=False)
+    rows = {r["model"]: r for r in E.table_rows(res)}
+    assert rows[f"oracle ({ev.sizes['n_points']} points)"]["cd"] < rows["PointSetGen (Chamfer loss)"]["cd"]
+    assert rows["AtlasNet 25 patches"]["watertight"] == 0.0  # open patches
+    assert rows["AtlasNet sphere"]["watertight"] == 1.0 and math.isfinite(rows["AtlasNet sphere"]["iou"])
+    assert math.isnan(rows["PointSetGen (Chamfer loss)"]["iou"])  # points enclose no volume
+    order = E.ranking(list(rows.values()), "cd")
+    assert order[0].startswith(("oracle", "exact"))
+    proto = E.protocol_sensitivity(res, ev, point_counts=(128, 512), taus=(0.02, 0.05), iou_points=(1024, 4096))
+    o = proto["point_count"][f"oracle ({ev.sizes['n_points']} points)"]
+    assert o["128"] > 2 * o["512"]  # the oracle's Chamfer falls with the point count
+    p = proto["presets"]["AtlasNet 25 patches"]
+    assert p["pointflow"] == pytest.approx(10 * p["atlasnet"], rel=1e-5)  # same formula, x1e4 against x1e3
+    f = proto["fscore"]["AtlasNet 25 patches"]
+    assert f["0.05"] >= f["0.02"]
