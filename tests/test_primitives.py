@@ -443,3 +443,18 @@ def test_union_occupancy_and_meshes():
     assert _near_one(f, 1e-6)
     cub = P.primitive_meshes(_prims(kind="cuboid"), 1)
     assert all(m.is_watertight for m in cub)
+
+
+@pytest.mark.parametrize("eps", [(1.0, 1.0), (0.44, 0.42), (0.1, 1.8)])
+def test_primitive_meshes_are_closed(eps):
+    """The superquadric mesh has no pinholes at its poles or seam (merged to 1e-6), and for eps = (1, 1)
+    it is the ellipsoid: volume 4/3 pi abc."""
+    pr = P.Primitives(size=torch.tensor([[[0.45, 0.07, 0.48]]]), eps=torch.tensor([[list(eps)]]),
+                      rotation=torch.tensor([[[1.0, 0, 0, 0]]]), translation=torch.zeros(1, 1, 3),
+                      prob=torch.ones(1, 1))
+    mesh = P.primitive_meshes(pr, 0)[0].copy()
+    mesh.merge_vertices(digits_vertex=6)
+    mesh.update_faces(mesh.nondegenerate_faces())
+    assert mesh.is_watertight
+    if eps == (1.0, 1.0):
+        assert float(mesh.volume) == pytest.approx(4 / 3 * math.pi * 0.45 * 0.07 * 0.48, rel=0.02)

@@ -834,7 +834,14 @@ def primitive_meshes(prims: Primitives, index: int = 0, resolution: int = 24, th
             om = torch.linspace(-math.pi, math.pi, n_om, dtype=p.size.dtype)
             ee, oo = torch.meshgrid(eta, om, indexing="ij")
             v = superquadric_angle_points(ee.reshape(-1), oo.reshape(-1), p.size[index, m].cpu(),
-                                          p.eps[index, m].cpu())
+                                          p.eps[index, m].cpu()).reshape(n_eta, n_om, 3)
+            # close the grid exactly: cos(pi / 2) is not 0 in floating point, and |.|^eps of it is far from 0
+            # (~1e-3 for eps = 0.4), so the pole rows and the seam column would leave pinholes
+            v = v.clone()
+            v[:, -1] = v[:, 0]
+            v[0] = v[0].mean(0)
+            v[-1] = v[-1].mean(0)
+            v = v.reshape(-1, 3)
             idx = np.arange(n_eta * n_om).reshape(n_eta, n_om)
             a, b = idx[:-1, :-1].ravel(), idx[1:, :-1].ravel()
             c, d = idx[:-1, 1:].ravel(), idx[1:, 1:].ravel()

@@ -1,0 +1,390 @@
+"""Self-checks of chapter 11 (``labs/11_evaluation_lab.ipynb``): MMD, COV, 1-NNA and Chamfer conventions.
+
+Introduced in ``lectures/11_evaluation.ipynb``.  The references are the library's
+:func:`course_lib.metrics_generation.mmd_cov` and :func:`~course_lib.metrics_generation.one_nna`
+(PointFlow's conventions, tested against brute-force loops) and
+:func:`course_lib.metrics.chamfer` (the convention as arguments).  The inputs are small float64
+matrices and clouds, non-square (``R != S``, ``N != M``) so that the usual mistakes (the wrong
+axis, the wrong denominator, a transposed block, the labels of the wrong set) give answers
+that differ from the right one and from each other: each is named in the verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ._core import CheckFailed, StudentError, call_student, expect_tensor, self_check
+
+__all__ = ["check_mmd", "check_coverage", "check_one_nna", "check_chamfer_convention"]
+
+
+# ---------------------------------------------------------------------------
+# shared helpers
+# ---------------------------------------------------------------------------
+def _scalar(out, what: str) -> float:
+    """The student's answer as a float: a Python number, a 0-dim (or one-element) tensor or array."""
+    if out is None:
+        raise CheckFailed(f"{what}: your function returned None (is a `return` missing?)")
+    if isinstance(out, dict):
+        raise CheckFailed(f"{what} should be one number (a float or a 0-dim tensor), not a dict")
+    if isinstance(out, torch.Tensor):
+        if out.numel() != 1:
+            raise CheckFailed(f"{what} should be one number (a float or a 0-dim tensor), got a tensor of shape "
+                              f"{tuple(out.shape)}")
+        value = float(out.detach().reshape(()))
+    elif isinstance(out, np.ndarray):
+        if out.size != 1:
+            raise CheckFailed(f"{what} should be one number, got an array of shape {out.shape}")
+        value = float(out.reshape(()))
+    elif isinstance(out, (int, float, np.integer, np.floating)):
+        value = float(out)
+    else:
+        raise CheckFailed(f"{what} should be a number (a float or a 0-dim tensor), got {type(out).__name__}")
+    if not np.isfinite(value):
+        raise CheckFailed(f"{what} is {value}: look for an empty mean, a division by zero or an unmasked inf")
+    return value
+
+
+def _same(a: float, b: float, rtol: float = 1e-5, atol: float = 1e-9) -> bool:
+    return abs(a - b) <= atol + rtol * abs(b)
+
+
+def _call_on_copies(fn: Callable, names: Sequence[str], *inputs: torch.Tensor):
+    """Call the student on copies of ``inputs``; fail if the function changed them in place."""
+    copies = [t.clone() for t in inputs]
+    out = call_student(fn, *copies)
+    for name, before, after in zip(names, inputs, copies):
+        if after.shape != before.shape or not torch.equal(after, before):
+            raise CheckFailed(f"your function changed its input {name} in place (fill_diagonal_, an indexed "
+                              "assignment or an in-place operation): work on a copy (`.clone()`, or build a new "
+                              "tensor with torch.cat) so that the caller's matrix keeps its values")
+    return out
+
+
+def _name_mistake(got: float, wrong: dict[str, float], where: str) -> None:
+    for msg, val in wrong.items():
+        if _same(got, val):
+            raise CheckFailed(f"{msg} ({where})")
+
+
+# ---------------------------------------------------------------------------
+# exercise 1: MMD
+# ---------------------------------------------------------------------------
+def _mmd_matrices() -> list[tuple[str, torch.Tensor]]:
+    crafted = torch.tensor([[0.9, 0.2, 0.7, 1.5, 0.6],
+                            [0.4, 1.1, 0.3, 0.8, 1.6],
+                            [1.2, 0.5, 1.3, 0.1, 0.9]], dtype=torch.float64)  # R = 3 references, S = 5 samples
+    g = torch.Generator().manual_seed(11)
+    return [("a 3 x 5 matrix", crafted),
+            ("a random 6 x 9 matrix", torch.rand(6, 9, generator=g, dtype=torch.float64)),
+            ("a random 7 x 4 matrix (fewer samples than references)", torch.rand(7, 4, generator=g, dtype=torch.float64))]
+
+
+@self_check
+def check_mmd(fn) -> str:
+    """``fn(m_rs (R, S)) -> number``: ``mean over references r of min over samples s of M_rs[r, s]``.
+
+    ``M_rs[r, s] = d(ref_r, sample_s)``; the answer is a float or a 0-dim tensor.
+    """
+    from course_lib.metrics_generation import mmd_cov
+
+    for where, m in _mmd_matrices():
+        r, s = m.shape
+        out = _call_on_copies(fn, ["m_rs"], m)
+        ref = mmd_cov(m)["mmd"]
+        if isinstance(out, torch.Tensor) and out.numel() > 1:
+            v = out.detach().double().reshape(-1)
+            if v.numel() == r and torch.allclose(v, m.min(1).values):
+                raise CheckFailed(f"you returned each reference's distance to its closest sample, shape ({r},): "
+                                  "average them over the references (MMD is one number)")
+            if v.numel() == s and torch.allclose(v, m.min(0).values):
+                raise CheckFailed(f"you returned one value per sample, shape ({s},), and over the wrong axis: MMD "
+                                  "takes for each *reference* (row) its closest sample, then averages over references")
+        got = _scalar(out, "MMD")
+        if _same(got, ref):
+            continue
+        wrong = {
+            "wrong axis: that is the mean over *samples* of the distance to their closest reference (mmd_smp, "
+            "PointFlow's other direction); MMD takes, for each reference (row r of M_rs), its closest sample "
+            "(min over s, dim=1), then averages over the references": float(m.min(0).values.mean()),
+            "you took each reference's farthest sample (max): MMD matches each reference with its *closest* "
+            "sample (min over s)": float(m.max(1).values.mean()),
+            "you took the max, and over the wrong axis: MMD is the mean over references (rows) of the *min* "
+            "over samples (dim=1)": float(m.max(0).values.mean()),
+            "you summed over the references: MMD is the *mean* over references of the closest-sample "
+            "distance (divide by R)": float(m.min(1).values.sum()),
+            "you summed, and over the wrong axis: MMD is the *mean* over references (rows) of the min over "
+            "samples (dim=1)": float(m.min(0).values.sum()),
+            "you averaged the whole matrix: MMD first takes, for each reference, its *closest* sample (min over "
+            "s), then averages those R values": float(m.mean()),
+            "that is the smallest entry of the matrix: take the closest sample of *each* reference (min over "
+            "dim=1), then average over the references": float(m.min()),
+        }
+        _name_mistake(got, wrong, f"on {where}")
+        raise CheckFailed(f"MMD on {where} is {got:.6g}; expected {ref:.6g} (mean over the references of the "
+                          "distance to the closest sample)")
+    return "mean over references of the closest-sample distance, on square-free matrices (R != S)"
+
+
+# ---------------------------------------------------------------------------
+# exercise 2: COV
+# ---------------------------------------------------------------------------
+def _cov_matrices() -> list[tuple[str, torch.Tensor]]:
+    # R = 5 references (rows), S = 7 samples (columns).  The nearest reference of each sample
+    # (column argmin) is 0, 0, 1, 2, 2, 2, 0: 3 distinct references, COV = 3/5.  The nearest
+    # sample of each reference (row argmin) is 0, 3, 4, 5, 0: 4 distinct samples.
+    crafted = torch.tensor([[0.10, 0.20, 0.90, 0.80, 0.90, 0.95, 0.30],
+                            [0.70, 0.80, 0.40, 0.30, 0.85, 0.90, 0.75],
+                            [0.80, 0.90, 0.75, 0.20, 0.15, 0.30, 0.70],
+                            [0.90, 0.95, 0.85, 0.70, 0.60, 0.50, 0.80],
+                            [0.60, 0.70, 0.95, 0.90, 0.80, 0.85, 0.65]], dtype=torch.float64)
+    g = torch.Generator().manual_seed(12)
+    return [("a 5 x 7 matrix", crafted),
+            ("a random 6 x 4 matrix (fewer samples than references)", torch.rand(6, 4, generator=g, dtype=torch.float64)),
+            ("a random 4 x 9 matrix", torch.rand(4, 9, generator=g, dtype=torch.float64))]
+
+
+@self_check
+def check_coverage(fn) -> str:
+    """``fn(m_rs (R, S)) -> number``: the fraction of references that are the nearest reference of some sample.
+
+    For each sample ``s``, its nearest reference ``argmin_r M_rs[r, s]``; COV is the number of
+    *distinct* references so chosen, divided by ``R``.
+    """
+    from course_lib.metrics_generation import mmd_cov
+
+    for where, m in _cov_matrices():
+        r, s = m.shape
+        out = _call_on_copies(fn, ["m_rs"], m)
+        got = _scalar(out, "COV")
+        ref = mmd_cov(m)["cov"]
+        if _same(got, ref):
+            continue
+        nearest_ref = m.argmin(0)  # (S,)
+        nearest_smp = m.argmin(1)  # (R,)
+        wrong = {
+            "you divided by the number of samples S: COV is the fraction of *references* that are covered "
+            "(divide the number of distinct matched references by R)": nearest_ref.unique().numel() / s,
+            "you counted samples, not distinct references: several samples can share their nearest reference, "
+            "and it counts once (torch.unique)": nearest_ref.numel() / r,
+            "argmin over the wrong axis: for each *sample* (column) find its nearest reference (argmin over "
+            "dim=0), then count the distinct references": nearest_smp.unique().numel() / r,
+            "argmin over the wrong axis, and divided by S: for each *sample* (column) find its nearest reference "
+            "(argmin over dim=0), count the distinct references, divide by R": nearest_smp.unique().numel() / s,
+            "return a fraction in [0, 1], not a percentage": 100.0 * ref,
+        }
+        _name_mistake(got, wrong, f"on {where}")
+        raise CheckFailed(f"COV on {where} is {got:.6g}; expected {ref:.6g} (distinct nearest references of the "
+                          f"samples, divided by R = {r})")
+    # a mode-collapsed set: every sample is the same cloud, so it covers one reference only
+    collapsed = torch.rand(6, 1, generator=torch.Generator().manual_seed(13), dtype=torch.float64).expand(6, 5)
+    got = _scalar(_call_on_copies(fn, ["m_rs"], collapsed.contiguous()), "COV")
+    if not _same(got, 1 / 6):
+        raise CheckFailed(f"with 5 identical samples (a mode-collapsed generator) and 6 references COV should be "
+                          f"1/6 (one reference covered); got {got:.6g}")
+    return "distinct nearest references over R, on non-square matrices; a collapsed set covers 1/R"
+
+
+# ---------------------------------------------------------------------------
+# exercise 3: 1-NNA
+# ---------------------------------------------------------------------------
+def embedded_sets(r: int, s: int, seed: int, shift: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Distance matrices ``(M_rr, M_ss, M_rs)`` of ``r`` + ``s`` "clouds" stood for by points of the plane.
+
+    References ~ N(0, I), samples ~ N(shift, I) in 2D, Euclidean distances: symmetric blocks with
+    zero diagonals, as real Chamfer matrices are.  Used by :func:`check_one_nna` and its tests.
+    """
+    g = torch.Generator().manual_seed(seed)
+    p = torch.randn(r, 2, generator=g, dtype=torch.float64)
+    q = torch.randn(s, 2, generator=g, dtype=torch.float64) + shift
+
+    def dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a[:, None] - b[None]).square().sum(-1).sqrt()
+
+    return dist(p, p), dist(q, q), dist(p, q)
+
+
+def nna_variants(m_rr: torch.Tensor, m_ss: torch.Tensor, m_rs: torch.Tensor) -> dict[str, float]:
+    """The right 1-NNA (key ``"ok"``) and the wrong answers :func:`check_one_nna` names, on these matrices."""
+    r, s = m_rs.shape
+
+    def full(top_right: torch.Tensor, bottom_left: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.cat([m_rr, top_right], 1), torch.cat([bottom_left, m_ss], 1)], 0).clone()
+
+    def accuracy(d: torch.Tensor, label: torch.Tensor, diag: bool = True, farthest: bool = False) -> torch.Tensor:
+        d = d.clone()
+        if diag:
+            d.fill_diagonal_(float("-inf") if farthest else float("inf"))
+        pred = label[d.argmax(1) if farthest else d.argmin(1)]
+        return (pred == label).double()
+
+    label = torch.cat([torch.ones(r), torch.zeros(s)]).double()
+    d = full(m_rs, m_rs.t())
+    correct = accuracy(d, label)
+    acc = float(correct.mean())
+    out = {"ok": acc,
+           "no_diag": float(accuracy(d, label, diag=False).mean()),
+           "one_minus": 1.0 - acc,
+           "acc_t": float(correct[:r].mean()),
+           "acc_f": float(correct[r:].mean()),
+           "balanced": 0.5 * float(correct[:r].mean() + correct[r:].mean()),
+           "farthest": float(accuracy(d, label, farthest=True).mean()),
+           "labels": float(accuracy(d, torch.cat([torch.ones(s), torch.zeros(r)]).double()).mean()),
+           "percent": 100.0 * acc}
+    if r == s:
+        out["transposed"] = float(accuracy(full(m_rs.t(), m_rs), label).mean())
+    return out
+
+
+_NNA_MESSAGES = {
+    "no_diag": "each cloud's own distance (0, on the diagonal) is not excluded, so every cloud is its own nearest "
+               "neighbour and the accuracy is 1.0: set the diagonal of the (R+S) x (R+S) matrix to +inf "
+               "(leave-one-out)",
+    "transposed": "M_rs is transposed in the block matrix: the top-right block (rows = references, columns = "
+                  "samples) is M_rs itself, the bottom-left block is M_rs^T: [[M_rr, M_rs], [M_rs^T, M_ss]]",
+    "one_minus": "that is 1 - accuracy (the error rate): return the fraction of clouds whose nearest other cloud "
+                 "comes from the *same* set",
+    "acc_t": "that is the accuracy on the references only (PointFlow's acc_t): return the accuracy over all "
+             "R + S clouds",
+    "acc_f": "that is the accuracy on the samples only (PointFlow's acc_f): return the accuracy over all "
+             "R + S clouds",
+    "balanced": "that is the mean of the two per-set accuracies; 1-NNA is the accuracy over all R + S clouds "
+                "together (they differ when R != S)",
+    "farthest": "you took each cloud's farthest cloud (argmax): classify by the *nearest* other cloud (argmin)",
+    "labels": "the labels do not follow the blocks: the first R clouds (rows and columns) are the references, "
+              "the last S the samples; your labels have the two sizes swapped (S of one kind first)",
+    "percent": "return a fraction in [0, 1], not a percentage",
+}
+
+
+@self_check
+def check_one_nna(fn) -> str:
+    """``fn(m_rr (R, R), m_ss (S, S), m_rs (R, S)) -> number``: the leave-one-out 1-NN accuracy.
+
+    Over the union of the ``R`` references and the ``S`` samples, each cloud gets the label of its
+    nearest *other* cloud; the answer is the fraction labelled right (0.5 ideal, 1.0 separable).
+    """
+    from course_lib.metrics_generation import one_nna
+
+    cases = [("5 references and 5 samples", embedded_sets(5, 5, seed=18, shift=1.0)),
+             ("3 references and 7 samples", embedded_sets(3, 7, seed=0, shift=0.5)),
+             ("8 references and 5 samples", embedded_sets(8, 5, seed=4, shift=0.5))]
+    names = ["m_rr", "m_ss", "m_rs"]
+    square_ok = False
+    for where, (m_rr, m_ss, m_rs) in cases:
+        r, s = m_rs.shape
+        try:
+            out = _call_on_copies(fn, names, m_rr, m_ss, m_rs)
+        except StudentError as exc:
+            text = str(exc.exc)
+            if square_ok and r != s and isinstance(exc.exc, (RuntimeError, IndexError, ValueError)) and any(
+                    w in text for w in ("size", "Size", "dimension", "shape", "match")):
+                raise CheckFailed(f"your code raised {type(exc.exc).__name__}: {text} with {where} (it ran when "
+                                  f"R == S): M_rs has shape (R, S), so it is the top-right block of "
+                                  f"[[M_rr, M_rs], [M_rs^T, M_ss]] and its transpose (S, R) the bottom-left one"
+                                  + (f"; {exc.where}" if exc.where else "")) from None
+            raise
+        got = _scalar(out, "1-NNA")
+        ref = one_nna(m_rr, m_ss, m_rs)["acc"]
+        if _same(got, ref):
+            square_ok = square_ok or r == s
+            continue
+        wrong = nna_variants(m_rr, m_ss, m_rs)
+        for key, msg in _NNA_MESSAGES.items():
+            if key in wrong and not _same(wrong[key], ref) and _same(got, wrong[key]):
+                raise CheckFailed(f"{msg} (on {where})")
+        raise CheckFailed(f"1-NNA on {where} is {got:.6g}; expected {ref:.6g} (the fraction of the R + S clouds "
+                          "whose nearest *other* cloud belongs to the same set)")
+    # the two limits: separable sets, and samples that copy the references
+    m_rr, m_ss, m_rs = embedded_sets(5, 6, seed=6, shift=50.0)
+    got = _scalar(_call_on_copies(fn, names, m_rr, m_ss, m_rs), "1-NNA")
+    if not _same(got, 1.0):
+        raise CheckFailed(f"two far-apart sets (separable) should give 1-NNA = 1.0, got {got:.6g}")
+    m_rr, _, _ = embedded_sets(5, 1, seed=7)
+    got = _scalar(_call_on_copies(fn, names, m_rr, m_rr.clone(), m_rr.clone()), "1-NNA")
+    if not _same(got, 0.0):
+        raise CheckFailed("samples that copy the references exactly should give 1-NNA = 0.0 (each cloud's nearest "
+                          f"other cloud is its copy, in the other set), got {got:.6g}")
+    return "leave-one-out over [[M_rr, M_rs], [M_rs^T, M_ss]], square and non-square; 1.0 separable, 0.0 copies"
+
+
+# ---------------------------------------------------------------------------
+# exercise 4: Chamfer under a named convention
+# ---------------------------------------------------------------------------
+def _directional(x: torch.Tensor, y: torch.Tensor, squared: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean nearest-neighbour distance x->y and y->x, (B,) each (float64, exact)."""
+    d = (x[:, :, None] - y[:, None]).square().sum(-1)
+    if not squared:
+        d = d.sqrt()
+    return d.min(2).values.mean(1), d.min(1).values.mean(1)
+
+
+@self_check
+def check_chamfer_convention(fn) -> str:
+    """``fn(x (B, N, 3), y (B, M, 3), squared, directions, scale) -> (B,)``: Chamfer under a named convention.
+
+    ``d(X->Y) = mean_x min_y dist``, ``dist = ||x - y||^2`` (``squared``) or ``||x - y||``;
+    ``scale * (d(X->Y) + d(Y->X))`` for ``directions="sum"``, half of it for ``"mean"``.
+    Must equal ``course_lib.metrics.chamfer(x, y, squared=..., directions=..., scale=..., reduction="none")``.
+    """
+    from course_lib.metrics import chamfer
+
+    g = torch.Generator().manual_seed(14)
+    b, n, m = 3, 40, 27
+    x = torch.rand(b, n, 3, generator=g, dtype=torch.float64) - 0.5
+    y = (torch.rand(b, m, 3, generator=g, dtype=torch.float64) - 0.5) * torch.tensor([0.6, 1.0, 1.4],
+                                                                                     dtype=torch.float64)[:, None, None]
+    y = y + 0.1
+    cases = [(True, "sum", 1e4), (False, "mean", 1.0), (True, "mean", 1e3), (False, "sum", 100.0)]
+    for squared, directions, scale in cases:
+        where = f"squared={squared}, directions={directions!r}, scale={scale:g}"
+        out = _call_on_copies(lambda a, c, sq=squared, dr=directions, sc=scale: fn(a, c, sq, dr, sc), ["x", "y"], x, y)
+        ref = chamfer(x, y, squared=squared, directions=directions, scale=scale, reduction="none")
+        half = 0.5 if directions == "mean" else 1.0
+        if isinstance(out, torch.Tensor):
+            flat = out.detach().double().reshape(-1)
+            if out.dim() != 1 or out.shape[0] != b:
+                if flat.numel() == 1 and _same(float(flat[0]), float(ref.mean())):
+                    raise CheckFailed(f"you averaged over the batch: return one value per cloud, shape ({b},) "
+                                      f"({where})")
+                if flat.numel() == 1 and _same(float(flat[0]), float(ref.sum())):
+                    raise CheckFailed(f"you summed over the batch: return one value per cloud, shape ({b},) "
+                                      f"({where})")
+            elif bool(torch.allclose(flat, ref.mean().expand(b))):
+                raise CheckFailed(f"every cloud got the batch mean: return one value per cloud ({where})")
+        expect_tensor(out, f"the Chamfer distance ({where})", shape=(b,))
+        got = out.detach().double()
+        if torch.allclose(got, ref, rtol=1e-5, atol=1e-9):
+            continue
+        dxy, dyx = _directional(x, y, squared)
+        pxy, pyx = _directional(x, y, not squared)
+        other = "mean" if directions == "sum" else "sum"
+        wrong = {
+            ("with squared=True use the *squared* nearest-neighbour distances ||x - y||^2 (you used plain "
+             "distances ||x - y||)" if squared else
+             "with squared=False use plain distances ||x - y|| (you squared them)"):
+                scale * half * (pxy + pyx),
+            (f"directions={directions!r}: " + ("add the two directional means (you averaged them: that is "
+                                               "directions='mean')" if directions == "sum" else
+                                               "average the two directional means, (d(X->Y) + d(Y->X)) / 2 (you "
+                                               "added them: that is directions='sum')")):
+                chamfer(x, y, squared=squared, directions=other, scale=scale, reduction="none"),
+            "scale is ignored: multiply the result by scale (papers print CD x1e3 or x1e4)": half * (dxy + dyx),
+            "multiply by scale, do not divide by it": half * (dxy + dyx) / scale,
+            "only one direction (x to y): add the y-to-x term": scale * dxy,
+            "only one direction (x to y), halved: add the y-to-x term": scale * half * dxy,
+            "only one direction (y to x): add the x-to-y term": scale * dyx,
+            "only one direction (y to x), halved: add the x-to-y term": scale * half * dyx,
+            "average the nearest-neighbour distances over the points of each cloud (you summed them)":
+                scale * half * (dxy * n + dyx * m),
+        }
+        for msg, val in wrong.items():
+            if torch.allclose(got, val, rtol=1e-5, atol=1e-9):
+                raise CheckFailed(f"{msg} ({where})")
+        err = int((got - ref).abs().argmax())
+        raise CheckFailed(f"wrong values with {where}: cloud {err} got {float(got[err]):.6g}, expected "
+                          f"{float(ref[err]):.6g}")
+    return "squared and plain, sum and mean of the directions, scaled, per cloud (N != M)"

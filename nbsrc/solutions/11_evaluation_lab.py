@@ -1,0 +1,317 @@
+# %% [markdown]
+# # 11 · Lab: scoring generated shapes: MMD, COV and 1-NNA
+#
+# A generative model is not judged one shape at a time: it outputs a *set* of shapes, and the
+# question is whether that set looks like a set of real shapes. The standard answer
+# (Achlioptas et al. 2018; PointFlow, Yang et al. 2019; ShapeGF uses PointFlow's code) compares
+# the $S$ generated clouds with $R$ **held-out** reference clouds through a distance between
+# clouds $d$ (Chamfer or EMD), summarised by three numbers. You implement them, and the
+# distance under the conventions papers use:
+#
+# 1. **MMD** (minimum matching distance): fidelity;
+# 2. **COV** (coverage): diversity;
+# 3. **1-NNA** (1-nearest-neighbour accuracy): both at once, a two-sample test;
+# 4. the **Chamfer distance under a named convention** (squared or not, sum or mean, scale).
+#
+# Each exercise is followed by a self-check. Then you score three or four generators with your
+# own code (a memorising one, a mode-collapsed one, ShapeGF's latent GAN, and fresh shapes of
+# the same distribution) and see what each metric sees. Write batched code (no Python loops
+# over points or clouds).
+#
+# Throughout, $M_{rs}$ is the `(R, S)` matrix $M_{rs}[r, s] = d(\text{ref}_r, \text{sample}_s)$:
+# **rows are references, columns are samples**. $M_{rr}$ `(R, R)` and $M_{ss}$ `(S, S)` hold the
+# distances within each set (zero on their diagonals).
+
+# %%
+import plotly.graph_objects as go
+import torch
+
+from course_lib import checks, config, metrics, viz
+from course_lib import metrics_generation as mg
+from course_lib.experiments import gradient_fields as ex
+
+print(config.describe())
+PROFILE = config.get_profile()
+SZ = config.sizes(prefix="ch10.")
+DEVICE = config.get_device()
+# held-out references per category (the ci profile takes a few more than chapter 10's test set)
+REFS_PER_CATEGORY = {"ci": 4, "laptop": int(SZ["test_per_category"]), "gpu": int(SZ["test_per_category"])}[PROFILE]
+_ = torch.manual_seed(int(SZ["seed"]))
+
+# %% [markdown]
+# ## Exercise 1: MMD, the minimum matching distance
+#
+# For each **reference**, the distance to its closest sample; averaged over the references:
+#
+# $$\mathrm{MMD} = \frac1R\sum_{r=1}^R \min_{s} M_{rs}[r, s].$$
+#
+# It asks "is every real shape matched well by *some* generated shape?". Return one number
+# (a float or a 0-dim tensor).
+#
+# *Hint:* `m.min(dim=...)` returns `(values, indices)`; which axis runs over the samples?
+
+# %%
+def mmd(m_rs: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    return m_rs.min(dim=1).values.mean()
+    ### END SOLUTION
+
+
+# %%
+checks.check_mmd(mmd)
+
+# %% [markdown]
+# ## Exercise 2: COV, coverage
+#
+# For each **sample**, find its nearest reference; COV is the fraction of references chosen
+# at least once:
+#
+# $$\mathrm{COV} = \frac{\big|\{\operatorname{argmin}_r M_{rs}[r, s] : s = 1..S\}\big|}{R}.$$
+#
+# Two samples that pick the same reference count it once. Return a fraction in $[0, 1]$.
+#
+# *Hint:* `torch.unique(...)` and `.numel()`.
+
+# %%
+def coverage(m_rs: torch.Tensor) -> float:
+    ### BEGIN SOLUTION
+    return m_rs.argmin(dim=0).unique().numel() / m_rs.shape[0]
+    ### END SOLUTION
+
+
+# %%
+checks.check_coverage(coverage)
+
+# %% [markdown]
+# ## Exercise 3: 1-NNA, the leave-one-out two-sample test
+#
+# Put the $R + S$ clouds together, in the order references then samples, with the distance
+# matrix
+#
+# $$D = \begin{pmatrix} M_{rr} & M_{rs} \\ M_{rs}^\top & M_{ss}\end{pmatrix}\quad (R+S)\times(R+S),$$
+#
+# label references 1 and samples 0, and predict each cloud's label by its nearest **other**
+# cloud (leave-one-out: a cloud's distance to itself, the diagonal, is excluded; set it to
+# $+\infty$). 1-NNA is the fraction of clouds predicted right (Lopez-Paz and Oquab 2017): 0.5
+# when the two sets are indistinguishable, 1.0 when they are separable. Return the overall
+# accuracy, one number.
+#
+# *Hints:* `torch.cat` twice builds $D$ (a new tensor: do not change the caller's matrices in
+# place); `Tensor.fill_diagonal_`; index the label vector with `D.argmin(1)`.
+
+# %%
+def one_nna(m_rr: torch.Tensor, m_ss: torch.Tensor, m_rs: torch.Tensor) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    r, s = m_rs.shape
+    d = torch.cat([torch.cat([m_rr, m_rs], 1), torch.cat([m_rs.t(), m_ss], 1)], 0)
+    d.fill_diagonal_(float("inf"))
+    label = torch.cat([torch.ones(r), torch.zeros(s)]).to(d.device)
+    return (label[d.argmin(1)] == label).float().mean()
+    ### END SOLUTION
+
+
+# %%
+checks.check_one_nna(one_nna)
+
+# %% [markdown]
+# ## Exercise 4: the Chamfer distance under a named convention
+#
+# Papers do not agree on what "Chamfer distance" means (`course_lib.metrics`, `PRESETS`). With
+# $d(X\to Y) = \frac1N\sum_{x\in X}\min_{y\in Y}\operatorname{dist}(x, y)$, where
+# $\operatorname{dist}$ is $\lVert x-y\rVert^2$ (`squared=True`) or $\lVert x-y\rVert$
+# (`squared=False`),
+#
+# $$\mathrm{CD}(X, Y) = \text{scale}\cdot\begin{cases}d(X\to Y) + d(Y\to X) & \text{directions} = \texttt{"sum"}\\
+#   \tfrac12\big(d(X\to Y) + d(Y\to X)\big) & \text{directions} = \texttt{"mean"}\end{cases}$$
+#
+# for a batch `x (B, N, 3)`, `y (B, M, 3)`: return one value per cloud, shape `(B,)`. It must
+# equal `metrics.chamfer(x, y, squared=..., directions=..., scale=..., reduction="none")`.
+#
+# *Hint:* `torch.cdist(x, y)` gives the `(B, N, M)` plain distances. Its default mode computes
+# them through a matrix product, which loses about four digits in float32 for near points;
+# `compute_mode="donot_use_mm_for_euclid_dist"` computes them exactly.
+
+# %%
+def chamfer_convention(x: torch.Tensor, y: torch.Tensor, squared: bool = True, directions: str = "sum",
+                       scale: float = 1.0) -> torch.Tensor:
+    ### BEGIN SOLUTION
+    d = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
+    if squared:
+        d = d.square()
+    per = d.min(2).values.mean(1) + d.min(1).values.mean(1)
+    if directions == "mean":
+        per = per / 2
+    elif directions != "sum":
+        raise ValueError(f"directions must be 'sum' or 'mean', got {directions!r}")
+    return scale * per
+    ### END SOLUTION
+
+
+# %%
+checks.check_chamfer_convention(chamfer_convention)
+
+# %% [markdown]
+# ### One pair of clouds, four papers, four numbers
+#
+# The same two clouds scored under each preset's Chamfer convention, with your function. Two
+# pairs: two independent samplings of one held-out shape (the oracle: what a perfect
+# reconstruction scores) and two different held-out shapes of the same category.
+
+# %%
+train = ex.load_data("train")
+test = ex.load_data("test", per_category=REFS_PER_CATEGORY)
+n_pts = int(test["target_points"].shape[1])
+print(f"{len(train['points'])} training shapes, {len(test['points'])} held-out references of {test['categories']}, "
+      f"{n_pts} points each")
+same_cat = [i for i in range(len(test["category"])) if test["category"][i] == test["category"][0]]
+pairs = {"two samplings of one shape": (test["target_points"][:1], test["oracle_points"][:1]),
+         "two shapes of one category": (test["target_points"][same_cat[0]][None],
+                                        test["target_points"][same_cat[1]][None])}
+PRESET_NAMES = ("atlasnet", "pointflow", "occnet", "deepsdf")
+
+# %% tags=["uses-exercise"]
+by_preset = {}
+for pname in PRESET_NAMES:
+    conv = metrics.PRESETS[pname]
+    by_preset[pname] = {k: float(chamfer_convention(a, b, conv.cd_squared, conv.cd_directions, conv.cd_scale)[0])
+                        for k, (a, b) in pairs.items()}
+    print(f"{pname:>9} (squared={conv.cd_squared!s:>5}, {conv.cd_directions}, x{conv.cd_scale:g}): "
+          + ", ".join(f"{k} {v:.4g}" for k, v in by_preset[pname].items())
+          + f"; ratio {by_preset[pname]['two shapes of one category'] / by_preset[pname]['two samplings of one shape']:.3g}")
+fig = go.Figure([go.Bar(name=k, x=list(PRESET_NAMES), y=[by_preset[p][k] for p in PRESET_NAMES]) for k in pairs])
+fig.update_layout(barmode="group", yaxis={"type": "log", "title": {"text": "Chamfer distance (log scale)"}},
+                  title="the same two pairs of clouds under four papers' conventions", height=380)
+
+# %% [markdown]
+# The numbers move by orders of magnitude (AtlasNet and DeepSDF share one Chamfer: they differ
+# in the number of points they evaluate with), and so does the *ratio* between the two pairs:
+# squaring the distances stretches large errors and shrinks small ones, so a squared Chamfer
+# separates a wrong shape from a right one by a much larger factor than OccNet's plain one. A
+# table from another paper can only be compared after matching the convention, the scale, the
+# number of points (OccNet evaluates 100,000, DeepSDF 30,000, PointFlow 2,048) and the
+# normalisation of the shapes.
+#
+# ## Use it: evaluate generators
+#
+# The references are held-out shapes (`test`, stream 1: `target_points`), never seen in
+# training. Each generator produces as many clouds as there are references ($S = R$, as
+# PointFlow does):
+#
+# - **memorising**: random training shapes plus a little noise
+#   (`ex.noisy_training_baseline`), a "generator" that has learnt nothing but the training set;
+# - **mode-collapsed**: one training shape, over and over (each copy a fresh random subset of
+#   its three samplings, plus noise): good shapes, no diversity;
+# - **ShapeGF + latent GAN** (chapter 10), trained on the same training shapes; it loads
+#   lecture 10's checkpoint when that lecture has run, otherwise it trains (seconds in the
+#   `ci` profile, minutes in the others; set `USE_SHAPEGF = False` to skip it);
+# - **fresh shapes**: shapes of the *validation* split, new draws from the very distribution the
+#   references come from: what a perfect generator would output.
+
+# %%
+def collapsed_generator(data: dict, n_shapes: int, index: int = 0, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
+    """``n_shapes`` clouds of ONE shape: random subsets of its three samplings, plus Gaussian noise."""
+    g = torch.Generator().manual_seed(seed)
+    pool = torch.cat([data[k][index] for k in ("points", "target_points", "oracle_points")])  # (P, 3)
+    n = int(data["target_points"].shape[1])
+    idx = torch.rand(n_shapes, len(pool), generator=g).argsort(dim=1)[:, :n]  # (n_shapes, n)
+    x = pool[idx]
+    return x + noise * torch.randn(x.shape, generator=g)
+
+
+USE_SHAPEGF = True
+refs = test["target_points"]
+n_gen = len(refs)
+sets = {"memorising": ex.noisy_training_baseline(train["target_points"], n_gen, noise=0.02),
+        "mode-collapsed": collapsed_generator(train, n_gen)}
+if USE_SHAPEGF:
+    model, _ = ex.train_shapegf(train, live_plot=False)
+    gan, _, _ = ex.train_generator(model, train["points"], progress=False)
+    sets["ShapeGF + latent GAN"] = ex.generate(model, gan, n_gen, n_pts).clamp(-1.5, 1.5)
+sets["fresh shapes"] = ex.load_data("val", per_category=REFS_PER_CATEGORY)["target_points"]
+for name, x in sets.items():
+    print(f"{name:>22}: {tuple(x.shape)}")
+viz.side_by_side([viz.plot_points(refs[0], size=1.5)] + [viz.plot_points(x[0], size=1.5) for x in sets.values()],
+                 titles=["a reference", *sets])
+
+# %% [markdown]
+# Now the scores, with your four functions: the distance matrices are built with your
+# `chamfer_convention` under PointFlow's convention (squared, summed, no scale: the raw value;
+# papers then print MMD-CD x1e3), by `mg.pairwise_distances`, which takes any batched distance
+# `d(x (K, N, 3), y (K, M, 3)) -> (K,)`. $M_{rr}$ is the same for every generator. The library's
+# `mg.generation_metrics` (PointFlow's code path) computes the same numbers independently.
+
+# %% tags=["uses-exercise"]
+def my_cd(a, b):
+    return chamfer_convention(a, b, True, "sum", 1.0)
+
+
+refs_d = refs.to(DEVICE)
+m_rr = mg.pairwise_distances(refs_d, refs_d, my_cd)
+scores = {}
+for name, smp in sets.items():
+    smp = smp.to(DEVICE)
+    m_rs = mg.pairwise_distances(refs_d, smp, my_cd)
+    m_ss = mg.pairwise_distances(smp, smp, my_cd)
+    scores[name] = {"MMD-CD x1e3": float(mmd(m_rs)) * mg.SCALES["mmd-cd"],
+                    "COV %": float(coverage(m_rs)) * mg.SCALES["cov"],
+                    "1-NNA %": float(one_nna(m_rr, m_ss, m_rs)) * mg.SCALES["1-nna"]}
+    lib = mg.generation_metrics(smp, refs_d, "cd")
+    print(f"{name:>22}: " + ", ".join(f"{k} {v:.4g}" for k, v in scores[name].items())
+          + f"   (library: MMD {lib['mmd'] * 1e3:.4g}, COV {lib['cov'] * 100:.4g}, 1-NNA {lib['1-nna'] * 100:.4g})")
+bars = [go.Figure(go.Bar(x=list(scores), y=[scores[n][k] for n in scores],
+                         marker_color=["#4c78a8", "#f58518", "#54a24b", "#b279a2"][:len(scores)]))
+        for k in ("MMD-CD x1e3", "COV %", "1-NNA %")]
+fig = viz.subplots(bars, titles=["MMD-CD x1e3 (lower is better; log scale)", "COV % (higher is better)",
+                                 "1-NNA % (50 is ideal)"], height=380)
+fig.update_yaxes(type="log", row=1, col=1)
+fig.add_hline(y=50, line_dash="dash", line_color="grey", row=1, col=3)
+fig.update_layout(margin={"l": 40, "r": 10, "t": 40, "b": 90})
+
+# %% [markdown]
+# What each metric sees (in the `ci` profile the sets are tiny and ShapeGF is barely trained:
+# read the pattern, not the digits, and rerun with `COURSE_PROFILE=laptop`):
+#
+# - **Mode collapse** keeps MMD low-ish: the references of the collapsed shape's category are
+#   matched well, the others badly but not absurdly. COV collapses to about $1/R$ (every sample
+#   picks the same reference) and 1-NNA rises: the samples' nearest neighbours are one another.
+#   MMD alone would not catch it.
+# - **Memorisation** scores well on all three: training shapes *are* shapes of the right
+#   distribution, so they match the references, cover them, and mix with them. None of these
+#   metrics can tell a model that generalises from one that copies its training set; that is
+#   why the references must be **held out** (scored against the training set itself, a copier
+#   matches every reference almost exactly, see below), and why a table should carry this
+#   trivial baseline.
+# - **ShapeGF** (a real model) is only as good as its training: with few epochs its samples
+#   are blurry, far from every reference (high MMD), and trivially separable (1-NNA near 100%).
+# - **Fresh shapes** are the target: a 1-NNA near 50% (noisy with few clouds, and slightly
+#   below 50% on average: leaving a cloud out leaves its own set one cloud short) and the COV
+#   that $S = R$ random draws reach (below 100%: some references are nobody's nearest).
+#
+# **Why held-out references.** The memorising baseline scored against the *training* shapes
+# it copies (the library's functions, so this cell does not depend on your exercises):
+
+# %%
+copies = ex.noisy_training_baseline(train["target_points"], len(train["target_points"]), noise=0.02)
+for refs_name, r_set in (("held-out references", refs), ("the training shapes", train["target_points"])):
+    m = mg.generation_metrics(copies, r_set, "cd")
+    print(f"memorising vs {refs_name:>20}: MMD-CD x1e3 {m['mmd'] * 1e3:.4g}, COV {m['cov']:.0%}, "
+          f"1-NNA {m['1-nna']:.0%}")
+
+# %% [markdown]
+# Against its own training set the copier's MMD is the noise level only and its 1-NNA falls
+# **below** 50%: each copy's nearest cloud is its original, in the other set, so both get the
+# wrong label. A 1-NNA well under 50% is the signature of samples that copy the references.
+#
+# ## Going further
+#
+# - Score the generators with EMD instead of Chamfer (`mg.generation_metrics(..., "emd")`, or
+#   `mg.pairwise_distances(..., "emd")` with your functions): does the ranking change?
+# - Mode collapse with $k$ modes: repeat $k$ training shapes instead of one and plot COV and
+#   1-NNA against $k$.
+# - Give the memorising baseline more noise (0.02, 0.05, 0.1): which metric degrades first?
+# - Draw $S = 4R$ fresh shapes instead of $R$: COV rises although the generator did not get
+#   better. Why does PointFlow fix $S = R$?
+# - Build the distance matrices with OccNet's convention (plain distances, mean of the two
+#   directions) instead of PointFlow's: do MMD, COV and 1-NNA rank the generators the same way?
+# - PointFlow also reports the Jensen-Shannon divergence of the point occupancies
+#   (`mg.jsd_voxels`): which of the generators above can fool it, and why?
