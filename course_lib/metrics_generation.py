@@ -43,7 +43,22 @@ JSD x1e2)."""
 _METRICS = ("cd", "emd")
 
 
-def _check_set(x: Any, name: str) -> Tensor:
+def _check_set(x: Any, name: str) -> Tensor | list[Tensor]:
+    """A batched set ``(S, N, 3)``, or a ragged one (a list of ``(N_i, 3)`` clouds; stacked when the sizes agree)."""
+    if isinstance(x, (list, tuple)):
+        if not x:
+            raise ValueError(f"{name} is an empty list of clouds")
+        for i, c in enumerate(x):
+            if not isinstance(c, Tensor) or c.dim() != 2 or c.shape[-1] != 3 or c.shape[0] == 0:
+                raise ValueError(f"{name}[{i}] must be a non-empty (N, 3) tensor, got "
+                                 f"{tuple(getattr(c, 'shape', ())) or type(c).__name__}")
+            if not c.is_floating_point():
+                raise TypeError(f"{name}[{i}] must be floating point, got {c.dtype}")
+            if c.device != x[0].device:
+                raise ValueError(f"{name}[{i}] is on {c.device}, {name}[0] on {x[0].device}")
+        if len({c.shape[0] for c in x}) == 1:
+            return torch.stack(list(x))
+        return list(x)
     if not isinstance(x, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.dim() != 3 or x.shape[-1] != 3:
@@ -77,12 +92,15 @@ def pairwise_distances(a: Tensor, b: Tensor, metric: str | Callable[[Tensor, Ten
     Introduced in ``lectures/10_gradient_fields.ipynb``.  ``metric``: ``"cd"`` (PointFlow's
     Chamfer, squared, the two means summed, no scale), ``"emd"`` (mean unsquared matched
     distance; needs ``N == M``) or a callable ``d(x (K, N, 3), y (K, M, 3)) -> (K,)``.
-    Pairs are evaluated ``batch_size`` at a time.
+    Pairs are evaluated ``batch_size`` at a time.  Either set may be *ragged*: a list of
+    ``(N_i, 3)`` clouds of different sizes (then each pair is evaluated on its own).
     """
     from tqdm.auto import tqdm
 
     a = _check_set(a, "a")
     b = _check_set(b, "b")
+    if isinstance(a, list) or isinstance(b, list):
+        return _pairwise_ragged(list(a), list(b), metric, emd_method, progress)
     if a.device != b.device:
         raise ValueError(f"a and b are on different devices: {a.device} and {b.device}")
     if metric == "emd" and a.shape[1] != b.shape[1]:
@@ -96,6 +114,22 @@ def pairwise_distances(a: Tensor, b: Tensor, metric: str | Callable[[Tensor, Ten
         i, j = ii[k:k + batch_size], jj[k:k + batch_size]
         out[k:k + batch_size] = dist(a[i], b[j].to(a.dtype))
     return out.reshape(na, nb)
+
+
+def _pairwise_ragged(a: list[Tensor], b: list[Tensor], metric: Any, emd_method: str, progress: bool) -> Tensor:
+    from tqdm.auto import tqdm
+
+    if a[0].device != b[0].device:
+        raise ValueError(f"a and b are on different devices: {a[0].device} and {b[0].device}")
+    dist = _cloud_distance(metric, emd_method)
+    out = torch.empty(len(a), len(b), dtype=a[0].dtype, device=a[0].device)
+    for i in tqdm(range(len(a)), desc=f"pairwise {metric} (ragged)", disable=not progress):
+        for j in range(len(b)):
+            if metric == "emd" and a[i].shape[0] != b[j].shape[0]:
+                raise ValueError(f"EMD needs clouds of equal size: a[{i}] has {a[i].shape[0]} points, "
+                                 f"b[{j}] {b[j].shape[0]}")
+            out[i, j] = dist(a[i][None], b[j][None].to(a[i].dtype))[0]
+    return out
 
 
 def _check_matrix(m: Any, name: str) -> Tensor:
@@ -150,7 +184,8 @@ def one_nna(m_rr: Tensor, m_ss: Tensor, m_rs: Tensor) -> dict[str, float]:
 
 def generation_metrics(samples: Tensor, refs: Tensor, metric: str = "cd", *, batch_size: int = 64,
                        emd_method: str = "exact", progress: bool = False) -> dict[str, float]:
-    """MMD, COV and 1-NNA of ``samples`` ``(S, N, 3)`` against ``refs`` ``(R, N, 3)`` under ``metric``.
+    """MMD, COV and 1-NNA of ``samples`` ``(S, N, 3)`` against ``refs`` ``(R, N, 3)`` under ``metric``
+    (either may be a ragged list of ``(N_i, 3)`` clouds).
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  Keys ``"mmd"``, ``"mmd_smp"``,
     ``"cov"``, ``"1-nna"``, ``"1-nna_t"``, ``"1-nna_f"`` (raw values: multiply by
@@ -178,6 +213,8 @@ def occupancy_histogram(clouds: Tensor, resolution: int = 28, bound: float = 1.0
     counts, nodes in ``x``-major order.
     """
     clouds = _check_set(clouds, "clouds")
+    if isinstance(clouds, list):
+        clouds = torch.cat(clouds)[None]
     if int(resolution) < 2:
         raise ValueError(f"resolution must be at least 2, got {resolution}")
     if not bound > 0:

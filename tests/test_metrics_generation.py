@@ -158,3 +158,26 @@ def test_jsd_limits():
         jsd_voxels(a, a, resolution=1)
     with pytest.raises(ValueError, match="shape"):
         jsd_voxels(a[0], a)
+
+
+def test_ragged_sets_match_per_pair_brute_force():
+    g = torch.Generator().manual_seed(3)
+    a = [torch.rand(n, 3, generator=g, dtype=torch.float64) for n in (20, 35, 12)]
+    b = [torch.rand(n, 3, generator=g, dtype=torch.float64) for n in (17, 40)]
+    m = mg.pairwise_distances(a, b, "cd")
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            d = cdist(x.numpy(), y.numpy(), "sqeuclidean")
+            assert float(m[i, j]) == pytest.approx(d.min(1).mean() + d.min(0).mean(), rel=1e-9)
+    same = [torch.rand(16, 3, generator=g) for _ in range(3)]
+    assert torch.equal(mg.pairwise_distances(same, same), mg.pairwise_distances(torch.stack(same), torch.stack(same)))
+    out = mg.generation_metrics(a, b)
+    assert 0.0 <= out["1-nna"] <= 1.0 and out["cov"] in (1 / 2, 1.0)
+    with pytest.raises(ValueError, match="equal size"):
+        mg.pairwise_distances(a, b, "emd")
+    with pytest.raises(ValueError, match=r"a\[1\] must be a non-empty \(N, 3\)"):
+        mg.pairwise_distances([a[0], torch.zeros(0, 3, dtype=torch.float64)], b)
+    with pytest.raises(ValueError, match="empty list"):
+        mg.generation_metrics([], b)
+    hist = mg.occupancy_histogram(a, 4)
+    assert float(hist.sum()) == sum(x.shape[0] for x in a)
