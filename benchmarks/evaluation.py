@@ -90,7 +90,7 @@ def main() -> None:
     ev = E.eval_shapes(profile)
     specs = [m for m in E.MODELS if not args.models or m.name in args.models]
     t0 = time.perf_counter()
-    res = E.evaluate_models(ev, specs, checkpoints_only=not args.train_missing)
+    res = E.evaluate_models(ev, specs, checkpoints_only=not args.train_missing, memory=True)
     table_s = time.perf_counter() - t0
     rows = E.table_rows(res, COLS)
     per_model_s = {name: float(np.nansum([(p or {}).get("seconds", 0.0) for p in r["per_shape"]]))

@@ -163,8 +163,11 @@ def test_checkpoints_only_refuses_to_train(tmp_path):
 
 def test_every_model_runs_in_the_ci_profile_and_ranks_sensibly(ev):
     res = E.evaluate_models(ev, [m for m in E.MODELS if m.chapter in ("05", "06")], progress=False,
-                            checkpoints_only=False)
+                            checkpoints_only=False, memory=True)
     rows = {r["model"]: r for r in E.table_rows(res)}
+    assert not E._MEASURE_MEMORY[0]
+    for name in ("PointSetGen (Chamfer loss)", "AtlasNet 25 patches"):
+        assert rows[name]["seconds"] > 0 and rows[name]["peak_mb"] >= 0  # timed, then measured in a second pass
     assert rows[f"oracle ({ev.sizes['n_points']} points)"]["cd"] < rows["PointSetGen (Chamfer loss)"]["cd"]
     assert rows["AtlasNet 25 patches"]["watertight"] == 0.0  # open patches
     assert rows["AtlasNet sphere"]["watertight"] == 1.0 and math.isfinite(rows["AtlasNet sphere"]["iou"])

@@ -57,7 +57,8 @@ COLUMNS: dict[str, str] = {
     "watertight": "fraction of output meshes that are watertight (trimesh: every edge shared by two faces)",
     "seconds": "wall time per shape from the input to the output representation (encode, decode, extract; "
                "latent optimisation or fitting included)",
-    "peak_mb": "peak extra resident memory per shape in MiB (point_sets.peak_memory; < 1 MiB is noise)",
+    "peak_mb": "peak extra resident memory in MiB of producing the first shape (point_sets.peak_memory, measured in "
+               "a second run after every timing; < 1 MiB is noise)",
 }
 """One convention per column of the table (the lecture prints these)."""
 
@@ -290,13 +291,25 @@ def union_samples(prims: Any, n: int, seed: int, threshold: float = 0.5) -> tupl
     return pts[idx], nrm[idx]
 
 
-def _timed(fn: Callable[[], Reconstruction]) -> Reconstruction:
-    from .point_sets import peak_memory
+_MEASURE_MEMORY = [False]
 
+
+def _timed(fn: Callable[[], Reconstruction]) -> Reconstruction:
+    """Run ``fn`` and record its wall time, or (in the memory pass of :func:`evaluate_models`) its peak memory.
+
+    The two are measured in separate runs: :func:`course_lib.experiments.point_sets.peak_memory` makes
+    glibc serve every block above 128 KiB by ``mmap`` (so that freed memory is not silently reused), which
+    makes iterative work such as a per-shape fit or a latent optimisation several times slower.
+    """
+    if _MEASURE_MEMORY[0]:
+        from .point_sets import peak_memory
+
+        rec, peak = peak_memory(fn)
+        rec.peak_bytes = peak
+        return rec
     t0 = time.perf_counter()
-    rec, peak = peak_memory(fn)
+    rec = fn()
     rec.seconds = time.perf_counter() - t0
-    rec.peak_bytes = peak
     return rec
 
 
@@ -637,6 +650,39 @@ def baselines(ev: EvalShapes) -> dict[str, list[Reconstruction]]:
     return out
 
 
+def first_shape(ev: EvalShapes) -> EvalShapes:
+    """The same evaluation restricted to its first shape (the memory pass of :func:`evaluate_models`)."""
+    return EvalShapes((ev.category[0],), ev.category[:1], ev.seed[:1], ev.shapes[:1], ev.target[:1],
+                      ev.target_normals[:1], ev.oracle[:1], ev.oracle_normals[:1], ev.iou_points[:1],
+                      ev.iou_occupancy[:1], ev.profile, dict(ev.sizes))
+
+
+def peak_memory_of(spec: ModelSpec, ev: EvalShapes) -> float:
+    """Peak extra resident memory (bytes) of ``spec`` producing the first shape of ``ev`` (NaN if it does not
+    run on it).  Call it after every timing: it switches the allocator to ``mmap`` for the rest of the process."""
+    _MEASURE_MEMORY[0] = True
+    try:
+        recs = spec.run(first_shape(ev))
+    finally:
+        _MEASURE_MEMORY[0] = False
+        _restore_allocator()
+    return float(recs[0].peak_bytes) if recs and recs[0] is not None else math.nan
+
+
+def _restore_allocator() -> None:
+    """Undo peak_memory's ``M_MMAP_THRESHOLD = 128 KiB`` (glibc): back to heap blocks up to 32 MiB, the top
+    of glibc's own dynamic threshold, so that later work runs at its normal speed."""
+    from . import point_sets
+
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").mallopt(-3, 32 << 20)
+        point_sets._MALLOC_TUNED = False
+    except (OSError, AttributeError):
+        pass
+
+
 def evaluate_model(spec: ModelSpec, ev: EvalShapes, *, emd: bool = True) -> dict[str, Any]:
     """Run one model on the shapes and score it: ``{"per_shape": [row or None], "mean": {col: value},
     "recs": [Reconstruction or None]}`` (means over the shapes the model ran on, NaN-aware)."""
@@ -662,11 +708,15 @@ def _means(per: Sequence[dict[str, float] | None]) -> dict[str, float]:
 
 
 def evaluate_models(ev: EvalShapes, specs: Sequence[ModelSpec] | None = None, *, emd: bool = True,
-                    progress: bool = True, checkpoints_only: bool = True) -> dict[str, dict[str, Any]]:
+                    progress: bool = True, checkpoints_only: bool = True,
+                    memory: bool = False) -> dict[str, dict[str, Any]]:
     """Every model of ``specs`` (default :data:`MODELS`) plus :func:`baselines`, scored by :func:`score`.
 
     Introduced in ``lectures/11_evaluation.ipynb``.  ``checkpoints_only``: load the chapters'
     checkpoints and never train (a missing one raises :class:`course_lib.train.CheckpointMissing`).
+    ``memory``: after all timings, run each model once more on the first shape to measure its peak
+    memory (the ``peak_mb`` column; NaN otherwise).  Each model's ``mean["seconds"]`` is its mean wall time
+    per shape.
     """
     import contextlib
 
@@ -686,6 +736,11 @@ def evaluate_models(ev: EvalShapes, specs: Sequence[ModelSpec] | None = None, *,
             res = evaluate_model(spec, ev, emd=emd)
             res.update(chapter=spec.chapter, representation=spec.representation, input=spec.input)
             out[spec.name] = res
+        if memory:  # a second pass, after every timing (see _timed)
+            for spec in tqdm(specs, desc="peak memory", disable=not progress):
+                peak = peak_memory_of(spec, ev) / 2**20
+                out[spec.name]["mean"]["peak_mb"] = peak
+                out[spec.name]["peak_shape"] = ev.names()[0]
     return out
 
 
