@@ -574,6 +574,13 @@ class ModelSpec:
     run: Callable[[EvalShapes], list[Reconstruction | None]]
     trained_on: str | None = None  # the config key of its training categories (None: trains nothing)
 
+    def describe_input(self, profile: str | None = None) -> str:
+        """``input`` with its ``chNN.key`` sizes replaced by their values in ``profile``."""
+        import re
+
+        sz = config.sizes(profile)
+        return re.sub(r"ch\d\d\.\w+", lambda m: str(sz[m.group(0)]) if m.group(0) in sz else m.group(0), self.input)
+
     def categories(self, profile: str | None = None) -> tuple[str, ...]:
         """The categories this model was trained on in ``profile`` (every ShapeNet-lite category when the
         key's value is None in that profile; empty for a per-shape fit, which trains nothing)."""
@@ -734,7 +741,8 @@ def evaluate_models(ev: EvalShapes, specs: Sequence[ModelSpec] | None = None, *,
     with guard:
         for spec in tqdm(specs, desc="models", disable=not progress):
             res = evaluate_model(spec, ev, emd=emd)
-            res.update(chapter=spec.chapter, representation=spec.representation, input=spec.input)
+            res.update(chapter=spec.chapter, representation=spec.representation,
+                       input=spec.describe_input(ev.profile))
             out[spec.name] = res
         if memory:  # a second pass, after every timing (see _timed)
             for spec in tqdm(specs, desc="peak memory", disable=not progress):
