@@ -42,7 +42,7 @@ from _common import RESULTS, md_table, write_result  # noqa: E402
 from course_lib import config  # noqa: E402
 from course_lib.experiments import evaluation as E  # noqa: E402
 
-COLS = ("cd", "cd_l1", "emd", "fscore", "nc", "iou", "hausdorff", "watertight", "seconds", "peak_mb")
+COLS = tuple(E.COLUMNS)
 
 
 def _clean(v):

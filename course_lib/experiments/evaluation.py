@@ -40,7 +40,7 @@ from course_lib import metrics as M
 
 __all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "eval_shapes", "score",
            "evaluate_model", "evaluate_models", "baselines", "protocol_sensitivity", "grid_occupancy",
-           "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS"]
+           "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS", "kendall"]
 
 COLUMNS: dict[str, str] = {
     "cd": "Chamfer-L2 x1e3: mean squared nearest-neighbour distance both ways, summed (AtlasNet's convention), "
@@ -103,6 +103,11 @@ class EvalShapes:
 
     def __len__(self) -> int:
         return len(self.shapes)
+
+    @property
+    def per_category(self) -> int:
+        """Shapes per category (every category has as many)."""
+        return len(self.shapes) // len(self.categories)
 
     def names(self) -> list[str]:
         return [f"{c}/{s}" for c, s in zip(self.category, self.seed)]
@@ -331,7 +336,7 @@ def _voxel_models(task: str, ev: EvalShapes) -> list[Reconstruction]:
     s = config.sizes(p, prefix="ch03.")
     tr = V.voxel_data("train", p, image=image, extra_views=s["train_views"] if image else 0)
     va = V.voxel_data("val", p, image=image)
-    te = V.voxel_data("test", p, image=image, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    te = V.voxel_data("test", p, image=image, categories=ev.categories, per_category=ev.per_category)
     _check_seeds(ev, te, f"chapter 03 {task}")
     train = V.train_single_view if image else V.train_autoencoder
     model, _ = train(p, data=tr, val_data=va, progress=False)
@@ -354,7 +359,7 @@ def _octree_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
 
     p = ev.profile
     data, val = O.octree_data("train", p), O.octree_data("val", p)
-    te = O.octree_data("test", p, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    te = O.octree_data("test", p, categories=ev.categories, per_category=ev.per_category)
     _check_seeds(ev, te, f"chapter 04 {kind}")
     model, _ = (O.train_ogn if kind == "ogn" else O.train_dense)(p, data=data, val_data=val)
     model.eval()
@@ -375,7 +380,7 @@ def _psg_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
 
     p = ev.profile
     model, _ = PS.train_autoencoder(kind, p, progress=False)
-    te = PS.test_data(p, categories=ev.categories, shapes_per_category=len(ev) // len(ev.categories))
+    te = PS.test_data(p, categories=ev.categories, shapes_per_category=ev.per_category)
     _check_seeds(ev, te, f"chapter 05 {kind}")
     return [_timed(lambda i=i: Reconstruction(predict(model, te["points"][i:i + 1])[0])) for i in range(len(ev))]
 
@@ -387,7 +392,7 @@ def _atlas_models(template: str, k: int, ev: EvalShapes) -> list[Reconstruction]
     sz = config.sizes(p, prefix="ch06.")
     n, n_in = sz["n_points"], sz["n_input"]
     train = S.surface_dataset(sz["categories"], "train", sz["train_per_category"], n, profile=p)
-    te = S.surface_dataset(ev.categories, "test", len(ev) // len(ev.categories), n, n_input=n_in, profile=p)
+    te = S.surface_dataset(ev.categories, "test", ev.per_category, n, n_input=n_in, profile=p)
     _check_seeds(ev, te, "chapter 06 AtlasNet")
     model = S.build_atlasnet(template, k, sz["latent_dim"], "pointnet", sz["hidden"], n)
     S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n, n_input=n_in,
@@ -421,7 +426,7 @@ def _coded_models(ev: EvalShapes) -> list[Reconstruction | None]:
                                  template_resolution=sz["template_resolution"], n_input=sz["n_input"],
                                  progress=False, live_plot=False)
         models[cat] = model.eval()
-    te = S.surface_dataset(ev.categories, "test", len(ev) // len(ev.categories), sz["n_points"],
+    te = S.surface_dataset(ev.categories, "test", ev.per_category, sz["n_points"],
                            n_input=sz["n_input"], profile=p)
     _check_seeds(ev, te, "chapter 06 3D-CODED")
     recs: list[Reconstruction | None] = []
@@ -440,35 +445,32 @@ def _coded_models(ev: EvalShapes) -> list[Reconstruction | None]:
 
 
 def _occnet_models(ev: EvalShapes) -> list[Reconstruction]:
-    from course_lib.models.implicit import field_of
-
     from . import implicit as I
 
     p = ev.profile
     train = I.implicit_data("train", profile=p)
     model, _ = I.train_occnet(train, profile=p, progress=False)
-    te = I.implicit_data("test", profile=p, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    te = I.implicit_data("test", profile=p, categories=ev.categories, per_category=ev.per_category)
     _check_seeds(ev, te, "chapter 07 OccNet")
     x = I.held_out_inputs(te, p)
     recs = []
     for i in range(len(ev)):
         def run(i: int = i) -> Reconstruction:
-            z = I.encode(model, x[i:i + 1])[0]
-            mesh, _ = I.extract(model, z, profile=p)
-            f = field_of(model, z)
-            return _mesh_rec(mesh, ev.sizes["n_points"], i, lambda q, f=f: _field_inside(model, f, q))
+            return _field_rec(model, I.encode(model, x[i:i + 1])[0], ev, i)
         recs.append(_timed(run))
     return recs
 
 
-@torch.no_grad()
-def _field_inside(model: Any, f: Callable[[Tensor], Tensor], q: Tensor) -> Tensor:
-    v = torch.cat([f(q[j:j + 65536]).cpu() for j in range(0, q.shape[0], 65536)])
-    return v > model.level if model.inside == "above" else v < model.level
+def _field_rec(model: Any, z: Tensor, ev: EvalShapes, i: int) -> Reconstruction:
+    """An implicit model's output for code ``z``: its hierarchical marching-cubes mesh and its field's occupancy."""
+    from . import implicit as I
+
+    mesh, _ = I.extract(model, z, profile=ev.profile)
+    return _mesh_rec(mesh, ev.sizes["n_points"], i, I.field_occupancy(model, z))
 
 
 def _deepsdf_models(ev: EvalShapes) -> list[Reconstruction]:
-    from course_lib.models.implicit import field_of, reconstruct_latent
+    from course_lib.models.implicit import reconstruct_latent
 
     from . import implicit as I
 
@@ -479,16 +481,14 @@ def _deepsdf_models(ev: EvalShapes) -> list[Reconstruction]:
                             n_target=int(s["n_eval_points"]))
     model, _ = I.train_deepsdf(train, profile=p, progress=False)
     te = I.implicit_data("test", kind="sdf", sampling="deepsdf", categories=ev.categories,
-                         per_category=len(ev) // len(ev.categories), profile=p)
+                         per_category=ev.per_category, profile=p)
     _check_seeds(ev, te, "chapter 07 DeepSDF")
     recs = []
     for i in range(len(ev)):
         def run(i: int = i) -> Reconstruction:
             z = reconstruct_latent(model.decoder, te["query"][i], te["sdf"][i], iters=int(s["recon_iters"]),
                                    n_samples=int(s["recon_samples"]), seed=i)[0].cpu()
-            mesh, _ = I.extract(model, z, profile=p)
-            f = field_of(model, z)
-            return _mesh_rec(mesh, ev.sizes["n_points"], i, lambda q, f=f: _field_inside(model, f, q))
+            return _field_rec(model, z, ev, i)
         recs.append(_timed(run))
     return recs
 
@@ -503,7 +503,7 @@ def _primitive_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
     data = {s: E.primitive_data(s, p) for s in ("train", "val")}
     model, _ = E.train_primitives(kind, "reorder", data["train"], val=data["val"], seed=int(sz["seeds"][0]),
                                   profile=p, progress=False, live_plot=False)
-    te = E.primitive_data("test", p, categories=ev.categories, shapes_per_category=len(ev) // len(ev.categories))
+    te = E.primitive_data("test", p, categories=ev.categories, shapes_per_category=ev.per_category)
     _check_seeds(ev, te, "chapter 08")
     recs = []
     for i in range(len(ev)):
@@ -528,11 +528,11 @@ def _fit_models(ev: EvalShapes) -> list[Reconstruction | None]:
     p = ev.profile
     sz = config.sizes(p, prefix="ch09.")
     k = int(ev.sizes["fit_per_category"])
-    per = len(ev) // len(ev.categories)
+    per = ev.per_category
     recs: list[Reconstruction | None] = []
     views = R.view_rig(int(sz["n_views"]))
     for i, shape in enumerate(ev.shapes):
-        if i % per >= k:  # a per-shape optimisation of ~45 s: only the first k shapes of each category
+        if i % per >= k:  # a per-shape optimisation of tens of seconds: only the first k shapes of each category
             recs.append(None)
             continue
 
@@ -556,7 +556,7 @@ def _shapegf_models(ev: EvalShapes) -> list[Reconstruction]:
     p = ev.profile
     train = G.load_data("train", profile=p)
     model, _ = G.train_shapegf(train, profile=p, progress=False, live_plot=False)
-    te = G.load_data("test", profile=p, categories=ev.categories, per_category=len(ev) // len(ev.categories))
+    te = G.load_data("test", profile=p, categories=ev.categories, per_category=ev.per_category)
     _check_seeds(ev, te, "chapter 10")
     n = int(ev.sizes["n_points"])
     return [_timed(lambda i=i: Reconstruction(G.reconstruct(model, te["points"][i:i + 1], n, profile=p, seed=i)[0]))
@@ -752,9 +752,7 @@ def evaluate_models(ev: EvalShapes, specs: Sequence[ModelSpec] | None = None, *,
     return out
 
 
-def table_rows(results: dict[str, dict[str, Any]],
-               columns: Sequence[str] = ("cd", "cd_l1", "emd", "fscore", "nc", "iou", "hausdorff", "watertight",
-                                         "seconds", "peak_mb")) -> list[dict[str, Any]]:
+def table_rows(results: dict[str, dict[str, Any]], columns: Sequence[str] = tuple(COLUMNS)) -> list[dict[str, Any]]:
     """One row per model: name, chapter, representation, input, shapes and the mean of each column."""
     rows = []
     for name, r in results.items():
@@ -867,21 +865,21 @@ def protocol_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes, *,
             row[str(q)] = float(np.mean(v))
         ious[name] = row
     models = [n for n in names if not n.startswith(("oracle", "exact"))]
-    kendall = {}
+    rank_tau = {}
     pn = list(M.PRESETS)
     for a in range(len(pn)):
         for b in range(a + 1, len(pn)):
-            kendall[f"{pn[a]} vs {pn[b]}"] = _kendall([presets[m][pn[a]] for m in models],
+            rank_tau[f"{pn[a]} vs {pn[b]}"] = kendall([presets[m][pn[a]] for m in models],
                                                       [presets[m][pn[b]] for m in models])
     rank = {p: sorted(models, key=lambda m: presets[m][p]) for p in pn}
     return {"presets": presets, "presets_own_count": own,
             "preset_points": {k: int(v.n_points or ev.sizes["n_points"]) for k, v in M.PRESETS.items()},
-            "point_count": counts, "fscore": fs, "iou_points": ious, "kendall": kendall,
+            "point_count": counts, "fscore": fs, "iou_points": ious, "kendall": rank_tau,
             "rank": rank, "preset_sources": {k: v.source for k, v in M.PRESETS.items()}}
 
 
-def _kendall(a: Sequence[float], b: Sequence[float]) -> float:
-    """Kendall's tau-a between two score lists (pairs tied in either count as discordant-neutral)."""
+def kendall(a: Sequence[float], b: Sequence[float]) -> float:
+    """Kendall's tau-a between two score lists (1: the same order, -1: reversed; a pair tied in either counts 0)."""
     n = len(a)
     s = 0
     for i in range(n):

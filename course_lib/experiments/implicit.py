@@ -302,21 +302,35 @@ def extract(model: Any, z: Tensor, *, resolution: int | None = None, coarse: int
     return mesh, info.evaluations
 
 
-@torch.no_grad()
+def field_occupancy(model: Any, z: Tensor, level: float | None = None) -> Any:
+    """``occ(points (Q, 3)) -> (Q,)`` bool: inside the model's field for code ``z`` (the side of its level that
+    ``model.inside`` names), evaluated in chunks on the model's device, returned on the CPU.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``; chapter 11 scores every field with it.  ``level``
+    replaces the model's own (for example OccNet's evaluation threshold, :data:`OCCNET_THRESHOLD` as a logit).
+    """
+    level = model.level if level is None else float(level)
+    dev = next(model.parameters()).device
+    f = field_of(model, z)
+
+    @torch.no_grad()
+    def occ(points: Tensor) -> Tensor:
+        model.eval()
+        v = torch.cat([f(points[i:i + 65536].to(dev)).cpu() for i in range(0, points.shape[0], 65536)])
+        return v > level if model.inside == "above" else v < level
+
+    return occ
+
+
 def field_iou(model: Any, z: Tensor, shape: Any, n: int, seed: int = 0, level: float | None = None) -> float:
-    """IoU of the model's occupancy (its field on the inside of its level) and the shape's, at ``n`` uniform points.
+    """IoU of the model's occupancy (:func:`field_occupancy`) and the shape's, at ``n`` uniform points.
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.  ``level`` replaces the model's own (for
     example OccNet's evaluation threshold, :data:`OCCNET_THRESHOLD` as a logit).
     """
-    level = model.level if level is None else float(level)
     g = torch.Generator().manual_seed(int(seed))
     p = torch.rand(int(n), 3, generator=g) * 2 - 1
-    model.eval()
-    dev = next(model.parameters()).device
-    v = torch.cat([field_of(model, z)(p[i:i + 65536].to(dev)).cpu() for i in range(0, p.shape[0], 65536)])
-    pred = v > level if model.inside == "above" else v < level
-    return float(_metrics.volumetric_iou(pred, shape.occupancy(p)))
+    return float(_metrics.volumetric_iou(field_occupancy(model, z, level)(p), shape.occupancy(p)))
 
 
 def thin_part_ids(shape: Any) -> list[int]:

@@ -198,7 +198,7 @@ if TABLE is not None:
     print("ranked by IoU:    ", " > ".join(by_iou[:6]), "...")
     shared = [m for m in by_cd if m in by_iou]
     print(f"Kendall's tau between the two rankings over the {len(shared)} models with a volume: "
-          f"{ev_lib._kendall([by_cd.index(m) for m in shared], [by_iou.index(m) for m in shared]):.2f}")
+          f"{ev_lib.kendall([by_cd.index(m) for m in shared], [by_iou.index(m) for m in shared]):.2f}")
     closed = [r["model"] for r in models if ok(r["watertight"]) and r["watertight"] == 1.0]
     print("\nevery output mesh watertight:", ", ".join(closed))
     print("no surface at all (points only):", ", ".join(r["model"] for r in models if not ok(r["nc"])))
