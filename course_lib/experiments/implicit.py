@@ -211,23 +211,35 @@ def _batches(data: dict[str, Any], batch_size: int, keys: Sequence[str], sampler
 
 def train_occnet(data: dict[str, Any], *, decoder: str = "occnet", epochs: int | None = None,
                  profile: str | None = None, retrain: bool = False, progress: bool = True, seed: int = 0,
-                 name: str = "ch07_occnet") -> tuple[OccupancyNetwork, _train.History]:
+                 name: str = "ch07_occnet", schedule: str | None = None) -> tuple[OccupancyNetwork, _train.History]:
     """Train (or load) :func:`build_occnet` on ``data`` from :func:`implicit_data` (kind occupancy).
 
-    Introduced in ``lectures/07_implicit_fields.ipynb``.  Adam at ``ch07.lr``; the checkpoint
-    is keyed by the data (categories, shapes, sampling) and the sizes.
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Adam at ``ch07.lr``; ``schedule``
+    (default ``ch07.lr_schedule``) ``"cosine"`` decays it to a hundredth over the epochs, ``"constant"``
+    keeps it (OccNet keeps a constant 1e-4 for days of GPU training; a run of a few hundred steps ends on
+    a noisy iterate without the decay, which ``benchmarks/implicit.py`` measures).  The checkpoint is
+    keyed by the data (categories, shapes, sampling), the schedule and the sizes.
     """
     s = _sizes(profile)
     epochs = int(epochs if epochs is not None else s["epochs"])
+    schedule = str(schedule if schedule is not None else s["lr_schedule"])
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    config.seed_everything(seed)  # the initial weights too: the same call gives the same model wherever it runs
     model = build_occnet(decoder, profile)
     sampler = QuerySampler(int(s["n_query"]), int(s["n_input"]), float(s["input_noise"]))
     loader = _batches(data, int(s["batch_size"]), ("points", "query", "occupancy"), sampler, seed)
     spec = {"categories": list(data["categories"]), "shapes": int(data["query"].shape[0]),
-            "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1]), "decoder": decoder}
+            "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1]), "decoder": decoder,
+            "schedule": schedule}
     path = _train.checkpoint_path(f"{name}_{decoder}_{data.get('sampling')}", spec=spec, profile=profile)
+    lr = float(s["lr"])
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
+             if schedule == "cosine" else None)
     hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
-                                loss_fn=occnet_loss_fn, epochs=epochs, lr=float(s["lr"]), seed=seed,
-                                progress=progress, live_plot=False)
+                                loss_fn=occnet_loss_fn, epochs=epochs, optimizer=opt, scheduler=sched, lr=lr,
+                                seed=seed, progress=progress, live_plot=False)
     return model.eval(), hist
 
 
@@ -260,6 +272,7 @@ def train_deepsdf(data: dict[str, Any], *, epochs: int | None = None, profile: s
     """
     s = _sizes(profile)
     epochs = int(epochs if epochs is not None else s["sdf_epochs"])
+    config.seed_everything(seed)  # the initial weights and codes too, whatever ran before
     model = build_deepsdf(int(data["query"].shape[0]), profile)
     sampler = QuerySampler(int(s["n_query"]))
     loader = _batches(data, int(s["sdf_batch_size"]), ("query", "sdf"), sampler, seed)
