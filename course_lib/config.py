@@ -210,6 +210,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
     "ch10.epochs": {"ci": 2, "laptop": 300, "gpu": 1000},  # laptop: 2400 steps of 16 shapes (100 epochs: 158 s, CD 7.4x the oracle)
     "ch10.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
+    "ch10.lr_schedule": {"ci": "cosine", "laptop": "cosine", "gpu": "cosine"},  # ShapeGF and the baselines
+    "ch10.schedule_epochs": {"ci": 1, "laptop": 100, "gpu": 300},  # the benchmark's constant-vs-cosine comparison
     "ch10.steps_per_level": {"ci": 2, "laptop": 10, "gpu": 10},
     "ch10.baseline_epochs": {"ci": 1, "laptop": 40, "gpu": 300},
     "ch10.atlas_patches": {"ci": 4, "laptop": 25, "gpu": 25},

@@ -200,16 +200,29 @@ def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf") -> Any:
     return loss_fn
 
 
+def _optimizer(model: Any, lr: float, epochs: int, schedule: str) -> dict[str, Any]:
+    """Adam at ``lr`` and, for ``schedule="cosine"``, a cosine decay to ``lr / 100`` over ``epochs``."""
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
+             if schedule == "cosine" else None)
+    return {"optimizer": opt, "scheduler": sched, "lr": lr}
+
+
 def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_points: int | None = None,
                   profile: str | None = None, seed: int | None = None, retrain: bool = False, progress: bool = True,
-                  live_plot: Any = "auto", official: bool = False, name: str = "ch10_shapegf") -> tuple[Any, Any]:
+                  live_plot: Any = "auto", official: bool = False, name: str = "ch10_shapegf",
+                  schedule: str | None = None) -> tuple[Any, Any]:
     """Train (or load) the ShapeGF auto-encoder on ``data`` (:func:`load_data`).
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  ``n_train_points`` keeps only that
     many points of each training cloud (input and target alike; the upsampling table's rows).
     ``official=True`` uses the official parametrisation (:data:`OFFICIAL`: raw sigma in,
     displacement out, weight ``1/(2 sigma)``) instead of ``ch10.sigma_input`` / ``ch10.output``
-    / ``ch10.weighting``.  Returns ``(model, history)``.
+    / ``ch10.weighting``.  ``schedule`` (default ``ch10.lr_schedule``): ``"cosine"`` decays Adam's rate
+    to a hundredth over the epochs, ``"constant"`` keeps it (the official code's choice, for runs far
+    longer than the laptop's).  Returns ``(model, history)``.
     """
     from course_lib import train
 
@@ -218,6 +231,7 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
     s = _sizes(profile)
     seed = int(s["seed"] if seed is None else seed)
     epochs = int(s["epochs"] if epochs is None else epochs)
+    schedule = str(s["lr_schedule"] if schedule is None else schedule)
     d = dict(data)
     if n_train_points is not None:
         d["points"] = d["points"][:, :n_train_points]
@@ -230,11 +244,13 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
                      rename={"points": "input", "target_points": "target"}, seed=seed)
     spec = {"categories": list(data.get("categories", ())), "shapes": int(len(d["points"])),
             "n_points": int(d["points"].shape[1]), "n_target": int(d["target_points"].shape[1]),
-            "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]], **param}
+            "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]], **param,
+            "schedule": schedule}
     path = train.checkpoint_path(name, spec=spec, profile=profile)
     hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
                                loss_fn=shapegf_loss_fn(int(s["n_dsm"]), weighting), epochs=epochs,
-                               lr=float(s["lr"]), seed=seed, progress=progress, live_plot=live_plot)
+                               seed=seed, progress=progress, live_plot=live_plot,
+                               **_optimizer(model, float(s["lr"]), epochs, schedule))
     model.eval()
     return model, hist
 
@@ -271,7 +287,8 @@ def train_baselines(data: dict[str, Any], *, which: Sequence[str] = ("PointSetGe
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  PointSetGen (chapter 05,
     :func:`course_lib.experiments.surfaces.build_psg`) outputs exactly ``n_target`` points;
-    AtlasNet (chapter 06) with one sphere template or ``ch10.atlas_patches`` square patches.
+    AtlasNet (chapter 06) with one sphere template or ``ch10.atlas_patches`` square patches.  Adam at
+    1e-3 with the same ``ch10.lr_schedule`` as ShapeGF.
     All use the PointNet encoder 64-128-256 and the code size of ``ch10.latent_dim``.
     """
     from course_lib import train
@@ -295,12 +312,13 @@ def train_baselines(data: dict[str, Any], *, which: Sequence[str] = ("PointSetGe
         model = builders[name]()
         loader = Batches(data, int(s["batch_size"]), keys=["points", "target_points"],
                          rename={"points": "input", "target_points": "target"}, seed=int(s["seed"]))
+        n_ep = int(epochs or s["baseline_epochs"])
         spec = {"baseline": name, "categories": list(data.get("categories", ())), "shapes": int(len(data["points"])),
-                "n_points": int(data["points"].shape[1]), "n_target": n_target}
+                "n_points": int(data["points"].shape[1]), "n_target": n_target, "schedule": str(s["lr_schedule"])}
         path = train.checkpoint_path("ch10_baseline_" + name.replace(" ", "_").lower(), spec=spec, profile=profile)
         train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
-                            loss_fn=atlas_loss_fn(n_target), epochs=int(epochs or s["baseline_epochs"]), lr=1e-3,
-                            seed=int(s["seed"]), progress=progress, live_plot=live_plot)
+                            loss_fn=atlas_loss_fn(n_target), epochs=n_ep, seed=int(s["seed"]), progress=progress,
+                            live_plot=live_plot, **_optimizer(model, 1e-3, n_ep, str(s["lr_schedule"])))
         model.eval()
         out[name] = model
     return out
