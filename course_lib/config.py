@@ -208,7 +208,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.output": {"ci": "scaled", "laptop": "scaled", "gpu": "scaled"},
     "ch10.weighting": {"ci": "ncsn", "laptop": "ncsn", "gpu": "ncsn"},
     "ch10.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
-    "ch10.epochs": {"ci": 2, "laptop": 300, "gpu": 1000},  # laptop: 2400 steps of 16 shapes (100 epochs: 158 s, CD 7.4x the oracle)
+    "ch10.epochs": {"ci": 2, "laptop": 300, "gpu": 1000},  # laptop: 2400 steps of 16 shapes, ~370 s (10-minute budget)
     "ch10.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
     "ch10.lr_schedule": {"ci": "cosine", "laptop": "cosine", "gpu": "cosine"},  # ShapeGF and the baselines
     "ch10.schedule_epochs": {"ci": 1, "laptop": 100, "gpu": 300},  # the benchmark's constant-vs-cosine comparison
