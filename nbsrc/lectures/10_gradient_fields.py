@@ -439,8 +439,10 @@ if R is not None and "upsampling" in R.data:
     first = next(iter(up["cd"].values()))
     ns = sorted(first, key=int)
     falls = all(first[a] >= first[b] for a, b in zip(ns, ns[1:]))
-    print(f"CD {'falls' if falls else 'does not fall'} as the runtime input grows "
-          f"({ns[0]} points: {first[ns[0]]:.3g}, {ns[-1]} points: {first[ns[-1]]:.3g})")
+    change = first[ns[0]] / first[ns[-1]] - 1
+    print(f"CD {'falls at every step' if falls else 'does not fall at every step'} as the runtime input grows; "
+          f"{ns[0]} points: {first[ns[0]]:.3g}, {ns[-1]} points: {first[ns[-1]]:.3g} "
+          f"(the sparsest input scores {100 * change:+.0f}% against the densest)")
 else:
     live = ex.upsampling_table({int(train["points"].shape[1]): model}, test["points"], test["target_points"],
                                [int(r) for r in SZ["upsample_runtime"]], emd=False)
@@ -449,8 +451,10 @@ else:
 # %% [markdown]
 # In the seed's table the error falls as the runtime input gets denser. A model whose field
 # barely depends on its code (an under-trained encoder–decoder, whose samples are close to an
-# average shape whatever the input) shows no such trend: the line above says which case the
-# laptop run is in, and the auto-encoding table's gap to the oracle says why.
+# average shape whatever the input) shows no such trend, and one whose error is dominated by the
+# field's own blur (the auto-encoding table's gap to the oracle) shows a trend that flattens once
+# the input is dense enough for the encoder: compare the size of the change above with the
+# differences between neighbouring columns, which are of the order of the noise of 12 shapes.
 
 # %% [markdown]
 # ## 8. Generation: a GAN on the latent codes
