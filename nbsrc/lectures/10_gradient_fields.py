@@ -454,7 +454,7 @@ else:
 # average shape whatever the input) shows no such trend, and one whose error is dominated by the
 # field's own blur (the auto-encoding table's gap to the oracle) shows a trend that flattens once
 # the input is dense enough for the encoder: compare the size of the change above with the
-# differences between neighbouring columns, which are of the order of the noise of 12 shapes.
+# differences between neighbouring columns, which are of the order of the noise of `ch10.upsample_shapes` test shapes.
 
 # %% [markdown]
 # ## 8. Generation: a GAN on the latent codes
