@@ -32,7 +32,8 @@ Writes ``benchmarks/results/implicit-<profile>-<machine>.md`` and ``implicit-<pr
   (goal: the same mesh, Chamfer <= 1e-6, with at most 1/5 of the dense evaluations).
 
 Cost (laptop profile, 2 idle cores): each part's wall time is in the result file (``_seconds``);
-the whole run is about 20 minutes (two OccNet trainings, DeepSDF, three sampling trainings, MISE).
+the committed laptop run took about 17 minutes in all (two OccNet trainings, DeepSDF, three sampling
+trainings, MISE).
 ``COURSE_PROFILE=ci`` runs everything in ~1-3 min.
 """
 

@@ -321,6 +321,26 @@ def fit(
     return history
 
 
+SCHEDULES = ("cosine", "constant")
+"""Learning-rate schedules of :func:`adam`."""
+
+
+def adam(model: nn.Module, lr: float, epochs: int, schedule: str = "cosine",
+         weight_decay: float = 0.0) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam at ``lr`` and its scheduler for :func:`fit` (stepped once per epoch): ``(optimizer, scheduler)``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  ``schedule="cosine"`` decays the rate along a
+    cosine to ``lr / 100`` over ``epochs``; ``"constant"`` keeps it (the scheduler is then ``None``).
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay) if weight_decay else \
+        torch.optim.Adam(model.parameters(), lr=lr)
+    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs)), eta_min=lr * 0.01)
+             if schedule == "cosine" else None)
+    return opt, sched
+
+
 def partial_path(checkpoint: str | os.PathLike) -> Path:
     """Where the partial (interrupted, resumable) checkpoint of ``checkpoint`` is kept."""
     path = Path(checkpoint)

@@ -104,5 +104,3 @@ def test_train_shapegf_schedule_is_applied_and_validated(tmp_path, monkeypatch):
     assert h_cos.train_loss[0] == pytest.approx(h_const.train_loss[0])
     assert max(float((a - b).abs().max()) for a, b in zip(cos.parameters(), const.parameters())) > 1e-6
     assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
-    with pytest.raises(ValueError, match="schedule"):
-        ex._optimizer(cos, 1e-3, 3, "linear")

@@ -188,3 +188,22 @@ def test_describe_callable_tells_closures_apart():
 
     assert train.describe_callable(make("chamfer")) == train.describe_callable(make("chamfer"))
     assert train.describe_callable(make("chamfer")) != train.describe_callable(make("emd"))
+
+
+def test_adam_schedules_follow_the_cosine_formula():
+    T = train
+    model = torch.nn.Linear(2, 1)
+    opt, sched = T.adam(model, 1e-3, 10, "cosine")
+    rates = []
+    for _ in range(10):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    end = 1e-5
+    expect = [end + (1e-3 - end) * (1 + math.cos(math.pi * e / 10)) / 2 for e in range(10)]
+    assert rates == pytest.approx(expect, rel=1e-9)
+    assert opt.param_groups[0]["lr"] == pytest.approx(end)
+    opt_c, sched_c = T.adam(model, 2e-3, 10, "constant", weight_decay=1e-4)
+    assert sched_c is None and opt_c.param_groups[0]["lr"] == 2e-3 and opt_c.param_groups[0]["weight_decay"] == 1e-4
+    with pytest.raises(ValueError, match="schedule"):
+        T.adam(model, 1e-3, 10, "linear")

@@ -223,8 +223,8 @@ def train_occnet(data: dict[str, Any], *, decoder: str = "occnet", epochs: int |
     s = _sizes(profile)
     epochs = int(epochs if epochs is not None else s["epochs"])
     schedule = str(schedule if schedule is not None else s["lr_schedule"])
-    if schedule not in ("cosine", "constant"):
-        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+    if schedule not in _train.SCHEDULES:
+        raise ValueError(f"schedule must be one of {_train.SCHEDULES}, got {schedule!r}")
     config.seed_everything(seed)  # the initial weights too: the same call gives the same model wherever it runs
     model = build_occnet(decoder, profile)
     sampler = QuerySampler(int(s["n_query"]), int(s["n_input"]), float(s["input_noise"]))
@@ -234,9 +234,7 @@ def train_occnet(data: dict[str, Any], *, decoder: str = "occnet", epochs: int |
             "schedule": schedule}
     path = _train.checkpoint_path(f"{name}_{decoder}_{data.get('sampling')}", spec=spec, profile=profile)
     lr = float(s["lr"])
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
-             if schedule == "cosine" else None)
+    opt, sched = _train.adam(model, lr, epochs, schedule)
     hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
                                 loss_fn=occnet_loss_fn, epochs=epochs, optimizer=opt, scheduler=sched, lr=lr,
                                 seed=seed, progress=progress, live_plot=False)

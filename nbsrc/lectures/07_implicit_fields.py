@@ -199,8 +199,8 @@ for k in ("iou", "iou_t02", "cd_l1", "nc", "fscore"):
 
 # %% [markdown]
 # **A departure from the paper: the learning-rate schedule.** OccNet trains with Adam at a constant
-# $10^{-4}$ for days; our laptop run has a few hundred steps, and a constant rate ends it on whichever
-# noisy iterate the last step produced. `train_occnet` therefore decays the rate along a cosine to a
+# $10^{-4}$ for days; our laptop run has a few hundred steps, and at a constant rate it ends wherever
+# its last noisy steps left it. `train_occnet` therefore decays the rate along a cosine to a
 # hundredth of its start (`ch07.lr_schedule`). The benchmark trains the same model on the same data
 # both ways; the cell prints what it measured.
 
