@@ -18,16 +18,20 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
 2. ``schedule``: ShapeGF trained ``ch10.schedule_epochs`` epochs (laptop 100) with a constant learning rate
    and with the course's cosine decay to 1/100 (the official code: constant for half the run, then linear
    to 1/100; not measured here), auto-encoding CD / EMD of both.
-3. ``autoencoding``: ShapeGF (``ch10.epochs`` epochs, laptop 300 = 2,400 steps of 16 shapes; the course's
-   parametrisation: log sigma in, sigma-scaled output, NCSN weight; ``--ablation`` adds the official one)
+3. ``levels``: the same budget with each batch's noise levels drawn independently (the official code) and
+   dealt evenly over the batch (``ch10.level_sampling="stratified"``, the course), seeds 0 and 1 each
+   (the stratified seed-0 run is the schedule part's cosine run, loaded from its checkpoint).
+4. ``autoencoding``: ShapeGF (``ch10.epochs`` epochs, laptop 240 = 1,920 steps of 16 shapes, a score network
+   of 8 blocks of 128; the course's parametrisation: log sigma in, sigma-scaled output, NCSN weight, stratified
+   noise levels; ``--ablation`` adds the official parametrisation)
    against PointSetGen and AtlasNet sphere / 25 patches (40 epochs each), same data (3 categories x 40
    training shapes, 2,048 input points), same PointNet encoder, same learning-rate schedule, one table with
    the oracle; CD x1e4 and EMD x1e2 (exact) at 1,024 points.
-4. ``upsampling``: a second ShapeGF trained on 512 points per shape; both sampled from
+5. ``upsampling``: a second ShapeGF trained on 512 points per shape; both sampled from
    2,048 ... 128 runtime input points on 12 test shapes.
-5. ``generation``: latent GAN on the training codes, as many samples as test shapes,
+6. ``generation``: latent GAN on the training codes, as many samples as test shapes,
    MMD-CD / COV-CD / 1-NNA-CD against the test shapes, next to training shapes plus noise.
-6. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
+7. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
 
 Cost: every part's wall time is in the result file's "Time" table (the committed laptop run on 2 idle
 cores: 1,044 s in all; ``--ablation`` adds one more ShapeGF training, not timed here).
@@ -51,7 +55,7 @@ from course_lib import config  # noqa: E402
 from course_lib.experiments import gradient_fields as ex  # noqa: E402
 from course_lib.experiments.common import format_table  # noqa: E402
 
-PARTS = ("analytic", "schedule", "autoencoding", "upsampling", "generation", "robustness")
+PARTS = ("analytic", "schedule", "levels", "autoencoding", "upsampling", "generation", "robustness")
 
 
 def _rows_to_data(rows):
@@ -123,6 +127,34 @@ def main() -> None:
         data["schedule"] = {"epochs": n_ep, **sched_data}
         body += [f"## Learning-rate schedule ({n_ep} epochs each; cosine decay to 1/100 against a constant rate)", "",
                  md_table(["schedule", "CD x1e4", "EMD x1e2", "CD / oracle", "training"], rows), ""]
+
+    if "levels" not in args.skip:
+        # the course deals each batch's noise levels evenly ("stratified"); the official code draws them
+        # independently ("uniform"); two seeds each, because the uniform draw's spread between runs is the point
+        t0 = time.perf_counter()
+        n_ep = int(sz["schedule_epochs"])
+        rows, lev_data = [], {}
+        for levels in ("uniform", "stratified"):
+            lev_data[levels] = {}
+            for seed in (0, 1):
+                # (stratified, seed 0, cosine) is the schedule part's cosine run: same spec, same checkpoint
+                name = ("ch10_shapegf_schedule_cosine" if (levels, seed) == (sz["level_sampling"], int(sz["seed"]))
+                        else f"ch10_shapegf_levels_{levels}_s{seed}")
+                m_l, h_l = ex.train_shapegf(train, profile=profile, epochs=n_ep, schedule="cosine", levels=levels,
+                                            seed=seed, retrain=args.retrain, live_plot=False, name=name)
+                r = ex.ae_metrics(ex.reconstruct(m_l, test["points"], n_out, profile=profile), target)
+                cd, emd = float(r["CD x1e4"].mean()), float(r["EMD x1e2"].mean())
+                lev_data[levels][str(seed)] = {"CD x1e4": cd, "EMD x1e2": emd, "ratio to oracle": cd / oracle_cd,
+                                               "train": h_l.summary()}
+                rows.append([levels, seed, cd, emd, cd / oracle_cd, h_l.summary()])
+                print(f"levels {levels} seed {seed}: CD x1e4 {cd:.4g} ({cd / oracle_cd:.3g}x the oracle), "
+                      f"EMD x1e2 {emd:.4g}", flush=True)
+                del m_l
+        seconds["levels"] = time.perf_counter() - t0
+        data["levels"] = {"epochs": n_ep, **lev_data}
+        body += [f"## Noise levels per batch ({n_ep} epochs each, cosine rate; independent draws, as the official "
+                 "code, against levels dealt evenly over each batch; two seeds each)", "",
+                 md_table(["levels", "seed", "CD x1e4", "EMD x1e2", "CD / oracle", "training"], rows), ""]
 
     model = None
     if "autoencoding" not in args.skip or "upsampling" not in args.skip or "generation" not in args.skip \

@@ -368,3 +368,73 @@ def test_scorenet_scaled_output_and_log_sigma_input():
         gf.ScoreNet(output="score")
     with pytest.raises(ValueError, match="sigma_input"):
         gf.ScoreNet(sigma_input="sqrt")
+
+
+def test_draw_levels_uniform_is_the_official_draw():
+    g1, g2 = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    a = gf.draw_levels(16, 10, "uniform", generator=g1)
+    b = torch.randint(0, 10, (16,), generator=g2)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("b,n_levels", [(16, 10), (30, 10), (7, 10), (10, 3)])
+def test_draw_levels_stratified_spreads_every_batch(b, n_levels):
+    g = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        idx = gf.draw_levels(b, n_levels, "stratified", generator=g)
+        assert idx.shape == (b,) and idx.dtype == torch.long
+        counts = torch.bincount(idx, minlength=n_levels)
+        assert counts.numel() == n_levels  # only valid levels
+        # as even as a batch of b can be: every count is floor(b/L) or ceil(b/L)
+        assert int(counts.min()) >= b // n_levels and int(counts.max()) <= -(-b // n_levels)
+        if b < n_levels:
+            assert int(counts.max()) == 1  # no level twice while another is missing
+
+
+def test_draw_levels_stratified_keeps_each_shape_uniform():
+    # the marginal of every position is uniform (unbiased loss): chi-square against uniform
+    from scipy.stats import chisquare
+
+    g = torch.Generator().manual_seed(1)
+    draws = torch.stack([gf.draw_levels(16, 10, "stratified", generator=g) for _ in range(3000)])
+    for pos in (0, 9, 15):
+        counts = torch.bincount(draws[:, pos], minlength=10).numpy()
+        assert chisquare(counts).pvalue > 1e-3
+    # while the uniform draw misses levels in most batches of 16, the stratified one never does
+    g = torch.Generator().manual_seed(2)
+    missing = sum(int((torch.bincount(gf.draw_levels(16, 10, "uniform", generator=g), minlength=10) == 0).any())
+                  for _ in range(200))
+    assert missing > 100
+
+
+def test_draw_levels_errors_and_dsm_loss_option():
+    with pytest.raises(ValueError, match="levels"):
+        gf.draw_levels(4, 10, "sorted")
+    with pytest.raises(ValueError, match="positive int"):
+        gf.draw_levels(0, 10)
+    with pytest.raises(ValueError, match="n_levels"):
+        gf.draw_levels(4, 0)
+    x = torch.randn(20, 16, 3)
+    sig = gf.sigma_schedule()
+    parts = gf.dsm_loss(lambda p, s: torch.zeros_like(p), x, sig, levels="stratified", return_parts=True,
+                        generator=torch.Generator().manual_seed(0))
+    used = {round(float(v), 6) for v in parts["sigma"]}
+    assert used == {round(float(v), 6) for v in sig}  # 20 shapes, 10 levels: every level twice
+    with pytest.raises(ValueError, match="levels"):
+        gf.dsm_loss(lambda p, s: torch.zeros_like(p), x, sig, levels="sorted")
+
+
+def test_scorenet_without_norm_is_independent_of_the_batch():
+    torch.manual_seed(0)
+    x, z = torch.randn(2, 32, 3), torch.randn(2, 8)
+    for norm, independent in (("none", True), ("batch", False)):
+        net = gf.ScoreNet(latent_dim=8, hidden=16, n_blocks=2, norm=norm)
+        for blk in net.blocks:  # leave the identity start so that the blocks matter
+            torch.nn.init.normal_(blk.fc1.weight, std=0.3)
+        net.train()
+        alone = net(x[:1], z[:1], torch.tensor([0.1]))
+        together = net(x, z, torch.tensor([0.1, 1.0]))[:1]
+        assert torch.allclose(alone, together, atol=1e-6) == independent
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in gf.ScoreNet(4, 8, 1, norm="none").modules())
+    with pytest.raises(ValueError, match="norm"):
+        gf.ScoreNet(4, 8, 1, norm="layer")

@@ -104,3 +104,17 @@ def test_train_shapegf_schedule_is_applied_and_validated(tmp_path, monkeypatch):
     assert h_cos.train_loss[0] == pytest.approx(h_const.train_loss[0])
     assert max(float((a - b).abs().max()) for a, b in zip(cos.parameters(), const.parameters())) > 1e-6
     assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
+
+
+def test_train_shapegf_levels_option_is_applied_and_validated(tmp_path, monkeypatch):
+    from course_lib import config
+
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    x = _spheres(8, 128, seed=4)
+    data = {"points": x, "target_points": x.flip(1), "seed": torch.arange(8), "categories": ("sphere",)}
+    with pytest.raises(ValueError, match="levels"):
+        ex.train_shapegf(data, epochs=1, levels="sorted", profile="ci", progress=False, live_plot=False)
+    uni, _ = ex.train_shapegf(data, epochs=2, levels="uniform", profile="ci", progress=False, live_plot=False)
+    strat, _ = ex.train_shapegf(data, epochs=2, levels="stratified", profile="ci", progress=False, live_plot=False)
+    assert max(float((a - b).abs().max()) for a, b in zip(uni.parameters(), strat.parameters())) > 1e-6
+    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2

@@ -185,17 +185,18 @@ def build_shapegf(profile: str | None = None, **overrides: Any) -> Any:
     s = _sizes(profile)
     kw = {"latent_dim": int(s["latent_dim"]), "hidden": int(s["hidden"]), "n_blocks": int(s["n_blocks"]),
           "encoder_hidden": (64, 128), "encoder_feat_dim": 256, "sigma_input": s["sigma_input"],
-          "output": s["output"]}
+          "output": s["output"], "norm": s["norm"]}
     kw.update(overrides)
     return ShapeGF(**kw)
 
 
-def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf") -> Any:
+def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf", levels: str = "uniform") -> Any:
     """``loss_fn(model, batch)``: DSM of the field decoded from ``batch["input"]`` on ``n_dsm``
-    random points of ``batch["target"]`` per step."""
+    random points of ``batch["target"]`` per step (``levels``: how the shapes' noise levels are
+    drawn, :func:`~course_lib.models.shapegf.draw_levels`)."""
 
     def loss_fn(model: Any, batch: dict[str, Tensor]) -> Tensor:
-        return model.loss(batch["input"], batch["target"], n_target=n_dsm, weighting=weighting)
+        return model.loss(batch["input"], batch["target"], n_target=n_dsm, weighting=weighting, levels=levels)
 
     return loss_fn
 
@@ -203,7 +204,7 @@ def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf") -> Any:
 def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_points: int | None = None,
                   profile: str | None = None, seed: int | None = None, retrain: bool = False, progress: bool = True,
                   live_plot: Any = "auto", official: bool = False, name: str = "ch10_shapegf",
-                  schedule: str | None = None) -> tuple[Any, Any]:
+                  schedule: str | None = None, levels: str | None = None) -> tuple[Any, Any]:
     """Train (or load) the ShapeGF auto-encoder on ``data`` (:func:`load_data`).
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  ``n_train_points`` keeps only that
@@ -212,7 +213,10 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
     displacement out, weight ``1/(2 sigma)``) instead of ``ch10.sigma_input`` / ``ch10.output``
     / ``ch10.weighting``.  ``schedule`` (default ``ch10.lr_schedule``): ``"cosine"`` decays Adam's rate
     to a hundredth over the epochs, ``"constant"`` keeps it (the official code
-    keeps 1e-3 for half of its 2,000 epochs, then decays it linearly to 1/100 by 95% of the run).  Returns ``(model, history)``.
+    keeps 1e-3 for half of its 2,000 epochs, then decays it linearly to 1/100 by 95% of the run).
+    ``levels`` (default ``ch10.level_sampling``): how each batch's noise levels are drawn,
+    ``"uniform"`` (official) or ``"stratified"`` (:func:`~course_lib.models.shapegf.draw_levels`).
+    Returns ``(model, history)``.
     """
     from course_lib import train
 
@@ -222,6 +226,11 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
     seed = int(s["seed"] if seed is None else seed)
     epochs = int(s["epochs"] if epochs is None else epochs)
     schedule = str(s["lr_schedule"] if schedule is None else schedule)
+    levels = str(s["level_sampling"] if levels is None else levels)
+    from course_lib.models.shapegf import LEVEL_SAMPLING
+
+    if levels not in LEVEL_SAMPLING:
+        raise ValueError(f"levels must be one of {LEVEL_SAMPLING}, got {levels!r}")
     d = dict(data)
     if n_train_points is not None:
         d["points"] = d["points"][:, :n_train_points]
@@ -236,10 +245,12 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
             "n_points": int(d["points"].shape[1]), "n_target": int(d["target_points"].shape[1]),
             "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]], **param,
             "schedule": schedule}
+    if levels != "uniform":  # (keeps the names of the checkpoints trained before the option existed)
+        spec["levels"] = levels
     path = train.checkpoint_path(name, spec=spec, profile=profile)
     opt, sched = train.adam(model, float(s["lr"]), epochs, schedule)
     hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
-                               loss_fn=shapegf_loss_fn(int(s["n_dsm"]), weighting), epochs=epochs,
+                               loss_fn=shapegf_loss_fn(int(s["n_dsm"]), weighting, levels), epochs=epochs,
                                seed=seed, progress=progress, live_plot=live_plot, lr=float(s["lr"]),
                                optimizer=opt, scheduler=sched)
     model.eval()

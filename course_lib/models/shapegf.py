@@ -44,6 +44,8 @@ __all__ = [
     "SIGMA_NUM",
     "PRIOR_BOUND",
     "sigma_schedule",
+    "LEVEL_SAMPLING",
+    "draw_levels",
     "smoothed_log_density",
     "analytic_score",
     "analytic_score_fn",
@@ -236,7 +238,17 @@ class _CondLinear(nn.Module):
         return self.point(x) + self.shape(cs)[:, None, :]
 
 
-def _bn(bn: nn.BatchNorm1d, h: Tensor) -> Tensor:
+NORMS = ("batch", "none")
+"""The score network's normalisation: BatchNorm over all points of the batch (official) or none."""
+
+
+def _norm_layer(norm: str, hidden: int, affine: bool = True) -> nn.Module:
+    if norm not in NORMS:
+        raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
+    return nn.BatchNorm1d(hidden, affine=affine) if norm == "batch" else nn.Identity()
+
+
+def _bn(bn: nn.Module, h: Tensor) -> Tensor:
     """BatchNorm over all points of the batch, ``h`` ``(B, M, C)`` (channels last)."""
     b, m, c = h.shape
     return bn(h.reshape(b * m, c)).reshape(b, m, c)
@@ -251,12 +263,12 @@ class _ResBlock(nn.Module):
     zero, so every block starts as the identity.
     """
 
-    def __init__(self, hidden: int, shape_dim: int, conditioning: str) -> None:
+    def __init__(self, hidden: int, shape_dim: int, conditioning: str, norm: str = "batch") -> None:
         super().__init__()
         self.conditioning = conditioning
         affine = conditioning != "cbn"
-        self.bn0 = nn.BatchNorm1d(hidden, affine=affine)
-        self.bn1 = nn.BatchNorm1d(hidden, affine=affine)
+        self.bn0 = _norm_layer(norm, hidden, affine)
+        self.bn1 = _norm_layer(norm, hidden, affine)
         self.fc0 = nn.Linear(hidden, hidden)
         self.fc1 = nn.Linear(hidden, hidden)
         nn.init.zeros_(self.fc1.weight)
@@ -272,7 +284,7 @@ class _ResBlock(nn.Module):
                     m.point.bias.zero_()
                     m.point.bias[:hidden] = 1.0
 
-    def _norm(self, bn: nn.BatchNorm1d, h: Tensor, x: Tensor, cs: Tensor, gb: nn.Module | None) -> Tensor:
+    def _norm(self, bn: nn.Module, h: Tensor, x: Tensor, cs: Tensor, gb: nn.Module | None) -> Tensor:
         h = _bn(bn, h)
         if gb is not None:
             gamma, beta = gb(x, cs).chunk(2, dim=-1)
@@ -313,8 +325,11 @@ class ScoreNet(nn.Module):
     """
 
     def __init__(self, latent_dim: int = 128, hidden: int = 256, n_blocks: int = 4,
-                 conditioning: str = "add", sigma_input: str = "sigma", output: str = "displacement") -> None:
+                 conditioning: str = "add", sigma_input: str = "sigma", output: str = "displacement",
+                 norm: str = "batch") -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
         if sigma_input not in ("sigma", "log"):
             raise ValueError(f"sigma_input must be 'sigma' or 'log', got {sigma_input!r}")
         if output not in ("displacement", "scaled"):
@@ -329,8 +344,8 @@ class ScoreNet(nn.Module):
         self.conditioning = conditioning
         shape_dim = self.latent_dim + 1
         self.conv_p = _CondLinear(shape_dim, hidden)
-        self.blocks = nn.ModuleList(_ResBlock(hidden, shape_dim, conditioning) for _ in range(n_blocks))
-        self.bn_out = nn.BatchNorm1d(hidden)
+        self.blocks = nn.ModuleList(_ResBlock(hidden, shape_dim, conditioning, norm) for _ in range(n_blocks))
+        self.bn_out = _norm_layer(norm, hidden)
         self.conv_out = nn.Linear(hidden, 3)
 
     def forward(self, x: Tensor, z: Tensor | None, sigma: float | Tensor) -> Tensor:
@@ -363,11 +378,41 @@ class ScoreNet(nn.Module):
 # denoising score matching
 # ---------------------------------------------------------------------------
 _WEIGHTINGS = ("shapegf", "ncsn")
+LEVEL_SAMPLING = ("uniform", "stratified")
+"""How :func:`dsm_loss` draws the shapes' noise levels: independently (the official code) or stratified."""
+
+
+def draw_levels(b: int, n_levels: int, levels: str = "uniform", *, generator: torch.Generator | None = None,
+                device: torch.device | str | None = None) -> Tensor:
+    """Indices ``(b,)`` of the noise level of each of ``b`` shapes among ``n_levels`` levels.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``"uniform"`` (the official code)
+    draws each index independently and uniformly.  ``"stratified"`` deals the levels like
+    cards: the batch is cut into runs of ``n_levels`` shapes and each run gets a random
+    permutation of all levels (the last run a random subset), so that every batch of at least
+    ``n_levels`` shapes trains every level.  Each shape's level is still uniform, so the loss
+    has the same expectation; only its batch-to-batch variance shrinks.
+    """
+    if levels not in LEVEL_SAMPLING:
+        raise ValueError(f"levels must be one of {LEVEL_SAMPLING}, got {levels!r}")
+    if isinstance(b, bool) or not isinstance(b, int) or b < 1:
+        raise ValueError(f"b (the number of shapes) must be a positive int, got {b!r}")
+    if isinstance(n_levels, bool) or not isinstance(n_levels, int) or n_levels < 1:
+        raise ValueError(f"n_levels must be a positive int, got {n_levels!r}")
+    gen_dev = generator.device if generator is not None else device
+    if levels == "uniform":
+        idx = torch.randint(0, n_levels, (b,), generator=generator, device=gen_dev)
+    else:
+        runs = -(-b // n_levels)
+        idx = torch.cat([torch.randperm(n_levels, generator=generator, device=gen_dev) for _ in range(runs)])[:b]
+        # shuffle so that the incomplete last run is not always the last shapes of the batch
+        idx = idx[torch.randperm(b, generator=generator, device=gen_dev)]
+    return idx.to(device) if device is not None else idx
 
 
 def dsm_loss(predict: Callable[[Tensor, Tensor], Tensor], points: Tensor, sigmas: Tensor, *,
              weighting: str = "shapegf", generator: torch.Generator | None = None,
-             return_parts: bool = False) -> Tensor | dict[str, Tensor]:
+             return_parts: bool = False, levels: str = "uniform") -> Tensor | dict[str, Tensor]:
     r"""Denoising score matching over the noise schedule, one noise level per shape.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.
@@ -390,8 +435,10 @@ def dsm_loss(predict: Callable[[Tensor, Tensor], Tensor], points: Tensor, sigmas
     the choice and ``benchmarks/gradient_fields.py --ablation`` measures both.
 
     The minimiser over ``y_pred`` is ``sigma^2 * grad log Q_sigma(x~)`` of the data smoothed
-    by the noise (Vincent 2011), whatever the weight.  ``return_parts`` also returns the
-    noisy points, levels and targets (for plots and checks).
+    by the noise (Vincent 2011), whatever the weight.  ``levels`` (:func:`draw_levels`):
+    ``"uniform"`` draws each shape's level independently (the official code), ``"stratified"``
+    spreads the levels evenly over the batch (same expectation, less variance).
+    ``return_parts`` also returns the noisy points, levels and targets (for plots and checks).
     """
     points = _check_cloud(points, "points", batched=True)
     if weighting not in _WEIGHTINGS:
@@ -401,7 +448,7 @@ def dsm_loss(predict: Callable[[Tensor, Tensor], Tensor], points: Tensor, sigmas
         raise ValueError("sigmas must be a non-empty list of positive noise levels")
     b = points.shape[0]
     gen_dev = generator.device if generator is not None else points.device
-    idx = torch.randint(0, sig.numel(), (b,), generator=generator, device=gen_dev).to(points.device)
+    idx = draw_levels(b, int(sig.numel()), levels, generator=generator, device=points.device)
     s = sig[idx]
     eps = torch.randn(points.shape, generator=generator, device=gen_dev, dtype=points.dtype).to(points.device)
     noisy = points + s[:, None, None] * eps
@@ -516,14 +563,14 @@ class ShapeGF(nn.Module):
     def __init__(self, latent_dim: int = 128, hidden: int = 256, n_blocks: int = 4, conditioning: str = "add",
                  encoder: nn.Module | None = None, encoder_hidden: Sequence[int] = (64, 128),
                  encoder_feat_dim: int = 256, sigmas: Tensor | None = None, sigma_input: str = "sigma",
-                 output: str = "displacement") -> None:
+                 output: str = "displacement", norm: str = "batch") -> None:
         super().__init__()
         from .encoders import PointNet
 
         self.latent_dim = int(latent_dim)
         self.encoder = encoder if encoder is not None else PointNet(
             in_dim=3, feat_dim=encoder_feat_dim, hidden=tuple(encoder_hidden), out_dim=latent_dim)
-        self.decoder = ScoreNet(latent_dim, hidden, n_blocks, conditioning, sigma_input, output)
+        self.decoder = ScoreNet(latent_dim, hidden, n_blocks, conditioning, sigma_input, output, norm)
         self.register_buffer("sigmas", sigma_schedule() if sigmas is None else torch.as_tensor(sigmas).float())
 
     def encode(self, points: Tensor) -> Tensor:
@@ -537,11 +584,13 @@ class ShapeGF(nn.Module):
         return self.decoder.score(x, z, sigma)
 
     def loss(self, inputs: Tensor, targets: Tensor | None = None, *, weighting: str = "shapegf",
-             n_target: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+             n_target: int | None = None, generator: torch.Generator | None = None,
+             levels: str = "uniform") -> Tensor:
         """DSM loss of the field decoded from ``inputs`` against ``targets`` (default: the inputs).
 
         ``n_target`` keeps a random subset of the target points per step (an unbiased,
-        cheaper estimate of the same loss, which averages over points).
+        cheaper estimate of the same loss, which averages over points); ``levels`` is
+        :func:`dsm_loss`'s (how the shapes' noise levels are drawn).
         """
         targets = inputs if targets is None else targets
         z = self.encode(inputs)
@@ -550,7 +599,7 @@ class ShapeGF(nn.Module):
             sel = torch.randperm(targets.shape[1], generator=generator, device=gen_dev)[:n_target].to(targets.device)
             targets = targets[:, sel]
         return dsm_loss(lambda x, s: self.decoder(x, z, s), targets, self.sigmas, weighting=weighting,
-                        generator=generator)
+                        generator=generator, levels=levels)
 
     @torch.no_grad()
     def sample(self, z: Tensor, n_points: int, sigmas: Sequence[float] | Tensor | None = None,
