@@ -34,7 +34,7 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
 7. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
 
 Cost: every part's wall time is in the result file's "Time" table (the committed laptop run on 2 idle
-cores: 1,044 s in all; ``--ablation`` adds one more ShapeGF training, not timed here).
+cores: 2,860 s in all, of which the levels part 867 s; ``--ablation`` adds one more ShapeGF training, not timed here).
 """
 
 from __future__ import annotations
