@@ -245,7 +245,7 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
             "n_points": int(d["points"].shape[1]), "n_target": int(d["target_points"].shape[1]),
             "n_dsm": int(s["n_dsm"]), "weighting": weighting, "seeds": [int(v) for v in data["seed"][:3]], **param,
             "schedule": schedule}
-    if levels != "uniform":  # (keeps the names of the checkpoints trained before the option existed)
+    if levels != "uniform":  # the uniform spec hashes as before the option; the loss signature inside still differs
         spec["levels"] = levels
     path = train.checkpoint_path(name, spec=spec, profile=profile)
     opt, sched = train.adam(model, float(s["lr"]), epochs, schedule)
