@@ -226,7 +226,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.upsample_train": {"ci": (256, 128), "laptop": (2048, 512), "gpu": (2048, 1024, 512)},
     "ch10.upsample_runtime": {"ci": (256, 64), "laptop": (2048, 1024, 512, 256, 128),
                               "gpu": (2048, 1024, 512, 256, 128)},
-    "ch10.upsample_shapes": {"ci": 2, "laptop": 12, "gpu": 40},  # test shapes per table cell
+    "ch10.upsample_shapes": {"ci": 2, "laptop": 30, "gpu": 120},  # test shapes per table cell (laptop, gpu: all)
     # latent GAN
     "ch10.gan_epochs": {"ci": 5, "laptop": 2000, "gpu": 10000},
     "ch10.gan_batch": {"ci": 8, "laptop": 64, "gpu": 256},

@@ -118,3 +118,34 @@ def test_train_shapegf_levels_option_is_applied_and_validated(tmp_path, monkeypa
     strat, _ = ex.train_shapegf(data, epochs=2, levels="stratified", profile="ci", progress=False, live_plot=False)
     assert max(float((a - b).abs().max()) for a, b in zip(uni.parameters(), strat.parameters())) > 1e-6
     assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
+
+
+def test_paired_steps_against_hand_computed_differences():
+    # three shapes, three sizes: 64 -> 128 falls clearly, 128 -> 256 is flat (differences cancel)
+    per = {128: [2.0, 2.2, 1.9], 64: [3.0, 3.3, 2.8], 256: [2.1, 2.1, 1.9]}
+    steps = ex.paired_steps(per)
+    assert [(s["fewer"], s["more"]) for s in steps] == [(64, 128), (128, 256)]
+    d = torch.tensor([1.0, 1.1, 0.9], dtype=torch.float64)
+    assert steps[0]["mean"] == pytest.approx(float(d.mean()))
+    assert steps[0]["se"] == pytest.approx(float(d.std() / 3 ** 0.5))
+    assert steps[0]["verdict"] == "falls"
+    assert steps[1]["mean"] == pytest.approx(0.0, abs=1e-12) and steps[1]["verdict"] == "flat"
+    # a consistent rise is called a rise, not flat; unpaired noise of the same size is flat
+    assert ex.paired_steps({64: [1.0, 1.1, 0.9], 128: [2.0, 2.1, 1.9]})[0]["verdict"] == "rises"
+    assert ex.paired_steps({64: [1.0, 2.0, 3.0], 128: [2.0, 3.0, 1.0]})[0]["verdict"] == "flat"
+    with pytest.raises(ValueError, match="two runtime sizes"):
+        ex.paired_steps({64: [1.0, 2.0]})
+    with pytest.raises(ValueError, match="same number"):
+        ex.paired_steps({64: [1.0, 2.0], 128: [1.0]})
+
+
+def test_upsampling_table_per_shape_values_match_the_means():
+    model = ex.build_shapegf("ci")
+    x = _spheres(3, 64, 1)
+    res = ex.upsampling_table({64: model}, x, x[:, :20], (64, 16), steps_per_level=1, emd=False, profile="ci")
+    for r in (64, 16):
+        vals = res["cd_per_shape"][64][r]
+        assert len(vals) == 3 and sum(vals) / 3 == pytest.approx(res["cd"][64][r], rel=1e-6)
+    # cells are paired: the same input gives the same per-shape values
+    again = ex.upsampling_table({64: model}, x, x[:, :20], (64,), steps_per_level=1, emd=False, profile="ci")
+    assert again["cd_per_shape"][64][64] == res["cd_per_shape"][64][64]

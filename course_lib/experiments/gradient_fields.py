@@ -53,6 +53,7 @@ __all__ = [
     "autoencoding_table",
     "analytic_oracle",
     "upsampling_table",
+    "paired_steps",
     "train_generator",
     "generate",
     "noisy_training_baseline",
@@ -396,13 +397,15 @@ def upsampling_table(models: dict[int, Any], inputs: Tensor, target: Tensor, run
     points per shape to a trained model; each is given the first ``r`` points of each input
     cloud (a random subset: the sampling is i.i.d.) for every ``r`` in ``runtime`` and samples
     ``n_out`` points (default: the target's).  Returns ``{"cd": {train_n: {r: mean}}, "emd": ...,
-    "seconds": ...}`` (``r`` larger than the model's training size is skipped, as in the
-    paper's table).
+    "cd_per_shape": {train_n: {r: [one CD per shape]}}, "seconds": ...}`` (``r`` larger than the
+    model's training size is skipped, as in the paper's table).  Every cell starts Langevin from
+    the same prior draws, so the per-shape values of two cells are paired (see
+    :func:`paired_steps`).
     """
     n_out = int(n_out or target.shape[1])
-    res: dict[str, Any] = {"cd": {}, "emd": {}, "seconds": {}}
+    res: dict[str, Any] = {"cd": {}, "emd": {}, "cd_per_shape": {}, "seconds": {}}
     for n_train, model in models.items():
-        res["cd"][n_train], res["emd"][n_train] = {}, {}
+        res["cd"][n_train], res["emd"][n_train], res["cd_per_shape"][n_train] = {}, {}, {}
         for r in runtime:
             if r > n_train or r > inputs.shape[1]:
                 continue
@@ -411,9 +414,37 @@ def upsampling_table(models: dict[int, Any], inputs: Tensor, target: Tensor, run
             res["seconds"][f"{n_train}/{r}"] = time.perf_counter() - t0
             m = ae_metrics(pred, target, emd=emd and n_out == target.shape[1])
             res["cd"][n_train][r] = float(m["CD x1e4"].mean())
+            res["cd_per_shape"][n_train][r] = [float(v) for v in m["CD x1e4"]]
             if "EMD x1e2" in m:
                 res["emd"][n_train][r] = float(m["EMD x1e2"].mean())
     return res
+
+
+def paired_steps(per_shape: dict[int, Sequence[float]], *, z: float = 2.0) -> list[dict[str, Any]]:
+    """How the error changes between neighbouring runtime sizes, shape by shape.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``per_shape`` maps a runtime size to
+    one error per test shape (the same shapes, in the same order, for every size: a row of
+    :func:`upsampling_table`'s ``"cd_per_shape"``).  For each pair of neighbouring sizes
+    ``fewer < more`` it returns the mean over shapes of ``error(fewer) - error(more)`` (positive:
+    the denser input helps), its standard error, and a verdict: ``"falls"`` when the mean exceeds
+    ``z`` standard errors, ``"rises"`` when it is below ``-z`` of them, else ``"flat"`` (a
+    change the test shapes cannot tell from zero).
+    """
+    if len(per_shape) < 2:
+        raise ValueError(f"paired_steps needs at least two runtime sizes, got {sorted(per_shape)}")
+    sizes = sorted(per_shape, key=int)
+    lens = {len(per_shape[r]) for r in sizes}
+    if len(lens) != 1 or min(lens) < 2:
+        raise ValueError(f"paired_steps needs the same number (>= 2) of shapes for every size, got "
+                         f"{ {r: len(per_shape[r]) for r in sizes} }")
+    out = []
+    for fewer, more in zip(sizes, sizes[1:]):
+        d = torch.tensor(per_shape[fewer], dtype=torch.float64) - torch.tensor(per_shape[more], dtype=torch.float64)
+        mean, se = float(d.mean()), float(d.std(unbiased=True) / len(d) ** 0.5)
+        verdict = "falls" if mean > z * se else ("rises" if mean < -z * se else "flat")
+        out.append({"fewer": int(fewer), "more": int(more), "mean": mean, "se": se, "verdict": verdict})
+    return out
 
 
 # ---------------------------------------------------------------------------

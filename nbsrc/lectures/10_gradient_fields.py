@@ -482,6 +482,10 @@ if R is not None and "upsampling" in R.data:
     print(f"CD {'falls at every step' if falls else 'does not fall at every step'} as the runtime input grows; "
           f"{ns[0]} points: {first[ns[0]]:.3g}, {ns[-1]} points: {first[ns[-1]]:.3g} "
           f"(the sparsest input scores {100 * change:+.0f}% against the densest)")
+    for n_train, steps in up.get("paired_steps", {}).items():
+        print(f"paired steps, train {n_train}, {up['shapes']} shapes (CD(fewer) - CD(more), mean ± s.e.):")
+        for st in steps:
+            print(f"  {st['fewer']:>5} -> {st['more']:>5}: {st['mean']:+.3g} ± {st['se']:.2g}  {st['verdict']}")
 else:
     live = ex.upsampling_table({int(train["points"].shape[1]): model}, test["points"], test["target_points"],
                                [int(r) for r in SZ["upsample_runtime"]], emd=False)
@@ -492,8 +496,16 @@ else:
 # barely depends on its code (an under-trained encoder–decoder, whose samples are close to an
 # average shape whatever the input) shows no such trend, and one whose error is dominated by the
 # field's own blur (the auto-encoding table's gap to the oracle) shows a trend that flattens once
-# the input is dense enough for the encoder: compare the size of the change above with the
-# differences between neighbouring columns, which are of the order of the noise of `ch10.upsample_shapes` test shapes.
+# the input is dense enough for the encoder.
+#
+# A difference between two column means is only worth reading next to its noise. Every cell
+# uses the same test shapes and the same prior draws for Langevin, so the cells are **paired**:
+# `ex.paired_steps` takes, shape by shape, the error with fewer runtime points minus the error
+# with more, and reports the mean of those differences with its standard error. A step is
+# called "falls" or "rises" only when the mean is more than two standard errors from zero;
+# otherwise the test shapes cannot tell it from "flat". Read the strict "falls at every step"
+# line above against these verdicts: a flat step where the means happen to go the wrong way is
+# a plateau, not a reversal.
 
 # %% [markdown]
 # ## 8. Generation: a GAN on the latent codes
