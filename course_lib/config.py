@@ -208,7 +208,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.output": {"ci": "scaled", "laptop": "scaled", "gpu": "scaled"},
     "ch10.weighting": {"ci": "ncsn", "laptop": "ncsn", "gpu": "ncsn"},
     "ch10.batch_size": {"ci": 4, "laptop": 16, "gpu": 32},
-    "ch10.epochs": {"ci": 2, "laptop": 240, "gpu": 1000},  # laptop: 1920 steps of 16 shapes, 573 s measured (10-minute budget)
+    "ch10.epochs": {"ci": 2, "laptop": 240, "gpu": 1000},  # laptop: 1920 steps of 16 shapes, 269-573 s measured on two 2-core machines (10-minute budget)
     "ch10.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},
     "ch10.lr_schedule": {"ci": "cosine", "laptop": "cosine", "gpu": "cosine"},  # ShapeGF and the baselines
     "ch10.norm": {"ci": "batch", "laptop": "batch", "gpu": "batch"},  # the score network's normalisation
