@@ -226,7 +226,10 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.upsample_train": {"ci": (256, 128), "laptop": (2048, 512), "gpu": (2048, 1024, 512)},
     "ch10.upsample_runtime": {"ci": (256, 64), "laptop": (2048, 1024, 512, 256, 128),
                               "gpu": (2048, 1024, 512, 256, 128)},
-    "ch10.upsample_shapes": {"ci": 2, "laptop": 30, "gpu": 120},  # test shapes per table cell (laptop, gpu: all)
+    "ch10.upsample_shapes": {"ci": 2, "laptop": 120, "gpu": 120},  # test shapes per table cell (at most the split)
+    # the upsampling benchmark's own, larger test split (per category; the chapter's test shapes are its prefix),
+    # so that the paired steps between runtime sizes have the shapes to resolve them
+    "ch10.upsample_test_per_category": {"ci": 2, "laptop": 40, "gpu": 40},
     # latent GAN
     "ch10.gan_epochs": {"ci": 5, "laptop": 2000, "gpu": 10000},
     "ch10.gan_batch": {"ci": 8, "laptop": 64, "gpu": 256},
@@ -253,12 +256,16 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch07.n_input": {"ci": 300, "laptop": 300, "gpu": 300},  # OccNet's point-cloud completion: 300 points
     "ch07.input_noise": {"ci": 0.005, "laptop": 0.005, "gpu": 0.005},  # ... with noise std 0.005
     "ch07.n_pool": {"ci": 3000, "laptop": 20000, "gpu": 50000},  # pre-drawn samples per shape
-    "ch07.n_query": {"ci": 512, "laptop": 2048, "gpu": 2048},  # samples per shape per step (OccNet 2048)
+    # samples per shape per step (OccNet 2048); laptop: fewer queries and more steps in the same time did better
+    # (held-out IoU in trials: 2048 x 55 epochs 0.72, 1024 x 110 0.77, 512 x 220 0.80, 256 x 440 0.82, 128 x 600 0.81)
+    "ch07.n_query": {"ci": 512, "laptop": 256, "gpu": 2048},
+    # the benchmark's comparison with OccNet's 2,048 queries per shape, at about the same training time
+    "ch07.paper_query_epochs": {"ci": 1, "laptop": 70, "gpu": 300},
     "ch07.c_dim": {"ci": 32, "laptop": 128, "gpu": 256},
     "ch07.hidden": {"ci": 32, "laptop": 128, "gpu": 256},
     "ch07.n_blocks": {"ci": 1, "laptop": 3, "gpu": 5},
     "ch07.batch_size": {"ci": 4, "laptop": 16, "gpu": 64},
-    "ch07.epochs": {"ci": 2, "laptop": 55, "gpu": 300},  # laptop: 55 took 214 s (65: 317 s, over the 5-minute budget)
+    "ch07.epochs": {"ci": 2, "laptop": 360, "gpu": 300},  # laptop: 360 x 256 queries sized to the 5-minute budget
     "ch07.lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 5e-4},
     "ch07.lr_schedule": {"ci": "cosine", "laptop": "cosine", "gpu": "cosine"},  # OccNet: constant (see train_occnet)
     "ch07.eval_resolution": {"ci": 33, "laptop": 65, "gpu": 129},  # nodes; (R - 1) = (coarse - 1) * 2^k
@@ -278,7 +285,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     # the sampling experiment: uniform vs near-surface vs mix, on thin parts
     "ch07.sampling_categories": {"ci": ("chair",), "laptop": ("chair", "lamp", "mug"),
                                  "gpu": ("chair", "table", "lamp", "mug")},
-    "ch07.sampling_epochs": {"ci": 1, "laptop": 30, "gpu": 200},
+    "ch07.sampling_epochs": {"ci": 1, "laptop": 240, "gpu": 200},  # laptop: at 256 queries per shape
     # lecture and lab
     "ch07.lecture_resolution": {"ci": 33, "laptop": 65, "gpu": 129},
     "ch07.slice_resolution": {"ci": 48, "laptop": 96, "gpu": 128},

@@ -111,3 +111,18 @@ def test_train_occnet_schedule_is_applied_and_validated(tmp_path, monkeypatch):
     assert diff > 1e-6
     # each variant has its own checkpoint: neither overwrote the other
     assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2
+
+
+def test_train_occnet_n_query_is_applied_and_validated(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600)
+    with pytest.raises(ValueError, match="n_query"):
+        ex.train_occnet(data, n_query=0, epochs=1, profile="ci", progress=False)
+    few, _ = ex.train_occnet(data, n_query=16, epochs=2, profile="ci", progress=False)
+    many, _ = ex.train_occnet(data, n_query=400, epochs=2, profile="ci", progress=False)
+    # the same seed and data: only the number of samples per step differs, so a setting that is ignored
+    # would give identical weights
+    diff = max(float((a - b).abs().max()) for a, b in zip(few.parameters(), many.parameters()))
+    assert diff > 1e-6
+    # the two runs have their own checkpoints
+    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2

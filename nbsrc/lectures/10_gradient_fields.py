@@ -466,7 +466,9 @@ viz.interact(show_recon, shape=range(0, len(test["points"])))
 # The seed's upsampling table trains with N points per shape (10k, 3k, 1k) and gives the
 # encoder 2,048 ... 128 points at run time; the output always has the same number of points.
 # Error grows as the runtime input gets sparser, and barely depends on the training N. Our
-# version trains with `ch10.upsample_train` points; the benchmark fills the table:
+# version trains with `ch10.upsample_train` points; the benchmark fills the table on a larger
+# test split of its own (`ch10.upsample_test_per_category` shapes per category, this chapter's
+# test shapes among them), so that the paired steps below have enough shapes to resolve:
 
 # %%
 if R is not None and "upsampling" in R.data:
