@@ -144,6 +144,7 @@ def part_deepsdf(profile: str) -> dict:
             "oracle_cd_deepsdf": [float(oracle.mean()), float(oracle.std() / max(1, len(oracle)) ** 0.5)],
             "ratio_to_oracle": float(cd.mean() / oracle.mean()), "recon_seconds": recon_s,
             "train_summary": hist.summary(), "empty": res["empty"], "categories": list(cats),
+            "n_query": int(s["sdf_n_query"]),
             "shapes": {"train": int(train["query"].shape[0]), "test": int(test["query"].shape[0])}}
 
 
@@ -212,7 +213,8 @@ def report(profile: str) -> Path:
     if "deepsdf" in data:
         d = data["deepsdf"]
         body += ["## DeepSDF: unseen shapes by latent optimisation", "",
-                 f"categories {', '.join(d['categories'])}; training: {d['train_summary']}; reconstruction of "
+                 f"categories {', '.join(d['categories'])}; {d.get('n_query', '?')} SDF samples per shape and step; "
+                 f"training: {d['train_summary']}; reconstruction of "
                  f"{d['shapes']['test']} shapes in {d['recon_seconds']:.1f} s", "",
                  md_table(["codes", "Chamfer (DeepSDF, x1e3)", "IoU", "Chamfer-L1", "NC"],
                           [["unseen (optimised)", fmt(d["unseen"]["cd_deepsdf"]), fmt(d["unseen"]["iou"]),

@@ -258,7 +258,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch07.n_pool": {"ci": 3000, "laptop": 20000, "gpu": 50000},  # pre-drawn samples per shape
     # samples per shape per step (OccNet 2048); laptop: fewer queries and more steps in the same time did better
     # (held-out IoU in trials: 2048 x 55 epochs 0.72, 1024 x 110 0.77, 512 x 220 0.80, 256 x 440 0.82, 128 x 600 0.81)
-    "ch07.n_query": {"ci": 512, "laptop": 256, "gpu": 2048},
+    "ch07.n_query": {"ci": 256, "laptop": 256, "gpu": 2048},  # OccNet samples per shape and step (OccNet: 2,048)
     # the benchmark's comparison with OccNet's 2,048 queries per shape, at about the same training time
     "ch07.paper_query_epochs": {"ci": 1, "laptop": 70, "gpu": 300},
     "ch07.c_dim": {"ci": 32, "laptop": 128, "gpu": 256},
@@ -279,6 +279,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch07.sdf_hidden": {"ci": 32, "laptop": 128, "gpu": 512},
     "ch07.sdf_layers": {"ci": 4, "laptop": 6, "gpu": 8},
     "ch07.sdf_batch_size": {"ci": 4, "laptop": 8, "gpu": 64},
+    "ch07.sdf_n_query": {"ci": 512, "laptop": 2048, "gpu": 2048},  # DeepSDF samples per shape and step
     "ch07.sdf_epochs": {"ci": 2, "laptop": 500, "gpu": 1000},
     "ch07.recon_iters": {"ci": 10, "laptop": 300, "gpu": 800},
     "ch07.recon_samples": {"ci": 1000, "laptop": 4000, "gpu": 8000},

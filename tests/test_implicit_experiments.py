@@ -126,3 +126,19 @@ def test_train_occnet_n_query_is_applied_and_validated(tmp_path, monkeypatch):
     assert diff > 1e-6
     # the two runs have their own checkpoints
     assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2
+
+
+def test_train_deepsdf_n_query_is_its_own_size_applied_and_validated(tmp_path, monkeypatch):
+    # DeepSDF's samples per step are not OccNet's: the laptop profile gives OccNet fewer, DeepSDF keeps 2,048
+    table = config.size_table()
+    assert table["ch07.sdf_n_query"]["laptop"] == 2048
+    assert table["ch07.sdf_n_query"]["laptop"] != table["ch07.n_query"]["laptop"]
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600, kind="sdf")
+    with pytest.raises(ValueError, match="n_query"):
+        ex.train_deepsdf(data, n_query=0, epochs=1, profile="ci", progress=False)
+    few, _ = ex.train_deepsdf(data, n_query=16, epochs=2, profile="ci", progress=False)
+    many, _ = ex.train_deepsdf(data, n_query=400, epochs=2, profile="ci", progress=False)
+    diff = max(float((a - b).abs().max()) for a, b in zip(few.parameters(), many.parameters()))
+    assert diff > 1e-6
+    assert len(list((tmp_path / "checkpoints").glob("ch07_deepsdf_*-ci-*.pt"))) == 2

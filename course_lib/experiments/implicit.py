@@ -268,20 +268,26 @@ def sdf_loss_fn(model: AutoDecoder, batch: dict[str, Tensor]) -> dict[str, Tenso
 
 
 def train_deepsdf(data: dict[str, Any], *, epochs: int | None = None, profile: str | None = None,
-                  retrain: bool = False, progress: bool = True, seed: int = 0) -> tuple[AutoDecoder, _train.History]:
+                  retrain: bool = False, progress: bool = True, seed: int = 0,
+                  n_query: int | None = None) -> tuple[AutoDecoder, _train.History]:
     """Train (or load) :func:`build_deepsdf` on ``data`` from :func:`implicit_data` (kind sdf).
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.  One Adam for the decoder and the codes
-    (DeepSDF uses 5e-4 and 1e-3; we use ``ch07.lr`` for both).
+    (DeepSDF uses 5e-4 and 1e-3; we use ``ch07.lr`` for both).  ``n_query`` (default
+    ``ch07.sdf_n_query``, its own size: OccNet's ``ch07.n_query`` is tuned for OccNet) is the number of
+    SDF samples per shape and step.
     """
     s = _sizes(profile)
     epochs = int(epochs if epochs is not None else s["sdf_epochs"])
+    n_query = int(n_query if n_query is not None else s["sdf_n_query"])
+    if n_query < 1:
+        raise ValueError(f"n_query must be a positive number of samples per shape, got {n_query}")
     config.seed_everything(seed)  # the initial weights and codes too, whatever ran before
     model = build_deepsdf(int(data["query"].shape[0]), profile)
-    sampler = QuerySampler(int(s["n_query"]))
+    sampler = QuerySampler(n_query)
     loader = _batches(data, int(s["sdf_batch_size"]), ("query", "sdf"), sampler, seed)
     spec = {"categories": list(data["categories"]), "shapes": int(data["query"].shape[0]),
-            "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1])}
+            "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1]), "n_query": n_query}
     path = _train.checkpoint_path(f"ch07_deepsdf_{data.get('sampling')}", spec=spec, profile=profile)
     hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader, loss_fn=sdf_loss_fn,
                                 epochs=epochs, lr=float(s["lr"]), seed=seed, progress=progress, live_plot=False)
