@@ -36,8 +36,8 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
 7. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
 
 Cost: every part's wall time is in the result file's "Time" table (the committed laptop run on 2 idle
-cores: 2,014 s in all, of which the levels part 551 s; an earlier run of the same parts on another 2-core
-machine took 2,860 s; ``--ablation`` adds one more ShapeGF training, not timed here).
+cores: 2,628 s in all, of which the levels part 598 s and the upsampling sampling on 120 shapes 576 s;
+``--ablation`` adds one more ShapeGF training, not timed here).
 """
 
 from __future__ import annotations

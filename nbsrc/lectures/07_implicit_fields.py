@@ -233,11 +233,27 @@ else:
 # %% [markdown]
 # **How good is that?** Read the measured IoU beside two references. The OccNet paper reports an
 # IoU of 0.778 for point-cloud completion on real ShapeNet [Mescheder2018], after days of GPU
-# training of a wider network (5 blocks of 256 units, `c_dim` 512); the course's laptop run trains a
-# smaller one for a few CPU minutes and stays well below that (the `gpu` profile trains 300
-# epochs of a wider model). The threshold matters too: OccNet evaluates at probability $0.2$, which
-# keeps thin parts that $0.5$ loses, so the two IoUs printed above differ. The oracle's Chamfer-L1
-# (two independent samplings of the true surface) says how far any prediction is from perfect.
+# training of a wider network (5 blocks of 256 units, `c_dim` 512). The two numbers are not on the
+# same data: ShapeNet-lite's procedural shapes, with their exact inside and outside, are a different
+# and most likely an easier test than real ShapeNet meshes, so a small model trained for a few CPU
+# minutes can land near or above the paper's number here without being the better model. The
+# course's own goal for this chapter is stricter (IoU 0.85 after at most 5 minutes of laptop
+# training), and the cell below says whether the measured run meets it. The threshold matters
+# too: OccNet evaluates at probability $0.2$, which moves every surface outwards, keeping thin
+# parts that $0.5$ loses but thickening everything else; which of the two IoUs is higher depends
+# on the shapes, and the cell prints both. The oracle's Chamfer-L1 (two independent samplings of
+# the true surface) says how far any prediction is from perfect.
+
+# %%
+if occ:
+    iou, iou02, sec = occ["metrics"]["iou"][0], occ["metrics"]["iou_t02"][0], occ["train_seconds"]
+    print(f"measured (laptop): IoU {iou:.3f} at p > 0.5, {iou02:.3f} at p > 0.2 (OccNet's threshold), "
+          f"after {sec:.0f} s of training; OccNet's paper: 0.778 on real ShapeNet")
+    met = iou >= 0.85 and sec <= 300
+    print(f"the course's goal (IoU >= 0.85 within 300 s of training): {'met' if met else 'not met'}; "
+          f"the higher IoU here comes with p > {'0.5' if iou >= iou02 else '0.2'}")
+else:
+    print("no measured OccNet run yet: run COURSE_PROFILE=laptop python benchmarks/implicit.py")
 
 # %% [markdown]
 # ### Widget: the predicted field against the exact one
