@@ -16,7 +16,8 @@ Writes ``benchmarks/results/implicit-<profile>-<machine>.md`` and ``implicit-<pr
 ``config.cache_dir()/checkpoints`` (the lecture loads the same files).
 
 * **occnet**: an Occupancy Network (PointNet encoder, conditional-BN decoder, BCE) trained on the
-  ``ch07.categories`` train shapes ("mix" sampling), then point cloud (``ch07.n_input`` points, noise
+  ``ch07.categories`` train shapes (``ch07.occnet_train_per_category`` per category, ``ch07.occnet_sampling``
+  samples: near the surface), then point cloud (``ch07.n_input`` points, noise
   0.005) -> mesh (hierarchical marching cubes) on held-out test shapes: IoU, Chamfer-L1 (OccNet's
   convention), normal consistency, F-score; the oracle (two samplings of the true surface) beside it.
   Also the training time (goal: IoU >= 0.85 within 5 minutes of training on the laptop).
@@ -30,12 +31,14 @@ Writes ``benchmarks/results/implicit-<profile>-<machine>.md`` and ``implicit-<pr
 * **occnet_queries**: the same model and data with OccNet's 2,048 occupancy samples per shape and step
   (``ch07.paper_query_epochs`` epochs, about the same training time) instead of the laptop profile's
   256 with more steps (the departure measured).
+* **occnet_shapes**: the same model on the smaller training set of DeepSDF and the sampling study
+  (``ch07.train_per_category`` shapes per category, ``ch07.small_set_epochs`` epochs: as many steps).
 * **mise**: hierarchical (33 -> 129 nodes, i.e. 32 -> 128 cells as OccNet's MISE; 17 -> 65 in ci) against dense
   extraction of a trained OccNet field and of exact SDFs: evaluations and Chamfer between the meshes
   (goal: the same mesh, Chamfer <= 1e-6, with at most 1/5 of the dense evaluations).
 
 Cost (laptop profile, 2 idle cores): each part's wall time is in the result file (``_seconds``);
-the committed laptop run's total is in the result file (three OccNet trainings, DeepSDF, three
+the committed laptop run's total is in the result file (four OccNet trainings, DeepSDF, three
 sampling trainings, MISE).
 ``COURSE_PROFILE=ci`` runs everything in ~1-3 min.
 """
@@ -61,7 +64,7 @@ from course_lib.experiments import implicit as E  # noqa: E402
 from course_lib.experiments.common import summarize  # noqa: E402
 from course_lib.models.implicit import field_of  # noqa: E402
 
-PARTS = ("occnet", "occnet_constant", "occnet_queries", "deepsdf", "sampling", "mise")
+PARTS = ("occnet", "occnet_constant", "occnet_queries", "occnet_shapes", "deepsdf", "sampling", "mise")
 OPTIONAL_PARTS = ("imnet",)  # run only when asked for with --part
 
 
@@ -89,6 +92,13 @@ def part_occnet_constant(profile: str) -> dict:
     return part_occnet(profile, schedule="constant")
 
 
+def part_occnet_shapes(profile: str) -> dict:
+    """The same Occupancy Network on the smaller training set of DeepSDF and the sampling study
+    (``ch07.train_per_category`` shapes per category) for as many steps (``ch07.small_set_epochs``)."""
+    s = config.sizes(profile, prefix="ch07.")
+    return part_occnet(profile, per_category=int(s["train_per_category"]), epochs=int(s["small_set_epochs"]))
+
+
 def part_occnet_queries(profile: str) -> dict:
     """The same Occupancy Network with OccNet's 2,048 queries per shape and step, at about the same
     training time (``ch07.paper_query_epochs`` epochs; the course's laptop profile takes fewer queries)."""
@@ -97,9 +107,9 @@ def part_occnet_queries(profile: str) -> dict:
 
 
 def part_occnet(profile: str, decoder: str = "occnet", schedule: str | None = None, n_query: int | None = None,
-                epochs: int | None = None) -> dict:
+                epochs: int | None = None, per_category: int | None = None) -> dict:
     s = config.sizes(profile, prefix="ch07.")
-    train = E.implicit_data("train", profile=profile)
+    train = E.occnet_train_data(profile, per_category=per_category)
     test = E.implicit_data("test", profile=profile)
     model, hist = E.train_occnet(train, decoder=decoder, profile=profile, progress=True, schedule=schedule,
                                  n_query=n_query, epochs=epochs)
@@ -120,7 +130,8 @@ def part_occnet(profile: str, decoder: str = "occnet", schedule: str | None = No
             "shapes": {"train": int(train["query"].shape[0]), "test": int(test["query"].shape[0])},
             "categories": list(test["categories"]),
             "schedule": schedule or s["lr_schedule"], "n_query": int(n_query or s["n_query"]),
-            "epochs": int(epochs or s["epochs"])}
+            "epochs": int(epochs or s["epochs"]), "train_per_category": int(train["query"].shape[0])
+            // len(train["categories"]), "sampling": train.get("sampling")}
 
 
 def part_deepsdf(profile: str) -> dict:
@@ -160,7 +171,7 @@ def part_mise(profile: str) -> dict:
     for cat in ("chair", "lamp", "airplane"):
         shape = make_shape(cat, 2_000_000)
         out[f"exact SDF, {cat}"] = E.mise_experiment(shape.sdf, res, coarse)
-    train = E.implicit_data("train", profile=profile)
+    train = E.occnet_train_data(profile)
     test = E.implicit_data("test", profile=profile, per_category=1)
     model, _ = E.train_occnet(train, profile=profile, progress=False)
     z = E.encode(model, E.held_out_inputs(test, profile))[0]
@@ -185,7 +196,7 @@ def report(profile: str) -> Path:
         m = d["metrics"]
         body += [f"## {title}: point cloud -> surface on held-out shapes", "",
                  f"categories {', '.join(d['categories'])}; {d['shapes']['train']} train / {d['shapes']['test']} "
-                 f"test shapes; training: {d['train_summary']}", "",
+                 f"test shapes; {d.get('sampling', '?')} training samples; training: {d['train_summary']}", "",
                  md_table(["IoU (p > 0.5)", "IoU (p > 0.2, OccNet's threshold)", "Chamfer-L1", "normal consistency",
                            "F-score", "oracle Chamfer-L1"],
                           [[fmt(m["iou"]), fmt(m["iou_t02"]) if "iou_t02" in m else "-", fmt(m["cd_l1"]),
@@ -208,6 +219,15 @@ def report(profile: str) -> Path:
                      md_table(["queries per shape", "epochs", "IoU (p > 0.5)", "IoU (p > 0.2)", "Chamfer-L1",
                                "train s"],
                               [[x.get("n_query", "?"), x.get("epochs", "?"), fmt(x["metrics"]["iou"]),
+                                fmt(x["metrics"]["iou_t02"]), fmt(x["metrics"]["cd_l1"]),
+                                f"{x['train_seconds']:.0f}"] for x in (d, q)]), ""]
+        if part == "occnet" and "occnet_shapes" in data:
+            q = data["occnet_shapes"]
+            body += ["Training shapes (procedural shapes are free: the course trains OccNet on more shapes for fewer "
+                     "epochs; the smaller set is DeepSDF's and the sampling study's, at the same number of steps):", "",
+                     md_table(["shapes per category", "epochs", "IoU (p > 0.5)", "IoU (p > 0.2)", "Chamfer-L1",
+                               "train s"],
+                              [[x.get("train_per_category", "?"), x.get("epochs", "?"), fmt(x["metrics"]["iou"]),
                                 fmt(x["metrics"]["iou_t02"]), fmt(x["metrics"]["cd_l1"]),
                                 f"{x['train_seconds']:.0f}"] for x in (d, q)]), ""]
     if "deepsdf" in data:

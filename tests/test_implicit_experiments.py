@@ -113,6 +113,26 @@ def test_train_occnet_schedule_is_applied_and_validated(tmp_path, monkeypatch):
     assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2
 
 
+def test_occnet_train_data_takes_its_own_shapes_and_sampling(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    s = config.sizes("ci", prefix="ch07.")
+    data = ex.occnet_train_data("ci")
+    # the defaults are OccNet's own sizes, not DeepSDF's and the sampling study's
+    assert data["query"].shape[0] == len(s["categories"]) * s["occnet_train_per_category"]
+    assert data["sampling"] == s["occnet_sampling"]
+    ref = ex.implicit_data("train", sampling=s["occnet_sampling"], per_category=s["occnet_train_per_category"],
+                           profile="ci")
+    assert torch.equal(data["query"], ref["query"]) and torch.equal(data["occupancy"], ref["occupancy"])
+    # both knobs are applied: one shape per category, uniform samples
+    one = ex.occnet_train_data("ci", per_category=1, sampling="uniform")
+    assert one["query"].shape[0] == len(s["categories"]) and one["sampling"] == "uniform"
+    assert not torch.equal(one["query"], data["query"][:: s["occnet_train_per_category"]])
+    with pytest.raises(ValueError, match="per_category"):
+        ex.occnet_train_data("ci", per_category=0)
+    with pytest.raises(ValueError, match="sampling"):
+        ex.occnet_train_data("ci", sampling="poisson")
+
+
 def test_train_occnet_n_query_is_applied_and_validated(tmp_path, monkeypatch):
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600)

@@ -448,7 +448,7 @@ def _occnet_models(ev: EvalShapes) -> list[Reconstruction]:
     from . import implicit as I
 
     p = ev.profile
-    train = I.implicit_data("train", profile=p)
+    train = I.occnet_train_data(p)
     model, _ = I.train_occnet(train, profile=p, progress=False)
     te = I.implicit_data("test", profile=p, categories=ev.categories, per_category=ev.per_category)
     _check_seeds(ev, te, "chapter 07 OccNet")
