@@ -181,6 +181,15 @@ def part_mise(profile: str) -> dict:
     return out
 
 
+def _comparison_table(d: dict, other: dict, cols: tuple[tuple[str, str], ...], fmt) -> str:
+    """The chapter's model beside one variant: the columns ``cols`` (header, key) that set them apart, then
+    IoU at both thresholds, Chamfer-L1 and the training time."""
+    return md_table([h for h, _ in cols] + ["IoU (p > 0.5)", "IoU (p > 0.2)", "Chamfer-L1", "train s"],
+                    [[x.get(k, "?") for _, k in cols] + [fmt(x["metrics"]["iou"]), fmt(x["metrics"]["iou_t02"]),
+                                                         fmt(x["metrics"]["cd_l1"]), f"{x['train_seconds']:.0f}"]
+                     for x in (d, other)])
+
+
 def report(profile: str) -> Path:
     data = {}
     for part in PARTS + OPTIONAL_PARTS:
@@ -206,30 +215,17 @@ def report(profile: str) -> Path:
                  "", f"goal (OccNet): IoU >= 0.85 with <= 5 minutes of training; here IoU {m['iou'][0]:.3f} "
                  + (f"(p > 0.2: {m['iou_t02'][0]:.3f}) " if "iou_t02" in m else "")
                  + f"after {d['train_seconds']:.0f} s of training", ""]
-        if part == "occnet" and "occnet_constant" in data:
-            c = data["occnet_constant"]
-            body += ["Learning-rate schedule (OccNet keeps a constant rate; the course decays it, cosine to 1/100):", "",
-                     md_table(["schedule", "IoU (p > 0.5)", "IoU (p > 0.2)", "Chamfer-L1", "train s"],
-                              [[x.get("schedule", "?"), fmt(x["metrics"]["iou"]), fmt(x["metrics"]["iou_t02"]),
-                                fmt(x["metrics"]["cd_l1"]), f"{x['train_seconds']:.0f}"] for x in (d, c)]), ""]
-        if part == "occnet" and "occnet_queries" in data:
-            q = data["occnet_queries"]
-            body += ["Occupancy samples per shape and step (OccNet 2,048; the course's laptop profile fewer, with "
-                     "more steps in about the same time):", "",
-                     md_table(["queries per shape", "epochs", "IoU (p > 0.5)", "IoU (p > 0.2)", "Chamfer-L1",
-                               "train s"],
-                              [[x.get("n_query", "?"), x.get("epochs", "?"), fmt(x["metrics"]["iou"]),
-                                fmt(x["metrics"]["iou_t02"]), fmt(x["metrics"]["cd_l1"]),
-                                f"{x['train_seconds']:.0f}"] for x in (d, q)]), ""]
-        if part == "occnet" and "occnet_shapes" in data:
-            q = data["occnet_shapes"]
-            body += ["Training shapes (procedural shapes are free: the course trains OccNet on more shapes for fewer "
-                     "epochs; the smaller set is DeepSDF's and the sampling study's, at the same number of steps):", "",
-                     md_table(["shapes per category", "epochs", "IoU (p > 0.5)", "IoU (p > 0.2)", "Chamfer-L1",
-                               "train s"],
-                              [[x.get("train_per_category", "?"), x.get("epochs", "?"), fmt(x["metrics"]["iou"]),
-                                fmt(x["metrics"]["iou_t02"]), fmt(x["metrics"]["cd_l1"]),
-                                f"{x['train_seconds']:.0f}"] for x in (d, q)]), ""]
+        for other, title, cols in (
+                ("occnet_constant", "Learning-rate schedule (OccNet keeps a constant rate; the course decays it, cosine "
+                 "to 1/100):", (("schedule", "schedule"),)),
+                ("occnet_queries", "Occupancy samples per shape and step (OccNet 2,048; the course's laptop profile "
+                 "fewer, with more steps in about the same time):", (("queries per shape", "n_query"),
+                                                                     ("epochs", "epochs"))),
+                ("occnet_shapes", "Training shapes (procedural shapes are free: the course trains OccNet on more shapes "
+                 "for fewer epochs; the smaller set is DeepSDF's and the sampling study's, at the same number of "
+                 "steps):", (("shapes per category", "train_per_category"), ("epochs", "epochs")))):
+            if part == "occnet" and other in data:
+                body += [title, "", _comparison_table(d, data[other], cols, fmt), ""]
     if "deepsdf" in data:
         d = data["deepsdf"]
         body += ["## DeepSDF: unseen shapes by latent optimisation", "",

@@ -133,19 +133,23 @@ def test_occnet_train_data_takes_its_own_shapes_and_sampling(tmp_path, monkeypat
         ex.occnet_train_data("ci", sampling="poisson")
 
 
+def _check_n_query(train_fn, data, checkpoints, pattern: str) -> None:
+    """``train_fn`` rejects n_query 0 and applies the setting: the same seed and data with 16 and 400
+    samples per step give different weights (an ignored setting gives identical ones), each in its own
+    checkpoint."""
+    with pytest.raises(ValueError, match="n_query"):
+        train_fn(data, n_query=0, epochs=1, profile="ci", progress=False)
+    few, _ = train_fn(data, n_query=16, epochs=2, profile="ci", progress=False)
+    many, _ = train_fn(data, n_query=400, epochs=2, profile="ci", progress=False)
+    diff = max(float((a - b).abs().max()) for a, b in zip(few.parameters(), many.parameters()))
+    assert diff > 1e-6
+    assert len(list(checkpoints.glob(pattern))) == 2
+
+
 def test_train_occnet_n_query_is_applied_and_validated(tmp_path, monkeypatch):
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600)
-    with pytest.raises(ValueError, match="n_query"):
-        ex.train_occnet(data, n_query=0, epochs=1, profile="ci", progress=False)
-    few, _ = ex.train_occnet(data, n_query=16, epochs=2, profile="ci", progress=False)
-    many, _ = ex.train_occnet(data, n_query=400, epochs=2, profile="ci", progress=False)
-    # the same seed and data: only the number of samples per step differs, so a setting that is ignored
-    # would give identical weights
-    diff = max(float((a - b).abs().max()) for a, b in zip(few.parameters(), many.parameters()))
-    assert diff > 1e-6
-    # the two runs have their own checkpoints
-    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2
+    _check_n_query(ex.train_occnet, data, tmp_path / "checkpoints", "ch07_occnet_occnet_mix-ci-*.pt")
 
 
 def test_train_deepsdf_n_query_is_its_own_size_applied_and_validated(tmp_path, monkeypatch):
@@ -155,10 +159,4 @@ def test_train_deepsdf_n_query_is_its_own_size_applied_and_validated(tmp_path, m
     assert table["ch07.sdf_n_query"]["laptop"] != table["ch07.n_query"]["laptop"]
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600, kind="sdf")
-    with pytest.raises(ValueError, match="n_query"):
-        ex.train_deepsdf(data, n_query=0, epochs=1, profile="ci", progress=False)
-    few, _ = ex.train_deepsdf(data, n_query=16, epochs=2, profile="ci", progress=False)
-    many, _ = ex.train_deepsdf(data, n_query=400, epochs=2, profile="ci", progress=False)
-    diff = max(float((a - b).abs().max()) for a, b in zip(few.parameters(), many.parameters()))
-    assert diff > 1e-6
-    assert len(list((tmp_path / "checkpoints").glob("ch07_deepsdf_*-ci-*.pt"))) == 2
+    _check_n_query(ex.train_deepsdf, data, tmp_path / "checkpoints", "ch07_deepsdf_*-ci-*.pt")

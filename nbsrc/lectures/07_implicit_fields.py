@@ -206,13 +206,18 @@ for k in ("iou", "iou_t02", "cd_l1", "nc", "fscore"):
 # both ways; the cell prints what it measured.
 
 # %%
-const = results.get("implicit", "occnet_constant", default=None)
-if occ and const:
-    for name, r in ((occ.get("schedule", "cosine"), occ), ("constant", const)):
-        print(f"lr schedule {name:>8}: IoU {r['metrics']['iou'][0]:.3f} ± {r['metrics']['iou'][1]:.3f}, "
-              f"Chamfer-L1 {r['metrics']['cd_l1'][0]:.4f}; training {r['train_summary']}")
-else:
-    print("no measured schedule comparison yet: run COURSE_PROFILE=laptop python benchmarks/implicit.py")
+def show_pair(part: str, label) -> None:
+    """Print the chapter's measured OccNet beside the benchmark's variant ``part``, each row led by ``label(run)``."""
+    other = results.get("implicit", part, default=None)
+    if not (occ and other):
+        print(f"no measured {part} comparison yet: run COURSE_PROFILE=laptop python benchmarks/implicit.py")
+        return
+    for r in (occ, other):
+        print(f"{label(r)}: IoU {r['metrics']['iou'][0]:.3f} ± {r['metrics']['iou'][1]:.3f}, "
+              f"Chamfer-L1 {r['metrics']['cd_l1'][0]:.4f}; training {r['train_seconds']:.0f} s")
+
+
+show_pair("occnet_constant", lambda r: f"lr schedule {r.get('schedule', '?'):>8}")
 
 # %% [markdown]
 # **A second departure: fewer samples per step.** OccNet draws 2,048 occupancy samples per shape
@@ -222,14 +227,7 @@ else:
 # trains the same model with OccNet's 2,048 for about the same time; the cell prints both.
 
 # %%
-paper_q = results.get("implicit", "occnet_queries", default=None)
-if occ and paper_q:
-    for r in (occ, paper_q):
-        print(f"{r.get('n_query', '?'):>5} queries per shape, {r.get('epochs', '?'):>3} epochs: "
-              f"IoU {r['metrics']['iou'][0]:.3f} ± {r['metrics']['iou'][1]:.3f}, "
-              f"Chamfer-L1 {r['metrics']['cd_l1'][0]:.4f}; training {r['train_seconds']:.0f} s")
-else:
-    print("no measured query comparison yet: run COURSE_PROFILE=laptop python benchmarks/implicit.py")
+show_pair("occnet_queries", lambda r: f"{r.get('n_query', '?'):>5} queries per shape, {r.get('epochs', '?'):>3} epochs")
 
 # %% [markdown]
 # **Two more choices of ours: many shapes, samples near the surface.** OccNet trains on tens of
@@ -243,14 +241,8 @@ else:
 # measures uniform, mixed and near-surface samples side by side. The cell prints the measured pair.
 
 # %%
-shapes_cmp = results.get("implicit", "occnet_shapes", default=None)
-if occ and shapes_cmp:
-    for r in (occ, shapes_cmp):
-        print(f"{r.get('train_per_category', '?'):>4} shapes per category, {r.get('epochs', '?'):>3} epochs "
-              f"({r.get('sampling', '?')} samples): IoU {r['metrics']['iou'][0]:.3f} ± {r['metrics']['iou'][1]:.3f}, "
-              f"Chamfer-L1 {r['metrics']['cd_l1'][0]:.4f}; training {r['train_seconds']:.0f} s")
-else:
-    print("no measured training-set comparison yet: run COURSE_PROFILE=laptop python benchmarks/implicit.py")
+show_pair("occnet_shapes", lambda r: f"{r.get('train_per_category', '?'):>4} shapes per category, "
+                                    f"{r.get('epochs', '?'):>3} epochs ({r.get('sampling', '?')} samples)")
 
 # %% [markdown]
 # **How good is that?** Read the measured IoU beside two references. The OccNet paper reports an
