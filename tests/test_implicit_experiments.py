@@ -115,22 +115,34 @@ def test_train_occnet_schedule_is_applied_and_validated(tmp_path, monkeypatch):
 
 def test_occnet_train_data_takes_its_own_shapes_and_sampling(tmp_path, monkeypatch):
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    # in ci OccNet's set and DeepSDF's have the same size: make them differ so that reading the wrong key fails
+    monkeypatch.setitem(config._SIZES["ch07.occnet_train_per_category"], "ci", 2)
     s = config.sizes("ci", prefix="ch07.")
+    assert s["occnet_train_per_category"] != s["train_per_category"]
+    assert s["occnet_sampling"] != "mix"  # implicit_data's default, so the default below is OccNet's own
     data = ex.occnet_train_data("ci")
-    # the defaults are OccNet's own sizes, not DeepSDF's and the sampling study's
-    assert data["query"].shape[0] == len(s["categories"]) * s["occnet_train_per_category"]
+    assert data["query"].shape[0] == len(s["categories"]) * 2
     assert data["sampling"] == s["occnet_sampling"]
-    ref = ex.implicit_data("train", sampling=s["occnet_sampling"], per_category=s["occnet_train_per_category"],
-                           profile="ci")
+    ref = ex.implicit_data("train", sampling=s["occnet_sampling"], per_category=2, profile="ci")
     assert torch.equal(data["query"], ref["query"]) and torch.equal(data["occupancy"], ref["occupancy"])
-    # both knobs are applied: one shape per category, uniform samples
+    # both knobs are applied: one shape per category, uniform samples, as implicit_data draws them
     one = ex.occnet_train_data("ci", per_category=1, sampling="uniform")
+    ref = ex.implicit_data("train", sampling="uniform", per_category=1, profile="ci")
     assert one["query"].shape[0] == len(s["categories"]) and one["sampling"] == "uniform"
-    assert not torch.equal(one["query"], data["query"][:: s["occnet_train_per_category"]])
+    assert torch.equal(one["query"], ref["query"]) and torch.equal(one["occupancy"], ref["occupancy"])
     with pytest.raises(ValueError, match="per_category"):
         ex.occnet_train_data("ci", per_category=0)
     with pytest.raises(ValueError, match="sampling"):
         ex.occnet_train_data("ci", sampling="poisson")
+
+
+def test_occnet_goal_needs_both_the_iou_and_the_time():
+    iou, sec = ex.OCCNET_GOAL["iou"], ex.OCCNET_GOAL["train_seconds"]
+    run = lambda i, t: {"metrics": {"iou": [i, 0.01]}, "train_seconds": t}  # noqa: E731
+    assert ex.occnet_goal_met(run(iou, sec)) and ex.occnet_goal_met(run(iou + 0.05, sec / 2))
+    assert not ex.occnet_goal_met(run(iou - 0.001, sec / 2))  # short on IoU
+    assert not ex.occnet_goal_met(run(iou + 0.05, sec + 1))  # over the time budget
+    assert not ex.occnet_goal_met(run(iou - 0.01 + 0.0099, sec))  # the standard error does not count
 
 
 def _check_n_query(train_fn, data, checkpoints, pattern: str) -> None:

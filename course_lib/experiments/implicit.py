@@ -52,7 +52,8 @@ from course_lib.models.implicit import (
 )
 
 __all__ = [
-    "CONVENTIONS", "THIN_PARTS", "SAMPLINGS", "BOUND", "implicit_data", "occnet_train_data", "QuerySampler", "build_occnet",
+    "CONVENTIONS", "THIN_PARTS", "SAMPLINGS", "BOUND", "OCCNET_GOAL", "occnet_goal_met", "implicit_data",
+    "occnet_train_data", "QuerySampler", "build_occnet",
     "occnet_loss_fn", "train_occnet", "build_deepsdf", "sdf_loss_fn", "train_deepsdf", "encode",
     "extract", "field_iou", "thin_part_ids", "thin_part_sdf", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
     "sampling_experiment", "held_out_inputs", "mise_experiment", "smoke",
@@ -60,6 +61,16 @@ __all__ = [
 
 OCCNET_THRESHOLD = 0.2
 """OccNet's evaluation threshold on the occupancy probability (``test.threshold`` of its configs)."""
+
+OCCNET_GOAL: dict[str, float] = {"iou": 0.85, "train_seconds": 300.0}
+"""The chapter's goal for OccNet, point cloud -> surface on held-out shapes (laptop profile): IoU at
+p > 0.5 and the most seconds of training (issue 15); the benchmark's report and the lecture check it."""
+
+
+def occnet_goal_met(run: dict[str, Any]) -> bool:
+    """Whether a benchmark run (``metrics.iou`` as [mean, s.e.] and ``train_seconds``) meets :data:`OCCNET_GOAL`."""
+    return float(run["metrics"]["iou"][0]) >= OCCNET_GOAL["iou"] and \
+        float(run["train_seconds"]) <= OCCNET_GOAL["train_seconds"]
 
 BOUND = 1.05
 """Half side of the extraction box (the shapes lie in the unit sphere)."""
