@@ -124,6 +124,21 @@ def test_evaluate_sets_against_brute_force_and_scipy():
         ps.evaluate_sets(pred, gt[:, :10])
 
 
+def test_mean_sem_against_scipy():
+    from scipy import stats
+
+    v = torch.tensor([0.3, 1.7, 2.2, 0.9, 4.1])
+    mean, sem = common.mean_sem(v)
+    assert mean == pytest.approx(float(np.mean(v.numpy().astype(np.float64))))
+    assert sem == pytest.approx(float(stats.sem(v.numpy().astype(np.float64))))
+    assert math.isnan(common.mean_sem([2.0])[1]) and common.mean_sem([2.0])[0] == 2.0
+    with pytest.raises(ValueError, match="empty"):
+        common.mean_sem([])
+    # summarize uses the same mean and standard error for every metric
+    row = common.summarize({"a": {"m": v}})[0]
+    assert row["m"] == pytest.approx((mean, sem))
+
+
 def test_rings_and_radii():
     gen = torch.Generator().manual_seed(0)
     r = ps.sample_radii("uniform", 1000, gen, low=0.3, high=1.0)

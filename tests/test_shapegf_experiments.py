@@ -139,6 +139,47 @@ def test_paired_steps_against_hand_computed_differences():
         ex.paired_steps({64: [1.0, 2.0], 128: [1.0]})
 
 
+def test_seed_falling_range_read_off_the_seed_table():
+    # by hand from the seed: every row falls 128 -> 256 -> 512; at 512 -> 1024 the 10K row rises
+    # (0.999 -> 1.057) and so does the 3K row (1.003 -> 1.059)
+    assert ex.SEED_UPSAMPLING_CD["10K"][512] < ex.SEED_UPSAMPLING_CD["10K"][1024]
+    assert ex.seed_falling_range() == 512
+    assert ex.seed_falling_range({"a": {128: 3.0, 256: 2.0, 512: 1.0}}) == 512
+    # one row that rises at the first step stops the range at the smallest size
+    assert ex.seed_falling_range({"a": {128: 3.0, 256: 2.0}, "b": {128: 1.0, 256: 2.0}}) == 128
+    # a row that does not reach a size does not vote on its steps
+    assert ex.seed_falling_range({"a": {128: 3.0, 256: 2.0, 512: 1.5}, "b": {128: 3.0, 256: 2.0}}) == 512
+    with pytest.raises(ValueError, match="two runtime sizes"):
+        ex.seed_falling_range({"a": {128: 1.0}})
+
+
+def _steps(verdicts, sizes=(128, 256, 512, 1024, 2048)):
+    return [{"fewer": a, "more": b, "mean": 0.0, "se": 1.0, "verdict": v}
+            for (a, b), v in zip(zip(sizes, sizes[1:]), verdicts)]
+
+
+def test_upsampling_in_seed_shape_accepts_a_fall_then_a_plateau_only():
+    # the seed's shape: falls up to 512, flat or falling beyond
+    ok = ex.upsampling_in_seed_shape(_steps(["falls", "falls", "flat", "flat"]))
+    assert ok["met"] and ok["falls_up_to"] == 512 and ok["failing"] == []
+    assert ex.upsampling_in_seed_shape(_steps(["falls"] * 4))["met"]
+    # an encoder that ignores its input: flat everywhere
+    flat = ex.upsampling_in_seed_shape(_steps(["flat"] * 4))
+    assert not flat["met"] and not flat["sparse_steps_fall"]
+    # one sparse step flat is enough to fail
+    assert not ex.upsampling_in_seed_shape(_steps(["falls", "flat", "falls", "falls"]))["met"]
+    # a dense step that rises beyond the noise breaks the shape, and is named
+    rise = ex.upsampling_in_seed_shape(_steps(["falls", "falls", "falls", "rises"]))
+    assert not rise["met"] and rise["sparse_steps_fall"] and not rise["no_step_rises"]
+    assert [(s["fewer"], s["more"]) for s in rise["failing"]] == [(1024, 2048)]
+    # a stricter range, given by hand, turns the plateau into a failure
+    assert not ex.upsampling_in_seed_shape(_steps(["falls", "falls", "falls", "flat"]), falls_up_to=2048)["met"]
+    with pytest.raises(ValueError, match="sparse end"):
+        ex.upsampling_in_seed_shape(_steps(["falls"], sizes=(1024, 2048)))
+    with pytest.raises(ValueError, match="at least one"):
+        ex.upsampling_in_seed_shape([])
+
+
 def test_upsampling_table_per_shape_values_match_the_means():
     model = ex.build_shapegf("ci")
     x = _spheres(3, 64, 1)

@@ -8,7 +8,8 @@ module of :mod:`course_lib.experiments`.
   ``transform`` such as random subsets of the points);
 * :func:`subsample`: a random subset of ``n`` points of every cloud of a batch;
 * :func:`predict`: eval-mode, no-grad, batched predictions of any model;
-* :func:`summarize`, :func:`format_table`: mean ± standard error tables of per-shape metrics;
+* :func:`mean_sem`, :func:`summarize`, :func:`format_table`: mean ± standard error of per-shape
+  metrics and their tables;
 * :func:`smoke_steps`, :func:`synthetic_clouds`: what every chapter's ``smoke()`` hook (run by
   ``benchmarks/gpu_smoke.py``) needs: a few timed optimisation steps on a device.
 
@@ -25,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-__all__ = ["load_split", "Batches", "subsample", "predict", "summarize", "format_table", "smoke_steps",
+__all__ = ["load_split", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
            "synthetic_clouds"]
 
 
@@ -178,6 +179,19 @@ def predict(model: Callable[..., Any], inputs: Tensor, batch_size: int = 64, *, 
             model.train(was)
 
 
+def mean_sem(values: Any) -> tuple[float, float]:
+    """Mean and standard error of the mean (unbiased standard deviation / sqrt(n)) of a 1-D sample.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.  The standard error of a single value is
+    ``nan``; an empty sample is an error.
+    """
+    v = torch.as_tensor(values).double().reshape(-1)
+    if v.numel() == 0:
+        raise ValueError("mean_sem needs at least one value, got an empty sample")
+    sem = float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
+    return float(v.mean()), sem
+
+
 def summarize(rows: Mapping[str, Mapping[str, Tensor]]) -> list[dict[str, Any]]:
     """Mean and standard error of each per-shape metric: ``[{"model": name, metric: (mean, sem)}, ...]``.
 
@@ -187,9 +201,7 @@ def summarize(rows: Mapping[str, Mapping[str, Tensor]]) -> list[dict[str, Any]]:
     for name, metrics in rows.items():
         row: dict[str, Any] = {"model": name}
         for k, v in metrics.items():
-            v = torch.as_tensor(v).double().reshape(-1)
-            sem = float(v.std() / math.sqrt(v.numel())) if v.numel() > 1 else float("nan")
-            row[k] = (float(v.mean()), sem)
+            row[k] = mean_sem(v)
         out.append(row)
     return out
 

@@ -13,7 +13,10 @@ Introduced in ``lectures/10_gradient_fields.ipynb``.
 * :func:`ae_metrics`, :func:`autoencoding_table`: CD and EMD per shape in :data:`CONVENTION`;
 * :func:`analytic_oracle`: annealed Langevin with the *analytic* field of the held-out input
   cloud (what a perfect network would do);
-* :func:`upsampling_table`: error against the number of training and runtime points;
+* :func:`upsampling_table`, :func:`paired_steps`: error against the number of training and runtime
+  points, and the paired change between neighbouring runtime sizes;
+* :data:`SEED_UPSAMPLING_CD`, :func:`seed_falling_range`, :func:`upsampling_in_seed_shape`: the
+  seed's upsampling table and whether a measured table has its shape;
 * :func:`train_generator`, :func:`generate`, :func:`generation_table`: the latent GAN and
   MMD / COV / 1-NNA against a trivial baseline (training shapes plus noise);
 * :func:`interpolate`, :func:`sparse_and_partial`: latent interpolation; robustness to sparse
@@ -35,6 +38,7 @@ import torch
 from torch import Tensor
 
 from course_lib import config
+from course_lib.experiments.common import mean_sem
 
 __all__ = [
     "CONVENTION",
@@ -54,6 +58,9 @@ __all__ = [
     "analytic_oracle",
     "upsampling_table",
     "paired_steps",
+    "SEED_UPSAMPLING_CD",
+    "seed_falling_range",
+    "upsampling_in_seed_shape",
     "train_generator",
     "generate",
     "noisy_training_baseline",
@@ -441,10 +448,68 @@ def paired_steps(per_shape: dict[int, Sequence[float]], *, z: float = 2.0) -> li
     out = []
     for fewer, more in zip(sizes, sizes[1:]):
         d = torch.tensor(per_shape[fewer], dtype=torch.float64) - torch.tensor(per_shape[more], dtype=torch.float64)
-        mean, se = float(d.mean()), float(d.std(unbiased=True) / len(d) ** 0.5)
+        mean, se = mean_sem(d)
         verdict = "falls" if mean > z * se else ("rises" if mean < -z * se else "flat")
         out.append({"fewer": int(fewer), "more": int(more), "mean": mean, "se": se, "verdict": verdict})
     return out
+
+
+#: The seed's upsampling table (``../shared/seeds/001_*.txt``, "Point Cloud Upsampling", from
+#: Cai et al., ECCV 2020): CD as printed there, by training points per shape (rows) and runtime
+#: input points (columns; the paper trains its 1K row only up to 512).  Its scale is not ours
+#: (other data, other normalisation); only its shape is compared.
+SEED_UPSAMPLING_CD: dict[str, dict[int, float]] = {
+    "10K": {2048: 0.993, 1024: 1.057, 512: 0.999, 256: 1.136, 128: 1.688},
+    "3K": {2048: 1.080, 1024: 1.059, 512: 1.003, 256: 1.142, 128: 1.753},
+    "1K": {512: 1.021, 256: 1.149, 128: 1.691},
+}
+
+
+def seed_falling_range(table: dict[str, dict[int, float]] | None = None) -> int:
+    """The largest runtime size up to which *every* row of the table falls at *every* step.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  For the seed's table
+    (:data:`SEED_UPSAMPLING_CD`, the default) the error falls in all three rows from 128 to 256 to
+    512 runtime points; above 512 the rows go up or down by a few percent (the 3K row is higher at
+    2,048 than at 512), so the seed's table itself is a fall followed by a plateau.  Returns the
+    smallest size when no step falls in every row.
+    """
+    table = SEED_UPSAMPLING_CD if table is None else table
+    if not table or any(len(row) < 2 for row in table.values()):
+        raise ValueError("seed_falling_range needs rows of at least two runtime sizes")
+    sizes = sorted({r for row in table.values() for r in row})
+    limit = sizes[0]
+    for fewer, more in zip(sizes, sizes[1:]):
+        rows = [row for row in table.values() if fewer in row and more in row]
+        if not rows or not all(row[fewer] > row[more] for row in rows):
+            break
+        limit = more
+    return limit
+
+
+def upsampling_in_seed_shape(steps: Sequence[dict[str, Any]], *, falls_up_to: int | None = None) -> dict[str, Any]:
+    """Whether a measured upsampling row has the seed's shape: a fall, then at most a plateau.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``steps`` are :func:`paired_steps` of one
+    training row.  The shape holds when every step whose denser size is at most ``falls_up_to``
+    (default :func:`seed_falling_range` of the seed's table: 512) has the verdict ``"falls"``, and
+    no step at all ``"rises"``.  A plateau above ``falls_up_to`` is allowed, because the seed's
+    own table has one.  Returns ``{"met", "falls_up_to", "sparse_steps_fall", "no_step_rises",
+    "failing": [the steps that break it]}``.
+    """
+    if not steps:
+        raise ValueError("upsampling_in_seed_shape needs at least one paired step")
+    limit = int(seed_falling_range() if falls_up_to is None else falls_up_to)
+    sparse = [s for s in steps if int(s["more"]) <= limit]
+    if not sparse:
+        raise ValueError(f"no measured step ends at or below {limit} runtime points: the sparse end the seed's "
+                         f"table falls on is not in {[(s['fewer'], s['more']) for s in steps]}")
+    failing = [s for s in sparse if s["verdict"] != "falls"] + [s for s in steps if s["verdict"] == "rises"
+                                                                 and int(s["more"]) > limit]
+    sparse_fall = all(s["verdict"] == "falls" for s in sparse)
+    no_rise = all(s["verdict"] != "rises" for s in steps)
+    return {"met": bool(sparse_fall and no_rise), "falls_up_to": limit, "sparse_steps_fall": bool(sparse_fall),
+            "no_step_rises": bool(no_rise), "failing": failing}
 
 
 # ---------------------------------------------------------------------------

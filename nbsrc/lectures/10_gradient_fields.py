@@ -488,6 +488,10 @@ if R is not None and "upsampling" in R.data:
         print(f"paired steps, train {n_train}, {up['shapes']} shapes (CD(fewer) - CD(more), mean ± s.e.):")
         for st in steps:
             print(f"  {st['fewer']:>5} -> {st['more']:>5}: {st['mean']:+.3g} ± {st['se']:.2g}  {st['verdict']}")
+        shape = ex.upsampling_in_seed_shape(steps)
+        print(f"in the seed's shape (paired falls up to {shape['falls_up_to']} runtime points, no step rises): "
+              f"{'yes' if shape['met'] else 'no'}"
+              + ("" if shape["met"] else f"; failing steps: {[(s['fewer'], s['more']) for s in shape['failing']]}"))
 else:
     live = ex.upsampling_table({int(train["points"].shape[1]): model}, test["points"], test["target_points"],
                                [int(r) for r in SZ["upsample_runtime"]], emd=False)
@@ -508,6 +512,28 @@ else:
 # otherwise the test shapes cannot tell it from "flat". Read the strict "falls at every step"
 # line above against these verdicts: a flat step where the means happen to go the wrong way is
 # a plateau, not a reversal.
+#
+# What does the seed's table itself look like step by step? Below, each of its rows is turned
+# into the same relative change per step, next to ours. `ex.seed_falling_range` finds the
+# largest runtime size up to which every row of the seed falls; above it the seed's rows move
+# a few percent up *or* down (they give no standard errors, so we cannot say which of those
+# moves are noise). So "reproduced in shape" means: a paired fall up to that size and no
+# significant rise anywhere (`ex.upsampling_in_seed_shape`), not a fall at every step, which
+# the seed's own rows do not show either.
+
+# %%
+seed_sizes = sorted({r for row in ex.SEED_UPSAMPLING_CD.values() for r in row})
+pairs = list(zip(seed_sizes, seed_sizes[1:]))
+print("CD(fewer) / CD(more) - 1 per step:", "  ".join(f"{a}->{b}" for a, b in pairs))
+for name, row in ex.SEED_UPSAMPLING_CD.items():
+    print(f"  seed, train {name:>4}: " + "  ".join(f"{100 * (row[a] / row[b] - 1):+6.1f}%" if a in row and b in row
+                                                  else "      -" for a, b in pairs))
+if R is not None and "upsampling" in R.data:
+    n_big, row = max(R.data["upsampling"]["cd"].items(), key=lambda kv: int(kv[0]))
+    row = {int(k): v for k, v in row.items()}
+    print(f"  ours, train {n_big:>4}: " + "  ".join(f"{100 * (row[a] / row[b] - 1):+6.1f}%" if a in row and b in row
+                                                   else "      -" for a, b in pairs))
+print("the seed's rows all fall up to", ex.seed_falling_range(), "runtime points")
 
 # %% [markdown]
 # ## 8. Generation: a GAN on the latent codes
