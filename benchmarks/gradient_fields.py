@@ -39,7 +39,7 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
 7. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
 
 Cost: every part's wall time is in the result file's "Time" table (the committed laptop run on 2 idle
-cores: 2,628 s in all, of which the levels part 598 s and the upsampling sampling on 120 shapes 576 s;
+cores: 2,441 s in all, of which the levels part 539 s and the upsampling sampling on 120 shapes 587 s;
 ``--ablation`` adds one more ShapeGF training, not timed here).
 """
 

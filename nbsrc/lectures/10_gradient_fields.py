@@ -498,7 +498,8 @@ else:
     print(f"live, {PROFILE} profile, CD x1e4 against runtime points:", live["cd"])
 
 # %% [markdown]
-# In the seed's table the error falls as the runtime input gets denser. A model whose field
+# In the seed's table the error falls as the sparse runtime input gets denser, then levels off
+# (the step-by-step comparison below shows where). A model whose field
 # barely depends on its code (an under-trained encoder–decoder, whose samples are close to an
 # average shape whatever the input) shows no such trend, and one whose error is dominated by the
 # field's own blur (the auto-encoding table's gap to the oracle) shows a trend that flattens once
