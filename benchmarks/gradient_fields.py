@@ -255,18 +255,18 @@ def main() -> None:
         data["upsampling"]["seed_shape"] = shape
         data["goals"][f"upsampling in the seed's shape (paired: falls up to {shape['falls_up_to']} runtime points, "
                       "no step rises)"] = shape["met"]
-        seed_sizes = sorted({r for row in ex.SEED_UPSAMPLING_CD.values() for r in row})
-        seed_rows = [[f"seed, train {name}"] + [f"{100 * (row[a] / row[b] - 1):+.1f}%" if a in row and b in row else "-"
-                                                 for a, b in zip(seed_sizes, seed_sizes[1:])]
-                     for name, row in ex.SEED_UPSAMPLING_CD.items()]
-        ours = {(s["fewer"], s["more"]): s for s in steps}
-        seed_rows.append([f"ours, train {big}"] + [
-            f"{100 * (res['cd'][big][a] / res['cd'][big][b] - 1):+.1f}% ({ours[(a, b)]['verdict']})"
-            if (a, b) in ours else "-" for a, b in zip(seed_sizes, seed_sizes[1:])])
+        verdict = {(s["fewer"], s["more"]): s["verdict"] for s in steps}
+        rel = {f"seed, train {name}": ex.relative_steps(row) for name, row in ex.SEED_UPSAMPLING_CD.items()}
+        rel[f"ours, train {big}"] = ex.relative_steps(res["cd"][big])
+        seed_rows = [[name] + ["-" if st["change"] is None else f"{100 * st['change']:+.1f}%"
+                               + (f" ({verdict[(st['fewer'], st['more'])]})" if name.startswith("ours")
+                                  and (st["fewer"], st["more"]) in verdict else "") for st in row]
+                     for name, row in rel.items()]
         body += ["The seed's table in the same terms (CD(fewer) / CD(more) - 1 per step; the seed gives no standard "
                  f"errors). Every seed row falls up to {shape['falls_up_to']} runtime points and moves a few percent "
                  "either way above it:", "",
-                 md_table(["row"] + [f"{a} -> {b}" for a, b in zip(seed_sizes, seed_sizes[1:])], seed_rows), ""]
+                 md_table(["row"] + [f"{st['fewer']} -> {st['more']}" for st in next(iter(rel.values()))], seed_rows),
+                 ""]
 
     if "generation" not in args.skip:
         t0 = time.perf_counter()

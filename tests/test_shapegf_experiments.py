@@ -153,6 +153,20 @@ def test_seed_falling_range_read_off_the_seed_table():
         ex.seed_falling_range({"a": {128: 1.0}})
 
 
+def test_relative_steps_against_hand_computed_ratios():
+    # keys as a JSON file has them (strings); the default steps are the seed's runtime sizes
+    steps = ex.relative_steps({"512": 2.0, "256": 3.0, "128": 6.0})
+    assert [(s["fewer"], s["more"]) for s in steps] == [(128, 256), (256, 512), (512, 1024), (1024, 2048)]
+    assert steps[0]["change"] == pytest.approx(1.0) and steps[1]["change"] == pytest.approx(0.5)
+    assert steps[2]["change"] is None and steps[3]["change"] is None
+    # the seed's 10K row, 512 -> 1024: 0.999 / 1.057 - 1 (a rise with more points)
+    seed = ex.relative_steps(ex.SEED_UPSAMPLING_CD["10K"])
+    assert seed[2]["change"] == pytest.approx(0.999 / 1.057 - 1)
+    assert [s["fewer"] for s in ex.relative_steps({64: 1.0, 32: 2.0}, sizes=[64, 32])] == [32]
+    with pytest.raises(ValueError, match="two runtime sizes"):
+        ex.relative_steps({64: 1.0}, sizes=[64])
+
+
 def _steps(verdicts, sizes=(128, 256, 512, 1024, 2048)):
     return [{"fewer": a, "more": b, "mean": 0.0, "se": 1.0, "verdict": v}
             for (a, b), v in zip(zip(sizes, sizes[1:]), verdicts)]

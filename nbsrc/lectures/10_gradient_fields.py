@@ -523,17 +523,15 @@ else:
 # the seed's own rows do not show either.
 
 # %%
-seed_sizes = sorted({r for row in ex.SEED_UPSAMPLING_CD.values() for r in row})
-pairs = list(zip(seed_sizes, seed_sizes[1:]))
-print("CD(fewer) / CD(more) - 1 per step:", "  ".join(f"{a}->{b}" for a, b in pairs))
-for name, row in ex.SEED_UPSAMPLING_CD.items():
-    print(f"  seed, train {name:>4}: " + "  ".join(f"{100 * (row[a] / row[b] - 1):+6.1f}%" if a in row and b in row
-                                                  else "      -" for a, b in pairs))
+rows = {f"seed, train {name}": row for name, row in ex.SEED_UPSAMPLING_CD.items()}
 if R is not None and "upsampling" in R.data:
-    n_big, row = max(R.data["upsampling"]["cd"].items(), key=lambda kv: int(kv[0]))
-    row = {int(k): v for k, v in row.items()}
-    print(f"  ours, train {n_big:>4}: " + "  ".join(f"{100 * (row[a] / row[b] - 1):+6.1f}%" if a in row and b in row
-                                                   else "      -" for a, b in pairs))
+    n_big, ours = max(R.data["upsampling"]["cd"].items(), key=lambda kv: int(kv[0]))
+    rows[f"ours, train {n_big}"] = ours
+print("CD(fewer) / CD(more) - 1 per step:", "  ".join(f"{s['fewer']}->{s['more']}"
+                                                       for s in ex.relative_steps(ex.SEED_UPSAMPLING_CD["10K"])))
+for name, row in rows.items():
+    print(f"  {name:>16}: " + "  ".join("      -" if s["change"] is None else f"{100 * s['change']:+6.1f}%"
+                                        for s in ex.relative_steps(row)))
 print("the seed's rows all fall up to", ex.seed_falling_range(), "runtime points")
 
 # %% [markdown]
