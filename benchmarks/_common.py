@@ -126,6 +126,7 @@ def provenance(load_at_start: str | None = None) -> dict[str, Any]:
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": commit,
         "machine": machine_tag(),
+        "protocol": _protocol_version(),
         **machine(),
         "loadavg": loadavg() if load_at_start is None else f"start {load_at_start}, end {loadavg()}",
     }
@@ -133,6 +134,12 @@ def provenance(load_at_start: str | None = None) -> dict[str, Any]:
 
 
 _LOAD_AT_IMPORT = loadavg()
+
+
+def _protocol_version() -> int:
+    from course_lib.experiments.protocol import PROTOCOL_VERSION
+
+    return PROTOCOL_VERSION
 
 
 def write_result(name: str, profile: str, body: str, notes: str = "", data: Any = None) -> Path:
@@ -143,6 +150,10 @@ def write_result(name: str, profile: str, body: str, notes: str = "", data: Any 
     :func:`course_lib.results.load`.  The load averages at the start (import of this module) and
     at the end of the run are recorded.
     """
+    if isinstance(data, dict):
+        from course_lib.experiments.protocol import validate_records
+
+        validate_records(data)  # claims and goals are checked before anything is written
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{profile}-{machine_tag()}.md"
     prov = provenance(_LOAD_AT_IMPORT)
@@ -150,6 +161,7 @@ def write_result(name: str, profile: str, body: str, notes: str = "", data: Any 
     head.append(f"- command: `{prov['command']}`")
     head.append(f"- date: {prov['date']}")
     head.append(f"- commit: {prov['commit']}")
+    head.append(f"- protocol: {prov['protocol']} (choices on val only; test read once, to report)")
     head.append(f"- load average (1, 5, 15 min): {prov['loadavg']}")
     for k, v in machine().items():
         head.append(f"- {k}: {v}")

@@ -48,6 +48,9 @@ from course_lib.data import CATEGORIES, ShapeNetLite, make_shape, reserved_seed 
 from course_lib.data.shapes import _make_shape_cached  # noqa: E402
 from course_lib.geometry import poisson_reconstruct, sample_mesh_surface  # noqa: E402
 
+SELECTION_PARTS: tuple[str, ...] = ()
+"""Protocol 2 (course_lib.experiments.protocol): this benchmark measures data generation and caching; it chooses nothing."""
+
 
 def chamfer(a: np.ndarray, b: np.ndarray) -> float:
     return 0.5 * float(cKDTree(b).query(a)[0].mean() + cKDTree(a).query(b)[0].mean())

@@ -45,6 +45,10 @@ sys.path.insert(0, str(ROOT))
 OPS_MODES = ("auto", "quick", "full", "check", "skip")
 
 
+SELECTION_PARTS: tuple[str, ...] = ()
+"""Protocol 2 (course_lib.experiments.protocol): this benchmark runs a few steps of every model on a device; it chooses nothing."""
+
+
 def discover() -> list[str]:
     """Names of the :mod:`course_lib.experiments` modules that define a ``smoke`` hook."""
     import course_lib.experiments as pkg

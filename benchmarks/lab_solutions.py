@@ -27,6 +27,10 @@ from _common import md_table, write_result  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 
 
+SELECTION_PARTS: tuple[str, ...] = ()
+"""Protocol 2 (course_lib.experiments.protocol): this benchmark times the lab solutions; it chooses nothing."""
+
+
 def run_solution(path: Path, timeout: int) -> dict:
     import nbformat
     from nbclient import NotebookClient

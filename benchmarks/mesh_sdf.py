@@ -49,6 +49,10 @@ SIZES = {"ci": {"queries": 4000, "subset": 300, "faces": 2000},
          "gpu": {"queries": 100_000, "subset": 2000, "faces": 10_000}}
 
 
+SELECTION_PARTS: tuple[str, ...] = ()
+"""Protocol 2 (course_lib.experiments.protocol): this benchmark measures mesh-to-SDF accuracy and time against exact distances; it chooses nothing."""
+
+
 def meshes(n_faces: int) -> dict[str, trimesh.Trimesh]:
     sub = 5 if n_faces > 5000 else 4
     sphere = trimesh.creation.icosphere(sub)

@@ -36,6 +36,10 @@ sys.path.insert(0, str(ROOT))
 # ---------------------------------------------------------------------------
 
 
+SELECTION_PARTS: tuple[str, ...] = ()
+"""Protocol 2 (course_lib.experiments.protocol): this benchmark times the ops against their references; it chooses nothing."""
+
+
 def _surface_points(b: int, n: int, seed: int) -> Any:
     """Points on a smooth closed surface (a bumpy ellipsoid) in the unit sphere, float32 (B, N, 3)."""
     import torch

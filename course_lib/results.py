@@ -23,7 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Result", "results_dir", "path_of", "load", "show", "get"]
+__all__ = ["Result", "results_dir", "path_of", "load", "show", "get", "claims", "goals", "claim", "say",
+           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS"]
+
+CURRENT_PROTOCOL = 2
+"""The protocol of :mod:`course_lib.experiments.protocol` (choices on ``val``, the fresh test range).
+A results file without ``provenance["protocol"] >= 2`` was measured before it: :func:`show` says so."""
 
 ENV_RESULTS = "COURSE_RESULTS_DIR"
 
@@ -62,6 +67,14 @@ class Result(dict):
     def data(self) -> Mapping[str, Any]:
         return self.get("data", {})
 
+    @property
+    def protocol(self) -> int:
+        """The measuring protocol of this file (1 when the file predates the record)."""
+        try:
+            return int(self.provenance.get("protocol", 1))
+        except (TypeError, ValueError):
+            return 1
+
 
 def load(name: str, profile: str = "laptop") -> Result | None:
     """The results of benchmark ``name`` measured in ``profile``, or ``None`` if never measured.
@@ -89,6 +102,11 @@ def show(name: str, profile: str = "laptop", command: str | None = None) -> Resu
         print(f"{name} ({profile} profile): not measured yet; `{cmd}` measures it and writes {path_of(name, profile)}")
         return None
     print(f"{name} ({profile} profile): {r.describe()}")
+    if r.protocol < CURRENT_PROTOCOL:
+        print(f"  ⚠ measured under protocol {r.protocol}, before the course's protocol {CURRENT_PROTOCOL} (choices on "
+              "the validation split only, a fresh test split, equal budgets, claims over seeds): some of its "
+              f"choices were made on the retired test range. Re-measure with `COURSE_PROFILE={profile} python "
+              f"benchmarks/{name}.py`.")
     return r
 
 
@@ -105,3 +123,108 @@ def get(name: str, *keys: str | int, profile: str = "laptop", default: Any = Non
         except (KeyError, IndexError, TypeError):
             return default
     return cur
+
+
+def _records(name: str, key: str, profile: str) -> list[dict[str, Any]]:
+    r = load(name, profile)
+    if r is None:
+        return []
+    recs = r.data.get(key) or []
+    return [dict(x) for x in recs] if isinstance(recs, list) else []
+
+
+def claims(name: str, profile: str = "laptop") -> list[dict[str, Any]]:
+    """The claim records of benchmark ``name`` (``[]`` when not measured or none recorded)."""
+    return _records(name, "claims", profile)
+
+
+def goals(name: str, profile: str = "laptop") -> list[dict[str, Any]]:
+    """The goal records of benchmark ``name`` (``[]`` when not measured or none recorded)."""
+    return _records(name, "goals", profile)
+
+
+def claim(name: str, claim_id: str, profile: str = "laptop") -> dict[str, Any] | None:
+    """One claim record by its id, or ``None``."""
+    return next((c for c in claims(name, profile) if c.get("id") == claim_id), None)
+
+
+def say(name: str, claim_id: str, profile: str = "laptop") -> str:
+    """Print (and return) the sentence of one comparative claim, written from its record.
+
+    Lectures state a comparison this way, never in typed prose: the sentence carries the difference,
+    its standard error, ``n`` and the verdict (``ahead``, ``behind`` or ``not separated``).
+    """
+    from course_lib.experiments.protocol import claim_sentence
+
+    rec = claim(name, claim_id, profile)
+    if rec is None:
+        text = (f"[{claim_id}] not measured under the protocol yet: "
+                f"`COURSE_PROFILE={profile} python benchmarks/{name}.py` measures it.")
+    else:
+        text = claim_sentence(rec)
+    print(text)
+    return text
+
+
+def show_goals(name: str, profile: str = "laptop") -> list[dict[str, Any]]:
+    """Print every goal record of ``name`` (met ✅ or missed 🟡, with its measured value); return them."""
+    from course_lib.experiments.protocol import goal_sentence
+
+    recs = goals(name, profile)
+    if not recs:
+        print(f"{name} ({profile} profile): no goal records yet (`COURSE_PROFILE={profile} python "
+              f"benchmarks/{name}.py` writes them)")
+    for g in recs:
+        print(goal_sentence(g))
+    return recs
+
+
+CHAPTER_BENCHMARKS: dict[str, tuple[str, ...]] = {
+    "00": (),
+    "01": ("splits",),
+    "02": ("encoders", "encoders_partial", "image_encoders"),
+    "03": ("voxels",),
+    "04": ("octrees",),
+    "05": ("point_sets",),
+    "06": ("surfaces",),
+    "07": ("implicit",),
+    "08": ("primitives",),
+    "09": ("rendering",),
+    "10": ("gradient_fields",),
+    "11": ("evaluation",),
+}
+"""The benchmarks whose ``goals`` records decide a chapter's mark in README (chapter 00 measures nothing)."""
+
+MARKS = {"met": "✅", "missed": "🟡", "not measured": "🔶"}
+"""README's chapter marks: every goal met, some goal missed, or not measured under the current protocol."""
+
+
+def chapter_mark(chapter: str, profile: str = "laptop") -> tuple[str, list[str]]:
+    """README's mark of ``chapter`` from its benchmarks' goal records, and the reasons behind it.
+
+    ``🔶`` when a benchmark of the chapter has no results under protocol :data:`CURRENT_PROTOCOL` or
+    no goal records; else ``🟡`` when any goal is missed (the reasons list each missed goal with its
+    measured value); else ``✅``.  A chapter without benchmarks is ``✅`` (it measures nothing).
+    """
+    if chapter not in CHAPTER_BENCHMARKS:
+        raise ValueError(f"unknown chapter {chapter!r}; known: {', '.join(CHAPTER_BENCHMARKS)}")
+    reasons: list[str] = []
+    state = "met"
+    for name in CHAPTER_BENCHMARKS[chapter]:
+        r = load(name, profile)
+        if r is None or r.protocol < CURRENT_PROTOCOL:
+            reasons.append(f"{name}: not measured under protocol {CURRENT_PROTOCOL}")
+            state = "not measured"
+            continue
+        recs = r.data.get("goals")
+        if not isinstance(recs, list) or not recs:
+            reasons.append(f"{name}: no goal records")
+            state = "not measured"
+            continue
+        for g in recs:
+            if not g.get("met"):
+                reasons.append(f"{name}: {g.get('id')} missed ({g.get('value')!r} against {g.get('comparison')} "
+                               f"{g.get('target')!r})")
+                if state == "met":
+                    state = "missed"
+    return MARKS[state], reasons

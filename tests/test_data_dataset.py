@@ -43,14 +43,14 @@ def test_all_representations(tmp_path):
     assert len(ds) == 2
     item = ds[0]
     assert item["category"] == "chair" and item["label"] == CATEGORIES.index("chair")  # CATEGORIES order
-    assert item["seed"] == 2_000_000
+    assert item["seed"] == 3_000_000
     expect = {"points": (64, 3), "normals": (64, 3), "sdf_points": (100, 3), "sdf": (100,),
               "occ_points": (100, 3), "occupancy": (100,), "voxels": (8, 8, 8), "rgb": (3, 12, 12),
               "depth": (12, 12), "silhouette": (12, 12), "K": (3, 3), "Rt": (3, 4)}
     for k, shp in expect.items():
         assert tuple(item[k].shape) == shp, k
         assert item[k].dtype == torch.float32, k
-    shape = make_shape("chair", 2_000_000)
+    shape = make_shape("chair", 3_000_000)
     torch.testing.assert_close(item["sdf"], shape.sdf(item["sdf_points"]))
     torch.testing.assert_close(item["occupancy"], (shape.sdf(item["occ_points"]) < 0).float())
     assert set(item["voxels"].unique().tolist()) <= {0.0, 1.0}

@@ -12,6 +12,14 @@ ratio (``26 s``, ``64 MB``, ``3.5x``, ``88 %``).  Such a number is allowed only
 Anything else (a result of the course typed into prose) fails: print it from
 ``course_lib.results`` or compute it in a cell instead.  ``test_the_rule_can_fail`` proves the scan
 catches such a number.
+
+**Comparative sentences** (protocol 2, issue #32) are held to the same rule: a sentence that says
+one measured thing beats, is ahead of, is better or worse than, falls like or stalls against
+another cannot be typed.  The lecture prints it from its claim record
+(``course_lib.results.say(benchmark, claim_id)``), which carries the difference, its standard
+error, ``n`` and the verdict.  Allowed are sentences that cite a paper, questions (a prompt to
+the student), instructions ("Compare ...", "Predict ..."), and statements true by construction
+("by construction", "by definition", "analytically", "in theory", "in expectation").
 """
 
 from __future__ import annotations
@@ -89,3 +97,47 @@ def test_the_rule_can_fail():
     assert not suspicious_numbers("The paper reports 89.2 % on ModelNet40 (Qi et al., 2017).")
     assert not suspicious_numbers("With $\\sigma = 0.05$ and `k=16` the loss is defined as above.")
     assert not suspicious_numbers("Chapter 3 uses 32 shapes per category.")
+
+
+_COMPARATIVE = re.compile(
+    r"\b(beats?|beaten|beating|outperform\w*|ahead of|better than|worse than|lower than|higher than|closer than|"
+    r"more accurate|less accurate|wins?|loses? to|falls? like|stalls?|helps|hurts|trails?|surpass\w*)\b", re.I)
+_NOT_A_CLAIM = re.compile(r"\?|\b(?:by construction|by definition|analytically|in theory|in expectation)\b", re.I)
+_IMPERATIVE = re.compile(r"^\W*(?:compare|predict|check|try|look|guess|ask|decide|see whether|measure)\b", re.I)
+
+
+def typed_comparisons(text: str) -> list[str]:
+    """Comparative sentences of one markdown cell typed without a claim record (see the module doc)."""
+    out = []
+    body = _strip(text)
+    if re.search(r"^\s*\*?\*?References", body, flags=re.M):
+        body = re.split(r"^\s*\*?\*?References", body, flags=re.M)[0]
+    body = re.sub(r"^\s*#+ .*$", "", body, flags=re.M)  # a heading names a topic, it asserts nothing
+    for s in re.split(r"(?<=[.!?;])\s+(?=[A-Z(*])|\n\s*\n|\n\s*[-*] |\n\s*\d+\. ", body):
+        s = s.strip()
+        if not _COMPARATIVE.search(s) or _CITES.search(s) or _NOT_A_CLAIM.search(s) or _IMPERATIVE.search(s):
+            continue
+        out.append(s[:160])
+    return out
+
+
+@pytest.mark.parametrize("path", LECTURES, ids=lambda p: p.name)
+def test_lectures_type_no_comparison(path):
+    bad = []
+    for line, text in markdown_cells(path):
+        bad += [f"{path.name}:{line}: {b!r}" for b in typed_comparisons(text)]
+    assert not bad, ("comparative sentences typed into lecture prose (print them from their claim record with "
+                     "course_lib.results.say(benchmark, claim_id), cite the paper, or make them a question):\n"
+                     + "\n".join(bad))
+
+
+def test_the_comparison_rule_can_fail():
+    assert typed_comparisons("ShapeGF beats PointSetGen on both metrics.")
+    assert typed_comparisons("The reordering trick is better than REINFORCE, and superquadrics win.")
+    assert typed_comparisons("The variance falls like 1/K.")
+    assert typed_comparisons("With a small sigma the fit stalls.")
+    assert not typed_comparisons("Which of the two losses wins on its own metric?")
+    assert not typed_comparisons("Compare the rows before concluding that depth helps.")
+    assert not typed_comparisons("AtlasNet beats PointSetGen in the paper's table (Groueix et al., 2018).")
+    assert not typed_comparisons("For K i.i.d. samples the variance falls like 1/K by construction.")
+    assert not typed_comparisons("## The oracle, and what beats it")

@@ -22,6 +22,8 @@ from .splits import (
     SAMPLING_STREAMS,
     SPLIT_SEED_OFFSET,
     SPLITS,
+    TestSplitReadError,
+    no_test_reads,
     reserved_seed,
     split_of,
     split_seeds,
@@ -31,7 +33,7 @@ from .views import depth_to_points, look_at, render
 __all__ = [
     "ModelNet", "ShapeNetCore", "load_mesh", "normalize_mesh", "read_obj", "read_off",
     "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION",
-    "MAX_SEED", "RESERVED", "SAMPLING_STREAMS", "SPLIT_SEED_OFFSET", "reserved_seed", "split_of", "Shape", "look_at",
+    "MAX_SEED", "RESERVED", "SAMPLING_STREAMS", "SPLIT_SEED_OFFSET", "reserved_seed", "split_of", "TestSplitReadError", "no_test_reads", "Shape", "look_at",
     "make_shape",
     "render", "depth_to_points", "sdf_gradient_stats", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
 ]

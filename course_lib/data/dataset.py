@@ -5,7 +5,7 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 Splits
 ------
 The one split scheme of :mod:`course_lib.data.splits`: the ``i``-th shape of a category has
-seed ``1_000 + i`` in ``train``, ``1_000_000 + i`` in ``val`` and ``2_000_000 + i`` in
+seed ``1_000 + i`` in ``train``, ``1_000_000 + i`` in ``val`` and ``3_000_000 + i`` in
 ``test``; seeds below 1,000 are reserved (templates, demo shapes).  The number of shapes per
 category comes from the config sizes ``data.shapes_per_category_<split>`` of the profile.
 

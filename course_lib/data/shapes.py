@@ -69,6 +69,7 @@ from .primitives import (
     Torus,
     rotation,
 )
+from .splits import check_test_read, split_of
 
 __all__ = ["CATEGORIES", "GENERATOR_VERSION", "MAX_SEED", "Shape", "make_shape", "check_category",
            "check_seed"]
@@ -579,7 +580,10 @@ def make_shape(category: str, seed: int) -> Shape:
     ``TypeError``/``ValueError`` for a seed that is not an integer in ``[0, MAX_SEED]``.
     The 64 most recently made shapes are cached: the same call returns the same object.
     """
-    return _make_shape_cached(check_category(category), check_seed(seed))
+    seed = check_seed(seed)
+    if split_of(seed) == "test":
+        check_test_read(f"test shape {category!r} seed {seed}")
+    return _make_shape_cached(check_category(category), seed)
 
 
 @functools.lru_cache(maxsize=64)

@@ -11,7 +11,11 @@ module of :mod:`course_lib.experiments`.
 * :func:`mean_sem`, :func:`summarize`, :func:`format_table`: mean ± standard error of per-shape
   metrics and their tables;
 * :func:`smoke_steps`, :func:`synthetic_clouds`: what every chapter's ``smoke()`` hook (run by
-  ``benchmarks/gpu_smoke.py``) needs: a few timed optimisation steps on a device.
+  ``benchmarks/gpu_smoke.py``) needs: a few timed optimisation steps on a device;
+* the measuring protocol, re-exported from :mod:`course_lib.experiments.protocol`: the selection
+  helpers :func:`select_on_val` / :func:`selection_record` / :func:`selection_part` (choices on
+  ``val`` only, test reads raise inside them), :func:`budget`, :func:`paired_difference`,
+  :func:`verdict`, and the :func:`claim` / :func:`goal` records every benchmark writes.
 
 Checkpoint names come from :func:`course_lib.train.checkpoint_path`.
 """
@@ -26,8 +30,20 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from course_lib.experiments.protocol import (
+    budget,
+    claim,
+    goal,
+    paired_difference,
+    select_on_val,
+    selection_part,
+    selection_record,
+    verdict,
+)
+
 __all__ = ["load_split", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
-           "synthetic_clouds"]
+           "synthetic_clouds", "select_on_val", "selection_record", "selection_part", "budget", "paired_difference",
+           "verdict", "claim", "goal"]
 
 
 def load_split(split: str, representations: Sequence[str] | str = ("points", "target_points"), *,
