@@ -8,8 +8,12 @@ Introduced in ``lectures/08_primitives.ipynb``.
   trick) or with REINFORCE, through :func:`course_lib.train.train_or_load`;
 * :func:`evaluate_primitives`: Chamfer distance of the union's surface to the target, IoU of the
   union against the true occupancy, number of primitives used, on held-out shapes;
-* :func:`gradient_variance`: REINFORCE's gradient of the existence probabilities against the
-  exact gradient, as the number of samples grows, with and without a baseline;
+* :func:`exact_score_variance`, :func:`exact_gradient_variance`: the **exact** variance of
+  REINFORCE's gradient of the existence probabilities, by enumerating the ``2^M`` configurations
+  (one sample, then ``1/K`` analytically for ``K`` i.i.d. samples), without a baseline, with a
+  fixed one and with the moving average;
+* :func:`gradient_variance`: the same variance *sampled* (repeated estimates), with a bias test;
+* :func:`run_budget`: one training run's budget (steps, examples, seconds, parameters);
 * :func:`enumeration_cost`: brute force over ``2^M`` configurations against the reordering trick;
 * :func:`smoke`: the GPU smoke hook (``benchmarks/gpu_smoke.py``).
 
@@ -38,7 +42,12 @@ __all__ = [
     "train_primitives",
     "predict_primitives",
     "evaluate_primitives",
+    "MIN_EVENTS",
+    "EXACT_MAX_M",
+    "exact_score_variance",
+    "exact_gradient_variance",
     "gradient_variance",
+    "run_budget",
     "enumeration_cost",
     "sampling_uniformity",
     "smoke",
@@ -51,6 +60,15 @@ CD_CONVENTION = ("Chamfer distance: squared nearest-neighbour distances, mean ov
 
 METHODS = ("reorder", "reinforce")
 """How the expectation over existence is handled: exactly (reordering trick) or by REINFORCE."""
+
+MIN_EVENTS = 30.0
+""":func:`gradient_variance` tests a component for bias only when its rarer outcome (present or
+absent) is expected at least this many times over all the draws; with 10 the sample standard
+error was measured to be too small (heavy tails), see the comment in :func:`gradient_variance`."""
+
+EXACT_MAX_M = 16
+"""The most primitives :func:`exact_gradient_variance` enumerates (``2^16`` configurations); the
+``gpu`` profile's ``ch08.n_primitives`` is above it, and there only the sampled variance is measured."""
 
 
 def _sz(profile: str | None) -> Mapping[str, Any]:
@@ -259,12 +277,150 @@ def evaluate_primitives(model: P.PrimitiveNet, data: Mapping[str, Any], *, profi
 # ---------------------------------------------------------------------------
 # the variance of REINFORCE, the cost of enumeration
 # ---------------------------------------------------------------------------
-def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, empty: float = 4.0,
-                      parsimony: float = 1e-3, momentum: float = 0.9, warmup: int = 20,
-                      seed: int = 0, min_events: float = 30.0) -> dict[str, Any]:
-    """REINFORCE's estimate of ``d E[L] / d theta`` for one shape against the exact gradient.
+def exact_score_variance(losses: Tensor, prob: Tensor) -> dict[str, Any]:
+    """Exact moments of the single-sample REINFORCE estimate ``(L(z) - b) d log p(z) / d theta``.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  ``losses`` ``(2^M,)``: the loss ``L(z)`` of
+    every configuration in the order of :func:`course_lib.models.primitives.enumerate_configurations`;
+    ``prob`` ``(M,)``: the existence probabilities ``theta`` (``z_m ~ Bern(theta_m)``, independent).
+    With the score ``s_m(z) = z_m / theta_m - (1 - z_m) / (1 - theta_m)`` and a constant baseline
+    ``b``, the estimate is unbiased (``E[s] = 0``) and its total variance (the trace of its
+    covariance) is the quadratic
+
+        ``V_1(b) = E[L^2 |s|^2] - 2 b E[L |s|^2] + b^2 E[|s|^2] - |g|^2``,  ``g = E[L s]``,
+
+    computed here by summing over the configurations of non-zero probability (those the
+    estimator can draw).  Returns ``gradient`` (``g``, ``(M,)``), ``expected_loss`` (``E[L]``),
+    ``loss_variance`` (``Var L``), the coefficients ``a = E[L^2|s|^2]``, ``b1 = E[L|s|^2]``,
+    ``c = E[|s|^2]`` (``= sum_m 1 / (theta_m (1 - theta_m))`` when every ``theta`` is in
+    ``(0, 1)``), ``variance_1`` (a function ``b -> V_1(b)``) and ``optimal_baseline`` ``b1 / c``
+    (the constant that minimises ``V_1``).  Float64.
+    """
+    p = torch.as_tensor(prob).detach().to(torch.float64).reshape(-1)
+    m = int(p.numel())
+    loss = torch.as_tensor(losses).detach().to(torch.float64).reshape(-1)
+    if m == 0:
+        raise ValueError("prob is empty")
+    if loss.numel() != 2 ** m:
+        raise ValueError(f"losses must hold one value per configuration (2^{m} = {2 ** m}), got {loss.numel()}")
+    if not bool(((p >= 0) & (p <= 1)).all()):
+        raise ValueError("prob must lie in [0, 1]")
+    if not bool(torch.isfinite(loss).all()):
+        raise ValueError("losses hold nan or inf")
+    z = P.enumerate_configurations(m, dtype=torch.float64)                          # (C, M)
+    w = torch.where(z > 0.5, p, 1 - p).prod(-1)                                     # p(z)
+    reach = w > 0
+    z, w, loss = z[reach], w[reach], loss[reach]
+    score = torch.where(z > 0.5, 1 / p, -1 / (1 - p))                               # finite where reachable
+    s2 = (score ** 2).sum(-1)
+    g = (w[:, None] * loss[:, None] * score).sum(0)
+    mean = float((w * loss).sum())
+    a, b1, c = float((w * loss ** 2 * s2).sum()), float((w * loss * s2).sum()), float((w * s2).sum())
+    g2 = float((g ** 2).sum())
+
+    def variance_1(b: float = 0.0) -> float:
+        return max(a - 2 * float(b) * b1 + float(b) ** 2 * c - g2, 0.0)
+
+    return {"gradient": g, "expected_loss": mean, "loss_variance": float((w * (loss - mean) ** 2).sum()),
+            "a": a, "b1": b1, "c": c, "gradient_norm2": g2, "variance_1": variance_1,
+            "optimal_baseline": b1 / c if c > 0 else 0.0}
+
+
+def exact_gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], *, empty: float = 4.0,
+                            parsimony: float = 1e-3, momentum: float = 0.9, max_m: int | None = None) -> dict[str, Any]:
+    """The exact variance of REINFORCE's gradient of the existence probabilities, by enumeration.
 
     Introduced in ``lectures/08_primitives.ipynb``.  ``terms`` of one shape (``B = 1``) are held
+    fixed (as in :func:`gradient_variance`); the loss of each of the ``2^M`` configurations gives
+    the single-sample estimator's exact total variance ``V_1(b)`` (:func:`exact_score_variance`).
+    For ``K`` i.i.d. configurations and a baseline independent of them, the estimate is the mean of
+    ``K`` i.i.d. single-sample estimates, so its variance is ``V_1 / K`` **analytically**:
+
+    * ``none``: ``b = 0``, ``V_1(0) / K``;
+    * ``fixed``: the constant ``b = E[L]``, ``V_1(E[L]) / K``;
+    * ``moving_average``: Tulsiani's ``b <- momentum b + (1 - momentum) mean(L)`` in its stationary
+      regime: ``b`` is independent of the current draws with mean ``E[L]`` and variance
+      ``s_b^2 = (1 - momentum) / (1 + momentum) Var(L) / K``, so the variance is
+      ``(V_1(E[L]) + s_b^2 E[|s|^2]) / K``.
+
+    Also ``optimal``: ``V_1(b*) / K`` for the best constant ``b* = E[L|s|^2] / E[|s|^2]``.  Returns
+    ``rows`` (one per ``K``: ``k``, ``none``, ``fixed``, ``moving_average``, ``optimal``),
+    ``variance_1`` (the four single-sample variances), ``exact`` (the gradient from autograd of the
+    reordering-trick expectation), ``max_abs_gradient_diff`` (its largest disagreement with the
+    enumerated ``E[L s]``), ``expected_loss``, ``loss_variance``, ``optimal_baseline``,
+    ``exact_norm2``, ``prob``.  ``M > max_m`` (default :data:`EXACT_MAX_M`) raises (``2^M``
+    configurations).
+    """
+    if terms.prob.shape[0] != 1:
+        raise ValueError(f"exact_gradient_variance needs the terms of one shape (B = 1), got B = "
+                         f"{terms.prob.shape[0]}")
+    m = int(terms.prob.shape[1])
+    max_m = EXACT_MAX_M if max_m is None else int(max_m)
+    if m > max_m:
+        raise ValueError(f"M = {m} primitives: 2^{m} configurations exceed max_m = {max_m}; use the sampled "
+                         "gradient_variance instead")
+    if not 0.0 <= float(momentum) < 1.0:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    ks = [int(k) for k in ks]
+    if not ks or min(ks) < 1:
+        raise ValueError(f"ks must be positive sample counts, got {ks}")
+    fixed = P.PrimitiveTerms(terms.coverage_dist.detach().double(), terms.sample_dist.detach().double(),
+                             terms.sample_inside, terms.prob.detach().double())
+    theta = fixed.prob[0].clone().requires_grad_()
+    exact_loss = P.expected_loss(P.PrimitiveTerms(fixed.coverage_dist, fixed.sample_dist, fixed.sample_inside,
+                                                  theta[None]), empty=empty, parsimony=parsimony)["loss"].sum()
+    (exact,) = torch.autograd.grad(exact_loss, theta)
+    z = P.enumerate_configurations(m, dtype=torch.float64)
+    losses = P.configuration_loss(fixed, z[:, None, :], empty=empty, parsimony=parsimony)["loss"][:, 0]
+    mom = exact_score_variance(losses, fixed.prob[0])
+    mean, var_l, c = mom["expected_loss"], mom["loss_variance"], mom["c"]
+    v1 = {"none": mom["variance_1"](0.0), "fixed": mom["variance_1"](mean),
+          "optimal": mom["variance_1"](mom["optimal_baseline"])}
+    beta = float(momentum)
+    rows = []
+    for k in ks:
+        s_b2 = (1 - beta) / (1 + beta) * var_l / k
+        rows.append({"k": k, "none": v1["none"] / k, "fixed": v1["fixed"] / k,
+                     "moving_average": (v1["fixed"] + s_b2 * c) / k, "optimal": v1["optimal"] / k})
+    v1["moving_average"] = v1["fixed"] + (1 - beta) / (1 + beta) * var_l * c    # K = 1
+    return {"ks": ks, "rows": rows, "variance_1": v1, "exact": exact.tolist(),
+            "exact_norm2": float((exact ** 2).sum()),
+            "max_abs_gradient_diff": float((mom["gradient"] - exact).abs().max()),
+            "expected_loss": mean, "loss_variance": var_l, "optimal_baseline": mom["optimal_baseline"],
+            "score_norm2": c, "momentum": beta, "configurations": 2 ** m, "prob": fixed.prob[0].tolist()}
+
+
+def run_budget(model: torch.nn.Module, hist: Any, n_train: int, profile: str | None = None,
+               **extra: Any) -> dict[str, Any]:
+    """One training run's :func:`course_lib.experiments.protocol.budget`.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  ``steps``: epochs run times the batches of
+    ``n_train`` shapes at ``ch08.batch_size``; ``examples``: epochs times ``n_train`` (every
+    shape once per epoch); ``seconds``: the run's training wall time (``hist.wall_time``, kept in
+    the checkpoint); ``params``: trainable parameters; ``extra`` is stored beside (notes).
+    """
+    from course_lib.experiments.protocol import budget
+
+    sz = _sz(profile)
+    n = int(n_train)
+    if n < 1:
+        raise ValueError(f"n_train must be >= 1, got {n_train}")
+    epochs = int(hist.epochs_run)
+    steps = epochs * math.ceil(n / int(sz["batch_size"]))
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return budget(steps=steps, examples=epochs * n, seconds=float(hist.wall_time), params=params, epochs=epochs,
+                  **extra)
+
+
+def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, empty: float = 4.0,
+                      parsimony: float = 1e-3, momentum: float = 0.9, warmup: int = 20,
+                      seed: int = 0, min_events: float = MIN_EVENTS) -> dict[str, Any]:
+    """REINFORCE's estimate of ``d E[L] / d theta`` for one shape against the exact gradient, *sampled*.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  A Monte Carlo measurement of what
+    :func:`exact_gradient_variance` computes exactly: with probabilities near 0 or 1 the estimates
+    are heavy-tailed and a few thousand of them give a noisy variance (read it beside the exact
+    one).  ``terms`` of one shape (``B = 1``) are held
     fixed; the exact gradient comes from autograd of the reordering-trick expectation.  For each
     ``K`` in ``ks``, ``reps`` independent estimates with ``K`` configurations each, without a
     baseline and with the moving-average baseline (updated after each estimate from that
@@ -289,7 +445,7 @@ def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, 
 
     g = torch.Generator().manual_seed(seed)
     out: dict[str, Any] = {"ks": list(ks), "exact": exact.tolist(), "exact_norm2": float((exact ** 2).sum()),
-                           "reps": int(reps), "none": [], "baseline": []}
+                           "reps": int(reps), "min_events": float(min_events), "none": [], "baseline": []}
     for k in ks:
         for variant in ("none", "baseline"):
             base = P.MovingAverageBaseline(momentum)
