@@ -63,6 +63,106 @@ def test_checkpoint_path_keys_the_loss_and_the_data(tmp_path, monkeypatch):
     assert a != ps.checkpoint_path("chamfer", "ci", train_per_category=3)
 
 
+def test_a_changed_training_never_takes_the_chapters_checkpoint(tmp_path, monkeypatch):
+    # an exercise's loss_fn= (or epochs=) is part of the checkpoint's name: it cannot overwrite the lecture's model
+    def my_loss(model, batch):
+        return ps.point_loss("chamfer")(model, batch)
+
+    base = ps.checkpoint_path("chamfer", "ci", **{**ps._overrides_spec({}), "validation": "val_cd"})
+    custom = ps.checkpoint_path("chamfer", "ci", **{**ps._overrides_spec({"loss_fn": my_loss}), "validation": "val_cd"})
+    longer = ps.checkpoint_path("chamfer", "ci", **{**ps._overrides_spec({"epochs": 7}), "validation": "val_cd"})
+    quiet = ps.checkpoint_path("chamfer", "ci", **{**ps._overrides_spec({"progress": False, "live_plot": False}),
+                                                   "validation": "val_cd"})
+    assert len({base, custom, longer}) == 3 and quiet == base
+    assert base != ps.checkpoint_path("chamfer", "ci", validation=None)
+
+
+def test_val_data_and_batches_are_fixed_and_from_the_val_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    from course_lib.data import split_of
+
+    v = ps.val_data("ci", categories=("mug",), shapes_per_category=3, n=32)
+    assert v["points"].shape == v["target_points"].shape == (3, 32, 3)
+    assert not torch.equal(v["points"], v["target_points"])
+    assert {split_of(int(x)) for x in v["seed"]} == {"val"}
+    vb = ps.val_batches(v, 2)
+    first, again = [b["input"] for b in vb], [b["input"] for b in vb]
+    assert len(first) == 2 and all(torch.equal(a, b) for a, b in zip(first, again))  # same sets every epoch
+    assert torch.equal(torch.cat(first), v["points"]) and torch.equal(next(iter(vb))["target"], v["target_points"][:2])
+    with pytest.raises(KeyError, match="rgb"):
+        ps.val_batches(v, 2, input_key="rgb")
+    # per-shape distances to the true surface: samples of the surface are on it, a shifted copy is not
+    per = ps.surface_distances(v, {"samples": v["target_points"], "shifted": v["target_points"] + 0.05},
+                               reduction="none")
+    assert len(per["samples"]) == 3 and max(per["samples"]) < 1e-5 and min(per["shifted"]) > 1e-3
+    mean = ps.surface_distances(v, {"shifted": v["target_points"] + 0.05})
+    assert mean["shifted"] == pytest.approx(float(np.mean(per["shifted"])))
+
+
+def test_val_metrics_against_the_ops():
+    from course_lib import ops
+
+    gen = torch.Generator().manual_seed(3)
+    batch = {"input": torch.rand(2, 16, 3, generator=gen), "target": torch.rand(2, 16, 3, generator=gen)}
+    shift = torch.nn.Module()
+    shift.forward = lambda x: x + 0.1  # a "model" that moves every point
+    out = ps.val_metrics("exact")(shift, batch)
+    pred = batch["input"] + 0.1
+    assert float(out["val_cd"]) == pytest.approx(float(ops.chamfer_distance(pred, batch["target"])), abs=1e-6)
+    d = torch.cdist(pred[0].double(), batch["target"][0].double()).numpy()
+    r, c = linear_sum_assignment(d)
+    d1 = torch.cdist(pred[1].double(), batch["target"][1].double()).numpy()
+    r1, c1 = linear_sum_assignment(d1)
+    assert float(out["val_emd"]) == pytest.approx(0.5 * (d[r, c].mean() + d1[r1, c1].mean()), abs=1e-5)
+    assert set(ps.val_metrics("exact", with_emd=False)(shift, batch)) == {"val_cd"}
+    assert ps.MONITOR == {"chamfer": "val_cd", "emd": "val_emd"}
+
+
+def test_fit_budget_counts_steps_examples_and_parameters():
+    from course_lib.train import History
+
+    model = torch.nn.Linear(3, 2)  # 8 parameters
+    frozen = torch.nn.Linear(2, 2)
+    for q in frozen.parameters():
+        q.requires_grad_(False)
+    net = torch.nn.Sequential(model, frozen)
+    h = History(train_loss=[1.0] * 5, val=[{"val_cd": 1.0}] * 5, best_epoch=3, wall_time=12.5, epochs_run=5)
+    b = ps.fit_budget(net, h, n_train=10, batch_size=4, lr=1e-3)
+    assert b["steps"] == 5 * 3 and b["examples"] == 50 and b["params"] == 8 and b["seconds"] == 12.5
+    assert b["epochs"] == 5 and b["best_epoch"] == 4 and b["lr"] == 1e-3
+    assert ps.fit_budget(net, History(train_loss=[1.0], epochs_run=1), 4, 4)["best_epoch"] is None
+    with pytest.raises(ValueError, match="n_train"):
+        ps.fit_budget(net, h, 0, 4)
+
+
+def test_pair_by_shape_keeps_only_the_common_shapes_in_order():
+    a = {"category": ["mug", "chair", "car"], "seed": [5, 6, 7]}
+    b = {"category": ["car", "mug", "lamp"], "seed": [7, 5, 9]}
+    keys, va, vb = ps.pair_by_shape(a, [1.0, 2.0, 3.0], b, torch.tensor([30.0, 10.0, 99.0]))
+    assert keys == [("mug", 5), ("car", 7)] and va == [1.0, 3.0] and vb == [10.0, 30.0]
+    with pytest.raises(ValueError, match="one value per shape"):
+        ps.pair_by_shape(a, [1.0], b, [1.0, 2.0, 3.0])
+
+
+def test_map_grid_stats_per_shape_against_a_hand_made_grid():
+    # a 2 x 3 map of points 0.5 apart (a regular grid), no FC points: every edge is 0.5, every spacing 0.5
+    ys, xs = torch.meshgrid(torch.arange(2.0), torch.arange(3.0), indexing="ij")
+    grid = 0.5 * torch.stack([xs, ys, torch.zeros_like(xs)], -1).reshape(1, 6, 3)
+    per = ps.map_grid_stats(grid, 0, (2, 3), reduction="none")
+    assert per["edge_median"].tolist() == [0.5] and per["spacing_median"].tolist() == [0.5]
+    assert per["edge_over_spacing_median"].tolist() == [1.0]
+    # shuffle the map (the grid no longer follows the surface): edges grow, the spacing stays
+    shuffled = grid[:, [0, 5, 1, 4, 2, 3]]
+    m = ps.map_grid_stats(torch.cat([grid, shuffled]), 0, (2, 3))
+    per2 = ps.map_grid_stats(torch.cat([grid, shuffled]), 0, (2, 3), reduction="none")
+    assert float(per2["edge_median"][1]) > 0.5 and float(per2["spacing_median"][1]) == pytest.approx(0.5)
+    assert m["edge_over_spacing_median"] == pytest.approx(float(per2["edge_over_spacing_median"].mean()))
+    with pytest.raises(ValueError, match="n_fc"):
+        ps.map_grid_stats(grid, 1, (2, 3))
+    with pytest.raises(ValueError, match="reduction"):
+        ps.map_grid_stats(grid, 0, (2, 3), reduction="sum")
+
+
 def test_smoke_runs_both_losses_and_the_single_view_model():
     out = ps.smoke("cpu", steps=1, profile="ci")
     for name in ("ae_chamfer", "ae_emd", "svr"):
@@ -229,10 +329,25 @@ def test_point_loss_values_and_a_tiny_training_run(tmp_path):
                                                                 batch["target"]))) < 1e-6
     with pytest.raises(ValueError, match="chamfer"):
         ps.point_loss("l2")
-    model, hist = ps.train_autoencoder("emd", "ci", data=data, path=tmp_path / "ae.pt", progress=False,
-                                       live_plot=False, epochs=2)
-    assert (tmp_path / "ae.pt").exists() and hist.epochs_run == 2 and all(math.isfinite(v) for v in hist.train_loss)
+    val = {"points": pts[:4, :128], "target_points": data["target_points"][:4, :128]}
+    model, hist = ps.train_autoencoder("emd", "ci", data=data, val=val, path=tmp_path / "ae.pt", progress=False,
+                                       live_plot=False, epochs=3)
+    assert (tmp_path / "ae.pt").exists() and hist.epochs_run == 3 and all(math.isfinite(v) for v in hist.train_loss)
     assert common.predict(model, pts[:3, :128]).shape == (3, 128, 3)  # ci model: 128 points
+    # the kept epoch is the one with the lowest validation EMD (its own loss), and the record says so
+    assert hist.monitor == "val_emd" and len(hist.val) == 3
+    scores = [v["val_emd"] for v in hist.val]
+    assert hist.best_epoch == scores.index(min(scores))
+    epoch, rec = ps.best_epoch_record("best_epoch_emd", hist)
+    assert epoch == hist.best_epoch + 1 and rec["selected_on"] == "val" and rec["chosen"] == f"epoch {epoch}"
+    assert rec["candidates"] == {f"epoch {i + 1}": v for i, v in enumerate(scores)}
+    # the validation EMD of the kept weights is that epoch's, recomputed independently
+    ref = ops.emd(common.predict(model, val["points"]), val["target_points"], method="exact").cost
+    assert abs(float(ref) - min(scores)) < 1e-4
+    _, unvalidated = ps.train_autoencoder("chamfer", "ci", data=data, validate=False, path=tmp_path / "c.pt",
+                                          progress=False, live_plot=False, epochs=1)
+    with pytest.raises(ValueError, match="not validated"):
+        ps.best_epoch_record("x", unvalidated)
 
 
 def test_view_batches():
@@ -272,3 +387,15 @@ def test_complexity_summary_from_rows():
     assert s["ns"] == [64, 128] and s["methods"]["exact"]["growth"] == [4.0]
     assert s["auction_speedup"] == [[64, 2.0], [128, 4.0]]
     assert s["methods"]["auction"]["rel_err_max_n"] == 2e-4
+
+
+def test_build_autoencoder_overrides_switch_a_branch_off():
+    full = ps.build_autoencoder("ci")
+    fc_only = ps.build_autoencoder("ci", map_size=(0, 0))
+    map_only = ps.build_autoencoder("ci", n_fc=0)
+    x = torch.rand(2, full.n_points, 3)
+    assert fc_only.n_points + map_only.n_points == full.n_points
+    assert common.predict(fc_only, x).shape == (2, fc_only.n_points, 3)
+    assert map_only.decoder.fc is None and fc_only.decoder.upconv is None
+    with pytest.raises(ValueError, match="unknown architecture"):
+        ps.build_autoencoder("ci", nfc=0)

@@ -5,12 +5,17 @@ Introduced in ``lectures/05_point_sets.ipynb``.  Built on the shared layer of
 :func:`course_lib.train.checkpoint_path`.
 
 * Data: :func:`train_data` (ShapeNet-lite: the encoder's input ``points`` and an independent
-  sampling ``target_points`` of the same surfaces), :func:`test_data` (input, target and the
-  *oracle* sampling of held-out shapes), :func:`autoencoder_batches` (random ``n``-point subsets
-  of both streams, redrawn every epoch);
+  sampling ``target_points`` of the same surfaces), :func:`val_data` (the validation shapes every
+  choice is made on), :func:`test_data` (input, target and the *oracle* sampling of held-out
+  shapes, read only to report), :func:`autoencoder_batches` (random ``n``-point subsets of both
+  streams, redrawn every epoch), :func:`val_batches`;
 * Training: :func:`build_autoencoder`, :func:`point_loss`, :func:`train_autoencoder`
-  (``"chamfer"`` or ``"emd"`` loss, through :func:`course_lib.train.train_or_load`), and the
-  single-view model (:func:`view_data`, :func:`view_batches`, :func:`train_single_view`);
+  (``"chamfer"`` or ``"emd"`` loss, through :func:`course_lib.train.train_or_load`, the best
+  epoch chosen on ``val`` by :func:`val_metrics` / :data:`MONITOR`), and the single-view model
+  (:func:`view_data`, :func:`view_batches`, :func:`train_single_view`);
+* The measuring protocol (:mod:`course_lib.experiments.protocol`): :func:`best_epoch_record` (the
+  epoch each run kept, as a selection record on ``val``), :func:`fit_budget` (a row's budget) and
+  :func:`pair_by_shape` (per-shape values of two tables on their common shapes, for a paired claim);
 * Evaluation in one stated convention (:data:`CONVENTION`): :func:`evaluate_sets`, and the
   uniformity statistic :func:`nn_uniformity`; tables with
   :func:`course_lib.experiments.common.summarize` / ``format_table``;
@@ -41,9 +46,16 @@ from course_lib.experiments.common import Batches, load_split, subsample
 
 __all__ = [
     "CONVENTION",
+    "MONITOR",
     "train_data",
+    "val_data",
     "test_data",
     "autoencoder_batches",
+    "val_batches",
+    "val_metrics",
+    "best_epoch_record",
+    "fit_budget",
+    "pair_by_shape",
     "build_autoencoder",
     "view_data",
     "view_batches",
@@ -73,10 +85,11 @@ CONVENTION = (
     "every set has N points (the model's output size); the model's input = N surface samples (sampling "
     "stream 0); the ground truth = N other, independent samples of the same surface (stream 1); the oracle "
     "= N samples of a third, independent sampling (stream 2), scored against the same ground truth: a "
-    "reference, not a floor (an evenly spread sample of the true surface scores better). CD: squared "
-    "Euclidean nearest-neighbour distances, mean over each set, the two directions summed, x1000. EMD: "
-    "exact optimal one-to-one matching (Hungarian), mean unsquared matched distance, x100. F-score at "
-    "tau = 0.05 (Euclidean), in %. NN-CV: coefficient of variation (std / mean) of each point's distance "
+    "reference, not a floor (points of the true surface spread more evenly can score lower: the benchmark's "
+    "claims even_vs_oracle_*). CD: squared Euclidean nearest-neighbour distances, mean over each set, the two "
+    "directions summed, x1000. EMD: exact optimal one-to-one matching (SciPy's linear_sum_assignment, a "
+    "Jonker-Volgenant solver), mean unsquared matched distance, x100. F-score at tau = 0.05 (Euclidean), "
+    "in %. NN-CV: coefficient of variation (std / mean) of each point's distance "
     "to its nearest other point of the same set (lower = more uniform). All averaged over the held-out shapes."
 )
 """The one convention every table of chapter 05 uses."""
@@ -107,6 +120,22 @@ def train_data(profile: str | None = None, categories: Sequence[str] | None = No
                       categories=s["categories"] if categories is None else categories,
                       shapes_per_category=s["train_per_category"] if shapes_per_category is None
                       else shapes_per_category)
+
+
+def val_data(profile: str | None = None, categories: Sequence[str] | None = None,
+             shapes_per_category: int | None = None, n: int | None = None) -> dict[str, Any]:
+    """Validation shapes, on which every choice of the chapter is made (the best epoch): ``points``
+    (the model's input) and ``target_points`` (an independent sampling), ``n`` points each (default
+    ``ch05.n_points``), fixed (no redrawing), ``ch05.val_per_category`` shapes per category.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.
+    """
+    s = _sizes(profile)
+    n = int(s["n_points"] if n is None else n)
+    return load_split("val", ("points", "target_points"), profile=profile,
+                      categories=s["categories"] if categories is None else categories,
+                      shapes_per_category=s["val_per_category"] if shapes_per_category is None
+                      else shapes_per_category, n_points=n, n_target=n)
 
 
 def test_data(profile: str | None = None, categories: Sequence[str] | None = None,
@@ -151,17 +180,38 @@ def autoencoder_batches(data: dict[str, Any], n: int, batch_size: int, seed: int
                    transform=_subsample_keys(int(n), ("input", "target")))
 
 
+def val_batches(data: dict[str, Any], batch_size: int, input_key: str = "points") -> Batches:
+    """Validation batches ``{"input", "target", "index"}``: every shape once, in order, unchanged.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.  ``data`` is :func:`val_data` (``input_key``
+    ``"points"``) or :func:`view_data` of ``"val"`` (``input_key="rgb"``); the target is its
+    ``target_points``, so each epoch is scored on the same fixed sets.
+    """
+    if input_key not in data or "target_points" not in data:
+        raise KeyError(f"validation data needs {input_key!r} and 'target_points', it has {sorted(data)}")
+    return Batches(data, batch_size, keys=(input_key, "target_points"),
+                   rename={input_key: "input", "target_points": "target"}, shuffle=False)
+
+
 # ---------------------------------------------------------------------------
 # models and training
 # ---------------------------------------------------------------------------
-def build_autoencoder(profile: str | None = None) -> torch.nn.Module:
+_ARCH_KEYS = ("latent_dim", "n_fc", "map_size", "n_upsample", "map_channels", "fc_hidden", "encoder_feat_dim")
+
+
+def build_autoencoder(profile: str | None = None, **overrides: Any) -> torch.nn.Module:
     """The chapter's PointSetGen auto-encoder with the sizes of ``profile`` (``ch05.*`` config keys).
 
-    Introduced in ``lectures/05_point_sets.ipynb``.
+    Introduced in ``lectures/05_point_sets.ipynb``.  ``overrides`` replace sizes of the
+    architecture (``n_fc=0`` switches the FC branch off, ``map_size=(0, 0)`` the map branch;
+    exercise 4 of the lecture).
     """
     from course_lib.models import psg_autoencoder
 
-    s = _sizes(profile)
+    unknown = sorted(set(overrides) - set(_ARCH_KEYS))
+    if unknown:
+        raise ValueError(f"unknown architecture size(s) {unknown}; use {list(_ARCH_KEYS)}")
+    s = {**_sizes(profile), **overrides}
     return psg_autoencoder(latent_dim=s["latent_dim"], n_fc=s["n_fc"], map_size=s["map_size"],
                            n_upsample=s["n_upsample"], map_channels=s["map_channels"],
                            fc_hidden=s["fc_hidden"], encoder_feat_dim=s["encoder_feat_dim"])
@@ -192,6 +242,30 @@ def point_loss(kind: str, emd_method: str = "exact", **emd_kwargs: Any) -> Calla
     return loss_fn
 
 
+MONITOR = {"chamfer": "val_cd", "emd": "val_emd"}
+"""The validation metric on which each run's best epoch is chosen: its own loss, measured on ``val``."""
+
+
+def val_metrics(emd_method: str = "exact", with_emd: bool = True, **emd_kwargs: Any) -> Callable[[Any, dict], dict]:
+    """A ``val_fn(model, batch)`` for :func:`course_lib.train.fit`: ``{"val_cd", "val_emd"}`` of the batch.
+
+    Introduced in ``lectures/05_point_sets.ipynb``.  Chamfer distance and EMD (``emd_method``,
+    unsquared) of the predictions to ``batch["target"]``, in the units of :func:`point_loss`; the
+    run keeps the epoch with the lowest :data:`MONITOR` value of its loss.  ``with_emd=False``
+    leaves the EMD out (the Chamfer runs, which do not monitor it: the exact EMD of every
+    validation shape after every epoch is costly at the ``gpu`` sizes).
+    """
+    def val_fn(model: Any, batch: dict) -> dict:
+        pred = model(batch["input"])
+        target = batch["target"]
+        out = {"val_cd": _ops.chamfer_distance(pred, target)}
+        if with_emd:
+            out["val_emd"] = _ops.emd(pred, target, method=emd_method, **emd_kwargs).cost
+        return out
+
+    return val_fn
+
+
 def data_spec(profile: str | None = None, task: str = "ae", **extra: Any) -> dict[str, Any]:
     """The data configuration a chapter-05 checkpoint depends on (part of its name, see :func:`checkpoint_path`)."""
     s = _sizes(profile)
@@ -201,8 +275,17 @@ def data_spec(profile: str | None = None, task: str = "ae", **extra: Any) -> dic
     else:
         spec = {"categories": s["categories"], "train_per_category": s["train_per_category"]}
     spec.update({"samples_per_shape": config.size("data.n_surface_points", profile), "n_points": s["n_points"],
-                 "input": "stream 0", "target": "stream 1", **extra})
+                 "input": "stream 0", "target": "stream 1", "val_per_category": s["val_per_category"], **extra})
     return spec
+
+
+def _overrides_spec(fit_kwargs: dict[str, Any]) -> dict[str, str]:
+    """What a caller changed in the training (``loss_fn=``, ``epochs=``, ...): part of the checkpoint name,
+    so that a variant (an exercise's loss) never overwrites the chapter's own checkpoint."""
+    from course_lib.train import describe_callable
+
+    return {f"override_{k}": describe_callable(v) for k, v in sorted(fit_kwargs.items())
+            if k not in ("progress", "live_plot")}
 
 
 def checkpoint_path(kind: str, profile: str | None = None, task: str = "ae", **extra: Any) -> Path:
@@ -216,17 +299,25 @@ def checkpoint_path(kind: str, profile: str | None = None, task: str = "ae", **e
 
 
 def train_autoencoder(kind: str, profile: str | None = None, *, data: dict[str, Any] | None = None,
-                      retrain: bool = False, progress: bool = True, path: str | os.PathLike | None = None,
+                      val: dict[str, Any] | None = None, validate: bool = True, retrain: bool = False,
+                      progress: bool = True, path: str | os.PathLike | None = None,
                       **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the auto-encoder with the ``"chamfer"`` or ``"emd"`` loss; return ``(model, history)``.
 
     Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` of ``profile``; the EMD
-    solver is ``ch05.emd_method``. Same seed, data and schedule for both losses. ``data``:
-    :func:`train_data` (loaded here when ``None``). The checkpoint is
-    :func:`checkpoint_path` unless ``path`` is given.
+    solver is ``ch05.emd_method``. Same seed, data, schedule and number of steps for both losses.
+    ``data``: :func:`train_data` (loaded here when ``None``). With ``validate`` (the default) the
+    run is scored on ``val`` (:func:`val_data`, loaded when ``None``) after every epoch and keeps
+    the epoch with the lowest :data:`MONITOR` value (its own loss on validation): the only choice
+    the training makes, and it never sees the test split (:func:`best_epoch_record` records it).
+    The checkpoint is :func:`checkpoint_path` unless ``path`` is given; ``fit_kwargs`` that change
+    the training (an exercise's ``loss_fn=``, ``epochs=``) are part of its name, so such a run never
+    overwrites the chapter's model.
     """
     from course_lib.train import train_or_load
 
+    if kind not in MONITOR:
+        raise ValueError(f"kind must be 'chamfer' or 'emd', got {kind!r}")
     profile = profile or config.get_profile()
     s = _sizes(profile)
     config.seed_everything(s["seed"])
@@ -235,8 +326,13 @@ def train_autoencoder(kind: str, profile: str | None = None, *, data: dict[str, 
     batches = autoencoder_batches(data, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss(kind, s["emd_method"]), epochs=s["epochs"], lr=s["lr"],
                               seed=s["seed"], progress=progress)
+    if validate:
+        val = val_data(profile) if val is None else val
+        kw.update(val_loader=val_batches(val, s["batch_size"]),
+                  val_fn=val_metrics(s["emd_method"], with_emd=kind == "emd"), monitor=MONITOR[kind], mode="min")
     kw.update(fit_kwargs)
-    history = train_or_load(model, path or checkpoint_path(kind, profile), retrain=retrain,
+    extra = {**_overrides_spec(fit_kwargs), "validation": MONITOR[kind] if validate else None}
+    history = train_or_load(model, path or checkpoint_path(kind, profile, **extra), retrain=retrain,
                             train_loader=batches, **kw)
     model.eval()
     return model, history
@@ -248,13 +344,17 @@ def view_data(split: str, profile: str | None = None) -> dict[str, Any]:
     Introduced in ``lectures/05_point_sets.ipynb``. Returns the stacked
     :class:`~course_lib.data.ShapeNetLite` items: ``rgb`` ``(S, 3, H, W)`` (a seeded random view
     per shape) and ``target_points`` (the ground truth). For ``"test"`` also ``oracle_points``,
-    both with ``ch05.n_points`` points; for ``"train"`` ``data.n_surface_points`` target points.
+    both with ``ch05.n_points`` points; for ``"val"`` (``ch05.val_per_category`` shapes)
+    ``ch05.n_points`` target points; for ``"train"`` ``data.n_surface_points`` target points.
     """
     s = _sizes(profile)
     if split == "train":
         return load_split("train", ("image", "target_points"), profile=profile, categories=s["svr_categories"],
                           shapes_per_category=s["svr_train_per_category"])
     n = int(s["n_points"])
+    if split == "val":
+        return load_split("val", ("image", "target_points"), profile=profile, categories=s["svr_categories"],
+                          shapes_per_category=s["val_per_category"], n_target=n)
     return load_split(split, ("image", "target_points", "oracle_points"), profile=profile,
                       categories=s["svr_categories"], shapes_per_category=s["test_per_category"], n_target=n)
 
@@ -280,11 +380,14 @@ def build_single_view(profile: str | None = None) -> torch.nn.Module:
                            width=s["svr_width"])
 
 
-def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None, retrain: bool = False,
+def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None,
+                      val: dict[str, Any] | None = None, validate: bool = True, retrain: bool = False,
                       progress: bool = True, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) PointSetGen for single-view reconstruction (ResNet on RGB views, Chamfer loss).
 
-    Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` (``svr_*`` keys).
+    Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` (``svr_*`` keys). With
+    ``validate`` the best epoch is chosen on the ``val`` views (:func:`view_data`, the Chamfer
+    distance), as for :func:`train_autoencoder`.
     """
     from course_lib.train import train_or_load
 
@@ -292,15 +395,82 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
     s = _sizes(profile)
     config.seed_everything(s["seed"])
     model = build_single_view(profile)
-    data = data or view_data("train", profile)
+    data = view_data("train", profile) if data is None else data
     batches = view_batches(data, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss("chamfer"), epochs=s["svr_epochs"], lr=s["lr"], seed=s["seed"],
                               progress=progress)
+    if validate:
+        val = view_data("val", profile) if val is None else val
+        kw.update(val_loader=val_batches(val, s["batch_size"], input_key="rgb"),
+                  val_fn=val_metrics(s["emd_method"], with_emd=False), monitor=MONITOR["chamfer"], mode="min")
     kw.update(fit_kwargs)
-    history = train_or_load(model, checkpoint_path("chamfer", profile, task="svr"), retrain=retrain,
+    extra = {**_overrides_spec(fit_kwargs), "validation": MONITOR["chamfer"] if validate else None}
+    history = train_or_load(model, checkpoint_path("chamfer", profile, task="svr", **extra), retrain=retrain,
                             train_loader=batches, **kw)
     model.eval()
     return model, history
+
+
+def best_epoch_record(id: str, history: Any, monitor: str | None = None) -> tuple[int, dict[str, Any]]:
+    """The epoch a run kept, as a selection record on ``val``: ``(epoch (1-based), record)``.
+
+    Introduced in ``lectures/05_point_sets.ipynb``: :func:`course_lib.experiments.protocol.selection_record`
+    over the ``monitor`` value (default ``history.monitor``) of every epoch of ``history.val``
+    (lower is better).  Raises when the run was not validated, or when the epoch the training loop
+    kept is not the one the record chooses (the two rules must agree).
+    """
+    from course_lib.experiments.protocol import selection_record
+
+    monitor = monitor or history.monitor
+    if not history.val:
+        raise ValueError(f"{id}: the run was not validated (no history.val): its best epoch was not chosen on val")
+    scores = {f"epoch {e + 1}": float(v[monitor]) for e, v in enumerate(history.val)}
+    chosen, rec = selection_record(id, scores, metric=monitor, higher_is_better=False, split="val")
+    epoch = int(chosen.split()[1])
+    if history.best_epoch >= 0 and epoch != history.best_epoch + 1:
+        raise ValueError(f"{id}: the training kept epoch {history.best_epoch + 1}, the record chooses {epoch}")
+    return epoch, rec
+
+
+def fit_budget(model: torch.nn.Module, history: Any, n_train: int, batch_size: int, **extra: Any) -> dict[str, Any]:
+    """The budget (:func:`course_lib.experiments.protocol.budget`) of one training run.
+
+    Introduced in ``lectures/05_point_sets.ipynb``: ``steps`` = epochs run x batches per epoch
+    (``ceil(n_train / batch_size)``), ``examples`` = epochs x ``n_train``, ``seconds`` = the run's
+    wall time (``history.wall_time``, as recorded when it trained), ``params`` = trainable
+    parameters; ``epochs`` and the kept ``best_epoch`` (1-based, when validated) are added.
+    """
+    from course_lib.experiments.protocol import budget
+
+    if n_train < 1 or batch_size < 1:
+        raise ValueError(f"need n_train >= 1 and batch_size >= 1, got {n_train} and {batch_size}")
+    epochs = int(history.epochs_run)
+    per_epoch = math.ceil(int(n_train) / int(batch_size))
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    best = int(history.best_epoch) + 1 if history.val and history.best_epoch >= 0 else None
+    return budget(steps=epochs * per_epoch, examples=epochs * int(n_train), seconds=float(history.wall_time),
+                  params=params, epochs=epochs, best_epoch=best, **extra)
+
+
+def pair_by_shape(a: dict[str, Any], values_a: Any, b: dict[str, Any], values_b: Any) -> tuple[list, list, list]:
+    """Per-shape values of two evaluations on the shapes they share, paired: ``(keys, va, vb)``.
+
+    Introduced in ``lectures/05_point_sets.ipynb`` (the single-view model against the
+    auto-encoder, tested on overlapping sets of shapes).  ``a`` and ``b`` are the data dicts
+    (``category`` and ``seed`` per shape); ``values_a`` / ``values_b`` one value per shape of each,
+    in the data's order.  Keys are ``(category, seed)`` in ``a``'s order.
+    """
+    def keys(d: dict[str, Any]) -> list[tuple[str, int]]:
+        return [(str(c), int(s)) for c, s in zip(d["category"], d["seed"])]
+
+    ka, kb = keys(a), keys(b)
+    va, vb = [float(v) for v in values_a], [float(v) for v in values_b]
+    if len(va) != len(ka) or len(vb) != len(kb):
+        raise ValueError(f"one value per shape: {len(va)} values for {len(ka)} shapes, {len(vb)} for {len(kb)}")
+    where_b = {k: i for i, k in enumerate(kb)}
+    common = [k for k in ka if k in where_b]
+    where_a = {k: i for i, k in enumerate(ka)}
+    return common, [va[where_a[k]] for k in common], [vb[where_b[k]] for k in common]
 
 
 # ---------------------------------------------------------------------------
@@ -653,38 +823,53 @@ def complexity_summary(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def map_grid_stats(pred: Tensor, n_fc: int, map_size: Sequence[int]) -> dict[str, float]:
+def map_grid_stats(pred: Tensor, n_fc: int, map_size: Sequence[int], reduction: str = "mean"
+                   ) -> dict[str, Any]:
     """How far apart grid neighbours of the map branch land, relative to the points' spacing.
 
     Introduced in ``lectures/05_point_sets.ipynb``: for predictions ``(S, n_fc + H W, 3)``, the
     length of each map-grid edge divided by the median nearest-neighbour distance of the set;
     returns the mean over shapes of its median and 90th percentile, and the median spacing.
+    ``reduction="none"``: the per-shape values ``(S,)`` instead (tensors), plus the per-shape
+    median edge length ``edge_median`` (for a paired claim against ``spacing_median``).
     """
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     h, w = int(map_size[0]), int(map_size[1])
+    if pred.dim() != 3 or pred.shape[1] != n_fc + h * w:
+        raise ValueError(f"pred must be (S, n_fc + H * W, 3) = (S, {n_fc + h * w}, 3), got {tuple(pred.shape)}")
     grid = pred[:, n_fc:].reshape(-1, h, w, 3)
     edges = torch.cat([(grid[:, 1:] - grid[:, :-1]).norm(dim=-1).flatten(1),
                        (grid[:, :, 1:] - grid[:, :, :-1]).norm(dim=-1).flatten(1)], 1)
     spacing = nn_distances(pred).median(1).values
-    return {"edge_over_spacing_median": float((edges.median(1).values / spacing).mean()),
-            "edge_over_spacing_p90": float((edges.quantile(0.9, dim=1) / spacing).mean()),
-            "spacing_median": float(spacing.mean())}
+    per = {"edge_over_spacing_median": edges.median(1).values / spacing,
+           "edge_over_spacing_p90": edges.quantile(0.9, dim=1) / spacing,
+           "spacing_median": spacing, "edge_median": edges.median(1).values}
+    if reduction == "none":
+        return per
+    return {k: float(per[k].mean()) for k in ("edge_over_spacing_median", "edge_over_spacing_p90", "spacing_median")}
 
 
-def surface_distances(data: dict[str, Any], sets: dict[str, Tensor], max_shapes: int | None = None
-                      ) -> dict[str, float]:
+def surface_distances(data: dict[str, Any], sets: dict[str, Tensor], max_shapes: int | None = None,
+                      reduction: str = "mean") -> dict[str, Any]:
     """Mean |SDF| of each point set of ``sets`` (``name -> (S, N, 3)``) to the true surfaces of ``data``.
 
     Introduced in ``lectures/05_point_sets.ipynb`` (our shapes have exact signed distances:
-    :meth:`course_lib.data.Shape.sdf`).  The first ``max_shapes`` shapes (default: all).
+    :meth:`course_lib.data.Shape.sdf`).  The first ``max_shapes`` shapes (default: all); their
+    mean, or with ``reduction="none"`` the per-shape values (lists).
     """
     from course_lib.data import make_shape
 
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     n = len(data["seed"]) if max_shapes is None else min(int(max_shapes), len(data["seed"]))
     acc: dict[str, list[float]] = {k: [] for k in sets}
     for i in range(n):
         shape = make_shape(data["category"][i], int(data["seed"][i]))
         for k, v in sets.items():
             acc[k].append(float(shape.sdf(v[i]).abs().mean()))
+    if reduction == "none":
+        return acc
     return {k: float(np.mean(v)) for k, v in acc.items()}
 
 
