@@ -65,3 +65,128 @@ def test_figures_and_tables():
     assert len(fig.data) == 3
     table = E.rows_table(rows)
     assert table.count("\n") == len(rows) + 1 and "| level |" in table
+
+
+# --- chapter 03's recipe for the dense baseline, the val threshold, the seeds (protocol 2) --------------
+
+def _balls(n: int, R: int = 16, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    t = (torch.arange(R) + 0.5) / R * 2 - 1
+    x, y, z = torch.meshgrid(t, t, t, indexing="ij")
+    r = 0.3 + 0.4 * torch.rand(n, generator=g)
+    vox = ((x ** 2 + y ** 2 + z ** 2)[None] < r[:, None, None, None] ** 2).float()
+    return {"voxels": vox, "seed": torch.arange(n) + 10 * seed}
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Replace train_or_load by a recorder: what model and settings each recipe hands it (no training)."""
+    import course_lib.train as T
+
+    calls = []
+
+    def fake(model, path, *, retrain=False, spec=None, **kw):
+        calls.append({"model": model, "path": path, **kw})
+        return T.History(epochs_run=kw["epochs"])
+
+    monkeypatch.setattr(T, "train_or_load", fake)
+    return calls
+
+
+def test_dense_baseline_gets_chapter_03_recipe_and_the_ogn_schedule(captured, tmp_path):
+    from course_lib.experiments import voxels as V
+    from course_lib.models.voxels import weighted_optimum
+
+    data, val = _balls(6), _balls(2, seed=1)
+    dense, _ = E.train_dense("ci", data=data, val_data=val, seed=5)
+    ogn, _ = E.train_ogn("ci", data=data, val_data=val, seed=5)
+    d, o = captured
+    # the read-out starts at the prior of the weighted BCE (chapter 03, start_at_prior)
+    w = V.pos_weight_for(data["voxels"], profile="ci")
+    p = float(weighted_optimum(V.occupied_fraction(data["voxels"]), w))
+    assert dense.pos_weight == pytest.approx(w)
+    assert float(torch.sigmoid(dense.decoder.out.bias.detach())) == pytest.approx(p)
+    # both: Adam with chapter 03's cosine decay over the same epochs, the same seed and batches
+    for call in (d, o):
+        assert isinstance(call["optimizer"], torch.optim.Adam)
+        assert isinstance(call["scheduler"], torch.optim.lr_scheduler.CosineAnnealingLR)
+        assert call["scheduler"].T_max == call["epochs"] == E.config.size("ch04.epochs", "ci")
+        assert call["seed"] == 5 and call["val_loader"] is not None
+    assert len(d["train_loader"]) == len(o["train_loader"])  # same batches per epoch: same optimiser steps
+    assert d["path"] != o["path"]
+    # the seed is part of the checkpoint and of the initialisation
+    E.train_dense("ci", data=data, val_data=val, seed=6)
+    E.train_dense("ci", data=data, val_data=val, seed=5)
+    p6, p5 = captured[-2], captured[-1]
+    assert p6["path"] != p5["path"] and p5["path"] == d["path"]
+    w5 = [x.detach() for x in p5["model"].parameters()]
+    assert all(torch.equal(a, b) for a, b in zip(w5, (x.detach() for x in d["model"].parameters())))
+    assert not all(torch.equal(a, b) for a, b in zip(w5, (x.detach() for x in p6["model"].parameters())))
+    assert E.ae_seeds("ci") == [0, 1, 2]
+
+
+class _Fixed(torch.nn.Module):
+    """A 'dense model' that returns the logits of fixed probabilities (one grid per call order)."""
+
+    def __init__(self, probs: torch.Tensor):
+        super().__init__()
+        self.probs = probs
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+        self.i = 0
+
+    def forward(self, v):
+        out = torch.logit(self.probs[self.i:self.i + v.shape[0]].clamp(1e-6, 1 - 1e-6))
+        self.i = (self.i + v.shape[0]) % self.probs.shape[0]
+        return out
+
+
+def test_evaluate_iou_cuts_a_dense_model_at_its_threshold_and_dense_threshold_chooses_on_val():
+    vox = _balls(3)["voxels"]
+    probs = torch.where(vox > 0.5, torch.full_like(vox, 0.8), torch.full_like(vox, 0.6))
+    for t, expected in ((0.5, vox.mean((1, 2, 3))), (0.7, torch.ones(3)), (0.9, torch.zeros(3))):
+        got = E.evaluate_iou(_Fixed(probs), vox, batch_size=2, threshold=t)["iou"]
+        assert got.tolist() == pytest.approx(expected.tolist())
+    level, rec = E.dense_threshold(_Fixed(probs), vox, "ci", id="dense_threshold_seed0")
+    assert level == 0.7 and rec["id"] == "dense_threshold_seed0" and rec["selected_on"] == "val"
+    with pytest.raises(ValueError, match="threshold"):
+        E.evaluate_iou(_Fixed(probs), vox, threshold=1.0)
+
+
+def _bench(name: str):
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{name}_test", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+def test_benchmark_claim_and_goals_from_per_seed_results():
+    B = _bench("octrees")
+    from course_lib.experiments.protocol import budget
+
+    bud = budget(steps=75, examples=1200, seconds=40.0, params=1000, loss="l", decision="d")
+    per_seed = [{"seed": s, "iou_ogn": o, "iou_dense": d} for s, o, d in ((0, 0.55, 0.62), (1, 0.56, 0.61),
+                                                                          (2, 0.54, 0.63))]
+    ae = {"resolution": 64, "n_test": 30, "per_seed": per_seed, "budgets": {"ogn": bud, "dense": bud},
+          "train_seconds_ogn": 40.0}
+    (c,) = B.claims({"ae": ae})
+    assert c["id"] == B.AE_CLAIM and c["a"] == "dense" and c["verdict"] == "ahead" and c["n"] == 3
+    assert c["difference"] == pytest.approx(0.07) and c["unit"] == "seeds"
+    g = {r["id"]: r for r in B.goal_records({"ae": ae})}
+    assert g["iou_gap"]["value"] == pytest.approx(0.07) and g["iou_gap"]["met"] is False
+    assert g["ogn_train_seconds"]["met"] is True
+    rows = E.ae_rows(dict(ae, iou_ogn=0.55, iou_ogn_se=0.01, iou_dense=0.62, iou_dense_se=0.01))
+    assert [r["model"].split()[0] for r in rows] == ["dense", "OGN"] and rows[0]["steps"] == 75
+    assert "| 75 |" in E.rows_table(rows)
+    with pytest.raises(ValueError, match="per_seed"):
+        E.ae_rows({"table": []})  # a protocol-1 result has no per-seed rows
+    with pytest.raises(ValueError, match="too few"):  # fewer than 3 seeds: no claim can be written
+        B.claims({"ae": dict(ae, per_seed=per_seed[:2])})

@@ -244,3 +244,86 @@ def test_start_at_prior():
     assert float(torch.sigmoid(sv.decoder.out.bias.detach())) == pytest.approx(0.1)
     with pytest.raises(TypeError, match="VoxelDecoder"):
         V.start_at_prior(torch.nn.Linear(2, 2), grids)
+
+
+# --- protocol 2 helpers (issue #32) ------------------------------------------------------------
+
+def test_per_shape_iou_against_brute_force_and_its_mean_is_the_sweep():
+    g = torch.Generator().manual_seed(1)
+    probs = torch.rand(4, 5, 5, 5, generator=g)
+    target = (torch.rand(4, 5, 5, 5, generator=g) > 0.5).float()
+    got = V.per_shape_iou(probs, target, 0.6)
+    p, q = probs.numpy() >= 0.6, target.numpy() > 0.5
+    ref = [(p[i] & q[i]).sum() / (p[i] | q[i]).sum() for i in range(4)]
+    assert got.shape == (4,) and got.tolist() == pytest.approx(ref)
+    assert float(got.mean()) == pytest.approx(V.iou_sweep(probs, target, (0.6,))[0.6])
+    with pytest.raises(ValueError, match=r"\(S, R, R, R\)"):
+        V.per_shape_iou(probs[0], target[0], 0.5)
+
+
+def test_select_threshold_records_the_val_sweep():
+    g = torch.Generator().manual_seed(2)
+    target = (torch.rand(3, 6, 6, 6, generator=g) > 0.7).float()
+    # over-confident probabilities: full voxels near 0.8, empty ones near 0.55 -> the best cut lies above 0.5
+    probs = torch.where(target > 0.5, torch.full_like(target, 0.8), torch.full_like(target, 0.55))
+    level, rec = V.select_threshold("ae_threshold", probs, target, thresholds=(0.3, 0.5, 0.7, 0.9))
+    assert level == 0.7 and rec["chosen"] == "0.7" and rec["selected_on"] == "val"
+    frac = float(target.mean((1, 2, 3)).mean())  # below 0.55 every voxel is predicted full: IoU = occupied fraction
+    assert rec["candidates"] == pytest.approx({"0.3": frac, "0.5": frac, "0.7": 1.0, "0.9": 0.0})
+    assert (level, 1.0) == V.best_threshold(V.iou_sweep(probs, target, (0.3, 0.5, 0.7, 0.9)))
+
+
+def _history(val_losses, best):
+    from course_lib.train import History
+
+    return History(val=[{"val_loss": v} for v in val_losses], best_epoch=best, epochs_run=len(val_losses),
+                   wall_time=12.5)
+
+
+def test_best_epoch_record_matches_the_history_and_refuses_a_mismatch():
+    rec = V.best_epoch_record("ae_best_epoch", _history([0.9, 0.4, 0.5], 1))
+    assert rec["chosen"] == "epoch 2" and rec["higher_is_better"] is False and len(rec["candidates"]) == 3
+    with pytest.raises(RuntimeError, match="kept epoch 3"):
+        V.best_epoch_record("x", _history([0.9, 0.4, 0.5], 2))
+    with pytest.raises(ValueError, match="no validation"):
+        V.best_epoch_record("x", _history([], -1))
+
+
+def test_fit_budget_counts_steps_and_examples_by_hand():
+    model = torch.nn.Linear(3, 2)  # 8 parameters
+    b = V.fit_budget(model, _history([1.0] * 4, 0), n_examples=10, batch_size=4)
+    assert b == {"steps": 12, "examples": 40, "seconds": 12.5, "params": 8, "epochs": 4}  # ceil(10/4) = 3 per epoch
+    model.bias.requires_grad_(False)
+    assert V.fit_budget(model, _history([1.0], 0), 4, 4, loss="x")["params"] == 6
+    with pytest.raises(ValueError, match="batch_size"):
+        V.fit_budget(model, _history([1.0], 0), 4, 0)
+
+
+def test_cosine_adam_decays_to_zero_over_the_epochs():
+    model = torch.nn.Linear(2, 1)
+    opt, sched = V.cosine_adam(model, 1e-2, 4)
+    assert isinstance(opt, torch.optim.Adam)
+    lrs = []
+    for _ in range(4):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1e-2 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)])
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="epochs"):
+        V.cosine_adam(model, 1e-2, 0)
+
+
+def test_representation_floor_at_another_resolution_revoxelises_the_shapes():
+    from course_lib.data import make_shape, voxelize
+
+    shapes = [("mug", 11), ("chair", 12)]
+    pts = torch.stack([torch.as_tensor(make_shape(c, s).sample_surface(256, seed=0)[0]).float() for c, s in shapes])
+    data = {"voxels": torch.stack([voxelize(make_shape(c, s), 16).float() for c, s in shapes]),
+            "target_points": pts, "category": [c for c, _ in shapes], "seed": torch.tensor([s for _, s in shapes])}
+    at16, at8 = V.representation_floor(data), V.representation_floor(data, resolution=8)
+    assert at16["resolution"] == 16 and at8["resolution"] == 8 and len(at8["per_shape"]) == 2
+    ref = V.voxel_chamfer(torch.stack([voxelize(make_shape(c, s), 8).float() for c, s in shapes]), pts, 0.5)
+    assert at8["per_shape"] == pytest.approx(ref["per_shape"].tolist()) and at8["cd"] == pytest.approx(ref["cd"])
+    with pytest.raises(ValueError, match="category"):
+        V.representation_floor({"voxels": data["voxels"], "target_points": pts}, resolution=8)

@@ -5,7 +5,9 @@ Introduced in ``lectures/04_octrees.ipynb``.
 * :func:`compression`: octree bytes against dense bytes for ShapeNet-lite shapes (and any mesh);
 * :func:`octree_data`, :func:`train_ogn`, :func:`train_dense`: OGN and chapter 03's dense
   auto-encoder trained on the same grids (sizes ``ch04.*``) with :func:`course_lib.train.train_or_load`;
-* :func:`evaluate_iou`: per-shape volumetric IoU, OGN decoding with its predicted structure;
+* :func:`evaluate_iou`: per-shape volumetric IoU, OGN decoding with its predicted structure, the
+  dense decoder cut at the threshold :func:`dense_threshold` chose on validation grids;
+  :func:`ae_seeds`: the training seeds of the comparison;
 * :func:`decoder_cost`: peak memory and time of one forward+backward of both decoders;
 * :func:`smoke`: the GPU smoke hook.
 """
@@ -25,7 +27,7 @@ from course_lib import config
 
 __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
-    "train_ogn", "train_dense", "evaluate_iou", "decoder_cost", "smoke", "level_counts", "slice_figure",
+    "train_ogn", "train_dense", "dense_threshold", "ae_seeds", "ae_rows", "evaluate_iou", "decoder_cost", "smoke", "level_counts", "slice_figure",
     "memory_figure", "rows_table",
 ]
 
@@ -155,79 +157,129 @@ def dense_loss_fn(pos_weight: float | None) -> Callable[[Any, dict], dict]:
     return voxel_loss(pos_weight)
 
 
-def _ckpt(name: str, profile: str, data: dict[str, Any]) -> Any:
+def _ckpt(name: str, profile: str, data: dict[str, Any], seed: int, recipe: str) -> Any:
     from course_lib.train import checkpoint_path
 
     s = config.sizes(profile, prefix="ch04.")
     spec = {"categories": s["categories"], "resolution": int(data["voxels"].shape[-1]),
-            "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item())}
+            "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item()),
+            "seed": int(seed), "recipe": recipe}
     return checkpoint_path(name, spec, profile)
 
 
-def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str | None, data: dict[str, Any] | None,
-           val_data: dict[str, Any] | None, retrain: bool, progress: bool, path: Any, **fit_kwargs: Any) -> Any:
+def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str, data: dict[str, Any],
+           val_data: dict[str, Any] | None, retrain: bool, progress: bool, path: Any, seed: int, recipe: str,
+           **fit_kwargs: Any) -> Any:
     from course_lib.train import train_or_load
 
-    from .voxels import grid_batches
+    from .voxels import cosine_adam, grid_batches
 
-    profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch04.")
-    data = data or octree_data("train", profile)
     val_data = val_data or octree_data("val", profile)
-    loader = grid_batches(data, "ae", s["batch_size"], seed=s["seed"])
+    loader = grid_batches(data, "ae", s["batch_size"], seed=seed)
     val = grid_batches(val_data, "ae", s["batch_size"], shuffle=False)
-    kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=s["epochs"], lr=s["lr"], seed=s["seed"], progress=progress,
+    kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=s["epochs"], lr=s["lr"], seed=seed, progress=progress,
                               val_loader=val)
     kw.update(fit_kwargs)
-    history = train_or_load(model, path or _ckpt(name, profile, data), retrain=retrain, train_loader=loader, **kw)
+    if "optimizer" not in kw:  # chapter 03's schedule: Adam with a cosine decay to 0 over the epochs
+        kw["optimizer"], sched = cosine_adam(model, kw["lr"], kw["epochs"])
+        kw.setdefault("scheduler", sched)
+    history = train_or_load(model, path or _ckpt(name, profile, data, seed, recipe), retrain=retrain,
+                            train_loader=loader, **kw)
     model.eval()
     return history
 
 
+def _seed(seed: int | None, profile: str) -> int:
+    return int(config.size("ch04.seed", profile) if seed is None else seed)
+
+
+def ae_seeds(profile: str | None = None) -> list[int]:
+    """The training seeds of the benchmark's OGN-vs-dense comparison: ``ch04.seed + i`` for ``i < ch04.ae_seeds``.
+
+    Introduced in ``lectures/04_octrees.ipynb``; the first is the seed every other caller trains with.
+    """
+    s = config.sizes(profile, prefix="ch04.")
+    return [int(s["seed"]) + i for i in range(int(s["ae_seeds"]))]
+
+
 def train_ogn(profile: str | None = None, *, data: dict[str, Any] | None = None, val_data: dict[str, Any] | None = None,
               retrain: bool = False, progress: bool = True, path: str | os.PathLike | None = None,
-              **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+              seed: int | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the OGN auto-encoder with the known structure; return ``(model, history)``.
 
-    Introduced in ``lectures/04_octrees.ipynb``.
+    Introduced in ``lectures/04_octrees.ipynb``.  The per-level 3-class cross-entropy
+    (:func:`ogn_loss_fn`), Adam at ``ch04.lr`` with chapter 03's cosine decay
+    (:func:`course_lib.experiments.voxels.cosine_adam`) over ``ch04.epochs``, the weights of the epoch
+    with the best validation loss kept.  ``seed`` (default ``ch04.seed``) seeds the initialisation
+    and the batch order.
     """
-    config.seed_everything(config.size("ch04.seed", profile))
-    model = build_ogn(profile, None if data is None else int(data["voxels"].shape[-1]))
-    return model, _train(model, "ch04_ogn_ae", ogn_loss_fn, profile, data, val_data, retrain, progress, path,
-                         **fit_kwargs)
+    profile = profile or config.get_profile()
+    sd = _seed(seed, profile)
+    data = data or octree_data("train", profile)
+    config.seed_everything(sd)
+    model = build_ogn(profile, int(data["voxels"].shape[-1]))
+    return model, _train(model, "ch04_ogn_ae", ogn_loss_fn, profile, data, val_data, retrain, progress, path, sd,
+                         "cosine-v1", **fit_kwargs)
 
 
 def train_dense(profile: str | None = None, *, data: dict[str, Any] | None = None,
                 val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
-                path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+                path: str | os.PathLike | None = None, seed: int | None = None,
+                **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) chapter 03's dense auto-encoder on the same grids; return ``(model, history)``.
 
-    Introduced in ``lectures/04_octrees.ipynb``.  Weighted BCE as in chapter 03 (the positive
-    weight from the training grids, :func:`course_lib.experiments.voxels.pos_weight_for`).
+    Introduced in ``lectures/04_octrees.ipynb``.  Chapter 03's recipe: the weighted BCE (the positive
+    weight from the training grids, :func:`course_lib.experiments.voxels.pos_weight_for`, kept as
+    ``model.pos_weight``), the read-out started at the prior
+    (:func:`course_lib.experiments.voxels.start_at_prior`), and the optimiser and schedule of
+    :func:`train_ogn` (same epochs, batches and seeds, so the same optimiser steps).  Its decision
+    threshold is chosen on validation shapes afterwards (:func:`dense_threshold`).
     """
-    from .voxels import pos_weight_for
+    from .voxels import pos_weight_for, start_at_prior
 
     profile = profile or config.get_profile()
-    config.seed_everything(config.size("ch04.seed", profile))
+    sd = _seed(seed, profile)
     data = data or octree_data("train", profile)
+    config.seed_everything(sd)
     model = build_dense(profile, int(data["voxels"].shape[-1]))
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
+    start_at_prior(model, data["voxels"], w)
     return model, _train(model, "ch04_dense_ae", dense_loss_fn(w), profile, data, val_data, retrain, progress, path,
-                         **fit_kwargs)
+                         sd, "prior-cosine-v1", **fit_kwargs)
+
+
+def dense_threshold(model: torch.nn.Module, val_voxels: Tensor, profile: str | None = None,
+                    id: str = "dense_threshold") -> tuple[float, dict[str, Any]]:
+    """The dense decoder's probability threshold, chosen on *validation* grids as chapter 03 does.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  The weighted BCE moves the optimal probability of
+    a voxel up (chapter 03, section 4), so 0.5 is not its natural cut: the best of the ``ch03.thresholds``
+    sweep on ``val_voxels`` (:func:`course_lib.experiments.voxels.select_threshold`). Returns
+    ``(threshold, selection record)``; pass the threshold to :func:`evaluate_iou`.
+    """
+    from .voxels import predict, select_threshold
+
+    return select_threshold(id, predict(model, val_voxels, batch_size=8), val_voxels, profile=profile)
 
 
 @torch.no_grad()
-def evaluate_iou(model: torch.nn.Module, voxels: Tensor, batch_size: int = 8) -> dict[str, Tensor]:
+def evaluate_iou(model: torch.nn.Module, voxels: Tensor, batch_size: int = 8,
+                 threshold: float = 0.5) -> dict[str, Tensor]:
     """Per-shape volumetric IoU of a trained auto-encoder on ``voxels`` ``(S, R, R, R)``.
 
     Introduced in ``lectures/04_octrees.ipynb``.  An OGN model decodes with its *predicted*
-    structure (PROP_PRED); a dense model is thresholded at probability 0.5.  Returns
-    ``{"iou": (S,), "cells": (S,) cells the OGN decoder held (dense: R^3)}``.
+    structure (PROP_PRED; each cell's state is the arg-max of its three classes, no threshold); a
+    dense model is cut at probability ``threshold`` (``sigmoid(logit) >= threshold``; choose it on
+    validation grids with :func:`dense_threshold`).  Returns ``{"iou": (S,), "cells": (S,) cells the
+    OGN decoder held (dense: R^3)}``.
     """
     from course_lib.metrics import volumetric_iou
     from course_lib.models.ogn import PROP_PRED, OGNAutoEncoder
 
+    if not 0.0 < float(threshold) < 1.0:
+        raise ValueError(f"threshold must be a probability in (0, 1), got {threshold}")
     model.eval()
     dev = next(model.parameters()).device
     ious, cells = [], []
@@ -241,10 +293,29 @@ def evaluate_iou(model: torch.nn.Module, voxels: Tensor, batch_size: int = 8) ->
                 per += torch.bincount(c[:, 0], minlength=v.shape[0]).float()
             cells.append(per.cpu())
         else:
-            pred = model(v) > 0
+            pred = torch.sigmoid(model(v)) >= float(threshold)
             cells.append(torch.full((v.shape[0],), float(v[0].numel())))
         ious.append(volumetric_iou(pred, v > 0.5, batched=True, reduction="none").cpu())
     return {"iou": torch.cat(ious), "cells": torch.cat(cells)}
+
+
+def ae_rows(ae: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of the OGN-vs-dense comparison with each row's budget (from the benchmark's ``ae`` part).
+
+    Introduced in ``lectures/04_octrees.ipynb``: ``model``, IoU (mean and standard error over the
+    training seeds), optimiser ``steps``, training ``examples``, mean training ``seconds``,
+    ``params``, the ``loss`` and the ``decision`` rule; for :func:`rows_table`.
+    """
+    if "per_seed" not in ae or "budgets" not in ae:
+        raise ValueError("ae_rows needs the 'ae' part of a protocol-2 octrees benchmark (with per_seed and budgets)")
+    rows = []
+    for k, name in (("dense", "dense (chapter 03 recipe)"), ("ogn", "OGN (predicted structure)")):
+        b = ae["budgets"][k]
+        rows.append({"model": name, "IoU (mean over seeds)": float(ae[f"iou_{k}"]),
+                     "se (seeds)": float(ae[f"iou_{k}_se"]), "steps": b["steps"], "examples": b["examples"],
+                     "train seconds": round(float(b["seconds"]), 1), "params": b["params"], "loss": b["loss"],
+                     "decision": b["decision"]})
+    return rows
 
 
 # ---------------------------------------------------------------------------

@@ -8,7 +8,10 @@ Introduced in ``lectures/03_voxels.ipynb``.
 * :func:`train_autoencoder`, :func:`train_single_view`, :func:`train_voxnet`: the chapter's
   models trained (or loaded) with :func:`course_lib.train.train_or_load`;
 * :func:`iou_sweep`: volumetric IoU of predicted probabilities over a threshold sweep
-  (3D-R2N2 reports 0.4);
+  (3D-R2N2 reports 0.4); :func:`per_shape_iou` for paired comparisons;
+* the protocol's records (issue #32): :func:`select_threshold` and :func:`best_epoch_record`
+  (what was chosen on ``val``), :func:`fit_budget` (a trained row's steps, examples, seconds,
+  parameters); :func:`cosine_adam` is the optimiser of every dense voxel model of chapters 03 and 04;
 * :func:`grid_to_mesh`, :func:`voxel_chamfer`: marching-cubes meshes of predicted grids and their
   Chamfer distance to the true surface in the convention of chapters 05/06
   (:data:`course_lib.experiments.surfaces.CD_CONVENTION`);
@@ -56,6 +59,11 @@ __all__ = [
     "predict",
     "iou_sweep",
     "best_threshold",
+    "per_shape_iou",
+    "select_threshold",
+    "best_epoch_record",
+    "fit_budget",
+    "cosine_adam",
     "accuracy",
     "evaluate_reconstruction",
     "representation_floor",
@@ -319,6 +327,58 @@ def build_voxnet(n_classes: int, profile: str | None = None, resolution: int | N
     return VoxNet(n_classes, resolution or config.size("ch03.resolution", profile))
 
 
+def cosine_adam(model: torch.nn.Module, lr: float, epochs: int) -> tuple[torch.optim.Optimizer, Any]:
+    """Adam at ``lr`` with a cosine decay of the rate to 0 over ``epochs`` (stepped once per epoch).
+
+    Introduced in ``lectures/03_voxels.ipynb``: the schedule of every dense voxel model of chapter 03,
+    and of both decoders of chapter 04 (so that their comparison differs in the decoder, not in the
+    optimiser). Returns ``(optimizer, scheduler)`` for :func:`course_lib.train.fit`.
+    """
+    if float(lr) <= 0 or int(epochs) < 1:
+        raise ValueError(f"cosine_adam needs lr > 0 and epochs >= 1, got lr={lr}, epochs={epochs}")
+    opt = torch.optim.Adam(model.parameters(), lr=float(lr))
+    return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs)))
+
+
+def fit_budget(model: torch.nn.Module, history: Any, n_examples: int, batch_size: int,
+               **extra: Any) -> dict[str, Any]:
+    """The budget of one trained row (:func:`course_lib.experiments.protocol.budget`).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  One epoch of :class:`~course_lib.experiments.common.Batches`
+    is ``ceil(n_examples / batch_size)`` optimiser steps over ``n_examples`` training examples;
+    ``history`` (a :class:`course_lib.train.History`) gives the epochs run and the wall time, the
+    model its trainable parameters. ``extra`` adds notes (``epochs`` is always added).
+    """
+    from .protocol import budget
+
+    n, b = int(n_examples), int(batch_size)
+    if n < 1 or b < 1:
+        raise ValueError(f"fit_budget needs n_examples >= 1 and batch_size >= 1, got {n} and {b}")
+    epochs = int(history.epochs_run)
+    return budget(steps=epochs * math.ceil(n / b), examples=epochs * n, seconds=float(history.wall_time),
+                  params=sum(p.numel() for p in model.parameters() if p.requires_grad), epochs=epochs, **extra)
+
+
+def best_epoch_record(id: str, history: Any, metric: str = "val_loss") -> dict[str, Any]:
+    """The selection record of the epoch :func:`course_lib.train.fit` kept: the best ``metric`` on ``val``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``fit`` restores the weights of the epoch with the
+    lowest validation loss; this writes that choice down (every epoch's validation loss, the chosen
+    one) with :func:`course_lib.experiments.protocol.selection_record`. Raises when the history has
+    no validation (a choice on training data is not one of this chapter's).
+    """
+    from .protocol import selection_record
+
+    if not getattr(history, "val", None):
+        raise ValueError(f"{id}: the history has no validation metrics, so no epoch was chosen on val")
+    scores = {f"epoch {i + 1}": float(v[metric]) for i, v in enumerate(history.val)}
+    chosen, rec = selection_record(id, scores, metric=f"{metric} on val", higher_is_better=False)
+    best = int(getattr(history, "best_epoch", -1))
+    if best >= 0 and chosen != f"epoch {best + 1}":
+        raise RuntimeError(f"{id}: the history kept epoch {best + 1} but its validation losses point at {chosen}")
+    return rec
+
+
 def _fit(model: torch.nn.Module, task: str, profile: str, data: dict[str, Any], loader: Any, val: Any,
          loss_fn: Callable, epochs: int, retrain: bool, progress: bool, path: Any, **fit_kwargs: Any) -> Any:
     from course_lib.train import train_or_load
@@ -328,9 +388,8 @@ def _fit(model: torch.nn.Module, task: str, profile: str, data: dict[str, Any], 
                               val_loader=val)
     kw.update(fit_kwargs)
     if "optimizer" not in kw:  # Adam with a cosine decay of the learning rate to 0 over the epochs
-        kw["optimizer"] = torch.optim.Adam(model.parameters(), lr=kw["lr"])
-        kw.setdefault("scheduler", torch.optim.lr_scheduler.CosineAnnealingLR(kw["optimizer"],
-                                                                              T_max=max(1, int(kw["epochs"]))))
+        kw["optimizer"], sched = cosine_adam(model, kw["lr"], kw["epochs"])
+        kw.setdefault("scheduler", sched)
     history = train_or_load(model, path or checkpoint_path(task, profile, data), retrain=retrain,
                             train_loader=loader, **kw)
     model.eval()
@@ -452,6 +511,37 @@ def best_threshold(sweep: dict[float, float]) -> tuple[float, float]:
     return t, sweep[t]
 
 
+def per_shape_iou(probs: Tensor, target: Tensor, threshold: float) -> Tensor:
+    """Volumetric IoU of ``probs >= threshold`` against ``target > 0.5``, one value per shape ``(S,)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``: the paired values of the chapter's claims (two
+    models, or two thresholds, on the same shapes). Its mean is :func:`iou_sweep`'s entry.
+    """
+    from course_lib.metrics import volumetric_iou
+
+    if probs.shape != target.shape or probs.dim() != 4:
+        raise ValueError(f"probs and target must both be (S, R, R, R), got {tuple(probs.shape)} and "
+                         f"{tuple(target.shape)}")
+    return volumetric_iou(probs >= float(threshold), target > 0.5, batched=True, reduction="none").double().cpu()
+
+
+def select_threshold(id: str, probs: Tensor, target: Tensor, thresholds: Sequence[float] | None = None,
+                     profile: str | None = None) -> tuple[float, dict[str, Any]]:
+    """Choose the IoU threshold on *validation* predictions: ``(threshold, selection record)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  :func:`iou_sweep` of ``probs`` against ``target``
+    (both from the ``val`` split), the best threshold (ties: the first, as :func:`best_threshold`),
+    and the record of :func:`course_lib.experiments.protocol.selection_record` for the benchmark's
+    ``data["selections"]``.
+    """
+    from .protocol import selection_record
+
+    sweep = iou_sweep(probs, target, thresholds, profile)
+    chosen, rec = selection_record(id, {str(t): v for t, v in sweep.items()}, metric="mean IoU (val)",
+                                   higher_is_better=True)
+    return float(chosen), rec
+
+
 def accuracy(model: torch.nn.Module, grids: Tensor, labels: Tensor, batch_size: int = 64) -> float:
     """Top-1 accuracy of a classifier on ``grids`` ``(S, R, R, R)``.
 
@@ -545,15 +635,25 @@ def evaluate_reconstruction(probs: Tensor, data: dict[str, Any], *, thresholds: 
     return out
 
 
-def representation_floor(data: dict[str, Any]) -> dict[str, float]:
+def representation_floor(data: dict[str, Any], resolution: int | None = None) -> dict[str, Any]:
     """What the grid itself costs: the Chamfer distance of the marching-cubes mesh of the *true* grids.
 
     Introduced in ``lectures/03_voxels.ipynb``.  A perfect voxel predictor still pays this
     (the blocky-surface problem), in the convention of :func:`voxel_chamfer`; it shrinks with
-    the resolution. Returns ``{"cd": ..., "resolution": R}``.
+    the resolution. ``resolution`` re-voxelises the shapes of ``data`` (its ``category`` and
+    ``seed``) at another ``R`` first. Returns ``{"cd": mean, "resolution": R, "per_shape": [...]}``
+    (a list of floats, nan where the grid has no surface).
     """
-    cd = voxel_chamfer(data["voxels"].float(), data["target_points"], 0.5)
-    return {"cd": cd["cd"], "resolution": int(data["voxels"].shape[-1])}
+    grids = data["voxels"].float()
+    if resolution is not None and int(resolution) != int(grids.shape[-1]):
+        from course_lib.data import make_shape, voxelize
+
+        if "category" not in data or "seed" not in data:
+            raise ValueError("representation_floor at another resolution needs the data's 'category' and 'seed'")
+        grids = torch.stack([voxelize(make_shape(c, int(sd)), int(resolution)).float()
+                             for c, sd in zip(data["category"], torch.as_tensor(data["seed"]).tolist())])
+    cd = voxel_chamfer(grids, data["target_points"], 0.5)
+    return {"cd": cd["cd"], "resolution": int(grids.shape[-1]), "per_shape": [float(v) for v in cd["per_shape"]]}
 
 
 # ---------------------------------------------------------------------------

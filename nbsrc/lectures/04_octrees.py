@@ -19,7 +19,6 @@ import torch
 from course_lib import config, results, viz
 from course_lib.data import make_shape, voxelize
 from course_lib.experiments import octrees as E
-from course_lib.experiments.common import format_table
 from course_lib.geometry.octree import (
     OctreeConv3d,
     build_octree,
@@ -57,7 +56,11 @@ except ImportError:  # older data layer
 # **Values on the leaves.** Every leaf (a cell that is not split) holds one value per channel, in
 # the leaves' breadth-first order, tree after tree, plus one integer per tree: the number of
 # leaves before it (`prefix_leafs`), to find a tree's values without scanning. That is all the
-# memory: `Octree.nbytes` counts these three arrays.
+# memory the octree *stores*: `Octree.nbytes` counts these three arrays. The operations of sections 4
+# and 5 build working tables on top of it (per-leaf geometry, the convolution operator, neighbour
+# lists), and for a one-channel occupancy a dense *bit mask* is a fair rival to compare with (printed
+# below): octrees pay off for feature maps of many channels, where every leaf saves a float per
+# channel and per voxel it covers.
 #
 # A cell is split exactly when it is **mixed**, i.e. when it holds both full and empty voxels. A
 # split adds 7 leaves (one leaf becomes 8), so
@@ -70,8 +73,9 @@ occ = voxelize(shape, R)
 tree = build_octree(occ, tree_depth=SZ["tree_depth"])
 print(tree)
 assert torch.equal(tree.to_dense()[0].bool(), occ)  # the round trip is exact
-print(f"octree: {tree.nbytes} bytes; dense float32 grid: {tree.dense_nbytes()} bytes "
-      f"({tree.dense_nbytes() / tree.nbytes:.1f}x more); dense bits: {R ** 3 // 8} bytes")
+print(f"octree: {tree.nbytes} bytes stored; dense float32 grid: {tree.dense_nbytes()} bytes "
+      f"({tree.dense_nbytes() / tree.nbytes:.1f}x the octree); dense bit mask: {R ** 3 // 8} bytes "
+      f"({R ** 3 / 8 / tree.nbytes:.2f}x the octree)")
 
 # the bit string of the first tree that is split, read back from its three int32 words
 t = int(torch.nonzero(tree.bits[:, 0] & 1)[0])
@@ -117,9 +121,10 @@ viz.interact(show_slice, category=list(cats), level=(0, SZ["tree_depth"], 1, 2),
 #
 # The dense grid grows as $R^3$; the octree grows with the number of leaves, which are
 # concentrated along the surface: roughly $R^2$. The curves below are computed live at this
-# profile's resolutions (one shape per category); the benchmark measures $32^3 \dots 256^3$ on
-# every category and on meshes read through the loaders. Chapter 03's dense curve is the
-# dashed line. Tatarchenko et al. report, in their memory and runtime comparison on ShapeNet cars, that the
+# profile's resolutions (one shape per category); the benchmark measures one shape per category at
+# $32^3 \dots 256^3$, and meshes read through the loaders up to $128^3$ (trimesh primitives and a
+# ShapeNet-lite mesh written and read back, unless `COURSE_MODELNET_DIR` points at ModelNet).
+# Chapter 03's dense curve is the dashed line, and a one-bit-per-voxel mask the dotted one. Tatarchenko et al. report, in their memory and runtime comparison on ShapeNet cars, that the
 # saving of the OGN decoder grows with the resolution, up to resolutions where the dense decoder no
 # longer fits in GPU memory [Tatarchenko2017].
 
@@ -209,8 +214,11 @@ print(f"unpool: R {small.resolution} -> {up.resolution}, leaves {small.num_cells
 # see the right cells from the first step; at test time the decoder expands the cells it *predicts*
 # as mixed (`PROP_PRED`). A predicted cell that does not exist in the ground truth lies inside a
 # homogeneous leaf and takes that leaf's state as its target. Work and memory grow with the number
-# of mixed cells -- the surface -- not with $R^3$. (Simplification: OGN also carries the neighbours
-# of mixed cells along as convolution context; we do not.)
+# of mixed cells -- the surface -- not with $R^3$, with one exception in our code: to find the 27
+# neighbours of each cell, `neighbour_index` fills a dense int32 lookup table of the level's grid (four
+# bytes per cell of the level, no features) while that table has at most $2^{24}$ entries, and sorts
+# the cells' keys beyond (no dense memory at all). (Simplification: OGN also carries the neighbours of
+# mixed cells along as convolution context; we do not.)
 #
 # The cell below trains (or loads) the OGN auto-encoder with this profile's sizes. In the `ci`
 # profile that is a single epoch on a handful of shapes: its predictions are meaningless there, and
@@ -250,26 +258,35 @@ viz.subplots([viz.plot_voxels(vox[0] > 0.5, title="input"), viz.plot_voxels(rec,
 # %%
 cost = E.decoder_cost(repeat=1)
 print(E.rows_table(cost))
-if MEASURED is not None:
-    for part in ("cost", "ae"):
-        if part in MEASURED.data:
-            print(f"measured ({part}, laptop profile):")
-            if part == "cost":
-                print(E.rows_table(MEASURED.data[part]["rows"]))
-            else:
-                print(format_table(MEASURED.data[part]["table"]))
-                a = MEASURED.data[part]
-                print(f"training time: OGN {a['train_seconds_ogn']:.0f} s, dense {a['train_seconds_dense']:.0f} s "
-                      f"({a['epochs']} epochs of {a['n_train']} shapes each); IoU gap dense - OGN "
-                      f"{a['iou_dense'] - a['iou_ogn']:+.3f}")
+if MEASURED is not None and "cost" in MEASURED.data:
+    print("measured (cost, laptop profile):")
+    print(E.rows_table(MEASURED.data["cost"]["rows"]))
 
 # %% [markdown]
-# Two readings of these rows. **Equal budget**: both decoders get the same epochs, data and code,
-# so the IoU gap says what predicting the structure costs, and the time and memory columns what it
-# saves (the OGN decoder evaluates only the cells it keeps). **Absolute quality**: a few minutes
-# of CPU training on a few dozen shapes gives modest IoUs at $64^3$ for both; the thin parts
-# (chairs, airplanes) suffer most. The gap, not the absolute value, is the chapter's point: the
-# `gpu` profile trains on more shapes for longer.
+# **What the auto-encoding comparison holds equal, and what it does not.** The benchmark trains both
+# auto-encoders at $64^3$ on the same grids, with the same batches, epochs and optimiser (Adam with
+# chapter 03's cosine decay), hence the same number of optimiser steps, over three training seeds;
+# each keeps its epoch with the best validation loss. The dense decoder gets chapter 03's recipe:
+# the weighted BCE, its read-out started at the prior, and a probability threshold chosen on the
+# validation shapes. What differs is the part under study and what comes with it: the **loss**
+# (OGN's per-level three-class cross-entropy against the weighted voxel BCE), the **decision rule**
+# (OGN takes the most likely state of each cell, the dense model cuts a probability) and the
+# **width** of the decoders (the table lists each row's steps, examples, seconds and parameters). So
+# the IoU gap says what predicting the structure costs under one training budget, and the time and
+# memory columns what it saves.
+#
+# **Absolute quality**: a few minutes of CPU training on a few dozen shapes gives modest IoUs at
+# $64^3$ for both, and the gap, not the absolute value, is the chapter's point (the `gpu` profile
+# trains on more shapes for longer). Look at the per-category rows: which categories do both
+# decoders find hardest, and do thin parts explain it?
+
+# %%
+ae = MEASURED.data.get("ae", {}) if MEASURED is not None else {}
+if "per_seed" in ae:
+    print(E.rows_table(E.ae_rows(ae)))
+    print(E.rows_table([{"category": c, **v} for c, v in ae["per_category"].items()]))
+results.say("octrees", "dense_vs_ogn_iou")
+results.show_goals("octrees")
 
 # %% [markdown]
 # ## 7. Summary
@@ -278,7 +295,8 @@ if MEASURED is not None:
 #   a 73-bit string in breadth-first order, its values live on the leaves, and the round trip to the
 #   dense grid is exact.
 # - A cell is **empty, full or mixed**; only mixed cells are split, so the leaves follow the surface
-#   and the memory grows roughly like $R^2$ instead of $R^3$.
+#   and the number of leaves follows the surface area -- about $R^2$ in the limit of fine grids -- instead
+#   of $R^3$ (coarse grids are in between, and a one-bit mask is a fair rival for a single channel).
 # - A convolution keeps the structure and costs one output per leaf; here it is a structural sparse
 #   matrix times the features. Pooling and unpooling change the resolution and keep cells whole.
 # - An **OGN decoder** turns generation into classification at every level, supervised by the
