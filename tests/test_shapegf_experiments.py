@@ -204,3 +204,103 @@ def test_upsampling_table_per_shape_values_match_the_means():
     # cells are paired: the same input gives the same per-shape values
     again = ex.upsampling_table({64: model}, x, x[:, :20], (64,), steps_per_level=1, emd=False, profile="ci")
     assert again["cd_per_shape"][64][64] == res["cd_per_shape"][64][64]
+
+
+# --- protocol 2: budgets, width override, per-reference generation metrics -------------------------
+
+def _sphere_data(seed: int, n: int = 8):
+    x = _spheres(n, 128, seed=seed)
+    return {"points": x, "target_points": x.flip(1), "seed": torch.arange(n), "categories": ("sphere",)}
+
+
+def test_train_shapegf_width_override_changes_model_and_checkpoint(tmp_path, monkeypatch):
+    from course_lib import config
+
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    data = _sphere_data(5)
+    sz = config.sizes("ci", prefix="ch10.")
+    default, _ = ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False)
+    # the profile's own width is the default: same checkpoint name, loaded not retrained
+    same, _ = ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False,
+                               hidden=int(sz["hidden"]), n_blocks=int(sz["n_blocks"]))
+    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 1
+    assert all(torch.equal(a, b) for a, b in zip(default.parameters(), same.parameters()))
+    narrow, _ = ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False,
+                                 hidden=int(sz["hidden"]) // 2, n_blocks=int(sz["n_blocks"]) + 1)
+    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
+    assert sum(p.numel() for p in narrow.parameters()) != sum(p.numel() for p in default.parameters())
+    with pytest.raises(ValueError, match="positive"):
+        ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False, hidden=-3)
+
+
+def test_training_budget_counts_steps_examples_and_params():
+    from course_lib.train import History
+
+    net = torch.nn.Linear(3, 4)  # 16 trainable parameters
+    frozen = torch.nn.Linear(2, 2)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    model = torch.nn.Sequential(net, frozen)
+    h = History(epochs_run=5, wall_time=12.5)
+    b = ex.training_budget(model, h, n_shapes=120, batch_size=16)
+    # 120 shapes in batches of 16: 8 batches per epoch (the last one of 8 shapes)
+    assert (b["steps"], b["examples"], b["seconds"], b["params"], b["epochs"]) == (40, 600, 12.5, 16, 5)
+    assert ex.training_budget(model, h, 96, 16)["steps"] == 30
+    with pytest.raises(ValueError, match="positive"):
+        ex.training_budget(model, h, 0, 16)
+
+
+def test_baselines_get_the_steps_of_shapegf(tmp_path, monkeypatch):
+    from course_lib import config
+
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    data = _sphere_data(6, n=6)
+    sz = config.sizes("ci", prefix="ch10.")
+    assert int(sz["baseline_epochs"]) == int(sz["epochs"])  # equal budgets by configuration
+    model, h = ex.train_shapegf(data, profile="ci", progress=False, live_plot=False)
+    hist: dict = {}
+    bls = ex.train_baselines(data, which=("PointSetGen", "AtlasNet sphere"), profile="ci", progress=False,
+                             histories=hist)
+    assert set(hist) == set(bls) == {"PointSetGen", "AtlasNet sphere"}
+    ref = ex.training_budget(model, h, 6, int(sz["batch_size"]))
+    for name, bl in bls.items():
+        b = ex.training_budget(bl, hist[name], 6, int(sz["batch_size"]))
+        assert (b["steps"], b["examples"]) == (ref["steps"], ref["examples"]) and b["steps"] > 0
+
+
+def test_per_index_generation_parts_on_hand_made_matrices():
+    # two references, two samples; sample 0 is near reference 0, sample 1 too (reference 1 uncovered)
+    m_rs = torch.tensor([[1.0, 2.0], [5.0, 6.0]])
+    m_rr = torch.tensor([[0.0, 9.0], [9.0, 0.0]])
+    m_ss = torch.tensor([[0.0, 0.5], [0.5, 0.0]])
+    parts = ex._per_index_from_matrices(m_rr, m_ss, m_rs)
+    assert parts["mmd"].tolist() == [1.0, 5.0]
+    assert parts["cov"].tolist() == [1.0, 0.0]
+    # leave-one-out nearest: ref0 -> sample0 (wrong), ref1 -> sample0 (5 < 6 < 9: wrong),
+    # sample0 -> sample1 (0.5: right), sample1 -> sample0 (right)
+    assert parts["1-nna"].tolist() == [0.5, 0.5]
+    with pytest.raises(ValueError, match="as many samples"):
+        ex._per_index_from_matrices(m_rr, torch.zeros(3, 3), torch.zeros(2, 3))
+
+
+def test_generation_per_reference_means_are_the_table_values():
+    refs = _spheres(6, 48, 0) * torch.tensor([1.0, 0.7, 1.2])
+    samples = _spheres(6, 48, 1) * torch.linspace(0.6, 1.3, 6)[:, None, None]
+    per = ex.generation_per_reference(samples, refs)
+    tab = ex.generation_table({"s": samples}, refs)["s"]
+    for k, vals in per.items():
+        assert len(vals) == 6 and sum(vals) / 6 == pytest.approx(tab[k], rel=1e-6, abs=1e-9), k
+    assert set(per["COV-CD %"]) <= {0.0, 100.0} and set(per["1-NNA-CD %"]) <= {0.0, 50.0, 100.0}
+    with pytest.raises(ValueError, match="as many samples"):
+        ex.generation_per_reference(samples[:5], refs)
+
+
+def test_nna_gap_values_measure_the_distance_from_fifty():
+    above = [100.0, 50.0, 100.0, 50.0]  # mean 75
+    below = [0.0, 50.0, 50.0, 0.0]  # mean 25
+    assert ex.nna_gap_values(above) == [50.0, 0.0, 50.0, 0.0]
+    assert ex.nna_gap_values(below) == [50.0, 0.0, 0.0, 50.0]
+    # both are 25 points from the ideal: a paired claim on these parts cannot separate them
+    assert sum(ex.nna_gap_values(above)) / 4 == sum(ex.nna_gap_values(below)) / 4 == 25.0
+    with pytest.raises(ValueError, match="at least one"):
+        ex.nna_gap_values([])

@@ -20,6 +20,9 @@ Introduced in ``lectures/10_gradient_fields.ipynb``.
   whether a measured table has the seed's shape;
 * :func:`train_generator`, :func:`generate`, :func:`generation_table`: the latent GAN and
   MMD / COV / 1-NNA against a trivial baseline (training shapes plus noise);
+  :func:`generation_per_reference`, :func:`nna_gap_values`: the same metrics one value per
+  held-out shape, for paired claims;
+* :func:`training_budget`: a trained row's budget (steps, examples, seconds, parameters);
 * :func:`interpolate`, :func:`sparse_and_partial`: latent interpolation; robustness to sparse
   and occluded inputs;
 * :func:`smoke`: the GPU smoke hook.
@@ -54,6 +57,7 @@ __all__ = [
     "reconstruct",
     "train_baselines",
     "predict_baseline",
+    "training_budget",
     "ae_metrics",
     "autoencoding_table",
     "analytic_oracle",
@@ -67,6 +71,8 @@ __all__ = [
     "generate",
     "noisy_training_baseline",
     "generation_table",
+    "generation_per_reference",
+    "nna_gap_values",
     "interpolate",
     "sparse_and_partial",
     "smoke",
@@ -214,7 +220,8 @@ def shapegf_loss_fn(n_dsm: int | None, weighting: str = "shapegf", levels: str =
 def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_points: int | None = None,
                   profile: str | None = None, seed: int | None = None, retrain: bool = False, progress: bool = True,
                   live_plot: Any = "auto", official: bool = False, name: str = "ch10_shapegf",
-                  schedule: str | None = None, levels: str | None = None) -> tuple[Any, Any]:
+                  schedule: str | None = None, levels: str | None = None, hidden: int | None = None,
+                  n_blocks: int | None = None) -> tuple[Any, Any]:
     """Train (or load) the ShapeGF auto-encoder on ``data`` (:func:`load_data`).
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  ``n_train_points`` keeps only that
@@ -226,6 +233,8 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
     keeps 1e-3 for half of its 2,000 epochs, then decays it linearly to 1/100 by 95% of the run).
     ``levels`` (default ``ch10.level_sampling``): how each batch's noise levels are drawn,
     ``"uniform"`` (official) or ``"stratified"`` (:func:`~course_lib.models.shapegf.draw_levels`).
+    ``hidden`` / ``n_blocks`` (default ``ch10.hidden`` / ``ch10.n_blocks``) size the score network;
+    a size other than the profile's enters the checkpoint's spec (the default keeps its old name).
     Returns ``(model, history)``.
     """
     from course_lib import train
@@ -247,8 +256,12 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
         d["target_points"] = d["target_points"][:, :n_train_points]
     param = dict(OFFICIAL) if official else {k: s[k] for k in OFFICIAL}
     weighting = param.pop("weighting")
+    width = {k: int(v) for k, v in (("hidden", hidden), ("n_blocks", n_blocks))
+             if v is not None and int(v) != int(s[k])}
+    if any(v < 1 for v in width.values()):
+        raise ValueError(f"hidden and n_blocks must be positive, got {width}")
     config.seed_everything(seed)
-    model = build_shapegf(profile, **param)
+    model = build_shapegf(profile, **param, **width)
     loader = Batches(d, int(s["batch_size"]), keys=["points", "target_points"],
                      rename={"points": "input", "target_points": "target"}, seed=seed)
     spec = {"categories": list(data.get("categories", ())), "shapes": int(len(d["points"])),
@@ -257,6 +270,7 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
             "schedule": schedule}
     if levels != "uniform":  # the uniform spec hashes as before the option; the loss signature inside still differs
         spec["levels"] = levels
+    spec.update(width)  # only a width other than the profile's: the default checkpoint keeps its name
     path = train.checkpoint_path(name, spec=spec, profile=profile)
     opt, sched = train.adam(model, float(s["lr"]), epochs, schedule)
     hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
@@ -294,14 +308,19 @@ def reconstruct(model: Any, inputs: Tensor, n_points: int, *, steps_per_level: i
 def train_baselines(data: dict[str, Any], *, which: Sequence[str] = ("PointSetGen", "AtlasNet sphere",
                                                                       "AtlasNet patches"),
                     epochs: int | None = None, profile: str | None = None, retrain: bool = False,
-                    progress: bool = True, live_plot: Any = False) -> dict[str, Any]:
+                    progress: bool = True, live_plot: Any = False,
+                    histories: dict[str, Any] | None = None) -> dict[str, Any]:
     """Train (or load) the baselines on the same input -> target data, Chamfer loss.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  PointSetGen (chapter 05,
     :func:`course_lib.experiments.surfaces.build_psg`) outputs exactly ``n_target`` points;
-    AtlasNet (chapter 06) with one sphere template or ``ch10.atlas_patches`` square patches.  Adam at
-    1e-3 with the same ``ch10.lr_schedule`` as ShapeGF.
-    All use the PointNet encoder 64-128-256 and the code size of ``ch10.latent_dim``.
+    AtlasNet (chapter 06) with one sphere template or ``ch10.atlas_patches`` square patches.  The
+    recipe of chapters 05 and 06 (Adam at 1e-3, not tuned here), decayed with ``ch10.lr_schedule``.
+    All use the PointNet encoder 64-128-256 and the code size of ``ch10.latent_dim``.  Each trains
+    ``epochs`` (default ``ch10.baseline_epochs``, equal to ``ch10.epochs``) of ``ch10.batch_size``
+    shapes, so with the same data each gets as many optimiser steps as ShapeGF
+    (:func:`training_budget`).  ``histories``, when given, receives each baseline's training
+    :class:`~course_lib.train.History` by name.
     """
     from course_lib import train
 
@@ -329,12 +348,33 @@ def train_baselines(data: dict[str, Any], *, which: Sequence[str] = ("PointSetGe
                 "n_points": int(data["points"].shape[1]), "n_target": n_target, "schedule": str(s["lr_schedule"])}
         path = train.checkpoint_path("ch10_baseline_" + name.replace(" ", "_").lower(), spec=spec, profile=profile)
         opt, sched = train.adam(model, 1e-3, n_ep, str(s["lr_schedule"]))
-        train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
-                            loss_fn=atlas_loss_fn(n_target), epochs=n_ep, seed=int(s["seed"]), progress=progress,
-                            live_plot=live_plot, lr=1e-3, optimizer=opt, scheduler=sched)
+        hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
+                                   loss_fn=atlas_loss_fn(n_target), epochs=n_ep, seed=int(s["seed"]),
+                                   progress=progress, live_plot=live_plot, lr=1e-3, optimizer=opt, scheduler=sched)
         model.eval()
         out[name] = model
+        if histories is not None:
+            histories[name] = hist
     return out
+
+
+def training_budget(model: Any, history: Any, n_shapes: int, batch_size: int, **extra: Any) -> dict[str, Any]:
+    """One trained row's :func:`~course_lib.experiments.protocol.budget` from its training history.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (every row of the chapter's tables carries
+    one).  ``steps`` = epochs run x batches per epoch (``ceil(n_shapes / batch_size)``, the last batch
+    may be smaller), ``examples`` = epochs run x ``n_shapes`` (shapes seen), ``seconds`` = the
+    history's wall time (the run that trained the checkpoint), ``params`` = trainable parameters
+    of ``model``.  ``extra`` adds notes (``epochs`` is added).
+    """
+    from .protocol import budget
+
+    if isinstance(n_shapes, bool) or int(n_shapes) < 1 or isinstance(batch_size, bool) or int(batch_size) < 1:
+        raise ValueError(f"n_shapes and batch_size must be positive ints, got {n_shapes!r} and {batch_size!r}")
+    epochs = int(history.epochs_run)
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return budget(steps=epochs * math.ceil(int(n_shapes) / int(batch_size)), examples=epochs * int(n_shapes),
+                  seconds=float(history.wall_time), params=params, epochs=epochs, **extra)
 
 
 def predict_baseline(model: Any, inputs: Tensor, n_points: int) -> Tensor:
@@ -597,6 +637,63 @@ def generation_table(samples: dict[str, Tensor], refs: Tensor) -> dict[str, dict
         out[name] = {"MMD-CD x1e3": m["mmd"] * SCALES["mmd-cd"], "COV-CD %": m["cov"] * SCALES["cov"],
                      "1-NNA-CD %": m["1-nna"] * SCALES["1-nna"]}
     return out
+
+
+def _per_index_from_matrices(m_rr: Tensor, m_ss: Tensor, m_rs: Tensor) -> dict[str, Tensor]:
+    """The per-index parts of MMD, COV and 1-NNA (raw values) from PointFlow's three distance matrices."""
+    r, n = m_rs.shape
+    if m_rr.shape != (r, r) or m_ss.shape != (n, n) or r != n or r < 2:
+        raise ValueError(f"per-index generation metrics need as many samples as references (>= 2), and square "
+                         f"m_rr / m_ss; got m_rr {tuple(m_rr.shape)}, m_ss {tuple(m_ss.shape)}, m_rs {tuple(m_rs.shape)}")
+    mmd = m_rs.double().min(dim=1).values
+    covered = torch.zeros(r, dtype=torch.float64)
+    covered[torch.unique(m_rs.argmin(dim=0))] = 1.0
+    full = torch.cat([torch.cat([m_rr, m_rs], 1), torch.cat([m_rs.t(), m_ss], 1)], 0).double().clone()
+    full.fill_diagonal_(float("inf"))
+    label = torch.cat([torch.ones(r), torch.zeros(n)]).double()
+    correct = (label[full.argmin(dim=1)] == label).double()
+    return {"mmd": mmd, "cov": covered, "1-nna": 0.5 * (correct[:r] + correct[r:])}
+
+
+def generation_per_reference(samples: Tensor, refs: Tensor) -> dict[str, list[float]]:
+    """MMD-CD (x1e3), COV-CD (%) and 1-NNA-CD (%) split into one value per reference shape.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``, so that two generators can be compared
+    over the same held-out shapes (a paired claim): the mean of each list is the number of
+    :func:`generation_table`.  With ``M_rs = CD(ref_r, sample_s)``: ``MMD-CD`` holds, for each
+    reference ``r``, ``min_s M_rs``; ``COV-CD`` holds 100 when some sample has ``r`` as its nearest
+    reference, else 0; ``1-NNA-CD`` holds, for index ``i``, the mean of the leave-one-out 1-NN
+    verdicts (100 correct, 0 wrong) of reference ``i`` and of sample ``i`` (so it needs as many
+    samples as references; the samples' order is arbitrary, which only loosens the pairing).
+    """
+    from course_lib.metrics_generation import SCALES, pairwise_distances
+
+    if not isinstance(samples, Tensor) or not isinstance(refs, Tensor) or samples.dim() != 3 or refs.dim() != 3:
+        raise ValueError("samples and refs must be (S, N, 3) tensors")
+    if len(samples) != len(refs):
+        raise ValueError(f"generation_per_reference needs as many samples as references, got {len(samples)} "
+                         f"and {len(refs)}")
+    parts = _per_index_from_matrices(pairwise_distances(refs, refs, "cd"), pairwise_distances(samples, samples, "cd"),
+                                     pairwise_distances(refs, samples, "cd"))
+    return {"MMD-CD x1e3": (parts["mmd"] * SCALES["mmd-cd"]).tolist(),
+            "COV-CD %": (parts["cov"] * SCALES["cov"]).tolist(),
+            "1-NNA-CD %": (parts["1-nna"] * SCALES["1-nna"]).tolist()}
+
+
+def nna_gap_values(values: Sequence[float], ideal: float = 50.0) -> list[float]:
+    """Per-index parts of ``|1-NNA - ideal|`` (the distance from the ideal 50%) for a paired claim.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  1-NNA is best at 50% (the sets cannot be
+    told apart), not at 0: a set below 50% (copies of training shapes near the references) is as
+    far from ideal as one the same distance above.  ``values`` are :func:`generation_per_reference`'s
+    ``"1-NNA-CD %"``; each becomes ``sign(mean - ideal) * (v - ideal)`` (sign +1 at the ideal), so
+    the mean of the result is ``|mean(values) - ideal|`` and two such lists can be paired.
+    """
+    v = [float(x) for x in values]
+    if not v:
+        raise ValueError("nna_gap_values needs at least one value")
+    sign = 1.0 if sum(v) / len(v) >= ideal else -1.0
+    return [sign * (x - ideal) for x in v]
 
 
 # ---------------------------------------------------------------------------
