@@ -14,7 +14,8 @@
 # 5. Conversions between representations
 # 6. Memory per representation, measured
 # 7. The gallery
-# 8. Summary, exercises, references
+# 8. How held out is the test split?
+# 9. Summary, exercises, references
 
 # %%
 import time
@@ -22,7 +23,8 @@ import time
 import numpy as np
 import torch
 
-from course_lib import config, data, geometry, viz
+from course_lib import config, data, geometry, results, viz
+from course_lib.experiments import retrieval
 from course_lib.models import PointNet
 from course_lib.ops import chamfer_distance
 
@@ -421,6 +423,66 @@ big, _ = geometry.sample_mesh_surface(mesh, 20 * S["n_points"], seed=1)
 viz.k3d_points(big, color=big[:, 1], name=f"{len(big)} points")
 
 # %% [markdown]
+# ## 8. How held out is the test split?
+#
+# Every chapter trains on `train`, makes its choices on `val` and reports on `test`
+# (`data.split_seeds`: three disjoint ranges of seeds). Disjoint seeds do not make different
+# shapes: a generator with a few parameters per category can draw a test chair that is nearly a
+# copy of a training chair, and then a network that only *retrieves* the nearest training shape
+# scores well without reconstructing anything. Tatarchenko et al. (CVPR 2019) showed that on
+# ShapeNet single-view reconstruction a retrieval baseline scores about as well as the networks
+# of the time, which is why a **retrieval row** belongs in every reconstruction table of this course.
+#
+# The yardstick is the **oracle distance** of a test shape $t$: the Chamfer distance between two
+# independent samplings of its own surface (`target_points` and `oracle_points`), what a perfect
+# reconstruction scores. Against it we put
+#
+# - the distance to the nearest training shape, $d_\text{near}(t) = \min_{s \in \text{train}} \mathrm{CD}(t, s)$:
+#   a training shape within twice the oracle distance is a near-duplicate;
+# - the spread of the training set itself, the leave-one-out distance
+#   $d_\text{loo}(s) = \min_{s' \neq s} \mathrm{CD}(s, s')$: if the test shapes come from the same
+#   distribution as the training shapes, $d_\text{near}$ and $d_\text{loo}$ have about the same median
+#   (a test shape searches one training shape more than a training shape does).
+#
+# `course_lib.experiments.retrieval` computes the three (`nearest_training_distances`,
+# `oracle_distances`, `leave_one_out_distances`) and the baseline itself: `retrieve(train, query,
+# by="oracle")` picks the training shape nearest to the answer (an upper bound: it looks at the
+# target), `by="latent"` the one whose encoder code is nearest (what a real system can run). Here
+# is one test chair and the training chair retrieval would answer with.
+
+# %%
+n_demo = config.size("data.n_surface_points")
+chairs = data.ShapeNetLite("train", "target_points", categories="chair", n_target=n_demo).stacked()
+probe = data.ShapeNetLite("test", ("target_points", "oracle_points"), categories="chair", shapes_per_category=1,
+                          n_target=n_demo).stacked()
+found = retrieval.retrieve(chairs["target_points"], probe["target_points"][0], by="oracle")
+oracle_cd = retrieval.oracle_distances(probe["target_points"], probe["oracle_points"])[0]
+print(f"test chair (seed {int(probe['seed'][0])}): nearest of {len(chairs['seed'])} training chairs is seed "
+      f"{int(chairs['seed'][found.index])}, CD {found.distance:.2e} = {found.distance / oracle_cd:.2f} x its oracle "
+      f"distance {oracle_cd:.2e}")
+viz.subplots([viz.plot_points(probe["target_points"][0], size=1.5, color="steelblue"),
+              viz.plot_points(found.clouds, size=1.5, color="darkorange")],
+             titles=["test chair", "its nearest training chair"], height=350)
+
+# %% [markdown]
+# One chair says little. `benchmarks/splits.py` measures every test shape of every category at
+# chapter 10's sizes, and chapter 10's memorising baseline (training shapes plus noise), whose
+# generation score raised the question: its 1-NNA with and without noise, its spread over many
+# draws, and what two exchangeable sets of the same sizes score in expectation. The table and the
+# sentences below are printed from the results file, the sentences written by
+# `retrieval.describe_splits` from its numbers.
+
+# %%
+SPLITS = results.show("splits", "laptop")
+if SPLITS is not None:
+    print(retrieval.format_splits_table(SPLITS.data["summary"], scale=SPLITS.data["scale"]))
+    print()
+    print(retrieval.describe_splits(SPLITS.data))
+    print()
+    results.say("splits", "oracle_vs_nearest")
+    results.show_goals("splits")
+
+# %% [markdown]
 # ## Summary
 #
 # - Inputs: RGB images `(3, H, W)`, RGB-D images (2.5D: one depth per pixel, only the
@@ -431,6 +493,10 @@ viz.k3d_points(big, color=big[:, 1], name=f"{len(big)} points")
 #   hard to generate), SDF/occupancy (continuous, any topology, a mesh by marching cubes).
 # - Uniform surface sampling: triangles by area, then the $\sqrt{r_1}$ barycentric trick.
 # - Memory: grids grow as $R^3$, surfaces as $R^2$, networks not at all.
+# - Held out: disjoint seeds are not different shapes. A test shape's distance to its nearest
+#   training shape, read against its oracle distance and the training set's leave-one-out
+#   distance, says how new it is; the retrieval baseline (`retrieval.retrieve`) goes in every
+#   reconstruction table.
 #
 # ## Exercises to go further
 #
@@ -442,6 +508,9 @@ viz.k3d_points(big, color=big[:, 1], name=f"{len(big)} points")
 #    grid versus a sparse list of surface voxels at $R = 1024$.
 # 4. Replace marching cubes on the SDF by marching cubes on the *voxel* grid (level $0.5$):
 #    why is the mesh blocky, and how does the error shrink with $R$?
+# 5. Retrieve by latent code: encode the training chairs and the test chair of section 8 with the
+#    untrained `PointNet` of section 2 (`.global_feature`) and call `retrieval.retrieve(...,
+#    by="latent")`. Does it pick the oracle's chair? Over all test chairs, how often?
 #
 # ## References
 #
@@ -458,4 +527,5 @@ viz.k3d_points(big, color=big[:, 1], name=f"{len(big)} points")
 # - Osada et al., *Shape Distributions*, ACM ToG 2002.
 # - Park et al., *DeepSDF: Learning Continuous Signed Distance Functions for Shape Representation*, CVPR 2019.
 # - Qi et al., *PointNet: Deep Learning on Point Sets for 3D Classification and Segmentation*, CVPR 2017.
+# - Tatarchenko et al., *What Do Single-view 3D Reconstruction Networks Learn?*, CVPR 2019.
 # - Wu et al., *3D ShapeNets: A Deep Representation for Volumetric Shapes*, CVPR 2015.
