@@ -172,3 +172,212 @@ def test_train_deepsdf_n_query_is_its_own_size_applied_and_validated(tmp_path, m
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600, kind="sdf")
     _check_n_query(ex.train_deepsdf, data, tmp_path / "checkpoints", "ch07_deepsdf_*-ci-*.pt")
+
+
+# --- protocol 2: the val split, OccNet's settings, budgets, the selection score ----------------------------
+
+def test_implicit_data_val_split_takes_its_size_and_seeds():
+    from course_lib.data import no_test_reads, split_of
+    from course_lib.data.splits import TestSplitReadError
+
+    s = config.sizes("ci", prefix="ch07.")
+    with no_test_reads("a choice"):  # val is what choices read: allowed there, test is not
+        val = ex.implicit_data("val", profile="ci", n_pool=50)
+        with pytest.raises(TestSplitReadError):
+            ex.implicit_data("test", profile="ci", n_pool=50)
+    assert val["query"].shape[0] == s["val_per_category"] * len(s["categories"])
+    assert {split_of(int(x)) for x in val["seed"]} == {"val"}
+    with pytest.raises(ValueError, match="split"):
+        ex.implicit_data("validation", profile="ci", n_pool=50)
+
+
+def test_occnet_epochs_keeps_the_steps_and_the_query_table():
+    # laptop: 90 epochs at 160 shapes per category and 256 queries, 17 at OccNet's 2,048 (about the same time)
+    assert ex.occnet_epochs(160, 256, "laptop") == 90
+    assert ex.occnet_epochs(40, 256, "laptop") == 360 and ex.occnet_epochs(320, 256, "laptop") == 45
+    assert ex.occnet_epochs(80, 2048, "laptop") == 34  # 17 * 160 / 80
+    assert ex.occnet_epochs(100_000, 256, "laptop") == 1  # never zero epochs
+    with pytest.raises(ValueError, match="query_epochs"):
+        ex.occnet_epochs(160, 512, "laptop")
+    with pytest.raises(ValueError, match="per_category"):
+        ex.occnet_epochs(0, 256, "laptop")
+
+
+@pytest.mark.parametrize("profile", config.PROFILES)
+def test_ch07_config_is_consistent_with_its_selections(profile):
+    s = config.sizes(profile, prefix="ch07.")
+    # the default setting is one of the candidates each selection tries, and its epochs are ch07.epochs
+    assert s["occnet_train_per_category"] in s["shape_candidates"]
+    assert s["n_query"] in dict(s["query_epochs"])
+    assert s["occnet_sampling"] in ex.OCCNET_SAMPLINGS
+    assert ex.occnet_setting(profile)["epochs"] == s["epochs"]
+    # the benchmark's claims are paired over >= 20 test shapes (20 with thin parts: chair and mug have them)
+    assert s["test_per_category"] * len(s["categories"]) >= 20
+
+
+def test_occnet_setting_defaults_overrides_and_errors():
+    s = config.sizes("laptop", prefix="ch07.")
+    d = ex.occnet_setting("laptop")
+    assert d == {"per_category": s["occnet_train_per_category"], "epochs": s["epochs"], "n_query": s["n_query"],
+                 "sampling": s["occnet_sampling"], "schedule": s["lr_schedule"]}
+    o = ex.occnet_setting("laptop", per_category=40, n_query=2048, sampling="uniform", schedule="constant")
+    assert o == {"per_category": 40, "epochs": 68, "n_query": 2048, "sampling": "uniform", "schedule": "constant"}
+    assert ex.occnet_setting("laptop", per_category=40, epochs=5)["epochs"] == 5
+    assert ex.setting_key(d) == "160 shapes x 90 epochs, 256 queries, near, cosine"
+    for bad, match in (({"lr": 1.0}, "unknown"), ({"sampling": "poisson"}, "sampling"),
+                       ({"schedule": "step"}, "schedule"), ({"n_query": 0}, "n_query"), ({"epochs": 0}, "epochs")):
+        with pytest.raises(ValueError, match=match):
+            ex.occnet_setting("laptop", **bad)
+
+
+def test_train_occnet_setting_is_train_occnet_on_its_data(tmp_path, monkeypatch):
+    # the default setting loads the very model chapter 11 gets from train_occnet(occnet_train_data())
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    st = ex.occnet_setting("ci", per_category=1)
+    model, hist = ex.train_occnet_setting(st, "ci", progress=False)
+    ref, ref_hist = ex.train_occnet(ex.occnet_train_data("ci", per_category=1), epochs=st["epochs"], profile="ci",
+                                    progress=False)
+    assert ref_hist.epochs_run == hist.epochs_run == st["epochs"]
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
+    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_*.pt"))) == 1  # loaded, not trained twice
+    # another sampling is another model and another checkpoint
+    other, _ = ex.train_occnet_setting({**st, "sampling": "uniform"}, "ci", progress=False)
+    assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
+    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_*.pt"))) == 2
+    # every knob of the setting reaches train_occnet: queries, schedule and epochs too
+    st2 = {**st, "n_query": 2048, "schedule": "constant", "epochs": 2}
+    m2, h2 = ex.train_occnet_setting(st2, "ci", progress=False)
+    r2, _ = ex.train_occnet(ex.occnet_train_data("ci", per_category=1), epochs=2, profile="ci", progress=False,
+                            n_query=2048, schedule="constant")
+    assert h2.epochs_run == 2
+    assert all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), r2.state_dict().values()))
+    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_*.pt"))) == 3
+
+
+def test_occnet_budget_by_hand():
+    from course_lib.train import History
+
+    model = nn.Sequential(nn.Linear(3, 2), nn.Linear(2, 1))  # 8 + 3 trainable parameters
+    model[1].bias.requires_grad_(False)  # a frozen one is not counted
+    hist = History(epochs_run=3, wall_time=12.5)
+    s = config.sizes("ci", prefix="ch07.")
+    # ci: 2 categories, batch 4; 3 shapes per category -> 6 shapes -> 2 batches per epoch
+    assert len(s["categories"]) == 2 and s["batch_size"] == 4
+    b = ex.occnet_budget(model, hist, {"per_category": 3, "n_query": 100}, "ci")
+    assert b == {"steps": 6, "examples": 18, "seconds": 12.5, "params": 10, "epochs": 3, "shapes": 6,
+                 "queries_per_step": 100, "queries": 1800}
+
+
+def test_held_out_iou_is_evaluate_fields_iou_and_thin_index(tmp_path, monkeypatch):
+    monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
+    model, _ = ex.train_occnet(ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci",
+                                                n_pool=600), epochs=2, profile="ci", progress=False)
+    data = ex.implicit_data("val", categories=("airplane", "mug"), per_category=1, profile="ci", n_pool=50)
+    iou = ex.held_out_iou(model, data, "ci")
+    res = ex.evaluate_fields(model, ex.encode(model, ex.held_out_inputs(data, "ci")), data, profile="ci")
+    assert iou.shape == (2,) and torch.allclose(iou, res["metrics"]["iou"])
+    # an independent IoU: the field's own inside test and the exact occupancy at the same uniform points
+    shape = make_shape(data["category"][1], int(data["seed"][1]))
+    z = ex.encode(model, ex.held_out_inputs(data, "ci"))[1]
+    p = torch.rand(config.size("ch07.n_iou", "ci"), 3, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    with torch.no_grad():
+        pred = model.decoder(p[None], z[None])[0] > model.level
+    truth = shape.occupancy(p)
+    assert float(iou[1]) == pytest.approx(float((pred & truth).sum() / (pred | truth).sum()), abs=1e-9)
+    # the airplane has no thin part: the thin metrics cover the mug only, and say so
+    assert res["thin_index"] == [1] and res["metrics"]["thin_recall"].shape == (1,)
+
+
+# --- the benchmark's claims and goals, from hand-made fragments (no training) ---------------------------------
+
+def _benchmark():
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "implicit.py"
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("bench_implicit_under_test", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(path.parent))
+
+
+def _row(iou, thin, thin_index, steps=100):
+    b = {"steps": steps, "examples": 10, "seconds": 1.0, "params": 5}
+    return {"per_shape": {"iou": list(iou), "iou_t02": [v - 0.01 for v in iou], "thin_recall": list(thin)},
+            "thin_index": list(thin_index), "budget": b, "metrics": {}}
+
+
+def test_benchmark_claims_pair_the_rows_and_the_thin_shapes():
+    B = _benchmark()
+    assert B.SELECTION_PARTS == tuple(f"part_select_{s}" for s in B.SWEEPS)  # one guarded part per selection
+    n = 24
+    thin_idx = list(range(0, n, 1))[:20]
+    base = [0.5 + 0.01 * (i % 5) for i in range(n)]
+    near = _row([v + 0.05 for v in base], [0.6 + 0.01 * (i % 3) for i in range(20)], thin_idx)
+    uni = _row(base, [0.6 + 0.01 * ((i + 1) % 3) for i in range(20)], thin_idx)
+    data = {"comparisons": {"rows": {"N": near, "U": uni},
+                            "pairs": {"sampling": {"a": "N", "b": "U", "label_a": "near", "label_b": "uniform"}}}}
+    claims = {c["id"]: c for c in B.claim_records(data)}
+    assert set(claims) == {"sampling_iou", "sampling_thin_recall"}
+    assert claims["sampling_iou"]["verdict"] == "ahead" and claims["sampling_iou"]["n"] == n
+    assert claims["sampling_iou"]["difference"] == pytest.approx(0.05)
+    thin = claims["sampling_thin_recall"]
+    assert thin["n"] == 20 and thin["verdict"] == "not separated"  # the recalls differ, but not systematically
+    assert set(thin["budget"]) == {"near", "uniform"}
+    goals = {g["id"]: g for g in B.goal_records(data, list(claims.values()))}
+    assert goals["sampling_thin_recall"]["value"] == "not separated" and not goals["sampling_thin_recall"]["met"]
+    # rows scored on different shapes are refused, not paired
+    data["comparisons"]["rows"]["U"] = _row(base, [0.6] * 20, [i + 1 for i in thin_idx])
+    with pytest.raises(ValueError, match="thin-part shapes differ"):
+        B.claim_records(data)
+    # fewer than 20 paired shapes: no comparative claim
+    data["comparisons"]["rows"] = {"N": _row(base[:10], [0.6] * 10, range(10)), "U": _row(base[:10], [0.5] * 10,
+                                                                                            range(10))}
+    with pytest.raises(ValueError, match="too few"):
+        B.claim_records(data)
+
+
+def test_benchmark_goals_from_the_parts():
+    B = _benchmark()
+    occ = {"metrics": {"iou": [0.86, 0.01]}, "train_seconds": 310.0, "shapes": {"test": 50}}
+    mise = {"a": {"chamfer": 0.0, "fraction": 0.1}, "b": {"chamfer": 2e-6, "fraction": 0.15}, "_sizes": {}}
+    goals = {g["id"]: g for g in B.goal_records({"occnet": occ, "mise": mise,
+                                                  "deepsdf": {"ratio_to_oracle": 1.9, "shapes": {"test": 10}}}, [])}
+    assert goals["occnet_iou"]["met"] and not goals["occnet_train_seconds"]["met"]  # both halves of OCCNET_GOAL
+    assert goals["deepsdf_oracle_ratio"]["met"]
+    assert not goals["mise_same_mesh"]["met"] and goals["mise_same_mesh"]["value"] == 2e-6  # the worst field
+    assert goals["mise_fraction"]["met"] and goals["mise_fraction"]["value"] == 0.15
+    assert "sampling_thin_recall" not in goals  # no claim, no goal
+
+
+def test_benchmark_compares_the_config_default_with_its_alternative():
+    B = _benchmark()
+    rows = {f"{p} shapes": {"setting": {"per_category": p}} for p in (1, 3)}
+    assert B._alternative("shapes", "ci", rows) == ("3 shapes", "1 shapes")  # ci default 3, the fewest 1
+    rows = {k: {"setting": {"sampling": k}} for k in ex.OCCNET_SAMPLINGS}
+    assert B._alternative("sampling", "ci", rows) == ("near", "uniform")
+    rows = {f"{q} q": {"setting": {"n_query": q}} for q in (256, 2048)}
+    assert B._alternative("queries", "ci", rows) == ("256 q", "2048 q")
+    assert B._alternative("queries", "ci", {"256 q": rows["256 q"]}) is None  # nothing to compare with
+
+
+def test_benchmark_refuses_test_rows_older_than_the_selections():
+    B = _benchmark()
+    st = ex.occnet_setting("ci")
+    rows = {"near": {"setting": st}, "uniform": {"setting": {**st, "sampling": "uniform"}}}
+    data = {"select_schedule": {"chosen_setting": st}, "select_sampling": {"rows": rows},
+            "occnet": {"setting": st}, "mise": {"_setting": st},
+            "comparisons": {"pairs": {"sampling": {"a": ex.setting_key(st),
+                                                   "b": ex.setting_key(rows["uniform"]["setting"])}}}}
+    B._check_fresh(data)  # consistent: nothing to say
+    for part, bad in (("occnet", {"setting": {**st, "n_query": 2048}}), ("mise", {"_setting": {**st, "epochs": 9}})):
+        with pytest.raises(SystemExit, match=f"rerun --part {part}"):
+            B._check_fresh({**data, part: bad})
+    stale = {**data, "select_sampling": {"rows": {"near": rows["near"], "mix": {"setting": {**st, "sampling": "mix"}}}}}
+    with pytest.raises(SystemExit, match="comparisons part predates the sampling selection"):
+        B._check_fresh(stale)

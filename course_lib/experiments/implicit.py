@@ -13,12 +13,17 @@ Introduced in ``lectures/07_implicit_fields.ipynb``.
   auto-decoder and the test-time latent optimisation of unseen shapes;
 * :func:`evaluate_fields`: IoU, Chamfer-L1 (OccNet's convention), normal consistency, F-score and
   the thin-part completeness of extracted meshes on held-out shapes;
-* :func:`sampling_experiment`: the same model trained on uniform, near-surface and mixed
-  samples, compared on thin parts (chair legs, lamp stems, mug handles);
+* :func:`occnet_setting`, :func:`occnet_epochs`, :func:`train_occnet_setting`, :func:`occnet_budget`,
+  :func:`held_out_iou`: one OccNet training configuration (shapes per category, epochs, queries per
+  step, sampling, schedule), its budget and the validation score ``benchmarks/implicit.py`` chooses
+  each of them with (protocol 2: choices on ``val``, ``test`` read once, to report); the sampling
+  study (uniform, mixed and near-surface samples, compared on thin parts: chair legs, lamp stems,
+  mug handles) is that benchmark's sampling selection read on test;
 * :func:`mise_experiment`: hierarchical against dense extraction (evaluations, Chamfer).
 
-Splits are those of :class:`course_lib.data.ShapeNetLite`: "test" shapes are never seen in
-training.  Conventions of every number are in :data:`CONVENTIONS`.
+Splits are those of :class:`course_lib.data.ShapeNetLite`: "val" shapes (``ch07.val_per_category``)
+choose, "test" shapes report; neither is seen in training.  Conventions of every number are in
+:data:`CONVENTIONS`.
 """
 
 from __future__ import annotations
@@ -31,12 +36,13 @@ from typing import Any
 import numpy as np
 import torch
 import trimesh
-from torch import Tensor
+from torch import Tensor, nn
 
 from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import train as _train
 from course_lib.data import make_shape
+from course_lib.experiments.protocol import budget as _budget
 from course_lib.geometry.extract import field_grid, hierarchical_extract, hierarchical_grid
 from course_lib.geometry.mc import marching_cubes
 from course_lib.models.encoders import PointNet
@@ -53,10 +59,11 @@ from course_lib.models.implicit import (
 
 __all__ = [
     "CONVENTIONS", "THIN_PARTS", "SAMPLINGS", "BOUND", "OCCNET_GOAL", "occnet_goal_met", "implicit_data",
-    "occnet_train_data", "QuerySampler", "build_occnet",
+    "occnet_train_data", "QuerySampler", "build_occnet", "OCCNET_SAMPLINGS", "PAPER_N_QUERY", "occnet_epochs",
+    "occnet_setting", "setting_key", "train_occnet_setting", "occnet_budget", "held_out_iou",
     "occnet_loss_fn", "train_occnet", "build_deepsdf", "sdf_loss_fn", "train_deepsdf", "encode",
     "extract", "field_iou", "thin_part_ids", "thin_part_sdf", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
-    "sampling_experiment", "held_out_inputs", "mise_experiment", "smoke",
+    "held_out_inputs", "mise_experiment", "smoke",
 ]
 
 OCCNET_THRESHOLD = 0.2
@@ -77,6 +84,12 @@ BOUND = 1.05
 
 SAMPLINGS: dict[str, float] = {"uniform": 0.0, "mix": 0.5, "near": 1.0, "deepsdf": 47 / 50}
 """Sampling strategies and their share of near-surface samples (DeepSDF: 47/50 near the surface)."""
+
+OCCNET_SAMPLINGS: tuple[str, ...] = ("near", "mix", "uniform")
+"""The samplings OccNet's training is chosen among (on val) and the sampling study compares (on test)."""
+
+PAPER_N_QUERY = 2048
+"""OccNet's occupancy samples per shape and step (``training.points_subsample`` of its configs)."""
 
 THIN_PARTS: dict[str, tuple[str, ...]] = {
     "chair": ("leg",), "table": ("leg",), "lamp": ("stem",), "mug": ("handle",), "bench": ("leg",),
@@ -108,13 +121,18 @@ def _sizes(profile: str | None) -> dict[str, Any]:
     return dict(config.sizes(profile, prefix="ch07."))
 
 
+_SPLIT_SIZE = {"train": "train_per_category", "val": "val_per_category", "test": "test_per_category"}
+
+
 def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
                   categories: Sequence[str] | None = None, per_category: int | None = None,
                   n_pool: int | None = None, n_target: int | None = None, sigmas: Sequence[float] = (0.01, 0.05),
                   profile: str | None = None, seed: int = 0) -> dict[str, Any]:
     """One split of ShapeNet-lite for implicit models, stacked in memory.
 
-    Introduced in ``lectures/07_implicit_fields.ipynb``.
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  ``split`` is ``"train"``, ``"val"`` or
+    ``"test"``, with ``ch07.train_per_category``, ``ch07.val_per_category`` or
+    ``ch07.test_per_category`` shapes per category unless ``per_category`` says otherwise.
 
     Keys: ``points``, ``normals`` (S, P, 3) surface samples (stream 0: the encoder's input pool);
     ``target_points``, ``target_normals`` (S, n_target, 3) (stream 1: what meshes are scored
@@ -131,8 +149,9 @@ def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
         raise ValueError(f"sampling must be one of {tuple(SAMPLINGS)}, got {sampling!r}")
     s = _sizes(profile)
     cats = tuple(categories) if categories is not None else tuple(s["categories"])
-    per = int(per_category if per_category is not None else s[f"{'train' if split == 'train' else 'test'}"
-                                                               "_per_category"])
+    if split not in _SPLIT_SIZE:
+        raise ValueError(f"split must be one of {tuple(_SPLIT_SIZE)}, got {split!r}")
+    per = int(per_category if per_category is not None else s[_SPLIT_SIZE[split]])
     n_pool = int(n_pool if n_pool is not None else s["n_pool"])
     if n_target is None:  # scoring needs dense target samples; training shapes only need their input pool
         n_target = int(s["n_eval_points"]) if split != "train" else None
@@ -275,6 +294,120 @@ def train_occnet(data: dict[str, Any], *, decoder: str = "occnet", epochs: int |
                                 loss_fn=occnet_loss_fn, epochs=epochs, optimizer=opt, scheduler=sched, lr=lr,
                                 seed=seed, progress=progress, live_plot=False)
     return model.eval(), hist
+
+
+# ---------------------------------------------------------------------------
+# one OccNet training configuration: its epochs, budget and validation score
+# ---------------------------------------------------------------------------
+SETTING_KEYS = ("per_category", "epochs", "n_query", "sampling", "schedule")
+"""What an OccNet training configuration (:func:`occnet_setting`) fixes."""
+
+
+def occnet_epochs(per_category: int, n_query: int, profile: str | None = None) -> int:
+    """Epochs of an OccNet run on ``per_category`` shapes per category with ``n_query`` queries per shape and step.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  ``ch07.query_epochs`` gives each candidate
+    number of queries its epochs at ``ch07.occnet_train_per_category`` shapes per category (about the
+    same training time for every entry on the laptop); another set size keeps the number of steps,
+    ``round(epochs * occnet_train_per_category / per_category)`` (at least 1): more shapes, fewer epochs.
+
+    >>> occnet_epochs(40, 256, "laptop"), occnet_epochs(320, 256, "laptop"), occnet_epochs(160, 2048, "laptop")
+    (360, 45, 17)
+    """
+    s = _sizes(profile)
+    per, q = int(per_category), int(n_query)
+    if per < 1:
+        raise ValueError(f"per_category must be a positive number of shapes, got {per_category!r}")
+    table = {int(k): int(v) for k, v in s["query_epochs"]}
+    if q not in table:
+        raise ValueError(f"no epochs for {q} queries per shape and step: ch07.query_epochs has {sorted(table)}")
+    return max(1, round(table[q] * int(s["occnet_train_per_category"]) / per))
+
+
+def occnet_setting(profile: str | None = None, **overrides: Any) -> dict[str, Any]:
+    """One OccNet training configuration: ``per_category``, ``epochs``, ``n_query``, ``sampling``, ``schedule``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  The defaults are the config's
+    (``ch07.occnet_train_per_category``, ``ch07.n_query``, ``ch07.occnet_sampling``,
+    ``ch07.lr_schedule``): the values ``benchmarks/implicit.py``'s selection on ``val`` starts from.
+    ``epochs`` defaults to :func:`occnet_epochs` of the set size and the queries.
+    """
+    bad = sorted(set(overrides) - set(SETTING_KEYS))
+    if bad:
+        raise ValueError(f"unknown setting(s) {bad}; an OccNet setting has {SETTING_KEYS}")
+    s = _sizes(profile)
+    out: dict[str, Any] = {"per_category": int(s["occnet_train_per_category"]), "n_query": int(s["n_query"]),
+                           "sampling": str(s["occnet_sampling"]), "schedule": str(s["lr_schedule"])}
+    out.update({k: v for k, v in overrides.items() if k != "epochs" and v is not None})
+    out["per_category"], out["n_query"] = int(out["per_category"]), int(out["n_query"])
+    if out["n_query"] < 1:
+        raise ValueError(f"n_query must be a positive number of samples per shape, got {out['n_query']}")
+    if out["sampling"] not in SAMPLINGS:
+        raise ValueError(f"sampling must be one of {tuple(SAMPLINGS)}, got {out['sampling']!r}")
+    if out["schedule"] not in _train.SCHEDULES:
+        raise ValueError(f"schedule must be one of {_train.SCHEDULES}, got {out['schedule']!r}")
+    epochs = overrides.get("epochs")
+    out["epochs"] = int(epochs) if epochs is not None else occnet_epochs(out["per_category"], out["n_query"], profile)
+    if out["epochs"] < 1:
+        raise ValueError(f"epochs must be positive, got {out['epochs']}")
+    return {k: out[k] for k in SETTING_KEYS}
+
+
+def setting_key(setting: dict[str, Any]) -> str:
+    """A readable, unique name of a setting: ``"160 shapes x 90 epochs, 256 queries, near, cosine"``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb`` (the rows of the benchmark's tables).
+    """
+    return (f"{setting['per_category']} shapes x {setting['epochs']} epochs, {setting['n_query']} queries, "
+            f"{setting['sampling']}, {setting['schedule']}")
+
+
+def train_occnet_setting(setting: dict[str, Any], profile: str | None = None, *, decoder: str = "occnet",
+                         progress: bool = True, retrain: bool = False,
+                         seed: int = 0) -> tuple[OccupancyNetwork, _train.History]:
+    """Train (or load) OccNet in one :func:`occnet_setting` on :func:`occnet_train_data`.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  The checkpoint is :func:`train_occnet`'s, so the
+    config's default setting loads the same model as ``train_occnet(occnet_train_data())``.
+    """
+    st = occnet_setting(profile, **{k: setting[k] for k in SETTING_KEYS if k in setting})
+    train = occnet_train_data(profile, per_category=st["per_category"], sampling=st["sampling"])
+    return train_occnet(train, decoder=decoder, epochs=st["epochs"], profile=profile, retrain=retrain,
+                        progress=progress, seed=seed, schedule=st["schedule"], n_query=st["n_query"])
+
+
+def occnet_budget(model: nn.Module, hist: _train.History, setting: dict[str, Any],
+                  profile: str | None = None) -> dict[str, Any]:
+    """The budget (:func:`course_lib.experiments.protocol.budget`) of one OccNet run in ``setting``.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  ``steps`` = epochs run x batches per epoch
+    (``ceil(shapes / ch07.batch_size)``), ``examples`` = shapes seen (epochs x shapes), ``seconds`` =
+    the run's own training time, ``params`` = trainable parameters; ``queries`` = occupancy samples seen
+    (examples x queries per shape and step), ``epochs``, ``shapes``, ``queries_per_step``.
+    """
+    s = _sizes(profile)
+    shapes = int(setting["per_category"]) * len(s["categories"])
+    epochs = int(hist.epochs_run)
+    steps = epochs * math.ceil(shapes / int(s["batch_size"]))
+    return _budget(steps=steps, examples=epochs * shapes, seconds=float(hist.wall_time),
+                   params=sum(p.numel() for p in model.parameters() if p.requires_grad), epochs=epochs,
+                   shapes=shapes, queries_per_step=int(setting["n_query"]),
+                   queries=epochs * shapes * int(setting["n_query"]))
+
+
+def held_out_iou(model: Any, data: dict[str, Any], profile: str | None = None, *,
+                 level: float | None = None) -> Tensor:
+    """Per-shape IoU ``(S,)`` of the field the model encodes from each shape's held-out input cloud.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  :func:`evaluate_fields`' ``iou`` without the
+    meshes (the same inputs :func:`held_out_inputs`, ``ch07.n_iou`` points, the same seeds): the score
+    ``benchmarks/implicit.py`` makes every choice with, on the ``val`` split.
+    """
+    s = _sizes(profile)
+    codes = encode(model, held_out_inputs(data, profile))
+    vals = [field_iou(model, codes[i], make_shape(data["category"][i], int(data["seed"][i])), int(s["n_iou"]),
+                      seed=i, level=level) for i in range(codes.shape[0])]
+    return torch.tensor(vals, dtype=torch.float64)
 
 
 def build_deepsdf(n_shapes: int, profile: str | None = None) -> AutoDecoder:
@@ -421,7 +554,10 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.  Returns ``{"metrics": {name: (S,) tensor},
     "meshes": the first keep_meshes meshes, "evaluations": mean field evaluations per mesh,
-    "empty": number of empty predictions}``.  ``deepsdf=True`` adds ``cd_deepsdf``.
+    "empty": number of empty predictions, "thin_index": the shapes (indices into data) that the
+    thin-part metrics cover, in their order}``: ``thin_cd`` and ``thin_recall`` have one value per
+    shape with thin parts (:data:`THIN_PARTS`), the other metrics one per shape.  ``deepsdf=True``
+    adds ``cd_deepsdf``.
     """
     s = _sizes(profile)
     tau = float(s["fscore_tau"])
@@ -430,7 +566,7 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
                                                    "thin_recall")}
     if deepsdf:
         out["cd_deepsdf"] = []
-    meshes, evals, empty = [], [], 0
+    meshes, evals, empty, thin_index = [], [], 0, []
     for i in range(codes.shape[0]):
         shape = make_shape(data["category"][i], int(data["seed"][i]))
         mesh, n_ev = extract(model, codes[i], profile=profile)
@@ -459,9 +595,10 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
             d = torch.cat([torch.cdist(thin[j:j + 1024], pred).amin(1) for j in range(0, thin.shape[0], 1024)])
             out["thin_cd"].append(float(d.mean()))
             out["thin_recall"].append(float((d <= tau).float().mean()))
+            thin_index.append(i)
     metrics = {k: torch.tensor(v, dtype=torch.float64) for k, v in out.items() if v}
     return {"metrics": metrics, "meshes": meshes, "evaluations": float(np.mean(evals)) if evals else 0.0,
-            "empty": int(empty)}
+            "empty": int(empty), "thin_index": thin_index}
 
 
 def reconstruct_unseen(model: AutoDecoder, data: dict[str, Any], *, iters: int | None = None,
@@ -496,27 +633,6 @@ def oracle_chamfer(data: dict[str, Any], preset: str = "deepsdf") -> Tensor:
         ref, _ = shape.sample_surface(int(data["target_points"].shape[1]), stream=2)
         vals.append(float(conv.chamfer(ref, data["target_points"][i])))
     return torch.tensor(vals, dtype=torch.float64)
-
-
-def sampling_experiment(*, profile: str | None = None, decoder: str = "occnet",
-                        samplings: Sequence[str] = ("uniform", "mix", "near"), progress: bool = True,
-                        retrain: bool = False) -> dict[str, dict[str, Tensor]]:
-    """The seed's experiment: one model per sampling strategy, metrics on held-out shapes with thin parts.
-
-    Introduced in ``lectures/07_implicit_fields.ipynb``.  Categories ``ch07.sampling_categories``,
-    ``ch07.sampling_epochs`` epochs each.  Returns ``{sampling: per-shape metrics}``.
-    """
-    s = _sizes(profile)
-    cats = tuple(s["sampling_categories"])
-    test = implicit_data("test", categories=cats, profile=profile)
-    out = {}
-    for smp in samplings:
-        train = implicit_data("train", categories=cats, sampling=smp, profile=profile)
-        model, _ = train_occnet(train, decoder=decoder, epochs=int(s["sampling_epochs"]), profile=profile,
-                                progress=progress, retrain=retrain, name="ch07_sampling")
-        codes = encode(model, held_out_inputs(test, profile))
-        out[smp] = evaluate_fields(model, codes, test, profile=profile)["metrics"]
-    return out
 
 
 def held_out_inputs(data: dict[str, Any], profile: str | None, seed: int = 123) -> Tensor:
