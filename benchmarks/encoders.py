@@ -1,24 +1,37 @@
-"""Chapter 02 benchmark: PointNet, PointNet++ and DGCNN classifiers on ShapeNet-lite.
+"""Chapter 02 benchmark: PointNet, PointNet++ and DGCNN classifiers on ShapeNet-lite, over training seeds.
 
-For each point encoder: train with the profile's sizes (``config.sizes(prefix="ch02.")``),
-then measure test accuracy on held-out seeds at the training number of points, accuracy
-versus the number of input points and versus jitter, the permutation error, the training
-wall time and the inference time.  Writes ``results/encoders-<profile>-<machine>.md`` and the
-JSON twin ``results/encoders-<profile>.json`` that ``lectures/02_encoders.ipynb`` reads (every
-model's training budget is stored beside its accuracy: the budgets are not equal, the lecture says
-so), and saves the trained weights (:func:`course_lib.experiments.encoders.checkpoint_path`, keyed by
-data, architecture, training and this protocol: the best epoch by validation loss; the lecture and
-the lab train without a validation split, so they keep their own checkpoint).
+Protocol 2 (``course_lib.experiments.protocol``):
 
-    COURSE_PROFILE=laptop python benchmarks/encoders.py [--models pointnet dgcnn] [--no-save]
+1. **Choices on val.**  ``choose_epochs`` (a ``@selection_part``: reading the test split there raises)
+   trains each encoder for each epoch budget of ``ch02.epoch_candidates`` (one selection seed, not a
+   reporting seed) and keeps the budget with the best validation loss; ``train_on_val`` trains one
+   reporting run and keeps its epoch with the best validation loss.  Both land in
+   ``data["selections"]``.  ``--epochs-from-config`` skips the first choice (the ``ch02.train_*``
+   epochs, recorded as not selected).
+2. **Budgets.**  Every model's row carries its budget (steps, examples, seconds, parameters); the
+   budgets are not equal (each model has its own epochs and batch size), and every claim says by how much.
+3. **Seeds.**  Each model is trained with every seed of ``--seeds`` (at least 3 for a claim) and tested on
+   held-out shapes (the test split, read only after every choice); the comparisons are claim records
+   paired over the seeds (accuracy on the big test, and at the fewest and the most input points).
+4. **Goals** as records (:data:`course_lib.experiments.encoders.GOALS`).
 
-Cost (laptop profile, 2 idle cores, from the last recorded run): PointNet ~0.5 min, PointNet++
-~1.5 min, DGCNN ~4 min of training, plus data (~1 min the first time) and evaluation (~2 min).
+Writes ``results/encoders-<profile>-<machine>.md`` and the JSON twin ``results/encoders-<profile>.json``
+that ``lectures/02_encoders.ipynb`` reads, and saves the first seed's weights
+(:func:`course_lib.experiments.encoders.checkpoint_path`, keyed by data, architecture, the chosen epochs and
+this protocol; the lecture and the lab train without a validation split, so they keep their own checkpoint).
+
+    COURSE_PROFILE=laptop python benchmarks/encoders.py [--seeds 0 1 2] [--models pointnet dgcnn] [--no-save]
+
+Cost (laptop profile, 2 idle cores, from the per-epoch times of the last protocol-1 run: PointNet ~4 s,
+PointNet++ ~2.5 s, DGCNN ~12 s per epoch): choosing the epochs ~9 min (6+12, 20+40 and 8+16 epochs), three
+seeds at the chosen budgets ~16 min (if the choices are the ``ch02.train_*`` epochs), evaluation ~1 min
+per seed, data ~1 min the first time: about 30 minutes.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -31,6 +44,18 @@ from _common import md_table, timeit, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
+from course_lib.experiments.protocol import (  # noqa: E402
+    MIN_SEEDS,
+    claim_sentence,
+    goal_sentence,
+    selection_part,
+    selection_record,
+)
+
+SELECTION_PARTS = ("choose_epochs", "train_on_val")
+"""Protocol 2: the epoch budget of each encoder and the epoch each run keeps are chosen on val."""
+
+LABELS = {"pointnet": "PointNet", "pointnet2": "PointNet++", "dgcnn": "DGCNN"}
 
 
 def _load() -> str:
@@ -40,11 +65,60 @@ def _load() -> str:
         return "n/a"
 
 
+@selection_part
+def choose_epochs(models, train, val, *, profile: str, seed: int) -> tuple[dict[str, int], list[dict]]:
+    """For each model, train once per epoch budget of ``ch02.epoch_candidates`` and keep the budget whose
+    run reaches the lowest validation loss (the epoch budget is a choice, made on val)."""
+    chosen, records = {}, []
+    for name in models:
+        scores = {}
+        for epochs in C.epoch_candidates(name, profile):
+            t = time.perf_counter()
+            _, hist = C.train_classifier(name, train, val, profile=profile, seed=seed, epochs=epochs,
+                                         progress=False, live_plot=False)
+            scores[str(epochs)] = hist.best_metric
+            print(f"choose epochs, {name}: {epochs} epochs -> best val loss {hist.best_metric:.4f} "
+                  f"({time.perf_counter() - t:.0f} s)", flush=True)
+        pick, rec = selection_record(f"epochs/{name}", scores, metric=f"best validation loss of a run of that many "
+                                     f"epochs (selection seed {seed})", higher_is_better=False)
+        chosen[name] = int(pick)
+        records.append(rec)
+    return chosen, records
+
+
+@selection_part
+def train_on_val(name, train, val, *, profile: str, seed: int, epochs: int, checkpoint):
+    """One reporting run: train ``name`` on the training clouds and keep its epoch with the best validation loss."""
+    t = time.perf_counter()
+    model, hist = C.train_classifier(name, train, val, profile=profile, checkpoint=checkpoint, retrain=True,
+                                     seed=seed, epochs=epochs, progress=False, live_plot=False)
+    wall = time.perf_counter() - t
+    kept, rec = C.best_epoch_record(f"best_epoch/{name}/seed{seed}", hist)
+    return model, hist, wall, kept, rec
+
+
+def _mean(xs) -> float:
+    xs = [float(x) for x in xs]
+    return sum(xs) / len(xs)
+
+
+def _mean_se(xs) -> str:
+    xs = [float(x) for x in xs]
+    m = _mean(xs)
+    if len(xs) < 2:
+        return f"{m:.3f}"
+    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
+    return f"{m:.3f} ± {se:.3f}"
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", nargs="*", default=list(C.MODELS), choices=C.MODELS)
-    ap.add_argument("--no-save", action="store_true", help="do not save the checkpoints for the notebooks")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--no-save", action="store_true", help="do not save the first seed's checkpoints")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds (>= 3 for claims)")
+    ap.add_argument("--selection-seed", type=int, default=100, help="the seed of the epoch-budget runs on val")
+    ap.add_argument("--epochs-from-config", action="store_true",
+                    help="skip the choice of the epoch budgets on val: train the ch02.train_* epochs")
     ap.add_argument("--name", default="encoders", help="result file name (default: encoders)")
     ap.add_argument("--big-test", type=int, default=50,
                     help="also test on this many held-out shapes per category (the first n test seeds, a "
@@ -58,68 +132,147 @@ def main() -> None:
     t0 = time.perf_counter()
     train = C.load_point_clouds("train")
     val = C.load_point_clouds("val")
+    data_s = time.perf_counter() - t0
+    configured = {name: int(sizes[f"train_{name}"]["epochs"]) for name in args.models}
+    selections: list[dict] = []
+    if args.epochs_from_config:
+        epochs = dict(configured)
+    else:
+        t = time.perf_counter()
+        epochs, recs = choose_epochs(args.models, train, val, profile=profile, seed=args.selection_seed)
+        selections += recs
+        print(f"epochs chosen on val: {epochs} ({time.perf_counter() - t:.0f} s)", flush=True)
+    differs = {n: (epochs[n], configured[n]) for n in args.models if epochs[n] != configured[n]}
+    if differs:
+        print(f"NOTE: the epochs chosen on val differ from ch02.train_* (chosen, configured): {differs}; the "
+              "lecture trains the configured ones", flush=True)
+
+    # the test split is read only now, after every choice
+    t0 = time.perf_counter()
     test = C.load_point_clouds("test")
     big = C.load_point_clouds("test", shapes_per_category=args.big_test) if args.big_test else None
-    data_s = time.perf_counter() - t0
+    data_s += time.perf_counter() - t0
     print(f"data: train {tuple(train[0].shape)}, val {tuple(val[0].shape)}, test {tuple(test[0].shape)} "
           f"({data_s:.1f} s)", flush=True)
 
     n_train = int(sizes["n_points"])
     counts = [n for n in sizes["test_points"] if n <= test[0].shape[1]]
     sigmas = list(sizes["jitter_sigmas"])
-    rows, pts_rows, jit_rows, notes = [], [], [], []
-    data: dict = {"n_points": n_train, "n_train": int(train[0].shape[0]), "n_val": int(val[0].shape[0]),
-                  "n_test": int(test[0].shape[0]), "n_big_test": 0 if big is None else int(big[0].shape[0]),
-                  "counts": counts, "sigmas": sigmas, "models": {}}
-    for name in args.models:
-        # its own checkpoint: selected by validation loss, so not the lecture's (which trains without val)
-        ckpt = None if args.no_save else C.checkpoint_path(name, profile, protocol="best epoch by validation loss")
-        print(f"--- {name}", flush=True)
-        t = time.perf_counter()
-        model, hist = C.train_classifier(name, train, val, profile=profile, checkpoint=ckpt, retrain=True,
-                                         seed=args.seed, progress=False, live_plot=False)
-        wall = time.perf_counter() - t
-        acc = C.evaluate_accuracy(model, *test, n_points=n_train)
-        big_acc = C.evaluate_accuracy(model, *big, n_points=n_train) if big is not None else float("nan")
-        vs_pts = C.accuracy_vs_points(model, *test, counts)
-        vs_jit = C.accuracy_vs_jitter(model, *test, sigmas, n_points=n_train)
-        perm = C.permutation_error(model, test[0][:8, :n_train])
-        batch = test[0][: int(sizes["batch_size"]), :n_train]
-        with torch.no_grad():
-            infer = timeit(lambda m=model, b=batch: m(b), repeat=3)
-        params = sum(p.numel() for p in model.parameters())
-        best_val = hist.val[hist.best_epoch]["val_acc"] if hist.val and hist.best_epoch >= 0 else float("nan")
-        rows.append([name, params, hist.epochs_run, f"{wall:.0f}", f"{hist.wall_time:.0f}", f"{best_val:.3f}",
-                     f"{acc:.3f}", f"{big_acc:.3f}", f"{perm:.1e}", f"{infer * 1000:.0f}"])
-        pts_rows.append([name] + [f"{vs_pts[n]:.3f}" for n in counts])
-        jit_rows.append([name] + [f"{vs_jit[s]:.3f}" for s in sigmas])
-        notes.append(f"- {name}: architecture {dict(sizes[name])}, training {dict(sizes['train_' + name])}")
-        data["models"][name] = {
-            "params": params, "epochs": hist.epochs_run, "train_wall_s": wall, "fit_s": hist.wall_time,
-            "val_acc": best_val, "test_acc": acc, "big_test_acc": big_acc, "perm_error": perm,
-            "inference_ms": infer * 1000, "vs_points": [[n, vs_pts[n]] for n in counts],
-            "vs_jitter": [[sg, vs_jit[sg]] for sg in sigmas],
-            "budget": {"architecture": dict(sizes[name]), "training": dict(sizes["train_" + name])}}
-        print(rows[-1], flush=True)
+    acc_key = "big_test_acc" if big is not None else "test_acc"
+    runs: dict[str, list[dict]] = {name: [] for name in args.models}
+    params, infer = {}, {}
+    for seed in args.seeds:
+        for name in args.models:
+            ckpt = None
+            if not args.no_save and seed == args.seeds[0]:
+                ckpt = C.checkpoint_path(name, profile, protocol="best epoch by validation loss", epochs=epochs[name])
+            model, hist, wall, kept, rec = train_on_val(name, train, val, profile=profile, seed=seed,
+                                                        epochs=epochs[name], checkpoint=ckpt)
+            selections.append(rec)
+            r = {"seed": seed, "epochs": hist.epochs_run, "best_epoch": kept + 1, "train_wall_s": wall,
+                 "fit_s": hist.wall_time, "val_loss": hist.val[kept]["val_loss"], "val_acc": hist.val[kept]["val_acc"],
+                 "test_acc": C.evaluate_accuracy(model, *test, n_points=n_train),
+                 "big_test_acc": C.evaluate_accuracy(model, *big, n_points=n_train) if big is not None else None,
+                 "vs_points": [[n, a] for n, a in C.accuracy_vs_points(model, *test, counts).items()],
+                 "vs_jitter": [[s, a] for s, a in C.accuracy_vs_jitter(model, *test, sigmas, n_points=n_train).items()],
+                 "perm_error": C.permutation_error(model, test[0][:8, :n_train])}
+            runs[name].append(r)
+            if name not in params:
+                params[name] = sum(p.numel() for p in model.parameters())
+                batch = test[0][: int(sizes["batch_size"]), :n_train]
+                with torch.no_grad():
+                    infer[name] = timeit(lambda m=model, b=batch: m(b), repeat=3) * 1000
+            print(f"{name} seed {seed}: epoch {kept + 1}/{hist.epochs_run} kept, test {r['test_acc']:.3f}, "
+                  f"big test {r['big_test_acc']}, {hist.wall_time:.0f} s", flush=True)
 
-    body = ["## Accuracy and time", "",
+    # summaries, budgets, claims, goals
+    models, budgets = {}, {}
+    for name, rs in runs.items():
+        budgets[name] = C.classifier_budget(name, int(train[0].shape[0]), epochs[name], [r["fit_s"] for r in rs],
+                                            params[name], profile)
+        models[name] = {
+            "params": params[name], "epochs": epochs[name], "epochs_configured": configured[name],
+            "test_acc": _mean(r["test_acc"] for r in rs),
+            "big_test_acc": _mean(r["big_test_acc"] for r in rs) if big is not None else float("nan"),
+            "fit_s": _mean(r["fit_s"] for r in rs), "train_wall_s": _mean(r["train_wall_s"] for r in rs),
+            "perm_error": max(r["perm_error"] for r in rs), "inference_ms": infer[name],
+            "vs_points": [[n, _mean(r["vs_points"][i][1] for r in rs)] for i, n in enumerate(counts)],
+            "vs_jitter": [[sg, _mean(r["vs_jitter"][i][1] for r in rs)] for i, sg in enumerate(sigmas)],
+            "budget": {"architecture": dict(sizes[name]), "training": {**dict(sizes["train_" + name]),
+                                                                       "epochs": epochs[name]},
+                       **budgets[name]},
+            "runs": rs}
+    few, many = counts[0], counts[-1]
+    metric = f"accuracy, {big[0].shape[0] if big is not None else test[0].shape[0]} held-out shapes"
+    values = {metric: {n: [r[acc_key] for r in rs] for n, rs in runs.items()},
+              f"accuracy at {few} points": {n: [r["vs_points"][0][1] for r in rs] for n, rs in runs.items()},
+              f"accuracy at {many} points": {n: [r["vs_points"][-1][1] for r in rs] for n, rs in runs.items()}}
+    specs = [("pointnet2_vs_pointnet", "pointnet2", "pointnet", metric,
+              "PointNet++ classifies held-out full clouds more accurately than PointNet"),
+             ("dgcnn_vs_pointnet", "dgcnn", "pointnet", metric,
+              "DGCNN classifies held-out full clouds more accurately than PointNet"),
+             ("dgcnn_vs_pointnet2", "dgcnn", "pointnet2", metric,
+              "DGCNN classifies held-out full clouds more accurately than PointNet++"),
+             ("pointnet_vs_pointnet2_fewest_points", "pointnet", "pointnet2", f"accuracy at {few} points",
+              f"PointNet keeps more accuracy than PointNet++ with only {few} input points (trained at {n_train})"),
+             ("pointnet_vs_dgcnn_fewest_points", "pointnet", "dgcnn", f"accuracy at {few} points",
+              f"PointNet keeps more accuracy than DGCNN with only {few} input points (trained at {n_train})"),
+             ("pointnet2_vs_dgcnn_most_points", "pointnet2", "dgcnn", f"accuracy at {many} points",
+              f"PointNet++ (ball grouping) keeps more accuracy than DGCNN (kNN) with {many} input points "
+              f"(trained at {n_train})")]
+    claims = []
+    if len(args.seeds) >= MIN_SEEDS:
+        claims = C.seed_claims(values, specs, budgets, higher_is_better=True,
+                               selected_on="none" if args.epochs_from_config else "val")
+    else:
+        print(f"{len(args.seeds)} seed(s) < {MIN_SEEDS}: no claim recorded", flush=True)
+    goals = C.encoder_goals({n: {"accuracy": values[metric][n], "fit_s": [r["fit_s"] for r in rs],
+                                 "perm_error": [r["perm_error"] for r in rs]} for n, rs in runs.items()}, claims)
+
+    rows = [[name, m["params"], f"{m['epochs']} (config {m['epochs_configured']})", budgets[name]["steps"],
+             budgets[name]["batch_size"], f"{m['fit_s']:.0f}", _mean_se(r["val_acc"] for r in runs[name]),
+             _mean_se(r["test_acc"] for r in runs[name]),
+             _mean_se(r["big_test_acc"] for r in runs[name]) if big is not None else "-",
+             f"{m['perm_error']:.1e}", f"{m['inference_ms']:.0f}"] for name, m in models.items()]
+    seed_rows = [[name, r["seed"], f"{r['best_epoch']}/{r['epochs']}", f"{r['fit_s']:.0f}", f"{r['val_loss']:.4f}",
+                  f"{r['test_acc']:.3f}", "-" if r["big_test_acc"] is None else f"{r['big_test_acc']:.3f}"]
+                 for name, rs in runs.items() for r in rs]
+    sel = [s for s in selections if s["id"].startswith("epochs/")]
+    body = ["## Protocol", "",
+            (f"Epoch budgets chosen on val (best validation loss, selection seed {args.selection_seed}): "
+             + "; ".join(f"{s['id'].split('/')[1]}: {s['chosen']} of {list(s['candidates'])}" for s in sel)
+             if sel else "Epoch budgets: the `ch02.train_*` configuration (not selected, --epochs-from-config)."),
+            f"Every run keeps its epoch with the best validation loss ({val[0].shape[0]} shapes). Seeds {args.seeds}; "
+            "the test split is read after every choice.", "",
+            "## Accuracy and time (mean ± standard error over the seeds)", "",
             f"Trained on {train[0].shape[0]} shapes ({n_train} random points per cloud per step, augmented: "
-            f"rotation about y, scale 0.8-1.25, jitter 0.01), best epoch by validation loss "
-            f"({val[0].shape[0]} shapes); tested on {test[0].shape[0]} held-out shapes (other seeds) "
+            f"rotation about y, scale 0.8-1.25, jitter 0.01); tested on {test[0].shape[0]} held-out shapes "
             f"at {n_train} points; big test: {0 if big is None else big[0].shape[0]} held-out shapes "
-            f"({args.big_test} test seeds per category, the test split included), for a finer comparison "
-            "(one error is 0.2% there, 1% on the test split). Wall time: the whole `train_classifier` call (fit + validation each "
-            "epoch); fit time: the training loop's own clock. Permutation error: largest change of the logits "
-            "under a random permutation of the points (eval mode). Inference: median time of one forward "
-            f"pass on a batch of {int(sizes['batch_size'])} clouds.", "",
-            md_table(["model", "parameters", "epochs", "train wall s", "fit s", "val acc (best epoch)", "test acc",
+            f"({args.big_test} test seeds per category, the test split included). Steps and batch: the training "
+            "budget (the budgets differ between models). Fit s: the training loop's clock, mean over the seeds. "
+            "Permutation error: largest change of the logits under a full random permutation of the points (eval "
+            f"mode), largest over the seeds. Inference: median time of one forward pass on a batch of "
+            f"{int(sizes['batch_size'])} clouds.", "",
+            md_table(["model", "parameters", "epochs", "steps", "batch", "fit s", "val acc (kept epoch)", "test acc",
                       "big test acc", "perm. error", "inference ms/batch"], rows), "",
-            "## Test accuracy versus the number of input points (trained at "
-            f"{n_train})", "",
-            md_table(["model"] + [str(n) for n in counts], pts_rows), "",
-            "## Test accuracy versus Gaussian jitter (sigma, unit-sphere units)", "",
-            md_table(["model"] + [str(s) for s in sigmas], jit_rows), "",
-            "## Configurations", "", *notes]
+            "## Runs", "",
+            md_table(["model", "seed", "kept epoch", "fit s", "val loss", "test acc", "big test acc"], seed_rows), "",
+            f"## Test accuracy versus the number of input points (trained at {n_train}; mean over the seeds)", "",
+            md_table(["model"] + [str(n) for n in counts],
+                     [[n] + [f"{a:.3f}" for _, a in m["vs_points"]] for n, m in models.items()]), "",
+            "## Test accuracy versus Gaussian jitter (sigma, unit-sphere units; mean over the seeds)", "",
+            md_table(["model"] + [str(s) for s in sigmas],
+                     [[n] + [f"{a:.3f}" for _, a in m["vs_jitter"]] for n, m in models.items()]), ""]
+    if claims:
+        body += ["## Claims", "", *[f"- {claim_sentence(c)}" for c in claims], ""]
+    body += ["## Goals", "", *[f"- {goal_sentence(g)}" for g in goals], "", "## Configurations", "",
+             *[f"- {name}: architecture {dict(sizes[name])}, training {models[name]['budget']['training']}"
+               for name in models]]
+    data = {"n_points": n_train, "n_train": int(train[0].shape[0]), "n_val": int(val[0].shape[0]),
+            "n_test": int(test[0].shape[0]), "n_big_test": 0 if big is None else int(big[0].shape[0]),
+            "counts": counts, "sigmas": sigmas, "seeds": list(args.seeds), "epochs_chosen": epochs,
+            "epochs_selected_on_val": not args.epochs_from_config, "models": models, "claims": claims,
+            "goals": goals, "selections": selections}
     note = (f"Data generation / loading took {data_s:.0f} s (not counted in training time). "
             f"Load average (1/5/15 min) at the start: {load_start}; at the end: {_load()}. {args.note}")
     path = write_result(args.name, profile, "\n".join(body), notes=note, data=data)

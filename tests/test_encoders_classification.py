@@ -210,3 +210,93 @@ def test_smoke_runs_every_model_on_cpu(one_torch_thread):
     for name in (*C.MODELS, "resnet_rgbd"):
         assert out[f"{name}_params"] > 0 and math.isfinite(out[f"{name}_loss"])
     assert out["seconds"] > 0
+
+
+# --- protocol 2: budgets, the kept epoch, claims over seeds, goals -------------------------------------
+
+def test_training_steps_by_hand():
+    assert C.training_steps(400, 32, 6) == 12 * 6  # 400 // 32 = 12 full batches
+    assert C.training_steps(400, 32, 6, drop_last=False) == 13 * 6  # the last partial batch counts
+    assert C.training_steps(400, 16, 40) == 1000
+    assert C.training_steps(40, 16, 3, max_batches=2) == 6
+    assert C.training_steps(10, 32, 5) == 0
+    with pytest.raises(ValueError):
+        C.training_steps(10, 0, 1)
+
+
+def test_classifier_budget_follows_the_profile():
+    b = C.classifier_budget("pointnet2", 400, 40, [90.0, 110.0], 1234, "laptop")
+    assert b["steps"] == 1000 and b["examples"] == 16000 and b["seconds"] == 100.0 and b["params"] == 1234
+    assert b["epochs"] == 40 and b["batch_size"] == 16
+    assert C.classifier_budget("pointnet", 400, 6, [1.0], 1, "laptop")["steps"] == 72  # batch 32
+    assert C.classifier_budget("dgcnn", 40, 3, [1.0], 1, "ci")["steps"] == 6  # max_batches 2
+
+
+def test_epoch_candidates_and_the_epochs_override():
+    assert C.epoch_candidates("pointnet", "laptop") == (6, 12)
+    with pytest.raises(ValueError, match="unknown model"):
+        C.epoch_candidates("resnet", "laptop")
+    model = C.build_classifier("pointnet", 2, profile="ci")
+    pts, labels = _clouds(8, 32), torch.arange(8) % 2
+    kw = C.fit_kwargs("pointnet", model, (pts, labels), profile="ci", epochs=7)
+    assert kw["epochs"] == 7 and kw["scheduler"].T_max == 7
+    assert C.fit_kwargs("pointnet", model, (pts, labels), profile="ci")["epochs"] == 1
+    with pytest.raises(ValueError, match="epochs"):
+        C.fit_kwargs("pointnet", model, (pts, labels), profile="ci", epochs=0)
+
+
+def test_best_epoch_record_agrees_with_the_training_loop():
+    from course_lib.train import History
+
+    h = History(val=[{"val_loss": 1.0, "val_acc": 0.5}, {"val_loss": 0.4, "val_acc": 0.9},
+                     {"val_loss": 0.4, "val_acc": 0.9}, {"val_loss": 0.7, "val_acc": 0.95}])
+    kept, rec = C.best_epoch_record("x", h)
+    assert kept == 1 and rec["chosen"] == "epoch 2" and rec["selected_on"] == "val"  # ties: the first
+    assert len(rec["candidates"]) == 4
+    kept, rec = C.best_epoch_record("x", h, metric="val_acc", higher_is_better=True)
+    assert kept == 3
+    with pytest.raises(ValueError, match="no validation curve"):
+        C.best_epoch_record("x", History())
+    with pytest.raises(ValueError, match="no 'val_f1'"):
+        C.best_epoch_record("x", h, metric="val_f1")
+    # a real run: the record keeps the epoch the training loop kept
+    from course_lib import train as T
+
+    pts, labels = _clouds(16, 32), torch.arange(16) % 2
+    model = C.build_classifier("pointnet", 2, profile="ci")
+    kw = C.fit_kwargs("pointnet", model, (pts, labels), (pts, labels), profile="ci", progress=False,
+                      live_plot=False, epochs=4)
+    hist = T.fit(model, **kw)
+    assert C.best_epoch_record("run", hist)[0] == hist.best_epoch
+
+
+def _budgets(*names, steps=100):
+    from course_lib.experiments.protocol import budget
+
+    return {n: budget(steps=steps, examples=steps * 16, seconds=1.0, params=10) for n in names}
+
+
+def test_seed_claims_pair_over_seeds_and_skip_what_did_not_run():
+    values = {"acc": {"a": [0.90, 0.91, 0.92], "b": [0.80, 0.82, 0.81], "c": [0.90, 0.80, 0.92]}}
+    specs = [("a_vs_b", "a", "b", "acc", "A beats B"), ("c_vs_a", "c", "a", "acc", "C beats A"),
+             ("a_vs_d", "a", "d", "acc", "D did not run"), ("x", "a", "b", "f1", "no such metric")]
+    out = {c["id"]: c for c in C.seed_claims(values, specs, _budgets("a", "b", "c"))}
+    assert set(out) == {"a_vs_b", "c_vs_a"}
+    assert out["a_vs_b"]["verdict"] == "ahead" and out["a_vs_b"]["difference"] == pytest.approx(0.1)
+    assert out["c_vs_a"]["verdict"] == "not separated" and out["a_vs_b"]["unit"] == "seeds"
+    assert out["a_vs_b"]["budget"]["a"]["steps"] == 100
+    with pytest.raises(ValueError, match="too few"):
+        C.seed_claims({"acc": {"a": [0.9, 0.8], "b": [0.7, 0.6]}}, specs[:1], _budgets("a", "b"))
+
+
+def test_encoder_goals_computed_from_the_runs():
+    models = {"pointnet": {"accuracy": [0.95, 0.93, 0.94], "fit_s": [20, 25, 22], "perm_error": [0.0, 0.0, 0.0]},
+              "pointnet2": {"accuracy": [0.9, 0.9, 0.9], "fit_s": [100, 310, 90], "perm_error": [0.0, 2e-5, 0.0]}}
+    claims = [{"id": "pointnet2_vs_pointnet", "verdict": "behind"}, {"id": "dgcnn_vs_pointnet", "verdict": "ahead"}]
+    g = {r["id"]: r for r in C.encoder_goals(models, claims)}
+    assert g["pointnet_accuracy"]["value"] == pytest.approx(0.94) and g["pointnet_accuracy"]["met"]
+    assert g["train_seconds"]["value"] == 310 and not g["train_seconds"]["met"]
+    assert not g["permutation_error"]["met"]
+    assert not g["pointnet2_not_behind_pointnet"]["met"] and g["dgcnn_not_behind_pointnet"]["met"]
+    claims[0]["verdict"] = "not separated"
+    assert {r["id"]: r for r in C.encoder_goals(models, claims)}["pointnet2_not_behind_pointnet"]["met"]

@@ -75,3 +75,149 @@ def test_raster_speed_runs_and_agrees():
 def test_smoke_ci():
     out = R.smoke("cpu", steps=1, profile="ci")
     assert out["seconds"] > 0 and out["loss"] == out["loss"]
+
+
+# --- protocol 2: what the benchmark reports and how it compares ------------------------------------
+
+def test_zero_gradient_demo_a_large_step_flips_pixels():
+    z = R.zero_gradient_demo(level=1, size=16, fd_steps=(1e-4, 0.1))
+    big = z["finite_differences"][0.1]
+    assert big["pixels_changed"] > 0 and big["max_abs_slope"] > 0
+    assert z["finite_differences"][1e-4]["pixels_changed"] == 0
+
+
+def test_soft_iou_bias_demo_rewards_a_hidden_layer():
+    b = R.soft_iou_bias_demo(level=2, size=24, n_views=3)
+    assert 0.5 < b["soft_iou_exact"] < 1.0  # the exact shape does not score 1
+    assert b["hard_iou_layered"] == 1.0  # the inner copy is hidden: the hard silhouette is unchanged
+    assert b["soft_iou_layered"] > b["soft_iou_exact"]  # ... but the loss pays for it
+    assert b["faces"] == 320 and b["faces_coarser"] == 80
+    with pytest.raises(ValueError, match="level"):
+        R.soft_iou_bias_demo(level=0)
+    with pytest.raises(ValueError, match="inner"):
+        R.soft_iou_bias_demo(level=1, inner=1.2)
+
+
+def test_soft_iou_bias_demo_matches_a_hand_computation():
+    from course_lib.render import silhouette_iou_loss
+
+    v, f = icosphere(1, radius=0.6)
+    cams = R._cameras(R.view_rig(2), 16)
+    hard = rasterize_silhouette(v, f, cams, 16)
+    soft = rasterize_silhouette(v, f, cams, 16, sigma=1e-3, cull_eps=1e-4)
+    expected = 1.0 - float(silhouette_iou_loss(soft, hard))
+    b = R.soft_iou_bias_demo(level=1, size=16, n_views=2, sigma=1e-3)
+    assert b["soft_iou_exact"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_score_fit_names_soft_and_hard_ious():
+    from course_lib import data
+
+    shape = data.make_shape("bottle", data.split_seeds("val", 1)[0])
+    fit_views, held = R.view_rig(2), R.heldout_rig(1, 2)
+    target, cams = R.target_views(shape, fit_views, 16, cache=False)
+    res = R.fit_silhouettes(target, cams, level=1, steps=3, sigma=1e-3)
+    sc = R.score_fit(res, shape, fit_views, held, 16, n_points=200)
+    assert sc["soft_iou_fit_views"] == res.history["iou"][-1]
+    hard = rasterize_silhouette(res.verts[None], res.faces, cams, 16)
+    assert sc["hard_iou_fit_views"] == pytest.approx(float(silhouette_iou(hard, target).mean()), abs=1e-6)
+    ev = R.evaluate_fit(res.verts, res.faces, shape, held, 16, n_points=200)
+    assert sc["heldout_iou"] == ev["iou"] and sc["chamfer"] == ev["chamfer"]
+    res.history["iou"] = []
+    with pytest.raises(ValueError, match="at least one step"):
+        R.score_fit(res, shape, fit_views, held, 16)
+
+
+def test_paired_shapes_order_and_guard():
+    from course_lib.data import TestSplitReadError, no_test_reads
+
+    shapes = R.paired_shapes("val", ["mug", "car"], 3)  # 3 shapes over 2 categories: 2 seeds each
+    assert [(s.category, s.seed) for s in shapes] == [("mug", 1_000_000), ("mug", 1_000_001),
+                                                       ("car", 1_000_000), ("car", 1_000_001)]
+    assert len(R.paired_shapes("val", ["mug", "car"], 4)) == 4
+    with no_test_reads("choosing sigma"):
+        with pytest.raises(TestSplitReadError):
+            R.paired_shapes("test", ["mug"], 1)
+    with pytest.raises(ValueError):
+        R.paired_shapes("val", ["mug"], 0)
+
+
+def test_fit_budget_counts_the_template():
+    b = R.fit_budget(150, 8, [1.0, 3.0], level=3, sigma=1e-4)
+    assert b == {"steps": 150, "examples": 1200, "seconds": 2.0, "params": 3 * 642, "views": 8, "sigma": 1e-4}
+
+
+def test_sigma_candidates_add_the_default_and_the_annealed_schedule():
+    c = R.sigma_candidates((1e-3, 1e-5), 1e-4, 1e-3)
+    assert list(c) == ["fixed 0.001", "fixed 0.0001", "fixed 1e-05", "annealed 0.001 -> 0.0001"]
+    assert c["annealed 0.001 -> 0.0001"] == {"sigma": 1e-4, "sigma_start": 1e-3}
+    assert c["fixed 1e-05"] == {"sigma": 1e-5, "sigma_start": None}
+    assert "annealed" not in " ".join(R.sigma_candidates((1e-3,), 1e-4, None))
+    with pytest.raises(ValueError, match="> 0"):
+        R.sigma_candidates((0.0,), 1e-4, None)
+
+
+def _rows(names, n=20, **shift):
+    """One row per shape per setting: IoU 0.8 + small noise + shift[name], CD 5 - 10 * shift."""
+    g = torch.Generator().manual_seed(0)
+    noise = (torch.rand(n, generator=g) * 0.01).tolist()
+    return {name: [{"shape": f"mug/{i}", "heldout_iou": 0.8 + noise[i] + shift.get(name, 0.0),
+                    "chamfer": 5.0 + noise[i] - 10 * shift.get(name, 0.0)} for i in range(n)] for name in names}
+
+
+def test_sigma_claims_verdicts_and_stable_ids():
+    c = R.sigma_candidates((1e-3, 1e-4, 1e-5), 1e-4, 1e-3)
+    budgets = {n: R.fit_budget(10, 4, [1.0], 2) for n in c}
+    # the default is ahead of the small sigma, behind the large one, level with the annealed schedule
+    rows = _rows(c, **{"fixed 1e-05": -0.05, "fixed 0.001": 0.05})
+    out = {r["id"]: r for r in R.sigma_claims(rows, c, 1e-4, budgets)}
+    assert set(out) == {"sigma_small_heldout_iou", "sigma_small_chamfer", "sigma_large_heldout_iou",
+                        "sigma_large_chamfer", "annealed_heldout_iou", "annealed_chamfer"}
+    assert out["sigma_small_heldout_iou"]["verdict"] == "ahead"
+    assert out["sigma_small_heldout_iou"]["difference"] == pytest.approx(0.05)
+    assert out["sigma_small_chamfer"]["verdict"] == "ahead"  # CD lower for the default
+    assert out["sigma_large_heldout_iou"]["verdict"] == "behind"
+    assert out["annealed_heldout_iou"]["verdict"] == "not separated" and out["annealed_heldout_iou"]["n"] == 20
+    assert out["annealed_heldout_iou"]["a"] == "annealed 0.001 -> 0.0001"
+    assert all(r["unit"] == "shapes" and r["selected_on"] == "none" for r in out.values())
+    assert "val shapes" in out["sigma_small_heldout_iou"]["text"]
+
+
+def test_sigma_claims_refuse_unpaired_or_too_few_shapes():
+    c = R.sigma_candidates((1e-3,), 1e-4, None)
+    budgets = {n: R.fit_budget(10, 4, [1.0], 2) for n in c}
+    rows = _rows(c)
+    rows["fixed 0.001"] = rows["fixed 0.001"][::-1]
+    with pytest.raises(ValueError, match="same shapes"):
+        R.sigma_claims(rows, c, 1e-4, budgets)
+    with pytest.raises(ValueError, match="too few"):
+        R.sigma_claims(_rows(c, n=19), c, 1e-4, budgets)
+    with pytest.raises(ValueError, match="default"):
+        R.sigma_claims({"fixed 0.001": rows["fixed 0.0001"]}, c, 1e-4, budgets)
+
+
+def test_regulariser_claims():
+    names = ("IoU + Laplacian + flatten", "IoU only")
+    rows = _rows(names, **{"IoU only": 0.02})
+    for i, r in enumerate(rows["IoU + Laplacian + flatten"]):
+        r["flatten"] = 5.0 + i % 3
+    for i, r in enumerate(rows["IoU only"]):
+        r["flatten"] = 400.0 + i
+    budgets = {n: R.fit_budget(10, 1, [1.0], 2) for n in names}
+    out = {r["id"]: r for r in R.regulariser_claims(rows, budgets)}
+    assert out["regularised_flatten"]["verdict"] == "ahead"
+    assert out["regularised_heldout_iou"]["verdict"] == "behind"
+    assert out["regularised_chamfer"]["verdict"] == "behind"
+
+
+def test_goal_records_from_the_parts():
+    parts = {"agreement": {"rows": [{"iou_vs_ray_casting": 1.0}, {"iou_vs_ray_casting": 0.998}]},
+             "speed": {"cpu": {"max_abs_diff": 1e-7}},
+             "multi": {"rows": [{"heldout_iou": 0.95}, {"heldout_iou": 0.86}]}}
+    g = {r["id"]: r for r in R.goal_records(parts)}
+    assert g["ray_casting_iou"]["value"] == 0.998 and not g["ray_casting_iou"]["met"]
+    assert g["culled_vs_dense"]["met"]
+    assert g["multi_view_heldout_iou"]["value"] == pytest.approx(0.905) and g["multi_view_heldout_iou"]["met"]
+    parts["multi"]["rows"][0]["heldout_iou"] = 0.93
+    assert not {r["id"]: r for r in R.goal_records(parts)}["multi_view_heldout_iou"]["met"]
+    assert R.goal_records({}) == []

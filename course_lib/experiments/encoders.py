@@ -17,7 +17,11 @@ profile (``config.sizes(prefix="ch02.")``), on the shared layer of
 * :func:`build_classifier`, :func:`fit_kwargs`, :func:`train_classifier`: the models and
   the arguments of :func:`course_lib.train.fit` / :func:`course_lib.train.train_or_load`;
 * :func:`evaluate_accuracy`, :func:`accuracy_vs_points`, :func:`accuracy_vs_jitter`,
-  :func:`permutation_error`: the measurements of the chapter.
+  :func:`permutation_error`: the measurements of the chapter;
+* :func:`epoch_candidates`, :func:`training_steps`, :func:`classifier_budget`, :func:`best_epoch_record`,
+  :func:`seed_claims`, :func:`encoder_goals`, :data:`GOALS`: the measuring protocol of the chapter's
+  benchmarks (epochs and the kept epoch chosen on ``val``, comparisons over training seeds with
+  their budgets, goals as records; :mod:`course_lib.experiments.protocol`).
 """
 
 from __future__ import annotations
@@ -66,6 +70,13 @@ __all__ = [
     "accuracy_vs_points",
     "accuracy_vs_jitter",
     "permutation_error",
+    "epoch_candidates",
+    "training_steps",
+    "classifier_budget",
+    "best_epoch_record",
+    "seed_claims",
+    "GOALS",
+    "encoder_goals",
     "critical_points",
     "critical_points_figure",
     "receptive_field_figure",
@@ -386,6 +397,7 @@ def fit_kwargs(
     seed: int = 0,
     progress: bool = True,
     live_plot: str | bool = "auto",
+    epochs: int | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of :func:`course_lib.train.fit` / ``train_or_load`` for model ``name``.
 
@@ -393,11 +405,12 @@ def fit_kwargs(
     schedule; epochs, learning rate, batch size and the training ``n_points`` come
     from ``config.sizes(prefix="ch02.")``.  With ``val`` the best epoch by validation
     loss is kept (validation accuracy on a few dozen shapes saturates at 1.0 early and would
-    keep the first epoch that reaches it).
+    keep the first epoch that reaches it).  ``epochs`` replaces the profile's number of epochs (the
+    cosine schedule follows it), e.g. an epoch budget chosen on ``val`` by the benchmark.
     """
     s = _sizes(profile)
     tr = dict(s[f"train_{name}"])
-    epochs, lr = int(tr["epochs"]), float(tr["lr"])
+    epochs, lr = (int(tr["epochs"]) if epochs is None else _positive_int(epochs, "epochs")), float(tr["lr"])
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=float(tr.get("weight_decay", 1e-4)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
     kw: dict[str, Any] = dict(
@@ -430,16 +443,20 @@ def train_classifier(
     progress: bool = True,
     live_plot: str | bool = "auto",
     device: str | torch.device | None = None,
+    epochs: int | None = None,
 ) -> tuple[PointClassifier, Any]:
     """Build, then train (or load from ``checkpoint``) the classifier ``name``; return ``(model, history)``.
 
-    Introduced in ``lectures/02_encoders.ipynb``.
+    Introduced in ``lectures/02_encoders.ipynb``.  The seed is set before the model is built, so
+    initialisation, batches and augmentation all follow ``seed``; ``epochs`` overrides the profile's
+    (:func:`fit_kwargs`).
     """
     from course_lib import train as T
 
     config.seed_everything(seed)
     model = build_classifier(name, profile=profile).to(config.get_device(device))
-    kw = fit_kwargs(name, model, train, val, profile=profile, seed=seed, progress=progress, live_plot=live_plot)
+    kw = fit_kwargs(name, model, train, val, profile=profile, seed=seed, progress=progress, live_plot=live_plot,
+                    epochs=epochs)
     if checkpoint is None:
         hist = T.fit(model, **kw)
     else:
@@ -521,6 +538,150 @@ def permutation_error(model: nn.Module, points: Tensor, seed: int = 0) -> float:
 
 
 # ---------------------------------------------------------------------------
+# The measuring protocol of the chapter's benchmarks (course_lib.experiments.protocol)
+# ---------------------------------------------------------------------------
+def _positive_int(x: Any, what: str) -> int:
+    if isinstance(x, bool) or not isinstance(x, (int,)) or x < 1:
+        raise ValueError(f"{what} must be a positive int, got {x!r}")
+    return int(x)
+
+
+def epoch_candidates(name: str, profile: str | None = None) -> tuple[int, ...]:
+    """The epoch budgets the benchmark tries for ``name`` on ``val`` (``config`` key ``ch02.epoch_candidates``).
+
+    Introduced in ``lectures/02_encoders.ipynb``.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    cands = tuple(int(e) for e in _sizes(profile)["epoch_candidates"][name])
+    if not cands or any(e < 1 for e in cands):
+        raise ValueError(f"ch02.epoch_candidates[{name!r}] must hold positive epoch counts, got {cands}")
+    return cands
+
+
+def training_steps(n_examples: int, batch_size: int, epochs: int, *, drop_last: bool = True,
+                   max_batches: int | None = None) -> int:
+    """Optimiser steps of ``epochs`` epochs over ``n_examples`` in batches of ``batch_size``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``drop_last``: the last incomplete batch is skipped
+    (the point classifiers) or kept (the image classifiers); ``max_batches`` caps the batches per epoch.
+
+    >>> training_steps(400, 32, 6), training_steps(400, 32, 6, drop_last=False), training_steps(400, 16, 2, max_batches=3)
+    (72, 78, 6)
+    """
+    if n_examples < 0 or batch_size < 1 or epochs < 0:
+        raise ValueError(f"need n_examples >= 0, batch_size >= 1, epochs >= 0; got {n_examples}, {batch_size}, {epochs}")
+    per = n_examples // batch_size if drop_last else -(-n_examples // batch_size)
+    if max_batches is not None:
+        per = min(per, int(max_batches))
+    return per * int(epochs)
+
+
+def classifier_budget(name: str, n_train: int, epochs: int, seconds: Sequence[float], params: int,
+                      profile: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The budget of one point classifier's row (:func:`course_lib.experiments.protocol.budget`).
+
+    Introduced in ``lectures/02_encoders.ipynb``: the steps and examples of ``epochs`` epochs over
+    ``n_train`` clouds with the profile's batch size and batch cap for ``name``, the mean training
+    ``seconds`` over the seeds, the trainable ``params``; ``extra`` adds notes (epochs, batch size,
+    learning rate are added here).
+    """
+    from course_lib.experiments.protocol import budget
+
+    s = _sizes(profile)
+    tr = dict(s[f"train_{name}"])
+    bs = int(tr.get("batch_size", s["batch_size"]))
+    steps = training_steps(int(n_train), bs, int(epochs), drop_last=True, max_batches=tr.get("max_batches"))
+    secs = [float(x) for x in seconds]
+    return budget(steps=steps, examples=steps * bs, seconds=sum(secs) / len(secs) if secs else None,
+                  params=int(params), epochs=int(epochs), batch_size=bs, lr=float(tr["lr"]), **extra)
+
+
+def best_epoch_record(id: str, hist: Any, metric: str = "val_loss", higher_is_better: bool = False
+                      ) -> tuple[int, dict[str, Any]]:
+    """The epoch a run kept, as a selection record of its validation curve: ``(epoch index, record)``.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``hist.val[i][metric]`` is the validation score
+    after epoch ``i + 1``; the record (:func:`course_lib.experiments.protocol.selection_record`, on
+    ``val``) lists every epoch.  Raises when the run has no validation curve.
+    """
+    from course_lib.experiments.protocol import selection_record
+
+    val = getattr(hist, "val", None)
+    if not val:
+        raise ValueError(f"{id}: the run has no validation curve (train with a val split)")
+    if any(metric not in v for v in val):
+        raise ValueError(f"{id}: the validation curve has no {metric!r}")
+    chosen, rec = selection_record(id, {f"epoch {i + 1}": float(v[metric]) for i, v in enumerate(val)},
+                                   metric=metric, higher_is_better=higher_is_better)
+    return int(chosen.split()[1]) - 1, rec
+
+
+def seed_claims(values: Mapping[str, Mapping[str, Sequence[float]]],
+                specs: Sequence[tuple[str, str, str, str, str]], budgets: Mapping[str, Mapping[str, Any]],
+                *, higher_is_better: bool = True, selected_on: str = "val") -> list[dict[str, Any]]:
+    """Claim records comparing trained models over their training seeds.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``values[metric][model]`` holds one value per seed
+    (the same seeds, in the same order, for every model); each spec is ``(id, a, b, metric, text)``.
+    A spec whose models or metric are missing is skipped; fewer than three seeds raise (see
+    :func:`course_lib.experiments.protocol.claim`).
+    """
+    from course_lib.experiments.protocol import claim
+
+    out = []
+    for cid, a, b, metric, text in specs:
+        vals = values.get(metric, {})
+        if a not in vals or b not in vals:
+            continue
+        out.append(claim(cid, text, a=a, b=b, metric=metric, values_a=vals[a], values_b=vals[b],
+                         higher_is_better=higher_is_better, unit="seeds",
+                         budget={a: dict(budgets[a]), b: dict(budgets[b])}, selected_on=selected_on))
+    return out
+
+
+GOALS: dict[str, float] = {"pointnet_accuracy": 0.90, "train_seconds": 300.0, "permutation_error": 1e-5,
+                           "image_accuracy": 0.80}
+"""The chapter's goals (laptop profile, 2 CPU cores): PointNet's held-out accuracy on full clouds, every
+training run under 5 minutes, invariance to the order of the points (largest change of the logits), and
+(proposed with protocol 2) a ResNet on rendered views well above the 10 % of chance in both input modes."""
+
+
+def encoder_goals(models: Mapping[str, Mapping[str, Any]], claims: Sequence[Mapping[str, Any]],
+                  goals: Mapping[str, float] | None = None) -> list[dict[str, Any]]:
+    """The goal records of ``benchmarks/encoders.py`` from its per-model summary and claims.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``models[name]`` holds ``"accuracy"`` (per seed, the
+    claims' metric), ``"fit_s"`` and ``"perm_error"`` (per seed).  Goals: PointNet's mean accuracy, the
+    slowest training run, the largest permutation error, and for PointNet++ and DGCNN "at least as
+    accurate as PointNet": their claim against PointNet is not ``"behind"``.
+    """
+    from course_lib.experiments.protocol import goal
+
+    g = dict(GOALS if goals is None else goals)
+    out = []
+    if "pointnet" in models:
+        accs = [float(a) for a in models["pointnet"]["accuracy"]]
+        out.append(goal("pointnet_accuracy", f"PointNet's held-out accuracy on full clouds (mean of {len(accs)} "
+                        "seeds)", sum(accs) / len(accs), g["pointnet_accuracy"], comparison=">="))
+    if models:
+        slow = max(float(x) for m in models.values() for x in m["fit_s"])
+        out.append(goal("train_seconds", "every training run under 5 minutes (slowest run, seconds)", slow,
+                        g["train_seconds"], comparison="<="))
+        perm = max(float(x) for m in models.values() for x in m["perm_error"])
+        out.append(goal("permutation_error", "every model invariant to the order of its points (largest change "
+                        "of the logits under a full permutation)", perm, g["permutation_error"], comparison="<="))
+    by_id = {c["id"]: c for c in claims}
+    for name, label in (("pointnet2", "PointNet++"), ("dgcnn", "DGCNN")):
+        c = by_id.get(f"{name}_vs_pointnet")
+        if c is not None:
+            out.append(goal(f"{name}_not_behind_pointnet", f"{label} at least as accurate as PointNet on full "
+                            "clouds (its claim against PointNet is not 'behind')", c["verdict"] != "behind", True,
+                            comparison="=="))
+    return out
+
+
+# ---------------------------------------------------------------------------
 # Figures for the lecture's widget
 # ---------------------------------------------------------------------------
 def _encoder(model: nn.Module) -> nn.Module:
@@ -533,7 +694,10 @@ def critical_points(model: nn.Module, points: Tensor) -> Tensor:
 
     Introduced in ``lectures/02_encoders.ipynb``.  For PointNet and DGCNN they index
     ``points``; for PointNet++ the max is over the last level's centres, so the indices
-    are mapped back to the input points those centres were sampled from.
+    are mapped back to the input points those centres were sampled from.  Only for PointNet
+    without T-Nets are they a critical set in the paper's sense (these points alone give the same
+    pooled feature); for PointNet++ and DGCNN removing the other points moves the FPS centres and
+    changes the kNN graph, so they are the points behind the pooled features, no more.
     """
     enc = _encoder(model)
     was = enc.training
