@@ -21,7 +21,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 @pytest.fixture(scope="module")
 def ev():
-    return E.eval_shapes("ci")
+    return E.eval_shapes("ci", per_category=1)  # the table's ci count (20 shapes) is for the benchmark's claims
 
 
 def test_eval_shapes_are_held_out_and_independent(ev):
@@ -181,3 +181,83 @@ def test_every_model_runs_in_the_ci_profile_and_ranks_sensibly(ev):
     assert p["pointflow"] == pytest.approx(10 * p["atlasnet"], rel=1e-5)  # same formula, x1e4 against x1e3
     f = proto["fscore"]["AtlasNet 25 patches"]
     assert f["0.05"] >= f["0.02"]
+
+
+# --- protocol 2: budgets from the chapters' checkpoints, claims over the table's shapes -------------
+
+def test_recording_training_reads_the_budget_of_what_a_recipe_loads(tmp_path):
+    from course_lib.experiments.common import Batches
+
+    model = torch.nn.Linear(3, 1)
+    data = {"x": torch.randn(10, 3), "y": torch.randn(10, 1)}
+
+    def loss(m, b):
+        return ((m(b["x"]) - b["y"]) ** 2).mean()
+
+    def recipe():  # what a chapter's loader does: train_or_load by attribute, as the chapters call it
+        return train.train_or_load(model, tmp_path / "m.pt", train_loader=Batches(data, 4), loss_fn=loss, epochs=3,
+                                   progress=False, live_plot=False)
+
+    original = train.train_or_load
+    with E.recording_training() as calls:
+        hist = recipe()
+        recipe()  # loaded the second time: the same budget, from the checkpoint's history
+    assert train.train_or_load is original
+    assert [c["steps"] for c in calls] == [9, 9] and [c["examples"] for c in calls] == [30, 30]  # 3 x ceil(10/4)
+    assert calls[0]["params"] == 4 and calls[1]["seconds"] == pytest.approx(hist.wall_time)
+    b = E.training_budget(calls[:1], note="n")
+    assert (b["steps"], b["examples"], b["params"], b["note"]) == (9, 30, 4, "n")
+    assert E.training_budget(calls)["steps"] == 18  # two models: summed
+    assert E.training_budget([])["steps"] is None and E.training_budget([])["params"] is None
+    with pytest.raises(RuntimeError):
+        with E.recording_training():
+            raise RuntimeError("boom")
+    assert train.train_or_load is original  # restored after an error too
+
+
+def _fake_results(values, n_points=None):
+    """``{name: per-shape CD list (None: no row for that shape)}`` as evaluate_models' results."""
+    out = {}
+    for name, vals in values.items():
+        per = [None if v is None else {"cd": v, "fscore": 1.0 - v, "emd": v, "iou": math.nan,
+                                       "n_points": float((n_points or {}).get(name, 2048))} for v in vals]
+        ok = [p for p in per if p is not None]
+        out[name] = {"per_shape": per, "chapter": "-" if name.startswith("oracle") else "05",
+                     "mean": {"cd": float(np.mean([p["cd"] for p in ok])), "shapes": float(len(ok)),
+                              "n_points": float((n_points or {}).get(name, 2048)), "iou": math.nan},
+                     "budget": None if name.startswith("oracle") else {"steps": 10, "examples": 10, "seconds": 1.0,
+                                                                        "params": 5}}
+    return out
+
+
+def test_paired_values_and_the_oracle_at_a_rows_point_count():
+    res = _fake_results({"oracle (2048 points)": [1.0, 2.0, 3.0], "oracle (256 points)": [4.0, 5.0, 6.0],
+                         "A": [1.5, None, float("nan")], "P": [7.0, 8.0, 9.0]},
+                        n_points={"oracle (256 points)": 256, "P": 256})
+    assert E.paired_values(res, "A", "oracle (2048 points)", "cd") == ([1.5], [1.0], [0])
+    assert E.oracle_for(res, "A") == "oracle (2048 points)" and E.oracle_for(res, "P") == "oracle (256 points)"
+    assert E.slug("3D-CODED (one model per category)") == "3d-coded-one-model-per-category"
+
+
+def test_table_claims_by_hand():
+    rng = np.random.default_rng(0)
+    oracle = rng.uniform(1, 2, 24)
+    near = oracle + rng.normal(0, 0.5, 24)  # within noise of the oracle
+    good = oracle + 1.0 + rng.normal(0, 0.1, 24)
+    bad = oracle + 3.0 + rng.normal(0, 0.1, 24)
+    res = _fake_results({"oracle (2048 points)": list(oracle), "near": list(near), "good": list(good),
+                         "bad": list(bad), "few": [0.5] * 5 + [None] * 19})
+    claims, left = E.table_claims(res, oracle_columns=("cd", "fscore"), rank_columns=("cd",), retrieval="good")
+    by = {c["id"]: c for c in claims}
+    c = by["oracle-cd-good"]
+    assert c["verdict"] == "behind" and c["n"] == 24 and c["a"] == "good" and c["b"] == "oracle (2048 points)"
+    assert c["difference"] == pytest.approx(float(np.mean(good - oracle)))
+    assert c["budget"]["oracle (2048 points)"]["steps"] is None and c["budget"]["good"]["steps"] == 10
+    assert by["oracle-cd-near"]["verdict"] == "not separated"
+    assert by["oracle-fscore-good"]["verdict"] == "behind"  # F = 1 - CD here: higher is better
+    assert by["retrieval-cd-bad"]["verdict"] == "behind" and "retrieval-cd-good" not in by
+    # the ranking by mean CD, each row against the next: near < good < bad
+    assert [(by[k]["a"], by[k]["b"]) for k in ("rank-cd-01", "rank-cd-02")] == [("near", "good"), ("good", "bad")]
+    assert "rank-cd-03" not in by  # 'few' has 5 shapes: not ranked
+    assert {x["id"] for x in left} == {"oracle-cd-few", "oracle-fscore-few", "retrieval-cd-few"}
+    assert all("5 paired shapes" in x["reason"] for x in left)

@@ -115,3 +115,123 @@ def test_oracle_is_the_chamfer_between_two_independent_samplings_of_the_true_sur
     assert val > 0
     with pytest.raises(ValueError, match="oracle=True"):
         S.oracle_chamfer(S.surface_dataset(["mug"], "test", 1, 128, profile="ci"))
+
+
+# --- protocol 2: the chapter's recipes, choices on val, budgets, retrieval -------------------------
+
+def test_parse_model_key():
+    assert S.parse_model_key("ae-square25") == ("ae", "square", 25)
+    assert S.parse_model_key("svr-sphere1") == ("svr", "sphere", 1)
+    assert S.parse_model_key("ae-psg") == ("ae", "psg", 0)
+    for bad in ("ae-square0", "ae-sphere2", "vae-psg", "ae-square", "ae-psg1"):
+        with pytest.raises(ValueError, match="model key"):
+            S.parse_model_key(bad)
+
+
+def test_val_batches_keep_the_first_points_in_a_fixed_order():
+    d = {"points": torch.arange(3 * 10 * 3, dtype=torch.float32).view(3, 10, 3), "target_points": torch.rand(3, 7, 3)}
+    first = list(S.val_batches(d, 2, n_input=4))
+    again = list(S.val_batches(d, 2, n_input=4))
+    assert [b["index"].tolist() for b in first] == [[0, 1], [2]]
+    assert torch.equal(first[0]["input"], d["points"][:2, :4]) and torch.equal(first[1]["input"], again[1]["input"])
+    assert torch.equal(first[1]["target"], d["target_points"][2:])
+
+
+def _history(val, best):
+    from course_lib.train import History
+
+    return History(train_loss=[1.0] * len(val), val=[{"val_loss": v} for v in val], best_epoch=best,
+                   best_metric=val[best] if val else float("nan"), monitor="val_loss", wall_time=12.5,
+                   epochs_run=len(val))
+
+
+def test_best_epoch_record_is_the_kept_epoch():
+    rec = S.best_epoch_record("e", _history([0.5, 0.3, 0.4], best=1))
+    assert rec["chosen"] == "2" and rec["selected_on"] == "val" and rec["candidates"] == {"1": 0.5, "2": 0.3, "3": 0.4}
+    with pytest.raises(RuntimeError, match="kept epoch 3"):
+        S.best_epoch_record("e", _history([0.5, 0.3, 0.4], best=2))  # a run that kept another epoch than val's best
+    with pytest.raises(ValueError, match="no validation"):
+        S.best_epoch_record("e", _history([], best=-1))
+
+
+def test_training_budget_by_hand():
+    m = torch.nn.Linear(3, 2)  # 8 parameters
+    m.bias.requires_grad_(False)  # 6 trainable
+    b = S.training_budget(m, _history([0.5, 0.3, 0.4], best=1), n_train=10, batch_size=4)
+    assert b == {"steps": 9, "examples": 30, "seconds": 12.5, "params": 6, "epochs": 3, "best_epoch": 2}
+    with pytest.raises(ValueError, match=">= 1"):
+        S.training_budget(m, _history([0.5], best=0), n_train=0, batch_size=4)
+
+
+def test_train_chapter_model_keeps_the_best_val_epoch_and_loads_it(tmp_path, monkeypatch):
+    from course_lib.data import split_of
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    splits = S.chapter_splits("ci")
+    assert {split_of(s) for s in splits["val"]["seed"].tolist()} == {"val"}
+    assert splits["val"]["points"].shape[1] == 256  # ch06.n_input in ci
+    m, h = S.train_chapter_model("ae-square1", "ci", splits=splits, progress=False, live_plot=False)
+    assert not m.training and len(h.val) == h.epochs_run == 2 and h.monitor == "val_loss"
+    assert S.best_epoch_record("x", h)["chosen"] == str(h.best_epoch + 1)
+    m2, h2 = S.train_chapter_model("ae-square1", "ci", splits=splits, progress=False, live_plot=False)
+    assert h2.to_dict() == h.to_dict()  # loaded, not retrained
+    for a, b in zip(m.state_dict().values(), m2.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(ValueError, match="views"):
+        S.train_chapter_model("svr-psg", "ci", splits=splits, progress=False, live_plot=False)
+    with pytest.raises(ValueError, match="that category only"):
+        S.train_chapter_coded("mug", "ci", splits=splits, progress=False, live_plot=False)
+
+
+def test_select_poisson_resolution_on_val_only(tmp_path, monkeypatch):
+    from course_lib.geometry import poisson_reconstruct
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    val = S.surface_dataset(["mug"], "val", 2, 128, n_input=128, profile="ci")
+    res, rec = S.select_poisson_resolution("grid", val, (8, 16), "true")
+    means = {}
+    for r in (8, 16):  # by hand: Poisson of the true points and normals, mesh Chamfer against the target
+        means[r] = sum(S.mesh_chamfer(poisson_reconstruct(val["points"][i], val["normals"][i], r),
+                                      val["target_points"][i]) for i in range(2)) / 2
+    assert res == min(means, key=means.get) and rec["chosen"] == str(res)
+    assert rec["candidates"] == pytest.approx({str(k): v for k, v in means.items()})
+    test = S.surface_dataset(["mug"], "test", 1, 128, profile="ci")
+    with pytest.raises(ValueError, match="val shapes only"):
+        S.select_poisson_resolution("grid", test, (8,), "true")
+    with pytest.raises(ValueError, match="pass points"):
+        S.poisson_meshes(val, 8, "pca")
+
+
+def test_retrieval_clouds_by_oracle_and_by_latent_code():
+    g = torch.Generator().manual_seed(0)
+    train = {"target_points": torch.rand(3, 50, 3, generator=g) + torch.tensor([[[0.0, 0, 0]], [[3.0, 0, 0]], [[6.0, 0, 0]]]),
+             "points": torch.rand(3, 40, 3, generator=g) + torch.tensor([[[0.0, 0, 0]], [[3.0, 0, 0]], [[6.0, 0, 0]]])}
+    test = {"target_points": train["target_points"][[1]] + 0.01, "points": torch.rand(1, 40, 3, generator=g) + 5.6}
+
+    class MeanCode(torch.nn.Module):  # the code of a cloud is its centroid
+        def encode(self, x):
+            return x.mean(1)
+
+    out = S.retrieval_clouds(train, test, MeanCode(), n_input=20)
+    assert torch.equal(out["oracle"][0], train["target_points"][1])  # nearest to the target by Chamfer
+    assert torch.equal(out["latent"][0], train["target_points"][2])  # nearest centroid to the input's (x ~ 6.1)
+    assert set(S.retrieval_clouds(train, test)) == {"oracle"}
+    with pytest.raises(KeyError, match="rgb"):
+        S.retrieval_clouds(train, test, MeanCode(), input_key="rgb")
+
+
+def test_format_measured_prints_means_per_category_and_budgets():
+    shapes = {"category": ["chair", "chair", "mug"], "seed": [1, 2, 3]}
+    bud = {"steps": 12, "examples": 96, "seconds": 3.4, "params": 77}
+    data = {"categories": ["chair", "mug"],
+            "ae": {"shapes": shapes, "oracle": [1.0, 2.0, 4.0],
+                   "rows": [{"name": "M", "cd": [2.0, 4.0, 9.0], "cd_random_template": [3.0, 3.0, 3.0], "budget": bud}]},
+            "coded": {"rows": [{"category": "mug", "baseline": [0.5, 0.7], "accuracy": [0.9, 0.7],
+                                "accuracy_refined": [1.0, 1.0], "budget": bud}]}}
+    lines = S.format_measured(data, "ae").splitlines()
+    oracle, m = lines[1].split(), lines[2].split()
+    assert oracle[1:4] == ["2.333", "1.500", "4.000"]  # mean, chair, mug
+    assert m[1:5] == ["5.000", "3.000", "3.000", "9.000"] and "12 steps, 3 s, 77 params" in lines[2]
+    assert S.format_measured(data, "coded").splitlines()[1].split()[:4] == ["mug", "0.600", "0.800", "1.000"]
+    with pytest.raises(KeyError, match="no 'svr' part"):
+        S.format_measured(data, "svr")

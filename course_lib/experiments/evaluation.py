@@ -19,14 +19,21 @@ turned into the same things and scored once, by :func:`score`:
 
 :data:`COLUMNS` states each column's convention. :data:`MODELS` lists the models, each with
 the function that loads it from its chapter's checkpoint (:func:`course_lib.train.train_or_load`
-with the chapter's own recipe) and reconstructs the shapes.
+with the chapter's own recipe) and reconstructs the shapes, plus the retrieval baseline (the
+nearest training shape, :mod:`course_lib.experiments.retrieval`).
+
+Protocol 2 (:mod:`course_lib.experiments.protocol`): the test split is fresh (no chapter chose
+anything on it); :func:`evaluate_model` records each row's training budget from what its recipe
+loaded (:func:`recording_training`, :func:`training_budget`) and the choices its loader made on
+``val``; :func:`table_claims` turns the table's comparisons into claims paired over its shapes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +47,9 @@ from course_lib import metrics as M
 
 __all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "eval_shapes", "score",
            "evaluate_model", "evaluate_models", "baselines", "protocol_sensitivity", "grid_occupancy",
-           "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS", "kendall"]
+           "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS", "kendall",
+           "recording_training", "training_budget", "table_claims", "paired_values", "oracle_for", "slug",
+           "HIGHER_IS_BETTER", "REFERENCE_BUDGET", "RETRIEVAL_LATENT", "RETRIEVAL_ORACLE"]
 
 COLUMNS: dict[str, str] = {
     "cd": "Chamfer-L2 x1e3: mean squared nearest-neighbour distance both ways, summed (AtlasNet's convention), "
@@ -296,6 +305,89 @@ def union_samples(prims: Any, n: int, seed: int, threshold: float = 0.5) -> tupl
     return pts[idx], nrm[idx]
 
 
+# ---------------------------------------------------------------------------
+# budgets and choices of the rows (protocol 2)
+# ---------------------------------------------------------------------------
+_SELECTIONS: list[dict[str, Any]] = []
+"""The selection records made (on ``val``) by the loader now running (:func:`evaluate_model` collects them)."""
+
+
+@contextlib.contextmanager
+def recording_training() -> Iterator[list[dict[str, Any]]]:
+    """Inside the block, every :func:`course_lib.train.train_or_load` call is recorded: yields the list of
+    ``{"checkpoint", "epochs", "steps", "examples", "seconds", "params"}`` (one per call, loaded or trained).
+
+    Introduced in ``lectures/11_evaluation.ipynb``: chapter 11 loads each model by its chapter's own
+    recipe, and reads each row's training budget from what that recipe loaded (the history stored in
+    the checkpoint: epochs run and wall seconds of the training loop on the machine that trained it; the
+    loader: steps per epoch and examples).  ``train.train_or_load`` is wrapped for the duration of the
+    block and restored after it.
+    """
+    from course_lib import train as T
+
+    calls: list[dict[str, Any]] = []
+    original = T.train_or_load
+
+    def recorded(model: Any, path: Any, **kwargs: Any) -> Any:
+        hist = original(model, path, **kwargs)
+        calls.append(_training_call(model, path, hist, kwargs))
+        return hist
+
+    T.train_or_load = recorded
+    try:
+        yield calls
+    finally:
+        T.train_or_load = original
+
+
+def _training_call(model: Any, path: Any, hist: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    from pathlib import Path
+
+    loader = kwargs.get("train_loader")
+    epochs = int(getattr(hist, "epochs_run", 0))
+    per_epoch = examples_per_epoch = None
+    try:
+        per_epoch = len(loader)
+    except TypeError:
+        pass
+    cap = kwargs.get("max_batches_per_epoch")
+    if per_epoch is not None and cap is not None:
+        per_epoch = min(per_epoch, int(cap))
+    n, bs = getattr(loader, "n", None), getattr(loader, "batch_size", None)
+    if n is not None and cap is None and not getattr(loader, "drop_last", False):
+        examples_per_epoch = int(n)
+    elif per_epoch is not None and bs is not None:
+        examples_per_epoch = per_epoch * int(bs)
+    return {"checkpoint": Path(path).name, "epochs": epochs,
+            "steps": None if per_epoch is None else epochs * per_epoch,
+            "examples": None if examples_per_epoch is None else epochs * examples_per_epoch,
+            "seconds": float(getattr(hist, "wall_time", math.nan)),
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+
+
+def training_budget(calls: Sequence[dict[str, Any]], note: str = "") -> dict[str, Any]:
+    """A row's :func:`~course_lib.experiments.protocol.budget` from :func:`recording_training`'s calls:
+    steps, examples, seconds and parameters summed over the models its recipe loaded (one per category
+    for 3D-CODED); every entry ``None`` when nothing was trained (a per-shape fit, a reference).
+
+    Introduced in ``lectures/11_evaluation.ipynb``.
+    """
+    from .protocol import budget
+
+    if not calls:
+        return budget(steps=None, examples=None, seconds=None, params=None, note=note or "no training")
+
+    def total(key: str) -> Any:
+        vals = [c[key] for c in calls]
+        return None if any(v is None or (isinstance(v, float) and not math.isfinite(v)) for v in vals) else sum(vals)
+
+    extra = {"epochs": [c["epochs"] for c in calls], "checkpoints": [c["checkpoint"] for c in calls]}
+    if note:
+        extra["note"] = note
+    return budget(steps=total("steps"), examples=total("examples"), seconds=total("seconds"), params=total("params"),
+                  **extra)
+
+
 _MEASURE_MEMORY = [False]
 
 
@@ -341,7 +433,16 @@ def _voxel_models(task: str, ev: EvalShapes) -> list[Reconstruction]:
     train = V.train_single_view if image else V.train_autoencoder
     model, _ = train(p, data=tr, val_data=va, progress=False)
     key = "rgb" if image else "voxels"
-    level, _ = V.best_threshold(V.iou_sweep(V.predict(model, va[key]), va["voxels"], profile=p))
+    from course_lib.data import no_test_reads
+
+    from .protocol import selection_record
+
+    with no_test_reads(f"the IoU threshold of chapter 03's {task} model"):
+        sweep = V.iou_sweep(V.predict(model, va[key]), va["voxels"], profile=p)
+    chosen, rec = selection_record(f"ch03 {task}: IoU threshold", {str(t): v for t, v in sweep.items()},
+                                   metric="IoU (val split)", higher_is_better=True)
+    _SELECTIONS.append(rec)
+    level = float(chosen)
     recs = []
     for i in range(len(ev)):
         def run(i: int = i) -> Reconstruction:
@@ -391,14 +492,9 @@ def _atlas_models(template: str, k: int, ev: EvalShapes) -> list[Reconstruction]
     p = ev.profile
     sz = config.sizes(p, prefix="ch06.")
     n, n_in = sz["n_points"], sz["n_input"]
-    train = S.surface_dataset(sz["categories"], "train", sz["train_per_category"], n, profile=p)
+    model, _ = S.train_chapter_model(f"ae-{template}{k}", p, progress=False, live_plot=False)
     te = S.surface_dataset(ev.categories, "test", ev.per_category, n, n_input=n_in, profile=p)
     _check_seeds(ev, te, "chapter 06 AtlasNet")
-    model = S.build_atlasnet(template, k, sz["latent_dim"], "pointnet", sz["hidden"], n)
-    S.train_atlasnet(model, train, epochs=sz["epochs"], batch_size=sz["batch_size"], n_points=n, n_input=n_in,
-                     checkpoint=S.checkpoint_path(f"ae-{template}{k}", train, p, n_input=n_in), progress=False,
-                     live_plot=False)
-    model.eval()
     res = sz["sphere_subdivisions"] if template == "sphere" else sz["mesh_resolution"]
     recs = []
     for i in range(len(ev)):
@@ -419,13 +515,8 @@ def _coded_models(ev: EvalShapes) -> list[Reconstruction | None]:
     for cat in sorted(set(ev.category)):
         if cat not in sz["coded_categories"]:  # no model of this category in this profile: no row for its shapes
             continue
-        train = S.surface_dataset([cat], "train", sz["train_per_category"], sz["n_points"], profile=p)
-        model, _ = S.train_coded(cat, train, epochs=sz["coded_epochs"], batch_size=sz["batch_size"],
-                                 checkpoint=S.checkpoint_path(f"coded-{cat}", train, p, n_input=sz["n_input"]),
-                                 latent_dim=sz["latent_dim"], hidden=sz["hidden"],
-                                 template_resolution=sz["template_resolution"], n_input=sz["n_input"],
-                                 progress=False, live_plot=False)
-        models[cat] = model.eval()
+        model, _ = S.train_chapter_coded(cat, p, progress=False, live_plot=False)
+        models[cat] = model
     te = S.surface_dataset(ev.categories, "test", ev.per_category, sz["n_points"],
                            n_input=sz["n_input"], profile=p)
     _check_seeds(ev, te, "chapter 06 3D-CODED")
@@ -563,6 +654,44 @@ def _shapegf_models(ev: EvalShapes) -> list[Reconstruction]:
             for i in range(len(ev))]
 
 
+RETRIEVAL_LATENT = "nearest training shape (by AtlasNet's latent code)"
+RETRIEVAL_ORACLE = "nearest training shape (oracle)"
+
+
+def _retrieval_models(by: str, ev: EvalShapes) -> list[Reconstruction]:
+    """The retrieval baseline (:func:`course_lib.experiments.surfaces.retrieval_clouds`): for each shape, the
+    nearest of chapter 06's training shapes of ``ch11.categories`` (their stream-1 samples at the table's point
+    count), chosen by the code of chapter 06's AtlasNet 25 patches (``"latent"``) or by Chamfer to the test
+    target (``"oracle"``, an upper bound)."""
+    from . import surfaces as S
+
+    p = ev.profile
+    sz = config.sizes(p, prefix="ch06.")
+    n, n_in = int(ev.sizes["n_points"]), int(sz["n_input"])
+    train = S.surface_dataset(config.size("ch11.categories", p), "train", sz["train_per_category"], n,
+                              n_input=n_in, profile=p)
+    te = S.surface_dataset(ev.categories, "test", ev.per_category, n, n_input=n_in, profile=p)
+    _check_seeds(ev, te, f"retrieval ({by})")
+    from . import retrieval as RET
+
+    model = train_codes = None
+    if by == "latent":
+        model, _ = S.train_chapter_model("ae-square25", p, progress=False, live_plot=False)
+        train_codes = S.encode_all(model, train["points"][:, :n_in])  # the index, built once
+
+    recs = []
+    for i in range(len(ev)):
+        def run(i: int = i) -> Reconstruction:
+            if by == "oracle":
+                cloud = RET.retrieve(train["target_points"], ev.target[i], by="oracle").clouds
+            else:
+                cloud = RET.retrieve(train["target_points"], by="latent", train_codes=train_codes,
+                                     query_codes=S.encode_all(model, te["points"][i:i + 1])[0]).clouds
+            return Reconstruction(cloud.float())
+        recs.append(_timed(run))
+    return recs
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """One row of the table: who, from which chapter, from what input, and how to run it."""
@@ -573,6 +702,7 @@ class ModelSpec:
     input: str
     run: Callable[[EvalShapes], list[Reconstruction | None]]
     trained_on: str | None = None  # the config key of its training categories (None: trains nothing)
+    budget_note: str = ""  # what the training budget does not say (a per-shape optimisation at test time, ...)
 
     def describe_input(self, profile: str | None = None) -> str:
         """``input`` with its ``chNN.key`` sizes replaced by their values in ``profile``."""
@@ -614,23 +744,30 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("Occupancy Network", "07", "occupancy field", "ch07.n_input noisy surface points",
               _occnet_models, "ch07.categories"),
     ModelSpec("DeepSDF (trained on chairs)", "07", "SDF field", "SDF samples (latent optimisation)",
-              _deepsdf_models, "ch07.sdf_categories"),
+              _deepsdf_models, "ch07.sdf_categories",
+              "plus a latent optimisation of ch07.recon_iters steps per test shape (in 's / shape')"),
     ModelSpec("superquadrics (reordering)", "08", "primitives", "ch08.n_points surface points",
               lambda ev: _primitive_models("superquadric", ev), "ch08.categories"),
     ModelSpec("cuboids (reordering)", "08", "primitives", "ch08.n_points surface points",
               lambda ev: _primitive_models("cuboid", ev), "ch08.categories"),
     ModelSpec("silhouette fit (per shape)", "09", "mesh (deformed icosphere)", "ch09.n_views silhouettes",
-              _fit_models),
+              _fit_models, budget_note="no training: an optimisation per test shape (its time is 's / shape')"),
     ModelSpec("ShapeGF", "10", "points (gradient field)", "ch10.n_points surface points",
               _shapegf_models, "ch10.categories"),
+    ModelSpec(RETRIEVAL_LATENT, "06", "points (a training shape)", "ch06.n_input surface points",
+              lambda ev: _retrieval_models("latent", ev), "ch11.categories",
+              "AtlasNet 25 patches' encoder (chapter 06) picks the shape; the training shapes are its data"),
+    ModelSpec(RETRIEVAL_ORACLE, "06", "points (a training shape)", "the test target (it looks at the answer)",
+              lambda ev: _retrieval_models("oracle", ev), "ch11.categories",
+              "no learning: an upper bound of retrieval, not a method"),
 )
 """Every model of the table, in chapter order (the lecture and the benchmark use this list)."""
 
 
 def baselines(ev: EvalShapes) -> dict[str, list[Reconstruction]]:
     """Reference rows: the oracle (an independent sampling of the exact surface, at ``ch11.n_points`` and at
-    each point-set model's count) and the exact shape's own 32^3 / 64^3 voxel grids (the representation's
-    floor: what a perfect voxel model scores under this protocol).
+    each point-set model's count) and the exact shape's own cell-centre-sampled 32^3 / 64^3 voxel grids (a
+    reference, not a bound: a voxel model's soft grid, or a volume-fraction grid, can score better).
 
     Introduced in ``lectures/11_evaluation.ipynb``.
     """
@@ -692,10 +829,17 @@ def _restore_allocator() -> None:
 
 def evaluate_model(spec: ModelSpec, ev: EvalShapes, *, emd: bool = True) -> dict[str, Any]:
     """Run one model on the shapes and score it: ``{"per_shape": [row or None], "mean": {col: value},
-    "recs": [Reconstruction or None]}`` (means over the shapes the model ran on, NaN-aware)."""
-    recs = spec.run(ev)
+    "recs": [Reconstruction or None], "budget": ..., "selections": [...]}`` (means over the shapes the
+    model ran on, NaN-aware).  ``budget`` is the training budget of the model(s) its chapter's recipe
+    loaded (:func:`training_budget`), ``selections`` the choices its loader made on ``val`` (a threshold)."""
+    del _SELECTIONS[:]
+    with recording_training() as calls:
+        recs = spec.run(ev)
+    selections = list(_SELECTIONS)
+    del _SELECTIONS[:]
     per = [score(r, ev, i, emd=emd) if r is not None else None for i, r in enumerate(recs)]
-    return {"per_shape": per, "mean": _means(per), "per_category": _per_category(per, ev), "recs": recs}
+    return {"per_shape": per, "mean": _means(per), "per_category": _per_category(per, ev), "recs": recs,
+            "budget": training_budget(calls, note=spec.budget_note), "selections": selections}
 
 
 def _per_category(per: Sequence[dict[str, float] | None], ev: EvalShapes) -> dict[str, dict[str, float]]:
@@ -767,6 +911,136 @@ def ranking(rows: Sequence[dict[str, Any]], column: str, higher_is_better: bool 
     """Model names ordered best first by ``column`` (rows without a value left out)."""
     ok = [r for r in rows if isinstance(r.get(column), float) and math.isfinite(r[column])]
     return [r["model"] for r in sorted(ok, key=lambda r: -r[column] if higher_is_better else r[column])]
+
+
+# ---------------------------------------------------------------------------
+# claims (protocol 2): the table's comparative statements, paired over its shapes
+# ---------------------------------------------------------------------------
+HIGHER_IS_BETTER: dict[str, bool] = {"cd": False, "cd_l1": False, "emd": False, "fscore": True, "nc": True,
+                                     "iou": True, "hausdorff": False}
+"""Which way each scored column is good."""
+REFERENCE_BUDGET: dict[str, Any] = {"steps": None, "examples": None, "seconds": None, "params": None,
+                                    "note": "a reference: no model"}
+
+
+def slug(name: str) -> str:
+    """A model name as a claim-id part: lower case, runs of other characters to ``-``."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-")
+
+
+def paired_values(results: dict[str, dict[str, Any]], a: str, b: str, column: str) -> tuple[list[float], list[float],
+                                                                                           list[int]]:
+    """The values of ``column`` of rows ``a`` and ``b`` on the shapes where both have a finite one:
+    ``(values_a, values_b, shape indices)``."""
+    va, vb, idx = [], [], []
+    for i, (ra, rb) in enumerate(zip(results[a]["per_shape"], results[b]["per_shape"])):
+        if ra is None or rb is None:
+            continue
+        x, y = ra.get(column, math.nan), rb.get(column, math.nan)
+        if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
+            continue
+        va.append(float(x))
+        vb.append(float(y))
+        idx.append(i)
+    return va, vb, idx
+
+
+def oracle_for(results: dict[str, dict[str, Any]], name: str) -> str:
+    """The oracle row at the point count of row ``name`` (PointSetGen's own count, else the table's)."""
+    oracles = [k for k in results if k.startswith("oracle")]
+    if not oracles:
+        raise KeyError("no oracle row in the results")
+    n = results[name]["mean"].get("n_points")
+    same = [k for k in oracles if results[k]["mean"].get("n_points") == n]
+    return same[0] if same else oracles[0]
+
+
+def _is_model(r: dict[str, Any]) -> bool:
+    return r.get("chapter", "-") != "-"
+
+
+def _budget(results: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
+    return dict(results[name].get("budget") or REFERENCE_BUDGET)
+
+
+def _comparison(id: str, text: str, results: dict[str, dict[str, Any]], a: str, b: str, column: str,
+                min_shapes: int, left_out: list[dict[str, Any]]) -> dict[str, Any] | None:
+    from .protocol import claim
+
+    va, vb, _ = paired_values(results, a, b, column)
+    if len(va) < min_shapes:
+        left_out.append({"id": id, "text": text, "n": len(va),
+                         "reason": f"{len(va)} paired shapes, fewer than the {min_shapes} a claim needs"})
+        return None
+    return claim(id, text, a=a, b=b, metric=HEADERS.get(column, column), values_a=va, values_b=vb,
+                 higher_is_better=HIGHER_IS_BETTER[column], unit="shapes",
+                 budget={a: _budget(results, a), b: _budget(results, b)}, min_n=min_shapes)
+
+
+def table_claims(results: dict[str, dict[str, Any]], *, oracle_columns: Sequence[str] = ("cd", "emd", "fscore"),
+                 rank_columns: Sequence[str] = ("cd", "iou"), retrieval: str | None = None,
+                 min_shapes: int | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The comparative statements the table supports, as claims paired over its shapes: ``(claims, left_out)``.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  For every model row (``chapter`` not ``"-"``):
+
+    * ``oracle-<column>-<model>``: the model against the oracle at its own point count, on each of
+      ``oracle_columns`` ("which models beat the oracle on which column");
+    * ``retrieval-<column>-<model>`` (with ``retrieval``, a row name): the model against that retrieval
+      baseline on the first of ``rank_columns``;
+    * ``rank-<column>-<k>``: the ranking by each of ``rank_columns`` (the rows' means; for ``cd`` only the
+      rows at the table's point count), each row against the next one.
+
+    Every claim pairs the shapes where both rows have a value; a comparison with fewer than
+    ``min_shapes`` (default :data:`~course_lib.experiments.protocol.MIN_SHAPES`) is not made and is listed
+    in ``left_out`` with its reason (a per-shape fit run on a few shapes, a model with no row for a category).
+    """
+    from .protocol import MIN_SHAPES
+
+    need = int(MIN_SHAPES if min_shapes is None else max(min_shapes, MIN_SHAPES))
+    claims: list[dict[str, Any]] = []
+    left_out: list[dict[str, Any]] = []
+    models = [k for k, r in results.items() if _is_model(r)]
+    for name in models:
+        ref = oracle_for(results, name)
+        for col in oracle_columns:
+            better = "higher" if HIGHER_IS_BETTER[col] else "lower"
+            c = _comparison(f"oracle-{col}-{slug(name)}", f"{name} scores a {better} {HEADERS[col]} than the {ref}",
+                            results, name, ref, col, need, left_out)
+            if c is not None:
+                claims.append(c)
+    if retrieval is not None and retrieval in results:
+        col = rank_columns[0]
+        for name in models:
+            if name == retrieval or name.startswith("nearest training shape"):
+                continue
+            better = "higher" if HIGHER_IS_BETTER[col] else "lower"
+            c = _comparison(f"retrieval-{col}-{slug(name)}", f"{name} scores a {better} {HEADERS[col]} than the "
+                            f"{retrieval}", results, name, retrieval, col, need, left_out)
+            if c is not None:
+                claims.append(c)
+    n_table = max((results[k]["mean"].get("n_points", 0) for k in results), default=0)
+    for col in rank_columns:
+        rows = []
+        for name in models:
+            m = results[name]["mean"]
+            v = m.get(col, math.nan)
+            if v is None or not math.isfinite(v) or m.get("shapes", 0) < need:
+                continue
+            if col == "cd" and m.get("n_points") != n_table:
+                continue  # a fixed, smaller point count scores a higher CD by sampling alone: compared with its oracle
+            rows.append((name, v))
+        rows.sort(key=lambda t: -t[1] if HIGHER_IS_BETTER[col] else t[1])
+        for k in range(len(rows) - 1):
+            a, b = rows[k][0], rows[k + 1][0]
+            better = "higher" if HIGHER_IS_BETTER[col] else "lower"
+            c = _comparison(f"rank-{col}-{k + 1:02d}", f"{a} (ranked {k + 1} by {HEADERS[col]}) scores a {better} "
+                            f"{HEADERS[col]} than {b} (ranked {k + 2})", results, a, b, col, need, left_out)
+            if c is not None:
+                claims.append(c)
+    return claims, left_out
 
 
 # ---------------------------------------------------------------------------

@@ -15,6 +15,12 @@ Introduced in ``lectures/06_surfaces.ipynb``.  Built on the shared layer of
 * :func:`train_coded`, :func:`label_transfer`: 3D-CODED on one category (the template is the
   reserved shape ``reserved_seed("template")``, outside every split) and the accuracy of part
   labels carried from the template;
+* the chapter's recipes (protocol 2, :mod:`course_lib.experiments.protocol`):
+  :func:`chapter_splits` (train and val), :func:`train_chapter_model` / :func:`train_chapter_coded`
+  (one recipe per model, the epoch kept chosen on ``val``; the lecture, the benchmark and chapter 11
+  load the same checkpoints), :func:`best_epoch_record`, :func:`training_budget`,
+  :func:`select_poisson_resolution` (Poisson's grid chosen on ``val``), :func:`retrieval_clouds`
+  (the nearest training shape as a baseline), :func:`format_measured` (the benchmark's tables);
 * :func:`smoke`: a few training steps of every model (``benchmarks/gpu_smoke.py``).
 
 Splits: :func:`course_lib.data.split_seeds` (the one scheme of the course): a test shape is
@@ -56,6 +62,23 @@ __all__ = [
     "coded_template",
     "train_coded",
     "label_transfer",
+    "val_batches",
+    "AE_MODELS",
+    "SVR_MODELS",
+    "POISSON_INPUTS",
+    "parse_model_key",
+    "chapter_splits",
+    "build_chapter_model",
+    "train_chapter_model",
+    "train_chapter_coded",
+    "best_epoch_record",
+    "training_budget",
+    "encode_all",
+    "format_measured",
+    "retrieval_clouds",
+    "poisson_meshes",
+    "mesh_chamfer_per_shape",
+    "select_poisson_resolution",
     "smoke",
 ]
 
@@ -208,23 +231,45 @@ def atlas_loss_fn(n_points: int) -> Any:
     return loss_fn
 
 
+def val_batches(data: dict[str, Any], batch_size: int, input_key: str = "points",
+                n_input: int | None = None) -> Batches:
+    """Validation batches over :func:`surface_dataset` data: a fixed order and, for points, the first
+    ``n_input`` points of each cloud (i.i.d. samples, so a random subset that is the same every epoch).
+
+    Introduced in ``lectures/06_surfaces.ipynb`` (the best epoch is chosen on them, protocol 2).
+    """
+    transform = None
+    if input_key == "points" and n_input is not None and n_input < data["points"].shape[1]:
+        def transform(batch: dict[str, Any], gen: torch.Generator) -> dict[str, Any]:
+            batch["input"] = batch["input"][:, :int(n_input)]
+            return batch
+
+    return Batches(data, batch_size, keys=(input_key, "target_points"),
+                   rename={input_key: "input", "target_points": "target"}, shuffle=False, transform=transform)
+
+
 def train_atlasnet(model: Any, data: dict[str, Any], *, epochs: int, batch_size: int, n_points: int,
                    checkpoint: str | os.PathLike, input_key: str = "points", n_input: int | None = None,
                    lr: float = 1e-3, seed: int = 0, retrain: bool = False, progress: bool = True,
-                   live_plot: Any = "auto") -> Any:
+                   live_plot: Any = "auto", val_data: dict[str, Any] | None = None) -> Any:
     """Train (or load) an AtlasNet-like model with :func:`course_lib.train.train_or_load`.
 
     Introduced in ``lectures/06_surfaces.ipynb``.  One epoch = one pass over freshly
     shuffled batches (:func:`surface_batches`: the input from ``data[input_key]``, the target
     ``target_points``); the template is resampled at every step.  ``checkpoint``: from
-    :func:`checkpoint_path`.
+    :func:`checkpoint_path`.  With ``val_data`` (the ``val`` split, :func:`val_batches`) the
+    Chamfer loss is measured on it after every epoch and the best epoch's weights are kept (the
+    choice :func:`best_epoch_record` records); without it the best *training* epoch is kept.
     """
     from course_lib import train
 
     batches = surface_batches(data, batch_size, input_key, n_input, shuffle=True, seed=seed)
+    kw: dict[str, Any] = {}
+    if val_data is not None:
+        kw["val_loader"] = val_batches(val_data, batch_size, input_key, n_input)
     return train.train_or_load(model, checkpoint, retrain=retrain, train_loader=batches,
                                loss_fn=atlas_loss_fn(n_points), epochs=epochs, lr=lr, seed=seed,
-                               progress=progress, live_plot=live_plot)
+                               progress=progress, live_plot=live_plot, **kw)
 
 
 def output_size(model: Any, n_points: int) -> dict[str, int]:
@@ -296,21 +341,26 @@ def coded_loss_fn(edge_weight: float = 0.1) -> Any:
 def train_coded(category: str, data: dict[str, Any], *, epochs: int, batch_size: int, checkpoint: str | os.PathLike,
                 latent_dim: int = 64, hidden: Sequence[int] = (128, 128, 64), template_resolution: int = 24,
                 edge_weight: float = 0.1, n_input: int | None = 512, lr: float = 1e-3, seed: int = 0,
-                retrain: bool = False, progress: bool = True, live_plot: Any = "auto") -> tuple[Any, Any]:
+                retrain: bool = False, progress: bool = True, live_plot: Any = "auto",
+                val_data: dict[str, Any] | None = None) -> tuple[Any, Any]:
     """Train (or load) a 3D-CODED model of ``category``: PointNet encoder, template ``reserved_seed("template")``.
 
     Introduced in ``lectures/06_surfaces.ipynb``.  ``data`` holds the training shapes of that
     category (:func:`surface_dataset`); the input is (a random ``n_input`` subset of) ``points``,
-    the Chamfer target ``target_points``.  Returns ``(model, history)``.
+    the Chamfer target ``target_points``.  With ``val_data`` the loss is measured on the ``val``
+    shapes after every epoch and the best epoch is kept.  Returns ``(model, history)``.
     """
     from course_lib import train
 
     config.seed_everything(seed)
     model = build_coded(category, latent_dim, hidden, template_resolution)
     batches = surface_batches(data, batch_size, "points", n_input, shuffle=True, seed=seed)
+    kw: dict[str, Any] = {}
+    if val_data is not None:
+        kw["val_loader"] = val_batches(val_data, batch_size, "points", n_input)
     hist = train.train_or_load(model, checkpoint, retrain=retrain, train_loader=batches,
                                loss_fn=coded_loss_fn(edge_weight), epochs=epochs, lr=lr, seed=seed,
-                               progress=progress, live_plot=live_plot)
+                               progress=progress, live_plot=live_plot, **kw)
     return model, hist
 
 
@@ -409,6 +459,315 @@ def mesh_quality_summary(meshes: Sequence[Any], intersections: bool = True) -> d
     rows = [mesh_quality(m, m.metadata.get("face_patch"), intersections=intersections) for m in meshes]
     keys = sorted({k for r in rows for k in r})
     return {k: float(np.mean([r[k] for r in rows if k in r])) for k in keys}
+
+
+# ---------------------------------------------------------------------------
+# The chapter's recipes (protocol 2): one per model, shared by the lecture, the benchmark and chapter 11
+# ---------------------------------------------------------------------------
+AE_MODELS: tuple[tuple[str, str], ...] = (
+    ("AtlasNet sphere", "ae-sphere1"), ("AtlasNet 1 patch", "ae-square1"), ("AtlasNet 5 patches", "ae-square5"),
+    ("AtlasNet 25 patches", "ae-square25"), ("PointSetGen", "ae-psg"))
+"""The auto-encoding rows (PointNet encoder): ``(name, key)`` with ``key`` for :func:`train_chapter_model`."""
+SVR_MODELS: tuple[tuple[str, str], ...] = (
+    ("AtlasNet 25 patches (ResNet)", "svr-square25"), ("AtlasNet sphere (ResNet)", "svr-sphere1"),
+    ("PointSetGen (ResNet)", "svr-psg"))
+"""The single-view rows (ResNet encoder on one rendered view)."""
+
+POISSON_INPUTS: dict[str, str] = {
+    "pca": "Poisson(PointSetGen), centroid-oriented PCA normals",
+    "oracle": "Poisson(PointSetGen), oracle-oriented normals",
+    "true": "Poisson(the input's true points and normals)",
+}
+"""What :func:`poisson_meshes` reconstructs from (its ``normals`` argument) and the row's name."""
+
+
+def parse_model_key(key: str) -> tuple[str, str, int]:
+    """``"ae-square25"`` -> ``("ae", "square", 25)``, ``"svr-sphere1"`` -> ``("svr", "sphere", 1)``,
+    ``"ae-psg"`` -> ``("ae", "psg", 0)``: task (auto-encoding or single view), template, patches."""
+    import re
+
+    m = re.fullmatch(r"(ae|svr)-(?:(psg)|(sphere)1|square([1-9][0-9]*))", str(key))
+    if m is None:
+        raise ValueError(f"unknown chapter-06 model key {key!r}: 'ae-' or 'svr-' followed by 'psg', 'sphere1' "
+                         "or 'square<K>'")
+    if m.group(2):
+        return m.group(1), "psg", 0
+    if m.group(3):
+        return m.group(1), "sphere", 1
+    return m.group(1), "square", int(m.group(4))
+
+
+def chapter_splits(profile: str | None = None, *, image_size: int | None = None,
+                   categories: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The chapter's ``{"train": ..., "val": ...}`` shapes (:func:`surface_dataset`, ``ch06.*`` sizes).
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  The ``val`` shapes (``ch06.val_per_category``,
+    with ``ch06.n_input`` input points) are where every choice of the chapter is made: the best
+    epoch of each model, Poisson's grid.  The test split is never read here.
+    """
+    sz = config.sizes(profile, prefix="ch06.")
+    cats = list(categories or sz["categories"])
+    n, n_in = int(sz["n_points"]), int(sz["n_input"])
+    return {"train": surface_dataset(cats, "train", int(sz["train_per_category"]), n, image_size, profile=profile),
+            "val": surface_dataset(cats, "val", int(sz["val_per_category"]), n, image_size, n_input=n_in,
+                                   profile=profile)}
+
+
+def _val_spec(val: dict[str, Any]) -> dict[str, Any]:
+    return {"shapes": len(val["seed"]), "seeds": [int(val["seed"].min()), int(val["seed"].max())],
+            "categories": list(val["categories"])}
+
+
+def build_chapter_model(key: str, profile: str | None = None) -> Any:
+    """The untrained model ``key`` (:func:`parse_model_key`) at the profile's ``ch06.*`` sizes."""
+    sz = config.sizes(profile, prefix="ch06.")
+    task, template, k = parse_model_key(key)
+    enc, n = ("pointnet" if task == "ae" else "resnet"), int(sz["n_points"])
+    if template == "psg":
+        return build_psg(n, int(sz["latent_dim"]), enc)
+    return build_atlasnet(template, k, int(sz["latent_dim"]), enc, sz["hidden"], n)
+
+
+def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[str, dict[str, Any]] | None = None,
+                        retrain: bool = False, seed: int = 0, progress: bool = True,
+                        live_plot: Any = "auto") -> tuple[Any, Any]:
+    """Train (or load) the chapter's model ``key`` by the chapter's one recipe: ``(model in eval mode, history)``.
+
+    Introduced in ``lectures/06_surfaces.ipynb``; ``benchmarks/surfaces.py`` and chapter 11 load the
+    same checkpoints.  ``key`` is ``"ae-sphere1"``, ``"ae-square<K>"``, ``"ae-psg"`` (PointNet on
+    ``ch06.n_input`` points) or ``"svr-..."`` (ResNet on one view).  ``ch06.epochs`` epochs of Adam on
+    the training split, the best epoch chosen on the ``val`` split (:func:`best_epoch_record`);
+    ``splits`` from :func:`chapter_splits` (with ``image_size`` for ``svr``) avoids reloading them.
+    """
+    sz = config.sizes(profile, prefix="ch06.")
+    task, _, _ = parse_model_key(key)
+    if splits is None:
+        splits = chapter_splits(profile, image_size=int(sz["image_size"]) if task == "svr" else None)
+    if task == "svr" and "rgb" not in splits["train"]:
+        raise ValueError(f"{key} reads views: pass chapter_splits(image_size=...) as splits")
+    n_in = int(sz["n_input"]) if task == "ae" else None
+    config.seed_everything(seed)
+    model = build_chapter_model(key, profile)
+    path = checkpoint_path(key, splits["train"], profile, n_input=n_in, val=_val_spec(splits["val"]))
+    hist = train_atlasnet(model, splits["train"], epochs=int(sz["epochs"]), batch_size=int(sz["batch_size"]),
+                          n_points=int(sz["n_points"]), checkpoint=path, input_key="rgb" if task == "svr" else "points",
+                          n_input=n_in, seed=seed, retrain=retrain, progress=progress, live_plot=live_plot,
+                          val_data=splits["val"])
+    return model.eval(), hist
+
+
+def train_chapter_coded(category: str, profile: str | None = None, *,
+                        splits: dict[str, dict[str, Any]] | None = None, retrain: bool = False, seed: int = 0,
+                        progress: bool = True, live_plot: Any = "auto") -> tuple[Any, Any]:
+    """Train (or load) the chapter's 3D-CODED model of ``category``: ``(model in eval mode, history)``.
+
+    Introduced in ``lectures/06_surfaces.ipynb``; the benchmark and chapter 11 load the same
+    checkpoint.  ``ch06.coded_epochs`` epochs on the category's training shapes, the best epoch
+    chosen on its ``val`` shapes.
+    """
+    sz = config.sizes(profile, prefix="ch06.")
+    if splits is None:
+        splits = chapter_splits(profile, categories=[category])
+    if list(splits["train"]["categories"]) != [category]:
+        raise ValueError(f"3D-CODED of {category!r} trains on that category only, got the splits of "
+                         f"{list(splits['train']['categories'])}")
+    n_in = int(sz["n_input"])
+    path = checkpoint_path(f"coded-{category}", splits["train"], profile, n_input=n_in, val=_val_spec(splits["val"]))
+    model, hist = train_coded(category, splits["train"], epochs=int(sz["coded_epochs"]),
+                              batch_size=int(sz["batch_size"]), checkpoint=path, latent_dim=int(sz["latent_dim"]),
+                              hidden=sz["hidden"], template_resolution=int(sz["template_resolution"]), n_input=n_in,
+                              seed=seed, retrain=retrain, progress=progress, live_plot=live_plot,
+                              val_data=splits["val"])
+    return model.eval(), hist
+
+
+def best_epoch_record(id: str, history: Any) -> dict[str, Any]:
+    """The selection record of the epoch a validated training kept (protocol 2: the choice is made on ``val``).
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  ``history`` is the :class:`course_lib.train.History`
+    of a run with a validation loader; the candidates are its epochs (1-based), scored by the
+    monitored validation metric.  Raises ``ValueError`` for a run without validation, and
+    ``RuntimeError`` when the kept epoch is not the record's choice.
+    """
+    from course_lib.experiments.protocol import selection_record
+
+    if not history.val:
+        raise ValueError(f"{id}: the run has no validation history (trained without val_data), so its epoch "
+                         "was not chosen on the val split")
+    scores = {str(i + 1): float(v[history.monitor]) for i, v in enumerate(history.val)}
+    chosen, rec = selection_record(id, scores, metric=f"{history.monitor} (val split)", higher_is_better=False)
+    if int(chosen) != int(history.best_epoch) + 1:
+        raise RuntimeError(f"{id}: the run kept epoch {history.best_epoch + 1}, but its validation scores choose "
+                           f"epoch {chosen}")
+    return rec
+
+
+def training_budget(model: Any, history: Any, n_train: int, batch_size: int) -> dict[str, Any]:
+    """One row's :func:`~course_lib.experiments.protocol.budget` from its training history.
+
+    Introduced in ``lectures/06_surfaces.ipynb``: one epoch is ``ceil(n_train / batch_size)``
+    optimiser steps over ``n_train`` examples; ``seconds`` is the training loop's wall time as
+    recorded in the checkpoint (on the machine that trained it); ``params`` the trainable ones.
+    """
+    import math
+
+    from course_lib.experiments.protocol import budget
+
+    if n_train < 1 or batch_size < 1:
+        raise ValueError(f"n_train and batch_size must be >= 1, got {n_train} and {batch_size}")
+    epochs = int(history.epochs_run)
+    return budget(steps=epochs * math.ceil(n_train / batch_size), examples=epochs * int(n_train),
+                  seconds=float(history.wall_time),
+                  params=sum(p.numel() for p in model.parameters() if p.requires_grad),
+                  epochs=epochs, best_epoch=int(history.best_epoch) + 1)
+
+
+def encode_all(model: Any, x: Tensor, batch_size: int = 64) -> Tensor:
+    """The latent codes ``(S, D)`` of an encoder-decoder's ``encode`` on inputs ``x`` ``(S, ...)``, in eval
+    mode and without gradients (the training mode is restored)."""
+    was = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return torch.cat([model.encode(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]).cpu()
+    finally:
+        model.train(was)
+
+
+def retrieval_clouds(train: dict[str, Any], test: dict[str, Any], model: Any | None = None,
+                     n_input: int | None = None, input_key: str = "points") -> dict[str, Tensor]:
+    """The retrieval baseline (:func:`course_lib.experiments.retrieval.retrieve`): for each shape of ``test``,
+    a training shape's cloud (its ``target_points``) as the reconstruction.
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  ``"oracle"``: the training shape nearest to the test
+    shape's *target* (Chamfer): it looks at the answer, an upper bound of retrieval, not a method.
+    ``"latent"`` (with ``model``): the training shape whose code ``model.encode`` is nearest (L2) to the
+    code of the test *input* (``input_key``: the first ``n_input`` points of ``points``, or the ``rgb``
+    views of a single-view model): the baseline a real system can run, with the model's own encoder.
+    """
+    from course_lib.experiments import retrieval as R
+
+    clouds = train["target_points"]
+    out = {"oracle": R.retrieve(clouds, test["target_points"], by="oracle").clouds}
+    if model is not None:
+        if input_key not in train or input_key not in test:
+            raise KeyError(f"retrieval by the latent code needs {input_key!r} in both the training and the test data")
+        xa, xb = train[input_key], test[input_key]
+        if input_key == "points" and n_input is not None:
+            xa, xb = xa[:, :int(n_input)], xb[:, :int(n_input)]
+        out["latent"] = R.retrieve(clouds, by="latent", train_codes=encode_all(model, xa),
+                                   query_codes=encode_all(model, xb)).clouds
+    return out
+
+
+def format_measured(data: dict[str, Any], part: str) -> str:
+    """A plain-text table of one part (``"ae"``, ``"svr"``, ``"coded"``, ``"poisson"``) of ``benchmarks/surfaces.py``'s
+    stored data (protocol 2: per-shape values, budgets): means over the held-out shapes, per category, and
+    each row's budget (optimiser steps, training seconds, parameters).
+
+    Introduced in ``lectures/06_surfaces.ipynb`` (the lecture prints the laptop benchmark's tables with it).
+    """
+    if part not in data:
+        raise KeyError(f"the results have no {part!r} part (parts: {[k for k in ('ae', 'svr', 'coded', 'poisson') if k in data]})")
+    p = data[part]
+    cats = list(data.get("categories", []))
+
+    def mean(v: Any) -> float:
+        return float(np.mean(v))
+
+    def per_cat(v: Any, shapes: dict[str, Any]) -> list[float]:
+        a = np.asarray(v, dtype=float)
+        return [float(a[[i for i, c in enumerate(shapes["category"]) if c == cat]].mean()) for cat in cats]
+
+    def bud(b: dict[str, Any] | None) -> str:
+        if not b or b.get("steps") is None:
+            return "-"
+        return f"{b['steps']} steps, {b['seconds']:.0f} s, {b['params']} params"
+
+    lines = []
+    if part in ("ae", "svr"):
+        lines.append(f"{'model':<64} {'CD x1e3':>8} {'random':>8} " + " ".join(f"{c:>9}" for c in cats) + "  budget")
+        rows = [("oracle", p["oracle"], None, None)] + [(r["name"], r["cd"], r.get("cd_random_template"), r["budget"])
+                                                       for r in p["rows"]]
+        rows += [(r["name"], r["cd"], None, r["budget"]) for r in (p.get("retrieval") or {}).get("rows", [])]
+        for name, cd, rnd, b in rows:
+            rs = f"{mean(rnd):8.3f}" if rnd is not None else " " * 8
+            lines.append(f"{name[:64]:<64} {mean(cd):8.3f} {rs} " + " ".join(f"{x:9.3f}" for x in per_cat(cd, p["shapes"]))
+                         + f"  {bud(b)}")
+    elif part == "coded":
+        lines.append(f"{'category':<10} {'baseline':>9} {'3D-CODED':>9} {'refined':>9}  budget")
+        for r in p["rows"]:
+            lines.append(f"{r['category']:<10} {mean(r['baseline']):9.3f} {mean(r['accuracy']):9.3f} "
+                         f"{mean(r['accuracy_refined']):9.3f}  {bud(r['budget'])}")
+    else:
+        lines.append(f"{'surface':<54} {'grid':>5} {'mesh CD x1e3':>12} {'watertight':>10} {'s / shape':>9}")
+        for r in p["rows"]:
+            lines.append(f"{r['name']:<54} {r['resolution']:>5} {mean(r['cd']):12.3f} {mean(r['watertight']):10.2f} "
+                         f"{mean(r['seconds']):9.3f}")
+    return "\n".join(lines)
+
+
+def poisson_meshes(data: dict[str, Any], resolution: int, normals: str = "pca",
+                   points: Tensor | None = None, k: int = 16) -> list[tuple[Any, float]]:
+    """Poisson meshes (with the seconds each took) of every shape of ``data`` (:func:`surface_dataset`).
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  ``normals`` (:data:`POISSON_INPUTS`): ``"pca"``
+    meshes ``points`` ``(S, N, 3)`` (a generator's output) with PCA normals oriented away from the
+    centroid; ``"oracle"`` the same points with PCA normals oriented by the nearest true normal of
+    the input; ``"true"`` the input's own true points and normals (``points`` unused).
+    """
+    from course_lib.geometry import poisson_reconstruct
+
+    if normals not in POISSON_INPUTS:
+        raise ValueError(f"normals must be one of {sorted(POISSON_INPUTS)}, got {normals!r}")
+    if normals != "true" and (points is None or points.dim() != 3 or len(points) != len(data["points"])):
+        raise ValueError(f"normals={normals!r} meshes a generator's points: pass points (S, N, 3) for the "
+                         f"{len(data['points'])} shapes")
+    import time
+
+    out = []
+    for i in range(len(data["points"])):
+        t0 = time.perf_counter()
+        if normals == "true":
+            mesh = poisson_reconstruct(data["points"][i], data["normals"][i], int(resolution))
+        else:
+            ref = (data["points"][i], data["normals"][i]) if normals == "oracle" else None
+            mesh = poisson_reconstruct(points[i], estimate_normals(points[i], k, ref), int(resolution))
+        out.append((mesh, time.perf_counter() - t0))
+    return out
+
+
+def mesh_chamfer_per_shape(meshes: Sequence[Any], target: Tensor) -> Tensor:
+    """:func:`mesh_chamfer` of each mesh against its shape's ``target`` points ``(S, N, 3)``: ``(S,)``."""
+    if len(meshes) != len(target):
+        raise ValueError(f"{len(meshes)} meshes for {len(target)} target clouds")
+    return torch.tensor([mesh_chamfer(m, target[i]) for i, m in enumerate(meshes)], dtype=torch.float64)
+
+
+def select_poisson_resolution(id: str, data: dict[str, Any], candidates: Sequence[int], normals: str = "pca",
+                              points: Tensor | None = None) -> tuple[int, dict[str, Any]]:
+    """Poisson's grid resolution chosen on ``val`` shapes: the lowest mean mesh Chamfer among ``candidates``.
+
+    Introduced in ``lectures/06_surfaces.ipynb``.  ``data`` must hold ``val`` shapes only (a
+    ``ValueError`` otherwise); the scoring runs inside
+    :func:`~course_lib.experiments.protocol.select_on_val`.  Returns ``(resolution, record)``.
+    """
+    from course_lib.data import split_of
+    from course_lib.experiments.protocol import select_on_val
+
+    splits = {split_of(int(s)) for s in data["seed"].tolist()}
+    if splits != {"val"}:
+        raise ValueError(f"{id}: Poisson's grid is chosen on val shapes only, got shapes of {sorted(splits)}")
+    if not candidates:
+        raise ValueError(f"{id}: no candidate resolution")
+
+    def score(res: int) -> float:
+        meshes = [m for m, _ in poisson_meshes(data, res, normals, points)]
+        return float(mesh_chamfer_per_shape(meshes, data["target_points"]).mean())
+
+    _, res, rec = select_on_val(id, {str(int(r)): int(r) for r in candidates}, score,
+                                metric="mesh CD x1e3 (val split)", higher_is_better=False)
+    return res, rec
 
 
 # ---------------------------------------------------------------------------
