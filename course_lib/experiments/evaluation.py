@@ -464,13 +464,17 @@ def _octree_models(kind: str, ev: EvalShapes) -> list[Reconstruction]:
     _check_seeds(ev, te, f"chapter 04 {kind}")
     model, _ = (O.train_ogn if kind == "ogn" else O.train_dense)(p, data=data, val_data=val)
     model.eval()
+    level = 0.5  # the OGN's occupancy is already 0/1 (its predicted structure decides)
+    if kind == "dense":  # chapter 04's recipe: the dense decoder is cut at a threshold chosen on val
+        level, rec = O.dense_threshold(model, val["voxels"], p, id="ch04 dense: IoU threshold")
+        _SELECTIONS.append(rec)
     recs = []
     for i in range(len(ev)):
         def run(i: int = i) -> Reconstruction:
             with torch.no_grad():
                 v = te["voxels"][i:i + 1]
                 grid = model(v, mode=PROP_PRED).occupancy()[0].float() if kind == "ogn" else torch.sigmoid(model(v))[0]
-            return _mesh_rec(V.grid_to_mesh(grid, 0.5), ev.sizes["n_points"], i, grid_occupancy(grid, 0.5))
+            return _mesh_rec(V.grid_to_mesh(grid, level), ev.sizes["n_points"], i, grid_occupancy(grid, level))
         recs.append(_timed(run))
     return recs
 
