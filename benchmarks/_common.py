@@ -109,11 +109,15 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 
 
 def git_dirty() -> bool:
-    """Whether tracked files differ from the commit (then the numbers are not of committed code)."""
+    """Whether tracked files differ from the commit (then the numbers are not of committed code).
+
+    Result files (``benchmarks/results/``) do not count: a benchmark run while an earlier one's
+    results wait to be committed still measures committed code."""
     try:
         out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                              text=True, cwd=REPO, check=True).stdout
-        return bool(out.strip())
+        changed = [line[3:] for line in out.splitlines() if line.strip()]
+        return any(not path.startswith("benchmarks/results/") for path in changed)
     except (OSError, subprocess.CalledProcessError):
         return False
 
