@@ -31,7 +31,6 @@ per seed, data ~1 min the first time: about 30 minutes.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
@@ -44,6 +43,7 @@ from _common import md_table, timeit, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
+from course_lib.experiments.common import mean_sem  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
     MIN_SEEDS,
     claim_sentence,
@@ -98,17 +98,12 @@ def train_on_val(name, train, val, *, profile: str, seed: int, epochs: int, chec
 
 
 def _mean(xs) -> float:
-    xs = [float(x) for x in xs]
-    return sum(xs) / len(xs)
+    return mean_sem(list(xs))[0]
 
 
 def _mean_se(xs) -> str:
-    xs = [float(x) for x in xs]
-    m = _mean(xs)
-    if len(xs) < 2:
-        return f"{m:.3f}"
-    se = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs))
-    return f"{m:.3f} ± {se:.3f}"
+    m, se = mean_sem(list(xs))
+    return f"{m:.3f}" if se != se else f"{m:.3f} ± {se:.3f}"
 
 
 def main() -> None:

@@ -27,7 +27,6 @@ epochs (~5 min per seed): about 18 minutes.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -37,6 +36,7 @@ from _common import md_table, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
+from course_lib.experiments.common import mean_sem  # noqa: E402
 from course_lib.experiments.protocol import MIN_SEEDS, claim_sentence, goal, goal_sentence, selection_part  # noqa: E402
 
 SELECTION_PARTS = ("train_on_val",)
@@ -76,16 +76,12 @@ def _full_acc(name: str) -> float | None:
 
 
 def _mean(xs) -> float:
-    xs = [float(x) for x in xs]
-    return sum(xs) / len(xs)
+    return mean_sem(list(xs))[0]
 
 
 def _mean_se(xs) -> str:
-    xs = [float(x) for x in xs]
-    m = _mean(xs)
-    if len(xs) < 2:
-        return f"{m:.3f}"
-    return f"{m:.3f} ± {math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1) / len(xs)):.3f}"
+    m, se = mean_sem(list(xs))
+    return f"{m:.3f}" if se != se else f"{m:.3f} ± {se:.3f}"
 
 
 def main() -> None:

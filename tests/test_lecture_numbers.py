@@ -62,14 +62,21 @@ def _strip(text: str) -> str:
     return text
 
 
-def suspicious_numbers(text: str) -> list[str]:
-    """Measured-looking numbers of one markdown cell that no citation backs (see the module doc)."""
-    out = []
+def prose_sentences(text: str, *, headings: bool) -> list[str]:
+    """The sentences of one markdown cell's prose: math and code removed, the references list cut off,
+    headings kept or dropped (a heading names a topic, it asserts nothing)."""
     body = _strip(text)
     if re.search(r"^\s*\*?\*?References", body, flags=re.M):
         body = re.split(r"^\s*\*?\*?References", body, flags=re.M)[0]
-    sentences = re.split(r"(?<=[.!?;])\s+(?=[A-Z(*])|\n\s*\n|\n\s*[-*] |\n\s*\d+\. ", body)
-    for s in sentences:
+    if not headings:
+        body = re.sub(r"^\s*#+ .*$", "", body, flags=re.M)
+    return re.split(r"(?<=[.!?;])\s+(?=[A-Z(*])|\n\s*\n|\n\s*[-*] |\n\s*\d+\. ", body)
+
+
+def suspicious_numbers(text: str) -> list[str]:
+    """Measured-looking numbers of one markdown cell that no citation backs (see the module doc)."""
+    out = []
+    for s in prose_sentences(text, headings=True):
         if _CITES.search(s):
             continue
         for m in _MEASURED.finditer(s):
@@ -109,11 +116,7 @@ _IMPERATIVE = re.compile(r"^\W*(?:compare|predict|check|try|look|guess|ask|decid
 def typed_comparisons(text: str) -> list[str]:
     """Comparative sentences of one markdown cell typed without a claim record (see the module doc)."""
     out = []
-    body = _strip(text)
-    if re.search(r"^\s*\*?\*?References", body, flags=re.M):
-        body = re.split(r"^\s*\*?\*?References", body, flags=re.M)[0]
-    body = re.sub(r"^\s*#+ .*$", "", body, flags=re.M)  # a heading names a topic, it asserts nothing
-    for s in re.split(r"(?<=[.!?;])\s+(?=[A-Z(*])|\n\s*\n|\n\s*[-*] |\n\s*\d+\. ", body):
+    for s in prose_sentences(text, headings=False):
         s = s.strip()
         if not _COMPARATIVE.search(s) or _CITES.search(s) or _NOT_A_CLAIM.search(s) or _IMPERATIVE.search(s):
             continue
