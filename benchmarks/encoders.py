@@ -89,12 +89,7 @@ def choose_epochs(models, train, val, *, profile: str, seed: int) -> tuple[dict[
 @selection_part
 def train_on_val(name, train, val, *, profile: str, seed: int, epochs: int, checkpoint):
     """One reporting run: train ``name`` on the training clouds and keep its epoch with the best validation loss."""
-    t = time.perf_counter()
-    model, hist = C.train_classifier(name, train, val, profile=profile, checkpoint=checkpoint, retrain=True,
-                                     seed=seed, epochs=epochs, progress=False, live_plot=False)
-    wall = time.perf_counter() - t
-    kept, rec = C.best_epoch_record(f"best_epoch/{name}/seed{seed}", hist)
-    return model, hist, wall, kept, rec
+    return C.train_keep_best(name, train, val, profile=profile, seed=seed, epochs=epochs, checkpoint=checkpoint)
 
 
 def _mean(xs) -> float:

@@ -300,3 +300,18 @@ def test_encoder_goals_computed_from_the_runs():
     assert not g["pointnet2_not_behind_pointnet"]["met"] and g["dgcnn_not_behind_pointnet"]["met"]
     claims[0]["verdict"] = "not separated"
     assert {r["id"]: r for r in C.encoder_goals(models, claims)}["pointnet2_not_behind_pointnet"]["met"]
+
+
+def test_train_keep_best_records_the_epoch_it_kept(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    pts = torch.randn(16, 64, 3, generator=g)
+    pts = pts / pts.norm(dim=-1, keepdim=True)
+    labels = torch.arange(16) % 2
+    pts = pts * torch.where(labels == 0, 0.3, 0.9)[:, None, None]
+    model, hist, wall, kept, rec = C.train_keep_best("pointnet", (pts, labels), (pts, labels), profile="ci", seed=0,
+                                                     epochs=3, checkpoint=tmp_path / "m.pt")
+    losses = [v["val_loss"] for v in hist.val]
+    assert wall > 0 and len(losses) == 3
+    assert kept == losses.index(min(losses))  # 0-based: the epoch the loop kept, the lowest validation loss
+    assert rec["selected_on"] == "val" and rec["id"] == "best_epoch/pointnet/seed0"
+    assert rec["chosen"] == f"epoch {kept + 1}"

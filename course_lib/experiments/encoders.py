@@ -27,6 +27,7 @@ profile (``config.sizes(prefix="ch02.")``), on the shared layer of
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -595,6 +596,21 @@ def classifier_budget(name: str, n_train: int, epochs: int, seconds: Sequence[fl
     secs = [float(x) for x in seconds]
     return budget(steps=steps, examples=steps * bs, seconds=sum(secs) / len(secs) if secs else None,
                   params=int(params), epochs=int(epochs), batch_size=bs, lr=float(tr["lr"]), **extra)
+
+
+def train_keep_best(name: str, train: Any, val: Any, *, profile: str, seed: int, epochs: int,
+                    checkpoint: Any) -> tuple[Any, Any, float, int, dict[str, Any]]:
+    """One benchmark run: train classifier ``name`` afresh and keep its epoch with the best validation loss.
+
+    Introduced for ``benchmarks/encoders.py`` and ``benchmarks/encoders_partial.py`` (their selection parts).
+    Returns ``(model, history, wall seconds, kept epoch, selection record)``.
+    """
+    t = time.perf_counter()
+    model, hist = train_classifier(name, train, val, profile=profile, checkpoint=checkpoint, retrain=True,
+                                   seed=seed, epochs=epochs, progress=False, live_plot=False)
+    wall = time.perf_counter() - t
+    kept, rec = best_epoch_record(f"best_epoch/{name}/seed{seed}", hist)
+    return model, hist, wall, kept, rec
 
 
 def best_epoch_record(id: str, hist: Any, metric: str = "val_loss", higher_is_better: bool = False
