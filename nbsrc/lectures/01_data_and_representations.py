@@ -460,9 +460,10 @@ oracle_cd = retrieval.oracle_distances(probe["target_points"], probe["oracle_poi
 print(f"test chair (seed {int(probe['seed'][0])}): nearest of {len(chairs['seed'])} training chairs is seed "
       f"{int(chairs['seed'][found.index])}, CD {found.distance:.2e} = {found.distance / oracle_cd:.2f} x its oracle "
       f"distance {oracle_cd:.2e}")
-viz.subplots([viz.plot_points(probe["target_points"][0], size=1.5, color="steelblue"),
-              viz.plot_points(found.clouds, size=1.5, color="darkorange")],
-             titles=["test chair", "its nearest training chair"], height=350)
+shift = torch.tensor([2.2, 0.0, 0.0])  # one 3D scene (each scene costs the page a WebGL context)
+fig = viz.plot_points(probe["target_points"][0], size=1.5, color="steelblue", name="test chair",
+                      title="a test chair (left) and its nearest training chair (right)")
+viz.plot_points(found.clouds + shift, size=1.5, color="darkorange", name="nearest training chair", fig=fig)
 
 # %% [markdown]
 # One chair says little. `benchmarks/splits.py` measures every test shape of every category at
