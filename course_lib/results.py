@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Result", "results_dir", "path_of", "load", "show", "get", "claims", "goals", "claim", "say",
-           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS"]
+           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS", "mean"]
 
 CURRENT_PROTOCOL = 2
 """The protocol of :mod:`course_lib.experiments.protocol` (choices on ``val``, the fresh test range).
@@ -228,3 +228,14 @@ def chapter_mark(chapter: str, profile: str = "laptop") -> tuple[str, list[str]]
                 if state == "met":
                     state = "missed"
     return MARKS[state], reasons
+
+
+def mean(value: Any) -> float:
+    """A stored value as one number: the mean of a per-shape (or per-seed) list, which protocol-2 files
+    keep so that claims can be paired, or the number itself; ``nan`` for an empty list or ``None``."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, (list, tuple)):
+        vals = [float(v) for v in value]
+        return sum(vals) / len(vals) if vals else float("nan")
+    return float(value)

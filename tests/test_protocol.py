@@ -295,3 +295,9 @@ def test_results_say_prints_from_the_record(tmp_path, monkeypatch, capsys):
     (tmp_path / "old-laptop.json").write_text(json.dumps({"provenance": {"commit": "abc"}, "data": {}}))
     results.show("old")
     assert "protocol 1" in capsys.readouterr().out
+
+
+def test_results_mean_reads_lists_and_numbers():
+    assert results.mean([1.0, 2.0, 6.0]) == 3.0
+    assert results.mean(2.5) == 2.5
+    assert math.isnan(results.mean([])) and math.isnan(results.mean(None))

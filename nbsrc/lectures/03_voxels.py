@@ -285,12 +285,8 @@ if "svr" in LAB:
           f"{LAB['svr']['resolution']}^3 {LAB['svr']['floor']['cd']:.3f}")
 other = results.load("surfaces", "laptop")  # chapter 06, same Chamfer convention (its own categories and sizes)
 if other is not None and "svr" in other.data:
-    def mean_cd(r):  # protocol 2 stores the per-shape values, protocol 1 the mean
-        v = r.get("cd", float("nan"))
-        return sum(v) / len(v) if isinstance(v, list) and v else float(v) if not isinstance(v, list) else float("nan")
-
-    print("chapter 06 laptop benchmark, single view, mean Chamfer x1000: "
-          + "; ".join(f"{r.get('name', '?')} {mean_cd(r):.3f}" for r in other.data["svr"].get("rows", [])))
+    print("chapter 06 laptop benchmark, single view, mean Chamfer x1000: "  # protocol 2 keeps per-shape lists
+          + "; ".join(f"{r.get('name', '?')} {results.mean(r.get('cd')):.3f}" for r in other.data["svr"].get("rows", [])))
 else:
     print("chapter 06's laptop results (AtlasNet / PointSetGen single view, same convention) are not measured yet")
 results.say("voxels", "floor_falls_with_resolution")

@@ -195,8 +195,8 @@ from course_lib import results  # noqa: E402
 measured = results.show("surfaces", "laptop")
 if measured is not None and "coded" in measured.data:
     for r in measured.data["coded"]["rows"]:
-        print(f"laptop benchmark, {r['category']:>8}: undeformed template {r['baseline']:.3f}, "
-              f"3D-CODED {r['accuracy']:.3f}, refined {r['accuracy_refined']:.3f}")
+        print(f"laptop benchmark, {r['category']:>8}: undeformed template {results.mean(r['baseline']):.3f}, "
+              f"3D-CODED {results.mean(r['accuracy']):.3f}, refined {results.mean(r['accuracy_refined']):.3f}")
 
 # %% [markdown]
 # ## Going further
