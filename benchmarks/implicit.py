@@ -7,7 +7,7 @@ the result file from the parts' JSON fragments, and a run without ``--part`` doe
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part select_queries
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part select_sampling
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part select_schedule
-    COURSE_PROFILE=laptop python benchmarks/implicit.py --part occnet         # the chosen OccNet, on test
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --part occnet         # the OccNet chosen on val, scored once on test
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part comparisons    # the claims' rows, on test
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part deepsdf
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part mise           # uses the chosen OccNet
@@ -281,7 +281,8 @@ def _alternative(sweep: str, profile: str, rows: dict) -> tuple[str, str] | None
 
 
 def part_comparisons(profile: str) -> dict:
-    """The rows of the lecture's comparative sentences on the test shapes (the chosen model's evaluation reused)."""
+    """Report only: the test rows of the lecture's comparisons, every setting already chosen on val
+    (the chosen model's test evaluation reused)."""
     sweeps = {sw: _load(profile, f"select_{sw}") for sw in SWEEPS}
     missing = [sw for sw, f in sweeps.items() if f is None]
     if missing:
