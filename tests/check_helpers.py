@@ -1,6 +1,26 @@
-"""Helpers shared by the self-check tests (``tests/test_checks_*.py``)."""
+"""Helpers shared by the tests: self-check stubs and verdicts (``tests/test_checks_*.py``), benchmark loading."""
 
 from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load_benchmark(name_or_path: str | Path) -> ModuleType:
+    """Import ``benchmarks/<name>.py`` (or a path) as a module, with ``benchmarks/`` on the path for ``_common``."""
+    path = Path(name_or_path) if str(name_or_path).endswith(".py") else BENCHMARKS / f"{name_or_path}.py"
+    sys.path.insert(0, str(path.parent))
+    try:
+        spec = importlib.util.spec_from_file_location(f"bench_{path.stem}_under_test", path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    finally:
+        sys.path.remove(str(path.parent))
 
 
 def stub(*args, **kwargs):

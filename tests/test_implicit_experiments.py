@@ -291,19 +291,9 @@ def test_held_out_iou_is_evaluate_fields_iou_and_thin_index(tmp_path, monkeypatc
 # --- the benchmark's claims and goals, from hand-made fragments (no training) ---------------------------------
 
 def _benchmark():
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from check_helpers import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "implicit.py"
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("bench_implicit_under_test", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(path.parent))
+    return load_benchmark("implicit")
 
 
 def _row(iou, thin, thin_index, steps=100):

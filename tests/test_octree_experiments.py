@@ -153,19 +153,9 @@ def test_evaluate_iou_cuts_a_dense_model_at_its_threshold_and_dense_threshold_ch
 
 
 def _bench(name: str):
-    import importlib.util
-    import sys
-    from pathlib import Path
+    from check_helpers import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{name}_test", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(path.parent))
+    return load_benchmark(name)
 
 
 def test_benchmark_claim_and_goals_from_per_seed_results():

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import ast
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -217,14 +215,9 @@ def test_selection_part_guards_the_test_split():
 # --- every benchmark declares its selection parts, and they never name the test split ------------
 
 def _load_benchmark(path: Path):
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-        return mod
-    finally:
-        sys.path.remove(str(path.parent))
+    from check_helpers import load_benchmark
+
+    return load_benchmark(path)
 
 
 def _string_literals(node: ast.AST) -> set[str]:
