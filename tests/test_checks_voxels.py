@@ -279,3 +279,121 @@ def test_path_missing_stage():
 def test_path_without_batchnorm():
     _failed(checks.check_upsampling_path(_path(lambda a, b: nn.ConvTranspose3d(a, b, 4, 2, 1), bn=False),
                                          quiet=True), "BatchNorm3d")
+
+
+# --- wrong answers found by the chapter 03-04 review (probes/ch03_ch04/wrong_answers.py) ---------------
+def test_iou_guarded_on_the_intersection():
+    def inter_guard(probs, target, threshold):  # an empty prediction against a full target scores 1
+        a, b = (probs >= threshold).flatten(1), (target > 0.5).flatten(1)
+        inter, union = (a & b).sum(1).double(), (a | b).sum(1).double()
+        return torch.where(inter > 0, inter / union.clamp_min(1), torch.ones_like(union))
+
+    _failed(checks.check_voxel_iou(inter_guard, quiet=True), "empty prediction", "union")
+
+
+def test_iou_with_epsilons_is_accepted():
+    def eps(probs, target, threshold):  # (inter + eps) / (union + eps): within 1e-6 everywhere, 1 for two empties
+        a, b = (probs >= threshold).flatten(1).double(), (target > 0.5).flatten(1).double()
+        return ((a * b).sum(1) + 1e-9) / ((a + b - a * b).sum(1) + 1e-9)
+
+    assert checks.check_voxel_iou(eps, quiet=True).passed
+
+
+class _BNFirst(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.bn, self.conv = nn.BatchNorm3d(cin), nn.Conv3d(cin, cout, 3, stride, 1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(self.bn(x)))
+
+
+class _PoolDown(nn.Module):
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv, self.bn = nn.Conv3d(cin, cout, 3, 1, 1, bias=False), nn.BatchNorm3d(cout)
+        self.pool = nn.MaxPool3d(stride) if stride > 1 else nn.Identity()
+
+    def forward(self, x):
+        return self.pool(torch.relu(self.bn(self.conv(x))))
+
+
+class _ReluBeforeBN(Conv3dBlock):
+    def forward(self, x):
+        return self.bn(torch.relu(self.conv(x)))
+
+
+class _ReluBNRelu(Conv3dBlock):
+    def forward(self, x):
+        return torch.relu(self.bn(torch.relu(self.conv(x))))
+
+
+def test_block_batchnorm_before_the_conv():
+    _failed(checks.check_conv3d_block(_BNFirst, quiet=True), "input channels", "after the convolution")
+
+
+def test_block_pooling_instead_of_a_strided_conv():
+    _failed(checks.check_conv3d_block(_PoolDown, quiet=True), "pooling")
+
+
+def test_block_circular_padding():
+    conv = lambda a, b, s: nn.Conv3d(a, b, 3, s, 1, padding_mode="circular")  # noqa: E731
+    _failed(checks.check_conv3d_block(_block(conv), quiet=True), "circular")
+
+
+def test_block_relu_before_batchnorm():
+    _failed(checks.check_conv3d_block(_ReluBeforeBN, quiet=True), "Conv3d -> BatchNorm3d -> ReLU")
+    _failed(checks.check_conv3d_block(_ReluBNRelu, quiet=True), "ReLU comes before the BatchNorm3d")
+
+
+class _NoReLUPath(UpsamplingPath):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.stages = nn.ModuleList(nn.Sequential(nn.ConvTranspose3d(a, b, 4, 2, 1), nn.BatchNorm3d(b))
+                                    for a, b in zip(channels[:-1], channels[1:]))
+
+
+class _PermutedPath(UpsamplingPath):
+    def forward(self, x):
+        return super().forward(x).permute(0, 3, 2, 1)
+
+
+class _SqueezePath(UpsamplingPath):
+    def forward(self, x):
+        for s in self.stages:
+            x = s(x)
+        return self.out(x).squeeze()
+
+
+class _ReluFirstPath(UpsamplingPath):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.stages = nn.ModuleList(nn.Sequential(nn.ConvTranspose3d(a, b, 4, 2, 1), nn.ReLU(), nn.BatchNorm3d(b))
+                                    for a, b in zip(channels[:-1], channels[1:]))
+
+
+class _BNBeforeUpPath(UpsamplingPath):
+    def __init__(self, channels):
+        super().__init__(channels)
+        self.stages = nn.ModuleList(nn.Sequential(nn.BatchNorm3d(a), nn.ConvTranspose3d(a, b, 4, 2, 1), nn.ReLU())
+                                    for a, b in zip(channels[:-1], channels[1:]))
+
+
+def test_path_without_relu():
+    _failed(checks.check_upsampling_path(_NoReLUPath, quiet=True), "no ReLU")
+
+
+def test_path_permuted_axes():
+    _failed(checks.check_upsampling_path(_PermutedPath, quiet=True), "permuted")
+
+
+def test_path_squeeze_drops_the_batch_of_one():
+    _failed(checks.check_upsampling_path(_SqueezePath, quiet=True), "batch of one")
+
+
+def test_path_relu_before_batchnorm():
+    _failed(checks.check_upsampling_path(_ReluFirstPath, quiet=True), "before the BatchNorm3d")
+
+
+def test_path_batchnorm_before_the_transposed_conv():
+    _failed(checks.check_upsampling_path(_BNBeforeUpPath, quiet=True), "input channels")

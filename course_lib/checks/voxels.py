@@ -7,6 +7,8 @@ the IoU by NumPy set counts, the conv block by its receptive field (one changed 
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 from torch import nn
@@ -78,6 +80,18 @@ def check_voxel_iou(fn) -> str:
     if bool(torch.isnan(empty.double()).any()):
         raise CheckFailed("two empty grids give NaN (0 / 0): they agree perfectly, return IoU 1 there")
     expect_close(empty, torch.ones(2), "voxel_iou of two empty grids (they agree: IoU 1)")
+    # one side empty: nothing is shared, so the IoU is 0 (a guard on the intersection instead of the union
+    # would score an empty prediction as perfect, and a threshold sweep would then favour predicting nothing)
+    full = torch.ones(2, 4, 4, 4)
+    for name, pr, tg in (("an empty prediction against a full target", torch.zeros(2, 4, 4, 4), full),
+                         ("a full prediction against an empty target", full, torch.zeros(2, 4, 4, 4))):
+        one = call_student(fn, pr, tg, 0.5)
+        expect_tensor(one, f"voxel_iou of {name}", shape=(2,), finite=False)
+        if bool(torch.isclose(one.double(), torch.ones(2, dtype=torch.float64)).any()):
+            raise CheckFailed(f"{name} scores IoU 1: only two empty grids agree perfectly. Guard the 0/0 case on the "
+                              "union (union == 0), not on the intersection: an empty prediction shares nothing "
+                              "with a full target, IoU 0")
+        expect_close(one, torch.zeros(2), f"voxel_iou of {name} (nothing shared: IoU 0)")
     # a bool target works too
     out = call_student(fn, probs.clone(), target.bool(), 0.4)
     expect_tensor(out, "voxel_iou(probs, bool target, 0.4)", shape=(3,))
@@ -118,6 +132,24 @@ def check_conv3d_block(cls) -> str:
         raise CheckFailed("use nn.BatchNorm3d for (B, C, R, R, R) features, not BatchNorm1d/2d")
     expect(any(isinstance(m, nn.BatchNorm3d) for m in mods),
            "the block has no nn.BatchNorm3d after the convolution")
+    convs = [m for m in mods if isinstance(m, nn.Conv3d)]
+    bns = [m for m in mods if isinstance(m, nn.BatchNorm3d)]
+    expect(len(convs) == 1 and len(bns) == 1, f"the block should hold one Conv3d and one BatchNorm3d, found "
+                                              f"{len(convs)} and {len(bns)}")
+    conv, bn = convs[0], bns[0]
+    if bn.num_features == 2 and conv.out_channels == 5:
+        raise CheckFailed("the BatchNorm3d normalises the block's 2 input channels: it belongs after the "
+                          "convolution (Conv3d -> BatchNorm3d -> ReLU), on its 5 output channels")
+    expect((conv.in_channels, conv.out_channels) == (2, 5) and bn.num_features == 5,
+           f"Conv3dBlock(2, 5): the Conv3d maps {conv.in_channels} -> {conv.out_channels} channels and the "
+           f"BatchNorm3d normalises {bn.num_features}; expected 2 -> 5 and 5")
+    expect(conv.kernel_size == (3, 3, 3) and conv.padding == (1, 1, 1),
+           f"the Conv3d has kernel {conv.kernel_size} and padding {conv.padding}; use kernel_size (3, 3, 3) "
+           "(size 3 in all three axes) with padding=1")
+    if conv.padding_mode != "zeros":
+        raise CheckFailed(f"the Conv3d pads with padding_mode={conv.padding_mode!r}: pad with zeros (the default). "
+                          "'circular' glues opposite faces of the grid together, so a voxel on one face sees the "
+                          "other face as its neighbour")
     x = torch.randn(4, 2, 8, 8, 8, generator=torch.Generator().manual_seed(1))
     block.train()
     out = call_student(block, x)
@@ -133,8 +165,28 @@ def check_conv3d_block(cls) -> str:
     region = _changed_region(block, 2, 9)
     expect(region == (3, 3, 3), f"changing one input voxel changes a {region} block of outputs; a kernel of size "
                                 f"3 (in all three axes) changes a (3, 3, 3) block")
+    # the layers in the right order: the output equals ReLU(BN(conv(x))) computed with the block's own layers
+    with torch.no_grad():
+        ref_block = copy.deepcopy(block).eval()
+        rconv = [m for m in ref_block.modules() if isinstance(m, nn.Conv3d)][0]
+        rbn = [m for m in ref_block.modules() if isinstance(m, nn.BatchNorm3d)][0]
+        _scramble_batchnorm(rbn, 4)
+        x_eval = torch.randn(2, 2, 6, 6, 6, generator=torch.Generator().manual_seed(3))
+        got = call_student(ref_block, x_eval.clone())
+        ref = torch.relu(rbn(rconv(x_eval)))
+        if isinstance(got, torch.Tensor) and got.shape == ref.shape and not torch.allclose(got, ref, atol=1e-5):
+            relu_first = rbn(torch.relu(rconv(x_eval)))
+            if torch.allclose(got, relu_first, atol=1e-5) or torch.allclose(got, torch.relu(relu_first), atol=1e-5):
+                raise CheckFailed("the ReLU comes before the BatchNorm3d: the order is Conv3d -> BatchNorm3d -> ReLU")
+            raise CheckFailed("the output differs from ReLU(BatchNorm3d(Conv3d(x))) computed with your block's own "
+                              "layers: apply them in that order, once each, and nothing else")
     down = call_student(cls, 3, 4, 2)
     expect(isinstance(down, nn.Module), "Conv3dBlock(3, 4, stride=2) should be an nn.Module")
+    dconv = [m for m in down.modules() if isinstance(m, nn.Conv3d)]
+    if any(isinstance(m, (nn.MaxPool3d, nn.AvgPool3d)) for m in down.modules()) or \
+            (dconv and dconv[0].stride != (2, 2, 2)):
+        raise CheckFailed("Conv3dBlock(3, 4, stride=2) must downsample with the convolution itself "
+                          "(nn.Conv3d(..., stride=stride)), not with a pooling layer after a stride-1 convolution")
     with torch.no_grad():
         out2 = call_student(down.train(), torch.randn(2, 3, 8, 8, 8))
     if isinstance(out2, torch.Tensor) and out2.dim() == 5 and out2.shape[2] == 8:
@@ -145,6 +197,76 @@ def check_conv3d_block(cls) -> str:
     expect(all(p.grad is not None for p in block.parameters() if p.requires_grad),
            "some parameters get no gradient: is every layer used in forward?")
     return "Conv3d k3 p1 -> BatchNorm3d -> ReLU; 3x3x3 receptive field; stride 2 halves 8^3 to 4^3"
+
+
+def _scramble_batchnorm(bn: nn.BatchNorm3d, seed: int) -> None:
+    """Give a BatchNorm3d (of a copy, in eval mode) random statistics and an affine map with negative scales, so
+    that layers in the wrong order no longer give the same output (a BN with scale 1 and shift ~0 commutes with
+    ReLU)."""
+    g = torch.Generator().manual_seed(seed)
+    n = bn.num_features
+    with torch.no_grad():
+        if bn.running_mean is not None:
+            bn.running_mean.copy_(torch.randn(n, generator=g) * 0.5)
+            bn.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+        if bn.affine:
+            bn.weight.copy_(torch.randn(n, generator=g) + 0.2)
+            bn.bias.copy_(torch.randn(n, generator=g))
+
+
+def _check_upsampling_reference(path: nn.Module, channels: list[int], x: torch.Tensor) -> None:
+    """The path's output equals the stages computed with its own layers (eval mode): ConvTranspose3d ->
+    BatchNorm3d -> ReLU per stage, then the last Conv3d, channel 0; named messages for the usual slips."""
+    ref_path = copy.deepcopy(path).eval()
+    mods = list(ref_path.modules())
+    for k, m in enumerate(mods):
+        if isinstance(m, nn.BatchNorm3d):
+            _scramble_batchnorm(m, 10 + k)
+    ups = [m for m in mods if isinstance(m, nn.ConvTranspose3d)]
+    bns = [m for m in mods if isinstance(m, nn.BatchNorm3d)]
+    lasts = [m for m in mods if isinstance(m, nn.Conv3d)]
+    expect(len(lasts) >= 1, "the path has no final nn.Conv3d to one channel of logits")
+    last = lasts[-1]
+    expect(last.out_channels == 1 and last.in_channels == channels[-1],
+           f"the last Conv3d maps {last.in_channels} -> {last.out_channels} channels; expected {channels[-1]} -> 1")
+    stage_bns = []
+    for i, up in enumerate(ups):
+        own = [b for b in bns if b.num_features == up.out_channels and b not in stage_bns]
+        if not own:
+            before = [b for b in bns if b.num_features == up.in_channels]
+            if before:
+                raise CheckFailed(f"stage {i}'s BatchNorm3d normalises its {up.in_channels} input channels: it belongs "
+                                  "after the ConvTranspose3d, on its output channels")
+            raise CheckFailed(f"stage {i} has no BatchNorm3d over its {up.out_channels} output channels")
+        stage_bns.append(own[0])
+    with torch.no_grad():
+        got = call_student(ref_path, x.clone())
+
+        def forward(relu: bool = True, relu_first: bool = False) -> torch.Tensor:
+            h = x
+            for up, bn in zip(ups, stage_bns):
+                h = up(h)
+                h = bn(torch.relu(h)) if relu_first else bn(h)
+                if relu and not relu_first:
+                    h = torch.relu(h)
+            return last(h)[:, 0]
+
+        ref = forward()
+        if not isinstance(got, torch.Tensor) or got.shape != ref.shape or torch.allclose(got, ref, atol=1e-5):
+            return
+        if torch.allclose(got, forward(relu=False), atol=1e-5):
+            raise CheckFailed("there is no ReLU between the stages: without it the whole path is one linear map. "
+                              "Each stage is ConvTranspose3d -> BatchNorm3d -> ReLU")
+        if torch.allclose(got, forward(relu_first=True), atol=1e-5):
+            raise CheckFailed("the ReLU comes before the BatchNorm3d: each stage is ConvTranspose3d -> BatchNorm3d "
+                              "-> ReLU")
+        for perm in ((0, 3, 2, 1), (0, 2, 1, 3), (0, 1, 3, 2), (0, 2, 3, 1), (0, 3, 1, 2)):
+            if torch.allclose(got, ref.permute(*perm), atol=1e-5):
+                raise CheckFailed(f"the output axes are permuted ({perm}): keep the voxel axes in the input's order, "
+                                  "(B, x, y, z)")
+        raise CheckFailed("the output differs from the stages computed with your own layers (ConvTranspose3d -> "
+                          "BatchNorm3d -> ReLU each, then the last Conv3d, channel 0): check the order of the "
+                          "layers and that each is applied once")
 
 
 @self_check
@@ -189,6 +311,7 @@ def check_upsampling_path(cls) -> str:
                               "the BCE-with-logits loss applies the sigmoid itself")
         raise CheckFailed("no output is negative: the last layer must output logits, with no ReLU after it")
     expect(float(out.detach().std()) > 1e-6, "every voxel gets the same logit")
+    _check_upsampling_reference(path, channels, x)
     # each output voxel depends on the input: gradients reach every parameter
     out.square().mean().backward()
     expect(all(p.grad is not None for p in path.parameters() if p.requires_grad),
@@ -197,4 +320,10 @@ def check_upsampling_path(cls) -> str:
     with torch.no_grad():
         y = call_student(one.eval(), torch.randn(2, 8, 4, 4, 4))
     expect_tensor(y, "UpsamplingPath([8])(x (2, 8, 4, 4, 4)) (no stage: only the last convolution)", shape=(2, 4, 4, 4))
+    with torch.no_grad():
+        single = call_student(copy.deepcopy(path).eval(), x[:1].clone())
+    if isinstance(single, torch.Tensor) and single.dim() == 3:
+        raise CheckFailed("a batch of one returns (R, R, R): .squeeze() also drops the batch axis. Take the "
+                          "channel with out[:, 0] (or squeeze(1)) so that the output is (B, R, R, R) for every B")
+    expect_tensor(single, f"UpsamplingPath({channels})(x (1, 16, 2, 2, 2)) (a batch of one)", shape=(1, 8, 8, 8))
     return "ConvTranspose3d k4 s2 p1 + BatchNorm3d + ReLU per stage (2^3 -> 8^3), logits from a last Conv3d"
