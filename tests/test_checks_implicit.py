@@ -99,6 +99,8 @@ def test_stubs_are_not_implemented():
     (lambda p, s, delta=0.1: (p.clamp(-0.1, 0.1) - s.clamp(-0.1, 0.1)).abs().mean(), ["delta argument"]),
     (lambda p, s, delta=0.1: torch.tensor(float(clamped_l1(p, s, delta))), ["autograd"]),
     (lambda p, s, delta=0.1: clamped_l1(p, s, delta) * float("nan"), ["NaN"]),
+    # the review's (probes/ch07_ch08/wrong07.py): a per-row mean, (B,) for (B, N) inputs
+    (lambda p, s, delta=0.1: (p.clamp(-delta, delta) - s.clamp(-delta, delta)).abs().mean(-1), [".mean(-1)"]),
 ])
 def test_clamped_l1_wrong_answers(wrong, words):
     _failed(checks.check_clamped_l1(wrong, quiet=True), *words)
@@ -108,6 +110,8 @@ def test_clamped_l1_wrong_answers(wrong, words):
 def _variant(**change):
     def fn(sdf_fn, surface_points, n, sigmas, kind, generator):
         idx = torch.randint(0, surface_points.shape[0], (n,), generator=generator)
+        if change.get("cycled"):
+            idx = torch.arange(n) % surface_points.shape[0]
         if change.get("one_base"):
             idx = torch.zeros_like(idx)
         sig = list(sigmas)
@@ -141,6 +145,7 @@ def _variant(**change):
     ({"scalar_noise": True}, ["same number"]),
     ({"z_only": True}, ["every coordinate"]),
     ({"one_base": True}, ["random surface point"]),
+    ({"cycled": True}, ["cycle"]),
     ({"uniform": True}, ["not near the surface"]),
     ({"label_at_surface": True}, ["NOISY points"]),
     ({"inverted": True}, ["inverted"]),
@@ -187,6 +192,8 @@ def _keeps_graph(field, points):
     (_grad, ["unit vectors"]),
     (lambda f, p: _grad(f, p) / _grad(f, p).norm(), ["unit length"]),
     (_finite_diff, ["finite differences"]),
+    # the review's: central differences in float64 with h = 1e-5 are accurate to ~1e-10, but not autograd
+    (lambda f, p: _finite_diff(f, p.double(), h=1e-5).to(p.dtype), ["finite differences", "requires_grad"]),
     (_in_place, ["modified"]),
     (_keeps_graph, ["graph"]),
     (lambda f, p: autograd_normals(f, p)[:, :2], ["shape"]),
@@ -204,7 +211,11 @@ def _opt_variant(**change):
         opt = torch.optim.Adam(params, lr=lr)
         for _ in range(0 if change.get("no_steps") else iters):
             r = 0.0 if change.get("no_reg") else reg
-            loss = clamped_l1(decoder(points[None], z[None])[0], sdf) + r * (z ** 2).mean()
+            pred = decoder(points[None], z[None])[0]
+            data = ((pred - sdf).abs().mean() if change.get("no_clamp") else
+                    ((pred - sdf) ** 2).mean() if change.get("mse") else clamped_l1(pred, sdf))
+            pen = (z ** 2).sum() if change.get("sum_penalty") else (z ** 2).mean()
+            loss = data + r * pen
             if change.get("ascent"):
                 loss = -loss
             if not change.get("no_zero_grad"):
@@ -221,9 +232,19 @@ def _opt_variant(**change):
     ({"no_steps": True}, ["did not move"]),
     ({"ascent": True}, ["sign of the loss"]),
     ({"attached": True}, ["detached"]),
+    # the review's (probes/ch07_ch08/wrong07.py)
+    ({"no_clamp": True}, ["far from the surface", "clamp"]),
+    ({"mse": True}, ["far from the surface", "squared"]),
+    ({"no_zero_grad": True}, ["zero_grad"]),
 ])
 def test_optimise_latent_wrong_answers(change, words):
     _failed(checks.check_optimise_latent(_opt_variant(**change), quiet=True), *words)
+
+
+def test_optimise_latent_accepts_the_papers_sum_penalty():
+    """DeepSDF's paper writes the penalty as a sum over the code's entries; with the check's small reg it lands on
+    the same code, so the paper's form is not rejected (the review found it rejected with a misleading message)."""
+    assert checks.check_optimise_latent(_opt_variant(sum_penalty=True), quiet=True).passed
 
 
 def test_optimise_latent_in_place_is_named():

@@ -146,3 +146,27 @@ def test_expected_min_distance_wrong_answers():
         v = expected_min_distance(d, p)
         return v.detach() + (d * p).sum(-1) - (d * p).sum(-1).detach()
     _failed(checks.check_expected_min_distance(wrong_grad, quiet=True), "gradient")
+
+
+# --- wrong answers found by the chapter 07-08 review (probes/ch07_ch08/wrong08.py) ---------------
+def test_inside_outside_in_float32_is_rejected():
+    def in_float32(p, a, e):  # computes in float32 and casts back: overflows for far points and small eps
+        return inside_outside(p.float(), a.float(), e.float()).to(p.dtype)
+
+    _failed(checks.check_inside_outside(in_float32, quiet=True), "float32")
+
+    def returns_float32(p, a, e):
+        return inside_outside(p, a, e).float()
+
+    _failed(checks.check_inside_outside(returns_float32, quiet=True), "dtype")
+
+
+def test_expected_min_distance_in_log_space_is_rejected():
+    def log_space(d, p):  # exp(cumsum(log(1 - p))): right values, NaN gradients where p == 1
+        ds, order = torch.sort(d, -1)
+        ps = torch.gather(p, -1, order)
+        lb = torch.cumsum(torch.log(1 - ps), -1)
+        before = torch.exp(torch.cat([torch.zeros_like(lb[..., :1]), lb[..., :-1]], -1))
+        return (ds * ps * before).sum(-1)
+
+    _failed(checks.check_expected_min_distance(log_space, quiet=True), "exactly 1", "cumprod")

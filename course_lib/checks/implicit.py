@@ -63,6 +63,16 @@ def check_clamped_l1(fn) -> str:
     expect(abs(got_delta - 0.05) < 1e-9,
            f"with delta=0.2, clamped_l1(0.5, 0.15) should be |0.2 - 0.15| = 0.05, got {got_delta:.3g}: use the "
            "delta argument, not a hard-coded 0.1")
+    # a batch of rows (B, N), as the lab calls it: still ONE number, the mean over every sample
+    pb = (p.reshape(2, 20) * 3).clone()
+    sb = s.reshape(2, 20).clone()
+    out_b = call_student(fn, pb, sb)
+    expect_tensor(out_b, "clamped_l1(pred (2, 20), sdf (2, 20))")
+    if out_b.numel() != 1:
+        raise CheckFailed(f"for (B, N) inputs the loss has shape {tuple(out_b.shape)}: reduce over every sample "
+                          "(.mean(), not .mean(-1)), so that the loss is one number you can call backward() on")
+    ref_b = float((pb.clamp(-0.1, 0.1) - sb.clamp(-0.1, 0.1)).abs().mean())
+    expect_close(float(out_b.detach()), ref_b, "clamped_l1 on a (2, 20) batch", atol=1e-9)
     # gradient: flows inside the band, none beyond
     x = torch.tensor([0.02, 0.5], dtype=torch.float64, requires_grad=True)
     out = call_student(fn, x, torch.tensor([0.0, 0.0], dtype=torch.float64))
@@ -103,7 +113,13 @@ def check_near_surface_samples(fn) -> str:
     expect(float(off.abs().max()) < 1.5,
            "the points are not near the surface points (start from surface points, then add noise; not uniform "
            "points in a box)")
-    counts = torch.bincount(torch.cdist(pts.double(), surf.double()).argmin(1), minlength=3)
+    base_idx = torch.cdist(pts.double(), surf.double()).argmin(1)
+    counts = torch.bincount(base_idx, minlength=3)
+    cycled = float((base_idx == torch.arange(n) % 3).double().mean())
+    if cycled > 0.9:
+        raise CheckFailed("the base points cycle through the surface points in order (0, 1, 2, 0, 1, 2, ...): draw "
+                          "a random surface point for each sample (torch.randint with the generator), so that the "
+                          "noise scale of a sample does not decide which surface point it starts from")
     expect(int(counts.min()) > n // 6,
            f"the samples start from the surface points unevenly ({counts.tolist()} of {n} from each of 3 points): "
            "draw a random surface point for each sample")
@@ -159,7 +175,13 @@ def check_autograd_normals(fn) -> str:
     g = torch.Generator().manual_seed(0)
     p = torch.randn(64, 3, generator=g, dtype=torch.float64) * 0.5
     given = p.clone()
-    n = call_student(fn, _ellipsoid, given)
+    calls: list[bool] = []
+
+    def field(q: torch.Tensor) -> torch.Tensor:
+        calls.append(bool(q.requires_grad))
+        return _ellipsoid(q)
+
+    n = call_student(fn, field, given)
     expect_tensor(n, "normals", shape=(64, 3))
     grad = torch.stack([2 * p[:, 0] / 0.81 + 0.6 * torch.cos(2 * p[:, 0]), 2 * p[:, 1] / 0.25, 2 * p[:, 2] / 0.09], -1)
     ref = grad / grad.norm(dim=-1, keepdim=True)
@@ -171,6 +193,10 @@ def check_autograd_normals(fn) -> str:
             raise CheckFailed("the normals are not unit vectors: divide the gradient by its norm")
         raise CheckFailed(f"the normals should have unit length, got lengths from {norms.min():.3g} to "
                           f"{norms.max():.3g}")
+    if calls and not any(calls):
+        raise CheckFailed(f"the field was evaluated {len(calls)} times, never on points that require grad: that is "
+                          "finite differences, not autograd. Make a copy of the points with "
+                          "requires_grad_(True), evaluate the field once and call torch.autograd.grad")
     err = float((n.detach().double() - ref).norm(dim=-1).max())
     if err > 1e-6:
         raise CheckFailed(f"the normals are off by up to {err:.2g} from grad f / |grad f| (finite differences, or "
@@ -183,7 +209,10 @@ def check_autograd_normals(fn) -> str:
 
 
 class _RadiusDecoder(nn.Module):
-    """``sdf = |p| - (0.4 + 0.2 z_0)`` (``z_1`` unused): the code of a sphere of radius r is ``z_0 = (r - 0.4) / 0.2``."""
+    """``f = 2 (|p| - (0.4 + 0.2 z_0))`` (``z_1`` unused): zero on the sphere of radius ``0.4 + 0.2 z_0``, but twice
+    as steep as a distance, so that its error against a true SDF differs from point to point: near the
+    surface the clamped L1 is smallest at ``z_0 = (r - 0.4) / 0.2``, while far samples (beyond the clamp)
+    would pull an unclamped loss elsewhere."""
 
     c_dim = 2
 
@@ -192,7 +221,7 @@ class _RadiusDecoder(nn.Module):
         self.w = nn.Parameter(torch.tensor([0.2]))
 
     def forward(self, points: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return points.norm(dim=-1) - (0.4 + self.w * z[:, :1])
+        return 2 * (points.norm(dim=-1) - (0.4 + self.w * z[:, :1]))
 
 
 @self_check
@@ -207,12 +236,15 @@ def check_optimise_latent(fn) -> str:
     d = torch.randn(600, 3, generator=g)
     d = d / d.norm(dim=-1, keepdim=True)
     radius = 0.6
-    pts = d * (radius + 0.05 * torch.randn(600, 1, generator=g))
+    # a quarter of the samples near the surface, the rest far outside it (beyond the clamp), as DeepSDF's
+    # samples include some far from the surface
+    r = torch.cat([radius + 0.03 * torch.randn(150, generator=g), 1.0 + 0.5 * torch.rand(450, generator=g)])
+    pts = d * r[:, None]
     sdf = pts.norm(dim=-1) - radius
-    z0 = torch.tensor([0.0, 0.5])
+    z0 = torch.tensor([0.75, 0.5])  # the start's zero set lies within the clamp band of the surface
     z0_copy = z0.clone()
     w0 = dec.w.detach().clone()
-    z = call_student(fn, dec, pts, sdf, z0, 200, 0.05, 0.1)
+    z = call_student(fn, dec, pts, sdf, z0, 200, 0.05, 0.02)
     expect_tensor(z, "the optimised code", shape=(2,))
     expect(torch.equal(z0, z0_copy), "z0 was changed in place: optimise a copy (z0.clone().requires_grad_())")
     if not torch.equal(dec.w.detach(), w0):
@@ -222,10 +254,16 @@ def check_optimise_latent(fn) -> str:
     if torch.allclose(z, z0):
         raise CheckFailed("z did not move from z0: call loss.backward() and optimizer.step() in the loop")
     want = (radius - 0.4) / 0.2
+    if float(z[0]) > want + 0.5:
+        raise CheckFailed(f"the code's first entry went to {float(z[0]):.3g}, past the sphere's {want:.2f}: the samples "
+                          "far from the surface pulled it. Clamp both the prediction and the sdf to [-delta, delta] "
+                          "(your clamped_l1), so that samples beyond the band stop counting, and use an L1, not a "
+                          "squared error")
     if abs(float(z[0]) - want) > 0.1:
         raise CheckFailed(f"the code's first entry should reach about {want:.2f} (the sphere's radius), got "
                           f"{float(z[0]):.3g}: minimise the clamped L1 between decoder(points, z) and sdf "
-                          "(did you forget optimizer.zero_grad(), or the sign of the loss?)")
+                          "(did you forget optimizer.zero_grad(), or the sign of the loss? The penalty is "
+                          "reg * mean(z ** 2), added to the data term)")
     if abs(float(z[1]) - 0.5) < 0.05:
         raise CheckFailed("the unused entry of z stayed at its start (0.5): add the penalty reg * mean(z ** 2), "
                           "which pulls the code towards the prior's mean 0")

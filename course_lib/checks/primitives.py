@@ -97,7 +97,25 @@ def check_inside_outside(fn) -> str:
     expect_tensor(on, "F(surface points (64, 3), size (3,), eps (2,))", shape=(n,))
     expect_close(on, torch.ones(n, dtype=torch.float64), "F on points of the surface (they should give exactly 1; "
                  "size (3,) and eps (2,) broadcast against points (64, 3))", rtol=1e-6, atol=1e-6)
-    return "matches the formula, the sphere, the octahedron, and equals 1 on the surface"
+    # points near the centre and small eps: the powers reach 1e-60, below float32's smallest number (~1e-45)
+    # but fine in float64. An implementation that computes in float32 (or casts its result) gets 0 or loses
+    # the values here; keep the input's dtype
+    near = torch.tensor([[1e-3, 2e-3, 0.0], [3e-3, 1e-3, 2e-3], [2e-3, 0.0, 3e-3]], dtype=torch.float64)
+    e_small = torch.tensor([0.1, 0.1], dtype=torch.float64)
+    unit = torch.ones(3, dtype=torch.float64)
+    tiny = call_student(fn, near, unit, e_small)
+    expect(isinstance(tiny, torch.Tensor), f"F should be a torch.Tensor, got {type(tiny).__name__}")
+    if tiny.dtype != torch.float64:
+        raise CheckFailed(f"float64 inputs give F in {tiny.dtype}: keep the input's dtype (no .float() inside)")
+    ref_tiny = _ref_f(near, unit, e_small)
+    if bool((tiny == 0).any()):
+        raise CheckFailed("F is exactly 0 for points near the centre with eps = 0.1 (the true values are ~1e-55, "
+                          "beyond float32's range but held by the float64 inputs): do not compute in float32 "
+                          "(no .float() inside); keep the input's dtype")
+    expect_close(tiny, ref_tiny, "F of points near the centre with eps = 0.1 (values ~1e-55, float64)", rtol=1e-9,
+                 atol=0.0)
+    return ("matches the formula, the sphere, the octahedron, equals 1 on the surface, and keeps float64 where "
+            "float32 would underflow")
 
 
 # ---------------------------------------------------------------------------
@@ -243,9 +261,23 @@ def check_expected_min_distance(fn) -> str:
                                               "numbers?): keep the computation in torch")
     expect_close(gp, rp, "the gradient with respect to prob (vs autograd of the enumeration)", rtol=1e-6, atol=1e-9)
     expect_close(gd, rd, "the gradient with respect to dist (vs autograd of the enumeration)", rtol=1e-6, atol=1e-9)
-    # certain configurations: exact 0 / 1 probabilities
+    # certain configurations: exact 0 / 1 probabilities (a sigmoid of a logit above ~17 is exactly 1.0 in float32)
     d = torch.tensor([[0.5, 0.2, 0.9]], dtype=torch.float64)
     one = call_student(fn, d, torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64))
     expect_close(one, torch.tensor([0.5], dtype=torch.float64), "with prob = (1, 0, 1) the minimum over the existing "
                  "primitives (0.5, 0.9) is 0.5", atol=1e-12)
+    d1 = torch.tensor([[0.5, 0.2, 0.9, 0.7]], dtype=torch.float64, requires_grad=True)
+    p1 = torch.tensor([[1.0, 0.0, 1.0, 0.5]], dtype=torch.float64, requires_grad=True)
+    g1 = torch.autograd.grad(call_student(fn, d1, p1).sum(), (d1, p1), allow_unused=True)
+    d2 = d1.detach().clone().requires_grad_()
+    p2 = p1.detach().clone().requires_grad_()
+    r1 = torch.autograd.grad(_enumerate(d2, p2).sum(), (d2, p2))
+    if any(g is not None and not bool(torch.isfinite(g).all()) for g in g1):
+        raise CheckFailed("the gradient is NaN or inf where a probability is exactly 1 (or 0): the exclusive product "
+                          "through exp(cumsum(log(1 - p))) takes log(0) there. Use torch.cumprod(1 - p) (shifted by "
+                          "one) so that certain primitives keep finite gradients")
+    for name, g, r in (("prob", g1[1], r1[1]), ("dist", g1[0], r1[0])):
+        expect(g is not None, f"no gradient reaches {name} when some probabilities are exactly 0 or 1")
+        expect_close(g, r, f"the gradient with respect to {name} at prob = (1, 0, 1, 0.5) (vs the enumeration)",
+                     rtol=1e-6, atol=1e-9)
     return "equals the enumeration over 2^M configurations (M = 1, 2, 6, 9), values and gradients"
