@@ -248,3 +248,68 @@ def test_auto_falls_back_to_torch_without_libigl(sphere, monkeypatch, one_torch_
     assert torch.allclose(ms.mesh_sdf(sphere, p), ms.mesh_sdf(sphere, p, method="torch"))
     with pytest.raises(ImportError, match="pip install libigl"):
         ms.mesh_sdf(sphere, p, method="igl")
+
+
+# --- the orientation repair: flipped and doubled faces (real meshes have both) ---------------------------
+def _two_boxes():
+    """Two disjoint unit-ish boxes (two components), outward wound, watertight."""
+    a = trimesh.creation.box((1.0, 1.0, 1.0))
+    b = trimesh.creation.box((0.6, 0.6, 0.6))
+    b.apply_translation((2.0, 0.0, 0.0))
+    return trimesh.util.concatenate([a, b])
+
+
+def _inside_reference(points):
+    """Inside one of the two boxes, analytically."""
+    p = np.asarray(points)
+    in_a = (np.abs(p) < 0.5).all(1)
+    in_b = (np.abs(p - np.array([2.0, 0.0, 0.0])) < 0.3).all(1)
+    return in_a | in_b
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("kw", [dict(flip_fraction=0.3), dict(double=True), dict(flip_fraction=0.5, double=True)])
+def test_repaired_sign_survives_flipped_and_doubled_faces(method, kw, one_torch_thread):
+    mesh = _two_boxes()
+    rng = np.random.default_rng(0)
+    q = rng.uniform([-1.0, -1.0, -1.0], [3.0, 1.0, 1.0], (600, 3))
+    q = q[np.abs(np.abs(q) - 0.5).min(1) > 1e-3]  # not on a face plane of the first box
+    truth = _inside_reference(q)
+    bad = ms.corrupt_faces(mesh, seed=1, **kw)
+    raw = (ms.winding_number(bad, torch.tensor(q), method=method, repair=False) >= 0.5).numpy()
+    assert (raw == truth).mean() < 0.99  # the corruption does break the plain winding number
+    fixed = (ms.winding_number(bad, torch.tensor(q), method=method) >= 0.5).numpy()
+    assert (fixed == truth).all()
+    sdf = ms.mesh_sdf(bad, torch.tensor(q), method=method).numpy()
+    assert ((sdf < 0) == truth).all()
+
+
+def test_repair_orientation_reports_and_keeps_the_surface():
+    mesh = _two_boxes()
+    v, f = ms.corrupt_faces(mesh, flip_fraction=0.4, double=True, seed=3)
+    v2, f2, rep = ms.repair_orientation((v, f))
+    assert rep["duplicate_faces"] == len(mesh.faces) and rep["components"] == 2 and rep["degenerate_faces"] == 0
+    assert f2.shape == mesh.faces.shape
+    fixed = trimesh.Trimesh(v2, f2, process=False)
+    assert fixed.is_watertight and fixed.is_winding_consistent
+    assert fixed.volume == pytest.approx(mesh.volume, rel=1e-9)  # outward: positive volume, the boxes' own
+    # the same set of triangles (as vertex positions), so every distance is unchanged
+    key = lambda t: sorted(tuple(sorted(map(tuple, np.round(tri, 9)))) for tri in t)  # noqa: E731
+    assert key(fixed.triangles) == key(mesh.triangles)
+    # a clean mesh is left as it is
+    _, f3, rep3 = ms.repair_orientation(mesh)
+    assert rep3["duplicate_faces"] == 0 and rep3["rewound_faces"] == 0
+
+
+def test_corrupt_faces_does_what_it_says():
+    mesh = trimesh.creation.icosphere(2)
+    v, f = ms.corrupt_faces(mesh, double=True)
+    assert f.shape[0] == 2 * len(mesh.faces) and np.array_equal(f[len(mesh.faces):], mesh.faces[:, ::-1])
+    _, f = ms.corrupt_faces(mesh, flip_fraction=0.3, seed=0)
+    flipped = (f != mesh.faces).any(1).mean()
+    assert 0.2 < flipped < 0.4
+    _, f = ms.corrupt_faces(mesh, drop_fraction=0.1, seed=0)
+    assert f.shape[0] == len(mesh.faces) - round(0.1 * len(mesh.faces))
+    assert not trimesh.Trimesh(v, f, process=False).is_watertight
+    with pytest.raises(ValueError, match="flip_fraction"):
+        ms.corrupt_faces(mesh, flip_fraction=1.5)

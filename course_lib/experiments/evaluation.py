@@ -232,12 +232,15 @@ def grid_occupancy(grid: Tensor, level: float = 0.5, bound: float = 1.0) -> Call
 def mesh_occupancy(mesh: trimesh.Trimesh) -> Callable[[Tensor], Tensor]:
     """Inside a mesh by the generalised winding number (>= 0.5), robust to small holes.
 
-    Introduced in ``lectures/11_evaluation.ipynb``; :func:`course_lib.geometry.winding_number`.
+    Introduced in ``lectures/11_evaluation.ipynb``; :func:`course_lib.geometry.winding_number`.  The
+    meshes scored here are the models' own (marching cubes, deformed templates), oriented by
+    construction, so the faces are taken as they are (``repair=False``): no orientation repair
+    changes what a model's mesh says.
     """
     from course_lib.geometry.mesh_sdf import winding_number
 
     def occ(points: Tensor) -> Tensor:
-        return torch.as_tensor(winding_number(mesh, points.detach().float().cpu())) >= 0.5
+        return torch.as_tensor(winding_number(mesh, points.detach().float().cpu(), repair=False)) >= 0.5
 
     return occ
 

@@ -35,7 +35,7 @@ from torch import Tensor
 
 __all__ = [
     "mesh_sdf", "winding_number", "point_triangle_distance", "sample_mesh_sdf", "sample_mesh_occupancy",
-    "mesh_box", "has_igl",
+    "mesh_box", "has_igl", "repair_orientation", "corrupt_faces",
 ]
 
 _METHODS = ("auto", "igl", "torch")
@@ -95,6 +95,91 @@ def _query(points: Any) -> Tensor:
 
 
 # ---------------------------------------------------------------------------
+# orientation repair: the winding number needs consistently, outward oriented faces
+# ---------------------------------------------------------------------------
+def repair_orientation(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+    """Faces of ``mesh`` made fit for the winding number: welded, deduplicated, consistently and outward wound.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  Real meshes (ShapeNet's among them) have faces
+    stored twice (once per orientation, so that they render from both sides), faces whose winding is
+    flipped against their neighbours', and vertices repeated per face.  The generalised winding number
+    adds every face's signed solid angle, so a doubled face cancels itself and a flipped face subtracts
+    what it should add: inside/outside goes wrong.  This function
+
+    1. welds vertices at the same position (``trimesh``'s ``merge_vertices``), so that neighbouring faces
+       share their edges;
+    2. keeps one face of each set of faces on the same three vertices (whatever their orientation) and
+       drops degenerate faces (a repeated vertex);
+    3. makes the winding consistent across shared edges (``trimesh.repair.fix_winding``, a traversal of
+       the face adjacency graph);
+    4. orients each connected component outward: its signed volume about its own centroid must be
+       positive (for a closed component that is the enclosed volume; for an open one with holes it is
+       still the volume of the closed-up shape, which is why a component, not the whole mesh, is the unit).
+
+    Returns ``(vertices (V', 3) float64, faces (F', 3) int64, report)``, ``report`` counting
+    ``duplicate_faces``, ``degenerate_faces``, ``rewound_faces`` (faces whose orientation changed) and
+    ``components``.  The surface (and so every distance to it) is unchanged; only the orientation of
+    faces and their multiplicity are.
+    """
+    v, f = _mesh_arrays(mesh)
+    m = trimesh.Trimesh(v, f, process=False)
+    m.merge_vertices()
+    faces = np.asarray(m.faces, dtype=np.int64)
+    ok = (faces[:, 0] != faces[:, 1]) & (faces[:, 1] != faces[:, 2]) & (faces[:, 0] != faces[:, 2])
+    n_degenerate = int((~ok).sum())
+    faces = faces[ok]
+    if faces.shape[0] == 0:
+        raise ValueError("mesh has no faces left after dropping degenerate ones (every face repeats a vertex)")
+    _, first = np.unique(np.sort(faces, axis=1), axis=0, return_index=True)
+    first.sort()
+    n_dup = int(faces.shape[0] - first.shape[0])
+    faces = faces[first]
+    verts = np.asarray(m.vertices, dtype=np.float64)
+    wound = trimesh.Trimesh(verts, faces, process=False)
+    trimesh.repair.fix_winding(wound)
+    out = np.asarray(wound.faces, dtype=np.int64).copy()
+    groups = trimesh.graph.connected_components(wound.face_adjacency, nodes=np.arange(out.shape[0]))
+    for g in groups:
+        g = np.asarray(g, dtype=np.int64)
+        tri = verts[out[g]]
+        c = tri.reshape(-1, 3).mean(0)
+        vol = np.einsum("ij,ij->i", tri[:, 0] - c, np.cross(tri[:, 1] - c, tri[:, 2] - c)).sum() / 6.0
+        if vol < 0:
+            out[g] = out[g][:, ::-1]
+    rewound = int((out != faces).any(1).sum())
+    return verts, np.ascontiguousarray(out), {"duplicate_faces": n_dup, "degenerate_faces": n_degenerate,
+                                             "rewound_faces": rewound, "components": len(groups)}
+
+
+def corrupt_faces(mesh: Any, *, flip_fraction: float = 0.0, double: bool = False, drop_fraction: float = 0.0,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``mesh`` with the defects of real meshes, to test a sign against: flipped, doubled and missing faces.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb``.  ``flip_fraction`` of the faces (chosen at random)
+    get their winding reversed; ``double`` appends every face again with the opposite orientation (as
+    meshes made to render from both sides store them); ``drop_fraction`` removes a connected patch of
+    about that share of the faces (the faces nearest to a random face's centre), which opens a hole.
+    Returns ``(vertices, faces)``; the vertices are unchanged.
+    """
+    v, f = _mesh_arrays(mesh)
+    for name, x in (("flip_fraction", flip_fraction), ("drop_fraction", drop_fraction)):
+        if not 0.0 <= float(x) < 1.0:
+            raise ValueError(f"{name} must be in [0, 1), got {x}")
+    rng = np.random.default_rng(seed)
+    f = f.copy()
+    if drop_fraction > 0:
+        centres = v[f].mean(1)
+        d = np.linalg.norm(centres - centres[rng.integers(f.shape[0])], axis=1)
+        f = f[np.argsort(d)[int(round(drop_fraction * f.shape[0])):]]
+    if flip_fraction > 0:
+        pick = rng.random(f.shape[0]) < flip_fraction
+        f[pick] = f[pick][:, ::-1]
+    if double:
+        f = np.concatenate([f, f[:, ::-1]])
+    return v, np.ascontiguousarray(f)
+
+
+# ---------------------------------------------------------------------------
 # the torch back end (exact, brute force, chunked)
 # ---------------------------------------------------------------------------
 def point_triangle_distance(points: Tensor, tris: Tensor) -> Tensor:
@@ -142,7 +227,7 @@ def _chunk_rows(n_faces: int, budget: int) -> int:
 
 
 def winding_number(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto",
-                   budget: int = 250_000) -> Tensor:
+                   budget: int = 250_000, repair: bool = True) -> Tensor:
     """Generalised winding number of ``mesh`` at ``points (N, 3)``: 1 inside, 0 outside, between near holes.
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.
@@ -151,9 +236,13 @@ def winding_number(mesh: Any, points: Tensor | np.ndarray, *, method: str = "aut
     point-face pairs, on the points' device); ``"igl"`` uses libigl's fast winding number
     (an approximation whose error is far below the 0.5 threshold away from the surface);
     ``"auto"`` picks ``"igl"`` for CPU points when libigl is installed.  Returned on the
-    points' device with their dtype.
+    points' device with their dtype.  ``repair`` (default) first makes the faces consistently and
+    outward oriented and drops doubled ones (:func:`repair_orientation`); ``repair=False`` takes the
+    faces as they are.
     """
     v, f = _mesh_arrays(mesh)
+    if repair:
+        v, f, _ = repair_orientation((v, f))
     pts = _query(points)
     method = _pick(method, pts)
     if method == "igl":
@@ -180,7 +269,7 @@ def _pick(method: str, pts: Tensor) -> str:
 
 @torch.no_grad()
 def mesh_sdf(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto", budget: int = 250_000,
-             return_winding: bool = False) -> Tensor | tuple[Tensor, Tensor]:
+             return_winding: bool = False, repair: bool = True) -> Tensor | tuple[Tensor, Tensor]:
     """Signed distance from ``points (N, 3)`` to a triangle mesh: negative inside, exact magnitude.
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.
@@ -195,7 +284,10 @@ def mesh_sdf(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto", bu
     brute force in chunks of ``budget`` point-face pairs, on the points' device, CPU or
     CUDA) or ``"auto"`` (``"igl"`` for CPU points when libigl is installed, else
     ``"torch"``).  The result has the points' device and float dtype; with
-    ``return_winding=True`` the winding numbers are returned too.
+    ``return_winding=True`` the winding numbers are returned too.  ``repair`` (default) first welds
+    vertices, drops doubled faces and orients the faces consistently and outward
+    (:func:`repair_orientation`): the winding number is only right for such faces, and real meshes
+    often have faces stored twice or flipped; the distances do not change.
 
     >>> import trimesh, torch
     >>> box = trimesh.creation.box((2, 2, 2))
@@ -203,6 +295,8 @@ def mesh_sdf(mesh: Any, points: Tensor | np.ndarray, *, method: str = "auto", bu
     [-1.0, 1.0]
     """
     v, f = _mesh_arrays(mesh)
+    if repair:
+        v, f, _ = repair_orientation((v, f))
     pts = _query(points)
     method = _pick(method, pts)
     if method == "igl":
