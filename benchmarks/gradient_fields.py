@@ -341,6 +341,9 @@ def main() -> None:
         rows, per = ex.autoencoding_table(preds, target, oracle)
         seconds["AE metrics"] = time.perf_counter() - t0
         data["autoencoding"] = _rows_to_data(rows)
+        data["autoencoding_per_shape"] = {k: {m: [float(x) for x in v.tolist()] for m, v in d.items()}
+                                          for k, d in per.items()}  # paired rows for benchmarks/retrieval.py
+        data["autoencoding_shapes"] = [[str(c), int(sd)] for c, sd in zip(test["category"], test["seed"].tolist())]
         means = {k: {m: float(v.mean()) for m, v in d.items()} for k, d in per.items()}
         data["autoencoding_ratio_to_oracle"] = {k: means[k]["CD x1e4"] / oracle_cd for k in means}
         goals.append(goal("shapegf_cd_within_1p5x_oracle", "ShapeGF's auto-encoding CD / oracle CD (test)",

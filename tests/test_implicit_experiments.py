@@ -371,3 +371,26 @@ def test_benchmark_refuses_test_rows_older_than_the_selections():
     stale = {**data, "select_sampling": {"rows": {"near": rows["near"], "mix": {"setting": {**st, "sampling": "mix"}}}}}
     with pytest.raises(SystemExit, match="comparisons part predates the sampling selection"):
         B._check_fresh(stale)
+
+
+def test_retrieved_iou_scores_the_retrieved_shape_at_the_models_points():
+    """Retrieving a test shape itself scores 1; another shape scores the IoU of the two exact occupancies at the
+    points field_iou uses (seed = the test index), counted here with numpy; bad indices are refused."""
+    import numpy as np
+
+    test = {"category": ["chair", "mug"], "seed": torch.tensor([3_000_000, 3_000_001])}
+    train = {"category": ["mug", "chair", "chair"], "seed": torch.tensor([5, 3_000_000, 7])}
+    n = 3000
+    got = ex.retrieved_iou(test, train, torch.tensor([1, 0]), n=n)
+    assert got.dtype == torch.float64 and got.shape == (2,)
+    assert got[0].item() == 1.0  # the chair retrieved itself
+    p = (torch.rand(n, 3, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    a = make_shape("mug", 5).occupancy(p).numpy().astype(bool)
+    b = make_shape("mug", 3_000_001).occupancy(p).numpy().astype(bool)
+    ref = np.logical_and(a, b).sum() / np.logical_or(a, b).sum()
+    assert got[1].item() == pytest.approx(ref, abs=1e-12)
+    assert 0.0 < got[1].item() < 1.0
+    with pytest.raises(ValueError, match="one retrieved shape per test shape"):
+        ex.retrieved_iou(test, train, [0], n=n)
+    with pytest.raises(IndexError, match="out of range"):
+        ex.retrieved_iou(test, train, [0, 3], n=n)

@@ -313,3 +313,20 @@ def test_cuda_matches_cpu():
     assert torch.equal(gpu.index.cpu(), cpu.index)
     r = rt.retrieve(train.cuda(), test.cuda())
     assert r.clouds.device.type == "cuda" and torch.equal(r.index.cpu(), cpu.index)
+
+
+def test_format_chapter_rows_prints_models_and_retrieval_with_sem():
+    from scipy.stats import sem
+
+    from course_lib.experiments.retrieval import format_chapter_rows
+
+    cd = [1.0, 2.0, 4.0]
+    data = {"chapters": {"05": {"metrics": ["CD x1e3"], "shapes": [["chair", 1], ["chair", 2], ["mug", 3]],
+                                "training_shapes": 40, "models": {"PointSetGen": {"CD x1e3": 0.5}},
+                                "rows": [{"name": "nearest training shape (oracle)", "by": "oracle", "CD x1e3": cd}]}}}
+    txt = format_chapter_rows(data, "05")
+    assert "3 test shapes" in txt and "PointSetGen" in txt and "0.5" in txt
+    assert f"{sum(cd) / 3:.4g} ± {sem(cd):.2g}" in txt
+    assert "retrieval from 40 training shapes" in txt
+    with pytest.raises(KeyError, match=r"measured: \['05'\]"):
+        format_chapter_rows(data, "07")

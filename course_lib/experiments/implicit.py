@@ -63,7 +63,7 @@ __all__ = [
     "occnet_setting", "setting_key", "train_occnet_setting", "occnet_budget", "held_out_iou",
     "occnet_loss_fn", "train_occnet", "build_deepsdf", "sdf_loss_fn", "train_deepsdf", "encode",
     "extract", "field_iou", "thin_part_ids", "thin_part_sdf", "evaluate_fields", "reconstruct_unseen", "oracle_chamfer",
-    "held_out_inputs", "mise_experiment", "smoke",
+    "held_out_inputs", "mise_experiment", "smoke", "retrieved_iou",
 ]
 
 OCCNET_THRESHOLD = 0.2
@@ -702,3 +702,34 @@ def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str
     out["seconds"] = sum(v for k, v in out.items() if k.endswith("_seconds"))
     return out
 
+
+def retrieved_iou(test: dict[str, Any], train: dict[str, Any], index: Tensor | Sequence[int], *,
+                  n: int | None = None, profile: str | None = None) -> Tensor:
+    """Per test shape ``i``, the volumetric IoU of training shape ``index[i]`` taken as its reconstruction.
+
+    Introduced in ``lectures/07_implicit_fields.ipynb`` (the retrieval rows, measured by
+    ``benchmarks/retrieval.py``).  The retrieved shape's exact occupancy is scored against the test
+    shape's at the same ``n`` uniform points of ``[-1, 1]^3`` (default ``ch07.n_iou``, seed ``i``) at
+    which :func:`field_iou` scores a model, so the retrieval row and the model's row are paired point
+    for point.  ``test`` / ``train`` need ``category`` and ``seed`` (as :func:`implicit_data` returns).
+    Returns ``(Q,)`` float64.
+    """
+    idx = [int(j) for j in (index.tolist() if isinstance(index, Tensor) else index)]
+    q = len(test["category"])
+    if len(idx) != q:
+        raise ValueError(f"index has {len(idx)} entries but test holds {q} shapes: one retrieved shape per test shape")
+    s_train = len(train["category"])
+    bad = [j for j in idx if not 0 <= j < s_train]
+    if bad:
+        raise IndexError(f"index {bad[:3]} out of range for {s_train} training shapes")
+    n = int(n if n is not None else _sizes(profile)["n_iou"])
+    if n < 1:
+        raise ValueError(f"n must be a positive number of IoU points, got {n}")
+    out = []
+    for i, j in enumerate(idx):
+        g = torch.Generator().manual_seed(int(i))  # the points of field_iou(..., seed=i)
+        p = torch.rand(n, 3, generator=g) * 2 - 1
+        truth = make_shape(test["category"][i], int(test["seed"][i])).occupancy(p)
+        got = make_shape(train["category"][j], int(train["seed"][j])).occupancy(p)
+        out.append(float(_metrics.volumetric_iou(got, truth)))
+    return torch.tensor(out, dtype=torch.float64)

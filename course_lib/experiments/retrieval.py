@@ -21,6 +21,8 @@ reconstruction on ShapeNet).  This module measures it and gives every chapter th
   the baseline a real system could run);
 * :func:`split_summary`, :func:`summarize_splits`, :func:`format_splits_table`, :func:`describe_splits`:
   per-category medians and ratios, and the sentence a lecture prints from them;
+* :func:`format_chapter_rows`: the retrieval rows that ``benchmarks/retrieval.py`` measured beside a
+  chapter's models (chapters 05, 07 and 10), as the table their lectures print;
 * :func:`memoriser_indices`, :func:`stratified_indices`, :func:`one_nna_subset`,
   :func:`expected_one_nna`: the memorising "generator" of chapter 10 (training shapes drawn at
   random) and its 1-NNA computed from precomputed distance matrices, many draws at the cost of one.
@@ -55,6 +57,7 @@ __all__ = [
     "stratified_indices",
     "one_nna_subset",
     "expected_one_nna",
+    "format_chapter_rows",
 ]
 
 CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distances, the mean over each cloud, the two "
@@ -560,3 +563,35 @@ def expected_one_nna(n_refs: int, n_samples: int) -> float:
     if r + s < 2:
         raise ValueError("1-NNA needs at least two clouds")
     return (r * (r - 1) + s * (s - 1)) / ((r + s) * (r + s - 1))
+
+
+def format_chapter_rows(data: Mapping[str, Any], chapter: str) -> str:
+    """The retrieval table of one chapter from ``benchmarks/retrieval.py``'s stored data.
+
+    Introduced in ``lectures/05_point_sets.ipynb`` (and printed by lectures 07 and 10).  ``data`` is the
+    ``data`` of ``retrieval-<profile>.json``; ``chapter`` is ``"05"``, ``"07"`` or ``"10"``.  One row per
+    model of the chapter (its mean, from the chapter's own result file) and per retrieval row (mean ±
+    standard error over the chapter's test shapes), with the number of training shapes retrieval chose
+    from.  Raises ``KeyError`` naming the chapters measured when ``chapter`` is not among them.
+    """
+    chapters = data.get("chapters", {}) if isinstance(data, Mapping) else {}
+    if chapter not in chapters:
+        raise KeyError(f"no retrieval rows for chapter {chapter!r} (measured: {sorted(chapters)}); "
+                       "`python benchmarks/retrieval.py --chapters ...` measures them")
+    p = chapters[chapter]
+    metrics = list(p["metrics"])
+    header = ["row", *metrics, "kind"]
+    lines = [header]
+    for name, vals in p.get("models", {}).items():
+        lines.append([name, *[f"{float(vals[m]):.4g}" for m in metrics], "model"])
+    for r in p["rows"]:
+        cells = []
+        for m in metrics:
+            v = [float(x) for x in r[m]]
+            se = (sum((x - sum(v) / len(v)) ** 2 for x in v) / (len(v) - 1) / len(v)) ** 0.5 if len(v) > 1 else 0.0
+            cells.append(f"{sum(v) / len(v):.4g} ± {se:.2g}")
+        lines.append([r["name"], *cells, f"retrieval from {p['training_shapes']} training shapes"])
+    widths = [max(len(str(row[k])) for row in lines) for k in range(len(header))]
+    out = [f"chapter {chapter}: {len(p['shapes'])} test shapes"]
+    out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
+    return "\n".join(out)
