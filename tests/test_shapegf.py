@@ -438,3 +438,56 @@ def test_scorenet_without_norm_is_independent_of_the_batch():
     assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in gf.ScoreNet(4, 8, 1, norm="none").modules())
     with pytest.raises(ValueError, match="norm"):
         gf.ScoreNet(4, 8, 1, norm="layer")
+
+
+@pytest.mark.parametrize("ratio", [0.1, 0.5, 1.0, 1.5])
+def test_gaussian_langevin_variance_matches_the_sampler(ratio):
+    """The closed-form variance of the chain on N(0, sigma^2) against annealed_langevin with the exact score
+    (60,000 coordinates), after 1, 3 and 10 steps from a unit-variance start, and the limit formula against a
+    long run of the recursion."""
+    sigma = 0.1
+    x0 = torch.randn(1, 20000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    for k in (1, 3, 10):
+        out = gf.annealed_langevin(lambda x, s: -x / s[:, None, None] ** 2, x0, [sigma], k, ratio,
+                                   generator=torch.Generator().manual_seed(k))
+        want = gf.gaussian_langevin_variance(ratio, k, sigma=sigma, var0=1.0)
+        assert float(out.var()) == pytest.approx(want, rel=0.03, abs=1e-12)
+    lim = gf.gaussian_langevin_variance(ratio, sigma=sigma)
+    assert lim == pytest.approx(gf.gaussian_langevin_variance(ratio, 2000, sigma=sigma, var0=1.0), rel=1e-9, abs=1e-15)
+    assert lim == pytest.approx(2 * sigma ** 2 * (1 - ratio) ** 2 / (2 - ratio), abs=1e-15)
+
+
+def test_gaussian_langevin_variance_regimes():
+    s2 = 0.01
+    assert gf.gaussian_langevin_variance(1e-4, sigma=0.1) == pytest.approx(s2, rel=1e-3)  # small steps: the target
+    assert gf.gaussian_langevin_variance(1.0, 1, sigma=0.1, var0=5.0) == 0.0  # ratio 1: projected onto the mode
+    assert gf.gaussian_langevin_variance(0.5, sigma=0.1) == pytest.approx(s2 / 3)  # std 0.058 of a 0.1 target
+    assert gf.gaussian_langevin_variance(2.0, 10, sigma=0.1) == pytest.approx(10 * 4 * s2)  # a random walk
+    assert math.isinf(gf.gaussian_langevin_variance(2.0, sigma=0.1))
+    assert gf.gaussian_langevin_variance(2.5, 10, sigma=0.1, var0=1.0) > 1.5 ** 20  # geometric divergence
+    assert gf.gaussian_langevin_variance(0.5, 4, sigma=0.1, var0=1.0, noise=False) == pytest.approx(0.25 ** 4)
+    with pytest.raises(ValueError, match="step_ratio"):
+        gf.gaussian_langevin_variance(0.0)
+    with pytest.raises(ValueError, match="steps"):
+        gf.gaussian_langevin_variance(0.5, -1)
+
+
+def test_ncsn_epsilon():
+    assert gf.ncsn_epsilon(1.0, 0.01) == pytest.approx(2e-4)
+    # the two step rules agree at every level
+    for s in (1.0, 0.1, 0.01):
+        assert gf.ncsn_epsilon(0.7, 0.01) * s ** 2 / 0.01 ** 2 == pytest.approx(2 * s ** 2 * 0.7)
+    with pytest.raises(ValueError):
+        gf.ncsn_epsilon(1.0, 0.0)
+
+
+def test_langevin_refuses_unstable_ratios():
+    x = torch.ones(1, 5, 3)
+    with pytest.raises(ValueError, match="diverge"):
+        gf.annealed_langevin(lambda x, s: -x, x, [0.1], 2, 2.5)
+    with pytest.warns(RuntimeWarning, match="stability limit"):
+        gf.annealed_langevin(lambda x, s: -x, x, [0.1], 2, 2.0)
+    with pytest.warns(RuntimeWarning):
+        out = gf.annealed_langevin(lambda x, s: -x / s[:, None, None] ** 2, x, [0.1], 30, 2.5, allow_unstable=True,
+                                   noise=False)
+    assert float(out.abs().max()) > 1e4  # |1 - 2.5|^30 growth, as the analysis says

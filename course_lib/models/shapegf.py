@@ -31,6 +31,7 @@ to the latter.  See :func:`dsm_loss` for why we keep the official one.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +50,9 @@ __all__ = [
     "smoothed_log_density",
     "analytic_score",
     "analytic_score_fn",
+    "STABLE_STEP_RATIO",
+    "gaussian_langevin_variance",
+    "ncsn_epsilon",
     "ScoreNet",
     "dsm_loss",
     "uniform_prior",
@@ -490,10 +494,69 @@ class LangevinResult:
     sigmas: list[float] = field(default_factory=list)
 
 
+STABLE_STEP_RATIO = 2.0
+"""The largest ``step_ratio`` of :func:`annealed_langevin` at which the chain stays bounded on a Gaussian:
+one step multiplies the distance to the mode by ``|1 - step_ratio|`` (:func:`gaussian_langevin_variance`)."""
+
+
+def gaussian_langevin_variance(step_ratio: float, steps: int | None = None, *, sigma: float = 1.0,
+                               var0: float = 0.0, noise: bool = True) -> float:
+    r"""Variance (per coordinate) of :func:`annealed_langevin`'s chain on the exact score of
+    :math:`N(0, \sigma^2 I)`, after ``steps`` steps at level ``sigma`` from variance ``var0``, or its
+    limit (``steps=None``).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the 1-D analysis of the step size).  With
+    :math:`\alpha = 2\sigma^2 r` (``r = step_ratio``) one step is "noise :math:`\sqrt\alpha\,\xi`, then
+    :math:`x \mathrel{+}= \tfrac{\alpha}{2} s(x)`" with :math:`s(x) = -x/\sigma^2`, i.e.
+    :math:`x \leftarrow (1 - r)(x + \sqrt{\alpha}\,\xi)`, so
+
+    .. math:: v_{k+1} = (1 - r)^2 (v_k + 2\sigma^2 r) \;\to\; v_\infty = \frac{2\sigma^2 (1 - r)^2}{2 - r}
+              \quad (0 < r < 2).
+
+    Small ratios approach the target's :math:`\sigma^2` (Langevin sampling proper), ``r = 1`` gives 0
+    after one step (every point lands *on* the mode: perturb, then project back, which is what ShapeGF
+    wants of its last level), ``r = 2`` is a random walk (the variance grows by :math:`4\sigma^2` a step)
+    and ``r > 2`` diverges geometrically.  ``noise=False`` drops the noise (the variance then only
+    shrinks or grows by :math:`(1 - r)^2`).  Returns ``inf`` for a limit that does not exist.
+    """
+    r = float(step_ratio)
+    if not r > 0:
+        raise ValueError(f"step_ratio must be positive, got {step_ratio}")
+    if not sigma > 0 or var0 < 0:
+        raise ValueError(f"sigma must be positive and var0 non-negative, got sigma={sigma}, var0={var0}")
+    a2, add = (1.0 - r) ** 2, (2.0 * sigma * sigma * r if noise else 0.0)
+    if steps is None:
+        if r >= STABLE_STEP_RATIO:
+            return math.inf if (add > 0 or var0 > 0) else 0.0
+        return a2 * add / (1.0 - a2) if add > 0 else 0.0
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int or None, got {steps!r}")
+    v = float(var0)
+    for _ in range(steps):
+        v = a2 * (v + add)
+    return v
+
+
+def ncsn_epsilon(step_ratio: float, sigma_last: float) -> float:
+    r"""The step constant :math:`\epsilon` of NCSN's rule :math:`\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2`
+    [Song2019] that equals :func:`annealed_langevin`'s :math:`\alpha_i = 2\sigma_i^2 r`:
+    :math:`\epsilon = 2 r \sigma_L^2`.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Both rules scale the step with
+    :math:`\sigma_i^2`; NCSN writes the constant relative to the last level.  With ShapeGF's last level
+    ``0.01`` and ratio 1, :math:`\epsilon = 2\times10^{-4}` (NCSN's images used :math:`2\times10^{-5}` with
+    100 steps per level; ShapeGF takes 10).
+    """
+    if not step_ratio > 0 or not sigma_last > 0:
+        raise ValueError(f"step_ratio and sigma_last must be positive, got {step_ratio}, {sigma_last}")
+    return 2.0 * float(step_ratio) * float(sigma_last) ** 2
+
+
 @torch.no_grad()
 def annealed_langevin(score_fn: ScoreFn, x0: Tensor, sigmas: Sequence[float] | Tensor, steps_per_level: int = 10,
                       step_ratio: float = 1.0, *, noise: bool = True, generator: torch.Generator | None = None,
-                      return_trajectory: bool = False, clip: float | None = None) -> Tensor | LangevinResult:
+                      return_trajectory: bool = False, clip: float | None = None,
+                      allow_unstable: bool = False) -> Tensor | LangevinResult:
     r"""Move the points ``x0`` along the score, level by level from large to small ``sigma``.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.
@@ -512,6 +575,11 @@ def annealed_langevin(score_fn: ScoreFn, x0: Tensor, sigmas: Sequence[float] | T
     ``score_fn(x (B, M, 3), sigma (B,)) -> (B, M, 3)`` is the score (not the displacement).
     Returns the final points, or a :class:`LangevinResult` whose ``trajectory`` holds
     ``x0`` and the points after every level.
+
+    The step size matters (:func:`gaussian_langevin_variance`): on a Gaussian a step multiplies the
+    distance to the mode by ``|1 - step_ratio|``, so ratios below 1 sample around the surface, 1
+    projects onto it, 2 is a random walk and above 2 the chain diverges.  ``step_ratio`` 2 warns and
+    above 2 raises ``ValueError`` unless ``allow_unstable=True`` (for demonstrations).
     """
     x = _check_cloud(x0, "x0", batched=True).clone()
     sig = [float(s) for s in (sigmas.tolist() if isinstance(sigmas, Tensor) else sigmas)]
@@ -521,6 +589,13 @@ def annealed_langevin(score_fn: ScoreFn, x0: Tensor, sigmas: Sequence[float] | T
         raise ValueError(f"steps_per_level must be a positive int, got {steps_per_level!r}")
     if not step_ratio > 0:
         raise ValueError(f"step_ratio must be positive, got {step_ratio}")
+    if step_ratio > STABLE_STEP_RATIO and not allow_unstable:
+        raise ValueError(f"step_ratio {step_ratio} > 2: every step multiplies the distance to the surface by "
+                         f"|1 - step_ratio| = {abs(1 - step_ratio):.3g} > 1, so the points diverge (to NaN without a "
+                         "clip); use a ratio in (0, 2), or allow_unstable=True to watch it happen")
+    if step_ratio >= STABLE_STEP_RATIO:
+        warnings.warn(f"step_ratio {step_ratio} is at or beyond the stability limit 2 of the Langevin step: the "
+                      "points random-walk (or diverge) instead of settling", RuntimeWarning, stacklevel=2)
     gen_dev = generator.device if generator is not None else x.device
     traj = [x.clone()] if return_trajectory else []
     b = x.shape[0]
