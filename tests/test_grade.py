@@ -1,0 +1,101 @@
+"""The autograder (course_lib.grade): real runs of lab 00 (solution, blank, wrong answers, a loop) and the scoring rules."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_lib import grade
+from course_lib.checks import _core
+
+ROOT = Path(__file__).resolve().parents[1]
+LAB = "00_welcome_lab"
+REF = ROOT / "labs" / f"{LAB}.ipynb"
+SOLUTION = ROOT / "solutions" / f"{LAB}.ipynb"
+
+
+def _edited(tmp_path: Path, name: str, edit) -> Path:
+    nb = nbformat.read(str(SOLUTION), as_version=4)
+    edit(nb)
+    out = tmp_path / f"{name}_{LAB}.ipynb"
+    nbformat.write(nb, str(out))
+    return out
+
+
+def _cell_with(nb, text: str) -> int:
+    hits = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and text in c.source]
+    assert hits, text
+    return hits[0]
+
+
+def test_expected_checks_come_from_the_course_lab():
+    assert grade.expected_checks(REF) == ["check_pairwise_sq_dists", "check_nearest_neighbour_dist", "check_chamfer"]
+    assert grade.lab_of("alice_00_welcome_lab.ipynb", grade.known_labs()) == LAB
+    with pytest.raises(ValueError, match="cannot tell which lab"):
+        grade.lab_of("homework.ipynb", grade.known_labs())
+
+
+def test_scoring_rules():
+    exp = ["check_a", "check_b", "check_c", "check_d"]
+    logged = {"check_a": {"name": "check_a", "status": "passed", "message": "passed", "target": "__main__"},
+              "check_b": {"name": "check_b", "status": "failed", "message": "wrong shape", "target": "__main__"},
+              "check_c": {"name": "check_c", "status": "passed", "message": "passed", "target": "course_lib.metrics"}}
+    pts, why, status = grade.score(exp, logged, {"status": "ok", "errors": []})
+    assert pts == {"check_a": 1, "check_b": 0, "check_c": 0, "check_d": 0} and status == "ok"
+    assert why["check_b"] == "wrong shape" and "course_lib function" in why["check_c"] and "removed" in why["check_d"]
+    _, why, status = grade.score(exp, {}, {"status": "timeout", "errors": ["ran past 5 s"]})
+    assert status == "timeout" and all("not reached" in w for w in why.values())
+    _, _, status = grade.score(exp, logged, {"status": "ok", "errors": ["code cell 3: ValueError: x"]})
+    assert status == "cell errors"
+
+
+def test_self_checks_log_their_verdict_for_the_grader(tmp_path, monkeypatch):
+    from course_lib import checks
+
+    log = tmp_path / "log.jsonl"
+    monkeypatch.setenv(_core.GRADE_LOG_ENV, str(log))
+    checks.check_pairwise_sq_dists(lambda x, y: ((x[:, :, None] - y[:, None]) ** 2).sum(-1), quiet=True)
+    checks.check_pairwise_sq_dists(lambda x, y: ..., quiet=True)
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [r["status"] for r in recs] == ["passed", "not_implemented"]
+    assert recs[0]["name"] == "check_pairwise_sq_dists" and recs[0]["target"] == __name__
+
+
+def test_grades_of_real_runs(tmp_path):
+    """Solution: full marks; blank lab: zero; a wrong chamfer and a deleted check: exactly those lost; an infinite
+    loop: interrupted by the cell limit, the rest still graded; a notebook-wide limit: killed, the rest not reached."""
+    def wrong(nb):  # chamfer summed instead of averaged, and the nearest-neighbour check's call deleted
+        i = _cell_with(nb, "def chamfer")
+        assert ".mean(" in nb.cells[i].source
+        nb.cells[i].source = nb.cells[i].source.replace(".mean(", ".sum(")
+        j = _cell_with(nb, "checks.check_nearest_neighbour_dist(")
+        nb.cells[j].source = "pass"
+
+    def loop(nb):
+        at = _cell_with(nb, "checks.check_pairwise_sq_dists(") + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell("while True:\n    pass"))
+
+    sol = grade.grade_notebook(SOLUTION, LAB, cell_timeout=120)
+    assert sol.total == 3 and sol.status == "ok", sol.feedback()
+    blank = grade.grade_notebook(REF, LAB, cell_timeout=120)
+    assert blank.total == 0 and "not implemented" in blank.reasons["check_chamfer"], blank.feedback()
+    w = grade.grade_notebook(_edited(tmp_path, "wrong", wrong), LAB, cell_timeout=120)
+    assert w.checks == {"check_pairwise_sq_dists": 1, "check_nearest_neighbour_dist": 0, "check_chamfer": 0}, \
+        w.feedback()
+    assert "removed" in w.reasons["check_nearest_neighbour_dist"]
+    lp = grade.grade_notebook(_edited(tmp_path, "loop", loop), LAB, cell_timeout=10)
+    assert lp.total == 3 and lp.cell_errors, lp.feedback()  # interrupted, then the rest ran and passed
+    killed = grade.grade_notebook(_edited(tmp_path, "killed", loop), LAB, cell_timeout=600, notebook_timeout=30)
+    assert killed.status == "timeout" and killed.checks["check_chamfer"] == 0, killed.feedback()
+    assert "not reached" in killed.reasons["check_chamfer"]
+    out = tmp_path / "grades.csv"
+    grade.write_csv([sol, blank, w], out)
+    with open(out) as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["total"] for r in rows] == ["3", "0", "1"] and rows[2]["check_chamfer"] == "0"
+    assert os.environ.get(_core.GRADE_LOG_ENV) is None  # the grader's settings stay in its child processes
