@@ -330,3 +330,23 @@ def test_format_chapter_rows_prints_models_and_retrieval_with_sem():
     assert "retrieval from 40 training shapes" in txt
     with pytest.raises(KeyError, match=r"measured: \['05'\]"):
         format_chapter_rows(data, "07")
+
+
+def test_retrieval_benchmark_report_and_claims_from_records():
+    """benchmarks/retrieval.py's report prints the models' rows, the retrieval rows and each claim sentence."""
+    from check_helpers import load_benchmark
+
+    from course_lib.experiments.protocol import claim
+
+    B = load_benchmark("retrieval")
+    assert B.SELECTION_PARTS == () and set(B.PARTS) == {"05", "07", "10"}
+    vals_a, vals_b = [1.0 + 0.01 * i for i in range(20)], [2.0 + 0.01 * i for i in range(20)]
+    c = claim("ch05-x", "A reconstructs closer than B (CD x1e3)", a="A", b="B", metric="CD x1e3", values_a=vals_a,
+              values_b=vals_b, higher_is_better=False, unit="shapes")
+    parts = {"05": {"metrics": ["CD x1e3"], "shapes": [["chair", i] for i in range(20)], "training_shapes": 40,
+                    "models": {"A": {"CD x1e3": 1.1}},
+                    "rows": [{"name": "nearest training shape (oracle)", "by": "oracle", "CD x1e3": vals_b}],
+                    "claims": [c]}}
+    txt = B.report(parts)
+    assert "## Chapter 05 (20 test shapes)" in txt and "| A | 1.1 | model |" in txt
+    assert "nearest training shape (oracle)" in txt and "A ahead of B" in txt
