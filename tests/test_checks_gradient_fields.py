@@ -141,3 +141,57 @@ def test_annealed_langevin_wrong_answers():
         return langevin(f, x, s, k, r) * math.nan
 
     _failed(c(nan_out, quiet=True), "NaN")
+
+
+# --- the mistakes the lab walkthrough found accepted (probes/student_labs/mut10.py) -----------------------
+def _dsm_reference(predict, points, sigmas, generator=None):
+    b = points.shape[0]
+    idx = torch.randint(len(sigmas), (b,), generator=generator)
+    s = sigmas[idx]
+    eps = torch.randn(points.shape, generator=generator)
+    pred = predict(points + s[:, None, None] * eps, s)
+    return ((pred + s[:, None, None] * eps) ** 2).sum(-1).div(2 * s[:, None]).mean()
+
+
+def test_dsm_loss_with_a_generator_reseeded_at_every_call():
+    def reseeded(predict, points, sigmas):
+        return _dsm_reference(predict, points, sigmas, generator=torch.Generator().manual_seed(0))
+
+    assert checks.check_dsm_loss(lambda f, p, s: _dsm_reference(f, p, s), quiet=True).passed
+    _failed(checks.check_dsm_loss(reseeded, quiet=True), "same noise", "seeded inside")
+
+
+def test_dsm_loss_that_modifies_the_points():
+    def in_place(predict, points, sigmas):
+        out = _dsm_reference(predict, points, sigmas)
+        points.add_(1.0)
+        return out
+
+    _failed(checks.check_dsm_loss(in_place, quiet=True), "in place")
+
+
+def _langevin(score_fn, x0, sigmas, steps, ratio, shared_noise=False, inplace=False):
+    x = x0 if inplace else x0.clone()
+    for sg in sigmas:
+        sg = float(sg)
+        a = 2 * sg ** 2 * ratio
+        st = torch.full((x.shape[0],), sg, dtype=x.dtype)
+        for _ in range(steps):
+            n = torch.randn_like(x[:1]).expand_as(x) if shared_noise else torch.randn_like(x)
+            if inplace:
+                x += a ** 0.5 * n
+                x += a / 2 * score_fn(x, st)
+            else:
+                x = x + a ** 0.5 * n
+                x = x + a / 2 * score_fn(x, st)
+    return x
+
+
+def test_langevin_with_noise_shared_across_the_batch():
+    assert checks.check_annealed_langevin(_langevin, quiet=True).passed
+    _failed(checks.check_annealed_langevin(lambda *a: _langevin(*a, shared_noise=True), quiet=True), "same noise",
+           "randn_like(x)")
+
+
+def test_langevin_that_overwrites_x0():
+    _failed(checks.check_annealed_langevin(lambda *a: _langevin(*a, inplace=True), quiet=True), "in place")

@@ -158,6 +158,19 @@ def check_dsm_loss(fn) -> str:
     loss.backward()
     expect(rec.weight.grad is not None and bool(rec.weight.grad.abs() > 0),
            "no gradient reaches predict's parameters")
+    # a second call (the next training step) must draw fresh noise and levels, and leave the points alone
+    given = points.clone()
+    rec2 = _Recorder()
+    call_student(fn, rec2, given, sigmas.clone())
+    expect(torch.equal(given, points), "the points were modified in place: perturb a copy (x + sigma * eps), "
+                                       "the caller's clean points must stay as they were")
+    if rec2.calls:
+        xt2, s2 = rec2.calls[0]
+        if torch.equal(xt2, xt) and torch.equal(s2, s):
+            raise CheckFailed("two calls drew the same noise and the same levels: a generator seeded inside the "
+                              "function (torch.Generator().manual_seed(...)) repeats them at every training step. "
+                              "Draw from the global random state (torch.randn_like, torch.randint) so that each "
+                              "step sees new noise")
     return f"one sigma per shape, x + sigma eps, target -sigma eps, weight 1/(2 sigma); loss {float(got):.4g}"
 
 
@@ -193,8 +206,11 @@ def check_annealed_langevin(fn) -> str:
     k, ratio = 3, 0.3
     probe = _Probe()
     x0 = torch.randn(1, 3000, 3, generator=torch.Generator().manual_seed(2))
+    given = x0.clone()
     torch.manual_seed(0)
-    out = call_student(fn, probe, x0.clone(), list(sigmas), k, ratio)
+    out = call_student(fn, probe, given, list(sigmas), k, ratio)
+    expect(torch.equal(given, x0), "x0 was modified in place (x = x0; x += ...): work on a copy "
+                                   "(x = x0.clone(), or x = x + ...), the caller's starting points must stay as they were")
     expect_tensor(out, "the final points", shape=(1, 3000, 3))
     n_calls = len(probe.calls)
     expect(n_calls > 0, "score_fn was never called")
@@ -259,6 +275,15 @@ def check_annealed_langevin(fn) -> str:
         coef = float((resid * final_ref).sum() / final_ref.square().sum())
         raise CheckFailed(f"the returned points are not the last gradient step x + alpha/2 * score(x, sigma) "
                           f"applied to the points of the last score_fn call (relative mismatch {coef:+.2g})")
+    # every cloud of a batch gets its own noise
+    pair = _Probe()
+    twins = torch.randn(1, 500, 3, generator=torch.Generator().manual_seed(5)).expand(2, 500, 3).clone()
+    call_student(fn, pair, twins, [0.5], 1, ratio)
+    expect(len(pair.calls) == 1, f"with one level and one step score_fn should be called once, got {len(pair.calls)}")
+    moved = pair.calls[0][0]
+    if torch.allclose(moved[0], moved[1]):
+        raise CheckFailed("both clouds of the batch got the same noise (noise drawn for one cloud and broadcast): "
+                          "draw noise of x's full shape, torch.randn_like(x), so that every cloud moves on its own")
     # and on the analytic field of a sphere the samples land on the surface
     g = torch.Generator().manual_seed(3)
     v = torch.randn(1, 300, 3, generator=g)
