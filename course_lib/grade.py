@@ -52,7 +52,10 @@ from typing import Any
 __all__ = ["GRADE_LOG_ENV", "expected_checks", "known_labs", "lab_of", "grade_notebook", "score", "Grade",
            "write_csv", "main"]
 
-from course_lib.checks._core import GRADE_LOG_ENV  # every self-check appends {"name", "status", "message", "target"}
+from course_lib.checks._core import (
+    GRADE_LOG_ENV,  # every self-check appends {"name", "status", "message", "target"}
+)
+
 LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
 _CHECK_CALL = re.compile(r"\bchecks\.(check_\w+)\s*\(")
 

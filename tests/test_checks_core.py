@@ -236,3 +236,33 @@ def test_an_answer_of_an_unexpected_kind_gets_a_verdict_not_a_traceback(capsys):
     res = check_broken(None)
     assert res.status == "error" and "could not check your answer" in res.message
     assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+def test_stop_on_failure_stops_at_a_wrong_answer_not_at_a_stub(capsys):
+    from course_lib.checks._core import CheckStop, stop_on_failure
+
+    @checks.self_check
+    def check_demo(fn):
+        checks.expect(checks.call_student(fn) == 1, "should return 1")
+
+    stop_on_failure(True)
+    try:
+        with pytest.raises(CheckStop) as info:
+            check_demo(lambda: 2)
+        assert "❌ check_demo: should return 1" in capsys.readouterr().out  # the verdict first, then the stop
+        assert info.value._render_traceback_() == [f"⛔ {info.value}"] and "stop_on_failure(False)" in str(info.value)
+        with pytest.raises(CheckStop):
+            check_demo(lambda: 1 / 0)  # a crash in the student's code stops too
+        assert check_demo(lambda: ...).status == "not_implemented"  # a stub goes on: labs run clean to their stubs
+        assert check_demo(lambda: 1).passed
+        assert check_demo(lambda: 2, quiet=True).status == "failed"  # tests (quiet) never stop
+    finally:
+        stop_on_failure(False)
+    assert check_demo(lambda: 2).status == "failed"  # off again: the verdict only
+
+
+def test_every_lab_stops_at_a_failed_check():
+    from pathlib import Path
+
+    for src in sorted((Path(__file__).resolve().parents[1] / "nbsrc" / "solutions").glob("*_lab.py")):
+        assert "checks.stop_on_failure()" in src.read_text(), src.name

@@ -15,15 +15,17 @@ from ._core import (  # noqa: F401
     RESULTS,
     CheckFailed,
     CheckResult,
+    CheckStop,
     call_student,
     expect,
     expect_close,
     expect_tensor,
     self_check,
+    stop_on_failure,
 )
 
-__all__ = ["RESULTS", "CheckFailed", "CheckResult", "call_student", "expect",
-           "expect_close", "expect_tensor", "self_check"]
+__all__ = ["RESULTS", "CheckFailed", "CheckResult", "CheckStop", "call_student", "expect",
+           "expect_close", "expect_tensor", "self_check", "stop_on_failure"]
 
 
 def _collect() -> None:

@@ -50,6 +50,8 @@ __all__ = [
     "expect_close",
     "call_student",
     "RESULTS",
+    "CheckStop",
+    "stop_on_failure",
 ]
 
 
@@ -67,6 +69,34 @@ STRICT_ENV = "COURSE_STRICT_CHECKS"
 def strict_mode() -> bool:
     """Whether a self-check that does not pass raises (environment variable ``COURSE_STRICT_CHECKS``)."""
     return os.environ.get(STRICT_ENV, "").strip().lower() not in ("", "0", "false", "no", "off")
+
+
+class CheckStop(Exception):
+    """Raised after a failed self-check when :func:`stop_on_failure` is on: "Run all" stops at the cause.
+
+    It renders in a notebook as one line (no traceback): the check's verdict was printed just before.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"stopped at {name}: fix the exercise above and run again (the cells below use it); "
+                         "checks.stop_on_failure(False) lets a run go on past a failed check")
+        self.name = name
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows this instead of a traceback
+        return [f"⛔ {self}"]
+
+
+_STOP_ON_FAILURE = [False]
+
+
+def stop_on_failure(on: bool = True) -> None:
+    """Make a self-check that fails (a wrong answer or a crash, not a stub still "not implemented") raise
+    :class:`CheckStop`, so that "Run all" stops at the exercise instead of crashing cells later.
+
+    Introduced in ``lectures/00_welcome.ipynb``; every lab turns it on in its first cell.  A stub does not
+    stop the run (a lab runs clean up to its stubs), and the grading command goes on past a stop.
+    """
+    _STOP_ON_FAILURE[0] = bool(on)
 
 
 class NotImplementedYet(Exception):
@@ -284,6 +314,8 @@ def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
             print(res.verdict())
         if not res.passed and strict_mode():
             raise SelfCheckError(f"{STRICT_ENV} is set and the self-check did not pass: {res.verdict()}")
+        if res.status in ("failed", "error") and _STOP_ON_FAILURE[0] and not quiet:
+            raise CheckStop(name)
         return res
 
     wrapper.is_self_check = True  # type: ignore[attr-defined]

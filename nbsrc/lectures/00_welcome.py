@@ -106,7 +106,10 @@ print("device:", device, "| a seeded draw:", torch.rand(3, generator=gen))
 # before it compares with the reference. Here is what the three outcomes look like for the
 # warm-up exercise of this chapter's lab, the matrix of squared distances between two
 # batched point clouds $D_{b,i,j} = \lVert x_{b,i} - y_{b,j} \rVert^2$; the second answer
-# forgets the square (`torch.cdist` returns plain distances), and the check says so:
+# forgets the square (`torch.cdist` returns plain distances), and the check says so. (In a lab,
+# `checks.stop_on_failure()` in the first cell makes a wrong answer also stop "Run all" at its
+# check, so that the cells that use your function do not run on it; a stub that is not written yet
+# does not stop anything. Here, in the lecture, the run goes on.)
 
 # %%
 def not_done(x, y):

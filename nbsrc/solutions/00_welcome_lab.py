@@ -14,6 +14,8 @@ import torch
 
 from course_lib import checks, config, train, viz
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 
 # %% [markdown]

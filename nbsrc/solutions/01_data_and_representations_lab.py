@@ -16,6 +16,8 @@ import torch
 
 from course_lib import checks, config, data, geometry, viz
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 n_points = config.size("ch01.lab_n_points")
 resolution = config.size("ch01.lab_voxel_resolution")

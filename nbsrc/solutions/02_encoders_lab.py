@@ -20,6 +20,8 @@ from course_lib import checks, config, viz
 from course_lib.experiments import encoders as C
 from course_lib.train import fit, train_or_load
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 S = config.sizes(prefix="ch02.")
 test_points, test_labels = C.load_point_clouds("test")  # held-out shapes, (S, N, 3) and (S,)

@@ -17,6 +17,8 @@ from torch import nn
 from course_lib import checks, config, train, viz
 from course_lib.experiments import voxels as V
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch03.")
 

@@ -19,6 +19,8 @@ from course_lib.data import make_shape, voxelize
 from course_lib.geometry.octree import build_octree
 from course_lib.models.ogn import PROP_KNOWN, PROP_PRED, OGNDecoder, ogn_loss
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch04.")
 torch.set_num_threads(min(2, torch.get_num_threads()))

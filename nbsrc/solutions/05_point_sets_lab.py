@@ -22,6 +22,8 @@ from course_lib import checks, config, ops, train, viz
 from course_lib.experiments import point_sets as P
 from course_lib.experiments.common import format_table, predict, summarize
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch05.")
 

@@ -20,6 +20,8 @@ from course_lib.experiments import surfaces as S
 from course_lib.models import atlasnet
 from course_lib.ops import chamfer_distance
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch06.")
 

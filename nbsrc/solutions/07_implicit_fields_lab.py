@@ -22,6 +22,8 @@ from course_lib.experiments import implicit as E
 from course_lib.geometry import extract_mesh
 from course_lib.models import implicit as im
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch07.")
 

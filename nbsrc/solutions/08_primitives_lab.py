@@ -22,6 +22,8 @@ from course_lib import checks, config, viz
 from course_lib.experiments import primitives as E
 from course_lib.models import primitives as P
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch08.")
 

@@ -20,6 +20,8 @@ from course_lib.experiments import rendering as R
 from course_lib.geometry import icosphere
 from course_lib.render import rasterize_silhouette
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 torch.set_num_threads(1)  # every tensor of this chapter is small: more threads only add synchronisation
 SZ = config.sizes(prefix="ch09.")

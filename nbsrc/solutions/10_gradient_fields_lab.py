@@ -19,6 +19,8 @@ from course_lib.data import make_shape, reserved_seed
 from course_lib.experiments import gradient_fields as ex
 from course_lib.models import shapegf as gf
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 SZ = config.sizes(prefix="ch10.")
 

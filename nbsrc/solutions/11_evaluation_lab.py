@@ -30,6 +30,8 @@ from course_lib import checks, config, metrics, viz
 from course_lib import metrics_generation as mg
 from course_lib.experiments import gradient_fields as ex
 
+checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
+
 print(config.describe())
 PROFILE = config.get_profile()
 SZ = config.sizes(prefix="ch10.")
