@@ -527,6 +527,45 @@ class checkpoints_only:  # noqa: N801 - used as a context manager, like torch.no
         _CHECKPOINTS_ONLY[0] -= 1
 
 
+CLASS_CHECKPOINT_ENV = "COURSE_CHECKPOINT_DIR"
+"""A folder of checkpoints trained by the instructor (``python -m course_lib.pretrain``, or a copy of their
+``<cache>/checkpoints``): :func:`train_or_load` loads from it first, never writes to it."""
+
+
+def class_checkpoint_dir() -> Path | None:
+    """The class checkpoint folder (``COURSE_CHECKPOINT_DIR``), or ``None`` when unset.
+
+    Introduced in ``lectures/00_welcome.ipynb``.  Raises ``NotADirectoryError`` when it is set to something
+    that is not a folder (a typo would otherwise silently train everything locally).
+    """
+    raw = os.environ.get(CLASS_CHECKPOINT_ENV, "").strip()
+    if not raw:
+        return None
+    folder = Path(raw).expanduser()
+    if not folder.is_dir():
+        raise NotADirectoryError(f"{CLASS_CHECKPOINT_ENV}={raw!r} is not a folder: point it to the class's "
+                                 "checkpoint folder, or unset it")
+    return folder
+
+
+def _load_matching(path: Path, model: nn.Module, sig: Mapping[str, str]) -> tuple[History | None, str]:
+    """Load ``path`` into ``model`` if it is a complete checkpoint trained with signature ``sig``; else say why not."""
+    if not path.exists():
+        return None, f"no checkpoint at {path}"
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        extra = dict(state.get("extra", {})) if isinstance(state, dict) else {}
+        old = extra.get("signature")
+        if not extra.get("complete", False) or old is None:
+            return None, f"{path.name} has no record of how it was trained (made by an older course_lib)"
+        if dict(old) != dict(sig):
+            return None, f"{path.name} was trained with other settings ({', '.join(_diff(old, sig))} differ)"
+        load_checkpoint(path, model)
+        return History.from_dict(extra.get("history", {})), ""
+    except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is never trusted
+        return None, f"could not use {path.name} ({type(exc).__name__}: {exc})"
+
+
 def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = False,
                   spec: Mapping[str, Any] | None = None, **fit_kwargs: Any) -> History:
     """Load ``model``'s weights from ``path`` when they were trained exactly so, else :func:`fit` and save.
@@ -537,29 +576,31 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
     used, and the model trains again.  A run interrupted earlier (Ctrl-C) left a partial
     checkpoint: it is resumed from its last epoch, never served as finished.  Prints one line
     saying what was loaded or why it trains.  Returns the saved or new :class:`History`.
+
+    With ``COURSE_CHECKPOINT_DIR`` set (:func:`class_checkpoint_dir`), a matching file of the same name
+    in that folder is loaded first; the folder is never written (a missing or different one trains
+    locally, into this machine's cache, and the message says why the class folder's was not used).
     """
     path = Path(path)
     sig = training_signature(model, spec, **fit_kwargs)
     partial = partial_path(path)
     reason = f"no checkpoint at {path}"
+    shared = class_checkpoint_dir()
+    class_note = ""
+    if not retrain and shared is not None:
+        hist, why = _load_matching(shared / path.name, model, sig)
+        if hist is not None:
+            print(f"loaded {path.name} from the class folder {shared}: {hist.summary()}")
+            return hist
+        class_note = f" (class folder {shared}: {why})"
     if retrain:
         reason = "retrain=True"
     elif path.exists():
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            extra = dict(state.get("extra", {})) if isinstance(state, dict) else {}
-            old = extra.get("signature")
-            if not extra.get("complete", False) or old is None:
-                reason = f"{path.name} has no record of how it was trained (made by an older course_lib)"
-            elif dict(old) != sig:
-                reason = f"{path.name} was trained with other settings ({', '.join(_diff(old, sig))} differ)"
-            else:
-                load_checkpoint(path, model)
-                hist = History.from_dict(extra.get("history", {}))
-                print(f"loaded {path.name}: {hist.summary()}")
-                return hist
-        except Exception as exc:  # noqa: BLE001 - a corrupt or foreign file is never trusted
-            reason = f"could not use {path.name} ({type(exc).__name__}: {exc})"
+        hist, reason = _load_matching(path, model, sig)
+        if hist is not None:
+            print(f"loaded {path.name}: {hist.summary()}")
+            return hist
+    reason += class_note
     resume = None
     if not retrain and partial.exists():
         try:

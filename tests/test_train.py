@@ -207,3 +207,31 @@ def test_adam_schedules_follow_the_cosine_formula():
     assert sched_c is None and opt_c.param_groups[0]["lr"] == 2e-3 and opt_c.param_groups[0]["weight_decay"] == 1e-4
     with pytest.raises(ValueError, match="schedule"):
         T.adam(model, 1e-3, 10, "linear")
+
+
+def test_class_checkpoint_folder_is_read_first_and_never_written(tmp_path, capsys, monkeypatch):
+    """COURSE_CHECKPOINT_DIR: a matching checkpoint of the same name there is loaded; a different or missing one
+    trains locally (into the student's own path), the folder untouched; a folder that does not exist is an error."""
+    kw = dict(train_loader=DataLoader(data(), batch_size=16), loss_fn=loss_fn, epochs=3, progress=False,
+              live_plot=False)
+    class_dir = tmp_path / "class"
+    torch.manual_seed(0)
+    teacher = nn.Linear(3, 1)
+    train.train_or_load(teacher, class_dir / "m.pt", **kw)  # the instructor's run
+    before = {p.name: p.stat().st_mtime_ns for p in class_dir.iterdir()}
+    monkeypatch.setenv(train.CLASS_CHECKPOINT_ENV, str(class_dir))
+    student = tmp_path / "student" / "m.pt"
+    capsys.readouterr()
+    torch.manual_seed(1)
+    got = nn.Linear(3, 1)
+    train.train_or_load(got, student, **kw)
+    assert "from the class folder" in capsys.readouterr().out
+    assert torch.equal(got.weight, teacher.weight) and not student.exists()
+    # other settings: trains locally, says why the class folder's file was not used, writes nothing there
+    train.train_or_load(nn.Linear(3, 1), student, **{**kw, "epochs": 2})
+    out = capsys.readouterr().out
+    assert "training:" in out and "class folder" in out and "other settings" in out and student.exists()
+    assert {p.name: p.stat().st_mtime_ns for p in class_dir.iterdir()} == before
+    monkeypatch.setenv(train.CLASS_CHECKPOINT_ENV, str(tmp_path / "nowhere"))
+    with pytest.raises(NotADirectoryError, match="COURSE_CHECKPOINT_DIR"):
+        train.train_or_load(nn.Linear(3, 1), student, **kw)
