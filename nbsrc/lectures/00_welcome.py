@@ -138,7 +138,10 @@ for fn in (not_done, forgot_the_square, right):
 # the checkpoint records the architecture, the loss, the optimiser, the epochs and the data
 # (`train.checkpoint_path(name, spec)` puts a hash of the data settings in the file name).
 # An interrupted run is kept as a *partial* checkpoint and resumed by the next call, never
-# served as a finished one. It prints one line saying what it loaded or why it trains.
+# served as a finished one. It prints one line saying what it loaded or why it trains. In a class,
+# the instructor can train the models once and share the folder: with `COURSE_CHECKPOINT_DIR`
+# pointing to it (`train.class_checkpoint_dir()`), a matching checkpoint there is loaded first and
+# the folder is never written; anything missing trains on your machine, into your own cache.
 #
 # As a first taste of chapter 05, we *learn a point set*: the parameters are the
 # coordinates of $N$ points, and the loss is the Chamfer distance to points sampled on a
