@@ -63,7 +63,8 @@ class History:
         if self.best_epoch >= 0:
             parts.append(f"best {self.monitor} {self.best_metric:.4g} at epoch {self.best_epoch + 1}")
         if self.interrupted:
-            parts.append("interrupted (best weights kept)")
+            parts.append("interrupted (best weights kept)" if self.best_epoch >= 0 else
+                         "interrupted in the first epoch (no best weights yet: the partly trained ones are kept)")
         return "; ".join(parts)
 
 
@@ -302,7 +303,12 @@ def fit(
             plot.update(history)
     except KeyboardInterrupt:
         history.interrupted = True
-        print("\ntraining interrupted: keeping the best weights so far", flush=True)
+        if history.best_epoch >= 0:
+            print(f"\ntraining interrupted: keeping the best weights so far (epoch {history.best_epoch + 1})",
+                  flush=True)
+        else:
+            print("\ntraining interrupted before the first epoch finished: there are no best weights yet, so the "
+                  "model keeps the weights of the batches it has trained on", flush=True)
 
     history.wall_time = time.perf_counter() - start
     current_state = copy.deepcopy(model.state_dict()) if history.interrupted else None

@@ -235,3 +235,19 @@ def test_class_checkpoint_folder_is_read_first_and_never_written(tmp_path, capsy
     monkeypatch.setenv(train.CLASS_CHECKPOINT_ENV, str(tmp_path / "nowhere"))
     with pytest.raises(NotADirectoryError, match="COURSE_CHECKPOINT_DIR"):
         train.train_or_load(nn.Linear(3, 1), student, **kw)
+
+
+def test_interrupt_in_the_first_epoch_says_no_best_weights_exist(capsys):
+    calls = {"n": 0}
+
+    def interrupting(model, batch):
+        calls["n"] += 1
+        if calls["n"] == 3:  # during epoch 1
+            raise KeyboardInterrupt
+        return loss_fn(model, batch)
+
+    hist = train.fit(nn.Linear(3, 1), DataLoader(data(), batch_size=16), loss_fn=interrupting, epochs=5, lr=0.05,
+                     progress=False, live_plot=False)
+    out = capsys.readouterr().out
+    assert hist.interrupted and hist.best_epoch == -1 and "before the first epoch finished" in out
+    assert "no best weights yet" in hist.summary() and "best weights kept" not in hist.summary()

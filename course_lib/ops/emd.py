@@ -446,8 +446,9 @@ def emd(
     (N=2,048), bounded by ``rel_tol`` by construction, about 3x faster than exact (compiled
     path; the first call in a process also loads the compiled kernel). Sinkhorn +0.55%
     (N=1,024, 1,290 iterations) and +0.85% (N=2,048, 2,665 iterations), its dual lower bound
-    -0.05% at both sizes; on a CPU it is 10-25x slower than exact (it is written for GPUs,
-    where its speed is not yet measured).
+    -0.05% at both sizes; on a CPU it is slower than exact, 20-100x over N = 64 ... 2,048 in the last
+    laptop run (``benchmarks/results/point_sets-laptop.json``, ``complexity.summary.sinkhorn_slowdown``; it is
+    written for GPUs, where its speed is not yet measured).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")

@@ -87,7 +87,9 @@ for k in rows:
 # %% [markdown]
 # The same code runs on the CPU and on a GPU: `config.get_device()` returns CUDA when it
 # is there and the CPU otherwise (set `COURSE_DEVICE=cpu` to force the CPU), and
-# `config.seed_everything(seed)` seeds Python, NumPy and torch so that runs repeat.
+# `config.seed_everything(seed)` seeds Python, NumPy and torch so that a run repeats on the same
+# machine and versions (it does not switch torch to deterministic algorithms, so another machine, a
+# GPU or another thread count may differ in the last digits).
 
 # %%
 device = config.get_device()
@@ -132,7 +134,8 @@ for fn in (not_done, forgot_the_square, right):
 #
 # Every chapter trains with the same loop, `course_lib.train.fit`: a progress bar, the
 # loss history, optional validation that keeps the best weights, checkpoints, and a clean
-# stop on *Kernel → Interrupt* (the best weights so far are kept). Its companion
+# stop on *Kernel → Interrupt* (the best weights so far are kept; interrupted before the first
+# epoch ends, there are none yet, and the model keeps what it has learnt). Its companion
 # `train.train_or_load(model, path, ...)` loads a checkpoint when one exists, so that
 # re-running a notebook is quick, and it never loads weights that were trained otherwise:
 # the checkpoint records the architecture, the loss, the optimiser, the epochs and the data
@@ -315,6 +318,7 @@ viz.interact(noisy_circle, n_points=(8, 1024, 8), noise=(0.0, 0.2, 0.01))
 # 2. Replace the circle by two concentric circles. Does the Chamfer distance spread the
 #    points over both, in proportion to their lengths? (Chapter 05 answers this properly.)
 # 3. Interrupt a long `train.fit` run with *Kernel → Interrupt* and check that
-#    `history.interrupted` is `True` and the model holds the best weights.
+#    `history.interrupted` is `True` and the model holds the best weights (`history.best_epoch`). What
+#    happens if you interrupt during the first epoch?
 # 4. Run the learning-rate claim with one seed only: what does `protocol.claim` say, and why
 #    is that the right answer? Then compare the chosen rate with one ten times *larger*.
