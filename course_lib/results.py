@@ -187,7 +187,7 @@ CHAPTER_BENCHMARKS: dict[str, tuple[str, ...]] = {
     "04": ("octrees",),
     "05": ("point_sets",),
     "06": ("surfaces",),
-    "07": ("implicit",),
+    "07": ("implicit", "mesh_sign"),
     "08": ("primitives",),
     "09": ("rendering",),
     "10": ("gradient_fields",),
