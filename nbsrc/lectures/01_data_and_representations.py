@@ -44,8 +44,9 @@ print(dict(S))
 #
 # Our data set is **ShapeNet-lite**, a procedural stand-in for ShapeNet (Chang et al.,
 # 2015): ten categories of shapes built from analytic primitives with seeded random
-# sizes. Because every shape is a formula, we know its exact signed distance everywhere,
-# and every other representation can be derived from it with no download.
+# sizes. Because every shape is a formula, we know exactly what is inside and outside it, and its
+# signed distance exactly or as a lower bound (section 3 measures where), and every other
+# representation can be derived from it with no download.
 
 # %%
 shape = data.make_shape("chair", data.reserved_seed("demo3"))  # a demo shape, outside every split
