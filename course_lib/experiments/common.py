@@ -48,14 +48,28 @@ __all__ = ["load_split", "Batches", "subsample", "predict", "mean_sem", "summari
 
 def load_split(split: str, representations: Sequence[str] | str = ("points", "target_points"), *,
                categories: Sequence[str] | str | None = None, shapes_per_category: int | None = None,
-               profile: str | None = None, progress: bool = False, **dataset_kwargs: Any) -> dict[str, Any]:
-    """ShapeNet-lite ``split`` stacked in memory: ``ShapeNetLite(...).stacked()``.
+               profile: str | None = None, progress: bool = False, dataset: str | None = None,
+               root: str | None = None, **dataset_kwargs: Any) -> dict[str, Any]:
+    """A ``split`` of the course's dataset stacked in memory: ShapeNet-lite by default.
 
     Introduced in ``lectures/00_welcome.ipynb``.  By default the encoder's input
     ``points`` and an *independent* sampling ``target_points`` of the same surfaces.  Other
     keyword arguments (``n_points``, ``n_target``, ``voxel_resolution``, ``image_size``,
-    ``view``, ...) go to :class:`course_lib.data.ShapeNetLite`.
+    ``view``, ...) go to :class:`course_lib.data.ShapeNetLite`.  ``dataset`` (or the
+    ``COURSE_DATASET`` environment variable: ``shapenet-lite``, ``shapenetcore``, ``modelnet``)
+    switches to real meshes read from ``root`` (or ``COURSE_SHAPENET_DIR`` / ``COURSE_MODELNET_DIR``)
+    with the same keys (:class:`course_lib.data.real_split.RealShapes`).
     """
+    from course_lib.data.real_split import RealShapes, dataset_name
+
+    name = dataset_name(dataset)
+    if name != "shapenet-lite":
+        ds = RealShapes(name, split, representations, categories=categories, shapes_per_category=shapes_per_category,
+                        root=root, profile=profile, **dataset_kwargs)
+        return ds.stacked(progress=progress)
+    if root is not None:
+        raise ValueError("root= is for real datasets (dataset='modelnet' or 'shapenetcore'); ShapeNet-lite is "
+                         "generated, it has no root folder")
     from course_lib.data import ShapeNetLite
 
     ds = ShapeNetLite(split, representations, categories=categories, shapes_per_category=shapes_per_category,

@@ -1,0 +1,115 @@
+"""The one data switch (load_split(dataset=...), COURSE_DATASET) on tiny ModelNet / ShapeNetCore fixtures."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import trimesh
+
+from course_lib.data.real import ENV_MODELNET, ENV_SHAPENET, SHAPENET_SYNSETS
+from course_lib.data.real_split import ENV_DATASET, RealShapes, dataset_name
+from course_lib.experiments.common import load_split
+
+
+def _write_off(path, mesh):
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    lines = ["OFF", f"{len(v)} {len(f)} 0", *[" ".join(f"{c:.6f}" for c in x) for x in v],
+             *["3 " + " ".join(str(i) for i in t) for t in f]]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.fixture()
+def modelnet(tmp_path, monkeypatch):
+    """box/train: a clean box, a box with half its faces flipped and doubled, a box missing two sides (open:
+    undecidable inside); sphere/train and test: icospheres. Files named so that none falls into val."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ModelNet"
+    box = trimesh.creation.box((1.0, 0.6, 0.4))
+    f = np.asarray(box.faces).copy()
+    f[::2] = f[::2, ::-1]
+    flipped = trimesh.Trimesh(box.vertices, np.concatenate([f, f[:, ::-1]]), process=False)
+    keep = np.abs(box.face_normals[:, 0]) < 0.5  # drop the two x faces: a tube, open at both ends
+    tube = trimesh.Trimesh(box.vertices, box.faces[keep], process=False)
+    names = {}
+    for name, mesh in (("a_clean", box), ("b_flipped", flipped), ("c_open", tube)):
+        p = root / "box" / "train" / f"{name}.off"
+        _write_off(p, mesh)
+        names[name] = p
+    for split in ("train", "test"):
+        _write_off(root / "sphere" / split / f"s_{split}.off", trimesh.creation.icosphere(2))
+    return root
+
+
+def test_dataset_name_and_errors(monkeypatch):
+    monkeypatch.delenv(ENV_DATASET, raising=False)
+    assert dataset_name() == "shapenet-lite" and dataset_name("ModelNet40") == "modelnet"
+    monkeypatch.setenv(ENV_DATASET, "shapenetcore")
+    assert dataset_name() == "shapenetcore"
+    with pytest.raises(ValueError, match="unknown dataset 'scannet'"):
+        dataset_name("scannet")
+    with pytest.raises(ValueError, match="root= is for real datasets"):
+        load_split("train", dataset="shapenet-lite", root="/tmp")
+
+
+def test_points_have_shapenet_lite_keys_and_independent_streams(modelnet):
+    d = load_split("train", ("points", "target_points", "oracle_points"), dataset="modelnet", root=str(modelnet),
+                   n_points=64, n_target=48, profile="ci")
+    assert d["points"].shape == (4, 64, 3) and d["target_points"].shape == (4, 48, 3)
+    assert d["oracle_points"].shape == (4, 48, 3) and d["normals"].shape == (4, 64, 3)
+    assert d["category"] == ["box", "box", "box", "sphere"] and d["label"].tolist() == [0, 0, 0, 1]
+    assert not torch.allclose(d["target_points"], d["oracle_points"])  # independent samplings
+    assert float(d["points"].norm(dim=-1).max()) <= 1 + 1e-5  # normalised like ShapeNet-lite
+    again = load_split("train", ("points",), dataset="modelnet", root=str(modelnet), n_points=64, profile="ci")
+    assert torch.equal(again["points"], d["points"]) and d["seed"].tolist() == again["seed"].tolist()
+
+
+def test_inside_outside_is_repaired_and_undecidable_meshes_are_skipped(modelnet):
+    ds = RealShapes("modelnet", "train", ("sdf", "occupancy", "voxels"), root=modelnet, categories=["box"],
+                    n_sdf=400, voxel_resolution=16, profile="ci")
+    assert [e[2].stem for e in ds.entries] == ["a_clean", "b_flipped"]
+    assert len(ds.manifest) == 1 and ds.manifest[0]["path"].endswith("c_open.off")
+    assert "undecidable" in ds.manifest[0]["reason"]
+    clean, flipped = ds[0], ds[1]
+    # the normalised box: half-extents (1, 0.6, 0.4) scaled so that its corner is at distance 1
+    half = np.array([0.5, 0.3, 0.2]) / np.linalg.norm([0.5, 0.3, 0.2])
+    for item in (clean, flipped):
+        p = item["occ_points"].double().numpy()
+        inside = (np.abs(p) < half).all(1)
+        assert (item["occupancy"].numpy().astype(bool) == inside).mean() > 0.99
+        q = item["sdf_points"].double().numpy()
+        assert ((item["sdf"].numpy() < 0) == (np.abs(q) < half).all(1)).mean() > 0.99
+        assert item["voxels"].shape == (16, 16, 16) and 0 < float(item["voxels"].mean()) < 0.5
+    assert torch.equal(clean["voxels"], flipped["voxels"])
+    with pytest.raises(ValueError, match="'image'"):
+        RealShapes("modelnet", "train", ("image",), root=modelnet)
+
+
+def test_modelnet_val_is_a_tenth_of_train_and_shapenetcore_routes(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "mn"
+    import zlib
+    names = [f"m{i}.off" for i in range(40)]
+    for n in names:
+        _write_off(root / "cube" / "train" / n, trimesh.creation.box((1, 1, 1)))
+    want_val = sorted(n for n in names if zlib.crc32(n.encode()) % 10 == 0)
+    assert want_val  # the fixture has at least one val file
+    val = RealShapes("modelnet", "val", ("points",), root=root, n_points=8, profile="ci")
+    train = RealShapes("modelnet", "train", ("points",), root=root, n_points=8, profile="ci")
+    assert sorted(e[2].name for e in val.entries) == want_val
+    assert len(train) + len(val) == 40 and not {e[2] for e in val.entries} & {e[2] for e in train.entries}
+    # ShapeNetCore through the environment switch
+    syn = SHAPENET_SYNSETS["chair"]
+    sroot = tmp_path / "ShapeNetCore"
+    for k in range(30):
+        f = sroot / syn / f"model{k:03d}" / "models" / "model_normalized.obj"
+        f.parent.mkdir(parents=True)
+        m = trimesh.creation.box((1, 1, 1))
+        f.write_text("\n".join([*[f"v {a} {b} {c}" for a, b, c in m.vertices],
+                                *[f"f {a + 1} {b + 1} {c + 1}" for a, b, c in m.faces]]) + "\n")
+    monkeypatch.setenv(ENV_DATASET, "shapenetcore")
+    monkeypatch.setenv(ENV_SHAPENET, str(sroot))
+    monkeypatch.delenv(ENV_MODELNET, raising=False)
+    d = load_split("test", ("points",), n_points=16, profile="ci")
+    assert d["points"].shape[1:] == (16, 3) and set(d["category"]) == {"chair"}
