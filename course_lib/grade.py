@@ -26,8 +26,9 @@ How a submission is graded:
 
 Writes a CSV (one row per submission: the lab, one column per check, the total, the maximum, the run's
 status and seconds) and, with ``--feedback``, one text file per submission with every check's verdict,
-the cells that raised and why a check was not reached.  The grader never hangs: a looping cell is
-interrupted, a looping notebook killed.
+the cells that raised, why a check was not reached, and the text of the cells tagged ``answer`` (each
+lab's free-response questions, marked by hand; the CSV counts their words).  The grader never hangs: a
+looping cell is interrupted, a looping notebook killed.
 
 A limitation, stated: the checks run inside the student's kernel, so a student who deliberately writes
 forged lines into the log from their own code could fake verdicts; the grader trusts the kernel, not the
@@ -49,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GRADE_LOG_ENV", "expected_checks", "known_labs", "lab_of", "grade_notebook", "score", "Grade",
-           "write_csv", "main"]
+__all__ = ["GRADE_LOG_ENV", "expected_checks", "known_labs", "lab_of", "grade_notebook", "score", "answers_of",
+           "Grade", "write_csv", "main"]
 
 from course_lib.checks._core import (
     GRADE_LOG_ENV,  # every self-check appends {"name", "status", "message", "target"}
@@ -102,6 +103,7 @@ class Grade:
     status: str  # "ok" | "cell errors" | "timeout" | "crashed"
     seconds: float
     cell_errors: list[str] = field(default_factory=list)
+    answers: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
@@ -114,7 +116,17 @@ class Grade:
             lines.append(f"{'✅' if pts else '❌'} {name}: {pts} point(s). {self.reasons.get(name, '')}".rstrip())
         if self.cell_errors:
             lines += ["", "cells that raised (the run went on with the next cell):", *[f"- {e}" for e in self.cell_errors]]
+        if self.answers:
+            lines += ["", "answers to the questions (marked by hand):", *self.answers]
         return "\n".join(lines) + "\n"
+
+
+def answers_of(notebook: str | os.PathLike) -> list[str]:
+    """The text of the cells tagged ``answer`` (the free-response questions' answers) of a submission."""
+    import nbformat
+
+    nb = nbformat.read(str(notebook), as_version=4)
+    return [c.source.strip() for c in nb.cells if "answer" in c.get("metadata", {}).get("tags", [])]
 
 
 def _run_one(notebook: str, log: str, cell_timeout: int, report: str) -> None:
@@ -190,7 +202,11 @@ def grade_notebook(submission: str | os.PathLike, lab: str, *, reference: str | 
         seconds = time.perf_counter() - t0
         logged = _read_log(log)
     points, reasons, status = score(expected, logged, run)
-    return Grade(str(submission), lab, points, reasons, status, seconds, list(run["errors"]))
+    try:
+        answers = answers_of(submission)
+    except Exception as exc:  # noqa: BLE001 - an unreadable notebook is reported, not raised
+        answers = [f"(could not read the answers: {type(exc).__name__}: {exc})"]
+    return Grade(str(submission), lab, points, reasons, status, seconds, list(run["errors"]), answers)
 
 
 def score(expected: list[str], logged: dict[str, dict[str, Any]],
@@ -221,10 +237,11 @@ def write_csv(grades: list[Grade], path: str | os.PathLike) -> None:
         cols += [c for c in g.checks if c not in cols]
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["submission", "lab", *cols, "total", "max", "status", "seconds"])
+        w.writerow(["submission", "lab", *cols, "total", "max", "status", "seconds", "answer words"])
         for g in grades:
+            words = sum(len(a.split()) for a in g.answers)
             w.writerow([g.submission, g.lab, *[g.checks.get(c, "") for c in cols], g.total, len(g.checks), g.status,
-                        f"{g.seconds:.1f}"])
+                        f"{g.seconds:.1f}", words])
 
 
 def _submissions(paths: list[str]) -> list[Path]:

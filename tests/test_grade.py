@@ -40,6 +40,28 @@ def test_expected_checks_come_from_the_course_lab():
         grade.lab_of("homework.ipynb", grade.known_labs())
 
 
+def test_answers_are_collected_from_the_answer_cells(tmp_path):
+    nb = nbformat.read(str(REF), as_version=4)
+    cells = [c for c in nb.cells if "answer" in c.get("metadata", {}).get("tags", [])]
+    assert len(cells) == 1  # every lab has one answer cell after its questions
+    cells[0].source = "1. Because the two samplings differ. 2. ..."
+    out = tmp_path / f"ans_{LAB}.ipynb"
+    nbformat.write(nb, str(out))
+    assert grade.answers_of(out) == ["1. Because the two samplings differ. 2. ..."]
+    g = grade.Grade(str(out), LAB, {"check_a": 1}, {"check_a": "passed"}, "ok", 1.0, [], grade.answers_of(out))
+    assert "answers to the questions" in g.feedback() and "Because the two samplings differ" in g.feedback()
+    grade.write_csv([g], tmp_path / "g.csv")
+    with open(tmp_path / "g.csv") as fh:
+        assert next(csv.DictReader(fh))["answer words"] == "8"
+
+
+def test_every_lab_has_questions_and_an_answer_cell():
+    for lab in grade.known_labs():
+        nb = nbformat.read(str(ROOT / "labs" / f"{lab}.ipynb"), as_version=4)
+        assert any("## Questions" in c.source for c in nb.cells if c.cell_type == "markdown"), lab
+        assert len(grade.answers_of(ROOT / "labs" / f"{lab}.ipynb")) == 1, lab
+
+
 def test_scoring_rules():
     exp = ["check_a", "check_b", "check_c", "check_d"]
     logged = {"check_a": {"name": "check_a", "status": "passed", "message": "passed", "target": "__main__"},

@@ -111,6 +111,19 @@ print(f"learned points: mean radius {radius.mean():.3f} (target 0.8), max |z| {m
 viz.plot_points(model.xyz.detach(), title="your learned point set")
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Two independent samplings of the same circle have a Chamfer distance above 0. Why, and how should it change when both clouds get four times more points?
+# 2. The self-checks call your function on several seeded inputs and shapes, not one. Name a mistake that a single random input could let through.
+# 3. In the point-set experiment, what would unequal spacing of the learnt points along the circle tell you about what the Chamfer distance rewards?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## What next
 #
 # Open `lectures/01_data_and_representations.ipynb`. If a self-check puzzles you, read its

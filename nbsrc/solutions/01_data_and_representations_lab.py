@@ -177,6 +177,19 @@ viz.plot_curves(resolutions, table, log_x=True, log_y=True, xlabel="resolution R
                 title="memory per representation")
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Show that choosing a triangle with probability proportional to its area, then barycentric weights (1 - sqrt(u), sqrt(u)(1 - v), sqrt(u) v), gives points uniform over the surface.
+# 2. Write the bytes of a 128^3 float32 grid, a 128^3 bitmask and 2,048 float32 points. How does each grow when the resolution doubles?
+# 3. Lecture 01 measures that most test shapes have a training shape within twice their own resampling distance. What does that mean for how you read a reconstruction score?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## To go further
 #
 # - Make `sample_triangle_mesh` also return the normal of the triangle each point came from.

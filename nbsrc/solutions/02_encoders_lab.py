@@ -273,6 +273,19 @@ viz.plot_curves(counts, {"your PointNet": list(vs_points.values()),
                 xlabel="test points", ylabel="accuracy", log_x=True)
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Why is a max over points invariant to their order, and what does a PointNet lose by pooling once over the whole cloud?
+# 2. What does a ball query return in a dense region and in a sparse one, and how does a set-abstraction level cope with the difference?
+# 3. DGCNN rebuilds its k-nearest-neighbour graph in feature space at every layer. What can a later layer's graph connect that the first layer's cannot?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## To go further
 # 1. Replace the max by a mean in `pointnet_encode` and retrain: what happens at 64 points?
 # 2. Write a batched FPS with no Python loop over the samples. Is it possible? Why not?

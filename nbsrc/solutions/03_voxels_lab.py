@@ -149,6 +149,19 @@ viz.subplots([viz.plot_voxels(test_set["voxels"][0]), viz.plot_voxels(probs[0], 
              titles=["held-out grid", "reconstruction (p >= 0.5)"], height=330)
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Derive the IoU of an empty prediction against a full target, and explain why the 0/0 case must be decided on the union, not on the intersection.
+# 2. Why is the occupancy threshold chosen on validation shapes instead of fixed at 0.5, and why not on the test shapes?
+# 3. When the grid resolution doubles, what happens to the memory of one activation map, and to the share of voxels that touch the surface?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## To go further
 #
 # - Set the positive weight to 1 (`V.voxel_loss(1.0)`) and retrain: where is the best threshold now?

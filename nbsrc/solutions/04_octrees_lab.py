@@ -186,6 +186,19 @@ viz.subplots([viz.plot_voxels(chair[0], title="target"), viz.plot_voxels(decoded
              titles=["target", "decoded (predicted structure)"])
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Why does the number of octree leaves grow roughly with the surface of a shape rather than its volume?
+# 2. Count the leaves of an octree of depth 2 over a 4^3 grid whose only full cells fill one octant exactly.
+# 3. What does an OGN decoder save compared with a dense decoder, and what does it still have to compute at every level?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## Going further
 #
 # - Decode with `PROP_PRED` from the first training step instead of `PROP_KNOWN`: how many cells

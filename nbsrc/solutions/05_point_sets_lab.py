@@ -185,6 +185,19 @@ viz.subplots([viz.plot_points(gt[0], color="gray", size=3, title="ground truth")
               viz.plot_points(pred[0], color="crimson", size=3, title="your prediction")], cols=2)
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Explain why a Chamfer-trained prediction can spread its points over several plausible shapes while an EMD-trained one keeps one shape.
+# 2. In Sinkhorn's approximation of the EMD, what does the entropy weight epsilon trade, and what happens as it goes to 0?
+# 3. The retrieval rows put chapter 05's PointSetGen behind retrieving the nearest training shape on the Chamfer distance. What would you change, in the model or in the data, to find out why?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## Going further
 #
 # - Make your batched Chamfer return the nearest-neighbour indices too, and colour the

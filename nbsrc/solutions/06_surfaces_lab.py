@@ -201,6 +201,19 @@ if measured is not None and "coded" in measured.data:
               f"3D-CODED {results.mean(r['accuracy']):.3f}, refined {results.mean(r['accuracy_refined']):.3f}")
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Why do AtlasNet's square patches overlap and leave seams, and why does the Chamfer loss not penalise either?
+# 2. 3D-CODED transfers labels through its deformed template. For which shapes would you expect the transfer to fail, and why?
+# 3. Poisson reconstruction needs oriented normals. What happens to the reconstructed surface where the normals are flipped?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## Going further
 #
 # - Replace the random template samples of the fitting loop by a fixed grid of the same size

@@ -197,6 +197,19 @@ if m is not None:
     viz.plot_mesh(m, title="unseen chair, reconstructed by latent optimisation")
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Show that the clamped L1 gives no gradient where both the prediction and the SDF are beyond delta. What initialisation of the decoder avoids getting stuck there?
+# 2. Why do thin parts need samples near the surface, and what does an implicit model lose when almost every sample is near the surface?
+# 3. ShapeNet-lite's SDF is only a lower bound for some categories. Which of marching cubes at the 0 level, sphere tracing, and the autograd normal still work with a lower bound, and why?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## Going further
 #
 # - Train the auto-decoder of exercise 1 with uniform samples only (`sampling="uniform"`): what

@@ -98,7 +98,10 @@ checks.check_reinforce_gradient(reinforce_gradient)
 # A toy loss: $L(z)$ = the smallest of fixed distances $d_m$ over the existing primitives (2 if
 # none exists). The exact gradient comes from autograd of the library's exact expectation.
 # Estimate it 200 times with $K$ samples each, without and with a baseline equal to the exact
-# expected loss (the best constant), and look at the spread.
+# expected loss (a good constant), and look at the spread. **Predict first**: how should the error
+# change with $K$ (each estimate averages $K$ samples), and should the baseline help at every $K$?
+# Each point of the curves is itself an estimate from 200 draws, so where the two curves come close
+# they can cross by chance; read the trend over $K$, and the ratio the cell prints.
 
 # %% tags=["uses-exercise"]
 g = torch.Generator().manual_seed(1)
@@ -125,6 +128,8 @@ for k in ks:
         est = torch.stack(est)
         spread[name].append(float(((est - exact) ** 2).sum(-1).mean()))
 print("exact gradient:", [round(v, 3) for v in exact.tolist()])
+for k, a, b in zip(ks, spread["no baseline"], spread["baseline = E[L]"]):
+    print(f"K = {k:2d}: error with the baseline / without = {b / a:.2f}")
 viz.plot_curves(ks, spread, title="mean squared error of the REINFORCE estimate", xlabel="samples K",
                 ylabel="E |g_hat - g|^2", log_x=True, log_y=True)
 
@@ -196,6 +201,19 @@ fig = viz.plot_points(target[0], color="gray", size=1.5)
 for mesh in P.primitive_meshes(prims.detach(), 0, resolution=16, threshold=0.5):
     fig = viz.plot_mesh(mesh, opacity=0.5, fig=fig)
 fig.update_layout(title="your fitted superquadrics (p > 0.5)")
+
+# %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Show that the REINFORCE estimator is unbiased, and that subtracting a constant baseline leaves it unbiased.
+# 2. Why is the reordering trick exact while REINFORCE is an estimate, and how does its cost grow with the number of primitives M?
+# 3. Which shapes does a superquadric give for exponents near 0, equal to 1 and equal to 2?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
 
 # %% [markdown]
 # ## Going further

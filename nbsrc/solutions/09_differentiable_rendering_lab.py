@@ -167,6 +167,19 @@ print(f"{steps} steps: loss {history[0]:.3f} -> {history[-1]:.3f}; held-out IoU 
 viz.plot_mesh((fitted, faces), title=f"icosphere fitted to {len(views)} silhouettes of a {shape.category}")
 
 # %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Why does a hard silhouette give a zero gradient almost everywhere, and what does the temperature sigma of a soft silhouette trade?
+# 2. A soft-IoU objective can score a folded or layered mesh better than the exact shape. How, and what do the regularisers do about it?
+# 3. Fitting a mesh to the silhouettes of one view: what about the shape is left unconstrained, and how many views remove the ambiguity?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## Going further
 #
 # - Drop the Laplacian (`lambda_lap = 0`) and fit to **one** view: look at the mesh from the

@@ -151,7 +151,12 @@ viz.plot_points(out[0], color="y", title=f"{n_lab} samples of the analytic field
 #
 # A small unconditional `gf.ScoreNet` (no latent code) trained on the chair's cloud with your
 # `dsm_loss`, then sampled with your `annealed_langevin` (`net.score` divides the displacement
-# by $\sigma^2$). In the `ci` profile it is trained for a few steps only: expect a blurry cloud.
+# by $\sigma^2$). **Predict first**: after `SZ["single_steps"]` training steps, how many of the samples
+# end inside the box $[-1.5, 1.5]^3$ around the chair? In the `ci` profile the network is trained
+# for a few dozen steps only: far from the chair its field is still what the random initial weights
+# say, and many points are pushed out of the box (a correct sampler on an untrained field does
+# that). The cell counts them; the plot pins them to the faces of the box. Then run it in the
+# `laptop` profile (more steps, a wider network) and count again.
 
 # %% tags=["uses-exercise"]
 torch.manual_seed(0)
@@ -167,8 +172,24 @@ for _step in range(int(SZ["single_steps"])):
 print(f"last DSM loss {float(loss.detach()):.3f} after {SZ['single_steps']} steps")
 net.eval()
 learned = annealed_langevin(lambda x, s: net.score(x, None, s), gf.uniform_prior(1, n_lab), sigmas, 10, 1.0)
-print(f"learned field: CD x1e4 {float(ex.ae_metrics(learned.clamp(-1.5, 1.5), target[None], emd=False)['CD x1e4']):.3g}")
+outside = float((learned.abs() > 1.5).any(-1).double().mean())
+print(f"learned field: {outside:.0%} of the {n_lab} samples left the box [-1.5, 1.5]^3 "
+      f"(largest |coordinate| {float(learned.abs().max()):.3g}); CD x1e4 of the clamped samples "
+      f"{float(ex.ae_metrics(learned.clamp(-1.5, 1.5), target[None], emd=False)['CD x1e4']):.3g}")
 viz.plot_points(learned[0].clamp(-1.5, 1.5), color="y", title="samples of your learned field")
+
+# %% [markdown]
+# ## Questions
+#
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Using x <- (1 - r)(x + sqrt(alpha) xi) for the exact score of N(0, sigma^2) with alpha = 2 sigma^2 r, show that one step with r = 1 lands exactly on the mode.
+# 2. Why is the denoising target -sigma * eps, and what does the weight 1 / (2 sigma) do to the levels' share of the loss?
+# 3. Why do the samples start uniform in a box at the largest sigma, and what happens to points far from the data if only a small sigma is used?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
 
 # %% [markdown]
 # ## Going further

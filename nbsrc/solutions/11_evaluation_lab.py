@@ -303,7 +303,21 @@ for refs_name, r_set in (("held-out references", refs), ("the training shapes", 
 # Against its own training set the copier's MMD is the noise level only and its 1-NNA falls
 # **below** 50%: each copy's nearest cloud is its original, in the other set, so both get the
 # wrong label. A 1-NNA well under 50% is the signature of samples that copy the references.
+
+# %% [markdown]
+# ## Questions
 #
+# Answer in a few sentences or a short derivation, in the cell below (your instructor reads
+# them; `python -m course_lib.grade` collects them for marking by hand).
+#
+# 1. Why does the 1-NNA of a perfect generator approach 50%, and what does a value far below 50% mean?
+# 2. Construct two predictions whose ranking flips between the squared-and-summed Chamfer convention and the unsquared-and-averaged one.
+# 3. Why is the oracle row (an independent sampling of the true surface) a reference to read against and not a floor that no model can beat?
+
+# %% [markdown] tags=["answer"]
+# *Your answers: 1. ... 2. ... 3. ...*
+
+# %% [markdown]
 # ## Going further
 #
 # - Score the generators with EMD instead of Chamfer (`mg.generation_metrics(..., "emd")`, or
