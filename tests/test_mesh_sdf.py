@@ -313,3 +313,21 @@ def test_corrupt_faces_does_what_it_says():
     assert not trimesh.Trimesh(v, f, process=False).is_watertight
     with pytest.raises(ValueError, match="flip_fraction"):
         ms.corrupt_faces(mesh, flip_fraction=1.5)
+
+
+def test_repair_keeps_a_consistent_mesh_broken_into_fragments():
+    """Faces removed at random split a mesh into open fragments; the repair must not turn any of them over
+    (an open fragment keeps the orientation most of its faces had), so the winding number is unchanged."""
+    mesh = trimesh.creation.icosphere(3)
+    rng = np.random.default_rng(0)
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)[rng.random(len(mesh.faces)) > 0.3]
+    _, f2, rep = ms.repair_orientation((v, f))
+    assert rep["components"] > 1 and rep["rewound_faces"] == 0
+    # with 30% of those faces flipped, each fragment returns to the orientation most of its faces had; only an
+    # isolated face has no neighbour to outvote it, so the sign is compared away from the surface
+    v3, f3 = ms.corrupt_faces((v, f), flip_fraction=0.3, seed=1)
+    q = torch.tensor(rng.uniform(-1.5, 1.5, (2000, 3)))
+    q = q[(q.norm(dim=-1) - 1).abs() > 0.1]
+    want = ms.winding_number((v, f), q, repair=False) >= 0.5
+    assert float(((ms.winding_number((v3, f3), q, repair=False) >= 0.5) == want).double().mean()) < 0.99
+    assert float(((ms.winding_number((v3, f3), q) >= 0.5) == want).double().mean()) >= 0.99

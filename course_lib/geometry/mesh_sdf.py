@@ -112,9 +112,9 @@ def repair_orientation(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int
        drops degenerate faces (a repeated vertex);
     3. makes the winding consistent across shared edges (``trimesh.repair.fix_winding``, a traversal of
        the face adjacency graph);
-    4. orients each connected component outward: its signed volume about its own centroid must be
-       positive (for a closed component that is the enclosed volume; for an open one with holes it is
-       still the volume of the closed-up shape, which is why a component, not the whole mesh, is the unit).
+    4. orients each connected component outward: a closed component so that its enclosed (signed)
+       volume is positive; an open one (a fragment, a surface with holes, a sheet) keeps the
+       orientation that most of its faces had as given, since a sheet has no inside to test against.
 
     Returns ``(vertices (V', 3) float64, faces (F', 3) int64, report)``, ``report`` counting
     ``duplicate_faces``, ``degenerate_faces``, ``rewound_faces`` (faces whose orientation changed) and
@@ -139,16 +139,38 @@ def repair_orientation(mesh: Any) -> tuple[np.ndarray, np.ndarray, dict[str, int
     trimesh.repair.fix_winding(wound)
     out = np.asarray(wound.faces, dtype=np.int64).copy()
     groups = trimesh.graph.connected_components(wound.face_adjacency, nodes=np.arange(out.shape[0]))
+    kept = _same_orientation(out, faces)  # per face: the traversal kept the orientation it was given
     for g in groups:
         g = np.asarray(g, dtype=np.int64)
-        tri = verts[out[g]]
-        c = tri.reshape(-1, 3).mean(0)
-        vol = np.einsum("ij,ij->i", tri[:, 0] - c, np.cross(tri[:, 1] - c, tri[:, 2] - c)).sum() / 6.0
-        if vol < 0:
+        if _is_closed(out[g]):
+            tri = verts[out[g]]
+            c = tri.reshape(-1, 3).mean(0)
+            vol = np.einsum("ij,ij->i", tri[:, 0] - c, np.cross(tri[:, 1] - c, tri[:, 2] - c)).sum() / 6.0
+            flip = vol < 0
+        else:
+            flip = int(kept[g].sum()) * 2 < g.shape[0]
+        if flip:
             out[g] = out[g][:, ::-1]
     rewound = int((out != faces).any(1).sum())
     return verts, np.ascontiguousarray(out), {"duplicate_faces": n_dup, "degenerate_faces": n_degenerate,
                                              "rewound_faces": rewound, "components": len(groups)}
+
+
+def _same_orientation(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per row, whether faces ``a`` and ``b`` (the same vertices) have the same cyclic order."""
+    def canon(f: np.ndarray) -> np.ndarray:
+        k = np.argmin(f, axis=1)
+        idx = (k[:, None] + np.arange(3)[None, :]) % 3
+        return np.take_along_axis(f, idx, axis=1)
+
+    return (canon(a) == canon(b)).all(1)
+
+
+def _is_closed(faces: np.ndarray) -> bool:
+    """Every edge of ``faces`` is shared by exactly two of them."""
+    e = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, counts = np.unique(e, axis=0, return_counts=True)
+    return bool((counts == 2).all())
 
 
 def corrupt_faces(mesh: Any, *, flip_fraction: float = 0.0, double: bool = False, drop_fraction: float = 0.0,
