@@ -89,30 +89,30 @@ def test_self_checks_log_their_verdict_for_the_grader(tmp_path, monkeypatch):
 
 
 def test_grades_of_real_runs(tmp_path):
-    """Solution: full marks; blank lab: zero; a wrong chamfer and a deleted check: exactly those lost; an infinite
-    loop: interrupted by the cell limit, the rest still graded; a notebook-wide limit: killed, the rest not reached."""
-    def wrong(nb):  # chamfer summed instead of averaged, and the nearest-neighbour check's call deleted
+    """Solution: full marks; blank lab: zero; a wrong chamfer, a deleted check and an infinite loop in one notebook:
+    exactly those two checks lost, the loop interrupted by the cell limit and the rest still graded; a notebook-wide
+    limit: killed, the rest not reached."""
+    def loop(nb):
+        at = _cell_with(nb, "checks.check_pairwise_sq_dists(") + 1
+        nb.cells.insert(at, nbformat.v4.new_code_cell("while True:\n    pass"))
+
+    def wrong(nb):  # chamfer summed instead of averaged, the nearest-neighbour check's call deleted, and a loop
         i = _cell_with(nb, "def chamfer")
         assert ".mean(" in nb.cells[i].source
         nb.cells[i].source = nb.cells[i].source.replace(".mean(", ".sum(")
         j = _cell_with(nb, "checks.check_nearest_neighbour_dist(")
         nb.cells[j].source = "pass"
-
-    def loop(nb):
-        at = _cell_with(nb, "checks.check_pairwise_sq_dists(") + 1
-        nb.cells.insert(at, nbformat.v4.new_code_cell("while True:\n    pass"))
+        loop(nb)
 
     sol = grade.grade_notebook(SOLUTION, LAB, cell_timeout=120)
     assert sol.total == 3 and sol.status == "ok", sol.feedback()
     blank = grade.grade_notebook(REF, LAB, cell_timeout=120)
     assert blank.total == 0 and "not implemented" in blank.reasons["check_chamfer"], blank.feedback()
-    w = grade.grade_notebook(_edited(tmp_path, "wrong", wrong), LAB, cell_timeout=120)
+    w = grade.grade_notebook(_edited(tmp_path, "wrong", wrong), LAB, cell_timeout=10)
     assert w.checks == {"check_pairwise_sq_dists": 1, "check_nearest_neighbour_dist": 0, "check_chamfer": 0}, \
         w.feedback()
-    assert "removed" in w.reasons["check_nearest_neighbour_dist"]
-    lp = grade.grade_notebook(_edited(tmp_path, "loop", loop), LAB, cell_timeout=10)
-    assert lp.total == 3 and lp.cell_errors, lp.feedback()  # interrupted, then the rest ran and passed
-    killed = grade.grade_notebook(_edited(tmp_path, "killed", loop), LAB, cell_timeout=600, notebook_timeout=30)
+    assert "removed" in w.reasons["check_nearest_neighbour_dist"] and w.cell_errors  # the loop was interrupted
+    killed = grade.grade_notebook(_edited(tmp_path, "killed", loop), LAB, cell_timeout=600, notebook_timeout=15)
     assert killed.status == "timeout" and killed.checks["check_chamfer"] == 0, killed.feedback()
     assert "not reached" in killed.reasons["check_chamfer"]
     out = tmp_path / "grades.csv"
