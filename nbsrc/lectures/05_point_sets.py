@@ -31,6 +31,7 @@ import torch
 
 from course_lib import config, ops, results, viz
 from course_lib.experiments import point_sets as P
+from course_lib.experiments import retrieval as RET
 from course_lib.experiments.common import format_table, predict, summarize
 
 print(config.describe())
@@ -437,6 +438,23 @@ for cid in ("chamfer_vs_emd_cd", "emd_vs_chamfer_emd", "chamfer_vs_emd_fscore", 
     results.say("point_sets", cid)
 
 # %% [markdown]
+# **Does the network do more than retrieve?** Tatarchenko et al. (CVPR 2019) found that
+# single-view reconstruction networks on ShapeNet score about as well as returning the nearest
+# training shape. `benchmarks/retrieval.py` puts that baseline beside this chapter's models, on the
+# same test shapes and metrics: the training shape whose code under the Chamfer-trained PointSetGen's encoder is nearest to the code of
+# the test input (a method any trained encoder gives you), and the training shape nearest to the
+# test *target* (an oracle that looks at the answer: an upper bound of retrieval). Predict before
+# you run the cell: is the network ahead of the retrieval it could have done with its own encoder?
+
+# %%
+RETRIEVAL = results.show("retrieval", "laptop")
+if RETRIEVAL is not None and "05" in RETRIEVAL.data.get("chapters", {}):
+    print(RET.format_chapter_rows(RETRIEVAL.data, "05"))
+    for rec in results.claims("retrieval"):
+        if rec["id"].startswith("ch05-"):
+            results.say("retrieval", rec["id"])
+
+# %% [markdown]
 # Colour each predicted point by its distance to its nearest neighbour to see where each
 # model leaves gaps and packs points together.
 
@@ -553,10 +571,11 @@ results.show_goals("point_sets")
 # - Chamfer: nearest neighbours, $O(N^2)$ (less with a KD-tree); EMD: a one-to-one matching,
 #   $O(N^3)$ exactly (Hungarian, or SciPy's Jonker–Volgenant solver), approximated by Sinkhorn
 #   (entropic, parallel) or an auction.
-# - The mean shape of a distribution reveals the distance: with a squared cost the EMD mean
-#   is, in theory, one averaged shape (the 2-Wasserstein barycentre); the unsquared EMD we
-#   train with keeps one shape but at no particular radius; the Chamfer mean may scatter its
-#   points over the plausible shapes (section 3 prints the claims, paired over seeds).
+# - The mean shape of a distribution reveals the distance. For the circles of section 3, the
+#   squared-cost EMD mean is in theory one circle at the average radius (the 2-Wasserstein
+#   barycentre of the circles); the unsquared EMD we train with also gives one circle, but at no
+#   particular radius; the Chamfer mean may scatter its points over the plausible circles. Section 3
+#   prints what the runs show, each claim paired over seeds.
 # - PointSetGen merges an FC branch (free points) and an upconvolution branch (a map of
 #   points). The same model trained with Chamfer or with EMD is judged on an independent
 #   sampling of the held-out surfaces: compare the two on each metric and on uniformity.

@@ -26,6 +26,8 @@
 # the same functions at the laptop sizes.
 
 # %%
+import warnings
+
 import numpy as np
 import plotly.graph_objects as go
 import torch
@@ -33,6 +35,7 @@ import torch
 from course_lib import config, results, viz
 from course_lib.data import make_shape, reserved_seed
 from course_lib.experiments import gradient_fields as ex
+from course_lib.experiments import retrieval as RET
 from course_lib.experiments.common import format_table
 from course_lib.models import shapegf as gf
 
@@ -261,6 +264,59 @@ print(f"analytic field: CD x1e4 {float(m_an['CD x1e4']):.3g}, EMD x1e2 {float(m_
 print(f"oracle:         CD x1e4 {float(m_or['CD x1e4']):.3g}, EMD x1e2 {float(m_or['EMD x1e2']):.3g}  (live, {PROFILE} sizes)")
 
 # %% [markdown]
+# ### How big a step? Langevin, perturb-and-project, divergence
+#
+# Take the simplest field there is, the exact score of a Gaussian $N(0, \sigma^2)$ at its own level,
+# $s(x) = -x/\sigma^2$. One step of the sampler with $\alpha = 2\sigma^2 r$ ($r$ = `step_ratio`) is
+# "noise, then gradient step": $x \leftarrow (1 - r)\,(x + \sqrt{\alpha}\,\xi)$. The variance of the
+# points then follows $v_{k+1} = (1-r)^2 (v_k + 2\sigma^2 r)$, which settles at
+# $v_\infty = 2\sigma^2 (1-r)^2/(2-r)$ for $0 < r < 2$ (`gf.gaussian_langevin_variance`):
+#
+# - **small $r$**: $v_\infty \to \sigma^2$, the target's own variance. This is Langevin sampling
+#   proper, and it needs many small steps;
+# - **$r = 1$** (the official setting): $v = 0$ after a single step. Every point is pushed by the
+#   noise and then projected back onto the mode: *perturb and project*, not a sample of $Q_\sigma$.
+#   For ShapeGF that is what we want (points *on* the surface at the last level), but it is a
+#   different algorithm from the one the formula above describes;
+# - **$r = 2$**: $|1 - r| = 1$, a random walk whose variance grows by $4\sigma^2$ per step;
+#   **$r > 2$** diverges geometrically, which is why `gf.annealed_langevin` warns at 2 and refuses
+#   more unless asked (`allow_unstable=True`).
+#
+# (The formula has one more root of $v_\infty = \sigma^2$: $r = 3/2$, a chain that overshoots the mode at
+# every step and lands on the other side. Check it from the formula before you read the printout.)
+#
+# NCSN [Song2019] writes the same step rule as $\alpha_i = \epsilon\,\sigma_i^2/\sigma_L^2$; ours is
+# $\epsilon = 2 r \sigma_L^2$ (`gf.ncsn_epsilon`). One more departure from the official sampler:
+# `ShapeGF.sample` clamps the points to $[-3, 3]^3$ after every step (twice the prior's box), so
+# that a badly trained field cannot throw points to infinity; `gf.annealed_langevin` itself does not
+# clip unless given `clip`. The cell measures the chain's spread on the exact Gaussian score
+# (points, 3 coordinates each) next to the formula.
+
+# %%
+sigma_1d = 0.1
+x_1d = torch.randn(1, 4000, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+print(f"NCSN's epsilon for ratio 1 and the last level {gf.SIGMA_END}: {gf.ncsn_epsilon(1.0, gf.SIGMA_END):.1e}")
+fig_1d = go.Figure()
+for ratio in (0.1, 0.5, 1.0, 1.5, 2.0):
+    ks = list(range(0, 11))
+    theory = [gf.gaussian_langevin_variance(ratio, k, sigma=sigma_1d, var0=1.0) ** 0.5 for k in ks]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # ratio 2 warns: the chain random-walks
+        measured = [float(x_1d.std())] + [
+            float(gf.annealed_langevin(lambda x, s: -x / s[:, None, None] ** 2, x_1d, [sigma_1d], k, ratio,
+                                       generator=torch.Generator().manual_seed(k)).std()) for k in ks[1:]]
+    floor = 1e-4  # a log axis cannot show 0: ratio 1 collapses to exactly 0, drawn at this floor
+    fig_1d.add_trace(go.Scatter(x=ks, y=[max(v, floor) for v in theory], mode="lines", name=f"ratio {ratio}: formula"))
+    fig_1d.add_trace(go.Scatter(x=ks, y=[max(v, floor) for v in measured], mode="markers",
+                                name=f"ratio {ratio}: measured"))
+    print(f"ratio {ratio}: std after 10 steps {measured[-1]:.3f} (formula {theory[-1]:.3f}; the target's std is "
+          f"{sigma_1d})")
+fig_1d.add_hline(y=sigma_1d, line_dash="dot", annotation_text="target std sigma")
+fig_1d.update_layout(title="Langevin chain on the exact score of N(0, 0.1^2), started at std 1 (0 drawn at 1e-4)",
+                     xaxis_title="steps at this level", yaxis_title="std of the points", yaxis_type="log")
+fig_1d
+
+# %% [markdown]
 # **The sampling trajectory.** Slide through the levels: the cloud after each of the ten levels
 # (level 0 is the uniform prior).
 
@@ -446,6 +502,23 @@ if R is not None and "autoencoding" in R.data:
 for baseline in ("PointSetGen", "AtlasNet sphere", "AtlasNet patches"):
     for metric in ("cd", "emd"):
         results.say("gradient_fields", f"ae_{metric}_vs_{baseline.lower().replace(' ', '_')}")
+
+# %% [markdown]
+# **Does the network do more than retrieve?** Tatarchenko et al. (CVPR 2019) found that
+# single-view reconstruction networks on ShapeNet score about as well as returning the nearest
+# training shape. `benchmarks/retrieval.py` puts that baseline beside this chapter's models, on the
+# same test shapes and metrics: the training shape whose code under ShapeGF's encoder is nearest to the code of
+# the test input (a method any trained encoder gives you), and the training shape nearest to the
+# test *target* (an oracle that looks at the answer: an upper bound of retrieval). Predict before
+# you run the cell: is the network ahead of the retrieval it could have done with its own encoder?
+
+# %%
+RETRIEVAL = results.show("retrieval", "laptop")
+if RETRIEVAL is not None and "10" in RETRIEVAL.data.get("chapters", {}):
+    print(RET.format_chapter_rows(RETRIEVAL.data, "10"))
+    for rec in results.claims("retrieval"):
+        if rec["id"].startswith("ch10-"):
+            results.say("retrieval", rec["id"])
 
 # %% [markdown]
 # ### Three choices, made on the validation split
@@ -651,10 +724,20 @@ viz.subplots([viz.plot_points(p.clamp(-1.5, 1.5), size=1.5) for p in inter],
 # always has as many points as asked. It was trained on complete, dense clouds only. Compare the
 # sparse and occluded rows with the dense one: does the seed's "robust to sparsity and occlusion"
 # hold at this budget, and what would training have to show the encoder for completion to work?
+# Read the occluded row with the encoder in mind: half a chair is, to a max-pooled PointNet, a
+# different point set, and nothing in training asked its code to stay near the whole chair's; the
+# field then draws the shape the code names, in full, wherever that code puts it. Completion has to
+# be trained for (partial inputs against complete targets), as chapter 02's partial-scan
+# experiment does for classification.
 
 # %%
 if R is not None and "robustness" in R.data:
-    print("laptop benchmark, CD x1e4:", {k: round(v["CD x1e4"], 3) for k, v in R.data["robustness"].items()})
+    rob_m = R.data["robustness"]
+    print("laptop benchmark, CD x1e4:", {k: round(v["CD x1e4"], 3) for k, v in rob_m.items()})
+    dense_key = next(k for k in rob_m if k.startswith("dense"))
+    for k, v in rob_m.items():
+        if k != dense_key:
+            print(f"   {k}: {v['CD x1e4'] / rob_m[dense_key]['CD x1e4']:.1f} times the dense input's CD")
 else:
     rob = ex.sparse_and_partial(model, test["points"], test["target_points"], sparse=(32,))
     print(f"live, {PROFILE} profile, CD x1e4:", {k: round(v["CD x1e4"], 3) for k, v in rob.items()})
@@ -704,7 +787,8 @@ results.show_goals("gradient_fields")
 # 2. Train the single-shape field with the official parametrisation
 #    (`ex.fit_single_shape(..., official=True)`) and compare the samples' Chamfer distance and the
 #    DSM loss per level (against a predictor that returns zero) at equal steps.
-# 3. Sample with 5 levels instead of 10 and with `step_ratio` $0.5$ and $2$. Which matters more?
+# 3. Sample with 5 levels instead of 10 and with `step_ratio` $0.5$ and $1.9$ (2 is the edge of stability). Which
+#    matters more?
 # 4. The official debugging field uses $\exp(-\|x - p\|^2/\sigma^2)$ in its softmax. Which blur
 #    does that correspond to? Show that the sampler still lands on the surface.
 # 5. Replace the trivial generation baseline by training shapes *without* noise. What does
