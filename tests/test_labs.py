@@ -246,6 +246,15 @@ def test_build_refuses_to_overwrite_an_edited_lab(tmp_path, capsys):
     # --check still reports it (and says it was edited)
     assert _build(root, "--check") == 1
     assert "labs/09_demo_lab.ipynb" in capsys.readouterr().out
+    # outside CI (tools/test.py passes --allow-edited-labs) a student's edited lab is reported, not a failure ...
+    assert _build(root, "--check", "--allow-edited-labs") == 0
+    assert "your edited lab: labs/09_demo_lab.ipynb" in capsys.readouterr().out
+    # ... but a drifted generated notebook still fails
+    sol = root / "solutions" / "09_demo_lab.ipynb"
+    kept_sol = sol.read_text()
+    sol.write_text(kept_sol.replace("print(f(3))", "print(f(4))"))
+    assert _build(root, "--check", "--allow-edited-labs") == 1
+    sol.write_text(kept_sol)
     # --force replaces it
     assert _build(root, "--force") == 0
     assert "print(f(3))" in lab.read_text() and "# mine" not in lab.read_text()

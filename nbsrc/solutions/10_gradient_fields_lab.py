@@ -66,7 +66,9 @@ checks.check_analytic_score(analytic_score)
 #    then **averaged** over points and shapes (the official code's weight, $1/(2\sigma)$, not
 #    NCSN's $1/(2\sigma^2)$).
 #
-# Return a scalar tensor (with its gradient: do not detach).
+# Return a scalar tensor (with its gradient: do not detach). Draw from the global random state
+# (`torch.randint`, `torch.randn_like`), not from a generator you seed inside the function: the loss
+# is called at every training step and must see new noise each time (the check calls it twice).
 
 # %%
 def dsm_loss(predict, points: torch.Tensor, sigmas: torch.Tensor) -> torch.Tensor:
@@ -96,7 +98,10 @@ checks.check_dsm_loss(dsm_loss)
 #   x \leftarrow x + \tfrac{\alpha}{2}\,\text{score\_fn}(x, \sigma).$$
 #
 # Noise **first**, then the gradient step (ShapeGF's order): every level ends on a denoising
-# step. Return the final points. No gradients are needed (`torch.no_grad()`).
+# step. Return the final points, and leave `x0` as it was (work on a copy). No gradients are needed
+# (`torch.no_grad()`). **Argument types**: `sigmas` is either a Python list of floats or a 1-D tensor
+# (the check passes a list, the cells below `gf.sigma_schedule()`, a tensor): iterate over it and turn
+# each level into a float; every cloud of the batch gets its own noise (`torch.randn_like(x)`).
 
 # %%
 @torch.no_grad()
