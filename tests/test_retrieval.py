@@ -350,3 +350,24 @@ def test_retrieval_benchmark_report_and_claims_from_records():
     txt = B.report(parts)
     assert "## Chapter 05 (20 test shapes)" in txt and "| A | 1.1 | model |" in txt
     assert "nearest training shape (oracle)" in txt and "A ahead of B" in txt
+
+
+def test_show_chapter_prints_the_table_and_only_that_chapters_claims(tmp_path, monkeypatch, capsys):
+    import json
+
+    from course_lib.experiments.protocol import claim
+    from course_lib.experiments.retrieval import show_chapter
+
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    assert show_chapter("05") is None and "not measured yet" in capsys.readouterr().out
+    va, vb = [1.0 + 0.01 * i for i in range(20)], [2.0] * 20
+    recs = [claim(f"ch{c}-x", f"A beats B in {c}", a="A", b="B", metric="CD", values_a=va, values_b=vb,
+                  higher_is_better=False, unit="shapes") for c in ("05", "07")]
+    part = {"metrics": ["CD"], "shapes": [["chair", i] for i in range(20)], "training_shapes": 4,
+            "models": {"A": {"CD": 1.1}}, "rows": [{"name": "nearest", "by": "oracle", "CD": vb}]}
+    (tmp_path / "retrieval-laptop.json").write_text(json.dumps(
+        {"provenance": {"protocol": 2}, "data": {"chapters": {"05": part}, "claims": recs, "goals": []}}))
+    table = show_chapter("05")
+    out = capsys.readouterr().out
+    assert table in out and "A beats B in 05" in out and "A beats B in 07" not in out
+    assert show_chapter("10") is None and "--chapters 10" in capsys.readouterr().out

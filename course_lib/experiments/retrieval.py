@@ -58,6 +58,7 @@ __all__ = [
     "one_nna_subset",
     "expected_one_nna",
     "format_chapter_rows",
+    "show_chapter",
 ]
 
 CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distances, the mean over each cloud, the two "
@@ -595,3 +596,25 @@ def format_chapter_rows(data: Mapping[str, Any], chapter: str) -> str:
     out = [f"chapter {chapter}: {len(p['shapes'])} test shapes"]
     out += ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in lines]
     return "\n".join(out)
+
+
+def show_chapter(chapter: str, profile: str = "laptop") -> str | None:
+    """Print (and return) one chapter's retrieval table and each of its claims, from ``benchmarks/retrieval.py``'s
+    results file; say how to measure them when the file or the chapter is missing.
+
+    Introduced in ``lectures/05_point_sets.ipynb`` (lectures 07 and 10 call it too).
+    """
+    from course_lib import results
+
+    res = results.show("retrieval", profile)
+    if res is None or chapter not in res.data.get("chapters", {}):
+        if res is not None:
+            print(f"no retrieval rows for chapter {chapter} yet: `COURSE_PROFILE={profile} python "
+                  f"benchmarks/retrieval.py --chapters {chapter}` measures them")
+        return None
+    table = format_chapter_rows(res.data, chapter)
+    print(table)
+    for rec in res.data.get("claims", []):
+        if rec["id"].startswith(f"ch{chapter}-"):
+            results.say("retrieval", rec["id"], profile)
+    return table

@@ -447,12 +447,7 @@ for cid in ("chamfer_vs_emd_cd", "emd_vs_chamfer_emd", "chamfer_vs_emd_fscore", 
 # you run the cell: is the network ahead of the retrieval it could have done with its own encoder?
 
 # %%
-RETRIEVAL = results.show("retrieval", "laptop")
-if RETRIEVAL is not None and "05" in RETRIEVAL.data.get("chapters", {}):
-    print(RET.format_chapter_rows(RETRIEVAL.data, "05"))
-    for rec in results.claims("retrieval"):
-        if rec["id"].startswith("ch05-"):
-            results.say("retrieval", rec["id"])
+RET.show_chapter("05")
 
 # %% [markdown]
 # Colour each predicted point by its distance to its nearest neighbour to see where each

@@ -342,12 +342,7 @@ results.show_goals("implicit")
 # you run the cell: is the network ahead of the retrieval it could have done with its own encoder?
 
 # %%
-RETRIEVAL = results.show("retrieval", "laptop")
-if RETRIEVAL is not None and "07" in RETRIEVAL.data.get("chapters", {}):
-    print(RET.format_chapter_rows(RETRIEVAL.data, "07"))
-    for rec in results.claims("retrieval"):
-        if rec["id"].startswith("ch07-"):
-            results.say("retrieval", rec["id"])
+RET.show_chapter("07")
 
 # %% [markdown]
 # ### Widget: the predicted field against the exact one

@@ -513,12 +513,7 @@ for baseline in ("PointSetGen", "AtlasNet sphere", "AtlasNet patches"):
 # you run the cell: is the network ahead of the retrieval it could have done with its own encoder?
 
 # %%
-RETRIEVAL = results.show("retrieval", "laptop")
-if RETRIEVAL is not None and "10" in RETRIEVAL.data.get("chapters", {}):
-    print(RET.format_chapter_rows(RETRIEVAL.data, "10"))
-    for rec in results.claims("retrieval"):
-        if rec["id"].startswith("ch10-"):
-            results.say("retrieval", rec["id"])
+RET.show_chapter("10")
 
 # %% [markdown]
 # ### Three choices, made on the validation split
