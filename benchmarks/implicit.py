@@ -7,7 +7,7 @@ the result file from the parts' JSON fragments, and a run without ``--part`` doe
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part select_queries
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part select_sampling
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part select_schedule
-    COURSE_PROFILE=laptop python benchmarks/implicit.py --part occnet         # the OccNet chosen on val, scored once on test
+    COURSE_PROFILE=laptop python benchmarks/implicit.py --part occnet         # reports the OccNet whose setting the val split picked
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part comparisons    # the claims' rows, on test
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part deepsdf
     COURSE_PROFILE=laptop python benchmarks/implicit.py --part mise           # uses the chosen OccNet
@@ -529,7 +529,7 @@ def report(profile: str) -> Path:
         m = d["metrics"]
         body += [f"## {title}: point cloud -> surface on the test shapes", "",
                  f"categories {', '.join(d['categories'])}; {d['shapes']['train']} train / {d['shapes']['test']} "
-                 f"test shapes; the setting chosen on val: {d['key']}; training: {d['train_summary']}", "",
+                 f"test shapes (read once, to report); setting (picked on val): {d['key']}; training: {d['train_summary']}", "",
                  md_table(["IoU (p > 0.5)", "IoU (p > 0.2, OccNet's threshold)", "Chamfer-L1", "normal consistency",
                            "F-score", "oracle Chamfer-L1"],
                           [[_fmt(m["iou"]), _fmt(m["iou_t02"]) if "iou_t02" in m else "-", _fmt(m["cd_l1"]),

@@ -240,7 +240,7 @@ def part_single(sz, device) -> dict:
 
 
 def part_multi(sz, device) -> dict:
-    """Report only: multi-view fits of the test shapes with the sigma already chosen on val; the first shape once more without
+    """Report only: multi-view fits of the report shapes with the sigma the val part picked; the first shape once more without
     regularisers (an illustration, one shape: no claim)."""
     profile = config.get_profile()
     kw, sigma_name, selected = _chosen_sigma(profile, sz)

@@ -270,7 +270,7 @@ def report(profile: str) -> Path:
                            [[r["iou@0.4"], r["iou@level"], target, r.get("cd", float("nan")), r["floor"]["cd"],
                              r.get("cd_empty", 0), r["pos_weight"], r["train_seconds"], r["budget"]["steps"],
                              r["budget"]["examples"], r["budget"]["params"]]]), "",
-                  "Threshold sweep on val (the choice was made here; test is scored at the chosen threshold only): "
+                  "Threshold sweep on the val split (where the threshold is picked; the report uses that threshold only): "
                   + ", ".join(f"{k}: {v:.3f}" for k, v in next(x for x in r["selections"]
                                                                 if x["id"] == f"{task}_threshold")["candidates"].items()),
                   "",
