@@ -474,3 +474,21 @@ def test_encoders_run_on_cuda():
     for m in (E.PointNet(feat_dim=8, hidden=(4,)), _small_pn2(), _small_dgcnn()):
         out = m.cuda()(x)
         assert out.global_feature.is_cuda
+
+
+def test_dgcnn_knn_ranks_near_ties_exactly_in_either_order():
+    """Far from the origin, float32's |a|^2 + |b|^2 - 2 a.b cannot tell two candidates 1e-4 apart; DGCNN's kNN
+    computes in float64, so the nearer one wins whatever the order of the points (permutation invariance)."""
+    from course_lib.models import encoders as ME
+
+    c = torch.tensor([100.0, -80.0, 60.0])
+    q = c.clone()
+    near = c + torch.tensor([1.0, 0.0, 0.0])
+    far = c + torch.tensor([0.0, 1.0001, 0.0])  # 1e-4 farther: survives float32 storage, not its mm-path rounding
+    others = c + 50 + torch.arange(12.0)[:, None] * torch.tensor([1.0, 2.0, 3.0])
+    for order in ((q, near, far), (q, far, near), (far, q, near), (near, far, q)):
+        pts = torch.stack([*order, *others])[None].float()
+        idx = ME._knn_idx(pts, 2)[0]
+        qi = next(i for i, p in enumerate(order) if p is q)
+        ni = next(i for i, p in enumerate(order) if p is near)
+        assert set(idx[qi].tolist()) == {qi, ni}

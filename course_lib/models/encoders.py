@@ -16,7 +16,7 @@ with ``h`` a shared per-point MLP, ``g`` the symmetric max over the points and
 * :class:`PointNet2` [Qi2017b], single-scale grouping: farthest point sampling picks
   centres, ball query gathers neighbourhoods, a small PointNet runs on each
   neighbourhood in *local* coordinates, and levels are stacked (hierarchy).
-* :class:`DGCNN` [Wang2018]: EdgeConv on ``[x_j - x_i, x_i]`` over the k nearest
+* :class:`DGCNN` [Wang2019]: EdgeConv on ``[x_j - x_i, x_i]`` over the k nearest
   neighbours, recomputed in *feature* space at every layer (dynamic graph).
 
 Shapes of the course live inside the unit sphere, which is also the normalisation
@@ -545,7 +545,7 @@ class PointNet2(nn.Module):
 # DGCNN
 # ---------------------------------------------------------------------------
 class EdgeConv(nn.Module):
-    """EdgeConv [Wang2018]: ``x_i' = max_{j in kNN(i)} act(BN(W [x_j - x_i, x_i]))``.
+    """EdgeConv [Wang2019]: ``x_i' = max_{j in kNN(i)} act(BN(W [x_j - x_i, x_i]))``.
 
     Introduced in ``lectures/02_encoders.ipynb``.
 
@@ -586,7 +586,15 @@ class EdgeConv(nn.Module):
 
 
 def _knn_idx(x: Tensor, k: int) -> Tensor:
-    """Indices of the ``k`` nearest neighbours of every point of ``x`` among ``x`` (itself included)."""
+    """Indices of the ``k`` nearest neighbours of every point of ``x`` among ``x`` (itself included).
+
+    The distances are computed in float64: in float32 the matrix-product form ``|a|^2 + |b|^2 - 2 a.b`` rounds
+    differently for the same pair of points at another position in the matrix, so two nearly equidistant
+    neighbours (relative gap ~1e-5, measured on chapter 02's trained DGCNN) swap under a permutation of the
+    points and the encoder stops being permutation invariant; in float64 such a swap needs a gap ~1e-14.
+    """
+    if x.dtype in (torch.float16, torch.bfloat16, torch.float32):
+        x = x.double()
     search = getattr(getattr(_ops, "neighbors", None), "knn_search", None)
     if search is not None:  # indices only: skips the differentiable distances of ops.knn
         return search(x, x, k)
@@ -609,7 +617,7 @@ def _neighbour_max(a: Tensor, knn_idx: Tensor) -> Tensor:
 
 
 class DGCNN(nn.Module):
-    """Dynamic Graph CNN encoder [Wang2018].
+    """Dynamic Graph CNN encoder [Wang2019].
 
     Introduced in ``lectures/02_encoders.ipynb``.
 

@@ -222,8 +222,8 @@ print(f"PointNet test accuracy at {n_train} points:",
       round(C.evaluate_accuracy(models["pointnet"], *test_data, n_points=n_train), 3))
 
 # %% [markdown]
-# **How many points does it need?** The network was trained at 1,024 points; at test time we
-# give it fewer or more. Because the max is taken over whatever points are there, PointNet
+# **How many points does it need?** The network was trained at the profile's `ch02.n_points`
+# (printed above); at test time we give it fewer or more. Because the max is taken over whatever points are there, PointNet
 # accepts any number of them; accuracy degrades only when too few points are left to
 # express the shape's features. **Noise**: Gaussian jitter of growing standard deviation
 # (shapes fill the unit sphere, so $\sigma = 0.05$ is $2.5\,\%$ of the diameter).
@@ -303,7 +303,7 @@ fig = viz.plot_points(cloud[in_ball], color="royalblue", size=3, fig=fig)
 viz.plot_points(centres[0], color="red", size=6, fig=fig)
 
 # %% [markdown]
-# **DGCNN** (Wang et al., 2019) builds a $k$-nearest-neighbour graph ($k = 20$) and applies
+# **DGCNN** (Wang et al., 2019, ACM Transactions on Graphics; arXiv 2018) builds a $k$-nearest-neighbour graph ($k = 20$) and applies
 # **EdgeConv**: $x_i' = \max_{j \in \mathcal{N}(i)} h_\Theta([x_j - x_i,\ x_i])$, a
 # PointNet on each neighbourhood that sees both the local offset and the absolute
 # position. The graph is **recomputed at every layer in feature space**: after the first

@@ -107,7 +107,7 @@ checks.check_farthest_point_sampling(farthest_point_sampling)
 # ## Exercise 3: ball query
 #
 # For every centre, the indices of the **first** `k` points of `x` (in index order) within
-# distance `radius`; if fewer than `k` are inside, repeat the first one found to fill the
+# distance `radius` (strictly: squared distance `< radius**2`, as PointNet++'s code); if fewer than `k` are inside, repeat the first one found to fill the
 # `k` slots (the convention of PointNet++: the result is a dense `(B, M, k)` tensor).
 #
 # Hint: compute the squared distances `(B, M, N)`; replace the index of every point outside
@@ -121,7 +121,7 @@ def ball_query(x: torch.Tensor, centers: torch.Tensor, radius: float, k: int) ->
     N = x.shape[1]
     d2 = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)  # (B, M, N)
     idx = torch.arange(N, device=x.device).expand_as(d2)
-    idx = torch.where(d2 <= radius**2, idx, torch.full_like(idx, N))
+    idx = torch.where(d2 < radius**2, idx, torch.full_like(idx, N))  # strictly inside, as PointNet++
     idx = idx.sort(dim=-1).values[..., :k]
     return torch.where(idx == N, idx[..., :1], idx)
     ### END SOLUTION
