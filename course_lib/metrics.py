@@ -26,7 +26,10 @@ preset           convention (and source)
 ``occnet``       "Chamfer-L1" = (accuracy + completeness) / 2 with *unsquared* distances,
                  normal consistency = mean of |cos| in both directions / 2, volumetric IoU.
                  Occupancy Networks (Mescheder et al., CVPR 2019), ``im2mesh/eval.py``.
-                 No scale (the paper prints raw values), 100,000 surface points.
+                 Unit: a tenth of the longest edge of the object's bounding box (the
+                 authors, occupancy_networks issue #61: "we multiply the Chamfer-L1 values by
+                 a factor of 10" on their unit-cube meshes); ``cd_unit="bbox/10"`` applies it
+                 per target shape. 100,000 surface points.
 ``deepsdf``      CD = sum of the two mean squared NN distances (no halving) on 30,000
                  surface samples. DeepSDF (Park et al., CVPR 2019),
                  ``deep_sdf/metrics/chamfer.py`` (``compute_trimesh_chamfer``); its tables
@@ -305,11 +308,35 @@ class Convention:
     normals: bool = False
     n_points: int | None = None  # surface points the paper evaluates with
     source: str = ""
+    cd_unit: str = "frame"
+    """``"frame"``: distances in the shapes' own frame; ``"bbox/10"``: in units of a tenth of the longest edge of
+    the *target's* bounding box, per shape (OccNet's unit: its tables multiply by 10 / that edge)."""
+
+    def unit_factor(self, y: Tensor) -> Tensor:
+        """What a distance in the shapes' frame is multiplied by to be in this convention's unit: 1, or for
+        ``cd_unit="bbox/10"`` ``10 / (longest edge of y's bounding box)``, per cloud (``(B,)`` for ``(B, M, 3)``)."""
+        if self.cd_unit == "frame":
+            return torch.ones(y.shape[:-2], dtype=y.dtype, device=y.device)
+        if self.cd_unit != "bbox/10":
+            raise ValueError(f"unknown cd_unit {self.cd_unit!r}: 'frame' or 'bbox/10'")
+        edge = (y.amax(-2) - y.amin(-2)).amax(-1)
+        if bool((edge <= 0).any()):
+            raise ValueError("the target cloud's bounding box is a single point: OccNet's unit (its longest edge "
+                             "/ 10) is undefined")
+        return 10.0 / edge
 
     def chamfer(self, x: Tensor, y: Tensor, *, reduction: str = "mean") -> Tensor:
-        """The Chamfer distance of this convention."""
-        return chamfer(x, y, squared=self.cd_squared, directions=self.cd_directions,
-                       scale=self.cd_scale, reduction=reduction)
+        """The Chamfer distance of this convention (in its unit: :meth:`unit_factor`)."""
+        if self.cd_unit == "frame":
+            return chamfer(x, y, squared=self.cd_squared, directions=self.cd_directions,
+                           scale=self.cd_scale, reduction=reduction)
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        per = chamfer(x, y, squared=self.cd_squared, directions=self.cd_directions, scale=self.cd_scale,
+                      reduction="none")
+        factor = self.unit_factor(y).to(per.dtype)
+        per = per * (factor ** 2 if self.cd_squared else factor)
+        return per if per.dim() == 0 or reduction == "none" else per.mean()
 
     def emd(self, x: Tensor, y: Tensor, *, reduction: str = "mean", **kw: Any) -> Tensor:
         """The EMD of this convention (exact); raises if the paper reports none."""
@@ -335,7 +362,9 @@ PRESETS: dict[str, Convention] = {
     ),
     "occnet": Convention(
         "occnet", cd_squared=False, cd_directions="mean", cd_scale=1.0, normals=True, n_points=100_000,
-        source="Mescheder et al. 2019 (Occupancy Networks), im2mesh/eval.py: Chamfer-L1, normal consistency, IoU",
+        cd_unit="bbox/10",
+        source="Mescheder et al. 2019 (Occupancy Networks), im2mesh/eval.py: Chamfer-L1, normal consistency, IoU; "
+               "unit 1/10 of the longest bounding-box edge, i.e. x10 on their unit-cube meshes (authors, issue #61)",
     ),
     "deepsdf": Convention(
         "deepsdf", cd_squared=True, cd_directions="sum", cd_scale=1e3, n_points=30_000,

@@ -38,7 +38,30 @@ def test_chamfer_conventions() -> None:
     assert float(metrics.PRESETS["pointflow"].chamfer(x, y)) == pytest.approx(1e4 * sq_sum, rel=1e-10)
     assert float(metrics.PRESETS["shapegf"].chamfer(x, y)) == pytest.approx(1e4 * sq_sum, rel=1e-10)
     assert float(metrics.PRESETS["deepsdf"].chamfer(x, y)) == pytest.approx(1e3 * sq_sum, rel=1e-10)
-    assert float(metrics.PRESETS["occnet"].chamfer(x, y)) == pytest.approx(l1, rel=1e-10)
+    # OccNet: unit = a tenth of the longest edge of the target's bounding box (authors, occupancy_networks #61)
+    edge = float((y.numpy().max(0) - y.numpy().min(0)).max())
+    assert float(metrics.PRESETS["occnet"].chamfer(x, y)) == pytest.approx(l1 * 10 / edge, rel=1e-10)
+
+
+def test_occnet_unit_by_hand_and_per_shape() -> None:
+    """Two points against one: by hand.  Target y spans a 0.5 x 2 x 0 box: unit = 2 / 10 = 0.2."""
+    x = torch.tensor([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype=torch.float64)
+    y = torch.tensor([[0.0, 0.0, 0.0], [0.5, 2.0, 0.0]], dtype=torch.float64)
+    # x->y: 0 and 1 (x's (0,1,0) is nearest to y's origin); y->x: 0 and sqrt(0.25 + 1); (mean + mean) / 2
+    raw = (0.5 * 1.0 + 0.5 * 1.25 ** 0.5) / 2
+    occ = metrics.PRESETS["occnet"]
+    assert float(metrics.chamfer_l1(x, y)) == pytest.approx(raw, rel=1e-12)
+    assert float(occ.chamfer(x, y)) == pytest.approx(raw / 0.2, rel=1e-12)
+    # batched: each shape in its own unit; a uniformly scaled pair gives the same value (the unit follows it)
+    xb, yb = torch.stack([x, 3 * x]), torch.stack([y, 3 * y])
+    per = occ.chamfer(xb, yb, reduction="none")
+    assert per.shape == (2,) and torch.allclose(per, torch.full((2,), raw / 0.2, dtype=torch.float64))
+    assert float(occ.chamfer(xb, yb)) == pytest.approx(raw / 0.2, rel=1e-12)
+    assert float(metrics.PRESETS["atlasnet"].unit_factor(y)) == 1.0
+    with pytest.raises(ValueError, match="single point"):
+        occ.chamfer(x, torch.zeros(3, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match="reduction"):
+        occ.chamfer(xb, yb, reduction="sum")
 
 
 def test_batched_reduction() -> None:

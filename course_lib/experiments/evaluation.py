@@ -54,7 +54,9 @@ __all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "ev
 COLUMNS: dict[str, str] = {
     "cd": "Chamfer-L2 x1e3: mean squared nearest-neighbour distance both ways, summed (AtlasNet's convention), "
           "prediction points against ch11.n_points target points",
-    "cd_l1": "Chamfer-L1: mean unsquared nearest-neighbour distance both ways, averaged (OccNet's convention)",
+    "cd_l1": "Chamfer-L1: mean unsquared nearest-neighbour distance both ways, averaged (OccNet's formula), in the "
+             "course's frame (OccNet's tables use a tenth of the longest bounding-box edge as the unit: "
+             "metrics.PRESETS['occnet'])",
     "emd": "EMD x1e2: mean unsquared matched distance (exact), ch11.emd_points points of each (PointFlow's convention); "
            "a model with fewer output points is scored at its own count",
     "fscore": "F-score at tau = ch11.tau: harmonic mean of precision and recall of points within tau",

@@ -42,6 +42,7 @@ from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import train as _train
 from course_lib.data import make_shape
+from course_lib.experiments.common import require_exact_shapes
 from course_lib.experiments.protocol import budget as _budget
 from course_lib.geometry.extract import field_grid, hierarchical_extract, hierarchical_grid
 from course_lib.geometry.mc import marching_cubes
@@ -102,8 +103,9 @@ CONVENTIONS = {
            "points in [-1, 1]^3",
     "iou_t02": "the same IoU with OccNet's evaluation threshold: probability 0.2 (test.threshold), a logit of "
                "log(0.2 / 0.8); occupancy (logit) decoders only",
-    "cd_l1": "Chamfer-L1 as OccNet: (accuracy + completeness) / 2 with unsquared nearest-neighbour distances, "
-             "no scale, shapes in the unit sphere",
+    "cd_l1": "Chamfer-L1 as OccNet's formula: (accuracy + completeness) / 2 with unsquared nearest-neighbour "
+             "distances, in the course's frame (shapes in the unit sphere); OccNet's tables use a tenth of each "
+             "object's longest bounding-box edge as the unit (x10 on their unit-cube meshes), about 5x our values",
     "nc": "normal consistency as OccNet: mean |cos| of the nearest neighbours' normals, both directions / 2",
     "fscore": "F-score at tau = ch07.fscore_tau (unit-sphere shapes)",
     "thin_cd": "completeness on thin parts: mean unsquared distance from ground-truth surface samples of the "
@@ -141,6 +143,7 @@ def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
     input-pool points plus Gaussian noise, the ``sigmas`` in equal shares); ``label``, ``seed``,
     ``category``, ``categories``.  SDF labels are the shapes' (exact outside, a bound inside).
     """
+    require_exact_shapes('implicit_data (chapter 07: exact SDF and occupancy)')
     from course_lib.experiments.common import load_split
 
     if kind not in ("occupancy", "sdf"):
@@ -403,6 +406,7 @@ def held_out_iou(model: Any, data: dict[str, Any], profile: str | None = None, *
     meshes (the same inputs :func:`held_out_inputs`, ``ch07.n_iou`` points, the same seeds): the score
     ``benchmarks/implicit.py`` makes every choice with, on the ``val`` split.
     """
+    require_exact_shapes('held_out_iou (chapter 07)', data)
     s = _sizes(profile)
     codes = encode(model, held_out_inputs(data, profile))
     vals = [field_iou(model, codes[i], make_shape(data["category"][i], int(data["seed"][i])), int(s["n_iou"]),
@@ -559,9 +563,9 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
     shape with thin parts (:data:`THIN_PARTS`), the other metrics one per shape.  ``deepsdf=True``
     adds ``cd_deepsdf``.
     """
+    require_exact_shapes('evaluate_fields (chapter 07)', data)
     s = _sizes(profile)
     tau = float(s["fscore_tau"])
-    occnet = _metrics.PRESETS["occnet"]
     out: dict[str, list[float]] = {k: [] for k in ("iou", "iou_t02", "cd_l1", "nc", "fscore", "thin_cd",
                                                    "thin_recall")}
     if deepsdf:
@@ -580,7 +584,7 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
         if getattr(model, "kind", None) == "logit":
             out["iou_t02"].append(field_iou(model, codes[i], shape, int(s["n_iou"]), seed=i,
                                             level=math.log(OCCNET_THRESHOLD / (1 - OCCNET_THRESHOLD))))
-        out["cd_l1"].append(float(occnet.chamfer(pred, gt)))
+        out["cd_l1"].append(float(_metrics.chamfer_l1(pred, gt)))  # OccNet's formula, in the course's frame
         out["nc"].append(float(_metrics.normal_consistency(pred, pred_n, gt, gt_n)))
         out["fscore"].append(float(_metrics.fscore(pred, gt, tau)))
         if deepsdf:
@@ -622,11 +626,16 @@ def reconstruct_unseen(model: AutoDecoder, data: dict[str, Any], *, iters: int |
 
 
 def oracle_chamfer(data: dict[str, Any], preset: str = "deepsdf") -> Tensor:
-    """Per-shape Chamfer of two independent samplings of the true surface (streams 1 and 2), in ``preset``.
+    """Per-shape Chamfer of two independent samplings of the true surface (streams 1 and 2), with ``preset``'s
+    formula, in the course's frame (chapter 07 reports every distance there; OccNet's own unit is applied
+    only in chapter 11's convention comparison).
 
     Introduced in ``lectures/07_implicit_fields.ipynb``: the reference a reconstruction is compared to.
     """
-    conv = _metrics.PRESETS[preset]
+    require_exact_shapes('oracle_chamfer (chapter 07)', data)
+    import dataclasses
+
+    conv = dataclasses.replace(_metrics.PRESETS[preset], cd_unit="frame")  # the preset's formula, the course's frame
     vals = []
     for i in range(len(data["category"])):
         shape = make_shape(data["category"][i], int(data["seed"][i]))
@@ -714,6 +723,7 @@ def retrieved_iou(test: dict[str, Any], train: dict[str, Any], index: Tensor | S
     for point.  ``test`` / ``train`` need ``category`` and ``seed`` (as :func:`implicit_data` returns).
     Returns ``(Q,)`` float64.
     """
+    require_exact_shapes('retrieved_iou (chapter 07)', test)
     idx = [int(j) for j in (index.tolist() if isinstance(index, Tensor) else index)]
     q = len(test["category"])
     if len(idx) != q:

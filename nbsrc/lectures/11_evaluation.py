@@ -56,15 +56,24 @@ print({k: SZ[k] for k in ("categories", "per_category", "n_points", "emd_points"
 # | normal consistency | mean $|n_x\cdot n_{y(x)}|$ both ways, halved | orientation of the surface | needs normals: a mesh |
 # | IoU | $|A\cap B|/|A\cup B|$ of two volumes | the inside | thin parts (little volume) |
 #
-# The conventions differ in four places: squared ($p=2$) or plain ($p=1$) distances; the **sum**
+# The conventions differ in five places: squared ($p=2$) or plain ($p=1$) distances; the **sum**
 # or the **mean** of the two directions; a **scale** folded into the table (×10³, ×10⁴); the
 # **number of points** of both clouds (2,048 for PointFlow, 30,000 for DeepSDF, 100,000 for
-# OccNet). `metrics.PRESETS` names each paper's choice with its source:
+# OccNet); and the **frame and unit** the distances are measured in. This course measures in its
+# own frame (shapes inside $[-1, 1]^3$). OccNet's meshes sit in a unit cube and its unit is a tenth of
+# each object's longest bounding-box edge (its authors: "we multiply the Chamfer-L1 values by a
+# factor of 10", occupancy_networks issue #61); PointFlow and ShapeGF undo their normalisation into
+# ShapeNet's coordinates before measuring; DeepSDF measures in the original mesh frame. A squared
+# Chamfer scales with the square of the frame, so halving the shapes' size divides it by four: as
+# large as any other axis here. `metrics.PRESETS` names each paper's choice with its source; the
+# OccNet preset applies its unit per target shape (`cd_unit="bbox/10"`, about ×5 for our shapes, whose
+# longest edge is near 2); the others measure in our frame, so their *formulas* match the papers but
+# their *units* match only after the shapes are put in each paper's frame:
 
 # %%
 for name, conv in metrics.PRESETS.items():
     print(f"{name:10s} squared={conv.cd_squared!s:5s} directions={conv.cd_directions:4s} scale={conv.cd_scale:g} "
-          f"points={conv.n_points}  ({conv.source})")
+          f"unit={conv.cd_unit:7s} points={conv.n_points}  ({conv.source})")
 
 # %% [markdown]
 # One pair of clouds, every convention. The two clouds are independent samplings of one held-out

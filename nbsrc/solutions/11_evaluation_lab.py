@@ -175,9 +175,11 @@ PRESET_NAMES = ("atlasnet", "pointflow", "occnet", "deepsdf")
 by_preset = {}
 for pname in PRESET_NAMES:
     conv = metrics.PRESETS[pname]
-    by_preset[pname] = {k: float(chamfer_convention(a, b, conv.cd_squared, conv.cd_directions, conv.cd_scale)[0])
+    # your function gives the formula; the preset's unit (OccNet: a tenth of the target's longest box edge) on top
+    by_preset[pname] = {k: float(chamfer_convention(a, b, conv.cd_squared, conv.cd_directions, conv.cd_scale)[0]
+                                 * conv.unit_factor(b)[0])
                         for k, (a, b) in pairs.items()}
-    print(f"{pname:>9} (squared={conv.cd_squared!s:>5}, {conv.cd_directions}, x{conv.cd_scale:g}): "
+    print(f"{pname:>9} (squared={conv.cd_squared!s:>5}, {conv.cd_directions}, x{conv.cd_scale:g}, unit {conv.cd_unit}): "
           + ", ".join(f"{k} {v:.4g}" for k, v in by_preset[pname].items())
           + f"; ratio {by_preset[pname]['two shapes of one category'] / by_preset[pname]['two samplings of one shape']:.3g}")
 fig = go.Figure([go.Bar(name=k, x=list(PRESET_NAMES), y=[by_preset[p][k] for p in PRESET_NAMES]) for k in pairs])
@@ -190,8 +192,8 @@ fig.update_layout(barmode="group", yaxis={"type": "log", "title": {"text": "Cham
 # squaring the distances stretches large errors and shrinks small ones, so a squared Chamfer
 # separates a wrong shape from a right one by a much larger factor than OccNet's plain one. A
 # table from another paper can only be compared after matching the convention, the scale, the
-# number of points (OccNet evaluates 100,000, DeepSDF 30,000, PointFlow 2,048) and the
-# normalisation of the shapes.
+# number of points (OccNet evaluates 100,000, DeepSDF 30,000, PointFlow 2,048), the unit (OccNet's
+# is a tenth of each object's longest bounding-box edge) and the normalisation of the shapes.
 #
 # ## Use it: evaluate generators
 #
