@@ -458,3 +458,46 @@ def test_primitive_meshes_are_closed(eps):
     assert mesh.is_watertight
     if eps == (1.0, 1.0):
         assert float(mesh.volume) == pytest.approx(4 / 3 * math.pi * 0.45 * 0.07 * 0.48, rel=0.02)
+
+
+def test_cuboid_squared_distance_matches_trimesh_outside_and_is_zero_inside():
+    import trimesh
+
+    a = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    g = torch.Generator().manual_seed(0)
+    pts = (torch.rand(400, 3, generator=g, dtype=torch.float64) - 0.5) * 2.4
+    d2 = P.cuboid_squared_distance(pts, a)
+    inside = (pts.abs() <= a).all(-1)
+    assert inside.any() and (~inside).any()
+    assert torch.all(d2[inside] == 0)
+    box = trimesh.creation.box(extents=(2 * a).numpy())
+    _, dist, _ = trimesh.proximity.closest_point(box, pts[~inside].numpy())
+    assert np.allclose(d2[~inside].sqrt().numpy(), dist, atol=1e-9)
+    # differentiable in the size: d/da_k of (|p_k| - a_k)^2 on the one active axis
+    p = torch.tensor([[0.9, 0.0, 0.0]], dtype=torch.float64)
+    a_var = a.clone().requires_grad_(True)
+    P.cuboid_squared_distance(p, a_var).sum().backward()
+    assert torch.allclose(a_var.grad, torch.tensor([-2 * 0.4, 0.0, 0.0], dtype=torch.float64))
+    with pytest.raises(ValueError, match="positive"):
+        P.cuboid_squared_distance(p, -a)
+
+
+def test_analytic_coverage_is_exact_and_refuses_superquadrics():
+    g = torch.Generator().manual_seed(1)
+    b, m = 2, 3
+    size = 0.2 + 0.3 * torch.rand(b, m, 3, generator=g)
+    prims = P.Primitives(size, torch.ones(b, m, 2), P.random_quaternions((b, m), generator=g),
+                         0.3 * torch.randn(b, m, 3, generator=g), torch.full((b, m), 0.5), "cuboid")
+    target = torch.randn(b, 50, 3, generator=g)
+    t = P.primitive_terms(prims, target, 16, generator=g, coverage="analytic")
+    local = prims.to_local(target)                                     # (B, M, N, 3)
+    ref = ((local.abs() - size[:, :, None]).clamp_min(0) ** 2).sum(-1).transpose(1, 2)
+    assert torch.allclose(t.coverage_dist, ref)
+    # a sampled coverage is never below the exact distance to the solid (samples lie on its surface)
+    ts = P.primitive_terms(prims, target, 16, generator=torch.Generator().manual_seed(2), coverage="samples")
+    assert bool((ts.coverage_dist >= t.coverage_dist - 1e-6).all())
+    sq = P.Primitives(size, torch.ones(b, m, 2), prims.rotation, prims.translation, prims.prob, "superquadric")
+    with pytest.raises(ValueError, match="closed form"):
+        P.primitive_terms(sq, target, 16, coverage="analytic")
+    with pytest.raises(ValueError, match="coverage must be one of"):
+        P.primitive_terms(prims, target, 16, coverage="exact")

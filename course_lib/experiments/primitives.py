@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 
 from course_lib import config
+from course_lib.experiments.common import require_exact_shapes
 from course_lib.models import primitives as P
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "run_budget",
     "enumeration_cost",
     "sampling_uniformity",
+    "exact_size_drift",
     "smoke",
 ]
 
@@ -248,6 +250,7 @@ def evaluate_primitives(model: P.PrimitiveNet, data: Mapping[str, Any], *, profi
     primitives with ``prob > threshold`` (at least the most probable one is kept);
     ``expected``: the exact expected training loss.
     """
+    require_exact_shapes('evaluate_primitives (chapter 08: exact occupancy)', data)
     from course_lib.data import make_shape
     from course_lib.metrics import volumetric_iou
     from course_lib.ops import chamfer_distance
@@ -544,6 +547,67 @@ def sampling_uniformity(size: Sequence[float], eps: Sequence[float], n: int = 20
         share = torch.bincount(_regions(pts, a), minlength=24).double() / n
         out[name] = float(0.5 * (share - ref).abs().sum())
     return out
+
+
+def exact_size_drift(kind: str = "cuboid", coverage: str = "samples", *, n_samples: int | None = None,
+                     n_target: int | None = None, steps: int = 300, lr: float | None = None, seed: int = 0,
+                     size: Sequence[float] = (0.5, 0.3, 0.2), eps: Sequence[float] = (0.5, 0.8),
+                     profile: str | None = None) -> dict[str, Any]:
+    """One primitive started **exactly** on a target of its own kind; how far does fitting move it?
+
+    Introduced in ``lectures/08_primitives.ipynb``.  The target is ``n_target`` (default ``ch08.n_points``)
+    area-uniform points on a cuboid (or superquadric with exponents ``eps``) of half-sizes ``size``; the
+    primitive (half-sizes through their logarithm, rotation, translation and, for a superquadric, exponents
+    trainable; existence fixed at 1) starts at that very shape and minimises the chapter's loss (coverage +
+    consistency, :func:`course_lib.models.primitives.configuration_loss`) with Adam at ``ch08.lr`` for
+    ``steps`` steps, fresh surface samples (``n_samples``, default ``ch08.n_samples``) at every step.
+    A loss whose minimum is the target keeps the volume; a biased one moves it.  Returns ``{"volume_change":
+    relative change of the volume (final / initial - 1), "size": final half-sizes, "loss": first and last}``.
+    The volume of a superquadric is that of its mesh-free formula through the Beta function.
+    """
+    sz = _sz(profile)
+    P._check_kind(kind)
+    n_samples = int(n_samples or sz["n_samples"])
+    n_target = int(n_target or sz["n_points"])
+    lr = float(lr if lr is not None else sz["lr"])
+    g = torch.Generator().manual_seed(int(seed))
+    a0 = torch.tensor([list(size)], dtype=torch.float32)[None]               # (1, 1, 3)
+    e0 = torch.tensor([list(eps)], dtype=torch.float32)[None]                # (1, 1, 2)
+    if kind == "cuboid":
+        target = P.sample_cuboid_surface(a0, n_target, generator=g)[:, 0]   # (1, N, 3)
+    else:
+        target = P.sample_superquadric_surface(a0, e0, n_target, generator=g)[:, 0]
+    log_a = a0.log().clone().requires_grad_(True)
+    log_e = e0.log().clone().requires_grad_(True)
+    quat = torch.tensor([[[1.0, 0.0, 0.0, 0.0]]]).requires_grad_(True)
+    trans = torch.zeros(1, 1, 3, requires_grad=True)
+    params = [log_a, quat, trans] + ([log_e] if kind == "superquadric" else [])
+    opt = torch.optim.Adam(params, lr=lr)
+    prob = torch.ones(1, 1)
+    z = torch.ones(1, 1, 1)
+    losses = []
+    for _ in range(int(steps)):
+        q = quat / quat.norm(dim=-1, keepdim=True)
+        prims = P.Primitives(log_a.exp(), log_e.exp(), q, trans, prob, kind)
+        terms = P.primitive_terms(prims, target, n_samples, generator=g, coverage=coverage)
+        loss = P.configuration_loss(terms, z, empty=float(sz["empty"]))["loss"].mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+
+    def volume(a: Tensor, e: Tensor) -> float:
+        a = a.detach().double().reshape(3)
+        if kind == "cuboid":
+            return float(8 * a.prod())
+        e1, e2 = (float(x) for x in e.detach().double().reshape(2))
+        beta = lambda x, y: math.exp(math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y))  # noqa: E731
+        return float(2 * a.prod()) * e1 * e2 * beta(e1 / 2 + 1, e1) * beta(e2 / 2, e2 / 2)
+
+    v0, v1 = volume(a0, e0), volume(log_a.exp(), log_e.exp())
+    return {"kind": kind, "coverage": coverage, "n_samples": n_samples, "n_target": n_target, "steps": int(steps),
+            "seed": int(seed), "volume_change": v1 / v0 - 1.0, "size": [float(x) for x in log_a.detach().exp().reshape(3)],
+            "loss": [losses[0], losses[-1]]}
 
 
 def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:

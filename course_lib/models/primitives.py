@@ -48,6 +48,8 @@ __all__ = [
     "fexp",
     "superquadric_inside_outside",
     "cuboid_inside_outside",
+    "cuboid_squared_distance",
+    "COVERAGES",
     "superquadric_angle_points",
     "sample_superquadric_surface",
     "sample_cuboid_surface",
@@ -68,6 +70,9 @@ __all__ = [
 
 KINDS = ("superquadric", "cuboid")
 """The primitive families."""
+COVERAGES = ("samples", "analytic")
+"""How :func:`primitive_terms` measures a target point's distance to a primitive: to its nearest surface sample
+(any primitive), or exactly (cuboids: :func:`cuboid_squared_distance`)."""
 
 _LOG_MAX = 60.0  # F is clamped at exp(60) ~ 1e26: far points stay finite in float32 (and in its square)
 
@@ -186,6 +191,22 @@ def cuboid_inside_outside(points: Tensor, size: Tensor) -> Tensor:
     if bool((size <= 0).any()):
         raise ValueError("size must be positive")
     return ((points / size) ** 2).amax(dim=-1)
+
+
+def cuboid_squared_distance(points: Tensor, size: Tensor) -> Tensor:
+    """Exact squared distance from local ``points`` ``(..., 3)`` to the *solid* cuboid of half-sizes ``size``:
+    ``sum_k max(|p_k| - a_k, 0)^2`` (0 inside), ``(...)``.
+
+    Introduced in ``lectures/08_primitives.ipynb``.  Differentiable in both (almost everywhere); the coverage
+    term of :func:`primitive_terms` with ``coverage="analytic"``.  A superquadric has no such closed form.
+    """
+    points, size = _tensor(points, "points"), _tensor(size, "size")
+    _last(points, "points", 3)
+    _last(size, "size", 3)
+    if bool((size <= 0).any()):
+        raise ValueError("size must be positive")
+    q = (points.abs() - size).clamp_min(0.0)
+    return (q * q).sum(-1)
 
 
 # ---------------------------------------------------------------------------
@@ -663,15 +684,26 @@ class PrimitiveTerms:
 
 
 def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
-                    generator: torch.Generator | None = None, inside_is_covered: bool = True) -> PrimitiveTerms:
+                    generator: torch.Generator | None = None, inside_is_covered: bool = True,
+                    coverage: str = "samples") -> PrimitiveTerms:
     """Distances between a batch of primitives and target surface points, both directions.
 
     Introduced in ``lectures/08_primitives.ipynb``.  ``target`` ``(B, N, 3)``; ``n_samples``
     surface samples per primitive (:meth:`Primitives.sample_surface`).  Nearest neighbours come
-    from :func:`course_lib.ops.knn` (exact gradients to both clouds).
+    from :func:`course_lib.ops.knn` (exact gradients to both clouds).  ``coverage="samples"``
+    (default, both kinds): a target point's squared distance to the nearest surface sample of the
+    primitive, 0 inside it (``inside_is_covered``); ``"analytic"`` (cuboids only): the exact squared
+    distance to the solid cuboid (:func:`cuboid_squared_distance`), which has no sampling error: a
+    target point just outside a face costs its true (tiny) distance, not the distance to the nearest
+    of a few hundred samples.
     """
     from course_lib.ops import knn
 
+    if coverage not in COVERAGES:
+        raise ValueError(f"coverage must be one of {COVERAGES}, got {coverage!r}")
+    if coverage == "analytic" and prims.kind != "cuboid":
+        raise ValueError("coverage='analytic' needs cuboids: a superquadric's distance has no closed form "
+                         "(use coverage='samples')")
     target = _tensor(target, "target")
     b, m = prims.prob.shape
     if target.dim() != 3 or target.shape[0] != b or target.shape[-1] != 3:
@@ -680,6 +712,9 @@ def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
     n = target.shape[1]
     samples = prims.sample_surface(n_samples, generator)                        # (B, M, S, 3)
     s = samples.shape[2]
+    if coverage == "analytic":
+        cov = cuboid_squared_distance(prims.to_local(target), prims.size[:, :, None, :]).transpose(1, 2)
+        return PrimitiveTerms(cov, *_sample_terms(prims, samples, target, knn))
     q = target[:, None].expand(b, m, n, 3).reshape(b * m, n, 3)
     cov, _ = knn(q, samples.reshape(b * m, s, 3), 1)                              # (B*M, N, 1)
     cov = cov.reshape(b, m, n).transpose(1, 2)                                   # (B, N, M)
@@ -687,13 +722,19 @@ def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
         with torch.no_grad():
             inside = prims.contains(target).transpose(1, 2)                      # (B, N, M)
         cov = cov.masked_fill(inside, 0.0)
+    return PrimitiveTerms(cov, *_sample_terms(prims, samples, target, knn))
+
+
+def _sample_terms(prims: Primitives, samples: Tensor, target: Tensor, knn: Callable) -> tuple[Tensor, Tensor, Tensor]:
+    """The consistency side: each sample's squared distance to the target, and which samples lie inside others."""
+    b, m, s, _ = samples.shape
     cons, _ = knn(samples.reshape(b, m * s, 3), target, 1)
     cons = cons.reshape(b, m, s)
     with torch.no_grad():
         ins = prims.detach().contains(samples.detach().reshape(b, m * s, 3))    # (B, M', M*S)
         ins = ins.reshape(b, m, m, s).permute(0, 2, 3, 1)                        # (B, M, S, M')
         ins = ins & ~torch.eye(m, dtype=torch.bool, device=ins.device)[None, :, None, :]
-    return PrimitiveTerms(cov, cons, ins, prims.prob)
+    return cons, ins, prims.prob
 
 
 def _consistency(terms: PrimitiveTerms, z: Tensor) -> Tensor:
