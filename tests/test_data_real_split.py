@@ -113,3 +113,23 @@ def test_modelnet_val_is_a_tenth_of_train_and_shapenetcore_routes(tmp_path, monk
     monkeypatch.delenv(ENV_MODELNET, raising=False)
     d = load_split("test", ("points",), n_points=16, profile="ci")
     assert d["points"].shape[1:] == (16, 3) and set(d["category"]) == {"chair"}
+
+
+def test_functions_that_rebuild_lite_shapes_refuse_real_datasets(monkeypatch):
+    """Chapters 03, 05-08 rebuild shapes from (category, seed) for exact fields; on a real dataset that would be
+    a silent wrong answer, so they refuse with an error naming the function and the dataset."""
+    from course_lib.experiments import implicit, point_sets, primitives, surfaces, voxels
+    from course_lib.experiments.common import require_exact_shapes
+
+    monkeypatch.setenv("COURSE_DATASET", "modelnet")
+    with pytest.raises(NotImplementedError, match=r"implicit_data .*cannot run on modelnet"):
+        implicit.implicit_data("train")
+    with pytest.raises(NotImplementedError, match=r"surface_dataset .*cannot run on modelnet"):
+        surfaces.surface_dataset(["chair"], "train", 1, 16)
+    monkeypatch.delenv("COURSE_DATASET")
+    real_rows = {"path": ["a.off"], "category": ["chair"], "seed": torch.tensor([1])}
+    for fn, args in ((implicit.held_out_iou, (None, real_rows)), (primitives.evaluate_primitives, (None, real_rows)),
+                     (voxels.representation_floor, (real_rows,)), (point_sets.surface_distances, (real_rows, {}))):
+        with pytest.raises(NotImplementedError, match="a real dataset"):
+            fn(*args)
+    require_exact_shapes("ok", {"category": ["chair"], "seed": torch.tensor([1])})  # ShapeNet-lite rows pass

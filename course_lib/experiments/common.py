@@ -41,7 +41,7 @@ from course_lib.experiments.protocol import (
     verdict,
 )
 
-__all__ = ["load_split", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
+__all__ = ["load_split", "require_exact_shapes", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
            "synthetic_clouds", "select_on_val", "selection_record", "selection_part", "budget", "paired_difference",
            "verdict", "claim", "goal"]
 
@@ -75,6 +75,23 @@ def load_split(split: str, representations: Sequence[str] | str = ("points", "ta
     ds = ShapeNetLite(split, representations, categories=categories, shapes_per_category=shapes_per_category,
                       profile=profile, **dataset_kwargs)
     return ds.stacked(progress=progress)
+
+
+def require_exact_shapes(who: str, data: Mapping[str, Any] | None = None) -> None:
+    """Refuse, with a clear error, to run ``who`` on a real dataset when it needs ShapeNet-lite's exact shapes.
+
+    Some chapter functions rebuild each shape from its ``(category, seed)`` (:func:`course_lib.data.make_shape`)
+    for exact signed distances, part labels or occupancy; on rows of a real dataset (``data`` holds ``path``)
+    or with ``COURSE_DATASET`` naming one, that would silently score or supervise against a procedural shape
+    that is not the mesh.  Raises ``NotImplementedError`` naming the function and the dataset.
+    """
+    from course_lib.data.real_split import dataset_name
+
+    real = dataset_name(None) if data is None else ("a real dataset" if "path" in data else "shapenet-lite")
+    if real != "shapenet-lite":
+        raise NotImplementedError(f"{who} needs ShapeNet-lite's exact shapes (it rebuilds each shape from its "
+                                  f"category and seed) and cannot run on {real} yet; unset COURSE_DATASET or use "
+                                  "dataset='shapenet-lite' for this chapter")
 
 
 def _length(data: Mapping[str, Any], keys: Sequence[str]) -> int:

@@ -42,7 +42,7 @@ from torch import Tensor
 from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import ops as _ops
-from course_lib.experiments.common import Batches, load_split, subsample
+from course_lib.experiments.common import Batches, load_split, require_exact_shapes, subsample
 
 __all__ = [
     "CONVENTION",
@@ -858,6 +858,7 @@ def surface_distances(data: dict[str, Any], sets: dict[str, Tensor], max_shapes:
     :meth:`course_lib.data.Shape.sdf`).  The first ``max_shapes`` shapes (default: all); their
     mean, or with ``reduction="none"`` the per-shape values (lists).
     """
+    require_exact_shapes('surface_distances (chapter 05: exact surface distance)', data)
     from course_lib.data import make_shape
 
     if reduction not in ("mean", "none"):

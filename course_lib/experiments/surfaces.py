@@ -40,7 +40,7 @@ from torch import Tensor
 
 from course_lib import config
 from course_lib import ops as _ops
-from course_lib.experiments.common import Batches, load_split, subsample
+from course_lib.experiments.common import Batches, load_split, require_exact_shapes, subsample
 
 __all__ = [
     "CD_CONVENTION",
@@ -106,6 +106,7 @@ def surface_dataset(categories: Sequence[str], split: str, n_per_category: int, 
     ``(S, 3, H, W)`` (one seeded random view per shape), and ``label``, ``seed``, ``category``
     (names), ``categories``.  One on-disk cache for every chapter.
     """
+    require_exact_shapes('surface_dataset (chapter 06: part labels)')
     from course_lib.data import make_shape
 
     reps = ["points", "parts", "target_points"] + (["oracle_points"] if oracle else []) \

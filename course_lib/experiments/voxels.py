@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib import config
+from course_lib.experiments.common import require_exact_shapes
 
 __all__ = [
     "voxel_data",
@@ -644,6 +645,7 @@ def representation_floor(data: dict[str, Any], resolution: int | None = None) ->
     ``seed``) at another ``R`` first. Returns ``{"cd": mean, "resolution": R, "per_shape": [...]}``
     (a list of floats, nan where the grid has no surface).
     """
+    require_exact_shapes('representation_floor (chapter 03)', data)
     grids = data["voxels"].float()
     if resolution is not None and int(resolution) != int(grids.shape[-1]):
         from course_lib.data import make_shape, voxelize
