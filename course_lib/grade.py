@@ -22,7 +22,10 @@ How a submission is graded:
   "checked a course_lib function" (the check was called on the library's reference instead of the
   student's code);
 * a cell that raises does not stop the run (each exercise is graded on its own), but its error is
-  reported in the feedback.
+  reported in the feedback;
+* a check with a hidden part (more cases, other sizes, edge cases; :mod:`course_lib.checks._core`) runs it
+  too, graded as its own point ``<check>:hidden``; a submission whose function calls the library's own
+  implementation of the exercise fails that part with "delegated to ...", which the feedback shows.
 
 Writes a CSV (one row per submission: the lab, one column per check, the total, the maximum, the run's
 status and seconds) and, with ``--feedback``, one text file per submission with every check's verdict,
@@ -50,11 +53,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GRADE_LOG_ENV", "expected_checks", "known_labs", "lab_of", "grade_notebook", "score", "answers_of",
+__all__ = ["GRADE_LOG_ENV", "expected_checks", "with_hidden_parts", "known_labs", "lab_of", "grade_notebook", "score", "answers_of",
            "Grade", "write_csv", "main"]
 
 from course_lib.checks._core import (
     GRADE_LOG_ENV,  # every self-check appends {"name", "status", "message", "target"}
+    HIDDEN_ENV,  # the checks' hidden parts run (more cases; a call to the library's own implementation is flagged)
 )
 
 LABS_DIR = Path(__file__).resolve().parents[1] / "labs"
@@ -75,6 +79,20 @@ def expected_checks(lab_notebook: str | os.PathLike) -> list[str]:
                 out.append(name)
     if not out:
         raise ValueError(f"{lab_notebook} calls no self-check (checks.check_...): nothing to grade")
+    return with_hidden_parts(out)
+
+
+def with_hidden_parts(names: list[str]) -> list[str]:
+    """``names`` with ``<check>:hidden`` after every check that has a hidden part (graded as its own point)."""
+    from course_lib import checks
+    from course_lib.checks._core import HIDDEN_SUFFIX
+
+    out: list[str] = []
+    for name in names:
+        out.append(name)
+        fn = getattr(checks, name, None)
+        if fn is not None and getattr(fn, "has_hidden", lambda: False)():
+            out.append(name + HIDDEN_SUFFIX)
     return out
 
 
@@ -184,7 +202,7 @@ def grade_notebook(submission: str | os.PathLike, lab: str, *, reference: str | 
     with tempfile.TemporaryDirectory(prefix="course_grade_") as tmp:
         log, report = Path(tmp) / "checks.jsonl", Path(tmp) / "run.json"
         env = dict(os.environ)
-        env.update({GRADE_LOG_ENV: str(log), "COURSE_PROFILE": profile})
+        env.update({GRADE_LOG_ENV: str(log), "COURSE_PROFILE": profile, HIDDEN_ENV: "1"})
         env.pop("COURSE_STRICT_CHECKS", None)
         t0 = time.perf_counter()
         cmd = [sys.executable, "-m", "course_lib.grade", "--run-one", str(submission), str(log), str(cell_timeout),

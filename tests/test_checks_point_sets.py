@@ -130,3 +130,30 @@ def test_more_wrong_batched_chamfers():
     res = checks.check_chamfer_batched(lambda x, y: torch.tensor([float(chamfer_naive(a, b).detach()) for a, b in zip(x, y)]),
                                        quiet=True)
     assert not res.passed and "gradient" in res.message
+
+
+def test_hidden_parts_of_the_chamfer_checks(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    assert checks.check_chamfer_naive(chamfer_naive, quiet=True).passed
+    assert _core.RESULTS["check_chamfer_naive:hidden"].passed, _core.RESULTS["check_chamfer_naive:hidden"].verdict()
+    assert checks.check_chamfer_batched(chamfer_batched, quiet=True).passed
+    assert _core.RESULTS["check_chamfer_batched:hidden"].passed
+
+    def squeezed(x, y):  # right on the public batch of 3, wrong shape on a batch of one
+        return chamfer_batched(x, y).squeeze()
+
+    def pooled(x, y):  # mixes the clouds: nearest neighbours searched over the whole batch at once
+        xf, yf = x.reshape(1, -1, 3), y.reshape(1, -1, 3)
+        d = ((xf[:, :, None] - yf[:, None]) ** 2).sum(-1)
+        per_x = d.min(2).values.reshape(x.shape[0], -1).mean(1)
+        per_y = d.min(1).values.reshape(y.shape[0], -1).mean(1)
+        return per_x + per_y
+
+    assert checks.check_chamfer_batched(squeezed, quiet=True).passed
+    assert "has shape" in _core.RESULTS["check_chamfer_batched:hidden"].message
+    # (pooled is wrong on the public data already: its clouds are close together)
+    assert not checks.check_chamfer_batched(pooled, quiet=True).passed
+    checks.check_chamfer_batched(lambda x, y: ops.chamfer_distance(x, y, reduction="none"), quiet=True)
+    assert "delegated to course_lib.ops.chamfer.chamfer_distance" in _core.RESULTS["check_chamfer_batched:hidden"].message

@@ -149,3 +149,38 @@ def test_lab_00_solutions_pass_their_checks():
     assert checks.check_pairwise_sq_dists(ns["pairwise_sq_dists"], quiet=True).passed
     assert checks.check_nearest_neighbour_dist(ns["nearest_neighbour_dist"], quiet=True).passed
     assert checks.check_chamfer(ns["chamfer"], quiet=True).passed
+
+
+def test_hidden_parts_run_only_for_the_grader_and_catch_what_the_public_part_misses(monkeypatch):
+    from course_lib import ops
+    from course_lib.checks import _core
+
+    def squeezed(x, y):  # a habit that is right on the public sizes and wrong on a batch of one or one point
+        return sq(x, y).min(dim=-1).values.squeeze()
+
+    def float32_only(x, y):  # casts everything to float32
+        return sq(x.float(), y.float())
+
+    def delegating(x, y):  # wraps the library's own implementation
+        return ops.chamfer_distance(x, y)
+
+    monkeypatch.delenv(_core.HIDDEN_ENV, raising=False)
+    _core.RESULTS.clear()
+    assert checks.check_nearest_neighbour_dist(squeezed, quiet=True).passed  # the public part cannot see it
+    assert "check_nearest_neighbour_dist:hidden" not in _core.RESULTS
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_pairwise_sq_dists, sq), (checks.check_nearest_neighbour_dist, nn_dist),
+                      (checks.check_chamfer, chamfer)):
+        assert check(fn, quiet=True).passed
+        assert _core.RESULTS[check.__name__ + ":hidden"].passed, _core.RESULTS[check.__name__ + ":hidden"].verdict()
+    assert checks.check_nearest_neighbour_dist(squeezed, quiet=True).passed
+    assert "has shape" in _core.RESULTS["check_nearest_neighbour_dist:hidden"].message
+    checks.check_pairwise_sq_dists(float32_only, quiet=True)
+    assert "should stay torch.float64" in _core.RESULTS["check_pairwise_sq_dists:hidden"].message
+    assert checks.check_chamfer(delegating, quiet=True).passed
+    hid = _core.RESULTS["check_chamfer:hidden"]
+    assert hid.status == "failed" and "delegated to course_lib.ops.chamfer.chamfer_distance" in hid.message
+    checks.check_chamfer(lambda x, y: ..., quiet=True)
+    assert "public part" in _core.RESULTS["check_chamfer:hidden"].message
+    # the check's own use of the library (its references) is not the student's: the solution is not flagged
+    assert checks.check_chamfer(chamfer, quiet=True).passed and _core.RESULTS["check_chamfer:hidden"].passed

@@ -34,7 +34,9 @@ def _cell_with(nb, text: str) -> int:
 
 
 def test_expected_checks_come_from_the_course_lab():
-    assert grade.expected_checks(REF) == ["check_pairwise_sq_dists", "check_nearest_neighbour_dist", "check_chamfer"]
+    assert grade.expected_checks(REF) == ["check_pairwise_sq_dists", "check_pairwise_sq_dists:hidden",
+                                          "check_nearest_neighbour_dist", "check_nearest_neighbour_dist:hidden",
+                                          "check_chamfer", "check_chamfer:hidden"]
     assert grade.lab_of("alice_00_welcome_lab.ipynb", grade.known_labs()) == LAB
     with pytest.raises(ValueError, match="cannot tell which lab"):
         grade.lab_of("homework.ipynb", grade.known_labs())
@@ -105,12 +107,14 @@ def test_grades_of_real_runs(tmp_path):
         loop(nb)
 
     sol = grade.grade_notebook(SOLUTION, LAB, cell_timeout=120)
-    assert sol.total == 3 and sol.status == "ok", sol.feedback()
+    assert sol.total == 6 and sol.status == "ok", sol.feedback()  # 3 checks, each with its hidden part
     blank = grade.grade_notebook(REF, LAB, cell_timeout=120)
     assert blank.total == 0 and "not implemented" in blank.reasons["check_chamfer"], blank.feedback()
     w = grade.grade_notebook(_edited(tmp_path, "wrong", wrong), LAB, cell_timeout=10)
-    assert w.checks == {"check_pairwise_sq_dists": 1, "check_nearest_neighbour_dist": 0, "check_chamfer": 0}, \
-        w.feedback()
+    assert w.checks == {"check_pairwise_sq_dists": 1, "check_pairwise_sq_dists:hidden": 1,
+                        "check_nearest_neighbour_dist": 0, "check_nearest_neighbour_dist:hidden": 0,
+                        "check_chamfer": 0, "check_chamfer:hidden": 0}, w.feedback()
+    assert "public part" in w.reasons["check_chamfer:hidden"]
     assert "removed" in w.reasons["check_nearest_neighbour_dist"] and w.cell_errors  # the loop was interrupted
     killed = grade.grade_notebook(_edited(tmp_path, "killed", loop), LAB, cell_timeout=600, notebook_timeout=15)
     assert killed.status == "timeout" and killed.checks["check_chamfer"] == 0, killed.feedback()
@@ -119,5 +123,5 @@ def test_grades_of_real_runs(tmp_path):
     grade.write_csv([sol, blank, w], out)
     with open(out) as fh:
         rows = list(csv.DictReader(fh))
-    assert [r["total"] for r in rows] == ["3", "0", "1"] and rows[2]["check_chamfer"] == "0"
+    assert [r["total"] for r in rows] == ["6", "0", "2"] and rows[2]["check_chamfer"] == "0"
     assert os.environ.get(_core.GRADE_LOG_ENV) is None  # the grader's settings stay in its child processes

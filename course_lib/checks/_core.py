@@ -16,6 +16,14 @@ sees one short verdict, never a raw traceback for a wrong answer:
 
 The decorated check returns a :class:`CheckResult` whose ``passed`` attribute tests use.
 
+**Hidden parts (grading).** A check may register a hidden part (``@check_x.hidden(references=(...))``):
+more cases, other sizes and edge cases that the lab does not show.  It runs only when
+``COURSE_HIDDEN_CHECKS=1`` (:data:`HIDDEN_ENV`; ``python -m course_lib.grade`` sets it), after the public
+part passed, and is logged as its own verdict ``<check>:hidden``.  While it runs, a call from the
+student's code straight into one of the ``references`` (the library's own implementation of the
+exercise) is recorded, and the hidden part fails with "delegated to ...": the grade report flags a
+submission that wraps the library instead of writing the exercise.
+
 **Strict mode.** With the environment variable ``COURSE_STRICT_CHECKS=1`` a check that does
 not pass (failed, errored or not implemented) raises :class:`SelfCheckError` after printing
 its verdict.  The repository's ``conftest.py`` sets it for the kernels that run
@@ -52,6 +60,9 @@ __all__ = [
     "RESULTS",
     "CheckStop",
     "stop_on_failure",
+    "HIDDEN_ENV",
+    "HIDDEN_SUFFIX",
+    "hidden_mode",
 ]
 
 
@@ -64,6 +75,19 @@ class SelfCheckError(AssertionError):
 
 
 STRICT_ENV = "COURSE_STRICT_CHECKS"
+HIDDEN_ENV = "COURSE_HIDDEN_CHECKS"
+"""Set to ``1`` (by the grader): every check with a hidden part runs it after the public part."""
+HIDDEN_SUFFIX = ":hidden"
+"""The verdict name of a check's hidden part (``check_chamfer:hidden``)."""
+
+
+def hidden_mode() -> bool:
+    """True when the hidden parts of the checks run (``COURSE_HIDDEN_CHECKS`` set to anything but ``0``)."""
+    return os.environ.get(HIDDEN_ENV, "").strip() not in ("", "0")
+
+
+_WATCH: list[Any] = [None]
+"""While a hidden part runs: ``(code objects of the references, set of their names called by the student)``."""
 
 
 def strict_mode() -> bool:
@@ -167,12 +191,28 @@ def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """
     if not callable(fn):
         raise CheckFailed(f"expected a function, got {type(fn).__name__}")
+    watch = _WATCH[0]
+    lib_root = __file__.rsplit("course_lib", 1)[0] + "course_lib"
+    previous = sys.getprofile()
+    if watch is not None:
+        codes, seen = watch
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if event == "call" and frame.f_code in codes:
+                caller = frame.f_back
+                if caller is not None and not caller.f_code.co_filename.startswith(lib_root):
+                    seen.add(codes[frame.f_code])
+
+        sys.setprofile(profile)
     try:
         out = fn(*args, **kwargs)
     except NotImplementedError:
         raise NotImplementedYet() from None
     except Exception as exc:  # noqa: BLE001 - we report every student error
         raise StudentError(exc, _student_location(sys.exc_info()[2])) from None
+    finally:
+        if watch is not None:
+            sys.setprofile(previous)
     if out is Ellipsis:
         raise NotImplementedYet()
     return out
@@ -289,34 +329,70 @@ def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
     ``quiet=True`` to suppress the printout (tests do).
     """
     name = fn.__name__
+    hidden: dict[str, Any] = {"body": None, "references": ()}
 
     @functools.wraps(fn)
     def wrapper(*args: Any, quiet: bool = False, **kwargs: Any) -> CheckResult:
-        try:
-            detail = fn(*args, **kwargs)
-            res = CheckResult(name, "passed", "passed", [detail] if detail else [])
-        except NotImplementedYet:
-            res = CheckResult(
-                name, "not_implemented", "not implemented yet: replace the stub (`raise NotImplementedError()` or `...`) with your code"
-            )
-        except CheckFailed as exc:
-            res = CheckResult(name, "failed", str(exc))
-        except StudentError as exc:
-            e = exc.exc
-            msg = f"your code raised {type(e).__name__}: {e}"
-            res = CheckResult(name, "error", msg, [exc.where] if exc.where else [])
-        except Exception as exc:  # noqa: BLE001 - an answer of an unexpected kind: a verdict, not a traceback
-            res = CheckResult(name, "error", f"could not check your answer ({type(exc).__name__}: {exc}): is it of "
-                              "the type and shape the exercise asks for?")
+        res = _run_body(fn, name, args, kwargs)
         RESULTS[name] = res
         _log_for_grader(res, args)
         if not quiet:
             print(res.verdict())
+        if hidden["body"] is not None and hidden_mode():
+            hname = name + HIDDEN_SUFFIX
+            if res.passed:
+                codes = {getattr(r, "__code__", None): f"{r.__module__}.{r.__qualname__}" for r in hidden["references"]}
+                codes.pop(None, None)
+                seen: set[str] = set()
+                _WATCH[0] = (codes, seen)
+                try:
+                    hres = _run_body(hidden["body"], hname, args, kwargs)
+                finally:
+                    _WATCH[0] = None
+                if seen and hres.status in ("passed", "failed"):
+                    hres = CheckResult(hname, "failed", f"delegated to {', '.join(sorted(seen))}: the exercise asks "
+                                       "for your own implementation, not a call to the library's")
+            else:
+                hres = CheckResult(hname, "failed", "not run: the public part of the check did not pass")
+            RESULTS[hname] = hres
+            _log_for_grader(hres, args)
+            if not quiet:
+                print(hres.verdict())
         if not res.passed and strict_mode():
             raise SelfCheckError(f"{STRICT_ENV} is set and the self-check did not pass: {res.verdict()}")
         if res.status in ("failed", "error") and _STOP_ON_FAILURE[0] and not quiet:
             raise CheckStop(name)
         return res
 
+    def register_hidden(body: Callable[..., str | None] | None = None, *,
+                        references: Sequence[Callable[..., Any]] = ()) -> Any:
+        """Register the hidden part of this check (a decorator; ``references``: the library functions that the
+        exercise re-implements, whose direct use from the student's code is flagged)."""
+        def attach(b: Callable[..., str | None]) -> Callable[..., str | None]:
+            hidden["body"], hidden["references"] = b, tuple(references)
+            return b
+
+        return attach(body) if body is not None else attach
+
     wrapper.is_self_check = True  # type: ignore[attr-defined]
+    wrapper.hidden = register_hidden  # type: ignore[attr-defined]
+    wrapper.has_hidden = lambda: hidden["body"] is not None  # type: ignore[attr-defined]
     return wrapper
+
+
+def _run_body(fn: Callable[..., str | None], name: str, args: Sequence[Any], kwargs: dict[str, Any]) -> CheckResult:
+    """Run a check body and turn what happened into a :class:`CheckResult` (never raises)."""
+    try:
+        detail = fn(*args, **kwargs)
+        return CheckResult(name, "passed", "passed", [detail] if detail else [])
+    except NotImplementedYet:
+        return CheckResult(name, "not_implemented", "not implemented yet: replace the stub "
+                           "(`raise NotImplementedError()` or `...`) with your code")
+    except CheckFailed as exc:
+        return CheckResult(name, "failed", str(exc))
+    except StudentError as exc:
+        e = exc.exc
+        return CheckResult(name, "error", f"your code raised {type(e).__name__}: {e}", [exc.where] if exc.where else [])
+    except Exception as exc:  # noqa: BLE001 - an answer of an unexpected kind: a verdict, not a traceback
+        return CheckResult(name, "error", f"could not check your answer ({type(exc).__name__}: {exc}): is it of "
+                           "the type and shape the exercise asks for?")

@@ -191,3 +191,47 @@ def check_ae_loss(fn) -> str:
     expect(out.requires_grad, "the loss carries no gradient (requires_grad is False): avoid .detach(), .item(), "
                               "torch.no_grad() and numpy in the loss")
     return "calls the model on the input and compares with the target"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other sizes, one point, a batch of one, far-apart clouds, float32
+# ---------------------------------------------------------------------------
+def _hidden_chamfer_naive(fn) -> str:
+    gen = torch.Generator().manual_seed(40)
+    for n, m, shift in ((1, 30, 0.0), (25, 1, 0.0), (40, 40, 5.0)):
+        x = torch.rand(n, 3, generator=gen, dtype=torch.float64) + shift
+        y = torch.rand(m, 3, generator=gen, dtype=torch.float64)
+        out = call_student(fn, x, y)
+        expect_tensor(out, f"the result for {n} and {m} points", shape=())
+        expect_close(out, _ref_chamfer(x[None], y[None])[0], f"the Chamfer distance for {n} and {m} points "
+                     f"(x shifted by {shift})", atol=1e-6, rtol=1e-6)
+    return "one point on either side and far-apart clouds"
+
+
+def _hidden_chamfer_batched(fn) -> str:
+    gen = torch.Generator().manual_seed(41)
+    for b, n, m in ((1, 20, 7), (4, 1, 33), (2, 64, 1)):
+        x, y = torch.rand(b, n, 3, generator=gen), torch.rand(b, m, 3, generator=gen)
+        out = call_student(fn, x, y)
+        expect_tensor(out, f"the result for B={b}, N={n}, M={m}", shape=(b,))
+        expect_close(out, _ref_chamfer(x, y), f"the per-cloud Chamfer distances for B={b}, N={n}, M={m}",
+                     atol=1e-5, rtol=1e-4)
+    # clouds are independent: changing cloud 1 leaves cloud 0's value unchanged
+    x, y = torch.rand(2, 30, 3, generator=gen), torch.rand(2, 30, 3, generator=gen)
+    a = call_student(fn, x, y)
+    x2 = x.clone()
+    x2[1] += 3.0
+    b_ = call_student(fn, x2, y)
+    expect_close(b_[0], a[0], "cloud 0's value after moving only cloud 1 (each cloud is on its own)", atol=1e-6)
+    return "a batch of one, one point on either side, clouds independent of each other"
+
+
+def _register_hidden() -> None:
+    from course_lib import metrics, ops
+
+    refs = (ops.chamfer_distance, metrics.chamfer, metrics.chamfer_l2)
+    check_chamfer_naive.hidden(_hidden_chamfer_naive, references=refs)
+    check_chamfer_batched.hidden(_hidden_chamfer_batched, references=refs)
+
+
+_register_hidden()

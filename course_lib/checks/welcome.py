@@ -161,3 +161,58 @@ def check_chamfer(fn) -> str:
     expect_tensor(same, "fn(x, x)", shape=())
     expect(float(same.abs()) < 1e-5, "the distance of a cloud to itself should be 0")
     return "matches a brute-force reference with its gradient, symmetric, zero on identical clouds"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only: other sizes, a batch of one, float64, far-apart clouds)
+# ---------------------------------------------------------------------------
+def _library_nearest() -> tuple:
+    from course_lib import metrics, ops
+    from course_lib.ops import neighbors
+
+    return (ops.knn, neighbors.knn_search, ops.chamfer_distance, metrics.chamfer, metrics.chamfer_l2)
+
+
+def _hidden_pairwise_sq_dists(fn) -> str:
+    for seed, (b, n, m), dtype, shift in ((10, (1, 1, 40), torch.float32, 0.0), (11, (2, 33, 3), torch.float64, 0.0),
+                                          (12, (4, 5, 5), torch.float32, 10.0)):
+        x, y = _clouds(seed, b=b, n=n, m=m, dtype=dtype)
+        x = x + shift
+        out = call_student(fn, x, y)
+        expect_tensor(out, f"the result for B={b}, N={n}, M={m}", shape=(b, n, m))
+        expect(out.dtype == dtype, f"for {dtype} inputs the result should stay {dtype}, got {out.dtype}")
+        ref = torch.cdist(x.double(), y.double()) ** 2
+        expect_close(out, ref, f"the squared distances for B={b}, N={n}, M={m} ({dtype}, x shifted by {shift})",
+                     atol=1e-3, rtol=1e-4)
+    return "other sizes, a batch of one, float64 and far-apart clouds"
+
+
+def _hidden_nearest_neighbour_dist(fn) -> str:
+    for seed, (b, n, m) in ((20, (1, 50, 1)), (21, (3, 1, 64)), (22, (2, 17, 31))):
+        x, y = _clouds(seed, b=b, n=n, m=m)
+        out = call_student(fn, x, y)
+        expect_tensor(out, f"the result for B={b}, N={n}, M={m}", shape=(b, n))
+        ref = (torch.cdist(x.double(), y.double()) ** 2).min(-1).values
+        expect_close(out, ref, f"the nearest-neighbour squared distances for B={b}, N={n}, M={m}", atol=1e-4)
+    return "other sizes, one point in y, one point in x"
+
+
+def _hidden_chamfer(fn) -> str:
+    for seed, (b, n, m) in ((30, (1, 40, 3)), (31, (5, 2, 50)), (32, (3, 64, 64))):
+        x, y = _clouds(seed, b=b, n=n, m=m)
+        out = call_student(fn, x, y)
+        expect_tensor(out, f"the result for B={b}, N={n}, M={m}", shape=())
+        xy, yx = _ref_chamfer_parts(x, y)
+        expect_close(out, (xy + yx).mean(), f"the Chamfer distance for B={b}, N={n}, M={m}", atol=1e-4)
+    return "other sizes and a batch of one"
+
+
+def _register_references() -> None:
+    # the library's own implementations: a submission calling them directly is flagged by the grader
+    for chk in (check_pairwise_sq_dists, check_nearest_neighbour_dist, check_chamfer):
+        body = {check_pairwise_sq_dists: _hidden_pairwise_sq_dists, check_nearest_neighbour_dist:
+                _hidden_nearest_neighbour_dist, check_chamfer: _hidden_chamfer}[chk]
+        chk.hidden(body, references=_library_nearest())
+
+
+_register_references()
