@@ -221,6 +221,14 @@ def fit(
     never under the finished checkpoint's name.  ``resume`` is such a partial checkpoint's
     content and ``signature`` the :func:`training_signature` stored in the files (both used by
     :func:`train_or_load`).
+
+    In a ``torch.distributed`` process group (``torchrun``; :func:`init_distributed`) every rank builds the
+    same loader and model; each global batch is cut among the ranks (:func:`shard_batch`), the gradients are
+    summed with each rank's share as its weight (one all-reduce per step, what ``DistributedDataParallel``
+    does, done here on the bare model because the chapters' loss functions call sub-modules such as
+    ``model.encoder`` directly), batch-norm buffers follow rank 0, and only rank 0 writes checkpoints and
+    shows progress.  The result equals a single process with the same global batch up to floating-point
+    summation order (a loss that draws random numbers draws them per rank).
     """
     if epochs < 0:
         raise ValueError(f"epochs must be >= 0, got {epochs}")
@@ -247,7 +255,11 @@ def fit(
         history = History.from_dict(resume.get("history", {}))
         history.interrupted = False
         first_epoch = history.epochs_run
-    plot = _LivePlot(live_plot, epochs)
+    rank, world = distributed_world()
+    if world > 1:
+        _broadcast_state(model)  # the same starting weights on every rank
+        progress = progress and rank == 0
+    plot = _LivePlot(live_plot if rank == 0 else False, epochs)
     start = time.perf_counter() - history.wall_time
 
     try:
@@ -265,14 +277,26 @@ def fit(
                 if max_batches_per_epoch is not None and i >= max_batches_per_epoch:
                     break
                 batch = _to_device(batch, device)
+                share = 1.0
+                if world > 1:
+                    batch, share = shard_batch(batch, rank, world)
                 loss, extra = _split_loss(loss_fn(model, batch))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"the loss became {loss.item()} at epoch {epoch + 1}, batch {i}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                if world > 1:  # the global batch's gradient and loss, on every rank
+                    _reduce_gradients(model, share)
+                    keys = sorted(extra)
+                    summed = _sum_over_ranks(torch.tensor([float(loss.detach())] + [extra[k] for k in keys],
+                                                          dtype=torch.float64) * share)
+                    loss = summed[0]
+                    extra = {k: float(v) for k, v in zip(keys, summed[1:])}
                 if grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
+                if world > 1:
+                    _broadcast_state(model, buffers_only=True)
                 total += float(loss.detach())
                 for k, v in extra.items():
                     extras[k] = extras.get(k, 0.0) + v
@@ -314,7 +338,7 @@ def fit(
     current_state = copy.deepcopy(model.state_dict()) if history.interrupted else None
     if history.best_epoch >= 0:
         model.load_state_dict(best_state)
-    if checkpoint is not None:
+    if checkpoint is not None and rank == 0:  # in a process group only rank 0 writes
         if history.interrupted or history.epochs_run < epochs:
             _save_partial(partial_path(checkpoint), current_state or model.state_dict(), best_state, optimizer,
                           scheduler, history, signature)
@@ -345,6 +369,112 @@ def adam(model: nn.Module, lr: float, epochs: int, schedule: str = "cosine",
     sched = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs)), eta_min=lr * 0.01)
              if schedule == "cosine" else None)
     return opt, sched
+
+
+# ---------------------------------------------------------------------------
+# several processes (torch.distributed): one global batch, shared among the ranks
+# ---------------------------------------------------------------------------
+def distributed_world() -> tuple[int, int]:
+    """``(rank, world_size)`` of ``torch.distributed`` when a process group is running, else ``(0, 1)``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_main_process() -> bool:
+    """True in a single process and on rank 0 of a process group (the one that writes checkpoints and prints)."""
+    return distributed_world()[0] == 0
+
+
+def init_distributed(device: str | None = None) -> tuple[int, int]:
+    """Join the process group that ``torchrun`` describes (``WORLD_SIZE`` > 1 in the environment); return
+    ``(rank, world_size)``.
+
+    Introduced by ``python -m course_lib.pretrain``.  Without ``torchrun`` (no ``WORLD_SIZE``, or 1) nothing
+    happens and ``(0, 1)`` is returned.  The backend is NCCL when ``device`` is CUDA (each rank takes the GPU
+    ``LOCAL_RANK``), gloo otherwise (CPU processes, as in the tests).
+    """
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return 0, 1
+    if dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    cuda = device is not None and str(device).startswith("cuda")
+    if cuda:
+        if not torch.cuda.is_available():
+            raise RuntimeError("init_distributed: device cuda was asked for, but CUDA is not available here")
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend="nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def shard_batch(batch: Any, rank: int, world: int) -> tuple[Any, float]:
+    """This rank's contiguous share of a global ``batch``, and its weight ``n_rank / n_global``.
+
+    Every tensor (and list) whose first dimension is the batch size is cut into ``world`` nearly equal
+    contiguous parts (sizes differ by at most one, like ``numpy.array_split``); anything else is kept
+    whole.  Weighting each rank's mean loss gradient by its share and summing over the ranks gives the
+    gradient of the mean loss over the global batch, exactly.  A batch smaller than ``world`` is not cut:
+    every rank takes all of it with weight ``1 / world``.
+    """
+    n = batch_size_of(batch)
+    if world <= 1:
+        return batch, 1.0
+    if n < world:
+        return batch, 1.0 / world
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    stop = start + base + (1 if rank < extra else 0)
+
+    def cut(v: Any) -> Any:
+        if isinstance(v, torch.Tensor):
+            return v[start:stop] if v.dim() > 0 and v.shape[0] == n else v
+        if isinstance(v, Mapping):
+            return {k: cut(x) for k, x in v.items()}
+        if isinstance(v, tuple):
+            return tuple(cut(x) for x in v)
+        if isinstance(v, list):
+            return v[start:stop] if len(v) == n and not any(isinstance(x, torch.Tensor) and x.dim() > 0
+                                                            and x.shape[0] == n for x in v) else [cut(x) for x in v]
+        return v
+
+    return cut(batch), (stop - start) / n
+
+
+def _sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    import torch.distributed as dist
+
+    dist.all_reduce(values, op=dist.ReduceOp.SUM)
+    return values
+
+
+def _reduce_gradients(model: nn.Module, weight: float) -> None:
+    """Gradients := sum over ranks of ``weight_rank * gradient_rank`` (one flat all-reduce)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        return
+    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) * weight for p in params])
+    _sum_over_ranks(flat)
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset:offset + n].view_as(p).clone()
+        offset += n
+
+
+def _broadcast_state(model: nn.Module, buffers_only: bool = False) -> None:
+    """Rank 0's parameters (unless ``buffers_only``) and buffers (batch-norm statistics) on every rank."""
+    import torch.distributed as dist
+
+    tensors = ([] if buffers_only else list(model.parameters())) + list(model.buffers())
+    with torch.no_grad():
+        for t in tensors:
+            if t.is_floating_point() or t.dtype in (torch.int64, torch.int32):
+                dist.broadcast(t.data, src=0)
 
 
 def partial_path(checkpoint: str | os.PathLike) -> Path:
@@ -459,14 +589,19 @@ def checkpoint_path(name: str, spec: Mapping[str, Any] | None = None, profile: s
     Introduced in ``lectures/00_welcome.ipynb``.  ``spec`` describes everything that changes the
     weights and is not visible in the model itself (data configuration, number of shapes, loss
     settings); its hash is part of the name, so a variant never loads another variant's
-    weights.  :func:`train_or_load` also records and checks the model's architecture, the loss,
+    weights.  A real dataset (``COURSE_DATASET`` = ``shapenetcore`` or ``modelnet``) adds its name,
+    ``<name>-<dataset>-<profile>-<hash>.pt``.  :func:`train_or_load` also records and checks the model's architecture, the loss,
     the optimiser settings and the number of epochs inside the file.
     """
     if not isinstance(name, str) or not name or "/" in name:
         raise ValueError(f"checkpoint name must be a non-empty string without '/', got {name!r}")
+    from course_lib.data.real_split import dataset_name
+
     profile = profile or config.get_profile()
     suffix = f"-{spec_hash(spec)}" if spec else ""
-    return config.cache_dir() / "checkpoints" / f"{name}-{profile}{suffix}.pt"
+    dataset = dataset_name(None)  # COURSE_DATASET: a real dataset's models never share a name with ShapeNet-lite's
+    tag = "" if dataset == "shapenet-lite" else f"-{dataset}"
+    return config.cache_dir() / "checkpoints" / f"{name}{tag}-{profile}{suffix}.pt"
 
 
 def training_signature(model: nn.Module, spec: Mapping[str, Any] | None = None, **fit_kwargs: Any) -> dict[str, str]:
@@ -538,6 +673,12 @@ CLASS_CHECKPOINT_ENV = "COURSE_CHECKPOINT_DIR"
 ``<cache>/checkpoints``): :func:`train_or_load` loads from it first, never writes to it."""
 
 
+CHECKPOINTS_ONLY_ENV = "COURSE_CHECKPOINTS_ONLY"
+"""Set to ``1``: every :func:`train_or_load` in the process behaves as inside :func:`checkpoints_only` (loads or
+raises :class:`CheckpointMissing`); ``python -m course_lib.pretrain --verify`` runs the lectures so, to show that
+they need no training after pretraining."""
+
+
 def class_checkpoint_dir() -> Path | None:
     """The class checkpoint folder (``COURSE_CHECKPOINT_DIR``), or ``None`` when unset.
 
@@ -586,6 +727,8 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
     With ``COURSE_CHECKPOINT_DIR`` set (:func:`class_checkpoint_dir`), a matching file of the same name
     in that folder is loaded first; the folder is never written (a missing or different one trains
     locally, into this machine's cache, and the message says why the class folder's was not used).
+    With ``COURSE_CHECKPOINTS_ONLY=1`` (:data:`CHECKPOINTS_ONLY_ENV`) it never trains: a missing or stale
+    checkpoint raises :class:`CheckpointMissing`.
     """
     path = Path(path)
     sig = training_signature(model, spec, **fit_kwargs)
@@ -596,7 +739,8 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
     if not retrain and shared is not None:
         hist, why = _load_matching(shared / path.name, model, sig)
         if hist is not None:
-            print(f"loaded {path.name} from the class folder {shared}: {hist.summary()}")
+            if is_main_process():
+                print(f"loaded {path.name} from the class folder {shared}: {hist.summary()}")
             return hist
         class_note = f" (class folder {shared}: {why})"
     if retrain:
@@ -604,7 +748,8 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
     elif path.exists():
         hist, reason = _load_matching(path, model, sig)
         if hist is not None:
-            print(f"loaded {path.name}: {hist.summary()}")
+            if is_main_process():
+                print(f"loaded {path.name}: {hist.summary()}")
             return hist
     reason += class_note
     resume = None
@@ -619,14 +764,19 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
                 reason += f"; the partial run {partial.name} had other settings"
         except Exception as exc:  # noqa: BLE001 - a corrupt partial file is ignored
             reason += f"; could not read {partial.name} ({type(exc).__name__})"
-    if _CHECKPOINTS_ONLY[0]:
+    if _CHECKPOINTS_ONLY[0] or os.environ.get(CHECKPOINTS_ONLY_ENV, "").strip() not in ("", "0"):
         raise CheckpointMissing(f"{reason} (checkpoints_only: not training; run the chapter's benchmark or "
                                 f"notebook in profile {config.get_profile()!r} first)")
-    print(f"training: {reason}")
+    say = print if is_main_process() else (lambda *a, **k: None)
+    say(f"training: {reason}")
     history = fit(model, checkpoint=path, resume=resume, signature=sig, **fit_kwargs)
+    if distributed_world()[1] > 1:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 has written the checkpoint before any rank goes on
     epochs = int(fit_kwargs.get("epochs", 0))
     if history.interrupted or history.epochs_run < epochs:
-        print(f"{history.summary()}; kept as the partial run {partial.name} (resumed next time)")
+        say(f"{history.summary()}; kept as the partial run {partial.name} (resumed next time)")
     else:
-        print(history.summary())
+        say(history.summary())
     return history

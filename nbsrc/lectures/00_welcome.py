@@ -300,6 +300,12 @@ viz.interact(noisy_circle, n_points=(8, 1024, 8), noise=(0.0, 0.2, 0.01))
 #   `python -m course_lib.labs --check` fails when any generated notebook is out of step.
 # - `python tools/test.py` runs everything CI runs: ruff, unit tests, the labs check, and every
 #   notebook under the `ci` profile with each notebook's time.
+# - `python -m course_lib.pretrain --profile laptop` trains, once, every model the lectures load
+#   (`--dry-run` lists them with sizes and a measured estimate of time and memory; `torchrun
+#   --nproc_per_node=N -m course_lib.pretrain` shares the batches among N processes or GPUs); share the
+#   checkpoint folder with the class through `COURSE_CHECKPOINT_DIR`.
+# - `python -m course_lib.grade SUBMISSIONS --out grades.csv` executes submitted labs fresh and turns
+#   every self-check into a point (README, "For instructors").
 #
 # ## Summary
 #
