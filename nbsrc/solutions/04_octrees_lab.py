@@ -14,7 +14,7 @@
 # %%
 import torch
 
-from course_lib import checks, config, viz
+from course_lib import checks, config, results, viz
 from course_lib.data import make_shape, voxelize
 from course_lib.geometry.octree import build_octree
 from course_lib.models.ogn import PROP_KNOWN, PROP_PRED, OGNDecoder, ogn_loss
@@ -145,10 +145,30 @@ checks.check_count_leaves(count_leaves)
 # ### Use it: leaves, bytes and the dense grid
 #
 # Each leaf holds one float32; the structure costs a few bytes per tree (`Octree.nbytes`).
+#
+# **Predict first.** At this resolution, how many times smaller than the dense float32 grid will the
+# chair's octree be: about 2, about 20, or about 200? And when the resolution doubles, does the ratio
+# double, stay, or grow by less than that? Write your guesses down, then run.
 
 # %% tags=["uses-exercise"]
 n = count_leaves(chair, D)
-print(f"{n} leaves (library: {tree.num_cells}); octree {tree.nbytes} bytes vs dense float32 {4 * R ** 3} bytes")
+print(f"{n} leaves (library: {tree.num_cells}); octree {tree.nbytes} bytes vs dense float32 {4 * R ** 3} bytes: "
+      f"{4 * R ** 3 / tree.nbytes:.1f} x smaller")
+
+# %% [markdown]
+# **Observe.** The chapter's benchmark measured the same ratio for every shape of a split at several
+# resolutions (laptop profile, from `benchmarks/results/`). The surface of a shape has about $R^2$
+# cells and the grid $R^3$, so the ratio should grow roughly like $R$; read how much it really grows
+# per doubling, and why it grows less (hint: the leaves of an octree are not only surface cells).
+
+# %%
+per_res = results.get("octrees", "compression", "per_resolution")
+if per_res:
+    for r, v in per_res.items():
+        print(f"R = {r:>4}: dense float32 / octree = {v['mean_ratio']:6.1f} on average "
+              f"(from {v['min_ratio']:.1f} to {v['max_ratio']:.1f} over the shapes)")
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/octrees.py")
 
 # %% [markdown]
 # ## Decode a shape

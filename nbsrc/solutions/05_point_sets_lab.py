@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from course_lib import checks, config, ops, train, viz
+from course_lib import checks, config, ops, results, train, viz
 from course_lib.experiments import point_sets as P
 from course_lib.experiments.common import format_table, predict, summarize
 
@@ -166,6 +166,11 @@ checks.check_ae_loss(ae_loss)
 # Two categories, a few epochs (`ch05.lab_epochs`) of the chapter's model, with your loss.
 # Then compare with the **oracle**: an independent sampling of the true surfaces, scored against
 # the same ground truth (a reference level, not a floor).
+#
+# **Predict first.** Write down, before running the next cells: after these few epochs, how many
+# times the oracle's Chamfer distance will your auto-encoder score? About 1 (as good as resampling
+# the true surface), about 1.3, or several times? And will its points be spread as evenly as the
+# oracle's (NN-CV, lower is more even)?
 
 # %%
 cats = ("chair", "airplane")
@@ -179,10 +184,29 @@ model = P.build_autoencoder()
 history = train.fit(model, batches, loss_fn=ae_loss, epochs=SZ["lab_epochs"], lr=SZ["lr"], seed=0)
 print(history.summary())
 pred = predict(model, test["points"])  # the encoder sees one sampling, the metrics use another
-print(format_table(summarize({"oracle (a reference, not a floor)": P.evaluate_sets(test["oracle_points"], gt),
-                              "your auto-encoder": P.evaluate_sets(pred, gt)})))
+mine, oracle = P.evaluate_sets(pred, gt), P.evaluate_sets(test["oracle_points"], gt)
+print(format_table(summarize({"oracle (a reference, not a floor)": oracle, "your auto-encoder": mine})))
+print(f"your run ({config.get_profile()} profile, {SZ['lab_epochs']} epoch(s)): CD {float(mine['CD x1e3'].mean()):.2f} "
+      f"= {float(mine['CD x1e3'].mean() / oracle['CD x1e3'].mean()):.2f} x the oracle's; NN-CV "
+      f"{float(mine['NN-CV'].mean()):.3f} (oracle {float(oracle['NN-CV'].mean()):.3f})")
 viz.subplots([viz.plot_points(gt[0], color="gray", size=3, title="ground truth"),
               viz.plot_points(pred[0], color="crimson", size=3, title="your prediction")], cols=2)
+
+# %% [markdown]
+# **Observe.** Your ratio to the oracle is printed above; here is the chapter benchmark's (the same
+# model trained longer on more shapes, laptop profile, read from `benchmarks/results/`). In the `ci`
+# profile your run is a few seconds of training on a handful of shapes: expect a ratio well above the
+# benchmark's. Was your prediction closer to your run or to the benchmark? What in the training would
+# close the gap?
+
+# %%
+rows = results.get("point_sets", "autoencoding", "rows")
+if rows:
+    cd_b, cd_o = rows["chamfer"]["CD x1e3"][0], rows["oracle"]["CD x1e3"][0]
+    print(f"the benchmark (laptop): Chamfer-trained CD {cd_b:.2f} = {cd_b / cd_o:.2f} x the oracle's; NN-CV "
+          f"{rows['chamfer']['NN-CV'][0]:.3f} (oracle {rows['oracle']['NN-CV'][0]:.3f})")
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/point_sets.py")
 
 # %% [markdown]
 # ## Questions

@@ -110,12 +110,21 @@ checks.check_atlas_mesh(atlas_mesh)
 # $K$ of your decoders and one free latent code, trained on a single ShapeNet-lite chair by
 # the Chamfer distance, with **fresh random template points at every step** (the points are
 # split evenly between the patches). Then the mesh from your `atlas_mesh`, coloured by patch.
+#
+# **Predict first.** One shape, no generalisation asked: after these steps, will the Chamfer distance
+# be near the oracle's (an independent resampling of the true surface, printed below), a few times it,
+# or ten times it? And will each of the 8 patches take one part of the chair (a leg, the seat), or will
+# they overlap? Write your guesses down, then run.
 
 # %%
 K = 8
 n_points = SZ["n_points"]
 steps = 30 * SZ["lab_epochs"]
-target = S.surface_dataset(["chair"], "test", 1, n_points)["target_points"]  # a held-out chair
+one_chair = S.surface_dataset(["chair"], "test", 1, n_points, oracle=True)  # a held-out chair
+target = one_chair["target_points"]
+oracle_cd = float(chamfer_distance(one_chair["oracle_points"], target))
+print(f"{steps} steps in the {config.get_profile()} profile; the oracle's Chamfer x1e3 for this chair: "
+      f"{1000 * oracle_cd:.2f}")
 
 # %% tags=["uses-exercise"]
 config.seed_everything(0)
@@ -129,13 +138,19 @@ for _ in range(steps):
     opt.zero_grad()
     loss.backward()
     opt.step()
-print(f"{steps} steps: Chamfer x1e3 = {1000 * loss.item():.2f}")
+print(f"{steps} steps: Chamfer x1e3 = {1000 * loss.item():.2f}, {loss.item() / oracle_cd:.1f} x the oracle's")
 with torch.no_grad():
     verts, faces = atlas_mesh(decoders, code, 8)
 patch = torch.arange(K).repeat_interleave(2 * 7 * 7).numpy()
 viz.subplots([viz.plot_points(target[0], color="gray", size=1.5),
               viz.plot_mesh((verts, faces), color=patch.astype(float), colorscale="Rainbow")],
              titles=["target", f"your atlas: {K} patches, {len(faces)} triangles"], height=340)
+
+# %% [markdown]
+# **Observe.** Compare the ratio with your guess. In the `ci` profile there are only a few dozen
+# steps: expect several times the oracle. Rotate the mesh: do the colours (patches) follow the chair's
+# parts, or do several patches share the seat? Nothing in the loss asks a patch to take one part; what
+# would you add to make it?
 
 # %% [markdown]
 # ## Exercise 4: carry labels with a deformation (3D-CODED)
