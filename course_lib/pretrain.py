@@ -469,11 +469,14 @@ def dry_run(jobs: Sequence[Job], steps: int = 3) -> list[Record]:
 # ---------------------------------------------------------------------------
 # verification: the lectures run with COURSE_CHECKPOINTS_ONLY=1
 # ---------------------------------------------------------------------------
-def verify(chapters: Sequence[str], timeout: int = 1800) -> dict[str, str]:
-    """Execute each chapter's lecture with ``COURSE_CHECKPOINTS_ONLY=1``; return ``{lecture: "ok" | error}``."""
+def verify(chapters: Sequence[str], timeout: int = 600) -> dict[str, str]:
+    """Execute each chapter's lecture with ``COURSE_CHECKPOINTS_ONLY=1``; return ``{lecture: "ok" | error}``.
+
+    ``timeout``: seconds per cell; a cell past it (or a kernel that stops answering) is reported, not waited on.
+    """
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     from course_lib import train as T
 
@@ -494,6 +497,8 @@ def verify(chapters: Sequence[str], timeout: int = 1800) -> dict[str, str]:
                 text = str(exc)
                 short = next((line for line in text.splitlines() if "CheckpointMissing" in line), text[-300:])
                 out[lec] = f"failed: {short.strip()}"
+            except (CellTimeoutError, DeadKernelError, TimeoutError, RuntimeError) as exc:
+                out[lec] = f"failed: {type(exc).__name__} after {time.perf_counter() - t0:.0f} s"
             print(f"verify {lec}: {out[lec]}", flush=True)
     finally:
         if old is None:
