@@ -30,6 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import REPO, md_table, write_result  # noqa: E402
 
+SELECTION_PARTS = ()
+"""Protocol 2: this script chooses nothing (it trains the recipes as they are and times them)."""
+
 
 def run_notebook(path: Path, limit: int) -> tuple[str, float]:
     """Execute ``path`` in a fresh kernel (outputs discarded); ``(status, seconds)``."""

@@ -31,6 +31,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _common import md_table, write_result  # noqa: E402
 
+SELECTION_PARTS = ()
+"""Protocol 2: this script chooses nothing (it trains the recipes as they are and times them)."""
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
