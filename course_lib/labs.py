@@ -74,6 +74,8 @@ class Change:
     target: Path
     source: Path
     reason: str
+    edited: bool = False
+    """A lab whose cells were changed after it was generated (a student's work)."""
 
 
 # ---------------------------------------------------------------------------
@@ -316,7 +318,7 @@ def check(root: Path) -> list[Change]:
         elif target.read_text() != text:
             edited = target.parent.name == "labs" and lab_status(root, target) == "edited"
             changes.append(Change(rel_t, rel_s, "differs from what its source generates"
-                                  + (" (and was edited after it was generated)" if edited else "")))
+                                  + (" (and was edited after it was generated)" if edited else ""), edited))
     for lab in sorted((root / "labs").glob("*.ipynb")):
         if lab not in expected:
             changes.append(Change(lab.relative_to(root), Path("?"), "has no solution in solutions/"))
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.check:
             changes = check(root)
-            edited = [c for c in changes if c.reason.endswith("(and was edited after it was generated)")]
+            edited = [c for c in changes if c.edited]
             failing = [c for c in changes if not (args.allow_edited_labs and c in edited)]
             for c in changes:
                 if c in failing:
