@@ -40,13 +40,12 @@ predictions (``benchmarks/evaluation.py --train-missing`` trains what its table 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,27 +238,6 @@ class Record:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _steps_per_epoch(kwargs: dict[str, Any]) -> int | None:
-    try:
-        n = len(kwargs.get("train_loader"))  # type: ignore[arg-type]
-    except TypeError:
-        return None
-    cap = kwargs.get("max_batches_per_epoch")
-    return min(n, int(cap)) if cap is not None else n
-
-
-@contextlib.contextmanager
-def _patched_train_or_load(replacement: Callable[..., Any]) -> Iterator[None]:
-    from course_lib import train as T
-
-    original = T.train_or_load
-    T.train_or_load = replacement
-    try:
-        yield
-    finally:
-        T.train_or_load = original
-
-
 def run_jobs(jobs: Sequence[Job]) -> list[Record]:
     """Run ``jobs`` (training what is missing, loading what exists); return one :class:`Record` per model.
 
@@ -269,27 +247,29 @@ def run_jobs(jobs: Sequence[Job]) -> list[Record]:
     from course_lib import train as T
 
     records: list[Record] = []
-    original = T.train_or_load
     current = {"job": ""}
 
-    def recorded(model: Any, path: Any, **kwargs: Any) -> Any:
-        path = Path(path)
-        before = path.stat().st_mtime_ns if path.exists() else None
-        t0 = time.perf_counter()
-        hist = original(model, path, **kwargs)
-        trained = not path.exists() or path.stat().st_mtime_ns != before
-        per_epoch = _steps_per_epoch(kwargs)
-        status = ("interrupted" if getattr(hist, "interrupted", False) else "trained now" if trained else "loaded")
-        records.append(Record(current["job"], type(model).__name__, str(path),
-                              sum(p.numel() for p in model.parameters()), int(getattr(hist, "epochs_run", 0)),
-                              None if per_epoch is None else per_epoch * int(getattr(hist, "epochs_run", 0)),
-                              float(getattr(hist, "wall_time", 0.0)) if trained else time.perf_counter() - t0,
-                              status))
-        if status == "interrupted":
-            raise KeyboardInterrupt
-        return hist
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def recorded(model: Any, path: Any, **kwargs: Any) -> Any:
+            path = Path(path)
+            before = path.stat().st_mtime_ns if path.exists() else None
+            t0 = time.perf_counter()
+            hist = original(model, path, **kwargs)
+            trained = not path.exists() or path.stat().st_mtime_ns != before
+            epochs = int(getattr(hist, "epochs_run", 0))
+            b = T.loop_budget(model, epochs, kwargs)
+            status = ("interrupted" if getattr(hist, "interrupted", False) else "trained now" if trained
+                      else "loaded")
+            records.append(Record(current["job"], type(model).__name__, str(path), b["params"], epochs, b["steps"],
+                                  float(getattr(hist, "wall_time", 0.0)) if trained else time.perf_counter() - t0,
+                                  status))
+            if status == "interrupted":
+                raise KeyboardInterrupt
+            return hist
 
-    with _patched_train_or_load(recorded):
+        return recorded
+
+    with T.wrapped_train_or_load(make):
         for job in jobs:
             current["job"] = job.name
             if T.is_main_process():
@@ -370,7 +350,7 @@ def _estimate(model: Any, kwargs: dict[str, Any], steps: int) -> dict[str, Any]:
     kwargs = dict(kwargs)
     kwargs.pop("spec", None)
     epochs = int(kwargs.get("epochs", 0))
-    per_epoch = _steps_per_epoch(kwargs)
+    size = T.loop_budget(model, epochs, kwargs)
     loader = kwargs.get("train_loader")
     stamps: list[float] = []
     loss_fn = kwargs["loss_fn"]
@@ -405,10 +385,10 @@ def _estimate(model: Any, kwargs: dict[str, Any], steps: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         T.evaluate(model, list(itertools.islice(iter(val_loader), 1)), fn)
         val_s = (time.perf_counter() - t0) * n_val
-    total_steps = None if per_epoch is None else per_epoch * epochs
+    total_steps = size["steps"]
     est = None if total_steps is None else step_s * total_steps + val_s * epochs
-    return {"epochs": epochs, "steps_per_epoch": per_epoch, "steps": total_steps,
-            "batch_size": getattr(loader, "batch_size", None), "examples": getattr(loader, "n", None),
+    return {"epochs": epochs, "steps_per_epoch": size["steps_per_epoch"], "steps": total_steps,
+            "batch_size": size["batch_size"], "examples": getattr(loader, "n", None), "params": size["params"],
             "step_seconds": step_s, "val_seconds_per_epoch": val_s, "estimate_seconds": est,
             "memory_mb": mem.above_base / 2 ** 20, "memory_kind": "CUDA peak allocated" if mem.cuda else
             "peak resident above the process's level", "history": hist}
@@ -453,12 +433,13 @@ def dry_run(jobs: Sequence[Job], steps: int = 3) -> list[Record]:
         kwargs.pop("retrain", None)
         est = _estimate(model, kwargs, steps)
         hist = est.pop("history")
-        records.append(Record(current["job"], type(model).__name__, str(path),
-                              sum(p.numel() for p in model.parameters()), est["epochs"], est["steps"],
-                              float(est["estimate_seconds"] or float("nan")), state, est))
+        records.append(Record(current["job"], type(model).__name__, str(path), est["params"], est["epochs"],
+                              est["steps"], float(est["estimate_seconds"] or float("nan")), state, est))
         return hist
 
-    with _patched_train_or_load(measured):
+    from course_lib import train as T
+
+    with T.wrapped_train_or_load(lambda original: measured):
         for job in jobs:
             current["job"] = job.name
             print(f"== {job.name} (dry run)", flush=True)
@@ -526,7 +507,7 @@ def format_summary(records: Sequence[Record], profile: str, dry: bool = False) -
                 f"{r.extra.get('batch_size') or '?'} | {r.epochs} | {r.steps if r.steps is not None else '?'} | "
                 f"{r.extra.get('step_seconds', float('nan')):.3f} | {_fmt_s(r.seconds)} | "
                 f"{r.extra.get('memory_mb', 0):.0f} | {r.status} | {Path(r.checkpoint).name} |" for r in records]
-        total = sum(r.seconds for r in records if r.seconds == r.seconds and r.status != "trained (matching checkpoint)")
+        total = sum(r.seconds for r in records if r.seconds == r.seconds and r.status.startswith(("to train", "partial")))
         tail = f"\nestimated training time of what is missing, profile {profile!r}: {_fmt_s(total)}"
     else:
         head = ("| job | model | profile | params | epochs | steps | seconds | status | checkpoint |\n"

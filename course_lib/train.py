@@ -11,12 +11,13 @@ re-running a notebook costs seconds.  Checkpoints are loaded with ``weights_only
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -286,12 +287,10 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if world > 1:  # the global batch's gradient and loss, on every rank
-                    _reduce_gradients(model, share)
                     keys = sorted(extra)
-                    summed = _sum_over_ranks(torch.tensor([float(loss.detach())] + [extra[k] for k in keys],
-                                                          dtype=torch.float64) * share)
-                    loss = summed[0]
-                    extra = {k: float(v) for k, v in zip(keys, summed[1:])}
+                    summed = _reduce_gradients(model, share, [float(loss.detach())] + [extra[k] for k in keys])
+                    loss = torch.tensor(summed[0])
+                    extra = dict(zip(keys, summed[1:]))
                 if grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
                 optimizer.step()
@@ -437,9 +436,8 @@ def shard_batch(batch: Any, rank: int, world: int) -> tuple[Any, float]:
             return {k: cut(x) for k, x in v.items()}
         if isinstance(v, tuple):
             return tuple(cut(x) for x in v)
-        if isinstance(v, list):
-            return v[start:stop] if len(v) == n and not any(isinstance(x, torch.Tensor) and x.dim() > 0
-                                                            and x.shape[0] == n for x in v) else [cut(x) for x in v]
+        if isinstance(v, list):  # a list with one entry per sample (names, meshes) is cut like a tensor
+            return v[start:stop] if len(v) == n else [cut(x) for x in v]
         return v
 
     return cut(batch), (stop - start) / n
@@ -452,18 +450,21 @@ def _sum_over_ranks(values: torch.Tensor) -> torch.Tensor:
     return values
 
 
-def _reduce_gradients(model: nn.Module, weight: float) -> None:
-    """Gradients := sum over ranks of ``weight_rank * gradient_rank`` (one flat all-reduce)."""
+def _reduce_gradients(model: nn.Module, weight: float, scalars: list[float]) -> list[float]:
+    """Gradients := sum over ranks of ``weight_rank * gradient_rank``; returns the same weighted sum of
+    ``scalars`` (the loss and its extra terms), all in one flat all-reduce per step."""
     params = [p for p in model.parameters() if p.requires_grad]
-    if not params:
-        return
-    flat = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) * weight for p in params])
+    dtype = params[0].dtype if params else torch.float32
+    device = params[0].device if params else torch.device("cpu")
+    flat = torch.cat([*((p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1) for p in params),
+                      torch.tensor(scalars, dtype=dtype, device=device)]) * weight
     _sum_over_ranks(flat)
     offset = 0
     for p in params:
         n = p.numel()
         p.grad = flat[offset:offset + n].view_as(p).clone()
         offset += n
+    return [float(x) for x in flat[offset:]]
 
 
 def _broadcast_state(model: nn.Module, buffers_only: bool = False) -> None:
@@ -472,9 +473,14 @@ def _broadcast_state(model: nn.Module, buffers_only: bool = False) -> None:
 
     tensors = ([] if buffers_only else list(model.parameters())) + list(model.buffers())
     with torch.no_grad():
-        for t in tensors:
-            if t.is_floating_point() or t.dtype in (torch.int64, torch.int32):
-                dist.broadcast(t.data, src=0)
+        for dtype in sorted({t.dtype for t in tensors}, key=str):  # one broadcast per dtype, same order on every rank
+            group = [t for t in tensors if t.dtype == dtype]
+            flat = torch.cat([t.reshape(-1) for t in group])
+            dist.broadcast(flat, src=0)
+            offset = 0
+            for t in group:
+                t.copy_(flat[offset:offset + t.numel()].view_as(t))
+                offset += t.numel()
 
 
 def partial_path(checkpoint: str | os.PathLike) -> Path:
@@ -780,3 +786,49 @@ def train_or_load(model: nn.Module, path: str | os.PathLike, *, retrain: bool = 
     else:
         say(history.summary())
     return history
+
+
+# ---------------------------------------------------------------------------
+# watching the chapters' training calls (chapter 11's budgets, python -m course_lib.pretrain)
+# ---------------------------------------------------------------------------
+@contextlib.contextmanager
+def wrapped_train_or_load(make: Callable[[Callable[..., History]], Callable[..., History]]) -> Iterator[None]:
+    """Inside the block, :func:`train_or_load` is ``make(original)``: every chapter recipe calls it as
+    ``train.train_or_load`` (or imports it at call time), so a wrapper sees each model a recipe loads or trains.
+    Restored after the block, even on an error."""
+    import sys as _sys
+
+    module = _sys.modules[__name__]
+    original = module.train_or_load
+    module.train_or_load = make(original)
+    try:
+        yield
+    finally:
+        module.train_or_load = original
+
+
+def loop_budget(model: nn.Module, epochs: int, fit_kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The size of a :func:`fit` call with ``fit_kwargs`` run for ``epochs`` epochs: ``{"steps_per_epoch",
+    "steps", "examples", "batch_size", "params"}`` (``None`` where the loader has no length or size).
+
+    Examples per epoch: the loader's ``n`` when every example is seen once (no batch cap, no dropped last
+    batch), else steps times the batch size.
+    """
+    loader = fit_kwargs.get("train_loader")
+    try:
+        per_epoch: int | None = len(loader)  # type: ignore[arg-type]
+    except TypeError:
+        per_epoch = None
+    cap = fit_kwargs.get("max_batches_per_epoch")
+    if per_epoch is not None and cap is not None:
+        per_epoch = min(per_epoch, int(cap))
+    n, bs = getattr(loader, "n", None), getattr(loader, "batch_size", None)
+    examples = None
+    if n is not None and cap is None and not getattr(loader, "drop_last", False):
+        examples = int(n)
+    elif per_epoch is not None and bs is not None:
+        examples = per_epoch * int(bs)
+    return {"steps_per_epoch": per_epoch, "steps": None if per_epoch is None else int(epochs) * per_epoch,
+            "examples": None if examples is None else int(epochs) * examples, "batch_size": bs,
+            "params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+

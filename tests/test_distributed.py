@@ -36,9 +36,18 @@ SCRIPT = textwrap.dedent("""
     T.save_checkpoint = counting
     hist = T.train_or_load(model, sys.argv[1], train_loader=loader, epochs=4, lr=1e-2, seed=0, progress=False,
                            live_plot=False, loss_fn=lambda m, b: ((m(b["x"]) - b["y"]) ** 2).mean())
+    torch.manual_seed(1)
+    bn = torch.nn.Sequential(torch.nn.Linear(5, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, 2))
+    T.fit(bn, loader, epochs=2, lr=1e-2, seed=0, progress=False, live_plot=False,
+          loss_fn=lambda m, b: ((m(b["x"]) - b["y"]) ** 2).mean())
     json.dump({"rank": rank, "world": world, "saves": len(saves), "loss": hist.train_loss,
-               "weights": [p.detach().flatten().tolist() for p in model.parameters()]},
+               "weights": [p.detach().flatten().tolist() for p in model.parameters()],
+               "bn_buffers": [b.detach().double().flatten().tolist() for b in bn.buffers()]},
               open(f"{sys.argv[2]}-{rank}.json", "w"))
+    if world > 1:  # leave the group before exit (gloo's threads abort the process otherwise)
+        import torch.distributed as dist
+        dist.barrier()
+        dist.destroy_process_group()
 """)
 
 TOLERANCE = 1e-5
@@ -57,7 +66,13 @@ def test_two_gloo_processes_match_one_process_and_write_the_checkpoint_once(tmp_
     script = tmp_path / "job.py"
     script.write_text(SCRIPT)
     _run([sys.executable, str(script), str(tmp_path / "one.pt"), str(tmp_path / "one")], tmp_path)
-    _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script),
+    import socket
+
+    with socket.socket() as sock:  # a free port for a static rendezvous (no c10d store to race for)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _run([sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--nproc_per_node=2",
+          "--master_addr=127.0.0.1", f"--master_port={port}", str(script),
           str(tmp_path / "two.pt"), str(tmp_path / "two")], tmp_path)
     one = json.loads((tmp_path / "one-0.json").read_text())
     ranks = [json.loads((tmp_path / f"two-{r}.json").read_text()) for r in (0, 1)]
@@ -68,6 +83,8 @@ def test_two_gloo_processes_match_one_process_and_write_the_checkpoint_once(tmp_
         for a, b in zip(one["weights"], r["weights"]):
             assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=TOLERANCE, rtol=0)
         assert r["loss"] == pytest.approx(one["loss"], rel=1e-5)
+    # batch-norm statistics (computed per rank on its share) follow rank 0: the ranks end with one model
+    assert ranks[0]["bn_buffers"] == ranks[1]["bn_buffers"] and ranks[0]["bn_buffers"][-1] == [10.0]  # 2 x 5 steps
     # the weights actually moved (the comparison is not between two untrained models)
     first = torch.tensor(one["weights"][0])
     torch.manual_seed(0)

@@ -331,43 +331,28 @@ def recording_training() -> Iterator[list[dict[str, Any]]]:
     from course_lib import train as T
 
     calls: list[dict[str, Any]] = []
-    original = T.train_or_load
 
-    def recorded(model: Any, path: Any, **kwargs: Any) -> Any:
-        hist = original(model, path, **kwargs)
-        calls.append(_training_call(model, path, hist, kwargs))
-        return hist
+    def make(original: Any) -> Any:
+        def recorded(model: Any, path: Any, **kwargs: Any) -> Any:
+            hist = original(model, path, **kwargs)
+            calls.append(_training_call(model, path, hist, kwargs))
+            return hist
 
-    T.train_or_load = recorded
-    try:
+        return recorded
+
+    with T.wrapped_train_or_load(make):
         yield calls
-    finally:
-        T.train_or_load = original
 
 
 def _training_call(model: Any, path: Any, hist: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     from pathlib import Path
 
-    loader = kwargs.get("train_loader")
+    from course_lib.train import loop_budget
+
     epochs = int(getattr(hist, "epochs_run", 0))
-    per_epoch = examples_per_epoch = None
-    try:
-        per_epoch = len(loader)
-    except TypeError:
-        pass
-    cap = kwargs.get("max_batches_per_epoch")
-    if per_epoch is not None and cap is not None:
-        per_epoch = min(per_epoch, int(cap))
-    n, bs = getattr(loader, "n", None), getattr(loader, "batch_size", None)
-    if n is not None and cap is None and not getattr(loader, "drop_last", False):
-        examples_per_epoch = int(n)
-    elif per_epoch is not None and bs is not None:
-        examples_per_epoch = per_epoch * int(bs)
-    return {"checkpoint": Path(path).name, "epochs": epochs,
-            "steps": None if per_epoch is None else epochs * per_epoch,
-            "examples": None if examples_per_epoch is None else epochs * examples_per_epoch,
-            "seconds": float(getattr(hist, "wall_time", math.nan)),
-            "params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+    b = loop_budget(model, epochs, kwargs)
+    return {"checkpoint": Path(path).name, "epochs": epochs, "steps": b["steps"], "examples": b["examples"],
+            "seconds": float(getattr(hist, "wall_time", math.nan)), "params": b["params"]}
 
 
 def training_budget(calls: Sequence[dict[str, Any]], note: str = "") -> dict[str, Any]:
