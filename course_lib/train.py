@@ -16,6 +16,7 @@ import copy
 import math
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
@@ -493,6 +494,21 @@ def _cpu_state(state: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.detach().cpu() if isinstance(v, torch.Tensor) else v for k, v in state.items()}
 
 
+def _atomic_save(state: Mapping[str, Any], path: Path) -> None:
+    """``torch.save`` to a temporary file of this process in ``path``'s folder, then ``os.replace``: a reader
+    never sees half a file, and two processes saving the same checkpoint at once (two notebooks of a parallel
+    test run training the same model) never write into one temporary file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(state, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _save_partial(path: Path, current: Mapping[str, Any], best: Mapping[str, Any], optimizer: Any, scheduler: Any,
                   history: History, signature: Mapping[str, Any] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -500,9 +516,7 @@ def _save_partial(path: Path, current: Mapping[str, Any], best: Mapping[str, Any
              "optimizer": optimizer.state_dict() if optimizer is not None else None,
              "scheduler": scheduler.state_dict() if hasattr(scheduler, "state_dict") else None,
              "history": history.to_dict(), "signature": dict(signature or {})}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    _atomic_save(state, path)
 
 
 
@@ -511,9 +525,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, **extra: Any) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {"model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "extra": extra}
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    _atomic_save(state, path)
     return path
 
 

@@ -1,4 +1,5 @@
 import math
+import os
 
 import pytest
 import torch
@@ -251,3 +252,40 @@ def test_interrupt_in_the_first_epoch_says_no_best_weights_exist(capsys):
     out = capsys.readouterr().out
     assert hist.interrupted and hist.best_epoch == -1 and "before the first epoch finished" in out
     assert "no best weights yet" in hist.summary() and "best weights kept" not in hist.summary()
+
+
+def test_checkpoints_saved_at_once_by_several_writers_stay_whole(tmp_path, monkeypatch):
+    """Two notebooks of a parallel test run may train and save the same checkpoint at the same time: each
+    writer gets its own temporary file, so the file left behind is one writer's whole checkpoint."""
+    import threading
+
+    path = tmp_path / "same.pt"
+    names: list[str] = []
+    real_replace = os.replace
+
+    def recording_replace(src, dst):
+        names.append(str(src))
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", recording_replace)
+    models = [nn.Linear(64, 64 * (i + 1)) for i in range(4)]
+    errors: list[BaseException] = []
+
+    def writer(m):
+        try:
+            for _ in range(10):
+                train.save_checkpoint(path, m, who=m.out_features)
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(m,)) for m in models]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(names) == 40 and len(set(names)) == 40  # every save went to a temporary file of its own
+    state = torch.load(path, weights_only=False)
+    who = state["extra"]["who"]
+    assert state["model"]["weight"].shape == (who, 64)  # one writer's checkpoint, whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["same.pt"]  # no temporary file left
