@@ -3,7 +3,7 @@
 Introduced in ``lectures/00_welcome.ipynb`` (for instructors).  Usage::
 
     python -m course_lib.grade SUBMISSIONS... --out grades.csv [--feedback DIR] [--profile ci]
-                               [--cell-timeout 120] [--notebook-timeout 900] [--lab 03_voxels_lab]
+                               [--cell-timeout 120] [--notebook-timeout 900] [--lab 03_voxels_lab] [--jobs N]
 
 ``SUBMISSIONS`` are ``.ipynb`` files or folders of them.  Each submission's lab is recognised from its
 file name (it must contain the lab's name, e.g. ``alice_03_voxels_lab.ipynb``) unless ``--lab`` names it.
@@ -53,8 +53,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["GRADE_LOG_ENV", "expected_checks", "with_hidden_parts", "known_labs", "lab_of", "grade_notebook", "score", "answers_of",
-           "Grade", "write_csv", "main"]
+__all__ = ["GRADE_LOG_ENV", "expected_checks", "with_hidden_parts", "known_labs", "lab_of", "grade_notebook",
+           "grade_many", "score", "answers_of", "Grade", "write_csv", "main"]
 
 from course_lib.checks._core import (
     GRADE_LOG_ENV,  # every self-check appends {"name", "status", "message", "target"}
@@ -227,6 +227,29 @@ def grade_notebook(submission: str | os.PathLike, lab: str, *, reference: str | 
     return Grade(str(submission), lab, points, reasons, status, seconds, list(run["errors"]), answers)
 
 
+def grade_many(submissions: list[tuple[str | os.PathLike, str]], *, jobs: int = 1,
+               on_done: Any = None, **kwargs: Any) -> list[Grade]:
+    """Grade ``(submission, lab)`` pairs, ``jobs`` at a time; the grades in the order given.
+
+    ``kwargs`` go to :func:`grade_notebook` (``profile``, ``cell_timeout``, ``notebook_timeout``, ``reference``);
+    ``on_done(grade)`` is called as each one finishes (a progress bar, a line printed).
+    """
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
+    out: list[Grade | None] = [None] * len(submissions)
+    # threads suffice: each grade waits on its own child process
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = {pool.submit(grade_notebook, sub, lab, **kwargs): i for i, (sub, lab) in enumerate(submissions)}
+        for fut in as_completed(futures):
+            g = fut.result()
+            out[futures[fut]] = g
+            if on_done is not None:
+                on_done(g)
+    return [g for g in out if g is not None]
+
+
 def score(expected: list[str], logged: dict[str, dict[str, Any]],
           run: dict[str, Any]) -> tuple[dict[str, int], dict[str, str], str]:
     """Points and reasons per expected check from the logged verdicts (the last per check) and the run's
@@ -290,23 +313,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profile", default="ci", help="COURSE_PROFILE of the runs (default ci)")
     ap.add_argument("--cell-timeout", type=int, default=120)
     ap.add_argument("--notebook-timeout", type=int, default=900)
+    ap.add_argument("--jobs", type=int, default=1, help="submissions executed at once (default 1)")
     args = ap.parse_args(argv)
     labs = known_labs()
-    grades = []
     try:
         from tqdm.auto import tqdm
     except ImportError:  # pragma: no cover
-        def tqdm(x, **_):
-            return x
-    for sub in tqdm(_submissions(args.submissions), desc="grading"):
-        lab = args.lab or lab_of(sub, labs)
-        g = grade_notebook(sub, lab, reference=args.reference, profile=args.profile, cell_timeout=args.cell_timeout,
-                           notebook_timeout=args.notebook_timeout)
-        grades.append(g)
-        print(f"{sub}: {g.total}/{len(g.checks)} ({g.status}, {g.seconds:.0f} s)", flush=True)
+        tqdm = None
+    subs = _submissions(args.submissions)
+    pairs = [(sub, args.lab or lab_of(sub, labs)) for sub in subs]
+    bar = tqdm(total=len(pairs), desc="grading") if tqdm is not None else None
+
+    def done(g: Grade) -> None:
+        print(f"{g.submission}: {g.total}/{len(g.checks)} ({g.status}, {g.seconds:.0f} s)", flush=True)
         if args.feedback:
             Path(args.feedback).mkdir(parents=True, exist_ok=True)
-            (Path(args.feedback) / f"{sub.stem}.txt").write_text(g.feedback())
+            (Path(args.feedback) / f"{Path(g.submission).stem}.txt").write_text(g.feedback())
+        if bar is not None:
+            bar.update(1)
+
+    grades = grade_many(pairs, jobs=args.jobs, on_done=done, reference=args.reference, profile=args.profile,
+                        cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout)
+    if bar is not None:
+        bar.close()
     write_csv(grades, args.out)
     print(f"wrote {args.out}")
     return 0

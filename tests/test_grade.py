@@ -125,3 +125,28 @@ def test_grades_of_real_runs(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["total"] for r in rows] == ["6", "0", "2"] and rows[2]["check_chamfer"] == "0"
     assert os.environ.get(_core.GRADE_LOG_ENV) is None  # the grader's settings stay in its child processes
+
+
+def test_grade_many_runs_jobs_at_once_and_keeps_the_order(monkeypatch):
+    import threading
+    import time as _time
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def fake(sub, lab, **kw):
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        _time.sleep(0.05 * (3 - int(str(sub)[-1]) % 3))  # later ones finish first
+        with lock:
+            running[0] -= 1
+        return grade.Grade(str(sub), lab, {"check_a": 1}, {}, "ok", 0.0)
+
+    monkeypatch.setattr(grade, "grade_notebook", fake)
+    seen = []
+    subs = [(f"s{i}", "00_welcome_lab") for i in range(6)]
+    out = grade.grade_many(subs, jobs=3, on_done=lambda g: seen.append(g.submission), cell_timeout=5)
+    assert [g.submission for g in out] == [f"s{i}" for i in range(6)]  # the order given, not the finishing order
+    assert sorted(seen) == sorted(g.submission for g in out) and peak[0] == 3
+    with pytest.raises(ValueError, match="jobs"):
+        grade.grade_many(subs, jobs=0)

@@ -11,8 +11,12 @@ Then, unless ``--fast`` or ``--no-browser``, the browser test (``tests/browser``
 solution run in JupyterLab in headless Chromium (``COURSE_BROWSER_TEST=1``; skipped with the install
 command when Chromium is missing, a failure under ``CI=true``).
 
+The pytest run is spread over the machine's cores with pytest-xdist (``-n 2 --dist loadfile`` on CI's 2 cores:
+a notebook's cells stay together in one worker; each worker's torch uses one thread, so two workers do not
+fight over the cores).  ``COURSE_TEST_WORKERS=1`` (or ``--serial``) runs it in one process.
+
 Options: ``--fast`` skips the notebooks and the browser test; ``--no-browser`` the browser test only;
-extra arguments go to the first pytest run.
+``--serial`` one pytest process; extra arguments go to the first pytest run.
 """
 
 from __future__ import annotations
@@ -59,10 +63,24 @@ def run(step: str, cmd: list[str], env: dict[str, str] | None = None) -> tuple[s
     return step, rc, time.perf_counter() - t0
 
 
+def test_workers() -> int:
+    """Workers of the pytest run: ``COURSE_TEST_WORKERS`` if set, else the cores this process may use, at most
+    4 (past that the notebooks' kernels, not the tests, are the limit)."""
+    env = os.environ.get("COURSE_TEST_WORKERS", "").strip()
+    if env:
+        return max(1, int(env))
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(4, cores))
+
+
 def main(argv: list[str]) -> int:
     fast = "--fast" in argv
     browser = not fast and "--no-browser" not in argv
-    extra = [a for a in argv if a not in ("--fast", "--no-browser")]
+    serial = "--serial" in argv
+    extra = [a for a in argv if a not in ("--fast", "--no-browser", "--serial")]
     py = sys.executable
     env = dict(os.environ, COURSE_PROFILE="ci", PYTHONHASHSEED="0", MPLBACKEND="Agg")
     results = [
@@ -78,9 +96,13 @@ def main(argv: list[str]) -> int:
     targets = ["tests"]
     if not fast:
         targets += [d for d in ("lectures", "solutions", "labs") if any((ROOT / d).glob("*.ipynb"))]
+    workers = 1 if serial else test_workers()
+    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    pytest_env = dict(env, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if workers > 1 else env
     pytest_cmd = [py, "-m", "pytest", *targets, "--nbval-lax", "--nbval-current-env",
-                  "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", "--durations=10", *extra]
-    results.append(run("pytest (unit tests + notebooks, COURSE_PROFILE=ci)", pytest_cmd, env))
+                  "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", "--durations=10", *parallel, *extra]
+    results.append(run(f"pytest (unit tests + notebooks, COURSE_PROFILE=ci, {workers} worker(s))", pytest_cmd,
+                       pytest_env))
     if browser:
         results.append(run("browser test (JupyterLab in headless Chromium, COURSE_PROFILE=ci)",
                            [py, "-m", "pytest", "tests/browser", "-p", "no:cacheprovider", "-q", "-s",
