@@ -397,3 +397,99 @@ def test_path_relu_before_batchnorm():
 
 def test_path_batchnorm_before_the_transposed_conv():
     _failed(checks.check_upsampling_path(_BNBeforeUpPath, quiet=True), "input channels")
+
+
+# --- hidden parts (the grader's) ----------------------------------------------------
+def _hidden(monkeypatch, check, answer):
+    """Run ``check`` with the hidden part on; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res = check(answer, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    for check, answer in ((checks.check_voxel_iou, voxel_iou), (checks.check_conv3d_block, Conv3dBlock),
+                          (checks.check_upsampling_path, UpsamplingPath)):
+        res, hid = _hidden(monkeypatch, check, answer)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+def test_hidden_iou_catches_a_squeeze(monkeypatch):
+    res, hid = _hidden(monkeypatch, checks.check_voxel_iou, lambda p, t, th: voxel_iou(p, t, th).squeeze())
+    assert res.passed
+    _failed(hid, "batch of one", ".squeeze()")
+
+
+
+def test_hidden_iou_catches_an_in_place_threshold(monkeypatch):
+    def in_place(probs, target, threshold):
+        probs.masked_fill_(probs < threshold, 0.0)
+        return voxel_iou(probs, target, threshold)
+
+    res, hid = _hidden(monkeypatch, checks.check_voxel_iou, in_place)
+    assert res.passed  # the public part passes copies
+    _failed(hid, "changed its inputs")
+
+
+def test_hidden_iou_flags_the_library(monkeypatch):
+    from course_lib.metrics import volumetric_iou
+
+    res, hid = _hidden(monkeypatch, checks.check_voxel_iou,
+                       lambda p, t, th: volumetric_iou(p >= th, t > 0.5, batched=True, reduction="none"))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.metrics.volumetric_iou")
+
+
+def test_hidden_block_catches_a_fixed_float32(monkeypatch):
+    class Float32(Conv3dBlock):  # a hard-coded dtype at the end of forward
+        def forward(self, x):
+            return super().forward(x).to(torch.float32)
+
+    res, hid = _hidden(monkeypatch, checks.check_conv3d_block, Float32)
+    assert res.passed
+    _failed(hid, "float64", "float32")
+
+
+def test_hidden_path_catches_a_fixed_number_of_stages_and_float32(monkeypatch):
+    class TwoStages(nn.Module):  # right for the public [16, 8, 4] and [8]: at most two stages
+        def __init__(self, channels):
+            super().__init__()
+            pairs = list(zip(channels[:-1], channels[1:]))[:2]
+            self.stages = nn.Sequential(*(layer for a, b in pairs for layer in
+                                          (nn.ConvTranspose3d(a, b, 4, 2, 1), nn.BatchNorm3d(b), nn.ReLU())))
+            self.out = nn.Conv3d(pairs[-1][1] if pairs else channels[0], 1, 1)
+
+        def forward(self, x):
+            return self.out(self.stages(x))[:, 0]
+
+    res, hid = _hidden(monkeypatch, checks.check_upsampling_path, TwoStages)
+    assert res.passed
+    _failed(hid, "no fixed number of stages")
+
+    class Float32(UpsamplingPath):
+        def forward(self, x):
+            return super().forward(x).float()
+
+    res, hid = _hidden(monkeypatch, checks.check_upsampling_path, Float32)
+    assert res.passed
+    _failed(hid, "float32")
+
+
+def test_hidden_path_flags_the_library_decoder(monkeypatch):
+    from course_lib.models.voxels import VoxelDecoder
+
+    class Wrapped(nn.Module):  # the library decoder's upsampling path, for any seed size
+        def __init__(self, channels):
+            super().__init__()
+            self.dec = VoxelDecoder(8, 2 ** len(channels), channels[-1], 2, max_channels=channels[0])
+            del self.dec.seed
+
+        def forward(self, x):
+            self.dec.min_resolution = x.shape[-1]
+            return self.dec.decode_grid(x)
+
+    res, hid = _hidden(monkeypatch, checks.check_upsampling_path, Wrapped)
+    assert res.passed, res.verdict()
+    _failed(hid, "delegated to course_lib.models.voxels.VoxelDecoder")

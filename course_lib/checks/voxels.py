@@ -327,3 +327,149 @@ def check_upsampling_path(cls) -> str:
                           "channel with out[:, 0] (or squeeze(1)) so that the output is (B, R, R, R) for every B")
     expect_tensor(single, f"UpsamplingPath({channels})(x (1, 16, 2, 2, 2)) (a batch of one)", shape=(1, 8, 8, 8))
     return "ConvTranspose3d k4 s2 p1 + BatchNorm3d + ReLU per stage (2^3 -> 8^3), logits from a last Conv3d"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other sizes, a batch of one, float64, one occupied voxel, ties at the
+# threshold, batch independence, inputs left unchanged
+# ---------------------------------------------------------------------------
+def _hidden_voxel_iou(fn) -> str:
+    g = torch.Generator().manual_seed(30)
+    for b, r, dtype, t in ((1, 4, torch.float32, 0.5), (5, 3, torch.float64, 0.25), (2, 6, torch.float32, 0.625)):
+        probs = torch.rand(b, r, r, r, generator=g, dtype=dtype)
+        target = (torch.rand(b, r, r, r, generator=g) > 0.5).float()
+        probs.view(-1)[::7] = t  # ties at the threshold (exactly representable): they count as full
+        before = (probs.clone(), target.clone())
+        out = call_student(fn, probs, target, t)
+        if b == 1 and isinstance(out, torch.Tensor) and out.dim() == 0:
+            raise CheckFailed("a batch of one gives a single number of shape (): a .squeeze() (or .item()) drops the "
+                              "batch axis; return a tensor (B,) for every B, here (1,)")
+        expect_tensor(out, f"voxel_iou for B={b}, R={r} ({dtype})", shape=(b,))
+        expect(out.is_floating_point(), f"voxel_iou returns dtype {out.dtype}: an IoU is a fraction, return floats "
+                                        "(integer division rounds it to 0 or 1)")
+        expect(torch.equal(probs, before[0]) and torch.equal(target, before[1]),
+               "your function changed its inputs (an in-place operation on probs or target): compute on new tensors")
+        expect_close(out.detach(), _iou_reference(probs, target, t),
+                     f"voxel_iou for B={b}, R={r} ({dtype} probabilities, threshold {t}, some exactly at it)",
+                     atol=1e-6)
+    # one occupied voxel: the same one (IoU 1), a neighbour (IoU 0), one predicted among two true ones (IoU 1/2)
+    probs, target = torch.zeros(3, 4, 4, 4), torch.zeros(3, 4, 4, 4)
+    probs[:, 1, 2, 3] = 0.9
+    target[0, 1, 2, 3] = 1
+    target[1, 1, 2, 2] = 1
+    target[2, 1, 2, 3] = target[2, 0, 0, 0] = 1
+    out = call_student(fn, probs, target.bool(), 0.5)
+    expect_tensor(out, "voxel_iou of grids with one or two occupied voxels", shape=(3,))
+    expect_close(out.detach(), torch.tensor([1.0, 0.0, 0.5]), "voxel_iou of one occupied voxel against the same "
+                 "voxel, a neighbour, and two voxels one of which is it", atol=1e-6)
+    # shapes are independent: changing shape 1 leaves shape 0's IoU unchanged
+    probs = torch.rand(4, 5, 5, 5, generator=g)
+    target = (torch.rand(4, 5, 5, 5, generator=g) > 0.5).float()
+    a = call_student(fn, probs.clone(), target.clone(), 0.5)
+    probs2 = probs.clone()
+    probs2[1:] = 1.0
+    b_ = call_student(fn, probs2, target.clone(), 0.5)
+    expect_tensor(b_, "voxel_iou for B=4", shape=(4,))
+    expect_close(b_[0], a[0], "shape 0's IoU after changing only shapes 1-3 (each shape is scored on its own: a "
+                 "fixed-size loop or a pooled count mixes them)", atol=1e-6)
+    expect_close(b_, _iou_reference(probs2, target, 0.5), "voxel_iou for B=4", atol=1e-6)
+    return "B = 1 and 5, float64, ties at the threshold, one occupied voxel, shapes independent, inputs unchanged"
+
+
+def _hidden_conv3d_block(cls) -> str:
+    import torch.nn.functional as F
+
+    torch.manual_seed(31)
+    for cin, cout, stride, r in ((1, 3, 1, 5), (4, 2, 2, 6), (3, 6, 1, 1)):
+        block = call_student(cls, cin, cout, stride)
+        expect(isinstance(block, nn.Module), f"Conv3dBlock({cin}, {cout}, {stride}) should be an nn.Module")
+        convs = [m for m in block.modules() if isinstance(m, nn.Conv3d)]
+        bns = [m for m in block.modules() if isinstance(m, nn.BatchNorm3d)]
+        expect(len(convs) == 1 and len(bns) == 1, f"Conv3dBlock({cin}, {cout}, {stride}) should hold one Conv3d "
+                                                  f"and one BatchNorm3d, found {len(convs)} and {len(bns)}")
+        conv, bn = convs[0], bns[0]
+        expect((conv.in_channels, conv.out_channels, bn.num_features) == (cin, cout, cout),
+               f"Conv3dBlock({cin}, {cout}, {stride}) maps {conv.in_channels} -> {conv.out_channels} channels with a "
+               f"BatchNorm3d over {bn.num_features}: use the in_channels / out_channels arguments, not fixed numbers")
+        _scramble_batchnorm(bn, 32)
+        block = block.double().eval()
+        x = torch.randn(3, cin, r, r, r, generator=torch.Generator().manual_seed(33), dtype=torch.float64)
+        x0 = x.clone()
+        with torch.no_grad():
+            out = call_student(block, x)
+        size = (r + 2 - 3) // stride + 1
+        expect_tensor(out, f"Conv3dBlock({cin}, {cout}, {stride})(x (3, {cin}, {r}, {r}, {r}))",
+                      shape=(3, cout, size, size, size))
+        expect(out.dtype == torch.float64, f"in float64 (block.double()) the output is {out.dtype}: a hard-coded "
+                                           ".float() or dtype=torch.float32 in forward; keep the input's dtype")
+        expect(torch.equal(x, x0), "the block changed its input x in place: use out-of-place operations on x")
+        with torch.no_grad():
+            ref = F.relu(F.batch_norm(F.conv3d(x, conv.weight, conv.bias, stride, 1), bn.running_mean,
+                                      bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps))
+        expect_close(out, ref, f"Conv3dBlock({cin}, {cout}, {stride}) in eval mode on a {r}^3 grid (float64), "
+                     "against ReLU(BatchNorm3d(Conv3d(x))) with your own layers' weights", atol=1e-9, rtol=1e-7)
+        # a batch of one, in eval mode: element 0 alone gives what it gives inside the batch
+        with torch.no_grad():
+            one = call_student(block, x[:1].clone())
+        if isinstance(one, torch.Tensor) and one.dim() == 4:
+            raise CheckFailed("a batch of one loses its batch axis: a .squeeze() in forward; keep (B, C, R, R, R)")
+        expect_tensor(one, f"the block on a batch of one (1, {cin}, {r}, {r}, {r})", shape=(1, cout, size, size, size))
+        expect_close(one, out[:1], "the output for a batch of one vs the same grid inside a batch of 3 (eval mode: "
+                     "each grid on its own)", atol=1e-9, rtol=1e-7)
+        with torch.no_grad():
+            again = call_student(block, x)
+        expect_close(again, out, "a second call on the same input (eval mode)", atol=0, rtol=0)
+    return "other channels and strides, a 1^3 grid, float64, a batch of one, eval mode against F.conv3d/batch_norm"
+
+
+def _hidden_upsampling_path(cls) -> str:
+    torch.manual_seed(34)
+    for channels, m, b in (([6, 3], 3, 1), ([5, 4, 3, 2], 1, 2), ([4, 4], 2, 3)):
+        path = call_student(cls, list(channels))
+        expect(isinstance(path, nn.Module), f"UpsamplingPath({channels}) should be an nn.Module")
+        ups = [mm for mm in path.modules() if isinstance(mm, nn.ConvTranspose3d)]
+        pairs = [(u.in_channels, u.out_channels) for u in ups]
+        expect(pairs == list(zip(channels[:-1], channels[1:])),
+               f"UpsamplingPath({channels}) has transposed convolutions {pairs}, expected "
+               f"{list(zip(channels[:-1], channels[1:]))}: build one stage per consecutive pair of the list, "
+               "whatever its length (no fixed number of stages)")
+        path = path.double()
+        x = torch.randn(b, channels[0], m, m, m, generator=torch.Generator().manual_seed(35), dtype=torch.float64)
+        x0 = x.clone()
+        path.train()
+        with torch.no_grad():
+            out = call_student(path, x)
+        r = m * 2 ** (len(channels) - 1)
+        if b == 1 and isinstance(out, torch.Tensor) and out.dim() == 3:
+            raise CheckFailed("a batch of one returns (R, R, R): .squeeze() drops the batch axis too; take out[:, 0]")
+        expect_tensor(out, f"UpsamplingPath({channels})(x ({b}, {channels[0]}, {m}, {m}, {m}))", shape=(b, r, r, r))
+        expect(out.dtype == torch.float64, f"in float64 (path.double()) the output is {out.dtype}: a hard-coded "
+                                           ".float() or dtype=torch.float32; keep the input's dtype")
+        expect(torch.equal(x, x0), "the path changed its input in place: use out-of-place operations on x")
+        path.eval()
+        _check_upsampling_reference(path, list(channels), x)
+        # eval mode: the grids of a batch are independent
+        if b > 1:
+            with torch.no_grad():
+                a = call_student(path, x)
+                x2 = x.clone()
+                x2[1:] += 3.0
+                c = call_student(path, x2)
+            expect_close(c[0], a[0], "grid 0's logits after changing only the other grids (eval mode)", atol=1e-9)
+    return "1, 2 and 3 stages, seeds 1^3 to 3^3, a batch of one, float64, grids independent in eval mode"
+
+
+def _register_hidden() -> None:
+    from course_lib import metrics
+    from course_lib.experiments import voxels as experiments_voxels
+    from course_lib.models import voxels as models_voxels
+
+    check_voxel_iou.hidden(_hidden_voxel_iou, references=(metrics.volumetric_iou, experiments_voxels.iou_sweep))
+    check_conv3d_block.hidden(_hidden_conv3d_block, references=(models_voxels.VoxelEncoder.__init__,
+                                                                models_voxels.VoxelEncoder.forward))
+    check_upsampling_path.hidden(_hidden_upsampling_path, references=(models_voxels.VoxelDecoder.__init__,
+                                                                      models_voxels.VoxelDecoder.decode_grid,
+                                                                      models_voxels.decoder_channels))
+
+
+_register_hidden()

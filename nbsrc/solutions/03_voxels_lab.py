@@ -32,6 +32,16 @@ SZ = config.sizes(prefix="ch03.")
 
 # %%
 def voxel_iou(probs: torch.Tensor, target: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Per-shape IoU of ``probs >= threshold`` against ``target``.
+
+    Args:
+        probs: float tensor ``(B, R, R, R)`` (float32 or float64), probabilities in [0, 1].
+        target: tensor ``(B, R, R, R)``, float (0./1.) or bool, the true occupancy (full where > 0.5).
+        threshold: a Python float; a voxel is predicted full when ``probs >= threshold``.
+
+    Returns:
+        float tensor ``(B,)``: the IoU of each shape (1 for two empty grids). Leave the inputs unchanged.
+    """
     ### BEGIN SOLUTION
     pred = (probs >= threshold).flatten(1)
     true = (target > 0.5).flatten(1)
@@ -54,6 +64,14 @@ checks.check_voxel_iou(voxel_iou)
 
 # %%
 class Conv3dBlock(nn.Module):
+    """Conv3d (kernel 3, padding 1, stride ``stride``) -> BatchNorm3d -> ReLU.
+
+    ``__init__(in_channels: int, out_channels: int, stride: int = 1)``.
+    ``forward(x)``: ``x`` a float tensor ``(B, in_channels, R, R, R)`` (float32, or float64 after ``.double()``)
+    -> a tensor ``(B, out_channels, R', R', R')`` of the same dtype, ``R' = (R - 1) // stride + 1``
+    (``R`` for stride 1, ``R / 2`` for stride 2 and an even ``R``); ``B = 1`` keeps its batch axis.
+    """
+
     def __init__(self, in_channels: int, out_channels: int, stride: int = 1) -> None:
         super().__init__()
         ### BEGIN SOLUTION
@@ -82,6 +100,13 @@ checks.check_conv3d_block(Conv3dBlock)
 
 # %%
 class UpsamplingPath(nn.Module):
+    """The decoder's upsampling path: one ConvTranspose3d -> BatchNorm3d -> ReLU stage per pair of channel counts.
+
+    ``__init__(channels: list[int])``: ``len(channels) - 1`` stages (zero stages for a list of one).
+    ``forward(x)``: ``x`` a float tensor ``(B, channels[0], m, m, m)`` (float32, or float64 after ``.double()``)
+    -> logits ``(B, R, R, R)`` of the same dtype, ``R = m * 2 ** (len(channels) - 1)``; ``B = 1`` keeps its batch axis.
+    """
+
     def __init__(self, channels: list[int]) -> None:
         super().__init__()
         ### BEGIN SOLUTION
