@@ -60,6 +60,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     },
     "ch01.n_points": {"ci": 2048, "laptop": 10000, "gpu": 20000},
     "ch01.mesh_resolution": {"ci": 32, "laptop": 64, "gpu": 96},
+    # ch01's own figure sizes, not the dataset's: lecture 01 draws one shape at a time, with a larger picture
+    # than data.image_size and a plotted grid that stays at 32^3 in the gpu profile (data.voxel_resolution: 64).
     "ch01.voxel_resolution": {"ci": 16, "laptop": 32, "gpu": 32},
     "ch01.image_size": {"ci": 48, "laptop": 128, "gpu": 128},
     "ch01.poisson_resolution": {"ci": 32, "laptop": 64, "gpu": 96},
@@ -143,12 +145,14 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch02.widget_shapes": {"ci": 3, "laptop": 10, "gpu": 10},
     # --- 03 voxels: VoxNet, voxel auto-encoder, image -> voxels, cost curve ----
     "ch03.seed": {"ci": 0, "laptop": 0, "gpu": 0},
+    # ch03.resolution is not data.voxel_resolution: 3D-R2N2's 32^3 grid in the laptop and gpu profiles (the
+    # paper's resolution); chapter 03 asks the dataset for its grids at this resolution
     "ch03.resolution": {"ci": 16, "laptop": 32, "gpu": 32},
     "ch03.categories": {"ci": ("chair", "airplane"), "laptop": None, "gpu": None},  # None: all
     "ch03.train_per_category": {"ci": 3, "laptop": 40, "gpu": 200},
     "ch03.val_per_category": {"ci": 1, "laptop": 4, "gpu": 20},
     "ch03.test_per_category": {"ci": 2, "laptop": 10, "gpu": 40},
-    "ch03.image_size": {"ci": 32, "laptop": 64, "gpu": 128},
+    # ch03.image_size: the same knob as data.image_size (an alias, set below)
     "ch03.train_views": {"ci": 0, "laptop": 4, "gpu": 8},  # extra rendered views per training shape (single view)
     "ch03.n_target": {"ci": 512, "laptop": 2048, "gpu": 2048},  # surface points for the Chamfer comparison
     "ch03.latent_dim": {"ci": 32, "laptop": 128, "gpu": 256},
@@ -434,6 +438,13 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch05.svr_epochs": {"ci": 1, "laptop": 15, "gpu": 100},
     "ch05.svr_width": {"ci": 8, "laptop": 16, "gpu": 32},
 }
+
+_SAME_AS: dict[str, str] = {
+    "ch03.image_size": "data.image_size",  # chapter 03 renders its input views at the dataset's size
+}
+"""Keys that are another key under a chapter's name: one row, so the two can never drift apart."""
+for _key, _ref in _SAME_AS.items():
+    _SIZES[_key] = _SIZES[_ref]
 
 
 def _check_profile(name: str) -> str:

@@ -99,3 +99,17 @@ def test_describe_names_profile_and_device(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "ci")
     line = config.describe()
     assert "ci" in line and "device" in line
+
+
+def test_a_chapter_knob_that_repeats_a_dataset_knob_is_an_alias():
+    """Review finding (duplicated resolution knobs): a chapter's ``image_size`` / ``voxel_resolution`` /
+    ``resolution`` equal to the dataset's in every profile must be an alias of it (one row), not a copy."""
+    table = config._SIZES
+    for key, row in table.items():
+        leaf = key.split(".", 1)[1]
+        for ref in ("data.image_size", "data.voxel_resolution"):
+            if key == ref or leaf not in ("image_size", "voxel_resolution", "resolution"):
+                continue
+            if dict(row) == dict(table[ref]):
+                assert row is table[ref], f"{key} repeats {ref}: make it an alias (config._SAME_AS)"
+    assert config.size("ch03.image_size", "gpu") == config.size("data.image_size", "gpu")
