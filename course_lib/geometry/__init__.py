@@ -6,12 +6,14 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
 from __future__ import annotations
 
 from .mc import grid_points, marching_cubes, sdf_grid, sdf_grid_narrow_band
+from .memory import fitted_exponents, memory_table, mlp_sdf, nbytes, surface_voxels
 from .poisson import poisson_indicator, poisson_reconstruct
 from .sampling import as_trimesh, sample_mesh_surface
 from .voxels import mesh_to_voxels, sdf_to_voxels
 
 __all__ = [
-    "as_trimesh", "grid_points", "marching_cubes", "mesh_to_voxels", "poisson_indicator",
+    "as_trimesh", "fitted_exponents", "grid_points", "marching_cubes", "memory_table", "mesh_to_voxels", "mlp_sdf",
+    "nbytes", "poisson_indicator", "surface_voxels",
     "poisson_reconstruct", "sample_mesh_surface", "sdf_grid", "sdf_grid_narrow_band", "sdf_to_voxels",
 ]
 

@@ -21,7 +21,6 @@
 import os
 import time
 
-import numpy as np
 import torch
 
 from course_lib import config, data, geometry, results, viz
@@ -350,7 +349,8 @@ viz.subplots([viz.plot_points(points, size=1.5, color="y"), viz.plot_mesh(rec)],
 #
 # For each resolution $R$ we build the representations of a car (a chunky shape: the
 # chair's thin legs are "all surface" at low resolution) and count their bytes
-# (`tensor.element_size() * tensor.numel()`, numpy's `nbytes` for meshes):
+# (`tensor.element_size() * tensor.numel()`, numpy's `nbytes` for meshes) with
+# `geometry.memory_table`; the lab fills the same table with your own `count_bytes` and `voxelize`:
 #
 # - a bool voxel grid ($R^3$ bytes) and a float32 SDF grid ($4R^3$ bytes);
 # - the marching-cubes mesh at the same $R$ (float64 vertices and int64 faces, as trimesh
@@ -360,54 +360,13 @@ viz.subplots([viz.plot_points(points, size=1.5, color="y"), viz.plot_mesh(rec)],
 #   2019: 8 layers of 512 units on a 256-float latent code plus $x$), independent of $R$.
 
 # %%
-def nbytes(t):
-    return t.element_size() * t.numel()
-
-
-def surface_voxels(vox):
-    """Occupied cells with at least one empty (or outside) face neighbour."""
-    p = torch.nn.functional.pad(vox[None, None].float(), (1,) * 6)[0, 0].bool()
-    interior = vox.clone()
-    for axis in range(3):
-        for step in (1, -1):
-            interior &= torch.roll(p, step, axis)[1:-1, 1:-1, 1:-1]
-    return vox & ~interior
-
-
-def mlp(widths):
-    layers = []
-    for a, b in zip(widths[:-1], widths[1:]):
-        layers += [torch.nn.Linear(a, b), torch.nn.ReLU()]
-    return torch.nn.Sequential(*layers[:-1])
-
-
-small_mlp = mlp([3, 128, 128, 1])
-deepsdf_like = mlp([256 + 3] + [512] * 8 + [1])
-mlp_bytes = {name: sum(nbytes(p) for p in m.parameters()) for name, m in
-             [("MLP SDF, small", small_mlp), ("MLP SDF, DeepSDF-sized", deepsdf_like)]}
-
-resolutions = list(S["memory_resolutions"])
-table = {k: [] for k in ["voxels (bool)", "SDF grid (float32)", "mesh (marching cubes)",
-                         "points (one per surface voxel)", *mlp_bytes]}
-surface_share = []
 car = data.make_shape("car", data.reserved_seed("demo"))
-for r in resolutions:
-    vox = data.voxelize(car, r, device=config.get_device()).cpu()
-    sdf = geometry.sdf_grid(car, r, bound=1.1, device=config.get_device()).cpu()
-    m = geometry.marching_cubes(sdf, 0.0, bound=1.1)
-    n_surface = int(surface_voxels(vox).sum())
-    table["voxels (bool)"].append(nbytes(vox))
-    table["SDF grid (float32)"].append(nbytes(sdf))
-    table["mesh (marching cubes)"].append(m.vertices.nbytes + m.faces.nbytes)
-    table["points (one per surface voxel)"].append(nbytes(torch.zeros(n_surface, 3)))
-    for name, b in mlp_bytes.items():
-        table[name].append(b)
-    surface_share.append(n_surface / max(int(vox.sum()), 1))
-
-print(f"{'R':>26}" + "".join(f"{r:>12}" for r in resolutions))
+mem = geometry.memory_table(car, S["memory_resolutions"], device=config.get_device())
+resolutions, table = mem["resolutions"], mem["rows"]
+print(f"{'R':>30}" + "".join(f"{r:>12}" for r in resolutions))
 for name, row in table.items():
-    print(f"{name:>26}" + "".join(f"{b / 1024:>10.1f}Ki" for b in row))
-print(f"{'surface / occupied voxels':>26}" + "".join(f"{s:>12.2f}" for s in surface_share))
+    print(f"{name:>30}" + "".join(f"{b / 1024:>10.1f}Ki" for b in row))
+print(f"{'surface / occupied voxels':>30}" + "".join(f"{s:>12.2f}" for s in mem["surface_share"]))
 viz.plot_curves(resolutions, table, log_x=True, log_y=True, xlabel="resolution R", ylabel="bytes",
                 title="memory per representation (log-log: slope 3 for grids, 2 for surfaces)")
 
@@ -419,8 +378,7 @@ viz.plot_curves(resolutions, table, log_x=True, log_y=True, xlabel="resolution R
 # networks (chapter 07) have a fixed cost whatever the resolution at which we query them.
 
 # %%
-fit = {name: np.polyfit(np.log(resolutions), np.log(np.asarray(row, dtype=float)), 1)[0]
-       for name, row in table.items() if not name.startswith("MLP")}
+fit = geometry.fitted_exponents(resolutions, table)
 print("fitted exponents (bytes ~ R^k):", {k: round(v, 2) for k, v in fit.items()})
 
 # %% [markdown]
