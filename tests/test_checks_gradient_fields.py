@@ -195,3 +195,93 @@ def test_langevin_with_noise_shared_across_the_batch():
 
 def test_langevin_that_overwrites_x0():
     _failed(checks.check_annealed_langevin(lambda *a: _langevin(*a, inplace=True), quiet=True), "in place")
+
+
+# --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
+def _hidden(check, fn):
+    from course_lib.checks import _core
+
+    public = check(fn, quiet=True)
+    return public, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_analytic_score, analytic_score), (checks.check_dsm_loss, dsm_loss),
+                      (checks.check_annealed_langevin, langevin)):
+        public, hid = _hidden(check, fn)
+        assert public.passed, public.verdict()
+        assert hid.passed, hid.verdict()
+
+
+def test_hidden_parts_catch_what_the_public_parts_miss(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+
+    def score_float32(x, p, s):  # casts to float32: right on the public float32 data
+        return analytic_score(x.float(), p.float(), s)
+
+    def score_in_place(x, p, s):  # overwrites the caller's x: the public part passes copies
+        d2 = torch.cdist(x, p).square()
+        w = torch.softmax(-d2 / (2 * s ** 2), dim=-1)
+        x -= w @ p
+        return -x / s ** 2
+
+    for fn, words in ((score_float32, ("should stay torch.float64",)), (score_in_place, ("in place",))):
+        public, hid = _hidden(checks.check_analytic_score, fn)
+        assert public.passed, public.verdict()
+        _failed(hid, *words)
+
+    def dsm_off_by_one(predict, points, sigmas):  # never draws the last level (randint's bound is exclusive)
+        b = points.shape[0]
+        s = sigmas[torch.randint(0, len(sigmas) - 1, (b,))]
+        eps = torch.randn_like(points)
+        pred = predict(points + s[:, None, None] * eps, s)
+        return (0.5 * (pred + s[:, None, None] * eps).square().sum(-1) / s[:, None]).mean()
+
+    def dsm_shared_noise(predict, points, sigmas):  # one noise draw broadcast over the batch
+        b = points.shape[0]
+        s = sigmas[torch.randint(len(sigmas), (b,))]
+        eps = torch.randn_like(points[:1]).expand_as(points)
+        pred = predict(points + s[:, None, None] * eps, s)
+        return (0.5 * (pred + s[:, None, None] * eps).square().sum(-1) / s[:, None]).mean()
+
+    for fn, words in ((dsm_off_by_one, ("never drawn", "upper bound")), (dsm_shared_noise, ("same noise",))):
+        public, hid = _hidden(checks.check_dsm_loss, fn)
+        assert public.passed, public.verdict()
+        _failed(hid, *words)
+
+    def langevin_seeded(score_fn, x0, sigmas, steps, ratio):  # a generator seeded inside: same noise every call
+        g = torch.Generator().manual_seed(0)
+        x = x0.clone()
+        for sg in sigmas:
+            a = 2 * float(sg) ** 2 * ratio
+            for _ in range(steps):
+                x = x + a ** 0.5 * torch.randn(x.shape, generator=g, dtype=x.dtype)
+                x = x + a / 2 * score_fn(x, torch.full((x.shape[0],), float(sg)))
+        return x
+
+    def langevin_float32(score_fn, x0, sigmas, steps, ratio):
+        return langevin(score_fn, x0.float(), sigmas, steps, ratio)
+
+    for fn, words in ((langevin_seeded, ("same samples", "seeded inside")),
+                      (langevin_float32, ("should stay float64",))):
+        public, hid = _hidden(checks.check_annealed_langevin, fn)
+        assert public.passed, public.verdict()
+        _failed(hid, *words)
+
+
+def test_hidden_parts_flag_a_wrapper_around_the_library(monkeypatch):
+    from course_lib.checks import _core
+    from course_lib.models import shapegf as gf
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    _, hid = _hidden(checks.check_analytic_score, lambda x, p, s: gf.analytic_score(x, p, s))
+    _failed(hid, "delegated to course_lib.models.shapegf.analytic_score")
+    _, hid = _hidden(checks.check_dsm_loss, lambda f, p, s: gf.dsm_loss(f, p, s))
+    _failed(hid, "delegated to course_lib.models.shapegf.dsm_loss")
+    _, hid = _hidden(checks.check_annealed_langevin, lambda f, x, s, k, r: gf.annealed_langevin(f, x, s, k, r))
+    _failed(hid, "delegated to course_lib.models.shapegf.annealed_langevin")

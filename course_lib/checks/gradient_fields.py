@@ -66,7 +66,7 @@ def check_analytic_score(fn) -> str:
         raise CheckFailed(f"wrong values at sigma={sigma} (largest error {err:.2%} of the largest score)")
     # small sigma, far from the cloud: exp underflows unless the softmax subtracts its maximum
     far = x + 3.0
-    out = call_student(fn, far, pts, 0.01)
+    out = call_student(fn, far.clone(), pts.clone(), 0.01)
     expect_tensor(out, "score far from the cloud", shape=(2, 9, 3), finite=False)
     if not bool(torch.isfinite(out).all()):
         raise CheckFailed("NaN or inf at sigma=0.01 for points far from the cloud: exp(-d^2 / (2 sigma^2)) "
@@ -298,3 +298,184 @@ def check_annealed_langevin(fn) -> str:
                        "average (expected < 0.01)")
     return (f"levels in order, step alpha/2 * score, noise sqrt(alpha) first; sphere samples end {err:.1e} from "
             f"the surface")
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other sizes, a batch of one, float64, edge cases, inputs left alone,
+# batch independence, fresh noise at every call and noise independent across clouds and points
+# ---------------------------------------------------------------------------
+def _ref_score_autograd(x: torch.Tensor, points: torch.Tensor, sigma: float) -> torch.Tensor:
+    """grad_x log Q_sigma(x) by autograd of the log density, in float64, one cloud at a time (independent route)."""
+    out = []
+    for xb, pb in zip(x.double(), points.double()):
+        xr = xb.clone().requires_grad_(True)
+        logq = torch.logsumexp(-((xr[:, None] - pb[None]) ** 2).sum(-1) / (2 * sigma ** 2), dim=-1).sum()
+        (g,) = torch.autograd.grad(logq, xr)
+        out.append(g)
+    return torch.stack(out)
+
+
+def _hidden_analytic_score(fn) -> str:
+    g = torch.Generator().manual_seed(100)
+    cases = (  # (B, M, N, sigma, dtype, what)
+        (1, 7, 5, 0.2, torch.float64, "a batch of one in float64"),
+        (3, 1, 1, 0.5, torch.float32, "one query point and a cloud of one point (the score is (p - x) / sigma^2)"),
+        (2, 4, 30, 5.0, torch.float64, "a large sigma (the weights are almost uniform)"),
+        (2, 6, 40, 0.02, torch.float64, "a small sigma (the nearest point dominates)"),
+    )
+    for b, m, n, sigma, dtype, what in cases:
+        pts = torch.rand(b, n, 3, generator=g, dtype=dtype) - 0.5
+        x = torch.rand(b, m, 3, generator=g, dtype=dtype) - 0.5
+        x_in, p_in = x.clone(), pts.clone()
+        out = call_student(fn, x_in, p_in, sigma)
+        expect_tensor(out, f"the score for {what} (B={b}, M={m}, N={n})", shape=(b, m, 3))
+        expect(out.dtype == dtype, f"for {dtype} inputs the score should stay {dtype}, got {out.dtype} (no .float() "
+                                   "or torch.tensor(...) of a fixed dtype inside the function)")
+        expect(torch.equal(x_in, x) and torch.equal(p_in, pts),
+               "x or points was modified in place (x -= ..., x.sub_(...)): the caller's tensors must stay as they were")
+        ref = _ref_score_autograd(x, pts, sigma)
+        scale = float(ref.abs().max()) + 1e-12
+        tol = 1e-4 if dtype == torch.float32 else 1e-7
+        expect_close(out / scale, ref / scale, f"the score (divided by its largest value) for {what}", atol=tol, rtol=tol)
+    # clouds are independent: changing cloud 1 (and its queries) leaves element 0's score unchanged
+    pts = torch.rand(2, 20, 3, generator=g, dtype=torch.float64) - 0.5
+    x = torch.rand(2, 8, 3, generator=g, dtype=torch.float64) - 0.5
+    a = call_student(fn, x.clone(), pts.clone(), 0.1)
+    pts2, x2 = pts.clone(), x.clone()
+    pts2[1] += 2.0
+    x2[1] = -x2[1]
+    b_ = call_student(fn, x2, pts2, 0.1)
+    expect_close(b_[0], a[0], "element 0's score after changing only cloud 1: each query must use its own cloud "
+                 "(batched distances (B, M, N), softmax over the N points of the same cloud)", atol=1e-9, rtol=1e-9)
+    return "float64, a batch of one, one point, large and small sigma, clouds independent, inputs unchanged"
+
+
+class _Twin:
+    """A predictor that records its input and returns zeros (plus a parameter, for the gradient)."""
+
+    def __init__(self) -> None:
+        self.weight = torch.tensor(0.0, requires_grad=True, dtype=torch.float64)
+        self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        self.calls.append((x.detach().clone(), torch.as_tensor(sigma).detach().clone()))
+        return self.weight * x
+
+
+def _hidden_dsm_loss(fn) -> str:
+    g = torch.Generator().manual_seed(101)
+    sigmas = torch.tensor([0.5, 0.2, 0.1, 0.05], dtype=torch.float64)
+    # a batch of one, float64, one point per cloud: the loss recomputed from what predict got
+    for b, n in ((1, 200), (6, 1)):
+        points = torch.rand(b, n, 3, generator=g, dtype=torch.float64) - 0.5
+        rec = _Twin()
+        loss = call_student(fn, rec, points.clone(), sigmas.clone())
+        expect(len(rec.calls) == 1, f"predict should be called once, it was called {len(rec.calls)} times (B={b})")
+        xt, s = rec.calls[0]
+        expect(tuple(xt.shape) == (b, n, 3) and tuple(s.shape) == (b,),
+               f"for B={b}, N={n} predict got points {tuple(xt.shape)} and sigma {tuple(s.shape)}, "
+               f"expected {(b, n, 3)} and ({b},)")
+        expect(isinstance(loss, torch.Tensor) and loss.dim() == 0, f"for B={b}, N={n} return a scalar tensor")
+        target = -(xt - points)
+        ref = sum(float(((0.0 * xt[i, j] - target[i, j]) ** 2).sum()) / (2 * float(s[i]))
+                  for i in range(b) for j in range(n)) / (b * n)
+        expect_close(loss.detach(), ref, f"the loss for B={b}, N={n} (float64, recomputed point by point from the "
+                     "noisy points and levels given to predict)", atol=1e-9, rtol=1e-6)
+    # every level is drawn (torch.randint's upper bound is exclusive), about equally often
+    counts = torch.zeros(len(sigmas))
+    rec = _Twin()
+    points = torch.zeros(2000, 1, 3, dtype=torch.float64)
+    call_student(fn, rec, points, sigmas.clone())
+    for v in rec.calls[0][1]:
+        counts[int((sigmas - v).abs().argmin())] += 1
+    if counts[-1] == 0:
+        raise CheckFailed("the last level sigmas[-1] was never drawn in 2000 shapes: torch.randint(len(sigmas), (B,)) "
+                          "already excludes its upper bound (no - 1)")
+    expect(bool((counts > 350).all()), f"the levels should be drawn uniformly; in 2000 shapes they were drawn "
+                                       f"{[int(c) for c in counts]} times")
+    # the noise is independent across shapes of a batch (the same cloud repeated)
+    cloud = torch.rand(1, 300, 3, generator=g, dtype=torch.float64)
+    rec = _Twin()
+    twins = cloud.expand(4, -1, -1).clone()
+    call_student(fn, rec, twins, sigmas[:1].clone())
+    eps = (rec.calls[0][0] - twins) / sigmas[0]
+    if torch.allclose(eps[0], eps[1]):
+        raise CheckFailed("every shape of the batch got the same noise (drawn for one shape and broadcast): "
+                          "draw noise of the points' full shape, torch.randn_like(points)")
+    corr = float((eps[0] * eps[1]).mean() / (eps[0].std() * eps[1].std()))
+    expect(abs(corr) < 0.2, f"the noise of two shapes is correlated ({corr:.2f}): draw it independently per shape")
+    # reproducible under torch.manual_seed (the global random state), fresh without it
+    vals = []
+    for _ in range(2):
+        torch.manual_seed(7)
+        rec = _Twin()
+        call_student(fn, rec, cloud.expand(3, -1, -1).clone(), sigmas.clone())
+        vals.append(rec.calls[0])
+    if not (torch.equal(vals[0][0], vals[1][0]) and torch.equal(vals[0][1], vals[1][1])):
+        raise CheckFailed("after the same torch.manual_seed two calls drew different noise: draw from torch's global "
+                          "random state (torch.randn_like, torch.randint), not numpy or Python's random")
+    return "a batch of one, one point per shape, float64, every level drawn, noise independent per shape, seedable"
+
+
+def _hidden_annealed_langevin(fn) -> str:
+    ratio = 0.2
+    sigmas = torch.tensor([0.8, 0.4, 0.2], dtype=torch.float64)
+    k = 2
+    x0 = torch.randn(3, 2000, 3, generator=torch.Generator().manual_seed(102), dtype=torch.float64)
+    given = x0.clone()
+    probe = _Probe(c=0.5)
+    torch.manual_seed(3)
+    out = call_student(fn, probe, given, sigmas.clone(), k, ratio)
+    expect(torch.equal(given, x0), "x0 was modified in place: work on a copy")
+    expect_tensor(out, "the final points (sigmas given as a 1-D tensor, float64 x0, B=3)", shape=(3, 2000, 3))
+    expect(out.dtype == torch.float64, f"for a float64 x0 the samples should stay float64, got {out.dtype}")
+    levels = [c[1] for c in probe.calls]
+    expected_levels = [float(s) for s in sigmas for _ in range(k)]
+    expect(len(levels) == len(expected_levels) and all(abs(a - b) < 1e-6 for a, b in zip(levels, expected_levels)),
+           f"with sigmas given as a tensor {sigmas.tolist()} score_fn got the levels {[round(v, 4) for v in levels]}; "
+           f"expected each level {k} times in order (iterate over the tensor and use float(sigma))")
+    # the first noise step: x0 + sqrt(alpha) * noise, noise independent across clouds and across points
+    alpha0 = 2 * float(sigmas[0]) ** 2 * ratio
+    noise = (probe.calls[0][0] - x0) / math.sqrt(alpha0)
+    std = noise.std(dim=(1, 2))
+    expect(bool(((std - 1).abs() < 0.1).all()), f"the first noise step, divided by sqrt(alpha), should have std 1 in "
+                                                f"every cloud; got {[round(float(v), 3) for v in std]}")
+    per_point = noise.std(dim=1).mean()
+    expect(float(per_point) > 0.8, "every point of a cloud got the same noise vector: draw noise of x's full shape "
+                                   "(torch.randn_like(x))")
+    corr = float((noise[0] * noise[1]).mean())
+    expect(abs(corr) < 0.1, f"the noise of clouds 0 and 1 is correlated ({corr:.2f}): draw it independently")
+    # the last operation is the gradient step, exactly, in float64
+    x_last, s_last = probe.calls[-1]
+    final_ref = x_last + (s_last ** 2 * ratio) * (-probe.c * x_last / s_last ** 2)
+    expect_close(out, final_ref, "the returned points vs the last gradient step x + alpha/2 * score(x, sigma) "
+                 "(float64)", atol=1e-6, rtol=1e-6)
+    # one level, one step, a batch of one point
+    p1 = _Probe()
+    one = call_student(fn, p1, torch.zeros(1, 1, 3, dtype=torch.float64), [0.3], 1, 1.0)
+    expect_tensor(one, "the result for a batch of one cloud of one point", shape=(1, 1, 3))
+    expect(len(p1.calls) == 1, f"with one level and one step score_fn should be called once, got {len(p1.calls)}")
+    # fresh noise at each call; the same noise after the same torch.manual_seed
+    runs = []
+    for seed in (11, None, 11):
+        if seed is not None:
+            torch.manual_seed(seed)
+        runs.append(call_student(fn, _Probe(), x0[:1].clone(), [0.5, 0.1], 2, ratio))
+    if torch.equal(runs[0], runs[1]):
+        raise CheckFailed("two calls returned the same samples: a generator seeded inside the function "
+                          "(torch.Generator().manual_seed(...)) repeats the same noise at every call; draw from "
+                          "the global random state (torch.randn_like(x))")
+    expect(torch.equal(runs[0], runs[2]), "after the same torch.manual_seed two calls gave different samples: draw the "
+                                          "noise from torch's global random state (not numpy or Python's random)")
+    return "sigmas as a tensor, float64, B=3 and B=1, noise per cloud and per point, fresh at each call, seedable"
+
+
+def _register_hidden() -> None:
+    from course_lib.models import shapegf as gf
+
+    check_analytic_score.hidden(_hidden_analytic_score, references=(gf.analytic_score, gf.smoothed_log_density))
+    check_dsm_loss.hidden(_hidden_dsm_loss, references=(gf.dsm_loss, gf.draw_levels))
+    check_annealed_langevin.hidden(_hidden_annealed_langevin, references=(gf.annealed_langevin,))
+
+
+_register_hidden()
