@@ -315,3 +315,53 @@ def test_train_keep_best_records_the_epoch_it_kept(tmp_path):
     assert kept == losses.index(min(losses))  # 0-based: the epoch the loop kept, the lowest validation loss
     assert rec["selected_on"] == "val" and rec["id"] == "best_epoch/pointnet/seed0"
     assert rec["chosen"] == f"epoch {kept + 1}"
+
+
+def test_confusion_matrix_counts_as_a_loop_and_its_trace_is_the_accuracy():
+    class Thirds(torch.nn.Module):  # class from the mean x coordinate, in three bins
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, p):
+            m = p[..., 0].mean(1)
+            return torch.stack([-(m + 0.1).abs(), -m.abs(), -(m - 0.1).abs()], dim=1)
+
+    x = _clouds(40, 20)
+    gen = torch.Generator().manual_seed(3)
+    labels = torch.randint(0, 3, (40,), generator=gen)
+    cm = C.confusion_matrix(Thirds(), x, labels, 3, batch_size=7)
+    pred = Thirds()(x).argmax(1)
+    ref = torch.zeros(3, 3, dtype=torch.long)
+    for t, q in zip(labels.tolist(), pred.tolist()):  # the definition, one shape at a time
+        ref[t, q] += 1
+    assert torch.equal(cm, ref) and int(cm.sum()) == 40
+    assert float(cm.trace()) / 40 == pytest.approx(C.evaluate_accuracy(Thirds(), x, labels))
+    with pytest.raises(ValueError, match="labels"):
+        C.confusion_matrix(Thirds(), x, labels[:5], 3)
+    with pytest.raises(ValueError, match=r"\[0, 2\)"):
+        C.confusion_matrix(Thirds(), x, labels, 2)
+
+
+def test_global_features_and_pca_2d():
+    import numpy as np
+
+    config.seed_everything(0)
+    model = C.build_classifier("pointnet", n_classes=3, profile="ci")
+    x = _clouds(6, 32)
+    f = C.global_features(model, x, batch_size=4)
+    model.eval()
+    with torch.no_grad():
+        ref = model.forward_with_output(x)[1].global_feature
+    assert f.shape == ref.shape and torch.allclose(f, ref, atol=1e-5)
+    gen = torch.Generator().manual_seed(1)
+    feats = torch.randn(30, 5, generator=gen) * torch.tensor([5.0, 3.0, 1.0, 0.5, 0.1])
+    xy = C.pca_2d(feats).numpy()
+    centred = feats.double().numpy() - feats.double().numpy().mean(0)
+    w, v = np.linalg.eigh(np.cov(centred, rowvar=False))  # an independent route: the covariance's eigenvectors
+    ref_xy = centred @ v[:, ::-1][:, :2]
+    for k in range(2):
+        assert np.allclose(np.abs(xy[:, k]), np.abs(ref_xy[:, k]), atol=1e-8)
+        assert abs(np.corrcoef(xy[:, k], ref_xy[:, k])[0, 1]) > 0.999999
+    with pytest.raises(ValueError):
+        C.pca_2d(torch.zeros(1, 4))

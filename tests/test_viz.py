@@ -441,3 +441,26 @@ def test_side_by_side_puts_every_object_in_one_scene():
     assert [t.text for t in fig.layout.scene.annotations] == ["a", "b"]
     with pytest.raises(TypeError, match="3D"):
         viz.side_by_side([viz.plot_curves([1, 2], {"c": [1, 2]})])
+
+
+def test_plot_confusion_normalises_rows_and_writes_counts():
+    m = np.array([[3, 1, 0], [0, 0, 0], [2, 2, 4]])
+    fig = viz.plot_confusion(m, ["a", "b", "c"], title="cm")
+    hm = fig.data[0]
+    assert isinstance(hm, go.Heatmap)
+    z = np.asarray(hm.z)
+    assert np.allclose(z[0], [0.75, 0.25, 0]) and np.allclose(z[1], 0) and np.allclose(z[2], [0.25, 0.25, 0.5])
+    assert np.asarray(hm.text)[2, 2] == "4"
+    raw = viz.plot_confusion(torch.as_tensor(m), ["a", "b", "c"], normalize=False)
+    assert np.array_equal(np.asarray(raw.data[0].z), m)
+    with pytest.raises(ValueError, match="names"):
+        viz.plot_confusion(m, ["a", "b"])
+
+
+def test_plot_embedding_one_trace_per_present_class():
+    xy = np.arange(12, dtype=float).reshape(6, 2)
+    fig = viz.plot_embedding(xy, [0, 0, 2, 2, 2, 0], ["chair", "mug", "car"])
+    assert [t.name for t in fig.data] == ["chair", "car"]
+    assert np.array_equal(np.asarray(fig.data[1].x), [4.0, 6.0, 8.0])
+    with pytest.raises(ValueError, match="named"):
+        viz.plot_embedding(xy, [0, 0, 3, 0, 0, 0], ["chair", "mug", "car"])

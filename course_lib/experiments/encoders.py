@@ -71,6 +71,9 @@ __all__ = [
     "accuracy_vs_points",
     "accuracy_vs_jitter",
     "permutation_error",
+    "confusion_matrix",
+    "global_features",
+    "pca_2d",
     "epoch_candidates",
     "training_steps",
     "classifier_budget",
@@ -494,6 +497,57 @@ def evaluate_accuracy(
         p = jitter_points(p.cpu(), jitter, generator=torch.Generator().manual_seed(seed))
     logits = predict(model, p, batch_size)
     return float((logits.argmax(1) == labels.cpu()).float().mean())
+
+
+def confusion_matrix(model: nn.Module, points: Tensor, labels: Tensor, n_classes: int, *,
+                     n_points: int | None = None, batch_size: int = 64) -> Tensor:
+    """Counts ``(n_classes, n_classes)`` int64: row = true category, column = predicted one.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  ``model`` in eval mode on the clouds cut to their first
+    ``n_points`` points, as :func:`evaluate_accuracy` (whose value is the trace over the sum).
+    """
+    _check_cloud(points, "confusion_matrix")
+    labels = torch.as_tensor(labels).cpu().long()
+    if labels.shape != (points.shape[0],):
+        raise ValueError(f"confusion_matrix: {points.shape[0]} clouds but labels of shape {tuple(labels.shape)}")
+    if n_classes < 2 or int(labels.min()) < 0 or int(labels.max()) >= n_classes:
+        raise ValueError(f"confusion_matrix: labels must lie in [0, {n_classes}), got {int(labels.min())}.."
+                         f"{int(labels.max())}")
+    pred = predict(model, points[:, :n_points], batch_size).argmax(1).cpu()
+    return torch.bincount(labels * n_classes + pred, minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+@torch.no_grad()
+def global_features(model: nn.Module, points: Tensor, *, n_points: int | None = None,
+                    batch_size: int = 64) -> Tensor:
+    """The encoder's global feature of each cloud ``(B, D)`` (CPU): what the classifier's head sees.
+
+    Introduced in ``lectures/02_encoders.ipynb``; ``model`` is a :class:`~course_lib.models.PointClassifier`.
+    """
+    _check_cloud(points, "global_features")
+    if not hasattr(model, "forward_with_output"):
+        raise TypeError(f"global_features needs a point classifier (forward_with_output), got {type(model).__name__}")
+    was = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [model.forward_with_output(points[i:i + batch_size, :n_points].to(dev))[1].global_feature.cpu()
+           for i in range(0, points.shape[0], batch_size)]
+    model.train(was)
+    return torch.cat(out)
+
+
+def pca_2d(features: Tensor) -> Tensor:
+    """The first two principal coordinates of ``features`` ``(B, D)`` -> ``(B, 2)`` float64 (centred, SVD; the
+    sign of each axis fixed so that its largest coordinate is positive)."""
+    if features.dim() != 2 or features.shape[0] < 2:
+        raise ValueError(f"pca_2d needs (B, D) features with B >= 2, got {tuple(features.shape)}")
+    x = features.double() - features.double().mean(0)
+    u, sv, _ = torch.linalg.svd(x, full_matrices=False)
+    xy = u[:, :2] * sv[:2]
+    if xy.shape[1] < 2:  # D == 1
+        xy = torch.cat([xy, torch.zeros_like(xy)], 1)
+    sign = torch.sign(xy.gather(0, xy.abs().argmax(0, keepdim=True)))
+    return xy * torch.where(sign == 0, torch.ones_like(sign), sign)
 
 
 def accuracy_vs_points(model: nn.Module, points: Tensor, labels: Tensor, counts: Sequence[int]) -> dict[int, float]:

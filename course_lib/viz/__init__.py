@@ -15,8 +15,10 @@ from __future__ import annotations
 from .k3d_vis import k3d_available, k3d_points
 from .plotly_vis import (
     DEFAULT_MAX_POINTS,
+    plot_confusion,
     plot_curves,
     plot_diagram,
+    plot_embedding,
     plot_images,
     plot_mesh,
     plot_points,
@@ -38,8 +40,10 @@ __all__ = [
     "interact",
     "k3d_available",
     "k3d_points",
+    "plot_confusion",
     "plot_curves",
     "plot_diagram",
+    "plot_embedding",
     "plot_images",
     "plot_mesh",
     "plot_points",

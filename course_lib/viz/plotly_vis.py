@@ -34,6 +34,8 @@ __all__ = [
     "plot_sdf_slice",
     "plot_curves",
     "plot_diagram",
+    "plot_confusion",
+    "plot_embedding",
     "subplots",
 ]
 
@@ -799,4 +801,46 @@ def plot_diagram(
     fig.update_yaxes(visible=False, range=[-0.6, 1.15])
     fig.update_layout(height=230, plot_bgcolor="white", margin={"l": 5, "r": 5, "t": 40 if title else 5, "b": 5},
                       title={"text": title, "x": 0.5, "xanchor": "center"} if title else None)
+    return fig
+
+
+def plot_confusion(matrix: Any, names: Sequence[str], *, title: str | None = None, normalize: bool = True) -> go.Figure:
+    """A confusion matrix as a heatmap: rows the true classes, columns the predicted ones.
+
+    Introduced in ``lectures/02_encoders.ipynb``.  With ``normalize`` each row is divided by its count (the
+    share of a class's shapes given each answer; an empty row stays 0) and the raw count is written in the cell.
+    """
+    m = np.asarray(_to_numpy(matrix, "matrix"), dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1] or m.shape[0] != len(names):
+        raise ValueError(f"matrix should be ({len(names)}, {len(names)}) for {len(names)} names, got {m.shape}")
+    rows = m.sum(1, keepdims=True)
+    z = np.divide(m, rows, out=np.zeros_like(m), where=rows > 0) if normalize else m
+    labels = [str(n) for n in names]
+    fig = go.Figure(go.Heatmap(z=z, x=labels, y=labels, colorscale="Blues", zmin=0, zmax=1 if normalize else None,
+                               text=m.astype(int).astype(str), texttemplate="%{text}",
+                               hovertemplate="true %{y}, predicted %{x}: %{text}<extra></extra>"))
+    fig.update_layout(title={"text": title, "x": 0.5, "xanchor": "center"} if title else None,
+                      xaxis={"title": {"text": "predicted"}}, yaxis={"title": {"text": "true"}, "autorange": "reversed"},
+                      height=420, margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10})
+    return fig
+
+
+def plot_embedding(xy: Any, labels: Any, names: Sequence[str], *, title: str | None = None) -> go.Figure:
+    """2D coordinates of samples (e.g. :func:`course_lib.experiments.encoders.pca_2d` of global features), one
+    colour per class; introduced in ``lectures/02_encoders.ipynb``."""
+    pts = np.asarray(_to_numpy(xy, "xy"), dtype=np.float64)
+    lab = np.asarray(_to_numpy(labels, "labels")).astype(int)
+    if pts.ndim != 2 or pts.shape[1] != 2 or lab.shape != (pts.shape[0],):
+        raise ValueError(f"xy should be (B, 2) with B labels, got xy {pts.shape} and labels {lab.shape}")
+    if len(lab) and (lab.min() < 0 or lab.max() >= len(names)):
+        raise ValueError(f"labels must lie in [0, {len(names)}) to be named, got {lab.min()}..{lab.max()}")
+    fig = go.Figure()
+    for c, name in enumerate(names):
+        sel = lab == c
+        if sel.any():
+            fig.add_trace(go.Scatter(x=pts[sel, 0], y=pts[sel, 1], mode="markers", name=str(name),
+                                     marker={"size": 7, "color": _QUALITATIVE[c % len(_QUALITATIVE)]}))
+    fig.update_layout(title={"text": title, "x": 0.5, "xanchor": "center"} if title else None,
+                      xaxis={"title": {"text": "principal axis 1"}}, yaxis={"title": {"text": "principal axis 2"}},
+                      height=420, margin={"l": 10, "r": 10, "t": 50 if title else 10, "b": 10})
     return fig

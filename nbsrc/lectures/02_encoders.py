@@ -20,7 +20,7 @@
 # %%
 import torch
 
-from course_lib import config, results, viz
+from course_lib import config, data, results, viz
 from course_lib.experiments import encoders as C
 from course_lib.models import encoders as E
 from course_lib.ops import ball_query, farthest_point_sampling, gather_points, knn
@@ -151,6 +151,11 @@ print("concatenation changes under a permutation by", (flat - flat_perm).abs().m
 # (for classification, the classifier head). Qi et al. prove that functions of this form can
 # approximate any continuous set function (in the Hausdorff distance) when $h$ is wide
 # enough: the max over $F$ channels acts like a soft partition of space into $F$ regions.
+
+# %%
+viz.plot_diagram([("points X", "n × 3, any order"), ("shared MLP h", "the same MLP on every point"),
+                  ("max over points", "g: one value per channel"), ("global feature", "F numbers, order-free"),
+                  ("MLP γ", "class scores")], title="PointNet: h on every point, a symmetric max, then γ")
 
 # %%
 h = E.SharedMLP((3, 64, 128, 256), last_activation=False).eval()  # step 2: h, shared by all points
@@ -363,6 +368,36 @@ print("\n".join(rows))
 curves = {name: list(C.accuracy_vs_points(m, *test_data, counts).values()) for name, m in models.items()}
 viz.plot_curves(counts, curves, xlabel="test points", ylabel="accuracy", log_x=True,
                 title=f"accuracy vs number of input points (trained at {n_train})")
+
+# %% [markdown]
+# **Inside the three classifiers.** Left: the training loss of each model per epoch (the
+# lecture's own runs, from their checkpoints' histories; the epochs differ per model). Middle:
+# the confusion matrix of the most accurate model on the held-out shapes (a row is a true
+# category, each cell the share of its shapes given that answer, the count written in it);
+# the line above the figure lists its mistakes. Which categories does it mix up, and do they
+# look alike in lecture 01's gallery? Right: the global feature of PointNet for each held-out
+# shape, projected on its first two principal axes (two of many: a category that overlaps
+# another here may still be separated along the other axes, which the head also sees). In the
+# `ci` profile the models trained for seconds and these pictures say little; run the lecture in
+# the `laptop` profile to see trained ones.
+
+# %%
+longest = max(len(h.train_loss) for h in histories.values())
+loss_curves = {name: list(h.train_loss) + [None] * (longest - len(h.train_loss)) for name, h in histories.items()}
+accs = {name: C.evaluate_accuracy(m, *test_data, n_points=n_train) for name, m in models.items()}
+best = max(accs, key=accs.get)
+cm = C.confusion_matrix(models[best], *test_data, len(data.CATEGORIES), n_points=n_train)
+xy = C.pca_2d(C.global_features(models["pointnet"], test_data[0], n_points=n_train))
+confused = [(data.CATEGORIES[i], data.CATEGORIES[j], int(cm[i, j])) for i in range(len(cm)) for j in range(len(cm))
+            if i != j and cm[i, j] > 0]
+print(f"{best}: {int(cm.trace())} of {int(cm.sum())} held-out shapes right; mistakes (true -> predicted, count): "
+      + (", ".join(f"{a} -> {b}: {n}" for a, b, n in sorted(confused, key=lambda t: -t[2])[:6]) or "none"))
+viz.subplots([
+    viz.plot_curves(list(range(1, longest + 1)), loss_curves, xlabel="epoch", ylabel="training loss", log_y=True,
+                    title="training loss"),
+    viz.plot_confusion(cm, data.CATEGORIES, title=f"{best}: confusion on held-out shapes"),
+    viz.plot_embedding(xy, test_data[1], data.CATEGORIES, title="PointNet's global feature (PCA)"),
+], cols=3, height=420)
 
 # %% [markdown]
 # **What to look for.** The laptop-profile benchmark (`benchmarks/encoders.py`, 2 CPU cores)
