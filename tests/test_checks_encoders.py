@@ -395,3 +395,78 @@ def test_set_abstraction_wrong_answers(wrong, words):
     assert res.status == "failed", res.verdict()
     for w in words:
         assert w in res.message, res.message
+
+
+# --- hidden parts (the grader's) ----------------------------------------------------
+def ball_query_open(x, centers, radius, k):
+    """The lab's solution: vectorised, strictly inside the ball."""
+    n = x.shape[1]
+    d2 = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)
+    idx = torch.arange(n).expand_as(d2)
+    idx = torch.where(d2 < radius**2, idx, torch.full_like(idx, n)).sort(dim=-1).values[..., :k]
+    return torch.where(idx == n, idx[..., :1], idx)
+
+
+def _hidden(monkeypatch, check, answer):
+    """Run ``check`` with its hidden part on; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res = check(answer, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    for check, answer in ((checks.check_pointnet_encode, pointnet_encode), (checks.check_farthest_point_sampling, fps),
+                          (checks.check_ball_query, ball_query_open),
+                          (checks.check_set_abstraction, lambda *a: set_abstraction(*a, group=ball_query_open))):
+        res, hid = _hidden(monkeypatch, check, answer)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+def test_hidden_parts_catch_a_squeeze(monkeypatch):
+    def encode_squeezed(points, layers):
+        g, idx = pointnet_encode(points, layers)
+        return g.squeeze(), idx.squeeze()
+
+    for check, answer in ((checks.check_pointnet_encode, encode_squeezed),
+                          (checks.check_farthest_point_sampling, lambda x, n, start_idx=0: fps(x, n, start_idx).squeeze()),
+                          (checks.check_set_abstraction,
+                           lambda *a: tuple(t.squeeze() for t in set_abstraction(*a, group=ball_query_open)))):
+        res, hid = _hidden(monkeypatch, check, answer)
+        assert res.passed, res.verdict()
+        assert hid.status == "failed" and ".squeeze()" in hid.message, hid.verdict()
+
+
+def test_hidden_ball_query_catches_a_closed_ball(monkeypatch):
+    res, hid = _hidden(monkeypatch, checks.check_ball_query, ball_query)  # the loop above keeps d2 <= radius**2
+    assert res.passed
+    assert hid.status == "failed" and "strictly" in hid.message, hid.verdict()
+
+
+
+def test_hidden_fps_catches_a_start_that_ignores_ties_order(monkeypatch):
+    def last_max(x, n, start_idx=0):  # argmax of the flipped row: ties go to the HIGHEST index
+        B, N, _ = x.shape
+        out = torch.zeros(B, n, dtype=torch.long)
+        mins = torch.full((B, N), float("inf"), dtype=x.dtype)
+        far = torch.full((B,), start_idx, dtype=torch.long)
+        for i in range(n):
+            out[:, i] = far
+            mins = torch.minimum(mins, ((x - x[torch.arange(B), far][:, None]) ** 2).sum(-1))
+            far = N - 1 - mins.flip(1).argmax(-1)
+        return out
+
+    res, hid = _hidden(monkeypatch, checks.check_farthest_point_sampling, last_max)
+    assert res.passed  # random clouds have no ties
+    assert hid.status == "failed" and "lowest index wins" in hid.message, hid.verdict()
+
+
+def test_hidden_parts_flag_the_library(monkeypatch):
+    res, hid = _hidden(monkeypatch, checks.check_farthest_point_sampling,
+                       lambda x, n, start_idx=0: ops.farthest_point_sampling(x, n, start_idx=start_idx))
+    assert res.passed
+    assert "delegated to course_lib.ops.sampling.farthest_point_sampling" in hid.message, hid.verdict()
+    res, hid = _hidden(monkeypatch, checks.check_ball_query, lambda x, c, r, k: ops.ball_query(x, c, r, k))
+    assert res.passed
+    assert "delegated to course_lib.ops.sampling.ball_query" in hid.message, hid.verdict()

@@ -6,6 +6,7 @@ and :mod:`course_lib.ops` (FPS, ball query), itself tested against brute force a
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -433,3 +434,216 @@ def check_pointnet_training(model, reference, points, labels, *, profile: str | 
             "taken over the wrong dimension"
         )
     return f"test accuracy {mine:.3f}, course_lib's PointNet {ref:.3f} ({n} held-out shapes, tolerance {tol:.3f})"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other sizes, a batch of one, one point, float64, ties, points on the
+# ball's boundary, batch independence, inputs unchanged; independent float64 loops as references
+# ---------------------------------------------------------------------------
+def _loop_fps(x: torch.Tensor, n: int, start_idx: int = 0) -> torch.Tensor:
+    """Farthest point sampling by a float64 loop over clouds, samples and points (ties: the lowest index)."""
+    b, npts, _ = x.shape
+    xd = x.detach().cpu().double().numpy()
+    out = torch.empty(b, n, dtype=torch.long)
+    for bi in range(b):
+        mins = np.full(npts, np.inf)
+        cur = start_idx
+        for i in range(n):
+            out[bi, i] = cur
+            mins = np.minimum(mins, ((xd[bi] - xd[bi, cur]) ** 2).sum(-1))
+            cur = int(np.argmax(mins))  # the first maximum: ties go to the lowest index
+    return out
+
+
+def _loop_ball(x: torch.Tensor, centers: torch.Tensor, radius: float, k: int) -> torch.Tensor:
+    """Ball query by a float64 loop: the first ``k`` points with squared distance ``< radius**2``, padded."""
+    d2 = ((centers.detach().double()[:, :, None] - x.detach().double()[:, None]) ** 2).sum(-1)
+    out = torch.empty(d2.shape[0], d2.shape[1], k, dtype=torch.long)
+    for bi in range(d2.shape[0]):
+        for m in range(d2.shape[1]):
+            inside = [j for j in range(d2.shape[2]) if float(d2[bi, m, j]) < radius**2][:k]
+            out[bi, m] = torch.tensor(inside + [inside[0]] * (k - len(inside)))
+    return out
+
+
+def _expect_unchanged(new: torch.Tensor, old: torch.Tensor, what: str) -> None:
+    expect(torch.equal(new, old), f"your function changed {what} in place: compute on new tensors, leave the "
+                                  "inputs as they came")
+
+
+def _hidden_pointnet_encode(fn) -> str:
+    for seed, (b, n, d), dims, dtype in ((50, (1, 1, 3), (3, 8, 5), torch.float32),
+                                         (51, (4, 13, 6), (6, 10), torch.float64),
+                                         (52, (3, 9, 2), (2, 7, 7, 7, 4), torch.float32)):
+        pts = _cloud(seed, b=b, n=n, d=d).to(dtype)
+        layers = [layer.to(dtype) for layer in _layers(seed, dims)]
+        before = pts.clone()
+        with torch.no_grad():
+            out = call_student(fn, pts, layers)
+        expect(isinstance(out, (tuple, list)) and len(out) == 2, "return a pair (global_feature, critical_idx)")
+        glob, crit = out
+        what = f"B={b}, N={n}, D={d}, {len(layers)} layer(s), {dtype}"
+        if b == 1 and isinstance(glob, torch.Tensor) and glob.dim() == 1:
+            raise CheckFailed(f"for a batch of one ({what}) the global feature has shape {tuple(glob.shape)}: a "
+                              ".squeeze() drops the batch axis; return (B, F) for every B")
+        expect_tensor(glob, f"the global feature ({what})", shape=(b, dims[-1]))
+        expect_tensor(crit, f"critical_idx ({what})", shape=(b, dims[-1]))
+        expect(glob.dtype == dtype, f"for {dtype} points and layers the global feature is {glob.dtype}: do not "
+                                    "convert the points to a fixed dtype")
+        _expect_unchanged(pts, before, "the points")
+        ref, ref_idx = _reference_encode(pts, layers)
+        expect_close(glob, ref, f"the global feature ({what}, against a per-point float64 loop)",
+                     atol=1e-4 if dtype == torch.float32 else 1e-9, rtol=1e-4 if dtype == torch.float32 else 1e-9)
+        if n == 1:
+            expect(bool((crit == 0).all()), "with a single point every channel's critical index is 0")
+        else:
+            expect(torch.equal(crit.long().cpu(), ref_idx), f"critical_idx is wrong ({what})")
+    # clouds are independent: changing cloud 1 leaves cloud 0's feature unchanged
+    pts = _cloud(53, b=3, n=20)
+    layers = _layers(53, (3, 12, 9))
+    with torch.no_grad():
+        a, _ = call_student(fn, pts.clone(), layers)
+        pts2 = pts.clone()
+        pts2[1:] *= 3.0
+        c, _ = call_student(fn, pts2, layers)
+    expect_close(c[0], a[0], "cloud 0's global feature after changing only clouds 1 and 2 (the max is over each "
+                 "cloud's own points, dim=1)", atol=1e-6)
+    return "a single point, a batch of one, D = 2 and 6, one to four layers, float64, clouds independent"
+
+
+def _hidden_farthest_point_sampling(fn) -> str:
+    for seed, (b, n), m, start, dtype in ((61, (1, 20), 6, 19, torch.float32), (60, (1, 1), 1, 0, torch.float32),
+                                          (62, (4, 9), 9, 3, torch.float64), (63, (2, 40), 15, 0, torch.float64)):
+        x = _cloud(seed, b=b, n=n).to(dtype)
+        before = x.clone()
+        idx = call_student(fn, x, m, start_idx=start)
+        what = f"B={b}, N={n}, n={m}, start_idx={start}, {dtype}"
+        if b == 1 and isinstance(idx, torch.Tensor) and idx.dim() == 1 and m > 1:
+            raise CheckFailed(f"a batch of one ({what}) gives shape {tuple(idx.shape)}: a .squeeze() drops the batch "
+                              "axis; return (B, n) for every B")
+        expect_tensor(idx, f"the sampled indices ({what})", shape=(b, m))
+        expect(idx.dtype == torch.long, f"the indices have dtype {idx.dtype}, expected torch.long")
+        _expect_unchanged(x, before, "x")
+        ref = _loop_fps(x, m, start)
+        if m == n and not torch.equal(idx.cpu(), ref):
+            expect(all(len(set(r.tolist())) == n for r in idx.cpu()), f"with n = N ({what}) every point must be "
+                   "picked exactly once (a point already picked has distance 0 to the picked set)")
+        expect(torch.equal(idx.cpu(), ref), f"the indices ({what}) differ from a float64 loop over the definition: "
+                                            f"got {idx[0].tolist()} for cloud 0, expected {ref[0].tolist()}")
+    # ties: the square's four corners are equally far from the start: take the lowest index (argmax's rule)
+    x = torch.tensor([[[0.0, 0, 0], [1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0]]])
+    idx = call_student(fn, x, 5)
+    expect_tensor(idx, "the indices for five points with ties", shape=(1, 5))
+    expect(idx[0].tolist() == [0, 1, 2, 3, 4], f"with equally far points the lowest index wins (argmax takes the "
+                                               f"first maximum): expected [0, 1, 2, 3, 4], got {idx[0].tolist()}")
+    # clouds are independent, and a second call gives the same samples
+    x = _cloud(64, b=3, n=30)
+    a = call_student(fn, x.clone(), 8)
+    x2 = x.clone()
+    x2[1:] = x2[1:].flip(1)
+    c = call_student(fn, x2, 8)
+    expect(torch.equal(c[0].cpu(), a[0].cpu()), "cloud 0's samples changed when only clouds 1 and 2 changed: keep "
+                                                "the clouds apart (one row of mins per cloud)")
+    again = call_student(fn, x.clone(), 8)
+    expect(torch.equal(again.cpu(), a.cpu()), "a second call on the same cloud gives other samples: FPS with a fixed "
+                                              "start is deterministic")
+    return "n = 1, n = N, a batch of one, start at the last point, float64, ties, clouds independent"
+
+
+def _hidden_ball_query(fn) -> str:
+    g = torch.Generator().manual_seed(70)
+    for b, n, m, radius, k, dtype in ((1, 1, 1, 0.3, 1, torch.float32), (1, 25, 3, 0.5, 1, torch.float32),
+                                      (3, 30, 5, 0.7, 30, torch.float64), (2, 50, 7, 0.4, 5, torch.float64)):
+        x = (torch.rand(b, n, 3, generator=g) * 2 - 1).to(dtype)
+        centers = x[:, torch.randint(0, n, (m,), generator=g)] + 0.01
+        before = (x.clone(), centers.clone())
+        idx = call_student(fn, x, centers, radius, k)
+        what = f"B={b}, N={n}, M={m}, radius={radius}, k={k}, {dtype}"
+        if b == 1 and isinstance(idx, torch.Tensor) and idx.dim() < 3:
+            raise CheckFailed(f"a batch of one ({what}) gives shape {tuple(idx.shape)}: a .squeeze() drops an axis; "
+                              "return (B, M, k) for every B, M and k")
+        expect_tensor(idx, f"the neighbour indices ({what})", shape=(b, m, k))
+        expect(idx.dtype == torch.long, f"the indices have dtype {idx.dtype}, expected torch.long")
+        _expect_unchanged(x, before[0], "x")
+        _expect_unchanged(centers, before[1], "centers")
+        ref = _loop_ball(x, centers, radius, k)
+        expect(torch.equal(idx.cpu(), ref), f"the neighbours ({what}) differ from a float64 loop over the "
+                                            "definition (first k points in index order with squared distance < "
+                                            "radius**2, padded with the first)")
+    # a point exactly on the sphere of radius r is outside (strictly <, as PointNet++), one just inside is in
+    x = torch.tensor([[[0.0, 0, 0], [0.5, 0, 0], [0, 0.25, 0], [0, 0, -0.5], [0, 0, 0.375]]])
+    centers = torch.zeros(1, 1, 3)
+    idx = call_student(fn, x, centers, 0.5, 4)
+    expect_tensor(idx, "the neighbours of a ball with points on its boundary", shape=(1, 1, 4))
+    if idx[0, 0].tolist() == [0, 1, 2, 3]:
+        raise CheckFailed("points at distance exactly radius are counted as inside: the ball is open, squared "
+                          "distance < radius**2 (strictly, as PointNet++), not <=")
+    expect(idx[0, 0].tolist() == [0, 2, 4, 0], f"points at distances 0, 0.5, 0.25, 0.5, 0.375 from the centre, "
+                                                f"radius 0.5, k = 4: expected [0, 2, 4, 0], got {idx[0, 0].tolist()}")
+    # clouds are independent
+    x = torch.rand(3, 30, 3, generator=g)
+    centers = x[:, :4] + 0.01
+    a = call_student(fn, x.clone(), centers.clone(), 0.4, 6)
+    x2 = x.clone()
+    x2[1:] = x2[1:].flip(1)
+    c = call_student(fn, x2, centers.clone(), 0.4, 6)
+    expect(torch.equal(c[0].cpu(), a[0].cpu()), "cloud 0's neighbours changed when only clouds 1 and 2 changed")
+    return "one point, k = 1, k = N, a batch of one, float64, points on the boundary, clouds independent"
+
+
+def _hidden_set_abstraction(fn) -> str:
+    for seed, (b, n), m, radius, k, dtype in ((80, (1, 12), 1, 0.6, 3, torch.float32),
+                                              (81, (3, 20), 20, 0.5, 4, torch.float64),
+                                              (82, (2, 30), 5, 0.8, 1, torch.float32)):
+        x = _cloud(seed, b=b, n=n).to(dtype)
+        mlp = _sa_mlp(seed).to(dtype)
+        before = x.clone()
+        with torch.no_grad():
+            out = call_student(fn, x, m, radius, k, mlp)
+        expect(isinstance(out, (tuple, list)) and len(out) == 2, "return a pair (centres, features)")
+        centres, feats = out
+        what = f"B={b}, N={n}, M={m}, radius={radius}, k={k}, {dtype}"
+        for name, t in (("centres", centres), ("features", feats)):
+            if isinstance(t, torch.Tensor) and t.dim() < 3:
+                raise CheckFailed(f"the {name} ({what}) have shape {tuple(t.shape)}: a .squeeze() drops the batch "
+                                  "axis or the centre axis; return (B, M, 3) and (B, M, F) for every B and M")
+        expect_tensor(centres, f"the centres ({what})", shape=(b, m, 3))
+        expect_tensor(feats, f"the features ({what})", shape=(b, m, 12))
+        expect(feats.dtype == dtype, f"for {dtype} points and MLP the features are {feats.dtype}: keep the dtype")
+        _expect_unchanged(x, before, "x")
+        fps_idx = _loop_fps(x, m)
+        ref_c = _gather(x.detach().double(), fps_idx)
+        groups = _loop_ball(x, ref_c.to(dtype), radius, k)
+        with torch.no_grad():
+            local = _gather(x.detach(), groups) - ref_c.to(dtype)[:, :, None]
+            ref_f = mlp(local).double().max(dim=2).values
+        expect_close(centres, ref_c, f"the centres ({what}, against a float64 FPS loop)", atol=1e-6)
+        expect_close(feats, ref_f, f"the features ({what}, against loops for FPS and the ball query)",
+                     atol=1e-4, rtol=1e-4)
+    # clouds are independent
+    x = _cloud(83, b=3, n=25)
+    mlp = _sa_mlp(83)
+    with torch.no_grad():
+        _, a = call_student(fn, x.clone(), 6, 0.5, 4, mlp)
+        x2 = x.clone()
+        x2[1:] = x2[1:] * 0.5
+        _, c = call_student(fn, x2, 6, 0.5, 4, mlp)
+    expect_close(c[0], a[0], "cloud 0's features after changing only clouds 1 and 2", atol=1e-6)
+    return "one centre, every point a centre, k = 1, a batch of one, float64, clouds independent"
+
+
+def _register_hidden() -> None:
+    from course_lib import ops
+    from course_lib.models import encoders as E
+    from course_lib.ops import sampling
+
+    fps_refs = (ops.farthest_point_sampling, sampling.farthest_point_sampling)
+    ball_refs = (ops.ball_query, sampling.ball_query)
+    check_pointnet_encode.hidden(_hidden_pointnet_encode, references=(E.PointNet.forward, E._max_pool))
+    check_farthest_point_sampling.hidden(_hidden_farthest_point_sampling, references=fps_refs)
+    check_ball_query.hidden(_hidden_ball_query, references=ball_refs)
+    check_set_abstraction.hidden(_hidden_set_abstraction,
+                                 references=(E.SetAbstraction.forward, *fps_refs, *ball_refs))
+
+
+_register_hidden()

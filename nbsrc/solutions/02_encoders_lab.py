@@ -16,7 +16,7 @@
 import torch
 from torch import nn
 
-from course_lib import checks, config, viz
+from course_lib import checks, config, results, viz
 from course_lib.experiments import encoders as C
 from course_lib.train import fit, train_or_load
 
@@ -43,6 +43,17 @@ cloud = test_points[0, : S["n_points"]]  # one chair
 
 # %%
 def pointnet_encode(points: torch.Tensor, layers: list[nn.Module]) -> tuple[torch.Tensor, torch.Tensor]:
+    """PointNet's global feature and critical points.
+
+    Args:
+        points: float tensor ``(B, N, D)`` (float32, or float64 with float64 layers).
+        layers: a list of ``nn.Module`` (``nn.Linear``, or Linear + BatchNorm blocks), each acting on the last
+            dimension, ``D -> F_1 -> ... -> F``; one layer or more.
+
+    Returns:
+        ``(global_feature, critical_idx)``: a float tensor ``(B, F)`` of the points' dtype, and a long tensor
+        ``(B, F)`` of indices into the ``N`` points. ``B = 1`` and ``N = 1`` keep their axes.
+    """
     ### BEGIN SOLUTION
     x = points
     for i, layer in enumerate(layers):
@@ -59,7 +70,11 @@ checks.check_pointnet_encode(pointnet_encode)
 
 # %% [markdown]
 # **Critical points.** Encode a chair with random layers and look at the points that win
-# the max: feeding only them gives the same global feature.
+# the max.
+#
+# **Predict first.** The last layer has 256 channels and the chair has `S["n_points"]` points. At
+# most how many points can be critical? Will you see about that many, or far fewer? And if you feed
+# *only* the critical points, will the global feature change? Write your guesses down before running.
 
 # %% tags=["uses-exercise"]
 torch.manual_seed(0)
@@ -71,6 +86,19 @@ with torch.no_grad():
 print(f"{len(only)} critical points of {len(cloud)}; difference: {(g - g_crit).abs().max().item():.1e}")
 fig = viz.plot_points(cloud, color="lightgray", size=2, title="critical points of random layers")
 viz.plot_points(cloud[only], color="red", size=4, fig=fig)
+
+# %% [markdown]
+# **Observe.** One point can win several channels, so there are at most 256 critical points, and
+# usually far fewer; every other point could move (a little) without changing `g`. The same max makes
+# the trained network blind to the order of the points: the chapter's benchmark (laptop profile)
+# shuffled held-out clouds and measured the largest change of the trained PointNet's logits, below.
+# Why is it exactly zero, not merely small?
+
+# %%
+perm = results.get("encoders", "models", "pointnet", "perm_error")
+print(f"benchmark (laptop): largest change of the logits after shuffling the points: {perm}"
+      if perm is not None else "the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python "
+      "benchmarks/encoders.py")
 
 # %% [markdown]
 # ## Exercise 2: farthest point sampling
@@ -85,6 +113,16 @@ viz.plot_points(cloud[only], color="red", size=4, fig=fig)
 
 # %%
 def farthest_point_sampling(x: torch.Tensor, n: int, start_idx: int = 0) -> torch.Tensor:
+    """Farthest point sampling.
+
+    Args:
+        x: float tensor ``(B, N, 3)`` (float32 or float64).
+        n: a Python int, ``1 <= n <= N``.
+        start_idx: a Python int in ``[0, N)``, the first sample of every cloud.
+
+    Returns:
+        long tensor ``(B, n)``: indices into the ``N`` points (ties go to the lowest index, as ``argmax``).
+    """
     ### BEGIN SOLUTION
     B, N, _ = x.shape
     out = torch.empty(B, n, dtype=torch.long, device=x.device)
@@ -117,6 +155,17 @@ checks.check_farthest_point_sampling(farthest_point_sampling)
 
 # %%
 def ball_query(x: torch.Tensor, centers: torch.Tensor, radius: float, k: int) -> torch.Tensor:
+    """PointNet++'s ball query.
+
+    Args:
+        x: float tensor ``(B, N, 3)`` (float32 or float64).
+        centers: float tensor ``(B, M, 3)`` of the same dtype.
+        radius: a Python float; a point is inside when its squared distance is ``< radius**2``.
+        k: a Python int, ``1 <= k <= N``.
+
+    Returns:
+        long tensor ``(B, M, k)``: indices into the ``N`` points.
+    """
     ### BEGIN SOLUTION
     N = x.shape[1]
     d2 = ((centers[:, :, None] - x[:, None]) ** 2).sum(-1)  # (B, M, N)
@@ -133,6 +182,9 @@ checks.check_ball_query(ball_query)
 # %% [markdown]
 # **Use them together**: one PointNet++ grouping step on the chair, with your functions.
 # Each colour is one ball around an FPS centre.
+#
+# **Predict first.** 16 balls of radius 0.2 (the shapes fit in the unit sphere), at most 32 points
+# each. Will most of the chair be coloured, or most of it stay grey? Which parts get no ball?
 
 # %% tags=["uses-exercise"]
 xyz = cloud[None]
@@ -143,7 +195,14 @@ labels = torch.full((len(cloud),), -1)
 for c in range(16):
     labels[groups[0, c]] = c
 fig = viz.plot_points(cloud[labels < 0], color="lightgray", size=2, title="16 balls of radius 0.2")
+print(f"{int((labels >= 0).sum())} of {len(cloud)} points fall in a ball (at most 16 x 32 = 512 are kept)")
 viz.plot_points(cloud[labels >= 0], color=labels[labels >= 0], size=3, fig=fig)
+
+# %% [markdown]
+# **Observe.** A ball keeps only its *first* 32 points: in a dense region (the seat) many points
+# inside a ball are left out, and FPS spreads the centres, so thin parts far from any centre stay
+# grey. A second level groups the *centres*, which is how PointNet++ grows its receptive field.
+# What would a larger radius change, and what would a larger `k` cost?
 
 # %% [markdown]
 # ## Exercise 4: a set-abstraction level
@@ -165,6 +224,17 @@ viz.plot_points(cloud[labels >= 0], color=labels[labels >= 0], size=3, fig=fig)
 
 # %%
 def set_abstraction(x: torch.Tensor, n_centres: int, radius: float, k: int, mlp: nn.Module):
+    """One set-abstraction level of PointNet++.
+
+    Args:
+        x: float tensor ``(B, N, 3)`` (float32, or float64 with a float64 ``mlp``).
+        n_centres: a Python int ``M``, ``1 <= M <= N``.
+        radius: a Python float; k: a Python int ``>= 1``.
+        mlp: an ``nn.Module`` acting on the last dimension, ``3 -> F``.
+
+    Returns:
+        ``(centres, features)``: float tensors ``(B, M, 3)`` and ``(B, M, F)`` of the dtype of ``x``.
+    """
     ### BEGIN SOLUTION
     rows = torch.arange(x.shape[0], device=x.device)
     centres = x[rows[:, None], farthest_point_sampling(x, n_centres)]  # (B, M, 3)
@@ -204,6 +274,9 @@ viz.plot_points(sa_centres[0], color=sa_features[0].norm(dim=-1), size=6, fig=fi
 # to the seed, and the self-check at the end of the cell compares them. (This profile's
 # schedule is tuned for a network *with* BatchNorm; exercise 4 below removes it.) In the `ci`
 # profile only a few steps run: both accuracies are then near chance and are not compared.
+#
+# **Predict first.** Chance is one class in `n_classes`. What held-out accuracy do you expect
+# from your PointNet in this profile, and will it be above, level with, or below course_lib's?
 
 # %% tags=["uses-exercise"]
 class PointBatchNorm(nn.BatchNorm1d):
@@ -260,8 +333,27 @@ train_or_load(reference, C.checkpoint_path("pointnet"),
 checks.check_pointnet_training(mine, reference, test_points[:, : S["n_points"]], test_labels)
 
 # %% [markdown]
+# **Observe.** The chapter's benchmark trained course_lib's PointNet with this recipe (laptop
+# profile, 3 seeds, epochs chosen on validation shapes); its held-out accuracy is below. Your
+# network, with the same layers and recipe, should land within a seed's spread of it in the laptop
+# profile; in the `ci` profile it trained for a few steps only and its accuracy says nothing. Which
+# classes would you expect a PointNet to confuse, and why?
+
+# %%
+pn = results.get("encoders", "models", "pointnet")
+if pn:
+    print(f"benchmark (laptop): course_lib's PointNet, {pn['epochs']} epochs, held-out accuracy "
+          f"{pn['test_acc']:.3f} ({results.get('encoders', 'n_test')} shapes), {pn['big_test_acc']:.3f} on "
+          f"{results.get('encoders', 'n_big_test')} more (mean of {len(results.get('encoders', 'seeds'))} seeds)")
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/encoders.py")
+
+# %% [markdown]
 # **Robustness.** The accuracy of your network against the number of test points (it was
 # trained at `S["n_points"]`). Compare with the lecture's curves.
+#
+# **Predict first.** At a quarter of the training points, will the accuracy hold or collapse? And
+# with twice as many points as in training, will it go up, stay, or drop?
 
 # %% tags=["uses-exercise"]
 counts = [n for n in S["test_points"] if n <= test_points.shape[1]]
@@ -271,6 +363,19 @@ print({n: round(a, 3) for n, a in vs_points.items()})
 viz.plot_curves(counts, {"your PointNet": list(vs_points.values()),
                          "course_lib's PointNet": list(ref_points.values())},
                 xlabel="test points", ylabel="accuracy", log_x=True)
+
+# %% [markdown]
+# **Observe.** The benchmark's curve for course_lib's PointNet (laptop profile, trained at the
+# number of points it prints) is below. In the `ci` profile your network is barely trained and its curve is
+# noise: compare the shape of the benchmark's curve with your guess. Why does a max over points
+# degrade gracefully when points are removed, and why do extra points not hurt it?
+
+# %%
+curve = results.get("encoders", "models", "pointnet", "vs_points")
+print(f"benchmark (laptop), trained at {results.get('encoders', 'n_points')} points; accuracy by number of test "
+      "points: "
+      + ", ".join(f"{int(n)}: {a:.3f}" for n, a in curve) if curve else
+      "the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/encoders.py")
 
 # %% [markdown]
 # ## Questions
