@@ -20,7 +20,7 @@ def clamped_l1(pred, sdf, delta=0.1):
 
 def near_surface_samples(sdf_fn, surface_points, n, sigmas, kind, generator):
     idx = torch.randint(0, surface_points.shape[0], (n,), generator=generator)
-    std = torch.tensor(sigmas, dtype=surface_points.dtype)[torch.arange(n) % len(sigmas)]
+    std = torch.as_tensor(sigmas, dtype=surface_points.dtype)[torch.arange(n) % len(sigmas)]
     pts = surface_points[idx] + torch.randn(n, 3, generator=generator, dtype=surface_points.dtype) * std[:, None]
     d = sdf_fn(pts)
     return pts, (d < 0 if kind == "occupancy" else d)
@@ -254,3 +254,87 @@ def test_optimise_latent_in_place_is_named():
         return optimise_latent(decoder, points, sdf, z0, iters, lr, reg)
 
     _failed(checks.check_optimise_latent(fn, quiet=True), "in place")
+
+
+# --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) -----------------------------------------
+def _hidden(check, fn):
+    """Run ``check`` with its hidden part; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    res = check(fn, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_clamped_l1, clamped_l1), (checks.check_near_surface_samples, near_surface_samples),
+                      (checks.check_autograd_normals, autograd_normals),
+                      (checks.check_optimise_latent, optimise_latent),
+                      (checks.check_optimise_latent, _opt_variant(sum_penalty=True))):
+        res, hid = _hidden(check, fn)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+def _clamp_sdf_in_place(pred, sdf, delta=0.1):
+    return (pred.clamp(-delta, delta) - sdf.clamp_(-delta, delta)).abs().mean()
+
+
+def _occupancy_non_strict(sdf_fn, surface_points, n, sigmas, kind, generator):
+    pts, d = near_surface_samples(sdf_fn, surface_points, n, sigmas, "sdf", generator)
+    return pts, (d <= 0 if kind == "occupancy" else d)
+
+
+def _global_seed(sdf_fn, surface_points, n, sigmas, kind, generator):
+    torch.manual_seed(0)  # reproducible, but every generator gives the same samples
+    idx = torch.randint(0, surface_points.shape[0], (n,))
+    std = torch.tensor(list(sigmas), dtype=surface_points.dtype)[torch.arange(n) % len(sigmas)]
+    pts = surface_points[idx] + torch.randn(n, 3, dtype=surface_points.dtype) * std[:, None]
+    d = sdf_fn(pts)
+    return pts, (d < 0 if kind == "occupancy" else d)
+
+
+def _normals_by_backward(field, points):
+    p = points.detach().clone().requires_grad_(True)
+    field(p).sum().backward()  # also fills .grad of every parameter of the field
+    return p.grad / p.grad.norm(dim=-1, keepdim=True)
+
+
+def _fixed_lr(decoder, points, sdf, z0, iters, lr, reg):
+    return optimise_latent(decoder, points, sdf, z0, iters, 0.05, reg)
+
+
+def _one_more_step(decoder, points, sdf, z0, iters, lr, reg):
+    return optimise_latent(decoder, points, sdf, z0, iters + 1, lr, reg)
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (checks.check_clamped_l1, _clamp_sdf_in_place, ["changed the caller's sdf", "in-place"]),
+    (checks.check_clamped_l1, lambda p, s, delta=0.1: clamped_l1(p.double(), s.double(), delta), ["keep the inputs' dtype"]),
+    (checks.check_near_surface_samples, _occupancy_non_strict, ["exactly on the surface", "<= 0"]),
+    (checks.check_near_surface_samples, _global_seed, ["global random generator"]),
+    (checks.check_autograd_normals, _normals_by_backward, ["field's parameters", "torch.autograd.grad"]),
+    (checks.check_autograd_normals, lambda f, p: autograd_normals(f, p.float()), ["keep the points' dtype"]),
+    (checks.check_optimise_latent, _fixed_lr, ["lr and reg arguments"]),
+    (checks.check_optimise_latent, _one_more_step, ["one step too many"]),
+])
+def test_hidden_parts_catch_what_the_public_part_lets_through(monkeypatch, check, wrong, words):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res, hid = _hidden(check, wrong)
+    assert res.passed, res.verdict()  # the public part lets it through...
+    failed(hid, *words)               # ...the hidden part names it
+
+
+def test_hidden_parts_flag_a_wrapper_of_the_library(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res, hid = _hidden(checks.check_clamped_l1, lambda p, s, delta=0.1: im.clamped_l1(p, s, delta))
+    assert res.passed
+    failed(hid, "delegated to course_lib.models.implicit.clamped_l1")
+    res, hid = _hidden(checks.check_autograd_normals, lambda f, p: field_normals(f, p))
+    assert res.passed
+    failed(hid, "delegated to course_lib.geometry.extract.field_normals")

@@ -271,3 +271,233 @@ def check_optimise_latent(fn) -> str:
            f"the unused entry should decay from 0.5 towards 0 under the penalty, got {float(z[1]):.3g}")
     return f"code recovered (z_0 = {float(z[0]):.3f}, want {want:.2f}), decoder untouched, penalty active"
 
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other shapes and deltas, float32 and float64, a single sample, points
+# exactly on the surface, fresh randomness per generator, the caller's tensors untouched, an exact Adam trajectory
+# ---------------------------------------------------------------------------
+def _loop_clamped_l1(pred: torch.Tensor, sdf: torch.Tensor, delta: float) -> float:
+    """The clamped L1 in float64, one sample at a time (an independent reference)."""
+    total = 0.0
+    ps, ss = pred.detach().double().reshape(-1).tolist(), sdf.detach().double().reshape(-1).tolist()
+    for a, b in zip(ps, ss):
+        total += abs(min(max(a, -delta), delta) - min(max(b, -delta), delta))
+    return total / len(ps)
+
+
+def _hidden_clamped_l1(fn) -> str:
+    g = torch.Generator().manual_seed(70)
+    for shape, dtype, delta in (((3, 4, 5), torch.float32, 0.05), ((1,), torch.float64, 0.1),
+                                ((1, 7), torch.float32, 0.3), ((200,), torch.float64, 0.02)):
+        pred = ((torch.rand(shape, generator=g, dtype=torch.float64) - 0.5) * 4 * delta).to(dtype)
+        sdf = ((torch.rand(shape, generator=g, dtype=torch.float64) - 0.5) * 4 * delta).to(dtype)
+        p_before, s_before = pred.clone(), sdf.clone()
+        out = call_student(fn, pred, sdf, delta=delta)
+        what = f"clamped_l1 on {dtype} inputs of shape {tuple(shape)} with delta={delta}"
+        expect_tensor(out, what)
+        expect(out.numel() == 1, f"{what} has shape {tuple(out.shape)}: the loss is one number, the mean over "
+                                 "every sample")
+        if not torch.equal(sdf, s_before) or not torch.equal(pred, p_before):
+            which = "sdf" if not torch.equal(sdf, s_before) else "pred"
+            raise CheckFailed(f"{what} changed the caller's {which} tensor: an in-place clamp_ (or a [...] = "
+                              "assignment) overwrites the data; use the out-of-place clamp")
+        expect(out.dtype == dtype, f"{what} returns {out.dtype}: keep the inputs' dtype (no .float() or .double())")
+        tol = 1e-12 if dtype == torch.float64 else 1e-6
+        expect_close(float(out.detach()), _loop_clamped_l1(pred, sdf, delta), what, atol=tol, rtol=1e-5)
+    # exactly on the band's edge and a single sample: pred = delta costs nothing against any sdf >= delta
+    edge = call_student(fn, torch.tensor([0.1, -0.1], dtype=torch.float64),
+                        torch.tensor([0.1, -0.7], dtype=torch.float64))
+    expect_close(float(expect_tensor(edge, "clamped_l1 at the band's edge").detach()), 0.0,
+                 "clamped_l1(pred = (0.1, -0.1), sdf = (0.1, -0.7)) (on or beyond the edge, same side)", atol=1e-12)
+    # gradient on a (3, 4, 5) float32 batch: sign / N inside the band, 0 beyond it
+    pred = ((torch.rand(3, 4, 5, generator=g) - 0.5) * 0.4).requires_grad_(True)
+    sdf = (torch.rand(3, 4, 5, generator=g) - 0.5) * 0.4
+    out = call_student(fn, pred, sdf)
+    expect(isinstance(out, torch.Tensor) and out.requires_grad,
+           "the loss of a (3, 4, 5) batch does not depend on pred through autograd")
+    (gp,) = torch.autograd.grad(out.sum(), pred)
+    inside = pred.detach().abs() < 0.1
+    ref = torch.where(inside, torch.sign(pred.detach() - sdf.clamp(-0.1, 0.1)) / pred.numel(), torch.zeros_like(sdf))
+    expect_close(gp, ref, "the gradient w.r.t. pred on a (3, 4, 5) batch (sign / N inside the band, 0 beyond)",
+                 atol=1e-7)
+    again = call_student(fn, pred.detach(), sdf)
+    expect(float(again) == float(out.detach()), "two calls on the same inputs give different losses")
+    return "float32 and float64 kept, shapes (1,) to (3, 4, 5), other deltas, the band's edge, inputs untouched"
+
+
+def _hidden_near_surface_samples(fn) -> str:
+    # one surface point at the origin: every point IS its offset; three scales in a list, float64 surface points
+    origin = torch.zeros(1, 3, dtype=torch.float64)
+    sig = [0.001, 0.1, 1.0]
+    n = 3000
+
+    def sphere(p):  # float64 in, float64 out
+        return p.norm(dim=-1) - 0.5
+
+    before = origin.clone()
+    rng_before = torch.get_rng_state()
+    out = call_student(fn, sphere, origin, n, sig, "sdf", torch.Generator().manual_seed(5))
+    expect(isinstance(out, (tuple, list)) and len(out) == 2, "return a pair (points, labels)")
+    pts, lab = out
+    expect_tensor(pts, "points (three sigmas given as a list, one surface point)", shape=(n, 3))
+    expect_tensor(lab, "labels (kind='sdf')", shape=(n,))
+    expect(torch.equal(torch.get_rng_state(), rng_before),
+           "the call used torch's global random generator (torch.manual_seed, or randint/randn without "
+           "generator=...): draw every random number from the generator argument")
+    expect(torch.equal(origin, before), "the surface points were changed in place: add the noise to a copy")
+    expect(pts.dtype == torch.float64, f"float64 surface points give {pts.dtype} points: keep their dtype")
+    stds = [float(pts[i::3].double().std()) for i in range(3)]
+    for i, (s, want) in enumerate(zip(stds, sig)):
+        expect(abs(s - want) < 0.15 * want,
+               f"with sigmas {sig} (a list of 3), samples {i}, {i + 3}, {i + 6}, ... have std {s:.3g}, expected "
+               f"{want}: sample i uses sigmas[i % len(sigmas)], for any number of scales")
+    expect_close(lab, (pts.double().norm(dim=-1) - 0.5), "labels = sdf_fn(points) for a sphere (float64)",
+                 atol=1e-12)
+    # randomness: another seed gives other points, the same seed the same ones
+    other = call_student(fn, sphere, origin, n, sig, "sdf", torch.Generator().manual_seed(6))[0]
+    same = call_student(fn, sphere, origin, n, sig, "sdf", torch.Generator().manual_seed(5))[0]
+    expect(torch.equal(same, pts), "two calls with the same generator seed give different points")
+    expect(not torch.allclose(other, pts),
+           "generators with different seeds give the same points: the randomness must come from the generator "
+           "argument (not from a fixed torch.manual_seed inside your function)")
+    # a single sample
+    one, one_lab = call_student(fn, sphere, origin, 1, torch.tensor([0.2]), "occupancy",
+                                torch.Generator().manual_seed(7))
+    expect_tensor(one, "points for n = 1 (sigmas given as a 1-D tensor)", shape=(1, 3))
+    expect_tensor(one_lab, "labels for n = 1", shape=(1,))
+    expect(one_lab.dtype == torch.bool and bool(one_lab[0]) == bool(sphere(one)[0] < 0),
+           "the occupancy of a single sample should be the bool sdf_fn(point) < 0")
+    # points exactly on the surface (sigma 0): sdf 0 is NOT inside (occupancy is sdf < 0, strict)
+    surf = torch.tensor([[0.3, -0.2, 0.0], [0.0, 0.4, 0.0], [-0.5, 0.1, 0.0]])
+    pts0, occ0 = call_student(fn, lambda p: p[..., 2], surf, 12, (0.0,), "occupancy", torch.Generator().manual_seed(8))
+    expect_tensor(occ0, "occupancy of points exactly on the surface", shape=(12,))
+    expect(float((pts0[:, 2]).abs().max()) == 0.0, "with sigma = 0 the points should be the surface points themselves")
+    expect(not bool(occ0.any()), "points exactly on the surface (sdf = 0) are labelled inside: the occupancy is "
+                                 "sdf_fn(points) < 0, strictly (did you write <= 0?)")
+    return "sigmas as a list of 3 scales and as a tensor, float64 kept, n = 1, sigma 0 on the surface, generator-only randomness"
+
+
+class _Plane(nn.Module):
+    """``f(p) = w . p + b``: its outward normal is ``w / |w|`` everywhere (an analytic reference)."""
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor([0.3, -1.2, 0.4], dtype=dtype))
+        self.b = nn.Parameter(torch.tensor(0.1, dtype=dtype))
+
+    def forward(self, p: torch.Tensor) -> torch.Tensor:
+        return p @ self.w + self.b
+
+
+def _hidden_autograd_normals(fn) -> str:
+    g = torch.Generator().manual_seed(71)
+    # a sphere SDF about an off-centre point: normals (p - c) / |p - c|, in float32 and float64, N = 1 and N = 50
+    c = torch.tensor([0.2, -0.1, 0.3], dtype=torch.float64)
+    for n, dtype in ((1, torch.float64), (50, torch.float32), (50, torch.float64)):
+        p = (torch.randn(n, 3, generator=g, dtype=torch.float64) * 0.6).to(dtype)
+        given = p.clone()
+        out = call_student(fn, lambda q: (q - c.to(q.dtype)).norm(dim=-1) - 0.4, p)
+        what = f"the normals of an off-centre sphere for N = {n} {dtype} points"
+        expect_tensor(out, what, shape=(n, 3))
+        expect(out.dtype == dtype, f"{what} come back as {out.dtype}: keep the points' dtype (no .float() inside)")
+        ref = (p.double() - c) / (p.double() - c).norm(dim=-1, keepdim=True)
+        expect_close(out, ref, what, atol=1e-12 if dtype == torch.float64 else 2e-6, rtol=0)
+        expect(torch.equal(p, given) and p.grad is None and not p.requires_grad,
+               "the caller's points were changed (values, requires_grad or .grad): work on a detached copy")
+        again = call_student(fn, lambda q: (q - c.to(q.dtype)).norm(dim=-1) - 0.4, p)
+        expect(torch.equal(again, out), f"two calls give different normals for {what}")
+    # a field with parameters (as a network is): the normals need no gradient of the parameters
+    plane = _Plane(torch.float64)
+    p = torch.randn(20, 3, generator=g, dtype=torch.float64)
+    out = call_student(fn, plane, p)
+    expect_tensor(out, "the normals of a plane w . p + b (an nn.Module)", shape=(20, 3))
+    w = plane.w.detach()
+    expect_close(out, (w / w.norm()).expand(20, 3), "the normals of the plane w . p + b (w / |w| everywhere)",
+                 atol=1e-12, rtol=0)
+    if plane.w.grad is not None or plane.b.grad is not None:
+        raise CheckFailed("your code left gradients in the field's parameters (.backward() accumulates into every "
+                          "parameter the field uses, and would pollute a training step): take "
+                          "torch.autograd.grad(values.sum(), points_copy), which computes the points' gradient only")
+    return "an off-centre sphere in float32 and float64 (N = 1 and 50), a plane module whose parameters stay untouched"
+
+
+class _LinearCodeDecoder(nn.Module):
+    """``f(p, z) = |p| - 0.5 + p . (A z)`` in float64: smooth in ``z``, its Adam trajectory is computed by hand."""
+
+    def __init__(self, c_dim: int) -> None:
+        super().__init__()
+        self.c_dim = c_dim
+        self.a = nn.Parameter(torch.linspace(-0.6, 0.6, 3 * c_dim, dtype=torch.float64).reshape(3, c_dim))
+
+    def forward(self, points: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return points.norm(dim=-1) - 0.5 + (points * (z @ self.a.T)[:, None, :]).sum(-1)
+
+
+def _adam_reference(decoder, points, sdf, z0, iters, lr, reg, penalty) -> torch.Tensor:
+    """Adam written out (betas 0.9, 0.999, eps 1e-8) on the clamped L1 plus ``reg * penalty(z)``, in float64."""
+    a = decoder.a.detach()
+    z = z0.detach().clone().double()
+    m, v = torch.zeros_like(z), torch.zeros_like(z)
+    for t in range(1, iters + 1):
+        zz = z.clone().requires_grad_(True)
+        pred = points.norm(dim=-1) - 0.5 + (points * (a @ zz)).sum(-1)
+        loss = (pred.clamp(-0.1, 0.1) - sdf.clamp(-0.1, 0.1)).abs().mean() + reg * penalty(zz)
+        (gz,) = torch.autograd.grad(loss, zz)
+        m = 0.9 * m + 0.1 * gz
+        v = 0.999 * v + 0.001 * gz * gz
+        denom = (v / (1 - 0.999 ** t)).sqrt() + 1e-8
+        z = z - lr / (1 - 0.9 ** t) * m / denom
+    return z
+
+
+def _hidden_optimise_latent(fn) -> str:
+    g = torch.Generator().manual_seed(72)
+    dec = _LinearCodeDecoder(3)
+    w0 = dec.a.detach().clone()
+    d = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    pts = d / d.norm(dim=-1, keepdim=True) * (0.5 + 0.15 * torch.randn(300, 1, generator=g, dtype=torch.float64))
+    z_true = torch.tensor([0.2, -0.1, 0.05], dtype=torch.float64)
+    sdf = dec(pts[None], z_true[None])[0].detach()
+    z0 = torch.tensor([-0.3, 0.4, 0.1], dtype=torch.float64)
+    z0_copy = z0.clone()
+    for iters, lr, reg in ((7, 0.02, 0.05), (1, 0.1, 0.0), (25, 0.004, 0.3)):
+        z = call_student(fn, dec, pts, sdf, z0, iters, lr, reg)
+        what = f"the code after iters={iters}, lr={lr}, reg={reg}"
+        expect_tensor(z, what, shape=(3,))
+        expect(torch.equal(z0, z0_copy), "z0 was changed in place: optimise a copy")
+        expect(torch.equal(dec.a.detach(), w0), "the decoder's weights changed: give Adam the code only")
+        refs = {pen: _adam_reference(dec, pts, sdf, z0, iters, lr, reg, f) for pen, f in
+                (("mean", lambda z: (z ** 2).mean()), ("sum", lambda z: (z ** 2).sum()))}
+        err = min(float((z.detach().double() - r).abs().max()) for r in refs.values())
+        if err > 1e-7:
+            fewer = _adam_reference(dec, pts, sdf, z0, iters - 1, lr, reg, lambda q: (q ** 2).mean()) if iters > 1 \
+                else z0.double()
+            more = _adam_reference(dec, pts, sdf, z0, iters + 1, lr, reg, lambda q: (q ** 2).mean())
+            for r, why in ((fewer, "one step too few"), (more, "one step too many")):
+                if float((z.detach().double() - r).abs().max()) < 1e-7:
+                    raise CheckFailed(f"{what} is {why}: run exactly iters Adam steps (for _ in range(iters))")
+            raise CheckFailed(f"{what} differs from Adam's trajectory on clamped_l1 + reg * mean(z ** 2) by up to "
+                              f"{err:.2g}: use the lr and reg arguments (not fixed numbers), Adam's default betas, "
+                              "and one zero_grad / backward / step per iteration")
+    # no steps: the start itself, as a new tensor
+    z = call_student(fn, dec, pts, sdf, z0, 0, 0.1, 0.1)
+    expect_tensor(z, "the code after iters=0", shape=(3,))
+    expect(torch.equal(z.detach(), z0), "with iters=0 the code should be z0 itself (no step taken)")
+    expect(z.data_ptr() != z0.data_ptr(), "with iters=0 you return z0's own storage: return a copy, so that the "
+                                          "caller's z0 does not change when the code does")
+    return "Adam's exact trajectory (float64, 1 to 25 steps, three lr / reg pairs, C = 3), iters = 0 gives a copy"
+
+
+def _register_hidden() -> None:
+    from course_lib.data import samplers
+    from course_lib.geometry import extract
+    from course_lib.models import implicit
+
+    check_clamped_l1.hidden(_hidden_clamped_l1, references=(implicit.clamped_l1,))
+    check_near_surface_samples.hidden(_hidden_near_surface_samples, references=(samplers.sample_near_surface,))
+    check_autograd_normals.hidden(_hidden_autograd_normals, references=(extract.field_normals,))
+    check_optimise_latent.hidden(_hidden_optimise_latent, references=(implicit.reconstruct_latent,))
+
+
+_register_hidden()

@@ -16,7 +16,7 @@
 import numpy as np
 import torch
 
-from course_lib import checks, config, viz
+from course_lib import checks, config, results, viz
 from course_lib.data import make_shape
 from course_lib.experiments import implicit as E
 from course_lib.geometry import extract_mesh
@@ -41,6 +41,18 @@ SZ = config.sizes(prefix="ch07.")
 
 # %%
 def clamped_l1(pred: torch.Tensor, sdf: torch.Tensor, delta: float = 0.1) -> torch.Tensor:
+    """DeepSDF's clamped L1 loss.
+
+    Args:
+        pred: ``torch.Tensor`` of any shape, ``(N,)`` or ``(B, N)`` for instance, float32 or float64: the
+            predicted signed distances (it may require grad).
+        sdf: ``torch.Tensor`` of the same shape and dtype as ``pred``: the true signed distances.
+        delta: ``float`` > 0, the half-width of the band (default 0.1).
+
+    Returns:
+        ``torch.Tensor`` of shape ``()`` (one number) and the dtype of ``pred``: the mean over every sample,
+        differentiable with respect to ``pred``. Neither input is changed (no in-place ``clamp_``).
+    """
     ### BEGIN SOLUTION
     return (pred.clamp(-delta, delta) - sdf.clamp(-delta, delta)).abs().mean()
     ### END SOLUTION
@@ -52,6 +64,11 @@ checks.check_clamped_l1(clamped_l1)
 # %% [markdown]
 # Your loss trains a small auto-decoder on two chairs (a few hundred steps on their exact SDF
 # samples; the codes and the decoder are learnt together).
+#
+# **Predict first.** A sample costs at most $2\delta = 0.2$, and a decoder that outputs 0 everywhere
+# costs about the mean of $|\mathrm{clamp}(s)|$, a few hundredths. After these steps, will the loss be
+# near 0.1, near 0.01 or near 0.001? And the chapter's benchmark, which trains a larger decoder for 500
+# epochs on 40 chairs: how many times lower will its final training loss be than yours?
 
 # %%
 data = E.implicit_data("train", kind="sdf", sampling="deepsdf", categories=("chair",), per_category=2,
@@ -68,7 +85,25 @@ for step in range(SZ["lab_iters"]):
     opt.zero_grad()
     loss.backward()
     opt.step()
-print(f"after {SZ['lab_iters']} steps: clamped L1 {float(loss):.4f}")
+print(f"after {SZ['lab_iters']} steps: clamped L1 {float(loss.detach()):.4f}")
+
+# %% [markdown]
+# **Observe.** The loss of a decoder that outputs 0 everywhere on the same samples, and the benchmark's
+# training run (laptop profile), read from its results file:
+
+# %%
+print(f"a decoder that outputs 0 everywhere: clamped L1 {float(data['sdf'].clamp(-0.1, 0.1).abs().mean()):.4f}")
+deepsdf = results.get("implicit", "deepsdf")
+if deepsdf:
+    print(f"laptop benchmark, DeepSDF on {deepsdf['shapes']['train']} chairs: {deepsdf['train_summary']}")
+else:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/implicit.py")
+
+# %% [markdown]
+# In the `ci` profile your decoder trained for a few dozen steps only: its loss is hardly below the zero
+# decoder's, and several times the benchmark's. Which of your guesses was closer? The loss is an average over samples, most of which
+# lie within $\delta$ of the surface here (DeepSDF's sampling): what would it be if most samples were
+# beyond $\delta$ on the right side?
 
 # %% [markdown]
 # ## Exercise 2: samples near the surface
@@ -88,6 +123,23 @@ print(f"after {SZ['lab_iters']} steps: clamped L1 {float(loss):.4f}")
 # %%
 def near_surface_samples(sdf_fn, surface_points: torch.Tensor, n: int, sigmas, kind: str,
                          generator: torch.Generator):
+    """Training samples near a surface, labelled by ``sdf_fn``.
+
+    Args:
+        sdf_fn: a function (or ``nn.Module``) from points ``(n, 3)`` to their signed distances ``(n,)``,
+            negative inside, in the points' dtype.
+        surface_points: ``torch.Tensor`` ``(P, 3)``, float32 or float64, P >= 1: points on the surface.
+        n: ``int`` >= 1, the number of samples.
+        sigmas: the noise standard deviations, a tuple or list of floats or a 1-D tensor, of any length
+            S >= 1 (a sigma may be 0).
+        kind: ``str``, ``"sdf"`` or ``"occupancy"``.
+        generator: ``torch.Generator`` (CPU), the only source of randomness.
+
+    Returns:
+        ``(points, labels)``: ``points`` ``(n, 3)`` in the dtype of ``surface_points``; ``labels`` ``(n,)``,
+        ``sdf_fn(points)`` (floating point) for ``"sdf"``, a bool tensor ``sdf_fn(points) < 0`` for
+        ``"occupancy"``. ``surface_points`` is not changed.
+    """
     ### BEGIN SOLUTION
     idx = torch.randint(0, surface_points.shape[0], (n,), generator=generator)
     std = torch.tensor([float(s) for s in sigmas], dtype=surface_points.dtype)[torch.arange(n) % len(sigmas)]
@@ -103,7 +155,10 @@ checks.check_near_surface_samples(near_surface_samples)
 
 # %% [markdown]
 # Where do your samples land on a chair? The share within 0.03 of the legs, for your sampler against
-# uniform samples in $[-1, 1]^3$:
+# uniform samples in $[-1, 1]^3$.
+#
+# **Predict first.** The legs are thin: what share of uniform samples in the box lands within 0.03 of
+# them, roughly 1 %, 10 % or 30 %? And of your near-surface samples?
 
 # %% tags=["uses-exercise"]
 chair = make_shape("chair", 1000)
@@ -117,6 +172,27 @@ for name, p in (("near-surface", near_pts), ("uniform", uniform_pts)):
 viz.plot_points(near_pts, color=near_occ.float(), size=1.5, title="your samples, colour = inside")
 
 # %% [markdown]
+# **Observe.** Counting samples is not yet learning. The chapter's benchmark trained OccNet with
+# near-surface, mixed and uniform samples (laptop profile) and measured how much of the thin parts each
+# model recovers:
+
+# %%
+sampling = results.get("implicit", "sampling")
+if sampling:
+    for name, v in sampling.items():
+        if not name.startswith("_"):
+            print(f"laptop benchmark, OccNet trained on {name:7s} samples: IoU {v['iou'][0]:.3f}, "
+                  f"thin-part recall {v['thin_recall'][0]:.3f}")
+    results.say("implicit", "sampling_thin_recall")
+else:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/implicit.py")
+
+# %% [markdown]
+# Your cell counted many times more near-surface samples near the legs than uniform ones. Did the
+# recovered thin parts grow by the same factor in the benchmark? Why would a network need far fewer
+# samples near a leg than a count suggests, and what does it lose when no sample lands far from the surface?
+
+# %% [markdown]
 # ## Exercise 3: normals by autograd
 #
 # The outward normal of a level set of $f$ (negative inside) is $\nabla f / |\nabla f|$. Write
@@ -127,6 +203,17 @@ viz.plot_points(near_pts, color=near_occ.float(), size=1.5, title="your samples,
 
 # %%
 def autograd_normals(field, points: torch.Tensor) -> torch.Tensor:
+    """Unit outward normals of a field's level sets, by autograd.
+
+    Args:
+        field: a function or an ``nn.Module`` from points ``(N, 3)`` to values ``(N,)``, negative inside (an
+            SDF or any implicit function; it may have parameters of its own).
+        points: ``torch.Tensor`` ``(N, 3)``, float32 or float64, not requiring grad; it is not changed.
+
+    Returns:
+        ``torch.Tensor`` ``(N, 3)`` in the dtype of ``points``: ``grad f / |grad f|``, unit rows, without an
+        autograd graph (and no ``.grad`` left on the field's parameters).
+    """
     ### BEGIN SOLUTION
     p = points.detach().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(field(p).sum(), p)
@@ -139,7 +226,10 @@ checks.check_autograd_normals(autograd_normals)
 
 # %% [markdown]
 # Compare your normals of the exact SDF with the face normals of the marching-cubes mesh (the
-# area-weighted mean cosine; 1 is perfect):
+# area-weighted mean cosine; 1 is perfect).
+#
+# **Predict first.** Both come from the same exact SDF. Will the mean cosine be 1.000, above 0.99, or
+# lower? Where on the chair do you expect the two normals to disagree most?
 
 # %% tags=["uses-exercise"]
 mesh = extract_mesh(chair, 33, 1.05)
@@ -148,6 +238,24 @@ n_faces = torch.as_tensor(np.array(mesh.face_normals), dtype=torch.float32)
 area = torch.as_tensor(np.array(mesh.area_faces), dtype=torch.float32)
 cos = (autograd_normals(chair.sdf, centers) * n_faces).sum(-1)
 print(f"mean cos(face normal, autograd normal) = {float((cos * area).sum() / area.sum()):.4f}")
+print(f"faces with cos < 0.9: {100 * float(area[cos < 0.9].sum() / area.sum()):.1f} % of the area")
+
+# %% [markdown]
+# **Observe.** The chapter's benchmark measures the same kind of cosine, the normal consistency, between
+# the meshes of a *learnt* OccNet field and the true surface (laptop profile, held-out shapes):
+
+# %%
+occnet_nc = results.get("implicit", "occnet", "metrics", "nc")
+if occnet_nc:
+    print(f"laptop benchmark, OccNet's normal consistency on held-out shapes: {occnet_nc[0]:.3f} "
+          f"(standard error {occnet_nc[1]:.3f})")
+else:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/implicit.py")
+
+# %% [markdown]
+# Your cosine is below 1 although the field is exact: what does a marching-cubes mesh at $33^3$ do to the
+# sharp edges of a chair, and would a finer grid move your number towards 1? The learnt field adds its own
+# error on top: is the benchmark's value above or below yours?
 
 # %% [markdown]
 # ## Exercise 4: test-time latent optimisation
@@ -164,6 +272,21 @@ print(f"mean cos(face normal, autograd normal) = {float((cos * area).sum() / are
 
 # %%
 def optimise_latent(decoder, points, sdf, z0, iters: int, lr: float, reg: float) -> torch.Tensor:
+    """DeepSDF's test-time latent optimisation.
+
+    Args:
+        decoder: ``nn.Module`` called as ``decoder(points (1, N, 3), z (1, C)) -> (1, N)`` predicted signed
+            distances; frozen (its weights must not change).
+        points: ``torch.Tensor`` ``(N, 3)``, float32 or float64: the samples of the new shape.
+        sdf: ``torch.Tensor`` ``(N,)``, same dtype: their signed distances.
+        z0: ``torch.Tensor`` ``(C,)``, same dtype: the start; it is not changed.
+        iters: ``int`` >= 0, the number of Adam steps (0 returns a copy of ``z0``).
+        lr: ``float`` > 0, Adam's learning rate.
+        reg: ``float`` >= 0, the weight of the penalty ``mean(z ** 2)``.
+
+    Returns:
+        ``torch.Tensor`` ``(C,)`` in the dtype of ``z0``, detached: the optimised code.
+    """
     ### BEGIN SOLUTION
     z = z0.detach().clone().requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
@@ -182,6 +305,10 @@ checks.check_optimise_latent(optimise_latent)
 # %% [markdown]
 # Reconstruct an unseen chair with the model of exercise 1 (frozen) and your loop. With two training
 # shapes the decoder knows little, so expect something between the two chairs.
+#
+# **Predict first.** Will the clamped L1 of this unseen chair be close to the training loss printed after
+# exercise 1, or several times larger? In the benchmark (40 training chairs), will unseen chairs be
+# reconstructed much worse than the training chairs with their learnt codes?
 
 # %% tags=["uses-exercise"]
 test = E.implicit_data("test", kind="sdf", sampling="deepsdf", categories=("chair",), per_category=1, n_pool=4000)
@@ -195,6 +322,26 @@ print(f"clamped L1 of the unseen chair with its optimised code: {float(err):.4f}
 m, _ = E.extract(model, z, resolution=33, coarse=9)
 if m is not None:
     viz.plot_mesh(m, title="unseen chair, reconstructed by latent optimisation")
+
+# %% [markdown]
+# **Observe.** The benchmark's DeepSDF (laptop profile) on unseen chairs, whose codes were found by this
+# optimisation, and on its training chairs with their learnt codes:
+
+# %%
+if deepsdf:
+    for name, key in (("unseen chairs, optimised codes", "unseen"), ("training chairs, learnt codes", "train_codes")):
+        v = deepsdf[key]
+        print(f"laptop benchmark, {name}: IoU {v['iou'][0]:.3f}, Chamfer (DeepSDF's convention, x1e3) "
+              f"{v['cd_deepsdf'][0]:.3f}")
+else:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/implicit.py")
+
+# %% [markdown]
+# Compare your two numbers (training loss, unseen loss) with your guess, and with the zero decoder's loss
+# printed after exercise 1 (in the `ci` profile the decoder has barely trained, and the unseen chair's loss
+# is about the zero decoder's: nothing to read there beyond that). In the benchmark, how large is
+# the gap between the two rows? A decoder trained on 2 chairs and one trained on 40: which of them should
+# find a good code for a chair it never saw, and why does the optimisation alone not close the gap?
 
 # %% [markdown]
 # ## Questions
