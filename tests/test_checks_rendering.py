@@ -228,3 +228,78 @@ def test_laplacian_absolute_positions():
     def wrong(v, f):  # penalises distance to the origin instead of to the neighbours' mean
         return v.square().sum() * 0 + laplacian_loss(v, f) + 1e-3 * v.sum()
     _fails(checks.check_laplacian_loss(wrong, quiet=True))
+
+
+# --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
+def _hidden(check, fn):
+    from course_lib.checks import _core
+
+    public = check(fn, quiet=True)
+    return public, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_soft_coverage, soft_coverage), (checks.check_iou_loss, iou_loss),
+                      (checks.check_laplacian_loss, laplacian_loss)):
+        public, hid = _hidden(check, fn)
+        assert public.passed, public.verdict()
+        assert hid.passed, hid.verdict()
+
+
+def test_hidden_parts_catch_what_the_public_parts_miss(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+
+    def hand_sigmoid(p, tri, s):  # exp(x) / (1 + exp(x)): right for moderate x, inf / inf = NaN for a small sigma
+        x = torch.where(_inside(p, tri), 1.0, -1.0).to(p.dtype) * _edge_d2(p, tri) / s
+        return torch.exp(x) / (1 + torch.exp(x))
+
+    def coverage_float32(p, tri, s):
+        return soft_coverage(p, tri, s).float()
+
+    for fn, words in ((hand_sigmoid, ("overflow", "torch.sigmoid")), (coverage_float32, ("should stay float64",))):
+        public, hid = _hidden(checks.check_soft_coverage, fn)
+        assert public.passed, public.verdict()
+        _fails(hid, *words)
+
+    def iou_union_detached(pred, target):  # right value, but the denominator gets no gradient
+        inter = (pred * target).sum((1, 2))
+        union = (pred + target - pred * target).sum((1, 2)).detach()
+        return (1 - inter / union).mean()
+
+    public, hid = _hidden(checks.check_iou_loss, iou_union_detached)
+    assert public.passed, public.verdict()
+    _fails(hid, "gradient ignores the union", "detach")
+
+    def lap_mean_detached(verts, faces):  # right value, but the neighbours' mean is a constant for autograd
+        nb = _neighbours(faces, verts.shape[0])
+        means = torch.stack([verts[nb[i]].mean(0) for i in range(verts.shape[0])]).detach()
+        return (verts - means).square().sum()
+
+    def lap_centred_in_place(verts, faces):  # "for stability" centres the caller's vertices: same value
+        if not verts.requires_grad:  # (autograd refuses it on a leaf that requires grad)
+            verts -= verts.mean(0)
+        return laplacian_loss(verts, faces)
+
+    public, hid = _hidden(checks.check_laplacian_loss, lap_mean_detached)
+    assert public.passed, public.verdict()
+    _fails(hid, "neighbours' mean as a constant")
+    public, hid = _hidden(checks.check_laplacian_loss, lap_centred_in_place)
+    assert public.passed, public.verdict()
+    _fails(hid, "in place")
+
+
+def test_hidden_parts_flag_a_wrapper_around_the_library(monkeypatch):
+    from course_lib.checks import _core
+    from course_lib.geometry import laplacian_loss as lib_lap
+    from course_lib.render import silhouette_iou_loss
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    _, hid = _hidden(checks.check_iou_loss, lambda p, t: silhouette_iou_loss(p, t, eps=0.0))
+    _fails(hid, "delegated to course_lib.render.losses.silhouette_iou_loss")
+    _, hid = _hidden(checks.check_laplacian_loss, lambda v, f: lib_lap(v, f))
+    _fails(hid, "delegated to course_lib.geometry.mesh_reg.laplacian_loss")

@@ -226,3 +226,184 @@ def check_laplacian_loss(fn) -> str:
     expect(x.grad is not None and bool(torch.isfinite(x.grad).all()) and float(x.grad.abs().sum()) > 0,
            "no (or a non-finite) gradient reaches the vertices")
     return "sum of squared uniform Laplacians; translation invariant; differentiable"
+
+
+# --------------------------------------------------------------------------------------------
+# hidden parts (run by the grader only): other sizes and units, float64 kept, edge cases, inputs left alone,
+# gradients compared with independent ones (finite differences, closed forms)
+# --------------------------------------------------------------------------------------------
+def _ref_coverage(p: np.ndarray, tri: np.ndarray, sigma: float) -> np.ndarray:
+    with np.errstate(over="ignore"):  # exp(-x) of a large x is inf: the sigmoid is then 0, as it should be
+        return _coverage_variants(p, tri, sigma)["ok"]
+
+
+def _hidden_soft_coverage(fn) -> str:
+    g = torch.Generator().manual_seed(90)
+    tri = torch.tensor([[0.0, 0.0], [1.4, 0.2], [0.3, 1.1]], dtype=torch.float64)
+    cases = (  # (points, triangle, sigma, what)
+        (torch.tensor([[0.5, 0.4]], dtype=torch.float64), tri, 0.1, "one point inside"),
+        (tri.clone(), tri, 0.1, "the three corners (d = 0: coverage 1/2)"),
+        (torch.rand(200, 2, generator=g, dtype=torch.float64) * 3 - 1, tri, 1e-5,
+         "a tiny sigma (coverage close to a hard 0/1 mask)"),
+        (torch.rand(200, 2, generator=g, dtype=torch.float64) * 48,
+         torch.tensor([[8.0, 40.0], [40.0, 30.0], [18.0, 6.0]], dtype=torch.float64), 10.0,
+         "pixel units (a 48 x 48 image, sigma = 10 px^2)"),
+        (torch.rand(100, 2, generator=g, dtype=torch.float64) * 3 - 1,
+         torch.tensor([[0.0, 0.0], [0.5, 0.5], [1.0, 1.0]], dtype=torch.float64), 0.1,
+         "a flat triangle (three corners on a line: nothing is inside)"),
+    )
+    for pts, tr, sigma, what in cases:
+        p_in, t_in = pts.clone(), tr.clone()
+        out = call_student(fn, p_in, t_in, sigma)
+        expect_tensor(out, f"soft_coverage for {what}", shape=(pts.shape[0],), finite=False)
+        expect(out.dtype == torch.float64, f"for float64 points and triangle the coverage should stay float64, got "
+                                           f"{out.dtype} (no .float() or float32 constants)")
+        expect(torch.equal(p_in, pts) and torch.equal(t_in, tr),
+               "points or tri was modified in place (points -= ...): the caller's tensors must stay as they were")
+        if not bool(torch.isfinite(out).all()):
+            raise CheckFailed(f"NaN or inf for {what}: exp(x) / (1 + exp(x)) overflows for large |delta d^2 / sigma|; "
+                              "use torch.sigmoid")
+        ref = _ref_coverage(pts.numpy(), tr.numpy(), sigma)
+        expect_close(out, torch.as_tensor(ref), f"the coverage for {what}", atol=1e-9, rtol=1e-7)
+    # float32 in pixel units with a small sigma: a hand-made sigmoid overflows there
+    pix = (torch.rand(200, 2, generator=g) * 48).float()
+    tpx = torch.tensor([[8.0, 40.0], [40.0, 30.0], [18.0, 6.0]])
+    out = call_student(fn, pix, tpx, 1.0)
+    expect_tensor(out, "soft_coverage in float32 pixel units", shape=(200,), finite=False)
+    if not bool(torch.isfinite(out).all()):
+        raise CheckFailed("NaN or inf in float32 pixel units with sigma = 1 px^2: exp(x) overflows beyond x = 88; "
+                          "use torch.sigmoid (it never overflows)")
+    ref = _ref_coverage(pix.double().numpy(), tpx.double().numpy(), 1.0)
+    expect_close(out, torch.as_tensor(ref), "the coverage in float32 pixel units (sigma = 1 px^2)", atol=1e-4)
+    # the gradient with respect to the corners, against central differences of the reference
+    pts = torch.rand(60, 2, generator=g, dtype=torch.float64) * 3 - 1
+    t = tri.clone().requires_grad_(True)
+    out = call_student(fn, pts, t, 0.3)
+    expect(isinstance(out, torch.Tensor) and out.requires_grad, "the coverage carries no gradient to the triangle")
+    (grad,) = torch.autograd.grad(out.sum(), t)
+    fd = np.zeros((3, 2))
+    h = 1e-6
+    for i in range(3):
+        for j in range(2):
+            tp, tm = tri.numpy().copy(), tri.numpy().copy()
+            tp[i, j] += h
+            tm[i, j] -= h
+            fd[i, j] = (_ref_coverage(pts.numpy(), tp, 0.3).sum() - _ref_coverage(pts.numpy(), tm, 0.3).sum()) / (2 * h)
+    expect_close(grad, torch.as_tensor(fd), "the gradient of sum(coverage) with respect to the corners (vs central "
+                 "differences): part of the computation is detached or not differentiable", atol=1e-5, rtol=1e-4)
+    return "one point, corners, tiny sigma, pixel units in float32 and float64, a flat triangle, gradient, inputs kept"
+
+
+def _hidden_iou_loss(fn) -> str:
+    g = torch.Generator().manual_seed(91)
+    for b, h, w in ((1, 5, 7), (4, 1, 1), (2, 16, 3)):
+        pred = torch.rand(b, h, w, generator=g, dtype=torch.float64) * 0.9 + 0.05
+        target = (torch.rand(b, h, w, generator=g, dtype=torch.float64) > 0.5).double()
+        target[:, 0, 0] = 1.0  # no image without a target pixel
+        p_in, t_in = pred.clone(), target.clone()
+        out = call_student(fn, p_in, t_in)
+        expect_tensor(out, f"iou_loss for B={b}, H={h}, W={w}", shape=())
+        expect(out.dtype == torch.float64, f"for float64 silhouettes the loss should stay float64, got {out.dtype}")
+        expect(torch.equal(p_in, pred) and torch.equal(t_in, target),
+               "pred or target was modified in place: the caller's tensors must stay as they were")
+        ref = float(np.mean([1.0 - float((pred[i] * target[i]).sum()) / float((pred[i] + target[i] - pred[i] * target[i]).sum())
+                             for i in range(b)]))
+        expect_close(out, torch.tensor(ref, dtype=torch.float64), f"iou_loss for B={b}, H={h}, W={w} (per-image loop in float64)",
+                     atol=1e-10, rtol=1e-9)
+    # disjoint silhouettes: the loss is 1
+    p = torch.zeros(2, 4, 4, dtype=torch.float64)
+    t = torch.zeros(2, 4, 4, dtype=torch.float64)
+    p[:, :2], t[:, 2:] = 1.0, 1.0
+    expect_close(call_student(fn, p, t), torch.tensor(1.0, dtype=torch.float64), "iou_loss of disjoint silhouettes", atol=1e-9)
+    # the gradient with respect to pred, against the closed form d/dp (1 - I / U) = -(t U - I (1 - t)) / U^2 / B
+    pred = torch.rand(3, 6, 5, generator=g, dtype=torch.float64)
+    target = (torch.rand(3, 6, 5, generator=g, dtype=torch.float64) > 0.4).double()
+    pr = pred.clone().requires_grad_(True)
+    out = call_student(fn, pr, target)
+    expect(isinstance(out, torch.Tensor) and out.requires_grad, "the loss carries no gradient to pred")
+    (grad,) = torch.autograd.grad(out, pr)
+    inter = (pred * target).sum((1, 2), keepdim=True)
+    union = (pred + target - pred * target).sum((1, 2), keepdim=True)
+    ref_grad = -(target * union - inter * (1 - target)) / union ** 2 / pred.shape[0]
+    if _close_np(grad, -target / union / pred.shape[0]):
+        raise CheckFailed("the gradient ignores the union: the denominator sum(p + t - p t) depends on pred too "
+                          "(do not detach it)")
+    expect_close(grad, ref_grad, "the gradient of the loss with respect to pred (vs the closed form)",
+                 atol=1e-10, rtol=1e-7)
+    return "a batch of one, 1 x 1 images, non-square images, disjoint silhouettes, float64, gradient, inputs kept"
+
+
+def _close_np(a: torch.Tensor, b: torch.Tensor) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=1e-9, rtol=1e-6))
+
+
+def _lap_matrix(n_verts: int, faces: np.ndarray) -> np.ndarray:
+    """The dense uniform Laplacian I - D^-1 A from explicit neighbour sets (float64)."""
+    nb: list[set[int]] = [set() for _ in range(n_verts)]
+    for a, b, c in faces.tolist():
+        for i, j in ((a, b), (b, c), (c, a)):
+            nb[i].add(j)
+            nb[j].add(i)
+    L = np.eye(n_verts)
+    for i, s in enumerate(nb):
+        for j in s:
+            L[i, j] -= 1.0 / len(s)
+    return L
+
+
+def _hidden_laplacian_loss(fn) -> str:
+    from course_lib.geometry import icosphere
+
+    g = torch.Generator().manual_seed(92)
+    tet_f = torch.tensor([[0, 1, 2], [0, 3, 1], [1, 3, 2], [2, 3, 0]])
+    ico_v, ico_f = icosphere(1, radius=0.5)
+    mixed = ico_f.clone()
+    mixed[::2] = mixed[::2].flip(1)  # inconsistent orientations: the neighbours are the same
+    cases = (
+        (torch.rand(3, 3, generator=g, dtype=torch.float64), torch.tensor([[0, 1, 2]]), "a single triangle"),
+        (torch.rand(4, 3, generator=g, dtype=torch.float64), tet_f, "a tetrahedron (closed, no boundary)"),
+        (ico_v.double() + 0.05 * torch.rand(ico_v.shape, generator=g, dtype=torch.float64), ico_f,
+         "a bumpy icosphere (42 vertices, valences 5 and 6)"),
+        (ico_v.double(), mixed, "an icosphere whose faces are listed with mixed orientations"),
+        (torch.rand(4, 3, generator=g, dtype=torch.float64), torch.cat([tet_f, tet_f[:2]]),
+         "a tetrahedron with two faces listed twice"),
+    )
+    for v, f, what in cases:
+        v_in, f_in = v.clone(), f.clone()
+        out = call_student(fn, v_in, f_in)
+        expect_tensor(out, f"laplacian_loss for {what}", shape=())
+        expect(out.dtype == torch.float64, f"for float64 vertices the loss should stay float64, got {out.dtype}")
+        expect(torch.equal(v_in, v) and torch.equal(f_in, f),
+               "verts or faces was modified in place (verts -= ..., a centring in place): the caller's tensors must "
+               "stay as they were")
+        L = _lap_matrix(v.shape[0], f.numpy())
+        ref = float(((L @ v.numpy()) ** 2).sum())
+        expect_close(out, torch.tensor(ref, dtype=torch.float64), f"laplacian_loss for {what} (a dense I - D^-1 A in float64)",
+                     atol=1e-10, rtol=1e-8)
+    # the gradient: d/dx sum ||L x||^2 = 2 L^T L x
+    v = ico_v.double() + 0.05 * torch.rand(ico_v.shape, generator=g, dtype=torch.float64)
+    x = v.clone().requires_grad_(True)
+    out = call_student(fn, x, ico_f)
+    expect(isinstance(out, torch.Tensor) and out.requires_grad, "the loss carries no gradient to the vertices")
+    (grad,) = torch.autograd.grad(out, x)
+    L = _lap_matrix(v.shape[0], ico_f.numpy())
+    ref_grad = torch.as_tensor(2 * L.T @ L @ v.numpy())
+    if _close_np(grad, torch.as_tensor(2 * L @ v.numpy())):
+        raise CheckFailed("the gradient treats the neighbours' mean as a constant (2 L x instead of 2 L^T L x): "
+                          "the mean of the neighbours must not be detached, every vertex moves its neighbours' terms")
+    expect_close(grad, ref_grad, "the gradient with respect to the vertices (vs 2 L^T L x)", atol=1e-9, rtol=1e-7)
+    return "a single triangle, a closed tetrahedron, an icosphere, mixed orientations, repeated faces, gradient"
+
+
+def _register_hidden() -> None:
+    from course_lib import geometry, render
+    from course_lib.geometry import mesh_reg
+    from course_lib.render import losses, raster
+
+    check_soft_coverage.hidden(_hidden_soft_coverage, references=(raster.rasterize_silhouette, render.render_mesh))
+    check_iou_loss.hidden(_hidden_iou_loss, references=(losses.silhouette_iou, losses.silhouette_iou_loss))
+    check_laplacian_loss.hidden(_hidden_laplacian_loss, references=(
+        mesh_reg.laplacian_loss, mesh_reg.uniform_laplacian, mesh_reg.mesh_edges, geometry.laplacian_loss))
+
+
+_register_hidden()
