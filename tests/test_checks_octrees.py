@@ -134,3 +134,64 @@ def test_count_leaves_wrong_answers():
         G = o.shape[1] // 2 ** D
         return o.shape[0] * G ** 3 + 7 * sum(int((cell_states(o, G * 2 ** lev) == 2).sum()) for lev in range(D - 1))
     _failed(checks.check_count_leaves(off_by_one_level, quiet=True), "level 0 .. D-1")
+
+
+# --- hidden parts (the grader's) ----------------------------------------------------
+def _hidden(monkeypatch, check, answer):
+    """Run ``check`` with its hidden part on; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res = check(answer, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    for check, answer in ((checks.check_cell_states, cell_states), (checks.check_expand_mixed, expand_mixed),
+                          (checks.check_count_leaves, count_leaves)):
+        res, hid = _hidden(monkeypatch, check, answer)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+def test_hidden_cell_states_catches_a_fixed_resolution(monkeypatch):
+    def fixed(occ, r):  # R = 8 as in the public grids
+        s = 8 // r
+        v = occ.reshape(occ.shape[0], r, s, r, s, r, s)
+        return torch.where(v.all(6).all(4).all(2), 1, torch.where(v.any(6).any(4).any(2), 2, 0)).long()
+
+    res, hid = _hidden(monkeypatch, checks.check_cell_states, fixed)
+    assert res.passed
+    _failed(hid, "is invalid for input of size 64")  # the student's reshape, on the hidden 4^3 grid
+
+
+def test_hidden_expand_mixed_catches_an_in_place_doubling(monkeypatch):
+    def in_place(cells, states):
+        cells[:, 1:] *= 2  # doubles the caller's cells
+        parents = cells[states == 2]
+        off = torch.tensor([[0, dx, dy, dz] for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)])
+        return (parents[:, None, :] + off[None]).reshape(-1, 4)
+
+    res, hid = _hidden(monkeypatch, checks.check_expand_mixed, in_place)
+    assert res.passed  # the public part passes clones
+    _failed(hid, "in place")
+
+
+def test_hidden_count_leaves_catches_a_fixed_resolution(monkeypatch):
+    def fixed(occ, D):  # R = 8 and B = 2, as in the public grids
+        G = 8 // 2 ** D
+        return 2 * G ** 3 + sum(7 * int((cell_states(occ, G * 2 ** lev) == 2).sum()) for lev in range(D))
+
+    res, hid = _hidden(monkeypatch, checks.check_count_leaves, fixed)
+    assert res.passed
+    _failed(hid, "not fixed numbers")
+
+
+def test_hidden_parts_flag_the_library(monkeypatch):
+    from course_lib.geometry.octree import build_octree, dense_states
+
+    res, hid = _hidden(monkeypatch, checks.check_cell_states, lambda occ, r: dense_states(occ, r))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.geometry.octree.dense_states")
+    res, hid = _hidden(monkeypatch, checks.check_count_leaves, lambda occ, D: build_octree(occ, D).num_cells)
+    assert res.passed
+    _failed(hid, "delegated to course_lib.geometry.octree.build_octree")

@@ -7,6 +7,7 @@ a plain loop over the parent cells.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ._core import CheckFailed, call_student, expect, expect_tensor, self_check
@@ -149,3 +150,138 @@ def check_count_leaves(fn) -> str:
         raise CheckFailed(f"tree_depth={D}: got {got} leaves, expected {ref}: add 7 for each mixed cell of every "
                           f"level 0 .. D-1 (level l has resolution {G} * 2^l; the voxels of level D are never mixed)")
     return "leaves = roots + 7 x (mixed cells of levels 0 .. D-1), for D = 1, 2, 3"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other resolutions (not powers of two), a batch of one, a grid of one
+# occupied voxel, empty and full grids, a non-contiguous grid, no mixed cell, inputs unchanged; references by
+# NumPy loops over the cells
+# ---------------------------------------------------------------------------
+def _loop_states(occ: torch.Tensor, r: int) -> torch.Tensor:
+    a = occ.numpy()
+    b, big = a.shape[0], a.shape[1]
+    s = big // r
+    out = np.zeros((b, r, r, r), dtype=np.int64)
+    for bi in range(b):
+        for i in range(r):
+            for j in range(r):
+                for k in range(r):
+                    block = a[bi, i * s:(i + 1) * s, j * s:(j + 1) * s, k * s:(k + 1) * s]
+                    out[bi, i, j, k] = 1 if block.all() else (2 if block.any() else 0)
+    return torch.from_numpy(out)
+
+
+def _loop_leaves(occ: torch.Tensor, depth: int) -> int:
+    """Leaves of the grid-octree, by recursion over the cells (a mixed cell above the last level splits)."""
+    a = occ.numpy()
+    g = a.shape[1] // 2 ** depth
+
+    def leaves(block: np.ndarray, level: int) -> int:
+        if level == depth or block.all() or not block.any():
+            return 1
+        h = block.shape[0] // 2
+        return sum(leaves(block[x:x + h, y:y + h, z:z + h], level + 1)
+                   for x in (0, h) for y in (0, h) for z in (0, h))
+
+    s = a.shape[1] // g
+    return sum(leaves(a[bi, i * s:(i + 1) * s, j * s:(j + 1) * s, k * s:(k + 1) * s], 0)
+               for bi in range(a.shape[0]) for i in range(g) for j in range(g) for k in range(g))
+
+
+def _hidden_grids() -> list[tuple[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(40)
+    one = torch.zeros(1, 4, 4, 4, dtype=torch.bool)
+    one[0, 1, 2, 3] = True
+    rnd = torch.rand(3, 6, 6, 6, generator=g) > 0.5
+    rnd[1] = False
+    rnd[2] = True
+    rnd[0, :3, :3, :3] = True
+    twelve = torch.rand(2, 12, 12, 12, generator=g) > 0.7
+    twelve[0, 6:, 6:, 6:] = True
+    t = (torch.rand(1, 4, 4, 4, generator=g) > 0.5).transpose(1, 3)  # a non-contiguous view
+    return [("a 4^3 grid with one occupied voxel (B = 1)", one),
+            ("three 6^3 grids (random, empty, full)", rnd),
+            ("two 12^3 grids", twelve),
+            ("a non-contiguous 4^3 grid (a transposed view, B = 1)", t)]
+
+
+def _hidden_cell_states(fn) -> str:
+    for what, occ in _hidden_grids():
+        big = occ.shape[1]
+        for r in (d for d in range(1, big + 1) if big % d == 0):
+            before = occ.clone()
+            got = call_student(fn, occ, r)
+            if occ.shape[0] == 1 and isinstance(got, torch.Tensor) and got.dim() == 3:
+                raise CheckFailed(f"{what}, r={r}: the result has shape {tuple(got.shape)}: a .squeeze() drops the "
+                                  "batch axis; return (B, r, r, r) for every B")
+            expect_tensor(got, f"cell_states of {what} at r={r}", shape=(occ.shape[0], r, r, r))
+            expect(got.dtype == torch.long, f"cell_states should return a LongTensor, got {got.dtype}")
+            expect(torch.equal(occ, before), "your function changed the occupancy grid in place")
+            ref = _loop_states(occ, r)
+            bad = got.cpu() != ref
+            if bad.any():
+                b, i, j, k = [int(v) for v in torch.nonzero(bad)[0]]
+                raise CheckFailed(f"{what}, r={r} (s = {big // r} voxels per cell side): {int(bad.sum())} of "
+                                  f"{bad.numel()} cells are wrong, e.g. [{b}, {i}, {j}, {k}]: got "
+                                  f"{int(got[b, i, j, k])}, expected {_NAMES[int(ref[b, i, j, k])]}; s = R / r need "
+                                  "not be a power of two (reshape with s, not a fixed 2)")
+    return "a batch of one, one occupied voxel, empty and full grids, R = 6 and 12 at every divisor, a strided view"
+
+
+def _hidden_expand_mixed(fn) -> str:
+    g = torch.Generator().manual_seed(41)
+    cases = [("one mixed cell", torch.tensor([[3, 5, 0, 7]]), torch.tensor([2])),
+             ("no mixed cell", torch.tensor([[0, 1, 1, 1], [1, 0, 0, 0]]), torch.tensor([0, 1])),
+             ("every cell mixed, coordinates up to 500", torch.cat([torch.randint(0, 6, (9, 1), generator=g),
+                                                                    torch.randint(0, 500, (9, 3), generator=g)], 1),
+              torch.full((9,), 2)),
+             ("60 cells in random order", torch.cat([torch.randint(0, 4, (60, 1), generator=g),
+                                                     torch.randint(0, 16, (60, 3), generator=g)], 1),
+              torch.randint(0, 3, (60,), generator=g))]
+    for what, cells, states in cases:
+        before = (cells.clone(), states.clone())
+        got = call_student(fn, cells, states)
+        ref = _reference_children(before[0], before[1])
+        expect(torch.equal(cells, before[0]) and torch.equal(states, before[1]),
+               f"{what}: your function changed `cells` or `states` in place (e.g. cells[:, 1:] *= 2): compute the "
+               "children in new tensors")
+        expect_tensor(got, f"the children ({what})", shape=(ref.shape[0], 4))
+        expect(got.dtype == torch.long, f"children should be a LongTensor, got {got.dtype}")
+        if not torch.equal(got.cpu(), ref):
+            i = int(torch.nonzero((got.cpu() != ref).any(1))[0])
+            raise CheckFailed(f"{what}: row {i} is {got[i].tolist()}, expected {ref[i].tolist()} (a plain loop over "
+                              "the parents, children in the order 4*dx + 2*dy + dz)")
+    return "one mixed cell, none, all, large coordinates, 60 cells; inputs unchanged"
+
+
+def _hidden_count_leaves(fn) -> str:
+    for what, occ in _hidden_grids():
+        big = occ.shape[1]
+        for depth in (d for d in range(1, 4) if big % 2 ** d == 0):
+            before = occ.clone()
+            got = call_student(fn, occ, depth)
+            expect(isinstance(got, (int, torch.Tensor)) and not isinstance(got, bool),
+                   f"return an int (or a 0-d tensor), got {type(got).__name__}")
+            if isinstance(got, torch.Tensor) and got.numel() != 1:
+                raise CheckFailed(f"{what}, tree_depth={depth}: return one number, got a tensor of shape "
+                                  f"{tuple(got.shape)}")
+            expect(torch.equal(occ, before), "your function changed the occupancy grid in place")
+            ref = _loop_leaves(occ, depth)
+            g = big // 2 ** depth
+            expect(int(got) == ref, f"{what}, tree_depth={depth}: got {int(got)} leaves, expected {ref} (the roots "
+                                    f"are {occ.shape[0]} x {g}^3 cells, G = R / 2^D: use the grid's own R and B, "
+                                    "not fixed numbers)")
+    return "depths 1 to 3 on grids of R = 4, 6 and 12 (G = 3), B = 1 to 3, empty, full and one-voxel grids"
+
+
+def _register_hidden() -> None:
+    from course_lib.geometry import octree
+    from course_lib.models import ogn
+
+    states_refs = (octree.dense_states, octree.build_octree, octree.Octree.states, octree.Octree.cell_states)
+    check_cell_states.hidden(_hidden_cell_states, references=states_refs)
+    check_expand_mixed.hidden(_hidden_expand_mixed, references=(ogn.expand_cells,))
+    check_count_leaves.hidden(_hidden_count_leaves, references=states_refs)
+
+
+_register_hidden()

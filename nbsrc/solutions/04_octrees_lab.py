@@ -46,6 +46,15 @@ except ImportError:  # older data layer
 
 # %%
 def cell_states(occupancy: torch.Tensor, r: int) -> torch.Tensor:
+    """The state of every cell of the ``r^3`` grid over ``occupancy``.
+
+    Args:
+        occupancy: bool tensor ``(B, R, R, R)`` (possibly a non-contiguous view).
+        r: a Python int that divides ``R`` (``s = R / r`` need not be a power of two).
+
+    Returns:
+        long tensor ``(B, r, r, r)``: ``EMPTY`` (0), ``FULL`` (1) or ``MIXED`` (2). ``B = 1`` keeps its axis.
+    """
     ### BEGIN SOLUTION
     B, R = occupancy.shape[0], occupancy.shape[1]
     s = R // r
@@ -89,6 +98,15 @@ for lev in range(D + 1):
 
 # %%
 def expand_mixed(cells: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
+    """The children of the mixed cells, one level finer.
+
+    Args:
+        cells: long tensor ``(N, 4)``, rows ``(b, x, y, z)`` (``N`` may be 0 or 1).
+        states: long tensor ``(N,)`` of ``EMPTY`` / ``FULL`` / ``MIXED``.
+
+    Returns:
+        long tensor ``(8 M, 4)`` for the ``M`` mixed cells (``(0, 4)`` when there is none). Leave the inputs unchanged.
+    """
     ### BEGIN SOLUTION
     parents = cells[states == MIXED]
     off = torch.tensor([[0, dx, dy, dz] for dx in (0, 1) for dy in (0, 1) for dz in (0, 1)], device=cells.device)
@@ -128,6 +146,15 @@ for lev in range(D + 1):
 
 # %%
 def count_leaves(occupancy: torch.Tensor, tree_depth: int) -> int:
+    """The number of leaves of the grid-octree of ``occupancy``.
+
+    Args:
+        occupancy: bool tensor ``(B, R, R, R)``.
+        tree_depth: a Python int ``D >= 1`` with ``2^D`` dividing ``R`` (``G = R / 2^D`` need not be a power of two).
+
+    Returns:
+        a Python ``int`` (a 0-d tensor is accepted too).
+    """
     ### BEGIN SOLUTION
     B, R = occupancy.shape[0], occupancy.shape[1]
     G = R // 2 ** tree_depth
