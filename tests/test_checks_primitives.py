@@ -170,3 +170,78 @@ def test_expected_min_distance_in_log_space_is_rejected():
         return (ds * ps * before).sum(-1)
 
     _failed(checks.check_expected_min_distance(log_space, quiet=True), "exactly 1", "cumprod")
+
+
+# --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) -----------------------------------------
+def _hidden(check, fn):
+    """Run ``check`` with its hidden part; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    res = check(fn, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_inside_outside, inside_outside),
+                      (checks.check_reinforce_gradient, reinforce_gradient),
+                      (checks.check_expected_min_distance, expected_min_distance)):
+        res, hid = _hidden(check, fn)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+def _columns_by_colon(points, size, eps):  # [:, k] is the last dimension only for 2-D points
+    q = (points / size).abs()
+    e1, e2 = eps[..., 0], eps[..., 1]
+    return (q[:, 0] ** (2 / e2) + q[:, 1] ** (2 / e2)) ** (e2 / e1) + q[:, 2] ** (2 / e1)
+
+
+def _baseline_in_place(losses, z, prob, baseline):
+    losses -= baseline  # also changes the caller's tensor
+    return (losses[:, None] * (z / prob - (1 - z) / (1 - prob))).mean(0)
+
+
+def _pairwise_strict(dist, prob):
+    # no sort: the k-th primitive is the nearest existing one if every strictly closer one is absent
+    closer = dist[..., None, :] < dist[..., :, None]  # [..., k, j]: j is closer than k
+    none_closer = torch.where(closer, 1 - prob[..., None, :], torch.ones_like(closer, dtype=prob.dtype)).prod(-1)
+    return (dist * prob * none_closer).sum(-1)
+
+
+def _float64_one(dist, prob):
+    d, order = torch.sort(dist, dim=-1)
+    p = torch.gather(prob, -1, order)
+    lead = torch.ones(p.shape[:-1] + (1,), dtype=torch.float64)
+    before = torch.cumprod(torch.cat([lead, 1 - p[..., :-1]], -1), -1)
+    return (d * p * before).sum(-1)
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (checks.check_inside_outside, _columns_by_colon, ["(4, 7)", "[..., k]"]),
+    (checks.check_inside_outside, lambda p, a, e: inside_outside(p.double(), a.double(), e.double()),
+     ["keep the input's dtype"]),
+    (checks.check_reinforce_gradient, _baseline_in_place, ["changed the caller's losses"]),
+    (checks.check_expected_min_distance, _pairwise_strict, ["ties", "strict <"]),
+    (checks.check_expected_min_distance, _float64_one, ["keep the inputs' dtype"]),
+])
+def test_hidden_parts_catch_what_the_public_part_lets_through(monkeypatch, check, wrong, words):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res, hid = _hidden(check, wrong)
+    assert res.passed, res.verdict()  # the public part lets it through...
+    _failed(hid, *words)              # ...the hidden part names it
+
+
+def test_hidden_parts_flag_a_wrapper_of_the_library(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res, hid = _hidden(checks.check_inside_outside, lambda p, a, e: P.superquadric_inside_outside(p, a, e))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.models.primitives.superquadric_inside_outside")
+    res, hid = _hidden(checks.check_expected_min_distance, lambda d, p: P.expected_min_distance(d, p))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.models.primitives.expected_min_distance")

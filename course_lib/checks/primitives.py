@@ -44,7 +44,7 @@ def check_inside_outside(fn) -> str:
     p = torch.randn(n, 3, generator=g, dtype=torch.float64) * 0.6
     a = 0.2 + 0.8 * torch.rand(n, 3, generator=g, dtype=torch.float64)
     e = 0.4 + 1.1 * torch.rand(n, 2, generator=g, dtype=torch.float64)
-    out = call_student(fn, p, a, e)
+    out = call_student(fn, p.clone(), a.clone(), e.clone())  # copies: an in-place slip is the hidden part's
     expect(isinstance(out, torch.Tensor), f"F should be a torch.Tensor, got {type(out).__name__}")
     if out.shape != (n,):
         raise CheckFailed(f"F(points (64, 3), size (64, 3), eps (64, 2)) has shape {tuple(out.shape)}, expected (64,): "
@@ -137,7 +137,7 @@ def check_reinforce_gradient(fn) -> str:
     z = (torch.rand(k, m, generator=g, dtype=torch.float64) < prob).double()
     losses = 1.0 + torch.rand(k, generator=g, dtype=torch.float64)
     b = 0.8
-    out = call_student(fn, losses, z, prob, b)
+    out = call_student(fn, losses.clone(), z.clone(), prob.clone(), b)
     expect(isinstance(out, torch.Tensor), f"the estimate should be a torch.Tensor, got {type(out).__name__}")
     if out.shape != (m,):
         raise CheckFailed(f"the estimate has shape {tuple(out.shape)}, expected (M,) = ({m},): one derivative per "
@@ -175,7 +175,7 @@ def check_reinforce_gradient(fn) -> str:
     ests = []
     for _ in range(300):
         zz = (torch.rand(32, m, generator=g, dtype=torch.float64) < prob).double()
-        ests.append(call_student(fn, f(zz), zz, prob, 1.0))
+        ests.append(call_student(fn, f(zz), zz, prob.clone(), 1.0))
     est = torch.stack([torch.as_tensor(e, dtype=torch.float64) for e in ests])
     zscore = ((est.mean(0) - exact) / (est.std(0) / math.sqrt(len(est)))).abs().max()
     expect(bool(zscore < 5), f"averaged over 300 estimates the result is {float(zscore):.1f} standard errors away "
@@ -217,7 +217,7 @@ def check_expected_min_distance(fn) -> str:
     g = torch.Generator().manual_seed(2)
     dist = torch.rand(3, 4, 6, generator=g, dtype=torch.float64)
     prob = torch.rand(3, 4, 6, generator=g, dtype=torch.float64)
-    out = call_student(fn, dist, prob)
+    out = call_student(fn, dist.clone(), prob.clone())
     expect(isinstance(out, torch.Tensor), f"the expectation should be a torch.Tensor, got {type(out).__name__}")
     if out.shape != (3, 4):
         raise CheckFailed(f"fn(dist (3, 4, 6), prob (3, 4, 6)) has shape {tuple(out.shape)}, expected (3, 4): "
@@ -281,3 +281,163 @@ def check_expected_min_distance(fn) -> str:
         expect_close(g, r, f"the gradient with respect to {name} at prob = (1, 0, 1, 0.5) (vs the enumeration)",
                      rtol=1e-6, atol=1e-9)
     return "equals the enumeration over 2^M configurations (M = 1, 2, 6, 9), values and gradients"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other shapes and batch layouts, float32 kept, points at the centre and
+# exactly on the surface, near-box and pinched exponents, a single sample, ties, the caller's tensors untouched
+# ---------------------------------------------------------------------------
+def _unchanged(before: tuple[torch.Tensor, ...], after: tuple[torch.Tensor, ...], names: tuple[str, ...]) -> None:
+    for b, a, name in zip(before, after, names):
+        if not torch.equal(a, b):
+            raise CheckFailed(f"your function changed the caller's {name} tensor (an in-place operation such as "
+                              f"-=, /=, abs_() or sort_() on an argument): work on new tensors")
+
+
+def _loop_f(p: torch.Tensor, a: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """F point by point with Python floats (an independent reference); inputs already broadcast to (N, 3/2)."""
+    out = []
+    for (x, y, z), (a1, a2, a3), (e1, e2) in zip(p.double().tolist(), a.double().tolist(), e.double().tolist()):
+        xy = abs(x / a1) ** (2 / e2) + abs(y / a2) ** (2 / e2)
+        out.append(xy ** (e2 / e1) + abs(z / a3) ** (2 / e1))
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _hidden_inside_outside(fn) -> str:
+    g = torch.Generator().manual_seed(80)
+    # a batch of 4 primitives with 7 points each: points (4, 7, 3), size (4, 1, 3), eps (4, 1, 2), in float32
+    p = torch.randn(4, 7, 3, generator=g) * 0.5
+    a = 0.2 + 0.8 * torch.rand(4, 1, 3, generator=g)
+    e = 0.3 + 1.6 * torch.rand(4, 1, 2, generator=g)
+    before = (p.clone(), a.clone(), e.clone())
+    out = call_student(fn, p, a, e)
+    expect(isinstance(out, torch.Tensor), f"F should be a torch.Tensor, got {type(out).__name__}")
+    _unchanged(before, (p, a, e), ("points", "size", "eps"))
+    if out.shape != (4, 7):
+        raise CheckFailed(f"F(points (4, 7, 3), size (4, 1, 3), eps (4, 1, 2)) has shape {tuple(out.shape)}, expected "
+                          "(4, 7): index the last dimension with [..., k] (not [:, k], which is the second dimension "
+                          "of a 3-D tensor), so that any leading dimensions broadcast")
+    expect(out.dtype == torch.float32, f"float32 inputs give F in {out.dtype}: keep the input's dtype")
+    ref = _loop_f(p.reshape(-1, 3), a.expand(4, 7, 3).reshape(-1, 3), e.expand(4, 7, 2).reshape(-1, 2)).reshape(4, 7)
+    expect_close(out, ref, "F for points (4, 7, 3), size (4, 1, 3), eps (4, 1, 2) in float32 (eps in [0.3, 1.9])",
+                 rtol=1e-4, atol=1e-6)
+    # special points: the centre (F = 0, no NaN), the tips on the axes and the corner of a near-box, in float64
+    a1 = torch.tensor([0.6, 0.4, 0.3], dtype=torch.float64)
+    pts = torch.tensor([[0.0, 0.0, 0.0], [0.6, 0.0, 0.0], [0.0, -0.4, 0.0], [0.0, 0.0, 0.3], [0.3, 0.2, -0.15],
+                        [-0.6, 0.4, 0.3]], dtype=torch.float64)
+    for eps in ((1.0, 1.0), (0.1, 0.1), (1.9, 0.5), (0.5, 1.9)):
+        e1 = torch.tensor(eps, dtype=torch.float64)
+        got = call_student(fn, pts, a1, e1)
+        expect_tensor(got, f"F at special points with eps = {eps}", shape=(6,))
+        expect(bool(torch.isfinite(got).all()),
+               f"F is NaN or inf at the centre or on an axis with eps = {eps} (a 0 to a negative power, or a log of 0?)")
+        ref = _loop_f(pts, a1.expand(6, 3), e1.expand(6, 2))
+        expect_close(got, ref, f"F at the centre, the tips on the axes (exactly 1), half-way and a corner, "
+                     f"eps = {eps}", rtol=1e-9, atol=1e-12)
+    # one point, everything unbatched: points (3,), size (3,), eps (2,) -> a 0-d tensor
+    one = call_student(fn, torch.tensor([0.1, 0.2, 0.1], dtype=torch.float64), a1, torch.tensor([0.7, 1.2],
+                                                                                                  dtype=torch.float64))
+    expect_tensor(one, "F of a single point (3,) with size (3,) and eps (2,)", shape=())
+    expect_close(one, _loop_f(torch.tensor([[0.1, 0.2, 0.1]]), a1[None], torch.tensor([[0.7, 1.2]]))[0],
+                 "F of a single point", rtol=1e-9)
+    return ("batched (4, 7, 3) against (4, 1, 3) in float32, the centre, the axes' tips, near-box and pinched eps, "
+            "one point, inputs untouched")
+
+
+def _loop_reinforce(losses, z, prob, baseline) -> torch.Tensor:
+    k, m = z.shape
+    out = [0.0] * m
+    for i in range(k):
+        for j in range(m):
+            zij, pj = float(z[i, j]), float(prob[j])
+            score = 1 / pj if zij > 0.5 else -1 / (1 - pj)
+            out[j] += (float(losses[i]) - float(baseline)) * score / k
+    return torch.tensor(out, dtype=torch.float64)
+
+
+def _hidden_reinforce_gradient(fn) -> str:
+    g = torch.Generator().manual_seed(81)
+    for k, m, dtype, baseline in ((1, 1, torch.float64, 0.3), (1, 6, torch.float32, 0.0), (40, 3, torch.float32, 1.2),
+                                  (7, 9, torch.float64, torch.tensor(0.5, dtype=torch.float64))):
+        prob = (0.05 + 0.9 * torch.rand(m, generator=g, dtype=torch.float64)).to(dtype)
+        z = (torch.rand(k, m, generator=g, dtype=torch.float64) < prob.double()).to(dtype)
+        losses = (torch.rand(k, generator=g, dtype=torch.float64) * 2).to(dtype)
+        before = (losses.clone(), z.clone(), prob.clone())
+        out = call_student(fn, losses, z, prob, baseline)
+        what = f"the estimate for K = {k}, M = {m}, {dtype}, baseline {float(baseline)}" + (
+            " (a 0-d tensor)" if isinstance(baseline, torch.Tensor) else "")
+        _unchanged(before, (losses, z, prob), ("losses", "z", "prob"))
+        expect_tensor(out, what, shape=(m,))
+        expect(out.dtype == dtype, f"{what} comes back as {out.dtype}: keep the inputs' dtype")
+        expect_close(out, _loop_reinforce(losses, z, prob, baseline), what,
+                     rtol=1e-9 if dtype == torch.float64 else 1e-5, atol=1e-12 if dtype == torch.float64 else 1e-6)
+    # each primitive's derivative involves its own probability only: changing prob[1] leaves entry 0 as it was
+    prob = torch.tensor([0.3, 0.6, 0.8], dtype=torch.float64)
+    z = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0]], dtype=torch.float64)
+    losses = torch.tensor([0.2, 0.9, 0.4], dtype=torch.float64)
+    first = call_student(fn, losses, z, prob, 0.1)
+    prob2 = prob.clone()
+    prob2[1] = 0.1
+    second = call_student(fn, losses, z, prob2, 0.1)
+    expect_close(second[0], first[0], "entry 0 of the estimate after changing prob[1] only (each derivative uses its "
+                 "own primitive's probability)", atol=1e-12)
+    return "K = 1 and M = 1, float32 kept, a tensor baseline, a loop reference, entries independent, inputs untouched"
+
+
+def _hidden_expected_min_distance(fn) -> str:
+    g = torch.Generator().manual_seed(82)
+    # float32 with other leading dimensions, and a single configuration of one primitive
+    dist = torch.rand(2, 1, 3, 5, generator=g)
+    prob = torch.rand(2, 1, 3, 5, generator=g)
+    before = (dist.clone(), prob.clone())
+    out = call_student(fn, dist, prob)
+    expect(isinstance(out, torch.Tensor), f"the expectation should be a torch.Tensor, got {type(out).__name__}")
+    _unchanged(before, (dist, prob), ("dist", "prob"))
+    expect_tensor(out, "E[min] for dist, prob (2, 1, 3, 5) in float32", shape=(2, 1, 3))
+    expect(out.dtype == torch.float32, f"float32 inputs give {out.dtype}: keep the inputs' dtype (build the leading "
+                                       "1 of the exclusive product with torch.ones_like, not a float64 tensor)")
+    expect_close(out, _enumerate(dist.double(), prob.double()), "E[min] for (2, 1, 3, 5) float32 inputs against the "
+                 "enumeration", rtol=1e-5, atol=1e-6)
+    one = call_student(fn, torch.tensor([[0.7]], dtype=torch.float64), torch.tensor([[0.4]], dtype=torch.float64))
+    expect_tensor(one, "E[min] of one primitive (batch (1, 1))", shape=(1,))
+    expect_close(one, torch.tensor([0.28], dtype=torch.float64), "E[min] of one primitive at distance 0.7 with "
+                 "probability 0.4 (0.7 * 0.4)", atol=1e-12)
+    # ties: equal distances (a point inside two primitives, or at the same distance from both)
+    d = torch.tensor([[0.3, 0.3, 0.8, 0.3], [0.5, 0.5, 0.5, 0.5], [0.0, 0.0, 0.2, 0.6]], dtype=torch.float64)
+    p = torch.tensor([[0.5, 0.4, 0.9, 0.2], [0.1, 0.2, 0.3, 0.4], [0.5, 0.5, 0.5, 0.5]], dtype=torch.float64)
+    tied = call_student(fn, d, p)
+    expect_tensor(tied, "E[min] with tied distances", shape=(3,))
+    ref = _enumerate(d, p)
+    if not _close(tied, ref, rtol=1e-9, atol=1e-12):
+        raise CheckFailed(f"with equal distances (ties) E[min] is {[round(v, 4) for v in tied.double().tolist()]}, "
+                          f"the enumeration gives {[round(v, 4) for v in ref.tolist()]}: a tied primitive must count "
+                          "as 'closer' for exactly one of the pair (a 'closer than' mask with a strict < counts it for "
+                          "neither); sorting handles ties, in any order")
+    # batch independence: changing the distances of row 1 leaves row 0's value unchanged
+    d = torch.rand(2, 6, generator=g, dtype=torch.float64)
+    p = torch.rand(2, 6, generator=g, dtype=torch.float64)
+    a = call_student(fn, d, p)
+    d2 = d.clone()
+    d2[1] = d2[1].flip(0) + 1.0
+    b = call_student(fn, d2, p)
+    expect_close(b[0], a[0], "row 0's value after changing row 1's distances only (each row is on its own)",
+                 atol=1e-12)
+    # M = 12 against the enumeration of its 4096 configurations
+    d = torch.rand(3, 12, generator=g, dtype=torch.float64)
+    p = torch.rand(3, 12, generator=g, dtype=torch.float64)
+    expect_close(call_student(fn, d, p), _enumerate(d, p), "E[min] for M = 12 against the enumeration", rtol=1e-9,
+                 atol=1e-12)
+    return "float32 kept with 3 leading dimensions, one primitive, ties, rows independent, M = 12, inputs untouched"
+
+
+def _register_hidden() -> None:
+    from course_lib.models import primitives as lib
+
+    check_inside_outside.hidden(_hidden_inside_outside, references=(lib.superquadric_inside_outside,))
+    check_reinforce_gradient.hidden(_hidden_reinforce_gradient,
+                                    references=(lib.reinforce_gradient, lib.bernoulli_log_prob))
+    check_expected_min_distance.hidden(_hidden_expected_min_distance,
+                                       references=(lib.expected_min_distance, lib.expected_min_distance_enumerate))
+
+
+_register_hidden()

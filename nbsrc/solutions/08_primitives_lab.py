@@ -18,7 +18,7 @@ import math
 
 import torch
 
-from course_lib import checks, config, viz
+from course_lib import checks, config, results, viz
 from course_lib.experiments import primitives as E
 from course_lib.models import primitives as P
 
@@ -42,6 +42,19 @@ SZ = config.sizes(prefix="ch08.")
 
 # %%
 def inside_outside(points: torch.Tensor, size: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """The superquadric inside-outside function F (< 1 inside, 1 on the surface, > 1 outside).
+
+    Args:
+        points: ``torch.Tensor`` ``(..., 3)``, float32 or float64: points in the primitive's local frame.
+        size: ``torch.Tensor`` ``(..., 3)``, same dtype, positive: the half-sizes ``(a1, a2, a3)``.
+        eps: ``torch.Tensor`` ``(..., 2)``, same dtype, in (0, 2]: ``eps[..., 0]`` is eps1, ``eps[..., 1]`` eps2.
+        The leading dimensions ``...`` of the three broadcast against each other: points ``(N, 3)`` with
+        size ``(3,)`` and eps ``(2,)``, or points ``(B, N, 3)`` with size ``(B, 1, 3)`` and eps ``(B, 1, 2)``.
+
+    Returns:
+        ``torch.Tensor`` of the broadcast leading shape ``(...)``, in the inputs' dtype. The inputs are not
+        changed.
+    """
     ### BEGIN SOLUTION
     q = (points / size).abs()
     e1, e2 = eps[..., 0], eps[..., 1]
@@ -59,6 +72,11 @@ checks.check_inside_outside(inside_outside)
 # $8a_1a_2a_3$, estimates the volume. For the ellipsoid ($\varepsilon_1=\varepsilon_2=1$) it is
 # $\frac43\pi a_1a_2a_3$; as both exponents go to 0 it tends to the box's.
 
+#
+# **Predict first.** As both exponents go from 1 down to 0.1, does the volume grow steadily from the
+# ellipsoid's towards the box's? At $\varepsilon = 0.1$, how far below the box's volume will it still be:
+# 1 %, 10 %?
+
 # %% tags=["uses-exercise"]
 g = torch.Generator().manual_seed(0)
 a = torch.tensor([0.6, 0.4, 0.3], dtype=torch.float64)
@@ -67,6 +85,25 @@ for eps in (1.0, 0.5, 0.2, 0.1):
     inside = inside_outside(u, a, torch.full((2,), eps, dtype=torch.float64)) < 1
     print(f"eps = {eps:4.2f}: volume {float(inside.double().mean()) * 8 * float(a.prod()):.4f}")
 print(f"ellipsoid 4/3 pi abc = {4 / 3 * math.pi * float(a.prod()):.4f}, box 8abc = {8 * float(a.prod()):.4f}")
+
+# %% [markdown]
+# **Observe.** No benchmark measures this one: the closed form does. The volume of a superquadric is
+# $2a_1a_2a_3\,\varepsilon_1\varepsilon_2\,B(\tfrac{\varepsilon_1}{2}+1, \varepsilon_1)\,
+# B(\tfrac{\varepsilon_2}{2}, \tfrac{\varepsilon_2}{2})$ ($B$ is the beta function; Jaklič et al., 2000):
+
+# %%
+def beta(x, y):
+    return math.exp(math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y))
+
+
+for eps in (1.0, 0.5, 0.2, 0.1):
+    print(f"eps = {eps:4.2f}: exact volume {2 * 0.6 * 0.4 * 0.3 * eps * eps * beta(eps / 2 + 1, eps) * beta(eps / 2, eps / 2):.4f}")
+
+# %% [markdown]
+# Do your Monte-Carlo volumes agree with the closed form within a few thousandths? With 200,000 points the
+# standard error of a fraction $f$ is $\sqrt{f(1-f)/200000}$, times the box's volume: is each gap within two
+# of them? Which exponent makes
+# the sharpest edges, and why does a network need exponents well below 1 to fit a chair's seat?
 
 # %% [markdown]
 # ## Exercise 2: the REINFORCE estimator
@@ -83,6 +120,18 @@ print(f"ellipsoid 4/3 pi abc = {4 / 3 * math.pi * float(a.prod()):.4f}, box 8abc
 
 # %%
 def reinforce_gradient(losses: torch.Tensor, z: torch.Tensor, prob: torch.Tensor, baseline: float) -> torch.Tensor:
+    """The REINFORCE (score-function) estimate of d E[L] / d prob.
+
+    Args:
+        losses: ``torch.Tensor`` ``(K,)``, float32 or float64: the loss of each sampled configuration.
+        z: ``torch.Tensor`` ``(K, M)``, same dtype, entries 0.0 or 1.0: which primitives exist in each sample.
+        prob: ``torch.Tensor`` ``(M,)``, same dtype, in (0, 1): the existence probabilities.
+        baseline: a ``float`` or a 0-d tensor, subtracted from every loss.
+
+    Returns:
+        ``torch.Tensor`` ``(M,)`` in the inputs' dtype: the estimate averaged over the K samples. The inputs
+        are not changed (no in-place ``losses -= baseline``).
+    """
     ### BEGIN SOLUTION
     score = z / prob - (1 - z) / (1 - prob)
     return ((losses - baseline)[:, None] * score).mean(0)
@@ -98,10 +147,13 @@ checks.check_reinforce_gradient(reinforce_gradient)
 # A toy loss: $L(z)$ = the smallest of fixed distances $d_m$ over the existing primitives (2 if
 # none exists). The exact gradient comes from autograd of the library's exact expectation.
 # Estimate it 200 times with $K$ samples each, without and with a baseline equal to the exact
-# expected loss (a good constant), and look at the spread. **Predict first**: how should the error
-# change with $K$ (each estimate averages $K$ samples), and should the baseline help at every $K$?
-# Each point of the curves is itself an estimate from 200 draws, so where the two curves come close
-# they can cross by chance; read the trend over $K$, and the ratio the cell prints.
+# expected loss (a good constant here, though not the variance-optimal one in general), and look at the
+# spread. The cell also computes the **exact** mean squared error of your estimator, by enumerating the
+# $2^6$ configurations: for an unbiased estimate that averages $K$ independent samples it is the
+# one-sample value divided by $K$.
+#
+# **Predict first**: how should the error change with $K$? Should the baseline help at every $K$, and by
+# how much: will it remove most of the error (a ratio near 0.1) or a fraction of it?
 
 # %% tags=["uses-exercise"]
 g = torch.Generator().manual_seed(1)
@@ -127,11 +179,44 @@ for k in ks:
             est.append(reinforce_gradient(toy_loss(z), z, theta.detach(), b))
         est = torch.stack(est)
         spread[name].append(float(((est - exact) ** 2).sum(-1).mean()))
+# the exact error: every configuration's one-sample estimate, weighted by its probability
+configs = ((torch.arange(2 ** m)[:, None] >> torch.arange(m)) & 1).double()
+p_config = torch.prod(configs * theta.detach() + (1 - configs) * (1 - theta.detach()), -1)
+exact_mse = {}
+for name, b in (("no baseline", 0.0), ("baseline = E[L]", float(expected.detach()))):
+    one = torch.stack([reinforce_gradient(toy_loss(c[None]), c[None], theta.detach(), b) for c in configs])
+    exact_mse[name] = float((p_config * ((one - exact) ** 2).sum(-1)).sum())  # the error of one sample
 print("exact gradient:", [round(v, 3) for v in exact.tolist()])
+print(f"exact: error with the baseline / without = {exact_mse['baseline = E[L]'] / exact_mse['no baseline']:.2f} "
+      "at every K (both errors are the one-sample error divided by K)")
 for k, a, b in zip(ks, spread["no baseline"], spread["baseline = E[L]"]):
-    print(f"K = {k:2d}: error with the baseline / without = {b / a:.2f}")
-viz.plot_curves(ks, spread, title="mean squared error of the REINFORCE estimate", xlabel="samples K",
-                ylabel="E |g_hat - g|^2", log_x=True, log_y=True)
+    print(f"K = {k:2d}: sampled error with the baseline / without = {b / a:.2f} (200 draws)")
+viz.plot_curves(ks, spread, title="mean squared error of the REINFORCE estimate (200 draws per point)",
+                xlabel="samples K", ylabel="E |g_hat - g|^2", log_x=True, log_y=True)
+
+# %% [markdown]
+# **Observe.** Here the baseline removes only a fraction of the error (the exact ratio above), and the
+# sampled curves, 200 draws per point, come close enough to cross by chance: with this seed the sampled
+# ratio is above 1 at $K = 4$ (in every profile: the cell does not depend on it), the opposite of what the
+# exact ratio says. Trust the exact
+# line. The chapter's benchmark (laptop profile) measured the same two estimators on its own problem
+# (8 primitives, the coverage loss of a shape), exactly and with 2,000 draws per point:
+
+# %%
+variance = results.get("primitives", "variance")
+if variance:
+    for row, none, base in zip(variance["exact"]["rows"], variance["sampled"]["none"], variance["sampled"]["baseline"]):
+        print(f"laptop benchmark, K = {row['k']:3d}: exact error with a fixed baseline / without = "
+              f"{row['fixed'] / row['none']:.2f}, sampled ({variance['sampled']['reps']} draws) "
+              f"{base['mse'] / none['mse']:.2f}")
+else:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/primitives.py")
+
+# %% [markdown]
+# In the benchmark's problem the baseline cuts the error about tenfold, in the toy much less. The toy's
+# loss is 2 when no primitive exists and below 1 otherwise: how far from $\mathbb E[L]$ is a typical
+# $L(z)$ in each problem, and why does that decide how much a constant baseline can remove? Even with
+# 2,000 draws, does every sampled ratio of the benchmark agree with its exact one?
 
 # %% [markdown]
 # ## Exercise 3: the reordering trick
@@ -147,6 +232,18 @@ viz.plot_curves(ks, spread, title="mean squared error of the REINFORCE estimate"
 
 # %%
 def expected_min_distance(dist: torch.Tensor, prob: torch.Tensor) -> torch.Tensor:
+    """E[min over the existing primitives of dist], exactly, by the reordering trick (0 if none exists).
+
+    Args:
+        dist: ``torch.Tensor`` ``(..., M)``, float32 or float64, >= 0: the distances to the M primitives
+            (equal distances may occur).
+        prob: ``torch.Tensor`` of the same shape and dtype, in [0, 1] (exactly 0 or 1 allowed): the
+            existence probabilities.
+
+    Returns:
+        ``torch.Tensor`` ``(...)`` in the inputs' dtype, differentiable with respect to both. The inputs are
+        not changed.
+    """
     ### BEGIN SOLUTION
     d, order = torch.sort(dist, dim=-1)
     p = torch.gather(prob, -1, order)
@@ -172,6 +269,10 @@ checks.check_expected_min_distance(expected_min_distance)
 # own `P.expected_min_distance` gives for the same fitted primitives, which the cell prints next to
 # yours. In the `ci` profile the fit runs for a few steps only: expect primitives that have started
 # to move towards the chair, not a finished fit.
+#
+# **Predict first.** Every primitive starts with probability $\sigma(2) \approx 0.88$. After the fit, how
+# many of the $M$ primitives will still have $p > 0.5$? A chair has a seat, a back and four legs: how many
+# primitives would you need, and will the small parsimony weight switch the others off?
 
 # %%
 chair = E.primitive_data("train", categories=("chair",), shapes_per_category=1)
@@ -207,10 +308,33 @@ with torch.no_grad():
 print(f"{steps} steps: coverage {coverage.item():.4f} (the library's function on the same primitives: "
       f"{lib_coverage.item():.4f}), consistency {consistency.item():.4f}, "
       f"probabilities {[round(p, 2) for p in prims.prob[0].tolist()]}")
+print(f"{int((prims.prob[0] > 0.5).sum())} of {M} primitives have p > 0.5")
 fig = viz.plot_points(target[0], color="gray", size=1.5)
 for mesh in P.primitive_meshes(prims.detach(), 0, resolution=16, threshold=0.5):
     fig = viz.plot_mesh(mesh, opacity=0.5, fig=fig)
 fig.update_layout(title="your fitted superquadrics (p > 0.5)")
+
+# %% [markdown]
+# **Observe.** The chapter's benchmark (laptop profile) trained a *network* that predicts the primitives of
+# every shape, with the reordering trick and with REINFORCE, over 3 seeds; how many primitives its shapes
+# use on average, and the comparison's verdict:
+
+# %%
+summary = results.get("primitives", "training", "summary")
+if summary:
+    for r in summary:
+        print(f"laptop benchmark, {r['kind']:12s} {r['method']:9s}: {r['used']:.1f} of "
+              f"{results.get('primitives', 'sizes', 'n_primitives')} primitives used, held-out IoU {r['iou']:.3f}, "
+              f"Chamfer x1e3 {r['chamfer']:.2f} (mean of {r['seeds']} seeds)")
+    results.say("primitives", "reorder_vs_reinforce_cd")
+else:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/primitives.py")
+
+# %% [markdown]
+# In the `ci` profile the fit runs 20 steps: the probabilities have barely moved from their start, so
+# nothing is switched off yet; the benchmark's 300 epochs do switch some off. Did your count match your
+# guess? The exact method and REINFORCE end up "not separated" on Chamfer in the benchmark although the
+# exact gradient has no variance at all: what else limits the fit?
 
 # %% [markdown]
 # ## Questions
