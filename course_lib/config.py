@@ -234,6 +234,11 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.steps_per_level": {"ci": 2, "laptop": 10, "gpu": 10},
     # = ch10.epochs: same data and batch size, so every baseline gets as many optimiser steps as ShapeGF
     "ch10.baseline_epochs": {"ci": 2, "laptop": 240, "gpu": 1000},
+    # lecture 10's first run on a laptop without the chapter's trained models (cache or class folder): ShapeGF and
+    # the baselines get this many epochs instead (the full ones train for about 16 minutes on 2 cores), so that the
+    # lecture's first run stays within 10 minutes; pretrain (python -m course_lib.pretrain --chapters 10) or the
+    # class folder gives the full models
+    "ch10.first_run_epochs": {"ci": 2, "laptop": 80, "gpu": 1000},
     "ch10.atlas_patches": {"ci": 4, "laptop": 25, "gpu": 25},
     # the single-shape field of the lecture (an unconditional ScoreNet on one cloud)
     "ch10.single_points": {"ci": 256, "laptop": 2048, "gpu": 2048},

@@ -50,7 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Job", "Record", "CHAPTERS", "jobs_for", "run_jobs", "dry_run", "verify", "format_summary", "main"]
+__all__ = ["Job", "Record", "CHAPTERS", "jobs_for", "run_jobs", "dry_run", "checkpoint_states", "chapter_ready",
+           "verify", "format_summary", "main"]
 
 LECTURES_DIR = Path(__file__).resolve().parents[1] / "lectures"
 
@@ -445,6 +446,59 @@ def dry_run(jobs: Sequence[Job], steps: int = 3) -> list[Record]:
             print(f"== {job.name} (dry run)", flush=True)
             job.run()
     return records
+
+
+class _NotReady(Exception):
+    """Raised inside a job by :func:`checkpoint_states` at the first model without a usable checkpoint."""
+
+
+def checkpoint_states(jobs: Sequence[Job], *, stop_at_first: bool = False) -> dict[str, str]:
+    """``{checkpoint path: state}`` for every model of ``jobs`` (:func:`jobs_for`), training nothing.
+
+    A state is ``"trained (matching checkpoint)"``, ``"in the class folder"`` (:data:`course_lib.train.
+    CLASS_CHECKPOINT_ENV`), ``"partial run (resumed)"``, ``"to train"`` or ``"to train (stale: ...)"``.  A
+    model whose checkpoint is usable is loaded (so that the job's later models, which may depend on it, are
+    reached); with ``stop_at_first`` the walk stops at the first model that would have to train (all that
+    :func:`chapter_ready` needs).  The jobs' data is read from the on-disk cache (built on a first call).
+    """
+    from course_lib import train as T
+
+    states: dict[str, str] = {}
+    ready = ("trained (matching checkpoint)", "in the class folder")
+
+    def make(original: Callable[..., Any]) -> Callable[..., Any]:
+        def probe(model: Any, path: Any, **kwargs: Any) -> Any:
+            path = Path(path)
+            state = _checkpoint_state(model, path, kwargs)
+            states[str(path)] = state
+            if state not in ready:
+                if stop_at_first:
+                    raise _NotReady(str(path))
+                # go on with the untrained model: the job's later models are still listed
+                return T.History()
+            return original(model, path, **kwargs)
+
+        return probe
+
+    with T.wrapped_train_or_load(make):
+        for job in jobs:
+            try:
+                job.run()
+            except _NotReady:
+                break
+    return states
+
+
+def chapter_ready(chapter: str) -> bool:
+    """Whether every model that chapter ``chapter``'s lecture loads has a usable checkpoint (in this machine's
+    cache or the class folder), so that the lecture trains nothing.  Introduced in
+    ``lectures/10_gradient_fields.ipynb``, whose laptop run trains smaller models when this is False."""
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()):  # the loads' messages: the lecture prints its own
+        states = checkpoint_states(jobs_for([chapter]), stop_at_first=True)
+    return bool(states) and all(v in ("trained (matching checkpoint)", "in the class folder") for v in states.values())
 
 
 # ---------------------------------------------------------------------------

@@ -33,7 +33,7 @@ LECTURE_CALLS = {
                            "E.train_deepsdf(sdf_train)"],
     "08_primitives": ["E.primitive_data(\"train\")", "E.primitive_data(\"val\")",
                       "E.train_primitives(kind, method, train_set, val=val_set, seed=0)"],
-    "10_gradient_fields": ["ex.load_data(\"train\")", "ex.train_shapegf(train, live_plot=False)",
+    "10_gradient_fields": ["ex.load_data(\"train\")", "ex.train_shapegf(train, live_plot=False",
                            "ex.train_baselines(train"],
 }
 
@@ -147,3 +147,26 @@ def test_a_real_dataset_gets_its_own_checkpoint_names(monkeypatch):
     monkeypatch.setenv("COURSE_DATASET", "imagenet")
     with pytest.raises(ValueError, match="unknown dataset 'imagenet'"):
         T.checkpoint_path("x", None, "ci")
+
+
+def test_checkpoint_states_and_chapter_ready_train_nothing(tmp_path, monkeypatch):
+    monkeypatch.delenv(T.CHECKPOINTS_ONLY_ENV, raising=False)
+    monkeypatch.delenv(T.CLASS_CHECKPOINT_ENV, raising=False)
+    a, b = tmp_path / "a.pt", tmp_path / "b.pt"
+    jobs = [_tiny_job(a), _tiny_job(b, epochs=2)]
+    states = PT.checkpoint_states(jobs)
+    assert states == {str(a): "to train", str(b): "to train"} and not a.exists() and not b.exists()
+    assert PT.checkpoint_states(jobs, stop_at_first=True) == {str(a): "to train"}  # stopped at the first
+    PT.run_jobs(jobs[:1])
+    assert PT.checkpoint_states(jobs) == {str(a): "trained (matching checkpoint)", str(b): "to train"}
+    monkeypatch.setattr(PT, "jobs_for", lambda chapters: jobs)
+    assert PT.chapter_ready("99") is False
+    PT.run_jobs(jobs[1:])
+    assert PT.chapter_ready("99") is True
+    # a checkpoint in the instructor's class folder counts as ready
+    shared = tmp_path / "class"
+    shared.mkdir()
+    b.rename(shared / b.name)
+    assert PT.chapter_ready("99") is False
+    monkeypatch.setenv(T.CLASS_CHECKPOINT_ENV, str(shared))
+    assert PT.checkpoint_states(jobs)[str(b)] == "in the class folder" and PT.chapter_ready("99") is True

@@ -32,7 +32,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 
-from course_lib import config, results, viz
+from course_lib import config, pretrain, results, viz
 from course_lib.data import make_shape, reserved_seed
 from course_lib.experiments import gradient_fields as ex
 from course_lib.experiments import retrieval as RET
@@ -435,9 +435,21 @@ test = ex.load_data("test")
 n_out = int(test["target_points"].shape[1])
 print(f"{len(train['points'])} training and {len(test['points'])} test shapes of {train['categories']}; "
       f"input {train['points'].shape[1]} points, target {n_out}")
-model, hist = ex.train_shapegf(train, live_plot=False)
+# a laptop's first run without the chapter's trained models trains smaller ones (see the message)
+QUICK = PROFILE == "laptop" and not pretrain.chapter_ready("10")
+quick = {"epochs": int(SZ["first_run_epochs"])} if QUICK else {}
+if QUICK:
+    full = results.get("gradient_fields", "budgets") or {}
+    full_s = sum(full.get(k, {}).get("seconds", 0.0) for k in ("ShapeGF", "PointSetGen", "AtlasNet sphere",
+                                                                 "AtlasNet patches"))
+    print(f"First run: the chapter's trained models are not on this machine (nor in a class folder), so this "
+          f"lecture trains smaller ones: {SZ['first_run_epochs']} epochs each instead of {SZ['epochs']}. "
+          + (f"The full ones trained in {full_s / 60:.0f} min on the benchmark's 2-core CPU. " if full_s else "")
+          + "To get them: `python -m course_lib.pretrain --chapters 10` (then re-run this lecture), or ask your "
+          "instructor for the class folder (COURSE_CHECKPOINT_DIR). The laptop tables below come from the full ones.")
+model, hist = ex.train_shapegf(train, live_plot=False, **quick)
 baseline_hist = {}
-baselines = ex.train_baselines(train, histories=baseline_hist)
+baselines = ex.train_baselines(train, histories=baseline_hist, **quick)
 live_budget = {"ShapeGF": ex.training_budget(model, hist, len(train["points"]), int(SZ["batch_size"]))}
 for name, bl in baselines.items():
     live_budget[name] = ex.training_budget(bl, baseline_hist[name], len(train["points"]), int(SZ["batch_size"]))
