@@ -266,3 +266,73 @@ def test_chamfer_convention_errors_are_reported_not_raised():
 
     res = checks.check_chamfer_convention(broken, quiet=True)
     assert res.status == "error" and "boom" in res.message
+
+
+# --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
+def _hidden(check, fn):
+    from course_lib.checks import _core
+
+    public = check(fn, quiet=True)
+    return public, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_mmd, mmd), (checks.check_coverage, coverage), (checks.check_one_nna, one_nna),
+                      (checks.check_chamfer_convention, chamfer)):
+        public, hid = _hidden(check, fn)
+        assert public.passed, public.verdict()
+        assert hid.passed, hid.verdict()
+
+
+def test_hidden_parts_catch_what_the_public_parts_miss(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+
+    def nna_finite_diagonal(m_rr, m_ss, m_rs):  # "a large number" on the diagonal: fine while distances are small
+        r, s = m_rs.shape
+        d = torch.cat([torch.cat([m_rr, m_rs], 1), torch.cat([m_rs.t(), m_ss], 1)], 0)
+        d.fill_diagonal_(1e3)
+        label = torch.cat([torch.ones(r), torch.zeros(s)])
+        return (label[d.argmin(1)] == label).double().mean()
+
+    public, hid = _hidden(checks.check_one_nna, nna_finite_diagonal)
+    assert public.passed, public.verdict()
+    _failed(hid, "own nearest neighbour", "+inf")
+
+    def chamfer_cdist_mm(x, y, squared, directions, scale):  # torch.cdist's default (matrix-product) mode
+        d = torch.cdist(x, y)
+        d = d.square() if squared else d
+        per = d.min(2).values.mean(1) + d.min(1).values.mean(1)
+        return scale * (per / 2 if directions == "mean" else per)
+
+    public, hid = _hidden(checks.check_chamfer_convention, chamfer_cdist_mm)
+    assert public.passed, public.verdict()
+    _failed(hid, "float32", "donot_use_mm_for_euclid_dist")
+
+    def chamfer_float64(x, y, squared, directions, scale):  # right values, but float32 clouds come back float64
+        return chamfer(x.double(), y.double(), squared, directions, scale)
+
+    public, hid = _hidden(checks.check_chamfer_convention, chamfer_float64)
+    assert public.passed, public.verdict()
+    _failed(hid, "should stay torch.float32")
+
+
+def test_hidden_parts_flag_a_wrapper_around_the_library(monkeypatch):
+    from course_lib import metrics_generation as mg
+    from course_lib.checks import _core
+    from course_lib.metrics import chamfer as lib_chamfer
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    _, hid = _hidden(checks.check_mmd, lambda m: mg.mmd_cov(m)["mmd"])
+    _failed(hid, "delegated to course_lib.metrics_generation.mmd_cov")
+    _, hid = _hidden(checks.check_coverage, lambda m: mg.mmd_cov(m)["cov"])
+    _failed(hid, "delegated to course_lib.metrics_generation.mmd_cov")
+    _, hid = _hidden(checks.check_one_nna, lambda a, b, c: mg.one_nna(a, b, c)["acc"])
+    _failed(hid, "delegated to course_lib.metrics_generation.one_nna")
+    _, hid = _hidden(checks.check_chamfer_convention,
+                     lambda x, y, sq, d, sc: lib_chamfer(x, y, squared=sq, directions=d, scale=sc, reduction="none"))
+    _failed(hid, "delegated to course_lib.metrics.chamfer")

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
-from ._core import CheckFailed, StudentError, call_student, expect_tensor, self_check
+from ._core import CheckFailed, StudentError, call_student, expect, expect_tensor, self_check
 
 __all__ = ["check_mmd", "check_coverage", "check_one_nna", "check_chamfer_convention"]
 
@@ -388,3 +388,165 @@ def check_chamfer_convention(fn) -> str:
         raise CheckFailed(f"wrong values with {where}: cloud {err} got {float(got[err]):.6g}, expected "
                           f"{float(ref[err]):.6g}")
     return "squared and plain, sum and mean of the directions, scaled, per cloud (N != M)"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): one reference or one sample, float32, non-contiguous matrices,
+# distances on another scale, single points, float32 clouds far from the origin, clouds independent
+# ---------------------------------------------------------------------------
+def _loop_mmd(m: torch.Tensor) -> float:
+    a = m.double().tolist()
+    return sum(min(row) for row in a) / len(a)
+
+
+def _loop_cov(m: torch.Tensor) -> float:
+    a = m.double().tolist()
+    r, s = len(a), len(a[0])
+    chosen = {min(range(r), key=lambda i: a[i][j]) for j in range(s)}
+    return len(chosen) / r
+
+
+def _loop_nna(m_rr: torch.Tensor, m_ss: torch.Tensor, m_rs: torch.Tensor) -> float:
+    r, s = m_rs.shape
+    rr, ss, rs = m_rr.double().tolist(), m_ss.double().tolist(), m_rs.double().tolist()
+
+    def dist(i: int, j: int) -> float:
+        if i < r and j < r:
+            return rr[i][j]
+        if i >= r and j >= r:
+            return ss[i - r][j - r]
+        return rs[i][j - r] if i < r else rs[j][i - r]
+
+    right = 0
+    for i in range(r + s):
+        j = min((k for k in range(r + s) if k != i), key=lambda k: dist(i, k))
+        right += (i < r) == (j < r)
+    return right / (r + s)
+
+
+def _matrix_cases(seed: int) -> list[tuple[str, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    wide = torch.rand(9, 5, generator=g, dtype=torch.float64)
+    return [("a 1 x 1 matrix", torch.rand(1, 1, generator=g, dtype=torch.float64)),
+            ("one reference and 6 samples (1 x 6)", torch.rand(1, 6, generator=g, dtype=torch.float64)),
+            ("6 references and one sample (6 x 1)", torch.rand(6, 1, generator=g, dtype=torch.float64)),
+            ("a float32 4 x 7 matrix", torch.rand(4, 7, generator=g)),
+            ("a non-contiguous 5 x 9 matrix (a transposed view)", wide.t()),
+            ("a 5 x 8 matrix of Chamfer x1e4-sized values", 1e4 * torch.rand(5, 8, generator=g, dtype=torch.float64))]
+
+
+def _hidden_mmd(fn) -> str:
+    for where, m in _matrix_cases(110):
+        got = _scalar(_call_on_copies(fn, ["m_rs"], m), f"MMD on {where}")
+        ref = _loop_mmd(m)
+        if not _same(got, ref, rtol=1e-5 if m.dtype == torch.float32 else 1e-9):
+            raise CheckFailed(f"MMD on {where} is {got:.6g}; expected {ref:.6g} (mean over the R references of "
+                              "the distance to the closest sample)")
+    return "1 x 1, one reference, one sample, float32, a non-contiguous view, large values"
+
+
+def _hidden_coverage(fn) -> str:
+    for where, m in _matrix_cases(111):
+        got = _scalar(_call_on_copies(fn, ["m_rs"], m), f"COV on {where}")
+        ref = _loop_cov(m)
+        if not _same(got, ref):
+            raise CheckFailed(f"COV on {where} is {got:.6g}; expected {ref:.6g} (distinct nearest references of "
+                              f"the samples, divided by R = {m.shape[0]})")
+    # S much larger than R: every reference ends up covered
+    m = torch.rand(3, 200, generator=torch.Generator().manual_seed(112), dtype=torch.float64)
+    got = _scalar(_call_on_copies(fn, ["m_rs"], m), "COV")
+    expect_close_value(got, _loop_cov(m), "COV with 3 references and 200 samples")
+    return "1 x 1, one reference, one sample, float32, a non-contiguous view, S >> R"
+
+
+def expect_close_value(got: float, ref: float, what: str) -> None:
+    if not _same(got, ref):
+        raise CheckFailed(f"{what} is {got:.6g}; expected {ref:.6g}")
+
+
+def _hidden_one_nna(fn) -> str:
+    names = ["m_rr", "m_ss", "m_rs"]
+    cases = [("one reference and one sample", embedded_sets(1, 1, seed=120, shift=0.3)),
+             ("one reference and 4 samples", embedded_sets(1, 4, seed=121, shift=0.3)),
+             ("6 references and 2 samples", embedded_sets(6, 2, seed=122, shift=1.0)),
+             ("float32 matrices of 4 references and 6 samples",
+              tuple(t.float() for t in embedded_sets(4, 6, seed=123, shift=0.8)))]
+    big = embedded_sets(5, 6, seed=124, shift=0.5)
+    cases.append(("distances of order 1e5 (Chamfer x1e4 of unnormalised shapes)", tuple(2e5 * t for t in big)))
+    for where, (m_rr, m_ss, m_rs) in cases:
+        got = _scalar(_call_on_copies(fn, names, m_rr, m_ss, m_rs), f"1-NNA on {where}")
+        ref = _loop_nna(m_rr, m_ss, m_rs)
+        if _same(got, ref):
+            continue
+        if _same(got, 1.0) and not _same(ref, 1.0):
+            raise CheckFailed(f"1-NNA on {where} is 1.0, as if every cloud were its own nearest neighbour; expected "
+                              f"{ref:.6g}: set the diagonal to +inf (float('inf')), not to a large finite number "
+                              "(distances can be larger than any constant you pick)")
+        raise CheckFailed(f"1-NNA on {where} is {got:.6g}; expected {ref:.6g} (a leave-one-out loop over the "
+                          "R + S clouds)")
+    return "one reference and one sample, R = 1, float32, distances of order 1e5"
+
+
+def _hidden_chamfer_convention(fn) -> str:
+    g = torch.Generator().manual_seed(130)
+
+    def ref_loop(x: torch.Tensor, y: torch.Tensor, squared: bool, directions: str, scale: float) -> list[float]:
+        out = []
+        for xb, yb in zip(x.double(), y.double()):
+            d = ((xb[:, None] - yb[None]) ** 2).sum(-1)
+            d = d if squared else d.sqrt()
+            v = float(d.min(1).values.mean() + d.min(0).values.mean())
+            out.append(scale * (v / 2 if directions == "mean" else v))
+        return out
+
+    cases = [
+        ("one cloud of one point each (B=1, N=M=1)", torch.rand(1, 1, 3, generator=g, dtype=torch.float64),
+         torch.rand(1, 1, 3, generator=g, dtype=torch.float64), 1e-9),
+        ("B=2, N=1, M=30", torch.rand(2, 1, 3, generator=g, dtype=torch.float64),
+         torch.rand(2, 30, 3, generator=g, dtype=torch.float64), 1e-9),
+        ("float32 clouds 0.01 apart, centred at (10, 10, 10) (B=2, N=M=64)",
+         10 + 0.01 * torch.rand(2, 64, 3, generator=g), 10 + 0.01 * torch.rand(2, 64, 3, generator=g), 2e-3),
+    ]
+    for where, x, y, rtol in cases:
+        for squared, directions, scale in ((True, "sum", 1e4), (False, "mean", 1.0)):
+            conv = f"squared={squared}, directions={directions!r}, scale={scale:g}"
+            out = _call_on_copies(lambda a, c, sq=squared, dr=directions, sc=scale: fn(a, c, sq, dr, sc),
+                                  ["x", "y"], x, y)
+            expect_tensor(out, f"the Chamfer distance for {where} ({conv})", shape=(x.shape[0],))
+            expect(out.dtype == x.dtype, f"for {x.dtype} clouds the result should stay {x.dtype}, got {out.dtype}")
+            ref = torch.tensor(ref_loop(x, y, squared, directions, scale), dtype=torch.float64)
+            got = out.detach().double()
+            if not bool(torch.isfinite(got).all()) or not bool(((got - ref).abs() <= 1e-12 + rtol * ref.abs()).all()):
+                hint = (": torch.cdist's default mode computes |x|^2 + |y|^2 - 2 x.y, which loses the digits of "
+                        "near points far from the origin in float32; use compute_mode="
+                        "\"donot_use_mm_for_euclid_dist\" or the differences x[:, :, None] - y[:, None]"
+                        if x.dtype == torch.float32 else "")
+                i = int((got - ref).abs().argmax())
+                raise CheckFailed(f"wrong values for {where} ({conv}): cloud {i} got {float(got[i]):.6g}, expected "
+                                  f"{float(ref[i]):.6g}{hint}")
+    # clouds are independent: moving cloud 1 leaves cloud 0's value unchanged
+    x = torch.rand(2, 20, 3, generator=g, dtype=torch.float64)
+    y = torch.rand(2, 25, 3, generator=g, dtype=torch.float64)
+    a = call_student(fn, x.clone(), y.clone(), True, "sum", 1.0)
+    y2 = y.clone()
+    y2[1] += 5.0
+    b = call_student(fn, x.clone(), y2, True, "sum", 1.0)
+    expect(torch.is_tensor(a) and torch.is_tensor(b) and _same(float(b[0]), float(a[0]), rtol=1e-12),
+           "cloud 0's value changed when only cloud 1 moved: each cloud's nearest neighbours must be searched in its "
+           "own partner cloud (a batched (B, N, M) distance)")
+    return "single points, one point against 30, float32 near points far from the origin, clouds independent"
+
+
+def _register_hidden() -> None:
+    from course_lib import metrics
+    from course_lib import metrics_generation as mg
+
+    gen = (mg.mmd_cov, mg.one_nna, mg.generation_metrics)
+    check_mmd.hidden(_hidden_mmd, references=gen)
+    check_coverage.hidden(_hidden_coverage, references=gen)
+    check_one_nna.hidden(_hidden_one_nna, references=gen)
+    check_chamfer_convention.hidden(_hidden_chamfer_convention, references=(
+        metrics.chamfer, metrics.chamfer_l2, metrics.chamfer_l1))
+
+
+_register_hidden()

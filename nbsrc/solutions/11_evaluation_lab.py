@@ -26,7 +26,7 @@
 import plotly.graph_objects as go
 import torch
 
-from course_lib import checks, config, metrics, viz
+from course_lib import checks, config, metrics, results, viz
 from course_lib import metrics_generation as mg
 from course_lib.experiments import gradient_fields as ex
 
@@ -54,6 +54,15 @@ _ = torch.manual_seed(int(SZ["seed"]))
 
 # %%
 def mmd(m_rs: torch.Tensor) -> torch.Tensor:
+    """Minimum matching distance.
+
+    Args:
+        m_rs: float tensor ``(R, S)`` (float32 or float64, possibly a non-contiguous view), ``m_rs[r, s]`` the
+            distance from reference ``r`` to sample ``s``; ``R, S >= 1``. Leave it unchanged.
+
+    Returns:
+        one number: a 0-dim tensor (or a Python float), the mean over references of the closest-sample distance.
+    """
     ### BEGIN SOLUTION
     return m_rs.min(dim=1).values.mean()
     ### END SOLUTION
@@ -76,6 +85,15 @@ checks.check_mmd(mmd)
 
 # %%
 def coverage(m_rs: torch.Tensor) -> float:
+    """Coverage: the fraction of references that are the nearest reference of at least one sample.
+
+    Args:
+        m_rs: float tensor ``(R, S)`` (float32 or float64), rows references, columns samples; ``R, S >= 1``.
+            Leave it unchanged.
+
+    Returns:
+        a Python float (or a 0-dim tensor) in ``[0, 1]`` (a fraction, not a percentage).
+    """
     ### BEGIN SOLUTION
     return m_rs.argmin(dim=0).unique().numel() / m_rs.shape[0]
     ### END SOLUTION
@@ -103,6 +121,17 @@ checks.check_coverage(coverage)
 
 # %%
 def one_nna(m_rr: torch.Tensor, m_ss: torch.Tensor, m_rs: torch.Tensor) -> torch.Tensor:
+    """The leave-one-out 1-nearest-neighbour accuracy over the R references and the S samples.
+
+    Args:
+        m_rr: float tensor ``(R, R)``, distances among the references (symmetric, zero diagonal).
+        m_ss: float tensor ``(S, S)``, distances among the samples (symmetric, zero diagonal).
+        m_rs: float tensor ``(R, S)``, reference-to-sample distances. All three of one dtype (float32 or float64),
+            any scale (distances may be far larger than 1); ``R, S >= 1``. Leave them unchanged.
+
+    Returns:
+        one number: a 0-dim tensor (or a Python float) in ``[0, 1]``.
+    """
     ### BEGIN SOLUTION
     r, s = m_rs.shape
     d = torch.cat([torch.cat([m_rr, m_rs], 1), torch.cat([m_rs.t(), m_ss], 1)], 0)
@@ -136,6 +165,18 @@ checks.check_one_nna(one_nna)
 # %%
 def chamfer_convention(x: torch.Tensor, y: torch.Tensor, squared: bool = True, directions: str = "sum",
                        scale: float = 1.0) -> torch.Tensor:
+    """The Chamfer distance of each pair of clouds under a named convention.
+
+    Args:
+        x: float tensor ``(B, N, 3)`` (float32 or float64; clouds may lie far from the origin).
+        y: float tensor ``(B, M, 3)``, same dtype as ``x``; cloud ``y[b]`` is compared with ``x[b]`` only.
+        squared: a Python bool, ``True`` for ``||x - y||^2``, ``False`` for ``||x - y||``.
+        directions: the string ``"sum"`` or ``"mean"`` (of the two directional means).
+        scale: a Python float multiplying the result.
+
+    Returns:
+        tensor ``(B,)`` of ``x``'s dtype. Leave ``x`` and ``y`` unchanged.
+    """
     ### BEGIN SOLUTION
     d = torch.cdist(x, y, compute_mode="donot_use_mm_for_euclid_dist")
     if squared:
@@ -171,6 +212,11 @@ pairs = {"two samplings of one shape": (test["target_points"][:1], test["oracle_
                                         test["target_points"][same_cat[1]][None])}
 PRESET_NAMES = ("atlasnet", "pointflow", "occnet", "deepsdf")
 
+# %% [markdown]
+# **Predict first.** Under which preset will the two pairs be furthest apart, as a *ratio* (wrong shape
+# / right shape): a squared convention (AtlasNet, PointFlow) or OccNet's plain one? And by roughly how
+# much do the four numbers of the *same* pair differ: a factor 2, 10 or 100?
+
 # %% tags=["uses-exercise"]
 by_preset = {}
 for pname in PRESET_NAMES:
@@ -185,6 +231,21 @@ for pname in PRESET_NAMES:
 fig = go.Figure([go.Bar(name=k, x=list(PRESET_NAMES), y=[by_preset[p][k] for p in PRESET_NAMES]) for k in pairs])
 fig.update_layout(barmode="group", yaxis={"type": "log", "title": {"text": "Chamfer distance (log scale)"}},
                   title="the same two pairs of clouds under four papers' conventions", height=380)
+
+# %% [markdown]
+# **Observe.** Chapter 11's benchmark (laptop profile) scored the oracle pair (two samplings of each
+# of 20 held-out shapes, 2,048 points) under every preset; its record is printed below. Your first
+# column is one shape of a smaller set (the `ci` profile uses few points, which raises every Chamfer
+# distance), so compare the *factors* between presets, not the digits. Did the factor between the
+# presets match your guess? Which two presets give the same number, and why?
+
+# %%
+presets = results.get("evaluation", "protocol", "presets", "oracle (2048 points)")
+if presets:
+    print("benchmark (laptop, oracle pair, mean of 20 shapes): "
+          + ", ".join(f"{p} {presets[p]:.4g}" for p in PRESET_NAMES if p in presets))
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/evaluation.py")
 
 # %% [markdown]
 # The numbers move by orders of magnitude (AtlasNet and DeepSDF share one Chamfer: they differ
@@ -210,6 +271,10 @@ fig.update_layout(barmode="group", yaxis={"type": "log", "title": {"text": "Cham
 #   `ci` profile, minutes in the others; set `USE_SHAPEGF = False` to skip it);
 # - **fresh shapes**: shapes of the *validation* split, new draws from the very distribution the
 #   references come from: what a perfect generator would output.
+#
+# **Predict first.** Before running the two cells below, rank the four generators on each metric:
+# which one has the lowest MMD, which the highest COV, whose 1-NNA is closest to 50%? Which generator
+# will no metric here tell apart from the perfect one?
 
 # %%
 def collapsed_generator(data: dict, n_shapes: int, index: int = 0, noise: float = 0.01, seed: int = 0) -> torch.Tensor:
@@ -270,6 +335,20 @@ fig = viz.subplots(bars, titles=["MMD-CD x1e3 (lower is better; log scale)", "CO
 fig.update_yaxes(type="log", row=1, col=1)
 fig.add_hline(y=50, line_dash="dash", line_color="grey", row=1, col=3)
 fig.update_layout(margin={"l": 40, "r": 10, "t": 40, "b": 90})
+
+# %% [markdown]
+# **Observe.** Chapter 10's benchmark (laptop profile) scored ShapeGF + latent GAN (trained far longer
+# than here) and the two training-set baselines against held-out references with the library's
+# functions; its record is printed below. Compare its ranking with yours and with your prediction.
+
+# %% [markdown]
+# %%
+generation = results.get("gradient_fields", "generation")
+if generation:
+    for name, row in generation.items():
+        print(f"benchmark (laptop) {name:>30}: " + ", ".join(f"{k} {v:.3g}" for k, v in row.items()))
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/gradient_fields.py")
 
 # %% [markdown]
 # What each metric sees (in the `ci` profile the sets are tiny and ShapeGF is barely trained:
