@@ -3,7 +3,7 @@
 Run from the repository root:
 
     COURSE_PROFILE=laptop python benchmarks/octrees.py            # every part
-    COURSE_PROFILE=laptop python benchmarks/octrees.py --part compression   # or cost, ae
+    COURSE_PROFILE=laptop python benchmarks/octrees.py --part compression   # or cost, ae, working_memory
     COURSE_PROFILE=ci python benchmarks/octrees.py                # pipeline smoke test (~1 min)
 
 Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/results/octrees-<profile>.json``
@@ -16,6 +16,13 @@ Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/re
   ShapeNet-lite mesh written as OFF and read back with ``load_mesh`` (the loader path, not real data).
 * cost: peak memory and median time of one forward+backward of the OGN decoder (known structure) and of
   chapter 03's dense decoder (base channels ``ch04.dense_channels`` and 32) at ``ch04.cost_resolutions``.
+* working_memory: the exact byte account (``memory_account``) of ``ch04.categories`` shapes at
+  ``ch04.compression_resolutions``: the octree's stored bytes, its working bytes (per-leaf cache, the
+  convolution's sparse operator), the OGN decoder's working tensors in one forward+backward (cells,
+  features, logits, im2col columns, neighbour indices, lookup tables or sorted keys), a dense float32 grid
+  and a dense bitmask, with fitted growth exponents; one decoder forward+backward per shape at the two
+  largest resolutions with its CPU peak RSS next to the accounted bytes; and the two neighbour lookups
+  (dense table, sorted keys) on the chair's convolution levels, bytes and time.
 * ae: the chapter's comparison under protocol 2, over ``ch04.ae_seeds`` training seeds (3): OGN and
   chapter 03's dense auto-encoder trained on the same grids with the same batches, epochs and optimiser
   (Adam with chapter 03's cosine decay), so the same optimiser steps; the dense one with chapter 03's
@@ -63,10 +70,10 @@ from course_lib.experiments.protocol import (  # noqa: E402
     selection_part,
 )
 
-PARTS = ("compression", "cost", "ae")
+PARTS = ("compression", "cost", "ae", "working_memory")
 SELECTION_PARTS = ("train_and_select",)
 """The part that makes choices (best epochs, the dense threshold), on train and val only; compression and
-cost make none (one demo shape per category, fixed sizes)."""
+cost make none (one demo shape per category, fixed sizes), and neither does working_memory (exact bytes)."""
 
 
 def _meshes() -> tuple[dict, str]:
@@ -118,6 +125,75 @@ def part_cost(profile: str) -> dict:
     widths = sorted({int(s["dense_channels"]), 32})
     rows = E.decoder_cost(profile=profile, dense_channels=widths, progress=True)
     return {"rows": rows, "batch_size": int(s["cost_batch"]), "dense_channels": widths}
+
+
+def part_working_memory(profile: str) -> dict:
+    import time
+
+    from course_lib.data import make_shape, voxelize
+    from course_lib.experiments.point_sets import peak_memory
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.ogn import (
+        PROP_KNOWN,
+        OGNDecoder,
+        lookup_method,
+        neighbour_index,
+        ogn_loss,
+        trace_buffers,
+    )
+
+    s = config.sizes(profile, prefix="ch04.")
+    res = [int(R) for R in s["compression_resolutions"]]
+    D, L, chans = int(s["tree_depth"]), int(s["latent_dim"]), tuple(s["ogn_channels"])
+    cats = list(s["categories"])
+    rows = E.memory_account(res, cats, profile=profile, progress=True)
+    exps = E.memory_exponents(rows)
+    peak_res = res[-2:]
+    steps, lookups = [], []
+    for c in cats:
+        for R in peak_res:
+            t = build_octree(voxelize(make_shape(c, E._demo_seed()), R), D)
+            torch.manual_seed(0)
+            dec, z = OGNDecoder(L, R, D, chans), torch.randn(1, L)
+
+            def step(dec=dec, z=z, t=t) -> None:
+                dec.zero_grad(set_to_none=True)
+                ogn_loss(dec(z, t, PROP_KNOWN))["loss"].backward()
+
+            step()  # warm-up
+            _, peak = peak_memory(step)
+            t0 = time.perf_counter()
+            step()
+            sec = time.perf_counter() - t0
+            buf = E.decoder_buffers(dec, z, t)
+            steps.append({"shape": c, "resolution": R, "mixed_cells": buf["mixed_cells"], "cells": buf["cells"],
+                          "accounted_bytes": buf["accounted_bytes"], "autograd_saved_bytes": buf["autograd_saved_bytes"],
+                          "peak_rss_bytes": float(peak), "seconds": sec,
+                          "lookups": ", ".join(f"{r}^3 {m}" for r, m in buf["lookups"])})
+            if c != cats[0]:
+                continue
+            for lev in dec.conv_levels:  # the levels where a SparseConv3d looks its neighbours up
+                cells, r = t.cells(lev), t.grid * 2 ** lev
+                rec = {"shape": c, "resolution": R, "level": lev, "level_resolution": r, "cells": int(cells.shape[0]),
+                       "chosen": lookup_method(int(cells.shape[0]), 1, r)}
+                ref = None
+                for m in ("table", "sort"):
+                    with trace_buffers() as tr:
+                        nbr = neighbour_index(cells, r, method=m)
+                    ref = nbr if ref is None else ref
+                    rec[f"{m}_same"] = bool(torch.equal(nbr, ref))
+                    rec[f"{m}_lookup_bytes"] = sum(x["bytes"] for x in tr if x["name"].startswith("lookup"))
+                    rec["index_bytes"] = sum(x["bytes"] for x in tr if x["name"] == "neighbour index")
+                    ts = []
+                    for _ in range(3):
+                        t0 = time.perf_counter()
+                        neighbour_index(cells, r, method=m)
+                        ts.append(time.perf_counter() - t0)
+                    rec[f"{m}_seconds"] = float(np.median(ts))
+                lookups.append(rec)
+    return {"rows": rows, "exponents": exps, "table": E.account_table(rows), "decoder_steps": steps,
+            "lookups": lookups, "resolutions": res, "categories": cats, "peak_resolutions": peak_res,
+            "timing_note": "times measured on a shared 2-core machine (other jobs running): indicative only"}
 
 
 @selection_part
@@ -244,6 +320,73 @@ def _fmt_bytes(b: float) -> str:
     return f"{b / 2**20:.1f} MiB"
 
 
+WM_ROWS = (("octree_stored_bytes", "octree stored"), ("leaf_cache_bytes", "leaf cache"),
+           ("conv_operator_bytes", "conv operator"), ("octree_working_bytes", "octree working"),
+           ("decoder_working_bytes", "OGN decoder working"), ("dense_float_bytes", "dense float32"),
+           ("dense_bit_bytes", "dense bitmask"))
+"""The rows of the working-memory table (key in ``memory_account``'s rows, label)."""
+
+
+def _fmt_b(b: float) -> str:
+    if not np.isfinite(b):
+        return "n/a"
+    for unit, size in (("MiB", 2**20), ("KiB", 2**10)):
+        if b >= size:
+            return f"{b / size:.2f} {unit}"
+    return f"{b:.0f} B"
+
+
+def working_memory_report(w: dict) -> list[str]:
+    """The Markdown of the ``working_memory`` part: the account per resolution, exponents, decoder steps, lookups."""
+    res = [int(R) for R in w["resolutions"]]
+    out = [f"\n## Working memory: stored against working bytes (exact; mean over {len(w['categories'])} shapes: "
+           f"{', '.join(w['categories'])})\n",
+           "Every number is element_size() x numel() of tensors the course's code builds (memory_account): the "
+           "octree's stored arrays, its per-leaf cache and the sparse convolution operator, the OGN decoder's working "
+           "tensors in one forward+backward (batch 1, known structure), a dense float32 grid and a dense bitmask. "
+           "The exponent k is the least-squares slope of log(bytes) against log(R) (bytes ~ R^k), per shape, "
+           "then averaged.\n"]
+    table = {int(t["R"]): t for t in E.account_table(w["rows"], [k for k, _ in WM_ROWS])}
+    exps = E.memory_exponents(w["rows"], [k for k, _ in WM_ROWS])
+    out.append(md_table(["bytes"] + [f"{R}^3" for R in res] + ["exponent k (mean)", "k range over shapes"],
+                        [[lab] + [_fmt_b(table[R][k]) for R in res]
+                         + [f"{exps[k]['mean']:.2f}",
+                            f"{min(v for s, v in exps[k].items() if s != 'mean'):.2f} .. "
+                            f"{max(v for s, v in exps[k].items() if s != 'mean'):.2f}"]
+                         for k, lab in WM_ROWS if k in exps]))
+    parts = sorted({k for r in w["rows"] for k in r if k.startswith("decoder_") and k.endswith("_bytes")
+                    and k not in ("decoder_working_bytes", "decoder_autograd_saved_bytes")})
+    out.append("\nThe OGN decoder's working bytes by tensor (mean over shapes) and the bytes "
+               "autograd kept for the backward pass (a cross-check):\n")
+    out.append(md_table(["R", "mixed cells", "cells held"] + [p[len("decoder_"):-len("_bytes")].replace("_", " ")
+                                                              for p in parts] + ["total", "autograd saved"],
+                        [[R, float(np.mean([r["mixed_cells"] for r in w["rows"] if r["resolution"] == R])),
+                          float(np.mean([r["decoder_cells"] for r in w["rows"] if r["resolution"] == R]))]
+                         + [_fmt_b(float(np.mean([r.get(p, 0) for r in w["rows"] if r["resolution"] == R])))
+                            for p in parts]
+                         + [_fmt_b(table[R]["decoder_working_bytes"]),
+                            _fmt_b(float(np.mean([r["decoder_autograd_saved_bytes"] for r in w["rows"]
+                                                  if r["resolution"] == R])))] for R in res]))
+    out.append(f"\nOne OGN decoder forward+backward per shape (batch 1, known structure, ch04 widths): accounted bytes "
+               f"against the CPU peak resident set above the start (VmHWM; includes gradients, the backward's "
+               f"temporaries and the allocator). Seconds: {w['timing_note']}.\n")
+    out.append(md_table(["shape", "R", "mixed cells", "cells held", "accounted", "autograd saved", "peak RSS",
+                         "peak / accounted", "seconds (shared machine)", "lookups"],
+                        [[d["shape"], d["resolution"], d["mixed_cells"], d["cells"], _fmt_b(d["accounted_bytes"]),
+                          _fmt_b(d["autograd_saved_bytes"]), _fmt_b(d["peak_rss_bytes"]),
+                          d["peak_rss_bytes"] / d["accounted_bytes"], d["seconds"], d["lookups"]]
+                         for d in w["decoder_steps"]]))
+    out.append("\nThe two neighbour lookups on the convolution levels of the first shape (the ground-truth cells of the "
+               "level): lookup bytes (table or sorted keys with their query and position arrays) against the (N, 27) "
+               "int64 index they return; both return the same index. Seconds: median of 3, shared machine.\n")
+    out.append(md_table(["R", "level", "level grid", "cells N", "index", "dense table path", "sorted-key path",
+                         "same index", "chosen", "table s", "sort s"],
+                        [[x["resolution"], x["level"], f"{x['level_resolution']}^3", x["cells"], _fmt_b(x["index_bytes"]),
+                          _fmt_b(x["table_lookup_bytes"]), _fmt_b(x["sort_lookup_bytes"]), x["sort_same"], x["chosen"],
+                          x["table_seconds"], x["sort_seconds"]] for x in w["lookups"]]))
+    return out
+
+
 def report(profile: str, data: dict) -> str:
     out = ["Each part's run: " + "; ".join(
         f"{p}: `{data[p]['provenance'].get('command', '?')}` at {data[p]['provenance'].get('commit', '?')}"
@@ -270,6 +413,8 @@ def report(profile: str, data: dict) -> str:
         out.append(md_table(["decoder", "R", "peak memory", "time (s)", "cells per shape", "note"],
                             [[r["decoder"], r["resolution"], _fmt_bytes(r["peak_bytes"]), r["seconds"], r["cells"],
                               r.get("skipped", "")] for r in k["rows"]]))
+    if "working_memory" in data:
+        out.extend(working_memory_report(data["working_memory"]))
     if "ae" in data and "per_seed" in data["ae"]:
         a = data["ae"]
         out.append(f"\n## Auto-encoding at {a['resolution']}^3 ({a['n_train']} training, {a['n_test']} test shapes, "
@@ -317,7 +462,8 @@ def main() -> None:
                 print(f"dropping part {part!r} of {json_path.name}: measured before protocol 2; re-run --part {part}")
     for part in (PARTS if args.part == "all" else (args.part,)):
         print(f"== {part}", flush=True)
-        data[part] = {"compression": part_compression, "cost": part_cost, "ae": part_ae}[part](profile)
+        data[part] = {"compression": part_compression, "cost": part_cost, "ae": part_ae,
+                      "working_memory": part_working_memory}[part](profile)
         data[part]["provenance"] = provenance()
     data["selections"] = list(data.get("ae", {}).get("selections", []))
     data["claims"] = claims(data)

@@ -9,6 +9,9 @@ Introduced in ``lectures/04_octrees.ipynb``.
   dense decoder cut at the threshold :func:`dense_threshold` chose on validation grids;
   :func:`ae_seeds`: the training seeds of the comparison;
 * :func:`decoder_cost`: peak memory and time of one forward+backward of both decoders;
+* :func:`memory_account`, :func:`memory_exponents`: stored against working bytes (caches, the
+  sparse operator, the OGN decoder's cells, features and neighbour lookups) against dense grids,
+  with fitted growth exponents; :func:`decoder_buffers`: the decoder's working tensors;
 * :func:`smoke`: the GPU smoke hook.
 """
 
@@ -28,7 +31,8 @@ from course_lib import config
 __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
     "train_ogn", "train_dense", "dense_threshold", "ae_seeds", "ae_rows", "evaluate_iou", "decoder_cost", "smoke", "level_counts", "slice_figure",
-    "memory_figure", "rows_table",
+    "memory_figure", "rows_table", "memory_account", "memory_exponents", "account_table", "decoder_buffers",
+    "ACCOUNT_ROWS",
 ]
 
 
@@ -381,6 +385,179 @@ def decoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
             rows.append({"decoder": f"dense (base {w})", "resolution": R,
                          **_measure(dense_step, dev, repeat, peak_memory), "cells": R ** 3})
     return rows
+
+
+# ---------------------------------------------------------------------------
+# the memory account: stored bytes, working bytes, dense rivals
+# ---------------------------------------------------------------------------
+ACCOUNT_ROWS = ("octree_stored_bytes", "octree_working_bytes", "decoder_working_bytes", "dense_float_bytes",
+                "dense_bit_bytes")
+"""The rows of :func:`memory_account` whose growth :func:`memory_exponents` fits by default."""
+
+
+def _nbytes(*tensors: Tensor) -> int:
+    return sum(t.element_size() * t.numel() for t in tensors)
+
+
+def _cache_bytes(tree: Any) -> int:
+    """Bytes of every tensor in an octree's derived-geometry cache (``Leaves`` fields, leaf keys, ...)."""
+    import dataclasses
+
+    total = 0
+    for v in tree._cache.values():
+        if isinstance(v, Tensor):
+            total += _nbytes(v)
+        elif dataclasses.is_dataclass(v):
+            total += _nbytes(*(getattr(v, f.name) for f in dataclasses.fields(v)
+                               if isinstance(getattr(v, f.name), Tensor)))
+    return total
+
+
+def decoder_buffers(decoder: torch.nn.Module, z: Tensor, target: Any) -> dict[str, Any]:
+    """The working tensors of one forward+backward of an :class:`~course_lib.models.ogn.OGNDecoder`, in bytes.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Decodes ``z`` with the known structure of ``target``
+    (``PROP_KNOWN``, so the cells are the target's and do not depend on the weights) and
+    back-propagates :func:`~course_lib.models.ogn.ogn_loss`, under
+    :func:`~course_lib.models.ogn.trace_buffers` (every cell list, feature and logit tensor, the root
+    grid, each :class:`~course_lib.models.ogn.SparseConv3d`'s im2col columns and neighbour index, and
+    the lookup's table or sorted keys) and a ``saved_tensors_hooks`` that sums the distinct storages
+    autograd keeps for the backward pass (parameters left out).  Returns ``{"by_name": {name: bytes},
+    "trace": [...], "accounted_bytes": sum of the trace, "autograd_saved_bytes": ...,
+    "mixed_cells": cells expanded, "cells": cells held, "lookups": [(resolution, method), ...]}``.
+    """
+    from course_lib.models.ogn import PROP_KNOWN, ogn_loss, trace_buffers
+
+    params = {p.untyped_storage().data_ptr() for p in decoder.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        st = t.untyped_storage()
+        if st.data_ptr() not in params:
+            saved[st.data_ptr()] = max(saved.get(st.data_ptr(), 0), st.nbytes())
+        return t
+
+    decoder.zero_grad(set_to_none=True)
+    with trace_buffers() as rec, torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = decoder(z, target, PROP_KNOWN)
+        loss = ogn_loss(out)["loss"]
+    loss.backward()
+    by_name: dict[str, int] = {}
+    for r in rec:
+        by_name[r["name"]] = by_name.get(r["name"], 0) + int(r["bytes"])
+    lookups = [(r["resolution"], "table" if r["name"] == "lookup: dense table" else "sort") for r in rec
+               if r["name"] in ("lookup: dense table", "lookup: sorted keys")]
+    return {"by_name": by_name, "trace": rec, "accounted_bytes": int(sum(by_name.values())),
+            "autograd_saved_bytes": int(sum(saved.values())),
+            "mixed_cells": int(sum(int(e.sum()) for e in out.expanded)), "cells": int(sum(out.num_cells)),
+            "lookups": lookups}
+
+
+def memory_account(resolutions: Sequence[int] | None = None, categories: Sequence[str] | None = None, *,
+                   profile: str | None = None, seed: int | None = None, tree_depth: int | None = None,
+                   decoder: bool = True, progress: bool = False) -> list[dict[str, Any]]:
+    """Stored and working bytes of the chapter's octree code against dense grids, per shape and resolution.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  One ShapeNet-lite shape per category (default
+    ``ch04.categories``, the demo seed as in :func:`compression`) at each ``R`` (default
+    ``ch04.compression_resolutions``); every number is ``element_size() * numel()`` of tensors the
+    course's code really builds:
+
+    * ``octree_stored_bytes``: :attr:`Octree.nbytes` (split bits, ``prefix_leafs``, leaf values),
+      the number :func:`compression` reports;
+    * ``leaf_cache_bytes``: the octree's derived per-leaf geometry (:meth:`Octree.leaves`, the leaf
+      keys of :meth:`Octree.locate`), what every traversal and operation uses;
+    * ``conv_operator_bytes``: the indices and values of :func:`~course_lib.geometry.octree.conv_operator`
+      (the sparse matrix of one :class:`OctreeConv3d`, built once per structure);
+    * ``octree_working_bytes``: stored + leaf cache + operator;
+    * ``decoder_working_bytes`` (``decoder=True``): :func:`decoder_buffers` of one forward+backward of
+      an :class:`~course_lib.models.ogn.OGNDecoder` (``ch04.*`` widths, batch 1, known structure), with
+      its parts ``decoder_<name>_bytes``, ``decoder_autograd_saved_bytes``, ``mixed_cells``,
+      ``decoder_cells`` and ``lookups`` (the lookup each sparse convolution used);
+    * ``dense_float_bytes``: the float32 grid :meth:`Octree.to_dense` returns (``4 R^3``);
+    * ``dense_bit_bytes``: the occupancy packed one bit per voxel (``numpy.packbits``, ``R^3 / 8``).
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.data import make_shape, voxelize
+    from course_lib.geometry.octree import build_octree, conv_operator
+    from course_lib.models.ogn import OGNDecoder
+
+    s = config.sizes(profile, prefix="ch04.")
+    res = tuple(resolutions or s["compression_resolutions"])
+    cats = tuple(categories or s["categories"])
+    D = int(tree_depth or s["tree_depth"])
+    sd = _demo_seed() if seed is None else int(seed)
+    rows: list[dict[str, Any]] = []
+    for c in tqdm(cats, disable=not progress, desc="memory account"):
+        shape = make_shape(c, sd)
+        for R in res:
+            occ = voxelize(shape, R)
+            t = build_octree(occ, D)
+            stored = t.nbytes
+            t.leaves()
+            t._leaf_keys()
+            S = conv_operator(t)
+            cache = _cache_bytes(t)
+            op = _nbytes(S.indices(), S.values())
+            del S
+            row: dict[str, Any] = {"shape": c, "resolution": R, "leaves": t.num_cells, "octree_stored_bytes": stored,
+                                   "leaf_cache_bytes": cache, "conv_operator_bytes": op,
+                                   "octree_working_bytes": stored + cache + op}
+            if decoder:
+                torch.manual_seed(0)
+                dec = OGNDecoder(int(s["latent_dim"]), R, D, tuple(s["ogn_channels"]))
+                z = torch.randn(1, int(s["latent_dim"]))
+                buf = decoder_buffers(dec, z, t)
+                row.update({f"decoder_{k.replace(':', '').replace(' ', '_')}_bytes": v
+                            for k, v in sorted(buf["by_name"].items())})
+                row.update({"decoder_working_bytes": buf["accounted_bytes"],
+                            "decoder_autograd_saved_bytes": buf["autograd_saved_bytes"],
+                            "mixed_cells": buf["mixed_cells"], "decoder_cells": buf["cells"],
+                            "lookups": ", ".join(f"{r}^3 {m}" for r, m in buf["lookups"])})
+                del dec, buf
+            row["dense_float_bytes"] = _nbytes(t.to_dense())
+            row["dense_bit_bytes"] = int(np.packbits(occ.numpy().astype(bool)).nbytes)
+            rows.append(row)
+    return rows
+
+
+def memory_exponents(rows: Sequence[dict[str, Any]], keys: Sequence[str] = ACCOUNT_ROWS) -> dict[str, dict[str, float]]:
+    """Fitted growth exponents ``k`` (bytes ~ ``R^k``, least squares on log-log) of :func:`memory_account` rows.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Returns ``{key: {shape: k, ..., "mean": mean over
+    shapes}}`` for each of ``keys`` present in the rows (:func:`course_lib.geometry.memory.fitted_exponents`
+    per shape; a shape needs at least two resolutions).
+    """
+    from course_lib.geometry.memory import fitted_exponents
+
+    out: dict[str, dict[str, float]] = {}
+    shapes = list(dict.fromkeys(r["shape"] for r in rows))
+    for k in keys:
+        if not any(k in r for r in rows):
+            continue
+        per: dict[str, float] = {}
+        for sh in shapes:
+            pts = sorted((r["resolution"], r[k]) for r in rows if r["shape"] == sh and k in r)
+            if len(pts) >= 2:
+                per[sh] = fitted_exponents([p[0] for p in pts], {k: [p[1] for p in pts]})[k]
+        if per:
+            per["mean"] = float(np.mean(list(per.values())))
+            out[k] = per
+    return out
+
+
+def account_table(rows: Sequence[dict[str, Any]], keys: Sequence[str] = ACCOUNT_ROWS) -> list[dict[str, Any]]:
+    """Per resolution, the mean over shapes of each of ``keys`` of :func:`memory_account` rows (bytes).
+
+    Introduced in ``lectures/04_octrees.ipynb``; for :func:`rows_table`.
+    """
+    out = []
+    for R in sorted({r["resolution"] for r in rows}):
+        sel = [r for r in rows if r["resolution"] == R]
+        out.append({"R": R, "shapes": len(sel),
+                    **{k: float(np.mean([r[k] for r in sel])) for k in keys if all(k in r for r in sel)}})
+    return out
 
 
 def _available_bytes(dev: torch.device) -> float:

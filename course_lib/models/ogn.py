@@ -18,8 +18,11 @@ chapter 03's :class:`~course_lib.models.voxels.VoxelDecoder`.  From there on the
 
 Which cells are expanded is OGN's *propagation mode*: with :data:`PROP_KNOWN` (training) the
 ground-truth mixed cells, so every level is supervised where the true surface is; with
-:data:`PROP_PRED` (test) the cells the network itself classifies as mixed.  The work and the
-memory grow with the number of mixed cells -- the surface -- instead of ``R^3``.
+:data:`PROP_PRED` (test) the cells the network itself classifies as mixed.  Below the dense
+``G^3`` grid of roots (``R^3 / 2^(3 D)`` cells), the work and the memory grow with the number of
+mixed cells -- the surface -- instead of ``R^3``: :func:`neighbour_index` uses a dense lookup table
+only while it is no larger than the neighbour index it returns (:func:`lookup_method`), and sorted
+keys otherwise.  :func:`trace_buffers` records the bytes of every working tensor.
 
 Simplification against OGN: OGN also carries the neighbours of mixed cells along as context
 for its convolutions; here the convolution only sees the cells of the level (sparse
@@ -29,6 +32,8 @@ for its convolutions; here the convolution only sees the cells of the level (spa
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +44,8 @@ from torch import Tensor, nn
 from ..geometry.octree import EMPTY, FULL, MIXED, Octree, octree_from_boxes
 
 __all__ = [
-    "PROP_KNOWN", "PROP_PRED", "CHILD_OFFSETS", "expand_cells", "neighbour_index", "SparseConv3d",
+    "PROP_KNOWN", "PROP_PRED", "CHILD_OFFSETS", "expand_cells", "neighbour_index", "lookup_method", "LOOKUP_TABLE",
+    "LOOKUP_SORT", "trace_buffers", "SparseConv3d",
     "OGNOutput", "OGNDecoder", "OGNAutoEncoder", "ogn_loss", "EMPTY", "FULL", "MIXED",
 ]
 
@@ -50,6 +56,36 @@ PROP_PRED = "pred"
 
 CHILD_OFFSETS = torch.tensor([[i, j, k] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
 """The 8 child offsets, child ``4 dx + 2 dy + dz`` (the order of the octree's bit strings)."""
+
+
+_TRACES: list[list[dict[str, Any]]] = []
+
+
+@contextmanager
+def trace_buffers() -> Iterator[list[dict[str, Any]]]:
+    """Record the working tensors that the OGN code builds while the block runs.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (the memory account,
+    :func:`course_lib.experiments.octrees.memory_account`).  Yields a list that fills with one dict
+    per tensor: ``name`` (``"cells"``, ``"features"``, ``"logits"``, ``"root grid"``, ``"im2col
+    columns"``, ``"neighbour index"``, ``"lookup: ..."``), ``resolution`` of the level, ``shape``,
+    ``dtype`` and ``bytes`` (``element_size() * numel()`` of the tensor itself, so the account
+    cannot drift from the code).  Outside the block nothing is recorded (one list check).
+    """
+    rec: list[dict[str, Any]] = []
+    _TRACES.append(rec)
+    try:
+        yield rec
+    finally:
+        _TRACES.remove(rec)
+
+
+def _record(name: str, t: Tensor, resolution: int) -> None:
+    if _TRACES:
+        row = {"name": name, "resolution": int(resolution), "shape": tuple(t.shape), "dtype": str(t.dtype),
+               "bytes": t.element_size() * t.numel()}
+        for rec in _TRACES:
+            rec.append(dict(row))
 
 
 def _check_cells(cells: Any, who: str) -> Tensor:
@@ -80,13 +116,39 @@ def expand_cells(cells: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
     return children, parent
 
 
-def neighbour_index(cells: Tensor, resolution: int, table_limit: int = 2 ** 24) -> Tensor:
+LOOKUP_TABLE, LOOKUP_SORT = "table", "sort"
+"""The two ways :func:`neighbour_index` finds the neighbours: a dense int32 table of the level's padded
+grid, or the cells' sorted keys searched by bisection."""
+
+
+def lookup_method(num_cells: int, batch_size: int, resolution: int, table_limit: int = 2 ** 24) -> str:
+    """Which lookup :func:`neighbour_index` uses for ``num_cells`` cells of ``batch_size`` grids of ``resolution^3``.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  The dense table has ``B (r + 2)^3`` int32 entries
+    (the grid padded by one cell on every side): it is used only while it is **no larger than the
+    neighbour index it returns** (``27`` int64 per cell, i.e. ``4 B (r + 2)^3 <= 216 N`` bytes, a
+    level at least ~1.9 % full) and has at most ``table_limit`` entries; otherwise the cells' keys are
+    sorted and searched (:data:`LOOKUP_SORT`), whose memory is a few int64 per cell and per offset
+    row.  So the lookup's memory is bounded by a constant times the number of cells, and the table is
+    kept where it is cheap (dense, coarse levels), where it is also the faster of the two.
+    """
+    entries = int(batch_size) * (int(resolution) + 2) ** 3
+    return LOOKUP_TABLE if entries <= table_limit and 4 * entries <= 8 * 27 * int(num_cells) else LOOKUP_SORT
+
+
+def neighbour_index(cells: Tensor, resolution: int, table_limit: int = 2 ** 24, method: str | None = None) -> Tensor:
     """``(N, 27)`` index of each cell's 3x3x3 neighbours among ``cells`` (``-1`` where absent).
 
     Introduced in ``lectures/04_octrees.ipynb``.  The offsets are in the order of a ``Conv3d``
-    kernel (``dx`` slowest).  The lookup goes through an int32 table of the ``B r^3`` cells when
-    it has at most ``table_limit`` entries (4 bytes per cell of the level, no features), else it
-    sorts the cells' linear keys and binary-searches them (no dense memory at all).
+    kernel (``dx`` slowest).  ``cells`` must be distinct.  Two lookups give the same indices
+    (``method``, default :func:`lookup_method`'s choice):
+
+    * :data:`LOOKUP_TABLE`: an int32 table of the ``B (r + 2)^3`` cells of the padded grid, holding
+      each cell's row (``-1`` elsewhere), read at the 27 neighbours' keys -- memory ``~ r^3``;
+    * :data:`LOOKUP_SORT`: the cells' linear keys sorted once; for each of the 9 rows ``(dx, dy)``
+      of the kernel one binary search finds the first key ``>=`` the row's ``dz = -1`` key, and the
+      three keys of the row (``dz = -1, 0, 1``) are consecutive, so they sit at that position or
+      just after it -- memory ``~ N``, no dense array at all.
     """
     cells = _check_cells(cells, "neighbour_index")
     r = int(resolution)
@@ -95,20 +157,42 @@ def neighbour_index(cells: Tensor, resolution: int, table_limit: int = 2 ** 24) 
     if n == 0:
         return torch.zeros(0, 27, dtype=torch.long, device=dev)
     B = int(cells[:, 0].max()) + 1
+    method = method or lookup_method(n, B, r, table_limit)
+    if method not in (LOOKUP_TABLE, LOOKUP_SORT):
+        raise ValueError(f"method must be {LOOKUP_TABLE!r} or {LOOKUP_SORT!r}, got {method!r}")
     d = torch.tensor([-1, 0, 1], device=dev)
-    offs = torch.stack(torch.meshgrid(d, d, d, indexing="ij"), -1).reshape(27, 3)
     # pad the grid by one cell on every side so that no neighbour falls outside
     rp = r + 2
     key = ((cells[:, 0] * rp + cells[:, 1] + 1) * rp + cells[:, 2] + 1) * rp + cells[:, 3] + 1
-    shift = (offs[:, 0] * rp + offs[:, 1]) * rp + offs[:, 2]
-    nkey = key[:, None] + shift[None]                                        # (N, 27)
-    if B * rp ** 3 <= table_limit:
+    if method == LOOKUP_TABLE:
+        offs = torch.stack(torch.meshgrid(d, d, d, indexing="ij"), -1).reshape(27, 3)
+        shift = (offs[:, 0] * rp + offs[:, 1]) * rp + offs[:, 2]
+        nkey = key[:, None] + shift[None]                                    # (N, 27)
         table = torch.full((B * rp ** 3,), -1, dtype=torch.int32, device=dev)
         table[key] = torch.arange(n, dtype=torch.int32, device=dev)
-        return table[nkey].long()
-    skey, perm = torch.sort(key)
-    pos = torch.searchsorted(skey, nkey.reshape(-1)).clamp_max(n - 1).view_as(nkey)
-    return torch.where(skey[pos] == nkey, perm[pos], torch.full_like(pos, -1))
+        nbr = table[nkey].long()
+        _record("lookup: dense table", table, r)
+        _record("lookup: query keys", nkey, r)
+    else:
+        dx, dy = torch.meshgrid(d, d, indexing="ij")
+        row = ((dx * rp + dy) * rp - 1).reshape(9)                           # the dz = -1 key of each row
+        skey, perm = torch.sort(key)
+        base = key[:, None] + row[None]                                      # (N, 9)
+        pos = torch.searchsorted(skey, base)                                 # first stored key >= base
+        skp = torch.cat([skey, skey.new_full((1,), -1)])                     # a sentinel that matches nothing
+        pp = torch.cat([perm, perm.new_full((1,), -1)])
+        out, p = [], pos
+        for j in range(3):                                                   # dz = -1, 0, 1
+            hit = skp[p] == base + j
+            out.append(torch.where(hit, pp[p], -1))
+            p = p + hit                                                      # keys are distinct: the next one follows
+        nbr = torch.stack(out, -1).reshape(n, 27)
+        _record("lookup: sorted keys", skey, r)
+        _record("lookup: sort order", perm, r)
+        _record("lookup: query keys", base, r)
+        _record("lookup: search positions", pos, r)
+    _record("neighbour index", nbr, r)
+    return nbr
 
 
 class SparseConv3d(nn.Module):
@@ -133,6 +217,7 @@ class SparseConv3d(nn.Module):
         nbr = neighbour_index(cells, resolution) if nbr is None else nbr
         xp = torch.cat([x, x.new_zeros(1, x.shape[1])])
         cols = xp[nbr].reshape(x.shape[0], 27 * self.in_channels)          # index -1 -> the zero row
+        _record("im2col columns", cols, resolution)
         w = self.weight.reshape(self.out_channels, self.in_channels, 27).permute(2, 1, 0)
         y = cols @ w.reshape(27 * self.in_channels, self.out_channels)
         return y + self.bias if self.bias is not None else y
@@ -280,6 +365,8 @@ class OGNDecoder(nn.Module):
         logits = [logit0.permute(0, 2, 3, 4, 1).reshape(B * G ** 3, 3)]
         ar = torch.arange(G, device=dev)
         cells = [torch.stack(torch.meshgrid(torch.arange(B, device=dev), ar, ar, ar, indexing="ij"), -1).reshape(-1, 4)]
+        for name, t in (("root grid", grid), ("cells", cells[0]), ("logits", logit0)):
+            _record(name, t, G)
         targets: list[Tensor] | None = [] if target is not None else None
         expanded: list[Tensor] = []
         for lev in range(D + 1):
@@ -316,6 +403,8 @@ class OGNDecoder(nn.Module):
             feats = h
             cells.append(children)
             logits.append(logit)
+            for name, t in (("cells", children), ("features", h), ("logits", logit)):
+                _record(name, t, res)
             del parent
         return OGNOutput(logits, cells, expanded, [G * 2 ** lev for lev in range(D + 1)], B, D, mode, targets)
 
