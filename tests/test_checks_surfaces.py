@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import torch
 from check_helpers import failed as _failed
@@ -228,3 +230,74 @@ def test_transfer_labels_wrong_answers():
         return labels[None].expand(deformed.shape[0], -1)
 
     _failed(checks.check_transfer_labels(per_vertex, quiet=True), "one label per template vertex")
+
+
+# --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) -----------------------------------------
+def _hidden(check, fn):
+    """Run ``check`` with its hidden part; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    res = check(fn, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    for check, fn in ((checks.check_grid_faces, grid_faces), (checks.check_patch_decoder, PatchDecoder),
+                      (checks.check_atlas_mesh, atlas_mesh), (checks.check_transfer_labels, transfer_labels)):
+        res, hid = _hidden(check, fn)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+@functools.cache
+def _cached_faces(n):  # one tensor shared by every call: an in-place offset by a caller leaks into the next one
+    return grid_faces(n)
+
+
+class _FixedWidth(PatchDecoder):
+    def __init__(self, latent_dim, hidden=64):
+        super().__init__(latent_dim, 64)  # the width argument is ignored
+
+
+class _DetachedCode(PatchDecoder):
+    def forward(self, uv, z):
+        return super().forward(uv, z.detach())
+
+
+def _topk_squeezed(deformed, labels, targets):
+    nearest = torch.cdist(targets, deformed).topk(1, dim=-1, largest=False).indices.squeeze()
+    return labels[nearest]
+
+
+@pytest.mark.parametrize("check, wrong, words", [
+    (checks.check_grid_faces, _cached_faces, ["same tensor on every call", "new tensor"]),
+    (checks.check_patch_decoder, _FixedWidth, ["same number of parameters", "hidden argument"]),
+    (checks.check_patch_decoder, _DetachedCode, ["latent code"]),
+    (checks.check_transfer_labels, _topk_squeezed, ["B = 1", "has shape"]),
+])
+def test_hidden_parts_catch_what_the_public_part_lets_through(monkeypatch, check, wrong, words):
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res, hid = _hidden(check, wrong)
+    assert res.passed, res.verdict()  # the public part lets it through...
+    _failed(hid, *words)              # ...the hidden part names it
+
+
+def test_hidden_parts_flag_a_wrapper_of_the_library(monkeypatch):
+    from course_lib.checks import _core
+    from course_lib.models import atlasnet, coded
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res, hid = _hidden(checks.check_grid_faces, lambda n: atlasnet.grid_faces(n))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.models.atlasnet.grid_faces")
+    res, hid = _hidden(checks.check_transfer_labels, lambda d, lab, t: coded.transfer_labels(d, lab, t))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.models.coded.transfer_labels")
+    res, hid = _hidden(checks.check_patch_decoder,
+                       lambda L, hidden=64: atlasnet.PatchDecoder(L, 2, (hidden,), batch_norm=False))
+    assert res.passed
+    _failed(hid, "delegated to course_lib.models.atlasnet.PatchDecoder")

@@ -259,3 +259,172 @@ def check_transfer_labels(fn) -> str:
         raise CheckFailed(f"{wrong} of {out.numel()} labels are wrong; e.g. target point {m} of shape {b}: "
                           f"got {int(out[b, m])}, its nearest deformed vertex has label {int(ref[b, m])}{hint}")
     return "every target point takes the label of its nearest deformed template vertex"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): other grid sizes, a new faces tensor per call, other latent sizes and widths, one
+# point and one code, float64, gradients to the code, K = 1 and K = 5 patches in an nn.ModuleList, one target
+# point, points on a vertex, shapes far apart in a batch, the caller's tensors untouched
+# ---------------------------------------------------------------------------
+def _hidden_grid_faces(fn) -> str:
+    for n in (4, 17):
+        faces = call_student(fn, n)
+        if isinstance(faces, np.ndarray):
+            raise CheckFailed(f"grid_faces({n}) should be a torch.Tensor, got a numpy array")
+        _check_faces_of_grid(faces, n)
+        kept = faces.clone()
+        faces += 1000  # a caller offsets the faces in place, as an atlas does patch by patch
+        again = call_student(fn, n)
+        expect(isinstance(again, torch.Tensor), f"grid_faces({n}) should be a torch.Tensor")
+        if torch.equal(again, faces):
+            raise CheckFailed(f"grid_faces({n}) returns the same tensor on every call (a cache?): a caller that offsets "
+                              "it in place (faces += k * n * n) changes your next answer; return a new tensor")
+        expect(torch.equal(again, kept), f"two calls of grid_faces({n}) give different faces")
+    return "n = 4 and 17; a new tensor on every call (an in-place offset by the caller does not leak)"
+
+
+def _hidden_patch_decoder(cls) -> str:
+    g = torch.Generator().manual_seed(60)
+    sizes = {}
+    for latent, hidden in ((1, 16), (5, 16), (5, 48)):
+        torch.manual_seed(1)
+        dec = call_student(cls, latent, hidden=hidden)
+        expect(isinstance(dec, nn.Module), f"PatchDecoder({latent}, hidden={hidden}) should be an nn.Module")
+        sizes[(latent, hidden)] = sum(p.numel() for p in dec.parameters())
+        dec.train()
+        uv, z = torch.rand(9, 2, generator=g), torch.randn(2, latent, generator=g)
+        with torch.no_grad():
+            out = call_student(dec, uv, z)
+            one = call_student(dec, uv[4:5], z[1:2])
+        expect_tensor(out, f"PatchDecoder({latent}, hidden={hidden})(uv (9, 2), z (2, {latent}))", shape=(2, 9, 3))
+        expect_tensor(one, f"the decoder on one template point and one code (uv (1, 2), z (1, {latent}))",
+                      shape=(1, 1, 3))
+        expect_close(one[0, 0], out[1, 4], "one point decoded alone vs the same point within the batch", atol=1e-5)
+    expect(sizes[(5, 16)] != sizes[(5, 48)],
+           f"PatchDecoder(5, hidden=16) and PatchDecoder(5, hidden=48) have the same number of parameters "
+           f"({sizes[(5, 16)]}): use the hidden argument as the width of the hidden layers")
+    expect(sizes[(1, 16)] != sizes[(5, 16)], "the number of parameters does not change with latent_dim: the first "
+                                             "layer takes 2 + latent_dim inputs")
+    # float64 after .double(); gradients reach the code (the lab's fit optimises it); inputs untouched
+    torch.manual_seed(2)
+    dec = call_student(cls, 4).double()
+    uv = torch.rand(6, 2, generator=g, dtype=torch.float64)
+    z = torch.randn(3, 4, generator=g, dtype=torch.float64).requires_grad_(True)
+    before = (uv.clone(), z.detach().clone())
+    out = call_student(dec, uv, z)
+    expect_tensor(out, "the decoder (in float64) on uv (6, 2), z (3, 4)", shape=(3, 6, 3))
+    expect(out.dtype == torch.float64, f"after decoder.double() float64 inputs give {out.dtype}: build nothing in "
+                                       "float32 inside forward (use the inputs' dtype)")
+    expect(torch.equal(uv, before[0]) and torch.equal(z.detach(), before[1]),
+           "the decoder changed the caller's uv or z (in place): work on new tensors")
+    expect(out.requires_grad, "the output does not depend on z through autograd (detached?): the lab's fit "
+                              "optimises the latent code through your decoder")
+    (gz,) = torch.autograd.grad(out.sum(), z, allow_unused=True)
+    expect(gz is not None and float(gz.abs().sum()) > 0,
+           "no gradient reaches the latent code z: keep z in the graph (no .detach(), no numpy)")
+    return "latent sizes 1 and 5, widths 16 and 48, one point and one code, float64, gradients reach z"
+
+
+class _Shift(nn.Module):
+    """A patch decoder for the hidden part: ``tanh(A uv + B z + k)``, each patch distinct."""
+
+    def __init__(self, k: int, latent: int) -> None:
+        super().__init__()
+        self.a = nn.Linear(2, 3)
+        self.b = nn.Linear(latent, 3)
+        self.k = 0.3 * k
+
+    def forward(self, uv, z):
+        return torch.tanh(self.a(uv)[None] + self.b(z)[:, None] + self.k)
+
+
+def _hidden_atlas_mesh(fn) -> str:
+    torch.manual_seed(61)
+    for k_patches, n, as_modules in ((1, 3, False), (5, 2, True), (2, 7, True)):
+        decs = [_Shift(k, 6) for k in range(k_patches)]
+        decoders = nn.ModuleList(decs) if as_modules else decs
+        z = torch.randn(1, 6)
+        z_before = z.clone()
+        w_before = [p.detach().clone() for p in nn.ModuleList(decs).parameters()]
+        out = call_student(fn, decoders, z, n)
+        kind = "an nn.ModuleList" if as_modules else "a list"
+        expect(isinstance(out, tuple) and len(out) == 2, "return a pair (vertices, faces)")
+        verts, faces = out
+        what = f"K = {k_patches} decoders in {kind}, n = {n}"
+        expect_tensor(verts, f"vertices ({what})", shape=(k_patches * n * n, 3))
+        expect_tensor(faces, f"faces ({what})", shape=(k_patches * 2 * (n - 1) ** 2, 3))
+        expect(faces.dtype == torch.long, f"faces should be a LongTensor, got {faces.dtype}")
+        expect(torch.equal(z, z_before), "the latent code z was changed in place")
+        expect(all(torch.equal(p.detach(), w) for p, w in zip(nn.ModuleList(decs).parameters(), w_before)),
+               "the decoders' weights changed")
+        # reference: every grid vertex decoded on its own, in the order i * n + j, patch after patch
+        t = np.linspace(0.0, 1.0, n)
+        ref = []
+        with torch.no_grad():
+            for d in decs:
+                for i in range(n):
+                    for j in range(n):
+                        ref.append(d(torch.tensor([[t[i], t[j]]], dtype=torch.float32), z)[0, 0])
+        expect_close(verts.detach(), torch.stack(ref), f"the vertices ({what}), each grid point (i/(n-1), j/(n-1)) "
+                     "decoded by its patch", atol=1e-5)
+        f = faces.numpy()
+        patch_of = f // (n * n)
+        expect(bool((patch_of == patch_of[:, :1]).all()), f"a triangle joins vertices of two patches ({what})")
+        for k in range(k_patches):
+            sub = f[patch_of[:, 0] == k] - k * n * n
+            try:
+                _check_faces_of_grid(torch.as_tensor(sub), n)
+            except CheckFailed as exc:
+                raise CheckFailed(f"patch {k}'s faces ({what}, minus the offset {k * n * n}) are not a grid "
+                                  f"triangulation: {exc}") from None
+        again = call_student(fn, decoders, z, n)
+        expect(torch.equal(again[1], faces), f"two calls give different faces ({what}): does your code change a "
+                                             "faces tensor in place (+=) that it reuses?")
+    return "K = 1, 2 and 5 patches, a list or an nn.ModuleList, n = 2, 3 and 7, vertex by vertex"
+
+
+def _hidden_transfer_labels(fn) -> str:
+    from scipy.spatial import cKDTree
+
+    g = torch.Generator().manual_seed(62)
+    for b, v, m, dtype in ((1, 40, 1, torch.float32), (1, 1, 25, torch.float64), (3, 30, 70, torch.float64)):
+        deformed = torch.rand(b, v, 3, generator=g, dtype=dtype)
+        labels = torch.randint(0, 5, (v,), generator=g)
+        targets = torch.rand(b, m, 3, generator=g, dtype=dtype)
+        targets[:, 0] = deformed[:, 0]  # a target point exactly on a vertex takes that vertex's label
+        before = (deformed.clone(), labels.clone(), targets.clone())
+        out = call_student(fn, deformed, labels, targets)
+        what = f"labels for B = {b}, V = {v}, M = {m} ({dtype})"
+        expect_tensor(out, what, shape=(b, m))
+        expect(out.dtype == torch.long, f"{what} should be a LongTensor, got {out.dtype}")
+        expect(all(torch.equal(x, y) for x, y in zip(before, (deformed, labels, targets))),
+               "your function changed one of its inputs in place")
+        ref = torch.stack([labels[torch.as_tensor(cKDTree(deformed[i].double().numpy()).query(
+            targets[i].double().numpy())[1])] for i in range(b)])
+        bad = int((out != ref).sum())
+        expect(bad == 0, f"{what}: {bad} of {out.numel()} labels differ from the nearest vertex (a k-d tree's answer)"
+                         + (" (target point 0 sits exactly on vertex 0)" if bool((out[:, 0] != ref[:, 0]).any()) else ""))
+    # shapes are independent: moving shape 1's deformed template far away leaves shape 0's labels unchanged
+    deformed = torch.rand(2, 30, 3, generator=g)
+    labels = torch.randint(0, 5, (30,), generator=g)
+    targets = torch.rand(2, 50, 3, generator=g)
+    first = call_student(fn, deformed, labels, targets)
+    moved = deformed.clone()
+    moved[1] = moved[1].flip(0)
+    second = call_student(fn, moved, labels, targets)
+    expect(torch.equal(second[0], first[0]), "shape 0's labels changed when only shape 1's deformed template "
+                                             "changed: search each shape's targets among its own deformed vertices")
+    return "one target, one vertex, a target on a vertex, float64, B = 3, shapes independent (vs a k-d tree)"
+
+
+def _register_hidden() -> None:
+    from course_lib.models import atlasnet, coded
+
+    check_grid_faces.hidden(_hidden_grid_faces, references=(atlasnet.grid_faces,))
+    check_patch_decoder.hidden(_hidden_patch_decoder,
+                               references=(atlasnet.PatchDecoder.__init__, atlasnet.PatchDecoder.forward))
+    check_atlas_mesh.hidden(_hidden_atlas_mesh, references=(atlasnet.grid_faces,))
+    check_transfer_labels.hidden(_hidden_transfer_labels, references=(coded.transfer_labels,))
+
+
+_register_hidden()

@@ -39,6 +39,15 @@ SZ = config.sizes(prefix="ch06.")
 
 # %%
 def grid_faces(n: int) -> torch.Tensor:
+    """The triangles of a regular n x n grid on the unit square.
+
+    Args:
+        n: ``int`` >= 2, the number of vertices per side (vertex ``i * n + j`` at ``(i/(n-1), j/(n-1))``).
+
+    Returns:
+        ``torch.Tensor`` of dtype ``torch.long`` and shape ``(2 (n-1)^2, 3)``: vertex indices, every triangle
+        counter-clockwise in the (u, v) plane. A new tensor on every call (a caller may offset it in place).
+    """
     ### BEGIN SOLUTION
     idx = torch.arange(n * n).reshape(n, n)
     a, b = idx[:-1, :-1].reshape(-1), idx[1:, :-1].reshape(-1)
@@ -62,6 +71,13 @@ checks.check_grid_faces(grid_faces)
 
 # %%
 class PatchDecoder(nn.Module):
+    """An AtlasNet patch: an MLP from (template point, latent code) to a 3D point, point by point.
+
+    Args:
+        latent_dim: ``int`` >= 1, the size L of the latent codes.
+        hidden: ``int`` >= 1, the width of the hidden layers (default 64).
+    """
+
     def __init__(self, latent_dim: int, hidden: int = 64):
         super().__init__()
         ### BEGIN SOLUTION
@@ -70,6 +86,18 @@ class PatchDecoder(nn.Module):
         ### END SOLUTION
 
     def forward(self, uv: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """Decode every template point with every code.
+
+        Args:
+            uv: ``torch.Tensor`` ``(M, 2)``, the template points in [0, 1]^2, shared by the batch; float32 (or
+                float64 after ``decoder.double()``).
+            z: ``torch.Tensor`` ``(B, L)``, same dtype: one latent code per shape (it may require grad: the
+                lab's fit optimises it through the decoder).
+
+        Returns:
+            ``torch.Tensor`` ``(B, M, 3)`` in the inputs' dtype, in (-1, 1); differentiable in z and in the
+            decoder's weights.
+        """
         ### BEGIN SOLUTION
         b, m = z.shape[0], uv.shape[0]
         x = torch.cat([uv[None].expand(b, m, 2), z[:, None, :].expand(b, m, z.shape[1])], dim=-1)
@@ -91,6 +119,18 @@ checks.check_patch_decoder(PatchDecoder)
 
 # %%
 def atlas_mesh(decoders, z: torch.Tensor, n: int):
+    """The mesh of an atlas: every patch's decoded n x n grid and its triangles.
+
+    Args:
+        decoders: a list or an ``nn.ModuleList`` of K >= 1 patch decoders, each called as
+            ``decoder(uv (n*n, 2), z (1, L)) -> (1, n*n, 3)``; their weights are not changed.
+        z: ``torch.Tensor`` ``(1, L)``, float32: the latent code of one shape (not changed).
+        n: ``int`` >= 2, the grid's vertices per side.
+
+    Returns:
+        ``(vertices, faces)``: ``vertices`` ``torch.Tensor`` ``(K n^2, 3)`` float32, patch after patch;
+        ``faces`` ``torch.Tensor`` of dtype ``torch.long``, ``(2 K (n-1)^2, 3)``, indexing ``vertices``.
+    """
     ### BEGIN SOLUTION
     t = torch.linspace(0.0, 1.0, n)
     uu, vv = torch.meshgrid(t, t, indexing="ij")
@@ -162,6 +202,18 @@ viz.subplots([viz.plot_points(target[0], color="gray", size=1.5),
 
 # %%
 def transfer_labels(deformed: torch.Tensor, template_labels: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Each target point takes the label of its nearest deformed template vertex (3D-CODED).
+
+    Args:
+        deformed: ``torch.Tensor`` ``(B, V, 3)``, float32 or float64: the deformed template of each shape.
+        template_labels: ``torch.Tensor`` ``(V,)`` of dtype ``torch.long``: the part label of each template vertex.
+        targets: ``torch.Tensor`` ``(B, M, 3)``, same dtype as ``deformed``: the points to label (B = 1 and
+            M = 1 included).
+
+    Returns:
+        ``torch.Tensor`` ``(B, M)`` of dtype ``torch.long``; shape b's targets are searched among shape b's
+        vertices only. The inputs are not changed.
+    """
     ### BEGIN SOLUTION
     nearest = torch.cdist(targets, deformed).argmin(dim=-1)
     return template_labels[nearest]
