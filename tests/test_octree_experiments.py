@@ -180,3 +180,76 @@ def test_benchmark_claim_and_goals_from_per_seed_results():
         E.ae_rows({"table": []})  # a protocol-1 result has no per-seed rows
     with pytest.raises(ValueError, match="too few"):  # fewer than 3 seeds: no claim can be written
         B.claims({"ae": dict(ae, per_seed=per_seed[:2])})
+
+
+def test_memory_account_dense_rows_stored_bytes_and_sums():
+    rows = E.memory_account((16, 32), ("chair", "mug"), profile="ci")
+    comp = {(r["shape"], r["resolution"]): r for r in E.compression((16, 32), ("chair", "mug"), profile="ci")}
+    assert [(r["shape"], r["resolution"]) for r in rows] == list(comp)
+    for r in rows:
+        R = r["resolution"]
+        assert r["dense_float_bytes"] == 4 * R ** 3 and r["dense_bit_bytes"] == R ** 3 // 8
+        assert r["octree_stored_bytes"] == comp[r["shape"], R]["octree_bytes"]
+        assert r["octree_working_bytes"] == r["octree_stored_bytes"] + r["leaf_cache_bytes"] + r["conv_operator_bytes"]
+        assert r["leaf_cache_bytes"] > r["octree_stored_bytes"]          # the int64 per-leaf geometry
+        parts = [v for k, v in r.items() if k.startswith("decoder_") and k.endswith("_bytes")
+                 and k not in ("decoder_working_bytes", "decoder_autograd_saved_bytes")]
+        assert r["decoder_working_bytes"] == sum(parts)
+        assert r["decoder_root_grid_bytes"] == 4 * 16 * (R // 8) ** 3     # ci: C_0 = 16 floats per root
+        assert "table" in r["lookups"]
+    exps = E.memory_exponents(rows)
+    assert exps["dense_float_bytes"]["mean"] == pytest.approx(3.0) and exps["dense_bit_bytes"]["mug"] == pytest.approx(3.0)
+    assert set(exps["octree_stored_bytes"]) == {"chair", "mug", "mean"}
+    assert 1.5 < exps["octree_stored_bytes"]["mean"] < 3.0
+    (t16, t32) = E.account_table(rows)
+    assert t16["R"] == 16 and t32["dense_float_bytes"] == 4 * 32 ** 3
+    assert t16["octree_stored_bytes"] == (rows[0]["octree_stored_bytes"] + rows[2]["octree_stored_bytes"]) / 2
+
+
+def test_memory_exponents_fit_a_power_law():
+    rows = [{"shape": s, "resolution": R, "octree_stored_bytes": c * R ** 2, "dense_float_bytes": 4 * R ** 3}
+            for s, c in (("a", 3), ("b", 7)) for R in (32, 64, 128, 256)]
+    exps = E.memory_exponents(rows)
+    assert exps["octree_stored_bytes"]["a"] == pytest.approx(2.0) and exps["dense_float_bytes"]["mean"] == pytest.approx(3.0)
+    assert "decoder_working_bytes" not in exps
+
+
+def _ball_tree(R: int, radius: float):
+    t = (torch.arange(R) + 0.5) / R * 2 - 1
+    x, y, z = torch.meshgrid(t, t, t, indexing="ij")
+    return build_octree((x ** 2 + y ** 2 + z ** 2) < radius ** 2, 3)
+
+
+def test_decoder_working_bytes_grow_with_the_mixed_cells_not_with_R():
+    from course_lib.models.ogn import OGNDecoder
+
+    R = 64
+    out = {}
+    for radius in (0.2, 0.8):
+        torch.manual_seed(0)
+        dec = OGNDecoder(8, R, 3, (8, 8, 4, 4))
+        out[radius] = E.decoder_buffers(dec, torch.randn(1, 8), _ball_tree(R, radius))
+    small, big = out[0.2], out[0.8]
+    assert small["mixed_cells"] * 4 < big["mixed_cells"]
+    assert small["accounted_bytes"] * 4 < big["accounted_bytes"]        # same R, ~16x the surface
+    assert small["by_name"]["root grid"] == big["by_name"]["root grid"] == 4 * 8 * 8 ** 3   # the dense part
+    # per mixed cell the bytes stay within a factor 2 between the two shapes
+    per = [o["accounted_bytes"] / o["mixed_cells"] for o in (small, big)]
+    assert max(per) < 2 * min(per)
+    # the small ball's finest convolution level is sparse: no dense table there, sorted keys instead
+    assert (32, "sort") in small["lookups"] and (32, "table") in big["lookups"]
+    for o in (small, big):                                                # the rule: table <= the index
+        assert o["by_name"].get("lookup: dense table", 0) <= o["by_name"]["neighbour index"]
+        assert 0.5 * o["accounted_bytes"] < o["autograd_saved_bytes"] < 2 * o["accounted_bytes"]
+
+
+def test_account_summary_and_crossing_resolution():
+    rows = [{"shape": s, "resolution": R, "octree_working_bytes": c * R ** 2, "dense_float_bytes": 4 * R ** 3}
+            for s, c in (("a", 100), ("b", 300)) for R in (32, 64, 128)]
+    summ = E.account_summary(rows)
+    assert [r["bytes"] for r in summ] == ["octree, working (all three)", "dense float32 grid"]
+    assert summ[1]["64^3 bytes"] == 4 * 64 ** 3 and summ[0]["k (mean)"] == 2.0 and summ[1]["k max"] == 3.0
+    assert summ[0]["32^3 bytes"] == 200 * 32 ** 2
+    assert E.crossing_resolution(rows, "octree_working_bytes", "dense_float_bytes") == pytest.approx(50.0)
+    assert E.crossing_resolution(rows, "dense_float_bytes", "dense_float_bytes") is None
+    assert "32^3 bytes" in E.rows_table(summ) and "MiB" in E.rows_table(summ)

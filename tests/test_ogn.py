@@ -10,13 +10,17 @@ import torch.nn.functional as F
 
 from course_lib.geometry.octree import MIXED, build_octree, dense_states
 from course_lib.models.ogn import (
+    LOOKUP_SORT,
+    LOOKUP_TABLE,
     PROP_KNOWN,
     PROP_PRED,
     OGNDecoder,
     SparseConv3d,
     expand_cells,
+    lookup_method,
     neighbour_index,
     ogn_loss,
+    trace_buffers,
 )
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -73,6 +77,78 @@ def test_neighbour_index_matches_a_dict():
     for i, c in enumerate(cells.tolist()):
         for k, (dx, dy, dz) in enumerate(offs):
             assert nbr[i, k] == where.get((c[0], c[1] + dx, c[2] + dy, c[3] + dz), -1)
+
+
+def brute_neighbours(cells, r):
+    where = {tuple(c): i for i, c in enumerate(cells.tolist())}
+    offs = list(itertools.product((-1, 0, 1), repeat=3))              # dx slowest, as a Conv3d kernel
+    out = [[where.get((c[0], c[1] + dx, c[2] + dy, c[3] + dz), -1) if all(0 <= v < r for v in
+            (c[1] + dx, c[2] + dy, c[3] + dz)) else -1 for dx, dy, dz in offs] for c in cells.tolist()]
+    return torch.tensor(out, dtype=torch.long).reshape(-1, 27)
+
+
+@pytest.mark.parametrize("r,batch,n,seed", [(1, 2, 2, 0), (2, 1, 8, 1), (3, 3, 40, 2), (5, 2, 150, 3),
+                                            (8, 1, 30, 4), (8, 2, 900, 5), (16, 3, 400, 6)])
+def test_both_lookups_equal_a_brute_force_reference(r, batch, n, seed):
+    """Random cell sets, dense and sparse, with cells on every face, edge and corner of the grid."""
+    g = torch.Generator().manual_seed(seed)
+    cells = torch.randint(0, r, (n, 4), generator=g)
+    cells[:, 0] = torch.randint(0, batch, (n,), generator=g)
+    corners = torch.tensor([[b, x, y, z] for b in range(batch) for x in (0, r - 1) for y in (0, r - 1)
+                            for z in (0, r - 1)])
+    face = torch.tensor([[0, 0, y, z] for y in range(r) for z in range(r)] + [[batch - 1, x, r - 1, z]
+                                                                               for x in range(r) for z in range(r)])
+    cells = torch.unique(torch.cat([cells, corners, face]), dim=0)
+    cells = cells[torch.randperm(len(cells), generator=g)]
+    ref = brute_neighbours(cells, r)
+    for method in (LOOKUP_TABLE, LOOKUP_SORT, None):
+        assert torch.equal(neighbour_index(cells, r, method=method), ref), method
+    assert torch.equal(neighbour_index(cells, r, table_limit=0), ref)     # the old way to force the sorted keys
+    assert torch.equal(neighbour_index(cells.int(), r, method=LOOKUP_SORT), ref)
+    assert neighbour_index(cells[:0], r, method=LOOKUP_SORT).shape == (0, 27)
+    with pytest.raises(ValueError, match="method"):
+        neighbour_index(cells, r, method="hash")
+
+
+def test_the_dense_table_is_used_only_while_no_larger_than_the_index_it_returns():
+    # 4 B (r + 2)^3 bytes of table against 27 * 8 N bytes of index
+    assert lookup_method(54, 1, 1) == LOOKUP_TABLE                  # 4 * 27 = 108 <= 216 * 54
+    r = 30
+    n_eq = 4 * (r + 2) ** 3 // 216                                   # 606: the table's bytes equal the index's
+    assert 4 * (r + 2) ** 3 <= 216 * (n_eq + 1)
+    assert lookup_method(n_eq + 1, 1, r) == LOOKUP_TABLE and lookup_method(n_eq - 1, 1, r) == LOOKUP_SORT
+    assert lookup_method(2 * n_eq + 2, 2, r) == LOOKUP_TABLE and lookup_method(n_eq + 1, 2, r) == LOOKUP_SORT
+    assert lookup_method(10 ** 9, 1, 300, table_limit=2 ** 24) == LOOKUP_SORT   # the absolute cap still holds
+    # what neighbour_index builds follows the rule, and is recorded
+    cells = torch.cartesian_prod(torch.arange(1), torch.arange(8), torch.arange(8), torch.arange(8))
+    with trace_buffers() as rec:
+        neighbour_index(cells, 8)                                  # full level: table
+        neighbour_index(cells[:20], 64)                            # 20 cells in 64^3: sorted keys
+    names = [x["name"] for x in rec]
+    assert names.count("lookup: dense table") == 1 and names.count("lookup: sorted keys") == 1
+    table = next(x for x in rec if x["name"] == "lookup: dense table")
+    assert table["bytes"] == 4 * 10 ** 3 and table["resolution"] == 8
+    idx = [x for x in rec if x["name"] == "neighbour index"]
+    assert [x["bytes"] for x in idx] == [8 * 27 * 512, 8 * 27 * 20]
+    sorted_bytes = sum(x["bytes"] for x in rec[rec.index(table) + 3:] if x["name"].startswith("lookup"))
+    assert sorted_bytes == 8 * (2 * 20 + 2 * 9 * 20)               # keys, order, 9 queries and positions per cell
+    with trace_buffers() as rec2:
+        pass
+    neighbour_index(cells, 8)
+    assert rec2 == []                                              # nothing recorded outside the block
+
+
+def test_decoder_records_its_working_tensors():
+    torch.manual_seed(0)
+    occ = two_shapes(16)
+    target = build_octree(occ, 2)
+    dec = OGNDecoder(8, 16, 2, (8, 8, 4))
+    with trace_buffers() as rec:
+        out = dec(torch.randn(2, 8), target, PROP_KNOWN)
+    cells = [x["bytes"] for x in rec if x["name"] == "cells"]
+    assert cells == [c.element_size() * c.numel() for c in out.cells]
+    assert sum(x["bytes"] for x in rec if x["name"] == "im2col columns") == 27 * 8 * 4 * out.num_cells[1]
+    assert [x["resolution"] for x in rec if x["name"] == "neighbour index"] == [8]
 
 
 def test_sparse_conv_equals_dense_conv_at_the_cells():

@@ -32,7 +32,7 @@ __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
     "train_ogn", "train_dense", "dense_threshold", "ae_seeds", "ae_rows", "evaluate_iou", "decoder_cost", "smoke", "level_counts", "slice_figure",
     "memory_figure", "rows_table", "memory_account", "memory_exponents", "account_table", "decoder_buffers",
-    "ACCOUNT_ROWS",
+    "ACCOUNT_ROWS", "ACCOUNT_LABELS", "account_summary", "crossing_resolution",
 ]
 
 
@@ -558,6 +558,50 @@ def account_table(rows: Sequence[dict[str, Any]], keys: Sequence[str] = ACCOUNT_
         out.append({"R": R, "shapes": len(sel),
                     **{k: float(np.mean([r[k] for r in sel])) for k in keys if all(k in r for r in sel)}})
     return out
+
+
+ACCOUNT_LABELS = {"octree_stored_bytes": "octree, stored", "leaf_cache_bytes": "octree, per-leaf cache",
+                  "conv_operator_bytes": "octree, conv operator", "octree_working_bytes": "octree, working (all three)",
+                  "decoder_working_bytes": "OGN decoder, working (fwd+bwd)", "dense_float_bytes": "dense float32 grid",
+                  "dense_bit_bytes": "dense bitmask"}
+"""Row labels of :func:`account_summary`."""
+
+
+def account_summary(rows: Sequence[dict[str, Any]], keys: Sequence[str] = tuple(ACCOUNT_LABELS)) -> list[dict[str, Any]]:
+    """One line per kind of bytes: the mean over shapes at each resolution and the fitted exponent.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (for :func:`rows_table`).  From :func:`memory_account`
+    rows (or the benchmark's ``working_memory`` part): ``{"bytes": label, "<R>^3 bytes": mean, ...,
+    "k (mean)": ..., "k min": ..., "k max": ...}`` where ``k`` is :func:`memory_exponents` per shape.
+    """
+    table = {int(t["R"]): t for t in account_table(rows, keys)}
+    exps = memory_exponents(rows, keys)
+    out = []
+    for k in keys:
+        if k not in exps:
+            continue
+        per = [v for sh, v in exps[k].items() if sh != "mean"]
+        out.append({"bytes": ACCOUNT_LABELS.get(k, k), **{f"{R}^3 bytes": table[R][k] for R in sorted(table)},
+                    "k (mean)": round(exps[k]["mean"], 2), "k min": round(min(per), 2), "k max": round(max(per), 2)})
+    return out
+
+
+def crossing_resolution(rows: Sequence[dict[str, Any]], a: str, b: str) -> float | None:
+    """The resolution where the fitted power laws of the mean ``a`` and ``b`` bytes (over shapes) meet.
+
+    Introduced in ``lectures/04_octrees.ipynb``: e.g. ``("octree_working_bytes", "dense_float_bytes")``
+    says from which ``R`` the octree's working set would be smaller than a one-channel float grid, if
+    the measured growth went on.  A least-squares line through ``log(mean bytes)`` against ``log(R)``
+    for each; ``None`` when the slopes are equal.  An extrapolation: say so where it lies outside the
+    measured resolutions.
+    """
+    t = account_table(rows, (a, b))
+    x = np.log([r["R"] for r in t])
+    ka, ca = np.polyfit(x, np.log([r[a] for r in t]), 1)
+    kb, cb = np.polyfit(x, np.log([r[b] for r in t]), 1)
+    if abs(ka - kb) < 1e-12:
+        return None
+    return float(np.exp((cb - ca) / (ka - kb)))
 
 
 def _available_bytes(dev: torch.device) -> float:
