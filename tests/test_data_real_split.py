@@ -82,8 +82,6 @@ def test_inside_outside_is_repaired_and_undecidable_meshes_are_skipped(modelnet)
         assert ((item["sdf"].numpy() < 0) == (np.abs(q) < half).all(1)).mean() > 0.99
         assert item["voxels"].shape == (16, 16, 16) and 0 < float(item["voxels"].mean()) < 0.5
     assert torch.equal(clean["voxels"], flipped["voxels"])
-    with pytest.raises(ValueError, match="'image'"):
-        RealShapes("modelnet", "train", ("image",), root=modelnet)
 
 
 def test_modelnet_val_is_a_tenth_of_train_and_shapenetcore_routes(tmp_path, monkeypatch):
@@ -111,8 +109,9 @@ def test_modelnet_val_is_a_tenth_of_train_and_shapenetcore_routes(tmp_path, monk
     monkeypatch.setenv(ENV_DATASET, "shapenetcore")
     monkeypatch.setenv(ENV_SHAPENET, str(sroot))
     monkeypatch.delenv(ENV_MODELNET, raising=False)
-    d = load_split("test", ("points",), n_points=16, profile="ci")
+    d = load_split("test", ("points", "image"), n_points=16, image_size=12, profile="ci")
     assert d["points"].shape[1:] == (16, 3) and set(d["category"]) == {"chair"}
+    assert d["rgb"].shape[1:] == (3, 12, 12) and (d["silhouette"].sum((1, 2)) > 0).all()
 
 
 def test_functions_that_rebuild_lite_shapes_refuse_real_datasets(monkeypatch):
@@ -133,3 +132,67 @@ def test_functions_that_rebuild_lite_shapes_refuse_real_datasets(monkeypatch):
         with pytest.raises(NotImplementedError, match="a real dataset"):
             fn(*args)
     require_exact_shapes("ok", {"category": ["chair"], "seed": torch.tensor([1])})  # ShapeNet-lite rows pass
+
+
+def test_image_has_shapenet_lite_keys_views_and_cache(modelnet, monkeypatch):
+    """Rendered views of real meshes: ShapeNet-lite's item keys, shapes and dtypes, its camera ranges drawn per
+    mesh (or a fixed view), the config's image size, the normalised mesh, no skipping (a view needs no inside)
+    and the cache."""
+    from course_lib import config
+    from course_lib.data import ShapeNetLite, look_at
+
+    ds = RealShapes("modelnet", "train", ("image", "points"), root=modelnet, n_points=16, profile="ci")
+    s = config.size("data.image_size", "ci")
+    assert ds.image_size == s and len(ds) == 4 and not ds.manifest  # the open tube is kept for views
+    real = ds[0]
+    lite = ShapeNetLite("train", ("image", "points"), categories=["chair"], shapes_per_category=1, n_points=16,
+                        profile="ci", cache=False)[0]
+    assert set(real) - {"path"} == set(lite)
+    for k, v in lite.items():
+        if isinstance(v, torch.Tensor):
+            assert real[k].shape == v.shape and real[k].dtype == v.dtype, k
+    views = []
+    for i in range(len(ds)):
+        item = ds[i]
+        a, e, d = ds._view_of(ds.entries[i][2])
+        assert 0 <= a < 360 and 10 <= e <= 40 and d == 2.6
+        K, Rt = look_at(a, e, d, 50.0, s)
+        assert torch.equal(item["K"], K) and torch.equal(item["Rt"], Rt)
+        assert item["silhouette"].sum() > 10 and (item["depth"][item["silhouette"] == 0] == 0).all()
+        assert ((item["rgb"] >= 0) & (item["rgb"] <= 1)).all()
+        views.append(a)
+    assert len(set(views)) == len(views)  # one view per mesh
+    # from the cache: a second dataset reads the files without rendering
+    import course_lib.data.views as views_mod
+
+    def no_render(*args, **kwargs):
+        raise AssertionError("rendered again instead of reading the cache")
+
+    monkeypatch.setattr(views_mod, "render_mesh", no_render)
+    again = RealShapes("modelnet", "train", ("image",), root=modelnet, profile="ci")
+    assert torch.equal(again[0]["rgb"], real["rgb"]) and torch.equal(again[0]["depth"], real["depth"])
+    assert ds._cache_file("image", ds.entries[0][2]).is_file()
+    monkeypatch.undo()
+
+
+def test_image_of_the_normalised_box_along_an_axis(modelnet):
+    """A fixed view along z from distance 3: the front face of the normalised box (half-extents (0.5, 0.3, 0.2)
+    over their norm) is at depth 3 - 0.2 / |(0.5, 0.3, 0.2)|; the flipped-and-doubled copy renders the same;
+    load_split returns the stacked keys."""
+    d = load_split("train", ("image",), dataset="modelnet", root=str(modelnet), categories=["box"],
+                   image_size=24, view=(0.0, 0.0, 3.0), profile="ci")
+    assert d["rgb"].shape == (3, 3, 24, 24) and d["K"].shape == (3, 3, 3) and d["Rt"].shape == (3, 3, 4)
+    half = np.array([0.5, 0.3, 0.2]) / np.linalg.norm([0.5, 0.3, 0.2])
+    for i in range(3):
+        sil = d["silhouette"][i] > 0
+        np.testing.assert_allclose(d["depth"][i][sil].numpy(), 3 - half[2], atol=1e-5)
+    # the silhouette of the front face: pixel centres inside its projection
+    f = float(d["K"][0, 0, 0])
+    c = np.arange(24) + 0.5 - 12
+    want = (np.abs(c)[:, None] < f * half[1] / (3 - half[2])) & (np.abs(c)[None, :] < f * half[0] / (3 - half[2]))
+    np.testing.assert_array_equal(d["silhouette"][0].numpy() > 0, want)
+    torch.testing.assert_close(d["rgb"][1], d["rgb"][0], atol=1e-6, rtol=0)  # flipped and doubled faces
+    with pytest.raises(ValueError, match="view"):
+        RealShapes("modelnet", "train", ("image",), root=modelnet, view=(0.0, 1.0))
+    with pytest.raises(TypeError, match="unexpected"):
+        RealShapes("modelnet", "train", ("image",), root=modelnet, colour="red")

@@ -14,19 +14,25 @@ of :class:`course_lib.data.ShapeNetLite` for the representations real meshes sup
   (real meshes have flipped and doubled faces);
 * ``voxels``: inside at the voxel centres by the same winding number (parity voxelisation breaks along
   every ray through a hole);
+* ``image`` -> ``rgb``, ``depth``, ``silhouette``, ``K``, ``Rt``: one rendered view of the normalised mesh by
+  exact ray casting (:func:`course_lib.data.views.render_mesh`), with ShapeNet-lite's cameras and shading:
+  ``view="random"`` draws azimuth in [0, 360), elevation in [10, 40] degrees and distance 2.6 from the
+  item's seed, as :class:`course_lib.data.ShapeNetLite` does from its, or a fixed
+  ``(azimuth, elevation, distance)``; the size is ``image_size`` (default ``data.image_size``).  Needs no
+  inside, so no mesh is skipped for it;
 * ``label``, ``category``, ``seed`` (a stable id of the file: the CRC32 of its path below the root) and
   ``path``.
 
 A mesh whose inside cannot be decided (more than :data:`MAX_AMBIGUOUS` of uniform points of its box have a
 winding number between 0.1 and 0.9 after the repair: large holes, a sheet, a soup) is **skipped** when an
 inside/outside representation is asked for, and listed with its reason in :attr:`RealShapes.manifest`;
-it is never returned with wrong labels.  Rendered views (``image``) are not available for real meshes yet
-(a clear error says so).
+it is never returned with wrong labels.
 
 Splits: ShapeNetCore's deterministic split by model id (:class:`course_lib.data.ShapeNetCore`); ModelNet
 has ``train`` and ``test`` folders, and its ``val`` is a deterministic tenth of ``train`` (the CRC32 of
 the file name mod 10 equal to 0), removed from ``train``, so that choices can be made on validation here
-too.  Arrays are cached under ``config.cache_dir() / "real"``.
+too.  Arrays are cached under ``config.cache_dir() / "real" / "v<_CACHE_VERSION>" / <dataset> / <hash of the path>``, one
+``.npz`` per representation named by its parameters (for ``image``: size and view, as ShapeNet-lite's).
 """
 
 from __future__ import annotations
@@ -51,7 +57,8 @@ ENV_DATASET = "COURSE_DATASET"
 MAX_AMBIGUOUS = 0.02
 """Largest share of uniform points of a mesh's box whose winding number is between 0.1 and 0.9 (after the
 orientation repair) for the mesh's inside/outside to be trusted."""
-REAL_REPRESENTATIONS: tuple[str, ...] = ("points", "target_points", "oracle_points", "sdf", "occupancy", "voxels")
+REAL_REPRESENTATIONS: tuple[str, ...] = ("points", "target_points", "oracle_points", "sdf", "occupancy", "voxels",
+                                        "image")
 _INSIDE_REPS = ("sdf", "occupancy", "voxels")
 _STREAMS = {"points": 0, "target_points": 1, "oracle_points": 2}
 _CACHE_VERSION = 1
@@ -95,26 +102,26 @@ class RealShapes(Dataset):
     first meshes of each category (sorted paths), after skipping those whose inside cannot be decided
     when ``sdf``, ``occupancy`` or ``voxels`` are asked for; :attr:`manifest` lists the skipped ones with
     their reason.  Sizes default to the config's (``data.n_surface_points``, ``data.n_sdf_samples``,
-    ``data.voxel_resolution``).
+    ``data.voxel_resolution``, ``data.image_size``); ``view`` is ``"random"`` (a view per mesh drawn from its
+    seed, with ShapeNet-lite's ranges) or a fixed ``(azimuth, elevation, distance)``, as for
+    :class:`course_lib.data.ShapeNetLite`.
     """
 
     def __init__(self, dataset: str, split: str = "train", representations: Sequence[str] | str = ("points",), *,
                  categories: Iterable[str] | str | None = None, shapes_per_category: int | None = None,
                  root: str | os.PathLike | None = None, profile: str | None = None, n_points: int | None = None,
                  n_target: int | None = None, n_sdf: int | None = None, voxel_resolution: int | None = None,
-                 cache: bool = True, **unused: Any) -> None:
+                 image_size: int | None = None, view: str | Sequence[float] = "random", cache: bool = True,
+                 **unused: Any) -> None:
         name = dataset_name(dataset)
         if name == "shapenet-lite":
             raise ValueError("RealShapes reads real meshes; ShapeNet-lite is course_lib.data.ShapeNetLite")
         reps = (representations,) if isinstance(representations, str) else tuple(representations)
-        if "image" in reps:
-            raise ValueError("rendered views ('image') are not available for real meshes yet: use points, "
-                             "sdf, occupancy or voxels, or ShapeNet-lite (COURSE_DATASET=shapenet-lite)")
         bad = [r for r in reps if r not in REAL_REPRESENTATIONS]
         if bad or not reps:
             raise ValueError(f"unknown representation(s) {bad or reps!r} for real meshes; valid: "
                              f"{', '.join(REAL_REPRESENTATIONS)}")
-        ignored = sorted(k for k, v in unused.items() if v is not None and k not in ("view", "image_size"))
+        ignored = sorted(k for k, v in unused.items() if v is not None)
         if ignored:
             raise TypeError(f"RealShapes got unexpected argument(s) {ignored}")
         prof = config.get_profile() if profile is None else profile
@@ -124,6 +131,18 @@ class RealShapes(Dataset):
         self.n_sdf = int(n_sdf if n_sdf is not None else config.size("data.n_sdf_samples", prof))
         self.voxel_resolution = int(voxel_resolution if voxel_resolution is not None
                                     else config.size("data.voxel_resolution", prof))
+        self.image_size = int(image_size if image_size is not None else config.size("data.image_size", prof))
+        if self.image_size < 1:
+            raise ValueError(f"image_size must be a positive int, got {image_size!r}")
+        if view is None or isinstance(view, str):
+            if view not in (None, "random"):
+                raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
+            self.view: str | tuple[float, float, float] = "random"
+        else:
+            v = tuple(float(x) for x in view)
+            if len(v) != 3:
+                raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
+            self.view = v  # type: ignore[assignment]
         self.cache = bool(cache)
         entries, self.categories, self.root = _entries(name, split, categories, root)
         self.manifest: list[dict[str, str]] = []
@@ -160,6 +179,17 @@ class RealShapes(Dataset):
 
         v, f, _ = repair_orientation(load_mesh(path))
         return trimesh.Trimesh(v, f, process=False)
+
+    def _view_of(self, path: Path) -> tuple[float, float, float]:
+        """``(azimuth, elevation, distance)`` of the mesh's view: ShapeNet-lite's ranges, drawn from its seed."""
+        if self.view != "random":
+            return self.view  # type: ignore[return-value]
+        rng = np.random.default_rng(np.random.SeedSequence([self._seed(path), 41]))
+        return float(rng.uniform(0, 360)), float(rng.uniform(10, 40)), 2.6
+
+    def mesh(self, index: int) -> Any:
+        """The normalised, orientation-repaired ``trimesh.Trimesh`` of item ``index`` (for renders from other views)."""
+        return self._mesh(self.entries[index][2])
 
     def _inside_problem(self, path: Path) -> str:
         """Why the inside of this mesh cannot be trusted ('' when it can)."""
@@ -205,19 +235,28 @@ class RealShapes(Dataset):
             p, o = sample_mesh_occupancy(mesh, self.n_sdf, near_surface_fraction=0.5, sigmas=DEFAULT_SIGMAS,
                                          seed=seed + 1)
             return {"occ_points": p.numpy(), "occupancy": o.numpy()}
+        if rep == "image":
+            from .views import render_mesh
+
+            a, e, d = self._view_of(path)
+            out = render_mesh(mesh, azimuth=a, elevation=e, distance=d, size=self.image_size)
+            return {k: out[k].numpy() for k in ("rgb", "depth", "silhouette", "K", "Rt")}
         r = self.voxel_resolution
         c = (torch.arange(r, dtype=torch.float64) + 0.5) / r * 2 - 1  # cell centres of [-1, 1]^3
         grid = torch.stack(torch.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
         return {"voxels": (winding_number(mesh, grid, repair=False) >= 0.5).reshape(r, r, r).numpy()}
 
-    def _spec(self, rep: str) -> str:
+    def _spec(self, rep: str, path: Path) -> str:
+        if rep == "image":
+            a, e, d = self._view_of(path)
+            return f"image-s{self.image_size}-a{a:.4f}-e{e:.4f}-d{d:.4f}"
         return {"points": f"points-n{self.n_points}", "target_points": f"target-n{self.n_target}",
                 "oracle_points": f"oracle-n{self.n_target}", "sdf": f"sdf-n{self.n_sdf}",
                 "occupancy": f"occ-n{self.n_sdf}", "voxels": f"voxels-r{self.voxel_resolution}"}[rep]
 
     def _cache_file(self, rep: str, path: Path) -> Path:
         h = hashlib.sha1(f"{self.dataset}/{self._rel(path)}".encode()).hexdigest()[:16]
-        return config.cache_dir() / "real" / f"v{_CACHE_VERSION}" / self.dataset / h / f"{self._spec(rep)}.npz"
+        return config.cache_dir() / "real" / f"v{_CACHE_VERSION}" / self.dataset / h / f"{self._spec(rep, path)}.npz"
 
     def _get(self, rep: str, path: Path, box: list[Any]) -> dict[str, np.ndarray]:
         f = self._cache_file(rep, path)
