@@ -592,9 +592,10 @@ def write_stage(pages: list[Page], executed: dict[str, Executed], stage: Path) -
     return manifest
 
 
-def run_sphinx(stage: Path, out: Path, quiet: bool = True) -> int:
+def run_sphinx(stage: Path, out: Path, jobs: int = 1, quiet: bool = True) -> int:
+    """``sphinx-build -b html`` of the staged sources with ``site/`` as the configuration folder."""
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(SITE), str(stage), str(out),
-           "-d", str(CACHE / "doctrees"), "-j", "1"]
+           "-d", str(CACHE / "doctrees"), "-j", str(max(1, jobs))]
     if quiet:
         cmd.append("-q")
     print("$ " + " ".join(cmd), flush=True)
@@ -664,14 +665,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     t_exec = time.perf_counter() - t0
     manifest = write_stage(pages, executed, STAGE)
-    print(f"staged {len(manifest)} notebook pages into {STAGE.relative_to(ROOT)} "
-          f"(execution {t_exec:.0f} s)", flush=True)
+    print(f"staged {len(manifest)} notebook pages into {STAGE.relative_to(ROOT)}", flush=True)
     if args.no_build:
         return 0
     out = args.out.resolve()
     if out.exists():
         shutil.rmtree(out)
-    rc = run_sphinx(STAGE, out)
+    t1 = time.perf_counter()
+    rc = run_sphinx(STAGE, out, jobs=args.jobs)
+    t_sphinx = time.perf_counter() - t1
     if rc:
         return rc
     shutil.copy2(STAGE / "manifest.json", out / "_manifest.json")
@@ -679,8 +681,8 @@ def main(argv: list[str] | None = None) -> int:
     for b in bad:
         print(f"NETWORK ASSET: {b}")
     total = time.perf_counter() - t0
-    print(f"site: {out}/index.html ({len(pages)} notebook pages; {total:.0f} s in all, of which execution "
-          f"{t_exec:.0f} s)")
+    print(f"site: {out}/index.html ({len(pages)} notebook pages; {total:.0f} s in all: "
+          f"{'reading' if args.executed else 'execution'} {t_exec:.0f} s, sphinx {t_sphinx:.0f} s)")
     return 1 if bad else 0
 
 

@@ -112,23 +112,16 @@ def site_server():
     server.server_close()
 
 
-@pytest.fixture(scope="module")
-def browser(site_server, tmp_path_factory):
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.skip("selenium is not installed: pip install -e '.[dev]'")
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not (Path(path).exists() or shutil.which(path)):
-            pytest.skip(f"{path} is missing: apt-get install -y chromium chromium-driver")
-    os.environ.setdefault("SE_OFFLINE", "true")
+def _start_chromium(profile_dir: Path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
     opts = webdriver.ChromeOptions()
     opts.binary_location = CHROMIUM
     for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--use-angle=swiftshader",
                  "--enable-unsafe-swiftshader", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-site')}"):
+                 f"--user-data-dir={profile_dir}"):
         opts.add_argument(flag)
     opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=opts)
@@ -136,9 +129,49 @@ def browser(site_server, tmp_path_factory):
     drv.set_script_timeout(PAGE_TIMEOUT)
     drv.execute_cdp_cmd("Network.enable", {})
     drv.execute_cdp_cmd("Network.setCacheDisabled", {"cacheDisabled": True})
+    return drv
+
+
+class _Chromium:
+    """One headless Chromium for the module, started again if it died (a renderer that crashed under load
+    would otherwise fail every later page with the same "invalid session" error)."""
+
+    def __init__(self, profile_dir: Path) -> None:
+        self.profile_dir = profile_dir
+        self.restarts = 0
+        self._drv = _start_chromium(profile_dir)
+
+    @property
+    def driver(self):
+        try:
+            self._drv.execute_script("return 1")
+        except Exception:  # noqa: BLE001 - any failure here means the session is gone
+            try:
+                self._drv.quit()
+            except Exception:  # noqa: BLE001
+                pass
+            self.restarts += 1
+            self._drv = _start_chromium(self.profile_dir)
+        return self._drv
+
+    def quit(self) -> None:
+        self._drv.quit()
+
+
+@pytest.fixture(scope="module")
+def browser(site_server, tmp_path_factory):
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        pytest.skip("selenium is not installed: pip install -e '.[dev]'")
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not (Path(path).exists() or shutil.which(path)):
+            pytest.skip(f"{path} is missing: apt-get install -y chromium chromium-driver")
+    os.environ.setdefault("SE_OFFLINE", "true")
     SHOTS.mkdir(parents=True, exist_ok=True)
-    yield drv
-    drv.quit()
+    chromium = _Chromium(tmp_path_factory.mktemp("chromium-site"))
+    yield chromium
+    chromium.quit()
 
 
 _SETTLE = """
@@ -199,6 +232,7 @@ def test_site_page(browser, site_server, page):
     from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.support.ui import WebDriverWait
 
+    browser = browser.driver
     url, log = site_server
     try:
         browser.get_log("browser")
@@ -272,6 +306,7 @@ def test_search_finds_a_term(browser, site_server):
     from selenium.webdriver.support.ui import WebDriverWait
 
     url, log = site_server
+    browser = browser.driver
     browser.get(f"{url}/search.html?q=Chamfer")
     WebDriverWait(browser, PAGE_TIMEOUT).until(
         lambda d: d.find_elements(By.CSS_SELECTOR, "#search-results li, ul.search li"))
