@@ -228,3 +228,88 @@ def test_count_bytes():
         raise NotImplementedError()
 
     assert checks.check_count_bytes(stub, quiet=True).status == "not_implemented"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (the grader's)
+# ---------------------------------------------------------------------------
+def _hidden(monkeypatch, check, answer):
+    """Run ``check`` with its hidden part on; return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    res = check(answer, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def full_count_bytes(obj):
+    """The lab's solution: good_count_bytes, plus lists and tuples."""
+    if isinstance(obj, (list, tuple)):
+        return sum(full_count_bytes(v) for v in obj)
+    if isinstance(obj, dict):
+        return sum(full_count_bytes(v) for v in obj.values())
+    return good_count_bytes(obj)
+
+
+def test_hidden_parts_pass_the_references(monkeypatch):
+    for check, answer in ((checks.check_sample_triangle_mesh, good_sampler),
+                          (checks.check_sample_triangle_mesh, folding_sampler),
+                          (checks.check_voxelize, good_voxelize), (checks.check_count_bytes, full_count_bytes)):
+        res, hid = _hidden(monkeypatch, check, answer)
+        assert res.passed and hid.passed, hid.verdict()
+
+
+def test_hidden_sampling_catches_a_copied_generator_and_a_squeeze(monkeypatch):
+    def copied_generator(v, f, n, generator):  # reproducible, but the caller's generator never advances
+        g = torch.Generator()
+        g.set_state(generator.get_state())
+        return good_sampler(v, f, n, g)
+
+    res, hid = _hidden(monkeypatch, checks.check_sample_triangle_mesh, copied_generator)
+    assert res.passed
+    assert hid.status == "failed" and "SAME generator" in hid.message, hid.verdict()
+    res, hid = _hidden(monkeypatch, checks.check_sample_triangle_mesh, lambda v, f, n, g: good_sampler(v, f, n, g).squeeze())
+    assert res.passed
+    assert hid.status == "failed" and ".squeeze()" in hid.message, hid.verdict()
+
+
+def test_hidden_voxelize_catches_a_squeeze(monkeypatch):
+    res, hid = _hidden(monkeypatch, checks.check_voxelize, lambda fn, r, bound=1.0: good_voxelize(fn, r, bound).squeeze())
+    assert res.passed
+    assert hid.status == "failed" and "R = 1" in hid.message and ".squeeze()" in hid.message, hid.verdict()
+
+
+def test_hidden_count_bytes_catches_float32_only_and_buffers(monkeypatch):
+    def four_bytes(obj):  # right for the public float32 MLP
+        if isinstance(obj, torch.nn.Module):
+            return 4 * sum(p.numel() for p in obj.parameters())
+        return full_count_bytes(obj)
+
+    res, hid = _hidden(monkeypatch, checks.check_count_bytes, four_bytes)
+    assert res.passed
+    assert hid.status == "failed" and "element_size()" in hid.message, hid.verdict()
+
+    def state_dict(obj):  # counts the buffers too
+        if isinstance(obj, torch.nn.Module):
+            return sum(full_count_bytes(t) for t in obj.state_dict().values())
+        return full_count_bytes(obj)
+
+    res, hid = _hidden(monkeypatch, checks.check_count_bytes, state_dict)
+    assert res.passed
+    assert hid.status == "failed" and "buffers" in hid.message, hid.verdict()
+    res, hid = _hidden(monkeypatch, checks.check_count_bytes, good_count_bytes)  # no lists or tuples
+    assert res.passed
+    assert hid.status == "error" and "TypeError" in hid.message, hid.verdict()
+
+
+def test_hidden_parts_flag_the_library(monkeypatch):
+    from course_lib.data import samplers
+    from course_lib.geometry import memory
+
+    res, hid = _hidden(monkeypatch, checks.check_count_bytes, lambda obj: memory.nbytes(obj))
+    assert res.passed
+    assert "delegated to course_lib.geometry.memory.nbytes" in hid.message, hid.verdict()
+    res, hid = _hidden(monkeypatch, checks.check_voxelize,
+                       lambda fn, r, bound=1.0: fn(samplers.voxel_centers(r, bound)).bool())
+    assert res.passed
+    assert "delegated to course_lib.data.samplers.voxel_centers" in hid.message, hid.verdict()

@@ -244,3 +244,144 @@ def check_count_bytes(fn) -> str:
                f"for {what} you returned {type(out).__name__}: return an int")
         expect(int(out) == expected, f"{what}: you counted {int(out)} bytes, expected {expected}")
     return "tensors, meshes, modules and dicts counted right"
+
+
+# ---------------------------------------------------------------------------
+# hidden parts (run by the grader only): float64, one point, a zero-area triangle, a mesh far from the origin,
+# fresh draws from one generator; a grid of one cell, odd and even resolutions, one occupied cell; empty, 0-d,
+# strided and float16 tensors, float64 modules, modules with buffers, nested containers
+# ---------------------------------------------------------------------------
+def _hidden_sample_triangle_mesh(fn) -> str:
+    # a mesh of three triangles with areas 1 : 2 : 5 (float64, far from the origin) and one zero-area triangle
+    verts = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 1, 0],        # area 1
+                          [0, 0, 1], [2, 0, 1], [0, 2, 1],          # area 2
+                          [0, 0, 3], [5, 0, 3], [0, 2, 3],          # area 5
+                          [1, 1, 5], [2, 2, 5], [3, 3, 5]], dtype=torch.float64) + 1000.0
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5], [9, 10, 11], [6, 7, 8]])
+    before = (verts.clone(), faces.clone())
+    n = 6_000
+    pts = _call_sampler(fn, verts, faces, n, seed=20)  # shape (n, 3) and dtype float64
+    expect(torch.equal(verts, before[0]) and torch.equal(faces, before[1]),
+           "your function changed `vertices` or `faces` in place: compute on new tensors")
+    shares = []
+    on_any = torch.zeros(n, dtype=torch.bool)
+    for f in (0, 1, 3):
+        on = _on_triangle(pts, verts[faces[f]], 1e-6)
+        on_any |= on
+        shares.append(float(on.double().mean()))
+    expect(bool(on_any.all()), f"{int((~on_any).sum())} of {n} float64 points are not on the triangles (a mesh "
+                               "1000 units from the origin, tolerance 1e-6): keep the dtype of `vertices` (float64) "
+                               "for the random weights too")
+    for share, p in zip(shares, (1 / 8, 2 / 8, 5 / 8)):
+        tol = 5 * math.sqrt(p * (1 - p) / n)
+        expect(abs(share - p) <= tol, f"on triangles of areas 1 : 2 : 5 (and one of area 0) the shares of the points "
+                                      f"are {', '.join(f'{s:.3f}' for s in shares)}, expected 0.125, 0.25, 0.625")
+    # one point
+    one = call_student(fn, verts[:3], faces[:1], 1, torch.Generator().manual_seed(21))
+    if isinstance(one, torch.Tensor) and one.dim() == 1:
+        raise CheckFailed(f"n = 1 gives shape {tuple(one.shape)}: a .squeeze() drops the points axis; return (n, 3) "
+                          "for every n")
+    expect_tensor(one, "one sample (n = 1)", shape=(1, 3), dtype=torch.float64)
+    expect(bool(_on_triangle(one, verts[:3], 1e-6).all()), "the single sample is not on its triangle")
+    # one generator, two calls: fresh points (the generator advances), and a copy of it gives the same
+    gen = torch.Generator().manual_seed(22)
+    state = gen.get_state()
+    a = call_student(fn, verts, faces, 50, gen)
+    b = call_student(fn, verts, faces, 50, gen)
+    expect_tensor(a, "the samples (n=50)", shape=(50, 3))
+    expect(not torch.equal(a, b), "two calls with the SAME generator gave the same points: draw from `generator` "
+                                  "itself (do not copy or re-seed it), so that each call advances it")
+    gen2 = torch.Generator()
+    gen2.set_state(state)
+    c = call_student(fn, verts, faces, 50, gen2)
+    expect(torch.equal(a, c), "a generator in the same state gave other points: draw every random number from it")
+    return "float64 far from the origin, areas 1 : 2 : 5 and a zero-area triangle, n = 1, fresh draws, inputs kept"
+
+
+def _ball_at(centre: torch.Tensor, radius: float):
+    def occ(p: torch.Tensor) -> torch.Tensor:
+        if p.shape[-1] != 3:
+            raise CheckFailed(f"occupancy_fn was called on points of shape {tuple(p.shape)}: pass (..., 3) points")
+        return ((p.double() - centre) ** 2).sum(-1) < radius**2
+    return occ
+
+
+def _hidden_voxelize(fn) -> str:
+    # a grid of one cell: its centre is the origin
+    for inside in (True, False):
+        occ = _ball_at(torch.zeros(3, dtype=torch.float64) if inside else torch.full((3,), 5.0, dtype=torch.float64),
+                       0.5)
+        out = call_student(fn, occ, 1, 2.0)
+        if isinstance(out, torch.Tensor) and out.dim() < 3:
+            raise CheckFailed(f"a grid of one cell (R = 1) has shape {tuple(out.shape)}: a .squeeze() drops its axes; "
+                              "return (R, R, R) for every R")
+        expect_tensor(out, "the grid for R = 1", shape=(1, 1, 1))
+        expect(bool(out.bool().item()) == inside, f"R = 1, bound = 2: the one cell's centre is the origin, which is "
+                                                  f"{'inside' if inside else 'outside'} the shape")
+    # one occupied cell, at an asymmetric position, for odd and even R and other bounds
+    for resolution, bound, cell in ((2, 0.5, (1, 0, 1)), (5, 0.7, (0, 3, 4)), (9, 1.3, (8, 2, 5)), (16, 1.0, (3, 14, 7))):
+        c = _centres(resolution, bound)
+        centre = torch.stack([c[cell[0]], c[cell[1]], c[cell[2]]])
+        h = 2 * bound / resolution
+        out = call_student(fn, _ball_at(centre, 0.4 * h), resolution, bound)
+        expect_tensor(out, f"the grid (R={resolution}, bound={bound})", shape=(resolution,) * 3)
+        expect(out.dtype == torch.bool, f"the grid has dtype {out.dtype}: return a bool tensor")
+        got = [tuple(int(v) for v in i) for i in out.cpu().nonzero()]
+        expect(got == [cell], f"R={resolution}, bound={bound}: a ball of radius 0.4 h around the centre of cell "
+                              f"{cell} should occupy that cell only, got the cells {got[:4]}"
+                              f"{' ...' if len(got) > 4 else ''}: cell (i, j, k) is centred at -bound + (i + 1/2) h "
+                              "on each axis, in the order x, y, z")
+    again = call_student(fn, _box_occupancy, 7, 1.0)
+    expect(torch.equal(again.cpu(), _box_reference(7, 1.0)), "a second call on the box gives another grid")
+    return "R = 1 (inside and outside), one occupied cell at R = 2, 5, 9, 16 with bounds 0.5 to 1.3"
+
+
+def _hidden_count_bytes(fn) -> str:
+    bn = torch.nn.BatchNorm1d(4)  # 8 parameters, and buffers (running mean, var, count) that are not parameters
+    big = torch.zeros(6, 8)
+    shared = torch.nn.Linear(2, 2)
+    cases = [
+        ("an empty float32 tensor (0, 3)", torch.zeros(0, 3), 0),
+        ("a 0-d float64 tensor", torch.tensor(1.0, dtype=torch.float64), 8),
+        ("a float16 tensor (7,)", torch.zeros(7, dtype=torch.float16), 14),
+        ("an int8 tensor (3, 3)", torch.zeros(3, 3, dtype=torch.int8), 9),
+        ("a strided view t[:, ::2] of a float32 (6, 8) tensor (24 elements)", big[:, ::2], 96),
+        ("an MLP 3 -> 16 -> 1 in float64 (model.double())",
+         torch.nn.Sequential(torch.nn.Linear(3, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1)).double(),
+         (3 * 16 + 16 + 16 + 1) * 8),
+        ("a BatchNorm1d(4): parameters only, its buffers are not parameters", bn, 8 * 4),
+        ("one Linear(2, 2) used twice in a Sequential (its parameters count once)",
+         torch.nn.Sequential(shared, shared), 6 * 4),
+        ("an empty dict", {}, 0),
+        ("a list of a tuple of a float32 (2,) tensor and a dict holding an int64 (3,) tensor",
+         [(torch.zeros(2), {"idx": torch.zeros(3, dtype=torch.long)})], 8 + 24),
+    ]
+    for what, obj, expected in cases:
+        out = call_student(fn, obj)
+        if isinstance(out, torch.Tensor):
+            raise CheckFailed(f"for {what} you returned a tensor: return a Python int (int(...))")
+        expect(isinstance(out, (int, np.integer)) and not isinstance(out, bool),
+               f"for {what} you returned {type(out).__name__}: return an int")
+        if int(out) != expected and isinstance(obj, torch.nn.Module) and "float64" in what and \
+                int(out) == expected // 2:
+            raise CheckFailed(f"{what}: you counted {int(out)} bytes, expected {expected}: 4 bytes per parameter is "
+                              "float32 only; use each tensor's element_size()")
+        if int(out) != expected and obj is bn:
+            raise CheckFailed(f"{what}: you counted {int(out)} bytes, expected {expected}: count module.parameters() "
+                              "only (a state_dict also holds the buffers, which are not parameters)")
+        expect(int(out) == expected, f"{what}: you counted {int(out)} bytes, expected {expected}")
+    return "empty, 0-d, float16, int8 and strided tensors, a float64 MLP, a BatchNorm, shared layers, nested containers"
+
+
+def _register_hidden() -> None:
+    from course_lib import data, geometry
+    from course_lib.data import samplers
+    from course_lib.geometry import memory, sampling
+
+    check_sample_triangle_mesh.hidden(_hidden_sample_triangle_mesh,
+                                      references=(geometry.sample_mesh_surface, sampling.sample_mesh_surface))
+    check_voxelize.hidden(_hidden_voxelize, references=(data.voxelize, samplers.voxelize, samplers.voxel_centers))
+    check_count_bytes.hidden(_hidden_count_bytes, references=(memory.nbytes,))
+
+
+_register_hidden()

@@ -12,9 +12,11 @@
 # compares your function with independent references and with `course_lib`.
 
 # %%
+import math
+
 import torch
 
-from course_lib import checks, config, data, geometry, viz
+from course_lib import checks, config, data, geometry, results, viz
 
 checks.stop_on_failure()  # a wrong answer stops "Run all" at its check, before the cells that use it
 
@@ -49,6 +51,17 @@ print(shape, f"| mesh: {len(mesh.vertices)} vertices, {len(mesh.faces)} faces")
 # %%
 def sample_triangle_mesh(vertices: torch.Tensor, faces: torch.Tensor, n: int,
                          generator: torch.Generator) -> torch.Tensor:
+    """``n`` points uniform on the surface of a triangle mesh.
+
+    Args:
+        vertices: float tensor ``(V, 3)`` (float32 or float64).
+        faces: long tensor ``(F, 3)`` of indices into ``vertices`` (zero-area triangles may occur).
+        n: a Python int ``>= 1``.
+        generator: a ``torch.Generator`` (CPU); draw every random number from it, so that each call advances it.
+
+    Returns:
+        tensor ``(n, 3)`` with the dtype of ``vertices`` (``(1, 3)`` for ``n = 1``). Leave the inputs unchanged.
+    """
     ### BEGIN SOLUTION
     tri = vertices[faces]  # (F, 3, 3)
     areas = 0.5 * torch.linalg.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0], dim=-1).norm(dim=-1)
@@ -68,6 +81,9 @@ checks.check_sample_triangle_mesh(sample_triangle_mesh)
 # (`course_lib.geometry.sample_mesh_surface`). Two independent samplings of the same
 # surface are close in Chamfer distance; yours should be as close to the library's as the
 # library's is to itself with another seed.
+#
+# **Predict first.** Will Chamfer(yours, library) be about the same as Chamfer(library, library
+# with another seed), clearly larger, or zero? Write your guess down before running.
 
 # %% tags=["uses-exercise"]
 from course_lib.ops import chamfer_distance  # noqa: E402
@@ -81,6 +97,23 @@ print(f"Chamfer(yours, library) = {chamfer_distance(mine, lib_a).item():.2e}")
 print(f"Chamfer(library, library with another seed) = {chamfer_distance(lib_b, lib_a).item():.2e}")
 viz.subplots([viz.plot_points(mine, color="y", title="your samples"),
               viz.plot_points(lib_a, color="y", title="course_lib.geometry.sample_mesh_surface")])
+
+# %% [markdown]
+# **Observe.** Two independent samplings of one surface are never at distance zero: the Chamfer
+# distance of a resampling is the floor below which no comparison of point sets can go. The
+# benchmark `splits` (laptop profile) measured it on 100 held-out shapes, next to the distance from
+# each to its nearest *training* shape, below. It used fewer points than this lab does (the floor
+# falls as the points get denser), so compare the ratio, not the values. What does it mean for a
+# reconstruction whose Chamfer distance to its target is at that floor?
+
+# %%
+floor = results.get("splits", "summary", "all")
+if floor:
+    print(f"benchmark (laptop), {results.get('splits', 'sizes', 'n_points')} points per shape: a shape against its "
+          f"own resampling {floor['oracle']:.2e}, against its nearest training shape {floor['nearest']:.2e} "
+          f"(mean over {floor['n_test']} test shapes)")
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/splits.py")
 
 # %% [markdown]
 # ## Exercise 2: voxelisation from an occupancy function
@@ -98,6 +131,16 @@ viz.subplots([viz.plot_points(mine, color="y", title="your samples"),
 
 # %%
 def voxelize(occupancy_fn, resolution: int, bound: float = 1.0) -> torch.Tensor:
+    """Occupancy of the centres of the ``R^3`` cells of ``[-bound, bound]^3``.
+
+    Args:
+        occupancy_fn: a callable mapping a float tensor of points ``(..., 3)`` to a bool tensor ``(...)``.
+        resolution: a Python int ``R >= 1`` (odd or even).
+        bound: a Python float ``> 0``.
+
+    Returns:
+        bool tensor ``(R, R, R)`` (``(1, 1, 1)`` for ``R = 1``), index order x, y, z.
+    """
     ### BEGIN SOLUTION
     h = 2 * bound / resolution
     c = -bound + (torch.arange(resolution, dtype=torch.float32) + 0.5) * h
@@ -112,11 +155,16 @@ checks.check_voxelize(voxelize)
 # %% [markdown]
 # **Use it.** Voxelise the chair at two resolutions. At low resolution thin parts (legs,
 # the back's slats) vanish or thicken: a cell is all or nothing.
+#
+# **Predict first.** The fine grid has 8 times as many cells as the coarse one. Will it have
+# exactly 8 times as many *occupied* cells, more, or fewer? (No benchmark records this one: your own
+# numbers are the observation.)
 
 # %% tags=["uses-exercise"]
 coarse = voxelize(shape.occupancy, resolution // 2)
 fine = voxelize(shape.occupancy, resolution)
-print(f"{resolution // 2}^3: {int(coarse.sum())} occupied cells; {resolution}^3: {int(fine.sum())} occupied cells")
+print(f"{resolution // 2}^3: {int(coarse.sum())} occupied cells; {resolution}^3: {int(fine.sum())} occupied cells "
+      f"(ratio {int(fine.sum()) / max(int(coarse.sum()), 1):.2f}, 8 for a perfect refinement)")
 viz.subplots([viz.plot_voxels(coarse), viz.plot_voxels(fine)])
 
 # %% [markdown]
@@ -134,6 +182,15 @@ import trimesh  # noqa: E402
 
 
 def count_bytes(obj) -> int:
+    """Bytes held by ``obj``.
+
+    Args:
+        obj: a ``torch.Tensor`` (any dtype, any shape, possibly empty, 0-d or a strided view), a ``trimesh.Trimesh``,
+            a ``torch.nn.Module`` (any dtype), or a ``dict``, ``list`` or ``tuple`` of these (nested).
+
+    Returns:
+        a Python ``int``.
+    """
     ### BEGIN SOLUTION
     if isinstance(obj, torch.Tensor):
         return obj.element_size() * obj.numel()
@@ -158,6 +215,9 @@ checks.check_count_bytes(count_bytes)
 # cloud with as many points as the mesh has vertices, and an MLP that represents the SDF
 # (its size does not depend on $R$ at all; how *well* it represents the shape does).
 # Dense grids grow as $R^3$; surfaces (meshes, points) grow as $R^2$.
+#
+# **Predict first.** When the resolution doubles, by what factor does each row grow: the bool
+# grid, the SDF grid, the mesh, the points, the MLP?
 
 # %% tags=["uses-exercise"]
 resolutions = config.size("ch01.memory_resolutions")
@@ -173,8 +233,23 @@ for r in resolutions:
     table["MLP SDF"].append(count_bytes(mlp))
 for name, row in table.items():
     print(f"{name:>20}: " + "  ".join(f"R={r}: {b / 1024:9.1f} KiB" for r, b in zip(resolutions, row)))
+slope = {name: math.log(row[-1] / row[0]) / math.log(resolutions[-1] / resolutions[0]) for name, row in table.items()}
+print("growth exponent between the first and last R: " + ", ".join(f"{k} {v:.2f}" for k, v in slope.items()))
 viz.plot_curves(resolutions, table, log_x=True, log_y=True, xlabel="resolution R", ylabel="bytes",
                 title="memory per representation")
+
+# %% [markdown]
+# **Observe.** The exponents above are the slopes of the log-log plot: 3 for the dense grids, about
+# 2 for the surfaces, 0 for the MLP (in the `ci` profile the resolutions are small and close, so the
+# surface slopes are rougher). Chapter 04's octree stores a shape in a number of cells that grows like
+# its surface; the benchmark `octrees` (laptop profile) measured how many times smaller it is than the
+# dense float32 grid, below. Why does the gap widen as R grows, and what does that predict for R = 512?
+
+# %%
+per_r = results.get("octrees", "compression", "per_resolution")
+print("benchmark (laptop), dense float32 grid / octree, mean over its shapes: "
+      + ", ".join(f"R={r}: {v['mean_ratio']:.1f}x" for r, v in per_r.items()) if per_r else
+      "the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/octrees.py")
 
 # %% [markdown]
 # ## Questions
