@@ -266,3 +266,15 @@ def test_every_lab_stops_at_a_failed_check():
 
     for src in sorted((Path(__file__).resolve().parents[1] / "nbsrc" / "solutions").glob("*_lab.py")):
         assert "checks.stop_on_failure()" in src.read_text(), src.name
+
+
+def test_expect_close_keeps_the_digits_of_python_numbers():
+    # 1 + 3e-8 is 1.0 in float32: a value that differs only in those digits must still be told apart
+    x = 1.0 + 3e-8
+    _core.expect_close(x, x, "v", atol=0, rtol=0)
+    with pytest.raises(_core.CheckFailed):
+        _core.expect_close(1.0, x, "v", atol=1e-9, rtol=0)
+    _core.expect_close(torch.tensor([x], dtype=torch.float64), [x], "v", atol=0, rtol=0)
+    import numpy as np
+
+    _core.expect_close(np.array([x]), torch.tensor([x], dtype=torch.float64), "v", atol=0, rtol=0)

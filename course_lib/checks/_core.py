@@ -258,6 +258,16 @@ def expect_tensor(
     return value
 
 
+def _as_float64(x: Any) -> torch.Tensor:
+    """``x`` as a float64 CPU tensor; Python numbers and lists go straight to float64 (through float32, the
+    default dtype, they would lose digits: 1e-8 relative)."""
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().to(torch.float64)
+    if isinstance(x, np.ndarray):
+        return torch.from_numpy(np.asarray(x, dtype=np.float64))
+    return torch.as_tensor(x, dtype=torch.float64)
+
+
 def expect_close(
     actual: Any,
     expected: Any,
@@ -271,10 +281,10 @@ def expect_close(
     that says so (even where the expected value is also non-finite).
     """
     try:
-        a = torch.as_tensor(actual).detach().cpu().to(torch.float64)
+        a = _as_float64(actual)
     except (TypeError, ValueError, RuntimeError):
         raise CheckFailed(f"{what} should be a tensor or a number, got {type(actual).__name__}") from None
-    e = torch.as_tensor(expected).detach().cpu().to(torch.float64)
+    e = _as_float64(expected)
     if a.shape != e.shape:
         raise CheckFailed(f"{what} has shape {tuple(a.shape)}, expected {tuple(e.shape)}")
     if a.numel() == 0:

@@ -120,8 +120,8 @@ viz.plot_points(model.xyz.detach(), title="your learned point set")
 
 # %% [markdown]
 # **Observe.** In the `ci` profile the loop runs 3 epochs only: the points are still on their way
-# and the mean radius printed above stays below 0.8; the `laptop` profile's 20 epochs bring them onto
-# the circle. Chapter 05's benchmark (laptop profile) ran a harder version of this experiment: 128
+# and the mean radius printed above stays below 0.8; with `COURSE_PROFILE=laptop` (20 epochs) run the
+# cell again and see how far they get (no benchmark records this exact run). Chapter 05's benchmark (laptop profile) ran a harder version of this experiment: 128
 # points trained with the Chamfer distance against circles whose radius is itself random (uniform
 # between 0.3 and 1.0, average 0.65); its record is printed below. Did your points end where you
 # predicted? Why does a fixed circle pull every point to one radius, while circles of random radius
