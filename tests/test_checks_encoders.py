@@ -470,3 +470,25 @@ def test_hidden_parts_flag_the_library(monkeypatch):
     res, hid = _hidden(monkeypatch, checks.check_ball_query, lambda x, c, r, k: ops.ball_query(x, c, r, k))
     assert res.passed
     assert "delegated to course_lib.ops.sampling.ball_query" in hid.message, hid.verdict()
+
+
+def test_hidden_pointnet_training(monkeypatch):
+    from course_lib.checks import _core
+
+    points, labels = _data()
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    assert checks.check_pointnet_training(_Tiny(), _Tiny(), points, labels, profile="laptop", quiet=True).passed
+    assert _core.RESULTS["check_pointnet_training:hidden"].passed, _core.RESULTS["check_pointnet_training:hidden"]
+
+    class FirstPoints(_Tiny):  # depends on the order of the points: right on the data, not permutation invariant
+        def forward(self, points):
+            return super().forward(points) + 0.1 * points[:, :1, :2].sum(1)
+
+    class Squeezed(_Tiny):
+        def forward(self, points):
+            return super().forward(points).squeeze()
+
+    for model, words in ((FirstPoints(), "shuffling"), (Squeezed(), ".squeeze()")):
+        assert checks.check_pointnet_training(model, _Tiny(), points, labels, profile="laptop", quiet=True).passed
+        hid = _core.RESULTS["check_pointnet_training:hidden"]
+        assert hid.status == "failed" and words in hid.message, hid.verdict()

@@ -632,6 +632,35 @@ def _hidden_set_abstraction(fn) -> str:
     return "one centre, every point a centre, k = 1, a batch of one, float64, clouds independent"
 
 
+def _hidden_pointnet_training(model, reference, points, labels, *, profile: str | None = None) -> str:
+    """The trained model in eval mode: a cloud alone gives its logits inside a batch, the order of the points does
+    not matter, and the points are left unchanged."""
+    was = model.training
+    model.eval()
+    try:
+        dev = next((p.device for p in model.parameters()), points.device)
+        pts = points[:4].to(dev)
+        before = pts.clone()
+        with torch.no_grad():
+            batch = call_student(model, pts)
+            expect_tensor(batch, "the logits of 4 held-out clouds", shape=(pts.shape[0], None))
+            _expect_unchanged(pts, before, "the points")
+            one = call_student(model, pts[:1].clone())
+            if isinstance(one, torch.Tensor) and one.dim() == 1:
+                raise CheckFailed(f"a batch of one cloud gives logits of shape {tuple(one.shape)}: a .squeeze() (in "
+                                  "pointnet_encode or the head) drops the batch axis; keep (B, F) for every B")
+            expect_tensor(one, "the logits of one cloud", shape=(1, batch.shape[1]))
+            expect_close(one[0], batch[0], "the logits of cloud 0 alone vs inside a batch of 4 (eval mode: each "
+                         "cloud on its own)", atol=1e-4, rtol=1e-4)
+            perm = torch.randperm(pts.shape[1], generator=torch.Generator().manual_seed(90)).to(dev)
+            shuffled = call_student(model, pts[:, perm].clone())
+            expect_close(shuffled, batch, "the logits after shuffling the points of every cloud (a max over the "
+                         "points does not see their order)", atol=1e-4, rtol=1e-4)
+    finally:
+        model.train(was)
+    return "a cloud alone gives its logits inside a batch, shuffled points give the same logits"
+
+
 def _register_hidden() -> None:
     from course_lib import ops
     from course_lib.models import encoders as E
@@ -644,6 +673,7 @@ def _register_hidden() -> None:
     check_ball_query.hidden(_hidden_ball_query, references=ball_refs)
     check_set_abstraction.hidden(_hidden_set_abstraction,
                                  references=(E.SetAbstraction.forward, *fps_refs, *ball_refs))
+    check_pointnet_training.hidden(_hidden_pointnet_training, references=(E.PointNet.forward, E._max_pool))
 
 
 _register_hidden()
