@@ -27,8 +27,8 @@ Sphinx's own search, MathJax 3 and plotly.js served from the site's files: it wo
 Open ``site/_build/html/index.html`` in a browser, or serve it: ``python -m http.server -d site/_build/html``.
 
 Options: ``--only 03 05`` builds the pages of these chapters only (the landing page and results always);
-``--jobs N`` notebooks executed at once (default: half the cores, at least 1); ``--timeout S`` per cell;
-``--no-build`` stops after staging.  Needs the ``site`` extra: ``pip install -e ".[dev,site]" -c constraints.txt``.
+``--jobs N`` notebooks executed at once (default: half the cores, at least 1; also Sphinx's processes);
+``--timeout S`` per cell; ``--no-build`` stops after staging; ``--strict`` fails on a Sphinx warning.  Needs the ``site`` extra: ``pip install -e ".[dev,site]" -c constraints.txt``.
 """
 
 from __future__ import annotations
@@ -592,10 +592,12 @@ def write_stage(pages: list[Page], executed: dict[str, Executed], stage: Path) -
     return manifest
 
 
-def run_sphinx(stage: Path, out: Path, jobs: int = 1, quiet: bool = True) -> int:
+def run_sphinx(stage: Path, out: Path, jobs: int = 1, quiet: bool = True, strict: bool = False) -> int:
     """``sphinx-build -b html`` of the staged sources with ``site/`` as the configuration folder."""
     cmd = [sys.executable, "-m", "sphinx", "-b", "html", "-c", str(SITE), str(stage), str(out),
            "-d", str(CACHE / "doctrees"), "-j", str(max(1, jobs))]
+    if strict:
+        cmd += ["-W", "--keep-going"]
     if quiet:
         cmd.append("-q")
     print("$ " + " ".join(cmd), flush=True)
@@ -622,11 +624,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=max(1, (os.cpu_count() or 2) // 2),
                     help="notebooks executed at once")
     ap.add_argument("--executed", type=Path, metavar="DIR",
-                    help="take executed notebooks from DIR (same file names); execute nothing")
+                    help="take executed notebooks from DIR (same file names); execute nothing. Their pages "
+                         "name the profile given by --profile (auto: ci) and this checkout's commit, unless a "
+                         "notebook carries its own (metadata course_site, as the cache's notebooks do)")
     ap.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     ap.add_argument("--force", action="store_true", help="execute again even when cached")
     ap.add_argument("--out", type=Path, default=OUT, help=f"output folder (default {OUT.relative_to(ROOT)})")
     ap.add_argument("--no-build", action="store_true", help="stage the Sphinx sources, do not run Sphinx")
+    ap.add_argument("--strict", action="store_true", help="a Sphinx warning fails the build (for CI)")
     args = ap.parse_args(argv)
 
     t0 = time.perf_counter()
@@ -672,7 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     if out.exists():
         shutil.rmtree(out)
     t1 = time.perf_counter()
-    rc = run_sphinx(STAGE, out, jobs=args.jobs)
+    rc = run_sphinx(STAGE, out, jobs=args.jobs, strict=args.strict)
     t_sphinx = time.perf_counter() - t1
     if rc:
         return rc
