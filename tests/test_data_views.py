@@ -186,9 +186,11 @@ def test_render_mesh_agrees_with_trimesh_ray_casting():
 @pytest.mark.parametrize("category", ["chair", "airplane"])
 def test_render_mesh_of_a_shapes_mesh_looks_like_render(category):
     """ShapeNet-lite's sphere tracer against its own marching-cubes mesh (R = 64) through render_mesh, same
-    camera: silhouettes agree (IoU >= 0.95: measured 0.951 to 0.996, mean 0.978, over the 8 categories x 2
-    seeds at 64 x 64; the gap is marching cubes' on thin parts and shrinks to a mean of 0.990 at R = 128),
-    depths to a few thousandths where both hit, and the shading is the same."""
+    camera: silhouettes agree (here IoU 0.980 and 0.993; over the 10 categories x 2 training seeds at 64 x 64,
+    benchmarks/real_views.py measured a mean of 0.973, min 0.923, at R = 64 and 0.988, min 0.961, at R = 128),
+    depths to about 1e-3 where both hit, and the shading is the same.  The gap is marching cubes' on thin
+    parts: the mesh's silhouette lies inside render's (at most a pixel outside) and closes in as R grows (the
+    worst chair: IoU 0.92, 0.96, 0.98 at R = 64, 128, 256)."""
     from course_lib.data.views import render_mesh
 
     shape = make_shape(category, 0)
@@ -196,6 +198,7 @@ def test_render_mesh_of_a_shapes_mesh_looks_like_render(category):
     ref = render(shape, color="uniform", **kw)
     out = render_mesh(shape.mesh(64), **kw)
     assert _iou(ref["silhouette"], out["silhouette"]) >= 0.95
+    assert int(((out["silhouette"] > 0.5) & (ref["silhouette"] < 0.5)).sum()) <= 2
     both = (ref["silhouette"] > 0.5) & (out["silhouette"] > 0.5)
     assert float((ref["depth"][both] - out["depth"][both]).abs().median()) < 3e-3
     assert float((ref["rgb"][:, both] - out["rgb"][:, both]).abs().median()) < 0.03
