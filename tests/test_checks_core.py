@@ -278,3 +278,55 @@ def test_expect_close_keeps_the_digits_of_python_numbers():
     import numpy as np
 
     _core.expect_close(np.array([x]), torch.tensor([x], dtype=torch.float64), "v", atol=0, rtol=0)
+
+
+def _lib_add(x, y):  # stands for a library function (the reference an exercise re-implements)
+    if x < 0:
+        raise ValueError("the library refuses negative inputs")
+    return x + y
+
+
+class _LibModule(torch.nn.Module):  # stands for a library class
+    def __init__(self, k=2):
+        super().__init__()
+        self.k = k
+
+    def forward(self, x):
+        return x * self.k
+
+
+def _with_hidden(body, refs):
+    @_core.self_check
+    def check_demo_core(fn) -> str:
+        _core.expect(_core.call_student(fn, 1, 2) == 3, "1 + 2 should be 3")
+        return "adds"
+
+    check_demo_core.hidden(body, references=refs)
+    return check_demo_core
+
+
+def test_delegation_is_flagged_when_the_hidden_call_errors_for_classes_and_for_the_reference_itself(monkeypatch):
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+
+    def hidden_add(fn):
+        _core.expect(_core.call_student(fn, -1, 1) == 0, "-1 + 1 should be 0")
+        return "negative inputs"
+
+    chk = _with_hidden(hidden_add, (_lib_add,))
+    chk(lambda x, y: x + y, quiet=True)  # one's own code: passes both parts
+    assert _core.RESULTS["check_demo_core:hidden"].passed
+    chk(lambda x, y: _lib_add(x, y), quiet=True)  # a wrapper whose library call raises on the hidden case
+    msg = _core.RESULTS["check_demo_core:hidden"].message
+    assert "delegated to" in msg and "_lib_add" in msg
+    chk(_lib_add, quiet=True)  # the reference itself passed as the answer (its caller is the check)
+    assert "delegated to" in _core.RESULTS["check_demo_core:hidden"].message
+
+    def hidden_mod(fn):
+        _core.expect(_core.call_student(fn, 5, 0) == 5, "5 + 0 should be 5")
+        return "zero"
+
+    chk2 = _with_hidden(hidden_mod, (_LibModule,))
+    chk2(lambda x, y: int(_LibModule(k=1)(torch.tensor(x))) + y, quiet=True)  # the class used inside: flagged
+    assert "delegated to" in _core.RESULTS["check_demo_core:hidden"].message
+    chk2(lambda x, y: x + y, quiet=True)
+    assert _core.RESULTS["check_demo_core:hidden"].passed

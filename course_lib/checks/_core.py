@@ -332,6 +332,26 @@ def _log_for_grader(res: CheckResult, args: Sequence[Any]) -> None:
         pass
 
 
+def _reference_codes(references: Sequence[Any]) -> dict[Any, str]:
+    """``{code object: "module.qualname"}`` of the references a hidden part watches: a function (or a bound
+    method, or a ``functools.wraps`` wrapper's ``__wrapped__``) by its code; a class by the ``__init__`` and
+    ``forward`` it defines itself (calling the class runs them)."""
+    out: dict[Any, str] = {}
+    for r in references:
+        label = f"{getattr(r, '__module__', '?')}.{getattr(r, '__qualname__', type(r).__name__)}"
+        if isinstance(r, type):
+            for attr in ("__init__", "forward"):
+                fn = r.__dict__.get(attr)
+                if fn is not None and hasattr(fn, "__code__"):
+                    out[fn.__code__] = label
+            continue
+        for f in (r, getattr(r, "__func__", None), getattr(r, "__wrapped__", None)):
+            code = getattr(f, "__code__", None)
+            if code is not None:
+                out[code] = label
+    return out
+
+
 def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
     """Turn a check body into a self-check that prints a verdict and returns a :class:`CheckResult`.
 
@@ -351,15 +371,19 @@ def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
         if hidden["body"] is not None and hidden_mode():
             hname = name + HIDDEN_SUFFIX
             if res.passed:
-                codes = {getattr(r, "__code__", None): f"{r.__module__}.{r.__qualname__}" for r in hidden["references"]}
-                codes.pop(None, None)
+                codes = _reference_codes(hidden["references"])
                 seen: set[str] = set()
+                target = args[0] if args else None
+                direct = _reference_codes((target,)) if target is not None else {}
+                for code in direct:  # the library's own function or class passed as the answer
+                    if code in codes:
+                        seen.add(codes[code])
                 _WATCH[0] = (codes, seen)
                 try:
                     hres = _run_body(hidden["body"], hname, args, kwargs)
                 finally:
                     _WATCH[0] = None
-                if seen and hres.status in ("passed", "failed"):
+                if seen and hres.status in ("passed", "failed", "error"):
                     hres = CheckResult(hname, "failed", f"delegated to {', '.join(sorted(seen))}: the exercise asks "
                                        "for your own implementation, not a call to the library's")
             else:

@@ -12,7 +12,6 @@
 # compares your function with independent references and with `course_lib`.
 
 # %%
-import math
 
 import torch
 
@@ -210,37 +209,34 @@ def count_bytes(obj) -> int:
 checks.check_count_bytes(count_bytes)
 
 # %% [markdown]
-# **Use it: the memory table.** For each resolution $R$, the bytes of the chair as
-# a bool voxel grid (your `voxelize`), a float32 SDF grid, a marching-cubes mesh, a point
-# cloud with as many points as the mesh has vertices, and an MLP that represents the SDF
-# (its size does not depend on $R$ at all; how *well* it represents the shape does).
-# Dense grids grow as $R^3$; surfaces (meshes, points) grow as $R^2$.
+# **Use it: the memory table.** Lecture 01's table, filled with your code: for each resolution $R$,
+# the bytes of the lecture's car as a bool voxel grid (your `voxelize`), a float32 SDF grid, a
+# marching-cubes mesh, a float32 point set with one point per surface voxel, and two MLPs that
+# represent the SDF (their size does not depend on $R$ at all; how *well* they represent the shape
+# does). `geometry.memory_table` builds the representations and counts each with your
+# `count_bytes`; the cell then compares your table with the lecture's (course_lib's own count).
 #
 # **Predict first.** When the resolution doubles, by what factor does each row grow: the bool
-# grid, the SDF grid, the mesh, the points, the MLP?
+# grid, the SDF grid, the mesh, the points, the MLPs?
 
 # %% tags=["uses-exercise"]
 resolutions = config.size("ch01.memory_resolutions")
-mlp = torch.nn.Sequential(torch.nn.Linear(3, 128), torch.nn.ReLU(), torch.nn.Linear(128, 128),
-                          torch.nn.ReLU(), torch.nn.Linear(128, 1))
-table = {"voxels (bool)": [], "SDF grid (float32)": [], "mesh": [], "points (float32)": [], "MLP SDF": []}
-for r in resolutions:
-    m = shape.mesh(r)
-    table["voxels (bool)"].append(count_bytes(voxelize(shape.occupancy, r)))
-    table["SDF grid (float32)"].append(count_bytes(geometry.sdf_grid(shape, r)))
-    table["mesh"].append(count_bytes(m))
-    table["points (float32)"].append(count_bytes(torch.zeros(len(m.vertices), 3)))
-    table["MLP SDF"].append(count_bytes(mlp))
+car = data.make_shape("car", data.reserved_seed("demo"))  # the lecture's car
+yours = geometry.memory_table(car, resolutions, count=count_bytes, voxelize=lambda s, r: voxelize(s.occupancy, r))
+table = yours["rows"]
 for name, row in table.items():
-    print(f"{name:>20}: " + "  ".join(f"R={r}: {b / 1024:9.1f} KiB" for r, b in zip(resolutions, row)))
-slope = {name: math.log(row[-1] / row[0]) / math.log(resolutions[-1] / resolutions[0]) for name, row in table.items()}
-print("growth exponent between the first and last R: " + ", ".join(f"{k} {v:.2f}" for k, v in slope.items()))
+    print(f"{name:>31}: " + "  ".join(f"R={r}: {b / 1024:9.1f} KiB" for r, b in zip(resolutions, row)))
+same = table == geometry.memory_table(car, resolutions)["rows"]
+print("your table equals the lecture's:", "yes" if same else "NO: compare your count_bytes and voxelize with the checks")
+slope = geometry.fitted_exponents(resolutions, table)
+print("growth exponents (least squares on log-log; the MLPs do not grow): "
+      + ", ".join(f"{k} {v:.2f}" for k, v in slope.items()))
 viz.plot_curves(resolutions, table, log_x=True, log_y=True, xlabel="resolution R", ylabel="bytes",
                 title="memory per representation")
 
 # %% [markdown]
 # **Observe.** The exponents above are the slopes of the log-log plot: 3 for the dense grids, about
-# 2 for the surfaces, 0 for the MLP (in the `ci` profile the resolutions are small and close, so the
+# 2 for the surfaces, 0 for the MLPs (in the `ci` profile the resolutions are small and close, so the
 # surface slopes are rougher). Chapter 04's octree stores a shape in a number of cells that grows like
 # its surface; the benchmark `octrees` (laptop profile) measured how many times smaller it is than the
 # dense float32 grid, below. Why does the gap widen as R grows, and what does that predict for R = 512?
