@@ -213,12 +213,15 @@ print(f"unpool: R {small.resolution} -> {up.resolution}, leaves {small.num_cells
 # training the expanded cells are the ground-truth mixed cells (`PROP_KNOWN`), so the finer levels
 # see the right cells from the first step; at test time the decoder expands the cells it *predicts*
 # as mixed (`PROP_PRED`). A predicted cell that does not exist in the ground truth lies inside a
-# homogeneous leaf and takes that leaf's state as its target. Work and memory grow with the number
-# of mixed cells -- the surface -- not with $R^3$, with one exception in our code: to find the 27
-# neighbours of each cell, `neighbour_index` fills a dense int32 lookup table of the level's grid (four
-# bytes per cell of the level, no features) while that table has at most $2^{24}$ entries, and sorts
-# the cells' keys beyond (no dense memory at all). (Simplification: OGN also carries the neighbours of
-# mixed cells along as convolution context; we do not.)
+# homogeneous leaf and takes that leaf's state as its target. Below the small dense grid of roots,
+# work and memory grow with the number of mixed cells -- the surface -- not with $R^3$. One place
+# needs care: to find the 27 neighbours of each cell, `neighbour_index` can fill a dense int32 lookup
+# table of the level's whole grid, $(r+2)^3$ entries however few cells the level holds. It does so only
+# while that table is no larger than the $(N, 27)$ index it returns (`lookup_method`: a level at least
+# about 2 % full); otherwise it sorts the cells' keys and finds each row of three neighbours with one
+# binary search, which needs a few integers per cell and no dense array (section 7 measures both).
+# (Simplification: OGN also carries the neighbours of mixed cells along as convolution context; we do
+# not.)
 #
 # The cell below trains (or loads) the OGN auto-encoder with this profile's sizes. In the `ci`
 # profile that is a single epoch on a handful of shapes: its predictions are meaningless there, and
@@ -289,7 +292,87 @@ results.say("octrees", "dense_vs_ogn_iou")
 results.show_goals("octrees")
 
 # %% [markdown]
-# ## 7. Summary
+# ## 7. Stored bytes and working bytes
+#
+# Section 3 counted what an octree **stores**: split bits, one integer per tree and one float per leaf.
+# Nothing computes on that alone. Every operation of this chapter first builds **working** tensors
+# from it, and these are what the memory of a program is made of:
+#
+# - the per-leaf geometry (`Octree.leaves()`: tree, level, Morton code, batch, cell, origin and size of
+#   every leaf, as int64, plus the sorted leaf keys that `locate` searches), cached once per structure;
+# - the convolution's sparse operator (`conv_operator`): up to 27 weighted neighbours per leaf, with
+#   two int64 indices and a float32 value each;
+# - in the OGN decoder, for every level: the cells' coordinates, their features and logits, and at each
+#   sparse convolution the gathered $(N, 27 C)$ columns, the $(N, 27)$ neighbour index and the lookup
+#   (a dense table or the sorted keys) that built it.
+#
+# `memory_account` adds up `element_size() * numel()` of these tensors as the course's code creates
+# them (the decoder's through `trace_buffers`, one forward and backward pass), next to a dense float32
+# grid and a dense bitmask (eight voxels per byte), and fits the growth exponent $k$ of
+# bytes $\sim R^k$ for each row. The decoder's total is a *sum* of every working tensor created in the
+# pass, not all alive at once. Autograd's saved tensors and the process's peak resident memory are
+# two independent checks on it. First live, for the demo chair at this profile's small resolutions:
+
+# %%
+acc_res = [R_ for R_ in SZ["compression_resolutions"] if R_ <= SZ["widget_resolution"]]
+live_acc = E.memory_account(acc_res, ("chair",))
+print(E.rows_table(E.account_summary(live_acc)))
+print("decoder lookups per resolution:", {r["resolution"]: r["lookups"] for r in live_acc})
+
+# %% [markdown]
+# The benchmark's account, at $32^3 \dots 256^3$ on the profile's shapes, with the exponents, where
+# the fitted lines meet, one decoder step per shape at the two largest resolutions with its peak
+# resident memory, and the two neighbour lookups side by side:
+
+# %%
+WM = results.get("octrees", "working_memory", profile="laptop")
+if WM is None:
+    print("working_memory not measured yet: `COURSE_PROFILE=laptop python benchmarks/octrees.py --part working_memory`")
+else:
+    print(E.rows_table(E.account_summary(WM["rows"])))
+    lo, hi = min(WM["resolutions"]), max(WM["resolutions"])
+    for a, b in (("octree_stored_bytes", "dense_bit_bytes"), ("octree_working_bytes", "dense_float_bytes"),
+                 ("decoder_working_bytes", "dense_float_bytes")):
+        Rx = E.crossing_resolution(WM["rows"], a, b)
+        where = "" if Rx is None else f"R = {Rx:.0f}" + ("" if lo <= Rx <= hi else f" (extrapolated beyond {lo}..{hi})")
+        print(f"{E.ACCOUNT_LABELS[a]} = {E.ACCOUNT_LABELS[b]} where the fitted lines meet: {where or 'parallel'}")
+    print(E.rows_table([{k: d[k] for k in ("shape", "resolution", "mixed_cells", "cells", "accounted_bytes",
+                                          "autograd_saved_bytes", "peak_rss_bytes", "lookups")}
+                        for d in WM["decoder_steps"]]))
+    print(E.rows_table([{"R": x["resolution"], "level grid": x["level_resolution"], "cells": x["cells"],
+                         "index bytes": x["index_bytes"], "table path bytes": x["table_lookup_bytes"],
+                         "sorted path bytes": x["sort_lookup_bytes"], "same index": x["sort_same"],
+                         "chosen": x["chosen"], "table s": x["table_seconds"], "sort s": x["sort_seconds"]}
+                        for x in WM["lookups"]]))
+    print(WM["timing_note"])
+
+# %% [markdown]
+# **Reading the account.** The stored octree is the small row, and it stays small: its exponent sits
+# well below 3. It beats a float32 grid at every resolution, but against the honest rival for a single
+# channel of occupancy, the bitmask, it only wins from the resolution where those two lines meet.
+# The working rows tell a different story. The per-leaf cache spends about a dozen int64 per leaf where the
+# stored octree spends a few bytes, and the convolution operator spends far more (27
+# neighbours, each with two indices and a weight). So **for one channel, the octree's working set is
+# larger than a dense float32 grid** over the whole measured range; the fitted lines meet only far
+# out, if at all. The sparse structure pays where the dense side multiplies and the sparse side does
+# not: the operator and the leaf cache are built once per structure and shared by every channel and
+# every layer, while a dense feature map costs $4 C R^3$ bytes for $C$ channels, each layer again. With
+# tens of channels, several layers and fine grids, the dense side loses; with one channel, a few
+# layers, or coarse grids, the bookkeeping is what you pay for.
+#
+# The OGN decoder's working bytes grow with the mixed cells: its exponent is that of the surface, not
+# 3, and most of it is the gathered convolution columns, not the indices. The dense part that is left
+# is the grid of roots ($R^3/512$ cells for trees of depth 3) and, where a level is at least 2 % full,
+# a lookup table no larger than the neighbour index. The peak resident memory of a real step sits
+# above the account: the backward pass allocates gradients of the same size as the columns, and the
+# allocator rounds. The lookup table shows the trade: the dense table is faster where it is small,
+# the sorted keys need memory in proportion to the cells but pay a binary search per row (the times
+# are from a shared machine: read them as rough). What we did **not** measure: GPU memory (the
+# account's bytes are the same tensors, but CUDA's caching allocator adds its own slack), the octree
+# *encoder's* activations in a training step, and anything above $256^3$.
+
+# %% [markdown]
+# ## 8. Summary
 #
 # - A **hybrid grid-octree** is a grid of shallow trees (depth 3 in OctNet); each tree's structure is
 #   a 73-bit string in breadth-first order, its values live on the leaves, and the round trip to the
@@ -301,8 +384,12 @@ results.show_goals("octrees")
 #   matrix times the features. Pooling and unpooling change the resolution and keep cells whole.
 # - An **OGN decoder** turns generation into classification at every level, supervised by the
 #   ground-truth octree; it trains with the known structure and generates with the predicted one.
+# - **Stored is not worked with**: the octree stores a few bytes per leaf, but its operations build
+#   per-leaf caches and a sparse operator many times larger; the structure pays once many channels
+#   and layers share them. The OGN decoder's working memory grows with the mixed cells, as long as its
+#   neighbour lookup uses sorted keys wherever a dense table would cost more than the index it builds.
 #
-# ## 8. Exercises
+# ## 9. Exercises
 #
 # 1. Change `tree_depth` to 1, 2 and 4 and plot `nbytes` against it for one shape. Why does OctNet
 #    keep trees shallow although deeper trees compress better?
