@@ -39,7 +39,9 @@ lecture with ``results.say`` / ``results.show_goals``); each part keeps its own 
 Cost (laptop profile, 2 cores), estimated from the last laptop run (protocol 1, one seed, a loaded
 2-core machine: OGN 40 s and dense 176 s of training for 75 steps each): ae ~11-12 min for 3 seeds of
 both models (+ ~1 min to generate the 30 shapes of the fresh test split at 64^3 on a cold cache);
-compression ~5 min (the 256^3 voxelisations dominate); cost ~2 min; ~20 min in all.  Models are
+compression ~5 min (the 256^3 voxelisations dominate); cost ~2 min; working_memory ~14 min
+(measured with a load average of 5-11 on 2 cores: the 256^3 voxelisations and sparse operators dominate);
+~35 min in all.  Models are
 checkpointed (``train_or_load``, one checkpoint per seed), so a second run re-uses them.
 """
 

@@ -248,7 +248,9 @@ class Octree:
         """Every leaf's tree, level, Morton code and box, in storage order.
 
         Derived from the bits once and cached (the cache is not part of :attr:`nbytes`: it is
-        what any traversal would recompute).
+        what any traversal would recompute: eleven int64 per leaf, the tree, level, code, batch and
+        size and the three coordinates of ``cell`` and of ``origin``;
+        :func:`course_lib.experiments.octrees.memory_account` counts it).
         """
         if "leaves" not in self._cache:
             self._cache["leaves"] = self._compute_leaves()
