@@ -58,7 +58,7 @@ except ImportError:  # older data layer
 # leaves before it (`prefix_leafs`), to find a tree's values without scanning. That is all the
 # memory the octree *stores*: `Octree.nbytes` counts these three arrays. The operations of sections 4
 # and 5 build working tables on top of it (per-leaf geometry, the convolution operator, neighbour
-# lists), and for a one-channel occupancy a dense *bit mask* is a fair rival to compare with (printed
+# lists; section 7 counts them), and for a one-channel occupancy a dense *bit mask* is a fair rival to compare with (printed
 # below): octrees pay off for feature maps of many channels, where every leaf saves a float per
 # channel and per voxel it covers.
 #
