@@ -167,6 +167,12 @@ print(f"{resolution // 2}^3: {int(coarse.sum())} occupied cells; {resolution}^3:
 viz.subplots([viz.plot_voxels(coarse), viz.plot_voxels(fine)])
 
 # %% [markdown]
+# **Observe.** The ratio printed above is yours to explain: a cell is full when its *centre* is
+# inside, so the fine grid gains cells where the surface cuts through a coarse cell whose centre was
+# outside, and loses some where a coarse centre was just inside. Which of the two wins for a chair
+# with thin legs, and would the ratio move towards 8 at higher resolutions? (Try `resolution * 2`.)
+
+# %% [markdown]
 # ## Exercise 3: how many bytes?
 #
 # Write `count_bytes(obj)` returning an `int`:

@@ -72,18 +72,32 @@ checks.check_cell_states(cell_states)
 # ### Use it: the states of a chair, level by level
 #
 # With trees of depth $D$ over an $R^3$ grid, level $l$ has resolution $G\,2^l$ with $G = R/2^D$.
+#
+# **Predict first.** Going one level finer doubles the resolution. By what factor will the number of
+# *mixed* cells grow per level: about 8 (like the volume), about 4 (like the surface), or 2?
 
 # %% tags=["uses-exercise"]
 R, D = SZ["lab_resolution"], SZ["tree_depth"]
 G = R // 2 ** D
 chair = voxelize(make_shape("chair", DEMO), R)[None]
 tree = build_octree(chair, D)
+mixed_before = 0
 for lev in range(D + 1):
     st = cell_states(chair, G * 2 ** lev)
     counts = [int((st == c).sum()) for c in (EMPTY, FULL, MIXED)]
     same = torch.equal(st, tree.states(lev))
+    growth = f"  (x{counts[2] / mixed_before:.1f} the level above)" if 0 < lev < D and mixed_before else ""
     print(f"level {lev} ({G * 2 ** lev}^3): empty {counts[0]:5d}  full {counts[1]:5d}  mixed {counts[2]:5d}"
-          f"  | same as the library's octree: {same}")
+          f"{growth}  | same as the library's octree: {same}")
+    mixed_before = counts[2]
+
+# %% [markdown]
+# **Observe.** The mixed cells are the ones the surface passes through, so their count follows the
+# surface's area in cells: the factor tends to 4 per level once the cells are much smaller than the
+# shape's details; on the coarse levels of the small `ci` grid it stays lower. At the finest level
+# every cell is one voxel, empty or full: none is mixed. Chapter 04's benchmark measured what
+# that growth buys: the octree's bytes against a dense float32 grid, per resolution, printed in the
+# "leaves, bytes" section below.
 
 # %% [markdown]
 # ## Exercise 2: expand the mixed cells
@@ -123,7 +137,10 @@ checks.check_expand_mixed(expand_mixed)
 #
 # Start from the $G^3$ roots, look up each cell's state in your `cell_states` grid of its level,
 # expand the mixed ones, and repeat. The cells you hold at each level are exactly the cells of
-# the octree (the library's `tree.cells(level)`), and far fewer than a dense grid has.
+# the octree (the library's `tree.cells(level)`).
+#
+# **Predict first.** At the finest level, what share of the dense grid's cells will you hold: about
+# half, a tenth, or a hundredth?
 
 # %% tags=["uses-exercise"]
 ar = torch.arange(G)
@@ -136,6 +153,13 @@ for lev in range(D + 1):
           f"same cells as the octree: {ref == {tuple(c) for c in cells.tolist()}}")
     if lev < D:
         cells = expand_mixed(cells, states)
+print(f"finest level: {len(cells)} cells held, {len(cells) / (G * 2 ** D) ** 3:.1%} of the dense grid's")
+
+# %% [markdown]
+# **Observe.** Eight children per mixed cell, and only mixed cells expand: the held cells track the
+# surface, so their share of the dense grid falls as the resolution grows (in the `ci` profile the
+# grid is small and the share is larger than in the laptop profile's). Why does expanding every
+# mixed cell, and no other, give exactly the octree's cells?
 
 # %% [markdown]
 # ## Exercise 3: count the leaves
@@ -204,6 +228,10 @@ else:
 # operations): from a fixed latent code, learn to decode the chair. Training propagates the
 # ground-truth structure (`PROP_KNOWN`); then we decode with the structure the network predicts
 # (`PROP_PRED`) and compare the cells it chose with your `cell_states`.
+#
+# **Predict first.** The decoder learns one shape from one code, with the true structure given in
+# training. Decoding with its *own* predicted structure, will the IoU come out near 1, near 0.5, or
+# low? Where will the mistakes be: at the coarse levels or the fine ones?
 
 # %%
 torch.manual_seed(0)
@@ -231,6 +259,21 @@ for lev in range(D + 1):
     print(f"level {lev}: {len(c)} cells, predicted state = your cell_states in {acc:.1%} of them")
 viz.subplots([viz.plot_voxels(chair[0], title="target"), viz.plot_voxels(decoded[0], title="decoded")],
              titles=["target", "decoded (predicted structure)"])
+
+# %% [markdown]
+# **Observe.** One shape from one code is memorisation; the chapter's benchmark trained the OGN
+# auto-encoder on many shapes (laptop profile) and scored it on held-out ones with the structure it
+# predicts: its IoU is printed below. In the `ci` profile the decoder trains for a few steps only and
+# its IoU says little. Why is a wrong state at a coarse level worse than one at the finest level?
+
+# %%
+ae = results.get("octrees", "ae")
+if ae:
+    print(f"benchmark (laptop, {ae['resolution']}^3, {ae['n_test']} held-out shapes, seeds {ae['seeds']}): "
+          f"OGN IoU {ae['iou_ogn']:.3f} ± {ae['iou_ogn_se']:.3f}, dense decoder {ae['iou_dense']:.3f} ± "
+          f"{ae['iou_dense_se']:.3f}")
+else:
+    print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/octrees.py")
 
 # %% [markdown]
 # ## Questions
