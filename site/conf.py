@@ -2,12 +2,13 @@
 
 The sources are staged by ``tools/build_site.py`` into ``.cache/site/src`` (executed notebooks with static
 outputs, the landing page, the results); this folder holds the configuration, the templates and the static
-files.  Everything a page loads is served from the site itself (MathJax 3 from the ``sphinx-mathjax-offline``
-wheel, plotly.js from the ``plotly`` package): the site works without network access.
+files.  Everything a page loads is served from the site itself (MathJax 3.2.2 from the files of the
+``sphinx-mathjax-offline`` wheel, plotly.js from the ``plotly`` package): the site works without network access.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -20,7 +21,7 @@ project = "Deep learning for 3D surface generation"
 author = "the course authors"
 copyright = "the course authors, MIT licence"  # noqa: A001 - Sphinx's name
 
-extensions = ["myst_nb", "sphinx-mathjax-offline"]  # the wheel's module name has hyphens
+extensions = ["myst_nb"]
 exclude_patterns = ["_build", "**.ipynb_checkpoints", "manifest.json"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
@@ -33,7 +34,7 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 suppress_warnings = ["myst.header", "misc.highlighting_failure"]
 
-# --- math: MathJax 3 from the site's own files (sphinx-mathjax-offline copies them to _static/mathjax)
+# --- math: MathJax 3 from the site's own files (copied from the sphinx-mathjax-offline wheel, see below)
 mathjax_path = "mathjax/tex-chtml.js"
 
 # --- look
@@ -64,24 +65,33 @@ def _plotly_only_where_needed(app, pagename, templatename, context, doctree):
         app.add_js_file("course.js", priority=410)
 
 
-def _trim_mathjax(app, exc):
-    """sphinx-mathjax-offline copies every MathJax build; the pages load ``tex-chtml.js`` and its fonts and
-    extensions only: drop the other builds (about 20 MB) from the site."""
+def _mathjax_files() -> Path:
+    """MathJax 3's browser files, as shipped by the ``sphinx-mathjax-offline`` wheel (its package name has
+    hyphens, so it is found, not imported; used as a file source only, not as a Sphinx extension: it does not
+    declare itself safe for parallel builds)."""
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("MathJax files not found: pip install -e '.[dev,site]' -c constraints.txt")
+    return Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
+
+
+def _copy_mathjax(app, exc):
+    """Copy what the pages load into ``_static/mathjax``: ``tex-chtml.js`` and the folders it loads on demand
+    (TeX extensions, fonts, the menu, accessibility); not the other builds nor the speech rules (20 MB)."""
     if exc is not None:
         return
-    mj = Path(app.outdir) / "_static" / "mathjax"
-    if not mj.is_dir():
-        return
-    for f in mj.glob("*.js"):
-        if f.name != "tex-chtml.js":
-            f.unlink()
-    for d in ("sre", "output/svg"):
-        shutil.rmtree(mj / d, ignore_errors=True)
+    src, dest = _mathjax_files(), Path(app.outdir) / "_static" / "mathjax"
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src / "tex-chtml.js", dest / "tex-chtml.js")
+    for sub in ("input", "output/chtml", "ui", "a11y", "adaptors"):
+        if (src / sub).is_dir():
+            shutil.copytree(src / sub, dest / sub, dirs_exist_ok=True)
 
 
 def setup(app):
     app.connect("html-page-context", _plotly_only_where_needed)
-    app.connect("build-finished", _trim_mathjax, priority=900)
+    _mathjax_files()  # fail early, with the install command, when the wheel is missing
+    app.connect("build-finished", _copy_mathjax)
     return {"parallel_read_safe": True}
 
 
