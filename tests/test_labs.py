@@ -315,3 +315,31 @@ def test_an_unreadable_lab_is_kept(tmp_path):
     src = root / "nbsrc" / "solutions" / "09_demo_lab.py"
     src.write_text(src.read_text().replace("print(f(2))", "print(f(3))"))
     assert _build(root) == 3 and lab.read_text() == "{ not json"
+
+
+_USE_IT = ("Use it", "Use them", "Train ", "Decode a shape", "Look at it")
+
+
+def _sections(path: Path) -> list[tuple[str, str]]:
+    """(heading, text) of each '## ' or '### ' section of a lab's source."""
+    import re
+
+    parts = re.split(r"\n# (#{2,3} [^\n]*)", "\n" + path.read_text())
+    return [(parts[i].lstrip("# ").strip(), parts[i + 1]) for i in range(1, len(parts) - 1, 2)]
+
+
+@pytest.mark.parametrize("source", sorted((ROOT / "nbsrc" / "solutions").glob("*_lab.py")), ids=lambda p: p.stem)
+def test_every_experiment_of_a_lab_is_predicted_then_observed(source):
+    """Issue #39: before each experiment a student runs, a prediction prompt; after it, an observation (what the
+    run and the laptop benchmark show, and a question). Every 'Use it' / training section has both, in that
+    order, and every section that asks for a prediction comes back to it."""
+    secs = _sections(source)
+    assert any("Predict" in text for _, text in secs), f"{source.name} asks for no prediction"
+    for head, text in secs:
+        if head.startswith("Questions") or head.startswith("To go further") or head.startswith("Going further"):
+            continue
+        experiment = head.startswith(_USE_IT) or "**Use it" in text
+        if experiment or "**Predict" in text:
+            p, o = text.find("**Predict"), text.find("**Observe")
+            assert p >= 0, f"{source.name}, section {head!r}: an experiment without a prediction prompt"
+            assert o > p, f"{source.name}, section {head!r}: a prediction that is never observed"
