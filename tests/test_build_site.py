@@ -117,6 +117,37 @@ def test_progress_bar_shows_its_final_state():
     assert text.startswith("epoch 3/3: 100% [8/8]") and "loss=0.02" in text and "<00:00" in text
 
 
+def test_progress_bar_without_state_is_dropped():
+    nb = _nb([_out({bs.WIDGET_MIME: {"model_id": "gone"}, "text/plain": "epoch 1/3:   0%|          | 0/8"})])
+    assert bs.convert_outputs(nb)["dropped"] == 1 and nb.cells[0].outputs == []
+
+
+def test_staged_pages(tmp_path):
+    """A lab is staged from labs/ with no output (its solution is not on the page); an executed page gets its
+    banner right under its title."""
+    lab = bs.Page("lab", "labs/00_welcome_lab.ipynb")
+    bs.stage_notebook(lab, None, tmp_path)
+    staged = nbformat.read(tmp_path / "labs" / "00_welcome_lab.ipynb", as_version=4)
+    source = nbformat.read(ROOT / lab.source, as_version=4)
+    code = [c.source for c in staged.cells if c.cell_type == "code"]
+    assert code == [c.source for c in source.cells if c.cell_type == "code"]
+    assert all(not c.outputs for c in staged.cells if c.cell_type == "code")
+    assert staged.cells[0].source.startswith("# ") and "not executed" in staged.cells[1].source
+
+    executed = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 03 · Voxels\n\nIntro text."),
+        nbformat.v4.new_code_cell("1", outputs=[_out({bs.PLOTLY_MIME: FIG, "text/plain": "f"})])])
+    path = tmp_path / "in" / "03_voxels.ipynb"
+    path.parent.mkdir()
+    nbformat.write(executed, path)
+    page = bs.Page("lecture", "lectures/03_voxels.ipynb")
+    info = bs.stage_notebook(page, bs.Executed(page, path, {"profile": "ci", "commit": "abc"}), tmp_path)
+    staged = nbformat.read(tmp_path / "lectures" / "03_voxels.ipynb", as_version=4)
+    assert [c.source.split("\n")[0] for c in staged.cells[:3]] == ["# 03 · Voxels", "```{note}", "Intro text."]
+    assert "COURSE_PROFILE=ci" in staged.cells[1].source and "abc" in staged.cells[1].source
+    assert info["plotly"] == 1 and info["profile"] == "ci" and info["kind"] == "lecture"
+
+
 def test_scripts_from_the_network_are_dropped():
     nb = _nb([_out({"text/html": '<script src="https://cdn.example/x.js"></script>', "text/plain": "t"}),
               _out({"application/javascript": "require(['x'])"}),

@@ -258,11 +258,14 @@ def convert_outputs(nb: Any, prefix: str = "fig") -> dict[str, int]:
                                                   "here, the figure of their initial values.")
                 data = new
             elif widget is not None:
-                text = _progress_text(states, widget.get("model_id", "")) if _PROGRESS.search(plain) or \
-                    "%|" in plain else None
+                progress = bool(_PROGRESS.search(plain) or "%|" in plain)
+                text = _progress_text(states, widget.get("model_id", "")) if progress else None
                 if text is not None:
                     counts["progress"] += 1
                     data = {"text/plain": text}
+                elif progress:  # no saved widget state (nbval does not keep it): its text is the start, 0%
+                    counts["dropped"] += 1
+                    continue
                 elif any(k.startswith("image/") for k in data) or (
                         "text/html" in data and "<script" not in str(data["text/html"])):
                     counts["widgets"] += 1
@@ -556,7 +559,7 @@ def stage_notebook(page: Page, ex: Executed | None, stage: Path) -> dict[str, An
     head = next(i for i, line in enumerate(lines) if line.startswith("# "))
     if head + 1 < len(lines) and any(x.strip() for x in lines[head + 1:]):
         title_cell.source = "\n".join(lines[:head + 1])
-        nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell("\n".join(lines[head + 1:])))
+        nb.cells.insert(first + 1, nbformat.v4.new_markdown_cell("\n".join(lines[head + 1:]).strip()))
     if first > 0:  # a note above the title (a lab's "generated" line): keep it, below the title
         above = nb.cells[:first]
         nb.cells = [title_cell, *above, *nb.cells[first + 1:]]
