@@ -22,7 +22,7 @@ author = "the course authors"
 copyright = "the course authors, MIT licence"  # noqa: A001 - Sphinx's name
 
 extensions = ["myst_nb"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "manifest.json"]
+exclude_patterns = ["_build", "**.ipynb_checkpoints", "manifest.json", "_k3d"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
 
 # --- notebooks: executed beforehand by tools/build_site.py (or taken from --executed DIR), never here
@@ -88,10 +88,18 @@ def _copy_mathjax(app, exc):
             shutil.copytree(src / sub, dest / sub, dirs_exist_ok=True)
 
 
+def _copy_k3d(app, exc):
+    """k3d snapshots (standalone pages that the notebook pages show in iframes) staged in ``_k3d/``."""
+    src = Path(app.srcdir) / "_k3d"
+    if exc is None and src.is_dir():
+        shutil.copytree(src, Path(app.outdir) / "_k3d", dirs_exist_ok=True)
+
+
 def setup(app):
     app.connect("html-page-context", _plotly_only_where_needed)
     _mathjax_files()  # fail early, with the install command, when the wheel is missing
     app.connect("build-finished", _copy_mathjax)
+    app.connect("build-finished", _copy_k3d)
     return {"parallel_read_safe": True}
 
 

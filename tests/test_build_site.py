@@ -102,6 +102,22 @@ def test_widget_keeps_its_static_figure_with_a_note():
     assert "widgets" not in nb.metadata  # no widget manager is loaded (it would come from a CDN)
 
 
+def test_k3d_snapshot_becomes_an_iframe():
+    widget = {"model_id": "w1", "version_major": 2, "version_minor": 0}
+    snap = "<!doctype html><html><body>k3d</body></html>"
+    nb = _nb([_out({bs.WIDGET_MIME: widget, bs.PLOTLY_MIME: FIG, bs.K3D_MIME: snap,
+                    "text/plain": "<k3d.plot.Plot object>"})])
+    assets: dict[str, str] = {}
+    counts = bs.convert_outputs(nb, assets=assets, asset_url="../_k3d/")
+    (name, text), = assets.items()
+    html = nb.cells[0].outputs[0]["data"]["text/html"]
+    assert text == snap and f'src="../_k3d/{name}"' in html and "<iframe" in html
+    assert counts["k3d"] == 1 and counts["plotly"] == 0
+    nb = _nb([_out({bs.WIDGET_MIME: widget, bs.PLOTLY_MIME: FIG, bs.K3D_MIME: snap, "text/plain": "k3d"})])
+    assert bs.convert_outputs(nb)["plotly"] == 1  # nowhere to put the snapshot: the plotly fallback
+    assert "SETUP_CELL" not in bs.SETUP_CELL and bs.K3D_MIME in bs.SETUP_CELL
+
+
 def test_progress_bar_shows_its_final_state():
     states = {
         "box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_a", "IPY_MODEL_b", "IPY_MODEL_c"]}},

@@ -10,12 +10,14 @@ Sphinx's own search, MathJax 3 and plotly.js served from the site's files: it wo
    of any chapter), and falls back to ``ci`` when that run fails (a model still to train); every other notebook
    runs under ``ci``.  ``--profile ci`` (``laptop``, ``gpu``) forces one profile.  An executed notebook is cached
    under ``.cache/site/executed/`` by its content hash and profile, so a rebuild executes only what changed
-   (``--force`` executes again).  ``--executed DIR`` executes nothing: it takes the executed notebooks from
+   (``--force`` executes again: after a library change, or a change of this script's setup cell).  ``--executed DIR`` executes nothing: it takes the executed notebooks from
    ``DIR`` (same file names; a copy of the ``lectures/`` and ``solutions/`` layout, or all in one folder);
 2. turns outputs into what a static page can show: plotly figures stay interactive (plotly.js from the site),
    a widget becomes the static figure of its initial state (the bundle that ``course_lib.viz.interact`` ships
-   beside it) with a note that the notebook makes it live, a k3d scene its plotly fallback, a progress bar
-   the text of its final state; nothing loads from a CDN;
+   beside it) with a note that the notebook makes it live, a k3d scene its k3d snapshot in an iframe (recorded
+   by a setup cell that this script's executions add, and remove, at the top of each notebook; notebooks
+   executed elsewhere, ``--executed``, keep the plotly fallback that ``course_lib.viz.k3d_points`` ships), a
+   progress bar the text of its final state; nothing loads from a CDN;
 3. writes the Sphinx sources under ``.cache/site/src/``: a landing page with the chapter map (from README's
    chapter table), one page per lecture (with a banner naming the profile and commit that produced it), the
    labs as students get them (not executed: exercises without their solutions), the solutions (executed) in a
@@ -60,6 +62,30 @@ PROFILES = ("ci", "laptop", "gpu")
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE_MIME = "application/vnd.jupyter.widget-state+json"
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
+
+K3D_MIME = "application/vnd.course-site.k3d-snapshot+html"
+"""An extra output type that the build's own executions add to every displayed k3d plot: k3d's standalone
+snapshot (an HTML page with k3d's JavaScript inside, no network), shown on the site in an iframe."""
+
+SETUP_CELL = f"""\
+def _course_site_setup():  # added by tools/build_site.py for the run, removed from the page
+    from IPython import get_ipython
+    from IPython.core.formatters import BaseFormatter
+    from traitlets import ObjectName, Unicode
+
+    class K3DSnapshot(BaseFormatter):
+        format_type = Unicode("{K3D_MIME}")
+        print_method = ObjectName("_repr_k3d_snapshot_")
+
+    fmt = get_ipython().display_formatter
+    snap = K3DSnapshot(parent=fmt)
+    snap.for_type_by_name("k3d.plot", "Plot", lambda plot: plot.get_snapshot(compression_level=6))
+    fmt.formatters[snap.format_type] = snap
+
+
+_course_site_setup()
+del _course_site_setup
+"""
 
 KINDS = {
     "lecture": ("lectures", "Lectures"),
@@ -216,12 +242,21 @@ def _note(text: str) -> str:
     return f'<p class="course-widget-note"><em>{html.escape(text)}</em></p>'
 
 
-def convert_outputs(nb: Any, prefix: str = "fig") -> dict[str, int]:
+def k3d_iframe(src: str) -> str:
+    return (f'<iframe class="course-k3d" src="{src}" title="k3d scene" '
+            'style="width:100%; height:480px; border:0;"></iframe>')
+
+
+def convert_outputs(nb: Any, prefix: str = "fig", assets: dict[str, str] | None = None,
+                    asset_url: str = "_k3d/") -> dict[str, int]:
     """Rewrite ``nb``'s outputs (in place) into bundles a static page shows without a kernel or a CDN.
 
     * a plotly bundle becomes HTML drawn by the page's plotly.js (interactive: zoom, rotate, hover);
     * a widget (``course_lib.viz.interact``) keeps the static figure of its initial state that it ships beside
-      the widget, with a note that the notebook makes it live; a k3d scene keeps its plotly fallback;
+      the widget, with a note that the notebook makes it live;
+    * a k3d scene becomes its k3d snapshot in an iframe (``assets`` receives ``name -> html``, the iframe points
+      to ``asset_url + name``) when the build's own execution recorded one (:data:`K3D_MIME`), else it keeps
+      the plotly fallback that ``course_lib.viz.k3d_points`` ships beside it;
     * a progress-bar widget becomes the text of its final state; a widget with nothing static, a note;
     * JavaScript outputs and HTML that loads scripts from the network are dropped.
 
@@ -242,7 +277,15 @@ def convert_outputs(nb: Any, prefix: str = "fig") -> dict[str, int]:
             widget = data.pop(WIDGET_MIME, None)
             data.pop("application/javascript", None)
             plain = str(data.get("text/plain", ""))
-            if PLOTLY_MIME in data:
+            snapshot = data.pop(K3D_MIME, None)
+            if snapshot is not None and assets is not None:
+                name = hashlib.sha256(str(snapshot).encode()).hexdigest()[:16] + ".html"
+                assets[name] = str(snapshot)
+                counts["k3d"] += 1
+                data = {"text/html": k3d_iframe(asset_url + name) + _note(
+                    "A k3d scene (drag to rotate, scroll to zoom): the notebook's live view, saved as a static "
+                    "snapshot."), "text/plain": plain}
+            elif PLOTLY_MIME in data:
                 n += 1
                 fig = data[PLOTLY_MIME]
                 new = {"text/html": plotly_html(fig, f"{prefix}-{n}"), "text/plain": plain or "<plotly figure>"}
@@ -457,11 +500,22 @@ def execute(path: Path, profile: str, timeout: int, threads: int) -> tuple[Any, 
                OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     if profile == "laptop":
         env["COURSE_CHECKPOINTS_ONLY"] = "1"
+    nb.cells.insert(0, nbformat.v4.new_code_cell(SETUP_CELL))
     t0 = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
-    client.execute(env=env)
-    return nb, time.perf_counter() - t0
+    try:
+        client.execute(env=env)
+    finally:
+        secs = time.perf_counter() - t0
+        nb.cells.pop(0)
+        for c in nb.cells:
+            if c.cell_type == "code" and isinstance(c.get("execution_count"), int):
+                c.execution_count -= 1
+                for o in c.outputs:
+                    if isinstance(o.get("execution_count"), int):
+                        o.execution_count -= 1
+    return nb, secs
 
 
 @dataclass
@@ -546,7 +600,12 @@ def stage_notebook(page: Page, ex: Executed | None, stage: Path) -> dict[str, An
         assert ex is not None and ex.path is not None
         nb = nbformat.read(ex.path, as_version=4)
         meta = ex.meta
-    counts = convert_outputs(nb, prefix=f"fig-{Path(page.source).stem}")
+    assets: dict[str, str] = {}
+    up = "../" * page.docname.count("/")
+    counts = convert_outputs(nb, prefix=f"fig-{Path(page.source).stem}", assets=assets, asset_url=f"{up}_k3d/")
+    for name, text in assets.items():
+        (stage / "_k3d").mkdir(parents=True, exist_ok=True)
+        (stage / "_k3d" / name).write_text(text)
     # the banner goes after the title cell, so that the page keeps the notebook's title
     first = next((i for i, c in enumerate(nb.cells) if c.cell_type == "markdown"
                   and re.search(r"^# ", c.source, re.M)), None)
