@@ -28,12 +28,12 @@ from .splits import (
     split_of,
     split_seeds,
 )
-from .views import depth_to_points, look_at, render
+from .views import depth_to_points, look_at, render, render_mesh
 
 __all__ = [
     "ModelNet", "ShapeNetCore", "load_mesh", "normalize_mesh", "read_obj", "read_off",
     "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION",
     "MAX_SEED", "RESERVED", "SAMPLING_STREAMS", "SPLIT_SEED_OFFSET", "reserved_seed", "split_of", "TestSplitReadError", "no_test_reads", "Shape", "look_at",
     "make_shape",
-    "render", "depth_to_points", "sdf_gradient_stats", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
+    "render", "render_mesh", "depth_to_points", "sdf_gradient_stats", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
 ]

@@ -143,9 +143,10 @@ print(f"input {tuple(batch.shape)} -> latent {tuple(z.shape)} -> output {tuple(p
 # environment variable `COURSE_DATASET=modelnet` / `shapenetcore`, with `COURSE_MODELNET_DIR` /
 # `COURSE_SHAPENET_DIR`) returns the same keys from real meshes: three independent samplings, SDF and
 # occupancy samples and voxels whose inside comes from the winding number of the repaired mesh
-# (chapter 07 explains both); a mesh whose inside cannot be decided is skipped and listed in
-# `manifest` with the reason. The cell runs only where such a folder is set. (The chapters' own
-# recipes do not take the switch yet.)
+# (chapter 07 explains both), and rendered views (`image`: the mesh ray cast with `data.render_mesh`
+# from the same random cameras as ShapeNet-lite's); a mesh whose inside cannot be decided is skipped
+# and listed in `manifest` with the reason. The cell runs only where such a folder is set. (Of the
+# chapters' own recipes, only chapters 02, 05's auto-encoders and 10 take the switch so far.)
 
 # %%
 if os.environ.get("COURSE_MODELNET_DIR"):
