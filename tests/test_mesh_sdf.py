@@ -331,3 +331,155 @@ def test_repair_keeps_a_consistent_mesh_broken_into_fragments():
     want = ms.winding_number((v, f), q, repair=False) >= 0.5
     assert float(((ms.winding_number((v3, f3), q, repair=False) >= 0.5) == want).double().mean()) < 0.99
     assert float(((ms.winding_number((v3, f3), q) >= 0.5) == want).double().mean()) >= 0.99
+
+
+# ---------------------------------------------------------------------------
+# visibility from rendered depth maps: a second inside/outside (issue #35, item 2)
+# ---------------------------------------------------------------------------
+VIS = {"views": 16, "size": 64}  # small and quick; the defaults are 32 views of 128^2
+
+
+def _box(size=1.2):
+    return trimesh.creation.box((size, size, size))
+
+
+def _away(points, signed, margin):
+    """Queries at least ``margin`` away from the surface (``signed``: an analytic signed distance)."""
+    return points[signed.abs() > margin]
+
+
+def _box_sdf(p, half=0.6):
+    q = p.abs() - half
+    return q.clamp_min(0).norm(dim=1) + q.amax(1).clamp_max(0)
+
+
+def test_fibonacci_views_cover_the_sphere():
+    v = ms.fibonacci_views(64)
+    assert v.shape == (64, 2)
+    assert (np.abs(v[:, 1]) <= 89.0).all() and (v[:, 0] >= 0).all() and (v[:, 0] < 360).all()
+    a, e = np.radians(v[:, 0]), np.radians(v[:, 1])
+    d = np.stack([np.cos(e) * np.sin(a), np.sin(e), np.cos(e) * np.cos(a)], 1)
+    assert np.linalg.norm(d.mean(0)) < 0.05  # evenly spread: no side favoured
+    assert (d @ d.T - np.eye(64) < 0.97).all()  # no two directions (nearly) the same
+    with pytest.raises(ValueError, match="positive int"):
+        ms.fibonacci_views(0)
+
+
+@pytest.mark.parametrize("which", ["sphere", "box"])
+def test_visibility_matches_the_analytic_inside_away_from_the_surface(which, one_torch_thread):
+    if which == "sphere":
+        mesh = trimesh.creation.icosphere(3, radius=0.8)
+        p = _queries(2000, seed=1, lo=-1.2, hi=1.2)
+        signed = p.norm(dim=1) - 0.8
+    else:
+        mesh = _box()
+        p = _queries(2000, seed=2, lo=-1.0, hi=1.0)
+        signed = _box_sdf(p)
+    keep = signed.abs() > 0.05
+    inside = ms.visibility_inside(mesh, p, **VIS)
+    assert inside.dtype == torch.bool and inside.shape == (2000,)
+    assert torch.equal(inside[keep], signed[keep] < 0)
+    assert int(keep.sum()) > 1500 and bool((signed[keep] < 0).any())
+
+
+def test_visibility_does_not_care_about_orientation(one_torch_thread):
+    mesh = _box()
+    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
+    p = _queries(1500, seed=3, lo=-0.9, hi=0.9)
+    ref = ms.visibility_inside((v, f), p, **VIS)
+    for kw in ({"flip_fraction": 0.5}, {"double": True}, {"flip_fraction": 0.3, "double": True}):
+        assert torch.equal(ms.visibility_inside(ms.corrupt_faces((v, f), seed=5, **kw), p, **VIS), ref), kw
+    assert torch.equal(ms.visibility_inside((v, f[:, ::-1].copy()), p, **VIS), ref)  # all faces inward
+
+
+def _with_inner_sphere(radius=0.3, inward=False):
+    box, ball = _box(), trimesh.creation.icosphere(2, radius=radius)
+    fb = np.asarray(ball.faces)[:, ::-1] if inward else np.asarray(ball.faces)
+    v = np.concatenate([box.vertices, ball.vertices])
+    f = np.concatenate([box.faces, fb + len(box.vertices)])
+    return v, np.ascontiguousarray(f)
+
+
+def test_an_internal_part_changes_neither_label_but_the_winding_number_counts_it_twice(one_torch_thread):
+    p = _queries(1500, seed=4, lo=-0.9, hi=0.9)
+    signed = _box_sdf(p)
+    keep = (signed.abs() > 0.05) & ((p.norm(dim=1) - 0.3).abs() > 0.03)
+    p = p[keep]
+    box, both = _box(), _with_inner_sphere()
+    vis_box, vis_both = ms.visibility_inside(box, p, **VIS), ms.visibility_inside(both, p, **VIS)
+    assert torch.equal(vis_box, vis_both)  # the inner part is hidden from every view
+    assert torch.equal(vis_both, _box_sdf(p) < 0)
+    w = ms.winding_number(both, p, method="torch")
+    in_ball = p.norm(dim=1) < 0.3
+    assert in_ball.any()
+    assert torch.allclose(w[in_ball], torch.full_like(w[in_ball], 2.0), atol=1e-6)  # counted twice: w = 2
+    assert torch.equal(w >= 0.5, _box_sdf(p) < 0)  # ... which still reads as inside
+    # an internal part wound inward (a cavity, as the faces say) cancels the box: w = 0 in it; the repair
+    # orients every closed component outward, so the repaired winding number calls it inside again
+    w_in = ms.winding_number(_with_inner_sphere(inward=True), p, method="torch", repair=False)
+    assert torch.allclose(w_in[in_ball], torch.zeros_like(w_in[in_ball]), atol=1e-6)
+    w_rep = ms.winding_number(_with_inner_sphere(inward=True), p, method="torch", repair=True)
+    assert (w_rep[in_ball] > 1.5).all()
+
+
+def test_visibility_fills_a_closed_cavity(one_torch_thread):
+    # a hollow ball (outer sphere out, inner sphere in): no camera sees into the cavity, so visibility fills it;
+    # the winding number of the faces as given gets it right (w = 0 there)
+    outer, inner = trimesh.creation.icosphere(3, radius=0.8), trimesh.creation.icosphere(3, radius=0.4)
+    v = np.concatenate([outer.vertices, inner.vertices])
+    f = np.concatenate([outer.faces, np.asarray(inner.faces)[:, ::-1] + len(outer.vertices)])
+    p = _queries(1500, seed=6, lo=-0.35, hi=0.35)
+    p = p[p.norm(dim=1) < 0.35]
+    assert bool(ms.visibility_inside((v, f), p, **VIS).all())
+    assert bool((ms.winding_number((v, f), p, method="torch", repair=False) < 0.5).all())
+
+
+def test_a_hole_what_each_method_does(one_torch_thread):
+    # the +x side of the box removed: a large hole
+    box = _box()
+    keep = box.triangles_center[:, 0] < 0.59
+    v, f = np.asarray(box.vertices), np.asarray(box.faces)[keep]
+    assert f.shape[0] == 10
+    p = _queries(3000, seed=7, lo=-0.5, hi=0.5)  # all inside the box, 0.1 from its sides
+    vis = ms.visibility_inside((v, f), p, **VIS)
+    # visibility: the cameras on the open side look in; every point in the box is seen, so called outside
+    assert float(vis.double().mean()) < 0.02
+    # winding number: the hole is bridged: w falls from about 0.93 at the closed end towards 1/2 at the opening,
+    # and every point 0.1 or more inside the box still reads as inside
+    w = ms.winding_number((v, f), p, method="torch")
+    far, near = p[:, 0] < -0.3, p[:, 0] > 0.3
+    assert bool((w[far] > 0.85).all()) and bool((w[near] < 0.85).all())
+    assert bool((w >= 0.5).all())
+    # outside the box both say outside
+    q = _queries(500, seed=8, lo=-1.2, hi=1.2)
+    q = q[_box_sdf(q) > 0.05]
+    assert not ms.visibility_inside((v, f), q, **VIS).any()
+    assert bool((ms.winding_number((v, f), q, method="torch")[q[:, 0] < 0.3] < 0.5).all())
+
+
+def test_visibility_points_outside_the_bounding_sphere_and_scale(one_torch_thread):
+    mesh = trimesh.creation.icosphere(3, radius=0.8)
+    scaled = (np.asarray(mesh.vertices) * 50.0 + 7.0, np.asarray(mesh.faces))  # any scale and place
+    p = _queries(800, seed=9, lo=-1.2, hi=1.2)
+    keep = (p.norm(dim=1) - 0.8).abs() > 0.05
+    got = ms.visibility_inside(scaled, p[keep] * 50.0 + 7.0, **VIS)
+    assert torch.equal(got, p[keep].norm(dim=1) < 0.8)
+    far = torch.tensor([[500.0, 0.0, 0.0], [7.0, 7.0, 7.0]], dtype=torch.float64)
+    assert ms.visibility_inside(scaled, far, **VIS).tolist() == [False, True]
+
+
+@pytest.mark.parametrize("kw, msg", [({"views": 0}, "views"), ({"size": 1}, "size"), ({"eps": -1.0}, "eps"),
+                                     ({"min_views": 0}, "min_views"), ({"min_views": 17}, "min_views"),
+                                     ({"dilate": -1}, "dilate"), ({"views": 2.5}, "views")])
+def test_visibility_rejects_bad_arguments(sphere, kw, msg):
+    with pytest.raises(ValueError, match=msg):
+        ms.visibility_inside(sphere, torch.zeros(3, 3), **{**VIS, **kw})
+
+
+def test_visibility_rejects_bad_points_and_meshes(sphere):
+    with pytest.raises(ValueError, match="shape"):
+        ms.visibility_inside(sphere, torch.zeros(3, 2))
+    with pytest.raises(TypeError, match="floating"):
+        ms.visibility_inside(sphere, torch.zeros(3, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match="degenerate"):
+        ms.visibility_inside((np.zeros((3, 3)), np.array([[0, 1, 2]])), torch.zeros(2, 3))
