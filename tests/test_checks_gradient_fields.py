@@ -197,6 +197,111 @@ def test_langevin_that_overwrites_x0():
     _failed(checks.check_annealed_langevin(lambda *a: _langevin(*a, inplace=True), quiet=True), "in place")
 
 
+# --- each mistake of the lab walkthrough is named (issue #39; probes/student_labs/mut10*.py) ---------------
+def _dsm_parts(predict, points, sigmas, *, noisy_input=True, per_point=False):
+    """Draw the levels and the noise, call predict; return (pred, target -sigma eps, sigma (B, 1), eps)."""
+    b, n = points.shape[:2]
+    if per_point:
+        s_pt = sigmas[torch.randint(len(sigmas), (b, n))]
+        eps = torch.randn_like(points)
+        pred = predict(points + s_pt[..., None] * eps, s_pt[:, 0])
+        return pred, -s_pt[..., None] * eps, s_pt, eps
+    s = sigmas[torch.randint(len(sigmas), (b,))]
+    eps = torch.randn_like(points)
+    pred = predict(points + s[:, None, None] * eps if noisy_input else points, s)
+    return pred, -s[:, None, None] * eps, s[:, None], eps
+
+
+def _dsm_without_weight(predict, points, sigmas):
+    pred, target, _, _ = _dsm_parts(predict, points, sigmas)
+    return (pred - target).pow(2).sum(-1).mean()
+
+
+def _dsm_target_minus_eps(predict, points, sigmas):
+    pred, _, s, eps = _dsm_parts(predict, points, sigmas)
+    return ((pred + eps).pow(2).sum(-1) / (2 * s)).mean()
+
+
+def _dsm_batch_sigma(predict, points, sigmas):
+    pred, target, s, _ = _dsm_parts(predict, points, sigmas)
+    return (pred - target).pow(2).sum(-1).mean() / (2 * s.mean())
+
+
+def _dsm_norm(predict, points, sigmas):
+    pred, target, s, _ = _dsm_parts(predict, points, sigmas)
+    return ((pred - target).norm(dim=-1) / (2 * s)).mean()
+
+
+def _dsm_weight_from_a_second_draw(predict, points, sigmas):
+    pred, target, _, _ = _dsm_parts(predict, points, sigmas)
+    other = sigmas[torch.randint(len(sigmas), (points.shape[0],))]
+    return ((pred - target).pow(2).sum(-1) / (2 * other[:, None])).mean()
+
+
+def _dsm_clean_points(predict, points, sigmas):
+    pred, target, s, _ = _dsm_parts(predict, points, sigmas, noisy_input=False)
+    return ((pred - target).pow(2).sum(-1) / (2 * s)).mean()
+
+
+def _dsm_sigma_per_point(predict, points, sigmas):
+    pred, target, s, _ = _dsm_parts(predict, points, sigmas, per_point=True)
+    return ((pred - target).pow(2).sum(-1) / (2 * s)).mean()
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (_dsm_without_weight, ["weight 1 / (2 sigma) is missing", "divide each shape's squared error by 2 sigma"]),
+    (_dsm_target_minus_eps, ["target is -eps", "-sigma * eps"]),
+    (_dsm_batch_sigma, ["one weight for the whole batch", "its own"]),
+    (_dsm_norm, ["not squared", "square"]),
+    (_dsm_weight_from_a_second_draw, ["another level than the shape's noise", "two draws"]),
+    (_dsm_clean_points, ["predict got the clean points", "x + sigma * eps"]),
+    (_dsm_sigma_per_point, ["varies from point to point", "one level per shape"]),
+])
+def test_dsm_loss_mistakes_are_named(wrong, words):
+    _failed(checks.check_dsm_loss(wrong, quiet=True), *words)
+
+
+def test_dsm_loss_other_mistakes_get_the_likeliest_cause():
+    _failed(checks.check_dsm_loss(lambda f, p, s: 1.1 * dsm_loss(f, p, s), quiet=True), "it should be",
+            "Likeliest cause", "the target", "the weight", "the reduction")
+
+
+def _score_with(x, points, sigma, weights):
+    return (weights(torch.cdist(x, points)) @ points - x) / sigma ** 2
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda x, p, s: _score_with(x, p, s, lambda d: torch.softmax(-d ** 2 / (2 * s ** 2), dim=1)),
+     ["over the query points (dim 1)", "dim=-1"]),
+    (lambda x, p, s: _score_with(x, p, s, lambda d: torch.softmax(-d / (2 * s ** 2), dim=-1)),
+     ["distance |x - p_n|, not its square"]),
+    (lambda x, p, s: _score_with(x, p, s, lambda d: torch.nn.functional.one_hot(d.argmin(-1), p.shape[1]).to(x)),
+     ["only the nearest point counts"]),
+    (lambda x, p, s: 1.2 * analytic_score(x, p, s), ["first differing element", "Likeliest cause"]),
+])
+def test_analytic_score_mistakes_are_named(wrong, words):
+    _failed(checks.check_analytic_score(wrong, quiet=True), *words)
+
+
+def test_the_diagnoses_let_correct_answers_through():
+    """Correct answers written other ways than the references pass every new diagnosis."""
+    def dsm_noise_first(predict, points, sigmas):  # draws the noise before the levels: still right
+        eps = torch.randn_like(points)
+        s = sigmas[torch.randint(len(sigmas), (points.shape[0],))][:, None, None]
+        noisy = points + s * eps
+        return (0.5 * (predict(noisy, s.reshape(-1)) - (points - noisy)).square().sum(-1) / s[..., 0]).mean()
+
+    def dsm_loop(predict, points, sigmas):  # the weight applied shape by shape
+        s = sigmas[torch.randint(len(sigmas), (points.shape[0],))]
+        eps = torch.randn_like(points)
+        pred = predict(points + s[:, None, None] * eps, s)
+        per = [((pred[i] + s[i] * eps[i]) ** 2).sum(-1).mean() / (2 * s[i]) for i in range(len(s))]
+        return torch.stack(per).mean()
+
+    assert checks.check_dsm_loss(dsm_noise_first, quiet=True).passed
+    assert checks.check_dsm_loss(dsm_loop, quiet=True).passed
+
+
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
 def _hidden(check, fn):
     from course_lib.checks import _core
@@ -272,6 +377,16 @@ def test_hidden_parts_catch_what_the_public_parts_miss(monkeypatch):
         public, hid = _hidden(checks.check_annealed_langevin, fn)
         assert public.passed, public.verdict()
         _failed(hid, *words)
+
+
+def test_hidden_part_accepts_an_own_langevin_decorated_with_no_grad(monkeypatch):
+    """@torch.no_grad()'s wrapper is one code object for every decorated function: the library's decorated
+    annealed_langevin must not make a student's own decorated one look like a call to it."""
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    public, hid = _hidden(checks.check_annealed_langevin, torch.no_grad()(_langevin))
+    assert public.passed and hid.passed, hid.verdict()
 
 
 def test_hidden_parts_flag_a_wrapper_around_the_library(monkeypatch):

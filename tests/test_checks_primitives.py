@@ -172,6 +172,141 @@ def test_expected_min_distance_in_log_space_is_rejected():
     _failed(checks.check_expected_min_distance(log_space, quiet=True), "exactly 1", "cumprod")
 
 
+# --- each mistake of the lab walkthrough is named (issue #39; probes/student_labs/mut08*.py) ----------------
+def _superquadric(points, size, eps, inner=lambda e: 2 / e, outer=lambda e1, e2: e2 / e1):
+    q = (points / size).abs()
+    e1, e2 = eps[..., 0], eps[..., 1]
+    return (q[..., 0] ** inner(e2) + q[..., 1] ** inner(e2)) ** outer(e1, e2) + q[..., 2] ** inner(e1)
+
+
+def _eps_of_point_0(points, size, eps):
+    first = eps.reshape(-1, 2)[0]
+    return inside_outside(points, size, first)
+
+
+def _size_of_point_0(points, size, eps):
+    return inside_outside(points, size.reshape(-1, 3)[0], eps)
+
+
+def _clamped(points, size, eps):
+    return inside_outside(torch.maximum(torch.minimum(points, size), -size), size, eps)
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda p, a, e: _superquadric(p, a, e, outer=lambda e1, e2: e1 / e2), ["outer power is inverted", "e2/e1"]),
+    (lambda p, a, e: _superquadric(p, a, e, inner=lambda e: e / 2), ["exponents are inverted", "not eps/2"]),
+    (_eps_of_point_0, ["first point's eps", "broadcast"]),
+    (_size_of_point_0, ["first point's size", "broadcast"]),
+    (_clamped, ["clamped", "do not clamp"]),
+    (lambda p, a, e: inside_outside(p, a, e).clamp(max=1.0), ["capped at 1"]),
+])
+def test_inside_outside_mistakes_are_named(wrong, words):
+    _failed(checks.check_inside_outside(wrong, quiet=True), *words)
+
+
+def _terms(losses, z, prob, baseline, score=None):
+    score = z / prob - (1 - z) / (1 - prob) if score is None else score
+    return (losses - baseline)[:, None] * score
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda lo, z, p, b: reinforce_gradient(lo, z, p, lo.mean()), ["mean of the K losses", "losses - baseline"]),
+    (lambda lo, z, p, b: -reinforce_gradient(lo, z, p, b), ["sign is flipped", "descent direction"]),
+    (lambda lo, z, p, b: _terms(lo, z, p, b).mean().repeat(p.shape[0]), ["both the K samples and the M primitives",
+                                                                         ".mean(0)"]),
+    (lambda lo, z, p, b: _terms(lo, z, p, b).mean(1)[:p.shape[0]], ["over the M primitives (dim 1)", ".mean(0)"]),
+    (lambda lo, z, p, b: _terms(lo, z, p, b, score=z - p).mean(0), ["with respect to the logit",
+                                                                     "z / theta - (1 - z) / (1 - theta)"]),
+    (lambda lo, z, p, b: 1.3 * _terms(lo, z, p, b).mean(0).mean().expand_as(p),
+     ["every primitive got the same value"]),
+])
+def test_reinforce_mistakes_are_named(wrong, words):
+    _failed(checks.check_reinforce_gradient(wrong, quiet=True), *words)
+
+
+def test_reinforce_other_mistakes_get_the_likeliest_cause():
+    res = checks.check_reinforce_gradient(lambda lo, z, p, b: reinforce_gradient(lo, z, p, b) * 1.05, quiet=True)
+    _failed(res, "values are wrong", "first differing element is at index (0,)", "expected", "Likeliest cause")
+
+
+def _sorted(dist, prob):
+    d, order = torch.sort(dist, dim=-1)
+    return d, torch.gather(prob, -1, order)
+
+
+def _exclusive(p):
+    return torch.cumprod(torch.cat([torch.ones_like(p[..., :1]), 1 - p[..., :-1]], -1), -1)
+
+
+def _by_probability(dist, prob):
+    p, order = torch.sort(prob, dim=-1, descending=True)
+    return (torch.gather(dist, -1, order) * p * _exclusive(p)).sum(-1)
+
+
+def _rolled(dist, prob):
+    d, p = _sorted(dist, prob)
+    return (d * p * torch.roll(torch.cumprod(1 - p, -1), 1, dims=-1)).sum(-1)
+
+
+def _divided(dist, prob):
+    d, p = _sorted(dist, prob)
+    return (d * p * torch.cumprod(1 - p, -1) / (1 - p)).sum(-1)
+
+
+def _product_detached(dist, prob):
+    d, p = _sorted(dist, prob)
+    return (d * p * _exclusive(p).detach()).sum(-1)
+
+
+def _weight_detached(dist, prob):
+    d, p = _sorted(dist, prob)
+    return (d * p.detach() * _exclusive(p)).sum(-1)
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda d, p: expected_min_distance(d, p) / (1 - (1 - p).prod(-1)), ["divided by P(at least one", "counts the "
+                                                                          "all-absent configuration as 0"]),
+    (lambda d, p: expected_min_distance(d, p) + 2.0 * (1 - p).prod(-1), ["all-absent configuration costs 2",
+                                                                         "drop that term"]),
+    (lambda d, p: expected_min_distance(d, p) + 0.5 * (1 - p).prod(-1), ["costs 0.5"]),
+    (lambda d, p: (d * p).sum(-1), ["ignores the minimum", "nearest existing primitive"]),
+    (_by_probability, ["sorted by the probabilities instead of the distances"]),
+    (_rolled, ["starts with prod_k (1 - theta_(k)) instead of 1", "torch.roll"]),
+    (_divided, ["NaN or inf with prob = (1, 0, 1)", "division by (1 - theta)"]),
+    (_product_detached, ["exclusive product", "is detached", "keep the whole product in the graph"]),
+    (_weight_detached, ["factor theta_(k)", "is detached"]),
+])
+def test_expected_min_distance_mistakes_are_named(wrong, words):
+    _failed(checks.check_expected_min_distance(wrong, quiet=True), *words)
+
+
+def test_expected_min_distance_other_mistakes_get_the_likeliest_cause():
+    res = checks.check_expected_min_distance(lambda d, p: 1.01 * expected_min_distance(d, p), quiet=True)
+    _failed(res, "values are wrong", "first differing element is at index (0, 0)", "Likeliest cause",
+            "exclusive cumulative product")
+
+
+def test_the_diagnoses_let_correct_answers_through():
+    """Correct answers written other ways than the references pass every new diagnosis."""
+    def per_point_loop(points, size, eps):
+        flat = points.reshape(-1, 3)
+        a = torch.broadcast_to(size, points.shape).reshape(-1, 3)
+        e = torch.broadcast_to(eps, points.shape[:-1] + (2,)).reshape(-1, 2)
+        return torch.stack([inside_outside(flat[i], a[i], e[i]) for i in range(len(flat))]).reshape(points.shape[:-1])
+
+    def argsort_then_gather(dist, prob):
+        order = torch.argsort(dist, dim=-1)
+        p = torch.gather(prob, -1, order)
+        return (torch.gather(dist, -1, order) * p * _exclusive(p)).sum(-1)
+
+    def einsum_reinforce(losses, z, prob, baseline):
+        return torch.einsum("k,km->m", losses - baseline, z / prob - (1 - z) / (1 - prob)) / len(losses)
+
+    assert checks.check_inside_outside(per_point_loop, quiet=True).passed
+    assert checks.check_expected_min_distance(argsort_then_gather, quiet=True).passed
+    assert checks.check_reinforce_gradient(einsum_reinforce, quiet=True).passed
+
+
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) -----------------------------------------
 def _hidden(check, fn):
     """Run ``check`` with its hidden part; return (public result, hidden result)."""

@@ -62,8 +62,25 @@ def check_analytic_score(fn) -> str:
         if _close(out, plain):
             raise CheckFailed("every point got the same weight: w_n must be the softmax over n of "
                               "-|x - p_n|^2 / (2 sigma^2) (the nearest points dominate)")
+        xd, pd = x.double(), pts.double()
+        d2 = torch.cdist(xd, pd).square()
+        named = (
+            ("the softmax runs over the query points (dim 1) instead of the cloud's points: the weights of each "
+             "query x sum to 1 over the N points, softmax(..., dim=-1)", torch.softmax(-d2 / (2 * sigma ** 2), 1)),
+            ("the weights use the distance |x - p_n|, not its square: softmax(-|x - p_n|^2 / (2 sigma^2))",
+             torch.softmax(-d2.sqrt() / (2 * sigma ** 2), -1)),
+            ("only the nearest point counts (a hard argmin): every point has the weight softmax(-|x - p_n|^2 / "
+             "(2 sigma^2)) over n", torch.nn.functional.one_hot(d2.argmin(-1), pts.shape[1]).double()),
+        )
+        for msg, w in named:
+            if _close(out, (w @ pd - xd) / sigma ** 2):
+                raise CheckFailed(msg)
         err = float((out - ref).abs().max() / ref.abs().max())
-        raise CheckFailed(f"wrong values at sigma={sigma} (largest error {err:.2%} of the largest score)")
+        i = tuple(int(v) for v in (~((out - ref).abs() <= 1e-6 + 1e-3 * ref.abs())).nonzero()[0])
+        raise CheckFailed(f"wrong values at sigma={sigma} (largest error {err:.2%} of the largest score; the first "
+                          f"differing element is at index {i}: got {float(out[i]):.6g}, expected {float(ref[i]):.6g}). "
+                          "Likeliest cause: the weights, softmax over the N cloud points (dim -1) of "
+                          "-|x - p_n|^2 / (2 sigma^2), or the score (sum_n w_n p_n - x) / sigma^2")
     # small sigma, far from the cloud: exp underflows unless the softmax subtracts its maximum
     far = x + 3.0
     out = call_student(fn, far.clone(), pts.clone(), 0.01)
@@ -82,13 +99,47 @@ def check_analytic_score(fn) -> str:
 class _Recorder:
     """A small differentiable predictor that records what it was called with."""
 
-    def __init__(self) -> None:
-        self.weight = torch.tensor(0.7, requires_grad=True)
+    def __init__(self, per_shape: int = 0) -> None:
+        # per_shape = B: one weight per shape, (B, 1, 1), all 0.7 (the same predictions): the gradient of the loss
+        # with respect to it gives the weight each shape has in the loss
+        self.weight = torch.full((per_shape, 1, 1), 0.7, requires_grad=True) if per_shape else \
+            torch.tensor(0.7, requires_grad=True)
         self.calls: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def __call__(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
         self.calls.append((x.detach().clone(), torch.as_tensor(sigma).detach().clone()))
         return self.weight * torch.tanh(x) * 0.1
+
+
+def _weight_of_each_shape(fn, points: torch.Tensor, sigmas: torch.Tensor) -> None:
+    """Fail with a named message if each shape's weight in the loss is 1 / (2 sigma') for a level sigma' of the schedule
+    other than the one of its noise (two draws of the levels).
+
+    A second call with one predictor weight per shape: d loss / d weight_b, divided by what the reference's squared
+    error gives with a weight 1 per shape, is the weight ``1 / (2 sigma'_b)`` the loss gives shape ``b``.
+    """
+    b = points.shape[0]
+    rec = _Recorder(per_shape=b)
+    loss = call_student(fn, rec, points.clone(), sigmas.clone())
+    if len(rec.calls) != 1 or not isinstance(loss, torch.Tensor) or loss.dim() != 0 or not loss.requires_grad:
+        return
+    xt, s = rec.calls[0]
+    if xt.shape != points.shape or s.shape != (b,):
+        return
+    (g,) = torch.autograd.grad(loss, rec.weight, allow_unused=True)
+    w = rec.weight.detach().clone().requires_grad_()
+    unweighted = (w * torch.tanh(xt) * 0.1 + (xt - points)).square().sum(-1).mean()  # weight 1 per shape
+    (u,) = torch.autograd.grad(unweighted, w)
+    if g is None or not bool((g.abs() > 0).all()) or not bool((u.abs() > 0).all()):
+        return
+    implied = (u / (2 * g)).reshape(-1)  # the sigma'_b of each shape's weight 1 / (2 sigma'_b)
+    nearest = sigmas[(implied[:, None] - sigmas[None]).abs().argmin(-1)]
+    on_schedule = bool(((implied - nearest).abs() < 1e-3 * nearest).all())
+    differ = int(((nearest - s).abs() > 1e-6).sum())
+    if on_schedule and differ:
+        raise CheckFailed(f"the weight 1 / (2 sigma) of {differ} of the {b} shapes uses another level than the "
+                          "shape's noise (two draws of the levels?): draw one level per shape once, and use that same "
+                          "sigma for the noise, for predict and for the weight")
 
 
 @self_check
@@ -117,13 +168,24 @@ def check_dsm_loss(fn) -> str:
            "the sigmas passed to predict should be drawn from the schedule `sigmas`")
     expect(len(set(s.tolist())) > 1, "every shape got the same sigma: draw one level per *shape* "
                                      "(torch.randint(len(sigmas), (B,))), not one per batch")
+    if bool(((xt - points).abs() < 1e-7).all()):
+        raise CheckFailed("predict got the clean points: pass it the noisy points x~ = x + sigma * eps (it learns to "
+                          "point from them back to the clean ones)")
     eps = (xt - points) / s[:, None, None]
     std = eps.std(dim=(1, 2))
     if bool(((std - s).abs() < 0.1 * s).all()) and not bool(((std - 1).abs() < 0.15).all()):
         raise CheckFailed("the noise is sigma^2 * eps: perturb with x + sigma * eps (sigma is a standard deviation)")
-    expect(bool(((std - 1).abs() < 0.15).all()),
-           f"(x~ - x) / sigma should be standard normal noise per shape; its std per shape ranges "
-           f"{float(std.min()):.3g}..{float(std.max()):.3g}")
+    if not bool(((std - 1).abs() < 0.15).all()):
+        # one sigma per shape: |x~ - x| / sigma is chi with 3 degrees of freedom, its 90% / 10% quantiles ~3.3
+        r = (xt - points).norm(dim=-1)
+        spread = torch.quantile(r, 0.9, dim=1) / torch.quantile(r, 0.1, dim=1).clamp_min(1e-12)
+        if float(spread.median()) > 8:
+            raise CheckFailed("the noise level varies from point to point within a shape (a sigma drawn per point?): "
+                              "draw one level per shape, torch.randint(len(sigmas), (B,)), and broadcast it over the "
+                              "points, sigma[:, None, None] * eps")
+        raise CheckFailed(f"(x~ - x) / sigma should be standard normal noise per shape; its std per shape ranges "
+                          f"{float(std.min()):.3g}..{float(std.max()):.3g}. Likeliest cause: the noise is not "
+                          f"sigma[:, None, None] * torch.randn_like(points), with the sigma passed to predict")
     expect(abs(float(eps.mean())) < 0.05, "the noise should have zero mean (torch.randn, not torch.rand)")
     expect(isinstance(loss, torch.Tensor) and loss.dim() == 0,
            f"return a scalar tensor, got {getattr(loss, 'shape', type(loss).__name__)}")
@@ -145,6 +207,14 @@ def check_dsm_loss(fn) -> str:
             "sum the squared error over xyz (you averaged over the 3 coordinates)": ref / 3,
             "average over points and shapes (you summed)": (0.5 * sq / s[:, None]).sum(),
             "average over points and shapes (you summed over the points)": (0.5 * sq / s[:, None]).sum(1).mean(),
+            "the weight 1 / (2 sigma) is missing (neither the 1/2 nor the division by sigma): divide each shape's "
+            "squared error by 2 sigma": sq.mean(),
+            "the target is -eps; it is -sigma * eps = -(x~ - x), the displacement back to the clean point":
+                (0.5 * (pred + (xt - points) / s[:, None, None]).square().sum(-1) / s[:, None]).mean(),
+            "one weight for the whole batch, 1 / (2 mean(sigma)): divide each shape's squared error by its own "
+            "2 sigma (sigma[:, None], broadcast over the points)": (0.5 * sq).mean() / s.mean(),
+            "the error is not squared (the norm ||pred - target||): use the squared norm, "
+            "(pred - target).square().sum(-1), not .norm(dim=-1)": (0.5 * sq.sqrt() / s[:, None]).mean(),
         }
     got = loss.detach()
     if not bool(torch.isfinite(got)):
@@ -153,8 +223,12 @@ def check_dsm_loss(fn) -> str:
         for msg, val in wrong.items():
             if _close(got, val, rtol=1e-4):
                 raise CheckFailed(msg)
+        _weight_of_each_shape(fn, points, sigmas)
         raise CheckFailed(f"the loss is {float(got):.6g}; recomputed from the noisy points and sigmas your code "
-                          f"passed to predict it should be {float(ref):.6g}")
+                          f"passed to predict it should be {float(ref):.6g} (the mean over shapes and points of "
+                          f"||pred - target||^2 / (2 sigma)). Likeliest cause: the target (-sigma * eps = -(x~ - x)), "
+                          f"the weight (each shape's own sigma, the one of its noise) or the reduction (sum over "
+                          f"xyz, mean over points and shapes)")
     loss.backward()
     expect(rec.weight.grad is not None and bool(rec.weight.grad.abs() > 0),
            "no gradient reaches predict's parameters")
@@ -475,7 +549,10 @@ def _register_hidden() -> None:
 
     check_analytic_score.hidden(_hidden_analytic_score, references=(gf.analytic_score, gf.smoothed_log_density))
     check_dsm_loss.hidden(_hidden_dsm_loss, references=(gf.dsm_loss, gf.draw_levels))
-    check_annealed_langevin.hidden(_hidden_annealed_langevin, references=(gf.annealed_langevin,))
+    # the undecorated function: @torch.no_grad()'s wrapper code is shared by every decorated function, so a
+    # student's own @torch.no_grad() annealed_langevin would be taken for the library's
+    check_annealed_langevin.hidden(_hidden_annealed_langevin,
+                                   references=(getattr(gf.annealed_langevin, "__wrapped__", gf.annealed_langevin),))
 
 
 _register_hidden()

@@ -23,6 +23,23 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5, atol: float = 1
     return a.shape == b.shape and bool(torch.isfinite(a).all()) and bool(((a - b).abs() <= atol + rtol * b.abs()).all())
 
 
+def _expect_close(out: torch.Tensor, ref: torch.Tensor, what: str, cause: str, rtol: float, atol: float) -> None:
+    """``expect_close`` whose message also gives the first differing element and the likeliest cause."""
+    try:
+        expect_close(out, ref, what, rtol=rtol, atol=atol)
+    except CheckFailed as exc:
+        msg = str(exc)
+        a = torch.as_tensor(out).detach().double()
+        e = torch.as_tensor(ref).detach().double()
+        if a.shape == e.shape and a.numel():
+            bad = ~((a - e).abs() <= atol + rtol * e.abs())  # NaN counts as differing
+            if bool(bad.any()):
+                idx = tuple(int(i) for i in bad.nonzero()[0])
+                msg += (f"; the first differing element is at index {idx}: got {a[idx].item():.6g}, expected "
+                        f"{e[idx].item():.6g}")
+        raise CheckFailed(f"{msg}. Likeliest cause: {cause}") from None
+
+
 # ---------------------------------------------------------------------------
 # 1. the superquadric inside-outside function
 # ---------------------------------------------------------------------------
@@ -72,7 +89,32 @@ def check_inside_outside(fn) -> str:
             raise CheckFailed("divide the coordinates by the sizes (x / a1), do not multiply them")
         if _close(out, no_outer):
             raise CheckFailed("the outer power is missing: (x^(2/e2) + y^(2/e2)) is raised to e2/e1 before adding z")
-        expect_close(out, ref, "F at random points (sizes in [0.2, 1], eps in [0.4, 1.5])", rtol=1e-5, atol=1e-8)
+        q = (p / a).abs()
+        e1, e2 = e[..., 0], e[..., 1]
+        if _close(out, (q[..., 0] ** (2 / e2) + q[..., 1] ** (2 / e2)) ** (e1 / e2) + q[..., 2] ** (2 / e1)):
+            raise CheckFailed("the outer power is inverted: (x^(2/e2) + y^(2/e2)) is raised to e2/e1 (eps2 over "
+                              "eps1), not e1/e2")
+        if _close(out, (q[..., 0] ** (e2 / 2) + q[..., 1] ** (e2 / 2)) ** (e2 / e1) + q[..., 2] ** (e1 / 2)):
+            raise CheckFailed("the exponents are inverted: the inner powers are 2/eps2 (x and y) and 2/eps1 (z), "
+                              "not eps/2")
+        for name, first in (("eps", _ref_f(p, a, e[:1])), ("size", _ref_f(p, a[:1], e))):
+            if _close(out, first):
+                raise CheckFailed(f"every point got the first point's {name} (a float({name}[0, 0]) or "
+                                  f"{name}.reshape(-1, {e.shape[-1] if name == 'eps' else 3})[0]): each point has its "
+                                  f"own {name}; keep {name} a tensor and index its last dimension "
+                                  f"({name}[..., k]), so that it broadcasts against the points")
+        if _close(out, ref.clamp(max=1.0)):
+            raise CheckFailed("F is capped at 1: outside the superquadric F is above 1 (that tells outside from "
+                              "inside); return F itself, not clamped")
+        box = (q <= 1).all(-1)  # points with every |x / a_k| <= 1
+        if bool(box.any()) and not bool(box.all()) and _close(out[box], ref[box]):
+            raise CheckFailed(f"F is right at the {int(box.sum())} points with every |x / a_k| <= 1 and wrong at "
+                              f"the {int((~box).sum())} others: the coordinates are clamped (x / a to [-1, 1]); do "
+                              "not clamp, F keeps growing outside the superquadric")
+        _expect_close(out, ref, "F at random points (sizes in [0.2, 1], eps in [0.4, 1.5])",
+                      "an exponent: 2/eps2 for x and y, 2/eps1 for z, and eps2/eps1 for the outer power of "
+                      "(x^(2/e2) + y^(2/e2)), with eps[..., 0] = eps1 and x, y, z divided by the sizes",
+                      rtol=1e-5, atol=1e-8)
     # analytic cases
     ones = torch.ones(n, 2, dtype=torch.float64)
     sph = call_student(fn, p, torch.full((n, 3), 0.5, dtype=torch.float64), ones)
@@ -144,6 +186,7 @@ def check_reinforce_gradient(fn) -> str:
                           "probability, averaged over the K samples")
     expect_tensor(out, "the estimate", shape=(m,))
     ref = _ref_reinforce(losses, z, prob, b)
+    score = z / prob - (1 - z) / (1 - prob)
     if not _close(out, ref):
         wrong = {
             "the baseline is not subtracted: use (losses - baseline)": _ref_reinforce(losses, z, prob, 0.0),
@@ -155,11 +198,28 @@ def check_reinforce_gradient(fn) -> str:
                 ((losses - b)[:, None] * (z - (1 - z))).mean(0),
             "only the present primitives contribute here: absent ones give -(L - b) / (1 - theta)":
                 ((losses - b)[:, None] * (z / prob)).mean(0),
+            "the sign is flipped: that is minus d E[L] / d theta (the descent direction); return the gradient "
+            "itself, the optimiser subtracts it": -ref,
+            "the baseline is the mean of the K losses, not the baseline passed in: use (losses - baseline) (a "
+            "baseline computed from the same samples biases the estimate)": _ref_reinforce(losses, z, prob,
+                                                                                          losses.mean()),
+            "(z - theta) is the score with respect to the logit, not to theta: use d log p(z) / d theta = "
+            "z / theta - (1 - z) / (1 - theta)": ((losses - b)[:, None] * (z - prob)).mean(0),
+            "averaged over both the K samples and the M primitives (one value repeated for every primitive): "
+            "average over the samples only, .mean(0) (dim 0), one derivative per primitive":
+                ((losses - b)[:, None] * score).mean().expand(m),
+            "averaged over the M primitives (dim 1) instead of the K samples (dim 0): use .mean(0), one "
+            "derivative per primitive": ((losses - b)[:, None] * score).mean(1)[:m],
         }
         for msg, val in wrong.items():
             if _close(out, val):
                 raise CheckFailed(msg)
-        expect_close(out, ref, "the REINFORCE estimate (K = 12 samples, M = 5, baseline 0.8)", rtol=1e-6)
+        if bool((out == out[0]).all()):
+            raise CheckFailed("every primitive got the same value: the estimate has one derivative per primitive; "
+                              "average (losses - baseline)[:, None] * score over the K samples only (.mean(0))")
+        _expect_close(out, ref, "the REINFORCE estimate (K = 12 samples, M = 5, baseline 0.8)",
+                      "the score z / theta - (1 - z) / (1 - theta) (theta = prob, broadcast over the K samples), "
+                      "the factor (losses - baseline)[:, None], or the mean over dim 0", rtol=1e-6, atol=1e-5)
     # unbiased: the average of many estimates approaches the exact gradient of E[L]
     d = torch.rand(m, generator=g, dtype=torch.float64)
 
@@ -206,6 +266,21 @@ def _variant(dist, prob, *, sort=True, descending=False, shift=True, weight=True
     return (d * (p if weight else 1) * before).sum(-1)
 
 
+def _variant_grad(dist: torch.Tensor, prob: torch.Tensor, w: torch.Tensor, detached: str) -> torch.Tensor:
+    """The gradient with respect to prob of the reordering trick with its ``"product"`` or its ``"weight"`` detached."""
+    p = prob.clone().requires_grad_()
+    d, order = torch.sort(dist, -1)
+    ps = torch.gather(p, -1, order)
+    before = torch.cumprod(torch.cat([torch.ones_like(ps[..., :1]), 1 - ps[..., :-1]], -1), -1)
+    if detached == "product":
+        before = before.detach()
+    else:
+        ps = ps.detach()
+    val = (d * ps * before).sum(-1)
+    (gp,) = torch.autograd.grad((val * w).sum(), p, allow_unused=True)
+    return torch.zeros_like(prob) if gp is None else gp
+
+
 @self_check
 def check_expected_min_distance(fn) -> str:
     """``fn(dist (..., M), prob (..., M)) -> (...)``: ``E[min over existing primitives of dist]`` by the reordering trick.
@@ -237,10 +312,37 @@ def check_expected_min_distance(fn) -> str:
             "the probabilities are not reordered with the distances: gather prob with the sorting permutation":
                 _variant(dist, prob, gather=False),
         }
-        for msg, val in wrong.items():
+        none = torch.prod(1 - prob, -1)  # the probability that no primitive exists
+        d_sorted, order = torch.sort(dist, -1)
+        p_sorted = torch.gather(prob, -1, order)
+        by_prob = "sorted by the probabilities instead of the distances: sort dist (ascending) and gather prob " \
+                  "with that permutation"
+        named = [*wrong.items(),
+                 ("divided by P(at least one primitive exists) = 1 - prod (1 - theta): that is E[min | some "
+                  "primitive exists]; the exercise's expectation counts the all-absent configuration as 0, do not "
+                  "divide", ref / (1 - none)),
+                 ("theta_m * Delta_m summed over all primitives ignores the minimum: only the nearest existing "
+                  "primitive counts; weight the k-th nearest by theta_(k) prod_{j<k} (1 - theta_(j))",
+                  (dist * prob).sum(-1)),
+                 ("the exclusive product starts with prod_k (1 - theta_(k)) instead of 1 (torch.roll wraps the last "
+                  "cumulative product around to the front): build it as torch.cat([ones, cumprod(1 - p)[..., :-1]])",
+                  (d_sorted * p_sorted * torch.roll(torch.cumprod(1 - p_sorted, -1), 1, -1)).sum(-1))]
+        for desc in (True, False):
+            p_by_prob, o_by_prob = torch.sort(prob, -1, descending=desc)
+            named.append((by_prob, _variant(torch.gather(dist, -1, o_by_prob), p_by_prob, sort=False)))
+        for msg, val in named:
             if _close(out, val, rtol=1e-7, atol=1e-9):
                 raise CheckFailed(msg)
-        expect_close(out, ref, "E[min] against the enumeration of all 2^6 configurations", rtol=1e-7, atol=1e-9)
+        # the all-absent configuration given a cost c (the library's `empty`): out = ref + c * prod (1 - theta)
+        c = float(((out.detach().double() - ref) * none).sum() / none.square().sum())
+        if abs(c) > 1e-6 and _close(out, ref + c * none, rtol=1e-7, atol=1e-9):
+            raise CheckFailed(f"the all-absent configuration costs {c:.3g} here (+ {c:.3g} * prod (1 - theta)): in "
+                              "this exercise it counts 0 (the library's `empty` argument, 0 by default); drop "
+                              "that term")
+        _expect_close(out, ref, "E[min] against the enumeration of all 2^6 configurations",
+                      "the weight of the k-th smallest distance, theta_(k) prod_{j<k} (1 - theta_(j)): the "
+                      "probabilities gathered with the sorting permutation of dist, and the exclusive cumulative "
+                      "product (its first factor 1)", rtol=1e-7, atol=1e-9)
     for m in (1, 2, 9):
         d = torch.rand(5, m, generator=g, dtype=torch.float64)
         p = torch.rand(5, m, generator=g, dtype=torch.float64)
@@ -259,11 +361,29 @@ def check_expected_min_distance(fn) -> str:
     rd, rp = torch.autograd.grad((_enumerate(d2, p2) * w).sum(), (d2, p2))
     expect(gp is not None and gd is not None, "no gradient reaches dist or prob (detached or recomputed from "
                                               "numbers?): keep the computation in torch")
-    expect_close(gp, rp, "the gradient with respect to prob (vs autograd of the enumeration)", rtol=1e-6, atol=1e-9)
-    expect_close(gd, rd, "the gradient with respect to dist (vs autograd of the enumeration)", rtol=1e-6, atol=1e-9)
+    if not _close(gp, rp, rtol=1e-6, atol=1e-9):
+        for detached, msg in (
+                ("product", "the exclusive product prod_{j<k} (1 - theta_(j)) is detached (or built from numbers): "
+                            "its gradient with respect to prob is missing; keep the whole product in the graph "
+                            "(no .detach(), .item() or torch.no_grad)"),
+                ("weight", "the factor theta_(k) of each term is detached (or built from numbers): its gradient with "
+                           "respect to prob is missing; keep it in the graph (no .detach(), .item() or "
+                           "torch.no_grad)")):
+            if _close(gp, _variant_grad(dist, prob, w, detached), rtol=1e-6, atol=1e-9):
+                raise CheckFailed(msg)
+    cause = ("part of the computation is outside the graph (.detach(), .item(), torch.no_grad, a numpy round-trip) "
+             "or altered after the values were computed")
+    _expect_close(gp, rp, "the gradient with respect to prob (vs autograd of the enumeration)", cause, rtol=1e-6,
+                  atol=1e-9)
+    _expect_close(gd, rd, "the gradient with respect to dist (vs autograd of the enumeration)", cause, rtol=1e-6,
+                  atol=1e-9)
     # certain configurations: exact 0 / 1 probabilities (a sigmoid of a logit above ~17 is exactly 1.0 in float32)
     d = torch.tensor([[0.5, 0.2, 0.9]], dtype=torch.float64)
     one = call_student(fn, d, torch.tensor([[1.0, 0.0, 1.0]], dtype=torch.float64))
+    if isinstance(one, torch.Tensor) and not bool(torch.isfinite(one).all()):
+        raise CheckFailed("E[min] is NaN or inf with prob = (1, 0, 1), where a primitive exists for certain: a "
+                          "division by (1 - theta) (the exclusive product as cumprod(1 - p) / (1 - p)) is 0 / 0 "
+                          "there; build it without dividing, torch.cumprod of (1 - p) shifted by one (start with 1)")
     expect_close(one, torch.tensor([0.5], dtype=torch.float64), "with prob = (1, 0, 1) the minimum over the existing "
                  "primitives (0.5, 0.9) is 0.5", atol=1e-12)
     d1 = torch.tensor([[0.5, 0.2, 0.9, 0.7]], dtype=torch.float64, requires_grad=True)
