@@ -330,3 +330,27 @@ def test_delegation_is_flagged_when_the_hidden_call_errors_for_classes_and_for_t
     assert "delegated to" in _core.RESULTS["check_demo_core:hidden"].message
     chk2(lambda x, y: x + y, quiet=True)
     assert _core.RESULTS["check_demo_core:hidden"].passed
+
+
+@torch.no_grad()
+def _lib_add_no_grad(x, y):  # a reference behind torch's decorator (as course_lib.data.voxelize is)
+    return x + y
+
+
+def test_a_decorated_reference_is_watched_by_its_own_code_not_the_decorators(monkeypatch):
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+
+    def hidden(fn):
+        _core.expect(_core.call_student(fn, 2, 2) == 4, "2 + 2 should be 4")
+        return "more"
+
+    chk = _with_hidden(hidden, (_lib_add_no_grad,))
+
+    @torch.no_grad()
+    def own(x, y):  # the student's own function, behind the same decorator: never "delegated"
+        return x + y
+
+    chk(own, quiet=True)
+    assert _core.RESULTS["check_demo_core:hidden"].passed, _core.RESULTS["check_demo_core:hidden"].message
+    chk(lambda x, y: _lib_add_no_grad(x, y), quiet=True)  # a direct call through the decorator: flagged
+    assert "delegated to" in _core.RESULTS["check_demo_core:hidden"].message

@@ -200,6 +200,8 @@ def call_student(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         def profile(frame: Any, event: str, arg: Any) -> None:
             if event == "call" and frame.f_code in codes:
                 caller = frame.f_back
+                while caller is not None and _is_decorator_frame(caller):  # torch.no_grad() and the like
+                    caller = caller.f_back
                 if caller is not None and not caller.f_code.co_filename.startswith(lib_root):
                     seen.add(codes[frame.f_code])
 
@@ -345,11 +347,32 @@ def _reference_codes(references: Sequence[Any]) -> dict[Any, str]:
                 if fn is not None and hasattr(fn, "__code__"):
                     out[fn.__code__] = label
             continue
-        for f in (r, getattr(r, "__func__", None), getattr(r, "__wrapped__", None)):
+        import inspect
+
+        for f in (r, getattr(r, "__func__", None)):
+            if f is None:
+                continue
+            try:
+                f = inspect.unwrap(f)  # through functools.wraps decorators (torch.no_grad() among them)
+            except ValueError:
+                pass
             code = getattr(f, "__code__", None)
-            if code is not None:
+            # only the library's own code: a decorator's wrapper code is shared by every function it decorates
+            if code is not None and not _is_decorator_code(code):
                 out[code] = label
     return out
+
+
+_DECORATOR_FILES = ("_contextlib.py", "functools.py")
+
+
+def _is_decorator_code(code: Any) -> bool:
+    """Whether ``code`` belongs to a decorator's wrapper (torch's no_grad / enable_grad, functools)."""
+    return code.co_filename.endswith(_DECORATOR_FILES)
+
+
+def _is_decorator_frame(frame: Any) -> bool:
+    return _is_decorator_code(frame.f_code)
 
 
 def self_check(fn: Callable[..., str | None]) -> Callable[..., CheckResult]:
