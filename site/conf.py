@@ -54,6 +54,7 @@ html_theme_options = {
 html_context = {"default_mode": "light"}  # an explicit mode: the theme logs an error on an empty one
 html_last_updated_fmt = None
 html_copy_source = False
+html_use_index = False  # no API here: the general index would be an empty page
 html_show_sourcelink = False
 
 
