@@ -196,3 +196,31 @@ def test_image_of_the_normalised_box_along_an_axis(modelnet):
         RealShapes("modelnet", "train", ("image",), root=modelnet, view=(0.0, 1.0))
     with pytest.raises(TypeError, match="unexpected"):
         RealShapes("modelnet", "train", ("image",), root=modelnet, colour="red")
+
+
+def test_internal_parts_and_a_small_hole_keep_the_right_inside(tmp_path, monkeypatch):
+    """The sign RealShapes uses (the repaired winding number) on the defects benchmarks/mesh_sign.py --part methods
+    measures: a closed internal part (wound inward, and doubled and flipped) and a small hole are kept with the
+    outer box's inside; the open tube stays skipped (test above)."""
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
+    root = tmp_path / "ModelNet"
+    box = trimesh.creation.box((1.0, 0.6, 0.4))
+    inner = trimesh.creation.box((0.4, 0.2, 0.1))
+    v = np.concatenate([box.vertices, inner.vertices])
+    fi = np.asarray(inner.faces)[:, ::-1] + len(box.vertices)  # the internal part wound inward
+    f = np.concatenate([box.faces, fi, fi[:, ::-1]])  # ... and stored twice
+    f[1::3] = f[1::3, ::-1]  # and a third of all faces flipped
+    _write_off(root / "box" / "train" / "a_internal.off", trimesh.Trimesh(v, f, process=False))
+    sub = box.subdivide().subdivide()  # 192 faces; one removed: a small hole
+    _write_off(root / "box" / "train" / "b_hole.off", trimesh.Trimesh(sub.vertices, sub.faces[1:], process=False))
+    ds = RealShapes("modelnet", "train", ("occupancy", "voxels"), root=root, categories=["box"], n_sdf=600,
+                    voxel_resolution=16, profile="ci")
+    assert [e[2].stem for e in ds.entries] == ["a_internal", "b_hole"] and ds.manifest == []
+    half = np.array([0.5, 0.3, 0.2]) / np.linalg.norm([0.5, 0.3, 0.2])
+    c = (np.arange(16) + 0.5) / 16 * 2 - 1
+    grid = np.stack(np.meshgrid(c, c, c, indexing="ij"), -1).reshape(-1, 3)
+    for item in (ds[0], ds[1]):
+        p = item["occ_points"].double().numpy()
+        assert (item["occupancy"].numpy().astype(bool) == (np.abs(p) < half).all(1)).mean() > 0.98
+        vox = item["voxels"].numpy().astype(bool).reshape(-1)
+        assert (vox == (np.abs(grid) < half).all(1)).mean() > 0.99
