@@ -54,8 +54,8 @@ WRONG = [
      "scores two empty grids 0 instead of 1"),
     ("05_point_sets_lab", "def ae_loss", '"target"]).mean()', '"target"]).sum()', "check_ae_loss",
      "sums the batch's losses instead of averaging"),
-    ("07_implicit_fields_lab", "def clamped_l1", ".abs().mean()", ".pow(2).mean()", "check_clamped_l1",
-     "a squared error where the loss is L1"),
+    ("07_implicit_fields_lab", "def autograd_normals", "return grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)",
+     "return grad", "check_autograd_normals", "the gradient returned without normalising it"),
     ("08_primitives_lab", "def inside_outside", "q[..., 2] ** (2 / e1)", "q[..., 2] ** (2 / e2)",
      "check_inside_outside", "the two shape exponents swapped on z"),
     ("09_differentiable_rendering_lab", "def iou_loss", "(pred + target - pred * target).sum((1, 2))",
@@ -176,6 +176,7 @@ def main() -> None:
     ap.add_argument("--cell-timeout", type=int, default=120)
     ap.add_argument("--notebook-timeout", type=int, default=900)
     ap.add_argument("--keep", default=None, help="a folder to keep the submissions and feedback in")
+    ap.add_argument("--note", default="", help="a sentence for the result file's notes")
     args = ap.parse_args()
     from tqdm.auto import tqdm
 
@@ -216,7 +217,8 @@ def main() -> None:
                                           "checks lost"], rows))
     notes = ("Expected marks are written in the script before grading (solution: all; blank and forged: 0; a "
              "wrong answer, a loop or a deleted call: all but that check and its hidden part; a crash: the checks "
-             "before it). Times are wall-clock with two submissions running at once on this machine.")
+             "before it). Times are wall-clock with two submissions running at once on this machine."
+             + (" " + args.note if args.note else ""))
     write_result("grading", "ci", body, notes=notes,
                  data={"submissions": data, "wall_s": round(wall, 1), "jobs": args.jobs,
                        "cell_timeout": args.cell_timeout, "as_expected": len(subs) - wrong, "n": len(subs)})
