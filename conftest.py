@@ -5,6 +5,10 @@
 - Labs (``labs/*.ipynb``): a cell may raise only ``NotImplementedError`` (a stub the student
   has not filled yet); any other exception fails the cell, even where nbval's
   ``raises-exception`` tag would let it pass.
+- With ``COURSE_SAVE_EXECUTED=DIR``, every lecture and solution that nbval runs is written, with the outputs
+  of that run, to ``DIR/lectures/`` and ``DIR/solutions/`` at the end of the session (each xdist worker writes
+  its own notebooks): the website is built from them (``tools/build_site.py --executed DIR``) instead of
+  executing every notebook a second time.
 - Solutions (``solutions/*.ipynb``) must pass their own self-checks. Their kernels start with
   ``COURSE_STRICT_CHECKS=1``, so a self-check that does not pass raises
   (``course_lib.checks._core.SelfCheckError``) and fails its cell; and a cell whose output holds
@@ -88,10 +92,42 @@ def failed_verdicts(outputs) -> list[str]:
     return [m.group(0).strip() for text in _output_texts(outputs) for m in _BAD_VERDICT.finditer(text)]
 
 
+SAVE_EXECUTED_ENV = "COURSE_SAVE_EXECUTED"
+_EXECUTED: dict[str, tuple[str, object]] = {}  # notebook path -> (kind, its nbformat node, outputs filled in)
+
+
+def _keep_outputs(item, kind: str | None) -> None:
+    """Copy this cell's outputs from nbval's run into the notebook node, to be written at session end."""
+    if kind not in ("lectures", "solutions") or not os.environ.get(SAVE_EXECUTED_ENV):
+        return
+    cell, nb = getattr(item, "cell", None), getattr(getattr(item, "parent", None), "nb", None)
+    if cell is None or nb is None:
+        return
+    outs = getattr(item, "test_outputs", None)
+    if outs is not None:
+        cell.outputs = outs
+        cell.execution_count = getattr(item, "cell_num", None)
+    _EXECUTED[str(getattr(item, "path", item.fspath))] = (kind, nb)
+
+
+def pytest_sessionfinish(session):
+    target = os.environ.get(SAVE_EXECUTED_ENV)
+    if not target or not _EXECUTED:
+        return
+    import nbformat
+
+    for path, (kind, nb) in _EXECUTED.items():
+        out = Path(target) / kind / Path(path).name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, str(out))
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    if rep.when == "call":
+        _keep_outputs(item, _kind(item))
     if rep.when != "call" or not rep.passed:
         return
     kind = _kind(item)

@@ -7,8 +7,10 @@ the unit tests (``tests/``) and, with nbval (``--nbval-lax``), every notebook in
 ``lectures/``, ``solutions/`` and ``labs/`` under ``COURSE_PROFILE=ci``, printing each
 notebook's time.  Exits non-zero if any step fails.
 
-Then, unless ``--fast`` or ``--no-browser``, the browser test (``tests/browser``): every lecture and
-solution run in JupyterLab in headless Chromium (``COURSE_BROWSER_TEST=1``; skipped with the install
+Then, unless ``--fast`` or ``--no-browser``, the website built from the notebooks nbval just executed
+(``tools/build_site.py --executed``; nbval's outputs are kept through ``COURSE_SAVE_EXECUTED``), and the
+browser test (``tests/browser``): the website's pages opened in headless Chromium, and every lecture and
+solution run in JupyterLab (``COURSE_BROWSER_TEST=1``; skipped with the install
 command when Chromium is missing, a failure under ``CI=true``).
 
 The pytest run is spread over the machine's cores with pytest-xdist (``-n 2 --dist loadfile`` on CI's 2 cores:
@@ -76,6 +78,22 @@ def test_workers() -> int:
     return max(1, min(4, cores))
 
 
+def site_step(py: str, executed: Path, env: dict[str, str]) -> tuple[str, int, float]:
+    """Build the website from the notebooks nbval just executed (nothing runs twice); its pages are then
+    opened by the browser step (``tests/browser/test_site.py``).  Without Sphinx (the ``site`` extra) the
+    step is skipped with the install command, except under ``CI=true``, where that is a failure."""
+    step = "website (tools/build_site.py --executed, from nbval's runs)"
+    try:
+        import myst_nb  # noqa: F401
+        import sphinx  # noqa: F401
+    except ImportError:
+        ci = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+        print(f"\n=== {step}: Sphinx / MyST-NB missing: pip install -e '.[dev,site]' -c constraints.txt"
+              + (" (a failure under CI=true)" if ci else " (skipped)"), flush=True)
+        return step, 1 if ci else 0, 0.0
+    return run(step, [py, "tools/build_site.py", "--executed", str(executed), "--profile", "ci", "--strict"], env)
+
+
 def main(argv: list[str]) -> int:
     fast = "--fast" in argv
     browser = not fast and "--no-browser" not in argv
@@ -101,8 +119,16 @@ def main(argv: list[str]) -> int:
     pytest_env = dict(env, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if workers > 1 else env
     pytest_cmd = [py, "-m", "pytest", *targets, "--nbval-lax", "--nbval-current-env",
                   "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", "--durations=10", *parallel, *extra]
+    executed = ROOT / ".cache" / "site" / "ci-executed"
+    if not fast:  # keep nbval's executed lectures and solutions: the website is built from them
+        import shutil
+
+        shutil.rmtree(executed, ignore_errors=True)
+        pytest_env = dict(pytest_env, COURSE_SAVE_EXECUTED=str(executed))
     results.append(run(f"pytest (unit tests + notebooks, COURSE_PROFILE=ci, {workers} worker(s))", pytest_cmd,
                        pytest_env))
+    if browser and executed.exists():
+        results.append(site_step(py, executed, env))
     if browser:
         results.append(run("browser test (JupyterLab in headless Chromium, COURSE_PROFILE=ci)",
                            [py, "-m", "pytest", "tests/browser", "-p", "no:cacheprovider", "-q", "-s",
