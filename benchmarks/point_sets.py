@@ -34,6 +34,17 @@ where the lecture's ``train_or_load`` then finds them.
 Cost (laptop profile, 2 idle cores, estimated): data ~2 min the first time (cached afterwards),
 two auto-encoders ~1.5 min, single view ~0.5 min, mean shapes ~2 min, complexity ~2 min: about
 6-8 min in all.  ``COURSE_PROFILE=ci`` runs the whole pipeline in about a minute (numbers meaningless).
+
+Real datasets (issue #35): ``--dataset modelnet`` or ``--dataset shapenetcore`` (with ``--root DIR``, or
+``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``; ``COURSE_DATASET`` works too) runs the auto-encoders (Chamfer
+and EMD, their oracle and evenly spread rows, the claims), the per-branch uniformity and map-grid edges, and the
+single-view model (views rendered from the meshes with ShapeNet-lite's random cameras) on that dataset's meshes
+(the profile's categories by name).  Left out, with a note: the mean distance to the true surface ("mean |SDF|",
+``ps.surface_distances``), which needs ShapeNet-lite's exact signed distance.  The mean-shape experiment and the
+complexity curves use synthetic rings and clouds (the same on every dataset).  Checkpoints carry the dataset's
+name (``ch05_psg_<task>_<kind>-<dataset>-<profile>-<hash>.pt``) and the results are
+``benchmarks/results/point_sets-<dataset>-<profile>-<machine>.md`` and ``point_sets-<dataset>-<profile>.json``
+(``point_sets_complexity-<dataset>-...`` with ``--only-complexity``): ShapeNet-lite's files are never overwritten.
 """
 
 from __future__ import annotations
@@ -62,6 +73,7 @@ from course_lib.experiments.common import (  # noqa: E402
     predict,
     selection_part,
     summarize,
+    use_dataset,
 )
 
 KINDS = ("chamfer", "emd")
@@ -249,7 +261,12 @@ def mean_shape_claims(runs: list[dict], average: float) -> tuple[list[dict], lis
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="On a real dataset (--dataset modelnet|shapenetcore) the auto-encoders, their limits (NN-CV per "
+               "branch, map-grid edges) and the single-view model (views rendered from the meshes) run; the mean "
+               "|SDF| to the true surface needs ShapeNet-lite's exact shapes and is left out. Results: "
+               "results/point_sets-<dataset>-<profile>-*.md / .json; checkpoints ch05_psg_*-<dataset>-*.pt.")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--skip-complexity", action="store_true")
     ap.add_argument("--skip-train", action="store_true", help="load the checkpoints instead of training")
@@ -257,7 +274,15 @@ def main() -> None:
     ap.add_argument("--only-complexity", action="store_true",
                     help="run the complexity curves only and write results/point_sets_complexity-<profile>-*.md")
     ap.add_argument("--note", default="")
+    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET); "
+                    "a real dataset runs everything but the mean |SDF| (see below)")
+    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
     args = ap.parse_args()
+    try:
+        real = use_dataset(args.dataset, args.root)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    tag = "" if real is None else f"-{real}"  # a real dataset's results never overwrite ShapeNet-lite's
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.get_profile()
@@ -270,7 +295,7 @@ def main() -> None:
     t_all = time.perf_counter()
     if args.only_complexity:
         md, cdata = _complexity(s)
-        path = write_result("point_sets_complexity", profile, md,
+        path = write_result(f"point_sets_complexity{tag}", profile, md,
                             notes=f"{args.note}\n\ntorch threads: {torch.get_num_threads()}.",
                             data={"complexity": cdata})
         print("wrote", path)
@@ -352,7 +377,10 @@ def main() -> None:
     brows.append(["oracle", "(same number of points as the map branch)", branches["oracle_map_size"]])
     grid = {kind: ps.map_grid_stats(p, dec.n_fc, dec.map_size) for kind, p in preds.items()}
     grid_per = {kind: ps.map_grid_stats(p, dec.n_fc, dec.map_size, reduction="none") for kind, p in preds.items()}
-    sdf = ps.surface_distances(test, {"oracle": test["oracle_points"], **preds})
+    if real is None:
+        sdf = ps.surface_distances(test, {"oracle": test["oracle_points"], **preds})
+    else:  # the exact distance to the true surface is ShapeNet-lite's (rebuilt from category and seed)
+        sdf = {k: float("nan") for k in ("oracle", *preds)}
     data["limits"] = {"branches": branches, "map_grid": grid, "sdf_mean": sdf}
     for kind in KINDS:
         claims.append(claim(
@@ -367,7 +395,9 @@ def main() -> None:
                     + md_table(["loss", "edge / NN spacing (median)", "(90th percentile)", "NN spacing",
                                 "mean |SDF|"],
                                [[k, g["edge_over_spacing_median"], g["edge_over_spacing_p90"], g["spacing_median"],
-                                 sdf[k]] for k, g in grid.items()] + [["oracle", "", "", "", sdf["oracle"]]]))
+                                 sdf[k]] for k, g in grid.items()] + [["oracle", "", "", "", sdf["oracle"]]])
+                    + ("" if real is None else f"\n\nmean |SDF| is not measured on {real}: it needs ShapeNet-lite's "
+                       "exact signed distance (nan above)."))
 
     # --- single view ------------------------------------------------------------
     if not args.skip_svr:
@@ -452,6 +482,8 @@ def main() -> None:
         sections.append(md)
 
     data["claims"], data["goals"], data["selections"] = claims, goals, selections
+    if real is not None:
+        data["dataset"] = real
     sections.append("## Claims (protocol 2)\n\n" + md_table(
         ["id", "a", "b", "metric", "a - b", "se", "n", "verdict"],
         [[c["id"], c["a"], c["b"], c["metric"], c["difference"], c["se"], f"{c['n']} {c['unit']}", c["verdict"]]
@@ -464,9 +496,11 @@ def main() -> None:
 
     data["seconds"] = {"total": time.perf_counter() - t_all, "data": t_data}
     notes = (f"{args.note}\n\ntorch threads: {torch.get_num_threads()}; total benchmark time "
-             f"{time.perf_counter() - t_all:.0f} s (data loading {t_data:.0f} s, from the ShapeNet-lite cache "
-             "where present).").strip()
-    path = write_result("point_sets", profile, "\n\n".join(sections), notes=notes, data=data)
+             f"{time.perf_counter() - t_all:.0f} s (data loading {t_data:.0f} s, from the "
+             f"{'ShapeNet-lite' if real is None else real} cache where present).").strip()
+    if real is not None:
+        notes = f"Dataset: {real} (real meshes).\n\n{notes}"
+    path = write_result(f"point_sets{tag}", profile, "\n\n".join(sections), notes=notes, data=data)
     print("wrote", path)
 
 

@@ -40,6 +40,17 @@ svr 262 s, curve 17 s): ~9-10 min with every model retrained (the checkpoints of
 when their signature matches: the recipes did not change, so a warm cache trains nothing), plus ~2-4 min
 once to generate the 100 shapes of the fresh test split (voxels, a rendered view, surface samples).
 ``COURSE_PROFILE=ci`` runs every part in about a minute (pipeline check only; its numbers mean nothing).
+
+Real datasets (issue #35): ``--dataset modelnet`` or ``--dataset shapenetcore`` (with ``--root DIR``, or
+``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``; ``COURSE_DATASET`` works too) runs every part on that
+dataset's meshes (:class:`course_lib.data.real_split.RealShapes`: grids by winding number, views rendered with
+ShapeNet-lite's random cameras, the profile's categories by name): VoxNet, the auto-encoder, the single-view
+model (its threshold chosen on val as here) and the representation floor at R.  What needs ShapeNet-lite's
+exact shapes is left out, with a note in the report: the floor at R/2 (it re-voxelises each shape from its
+category and seed) and so the claim ``floor_falls_with_resolution``.  The curve uses synthetic balls (the same
+on every dataset).  The checkpoints carry the dataset's name (``ch03_<task>-<dataset>-<profile>-<hash>.pt``),
+the fragments too, and the results are ``benchmarks/results/voxels-<dataset>-<profile>-<machine>.md`` and
+``voxels-<dataset>-<profile>.json``: ShapeNet-lite's files are never overwritten.
 """
 
 from __future__ import annotations
@@ -61,6 +72,7 @@ from _common import md_table, provenance, write_result  # noqa: E402
 from course_lib import config  # noqa: E402
 from course_lib.data import CATEGORIES  # noqa: E402
 from course_lib.experiments import voxels as V  # noqa: E402
+from course_lib.experiments.common import use_dataset  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
     MIN_SHAPES,
     budget,
@@ -78,9 +90,25 @@ loss, kept by ``train_or_load``) and the IoU threshold of each reconstruction mo
 The curve makes none (fixed sizes, synthetic balls)."""
 
 
+def _dataset() -> str | None:
+    """The real dataset this run reads (``COURSE_DATASET``, set by ``--dataset``), or None for ShapeNet-lite."""
+    from course_lib.data.real_split import dataset_name
+
+    name = dataset_name(None)
+    return None if name == "shapenet-lite" else name
+
+
+def _result_name() -> str:
+    """``voxels`` for ShapeNet-lite, ``voxels-<dataset>`` for a real dataset (its own result files)."""
+    real = _dataset()
+    return "voxels" if real is None else f"voxels-{real}"
+
+
 def _frag(profile: str, part: str) -> Path:
     # v2: protocol 2 (fresh test split, records); v1 fragments of protocol 1 are never merged
-    return config.cache_dir() / "ch03" / f"bench-v2-{profile}-{part}.json"
+    real = _dataset()
+    tag = "" if real is None else f"{real}-"
+    return config.cache_dir() / "ch03" / f"bench-v2-{tag}{profile}-{part}.json"
 
 
 def _save(profile: str, part: str, data: dict) -> None:
@@ -112,7 +140,8 @@ def run_voxnet(profile: str, retrain: bool) -> dict:
     sel = train_voxnet_on_val(profile, retrain)
     te = V.voxel_data("test", profile)  # read once, to report
     model, hist = sel["model"], sel["hist"]
-    return {"accuracy": V.accuracy(model, te["voxels"], te["label"]), "n_test": int(te["voxels"].shape[0]),
+    real = {} if _dataset() is None else {"dataset": _dataset()}
+    return {**real, "accuracy": V.accuracy(model, te["voxels"], te["label"]), "n_test": int(te["voxels"].shape[0]),
             "n_classes": sel["n_classes"], "train_seconds": hist.wall_time, "epochs": hist.epochs_run,
             "wall_seconds": time.perf_counter() - t0, "resolution": int(te["voxels"].shape[-1]),
             "budget": sel["budget"], "selections": sel["selections"]}
@@ -152,7 +181,8 @@ def _reconstruction(task: str, profile: str, retrain: bool) -> dict:
               shapes=[f"{c}/{int(sd)}" for c, sd in zip(te["category"], torch.as_tensor(te["seed"]).tolist())],
               iou_per_shape={name: V.per_shape_iou(probs, te["voxels"], t).tolist()
                              for name, t in (("level", level), ("0.4", 0.4), ("0.5", 0.5))})
-    if task == "ae":  # the representation's floor one resolution down, on the same shapes (a paired claim)
+    if task == "ae" and _dataset() is None:  # the floor one resolution down, on the same shapes (a paired claim;
+        # it re-voxelises each shape from its category and seed: ShapeNet-lite only)
         ev["floor_half"] = V.representation_floor(te, resolution=R // 2)
     ev["sweep"] = {str(k): v for k, v in ev["sweep"].items()}
     return ev
@@ -221,10 +251,16 @@ def goal_records(parts: dict) -> list[dict]:
     out = []
     v = parts.get("voxnet")
     if v:
-        out.append(goal("voxnet_accuracy", f"VoxNet test accuracy on {v['n_test']} held-out shapes of {v['n_classes']} "
-                        "ShapeNet-lite categories at {0}^3. These procedural categories are separable by their coarse "
-                        "shape, so a score near 1 says the task is easy here, not that VoxNet is strong (the paper's "
-                        "test is ModelNet)".format(v["resolution"]), v["accuracy"], 0.9, comparison=">="))
+        real = v.get("dataset")
+        if real:
+            text = (f"VoxNet test accuracy on {v['n_test']} held-out shapes of {v['n_classes']} {real} categories at "
+                    f"{v['resolution']}^3")
+        else:
+            text = (f"VoxNet test accuracy on {v['n_test']} held-out shapes of {v['n_classes']} "
+                    "ShapeNet-lite categories at {0}^3. These procedural categories are separable by their coarse "
+                    "shape, so a score near 1 says the task is easy here, not that VoxNet is strong (the paper's "
+                    "test is ModelNet)".format(v["resolution"]))
+        out.append(goal("voxnet_accuracy", text, v["accuracy"], 0.9, comparison=">="))
     for task, target, what in (("ae", 0.8, "auto-encoding"), ("svr", 0.6, "single-view")):
         r = parts.get(task)
         if r:
@@ -257,6 +293,7 @@ def report(profile: str) -> Path:
                   md_table(["resolution", "classes", "test shapes", "accuracy", "goal", "train s", "steps", "params"],
                            [[v["resolution"], v["n_classes"], v["n_test"], v["accuracy"], ">= 0.90",
                              v["train_seconds"], v["budget"]["steps"], v["budget"]["params"]]]), "",
+                  f"On {v['dataset']}'s meshes." if v.get("dataset") else
                   "ShapeNet-lite's procedural categories are separable by coarse shape: this accuracy says the task "
                   "is easy, not that VoxNet is strong.", ""]
     for task, title, target in (("ae", "Voxel auto-encoding", ">= 0.8"), ("svr", "Single-view reconstruction", ">= 0.6")):
@@ -286,6 +323,11 @@ def report(profile: str) -> Path:
                            rows), "",
                   "Fitted exponents (log-log slope in R): " + ", ".join(f"{k} {v:.2f}" for k, v in c["exponents"].items()),
                   ""]
+    real = _dataset()
+    if real is not None:
+        lines += [f"Dataset: {real} (real meshes; grids by winding number, views rendered with ShapeNet-lite's "
+                  "cameras). Not run on it (needs ShapeNet-lite's exact shapes): the representation floor at R/2 "
+                  "and its claim floor_falls_with_resolution.", ""]
     data = dict(parts)
     data["selections"] = [rec for p in PARTS if p in parts for rec in parts[p].get("selections", [])]
     data["claims"] = claims(parts)
@@ -300,15 +342,29 @@ def report(profile: str) -> Path:
     from course_lib.experiments.surfaces import CD_CONVENTION
 
     notes = ("Convention: " + CD_CONVENTION + ". IoU: per shape, then averaged (3D-R2N2's evaluate_voxel_prediction uses pred >= t).")
-    return write_result("voxels", profile, "\n".join(lines), notes=notes, data=data)
+    if real is not None:
+        data["dataset"] = real
+    return write_result(_result_name(), profile, "\n".join(lines), notes=notes, data=data)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0],
+        epilog="On a real dataset (--dataset modelnet|shapenetcore) every part runs (VoxNet, ae, svr with views "
+               "rendered from the meshes, the floor at R, the curve) except what needs ShapeNet-lite's exact "
+               "shapes: the floor at R/2 and its claim floor_falls_with_resolution. Results: "
+               "results/voxels-<dataset>-<profile>-*.md / .json; checkpoints ch03_<task>-<dataset>-*.pt.")
     ap.add_argument("--part", choices=PARTS, action="append", help="run only these parts (repeatable)")
     ap.add_argument("--report", action="store_true", help="only assemble the report from the fragments")
     ap.add_argument("--retrain", action="store_true", help="train again even if checkpoints exist")
+    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET); "
+                    "a real dataset runs every part but the floor at R/2 (see below)")
+    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
     args = ap.parse_args()
+    try:
+        use_dataset(args.dataset, args.root)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     profile = config.get_profile()
     if not args.report:
         for part in args.part or PARTS:

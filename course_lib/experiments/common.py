@@ -41,7 +41,7 @@ from course_lib.experiments.protocol import (
     verdict,
 )
 
-__all__ = ["load_split", "require_exact_shapes", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
+__all__ = ["load_split", "require_exact_shapes", "real_dataset", "use_dataset", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
            "synthetic_clouds", "select_on_val", "selection_record", "selection_part", "budget", "paired_difference",
            "verdict", "claim", "goal"]
 
@@ -83,15 +83,59 @@ def require_exact_shapes(who: str, data: Mapping[str, Any] | None = None) -> Non
     Some chapter functions rebuild each shape from its ``(category, seed)`` (:func:`course_lib.data.make_shape`)
     for exact signed distances, part labels or occupancy; on rows of a real dataset (``data`` holds ``path``)
     or with ``COURSE_DATASET`` naming one, that would silently score or supervise against a procedural shape
-    that is not the mesh.  Raises ``NotImplementedError`` naming the function and the dataset.
+    that is not the mesh.  Raises ``NotImplementedError`` naming the function and the dataset (the rows'
+    ``dataset`` entry, else ``COURSE_DATASET``'s, else "a real dataset").
     """
     from course_lib.data.real_split import dataset_name
 
-    real = dataset_name(None) if data is None else ("a real dataset" if "path" in data else "shapenet-lite")
+    if data is None or "path" not in data:
+        real = dataset_name(None) if data is None else "shapenet-lite"
+    else:  # rows of a real dataset: its name when the rows carry it (or COURSE_DATASET names it)
+        named = data.get("dataset") or dataset_name(None)
+        real = str(named) if named != "shapenet-lite" else "a real dataset"
     if real != "shapenet-lite":
         raise NotImplementedError(f"{who} needs ShapeNet-lite's exact shapes (it rebuilds each shape from its "
                                   f"category and seed) and cannot run on {real} yet; unset COURSE_DATASET or use "
                                   "dataset='shapenet-lite' for this chapter")
+
+
+def real_dataset(data: Mapping[str, Any] | None = None) -> str | None:
+    """The real dataset ``data``'s rows come from, or None for ShapeNet-lite's rows.
+
+    Rows of a real dataset hold ``path``; their name is their ``dataset`` entry (the chapter loaders add it),
+    else ``COURSE_DATASET``'s, else ``"real"``.  Without ``data``: ``COURSE_DATASET``'s real dataset, or None.
+    The chapters put it in their checkpoint names (beside :func:`course_lib.train.checkpoint_path`'s own tag).
+    """
+    from course_lib.data.real_split import dataset_name
+
+    if data is None or "path" not in data:
+        name = dataset_name(None) if data is None else "shapenet-lite"
+    else:
+        name = str(data.get("dataset") or dataset_name(None))
+        name = "real" if name == "shapenet-lite" else name
+    return None if name == "shapenet-lite" else name
+
+
+def use_dataset(dataset: str | None = None, root: str | None = None) -> str | None:
+    """What a benchmark's ``--dataset`` / ``--root`` do: set ``COURSE_DATASET`` (and ``COURSE_MODELNET_DIR`` /
+    ``COURSE_SHAPENET_DIR`` from ``root``) for every loader and checkpoint name of the run.
+
+    Returns the real dataset now in use, or None for ShapeNet-lite (``dataset`` None keeps ``COURSE_DATASET``).
+    """
+    import os
+    from pathlib import Path
+
+    from course_lib.data.real import ENV_MODELNET, ENV_SHAPENET
+    from course_lib.data.real_split import ENV_DATASET, dataset_name
+
+    if dataset:
+        os.environ[ENV_DATASET] = dataset_name(dataset)
+    name = dataset_name(None)
+    if root:
+        if name == "shapenet-lite":
+            raise ValueError("--root is for a real dataset: give --dataset modelnet or shapenetcore")
+        os.environ[ENV_MODELNET if name == "modelnet" else ENV_SHAPENET] = str(Path(root).expanduser().resolve())
+    return None if name == "shapenet-lite" else name
 
 
 def _length(data: Mapping[str, Any], keys: Sequence[str]) -> int:

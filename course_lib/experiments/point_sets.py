@@ -42,7 +42,8 @@ from torch import Tensor
 from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import ops as _ops
-from course_lib.experiments.common import Batches, load_split, require_exact_shapes, subsample
+from course_lib.experiments.common import Batches, real_dataset, require_exact_shapes, subsample
+from course_lib.experiments.common import load_split as _load_split
 
 __all__ = [
     "CONVENTION",
@@ -106,24 +107,42 @@ def _sizes(profile: str | None) -> dict[str, Any]:
     return config.sizes(profile, prefix="ch05.")
 
 
+def load_split(split: str, representations: Any, *, dataset: str | None = None, root: str | None = None,
+               **kwargs: Any) -> dict[str, Any]:
+    """:func:`course_lib.experiments.common.load_split`; a real dataset's rows also carry ``dataset`` (its name)."""
+    from course_lib.data.real_split import dataset_name
+
+    name = dataset_name(dataset)
+    if name == "shapenet-lite":
+        return _load_split(split, representations, dataset=dataset, root=root, **kwargs)
+    out = _load_split(split, representations, dataset=name, root=root, **kwargs)
+    out["dataset"] = name
+    return out
+
+
 def train_data(profile: str | None = None, categories: Sequence[str] | None = None,
-               shapes_per_category: int | None = None) -> dict[str, Any]:
+               shapes_per_category: int | None = None, *, dataset: str | None = None,
+               root: str | None = None) -> dict[str, Any]:
     """The training shapes of the chapter: ``points`` (input) and ``target_points`` (an independent
     sampling), both ``(S, P, 3)`` with ``P = data.n_surface_points``, plus ``label``, ``seed``, ``category``.
 
     Introduced in ``lectures/05_point_sets.ipynb``.  ``categories`` / ``shapes_per_category``
     default to ``ch05.categories`` / ``ch05.train_per_category``; cached on disk by
-    :class:`course_lib.data.ShapeNetLite`.
+    :class:`course_lib.data.ShapeNetLite`.  ``dataset`` / ``root`` (or ``COURSE_DATASET`` and
+    ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``) read a real dataset's meshes instead
+    (:class:`course_lib.data.real_split.RealShapes`; its rows also carry ``path`` and ``dataset``); the same
+    holds for :func:`val_data`, :func:`test_data`, :func:`view_data` and :func:`even_reference`.
     """
     s = _sizes(profile)
-    return load_split("train", ("points", "target_points"), profile=profile,
+    return load_split("train", ("points", "target_points"), profile=profile, dataset=dataset, root=root,
                       categories=s["categories"] if categories is None else categories,
                       shapes_per_category=s["train_per_category"] if shapes_per_category is None
                       else shapes_per_category)
 
 
 def val_data(profile: str | None = None, categories: Sequence[str] | None = None,
-             shapes_per_category: int | None = None, n: int | None = None) -> dict[str, Any]:
+             shapes_per_category: int | None = None, n: int | None = None, *, dataset: str | None = None,
+             root: str | None = None) -> dict[str, Any]:
     """Validation shapes, on which every choice of the chapter is made (the best epoch): ``points``
     (the model's input) and ``target_points`` (an independent sampling), ``n`` points each (default
     ``ch05.n_points``), fixed (no redrawing), ``ch05.val_per_category`` shapes per category.
@@ -132,14 +151,15 @@ def val_data(profile: str | None = None, categories: Sequence[str] | None = None
     """
     s = _sizes(profile)
     n = int(s["n_points"] if n is None else n)
-    return load_split("val", ("points", "target_points"), profile=profile,
+    return load_split("val", ("points", "target_points"), profile=profile, dataset=dataset, root=root,
                       categories=s["categories"] if categories is None else categories,
                       shapes_per_category=s["val_per_category"] if shapes_per_category is None
                       else shapes_per_category, n_points=n, n_target=n)
 
 
 def test_data(profile: str | None = None, categories: Sequence[str] | None = None,
-              shapes_per_category: int | None = None, n: int | None = None) -> dict[str, Any]:
+              shapes_per_category: int | None = None, n: int | None = None, *, dataset: str | None = None,
+              root: str | None = None) -> dict[str, Any]:
     """Held-out shapes with three independent samplings of ``n`` points (default ``ch05.n_points``):
     ``points`` (the model's input), ``target_points`` (the ground truth every metric uses) and
     ``oracle_points`` (the oracle row: a reference, not a floor).
@@ -148,7 +168,8 @@ def test_data(profile: str | None = None, categories: Sequence[str] | None = Non
     """
     s = _sizes(profile)
     n = int(s["n_points"] if n is None else n)
-    return load_split("test", ("points", "target_points", "oracle_points"), profile=profile,
+    return load_split("test", ("points", "target_points", "oracle_points"), profile=profile, dataset=dataset,
+                      root=root,
                       categories=s["categories"] if categories is None else categories,
                       shapes_per_category=s["test_per_category"] if shapes_per_category is None
                       else shapes_per_category, n_points=n, n_target=n)
@@ -288,20 +309,27 @@ def _overrides_spec(fit_kwargs: dict[str, Any]) -> dict[str, str]:
             if k not in ("progress", "live_plot")}
 
 
-def checkpoint_path(kind: str, profile: str | None = None, task: str = "ae", **extra: Any) -> Path:
+def checkpoint_path(kind: str, profile: str | None = None, task: str = "ae", *, dataset: str | None = None,
+                    **extra: Any) -> Path:
     """Where the trained chapter-05 model of ``kind`` (``"chamfer"``/``"emd"``) is kept (git-ignored cache):
-    :func:`course_lib.train.checkpoint_path` keyed by :func:`data_spec` and the loss."""
+    :func:`course_lib.train.checkpoint_path` keyed by :func:`data_spec` and the loss.  A real dataset
+    (``COURSE_DATASET``, or ``dataset``: the name of the rows trained on, :func:`course_lib.experiments.common.real_dataset`)
+    is in the file name, ``ch05_psg_<task>_<kind>-<dataset>-<profile>-<hash>.pt``: never ShapeNet-lite's."""
+    from course_lib.data.real_split import dataset_name
     from course_lib.train import checkpoint_path as _path
 
     s = _sizes(profile)
     loss = {"loss": kind, "emd_method": s["emd_method"] if kind == "emd" else None}
-    return _path(f"ch05_psg_{task}_{kind}", {**data_spec(profile, task, **extra), **loss}, profile)
+    name = f"ch05_psg_{task}_{kind}"
+    if dataset is not None and dataset != "shapenet-lite" and dataset != dataset_name(None):
+        name = f"{name}-{dataset}"  # train.checkpoint_path adds COURSE_DATASET's name itself
+    return _path(name, {**data_spec(profile, task, **extra), **loss}, profile)
 
 
 def train_autoencoder(kind: str, profile: str | None = None, *, data: dict[str, Any] | None = None,
                       val: dict[str, Any] | None = None, validate: bool = True, retrain: bool = False,
-                      progress: bool = True, path: str | os.PathLike | None = None,
-                      **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+                      progress: bool = True, path: str | os.PathLike | None = None, dataset: str | None = None,
+                      root: str | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the auto-encoder with the ``"chamfer"`` or ``"emd"`` loss; return ``(model, history)``.
 
     Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` of ``profile``; the EMD
@@ -312,7 +340,8 @@ def train_autoencoder(kind: str, profile: str | None = None, *, data: dict[str, 
     the training makes, and it never sees the test split (:func:`best_epoch_record` records it).
     The checkpoint is :func:`checkpoint_path` unless ``path`` is given; ``fit_kwargs`` that change
     the training (an exercise's ``loss_fn=``, ``epochs=``) are part of its name, so such a run never
-    overwrites the chapter's model.
+    overwrites the chapter's model.  ``dataset`` / ``root`` (or ``COURSE_DATASET``) train on a real dataset
+    when ``data`` / ``val`` are not given, under that dataset's own checkpoint name (:func:`checkpoint_path`).
     """
     from course_lib.train import train_or_load
 
@@ -322,41 +351,47 @@ def train_autoencoder(kind: str, profile: str | None = None, *, data: dict[str, 
     s = _sizes(profile)
     config.seed_everything(s["seed"])
     model = build_autoencoder(profile)
-    data = train_data(profile) if data is None else data
+    data = train_data(profile, dataset=dataset, root=root) if data is None else data
     batches = autoencoder_batches(data, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss(kind, s["emd_method"]), epochs=s["epochs"], lr=s["lr"],
                               seed=s["seed"], progress=progress)
     if validate:
-        val = val_data(profile) if val is None else val
+        val = val_data(profile, dataset=dataset, root=root) if val is None else val
         kw.update(val_loader=val_batches(val, s["batch_size"]),
                   val_fn=val_metrics(s["emd_method"], with_emd=kind == "emd"), monitor=MONITOR[kind], mode="min")
     kw.update(fit_kwargs)
     extra = {**_overrides_spec(fit_kwargs), "validation": MONITOR[kind] if validate else None}
-    history = train_or_load(model, path or checkpoint_path(kind, profile, **extra), retrain=retrain,
+    history = train_or_load(model, path or checkpoint_path(kind, profile, dataset=real_dataset(data), **extra),
+                            retrain=retrain,
                             train_loader=batches, **kw)
     model.eval()
     return model, history
 
 
-def view_data(split: str, profile: str | None = None) -> dict[str, Any]:
+def view_data(split: str, profile: str | None = None, *, dataset: str | None = None,
+              root: str | None = None) -> dict[str, Any]:
     """Rendered RGB views and surface samples of the ``ch05.svr_*`` shapes of ``split``.
 
     Introduced in ``lectures/05_point_sets.ipynb``. Returns the stacked
     :class:`~course_lib.data.ShapeNetLite` items: ``rgb`` ``(S, 3, H, W)`` (a seeded random view
     per shape) and ``target_points`` (the ground truth). For ``"test"`` also ``oracle_points``,
     both with ``ch05.n_points`` points; for ``"val"`` (``ch05.val_per_category`` shapes)
-    ``ch05.n_points`` target points; for ``"train"`` ``data.n_surface_points`` target points.
+    ``ch05.n_points`` target points; for ``"train"`` ``data.n_surface_points`` target points.  On a real
+    dataset (``dataset`` / ``root`` or ``COURSE_DATASET``) the views are rendered from its meshes with
+    ShapeNet-lite's random cameras (:func:`course_lib.data.views.render_mesh`).
     """
     s = _sizes(profile)
+    where = {"dataset": dataset, "root": root}
     if split == "train":
         return load_split("train", ("image", "target_points"), profile=profile, categories=s["svr_categories"],
-                          shapes_per_category=s["svr_train_per_category"])
+                          shapes_per_category=s["svr_train_per_category"], **where)
     n = int(s["n_points"])
     if split == "val":
         return load_split("val", ("image", "target_points"), profile=profile, categories=s["svr_categories"],
-                          shapes_per_category=s["val_per_category"], n_target=n)
+                          shapes_per_category=s["val_per_category"], n_target=n, **where)
     return load_split(split, ("image", "target_points", "oracle_points"), profile=profile,
-                      categories=s["svr_categories"], shapes_per_category=s["test_per_category"], n_target=n)
+                      categories=s["svr_categories"], shapes_per_category=s["test_per_category"], n_target=n,
+                      **where)
 
 
 def view_batches(data: dict[str, Any], n: int, batch_size: int, seed: int = 0) -> Batches:
@@ -382,7 +417,8 @@ def build_single_view(profile: str | None = None) -> torch.nn.Module:
 
 def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None,
                       val: dict[str, Any] | None = None, validate: bool = True, retrain: bool = False,
-                      progress: bool = True, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+                      progress: bool = True, dataset: str | None = None, root: str | None = None,
+                      **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) PointSetGen for single-view reconstruction (ResNet on RGB views, Chamfer loss).
 
     Introduced in ``lectures/05_point_sets.ipynb``. Sizes: ``ch05.*`` (``svr_*`` keys). With
@@ -395,17 +431,18 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
     s = _sizes(profile)
     config.seed_everything(s["seed"])
     model = build_single_view(profile)
-    data = view_data("train", profile) if data is None else data
+    data = view_data("train", profile, dataset=dataset, root=root) if data is None else data
     batches = view_batches(data, s["n_points"], s["batch_size"], seed=s["seed"])
     kw: dict[str, Any] = dict(loss_fn=point_loss("chamfer"), epochs=s["svr_epochs"], lr=s["lr"], seed=s["seed"],
                               progress=progress)
     if validate:
-        val = view_data("val", profile) if val is None else val
+        val = view_data("val", profile, dataset=dataset, root=root) if val is None else val
         kw.update(val_loader=val_batches(val, s["batch_size"], input_key="rgb"),
                   val_fn=val_metrics(s["emd_method"], with_emd=False), monitor=MONITOR["chamfer"], mode="min")
     kw.update(fit_kwargs)
     extra = {**_overrides_spec(fit_kwargs), "validation": MONITOR["chamfer"] if validate else None}
-    history = train_or_load(model, checkpoint_path("chamfer", profile, task="svr", **extra), retrain=retrain,
+    history = train_or_load(model, checkpoint_path("chamfer", profile, task="svr", dataset=real_dataset(data), **extra),
+                            retrain=retrain,
                             train_loader=batches, **kw)
     model.eval()
     return model, history
@@ -528,7 +565,8 @@ def evaluate_sets(pred: Tensor, gt: Tensor, tau: float = TAU) -> dict[str, Tenso
 
 
 def even_reference(split: str, n: int, *, profile: str | None = None, categories: Sequence[str] | None = None,
-                   shapes_per_category: int | None = None, oversample: int = 8) -> Tensor:
+                   shapes_per_category: int | None = None, oversample: int = 8, dataset: str | None = None,
+                   root: str | None = None) -> Tensor:
     """An *evenly spread* ``n``-point sample of each true surface of a split: farthest-point
     sampling of ``oversample * n`` samples of the oracle stream (cached by ShapeNet-lite).
 
@@ -538,7 +576,7 @@ def even_reference(split: str, n: int, *, profile: str | None = None, categories
     their order are those of :func:`test_data` with the same arguments; ``(S, n, 3)``.
     """
     s = _sizes(profile)
-    dense = load_split(split, ("oracle_points",), profile=profile,
+    dense = load_split(split, ("oracle_points",), profile=profile, dataset=dataset, root=root,
                        categories=s["categories"] if categories is None else categories,
                        shapes_per_category=s["test_per_category"] if shapes_per_category is None
                        else shapes_per_category, n_target=int(oversample) * int(n))["oracle_points"]

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib import config
-from course_lib.experiments.common import require_exact_shapes
+from course_lib.experiments.common import real_dataset, require_exact_shapes
 
 __all__ = [
     "voxel_data",
@@ -87,7 +87,7 @@ __all__ = [
 def voxel_data(split: str, profile: str | None = None, *, resolution: int | None = None,
                categories: Sequence[str] | None = None, per_category: int | None = None,
                image: bool = False, surface: bool = False, image_size: int | None = None,
-               extra_views: int = 0) -> dict[str, Any]:
+               extra_views: int = 0, dataset: str | None = None, root: str | None = None) -> dict[str, Any]:
     """ShapeNet-lite grids of ``split`` stacked: ``{"voxels": (S, R, R, R) float 0/1, "label": (S,), ...}``.
 
     Introduced in ``lectures/03_voxels.ipynb``.  Sizes default to the ``ch03.*`` keys of
@@ -98,9 +98,18 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
     ShapeNet-lite's order). ``extra_views = k > 0`` adds ``views`` ``(S, 1 + k, 3, H, W)``: the
     random view (index 0, the same as ``rgb``) and ``k`` more at azimuths ``17 + 360 i / k`` degrees,
     elevation 25 (training data for the single-view model: 3D-R2N2 trains on 24 views per shape).
-    Loaded by :func:`course_lib.experiments.common.load_split` (cached on disk).
+    Loaded by :func:`course_lib.experiments.common.load_split` (cached on disk).  ``dataset`` / ``root``
+    (or ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``) read a real dataset's meshes
+    instead (:class:`course_lib.data.real_split.RealShapes`: grids by winding number, views rendered with
+    ShapeNet-lite's cameras); its rows also carry ``path``, ``manifest`` (the skipped meshes) and
+    ``dataset`` (its name), which :func:`checkpoint_path` puts in the checkpoint's name.
     """
+    from course_lib.data.real_split import dataset_name
+
     from .common import load_split
+
+    name = dataset_name(dataset)
+    where: dict[str, Any] = {} if name == "shapenet-lite" else {"dataset": name, "root": root}
 
     s = config.sizes(profile, prefix="ch03.")
     if split not in ("train", "val", "test"):
@@ -109,7 +118,7 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
     out = load_split(split, tuple(reps), categories=s["categories"] if categories is None else categories,
                      shapes_per_category=per_category or s[f"{split}_per_category"], profile=profile,
                      voxel_resolution=resolution or s["resolution"], image_size=image_size or s["image_size"],
-                     n_target=s["n_target"])
+                     n_target=s["n_target"], **where)
     if extra_views:
         if not image:
             raise ValueError("extra_views needs image=True")
@@ -118,13 +127,17 @@ def voxel_data(split: str, profile: str | None = None, *, resolution: int | None
             more = load_split(split, ("image",), categories=s["categories"] if categories is None else categories,
                               shapes_per_category=per_category or s[f"{split}_per_category"], profile=profile,
                               image_size=image_size or s["image_size"],
-                              view=(17.0 + 360.0 * i / int(extra_views), 25.0, 2.6))
+                              view=(17.0 + 360.0 * i / int(extra_views), 25.0, 2.6), **where)
             views.append(more["rgb"])
         out["views"] = torch.stack(views, dim=1)
     cats = tuple(out["categories"])
     # labels index this subset's categories (ShapeNet-lite's index all of CATEGORIES)
     out["label"] = torch.tensor([cats.index(c) for c in out["category"]], dtype=torch.long)
     keep = {"voxels", "rgb", "views", "silhouette", "target_points", "label", "seed", "category", "categories"}
+    if where:  # a real dataset: which meshes (and which were skipped), and the dataset's name
+        keep |= {"path", "manifest"}
+        out["dataset"] = name
+        keep.add("dataset")
     return {k: v for k, v in out.items() if k in keep}
 
 
@@ -264,7 +277,11 @@ def checkpoint_path(task: str, profile: str | None = None, data: dict[str, Any] 
 
     :func:`course_lib.train.checkpoint_path` named ``ch03_<task>``, with the data configuration
     (categories, shapes, resolution, image size) in the spec, so that a variant never loads another's weights.
+    A real dataset's rows (``data`` from :func:`voxel_data` with ``dataset=``, or ``COURSE_DATASET``) put the
+    dataset's name in the file name (``ch03_<task>-<dataset>-<profile>-<hash>.pt``) and in the spec, so that they
+    never share a checkpoint with ShapeNet-lite's.
     """
+    from course_lib.data.real_split import dataset_name
     from course_lib.train import checkpoint_path as _path
 
     s = config.sizes(profile, prefix="ch03.")
@@ -275,7 +292,13 @@ def checkpoint_path(task: str, profile: str | None = None, data: dict[str, Any] 
         spec["shapes"] = int(data["voxels"].shape[0])
         spec["data_resolution"] = int(data["voxels"].shape[-1])
         spec["seeds"] = str(torch.as_tensor(data["seed"]).sum().item())
-    return _path(f"ch03_{task}", spec, profile)
+    real = real_dataset(data)
+    name = f"ch03_{task}"
+    if real is not None:
+        spec["dataset"] = real
+        if real != dataset_name(None):  # train.checkpoint_path adds COURSE_DATASET's name itself
+            name = f"{name}-{real}"
+    return _path(name, spec, profile)
 
 
 def set_bn_momentum(model: torch.nn.Module, momentum: float) -> torch.nn.Module:
@@ -399,21 +422,25 @@ def _fit(model: torch.nn.Module, task: str, profile: str, data: dict[str, Any], 
 
 def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None = None,
                       val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
-                      path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+                      path: str | os.PathLike | None = None, dataset: str | None = None, root: str | None = None,
+                      **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the voxel auto-encoder with the weighted BCE; return ``(model, history)``.
 
     Introduced in ``lectures/03_voxels.ipynb``.  All three recipes of the chapter use Adam at
     ``ch03.lr`` with a cosine decay to 0 over the epochs, and keep the weights of the epoch with
     the best validation loss.  Sizes ``ch03.*``; the positive weight comes
     from the training grids (:func:`pos_weight_for`) and is kept as the model's attribute
-    ``pos_weight``; the decoder starts at the prior probability (:func:`start_at_prior`).
+    ``pos_weight``; the decoder starts at the prior probability (:func:`start_at_prior`).  ``dataset`` /
+    ``root`` (or ``COURSE_DATASET``) train on a real dataset when ``data`` is not given (:func:`voxel_data`),
+    under that dataset's own checkpoint name (:func:`checkpoint_path`); the same holds for
+    :func:`train_single_view` (views rendered from the meshes) and :func:`train_voxnet`.
     """
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch03.")
     config.seed_everything(s["seed"])
     model = build_autoencoder(profile)
-    data = data or voxel_data("train", profile)
-    val_data = val_data or voxel_data("val", profile)
+    data = data or voxel_data("train", profile, dataset=dataset, root=root)
+    val_data = val_data or voxel_data("val", profile, dataset=dataset, root=root)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
     start_at_prior(model, data["voxels"], w)
@@ -425,7 +452,8 @@ def train_autoencoder(profile: str | None = None, *, data: dict[str, Any] | None
 
 def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None = None,
                       val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
-                      path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+                      path: str | os.PathLike | None = None, dataset: str | None = None, root: str | None = None,
+                      **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the single-view model (one RGB view -> 32^3 logits); return ``(model, history)``.
 
     Introduced in ``lectures/03_voxels.ipynb``.
@@ -434,8 +462,8 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
     s = config.sizes(profile, prefix="ch03.")
     config.seed_everything(s["seed"])
     model = build_single_view(profile)
-    data = data or voxel_data("train", profile, image=True, extra_views=s["train_views"])
-    val_data = val_data or voxel_data("val", profile, image=True)
+    data = data or voxel_data("train", profile, image=True, extra_views=s["train_views"], dataset=dataset, root=root)
+    val_data = val_data or voxel_data("val", profile, image=True, dataset=dataset, root=root)
     w = pos_weight_for(data["voxels"], profile=profile)
     model.pos_weight = w  # type: ignore[assignment]
     start_at_prior(model, data["voxels"], w)
@@ -447,8 +475,8 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
 
 def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = None,
                  val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
-                 path: str | os.PathLike | None = None, jitter: int = 1, **fit_kwargs: Any
-                 ) -> tuple[torch.nn.Module, Any]:
+                 path: str | os.PathLike | None = None, jitter: int = 1, dataset: str | None = None,
+                 root: str | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) VoxNet on the ``ch03.categories`` (cross-entropy, ``jitter``-voxel shifts).
 
     Introduced in ``lectures/03_voxels.ipynb``.  Adam instead of the paper's SGD (fewer epochs
@@ -458,8 +486,8 @@ def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = No
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch03.")
     config.seed_everything(s["seed"])
-    data = data or voxel_data("train", profile)
-    val_data = val_data or voxel_data("val", profile)
+    data = data or voxel_data("train", profile, dataset=dataset, root=root)
+    val_data = val_data or voxel_data("val", profile, dataset=dataset, root=root)
     model = build_voxnet(len(data["categories"]), profile)
     loader = grid_batches(data, "voxnet", s["batch_size"], seed=s["seed"], jitter=jitter)
     val = grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False)
@@ -642,13 +670,17 @@ def representation_floor(data: dict[str, Any], resolution: int | None = None) ->
     Introduced in ``lectures/03_voxels.ipynb``.  A perfect voxel predictor still pays this
     (the blocky-surface problem), in the convention of :func:`voxel_chamfer`; it shrinks with
     the resolution. ``resolution`` re-voxelises the shapes of ``data`` (its ``category`` and
-    ``seed``) at another ``R`` first. Returns ``{"cd": mean, "resolution": R, "per_shape": [...]}``
+    ``seed``) at another ``R`` first (ShapeNet-lite only: on a real dataset's rows it refuses, see
+    :func:`course_lib.experiments.common.require_exact_shapes`). Returns ``{"cd": mean, "resolution": R, "per_shape": [...]}``
     (a list of floats, nan where the grid has no surface).
     """
-    require_exact_shapes('representation_floor (chapter 03)', data)
     grids = data["voxels"].float()
     if resolution is not None and int(resolution) != int(grids.shape[-1]):
         from course_lib.data import make_shape, voxelize
+
+        # re-voxelising rebuilds each shape from (category, seed): ShapeNet-lite only (at the data's own
+        # resolution the floor needs only the grids and the surface samples, which a real dataset has)
+        require_exact_shapes('representation_floor at another resolution (chapter 03)', data)
 
         if "category" not in data or "seed" not in data:
             raise ValueError("representation_floor at another resolution needs the data's 'category' and 'seed'")
