@@ -492,3 +492,145 @@ def test_hidden_pointnet_training(monkeypatch):
         assert checks.check_pointnet_training(model, _Tiny(), points, labels, profile="laptop", quiet=True).passed
         hid = _core.RESULTS["check_pointnet_training:hidden"]
         assert hid.status == "failed" and words in hid.message, hid.verdict()
+
+
+# --- EdgeConv and the T-Net orthogonality regulariser ----------------------------------
+def edge_features(x, k, *, self_point=True, space=None, form="minus", mixed=False, largest=False):
+    """A vectorised reference (the check's own is a loop), and its plausible wrong variants."""
+    B, N, C = x.shape
+    s = x if space is None else x[..., :space]
+    if mixed:  # neighbours searched among every cloud of the batch
+        d = torch.cdist(s.double(), s.double().reshape(1, B * N, -1).expand(B, -1, -1))
+        pool = x.reshape(1, B * N, C).expand(B, -1, -1)
+    else:
+        d = torch.cdist(s.double(), s.double())
+        pool = x
+    if not self_point:
+        d = d + torch.where(torch.eye(N, dtype=torch.bool), float("inf"), 0.0)
+    idx = d.topk(k, dim=-1, largest=largest).indices
+    nb = pool[torch.arange(B)[:, None, None], idx]
+    xi = x[:, :, None].expand_as(nb)
+    first, second = {"minus": (nb - xi, xi), "xj": (nb, xi), "swap": (xi, nb - xi), "rev": (xi - nb, xi)}[form]
+    return torch.cat([first, second], -1)
+
+
+def edge_conv(x, k, linear, pool="max", **kw):
+    h = linear(edge_features(x, k, **kw))
+    return h.max(dim=2).values if pool == "max" else h.mean(dim=2)
+
+
+def orthogonality_loss(A, *, square=True, reduce="mean", sign=-1.0, product="aat", entries="sum"):
+    eye = torch.eye(A.shape[-1], dtype=A.dtype)
+    p = {"aat": A @ A.transpose(1, 2), "ata": A.transpose(1, 2) @ A, "aa": A @ A, "a": A}[product]
+    per = (eye + sign * p).pow(2)
+    per = per.sum(dim=(1, 2)) if entries == "sum" else per.mean(dim=(1, 2))
+    if not square:
+        per = per.sqrt()
+    return per.mean() if reduce == "mean" else per.sum()
+
+
+def test_edge_and_orthogonality_references_pass():
+    assert checks.check_edge_features(edge_features, quiet=True).passed
+    assert checks.check_edge_features(lambda x, k: edge_features(x, k).flip(2), quiet=True).passed  # any order
+    assert checks.check_edge_conv(edge_conv, quiet=True).passed
+    assert checks.check_orthogonality_loss(orthogonality_loss, quiet=True).passed
+    # A^T A is not a mistake: for square A, I - A A^T and I - A^T A have the same Frobenius norm
+    assert checks.check_orthogonality_loss(lambda A: orthogonality_loss(A, product="ata"), quiet=True).passed
+    A = torch.randn(3, 5, 5, dtype=torch.float64)
+    assert torch.allclose(orthogonality_loss(A), orthogonality_loss(A, product="ata"))
+    from course_lib.models import encoders as E
+
+    assert torch.allclose(E.orthogonality_regularizer(A), orthogonality_loss(A))  # the course's convention
+
+
+def test_edge_and_orthogonality_stubs_are_not_implemented():
+    for check in (checks.check_edge_features, checks.check_edge_conv, checks.check_orthogonality_loss):
+        res = check(stub, quiet=True)
+        assert res.status == "not_implemented", res.verdict()
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda x, k: edge_features(x, k, form="xj"), ["[x_j, x_i]"]),
+    (lambda x, k: edge_features(x, k, form="swap"), ["[x_i, x_j - x_i]", "order [x_j - x_i, x_i]"]),
+    (lambda x, k: edge_features(x, k, form="rev"), ["x_i - x_j"]),
+    (lambda x, k: edge_features(x, k, self_point=False), ["left each point out", "itself"]),
+    (lambda x, k: edge_features(x, k, space=3), ["first 3 channels", "all C = 5"]),
+    (lambda x, k: edge_features(x, k, mixed=True), ["another cloud of the batch"]),
+    (lambda x, k: edge_features(x, k, largest=True), ["FARTHEST"]),
+    (lambda x, k: edge_features(x, k)[..., : x.shape[-1]], ["(B, N, k, C)", "2C"]),
+    (lambda x, k: edge_features(x, k).detach(), ["no gradient"]),
+    (lambda x, k: edge_features(x, k).double(), ["dtype"]),
+])
+def test_edge_features_wrong_answers(wrong, words):
+    res = checks.check_edge_features(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda x, k, lin: edge_conv(x, k, lin, pool="mean"), ["averaged"]),
+    (lambda x, k, lin: edge_conv(x, k, lin, form="xj"), ["[x_j, x_i]"]),
+    (lambda x, k, lin: edge_conv(x, k, lin, self_point=False), ["itself"]),
+    (lambda x, k, lin: edge_conv(x, k, lin, space=3), ["first 3 channels"]),
+    (lambda x, k, lin: lin(edge_features(x, k)), ["(B, N, k, C')"]),
+    (lambda x, k, lin: lin(edge_features(x, k)).max(dim=1).values, ["over the points"]),
+    (lambda x, k, lin: edge_conv(x, k, lin).detach(), ["no gradient"]),
+])
+def test_edge_conv_wrong_answers(wrong, words):
+    res = checks.check_edge_conv(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+@pytest.mark.parametrize("wrong, words", [
+    (lambda A: orthogonality_loss(A, square=False), ["Frobenius norm", "SQUARE"]),
+    (lambda A: orthogonality_loss(A, reduce="sum"), ["summed over the batch"]),
+    (lambda A: orthogonality_loss(A, sign=1.0), ["I + A A^T"]),
+    (lambda A: orthogonality_loss(A, entries="mean"), ["averaged over the K x K entries"]),
+    (lambda A: orthogonality_loss(A, product="aa"), ["A A (no transpose)"]),
+    (lambda A: orthogonality_loss(A, product="a"), ["||I - A||"]),
+    (lambda A: (torch.eye(A.shape[-1]) - A @ A.transpose(1, 2)).pow(2).sum(dim=(1, 2)), ["one value per matrix"]),
+    (lambda A: orthogonality_loss(A).detach(), ["no gradient"]),
+])
+def test_orthogonality_loss_wrong_answers(wrong, words):
+    res = checks.check_orthogonality_loss(wrong, quiet=True)
+    assert res.status == "failed", res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_edge_and_orthogonality_hidden_parts(monkeypatch):
+    from course_lib.models import encoders as E
+
+    for check, answer in ((checks.check_edge_features, edge_features), (checks.check_edge_conv, edge_conv),
+                          (checks.check_orthogonality_loss, orthogonality_loss)):
+        res, hid = _hidden(monkeypatch, check, answer)
+        assert res.passed and hid.passed, hid.verdict()
+    # a squeeze passes the public part (B = 2) and fails the hidden one (B = 1)
+    res, hid = _hidden(monkeypatch, checks.check_edge_features, lambda x, k: edge_features(x, k).squeeze())
+    assert res.passed and hid.status == "failed" and ".squeeze()" in hid.message, hid.verdict()
+    # float32 forced: fails the hidden float64 cases
+    res, hid = _hidden(monkeypatch, checks.check_orthogonality_loss, lambda A: orthogonality_loss(A.float()))
+    assert res.passed and hid.status == "failed" and "dtype" in hid.message, hid.verdict()
+
+    def in_place(A):  # modifies its input
+        A.mul_(1.0 + 1e-3)
+        return orthogonality_loss(A.clone() / (1.0 + 1e-3))
+
+    res, hid = _hidden(monkeypatch, checks.check_orthogonality_loss, lambda A: orthogonality_loss(A.detach().clone())
+                       if A.requires_grad else in_place(A))
+    assert hid.status == "failed", hid.verdict()
+
+    # the library itself is flagged
+    def via_library(x, k):
+        idx = E._knn_idx(x, k)
+        return torch.cat([ops.gather_points(x, idx) - x[:, :, None], x[:, :, None].expand(-1, -1, k, -1)], -1)
+
+    res, hid = _hidden(monkeypatch, checks.check_edge_features, via_library)
+    assert res.passed
+    assert "delegated to course_lib.models.encoders._knn_idx" in hid.message, hid.verdict()
+    res, hid = _hidden(monkeypatch, checks.check_orthogonality_loss, E.orthogonality_regularizer)
+    assert res.passed
+    assert "delegated to course_lib.models.encoders.orthogonality_regularizer" in hid.message, hid.verdict()

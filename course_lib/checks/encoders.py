@@ -1,4 +1,5 @@
-"""Self-checks of chapter 02 (``labs/02_encoders_lab.ipynb``): PointNet forward, FPS, ball query.
+"""Self-checks of chapter 02 (``labs/02_encoders_lab.ipynb``): PointNet forward, FPS, ball query, EdgeConv,
+the T-Net orthogonality regulariser.
 
 Introduced in ``lectures/02_encoders.ipynb``.  The references are a per-point loop (PointNet)
 and :mod:`course_lib.ops` (FPS, ball query), itself tested against brute force and cKDTree.
@@ -14,7 +15,7 @@ from torch import nn
 from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
 __all__ = ["check_pointnet_encode", "check_farthest_point_sampling", "check_ball_query", "check_set_abstraction",
-           "check_pointnet_training"]
+           "check_pointnet_training", "check_edge_features", "check_edge_conv", "check_orthogonality_loss"]
 
 
 def _cloud(seed: int, b: int = 2, n: int = 40, d: int = 3) -> torch.Tensor:
@@ -437,6 +438,239 @@ def check_pointnet_training(model, reference, points, labels, *, profile: str | 
 
 
 # ---------------------------------------------------------------------------
+# EdgeConv [Wang2019]: edge features [x_j - x_i, x_i] over the kNN graph in feature space
+# ---------------------------------------------------------------------------
+def _reference_edges(x: torch.Tensor, k: int, *, self_point: str = "include", space: str = "features",
+                     mixed: bool = False, form: str = "minus", order: str = "distance") -> torch.Tensor:
+    """Edge features by a float64 loop over points: the ``k`` nearest points (Euclidean distance on all ``C``
+    channels, the point itself included, increasing distance, ties to the lower index) and ``[x_j - x_i, x_i]``.
+
+    The keyword arguments build the plausible wrong answers the check names: ``self_point="exclude"``,
+    ``space="xyz"`` (distances on the first 3 channels), ``mixed`` (neighbours searched among all the clouds of
+    the batch), ``form`` in ``"xj"`` (``[x_j, x_i]``), ``"swap"`` (``[x_i, x_j - x_i]``), ``"reversed"``
+    (``[x_i - x_j, x_i]``), ``order="farthest"`` (the k farthest points).
+    """
+    xd = x.detach().cpu().double()
+    b, n, c = xd.shape
+    pool = xd.reshape(1, b * n, c).expand(b, b * n, c) if mixed else xd
+    search = pool[..., :3] if space == "xyz" else pool
+    out = torch.empty(b, n, k, 2 * c, dtype=torch.float64)
+    for bi in range(b):
+        for i in range(n):
+            q = (xd[bi, i, :3] if space == "xyz" else xd[bi, i])
+            d = ((search[bi] - q) ** 2).sum(-1)
+            cand = np.argsort(d.numpy(), kind="stable").tolist()
+            if order == "farthest":
+                cand = np.argsort(-d.numpy(), kind="stable").tolist()
+            me = bi * n + i if mixed else i
+            if self_point == "exclude":
+                cand = [j for j in cand if j != me]
+            nb = pool[bi, cand[:k]]  # (k, C)
+            xi = xd[bi, i].expand(k, c)
+            first, second = {"minus": (nb - xi, xi), "xj": (nb, xi), "swap": (xi, nb - xi),
+                             "reversed": (xi - nb, xi)}[form]
+            out[bi, i] = torch.cat([first, second], dim=-1)
+    return out
+
+
+def _canonical(edges: torch.Tensor) -> torch.Tensor:
+    """``edges`` ``(B, N, k, F)`` with the k rows of every point sorted by a fixed random projection: the order of
+    the neighbours is free (EdgeConv takes a max over them), so the edge features are compared as sets."""
+    e = edges.detach().cpu().double()
+    w = torch.randn(e.shape[-1], generator=torch.Generator().manual_seed(99), dtype=torch.float64)
+    order = (e @ w).argsort(dim=-1)
+    return torch.gather(e, 2, order[..., None].expand_as(e))
+
+
+def _edge_diagnosis(out: torch.Tensor, x: torch.Tensor, k: int) -> str | None:
+    """Name the mistake when ``out`` is not the edge features of ``x``; None when it is not a known one."""
+    c = x.shape[-1]
+    def close(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return bool(torch.allclose(_canonical(a), _canonical(b), atol=1e-4, rtol=1e-4))
+
+    ref = _reference_edges(x, k)
+    if close(out, ref):
+        return None
+    forms = {
+        "xj": "you returned [x_j, x_i]: the first half is the edge vector x_j - x_i (the neighbour relative to "
+              "the point, the local shape); the second half, x_i, keeps the point's own position",
+        "swap": "you returned [x_i, x_j - x_i]: concatenate in the order [x_j - x_i, x_i] (the edge vector first)",
+        "reversed": "you computed x_i - x_j: the edge vector is x_j - x_i (neighbour minus point)",
+    }
+    for form, message in forms.items():
+        if close(out, _reference_edges(x, k, form=form)):
+            return message
+    if close(out, _reference_edges(x, k, self_point="exclude")):
+        return ("you left each point out of its own neighbours: as the paper's code and course_lib's DGCNN, count "
+                "the point itself (distance 0, so it is its own first neighbour, with edge vector 0)")
+    if c > 3 and close(out, _reference_edges(x, k, space="xyz")):
+        return (f"you found the neighbours on the first 3 channels only: the graph is built in the space of the "
+                f"input features, all C = {c} channels (that is DGCNN's 'dynamic graph')")
+    if close(out, _reference_edges(x, k, mixed=True)):
+        return ("some neighbours come from another cloud of the batch: search the k nearest points within each "
+                "cloud (distances (B, N, N), one matrix per cloud)")
+    if close(out, _reference_edges(x, k, order="farthest")):
+        return "you took the k FARTHEST points (topk's default is largest=True): take the k nearest"
+    return None
+
+
+@self_check
+def check_edge_features(fn) -> str:
+    """``fn(x (B,N,C), k) -> (B,N,k,2C)``: for every point, its ``k`` nearest points in feature space (itself
+    included) and the edge features ``[x_j - x_i, x_i]``, the ``k`` neighbours in any order.
+
+    The reference is a float64 loop over the points; the data have C = 5 > 3 channels, so a search on xyz
+    alone is told apart, and no ties (random points).
+    """
+    x = _cloud(100, b=2, n=24, d=5)
+    k = 6
+    out = call_student(fn, x, k)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 24, k, 5):
+        raise CheckFailed("the edge features have shape (B, N, k, C): concatenate [x_j - x_i, x_i] along the last "
+                          "dimension, (B, N, k, 2C)")
+    expect_tensor(out, "the edge features", shape=(2, 24, k, 10))
+    expect(out.dtype == x.dtype, f"for float32 input the edge features are {out.dtype}: keep the input's dtype")
+    problem = _edge_diagnosis(out.detach().cpu().double(), x, k)
+    if problem:
+        raise CheckFailed(problem)
+    expect_close(_canonical(out), _canonical(_reference_edges(x, k)), "the edge features (against a float64 loop "
+                 "over the points; neighbours compared as a set)", atol=1e-5, rtol=1e-4)
+    # clouds are independent
+    x2 = x.clone()
+    x2[1] = x2[1] * 3.0 + 1.0
+    other = call_student(fn, x2, k)
+    expect_close(_canonical(other)[0], _canonical(out)[0], "cloud 0's edge features after changing only cloud 1",
+                 atol=1e-6)
+    # 3 channels, another k; and the features carry gradients (the kNN indices need none)
+    xg = _cloud(101, b=3, n=16, d=3).requires_grad_(True)
+    e3 = call_student(fn, xg, 3)
+    expect_tensor(e3, "the edge features of a (3, 16, 3) cloud with k = 3", shape=(3, 16, 3, 6))
+    expect_close(_canonical(e3), _canonical(_reference_edges(xg, 3)), "the edge features of a (3, 16, 3) cloud, "
+                 "k = 3", atol=1e-5)
+    expect(e3.requires_grad, "the edge features carry no gradient: gather x (do not detach it); only the kNN "
+                             "indices may be computed without autograd")
+    return (f"agrees with a float64 loop over the points: k = {k} nearest in all C = 5 channels (the point itself "
+            "first), [x_j - x_i, x_i], clouds independent, differentiable")
+
+
+def _edge_linear(seed: int, cin: int, cout: int) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(2 * cin, cout)
+
+
+def _reference_conv(x: torch.Tensor, k: int, linear: nn.Linear, pool: str = "max", **kw) -> torch.Tensor:
+    e = _reference_edges(x, k, **kw)
+    h = F.linear(e, linear.weight.detach().double(), linear.bias.detach().double())
+    return h.max(dim=2).values if pool == "max" else h.mean(dim=2)
+
+
+@self_check
+def check_edge_conv(fn) -> str:
+    """``fn(x (B,N,C), k, linear) -> (B,N,C')``: ``max_{j in kNN(i)} linear([x_j - x_i, x_i])``."""
+    x = _cloud(110, b=2, n=24, d=5)
+    k, lin = 6, _edge_linear(110, 5, 7)
+    out = call_student(fn, x, k, lin)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 24, k, 7):
+        raise CheckFailed("the output has shape (B, N, k, C'): take the max over the k neighbours (dim=2)")
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (2, k, 7):
+        raise CheckFailed("the output has shape (B, k, C'): you took the max over the points; take it over the k "
+                          "neighbours of each point (dim=2)")
+    expect_tensor(out, "the EdgeConv output", shape=(2, 24, 7))
+    o = out.detach().cpu().double()
+    ref = _reference_conv(x, k, lin)
+    if not torch.allclose(o, ref, atol=1e-4, rtol=1e-4):
+        if torch.allclose(o, _reference_conv(x, k, lin, pool="mean"), atol=1e-4, rtol=1e-4):
+            raise CheckFailed("you averaged over the neighbours: EdgeConv takes the max (as PointNet does)")
+        for kw, message in (({"form": "xj"}, "the linear layer saw [x_j, x_i]: feed it [x_j - x_i, x_i]"),
+                            ({"self_point": "exclude"}, "you left each point out of its own neighbours: count the "
+                             "point itself, as in the edge features"),
+                            ({"space": "xyz"}, "you found the neighbours on the first 3 channels only: use all "
+                             "C channels")):
+            if torch.allclose(o, _reference_conv(x, k, lin, **kw), atol=1e-4, rtol=1e-4):
+                raise CheckFailed(message)
+    expect_close(out, ref, "the EdgeConv output (against a float64 loop)", atol=1e-4, rtol=1e-4)
+    lin.zero_grad()
+    out2 = call_student(fn, x, k, lin)
+    expect(isinstance(out2, torch.Tensor) and out2.requires_grad,
+           "the output carries no gradient: do not detach it or compute it under torch.no_grad()")
+    out2.sum().backward()
+    expect(lin.weight.grad is not None and float(lin.weight.grad.abs().sum()) > 0,
+           "the linear layer gets no gradient through your output")
+    return f"max over the k = {k} neighbours of linear([x_j - x_i, x_i]) agrees with a float64 loop; it trains"
+
+
+# ---------------------------------------------------------------------------
+# the T-Net orthogonality regulariser [Qi2017]: mean_b ||I - A_b A_b^T||_F^2
+# ---------------------------------------------------------------------------
+def _loop_orthogonality(a: torch.Tensor, *, square: bool = True, reduce: str = "mean", sign: float = -1.0,
+                        entries: str = "sum", product: str = "aat") -> float:
+    """``mean_b ||I - A_b A_b^T||_F^2`` by a float64 loop over the batch and the entries; the keyword arguments
+    build the wrong answers the check names."""
+    ad = a.detach().cpu().double().numpy()
+    per = []
+    for m in ad:
+        kk = m.shape[0]
+        p = {"aat": m @ m.T, "aa": m @ m, "a": m}[product]
+        total = 0.0
+        for r in range(kk):
+            for c in range(kk):
+                total += ((1.0 if r == c else 0.0) + sign * p[r, c]) ** 2
+        if entries == "mean":
+            total /= kk * kk
+        per.append(total if square else total**0.5)
+    return float(np.mean(per) if reduce == "mean" else np.sum(per))
+
+
+def _orth_data(seed: int, b: int, k: int) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.eye(k) + 0.3 * torch.randn(b, k, k, generator=gen)
+
+
+@self_check
+def check_orthogonality_loss(fn) -> str:
+    """``fn(A (B,K,K)) -> scalar``: ``mean over the batch of ||I - A A^T||_F^2`` (course_lib's convention,
+    ``models.encoders.orthogonality_regularizer``).  References: a float64 loop and analytic values."""
+    a = _orth_data(120, 4, 5)
+    out = call_student(fn, a)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (4,):
+        raise CheckFailed("you returned one value per matrix (B,): reduce over the batch with a mean (a scalar)")
+    expect_tensor(out, "the regulariser", shape=())
+    val = float(out)
+    ref = _loop_orthogonality(a)
+    if not np.isclose(val, ref, rtol=1e-4, atol=1e-6):
+        known = (({"square": False}, "you returned the Frobenius norm: the regulariser is its SQUARE, the sum of "
+                  "the squared entries of I - A A^T"),
+                 ({"reduce": "sum"}, "you summed over the batch: take the mean over the B matrices (so that the "
+                  "weight 0.001 does not depend on the batch size)"),
+                 ({"sign": 1.0}, "you computed I + A A^T: the regulariser measures how far A A^T is from the "
+                  "identity, I - A A^T"),
+                 ({"entries": "mean"}, "you averaged over the K x K entries: the squared Frobenius norm SUMS them"),
+                 ({"product": "aa"}, "you computed A A (no transpose): orthogonality is A A^T = I"),
+                 ({"product": "a"}, "you computed ||I - A||: orthogonality is A A^T = I (a rotation is orthogonal "
+                  "and far from I)"))
+        for kw, message in known:
+            if np.isclose(val, _loop_orthogonality(a, **kw), rtol=1e-4, atol=1e-6):
+                raise CheckFailed(message)
+    expect_close(val, ref, "the regulariser of 4 random 5 x 5 matrices (against a float64 loop)", atol=1e-6,
+                 rtol=1e-4)
+    # analytic values: an orthogonal matrix gives 0, c I gives K (1 - c^2)^2
+    q = torch.linalg.qr(torch.randn(3, 6, 6, generator=torch.Generator().manual_seed(121))).Q
+    expect_close(float(call_student(fn, q)), 0.0, "the regulariser of 3 orthogonal 6 x 6 matrices (A A^T = I)",
+                 atol=1e-5)
+    c, kk = 0.5, 4
+    expect_close(float(call_student(fn, c * torch.eye(kk).expand(2, kk, kk).clone())), kk * (1 - c * c) ** 2,
+                 f"the regulariser of {c} I ({kk} x {kk}): K (1 - c^2)^2", atol=1e-6)
+    # it trains: the gradient reaches A
+    ag = a.clone().requires_grad_(True)
+    g = call_student(fn, ag)
+    expect(isinstance(g, torch.Tensor) and g.requires_grad, "the regulariser carries no gradient: compute it with "
+                                                             "torch operations on A, without detaching")
+    g.backward()
+    expect(ag.grad is not None and float(ag.grad.abs().sum()) > 0, "A gets no gradient through the regulariser")
+    return "agrees with a float64 loop; 0 for orthogonal matrices, K (1 - c^2)^2 for c I; differentiable"
+
+
+# ---------------------------------------------------------------------------
 # hidden parts (run by the grader only): other sizes, a batch of one, one point, float64, ties, points on the
 # ball's boundary, batch independence, inputs unchanged; independent float64 loops as references
 # ---------------------------------------------------------------------------
@@ -661,10 +895,83 @@ def _hidden_pointnet_training(model, reference, points, labels, *, profile: str 
     return "a cloud alone gives its logits inside a batch, shuffled points give the same logits"
 
 
+def _hidden_edge_features(fn) -> str:
+    for seed, (b, n, c), k, dtype in ((130, (1, 10, 3), 4, torch.float32), (131, (2, 9, 7), 1, torch.float64),
+                                      (132, (3, 8, 1), 7, torch.float32), (133, (2, 12, 7), 11, torch.float64)):
+        x = _cloud(seed, b=b, n=n, d=c).to(dtype)
+        before = x.clone()
+        with torch.no_grad():
+            out = call_student(fn, x, k)
+        what = f"B={b}, N={n}, C={c}, k={k}, {dtype}"
+        if isinstance(out, torch.Tensor) and out.dim() < 4:
+            raise CheckFailed(f"the edge features ({what}) have shape {tuple(out.shape)}: a .squeeze() drops an "
+                              "axis; return (B, N, k, 2C) for every B, k and C")
+        expect_tensor(out, f"the edge features ({what})", shape=(b, n, k, 2 * c))
+        expect(out.dtype == dtype, f"for {dtype} input the edge features are {out.dtype}: keep the input's dtype")
+        _expect_unchanged(x, before, "x")
+        ref = _reference_edges(x, k)
+        if k == 1 and not torch.allclose(out.detach().cpu().double(), ref, atol=1e-5):
+            raise CheckFailed(f"with k = 1 ({what}) the only neighbour is the point itself (distance 0): the edge "
+                              "vector is 0 and the features are [0, x_i]")
+        expect_close(_canonical(out), _canonical(ref), f"the edge features ({what}, against a float64 loop over the "
+                     "points)",
+                     atol=1e-5 if dtype == torch.float32 else 1e-10, rtol=1e-5)
+    # clouds are independent, in float64 too
+    x = _cloud(134, b=3, n=15, d=4).double()
+    a = call_student(fn, x.clone(), 5)
+    x2 = x.clone()
+    x2[1:] = x2[1:].flip(1) * 0.5
+    other = call_student(fn, x2, 5)
+    expect_close(_canonical(other)[0], _canonical(a)[0], "cloud 0's edge features after changing only clouds 1 "
+                 "and 2", atol=1e-12)
+    return "a batch of one, k = 1, k = N - 1, C = 1 and 7, float64, clouds independent, inputs unchanged"
+
+
+def _hidden_edge_conv(fn) -> str:
+    for seed, (b, n, c), k, cout, dtype in ((140, (1, 10, 3), 1, 4, torch.float32),
+                                            (141, (2, 9, 6), 8, 3, torch.float64)):
+        x = _cloud(seed, b=b, n=n, d=c).to(dtype)
+        lin = _edge_linear(seed, c, cout).to(dtype)
+        before = x.clone()
+        with torch.no_grad():
+            out = call_student(fn, x, k, lin)
+        what = f"B={b}, N={n}, C={c}, k={k}, C'={cout}, {dtype}"
+        if isinstance(out, torch.Tensor) and out.dim() < 3:
+            raise CheckFailed(f"the output ({what}) has shape {tuple(out.shape)}: a .squeeze() drops an axis")
+        expect_tensor(out, f"the EdgeConv output ({what})", shape=(b, n, cout))
+        expect(out.dtype == dtype, f"for {dtype} input and layer the output is {out.dtype}: keep the dtype")
+        _expect_unchanged(x, before, "x")
+        expect_close(out, _reference_conv(x, k, lin), f"the EdgeConv output ({what}, against a float64 loop)",
+                     atol=1e-5 if dtype == torch.float32 else 1e-10, rtol=1e-5)
+    return "a batch of one, k = 1, k = N - 1, float64, inputs unchanged"
+
+
+def _hidden_orthogonality_loss(fn) -> str:
+    for seed, (b, k), dtype in ((150, (1, 3), torch.float32), (151, (5, 1), torch.float64),
+                                (152, (2, 64), torch.float64), (153, (7, 3), torch.float32)):
+        a = _orth_data(seed, b, k).to(dtype)
+        before = a.clone()
+        out = call_student(fn, a)
+        what = f"B={b}, K={k}, {dtype}"
+        expect_tensor(out, f"the regulariser ({what})", shape=())
+        expect(out.dtype == dtype, f"for {dtype} matrices the regulariser is {out.dtype}: keep the dtype")
+        _expect_unchanged(a, before, "A")
+        expect_close(float(out), _loop_orthogonality(a), f"the regulariser ({what}, against a float64 loop)",
+                     atol=1e-6, rtol=1e-5 if dtype == torch.float32 else 1e-10)
+    # the exact gradient, d/dA mean_b ||I - A A^T||^2 = -4 (I - A A^T) A / B
+    a = _orth_data(154, 3, 4).double().requires_grad_(True)
+    call_student(fn, a).backward()
+    ad = a.detach()
+    want = -4 * (torch.eye(4, dtype=torch.float64) - ad @ ad.transpose(1, 2)) @ ad / 3
+    expect(a.grad is not None, "A gets no gradient through the regulariser")
+    expect_close(a.grad, want, "the gradient with respect to A (-4 (I - A A^T) A / B)", atol=1e-9)
+    return "a batch of one, K = 1 and 64, float64, the exact gradient, inputs unchanged"
+
+
 def _register_hidden() -> None:
     from course_lib import ops
     from course_lib.models import encoders as E
-    from course_lib.ops import sampling
+    from course_lib.ops import neighbors, sampling
 
     fps_refs = (ops.farthest_point_sampling, sampling.farthest_point_sampling)
     ball_refs = (ops.ball_query, sampling.ball_query)
@@ -674,6 +981,10 @@ def _register_hidden() -> None:
     check_set_abstraction.hidden(_hidden_set_abstraction,
                                  references=(E.SetAbstraction.forward, *fps_refs, *ball_refs))
     check_pointnet_training.hidden(_hidden_pointnet_training, references=(E.PointNet.forward, E._max_pool))
+    knn_refs = (E._knn_idx, ops.knn, neighbors.knn_search, E.EdgeConv)
+    check_edge_features.hidden(_hidden_edge_features, references=knn_refs)
+    check_edge_conv.hidden(_hidden_edge_conv, references=(*knn_refs, E._neighbour_max))
+    check_orthogonality_loss.hidden(_hidden_orthogonality_loss, references=(E.orthogonality_regularizer,))
 
 
 _register_hidden()

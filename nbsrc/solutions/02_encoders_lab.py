@@ -7,7 +7,10 @@
 #    points (and the indices of the points that win it, the critical points);
 # 2. **farthest point sampling** (FPS), which picks well-spread centres;
 # 3. **ball query**, which gathers the neighbourhood of each centre;
-# 4. a **set-abstraction level** of PointNet++, built from the three.
+# 4. a **set-abstraction level** of PointNet++, built from the three;
+# 5. DGCNN's **EdgeConv**: the edge features over the k-nearest-neighbour graph in feature
+#    space, then the layer itself (a shared linear map and a max over the neighbours);
+# 6. the **T-Net orthogonality regulariser** that PointNet adds to its loss.
 #
 # Each exercise is followed by a **self-check** that tests shapes, invariance and agreement
 # with `course_lib`. At the end you train your PointNet on ShapeNet-lite and evaluate it.
@@ -262,6 +265,172 @@ fig = viz.plot_points(cloud, color="lightgray", size=2, title="32 centres colour
 viz.plot_points(sa_centres[0], color=sa_features[0].norm(dim=-1), size=6, fig=fig)
 
 # %% [markdown]
+# ## Exercise 5: EdgeConv's edge features
+#
+# DGCNN (Wang et al. 2019) replaces PointNet++'s balls by a graph: each point $x_i$ is joined
+# to its $k$ nearest neighbours **in the space of its current features** (all $C$ channels, not
+# only xyz: the graph changes from layer to layer, the "dynamic graph"), and every edge carries
+# the feature $[x_j - x_i,\ x_i]$: the neighbour relative to the point, and the point itself.
+#
+# Given `x` `(B, N, C)`, return the edge features `(B, N, k, 2C)`: `out[b, i, m]` is
+# `[x_j - x_i, x_i]` for the `m`-th neighbour `j` of point `i` in cloud `b`. As in the paper's
+# code and `course_lib`'s `EdgeConv`, **the point itself counts** as a neighbour (distance 0, so
+# it is its own nearest one, with edge vector 0). The order of the $k$ neighbours is free
+# (EdgeConv takes a max over them); listing them by increasing distance is natural.
+#
+# Hint: squared distances `(B, N, N)` per cloud, `topk(k, largest=False)` (or `argsort`) on
+# the last dimension, then gather with `x[torch.arange(B)[:, None, None], idx]`. The self-check
+# compares with a float64 loop over the points, on features with 5 channels.
+
+# %%
+def edge_features(x: torch.Tensor, k: int) -> torch.Tensor:
+    """EdgeConv's edge features over the kNN graph in feature space.
+
+    Args:
+        x: float tensor ``(B, N, C)`` (float32 or float64), any ``C >= 1``.
+        k: a Python int, ``1 <= k <= N``: the number of neighbours, the point itself included.
+
+    Returns:
+        float tensor ``(B, N, k, 2C)`` of the dtype of ``x``: ``[x_j - x_i, x_i]`` for the ``k`` points ``j``
+        of the same cloud nearest to ``x_i`` (Euclidean distance on all ``C`` channels), in any order (ties in
+        the distance: any of the tied points; course_lib's ``_knn_idx`` leaves them to its search backend, and
+        the self-check has none). Differentiable in ``x`` (the kNN indices need no gradient).
+    """
+    ### BEGIN SOLUTION
+    B = x.shape[0]
+    with torch.no_grad():
+        xd = x.double()  # as course_lib's _knn_idx: float64 distances, stable under a permutation of the points
+        d2 = ((xd[:, :, None] - xd[:, None]) ** 2).sum(-1)  # (B, N, N)
+        idx = d2.topk(k, dim=-1, largest=False).indices  # (B, N, k): the point itself first
+    neighbours = x[torch.arange(B, device=x.device)[:, None, None], idx]  # (B, N, k, C)
+    centre = x[:, :, None].expand_as(neighbours)
+    return torch.cat([neighbours - centre, centre], dim=-1)
+    ### END SOLUTION
+
+
+# %%
+checks.check_edge_features(edge_features)
+
+# %% [markdown]
+# ## Exercise 6: the EdgeConv layer
+#
+# EdgeConv applies one shared `linear` layer `2C -> C'` to every edge feature and takes the
+# max over the $k$ neighbours: $x_i' = \max_{j \in \mathrm{kNN}(i)} W [x_j - x_i,\ x_i] + b$.
+# (`course_lib`'s `EdgeConv` puts BatchNorm and a LeakyReLU before the max; leave them out.)
+
+# %%
+def edge_conv(x: torch.Tensor, k: int, linear: nn.Module) -> torch.Tensor:
+    """One EdgeConv layer without normalisation or activation.
+
+    Args:
+        x: float tensor ``(B, N, C)``; k: a Python int, ``1 <= k <= N``.
+        linear: an ``nn.Module`` acting on the last dimension, ``2C -> C'`` (an ``nn.Linear`` in the self-check).
+
+    Returns:
+        float tensor ``(B, N, C')`` of the dtype of ``x``, differentiable in ``x`` and the layer's parameters.
+    """
+    ### BEGIN SOLUTION
+    return linear(edge_features(x, k)).max(dim=2).values
+    ### END SOLUTION
+
+
+# %%
+checks.check_edge_conv(edge_conv)
+
+# %% [markdown]
+# **A graph in feature space.** The first EdgeConv finds neighbours in xyz; the next ones in the
+# space of the features it computed. Take a feature that mostly encodes *height* (what "seat
+# level" or "leg level" might look like to a later layer): the height $y$, plus a faint trace
+# of the position ($0.1\,x, 0.1\,y, 0.1\,z$). For one point of the chair, its 16 neighbours in xyz
+# and in this feature space.
+#
+# **Predict first.** Where will the feature-space neighbours of a point lie on the chair: next to
+# it, as in xyz, or elsewhere? Will their mean distance (in 3D) to the point be about the same as
+# for the xyz neighbours, a few times larger, or more?
+
+# %% tags=["uses-exercise"]
+k_graph = 16
+point = int(cloud[:, 1].argmin())  # the lowest point of the chair: the foot of a leg
+features = torch.cat([cloud[:, 1:2], 0.1 * cloud], dim=-1)[None]  # (1, N, 4): height, faint position
+with torch.no_grad():
+    e_xyz = edge_features(cloud[None], k_graph)[0, point]  # (k, 6): [x_j - x_i, x_i]
+    e_feat = edge_features(features, k_graph)[0, point]  # (k, 8)
+near_xyz = e_xyz[:, :3] + e_xyz[:, 3:]  # the neighbours' coordinates
+near_feat = 10 * (e_feat[:, 1:4] + e_feat[:, 5:])  # the position channels, unscaled
+for name, near in (("xyz", near_xyz), ("height feature", near_feat)):
+    print(f"kNN in {name}: mean 3D distance of the {k_graph} neighbours to the point "
+          f"{(near - cloud[point]).norm(dim=-1).mean().item():.3f}")
+fig = viz.plot_points(cloud, color="lightgray", size=2, title="neighbours in xyz (blue) and in feature space (red)")
+viz.plot_points(near_xyz, color="blue", size=5, fig=fig)
+viz.plot_points(near_feat, color="red", size=5, fig=fig)
+
+# %% [markdown]
+# **Observe.** In xyz the neighbours are a small patch around the point; in the height feature
+# they are points at about the same height wherever they are, on other legs too (the red points):
+# a single EdgeConv in that space compares the feet of the chair with each other, which layers
+# on the xyz graph could only do after many hops. That is what the dynamic graph buys DGCNN. What would happen to the graph if a layer's
+# features forgot the position entirely (no faint trace)?
+
+# %% [markdown]
+# ## Exercise 7: the T-Net orthogonality regulariser
+#
+# PointNet's feature T-Net predicts a $K \times K$ matrix $A$ that aligns the per-point
+# features. To keep it close to an orthogonal map (which loses no information), Qi et al. 2017
+# add $0.001\, L_{reg}$ to the loss, with $L_{reg} = \lVert I - A A^\top \rVert_F^2$. For a batch
+# `A` `(B, K, K)`, return the **mean over the batch** of the **squared** Frobenius norm (the sum
+# of the squared entries), a scalar: the convention of `course_lib`'s
+# `models.encoders.orthogonality_regularizer`, used by `ClassificationLoss`.
+#
+# (For a square $A$, $\lVert I - A A^\top \rVert_F = \lVert I - A^\top A \rVert_F$: both matrices have
+# the eigenvalues $1 - \sigma_i^2$. Either product is right.)
+
+# %%
+def orthogonality_loss(A: torch.Tensor) -> torch.Tensor:
+    """PointNet's orthogonality regulariser.
+
+    Args:
+        A: float tensor ``(B, K, K)`` (float32 or float64), ``B, K >= 1``.
+
+    Returns:
+        a 0-dim float tensor of the dtype of ``A``: ``mean_b ||I - A_b A_b^T||_F^2`` (squared Frobenius norm,
+        summed over the ``K x K`` entries, averaged over the batch), differentiable in ``A``.
+    """
+    ### BEGIN SOLUTION
+    eye = torch.eye(A.shape[-1], dtype=A.dtype, device=A.device)
+    return (eye - A @ A.transpose(1, 2)).pow(2).sum(dim=(1, 2)).mean()
+    ### END SOLUTION
+
+
+# %%
+checks.check_orthogonality_loss(orthogonality_loss)
+
+# %% [markdown]
+# **Random vs orthogonal.** The regulariser of a $64 \times 64$ matrix (the size of PointNet's
+# feature transform) for three choices: the identity (what `course_lib`'s T-Net outputs at
+# initialisation: its last layer starts at zero with $I$ as bias), a random rotation, and a random
+# Gaussian matrix with entries of variance $1/64$, so that every column has norm about 1.
+#
+# **Predict first.** Columns of norm about 1, in 64 dimensions, are nearly perpendicular. Will
+# the Gaussian matrix's regulariser be near 0, near 1, or near 64? How much does the weight
+# 0.001 then add to the cross-entropy at initialisation, $\ln(\text{number of classes})$?
+
+# %% tags=["uses-exercise"]
+K = 64
+gen = torch.Generator().manual_seed(0)
+candidates = {"identity": torch.eye(K)[None],
+              "random rotation": torch.linalg.qr(torch.randn(1, K, K, generator=gen)).Q,
+              "Gaussian, variance 1/K": torch.randn(1, K, K, generator=gen) / K**0.5}
+for name, A in candidates.items():
+    print(f"{name:>22}: regulariser {orthogonality_loss(A).item():8.3f}")
+
+# %% [markdown]
+# **Observe.** Each column alone is nearly a unit vector and nearly perpendicular to each other
+# one, but the regulariser sums $K^2$ small errors: the $K$ diagonal entries and the $K(K-1)$
+# off-diagonal ones, each of variance about $1/K$, add up to about $K$. Times 0.001, the term is
+# small next to the cross-entropy at first, yet it is what keeps a trained T-Net from collapsing
+# channels. Why is an orthogonal feature transform harmless for the max-pool that follows?
+
+# %% [markdown]
 # ## Train and evaluate your PointNet
 #
 # `MyPointNet` wraps your `pointnet_encode` with the layers of `course_lib`'s PointNet:
@@ -386,9 +555,10 @@ print(f"benchmark (laptop), trained at {results.get('encoders', 'n_points')} poi
 # 1. Why is a max over points invariant to their order, and what does a PointNet lose by pooling once over the whole cloud?
 # 2. What does a ball query return in a dense region and in a sparse one, and how does a set-abstraction level cope with the difference?
 # 3. DGCNN rebuilds its k-nearest-neighbour graph in feature space at every layer. What can a later layer's graph connect that the first layer's cannot?
+# 4. EdgeConv feeds $[x_j - x_i,\ x_i]$ to its linear layer. What would it lose with $x_j - x_i$ alone? Is $[x_j,\ x_i]$ any different for a learned linear layer? (Hint: expand $W [x_j - x_i, x_i]$ as $W_1 x_j + (W_2 - W_1) x_i$.)
 
 # %% [markdown] tags=["answer"]
-# *Your answers: 1. ... 2. ... 3. ...*
+# *Your answers: 1. ... 2. ... 3. ... 4. ...*
 
 # %% [markdown]
 # ## To go further
