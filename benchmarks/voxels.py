@@ -45,9 +45,9 @@ Real datasets (issue #35): ``--dataset modelnet`` or ``--dataset shapenetcore`` 
 ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``; ``COURSE_DATASET`` works too) runs every part on that
 dataset's meshes (:class:`course_lib.data.real_split.RealShapes`: grids by winding number, views rendered with
 ShapeNet-lite's random cameras, the profile's categories by name): VoxNet, the auto-encoder, the single-view
-model (its threshold chosen on val as here) and the representation floor at R.  What needs ShapeNet-lite's
-exact shapes is left out, with a note in the report: the floor at R/2 (it re-voxelises each shape from its
-category and seed) and so the claim ``floor_falls_with_resolution``.  The curve uses synthetic balls (the same
+model (its threshold chosen on val as here).  What needs ShapeNet-lite's exact shapes is left out, with a note
+in the report: the representation floor (``V.representation_floor`` refuses real rows; at R/2 it re-voxelises
+each shape from its category and seed; the table shows nan) and so the claim ``floor_falls_with_resolution``.  The curve uses synthetic balls (the same
 on every dataset).  The checkpoints carry the dataset's name (``ch03_<task>-<dataset>-<profile>-<hash>.pt``),
 the fragments too, and the results are ``benchmarks/results/voxels-<dataset>-<profile>-<machine>.md`` and
 ``voxels-<dataset>-<profile>.json``: ShapeNet-lite's files are never overwritten.
@@ -174,15 +174,17 @@ def _reconstruction(task: str, profile: str, retrain: bool) -> dict:
     probs = V.predict(model, te[key])
     ev = V.evaluate_reconstruction(probs, te, level=level, profile=profile)
     R = int(te["voxels"].shape[-1])
+    # the representation floor: ShapeNet-lite only (representation_floor refuses a real dataset's rows)
+    floor = {"floor": V.representation_floor(te)} if _dataset() is None else {}
     ev.update(train_seconds=hist.wall_time, epochs=hist.epochs_run, val_iou_at_level=sel["val_iou"],
               pos_weight=float(getattr(model, "pos_weight", float("nan"))), n_test=int(te["voxels"].shape[0]),
-              resolution=R, floor=V.representation_floor(te),
+              resolution=R, **floor,
               params=sum(p.numel() for p in model.parameters()), budget=sel["budget"], selections=sel["selections"],
               shapes=[f"{c}/{int(sd)}" for c, sd in zip(te["category"], torch.as_tensor(te["seed"]).tolist())],
               iou_per_shape={name: V.per_shape_iou(probs, te["voxels"], t).tolist()
                              for name, t in (("level", level), ("0.4", 0.4), ("0.5", 0.5))})
     if task == "ae" and _dataset() is None:  # the floor one resolution down, on the same shapes (a paired claim;
-        # it re-voxelises each shape from its category and seed: ShapeNet-lite only)
+        # it re-voxelises each shape from its category and seed)
         ev["floor_half"] = V.representation_floor(te, resolution=R // 2)
     ev["sweep"] = {str(k): v for k, v in ev["sweep"].items()}
     return ev
@@ -304,7 +306,8 @@ def report(profile: str) -> Path:
                   md_table(["IoU@0.4 (R2N2)", f"IoU@{r['level']} (best on val)", "goal", "CD x1000 (MC mesh)",
                             "CD floor (MC of true grid)", "no surface (all empty/full)", "pos weight", "train s",
                             "steps", "examples", "params"],
-                           [[r["iou@0.4"], r["iou@level"], target, r.get("cd", float("nan")), r["floor"]["cd"],
+                           [[r["iou@0.4"], r["iou@level"], target, r.get("cd", float("nan")),
+                             r["floor"]["cd"] if "floor" in r else float("nan"),
                              r.get("cd_empty", 0), r["pos_weight"], r["train_seconds"], r["budget"]["steps"],
                              r["budget"]["examples"], r["budget"]["params"]]]), "",
                   "Threshold sweep on the val split (where the threshold is picked; the report uses that threshold only): "
@@ -326,7 +329,7 @@ def report(profile: str) -> Path:
     real = _dataset()
     if real is not None:
         lines += [f"Dataset: {real} (real meshes; grids by winding number, views rendered with ShapeNet-lite's "
-                  "cameras). Not run on it (needs ShapeNet-lite's exact shapes): the representation floor at R/2 "
+                  "cameras). Not run on it (needs ShapeNet-lite's exact shapes): the representation floor (at R and R/2) "
                   "and its claim floor_falls_with_resolution.", ""]
     data = dict(parts)
     data["selections"] = [rec for p in PARTS if p in parts for rec in parts[p].get("selections", [])]
@@ -351,14 +354,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__.split("\n")[0],
         epilog="On a real dataset (--dataset modelnet|shapenetcore) every part runs (VoxNet, ae, svr with views "
-               "rendered from the meshes, the floor at R, the curve) except what needs ShapeNet-lite's exact "
-               "shapes: the floor at R/2 and its claim floor_falls_with_resolution. Results: "
+               "rendered from the meshes, the curve) except what needs ShapeNet-lite's exact "
+               "shapes: the representation floor (at R and R/2) and its claim floor_falls_with_resolution. Results: "
                "results/voxels-<dataset>-<profile>-*.md / .json; checkpoints ch03_<task>-<dataset>-*.pt.")
     ap.add_argument("--part", choices=PARTS, action="append", help="run only these parts (repeatable)")
     ap.add_argument("--report", action="store_true", help="only assemble the report from the fragments")
     ap.add_argument("--retrain", action="store_true", help="train again even if checkpoints exist")
     ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET); "
-                    "a real dataset runs every part but the floor at R/2 (see below)")
+                    "a real dataset runs every part but the representation floor (see below)")
     ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
     args = ap.parse_args()
     try:

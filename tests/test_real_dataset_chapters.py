@@ -124,10 +124,10 @@ def test_ch03_models_train_on_a_real_dataset_under_its_own_checkpoints(real, mon
 
 def test_ch03_lite_only_parts_refuse_naming_the_dataset(real):
     te = V.voxel_data("test", "ci", surface=True, **real)
-    floor = V.representation_floor(te)  # at the data's own resolution: grids and surface samples only
-    assert floor["resolution"] == te["voxels"].shape[-1] and len(floor["per_shape"]) == 4
-    with pytest.raises(NotImplementedError, match="modelnet"):
-        V.representation_floor(te, resolution=8)
+    assert te["voxels"].shape[0] == 4 and te["target_points"].shape[0] == 4
+    for resolution in (None, 8):  # the floor can rebuild shapes from (category, seed): ShapeNet-lite only
+        with pytest.raises(NotImplementedError, match="representation_floor .*cannot run on modelnet"):
+            V.representation_floor(te, resolution=resolution)
 
 
 # --- chapter 05 ------------------------------------------------------------------
@@ -147,7 +147,7 @@ def test_ch05_autoencoder_on_a_real_dataset(real, monkeypatch):
     pred = common.predict(model, te["points"])
     assert pred.shape[0] == 4 and pred.shape[-1] == 3
     assert ps.even_reference("test", 16, profile="ci", **real).shape == (4, 16, 3)
-    with pytest.raises(NotImplementedError, match="modelnet"):
+    with pytest.raises(NotImplementedError, match="surface_distances .*cannot run on modelnet"):
         ps.surface_distances(te, {"oracle": te["oracle_points"]})
     # the same checkpoint name through COURSE_DATASET; ShapeNet-lite's never has the dataset's name
     extra = {**ps._overrides_spec({"epochs": 1}), "validation": ps.MONITOR["chamfer"]}

@@ -670,17 +670,15 @@ def representation_floor(data: dict[str, Any], resolution: int | None = None) ->
     Introduced in ``lectures/03_voxels.ipynb``.  A perfect voxel predictor still pays this
     (the blocky-surface problem), in the convention of :func:`voxel_chamfer`; it shrinks with
     the resolution. ``resolution`` re-voxelises the shapes of ``data`` (its ``category`` and
-    ``seed``) at another ``R`` first (ShapeNet-lite only: on a real dataset's rows it refuses, see
-    :func:`course_lib.experiments.common.require_exact_shapes`). Returns ``{"cd": mean, "resolution": R, "per_shape": [...]}``
+    ``seed``) at another ``R`` first. ShapeNet-lite only: on a real dataset's rows it refuses
+    (:func:`course_lib.experiments.common.require_exact_shapes`; the course's contract for every function that
+    can rebuild shapes from their category and seed). Returns ``{"cd": mean, "resolution": R, "per_shape": [...]}``
     (a list of floats, nan where the grid has no surface).
     """
+    require_exact_shapes('representation_floor (chapter 03)', data)
     grids = data["voxels"].float()
     if resolution is not None and int(resolution) != int(grids.shape[-1]):
         from course_lib.data import make_shape, voxelize
-
-        # re-voxelising rebuilds each shape from (category, seed): ShapeNet-lite only (at the data's own
-        # resolution the floor needs only the grids and the surface samples, which a real dataset has)
-        require_exact_shapes('representation_floor at another resolution (chapter 03)', data)
 
         if "category" not in data or "seed" not in data:
             raise ValueError("representation_floor at another resolution needs the data's 'category' and 'seed'")
