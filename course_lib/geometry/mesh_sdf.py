@@ -20,6 +20,13 @@ Two back ends give the same answer:
   winding number (solid angles by Van Oosterom and Strackee's formula) for every
   (point, face) pair.  ``O(N F)``, but the same code on CPU and CUDA, and independent of
   libigl (the tests compare the two).
+
+A second inside/outside, for comparison: :func:`visibility_inside` (a point is outside when some rendered depth
+map sees through it, the idea behind OccNet's pre-processing).  It ignores the faces' orientation, but it is
+limited by its pixels near the surface and sees into every hole; measured against the exact occupancy of
+ShapeNet-lite shapes with flipped and doubled faces, holes and internal parts, the repaired winding number agrees
+more often on every defect (``benchmarks/results/mesh_sign-laptop-cpu2.md``, part ``methods``), so the sign
+stays the winding number's.
 """
 
 from __future__ import annotations
