@@ -34,3 +34,20 @@ def failed(res, *words, ignore_case: bool = False) -> None:
     msg = res.message.lower() if ignore_case else res.message
     for w in words:
         assert (w.lower() if ignore_case else w) in msg, res.message
+
+
+def hidden_results(check, answer):
+    """Run ``check`` on ``answer`` (its hidden part runs when ``COURSE_HIDDEN_CHECKS`` is set by the caller);
+    return (public result, hidden result)."""
+    from course_lib.checks import _core
+
+    res = check(answer, quiet=True)
+    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+
+
+def hidden_results_on(monkeypatch, check, answer):
+    """:func:`hidden_results` with the hidden part switched on for this test (``monkeypatch``)."""
+    from course_lib.checks import _core
+
+    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
+    return hidden_results(check, answer)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import trimesh
+from check_helpers import hidden_results_on
 
 from course_lib import checks
 from course_lib.checks import data as cd
@@ -233,13 +234,7 @@ def test_count_bytes():
 # ---------------------------------------------------------------------------
 # hidden parts (the grader's)
 # ---------------------------------------------------------------------------
-def _hidden(monkeypatch, check, answer):
-    """Run ``check`` with its hidden part on; return (public result, hidden result)."""
-    from course_lib.checks import _core
-
-    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
-    res = check(answer, quiet=True)
-    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results_on  # (public result, hidden result)
 
 
 def full_count_bytes(obj):

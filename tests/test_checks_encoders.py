@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import stub
+from check_helpers import hidden_results_on, stub
 from torch import nn
 
 from course_lib import checks, ops
@@ -407,13 +407,7 @@ def ball_query_open(x, centers, radius, k):
     return torch.where(idx == n, idx[..., :1], idx)
 
 
-def _hidden(monkeypatch, check, answer):
-    """Run ``check`` with its hidden part on; return (public result, hidden result)."""
-    from course_lib.checks import _core
-
-    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
-    res = check(answer, quiet=True)
-    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results_on  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from check_helpers import failed as _failed
-from check_helpers import stub
+from check_helpers import hidden_results, stub
 
 from course_lib import checks
 from course_lib.checks import evaluation as ev
@@ -269,11 +269,7 @@ def test_chamfer_convention_errors_are_reported_not_raised():
 
 
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
-def _hidden(check, fn):
-    from course_lib.checks import _core
-
-    public = check(fn, quiet=True)
-    return public, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 from check_helpers import failed as _failed
-from check_helpers import stub
+from check_helpers import hidden_results, stub
 
 from course_lib import checks
 
@@ -303,11 +303,7 @@ def test_the_diagnoses_let_correct_answers_through():
 
 
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
-def _hidden(check, fn):
-    from course_lib.checks import _core
-
-    public = check(fn, quiet=True)
-    return public, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from check_helpers import failed, stub
+from check_helpers import failed, hidden_results, stub
 
 from course_lib import checks
 from course_lib.geometry import field_normals
@@ -257,12 +257,7 @@ def test_optimise_latent_in_place_is_named():
 
 
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) -----------------------------------------
-def _hidden(check, fn):
-    """Run ``check`` with its hidden part; return (public result, hidden result)."""
-    from course_lib.checks import _core
-
-    res = check(fn, quiet=True)
-    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):

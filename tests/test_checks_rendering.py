@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from check_helpers import hidden_results
 
 from course_lib import checks
 
@@ -231,11 +232,7 @@ def test_laplacian_absolute_positions():
 
 
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) ------------------------------------------------
-def _hidden(check, fn):
-    from course_lib.checks import _core
-
-    public = check(fn, quiet=True)
-    return public, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):

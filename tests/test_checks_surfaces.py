@@ -7,7 +7,7 @@ import functools
 import pytest
 import torch
 from check_helpers import failed as _failed
-from check_helpers import stub
+from check_helpers import hidden_results, stub
 from torch import nn
 
 from course_lib import checks
@@ -233,12 +233,7 @@ def test_transfer_labels_wrong_answers():
 
 
 # --- hidden parts (the grader's COURSE_HIDDEN_CHECKS=1) -----------------------------------------
-def _hidden(check, fn):
-    """Run ``check`` with its hidden part; return (public result, hidden result)."""
-    from course_lib.checks import _core
-
-    res = check(fn, quiet=True)
-    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from check_helpers import failed as _failed
-from check_helpers import stub
+from check_helpers import hidden_results_on, stub
 from torch import nn
 
 from course_lib import checks
@@ -400,13 +400,7 @@ def test_path_batchnorm_before_the_transposed_conv():
 
 
 # --- hidden parts (the grader's) ----------------------------------------------------
-def _hidden(monkeypatch, check, answer):
-    """Run ``check`` with the hidden part on; return (public result, hidden result)."""
-    from course_lib.checks import _core
-
-    monkeypatch.setenv(_core.HIDDEN_ENV, "1")
-    res = check(answer, quiet=True)
-    return res, _core.RESULTS[check.__name__ + _core.HIDDEN_SUFFIX]
+_hidden = hidden_results_on  # (public result, hidden result)
 
 
 def test_hidden_parts_pass_the_references(monkeypatch):
