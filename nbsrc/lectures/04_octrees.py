@@ -348,17 +348,16 @@ else:
 
 # %% [markdown]
 # **Reading the account.** The stored octree is the small row, and it stays small: its exponent sits
-# well below 3. It beats a float32 grid at every resolution, but against the honest rival for a single
-# channel of occupancy, the bitmask, it only wins from the resolution where those two lines meet.
-# The working rows tell a different story. The per-leaf cache spends about a dozen int64 per leaf where the
-# stored octree spends a few bytes, and the convolution operator spends far more (27
-# neighbours, each with two indices and a weight). So **for one channel, the octree's working set is
-# larger than a dense float32 grid** over the whole measured range; the fitted lines meet only far
-# out, if at all. The sparse structure pays where the dense side multiplies and the sparse side does
-# not: the operator and the leaf cache are built once per structure and shared by every channel and
-# every layer, while a dense feature map costs $4 C R^3$ bytes for $C$ channels, each layer again. With
-# tens of channels, several layers and fine grids, the dense side loses; with one channel, a few
-# layers, or coarse grids, the bookkeeping is what you pay for.
+# well below 3. Set it beside the float32 grid in the table, then beside the honest rival for a single
+# channel of occupancy, the bitmask: the lines printed above say where the fitted lines of the stored
+# octree and the bitmask meet. The working rows tell a different story. The per-leaf cache spends about
+# a dozen int64 per leaf where the stored octree spends a few bytes, and the convolution operator spends
+# far more (27 neighbours, each with two indices and a weight): read the working total against the
+# dense float32 row, resolution by resolution, and where their fitted lines meet. The sparse structure
+# pays where the dense side multiplies and the sparse side does not: the operator and the leaf cache are
+# built once per structure and shared by every channel and every layer, while a dense feature map costs
+# $4 C R^3$ bytes for $C$ channels, each layer again (section 6's decoder steps measured both sides with
+# tens of channels); with one channel, a few layers, or coarse grids, the bookkeeping is what you pay for.
 #
 # The OGN decoder's working bytes grow with the mixed cells: its exponent is that of the surface, not
 # 3, and most of it is the gathered convolution columns, not the indices. The dense part that is left
