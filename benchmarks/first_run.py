@@ -13,7 +13,7 @@ A notebook over ``--limit`` seconds (default 600, the issue's 10 minutes) is sto
 Writes ``benchmarks/results/first_run-<profile>-<machine>.md`` and the JSON twin.  Run it alone:
 
     COURSE_PROFILE=laptop python benchmarks/first_run.py --again
-    COURSE_PROFILE=laptop python benchmarks/first_run.py --notebooks lectures/03_voxels.ipynb --again
+    COURSE_PROFILE=laptop python benchmarks/first_run.py --notebooks lectures/03_voxels.ipynb --again --merge
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import REPO, md_table, write_result  # noqa: E402
+from _common import REPO, RESULTS, git_commit, md_table, write_result  # noqa: E402
 
 SELECTION_PARTS = ()
 """Protocol 2: this script chooses nothing (it trains the recipes as they are and times them)."""
@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=600, help="seconds per cell before the notebook is stopped")
     ap.add_argument("--cache", help="the cache folder (default: a new temporary folder)")
     ap.add_argument("--note", default="")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the rows of notebooks not run now from the existing results file (each row records "
+                         "its own commit and date), so that the notebooks can be measured in several sittings")
     args = ap.parse_args()
     cache = args.cache or tempfile.mkdtemp(prefix="course-first-run-")
     os.environ["COURSE_DATA_DIR"] = cache
@@ -76,17 +79,27 @@ def main() -> None:
     for nb in books:
         nb = nb if nb.is_absolute() else REPO / nb
         status, first = run_notebook(nb, args.limit)
-        row = {"notebook": str(nb.relative_to(REPO)), "first_status": status, "first_s": first}
+        row = {"notebook": str(nb.relative_to(REPO)), "first_status": status, "first_s": first,
+               "commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         if args.again:
             status2, second = run_notebook(nb, args.limit)
             row.update(again_status=status2, again_s=second)
         rows.append(row)
         print(row, flush=True)
+    if args.merge:
+        import json
+
+        old = RESULTS / f"first_run-{profile}.json"
+        if old.exists():
+            done = {r["notebook"] for r in rows}
+            kept = [r for r in json.loads(old.read_text())["data"]["rows"] if r["notebook"] not in done]
+            rows = sorted(kept + rows, key=lambda r: r["notebook"])
     data = {"profile": profile, "rows": rows, "cache": "fresh temporary folder" if not args.cache else args.cache,
             "limit_s": args.limit}
-    head = ["notebook", "first run (s)", "status"] + (["from the filled cache (s)", "status"] if args.again else [])
-    table = md_table(head, [[r["notebook"], f"{r['first_s']:.0f}", r["first_status"]]
-                            + ([f"{r['again_s']:.0f}", r["again_status"]] if args.again else []) for r in rows])
+    head = ["notebook", "first run (s)", "status", "from the filled cache (s)", "status", "commit", "date"]
+    table = md_table(head, [[r["notebook"], f"{r['first_s']:.0f}", r["first_status"],
+                             f"{r['again_s']:.0f}" if "again_s" in r else "-", r.get("again_status", "-"),
+                             r.get("commit", "-"), r.get("date", "-")] for r in rows])
     body = (f"Each notebook executed top to bottom in a fresh kernel, profile {profile!r}, on a cache that starts "
             f"empty (shared by the notebooks of the run, in the order listed). Goals (issue #36): first run <= 10 "
             f"minutes per lecture; from checkpoints <= 60 s of compute.\n\n{table}\n")
