@@ -102,6 +102,19 @@ def read_cache_file(path: Path, key: str, spec: dict[str, tuple[tuple[int, ...],
 
 # --- the dataset ---------------------------------------------------------------
 
+def parse_view(view: Any) -> str | tuple[float, float, float]:
+    """``"random"`` (or ``None``) or an ``(azimuth, elevation, distance)`` triple of floats; anything else is a
+    ``ValueError`` naming both forms.  Shared by ShapeNet-lite and the real datasets' rendered views."""
+    if view is None or isinstance(view, str):
+        if view not in (None, "random"):
+            raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
+        return "random"
+    v = tuple(float(x) for x in view)
+    if len(v) != 3:
+        raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
+    return v  # type: ignore[return-value]
+
+
 class ShapeNetLite(Dataset):
     """Procedural ShapeNet-lite shapes as a torch Dataset, one item per (category, seed).
 
@@ -174,15 +187,7 @@ class ShapeNetLite(Dataset):
         n = config.size(f"data.shapes_per_category_{split}", self.profile) \
             if shapes_per_category is None else shapes_per_category
         self.seeds = split_seeds(split, n)
-        if isinstance(view, str):
-            if view != "random":
-                raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
-            self.view: str | tuple[float, float, float] = "random"
-        else:
-            v = tuple(float(x) for x in view)
-            if len(v) != 3:
-                raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
-            self.view = v  # type: ignore[assignment]
+        self.view = parse_view(view)
         self.cache = bool(cache)
         self.cache_root = Path(cache_dir) if cache_dir is not None else config.cache_dir()
         self.items: list[tuple[str, int]] = [(c, s) for c in self.categories for s in self.seeds]

@@ -60,6 +60,7 @@ import torch
 from torch.utils.data import Dataset
 
 from .. import config
+from .dataset import parse_view
 
 __all__ = ["DATASETS", "ENV_DATASET", "MAX_AMBIGUOUS", "dataset_name", "RealShapes"]
 
@@ -145,15 +146,7 @@ class RealShapes(Dataset):
         self.image_size = int(image_size if image_size is not None else config.size("data.image_size", prof))
         if self.image_size < 1:
             raise ValueError(f"image_size must be a positive int, got {image_size!r}")
-        if view is None or isinstance(view, str):
-            if view not in (None, "random"):
-                raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
-            self.view: str | tuple[float, float, float] = "random"
-        else:
-            v = tuple(float(x) for x in view)
-            if len(v) != 3:
-                raise ValueError(f"view must be 'random' or (azimuth, elevation, distance), got {view!r}")
-            self.view = v  # type: ignore[assignment]
+        self.view = parse_view(view)
         self.cache = bool(cache)
         entries, self.categories, self.root = _entries(name, split, categories, root)
         self.manifest: list[dict[str, str]] = []
