@@ -23,9 +23,10 @@ from ._core import (  # noqa: F401
     self_check,
     stop_on_failure,
 )
+from ._observe import ObservationMismatch, observe  # noqa: F401
 
 __all__ = ["RESULTS", "CheckFailed", "CheckResult", "CheckStop", "call_student", "expect",
-           "expect_close", "expect_tensor", "self_check", "stop_on_failure"]
+           "expect_close", "expect_tensor", "self_check", "stop_on_failure", "observe", "ObservationMismatch"]
 
 
 def _collect() -> None:
