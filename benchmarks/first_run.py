@@ -34,13 +34,22 @@ SELECTION_PARTS = ()
 """Protocol 2: this script chooses nothing (it trains the recipes as they are and times them)."""
 
 
-def run_notebook(path: Path, limit: int) -> tuple[str, float]:
-    """Execute ``path`` in a fresh kernel (outputs discarded); ``(status, seconds)``."""
+def run_notebook(path: Path, limit: int, observations: list[dict] | None = None) -> tuple[str, float]:
+    """Execute ``path`` in a fresh kernel (outputs discarded); ``(status, seconds)``.
+
+    With ``observations`` (a list), the verdicts of the notebook's ``checks.observe`` calls (a lab's stated
+    expectations tested on the run, issue #39) are appended to it.
+    """
+    import json
+
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     nb = nbformat.read(str(path), as_version=4)
+    fd, log = tempfile.mkstemp(prefix="observations-", suffix=".jsonl")
+    os.close(fd)
+    os.environ["COURSE_OBSERVATIONS_LOG"] = log  # the kernel inherits this process's environment
     t0 = time.perf_counter()
     client = NotebookClient(nb, timeout=limit, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     try:
@@ -53,7 +62,12 @@ def run_notebook(path: Path, limit: int) -> tuple[str, float]:
         status = f"error: {last[0][:160] if last else 'a cell raised'}"
     except DeadKernelError:
         status = "the kernel died"
-    return status, time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
+    os.environ.pop("COURSE_OBSERVATIONS_LOG", None)
+    if observations is not None:
+        observations += [json.loads(line) for line in Path(log).read_text().splitlines() if line.strip()]
+    os.unlink(log)
+    return status, seconds
 
 
 def main() -> None:
@@ -78,8 +92,9 @@ def main() -> None:
     rows = []
     for nb in books:
         nb = nb if nb.is_absolute() else REPO / nb
-        status, first = run_notebook(nb, args.limit)
-        row = {"notebook": str(nb.relative_to(REPO)), "first_status": status, "first_s": first,
+        seen: list[dict] = []
+        status, first = run_notebook(nb, args.limit, seen)
+        row = {"notebook": str(nb.relative_to(REPO)), "first_status": status, "first_s": first, "observations": seen,
                "commit": git_commit(), "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         if args.again:
             status2, second = run_notebook(nb, args.limit)
@@ -103,6 +118,16 @@ def main() -> None:
     body = (f"Each notebook executed top to bottom in a fresh kernel, profile {profile!r}, on a cache that starts "
             f"empty (shared by the notebooks of the run, in the order listed). Goals (issue #36): first run <= 10 "
             f"minutes per lecture; from checkpoints <= 60 s of compute.\n\n{table}\n")
+    obs = [(r["notebook"], o) for r in rows for o in r.get("observations", [])]
+    if obs:
+        agree = sum(o["holds"] for _, o in obs if o["applies"])
+        applies = sum(o["applies"] for _, o in obs)
+        body += (f"\n## What the labs say a run shows, tested on the first run (`checks.observe`)\n\n"
+                 f"{agree} of the {applies} statements that the text makes for the {profile!r} profile held"
+                 f" ({len(obs) - applies} more are promised only for larger profiles).\n\n"
+                 + md_table(["notebook", "statement", "promised here", "held", "measured"],
+                            [[nb, o["statement"], "yes" if o["applies"] else "no", "yes" if o["holds"] else "**no**",
+                              o.get("measured", "")] for nb, o in obs]) + "\n")
     write_result("first_run", profile, body, notes=args.note, data=data)
     print(body)
 
