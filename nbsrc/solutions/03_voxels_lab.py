@@ -161,6 +161,7 @@ class SmallVoxelAE(nn.Module):
 
 
 # %% tags=["uses-exercise"]
+ious = {}  # threshold -> mean IoU of the held-out shapes, with YOUR voxel_iou (filled in at the end)
 train_set = V.voxel_data("train")
 test_set = V.voxel_data("test")
 R = train_set["voxels"].shape[-1]
@@ -175,16 +176,32 @@ history = train.train_or_load(model, path, train_loader=loader, loss_fn=V.voxel_
 probs = V.predict(model, test_set["voxels"])
 print(f"positive weight of the loss: {float(w):.2f}")
 for t in (0.3, 0.4, 0.5, 0.6, 0.7):
-    print(f"threshold {t}: mean IoU {voxel_iou(probs, test_set['voxels'], t).mean():.3f}")
+    ious[t] = float(voxel_iou(probs, test_set["voxels"], t).mean())
+    print(f"threshold {t}: mean IoU {ious[t]:.3f}")
 viz.subplots([viz.plot_voxels(test_set["voxels"][0]), viz.plot_voxels(probs[0], threshold=0.5)],
              titles=["held-out grid", "reconstruction (p >= 0.5)"], height=330)
 
 # %% [markdown]
-# **Observe.** The chapter's benchmark trained the chapter's own auto-encoder (laptop profile) and
-# chose its threshold on *validation* shapes; its choice and its test IoU are printed below. In the
-# `ci` profile your model trained for seconds: its IoU is far lower and its best threshold may sit
-# elsewhere. Did the weighted loss move the best threshold the way you predicted? Why does a
-# positive weight push the probabilities of full voxels up?
+# **Observe.** The weighted loss moves the best threshold *above* 0.5. In the laptop profile your
+# model's IoU is best above 0.5 (at 0.7, the highest threshold printed, in our run); at 0.5 it still
+# predicts more full voxels than the held-out shapes have, so a higher threshold removes more wrong
+# voxels than right ones. The `ci` run is too small to show either: after three epochs on six shapes its
+# probabilities still sit near 0.5, so it predicts almost every voxel full, or almost none, depending
+# on which side of 0.5 they fall, and its IoU is near 0 at most thresholds. The chapter's benchmark
+# trained the chapter's own auto-encoder (laptop profile) and chose its threshold on *validation*
+# shapes; its choice and its test IoU are printed below. Did the weighted loss move the best threshold
+# the way you predicted? Why does a positive weight push the probabilities of full voxels up?
+
+# %% tags=["uses-exercise"]
+if len(ious) < 5:
+    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+best = max(ious, key=ious.get)
+checks.observe("the best IoU comes at a threshold above 0.5", best > 0.5, shown_in=("laptop", "gpu"),
+               measured=f"best at {best}: IoU {ious[best]:.3f}, at 0.5 {ious[0.5]:.3f}")
+full_pred, full_true = float((probs >= 0.5).float().mean()), float((test_set["voxels"] > 0.5).float().mean())
+checks.observe("at 0.5 the model predicts more full voxels than the held-out shapes have", full_pred > 1.1 * full_true,
+               shown_in=("laptop", "gpu"),
+               measured=f"{full_pred:.1%} of the voxels predicted full, {full_true:.1%} full")
 
 # %%
 ae = results.get("voxels", "ae")
