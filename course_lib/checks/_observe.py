@@ -80,9 +80,12 @@ def observe(statement: str, holds: Any, *, shown_in: Sequence[str] = PROFILES, m
         line = f"👀 as the text says: {statement}{tail}"
     elif applies:
         line = f"⚠️ unlike the text, this run does not show: {statement}{tail}"
-    else:
+    elif PROFILES.index(profile) < min(PROFILES.index(p) for p in shown_in):
         line = (f"ℹ️ not in this run: {statement}{tail}; the '{profile}' run is too small to show it "
                 f"(the {' / '.join(p for p in shown_in)} profile does)")
+    else:
+        line = (f"ℹ️ not in this run: {statement}{tail}; the text says it of the {' / '.join(shown_in)} "
+                f"profile only, and this '{profile}' run trains longer")
     if verdict and not applies:
         line += f" (shown here although the text promises it only in the {' / '.join(shown_in)} profile)"
     print(line)
