@@ -13,6 +13,8 @@
 # over points or pixels (a loop over the three edges of a triangle is fine).
 
 # %%
+import math
+
 import torch
 
 from course_lib import checks, config, data, results, viz
@@ -88,6 +90,7 @@ checks.check_soft_coverage(soft_coverage)
 # rounder than the edges?
 
 # %% tags=["uses-exercise"]
+images = []  # set below, once your soft_coverage runs
 n = 48
 jj, ii = torch.meshgrid(torch.arange(n) + 0.5, torch.arange(n) + 0.5, indexing="xy")
 pix = torch.stack([jj.reshape(-1), ii.reshape(-1)], -1)
@@ -96,11 +99,47 @@ images = [soft_coverage(pix, triangle, s).reshape(n, n) for s in (1.0, 10.0, 100
 viz.plot_images(images, titles=[f"sigma = {s} px^2" for s in (1, 10, 100)])
 
 # %% [markdown]
-# **Observe.** The band $0.1 < D < 0.9$ lies where $d^2 < \sigma \ln 9$, so it grows like
-# $\sqrt{\sigma}$. The chapter's benchmark (laptop profile) rendered a whole mug softly at the
-# $\sigma$ values the fits use ($\sigma$ there is in squared *normalised screen* units, not pixels)
-# and compared with the hard silhouette; its record is printed below. How does the difference to the
-# hard silhouette shrink with $\sigma$, and what does a smaller $\sigma$ cost the gradient (question 1)?
+# **Observe.** The edge at $D = 1/2$ does not move: the same pixels are more than half covered at every
+# $\sigma$. The band $0.1 < D < 0.9$ lies where $d^2 < \sigma \ln 9$, within $\sqrt{\sigma \ln 9}$ of the
+# edge on either side, so it grows like $\sqrt{\sigma}$: about 3 pixels wide at $\sigma = 1$ px$^2$, about
+# 3 times wider at $\sigma = 10$, and at $\sigma = 100$ px$^2$ wider than the triangle itself (its inscribed
+# circle has a radius of about 10 px): no pixel, not even the centre, reaches 0.9. The corners look
+# rounder than the edges: outside the triangle the coverage depends only on the distance to it, and the
+# points at one distance from a corner lie on a circle around it, so the band's outer border ($D = 0.1$)
+# turns the corners into circular arcs. The next cell measures this on your three images.
+#
+# The chapter's benchmark (laptop profile) rendered a whole mug softly at the $\sigma$ values the fits
+# use ($\sigma$ there is in squared *normalised screen* units, not pixels) and compared with the hard
+# silhouette; its record is printed below. How does the difference to the hard silhouette shrink with
+# $\sigma$, and what does a smaller $\sigma$ cost the gradient (question 1)?
+
+# %% tags=["uses-exercise"]
+if len(images) < 3:
+    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+perimeter = float(sum((triangle[k] - triangle[k - 1]).norm() for k in range(3)))
+area = 0.5 * abs(float(torch.linalg.det(torch.stack([triangle[1] - triangle[0], triangle[2] - triangle[0]]))))
+band = [int(((im > 0.1) & (im < 0.9)).sum()) for im in images]
+width = [b / perimeter for b in band]  # the band's area over the edges' length: its mean width in pixels
+checks.observe("the edge D = 1/2 stays put: the same pixels are more than half covered at every sigma",
+               all(torch.equal(im > 0.5, images[0] > 0.5) for im in images),
+               measured="pixels above 1/2: " + ", ".join(str(int((im > 0.5).sum())) for im in images))
+checks.observe("at sigma = 1 px^2 the band 0.1 < D < 0.9 is about 3 pixels wide (between 2 and 4.5)",
+               2.0 < width[0] < 4.5, measured=f"band area / perimeter {width[0]:.1f} px")
+checks.observe("the band grows like sqrt(sigma): about 3 times wider at sigma = 10 than at sigma = 1 "
+               "(2 to 4.5 times)",
+               2.0 < width[1] / width[0] < 4.5, measured=f"{width[1]:.1f} px against {width[0]:.1f} px")
+checks.observe("at sigma = 100 px^2 the band is wider than the triangle: no pixel reaches D = 0.9",
+               float(images[2].max()) < 0.9, measured=f"largest coverage {float(images[2].max()):.2f}")
+# at sigma = 10, D = 0.1 at the distance r outside the edges: the pixels above 0.1 fill the triangle grown by r,
+# either with round corners (area A + P r + pi r^2) or as a larger triangle with sharp ones (A (1 + r / inradius)^2)
+r = (10.0 * math.log(9.0)) ** 0.5
+above = int((images[1] > 0.1).sum())
+round_corners = area + perimeter * r + math.pi * r ** 2
+sharp_corners = area * (1 + r / (2 * area / perimeter)) ** 2
+checks.observe("the corners are rounded: at sigma = 10 the pixels with D > 0.1 fill the triangle grown with round "
+               "corners, not a larger triangle with sharp ones",
+               abs(above - round_corners) < abs(above - sharp_corners),
+               measured=f"{above} pixels; round corners {round_corners:.0f}, sharp corners {sharp_corners:.0f}")
 
 # %%
 agreement = results.get("rendering", "agreement")
@@ -203,8 +242,10 @@ held = R.heldout_rig(int(SZ["n_heldout_views"]), int(SZ["n_views"]))
 target, cams = R.target_views(shape, views, size)
 v0, faces = icosphere(level, radius=0.5)
 steps = int(SZ["lab_steps"])
+start = R.evaluate_fit(v0, faces, shape, held, size, int(SZ["n_eval_points"]))  # the sphere, before any step
 
 # %% tags=["uses-exercise"]
+ev = ev_fit = None  # set below, once the fit has run
 offset = torch.zeros_like(v0, requires_grad=True)
 opt = torch.optim.Adam([offset], lr=float(SZ["lr"]), betas=(0.5, 0.99))
 history = []
@@ -219,16 +260,32 @@ for step in range(steps):
     history.append(float(loss.detach()))
 fitted = (v0 + offset).detach()
 ev = R.evaluate_fit(fitted, faces, shape, held, size, int(SZ["n_eval_points"]))
-print(f"{steps} steps: loss {history[0]:.3f} -> {history[-1]:.3f}; held-out IoU {ev['iou']:.3f}, "
-      f"CD x1e3 {ev['chamfer']:.2f} ({R.CD_CONVENTION})")
+ev_fit = R.evaluate_fit(fitted, faces, shape, views, size, int(SZ["n_eval_points"]))
+print(f"{steps} steps: loss {history[0]:.3f} -> {history[-1]:.3f}; held-out IoU {start['iou']:.3f} "
+      f"(the sphere) -> {ev['iou']:.3f}, on the {len(views)} fitted views {ev_fit['iou']:.3f}; "
+      f"CD x1e3 {start['chamfer']:.2f} -> {ev['chamfer']:.2f} ({R.CD_CONVENTION})")
 viz.plot_mesh((fitted, faces), title=f"icosphere fitted to {len(views)} silhouettes of a {shape.category}")
 
 # %% [markdown]
-# **Observe.** The chapter's benchmark (laptop profile) ran the same kind of fit on test shapes of four
-# categories, with its own number of steps and views (printed below with its record). In the `ci` profile
-# your fit ran only a few steps on small images, so its IoU says little: compare in the `laptop` profile.
-# In the benchmark, did the held-out views score lower than the fitted ones, as you predicted? Which parts
-# of a shape can no silhouette show (question 3)?
+# **Observe.** The starting sphere scores about 0.45 on the held-out views. In the `laptop` profile (150
+# steps on 64-pixel images from 8 views) the fit lifts that to about 0.9; the chapter's benchmark ran the
+# same kind of fit for 300 steps on test shapes of four categories and reached 0.91 on its held-out views
+# (its record is printed below). The `ci` run is too small to get there: 10 steps on 32-pixel images from
+# 4 views stop around 0.75, still far above the sphere. In every profile the views the fit never saw score
+# a little lower than the views it was fitted to, or about the same: a few silhouettes from around the
+# shape pin its outline down between them too. Which parts of a shape can no silhouette show (question 3)?
+
+# %% tags=["uses-exercise"]
+if ev_fit is None:
+    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.observe("the fit lifts the held-out IoU well above the starting sphere's (by more than 0.2)",
+               ev["iou"] > start["iou"] + 0.2, measured=f"held-out IoU {start['iou']:.3f} -> {ev['iou']:.3f}")
+checks.observe("the held-out IoU reaches about 0.9 (above 0.85)", ev["iou"] > 0.85, shown_in=("laptop", "gpu"),
+               measured=f"held-out IoU {ev['iou']:.3f} after {steps} steps")
+checks.observe("the held-out views score a little lower than the fitted ones, or about the same "
+               "(at most 0.02 higher)",
+               ev["iou"] <= ev_fit["iou"] + 0.02,
+               measured=f"IoU held-out {ev['iou']:.3f}, fitted views {ev_fit['iou']:.3f}")
 
 # %%
 multi = results.get("rendering", "multi")
