@@ -167,6 +167,7 @@ print(f"{steps} steps in the {config.get_profile()} profile; the oracle's Chamfe
       f"{1000 * oracle_cd:.2f}")
 
 # %% tags=["uses-exercise"]
+final_cd = None  # set below, once your decoders are fitted
 config.seed_everything(0)
 decoders = nn.ModuleList([PatchDecoder(16) for _ in range(K)])
 code = nn.Parameter(torch.zeros(1, 16))
@@ -178,7 +179,8 @@ for _ in range(steps):
     opt.zero_grad()
     loss.backward()
     opt.step()
-print(f"{steps} steps: Chamfer x1e3 = {1000 * loss.item():.2f}, {loss.item() / oracle_cd:.1f} x the oracle's")
+final_cd = loss.item()
+print(f"{steps} steps: Chamfer x1e3 = {1000 * final_cd:.2f}, {final_cd / oracle_cd:.1f} x the oracle's")
 with torch.no_grad():
     verts, faces = atlas_mesh(decoders, code, 8)
 patch = torch.arange(K).repeat_interleave(2 * 7 * 7).numpy()
@@ -187,10 +189,32 @@ viz.subplots([viz.plot_points(target[0], color="gray", size=1.5),
              titles=["target", f"your atlas: {K} patches, {len(faces)} triangles"], height=340)
 
 # %% [markdown]
-# **Observe.** Compare the ratio with your guess. In the `ci` profile there are only a few dozen
-# steps: expect several times the oracle. Rotate the mesh: do the colours (patches) follow the chair's
-# parts, or do several patches share the seat? Nothing in the loss asks a patch to take one part; what
-# would you add to make it?
+# **Observe.** One shape, no generalisation asked: the Chamfer distance ends well under ten times the
+# oracle's (under five times, in every profile), and with enough steps it comes down to about the
+# oracle's: the `laptop` profile's 1,800 steps end within 1.5 times it. The `ci` run's 30 steps are too
+# few to show that: expect a few times the oracle there. With enough steps the patches also spread over the
+# whole chair side by side, hardly overlapping: in the `laptop` run over 90 % of the chair's surface lies
+# within 0.05 of a patch, and under 20 % within 0.05 of two patches or more. In the `ci` run the patches
+# are still small blobs that cover a fraction of the chair. Rotate the mesh: do the colours (patches)
+# follow the chair's parts, or does a part take several patches, a patch several parts? Nothing in the
+# loss asks a patch to take one part; what would you add to make it?
+
+# %% tags=["uses-exercise"]
+if final_cd is None:
+    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.observe("the fit ends well under ten times the oracle's Chamfer distance: under five times",
+               final_cd < 5 * oracle_cd, measured=f"{final_cd / oracle_cd:.1f} x the oracle's after {steps} steps")
+checks.observe("with enough steps it comes down to about the oracle's: within 1.5 times it",
+               final_cd < 1.5 * oracle_cd, shown_in=("laptop", "gpu"),
+               measured=f"{final_cd / oracle_cd:.2f} x the oracle's after {steps} steps")
+with torch.no_grad():  # 1000 template points per patch; which patches pass within 0.05 of each target point
+    patch_points = [dec(atlasnet.sample_square(1000, torch.Generator().manual_seed(1)), code)[0] for dec in decoders]
+near = torch.stack([torch.cdist(target[0], p).amin(-1) < 0.05 for p in patch_points]).sum(0)
+covered, shared = float((near >= 1).float().mean()), float((near >= 2).float().mean())
+checks.observe("with enough steps the patches spread over the whole chair side by side, hardly overlapping: over 90 % "
+               "of the surface within 0.05 of a patch, under 20 % within 0.05 of two or more",
+               covered > 0.9 and shared < 0.2, shown_in=("laptop", "gpu"),
+               measured=f"{100 * covered:.0f} % covered, {100 * shared:.0f} % by two patches or more")
 
 # %% [markdown]
 # ## Exercise 4: carry labels with a deformation (3D-CODED)
@@ -254,17 +278,31 @@ with torch.no_grad():
     undeformed = model.template_vertices[None].expand_as(deformed)
 
 # %% tags=["uses-exercise"]
+accuracy = {}  # filled below, once your transfer_labels runs
 pred = transfer_labels(deformed, model.template_labels, test_set["points"])
 base = transfer_labels(undeformed, model.template_labels, test_set["points"])
-print(f"label transfer accuracy: {(pred == true).float().mean():.3f} "
-      f"(undeformed template: {(base == true).float().mean():.3f})")
+accuracy = {"deformed": float((pred == true).float().mean()), "undeformed": float((base == true).float().mean())}
+print(f"label transfer accuracy: {accuracy['deformed']:.3f} (undeformed template: {accuracy['undeformed']:.3f})")
 viz.plot_points(test_set["points"][0], color=pred[0].float(), colorscale="Rainbow",
                 title=f"parts of a held-out {cat}, carried from the template")
 
 # %% [markdown]
-# **Observe.** The laptop benchmark's accuracies per category (means over its held-out shapes) are
-# printed below, with the undeformed template's. Where is the gain largest, and why does a mug gain
-# least from deforming the template?
+# **Observe.** The gain is a few points of accuracy, not tens. With the `laptop` profile's training your
+# deformed template labels more points right than the undeformed one, by more than 1 point in a hundred
+# and less than 8; the `ci` run's two epochs are too few to show a gain (it stays within a point or so
+# of the undeformed template). The laptop benchmark's accuracies per category (means over its held-out
+# shapes) are printed below, with the undeformed template's: at most a few points in every category. Where is
+# the gain largest, and why does a mug gain least from deforming the template?
+
+# %% tags=["uses-exercise"]
+if len(accuracy) < 2:
+    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+gain = 100 * (accuracy["deformed"] - accuracy["undeformed"])
+checks.observe("the deformed template gains a few points at most, not tens: under 8 points", gain < 8,
+               measured=f"{100 * accuracy['deformed']:.1f} % vs {100 * accuracy['undeformed']:.1f} %: "
+                        f"{gain:+.1f} points")
+checks.observe("trained long enough, the deformed template labels more points right than the undeformed one: "
+               "over 1 point more", gain > 1, shown_in=("laptop", "gpu"), measured=f"{gain:+.1f} points")
 
 # %%
 from course_lib import results  # noqa: E402
