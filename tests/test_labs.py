@@ -343,3 +343,6 @@ def test_every_experiment_of_a_lab_is_predicted_then_observed(source):
             p, o = text.find("**Predict"), text.find("**Observe")
             assert p >= 0, f"{source.name}, section {head!r}: an experiment without a prediction prompt"
             assert o > p, f"{source.name}, section {head!r}: a prediction that is never observed"
+            assert "checks.observe(" in text[o:], (
+                f"{source.name}, section {head!r}: the observation is not tested on the run (no checks.observe "
+                "after the **Observe** paragraph)")
