@@ -8,6 +8,7 @@ import torch
 
 from course_lib import checks
 from course_lib.checks import _core
+from course_lib.checks._core import CheckFailed, expect_close
 
 
 def good(x, y):
@@ -354,3 +355,41 @@ def test_a_decorated_reference_is_watched_by_its_own_code_not_the_decorators(mon
     assert _core.RESULTS["check_demo_core:hidden"].passed, _core.RESULTS["check_demo_core:hidden"].message
     chk(lambda x, y: _lib_add_no_grad(x, y), quiet=True)  # a direct call through the decorator: flagged
     assert "delegated to" in _core.RESULTS["check_demo_core:hidden"].message
+
+
+# --- the likeliest cause of a generic "values are wrong" message (issue #39, item 3) ---------------------
+_E = torch.tensor([[0.5, 1.0, 2.0], [3.0, 4.0, 0.25]])
+
+
+@pytest.mark.parametrize("wrong, cause", [
+    (-_E, "sign is flipped"),
+    (2 * _E, "a missing 1/2"),
+    (_E / 6, "a mean where a sum is asked"),
+    (3 * _E, "a sum where a mean is asked"),
+    (_E + 0.1, "off by the same +0.1"),
+    (_E * _E, "square of the expected"),
+    (_E.sqrt(), "square root of the expected"),
+    (_E.flip(-1), "wrong order"),
+    (torch.stack([_E[0], _E[1] * 1.5 + 1]), "only batch element(s) 1 of 2"),
+])
+def test_expect_close_names_the_likeliest_cause(wrong, cause):
+    with pytest.raises(CheckFailed) as info:
+        expect_close(wrong, _E, "d")
+    msg = str(info.value)
+    assert "values are wrong" in msg and "Likeliest cause:" in msg and cause in msg, msg
+
+
+def test_expect_close_names_a_transpose_and_the_first_wrong_value():
+    e = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(CheckFailed, match="last two axes are swapped"):
+        expect_close(e.T, e, "m")
+    with pytest.raises(CheckFailed) as info:
+        expect_close(torch.tensor([1.5, 2.0, 9.0]), torch.tensor([1.0, 2.0, 3.0]), "v")
+    msg = str(info.value)
+    assert "largest error 6 at index (2,)" in msg and "first wrong value is at index (0,): got 1.5, expected 1" in msg
+
+
+def test_expect_close_claims_no_cause_for_an_unpatterned_error():
+    with pytest.raises(CheckFailed) as info:
+        expect_close(torch.tensor([1.0, 7.0, -2.0]), torch.tensor([1.1, 2.0, 3.0]), "v")
+    assert "Likeliest cause" not in str(info.value)

@@ -307,11 +307,67 @@ def expect_close(
     if bad.any():
         idx = tuple(int(i) for i in np.unravel_index(int(torch.argmax(err - tol)), tuple(a.shape))) if a.dim() else ()
         where = f" at index {idx}" if idx else ""
+        first = tuple(int(i) for i in np.unravel_index(int(bad.reshape(-1).nonzero()[0]), tuple(a.shape))) \
+            if a.dim() else ()
+        first_txt = (f"; the first wrong value is at index {first}: got {a[first].item():.6g}, expected "
+                     f"{e[first].item():.6g}") if first and first != idx else ""
+        cause = likeliest_cause(a, e, atol, rtol)
         raise CheckFailed(
             f"{what}: {int(bad.sum())} of {a.numel()} values are wrong"
             f" (largest error {err.max().item():.3g}{where}: got {a[idx].item():.6g},"
-            f" expected {e[idx].item():.6g})"
+            f" expected {e[idx].item():.6g}{first_txt})" + (f". Likeliest cause: {cause}" if cause else "")
         )
+
+
+def likeliest_cause(actual: Any, expected: Any, atol: float = 1e-5, rtol: float = 1e-4) -> str:
+    """The pattern that relates a wrong answer to the right one, in words ("" when none is recognised).
+
+    Tried in order: the sign flipped; a constant factor (a mean for a sum, a missing 1/2 or a count); a
+    constant offset; the square or the square root of the answer (squared distances where distances are
+    asked, or the reverse); swapped last two axes; the values right but in another order; only some
+    elements of the batch (the first axis) wrong.  Used by :func:`expect_close` for every generic
+    "values differ" message.
+    """
+    a, e = _as_float64(actual), _as_float64(expected)
+    if a.shape != e.shape or a.numel() == 0 or not (torch.isfinite(a).all() and torch.isfinite(e).all()):
+        return ""
+
+    def close(x: torch.Tensor, y: torch.Tensor) -> bool:
+        return bool(torch.allclose(x, y, atol=atol, rtol=max(rtol, 1e-6)))
+
+    if close(a, -e) and e.abs().max() > atol:
+        return "the sign is flipped (a minus sign too many or too few, or a difference taken the other way round)"
+    big = e.abs() > max(atol * 10, 1e-12)
+    if big.sum() >= 1:
+        ratio = a[big] / e[big]
+        k = float(ratio.median())
+        if abs(k - 1) > 1e-3 and k != 0 and close(a, k * e):
+            known = {2.0: "a missing 1/2", 0.5: "a factor 1/2 too many"}
+            name = next((v for r, v in known.items() if abs(k - r) < 1e-6), None)
+            n = e.numel()
+            hint = name or (f"a sum where a mean is asked (or the reverse) over about {round(k)} values"
+                            if k > 1 and abs(k - round(k)) < 1e-6 else
+                            f"a mean where a sum is asked (or a division by a count) of about {round(1 / k)}"
+                            if k < 1 and abs(1 / k - round(1 / k)) < 1e-6 else "a missing or extra scale")
+            return f"every value is {k:.4g} times the expected one ({hint}; {n} values compared)"
+    off = float((a - e).reshape(-1).median())
+    if abs(off) > atol and close(a, e + off):
+        return f"every value is off by the same {off:+.4g} (a constant added or left out)"
+    if (e >= 0).all() and close(a, e * e) and not close(e, e * e):
+        return "the answer is the square of the expected one (squared distances where distances are asked?)"
+    if (e >= 0).all() and (a >= 0).all() and close(a * a, e) and not close(e, e * e):
+        return "the answer is the square root of the expected one (distances where squared distances are asked?)"
+    if a.dim() >= 2 and a.shape[-1] == a.shape[-2] and close(a, e.transpose(-1, -2)):
+        return "the last two axes are swapped (a transpose, or the pair's roles exchanged)"
+    if close(a.reshape(-1).sort().values, e.reshape(-1).sort().values):
+        return "the right values in the wrong order (an index, a gather or a permutation)"
+    if a.dim() >= 2 and a.shape[0] > 1:
+        wrong = [int(i) for i in range(a.shape[0]) if not close(a[i], e[i])]
+        if 0 < len(wrong) < a.shape[0]:
+            shown = ", ".join(map(str, wrong[:5])) + (", ..." if len(wrong) > 5 else "")
+            return (f"only batch element(s) {shown} of {a.shape[0]} are wrong (something shared across the batch, "
+                    "or a loop that stops early)")
+    return ""
 
 
 GRADE_LOG_ENV = "COURSE_GRADE_LOG"
