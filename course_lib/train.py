@@ -844,3 +844,79 @@ def loop_budget(model: nn.Module, epochs: int, fit_kwargs: Mapping[str, Any]) ->
             "examples": None if examples is None else int(epochs) * examples, "batch_size": bs,
             "params": sum(p.numel() for p in model.parameters() if p.requires_grad)}
 
+
+
+# ---------------------------------------------------------------------------
+# stored results: computed once, like a checkpoint (fits, samplings)
+# ---------------------------------------------------------------------------
+def _spec_fingerprint(value: Any) -> Any:
+    """A JSON-able stand-in for ``value``: tensors and arrays by dtype, shape and a hash of their bytes."""
+    import hashlib
+
+    import numpy as np
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().contiguous().numpy()
+    if isinstance(value, np.ndarray):
+        return {"array": str(value.dtype), "shape": list(value.shape),
+                "sha1": hashlib.sha1(np.ascontiguousarray(value).tobytes()).hexdigest()}
+    if isinstance(value, Mapping):
+        return {str(k): _spec_fingerprint(v) for k, v in sorted(value.items(), key=lambda kv: str(kv[0]))}
+    if isinstance(value, (list, tuple)):
+        return [_spec_fingerprint(v) for v in value]
+    if hasattr(value, "__dataclass_fields__"):
+        return {"dataclass": type(value).__name__,
+                **{k: _spec_fingerprint(getattr(value, k)) for k in value.__dataclass_fields__}}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise TypeError(f"stored_result: cannot fingerprint a {type(value).__name__} in the spec; pass tensors, "
+                    "arrays, numbers, strings, lists, dicts or dataclasses of them")
+
+
+def stored_result_path(name: str, spec: Mapping[str, Any], profile: str | None = None) -> Path:
+    """``<cache>/results/<name>-<profile>-<hash of spec>.pt``: where :func:`stored_result` keeps a result."""
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"stored result name must be a non-empty string without '/', got {name!r}")
+    profile = profile or config.get_profile()
+    return config.cache_dir() / "results" / f"{name}-{profile}-{spec_hash(_spec_fingerprint(spec))}.pt"
+
+
+def stored_result(name: str, spec: Mapping[str, Any], compute: Callable[[], Any]) -> tuple[Any, bool]:
+    """``(result, loaded)``: ``compute()``'s result, computed once and then read back from the cache.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb`` and ``lectures/10_gradient_fields.ipynb``:
+    a lecture's live optimisation (a mesh fitted to silhouettes, a latent GAN) is a result like a
+    checkpoint's weights, so a second "Restart kernel and run all" reads it instead of computing it again
+    (issue #36's 60 s goal).  ``spec`` must hold everything the result depends on (inputs as tensors, which
+    are hashed by their bytes, every setting, and a version of the code); a different spec is a different
+    file.  ``COURSE_RECOMPUTE=1`` ignores stored results.  An unreadable file is computed again.  The
+    result must be picklable (tensors, dataclasses, dicts); only this machine's cache is read (never a class
+    folder: files are unpickled).
+    """
+    path = stored_result_path(name, spec)
+    if os.environ.get("COURSE_RECOMPUTE", "").strip() not in ("", "0") or not path.exists():
+        loaded = None
+    else:
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception:  # noqa: BLE001 - a torn or foreign file: compute again
+            loaded = None
+    if isinstance(loaded, dict) and loaded.get("name") == name and "result" in loaded:
+        return loaded["result"], True
+    result = compute()
+    if is_main_process():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_save({"name": name, "result": result}, path)
+    return result, False
+
+
+def code_version(*objects: Any) -> str:
+    """A short hash of the source code of ``objects`` (functions, classes, modules): put it in a
+    :func:`stored_result` spec so that a change to the code that computes a result computes it again."""
+    import hashlib
+    import inspect
+
+    h = hashlib.sha1()
+    for obj in objects:
+        h.update(inspect.getsource(obj).encode())
+    return h.hexdigest()[:12]

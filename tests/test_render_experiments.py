@@ -54,6 +54,23 @@ def test_fit_improves_iou_on_a_synthetic_target():
         R.fit_silhouettes(target[:2], cams, steps=1)
 
 
+def test_a_stored_fit_is_the_fit_read_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_RECOMPUTE", raising=False)
+    v, f = icosphere(1)
+    cams = R._cameras(R.view_rig(2), 16)
+    target = rasterize_silhouette(v * 0.6, f, cams, 16)
+    kw = {"level": 1, "steps": 4, "sigma": 1e-3, "snapshot_every": 2}
+    live = R.fit_silhouettes(target, cams, **kw)
+    first = R.fit_silhouettes(target, cams, store=True, **kw)
+    again = R.fit_silhouettes(target, cams, store=True, **kw)
+    assert (live.stored, first.stored, again.stored) == (False, False, True)
+    assert torch.equal(again.verts, live.verts) and torch.equal(first.verts, live.verts)
+    assert again.history == live.history and again.snapshot_steps == live.snapshot_steps
+    other = R.fit_silhouettes(target, cams, store=True, **{**kw, "steps": 5})
+    assert not other.stored  # another setting is another stored fit
+
+
 def test_evaluate_fit_on_a_shape():
     from course_lib import data
 

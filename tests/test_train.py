@@ -289,3 +289,51 @@ def test_checkpoints_saved_at_once_by_several_writers_stay_whole(tmp_path, monke
     who = state["extra"]["who"]
     assert state["model"]["weight"].shape == (who, 64)  # one writer's checkpoint, whole
     assert sorted(p.name for p in tmp_path.iterdir()) == ["same.pt"]  # no temporary file left
+
+
+# --- stored results (issue #36: a lecture's live fits computed once, then read back) ----------------------
+def test_stored_result_computes_once_then_reads_back(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_RECOMPUTE", raising=False)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": torch.arange(3.0)}
+
+    spec = {"target": torch.ones(2, 2), "steps": 3}
+    first, loaded1 = train.stored_result("demo", spec, compute)
+    again, loaded2 = train.stored_result("demo", {"steps": 3, "target": torch.ones(2, 2)}, compute)  # key order is free
+    assert (loaded1, loaded2, len(calls)) == (False, True, 1)
+    assert torch.equal(again["x"], first["x"])
+    _, loaded3 = train.stored_result("demo", {"target": torch.ones(2, 2) * 2, "steps": 3}, compute)  # other bytes
+    _, loaded4 = train.stored_result("demo", {"target": torch.ones(2, 2), "steps": 4}, compute)  # another setting
+    assert (loaded3, loaded4, len(calls)) == (False, False, 3)
+    monkeypatch.setenv("COURSE_RECOMPUTE", "1")
+    _, loaded5 = train.stored_result("demo", spec, compute)
+    assert (loaded5, len(calls)) == (False, 4)
+
+
+def test_stored_result_recomputes_a_torn_file_and_refuses_unhashable_specs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("COURSE_RECOMPUTE", raising=False)
+    path = train.stored_result_path("demo", {"a": 1})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"not a torch file")
+    value, loaded = train.stored_result("demo", {"a": 1}, lambda: 7)
+    assert (value, loaded) == (7, False)
+    assert train.stored_result("demo", {"a": 1}, lambda: 8) == (7, True)
+    with pytest.raises(TypeError, match="cannot fingerprint a object"):
+        train.stored_result("demo", {"a": object()}, lambda: 0)
+    with pytest.raises(ValueError, match="name"):
+        train.stored_result_path("a/b", {})
+
+
+def test_code_version_changes_with_the_source():
+    def f():
+        return 1
+
+    def g():
+        return 2
+
+    assert train.code_version(f) == train.code_version(f) != train.code_version(g)

@@ -284,14 +284,26 @@ def train_shapegf(data: dict[str, Any], *, epochs: int | None = None, n_train_po
 @torch.no_grad()
 def reconstruct(model: Any, inputs: Tensor, n_points: int, *, steps_per_level: int | None = None,
                 sigmas: Sequence[float] | Tensor | None = None, batch_size: int = 16, seed: int = 0,
-                profile: str | None = None) -> Tensor:
+                profile: str | None = None, store: bool = False) -> Tensor:
     """Encode ``inputs`` ``(S, N, 3)`` and sample ``n_points`` points of each decoded shape.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  Annealed Langevin from the uniform
-    prior over the model's schedule (or ``sigmas``), ``steps_per_level`` per level.
+    prior over the model's schedule (or ``sigmas``), ``steps_per_level`` per level.  ``store=True``: computed
+    once, then read back from the cache (:func:`course_lib.train.stored_result`, keyed by the model's weights,
+    the inputs, every setting and the code).
     """
     s = _sizes(profile)
     k = int(steps_per_level or s["steps_per_level"])
+    if store:
+        from course_lib import train as T
+        from course_lib.models import shapegf
+
+        spec = {"weights": model.state_dict(), "inputs": inputs, "n_points": int(n_points), "k": k,
+                "sigmas": None if sigmas is None else torch.as_tensor(sigmas, dtype=torch.float64),
+                "batch_size": batch_size, "seed": seed, "code": T.code_version(reconstruct, shapegf)}
+        out, _ = T.stored_result("ch10_reconstruct", spec, lambda: reconstruct(
+            model, inputs, n_points, steps_per_level=k, sigmas=sigmas, batch_size=batch_size, seed=seed))
+        return out
     dev = next(model.parameters()).device
     g = torch.Generator(device=dev).manual_seed(seed)
     model.eval()
@@ -578,18 +590,27 @@ def _codes(model: Any, inputs: Tensor, batch_size: int = 32) -> Tensor:
 
 
 def train_generator(model: Any, train_inputs: Tensor, *, epochs: int | None = None, profile: str | None = None,
-                    progress: bool = True) -> tuple[Any, Any, Any]:
+                    progress: bool = True, store: bool = False) -> tuple[Any, Any, Any]:
     """The latent GAN on the frozen codes of the training shapes (official recipe, smaller nets).
 
     Introduced in ``lectures/10_gradient_fields.ipynb``.  Returns ``(generator, discriminator,
-    history)`` of :func:`course_lib.models.shapegf.train_latent_gan`.
+    history)`` of :func:`course_lib.models.shapegf.train_latent_gan`.  ``store=True``: trained once, then read
+    back from the cache (:func:`course_lib.train.stored_result`, keyed by the codes, the settings and the code).
     """
+    from course_lib.models import shapegf
     from course_lib.models.shapegf import train_latent_gan
 
     s = _sizes(profile)
-    codes = _codes(model, train_inputs)
-    return train_latent_gan(codes, epochs=int(epochs or s["gan_epochs"]), batch_size=int(s["gan_batch"]),
-                            seed=int(s["seed"]), progress=progress)
+    ep, bs, seed = int(epochs or s["gan_epochs"]), int(s["gan_batch"]), int(s["seed"])
+    if store:
+        from course_lib import train as T
+
+        spec = {"weights": model.state_dict(), "inputs": train_inputs, "epochs": ep, "batch_size": bs,
+                "seed": seed, "code": T.code_version(train_generator, _codes, shapegf)}
+        out, _ = T.stored_result("ch10_latent_gan", spec, lambda: train_generator(
+            model, train_inputs, epochs=ep, profile=profile, progress=progress))
+        return out
+    return train_latent_gan(_codes(model, train_inputs), epochs=ep, batch_size=bs, seed=seed, progress=progress)
 
 
 @torch.no_grad()

@@ -225,6 +225,9 @@ class FitResult:
     snapshots: list[Tensor] = field(default_factory=list)
     snapshot_steps: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    stored: bool = False
+    """True when the fit was read back from the cache (:func:`course_lib.train.stored_result`), not run now;
+    ``seconds`` is then the time the fit took when it ran."""
 
 
 def fit_kwargs(profile: str | None = None, **over: Any) -> dict[str, Any]:
@@ -244,7 +247,8 @@ def fit_kwargs(profile: str | None = None, **over: Any) -> dict[str, Any]:
 def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: int = 200, lr: float = 0.01,
                     sigma: float = 1e-4, lambda_lap: float = 0.03, lambda_flat: float = 3e-4,
                     radius: float = 0.5, snapshot_every: int = 0, progress: bool = False,
-                    seed: int = 0, sigma_start: float | None = None, cull_eps: float = 1e-4) -> FitResult:
+                    seed: int = 0, sigma_start: float | None = None, cull_eps: float = 1e-4,
+                    store: bool = False) -> FitResult:
     """Deform an icosphere so that its soft silhouettes match ``target (N, H, W)`` seen by ``cameras`` (N).
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``.  The unknowns are one
@@ -257,7 +261,9 @@ def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: 
     default: ``sigma`` throughout.  ``cull_eps``: face contributions below it are dropped
     (:func:`course_lib.render.rasterize_silhouette`; coarser than the renderer's default,
     which changes a pixel by at most ``cull_eps`` per nearby face and halves the work).
-    Runs on the target's device.
+    Runs on the target's device.  ``store=True``: the result is computed once and then read back from the
+    cache (:func:`course_lib.train.stored_result`, keyed by the targets, the cameras, every argument and the
+    code of the fit), with ``stored`` set on the result.
     """
     if not isinstance(target, Tensor) or target.dim() != 3:
         raise ValueError(f"target must be silhouettes (N, H, W), got {getattr(target, 'shape', target)}")
@@ -267,6 +273,22 @@ def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: 
         raise ValueError(f"square images expected, got {tuple(target.shape[1:])}")
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if store:
+        from course_lib import train as T
+        from course_lib.geometry import mesh_reg as _mesh_reg
+        from course_lib.render import cameras as _cameras
+        from course_lib.render import losses as _losses
+        from course_lib.render import raster as _raster
+
+        kw = {"level": level, "steps": steps, "lr": lr, "sigma": sigma, "lambda_lap": lambda_lap,
+              "lambda_flat": lambda_flat, "radius": radius, "snapshot_every": snapshot_every, "seed": seed,
+              "sigma_start": sigma_start, "cull_eps": cull_eps}
+        spec = {"target": target, "cameras": cameras, **kw,
+                "code": T.code_version(fit_silhouettes, _raster, _losses, _cameras, _mesh_reg)}
+        res, loaded = T.stored_result("ch09_fit", spec, lambda: fit_silhouettes(target, cameras, progress=progress,
+                                                                                **kw))
+        res.stored = loaded
+        return res
     dev = target.device
     size = int(target.shape[1])
     torch.manual_seed(seed)

@@ -268,6 +268,11 @@ print(f"  a sphere one level coarser ({bias['faces_coarser']} faces) against its
 # maximised (`soft_iou_fit_views`) and the *hard* one of the fitted mesh
 # (`hard_iou_fit_views`, `R.score_fit`); only the hard one can be set beside the hard IoU on
 # held-out views.
+#
+# The fits below run the first time the lecture runs and are then stored in the cache
+# (`store=True`, keyed by the target silhouettes, the cameras, every setting and the fitting code), so a
+# second "Restart kernel and run all" reads them back; each printout says which. Set
+# `COURSE_RECOMPUTE=1` before starting Jupyter to run them again.
 
 # %%
 test_shape = data.make_shape(SZ["categories"][0], data.split_seeds("test", 1)[0])
@@ -277,13 +282,14 @@ t1, c1 = R.target_views(test_shape, [(30.0, 30.0)], SIZE)
 single = {}
 for name, lap, flat in (("with regularisers", SZ["lambda_lap"], SZ["lambda_flat"]), ("IoU only", 0.0, 0.0)):
     res = R.fit_silhouettes(t1, c1, steps=int(SZ["single_view_steps"]), lambda_lap=float(lap),
-                            lambda_flat=float(flat), **FIT)
+                            lambda_flat=float(flat), store=True, **FIT)  # store: fitted once, then read back
     ev = R.score_fit(res, test_shape, [(30.0, 30.0)], HELD, SIZE, int(SZ["n_eval_points"]))
     single[name] = (res, ev)
     print(f"one view, {name}: IoU on the fitted view soft {ev['soft_iou_fit_views']:.3f} / hard "
           f"{ev['hard_iou_fit_views']:.3f}, hard IoU on held-out views {ev['heldout_iou']:.3f}; "
           f"Laplacian {float(laplacian_loss(res.verts, res.faces)):.3g}, "
-          f"flatten {float(flatten_loss(res.verts, res.faces)):.3g} (live, {config.get_profile()} sizes)")
+          f"flatten {float(flatten_loss(res.verts, res.faces)):.3g} ({config.get_profile()} sizes, "
+          f"{'read from the cache' if res.stored else 'fitted now'}, {res.seconds:.1f} s of fitting)")
 viz.subplots([viz.plot_mesh((r.verts, r.faces)) for r, _ in single.values()],
              titles=[f"one view, {k}" for k in single], height=340)
 
@@ -329,10 +335,11 @@ views = R.view_rig(int(SZ["n_views"]))
 tm, cm = R.target_views(test_shape, views, SIZE)
 multi = R.fit_silhouettes(tm, cm, steps=int(SZ["fit_steps"]), lambda_lap=float(SZ["lambda_lap"]),
                           lambda_flat=float(SZ["lambda_flat"]), snapshot_every=max(1, int(SZ["fit_steps"]) // 10),
-                          **FIT)
+                          store=True, **FIT)
 ev_m = R.score_fit(multi, test_shape, views, HELD, SIZE, int(SZ["n_eval_points"]))
 th, ch = R.target_views(test_shape, HELD, SIZE)
-print(f"live ({config.get_profile()} sizes, {multi.seconds:.1f} s): IoU on the fitting views soft "
+print(f"{config.get_profile()} sizes, {'read from the cache' if multi.stored else 'fitted now'} "
+      f"({multi.seconds:.1f} s of fitting): IoU on the fitting views soft "
       f"{ev_m['soft_iou_fit_views']:.3f} / hard {ev_m['hard_iou_fit_views']:.3f}, hard IoU on held-out views "
       f"{ev_m['heldout_iou']:.3f}; CD x1e3 {ev_m['chamfer']:.2f}")
 print(R.CD_CONVENTION)

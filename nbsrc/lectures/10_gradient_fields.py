@@ -455,7 +455,9 @@ for name, bl in baselines.items():
     live_budget[name] = ex.training_budget(bl, baseline_hist[name], len(train["points"]), int(SZ["batch_size"]))
 
 # %%
-preds = {"ShapeGF": ex.reconstruct(model, test["points"], n_out)}
+# store=True: the samplings are computed on the first run and read back from the cache afterwards
+# (keyed by the weights, the inputs and the settings), like the checkpoints
+preds = {"ShapeGF": ex.reconstruct(model, test["points"], n_out, store=True)}
 for name, bl in baselines.items():
     preds[name] = ex.predict_baseline(bl, test["points"], n_out)
 rows, per_shape = ex.autoencoding_table(preds, test["target_points"], test["oracle_points"])
@@ -688,7 +690,7 @@ print("the seed's rows all fall up to", ex.seed_falling_range(), "runtime points
 # is the auto-encoder's plus the GAN's; the baseline trains nothing.
 
 # %%
-gen, _, gan_hist = ex.train_generator(model, train["points"], progress=False)
+gen, _, gan_hist = ex.train_generator(model, train["points"], progress=False, store=True)  # trained once, then read
 n_gen = len(test["points"])
 samples = {"ShapeGF + latent GAN": ex.generate(model, gen, n_gen, n_out),
            "training shapes + noise": ex.noisy_training_baseline(train["target_points"][:, :n_out], n_gen)}
