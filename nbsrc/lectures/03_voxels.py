@@ -267,7 +267,10 @@ for claim_id in ("ae_val_threshold_vs_05", "ae_val_threshold_vs_04", "svr_val_th
 # sample the mesh, and measure the Chamfer distance to an independent sampling of
 # the true surface in the course's convention (squared distances, mean of each direction, summed,
 # $\times 1000$; `course_lib.experiments.surfaces.CD_CONVENTION`). Even the *true* grid pays a price
-# that only the resolution can lower: its mesh is a staircase (`V.representation_floor`). Chapter 06's
+# that only the resolution can lower: its mesh is a staircase (`V.representation_floor`). Read that
+# number as a *reference*, not a bound: a predicted grid's mesh is extracted at another level from soft
+# probabilities, and nothing stops it from landing a little closer to the surface than the true grid's
+# staircase does. Chapter 06's
 # single-view models are scored in the same convention (on their own categories and sizes, so the
 # comparison is indicative).
 
@@ -277,13 +280,13 @@ for R in (8, 16, 32):
     floors[R] = V.representation_floor({"voxels": torch.stack([voxelize(make_shape(c, int(s)), R).float()
                                                                for c, s in zip(test["category"], test["seed"])]),
                                         "target_points": test["target_points"]})["cd"]
-print("Chamfer x1000 of the marching-cubes mesh of the TRUE grid (the floor of the representation):",
+print("Chamfer x1000 of the marching-cubes mesh of the TRUE grid (the representation's reference, not a bound):",
       {R: round(v, 3) for R, v in floors.items()})
 cd_svr = V.voxel_chamfer(probs_svr, test["target_points"], level_svr)
 print(f"live: single-view prediction, mesh at p = {level_svr}: Chamfer x1000 {cd_svr['cd']:.3f} "
       f"({cd_svr['empty']} predictions without a surface)")
 if "svr" in LAB:
-    print(f"laptop benchmark: single-view Chamfer x1000 {LAB['svr']['cd']:.3f}, floor at "
+    print(f"laptop benchmark: single-view Chamfer x1000 {LAB['svr']['cd']:.3f}, true-grid reference at "
           f"{LAB['svr']['resolution']}^3 {LAB['svr']['floor']['cd']:.3f}")
 other = results.load("surfaces", "laptop")  # chapter 06, same Chamfer convention (its own categories and sizes)
 if other is not None and "svr" in other.data:
@@ -380,7 +383,8 @@ results.show_goals("voxels")
 #   best threshold: IoU is reported over a threshold sweep, with the threshold chosen on validation shapes.
 # - IoU depends on the threshold, the resolution and where it is evaluated: numbers from different
 #   protocols do not compare.
-# - A grid's surface is a staircase: even the true grid has a Chamfer floor that only resolution lowers.
+# - A grid's surface is a staircase: even the true grid has a Chamfer distance that only resolution lowers
+#   (a reference for the predictions, not a bound on them).
 # - Memory and time grow as $R^3$ while the surface grows as $R^2$: the waste grows as $R$. Chapter 04
 #   spends memory only near the surface (octrees).
 #

@@ -415,6 +415,15 @@ if TABLE is not None:
               + (f"watertight {wt:.2f}" if wt is not None and math.isfinite(wt) else "no surface"))
 
 # %% [markdown]
+# What the column checks, and what it does not: a mesh counts as watertight when every edge is shared by
+# exactly two faces (trimesh's `is_watertight`). That test does not look for *self-intersections*: a
+# deformed sphere that folds through itself (chapter 09's one-view fits without regularisers do) still
+# counts as closed, though its inside is no longer well defined. And a set of primitives (chapter 08)
+# counts when *each* primitive is closed; their union's surface, where two primitives overlap, runs
+# inside the other one, so the union is a closed solid but its mesh is not one clean surface until the
+# overlaps are cut away (a boolean union, which the course does not compute). Read a full column as "every
+# edge closed", not as "ready to 3D-print".
+#
 # **Scaling.** Chapter 03 measured how a dense voxel decoder's cost grows with the resolution
 # $R$; chapter 04 how much an octree saves. Fitted exponents and peak memory from their files:
 
