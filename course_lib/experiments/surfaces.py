@@ -166,7 +166,7 @@ def build_atlasnet(template: str = "square", n_patches: int = 25, latent_dim: in
     """An AtlasNet with a small PointNet (auto-encoding) or ResNet (single view) encoder.
 
     Introduced in ``lectures/06_surfaces.ipynb``.  CPU-sized: PointNet ``h`` = 64-128-256,
-    ResNet of two stages of width 16; each patch decoder an MLP ``hidden`` (the paper:
+    ResNet of three stages (one residual block each, width 16); each patch decoder an MLP ``hidden`` (the paper:
     1024-512-256-128 with a 1024-d latent).
     """
     from course_lib.models.atlasnet import AtlasNet

@@ -181,9 +181,10 @@ for _ in range(steps):
     opt.step()
 final_cd = loss.item()
 print(f"{steps} steps: Chamfer x1e3 = {1000 * final_cd:.2f}, {final_cd / oracle_cd:.1f} x the oracle's")
+grid_res = 8  # vertices per side of each patch's grid
 with torch.no_grad():
-    verts, faces = atlas_mesh(decoders, code, 8)
-patch = torch.arange(K).repeat_interleave(2 * 7 * 7).numpy()
+    verts, faces = atlas_mesh(decoders, code, grid_res)
+patch = torch.arange(K).repeat_interleave(len(faces) // K).numpy()  # each patch has 2 (res - 1)^2 triangles
 viz.subplots([viz.plot_points(target[0], color="gray", size=1.5),
               viz.plot_mesh((verts, faces), color=patch.astype(float), colorscale="Rainbow")],
              titles=["target", f"your atlas: {K} patches, {len(faces)} triangles"], height=340)
