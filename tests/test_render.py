@@ -321,3 +321,24 @@ def test_camera_validation():
     assert len(cams) == 1 and cams[0].K.shape == (1, 3, 3)
     with pytest.raises(ValueError, match="gamma"):
         render_mesh(torch.rand(3, 3), torch.tensor([[0, 1, 2]]), cams, 8, sigma=1e-3, gamma=0.0)
+
+
+def test_faces_per_pixel_counts_what_the_silhouette_blends():
+    """The count equals, pixel by pixel, the number of faces whose own soft silhouette reaches cull_eps there
+    (each face rendered alone through the public rasteriser: an independent route)."""
+    from course_lib.geometry import icosphere
+    from course_lib.render import faces_per_pixel, look_at_cameras, rasterize_silhouette
+
+    v, f = icosphere(1, radius=0.5)
+    cams = look_at_cameras([30.0], 20.0, size=20)
+    sigma, eps = 3e-3, 1e-3
+    count = faces_per_pixel(v[None], f, cams, 20, sigma, cull_eps=eps)
+    ref = torch.zeros(1, 20, 20, dtype=torch.long)
+    for k in range(f.shape[0]):
+        d = rasterize_silhouette(v[None], f[k:k + 1], cams, 20, sigma=sigma, cull_eps=1e-12)
+        ref += (d >= eps).long()
+    diff = (count - ref).abs()
+    assert count.dtype == torch.long and count.max() >= 2 and count.sum() > 0
+    assert int((diff > 0).sum()) <= 2, f"{int((diff > 0).sum())} pixels differ"  # ties at exactly eps
+    with pytest.raises(ValueError, match="sigma"):
+        faces_per_pixel(v[None], f, cams, 20, None)

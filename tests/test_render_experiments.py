@@ -238,3 +238,36 @@ def test_goal_records_from_the_parts():
     parts["multi"]["rows"][0]["heldout_iou"] = 0.93
     assert not {r["id"]: r for r in R.goal_records(parts)}["multi_view_heldout_iou"]["met"]
     assert R.goal_records({}) == []
+
+
+def test_renderer_settings_put_the_cull_rule_in_pytorch3d_terms():
+    import math
+
+    s = R.renderer_settings(1e-4, 1e-4, 64)
+    # PyTorch3D's silhouette tutorial: blur_radius = log(1 / 1e-4 - 1) * sigma
+    assert math.isclose(s["pytorch3d_blur_radius"], math.log(1.0 / 1e-4 - 1.0) * 1e-4)
+    # at d^2 = blur_radius a face's coverage sigmoid(-d^2 / sigma) is exactly the cull threshold
+    assert math.isclose(1.0 / (1.0 + math.exp(s["pytorch3d_blur_radius"] / s["sigma"])), 1e-4, rel_tol=1e-9)
+    assert s["softras_sigma_val"] == s["pytorch3d_sigma"] == 1e-4 and s["softras_dist_eps"] == 1e-4
+    assert math.isclose(s["band_half_width_px"], math.sqrt(s["pytorch3d_blur_radius"]) * 32)
+    with pytest.raises(ValueError, match="cull_eps"):
+        R.renderer_settings(1e-4, 0.7, 64)
+
+
+def test_to_pytorch3d_view_turns_the_axes_as_pytorch3d_sees_them():
+    """PyTorch3D's view axes: +X left, +Y up, +Z into the scene. A point the course's camera sees right of the
+    image centre must get X_view < 0, a point above the centre Y_view > 0, and depth is unchanged."""
+    from course_lib.render import look_at_cameras, project
+
+    cams = look_at_cameras([30.0, 200.0], [20.0, -35.0], size=32)
+    pts = torch.randn(2, 50, 3) * 0.5
+    uvz = project(pts, cams)
+    Rm, T = R.to_pytorch3d_view(cams)
+    view = pts @ Rm + T[:, None]
+    right = uvz[..., 0] > 16.0
+    above = uvz[..., 1] < 16.0
+    assert right.any() and (~right).any() and above.any() and (~above).any()
+    assert ((view[..., 0] < 0) == right).all() and ((view[..., 1] > 0) == above).all()
+    assert torch.allclose(view[..., 2], uvz[..., 2], atol=1e-5)
+    assert torch.allclose(Rm @ Rm.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-5)  # still a rotation
+    assert torch.allclose(torch.linalg.det(Rm), torch.ones(2), atol=1e-5)

@@ -230,6 +230,43 @@ class FitResult:
     ``seconds`` is then the time the fit took when it ran."""
 
 
+def to_pytorch3d_view(cameras: Cameras) -> tuple[Tensor, Tensor]:
+    """The course's cameras (OpenCV axes: x right, y down, z forward) as PyTorch3D's ``(R, T)``.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  PyTorch3D's view axes are +X left, +Y up,
+    +Z into the scene, and it multiplies row vectors, ``X_view = X_world @ R + T``; so ``R`` is the course's
+    rotation with its first two rows negated, transposed, and ``T`` the course's translation with its first
+    two entries negated.  Returns ``R (B, 3, 3)`` and ``T (B, 3)``.  (Intrinsics differ too: PyTorch3D's NDC
+    puts +1 at the top-left corner, the course counts pixels from the top-left; not converted here.)
+    """
+    flip = torch.tensor([-1.0, -1.0, 1.0], dtype=cameras.Rt.dtype, device=cameras.Rt.device)
+    R_cv, t_cv = cameras.Rt[:, :, :3], cameras.Rt[:, :, 3]
+    return (flip[:, None] * R_cv).transpose(1, 2), flip * t_cv
+
+
+def renderer_settings(sigma: float, cull_eps: float, image_size: int) -> dict[str, float]:
+    """The course's soft-rasteriser settings in SoftRas' and PyTorch3D's terms (square images).
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  All three measure the distance ``d`` from a
+    pixel centre to a face's edges in normalised screen units (the image side spans 2: PyTorch3D's NDC for a
+    square image, SoftRas' screen space) and blend with ``sigmoid(+-d^2 / sigma)``, so ``sigma`` is the same
+    number in the three.  A face is dropped where its coverage is below a threshold: the course's
+    ``cull_eps``, SoftRas' ``dist_eps``; PyTorch3D instead takes ``blur_radius``, a cut-off on ``d^2`` itself,
+    which its silhouette tutorial sets to ``sigma * ln(1 / eps - 1)`` with ``eps = 1e-4``: the same rule.
+    Returns those numbers and the band's half-width in pixels, ``sqrt(blur_radius) * image_size / 2``.
+    """
+    if not sigma > 0:
+        raise ValueError(f"sigma must be positive, got {sigma}")
+    if not 0.0 < cull_eps < 0.5:
+        raise ValueError(f"cull_eps must be in (0, 0.5), got {cull_eps}")
+    import math
+
+    blur = float(sigma) * math.log(1.0 / cull_eps - 1.0)
+    return {"sigma": float(sigma), "softras_sigma_val": float(sigma), "softras_dist_eps": float(cull_eps),
+            "pytorch3d_sigma": float(sigma), "pytorch3d_blur_radius": blur,
+            "band_half_width_px": math.sqrt(blur) * image_size / 2.0}
+
+
 def fit_kwargs(profile: str | None = None, **over: Any) -> dict[str, Any]:
     """The keyword arguments of :func:`fit_silhouettes` for the ``ch09.*`` sizes of ``profile`` (``over`` wins).
 

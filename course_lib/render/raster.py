@@ -37,7 +37,7 @@ from torch import Tensor
 
 from .cameras import Cameras, project
 
-__all__ = ["rasterize_silhouette", "render_mesh", "face_shading", "DEFAULT_SIGMA", "DEFAULT_GAMMA"]
+__all__ = ["rasterize_silhouette", "render_mesh", "face_shading", "faces_per_pixel", "DEFAULT_SIGMA", "DEFAULT_GAMMA"]
 
 DEFAULT_SIGMA = 1e-4
 """SoftRas' silhouette temperature (squared normalised screen units)."""
@@ -292,6 +292,27 @@ def rasterize_silhouette(verts: Tensor, faces: Tensor, cameras: Cameras, image_s
     signed = torch.where(g["inside"], x, -x)
     log_miss = torch.where(keep, F_.logsigmoid(-signed), torch.zeros_like(x))  # log(1 - D)
     return (-torch.expm1(pairs.sum(log_miss))).reshape(B, H, W)
+
+
+@torch.no_grad()
+def faces_per_pixel(verts: Tensor, faces: Tensor, cameras: Cameras, image_size: int | tuple[int, int],
+                    sigma: float, *, cull_eps: float = 1e-8) -> Tensor:
+    """How many faces contribute to each pixel of :func:`rasterize_silhouette` at ``sigma``, ``(B, H, W)`` int64.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  A face counts at a pixel when the pixel is
+    inside it or its coverage there is at least ``cull_eps`` (the renderer's own rule).  The course keeps every
+    such face; PyTorch3D keeps only ``faces_per_pixel`` of them (the nearest in depth), so this count is the
+    ``faces_per_pixel`` it would need to give the same silhouette.
+    """
+    if sigma is None:
+        raise ValueError("faces_per_pixel needs a soft rasteriser: give sigma > 0")
+    verts, faces, cameras, (B, F, H, W), tri, valid, pairs, ndc, cutoff = _setup(
+        verts, faces, cameras, image_size, sigma, "culled", cull_eps)
+    g = _geometry(pairs, tri.reshape(B * F, 3, 3), need_dist=True)
+    ok = _face_flag(pairs, valid)
+    x = g["d2"] * (ndc * ndc) / sigma
+    keep = ok & (g["inside"] | (x <= cutoff))
+    return pairs.sum(keep.to(verts.dtype)).round().long().reshape(B, H, W)
 
 
 def render_mesh(verts: Tensor, faces: Tensor, cameras: Cameras, image_size: int | tuple[int, int],

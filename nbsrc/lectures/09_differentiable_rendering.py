@@ -31,7 +31,7 @@ import torch
 from course_lib import config, data, results, viz
 from course_lib.experiments import rendering as R
 from course_lib.geometry import flatten_loss, icosphere, laplacian_loss
-from course_lib.render import look_at_cameras, project, rasterize_silhouette, render_mesh, silhouette_iou
+from course_lib.render import faces_per_pixel, look_at_cameras, project, rasterize_silhouette, render_mesh, silhouette_iou
 
 print(config.describe())
 torch.set_num_threads(1)  # every tensor of this chapter is small: more threads only add synchronisation
@@ -438,6 +438,45 @@ else:
 for cid in ("sigma_small_heldout_iou", "sigma_small_chamfer", "sigma_large_heldout_iou", "sigma_large_chamfer",
             "annealed_heldout_iou", "annealed_chamfer"):
     results.say("rendering", cid)
+
+# %% [markdown]
+# ## 9. The same knobs in SoftRas and PyTorch3D
+#
+# Code you meet elsewhere names these settings differently, and its cameras point other ways. The
+# table lines them up (from each library's documentation and code; SoftRas is Liu et al.'s official
+# implementation):
+#
+# | | this course | SoftRas | PyTorch3D |
+# |---|---|---|---|
+# | camera axes | $x$ right, $y$ down, $z$ into the scene (OpenCV) | its look-at builds $x$ left, $y$ up, $z$ into the scene | $+X$ left, $+Y$ up, $+Z$ into the scene |
+# | world to camera | $x_{cam} = R\,x + t$ (column vectors) | $R\,(x - \text{eye})$ | $X_{view} = X\,R + T$ (row vectors) |
+# | image plane | pixels from the top-left; distances in units where the image side spans 2 | screen space $[-1, 1]$ | NDC: $(+1, +1)$ at the top-left corner; the shorter side spans $[-1, 1]$ |
+# | blur of an edge | $\sigma$ in $\operatorname{sigmoid}(\pm d^2/\sigma)$ | `sigma_val` (class default $10^{-5}$; its mesh-deformation demo $10^{-4}$) | `BlendParams.sigma` (default $10^{-4}$) |
+# | faces too far to matter | coverage below `cull_eps` dropped | coverage below `dist_eps` dropped (default $10^{-4}$) | squared distance above `blur_radius` dropped |
+# | faces kept per pixel | every face within the cut-off | every face within the cut-off | the `faces_per_pixel` nearest in depth |
+#
+# All three measure $d$ in the same normalised units for a square image, so $\sigma$ is the same
+# number in each. PyTorch3D's `blur_radius` is a cut-off on $d^2$ rather than on the coverage; its
+# silhouette tutorial sets it to $\sigma \ln(1/\varepsilon - 1)$ with $\varepsilon = 10^{-4}$, which is
+# exactly where a face's coverage falls to $\varepsilon$: the course's and SoftRas' rule.
+# `R.to_pytorch3d_view` turns the course's cameras into PyTorch3D's $(R, T)$ (flip $x$ and $y$,
+# transpose). What PyTorch3D adds is a cap on the faces blended at a pixel; the cell counts, on the
+# multi-view fit of Section 6, how many faces the course blends at each pixel
+# (`faces_per_pixel`), the cap PyTorch3D would need to give the same silhouettes.
+
+# %%
+st = R.renderer_settings(float(FIT["sigma"]), 1e-4, SIZE)
+print(f"sigma {st['sigma']:g} (SoftRas sigma_val, PyTorch3D BlendParams.sigma); cull threshold 1e-4 "
+      f"(SoftRas dist_eps) = PyTorch3D blur_radius {st['pytorch3d_blur_radius']:.3g}; "
+      f"the soft band reaches {st['band_half_width_px']:.1f} px beyond an edge at {SIZE}^2")
+fpp = faces_per_pixel(multi.verts[None], multi.faces, cm, SIZE, float(FIT["sigma"]), cull_eps=1e-4)
+hit = fpp[fpp > 0].double()
+print(f"faces blended per touched pixel on the fitted mesh ({len(cm)} views, {multi.faces.shape[0]} faces): "
+      f"median {hit.median():.0f}, 99th percentile {hit.quantile(0.99):.0f}, largest {int(fpp.max())}; "
+      f"PyTorch3D needs faces_per_pixel >= {int(fpp.max())} to blend every one of them")
+R_p3d, T_p3d = R.to_pytorch3d_view(cm)
+print("the first view's camera in PyTorch3D's terms: R =", np.round(R_p3d[0].double().numpy(), 3).tolist(),
+      "T =", np.round(T_p3d[0].double().numpy(), 3).tolist())
 
 # %% [markdown]
 # ## Summary
