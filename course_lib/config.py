@@ -356,6 +356,9 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.speed_batch": {"ci": 2, "laptop": 8, "gpu": 8},
     "ch09.lab_steps": {"ci": 10, "laptop": 150, "gpu": 300},
     "ch09.agreement_mesh_resolution": {"ci": 48, "laptop": 128, "gpu": 128},
+    "ch09.pose_mesh_resolution": {"ci": 16, "laptop": 16, "gpu": 24},  # the mesh whose camera is sought
+    "ch09.pose_steps": {"ci": 25, "laptop": 80, "gpu": 150},  # Adam steps of each camera-pose fit
+    "ch09.pose_starts": {"ci": 4, "laptop": 8, "gpu": 12},  # starting azimuths, evenly around the object
     # --- 04 octrees: grid-octrees (OctNet), OGN decoder --------------------------
     "ch04.seed": {"ci": 0, "laptop": 0, "gpu": 0},
     "ch04.tree_depth": {"ci": 3, "laptop": 3, "gpu": 3},

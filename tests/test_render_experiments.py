@@ -271,3 +271,33 @@ def test_to_pytorch3d_view_turns_the_axes_as_pytorch3d_sees_them():
     assert torch.allclose(view[..., 2], uvz[..., 2], atol=1e-5)
     assert torch.allclose(Rm @ Rm.transpose(1, 2), torch.eye(3).expand(2, 3, 3), atol=1e-5)  # still a rotation
     assert torch.allclose(torch.linalg.det(Rm), torch.ones(2), atol=1e-5)
+
+
+def test_look_at_torch_is_data_look_at_and_differentiable():
+    from course_lib.data.views import look_at
+
+    az = torch.tensor([30.0, 200.0], requires_grad=True)
+    el = torch.tensor([20.0, -35.0], requires_grad=True)
+    cams = R.look_at_torch(az, el, size=32)
+    for i, (a, e) in enumerate([(30.0, 20.0), (200.0, -35.0)]):
+        K, Rt = look_at(a, e, 2.6, 50.0, 32)  # the numpy route
+        assert torch.allclose(cams.K[i], K, atol=1e-5) and torch.allclose(cams.Rt[i], Rt, atol=1e-5)
+    cams.Rt.sum().backward()
+    assert az.grad is not None and az.grad.abs().sum() > 0 and el.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="azimuth and elevation"):
+        R.look_at_torch(torch.tensor(30.0), torch.tensor(20.0))
+
+
+def test_camera_pose_fit_finds_a_nearby_pose_and_the_landscape_is_zero_there():
+    from course_lib import data
+
+    m = data.make_shape("mug", data.split_seeds("test", 1)[0]).mesh(12)
+    v, f = torch.tensor(m.vertices, dtype=torch.float32), torch.tensor(m.faces, dtype=torch.long)
+    true = (40.0, 25.0)
+    target = rasterize_silhouette(v[None], f, R.look_at_torch(torch.tensor([true[0]]), torch.tensor([true[1]]),
+                                                              size=24), 24)[0]
+    land = R.pose_landscape(v, f, target, [0.0, 20.0, 40.0, 60.0, 220.0], true[1], size=24)
+    assert float(land[2]) == 0.0 and (land[[0, 1, 3, 4]] > 0.02).all()
+    fit = R.fit_camera_pose(v, f, target, (52.0, 18.0), size=24, steps=40)
+    assert abs(R._wrap_degrees(fit["azimuth"] - true[0])) < 6 and abs(fit["elevation"] - true[1]) < 6
+    assert fit["hard_loss"] < fit["history"]["loss"][0] and len(fit["history"]["azimuth"]) == 40

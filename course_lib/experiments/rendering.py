@@ -31,6 +31,7 @@ use azimuths and an elevation that no fitting view uses.
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -228,6 +229,80 @@ class FitResult:
     stored: bool = False
     """True when the fit was read back from the cache (:func:`course_lib.train.stored_result`), not run now;
     ``seconds`` is then the time the fit took when it ran."""
+
+
+def look_at_torch(azimuth: Tensor, elevation: Tensor, distance: float = 2.6, fov: float = 50.0,
+                  size: int = 64) -> Cameras:
+    """:func:`course_lib.data.look_at` written in torch, so that the cameras are differentiable in the angles.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb`` (camera-pose fitting).  ``azimuth`` and
+    ``elevation`` are degrees, tensors of shape ``(B,)``; the defaults are :func:`look_at_cameras`'.
+    """
+    az, el = torch.as_tensor(azimuth), torch.as_tensor(elevation)
+    if az.dim() != 1 or az.shape != el.shape:
+        raise ValueError(f"azimuth and elevation must be (B,) tensors of one shape, got {tuple(az.shape)} and "
+                         f"{tuple(el.shape)}")
+    a, e = torch.deg2rad(az), torch.deg2rad(el)
+    c = distance * torch.stack([torch.cos(e) * torch.sin(a), torch.sin(e), torch.cos(e) * torch.cos(a)], -1)
+    z = -c / c.norm(dim=-1, keepdim=True)
+    up = torch.tensor([0.0, 1.0, 0.0], dtype=c.dtype, device=c.device).expand_as(z)
+    x = torch.linalg.cross(z, up, dim=-1)
+    x = x / x.norm(dim=-1, keepdim=True)
+    y = torch.linalg.cross(z, x, dim=-1)
+    rot = torch.stack([x, y, z], -2)
+    t = -(rot @ c[..., None])[..., 0]
+    f = 0.5 * size / math.tan(math.radians(fov) / 2)
+    K = torch.tensor([[f, 0.0, size / 2], [0.0, f, size / 2], [0.0, 0.0, 1.0]], dtype=c.dtype, device=c.device)
+    return Cameras(K.expand(len(az), 3, 3), torch.cat([rot, t[..., None]], -1))
+
+
+def _wrap_degrees(x: float) -> float:
+    return (x + 180.0) % 360.0 - 180.0
+
+
+def pose_landscape(verts: Tensor, faces: Tensor, target: Tensor, azimuths: Sequence[float], elevation: float,
+                   *, size: int, sigma: float | None = None) -> Tensor:
+    """``1 - IoU`` between ``target (H, W)`` and the mesh seen from each azimuth at one elevation, ``(A,)``.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``: the loss a camera-pose fit descends, along
+    one angle (hard silhouettes when ``sigma`` is None).
+    """
+    with torch.no_grad():
+        cams = look_at_torch(torch.as_tensor(list(azimuths), dtype=torch.float32),
+                             torch.full((len(azimuths),), float(elevation)), size=size)
+        sil = rasterize_silhouette(verts[None].expand(len(azimuths), -1, -1), faces, cams, size, sigma=sigma)
+        return torch.stack([silhouette_iou_loss(s[None], target[None]) for s in sil])
+
+
+def fit_camera_pose(verts: Tensor, faces: Tensor, target: Tensor, start: tuple[float, float], *, size: int,
+                    steps: int, lr: float = 3.0, sigma: float = 1e-4) -> dict[str, Any]:
+    """Find the camera (azimuth, elevation; distance and field of view known) that shows ``target (H, W)``.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``, PyTorch3D's camera-position tutorial problem
+    in the course's renderer: Adam (``lr`` in degrees) on ``1 - soft IoU`` from ``start`` (degrees), the
+    elevation kept within (-80, 80).  Returns the start, the end (azimuth wrapped to [-180, 180)), the final
+    loss and the history of both angles and the loss.
+    """
+    az = torch.tensor([float(start[0])], requires_grad=True)
+    el = torch.tensor([float(start[1])], requires_grad=True)
+    opt = torch.optim.Adam([az, el], lr=lr)
+    hist: dict[str, list[float]] = {"azimuth": [], "elevation": [], "loss": []}
+    for _ in range(int(steps)):
+        sil = rasterize_silhouette(verts[None], faces, look_at_torch(az, el, size=size), size, sigma=sigma)
+        loss = silhouette_iou_loss(sil, target[None])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        with torch.no_grad():
+            el.clamp_(-80.0, 80.0)
+        hist["azimuth"].append(float(az.detach()))
+        hist["elevation"].append(float(el.detach()))
+        hist["loss"].append(float(loss.detach()))
+    with torch.no_grad():
+        final = float(silhouette_iou_loss(rasterize_silhouette(verts[None], faces, look_at_torch(az, el, size=size),
+                                                               size), target[None]))
+    return {"start": (float(start[0]), float(start[1])), "azimuth": _wrap_degrees(float(az.detach())),
+            "elevation": float(el.detach()), "hard_loss": final, "history": hist}
 
 
 def to_pytorch3d_view(cameras: Cameras) -> tuple[Tensor, Tensor]:

@@ -479,6 +479,55 @@ print("the first view's camera in PyTorch3D's terms: R =", np.round(R_p3d[0].dou
       "T =", np.round(T_p3d[0].double().numpy(), 3).tolist())
 
 # %% [markdown]
+# ## 10. Finding the camera: local minima
+#
+# The vertices are not the only unknowns a silhouette can pull on. Keep the mesh fixed and let the
+# camera move instead: azimuth and elevation around the object, distance and field of view known
+# (PyTorch3D's camera-position tutorial poses the same problem). `R.look_at_torch` is
+# `data.look_at` written in torch, so the soft silhouette is differentiable in the two angles and
+# Adam can descend $1 - \text{IoU}$ on them (`R.fit_camera_pose`). The first figure is the loss
+# along the azimuth alone, at the true elevation; a descent can only go downhill from where it starts.
+# The runs start evenly around the object, low, and the markers show where each ended.
+
+# %%
+pose_shape = test_shape  # the mug of Section 5
+pm = pose_shape.mesh(int(SZ["pose_mesh_resolution"]))
+pv, pf = torch.tensor(pm.vertices, dtype=torch.float32), torch.tensor(pm.faces, dtype=torch.long)
+TRUE_POSE = (40.0, 25.0)  # azimuth, elevation in degrees
+pose_target = rasterize_silhouette(pv[None], pf, R.look_at_torch(torch.tensor([TRUE_POSE[0]]),
+                                                                  torch.tensor([TRUE_POSE[1]]), size=SIZE), SIZE)[0]
+az_grid = list(range(-180, 180, 5))
+land = R.pose_landscape(pv, pf, pose_target, az_grid, TRUE_POSE[1], size=SIZE)
+n_starts = int(SZ["pose_starts"])
+starts = [(R._wrap_degrees(TRUE_POSE[0] - 180 + 360 * (k + 0.5) / n_starts), 5.0) for k in range(n_starts)]
+poses = [R.fit_camera_pose(pv, pf, pose_target, st, size=SIZE, steps=int(SZ["pose_steps"])) for st in starts]
+fig = viz.plot_curves(az_grid, {"1 - IoU (hard), true elevation": land.tolist()}, xlabel="azimuth (degrees)",
+                      ylabel="1 - IoU", title=f"the loss along the azimuth (true pose {TRUE_POSE})")
+fig.add_scatter(x=[p["start"][0] for p in poses], y=[p["history"]["loss"][0] for p in poses],
+                mode="markers", name="starts (soft loss at the start elevation)",
+                marker={"symbol": "triangle-down", "size": 10})
+fig.add_scatter(x=[p["azimuth"] for p in poses], y=[p["hard_loss"] for p in poses], mode="markers",
+                name="ends (their own loss)", marker={"size": 10})
+fig.show()
+found = [p for p in poses if abs(R._wrap_degrees(p["azimuth"] - TRUE_POSE[0])) <= 10
+         and abs(p["elevation"] - TRUE_POSE[1]) <= 10]
+for p in poses:
+    print(f"start azimuth {p['start'][0]:7.1f}: ended at azimuth {p['azimuth']:7.1f}, elevation {p['elevation']:6.1f}, "
+          f"1 - IoU {p['hard_loss']:.3f}")
+print(f"{len(found)} of {len(poses)} runs ended within 10 degrees of the true pose {TRUE_POSE}; "
+      f"{int((land[1:-1] < land[:-2]).logical_and(land[1:-1] < land[2:]).sum())} local minima along the azimuth "
+      f"(5-degree grid)")
+
+# %% [markdown]
+# Where the loss has more than one valley (the printout counts them), a run that starts in the wrong one
+# stops at its bottom: the silhouette there matches badly, yet every small change of the angles makes it
+# worse, so the gradient gives no way out. Views from opposite sides of an object can show similar outlines
+# (a profile and its mirror image), which is where such valleys come from. Ways out, to try as an exercise:
+# several starts, keeping the run whose final loss is lowest (the cell above has them all); a coarse search
+# over the angles before descending; or a large $\sigma$ first, so that outlines far apart still overlap
+# (the annealing of Section 8).
+
+# %% [markdown]
 # ## Summary
 #
 # - Rasterisation and the z-buffer are step functions of the vertices: the derivative of any
