@@ -545,6 +545,12 @@ print(f"{len(found)} of {len(poses)} runs ended within 10 degrees of the true po
 #   Laplacian and flatten regularisers keep the surface a surface (whether silhouette IoU and
 #   Chamfer reward that: Section 5's claims), and several views pin the shape down to its visual hull,
 #   up to what a deformed sphere can be (no holes).
+# - SoftRas and PyTorch3D use the same $\sigma$ in the same units; PyTorch3D's `blur_radius` is the
+#   culling threshold written as a squared distance, and its `faces_per_pixel` caps the faces blended at
+#   a pixel (Section 9 counts how many the course blends). Their cameras point $x$ left and $y$ up.
+# - The camera is an unknown like any other: the soft silhouette is differentiable in its angles, and
+#   the loss along them can have several valleys, so where a descent starts decides where it ends
+#   (Section 10).
 #
 # ## Exercises
 #
