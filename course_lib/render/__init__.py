@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from .cameras import Cameras, look_at_cameras, perspective_K, project
 from .losses import silhouette_iou, silhouette_iou_loss
-from .raster import DEFAULT_GAMMA, DEFAULT_SIGMA, face_shading, faces_per_pixel, rasterize_silhouette, render_mesh
+from .raster import (
+    DEFAULT_GAMMA,
+    DEFAULT_SIGMA,
+    face_shading,
+    faces_per_pixel,
+    rasterize_silhouette,
+    render_mesh,
+)
 
 __all__ = [
     "Cameras", "DEFAULT_GAMMA", "DEFAULT_SIGMA", "face_shading", "faces_per_pixel", "look_at_cameras", "perspective_K", "project",
