@@ -74,3 +74,9 @@ def test_a_statement_about_smaller_runs_is_informational_in_a_larger_profile(mon
     assert checks.observe("still far from the oracle after a few epochs", False, shown_in=("ci", "laptop")) is False
     out = capsys.readouterr().out
     assert "trains longer" in out and "too small" not in out
+
+
+def test_raise_if_unfinished_stops_an_observe_cell_as_a_stub_would():
+    checks.raise_if_unfinished(False)  # the experiment ran: nothing happens
+    with pytest.raises(NotImplementedError, match="the training above stopped at an exercise not done yet"):
+        checks.raise_if_unfinished(True, what="training")

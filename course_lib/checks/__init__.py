@@ -23,10 +23,10 @@ from ._core import (  # noqa: F401
     self_check,
     stop_on_failure,
 )
-from ._observe import ObservationMismatch, observe  # noqa: F401
+from ._observe import ObservationMismatch, observe, raise_if_unfinished  # noqa: F401
 
 __all__ = ["RESULTS", "CheckFailed", "CheckResult", "CheckStop", "call_student", "expect",
-           "expect_close", "expect_tensor", "self_check", "stop_on_failure", "observe", "ObservationMismatch"]
+           "expect_close", "expect_tensor", "self_check", "stop_on_failure", "observe", "ObservationMismatch", "raise_if_unfinished"]
 
 
 def _collect() -> None:

@@ -26,7 +26,7 @@ import torch
 
 from ._core import strict_mode
 
-__all__ = ["ObservationMismatch", "observe", "OBSERVATIONS_LOG_ENV", "PROFILES"]
+__all__ = ["ObservationMismatch", "observe", "raise_if_unfinished", "OBSERVATIONS_LOG_ENV", "PROFILES"]
 
 OBSERVATIONS_LOG_ENV = "COURSE_OBSERVATIONS_LOG"
 PROFILES = ("ci", "laptop", "gpu")
@@ -97,3 +97,11 @@ def observe(statement: str, holds: Any, *, shown_in: Sequence[str] = PROFILES, m
     if applies and not verdict and strict_mode():
         raise ObservationMismatch(f"the '{profile}' run does not show what the lab says it shows: {statement}{tail}")
     return verdict
+
+
+def raise_if_unfinished(missing: Any, what: str = "experiment") -> None:
+    """In an observe cell: raise ``NotImplementedError`` (a lab's "not done yet", which lets a lab run clean up
+    to its stubs) when ``missing`` is true, i.e. the ``what`` cell above stopped at an exercise still a stub
+    and left its results unset.  Introduced with :func:`observe`; every lab's observe cells start with it."""
+    if missing:
+        raise NotImplementedError(f"the {what} above stopped at an exercise not done yet: finish it and run it again")

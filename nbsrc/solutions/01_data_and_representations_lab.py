@@ -119,8 +119,7 @@ else:
     print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/splits.py")
 
 # %% tags=["uses-exercise"]
-if len(cd) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(cd) < 2)
 ratio = cd["yours"] / cd["library, another seed"]
 checks.observe("your samples are as close to the library's as the library's resampling is (within a factor 1.5), "
                "and neither distance is zero",
@@ -195,8 +194,7 @@ viz.subplots([viz.plot_voxels(coarse), viz.plot_voxels(fine)])
 # small, why can the ratio land above 8 as well as below it, and what does each case say about the legs?
 
 # %% tags=["uses-exercise"]
-if len(occupied) < 3:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(occupied) < 3)
 first, second = (occupied[2 * r] / max(occupied[r], 1) for r in (resolution // 2, resolution))
 ratios = f"{resolution // 2}^3 -> {resolution}^3: x{first:.2f}, {resolution}^3 -> {2 * resolution}^3: x{second:.2f}"
 checks.observe("refining once more brings the ratio closer to 8", abs(second - 8) < abs(first - 8), measured=ratios)
@@ -288,8 +286,7 @@ print("benchmark (laptop), dense float32 grid / octree, mean over its shapes: "
       "the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/octrees.py")
 
 # %% tags=["uses-exercise"]
-if not slope:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(not slope)
 grids, surfaces = ("voxels (bool)", "SDF grid (float32)"), ("mesh (marching cubes)", "points (one per surface voxel)")
 per_doubling = ", ".join(f"{k} x{2 ** v:.1f}" for k, v in slope.items())
 checks.observe("the dense grids grow 8 times when R doubles (exponent 3)",

@@ -109,8 +109,7 @@ print(f"benchmark (laptop): largest change of the logits after shuffling the poi
       "benchmarks/encoders.py")
 
 # %% tags=["uses-exercise"]
-if g_crit is None:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(g_crit is None)
 checks.observe("far fewer critical points than channels: under half of the 256", len(only) < 128,
                measured=f"{len(only)} critical points of {len(cloud)}")
 checks.observe("the critical points alone give the same global feature", (g - g_crit).abs().max().item() < 1e-6,
@@ -224,8 +223,7 @@ viz.plot_points(cloud[labels >= 0], color=labels[labels >= 0], size=3, fig=fig)
 # radius change, and what would a larger `k` cost?
 
 # %% tags=["uses-exercise"]
-if (labels < 0).all():
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished((labels < 0).all())
 inside = ((xyz[0, None] - centres[0, :, None]) ** 2).sum(-1) < 0.2**2  # (16, N): point in ball
 coloured, in_a_ball = int((labels >= 0).sum()), int(inside.any(0).sum())
 checks.observe("most of the chair stays grey: fewer than half of its points fall in a ball", coloured < len(cloud) / 2,
@@ -405,8 +403,7 @@ viz.plot_points(near_feat, color="red", size=5, fig=fig)
 # features forgot the position entirely (no faint trace)?
 
 # %% tags=["uses-exercise"]
-if len(near) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(near) < 2)
 offset = {name: pts - cloud[point] for name, pts in near.items()}
 dist = {name: o.norm(dim=-1).mean().item() for name, o in offset.items()}
 rise = {name: o[:, 1].abs().mean().item() for name, o in offset.items()}
@@ -484,8 +481,7 @@ for name, A in candidates.items():
 # channels. Why is an orthogonal feature transform harmless for the max-pool that follows?
 
 # %% tags=["uses-exercise"]
-if len(reg) < len(candidates):
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(reg) < len(candidates))
 gauss = reg["Gaussian, variance 1/K"]
 ln_classes = math.log(int(test_labels.max()) + 1)
 checks.observe("the identity and the rotation are orthogonal: regulariser 0",
@@ -585,8 +581,7 @@ else:
     print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/encoders.py")
 
 # %% tags=["uses-exercise"]
-if acc is None:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(acc is None)
 ref_acc = C.evaluate_accuracy(reference, test_points, test_labels, n_points=S["n_points"])
 checks.observe("your PointNet is far above chance: held-out accuracy above 0.8", acc > 0.8, shown_in=("laptop", "gpu"),
                measured=f"{acc:.3f}, chance {1 / n_classes:.3f}")
@@ -628,8 +623,7 @@ print(f"benchmark (laptop), trained at {results.get('encoders', 'n_points')} poi
       "the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/encoders.py")
 
 # %% tags=["uses-exercise"]
-if not vs_points:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(not vs_points)
 n_train, fewest = S["n_points"], min(vs_points)
 at_train = vs_points[n_train]
 curve_here = ", ".join(f"{n}: {a:.2f}" for n, a in vs_points.items())

@@ -103,8 +103,7 @@ for lev in range(D + 1):
 # "leaves, bytes" section below.
 
 # %% tags=["uses-exercise"]
-if len(mixed_per_level) <= D:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(mixed_per_level) <= D)
 mixed_growth = [b / a for a, b in zip(mixed_per_level[:D - 1], mixed_per_level[1:D])]  # levels 0 -> 1 ... D-2 -> D-1
 factors = ", ".join(f"x{f:.1f}" for f in mixed_growth)
 checks.observe("each finer level multiplies the mixed cells by about 2 to 4 (between 1.5 and 5), far below the "
@@ -179,8 +178,7 @@ print(f"finest level: {len(cells)} cells held, {held[-1]:.1%} of the dense grid'
 # 5%. Why does expanding every mixed cell, and no other, give exactly the octree's cells?
 
 # %% tags=["uses-exercise"]
-if len(held) <= D:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(held) <= D)
 shares = ", ".join(f"{h:.1%}" for h in held)
 checks.observe("the share of the dense grid's cells you hold falls at every level, to under a tenth at the finest",
                all(b < a for a, b in zip(held, held[1:])) and held[-1] < 0.1,
@@ -248,8 +246,7 @@ for res in (R, 2 * R):
 # profile, from `benchmarks/results/`, printed below): does the growth per doubling keep falling?
 
 # %% tags=["uses-exercise"]
-if len(ratios) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(ratios) < 2)
 checks.observe("the octree is some ten to thirty times smaller than the dense float32 grid (between 5x and 50x)",
                5 < ratios[R] < 50, measured=f"{ratios[R]:.1f}x at {R}^3")
 ratio_growth = ratios[2 * R] / ratios[R]
@@ -316,8 +313,7 @@ viz.subplots([viz.plot_voxels(chair[0], title="target"), viz.plot_voxels(decoded
 # at a coarse level worse than one at the finest level?
 
 # %% tags=["uses-exercise"]
-if len(level_acc) <= D:
-    raise NotImplementedError("the cell above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(level_acc) <= D, what="cell")
 accs = ", ".join(f"{a:.0%}" for a in level_acc)
 checks.observe("decoded with its own structure, the memorised chair has an IoU well above 0.5 (over 0.6)",
                float(iou) > 0.6, measured=f"IoU {float(iou):.3f}")

@@ -201,8 +201,7 @@ viz.subplots([viz.plot_points(target[0], color="gray", size=1.5),
 # loss asks a patch to take one part; what would you add to make it?
 
 # %% tags=["uses-exercise"]
-if final_cd is None:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(final_cd is None)
 checks.observe("the fit ends well under ten times the oracle's Chamfer distance: under five times",
                final_cd < 5 * oracle_cd, measured=f"{final_cd / oracle_cd:.1f} x the oracle's after {steps} steps")
 checks.observe("with enough steps it comes down to about the oracle's: within 1.5 times it",
@@ -296,8 +295,7 @@ viz.plot_points(test_set["points"][0], color=pred[0].float(), colorscale="Rainbo
 # the gain largest, and why does a mug gain least from deforming the template?
 
 # %% tags=["uses-exercise"]
-if len(accuracy) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(accuracy) < 2)
 gain = 100 * (accuracy["deformed"] - accuracy["undeformed"])
 checks.observe("the deformed template gains a few points at most, not tens: under 8 points", gain < 8,
                measured=f"{100 * accuracy['deformed']:.1f} % vs {100 * accuracy['undeformed']:.1f} %: "

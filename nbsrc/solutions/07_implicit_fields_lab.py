@@ -207,8 +207,7 @@ viz.plot_points(near_pts, color=near_occ.float(), size=1.5, title="your samples,
 # count (under a third of it).
 
 # %% tags=["uses-exercise"]
-if len(near_legs) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(near_legs) < 2)
 count_factor = near_legs["near-surface"] / max(near_legs["uniform"], 1e-9)
 checks.observe("about 1 % of the uniform samples land near the legs (between 0.3 % and 3 %)",
                0.3 < near_legs["uniform"] < 3, measured=f"{near_legs['uniform']:.1f} %")
@@ -292,8 +291,7 @@ print(f"faces with cos < 0.9: {100 * float(area[cos < 0.9].sum() / area.sum()):.
 # the learnt field adds its own error on top, and its value is below yours.
 
 # %% tags=["uses-exercise"]
-if mean_cos is None:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(mean_cos is None)
 disagree = float(area[cos < 0.9].sum() / area.sum())
 checks.observe("the mean cosine is below 0.99 although the field is exact, yet above 0.9", 0.9 < mean_cos < 0.99,
                measured=f"mean cosine {mean_cos:.4f}")
@@ -389,8 +387,7 @@ if m is not None:
 # training chairs with their learnt codes:
 
 # %% tags=["uses-exercise"]
-if err is None:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(err is None)
 unseen_loss, zero_unseen = float(err), float(test["sdf"][0].clamp(-0.1, 0.1).abs().mean())
 checks.observe("the unseen chair costs more than the training chairs, but less than twice as much",
                train_loss < unseen_loss < 2 * train_loss,

@@ -100,8 +100,7 @@ print(f"ellipsoid 4/3 pi abc = {4 / 3 * math.pi * float(a.prod()):.4f}, box 8abc
 # not depend on it.
 
 # %% tags=["uses-exercise"]
-if len(mc_volume) < 4:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(mc_volume) < 4)
 
 
 def beta(x, y):
@@ -231,8 +230,7 @@ viz.plot_curves(ks, spread, title="mean squared error of the REINFORCE estimate 
 # draws per point: there the baseline cuts the error about tenfold.
 
 # %% tags=["uses-exercise"]
-if len(spread["baseline = E[L]"]) < len(ks):
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(spread["baseline = E[L]"]) < len(ks))
 exact_ratio = exact_mse["baseline = E[L]"] / exact_mse["no baseline"]
 sampled_ratio = {k: b / a for k, a, b in zip(ks, spread["no baseline"], spread["baseline = E[L]"])}
 drop = {name: v[0] / v[-1] for name, v in spread.items()}
@@ -373,8 +371,7 @@ fig.update_layout(title="your fitted superquadrics (p > 0.5)")
 # primitives its shapes use on average, and the comparison's verdict:
 
 # %% tags=["uses-exercise"]
-if len(history) < steps:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(history) < steps)
 kept = int((prims.prob[0] > 0.5).sum())
 checks.observe("the fit moves the primitives towards the chair: the loss falls to under a quarter of its first step's",
                history[-1] < history[0] / 4, measured=f"loss {history[0]:.4f} at the first step, {history[-1]:.4f} "

@@ -114,8 +114,7 @@ viz.plot_images(images, titles=[f"sigma = {s} px^2" for s in (1, 10, 100)])
 # $\sigma$, and what does a smaller $\sigma$ cost the gradient (question 1)?
 
 # %% tags=["uses-exercise"]
-if len(images) < 3:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(images) < 3)
 perimeter = float(sum((triangle[k] - triangle[k - 1]).norm() for k in range(3)))
 area = 0.5 * abs(float(torch.linalg.det(torch.stack([triangle[1] - triangle[0], triangle[2] - triangle[0]]))))
 band = [int(((im > 0.1) & (im < 0.9)).sum()) for im in images]
@@ -276,8 +275,7 @@ viz.plot_mesh((fitted, faces), title=f"icosphere fitted to {len(views)} silhouet
 # shape pin its outline down between them too. Which parts of a shape can no silhouette show (question 3)?
 
 # %% tags=["uses-exercise"]
-if ev_fit is None:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(ev_fit is None)
 checks.observe("the fit lifts the held-out IoU well above the starting sphere's (by more than 0.2)",
                ev["iou"] > start["iou"] + 0.2, measured=f"held-out IoU {start['iou']:.3f} -> {ev['iou']:.3f}")
 checks.observe("the held-out IoU reaches about 0.9 (above 0.85)", ev["iou"] > 0.85, shown_in=("laptop", "gpu"),

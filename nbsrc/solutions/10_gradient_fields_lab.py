@@ -206,8 +206,7 @@ viz.plot_points(out[0], color="y", title=f"{n_lab} samples of the analytic field
 # the *ratio* to the oracle. Why can the analytic field not do better than the cloud it blurs?
 
 # %% tags=["uses-exercise"]
-if len(cd_by_n) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(len(cd_by_n) < 2)
 cd_quarter, cd_full = cd_by_n[n_lab // 4], cd_by_n[n_lab]
 checks.observe("the quarter-size sample is farther from the chair than the full one "
                "(a CD at least 1.2 times higher)",
@@ -275,8 +274,7 @@ viz.plot_points(learned[0].clamp(-1.5, 1.5), color="y", title="samples of your l
 # would more training steps change for the points that start far from the chair?
 
 # %% tags=["uses-exercise"]
-if cd_learned is None or len(cd_by_n) < 2:
-    raise NotImplementedError("the experiment above stopped at an exercise not done yet: finish it and run it again")
+checks.raise_if_unfinished(cd_learned is None or len(cd_by_n) < 2)
 if int(SZ["single_steps"]) < 100:  # the ci profile's few dozen steps
     checks.observe("barely trained, the network pushes a good part of the samples (over a tenth) out of the box",
                    outside > 0.1, measured=f"{outside:.0%} outside after {SZ['single_steps']} steps")
