@@ -299,5 +299,5 @@ def test_camera_pose_fit_finds_a_nearby_pose_and_the_landscape_is_zero_there():
     land = R.pose_landscape(v, f, target, [0.0, 20.0, 40.0, 60.0, 220.0], true[1], size=24)
     assert float(land[2]) == 0.0 and (land[[0, 1, 3, 4]] > 0.02).all()
     fit = R.fit_camera_pose(v, f, target, (52.0, 18.0), size=24, steps=40)
-    assert abs(R._wrap_degrees(fit["azimuth"] - true[0])) < 6 and abs(fit["elevation"] - true[1]) < 6
+    assert abs(R.wrap_degrees(fit["azimuth"] - true[0])) < 6 and abs(fit["elevation"] - true[1]) < 6
     assert fit["hard_loss"] < fit["history"]["loss"][0] and len(fit["history"]["azimuth"]) == 40

@@ -256,7 +256,8 @@ def look_at_torch(azimuth: Tensor, elevation: Tensor, distance: float = 2.6, fov
     return Cameras(K.expand(len(az), 3, 3), torch.cat([rot, t[..., None]], -1))
 
 
-def _wrap_degrees(x: float) -> float:
+def wrap_degrees(x: float) -> float:
+    """An angle in degrees brought into [-180, 180) (lecture 09's camera-pose fits)."""
     return (x + 180.0) % 360.0 - 180.0
 
 
@@ -301,7 +302,7 @@ def fit_camera_pose(verts: Tensor, faces: Tensor, target: Tensor, start: tuple[f
     with torch.no_grad():
         final = float(silhouette_iou_loss(rasterize_silhouette(verts[None], faces, look_at_torch(az, el, size=size),
                                                                size), target[None]))
-    return {"start": (float(start[0]), float(start[1])), "azimuth": _wrap_degrees(float(az.detach())),
+    return {"start": (float(start[0]), float(start[1])), "azimuth": wrap_degrees(float(az.detach())),
             "elevation": float(el.detach()), "hard_loss": final, "history": hist}
 
 

@@ -499,7 +499,7 @@ pose_target = rasterize_silhouette(pv[None], pf, R.look_at_torch(torch.tensor([T
 az_grid = list(range(-180, 180, 5))
 land = R.pose_landscape(pv, pf, pose_target, az_grid, TRUE_POSE[1], size=SIZE)
 n_starts = int(SZ["pose_starts"])
-starts = [(R._wrap_degrees(TRUE_POSE[0] - 180 + 360 * (k + 0.5) / n_starts), 5.0) for k in range(n_starts)]
+starts = [(R.wrap_degrees(TRUE_POSE[0] - 180 + 360 * (k + 0.5) / n_starts), 5.0) for k in range(n_starts)]
 poses = [R.fit_camera_pose(pv, pf, pose_target, st, size=SIZE, steps=int(SZ["pose_steps"])) for st in starts]
 fig = viz.plot_curves(az_grid, {"1 - IoU (hard), true elevation": land.tolist()}, xlabel="azimuth (degrees)",
                       ylabel="1 - IoU", title=f"the loss along the azimuth (true pose {TRUE_POSE})")
@@ -509,7 +509,7 @@ fig.add_scatter(x=[p["start"][0] for p in poses], y=[p["history"]["loss"][0] for
 fig.add_scatter(x=[p["azimuth"] for p in poses], y=[p["hard_loss"] for p in poses], mode="markers",
                 name="ends (their own loss)", marker={"size": 10})
 fig.show()
-found = [p for p in poses if abs(R._wrap_degrees(p["azimuth"] - TRUE_POSE[0])) <= 10
+found = [p for p in poses if abs(R.wrap_degrees(p["azimuth"] - TRUE_POSE[0])) <= 10
          and abs(p["elevation"] - TRUE_POSE[1]) <= 10]
 for p in poses:
     print(f"start azimuth {p['start'][0]:7.1f}: ended at azimuth {p['azimuth']:7.1f}, elevation {p['elevation']:6.1f}, "
