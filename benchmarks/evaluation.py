@@ -17,7 +17,9 @@ trains by the chapter's recipe instead). The shapes are the test split of ``ch11
 :func:`course_lib.experiments.evaluation.score` (conventions in ``COLUMNS``). Then:
 
 * protocol sensitivity: the same predictions under each paper's Chamfer convention, at other point
-  counts, F-score thresholds and IoU sample counts, and the rank correlation between conventions;
+  counts (ShapeGF sampled again up to ``ch11.shapegf_resample_limit`` points), F-score thresholds and IoU
+  sample counts, in each normalisation frame (:data:`course_lib.metrics.FRAMES`, each preset in its paper's
+  frame), and the rank correlation between conventions and between frames;
 * bias: the models that never saw ``--unseen`` (default ``bench``) reconstruct shapes of it.
 
 Protocol 2 (:mod:`course_lib.experiments.protocol`): the test split is the fresh one (seeds
@@ -175,6 +177,25 @@ def main() -> None:
            "",
            "Kendall rank correlation between the conventions' model rankings: "
            + ", ".join(f"{k} {v:.2f}" for k, v in proto["kendall"].items()), ""]
+    own_pts = proto["presets_own_count_points"]
+    md += ["Points of each prediction actually used in the table above (an output sampled again up to its "
+           "sampler's limit, `ch11.shapegf_resample_limit` for ShapeGF; a fixed point set keeps its own):", "",
+           md_table(["model"] + pn, [[n] + [str(v[p]) for p in pn] for n, v in own_pts.items()]), ""]
+    fr = list(proto["frame_sources"])
+    md += ["### The frame: the same predictions, each moved with its target into each frame (CD x1e3, AtlasNet "
+           "formula)", "", *[f"- **{f}**: {t}" for f, t in proto["frame_sources"].items()], "",
+           md_table(["model"] + fr, [[n] + [_fmt(v[f], 4) for f in fr] for n, v in proto["frames"].items()]), "",
+           "Per-shape factor s of each frame (min / mean / max; a squared CD moves by s^2): "
+           + ", ".join(f"{f} {v['min']:.3f} / {v['mean']:.3f} / {v['max']:.3f}"
+                       for f, v in proto["frame_scale"].items()), "",
+           f"Kendall's tau between the ranking in the course's frame and in each frame "
+           f"({len(proto['frame_models'])} models scored on every shape): "
+           + ", ".join(f"{f} {t:.2f} ({len(proto['frame_swaps'][f])} pairs swap)"
+                       for f, t in proto["frame_kendall"].items()), "",
+           "Each preset in its paper's frame (" + ", ".join(f"{k}: {v}" for k, v in proto["preset_frames"].items())
+           + "):", "",
+           md_table(["model"] + pn, [[n] + [_fmt(v[p], 4) for p in pn] for n, v in proto["presets_paper_frame"].items()]),
+           ""]
     cnt = list(next(iter(proto["point_count"].values())))
     md += ["### CD x1e3 (AtlasNet convention) against the number of points of both clouds", "",
            md_table(["model"] + cnt, [[n] + [_fmt(v.get(c), 3) for c in cnt] for n, v in proto["point_count"].items()]),

@@ -68,6 +68,9 @@ __all__ = [
     "volumetric_iou",
     "Convention",
     "PRESETS",
+    "FRAMES",
+    "frame_transform",
+    "to_frame",
     "evaluate",
     "oracle",
 ]
@@ -293,6 +296,60 @@ def volumetric_iou(
 
 
 # ---------------------------------------------------------------------------
+# frames
+# ---------------------------------------------------------------------------
+FRAMES: dict[str, str] = {
+    "course": "the course's frame as it is: shapes inside [-1, 1]^3 (no change)",
+    "unit-cube": "the bounding box centred at the origin, its longest edge of length 1 (Occupancy Networks' "
+                 "meshes)",
+    "unit-ball": "the centroid at the origin, the farthest point at distance 1 (AtlasNet's code, its default "
+                 "'UnitBall' normalisation)",
+    "unit-diagonal": "the bounding box centred at the origin, its diagonal of length 1: ShapeNet's own "
+                     "coordinates, modelled this way here (PointFlow and ShapeGF undo their normalisation, "
+                     "DeepSDF undoes its unit sphere, before measuring)",
+}
+"""The normalisation frames of :func:`frame_transform`, each with the papers that use it."""
+
+
+def frame_transform(y: Tensor, frame: str) -> tuple[Tensor, Tensor]:
+    """The similarity that puts the cloud ``y`` ``(N, 3)`` or ``(B, N, 3)`` into ``frame`` (:data:`FRAMES`).
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  Returns ``(centre, scale)`` of shapes ``(..., 1, 3)`` and
+    ``(..., 1, 1)`` with ``y_in_frame = (y - centre) * scale``.  A squared Chamfer distance is multiplied by
+    ``scale**2``, an unsquared one and the EMD by ``scale``.  Raises on an unknown frame, an empty cloud, or a
+    cloud of one point (its size, and so the scale, is zero).
+    """
+    if frame not in FRAMES:
+        raise ValueError(f"unknown frame {frame!r}; known frames: {', '.join(FRAMES)}")
+    if not isinstance(y, Tensor) or y.dim() not in (2, 3) or y.shape[-1] != 3:
+        raise ValueError(f"y must be a cloud (N, 3) or (B, N, 3), got {getattr(y, 'shape', type(y).__name__)}")
+    if y.shape[-2] == 0:
+        raise ValueError("y is an empty cloud: its frame is undefined")
+    lo, hi = y.amin(-2, keepdim=True), y.amax(-2, keepdim=True)
+    if frame == "course":
+        return torch.zeros_like(lo), torch.ones_like(lo[..., :1])
+    if frame == "unit-ball":
+        centre = y.mean(-2, keepdim=True)
+        size = (y - centre).norm(dim=-1).amax(-1, keepdim=True).unsqueeze(-1)
+    else:
+        centre = (lo + hi) / 2
+        edges = hi - lo
+        size = edges.amax(-1, keepdim=True) if frame == "unit-cube" else edges.norm(dim=-1, keepdim=True)
+    if bool((size <= 0).any()):
+        raise ValueError(f"the target cloud has no extent: its {frame!r} frame is undefined")
+    return centre, 1.0 / size
+
+
+def to_frame(x: Tensor, y: Tensor, frame: str) -> tuple[Tensor, Tensor]:
+    """Both clouds moved by the similarity that puts the *target* ``y`` into ``frame`` (:func:`frame_transform`):
+    the prediction follows its target, as a paper's normalisation of the ground truth carries its prediction."""
+    centre, scale = frame_transform(y, frame)
+    if x.dim() != y.dim():
+        raise ValueError(f"x and y must both be (N, 3) or both (B, N, 3), got {tuple(x.shape)} and {tuple(y.shape)}")
+    return (x - centre) * scale, (y - centre) * scale
+
+
+# ---------------------------------------------------------------------------
 # presets
 # ---------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -311,6 +368,9 @@ class Convention:
     cd_unit: str = "frame"
     """``"frame"``: distances in the shapes' own frame; ``"bbox/10"``: in units of a tenth of the longest edge of
     the *target's* bounding box, per shape (OccNet's unit: its tables multiply by 10 / that edge)."""
+    frame: str = "course"
+    """The frame the paper's shapes are normalised into before its metric (a key of :data:`FRAMES`); used only
+    when a metric is asked for ``in_paper_frame=True``.  The default numbers stay in the course's frame."""
 
     def unit_factor(self, y: Tensor) -> Tensor:
         """What a distance in the shapes' frame is multiplied by to be in this convention's unit: 1, or for
@@ -325,8 +385,13 @@ class Convention:
                              "/ 10) is undefined")
         return 10.0 / edge
 
-    def chamfer(self, x: Tensor, y: Tensor, *, reduction: str = "mean") -> Tensor:
-        """The Chamfer distance of this convention (in its unit: :meth:`unit_factor`)."""
+    def chamfer(self, x: Tensor, y: Tensor, *, reduction: str = "mean", in_paper_frame: bool = False) -> Tensor:
+        """The Chamfer distance of this convention (in its unit: :meth:`unit_factor`).
+
+        ``in_paper_frame=True``: both clouds are first moved into the paper's frame (:attr:`frame`, fixed by the
+        target ``y`` of each pair: :func:`to_frame`), as the paper's own numbers are."""
+        if in_paper_frame:
+            x, y = to_frame(x, y, self.frame)
         if self.cd_unit == "frame":
             return chamfer(x, y, squared=self.cd_squared, directions=self.cd_directions,
                            scale=self.cd_scale, reduction=reduction)
@@ -338,36 +403,39 @@ class Convention:
         per = per * (factor ** 2 if self.cd_squared else factor)
         return per if per.dim() == 0 or reduction == "none" else per.mean()
 
-    def emd(self, x: Tensor, y: Tensor, *, reduction: str = "mean", **kw: Any) -> Tensor:
-        """The EMD of this convention (exact); raises if the paper reports none."""
+    def emd(self, x: Tensor, y: Tensor, *, reduction: str = "mean", in_paper_frame: bool = False, **kw: Any) -> Tensor:
+        """The EMD of this convention (exact); raises if the paper reports none.  ``in_paper_frame``: as in
+        :meth:`chamfer`."""
         if self.emd_squared is None:
             raise ValueError(f"the {self.name!r} convention reports no EMD")
+        if in_paper_frame:
+            x, y = to_frame(x, y, self.frame)
         return emd(x, y, squared=self.emd_squared, scale=self.emd_scale, reduction=reduction, **kw)
 
 
 PRESETS: dict[str, Convention] = {
     "atlasnet": Convention(
-        "atlasnet", cd_squared=True, cd_directions="sum", cd_scale=1e3,
+        "atlasnet", cd_squared=True, cd_directions="sum", cd_scale=1e3, frame="unit-ball",
         source="Groueix et al. 2018 (AtlasNet): mean(dist1)+mean(dist2) of squared distances; tables x1e3",
     ),
     "pointflow": Convention(
         "pointflow", cd_squared=True, cd_directions="sum", cd_scale=1e4, emd_squared=False, emd_scale=1e2,
-        n_points=2048,
+        n_points=2048, frame="unit-diagonal",
         source="Yang et al. 2019 (PointFlow), metrics/evaluation_metrics.py; CD x1e4, EMD x1e2",
     ),
     "shapegf": Convention(
         "shapegf", cd_squared=True, cd_directions="sum", cd_scale=1e4, emd_squared=False, emd_scale=1e2,
-        n_points=2048,
+        n_points=2048, frame="unit-diagonal",
         source="Cai et al. 2020 (ShapeGF), evaluated with PointFlow's code; CD x1e4, EMD x1e2",
     ),
     "occnet": Convention(
         "occnet", cd_squared=False, cd_directions="mean", cd_scale=1.0, normals=True, n_points=100_000,
-        cd_unit="bbox/10",
+        cd_unit="bbox/10", frame="unit-cube",
         source="Mescheder et al. 2019 (Occupancy Networks), im2mesh/eval.py: Chamfer-L1, normal consistency, IoU; "
                "unit 1/10 of the longest bounding-box edge, i.e. x10 on their unit-cube meshes (authors, issue #61)",
     ),
     "deepsdf": Convention(
-        "deepsdf", cd_squared=True, cd_directions="sum", cd_scale=1e3, n_points=30_000,
+        "deepsdf", cd_squared=True, cd_directions="sum", cd_scale=1e3, n_points=30_000, frame="unit-diagonal",
         source="Park et al. 2019 (DeepSDF), deep_sdf/metrics/chamfer.py; 30,000 samples; tables x1e3",
     ),
 }

@@ -12,7 +12,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from scipy.stats import kendalltau
 
-from course_lib import train
+from course_lib import metrics, train
 from course_lib.data import make_shape, split_seeds, voxelize
 from course_lib.experiments import evaluation as E
 
@@ -181,6 +181,23 @@ def test_every_model_runs_in_the_ci_profile_and_ranks_sensibly(ev):
     assert p["pointflow"] == pytest.approx(10 * p["atlasnet"], rel=1e-5)  # same formula, x1e4 against x1e3
     f = proto["fscore"]["AtlasNet 25 patches"]
     assert f["0.05"] >= f["0.02"]
+    # the fifth axis: frames.  The course frame's row is the AtlasNet preset; another frame is the same
+    # predictions moved with their targets: recomputed here by hand from metrics.to_frame
+    fr = proto["frames"]["AtlasNet 25 patches"]
+    assert fr["course"] == pytest.approx(p["atlasnet"], rel=1e-6)
+    recs = res["AtlasNet 25 patches"]["recs"]
+    hand = np.mean([float(metrics.chamfer(*metrics.to_frame(r.points.float(), ev.target[i], "unit-diagonal"),
+                                          scale=1e3)) for i, r in enumerate(recs)])
+    assert fr["unit-diagonal"] == pytest.approx(hand, rel=1e-6)
+    assert set(proto["frame_kendall"]) == set(metrics.FRAMES) - {"course"}
+    assert all(-1.0 <= t <= 1.0 for t in proto["frame_kendall"].values())
+    assert "AtlasNet 25 patches" in proto["frame_models"] and not any(
+        m.startswith("oracle") for m in proto["frame_models"])
+    pf = proto["presets_paper_frame"]["AtlasNet 25 patches"]
+    assert pf["occnet"] == pytest.approx(p["occnet"], rel=1e-5)  # OccNet's unit follows the frame
+    assert proto["preset_frames"]["atlasnet"] == "unit-ball"
+    assert proto["frame_scale"]["course"] == {"mean": 1.0, "min": 1.0, "max": 1.0}
+    assert proto["presets_own_count_points"]["AtlasNet 25 patches"]["deepsdf"] == 30_000  # a mesh: resampled
 
 
 # --- protocol 2: budgets from the chapters' checkpoints, claims over the table's shapes -------------
@@ -261,3 +278,24 @@ def test_table_claims_by_hand():
     assert "rank-cd-03" not in by  # 'few' has 5 shapes: not ranked
     assert {x["id"] for x in left} == {"oracle-cd-few", "oracle-fscore-few", "retrieval-cd-few"}
     assert all("5 paired shapes" in x["reason"] for x in left)
+
+
+def test_protocol_study_respects_a_samplers_limit(ev):
+    """An output resampled only up to its limit (ShapeGF's Langevin cost): above it the point-count study has no
+    cell, and each paper's own count uses the table's points, which the study records."""
+    asked: list[int] = []
+
+    def resample(k: int, sd: int) -> torch.Tensor:
+        asked.append(int(k))
+        return ev.shapes[sd].sample_surface(int(k), stream=7)[0]
+
+    n = int(ev.sizes["n_points"])
+    oracle = [E.Reconstruction(ev.shapes[i].sample_surface(n, stream=5)[0]) for i in range(len(ev))]
+    model = [E.Reconstruction(resample(n, i), resample=resample, resample_limit=n) for i in range(len(ev))]
+    asked.clear()
+    res = {"oracle": {"recs": oracle}, "m": {"recs": model}}
+    proto = E.protocol_sensitivity(res, ev, point_counts=(n // 2, 2 * n), taus=(0.02,), iou_points=(1024,))
+    assert asked and max(asked) <= n
+    assert str(n // 2) in proto["point_count"]["m"] and str(2 * n) not in proto["point_count"]["m"]
+    used = proto["presets_own_count_points"]["m"]
+    assert used["deepsdf"] == n and used["pointflow"] == min(n, 2048)

@@ -203,3 +203,70 @@ def test_oracle_of_a_course_shape_is_the_datasets_oracle_against_its_target() ->
     item = ds[0]
     ref = float(metrics.chamfer_l2(item["oracle_points"][None], item["target_points"][None]))
     assert metrics.oracle(ds.shape(0), 64, metrics.chamfer_l2) == pytest.approx(ref, rel=1e-6)
+
+
+def _frame_by_hand(y: np.ndarray, frame: str) -> tuple[np.ndarray, float]:
+    """(centre, scale) written from the definitions with numpy."""
+    lo, hi = y.min(0), y.max(0)
+    if frame == "course":
+        return np.zeros(3), 1.0
+    if frame == "unit-ball":
+        c = y.mean(0)
+        return c, 1.0 / np.sqrt(((y - c) ** 2).sum(1)).max()
+    c = (lo + hi) / 2
+    if frame == "unit-cube":
+        return c, 1.0 / (hi - lo).max()
+    return c, 1.0 / np.sqrt(((hi - lo) ** 2).sum())
+
+
+@pytest.mark.parametrize("frame", list(metrics.FRAMES))
+def test_frames_against_numpy(frame: str) -> None:
+    x, y = _clouds(5)
+    y = 0.3 * y + torch.tensor([0.2, -0.5, 0.1], dtype=torch.float64)  # off-centre, not unit size
+    c, s = _frame_by_hand(y.numpy(), frame)
+    xf, yf = metrics.to_frame(x, y, frame)
+    np.testing.assert_allclose(yf.numpy(), (y.numpy() - c) * s, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(xf.numpy(), (x.numpy() - c) * s, rtol=1e-12, atol=1e-12)
+    e = yf.numpy().max(0) - yf.numpy().min(0)
+    if frame == "unit-cube":
+        assert e.max() == pytest.approx(1.0)
+    if frame == "unit-diagonal":
+        assert np.linalg.norm(e) == pytest.approx(1.0)
+    if frame == "unit-ball":
+        assert np.linalg.norm(yf.numpy(), axis=1).max() == pytest.approx(1.0)
+        np.testing.assert_allclose(yf.numpy().mean(0), 0.0, atol=1e-12)
+    # a squared Chamfer moves by scale^2, an unsquared one and the EMD by scale
+    dxy, _ = _nn(x.numpy(), y.numpy())
+    dyx, _ = _nn(y.numpy(), x.numpy())
+    sq_sum = (dxy**2).mean() + (dyx**2).mean()
+    conv = metrics.Convention("t", cd_squared=True, cd_directions="sum", cd_scale=1e3, frame=frame)
+    assert float(conv.chamfer(x, y, in_paper_frame=True)) == pytest.approx(1e3 * sq_sum * s**2, rel=1e-9)
+    assert float(conv.chamfer(x, y)) == pytest.approx(1e3 * sq_sum, rel=1e-9)  # default: the course's frame
+    # batched: each pair in its own target's frame
+    xb, yb = torch.stack([x, x]), torch.stack([y, 2 * y])
+    per = conv.chamfer(xb, yb, reduction="none", in_paper_frame=True)
+    assert float(per[0]) == pytest.approx(1e3 * sq_sum * s**2, rel=1e-9)
+    x2, y2 = metrics.to_frame(x, 2 * y, frame)
+    assert float(per[1]) == pytest.approx(float(metrics.chamfer(x2, y2, scale=1e3)), rel=1e-9)
+
+
+def test_frames_presets_and_errors() -> None:
+    assert {p.frame for p in metrics.PRESETS.values()} <= set(metrics.FRAMES)
+    assert metrics.PRESETS["atlasnet"].frame == "unit-ball" and metrics.PRESETS["occnet"].frame == "unit-cube"
+    # OccNet's unit (a tenth of the longest edge) makes its number the same in every frame
+    x, y = _clouds(6)
+    occ = metrics.PRESETS["occnet"]
+    assert float(occ.chamfer(x, 3 * y, in_paper_frame=True)) == pytest.approx(float(occ.chamfer(x, 3 * y)), rel=1e-9)
+    n = 64
+    a, b = x[:n], y[:n]
+    emd_frame = float(metrics.PRESETS["pointflow"].emd(a, 2 * b, in_paper_frame=True))
+    fa, fb = metrics.to_frame(a, 2 * b, "unit-diagonal")
+    assert emd_frame == pytest.approx(float(metrics.emd(fa, fb, squared=False, scale=1e2)), rel=1e-9)
+    with pytest.raises(ValueError, match="unknown frame"):
+        metrics.frame_transform(y, "unit-sphere-ish")
+    with pytest.raises(ValueError, match="empty"):
+        metrics.frame_transform(torch.zeros(0, 3), "unit-cube")
+    with pytest.raises(ValueError, match="no extent"):
+        metrics.frame_transform(torch.ones(4, 3), "unit-diagonal")
+    with pytest.raises(ValueError, match="cloud"):
+        metrics.frame_transform(torch.ones(4, 2), "unit-cube")

@@ -46,7 +46,7 @@ from course_lib import config
 from course_lib import metrics as M
 
 __all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "eval_shapes", "score",
-           "evaluate_model", "evaluate_models", "baselines", "protocol_sensitivity", "grid_occupancy",
+           "evaluate_model", "evaluate_models", "baselines", "protocol_sensitivity", "frame_sensitivity", "grid_occupancy",
            "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS", "kendall",
            "recording_training", "training_budget", "table_claims", "paired_values", "oracle_for", "slug",
            "HIGHER_IS_BETTER", "REFERENCE_BUDGET", "RETRIEVAL_LATENT", "RETRIEVAL_ORACLE"]
@@ -92,6 +92,7 @@ class Reconstruction:
     peak_bytes: float = float("nan")
     empty: bool = False
     resample: Callable[[int, int], Tensor] | None = None  # (n, seed) -> (n, 3) new surface samples, if it has a surface
+    resample_limit: int | None = None  # the largest count ``resample`` is asked for (a sampler's cost); None: any
     watertight: bool | None = None  # overrides ``mesh.is_watertight`` (a union of primitives: each one closed)
 
 
@@ -644,8 +645,13 @@ def _shapegf_models(ev: EvalShapes) -> list[Reconstruction]:
     te = G.load_data("test", profile=p, categories=ev.categories, per_category=ev.per_category)
     _check_seeds(ev, te, "chapter 10")
     n = int(ev.sizes["n_points"])
-    return [_timed(lambda i=i: Reconstruction(G.reconstruct(model, te["points"][i:i + 1], n, profile=p, seed=i)[0]))
-            for i in range(len(ev))]
+    limit = int(config.sizes(p, prefix="ch11.")["shapegf_resample_limit"])
+
+    def rec(i: int) -> Reconstruction:
+        def resample(k: int, sd: int, i: int = i) -> Tensor:  # Langevin again, at any count (seed: as the table's)
+            return G.reconstruct(model, te["points"][i:i + 1], int(k), profile=p, seed=int(sd))[0]
+        return Reconstruction(resample(n, i), resample=resample, resample_limit=limit)
+    return [_timed(lambda i=i: rec(i)) for i in range(len(ev))]
 
 
 RETRIEVAL_LATENT = "nearest training shape (by AtlasNet's latent code)"
@@ -1074,25 +1080,33 @@ def protocol_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes, *,
             targets[(i, n)] = ev.shapes[i].sample_surface(int(n), stream=SAMPLING_STREAMS["target"])[0]
         return targets[(i, n)]
 
+    def can_resample(r: Reconstruction | None, n: int) -> bool:
+        return (r is not None and r.resample is not None and not r.empty
+                and (r.resample_limit is None or int(n) <= r.resample_limit))
+
     own: dict[str, dict[str, float]] = {}  # each preset at its paper's point count, where the output allows it
+    own_points: dict[str, dict[str, int]] = {}  # the prediction's point count actually used in each cell
     for name in names:
         recs = results[name]["recs"]
-        row = {}
+        row, used = {}, {}
         for pname, conv in M.PRESETS.items():
             n = int(conv.n_points or ev.sizes["n_points"])
-            v = []
+            v, counts_used = [], set()
             for i, r in enumerate(recs):
                 if r is None:
                     continue
-                if r.resample is not None and not r.empty:
+                if can_resample(r, n):
                     pts = r.resample(n, i)
                 elif name == names[0]:
                     pts = ev.shapes[i].sample_surface(n, stream=SAMPLING_STREAMS["oracle"])[0]
                 else:
                     pts = r.points.float()
+                counts_used.add(int(pts.shape[0]))
                 v.append(float(conv.chamfer(pts, target(i, n))))
             row[pname] = float(np.mean(v))
+            used[pname] = max(counts_used)
         own[name] = row
+        own_points[name] = used
     counts: dict[str, dict[str, float]] = {}
     for name in names:
         recs = results[name]["recs"]
@@ -1104,6 +1118,9 @@ def protocol_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes, *,
             for i, r in enumerate(recs):
                 if r is None or r.empty:
                     continue
+                if r.resample is not None and not can_resample(r, int(n)):
+                    v = []
+                    break  # above this output's sampling limit: no cell rather than a cell on other points
                 gt = target(i, int(n))
                 if r.resample is not None:
                     pts = r.resample(int(n), i)
@@ -1140,10 +1157,57 @@ def protocol_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes, *,
             rank_tau[f"{pn[a]} vs {pn[b]}"] = kendall([presets[m][pn[a]] for m in models],
                                                       [presets[m][pn[b]] for m in models])
     rank = {p: sorted(models, key=lambda m: presets[m][p]) for p in pn}
-    return {"presets": presets, "presets_own_count": own,
+    frames = frame_sensitivity(results, ev, names)
+    return {"presets": presets, "presets_own_count": own, "presets_own_count_points": own_points,
             "preset_points": {k: int(v.n_points or ev.sizes["n_points"]) for k, v in M.PRESETS.items()},
             "point_count": counts, "fscore": fs, "iou_points": ious, "kendall": rank_tau,
-            "rank": rank, "preset_sources": {k: v.source for k, v in M.PRESETS.items()}}
+            "rank": rank, "preset_sources": {k: v.source for k, v in M.PRESETS.items()}, **frames}
+
+
+def frame_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes,
+                      names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The fifth convention axis: the same predictions measured after a normalisation into each frame.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  Each prediction follows its target into the frame
+    (:func:`course_lib.metrics.to_frame`: the similarity fixed by the target).  Returns ``"frames"``: ``{model:
+    {frame: AtlasNet-convention CD}}`` for every frame of :data:`course_lib.metrics.FRAMES`;
+    ``"frame_scale"``: ``{frame: {"mean", "min", "max"}}`` of the per-shape scale (a squared CD moves by its
+    square); ``"frame_kendall"``: Kendall's tau between the models' ranking in the course's frame and in each
+    frame, over the rows scored on every shape (1: the same order); ``"frame_swaps"``: the pairs of models whose
+    order flips; ``"presets_paper_frame"``: ``{model: {preset: CD}}`` with each preset in its paper's frame
+    (:attr:`course_lib.metrics.Convention.frame`); ``"preset_frames"``: each preset's frame.
+    """
+    if names is None:
+        names = [n for n, r in results.items() if any(x is not None for x in r["recs"])]
+    frames: dict[str, dict[str, float]] = {}
+    paper: dict[str, dict[str, float]] = {}
+    conv = M.PRESETS["atlasnet"]
+    for name in names:
+        recs = results[name]["recs"]
+        pairs = [(r.points.float(), ev.target[i]) for i, r in enumerate(recs) if r is not None]
+        frames[name] = {f: float(np.mean([float(conv.chamfer(*M.to_frame(x, y, f))) for x, y in pairs]))
+                        for f in M.FRAMES}
+        paper[name] = {p: float(np.mean([float(c.chamfer(x, y, in_paper_frame=True)) for x, y in pairs]))
+                       for p, c in M.PRESETS.items()}
+    scale = {}
+    for f in M.FRAMES:
+        s = np.array([float(M.frame_transform(ev.target[i], f)[1].reshape(())) for i in range(len(ev))])
+        scale[f] = {"mean": float(s.mean()), "min": float(s.min()), "max": float(s.max())}
+    full = [n for n in names if not n.startswith(("oracle", "exact"))
+            and all(r is not None for r in results[n]["recs"])]
+    base = "course"
+    tau, swaps = {}, {}
+    for f in M.FRAMES:
+        if f == base:
+            continue
+        a, b = [frames[m][base] for m in full], [frames[m][f] for m in full]
+        tau[f] = kendall(a, b)
+        swaps[f] = [[full[i], full[j]] for i in range(len(full)) for j in range(i + 1, len(full))
+                    if (a[i] - a[j]) * (b[i] - b[j]) < 0]
+    return {"frames": frames, "frame_scale": scale, "frame_kendall": tau, "frame_swaps": swaps,
+            "frame_models": full, "presets_paper_frame": paper,
+            "preset_frames": {k: v.frame for k, v in M.PRESETS.items()},
+            "frame_sources": dict(M.FRAMES)}
 
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:
