@@ -67,13 +67,14 @@ print({k: SZ[k] for k in ("categories", "per_category", "n_points", "emd_points"
 # Chamfer scales with the square of the frame, so halving the shapes' size divides it by four: as
 # large as any other axis here. `metrics.PRESETS` names each paper's choice with its source; the
 # OccNet preset applies its unit per target shape (`cd_unit="bbox/10"`, about ×5 for our shapes, whose
-# longest edge is near 2); the others measure in our frame, so their *formulas* match the papers but
-# their *units* match only after the shapes are put in each paper's frame:
+# longest edge is near 2); the others measure in our frame by default, so their *formulas* match the
+# papers but their *units* match only after the shapes are put in each paper's frame, which each
+# preset names (`frame`) and applies when asked (`in_paper_frame=True`; section 4 measures it):
 
 # %%
 for name, conv in metrics.PRESETS.items():
     print(f"{name:10s} squared={conv.cd_squared!s:5s} directions={conv.cd_directions:4s} scale={conv.cd_scale:g} "
-          f"unit={conv.cd_unit:7s} points={conv.n_points}  ({conv.source})")
+          f"unit={conv.cd_unit:7s} frame={conv.frame:13s} points={conv.n_points}  ({conv.source})")
 
 # %% [markdown]
 # One pair of clouds, every convention. The two clouds are independent samplings of one held-out
@@ -344,6 +345,46 @@ if R is not None:
     print("\nIoU against the number of uniform sample points:")
     print(ev_lib.format_rows([{"model": k, **v} for k, v in P["iou_points"].items()],
                              tuple(next(iter(P["iou_points"].values()))), extra=()))
+
+# %% [markdown]
+# **The fifth axis: the frame.** Before measuring, each paper puts its shapes (and so its predictions,
+# which follow their targets) into a frame of its own: `metrics.FRAMES` lists the four the presets
+# use, and `metrics.frame_transform(y, frame)` returns the similarity $y \mapsto (y - c)\,s$ fixed by
+# the target $y$. A squared Chamfer distance is multiplied by $s^2$, a plain one and the EMD by $s$.
+# OccNet's unit (a tenth of the longest edge) is itself a frame, so its preset gives the same number
+# in any frame. First the frames and their factor $s$ on one pair (the oracle chair above):
+
+# %%
+for f, text in metrics.FRAMES.items():
+    _, s_f = metrics.frame_transform(y_pts, f)
+    xf, yf = metrics.to_frame(x_pts, y_pts, f)
+    print(f"{f:14s} s = {float(s_f.reshape(())):.3f}   CD x1e3 = {float(metrics.chamfer(xf, yf, scale=1e3)):.4g}"
+          f"   ({text})")
+
+# %% [markdown]
+# The factor differs from shape to shape: a long, thin airplane and a compact chair of the same
+# bounding-box diagonal get different unit-cube or unit-ball factors. A table's mean then weighs
+# the shapes differently in each frame, and the question is whether the *ranking* of the models
+# moves. The benchmark measured the table's predictions in each frame (AtlasNet's formula), and each
+# preset in its paper's frame:
+
+# %%
+if R is not None and "frames" in R.data["protocol"]:
+    print("CD x1e3 (AtlasNet formula) of the same predictions in each frame:")
+    print(ev_lib.format_rows([{"model": k, **v} for k, v in P["frames"].items()], tuple(metrics.FRAMES), extra=()))
+    print("\nthe per-shape factor s of each frame (min / mean / max over the table's shapes):")
+    for f, v in P["frame_scale"].items():
+        print(f"  {f:14s} {v['min']:.3f} / {v['mean']:.3f} / {v['max']:.3f}")
+    print(f"\nKendall's tau between the ranking in the course's frame and in each frame "
+          f"({len(P['frame_models'])} models scored on every shape):")
+    for f, t in P["frame_kendall"].items():
+        sw = P["frame_swaps"][f]
+        print(f"  {f:14s} {t:.2f}; {len(sw)} pair(s) swap" + (": " + "; ".join(" / ".join(x) for x in sw) if sw else ""))
+    print("\neach preset in its paper's frame", P["preset_frames"], ":")
+    print(ev_lib.format_rows([{"model": k, **v} for k, v in P["presets_paper_frame"].items()],
+                             tuple(P["preset_frames"]), extra=()))
+elif R is not None:
+    print("the results file predates the frame study: run `COURSE_PROFILE=laptop python benchmarks/evaluation.py`")
 
 # %% [markdown]
 # **The IoU threshold** is a convention too: chapter 03 swept it for its voxel auto-encoder, and
