@@ -351,9 +351,21 @@ def test_hidden_parts_catch_what_the_public_parts_miss(monkeypatch):
         return (0.5 * (pred + s[:, None, None] * eps).square().sum(-1) / s[:, None]).mean()
 
     for fn, words in ((dsm_off_by_one, ("never drawn", "upper bound")), (dsm_shared_noise, ("same noise",))):
-        public, hid = _hidden(checks.check_dsm_loss, fn)
-        assert public.passed, public.verdict()
-        _failed(hid, *words)
+        public, hid = _hidden(checks.check_dsm_loss, fn)  # the public part names them now (issue #34)
+        _failed(public, *words)
+
+    def dsm_numpy_noise(predict, points, sigmas):  # numpy's random state: fresh, but not seedable with torch
+        import numpy as np
+
+        b = points.shape[0]
+        s = sigmas[torch.as_tensor(np.random.randint(len(sigmas), size=b))]
+        eps = torch.as_tensor(np.random.randn(*points.shape), dtype=points.dtype)
+        pred = predict(points + s[:, None, None] * eps, s)
+        return (0.5 * (pred + s[:, None, None] * eps).square().sum(-1) / s[:, None]).mean()
+
+    public, hid = _hidden(checks.check_dsm_loss, dsm_numpy_noise)
+    assert public.passed, public.verdict()
+    _failed(hid, "torch.manual_seed")
 
     def langevin_seeded(score_fn, x0, sigmas, steps, ratio):  # a generator seeded inside: same noise every call
         g = torch.Generator().manual_seed(0)
@@ -396,3 +408,64 @@ def test_hidden_parts_flag_a_wrapper_around_the_library(monkeypatch):
     _failed(hid, "delegated to course_lib.models.shapegf.dsm_loss")
     _, hid = _hidden(checks.check_annealed_langevin, lambda f, x, s, k, r: gf.annealed_langevin(f, x, s, k, r))
     _failed(hid, "delegated to course_lib.models.shapegf.annealed_langevin")
+
+
+# --- issue #34: level draws that skip levels, noise shared or reused (probes ch09_ch10/t2.py, t7.py) --------------
+def _dsm_draw(draw, noise=None):
+    def fn(predict, points, sigmas):
+        b = points.shape[0]
+        s = sigmas[draw(len(sigmas), b)]
+        eps = torch.randn_like(points) if noise is None else noise(points)
+        pred = predict(points + s[:, None, None] * eps, s)
+        return (0.5 * (pred + s[:, None, None] * eps).square().sum(-1) / s[:, None]).mean()
+
+    return fn
+
+
+@pytest.mark.parametrize("draw, words", [
+    (lambda lv, b: torch.randint(lv - 1, (b,)), ("sigmas[-1]", "never drawn", "upper bound")),
+    (lambda lv, b: torch.randint(lv // 2, (b,)), ("smallest levels sigmas[5:]", "never drawn")),
+    (lambda lv, b: torch.randint(1, lv, (b,)), ("sigmas[0]", "start at 0")),
+    (lambda lv, b: torch.randint(lv, (b,)).clamp(2, 6), ("never drawn",)),
+    (lambda lv, b: torch.multinomial(torch.linspace(0.2, 3.0, lv), b, replacement=True), ("uniformly",)),
+])
+def test_dsm_loss_level_draws_that_skip_or_favour_levels(draw, words):
+    _failed(checks.check_dsm_loss(_dsm_draw(draw), quiet=True), *words)
+
+
+@pytest.mark.parametrize("noise, words", [
+    (lambda p: torch.randn(p.shape[1:]).expand_as(p), ("every shape of the batch got the same noise",)),
+    (lambda p: torch.randn(p.shape[0], 1, 3).expand_as(p), ("every point of a shape got the same noise vector",)),
+    (lambda p: (lambda e: (e + 0.9 * e[:1]) / 1.345)(torch.randn_like(p)), ("correlated",)),
+])
+def test_dsm_loss_noise_shared_across_shapes_or_points(noise, words):
+    _failed(checks.check_dsm_loss(_dsm_draw(lambda lv, b: torch.randint(lv, (b,)), noise), quiet=True), *words)
+
+
+def _langevin_noise(make):
+    """A Langevin loop whose noise for (level i, step j) comes from make(x, i, j, memory)."""
+    @torch.no_grad()
+    def fn(score_fn, x0, sigmas, steps, ratio):
+        x, memory = x0.clone(), {}
+        for i, sg in enumerate(sigmas):
+            sg = float(sg)
+            a = 2 * sg ** 2 * ratio
+            st = torch.full((x.shape[0],), sg, dtype=x.dtype)
+            for j in range(steps):
+                x = x + a ** 0.5 * make(x, i, j, memory)
+                x = x + a / 2 * score_fn(x, st)
+        return x
+
+    return fn
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda x, i, j, m: m.setdefault("xi", torch.randn_like(x)), ("reused at every step", "drawn once before")),
+    (lambda x, i, j, m: m.setdefault(i, torch.randn_like(x)), ("reused at every step of a level",)),
+    (lambda x, i, j, m: torch.randn(1, 1, 3).expand_as(x), ("every point got the same noise vector",)),
+    (lambda x, i, j, m: torch.randn(x.shape[0], 1, 3).expand_as(x), ("every point got the same noise vector",)),
+    (lambda x, i, j, m: torch.randn(x.shape[1:]).expand_as(x), ("both clouds of the batch got the same noise",)),
+])
+def test_langevin_noise_reused_or_shared_is_named(make, words):
+    assert checks.check_annealed_langevin(_langevin_noise(lambda x, i, j, m: torch.randn_like(x)), quiet=True).passed
+    _failed(checks.check_annealed_langevin(_langevin_noise(make), quiet=True), *words)

@@ -300,3 +300,33 @@ def test_hidden_parts_flag_a_wrapper_around_the_library(monkeypatch):
     _fails(hid, "delegated to course_lib.render.losses.silhouette_iou_loss")
     _, hid = _hidden(checks.check_laplacian_loss, lambda v, f: lib_lap(v, f))
     _fails(hid, "delegated to course_lib.geometry.mesh_reg.laplacian_loss")
+
+
+# --- issue #34: the fuzzy-set IoU (probe ch09_ch10/t1.py) and other soft-mask mistakes, named on a soft target ----
+def _iou_with(inter_fn, union_fn):
+    def fn(pred, target):
+        return (1 - inter_fn(pred, target).sum((1, 2)) / union_fn(pred, target).sum((1, 2))).mean()
+
+    return fn
+
+
+def test_iou_fuzzy_min_max():
+    _fails(checks.check_iou_loss(_iou_with(torch.minimum, torch.maximum), quiet=True),
+           "two soft silhouettes", "fuzzy-set IoU")
+
+
+def test_iou_max_union():
+    _fails(checks.check_iou_loss(_iou_with(lambda p, t: p * t, torch.maximum), quiet=True),
+           "two soft silhouettes", "not sum(max(p, t))")
+
+
+def test_iou_min_intersection():
+    _fails(checks.check_iou_loss(_iou_with(torch.minimum, lambda p, t: p + t - p * t), quiet=True),
+           "two soft silhouettes", "not sum(min(p, t))")
+
+
+def test_iou_thresholded():
+    def hard(pred, target):
+        return iou_loss((pred > 0.5).to(pred.dtype), (target > 0.5).to(pred.dtype))
+
+    _fails(checks.check_iou_loss(hard, quiet=True), "thresholded")

@@ -142,6 +142,55 @@ def _weight_of_each_shape(fn, points: torch.Tensor, sigmas: torch.Tensor) -> Non
                           "sigma for the noise, for predict and for the weight")
 
 
+def _noise_shared(eps: torch.Tensor, unit: str, fix: str) -> None:
+    """Fail with a named message if the standard normal noise ``eps`` ``(B, N, 3)`` is one draw shared by every
+    element of the batch, or one vector shared by every point of an element (``unit`` names an element)."""
+    e = eps.double()
+    if e.shape[1] > 1 and float(e.std(dim=1).mean()) < 0.1 * float(e.abs().mean()) + 1e-9:
+        raise CheckFailed(f"every point of a {unit} got the same noise vector (noise of shape (B, 1, 3) broadcast over "
+                          f"the points): draw noise of {fix}")
+    if e.shape[0] > 1:
+        if torch.allclose(e[0], e[1], atol=1e-5):
+            raise CheckFailed(f"every {unit} of the batch got the same noise (one draw broadcast over the batch): draw "
+                              f"noise of {fix}, so that each {unit} gets its own")
+        a, b = e[0] - e[0].mean(), e[1] - e[1].mean()
+        corr = float((a * b).sum() / (a.norm() * b.norm()).clamp_min(1e-12))
+        if abs(corr) > 0.5:
+            raise CheckFailed(f"the noise of two {unit}s of the batch is correlated ({corr:.2f}): draw it "
+                              f"independently, {fix}")
+
+
+def _levels_drawn(fn, sigmas: torch.Tensor) -> None:
+    """A call with 2,000 shapes: every level of the schedule is drawn, about equally often."""
+    n_shapes = 2000
+    rec = _Recorder()
+    call_student(fn, rec, torch.zeros(n_shapes, 2, 3), sigmas.clone())
+    if len(rec.calls) != 1 or rec.calls[0][1].shape != (n_shapes,):
+        return
+    drawn = rec.calls[0][1]
+    idx = (drawn[:, None] - sigmas[None]).abs().argmin(-1)
+    counts = torch.bincount(idx, minlength=len(sigmas))
+    never = [i for i in range(len(sigmas)) if counts[i] == 0]
+    lv = len(sigmas)
+    if never == [lv - 1]:
+        raise CheckFailed(f"the last (smallest) level sigmas[-1] = {float(sigmas[-1]):g} was never drawn in {n_shapes} "
+                          "shapes, so it is never trained: torch.randint(len(sigmas), (B,)) already excludes its upper "
+                          "bound (no - 1)")
+    if never == [0]:
+        raise CheckFailed(f"the first (largest) level sigmas[0] = {float(sigmas[0]):g} was never drawn in {n_shapes} "
+                          "shapes: the indices start at 0, torch.randint(len(sigmas), (B,)) (not randint(1, L))")
+    if never and never == list(range(never[0], lv)):
+        raise CheckFailed(f"the smallest levels sigmas[{never[0]}:] were never drawn in {n_shapes} shapes (only the "
+                          f"first {never[0]} of the {lv} levels): draw the index from all of them, "
+                          "torch.randint(len(sigmas), (B,))")
+    if never:
+        raise CheckFailed(f"the levels {never} of the schedule were never drawn in {n_shapes} shapes: draw the index "
+                          "uniformly from all of them, torch.randint(len(sigmas), (B,))")
+    expect(bool((counts > 0.6 * n_shapes / lv).all()),
+           f"the levels should be drawn uniformly (about {n_shapes // lv} times each in {n_shapes} shapes); they were "
+           f"drawn {counts.tolist()} times: torch.randint(len(sigmas), (B,))")
+
+
 @self_check
 def check_dsm_loss(fn) -> str:
     """``fn(predict, points (B, N, 3), sigmas (L,)) -> scalar``: the DSM loss with the official weighting.
@@ -172,6 +221,7 @@ def check_dsm_loss(fn) -> str:
         raise CheckFailed("predict got the clean points: pass it the noisy points x~ = x + sigma * eps (it learns to "
                           "point from them back to the clean ones)")
     eps = (xt - points) / s[:, None, None]
+    _noise_shared(eps, "shape", "the points' full shape, torch.randn_like(points)")
     std = eps.std(dim=(1, 2))
     if bool(((std - s).abs() < 0.1 * s).all()) and not bool(((std - 1).abs() < 0.15).all()):
         raise CheckFailed("the noise is sigma^2 * eps: perturb with x + sigma * eps (sigma is a standard deviation)")
@@ -232,6 +282,7 @@ def check_dsm_loss(fn) -> str:
     loss.backward()
     expect(rec.weight.grad is not None and bool(rec.weight.grad.abs() > 0),
            "no gradient reaches predict's parameters")
+    _levels_drawn(fn, sigmas)
     # a second call (the next training step) must draw fresh noise and levels, and leave the points alone
     given = points.clone()
     rec2 = _Recorder()
@@ -265,6 +316,43 @@ class _Probe:
                               f"got {s.numel()} values")
         self.calls.append((x.detach().clone(), float(s[0])))
         return -self.c * x / s.reshape(-1, 1, 1) ** 2 if s.numel() > 1 else -self.c * x / float(s) ** 2
+
+
+def _langevin_noise_pattern(x0: torch.Tensor, probe: _Probe, ratio: float, k: int) -> None:
+    """Name noise that is reused across steps or shared by the points, before the step-size regression (whose
+    estimate such noise confounds: reused noise is correlated with x).
+
+    The noise of each step is recovered assuming the reference update (noise, then the step alpha/2 * score) and
+    divided by sqrt(alpha): it should be a fresh standard normal draw at each step.
+    """
+    us = []
+    for t, (x, s) in enumerate(probe.calls):
+        if t == 0:
+            r = x - x0
+        else:
+            xa, sa = probe.calls[t - 1]
+            r = x - xa - sa ** 2 * ratio * (-probe.c * xa / sa ** 2)
+        us.append((r / math.sqrt(2 * s ** 2 * ratio)).double())
+    if not all(float(u.abs().mean()) > 0.05 for u in us):  # no noise somewhere: the transition check names it
+        return
+    shared = [float(u.std(dim=1).mean()) < 0.1 * float(u.abs().mean()) for u in us]
+    if all(shared):
+        raise CheckFailed("every point got the same noise vector (noise of shape (B, 1, 3), or (1, 1, 3), broadcast "
+                          "over the points): draw noise of x's full shape, torch.randn_like(x), so that every point "
+                          "moves on its own")
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:  # the same draw (up to a small deterministic part)
+        return float((a - b).abs().mean()) < 0.1 * float(a.abs().mean())
+
+    pairs = [(t, same(us[t], us[t + 1])) for t in range(len(us) - 1)]
+    within = [c for t, c in pairs if (t + 1) % k]  # both steps at one level
+    across = [c for t, c in pairs if (t + 1) % k == 0]  # the last step of a level and the first of the next
+    if within and all(within):
+        if across and all(across):
+            raise CheckFailed("the same noise is reused at every step (drawn once before the loops): draw a fresh "
+                              "torch.randn_like(x) inside the inner loop, at every step")
+        raise CheckFailed("the same noise is reused at every step of a level (drawn once per level, outside the inner "
+                          "loop): draw a fresh torch.randn_like(x) at every step")
 
 
 @self_check
@@ -301,6 +389,7 @@ def check_annealed_langevin(fn) -> str:
     expect(all(abs(a - b) < 1e-6 for a, b in zip(levels, expected_levels)),
            f"score_fn got the levels {[round(v, 4) for v in levels]}; expected each sigma of `sigmas` "
            f"{k} times, in order")
+    _langevin_noise_pattern(x0, probe, ratio, k)
     # each transition: x_next = x + c * score(x) + noise, with c = alpha / 2 and noise std sqrt(alpha)
     for t in range(n_calls - 1):
         (xa, sa), (xb, sb) = probe.calls[t], probe.calls[t + 1]

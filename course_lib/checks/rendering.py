@@ -102,6 +102,12 @@ def check_soft_coverage(fn) -> str:
 # --------------------------------------------------------------------------------------------
 # 2. silhouette IoU loss
 # --------------------------------------------------------------------------------------------
+def _hard_iou_loss(p: np.ndarray, t: np.ndarray) -> float:
+    ph, th = (p > 0.5).astype(float), (t > 0.5).astype(float)
+    inter, union = (ph * th).sum((1, 2)), np.maximum(ph, th).sum((1, 2))
+    return float(np.mean(1.0 - inter / np.maximum(union, 1e-12)))
+
+
 def _iou_variants(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
     inter = (p * t).sum((1, 2))
     union = (p + t - p * t).sum((1, 2))
@@ -116,6 +122,13 @@ def _iou_variants(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
             float(np.mean(1.0 - 2 * inter / (p + t).sum((1, 2)))),
         "the union of soft masks is sum(p + t - p t), not sum(max(p, t))":
             float(np.mean(1.0 - inter / np.maximum(p, t).sum((1, 2)))),
+        "that is the fuzzy-set IoU sum(min(p, t)) / sum(max(p, t)); for soft silhouettes the loss is 1 - "
+        "sum(p t) / sum(p + t - p t) (product intersection, probabilistic union)":
+            float(np.mean(1.0 - np.minimum(p, t).sum((1, 2)) / np.maximum(p, t).sum((1, 2)))),
+        "the intersection of soft masks is sum(p t), not sum(min(p, t))":
+            float(np.mean(1.0 - np.minimum(p, t).sum((1, 2)) / union)),
+        "you thresholded the silhouettes (p > 1/2): the loss must use the soft values (a threshold has no gradient)":
+            _hard_iou_loss(p, t),
         "compute one IoU per image and average the losses; you pooled the whole batch into one ratio":
             float(1.0 - inter.sum() / union.sum()),
         "sum(p t) per image is the intersection: you multiplied the sums sum(p) sum(t) instead":
@@ -134,14 +147,21 @@ def check_iou_loss(fn) -> str:
     if isinstance(out, torch.Tensor) and out.dim() == 1 and out.numel() == 3:
         raise CheckFailed("the loss should be one number (a 0-d tensor): average the per-image losses with .mean()")
     expect_tensor(out, "iou_loss(pred (3, 9, 11), target)", shape=())
-    variants = _iou_variants(pred.numpy(), target.numpy())
-    ref = variants.pop("ok")
-    val = float(out)
-    if abs(val - ref) > 1e-6:
-        for name, v in variants.items():
-            if abs(val - v) < 1e-6:
-                raise CheckFailed(name)
-        expect_close(out, torch.tensor(ref), "iou_loss on random soft silhouettes", atol=1e-6)
+    # a binary target (the fit's), then a soft one (two soft silhouettes): with a binary target min(p, t) = p t and
+    # max(p, t) = p + t - p t, so only the soft target tells the fuzzy-set IoU from the soft IoU
+    soft_target = torch.rand(3, 9, 11, generator=g, dtype=torch.float64)
+    for tgt, what in ((target, "a soft prediction and a binary target"), (soft_target, "two soft silhouettes")):
+        if tgt is soft_target:
+            out = call_student(fn, pred, tgt)
+            expect_tensor(out, "iou_loss(pred (3, 9, 11), a soft target (3, 9, 11))", shape=())
+        variants = _iou_variants(pred.numpy(), tgt.numpy())
+        ref = variants.pop("ok")
+        val = float(out)
+        if abs(val - ref) > 1e-6:
+            for name, v in variants.items():
+                if abs(val - v) < 1e-6:
+                    raise CheckFailed(f"{what}: {name}")
+            expect_close(out, torch.tensor(ref), f"iou_loss of {what}", atol=1e-6)
     same = call_student(fn, target, target)
     expect_close(same, torch.tensor(0.0), "iou_loss(t, t) (identical silhouettes)", atol=1e-5)
     p = pred.float().clone().requires_grad_(True)
