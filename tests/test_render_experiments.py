@@ -301,3 +301,25 @@ def test_camera_pose_fit_finds_a_nearby_pose_and_the_landscape_is_zero_there():
     fit = R.fit_camera_pose(v, f, target, (52.0, 18.0), size=24, steps=40)
     assert abs(R.wrap_degrees(fit["azimuth"] - true[0])) < 6 and abs(fit["elevation"] - true[1]) < 6
     assert fit["hard_loss"] < fit["history"]["loss"][0] and len(fit["history"]["azimuth"]) == 40
+
+
+def test_seam_levels_bound_and_back_faces():
+    """Analytic floor: where two faces meet, A = 1 - s(x) s(-x) >= 3/4 (s the sigmoid), reached on the edge;
+    back faces only add occluders, so the closed mesh is never darker than its front sheet."""
+    from course_lib.render import look_at_cameras
+
+    v, f = icosphere(2)
+    v = v * 0.6
+    cam = look_at_cameras(30.0, 20.0, R.CAMERA["distance"], R.CAMERA["fov"], 48)
+    for sigma in (1e-3, 1e-5):
+        s = R.seam_levels(v, f, cam, 48, sigma)
+        assert 0.75 - 1e-6 <= s["front_only"] <= s["closed"] <= 1.0
+        assert 0 < s["front_faces"] < f.shape[0] and s["interior_pixels"] > 0
+    sharp = R.seam_levels(v, f, cam, 48, 1e-6)
+    assert sharp["front_only"] == pytest.approx(0.75, abs=0.02)  # pixel centres near the sheet's edges
+    assert sharp["closed"] > 0.9  # the back faces behind every seam
+    with pytest.raises(ValueError, match="one camera"):
+        R.seam_levels(v, f, look_at_cameras(torch.tensor([0.0, 90.0]), torch.tensor([0.0, 0.0]), 2.6, 50.0, 48),
+                      48, 1e-4)
+    with pytest.raises(ValueError, match="inside the silhouette"):
+        R.seam_levels(v * 0.01, f, cam, 48, 1e-4)

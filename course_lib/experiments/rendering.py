@@ -57,6 +57,7 @@ from course_lib.render import (
 )
 
 __all__ = [
+    "seam_levels",
     "CD_CONVENTION",
     "CAMERA",
     "view_rig",
@@ -495,6 +496,39 @@ def score_fit(res: FitResult, shape: Any, fit_views: Sequence[tuple[float, float
     return {"soft_iou_fit_views": float(res.history["iou"][-1]), "hard_iou_fit_views": float(fit_iou.mean()),
             "heldout_iou": ev["iou"], "heldout_iou_per_view": ev["iou_per_view"], "chamfer": ev["chamfer"],
             "seconds": float(res.seconds)}
+
+
+def seam_levels(verts: Tensor, faces: Tensor, camera: Cameras, size: int, sigma: float, *, margin: int = 2,
+                cull_eps: float = 1e-8) -> dict[str, float]:
+    """How dark the seams between faces get inside a soft silhouette, for a closed mesh and for its front faces.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  ``verts (V, 3)``, ``faces (F, 3)`` (outward
+    normals), one ``camera``.  Returns the smallest soft-silhouette value over the pixels at least ``margin``
+    pixels inside the closed mesh's hard silhouette: ``"closed"`` with every face, ``"front_only"`` with only
+    the faces turned towards the camera (an open sheet, where two faces meeting at an edge give a pixel
+    centre on it ``1 - 1/2 * 1/2 = 3/4``); also ``"interior_pixels"``, ``"front_faces"`` and ``"sigma"``.
+    Back faces lie behind every seam of a closed mesh and lift it.
+    """
+    if verts.dim() != 2 or verts.shape[-1] != 3:
+        raise ValueError(f"verts must be (V, 3), got {tuple(verts.shape)}")
+    if len(camera) != 1:
+        raise ValueError(f"one camera expected, got {len(camera)}")
+    rot, t = camera.Rt[0, :, :3].to(verts.dtype), camera.Rt[0, :, 3].to(verts.dtype)
+    eye = -rot.T @ t  # the camera centre in world coordinates
+    a, b, c = verts[faces[:, 0]], verts[faces[:, 1]], verts[faces[:, 2]]
+    normal = torch.cross(b - a, c - a, dim=-1)
+    front = faces[((normal * (eye - (a + b + c) / 3)).sum(-1) > 0)]
+    with torch.no_grad():
+        hard = rasterize_silhouette(verts, faces, camera, size)[0]
+        inside = 1.0 - torch.nn.functional.max_pool2d((1.0 - hard)[None, None], 2 * margin + 1, stride=1,
+                                                      padding=margin)[0, 0]
+        mask = inside > 0.5
+        if not bool(mask.any()):
+            raise ValueError(f"no pixel lies {margin} pixels inside the silhouette: a larger mesh or image is needed")
+        closed = rasterize_silhouette(verts, faces, camera, size, sigma=sigma, cull_eps=cull_eps)[0]
+        sheet = rasterize_silhouette(verts, front, camera, size, sigma=sigma, cull_eps=cull_eps)[0]
+    return {"closed": float(closed[mask].min()), "front_only": float(sheet[mask].min()),
+            "interior_pixels": int(mask.sum()), "front_faces": int(front.shape[0]), "sigma": float(sigma)}
 
 
 def soft_iou_bias_demo(level: int = 3, size: int = 64, n_views: int = 8, sigma: float = 1e-4,
