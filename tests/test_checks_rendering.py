@@ -330,3 +330,86 @@ def test_iou_thresholded():
         return iou_loss((pred > 0.5).to(pred.dtype), (target > 0.5).to(pred.dtype))
 
     _fails(checks.check_iou_loss(hard, quiet=True), "thresholded")
+
+
+# --- issue #34: the aggregation 1 - prod_f (1 - D_f) over the valid faces (lab 09, exercise 2) --------------------
+def aggregate(coverage, valid):
+    miss = torch.where(valid[:, :, None, None], 1.0 - coverage, torch.ones_like(coverage))
+    return 1.0 - miss.prod(dim=1)
+
+
+def aggregate_log(coverage, valid):  # log space, as the library's rasteriser
+    log_miss = torch.where(valid[:, :, None, None], torch.log1p(-coverage), torch.zeros_like(coverage))
+    return -torch.expm1(log_miss.sum(1))
+
+
+def aggregate_loop(coverage, valid):  # a loop over the faces, multiplying by the mask
+    miss = torch.ones_like(coverage[:, 0])
+    for f in range(coverage.shape[1]):
+        miss = miss * (1.0 - coverage[:, f] * valid[:, f, None, None])
+    return 1.0 - miss
+
+
+def test_aggregate_references_pass():
+    for fn in (aggregate, aggregate_loop):
+        assert checks.check_aggregate_silhouette(fn, quiet=True).passed
+
+
+def test_aggregate_stub():
+    assert checks.check_aggregate_silhouette(stub, quiet=True).status == "not_implemented"
+
+
+def _masked(d, v):
+    return d * v[:, :, None, None]
+
+
+@pytest.mark.parametrize("fn, words", [
+    (lambda d, v: _masked(d, v).sum(1).clamp(max=1.0), ("sum of the coverages clamped to 1",)),
+    (lambda d, v: _masked(d, v).sum(1), ("sum of the coverages",)),
+    (lambda d, v: _masked(d, v).amax(1), ("largest coverage (max over faces)",)),
+    (lambda d, v: _masked(d, v).mean(1), ("mean coverage",)),
+    (lambda d, v: torch.where(v[:, :, None, None], d, torch.ones_like(d)).prod(1), ("product of the coverages",)),
+    (lambda d, v: _masked(d, v).prod(1), ("masked coverages were multiplied",)),
+    (lambda d, v: torch.where(v[:, :, None, None], 1 - d, torch.ones_like(d)).prod(1), ("the 1 - is missing",)),
+    (lambda d, v: 1 - (1 - d).prod(1), ("valid mask is ignored",)),
+    (lambda d, v: aggregate(d, ~v), ("mask is inverted",)),
+    (lambda d, v: 1 - (1 - _masked(d, v)).prod(0), ("over the batch (dim 0)",)),
+    (lambda d, v: 1 - (1 - _masked(d, v)).prod(-1), ("over the image columns",)),
+    (lambda d, v: 1 - (1 - _masked(d, v)).prod(2), ("over the image rows",)),
+    (lambda d, v: 1 - (1 - _masked(d, v)).prod(1, keepdim=True), ("without keepdim",)),
+    (lambda d, v: aggregate(d, v).detach(), ("no gradient",)),
+    (lambda d, v: aggregate(d, v).double(), ("should stay float32",)),
+])
+def test_aggregate_wrong_answers_are_named(fn, words):
+    _fails(checks.check_aggregate_silhouette(fn, quiet=True), *words)
+
+
+def test_aggregate_log_space_at_full_coverage():
+    def naive_log(d, v):  # log(1 - D) is -inf at D = 1, and multiplying by the mask gives 0 * -inf = NaN
+        return 1 - torch.exp((torch.log(1 - d) * v[:, :, None, None]).sum(1))
+
+    _fails(checks.check_aggregate_silhouette(naive_log, quiet=True), "coverage is exactly 1")
+    assert checks.check_aggregate_silhouette(aggregate_log, quiet=True).passed
+
+
+def test_aggregate_in_place():
+    def in_place(d, v):
+        d.mul_(-1).add_(1)  # 1 - D written back into the caller's tensor
+        return 1 - torch.where(v[:, :, None, None], d, torch.ones_like(d)).prod(1)
+
+    _fails(checks.check_aggregate_silhouette(in_place, quiet=True), "in place")
+
+
+def test_aggregate_matches_the_library_rasteriser():
+    """The check's answer is SoftRas' aggregation: the library's dense silhouette of a two-triangle mesh equals the
+    aggregation of the per-face coverages of the same mesh."""
+    from course_lib.render import rasterize_silhouette
+    from course_lib.render.cameras import look_at_cameras
+
+    verts = torch.tensor([[[-0.5, -0.5, 0.0], [0.5, -0.5, 0.0], [0.5, 0.5, 0.0], [-0.5, 0.5, 0.0]]])
+    faces = torch.tensor([[0, 1, 2], [0, 2, 3]])
+    cams = look_at_cameras(30.0, 20.0, size=16)
+    both = rasterize_silhouette(verts, faces, cams, 16, sigma=1e-3, method="dense", cull_eps=1e-12)
+    per_face = torch.stack([rasterize_silhouette(verts, faces[i:i + 1], cams, 16, sigma=1e-3, method="dense",
+                                                 cull_eps=1e-12)[0] for i in range(2)])[None]
+    assert torch.allclose(aggregate(per_face, torch.ones(1, 2, dtype=torch.bool)), both, atol=1e-5)

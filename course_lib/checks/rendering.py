@@ -1,4 +1,4 @@
-"""Self-checks of chapter 09 (``labs/09_differentiable_rendering_lab.ipynb``): soft coverage, IoU loss, Laplacian.
+"""Self-checks of chapter 09 (``labs/09_differentiable_rendering_lab.ipynb``): soft coverage, aggregation, IoU, Laplacian.
 
 Introduced in ``lectures/09_differentiable_rendering.ipynb``.  The references are written here
 independently of :mod:`course_lib.render` (NumPy point-to-segment distances, set IoU, explicit
@@ -12,7 +12,7 @@ import torch
 
 from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
-__all__ = ["check_soft_coverage", "check_iou_loss", "check_laplacian_loss"]
+__all__ = ["check_soft_coverage", "check_aggregate_silhouette", "check_iou_loss", "check_laplacian_loss"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -97,6 +97,97 @@ def check_soft_coverage(fn) -> str:
     expect(tri.grad is not None and bool(torch.isfinite(tri.grad).all()) and float(tri.grad.abs().sum()) > 0,
            "no (or a non-finite) gradient reaches the triangle's corners")
     return "sigmoid(delta d^2 / sigma), both orientations, gradient reaches the corners"
+
+
+# --------------------------------------------------------------------------------------------
+# 1b. aggregation of the faces' coverages into a silhouette
+# --------------------------------------------------------------------------------------------
+def _aggregate_variants(d: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
+    m = v[:, :, None, None]
+    dv = np.where(m, d, 0.0)
+    n = np.maximum(m.sum(1), 1)
+    return {
+        "ok": 1.0 - np.where(m, 1.0 - d, 1.0).prod(1),
+        "the valid mask is ignored: faces that are not drawn (valid False) must not cover any pixel":
+            1.0 - (1.0 - d).prod(1),
+        "the mask is inverted: only the faces with valid True are drawn": 1.0 - np.where(m, 1.0, 1.0 - d).prod(1),
+        "that is the sum of the coverages clamped to 1: aggregate as a logical or of independent coverages, "
+        "1 - prod_f (1 - D_f) (a sum counts overlaps twice and has no gradient where it is clamped)":
+            np.minimum(dv.sum(1), 1.0),
+        "that is the sum of the coverages (above 1 where faces overlap): aggregate with 1 - prod_f (1 - D_f)":
+            dv.sum(1),
+        "that is the largest coverage (max over faces): 1 - prod_f (1 - D_f) combines every face's coverage (and "
+        "sends the gradient to all of them, not only to the largest)": dv.max(1),
+        "that is the mean coverage over the valid faces: aggregate with 1 - prod_f (1 - D_f)": dv.sum(1) / n,
+        "that is the mean coverage over faces: aggregate with 1 - prod_f (1 - D_f)": dv.mean(1),
+        "that is the product of the coverages prod_f D_f (a pixel covered by all faces at once, a logical and); "
+        "the silhouette is 1 - prod_f (1 - D_f) (covered by at least one face)": np.where(m, d, 1.0).prod(1),
+        "the masked coverages were multiplied (prod_f of D_f times valid): the silhouette is 1 - prod_f (1 - D_f)":
+            dv.prod(1),
+        "the 1 - is missing: prod_f (1 - D_f) is the probability that no face covers the pixel; the silhouette is "
+        "1 minus it": np.where(m, 1.0 - d, 1.0).prod(1),
+    }
+
+
+@self_check
+def check_aggregate_silhouette(fn) -> str:
+    """``fn(coverage (B, F, H, W), valid (B, F) bool) -> (B, H, W)``: ``1 - prod_f (1 - D_f)`` over the valid faces."""
+    g = torch.Generator().manual_seed(3)
+    b, f, h, w = 2, 5, 4, 6  # all different, so that a reduction over the wrong axis shows in the shape
+    cov = torch.rand(b, f, h, w, generator=g, dtype=torch.float64) * 0.98 + 0.01
+    valid = torch.tensor([[True, False, True, True, False], [False, True, True, True, True]])
+    c_in, v_in = cov.clone(), valid.clone()
+    out = call_student(fn, c_in, v_in)
+    if isinstance(out, torch.Tensor):
+        wrong_axis = {(f, h, w): "over the batch (dim 0)", (b, f, w): "over the image rows (dim 2)",
+                      (b, f, h): "over the image columns (dim 3)"}
+        if tuple(out.shape) in wrong_axis and tuple(out.shape) != (b, h, w):
+            raise CheckFailed(f"you aggregated {wrong_axis[tuple(out.shape)]}: the faces are dim 1 of coverage "
+                              f"(B, F, H, W); reduce over dim=1 to get (B, H, W)")
+        if tuple(out.shape) == (b, 1, h, w):
+            raise CheckFailed("the result has shape (B, 1, H, W): reduce over the faces without keepdim, (B, H, W)")
+    expect_tensor(out, f"aggregate_silhouette(coverage ({b}, {f}, {h}, {w}), valid ({b}, {f}))", shape=(b, h, w))
+    expect(torch.equal(c_in, cov) and torch.equal(v_in, valid),
+           "coverage or valid was modified in place (coverage *= ..., 1 - coverage written back): the caller's tensors "
+           "must stay as they were")
+    variants = _aggregate_variants(cov.numpy(), valid.numpy())
+    ref = variants.pop("ok")
+    o = out.detach().double().numpy()
+    if not np.allclose(o, ref, atol=1e-6):
+        for name, val in variants.items():
+            if np.allclose(o, val, atol=1e-6):
+                raise CheckFailed(name)
+        expect_close(out, torch.as_tensor(ref), "the silhouette 1 - prod_f (1 - D_f) over the valid faces", atol=1e-6)
+    # edge cases: one face (the silhouette is its coverage), no valid face (0), full coverage (1), no coverage (0)
+    one = call_student(fn, cov[:, :1].clone(), torch.ones(b, 1, dtype=torch.bool))
+    expect_close(one, cov[:, 0], "the silhouette of a single face (it must equal that face's coverage)", atol=1e-9)
+    none = call_student(fn, cov.clone(), torch.zeros(b, f, dtype=torch.bool))
+    expect_close(none, torch.zeros(b, h, w, dtype=torch.float64), "the silhouette when no face is valid (nothing is "
+                 "drawn: 0 everywhere)", atol=1e-9)
+    sat = cov.clone()
+    sat[:, 2] = 1.0  # face 2 (valid in both images) covers every pixel fully: the sigmoid saturates inside a face
+    sat[0, 1] = sat[1, 0] = 1.0  # and so does a face that is not valid (log(1 - D) * mask is then -inf * 0 = NaN)
+    full = call_student(fn, sat, valid.clone())
+    expect_tensor(full, "the silhouette with a face of coverage exactly 1", shape=(b, h, w), finite=False)
+    if not bool(torch.isfinite(full).all()):
+        raise CheckFailed("NaN or inf where a face's coverage is exactly 1: log(1 - D) is -inf there; use the product "
+                          "of (1 - D), or torch.log1p(-D) with exp of the sum (exp(-inf) = 0 is fine), never 0 * inf")
+    expect_close(full, torch.ones(b, h, w, dtype=torch.float64), "the silhouette where a valid face covers every "
+                 "pixel fully (coverage 1: the silhouette is 1)", atol=1e-9)
+    # float32, a gradient that reaches every valid face's coverage (and none of the others)
+    x = cov.float().clone().requires_grad_(True)
+    out = call_student(fn, x, valid.clone())
+    expect(isinstance(out, torch.Tensor) and out.requires_grad,
+           "the silhouette carries no gradient to the coverages: do not detach or convert to NumPy")
+    expect(out.dtype == torch.float32, f"for float32 coverages the silhouette should stay float32, got {out.dtype}")
+    (grad,) = torch.autograd.grad(out.sum(), x, allow_unused=True)
+    expect(grad is not None and bool(torch.isfinite(grad).all()), "the gradient with respect to the coverages is "
+           "missing or not finite")
+    m = valid[:, :, None, None].expand_as(grad)
+    expect(bool((grad[m] > 0).all()), "every valid face's coverage should get a positive gradient (a larger D_f "
+           "covers more): with max over faces only the largest one does")
+    expect(bool((grad[~m] == 0).all()), "faces that are not valid got a gradient: leave them out of the product")
+    return "1 - prod_f (1 - D_f) over the valid faces, along dim 1; one face, none, full coverage; gradient to every face"
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,11 +1,12 @@
 # %% [markdown]
 # # 09 · Lab: a soft rasteriser and a silhouette fit
 #
-# Three exercises, each followed by a self-check:
+# Four exercises, each followed by a self-check:
 #
 # 1. the soft coverage of one triangle, SoftRas' $D = \operatorname{sigmoid}(\delta\, d^2/\sigma)$;
-# 2. the silhouette IoU loss;
-# 3. the uniform Laplacian regulariser.
+# 2. the aggregation of the faces' coverages into a silhouette, $1 - \prod_f (1 - D_f)$;
+# 3. the silhouette IoU loss;
+# 4. the uniform Laplacian regulariser.
 #
 # Then you render a triangle with your coverage, and fit an icosphere to the silhouettes of a
 # held-out ShapeNet-lite shape with your loss and your regulariser, using the library's soft
@@ -151,7 +152,93 @@ else:
     print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/rendering.py")
 
 # %% [markdown]
-# ## Exercise 2: the silhouette IoU loss
+# ## Exercise 2: from the faces' coverages to a silhouette
+#
+# A mesh has many faces, and a pixel near an edge is partly covered by several of them. SoftRas
+# reads each coverage $D_f$ as the probability that face $f$ covers the pixel and combines them
+# as independent events: the pixel is covered unless **no** face covers it,
+#
+# $$S = 1 - \prod_{f\ \text{drawn}} \bigl(1 - D_f\bigr).$$
+#
+# `coverage` has shape `(B, F, H, W)` (face `f`'s coverage of every pixel of image `b`) and
+# `valid` `(B, F)` (bool) says which faces are drawn: a face behind the camera or of zero area is
+# not (the library's rasteriser drops them), and it must change nothing. Return `(B, H, W)`.
+#
+# *Hints:* the faces are dimension 1. A face that is not drawn is a factor 1 in the product. A plain
+# product is fine here; the library computes it in log space (`torch.log1p`, `torch.expm1`): if you
+# do too, a coverage of exactly 1 (a saturated sigmoid inside a face) must not give NaN.
+
+# %%
+def aggregate_silhouette(coverage: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """SoftRas' silhouette ``1 - prod_f (1 - D_f)`` over the faces that are drawn.
+
+    Args:
+        coverage: float tensor ``(B, F, H, W)`` (float32 or float64), values in [0, 1]; it may require grad.
+        valid: bool tensor ``(B, F)``, True for the faces that are drawn in image ``b``.
+
+    Returns:
+        tensor ``(B, H, W)`` of ``coverage``'s dtype, in [0, 1], that carries the gradient to ``coverage``.
+        Leave ``coverage`` and ``valid`` unchanged.
+    """
+    ### BEGIN SOLUTION
+    miss = torch.where(valid[:, :, None, None], 1.0 - coverage, torch.ones_like(coverage))
+    return 1.0 - miss.prod(dim=1)
+    ### END SOLUTION
+
+
+# %%
+checks.check_aggregate_silhouette(aggregate_silhouette)
+
+# %% [markdown]
+# ### Look at it: seams and layers
+#
+# A square made of two triangles that share its diagonal, on the same $48 \times 48$ grid, at
+# $\sigma = 10$ px$^2$: your `soft_coverage` for each triangle, your `aggregate_silhouette` to
+# combine them. The cell also combines them with the largest coverage (max over the faces) and, your
+# way, the square listed twice (a hidden second layer of the same faces, as when a fit folds a mesh
+# onto itself).
+#
+# **Predict first.** A pixel centre on the shared diagonal is on an edge of both triangles
+# ($d = 0$, so $D = 1/2$ for each). What will the silhouette be there: 1/2, 3/4 or 1? And with the
+# max over the faces? Will the square listed twice look the same as the square listed once?
+
+# %% tags=["uses-exercise"]
+seam = {}  # set below, once your soft_coverage and aggregate_silhouette run
+square = torch.tensor([[8.0, 8.0], [40.0, 8.0], [40.0, 40.0], [8.0, 40.0]])
+halves = torch.stack([square[[0, 1, 2]], square[[0, 2, 3]]])  # two triangles sharing the diagonal (8, 8)-(40, 40)
+cov = torch.stack([soft_coverage(pix, t, 10.0).reshape(n, n) for t in halves])[None]  # (1, 2, 48, 48)
+once = aggregate_silhouette(cov, torch.ones(1, 2, dtype=torch.bool))[0]
+twice = aggregate_silhouette(torch.cat([cov, cov], 1), torch.ones(1, 4, dtype=torch.bool))[0]
+by_max = cov[0].amax(0)
+diag = torch.arange(8, 40)  # the pixels whose centres lie on the diagonal
+seam = {"once": float(once[diag, diag].mean()), "max": float(by_max[diag, diag].mean()),
+        "twice": float(twice[diag, diag].mean())}
+print("silhouette on the diagonal: " + ", ".join(f"{k} {v:.3f}" for k, v in seam.items()))
+viz.plot_images([once, by_max, twice], titles=["1 - prod(1 - D)", "max over faces", "the square listed twice"])
+
+# %% [markdown]
+# **Observe.** On the diagonal the silhouette is $1 - \frac12\cdot\frac12 = 3/4$, not 1: the edge the two
+# triangles share shows as a seam of lower coverage across the square, as wide as the band of exercise 1 (it narrows
+# with $\sigma$). With the max over the faces the seam falls to 1/2, as low as the square's outer border:
+# the inner edge would look like a hole, and only the larger coverage would get a gradient. The square
+# listed twice is not the same silhouette: the seam rises to $1 - (1/2)^4 \approx 0.94$ and the whole soft
+# area grows, although the covered shape has not changed. A soft-IoU fit can therefore gain by stacking
+# faces (question 2). Where, on a closed mesh seen from outside, are there always two layers?
+
+# %% tags=["uses-exercise"]
+checks.raise_if_unfinished(len(seam) < 3)
+checks.observe("on the shared diagonal the silhouette is 3/4 (1 - 1/2 x 1/2): the inner edge shows as a seam",
+               abs(seam["once"] - 0.75) < 0.01, measured=f"mean on the diagonal {seam['once']:.3f}")
+checks.observe("with the max over the faces the seam falls to 1/2", abs(seam["max"] - 0.5) < 0.01,
+               measured=f"mean on the diagonal {seam['max']:.3f}")
+checks.observe("the square listed twice lifts the seam to about 0.94 (1 - (1/2)^4) and the soft area grows, though "
+               "the shape is the same",
+               abs(seam["twice"] - 0.9375) < 0.01 and float(twice.sum()) > float(once.sum()),
+               measured=f"seam {seam['twice']:.3f}; soft area {float(twice.sum()):.0f} against "
+                        f"{float(once.sum()):.0f} px")
+
+# %% [markdown]
+# ## Exercise 3: the silhouette IoU loss
 #
 # `pred` and `target` are silhouettes of shape `(B, H, W)` with values in $[0, 1]$ (soft or
 # binary). Return one number: the mean over the batch of
@@ -182,7 +269,7 @@ def iou_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 checks.check_iou_loss(iou_loss)
 
 # %% [markdown]
-# ## Exercise 3: the uniform Laplacian regulariser
+# ## Exercise 4: the uniform Laplacian regulariser
 #
 # For a mesh with vertices `verts` `(V, 3)` and triangles `faces` `(F, 3)`, return
 #
