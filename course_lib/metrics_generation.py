@@ -94,11 +94,14 @@ def pairwise_distances(a: Tensor, b: Tensor, metric: str | Callable[[Tensor, Ten
     distance; needs ``N == M``) or a callable ``d(x (K, N, 3), y (K, M, 3)) -> (K,)``.
     Pairs are evaluated ``batch_size`` at a time.  Either set may be *ragged*: a list of
     ``(N_i, 3)`` clouds of different sizes (then each pair is evaluated on its own).
+    When ``b is a`` (one set against itself) and ``metric`` is built in, only the pairs ``i < j`` are
+    evaluated (both distances are symmetric and zero between a cloud and itself).
     """
     from tqdm.auto import tqdm
 
+    same = a is b
     a = _check_set(a, "a")
-    b = _check_set(b, "b")
+    b = a if same else _check_set(b, "b")
     if isinstance(a, list) or isinstance(b, list):
         return _pairwise_ragged(list(a), list(b), metric, emd_method, progress)
     if a.device != b.device:
@@ -107,13 +110,22 @@ def pairwise_distances(a: Tensor, b: Tensor, metric: str | Callable[[Tensor, Ten
         raise ValueError(f"EMD needs clouds of equal size, got {a.shape[1]} and {b.shape[1]} points")
     dist = _cloud_distance(metric, emd_method)
     na, nb = a.shape[0], b.shape[0]
-    ii, jj = torch.meshgrid(torch.arange(na, device=a.device), torch.arange(nb, device=a.device), indexing="ij")
-    ii, jj = ii.reshape(-1), jj.reshape(-1)
-    out = torch.empty(na * nb, dtype=a.dtype, device=a.device)
-    for k in tqdm(range(0, na * nb, batch_size), desc=f"pairwise {metric}", disable=not progress):
+    if same and not callable(metric):
+        # one set against itself: the built-in distances are symmetric and zero on the diagonal,
+        # so only the pairs i < j are evaluated (half the cost of the exact EMD's matchings)
+        ii, jj = torch.triu_indices(na, na, 1, device=a.device)
+    else:
+        ii, jj = torch.meshgrid(torch.arange(na, device=a.device), torch.arange(nb, device=a.device), indexing="ij")
+        ii, jj = ii.reshape(-1), jj.reshape(-1)
+    vals = torch.empty(len(ii), dtype=a.dtype, device=a.device)
+    for k in tqdm(range(0, len(ii), batch_size), desc=f"pairwise {metric}", disable=not progress):
         i, j = ii[k:k + batch_size], jj[k:k + batch_size]
-        out[k:k + batch_size] = dist(a[i], b[j].to(a.dtype))
-    return out.reshape(na, nb)
+        vals[k:k + batch_size] = dist(a[i], b[j].to(a.dtype))
+    out = torch.zeros(na, nb, dtype=a.dtype, device=a.device)
+    out[ii, jj] = vals
+    if same and not callable(metric):
+        out[jj, ii] = vals
+    return out
 
 
 def _pairwise_ragged(a: list[Tensor], b: list[Tensor], metric: Any, emd_method: str, progress: bool) -> Tensor:

@@ -21,7 +21,12 @@ Introduced in ``lectures/10_gradient_fields.ipynb``.
 * :func:`train_generator`, :func:`generate`, :func:`generation_table`: the latent GAN and
   MMD / COV / 1-NNA against a trivial baseline (training shapes plus noise);
   :func:`generation_per_reference`, :func:`nna_gap_values`: the same metrics one value per
-  held-out shape, for paired claims;
+  held-out shape, for paired claims (Chamfer or exact EMD); :func:`sample_codes`,
+  :func:`decode_codes`: other latent distributions than the GAN (a Gaussian fitted to the training
+  codes, training codes plus noise); :func:`nearest_category`: which category a generated shape
+  resembles;
+* :func:`code_drift`: how far the encoder's code moves when the input gets sparser (the
+  upsampling table's sparse end);
 * :func:`training_budget`: a trained row's budget (steps, examples, seconds, parameters);
 * :func:`interpolate`, :func:`sparse_and_partial`: latent interpolation; robustness to sparse
   and occluded inputs;
@@ -70,8 +75,13 @@ __all__ = [
     "train_generator",
     "generate",
     "noisy_training_baseline",
+    "LATENT_SOURCES",
+    "sample_codes",
+    "decode_codes",
+    "nearest_category",
     "generation_table",
     "generation_per_reference",
+    "code_drift",
     "nna_gap_values",
     "interpolate",
     "sparse_and_partial",
@@ -621,16 +631,88 @@ def generate(model: Any, generator: Any, n_shapes: int, n_points: int, *, profil
     Introduced in ``lectures/10_gradient_fields.ipynb``.  Sampling uses ``ch10.gen_sigma_num``
     geometric levels from 1 to 0.01 (the official generation configs use 5).
     """
-    from course_lib.models.shapegf import sigma_schedule
-
-    s = _sizes(profile)
     dev = next(model.parameters()).device
     z = generator.sample(int(n_shapes), generator=torch.Generator(device=dev).manual_seed(seed)).to(dev)
+    return decode_codes(model, z, n_points, profile=profile, seed=seed, steps_per_level=steps_per_level)
+
+
+@torch.no_grad()
+def decode_codes(model: Any, z: Tensor, n_points: int, *, profile: str | None = None, seed: int = 0,
+                 steps_per_level: int | None = None) -> Tensor:
+    """Decode codes ``(S, L)`` into ``(S, n_points, 3)`` clouds with the generation sampler of :func:`generate`.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``: ``ch10.gen_sigma_num`` levels, ``ch10.steps_per_level``
+    steps each, Langevin noise from ``seed + 1`` (so :func:`generate` with ``seed`` decodes its codes the same way).
+    """
+    from course_lib.models.shapegf import sigma_schedule
+
+    if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[0] == 0:
+        raise ValueError(f"z must be a non-empty (S, L) tensor of codes, got {getattr(z, 'shape', type(z).__name__)}")
+    s = _sizes(profile)
+    dev = next(model.parameters()).device
+    z = z.to(dev)
     sig = sigma_schedule(n=int(s["gen_sigma_num"]), device=dev)
     g = torch.Generator(device=dev).manual_seed(seed + 1)
     k = int(steps_per_level or s["steps_per_level"])
     return torch.cat([model.sample(z[i:i + 16], int(n_points), sigmas=sig, steps_per_level=k, generator=g).cpu()
                       for i in range(0, len(z), 16)])
+
+
+LATENT_SOURCES = ("gan", "gaussian", "codes+noise")
+"""Where :func:`sample_codes` draws codes from: a trained latent GAN, a Gaussian with the training codes'
+mean and covariance, or a random training code plus Gaussian noise."""
+
+
+def sample_codes(source: str, codes: Tensor, n: int, *, seed: int = 0, gan: Any = None,
+                 noise: float = 0.25) -> Tensor:
+    """``n`` codes ``(n, L)`` from one of :data:`LATENT_SOURCES`, fitted to the training ``codes`` ``(S, L)``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (why generation is behind: is the GAN the
+    weak part?).  ``"gan"``: ``gan.sample`` (a :class:`~course_lib.models.shapegf.LatentGenerator`);
+    ``"gaussian"``: ``mean + A^T w / sqrt(S - 1)`` with ``A`` the centred codes and ``w ~ N(0, I_S)``,
+    which is exactly the Gaussian with the codes' mean and (empirical, possibly singular) covariance,
+    without factorising it; ``"codes+noise"``: a training code drawn at random plus
+    ``noise`` x the codes' per-dimension standard deviation times ``N(0, 1)`` (``noise=0``: the
+    training codes themselves, a memoriser in code space).  Deterministic given ``seed``.
+    """
+    if source not in LATENT_SOURCES:
+        raise ValueError(f"source must be one of {LATENT_SOURCES}, got {source!r}")
+    if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[0] < 2:
+        raise ValueError(f"codes must be a (S, L) tensor with S >= 2, got {getattr(codes, 'shape', type(codes).__name__)}")
+    if int(n) < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    g = torch.Generator().manual_seed(int(seed))
+    c = codes.detach().cpu().double()
+    if source == "gan":
+        if gan is None:
+            raise ValueError("source 'gan' needs gan= (a trained LatentGenerator)")
+        dev = next(gan.parameters()).device
+        return gan.sample(int(n), generator=torch.Generator(device=dev).manual_seed(int(seed))).cpu()
+    if source == "gaussian":
+        mean = c.mean(0)
+        w = torch.randn(int(n), c.shape[0], generator=g, dtype=torch.float64)
+        return (mean + w @ (c - mean) / math.sqrt(c.shape[0] - 1)).to(codes.dtype)
+    idx = torch.randint(0, c.shape[0], (int(n),), generator=g)
+    std = c.std(0)
+    return (c[idx] + float(noise) * std * torch.randn(int(n), c.shape[1], generator=g, dtype=torch.float64)
+            ).to(codes.dtype)
+
+
+def nearest_category(clouds: Tensor, train_points: Tensor, train_categories: Sequence[str]) -> list[str]:
+    """The category of each cloud's nearest training cloud under Chamfer (which category a generated shape resembles).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``: how a generator spreads its samples over the
+    categories (a GAN that drops a category gives it no sample).
+    """
+    from course_lib.metrics_generation import pairwise_distances
+
+    if len(train_categories) != len(train_points):
+        raise ValueError(f"{len(train_categories)} categories for {len(train_points)} training clouds")
+    n = min(int(clouds.shape[1]), int(train_points.shape[1]))
+    d = pairwise_distances(clouds[:, :n], train_points[:, :n], "cd")
+    return [str(train_categories[int(i)]) for i in d.argmin(dim=1)]
 
 
 def noisy_training_baseline(train_points: Tensor, n_shapes: int, noise: float = 0.02, seed: int = 0) -> Tensor:
@@ -645,18 +727,44 @@ def noisy_training_baseline(train_points: Tensor, n_shapes: int, noise: float = 
     return x + noise * torch.randn(x.shape, generator=g, dtype=x.dtype)
 
 
-def generation_table(samples: dict[str, Tensor], refs: Tensor) -> dict[str, dict[str, float]]:
-    """MMD-CD (x1e3), COV-CD (%), 1-NNA-CD (%) of each set of samples against ``refs`` (PointFlow).
+_GEN_NAMES = {"cd": ("MMD-CD x1e3", "COV-CD %", "1-NNA-CD %"), "emd": ("MMD-EMD x1e2", "COV-EMD %", "1-NNA-EMD %")}
 
-    Introduced in ``lectures/10_gradient_fields.ipynb``.
+
+def _gen_inputs(samples: Tensor, refs: Tensor, metric: str, n_points: int | None) -> tuple[Tensor, Tensor]:
+    if metric not in _GEN_NAMES:
+        raise ValueError(f"metric must be one of {tuple(_GEN_NAMES)}, got {metric!r}")
+    if not isinstance(samples, Tensor) or not isinstance(refs, Tensor) or samples.dim() != 3 or refs.dim() != 3:
+        raise ValueError("samples and refs must be (S, N, 3) tensors")
+    if n_points is not None:
+        if int(n_points) < 1:
+            raise ValueError(f"n_points must be positive, got {n_points}")
+        samples, refs = samples[:, :int(n_points)], refs[:, :int(n_points)]
+    if metric == "emd" and samples.shape[1] != refs.shape[1]:
+        raise ValueError(f"EMD needs samples and references of equal size, got {samples.shape[1]} and "
+                         f"{refs.shape[1]} points (pass n_points=)")
+    return samples, refs
+
+
+def generation_table(samples: dict[str, Tensor], refs: Tensor, metrics: Sequence[str] = ("cd",), *,
+                     n_points: dict[str, int] | None = None) -> dict[str, dict[str, float]]:
+    """MMD, COV and 1-NNA of each set of samples against ``refs`` (PointFlow), for each of ``metrics``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``metrics``: ``"cd"`` (MMD-CD x1e3, COV-CD %,
+    1-NNA-CD %) and ``"emd"`` (exact EMD: MMD-EMD x1e2, COV-EMD %, 1-NNA-EMD %).  ``n_points`` maps a
+    metric to the number of points of each cloud it uses (the first ones: the samplings are i.i.d.),
+    e.g. ``{"emd": 512}``, since the exact matching costs ``O(N^3)`` per pair.
     """
     from course_lib.metrics_generation import SCALES, generation_metrics
 
-    out = {}
+    out: dict[str, dict[str, float]] = {}
     for name, smp in samples.items():
-        m = generation_metrics(smp, refs, "cd")
-        out[name] = {"MMD-CD x1e3": m["mmd"] * SCALES["mmd-cd"], "COV-CD %": m["cov"] * SCALES["cov"],
-                     "1-NNA-CD %": m["1-nna"] * SCALES["1-nna"]}
+        out[name] = {}
+        for metric in metrics:
+            a, r = _gen_inputs(smp, refs, metric, (n_points or {}).get(metric))
+            m = generation_metrics(a, r, metric)
+            mmd, cov, nna = _GEN_NAMES[metric]
+            out[name].update({mmd: m["mmd"] * SCALES[f"mmd-{metric}"], cov: m["cov"] * SCALES["cov"],
+                              nna: m["1-nna"] * SCALES["1-nna"]})
     return out
 
 
@@ -676,29 +784,34 @@ def _per_index_from_matrices(m_rr: Tensor, m_ss: Tensor, m_rs: Tensor) -> dict[s
     return {"mmd": mmd, "cov": covered, "1-nna": 0.5 * (correct[:r] + correct[r:])}
 
 
-def generation_per_reference(samples: Tensor, refs: Tensor) -> dict[str, list[float]]:
-    """MMD-CD (x1e3), COV-CD (%) and 1-NNA-CD (%) split into one value per reference shape.
+def generation_per_reference(samples: Tensor, refs: Tensor, metric: str = "cd", *, n_points: int | None = None,
+                             m_rr: Tensor | None = None) -> dict[str, list[float]]:
+    """MMD, COV and 1-NNA under ``metric`` (``"cd"`` or exact ``"emd"``) split into one value per reference shape.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``, so that two generators can be compared
     over the same held-out shapes (a paired claim): the mean of each list is the number of
-    :func:`generation_table`.  With ``M_rs = CD(ref_r, sample_s)``: ``MMD-CD`` holds, for each
-    reference ``r``, ``min_s M_rs``; ``COV-CD`` holds 100 when some sample has ``r`` as its nearest
-    reference, else 0; ``1-NNA-CD`` holds, for index ``i``, the mean of the leave-one-out 1-NN
+    :func:`generation_table`.  With ``M_rs = d(ref_r, sample_s)``: ``MMD`` holds, for each
+    reference ``r``, ``min_s M_rs``; ``COV`` holds 100 when some sample has ``r`` as its nearest
+    reference, else 0; ``1-NNA`` holds, for index ``i``, the mean of the leave-one-out 1-NN
     verdicts (100 correct, 0 wrong) of reference ``i`` and of sample ``i`` (so it needs as many
     samples as references; the samples' order is arbitrary, which only loosens the pairing).
+    Keys: ``"MMD-CD x1e3"``, ``"COV-CD %"``, ``"1-NNA-CD %"`` (or the ``EMD`` names, MMD x1e2).
+    ``n_points``: use the first ``n_points`` of every cloud; ``m_rr``: the references' own distance
+    matrix under the same metric and points, when already computed (it does not depend on the samples).
     """
     from course_lib.metrics_generation import SCALES, pairwise_distances
 
-    if not isinstance(samples, Tensor) or not isinstance(refs, Tensor) or samples.dim() != 3 or refs.dim() != 3:
-        raise ValueError("samples and refs must be (S, N, 3) tensors")
+    samples, refs = _gen_inputs(samples, refs, metric, n_points)
     if len(samples) != len(refs):
         raise ValueError(f"generation_per_reference needs as many samples as references, got {len(samples)} "
                          f"and {len(refs)}")
-    parts = _per_index_from_matrices(pairwise_distances(refs, refs, "cd"), pairwise_distances(samples, samples, "cd"),
-                                     pairwise_distances(refs, samples, "cd"))
-    return {"MMD-CD x1e3": (parts["mmd"] * SCALES["mmd-cd"]).tolist(),
-            "COV-CD %": (parts["cov"] * SCALES["cov"]).tolist(),
-            "1-NNA-CD %": (parts["1-nna"] * SCALES["1-nna"]).tolist()}
+    if m_rr is None:
+        m_rr = pairwise_distances(refs, refs, metric)
+    parts = _per_index_from_matrices(m_rr, pairwise_distances(samples, samples, metric),
+                                     pairwise_distances(refs, samples, metric))
+    mmd, cov, nna = _GEN_NAMES[metric]
+    return {mmd: (parts["mmd"] * SCALES[f"mmd-{metric}"]).tolist(), cov: (parts["cov"] * SCALES["cov"]).tolist(),
+            nna: (parts["1-nna"] * SCALES["1-nna"]).tolist()}
 
 
 def nna_gap_values(values: Sequence[float], ideal: float = 50.0) -> list[float]:
@@ -715,6 +828,34 @@ def nna_gap_values(values: Sequence[float], ideal: float = 50.0) -> list[float]:
         raise ValueError("nna_gap_values needs at least one value")
     sign = 1.0 if sum(v) / len(v) >= ideal else -1.0
     return [sign * (x - ideal) for x in v]
+
+
+@torch.no_grad()
+def code_drift(model: Any, inputs: Tensor, sizes: Sequence[int], *, reference: int | None = None,
+               batch_size: int = 32) -> dict[str, Any]:
+    """How far the encoder's code moves when it sees only the first ``k`` points of each input, per shape.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the upsampling table's sparse end).  For each
+    ``k`` in ``sizes``: ``||z(x[:k]) - z(x[:reference])|| / D`` per shape, with ``D`` the median distance
+    between the codes of two different shapes at ``reference`` points (default: the largest of ``sizes``),
+    so that models whose codes have different scales are compared in units of "how far apart two shapes
+    are".  Returns ``{"reference": reference, "spacing": D, "drift": {k: [one value per shape]}}``.
+    """
+    sizes = sorted({int(k) for k in sizes})
+    if not sizes or sizes[0] < 1 or sizes[-1] > inputs.shape[1]:
+        raise ValueError(f"sizes must be in 1..{inputs.shape[1]}, got {sizes}")
+    if len(inputs) < 2:
+        raise ValueError("code_drift needs at least two shapes (the spacing is between shapes)")
+    ref = int(sizes[-1] if reference is None else reference)
+    z_ref = _codes(model, inputs[:, :ref], batch_size).double()
+    pair = torch.cdist(z_ref, z_ref)
+    iu = torch.triu_indices(len(z_ref), len(z_ref), 1)
+    spacing = float(pair[iu[0], iu[1]].median())
+    if not spacing > 0:
+        raise ValueError("every shape has the same code: the spacing between shapes is zero")
+    drift = {k: ((_codes(model, inputs[:, :k], batch_size).double() - z_ref).norm(dim=1) / spacing).tolist()
+             for k in sizes}
+    return {"reference": ref, "spacing": spacing, "drift": drift}
 
 
 # ---------------------------------------------------------------------------
