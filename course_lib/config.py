@@ -256,14 +256,14 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.gan_epochs": {"ci": 5, "laptop": 2000, "gpu": 10000},
     "ch10.gan_batch": {"ci": 8, "laptop": 64, "gpu": 256},
     "ch10.gen_sigma_num": {"ci": 3, "laptop": 5, "gpu": 5},  # the generation configs sample with 5 levels
-    # lecture widgets
-    "ch10.toy_points": {"ci": 200, "laptop": 1000, "gpu": 1000},
-    "ch10.lab_points": {"ci": 256, "laptop": 1024, "gpu": 2048},
     # benchmarks/generation.py: why generation is behind (latent distributions on val), EMD metrics, per category
     "ch10.gen_gan_long_epochs": {"ci": 15, "laptop": 6000, "gpu": 30000},  # the "more GAN steps" candidate (3x)
     "ch10.gen_code_noise": {"ci": 0.25, "laptop": 0.25, "gpu": 0.25},  # codes + noise: x the codes' per-dim std
     "ch10.gen_seeds": {"ci": 3, "laptop": 3, "gpu": 3},  # sampling / GAN seeds per candidate
     "ch10.gen_emd_points": {"ci": 64, "laptop": 512, "gpu": 2048},  # points per cloud of the exact-EMD metrics
+    # lecture widgets
+    "ch10.toy_points": {"ci": 200, "laptop": 1000, "gpu": 1000},
+    "ch10.lab_points": {"ci": 256, "laptop": 1024, "gpu": 2048},
     # --- 11 evaluation: every model on the same held-out shapes -----------------
     # the categories every chapter's laptop models were trained on (chapter 07's DeepSDF: chairs only)
     "ch11.categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane"), "gpu": ("chair", "airplane")},
