@@ -367,6 +367,23 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.pose_mesh_resolution": {"ci": 16, "laptop": 16, "gpu": 24},  # the mesh whose camera is sought
     "ch09.pose_steps": {"ci": 25, "laptop": 80, "gpu": 150},  # Adam steps of each camera-pose fit
     "ch09.pose_starts": {"ci": 4, "laptop": 8, "gpu": 12},  # starting azimuths, evenly around the object
+    # learning across the dataset from silhouettes vs from 3D (course_lib/experiments/silhouette_learning.py)
+    "ch09.learn_categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane", "car"),
+                              "gpu": ("chair", "airplane", "car", "table", "lamp")},
+    "ch09.learn_train_per_category": {"ci": 4, "laptop": 40, "gpu": 200},
+    "ch09.learn_val_per_category": {"ci": 2, "laptop": 5, "gpu": 20},
+    "ch09.learn_test_per_category": {"ci": 2, "laptop": 10, "gpu": 20},  # >= 20 paired test shapes from laptop
+    "ch09.learn_views": {"ci": 2, "laptop": 4, "gpu": 8},  # silhouettes per training shape (the supervision)
+    "ch09.learn_image_size": {"ci": 32, "laptop": 48, "gpu": 64},
+    "ch09.learn_level": {"ci": 2, "laptop": 2, "gpu": 3},  # the deformed icosphere: 162 / 642 vertices
+    "ch09.learn_latent": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch09.learn_hidden": {"ci": 64, "laptop": 256, "gpu": 512},
+    "ch09.learn_width": {"ci": 8, "laptop": 16, "gpu": 32},
+    "ch09.learn_points": {"ci": 256, "laptop": 1024, "gpu": 2048},  # mesh samples of the 3D loss
+    "ch09.learn_batch": {"ci": 4, "laptop": 8, "gpu": 16},
+    "ch09.learn_epochs": {"ci": 2, "laptop": 60, "gpu": 150},  # the same for both supervisions
+    "ch09.learn_lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},  # chapter 06's Adam rate, not tuned here
+    "ch09.learn_seed": {"ci": 0, "laptop": 0, "gpu": 0},
     # --- 04 octrees: grid-octrees (OctNet), OGN decoder --------------------------
     "ch04.seed": {"ci": 0, "laptop": 0, "gpu": 0},
     "ch04.tree_depth": {"ci": 3, "laptop": 3, "gpu": 3},
