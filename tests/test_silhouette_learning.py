@@ -77,9 +77,14 @@ def test_the_two_losses_against_direct_computations():
         SL.supervision_loss("depth", cams, 24, f, **kw)
 
 
-def test_back_view():
+def test_back_view_and_camera_view_invert_look_at():
+    from course_lib.data import look_at
+
     assert SL.back_view((30.0, 20.0)) == (210.0, 20.0)
     assert SL.back_view((270.0, -10.0)) == (90.0, -10.0)
+    for az, el in ((30.0, 20.0), (200.0, -10.0), (359.0, 35.0)):
+        _, rt = look_at(az, el, 2.6, 50.0, 32)
+        assert SL.camera_view(rt) == pytest.approx((az, el), abs=1e-4)
 
 
 def test_both_networks_get_the_same_budget_in_ci():
@@ -92,3 +97,9 @@ def test_both_networks_get_the_same_budget_in_ci():
         assert len(r["cd"]) == len(res["shapes"]) == len(r["iou_heldout"])
         assert 1 <= r["best_epoch"] <= r["epochs"] and all(0.0 <= x <= 1.0 for x in r["iou_heldout"])
     assert res["claims"] == []  # ci: fewer than 20 test shapes, no comparative statement
+    mon = SL.monitor_images(res["models"], res["test"], 0)
+    s = res["test"]["image_size"]
+    assert mon["true"].shape == (2, s, s) and mon["3d"].shape == (2, s, s) and mon["input"].shape[0] == 3
+    front = rasterize_silhouette(res["models"]["3d"](res["test"]["rgb"][:1]).detach(), res["models"]["3d"].faces,
+                                 R._cameras([res["test"]["input_views"][0]], s), s)[0]
+    assert torch.equal(mon["3d"][0], front)  # row 0: the input's own view

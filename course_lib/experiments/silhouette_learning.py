@@ -41,7 +41,7 @@ from .rendering import heldout_rig, target_views, view_rig
 
 __all__ = ["SUPERVISIONS", "SphereDeformer", "sample_mesh_points", "learning_data", "supervision_loss",
            "train_deformer", "score_deformer", "train_both", "report_supervision", "compare_supervision",
-           "back_view"]
+           "back_view", "camera_view", "monitor_images"]
 
 SUPERVISIONS = ("silhouettes", "3d")
 """``"silhouettes"``: 1 - soft IoU over the training views; ``"3d"``: Chamfer to the target's surface points."""
@@ -124,7 +124,17 @@ def learning_data(split: str, profile: str | None = None, *, categories: Sequenc
         t, cams = target_views(make_shape(d["category"][i], int(d["seed"][i])), rig, size)
         sil.append(t)
     return {"rgb": d["rgb"], "views": torch.stack(sil), "target_points": d["target_points"], "seed": d["seed"],
-            "category": list(d["category"]), "cameras": cams, "rig": rig, "image_size": size}
+            "category": list(d["category"]), "cameras": cams, "rig": rig, "image_size": size,
+            "input_views": [camera_view(rt) for rt in d["Rt"]]}
+
+
+def camera_view(rt: Tensor) -> tuple[float, float]:
+    """``(azimuth, elevation)`` in degrees of a camera ``Rt (3, 4)`` looking at the origin (the inverse of
+    :func:`course_lib.data.look_at`: its centre is ``-R^T t``)."""
+    c = -(rt[:, :3].double().T @ rt[:, 3].double())
+    az = math.degrees(math.atan2(float(c[0]), float(c[2]))) % 360.0
+    el = math.degrees(math.asin(float(c[1]) / float(c.norm())))
+    return az, el
 
 
 def supervision_loss(kind: str, cameras: Cameras, image_size: int, faces: Tensor, *, sigma: float,
@@ -195,6 +205,26 @@ def train_deformer(kind: str, train: dict[str, Any], val: dict[str, Any], profil
                            progress=progress, live_plot=False)
     model.eval()
     return model, hist
+
+
+@torch.no_grad()
+def monitor_images(models: dict[str, nn.Module], test: dict[str, Any], index: int) -> dict[str, Tensor]:
+    """The seed's monitor for test shape ``index``: what each network predicts from the one input image, seen
+    from the input's view and from behind (:func:`back_view`), beside the true silhouettes.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  Returns ``{"input": (3, H, W), "true":
+    (2, S, S), kind: (2, S, S) for each model}`` (hard silhouettes; row 0 the input's view, row 1 the back)."""
+    from course_lib.data import make_shape
+
+    size = int(test["image_size"])
+    view = test["input_views"][index]
+    rig = [view, back_view(view)]
+    true, cams = target_views(make_shape(test["category"][index], int(test["seed"][index])), rig, size)
+    out = {"input": test["rgb"][index], "true": true}
+    for kind, model in models.items():
+        verts = model(test["rgb"][index:index + 1])
+        out[kind] = rasterize_silhouette(verts.expand(2, -1, -1), model.faces, cams, size)
+    return out
 
 
 def back_view(view: tuple[float, float]) -> tuple[float, float]:
