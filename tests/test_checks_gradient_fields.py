@@ -469,3 +469,64 @@ def _langevin_noise(make):
 def test_langevin_noise_reused_or_shared_is_named(make, words):
     assert checks.check_annealed_langevin(_langevin_noise(lambda x, i, j, m: torch.randn_like(x)), quiet=True).passed
     _failed(checks.check_annealed_langevin(_langevin_noise(make), quiet=True), *words)
+
+
+# --- issue #34: lab 10's exercise 4, the conditioning layer weight @ [x, z, sigma] + bias ------------------------
+def condition_layer(x, z, sigma, weight, bias, *, order="xzs", zmap=None, smap=None, use_bias=True):
+    b, m, _ = x.shape
+    zz = z[:, None, :].expand(b, m, -1) if zmap is None else zmap(z, b, m)
+    ss = sigma[:, None, None].expand(b, m, 1) if smap is None else smap(sigma, b, m)
+    parts = {"x": x, "z": zz, "s": ss}
+    out = torch.cat([parts[k] for k in order], -1) @ weight.T
+    return out + bias if use_bias else out
+
+
+def condition_split(x, z, sigma, weight, bias):  # the library's way: the per-shape part once per shape
+    cs = torch.cat([z, sigma[:, None]], -1)
+    return x @ weight[:, :3].T + (cs @ weight[:, 3:].T)[:, None, :] + bias
+
+
+def test_condition_layer_references_and_stub():
+    for fn in (condition_layer, condition_split):
+        assert checks.check_condition_layer(fn, quiet=True).passed
+    assert checks.check_condition_layer(stub, quiet=True).status == "not_implemented"
+
+
+def _tiled(v, b, m):  # z.repeat(M, 1).reshape(B, M, L): the whole batch tiled
+    return v.reshape(b, -1).repeat(m, 1).reshape(b, m, -1)
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(order="xsz"), ("[x, sigma, z]",)),
+    (dict(order="zxs"), ("[z, x, sigma]",)),
+    (dict(use_bias=False), ("bias is missing",)),
+    (dict(zmap=lambda z, b, m: z[:1, None, :].expand(b, m, -1)), ("first shape's code",)),
+    (dict(smap=lambda s, b, m: s[:1, None, None].expand(b, m, 1)), ("first shape's sigma",)),
+    (dict(zmap=_tiled), ("codes are mixed across shapes",)),
+    (dict(smap=_tiled), ("levels are mixed across shapes",)),
+    (dict(smap=lambda s, b, m: s.log()[:, None, None].expand(b, m, 1)), ("not log(sigma)",)),
+    (dict(smap=lambda s, b, m: (s * s)[:, None, None].expand(b, m, 1)), ("not sigma^2",)),
+    (dict(smap=lambda s, b, m: torch.zeros(b, m, 1, dtype=s.dtype)), ("sigma is missing",)),
+])
+def test_condition_layer_mistakes_are_named(kw, words):
+    _failed(checks.check_condition_layer(lambda *a: condition_layer(*a, **kw), quiet=True), *words)
+
+
+def test_condition_layer_other_mistakes():
+    c = checks.check_condition_layer
+
+    def only_condition(x, z, sigma, weight, bias):
+        b, m, _ = x.shape
+        return torch.cat([x, z[:, None, :].expand(b, m, -1), sigma[:, None, None].expand(b, m, 1)], -1)
+
+    _failed(c(only_condition, quiet=True), "the condition c itself")
+    _failed(c(lambda *a: condition_layer(*a).detach(), quiet=True), "no gradient")
+    _failed(c(lambda *a: condition_layer(*a).double(), quiet=True), "should stay float32")
+    _failed(c(lambda x, z, s, w, b: condition_layer(x, z, s, w.T.contiguous().T, b)[:, :, :4], quiet=True), "shape")
+
+    def in_place(x, z, sigma, weight, bias):
+        out = condition_layer(x, z, sigma, weight, bias)
+        z.zero_()
+        return out
+
+    _failed(c(in_place, quiet=True), "in place")

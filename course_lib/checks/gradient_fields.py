@@ -1,4 +1,5 @@
-"""Self-checks of chapter 10 (``labs/10_gradient_fields_lab.ipynb``): analytic score, DSM loss, annealed Langevin.
+"""Self-checks of chapter 10 (``labs/10_gradient_fields_lab.ipynb``): analytic score, DSM loss, annealed Langevin,
+the conditioning layer.
 
 Introduced in ``lectures/10_gradient_fields.ipynb``.  The references: the library's
 :func:`course_lib.models.shapegf.analytic_score` (itself tested against autograd of an
@@ -16,7 +17,7 @@ import torch
 
 from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
-__all__ = ["check_analytic_score", "check_dsm_loss", "check_annealed_langevin"]
+__all__ = ["check_analytic_score", "check_dsm_loss", "check_annealed_langevin", "check_condition_layer"]
 
 
 def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-3, atol: float = 1e-6) -> bool:
@@ -461,6 +462,97 @@ def check_annealed_langevin(fn) -> str:
                        "average (expected < 0.01)")
     return (f"levels in order, step alpha/2 * score, noise sqrt(alpha) first; sphere samples end {err:.1e} from "
             f"the surface")
+
+
+# ---------------------------------------------------------------------------
+# exercise 4: the conditioning layer c = [x, z, sigma]
+# ---------------------------------------------------------------------------
+def _condition_ref(x: torch.Tensor, z: torch.Tensor, s: torch.Tensor, w: torch.Tensor, bias: torch.Tensor | None,
+                   order: str = "xzs", zmap=None, smap=None) -> torch.Tensor:
+    """The linear map of the per-point condition, built point by point's parts (float64); variants by arguments."""
+    b, m, _ = x.shape
+    zz = z[:, None, :].expand(b, m, -1) if zmap is None else zmap(z, b, m)
+    ss = s[:, None, None].expand(b, m, 1) if smap is None else smap(s, b, m)
+    parts = {"x": x, "z": zz, "s": ss}
+    c = torch.cat([parts[k] for k in order], dim=-1)
+    out = c @ w.T
+    return out if bias is None else out + bias
+
+
+@self_check
+def check_condition_layer(fn) -> str:
+    """``fn(x (B, M, 3), z (B, L), sigma (B,), weight (H, 3 + L + 1), bias (H,)) -> (B, M, H)``.
+
+    The first layer of ShapeGF's decoder: at every point, ``weight @ c + bias`` with the condition
+    ``c = [x, z, sigma]`` (the point's coordinates, its shape's code, its shape's noise level, in that order).
+    """
+    g = torch.Generator().manual_seed(4)
+    b, m, lat, h = 3, 7, 4, 5  # 3 + L + 1 = 8 columns, H = 5 rows: a missing transpose shows in the shape
+    x = torch.rand(b, m, 3, generator=g, dtype=torch.float64) - 0.5
+    z = torch.randn(b, lat, generator=g, dtype=torch.float64)
+    s = torch.tensor([0.3, 0.05, 0.01], dtype=torch.float64)
+    w = torch.randn(h, 3 + lat + 1, generator=g, dtype=torch.float64)
+    bias = torch.randn(h, generator=g, dtype=torch.float64)
+    given = [t.clone() for t in (x, z, s, w, bias)]
+    out = call_student(fn, *given)
+    expect(all(torch.equal(a, c) for a, c in zip(given, (x, z, s, w, bias))),
+           "an input was modified in place: the caller's x, z, sigma, weight and bias must stay as they were")
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (b, m, 3 + lat + 1):
+        raise CheckFailed(f"the result has shape {tuple(out.shape)}: that is the condition c itself; apply the layer, "
+                          "c @ weight.T + bias, to get (B, M, H)")
+    expect_tensor(out, f"condition_layer(x ({b}, {m}, 3), z ({b}, {lat}), sigma ({b},), weight ({h}, {3 + lat + 1}), "
+                       f"bias ({h},))", shape=(b, m, h))
+    ref = _condition_ref(x, z, s, w, bias)
+    o = out.detach().double()
+    if not _close(o, ref, rtol=1e-6, atol=1e-9):
+        mixed = lambda v, b_, m_: v.repeat(m_, *([1] * (v.dim() - 1)))[: b_ * m_].reshape(b_, m_, -1)  # noqa: E731
+        first = lambda v, b_, m_: v[:1].reshape(1, 1, -1).expand(b_, m_, -1)  # noqa: E731
+        named = (
+            ("the order of the condition is [x, z, sigma] (the columns of weight: 3 for x, L for z, 1 for sigma); "
+             "you concatenated [x, sigma, z]", dict(order="xsz")),
+            ("the order of the condition is [x, z, sigma]; you concatenated [z, x, sigma]", dict(order="zxs")),
+            ("the order of the condition is [x, z, sigma]; you concatenated [z, sigma, x]", dict(order="zsx")),
+            ("the order of the condition is [x, z, sigma]; you concatenated [sigma, z, x]", dict(order="szx")),
+            ("the bias is missing: weight @ c + bias", dict(bias=None)),
+            ("every point got the first shape's code z[0]: each shape's points get their own code, "
+             "z[:, None, :].expand(B, M, L)", dict(zmap=first)),
+            ("every point got the first shape's sigma: each shape's points get their own level, "
+             "sigma[:, None, None].expand(B, M, 1)", dict(smap=lambda v, b_, m_: first(v[:, None], b_, m_))),
+            ("the codes are mixed across shapes: z.repeat(M, 1).reshape(B, M, L) puts the codes of other shapes at "
+             "the points of a shape (repeat tiles the whole batch); use z[:, None, :].expand(B, M, L) or "
+             "z.repeat_interleave(M, 0).reshape(B, M, L)", dict(zmap=mixed)),
+            ("the levels are mixed across shapes: sigma.repeat(M) tiles the whole batch; use "
+             "sigma[:, None, None].expand(B, M, 1)", dict(smap=lambda v, b_, m_: mixed(v[:, None], b_, m_))),
+            ("the condition takes sigma itself (the official code), not log(sigma)",
+             dict(smap=lambda v, b_, m_: v.log()[:, None, None].expand(b_, m_, 1))),
+            ("the condition takes sigma, not sigma^2", dict(smap=lambda v, b_, m_: (v ** 2)[:, None, None].expand(b_, m_, 1))),
+            ("sigma is missing from the condition (its column of weight is unused): c = [x, z, sigma]",
+             dict(smap=lambda v, b_, m_: torch.zeros(b_, m_, 1, dtype=v.dtype))),
+            ("z is missing from the condition (its columns of weight are unused): c = [x, z, sigma]",
+             dict(zmap=lambda v, b_, m_: torch.zeros(b_, m_, v.shape[1], dtype=v.dtype))),
+        )
+        for msg, kw in named:
+            bias_ = kw.pop("bias", bias)
+            if _close(o, _condition_ref(x, z, s, w, bias_, **kw), rtol=1e-6, atol=1e-9):
+                raise CheckFailed(msg)
+        expect_close(out, ref, "the layer weight @ [x, z, sigma] + bias at every point", atol=1e-9, rtol=1e-6)
+    # shapes are independent: permuting the batch permutes the result; a batch of one; float32 with gradients
+    perm = torch.tensor([2, 0, 1])
+    out_p = call_student(fn, x[perm].clone(), z[perm].clone(), s[perm].clone(), w.clone(), bias.clone())
+    expect_close(out_p, ref[perm], "the result for the batch in another order (each shape must use only its own "
+                 "z and sigma)", atol=1e-9, rtol=1e-6)
+    one = call_student(fn, x[1:2].clone(), z[1:2].clone(), s[1:2].clone(), w.clone(), bias.clone())
+    expect_close(one, ref[1:2], "the result for a batch of one shape", atol=1e-9, rtol=1e-6)
+    xf, zf, wf = x.float().clone(), z.float().clone().requires_grad_(True), w.float().clone().requires_grad_(True)
+    outf = call_student(fn, xf, zf, s.float().clone(), wf, bias.float().clone())
+    expect(isinstance(outf, torch.Tensor) and outf.dtype == torch.float32,
+           f"for float32 inputs the result should stay float32, got {getattr(outf, 'dtype', type(outf).__name__)}")
+    expect(outf.requires_grad, "the result carries no gradient to z and weight: do not detach (the encoder learns z "
+                               "through this layer)")
+    gz, gw = torch.autograd.grad(outf.sum(), (zf, wf), allow_unused=True)
+    expect(gz is not None and gw is not None and bool((gz.abs().sum(-1) > 0).all()),
+           "no gradient reaches every shape's code z")
+    return "weight @ [x, z, sigma] + bias at every point, each shape with its own code and level; differentiable"
 
 
 # ---------------------------------------------------------------------------

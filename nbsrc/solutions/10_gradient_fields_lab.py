@@ -1,15 +1,16 @@
 # %% [markdown]
 # # 10 · Lab: score, denoising score matching and annealed Langevin dynamics
 #
-# Three exercises, each followed by a self-check:
+# Four exercises, each followed by a self-check:
 #
 # 1. the analytic score of a Gaussian-blurred point cloud (the "ground-truth" field);
 # 2. the denoising score matching loss of ShapeGF's code (one noise level per shape);
-# 3. annealed Langevin dynamics, the sampler.
+# 3. annealed Langevin dynamics, the sampler;
+# 4. the conditioning layer of ShapeGF's decoder (one field per shape code and noise level).
 #
-# Then you use them together: sample a shape from the analytic field of a held-out cloud
-# with as many points as you like, and train a small score network with your loss and sample
-# it with your sampler. Write batched code (no Python loops over points or shapes).
+# Between exercises 3 and 4 you use the first three together: sample a shape from the analytic
+# field of a held-out cloud with as many points as you like, and train a small score network with
+# your loss and sample it with your sampler. Write batched code (no Python loops over points or shapes).
 
 # %%
 import torch
@@ -294,6 +295,69 @@ if ae and an:
           f"({results.get('gradient_fields', 'sizes', 'epochs')} epochs)")
 else:
     print("the benchmark's numbers are not here yet: COURSE_PROFILE=laptop python benchmarks/gradient_fields.py")
+
+# %% [markdown]
+# ## Exercise 4: conditioning the field on a shape code
+#
+# The network above had no latent code: it learns one shape. ShapeGF's decoder learns a field per
+# shape: every point $x$ of shape $b$ is processed with the **condition** $c = [x, z_b, \sigma_b]$,
+# its coordinates, the shape's code $z_b$ (from the encoder, or from the latent GAN when generating)
+# and the shape's noise level, concatenated in that order. The first layer is a linear map of the
+# condition at every point (the official code's 1x1 convolution):
+#
+# $$h_{b,m} = W\,[x_{b,m},\ z_b,\ \sigma_b] + \text{bias}.$$
+#
+# Implement it for `x` `(B, M, 3)`, `z` `(B, L)`, `sigma` `(B,)` (one level per shape), `weight`
+# `(H, 3 + L + 1)` (its columns in the order of $c$: 3 for $x$, $L$ for $z$, 1 for $\sigma$) and `bias`
+# `(H,)`; return `(B, M, H)`. Every point of shape $b$ gets shape $b$'s code and level.
+#
+# *Hints:* `z[:, None, :]` has shape `(B, 1, L)`, and `.expand(B, M, L)` repeats it over the points
+# without copying; `torch.cat(..., dim=-1)` concatenates along the channels. (The library splits $W$
+# into its $x$ columns and its $(z, \sigma)$ columns and computes the second product once per shape,
+# not once per point; either way is right.)
+
+# %%
+def condition_layer(x: torch.Tensor, z: torch.Tensor, sigma: torch.Tensor, weight: torch.Tensor,
+                    bias: torch.Tensor) -> torch.Tensor:
+    """The first layer of ShapeGF's decoder: ``weight @ [x, z, sigma] + bias`` at every point.
+
+    Args:
+        x: float tensor ``(B, M, 3)`` (float32 or float64), the query points of each shape.
+        z: float tensor ``(B, L)``, same dtype, one code per shape; it may require grad.
+        sigma: float tensor ``(B,)``, same dtype, one noise level per shape.
+        weight: float tensor ``(H, 3 + L + 1)``, same dtype, columns in the order x, z, sigma; it may require grad.
+        bias: float tensor ``(H,)``, same dtype.
+
+    Returns:
+        tensor ``(B, M, H)`` of the inputs' dtype, carrying the gradient to ``z`` and ``weight``. Leave the inputs
+        unchanged.
+    """
+    ### BEGIN SOLUTION
+    b, m, _ = x.shape
+    c = torch.cat([x, z[:, None, :].expand(b, m, -1), sigma[:, None, None].expand(b, m, 1)], dim=-1)
+    return c @ weight.T + bias
+    ### END SOLUTION
+
+
+# %%
+checks.check_condition_layer(condition_layer)
+
+# %% [markdown]
+# Your layer is the first layer of `gf.ScoreNet` with a latent code: the cell below copies a fresh
+# network's weights into `weight` and `bias` and compares. Every residual block of the network adds
+# another linear map of the same condition, so each block is told again which shape and which level
+# it is working on.
+
+# %% tags=["uses-exercise"]
+torch.manual_seed(0)
+cond_net = gf.ScoreNet(latent_dim=8, hidden=16, n_blocks=1)
+first = cond_net.conv_p  # point part: Linear(3, H); shape part: Linear(L + 1, H) without bias
+w_cat = torch.cat([first.point.weight, first.shape.weight], dim=1)  # (H, 3 + L + 1)
+xq, zq, sq = torch.rand(2, 5, 3), torch.randn(2, 8), torch.tensor([0.3, 0.02])
+with torch.no_grad():
+    mine = condition_layer(xq, zq, sq, w_cat, first.point.bias)
+    lib = first(xq, torch.cat([zq, sq[:, None]], dim=1))
+print(f"largest difference to gf.ScoreNet's first layer: {float((mine - lib).abs().max()):.2e}")
 
 # %% [markdown]
 # ## Questions
