@@ -323,3 +323,29 @@ def test_seam_levels_bound_and_back_faces():
                       48, 1e-4)
     with pytest.raises(ValueError, match="inside the silhouette"):
         R.seam_levels(v * 0.01, f, cam, 48, 1e-4)
+
+
+def test_local_minima_against_scipy():
+    from scipy.signal import argrelmin
+
+    g = torch.Generator().manual_seed(3)
+    for _ in range(5):
+        v = torch.rand(40, generator=g).numpy()
+        assert R.local_minima(v) == [int(i) for i in argrelmin(v)[0]]
+        assert R.local_minima(v, circular=True) == [int(i) for i in argrelmin(v, mode="wrap")[0]]
+    assert R.local_minima([1.0, 1.0, 1.0]) == []  # plateaus are not strict minima
+
+
+def test_camera_pose_study_small():
+    v, f = icosphere(1, radius=0.5)
+    v = v * torch.tensor([1.0, 0.6, 0.3])  # an ellipsoid: the azimuth matters
+    st = R.camera_pose_study(v, f, (40.0, 20.0), size=24, steps=0, n_starts=1, tolerance=25.0, grid_step=30.0)
+    assert st["target"].shape == (24, 24)
+    assert len(st["runs"]) == 1 and st["runs"][0]["start"] == (40.0, 5.0)  # one start: the true azimuth
+    assert st["runs"][0]["azimuth"] == pytest.approx(40.0) and len(st["found"]) == 1  # 0 steps: ends where it began
+    assert len(st["azimuths"]) == 12 and st["landscape"].shape == (12,)
+    assert st["minima"] == [st["azimuths"][i] for i in R.local_minima(st["landscape"], circular=True)]
+    far = R.camera_pose_study(v, f, (40.0, 20.0), size=24, steps=0, n_starts=2, tolerance=5.0, grid_step=30.0)
+    assert far["found"] == []  # starts at -50 and 130 degrees, and no step
+    with pytest.raises(ValueError, match="n_starts"):
+        R.camera_pose_study(v, f, (40.0, 20.0), size=24, steps=1, n_starts=0)

@@ -58,6 +58,8 @@ from course_lib.render import (
 
 __all__ = [
     "seam_levels",
+    "local_minima",
+    "camera_pose_study",
     "CD_CONVENTION",
     "CAMERA",
     "view_rig",
@@ -305,6 +307,49 @@ def fit_camera_pose(verts: Tensor, faces: Tensor, target: Tensor, start: tuple[f
                                                                size), target[None]))
     return {"start": (float(start[0]), float(start[1])), "azimuth": wrap_degrees(float(az.detach())),
             "elevation": float(el.detach()), "hard_loss": final, "history": hist}
+
+
+def local_minima(values: Sequence[float] | Tensor, *, circular: bool = False) -> list[int]:
+    """Indices of the strict local minima of a sampled curve (a point below both neighbours; with ``circular`` the
+    ends are neighbours, as for an angle sampled all the way round)."""
+    v = [float(x) for x in values]
+    n = len(v)
+    out = []
+    for i in range(n):
+        if not circular and (i == 0 or i == n - 1):
+            continue
+        if v[i] < v[(i - 1) % n] and v[i] < v[(i + 1) % n]:
+            out.append(i)
+    return out
+
+
+def camera_pose_study(verts: Tensor, faces: Tensor, true_pose: tuple[float, float], *, size: int, steps: int,
+                      n_starts: int, start_elevation: float = 5.0, grid_step: float = 5.0,
+                      tolerance: float = 10.0, sigma: float = 1e-4) -> dict[str, Any]:
+    """The camera-pose problem of lecture 09, Section 10, in one call.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  The target is the mesh's hard silhouette from
+    ``true_pose`` (azimuth, elevation, degrees); :func:`pose_landscape` samples the loss along the azimuth every
+    ``grid_step`` degrees at the true elevation; :func:`fit_camera_pose` runs from ``n_starts`` azimuths spread
+    evenly around the object at ``start_elevation``.  Returns ``"target"``, ``"azimuths"`` and ``"landscape"``,
+    ``"runs"`` (each fit's result), ``"found"`` (the runs that ended within ``tolerance`` degrees of the true
+    pose in both angles), ``"minima"`` (the azimuths of the landscape's local minima, the grid read as a circle).
+    """
+    if n_starts < 1 or steps < 0:
+        raise ValueError(f"n_starts must be >= 1 and steps >= 0, got {n_starts} and {steps}")
+    az0, el0 = float(true_pose[0]), float(true_pose[1])
+    target = rasterize_silhouette(verts[None], faces, look_at_torch(torch.tensor([az0]), torch.tensor([el0]),
+                                                                    size=size), size)[0]
+    grid = [float(a) for a in torch.arange(-180.0, 180.0, float(grid_step)).tolist()]
+    land = pose_landscape(verts, faces, target, grid, el0, size=size)
+    starts = [(wrap_degrees(az0 - 180.0 + 360.0 * (k + 0.5) / n_starts), float(start_elevation))
+              for k in range(int(n_starts))]
+    runs = [fit_camera_pose(verts, faces, target, st, size=size, steps=int(steps), sigma=sigma) for st in starts]
+    found = [r for r in runs if abs(wrap_degrees(r["azimuth"] - az0)) <= tolerance
+             and abs(r["elevation"] - el0) <= tolerance]
+    return {"target": target, "azimuths": grid, "landscape": land, "runs": runs, "found": found,
+            "minima": [grid[i] for i in local_minima(land, circular=True)], "true_pose": (az0, el0),
+            "tolerance": float(tolerance)}
 
 
 def to_pytorch3d_view(cameras: Cameras) -> tuple[Tensor, Tensor]:

@@ -511,29 +511,21 @@ pose_shape = test_shape  # the mug of Section 5
 pm = pose_shape.mesh(int(SZ["pose_mesh_resolution"]))
 pv, pf = torch.tensor(pm.vertices, dtype=torch.float32), torch.tensor(pm.faces, dtype=torch.long)
 TRUE_POSE = (40.0, 25.0)  # azimuth, elevation in degrees
-pose_target = rasterize_silhouette(pv[None], pf, R.look_at_torch(torch.tensor([TRUE_POSE[0]]),
-                                                                  torch.tensor([TRUE_POSE[1]]), size=SIZE), SIZE)[0]
-az_grid = list(range(-180, 180, 5))
-land = R.pose_landscape(pv, pf, pose_target, az_grid, TRUE_POSE[1], size=SIZE)
-n_starts = int(SZ["pose_starts"])
-starts = [(R.wrap_degrees(TRUE_POSE[0] - 180 + 360 * (k + 0.5) / n_starts), 5.0) for k in range(n_starts)]
-poses = [R.fit_camera_pose(pv, pf, pose_target, st, size=SIZE, steps=int(SZ["pose_steps"])) for st in starts]
-fig = viz.plot_curves(az_grid, {"1 - IoU (hard), true elevation": land.tolist()}, xlabel="azimuth (degrees)",
-                      ylabel="1 - IoU", title=f"the loss along the azimuth (true pose {TRUE_POSE})")
-fig.add_scatter(x=[p["start"][0] for p in poses], y=[p["history"]["loss"][0] for p in poses],
+study = R.camera_pose_study(pv, pf, TRUE_POSE, size=SIZE, steps=int(SZ["pose_steps"]), n_starts=int(SZ["pose_starts"]))
+fig = viz.plot_curves(study["azimuths"], {"1 - IoU (hard), true elevation": study["landscape"].tolist()},
+                      xlabel="azimuth (degrees)", ylabel="1 - IoU", title=f"the loss along the azimuth (true pose {TRUE_POSE})")
+fig.add_scatter(x=[p["start"][0] for p in study["runs"]], y=[p["history"]["loss"][0] for p in study["runs"]],
                 mode="markers", name="starts (soft loss at the start elevation)",
                 marker={"symbol": "triangle-down", "size": 10})
-fig.add_scatter(x=[p["azimuth"] for p in poses], y=[p["hard_loss"] for p in poses], mode="markers",
+fig.add_scatter(x=[p["azimuth"] for p in study["runs"]], y=[p["hard_loss"] for p in study["runs"]], mode="markers",
                 name="ends (their own loss)", marker={"size": 10})
 fig.show()
-found = [p for p in poses if abs(R.wrap_degrees(p["azimuth"] - TRUE_POSE[0])) <= 10
-         and abs(p["elevation"] - TRUE_POSE[1]) <= 10]
-for p in poses:
+for p in study["runs"]:
     print(f"start azimuth {p['start'][0]:7.1f}: ended at azimuth {p['azimuth']:7.1f}, elevation {p['elevation']:6.1f}, "
           f"1 - IoU {p['hard_loss']:.3f}")
-print(f"{len(found)} of {len(poses)} runs ended within 10 degrees of the true pose {TRUE_POSE}; "
-      f"{int((land[1:-1] < land[:-2]).logical_and(land[1:-1] < land[2:]).sum())} local minima along the azimuth "
-      f"(5-degree grid)")
+print(f"{len(study['found'])} of {len(study['runs'])} runs ended within {study['tolerance']:.0f} degrees of the true "
+      f"pose {TRUE_POSE}; {len(study['minima'])} local minima along the azimuth (5-degree grid), at "
+      f"{study['minima']} degrees")
 
 # %% [markdown]
 # Where the loss has more than one valley (the printout counts them), a run that starts in the wrong one
