@@ -25,7 +25,8 @@ Protocol 2 (``course_lib.experiments.protocol``):
 2. ``test``: the chosen source, the official GAN, the decoded training codes and the memorising baseline
    (training shapes + noise 0.02, as in ``benchmarks/gradient_fields.py``), each with the same seeds, against
    the test shapes: MMD / COV / 1-NNA with Chamfer (every seed) and with the exact EMD (seed 0, on the first
-   ``ch10.gen_emd_points`` points of every cloud: an exact matching costs ``O(N^3)`` per pair).  Claims,
+   ``ch10.gen_emd_points`` points of every cloud: an exact matching costs ``O(N^3)`` per pair; not for the
+   diagnostic row).  Claims,
    paired over the test shapes (per-reference values averaged over the seeds): the chosen source against
    the memorising baseline on all six metrics; the chosen source against the official GAN (CD); the decoded
    training codes against the memorising baseline (CD: how much of the gap the decoder alone leaves).
@@ -41,9 +42,10 @@ Protocol 2 (``course_lib.experiments.protocol``):
    rank correlation between a shape's drift and its CD increase, and the table's own paired difference at
    the sparsest size as a claim.
 
-Cost (laptop, estimated from the chapter benchmark's times, not yet measured): GANs about 3 x 13 s + 3 x 40 s,
-sampling about 5 s per 30 shapes (about 20 samplings), the exact EMD about 25 s per set of 30 samples at 512
-points: about 8-10 minutes.
+Cost (laptop, 2 idle cores; estimated from the chapter benchmark's times, not measured yet): latent GANs about
+6.6 ms per epoch (3 seeds x (2,000 + 6,000) epochs on val, up to 3 more per category: 160-280 s); decoding about
+0.17 s per shape (about 800 shapes: about 140 s); the exact EMD at 512 points 15-30 ms per pair (4,000-5,500
+pairs: 60-170 s): 7-10 minutes.  ``--skip categories`` or ``--skip drift`` shortens it.
 """
 
 from __future__ import annotations
@@ -238,6 +240,7 @@ def main() -> None:
 
     none_budget = budget(steps=None, examples=None, seconds=None, params=None,
                          note="no training: training clouds drawn at random")
+    first: dict[str, Any] = {}  # each test row's seed-0 samples (the categories part reuses them)
     if "test" not in args.skip:
         from course_lib.metrics_generation import pairwise_distances
 
@@ -262,15 +265,17 @@ def main() -> None:
                                           seed=sd)
                 cd_seeds.append(ex.generation_per_reference(smp, refs, "cd", m_rr=m_rr["cd"]))
                 if sd == seeds[0]:
-                    emd0 = ex.generation_per_reference(smp, refs, "emd", n_points=emd_pts, m_rr=m_rr["emd"])
-            per_ref[name] = {**_seed_mean(cd_seeds), **emd0}
+                    first[name] = smp
+                    if name != CODES:  # the diagnostic row gets Chamfer only (the exact EMD is the costly part)
+                        emd0 = ex.generation_per_reference(smp, refs, "emd", n_points=emd_pts, m_rr=m_rr["emd"])
+            per_ref[name] = {**_seed_mean(cd_seeds), **(emd0 or {})}
             per_ref[name]["per_seed_means"] = [{k: _mean(v) for k, v in d.items()} for d in cd_seeds]
             budgets[name] = none_budget if spec["source"] == "memorising" else gen_budget(spec)
-            print(f"  test, {name}: " + ", ".join(f"{k} {_mean(per_ref[name][k]):.4g}" for k in CD_KEYS + EMD_KEYS),
-                  flush=True)
+            print(f"  test, {name}: " + ", ".join(f"{k} {_mean(per_ref[name][k]):.4g}" for k in CD_KEYS + EMD_KEYS
+                                                  if k in per_ref[name]), flush=True)
         seconds["test (sampling and metrics)"] = time.perf_counter() - t0
-        table = {name: {k: _mean(v[k]) for k in CD_KEYS + EMD_KEYS} for name, v in per_ref.items()}
-        data["test"] = {"table": table, "per_reference": {k: {m: v[m] for m in CD_KEYS + EMD_KEYS}
+        table = {name: {k: _mean(v[k]) for k in CD_KEYS + EMD_KEYS if k in v} for name, v in per_ref.items()}
+        data["test"] = {"table": table, "per_reference": {k: {m: v[m] for m in CD_KEYS + EMD_KEYS if m in v}
                                                           for k, v in per_ref.items()},
                         "per_seed_means": {k: v["per_seed_means"] for k, v in per_ref.items()},
                         "chosen": chosen_name, "rows": list(rows), "emd_points": emd_pts, "seeds": seeds,
@@ -310,7 +315,7 @@ def main() -> None:
         body += [f"## Test: {n} samples against the {n} test shapes (CD: mean of seeds {seeds}; EMD: exact, seed "
                  f"{seeds[0]}, first {emd_pts} points of every cloud)", "",
                  md_table(["samples"] + list(CD_KEYS + EMD_KEYS) + ["steps", "train s"],
-                          [[k] + [v[c] for c in CD_KEYS + EMD_KEYS]
+                          [[k] + [v.get(c, "-") for c in CD_KEYS + EMD_KEYS]
                            + ["-" if budgets[k]["steps"] is None else budgets[k]["steps"],
                               "-" if budgets[k]["seconds"] is None else budgets[k]["seconds"]]
                            for k, v in table.items()]), "",
@@ -333,7 +338,9 @@ def main() -> None:
         share: dict[str, Any] = {}
         for name, spec in ((chosen_name, chosen_spec), (default_name, {"source": "gan",
                                                                       "epochs": int(sz["gan_epochs"])})):
-            smp = ex.decode_codes(model, _codes_of(spec, codes, n, 0, sz, gans), n_out, profile=profile, seed=0)
+            smp = first.get(name)
+            if smp is None:
+                smp = ex.decode_codes(model, _codes_of(spec, codes, n, 0, sz, gans), n_out, profile=profile, seed=0)
             got = ex.nearest_category(smp, train["target_points"], train["category"])
             share[name] = {c: got.count(c) / len(got) for c in cats}
         share["test shapes"] = {c: list(test["category"]).count(c) / n for c in cats}
