@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from course_lib.models import ResNetEncoder
 from course_lib.models.voxels import (
@@ -213,17 +212,93 @@ def test_single_view_rejects_mismatched_latent():
         SingleViewVoxels(enc, VoxelDecoder(12, 8, 2))(torch.rand(1, 3, 8, 8))
 
 
-def test_conv_gru_matches_its_equations():
+def _hand_conv3d(h, weight, bias):
+    """A 'same' 3D convolution written as a sum over the kernel's offsets (no F.conv3d): the reference."""
+    B, C, m = h.shape[0], h.shape[1], h.shape[2]
+    k = weight.shape[-1]
+    p = k // 2
+    hp = torch.zeros(B, C, m + 2 * p, m + 2 * p, m + 2 * p, dtype=h.dtype)
+    hp[:, :, p:p + m, p:p + m, p:p + m] = h
+    out = bias.view(1, -1, 1, 1, 1).expand(B, -1, m, m, m).clone()
+    for a in range(k):
+        for b in range(k):
+            for c in range(k):
+                patch = hp[:, :, a:a + m, b:b + m, c:c + m]  # the neighbour at offset (a-p, b-p, c-p)
+                out = out + torch.einsum("oi,bixyz->boxyz", weight[:, :, a, b, c], patch)
+    return out
+
+
+def _hand_gru_step(cell, x, h):
+    """3D-R2N2's equations with explicit ops: per-cell input weights, hand-written convolutions."""
+    C, m = cell.channels, cell.grid
+    W = cell.input.weight.view(3, C, m, m, m, cell.input_dim)  # one (C, D) matrix per gate and cell
+    wx = torch.einsum("gcxyzd,bd->bgcxyz", W, x)
+    Uu, Ur = cell.hidden.weight[:C], cell.hidden.weight[C:]
+    bu, br = cell.hidden.bias[:C], cell.hidden.bias[C:]
+    u = torch.sigmoid(wx[:, 0] + _hand_conv3d(h, Uu, bu))
+    r = torch.sigmoid(wx[:, 1] + _hand_conv3d(h, Ur, br))
+    cand = torch.tanh(wx[:, 2] + _hand_conv3d(r * h, cell.candidate.weight, cell.candidate.bias))
+    return (1 - u) * h + u * cand
+
+
+@pytest.mark.parametrize("grid,kernel", [(4, 3), (3, 1), (2, 3), (4, 5)])
+def test_conv_gru_matches_3d_r2n2_equations_by_hand(grid, kernel):
     torch.manual_seed(0)
-    cell = ConvGRU3d(5, 3, grid=2)
-    x, h = torch.randn(2, 5), torch.randn(2, 3, 2, 2, 2)
-    u = cell.lift(x).view(2, 3, 2, 2, 2)
-    g = torch.sigmoid(F.conv3d(torch.cat([u, h], 1), cell.gates.weight, cell.gates.bias, padding=1))
-    z, r = g[:, :3], g[:, 3:]
-    cand = torch.tanh(F.conv3d(torch.cat([u, r * h], 1), cell.cand.weight, cell.cand.bias, padding=1))
-    torch.testing.assert_close(cell(x, h), (1 - z) * h + z * cand)
+    cell = ConvGRU3d(5, 3, grid=grid, kernel=kernel).double()
+    x, h = torch.randn(2, 5, dtype=torch.float64), torch.randn(2, 3, grid, grid, grid, dtype=torch.float64)
+    torch.testing.assert_close(cell(x, h), _hand_gru_step(cell, x, h))
     # from a zero state
     torch.testing.assert_close(cell(x), cell(x, torch.zeros_like(h)))
+    u, r, cand, new = cell.gates(x, h)
+    assert ((u > 0) & (u < 1)).all() and ((r > 0) & (r < 1)).all() and (cand.abs() < 1).all()
+    torch.testing.assert_close(new, (1 - u) * h + u * cand)
+
+
+def test_conv_gru_on_one_cell_is_a_standard_gru_cell():
+    """grid 1: every cell of the 3D GRU sees only itself, so it is the GRU of Cho et al.
+    (``h' = (1 - u) h + u tanh(W x + U (r . h))``), written here with matrices."""
+    torch.manual_seed(1)
+    D, C = 6, 4
+    for kernel in (1, 3):  # on a 1^3 grid only the kernel's centre tap touches the cell
+        cell = ConvGRU3d(D, C, grid=1, kernel=kernel).double()
+        x, h = torch.randn(3, D, dtype=torch.float64), torch.randn(3, C, dtype=torch.float64)
+        Wu, Wr, Wh = cell.input.weight.view(3, C, D)
+        c = kernel // 2
+        Uu, Ur = cell.hidden.weight[:C, :, c, c, c], cell.hidden.weight[C:, :, c, c, c]
+        Uh = cell.candidate.weight[:, :, c, c, c]
+        bu, br, bh = cell.hidden.bias[:C], cell.hidden.bias[C:], cell.candidate.bias
+        u = torch.sigmoid(x @ Wu.T + h @ Uu.T + bu)
+        r = torch.sigmoid(x @ Wr.T + h @ Ur.T + br)
+        ref = (1 - u) * h + u * torch.tanh(x @ Wh.T + (r * h) @ Uh.T + bh)
+        torch.testing.assert_close(cell(x, h.view(3, C, 1, 1, 1)).view(3, C), ref)
+
+
+def test_conv_gru_with_one_channel_equals_torch_gru_cell():
+    """torch.nn.GRUCell (one hidden unit: r . (U h) = U (r . h)); its z gates the *old* state,
+    z = 1 - u = sigmoid(-(W_u x + U_u h + b_u)), so its z weights are minus ours."""
+    torch.manual_seed(2)
+    D = 7
+    cell = ConvGRU3d(D, 1, grid=1, kernel=1).double()
+    ref = torch.nn.GRUCell(D, 1).double()
+    Wu, Wr, Wh = cell.input.weight.view(3, 1, D)
+    with torch.no_grad():  # torch's gate order: r, z, n
+        ref.weight_ih.copy_(torch.cat([Wr, -Wu, Wh]))
+        ref.weight_hh.copy_(torch.stack([cell.hidden.weight[1, 0, 0, 0, 0], -cell.hidden.weight[0, 0, 0, 0, 0],
+                                         cell.candidate.weight[0, 0, 0, 0, 0]]).view(3, 1))
+        ref.bias_ih.copy_(torch.stack([cell.hidden.bias[1], -cell.hidden.bias[0], cell.candidate.bias[0]]))
+        ref.bias_hh.zero_()
+    x, h = torch.randn(4, D, dtype=torch.float64), torch.randn(4, 1, dtype=torch.float64)
+    torch.testing.assert_close(cell(x, h.view(4, 1, 1, 1, 1)).view(4, 1), ref(x, h))
+
+
+def test_conv_gru_rejects_bad_input():
+    with pytest.raises(ValueError, match="odd"):
+        ConvGRU3d(4, 2, kernel=2)
+    with pytest.raises(ValueError, match="channels"):
+        ConvGRU3d(4, 0)
+    cell = ConvGRU3d(4, 2, grid=2)
+    with pytest.raises(ValueError, match="hidden grid"):
+        cell(torch.randn(3, 4), torch.zeros(3, 2, 4, 4, 4))
 
 
 def test_multi_view_gru():
@@ -236,8 +311,25 @@ def test_multi_view_gru():
     # a single view works too (V = 1), and more views change the prediction
     one = model(views[:, :1])
     assert one.shape == (2, 8, 8, 8) and not torch.allclose(one, out)
+    # all_steps: the prediction after each view, in one pass
+    steps = model(views, all_steps=True)
+    assert steps.shape == (2, 3, 8, 8, 8)
+    torch.testing.assert_close(steps[:, 0], one)
+    torch.testing.assert_close(steps[:, 1], model(views[:, :2]))
+    torch.testing.assert_close(steps[:, 2], out)
+    # the recurrence is not order invariant (nothing forces it to be)
+    assert not torch.allclose(model(views.flip(1)), out)
     with pytest.raises(ValueError, match=r"\(B, V, C, H, W\)"):
         model(torch.rand(2, 3, 16, 16))
+
+
+def test_multi_view_gru_gradient_reaches_every_view():
+    torch.manual_seed(0)
+    model = voxel_single_view(resolution=8, latent_dim=8, width=4, decoder_channels=4, multi_view=True)
+    views = torch.rand(2, 3, 3, 16, 16, requires_grad=True)
+    model(views).sum().backward()
+    assert all(float(views.grad[:, v].abs().sum()) > 0 for v in range(3))
+    assert model.gru.input.weight.grad is not None and float(model.gru.hidden.weight.grad.abs().sum()) > 0
 
 
 # --- loss ----------------------------------------------------------------------------

@@ -7,6 +7,9 @@ Introduced in ``lectures/03_voxels.ipynb``.
   for :func:`course_lib.train.fit` (with VoxNet's voxel-shift augmentation, :func:`jitter_grids`);
 * :func:`train_autoencoder`, :func:`train_single_view`, :func:`train_voxnet`: the chapter's
   models trained (or loaded) with :func:`course_lib.train.train_or_load`;
+* :func:`train_multiview`: 3D-R2N2's recurrent multi-view model, trained on a random number of views in
+  random order (:func:`multiview_data`, :func:`multiview_batches`) and scored after 1..V views
+  (:func:`view_orders`, :func:`predict_views`, :func:`iou_by_views`);
 * :func:`iou_sweep`: volumetric IoU of predicted probabilities over a threshold sweep
   (3D-R2N2 reports 0.4); :func:`per_shape_iou` for paired comparisons;
 * the protocol's records (issue #32): :func:`select_threshold` and :func:`best_epoch_record`
@@ -57,6 +60,15 @@ __all__ = [
     "train_autoencoder",
     "train_single_view",
     "train_voxnet",
+    "multiview_pool",
+    "multiview_data",
+    "view_orders",
+    "ordered_views",
+    "multiview_batches",
+    "multiview_val_loss",
+    "train_multiview",
+    "predict_views",
+    "iou_by_views",
     "predict",
     "iou_sweep",
     "best_threshold",
@@ -273,7 +285,7 @@ def classification_loss(model: Any, batch: dict) -> dict:
 # models and training
 # ---------------------------------------------------------------------------
 def checkpoint_path(task: str, profile: str | None = None, data: dict[str, Any] | None = None) -> Path:
-    """Where the trained chapter-03 model of ``task`` (``"ae"``, ``"svr"``, ``"voxnet"``) is kept.
+    """Where the trained chapter-03 model of ``task`` (``"ae"``, ``"svr"``, ``"voxnet"``, ``"mvr"``) is kept.
 
     :func:`course_lib.train.checkpoint_path` named ``ch03_<task>``, with the data configuration
     (categories, shapes, resolution, image size) in the spec, so that a variant never loads another's weights.
@@ -493,6 +505,162 @@ def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = No
     val = grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False)
     return model, _fit(model, "voxnet", profile, data, loader, val, classification_loss, s["voxnet_epochs"], retrain,
                        progress, path, **fit_kwargs)
+
+
+# ---------------------------------------------------------------------------
+# multi-view: 3D-R2N2's recurrence
+# ---------------------------------------------------------------------------
+def multiview_pool(profile: str | None = None) -> int:
+    """Views rendered per shape for the multi-view model: ``1 + max(ch03.train_views, ch03.mv_max_views - 1)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  The shape's random view and the fixed extra views of
+    :func:`voxel_data`; in the laptop and gpu profiles this is exactly the single-view model's training
+    pool, so both models see the same images.
+    """
+    s = config.sizes(profile, prefix="ch03.")
+    return 1 + max(int(s["train_views"]), int(s["mv_max_views"]) - 1)
+
+
+def multiview_data(split: str, profile: str | None = None, *, views: int | None = None,
+                   per_category: int | None = None, surface: bool = False, **kwargs: Any) -> dict[str, Any]:
+    """:func:`voxel_data` of ``split`` with ``views`` rendered views per shape (``views`` ``(S, V, 3, H, W)``).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``views`` defaults to :func:`multiview_pool`;
+    view 0 is the shape's random view (``rgb``), the others :func:`voxel_data`'s fixed extra azimuths.
+    """
+    n = multiview_pool(profile) if views is None else int(views)
+    if n < 1:
+        raise ValueError(f"views must be >= 1, got {n}")
+    return voxel_data(split, profile, image=True, extra_views=n - 1, per_category=per_category, surface=surface,
+                      **kwargs)
+
+
+def view_orders(n_shapes: int, n_views: int, seed: int = 0) -> Tensor:
+    """One random permutation of ``range(n_views)`` per shape ``(n_shapes, n_views)``, from ``seed``.
+
+    Introduced in ``lectures/03_voxels.ipynb``: the fixed order in which the validation and test shapes
+    show their views (the first ``n`` of a row are the shape's ``n`` views), so that every number of
+    views is scored on the same shapes and each count adds one view to the previous one.
+    """
+    if n_shapes < 1 or n_views < 1:
+        raise ValueError(f"view_orders needs n_shapes, n_views >= 1, got {n_shapes}, {n_views}")
+    g = torch.Generator().manual_seed(int(seed))
+    return torch.argsort(torch.rand(int(n_shapes), int(n_views), generator=g), dim=1)
+
+
+def ordered_views(views: Tensor, order: Tensor) -> Tensor:
+    """``views`` ``(S, V, ...)`` rearranged per shape by ``order`` ``(S, k)`` (indices into V): ``(S, k, ...)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    if views.dim() < 2 or order.dim() != 2 or order.shape[0] != views.shape[0]:
+        raise ValueError(f"expected views (S, V, ...) and order (S, k), got {tuple(views.shape)} and "
+                         f"{tuple(order.shape)}")
+    if int(order.max()) >= views.shape[1] or int(order.min()) < 0:
+        raise ValueError(f"order indexes views 0..{views.shape[1] - 1}, got values up to {int(order.max())}")
+    rows = torch.arange(views.shape[0], device=views.device)[:, None]
+    return views[rows, order.to(views.device)]
+
+
+def multiview_batches(data: dict[str, Any], batch_size: int, max_views: int, *, seed: int = 0,
+                      shuffle: bool = True) -> Any:
+    """Training batches ``{"input": (B, n, 3, H, W), "target"}`` with a random number ``n`` of views in random order.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  As 3D-R2N2's ``RANDOM_NUM_VIEWS``: each batch draws
+    ``n`` uniformly in ``1..max_views`` (one count per batch, so the batch is one tensor), and each shape
+    its own ``n`` distinct views of ``data["views"]`` in a random order.
+    """
+    from .common import Batches
+
+    if "views" not in data:
+        raise ValueError("multiview_batches needs data['views'] (multiview_data)")
+    pool = int(data["views"].shape[1])
+    k = int(max_views)
+    if not 1 <= k <= pool:
+        raise ValueError(f"max_views must be in 1..{pool} (the views rendered per shape), got {max_views}")
+
+    def transform(batch: dict[str, Any], generator: torch.Generator) -> dict[str, Any]:
+        v = batch["input"]
+        n = int(torch.randint(1, k + 1, (1,), generator=generator))
+        order = torch.argsort(torch.rand(v.shape[0], pool, generator=generator), dim=1)[:, :n]
+        batch["input"] = ordered_views(v, order)
+        return batch
+
+    return Batches(data, batch_size, keys=["views", "voxels"], rename={"views": "input", "voxels": "target"},
+                   shuffle=shuffle, seed=seed, transform=transform)
+
+
+def multiview_val_loss(pos_weight: float | None) -> Callable[[Any, dict], dict]:
+    """``val_fn(model, batch)``: the weighted BCE averaged over 1, 2, ..., V views (the batch's views, in order).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  The epoch kept is the one with the lowest mean over the
+    numbers of views, so that no count is favoured; one encoder pass (``all_steps=True``).
+    """
+    from course_lib.models.voxels import voxel_bce
+
+    def val_fn(model: Any, batch: dict) -> dict:
+        steps = model(batch["input"], all_steps=True)  # (B, V, R, R, R)
+        target = batch["target"]
+        losses = [voxel_bce(steps[:, v], target, pos_weight) for v in range(steps.shape[1])]
+        return {"val_loss": torch.stack(losses).mean()}
+
+    return val_fn
+
+
+def train_multiview(profile: str | None = None, *, data: dict[str, Any] | None = None,
+                    val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
+                    path: str | os.PathLike | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) 3D-R2N2's multi-view model (:class:`~course_lib.models.voxels.MultiViewVoxelGRU`).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  The single-view model's recipe (:func:`train_single_view`:
+    the weighted BCE, the prior start, Adam with a cosine decay, ``ch03.svr_epochs`` epochs of
+    ``ch03.batch_size``), so that on the same training shapes both take the same optimiser steps; each batch
+    shows ``1..ch03.mv_max_views`` views in random order (:func:`multiview_batches`).  The epoch kept has the
+    lowest validation loss averaged over 1..V views (:func:`multiview_val_loss`), the validation shapes
+    showing their views in the fixed order :func:`view_orders`. ``data`` / ``val_data`` come from
+    :func:`multiview_data`. Returns ``(model, history)``.
+    """
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch03.")
+    config.seed_everything(s["seed"])
+    model = build_single_view(profile, multi_view=True)
+    data = data or multiview_data("train", profile)
+    val_data = val_data or multiview_data("val", profile, views=int(s["mv_max_views"]))
+    w = pos_weight_for(data["voxels"], profile=profile)
+    model.pos_weight = w  # type: ignore[assignment]
+    start_at_prior(model, data["voxels"], w)
+    loader = multiview_batches(data, s["batch_size"], min(int(s["mv_max_views"]), int(data["views"].shape[1])),
+                               seed=s["seed"])
+    from .common import Batches
+
+    order = view_orders(int(val_data["views"].shape[0]), int(val_data["views"].shape[1]), s["seed"] + 1)
+    val = Batches({"views": ordered_views(val_data["views"], order), "voxels": val_data["voxels"]},
+                  s["batch_size"], keys=["views", "voxels"], rename={"views": "input", "voxels": "target"},
+                  shuffle=False)
+    fit_kwargs.setdefault("val_fn", multiview_val_loss(w))
+    return model, _fit(model, "mvr", profile, data, loader, val, voxel_loss(w), s["svr_epochs"], retrain, progress,
+                       path, **fit_kwargs)
+
+
+def predict_views(model: torch.nn.Module, views: Tensor, batch_size: int = 16) -> Tensor:
+    """Probabilities ``(S, V, R, R, R)`` of a multi-view model after 1, 2, ..., V of ``views`` ``(S, V, 3, H, W)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  Entry ``[:, n - 1]`` has seen the first ``n`` views.
+    """
+    from .common import predict as _predict
+
+    return torch.sigmoid(_predict(model, views, batch_size, all_steps=True))
+
+
+def iou_by_views(probs: Tensor, target: Tensor, thresholds: Sequence[float]) -> list[Tensor]:
+    """Per-shape IoU after each number of views: ``[(S,) for n in 1..V]``, view count ``n`` at ``thresholds[n - 1]``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  ``probs`` is :func:`predict_views`'s ``(S, V, R, R, R)``.
+    """
+    if probs.dim() != 5 or len(thresholds) != probs.shape[1]:
+        raise ValueError(f"expected probs (S, V, R, R, R) and V thresholds, got {tuple(probs.shape)} and "
+                         f"{len(thresholds)} thresholds")
+    return [per_shape_iou(probs[:, v], target, float(t)) for v, t in enumerate(thresholds)]
 
 
 def predict(model: torch.nn.Module, inputs: Tensor, batch_size: int = 32, probabilities: bool = True) -> Tensor:
@@ -889,9 +1057,9 @@ def resolution_stats(shape: Any, resolution: int, prediction: Tensor | None = No
 def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str, float]:
     """A few training steps of the chapter's models on ``device`` with the ``profile``'s sizes.
 
-    Introduced for ``benchmarks/gpu_smoke.py``: the voxel auto-encoder and the single-view model
-    (weighted BCE) and VoxNet (cross-entropy), each on one synthetic batch of ``ch03.batch_size``
-    balls of random radii (and random images); no data generation, no checkpoint.
+    Introduced for ``benchmarks/gpu_smoke.py``: the voxel auto-encoder, the single-view model and the
+    multi-view 3D-GRU model on two views (weighted BCE) and VoxNet (cross-entropy), each on one synthetic
+    batch of ``ch03.batch_size`` balls of random radii (and random images); no data generation, no checkpoint.
     """
     from .common import smoke_steps
 
@@ -909,6 +1077,10 @@ def smoke(device: str = "cpu", steps: int = 1, profile: str = "gpu") -> dict[str
     r = smoke_steps(build_single_view(profile), {"input": torch.rand(b, 3, size, size, generator=g), "target": grids},
                     voxel_loss(w), steps=steps, device=device, lr=float(s["lr"]))
     out.update({f"svr_{k}": v for k, v in r.items()})
+    r = smoke_steps(build_single_view(profile, multi_view=True),
+                    {"input": torch.rand(b, 2, 3, size, size, generator=g), "target": grids}, voxel_loss(w),
+                    steps=steps, device=device, lr=float(s["lr"]))
+    out.update({f"mv_{k}": v for k, v in r.items()})
     labels = (radii > 0.55).long()
     r = smoke_steps(build_voxnet(2, profile), {"input": grids, "label": labels}, classification_loss, steps=steps,
                     device=device, lr=float(s["lr"]))

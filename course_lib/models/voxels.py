@@ -17,9 +17,9 @@ every activation has ``R^3`` cells per channel. The models here are:
 * :class:`SingleViewVoxels` -- the chapter 02 :class:`~course_lib.models.ResNetEncoder` on one
   image followed by a :class:`VoxelDecoder` (the single-view 3D-R2N2 of Choy et al., ECCV 2016,
   without its recurrence);
-* :class:`MultiViewVoxelGRU` -- the multi-view idea of 3D-R2N2: a 3D convolutional GRU on a
-  ``4^3`` hidden grid fuses the codes of several views, then the decoder's upsampling path
-  turns the final hidden grid into logits.
+* :class:`MultiViewVoxelGRU` -- 3D-R2N2's multi-view model: its 3D convolutional GRU
+  (:class:`ConvGRU3d`) on a ``4^3`` hidden grid fuses the codes of several views, then the
+  decoder's upsampling path turns the final hidden grid into logits.
 
 All ``forward`` methods return **logits** (apply ``torch.sigmoid`` for probabilities); the
 loss is :func:`voxel_bce`.
@@ -328,64 +328,106 @@ class SingleViewVoxels(nn.Module):
 
 
 class ConvGRU3d(nn.Module):
-    """A 3D convolutional GRU cell on hidden grids ``(B, C, m, m, m)`` (the recurrence of 3D-R2N2).
+    """3D-R2N2's 3D convolutional GRU cell [Choy2016] on hidden grids ``(B, C, m, m, m)``.
 
-    Introduced in ``lectures/03_voxels.ipynb``.  The input is a feature vector ``x`` ``(B, D)``
-    (the code of one view), mapped by a linear layer to a ``(B, C, m, m, m)`` grid ``u``;
-    the update gate ``z``, the reset gate ``r`` and the candidate ``h~`` are 3x3x3 convolutions
-    of ``[u, h]`` (``[u, r * h]`` for the candidate), and ``h' = (1 - z) * h + z * h~``.
+    Introduced in ``lectures/03_voxels.ipynb``.  The input is the code ``x`` ``(B, D)`` of one view.
+    As in the official code (``FCConv3DLayer`` of ``chrischoy/3D-R2N2``), each gate adds a fully
+    connected map of ``x`` -- its own weights for every cell of the grid, ``W x`` ``(B, C, m, m, m)`` --
+    to a ``kernel^3`` convolution ``U * h`` of the hidden grid, plus one bias per channel:
+
+    ``u = sigmoid(W_u x + U_u * h + b_u)``, ``r = sigmoid(W_r x + U_r * h + b_r)``,
+    ``h~ = tanh(W_h x + U_h * (r . h) + b_h)``, ``h' = (1 - u) . h + u . h~``
+
+    (``.`` is the element-wise product).  The official code writes the last line as
+    ``u . h + (1 - u) . h~``; the two are the same family (swap the sign of ``u``'s pre-activation).
+    With ``grid=1`` a cell is the GRU of Cho et al. (2014), which ``tests/test_voxels_models.py``
+    checks, together with the grid case against a hand-written convolution.  The paper's hidden
+    grid is ``4^3 x 128`` with ``3^3`` kernels.  ``h=None`` starts from zeros.
     """
 
     def __init__(self, input_dim: int, channels: int, grid: int = 4, kernel: int = 3) -> None:
         super().__init__()
-        self.input_dim, self.channels, self.grid = int(input_dim), int(channels), int(grid)
-        self.lift = nn.Linear(self.input_dim, self.channels * self.grid**3)
-        self.gates = nn.Conv3d(2 * channels, 2 * channels, kernel, padding=kernel // 2)
-        self.cand = nn.Conv3d(2 * channels, channels, kernel, padding=kernel // 2)
+        for name, v in (("input_dim", input_dim), ("channels", channels), ("grid", grid), ("kernel", kernel)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"ConvGRU3d: {name} must be an int >= 1, got {v!r}")
+        if kernel % 2 == 0:
+            raise ValueError(f"ConvGRU3d: kernel must be odd (the grid keeps its size), got {kernel}")
+        self.input_dim, self.channels, self.grid, self.kernel = int(input_dim), int(channels), int(grid), int(kernel)
+        # W_u, W_r, W_h: one fully connected map per gate, its own weights for every cell (no bias: b is per channel)
+        self.input = nn.Linear(self.input_dim, 3 * self.channels * self.grid**3, bias=False)
+        # U_u, U_r (with b_u, b_r) and U_h (with b_h): convolutions of the hidden grid
+        self.hidden = nn.Conv3d(channels, 2 * channels, kernel, padding=kernel // 2)
+        self.candidate = nn.Conv3d(channels, channels, kernel, padding=kernel // 2)
+
+    def gates(self, x: Tensor, h: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """``(u, r, h~, h')`` of one step: the update and reset gates, the candidate and the new hidden grid."""
+        _check_latent(x, self.input_dim, "ConvGRU3d")
+        B, C, m = x.shape[0], self.channels, self.grid
+        if h is None:
+            h = x.new_zeros(B, C, m, m, m)
+        elif not isinstance(h, Tensor) or tuple(h.shape) != (B, C, m, m, m):
+            raise ValueError(f"ConvGRU3d: the hidden grid must be ({B}, {C}, {m}, {m}, {m}), "
+                             f"got {tuple(getattr(h, 'shape', ()))}")
+        wu, wr, wh = self.input(x).view(B, 3, C, m, m, m).unbind(1)
+        uu, ur = self.hidden(h).chunk(2, dim=1)
+        u = torch.sigmoid(wu + uu)
+        r = torch.sigmoid(wr + ur)
+        cand = torch.tanh(wh + self.candidate(r * h))
+        return u, r, cand, (1 - u) * h + u * cand
 
     def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
         """One step: ``x`` ``(B, input_dim)``, ``h`` ``(B, C, m, m, m)`` or None (zeros) -> new ``h``."""
-        _check_latent(x, self.input_dim, "ConvGRU3d")
-        m = self.grid
-        u = self.lift(x).view(x.shape[0], self.channels, m, m, m)
-        if h is None:
-            h = torch.zeros_like(u)
-        z, r = torch.sigmoid(self.gates(torch.cat([u, h], 1))).chunk(2, dim=1)
-        cand = torch.tanh(self.cand(torch.cat([u, r * h], 1)))
-        return (1 - z) * h + z * cand
+        return self.gates(x, h)[3]
 
 
 class MultiViewVoxelGRU(nn.Module):
     """Several views ``(B, V, C, H, W)`` -> occupancy logits ``(B, R, R, R)`` (3D-R2N2's multi-view model).
 
-    Introduced in ``lectures/03_voxels.ipynb``.  Every view goes through the same 2D encoder;
-    a :class:`ConvGRU3d` folds the codes, one view at a time, into a hidden grid of
-    ``decoder.seed_channels x m^3``; the decoder's upsampling path (:meth:`VoxelDecoder.decode_grid`)
-    turns the last hidden grid into logits. With one view it is a single-view model with a
-    gated seed. The result depends (a little) on the order of the views, as in the paper.
+    Introduced in ``lectures/03_voxels.ipynb``.  Every view goes through the same 2D encoder (its code
+    through a leaky ReLU, as the official code's ``fc7``); a :class:`ConvGRU3d` folds the codes, one
+    view at a time, into a hidden grid of ``decoder.seed_channels x m^3``; the decoder's upsampling path
+    (:meth:`VoxelDecoder.decode_grid`) turns the last hidden grid into logits. ``all_steps=True`` decodes
+    the hidden grid after every view: ``(B, V, R, R, R)``, entry ``v`` having seen views ``0..v`` (one
+    encoder pass scores every number of views). The result depends on the order of the views (a GRU is
+    not order invariant); 3D-R2N2 trains on random orders and numbers of views.
     """
 
-    def __init__(self, encoder: nn.Module, decoder: VoxelDecoder, latent_dim: int) -> None:
+    def __init__(self, encoder: nn.Module, decoder: VoxelDecoder, latent_dim: int, kernel: int = 3) -> None:
         super().__init__()
         if not isinstance(decoder, VoxelDecoder):
             raise TypeError(f"decoder must be a VoxelDecoder, got {type(decoder).__name__}")
         self.encoder, self.decoder = encoder, decoder
         self.resolution = decoder.resolution
-        self.gru = ConvGRU3d(latent_dim, decoder.seed_channels, decoder.min_resolution)
+        self.gru = ConvGRU3d(latent_dim, decoder.seed_channels, decoder.min_resolution, kernel)
 
-    def forward(self, views: Tensor) -> Tensor:
-        """Occupancy logits ``(B, R, R, R)`` from ``views`` ``(B, V, C, H, W)``."""
+    def codes(self, views: Tensor) -> Tensor:
+        """The codes ``(B, V, latent_dim)`` of every view (one encoder pass over the ``B V`` images)."""
         _check_images(views, getattr(self.encoder, "in_channels", 3), "MultiViewVoxelGRU")
-        if views.dim() != 5 or views.shape[1] < 1:
-            raise ValueError(f"MultiViewVoxelGRU expects views of shape (B, V, C, H, W) with V >= 1, "
+        if views.dim() != 5 or views.shape[1] < 1 or views.shape[0] < 1:
+            raise ValueError(f"MultiViewVoxelGRU expects views of shape (B, V, C, H, W) with B, V >= 1, "
                              f"got {tuple(views.shape)}")
         B, V = views.shape[:2]
         out = self.encoder(views.flatten(0, 1))
-        codes = (out.global_feature if hasattr(out, "global_feature") else out).view(B, V, -1)
+        z = out.global_feature if hasattr(out, "global_feature") else out
+        if not isinstance(z, Tensor) or z.dim() != 2 or z.shape[1] != self.gru.input_dim:
+            raise ValueError(f"the image encoder's code has shape {tuple(getattr(z, 'shape', ()))}, "
+                             f"the GRU expects (B, {self.gru.input_dim})")
+        return F.leaky_relu(z, 0.01).view(B, V, -1)
+
+    def forward(self, views: Tensor, all_steps: bool = False) -> Tensor:
+        """Occupancy logits ``(B, R, R, R)`` from ``views`` ``(B, V, C, H, W)`` (``(B, V, R, R, R)`` with ``all_steps``)."""
+        codes = self.codes(views)
         h = None
-        for v in range(V):
+        steps = []
+        for v in range(codes.shape[1]):
             h = self.gru(codes[:, v], h)
-        return self.decoder.decode_grid(h)
+            if all_steps:
+                steps.append(h)
+        if not all_steps:
+            return self.decoder.decode_grid(h)
+        B, V = codes.shape[:2]
+        logits = self.decoder.decode_grid(torch.cat(steps, 0))  # (V B, R, R, R), view-major
+        return logits.view(V, B, *logits.shape[1:]).transpose(0, 1)
 
 
 def voxel_single_view(resolution: int = 32, latent_dim: int = 128, width: int = 16,
