@@ -32,6 +32,16 @@ Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/re
   against weighted voxel BCE) and so do the widths: the table gives each row's budget (steps, examples,
   seconds, parameters).  The gap is the claim ``dense_vs_ogn_iou`` (paired over the seeds).
 
+Real datasets (issue #35): ``--dataset modelnet`` or ``--dataset shapenetcore`` (with ``--root DIR``, or
+``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``; ``COURSE_DATASET`` works too) trains and tests the
+auto-encoders (part ae) on that dataset's grids (by winding number, :class:`course_lib.data.real_split.RealShapes`,
+the profile's categories by name), and the compression part's mesh rows are the first test mesh of up to 5 of
+its categories.  compression's per-category rows, cost and working_memory stay on ShapeNet-lite's demo shapes
+(properties of the representation and of the decoders, the same on every dataset).  Checkpoints carry the
+dataset's name (``ch04_<model>_ae-<dataset>-<profile>-<hash>.pt``) and the results are
+``benchmarks/results/octrees-<dataset>-<profile>-<machine>.md`` / ``octrees-<dataset>-<profile>.json``:
+ShapeNet-lite's files are never overwritten.
+
 ``data["selections"]``, ``data["claims"]`` and ``data["goals"]`` hold the protocol's records (read by the
 lecture with ``results.say`` / ``results.show_goals``); each part keeps its own ``provenance``, and a
 ``--part`` run drops the parts of an older file that were measured before protocol 2.
@@ -64,6 +74,7 @@ from _common import RESULTS, md_table, provenance, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import octrees as E  # noqa: E402
+from course_lib.experiments.common import real_dataset, use_dataset  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
     claim,
     claim_sentence,
@@ -83,6 +94,17 @@ def _meshes() -> tuple[dict, str]:
 
     from course_lib.data import load_mesh, make_shape
 
+    real = real_dataset()
+    if real is not None:  # --dataset: the first test mesh of up to 5 of its categories, normalised and repaired
+        from course_lib.data.real_split import RealShapes
+
+        ds = RealShapes(real, "test", ("points",))
+        out, seen = {}, set()
+        for i, (cat, _, _) in enumerate(ds.entries):
+            if cat not in seen and len(seen) < 5:
+                seen.add(cat)
+                out[f"{real}/{cat}"] = ds.mesh(i)
+        return out, f"{real} test meshes from {ds.root}"
     root = os.environ.get("COURSE_MODELNET_DIR")
     if root:
         from course_lib.data import ModelNet
@@ -224,7 +246,7 @@ def part_ae(profile: str) -> dict:
     seeds = E.ae_seeds(profile)
     runs = {sd: train_and_select(profile, sd) for sd in seeds}  # train and val only
     test = E.octree_data("test", profile)  # read once, to report
-    cats = list(test["categories"])
+    cats = [c for c in test["categories"] if c in set(test["category"])]  # a real dataset lists all of its own
     per_seed, per_shape = [], {"ogn": [], "dense": []}
     for sd, r in runs.items():
         r_ogn = E.evaluate_iou(r["ogn"], test["voxels"])
@@ -449,11 +471,23 @@ def goals(data: dict) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="On a real dataset (--dataset modelnet|shapenetcore) part ae trains and tests on its grids and the "
+               "compression part's mesh rows are its meshes; compression's per-category rows, cost and working_memory "
+               "stay on ShapeNet-lite's demo shapes. Results: results/octrees-<dataset>-<profile>-*.md / .json; "
+               "checkpoints ch04_*_ae-<dataset>-*.pt.")
     ap.add_argument("--part", choices=PARTS + ("all",), default="all")
+    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
+    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
     args = ap.parse_args()
+    try:
+        real = use_dataset(args.dataset, args.root)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    name = "octrees" if real is None else f"octrees-{real}"  # a real dataset never overwrites ShapeNet-lite's
     profile = config.get_profile()
-    json_path = RESULTS / f"octrees-{profile}.json"
+    json_path = RESULTS / f"{name}-{profile}.json"
     data: dict = {}
     if args.part != "all" and json_path.exists():
         old = dict(json.loads(json_path.read_text()).get("data", {}))
@@ -474,7 +508,11 @@ def main() -> None:
     notes = ("Octree bytes = packed split bits (ceil(73/32) int32 words per depth-3 tree) + prefix_leafs (one int32 per "
              "tree) + one float32 per leaf; dense = one float32 per voxel. Peak memory: CUDA allocator peak, or the CPU "
              "resident-set peak above the start (course_lib.experiments.point_sets.peak_memory).")
-    path = write_result("octrees", profile, body, notes=notes, data=data)
+    if real is not None:
+        data["dataset"] = real
+        notes = (f"Dataset: {real} (real meshes; part ae on its grids, compression's mesh rows on its meshes; the "
+                 "other rows on ShapeNet-lite's demo shapes).\n\n" + notes)
+    path = write_result(name, profile, body, notes=notes, data=data)
     print(body)
     print(f"wrote {path}")
 

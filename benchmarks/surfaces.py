@@ -31,6 +31,15 @@ Evaluation: the encoder sees ``n_input`` points of one sampling of each held-out
 view), every Chamfer distance is against an independent sampling (``target_points``), the
 oracle is a third sampling (a reference, not a floor).
 
+Real datasets (issue #35): ``--dataset modelnet`` or ``--dataset shapenetcore`` (with ``--root DIR``, or
+``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``; ``COURSE_DATASET`` works too) runs the parts ae, svr (views
+rendered from the meshes with ShapeNet-lite's random cameras) and poisson on that dataset's meshes
+(:class:`course_lib.data.real_split.RealShapes`, the profile's categories by name).  Left out, with a note: part
+coded, whose label transfer is scored against ShapeNet-lite's part labels (real meshes have none).  Checkpoints
+carry the dataset's name (``ch06_<key>-<dataset>-<profile>-<hash>.pt``), so do the fragments, and the results are
+``benchmarks/results/surfaces-<dataset>-<profile>-<machine>.md`` / ``surfaces-<dataset>-<profile>.json``:
+ShapeNet-lite's files are never overwritten.
+
 Cost (laptop profile, 2 cores, estimated from the runs of protocol 1 plus the validation passes):
 ae ~9 min (five models), svr ~7 min, coded ~2 min (four categories, 20 test shapes each),
 poisson ~2 min (the grid choice on val included): about 20 min in all, every model retrained
@@ -57,7 +66,7 @@ from _common import md_table, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import surfaces as S  # noqa: E402
-from course_lib.experiments.common import predict  # noqa: E402
+from course_lib.experiments.common import predict, real_dataset, use_dataset  # noqa: E402
 from course_lib.experiments.protocol import budget, claim, goal, selection_part  # noqa: E402
 from course_lib.models.atlasnet import AtlasNet  # noqa: E402
 
@@ -73,7 +82,13 @@ TRAINING_GOAL_S = 300.0
 def _frag(profile: str, part: str) -> Path:
     # v3: protocol 2 (best epochs on val, the fresh test split, per-shape values for the claims); fragments
     # of earlier runs measured something else and are never mixed in
-    return config.cache_dir() / "ch06" / f"bench-v3-{profile}-{part}.json"
+    real = real_dataset()
+    tag = "" if real is None else f"{real}-"  # a real dataset's fragments never mix with ShapeNet-lite's
+    return config.cache_dir() / "ch06" / f"bench-v3-{tag}{profile}-{part}.json"
+
+
+REAL_PARTS = ("ae", "svr", "poisson")
+"""The parts that run on a real dataset (coded scores part labels, which only ShapeNet-lite has)."""
 
 
 def _predict(model, x, n):
@@ -423,8 +438,12 @@ def _retrieval_table(part: dict, cats) -> list[str]:
 def report(profile: str, sz, extra_note: str = "") -> Path:
     parts = {p: json.loads(_frag(profile, p).read_text()) for p in PARTS if _frag(profile, p).exists()}
     cats = list(sz["categories"])
-    body = [f"Convention: {S.CD_CONVENTION}.", "",
-            f"Data: ShapeNet-lite categories {', '.join(cats)}; {sz['train_per_category']} training, "
+    real = real_dataset()
+    body = [f"Convention: {S.CD_CONVENTION}.", ""]
+    if real is not None:
+        body += [f"Dataset: {real} (real meshes; views rendered with ShapeNet-lite's cameras). Not run on it: part "
+                 "coded (3D-CODED's label transfer is scored against ShapeNet-lite's part labels).", ""]
+    body += [f"Data: {'ShapeNet-lite' if real is None else real} categories {', '.join(cats)}; {sz['train_per_category']} training, "
             f"{sz['val_per_category']} validation and {sz['test_per_category']} held-out test shapes per category "
             "(the course's split scheme, `course_lib.data.split_seeds`: the test split is the fresh one of protocol 2, "
             "read only after every choice was made on val); every model outputs "
@@ -520,21 +539,38 @@ def report(profile: str, sz, extra_note: str = "") -> Path:
                                          "coded_test_per_category", "n_points", "n_input", "epochs", "latent_dim",
                                          "image_size")},
             **parts, "selections": selections, "claims": claims, "goals": goals}
-    return write_result("surfaces", profile, "\n".join(body), notes=note, data=data)
+    if real is not None:
+        data["dataset"] = real
+    return write_result("surfaces" if real is None else f"surfaces-{real}", profile, "\n".join(body), notes=note,
+                        data=data)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog="On a real dataset (--dataset modelnet|shapenetcore) the parts ae, svr (views rendered from the meshes) "
+               "and poisson run; coded (label transfer against ShapeNet-lite's part labels) is left out. Results: "
+               "results/surfaces-<dataset>-<profile>-*.md / .json; checkpoints ch06_*-<dataset>-*.pt.")
     ap.add_argument("--part", choices=(*PARTS, "all"))
     ap.add_argument("--report", action="store_true")
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--note", default="", help="a free-text note added to the result file (with --report)")
+    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
+    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
     args = ap.parse_args()
+    try:
+        real = use_dataset(args.dataset, args.root)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+    if real is not None and args.part == "coded":
+        raise SystemExit(f"part coded cannot run on {real}: 3D-CODED's label transfer is scored against "
+                         "ShapeNet-lite's part labels (real meshes have none)")
     torch.set_num_threads(args.threads)
     profile = config.get_profile()
     sz = config.sizes(prefix="ch06.")
-    for part in (PARTS if args.part == "all" else (args.part,) if args.part else ()):
+    every = PARTS if real is None else REAL_PARTS
+    for part in (every if args.part == "all" else (args.part,) if args.part else ()):
         config.seed_everything(0)
         out = part_poisson(profile, sz) if part == "poisson" else \
             {"ae": part_ae, "svr": part_svr, "coded": part_coded}[part](profile, sz, args.retrain)

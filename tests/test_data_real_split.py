@@ -121,13 +121,13 @@ def test_functions_that_rebuild_lite_shapes_refuse_real_datasets(monkeypatch):
     from course_lib.experiments.common import require_exact_shapes
 
     monkeypatch.setenv("COURSE_DATASET", "modelnet")
-    with pytest.raises(NotImplementedError, match=r"implicit_data .*cannot run on modelnet"):
-        implicit.implicit_data("train")
-    with pytest.raises(NotImplementedError, match=r"surface_dataset .*cannot run on modelnet"):
-        surfaces.surface_dataset(["chair"], "train", 1, 16)
+    # chapter 07 labels its own queries from (category, seed) for any sampling but the dataset's own
+    with pytest.raises(NotImplementedError, match=r"implicit_data\(sampling='near'.*cannot run on modelnet"):
+        implicit.implicit_data("train", sampling="near")
     monkeypatch.delenv("COURSE_DATASET")
     real_rows = {"path": ["a.off"], "category": ["chair"], "seed": torch.tensor([1])}
     for fn, args in ((implicit.held_out_iou, (None, real_rows)), (primitives.evaluate_primitives, (None, real_rows)),
+                     (surfaces.label_transfer, (None, real_rows)),
                      (voxels.representation_floor, (real_rows,)), (point_sets.surface_distances, (real_rows, {}))):
         with pytest.raises(NotImplementedError, match="a real dataset"):
             fn(*args)

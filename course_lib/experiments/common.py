@@ -41,7 +41,7 @@ from course_lib.experiments.protocol import (
     verdict,
 )
 
-__all__ = ["load_split", "require_exact_shapes", "real_dataset", "use_dataset", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
+__all__ = ["load_split", "require_exact_shapes", "real_dataset", "dataset_checkpoint_name", "tag_dataset", "use_dataset", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
            "synthetic_clouds", "select_on_val", "selection_record", "selection_part", "budget", "paired_difference",
            "verdict", "claim", "goal"]
 
@@ -114,6 +114,39 @@ def real_dataset(data: Mapping[str, Any] | None = None) -> str | None:
         name = str(data.get("dataset") or dataset_name(None))
         name = "real" if name == "shapenet-lite" else name
     return None if name == "shapenet-lite" else name
+
+
+def dataset_checkpoint_name(name: str, data: Mapping[str, Any] | None = None) -> str:
+    """``name`` with the real dataset of ``data``'s rows appended (``<name>-<dataset>``) when
+    :func:`course_lib.train.checkpoint_path` would not add it itself (it adds ``COURSE_DATASET``'s name).
+
+    So rows loaded with an explicit ``dataset=`` never share a checkpoint with ShapeNet-lite's, and
+    ``COURSE_DATASET`` and ``dataset=`` give the same file name.
+    """
+    from course_lib.data.real_split import dataset_name
+
+    real = real_dataset(data) if data is not None else None
+    return f"{name}-{real}" if real is not None and real != dataset_name(None) else name
+
+
+def tag_dataset(out: dict[str, Any], dataset: str | None, categories: Sequence[str] | str | None = None,
+                split: str | None = None) -> dict[str, Any]:
+    """Add ``out["dataset"]`` (the real dataset's name) and ``out["split"]`` to rows a chapter loader read with
+    ``dataset`` (or ``COURSE_DATASET``), and keep in ``out["categories"]`` only the ``categories`` asked for (in
+    the dataset's order, as ShapeNet-lite's rows do; ``label`` still indexes the dataset's own list).  Real rows'
+    seeds are file ids, not split seeds, so ``split`` is what says where they come from.  ShapeNet-lite's rows are
+    returned unchanged."""
+    from course_lib.data.real_split import dataset_name
+
+    name = dataset_name(dataset)
+    if name != "shapenet-lite":
+        out["dataset"] = name
+        if split is not None:
+            out["split"] = str(split)
+        if categories is not None:
+            wanted = {categories} if isinstance(categories, str) else set(categories)
+            out["categories"] = tuple(c for c in out["categories"] if c in wanted)
+    return out
 
 
 def use_dataset(dataset: str | None = None, root: str | None = None) -> str | None:

@@ -42,7 +42,7 @@ from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import train as _train
 from course_lib.data import make_shape
-from course_lib.experiments.common import require_exact_shapes
+from course_lib.experiments.common import dataset_checkpoint_name, real_dataset, require_exact_shapes
 from course_lib.experiments.protocol import budget as _budget
 from course_lib.geometry.extract import field_grid, hierarchical_extract, hierarchical_grid
 from course_lib.geometry.mc import marching_cubes
@@ -129,7 +129,8 @@ _SPLIT_SIZE = {"train": "train_per_category", "val": "val_per_category", "test":
 def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
                   categories: Sequence[str] | None = None, per_category: int | None = None,
                   n_pool: int | None = None, n_target: int | None = None, sigmas: Sequence[float] = (0.01, 0.05),
-                  profile: str | None = None, seed: int = 0) -> dict[str, Any]:
+                  profile: str | None = None, seed: int = 0, dataset: str | None = None,
+                  root: str | None = None) -> dict[str, Any]:
     """One split of ShapeNet-lite for implicit models, stacked in memory.
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.  ``split`` is ``"train"``, ``"val"`` or
@@ -142,8 +143,17 @@ def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
     the training samples drawn by ``sampling`` (:data:`SAMPLINGS`; near-surface points are
     input-pool points plus Gaussian noise, the ``sigmas`` in equal shares); ``label``, ``seed``,
     ``category``, ``categories``.  SDF labels are the shapes' (exact outside, a bound inside).
+
+    ``dataset`` / ``root`` (or ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``) read a
+    real dataset's meshes instead: ``query`` and its labels are then
+    :func:`~course_lib.experiments.common.load_split`'s ``occupancy`` / ``sdf`` samples of the repaired mesh
+    (:class:`course_lib.data.real_split.RealShapes`: the winding-number sign, ``n_pool`` samples, meshes whose
+    inside cannot be decided skipped and listed in ``manifest``), whose share near the surface is fixed: half
+    for occupancy (``sampling="mix"``, the only one accepted) and 80 % for SDF (``sampling="deepsdf"``, the only
+    one accepted, recorded as ``"real-near80"``); any other sampling raises ``NotImplementedError``.  The rows
+    also carry ``path`` and ``dataset``.
     """
-    require_exact_shapes('implicit_data (chapter 07: exact SDF and occupancy)')
+    from course_lib.data.real_split import dataset_name
     from course_lib.experiments.common import load_split
 
     if kind not in ("occupancy", "sdf"):
@@ -158,6 +168,11 @@ def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
     n_pool = int(n_pool if n_pool is not None else s["n_pool"])
     if n_target is None:  # scoring needs dense target samples; training shapes only need their input pool
         n_target = int(s["n_eval_points"]) if split != "train" else None
+    name = dataset_name(dataset)
+    if name != "shapenet-lite":
+        return _real_implicit_data(name, root, split, kind, sampling, cats, per, n_pool, n_target, profile)
+    if root is not None:
+        raise ValueError("root= is for real datasets (dataset='modelnet' or 'shapenetcore')")
     data = load_split(split, ("points", "target_points"), categories=cats, shapes_per_category=per,
                       profile=profile, n_target=n_target)
     g = torch.Generator().manual_seed(int(seed) * 1000 + list(SAMPLINGS).index(sampling) + 17 * (split == 'train'))
@@ -183,8 +198,34 @@ def implicit_data(split: str, *, kind: str = "occupancy", sampling: str = "mix",
     return data
 
 
+_REAL_SAMPLING = {"occupancy": ("mix", "mix"), "sdf": ("deepsdf", "real-near80")}
+"""On a real dataset: the one sampling each kind accepts, and the name its rows record."""
+
+
+def _real_implicit_data(name: str, root: str | None, split: str, kind: str, sampling: str, cats: tuple[str, ...],
+                        per: int, n_pool: int, n_target: int | None, profile: str | None) -> dict[str, Any]:
+    from course_lib.experiments.common import load_split, tag_dataset
+
+    accepted, recorded = _REAL_SAMPLING[kind]
+    if sampling != accepted:
+        raise NotImplementedError(
+            f"implicit_data(sampling={sampling!r}, kind={kind!r}) needs ShapeNet-lite's exact shapes (it labels its own "
+            f"queries from each shape's category and seed) and cannot run on {name}: there the {kind} samples are "
+            f"load_split's ({'half' if kind == 'occupancy' else '80 %'} near the surface); use sampling={accepted!r} "
+            "or dataset='shapenet-lite'")
+    data = load_split(split, ("points", "target_points", kind), categories=cats, shapes_per_category=per,
+                      profile=profile, n_target=n_target, n_sdf=n_pool, dataset=name, root=root)
+    if kind == "occupancy":
+        data["query"], data["occupancy"] = data.pop("occ_points").float(), data["occupancy"].bool()
+    else:
+        data["query"], data["sdf"] = data.pop("sdf_points").float(), data["sdf"].float()
+    data["sampling"] = recorded
+    return tag_dataset(data, name, cats, split)
+
+
 def occnet_train_data(profile: str | None = None, *, per_category: int | None = None,
-                      sampling: str | None = None) -> dict[str, Any]:
+                      sampling: str | None = None, dataset: str | None = None,
+                      root: str | None = None) -> dict[str, Any]:
     """The Occupancy Network's training split: :func:`implicit_data` with ``ch07.occnet_train_per_category``
     shapes per category and ``ch07.occnet_sampling`` samples (both overridable).
 
@@ -192,14 +233,19 @@ def occnet_train_data(profile: str | None = None, *, per_category: int | None = 
     the laptop profile trains OccNet on more shapes for fewer epochs than DeepSDF and the sampling study
     (``ch07.train_per_category``); ``benchmarks/implicit.py`` measures it against the smaller set at the
     same number of steps.  The samples are near the surface by default (OccNet's own ablation preferred
-    uniform ones; the sampling study of this chapter measures all three).
+    uniform ones; the sampling study of this chapter measures all three).  ``dataset`` / ``root`` (or
+    ``COURSE_DATASET``): a real dataset's meshes with its occupancy samples (``"mix"``, :func:`implicit_data`).
     """
     s = _sizes(profile)
     per = int(per_category if per_category is not None else s["occnet_train_per_category"])
     if per < 1:
         raise ValueError(f"per_category must be a positive number of shapes, got {per}")
+    from course_lib.data.real_split import dataset_name
+
+    if sampling is None and dataset_name(dataset) != "shapenet-lite":
+        sampling = _REAL_SAMPLING["occupancy"][0]  # a real dataset's occupancy samples (half near the surface)
     return implicit_data("train", sampling=str(sampling if sampling is not None else s["occnet_sampling"]),
-                         per_category=per, profile=profile)
+                         per_category=per, profile=profile, dataset=dataset, root=root)
 
 
 class QuerySampler:
@@ -290,7 +336,11 @@ def train_occnet(data: dict[str, Any], *, decoder: str = "occnet", epochs: int |
     spec = {"categories": list(data["categories"]), "shapes": int(data["query"].shape[0]),
             "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1]), "decoder": decoder,
             "schedule": schedule, "n_query": n_query}
-    path = _train.checkpoint_path(f"{name}_{decoder}_{data.get('sampling')}", spec=spec, profile=profile)
+    real = real_dataset(data)
+    if real is not None:
+        spec["dataset"] = real
+    path = _train.checkpoint_path(dataset_checkpoint_name(f"{name}_{decoder}_{data.get('sampling')}", data),
+                                  spec=spec, profile=profile)
     lr = float(s["lr"])
     opt, sched = _train.adam(model, lr, epochs, schedule)
     hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader,
@@ -455,7 +505,11 @@ def train_deepsdf(data: dict[str, Any], *, epochs: int | None = None, profile: s
     loader = _batches(data, int(s["sdf_batch_size"]), ("query", "sdf"), sampler, seed)
     spec = {"categories": list(data["categories"]), "shapes": int(data["query"].shape[0]),
             "sampling": data.get("sampling"), "n_pool": int(data["query"].shape[1]), "n_query": n_query}
-    path = _train.checkpoint_path(f"ch07_deepsdf_{data.get('sampling')}", spec=spec, profile=profile)
+    real = real_dataset(data)
+    if real is not None:
+        spec["dataset"] = real
+    path = _train.checkpoint_path(dataset_checkpoint_name(f"ch07_deepsdf_{data.get('sampling')}", data), spec=spec,
+                                  profile=profile)
     hist = _train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader, loss_fn=sdf_loss_fn,
                                 epochs=epochs, lr=float(s["lr"]), seed=seed, progress=progress, live_plot=False)
     return model.eval(), hist

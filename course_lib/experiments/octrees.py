@@ -27,6 +27,7 @@ import torch
 from torch import Tensor
 
 from course_lib import config
+from course_lib.experiments.common import real_dataset
 
 __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
@@ -58,7 +59,9 @@ def compression(resolutions: Sequence[int] | None = None, categories: Sequence[s
     ``octree_bytes`` (:attr:`Octree.nbytes`), ``dense_float_bytes`` (float32 grid),
     ``dense_bit_bytes`` (one bit per voxel, the most compact dense grid), ``ratio``
     (dense float / octree), ``occupied`` fraction, ``round_trip_exact`` (``to_dense`` gives the grid back).  The shape is ``reserved_seed("demo")``
-    unless ``seed`` is given; voxels are :func:`course_lib.data.voxelize`.
+    unless ``seed`` is given; voxels are :func:`course_lib.data.voxelize`.  Always ShapeNet-lite's demo shapes,
+    also under ``COURSE_DATASET`` (a property of the representation, not of the data); a real dataset's meshes go
+    through :func:`mesh_compression`.
     """
     from tqdm.auto import tqdm
 
@@ -101,17 +104,22 @@ def _demo_seed() -> int:
 # auto-encoding
 # ---------------------------------------------------------------------------
 def octree_data(split: str, profile: str | None = None, *, resolution: int | None = None,
-                categories: Sequence[str] | None = None, per_category: int | None = None) -> dict[str, Any]:
+                categories: Sequence[str] | None = None, per_category: int | None = None,
+                dataset: str | None = None, root: str | None = None) -> dict[str, Any]:
     """ShapeNet-lite grids ``{"voxels": (S, R, R, R) float 0/1, "label", "category", ...}`` with the ``ch04.*`` sizes.
 
     Introduced in ``lectures/04_octrees.ipynb`` (chapter 03's :func:`~course_lib.experiments.voxels.voxel_data`,
-    cached on disk).
+    cached on disk).  ``dataset`` / ``root`` (or ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` /
+    ``COURSE_SHAPENET_DIR``) read a real dataset's meshes instead (grids by winding number,
+    :class:`course_lib.data.real_split.RealShapes`); its rows also carry ``path``, ``manifest`` and ``dataset``,
+    which :func:`train_ogn` / :func:`train_dense` put in the checkpoint's name.
     """
     from .voxels import voxel_data
 
     s = config.sizes(profile, prefix="ch04.")
     return voxel_data(split, profile, resolution=resolution or s["resolution"],
-                      categories=categories or s["categories"], per_category=per_category or s[f"{split}_per_category"])
+                      categories=categories or s["categories"], per_category=per_category or s[f"{split}_per_category"],
+                      dataset=dataset, root=root)
 
 
 def build_ogn(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
@@ -164,11 +172,16 @@ def dense_loss_fn(pos_weight: float | None) -> Callable[[Any, dict], dict]:
 def _ckpt(name: str, profile: str, data: dict[str, Any], seed: int, recipe: str) -> Any:
     from course_lib.train import checkpoint_path
 
+    from .common import dataset_checkpoint_name
+
     s = config.sizes(profile, prefix="ch04.")
     spec = {"categories": s["categories"], "resolution": int(data["voxels"].shape[-1]),
             "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item()),
             "seed": int(seed), "recipe": recipe}
-    return checkpoint_path(name, spec, profile)
+    real = real_dataset(data)
+    if real is not None:  # a real dataset's models never share a file with ShapeNet-lite's
+        spec["dataset"] = real
+    return checkpoint_path(dataset_checkpoint_name(name, data), spec, profile)
 
 
 def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str, data: dict[str, Any],
@@ -179,7 +192,9 @@ def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str, d
     from .voxels import cosine_adam, grid_batches
 
     s = config.sizes(profile, prefix="ch04.")
-    val_data = val_data or octree_data("val", profile)
+    if val_data is None:  # the validation grids of the training rows' dataset
+        real = real_dataset(data)
+        val_data = octree_data("val", profile, **({} if real is None else {"dataset": real}))
     loader = grid_batches(data, "ae", s["batch_size"], seed=seed)
     val = grid_batches(val_data, "ae", s["batch_size"], shuffle=False)
     kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=s["epochs"], lr=s["lr"], seed=seed, progress=progress,
@@ -209,18 +224,23 @@ def ae_seeds(profile: str | None = None) -> list[int]:
 
 def train_ogn(profile: str | None = None, *, data: dict[str, Any] | None = None, val_data: dict[str, Any] | None = None,
               retrain: bool = False, progress: bool = True, path: str | os.PathLike | None = None,
-              seed: int | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+              seed: int | None = None, dataset: str | None = None, root: str | None = None,
+              **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the OGN auto-encoder with the known structure; return ``(model, history)``.
 
     Introduced in ``lectures/04_octrees.ipynb``.  The per-level 3-class cross-entropy
     (:func:`ogn_loss_fn`), Adam at ``ch04.lr`` with chapter 03's cosine decay
     (:func:`course_lib.experiments.voxels.cosine_adam`) over ``ch04.epochs``, the weights of the epoch
     with the best validation loss kept.  ``seed`` (default ``ch04.seed``) seeds the initialisation
-    and the batch order.
+    and the batch order.  ``dataset`` / ``root`` (or ``COURSE_DATASET``) train on a real dataset's grids when
+    ``data`` is not given (:func:`octree_data`), under a checkpoint named after it
+    (``ch04_ogn_ae-<dataset>-<profile>-<hash>.pt``); the same holds for :func:`train_dense`.
     """
     profile = profile or config.get_profile()
     sd = _seed(seed, profile)
-    data = data or octree_data("train", profile)
+    data = data or octree_data("train", profile, dataset=dataset, root=root)
+    if val_data is None and real_dataset(data) is not None:
+        val_data = octree_data("val", profile, dataset=real_dataset(data), root=root)
     config.seed_everything(sd)
     model = build_ogn(profile, int(data["voxels"].shape[-1]))
     return model, _train(model, "ch04_ogn_ae", ogn_loss_fn, profile, data, val_data, retrain, progress, path, sd,
@@ -229,8 +249,8 @@ def train_ogn(profile: str | None = None, *, data: dict[str, Any] | None = None,
 
 def train_dense(profile: str | None = None, *, data: dict[str, Any] | None = None,
                 val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
-                path: str | os.PathLike | None = None, seed: int | None = None,
-                **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+                path: str | os.PathLike | None = None, seed: int | None = None, dataset: str | None = None,
+                root: str | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) chapter 03's dense auto-encoder on the same grids; return ``(model, history)``.
 
     Introduced in ``lectures/04_octrees.ipynb``.  Chapter 03's recipe: the weighted BCE (the positive
@@ -244,7 +264,9 @@ def train_dense(profile: str | None = None, *, data: dict[str, Any] | None = Non
 
     profile = profile or config.get_profile()
     sd = _seed(seed, profile)
-    data = data or octree_data("train", profile)
+    data = data or octree_data("train", profile, dataset=dataset, root=root)
+    if val_data is None and real_dataset(data) is not None:
+        val_data = octree_data("val", profile, dataset=real_dataset(data), root=root)
     config.seed_everything(sd)
     model = build_dense(profile, int(data["voxels"].shape[-1]))
     w = pos_weight_for(data["voxels"], profile=profile)

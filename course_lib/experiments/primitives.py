@@ -78,19 +78,26 @@ def _sz(profile: str | None) -> Mapping[str, Any]:
 
 
 def primitive_data(split: str, profile: str | None = None, categories: Sequence[str] | None = None,
-                   shapes_per_category: int | None = None) -> dict[str, Any]:
+                   shapes_per_category: int | None = None, *, dataset: str | None = None,
+                   root: str | None = None) -> dict[str, Any]:
     """Input (``points``) and independent target (``target_points``) samples of one split.
 
     Introduced in ``lectures/08_primitives.ipynb``.  Sizes from ``ch08.*``
-    (``train_per_category``, ``val_per_category`` or ``test_per_category``).
+    (``train_per_category``, ``val_per_category`` or ``test_per_category``).  ``dataset`` / ``root`` (or
+    ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``) read a real dataset's meshes
+    instead (:class:`course_lib.data.real_split.RealShapes`); its rows also carry ``path``, ``manifest`` and
+    ``dataset``, which :func:`train_primitives` puts in the checkpoint's name.  Training needs only the points;
+    :func:`evaluate_primitives`' IoU needs ShapeNet-lite's exact occupancy and refuses real rows.
     """
-    from course_lib.experiments.common import load_split
+    from course_lib.experiments.common import load_split, tag_dataset
 
     sz = _sz(profile)
     n = shapes_per_category or sz[{"train": "train_per_category", "val": "val_per_category"}.get(split,
                                                                                                 "test_per_category")]
-    return load_split(split, ("points", "target_points"), categories=tuple(categories or sz["categories"]),
-                      shapes_per_category=n, profile=profile, n_points=sz["n_points"], n_target=sz["n_points"])
+    cats = tuple(categories or sz["categories"])
+    out = load_split(split, ("points", "target_points"), categories=cats, shapes_per_category=n, profile=profile,
+                     n_points=sz["n_points"], n_target=sz["n_points"], dataset=dataset, root=root)
+    return tag_dataset(out, dataset, cats, split)
 
 
 def build_model(kind: str = "superquadric", profile: str | None = None, n_primitives: int | None = None) -> P.PrimitiveNet:
@@ -155,9 +162,15 @@ class PrimitiveLoss:
 
 
 def _spec(kind: str, method: str, sz: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any]:
-    return {"kind": kind, "method": method, "categories": list(data.get("categories", ())),
+    from course_lib.experiments.common import real_dataset
+
+    spec = {"kind": kind, "method": method, "categories": list(data.get("categories", ())),
             "shapes": int(len(data["points"])), "n_points": int(data["points"].shape[1]),
             "n_primitives": sz["n_primitives"], "n_samples": sz["n_samples"]}
+    real = real_dataset(data)
+    if real is not None:  # a real dataset's models never share a file with ShapeNet-lite's
+        spec["dataset"] = real
+    return spec
 
 
 def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Mapping[str, Any] | None = None,
@@ -172,10 +185,11 @@ def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Ma
     best epoch's weights are kept, for both methods alike (without it, the last epoch's weights:
     REINFORCE's training "loss" is a surrogate whose value means nothing).  Returns
     ``(model, history)``; ``history.train_extra[e]["expected"]`` is the exact expected loss of
-    epoch ``e`` for both methods.
+    epoch ``e`` for both methods.  Rows of a real dataset (:func:`primitive_data` with ``dataset=``, or
+    ``COURSE_DATASET``) are trained under a checkpoint named after it (``ch08_<kind>_<method>_s<seed>-<dataset>-...``).
     """
     from course_lib import train
-    from course_lib.experiments.common import Batches
+    from course_lib.experiments.common import Batches, dataset_checkpoint_name
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
@@ -194,7 +208,8 @@ def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Ma
         extra = {"val_loader": Batches(val, sz["batch_size"], keys=["points", "target_points"],
                                        rename={"points": "input", "target_points": "target"}, shuffle=False),
                  "val_fn": ValExpected(sz["n_samples"], sz["empty"], sz["parsimony"]), "monitor": "val_expected"}
-    path = train.checkpoint_path(f"ch08_{kind}_{method}_s{seed}", spec=spec, profile=profile)
+    path = train.checkpoint_path(dataset_checkpoint_name(f"ch08_{kind}_{method}_s{seed}", data), spec=spec,
+                                 profile=profile)
     hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader, loss_fn=loss,
                                epochs=n_epochs, lr=sz["lr"], seed=seed, progress=progress, live_plot=live_plot,
                                **extra)
@@ -241,16 +256,19 @@ def _ensure_one(prims: P.Primitives, threshold: float) -> P.Primitives:
 
 @torch.no_grad()
 def evaluate_primitives(model: P.PrimitiveNet, data: Mapping[str, Any], *, profile: str | None = None,
-                        threshold: float = 0.5, seed: int = 0) -> dict[str, Tensor]:
+                        threshold: float = 0.5, seed: int = 0, iou: bool = True) -> dict[str, Tensor]:
     """Per-shape metrics on ``data`` (:func:`primitive_data`): ``chamfer``, ``iou``, ``used``, ``expected``.
 
     Introduced in ``lectures/08_primitives.ipynb``.  ``chamfer``: :data:`CD_CONVENTION`;
     ``iou``: :func:`course_lib.metrics.volumetric_iou` of the union of existing primitives
     against the true occupancy at ``ch08.iou_points`` uniform points of ``[-1, 1]^3``; ``used``:
     primitives with ``prob > threshold`` (at least the most probable one is kept);
-    ``expected``: the exact expected training loss.
+    ``expected``: the exact expected training loss.  The IoU needs ShapeNet-lite's exact occupancy: on rows of a
+    real dataset it refuses (``NotImplementedError``) unless ``iou=False``, which leaves ``iou`` out (the other
+    metrics need only the target points).
     """
-    require_exact_shapes('evaluate_primitives (chapter 08: exact occupancy)', data)
+    if iou:
+        require_exact_shapes('evaluate_primitives (chapter 08: exact occupancy)', data)
     from course_lib.data import make_shape
     from course_lib.metrics import volumetric_iou
     from course_lib.ops import chamfer_distance
@@ -268,13 +286,16 @@ def evaluate_primitives(model: P.PrimitiveNet, data: Mapping[str, Any], *, profi
     for i in range(len(target)):
         s = surf[i] if len(surf[i]) else kept.translation[i]
         cds.append(1000.0 * chamfer_distance(s.to(target.dtype), target[i]))
-        pts = 2 * torch.rand(1, n_iou, 3, generator=g) - 1
-        shape = make_shape(data["category"][i], int(data["seed"][i]))
-        occ_true = shape.occupancy(pts[0])
-        occ_pred = P.union_occupancy(kept[i], pts, threshold)[0]
-        ious.append(volumetric_iou(occ_pred, occ_true))
-    return {"chamfer": torch.stack(cds), "iou": torch.stack(ious).float(),
-            "used": (kept.prob > threshold).sum(-1).float(), "expected": expected}
+        pts = 2 * torch.rand(1, n_iou, 3, generator=g) - 1  # drawn either way: the same Chamfer samples follow
+        if iou:
+            shape = make_shape(data["category"][i], int(data["seed"][i]))
+            occ_true = shape.occupancy(pts[0])
+            occ_pred = P.union_occupancy(kept[i], pts, threshold)[0]
+            ious.append(volumetric_iou(occ_pred, occ_true))
+    out = {"chamfer": torch.stack(cds), "used": (kept.prob > threshold).sum(-1).float(), "expected": expected}
+    if iou:
+        out["iou"] = torch.stack(ious).float()
+    return out
 
 
 # ---------------------------------------------------------------------------

@@ -40,7 +40,15 @@ from torch import Tensor
 
 from course_lib import config
 from course_lib import ops as _ops
-from course_lib.experiments.common import Batches, load_split, require_exact_shapes, subsample
+from course_lib.experiments.common import (
+    Batches,
+    dataset_checkpoint_name,
+    load_split,
+    real_dataset,
+    require_exact_shapes,
+    subsample,
+    tag_dataset,
+)
 
 __all__ = [
     "CD_CONVENTION",
@@ -92,7 +100,8 @@ CD_CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distance
 
 def surface_dataset(categories: Sequence[str], split: str, n_per_category: int, n_points: int,
                     image_size: int | None = None, n_input: int | None = None, *,
-                    oracle: bool = False, profile: str | None = None) -> dict[str, Any]:
+                    oracle: bool = False, profile: str | None = None, dataset: str | None = None,
+                    root: str | None = None) -> dict[str, Any]:
     """ShapeNet-lite shapes of ``split``, stacked: input points with part labels, target points, views.
 
     Introduced in ``lectures/06_surfaces.ipynb``.
@@ -105,15 +114,30 @@ def surface_dataset(categories: Sequence[str], split: str, n_per_category: int, 
     ``oracle_points`` ``(S, n_points, 3)`` (a third sampling), with ``image_size`` ``rgb``
     ``(S, 3, H, W)`` (one seeded random view per shape), and ``label``, ``seed``, ``category``
     (names), ``categories``.  One on-disk cache for every chapter.
-    """
-    require_exact_shapes('surface_dataset (chapter 06: part labels)')
-    from course_lib.data import make_shape
 
-    reps = ["points", "parts", "target_points"] + (["oracle_points"] if oracle else []) \
+    ``dataset`` / ``root`` (or ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``) read a
+    real dataset's meshes instead (:class:`course_lib.data.real_split.RealShapes`: the same samplings, views
+    rendered with ShapeNet-lite's cameras); real meshes have no part labels, so their rows have no ``part`` /
+    ``parts`` (:func:`label_transfer` refuses them) and carry ``path``, ``manifest`` and ``dataset`` instead,
+    which :func:`checkpoint_path` puts in the checkpoint's name.
+    """
+    from course_lib.data.real_split import dataset_name
+
+    name = dataset_name(dataset)
+    real = name != "shapenet-lite"
+    reps = ["points"] + ([] if real else ["parts"]) + ["target_points"] + (["oracle_points"] if oracle else []) \
         + (["image"] if image_size else [])
     kw: dict[str, Any] = {"image_size": int(image_size)} if image_size else {}
+    if real:
+        kw.update(dataset=name, root=root)
+    elif root is not None:
+        raise ValueError("root= is for real datasets (dataset='modelnet' or 'shapenetcore')")
     out = load_split(split, reps, categories=list(categories), shapes_per_category=int(n_per_category),
                      profile=profile, n_points=int(n_input or n_points), n_target=int(n_points), **kw)
+    if real:
+        return tag_dataset(out, name, categories, split)
+    from course_lib.data import make_shape
+
     out["parts"] = [make_shape(c, int(s)).parts for c, s in zip(out["category"], out["seed"].tolist())]
     return out
 
@@ -145,6 +169,9 @@ def data_spec(data: dict[str, Any], **extra: Any) -> dict[str, Any]:
                             "target_points": int(data["target_points"].shape[1])}
     if "rgb" in data:
         spec["image"] = list(data["rgb"].shape[1:])
+    real = real_dataset(data)
+    if real is not None:
+        spec["dataset"] = real
     spec.update(extra)
     return spec
 
@@ -153,11 +180,13 @@ def checkpoint_path(name: str, data: dict[str, Any], profile: str | None = None,
     """The checkpoint of the chapter-06 model ``name`` trained on ``data``: :func:`course_lib.train.checkpoint_path`
     keyed by :func:`data_spec` (and ``extra``: the loss variant, the input size, ...).
 
-    Introduced in ``lectures/06_surfaces.ipynb``.
+    Introduced in ``lectures/06_surfaces.ipynb``.  Rows of a real dataset (``dataset`` from
+    :func:`surface_dataset`, or ``COURSE_DATASET``) put its name in the file name,
+    ``ch06_<name>-<dataset>-<profile>-<hash>.pt``: never ShapeNet-lite's.
     """
     from course_lib.train import checkpoint_path as _path
 
-    return _path(f"ch06_{name}", data_spec(data, **extra), profile)
+    return _path(dataset_checkpoint_name(f"ch06_{name}", data), data_spec(data, **extra), profile)
 
 
 def build_atlasnet(template: str = "square", n_patches: int = 25, latent_dim: int = 128,
@@ -380,6 +409,7 @@ def label_transfer(model: Any, data: dict[str, Any], refine_steps: int = 0, n_in
     """
     from course_lib.models.coded import label_accuracy, refine_latent, remap_labels, transfer_labels
 
+    require_exact_shapes("label_transfer (chapter 06: part labels)", data)
     model.eval()
     pts = data["points"]
     true = torch.stack([remap_labels(p, parts, model.parts) for p, parts in zip(data["part"], data["parts"])])
@@ -499,19 +529,23 @@ def parse_model_key(key: str) -> tuple[str, str, int]:
 
 
 def chapter_splits(profile: str | None = None, *, image_size: int | None = None,
-                   categories: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+                   categories: Sequence[str] | None = None, dataset: str | None = None,
+                   root: str | None = None) -> dict[str, dict[str, Any]]:
     """The chapter's ``{"train": ..., "val": ...}`` shapes (:func:`surface_dataset`, ``ch06.*`` sizes).
 
     Introduced in ``lectures/06_surfaces.ipynb``.  The ``val`` shapes (``ch06.val_per_category``,
     with ``ch06.n_input`` input points) are where every choice of the chapter is made: the best
-    epoch of each model, Poisson's grid.  The test split is never read here.
+    epoch of each model, Poisson's grid.  The test split is never read here.  ``dataset`` / ``root`` (or
+    ``COURSE_DATASET``): a real dataset's meshes (:func:`surface_dataset`).
     """
     sz = config.sizes(profile, prefix="ch06.")
     cats = list(categories or sz["categories"])
     n, n_in = int(sz["n_points"]), int(sz["n_input"])
-    return {"train": surface_dataset(cats, "train", int(sz["train_per_category"]), n, image_size, profile=profile),
+    where = {"dataset": dataset, "root": root}
+    return {"train": surface_dataset(cats, "train", int(sz["train_per_category"]), n, image_size, profile=profile,
+                                     **where),
             "val": surface_dataset(cats, "val", int(sz["val_per_category"]), n, image_size, n_input=n_in,
-                                   profile=profile)}
+                                   profile=profile, **where)}
 
 
 def _val_spec(val: dict[str, Any]) -> dict[str, Any]:
@@ -531,7 +565,8 @@ def build_chapter_model(key: str, profile: str | None = None) -> Any:
 
 def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[str, dict[str, Any]] | None = None,
                         retrain: bool = False, seed: int = 0, progress: bool = True,
-                        live_plot: Any = "auto") -> tuple[Any, Any]:
+                        live_plot: Any = "auto", dataset: str | None = None,
+                        root: str | None = None) -> tuple[Any, Any]:
     """Train (or load) the chapter's model ``key`` by the chapter's one recipe: ``(model in eval mode, history)``.
 
     Introduced in ``lectures/06_surfaces.ipynb``; ``benchmarks/surfaces.py`` and chapter 11 load the
@@ -539,11 +574,14 @@ def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[st
     ``ch06.n_input`` points) or ``"svr-..."`` (ResNet on one view).  ``ch06.epochs`` epochs of Adam on
     the training split, the best epoch chosen on the ``val`` split (:func:`best_epoch_record`);
     ``splits`` from :func:`chapter_splits` (with ``image_size`` for ``svr``) avoids reloading them.
+    Without ``splits``, ``dataset`` / ``root`` (or ``COURSE_DATASET``) train on a real dataset's meshes, under a
+    checkpoint named after it (:func:`checkpoint_path`); the same holds for :func:`train_chapter_coded`.
     """
     sz = config.sizes(profile, prefix="ch06.")
     task, _, _ = parse_model_key(key)
     if splits is None:
-        splits = chapter_splits(profile, image_size=int(sz["image_size"]) if task == "svr" else None)
+        splits = chapter_splits(profile, image_size=int(sz["image_size"]) if task == "svr" else None,
+                                dataset=dataset, root=root)
     if task == "svr" and "rgb" not in splits["train"]:
         raise ValueError(f"{key} reads views: pass chapter_splits(image_size=...) as splits")
     n_in = int(sz["n_input"]) if task == "ae" else None
@@ -559,7 +597,8 @@ def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[st
 
 def train_chapter_coded(category: str, profile: str | None = None, *,
                         splits: dict[str, dict[str, Any]] | None = None, retrain: bool = False, seed: int = 0,
-                        progress: bool = True, live_plot: Any = "auto") -> tuple[Any, Any]:
+                        progress: bool = True, live_plot: Any = "auto", dataset: str | None = None,
+                        root: str | None = None) -> tuple[Any, Any]:
     """Train (or load) the chapter's 3D-CODED model of ``category``: ``(model in eval mode, history)``.
 
     Introduced in ``lectures/06_surfaces.ipynb``; the benchmark and chapter 11 load the same
@@ -568,7 +607,7 @@ def train_chapter_coded(category: str, profile: str | None = None, *,
     """
     sz = config.sizes(profile, prefix="ch06.")
     if splits is None:
-        splits = chapter_splits(profile, categories=[category])
+        splits = chapter_splits(profile, categories=[category], dataset=dataset, root=root)
     if list(splits["train"]["categories"]) != [category]:
         raise ValueError(f"3D-CODED of {category!r} trains on that category only, got the splits of "
                          f"{list(splits['train']['categories'])}")
@@ -756,7 +795,10 @@ def select_poisson_resolution(id: str, data: dict[str, Any], candidates: Sequenc
     from course_lib.data import split_of
     from course_lib.experiments.protocol import select_on_val
 
-    splits = {split_of(int(s)) for s in data["seed"].tolist()}
+    if "path" in data:  # a real dataset's rows: their seeds are file ids, the loader recorded the split
+        splits = {str(data.get("split", "unknown"))}
+    else:
+        splits = {split_of(int(s)) for s in data["seed"].tolist()}
     if splits != {"val"}:
         raise ValueError(f"{id}: Poisson's grid is chosen on val shapes only, got shapes of {sorted(splits)}")
     if not candidates:
