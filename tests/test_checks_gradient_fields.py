@@ -530,3 +530,79 @@ def test_condition_layer_other_mistakes():
         return out
 
     _failed(c(in_place, quiet=True), "in place")
+
+
+# --- issue #34: more plausible mistakes, each named --------------------------------------------------------------
+def _score_weights(weights_scale, divide=1.0):
+    def fn(x, p, s):
+        w = torch.softmax(-torch.cdist(x, p).square() / weights_scale(s), -1)
+        return (w @ p - x) / s ** 2 / (p.shape[1] if divide == "N" else 1.0)
+
+    return fn
+
+
+@pytest.mark.parametrize("fn, words", [
+    (_score_weights(lambda s: 2 * s), ("divide by 2 sigma;",)),
+    (_score_weights(lambda s: 2 * s ** 2, divide="N"), ("divided by N",)),
+])
+def test_analytic_score_more_mistakes(fn, words):
+    _failed(checks.check_analytic_score(fn, quiet=True), *words)
+
+
+def _dsm_variant(*, predict_sigma=lambda s, i: s, loss=None):
+    def fn(predict, points, sigmas):
+        b = points.shape[0]
+        i = torch.randint(len(sigmas), (b,))
+        s = sigmas[i]
+        eps = torch.randn_like(points)
+        noisy = points + s[:, None, None] * eps
+        pred = predict(noisy, predict_sigma(s, i))
+        return loss(pred, points, noisy, s, eps)
+
+    return fn
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(predict_sigma=lambda s, i: s ** 2), ("predict got sigma^2",)),
+    (dict(predict_sigma=lambda s, i: i.float()), ("index of each shape's level",)),
+    (dict(loss=lambda pred, p, xt, s, e: (0.5 * (pred + s[:, None, None] * e).square().sum(-1) / s[:, None, None])
+          .mean()), ("broadcasts to (B, B, N)",)),
+    (dict(loss=lambda pred, p, xt, s, e: (0.5 * (pred - p).square().sum(-1) / s[:, None]).mean()),
+     ("the clean point itself",)),
+    (dict(loss=lambda pred, p, xt, s, e: (0.5 * (pred + e / s[:, None, None]).square().sum(-1) / s[:, None]).mean()),
+     ("-eps / sigma is the score",)),
+])
+def test_dsm_loss_more_mistakes(kw, words):
+    kw.setdefault("loss", lambda pred, p, xt, s, e: (0.5 * (pred + s[:, None, None] * e).square().sum(-1)
+                                                     / s[:, None]).mean())
+    _failed(checks.check_dsm_loss(_dsm_variant(**kw), quiet=True), *words)
+
+
+def _langevin_variant(*, alpha=lambda s, levels, r: 2 * s * s * r, noise=lambda x, s, a: a ** 0.5 * torch.randn_like(x),
+                      sign=1.0):
+    @torch.no_grad()
+    def fn(score_fn, x0, sigmas, steps, ratio):
+        x, levels = x0.clone(), [float(v) for v in sigmas]
+        for sg in levels:
+            a = alpha(sg, levels, ratio)
+            st = torch.full((x.shape[0],), sg, dtype=x.dtype)
+            for _ in range(steps):
+                x = x + noise(x, sg, a)
+                x = x + sign * a / 2 * score_fn(x, st)
+        return x
+
+    return fn
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(alpha=lambda s, lv, r: 2 * s * r), ("you used sigma, not sigma^2",)),
+    (dict(alpha=lambda s, lv, r: 2 * lv[-1] ** 2 * r), ("the last sigma at every level",)),
+    (dict(alpha=lambda s, lv, r: 2 * lv[0] ** 2 * r), ("the first sigma at every level",)),
+    (dict(sign=-1.0), ("against the score",)),
+    (dict(noise=lambda x, s, a: s * torch.randn_like(x)), ("noise has std sigma",)),
+    (dict(noise=lambda x, s, a: a ** 0.5 * (torch.rand_like(x) * 2 - 1) * 3 ** 0.5), ("not Gaussian",)),
+    (dict(noise=lambda x, s, a: a ** 0.5 * torch.rand_like(x)), ("torch.rand_like",)),
+])
+def test_langevin_more_mistakes(kw, words):
+    assert checks.check_annealed_langevin(_langevin_variant(), quiet=True).passed
+    _failed(checks.check_annealed_langevin(_langevin_variant(**kw), quiet=True), *words)

@@ -76,6 +76,12 @@ def check_analytic_score(fn) -> str:
         for msg, w in named:
             if _close(out, (w @ pd - xd) / sigma ** 2):
                 raise CheckFailed(msg)
+        if _close(out, (torch.softmax(-d2 / (2 * sigma), -1) @ pd - xd) / sigma ** 2):
+            raise CheckFailed("the weights divide by 2 sigma; the Gaussian's log is -|x - p|^2 / (2 sigma^2) (sigma is "
+                              "a standard deviation, sigma^2 the variance)")
+        if _close(out, ref / pts.shape[1]):
+            raise CheckFailed("you divided by N: the softmax weights already sum to 1 over the points, so "
+                              "sum_n w_n p_n is the weighted mean; do not divide again")
         err = float((out - ref).abs().max() / ref.abs().max())
         i = tuple(int(v) for v in (~((out - ref).abs() <= 1e-6 + 1e-3 * ref.abs())).nonzero()[0])
         raise CheckFailed(f"wrong values at sigma={sigma} (largest error {err:.2%} of the largest score; the first "
@@ -214,8 +220,13 @@ def check_dsm_loss(fn) -> str:
     expect(tuple(xt.shape) == (b, n, 3), f"predict got noisy points of shape {tuple(xt.shape)}, expected {(b, n, 3)}")
     expect(s.dim() == 1 and s.shape[0] == b,
            f"predict should get one sigma per shape, a tensor of shape ({b},); got shape {tuple(s.shape)}")
-    expect(all(bool((sigmas - v).abs().min() < 1e-6) for v in s),
-           "the sigmas passed to predict should be drawn from the schedule `sigmas`")
+    if not all(bool((sigmas - v).abs().min() < 1e-6) for v in s):
+        if all(bool((sigmas.square() - v).abs().min() < 1e-7) for v in s):
+            raise CheckFailed("predict got sigma^2: pass it the level sigma itself (one per shape, the standard "
+                              "deviation of the noise)")
+        if all(float(v) == int(v) and 0 <= int(v) < len(sigmas) for v in s):
+            raise CheckFailed("predict got the index of each shape's level, not the level: pass sigmas[idx]")
+        raise CheckFailed("the sigmas passed to predict should be drawn from the schedule `sigmas`")
     expect(len(set(s.tolist())) > 1, "every shape got the same sigma: draw one level per *shape* "
                                      "(torch.randint(len(sigmas), (B,))), not one per batch")
     if bool(((xt - points).abs() < 1e-7).all()):
@@ -266,6 +277,13 @@ def check_dsm_loss(fn) -> str:
             "2 sigma (sigma[:, None], broadcast over the points)": (0.5 * sq).mean() / s.mean(),
             "the error is not squared (the norm ||pred - target||): use the squared norm, "
             "(pred - target).square().sum(-1), not .norm(dim=-1)": (0.5 * sq.sqrt() / s[:, None]).mean(),
+            "sigma[:, None, None] against the squared error of shape (B, N) broadcasts to (B, B, N): every shape's "
+            "error is divided by every shape's sigma. After .sum(-1) the weight is 1 / (2 sigma[:, None])":
+                (0.5 * sq / s[:, None, None]).mean(),
+            "the target is the clean point itself; it is the displacement back to it, -sigma * eps = x - x~":
+                (0.5 * (pred - points).square().sum(-1) / s[:, None]).mean(),
+            "the target -eps / sigma is the score; ShapeGF's network predicts the displacement sigma^2 * score "
+            "= -sigma * eps": (0.5 * (pred + (xt - points) / s[:, None, None] ** 2).square().sum(-1) / s[:, None]).mean(),
         }
     got = loss.detach()
     if not bool(torch.isfinite(got)):
@@ -342,6 +360,16 @@ def _langevin_noise_pattern(x0: torch.Tensor, probe: _Probe, ratio: float, k: in
                           "over the points): draw noise of x's full shape, torch.randn_like(x), so that every point "
                           "moves on its own")
 
+    u0 = us[0]  # the first noise step, from x0: exactly sqrt(alpha) * noise
+    if abs(float(u0.mean())) > 0.2:
+        raise CheckFailed(f"the noise has mean {float(u0.mean()):.2f} (in units of sqrt(alpha)): it should be "
+                          "standard normal, torch.randn_like(x), not torch.rand_like(x)")
+    z = (u0 - u0.mean()) / u0.std()
+    kurt = float(z.pow(4).mean())
+    if not 2.5 < kurt < 3.6:
+        raise CheckFailed(f"the noise is not Gaussian (its kurtosis is {kurt:.2f}, a Gaussian's is 3; a uniform's "
+                          "1.8): draw it with torch.randn_like(x)")
+
     def same(a: torch.Tensor, b: torch.Tensor) -> bool:  # the same draw (up to a small deterministic part)
         return float((a - b).abs().mean()) < 0.1 * float(a.abs().mean())
 
@@ -400,6 +428,17 @@ def check_annealed_langevin(fn) -> str:
         c = float((delta * sc).sum() / sc.square().sum())
         c_ref = sa ** 2 * ratio
         if abs(c - c_ref) > 0.1 * c_ref:
+            if abs(c + c_ref) < 0.1 * c_ref:
+                raise CheckFailed(f"the gradient step goes against the score (x - alpha/2 * score): the score points "
+                                  f"towards the data, x + alpha/2 * score (sigma={sa:g})")
+            if abs(c - sa * ratio) < 0.1 * sa * ratio:
+                raise CheckFailed(f"alpha = 2 sigma^2 step_ratio: you used sigma, not sigma^2 (sigma={sa:g})")
+            if sa != sigmas[-1] and abs(c - sigmas[-1] ** 2 * ratio) < 0.5 * sigmas[-1] ** 2 * ratio:
+                raise CheckFailed(f"alpha uses the last sigma at every level: it changes with the level, alpha = "
+                                  f"2 sigma^2 step_ratio with the current sigma (sigma={sa:g})")
+            if sa != sigmas[0] and abs(c - sigmas[0] ** 2 * ratio) < 0.1 * sigmas[0] ** 2 * ratio:
+                raise CheckFailed(f"alpha uses the first sigma at every level: it changes with the level, alpha = "
+                                  f"2 sigma^2 step_ratio with the current sigma (sigma={sa:g})")
             if abs(c - 2 * c_ref) < 0.1 * c_ref:
                 raise CheckFailed(f"the gradient step is alpha * score; it should be alpha / 2 * score "
                                   f"(sigma={sa:g})")
@@ -418,12 +457,26 @@ def check_annealed_langevin(fn) -> str:
                               "Langevin dynamics rather than gradient ascent)")
         if abs(std - want) > 0.1 * want:
             prev = math.sqrt(2 * sa ** 2 * ratio)
+            if sa != sb and abs(std - prev) < 0.1 * prev and t + 2 < n_calls and sa == sigmas[0]:
+                (xc, _sc) = probe.calls[t + 2]
+                sc_b = -probe.c * xb / sb ** 2
+                c_next = float(((xc - xb) * sc_b).sum() / sc_b.square().sum())
+                if abs(c_next - sigmas[0] ** 2 * ratio) < 0.2 * sigmas[0] ** 2 * ratio:
+                    raise CheckFailed(f"alpha uses the first sigma at every level: it changes with the level, alpha = "
+                                      f"2 sigma^2 step_ratio with the current sigma (sigma={sb:g})")
             if sa != sb and abs(std - prev) < 0.1 * prev:
                 raise CheckFailed("the noise comes after the gradient step (it has the previous level's size): in "
                                   "each step add the noise first, then take the gradient step, so that every "
                                   "level ends on a denoising step")
             if abs(std - alpha_next) < 0.1 * alpha_next:
                 raise CheckFailed("the noise has std alpha; it should be sqrt(alpha)")
+            if abs(std - sb) < 0.1 * sb:
+                raise CheckFailed(f"the noise has std sigma; it should be sqrt(alpha) = sigma sqrt(2 step_ratio) "
+                                  f"(sigma={sb:g})")
+            unsq = math.sqrt(2 * sb * ratio)
+            if abs(std - unsq) < 0.1 * unsq:
+                raise CheckFailed(f"alpha = 2 sigma^2 step_ratio: you used sigma, not sigma^2 (the noise has std "
+                                  f"sqrt(2 sigma step_ratio) at sigma={sb:g})")
             raise CheckFailed(f"the noise added before step {t + 2} has std {std:.3g}; expected sqrt(alpha) = "
                               f"{want:.3g} (alpha = 2 sigma^2 step_ratio at sigma={sb:g})")
     # the last operation must be the gradient step (noise first, then the step)
