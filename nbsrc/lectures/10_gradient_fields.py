@@ -796,11 +796,11 @@ for metric in ("mmd", "cov", "1nna"):
 #   code plus noise of `ch10.gen_code_noise` times each dimension's standard deviation, instead of the GAN.
 #
 # Keeping one of these is a *choice*, so it is made on the validation shapes: the lowest distance of
-# 1-NNA-CD from the ideal 50%, averaged over `ch10.gen_seeds` seeds (the decoded training codes are a
-# diagnostic, not a candidate: they generate nothing new). Only then are the test shapes read: MMD, COV
+# 1-NNA-CD from the ideal 50%, averaged over `ch10.gen_seeds` seeds. Only then are the test shapes read: MMD, COV
 # and 1-NNA with Chamfer and with the **exact EMD** (`course_lib.metrics_generation.generation_metrics(...,
 # "emd")`, on the first `ch10.gen_emd_points` points of each cloud, since one exact matching costs
-# $O(N^3)$). Predict before you run the cell: which suspect do you expect to matter most?
+# $O(N^3)$), with the decoded training codes beside them as a diagnostic (not a candidate: they generate
+# nothing new). Predict before you run the cell: which suspect do you expect to matter most?
 
 # %%
 if G is None:
