@@ -413,3 +413,71 @@ def test_aggregate_matches_the_library_rasteriser():
     per_face = torch.stack([rasterize_silhouette(verts, faces[i:i + 1], cams, 16, sigma=1e-3, method="dense",
                                                  cull_eps=1e-12)[0] for i in range(2)])[None]
     assert torch.allclose(aggregate(per_face, torch.ones(1, 2, dtype=torch.bool)), both, atol=1e-5)
+
+
+# --- issue #34: more plausible mistakes of exercises 1, 3 and 4, each named ----------------------------------------
+def _line_d2(p, a, b):
+    e = b - a
+    t = ((p - a) * e).sum(-1) / (e * e).sum()
+    return ((p - a - t[:, None] * e) ** 2).sum(-1)
+
+
+def _coverage_with(d2_fn, scale=lambda s: s):
+    def fn(points, tri, sigma):
+        sign = torch.where(_inside(points, tri), 1.0, -1.0).to(points.dtype)
+        return torch.sigmoid(sign * d2_fn(points, tri) / scale(sigma))
+
+    return fn
+
+
+@pytest.mark.parametrize("fn, words", [
+    (_coverage_with(lambda p, t: torch.stack([_line_d2(p, t[i], t[(i + 1) % 3]) for i in range(3)]).amin(0)),
+     ("infinite lines",)),
+    (_coverage_with(lambda p, t: torch.stack([_seg_d2(p, t[i], t[(i + 1) % 3]) for i in range(3)]).amax(0)),
+     ("not the farthest",)),
+    (_coverage_with(_edge_d2, lambda s: s * s), ("not by sigma^2",)),
+    (_coverage_with(_edge_d2, lambda s: s ** 0.5), ("not by sqrt(sigma)",)),
+    (lambda p, t, s: _inside(p, t).to(p.dtype) + 0 * t.sum(), ("hard mask",)),
+])
+def test_coverage_more_mistakes(fn, words):
+    _fails(checks.check_soft_coverage(fn, quiet=True), *words)
+
+
+def _iou_parts(inter, union, post=lambda r: 1 - r, dims=(1, 2)):
+    def fn(pred, target):
+        return post(inter(pred, target).sum(dims) / union(pred, target).sum(dims)).mean()
+
+    return fn
+
+
+def _prod(p, t):
+    return p * t
+
+
+def _prob_union(p, t):
+    return p + t - p * t
+
+
+@pytest.mark.parametrize("fn, words", [
+    (_iou_parts(_prod, _prob_union, post=lambda r: (1 - r) ** 2), ("not (1 - IoU)^2",)),
+    (_iou_parts(_prod, _prob_union, post=lambda r: -torch.log(r)), ("not -log(IoU)",)),
+    (_iou_parts(_prod, lambda p, t: p), ("not sum(p)",)),
+    (_iou_parts(_prod, lambda p, t: t), ("not sum(t)",)),
+    (_iou_parts(_prod, _prob_union, dims=-1), ("last axis only",)),
+])
+def test_iou_more_mistakes(fn, words):
+    _fails(checks.check_iou_loss(fn, quiet=True), *words)
+
+
+def test_laplacian_directed_edges_and_mean_over_xyz():
+    def directed(verts, faces):
+        nb = [set() for _ in range(verts.shape[0])]
+        for a, b, c in faces.tolist():
+            for i, j in ((a, b), (b, c), (c, a)):
+                nb[i].add(j)
+        lap = torch.stack([verts[i] - verts[sorted(nb[i])].mean(0) if nb[i] else 0 * verts[i]
+                           for i in range(verts.shape[0])])
+        return lap.square().sum()
+
+    _fails(checks.check_laplacian_loss(directed, quiet=True), "directed edges")
+    _fails(checks.check_laplacian_loss(lambda v, f: laplacian_loss(v, f) / 3, quiet=True), "averaged over the 3")

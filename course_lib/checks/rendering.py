@@ -25,6 +25,13 @@ def _seg_d2(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return ((p - q) ** 2).sum(1)
 
 
+def _line_d2(p: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared distance to the infinite line through ``a`` and ``b`` (a wrong answer the check names)."""
+    e = b - a
+    t = ((p - a) @ e) / max(float(e @ e), 1e-300)
+    return ((p - a - t[:, None] * e) ** 2).sum(1)
+
+
 def _inside(p: np.ndarray, tri: np.ndarray) -> np.ndarray:
     def cross(o, a, b):
         return (a[0] - o[0]) * (b[:, 1] - o[1]) - (a[1] - o[1]) * (b[:, 0] - o[0])
@@ -39,9 +46,13 @@ def _coverage_variants(p: np.ndarray, tri: np.ndarray, sigma: float) -> dict[str
     sgn = np.where(ins, 1.0, -1.0)
 
     def sig(x):
-        return 1.0 / (1.0 + np.exp(-x))
+        with np.errstate(over="ignore"):  # exp(-x) of a large x is inf: the sigmoid is then 0
+            return 1.0 / (1.0 + np.exp(-x))
 
     dv = np.min(((p[:, None] - tri[None]) ** 2).sum(-1), axis=1)
+    edges = [(tri[i], tri[(i + 1) % 3]) for i in range(3)]
+    lines = np.min([_line_d2(p, a, b) for a, b in edges], axis=0)
+    far = np.max([_seg_d2(p, a, b) for a, b in edges], axis=0)
     return {
         "ok": sig(sgn * d2 / sigma),
         "the sign is reversed: inside the triangle the coverage must be above 1/2 (delta = +1 inside, -1 outside)":
@@ -52,6 +63,14 @@ def _coverage_variants(p: np.ndarray, tri: np.ndarray, sigma: float) -> dict[str
         "divide d^2 by sigma (sigma is a temperature), do not multiply": sig(sgn * d2 * sigma),
         "d must be the distance to the nearest point of the triangle's edges (a segment), not to the nearest "
         "corner": sig(sgn * dv / sigma),
+        "d must be the distance to the edge *segments*: you measured it to the infinite lines through the edges "
+        "(clamp t to [0, 1] so that the nearest point stays on the edge)": sig(sgn * lines / sigma),
+        "d is the distance to the *nearest* edge (min over the three edges), not the farthest":
+            sig(sgn * far / sigma),
+        "divide d^2 by sigma, not by sigma^2 (sigma is already in squared units)": sig(sgn * d2 / sigma ** 2),
+        "divide d^2 by sigma, not by sqrt(sigma) (sigma is already in squared units)": sig(sgn * d2 / np.sqrt(sigma)),
+        "that is a hard mask (1 inside, 0 outside): the soft coverage is sigmoid(delta d^2 / sigma), smooth across "
+        "the edges (a hard mask has no gradient)": ins.astype(float),
     }
 
 
@@ -222,6 +241,12 @@ def _iou_variants(p: np.ndarray, t: np.ndarray) -> dict[str, float]:
             _hard_iou_loss(p, t),
         "compute one IoU per image and average the losses; you pooled the whole batch into one ratio":
             float(1.0 - inter.sum() / union.sum()),
+        "the loss is 1 - IoU, not (1 - IoU)^2": float(np.mean((1.0 - inter / union) ** 2)),
+        "the loss is 1 - IoU, not -log(IoU)": float(np.mean(-np.log(inter / union))),
+        "the union is sum(p + t - p t), not sum(p) (the prediction alone)": float(np.mean(1.0 - inter / p.sum((1, 2)))),
+        "the union is sum(p + t - p t), not sum(t) (the target alone)": float(np.mean(1.0 - inter / t.sum((1, 2)))),
+        "sum over both image axes, (1, 2): you summed over the last axis only, one IoU per image row":
+            float(np.mean(1.0 - (p * t).sum(-1) / (p + t - p * t).sum(-1))),
         "sum(p t) per image is the intersection: you multiplied the sums sum(p) sum(t) instead":
             float(np.mean(1.0 - p.sum((1, 2)) * t.sum((1, 2)) / union)),
     }
@@ -291,7 +316,12 @@ def _laplacian_variants(v: np.ndarray, f: np.ndarray) -> dict[str, float]:
             nb[j].add(i)
             mult[i].append(j)
             mult[j].append(i)
+    directed: list[set[int]] = [set() for _ in range(len(v))]
+    for a, b, c in f.tolist():
+        for i, j in ((a, b), (b, c), (c, a)):
+            directed[i].add(j)
     lap = np.stack([v[i] - v[sorted(nb[i])].mean(0) for i in range(len(v))])
+    one_way = np.stack([v[i] - v[sorted(directed[i])].mean(0) if directed[i] else 0 * v[i] for i in range(len(v))])
     dup = np.stack([v[i] - v[mult[i]].mean(0) for i in range(len(v))])
     self_in = np.stack([v[i] - v[sorted(nb[i] | {i})].mean(0) for i in range(len(v))])
     unnorm = np.stack([len(nb[i]) * v[i] - v[sorted(nb[i])].sum(0) for i in range(len(v))])
@@ -305,6 +335,9 @@ def _laplacian_variants(v: np.ndarray, f: np.ndarray) -> dict[str, float]:
         "the mean is over the neighbours only; you included the vertex itself": float((self_in ** 2).sum()),
         "divide by the degree: the uniform Laplacian is x_i - (1/deg_i) sum_j x_j, not deg_i x_i - sum_j x_j":
             float((unnorm ** 2).sum()),
+        "each edge joins its two vertices both ways: you kept only the directed edges a->b, b->c, c->a of each face, "
+        "so a vertex misses the neighbours of its boundary edges (add both directions)": float((one_way ** 2).sum()),
+        "sum the squared norm over x, y, z (you averaged over the 3 coordinates)": float((lap ** 2).sum() / 3),
     }
 
 
