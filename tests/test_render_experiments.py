@@ -349,3 +349,25 @@ def test_camera_pose_study_small():
     assert far["found"] == []  # starts at -50 and 130 degrees, and no step
     with pytest.raises(ValueError, match="n_starts"):
         R.camera_pose_study(v, f, (40.0, 20.0), size=24, steps=1, n_starts=0)
+
+
+def test_fit_shaded_without_colour_is_the_silhouette_fit_and_colour_pulls():
+    from course_lib.data import make_shape, render, split_seeds
+
+    shape = make_shape("mug", split_seeds("train", 1)[0])
+    views = R.view_rig(2)
+    rgb, sil, cams = R.shaded_views(shape, views, 24)
+    ref = render(shape, azimuth=views[1][0], elevation=views[1][1], distance=R.CAMERA["distance"],
+                 fov=R.CAMERA["fov"], size=24, color="uniform")
+    assert torch.equal(rgb[1], ref["rgb"]) and torch.equal(sil[1], ref["silhouette"])
+    kw = {"level": 1, "steps": 6, "lr": 0.02, "sigma": 1e-4, "lambda_lap": 0.03, "lambda_flat": 3e-4,
+          "cull_eps": 1e-4}
+    a = R.fit_shaded(rgb, sil, cams, lambda_rgb=0.0, **kw)
+    b = R.fit_silhouettes(sil, cams, **kw)
+    assert torch.allclose(a.verts, b.verts, atol=1e-6)  # the same loop, the same steps
+    c = R.fit_shaded(rgb, sil, cams, lambda_rgb=5.0, **kw)
+    assert not torch.allclose(c.verts, a.verts) and c.history["rgb"][-1] < c.history["rgb"][0]
+    with pytest.raises(ValueError, match="target_rgb"):
+        R.fit_shaded(rgb[:, :1], sil, cams)
+    with pytest.raises(TypeError, match="Shape"):
+        R.shaded_views("mug", views, 24)

@@ -52,11 +52,14 @@ from course_lib.render import (
     Cameras,
     look_at_cameras,
     rasterize_silhouette,
+    render_mesh,
     silhouette_iou,
     silhouette_iou_loss,
 )
 
 __all__ = [
+    "shaded_views",
+    "fit_shaded",
     "seam_levels",
     "local_minima",
     "camera_pose_study",
@@ -490,6 +493,83 @@ def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: 
         snaps.append(verts.cpu().clone())
         snap_steps.append(steps)
     return FitResult(verts, faces, hist, snaps, snap_steps, time.perf_counter() - t0)
+
+
+def shaded_views(shape: Any, views: Sequence[tuple[float, float]], size: int) -> tuple[Tensor, Tensor, Cameras]:
+    """RGB images ``(N, 3, H, W)`` of ``shape`` in one colour (:func:`course_lib.data.render`, ``color="uniform"``,
+    lit as :func:`course_lib.render.face_shading` lights a mesh), its silhouettes ``(N, H, W)`` and the cameras."""
+    from course_lib import data
+
+    if not isinstance(shape, data.Shape):
+        raise TypeError(f"shape must be a course_lib.data.Shape, got {type(shape).__name__}")
+    rgb, sil = [], []
+    for az, el in views:
+        r = data.render(shape, azimuth=float(az), elevation=float(el), distance=CAMERA["distance"], fov=CAMERA["fov"],
+                        size=int(size), color="uniform")
+        rgb.append(r["rgb"])
+        sil.append(r["silhouette"])
+    return torch.stack(rgb), torch.stack(sil), _cameras(views, size)
+
+
+def fit_shaded(target_rgb: Tensor, target_sil: Tensor, cameras: Cameras, *, lambda_rgb: float = 1.0,
+               level: int = 3, steps: int = 200, lr: float = 0.01, sigma: float = 1e-4, gamma: float = 1e-4,
+               lambda_lap: float = 0.03, lambda_flat: float = 3e-4, radius: float = 0.5, seed: int = 0,
+               cull_eps: float = 1e-4, store: bool = False) -> FitResult:
+    """:func:`fit_silhouettes` with a colour term: the soft z-buffer at work.
+
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  The loss adds ``lambda_rgb`` times the mean
+    squared difference between ``target_rgb (N, 3, H, W)`` and the SoftRas colour image of the mesh
+    (:func:`course_lib.render.render_mesh` at ``sigma`` and depth temperature ``gamma``: a softmax over the faces
+    near each pixel weighted towards the nearest, so that shading, which depends on the normals, pulls on the
+    vertices too).  ``lambda_rgb=0`` is the silhouette-only fit with the same loop.  History: ``loss``, ``iou``
+    (soft), ``rgb``, ``laplacian``, ``flatten``.  ``store=True``: computed once, then read back from the cache
+    (:func:`course_lib.train.stored_result`, keyed by the targets, the cameras, every argument and the code).
+    """
+    kw = {"lambda_rgb": lambda_rgb, "level": level, "steps": steps, "lr": lr, "sigma": sigma, "gamma": gamma,
+          "lambda_lap": lambda_lap, "lambda_flat": lambda_flat, "radius": radius, "seed": seed, "cull_eps": cull_eps}
+    if store:
+        from course_lib import train as T
+        from course_lib.render import raster as _raster
+
+        spec = {"rgb": target_rgb, "sil": target_sil, "cameras": cameras, **kw,
+                "code": T.code_version(fit_shaded, _raster)}
+        res, loaded = T.stored_result("ch09_fit_shaded", spec, lambda: fit_shaded(target_rgb, target_sil, cameras,
+                                                                                   **kw))
+        res.stored = loaded
+        return res
+    if target_rgb.dim() != 4 or target_rgb.shape[1] != 3 or target_rgb.shape[0] != target_sil.shape[0]:
+        raise ValueError(f"target_rgb must be (N, 3, H, W) with N = {target_sil.shape[0]} silhouettes, "
+                         f"got {tuple(target_rgb.shape)}")
+    if len(cameras) != target_sil.shape[0]:
+        raise ValueError(f"{target_sil.shape[0]} target views but {len(cameras)} cameras")
+    size = int(target_sil.shape[1])
+    torch.manual_seed(seed)
+    v0, faces = icosphere(level, radius=radius, device=target_sil.device)
+    L = uniform_laplacian(faces, v0.shape[0])
+    pairs = edge_face_pairs(faces)
+    disp = torch.zeros_like(v0, requires_grad=True)
+    opt = torch.optim.Adam([disp], lr=lr, betas=(0.5, 0.99))
+    hist: dict[str, list[float]] = {"loss": [], "iou": [], "rgb": [], "laplacian": [], "flatten": []}
+    t0 = time.perf_counter()
+    for _ in range(int(steps)):
+        verts = v0 + disp
+        if lambda_rgb:
+            out = render_mesh(verts[None].expand(len(cameras), -1, -1), faces, cameras, size, sigma=sigma, gamma=gamma,
+                              cull_eps=cull_eps)
+            sil, l_rgb = out["silhouette"], (out["rgb"] - target_rgb).square().mean()
+        else:
+            sil = rasterize_silhouette(verts[None], faces, cameras, size, sigma=sigma, cull_eps=cull_eps)
+            l_rgb = verts.new_zeros(())
+        l_iou = silhouette_iou_loss(sil, target_sil)
+        l_lap = laplacian_loss(verts, faces, L)
+        l_flat = flatten_loss(verts, faces, pairs)
+        loss = l_iou + lambda_rgb * l_rgb + lambda_lap * l_lap + lambda_flat * l_flat
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        for k, v in (("loss", loss), ("iou", 1.0 - l_iou), ("rgb", l_rgb), ("laplacian", l_lap), ("flatten", l_flat)):
+            hist[k].append(float(v.detach()))
+    return FitResult((v0 + disp).detach(), faces, hist, seconds=time.perf_counter() - t0)
 
 
 def evaluate_fit(verts: Tensor, faces: Tensor, shape: Any, views: Sequence[tuple[float, float]], size: int,
