@@ -840,7 +840,7 @@ for c in gen_claims:
 
 # %% [markdown]
 # **Per category.** The paper and PointFlow train and score one category at a time; the table above
-# mixes three. The benchmark fits one generator per category (the chosen latent distribution, on that
+# mixes the chapter's categories (`ch10.categories`). The benchmark fits one generator per category (the chosen latent distribution, on that
 # category's training codes only) and scores it against that category's test shapes, beside the
 # memorising baseline of the same category. There are few test shapes per category in the laptop
 # profile and one seed, so these rows carry no claim; read them for the pattern across categories.
