@@ -251,6 +251,15 @@ viz.subplots([viz.plot_voxels(vox[0] > 0.5, title="input"), viz.plot_voxels(rec,
              titles=["input", "decoded"])
 
 # %% [markdown]
+# **On your own data.** The auto-encoders of this section run on ModelNet or ShapeNetCore with one
+# switch: set `COURSE_DATASET=modelnet` (or `shapenetcore`) and `COURSE_MODELNET_DIR`
+# (`COURSE_SHAPENET_DIR`) before starting Jupyter, or pass `dataset="modelnet", root=...` to
+# `E.octree_data` and `E.train_ogn`. The grids then come from the repaired meshes (chapter 01) and the
+# checkpoints carry the dataset's name, so they never mix with ShapeNet-lite's. The memory sections keep
+# ShapeNet-lite's demo shapes (they measure the representation, not the data);
+# `python benchmarks/octrees.py --dataset modelnet --root DIR` runs the benchmark on your meshes.
+
+# %% [markdown]
 # ## 6. The memory of the two decoders
 #
 # Here is the peak memory of one forward and backward pass of the OGN decoder (known structure)

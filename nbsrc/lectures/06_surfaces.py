@@ -70,6 +70,15 @@ if MEASURED is not None and MEASURED.protocol < 2:
 
 
 # %% [markdown]
+# **On your own data.** Set `COURSE_DATASET=modelnet` (or `shapenetcore`) and `COURSE_MODELNET_DIR`
+# (`COURSE_SHAPENET_DIR`) before starting Jupyter, or pass `dataset="modelnet", root=...` to
+# `S.surface_dataset`, `S.chapter_splits` and `S.train_chapter_model`: every model of this lecture then
+# trains and is tested on real meshes (their views rendered with ShapeNet-lite's cameras), under
+# checkpoints named after the dataset. Real meshes have no part labels, so 3D-CODED's label transfer
+# (Section 10) refuses them with an error saying so; `python benchmarks/surfaces.py --dataset modelnet
+# --root DIR` runs the other parts of the benchmark.
+
+# %% [markdown]
 # (Several figures of this lecture put their objects side by side in **one** 3D scene, moved
 # along $x$ and rotating together, with `viz.side_by_side`: a browser keeps only 16 WebGL
 # contexts per page, one per 3D scene, and the oldest figures of a long lecture would go blank.)

@@ -55,6 +55,15 @@ MEASURED = results.show("implicit", "laptop", command="COURSE_PROFILE=laptop pyt
 MEASURED_SDF = results.show("mesh_sdf", "laptop", command="COURSE_PROFILE=laptop python benchmarks/mesh_sdf.py")
 
 # %% [markdown]
+# **On your own data.** `E.implicit_data(split, dataset="modelnet", root=...)` (or `COURSE_DATASET=modelnet`
+# with `COURSE_MODELNET_DIR` set before starting Jupyter; `shapenetcore` and `COURSE_SHAPENET_DIR` likewise)
+# gives this chapter's keys for real meshes: occupancy and SDF samples of the repaired mesh, signed by the
+# winding number of Section 1 (`load_split`'s samples, so only their own mix of near and uniform points);
+# `E.train_occnet` and `E.train_deepsdf` train on them under checkpoints named after the dataset. What is
+# scored against the exact shape (the IoU, the thin parts, the sampling study, `benchmarks/implicit.py`)
+# needs ShapeNet-lite and refuses a real dataset with an error saying so.
+
+# %% [markdown]
 # ## 1. Two fields for one shape
 #
 # For a solid $S$ with boundary $\partial S$:

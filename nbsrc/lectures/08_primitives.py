@@ -45,6 +45,14 @@ print({k: SZ[k] for k in ("categories", "train_per_category", "n_points", "n_pri
 MEASURED = results.show("primitives", "laptop")
 
 # %% [markdown]
+# **On your own data.** `E.primitive_data(split, dataset="modelnet", root=...)` (or `COURSE_DATASET=modelnet`
+# with `COURSE_MODELNET_DIR` set before starting Jupyter; `shapenetcore` and `COURSE_SHAPENET_DIR` likewise)
+# gives real meshes' points, and `E.train_primitives` trains on them under checkpoints named after the
+# dataset. The IoU of `E.evaluate_primitives` needs ShapeNet-lite's exact occupancy and refuses real meshes
+# (`iou=False` keeps the Chamfer distance, the primitives used and the expected loss);
+# `python benchmarks/primitives.py --dataset modelnet --root DIR` runs the rest of the benchmark.
+
+# %% [markdown]
 # ## 1. Two families of primitives
 #
 # A primitive lives in its own frame: a half-size $a = (a_1, a_2, a_3)$, a rotation $R$ (given
