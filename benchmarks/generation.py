@@ -132,7 +132,7 @@ def select_latent(model, codes, val, sz, profile, gans: dict) -> dict[str, Any]:
 
     refs = val["target_points"]
     n, n_out = len(refs), int(refs.shape[1])
-    m_rr = pairwise_distances(refs, refs, "cd")
+    m_rr = pairwise_distances(refs, refs, "cd", batch_size=16)
     seeds = list(range(int(sz["gen_seeds"])))
     runs: dict[str, Any] = {}
     for name, spec in _candidates(sz).items():
@@ -250,9 +250,9 @@ def main() -> None:
             rows[default_name] = {"source": "gan", "epochs": int(sz["gan_epochs"])}
         rows[CODES] = {"source": "codes+noise", "noise": 0.0}
         rows[MEMORISING] = {"source": "memorising"}
-        m_rr = {"cd": pairwise_distances(refs, refs, "cd")}
+        m_rr = {"cd": pairwise_distances(refs, refs, "cd", batch_size=16)}
         r_emd = refs[:, :emd_pts]
-        m_rr["emd"] = pairwise_distances(r_emd, r_emd, "emd")
+        m_rr["emd"] = pairwise_distances(r_emd, r_emd, "emd", batch_size=16)
         per_ref: dict[str, dict[str, Any]] = {}
         budgets: dict[str, Any] = {}
         for name, spec in rows.items():

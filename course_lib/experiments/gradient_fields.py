@@ -711,7 +711,7 @@ def nearest_category(clouds: Tensor, train_points: Tensor, train_categories: Seq
     if len(train_categories) != len(train_points):
         raise ValueError(f"{len(train_categories)} categories for {len(train_points)} training clouds")
     n = min(int(clouds.shape[1]), int(train_points.shape[1]))
-    d = pairwise_distances(clouds[:, :n], train_points[:, :n], "cd")
+    d = pairwise_distances(clouds[:, :n], train_points[:, :n], "cd", batch_size=16)
     return [str(train_categories[int(i)]) for i in d.argmin(dim=1)]
 
 
@@ -785,7 +785,7 @@ def _per_index_from_matrices(m_rr: Tensor, m_ss: Tensor, m_rs: Tensor) -> dict[s
 
 
 def generation_per_reference(samples: Tensor, refs: Tensor, metric: str = "cd", *, n_points: int | None = None,
-                             m_rr: Tensor | None = None) -> dict[str, list[float]]:
+                             m_rr: Tensor | None = None, batch_size: int = 16) -> dict[str, list[float]]:
     """MMD, COV and 1-NNA under ``metric`` (``"cd"`` or exact ``"emd"``) split into one value per reference shape.
 
     Introduced in ``lectures/10_gradient_fields.ipynb``, so that two generators can be compared
@@ -798,6 +798,8 @@ def generation_per_reference(samples: Tensor, refs: Tensor, metric: str = "cd", 
     Keys: ``"MMD-CD x1e3"``, ``"COV-CD %"``, ``"1-NNA-CD %"`` (or the ``EMD`` names, MMD x1e2).
     ``n_points``: use the first ``n_points`` of every cloud; ``m_rr``: the references' own distance
     matrix under the same metric and points, when already computed (it does not depend on the samples).
+    ``batch_size``: cloud pairs per distance call (16 kept the ``(16, N, N)`` Chamfer blocks in cache on a
+    2-core CPU, about twice as fast as 64 at 1,024 points; the values do not depend on it).
     """
     from course_lib.metrics_generation import SCALES, pairwise_distances
 
@@ -806,9 +808,9 @@ def generation_per_reference(samples: Tensor, refs: Tensor, metric: str = "cd", 
         raise ValueError(f"generation_per_reference needs as many samples as references, got {len(samples)} "
                          f"and {len(refs)}")
     if m_rr is None:
-        m_rr = pairwise_distances(refs, refs, metric)
-    parts = _per_index_from_matrices(m_rr, pairwise_distances(samples, samples, metric),
-                                     pairwise_distances(refs, samples, metric))
+        m_rr = pairwise_distances(refs, refs, metric, batch_size=batch_size)
+    parts = _per_index_from_matrices(m_rr, pairwise_distances(samples, samples, metric, batch_size=batch_size),
+                                     pairwise_distances(refs, samples, metric, batch_size=batch_size))
     mmd, cov, nna = _GEN_NAMES[metric]
     return {mmd: (parts["mmd"] * SCALES[f"mmd-{metric}"]).tolist(), cov: (parts["cov"] * SCALES["cov"]).tolist(),
             nna: (parts["1-nna"] * SCALES["1-nna"]).tolist()}
