@@ -104,17 +104,19 @@ def _candidates(sz) -> dict[str, dict[str, Any]]:
                                                                             "noise": float(sz["gen_code_noise"])}}
 
 
-def _gan(codes, epochs: int, seed: int, sz, cache: dict) -> tuple[Any, float, int]:
-    """A latent GAN on ``codes`` (trained once per (epochs, seed, codes) in this run): (generator, seconds, steps)."""
+def _gan(codes, epochs: int, seed: int, sz, cache: dict) -> tuple[Any, float, int, int]:
+    """A latent GAN on ``codes`` (trained once per (epochs, seed, codes) in this run): (generator, seconds, steps,
+    parameters of the generator and the critic)."""
     from course_lib.models.shapegf import train_latent_gan
 
     key = (int(epochs), int(seed), id(codes))
     if key not in cache:
         t0 = time.perf_counter()
-        gen, _, hist = train_latent_gan(codes, epochs=int(epochs), batch_size=int(sz["gan_batch"]), seed=int(seed),
-                                        progress=False)
+        gen, disc, hist = train_latent_gan(codes, epochs=int(epochs), batch_size=int(sz["gan_batch"]),
+                                           seed=int(seed), progress=False)
         bs = min(int(sz["gan_batch"]), len(codes))
-        cache[key] = (gen, time.perf_counter() - t0, len(hist.g_loss) * (len(codes) // bs))
+        params = sum(p.numel() for m in (gen, disc) for p in m.parameters())
+        cache[key] = (gen, time.perf_counter() - t0, len(hist.g_loss) * (len(codes) // bs), params)
     return cache[key]
 
 
@@ -231,12 +233,12 @@ def main() -> None:
             return budget(steps=ae_budget["steps"], examples=ae_budget["examples"], seconds=ae_budget["seconds"],
                           params=ae_budget["params"], note="the auto-encoder; the latent distribution is fitted, "
                                                            "not trained")
-        gen, secs, steps = _gan(codes, spec["epochs"], 0, sz, gans)
+        _, secs, steps, gan_params = _gan(codes, spec["epochs"], 0, sz, gans)
         return budget(steps=ae_budget["steps"] + steps, examples=ae_budget["examples"] + steps * min(
             int(sz["gan_batch"]), len(codes)), seconds=ae_budget["seconds"] + secs,
-            params=ae_budget["params"] + sum(p.numel() for p in gen.parameters()) * 2,
+            params=ae_budget["params"] + gan_params,
             note=f"auto-encoder {ae_budget['steps']} steps + latent GAN {steps} generator steps (as many critic "
-                 "steps; critic parameters counted as the generator's)")
+                 "steps; seed 0's GAN training seconds)")
 
     none_budget = budget(steps=None, examples=None, seconds=None, params=None,
                          note="no training: training clouds drawn at random")

@@ -175,3 +175,34 @@ def test_code_drift_by_hand():
     assert res["drift"][8] == pytest.approx([0.0, 0.0, 0.0])
     with pytest.raises(ValueError, match="sizes"):
         ex.code_drift(_MeanEncoder().double(), x, [16])
+
+
+def _bench():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "generation.py"
+    spec = importlib.util.spec_from_file_location("bench_generation", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_benchmark_seed_mean_keeps_one_value_per_reference():
+    mod = _bench()
+    per_seed = [{"MMD-CD x1e3": [1.0, 2.0, 3.0]}, {"MMD-CD x1e3": [3.0, 4.0, 5.0]}]
+    assert mod._seed_mean(per_seed) == {"MMD-CD x1e3": [2.0, 3.0, 4.0]}
+    assert mod.SELECTION_PARTS == ("select_latent",) and mod.select_latent.__selection_part__
+
+
+def test_benchmark_gan_cache_counts_steps_and_both_nets():
+    mod = _bench()
+    codes = torch.randn(10, 4, generator=torch.Generator().manual_seed(0))
+    cache: dict = {}
+    gen, secs, steps, params = mod._gan(codes, 3, 0, {"gan_batch": 4}, cache)
+    assert steps == 3 * (10 // 4) and secs >= 0
+    from course_lib.models.shapegf import LatentDiscriminator
+
+    n_disc = sum(p.numel() for p in LatentDiscriminator(4).parameters())
+    assert params == sum(p.numel() for p in gen.parameters()) + n_disc
+    assert mod._gan(codes, 3, 0, {"gan_batch": 4}, cache)[0] is gen  # trained once per run
