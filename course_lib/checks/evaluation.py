@@ -64,10 +64,18 @@ def _call_on_copies(fn: Callable, names: Sequence[str], *inputs: torch.Tensor):
     return out
 
 
-def _name_mistake(got: float, wrong: dict[str, float], where: str) -> None:
-    for msg, val in wrong.items():
-        if _same(got, val):
-            raise CheckFailed(f"{msg} ({where})")
+def _name_mistake(got: float, wrong: dict[str, float], where: str, ref: float | None = None) -> list[str]:
+    """Raise the one named mistake whose value ``got`` matches; return the names when several match (two mistakes
+    that give the same number on this input: the caller tries the next input before saying which)."""
+    hits = [msg for msg, val in wrong.items() if _same(got, val) and (ref is None or not _same(val, ref))]
+    if len(hits) == 1:
+        raise CheckFailed(f"{hits[0]} ({where})")
+    return hits
+
+
+def _ambiguous(hits: list[str], where: str) -> CheckFailed:
+    return CheckFailed(f"wrong on {where}, where two mistakes give the same number; either "
+                       + "; or ".join(hits))
 
 
 # ---------------------------------------------------------------------------
@@ -91,6 +99,7 @@ def check_mmd(fn) -> str:
     """
     from course_lib.metrics_generation import mmd_cov
 
+    pending: tuple[list[str], str] | None = None
     for where, m in _mmd_matrices():
         r, s = m.shape
         out = _call_on_copies(fn, ["m_rs"], m)
@@ -122,10 +131,22 @@ def check_mmd(fn) -> str:
             "s), then averages those R values": float(m.mean()),
             "that is the smallest entry of the matrix: take the closest sample of *each* reference (min over "
             "dim=1), then average over the references": float(m.min()),
+            "you took the median over the references: MMD is their *mean*": float(m.min(1).values.median()),
+            "you averaged the indices of the closest samples (argmin): average their *distances* (min(...).values)":
+                float(m.argmin(1).double().mean()),
+            "you took the smallest of the row means (mean, then min): MMD is the mean over references of the min "
+            "over samples (min first, along dim=1)": float(m.mean(1).min()),
+            "you took a square root: M_rs already holds the distances (Chamfer or EMD); MMD averages them as they are":
+                float(m.min(1).values.sqrt().mean()),
         }
-        _name_mistake(got, wrong, f"on {where}")
+        hits = _name_mistake(got, wrong, f"on {where}", ref)
+        if hits:
+            pending = pending or (hits, where)
+            continue
         raise CheckFailed(f"MMD on {where} is {got:.6g}; expected {ref:.6g} (mean over the references of the "
                           "distance to the closest sample)")
+    if pending:
+        raise _ambiguous(*pending)
     return "mean over references of the closest-sample distance, on square-free matrices (R != S)"
 
 
@@ -144,7 +165,9 @@ def _cov_matrices() -> list[tuple[str, torch.Tensor]]:
     g = torch.Generator().manual_seed(12)
     return [("a 5 x 7 matrix", crafted),
             ("a random 6 x 4 matrix (fewer samples than references)", torch.rand(6, 4, generator=g, dtype=torch.float64)),
-            ("a random 4 x 9 matrix", torch.rand(4, 9, generator=g, dtype=torch.float64))]
+            ("a random 4 x 9 matrix", torch.rand(4, 9, generator=g, dtype=torch.float64)),
+            # every named mistake gives its own number on this one (COV 4/7)
+            ("a random 7 x 5 matrix", torch.rand(7, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64))]
 
 
 @self_check
@@ -156,6 +179,7 @@ def check_coverage(fn) -> str:
     """
     from course_lib.metrics_generation import mmd_cov
 
+    pending: tuple[list[str], str] | None = None
     for where, m in _cov_matrices():
         r, s = m.shape
         out = _call_on_copies(fn, ["m_rs"], m)
@@ -175,10 +199,23 @@ def check_coverage(fn) -> str:
             "argmin over the wrong axis, and divided by S: for each *sample* (column) find its nearest reference "
             "(argmin over dim=0), count the distinct references, divide by R": nearest_smp.unique().numel() / s,
             "return a fraction in [0, 1], not a percentage": 100.0 * ref,
+            "you returned the number of covered references: divide it by R (COV is a fraction)":
+                float(nearest_ref.unique().numel()),
+            "you took each sample's *farthest* reference (argmax): COV counts the nearest ones (argmin over dim=0)":
+                m.argmax(0).unique().numel() / r,
+            "you divided by R + S: COV is the fraction of the R *references* that are covered (divide by R)":
+                nearest_ref.unique().numel() / (r + s),
+            "integer division (//) rounds the fraction down to 0: divide with / (true division)":
+                float(nearest_ref.unique().numel() // r),
         }
-        _name_mistake(got, wrong, f"on {where}")
+        hits = _name_mistake(got, wrong, f"on {where}", ref)
+        if hits:
+            pending = pending or (hits, where)
+            continue
         raise CheckFailed(f"COV on {where} is {got:.6g}; expected {ref:.6g} (distinct nearest references of the "
                           f"samples, divided by R = {r})")
+    if pending:
+        raise _ambiguous(*pending)
     # a mode-collapsed set: every sample is the same cloud, so it covers one reference only
     collapsed = torch.rand(6, 1, generator=torch.Generator().manual_seed(13), dtype=torch.float64).expand(6, 5)
     got = _scalar(_call_on_copies(fn, ["m_rs"], collapsed.contiguous()), "COV")
@@ -225,8 +262,16 @@ def nna_variants(m_rr: torch.Tensor, m_ss: torch.Tensor, m_rs: torch.Tensor) -> 
     d = full(m_rs, m_rs.t())
     correct = accuracy(d, label)
     acc = float(correct.mean())
+    def one_block(rows: slice) -> float:
+        dd = d.clone()
+        idx = torch.arange(r + s)[rows]
+        dd[idx, idx] = float("inf")
+        return float((label[dd.argmin(1)] == label).double().mean())
+
     out = {"ok": acc,
            "no_diag": float(accuracy(d, label, diag=False).mean()),
+           "diag_refs": one_block(slice(0, r)),
+           "diag_samples": one_block(slice(r, r + s)),
            "one_minus": 1.0 - acc,
            "acc_t": float(correct[:r].mean()),
            "acc_f": float(correct[r:].mean()),
@@ -243,6 +288,12 @@ _NNA_MESSAGES = {
     "no_diag": "each cloud's own distance (0, on the diagonal) is not excluded, so every cloud is its own nearest "
                "neighbour and the accuracy is 1.0: set the diagonal of the (R+S) x (R+S) matrix to +inf "
                "(leave-one-out)",
+    "diag_refs": "the diagonal is set to +inf in the references' block only: the samples still find themselves "
+                 "(distance 0) as their nearest cloud; exclude every cloud's own distance, the whole diagonal of the "
+                 "(R+S) x (R+S) matrix (both M_rr's and M_ss's)",
+    "diag_samples": "the diagonal is set to +inf in the samples' block only: the references still find themselves "
+                    "(distance 0) as their nearest cloud; exclude every cloud's own distance, the whole diagonal of "
+                    "the (R+S) x (R+S) matrix (both M_rr's and M_ss's)",
     "transposed": "M_rs is transposed in the block matrix: the top-right block (rows = references, columns = "
                   "samples) is M_rs itself, the bottom-left block is M_rs^T: [[M_rr, M_rs], [M_rs^T, M_ss]]",
     "one_minus": "that is 1 - accuracy (the error rate): return the fraction of clouds whose nearest other cloud "
@@ -274,6 +325,7 @@ def check_one_nna(fn) -> str:
              ("8 references and 5 samples", embedded_sets(8, 5, seed=4, shift=0.5))]
     names = ["m_rr", "m_ss", "m_rs"]
     square_ok = False
+    pending: tuple[list[str], str] | None = None
     for where, (m_rr, m_ss, m_rs) in cases:
         r, s = m_rs.shape
         try:
@@ -293,11 +345,15 @@ def check_one_nna(fn) -> str:
             square_ok = square_ok or r == s
             continue
         wrong = nna_variants(m_rr, m_ss, m_rs)
-        for key, msg in _NNA_MESSAGES.items():
-            if key in wrong and not _same(wrong[key], ref) and _same(got, wrong[key]):
-                raise CheckFailed(f"{msg} (on {where})")
+        hits = _name_mistake(got, {msg: wrong[key] for key, msg in _NNA_MESSAGES.items() if key in wrong},
+                             f"on {where}", ref)
+        if hits:
+            pending = pending or (hits, where)
+            continue
         raise CheckFailed(f"1-NNA on {where} is {got:.6g}; expected {ref:.6g} (the fraction of the R + S clouds "
                           "whose nearest *other* cloud belongs to the same set)")
+    if pending:
+        raise _ambiguous(*pending)
     # the two limits: separable sets, and samples that copy the references
     m_rr, m_ss, m_rs = embedded_sets(5, 6, seed=6, shift=50.0)
     got = _scalar(_call_on_copies(fn, names, m_rr, m_ss, m_rs), "1-NNA")
@@ -307,7 +363,9 @@ def check_one_nna(fn) -> str:
     got = _scalar(_call_on_copies(fn, names, m_rr, m_rr.clone(), m_rr.clone()), "1-NNA")
     if not _same(got, 0.0):
         raise CheckFailed("samples that copy the references exactly should give 1-NNA = 0.0 (each cloud's nearest "
-                          f"other cloud is its copy, in the other set), got {got:.6g}")
+                          f"other cloud is its copy, in the other set), got {got:.6g}. If you took "
+                          "argsort(...)[:, 1] to skip the cloud itself: at a tie (its copy is at distance 0 too) "
+                          "the cloud itself can come second; set the diagonal to +inf instead")
     return "leave-one-out over [[M_rr, M_rs], [M_rs^T, M_ss]], square and non-square; 1.0 separable, 0.0 copies"
 
 
@@ -320,6 +378,14 @@ def _directional(x: torch.Tensor, y: torch.Tensor, squared: bool) -> tuple[torch
     if not squared:
         d = d.sqrt()
     return d.min(2).values.mean(1), d.min(1).values.mean(1)
+
+
+def _directional_max(x: torch.Tensor, y: torch.Tensor, squared: bool) -> torch.Tensor:
+    """max_x min_y dist + max_y min_x dist, (B,) (a wrong answer the check names)."""
+    d = (x[:, :, None] - y[:, None]).square().sum(-1)
+    if not squared:
+        d = d.sqrt()
+    return d.min(2).values.amax(1) + d.min(1).values.amax(1)
 
 
 @self_check
@@ -380,7 +446,21 @@ def check_chamfer_convention(fn) -> str:
             "only one direction (y to x), halved: add the x-to-y term": scale * half * dyx,
             "average the nearest-neighbour distances over the points of each cloud (you summed them)":
                 scale * half * (dxy * n + dyx * m),
+            "each cloud's nearest-neighbour distances are averaged over that cloud's points, then the two "
+            "directional means combined; you averaged over the N + M points together (the directions weigh N and M)":
+                scale * (dxy * n + dyx * m) / (n + m) * (1.0 if directions == "mean" else 2.0),
+            "that is the largest nearest-neighbour distance (a Hausdorff-like max): Chamfer *averages* them over "
+            "the points": scale * half * _directional_max(x, y, squared),
+            "the same direction twice: one term is min over y for each x (dim=2), the other min over x for each y "
+            "(dim=1)": scale * half * 2 * dxy,
+            "the same direction twice (both y to x): one term is min over y for each x (dim=2), the other min over x "
+            "for each y (dim=1)": scale * half * 2 * dyx,
+            "multiply by scale once (you applied it twice)": scale * scale * half * (dxy + dyx),
         }
+        if not squared:
+            sxy, syx = _directional(x, y, True)
+            wrong["with squared=False take the square root of each distance, then average (you took the root of the "
+                  "mean squared distance)"] = scale * half * (sxy.sqrt() + syx.sqrt())
         for msg, val in wrong.items():
             if torch.allclose(got, val, rtol=1e-5, atol=1e-9):
                 raise CheckFailed(f"{msg} ({where})")
