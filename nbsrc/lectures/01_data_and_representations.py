@@ -146,7 +146,7 @@ print(f"input {tuple(batch.shape)} -> latent {tuple(z.shape)} -> output {tuple(p
 # (chapter 07 explains both), and rendered views (`image`: the mesh ray cast with `data.render_mesh`
 # from the same random cameras as ShapeNet-lite's); a mesh whose inside cannot be decided is skipped
 # and listed in `manifest` with the reason. The cell runs only where such a folder is set. (Of the
-# chapters' own recipes, chapters 02, 03, 05 and 10 take the switch so far; 04 and 06-11 do not yet.)
+# chapters' own recipes, chapters 02-08 and 10 take the switch so far; 09 and 11 do not yet.)
 
 # %%
 if os.environ.get("COURSE_MODELNET_DIR"):
