@@ -327,3 +327,33 @@ def test_representation_floor_at_another_resolution_revoxelises_the_shapes():
     assert at8["per_shape"] == pytest.approx(ref["per_shape"].tolist()) and at8["cd"] == pytest.approx(ref["cd"])
     with pytest.raises(ValueError, match="category"):
         V.representation_floor({"voxels": data["voxels"], "target_points": pts}, resolution=8)
+
+
+def test_flip_grids_mirrors_horizontal_axes_with_the_probability():
+    g = torch.arange(2 * 4**3, dtype=torch.float32).view(2, 4, 4, 4)
+    assert torch.equal(V.flip_grids(g, 0.0), g)
+    torch.testing.assert_close(V.flip_grids(g, 1.0), g.flip(1).flip(3))  # x and z, never y (up)
+    torch.testing.assert_close(V.flip_grids(g, 1.0, axes=(1,)), g.flip(2))
+    gen = torch.Generator().manual_seed(0)
+    many = torch.arange(4000, dtype=torch.float32).view(4000, 1, 1, 1).expand(4000, 2, 1, 1).contiguous()
+    many[:, 1] += 0.5  # flipping x swaps the two cells
+    out = V.flip_grids(many, 0.2, axes=(0,), generator=gen)
+    frac = float((out[:, 0, 0, 0] != many[:, 0, 0, 0]).double().mean())
+    assert abs(frac - 0.2) < 0.03
+    with pytest.raises(ValueError, match="probability"):
+        V.flip_grids(g, 1.5)
+    with pytest.raises(ValueError, match="axes"):
+        V.flip_grids(g, 0.5, axes=(3,))
+
+
+def test_voxnet_batches_flip_and_svr_refuses_flip():
+    grids = torch.zeros(8, 6, 6, 6)
+    grids[:, 0, 2, 2] = 1.0  # a voxel at x = 0: a flip of x moves it to x = 5
+    data = {"voxels": grids, "label": torch.zeros(8, dtype=torch.long)}
+    moved = 0
+    for batch in V.grid_batches(data, "voxnet", 8, seed=0, flip=0.5):
+        moved += int(batch["input"][:, 5, 2, 2].sum())
+        assert torch.equal(batch["input"].sum((1, 2, 3)), torch.ones(8))
+    assert 0 < moved < 8
+    with pytest.raises(ValueError, match="flip"):
+        V.grid_batches({"rgb": torch.zeros(2, 3, 4, 4), "voxels": grids[:2]}, "svr", 2, flip=0.2)

@@ -162,8 +162,12 @@ def test_voxnet_layout_matches_the_paper_at_32():
     assert n_params(net) == expected
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv3d)]
     assert [m.kernel_size for m in convs] == [(5, 5, 5), (3, 3, 3)] and convs[0].stride == (2, 2, 2)
-    acts = [m for m in net.modules() if isinstance(m, torch.nn.LeakyReLU)]
-    assert acts and all(a.negative_slope == 0.1 for a in acts)
+    # the official config: leaky ReLU (0.1) after the convolutions, Lasagne's default ReLU after fc1
+    acts = [m for m in net.features if isinstance(m, torch.nn.LeakyReLU)]
+    assert len(acts) == 2 and all(a.negative_slope == 0.1 for a in acts)
+    assert [type(m) for m in net.head if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))] == [torch.nn.ReLU]
+    assert isinstance(net.head[2], torch.nn.ReLU)  # right after the hidden FC layer
+    assert isinstance(VoxNet(10, fc_activation="leaky").head[2], torch.nn.LeakyReLU)
     assert [m.p for m in net.modules() if isinstance(m, torch.nn.Dropout)] == [0.2, 0.3, 0.4]
     assert net(torch.rand(3, 32, 32, 32) > 0.5).shape == (3, 10)
 
@@ -175,7 +179,20 @@ def test_voxnet_any_resolution(R, s):
     assert net(torch.zeros(2, R, R, R)).shape == (2, 3)
 
 
+def test_voxnet_feeds_minus_one_one_like_the_official_loader():
+    torch.manual_seed(0)
+    a = VoxNet(3, resolution=16, filters=4, hidden=8).eval()
+    b = VoxNet(3, resolution=16, filters=4, hidden=8, centered_input=False).eval()
+    b.load_state_dict(a.state_dict())
+    v = torch.rand(2, 16, 16, 16) > 0.7
+    torch.testing.assert_close(a(v), b(2.0 * v.float() - 1.0))  # 2 v - 1, as dimatura/voxnet's data_loader
+    assert not torch.allclose(a(v), b(v))
+    assert "centered_input=True" in repr(a)  # part of the checkpoint signature
+
+
 def test_voxnet_errors():
+    with pytest.raises(ValueError, match="fc_activation"):
+        VoxNet(3, fc_activation="tanh")
     with pytest.raises(ValueError, match=">= 11"):
         VoxNet(3, resolution=10)
     with pytest.raises(ValueError, match="n_classes"):

@@ -46,6 +46,7 @@ from course_lib.experiments.common import real_dataset, require_exact_shapes
 __all__ = [
     "voxel_data",
     "jitter_grids",
+    "flip_grids",
     "grid_batches",
     "occupied_fraction",
     "pos_weight_for",
@@ -168,15 +169,39 @@ def jitter_grids(grids: Tensor, jitter: int, generator: torch.Generator | None =
     return torch.stack([torch.roll(g, tuple(sh), dims=(0, 1, 2)) for g, sh in zip(grids, shifts)])
 
 
+def flip_grids(grids: Tensor, probability: float, axes: Sequence[int] = (0, 2),
+               generator: torch.Generator | None = None) -> Tensor:
+    """Mirror each grid of ``(B, R, R, R)`` along each of ``axes`` with ``probability`` (independently).
+
+    Introduced in ``lectures/03_voxels.ipynb``.  VoxNet's flips (``jitter_chunk`` of the official
+    ``scripts/train.py``: each of the two horizontal axes flipped with probability 0.2; the official code
+    flips a whole chunk of grids at once, here each grid draws its own). ShapeNet-lite's up axis is ``y``
+    (grid axis 1), so the default ``axes`` are the horizontal ``x`` and ``z``.
+    """
+    if not 0.0 <= float(probability) <= 1.0:
+        raise ValueError(f"probability must be in [0, 1], got {probability}")
+    if any(a not in (0, 1, 2) for a in axes):
+        raise ValueError(f"axes must be grid axes in 0..2, got {tuple(axes)}")
+    if probability == 0 or not axes:
+        return grids
+    out = grids.clone()
+    for a in axes:
+        pick = (torch.rand(grids.shape[0], generator=generator) < float(probability)).to(grids.device)
+        if bool(pick.any()):
+            out[pick] = out[pick].flip(a + 1)
+    return out
+
+
 def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 jitter: int = 0) -> Any:
+                 jitter: int = 0, flip: float = 0.0) -> Any:
     """:class:`course_lib.experiments.common.Batches` of ``data`` for one task of the chapter.
 
     Introduced in ``lectures/03_voxels.ipynb``.  ``task`` ``"ae"``: ``{"input": voxels, "target":
     the same voxels}``; ``"svr"``: ``{"input": rgb, "target": voxels}`` (with ``views`` in the data: one
     view drawn at random per shape and batch); ``"voxnet"``:
     ``{"input": voxels, "label"}``. ``jitter`` shifts the input grids (:func:`jitter_grids`; the
-    auto-encoder's target moves with its input).
+    auto-encoder's target moves with its input); ``flip`` mirrors them along the horizontal axes with that
+    probability per axis (:func:`flip_grids`, VoxNet's augmentation).
     """
     from .common import Batches
 
@@ -190,9 +215,9 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
         keys, rename = ["voxels", "label"], {"voxels": "input"}
     else:
         raise ValueError(f"task must be 'ae', 'svr' or 'voxnet', got {task!r}")
-    if jitter and task == "svr":
-        raise ValueError("jitter shifts input grids; the single-view task has image inputs")
-    j = int(jitter)
+    if (jitter or flip) and task == "svr":
+        raise ValueError("jitter and flip move input grids; the single-view task has image inputs")
+    j, fp = int(jitter), float(flip)
     autoencode = task == "ae"
     pick_view = task == "svr" and "views" in data
 
@@ -201,6 +226,8 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
             v = batch["input"]
             which = torch.randint(0, v.shape[1], (v.shape[0],), generator=generator)
             batch["input"] = v[torch.arange(v.shape[0]), which.to(v.device)]
+        if fp:
+            batch["input"] = flip_grids(batch["input"], fp, generator=generator)
         if j:
             batch["input"] = jitter_grids(batch["input"], j, generator)
         if autoencode:
@@ -487,13 +514,15 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
 
 def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = None,
                  val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
-                 path: str | os.PathLike | None = None, jitter: int = 1, dataset: str | None = None,
-                 root: str | None = None, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
-    """Train (or load) VoxNet on the ``ch03.categories`` (cross-entropy, ``jitter``-voxel shifts).
+                 path: str | os.PathLike | None = None, jitter: int = 1, flip: float = 0.2,
+                 dataset: str | None = None, root: str | None = None,
+                 **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) VoxNet on the ``ch03.categories`` (cross-entropy, ``jitter``-voxel shifts, flips).
 
     Introduced in ``lectures/03_voxels.ipynb``.  Adam instead of the paper's SGD (fewer epochs
-    on a CPU); the paper also augments with 12 rotations about the up axis, which our
-    canonically oriented ShapeNet-lite shapes do not need.
+    on a CPU); the official code also augments with 12 rotations about the up axis, which our
+    canonically oriented ShapeNet-lite shapes do not need, shifts of up to 2 voxels (here ``jitter``)
+    and flips of the two horizontal axes with probability 0.2 each (here ``flip``, :func:`flip_grids`).
     """
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch03.")
@@ -501,7 +530,7 @@ def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = No
     data = data or voxel_data("train", profile, dataset=dataset, root=root)
     val_data = val_data or voxel_data("val", profile, dataset=dataset, root=root)
     model = build_voxnet(len(data["categories"]), profile)
-    loader = grid_batches(data, "voxnet", s["batch_size"], seed=s["seed"], jitter=jitter)
+    loader = grid_batches(data, "voxnet", s["batch_size"], seed=s["seed"], jitter=jitter, flip=flip)
     val = grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False)
     return model, _fit(model, "voxnet", profile, data, loader, val, classification_loss, s["voxnet_epochs"], retrain,
                        progress, path, **fit_kwargs)

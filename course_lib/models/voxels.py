@@ -9,7 +9,8 @@ every activation has ``R^3`` cells per channel. The models here are:
 
 * :class:`VoxNet` -- the classifier of Maturana and Scherer (IROS 2015): Conv3d(32, k5,
   stride 2) -> Conv3d(32, k3) -> max-pool 2 -> FC 128 -> FC classes, leaky ReLU (slope 0.1)
-  and dropout after each stage; the paper uses 32^3 grids, here any resolution >= 11 works;
+  after the convolutions, ReLU after FC 128, dropout after each stage, inputs in {-1, 1} (the
+  official code); the paper uses 32^3 grids, here any resolution >= 11 works;
 * :class:`VoxelEncoder` -- strided Conv3d stages ``R^3 -> 4^3`` then a linear layer to a latent code;
 * :class:`VoxelDecoder` -- a linear layer to a small ``min_resolution^3`` grid, then
   ConvTranspose3d(k=4, s=2, p=1) stages, each doubling the resolution, down to occupancy logits;
@@ -93,16 +94,20 @@ class VoxNet(nn.Module):
 
     Introduced in ``lectures/03_voxels.ipynb``.
 
-    Layout of the official ``shapenet10`` configuration: Conv3d(``filters``, k5, stride 2) ->
-    dropout 0.2 -> Conv3d(``filters``, k3) -> MaxPool3d(2) -> dropout 0.3 -> FC ``hidden`` ->
-    dropout 0.4 -> FC ``n_classes``; leaky ReLU of slope 0.1 after each convolution and the
-    hidden FC layer. Convolutions are unpadded as in the paper (32^3 -> 14^3 -> 12^3 -> 6^3),
-    so the first FC layer has ``filters * s^3`` inputs with ``s = ((R - 5) // 2 + 1 - 2) // 2``;
-    any resolution ``R >= 11`` is accepted.
+    Layout of the official ``shapenet10`` configuration (``dimatura/voxnet``): Conv3d(``filters``, k5,
+    stride 2) -> dropout 0.2 -> Conv3d(``filters``, k3) -> MaxPool3d(2) -> dropout 0.3 -> FC ``hidden``
+    -> dropout 0.4 -> FC ``n_classes``; leaky ReLU of slope 0.1 after each convolution and a plain
+    ReLU after the hidden FC layer (the config leaves ``fc1`` at Lasagne's default nonlinearity;
+    ``fc_activation="leaky"`` uses the leaky one there too). The official loader feeds ``2 v - 1``, so
+    occupancies ``{0, 1}`` enter as ``{-1, 1}``: empty space is not zero, and a zero-padded border differs
+    from it; ``centered_input=False`` feeds ``{0, 1}``. Convolutions are unpadded as in the paper
+    (32^3 -> 14^3 -> 12^3 -> 6^3), so the first FC layer has ``filters * s^3`` inputs with
+    ``s = ((R - 5) // 2 + 1 - 2) // 2``; any resolution ``R >= 11`` is accepted.
     """
 
     def __init__(self, n_classes: int, resolution: int = 32, filters: int = 32, hidden: int = 128,
-                 dropout: Sequence[float] = (0.2, 0.3, 0.4), negative_slope: float = 0.1) -> None:
+                 dropout: Sequence[float] = (0.2, 0.3, 0.4), negative_slope: float = 0.1, *,
+                 fc_activation: str = "relu", centered_input: bool = True) -> None:
         super().__init__()
         if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 2:
             raise ValueError(f"VoxNet: n_classes must be an int >= 2, got {n_classes!r}")
@@ -111,7 +116,10 @@ class VoxNet(nn.Module):
                              f"must leave at least one cell), got {resolution!r}")
         if len(dropout) != 3 or not all(0.0 <= p < 1.0 for p in dropout):
             raise ValueError(f"VoxNet: dropout must be three probabilities in [0, 1), got {tuple(dropout)}")
+        if fc_activation not in ("relu", "leaky"):
+            raise ValueError(f"VoxNet: fc_activation must be 'relu' (official) or 'leaky', got {fc_activation!r}")
         self.n_classes, self.resolution = int(n_classes), int(resolution)
+        self.centered_input = bool(centered_input)
         s1 = (resolution - 5) // 2 + 1
         s2 = s1 - 2
         self.feature_size = s2 // 2
@@ -122,13 +130,19 @@ class VoxNet(nn.Module):
             nn.MaxPool3d(2), nn.Dropout(dropout[1]),
         )
         self.head = nn.Sequential(
-            nn.Flatten(), nn.Linear(filters * self.feature_size**3, hidden), act, nn.Dropout(dropout[2]),
+            nn.Flatten(), nn.Linear(filters * self.feature_size**3, hidden),
+            nn.ReLU() if fc_activation == "relu" else nn.LeakyReLU(negative_slope), nn.Dropout(dropout[2]),
             nn.Linear(hidden, n_classes),
         )
 
+    def extra_repr(self) -> str:
+        return f"centered_input={self.centered_input}"
+
     def forward(self, vox: Tensor) -> Tensor:
-        """Logits ``(B, n_classes)`` of grids ``(B, R, R, R)`` (bool or float occupancy)."""
+        """Logits ``(B, n_classes)`` of grids ``(B, R, R, R)`` (bool or float occupancy in [0, 1])."""
         x = _check_grid(vox, self.resolution, "VoxNet", self.head[1].weight.dtype)
+        if self.centered_input:
+            x = 2.0 * x - 1.0
         return self.head(self.features(x))
 
 

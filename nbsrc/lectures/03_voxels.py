@@ -105,12 +105,16 @@ print("ConvTranspose3d(k=4, s=2, p=1):", tuple(up(torch.zeros(1, 4, 4, 4, 4)).sh
 # VoxNet [Maturana2015] is two convolutions, a pooling and two fully connected layers, on a $32^3$
 # grid. Its official configuration (`scripts/config/shapenet10.py` of `dimatura/voxnet`):
 # Conv3d(32 filters, $5^3$, stride 2) → Conv3d(32, $3^3$) → max-pool 2 → FC 128 → FC classes, leaky
-# ReLU of slope $0.1$, dropout $0.2$, $0.3$, $0.4$ after the three stages; trained with SGD and
-# augmented by rotations about the up axis and shifts of up to $2$ voxels. Without padding the grids
-# shrink $32 \to 14 \to 12 \to 6$, so the first FC layer sees $32 \cdot 6^3$ features.
-# `M.VoxNet` has exactly this layout at any resolution $R \ge 11$. We train it with Adam (fewer
-# epochs on a CPU) and shifts of one voxel (`V.jitter_grids`); ShapeNet-lite shapes are upright
-# and aligned, so no rotation is needed.
+# ReLU of slope $0.1$ after the two convolutions and a plain ReLU after FC 128 (the configuration leaves
+# that layer at Lasagne's default nonlinearity), dropout $0.2$, $0.3$, $0.4$ after the three stages. The
+# official loader (`scripts/train.py`) feeds $2v - 1$: a voxel enters as $-1$ (empty) or $+1$ (full), so empty
+# space is a signal of its own rather than a zero that only the bias answers. Training uses SGD, augmented by
+# $12$ rotations about the up axis, shifts of up to $2$ voxels and mirror flips of the two horizontal axes
+# (probability $0.2$ each). Without padding the grids shrink $32 \to 14 \to 12 \to 6$, so the first FC layer
+# sees $32 \cdot 6^3$ features. `M.VoxNet` has exactly this layout and input scaling at any resolution
+# $R \ge 11$. We train it with Adam (fewer epochs on a CPU), shifts of one voxel (`V.jitter_grids`) and the
+# same flips (`V.flip_grids`: each grid draws its own, where the official code flips a whole chunk of grids at
+# once); ShapeNet-lite shapes are upright and aligned, so no rotation is needed.
 
 # %%
 net = M.VoxNet(10)
