@@ -182,6 +182,9 @@ def test_ch08_primitives_on_a_real_dataset(real, monkeypatch):
     assert prims.prob.shape == (4, config.size("ch08.n_primitives", "ci"))
     with pytest.raises(NotImplementedError, match="evaluate_primitives .*cannot run on modelnet"):
         PR.evaluate_primitives(model, te, profile="ci")
+    res = PR.evaluate_primitives(model, te, profile="ci", iou=False)  # what needs only the target points
+    assert set(res) == {"chamfer", "used", "expected"} and all(v.shape == (4,) for v in res.values())
+    assert bool(torch.isfinite(res["chamfer"]).all()) and bool((res["used"] >= 1).all())
     _through_env(monkeypatch, real)
     env = PR.primitive_data("train", "ci")
     PR.train_primitives("cuboid", "reorder", env, val=PR.primitive_data("val", "ci"), profile="ci", epochs=1,
