@@ -606,3 +606,18 @@ def _langevin_variant(*, alpha=lambda s, levels, r: 2 * s * s * r, noise=lambda 
 def test_langevin_more_mistakes(kw, words):
     assert checks.check_annealed_langevin(_langevin_variant(), quiet=True).passed
     _failed(checks.check_annealed_langevin(_langevin_variant(**kw), quiet=True), *words)
+
+
+def test_condition_layer_hidden_part(monkeypatch):
+    from check_helpers import hidden_results_on
+
+    for fn in (condition_layer, condition_split):
+        public, hid = hidden_results_on(monkeypatch, checks.check_condition_layer, fn)
+        assert public.passed and hid.passed, hid.verdict()
+
+    def in_float32(x, z, sigma, weight, bias):  # right to float32 precision on the public float64 inputs
+        return condition_layer(x.float(), z.float(), sigma.float(), weight.float(), bias.float())
+
+    public, hid = hidden_results_on(monkeypatch, checks.check_condition_layer, in_float32)
+    assert public.passed, public.verdict()
+    _failed(hid, "should stay torch.float64")

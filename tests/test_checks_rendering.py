@@ -481,3 +481,21 @@ def test_laplacian_directed_edges_and_mean_over_xyz():
 
     _fails(checks.check_laplacian_loss(directed, quiet=True), "directed edges")
     _fails(checks.check_laplacian_loss(lambda v, f: laplacian_loss(v, f) / 3, quiet=True), "averaged over the 3")
+
+
+def test_aggregate_hidden_part(monkeypatch):
+    from check_helpers import hidden_results_on
+
+    public, hid = hidden_results_on(monkeypatch, checks.check_aggregate_silhouette, aggregate)
+    assert public.passed and hid.passed, hid.verdict()
+    public, hid = hidden_results_on(monkeypatch, checks.check_aggregate_silhouette, aggregate_log)
+    assert public.passed and hid.passed, hid.verdict()
+
+    def with_view(d, v):  # .view needs a contiguous tensor: right on the public inputs
+        b, f, h, w = d.shape
+        miss = torch.where(v[:, :, None], 1.0 - d.view(b, f, h * w), torch.ones(1, dtype=d.dtype))
+        return (1.0 - miss.prod(1)).view(b, h, w)
+
+    public, hid = hidden_results_on(monkeypatch, checks.check_aggregate_silhouette, with_view)
+    assert public.passed, public.verdict()
+    _fails(hid, "view size is not compatible", "reshape")

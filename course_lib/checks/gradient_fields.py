@@ -778,10 +778,48 @@ def _hidden_annealed_langevin(fn) -> str:
     return "sigmas as a tensor, float64, B=3 and B=1, noise per cloud and per point, fresh at each call, seedable"
 
 
+def _hidden_condition_layer(fn) -> str:
+    g = torch.Generator().manual_seed(103)
+    for b, m, lat, h, dtype, what in ((1, 9, 6, 4, torch.float64, "a batch of one"),
+                                      (4, 1, 3, 7, torch.float64, "one point per shape"),
+                                      (2, 50, 1, 3, torch.float64, "a code of one number"),
+                                      (3, 20, 16, 8, torch.float32, "float32")):
+        x = torch.rand(b, m, 3, generator=g, dtype=dtype) - 0.5
+        z = torch.randn(b, lat, generator=g, dtype=dtype)
+        s = torch.rand(b, generator=g, dtype=dtype) + 0.01
+        w = torch.randn(h, 3 + lat + 1, generator=g, dtype=dtype)
+        bias = torch.randn(h, generator=g, dtype=dtype)
+        given = [t.clone() for t in (x, z, s, w, bias)]
+        out = call_student(fn, *given)
+        expect_tensor(out, f"the layer for {what} (B={b}, M={m}, L={lat}, H={h})", shape=(b, m, h))
+        expect(out.dtype == dtype, f"for {dtype} inputs the result should stay {dtype}, got {out.dtype}")
+        expect(all(torch.equal(a, c) for a, c in zip(given, (x, z, s, w, bias))),
+               "an input was modified in place: the caller's tensors must stay as they were")
+        ref = torch.stack([torch.stack([w.double() @ torch.cat([x[i, j].double(), z[i].double(), s[i:i + 1].double()])
+                                        + bias.double() for j in range(m)]) for i in range(b)])
+        tol = 1e-5 if dtype == torch.float32 else 1e-12
+        expect_close(out.double(), ref, f"the layer for {what} (point by point in float64)", atol=tol, rtol=tol)
+    # the gradient with respect to z: d sum(out) / dz_b = M * (column sums of weight's z columns)
+    b, m, lat, h = 2, 6, 4, 5
+    x = torch.rand(b, m, 3, generator=g, dtype=torch.float64)
+    z = torch.randn(b, lat, generator=g, dtype=torch.float64, requires_grad=True)
+    s = torch.tensor([0.2, 0.05], dtype=torch.float64)
+    w = torch.randn(h, 3 + lat + 1, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(h, generator=g, dtype=torch.float64)
+    out = call_student(fn, x, z, s, w, bias)
+    gz, gw = torch.autograd.grad(out.sum(), (z, w))
+    expect_close(gz, (m * w.detach()[:, 3:3 + lat].sum(0)).expand(b, lat), "the gradient with respect to z",
+                 atol=1e-10, rtol=1e-9)
+    c = torch.cat([x, z.detach()[:, None].expand(b, m, lat), s[:, None, None].expand(b, m, 1)], -1)
+    expect_close(gw, c.sum((0, 1)).expand(h, -1), "the gradient with respect to weight", atol=1e-10, rtol=1e-9)
+    return "a batch of one, one point, a code of one number, float32 and float64, gradients, inputs kept"
+
+
 def _register_hidden() -> None:
     from course_lib.models import shapegf as gf
 
     check_analytic_score.hidden(_hidden_analytic_score, references=(gf.analytic_score, gf.smoothed_log_density))
+    check_condition_layer.hidden(_hidden_condition_layer, references=(gf._CondLinear.forward, gf.ScoreNet.forward))
     check_dsm_loss.hidden(_hidden_dsm_loss, references=(gf.dsm_loss, gf.draw_levels))
     # the undecorated function: @torch.no_grad()'s wrapper code is shared by every decorated function, so a
     # student's own @torch.no_grad() annealed_langevin would be taken for the library's

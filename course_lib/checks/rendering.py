@@ -539,12 +539,55 @@ def _hidden_laplacian_loss(fn) -> str:
     return "a single triangle, a closed tetrahedron, an icosphere, mixed orientations, repeated faces, gradient"
 
 
+def _hidden_aggregate_silhouette(fn) -> str:
+    g = torch.Generator().manual_seed(93)
+    # (B, F, H, W, dtype, what): a batch of one, one pixel, many faces, float32 coverages close to 1
+    for b, f, h, w, dtype, what in ((1, 3, 4, 4, torch.float64, "a batch of one"),
+                                    (2, 4, 1, 1, torch.float64, "one pixel per image"),
+                                    (3, 60, 5, 7, torch.float64, "60 faces"),
+                                    (2, 6, 3, 5, torch.float32, "float32 coverages")):
+        cov = torch.rand(b, f, h, w, generator=g, dtype=dtype)
+        valid = torch.rand(b, f, generator=g) > 0.3
+        c_in, v_in = cov.clone(), valid.clone()
+        out = call_student(fn, c_in, v_in)
+        expect_tensor(out, f"the silhouette for {what} (B={b}, F={f}, H={h}, W={w})", shape=(b, h, w))
+        expect(out.dtype == dtype, f"for {dtype} coverages the silhouette should stay {dtype}, got {out.dtype}")
+        expect(torch.equal(c_in, cov) and torch.equal(v_in, valid),
+               "coverage or valid was modified in place: the caller's tensors must stay as they were")
+        ref = 1.0 - np.where(valid.numpy()[:, :, None, None], 1.0 - cov.double().numpy(), 1.0).prod(1)
+        tol = 1e-6 if dtype == torch.float32 else 1e-12
+        expect_close(out, torch.as_tensor(ref, dtype=dtype), f"the silhouette for {what} (a float64 product)",
+                     atol=tol, rtol=tol)
+    # a non-contiguous coverage (a permuted view) and a mask given as a float 0/1 tensor's bool
+    base = torch.rand(2, 4, 3, 5, generator=g, dtype=torch.float64)
+    view = base.transpose(2, 3)  # (2, 4, 5, 3), not contiguous
+    valid = torch.tensor([[True, True, False, True], [False, True, True, True]])
+    out = call_student(fn, view, valid)
+    expect_tensor(out, "the silhouette of a non-contiguous coverage (a transposed view)", shape=(2, 5, 3))
+    ref = 1.0 - np.where(valid.numpy()[:, :, None, None], 1.0 - view.numpy(), 1.0).prod(1)
+    expect_close(out, torch.as_tensor(ref), "the silhouette of a non-contiguous coverage (use reshape, not view)",
+                 atol=1e-12)
+    # the gradient: dS / dD_f = prod over the other valid faces of (1 - D_g), 0 for the faces not drawn
+    cov = torch.rand(2, 5, 3, 4, generator=g, dtype=torch.float64) * 0.9 + 0.05
+    valid = torch.tensor([[True, False, True, True, True], [True, True, False, False, True]])
+    x = cov.clone().requires_grad_(True)
+    out = call_student(fn, x, valid)
+    expect(isinstance(out, torch.Tensor) and out.requires_grad, "the silhouette carries no gradient to the coverages")
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    miss = torch.where(valid[:, :, None, None], 1.0 - cov, torch.ones_like(cov))
+    ref_grad = torch.where(valid[:, :, None, None], miss.prod(1, keepdim=True) / miss, torch.zeros_like(cov))
+    expect_close(grad, ref_grad, "the gradient with respect to the coverages (vs prod over the other drawn faces of "
+                 "(1 - D_g))", atol=1e-10, rtol=1e-8)
+    return "a batch of one, one pixel, 60 faces, float32 and float64, a non-contiguous view, gradient, inputs kept"
+
+
 def _register_hidden() -> None:
     from course_lib import geometry, render
     from course_lib.geometry import mesh_reg
     from course_lib.render import losses, raster
 
     check_soft_coverage.hidden(_hidden_soft_coverage, references=(raster.rasterize_silhouette, render.render_mesh))
+    check_aggregate_silhouette.hidden(_hidden_aggregate_silhouette, references=(raster.rasterize_silhouette,))
     check_iou_loss.hidden(_hidden_iou_loss, references=(losses.silhouette_iou, losses.silhouette_iou_loss))
     check_laplacian_loss.hidden(_hidden_laplacian_loss, references=(
         mesh_reg.laplacian_loss, mesh_reg.uniform_laplacian, mesh_reg.mesh_edges, geometry.laplacian_loss))
