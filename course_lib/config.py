@@ -283,6 +283,23 @@ _SIZES: dict[str, dict[str, Any]] = {
     # above it the protocol study keeps its table points (about 0.4 ms per point on 2 laptop cores)
     "ch11.shapegf_resample_limit": {"ci": 1024, "laptop": 8192, "gpu": 100_000},
     "ch11.widget_points": {"ci": 256, "laptop": 512, "gpu": 512},  # points kept per prediction for the widget
+    # encoders x decoders (course_lib/experiments/modular.py): one recipe and one budget for every pair
+    "ch11.mod_categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane", "car"),
+                            "gpu": ("chair", "airplane", "car", "table", "lamp")},
+    "ch11.mod_train_per_category": {"ci": 4, "laptop": 40, "gpu": 200},
+    "ch11.mod_val_per_category": {"ci": 2, "laptop": 5, "gpu": 20},
+    "ch11.mod_test_per_category": {"ci": 2, "laptop": 10, "gpu": 20},  # >= 20 paired shapes from laptop
+    "ch11.mod_latent": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch11.mod_points": {"ci": 512, "laptop": 2048, "gpu": 2048},  # = data.n_surface_points: the same count
+    "ch11.mod_patches": {"ci": 4, "laptop": 8, "gpu": 25},
+    "ch11.mod_width": {"ci": 4, "laptop": 16, "gpu": 32},
+    "ch11.mod_hidden": {"ci": 32, "laptop": 128, "gpu": 256},
+    "ch11.mod_batch": {"ci": 4, "laptop": 8, "gpu": 32},
+    "ch11.mod_epochs": {"ci": 2, "laptop": 40, "gpu": 150},  # the same steps for every pair
+    "ch11.mod_lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},  # the Adam rate of chapters 05-07, not tuned per pair
+    "ch11.mod_seed": {"ci": 0, "laptop": 0, "gpu": 0},
+    "ch11.mod_mc_resolution": {"ci": 24, "laptop": 48, "gpu": 96},  # the implicit field's extraction grid
+    "ch11.mod_occ_points": {"ci": 512, "laptop": 2048, "gpu": 2048},  # occupancy samples per shape and batch
     # --- 07 implicit fields: OccNet, DeepSDF, IM-NET, extraction, sampling ----
     "ch07.categories": {"ci": ("chair", "mug"), "laptop": ("chair", "table", "airplane", "lamp", "mug"),
                         "gpu": ("chair", "table", "airplane", "car", "lamp", "mug", "sofa", "bench", "bottle",

@@ -532,6 +532,42 @@ if not os.environ.get("COURSE_MODELNET_DIR"):
           f"ray parity on {float((parity == chair.occupancy(q)).float().mean()):.1%}")
 
 # %% [markdown]
+# ## 7. Encoders × decoders: the modular framework
+#
+# The tutorial describes reconstruction as two modules: an **encoder** of whatever the input is (an
+# image, a point cloud, a voxel grid) into a code, and a **decoder** of the code into a representation
+# (voxels, points, patches, an implicit field). The papers each fix one pair. Section 3's table mixes the
+# two effects: its rows differ in input, output, size and recipe at once. Here the course's modules are
+# put together in every combination (`experiments.modular`): the same shapes, optimiser, learning rate,
+# batch and steps for every pair, each decoder with its usual loss (cross-entropy on the grid or at the
+# occupancy samples, Chamfer for points and patches), each pair at the epoch its own validation loss
+# prefers, and one score: Chamfer of the output surface's samples against the test targets, and IoU
+# where the output encloses a volume. Read a row to see what the decoder contributes for one input,
+# and a column to see what the input contributes for one output. Before looking: which column do you
+# expect to depend most on the input?
+
+# %%
+from course_lib.experiments import modular as modular_lib  # noqa: E402
+
+MOD = results.show("modular", "laptop")
+if MOD is not None:
+    cells = MOD.data["cells"]
+    print("Chamfer x1e3 (mean over the test shapes), laptop benchmark; rows: encoders, columns: decoders")
+    print(f"{'':8s}" + "".join(f"{d:>11s}" for d in MOD.data["decoders"]))
+    for e in MOD.data["encoders"]:
+        print(f"{e:8s}" + "".join(f"{np.mean(cells[f'{e}/{d}']['cd']):11.3g}" for d in MOD.data["decoders"]))
+    b0 = next(iter(cells.values()))["budget"]
+    print(f"every pair: {b0['steps']} steps, {b0['examples']} examples; "
+          f"{len(MOD.data['shapes'])} test shapes")
+    for c in MOD.data["claims"]:
+        results.say("modular", c["id"])
+else:  # a small live table: two encoders, two decoders, this profile's sizes
+    live = modular_lib.cross_table(encoders=("image", "points"), decoders=("points", "implicit"))
+    for k, v in live["means"].items():
+        print(f"{k:18s} CD x1e3 {v['cd']:.3g}   IoU {v['iou']:.3f}   ({live['cells'][k]['budget']['steps']} steps, "
+              f"{config.get_profile()} sizes: the numbers show the code path only)")
+
+# %% [markdown]
 # ## Summary
 #
 # - Every 3D metric hides a convention: squared or plain distances, sum or mean of the two
@@ -545,6 +581,8 @@ if not os.environ.get("COURSE_MODELNET_DIR"):
 #   held-out shapes, nothing chosen on them, a budget per row and a claim per comparison. It
 #   cannot crown a representation: the inputs differ from row to row, and a ranking is only as
 #   firm as the claims between its neighbours.
+# - Encoder and decoder are separate choices: with one recipe and one budget for every pair
+#   (section 7), a row of the cross table isolates the output representation and a column the input.
 # - The limits of learned approaches are measurable: which outputs are closed surfaces, how cost
 #   grows with resolution, how a model fares on a category it never saw, and what a real,
 #   non-watertight mesh does to the notion of inside.

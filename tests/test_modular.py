@@ -1,0 +1,109 @@
+"""The encoder x decoder table: every pair builds, the surface extraction of the two volumetric decoders against an
+analytic sphere, and one budget for every pair in the ci profile."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib.experiments import modular as MD
+from course_lib.ops import chamfer_distance
+
+
+@pytest.mark.parametrize("enc", MD.ENCODERS)
+@pytest.mark.parametrize("dec", MD.DECODERS)
+def test_every_pair_builds_and_decodes(enc, dec):
+    m = MD.ModularNet(enc, dec, latent=8, resolution=8, n_points=32, n_patches=2, width=4, hidden=16).eval()
+    x = {"image": torch.rand(2, 3, 16, 16), "points": torch.rand(2, 64, 3), "voxels": torch.rand(2, 8, 8, 8)}[enc]
+    if dec == "implicit":
+        assert m(x, torch.rand(2, 10, 3)).shape == (2, 10)
+        with pytest.raises(ValueError, match="query"):
+            m(x)
+    else:
+        assert m(x).shape == ({"voxels": (2, 8, 8, 8), "points": (2, 32, 3), "patches": (2, 32, 3)}[dec])
+
+
+def test_unknown_names():
+    with pytest.raises(ValueError, match="encoder"):
+        MD.ModularNet("depth", "points")
+    with pytest.raises(ValueError, match="decoder"):
+        MD.ModularNet("points", "mesh")
+
+
+class _SphereGrid(torch.nn.Module):
+    """A 'decoder' whose logits are those of a ball of radius 0.5, whatever the code."""
+
+    def __init__(self, r: int) -> None:
+        super().__init__()
+        t = (torch.arange(r) + 0.5) / r * 2 - 1  # cell centres
+        g = torch.stack(torch.meshgrid(t, t, t, indexing="ij"), -1)
+        self.logits = 20.0 * (0.5 - g.norm(dim=-1))
+
+    def forward(self, z):
+        return self.logits.expand(z.shape[0], -1, -1, -1)
+
+
+class _SphereField(torch.nn.Module):
+    def forward(self, q, z):
+        return 20.0 * (0.5 - q.norm(dim=-1))
+
+
+class _Const(torch.nn.Module):
+    def __init__(self, r: int) -> None:
+        super().__init__()
+        self.r = r
+
+    def forward(self, z):
+        return torch.full((z.shape[0], self.r, self.r, self.r), -5.0)
+
+
+class _ConstField(torch.nn.Module):
+    def forward(self, q, z):
+        return torch.full(q.shape[:-1], -5.0)
+
+
+def _sphere_test(n=400, q=4000):
+    g = torch.Generator().manual_seed(0)
+    d = torch.randn(1, n, 3, generator=g)
+    pts = 0.5 * d / d.norm(dim=-1, keepdim=True)
+    occ_pts = torch.rand(1, q, 3, generator=g) * 2 - 1
+    return {"points": torch.rand(1, 64, 3), "target_points": pts, "occ_points": occ_pts,
+            "occupancy": (occ_pts.norm(dim=-1) < 0.5).float(), "seed": torch.tensor([0]), "category": ["ball"]}
+
+
+@pytest.mark.parametrize("dec", ["voxels", "implicit"])
+def test_volumetric_decoders_mesh_the_analytic_ball(dec):
+    r = 32
+    m = MD.ModularNet("points", dec, latent=8, resolution=r, width=4, hidden=16).eval()
+    m.decoder = _SphereGrid(r) if dec == "voxels" else _SphereField()
+    test = _sphere_test()
+    pts, occ = MD.predict_surface(m, test["points"], 2000, resolution=48)
+    radius = pts.norm(dim=-1)
+    tol = 2.0 / r if dec == "voxels" else 2.0 / 47
+    assert float((radius - 0.5).abs().max()) < tol  # on the sphere, to a cell
+    sc = MD.score_pair(m, test, resolution=48)
+    d = torch.randn(1, 400, 3, generator=torch.Generator().manual_seed(9))
+    other = 0.5 * d / d.norm(dim=-1, keepdim=True)  # the oracle: another sampling of the true sphere
+    oracle = 1e3 * float(chamfer_distance(other, test["target_points"]).mean())
+    assert sc["iou"][0] > 0.9 and sc["cd"][0] < 1.5 * oracle
+    empty = MD.ModularNet("points", dec, latent=8, resolution=r, width=4, hidden=16).eval()
+    empty.decoder = _Const(r) if dec == "voxels" else _ConstField()
+    p0, _ = MD.predict_surface(empty, test["points"], 100, resolution=24)
+    assert p0.shape == (1, 3) and float(p0.abs().sum()) == 0.0  # nothing decoded: one point at the origin
+
+
+def test_points_decoders_have_no_volume():
+    m = MD.ModularNet("points", "points", latent=8, n_points=50, hidden=16).eval()
+    sc = MD.score_pair(m, _sphere_test(n=50))
+    assert math.isnan(sc["iou"][0]) and sc["cd"][0] > 0
+
+
+def test_one_budget_for_every_pair_in_ci():
+    res = MD.cross_table("ci", encoders=("points", "image"), decoders=("points", "implicit"))
+    budgets = [c["budget"] for c in res["cells"].values()]
+    assert len(budgets) == 4 and len({(b["steps"], b["examples"]) for b in budgets}) == 1
+    for name, c in res["cells"].items():
+        assert len(c["cd"]) == len(res["shapes"]) and 1 <= c["best_epoch"] <= c["epochs"]
+        assert all(math.isnan(x) for x in c["iou"]) == name.endswith("/points")
