@@ -621,3 +621,16 @@ def test_condition_layer_hidden_part(monkeypatch):
     public, hid = hidden_results_on(monkeypatch, checks.check_condition_layer, in_float32)
     assert public.passed, public.verdict()
     _failed(hid, "should stay torch.float64")
+
+
+@pytest.mark.parametrize("pick, words", [
+    (lambda lv: lv[-1:], ("never got the levels [1.0, 0.3]",)),
+    (lambda lv: lv[:-1], ("never got the levels [0.1]",)),
+    (lambda lv: lv[1:], ("never got the levels [1.0]",)),
+])
+def test_langevin_levels_skipped_are_named(pick, words):
+    """The walkthrough's 'only the last level run' was reported as a wrong number of steps per level."""
+    def fn(score_fn, x0, sigmas, steps, ratio):
+        return langevin(score_fn, x0, pick(list(sigmas)), steps, ratio)
+
+    _failed(checks.check_annealed_langevin(fn, quiet=True), *words)

@@ -407,6 +407,11 @@ def check_annealed_langevin(fn) -> str:
     expect(n_calls > 0, "score_fn was never called")
     levels = [c[1] for c in probe.calls]
     if n_calls != len(sigmas) * k:
+        seen = {round(v, 6) for v in levels}
+        missing = [v for v in sigmas if round(v, 6) not in seen]
+        if missing and seen <= {round(v, 6) for v in sigmas}:
+            raise CheckFailed(f"score_fn never got the levels {missing}: run steps_per_level steps at *every* level of "
+                              f"sigmas, from the first to the last (it got only {sorted(seen, reverse=True)})")
         if n_calls % len(sigmas) == 0:
             raise CheckFailed(f"score_fn was called {n_calls // len(sigmas)} times per level, expected "
                               f"steps_per_level = {k}")
