@@ -229,3 +229,16 @@ def test_benchmarks_take_the_dataset_switch(bench, tmp_path):
                          env=env, timeout=120)
     assert bad.returncode != 0 and "--root is for a real dataset" in bad.stderr
     assert not list(tmp_path.glob("*.md"))
+
+
+def test_a_real_test_split_is_guarded_like_shapenet_lite(real):
+    """Protocol 2 on a real dataset: inside ``no_test_reads`` (a choice being made) its test split cannot be read."""
+    from course_lib.data import TestSplitReadError, no_test_reads
+
+    with no_test_reads("choosing on val"):
+        assert PR.primitive_data("val", "ci", **real)["points"].shape[0] == 2
+        for load in (lambda: PR.primitive_data("test", "ci", **real), lambda: O.octree_data("test", "ci", **real),
+                     lambda: I.implicit_data("test", profile="ci", **real)):
+            with pytest.raises(TestSplitReadError, match="modelnet's test split read while 'choosing on val'"):
+                load()
+    assert PR.primitive_data("test", "ci", **real)["points"].shape[0] == 4

@@ -148,6 +148,10 @@ class RealShapes(Dataset):
             raise ValueError(f"image_size must be a positive int, got {image_size!r}")
         self.view = parse_view(view)
         self.cache = bool(cache)
+        if split == "test":  # protocol 2: inside no_test_reads (a choice being made) the test split is off limits
+            from .splits import check_test_read
+
+            check_test_read(f"{name}'s test split")
         entries, self.categories, self.root = _entries(name, split, categories, root)
         self.manifest: list[dict[str, str]] = []
         need_inside = any(r in _INSIDE_REPS for r in reps)
