@@ -69,6 +69,8 @@ __all__ = [
     "Convention",
     "PRESETS",
     "FRAMES",
+    "describe_chamfer",
+    "describe_emd",
     "frame_transform",
     "to_frame",
     "evaluate",
@@ -440,6 +442,34 @@ PRESETS: dict[str, Convention] = {
     ),
 }
 """Named conventions; ``PRESETS["pointflow"].chamfer(x, y)`` etc."""
+
+
+def describe_chamfer(preset: str | Convention, *, scale: float | None = None) -> str:
+    """The one sentence that says what a Chamfer number of ``preset`` is (every chapter's convention text uses it).
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  ``scale`` overrides the preset's (``1``: no scale)."""
+    conv = _convention(preset)
+    sc = conv.cd_scale if scale is None else float(scale)
+    kind = "squared" if conv.cd_squared else "unsquared"
+    how = "summed" if conv.cd_directions == "sum" else "averaged"
+    unit = (", in units of a tenth of the target's longest bounding-box edge (OccNet's)" if conv.cd_unit == "bbox/10"
+            else "")
+    scaled = f", x {sc:g}" if sc != 1 else ", no scale"
+    return (f"Chamfer distance ('{conv.name}' convention of course_lib.metrics): {kind} Euclidean nearest-neighbour "
+            f"distances, the mean over each cloud, the two directions {how}{scaled}{unit}; shapes in the course's "
+            "frame (inside [-1, 1]^3)")
+
+
+def describe_emd(preset: str | Convention, *, scale: float | None = None) -> str:
+    """The one sentence that says what an EMD number of ``preset`` is (exact optimal one-to-one matching)."""
+    conv = _convention(preset)
+    if conv.emd_squared is None:
+        raise ValueError(f"the {conv.name!r} convention reports no EMD")
+    sc = conv.emd_scale if scale is None else float(scale)
+    kind = "squared" if conv.emd_squared else "unsquared"
+    scaled = f", x {sc:g}" if sc != 1 else ", no scale"
+    return (f"EMD ('{conv.name}' convention of course_lib.metrics): exact optimal one-to-one matching, the mean "
+            f"{kind} matched distance{scaled}")
 
 
 def _convention(preset: str | Convention) -> Convention:

@@ -270,3 +270,23 @@ def test_frames_presets_and_errors() -> None:
         metrics.frame_transform(torch.ones(4, 3), "unit-diagonal")
     with pytest.raises(ValueError, match="cloud"):
         metrics.frame_transform(torch.ones(4, 2), "unit-cube")
+
+
+def test_describe_chamfer_is_the_one_convention_text():
+    a = metrics.describe_chamfer("atlasnet")
+    assert "squared Euclidean" in a and "summed" in a and "x 1000" in a and "'atlasnet'" in a
+    o = metrics.describe_chamfer("occnet")
+    assert "unsquared" in o and "averaged" in o and "tenth" in o and "no scale" in o
+    assert "no scale" in metrics.describe_chamfer("pointflow", scale=1)
+    assert "x 100" in metrics.describe_emd("pointflow") and "unsquared" in metrics.describe_emd("pointflow")
+    with pytest.raises(ValueError, match="no EMD"):
+        metrics.describe_emd("atlasnet")
+    with pytest.raises(ValueError, match="unknown preset"):
+        metrics.describe_chamfer("chamferish")
+    # every chapter's convention text states its Chamfer with this one sentence
+    from course_lib.experiments import implicit, point_sets, primitives, rendering, retrieval, surfaces
+
+    for text in (point_sets.CONVENTION, surfaces.CD_CONVENTION, rendering.CD_CONVENTION, primitives.CD_CONVENTION):
+        assert a in text
+    assert metrics.describe_chamfer("pointflow", scale=1) in retrieval.CONVENTION
+    assert metrics.describe_chamfer("deepsdf") in implicit.CONVENTIONS["cd_deepsdf"]

@@ -111,7 +111,7 @@ CONVENTIONS = {
     "thin_cd": "completeness on thin parts: mean unsquared distance from ground-truth surface samples of the "
                "thin parts to the predicted surface",
     "thin_recall": "share of the thin parts' ground-truth surface samples within tau of the predicted surface",
-    "cd_deepsdf": "Chamfer as DeepSDF: mean squared NN distance gt->pred + pred->gt (summed), x 1e3",
+    "cd_deepsdf": "Chamfer as DeepSDF: " + _metrics.describe_chamfer("deepsdf"),
 }
 """What each reported metric means (the lecture and the benchmark print these)."""
 

@@ -44,6 +44,7 @@ from course_lib import metrics as _metrics
 from course_lib import ops as _ops
 from course_lib.experiments.common import Batches, real_dataset, require_exact_shapes, subsample
 from course_lib.experiments.common import load_split as _load_split
+from course_lib.metrics import describe_chamfer
 
 __all__ = [
     "CONVENTION",
@@ -87,8 +88,7 @@ CONVENTION = (
     "stream 0); the ground truth = N other, independent samples of the same surface (stream 1); the oracle "
     "= N samples of a third, independent sampling (stream 2), scored against the same ground truth: a "
     "reference, not a floor (points of the true surface spread more evenly can score lower: the benchmark's "
-    "claims even_vs_oracle_*). CD: squared Euclidean nearest-neighbour distances, mean over each set, the two "
-    "directions summed, x1000. EMD: exact optimal one-to-one matching (SciPy's linear_sum_assignment, a "
+    "claims even_vs_oracle_*). CD: " + describe_chamfer("atlasnet") + ". EMD: exact optimal one-to-one matching (SciPy's linear_sum_assignment, a "
     "Jonker-Volgenant solver), mean unsquared matched distance, x100. F-score at tau = 0.05 (Euclidean), "
     "in %. NN-CV: coefficient of variation (std / mean) of each point's distance "
     "to its nearest other point of the same set (lower = more uniform). All averaged over the held-out shapes."

@@ -32,6 +32,7 @@ from torch import Tensor
 
 from course_lib import config
 from course_lib.experiments.common import require_exact_shapes
+from course_lib.metrics import describe_chamfer
 from course_lib.models import primitives as P
 
 __all__ = [
@@ -55,9 +56,8 @@ __all__ = [
     "smoke",
 ]
 
-CD_CONVENTION = ("Chamfer distance: squared nearest-neighbour distances, mean over each cloud, the two directions "
-                 "summed, x 1000, between surface samples of the union of existing primitives (prob > 0.5; "
-                 "samples inside another existing primitive removed) and the target points")
+CD_CONVENTION = (describe_chamfer("atlasnet") + "; between surface samples of the union of existing primitives "
+                 "(prob > 0.5; samples inside another existing primitive removed) and the target points")
 """The convention of every Chamfer number of chapter 08."""
 
 METHODS = ("reorder", "reinforce")

@@ -48,6 +48,7 @@ from course_lib.geometry.mesh_reg import (
     laplacian_loss,
     uniform_laplacian,
 )
+from course_lib.metrics import describe_chamfer
 from course_lib.render import (
     Cameras,
     look_at_cameras,
@@ -86,9 +87,8 @@ __all__ = [
     "smoke",
 ]
 
-CD_CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distances, mean over each cloud's points, "
-                 "the two directions summed, x 1000 (course_lib.metrics preset 'atlasnet'), between area-weighted "
-                 "samples of the fitted mesh and of the true surface")
+CD_CONVENTION = (describe_chamfer("atlasnet") + "; between area-weighted samples of the fitted mesh and of the "
+                 "true surface")
 """The one convention of every Chamfer number of chapter 09."""
 
 CAMERA = {"distance": 2.6, "fov": 50.0}

@@ -39,6 +39,8 @@ from typing import Any, NamedTuple
 import torch
 from torch import Tensor
 
+from course_lib.metrics import describe_chamfer
+
 __all__ = [
     "CONVENTION",
     "Nearest",
@@ -61,9 +63,8 @@ __all__ = [
     "show_chapter",
 ]
 
-CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distances, the mean over each cloud, the two "
-              "directions summed, no scale (PointFlow / ShapeGF, course_lib.metrics.chamfer(x, y, squared=True, "
-              "directions='sum'); the 'cd' of course_lib.metrics_generation)")
+CONVENTION = (describe_chamfer("pointflow", scale=1) + " (PointFlow's and ShapeGF's formula; the 'cd' of "
+              "course_lib.metrics_generation)")
 """The convention of every distance of this module (and of ``benchmarks/splits.py``) by default."""
 
 _BY = ("oracle", "latent")

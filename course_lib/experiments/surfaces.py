@@ -49,6 +49,7 @@ from course_lib.experiments.common import (
     subsample,
     tag_dataset,
 )
+from course_lib.metrics import describe_chamfer
 
 __all__ = [
     "CD_CONVENTION",
@@ -90,11 +91,8 @@ __all__ = [
     "smoke",
 ]
 
-CD_CONVENTION = ("Chamfer distance: squared Euclidean nearest-neighbour distances, mean over each cloud's "
-                 "points, the two directions summed, averaged over shapes, x 1000 "
-                 "(course_lib.ops.chamfer_distance defaults; AtlasNet's convention); predictions are "
-                 "scored against target_points, an independent sampling of the true surface that the "
-                 "encoder never saw")
+CD_CONVENTION = (describe_chamfer("atlasnet") + "; averaged over shapes; predictions are scored against "
+                 "target_points, an independent sampling of the true surface that the encoder never saw")
 """The one convention every Chamfer number of chapter 06 uses."""
 
 
