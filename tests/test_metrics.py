@@ -290,3 +290,20 @@ def test_describe_chamfer_is_the_one_convention_text():
         assert a in text
     assert metrics.describe_chamfer("pointflow", scale=1) in retrieval.CONVENTION
     assert metrics.describe_chamfer("deepsdf") in implicit.CONVENTIONS["cd_deepsdf"]
+
+
+def test_the_chapters_oracles_are_metrics_oracle():
+    """Chapter 06's and 07's oracle rows are the course's one oracle (metrics.oracle), on the same shapes."""
+    from course_lib.data import SAMPLING_STREAMS, make_shape, split_seeds
+    from course_lib.experiments import implicit, surfaces
+
+    seeds = split_seeds("test", 2)
+    shapes = [make_shape("chair", int(s)) for s in seeds]
+    n = 256
+    data = {"category": ["chair", "chair"], "seed": torch.tensor([int(s) for s in seeds]),
+            "target_points": torch.stack([s.sample_surface(n, stream=SAMPLING_STREAMS["target"])[0] for s in shapes]),
+            "oracle_points": torch.stack([s.sample_surface(n, stream=SAMPLING_STREAMS["oracle"])[0] for s in shapes])}
+    ref = [metrics.oracle(s, n, lambda x, y: metrics.chamfer(x, y, scale=1e3)) for s in shapes]
+    assert surfaces.oracle_chamfer(data) == pytest.approx(float(np.mean(ref)), rel=1e-5)
+    deep = implicit.oracle_chamfer(data, "deepsdf")
+    assert deep.tolist() == pytest.approx(ref, rel=1e-5)  # DeepSDF's formula is AtlasNet's (x 1e3)

@@ -328,7 +328,9 @@ def oracle_chamfer(data: dict[str, Any]) -> float:
 
     Introduced in ``lectures/06_surfaces.ipynb``.  A *reference*, not a floor: a model whose
     points are spread more evenly over the true surface than i.i.d. samples (a farthest-point
-    sample, a lattice) scores below it.
+    sample, a lattice) scores below it.  The same definition as :func:`course_lib.metrics.oracle` (the
+    course's one oracle: the oracle sampling stream against the target stream), read from the rows
+    already loaded, so that it works for a real dataset's rows as well.
     """
     if "oracle_points" not in data:
         raise ValueError("oracle_chamfer needs surface_dataset(..., oracle=True) (no 'oracle_points' in the data)")
