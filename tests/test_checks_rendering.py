@@ -373,6 +373,7 @@ def _masked(d, v):
     (lambda d, v: torch.where(v[:, :, None, None], 1 - d, torch.ones_like(d)).prod(1), ("the 1 - is missing",)),
     (lambda d, v: 1 - (1 - d).prod(1), ("valid mask is ignored",)),
     (lambda d, v: aggregate(d, ~v), ("mask is inverted",)),
+    (lambda d, v: 1 - ((1 - d) * v[:, :, None, None]).prod(1), ("factor 1 in the product, not 0",)),
     (lambda d, v: 1 - (1 - _masked(d, v)).prod(0), ("over the batch (dim 0)",)),
     (lambda d, v: 1 - (1 - _masked(d, v)).prod(-1), ("over the image columns",)),
     (lambda d, v: 1 - (1 - _masked(d, v)).prod(2), ("over the image rows",)),

@@ -130,6 +130,8 @@ def _aggregate_variants(d: np.ndarray, v: np.ndarray) -> dict[str, np.ndarray]:
         "the valid mask is ignored: faces that are not drawn (valid False) must not cover any pixel":
             1.0 - (1.0 - d).prod(1),
         "the mask is inverted: only the faces with valid True are drawn": 1.0 - np.where(m, 1.0, 1.0 - d).prod(1),
+        "every pixel is 1: a face that is not drawn must be a factor 1 in the product, not 0 (multiplying (1 - D) by "
+        "the mask makes it 0, so one hidden face covers the whole image)": 1.0 - np.where(m, 1.0 - d, 0.0).prod(1),
         "that is the sum of the coverages clamped to 1: aggregate as a logical or of independent coverages, "
         "1 - prod_f (1 - D_f) (a sum counts overlaps twice and has no gradient where it is clamped)":
             np.minimum(dv.sum(1), 1.0),
