@@ -268,6 +268,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     # lecture widgets
     "ch10.toy_points": {"ci": 200, "laptop": 1000, "gpu": 1000},
     "ch10.lab_points": {"ci": 256, "laptop": 1024, "gpu": 2048},
+    "ch10.toy_steps": {"ci": 25, "laptop": 1500, "gpu": 3000},  # the score network on the 2D toy (section 4)
+    "ch10.noise_levels": {"ci": (0.02,), "laptop": (0.01, 0.02, 0.05), "gpu": (0.01, 0.02, 0.05)},  # input noise std
     # --- 11 evaluation: every model on the same held-out shapes -----------------
     # the categories every chapter's laptop models were trained on (chapter 07's DeepSDF: chairs only)
     "ch11.categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane"), "gpu": ("chair", "airplane")},

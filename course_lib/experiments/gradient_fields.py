@@ -30,6 +30,13 @@ Introduced in ``lectures/10_gradient_fields.ipynb``.
 * :func:`training_budget`: a trained row's budget (steps, examples, seconds, parameters);
 * :func:`interpolate`, :func:`sparse_and_partial`: latent interpolation; robustness to sparse
   and occluded inputs;
+* :func:`score_error_per_level`, :func:`shapegf_dsm_per_level` (:func:`dsm_per_level`): the
+  learned field level by level, against the analytic score (2D toy) and as a per-level
+  denoising loss (3D model);
+* :func:`ncsn_overlap`, :func:`ncsn_ratio`, :func:`noise_schedule_rule`: NCSN's noise-schedule
+  design rules (Song & Ermon 2020) checked on the course's schedule;
+* :func:`add_input_noise`, :func:`noise_robustness`, :func:`seconds_per_shape`: reconstruction
+  from noisy inputs and inference time per shape;
 * :func:`smoke`: the GPU smoke hook.
 
 Splits are those of :class:`course_lib.data.ShapeNetLite`: "test" shapes are never seen in
@@ -85,6 +92,15 @@ __all__ = [
     "nna_gap_values",
     "interpolate",
     "sparse_and_partial",
+    "score_error_per_level",
+    "dsm_per_level",
+    "shapegf_dsm_per_level",
+    "ncsn_overlap",
+    "ncsn_ratio",
+    "noise_schedule_rule",
+    "add_input_noise",
+    "noise_robustness",
+    "seconds_per_shape",
     "smoke",
 ]
 
@@ -907,6 +923,239 @@ def sparse_and_partial(model: Any, inputs: Tensor, target: Tensor, *, sparse: Se
         pred = reconstruct(model, x, n_out, profile=profile)
         out[name] = {"CD x1e4": float(ae_metrics(pred, target, emd=False)["CD x1e4"].mean())}
     return out
+
+
+# ---------------------------------------------------------------------------
+# the field level by level; the noise schedule; speed and noise robustness
+# ---------------------------------------------------------------------------
+def score_error_per_level(score_fn: Any, points: Tensor, sigmas: Sequence[float] | Tensor, *,
+                          n_eval: int = 1024, noise_dims: int = 3, seed: int = 0) -> list[dict[str, float]]:
+    r"""The learned score against the analytic one, one row per noise level.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the learned score beside the analytic
+    one).  For each ``sigma`` in ``sigmas`` draw ``n_eval`` points of the blurred cloud,
+    :math:`\tilde x = p + \sigma\epsilon` (``p`` a random point of ``points`` ``(N, 3)``; the noise
+    only in the first ``noise_dims`` coordinates, so ``noise_dims=2`` keeps a planar toy in its
+    plane), and compare ``score_fn(x (1, M, 3), sigma (1,))`` with the analytic score
+    :math:`\nabla\log Q_\sigma` of the cloud (:func:`~course_lib.models.shapegf.analytic_score`):
+
+    * ``"error"``: :math:`E\|s_\theta(\tilde x,\sigma) - \nabla\log Q_\sigma(\tilde x)\|^2`;
+    * ``"norm"``: :math:`E\|\nabla\log Q_\sigma(\tilde x)\|^2`;
+    * ``"relative"``: their ratio (0 for the analytic field itself, 1 for a zero field);
+    * ``"cosine"``: the mean cosine between the two vectors.
+
+    The expectation is over the blurred cloud itself, the weighting of the denoising loss
+    (Vincent 2011).  Returns ``[{"sigma", "error", "norm", "relative", "cosine"}, ...]``.
+    """
+    from course_lib.models.shapegf import analytic_score
+
+    if not isinstance(points, Tensor) or points.dim() != 2 or points.shape[-1] != 3 or len(points) == 0:
+        raise ValueError(f"points must be one non-empty cloud (N, 3), got {getattr(points, 'shape', type(points))}")
+    if noise_dims not in (1, 2, 3):
+        raise ValueError(f"noise_dims must be 1, 2 or 3, got {noise_dims!r}")
+    if int(n_eval) < 1:
+        raise ValueError(f"n_eval must be positive, got {n_eval!r}")
+    g = torch.Generator().manual_seed(int(seed))
+    rows = []
+    for s in [float(v) for v in torch.as_tensor(sigmas).reshape(-1).tolist()]:
+        if not s > 0:
+            raise ValueError(f"noise levels must be positive, got {s}")
+        idx = torch.randint(0, len(points), (int(n_eval),), generator=g)
+        eps = torch.randn(int(n_eval), 3, generator=g)
+        eps[:, noise_dims:] = 0.0
+        x = (points[idx.to(points.device)] + s * eps.to(points.device, points.dtype))[None]
+        ref = analytic_score(x, points[None], s)
+        with torch.no_grad():
+            est = score_fn(x, torch.full((1,), s, dtype=x.dtype, device=x.device))
+        if not isinstance(est, Tensor) or est.shape != x.shape:
+            raise ValueError(f"score_fn must return a tensor of shape {tuple(x.shape)}, got "
+                             f"{getattr(est, 'shape', type(est).__name__)}")
+        err = float((est - ref).square().sum(-1).mean())
+        nrm = float(ref.square().sum(-1).mean())
+        cos = float(torch.nn.functional.cosine_similarity(est, ref, dim=-1).mean())
+        rows.append({"sigma": s, "error": err, "norm": nrm, "relative": err / max(nrm, 1e-30), "cosine": cos})
+    return rows
+
+
+def dsm_per_level(predict: Any, points: Tensor, sigmas: Sequence[float] | Tensor, *, weighting: str = "ncsn",
+                  seed: int = 0) -> list[float]:
+    r"""The denoising loss of :func:`~course_lib.models.shapegf.dsm_loss` at each level separately.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Every shape of ``points`` ``(B, N, 3)``
+    is perturbed at the same level ``sigma``; ``predict(x~, sigma (B,))`` returns the
+    displacement (``sigma^2`` times the score).  The noise of level ``i`` is drawn from a
+    generator seeded with ``seed + i``, so two predictors called with the same ``seed`` are
+    scored on the same perturbations (paired).  With ``weighting="ncsn"`` a zero predictor
+    scores :math:`E\|\epsilon\|^2/2 = 3/2` at every level (in expectation).
+    """
+    from course_lib.models.shapegf import dsm_loss
+
+    out = []
+    for i, s in enumerate(float(v) for v in torch.as_tensor(sigmas).reshape(-1).tolist()):
+        g = torch.Generator(device=points.device).manual_seed(int(seed) + i)
+        loss = dsm_loss(predict, points, torch.tensor([s], dtype=points.dtype, device=points.device),
+                        weighting=weighting, generator=g)
+        out.append(float(loss))
+    return out
+
+
+@torch.no_grad()
+def shapegf_dsm_per_level(model: Any, inputs: Tensor, targets: Tensor, *, sigmas: Sequence[float] | Tensor | None = None,
+                          weighting: str | None = None, n_target: int | None = None, seed: int = 0,
+                          profile: str | None = None) -> dict[str, list[float]]:
+    """The per-level denoising loss of a trained ShapeGF auto-encoder on held-out shapes, with two references.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  The field is decoded from ``inputs``
+    (stream 0) and scored on the first ``n_target`` points of ``targets`` (stream 1), every shape
+    at each level of ``sigmas`` (default: the model's schedule) in turn, with the loss weight
+    ``weighting`` (default ``ch10.weighting``).  Rows, each one value per level, on the same
+    perturbations (:func:`dsm_per_level`):
+
+    * ``"ShapeGF"``: the network;
+    * ``"analytic field of the target points"``: the exact score of the very points being
+      perturbed, the minimiser of this (empirical) loss: what no model can beat on these points;
+    * ``"zero field"``: a predictor that returns 0 (``3/2`` in expectation with the NCSN weight).
+
+    Returns ``{"sigma": [...], row: [...], ...}``.
+    """
+    from course_lib.models.shapegf import analytic_score
+
+    weighting = str(_sizes(profile)["weighting"] if weighting is None else weighting)
+    sig = model.sigmas if sigmas is None else torch.as_tensor(sigmas)
+    tgt = targets if n_target is None else targets[:, :int(n_target)]
+    was = model.training
+    model.eval()
+    try:
+        z = model.encode(inputs)
+        rows = {"sigma": [float(v) for v in torch.as_tensor(sig).reshape(-1).tolist()],
+                "ShapeGF": dsm_per_level(lambda x, s: model.decoder(x, z, s), tgt, sig, weighting=weighting, seed=seed),
+                "analytic field of the target points": dsm_per_level(
+                    lambda x, s: s[:, None, None] ** 2 * analytic_score(x, tgt, s), tgt, sig, weighting=weighting,
+                    seed=seed),
+                "zero field": dsm_per_level(lambda x, s: torch.zeros_like(x), tgt, sig, weighting=weighting, seed=seed)}
+    finally:
+        model.train(was)
+    return rows
+
+
+def ncsn_overlap(gamma: float, dim: int, *, exact: bool = False) -> float:
+    r"""NCSN's overlap of neighbouring noise levels for the ratio ``gamma = sigma_{i-1} / sigma_i > 1``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  Song & Ermon (2020, "Improved
+    techniques", technique 2) ask that a sample of level :math:`\sigma_i` in dimension ``D``
+    land in the typical shell of level :math:`\sigma_{i-1}`, radius
+    :math:`\sigma_{i-1}(\sqrt D \pm 3/\sqrt 2)`, with probability about one half.  Approximating the
+    radius :math:`\|x\|/\sigma_i` by :math:`N(\sqrt D, 1/2)` gives their formula
+    :math:`\Phi(\sqrt{2D}(\gamma-1)+3\gamma) - \Phi(\sqrt{2D}(\gamma-1)-3\gamma)` (the default).
+    ``exact=True`` uses the radius's true law instead (:math:`\sigma_i\chi_D`), which matters
+    in low dimension such as ``D = 3``.
+    """
+    from scipy import stats
+
+    if isinstance(dim, bool) or int(dim) != dim or dim < 1:
+        raise ValueError(f"dim must be a positive int, got {dim!r}")
+    if not gamma > 0:
+        raise ValueError(f"gamma must be positive, got {gamma!r}")
+    d = int(dim)
+    if exact:
+        lo, hi = max(gamma * (math.sqrt(d) - 3 / math.sqrt(2)), 0.0), gamma * (math.sqrt(d) + 3 / math.sqrt(2))
+        return float(stats.chi.cdf(hi, d) - stats.chi.cdf(lo, d))
+    a = math.sqrt(2 * d) * (gamma - 1)
+    return float(stats.norm.cdf(a + 3 * gamma) - stats.norm.cdf(a - 3 * gamma))
+
+
+def ncsn_ratio(dim: int, target: float = 0.5, *, exact: bool = False, max_gamma: float = 100.0) -> float | None:
+    """The ratio ``gamma > 1`` at which :func:`ncsn_overlap` equals ``target`` (NCSN's rule), or ``None``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``None`` when the overlap stays above
+    ``target`` for every ratio up to ``max_gamma`` (low dimensions: with the Gaussian formula this
+    happens whenever ``sqrt(2 D) <= 3``), so that the rule puts no bound on the spacing.
+    """
+    from scipy import optimize
+
+    f = lambda g: ncsn_overlap(g, dim, exact=exact) - target  # noqa: E731
+    grid = [1.0 + 1e-9] + [1.0 + 0.01 * k for k in range(1, 100)] + [2.0 + (max_gamma - 2.0) * k / 200
+                                                                      for k in range(1, 201)]
+    for a, b in zip(grid, grid[1:]):
+        if f(a) > 0 >= f(b):
+            return float(optimize.brentq(f, a, b, xtol=1e-10))
+    return None
+
+
+def noise_schedule_rule(clouds: Tensor, sigmas: Sequence[float] | Tensor, *, dim: int = 3) -> dict[str, Any]:
+    """The course's noise schedule checked against NCSN's design rules (Song & Ermon 2020).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``clouds`` ``(S, N, 3)`` are the training
+    clouds (each shape's points are the samples of its own distribution, so the largest pairwise
+    distance is taken within each shape), ``sigmas`` the schedule from large to small.  Returns
+
+    * ``"max_pairwise"``: the largest distance between two points of one cloud, over the clouds,
+      and ``"sigma_1 / max_pairwise"`` (technique 1 asks for about 1);
+    * ``"ratios"``: :math:`\\sigma_{i-1}/\\sigma_i` for each neighbouring pair, ``"geometric"``: whether
+      they agree to 1e-4 (technique 2 asks for a geometric progression);
+    * ``"overlap"`` / ``"overlap_exact"``: :func:`ncsn_overlap` at the mean ratio in dimension
+      ``dim`` (technique 2 asks for about 0.5), and ``"rule_ratio"``: :func:`ncsn_ratio` (``None``:
+      no bound in that dimension).
+    """
+    if not isinstance(clouds, Tensor) or clouds.dim() != 3 or clouds.shape[-1] != 3 or clouds.shape[1] < 2:
+        raise ValueError(f"clouds must be (S, N >= 2, 3), got {getattr(clouds, 'shape', type(clouds))}")
+    sig = [float(v) for v in torch.as_tensor(sigmas).reshape(-1).tolist()]
+    if len(sig) < 2 or any(a <= b for a, b in zip(sig, sig[1:])) or sig[-1] <= 0:
+        raise ValueError(f"sigmas must be at least two positive levels from large to small, got {sig}")
+    dmax = max(float(torch.cdist(c[None].double(), c[None].double()).max()) for c in clouds)
+    ratios = [a / b for a, b in zip(sig, sig[1:])]
+    gamma = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+    return {"max_pairwise": dmax, "sigma_1": sig[0], "sigma_1 / max_pairwise": sig[0] / dmax, "ratios": ratios,
+            "gamma": gamma, "geometric": max(abs(r / gamma - 1) for r in ratios) < 1e-4, "dim": int(dim),
+            "overlap": ncsn_overlap(gamma, dim), "overlap_exact": ncsn_overlap(gamma, dim, exact=True),
+            "rule_ratio": ncsn_ratio(dim)}
+
+
+def add_input_noise(inputs: Tensor, noise: float, *, seed: int = 0) -> Tensor:
+    """``inputs + noise * N(0, I)`` (a noisy scan of each cloud), reproducible through ``seed``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (robustness to noisy inputs).
+    """
+    if not noise >= 0:
+        raise ValueError(f"noise must be non-negative, got {noise!r}")
+    g = torch.Generator().manual_seed(int(seed))
+    return inputs + float(noise) * torch.randn(inputs.shape, generator=g, dtype=inputs.dtype).to(inputs.device)
+
+
+def noise_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, noises: Sequence[float], *,
+                     seed: int = 0, profile: str | None = None) -> dict[str, dict[float, float]]:
+    """Mean CD x1e4 of each model's reconstruction from inputs with Gaussian noise of each std in ``noises``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the seed's critique: "noise").  ``models``
+    maps a name to a ShapeGF auto-encoder (sampled by :func:`reconstruct`) or to a baseline
+    (:func:`predict_baseline`); every model gets the same noisy inputs.  The output always has
+    the target's number of points.  Returns ``{name: {noise: CD x1e4}}``.
+    """
+    n_out = target.shape[1]
+    out: dict[str, dict[float, float]] = {name: {} for name in models}
+    for k, noise in enumerate(noises):
+        x = add_input_noise(inputs, float(noise), seed=int(seed) + k)
+        for name, m in models.items():
+            pred = (reconstruct(m, x, n_out, profile=profile) if hasattr(m, "decoder") and hasattr(m, "sample")
+                    else predict_baseline(m, x, n_out))
+            out[name][float(noise)] = float(ae_metrics(pred, target, emd=False)["CD x1e4"].mean())
+    return out
+
+
+def seconds_per_shape(fn: Any, inputs: Tensor, *, repeat: int = 1) -> float:
+    """Wall-clock seconds per shape of ``fn(inputs)`` (the best of ``repeat`` runs, after one warm-up shape).
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (inference time against the baselines).
+    """
+    if len(inputs) == 0:
+        raise ValueError("inputs is empty: no shape to time")
+    fn(inputs[:1])
+    best = float("inf")
+    for _ in range(max(1, int(repeat))):
+        t0 = time.perf_counter()
+        fn(inputs)
+        best = min(best, time.perf_counter() - t0)
+    return best / len(inputs)
 
 
 # ---------------------------------------------------------------------------

@@ -26,6 +26,7 @@
 # the same functions at the laptop sizes.
 
 # %%
+import math
 import warnings
 
 import numpy as np
@@ -377,6 +378,73 @@ def show_single(n_points=256):
 viz.interact(show_single, n_points=[256, 1024, 4096])
 
 # %% [markdown]
+# ### The learned score beside the analytic one, level by level (the 2D toy)
+#
+# The network above is judged by its samples. On the 2D toy of section 1 we can judge the field
+# itself, because the true score is known in closed form. The toy curve is put in the plane $z = 0$
+# of 3D space and the same `ScoreNet` is fitted to it by DSM (`ex.fit_single_shape`,
+# `ch10.toy_steps` steps). In that plane the 3D blurred density's score has the 2D score of
+# section 1 as its first two coordinates and zero as its third, so the comparison is exact. For each
+# level $\sigma$ we draw points of the blurred curve, $\tilde x = p + \sigma\epsilon$ with $\epsilon$ in the
+# plane, and measure (`ex.score_error_per_level`)
+#
+# $$e(\sigma) = \frac{\mathbb E_{\tilde x}\,\|s_\theta(\tilde x,\sigma) - \nabla\log Q_\sigma(\tilde x)\|^2}
+#                    {\mathbb E_{\tilde x}\,\|\nabla\log Q_\sigma(\tilde x)\|^2},$$
+#
+# the error relative to the size of the true score: 0 for a perfect field, 1 for a field that is zero
+# everywhere. The numerator is the Fisher divergence at that level, the quantity that DSM minimises
+# up to a constant (section 2), so this is the per-level loss with the constant removed.
+#
+# **Predict** before you run the cell: at which levels will the learned field be nearest the true one
+# after a short training, the large ones (a smooth field with one basin) or the small ones (a field
+# that must point to the nearest part of the curve, with a size of order $1/\sigma$)?
+
+# %%
+toy3 = torch.cat([toy, torch.zeros_like(toy[:, :1])], -1)
+toy_net, toy_losses = ex.fit_single_shape(toy3, steps=int(SZ["toy_steps"]), hidden=int(SZ["single_hidden"]),
+                                          progress=False)
+toy_sigmas = gf.sigma_schedule()
+toy_err = ex.score_error_per_level(lambda x, s: toy_net.score(x, None, s), toy3, toy_sigmas, noise_dims=2,
+                                   n_eval=int(SZ["toy_points"]))
+print(f"score network on the 2D toy: {len(toy_losses)} DSM steps ({PROFILE} profile); per level:")
+for r in toy_err:
+    print(f"  sigma {r['sigma']:.3g}: relative error {r['relative']:.3g}, mean cosine to the true score "
+          f"{r['cosine']:.2f}, E|true score|^2 {r['norm']:.3g}")
+viz.plot_curves([r["sigma"] for r in toy_err], {"relative error e(sigma)": [r["relative"] for r in toy_err],
+                                                "1 - mean cosine": [1 - r["cosine"] for r in toy_err]},
+                title="learned score against the analytic one, 2D toy", xlabel="sigma", ylabel="error",
+                log_x=True, log_y=True)
+
+# %% [markdown]
+# Side by side at one level: the true field (left) and the learned one (right), both normalised to
+# unit arrows so that the directions can be compared where the true score is large.
+
+# %%
+def toy_arrows(vectors, title):
+    v = 0.06 * vectors / vectors.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    xs, ys = [], []
+    for (x0, y0), (dx, dy) in zip(grid_xy[::2].tolist(), v.tolist()):
+        xs += [x0, x0 + dx, None]
+        ys += [y0, y0 + dy, None]
+    fig = go.Figure([go.Scatter(x=xs, y=ys, mode="lines", line=dict(color="black", width=1), name="field"),
+                     go.Scatter(x=toy[:, 0], y=toy[:, 1], mode="markers", marker=dict(size=2, color="orange"),
+                                name="curve")])
+    fig.update_layout(title=title, yaxis_scaleanchor="x", showlegend=False)
+    return fig
+
+
+def show_toy_learned(sigma=float(toy_sigmas[4])):
+    pts = torch.cat([grid_xy[::2], torch.zeros_like(grid_xy[::2, :1])], -1)[None]
+    with torch.no_grad():
+        learned_2d = toy_net.score(pts, None, sigma)[0, :, :2]
+    return viz.subplots([toy_arrows(ex.toy_score_2d(grid_xy[::2], toy, sigma), f"analytic, sigma = {sigma:.3g}"),
+                         toy_arrows(learned_2d, f"learned, sigma = {sigma:.3g}")], titles=["analytic", "learned"],
+                        height=380)
+
+
+viz.interact(show_toy_learned, sigma=[round(s, 4) for s in toy_sigmas.tolist()])
+
+# %% [markdown]
 # ## 5. The surface: where the field vanishes
 #
 # On the surface the blurred density is locally maximal, so its gradient vanishes; for small
@@ -505,6 +573,30 @@ if n_epochs >= 2:
 else:
     print("fewer than two epochs in a history: no curve to draw")
 fig_curves
+
+# %% [markdown]
+# ### The 3D model's field, level by level
+#
+# A single training loss mixes ten levels. `ex.shapegf_dsm_per_level` splits it: every held-out
+# shape is encoded, and the field is scored on its target points perturbed at one level at a time
+# (the chapter's weight, `ch10.weighting`), next to two references on the very same perturbations:
+# the **analytic field of the target points** (the exact minimiser of this loss on these points: no
+# network can go below it) and the **zero field** ($3/2$ at every level with the NCSN weight, in
+# expectation). Where the network's row sits between the two says, level by level, how much of the
+# learnable part it has learned. With the laptop checkpoint (from `python -m course_lib.pretrain
+# --chapters 10`) the cell scores that model; in the `ci` profile, a model of two epochs.
+
+# %%
+lvl = ex.shapegf_dsm_per_level(model, test["points"], test["target_points"], n_target=int(SZ["n_dsm"]))
+print(f"per-level DSM loss on {len(test['points'])} test shapes ({SZ['weighting']} weight, live, {PROFILE} profile):")
+for i, s in enumerate(lvl["sigma"]):
+    gap = lvl["zero field"][i] - lvl["analytic field of the target points"][i]
+    learned_share = (lvl["zero field"][i] - lvl["ShapeGF"][i]) / gap if gap > 0 else float("nan")
+    print(f"  sigma {s:.3g}: ShapeGF {lvl['ShapeGF'][i]:.3g}, analytic {lvl['analytic field of the target points'][i]:.3g}, "
+          f"zero {lvl['zero field'][i]:.3g}; share of the learnable gap closed {learned_share:.2f}")
+viz.plot_curves(lvl["sigma"], {k: v for k, v in lvl.items() if k != "sigma"},
+                title="denoising loss per noise level, held-out shapes", xlabel="sigma", ylabel="DSM loss",
+                log_x=True, log_y=True)
 
 # %% [markdown]
 # The laptop-profile table of the benchmark. The seed's table compares l-GAN, AtlasNet (sphere
@@ -897,6 +989,25 @@ else:
     print(f"live, {PROFILE} profile, CD x1e4:", {k: round(v["CD x1e4"], 3) for k, v in rob.items()})
 
 # %% [markdown]
+# **Noisy inputs.** The seed's critique asks about noise; the encoder was trained on clean samples only.
+# Here every test input gets Gaussian noise of standard deviation `ch10.noise_levels` added to each
+# coordinate (`ex.add_input_noise`), and every model reconstructs from the same noisy inputs
+# (`ex.noise_robustness`). The target stays the clean surface. Predict first: which decoder do you
+# expect to be hurt the most by the same input noise, given that all share the same PointNet encoder?
+
+# %%
+noise_levels = [0.0, *[float(v) for v in SZ["noise_levels"]]]
+noisy = ex.noise_robustness({"ShapeGF": model, **baselines}, test["points"], test["target_points"], noise_levels[1:])
+rob_noise = {name: {0.0: float(ex.ae_metrics(p, test["target_points"], emd=False)["CD x1e4"].mean()), **noisy[name]}
+             for name, p in preds.items()}  # the clean row: the auto-encoding table's own reconstructions
+print(f"live, {PROFILE} profile, mean CD x1e4 over {len(test['points'])} test shapes, by input noise std:")
+for name, row in rob_noise.items():
+    print(f"  {name:>18}: " + "  ".join(f"{k:g}: {v:.3g}" for k, v in row.items()))
+viz.plot_curves(noise_levels, {name: list(row.values()) for name, row in rob_noise.items()},
+                title=f"reconstruction from noisy inputs ({PROFILE} profile)", xlabel="input noise std",
+                ylabel="CD x1e4", log_y=True)
+
+# %% [markdown]
 # **The chapter's goals**, as the benchmark recorded them (each against its target; a goal
 # never compares ShapeGF with a baseline, the claims above do that):
 
@@ -904,7 +1015,91 @@ else:
 results.show_goals("gradient_fields")
 
 # %% [markdown]
-# ## 10. Limitations
+# ## 10. The noise schedule, and the link to diffusion models
+#
+# **Design rules for the schedule.** Song & Ermon [Song2020] analyse how to choose the levels of a
+# noise-conditional score model. Two of their rules concern the schedule itself:
+#
+# - *Technique 1*: take $\sigma_1$ about as large as the largest distance between two training data
+#   points, so that at the first level Langevin dynamics can carry a sample from any mode to any other;
+# - *Technique 2*: take the levels in a geometric progression, $\sigma_{i-1}/\sigma_i = \gamma$, with
+#   enough levels that neighbouring perturbed distributions overlap. For $x\sim\mathcal N(0,\sigma_i^2 I_D)$
+#   the radius $\|x\|$ concentrates around $\sqrt D\,\sigma_i$ with a spread of about $\sigma_i/\sqrt2$;
+#   they ask that such a sample fall in the typical shell of the previous level,
+#   $\sigma_{i-1}(\sqrt D \pm 3/\sqrt 2)$, with probability about one half, which with the Gaussian
+#   approximation of the radius reads
+#
+# $$\Phi\big(\sqrt{2D}(\gamma-1)+3\gamma\big) - \Phi\big(\sqrt{2D}(\gamma-1)-3\gamma\big) \approx 0.5$$
+#
+#   ($\Phi$ the standard normal CDF; `ex.ncsn_overlap`, and `exact=True` for the radius's true
+#   $\chi_D$ law).
+#
+# In ShapeGF a data point is one point of one shape: the field is learned per point, in $D = 3$, and
+# the distances that matter are those between two points of the same shape. `ex.noise_schedule_rule`
+# checks the course's schedule (the official code's) against both rules on the training clouds. It
+# also prints what technique 2 would ask if the whole cloud were one vector of $D = 3N$ numbers (the
+# way NCSN treats an image, and a diffusion model that denoises the whole cloud at once does).
+
+# %%
+rule = ex.noise_schedule_rule(train["target_points"], model.sigmas)
+print(f"largest distance between two points of one training cloud: {rule['max_pairwise']:.3g}; "
+      f"sigma_1 = {rule['sigma_1']:.3g}, sigma_1 / that distance = {rule['sigma_1 / max_pairwise']:.2f}")
+print(f"ratios between neighbouring levels: {min(rule['ratios']):.4f} to {max(rule['ratios']):.4f} "
+      f"(geometric: {rule['geometric']})")
+print(f"technique 2 in D = {rule['dim']} at gamma = {rule['gamma']:.3f}: overlap {rule['overlap']:.4f} "
+      f"(Gaussian radius), {rule['overlap_exact']:.4f} (exact chi law); target about 0.5")
+print("ratio at which the overlap falls to 0.5 in D = 3:",
+      "none (the overlap stays above 0.5 at every ratio)" if rule["rule_ratio"] is None else f"{rule['rule_ratio']:.3f}")
+d_cloud = 3 * int(train["target_points"].shape[1])
+g_cloud = ex.ncsn_ratio(d_cloud)
+n_levels = 1 + math.log(rule["sigma_1"] / float(model.sigmas[-1])) / math.log(g_cloud)
+print(f"the whole cloud as one vector, D = {d_cloud}: gamma = {g_cloud:.4f}, i.e. about {math.ceil(n_levels)} levels "
+      f"from {rule['sigma_1']:.3g} to {float(model.sigmas[-1]):.3g} (the course uses {len(model.sigmas)}); "
+      f"overlap at the course's ratio: {ex.ncsn_overlap(rule['gamma'], d_cloud):.3g}")
+
+# %% [markdown]
+# Read the printout with the shapes' normalisation in mind: every shape lies in the unit ball, so no
+# two of its points are more than 2 apart by construction. In $D = 3$ the radius of a Gaussian sample
+# is spread so widely that neighbouring levels overlap at any ratio NCSN's formula can see; the
+# number of levels is then a matter of the sampler's budget (steps per level) rather than of overlap.
+# For a model of the whole cloud, the same rule asks for the number of levels printed last; diffusion
+# models of whole clouds do run long chains (PVD [Zhou2021] uses 1,000 steps). Technique 1 is a
+# different matter: is the course's first level as large as the printed distance asks? And what does
+# ShapeGF's start, a uniform prior over the box $[-1.5, 1.5]^3$, change about the distances the first
+# level has to bridge?
+#
+# **From annealed Langevin to diffusion models.** ShapeGF's perturbation $\tilde x = x + \sigma_i\epsilon$
+# and NCSN's [Song2019] are the same family; Song et al. [Song2021] show that as the number of levels
+# grows it becomes the solution of a stochastic differential equation. Writing $\sigma(t)$ for the
+# level at time $t\in[0,1]$,
+#
+# $$\text{VE SDE (NCSN, ShapeGF):}\quad dx = \sqrt{\tfrac{d[\sigma^2(t)]}{dt}}\,dw,\qquad
+#   \text{VP SDE (DDPM [Ho2020]):}\quad dx = -\tfrac12\beta(t)\,x\,dt + \sqrt{\beta(t)}\,dw .$$
+#
+# The discrete chains are $x_i = x_{i-1} + \sqrt{\sigma_i^2-\sigma_{i-1}^2}\,z$ (levels in increasing
+# order) and DDPM's $x_i = \sqrt{1-\beta_i}\,x_{i-1} + \sqrt{\beta_i}\,z$, whose marginal is
+# $x_t = \sqrt{\bar\alpha_t}\,x_0 + \sqrt{1-\bar\alpha_t}\,\epsilon$. Any forward SDE
+# $dx = f(x,t)\,dt + g(t)\,dw$ has a reverse-time SDE [Anderson1982]
+#
+# $$dx = \big[f(x,t) - g(t)^2\,\nabla_x\log p_t(x)\big]\,dt + g(t)\,d\bar w ,$$
+#
+# which needs only the score of every perturbed distribution $p_t$: exactly what a noise-conditional
+# network $s_\theta(x,\sigma)$ estimates. Three consequences connect this chapter to diffusion models:
+#
+# - **the loss**: DDPM's $\mathbb E\|\epsilon_\theta(x_t,t)-\epsilon\|^2$ is denoising score matching
+#   with the weight $\lambda(\sigma) = \sigma^2$ and $\epsilon_\theta = -\sigma s_\theta$ [Ho2020, Song2021].
+#   It is the course's choice (`weighting="ncsn"`, `output="scaled"`: the network predicts $-\epsilon$);
+# - **the sampler**: annealed Langevin dynamics is what Song et al. call a *corrector* (MCMC at a fixed
+#   level); a discretisation of the reverse SDE is a *predictor*, and their predictor-corrector samplers
+#   alternate the two. The deterministic *probability flow* ODE
+#   $dx = [f(x,t) - \tfrac12 g(t)^2\nabla_x\log p_t(x)]\,dt$ has the same marginals [Song2021];
+# - **point clouds**: Luo & Hu [Luo2021] train a DDPM on the points of a shape conditioned on a latent
+#   code (the points diffuse independently, as in ShapeGF, and a latent flow generates codes), and
+#   PVD [Zhou2021] diffuses the whole cloud with a point-voxel network. ShapeGF is the annealed-Langevin
+#   ancestor of both.
+
+# %% [markdown]
+# ## 11. Limitations
 #
 # The seed's critique, which the course's experiments make concrete:
 # - **no runtime analysis** in the paper: sampling costs 100 network evaluations per point
@@ -919,6 +1114,25 @@ results.show_goals("gradient_fields")
 # - the surface is an **unsigned** set: no inside/outside, no watertight mesh without more work.
 
 # %% [markdown]
+# **Time per shape, measured here.** The cell times each model's reconstruction of a few test shapes
+# with the same number of output points (`ex.seconds_per_shape`: the best of two runs after a warm-up
+# shape), on this machine, in the current profile and with its sampler settings (`ch10.steps_per_level`
+# steps on each of the levels). These are live timings of whatever this machine is doing now, not a
+# benchmark; the laptop benchmark's "Time" table is the reference.
+
+# %%
+time_in = test["points"][: min(4, len(test["points"]))]
+secs = {f"ShapeGF ({len(model.sigmas)} levels x {SZ['steps_per_level']} steps)":
+        ex.seconds_per_shape(lambda x: ex.reconstruct(model, x, n_out), time_in, repeat=2)}
+for name, bl in baselines.items():
+    secs[name] = ex.seconds_per_shape(lambda x, bl=bl: ex.predict_baseline(bl, x, n_out), time_in, repeat=2)
+print(f"live, {PROFILE} profile, {config.describe()}; {n_out} output points per shape, {len(time_in)} shapes:")
+for name, t in secs.items():
+    print(f"  {name:>34}: {1e3 * t:.3g} ms per shape")
+fastest = min(secs.values())
+print("ratio to the fastest model:", {k: round(v / fastest, 1) for k, v in secs.items()})
+
+# %% [markdown]
 # ## Summary
 #
 # - ShapeGF represents a shape by the score $\nabla_x\log Q_\sigma$ of its Gaussian-blurred
@@ -930,6 +1144,14 @@ results.show_goals("gradient_fields")
 # - Annealed Langevin dynamics samples any number of points: uniform prior in $[-1.5, 1.5]^3$,
 #   10 steps per level, noise then step $\alpha = 2\sigma^2$.
 # - The surface is where the field vanishes; $\sigma^2\|s\|$ is close to an unsigned distance.
+# - The field can be judged level by level: against the analytic score on the 2D toy
+#   (`ex.score_error_per_level`) and, for the 3D model, as a per-level denoising loss between the
+#   analytic field of the target points and the zero field (`ex.shapegf_dsm_per_level`).
+# - NCSN's schedule rules [Song2020] (the first level as large as the data's largest distance, a
+#   geometric progression whose neighbouring levels overlap) are checked on the course's schedule
+#   by `ex.noise_schedule_rule`; in the limit of many levels the perturbation is the variance-exploding
+#   SDE of [Song2021], DDPM's loss is DSM with the weight $\sigma^2$, and annealed Langevin is the
+#   corrector of a predictor-corrector sampler.
 # - An auto-encoder gives codes; a WGAN with a zero-centred penalty on real codes generates new
 #   ones; MMD / COV / 1-NNA (with Chamfer and with the exact EMD) score the generated set, next to a
 #   trivial baseline that memorises. Where generation stands against it, and which of the decoder,
@@ -964,6 +1186,16 @@ results.show_goals("gradient_fields")
 #   Learning Gradient Fields for Shape Generation. ECCV 2020.
 # - [Song2019] Y. Song, S. Ermon. Generative Modeling by Estimating Gradients of the Data
 #   Distribution. NeurIPS 2019.
+# - [Song2020] Y. Song, S. Ermon. Improved Techniques for Training Score-Based Generative Models.
+#   NeurIPS 2020.
+# - [Song2021] Y. Song, J. Sohl-Dickstein, D. P. Kingma, A. Kumar, S. Ermon, B. Poole. Score-Based
+#   Generative Modeling through Stochastic Differential Equations. ICLR 2021.
+# - [Ho2020] J. Ho, A. Jain, P. Abbeel. Denoising Diffusion Probabilistic Models. NeurIPS 2020.
+# - [Anderson1982] B. D. O. Anderson. Reverse-time diffusion equation models. Stochastic Processes
+#   and their Applications 12(3), 1982.
+# - [Luo2021] S. Luo, W. Hu. Diffusion Probabilistic Models for 3D Point Cloud Generation. CVPR 2021.
+# - [Zhou2021] L. Zhou, Y. Du, J. Wu. 3D Shape Generation and Completion through Point-Voxel
+#   Diffusion. ICCV 2021.
 # - [Vincent2011] P. Vincent. A Connection Between Score Matching and Denoising Autoencoders.
 #   Neural Computation 2011.
 # - [Hyvarinen2005] A. Hyvärinen. Estimation of Non-Normalized Statistical Models by Score
