@@ -33,8 +33,9 @@ order (a GRU is not order invariant; how much does the order matter?).  Goal: Io
 Cost (sized from the ci profile and the laptop runs of ``benchmarks/voxels.py``): in the laptop profile on
 2 cores about 8-9 min from a cold cache (single-view model ~160-260 s, multi-view model ~1.5-1.7x that per
 step, rendering 4 more views of the 40 validation and 100 test shapes ~1 min), less when the single-view
-checkpoint of ``benchmarks/voxels.py`` exists.  ``COURSE_PROFILE=ci`` runs in about a minute (pipeline
-check only; its numbers mean nothing).
+checkpoint of ``benchmarks/voxels.py`` exists (it does not depend on VoxNet, so a ``voxels.py`` run of any
+part order serves).  ``COURSE_PROFILE=ci`` runs in about a minute with 1..2 views (``ch03.mv_max_views``; a
+pipeline check only, its numbers mean nothing).
 """
 
 from __future__ import annotations

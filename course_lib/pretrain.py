@@ -115,6 +115,11 @@ def _ch03(which: str) -> None:
     sz = config.sizes(prefix="ch03.")
     train = _data("ch03-train", lambda: V.voxel_data("train", image=True, extra_views=sz["train_views"]))
     val = _data("ch03-val", lambda: V.voxel_data("val", image=True))
+    if which == "multi_view":  # 3D-R2N2's recurrence (lecture 03, section 5b): its own views per shape
+        mv_train = _data("ch03-mv-train", lambda: V.multiview_data("train"))
+        mv_val = _data("ch03-mv-val", lambda: V.multiview_data("val", views=sz["mv_max_views"]))
+        V.train_multiview(data=mv_train, val_data=mv_val)
+        return
     fn = {"voxnet": V.train_voxnet, "autoencoder": V.train_autoencoder, "single_view": V.train_single_view}[which]
     fn(data=train, val_data=val)
 
@@ -184,7 +189,8 @@ def _jobs() -> list[Job]:
 
     jobs = [Job("02", f"ch02 {n}", partial(_ch02_points, n), "02_encoders") for n in ("pointnet", "pointnet2", "dgcnn")]
     jobs.append(Job("02", "ch02 ResNet on RGB and RGB-D views", _ch02_images, "02_encoders"))
-    jobs += [Job("03", f"ch03 {w}", partial(_ch03, w), "03_voxels") for w in ("voxnet", "autoencoder", "single_view")]
+    jobs += [Job("03", f"ch03 {w}", partial(_ch03, w), "03_voxels") for w in ("voxnet", "autoencoder", "single_view",
+                                                                                  "multi_view")]
     jobs.append(Job("04", "ch04 OGN", _ch04, "04_octrees"))
     jobs += [Job("05", f"ch05 PointSetGen {k}", partial(_ch05, k), "05_point_sets") for k in ("chamfer", "emd", "svr")]
     sz6 = config.sizes(prefix="ch06.")
