@@ -33,7 +33,7 @@ from .. import config
 
 __all__ = [
     "ENV_MODELNET", "ENV_SHAPENET", "SHAPENET_SYNSETS", "read_off", "read_obj", "load_mesh",
-    "normalize_mesh", "ModelNet", "ShapeNetCore",
+    "normalize_mesh", "read_split_csv", "ModelNet", "ShapeNetCore",
 ]
 
 ENV_MODELNET = "COURSE_MODELNET_DIR"
@@ -172,6 +172,43 @@ def load_mesh(path: str | os.PathLike, normalize: bool = True) -> trimesh.Trimes
 
 # --- datasets --------------------------------------------------------------------------
 
+def read_split_csv(path: str | os.PathLike) -> dict[tuple[str, str], str]:
+    """``(synset id, model id) -> split`` from a ShapeNet split file in the official ``all.csv`` format.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  The columns are
+    ``id,synsetId,subSynsetId,modelId,split`` (a header line; only ``synsetId``, ``modelId`` and
+    ``split`` are used); synset ids written without their leading zero (``2691156``, as spreadsheets
+    save them) are padded to 8 digits.  ``split`` is ``train``, ``val`` or ``test``; anything else,
+    a missing column or a model listed twice with two splits is a ``ValueError`` naming the line.
+    """
+    import csv
+
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"no such ShapeNet split file: {path}")
+    out: dict[tuple[str, str], str] = {}
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        cols = {c.strip(): c for c in (reader.fieldnames or [])}
+        missing = [c for c in ("synsetId", "modelId", "split") if c not in cols]
+        if missing:
+            raise ValueError(f"{path}: not a ShapeNet split file (columns {', '.join(missing)} missing; expected "
+                             "id,synsetId,subSynsetId,modelId,split)")
+        for line, row in enumerate(reader, start=2):
+            syn = (row[cols["synsetId"]] or "").strip()
+            model = (row[cols["modelId"]] or "").strip()
+            split = (row[cols["split"]] or "").strip().lower()
+            if not syn or not model:
+                raise ValueError(f"{path}, line {line}: empty synsetId or modelId")
+            if split not in ("train", "val", "test"):
+                raise ValueError(f"{path}, line {line}: split must be train, val or test, got {split!r}")
+            syn = syn.zfill(8) if syn.isdigit() else syn
+            if out.setdefault((syn, model), split) != split:
+                raise ValueError(f"{path}, line {line}: model {syn}/{model} is in two splits "
+                                 f"({out[(syn, model)]} and {split})")
+    return out
+
+
 def _root(root: str | os.PathLike | None, env: str, what: str) -> Path:
     value = root if root is not None else os.environ.get(env)
     if not value:
@@ -281,18 +318,21 @@ class ShapeNetCore(_MeshDataset):
 
     Introduced in ``lectures/01_data_and_representations.ipynb``.  ``root`` defaults
     to ``$COURSE_SHAPENET_DIR``.  Categories by name (:data:`SHAPENET_SYNSETS`) or
-    synset id.  ShapeNet has no official split file inside the archive, so the split
-    is deterministic by model id: a model is in ``test`` if the CRC32 of its id mod
+    synset id.  ShapeNet has no official split file inside the archive: given ``split_csv``
+    (a split file in the official ``all.csv`` format, see :func:`read_split_csv`), a model is in
+    the split the file names for it (models the file does not name are in no split); otherwise
+    the split is deterministic by model id: a model is in ``test`` if the CRC32 of its id mod
     10 is 0, ``val`` if it is 1, else ``train`` (disjoint by construction).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, split: str = "train",
                  categories: Iterable[str] | None = None, representations: Sequence[str] | str = ("points",),
                  n_points: int | None = None, voxel_resolution: int | None = None,
-                 profile: str | None = None) -> None:
+                 profile: str | None = None, split_csv: str | os.PathLike | None = None) -> None:
         if split not in ("train", "val", "test"):
             raise ValueError(f"split must be 'train', 'val' or 'test', got {split!r}")
         base = _root(root, ENV_SHAPENET, "ShapeNetCore")
+        official = read_split_csv(split_csv) if split_csv is not None else None
         available = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
         chosen = _pick(available, categories, "ShapeNetCore", alias=SHAPENET_SYNSETS)
         by_id = {v: k for k, v in SHAPENET_SYNSETS.items()}
@@ -303,6 +343,10 @@ class ShapeNetCore(_MeshDataset):
             for model in sorted(p for p in (base / syn).iterdir() if p.is_dir()):
                 f = model / "models" / "model_normalized.obj"
                 if not f.is_file():
+                    continue
+                if official is not None:
+                    if official.get((syn, model.name)) == split:
+                        entries.append((by_id.get(syn, syn), label, f))
                     continue
                 bucket = zlib.crc32(model.name.encode()) % 10
                 if (want is None and bucket > 1) or bucket == want:
