@@ -134,6 +134,7 @@ def _fake_results(n=24, k=5, gain=0.05, seed=0):
 def test_benchmark_claims_and_goal(tmp_path, monkeypatch):
     bench = _bench()
     assert bench.SELECTION_PARTS == ("train_models_on_val",)
+    assert getattr(bench.train_models_on_val, "__selection_part__", False)  # reading test there raises
     d = _fake_results(gain=0.05)
     cl = bench.claims(d)
     ids = [c["id"] for c in cl]
