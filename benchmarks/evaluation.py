@@ -20,6 +20,8 @@ trains by the chapter's recipe instead). The shapes are the test split of ``ch11
   counts (ShapeGF sampled again up to ``ch11.shapegf_resample_limit`` points), F-score thresholds and IoU
   sample counts, in each normalisation frame (:data:`course_lib.metrics.FRAMES`, each preset in its paper's
   frame), and the rank correlation between conventions and between frames;
+* sharp edges: normal consistency at the target's creases against its flat regions, per mesh model, paired
+  claims over the shapes (the seed's "too smooth" question);
 * bias: the models that never saw ``--unseen`` (default ``bench``) reconstruct shapes of it.
 
 Protocol 2 (:mod:`course_lib.experiments.protocol`): the test split is the fresh one (seeds
@@ -140,6 +142,9 @@ def main() -> None:
     total_s = time.perf_counter() - t_start
 
     claims, left_out = E.table_claims(res, retrieval=E.RETRIEVAL_LATENT if E.RETRIEVAL_LATENT in res else None)
+    sharp = E.sharp_edge_study(res)  # the seed's "too smooth": normals at creases against flat regions
+    claims += sharp["claims"]
+    left_out += sharp["left_out"]
     budgets = {name: r.get("budget") or E.REFERENCE_BUDGET for name, r in res.items()}
     selections = [rec for r in res.values() for rec in r.get("selections", [])]
     model_rows = [r for r in rows if r["chapter"] != "-"]
@@ -151,7 +156,7 @@ def main() -> None:
                   "that every row enters the paired claims", round(len(enough) / max(1, len(model_rows)), 3), 1.0,
                   comparison=">=")]
     data = {"sizes": dict(ev.sizes), "shapes": ev.names(), "columns": E.COLUMNS, "table": rows,
-            "models": _strip(res), "protocol": proto, "unseen": unseen, "widget_shapes": [ev.names()[i] for i in keep],
+            "models": _strip(res), "protocol": proto, "unseen": unseen, "sharp_edges": sharp, "widget_shapes": [ev.names()[i] for i in keep],
             "seconds": {"table": table_s, "protocol": proto_s, "unseen": unseen_s, "total": total_s,
                         "per_model": per_model_s},
             "budgets": budgets, "selections": selections, "claims": claims, "claims_left_out": left_out,
@@ -206,6 +211,12 @@ def main() -> None:
     qs = list(next(iter(proto["iou_points"].values())))
     md += ["### IoU against the number of uniform sample points", "",
            md_table(["model"] + qs, [[n] + [_fmt(v[q]) for q in qs] for n, v in proto["iou_points"].items()]), ""]
+    md += ["## Sharp edges: normal consistency at the target's creases and on its flat regions", "",
+           f"Target points labelled by E.crease_labels ({sharp['labels']}); for each, |cos| between its normal and "
+           "the normal of the nearest predicted point; mesh outputs only.", "",
+           md_table(["model", "NC at creases", "NC on flat regions", "shapes"],
+                    [[n, _fmt(r["nc_crease"]), _fmt(r["nc_flat"]), r["shapes"]] for n, r in sharp["rows"].items()]),
+           ""]
     md += [f"## Bias: shapes of a category the models never saw ({unseen['category']}: {', '.join(unseen['shapes'])})",
            "", md_table(["model", "CD x1e3", "F", "IoU"],
                         [[r["model"], _fmt(r["cd"]), _fmt(r["fscore"]), _fmt(r["iou"])] for r in unseen["rows"]]), ""]

@@ -299,3 +299,55 @@ def test_protocol_study_respects_a_samplers_limit(ev):
     assert str(n // 2) in proto["point_count"]["m"] and str(2 * n) not in proto["point_count"]["m"]
     used = proto["presets_own_count_points"]["m"]
     assert used["deepsdf"] == n and used["pointflow"] == min(n, 2048)
+
+
+def _cube_samples(n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Uniform samples of the surface of the cube [-0.5, 0.5]^3 with their face normals."""
+    g = torch.Generator().manual_seed(seed)
+    face = torch.randint(0, 6, (n,), generator=g)
+    uv = torch.rand(n, 2, generator=g) - 0.5
+    axis, sign = face // 2, (face % 2).float() * 2 - 1
+    pts = torch.zeros(n, 3)
+    nrm = torch.zeros(n, 3)
+    for a in range(3):
+        others = [b for b in range(3) if b != a]
+        sel = axis == a
+        pts[sel, a] = 0.5 * sign[sel]
+        pts[sel, others[0]] = uv[sel, 0]
+        pts[sel, others[1]] = uv[sel, 1]
+        nrm[sel, a] = sign[sel]
+    return pts, nrm
+
+
+def test_crease_labels_against_scipy():
+    pts, nrm = _cube_samples(3000)
+    lab = E.crease_labels(pts, nrm)
+    _, idx = cKDTree(pts.numpy()).query(pts.numpy(), k=E.CREASE["k"] + 1)
+    cos = np.abs((nrm.numpy()[:, None] * nrm.numpy()[idx[:, 1:]]).sum(-1)).clip(max=1.0)
+    worst = np.degrees(np.arccos(cos.min(-1)))
+    ref = np.where(worst > E.CREASE["sharp_deg"], 1, np.where(worst < E.CREASE["flat_deg"], 0, -1))
+    assert (lab.numpy() == ref).all()
+    # on a cube every neighbour is on the same face or across a right-angled edge: creases sit near the edges
+    edge_dist = (0.5 - pts.abs()).sort(dim=-1).values[:, 1]  # distance to the nearest edge
+    assert float(edge_dist[lab == 1].max()) < 0.15 and float(edge_dist[lab == 0].min()) >= 0.0
+    assert int((lab == 1).sum()) > 50 and int((lab == 0).sum()) > 1000
+    with pytest.raises(ValueError, match="flat_deg"):
+        E.crease_labels(pts, nrm, sharp_deg=3.0, flat_deg=5.0)
+
+
+def test_sharp_edge_study_pairs_and_claims():
+    pts, nrm = _cube_samples(800)
+    lab = E.crease_labels(pts, nrm)
+    perfect = E._crease_nc(pts, nrm, pts, nrm, lab)
+    assert perfect == pytest.approx((1.0, 1.0))
+    rounded = nrm.clone()
+    rounded[lab == 1] = torch.nn.functional.normalize(rounded[lab == 1] + 0.8 * torch.sign(pts[lab == 1]), dim=-1)
+    crease, flat = E._crease_nc(pts, rounded, pts, nrm, lab)
+    assert flat == pytest.approx(1.0) and crease < 0.95  # normals smoothed at the edges only
+    g = torch.Generator().manual_seed(0)
+    per = [{"nc_flat": 0.95 + 0.01 * float(torch.rand(1, generator=g)), "nc_crease": 0.8} for _ in range(20)]
+    study = E.sharp_edge_study({"m": {"per_shape": per}, "few": {"per_shape": per[:5]},
+                                "points": {"per_shape": [{"nc_flat": math.nan, "nc_crease": math.nan}] * 20}})
+    assert set(study["rows"]) == {"m", "few"} and "points" not in study["rows"]
+    assert [c["id"] for c in study["claims"]] == ["crease-m"] and study["claims"][0]["verdict"].startswith("ahead")
+    assert [x["id"] for x in study["left_out"]] == ["crease-few"]

@@ -47,6 +47,7 @@ from course_lib import metrics as M
 
 __all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "eval_shapes", "score",
            "evaluate_model", "evaluate_models", "baselines", "protocol_sensitivity", "frame_sensitivity", "grid_occupancy",
+           "crease_labels", "CREASE", "sharp_edge_study",
            "mesh_occupancy", "union_samples", "table_rows", "ranking", "format_rows", "load_predictions", "HEADERS", "kendall",
            "recording_training", "training_budget", "table_claims", "paired_values", "oracle_for", "slug",
            "HIGHER_IS_BETTER", "REFERENCE_BUDGET", "RETRIEVAL_LATENT", "RETRIEVAL_ORACLE"]
@@ -112,9 +113,16 @@ class EvalShapes:
     iou_occupancy: Tensor  # (S, n_iou) bool
     profile: str
     sizes: dict[str, Any] = field(default_factory=dict)
+    _creases: dict[int, Tensor] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.shapes)
+
+    def crease(self, i: int) -> Tensor:
+        """:func:`crease_labels` of shape ``i``'s target points (computed once)."""
+        if i not in self._creases:
+            self._creases[i] = crease_labels(self.target[i], self.target_normals[i])
+        return self._creases[i]
 
     @property
     def per_category(self) -> int:
@@ -170,6 +178,50 @@ def _subsample(points: Tensor, m: int, seed: int) -> Tensor:
     return points[torch.randperm(points.shape[0], generator=g)[:m]]
 
 
+CREASE = {"k": 8, "sharp_deg": 30.0, "flat_deg": 5.0}
+"""How :func:`crease_labels` splits the target points: a point whose normal turns by more than ``sharp_deg`` to
+one of its ``k`` nearest neighbours lies at a crease; one whose normal turns by less than ``flat_deg`` to all of
+them lies on a flat region; the rest are neither."""
+
+
+def crease_labels(points: Tensor, normals: Tensor, *, k: int = CREASE["k"], sharp_deg: float = CREASE["sharp_deg"],
+                  flat_deg: float = CREASE["flat_deg"]) -> Tensor:
+    """``(N,)`` int: 1 at a crease, 0 on a flat region, -1 in between, for surface samples with unit ``normals``.
+
+    Introduced in ``lectures/11_evaluation.ipynb`` (the seed's "too smooth" question: are sharp edges
+    reconstructed as well as flat faces?).  The largest angle between a point's normal and the normals of its
+    ``k`` nearest other samples decides (:data:`CREASE`); orientation is ignored (``|cos|``).
+    """
+    from course_lib.ops import knn
+
+    if points.dim() != 2 or points.shape != normals.shape or points.shape[-1] != 3:
+        raise ValueError(f"points and normals must both be (N, 3), got {tuple(points.shape)}, {tuple(normals.shape)}")
+    if not 0 < flat_deg < sharp_deg < 90:
+        raise ValueError(f"need 0 < flat_deg < sharp_deg < 90, got {flat_deg}, {sharp_deg}")
+    _, idx = knn(points[None].float(), points[None].float(), int(k) + 1)
+    idx = idx[0, :, 1:]  # drop the point itself
+    cos = (normals[:, None, :].float() * normals[idx].float()).sum(-1).abs().clamp(max=1.0)
+    worst = torch.rad2deg(torch.acos(cos.min(-1).values))
+    out = torch.full((points.shape[0],), -1, dtype=torch.long)
+    out[worst > sharp_deg] = 1
+    out[worst < flat_deg] = 0
+    return out
+
+
+def _crease_nc(pred: Tensor, pred_n: Tensor, gt: Tensor, gt_n: Tensor, labels: Tensor) -> tuple[float, float]:
+    """Normal consistency of the target points at creases and on flat regions: ``|cos|`` between each target
+    point's normal and the normal of its nearest predicted point, averaged over each group (NaN if empty)."""
+    from course_lib.ops import knn
+
+    _, idx = knn(gt[None].float(), pred[None].float(), 1)
+    cos = (gt_n.float() * pred_n.float()[idx[0, :, 0]]).sum(-1).abs()
+    vals = []
+    for lab in (1, 0):
+        sel = labels == lab
+        vals.append(float(cos[sel].mean()) if bool(sel.any()) else math.nan)
+    return vals[0], vals[1]
+
+
 def score(rec: Reconstruction, ev: EvalShapes, i: int, *, tau: float | None = None,
           emd: bool = True) -> dict[str, float]:
     """Every column of :data:`COLUMNS` for one reconstruction of shape ``i`` (NaN where it does not apply).
@@ -196,6 +248,10 @@ def score(rec: Reconstruction, ev: EvalShapes, i: int, *, tau: float | None = No
         out["emd_points"] = float(m)
     out["nc"] = (float(M.normal_consistency(pred, rec.normals.float(), gt, gt_n))
                  if rec.normals is not None and not rec.empty else math.nan)
+    if rec.normals is not None and not rec.empty:  # the seed's "too smooth": normals at creases and on flat parts
+        out["nc_crease"], out["nc_flat"] = _crease_nc(pred, rec.normals, gt, gt_n, ev.crease(i))
+    else:
+        out["nc_crease"] = out["nc_flat"] = math.nan
     if rec.occupancy is not None:
         occ = rec.occupancy(ev.iou_points[i]).reshape(-1).bool().cpu()
         out["iou"] = float(M.volumetric_iou(occ, ev.iou_occupancy[i]))
@@ -1208,6 +1264,38 @@ def frame_sensitivity(results: dict[str, dict[str, Any]], ev: EvalShapes,
             "frame_models": full, "presets_paper_frame": paper,
             "preset_frames": {k: v.frame for k, v in M.PRESETS.items()},
             "frame_sources": dict(M.FRAMES)}
+
+
+def sharp_edge_study(results: dict[str, dict[str, Any]], *, min_shapes: int | None = None) -> dict[str, Any]:
+    """The seed's "too smooth" question, per model with a mesh output: normal consistency at the target's creases
+    against its flat regions (:func:`crease_labels`), paired over the shapes.
+
+    Introduced in ``lectures/11_evaluation.ipynb``.  Returns ``{"rows": {model: {"nc_crease", "nc_flat", "shapes"}},
+    "claims": [...], "left_out": [...], "labels": CREASE}``: one claim per model ("its normals match the target
+    better on flat regions than at creases"), made only with at least ``min_shapes`` shapes (default
+    :data:`~course_lib.experiments.protocol.MIN_SHAPES`).
+    """
+    from .protocol import MIN_SHAPES, claim
+
+    need = int(MIN_SHAPES if min_shapes is None else max(min_shapes, MIN_SHAPES))
+    rows, claims, left = {}, [], []
+    for name, r in results.items():
+        per = [p for p in r.get("per_shape", []) if p is not None]
+        pairs = [(p["nc_flat"], p["nc_crease"]) for p in per
+                 if math.isfinite(p.get("nc_flat", math.nan)) and math.isfinite(p.get("nc_crease", math.nan))]
+        if not pairs:
+            continue
+        flat, crease = [a for a, _ in pairs], [b for _, b in pairs]
+        rows[name] = {"nc_flat": float(np.mean(flat)), "nc_crease": float(np.mean(crease)), "shapes": len(pairs)}
+        text = f"{name}'s normals match the target better on flat regions than at creases (normal consistency)"
+        if len(pairs) < need:
+            left.append({"id": f"crease-{slug(name)}", "text": text, "n": len(pairs),
+                         "reason": f"{len(pairs)} shapes, fewer than the {need} a claim needs"})
+            continue
+        claims.append(claim(f"crease-{slug(name)}", text, a="flat regions", b="creases", metric="normal consistency",
+                            values_a=flat, values_b=crease, higher_is_better=True, unit="shapes",
+                            selected_on="none", min_n=need))
+    return {"rows": rows, "claims": claims, "left_out": left, "labels": dict(CREASE)}
 
 
 def kendall(a: Sequence[float], b: Sequence[float]) -> float:

@@ -442,6 +442,29 @@ results.show_goals("evaluation")
 # %% [markdown]
 # ## 6. The limits of learned approaches, measured
 #
+# **Too smooth?** The tutorial's critique of learned reconstructions is that they round off sharp
+# edges. The benchmark labels each target point as lying at a *crease* (its normal turns by more than
+# a threshold to one of its nearest neighbours) or on a *flat* region (`ev_lib.crease_labels`), and
+# measures, for every model with a mesh output, how well the normal of the nearest predicted point
+# matches there. Before reading: which representations would you expect to lose most at creases, and
+# why might a marching-cubes surface lose there even when the field is right?
+
+# %%
+if R is not None and "sharp_edges" in R.data:
+    se = R.data["sharp_edges"]
+    print(f"crease labels: {se['labels']}")
+    for name, r in se["rows"].items():
+        print(f"  {name:52s} NC at creases {r['nc_crease']:.3f}   on flat regions {r['nc_flat']:.3f}   "
+              f"({r['shapes']} shapes)")
+    for c in se["claims"]:
+        results.say("evaluation", c["id"])
+elif R is not None:
+    print("the results file predates the sharp-edge study: run `COURSE_PROFILE=laptop python benchmarks/evaluation.py`")
+pts_c, nrm_c = chair.sample_surface(int(SZ["n_points"]), stream=SAMPLING_STREAMS["target"])
+lab_c = ev_lib.crease_labels(pts_c, nrm_c)
+viz.plot_points(pts_c, color=lab_c.float(), title="one held-out chair's target points: 1 crease, 0 flat, -1 between")
+
+# %% [markdown]
 # **Watertightness.** Only some representations give a closed surface by construction: marching
 # cubes of a grid or a field (closed inside the box), a deformed sphere or template. Open patches
 # (AtlasNet) do not, and point sets and gradient fields have no surface at all (chapter 06's
