@@ -220,14 +220,13 @@ def test_lite_rows_keep_their_names_and_parts(real):
 
 @pytest.mark.parametrize("bench", ["octrees", "surfaces", "implicit", "primitives"])
 def test_benchmarks_take_the_dataset_switch(bench, tmp_path):
-    """``--dataset`` / ``--root`` are in each benchmark's options, and ``--root`` alone is refused before any work."""
+    """``--dataset`` / ``--root`` reach ``use_dataset`` in each benchmark: ShapeNet-lite with a root folder is
+    refused before any work (an unknown option would fail in argparse with another message)."""
     script = Path(__file__).resolve().parents[1] / "benchmarks" / f"{bench}.py"
     env = {"COURSE_PROFILE": "ci", "COURSE_RESULTS_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0 and "--dataset" in out.stdout and "--root" in out.stdout
-    bad = subprocess.run([sys.executable, str(script), "--root", str(tmp_path)], capture_output=True, text=True,
-                         env=env, timeout=120)
-    assert bad.returncode != 0 and "--root is for a real dataset" in bad.stderr
+    bad = subprocess.run([sys.executable, str(script), "--dataset", "shapenet-lite", "--root", str(tmp_path)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode != 0 and "--root is for a real dataset" in bad.stderr, bad.stderr[-2000:]
     assert not list(tmp_path.glob("*.md"))
 
 
@@ -242,3 +241,13 @@ def test_a_real_test_split_is_guarded_like_shapenet_lite(real):
             with pytest.raises(TestSplitReadError, match="modelnet's test split read while 'choosing on val'"):
                 load()
     assert PR.primitive_data("test", "ci", **real)["points"].shape[0] == 4
+
+
+def test_implicit_benchmark_stops_on_a_real_dataset_with_its_reason(modelnet, tmp_path):
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "implicit.py"
+    env = {"COURSE_PROFILE": "ci", "COURSE_RESULTS_DIR": str(tmp_path), "COURSE_DATA_DIR": str(tmp_path / "cache"),
+           "PATH": "/usr/bin:/bin"}
+    out = subprocess.run([sys.executable, str(script), "--dataset", "modelnet", "--root", str(modelnet)],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode != 0 and "cannot run on modelnet" in out.stderr and "exact shapes" in out.stderr
+    assert not list(tmp_path.glob("*.md")) and not (tmp_path / "cache" / "checkpoints").exists()
