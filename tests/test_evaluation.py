@@ -351,3 +351,10 @@ def test_sharp_edge_study_pairs_and_claims():
     assert set(study["rows"]) == {"m", "few"} and "points" not in study["rows"]
     assert [c["id"] for c in study["claims"]] == ["crease-m"] and study["claims"][0]["verdict"].startswith("ahead")
     assert [x["id"] for x in study["left_out"]] == ["crease-few"]
+
+
+def test_timed_keeps_a_stored_fits_own_time():
+    rec = E._timed(lambda: E.Reconstruction(torch.zeros(4, 3), fit_seconds=12.5))
+    assert rec.seconds == 12.5
+    fresh = E._timed(lambda: E.Reconstruction(torch.zeros(4, 3)))
+    assert 0 <= fresh.seconds < 5
