@@ -51,7 +51,9 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
    MMD-CD / COV-CD / 1-NNA-CD against the test shapes, next to training shapes plus noise (the
    memorising baseline); claims: the generator against the memorising baseline on each metric, paired
    over the test shapes (:func:`course_lib.experiments.gradient_fields.generation_per_reference`).
-8. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud.
+8. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud; the
+   denoising loss per level on the test shapes with the analytic and zero fields beside it; every model's
+   reconstruction from inputs with Gaussian noise (``ch10.noise_levels``); seconds per shape of each model.
 
 Cost: every part's wall time is in the result file's "Time" table.  The last protocol-1 laptop run
 (2 idle cores, every model retrained) took 2,441 s, of which the two selection parts 886 s, the
@@ -62,6 +64,9 @@ With the checkpoints of the protocol-1 run in the cache (the training data and e
 are unchanged, so they load) only the baselines and the width trial train: about 1,700 s.  If a val choice
 differs from ``ch10.*``, the main and train-512 models are trained for it (up to about 660 s more).
 ``--ablation`` adds one more ShapeGF training, not timed here.
+The per-level loss, noisy-input and timing additions of the robustness part (issue #37 item 6) sample
+ShapeGF on the test shapes once per ``ch10.noise_levels`` entry plus twice for the timing; not yet timed
+in the laptop profile (their seconds go to the "Time" table).
 """
 
 from __future__ import annotations
@@ -501,6 +506,38 @@ def main() -> None:
         data["robustness"] = rob
         body += ["## Sparse and occluded inputs (ShapeGF, CD x1e4)", "",
                  md_table(["input", "CD x1e4"], [[k, v["CD x1e4"]] for k, v in rob.items()]), ""]
+        # issue #37 item 6: the field level by level, noisy inputs, inference time (same test shapes)
+        t0 = time.perf_counter()
+        lv = ex.shapegf_dsm_per_level(model, test["points"], target, n_target=int(sz["n_dsm"]), profile=profile)
+        seconds["DSM per level"] = time.perf_counter() - t0
+        data["field_levels"] = lv
+        body += [f"## Denoising loss per level on the test shapes ({sz['weighting']} weight)", "",
+                 md_table(["sigma", *[k for k in lv if k != "sigma"]],
+                          [[s_, *[lv[k][i] for k in lv if k != "sigma"]] for i, s_ in enumerate(lv["sigma"])]), ""]
+        if "autoencoding" in args.skip:
+            baselines = ex.train_baselines(train, profile=profile, retrain=args.retrain)
+        models = {"ShapeGF": model, **baselines}
+        t0 = time.perf_counter()
+        noise_levels = [0.0, *[float(v) for v in sz["noise_levels"]]]
+        noisy = ex.noise_robustness(models, test["points"], target, noise_levels, profile=profile)
+        seconds["noisy inputs"] = time.perf_counter() - t0
+        data["noise_robustness"] = {k: {str(n): v for n, v in row.items()} for k, row in noisy.items()}
+        body += ["## Reconstruction from noisy inputs (CD x1e4 by input noise std)", "",
+                 md_table(["model", *[str(n) for n in noise_levels]],
+                          [[k, *row.values()] for k, row in noisy.items()]), ""]
+        t0 = time.perf_counter()
+        n_time = min(10, len(test["points"]))
+        per_shape_s = {"ShapeGF": ex.seconds_per_shape(lambda x: ex.reconstruct(model, x, n_out, profile=profile),
+                                                       test["points"][:n_time], repeat=2)}
+        for name, bl in baselines.items():
+            per_shape_s[name] = ex.seconds_per_shape(lambda x, bl=bl: ex.predict_baseline(bl, x, n_out),
+                                                     test["points"][:n_time], repeat=2)
+        seconds["inference time"] = time.perf_counter() - t0
+        data["inference_seconds"] = {"shapes": n_time, "n_points": int(n_out), "steps_per_level": int(sz["steps_per_level"]),
+                                     "levels": int(len(model.sigmas)), "threads": torch.get_num_threads(),
+                                     "per_shape": per_shape_s}
+        body += [f"## Inference time (s per shape, {n_out} points, {n_time} test shapes, best of 2)", "",
+                 md_table(["model", "s per shape"], [[k, v] for k, v in per_shape_s.items()]), ""]
 
     seconds["total"] = time.perf_counter() - t_all
     body += ["## Claims (paired over the test shapes; 'not shown' = within 2 standard errors)", ""]

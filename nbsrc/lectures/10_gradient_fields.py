@@ -594,6 +594,14 @@ for i, s in enumerate(lvl["sigma"]):
     learned_share = (lvl["zero field"][i] - lvl["ShapeGF"][i]) / gap if gap > 0 else float("nan")
     print(f"  sigma {s:.3g}: ShapeGF {lvl['ShapeGF'][i]:.3g}, analytic {lvl['analytic field of the target points'][i]:.3g}, "
           f"zero {lvl['zero field'][i]:.3g}; share of the learnable gap closed {learned_share:.2f}")
+if R is not None and "field_levels" in R.data:
+    lv_l = R.data["field_levels"]
+    print("laptop benchmark (its test shapes and checkpoint):")
+    for i, s in enumerate(lv_l["sigma"]):
+        print(f"  sigma {s:.3g}: " + ", ".join(f"{k} {v[i]:.3g}" for k, v in lv_l.items() if k != "sigma"))
+else:
+    print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py` "
+          "records it in its robustness part)")
 viz.plot_curves(lvl["sigma"], {k: v for k, v in lvl.items() if k != "sigma"},
                 title="denoising loss per noise level, held-out shapes", xlabel="sigma", ylabel="DSM loss",
                 log_x=True, log_y=True)
@@ -1003,6 +1011,12 @@ rob_noise = {name: {0.0: float(ex.ae_metrics(p, test["target_points"], emd=False
 print(f"live, {PROFILE} profile, mean CD x1e4 over {len(test['points'])} test shapes, by input noise std:")
 for name, row in rob_noise.items():
     print(f"  {name:>18}: " + "  ".join(f"{k:g}: {v:.3g}" for k, v in row.items()))
+if R is not None and "noise_robustness" in R.data:
+    print("laptop benchmark, mean CD x1e4 by input noise std:")
+    for name, row in R.data["noise_robustness"].items():
+        print(f"  {name:>18}: " + "  ".join(f"{k}: {v:.3g}" for k, v in row.items()))
+else:
+    print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
 viz.plot_curves(noise_levels, {name: list(row.values()) for name, row in rob_noise.items()},
                 title=f"reconstruction from noisy inputs ({PROFILE} profile)", xlabel="input noise std",
                 ylabel="CD x1e4", log_y=True)
@@ -1117,8 +1131,8 @@ print(f"the whole cloud as one vector, D = {d_cloud}: gamma = {g_cloud:.4f}, i.e
 # **Time per shape, measured here.** The cell times each model's reconstruction of a few test shapes
 # with the same number of output points (`ex.seconds_per_shape`: the best of two runs after a warm-up
 # shape), on this machine, in the current profile and with its sampler settings (`ch10.steps_per_level`
-# steps on each of the levels). These are live timings of whatever this machine is doing now, not a
-# benchmark; the laptop benchmark's "Time" table is the reference.
+# steps on each of the levels). These are live timings of whatever this machine is doing now; the
+# laptop benchmark's timings (same function, measured alone on its machine) are printed below them.
 
 # %%
 time_in = test["points"][: min(4, len(test["points"]))]
@@ -1131,6 +1145,14 @@ for name, t in secs.items():
     print(f"  {name:>34}: {1e3 * t:.3g} ms per shape")
 fastest = min(secs.values())
 print("ratio to the fastest model:", {k: round(v / fastest, 1) for k, v in secs.items()})
+if R is not None and "inference_seconds" in R.data:
+    t_l = R.data["inference_seconds"]
+    print(f"laptop benchmark ({t_l['n_points']} points, {t_l['shapes']} shapes, {t_l['levels']} levels x "
+          f"{t_l['steps_per_level']} steps, {t_l['threads']} threads):")
+    for name, t in t_l["per_shape"].items():
+        print(f"  {name:>34}: {1e3 * t:.3g} ms per shape")
+else:
+    print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
 
 # %% [markdown]
 # ## Summary
