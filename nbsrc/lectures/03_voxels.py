@@ -297,6 +297,22 @@ viz.plot_curves(n_views, curves, title=f"test IoU against the number of views ({
                 xlabel="number of views n", ylabel="mean IoU")
 
 # %% [markdown]
+# One held-out shape, its views in the order the model reads them, and the prediction after each of them
+# (this profile's model, each count at its own validation threshold): where does a new view rewrite the grid?
+
+# %%
+i = 0
+steps_i = V.predict_views(mv, views_test[i:i + 1])[0]
+viz.subplots([viz.plot_images(views_test[i, n]) for n in range(K)], titles=[f"view {n + 1}" for n in range(K)],
+             height=220)
+
+# %%
+viz.subplots([viz.plot_voxels(steps_i[n], threshold=levels_mv[n]) for n in range(K)]
+             + [viz.plot_voxels(mv_test["voxels"][i])],
+             titles=[f"after {n + 1} view{'s' if n else ''} (p >= {levels_mv[n]})" for n in range(K)] + ["true grid"],
+             height=330)
+
+# %% [markdown]
 # **Observe.** What the laptop benchmark measured, each comparison paired over the same test shapes and
 # written from its record: one more view at each step, five views against one, the multi-view model against
 # the single-view model (with one and with five views), and the same five views shown in reverse order.
