@@ -30,10 +30,12 @@ test shapes, each with both rows' budgets): n views against n - 1 and 5 against 
 with 1 and with 5 views against the single-view model; five views in the given order against the reversed
 order (a GRU is not order invariant; how much does the order matter?).  Goal: IoU rises from 1 to 5 views.
 
-Cost (sized from the ci profile and the laptop runs of ``benchmarks/voxels.py``): in the laptop profile on
-2 cores about 8-9 min from a cold cache (single-view model ~160-260 s, multi-view model ~1.5-1.7x that per
-step, rendering 4 more views of the 40 validation and 100 test shapes ~1 min), less when the single-view
-checkpoint of ``benchmarks/voxels.py`` exists (it does not depend on VoxNet, so a ``voxels.py`` run of any
+Cost (sized from the ci profile, step timings at laptop sizes and the laptop runs of ``benchmarks/voxels.py``):
+in the laptop profile on 2 cores about 8-10 min from a cold cache: the single-view model ~160 s (390 steps),
+the multi-view model ~1.7x that per step (it encodes 3 views per shape on average) plus its validation over
+1..5 views, ~5 min, and 4 more renderings of each of the 20 validation (``ch03.mv_val_per_category``) and 30
+test shapes (``ch03.mv_test_per_category``), 200 renderings at 0.3-1 s each; about 3 min less when the
+single-view checkpoint of ``benchmarks/voxels.py`` exists (it does not depend on VoxNet, so a ``voxels.py`` run of any
 part order serves).  ``COURSE_PROFILE=ci`` runs in about a minute with 1..2 views (``ch03.mv_max_views``; a
 pipeline check only, its numbers mean nothing).
 """
@@ -77,10 +79,11 @@ def mv_name(n: int) -> str:
 
 
 def _test_per_category(profile: str) -> int:
-    """Test shapes per category: the profile's, raised so that the claims have >= MIN_SHAPES paired shapes."""
+    """Test shapes per category: ``ch03.mv_test_per_category``, raised so that the claims have >= MIN_SHAPES
+    paired shapes."""
     s = config.sizes(profile, prefix="ch03.")
     n_cats = len(s["categories"] or CATEGORIES)
-    return max(int(s["test_per_category"]), math.ceil(MIN_SHAPES / n_cats))
+    return max(int(s["mv_test_per_category"]), math.ceil(MIN_SHAPES / n_cats))
 
 
 @selection_part

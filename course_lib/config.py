@@ -178,6 +178,11 @@ _SIZES: dict[str, dict[str, Any]] = {
     # and order during training (the paper: 5), scored after 1..mv_max_views views; ci: 2 (every extra view is
     # one more sphere-traced render per shape, which dominates a cold ci run of lecture 03)
     "ch03.mv_max_views": {"ci": 2, "laptop": 5, "gpu": 5},
+    # validation and test shapes per category of the multi-view comparison (each renders mv_max_views - 1 more
+    # views, about 0.3-1 s each on 2 cores at 64^2): val picks the epoch and the thresholds; the test keeps
+    # >= 20 paired shapes (benchmarks/voxels_multiview.py raises it to 20 in all where needed)
+    "ch03.mv_val_per_category": {"ci": 1, "laptop": 2, "gpu": 10},
+    "ch03.mv_test_per_category": {"ci": 2, "laptop": 3, "gpu": 20},
     # --- 08 primitives: cuboids, superquadrics, REINFORCE vs the reordering trick ----
     "ch08.categories": {"ci": ("chair", "table"), "laptop": ("chair", "airplane", "lamp"),  # boxy, long, round
                         "gpu": ("chair", "table", "airplane", "lamp", "sofa")},

@@ -556,10 +556,16 @@ def multiview_data(split: str, profile: str | None = None, *, views: int | None 
 
     Introduced in ``lectures/03_voxels.ipynb``.  ``views`` defaults to :func:`multiview_pool`;
     view 0 is the shape's random view (``rgb``), the others :func:`voxel_data`'s fixed extra azimuths.
+    ``per_category`` defaults to the profile's ``ch03.train_per_category`` for ``train`` (the single-view
+    model's shapes) and to ``ch03.mv_val_per_category`` / ``ch03.mv_test_per_category`` for ``val`` / ``test``
+    (fewer than the chapter's: every extra view is one more rendering; the first shapes of the split, so
+    they are among the chapter's own).
     """
     n = multiview_pool(profile) if views is None else int(views)
     if n < 1:
         raise ValueError(f"views must be >= 1, got {n}")
+    if per_category is None and split in ("val", "test"):
+        per_category = int(config.size(f"ch03.mv_{split}_per_category", profile))
     return voxel_data(split, profile, image=True, extra_views=n - 1, per_category=per_category, surface=surface,
                       **kwargs)
 
