@@ -53,7 +53,8 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
    over the test shapes (:func:`course_lib.experiments.gradient_fields.generation_per_reference`).
 8. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud; the
    denoising loss per level on the test shapes with the analytic and zero fields beside it; every model's
-   reconstruction from inputs with Gaussian noise (``ch10.noise_levels``); seconds per shape of each model.
+   reconstruction from inputs with Gaussian noise (``ch10.noise_levels``) and of shapes turned about the up
+   axis (``ch10.rotation_angles``); seconds per shape of each model.
 
 Cost: every part's wall time is in the result file's "Time" table.  The last protocol-1 laptop run
 (2 idle cores, every model retrained) took 2,441 s, of which the two selection parts 886 s, the
@@ -65,7 +66,8 @@ are unchanged, so they load) only the baselines and the width trial train: about
 differs from ``ch10.*``, the main and train-512 models are trained for it (up to about 660 s more).
 ``--ablation`` adds one more ShapeGF training, not timed here.
 The per-level loss, noisy-input and timing additions of the robustness part (issue #37 item 6) sample
-ShapeGF on the test shapes once per ``ch10.noise_levels`` entry plus twice for the timing; not yet timed
+ShapeGF on the test shapes once per ``ch10.noise_levels`` and ``ch10.rotation_angles`` entry, plus once
+for 0 degrees and twice for the timing; not yet timed
 in the laptop profile (their seconds go to the "Time" table).
 """
 
@@ -525,6 +527,13 @@ def main() -> None:
         body += ["## Reconstruction from noisy inputs (CD x1e4 by input noise std)", "",
                  md_table(["model", *[str(n) for n in noise_levels]],
                           [[k, *row.values()] for k, row in noisy.items()]), ""]
+        t0 = time.perf_counter()
+        angles = [0.0, *[float(a) for a in sz["rotation_angles"]]]
+        turned = ex.rotation_robustness(models, test["points"], target, angles, profile=profile)
+        seconds["rotated inputs"] = time.perf_counter() - t0
+        data["rotation_robustness"] = {k: {str(a): v for a, v in row.items()} for k, row in turned.items()}
+        body += ["## Reconstruction of shapes turned about y (CD x1e4 by angle in degrees)", "",
+                 md_table(["model", *[str(a) for a in angles]], [[k, *row.values()] for k, row in turned.items()]), ""]
         t0 = time.perf_counter()
         n_time = min(10, len(test["points"]))
         per_shape_s = {"ShapeGF": ex.seconds_per_shape(lambda x: ex.reconstruct(model, x, n_out, profile=profile),

@@ -275,6 +275,7 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch10.lab_points": {"ci": 256, "laptop": 1024, "gpu": 2048},
     "ch10.toy_steps": {"ci": 25, "laptop": 1500, "gpu": 3000},  # the score network on the 2D toy (section 4)
     "ch10.noise_levels": {"ci": (0.02,), "laptop": (0.01, 0.02, 0.05), "gpu": (0.01, 0.02, 0.05)},  # input noise std
+    "ch10.rotation_angles": {"ci": (90,), "laptop": (15, 45, 90, 180), "gpu": (15, 45, 90, 180)},  # degrees about y
     # --- 11 evaluation: every model on the same held-out shapes -----------------
     # the categories every chapter's laptop models were trained on (chapter 07's DeepSDF: chairs only)
     "ch11.categories": {"ci": ("chair", "airplane"), "laptop": ("chair", "airplane"), "gpu": ("chair", "airplane")},

@@ -158,3 +158,29 @@ def test_noise_robustness_and_timing_run_on_a_tiny_model():
     calls = []
     t = ex.seconds_per_shape(lambda inp: calls.append(len(inp)), x, repeat=2)
     assert t >= 0 and calls == [1, 2, 2]
+
+
+def test_rotation_robustness_turns_inputs_and_targets_alike():
+    class Identity:  # a "baseline" that returns its input: it follows any rotation exactly
+        pass
+
+    x = torch.rand(2, 16, 3) * 2 - 1
+    seen = []
+
+    def fake_predict(model, inputs, n_points):
+        seen.append(inputs.clone())
+        return inputs[:, :n_points]
+
+    import course_lib.experiments.gradient_fields as mod
+
+    orig = mod.predict_baseline
+    mod.predict_baseline = fake_predict
+    try:
+        out = ex.rotation_robustness({"identity": Identity()}, x, x, [0.0, 90.0, 180.0])
+    finally:
+        mod.predict_baseline = orig
+    assert all(v < 1e-6 for v in out["identity"].values())  # followed the rotation: CD 0 at every angle
+    # 90 degrees about y: (x, y, z) -> (z, y, -x), written independently
+    expect = torch.stack([x[..., 2], x[..., 1], -x[..., 0]], -1)
+    assert torch.allclose(seen[1], expect, atol=1e-6)
+    assert torch.allclose(seen[0], x)

@@ -35,8 +35,8 @@ Introduced in ``lectures/10_gradient_fields.ipynb``.
   denoising loss (3D model);
 * :func:`ncsn_overlap`, :func:`ncsn_ratio`, :func:`noise_schedule_rule`: NCSN's noise-schedule
   design rules (Song & Ermon 2020) checked on the course's schedule;
-* :func:`add_input_noise`, :func:`noise_robustness`, :func:`seconds_per_shape`: reconstruction
-  from noisy inputs and inference time per shape;
+* :func:`add_input_noise`, :func:`noise_robustness`, :func:`rotation_robustness`,
+  :func:`seconds_per_shape`: reconstruction from noisy and from rotated inputs, inference time per shape;
 * :func:`smoke`: the GPU smoke hook.
 
 Splits are those of :class:`course_lib.data.ShapeNetLite`: "test" shapes are never seen in
@@ -100,6 +100,7 @@ __all__ = [
     "noise_schedule_rule",
     "add_input_noise",
     "noise_robustness",
+    "rotation_robustness",
     "seconds_per_shape",
     "smoke",
 ]
@@ -1136,9 +1137,37 @@ def noise_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, noi
     for k, noise in enumerate(noises):
         x = add_input_noise(inputs, float(noise), seed=int(seed) + k)
         for name, m in models.items():
-            pred = (reconstruct(m, x, n_out, profile=profile) if hasattr(m, "decoder") and hasattr(m, "sample")
-                    else predict_baseline(m, x, n_out))
+            pred = _reconstruct_any(m, x, n_out, profile)
             out[name][float(noise)] = float(ae_metrics(pred, target, emd=False)["CD x1e4"].mean())
+    return out
+
+
+def _reconstruct_any(model: Any, inputs: Tensor, n_out: int, profile: str | None) -> Tensor:
+    if hasattr(model, "decoder") and hasattr(model, "sample"):
+        return reconstruct(model, inputs, n_out, profile=profile)
+    return predict_baseline(model, inputs, n_out)
+
+
+def rotation_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, angles_deg: Sequence[float], *,
+                        profile: str | None = None) -> dict[str, dict[float, float]]:
+    """Mean CD x1e4 of each model's reconstruction of shapes turned about the up axis ``y``.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb`` (the seed's critique: "rotation").  For each
+    angle (degrees) the inputs and the targets are turned by the same rotation
+    (:func:`course_lib.experiments.encoders.rotate_up`), so a model that followed the rotation would
+    score as at 0 degrees.  The training shapes were all upright and aligned.  Returns
+    ``{name: {angle: CD x1e4}}``.
+    """
+    from .encoders import rotate_up
+
+    n_out = target.shape[1]
+    out: dict[str, dict[float, float]] = {name: {} for name in models}
+    for angle in angles_deg:
+        a = torch.full((len(inputs),), math.radians(float(angle)), dtype=inputs.dtype)
+        x, t = rotate_up(inputs, a), rotate_up(target, a.to(target.dtype))
+        for name, m in models.items():
+            pred = _reconstruct_any(m, x, n_out, profile)
+            out[name][float(angle)] = float(ae_metrics(pred, t, emd=False)["CD x1e4"].mean())
     return out
 
 
