@@ -187,6 +187,17 @@ def test_the_command_line_prints_the_summary(modelnet, cache, capsys):
     assert "6 shapes ready (0 built now, 6 already cached), 2 skipped (0 now, 2 known" in capsys.readouterr().out
 
 
+def test_the_command_line_says_how_to_resume_after_an_interruption(modelnet, cache, capsys, monkeypatch):
+    def interrupted(self, rep, path, mesh):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(RS._Builder, "build", interrupted)
+    assert RS.main(["--dataset", "modelnet", "--root", str(modelnet), "--representations", "points",
+                    "--profile", "ci", "--no-progress", "--workers", "1"]) == 130
+    assert "interrupted (modelnet train): what is finished is cached; run the same command again to resume" in \
+        capsys.readouterr().err
+
+
 def test_modelnet_uses_its_train_and_test_folders(modelnet, cache):
     test = RealShapes("modelnet", "test", ("points",), root=modelnet, **SIZES)
     assert sorted(e[2].name for e in test.entries) == ["airplane_test.off", "chair_test.off"]

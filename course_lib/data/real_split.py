@@ -730,6 +730,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Introduced in ``lectures/01_data_and_representations.ipynb`` (README, "Use your own data")."""
     import argparse
+    import sys
 
     ap = argparse.ArgumentParser(prog="python -m course_lib.data.real_split",
                                  description="Build and cache every representation of a real dataset's split "
@@ -753,10 +754,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     import course_lib.data.real_split as module  # not __main__'s copy: the worker processes import this one
 
     for split in args.split:
-        ds = module.RealShapes(args.dataset, split, args.representations, root=args.root, categories=args.categories,
-                        shapes_per_category=args.shapes_per_category, profile=args.profile, workers=workers,
-                        progress=not args.no_progress, retry_skipped=args.retry_skipped, split_csv=args.split_csv)
-        summary = ds.prepare()
+        try:
+            ds = module.RealShapes(args.dataset, split, args.representations, root=args.root,
+                                   categories=args.categories, shapes_per_category=args.shapes_per_category,
+                                   profile=args.profile, workers=workers, progress=not args.no_progress,
+                                   retry_skipped=args.retry_skipped, split_csv=args.split_csv)
+            summary = ds.prepare()
+        except KeyboardInterrupt:
+            print(f"interrupted ({args.dataset} {split}): what is finished is cached; run the same command again to "
+                  "resume", file=sys.stderr, flush=True)
+            return 130
         print(format_summary(summary, ds.manifest), flush=True)
     return 0
 
