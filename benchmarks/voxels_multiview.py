@@ -212,7 +212,7 @@ def goal_records(d: dict, claim_recs: list[dict]) -> list[dict]:
                  rises["verdict"], "ahead", comparison="==")]
 
 
-def report(d: dict, profile: str) -> Path:
+def report(d: dict, profile: str, note: str = "") -> Path:
     k = d["max_views"]
     iou, iou04, lv = d["mv"]["iou_by_views"], d["mv"]["iou@0.4_by_views"], d["mv"]["levels"]
     rows = [[SVR, 1, d["svr"]["level"], _mean(d["svr"]["iou"]), _mean(d["svr"]["iou@0.4"])]]
@@ -242,19 +242,20 @@ def report(d: dict, profile: str) -> Path:
     lines += [f"- {goal_sentence(g)}" for g in d["goals"]]
     notes = ("IoU: per shape, then averaged (3D-R2N2's evaluate_voxel_prediction uses pred >= t). The multi-view "
              "model is scored after each of the first n views of every test shape; the single-view model on the "
-             "first view, so its row pairs with the 1-view row.")
+             "first view, so its row pairs with the 1-view row." + (f"\n\n{note}" if note else ""))
     return write_result(NAME, profile, "\n".join(lines), notes=notes, data=d)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--retrain", action="store_true", help="train again even if checkpoints exist")
+    ap.add_argument("--note", default="", help="a line added to the result file's notes (how it was run)")
     args = ap.parse_args()
     profile = config.get_profile()
     d = run(profile, args.retrain)
     d["claims"] = claims(d)
     d["goals"] = goal_records(d, d["claims"])
-    print(f"wrote {report(d, profile)} in {d['seconds']['total']:.0f} s")
+    print(f"wrote {report(d, profile, args.note)} in {d['seconds']['total']:.0f} s")
 
 
 if __name__ == "__main__":
