@@ -9,7 +9,7 @@ Writes ``benchmarks/results/silhouette_learning-<profile>-<machine>.md`` and ``s
 (read by ``lectures/09_differentiable_rendering.ipynb``).
 
 Protocol 2: the two networks (:class:`course_lib.experiments.silhouette_learning.SphereDeformer`, the same
-architecture, data, optimiser, steps and regularisers; ``ch09.learn_*``) are trained inside the selection part
+architecture, data, optimiser and steps; ``ch09.learn_*``) are trained inside the selection part
 ``part_train``, where each keeps the epoch its *own* validation loss prefers (soft-silhouette IoU on the
 validation shapes' views for the silhouette model, Chamfer for the 3D one); the test split is read after, once,
 to report: Chamfer (x1e3, AtlasNet's convention) and hard-silhouette IoU from held-out views, per shape, and two
@@ -41,7 +41,7 @@ SELECTION_PARTS = ("part_train",)
 
 @selection_part
 def part_train(profile: str, retrain: bool) -> dict:
-    """Both networks, each at the epoch its own val loss prefers (no test shape is read here)."""
+    """Both networks, each with the regulariser scale and the epoch its own val loss prefers (no test shape read)."""
     return SL.train_both(profile, progress=True, retrain=retrain)
 
 
@@ -86,8 +86,12 @@ def main() -> None:
                        r["budget"]["params"]] for k, r in rows.items()]), "",
             "## Claims", ""]
     body += [f"- {claim_sentence(c)}" for c in rep["claims"]] or ["- none: fewer than 20 test shapes in this profile"]
-    body += ["", f"Time: training (or loading) {train_s:.0f} s, test data and scoring {score_s:.0f} s.", ""]
+    body += ["", "## Choices made on val (each supervision by its own loss)", ""]
+    body += [f"- {r['id']}: {r['chosen']} ({r['metric']}; candidates {r['candidates']})" for r in rep["selections"]]
+    body += ["", f"Time: training (or loading) {train_s:.0f} s, every candidate included; test data and scoring "
+             f"{score_s:.0f} s.", ""]
     data = {"sizes": sz, "shapes": rep["shapes"], "rows": rows, "claims": rep["claims"], "goals": [],
+            "selections": rep["selections"], "reg_scale": rep["reg_scale"],
             "seconds": {"train": train_s, "score": score_s}}
     path = write_result("silhouette_learning", profile, "\n".join(body), notes=args.note, data=data)
     print(f"wrote {path}")

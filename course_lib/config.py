@@ -413,6 +413,9 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch09.learn_epochs": {"ci": 2, "laptop": 60, "gpu": 150},  # the same for both supervisions
     "ch09.learn_lr": {"ci": 1e-3, "laptop": 1e-3, "gpu": 1e-3},  # chapter 06's Adam rate, not tuned here
     "ch09.learn_seed": {"ci": 0, "laptop": 0, "gpu": 0},
+    # the regulariser weights come from the per-shape silhouette fit; each supervision's loss has its own scale,
+    # so each picks a multiplier of both weights on val by its own loss (silhouette_learning.select_reg_scale)
+    "ch09.learn_reg_scales": {"ci": (0.1, 1.0), "laptop": (0.1, 1.0, 10.0), "gpu": (0.1, 1.0, 10.0)},
     # the colour fit (lecture 09 section 12: rendering.fit_shaded, the soft z-buffer): a demonstration, not tuned
     "ch09.rgb_views": {"ci": 2, "laptop": 8, "gpu": 8},
     "ch09.rgb_steps": {"ci": 10, "laptop": 150, "gpu": 300},

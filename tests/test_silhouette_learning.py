@@ -97,6 +97,10 @@ def test_both_networks_get_the_same_budget_in_ci():
         assert len(r["cd"]) == len(res["shapes"]) == len(r["iou_heldout"])
         assert 1 <= r["best_epoch"] <= r["epochs"] and all(0.0 <= x <= 1.0 for x in r["iou_heldout"])
     assert res["claims"] == []  # ci: fewer than 20 test shapes, no comparative statement
+    assert [r["id"] for r in res["selections"]] == ["learn_reg_scale_sil", "learn_reg_scale_3d"]
+    for r in res["selections"]:  # each chose among the candidates by its own val loss
+        assert r["selected_on"] == "val" and set(r["candidates"]) == {"0.1", "1"}
+        assert float(r["chosen"]) == res["reg_scale"]["silhouettes" if r["id"].endswith("sil") else "3d"]
     mon = SL.monitor_images(res["models"], res["test"], 0)
     s = res["test"]["image_size"]
     assert mon["true"].shape == (2, s, s) and mon["3d"].shape == (2, s, s) and mon["input"].shape[0] == 3

@@ -40,7 +40,7 @@ from course_lib.render import Cameras, rasterize_silhouette, silhouette_iou, sil
 from .rendering import heldout_rig, target_views, view_rig
 
 __all__ = ["SUPERVISIONS", "SphereDeformer", "sample_mesh_points", "learning_data", "supervision_loss",
-           "train_deformer", "score_deformer", "train_both", "report_supervision", "compare_supervision",
+           "train_deformer", "score_deformer", "own_val_loss", "select_reg_scale", "train_both", "report_supervision", "compare_supervision",
            "back_view", "camera_view", "monitor_images"]
 
 SUPERVISIONS = ("silhouettes", "3d")
@@ -172,13 +172,16 @@ def supervision_loss(kind: str, cameras: Cameras, image_size: int, faces: Tensor
 
 
 def train_deformer(kind: str, train: dict[str, Any], val: dict[str, Any], profile: str | None = None, *,
-                   progress: bool = True, retrain: bool = False, seed: int | None = None) -> tuple[SphereDeformer, Any]:
+                   progress: bool = True, retrain: bool = False, seed: int | None = None,
+                   reg_scale: float = 1.0) -> tuple[SphereDeformer, Any]:
     """Train (or load) the :class:`SphereDeformer` with ``kind`` of supervision (:data:`SUPERVISIONS`).
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``.  Adam (``ch09.learn_lr``), ``ch09.learn_epochs``
     epochs of ``ch09.learn_batch`` shapes, the same for both kinds (the same steps); after each epoch the *own*
     loss of ``kind`` on ``val`` is measured and the best epoch's weights are kept.  Checkpointed
-    (:func:`course_lib.train.train_or_load`).  Returns ``(model, history)``.
+    (:func:`course_lib.train.train_or_load`).  ``reg_scale`` multiplies both regulariser weights (``ch09.lambda_lap``,
+    ``ch09.lambda_flat``, which come from the per-shape silhouette fit): the two losses have different scales, so
+    each supervision gets its own (:func:`select_reg_scale`).  Returns ``(model, history)``.
     """
     from course_lib import train as T
 
@@ -189,13 +192,13 @@ def train_deformer(kind: str, train: dict[str, Any], val: dict[str, Any], profil
     config.seed_everything(seed)
     model = SphereDeformer(level=int(s["learn_level"]), latent=int(s["learn_latent"]), hidden=int(s["learn_hidden"]),
                            width=int(s["learn_width"]))
+    lap, flat = float(reg_scale) * float(s["lambda_lap"]), float(reg_scale) * float(s["lambda_flat"])
     loss = supervision_loss(kind, train["cameras"], int(train["image_size"]), model.faces, sigma=float(s["sigma"]),
-                            lambda_lap=float(s["lambda_lap"]), lambda_flat=float(s["lambda_flat"]),
-                            n_points=int(s["learn_points"]))
+                            lambda_lap=lap, lambda_flat=flat, n_points=int(s["learn_points"]))
     keys = ["rgb", "views", "target_points"]
     spec = {"kind": kind, "train_seeds": train["seed"], "val_seeds": val["seed"], "rig": train["rig"],
-            "image_size": int(train["image_size"]), "sigma": float(s["sigma"]), "lambda_lap": float(s["lambda_lap"]),
-            "lambda_flat": float(s["lambda_flat"]), "points": int(s["learn_points"]), "seed": seed}
+            "image_size": int(train["image_size"]), "sigma": float(s["sigma"]), "lambda_lap": lap,
+            "lambda_flat": flat, "points": int(s["learn_points"]), "seed": seed}
     name = f"ch09_learn_{'sil' if kind == 'silhouettes' else '3d'}"
     path = T.checkpoint_path(name, spec, profile)
     hist = T.train_or_load(model, path, retrain=retrain, spec=spec,
@@ -256,19 +259,54 @@ def score_deformer(model: SphereDeformer, test: dict[str, Any], profile: str | N
     return {"cd": cd, "iou_heldout": iou}
 
 
+@torch.no_grad()
+def own_val_loss(kind: str, model: SphereDeformer, val: dict[str, Any], profile: str | None = None) -> float:
+    """The data term of ``kind``'s own loss on ``val``, without the regularisers: ``1 - soft IoU`` over the
+    training cameras for ``"silhouettes"``, the Chamfer distance to ``target_points`` for ``"3d"`` (the measure
+    each supervision has; the silhouette network never sees a 3D number)."""
+    s = _sizes(profile)
+    fn = supervision_loss(kind, val["cameras"], int(val["image_size"]), model.faces, sigma=float(s["sigma"]),
+                          lambda_lap=0.0, lambda_flat=0.0, n_points=int(s["learn_points"]))
+    torch.manual_seed(0)
+    vals = [float(fn(model, {k: val[k][i:i + 8] for k in ("rgb", "views", "target_points")})["data"]) * len(
+        val["seed"][i:i + 8]) for i in range(0, len(val["seed"]), 8)]
+    return sum(vals) / len(val["seed"])
+
+
+def select_reg_scale(kind: str, train: dict[str, Any], val: dict[str, Any], profile: str | None = None, *,
+                     progress: bool = True, retrain: bool = False) -> tuple[float, dict[str, Any], dict[str, Any]]:
+    """The regulariser scale of ``kind`` chosen on val among ``ch09.learn_reg_scales``: each candidate trained
+    (:func:`train_deformer`) and scored by :func:`own_val_loss`; returns ``(scale, record, {scale: (model,
+    history)})`` (record: :func:`course_lib.experiments.protocol.selection_record`)."""
+    from .protocol import selection_record
+
+    s = _sizes(profile)
+    runs, scores = {}, {}
+    for scale in [float(x) for x in s["learn_reg_scales"]]:
+        runs[scale] = train_deformer(kind, train, val, profile, progress=progress, retrain=retrain, reg_scale=scale)
+        scores[f"{scale:g}"] = own_val_loss(kind, runs[scale][0], val, profile)
+    chosen, rec = selection_record(f"learn_reg_scale_{'sil' if kind == 'silhouettes' else '3d'}", scores,
+                                   metric=f"val {'1 - soft IoU' if kind == 'silhouettes' else 'Chamfer'} (own loss, "
+                                          "no regularisers)", higher_is_better=False)
+    return float(chosen), rec, runs
+
+
 def train_both(profile: str | None = None, *, progress: bool = True, retrain: bool = False) -> dict[str, Any]:
-    """Both networks of :func:`compare_supervision` trained (or loaded) on the train split, each keeping the epoch
-    its own validation loss prefers: ``{"models": {kind: model}, "histories": {kind: History}, "train": data}``.
-    Reads no test shape (inside :func:`course_lib.data.no_test_reads`)."""
+    """Both networks of :func:`compare_supervision` trained (or loaded) on the train split, each with the
+    regulariser scale its own validation loss prefers (:func:`select_reg_scale`) and the epoch it prefers:
+    ``{"models": {kind: model}, "histories": {kind: History}, "train": data, "selections": [records],
+    "reg_scale": {kind: scale}}``.  Reads no test shape (inside :func:`course_lib.data.no_test_reads`)."""
     from .protocol import no_test_reads
 
-    with no_test_reads("training the two networks and choosing each one's epoch on val"):
+    with no_test_reads("training the two networks and choosing each one's regulariser scale and epoch on val"):
         train = learning_data("train", profile, progress=progress)
         val = learning_data("val", profile, progress=progress)
-        models, hists = {}, {}
+        models, hists, recs, scales = {}, {}, [], {}
         for kind in SUPERVISIONS:
-            models[kind], hists[kind] = train_deformer(kind, train, val, profile, progress=progress, retrain=retrain)
-    return {"models": models, "histories": hists, "train": train}
+            scales[kind], rec, runs = select_reg_scale(kind, train, val, profile, progress=progress, retrain=retrain)
+            models[kind], hists[kind] = runs[scales[kind]]
+            recs.append(rec)
+    return {"models": models, "histories": hists, "train": train, "selections": recs, "reg_scale": scales}
 
 
 def report_supervision(trained: dict[str, Any], test: dict[str, Any], profile: str | None = None) -> dict[str, Any]:
@@ -291,7 +329,8 @@ def report_supervision(trained: dict[str, Any], test: dict[str, Any], profile: s
                                  "params": int(sum(p.numel() for p in model.parameters()))}}
     names = [f"{c}/{int(sd)}" for c, sd in zip(test["category"], test["seed"])]
     claims: list[dict[str, Any]] = []
-    out = {"rows": rows, "shapes": names, "claims": claims}
+    out = {"rows": rows, "shapes": names, "claims": claims, "selections": list(trained.get("selections", [])),
+           "reg_scale": dict(trained.get("reg_scale", {}))}
     if len(names) < MIN_SHAPES:  # the ci profile's few test shapes: no comparative statement
         return out
     budget = {k: rows[k]["budget"] for k in rows}

@@ -557,8 +557,9 @@ print(f"{len(study['found'])} of {len(study['runs'])} runs ended within {study['
 # points sampled on the predicted mesh (area-weighted, differentiable in the vertices:
 # `sample_mesh_points`) and the object's surface points $Y$:
 # $\mathcal{L}_{3D} = \operatorname{CD}(\operatorname{sample}(f(I)), Y) + $ the same regularisers. Same data,
-# optimiser, steps and weights; each network keeps the epoch its *own* validation loss prefers (the
-# silhouette network never sees a 3D number). Both are then scored in 3D on test objects, and by the hard
+# optimiser and steps. The regulariser weights come from the per-shape fit, and the two data terms have
+# different scales, so each network picks a multiplier of both weights (`ch09.learn_reg_scales`) and its
+# epoch by its *own* validation loss (the silhouette network never sees a 3D number). Both are then scored in 3D on test objects, and by the hard
 # IoU from views that no loss used. Predict before running: which supervision should win on Chamfer, and
 # is the held-out IoU the same question?
 
@@ -576,6 +577,7 @@ if LEARN is not None:
     for kind, r in LEARN.data["rows"].items():
         print(f"{kind:12s} (laptop benchmark): CD x1e3 {np.mean(r['cd']):.3g}, held-out hard IoU "
               f"{np.mean(r['iou_heldout']):.3f} on {len(r['cd'])} test shapes; {r['budget']['steps']} steps")
+    print("regulariser scale chosen on val:", LEARN.data.get("reg_scale", "not recorded (an older run)"))
     for c in ("learn-3d-vs-sil-cd", "learn-3d-vs-sil-iou"):
         results.say("silhouette_learning", c)
 
