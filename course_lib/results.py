@@ -183,7 +183,7 @@ CHAPTER_BENCHMARKS: dict[str, tuple[str, ...]] = {
     "00": (),
     "01": ("splits",),
     "02": ("encoders", "encoders_partial", "image_encoders"),
-    "03": ("voxels",),
+    "03": ("voxels", "voxels_multiview"),
     "04": ("octrees",),
     "05": ("point_sets",),
     "06": ("surfaces",),

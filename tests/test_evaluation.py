@@ -351,6 +351,13 @@ def test_sharp_edge_study_pairs_and_claims():
     assert set(study["rows"]) == {"m", "few"} and "points" not in study["rows"]
     assert [c["id"] for c in study["claims"]] == ["crease-m"] and study["claims"][0]["verdict"].startswith("ahead")
     assert [x["id"] for x in study["left_out"]] == ["crease-few"]
+    assert study["gap_claims"] == []  # no oracle row: no reference to compare the gaps with
+    oracle = [{"nc_flat": 0.99, "nc_crease": 0.97 - 0.01 * float(torch.rand(1, generator=g))} for _ in range(20)]
+    mean = {"n_points": 2048.0}
+    res = {"oracle (2048 points)": {"per_shape": oracle, "mean": mean}, "m": {"per_shape": per, "mean": mean}}
+    gap = E.sharp_edge_study(res)["gap_claims"]
+    assert [c["id"] for c in gap] == ["crease-gap-m"] and gap[0]["verdict"].startswith("ahead")  # 0.15 against 0.025
+    assert gap[0]["b"] == "oracle (2048 points)"
 
 
 def test_timed_keeps_a_stored_fits_own_time():

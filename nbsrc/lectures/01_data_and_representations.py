@@ -145,7 +145,9 @@ print(f"input {tuple(batch.shape)} -> latent {tuple(z.shape)} -> output {tuple(p
 # occupancy samples and voxels whose inside comes from the winding number of the repaired mesh
 # (chapter 07 explains both), and rendered views (`image`: the mesh ray cast with `data.render_mesh`
 # from the same random cameras as ShapeNet-lite's); a mesh whose inside cannot be decided is skipped
-# and listed in `manifest` with the reason. The cell runs only where such a folder is set. (Of the
+# and listed in `manifest` with the reason. For a whole dataset, preprocess once in parallel and resumably:
+# `python -m course_lib.data.real_split --dataset modelnet --split train val test --workers 8` (README,
+# "Use your own data"). The cell runs only where such a folder is set. (Of the
 # chapters' own recipes, chapters 02-08 and 10 take the switch so far; 09 and 11 do not yet.)
 
 # %%
