@@ -1011,15 +1011,20 @@ noise_levels = [0.0, *[float(v) for v in SZ["noise_levels"]]]
 noisy = ex.noise_robustness({"ShapeGF": model, **baselines}, test["points"], test["target_points"], noise_levels[1:])
 rob_noise = {name: {0.0: float(ex.ae_metrics(p, test["target_points"], emd=False)["CD x1e4"].mean()), **noisy[name]}
              for name, p in preds.items()}  # the clean row: the auto-encoding table's own reconstructions
-print(f"live, {PROFILE} profile, mean CD x1e4 over {len(test['points'])} test shapes, by input noise std:")
-for name, row in rob_noise.items():
-    print(f"  {name:>18}: " + "  ".join(f"{k:g}: {v:.3g}" for k, v in row.items()))
-if R is not None and "noise_robustness" in R.data:
-    print("laptop benchmark, mean CD x1e4 by input noise std:")
-    for name, row in R.data["noise_robustness"].items():
-        print(f"  {name:>18}: " + "  ".join(f"{k}: {v:.3g}" for k, v in row.items()))
-else:
-    print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
+def robustness_rows(live, key, by):
+    """Print the live rows (this profile) and the laptop benchmark's rows of one robustness study."""
+    print(f"live, {PROFILE} profile, mean CD x1e4 over {len(test['points'])} test shapes, by {by}:")
+    for name, row in live.items():
+        print(f"  {name:>18}: " + "  ".join(f"{k:g}: {v:.3g}" for k, v in row.items()))
+    if R is not None and key in R.data:
+        print(f"laptop benchmark, mean CD x1e4 by {by}:")
+        for name, row in R.data[key].items():
+            print(f"  {name:>18}: " + "  ".join(f"{k}: {v:.3g}" for k, v in row.items()))
+    else:
+        print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
+
+
+robustness_rows(rob_noise, "noise_robustness", "input noise std")
 viz.plot_curves(noise_levels, {name: list(row.values()) for name, row in rob_noise.items()},
                 title=f"reconstruction from noisy inputs ({PROFILE} profile)", xlabel="input noise std",
                 ylabel="CD x1e4", log_y=True)
@@ -1035,15 +1040,7 @@ viz.plot_curves(noise_levels, {name: list(row.values()) for name, row in rob_noi
 rot_angles = [0.0, *[float(a) for a in SZ["rotation_angles"]]]
 turned = ex.rotation_robustness({"ShapeGF": model, **baselines}, test["points"], test["target_points"], rot_angles[1:])
 rob_rot = {name: {0.0: rob_noise[name][0.0], **turned[name]} for name in turned}  # 0 degrees: the clean row above
-print(f"live, {PROFILE} profile, mean CD x1e4 over {len(test['points'])} test shapes, by rotation about y (degrees):")
-for name, row in rob_rot.items():
-    print(f"  {name:>18}: " + "  ".join(f"{k:g}: {v:.3g}" for k, v in row.items()))
-if R is not None and "rotation_robustness" in R.data:
-    print("laptop benchmark, mean CD x1e4 by rotation (degrees):")
-    for name, row in R.data["rotation_robustness"].items():
-        print(f"  {name:>18}: " + "  ".join(f"{k}: {v:.3g}" for k, v in row.items()))
-else:
-    print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
+robustness_rows(rob_rot, "rotation_robustness", "rotation about y (degrees)")
 viz.plot_curves(rot_angles, {name: list(row.values()) for name, row in rob_rot.items()},
                 title=f"reconstruction of rotated shapes ({PROFILE} profile)", xlabel="rotation about y (degrees)",
                 ylabel="CD x1e4", log_y=True)
