@@ -290,6 +290,11 @@ def test_describe_chamfer_is_the_one_convention_text():
         assert a in text
     assert metrics.describe_chamfer("pointflow", scale=1) in retrieval.CONVENTION
     assert metrics.describe_chamfer("deepsdf") in implicit.CONVENTIONS["cd_deepsdf"]
+    from course_lib.experiments import evaluation, gradient_fields
+
+    assert metrics.describe_chamfer("shapegf") in gradient_fields.CONVENTION
+    assert metrics.describe_emd("shapegf") in gradient_fields.CONVENTION
+    assert a in evaluation.COLUMNS["cd"]
 
 
 def test_the_chapters_oracles_are_metrics_oracle():

@@ -53,8 +53,7 @@ __all__ = ["COLUMNS", "MODELS", "ModelSpec", "Reconstruction", "EvalShapes", "ev
            "HIGHER_IS_BETTER", "REFERENCE_BUDGET", "RETRIEVAL_LATENT", "RETRIEVAL_ORACLE"]
 
 COLUMNS: dict[str, str] = {
-    "cd": "Chamfer-L2 x1e3: mean squared nearest-neighbour distance both ways, summed (AtlasNet's convention), "
-          "prediction points against ch11.n_points target points",
+    "cd": M.describe_chamfer("atlasnet") + "; prediction points against ch11.n_points target points",
     "cd_l1": "Chamfer-L1: mean unsquared nearest-neighbour distance both ways, averaged (OccNet's formula), in the "
              "course's frame (OccNet's tables use a tenth of the longest bounding-box edge as the unit: "
              "metrics.PRESETS['occnet'])",

@@ -55,6 +55,7 @@ from torch import Tensor
 
 from course_lib import config
 from course_lib.experiments.common import mean_sem
+from course_lib.metrics import describe_chamfer, describe_emd
 
 __all__ = [
     "CONVENTION",
@@ -105,11 +106,10 @@ __all__ = [
     "smoke",
 ]
 
-CONVENTION = ("ShapeGF / PointFlow convention: CD = mean squared NN distance both ways, summed, x 1e4; "
-              "EMD = mean unsquared matched distance (exact matching), x 1e2; predictions scored against an "
+CONVENTION = (describe_chamfer("shapegf") + "; " + describe_emd("shapegf") + "; predictions scored against an "
               "independent sampling of the true surface (stream 1), never against the encoder's input (stream 0); "
-              "ShapeNet-lite shapes are normalised to the unit ball (PointFlow's data are not, so the scale of "
-              "the paper's numbers differs)")
+              "PointFlow's and ShapeGF's own numbers are in ShapeNet's coordinates (their 'unit-diagonal' frame in "
+              "course_lib.metrics.FRAMES), so their scale differs")
 """The one convention of every auto-encoding number of chapter 10."""
 
 
