@@ -21,7 +21,6 @@ representation contributes).
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -74,15 +73,7 @@ def main() -> None:
     train_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     test = MD.modular_data("test", profile)
-    per_epoch = math.ceil(len(trained["train"]["seed"]) / int(s["mod_batch"]))
-    cells = {}
-    for (e, d), (model, hist) in trained["models"].items():
-        sc = MD.score_pair(model, test, resolution=int(s["mod_mc_resolution"]))
-        epochs = len(hist.train_loss)
-        cells[f"{e}/{d}"] = {**sc, "best_epoch": int(hist.best_epoch) + 1, "epochs": epochs,
-                             "budget": {"steps": epochs * per_epoch, "examples": epochs * len(trained["train"]["seed"]),
-                                        "seconds": float(hist.wall_time),
-                                        "params": int(sum(p.numel() for p in model.parameters()))}}
+    cells = MD.score_cells(trained["models"], trained["train"], test, profile)
     score_s = time.perf_counter() - t0
     shapes = [f"{c}/{int(sd)}" for c, sd in zip(test["category"], test["seed"])]
     claims = []

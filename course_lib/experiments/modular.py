@@ -31,7 +31,7 @@ from course_lib import config
 from course_lib.ops import chamfer_distance
 
 __all__ = ["ENCODERS", "DECODERS", "ModularNet", "modular_data", "modular_loss", "train_pair", "predict_surface",
-           "score_pair", "cross_table"]
+           "score_pair", "score_cells", "cross_table"]
 
 ENCODERS = ("image", "points", "voxels")
 """Inputs: one rendered view (``rgb``), a surface point cloud (``points``), an occupancy grid (``voxels``)."""
@@ -227,6 +227,24 @@ def score_pair(model: ModularNet, test: dict[str, Any], *, n_points: int | None 
     return {"cd": cd, "iou": iou}
 
 
+def score_cells(trained: dict[tuple[str, str], tuple[ModularNet, Any]], train: dict[str, Any], test: dict[str, Any],
+                profile: str | None = None) -> dict[str, dict[str, Any]]:
+    """Each trained pair (:func:`train_pair`'s ``(model, history)`` by ``(encoder, decoder)``) scored on ``test``
+    (:func:`score_pair`), with its budget: ``{"<encoder>/<decoder>": {"cd", "iou", "best_epoch", "epochs",
+    "budget": {"steps", "examples", "seconds", "params"}}}``."""
+    s = _sizes(profile)
+    per_epoch = math.ceil(len(train["seed"]) / int(s["mod_batch"]))
+    cells = {}
+    for (e, d), (model, hist) in trained.items():
+        sc = score_pair(model, test, resolution=int(s["mod_mc_resolution"]))
+        epochs = len(hist.train_loss)
+        cells[f"{e}/{d}"] = {**sc, "best_epoch": int(hist.best_epoch) + 1, "epochs": epochs,
+                             "budget": {"steps": epochs * per_epoch, "examples": epochs * len(train["seed"]),
+                                        "seconds": float(hist.wall_time),
+                                        "params": int(sum(p.numel() for p in model.parameters()))}}
+    return cells
+
+
 def cross_table(profile: str | None = None, *, progress: bool = False, retrain: bool = False,
                 encoders: tuple[str, ...] = ENCODERS, decoders: tuple[str, ...] = DECODERS) -> dict[str, Any]:
     """Every pair trained (inside :func:`course_lib.data.no_test_reads`) and scored on the test split.
@@ -237,7 +255,6 @@ def cross_table(profile: str | None = None, *, progress: bool = False, retrain: 
     """
     from .protocol import no_test_reads
 
-    s = _sizes(profile)
     with no_test_reads("training the encoder x decoder pairs and choosing each one's epoch on val"):
         train = modular_data("train", profile)
         val = modular_data("val", profile)
@@ -246,15 +263,7 @@ def cross_table(profile: str | None = None, *, progress: bool = False, retrain: 
             for d in decoders:
                 trained[(e, d)] = train_pair(e, d, train, val, profile, progress=progress, retrain=retrain)
     test = modular_data("test", profile)
-    per_epoch = math.ceil(len(train["seed"]) / int(s["mod_batch"]))
-    cells = {}
-    for (e, d), (model, hist) in trained.items():
-        sc = score_pair(model, test, resolution=int(s["mod_mc_resolution"]))
-        epochs = len(hist.train_loss)
-        cells[f"{e}/{d}"] = {**sc, "best_epoch": int(hist.best_epoch) + 1, "epochs": epochs,
-                             "budget": {"steps": epochs * per_epoch, "examples": epochs * len(train["seed"]),
-                                        "seconds": float(hist.wall_time),
-                                        "params": int(sum(p.numel() for p in model.parameters()))}}
+    cells = score_cells(trained, train, test, profile)
     names = [f"{c}/{int(sd)}" for c, sd in zip(test["category"], test["seed"])]
     return {"cells": cells, "shapes": names, "encoders": list(encoders), "decoders": list(decoders),
             "means": {k: {"cd": float(np.mean(v["cd"])), "iou": float(np.nanmean(v["iou"]))
