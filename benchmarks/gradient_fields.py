@@ -54,7 +54,9 @@ Parts, in order, with the laptop profile's sizes (``ch10.*`` in ``course_lib/con
 8. ``robustness``: reconstruction from 64 / 32 input points and from a half-occluded cloud; the
    denoising loss per level on the test shapes with the analytic and zero fields beside it; every model's
    reconstruction from inputs with Gaussian noise (``ch10.noise_levels``) and of shapes turned about the up
-   axis (``ch10.rotation_angles``); seconds per shape of each model.
+   axis (``ch10.rotation_angles``), with claims on the rise of CD from the clean input to the harshest setting,
+   ShapeGF against each baseline paired over the test shapes
+   (:func:`course_lib.experiments.gradient_fields.robustness_claims`); seconds per shape of each model.
 
 Cost: every part's wall time is in the result file's "Time" table.  The last protocol-1 laptop run
 (2 idle cores, every model retrained) took 2,441 s, of which the two selection parts 886 s, the
@@ -521,16 +523,22 @@ def main() -> None:
         models = {"ShapeGF": model, **baselines}
         t0 = time.perf_counter()
         noise_levels = [0.0, *[float(v) for v in sz["noise_levels"]]]
-        noisy = ex.noise_robustness(models, test["points"], target, noise_levels, profile=profile)
+        noisy_per: dict[str, Any] = {}
+        noisy = ex.noise_robustness(models, test["points"], target, noise_levels, profile=profile, per_shape=noisy_per)
         seconds["noisy inputs"] = time.perf_counter() - t0
         data["noise_robustness"] = {k: {str(n): v for n, v in row.items()} for k, row in noisy.items()}
+        rob_budget = {k: budgets[k] for k in models if k in budgets}
+        claims.extend(ex.robustness_claims(noisy_per, study="noise", unit_label="input noise std", budget=rob_budget))
         body += ["## Reconstruction from noisy inputs (CD x1e4 by input noise std)", "",
                  md_table(["model", *[str(n) for n in noise_levels]],
                           [[k, *row.values()] for k, row in noisy.items()]), ""]
         t0 = time.perf_counter()
         angles = [0.0, *[float(a) for a in sz["rotation_angles"]]]
-        turned = ex.rotation_robustness(models, test["points"], target, angles, profile=profile)
+        turned_per: dict[str, Any] = {}
+        turned = ex.rotation_robustness(models, test["points"], target, angles, profile=profile, per_shape=turned_per)
         seconds["rotated inputs"] = time.perf_counter() - t0
+        claims.extend(ex.robustness_claims(turned_per, study="rotation", unit_label="degrees about y",
+                                           budget=rob_budget))
         data["rotation_robustness"] = {k: {str(a): v for a, v in row.items()} for k, row in turned.items()}
         body += ["## Reconstruction of shapes turned about y (CD x1e4 by angle in degrees)", "",
                  md_table(["model", *[str(a) for a in angles]], [[k, *row.values()] for k, row in turned.items()]), ""]

@@ -184,3 +184,39 @@ def test_rotation_robustness_turns_inputs_and_targets_alike():
     expect = torch.stack([x[..., 2], x[..., 1], -x[..., 0]], -1)
     assert torch.allclose(seen[1], expect, atol=1e-6)
     assert torch.allclose(seen[0], x)
+
+
+def test_noise_robustness_fills_per_shape_values_whose_mean_is_the_row():
+    torch.manual_seed(0)
+    model = ex.build_shapegf("ci")
+    x = torch.rand(3, 32, 3) * 2 - 1
+    per: dict = {}
+    out = ex.noise_robustness({"ShapeGF": model}, x, x, [0.0, 0.05], profile="ci", per_shape=per)
+    for noise in (0.0, 0.05):
+        assert len(per["ShapeGF"][noise]) == 3
+        assert math.isclose(sum(per["ShapeGF"][noise]) / 3, out["ShapeGF"][noise], rel_tol=1e-5)
+
+
+def test_robustness_claims_pair_the_rise_to_the_harshest_setting():
+    n = 24
+    g = torch.Generator().manual_seed(1)
+    clean_a = torch.rand(n, generator=g).tolist()
+    clean_b = torch.rand(n, generator=g).tolist()
+    # A rises by 1 (+ small noise) to the harshest setting, B by 3: A's rise is smaller (ahead, lower is better)
+    jitter = (torch.rand(n, generator=g) * 0.1).tolist()
+    per = {"ShapeGF": {0.0: clean_a, 0.01: [v + 0.5 for v in clean_a], 0.05: [v + 1 + j for v, j in zip(clean_a, jitter)]},
+           "PSG": {0.0: clean_b, 0.01: clean_b, 0.05: [v + 3 for v in clean_b]}}
+    (rec,) = ex.robustness_claims(per, study="noise", unit_label="input noise std")
+    assert rec["id"] == "noise_rise_vs_psg" and rec["a"] == "ShapeGF" and rec["b"] == "PSG"
+    expect = sum(1 + j - 3 for j in jitter) / n  # hand computation of the paired mean difference of the rises
+    assert math.isclose(rec["difference"], expect, rel_tol=1e-9, abs_tol=1e-9)
+    assert rec["n"] == n and rec["verdict"] == "ahead" and "0.05" in rec["metric"]
+    # the harshest setting is the largest in magnitude (a negative angle counts too)
+    per_rot = {"ShapeGF": {0.0: clean_a, -90.0: clean_a, 45.0: clean_a}, "PSG": {0.0: clean_a, -90.0: clean_a, 45.0: clean_a}}
+    (rec,) = ex.robustness_claims(per_rot, study="rotation", unit_label="degrees about y")
+    assert "-90" in rec["metric"] and rec["verdict"] == "not separated"
+    with pytest.raises(ValueError, match="clean setting 0"):
+        ex.robustness_claims({"ShapeGF": {0.05: clean_a}, "PSG": {0.05: clean_b}}, study="noise", unit_label="std")
+    with pytest.raises(ValueError, match="too few"):
+        ex.robustness_claims({k: {s: v[:5] for s, v in row.items()} for k, row in per.items()},
+                             study="noise", unit_label="std")

@@ -46,6 +46,7 @@ training.  Every number is in :data:`CONVENTION`.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -1124,13 +1125,15 @@ def add_input_noise(inputs: Tensor, noise: float, *, seed: int = 0) -> Tensor:
 
 
 def noise_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, noises: Sequence[float], *,
-                     seed: int = 0, profile: str | None = None) -> dict[str, dict[float, float]]:
+                     seed: int = 0, profile: str | None = None,
+                     per_shape: dict[str, dict[float, list[float]]] | None = None) -> dict[str, dict[float, float]]:
     """Mean CD x1e4 of each model's reconstruction from inputs with Gaussian noise of each std in ``noises``.
 
     Introduced in ``lectures/10_gradient_fields.ipynb`` (the seed's critique: "noise").  ``models``
     maps a name to a ShapeGF auto-encoder (sampled by :func:`reconstruct`) or to a baseline
     (:func:`predict_baseline`); every model gets the same noisy inputs.  The output always has
-    the target's number of points.  Returns ``{name: {noise: CD x1e4}}``.
+    the target's number of points.  Returns ``{name: {noise: CD x1e4}}``; a dict passed as
+    ``per_shape`` is filled with ``{name: {noise: [CD x1e4 of each shape]}}`` (for paired claims).
     """
     n_out = target.shape[1]
     out: dict[str, dict[float, float]] = {name: {} for name in models}
@@ -1138,7 +1141,10 @@ def noise_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, noi
         x = add_input_noise(inputs, float(noise), seed=int(seed) + k)
         for name, m in models.items():
             pred = _reconstruct_any(m, x, n_out, profile)
-            out[name][float(noise)] = float(ae_metrics(pred, target, emd=False)["CD x1e4"].mean())
+            cd = ae_metrics(pred, target, emd=False)["CD x1e4"]
+            out[name][float(noise)] = float(cd.mean())
+            if per_shape is not None:
+                per_shape.setdefault(name, {})[float(noise)] = [float(v) for v in cd.reshape(-1).tolist()]
     return out
 
 
@@ -1149,14 +1155,16 @@ def _reconstruct_any(model: Any, inputs: Tensor, n_out: int, profile: str | None
 
 
 def rotation_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, angles_deg: Sequence[float], *,
-                        profile: str | None = None) -> dict[str, dict[float, float]]:
+                        profile: str | None = None,
+                        per_shape: dict[str, dict[float, list[float]]] | None = None) -> dict[str, dict[float, float]]:
     """Mean CD x1e4 of each model's reconstruction of shapes turned about the up axis ``y``.
 
     Introduced in ``lectures/10_gradient_fields.ipynb`` (the seed's critique: "rotation").  For each
     angle (degrees) the inputs and the targets are turned by the same rotation
     (:func:`course_lib.experiments.encoders.rotate_up`), so a model that followed the rotation would
     score as at 0 degrees.  The training shapes were all upright and aligned.  Returns
-    ``{name: {angle: CD x1e4}}``.
+    ``{name: {angle: CD x1e4}}``; a dict passed as ``per_shape`` is filled with
+    ``{name: {angle: [CD x1e4 of each shape]}}``.
     """
     from .encoders import rotate_up
 
@@ -1167,7 +1175,49 @@ def rotation_robustness(models: dict[str, Any], inputs: Tensor, target: Tensor, 
         x, t = rotate_up(inputs, a), rotate_up(target, a.to(target.dtype))
         for name, m in models.items():
             pred = _reconstruct_any(m, x, n_out, profile)
-            out[name][float(angle)] = float(ae_metrics(pred, t, emd=False)["CD x1e4"].mean())
+            cd = ae_metrics(pred, t, emd=False)["CD x1e4"]
+            out[name][float(angle)] = float(cd.mean())
+            if per_shape is not None:
+                per_shape.setdefault(name, {})[float(angle)] = [float(v) for v in cd.reshape(-1).tolist()]
+    return out
+
+
+def robustness_claims(per_shape: dict[str, dict[float, list[float]]], *, study: str, unit_label: str,
+                      reference: str = "ShapeGF", budget: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Claim records of one robustness study: the rise of CD from the clean input to the harshest
+    setting, ``reference`` against every other model, paired over the shapes.
+
+    Introduced in ``lectures/10_gradient_fields.ipynb``.  ``per_shape`` is the dict filled by
+    :func:`noise_robustness` or :func:`rotation_robustness` (it must hold the setting ``0`` and at
+    least one other); ``study`` names the claims (``"noise"``, ``"rotation"``), ``unit_label`` the
+    setting's unit in the sentence (``"input noise std"``, ``"degrees about y"``).  The model whose
+    CD rises less is ahead (lower is better).  Needs at least 20 shapes (the protocol's minimum).
+    """
+    from .protocol import claim
+
+    if reference not in per_shape:
+        raise ValueError(f"reference {reference!r} is not among the models {sorted(per_shape)}")
+    settings = sorted(per_shape[reference])
+    if 0.0 not in settings or len(settings) < 2:
+        raise ValueError(f"the {study} study needs the clean setting 0 and at least one other, got {settings}")
+    worst = max(settings, key=abs)
+
+    def rise(name: str) -> list[float]:
+        row = per_shape[name]
+        if 0.0 not in row or worst not in row:
+            raise ValueError(f"model {name!r} lacks setting 0 or {worst:g} in the {study} study")
+        return [b - a for a, b in zip(row[0.0], row[worst])]
+
+    out = []
+    for name in per_shape:
+        if name == reference:
+            continue
+        slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+        out.append(claim(f"{study}_rise_vs_{slug}",
+                         f"{reference}'s CD rises less than {name}'s from clean inputs to {worst:g} {unit_label}",
+                         a=reference, b=name, metric=f"CD x1e4 at {worst:g} {unit_label} minus CD x1e4 at 0",
+                         values_a=rise(reference), values_b=rise(name), higher_is_better=False, unit="shapes",
+                         budget=budget, selected_on="val"))
     return out
 
 

@@ -1022,6 +1022,13 @@ def robustness_rows(live, key, by):
             print(f"  {name:>18}: " + "  ".join(f"{k}: {v:.3g}" for k, v in row.items()))
     else:
         print("laptop benchmark: not measured yet (`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
+    study = key.split("_")[0]  # the claims: the rise of CD to the harshest setting, paired over the test shapes
+    recs = [c for c in results.claims("gradient_fields") if c["id"].startswith(f"{study}_rise_vs_")]
+    for c in recs:
+        results.say("gradient_fields", c["id"])
+    if not recs:
+        print(f"claims ({study}): not measured under the protocol yet "
+              "(`COURSE_PROFILE=laptop python benchmarks/gradient_fields.py`)")
 
 
 robustness_rows(rob_noise, "noise_robustness", "input noise std")
