@@ -21,8 +21,57 @@ def test_every_pair_builds_and_decodes(enc, dec):
         assert m(x, torch.rand(2, 10, 3)).shape == (2, 10)
         with pytest.raises(ValueError, match="query"):
             m(x)
+    elif dec == "primitives":
+        prims = m(x)
+        assert prims.kind == "cuboid" and prims.prob.shape == (2, 8) and prims.size.shape == (2, 8, 3)
     else:
         assert m(x).shape == ({"voxels": (2, 8, 8, 8), "points": (2, 32, 3), "patches": (2, 32, 3)}[dec])
+
+
+class _TwoBoxes(torch.nn.Module):
+    """A 'primitive decoder' giving two axis-aligned cuboids (half-sizes 0.3, 0.2, 0.1 at x = -0.5 and +0.5) and a
+    third, larger one whose existence probability is below 1/2 (it must not appear)."""
+
+    def forward(self, z):
+        from course_lib.models.primitives import Primitives
+
+        b = z.shape[0]
+        size = torch.tensor([[0.3, 0.2, 0.1], [0.3, 0.2, 0.1], [0.6, 0.6, 0.6]]).expand(b, 3, 3)
+        trans = torch.tensor([[-0.5, 0.0, 0.0], [0.5, 0.0, 0.0], [0.0, 0.0, 0.0]]).expand(b, 3, 3)
+        rot = torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(b, 3, 4)
+        return Primitives(size=size, eps=torch.ones(b, 3, 2), rotation=rot, translation=trans,
+                          prob=torch.tensor([0.9, 0.8, 0.3]).expand(b, 3), kind="cuboid")
+
+
+def test_primitive_decoder_samples_the_union_of_existing_cuboids():
+    m = MD.ModularNet("points", "primitives", latent=8, hidden=16, n_primitives=3).eval()
+    m.decoder = _TwoBoxes()
+    pts, occ = MD.predict_surface(m, torch.rand(1, 64, 3), 500, seed=0)
+    assert pts.shape == (500, 3)
+    # every sample on the surface of one of the two existing boxes (analytic: L-inf distance in box units is 1)
+    half = torch.tensor([0.3, 0.2, 0.1])
+    local = [(pts - torch.tensor([c, 0.0, 0.0])).abs() / half for c in (-0.5, 0.5)]
+    on_box = [((loc.amax(-1) - 1).abs() < 1e-4) for loc in local]
+    assert bool((on_box[0] | on_box[1]).all()) and int(on_box[0].sum()) > 100 and int(on_box[1].sum()) > 100
+    # occupancy of the union: the two boxes, not the improbable third one
+    q = torch.tensor([[-0.5, 0.0, 0.0], [0.5, 0.1, 0.05], [0.0, 0.0, 0.0], [-0.5, 0.25, 0.0], [0.85, 0.0, 0.0]])
+    assert occ(q).tolist() == [True, True, False, False, False]
+
+
+def test_primitive_loss_is_chapter_08s_expected_loss():
+    from course_lib.models.primitives import expected_loss, primitive_terms
+
+    torch.manual_seed(0)
+    m = MD.ModularNet("points", "primitives", latent=8, hidden=16, n_primitives=3)
+    batch = {"points": torch.rand(2, 64, 3), "target_points": torch.rand(2, 50, 3) * 2 - 1}
+    torch.manual_seed(1)
+    got = MD.modular_loss(m, primitives={"n_samples": 8, "empty": 4.0, "parsimony": 0.01})(m, batch)
+    torch.manual_seed(1)
+    terms = primitive_terms(m(batch["points"]), batch["target_points"], 8)
+    want = expected_loss(terms, empty=4.0, parsimony=0.01)["loss"].mean()
+    assert torch.allclose(got, want)
+    got.backward()
+    assert m.decoder.logit.weight.grad is not None and float(m.decoder.logit.weight.grad.abs().sum()) > 0
 
 
 def test_unknown_names():

@@ -9,7 +9,9 @@ patches; Mescheder 2019: any -> occupancy).  Here every pair is built from the c
 (:class:`course_lib.models.encoders.ResNetEncoder`, :class:`~course_lib.models.encoders.PointNet`,
 :class:`course_lib.models.voxels.VoxelEncoder`; :class:`~course_lib.models.voxels.VoxelDecoder`, a
 fully connected point decoder (:class:`course_lib.models.psg.PointSetGenDecoder` with its map branch off),
-:class:`course_lib.models.atlasnet.AtlasNet`'s patches, :class:`course_lib.models.implicit.OccNetDecoder`),
+:class:`course_lib.models.atlasnet.AtlasNet`'s patches, :class:`course_lib.models.implicit.OccNetDecoder`,
+:class:`course_lib.models.primitives.PrimitiveNet`'s cuboid heads, trained as in chapter 08 by the expected loss
+of the reordering trick),
 trained on the same shapes with the same optimiser, steps and batch, each with its decoder's usual loss, and
 scored under one convention: Chamfer (x1e3, AtlasNet's) between samples of the output surface and the test
 target points, and IoU at the test occupancy samples where the output encloses a volume.  Each pair keeps the
@@ -35,8 +37,8 @@ __all__ = ["ENCODERS", "DECODERS", "ModularNet", "modular_data", "modular_loss",
 
 ENCODERS = ("image", "points", "voxels")
 """Inputs: one rendered view (``rgb``), a surface point cloud (``points``), an occupancy grid (``voxels``)."""
-DECODERS = ("voxels", "points", "patches", "implicit")
-"""Outputs: occupancy logits on a grid, a fixed set of points, square patches, an occupancy field."""
+DECODERS = ("voxels", "points", "patches", "implicit", "primitives")
+"""Outputs: occupancy logits on a grid, a fixed set of points, square patches, an occupancy field, cuboids."""
 _INPUT = {"image": "rgb", "points": "points", "voxels": "voxels"}
 
 
@@ -44,15 +46,25 @@ def _sizes(profile: str | None) -> dict[str, Any]:
     return dict(config.sizes(profile, prefix="ch11."))
 
 
+class _CodeIn(nn.Module):
+    """Hands the latent code to :class:`~course_lib.models.primitives.PrimitiveNet`'s heads as its "encoder"."""
+
+    def forward(self, z: Tensor) -> Any:  # noqa: D102
+        from types import SimpleNamespace
+
+        return SimpleNamespace(global_feature=z)
+
+
 class ModularNet(nn.Module):
     """One encoder (:data:`ENCODERS`) and one decoder (:data:`DECODERS`) sharing a latent code of ``latent``.
 
     Introduced in ``lectures/11_evaluation.ipynb``.  ``forward(inputs, query=None)`` returns the decoder's raw
-    output: logits ``(B, R, R, R)``, points ``(B, N, 3)``, or occupancy logits ``(B, Q)`` at ``query (B, Q, 3)``.
+    output: logits ``(B, R, R, R)``, points ``(B, N, 3)``, occupancy logits ``(B, Q)`` at ``query (B, Q, 3)``, or
+    :class:`~course_lib.models.primitives.Primitives` (``n_primitives`` cuboids with existence probabilities).
     """
 
     def __init__(self, encoder: str, decoder: str, *, latent: int = 128, resolution: int = 32, n_points: int = 1024,
-                 n_patches: int = 8, width: int = 16, hidden: int = 128) -> None:
+                 n_patches: int = 8, width: int = 16, hidden: int = 128, n_primitives: int = 8) -> None:
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {encoder!r}")
@@ -80,8 +92,12 @@ class ModularNet(nn.Module):
         elif decoder == "patches":
             self.decoder = AtlasNet(None, int(latent), n_patches=int(n_patches), template="square",
                                     hidden=(int(hidden), int(hidden) // 2), n_points=int(n_points))
-        else:
+        elif decoder == "implicit":
             self.decoder = OccNetDecoder(c_dim=int(latent), hidden=int(hidden), n_blocks=3)
+        else:
+            from course_lib.models.primitives import PrimitiveNet
+
+            self.decoder = PrimitiveNet(_CodeIn(), int(latent), int(n_primitives), kind="cuboid", hidden=int(hidden))
 
     def encode(self, inputs: Tensor) -> Tensor:
         """The latent code ``(B, latent)`` of ``inputs`` (images, clouds or grids, as :attr:`encoder_kind`)."""
@@ -112,11 +128,15 @@ def modular_data(split: str, profile: str | None = None) -> dict[str, Any]:
                               "category")}
 
 
-def modular_loss(model: ModularNet, occ_points: int | None = None) -> Any:
+def modular_loss(model: ModularNet, occ_points: int | None = None, *, primitives: dict[str, Any] | None = None) -> Any:
     """``loss_fn(model, batch)`` of :func:`course_lib.train.fit` for ``model``'s decoder: binary cross-entropy on the
     grid (voxels) or at the occupancy samples (implicit; a random ``occ_points`` of them per batch, as OccNet
-    draws 2,048 per shape), the squared Chamfer distance to ``target_points`` (points, patches)."""
+    draws 2,048 per shape), the squared Chamfer distance to ``target_points`` (points, patches), chapter 08's
+    expected loss (coverage by the reordering trick, consistency, parsimony; primitives) with the settings
+    ``primitives`` (``n_samples``, ``empty``, ``parsimony``; chapter 08's ``ch08.*`` by default)."""
     kind, key = model.decoder_kind, _INPUT[model.encoder_kind]
+    if kind == "primitives":
+        return _primitive_loss(key, **(primitives or {}))
 
     def loss_fn(m: ModularNet, batch: dict[str, Tensor]) -> Tensor:
         x = batch[key]
@@ -133,6 +153,22 @@ def modular_loss(model: ModularNet, occ_points: int | None = None) -> Any:
     return loss_fn
 
 
+def _primitive_loss(key: str, *, n_samples: int = 32, empty: float = 4.0, parsimony: float = 1e-3) -> Any:
+    from course_lib.models.primitives import expected_loss, primitive_terms
+
+    def prim_loss_fn(m: ModularNet, batch: dict[str, Tensor]) -> Tensor:
+        terms = primitive_terms(m(batch[key]), batch["target_points"], int(n_samples))
+        return expected_loss(terms, empty=float(empty), parsimony=float(parsimony))["loss"].mean()
+
+    return prim_loss_fn
+
+
+def _primitive_settings(profile: str | None) -> dict[str, Any]:
+    c = config.sizes(profile, prefix="ch08.")
+    return {"n_primitives": int(c["n_primitives"]), "n_samples": int(c["n_samples"]), "empty": float(c["empty"]),
+            "parsimony": float(c["parsimony"])}
+
+
 def train_pair(encoder: str, decoder: str, train: dict[str, Any], val: dict[str, Any], profile: str | None = None, *,
                progress: bool = False, retrain: bool = False) -> tuple[ModularNet, Any]:
     """Train (or load) one pair: Adam (``ch11.mod_lr``), ``ch11.mod_epochs`` epochs of ``ch11.mod_batch`` shapes, the
@@ -145,17 +181,23 @@ def train_pair(encoder: str, decoder: str, train: dict[str, Any], val: dict[str,
     seed = int(s["mod_seed"])
     config.seed_everything(seed)
     res = int(train["voxels"].shape[-1])
+    prim = _primitive_settings(profile)
     model = ModularNet(encoder, decoder, latent=int(s["mod_latent"]), resolution=res, n_points=int(s["mod_points"]),
-                       n_patches=int(s["mod_patches"]), width=int(s["mod_width"]), hidden=int(s["mod_hidden"]))
+                       n_patches=int(s["mod_patches"]), width=int(s["mod_width"]), hidden=int(s["mod_hidden"]),
+                       n_primitives=prim["n_primitives"])
     keys = [_INPUT[encoder], "voxels", "target_points", "occ_points", "occupancy"]
     keys = list(dict.fromkeys(keys))
     spec = {"pair": (encoder, decoder), "train_seeds": train["seed"], "val_seeds": val["seed"],
             "categories": sorted(set(train["category"])), "seed": seed, "occ_points": int(s["mod_occ_points"])}
+    if decoder == "primitives":  # chapter 08's settings (the other pairs' specs, and checkpoints, stay as they were)
+        spec["primitives"] = prim
     path = T.checkpoint_path(f"ch11_mod_{encoder}_{decoder}", spec, profile)
     hist = T.train_or_load(model, path, retrain=retrain, spec=spec,
                            train_loader=Batches(train, int(s["mod_batch"]), keys=keys, seed=seed),
                            val_loader=Batches(val, int(s["mod_batch"]), keys=keys, shuffle=False),
-                           loss_fn=modular_loss(model, int(s["mod_occ_points"])), epochs=int(s["mod_epochs"]), lr=float(s["mod_lr"]),
+                           loss_fn=modular_loss(model, int(s["mod_occ_points"]),
+                                                primitives={k: v for k, v in prim.items() if k != "n_primitives"}),
+                           epochs=int(s["mod_epochs"]), lr=float(s["mod_lr"]),
                            seed=seed, progress=progress, live_plot=False)
     model.eval()
     return model, hist
@@ -168,8 +210,10 @@ def predict_surface(model: ModularNet, inputs: Tensor, n: int, *, resolution: in
 
     Points and patches give their own points (``n`` of them; patches on their lattice); voxels and the implicit
     field are meshed by marching cubes (the grid padded with empty cells so that the surface closes; the field
-    on a ``resolution``-node grid over ``[-1, 1]^3``, padded likewise) and sampled by area.  An empty output
-    gives one point at the origin.
+    on a ``resolution``-node grid over ``[-1, 1]^3``, padded likewise) and sampled by area; primitives give ``n``
+    samples of the surface of the union of the cuboids that exist (probability above 1/2; samples inside another
+    existing cuboid dropped, as chapter 08 scores it) and the union's occupancy.  An empty output gives one point
+    at the origin.
     """
     from course_lib.geometry import marching_cubes, sample_mesh_surface
     from course_lib.geometry.mc import grid_points
@@ -183,6 +227,18 @@ def predict_surface(model: ModularNet, inputs: Tensor, n: int, *, resolution: in
 
     if kind in ("points", "patches"):
         return model(inputs)[0].float(), None
+    if kind == "primitives":
+        from course_lib.models.primitives import union_occupancy, union_surface_points
+
+        prims = model(inputs)[:1]
+        g = torch.Generator(device=inputs.device).manual_seed(int(seed))
+        n_exist = max(int((prims.prob > 0.5).sum()), 1)
+        pts = union_surface_points(prims, 2 * math.ceil(int(n) / n_exist), generator=g)[0].float()
+        if len(pts) == 0:
+            return torch.zeros(1, 3), (lambda q: torch.zeros(q.shape[:-1], dtype=torch.bool, device=q.device))
+        pick = torch.randperm(len(pts), generator=g, device=pts.device)[:int(n)] if len(pts) >= n else \
+            torch.randint(len(pts), (int(n),), generator=g, device=pts.device)
+        return pts[pick], (lambda q: union_occupancy(prims, q[None])[0])
     if kind == "voxels":
         prob = torch.sigmoid(model(inputs)[0]).float()
         r = prob.shape[0]

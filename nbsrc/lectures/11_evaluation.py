@@ -43,6 +43,15 @@ PROFILE = config.get_profile()
 print({k: SZ[k] for k in ("categories", "per_category", "n_points", "emd_points", "n_iou", "tau")})
 
 # %% [markdown]
+# **On your own data.** `ev_lib.eval_shapes(dataset="modelnet", root=...)` (or `COURSE_DATASET=modelnet` with
+# `COURSE_MODELNET_DIR` set before starting Jupyter; `shapenetcore` and `COURSE_SHAPENET_DIR` likewise) gives
+# the table's held-out shapes from a real dataset: the first test meshes of each category, normalised and
+# repaired, their target and oracle samples drawn on the mesh and the IoU labels from its winding number
+# (meshes whose inside cannot be decided are skipped). Each model of the table comes from its chapter's recipe,
+# which follows the same switch; what needs ShapeNet-lite's exact shapes refuses with an error naming the
+# dataset. The demos on one ShapeNet-lite chair (the conventions, the oracle, the creases) stay on ShapeNet-lite.
+
+# %% [markdown]
 # ## 1. The metrics and their conventions
 #
 # Let $X$ be the predicted points and $Y$ the target points, $d(x, Y) = \min_{y\in Y}\|x-y\|$.
@@ -565,11 +574,12 @@ if not os.environ.get("COURSE_MODELNET_DIR"):
 #
 # The tutorial describes reconstruction as two modules: an **encoder** of whatever the input is (an
 # image, a point cloud, a voxel grid) into a code, and a **decoder** of the code into a representation
-# (voxels, points, patches, an implicit field). The papers each fix one pair. Section 3's table mixes the
+# (voxels, points, patches, an implicit field, primitives). The papers each fix one pair. Section 3's table mixes the
 # two effects: its rows differ in input, output, size and recipe at once. Here the course's modules are
 # put together in every combination (`experiments.modular`): the same shapes, optimiser, learning rate,
 # batch and steps for every pair, each decoder with its usual loss (cross-entropy on the grid or at the
-# occupancy samples, Chamfer for points and patches), each pair at the epoch its own validation loss
+# occupancy samples, Chamfer for points and patches, chapter 08's expected loss for the cuboids, with
+# chapter 08's number of primitives, samples and parsimony), each pair at the epoch its own validation loss
 # prefers, and one score: Chamfer of the output surface's samples against the test targets, and IoU
 # where the output encloses a volume. Read a row to see what the decoder contributes for one input,
 # and a column to see what the input contributes for one output. Before looking: which column do you
@@ -590,6 +600,7 @@ if MOD is not None:
           f"{len(MOD.data['shapes'])} test shapes")
     for c in MOD.data["claims"]:
         results.say("modular", c["id"])
+    results.show_goals("modular")
 else:  # a small live table: two encoders, two decoders, this profile's sizes
     live = modular_lib.cross_table(encoders=("image", "points"), decoders=("points", "implicit"))
     for k, v in live["means"].items():
