@@ -22,6 +22,7 @@ Every size comes from the ``ch08.*`` block of :mod:`course_lib.config`.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,9 @@ from course_lib.models import primitives as P
 __all__ = [
     "CD_CONVENTION",
     "METHODS",
+    "SCHEDULES",
+    "STAGE1_FRACTION",
+    "shapes_sdf",
     "primitive_data",
     "build_model",
     "PrimitiveLoss",
@@ -62,6 +66,17 @@ CD_CONVENTION = (describe_chamfer("atlasnet") + "; between surface samples of th
 
 METHODS = ("reorder", "reinforce")
 """How the expectation over existence is handled: exactly (reordering trick) or by REINFORCE."""
+
+SCHEDULES = ("joint", "two_stage")
+"""How the existence probabilities train: with everything from the first step (``"joint"``, the course's default),
+or Tulsiani's two stages (``"two_stage"``): first the existence head gets no gradient and the parsimony term is off
+(their stage-1 script scales the probability head's learning rate by 1e-4 and sets the parsimony reward
+``nullReward`` to 0), then everything learns with the parsimony term (their stage 2: probability learning rate x0.2,
+``nullReward`` 8e-5, the shape head's learning rate x0.5; those learning-rate factors are not reproduced here)."""
+
+STAGE1_FRACTION = 0.4
+"""The share of the training steps spent in stage 1 of ``"two_stage"``: Tulsiani's chair scripts train 20,000
+iterations in stage 1 and 30,000 in stage 2."""
 
 MIN_EVENTS = 30.0
 """:func:`gradient_variance` tests a component for bias only when its rarer outcome (present or
@@ -117,6 +132,38 @@ def build_model(kind: str = "superquadric", profile: str | None = None, n_primit
     return P.PrimitiveNet(encoder, latent, n_primitives or sz["n_primitives"], kind, hidden=max(64, latent))
 
 
+def shapes_sdf(categories: Sequence[str], seeds: Sequence[int] | Tensor) -> Any:
+    """The ``target_sdf`` of :func:`course_lib.models.primitives.primitive_terms` for ShapeNet-lite shapes.
+
+    Introduced in ``lectures/08_primitives.ipynb`` (Tulsiani's consistency, ``consistency="volume"``).  Returns a
+    function mapping points ``(B, P, 3)`` to the signed distances ``(B, P)`` of shape ``b`` =
+    :func:`course_lib.data.make_shape` ``(categories[b], seeds[b])`` at its points (exact outside unions of exact
+    parts, a lower bound near ellipsoids: see :mod:`course_lib.data.shapes`), differentiable in the points.
+    """
+    from course_lib.data import make_shape
+
+    seeds = [int(x) for x in (seeds.tolist() if isinstance(seeds, Tensor) else seeds)]
+    if len(seeds) != len(categories):
+        raise ValueError(f"{len(categories)} categories but {len(seeds)} seeds")
+    shapes = [make_shape(c, x) for c, x in zip(categories, seeds)]
+
+    def sdf(points: Tensor) -> Tensor:
+        if points.dim() != 3 or points.shape[0] != len(shapes):
+            raise ValueError(f"points must be (B={len(shapes)}, P, 3), got {tuple(points.shape)}")
+        return torch.stack([sh.sdf(p).to(points.dtype) for sh, p in zip(shapes, points)])
+
+    return sdf
+
+
+def _target_sdf(consistency: str, batch: Mapping[str, Any]) -> Any:
+    if consistency != "volume":
+        return None
+    if "category" not in batch or "seed" not in batch:
+        raise KeyError("consistency='volume' needs the batch's 'category' and 'seed' (ShapeNet-lite rows) to rebuild "
+                       "each target's signed distance")
+    return shapes_sdf(batch["category"], batch["seed"])
+
+
 class PrimitiveLoss:
     """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: the expected loss or its REINFORCE surrogate.
 
@@ -125,38 +172,67 @@ class PrimitiveLoss:
     ``expected`` (the exact expected loss, detached), so that their curves compare.
     ``method="reorder"`` back-propagates the exact expectation;  ``"reinforce"`` the surrogate
     of :func:`course_lib.models.primitives.reinforce_loss` with a moving-average baseline
-    (kept in this object across steps).
+    (kept in this object across steps).  ``consistency`` (:data:`course_lib.models.primitives.CONSISTENCIES`): what
+    a primitive's surface sample costs (``"volume"`` needs the batch's ``category`` and ``seed``).
+    ``stage1_steps``: Tulsiani's stage 1 (:data:`SCHEDULES`) for the first ``stage1_steps`` calls in training mode:
+    the existence probabilities enter the loss detached (the existence head gets no gradient) and the parsimony
+    weight is 0; this object counts its training calls (``steps``).
     """
 
     def __init__(self, method: str = "reorder", *, n_samples: int = 48, empty: float = 4.0, parsimony: float = 1e-3,
-                 reinforce_samples: int = 1, momentum: float = 0.9, seed: int = 0) -> None:
+                 reinforce_samples: int = 1, momentum: float = 0.9, seed: int = 0, consistency: str = "surface",
+                 stage1_steps: int = 0) -> None:
         if method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if consistency not in P.CONSISTENCIES:
+            raise ValueError(f"consistency must be one of {P.CONSISTENCIES}, got {consistency!r}")
+        if int(stage1_steps) < 0:
+            raise ValueError(f"stage1_steps must be >= 0, got {stage1_steps}")
         self.method, self.n_samples, self.empty, self.parsimony = method, int(n_samples), float(empty), float(parsimony)
         self.reinforce_samples, self.momentum, self.seed = int(reinforce_samples), float(momentum), int(seed)
+        self.consistency, self.stage1_steps, self.steps = consistency, int(stage1_steps), 0
         self.baseline = P.MovingAverageBaseline(momentum)
         self.generator = torch.Generator().manual_seed(self.seed)
 
     def describe(self) -> str:
+        extra = ""  # the defaults describe themselves as before, so that existing checkpoints keep their signature
+        if self.consistency != "surface":
+            extra += f", consistency={self.consistency}"
+        if self.stage1_steps:
+            extra += f", stage1_steps={self.stage1_steps}"
         return (f"PrimitiveLoss(method={self.method}, n_samples={self.n_samples}, empty={self.empty}, "
                 f"parsimony={self.parsimony}, reinforce_samples={self.reinforce_samples}, momentum={self.momentum}, "
-                f"seed={self.seed})")
+                f"seed={self.seed}{extra})")
 
-    def terms(self, model: Any, batch: Mapping[str, Tensor]) -> P.PrimitiveTerms:
+    @property
+    def in_stage1(self) -> bool:
+        """Whether the next training step is in Tulsiani's stage 1 (existence frozen, no parsimony)."""
+        return self.steps < self.stage1_steps
+
+    def terms(self, model: Any, batch: Mapping[str, Tensor], *, freeze_existence: bool = False) -> P.PrimitiveTerms:
         prims = model(batch["input"])
-        return P.primitive_terms(prims, batch["target"], self.n_samples, generator=self.generator)
+        if freeze_existence:
+            prims = P.Primitives(prims.size, prims.eps, prims.rotation, prims.translation, prims.prob.detach(),
+                                 prims.kind)
+        return P.primitive_terms(prims, batch["target"], self.n_samples, generator=self.generator,
+                                 consistency=self.consistency, target_sdf=_target_sdf(self.consistency, batch))
 
     def __call__(self, model: Any, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        terms = self.terms(model, batch)
-        exact = P.expected_loss(terms, empty=self.empty, parsimony=self.parsimony)
+        training = bool(getattr(model, "training", True))
+        stage1 = training and self.in_stage1
+        if training:
+            self.steps += 1
+        parsimony = 0.0 if stage1 else self.parsimony
+        terms = self.terms(model, batch, freeze_existence=stage1)
+        exact = P.expected_loss(terms, empty=self.empty, parsimony=parsimony)
         out = {"expected": exact["loss"].mean().detach(), "coverage": exact["coverage"].mean().detach(),
                "consistency": exact["consistency"].mean().detach(), "count": exact["count"].mean().detach()}
         if self.method == "reorder":
             out["loss"] = exact["loss"].mean()
         else:
             rl = P.reinforce_loss(terms, self.reinforce_samples, self.baseline, empty=self.empty,
-                                  parsimony=self.parsimony, generator=self.generator)
-            out["loss"] = rl["loss"]
+                                  parsimony=parsimony, generator=self.generator)
+            out["loss"] = rl["loss"]  # in stage 1 prob is detached: only the pathwise gradient reaches the model
             out["sampled"] = rl["value"]
         return out
 
@@ -175,7 +251,8 @@ def _spec(kind: str, method: str, sz: Mapping[str, Any], data: Mapping[str, Any]
 
 def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Mapping[str, Any] | None = None,
                      seed: int = 0, profile: str | None = None, epochs: int | None = None, retrain: bool = False,
-                     progress: bool = True, live_plot: Any = "auto") -> tuple[P.PrimitiveNet, Any]:
+                     progress: bool = True, live_plot: Any = "auto", consistency: str = "surface",
+                     existence_schedule: str = "joint") -> tuple[P.PrimitiveNet, Any]:
     """Train (or load) a primitive network: ``kind`` (cuboid / superquadric), ``method`` (reorder / reinforce).
 
     Introduced in ``lectures/08_primitives.ipynb``.  Adam, ``ch08.lr``, ``ch08.epochs`` epochs of
@@ -187,29 +264,61 @@ def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Ma
     ``(model, history)``; ``history.train_extra[e]["expected"]`` is the exact expected loss of
     epoch ``e`` for both methods.  Rows of a real dataset (:func:`primitive_data` with ``dataset=``, or
     ``COURSE_DATASET``) are trained under a checkpoint named after it (``ch08_<kind>_<method>_s<seed>-<dataset>-...``).
+
+    ``consistency`` (:data:`course_lib.models.primitives.CONSISTENCIES`): ``"surface"`` (the course's, default),
+    ``"volume"`` (Tulsiani's: ShapeNet-lite rows only, it rebuilds each target's signed distance) or
+    ``"paschalidou"``; the validation loss uses the same variant.  ``existence_schedule`` (:data:`SCHEDULES`):
+    ``"joint"`` (default) or ``"two_stage"``: the first :data:`STAGE1_FRACTION` of the steps with the existence
+    head frozen and no parsimony, then everything; the best epoch is then chosen among the stage-2 epochs only
+    (the stage-1 epochs score ``inf`` on val: their probabilities never learned).  The defaults keep the
+    checkpoint names and signatures of the course's models; other settings add ``_c<consistency>`` /
+    ``_two_stage`` to the name.
     """
     from course_lib import train
     from course_lib.experiments.common import Batches, dataset_checkpoint_name
 
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if consistency not in P.CONSISTENCIES:
+        raise ValueError(f"consistency must be one of {P.CONSISTENCIES}, got {consistency!r}")
+    if existence_schedule not in SCHEDULES:
+        raise ValueError(f"existence_schedule must be one of {SCHEDULES}, got {existence_schedule!r}")
+    if consistency == "volume":
+        require_exact_shapes("train_primitives(consistency='volume') (chapter 08: the target's signed distance)",
+                             data)
     sz = _sz(profile)
     config.seed_everything(seed)
     model = build_model(kind, profile)
-    loss = PrimitiveLoss(method, n_samples=sz["n_samples"], empty=sz["empty"], parsimony=sz["parsimony"],
-                         reinforce_samples=sz["reinforce_samples"], seed=seed)
-    loader = Batches(data, sz["batch_size"], keys=["points", "target_points"],
+    keys = ["points", "target_points"] + (["category", "seed"] if consistency == "volume" else [])
+    loader = Batches(data, sz["batch_size"], keys=keys,
                      rename={"points": "input", "target_points": "target"}, seed=seed)
-    spec = _spec(kind, method, sz, data)
     n_epochs = epochs if epochs is not None else sz["epochs"]
+    stage1_steps = 0
+    if existence_schedule == "two_stage":
+        stage1_epochs = max(1, int(round(STAGE1_FRACTION * n_epochs)))
+        if stage1_epochs >= n_epochs:
+            raise ValueError(f"two_stage needs at least 2 epochs (stage 1 takes {stage1_epochs} of {n_epochs})")
+        stage1_steps = stage1_epochs * len(loader)
+    loss = PrimitiveLoss(method, n_samples=sz["n_samples"], empty=sz["empty"], parsimony=sz["parsimony"],
+                         reinforce_samples=sz["reinforce_samples"], seed=seed, consistency=consistency,
+                         stage1_steps=stage1_steps)
+    spec = _spec(kind, method, sz, data)
+    name = f"ch08_{kind}_{method}_s{seed}"
+    if consistency != "surface":
+        spec["consistency"] = consistency
+        name += f"_c{consistency}"
+    if existence_schedule != "joint":
+        spec["existence_schedule"], spec["stage1_steps"] = existence_schedule, stage1_steps
+        name += f"_{existence_schedule}"
     extra: dict[str, Any] = {}
     if val is not None:
         spec["val_shapes"] = int(len(val["points"]))
-        extra = {"val_loader": Batches(val, sz["batch_size"], keys=["points", "target_points"],
+        extra = {"val_loader": Batches(val, sz["batch_size"], keys=keys,
                                        rename={"points": "input", "target_points": "target"}, shuffle=False),
-                 "val_fn": ValExpected(sz["n_samples"], sz["empty"], sz["parsimony"]), "monitor": "val_expected"}
-    path = train.checkpoint_path(dataset_checkpoint_name(f"ch08_{kind}_{method}_s{seed}", data), spec=spec,
-                                 profile=profile)
+                 "val_fn": ValExpected(sz["n_samples"], sz["empty"], sz["parsimony"], consistency=consistency,
+                                       stage_of=loss if stage1_steps else None),
+                 "monitor": "val_expected" if not stage1_steps else "val_expected_stage2"}
+    path = train.checkpoint_path(dataset_checkpoint_name(name, data), spec=spec, profile=profile)
     hist = train.train_or_load(model, path, spec=spec, retrain=retrain, train_loader=loader, loss_fn=loss,
                                epochs=n_epochs, lr=sz["lr"], seed=seed, progress=progress, live_plot=live_plot,
                                **extra)
@@ -217,20 +326,36 @@ def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Ma
 
 
 class ValExpected:
-    """``val_fn`` of :func:`train_primitives`: the exact expected loss (``val_expected``) and its terms."""
+    """``val_fn`` of :func:`train_primitives`: the exact expected loss (``val_expected``) and its terms.
 
-    def __init__(self, n_samples: int, empty: float, parsimony: float) -> None:
+    ``consistency``: the variant of the training loss.  ``stage_of``: the :class:`PrimitiveLoss` of a two-stage
+    run; then ``val_expected_stage2`` is ``val_expected`` once stage 1 is over, ``inf`` before (the monitor that
+    picks the best epoch among the stage-2 epochs).
+    """
+
+    def __init__(self, n_samples: int, empty: float, parsimony: float, *, consistency: str = "surface",
+                 stage_of: PrimitiveLoss | None = None) -> None:
         self.n_samples, self.empty, self.parsimony = int(n_samples), float(empty), float(parsimony)
+        self.consistency, self.stage_of = consistency, stage_of
 
     def describe(self) -> str:
-        return f"ValExpected(n_samples={self.n_samples}, empty={self.empty}, parsimony={self.parsimony})"
+        extra = "" if self.consistency == "surface" else f", consistency={self.consistency}"
+        if self.stage_of is not None:
+            extra += ", best epoch among stage 2's"
+        return f"ValExpected(n_samples={self.n_samples}, empty={self.empty}, parsimony={self.parsimony}{extra})"
 
     def __call__(self, model: Any, batch: Mapping[str, Tensor]) -> dict[str, float]:
         g = torch.Generator().manual_seed(0)
-        terms = P.primitive_terms(model(batch["input"]), batch["target"], self.n_samples, generator=g)
+        terms = P.primitive_terms(model(batch["input"]), batch["target"], self.n_samples, generator=g,
+                                  consistency=self.consistency, target_sdf=_target_sdf(self.consistency, batch))
         out = P.expected_loss(terms, empty=self.empty, parsimony=self.parsimony)
-        return {"val_expected": float(out["loss"].mean()), "val_coverage": float(out["coverage"].mean()),
-                "val_consistency": float(out["consistency"].mean()), "val_count": float(out["count"].mean())}
+        res = {"val_expected": float(out["loss"].mean()), "val_coverage": float(out["coverage"].mean()),
+               "val_consistency": float(out["consistency"].mean()), "val_count": float(out["count"].mean())}
+        if self.stage_of is not None:
+            # an epoch counts as stage 2 once at least one of its steps was (the last stage-1 epoch does not)
+            in_stage2 = self.stage_of.steps > self.stage_of.stage1_steps
+            res["val_expected_stage2"] = res["val_expected"] if in_stage2 else math.inf
+        return res
 
 
 @torch.no_grad()
@@ -301,6 +426,13 @@ def evaluate_primitives(model: P.PrimitiveNet, data: Mapping[str, Any], *, profi
 # ---------------------------------------------------------------------------
 # the variance of REINFORCE, the cost of enumeration
 # ---------------------------------------------------------------------------
+def _fixed_terms(terms: P.PrimitiveTerms) -> P.PrimitiveTerms:
+    """Detached float64 copies of ``terms`` (its consistency variant and area shares kept)."""
+    share = terms.area_share.detach().double() if terms.area_share is not None else None
+    return P.PrimitiveTerms(terms.coverage_dist.detach().double(), terms.sample_dist.detach().double(),
+                            terms.sample_inside, terms.prob.detach().double(), terms.consistency, share)
+
+
 def exact_score_variance(losses: Tensor, prob: Tensor) -> dict[str, Any]:
     """Exact moments of the single-sample REINFORCE estimate ``(L(z) - b) d log p(z) / d theta``.
 
@@ -388,11 +520,10 @@ def exact_gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], *, empty
     ks = [int(k) for k in ks]
     if not ks or min(ks) < 1:
         raise ValueError(f"ks must be positive sample counts, got {ks}")
-    fixed = P.PrimitiveTerms(terms.coverage_dist.detach().double(), terms.sample_dist.detach().double(),
-                             terms.sample_inside, terms.prob.detach().double())
+    fixed = _fixed_terms(terms)
     theta = fixed.prob[0].clone().requires_grad_()
-    exact_loss = P.expected_loss(P.PrimitiveTerms(fixed.coverage_dist, fixed.sample_dist, fixed.sample_inside,
-                                                  theta[None]), empty=empty, parsimony=parsimony)["loss"].sum()
+    exact_loss = P.expected_loss(dataclasses.replace(fixed, prob=theta[None]), empty=empty,
+                                 parsimony=parsimony)["loss"].sum()
     (exact,) = torch.autograd.grad(exact_loss, theta)
     z = P.enumerate_configurations(m, dtype=torch.float64)
     losses = P.configuration_loss(fixed, z[:, None, :], empty=empty, parsimony=parsimony)["loss"][:, 0]
@@ -457,11 +588,10 @@ def gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], reps: int, *, 
     """
     if terms.prob.shape[0] != 1:
         raise ValueError(f"gradient_variance needs the terms of one shape (B = 1), got B = {terms.prob.shape[0]}")
-    fixed = P.PrimitiveTerms(terms.coverage_dist.detach().double(), terms.sample_dist.detach().double(),
-                             terms.sample_inside, terms.prob.detach().double())
+    fixed = _fixed_terms(terms)
     theta = fixed.prob[0].clone().requires_grad_()
-    exact_loss = P.expected_loss(P.PrimitiveTerms(fixed.coverage_dist, fixed.sample_dist, fixed.sample_inside,
-                                                  theta[None]), empty=empty, parsimony=parsimony)["loss"].sum()
+    exact_loss = P.expected_loss(dataclasses.replace(fixed, prob=theta[None]), empty=empty,
+                                 parsimony=parsimony)["loss"].sum()
     (exact,) = torch.autograd.grad(exact_loss, theta)
 
     def f(z: Tensor) -> Tensor:

@@ -50,6 +50,8 @@ __all__ = [
     "cuboid_inside_outside",
     "cuboid_squared_distance",
     "COVERAGES",
+    "CONSISTENCIES",
+    "ellipsoid_area",
     "superquadric_angle_points",
     "sample_superquadric_surface",
     "sample_cuboid_surface",
@@ -73,6 +75,18 @@ KINDS = ("superquadric", "cuboid")
 COVERAGES = ("samples", "analytic")
 """How :func:`primitive_terms` measures a target point's distance to a primitive: to its nearest surface sample
 (any primitive), or exactly (cuboids: :func:`cuboid_squared_distance`)."""
+
+CONSISTENCIES = ("surface", "volume", "paschalidou")
+"""What a primitive's surface sample costs in the consistency term (:func:`primitive_terms`, :func:`_consistency`).
+
+* ``"surface"`` (the course's variant, the default): its squared distance to the nearest *target surface point*,
+  samples inside another existing primitive discarded, ``sum_m z_m mean_s``;
+* ``"volume"`` (Tulsiani et al. 2017, their consistency loss): its squared distance to the target *solid*, 0 when the
+  sample lies inside the target (``clamp(sdf, 0)^2``), nothing discarded, ``sum_m z_m mean_s``;
+* ``"paschalidou"`` (Paschalidou et al. 2019, ``prim_to_pcl_loss`` of the official code): its squared distance to the
+  nearest target point, nothing discarded, each primitive weighted by its existence and its share of the
+  (ellipsoid-approximated) surface area, ``sum_m z_m (A_m / sum_m' A_m') mean_s``.
+"""
 
 _LOG_MAX = 60.0  # F is clamped at exp(60) ~ 1e26: far points stay finite in float32 (and in its square)
 
@@ -674,18 +688,23 @@ class PrimitiveTerms:
     :math:`\\Delta_i^m` (squared, 0 inside primitive ``m``); ``sample_dist`` ``(B, M, S)``: squared
     distance from each surface sample of each primitive to the target; ``sample_inside``
     ``(B, M, S, M)`` bool: sample ``s`` of ``m`` lies inside primitive ``m'`` (``m' != m``);
-    ``prob`` ``(B, M)``.
+    ``prob`` ``(B, M)``.  ``consistency`` (one of :data:`CONSISTENCIES`) says what ``sample_dist`` measures and
+    how :func:`_consistency` combines it; ``area_share`` ``(B, M)`` (``"paschalidou"`` only): each primitive's share
+    of the summed approximate surface area (:func:`ellipsoid_area`).
     """
 
     coverage_dist: Tensor
     sample_dist: Tensor
     sample_inside: Tensor
     prob: Tensor
+    consistency: str = "surface"
+    area_share: Tensor | None = None
 
 
 def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
                     generator: torch.Generator | None = None, inside_is_covered: bool = True,
-                    coverage: str = "samples") -> PrimitiveTerms:
+                    coverage: str = "samples", consistency: str = "surface",
+                    target_sdf: Callable[[Tensor], Tensor] | None = None) -> PrimitiveTerms:
     """Distances between a batch of primitives and target surface points, both directions.
 
     Introduced in ``lectures/08_primitives.ipynb``.  ``target`` ``(B, N, 3)``; ``n_samples``
@@ -696,11 +715,24 @@ def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
     distance to the solid cuboid (:func:`cuboid_squared_distance`), which has no sampling error: a
     target point just outside a face costs its true (tiny) distance, not the distance to the nearest
     of a few hundred samples.
+
+    ``consistency`` (:data:`CONSISTENCIES`) chooses the other direction, what a primitive's surface sample costs:
+    ``"surface"`` (default, the course's variant) and ``"paschalidou"`` its squared distance to the nearest target
+    point; ``"volume"`` (Tulsiani's) its squared distance to the target solid, ``clamp(target_sdf(sample), 0)^2``,
+    0 inside the target.  ``target_sdf`` (``"volume"`` only) maps sample points ``(B, P, 3)`` to the target's signed
+    distances ``(B, P)`` (negative inside; exact or a lower bound outside), differentiable in the points
+    (:func:`course_lib.experiments.primitives.shapes_sdf` builds it for ShapeNet-lite shapes).
     """
     from course_lib.ops import knn
 
     if coverage not in COVERAGES:
         raise ValueError(f"coverage must be one of {COVERAGES}, got {coverage!r}")
+    if consistency not in CONSISTENCIES:
+        raise ValueError(f"consistency must be one of {CONSISTENCIES}, got {consistency!r}")
+    if (consistency == "volume") != (target_sdf is not None):
+        raise ValueError("consistency='volume' needs target_sdf (the target's signed distance), and only it takes one"
+                         if consistency == "volume" else
+                         f"target_sdf is used only by consistency='volume' (got consistency={consistency!r})")
     if coverage == "analytic" and prims.kind != "cuboid":
         raise ValueError("coverage='analytic' needs cuboids: a superquadric's distance has no closed form "
                          "(use coverage='samples')")
@@ -714,38 +746,81 @@ def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
     s = samples.shape[2]
     if coverage == "analytic":
         cov = cuboid_squared_distance(prims.to_local(target), prims.size[:, :, None, :]).transpose(1, 2)
-        return PrimitiveTerms(cov, *_sample_terms(prims, samples, target, knn))
-    q = target[:, None].expand(b, m, n, 3).reshape(b * m, n, 3)
-    cov, _ = knn(q, samples.reshape(b * m, s, 3), 1)                              # (B*M, N, 1)
-    cov = cov.reshape(b, m, n).transpose(1, 2)                                   # (B, N, M)
-    if inside_is_covered:
-        with torch.no_grad():
-            inside = prims.contains(target).transpose(1, 2)                      # (B, N, M)
-        cov = cov.masked_fill(inside, 0.0)
-    return PrimitiveTerms(cov, *_sample_terms(prims, samples, target, knn))
+    else:
+        q = target[:, None].expand(b, m, n, 3).reshape(b * m, n, 3)
+        cov, _ = knn(q, samples.reshape(b * m, s, 3), 1)                          # (B*M, N, 1)
+        cov = cov.reshape(b, m, n).transpose(1, 2)                               # (B, N, M)
+        if inside_is_covered:
+            with torch.no_grad():
+                inside = prims.contains(target).transpose(1, 2)                  # (B, N, M)
+            cov = cov.masked_fill(inside, 0.0)
+    return _sample_terms(cov, prims, samples, target, knn, consistency, target_sdf)
 
 
-def _sample_terms(prims: Primitives, samples: Tensor, target: Tensor, knn: Callable) -> tuple[Tensor, Tensor, Tensor]:
+def ellipsoid_area(size: Tensor) -> Tensor:
+    """The approximate surface area of the ellipsoid with half-sizes ``size`` ``(..., 3)`` -> ``(...)``.
+
+    Thomsen's formula ``4 pi ((ab^p + ac^p + bc^p) / 3)^(1/p)`` with ``p = 1.6`` (relative error under about
+    1.1%; exact for a sphere), which Paschalidou's ``prim_to_pcl_loss`` uses for every primitive (superquadrics and
+    cuboids alike) to weight the primitives by their areas.
+    """
+    a, b, c = size.unbind(-1)
+    p = 1.6
+    return 4 * math.pi * (((a * b) ** p + (a * c) ** p + (b * c) ** p) / 3) ** (1 / p)
+
+
+def _sample_terms(cov: Tensor, prims: Primitives, samples: Tensor, target: Tensor, knn: Callable, consistency: str,
+                  target_sdf: Callable[[Tensor], Tensor] | None) -> PrimitiveTerms:
     """The consistency side: each sample's squared distance to the target, and which samples lie inside others."""
     b, m, s, _ = samples.shape
-    cons, _ = knn(samples.reshape(b, m * s, 3), target, 1)
-    cons = cons.reshape(b, m, s)
-    with torch.no_grad():
-        ins = prims.detach().contains(samples.detach().reshape(b, m * s, 3))    # (B, M', M*S)
-        ins = ins.reshape(b, m, m, s).permute(0, 2, 3, 1)                        # (B, M, S, M')
-        ins = ins & ~torch.eye(m, dtype=torch.bool, device=ins.device)[None, :, None, :]
-    return cons, ins, prims.prob
+    flat = samples.reshape(b, m * s, 3)
+    area_share = None
+    if consistency == "volume":
+        sdf = target_sdf(flat)                                                   # type: ignore[misc]
+        if not isinstance(sdf, Tensor) or sdf.shape != (b, m * s):
+            raise ValueError(f"target_sdf must map (B, P, 3) points to (B, P) = ({b}, {m * s}) signed distances, "
+                             f"got {tuple(sdf.shape) if isinstance(sdf, Tensor) else type(sdf).__name__}")
+        cons = sdf.to(samples.dtype).clamp_min(0.0).square().reshape(b, m, s)
+        ins = torch.zeros(b, m, s, m, dtype=torch.bool, device=samples.device)   # nothing is discarded
+    else:
+        cons, _ = knn(flat, target, 1)
+        cons = cons.reshape(b, m, s)
+        if consistency == "surface":
+            with torch.no_grad():
+                ins = prims.detach().contains(samples.detach().reshape(b, m * s, 3))    # (B, M', M*S)
+                ins = ins.reshape(b, m, m, s).permute(0, 2, 3, 1)                        # (B, M, S, M')
+                ins = ins & ~torch.eye(m, dtype=torch.bool, device=ins.device)[None, :, None, :]
+        else:  # paschalidou: nothing discarded, primitives weighted by their share of the area
+            ins = torch.zeros(b, m, s, m, dtype=torch.bool, device=samples.device)
+            area = ellipsoid_area(prims.size)
+            area_share = area / area.sum(-1, keepdim=True)
+    return PrimitiveTerms(cov, cons, ins, prims.prob, consistency, area_share)
 
 
 def _consistency(terms: PrimitiveTerms, z: Tensor) -> Tensor:
-    """``sum_m z_m mean_s d_ms prod_{m' != m} (1 - z_m' [s inside m'])`` for ``z (..., B, M)`` -> ``(..., B)``.
+    """The consistency term of existence configurations ``z (..., B, M)`` -> ``(..., B)``, by ``terms.consistency``.
 
-    Multilinear in ``z``: with ``z = prob`` it is the exact expectation over independent
+    * ``"surface"`` (the course's variant): ``sum_m z_m mean_s d_ms prod_{m' != m} (1 - z_m' [s inside m'])``;
+    * ``"volume"`` (Tulsiani 2017's equation; ``d`` is the distance to the target solid):
+      ``sum_m z_m mean_s d_ms``.  Their code weights every sample by its primitive's area and divides by the
+      summed area of the existing primitives (an area-weighted mean over the union's samples), which is not
+      multilinear in ``z``; with REINFORCE they need no closed-form expectation, the reordering trick does;
+    * ``"paschalidou"`` (Paschalidou 2019's ``prim_to_pcl_loss``): ``sum_m z_m (A_m / sum A) mean_s d_ms``
+      (the official code divides by ``M`` after normalising the areas to mean 1: the same value).
+
+    All three are multilinear in ``z``: with ``z = prob`` each is the exact expectation over independent
     existences (every factor involves a different primitive).
     """
-    ins = terms.sample_inside.to(z.dtype)                                         # (B, M, S, M')
-    visible = torch.prod(1 - ins * z[..., :, None, None, :], dim=-1)              # (..., B, M, S)
-    return (z * (terms.sample_dist * visible).mean(-1)).sum(-1)
+    if terms.consistency == "surface":
+        ins = terms.sample_inside.to(z.dtype)                                     # (B, M, S, M')
+        visible = torch.prod(1 - ins * z[..., :, None, None, :], dim=-1)          # (..., B, M, S)
+        return (z * (terms.sample_dist * visible).mean(-1)).sum(-1)
+    per_primitive = terms.sample_dist.mean(-1)                                     # (B, M)
+    if terms.consistency == "volume":
+        return (z * per_primitive).sum(-1)
+    if terms.consistency == "paschalidou":
+        return (z * terms.area_share * per_primitive).sum(-1)
+    raise ValueError(f"consistency must be one of {CONSISTENCIES}, got {terms.consistency!r}")
 
 
 def configuration_loss(terms: PrimitiveTerms, z: Tensor, *, empty: float = 4.0,
