@@ -4,6 +4,7 @@ Run from the repository root (each part can run in its own process; ``--report``
 result file from the parts' JSON fragments; with no ``--part`` every part runs, then the report):
 
     COURSE_PROFILE=laptop python benchmarks/voxels.py --part voxnet
+    COURSE_PROFILE=laptop python benchmarks/voxels.py --part voxnet_scan
     COURSE_PROFILE=laptop python benchmarks/voxels.py --part ae
     COURSE_PROFILE=laptop python benchmarks/voxels.py --part svr
     COURSE_PROFILE=laptop python benchmarks/voxels.py --part curve
@@ -27,6 +28,13 @@ range) is read afterwards, once, to report.  ``data["selections"]``, ``data["cla
   lecture for that): the threshold chosen on val against 0.5 and against 3D-R2N2's 0.4 (per model), the
   auto-encoder against the single-view model (each row's budget: steps, examples, seconds, parameters),
   and the representation floor at R against R/2 (no training);
+* the partial-scan task (issue #33, part ``voxnet_scan``): VoxNet trained and tested on single-view partial scans
+  (``V.scan_grids``: a random heading about the up axis, a raised orthographic camera, lost returns, depth
+  noise; a fresh camera per training grid and batch, seeded cameras for val and test), over the profile's
+  categories, with the same recipe and epochs as the full-shape model; three rows on the same test shapes
+  (full model on full grids, full model on scans, scan model on scans), each with its per-class accuracy
+  and confusion matrix; claims ``voxnet_full_vs_partial`` and ``voxnet_scan_training`` (paired over those
+  shapes, 0/1 per shape);
 * goals (issue #13, laptop profile on 2 CPU cores): single-view IoU >= 0.6 at 32^3 on held-out shapes in
   <= 5 min of training; auto-encoding IoU >= 0.8; VoxNet test accuracy >= 90 % (on procedural categories
   that coarse shape separates: a score near 1 says the task is easy, not that VoxNet is strong); the
@@ -39,6 +47,9 @@ Cost (laptop, 2 cores; from the last laptop run, protocol 1, a loaded machine: v
 svr 262 s, curve 17 s): ~9-10 min with every model retrained (the checkpoints of protocol 1 are re-used
 when their signature matches: the recipes did not change, so a warm cache trains nothing), plus ~2-4 min
 once to generate the 100 shapes of the fresh test split (voxels, a rendered view, surface samples).
+The ``voxnet_scan`` part adds ~1-2 min: its own model trains once (15 epochs took about 45 s on one thread of a
+loaded 2-core machine in a development run at laptop sizes; scanning a batch of 32 grids takes ~20 ms), and
+the full-shape model is loaded from the ``voxnet`` part's checkpoint (trained here if that part has not run).
 ``COURSE_PROFILE=ci`` runs every part in about a minute (pipeline check only; its numbers mean nothing).
 
 Real datasets (issue #35): ``--dataset modelnet`` or ``--dataset shapenetcore`` (with ``--root DIR``, or
@@ -83,11 +94,12 @@ from course_lib.experiments.protocol import (  # noqa: E402
     selection_part,
 )
 
-PARTS = ("voxnet", "ae", "svr", "curve")
-SELECTION_PARTS = ("train_voxnet_on_val", "train_reconstruction_on_val")
+PARTS = ("voxnet", "voxnet_scan", "ae", "svr", "curve")
+SELECTION_PARTS = ("train_voxnet_on_val", "train_voxnet_scan_on_val", "train_reconstruction_on_val")
 """The parts that make choices, on train and val only: the best epoch of each model (lowest validation
-loss, kept by ``train_or_load``) and the IoU threshold of each reconstruction model (best validation IoU).
-The curve makes none (fixed sizes, synthetic balls)."""
+loss, kept by ``train_or_load``; for the partial-scan VoxNet, on fixed scans of the validation shapes) and
+the IoU threshold of each reconstruction model (best validation IoU). The curve makes none (fixed sizes,
+synthetic balls)."""
 
 
 def _dataset() -> str | None:
@@ -133,6 +145,51 @@ def train_voxnet_on_val(profile: str, retrain: bool) -> dict:
     return {"model": model, "hist": hist, "n_classes": len(tr["categories"]),
             "budget": V.fit_budget(model, hist, len(tr["label"]), config.size("ch03.batch_size", profile)),
             "selections": [V.best_epoch_record("voxnet_best_epoch", hist)]}
+
+
+@selection_part
+def train_voxnet_scan_on_val(profile: str, retrain: bool) -> dict:
+    """Train (or load) VoxNet on partial single-view scans (``V.train_voxnet(scan=True)``: a fresh random camera
+    per training grid and batch); the epoch kept is the one with the lowest loss on fixed scans of the
+    validation shapes."""
+    tr, va = V.voxel_data("train", profile), V.voxel_data("val", profile)
+    model, hist = V.train_voxnet(profile, data=tr, val_data=va, retrain=retrain, progress=False, scan=True)
+    return {"model": model, "hist": hist,
+            "budget": V.fit_budget(model, hist, len(tr["label"]), config.size("ch03.batch_size", profile)),
+            "selections": [V.best_epoch_record("voxnet_scan_best_epoch", hist)]}
+
+
+def _classified(pred: torch.Tensor, labels: torch.Tensor, n_classes: int) -> dict:
+    conf = V.confusion_matrix(pred, labels, n_classes)
+    return {"accuracy": float((pred == labels).double().mean()), "correct": (pred == labels).int().tolist(),
+            "confusion": conf.tolist(), "per_class": [float(x) for x in V.per_class_accuracy(conf)]}
+
+
+def run_voxnet_scan(profile: str, retrain: bool) -> dict:
+    """The harder task: VoxNet on partial scans, against VoxNet on full shapes, on the same test shapes.
+
+    Both models are trained with the same recipe and epochs (the full-shape one is the ``voxnet`` part's
+    checkpoint, loaded when that part ran first). The test shapes (>= MIN_SHAPES, see _test_per_category) are
+    read once; each is scanned from one seeded camera (``V.scan_seed("test")``). Three rows: the full-shape
+    model on the full grids, the same model on the scans (trained on full shapes only), the scan model on the
+    scans."""
+    t0 = time.perf_counter()
+    full = train_voxnet_on_val(profile, retrain)
+    part = train_voxnet_scan_on_val(profile, retrain)
+    te = V.voxel_data("test", profile, per_category=_test_per_category(profile))  # read once, to report
+    ts = V.scan_data(te, V.scan_seed("test", profile), profile)
+    n, labels = full["n_classes"], te["label"]
+    rows = {"full_on_full": _classified(V.classify(full["model"], te["voxels"]), labels, n),
+            "full_on_scan": _classified(V.classify(full["model"], ts["voxels"]), labels, n),
+            "scan_on_scan": _classified(V.classify(part["model"], ts["voxels"]), labels, n)}
+    return {"rows": rows, "categories": list(te["categories"]), "n_classes": n, "n_test": int(labels.shape[0]),
+            "resolution": int(te["voxels"].shape[-1]), "scan": V.scan_settings(profile),
+            "test_scan_seed": V.scan_seed("test", profile),
+            "cells_full": float(te["voxels"].sum((1, 2, 3)).mean()), "cells_scan": float(ts["voxels"].sum((1, 2, 3)).mean()),
+            "shapes": [f"{c}/{int(sd)}" for c, sd in zip(te["category"], torch.as_tensor(te["seed"]).tolist())],
+            "budget": {"full": full["budget"], "scan": part["budget"]},
+            "train_seconds": part["hist"].wall_time, "epochs": part["hist"].epochs_run,
+            "wall_seconds": time.perf_counter() - t0, "selections": part["selections"]}
 
 
 def run_voxnet(profile: str, retrain: bool) -> dict:
@@ -208,6 +265,22 @@ def _no_training() -> dict:
 def claims(parts: dict) -> list[dict]:
     """The lecture's comparisons as records: paired over the same held-out shapes (fixed, trained models)."""
     out = []
+    sc = parts.get("voxnet_scan")
+    if sc:
+        rows, b = sc["rows"], sc["budget"]
+        names = {"full_on_full": "VoxNet, full shapes", "scan_on_scan": "VoxNet, partial scans",
+                 "full_on_scan": "VoxNet trained on full shapes, partial scans"}
+        metric = f"test accuracy (1 = correct) at {sc['resolution']}^3"
+        for cid, text, ka, kb in (
+                ("voxnet_full_vs_partial", "VoxNet classifies full shapes in their canonical pose more accurately "
+                 "than partial single-view scans (random heading, lost returns, depth noise), each model trained on its own input",
+                 "full_on_full", "scan_on_scan"),
+                ("voxnet_scan_training", "On partial scans, the VoxNet trained on scans is more accurate than the "
+                 "one trained on full shapes", "scan_on_scan", "full_on_scan")):
+            bud = {names[k]: b["scan" if k.startswith("scan") else "full"] for k in (ka, kb)}
+            out.append(claim(cid, text, a=names[ka], b=names[kb], metric=metric, values_a=rows[ka]["correct"],
+                             values_b=rows[kb]["correct"], higher_is_better=True, unit="shapes", budget=bud,
+                             selected_on="val"))
     names = {"ae": "auto-encoder (grid in)", "svr": "single view (one image in)"}
     for task in ("ae", "svr"):
         r = parts.get(task)
@@ -298,6 +371,24 @@ def report(profile: str) -> Path:
                   f"On {v['dataset']}'s meshes." if v.get("dataset") else
                   "ShapeNet-lite's procedural categories are separable by coarse shape: this accuracy says the task "
                   "is easy, not that VoxNet is strong.", ""]
+    if "voxnet_scan" in parts:
+        sc = parts["voxnet_scan"]
+        what = {"full_on_full": "trained on full shapes, tested on full shapes",
+                "full_on_scan": "trained on full shapes, tested on partial scans",
+                "scan_on_scan": "trained on partial scans, tested on partial scans"}
+        lines += [f"## VoxNet on partial single-view scans ({sc['n_classes']} classes, {sc['n_test']} held-out "
+                  f"shapes, {sc['resolution']}^3)", "",
+                  f"Sensor: one orthographic view per shape at a random heading about the up axis, elevation 0 to "
+                  f"{sc['scan']['max_elevation']:g} degrees, depth noise {sc['scan']['noise']:g} voxels, "
+                  f"{sc['scan'].get('dropout', 0.0):g} of the returns lost; "
+                  f"{sc['cells_scan']:.0f} full cells per scan on average against {sc['cells_full']:.0f} per full grid.",
+                  "",
+                  md_table(["model", "accuracy"] + list(sc["categories"]),
+                           [[what[k], r["accuracy"], *r["per_class"]] for k, r in sc["rows"].items()]), "",
+                  "Confusion matrix of the scan model on the scans (rows: true class, columns: predicted):", "",
+                  md_table(["true \\ predicted"] + list(sc["categories"]),
+                           [[c, *row] for c, row in zip(sc["categories"], sc["rows"]["scan_on_scan"]["confusion"])]),
+                  ""]
     for task, title, target in (("ae", "Voxel auto-encoding", ">= 0.8"), ("svr", "Single-view reconstruction", ">= 0.6")):
         if task not in parts:
             continue
@@ -374,6 +465,8 @@ def main() -> None:
             t0 = time.perf_counter()
             if part == "voxnet":
                 out = run_voxnet(profile, args.retrain)
+            elif part == "voxnet_scan":
+                out = run_voxnet_scan(profile, args.retrain)
             elif part == "curve":
                 out = run_curve(profile)
             else:

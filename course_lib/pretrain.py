@@ -120,6 +120,9 @@ def _ch03(which: str) -> None:
         mv_val = _data("ch03-mv-val", lambda: V.multiview_data("val", views=sz["mv_max_views"]))
         V.train_multiview(data=mv_train, val_data=mv_val)
         return
+    if which == "voxnet_scan":  # VoxNet on partial scans (lecture 03, section 3b)
+        V.train_voxnet(data=train, val_data=val, scan=True)
+        return
     fn = {"voxnet": V.train_voxnet, "autoencoder": V.train_autoencoder, "single_view": V.train_single_view}[which]
     fn(data=train, val_data=val)
 
@@ -189,8 +192,8 @@ def _jobs() -> list[Job]:
 
     jobs = [Job("02", f"ch02 {n}", partial(_ch02_points, n), "02_encoders") for n in ("pointnet", "pointnet2", "dgcnn")]
     jobs.append(Job("02", "ch02 ResNet on RGB and RGB-D views", _ch02_images, "02_encoders"))
-    jobs += [Job("03", f"ch03 {w}", partial(_ch03, w), "03_voxels") for w in ("voxnet", "autoencoder", "single_view",
-                                                                                  "multi_view")]
+    jobs += [Job("03", f"ch03 {w}", partial(_ch03, w), "03_voxels") for w in ("voxnet", "voxnet_scan", "autoencoder",
+                                                                                  "single_view", "multi_view")]
     jobs.append(Job("04", "ch04 OGN", _ch04, "04_octrees"))
     jobs += [Job("05", f"ch05 PointSetGen {k}", partial(_ch05, k), "05_point_sets") for k in ("chamfer", "emd", "svr")]
     sz6 = config.sizes(prefix="ch06.")

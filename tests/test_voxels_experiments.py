@@ -357,3 +357,149 @@ def test_voxnet_batches_flip_and_svr_refuses_flip():
     assert 0 < moved < 8
     with pytest.raises(ValueError, match="flip"):
         V.grid_batches({"rgb": torch.zeros(2, 3, 4, 4), "voxels": grids[:2]}, "svr", 2, flip=0.2)
+
+
+# ---------------------------------------------------------------------------
+# partial scans (VoxNet's harder task)
+# ---------------------------------------------------------------------------
+def _top_z(grid: np.ndarray) -> np.ndarray:
+    """Reference: in each column (i, j), the full cell of largest k (what a camera on +z sees first)."""
+    out = np.zeros_like(grid, dtype=bool)
+    R = grid.shape[2]
+    has = grid.any(axis=2)
+    k = R - 1 - np.argmax(grid[:, :, ::-1], axis=2)
+    i, j = np.nonzero(has)
+    out[i, j, k[i, j]] = True
+    return out
+
+
+def _cube(R: int = 16, lo: int = 4, hi: int = 12) -> torch.Tensor:
+    g = torch.zeros(R, R, R)
+    g[lo:hi, lo:hi, lo:hi] = 1
+    return g
+
+
+def test_scan_of_a_cube_from_plus_z_keeps_only_its_top_z_cells():
+    g = _cube()
+    scan = V.scan_grids(g[None], torch.zeros(1))[0]
+    ref = np.zeros((16, 16, 16), dtype=bool)
+    ref[4:12, 4:12, 11] = True  # the +z face: one cell per column
+    np.testing.assert_array_equal(scan.numpy() > 0.5, ref)
+    assert scan.dtype == torch.float32 and set(scan.unique().tolist()) == {0.0, 1.0}
+
+
+def test_scan_matches_the_numpy_reference_on_random_grids_and_a_quarter_turn():
+    rng = np.random.default_rng(0)
+    grids = (rng.random((3, 12, 12, 12)) < 0.3).astype(np.float32)
+    grids[:, 0], grids[:, -1], grids[:, :, :, 0] = 0, 0, 0  # nothing on the x border or at k = 0 (any content works)
+    scans = V.scan_grids(torch.tensor(grids), torch.zeros(3)).numpy() > 0.5
+    for s, g in zip(scans, grids):
+        np.testing.assert_array_equal(s, _top_z(g > 0.5))
+    # a quarter turn about y (x' = z, z' = -x): the rotated grid G'[i', j, k'] = G[R - 1 - k', j, i'], seen from +z
+    rot = V.scan_grids(torch.tensor(grids), torch.full((3,), math.pi / 2)).numpy() > 0.5
+    for s, g in zip(rot, grids):
+        turned = (g > 0.5).transpose(2, 1, 0)[:, :, ::-1]
+        np.testing.assert_array_equal(s, _top_z(turned))
+
+
+def test_scan_from_above_sees_the_top_and_the_front_never_the_back():
+    g = _cube()
+    scan = V.scan_grids(g[None], torch.zeros(1), torch.tensor([math.radians(30)]))[0] > 0.5
+    assert bool((scan <= (g > 0.5)).all())  # no rotation, no noise: seen cells are cells of the shape
+    i, j, k = scan.nonzero().T
+    assert bool(((j >= 9) | (k >= 9)).all())  # within 2 cells of the top (j = 11) or front (k = 11) face
+    assert bool((j == 11).any()) and bool((k == 11).any())
+    assert not bool(((k == 4) & (j < 9)).any())  # the back face stays hidden
+    assert not bool(((j == 4) & (k < 9)).any())  # so does the bottom
+
+
+def test_scan_noise_moves_points_along_the_ray_only():
+    g = _cube()[None].repeat(2, 1, 1, 1)
+    clean = V.scan_grids(g, torch.zeros(2))
+    noisy = V.scan_grids(g, torch.zeros(2), noise=1.5, generator=torch.Generator().manual_seed(0))
+    # seen from +z at elevation 0 the ray is the z axis: every column keeps one point, only k changes
+    assert torch.equal(noisy.amax(3), clean.amax(3)) and not torch.equal(noisy, clean)
+    assert torch.equal(noisy.sum((1, 2, 3)), clean.sum((1, 2, 3)))
+
+
+def test_random_scans_and_scan_data_are_deterministic_by_seed():
+    grids = torch.stack([_cube(), _cube(lo=2, hi=9)])
+    a = V.random_scans(grids, 0.5, 40.0, torch.Generator().manual_seed(3))
+    b = V.random_scans(grids, 0.5, 40.0, torch.Generator().manual_seed(3))
+    c = V.random_scans(grids, 0.5, 40.0, torch.Generator().manual_seed(4))
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    assert not torch.equal(a[0], c[0])
+    scans, angles, elev = a
+    assert scans.shape == grids.shape and scans.dtype == torch.float32
+    assert bool(((angles >= 0) & (angles < 2 * math.pi)).all()) and bool(((elev >= 0) & (elev <= math.radians(40))).all())
+    assert 0 < scans.sum() < grids.sum()  # a partial view holds fewer cells than the solid
+    data = {"voxels": grids, "label": torch.tensor([0, 1])}
+    d1, d2 = V.scan_data(data, 7, "ci"), V.scan_data(data, 7, "ci")
+    assert torch.equal(d1["voxels"], d2["voxels"]) and torch.equal(d1["full"], grids) and d1["label"] is data["label"]
+    assert V.scan_seed("val", "ci") != V.scan_seed("test", "ci")
+    with pytest.raises(ValueError, match="train"):
+        V.scan_seed("train", "ci")
+    with pytest.raises(ValueError, match="max_elevation"):
+        V.random_scans(grids, 0.5, 90.0)
+
+
+def test_scan_grids_errors():
+    g = _cube()[None]
+    with pytest.raises(ValueError, match=r"\(B, R, R, R\)"):
+        V.scan_grids(g[0], torch.zeros(1))
+    with pytest.raises(ValueError, match="one angle"):
+        V.scan_grids(g, torch.zeros(2))
+    with pytest.raises(ValueError, match="elevations"):
+        V.scan_grids(g, torch.zeros(1), torch.tensor([math.pi / 2]))
+    with pytest.raises(ValueError, match="finite"):
+        V.scan_grids(g, torch.tensor([float("nan")]))
+    with pytest.raises(ValueError, match="noise"):
+        V.scan_grids(g, torch.zeros(1), noise=-1.0)
+    with pytest.raises(ValueError, match="dropout"):
+        V.scan_grids(g, torch.zeros(1), dropout=1.0)
+    assert V.scan_grids(torch.zeros(2, 8, 8, 8), torch.zeros(2)).sum() == 0  # nothing to see: an empty scan
+
+
+def test_voxnet_batches_with_scans():
+    grids = _cube(R=12, lo=3, hi=9)[None].repeat(4, 1, 1, 1)
+    data = {"voxels": grids, "label": torch.zeros(4, dtype=torch.long)}
+    batch = next(iter(V.grid_batches(data, "voxnet", 4, seed=0, scan={"noise": 0.0, "max_elevation": 30.0})))
+    assert batch["input"].shape == grids.shape and bool((batch["input"].sum((1, 2, 3)) < grids.sum((1, 2, 3))).all())
+    with pytest.raises(ValueError, match="voxnet"):
+        V.grid_batches(data, "ae", 2, scan={"noise": 0.0, "max_elevation": 30.0})
+
+
+def test_confusion_matrix_and_per_class_accuracy_by_hand():
+    pred, true = torch.tensor([0, 1, 1, 2, 0, 1]), torch.tensor([0, 1, 2, 2, 1, 1])
+    conf = V.confusion_matrix(pred, true, 4)
+    ref = np.zeros((4, 4), dtype=int)
+    for p, t in zip(pred.tolist(), true.tolist()):
+        ref[t, p] += 1
+    np.testing.assert_array_equal(conf, ref)
+    acc = V.per_class_accuracy(conf)
+    np.testing.assert_allclose(acc[:3], [1.0, 2 / 3, 0.5])
+    assert math.isnan(acc[3])  # no shape of class 3
+    assert conf.trace() / conf.sum() == pytest.approx(float((pred == true).double().mean()))
+    with pytest.raises(ValueError, match="labels"):
+        V.confusion_matrix(pred, true, 2)
+    with pytest.raises(ValueError, match="predictions"):
+        V.confusion_matrix(pred[:2], true, 4)
+    with pytest.raises(ValueError, match="square"):
+        V.per_class_accuracy(np.zeros((2, 3)))
+
+
+def test_train_voxnet_on_scans_ci(tmp_path):
+    tr, va = V.voxel_data("train", "ci"), V.voxel_data("val", "ci")
+    model, hist = V.train_voxnet("ci", data=tr, val_data=va, scan=True, path=tmp_path / "scan.pt", progress=False)
+    assert hist.epochs_run >= 1 and hist.val and V.classify(model, tr["voxels"]).shape == tr["label"].shape
+    rec = V.best_epoch_record("voxnet_scan_best_epoch", hist)
+    assert rec["selected_on"] == "val"
+
+
+def test_scan_dropout_keeps_a_subset_of_the_returns_at_the_rate():
+    g = _cube(R=32, lo=2, hi=30)[None]
+    clean = V.scan_grids(g, torch.zeros(1))
+    kept = V.scan_grids(g, torch.zeros(1), dropout=0.5, generator=torch.Generator().manual_seed(0))
+    assert bool((kept <= clean).all())  # no noise: the kept returns are among the clean ones
+    assert float(kept.sum() / clean.sum()) == pytest.approx(0.5, abs=0.08)  # 28 x 28 = 784 returns

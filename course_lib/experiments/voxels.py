@@ -7,6 +7,9 @@ Introduced in ``lectures/03_voxels.ipynb``.
   for :func:`course_lib.train.fit` (with VoxNet's voxel-shift augmentation, :func:`jitter_grids`);
 * :func:`train_autoencoder`, :func:`train_single_view`, :func:`train_voxnet`: the chapter's
   models trained (or loaded) with :func:`course_lib.train.train_or_load`;
+* VoxNet's harder task: :func:`scan_grids` (a single-view partial scan of a grid, rotated about the up
+  axis, with depth noise), :func:`random_scans`, :func:`scan_data`, ``train_voxnet(scan=True)``;
+  :func:`classify`, :func:`confusion_matrix`, :func:`per_class_accuracy`;
 * :func:`train_multiview`: 3D-R2N2's recurrent multi-view model, trained on a random number of views in
   random order (:func:`multiview_data`, :func:`multiview_batches`) and scored after 1..V views
   (:func:`view_orders`, :func:`predict_views`, :func:`iou_by_views`);
@@ -61,6 +64,15 @@ __all__ = [
     "train_autoencoder",
     "train_single_view",
     "train_voxnet",
+    "scan_grids",
+    "scan_settings",
+    "random_scans",
+    "SCAN_SEEDS",
+    "scan_seed",
+    "scan_data",
+    "confusion_matrix",
+    "per_class_accuracy",
+    "classify",
     "multiview_pool",
     "multiview_data",
     "view_orders",
@@ -193,7 +205,7 @@ def flip_grids(grids: Tensor, probability: float, axes: Sequence[int] = (0, 2),
 
 
 def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int = 0, shuffle: bool = True,
-                 jitter: int = 0, flip: float = 0.0) -> Any:
+                 jitter: int = 0, flip: float = 0.0, scan: dict[str, float] | None = None) -> Any:
     """:class:`course_lib.experiments.common.Batches` of ``data`` for one task of the chapter.
 
     Introduced in ``lectures/03_voxels.ipynb``.  ``task`` ``"ae"``: ``{"input": voxels, "target":
@@ -201,7 +213,9 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
     view drawn at random per shape and batch); ``"voxnet"``:
     ``{"input": voxels, "label"}``. ``jitter`` shifts the input grids (:func:`jitter_grids`; the
     auto-encoder's target moves with its input); ``flip`` mirrors them along the horizontal axes with that
-    probability per axis (:func:`flip_grids`, VoxNet's augmentation).
+    probability per axis (:func:`flip_grids`, VoxNet's augmentation). ``scan`` (``"voxnet"`` only;
+    :func:`scan_settings`' ``{"noise", "max_elevation", "dropout"}``) replaces each full grid by a partial scan from a
+    fresh random camera at every batch (:func:`random_scans`), before the flips and shifts.
     """
     from .common import Batches
 
@@ -217,6 +231,9 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
         raise ValueError(f"task must be 'ae', 'svr' or 'voxnet', got {task!r}")
     if (jitter or flip) and task == "svr":
         raise ValueError("jitter and flip move input grids; the single-view task has image inputs")
+    if scan is not None and task != "voxnet":
+        raise ValueError("scan makes partial scans of VoxNet's input grids; it needs task='voxnet'")
+    sc = None if scan is None else (float(scan["noise"]), float(scan["max_elevation"]), float(scan.get("dropout", 0.0)))
     j, fp = int(jitter), float(flip)
     autoencode = task == "ae"
     pick_view = task == "svr" and "views" in data
@@ -226,6 +243,8 @@ def grid_batches(data: dict[str, Any], task: str, batch_size: int, *, seed: int 
             v = batch["input"]
             which = torch.randint(0, v.shape[1], (v.shape[0],), generator=generator)
             batch["input"] = v[torch.arange(v.shape[0]), which.to(v.device)]
+        if sc is not None:  # a fresh random camera per grid and batch
+            batch["input"] = random_scans(batch["input"], sc[0], sc[1], generator, sc[2])[0]
         if fp:
             batch["input"] = flip_grids(batch["input"], fp, generator=generator)
         if j:
@@ -515,7 +534,7 @@ def train_single_view(profile: str | None = None, *, data: dict[str, Any] | None
 def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = None,
                  val_data: dict[str, Any] | None = None, retrain: bool = False, progress: bool = True,
                  path: str | os.PathLike | None = None, jitter: int = 1, flip: float = 0.2,
-                 dataset: str | None = None, root: str | None = None,
+                 dataset: str | None = None, root: str | None = None, scan: bool = False,
                  **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
     """Train (or load) VoxNet on the ``ch03.categories`` (cross-entropy, ``jitter``-voxel shifts, flips).
 
@@ -523,6 +542,12 @@ def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = No
     on a CPU); the official code also augments with 12 rotations about the up axis, which our
     canonically oriented ShapeNet-lite shapes do not need, shifts of up to 2 voxels (here ``jitter``)
     and flips of the two horizontal axes with probability 0.2 each (here ``flip``, :func:`flip_grids`).
+
+    ``scan=True`` trains the harder task: partial single-view scans (:func:`scan_grids`, the sensor of
+    :func:`scan_settings`), a fresh random camera (heading, elevation, noise) for every training grid at
+    every batch, and fixed scans of the validation shapes (:func:`scan_data` with :data:`SCAN_SEEDS`'s
+    ``"val"`` seed) for the choice of the epoch. ``data`` / ``val_data`` hold the full grids either way. Its
+    checkpoint is ``ch03_voxnet_scan`` (the sensor settings in its spec), the same epochs and recipe.
     """
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch03.")
@@ -530,10 +555,177 @@ def train_voxnet(profile: str | None = None, *, data: dict[str, Any] | None = No
     data = data or voxel_data("train", profile, dataset=dataset, root=root)
     val_data = val_data or voxel_data("val", profile, dataset=dataset, root=root)
     model = build_voxnet(len(data["categories"]), profile)
-    loader = grid_batches(data, "voxnet", s["batch_size"], seed=s["seed"], jitter=jitter, flip=flip)
+    sensor = scan_settings(profile) if scan else None
+    loader = grid_batches(data, "voxnet", s["batch_size"], seed=s["seed"], jitter=jitter, flip=flip, scan=sensor)
+    if scan:
+        val_data = scan_data(val_data, scan_seed("val", profile), profile)
+        fit_kwargs.setdefault("spec", {"scan": sensor, "val_scan_seed": scan_seed("val", profile)})
+        path = path or checkpoint_path("voxnet_scan", profile, data)
     val = grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False)
     return model, _fit(model, "voxnet", profile, data, loader, val, classification_loss, s["voxnet_epochs"], retrain,
                        progress, path, **fit_kwargs)
+
+
+# ---------------------------------------------------------------------------
+# partial scans: VoxNet's harder task
+# ---------------------------------------------------------------------------
+def scan_grids(grids: Tensor, angles: Tensor, elevations: Tensor | None = None, noise: float = 0.0,
+               generator: torch.Generator | None = None, dropout: float = 0.0) -> Tensor:
+    """Single-view partial scans of occupancy grids: ``(B, R, R, R)`` -> ``(B, R, R, R)`` float 0/1.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  What a depth sensor sees of each shape, voxelised
+    again, in the sensor's frame (VoxNet's LiDAR setting: one side of the object, at an unknown heading):
+
+    1. every full cell's centre ``p`` (voxel units, origin at the grid's centre) is rotated by
+       ``angles[b]`` (radians) about the up axis ``y`` (grid axis 1): ``x' = x cos + z sin``,
+       ``z' = -x sin + z cos``;
+    2. an orthographic camera on the ``+z`` side, raised by ``elevations[b]`` (radians, default 0),
+       looks along ``-u`` with ``u = (0, sin e, cos e)``; its pixels are one voxel wide, on the axes
+       ``(1, 0, 0)`` and ``(0, cos e, -sin e)``; in each pixel only the cell nearest the camera (largest
+       ``p'.u``, ties kept) is seen;
+    3. each seen point is lost with probability ``dropout`` (missing returns: dark, shiny or grazing
+       surfaces), and moves along the ray by Gaussian depth noise of standard deviation ``noise`` voxels;
+    4. the seen points are voxelised again (``floor(p' + R / 2)``); points that leave the box are dropped.
+
+    With ``angles = 0``, ``elevations = 0`` and no noise, a grid seen from ``+z`` keeps, in each column
+    ``(i, j)``, exactly its full cell of largest ``k``.  ``generator`` draws the noise and the dropout.
+    """
+    if not isinstance(grids, Tensor) or grids.dim() != 4 or not (grids.shape[1] == grids.shape[2] == grids.shape[3]):
+        raise ValueError(f"scan_grids expects grids (B, R, R, R), got {getattr(grids, 'shape', type(grids).__name__)}")
+    B, R = int(grids.shape[0]), int(grids.shape[-1])
+    angles = torch.as_tensor(angles, dtype=torch.float64).reshape(-1)
+    elev = torch.zeros(B, dtype=torch.float64) if elevations is None else \
+        torch.as_tensor(elevations, dtype=torch.float64).reshape(-1)
+    if angles.numel() != B or elev.numel() != B:
+        raise ValueError(f"scan_grids needs one angle and one elevation per grid: {B} grids, "
+                         f"{angles.numel()} angles, {elev.numel()} elevations")
+    if not bool(torch.isfinite(angles).all()) or not bool(torch.isfinite(elev).all()):
+        raise ValueError("scan_grids: angles and elevations must be finite")
+    if bool((elev.abs() >= math.pi / 2).any()):
+        raise ValueError("scan_grids: elevations must lie in (-pi/2, pi/2) (a camera straight above sees no side)")
+    if not float(noise) >= 0.0 or not math.isfinite(float(noise)):
+        raise ValueError(f"scan_grids: noise must be a finite number >= 0 (voxels), got {noise}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"scan_grids: dropout must be a probability in [0, 1), got {dropout}")
+    out = torch.zeros(B, R, R, R, dtype=torch.float32)
+    idx = (grids.detach().cpu() > 0.5).nonzero()  # (M, 4): grid, i, j, k
+    if idx.shape[0] == 0:
+        return out.to(grids.device)
+    b = idx[:, 0]
+    p = idx[:, 1:].double() + 0.5 - R / 2.0
+    c, s = torch.cos(angles)[b], torch.sin(angles)[b]
+    x, y, z = p[:, 0] * c + p[:, 2] * s, p[:, 1], -p[:, 0] * s + p[:, 2] * c
+    ce, se = torch.cos(elev)[b], torch.sin(elev)[b]
+    h = y * se + z * ce                                 # along u, towards the camera
+    u = torch.floor(x).long() + R                        # pixel column (axis (1, 0, 0))
+    v = torch.floor(y * ce - z * se).long() + R          # pixel row (axis (0, cos e, -sin e))
+    W = 2 * R + 1                                        # |coordinates| <= sqrt(3) R / 2 < R
+    key = (b * W + u) * W + v
+    best = torch.full((B * W * W,), -math.inf, dtype=torch.float64).scatter_reduce(0, key, h, reduce="amax")
+    seen = h >= best[key] - 1e-9
+    if dropout > 0:
+        seen &= torch.rand(seen.shape[0], generator=generator, dtype=torch.float64) >= float(dropout)
+    pts = torch.stack([x, y, z], dim=1)[seen]
+    bs = b[seen]
+    if noise > 0:
+        d = torch.randn(pts.shape[0], generator=generator, dtype=torch.float64) * float(noise)
+        ray = torch.stack([torch.zeros_like(se), se, ce], dim=1)[seen]
+        pts = pts + d[:, None] * ray
+    cell = torch.floor(pts + R / 2.0).long()
+    inside = ((cell >= 0) & (cell < R)).all(dim=1)
+    cell, bs = cell[inside], bs[inside]
+    out[bs, cell[:, 0], cell[:, 1], cell[:, 2]] = 1.0
+    return out.to(grids.device)
+
+
+def scan_settings(profile: str | None = None) -> dict[str, float]:
+    """The partial-scan sensor of ``profile``: ``{"noise": voxels, "max_elevation": degrees, "dropout": fraction}``
+    (``ch03.scan_*``).
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    s = config.sizes(profile, prefix="ch03.")
+    return {"noise": float(s["scan_noise"]), "max_elevation": float(s["scan_max_elevation"]),
+            "dropout": float(s["scan_dropout"])}
+
+
+def random_scans(grids: Tensor, noise: float, max_elevation: float, generator: torch.Generator | None = None,
+                 dropout: float = 0.0) -> tuple[Tensor, Tensor, Tensor]:
+    """Scan each grid from its own random camera: ``(scans, angles, elevations)``.
+
+    Introduced in ``lectures/03_voxels.ipynb``.  The heading is uniform in ``[0, 2 pi)``, the elevation uniform
+    in ``[0, max_elevation]`` degrees, the depth noise ``noise`` voxels, a fraction ``dropout`` of the returns
+    lost (:func:`scan_grids`); everything is drawn from ``generator``, so a seed fixes the scans.
+    """
+    if not 0.0 <= float(max_elevation) < 90.0:
+        raise ValueError(f"max_elevation must be in [0, 90) degrees, got {max_elevation}")
+    B = int(grids.shape[0]) if isinstance(grids, Tensor) and grids.dim() >= 1 else 0
+    angles = torch.rand(B, generator=generator, dtype=torch.float64) * 2 * math.pi
+    elev = torch.rand(B, generator=generator, dtype=torch.float64) * math.radians(float(max_elevation))
+    return scan_grids(grids, angles, elev, noise, generator, dropout), angles, elev
+
+
+SCAN_SEEDS = {"val": 1031, "test": 2063}
+"""Offsets added to ``ch03.seed`` for the fixed cameras of the validation and test scans (:func:`scan_seed`)."""
+
+
+def scan_seed(split: str, profile: str | None = None) -> int:
+    """The seed of ``split``'s fixed partial scans: ``ch03.seed + SCAN_SEEDS[split]`` (``"val"`` or ``"test"``).
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    if split not in SCAN_SEEDS:
+        raise ValueError(f"fixed scans exist for {sorted(SCAN_SEEDS)}, got {split!r} (training scans are drawn afresh)")
+    return int(config.size("ch03.seed", profile)) + SCAN_SEEDS[split]
+
+
+def scan_data(data: dict[str, Any], seed: int, profile: str | None = None) -> dict[str, Any]:
+    """A copy of :func:`voxel_data`'s ``data`` whose ``voxels`` are fixed partial scans (one seeded camera per shape).
+
+    Introduced in ``lectures/03_voxels.ipynb``: the validation and test inputs of the partial-scan task.  The
+    full grids stay as ``full``; ``scan_angle`` / ``scan_elevation`` (radians) say where each camera was.  The
+    same ``seed`` gives the same scans.
+    """
+    st = scan_settings(profile)
+    g = torch.Generator().manual_seed(int(seed))
+    scans, angles, elev = random_scans(data["voxels"], st["noise"], st["max_elevation"], g, st["dropout"])
+    return {**data, "voxels": scans, "full": data["voxels"], "scan_angle": angles, "scan_elevation": elev}
+
+
+def confusion_matrix(predicted: Any, labels: Any, n_classes: int) -> np.ndarray:
+    """``(n_classes, n_classes)`` counts: row = true class, column = predicted class.
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    p = np.asarray(torch.as_tensor(predicted).cpu()).reshape(-1).astype(np.int64)
+    t = np.asarray(torch.as_tensor(labels).cpu()).reshape(-1).astype(np.int64)
+    if p.shape != t.shape:
+        raise ValueError(f"confusion_matrix: {p.size} predictions but {t.size} labels")
+    n = int(n_classes)
+    if n < 1 or (p.size and (min(p.min(), t.min()) < 0 or max(p.max(), t.max()) >= n)):
+        raise ValueError(f"confusion_matrix: labels must lie in 0..{n - 1}")
+    return np.bincount(t * n + p, minlength=n * n).reshape(n, n)
+
+
+def per_class_accuracy(confusion: Any) -> np.ndarray:
+    """Recall of each class, ``diag / row sums`` of a :func:`confusion_matrix` (nan for a class with no shape).
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    m = np.asarray(confusion, dtype=np.float64)
+    if m.ndim != 2 or m.shape[0] != m.shape[1]:
+        raise ValueError(f"per_class_accuracy expects a square matrix, got shape {m.shape}")
+    rows = m.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(rows > 0, np.diag(m) / np.where(rows > 0, rows, 1), np.nan)
+
+
+def classify(model: torch.nn.Module, grids: Tensor, batch_size: int = 64) -> Tensor:
+    """Predicted class of each grid ``(S, R, R, R)`` -> ``(S,)`` long (CPU).
+
+    Introduced in ``lectures/03_voxels.ipynb``.
+    """
+    return predict(model, grids, batch_size, probabilities=False).argmax(1)
 
 
 # ---------------------------------------------------------------------------
