@@ -370,7 +370,7 @@ def report(profile: str) -> Path:
                              v["train_seconds"], v["budget"]["steps"], v["budget"]["params"]]]), "",
                   f"On {v['dataset']}'s meshes." if v.get("dataset") else
                   "ShapeNet-lite's procedural categories are separable by coarse shape: this accuracy says the task "
-                  "is easy, not that VoxNet is strong.", ""]
+                  "is easy, not that VoxNet is strong (the partial-scan section poses a harder task).", ""]
     if "voxnet_scan" in parts:
         sc = parts["voxnet_scan"]
         what = {"full_on_full": "trained on full shapes, tested on full shapes",

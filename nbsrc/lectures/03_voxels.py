@@ -574,6 +574,10 @@ results.show_goals("voxels")
 # 4. Replace the decoder's transposed convolutions by nearest upsampling followed by a $3^3$ convolution:
 #    do the checkerboard artefacts of the predicted grids change?
 # 5. Extend `V.cost_curve` to the largest resolution that fits your machine and check the exponents.
+# 6. Add VoxNet's test-time voting to the partial-scan task: classify each test scan at $12$ headings about the
+#    up axis (rotate the scan's grid) and average the logits. Which cells of the confusion matrix move? Then
+#    change one sensor setting at a time (`ch03.scan_noise`, `ch03.scan_dropout`, `ch03.scan_max_elevation`)
+#    and read the validation accuracy: which loss of information costs the classifier most?
 #
 # **References.** [Maturana2015] D. Maturana, S. Scherer, VoxNet: A 3D Convolutional Neural Network for
 # Real-Time Object Recognition, IROS 2015. [Wu2015] Z. Wu et al., 3D ShapeNets: A Deep Representation for
