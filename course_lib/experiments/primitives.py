@@ -252,7 +252,7 @@ def _spec(kind: str, method: str, sz: Mapping[str, Any], data: Mapping[str, Any]
 def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Mapping[str, Any] | None = None,
                      seed: int = 0, profile: str | None = None, epochs: int | None = None, retrain: bool = False,
                      progress: bool = True, live_plot: Any = "auto", consistency: str = "surface",
-                     existence_schedule: str = "joint") -> tuple[P.PrimitiveNet, Any]:
+                     existence_schedule: str = "joint", tag: str | None = None) -> tuple[P.PrimitiveNet, Any]:
     """Train (or load) a primitive network: ``kind`` (cuboid / superquadric), ``method`` (reorder / reinforce).
 
     Introduced in ``lectures/08_primitives.ipynb``.  Adam, ``ch08.lr``, ``ch08.epochs`` epochs of
@@ -272,7 +272,8 @@ def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Ma
     head frozen and no parsimony, then everything; the best epoch is then chosen among the stage-2 epochs only
     (the stage-1 epochs score ``inf`` on val: their probabilities never learned).  The defaults keep the
     checkpoint names and signatures of the course's models; other settings add ``_c<consistency>`` /
-    ``_two_stage`` to the name.
+    ``_two_stage`` to the name.  ``tag`` (a benchmark's name) adds ``_<tag>`` to the name and the spec, so that a run
+    with another budget never overwrites the chapter's checkpoint of the same settings.
     """
     from course_lib import train
     from course_lib.experiments.common import Batches, dataset_checkpoint_name
@@ -310,6 +311,9 @@ def train_primitives(kind: str, method: str, data: Mapping[str, Any], *, val: Ma
     if existence_schedule != "joint":
         spec["existence_schedule"], spec["stage1_steps"] = existence_schedule, stage1_steps
         name += f"_{existence_schedule}"
+    if tag:
+        spec["tag"] = str(tag)
+        name += f"_{tag}"
     extra: dict[str, Any] = {}
     if val is not None:
         spec["val_shapes"] = int(len(val["points"]))

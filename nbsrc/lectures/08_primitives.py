@@ -472,6 +472,52 @@ results.show_goals("primitives")
 # (`ch08.seeds`) and check whether the verdicts change.
 
 # %% [markdown]
+# ### 6.1 Three consistency terms, two schedules ([Tulsiani2017], [Paschalidou2019])
+#
+# The consistency term of this chapter is the course's variant (`consistency="surface"`, the default: a sample
+# costs its squared distance to the nearest target *surface point*; samples inside another existing primitive are
+# discarded). Two others are in `P.primitive_terms(..., consistency=...)`, both multilinear in $z$, so the
+# reordering trick stays exact for each:
+#
+# - `"volume"`, the consistency of [Tulsiani2017]: a sample costs its squared distance to the target *solid*,
+#   $\max(\mathrm{sdf}(p), 0)^2$, nothing when it lies inside the target, and nothing is discarded. ShapeNet-lite
+#   has the signed distance of every shape (`E.shapes_sdf`); Tulsiani's code reads it from a precomputed grid of
+#   closest surface points and weights the samples by area over the union of the existing primitives;
+# - `"paschalidou"`, the primitive-to-point-cloud term of [Paschalidou2019]: the nearest target point again,
+#   nothing discarded, primitive $m$ weighted by $\theta_m$ and by its share of the (ellipsoid-approximated)
+#   surface area, as the official `prim_to_pcl_loss` does.
+#
+# And the existence probabilities can train from the first step (`existence_schedule="joint"`, the default) or in
+# the two stages of Tulsiani's official scripts (`"two_stage"`): first the existence head gets no gradient and the
+# parsimony term is off, then everything trains with it (their scripts scale the probability head's learning rate
+# by `1e-4`, then by `0.2`; the course freezes it, then uses the full rate).
+#
+# On the two overlapping spheres of Section 3 (their union is the target, its signed distance the smaller of the
+# two spheres'), each variant's consistency for the same samples:
+
+# %%
+def union_sdf(pts):  # the two spheres of two_spheres(0.25): radius 0.5, centres (-0.25, 0, 0) and (0.25, 0, 0)
+    c = torch.tensor([[-0.25, 0.0, 0.0], [0.25, 0.0, 0.0]], dtype=pts.dtype)
+    return torch.minimum((pts - c[0]).norm(dim=-1), (pts - c[1]).norm(dim=-1)) - 0.5
+
+
+for consistency in P.CONSISTENCIES:
+    kw = {"target_sdf": union_sdf} if consistency == "volume" else {}
+    t = P.primitive_terms(two_spheres(0.25), target, 400, generator=torch.Generator().manual_seed(2),
+                          consistency=consistency, **kw)
+    print(f"{consistency:12s} consistency of both spheres: {float(P.configuration_loss(t, both)['consistency']):.5f}")
+
+# %% [markdown]
+# What each changes after training is a measurement: `benchmarks/primitives_consistency.py` trains cuboids
+# with each variant (and the course's variant with each schedule), the same steps and seeds, the best epoch chosen
+# on validation, and scores them once on the held-out shapes. Its claims, each against the course's variant:
+
+# %%
+for claim_id in ("volume_vs_surface_cd", "volume_vs_surface_iou", "paschalidou_vs_surface_cd",
+                 "paschalidou_vs_surface_iou", "two_stage_vs_joint_cd", "two_stage_vs_joint_iou"):
+    results.say("primitives_consistency", claim_id)
+
+# %% [markdown]
 # ## 7. A shape's fitted primitives and their existence probabilities
 #
 # Pick a held-out shape and a model; every primitive is drawn, coloured by its existence
