@@ -1,19 +1,18 @@
 """Chapters 03 (voxels) and 05 (point sets) on a real dataset: a tiny ModelNet-style fixture, ci profile.
 
-The fixture has the ci profile's categories (chair, airplane) as folders of small trimesh primitives, named so
-that each category has training, validation (ModelNet's val: CRC32 of the name mod 10 == 0) and test meshes.
+The fixture (``tests/_real_fixture.py``) has the ci profile's categories (chair, airplane) as folders of small
+trimesh primitives, named so that each category has training, validation (ModelNet's val: CRC32 of the name mod
+10 == 0) and test meshes.
 """
 
 from __future__ import annotations
 
 import os
-import zlib
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-import trimesh
+from _real_fixture import real_env, write_modelnet
 
 from course_lib import config
 from course_lib.data.real import ENV_MODELNET
@@ -25,52 +24,15 @@ from course_lib.experiments import voxels as V
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _write_off(path, mesh):
-    v, f = np.asarray(mesh.vertices), np.asarray(mesh.faces)
-    lines = ["OFF", f"{len(v)} {len(f)} 0", *[" ".join(f"{c:.6f}" for c in x) for x in v],
-             *["3 " + " ".join(str(i) for i in t) for t in f]]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n")
-
-
-def _names(prefix: str, val: bool, n: int) -> list[str]:
-    """``n`` file names that fall into ModelNet's val split (``val``) or stay in its train split."""
-    out, i = [], 0
-    while len(out) < n:
-        name = f"{prefix}_{i:03d}.off"
-        if (zlib.crc32(name.encode()) % 10 == 0) == val:
-            out.append(name)
-        i += 1
-    return out
-
-
-def _mesh(category: str, k: int) -> trimesh.Trimesh:
-    if category == "chair":  # boxes of different proportions
-        return trimesh.creation.box((0.6 + 0.1 * k, 1.0, 0.5 + 0.05 * k))
-    return trimesh.creation.cylinder(radius=0.2 + 0.03 * k, height=1.0, sections=12)  # "airplane": cylinders
-
-
 @pytest.fixture(scope="module")
 def modelnet(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real") / "ModelNet"
-    for cat in ("chair", "airplane"):
-        names = [("train", n) for n in _names(cat, False, 3) + _names(cat, True, 2)]
-        names += [("test", f"{cat}_test_{i}.off") for i in range(2)]
-        for k, (split, name) in enumerate(names):
-            _write_off(root / cat / split / name, _mesh(cat, k))
-    return root
+    return write_modelnet(tmp_path_factory.mktemp("real") / "ModelNet", ("chair", "airplane"))
 
 
 @pytest.fixture()
 def real(modelnet, tmp_path_factory, monkeypatch):
     """The ci profile, a cache shared by this module's tests, no COURSE_DATASET."""
-    cache = tmp_path_factory.getbasetemp() / "real_cache"
-    monkeypatch.setenv("COURSE_DATA_DIR", str(cache))
-    monkeypatch.setenv("COURSE_PROFILE", "ci")
-    for name in (ENV_DATASET, ENV_MODELNET):  # setenv first: monkeypatch then restores them (unset) afterwards
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    return {"dataset": "modelnet", "root": str(modelnet)}
+    return real_env(monkeypatch, tmp_path_factory.getbasetemp() / "real_cache", modelnet)
 
 
 def _checkpoints() -> list[str]:

@@ -1,7 +1,7 @@
 """Chapters 04 (octrees), 06 (surfaces), 07 (implicit fields) and 08 (primitives) on a real dataset, ci profile.
 
 The fixtures are tiny ModelNet-style (and one ShapeNetCore-style) folders of trimesh primitives written with the
-helpers of ``tests/test_real_dataset_chapters.py``, with the categories these chapters' ci sizes use (chair, mug,
+helpers of ``tests/_real_fixture.py``, with the categories these chapters' ci sizes use (chair, mug,
 table): each category has training, validation (ModelNet's val: CRC32 of the name mod 10 == 0) and test meshes.
 Each test loads a chapter's splits, trains its models for one epoch, and checks the keys and shapes, that the
 checkpoints carry the dataset's name (the same through ``dataset=`` and ``COURSE_DATASET``), and that what needs
@@ -17,11 +17,10 @@ from pathlib import Path
 import pytest
 import torch
 import trimesh
-from test_real_dataset_chapters import _mesh, _names, _write_off
+from _real_fixture import real_env, through_env, write_modelnet
 
 from course_lib import config
-from course_lib.data.real import ENV_MODELNET, ENV_SHAPENET, SHAPENET_SYNSETS
-from course_lib.data.real_split import ENV_DATASET
+from course_lib.data.real import SHAPENET_SYNSETS
 from course_lib.experiments import common
 from course_lib.experiments import implicit as I
 from course_lib.experiments import octrees as O
@@ -35,35 +34,18 @@ CATEGORIES = ("chair", "mug", "table")  # ch04/06/07: chair, mug; ch08: chair, t
 
 @pytest.fixture(scope="module")
 def modelnet(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real_b") / "ModelNet"
-    for cat in CATEGORIES:
-        names = [("train", n) for n in _names(cat, False, 3) + _names(cat, True, 2)]
-        names += [("test", f"{cat}_test_{i}.off") for i in range(2)]
-        for k, (split, name) in enumerate(names):
-            _write_off(root / cat / split / name, _mesh(cat, k))
-    return root
+    return write_modelnet(tmp_path_factory.mktemp("real_b") / "ModelNet", CATEGORIES)
 
 
 @pytest.fixture()
 def real(modelnet, tmp_path_factory, monkeypatch):
     """The ci profile, a cache shared by this module's tests, no COURSE_DATASET."""
-    cache = tmp_path_factory.getbasetemp() / "real_b_cache"
-    monkeypatch.setenv("COURSE_DATA_DIR", str(cache))
-    monkeypatch.setenv("COURSE_PROFILE", "ci")
-    for name in (ENV_DATASET, ENV_MODELNET, ENV_SHAPENET):  # setenv first: monkeypatch restores them afterwards
-        monkeypatch.setenv(name, "")
-        monkeypatch.delenv(name)
-    return {"dataset": "modelnet", "root": str(modelnet)}
+    return real_env(monkeypatch, tmp_path_factory.getbasetemp() / "real_b_cache", modelnet)
 
 
 def _checkpoints(prefix: str) -> list[str]:
     d = config.cache_dir() / "checkpoints"
     return sorted(p.name for p in d.glob(f"{prefix}*.pt")) if d.is_dir() else []
-
-
-def _through_env(monkeypatch, real) -> None:
-    monkeypatch.setenv(ENV_DATASET, real["dataset"])
-    monkeypatch.setenv(ENV_MODELNET, real["root"])
 
 
 # --- chapter 04 ------------------------------------------------------------------
@@ -83,7 +65,7 @@ def test_ch04_octree_autoencoders_on_a_real_dataset(real, monkeypatch):
     iou = O.evaluate_iou(ogn, te["voxels"])
     assert next(iter(iou.values())).shape[0] == 4
     # the same checkpoint through COURSE_DATASET (and the loaders' defaults): nothing is trained again
-    _through_env(monkeypatch, real)
+    through_env(monkeypatch, real)
     _, h3 = O.train_ogn("ci", progress=False)
     assert _checkpoints("ch04_") == names and h3.epochs_run == h.epochs_run
 
@@ -115,7 +97,7 @@ def test_ch06_surface_models_on_a_real_dataset(real, monkeypatch):
     assert all("-modelnet-ci-" in n for n in _checkpoints("ch06_"))
     # COURSE_DATASET names the same file
     path = S.checkpoint_path("ae-square2", tr, "ci", n_input=int(sz["n_input"]))
-    _through_env(monkeypatch, real)
+    through_env(monkeypatch, real)
     assert S.checkpoint_path("ae-square2", tr, "ci", n_input=int(sz["n_input"])) == path
     env = S.surface_dataset(["chair"], "train", 1, 16)
     assert torch.equal(env["points"], S.surface_dataset(["chair"], "train", 1, 16, **real)["points"])
@@ -148,17 +130,23 @@ def test_ch07_models_on_a_real_dataset_under_their_own_checkpoints(real, monkeyp
     te = I.implicit_data("test", profile="ci", **real)
     codes = I.encode(occnet, I.held_out_inputs(te, "ci"))
     assert codes.shape[0] == 4
-    for fn, args in ((I.evaluate_fields, (occnet, codes, te)), (I.held_out_iou, (occnet, te, "ci")),
-                     (I.oracle_chamfer, (te,))):
-        with pytest.raises(NotImplementedError, match="cannot run on modelnet"):
-            fn(*args)
+    # scored against the repaired mesh: winding-number inside for the IoU, no part labels so no thin-part rows
+    ev = I.evaluate_fields(occnet, codes, te, profile="ci", keep_meshes=1)
+    m = ev["metrics"]
+    assert {"iou", "cd_l1", "nc", "fscore"} <= set(m) and not {"thin_cd", "thin_recall"} & set(m)
+    assert all(v.shape == (4,) and bool(torch.isfinite(v).all()) for v in m.values()) and ev["thin_index"] == []
+    assert bool(((m["iou"] >= 0) & (m["iou"] <= 1)).all())
+    assert torch.allclose(I.held_out_iou(occnet, te, "ci"), m["iou"])  # the same points, the same mesh inside
+    oracle = I.oracle_chamfer(te)
+    assert oracle.shape == (4,) and bool((oracle > 0).all()) and bool(torch.isfinite(oracle).all())
+    assert I.retrieved_iou(te, te, [0, 1, 2, 3], n=512).tolist() == [1.0] * 4  # a mesh retrieved for itself
     sdf = I.implicit_data("train", kind="sdf", sampling="deepsdf", categories=("chair",), profile="ci", **real)
     _, h2 = I.train_deepsdf(sdf, epochs=1, profile="ci", progress=False)
     assert h2.epochs_run == 1 and len(_checkpoints("ch07_deepsdf_real-near80-modelnet-ci-")) == 1
     assert all("-modelnet-ci-" in n for n in _checkpoints("ch07_"))
     # through COURSE_DATASET: the same rows and the same checkpoint (loaded, not trained again)
     before = _checkpoints("ch07_")
-    _through_env(monkeypatch, real)
+    through_env(monkeypatch, real)
     env = I.occnet_train_data("ci")
     assert torch.equal(env["query"], tr["query"]) and torch.equal(env["occupancy"], tr["occupancy"])
     I.train_occnet(env, epochs=1, profile="ci", progress=False)
@@ -185,7 +173,7 @@ def test_ch08_primitives_on_a_real_dataset(real, monkeypatch):
     res = PR.evaluate_primitives(model, te, profile="ci", iou=False)  # what needs only the target points
     assert set(res) == {"chamfer", "used", "expected"} and all(v.shape == (4,) for v in res.values())
     assert bool(torch.isfinite(res["chamfer"]).all()) and bool((res["used"] >= 1).all())
-    _through_env(monkeypatch, real)
+    through_env(monkeypatch, real)
     env = PR.primitive_data("train", "ci")
     PR.train_primitives("cuboid", "reorder", env, val=PR.primitive_data("val", "ci"), profile="ci", epochs=1,
                         progress=False, live_plot=False)

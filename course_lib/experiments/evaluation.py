@@ -135,19 +135,31 @@ class EvalShapes:
 
 
 def eval_shapes(profile: str | None = None, categories: Sequence[str] | None = None,
-                per_category: int | None = None) -> EvalShapes:
+                per_category: int | None = None, *, dataset: str | None = None,
+                root: str | None = None) -> EvalShapes:
     """The held-out shapes of the table (test split, ``ch11.*`` sizes) with target, oracle and IoU samples.
 
-    Introduced in ``lectures/11_evaluation.ipynb``.
+    Introduced in ``lectures/11_evaluation.ipynb``.  ``dataset`` / ``root`` (or ``COURSE_DATASET`` and
+    ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``): the first test meshes of each category of a real dataset
+    (:func:`course_lib.experiments.mesh_shape.real_shapes`, meshes whose inside cannot be decided skipped), their
+    target and oracle streams sampled on the repaired mesh and the IoU labels from its winding number.
     """
     from course_lib.data import SAMPLING_STREAMS, make_shape, split_seeds
+    from course_lib.data.real_split import dataset_name
 
     profile = profile or config.get_profile()
     s = dict(config.sizes(profile, prefix="ch11."))
     cats = tuple(categories or s["categories"])
     per = int(per_category or s["per_category"])
     shapes, cat, seeds = [], [], []
-    for c in cats:
+    if dataset_name(dataset) != "shapenet-lite":
+        from .mesh_shape import real_shapes
+
+        shapes = real_shapes("test", cats, per, dataset=dataset, root=root, profile=profile, inside=True)
+        cat, seeds = [sh.category for sh in shapes], [sh.seed for sh in shapes]
+    elif root is not None:
+        raise ValueError("root= is for real datasets (dataset='modelnet' or 'shapenetcore')")
+    for c in cats if not shapes else ():
         for sd in split_seeds("test", per):
             shapes.append(make_shape(c, sd))
             cat.append(c)

@@ -41,8 +41,9 @@ from torch import Tensor, nn
 from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import train as _train
-from course_lib.data import make_shape
-from course_lib.experiments.common import dataset_checkpoint_name, real_dataset, require_exact_shapes
+from course_lib.data import SAMPLING_STREAMS, make_shape
+from course_lib.experiments.common import dataset_checkpoint_name, real_dataset
+from course_lib.experiments.mesh_shape import MeshShape, row_shape
 from course_lib.experiments.protocol import budget as _budget
 from course_lib.geometry.extract import field_grid, hierarchical_extract, hierarchical_grid
 from course_lib.geometry.mc import marching_cubes
@@ -456,11 +457,10 @@ def held_out_iou(model: Any, data: dict[str, Any], profile: str | None = None, *
     meshes (the same inputs :func:`held_out_inputs`, ``ch07.n_iou`` points, the same seeds): the score
     ``benchmarks/implicit.py`` makes every choice with, on the ``val`` split.
     """
-    require_exact_shapes('held_out_iou (chapter 07)', data)
     s = _sizes(profile)
     codes = encode(model, held_out_inputs(data, profile))
-    vals = [field_iou(model, codes[i], make_shape(data["category"][i], int(data["seed"][i])), int(s["n_iou"]),
-                      seed=i, level=level) for i in range(codes.shape[0])]
+    vals = [field_iou(model, codes[i], row_shape(data, i), int(s["n_iou"]), seed=i, level=level)
+            for i in range(codes.shape[0])]
     return torch.tensor(vals, dtype=torch.float64)
 
 
@@ -615,9 +615,10 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
     "empty": number of empty predictions, "thin_index": the shapes (indices into data) that the
     thin-part metrics cover, in their order}``: ``thin_cd`` and ``thin_recall`` have one value per
     shape with thin parts (:data:`THIN_PARTS`), the other metrics one per shape.  ``deepsdf=True``
-    adds ``cd_deepsdf``.
+    adds ``cd_deepsdf``.  On a real dataset's rows (they hold ``path``) each shape is its repaired mesh
+    (:class:`course_lib.experiments.mesh_shape.MeshShape`): IoU against its winding-number inside, no thin
+    parts (real meshes have no part labels, so ``thin_*`` are absent).
     """
-    require_exact_shapes('evaluate_fields (chapter 07)', data)
     s = _sizes(profile)
     tau = float(s["fscore_tau"])
     out: dict[str, list[float]] = {k: [] for k in ("iou", "iou_t02", "cd_l1", "nc", "fscore", "thin_cd",
@@ -626,7 +627,7 @@ def evaluate_fields(model: Any, codes: Tensor, data: dict[str, Any], *, profile:
         out["cd_deepsdf"] = []
     meshes, evals, empty, thin_index = [], [], 0, []
     for i in range(codes.shape[0]):
-        shape = make_shape(data["category"][i], int(data["seed"][i]))
+        shape = row_shape(data, i)  # a real dataset's rows: the repaired mesh (winding-number inside, no parts)
         mesh, n_ev = extract(model, codes[i], profile=profile)
         empty += mesh is None
         evals.append(n_ev)
@@ -686,15 +687,20 @@ def oracle_chamfer(data: dict[str, Any], preset: str = "deepsdf") -> Tensor:
 
     Introduced in ``lectures/07_implicit_fields.ipynb``: the reference a reconstruction is compared to.
     """
-    require_exact_shapes('oracle_chamfer (chapter 07)', data)
     import dataclasses
 
     conv = dataclasses.replace(_metrics.PRESETS[preset], cd_unit="frame")  # the preset's formula, the course's frame
     n = int(data["target_points"].shape[1])
     # the course's one oracle (metrics.oracle): the shape's oracle stream against its target stream, which is
     # data["target_points"] itself
-    vals = [_metrics.oracle(make_shape(data["category"][i], int(data["seed"][i])), n, conv.chamfer)
-            for i in range(len(data["category"]))]
+    vals = []
+    for i in range(len(data["category"])):
+        shape = row_shape(data, i)
+        if isinstance(shape, MeshShape):  # a real mesh: its oracle stream against its target stream, as a Shape's
+            vals.append(float(conv.chamfer(shape.sample_surface(n, stream=SAMPLING_STREAMS["oracle"])[0],
+                                           shape.sample_surface(n, stream=SAMPLING_STREAMS["target"])[0])))
+        else:
+            vals.append(_metrics.oracle(shape, n, conv.chamfer))
     return torch.tensor(vals, dtype=torch.float64)
 
 
@@ -777,7 +783,6 @@ def retrieved_iou(test: dict[str, Any], train: dict[str, Any], index: Tensor | S
     for point.  ``test`` / ``train`` need ``category`` and ``seed`` (as :func:`implicit_data` returns).
     Returns ``(Q,)`` float64.
     """
-    require_exact_shapes('retrieved_iou (chapter 07)', test)
     idx = [int(j) for j in (index.tolist() if isinstance(index, Tensor) else index)]
     q = len(test["category"])
     if len(idx) != q:
@@ -793,7 +798,7 @@ def retrieved_iou(test: dict[str, Any], train: dict[str, Any], index: Tensor | S
     for i, j in enumerate(idx):
         g = torch.Generator().manual_seed(int(i))  # the points of field_iou(..., seed=i)
         p = torch.rand(n, 3, generator=g) * 2 - 1
-        truth = make_shape(test["category"][i], int(test["seed"][i])).occupancy(p)
-        got = make_shape(train["category"][j], int(train["seed"][j])).occupancy(p)
+        truth = row_shape(test, i).occupancy(p)
+        got = row_shape(train, j).occupancy(p)
         out.append(float(_metrics.volumetric_iou(got, truth)))
     return torch.tensor(out, dtype=torch.float64)

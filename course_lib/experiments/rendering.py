@@ -16,8 +16,8 @@ Introduced in ``lectures/09_differentiable_rendering.ipynb``.
   held-out views, beside the soft IoU the fit minimised (the two are not comparable);
 * :func:`soft_iou_bias_demo`: the soft IoU of an *exact* sphere against its own silhouette is below 1,
   and a hidden inner layer raises it: the training loss rewards layers and folds;
-* :func:`paired_shapes`, :func:`sigma_candidates`, :func:`sigma_claims`, :func:`regulariser_claims`,
-  :func:`goal_records`, :data:`GOALS`: the measuring protocol of the benchmark (sigma chosen on
+* :func:`paired_shapes` (ShapeNet-lite, or a real dataset's meshes with ``dataset=``), :func:`sigma_candidates`,
+  :func:`sigma_claims`, :func:`regulariser_claims`, :func:`goal_records`, :data:`GOALS`: the measuring protocol of the benchmark (sigma chosen on
   validation shapes, claims paired over at least 20 shapes, goals as records);
 * :func:`raster_speed`: soft rasterisation forward + backward, culled vs dense;
 * :func:`smoke`: a few fitting steps on a device (``benchmarks/gpu_smoke.py``).
@@ -41,6 +41,7 @@ import torch
 from torch import Tensor
 
 from course_lib import config
+from course_lib.experiments.mesh_shape import MeshShape
 from course_lib.geometry.mesh_reg import (
     edge_face_pairs,
     flatten_loss,
@@ -122,18 +123,36 @@ def _cameras(views: Sequence[tuple[float, float]], size: int, device: Any = None
     return look_at_cameras(az, el, CAMERA["distance"], CAMERA["fov"], size, device=device)
 
 
+def _check_shape(shape: Any) -> None:
+    from course_lib import data
+
+    if not isinstance(shape, (data.Shape, MeshShape)):
+        raise TypeError(f"shape must be a course_lib.data.Shape or a MeshShape (a real dataset's mesh), got "
+                        f"{type(shape).__name__}")
+
+
+def _render(shape: Any, **kw: Any) -> dict[str, Any]:
+    """:func:`course_lib.data.render` (sphere tracing the exact SDF) for a ShapeNet-lite shape, exact ray casting of
+    the mesh (:func:`course_lib.data.views.render_mesh`, the same cameras) for a real dataset's mesh."""
+    from course_lib import data
+
+    return shape.render(**kw) if isinstance(shape, MeshShape) else data.render(shape, **kw)
+
+
 def target_views(shape: Any, views: Sequence[tuple[float, float]], size: int,
                  device: torch.device | str | None = None, cache: bool = True) -> tuple[Tensor, Cameras]:
     """Silhouettes ``(N, H, W)`` of ``shape`` seen from ``views`` by :func:`course_lib.data.render`, and the cameras.
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``.  Cached on disk under
-    ``config.cache_dir()/ch09`` (the render is deterministic).
+    ``config.cache_dir()/ch09`` (the render is deterministic).  ``shape`` may be a real dataset's mesh
+    (:class:`~course_lib.experiments.mesh_shape.MeshShape`, :func:`paired_shapes` with ``dataset=``): its
+    silhouettes come from exact ray casting of the repaired mesh, not from the renderer being tested either.
     """
     from course_lib import data
 
-    if not isinstance(shape, data.Shape):
-        raise TypeError(f"shape must be a course_lib.data.Shape, got {type(shape).__name__}")
-    key = f"{shape.category}-{shape.seed}-{data.GENERATOR_VERSION}-{size}-{CAMERA}-{list(views)}"
+    _check_shape(shape)
+    ident = shape.key() if isinstance(shape, MeshShape) else f"{shape.category}-{shape.seed}-{data.GENERATOR_VERSION}"
+    key = f"{ident}-{size}-{CAMERA}-{list(views)}"
     path = config.cache_dir() / "ch09" / f"views-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     sil = None
     if cache and path.exists():
@@ -142,7 +161,7 @@ def target_views(shape: Any, views: Sequence[tuple[float, float]], size: int,
         except Exception:  # noqa: BLE001 - a broken cache file is re-rendered
             sil = None
     if sil is None:
-        sil = torch.stack([data.render(shape, azimuth=a, elevation=e, size=size, **CAMERA)["silhouette"]
+        sil = torch.stack([_render(shape, azimuth=a, elevation=e, size=size, **CAMERA)["silhouette"]
                            for a, e in views])
         if cache:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -498,13 +517,10 @@ def fit_silhouettes(target: Tensor, cameras: Cameras, *, level: int = 3, steps: 
 def shaded_views(shape: Any, views: Sequence[tuple[float, float]], size: int) -> tuple[Tensor, Tensor, Cameras]:
     """RGB images ``(N, 3, H, W)`` of ``shape`` in one colour (:func:`course_lib.data.render`, ``color="uniform"``,
     lit as :func:`course_lib.render.face_shading` lights a mesh), its silhouettes ``(N, H, W)`` and the cameras."""
-    from course_lib import data
-
-    if not isinstance(shape, data.Shape):
-        raise TypeError(f"shape must be a course_lib.data.Shape, got {type(shape).__name__}")
+    _check_shape(shape)
     rgb, sil = [], []
     for az, el in views:
-        r = data.render(shape, azimuth=float(az), elevation=float(el), distance=CAMERA["distance"], fov=CAMERA["fov"],
+        r = _render(shape, azimuth=float(az), elevation=float(el), distance=CAMERA["distance"], fov=CAMERA["fov"],
                         size=int(size), color="uniform")
         rgb.append(r["rgb"])
         sil.append(r["silhouette"])
@@ -706,13 +722,17 @@ shapes and views), the culled soft rasteriser equals the dense reference (max |d
 fit reaches a mean *hard* IoU on the held-out views of the test shapes."""
 
 
-def paired_shapes(split: str, categories: Sequence[str], n: int) -> list[Any]:
+def paired_shapes(split: str, categories: Sequence[str], n: int, *, dataset: str | None = None,
+                  root: str | None = None, profile: str | None = None) -> list[Any]:
     """At least ``n`` shapes of ``split``, dealt evenly over ``categories`` (the same ``ceil(n / len(categories))``
     seeds in every category), in a fixed order.
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``: the shapes over which the benchmark pairs
     two settings (every setting fits the same shapes).  Inside :func:`course_lib.data.no_test_reads`
-    asking for ``"test"`` raises.
+    asking for ``"test"`` raises.  ``dataset`` / ``root`` (or ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` /
+    ``COURSE_SHAPENET_DIR``): the first meshes of each category of a real dataset's split instead
+    (:func:`course_lib.experiments.mesh_shape.real_shapes`, :class:`~course_lib.experiments.mesh_shape.MeshShape`:
+    the fits, :func:`target_views`, :func:`evaluate_fit` and :func:`score_fit` take them as they take a ``Shape``).
     """
     from course_lib import data
 
@@ -720,7 +740,17 @@ def paired_shapes(split: str, categories: Sequence[str], n: int) -> list[Any]:
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not categories:
         raise ValueError("categories must not be empty")
-    seeds = data.split_seeds(split, -(-n // len(categories)))
+    from course_lib.data.real_split import dataset_name
+
+    per = -(-n // len(categories))
+    if dataset_name(dataset) != "shapenet-lite":
+        from .mesh_shape import real_shapes
+
+        return real_shapes(split, categories, per, dataset=dataset, root=root, profile=profile)  # type: ignore[return-value]
+    if root is not None:
+        raise ValueError("root= is for real datasets (dataset='modelnet' or 'shapenetcore'); ShapeNet-lite is "
+                         "generated, it has no root folder")
+    seeds = data.split_seeds(split, per)
     return [data.make_shape(c, s) for c in categories for s in seeds]
 
 

@@ -99,19 +99,25 @@ def sample_mesh_points(verts: Tensor, faces: Tensor, n: int, generator: torch.Ge
 
 def learning_data(split: str, profile: str | None = None, *, categories: Sequence[str] | None = None,
                   per_category: int | None = None, views: Sequence[tuple[float, float]] | None = None,
-                  progress: bool = False) -> dict[str, Any]:
+                  progress: bool = False, dataset: str | None = None, root: str | None = None) -> dict[str, Any]:
     """One split for :func:`train_deformer`: ``rgb`` (the input image, one random view per shape, as chapter 03),
     ``views`` ``(S, K, H, W)`` (the shape's silhouettes from the ``K`` training cameras, the only supervision of
     the silhouette model), ``target_points`` (the 3D model's supervision and the test reference), ``seed``,
-    ``category``, and ``cameras`` (the ``K`` cameras).  Sizes: ``ch09.learn_*``."""
-    from course_lib.data import make_shape
+    ``category``, and ``cameras`` (the ``K`` cameras).  Sizes: ``ch09.learn_*``.
 
-    from .common import load_split
+    ``dataset`` / ``root`` (or ``COURSE_DATASET`` and ``COURSE_MODELNET_DIR`` / ``COURSE_SHAPENET_DIR``): a real
+    dataset's meshes instead (:func:`course_lib.experiments.common.load_split`'s ``image`` and ``target_points``;
+    the silhouettes by exact ray casting of each repaired mesh,
+    :class:`~course_lib.experiments.mesh_shape.MeshShape`); the rows then also carry ``path`` and ``dataset``, and
+    :func:`train_deformer` names its checkpoints after the dataset."""
+    from .common import load_split, tag_dataset
+    from .mesh_shape import row_shape
 
     s = _sizes(profile)
     cats = tuple(categories or s["learn_categories"])
     k = int(per_category or s[f"learn_{split}_per_category"])
-    d = load_split(split, ("image", "target_points"), categories=cats, shapes_per_category=k, profile=profile)
+    d = tag_dataset(load_split(split, ("image", "target_points"), categories=cats, shapes_per_category=k,
+                               profile=profile, dataset=dataset, root=root), dataset, cats, split)
     rig = list(views) if views is not None else view_rig(int(s["learn_views"]))
     size = int(s["learn_image_size"])
     sil, cams = [], None
@@ -121,11 +127,13 @@ def learning_data(split: str, profile: str | None = None, *, categories: Sequenc
 
         it = tqdm(it, desc=f"silhouettes ({split})")
     for i in it:
-        t, cams = target_views(make_shape(d["category"][i], int(d["seed"][i])), rig, size)
+        t, cams = target_views(row_shape(d, i), rig, size)
         sil.append(t)
-    return {"rgb": d["rgb"], "views": torch.stack(sil), "target_points": d["target_points"], "seed": d["seed"],
-            "category": list(d["category"]), "cameras": cams, "rig": rig, "image_size": size,
-            "input_views": [camera_view(rt) for rt in d["Rt"]]}
+    out = {"rgb": d["rgb"], "views": torch.stack(sil), "target_points": d["target_points"], "seed": d["seed"],
+           "category": list(d["category"]), "cameras": cams, "rig": rig, "image_size": size,
+           "input_views": [camera_view(rt) for rt in d["Rt"]]}
+    out.update({k: d[k] for k in ("path", "dataset") if k in d})
+    return out
 
 
 def camera_view(rt: Tensor) -> tuple[float, float]:
@@ -185,7 +193,7 @@ def train_deformer(kind: str, train: dict[str, Any], val: dict[str, Any], profil
     """
     from course_lib import train as T
 
-    from .common import Batches
+    from .common import Batches, dataset_checkpoint_name
 
     s = _sizes(profile)
     seed = int(s["learn_seed"] if seed is None else seed)
@@ -199,7 +207,7 @@ def train_deformer(kind: str, train: dict[str, Any], val: dict[str, Any], profil
     spec = {"kind": kind, "train_seeds": train["seed"], "val_seeds": val["seed"], "rig": train["rig"],
             "image_size": int(train["image_size"]), "sigma": float(s["sigma"]), "lambda_lap": lap,
             "lambda_flat": flat, "points": int(s["learn_points"]), "seed": seed}
-    name = f"ch09_learn_{'sil' if kind == 'silhouettes' else '3d'}"
+    name = dataset_checkpoint_name(f"ch09_learn_{'sil' if kind == 'silhouettes' else '3d'}", train)
     path = T.checkpoint_path(name, spec, profile)
     hist = T.train_or_load(model, path, retrain=retrain, spec=spec,
                            train_loader=Batches(train, int(s["learn_batch"]), keys=keys, seed=seed),
@@ -217,12 +225,12 @@ def monitor_images(models: dict[str, nn.Module], test: dict[str, Any], index: in
 
     Introduced in ``lectures/09_differentiable_rendering.ipynb``.  Returns ``{"input": (3, H, W), "true":
     (2, S, S), kind: (2, S, S) for each model}`` (hard silhouettes; row 0 the input's view, row 1 the back)."""
-    from course_lib.data import make_shape
+    from .mesh_shape import row_shape
 
     size = int(test["image_size"])
     view = test["input_views"][index]
     rig = [view, back_view(view)]
-    true, cams = target_views(make_shape(test["category"][index], int(test["seed"][index])), rig, size)
+    true, cams = target_views(row_shape(test, index), rig, size)
     out = {"input": test["rgb"][index], "true": true}
     for kind, model in models.items():
         verts = model(test["rgb"][index:index + 1])
@@ -241,7 +249,7 @@ def score_deformer(model: SphereDeformer, test: dict[str, Any], profile: str | N
     """Per test shape: ``cd`` (x1e3, AtlasNet's convention: ``n_points`` samples of the predicted mesh against
     ``target_points``) and ``iou_heldout`` (hard-silhouette IoU, mean over ``ch09.n_heldout_views`` views that no
     training loss used)."""
-    from course_lib.data import make_shape
+    from .mesh_shape import row_shape
 
     s = _sizes(profile)
     n = int(n_points or test["target_points"].shape[1])
@@ -253,7 +261,7 @@ def score_deformer(model: SphereDeformer, test: dict[str, Any], profile: str | N
         verts = model(test["rgb"][i:i + 1])
         pts = sample_mesh_points(verts, model.faces, n, generator=g)
         cd.append(1e3 * float(chamfer_distance(pts, test["target_points"][i:i + 1]).mean()))
-        tv, cams = target_views(make_shape(test["category"][i], int(test["seed"][i])), rig, size)
+        tv, cams = target_views(row_shape(test, i), rig, size)
         hard = rasterize_silhouette(verts.expand(len(cams), -1, -1), model.faces, cams, size)
         iou.append(float(silhouette_iou(hard, tv).mean()))
     return {"cd": cd, "iou_heldout": iou}
@@ -291,7 +299,8 @@ def select_reg_scale(kind: str, train: dict[str, Any], val: dict[str, Any], prof
     return float(chosen), rec, runs
 
 
-def train_both(profile: str | None = None, *, progress: bool = True, retrain: bool = False) -> dict[str, Any]:
+def train_both(profile: str | None = None, *, progress: bool = True, retrain: bool = False,
+               dataset: str | None = None, root: str | None = None) -> dict[str, Any]:
     """Both networks of :func:`compare_supervision` trained (or loaded) on the train split, each with the
     regulariser scale its own validation loss prefers (:func:`select_reg_scale`) and the epoch it prefers:
     ``{"models": {kind: model}, "histories": {kind: History}, "train": data, "selections": [records],
@@ -299,8 +308,8 @@ def train_both(profile: str | None = None, *, progress: bool = True, retrain: bo
     from .protocol import no_test_reads
 
     with no_test_reads("training the two networks and choosing each one's regulariser scale and epoch on val"):
-        train = learning_data("train", profile, progress=progress)
-        val = learning_data("val", profile, progress=progress)
+        train = learning_data("train", profile, progress=progress, dataset=dataset, root=root)
+        val = learning_data("val", profile, progress=progress, dataset=dataset, root=root)
         models, hists, recs, scales = {}, {}, [], {}
         for kind in SUPERVISIONS:
             scales[kind], rec, runs = select_reg_scale(kind, train, val, profile, progress=progress, retrain=retrain)
@@ -347,15 +356,17 @@ def report_supervision(trained: dict[str, Any], test: dict[str, Any], profile: s
 
 
 def compare_supervision(profile: str | None = None, *, progress: bool = True, retrain: bool = False,
-                        test: dict[str, Any] | None = None) -> dict[str, Any]:
+                        test: dict[str, Any] | None = None, dataset: str | None = None,
+                        root: str | None = None) -> dict[str, Any]:
     """:func:`train_both`, then :func:`report_supervision` on the test split (or ``test``); the result also holds
     ``"models"`` and ``"test"``.
 
-    Introduced in ``lectures/09_differentiable_rendering.ipynb``.
+    Introduced in ``lectures/09_differentiable_rendering.ipynb``.  ``dataset`` / ``root`` (or ``COURSE_DATASET``):
+    a real dataset's meshes (:func:`learning_data`).
     """
-    trained = train_both(profile, progress=progress, retrain=retrain)
+    trained = train_both(profile, progress=progress, retrain=retrain, dataset=dataset, root=root)
     if test is None:
-        test = learning_data("test", profile, progress=progress)
+        test = learning_data("test", profile, progress=progress, dataset=dataset, root=root)
     return {**report_supervision(trained, test, profile), "models": trained["models"], "test": test}
 
 
