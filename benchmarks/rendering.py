@@ -66,7 +66,11 @@ FRAGMENT_PROTOCOL = 2
 
 
 def _frag(profile: str, part: str) -> Path:
-    return config.cache_dir() / "ch09" / f"bench-{profile}-{part}.json"
+    from course_lib.data.real_split import dataset_name
+
+    ds = dataset_name(None)  # a real dataset's fragments never mix with ShapeNet-lite's
+    return config.cache_dir() / "ch09" / (f"bench-{profile}-{part}.json" if ds == "shapenet-lite"
+                                          else f"bench-{ds}-{profile}-{part}.json")
 
 
 def _read_frag(profile: str, part: str) -> dict | None:
@@ -404,7 +408,10 @@ def report(profile: str, sz, note: str = "") -> Path:
              "are inflated and noisy.")
     if note:
         notes += "\n\n" + note
-    return write_result("rendering", profile, "\n".join(body), notes=notes,
+    from course_lib.data.real_split import dataset_name
+
+    ds = dataset_name(None)
+    return write_result("rendering" if ds == "shapenet-lite" else f"rendering-{ds}", profile, "\n".join(body), notes=notes,
                         data={**parts, "claims": claims, "goals": goals, "selections": selections})
 
 
@@ -415,7 +422,15 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--note", default="", help="a free-text note added to the result file (with --report)")
+    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
+    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
     args = ap.parse_args()
+    from course_lib.experiments.common import use_dataset
+
+    try:
+        use_dataset(args.dataset, args.root)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     torch.set_num_threads(args.threads)
     profile = config.get_profile()
     sz = config.sizes(prefix="ch09.")
