@@ -272,3 +272,36 @@ def test_train_primitives_variants_run_and_two_stage_picks_a_stage_2_epoch():
     assert hist.best_epoch >= 1
     with pytest.raises(ValueError, match="existence_schedule"):
         E.train_primitives("cuboid", "reorder", tr, profile="ci", existence_schedule="three_stage")
+
+
+# --- the benchmark's records --------------------------------------------------------------------------
+def test_benchmark_claims_and_report_from_fake_runs():
+    import importlib.util
+    from pathlib import Path
+
+    from course_lib.experiments.protocol import budget, validate_records
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "primitives_consistency.py"
+    spec = importlib.util.spec_from_file_location("bench_primitives_consistency", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    bud = budget(steps=10, examples=160, seconds=1.0, params=100)
+    runs = []
+    for i, (cons, sched) in enumerate(mod.ROWS):
+        for seed in (0, 1, 2):
+            runs.append({"consistency": cons, "schedule": sched, "seed": seed, "train_s": 1.0, "epochs": 2,
+                         "best_epoch": 1, "budget": bud, "chamfer": 10.0 + i + 0.1 * seed, "iou": 0.5 - 0.01 * i,
+                         "used": 4.0})
+    summary = [{"consistency": c, "schedule": s, "label": mod.LABELS[c, s], "seeds": 3, "budget": bud,
+                "chamfer": 10.0, "chamfer_sd": 0.1, "iou": 0.5, "iou_sd": 0.0, "used": 4.0, "used_sd": 0.0,
+                "train_s": 1.0, "train_s_sd": 0.0} for c, s in mod.ROWS]
+    training = {"runs": runs, "summary": summary}
+    claims = mod._claims(training)
+    assert [c["id"] for c in claims] == [c[0] for c in mod.CLAIMS]
+    by = {c["id"]: c for c in claims}
+    assert by["volume_vs_surface_cd"]["verdict"] == "behind"       # +1 on Chamfer in every seed (lower is better)
+    assert by["paschalidou_vs_surface_iou"]["verdict"] == "behind"  # -0.02 IoU in every seed
+    validate_records({"claims": claims})
+    data = {"training": training, "claims": claims, "steps": 10, "goals": []}
+    text = mod.report(data, {"iou_points": 10, "seeds": (0, 1, 2), "n_primitives": 8, "categories": ("chair",)})
+    assert "two-stage schedule" in text and "volume" in text
