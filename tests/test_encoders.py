@@ -272,6 +272,33 @@ def test_critical_points_reproduce_global_feature():
             assert (rest - out.pooled[b]).abs().max() > 1e-3
 
 
+@pytest.mark.parametrize("pool", E.POINTNET_POOLS)
+def test_pointnet_pool_is_the_named_symmetric_function(pool):
+    """``pool=`` (lecture 02's exercise 1) pools h(x_i) by max, mean or sum: checked against h itself, permutation
+    invariant; only the max names winning points."""
+    x = _cloud(2, 50, seed=11)
+    m = _warm_bn(E.PointNet(feat_dim=24, hidden=(8, 16), pool=pool), x)
+    with torch.no_grad():
+        out = m(x, return_point_features=True)
+        h = out.point_features
+        want = {"max": h.max(dim=1).values, "mean": h.mean(dim=1), "sum": h.sum(dim=1)}[pool]
+        assert torch.allclose(out.pooled, want, atol=1e-6)
+        perm = torch.randperm(50, generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(m(x[:, perm]).pooled, out.pooled, atol=1e-5)
+        if pool == "max":
+            assert out.critical_idx is not None and out.critical_idx.shape == (2, 24)
+        else:
+            assert out.critical_idx is None
+        # a repeated cloud: max and mean stay, the sum doubles
+        twice = m(torch.cat([x, x], dim=1)).pooled
+    assert torch.allclose(twice, out.pooled * (2.0 if pool == "sum" else 1.0), atol=1e-4)
+
+
+def test_pointnet_pool_rejects_unknown_names():
+    with pytest.raises(ValueError, match="pool must be one of"):
+        E.PointNet(feat_dim=8, hidden=(4,), pool="median")
+
+
 # ---------------------------------------------------------------------------
 # EdgeConv and DGCNN against brute-force loops
 # ---------------------------------------------------------------------------

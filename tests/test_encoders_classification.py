@@ -156,6 +156,10 @@ def test_critical_points_and_figures():
             assert (full - sub).abs().max() < 1e-5
         fig = C.critical_points_figure(m, x)
         assert len(fig.data) == 2 and len(fig.data[1].x) == len(crit)
+        # "critical" only where they are a critical set: a PointNet without T-Nets
+        tnets = name == "pointnet" and (m.encoder.input_tnet is not None or m.encoder.feature_tnet is not None)
+        want = "critical points" if name == "pointnet" and not tnets else "winning points"
+        assert C.winning_points_name(m)[0] == want and want in fig.layout.title.text and fig.data[1].name == want
         for level in (0, 5):
             fig = C.receptive_field_figure(m, x, point=3, level=level)
             assert fig.data[-1].x[0] == pytest.approx(float(x[3, 0]))
@@ -365,3 +369,30 @@ def test_global_features_and_pca_2d():
         assert abs(np.corrcoef(xy[:, k], ref_xy[:, k])[0, 1]) > 0.999999
     with pytest.raises(ValueError):
         C.pca_2d(torch.zeros(1, 4))
+
+
+def test_winning_points_are_named_by_what_they_are():
+    pn = E.PointNet(feat_dim=16, hidden=(8,))
+    assert C.winning_points_name(pn)[0] == "critical points"
+    with_tnet = E.PointNet(feat_dim=16, hidden=(8,), input_transform=True, tnet_scale=0.0625)
+    assert C.winning_points_name(with_tnet)[0] == "winning points" and "T-Net" in C.winning_points_name(with_tnet)[1]
+    for name, why in (("pointnet2", "FPS"), ("dgcnn", "kNN graph")):
+        got = C.winning_points_name(C.build_classifier(name, 3, profile="ci"))
+        assert got[0] == "winning points" and why in got[1]
+
+
+@pytest.mark.parametrize("pool", ["mean", "sum"])
+def test_pointnet_pool_variant_builds_trains_and_keeps_its_own_checkpoint(pool, tmp_path, monkeypatch):
+    """Lecture 02's exercise 1: build_classifier("pointnet", pool=...) and its own checkpoint name."""
+    m = C.build_classifier("pointnet", 3, profile="ci", pool=pool).eval()
+    x = _clouds(2, 40)
+    with torch.no_grad():
+        assert m(x).shape == (2, 3)
+        assert m.encoder(x).critical_idx is None
+    with pytest.raises(ValueError, match="no critical points"):
+        C.critical_points(m, x[0])
+    base = C.checkpoint_path("pointnet", "ci")
+    mine = C.checkpoint_path("pointnet", "ci", arch={"pool": pool})
+    assert mine != base and mine != C.checkpoint_path("pointnet", "ci", arch={"pool": "max"})
+    with pytest.raises(ValueError, match="chapter's own"):
+        C.train_classifier("pointnet", (x, torch.tensor([0, 1])), profile="ci", checkpoint=base, arch={"pool": pool})

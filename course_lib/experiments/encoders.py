@@ -83,6 +83,7 @@ __all__ = [
     "encoder_goals",
     "critical_points",
     "critical_points_figure",
+    "winning_points_name",
     "receptive_field_figure",
     "DEPTH_SCALE",
     "load_views",
@@ -356,13 +357,16 @@ def build_classifier(name: str, n_classes: int | None = None, *, profile: str | 
     return model
 
 
-def checkpoint_path(name: str, profile: str | None = None, **spec: Any) -> Path:
+def checkpoint_path(name: str, profile: str | None = None, *, arch: Mapping[str, Any] | None = None,
+                    **spec: Any) -> Path:
     """Where the notebooks and the benchmark keep the trained ``name`` classifier of ``profile``.
 
     Introduced in ``lectures/02_encoders.ipynb``: :func:`course_lib.train.checkpoint_path` with a
     spec holding the data configuration (categories, shapes per category, points per cloud),
     the architecture, the training settings and the loss (cross-entropy + T-Net regulariser,
-    augmentation); ``spec`` adds to it (for example an exercise's variant).
+    augmentation); ``arch`` holds the architecture overrides of :func:`build_classifier` (for
+    example ``{"pool": "mean"}``, lecture 02's exercise 1), so that such a model never takes the
+    chapter's checkpoint; ``spec`` adds to it (for example an exercise's variant).
     """
     from course_lib import train as T
     from course_lib.data import CATEGORIES
@@ -372,7 +376,8 @@ def checkpoint_path(name: str, profile: str | None = None, **spec: Any) -> Path:
     full = {"data": {"categories": list(CATEGORIES),
                      "train_per_category": config.size("data.shapes_per_category_train", profile),
                      "points_per_cloud": config.size("data.n_surface_points", profile)},
-            "n_points": s["n_points"], "arch": dict(s[name]), "train": dict(s[f"train_{name}"]),
+            "n_points": s["n_points"], "arch": {**dict(s[name]), **dict(arch or {})},
+            "train": dict(s[f"train_{name}"]),
             "loss": "cross-entropy + 1e-3 T-Net regulariser, augment (rotate up, scale, jitter)", **spec}
     return T.checkpoint_path(f"ch02_{name}", full, profile)
 
@@ -448,17 +453,24 @@ def train_classifier(
     live_plot: str | bool = "auto",
     device: str | torch.device | None = None,
     epochs: int | None = None,
+    arch: Mapping[str, Any] | None = None,
 ) -> tuple[PointClassifier, Any]:
     """Build, then train (or load from ``checkpoint``) the classifier ``name``; return ``(model, history)``.
 
     Introduced in ``lectures/02_encoders.ipynb``.  The seed is set before the model is built, so
     initialisation, batches and augmentation all follow ``seed``; ``epochs`` overrides the profile's
-    (:func:`fit_kwargs`).
+    (:func:`fit_kwargs`); ``arch`` overrides the architecture (:func:`build_classifier`'s keyword
+    arguments, e.g. ``{"pool": "mean"}``): give it to :func:`checkpoint_path` too, as
+    ``checkpoint_path(name, arch=arch)``, or the variant would replace the chapter's checkpoint
+    (which is refused).
     """
     from course_lib import train as T
 
+    if arch and checkpoint is not None and Path(checkpoint) == checkpoint_path(name, profile):
+        raise ValueError(f"arch={dict(arch)} changes the model, but checkpoint is the chapter's own "
+                         f"{name!r} checkpoint: pass checkpoint=checkpoint_path({name!r}, arch={dict(arch)})")
     config.seed_everything(seed)
-    model = build_classifier(name, profile=profile).to(config.get_device(device))
+    model = build_classifier(name, profile=profile, **dict(arch or {})).to(config.get_device(device))
     kw = fit_kwargs(name, model, train, val, profile=profile, seed=seed, progress=progress, live_plot=live_plot,
                     epochs=epochs)
     if checkpoint is None:
@@ -774,6 +786,9 @@ def critical_points(model: nn.Module, points: Tensor) -> Tensor:
     enc.eval()
     out = enc(points[None].to(next(enc.parameters()).device))
     enc.train(was)
+    if out.critical_idx is None:
+        raise ValueError(f"this encoder pools by {getattr(enc, 'pool', '?')!r}: no point wins a mean or a sum, so "
+                         "there are no critical points (pool='max' has them)")
     crit = out.critical_idx[0]
     sampled = [lv for lv in out.levels if lv.get("center_idx") is not None]
     for lv in reversed(sampled):  # centres of level l are indices into the points of level l-1
@@ -781,17 +796,40 @@ def critical_points(model: nn.Module, points: Tensor) -> Tensor:
     return crit.unique().cpu()
 
 
-def critical_points_figure(model: nn.Module, points: Tensor, title: str | None = None):
-    """The cloud in grey with its critical points in red (a plotly Figure).
+def winning_points_name(model: nn.Module) -> tuple[str, str]:
+    """What to call the points behind the max of ``model``: ``(name, why)``.
 
-    Introduced in ``lectures/02_encoders.ipynb``.
+    Introduced in ``lectures/02_encoders.ipynb``.  ``("critical points", ...)`` only for a PointNet
+    without T-Nets (those points alone give the same pooled feature, [Qi2017]'s critical set);
+    ``("winning points", why)`` for the others: a PointNet with T-Nets (the T-Nets pool too, so
+    it holds only approximately), PointNet++ (removing points moves the FPS centres) and DGCNN
+    (removing points changes the kNN graph).
+    """
+    enc = _encoder(model)
+    if isinstance(enc, PointNet):
+        if enc.input_tnet is None and enc.feature_tnet is None:
+            return "critical points", "these points alone give the same pooled feature"
+        return "winning points", "the T-Nets pool over all the points too: a critical set only approximately"
+    if isinstance(enc, PointNet2):
+        return "winning points", "the FPS centres behind the max; removing other points moves the centres"
+    if isinstance(enc, DGCNN):
+        return "winning points", "behind the max; removing other points changes the kNN graph"
+    return "winning points", "the points behind the max"
+
+
+def critical_points_figure(model: nn.Module, points: Tensor, title: str | None = None):
+    """The cloud in grey with the points that win the max in red (a plotly Figure).
+
+    Introduced in ``lectures/02_encoders.ipynb``.  They are called critical points only where they
+    are a critical set (a PointNet without T-Nets), winning points otherwise (:func:`winning_points_name`).
     """
     from course_lib import viz
 
     crit = critical_points(model, points)
+    name, why = winning_points_name(model)
     fig = viz.plot_points(points, color="lightgray", size=2, name="points",
-                          title=title or f"{len(crit)} critical points of {len(points)}")
-    return viz.plot_points(points[crit], color="red", size=4, fig=fig, name="critical")
+                          title=title or f"{len(crit)} {name} of {len(points)}<br><sup>{why}</sup>")
+    return viz.plot_points(points[crit], color="red", size=4, fig=fig, name=name)
 
 
 @torch.no_grad()

@@ -45,6 +45,7 @@ __all__ = [
     "SharedMLP",
     "TNet",
     "orthogonality_regularizer",
+    "POINTNET_POOLS",
     "PointNet",
     "SetAbstraction",
     "PointNet2",
@@ -81,7 +82,8 @@ class EncoderOutput:
     critical_idx:
         ``(B, C)`` for each channel of ``pooled``, the index of the point that wins
         the max (the "critical points" of [Qi2017]).  For PointNet++ the indices
-        refer to the centres of the last sampled level.
+        refer to the centres of the last sampled level.  ``None`` for a PointNet that
+        pools by mean or sum (``pool=``): no point wins those.
     transforms:
         T-Net matrices by name (``"input"`` ``(B,3,3)``, ``"feature"`` ``(B,C,C)``).
     levels:
@@ -243,6 +245,10 @@ def orthogonality_regularizer(transform: Tensor) -> Tensor:
     return diff.pow(2).sum(dim=(1, 2)).mean()
 
 
+POINTNET_POOLS: tuple[str, ...] = ("max", "mean", "sum")
+"""The symmetric functions :class:`PointNet` can pool with (``pool=``; the first is the paper's)."""
+
+
 class PointNet(nn.Module):
     """PointNet encoder [Qi2017]: ``gamma(max_i h(x_i))``.
 
@@ -266,6 +272,11 @@ class PointNet(nn.Module):
         is its output; otherwise ``gamma`` is the identity.
     tnet_scale:
         Multiplies the widths of the T-Nets (1.0 = the paper's 64/128/1024, 512/256).
+    pool:
+        The symmetric function ``g`` over the points: ``"max"`` (the paper's, the default),
+        ``"mean"`` or ``"sum"`` (the alternatives Qi et al. compare; lecture 02's exercise 1).
+        Only the max has a winning point per channel: with ``"mean"`` / ``"sum"`` the output's
+        ``critical_idx`` is ``None``.
 
     The last layer of ``h`` has BatchNorm but no ReLU, so that the max has a unique
     winner per channel (with a ReLU many channels are 0 on every point and the
@@ -281,10 +292,14 @@ class PointNet(nn.Module):
         feature_transform: bool = False,
         out_dim: int | None = None,
         tnet_scale: float = 1.0,
+        pool: str = "max",
     ) -> None:
         super().__init__()
         if in_dim < 1 or feat_dim < 1 or len(hidden) < 1:
             raise ValueError("PointNet needs in_dim >= 1, feat_dim >= 1 and at least one hidden width")
+        if pool not in POINTNET_POOLS:
+            raise ValueError(f"pool must be one of {POINTNET_POOLS}, got {pool!r}")
+        self.pool = pool
         if input_transform and in_dim < 3:
             raise ValueError("the input transform acts on xyz: it needs in_dim >= 3")
         self.in_dim = int(in_dim)
@@ -325,7 +340,13 @@ class PointNet(nn.Module):
         """Encode ``points`` ``(B, N, in_dim)``."""
         _check_points(points, self.in_dim, "PointNet")
         feats, transforms = self.point_features(points)
-        pooled, crit = _max_pool(feats, dim=1)
+        crit: Tensor | None = None
+        if self.pool == "max":
+            pooled, crit = _max_pool(feats, dim=1)
+        elif self.pool == "mean":
+            pooled = feats.mean(dim=1)
+        else:
+            pooled = feats.sum(dim=1)
         return EncoderOutput(
             global_feature=self.gamma(pooled),
             point_features=feats if return_point_features else None,
