@@ -628,3 +628,98 @@ def test_edge_and_orthogonality_hidden_parts(monkeypatch):
     res, hid = _hidden(monkeypatch, checks.check_orthogonality_loss, E.orthogonality_regularizer)
     assert res.passed
     assert "delegated to course_lib.models.encoders.orthogonality_regularizer" in hid.message, hid.verdict()
+
+
+# --- ResNet's residual block ------------------------------------------------------------
+class ResidualBlock(nn.Module):
+    """A reference, and its plausible wrong variants (``variant``, ``skip``: "right" / "never" / "always")."""
+
+    variant = "right"
+    skip_rule = "right"
+
+    def __init__(self, cin, cout, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        project = {"right": stride != 1 or cin != cout, "never": False, "always": True}[self.skip_rule]
+        self.skip = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout)) if project
+                     else nn.Identity())
+
+    def forward(self, x):
+        v, relu = self.variant, torch.relu
+        if v == "bn_after_relu":
+            y = self.bn1(relu(self.conv1(x)))
+        elif v == "no_inner_relu":
+            y = self.bn1(self.conv1(x))
+        else:
+            y = relu(self.bn1(self.conv1(x)))
+        y = self.conv2(y) if v == "no_bn2" else self.bn2(self.conv2(y))
+        skip = x if v == "x_not_skip" else self.skip(x)
+        if v == "no_skip":
+            return relu(y)
+        if v == "no_final_relu":
+            return y + skip
+        if v == "relu_before_sum":
+            return relu(y) + skip
+        if v == "double_relu":
+            return relu(relu(y) + skip)
+        if v == "detach":
+            return relu(y + skip).detach()
+        if v == "in_place":  # adds into x itself when the skip is the identity
+            if isinstance(self.skip, nn.Identity):
+                x += y
+                return relu(x)
+        return relu(y + skip)
+
+
+def _block(variant="right", skip_rule="right"):
+    return type(f"Block_{variant}_{skip_rule}", (ResidualBlock,), {"variant": variant, "skip_rule": skip_rule})
+
+
+def test_residual_block_reference_passes_and_stub_is_flagged(monkeypatch):
+    res, hid = _hidden(monkeypatch, checks.check_residual_block, ResidualBlock)
+    assert res.passed and hid.passed, (res.verdict(), hid.verdict())
+
+    class Stub(nn.Module):
+        def __init__(self, cin, cout, stride=1):
+            super().__init__()
+            raise NotImplementedError()
+
+    assert checks.check_residual_block(Stub, quiet=True).status == "not_implemented"
+
+
+@pytest.mark.parametrize("variant, skip_rule, words", [
+    ("no_skip", "right", ["left out the skip connection"]),
+    ("no_final_relu", "right", ["no ReLU after the sum"]),
+    ("relu_before_sum", "right", ["before adding the skip"]),
+    ("double_relu", "right", ["before the sum as well as after"]),
+    ("bn_after_relu", "right", ["BatchNorm comes before the ReLU"]),
+    ("no_inner_relu", "right", ["ReLU between its two convolutions"]),
+    ("no_bn2", "right", ["left out bn2"]),
+    ("right", "never", ["1x1 convolution", "cannot be added"]),
+    ("right", "always", ["the skip is the identity"]),
+    ("x_not_skip", "right", ["add self.skip(x), not x itself"]),
+    ("detach", "right", ["no gradient"]),
+])
+def test_residual_block_wrong_answers(variant, skip_rule, words):
+    res = checks.check_residual_block(_block(variant, skip_rule), quiet=True)
+    assert res.status in ("failed", "error"), res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_residual_block_hidden_part(monkeypatch):
+    from course_lib.models import encoders as E
+
+    # adding into x in place passes the public part (it compares with a copy) and fails the hidden one
+    res, hid = _hidden(monkeypatch, checks.check_residual_block, _block("in_place"))
+    assert res.passed and hid.status == "failed" and "in place" in hid.message, hid.verdict()
+
+    class Delegated(E.BasicBlock):  # course_lib's block itself
+        pass
+
+    res, hid = _hidden(monkeypatch, checks.check_residual_block, Delegated)
+    assert res.passed and hid.status == "failed" and "delegated to course_lib.models.encoders.BasicBlock" in hid.message, \
+        hid.verdict()

@@ -1,5 +1,5 @@
 """Self-checks of chapter 02 (``labs/02_encoders_lab.ipynb``): PointNet forward, FPS, ball query, EdgeConv,
-the T-Net orthogonality regulariser.
+the T-Net orthogonality regulariser, ResNet's residual block.
 
 Introduced in ``lectures/02_encoders.ipynb``.  The references are a per-point loop (PointNet)
 and :mod:`course_lib.ops` (FPS, ball query), itself tested against brute force and cKDTree.
@@ -12,10 +12,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
+from ._core import CheckFailed, StudentError, call_student, expect, expect_close, expect_tensor, self_check
 
 __all__ = ["check_pointnet_encode", "check_farthest_point_sampling", "check_ball_query", "check_set_abstraction",
-           "check_pointnet_training", "check_edge_features", "check_edge_conv", "check_orthogonality_loss"]
+           "check_pointnet_training", "check_edge_features", "check_edge_conv", "check_orthogonality_loss",
+           "check_residual_block"]
 
 
 def _cloud(seed: int, b: int = 2, n: int = 40, d: int = 3) -> torch.Tensor:
@@ -671,6 +672,153 @@ def check_orthogonality_loss(fn) -> str:
 
 
 # ---------------------------------------------------------------------------
+# ResNet's basic residual block [He2016]: relu(F(x) + skip(x)), against course_lib's BasicBlock
+# ---------------------------------------------------------------------------
+_BLOCK_CASES = ((6, 6, 1), (4, 8, 2), (4, 8, 1), (6, 6, 2))  # (cin, cout, stride): identity skip first
+
+
+def _scrambled_block(cin: int, cout: int, stride: int, seed: int) -> nn.Module:
+    """course_lib's BasicBlock with random weights and BatchNorm statistics far from (0, 1), in eval mode, so
+    that a BatchNorm left out or misplaced changes the output."""
+    from course_lib.models.encoders import BasicBlock
+
+    gen = torch.Generator().manual_seed(seed)
+    block = BasicBlock(cin, cout, stride)
+    with torch.no_grad():
+        for m in block.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.copy_(torch.randn(m.weight.shape, generator=gen) * (2.0 / m.weight[0].numel()) ** 0.5)
+            elif isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
+                m.bias.copy_(0.5 * torch.randn(c, generator=gen))
+                m.running_mean.copy_(0.3 * torch.randn(c, generator=gen))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
+    return block.eval()
+
+
+def _block_variant(block: nn.Module, x: torch.Tensor, variant: str = "right") -> torch.Tensor:
+    """The block's output computed from its layers; ``variant`` names a plausible wrong forward."""
+    relu = torch.relu
+    if variant == "bn_after_relu":
+        y = block.bn1(relu(block.conv1(x)))
+    elif variant == "no_inner_relu":
+        y = block.bn1(block.conv1(x))
+    else:
+        y = relu(block.bn1(block.conv1(x)))
+    y = block.conv2(y) if variant == "no_bn2" else block.bn2(block.conv2(y))
+    skip = block.skip(x)
+    return {"right": relu(y + skip), "bn_after_relu": relu(y + skip), "no_inner_relu": relu(y + skip),
+            "no_bn2": relu(y + skip), "no_skip": relu(y), "no_final_relu": y + skip,
+            "relu_before_sum": relu(y) + skip,
+            "double_relu": relu(relu(y) + skip)}[variant]
+
+
+_BLOCK_MISTAKES = (
+    ("no_skip", "you left out the skip connection: the block returns relu(F(x) + skip(x)), not relu(F(x)); "
+                "the skip is what lets a block represent the identity by driving F to zero"),
+    ("no_final_relu", "there is no ReLU after the sum: this block (ResNet-18/34's) returns relu(F(x) + skip(x)); "
+                      "only the later pre-activation variant leaves the sum as it is"),
+    ("relu_before_sum", "you applied the last ReLU to F(x) before adding the skip: add first, then the ReLU, "
+                        "relu(bn2(conv2(...)) + skip(x))"),
+    ("double_relu", "you applied a ReLU to F(x) before the sum as well as after it: F ends with bn2, no ReLU, "
+                    "relu(bn2(conv2(...)) + skip(x))"),
+    ("bn_after_relu", "BatchNorm comes before the ReLU in F: conv1 -> bn1 -> ReLU -> conv2 -> bn2 (you "
+                      "normalised after the ReLU)"),
+    ("no_inner_relu", "F has a ReLU between its two convolutions: relu(bn1(conv1(x))) goes into conv2 (without "
+                      "it the two convolutions are one linear map)"),
+    ("no_bn2", "you left out bn2: F is conv1 -> bn1 -> ReLU -> conv2 -> bn2"),
+)
+
+
+def _layer_report(mine: nn.Module, ref: nn.Module) -> str | None:
+    """A named message when the student's block does not hold course_lib's layers (names and shapes)."""
+    got = {k: tuple(v.shape) for k, v in mine.state_dict().items()}
+    want = {k: tuple(v.shape) for k, v in ref.state_dict().items()}
+    if got == want:
+        return None
+    projection = any(k.startswith("skip.") for k in want)
+    has_skip_params = any(k.startswith("skip.") for k in got)
+    cin, cout, stride = ref.conv1.in_channels, ref.conv1.out_channels, ref.conv1.stride[0]
+    what = f"ResidualBlock({cin}, {cout}, stride={stride})"
+    if projection and not has_skip_params:
+        return (f"{what}: the output has {cout} channels at 1/{stride} of the resolution and x has {cin} channels "
+                "at full resolution, so x cannot be added as it is: when stride != 1 or cin != cout the skip is "
+                "a 1x1 convolution with that stride (no bias) followed by BatchNorm, "
+                "self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))")
+    if not projection and has_skip_params:
+        return (f"{what}: the shape does not change, so the skip is the identity (nn.Identity(), no parameters); "
+                "a projection there costs parameters and takes away the block's easy identity")
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    wrong = sorted(k for k in set(got) & set(want) if got[k] != want[k])
+    parts = ([f"missing {', '.join(missing)}"] if missing else []) + ([f"unexpected {', '.join(extra)}"] if extra
+                                                                      else [])
+    parts += [f"{k} has shape {got[k]}, expected {want[k]}" for k in wrong]
+    return (f"{what} does not hold the layers of the exercise (conv1, bn1, conv2, bn2, skip; convolutions without "
+            f"bias): " + "; ".join(parts))
+
+
+def _student_block(cls, cin: int, cout: int, stride: int, seed: int) -> tuple[nn.Module, nn.Module]:
+    """The student's block with course_lib's scrambled weights loaded into it, and that reference block."""
+    ref = _scrambled_block(cin, cout, stride, seed)
+    mine = call_student(cls, cin, cout, stride)
+    expect(isinstance(mine, nn.Module), f"ResidualBlock({cin}, {cout}, {stride}) should be an nn.Module, "
+                                        f"got {type(mine).__name__}")
+    problem = _layer_report(mine, ref)
+    if problem:
+        raise CheckFailed(problem)
+    mine.load_state_dict(ref.state_dict())
+    return mine.eval(), ref
+
+
+@self_check
+def check_residual_block(cls) -> str:
+    """``cls(cin, cout, stride)`` is ResNet's basic block: ``relu(F(x) + skip(x))`` with
+    ``F = conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN`` and ``skip`` the identity, or a strided 1x1
+    convolution + BN when the shape changes.  course_lib's ``models.encoders.BasicBlock`` weights (random, with
+    BatchNorm statistics far from 0 and 1, eval mode) are loaded into the student's layers and the outputs
+    compared; the wrong variants are computed from the same layers."""
+    gen = torch.Generator().manual_seed(160)
+    for i, (cin, cout, stride) in enumerate(_BLOCK_CASES):
+        mine, ref = _student_block(cls, cin, cout, stride, 161 + i)
+        x = torch.randn(2, cin, 8, 8, generator=gen)
+        with torch.no_grad():
+            want = ref(x.clone())
+        what = f"ResidualBlock({cin}, {cout}, stride={stride}) on x (2, {cin}, 8, 8)"
+        try:
+            with torch.no_grad():
+                out = call_student(mine, x.clone())
+        except StudentError as exc:
+            text = str(exc.exc)
+            if (cin != cout or stride != 1) and any(w in text for w in ("size", "match", "shape")):
+                raise CheckFailed(f"{what}: your code raised {type(exc.exc).__name__}: {text}. When the shape "
+                                  "changes, add self.skip(x), not x itself: x has other channels and resolution"
+                                  + (f"; {exc.where}" if exc.where else "")) from None
+            raise
+        expect_tensor(out, what, shape=tuple(want.shape))
+        if not torch.allclose(out, want, atol=1e-5, rtol=1e-4):
+            with torch.no_grad():
+                for variant, message in _BLOCK_MISTAKES:
+                    if torch.allclose(out, _block_variant(ref, x, variant), atol=1e-5, rtol=1e-4):
+                        raise CheckFailed(f"{what}: {message}")
+            expect_close(out, want, f"{what} (course_lib's BasicBlock with your layers' weights)", atol=1e-5,
+                         rtol=1e-4)
+    # the block trains: the gradient reaches x and every layer
+    mine, _ = _student_block(cls, 4, 8, 2, 170)
+    mine.train()
+    x = torch.randn(3, 4, 8, 8, generator=gen, requires_grad=True)
+    y = call_student(mine, x)
+    expect(isinstance(y, torch.Tensor) and y.requires_grad, "the output carries no gradient: no .detach() and no "
+                                                             "torch.no_grad() in forward")
+    y.square().sum().backward()
+    expect(x.grad is not None and float(x.grad.abs().sum()) > 0, "x gets no gradient through your block")
+    dead = [n for n, prm in mine.named_parameters() if prm.grad is None or float(prm.grad.abs().sum()) == 0]
+    expect(not dead, f"these parameters get no gradient: {', '.join(dead)}: is every layer used in forward?")
+    return "relu(F(x) + skip(x)) with course_lib's weights, identity and projection skips, stride 1 and 2; trains"
+
+
+# ---------------------------------------------------------------------------
 # hidden parts (run by the grader only): other sizes, a batch of one, one point, float64, ties, points on the
 # ball's boundary, batch independence, inputs unchanged; independent float64 loops as references
 # ---------------------------------------------------------------------------
@@ -968,6 +1116,41 @@ def _hidden_orthogonality_loss(fn) -> str:
     return "a batch of one, K = 1 and 64, float64, the exact gradient, inputs unchanged"
 
 
+def _hidden_residual_block(cls) -> str:
+    import copy
+
+    gen = torch.Generator().manual_seed(180)
+    for seed, (cin, cout, stride), (b, h, w), dtype in ((181, (3, 3, 1), (1, 5, 5), torch.float32),
+                                                        (182, (2, 5, 2), (1, 7, 9), torch.float64),
+                                                        (183, (5, 5, 2), (3, 6, 6), torch.float64),
+                                                        (184, (4, 6, 1), (2, 3, 3), torch.float32)):
+        mine, ref = _student_block(cls, cin, cout, stride, seed)
+        mine, ref = mine.to(dtype), ref.to(dtype)
+        x = torch.randn(b, cin, h, w, generator=gen, dtype=dtype)
+        before = x.clone()
+        what = f"ResidualBlock({cin}, {cout}, stride={stride}) on x {tuple(x.shape)}, {dtype}"
+        with torch.no_grad():
+            out = call_student(mine, x)
+            want = ref(before.clone())
+        _expect_unchanged(x, before, "x")
+        expect_tensor(out, what, shape=tuple(want.shape))
+        expect(out.dtype == dtype, f"for {dtype} input the output is {out.dtype}: keep the dtype")
+        expect_close(out, want, f"{what} (eval mode)", atol=1e-5 if dtype == torch.float32 else 1e-10, rtol=1e-5)
+        # training mode: batch statistics, and the running statistics move as course_lib's do
+        if b > 1:
+            mine_t, ref_t = copy.deepcopy(mine).train(), copy.deepcopy(ref).train()
+            with torch.no_grad():
+                out_t = call_student(mine_t, x.clone())
+                want_t = ref_t(x.clone())
+            expect_close(out_t, want_t, f"{what} (training mode: BatchNorm with the batch's statistics)",
+                         atol=1e-5 if dtype == torch.float32 else 1e-10, rtol=1e-5)
+            for (name, got), (_, ref_buf) in zip(mine_t.named_buffers(), ref_t.named_buffers()):
+                if got.is_floating_point():
+                    expect_close(got, ref_buf, f"the running statistic {name} after one training step ({what}): "
+                                 "apply every BatchNorm once per forward", atol=1e-6, rtol=1e-5)
+    return "a batch of one, odd sizes, float64, training mode and its running statistics, inputs unchanged"
+
+
 def _register_hidden() -> None:
     from course_lib import ops
     from course_lib.models import encoders as E
@@ -985,6 +1168,7 @@ def _register_hidden() -> None:
     check_edge_features.hidden(_hidden_edge_features, references=knn_refs)
     check_edge_conv.hidden(_hidden_edge_conv, references=(*knn_refs, E._neighbour_max))
     check_orthogonality_loss.hidden(_hidden_orthogonality_loss, references=(E.orthogonality_regularizer,))
+    check_residual_block.hidden(_hidden_residual_block, references=(E.BasicBlock.forward, E.BasicBlock.__init__))
 
 
 _register_hidden()

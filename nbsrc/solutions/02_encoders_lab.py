@@ -10,7 +10,8 @@
 # 4. a **set-abstraction level** of PointNet++, built from the three;
 # 5. DGCNN's **EdgeConv**: the edge features over the k-nearest-neighbour graph in feature
 #    space, then the layer itself (a shared linear map and a max over the neighbours);
-# 6. the **T-Net orthogonality regulariser** that PointNet adds to its loss.
+# 6. the **T-Net orthogonality regulariser** that PointNet adds to its loss;
+# 7. ResNet's **residual block**, the unit of the image encoders of section 1 of the lecture.
 #
 # Each exercise is followed by a **self-check** that tests shapes, invariance and agreement
 # with `course_lib`. At the end you train your PointNet on ShapeNet-lite and evaluate it.
@@ -491,6 +492,111 @@ checks.observe(f"the Gaussian matrix's regulariser is near K = {K}, not near 0 o
                K / 2 < gauss < 2 * K, measured=f"{gauss:.1f}")
 checks.observe("times 0.001 it adds less than a tenth of the cross-entropy at initialisation, ln(number of classes)",
                0.001 * gauss < 0.1 * ln_classes, measured=f"{0.001 * gauss:.3f} vs ln(classes) = {ln_classes:.2f}")
+
+# %% [markdown]
+# ## Exercise 8: ResNet's residual block
+#
+# The image encoders of the lecture (section 1) stack **basic blocks** (He et al. 2016):
+# $y = \mathrm{ReLU}(F(x) + \mathrm{skip}(x))$ with
+# $F = \text{conv}_{3\times3}(\text{stride}) \to \text{BN} \to \text{ReLU} \to \text{conv}_{3\times3}
+# \to \text{BN}$. When the block keeps the shape (`cin == cout`, stride 1) the skip is the
+# identity; when it changes it (more channels, or stride 2, which halves the height and width) $x$
+# cannot be added as it is, and the skip is a **projection**: a $1\times1$ convolution with the
+# block's stride, followed by BatchNorm.
+#
+# Complete `ResidualBlock`: the skip in `__init__`, and `forward`. Keep the layer names: the
+# self-check loads the weights of `course_lib`'s `models.encoders.BasicBlock` into your layers
+# (BatchNorm statistics far from 0 and 1, eval mode) and compares the outputs, with and without a
+# projection, at stride 1 and 2.
+
+# %%
+class ResidualBlock(nn.Module):
+    """ResNet's basic block: ``relu(F(x) + skip(x))``, ``F = conv3x3(stride) -> BN -> ReLU -> conv3x3 -> BN``.
+
+    Args:
+        cin, cout: ``int`` >= 1, the channels of the input and of the output.
+        stride: ``int``, 1 or 2, the stride of ``conv1`` (2 halves the height and the width).
+
+    Layers (their names are the ones ``course_lib``'s ``BasicBlock`` uses): ``conv1``, ``bn1``, ``conv2``,
+    ``bn2`` (given), and ``skip``: ``nn.Identity()`` when the shape does not change, otherwise
+    ``nn.Sequential(conv, bn)`` with ``conv`` a 1x1 convolution ``cin -> cout`` with the block's stride and no
+    bias, ``bn`` a ``BatchNorm2d(cout)``.
+    """
+
+    def __init__(self, cin: int, cout: int, stride: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        ### BEGIN SOLUTION
+        self.skip = nn.Identity()
+        if stride != 1 or cin != cout:
+            self.skip = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        ### END SOLUTION
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` ``(B, cin, H, W)`` -> ``(B, cout, ceil(H / stride), ceil(W / stride))``; ``x`` is not changed."""
+        ### BEGIN SOLUTION
+        y = torch.relu(self.bn1(self.conv1(x)))
+        y = self.bn2(self.conv2(y))
+        return torch.relu(y + self.skip(x))
+        ### END SOLUTION
+
+
+# %%
+checks.check_residual_block(ResidualBlock)
+
+# %% [markdown]
+# **A block that does nothing.** He et al.'s argument: a deeper network should be able to copy a
+# shallower one by making its extra blocks the identity. Take a stack of 12 of your blocks (8
+# channels) and set the scale of every `bn2` to zero, so that $F(x) = 0$ in every block (this is
+# `zero_init_residual=True` of the lecture's `ResNetEncoder`, a common initialisation). Next to it,
+# the same stack with every skip replaced by a map to zero: a plain network of the same layers.
+#
+# **Predict first.** For a non-negative input $x$ (an image, say), what does each stack output?
+
+# %% tags=["uses-exercise"]
+class ZeroSkip(nn.Module):
+    """No skip connection: the block becomes relu(F(x))."""
+
+    def forward(self, x):
+        return torch.zeros_like(x)
+
+
+through = {}  # "residual" / "plain" -> the stack's output, once your blocks are built
+config.seed_everything(0)
+stacks = {}  # "residual" / "plain" -> a stack of 12 blocks with F = 0
+for kind in ("residual", "plain"):
+    blocks = [ResidualBlock(8, 8) for _ in range(12)]
+    for block in blocks:
+        nn.init.zeros_(block.bn2.weight)  # F(x) = bn2(...) = 0: the block "does nothing" but its skip
+        if kind == "plain":
+            block.skip = ZeroSkip()
+    stacks[kind] = nn.Sequential(*blocks).eval()
+image = torch.rand(2, 8, 16, 16, generator=torch.Generator().manual_seed(0))  # non-negative, like pixels
+with torch.no_grad():
+    through = {kind: stack(image) for kind, stack in stacks.items()}
+for kind, out in through.items():
+    print(f"{kind:>8}: max |output - input| = {float((out - image).abs().max()):.2e}, "
+          f"max |output| = {float(out.abs().max()):.2e}")
+
+# %% [markdown]
+# **Observe.** The residual stack returns its input exactly: with $F = 0$ each block is
+# $\mathrm{ReLU}(0 + x) = x$ for $x \ge 0$, so twelve blocks that "do nothing" cost nothing. The plain
+# stack returns zeros everywhere: without a skip, $F = 0$ erases the signal, and a plain block can
+# only pass its input on by *learning* the identity through two convolutions, two BatchNorms and two
+# ReLUs. That is the asymmetry behind the degradation He et al. observed (a plain 34-layer network
+# training worse than an 18-layer one). What would `ZeroSkip` do to the gradient that reaches the
+# first block?
+
+# %% tags=["uses-exercise"]
+checks.raise_if_unfinished(len(through) < 2)
+checks.observe("with F = 0 the residual stack returns its non-negative input exactly",
+               bool(torch.equal(through["residual"], image)),
+               measured=f"max |output - input| {float((through['residual'] - image).abs().max()):.1e}")
+checks.observe("with F = 0 the plain stack returns zeros everywhere", float(through["plain"].abs().max()) == 0.0,
+               measured=f"max |output| {float(through['plain'].abs().max()):.1e}")
 
 # %% [markdown]
 # ## Train and evaluate your PointNet
