@@ -760,7 +760,7 @@ def primitive_terms(prims: Primitives, target: Tensor, n_samples: int, *,
 def ellipsoid_area(size: Tensor) -> Tensor:
     """The approximate surface area of the ellipsoid with half-sizes ``size`` ``(..., 3)`` -> ``(...)``.
 
-    Thomsen's formula ``4 pi ((ab^p + ac^p + bc^p) / 3)^(1/p)`` with ``p = 1.6`` (relative error under about
+    Introduced in ``lectures/08_primitives.ipynb`` (Paschalidou's consistency weighting).  Thomsen's formula ``4 pi ((ab^p + ac^p + bc^p) / 3)^(1/p)`` with ``p = 1.6`` (relative error under about
     1.1%; exact for a sphere), which Paschalidou's ``prim_to_pcl_loss`` uses for every primitive (superquadrics and
     cuboids alike) to weight the primitives by their areas.
     """

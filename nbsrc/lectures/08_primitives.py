@@ -552,8 +552,11 @@ viz.interact(show_fit, model=labels, shape=range(0, len(test["points"])), thresh
 #   cylinders and boxes with two exponents, and cuboids are their limit.
 # - Surface samples must be uniform over the **area**: uniform angles crowd the edges; an
 #   area-weighted resampling of a radial projection is exact and keeps the gradient.
-# - Plain Chamfer is wrong for unions; coverage counts inside points as covered and consistency
-#   discards samples inside other primitives.
+# - Plain Chamfer is wrong for unions; coverage counts inside points as covered and the course's
+#   consistency discards samples inside other primitives. [Tulsiani2017] charges a sample its distance
+#   to the target solid instead, [Paschalidou2019] weights each primitive by $\theta_m$ and its area
+#   share (`consistency="volume"` / `"paschalidou"`); `existence_schedule="two_stage"` is Tulsiani's
+#   schedule for the existence probabilities.
 # - Existence is a Bernoulli variable and the loss an expectation over $2^M$ configurations.
 #   REINFORCE estimates its gradient without bias; for $K$ i.i.d. samples its variance is
 #   $V_1/K$ analytically, and the baseline enters $V_1$ as a quadratic whose minimum is the
@@ -574,6 +577,9 @@ viz.interact(show_fit, model=labels, shape=range(0, len(test["points"])), thresh
 #    existing primitive *with probability above $0.5$*: is it still exact? What changes?
 # 5. Fit superquadrics with $\varepsilon$ restricted to $[0.1, 0.2]$ (nearly boxes) and compare
 #    with the cuboid model.
+# 6. Train superquadrics with `consistency="volume"`: which samples stop costing anything, and
+#    what could a primitive that bulges *inside* the target do without being charged? Check on a
+#    fitted shape.
 #
 # **References.** [Tulsiani2017] S. Tulsiani, H. Su, L. Guibas, A. Efros, J. Malik, Learning Shape
 # Abstractions by Assembling Volumetric Primitives, CVPR 2017. [Paschalidou2019] D. Paschalidou,
