@@ -83,9 +83,12 @@ CONSISTENCIES = ("surface", "volume", "paschalidou")
   samples inside another existing primitive discarded, ``sum_m z_m mean_s``;
 * ``"volume"`` (Tulsiani et al. 2017, their consistency loss): its squared distance to the target *solid*, 0 when the
   sample lies inside the target (``clamp(sdf, 0)^2``), nothing discarded, ``sum_m z_m mean_s``;
-* ``"paschalidou"`` (Paschalidou et al. 2019, ``prim_to_pcl_loss`` of the official code): its squared distance to the
+* ``"paschalidou"`` (Paschalidou et al. 2019, their primitive-to-point-cloud term): its squared distance to the
   nearest target point, nothing discarded, each primitive weighted by its existence and its share of the
-  (ellipsoid-approximated) surface area, ``sum_m z_m (A_m / sum_m' A_m') mean_s``.
+  (ellipsoid-approximated) surface area, ``sum_m z_m (A_m / sum_m' A_m') mean_s``, as the official
+  ``prim_to_pcl_loss`` weights it.  One difference: unless its option ``use_chamfer`` is set, the official code
+  looks for the nearest target point only among the target points *inside* the primitive (and a primitive that
+  contains none costs 0); here, as in the paper's equation, among all of them.
 """
 
 _LOG_MAX = 60.0  # F is clamped at exp(60) ~ 1e26: far points stay finite in float32 (and in its square)

@@ -485,7 +485,9 @@ results.show_goals("primitives")
 #   closest surface points and weights the samples by area over the union of the existing primitives;
 # - `"paschalidou"`, the primitive-to-point-cloud term of [Paschalidou2019]: the nearest target point again,
 #   nothing discarded, primitive $m$ weighted by $\theta_m$ and by its share of the (ellipsoid-approximated)
-#   surface area, as the official `prim_to_pcl_loss` does.
+#   surface area, as the official `prim_to_pcl_loss` weights it (that code, unless `use_chamfer` is set, searches
+#   the nearest target point only among the target points inside the primitive; the course searches all, as the
+#   paper's equation does).
 #
 # And the existence probabilities can train from the first step (`existence_schedule="joint"`, the default) or in
 # the two stages of Tulsiani's official scripts (`"two_stage"`): first the existence head gets no gradient and the
