@@ -103,6 +103,58 @@ def test_training_a_tiny_atlasnet_through_train_or_load(tmp_path):
     assert S.output_size(psg, 256) == {} and predict(psg, d["points"]).shape == (2, 256, 3)
 
 
+def test_fixed_template_keeps_one_sample_and_its_own_signature(tmp_path):
+    """Lecture 06's exercise 1: template="fixed" decodes the same template points at every step (in training
+    and in eval mode), under a training signature of its own; the default keeps the chapter's signature."""
+    from course_lib import train as T
+
+    d = S.surface_dataset(["mug"], "train", 2, 64, profile="ci")
+    m = S.build_atlasnet("square", 2, 8, "pointnet", (16,), 64)
+    batch = {"input": d["points"], "target": d["target_points"]}
+    fixed = S.fixed_template_loss_fn(64, seed=3)
+    m.train()
+    with torch.no_grad():
+        a, b = fixed(m, batch), fixed(m, batch)
+        r1, r2 = S.atlas_loss_fn(64)(m, batch), S.atlas_loss_fn(64)(m, batch)
+    assert float(a) == float(b)  # the same template points every call (BatchNorm aside: train mode, same batch)
+    assert float(r1) != float(r2)  # the default resamples
+    m.eval()
+    with torch.no_grad():
+        assert float(fixed(m, batch)) == float(fixed(m, batch))
+    assert S.chamfer_loss_fn is S.atlas_loss_fn
+    sig = T.describe_callable
+    assert sig(S.atlas_loss_fn(64)) == sig(S.chamfer_loss_fn(64)) != sig(S.fixed_template_loss_fn(64))
+    with pytest.raises(ValueError, match="no template"):
+        fixed(S.build_psg(256, latent_dim=8), batch)
+    h = S.train_atlasnet(m, d, epochs=1, batch_size=2, n_points=64, checkpoint=tmp_path / "f.pt", progress=False,
+                         live_plot=False, template="fixed")
+    assert h.epochs_run == 1
+    with pytest.raises(ValueError, match="template must be one of"):
+        S.train_atlasnet(m, d, epochs=1, batch_size=2, n_points=64, checkpoint=tmp_path / "g.pt", progress=False,
+                         live_plot=False, template="lattice")
+    with pytest.raises(ValueError, match="no template to fix"):
+        S.train_chapter_model("ae-psg", "ci", template="fixed")
+
+
+def test_label_transfer_refines_with_the_given_edge_weight(monkeypatch):
+    """Lecture 06's exercise 3: label_transfer passes its edge_weight to refine_latent (the training value)."""
+    from course_lib.models import coded
+
+    seen = []
+    real = coded.refine_latent
+
+    def spy(model, z, target, steps=50, lr=5e-3, edge_weight=0.1):
+        seen.append(edge_weight)
+        return real(model, z, target, steps=1, lr=lr, edge_weight=edge_weight)
+
+    monkeypatch.setattr(coded, "refine_latent", spy)
+    d = S.surface_dataset(["mug"], "test", 1, 64, profile="ci")
+    m = S.build_coded("mug", latent_dim=8, hidden=(16,), template_resolution=8)
+    S.label_transfer(m, d, refine_steps=2, n_input=32, edge_weight=10.0)
+    S.label_transfer(m, d, refine_steps=2, n_input=32)
+    assert seen == [10.0, 0.1]
+
+
 def test_oracle_is_the_chamfer_between_two_independent_samplings_of_the_true_surface():
     from course_lib.data import SAMPLING_STREAMS, make_shape
 

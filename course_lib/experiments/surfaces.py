@@ -59,6 +59,9 @@ __all__ = [
     "checkpoint_path",
     "build_atlasnet",
     "atlas_loss_fn",
+    "chamfer_loss_fn",
+    "fixed_template_loss_fn",
+    "TEMPLATE_SAMPLING",
     "train_atlasnet",
     "output_size",
     "build_psg",
@@ -251,10 +254,46 @@ def build_psg(n_points: int, latent_dim: int = 128, encoder: str = "pointnet", i
 
 
 def atlas_loss_fn(n_points: int) -> Any:
-    """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: Chamfer of ``n_points`` decoded points."""
+    """``loss_fn(model, batch)`` for :func:`course_lib.train.fit`: Chamfer of ``n_points`` decoded points.
+
+    The chapter's one training loss for every model that outputs points, AtlasNet *and* PointSetGen
+    (the baseline at equal points, and chapter 10's): :data:`chamfer_loss_fn` is the same function
+    under the name that says so.  For an AtlasNet the template is sampled afresh at every call in
+    training mode (a lattice in eval mode); :func:`fixed_template_loss_fn` keeps one sample instead.
+    (The name stays: it is part of the stored training signature of every chapter-06 checkpoint.)
+    """
 
     def loss_fn(model: Any, batch: dict[str, Tensor]) -> Tensor:
         return _ops.chamfer_distance(_forward(model, batch["input"], n_points), batch["target"])
+
+    return loss_fn
+
+
+chamfer_loss_fn = atlas_loss_fn
+"""The Chamfer training loss of any point-output model (AtlasNet or PointSetGen): :func:`atlas_loss_fn`."""
+
+TEMPLATE_SAMPLING: tuple[str, ...] = ("random", "fixed")
+"""How :func:`train_atlasnet` samples an AtlasNet's template at each step: ``"random"`` (fresh points every
+step, the paper's and the chapter's) or ``"fixed"`` (one random sample, the same at every step and at
+validation: lecture 06's exercise 1)."""
+
+
+def fixed_template_loss_fn(n_points: int, seed: int = 0) -> Any:
+    """:func:`atlas_loss_fn` with a *fixed* template: the same ``n_points`` random template points (drawn from
+    ``seed``) at every step, in training and in eval mode.
+
+    Introduced in ``lectures/06_surfaces.ipynb`` (exercise 1: the map is then trained only at those points;
+    look at the mesh on a finer grid).  AtlasNet only: PointSetGen has no template.
+    """
+
+    def loss_fn(model: Any, batch: dict[str, Tensor]) -> Tensor:
+        from course_lib.models.atlasnet import AtlasNet
+
+        if not isinstance(model, AtlasNet):
+            raise ValueError(f"a fixed template needs an AtlasNet; {type(model).__name__} has no template")
+        gen = torch.Generator().manual_seed(int(seed))  # the same draw at every call
+        pts = model(batch["input"], n_points=n_points, mode="random", generator=gen).points
+        return _ops.chamfer_distance(pts, batch["target"])
 
     return loss_fn
 
@@ -279,24 +318,31 @@ def val_batches(data: dict[str, Any], batch_size: int, input_key: str = "points"
 def train_atlasnet(model: Any, data: dict[str, Any], *, epochs: int, batch_size: int, n_points: int,
                    checkpoint: str | os.PathLike, input_key: str = "points", n_input: int | None = None,
                    lr: float = 1e-3, seed: int = 0, retrain: bool = False, progress: bool = True,
-                   live_plot: Any = "auto", val_data: dict[str, Any] | None = None) -> Any:
-    """Train (or load) an AtlasNet-like model with :func:`course_lib.train.train_or_load`.
+                   live_plot: Any = "auto", val_data: dict[str, Any] | None = None,
+                   template: str = "random") -> Any:
+    """Train (or load) a point-output model (an AtlasNet, or PointSetGen) with :func:`course_lib.train.train_or_load`.
 
     Introduced in ``lectures/06_surfaces.ipynb``.  One epoch = one pass over freshly
     shuffled batches (:func:`surface_batches`: the input from ``data[input_key]``, the target
-    ``target_points``); the template is resampled at every step.  ``checkpoint``: from
-    :func:`checkpoint_path`.  With ``val_data`` (the ``val`` split, :func:`val_batches`) the
-    Chamfer loss is measured on it after every epoch and the best epoch's weights are kept (the
-    choice :func:`best_epoch_record` records); without it the best *training* epoch is kept.
+    ``target_points``); the loss is the Chamfer distance (:data:`chamfer_loss_fn`).  ``template``
+    (:data:`TEMPLATE_SAMPLING`): ``"random"`` resamples an AtlasNet's template at every step;
+    ``"fixed"`` keeps one sample (:func:`fixed_template_loss_fn`, exercise 1; give it its own
+    ``checkpoint``).  ``checkpoint``: from :func:`checkpoint_path`.  With ``val_data`` (the ``val``
+    split, :func:`val_batches`) the Chamfer loss is measured on it after every epoch and the best
+    epoch's weights are kept (the choice :func:`best_epoch_record` records); without it the best
+    *training* epoch is kept.
     """
     from course_lib import train
 
+    if template not in TEMPLATE_SAMPLING:
+        raise ValueError(f"template must be one of {TEMPLATE_SAMPLING}, got {template!r}")
+    loss = atlas_loss_fn(n_points) if template == "random" else fixed_template_loss_fn(n_points, seed)
     batches = surface_batches(data, batch_size, input_key, n_input, shuffle=True, seed=seed)
     kw: dict[str, Any] = {}
     if val_data is not None:
         kw["val_loader"] = val_batches(val_data, batch_size, input_key, n_input)
     return train.train_or_load(model, checkpoint, retrain=retrain, train_loader=batches,
-                               loss_fn=atlas_loss_fn(n_points), epochs=epochs, lr=lr, seed=seed,
+                               loss_fn=loss, epochs=epochs, lr=lr, seed=seed,
                                progress=progress, live_plot=live_plot, **kw)
 
 
@@ -395,13 +441,15 @@ def train_coded(category: str, data: dict[str, Any], *, epochs: int, batch_size:
 
 
 def label_transfer(model: Any, data: dict[str, Any], refine_steps: int = 0, n_input: int | None = 512,
-                   batch_size: int = 32) -> dict[str, Any]:
+                   batch_size: int = 32, edge_weight: float = 0.1) -> dict[str, Any]:
     """Carry the template's part labels onto every shape of ``data``; measure the accuracy.
 
     Introduced in ``lectures/06_surfaces.ipynb``.
 
     For each shape: encode its ``points`` (the scan; optionally refine the latent against them,
-    :func:`course_lib.models.coded.refine_latent`), deform the template, give each of these
+    :func:`course_lib.models.coded.refine_latent`, whose loss is the training loss: Chamfer plus
+    ``edge_weight`` times the edge-length term; pass the ``edge_weight`` the model was trained with,
+    :func:`train_coded`'s, 0.1 by default), deform the template, give each of these
     points the label of its nearest deformed template vertex,
     and compare with the generator's true part label (by part *name*).  The baseline does the
     same with the undeformed template (nearest template vertex, no learning).  Returns
@@ -420,7 +468,7 @@ def label_transfer(model: Any, data: dict[str, Any], refine_steps: int = 0, n_in
         with torch.no_grad():
             z = model.encode(x)
         if refine_steps:
-            z = refine_latent(model, z, target, steps=refine_steps)
+            z = refine_latent(model, z, target, steps=refine_steps, edge_weight=edge_weight)
         with torch.no_grad():
             d = model.decode(z)
         deformed.append(d)
@@ -566,7 +614,7 @@ def build_chapter_model(key: str, profile: str | None = None) -> Any:
 def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[str, dict[str, Any]] | None = None,
                         retrain: bool = False, seed: int = 0, progress: bool = True,
                         live_plot: Any = "auto", dataset: str | None = None,
-                        root: str | None = None) -> tuple[Any, Any]:
+                        root: str | None = None, template: str = "random") -> tuple[Any, Any]:
     """Train (or load) the chapter's model ``key`` by the chapter's one recipe: ``(model in eval mode, history)``.
 
     Introduced in ``lectures/06_surfaces.ipynb``; ``benchmarks/surfaces.py`` and chapter 11 load the
@@ -576,9 +624,15 @@ def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[st
     ``splits`` from :func:`chapter_splits` (with ``image_size`` for ``svr``) avoids reloading them.
     Without ``splits``, ``dataset`` / ``root`` (or ``COURSE_DATASET``) train on a real dataset's meshes, under a
     checkpoint named after it (:func:`checkpoint_path`); the same holds for :func:`train_chapter_coded`.
+    ``template="fixed"`` (an AtlasNet ``key`` only; exercise 1) trains on one fixed template sample
+    (:func:`train_atlasnet`), under a checkpoint of its own.
     """
     sz = config.sizes(profile, prefix="ch06.")
-    task, _, _ = parse_model_key(key)
+    task, kind, _ = parse_model_key(key)
+    if template not in TEMPLATE_SAMPLING:
+        raise ValueError(f"template must be one of {TEMPLATE_SAMPLING}, got {template!r}")
+    if template != "random" and kind == "psg":
+        raise ValueError(f"{key} is PointSetGen: it has no template to fix")
     if splits is None:
         splits = chapter_splits(profile, image_size=int(sz["image_size"]) if task == "svr" else None,
                                 dataset=dataset, root=root)
@@ -587,23 +641,26 @@ def train_chapter_model(key: str, profile: str | None = None, *, splits: dict[st
     n_in = int(sz["n_input"]) if task == "ae" else None
     config.seed_everything(seed)
     model = build_chapter_model(key, profile)
-    path = checkpoint_path(key, splits["train"], profile, n_input=n_in, val=_val_spec(splits["val"]))
+    extra = {} if template == "random" else {"template": template}  # the chapter's own checkpoints keep their names
+    path = checkpoint_path(key, splits["train"], profile, n_input=n_in, val=_val_spec(splits["val"]), **extra)
     hist = train_atlasnet(model, splits["train"], epochs=int(sz["epochs"]), batch_size=int(sz["batch_size"]),
                           n_points=int(sz["n_points"]), checkpoint=path, input_key="rgb" if task == "svr" else "points",
                           n_input=n_in, seed=seed, retrain=retrain, progress=progress, live_plot=live_plot,
-                          val_data=splits["val"])
+                          val_data=splits["val"], template=template)
     return model.eval(), hist
 
 
 def train_chapter_coded(category: str, profile: str | None = None, *,
                         splits: dict[str, dict[str, Any]] | None = None, retrain: bool = False, seed: int = 0,
                         progress: bool = True, live_plot: Any = "auto", dataset: str | None = None,
-                        root: str | None = None) -> tuple[Any, Any]:
+                        root: str | None = None, edge_weight: float = 0.1) -> tuple[Any, Any]:
     """Train (or load) the chapter's 3D-CODED model of ``category``: ``(model in eval mode, history)``.
 
     Introduced in ``lectures/06_surfaces.ipynb``; the benchmark and chapter 11 load the same
     checkpoint.  ``ch06.coded_epochs`` epochs on the category's training shapes, the best epoch
-    chosen on its ``val`` shapes.
+    chosen on its ``val`` shapes.  ``edge_weight`` (of the edge-length term, :func:`coded_loss_fn`; 0.1
+    is the chapter's) other than 0.1 trains under a checkpoint of its own (exercise 3); give the same
+    value to :func:`label_transfer`.
     """
     sz = config.sizes(profile, prefix="ch06.")
     if splits is None:
@@ -612,8 +669,10 @@ def train_chapter_coded(category: str, profile: str | None = None, *,
         raise ValueError(f"3D-CODED of {category!r} trains on that category only, got the splits of "
                          f"{list(splits['train']['categories'])}")
     n_in = int(sz["n_input"])
-    path = checkpoint_path(f"coded-{category}", splits["train"], profile, n_input=n_in, val=_val_spec(splits["val"]))
-    model, hist = train_coded(category, splits["train"], epochs=int(sz["coded_epochs"]),
+    extra = {} if float(edge_weight) == 0.1 else {"edge_weight": float(edge_weight)}  # the chapter's keeps its name
+    path = checkpoint_path(f"coded-{category}", splits["train"], profile, n_input=n_in, val=_val_spec(splits["val"]),
+                           **extra)
+    model, hist = train_coded(category, splits["train"], epochs=int(sz["coded_epochs"]), edge_weight=edge_weight,
                               batch_size=int(sz["batch_size"]), checkpoint=path, latent_dim=int(sz["latent_dim"]),
                               hidden=sz["hidden"], template_resolution=int(sz["template_resolution"]), n_input=n_in,
                               seed=seed, retrain=retrain, progress=progress, live_plot=live_plot,

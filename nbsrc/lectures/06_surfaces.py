@@ -534,12 +534,16 @@ results.show_goals("surfaces")
 #
 # ## Exercises
 #
-# 1. Train AtlasNet with a *fixed* set of template points (no resampling) and look at the mesh
-#    at a finer grid than the training points: what goes wrong between the samples?
+# 1. Train AtlasNet with a *fixed* set of template points (no resampling):
+#    `S.train_chapter_model(f"ae-square{K}", splits=SPLITS, template="fixed")` (its own checkpoint),
+#    and look at the mesh at a finer grid than the training points (`decode_mesh(z, resolution)`):
+#    what goes wrong between the samples?
 # 2. Add a regulariser that penalises the overlap between patches (e.g. the Chamfer
 #    distance between each patch and the others, with a margin). Does the intersection count drop?
-# 3. In 3D-CODED, set the edge-length weight to 0 and to 10: how do label accuracy and the
-#    template mesh's quality change?
+# 3. In 3D-CODED, set the edge-length weight to 0 and to 10:
+#    `S.train_chapter_coded(category, edge_weight=w)` trains under a checkpoint of its own, and
+#    `S.label_transfer(model, data, refine_steps=..., edge_weight=w)` refines the latent with the
+#    same weight. How do label accuracy and the template mesh's quality change?
 # 4. Replace the centroid orientation of the normals by the oracle orientation
 #    (`reference=(points, normals)` of the true surface) and compare the Poisson meshes.
 #
