@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from check_helpers import stub
@@ -27,7 +29,20 @@ def chamfer_batched(x, y):
     return d.min(2).values.mean(1) + d.min(1).values.mean(1)
 
 
-def sinkhorn_plan(cost, eps, n_iter):
+def sinkhorn_plan(cost, eps, n_iter, *, log_weights=True):
+    """Log-domain Sinkhorn (the exercise's answer); ``log_weights=False`` forgets log a, log b (a mistake)."""
+    n, m = cost.shape
+    la, lb = (-math.log(n), -math.log(m)) if log_weights else (0.0, 0.0)
+    f = torch.zeros(n, dtype=cost.dtype)
+    g = torch.zeros(m, dtype=cost.dtype)
+    for _ in range(n_iter):
+        f = -eps * torch.logsumexp((g[None, :] - cost) / eps + lb, dim=1)
+        g = -eps * torch.logsumexp((f[:, None] - cost) / eps + la, dim=0)
+    return torch.exp((f[:, None] + g[None, :] - cost) / eps + la + lb)
+
+
+def sinkhorn_scaling(cost, eps, n_iter):
+    """The scaling form u = a / (K v), v = b / (K^T u): right in exact arithmetic, underflows at small eps."""
     n, m = cost.shape
     k = torch.exp(-cost / eps)
     a = torch.full((n,), 1 / n, dtype=cost.dtype)
@@ -98,9 +113,38 @@ def test_wrong_sinkhorn_is_caught():
     assert not res.passed and "eps = 1" in res.message
     res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(-c, e, n), quiet=True)
     assert not res.passed and "maximised the cost" in res.message
-    # float32 underflow of exp(-C / eps) gives NaN
-    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(c.float(), 1e-3, n).double(), quiet=True)
-    assert not res.passed and "NaN" in res.message, res.message
+    # the scaling form: exact in theory, but exp(-C / eps) underflows in float32 at eps = 1e-3
+    res = checks.check_sinkhorn_plan(sinkhorn_scaling, quiet=True)
+    assert not res.passed and "NaN" in res.message and "logsumexp" in res.message, res.message
+    # ... and the scaling form in float64 does not get through either (exp(-1169) underflows there too)
+    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_scaling(c.double(), e, n).to(c.dtype), quiet=True)
+    assert not res.passed and "underflows" in res.message, res.message
+    # the log domain without the marginals' logarithms: the mass is N, not 1
+    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(c, e, n, log_weights=False), quiet=True)
+    assert not res.passed and "log a_i" in res.message, res.message
+    # a float64 detour that returns float64 for a float32 cost
+    res = checks.check_sinkhorn_plan(lambda c, e, n: sinkhorn_plan(c.double(), e, n), quiet=True)
+    assert not res.passed and "keep the dtype" in res.message, res.message
+
+
+def test_sinkhorn_hidden_part(monkeypatch):
+    from check_helpers import hidden_results_on
+
+    res, hid = hidden_results_on(monkeypatch, checks.check_sinkhorn_plan, sinkhorn_plan)
+    assert res.passed and hid.passed, hid.verdict()
+
+    def always_float32(c, e, n):  # passes the public part (whose float64 case does not look at the dtype)
+        return sinkhorn_plan(c.float(), e, n)
+
+    res, hid = hidden_results_on(monkeypatch, checks.check_sinkhorn_plan, always_float32)
+    assert res.passed and hid.status == "failed" and "keep the dtype" in hid.message, hid.verdict()
+
+    def in_place(c, e, n):  # divides the caller's cost matrix by eps
+        c /= e
+        return sinkhorn_plan(c * e, e, n)
+
+    res, hid = hidden_results_on(monkeypatch, checks.check_sinkhorn_plan, in_place)
+    assert res.passed and hid.status == "failed" and "in place" in hid.message, hid.verdict()
 
 
 def test_wrong_ae_loss_is_caught():

@@ -2,7 +2,8 @@
 
 Introduced in ``lectures/05_point_sets.ipynb``. The references are independent of the
 student's route: ``torch.cdist`` in float64 for distances, ``scipy.optimize.linear_sum_assignment``
-for the exact EMD, and a log-domain Sinkhorn iterated to convergence for the entropic plan.
+for the exact EMD, and a log-domain Sinkhorn iterated to convergence for the entropic plan (the student's
+Sinkhorn is checked in float32 at eps = 1e-3 too, where only the log domain is stable).
 """
 
 from __future__ import annotations
@@ -108,15 +109,37 @@ def check_chamfer_batched(fn) -> str:
     return "matches the reference values and gradients on a batch of 3 clouds"
 
 
+def _plan_diagnosis(plan: torch.Tensor, cost: torch.Tensor, eps: float, what: str) -> None:
+    """Named mistakes of a Sinkhorn plan (before the comparison with the reference)."""
+    n, m = cost.shape
+    if not bool(torch.isfinite(plan).all()):
+        raise CheckFailed(f"{what}: the plan holds NaN or inf. With eps = {eps:g} the kernel exp(-C / eps) "
+                          f"underflows to 0 (exp(-{float(cost.max()) / eps:.0f}) is below the smallest "
+                          f"{'float32' if cost.dtype == torch.float32 else 'float64'}), so K v = 0 and a / (K v) "
+                          "= inf: work with logarithms, the potentials f = eps log u and g = eps log v, updated "
+                          "with torch.logsumexp, and exponentiate only the plan at the end")
+    mass = float(plan.sum())
+    for k, name in ((n, "N"), (m, "M"), (n * m, "N M")):
+        if k > 1 and abs(mass - k) < 1e-2 * k:
+            raise CheckFailed(f"{what}: the plan's total mass is {mass:.4g} = {name}, not 1: the marginals are "
+                              "a_i = 1/N and b_j = 1/M; in the log domain add log a_i and log b_j "
+                              "(f_i = -eps logsumexp_j((g_j - C_ij) / eps + log b_j) + ... , and the plan "
+                              "exp((f_i + g_j - C_ij) / eps + log a_i + log b_j))")
+
+
 @self_check
 def check_sinkhorn_plan(fn) -> str:
-    """``fn(cost (N,M), eps, n_iter) -> plan (N,M)``: entropic OT with uniform marginals 1/N, 1/M."""
+    """``fn(cost (N,M), eps, n_iter) -> plan (N,M)``: entropic OT with uniform marginals 1/N, 1/M, in the dtype of
+    ``cost``; stable in the log domain: in float32 at eps = 1e-3 with every cost raised by 1, where exp(-C / eps)
+    underflows even in float64 (the plan is that of the costs C: a constant added to every cost changes no plan)."""
     gen = torch.Generator().manual_seed(2)
     x = torch.rand(12, 3, generator=gen, dtype=torch.float64)
     y = torch.rand(10, 3, generator=gen, dtype=torch.float64)
     cost = torch.cdist(x, y)
     eps = 0.05
-    plan = call_student(fn, cost, eps, 2000)
+    plan = call_student(fn, cost.clone(), eps, 2000)
+    if isinstance(plan, torch.Tensor) and plan.shape == cost.shape:
+        _plan_diagnosis(plan, cost, eps, "float64 cost, eps = 0.05")
     expect_tensor(plan, "the plan", shape=(12, 10))
     expect(bool((plan >= 0).all()), "a transport plan cannot have negative entries")
     expect_close(plan.sum(), torch.tensor(1.0), "the total mass of the plan", atol=1e-4)
@@ -130,26 +153,64 @@ def check_sinkhorn_plan(fn) -> str:
         if torch.allclose(p64, torch.full_like(ref, 1 / ref.numel()), atol=1e-6):
             raise CheckFailed("your plan is the independent coupling a b^T (every entry 1/(N M)): it meets the "
                               "marginals but ignores the cost; the kernel is K = exp(-C / eps) and the scalings "
-                              "u, v must be iterated")
+                              "u, v (the potentials f, g) must be iterated")
         if torch.allclose(p64, _ref_plan(cost, 1.0), atol=2e-4, rtol=1e-2):
-            raise CheckFailed("your plan is the one for eps = 1: divide the cost by eps in the kernel "
-                              "K = exp(-C / eps)")
+            raise CheckFailed("your plan is the one for eps = 1: divide the cost by eps, exp(-C / eps), and "
+                              "multiply the logsumexp by eps (f = -eps logsumexp(...))")
         if float((p64 * cost).sum()) > float((torch.full_like(ref, 1 / ref.numel()) * cost).sum()):
             raise CheckFailed(f"<P, C> = {float((p64 * cost).sum()):.4f} is larger than for the independent "
                               "coupling: you maximised the cost; the kernel is exp(-C / eps), with a minus")
     expect_close(plan, ref, "the converged entropic plan", atol=2e-4, rtol=1e-2)
+    # float32 at eps = 1e-3, every cost raised by 1 (the optimal plan does not change when a constant is added to
+    # every cost): exp(-C / eps) <= exp(-1000) underflows even in float64; only the log domain gets through
+    small = 1e-3
+    c32 = (cost + 1.0).float()
+    plan32 = call_student(fn, c32.clone(), small, 3000)
+    if isinstance(plan32, torch.Tensor) and plan32.shape == c32.shape:
+        _plan_diagnosis(plan32, c32, small, "float32 costs C + 1, eps = 1e-3")
+    expect_tensor(plan32, "the plan (float32 costs C + 1, eps = 1e-3)", shape=(12, 10))
+    expect(plan32.dtype == torch.float32, f"for a float32 cost the plan is {plan32.dtype}: keep the dtype (the "
+                                          "log domain is what makes float32 safe, not float64)")
+    expect_close(plan32.sum(1), torch.full((12,), 1 / 12), "the row sums (float32, eps = 1e-3)", atol=1e-4)
+    expect_close(plan32.sum(0), torch.full((10,), 1 / 10), "the column sums (float32, eps = 1e-3)", atol=1e-4)
+    expect_close(plan32, _ref_plan(cost, small), "the converged plan at eps = 1e-3 for the costs C + 1 (the plan "
+                 "for C: adding a constant to every cost changes no plan; float32 against a float64 log-domain "
+                 "reference)", atol=1e-4, rtol=1e-2)
     # as eps -> 0 the cost approaches the exact EMD (square case), from above
     xs, ys = x[:10], y
     c2 = torch.cdist(xs, ys)
     r, c = linear_sum_assignment(c2.numpy())
     exact = float(c2.numpy()[r, c].mean())
-    p2 = call_student(fn, c2, 0.01, 3000)
+    p2 = call_student(fn, c2.clone(), 0.01, 3000)
     approx = float((p2 * c2).sum())
     expect(approx >= exact - 1e-4, f"<P, C> = {approx:.4f} is below the exact EMD {exact:.4f}: impossible for a "
                                    "feasible plan (check the marginals)")
     expect(approx <= exact * 1.05 + 1e-3, f"with eps = 0.01 <P, C> = {approx:.4f} should be within 5% of the exact "
                                           f"EMD {exact:.4f}")
-    return f"marginals met; with eps = 0.01 the cost is {approx:.4f} vs exact EMD {exact:.4f}"
+    return (f"marginals met; float32 at eps = 1e-3 (where exp(-C / eps) underflows) matches the float64 plan; "
+            f"with eps = 0.01 the cost is {approx:.4f} vs exact EMD {exact:.4f}")
+
+
+def _hidden_sinkhorn_plan(fn) -> str:
+    gen = torch.Generator().manual_seed(42)
+    for n, m, eps, dtype, scale in ((1, 1, 0.1, torch.float64, 1.0), (1, 7, 0.05, torch.float32, 1.0),
+                                    (9, 1, 0.05, torch.float64, 1.0), (6, 15, 0.02, torch.float32, 1.0),
+                                    (8, 8, 0.5, torch.float64, 10.0), (7, 5, 2e-3, torch.float64, 3.0)):
+        x = torch.rand(n, 3, generator=gen, dtype=torch.float64) * scale
+        y = torch.rand(m, 3, generator=gen, dtype=torch.float64) * scale
+        cost = torch.cdist(x, y).to(dtype)
+        before = cost.clone()
+        plan = call_student(fn, cost, eps, 4000)
+        what = f"N={n}, M={m}, eps={eps:g}, {dtype}, costs up to {float(cost.max()):.2g}"
+        if isinstance(plan, torch.Tensor) and plan.shape == cost.shape:
+            _plan_diagnosis(plan, cost, eps, what)
+        expect_tensor(plan, f"the plan ({what})", shape=(n, m))
+        expect(plan.dtype == dtype, f"for a {dtype} cost the plan is {plan.dtype}: keep the dtype")
+        expect(torch.equal(cost, before), "your function changed the cost matrix in place: leave it as it came")
+        expect_close(plan.sum(1), torch.full((n,), 1 / n, dtype=dtype), f"the row sums ({what})", atol=2e-4)
+        expect_close(plan.sum(0), torch.full((m,), 1 / m, dtype=dtype), f"the column sums ({what})", atol=2e-4)
+        expect_close(plan, _ref_plan(cost.double(), eps), f"the plan ({what})", atol=2e-4, rtol=1e-2)
+    return "one point on either side, N < M and N > M, float32 and float64, large costs at small eps, cost unchanged"
 
 
 class _Fixed(nn.Module):
@@ -232,6 +293,10 @@ def _register_hidden() -> None:
     refs = (ops.chamfer_distance, metrics.chamfer, metrics.chamfer_l2)
     check_chamfer_naive.hidden(_hidden_chamfer_naive, references=refs)
     check_chamfer_batched.hidden(_hidden_chamfer_batched, references=refs)
+    import importlib
+
+    _emd = importlib.import_module("course_lib.ops.emd")  # the module (ops.emd is the function)
+    check_sinkhorn_plan.hidden(_hidden_sinkhorn_plan, references=(ops.emd, _emd._sinkhorn))
 
 
 _register_hidden()
