@@ -5,9 +5,12 @@ Run from the repository root, alone on the machine:
     COURSE_PROFILE=laptop python benchmarks/splits.py                 # every category, the memoriser
     COURSE_PROFILE=ci python benchmarks/splits.py                     # pipeline check (numbers meaningless)
     COURSE_PROFILE=laptop python benchmarks/splits.py --categories chair airplane car --per-category 40
+    COURSE_PROFILE=laptop python benchmarks/splits.py --variety wide  # ShapeNet-lite's opt-in wide family
 
 Writes ``benchmarks/results/splits-<profile>-<machine>.md`` and ``benchmarks/results/splits-<profile>.json``
-(read by ``lectures/01_data_and_representations.ipynb``).  Issue #32, item 6.
+(read by ``lectures/01_data_and_representations.ipynb``).  Issue #32, item 6.  With ``--variety wide`` the
+shapes are ``make_shape(category, seed, variety="wide")`` of the same split seeds, built and sampled here
+(``ShapeNetLite`` and its caches know only the base family), and the files are ``splits-wide-*``.
 
 Two parts, with the laptop profile's sizes (those of chapter 10, ``ch10.*`` in ``course_lib/config.py``,
 whose memorising baseline raised the question):
@@ -53,7 +56,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from _common import md_table, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
-from course_lib.data import CATEGORIES  # noqa: E402
+from course_lib.data import CATEGORIES, make_shape  # noqa: E402
+from course_lib.data.shapes import VARIETIES  # noqa: E402
+from course_lib.data.splits import SAMPLING_STREAMS, split_seeds  # noqa: E402
 from course_lib.experiments import gradient_fields as gf  # noqa: E402
 from course_lib.experiments import retrieval as rt  # noqa: E402
 from course_lib.experiments.common import budget, claim, goal, load_split  # noqa: E402
@@ -79,15 +84,39 @@ def _stats(values: list[float]) -> dict[str, float]:
             "sd": statistics.stdev(values) if len(values) > 1 else 0.0, "min": min(values), "max": max(values)}
 
 
-def part_distances(categories, n_train, n_test, n_points, chunk, profile, seconds):
+def load_points(split, representations, categories, n, profile, n_points, variety="base"):
+    """``load_split``'s ``target_points`` / ``oracle_points``, ``seed`` and ``label`` of ``split``.
+
+    ``variety="base"``: :func:`load_split` itself (ShapeNetLite and its caches).  Another variety: the same
+    split seeds and sampling streams, from ``make_shape(category, seed, variety=variety)``, built here and
+    never cached (so that no base cache file can stand for a wide shape).
+    """
+    if variety == "base":
+        return load_split(split, representations, categories=list(categories), shapes_per_category=n,
+                          profile=profile, n_target=n_points)
+    stream = {"target_points": SAMPLING_STREAMS["target"], "oracle_points": SAMPLING_STREAMS["oracle"]}
+    out: dict = {rep: [] for rep in representations}
+    seeds, labels = [], []
+    for cat in categories:
+        for seed in split_seeds(split, n):
+            shape = make_shape(cat, seed, variety=variety)
+            for rep in representations:
+                out[rep].append(shape.sample_surface(n_points, stream=stream[rep])[0])
+            seeds.append(seed)
+            labels.append(shape.label)
+    res = {rep: torch.stack(v) for rep, v in out.items()}
+    res["seed"] = torch.tensor(seeds, dtype=torch.long)
+    res["label"] = torch.tensor(labels, dtype=torch.long)
+    return res
+
+
+def part_distances(categories, n_train, n_test, n_points, chunk, profile, seconds, variety="base"):
     """Per category: nearest training shape, oracle and leave-one-out distances (lists, one per shape)."""
     per_shape, groups = {}, {}
     for cat in categories:
         t0 = time.perf_counter()
-        train = load_split("train", ("target_points",), categories=[cat], shapes_per_category=n_train,
-                           profile=profile, n_target=n_points)
-        test = load_split("test", ("target_points", "oracle_points"), categories=[cat], shapes_per_category=n_test,
-                          profile=profile, n_target=n_points)
+        train = load_points("train", ("target_points",), [cat], n_train, profile, n_points, variety)
+        test = load_points("test", ("target_points", "oracle_points"), [cat], n_test, profile, n_points, variety)
         t1 = time.perf_counter()
         near = rt.nearest_training_distances(test["target_points"], train["target_points"], chunk=chunk)
         orc = rt.oracle_distances(test["target_points"], test["oracle_points"], chunk=chunk)
@@ -105,13 +134,12 @@ def part_distances(categories, n_train, n_test, n_points, chunk, profile, second
     return per_shape, groups
 
 
-def part_memoriser(categories, n_train, n_test, n_points, draws, noisy_draws, chunk, profile, seconds):
+def part_memoriser(categories, n_train, n_test, n_points, draws, noisy_draws, chunk, profile, seconds,
+                   variety="base"):
     """Chapter 10's memorising baseline: its generation metrics with and without noise, and their spread."""
     t0 = time.perf_counter()
-    train = load_split("train", ("target_points",), categories=categories, shapes_per_category=n_train,
-                       profile=profile, n_target=n_points)
-    test = load_split("test", ("target_points",), categories=categories, shapes_per_category=n_test,
-                      profile=profile, n_target=n_points)
+    train = load_points("train", ("target_points",), categories, n_train, profile, n_points, variety)
+    test = load_points("test", ("target_points",), categories, n_test, profile, n_points, variety)
     pool, refs = train["target_points"], test["target_points"]
     seconds["memoriser: data"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -171,6 +199,9 @@ def main() -> None:
     ap.add_argument("--noisy-draws", type=int, default=None, help="noisy memoriser draws (default: ci 2, else 5)")
     ap.add_argument("--chunk", type=int, default=256, help="cloud pairs per Chamfer call")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--variety", default="base", choices=VARIETIES,
+                    help="ShapeNet-lite family (default base, the course's shapes; wide: make_shape(..., "
+                         "variety='wide'), results in splits-wide-*)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
     if args.threads:
@@ -189,7 +220,7 @@ def main() -> None:
     t_all = time.perf_counter()
     seconds: dict[str, float] = {}
 
-    per_shape, groups = part_distances(cats, n_train, n_test, n_points, args.chunk, profile, seconds)
+    per_shape, groups = part_distances(cats, n_train, n_test, n_points, args.chunk, profile, seconds, args.variety)
     summary = rt.summarize_splits(groups, factor=FACTOR)
     pooled = summary.get("all") or next(iter(summary.values()))
     goals = [goal("no_near_duplicates",
@@ -211,11 +242,11 @@ def main() -> None:
     else:
         print(f"claim oracle_vs_nearest skipped: {len(near_all)} test shapes < {MIN_SHAPES}", flush=True)
 
-    data: dict = {"convention": rt.CONVENTION, "scale": CD_SCALE, "factor": FACTOR,
+    data: dict = {"variety": args.variety, "convention": rt.CONVENTION, "scale": CD_SCALE, "factor": FACTOR,
                   "near_duplicate_target": NEAR_DUPLICATE_TARGET, "categories": list(cats),
                   "sizes": {"train_per_category": n_train, "test_per_category": n_test, "n_points": n_points},
                   "summary": summary, "per_shape": per_shape, "seconds": seconds}
-    body = [f"Convention: {rt.CONVENTION}; distances x {CD_SCALE:g}.", "",
+    body = [f"ShapeNet-lite variety: {args.variety}.", "", f"Convention: {rt.CONVENTION}; distances x {CD_SCALE:g}.", "",
             f"## Test shapes against their nearest training shape ({n_train} training and {n_test} test shapes per "
             f"category, {n_points} points)", "",
             md_table(["category", "test", "train", "oracle", "nearest", "leave-one-out", "nearest/oracle",
@@ -229,7 +260,7 @@ def main() -> None:
     if not args.no_memoriser:
         mcats = tuple(c for c in CATEGORIES if c in (args.memoriser_categories or sz["categories"]))
         mem = part_memoriser(mcats, n_train, n_test, n_points, int(args.draws), int(noisy_draws), args.chunk,
-                             profile, seconds)
+                             profile, seconds, args.variety)
         data["memoriser"] = mem
         cols = ["MMD-CD x1e3", "COV-CD %", "1-NNA-CD %"]
         d = mem["draws"]
@@ -262,7 +293,8 @@ def main() -> None:
         body += ["## Claims", ""] + [f"- {claim_sentence(c)}" for c in claims] + [""]
     body += ["## Time (s)", "", md_table(["part", "seconds"], [[k, v] for k, v in seconds.items()])]
     note = args.note or ("ci profile: a pipeline check, the numbers mean nothing." if profile == "ci" else "")
-    path = write_result("splits", profile, "\n".join(body), notes=note, data=data)
+    name = "splits" if args.variety == "base" else f"splits-{args.variety}"
+    path = write_result(name, profile, "\n".join(body), notes=note, data=data)
     print(f"wrote {path} ({seconds['total']:.0f} s)")
 
 
