@@ -308,3 +308,73 @@ def test_hidden_parts_flag_the_library(monkeypatch):
                        lambda fn, r, bound=1.0: fn(samplers.voxel_centers(r, bound)).bool())
     assert res.passed
     assert "delegated to course_lib.data.samplers.voxel_centers" in hid.message, hid.verdict()
+
+
+# ---------------------------------------------------------------------------
+# the exact SDF of a box
+# ---------------------------------------------------------------------------
+def box_sdf(p, half):
+    q = p.abs() - half
+    return torch.linalg.norm(q.clamp(min=0), dim=-1) + q.max(dim=-1).values.clamp(max=0)
+
+
+def test_box_sdf_reference_passes_and_stub_is_flagged(monkeypatch):
+    from check_helpers import stub
+
+    res, hid = hidden_results_on(monkeypatch, checks.check_box_sdf, box_sdf)
+    assert res.passed and hid.passed, (res.verdict(), hid.verdict())
+    # the reference agrees with course_lib's Box on random points (and the check's own nearest-point reference)
+    from course_lib.data.primitives import Box
+
+    p = torch.randn(500, 3, dtype=torch.float64)
+    half = torch.tensor([0.6, 0.3, 0.45], dtype=torch.float64)
+    assert torch.allclose(box_sdf(p, half), Box(half.numpy()).sdf(p), atol=1e-9)
+    assert torch.allclose(cd._box_sdf_reference(p, half), box_sdf(p, half), atol=1e-12)
+    assert checks.check_box_sdf(stub, quiet=True).status == "not_implemented"
+
+
+@pytest.mark.parametrize("variant, words", [
+    ("chebyshev", ["max(q) everywhere", "edge or a corner"]),
+    ("outside_only", ["inside the box your SDF is 0"]),
+    ("sign", ["sign is flipped"]),
+    ("l1", ["L1 norm"]),
+    ("squared", ["SQUARED length"]),
+    ("min_inside", ["min(q)"]),
+    ("full_extents", ["half as large"]),
+    ("double_extents", ["twice as large"]),
+    ("no_abs", ["|p| - half"]),
+])
+def test_box_sdf_mistakes_are_named(variant, words):
+    res = checks.check_box_sdf(lambda p, half: cd._box_sdf_variant(p, half, variant).to(p.dtype), quiet=True)
+    assert res.status == "failed", res.verdict()
+    for w in words:
+        assert w in res.message, res.message
+
+
+def test_box_sdf_other_mistakes():
+    # reduced over every axis: fine for (N, 3), wrong for (3, 4, 5, 3)
+    def flat(p, half):
+        q = p.abs() - half
+        return (q.clamp(min=0).pow(2).sum(-1) ** 0.5 + q.max(dim=-1).values.clamp(max=0)).reshape(-1)[: p.shape[0]] \
+            if p.dim() > 2 else box_sdf(p, half)
+
+    res = checks.check_box_sdf(flat, quiet=True)
+    assert res.status == "failed" and "(3, 4, 5" in res.message, res.verdict()
+    res = checks.check_box_sdf(lambda p, half: box_sdf(p, half).detach(), quiet=True)
+    assert res.status == "failed" and "no gradient" in res.message, res.verdict()
+
+    def sqrt_of_sum(p, half):  # also right: clamp's backward masks sqrt's infinite slope at 0 inside the box
+        q = p.abs() - half
+        return torch.sqrt(q.clamp(min=0).pow(2).sum(-1)) + q.max(dim=-1).values.clamp(max=0)
+
+    assert checks.check_box_sdf(sqrt_of_sum, quiet=True).passed
+
+
+def test_box_sdf_hidden_part_catches_float32_only_and_the_library(monkeypatch):
+    res, hid = hidden_results_on(monkeypatch, checks.check_box_sdf, lambda p, half: box_sdf(p.float(), half.float()))
+    assert res.passed and hid.status == "failed" and "keep the dtype" in hid.message, hid.verdict()
+    from course_lib.data.primitives import Box
+
+    res, hid = hidden_results_on(monkeypatch, checks.check_box_sdf,
+                                 lambda p, half: Box(half.detach().double().numpy()).sdf(p.double()).to(p.dtype))
+    assert res.passed and hid.status == "failed" and "delegated" in hid.message, hid.verdict()

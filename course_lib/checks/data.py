@@ -13,6 +13,10 @@ Introduced in ``lectures/01_data_and_representations.ipynb``.
   built axis by axis and with ``course_lib.data.voxelize``; common mistakes (axes
   swapped, cell corners instead of centres) are recognised and named.
 * :func:`check_count_bytes` -- the memory of tensors, meshes, modules and containers.
+* :func:`check_box_sdf` -- the exact signed distance of an axis-aligned box, against a nearest-point
+  reference (the point of the box nearest to ``p`` is ``p`` clamped to the box) and
+  ``course_lib.data.primitives.Box``; the plausible mistakes (the Chebyshev bound ``max(q)``, no interior
+  term, an L1 norm outside, full instead of half extents, ``min`` for ``max`` inside) are named.
 """
 
 from __future__ import annotations
@@ -25,9 +29,9 @@ import torch
 import trimesh
 from scipy import stats
 
-from ._core import CheckFailed, call_student, expect, expect_tensor, self_check
+from ._core import CheckFailed, call_student, expect, expect_close, expect_tensor, self_check
 
-__all__ = ["check_sample_triangle_mesh", "check_voxelize", "check_count_bytes"]
+__all__ = ["check_sample_triangle_mesh", "check_voxelize", "check_count_bytes", "check_box_sdf"]
 
 _SQRT_HINT = (
     "pick r1, r2 ~ U(0, 1) and use the weights (1 - sqrt(r1), sqrt(r1) (1 - r2), sqrt(r1) r2)"
@@ -251,6 +255,124 @@ def check_count_bytes(fn) -> str:
 # fresh draws from one generator; a grid of one cell, odd and even resolutions, one occupied cell; empty, 0-d,
 # strided and float16 tensors, float64 modules, modules with buffers, nested containers
 # ---------------------------------------------------------------------------
+# ---------------------------------------------------------------------------
+# the exact SDF of an axis-aligned box [-half, half]
+# ---------------------------------------------------------------------------
+def _box_sdf_reference(p: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """Independent of the q-formula: outside, the distance to the nearest point of the box (``p`` clamped to
+    it); inside, minus the distance to the nearest face.  float64."""
+    p, h = p.double(), half.double()
+    nearest = torch.maximum(torch.minimum(p, h), -h)
+    outside = (p - nearest).norm(dim=-1)
+    to_face = (h - p.abs()).min(dim=-1).values  # > 0 inside
+    return torch.where(outside > 0, outside, -to_face.clamp(min=0.0))
+
+
+def _box_sdf_variant(p: torch.Tensor, half: torch.Tensor, variant: str) -> torch.Tensor:
+    """The plausible wrong answers of the exercise, computed from ``q = |p| - half``."""
+    p, h = p.double(), half.double()
+    q = {"full_extents": p.abs() - h / 2, "double_extents": p.abs() - 2 * h, "no_abs": p - h}.get(variant, p.abs() - h)
+    out = q.clamp(min=0.0).norm(dim=-1)
+    inside = q.max(dim=-1).values.clamp(max=0.0)
+    if variant == "chebyshev":
+        return q.max(dim=-1).values
+    if variant == "outside_only":
+        return out
+    if variant == "sign":
+        return -(out + inside)
+    if variant == "l1":
+        return q.clamp(min=0.0).sum(dim=-1) + inside
+    if variant == "min_inside":
+        return out + q.min(dim=-1).values.clamp(max=0.0)
+    if variant == "squared":
+        return q.clamp(min=0.0).pow(2).sum(dim=-1) + inside
+    return out + inside
+
+
+_BOX_MISTAKES = (
+    ("chebyshev", "you returned max(q) everywhere: exact inside and in front of a face, but beyond an edge or a "
+                  "corner the nearest point of the box is on that edge or corner, at the Euclidean length of "
+                  "max(q, 0) (clamp each axis), which max(q) underestimates (a bound, not the distance)"),
+    ("outside_only", "inside the box your SDF is 0: there the distance to the surface is that of the nearest face, "
+                     "-min(half - |p|), i.e. max(q) < 0; add max(q).clamp(max=0)"),
+    ("sign", "your sign is flipped: an SDF is negative inside and positive outside"),
+    ("l1", "outside you summed the positive q's (an L1 norm): the distance to an edge or corner is the Euclidean "
+           "length of max(q, 0)"),
+    ("squared", "outside you returned the SQUARED length of max(q, 0): take its square root (torch.linalg.norm)"),
+    ("min_inside", "inside you took min(q): the nearest face is the one with the largest q (closest to 0), max(q)"),
+    ("full_extents", "your box is half as large: half holds the HALF extents, the box spans [-half, half], so "
+                     "q = |p| - half"),
+    ("double_extents", "your box is twice as large: half holds the half extents already, q = |p| - half"),
+    ("no_abs", "you used p - half, not |p| - half: the box is symmetric about the origin, so its SDF depends on "
+               "|p| (your SDF is wrong for negative coordinates)"),
+)
+
+
+def _box_points(half: torch.Tensor, gen: torch.Generator, n: int = 300) -> torch.Tensor:
+    """Random points around the box, plus points inside, in front of faces, beyond edges and beyond corners."""
+    h = half.double()
+    rnd = (torch.rand(n, 3, generator=gen, dtype=torch.float64) * 2 - 1) * 1.6
+    corners = torch.tensor([[sx, sy, sz] for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)],
+                           dtype=torch.float64)
+    beyond_corner = corners * (h + 0.3)
+    beyond_edge = torch.tensor([[1.0, 1.0, 0.0], [-1.0, 0.0, 1.0], [0.0, -1.0, -1.0]], dtype=torch.float64)
+    beyond_edge = beyond_edge * (h + 0.25) + (1 - beyond_edge.abs()) * h * 0.3
+    faces = torch.tensor([[1.0, 0.1, -0.2], [0.2, -1.0, 0.1], [-0.1, 0.2, 1.0]], dtype=torch.float64) * (h + 0.2)
+    inside = torch.tensor([[0.0, 0.0, 0.0], [0.5, 0.1, -0.2], [-0.2, 0.6, 0.3]], dtype=torch.float64) * h
+    return torch.cat([rnd, beyond_corner, beyond_edge, faces, inside])
+
+
+@self_check
+def check_box_sdf(fn) -> str:
+    """``fn(p (..., 3), half (3,)) -> (...)``: the exact signed distance to the box ``[-half, half]`` (negative
+    inside).  References: the nearest point of the box (``p`` clamped to it) and ``course_lib``'s ``Box``."""
+    from course_lib.data.primitives import Box
+
+    gen = torch.Generator().manual_seed(60)
+    half = torch.tensor([0.6, 0.3, 0.45])
+    pts = _box_points(half, gen).float()
+    out = call_student(fn, pts.clone(), half.clone())
+    expect_tensor(out, "box_sdf(p (N, 3), half)", shape=(len(pts),))
+    ref = _box_sdf_reference(pts, half)
+    got = out.detach().double()
+    if not torch.allclose(got, ref, atol=1e-5):
+        for variant, message in _BOX_MISTAKES:
+            if torch.allclose(got, _box_sdf_variant(pts, half, variant), atol=1e-5):
+                raise CheckFailed(message)
+        bad = (got - ref).abs() > 1e-5
+        where = []
+        for name, mask in (("inside the box", ref < 0), ("outside", ref > 0)):
+            if bool((bad & mask).any()):
+                where.append(name)
+        raise CheckFailed(f"wrong distances at {int(bad.sum())} of {len(pts)} points ({' and '.join(where)}); the "
+                          f"first: p = {[round(float(v), 3) for v in pts[bad][0]]}, yours {float(got[bad][0]):.4f}, "
+                          f"expected {float(ref[bad][0]):.4f}")
+    lib = Box(half.double().numpy()).sdf(pts.double())
+    expect(torch.allclose(ref, lib, atol=1e-6), "internal: the two references disagree")
+    # any leading shape
+    grid = pts[:60].reshape(3, 4, 5, 3)
+    out2 = call_student(fn, grid, half)
+    expect_tensor(out2, "box_sdf(p (3, 4, 5, 3), half)", shape=(3, 4, 5))
+    expect(torch.allclose(out2.detach().double().reshape(-1), ref[:60], atol=1e-5),
+           "with p of shape (3, 4, 5, 3) the distances differ from those of the same points as (60, 3): reduce over "
+           "the last axis only (dim=-1)")
+    # differentiable, and its gradient has norm 1 where the SDF is smooth (here: off the box's ridges)
+    q = torch.tensor([[1.0, 0.05, 0.1], [0.9, 0.6, 0.7], [0.1, 0.05, 0.02]], requires_grad=True)
+    v = call_student(fn, q, half)
+    expect(isinstance(v, torch.Tensor) and v.requires_grad, "the SDF carries no gradient: compute it with torch "
+                                                            "operations on p, without detaching")
+    (g,) = torch.autograd.grad(v.sum(), q)
+    if not bool(torch.isfinite(g).all()):
+        raise CheckFailed(f"the gradient is NaN or inf at a point off the box's ridges ({g.tolist()}): inside the "
+                          "box the outside term is the length of a zero vector, and sqrt has an infinite slope at 0; "
+                          "use torch.linalg.norm (its gradient at 0 is 0), or clamp before squaring")
+    unit = torch.allclose(g.norm(dim=-1), torch.ones(3), atol=1e-4)
+    expect(unit, f"the gradient's norm at three points off the ridges is {g.norm(dim=-1).tolist()}, not 1: an "
+                         "exact SDF changes at unit rate along its gradient")
+    return (f"{len(pts)} points inside, in front of faces, beyond edges and corners; any leading shape; "
+            "|gradient| = 1")
+
+
 def _hidden_sample_triangle_mesh(fn) -> str:
     # a mesh of three triangles with areas 1 : 2 : 5 (float64, far from the origin) and one zero-area triangle
     verts = torch.tensor([[0.0, 0, 0], [2, 0, 0], [0, 1, 0],        # area 1
@@ -373,6 +495,35 @@ def _hidden_count_bytes(fn) -> str:
     return "empty, 0-d, float16, int8 and strided tensors, a float64 MLP, a BatchNorm, shared layers, nested containers"
 
 
+def _hidden_box_sdf(fn) -> str:
+    gen = torch.Generator().manual_seed(61)
+    for half, dtype, what in ((torch.tensor([0.5, 0.5, 0.5]), torch.float64, "a cube, float64"),
+                              (torch.tensor([1e-3, 0.7, 0.2]), torch.float32, "a thin plate"),
+                              (torch.tensor([0.2, 0.3, 0.4]), torch.float64, "far points, float64")):
+        pts = _box_points(half, gen, n=50)
+        if what.startswith("far"):
+            pts = pts * 50
+        pts, h = pts.to(dtype), half.to(dtype)
+        before_p, before_h = pts.clone(), h.clone()
+        out = call_student(fn, pts, h)
+        expect_tensor(out, f"box_sdf ({what})", shape=(len(pts),))
+        expect(out.dtype == dtype, f"for {dtype} points the SDF is {out.dtype}: keep the dtype")
+        expect(torch.equal(pts, before_p) and torch.equal(h, before_h),
+               "your function changed p or half in place: leave the inputs as they came")
+        ref = _box_sdf_reference(pts, h)
+        expect_close(out, ref, f"box_sdf ({what})", atol=1e-5 if dtype == torch.float32 else 1e-10,
+                     rtol=1e-6)
+    # one point, and points exactly on the surface (distance 0)
+    half = torch.tensor([0.4, 0.2, 0.3], dtype=torch.float64)
+    one = call_student(fn, torch.tensor([[0.4, 0.0, 0.1]], dtype=torch.float64), half)
+    expect_tensor(one, "box_sdf of one point", shape=(1,))
+    on = torch.tensor([[0.4, 0.1, -0.2], [0.0, -0.2, 0.0], [0.4, 0.2, 0.3]], dtype=torch.float64)
+    vals = call_student(fn, on, half)
+    expect(bool((vals.detach().abs() < 1e-9).all()), f"on the surface (a face, a face centre, a corner) the SDF is "
+                                                       f"0, got {vals.detach().tolist()}")
+    return "a cube, a thin plate, far points, float64, one point, points on the surface, inputs unchanged"
+
+
 def _register_hidden() -> None:
     from course_lib import data, geometry
     from course_lib.data import samplers
@@ -382,6 +533,10 @@ def _register_hidden() -> None:
                                       references=(geometry.sample_mesh_surface, sampling.sample_mesh_surface))
     check_voxelize.hidden(_hidden_voxelize, references=(data.voxelize, samplers.voxelize, samplers.voxel_centers))
     check_count_bytes.hidden(_hidden_count_bytes, references=(memory.nbytes,))
+    from course_lib.data import primitives
+
+    check_box_sdf.hidden(_hidden_box_sdf, references=(primitives.Box.local_sdf, primitives.Primitive.sdf,
+                                                     primitives.RoundBox.local_sdf))
 
 
 _register_hidden()

@@ -1,12 +1,13 @@
 # %% [markdown]
-# # 01 · Lab: sampling surfaces, voxelising shapes, counting bytes
+# # 01 · Lab: sampling surfaces, voxelising shapes, counting bytes, a box's SDF
 #
-# Three conversions between the representations of the lecture, written by you:
+# Three conversions between the representations of the lecture, and one implicit shape, written by you:
 #
 # 1. **mesh → points**: area-weighted sampling of a triangle mesh;
 # 2. **implicit shape → voxels**: occupancy at the centres of the cells of a grid;
 # 3. **how much memory?**: the bytes of tensors, meshes and networks, and the table
-#    of memory per representation that follows from it.
+#    of memory per representation that follows from it;
+# 4. **an exact SDF**: the signed distance to a box, the primitive most ShapeNet-lite parts are made of.
 #
 # Each exercise is a function to complete; the cell after it runs a **self-check** that
 # compares your function with independent references and with `course_lib`.
@@ -296,6 +297,103 @@ checks.observe("the surfaces grow about 4 times when R doubles (exponent about 2
 checks.observe("the MLPs do not grow at all: the same bytes at every R",
                all(len(set(row)) == 1 for k, row in table.items() if k.startswith("MLP")),
                measured=", ".join(f"{k} {row[0] / 1024:.1f} KiB" for k, row in table.items() if k.startswith("MLP")))
+
+# %% [markdown]
+# ## Exercise 4: the exact signed distance to a box
+#
+# Most parts of ShapeNet-lite's shapes (seats, legs, wings) are boxes, and the lecture's SDF is
+# built from their signed distances. Take the axis-aligned box $[-h, h]$ (half extents
+# $h = (h_x, h_y, h_z)$, centred at the origin) and, for a point $p$, the per-axis excess
+# $q = |p| - h$. Work out the distance case by case, then write **one** vectorised expression:
+#
+# * inside the box ($q \le 0$ on every axis): the nearest surface point is on the nearest face;
+# * outside, in front of a face (one $q_k > 0$): the distance is that $q_k$;
+# * outside, beyond an edge (two positive) or a corner (three): the nearest point of the box is on
+#   that edge or at that corner.
+#
+# Write `box_sdf(p, half)` for points `p` of any leading shape `(..., 3)`, negative inside. The
+# self-check compares with the distance to the nearest point of the box ($p$ clamped to $[-h, h]$)
+# and with `course_lib`'s `Box`, on points inside, in front of faces, beyond edges and corners.
+
+# %%
+def box_sdf(p: torch.Tensor, half: torch.Tensor) -> torch.Tensor:
+    """The exact signed distance from points to the box ``[-half, half]``.
+
+    Args:
+        p: float tensor ``(..., 3)`` (float32 or float64); not changed.
+        half: float tensor ``(3,)`` of the same dtype, the half extents (> 0).
+
+    Returns:
+        float tensor ``(...)`` of the dtype of ``p``: negative inside, 0 on the surface, positive outside;
+        differentiable in ``p``.
+    """
+    ### BEGIN SOLUTION
+    q = p.abs() - half
+    outside = torch.linalg.norm(q.clamp(min=0.0), dim=-1)  # beyond a face, an edge or a corner
+    inside = q.max(dim=-1).values.clamp(max=0.0)  # minus the distance to the nearest face
+    return outside + inside
+    ### END SOLUTION
+
+
+# %%
+checks.check_box_sdf(box_sdf)
+
+# %% [markdown]
+# **Use it: the distance against a bound.** A tempting shortcut is $\max_k q_k$: it is the
+# distance inside the box and in front of each face. The slice $z = 0$ of a box of half extents
+# $(0.6, 0.3, 0.45)$ through both, and their ratio on the ray beyond a corner,
+# $p = h + s\,(1, 1, 1)$.
+#
+# **Predict first.** Where do your SDF and $\max_k q_k$ differ, and which one is larger there? How
+# large can the ratio get beyond a corner?
+
+# %% tags=["uses-exercise"]
+half = torch.tensor([0.6, 0.3, 0.45])
+
+
+def bound(p):
+    return (p.abs() - half).max(dim=-1).values
+
+
+ratio = {}  # s -> your SDF / max(q) on the corner ray
+with torch.no_grad():
+    viz.subplots([viz.plot_sdf_slice(lambda p: box_sdf(p, half), title="your box SDF, z = 0"),
+                  viz.plot_sdf_slice(bound, title="max(q), z = 0")], cols=2)
+    gen = torch.Generator().manual_seed(0)
+    cloud = (torch.rand(20000, 3, generator=gen) * 2 - 1) * 1.2
+    exact, chebyshev = box_sdf(cloud, half), bound(cloud)
+    beyond = (cloud.abs() > half).sum(-1)  # on how many axes a point is past the box
+    for s in (0.01, 0.1, 0.5, 2.0):
+        corner_point = half + s * torch.ones(3)
+        ratio[s] = float(box_sdf(corner_point[None], half)[0] / bound(corner_point[None])[0])
+for k, name in ((0, "inside"), (1, "in front of a face"), (2, "beyond an edge"), (3, "beyond a corner")):
+    gap = (exact - chebyshev)[beyond == k]
+    print(f"{name:>18}: {int((beyond == k).sum()):5d} points, your SDF - max(q) from {gap.min():.3f} to {gap.max():.3f}")
+print("beyond the corner, your SDF / max(q):", {s: round(r, 3) for s, r in ratio.items()})
+
+# %% [markdown]
+# **Observe.** The two agree (to rounding) inside the box and in front of each face; beyond an edge or
+# a corner your SDF is never smaller and on average larger (equal only where one excess is tiny): $\max_k q_k$ is the distance to the nearest face's *plane*, which the
+# box does not fill there, so it underestimates the distance. On the corner ray the ratio is
+# $\lVert (s, s, s)\rVert / s = \sqrt 3$ at every distance ($\sqrt 2$ beyond an edge). Such a bound is
+# still safe for sphere tracing (`data.render` steps by the SDF: a smaller step never passes through
+# the surface, it only takes more steps), but it is not a distance: its gradient's norm is 1 while its
+# value is not the distance, which is why an SDF's exactness is checked by distances, not by the
+# gradient alone. What would an *over*estimate (say, the L1 norm of the positive $q$'s) do to sphere tracing?
+
+# %% tags=["uses-exercise"]
+checks.raise_if_unfinished(len(ratio) < 4)
+agree = (exact - chebyshev)[beyond <= 1].abs().max().item()
+apart = (exact - chebyshev)[beyond >= 2]
+checks.observe("inside the box and in front of a face your SDF and max(q) agree", agree < 1e-6,
+               measured=f"largest difference {agree:.1e}")
+checks.observe("beyond an edge or a corner your SDF is never below max(q), and above it on average",
+               bool((apart > -1e-6).all()) and apart.mean().item() > 0,
+               measured=f"difference there from {apart.min().item():.3f} to {apart.max().item():.3f}, "
+                        f"mean {apart.mean().item():.3f}")
+checks.observe("on the corner ray the ratio is sqrt(3) at every distance",
+               all(abs(r - 3**0.5) < 1e-4 for r in ratio.values()),
+               measured=", ".join(f"s={s}: {r:.4f}" for s, r in ratio.items()))
 
 # %% [markdown]
 # ## Questions
