@@ -159,23 +159,23 @@ def test_real_data_smoke_runs_a_subset(modelnet, tmp_path):
 
 
 def test_reference_voxels_of_a_real_mesh_follow_the_cell_centre_rule():
-    """Chapter 11's exact-voxel reference rows for a real mesh: a cell is full when its centre is inside (here an
+    """course_lib.data.voxelize of a real mesh (chapter 11's exact-voxel reference rows, chapter 03's floor): a cell is full when its centre is inside (here an
     icosphere of radius 0.6, against the analytic ball test at the centres, up to the facets' sag)."""
     import trimesh
 
     from course_lib.data import make_shape, voxelize
     from course_lib.data.samplers import voxel_centers
-    from course_lib.experiments.evaluation import _voxelize_any
     from course_lib.experiments.mesh_shape import MeshShape
 
     ball = trimesh.creation.icosphere(subdivisions=4, radius=0.6)
     sh = MeshShape("mug", 0, "ball.off", "modelnet", ball)
-    grid = _voxelize_any(sh, 16, voxelize)
+    grid = voxelize(sh, 16)
     r = voxel_centers(16, 1.0).norm(dim=-1)
     sure = (r < 0.59) | (r > 0.601)  # away from the facets' sag (at most 0.6 * (1 - cos) of an edge's half-angle)
     assert grid.dtype == torch.bool and grid.shape == (16, 16, 16)
     assert torch.equal(grid[sure], (r < 0.6)[sure])
-    shape = make_shape("chair", 0)  # a ShapeNet-lite shape goes through course_lib.data.voxelize unchanged
-    assert torch.equal(_voxelize_any(shape, 8, voxelize), voxelize(shape, 8))
-    with pytest.raises(TypeError, match="cannot voxelise"):
-        _voxelize_any(object(), 8, voxelize)
+    shape = make_shape("chair", 0)  # a ShapeNet-lite shape: its exact occupancy at the centres
+    c = voxel_centers(8, 1.0)
+    assert torch.equal(voxelize(shape, 8), shape.occupancy(c.reshape(-1, 3)).reshape(8, 8, 8))
+    with pytest.raises(TypeError, match="expected a course_lib.data.Shape"):
+        voxelize(object(), 8)

@@ -143,8 +143,13 @@ def voxelize(shape: Shape, resolution: int, device: torch.device | str | None = 
     """Voxel occupancy ``(R, R, R)`` bool: cell ``[i, j, k]`` of ``[-1, 1]^3`` is full when its centre is inside.
 
     Introduced in ``lectures/01_data_and_representations.ipynb``.  Index order x, y, z
-    (``grid[i]`` is the slab at ``x = -1 + (i + 0.5) * 2 / R``).
+    (``grid[i]`` is the slab at ``x = -1 + (i + 0.5) * 2 / R``).  A real mesh
+    (:class:`course_lib.experiments.mesh_shape.MeshShape`, from a real dataset's rows) is voxelised by the same
+    rule, its inside decided by the repaired winding number.
     """
+    if not isinstance(shape, Shape) and type(shape).__name__ == "MeshShape" and hasattr(shape, "occupancy"):
+        centers = voxel_centers(resolution, 1.0, device)
+        return shape.occupancy(centers.reshape(-1, 3)).reshape(centers.shape[:3]).bool()
     shape = _check_shape(shape)
     centers = voxel_centers(resolution, 1.0, device)
     return shape.occupancy(centers.reshape(-1, 3)).reshape(centers.shape[:3])

@@ -861,25 +861,10 @@ def baselines(ev: EvalShapes) -> dict[str, list[Reconstruction]]:
                      int(config.sizes(ev.profile, prefix="ch04.")["resolution"])}):
         rows = []
         for i, sh in enumerate(ev.shapes):
-            grid = _voxelize_any(sh, r, voxelize).float()
+            grid = voxelize(sh, r).float()  # a real dataset's MeshShape too
             rows.append(_mesh_rec(grid_to_mesh(grid, 0.5), n, i, grid_occupancy(grid, 0.5)))
         out[f"exact shape's {r}^3 voxels"] = rows
     return out
-
-
-def _voxelize_any(shape: Any, resolution: int, voxelize: Any) -> Tensor:
-    """A ShapeNet-lite shape's cell-centre voxels (:func:`course_lib.data.voxelize`), or a real mesh's
-    (:class:`course_lib.experiments.mesh_shape.MeshShape`) by the same rule: a cell is full when its centre is inside,
-    here by the repaired winding number of the mesh."""
-    from course_lib.data import Shape
-    from course_lib.data.samplers import voxel_centers
-
-    if isinstance(shape, Shape):
-        return voxelize(shape, resolution)
-    if not hasattr(shape, "occupancy"):
-        raise TypeError(f"cannot voxelise {type(shape).__name__}: expected a course_lib.data.Shape or a MeshShape")
-    centers = voxel_centers(int(resolution), 1.0)
-    return shape.occupancy(centers.reshape(-1, 3)).reshape(centers.shape[:3]).bool()
 
 
 def first_shape(ev: EvalShapes) -> EvalShapes:

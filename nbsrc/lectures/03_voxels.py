@@ -30,6 +30,7 @@ import torch
 
 from course_lib import config, results, viz
 from course_lib.data import make_shape, reserved_seed, voxelize
+from course_lib.experiments.mesh_shape import row_shape
 from course_lib.experiments import voxels as V
 from course_lib.models import voxels as M
 
@@ -444,8 +445,8 @@ for claim_id in ("ae_val_threshold_vs_05", "ae_val_threshold_vs_04", "svr_val_th
 # %%
 floors = {}
 for R in (8, 16, 32):
-    floors[R] = V.representation_floor({"voxels": torch.stack([voxelize(make_shape(c, int(s)), R).float()
-                                                               for c, s in zip(test["category"], test["seed"])]),
+    floors[R] = V.representation_floor({"voxels": torch.stack([voxelize(row_shape(test, i), R).float()
+                                                               for i in range(len(test["seed"]))]),
                                         "target_points": test["target_points"]})["cd"]
 print("Chamfer x1000 of the marching-cubes mesh of the TRUE grid (the representation's reference, not a bound):",
       {R: round(v, 3) for R, v in floors.items()})
@@ -518,7 +519,7 @@ viz.plot_curves(xs, {"activations": [r["activation_bytes"] / first["activation_b
 # %%
 def show_resolution(shape_index: int = 0, resolution: int = 16):
     k = int(shape_index)
-    shape = make_shape(test["category"][k], int(test["seed"][k]))
+    shape = row_shape(test, k)  # ShapeNet-lite's shape, or a real dataset's mesh
     st = V.resolution_stats(shape, resolution, probs_svr[k], level=level_svr)
     title = (f"{test['category'][k]}, {resolution}^3: float32 {st['float32_bytes'] / 1024:.1f} KiB, "
              f"bits {st['bit_bytes'] / 1024:.2f} KiB; grid IoU vs {st['reference_resolution']}^3 "
