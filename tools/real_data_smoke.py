@@ -82,8 +82,9 @@ def ch05(p: str, ds: str, log: list[str]) -> None:
     _names(tr, ds)
     model, _ = ps.train_autoencoder("chamfer", p, data=tr, val=va, progress=False, epochs=1)
     assert common.predict(model, te["points"]).shape[0] == te["points"].shape[0]
-    _refuses(lambda: ps.surface_distances(te, {"oracle": te["oracle_points"]}), "point_sets.surface_distances", ds,
-             log)
+    dist = ps.surface_distances(te, {"oracle": te["oracle_points"]})  # to the repaired mesh
+    if not dist["oracle"] < 1e-4:
+        raise AssertionError(f"chapter 05: the oracle's points lie {dist['oracle']:.3g} from their own mesh")
 
 
 def ch06(p: str, ds: str, log: list[str]) -> None:

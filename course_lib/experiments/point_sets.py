@@ -42,7 +42,7 @@ from torch import Tensor
 from course_lib import config
 from course_lib import metrics as _metrics
 from course_lib import ops as _ops
-from course_lib.experiments.common import Batches, real_dataset, require_exact_shapes, subsample
+from course_lib.experiments.common import Batches, real_dataset, subsample
 from course_lib.experiments.common import load_split as _load_split
 from course_lib.metrics import describe_chamfer
 
@@ -893,18 +893,18 @@ def surface_distances(data: dict[str, Any], sets: dict[str, Tensor], max_shapes:
     """Mean |SDF| of each point set of ``sets`` (``name -> (S, N, 3)``) to the true surfaces of ``data``.
 
     Introduced in ``lectures/05_point_sets.ipynb`` (our shapes have exact signed distances:
-    :meth:`course_lib.data.Shape.sdf`).  The first ``max_shapes`` shapes (default: all); their
-    mean, or with ``reduction="none"`` the per-shape values (lists).
+    :meth:`course_lib.data.Shape.sdf`; a real dataset's rows use the exact distance to the repaired mesh,
+    :meth:`course_lib.experiments.mesh_shape.MeshShape.sdf`, whose magnitude needs no sign).  The first
+    ``max_shapes`` shapes (default: all); their mean, or with ``reduction="none"`` the per-shape values (lists).
     """
-    require_exact_shapes('surface_distances (chapter 05: exact surface distance)', data)
-    from course_lib.data import make_shape
+    from .mesh_shape import row_shape
 
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     n = len(data["seed"]) if max_shapes is None else min(int(max_shapes), len(data["seed"]))
     acc: dict[str, list[float]] = {k: [] for k in sets}
     for i in range(n):
-        shape = make_shape(data["category"][i], int(data["seed"][i]))
+        shape = row_shape(data, i)
         for k, v in sets.items():
             acc[k].append(float(shape.sdf(v[i]).abs().mean()))
     if reduction == "none":
