@@ -580,8 +580,8 @@ def _chair_wide(rng: Rng) -> list[tuple[str, Node]]:
 
 
 def _table_wide(rng: Rng) -> list[tuple[str, Node]]:
-    H = _u(rng, 0.4, 1.6)
-    tt = _u(rng, 0.14, 0.35) if rng.random() < 0.7 else 0.14  # some thin, glass-like tops
+    H = _u(rng, 0.5, 1.6)
+    tt = _u(rng, 0.14, max(0.15, min(0.35, 0.25 * H))) if rng.random() < 0.7 else 0.14  # some thin, glass-like tops
     top_kind = _pick(rng, ["rect", "rect", "round", "oval", "square", "polygon"])
     if top_kind == "round":
         rt = _u(rng, 0.5, 1.1)
@@ -608,7 +608,7 @@ def _table_wide(rng: Rng) -> list[tuple[str, Node]]:
     y0 = H - tt
     sup = _pick(rng, ["legs", "legs", "pedestal", "trestle", "panels", "desk"])
     if top_kind == "round" and sup in ("trestle", "desk"):
-        sup = "pedestal"
+        sup = "legs"
     if rng.random() < 0.4 and sup in ("legs", "desk"):  # apron
         ha = _u(rng, 0.14, 0.25)
         parts.append(("top", Box((W / 2 - 0.1, ha / 2, D / 2 - 0.1), (0, y0 - ha / 2 + 0.02, 0))))
@@ -620,8 +620,15 @@ def _table_wide(rng: Rng) -> list[tuple[str, Node]]:
         n_ped = 2 if top_kind in ("rect", "oval") and W > 1.6 and rng.random() < 0.5 else 1
         for xp in ([0.0] if n_ped == 1 else [-W / 4, W / 4]):
             rc = _u(rng, 0.08, 0.2)
-            if rng.random() < 0.5:
+            column = _pick(rng, ["cylinder", "cone", "posts"])
+            if column == "cylinder":
                 parts.append(("leg", Cylinder(rc, y0 / 2 + 0.01, (xp, y0 / 2, 0))))
+            elif column == "posts":  # three or four thin posts around the axis, twisting or straight
+                n, rp, twist = int(rng.integers(3, 5)), _u(rng, 0.15, 0.35), _u(rng, -0.8, 0.8)
+                for i in range(n):
+                    a = 2 * math.pi * i / n
+                    parts.append(("leg", _bar((xp + rp * math.cos(a), 0.1, rp * math.sin(a)),
+                                              (xp + rp * math.cos(a + twist), y0, rp * math.sin(a + twist)), 0.07)))
             else:
                 parts.append(("leg", CappedCone(rc * _u(rng, 1.2, 2.5), rc, y0 / 2 + 0.01, (xp, y0 / 2, 0))))
             if rng.random() < 0.3:  # a bulge on the column
@@ -768,10 +775,10 @@ def _car_wide(rng: Rng) -> list[tuple[str, Node]]:
     kind = _pick(rng, ["sedan", "hatch", "wagon", "van", "pickup", "coupe", "suv", "bus", "truck", "convertible",
                        "jeep", "racer"])
     L = _u(rng, 1.4, 2.7) if kind not in ("bus", "truck") else _u(rng, 2.4, 3.2)
-    Wd = _u(rng, 0.6, 1.2)
+    Wd = _u(rng, 0.55, 1.3)
     rw, hw = _u(rng, 0.12, 0.34), _u(rng, 0.07, 0.16)
     clr = _u(rng, 0.0, 0.25) if kind in ("suv", "pickup", "van", "bus", "truck", "jeep") else _u(rng, -0.08, 0.05)
-    hb = _u(rng, 0.2, 0.6) if kind != "racer" else _u(rng, 0.15, 0.25)
+    hb = _u(rng, 0.18, 0.7) if kind != "racer" else _u(rng, 0.15, 0.25)
     yb = rw * _u(rng, 0.6, 1.0) + clr + hb / 2
     rr = _u(rng, 0.03, 0.15)
     body: Node = RoundBox((L / 2, hb / 2, Wd / 2), rr, (0, yb, 0))
@@ -860,7 +867,7 @@ def _lamp_wide(rng: Rng) -> list[tuple[str, Node]]:
             parts.append(("base", _bar((rb * 1.3 * math.cos(a), rs, rb * 1.3 * math.sin(a)), (0, hb * 3, 0), rs)))
         hb = hb * 3
     arm = _pick(rng, ["straight", "two", "three", "arc"])
-    Hs = _u(rng, 1.8, 3.0) if floor else _u(rng, 0.6, 1.5)
+    Hs = _u(rng, 1.8, 3.0) if floor else _u(rng, 0.9, 1.6)
     if arm == "straight":
         top = np.array([0.0, Hs, 0.0])
         parts.append(("stem", Cylinder(rs, Hs / 2, (0, Hs / 2, 0))))
@@ -868,14 +875,14 @@ def _lamp_wide(rng: Rng) -> list[tuple[str, Node]]:
     else:
         pts = [np.array([0.0, hb / 2, 0.0])]
         n = {"two": 2, "three": 3, "arc": 4}[arm]
-        ang = _u(rng, 0.1, 0.6)
         reach = _u(rng, 0.4, 1.2)
         for i in range(n):
-            a = ang + (math.pi / 2 - ang) * (1 - (i + 1) / n) if arm == "arc" else _u(rng, -0.3, 1.3)
-            seg = Hs / n if arm != "arc" else Hs / n
-            step = np.array([math.cos(a) * reach / n + (0 if arm != "arc" else 0), seg * math.sin(a) + 0.05, 0.0])
-            if arm == "arc":
+            if arm == "arc":  # a bow rising and leaning over
                 step = np.array([reach / n * (i + 1) / n * 2, Hs / n * (1 - i / n), 0.0])
+            else:  # jointed desk arm: the first segment rises, the others may bend down a little
+                a = _u(rng, 0.8, 1.45) if i == 0 else _u(rng, -0.4, 1.1)
+                ell = Hs / n * _u(rng, 0.8, 1.3)
+                step = np.array([ell * math.cos(a), ell * math.sin(a), 0.0])
             pts.append(pts[-1] + step)
         for a, b in zip(pts[:-1], pts[1:]):
             parts.append(("stem", Capsule(a, b, rs)))
@@ -883,6 +890,7 @@ def _lamp_wide(rng: Rng) -> list[tuple[str, Node]]:
         down = arm == "arc" or rng.random() < 0.5
     shade = _pick(rng, ["drum", "cone", "globe", "dome", "cylinder"])
     rsh, hsh = _u(rng, 0.2, 0.55), _u(rng, 0.2, 0.55)
+    down = down and top[1] - hsh > hb + 0.3  # a hanging shade clears the base
     wall = _u(rng, 0.14, 0.17)
     c = top - np.array([0.0, hsh / 2 - wall if not down else hsh / 2 + 0.05, 0.0])
     if shade == "drum":
@@ -904,13 +912,32 @@ def _lamp_wide(rng: Rng) -> list[tuple[str, Node]]:
 
 
 def _mug_wide(rng: Rng) -> list[tuple[str, Node]]:
-    r, h = _u(rng, 0.25, 0.75), _u(rng, 0.2, 1.0)
-    wall, bottom = _u(rng, 0.14, 0.25), _u(rng, 0.14, 0.3)
-    body = _pick(rng, ["cylinder", "taper", "flare", "barrel"])
+    r = _u(rng, 0.25, 0.85)
+    h = _u(rng, 0.18, min(1.1, 2.2 * r))  # at most 2.2 times as tall as wide: a mug or a tall cup, not a pipe
+    wall, bottom = _u(rng, 0.14, 0.3), _u(rng, 0.14, max(0.15, min(0.6, 0.8 * h)))
+    wall = min(wall, 0.5 * r)
+    body = _pick(rng, ["cylinder", "taper", "flare", "barrel", "polygon", "bell", "waist"])
     r_top = r
-    if body == "cylinder":
+    if body in ("bell", "waist"):  # two sections: a cone under a cylinder (bell) or two cones (waist)
+        ym = _u(rng, 0.3, 0.7) * 2 * h
+        f = max(_u(rng, 0.55, 0.85), (wall + 0.12) / r)
+        if body == "bell":
+            lower: Node = CappedCone(r * f, r, ym / 2, (0, ym / 2, 0))
+            upper: Node = Cylinder(r, h - ym / 2, (0, ym + (2 * h - ym) / 2, 0))
+        else:
+            lower = CappedCone(r, r * f, ym / 2, (0, ym / 2, 0))
+            upper = CappedCone(r * f, r, h - ym / 2, (0, ym + (2 * h - ym) / 2, 0))
+        outer = Union(lower, upper)
+        cavity = Cylinder(r * f - wall, h, (0, h + bottom, 0))
+        r = r * f
+    elif body == "cylinder":
         outer: Node = Cylinder(r, h, (0, h, 0))
         cavity: Node = Cylinder(r - wall, h, (0, h + bottom, 0))
+    elif body == "polygon":  # a faceted body: 6 or 8 flat sides (intersection of slabs), a round cavity
+        k = int(rng.choice([3, 4]))
+        slabs = [Box((r, h, r * 2), (0, h, 0), rotation("y", math.pi * i / k)) for i in range(k)]
+        outer = Intersection(Cylinder(r / math.cos(math.pi / (2 * k)) + 1e-9, h, (0, h, 0)), *slabs)
+        cavity = Cylinder(r - wall, h, (0, h + bottom, 0))
     elif body == "barrel":  # a bulging body, cut flat at the top and the bottom
         bulge = _u(rng, 1.1, 1.35)
         e = Ellipsoid((r * bulge, h * 1.3, r * bulge), (0, h, 0))
@@ -934,12 +961,20 @@ def _mug_wide(rng: Rng) -> list[tuple[str, Node]]:
     parts: list[tuple[str, Node]] = [("body", Difference(outer, cavity))]
     if rng.random() < 0.3:  # a rolled rim
         parts.append(("body", Torus(r_top - 0.03, 0.07, (0, 2 * h - 0.05, 0))))
+    if body == "cylinder" and rng.random() < 0.4:  # ribs around the body
+        for y in np.linspace(0.2, 1.8, int(rng.integers(2, 5))) * h:
+            parts.append(("body", Torus(r - 0.02, 0.07, (0, float(y), 0))))
+    if body in ("cylinder", "polygon") and rng.random() < 0.25:  # a stein's lid, hinged at the handle side
+        lid_r = r_top + _u(rng, 0.0, 0.08)
+        parts.append(("lid", Cylinder(lid_r, 0.08, (0, 2 * h + 0.06, 0))))
+        if rng.random() < 0.6:
+            parts.append(("lid", Sphere(_u(rng, 0.1, 0.2), (_u(rng, -0.5, 0.5) * r, 2 * h + 0.12, 0))))
     handle = _pick(rng, ["ring", "ring", "square", "none", "two", "ear", "d"])
     rr = r
     clip = Cylinder(rr - wall / 2, 2 * h, (0, h, 0))
     yh = h + _u(rng, -0.3, 0.3) * h
     if handle in ("ring", "two", "ear"):
-        R0, rt = _u(rng, 0.25, 0.75) * h, _u(rng, 0.07, 0.11)
+        R0, rt = _u(rng, 0.3, 1.0) * h, _u(rng, 0.07, 0.14)
         R0 = min(R0, min(yh, 2 * h - yh) - rt - 0.02)
         if handle == "ear":
             R0 = min(R0, 0.25)
@@ -950,13 +985,13 @@ def _mug_wide(rng: Rng) -> list[tuple[str, Node]]:
             torus = Torus(R0, rt, (sx * rr, yh, 0), rotation("x", math.pi / 2))
             parts.append(("handle", Difference(torus, clip)))
     elif handle == "square":
-        reach, hh, t = _u(rng, 0.2, 0.5), _u(rng, 0.5, 0.9) * h, _u(rng, 0.07, 0.1)
+        reach, hh, t = _u(rng, 0.25, 0.7), _u(rng, 0.5, 1.2) * h, _u(rng, 0.07, 0.12)
         hh = max(hh, 2 * t + 0.16)
         frame = Difference(Box((reach / 2 + t, hh / 2 + t, t), (rr + reach / 2 - t, yh, 0)),
                            Box((reach / 2, hh / 2 - t, 2 * t), (rr + reach / 2 - t, yh, 0)))
         parts.append(("handle", Difference(frame, clip)))
     elif handle == "d":  # a D-shaped handle of three bars
-        reach, hh, t = _u(rng, 0.2, 0.5), _u(rng, 0.4, 0.9) * h, _u(rng, 0.07, 0.1)
+        reach, hh, t = _u(rng, 0.25, 0.7), _u(rng, 0.4, 1.2) * h, _u(rng, 0.07, 0.12)
         a = np.array([r_at(yh + hh / 2) - wall / 2, yh + hh / 2, 0])
         b = np.array([r_at(yh - hh / 2) - wall / 2, yh - hh / 2, 0])
         c1, c2 = a + np.array([reach, -hh * 0.1, 0]), b + np.array([reach * _u(rng, 0.5, 1.2), 0, 0])
@@ -970,31 +1005,33 @@ def _mug_wide(rng: Rng) -> list[tuple[str, Node]]:
 
 
 def _sofa_wide(rng: Rng) -> list[tuple[str, Node]]:
-    L, D = _u(rng, 1.1, 2.6), _u(rng, 0.7, 1.2)
+    L, D = _u(rng, 1.1, 2.6), _u(rng, 0.7, 1.5)
     support = _pick(rng, ["skirt", "legs", "legs"])
     hl = 0.0 if support == "skirt" else _u(rng, 0.1, 0.35)
     hs = _u(rng, 0.25, 0.5)
     rr = _u(rng, 0.03, 0.12)
     parts: list[tuple[str, Node]] = [("seat", RoundBox((L / 2, hs / 2, D / 2), rr, (0, hl + hs / 2, 0)))]
-    tb, hbk = _u(rng, 0.15, 0.35), _u(rng, 0.25, 0.9)
+    tb, hbk = _u(rng, 0.15, 0.4), _u(rng, 0.2, 1.15)
     tilt = _u(rng, 0.0, 0.3)
     Rb = rotation("x", -tilt)
-    parts.append(("back", RoundBox((L / 2, (hs + hbk) / 2, tb / 2), rr,
-                                   np.array([0, hl + (hs + hbk) / 2, -D / 2 + tb / 2]) +
-                                   np.array([0, 0, -(hs + hbk) / 2 * math.sin(tilt) * 0.5]), Rb)))
-    arms = _pick(rng, ["box", "box", "round", "none", "low"])
+    back_c = np.array([0, hl + (hs + hbk) / 2, -D / 2 + tb / 2 - (hs + hbk) / 2 * math.sin(tilt) * 0.5])
+    parts.append(("back", RoundBox((L / 2, (hs + hbk) / 2, tb / 2), rr, back_c, Rb)))
+    arms = _pick(rng, ["box", "box", "round", "none", "low", "wing"])
     ta = _u(rng, 0.15, 0.35)
     if arms != "none":
         ha = _u(rng, 0.1, 0.45) if arms != "low" else _u(rng, -0.05, 0.05)
         for sx in (-1, 1):
             x = sx * (L / 2 - ta / 2)
             parts.append(("arm", RoundBox((ta / 2, (hs + ha) / 2, D / 2), rr, (x, hl + (hs + ha) / 2, 0))))
+            if arms == "wing" and hbk > ha + 0.2:  # a wing: the arm rises into a tall panel at the back
+                parts.append(("arm", RoundBox((ta / 2, (hbk - ha) / 2 + 0.05, D / 4), rr,
+                                              (x, hl + hs + ha + (hbk - ha) / 2 - 0.05, -D / 4))))
             if arms == "round":
                 parts.append(("arm", Capsule((x, hl + hs + ha, -D / 2 + ta / 2), (x, hl + hs + ha, D / 2 - ta / 2),
                                              ta / 2 + 0.04)))
     else:
         ta = 0.0
-    if rng.random() < 0.6:
+    if rng.random() < 0.8:
         n = int(rng.integers(1, 5))
         wc = (L - 2 * ta) / n
         hc = _u(rng, 0.14, 0.22)
@@ -1005,7 +1042,11 @@ def _sofa_wide(rng: Rng) -> list[tuple[str, Node]]:
             if rng.random() < 0.7:  # back cushion
                 parts.append(("cushion", RoundBox((wc / 2 + 0.03, hbk * 0.4, 0.1), 0.06,
                                                   (x, hl + hs + hbk * 0.45, -D / 2 + tb + 0.05))))
-    shape = _pick(rng, ["straight", "straight", "L", "chaise"])
+    if rng.random() < 0.3:  # a rounded (camel) top on the back
+        rc = tb / 2 + _u(rng, 0.02, 0.12)
+        top_c = back_c + Rb @ np.array([0.0, (hs + hbk) / 2 - rc / 2, 0.0])
+        parts.append(("back", Capsule(top_c - np.array([L / 2 - tb, 0, 0]), top_c + np.array([L / 2 - tb, 0, 0]), rc)))
+    shape = _pick(rng, ["straight", "straight", "L", "chaise", "U"])
     if shape == "L":  # a second seat section along the left or right, with its own back
         sx = 1 if rng.random() < 0.5 else -1
         de = _u(rng, 0.8, 1.6)
@@ -1014,6 +1055,14 @@ def _sofa_wide(rng: Rng) -> list[tuple[str, Node]]:
         parts.append(("seat", RoundBox((we / 2, hs / 2, (D + de) / 2), rr, (x, hl + hs / 2, de / 2))))
         parts.append(("back", RoundBox((tb / 2, (hs + hbk) / 2, (D + de) / 2), rr,
                                        (x + sx * (we / 2 - tb / 2), hl + (hs + hbk) / 2, de / 2))))
+    elif shape == "U":  # a sectional: a seat section with its own back at both ends
+        de = _u(rng, 0.6, 1.3)
+        we = D
+        for sx in (-1, 1):
+            x = sx * (L / 2 + we / 2 - 0.05)
+            parts.append(("seat", RoundBox((we / 2, hs / 2, (D + de) / 2), rr, (x, hl + hs / 2, de / 2))))
+            parts.append(("back", RoundBox((tb / 2, (hs + hbk) / 2, (D + de) / 2), rr,
+                                           (x + sx * (we / 2 - tb / 2), hl + (hs + hbk) / 2, de / 2))))
     elif shape == "chaise":
         sx = 1 if rng.random() < 0.5 else -1
         we, de = _u(rng, 0.5, 0.9), _u(rng, 0.4, 1.0)
@@ -1105,15 +1154,25 @@ def _bench_wide(rng: Rng) -> list[tuple[str, Node]]:
 
 
 def _bottle_wide(rng: Rng) -> list[tuple[str, Node]]:
-    r, h = _u(rng, 0.15, 0.55), _u(rng, 0.3, 1.5)
-    body = _pick(rng, ["cylinder", "taper", "square", "flask", "round"])
+    r, h = _u(rng, 0.15, 0.7), _u(rng, 0.25, 1.5)
+    body = _pick(rng, ["cylinder", "taper", "square", "flask", "round", "waist", "stacked"])
     parts: list[tuple[str, Node]] = []
     if body == "cylinder":
         parts.append(("body", Cylinder(r, h / 2, (0, h / 2, 0))))
     elif body == "taper":
         f = _u(rng, 0.6, 1.4)
         parts.append(("body", CappedCone(r, r * f, h / 2, (0, h / 2, 0))))
-        r = max(r, r * f)
+        r = r * f  # the radius at the top, where the shoulder sits
+    elif body == "waist":  # narrower in the middle (two cones meeting)
+        w = _u(rng, 0.6, 0.85)
+        ym = _u(rng, 0.35, 0.65) * h
+        parts.append(("body", CappedCone(r, r * w, ym / 2, (0, ym / 2, 0))))
+        parts.append(("body", CappedCone(r * w, r, (h - ym) / 2, (0, ym + (h - ym) / 2, 0))))
+    elif body == "stacked":  # a wide lower part and a narrower upper part
+        ym = _u(rng, 0.3, 0.7) * h
+        parts.append(("body", Cylinder(r, ym / 2, (0, ym / 2, 0))))
+        parts.append(("body", Cylinder(r * _u(rng, 0.6, 0.85), (h - ym) / 2 + 0.03, (0, ym + (h - ym) / 2 - 0.03, 0))))
+        r = r * 0.7
     elif body == "square":
         parts.append(("body", RoundBox((r, h / 2, r * _u(rng, 0.5, 1.0)), _u(rng, 0.05, 0.15), (0, h / 2, 0))))
     elif body == "flask":
@@ -1121,7 +1180,11 @@ def _bottle_wide(rng: Rng) -> list[tuple[str, Node]]:
     else:
         parts.append(("body", _ellipsoid((r, h / 2, r), (0, h / 2, 0))))
         parts.append(("body", Cylinder(r * 0.6, 0.07, (0, 0.07, 0))))
-    shoulder = _pick(rng, ["ellipsoid", "cone", "none"]) if body in ("cylinder", "taper", "square") else "none"
+    if body in ("cylinder", "stacked") and rng.random() < 0.3:  # a raised band (label or grip)
+        parts.append(("body", Torus(r - 0.02 if body == "cylinder" else r / 0.7 - 0.02, 0.07,
+                                    (0, _u(rng, 0.15, 0.3) * h, 0))))
+    shoulder = _pick(rng, ["ellipsoid", "cone", "none"]) if body in ("cylinder", "taper", "square", "waist",
+                                                                    "stacked") else "none"
     rn, hn = _u(rng, 0.07, min(0.22, 0.8 * r)), _u(rng, 0.05, 0.9)
     hs = _u(rng, 0.1, 0.5)
     y_neck = h
@@ -1200,7 +1263,7 @@ def _bookshelf_wide(rng: Rng) -> list[tuple[str, Node]]:
         parts.append(("side", Box((t / 2, (hk - y0) / 2, D / 2), (float(x), y0 + (hk - y0) / 2, 0))))
     over = _u(rng, 0.0, 0.12) if kind == "case" else 0.0
     same = rng.random() < 0.5  # the same shelves in every column, or each column its own
-    n = int(rng.integers(0, 6)) if kind != "grid" else nr - 1
+    n = int(rng.integers(1, 6)) if kind != "grid" else nr - 1
     cuts = np.linspace(0, 1, n + 2)[1:-1]
     for k in range(n_cols):
         x0, x1, hk = float(xs[k]), float(xs[k + 1]), heights[k]
@@ -1209,7 +1272,7 @@ def _bookshelf_wide(rng: Rng) -> list[tuple[str, Node]]:
         parts.append(("shelf", Box((hx + (over if k in (0, n_cols - 1) else 0), t / 2, D / 2 + over / 2),
                                    (cx, hk - t / 2, over / 2))))
         if not same and kind != "grid":
-            n = int(rng.integers(0, 5))
+            n = int(rng.integers(1, 5))
             cuts = np.sort(rng.uniform(0.1, 0.9, n))
         ys: list[float] = [y0 + t / 2]  # shelves at least t + 0.16 apart (no slit thinner than two cells)
         for f in cuts:
