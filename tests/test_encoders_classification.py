@@ -396,3 +396,18 @@ def test_pointnet_pool_variant_builds_trains_and_keeps_its_own_checkpoint(pool, 
     assert mine != base and mine != C.checkpoint_path("pointnet", "ci", arch={"pool": "max"})
     with pytest.raises(ValueError, match="chapter's own"):
         C.train_classifier("pointnet", (x, torch.tensor([0, 1])), profile="ci", checkpoint=base, arch={"pool": pool})
+
+
+def test_train_classifier_on_a_split_smaller_than_one_batch_trains_in_one_batch(tmp_path):
+    """A small real dataset (fewer training shapes than ch02's batch) trains on one batch of all of them per
+    epoch instead of stopping on an empty loader; fewer than 2 shapes (no BatchNorm batch) is refused by name."""
+    from course_lib import config
+
+    bs = int(dict(config.sizes("ci", prefix="ch02."))["train_pointnet"].get(
+        "batch_size", config.size("ch02.batch_size", "ci")))
+    n = max(2, bs - 1)
+    x, y = _clouds(n, 40), torch.arange(n) % 3
+    model, hist = C.train_classifier("pointnet", (x, y), profile="ci", checkpoint=tmp_path / "small.pt", epochs=1)
+    assert hist.epochs_run == 1 and len(hist.train_loss) == 1
+    with pytest.raises(ValueError, match="at least 2 training shapes"):
+        C.train_classifier("pointnet", (x[:1], y[:1]), profile="ci", checkpoint=tmp_path / "one.pt", epochs=1)

@@ -422,9 +422,14 @@ def fit_kwargs(
     epochs, lr = (int(tr["epochs"]) if epochs is None else _positive_int(epochs, "epochs")), float(tr["lr"])
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=float(tr.get("weight_decay", 1e-4)))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs), eta_min=lr * 0.01)
+    n_train = len(train[1])
+    if n_train < 2:
+        raise ValueError(f"train_classifier needs at least 2 training shapes (BatchNorm batches), got {n_train}")
+    # the last incomplete batch is dropped (a batch of one breaks BatchNorm); a split smaller than one batch (a
+    # small real dataset) trains in one batch of all its shapes rather than in none
+    batch = min(int(tr.get("batch_size", s["batch_size"])), n_train)
     kw: dict[str, Any] = dict(
-        train_loader=make_loader(*train, int(tr.get("batch_size", s["batch_size"])), shuffle=True, seed=seed,
-                                 drop_last=True),
+        train_loader=make_loader(*train, batch, shuffle=True, seed=seed, drop_last=True),
         loss_fn=ClassificationLoss(int(s["n_points"])),
         epochs=epochs,
         optimizer=opt,
