@@ -23,6 +23,20 @@ Categories (index = class label) and their variations
 * ``bottle``: body, shoulder (ellipsoid), neck, cap.
 * ``bookshelf``: two sides, top, bottom, 1-4 shelves, a back panel on 60 %.
 
+The opt-in ``"wide"`` variety (``make_shape(category, seed, variety="wide")``, issue #32 item 6) draws
+each category from a wider family, from its own random stream: chairs on four (square, round, tapered or
+splayed) legs, swivel bases, sleds or cantilevers, stools, backs as panels, slats, rails or frames with an
+opening, bar or solid arms; tables with rectangular, square, round, oval or polygonal tops on legs, one or two
+pedestals, trestles, side panels or a drawer block; airplanes with straight, swept or delta wings, conventional,
+T or twin tails, engines under the wings, at the tail or as propellers; cars of twelve kinds (pickups with an
+open bed, trucks, convertibles, racers with wings); desk, arc and floor lamps with drum, cone, dome, globe or
+closed shades; cylindrical, tapered, flared, barrel, faceted, bell and waisted mugs and cups with ring, square,
+D, ear or two handles, lids, rims, ribs and saucers; sofas with L or U sections, chaises, wing or rounded arms,
+camel backs, legs or a skirt; benches with slatted seats on panels, legs, A-frames, park-bench frames or
+trestles; bottles, flasks and jugs; cases, stepped, grid, etagere and ladder bookshelves with doors.  Its
+parts keep the same thickness rule and its SDF the same guarantees (exact primitives, bounds from CSG and
+ellipsoids); the base family is bit-identical to the one before the variety existed.
+
 Every part is at least ~0.1 thick after normalisation (>= 2 cells of a 48^3 grid on
 [-1, 1]^3) and parts overlap, so meshes are watertight and in one piece (tested for
 20 seeds per category at resolution 40; checked for 100 seeds at 40 and 48).
