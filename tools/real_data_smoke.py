@@ -192,7 +192,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--root", default=None, help="the dataset folder (default: write the tests' tiny fixture)")
     ap.add_argument("--cache", default=None, help="COURSE_DATA_DIR for the run (default: a temporary folder)")
     ap.add_argument("--profile", default="ci")
+    ap.add_argument("--write-fixture", metavar="DIR", default=None,
+                    help="only write the tiny ModelNet-layout fixture into DIR and exit (the test command's step "
+                         "that runs every lecture on it)")
     args = ap.parse_args(argv)
+    if args.write_fixture:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from _real_fixture import write_modelnet
+
+        print(write_modelnet(Path(args.write_fixture), FIXTURE_CATEGORIES))
+        return 0
     with tempfile.TemporaryDirectory(prefix="real_smoke_") as tmp:
         os.environ["COURSE_DATA_DIR"] = args.cache or os.path.join(tmp, "cache")
         os.environ.setdefault("COURSE_PROFILE", args.profile)

@@ -5,7 +5,8 @@ Runs, in order: ruff; ``python -m course_lib.labs --check`` (labs and notebooks 
 their sources); a check that no committed notebook carries outputs; then one pytest run over
 the unit tests (``tests/``) and, with nbval (``--nbval-lax``), every notebook in
 ``lectures/``, ``solutions/`` and ``labs/`` under ``COURSE_PROFILE=ci``, printing each
-notebook's time.  Exits non-zero if any step fails.
+notebook's time; then every lecture once more on a real dataset's layout (``COURSE_DATASET=modelnet`` on the
+tests' tiny fixture, :func:`real_data_step`).  Exits non-zero if any step fails.
 
 Then, unless ``--fast`` or ``--no-browser``, the website built from the notebooks nbval just executed
 (``tools/build_site.py --executed``; nbval's outputs are kept through ``COURSE_SAVE_EXECUTED``), and the
@@ -94,6 +95,26 @@ def site_step(py: str, executed: Path, env: dict[str, str]) -> tuple[str, int, f
     return run(step, [py, "tools/build_site.py", "--executed", str(executed), "--profile", "ci", "--strict"], env)
 
 
+def real_data_step(py: str, workers: int, env: dict[str, str]) -> tuple[str, int, float]:
+    """Every lecture under ``COURSE_PROFILE=ci`` with ``COURSE_DATASET=modelnet`` pointed at the tests' tiny fixture
+    (``tools/real_data_smoke.py --write-fixture``), in a cache of its own: a chapter that takes a real dataset runs
+    on it, and a part that needs ShapeNet-lite's exact shapes says so by name (the lectures print the refusal)."""
+    import shutil
+
+    base = ROOT / ".cache" / "real-fixture"
+    shutil.rmtree(base, ignore_errors=True)
+    step = "lectures on a real dataset's layout (ModelNet fixture, COURSE_PROFILE=ci)"
+    made = run("write the ModelNet fixture", [py, "tools/real_data_smoke.py", "--write-fixture", str(base / "ModelNet")])
+    if made[1] != 0:
+        return step, made[1], made[2]
+    real_env = dict(env, COURSE_DATASET="modelnet", COURSE_MODELNET_DIR=str(base / "ModelNet"),
+                    COURSE_DATA_DIR=str(base / "cache"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    real_env.pop("COURSE_SAVE_EXECUTED", None)
+    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    return run(step, [py, "-m", "pytest", "lectures", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600",
+                      "-p", "no:cacheprovider", "-q", *parallel], real_env)
+
+
 def main(argv: list[str]) -> int:
     fast = "--fast" in argv
     browser = not fast and "--no-browser" not in argv
@@ -127,6 +148,8 @@ def main(argv: list[str]) -> int:
         pytest_env = dict(pytest_env, COURSE_SAVE_EXECUTED=str(executed))
     results.append(run(f"pytest (unit tests + notebooks, COURSE_PROFILE=ci, {workers} worker(s))", pytest_cmd,
                        pytest_env))
+    if not fast:  # issue #35: every lecture once more on a real dataset's layout (the tests' tiny ModelNet fixture)
+        results.append(real_data_step(py, workers, env))
     if browser and executed.exists():
         results.append(site_step(py, executed, env))
     if browser:
