@@ -176,3 +176,30 @@ def test_tight_ellipsoid_radius_is_a_tight_upper_bound():
         assert e.max_radius() <= P.Ellipsoid(radii, t, R).max_radius() + 1e-12
         p = torch.tensor(rng.uniform(-1, 1, (200, 3)))
         assert torch.equal(e.sdf(p), P.Ellipsoid(radii, t, R).sdf(p))  # the same SDF bound
+
+
+def test_splits_benchmark_loads_wide_shapes():
+    # benchmarks/splits.py --variety wide: the same split seeds, sampled from the wide shapes, never a base cache
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from course_lib.data.splits import split_seeds
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location("_splits_bench", bench / "splits.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    out = mod.load_points("train", ("target_points", "oracle_points"), ["mug", "lamp"], 2, "ci", 64, "wide")
+    assert out["target_points"].shape == (4, 64, 3) and out["oracle_points"].shape == (4, 64, 3)
+    assert out["seed"].tolist() == split_seeds("train", 2) * 2
+    assert out["label"].tolist() == [CATEGORIES.index("mug")] * 2 + [CATEGORIES.index("lamp")] * 2
+    wide = make_shape("mug", int(out["seed"][0]), variety="wide")
+    base = make_shape("mug", int(out["seed"][0]))
+    assert wide.sdf(out["target_points"][0]).abs().max() < 1e-3
+    assert base.sdf(out["target_points"][0]).abs().max() > 1e-2
+    assert not torch.equal(out["target_points"][0], out["oracle_points"][0])
