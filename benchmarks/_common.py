@@ -189,3 +189,25 @@ def _jsonable(v: Any) -> Any:
     if isinstance(v, (set, tuple)):
         return list(v)
     raise TypeError(f"not JSON-serialisable: {type(v).__name__}")
+
+
+def add_dataset_args(ap: Any) -> None:
+    """``--dataset`` / ``--root``: the real-dataset switch of a chapter's benchmark (issue #35)."""
+    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
+    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
+
+
+def use_dataset_args(args: Any) -> str | None:
+    """Apply ``--dataset`` / ``--root`` (:func:`course_lib.experiments.common.use_dataset`): the real dataset now in
+    use, or None for ShapeNet-lite; a bad combination stops the script with its message."""
+    from course_lib.experiments.common import use_dataset
+
+    try:
+        return use_dataset(getattr(args, "dataset", None), getattr(args, "root", None))
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
+
+
+def result_name(name: str, real: str | None) -> str:
+    """The results file's name: ``name`` on ShapeNet-lite, ``name-<dataset>`` on a real dataset (never mixed)."""
+    return name if real is None else f"{name}-{real}"

@@ -39,7 +39,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import md_table, timeit, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, timeit, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
@@ -114,7 +114,12 @@ def main() -> None:
                     help="also test on this many held-out shapes per category (the first n test seeds, a "
                          "superset of the profile's test split; 0 to skip)")
     ap.add_argument("--note", default="", help="a sentence on the machine's state during the run")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
+    if real is not None and args.big_test:  # the big test draws ShapeNet-lite's test seeds beyond the split
+        print(f"--dataset {real}: no big test (it reads ShapeNet-lite's test seeds); the test split is the dataset's")
+        args.big_test = 0
 
     profile = config.get_profile()
     sizes = config.sizes(prefix="ch02.")
@@ -265,7 +270,7 @@ def main() -> None:
             "goals": goals, "selections": selections}
     note = (f"Data generation / loading took {data_s:.0f} s (not counted in training time). "
             f"Load average (1/5/15 min) at the start: {load_start}; at the end: {_load()}. {args.note}")
-    path = write_result(args.name, profile, "\n".join(body), notes=note, data=data)
+    path = write_result(result_name(args.name, real), profile, "\n".join(body), notes=note, data=data)
     print(f"wrote {path}")
 
 

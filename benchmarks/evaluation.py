@@ -52,7 +52,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS, md_table, write_result  # noqa: E402
+from _common import RESULTS, add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import evaluation as E  # noqa: E402
@@ -105,15 +105,9 @@ def main() -> None:
     ap.add_argument("--unseen", default="bench", help="category for the bias study (no model except the "
                     "voxel and PointSetGen ones, trained on every category, saw it)")
     ap.add_argument("--models", nargs="*", help="only these models (names as in the table; default: all)")
-    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
-    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
+    add_dataset_args(ap)
     args = ap.parse_args()
-    from course_lib.experiments.common import use_dataset
-
-    try:
-        real = use_dataset(args.dataset, args.root)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+    real = use_dataset_args(args)
     profile = config.get_profile()
     t_start = time.perf_counter()
     ev = E.eval_shapes(profile)
@@ -245,7 +239,7 @@ def main() -> None:
         md += ["Comparisons not made (too few paired shapes):", ""]
         md += [f"- `{c['id']}`: {c['reason']}" for c in left_out] + [""]
     md += ["## Goals", ""] + [f"- `{g['id']}`: {goal_sentence(g)}" for g in goals] + [""]
-    print(f"wrote {write_result('evaluation' if real is None else f'evaluation-{real}', profile, chr(10).join(md), data=_clean(data))}")
+    print(f"wrote {write_result(result_name('evaluation', real), profile, chr(10).join(md), data=_clean(data))}")
     # after write_result: its provenance checks that tracked files are unchanged, and this file is one of them
     np.savez_compressed(RESULTS / f"evaluation-{profile}-predictions.npz", **arrays)
 

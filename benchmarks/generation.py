@@ -62,7 +62,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config, results  # noqa: E402
 from course_lib.experiments import gradient_fields as ex  # noqa: E402
@@ -165,7 +165,9 @@ def main() -> None:
     ap.add_argument("--skip", nargs="*", default=(), choices=PARTS)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--note", default="")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.get_profile()
@@ -427,7 +429,7 @@ def main() -> None:
     body += ["", "## Time (s)", "", md_table(["part", "seconds"], [[k, v] for k, v in seconds.items()])]
     note = args.note or ("ci profile: a pipeline check, the numbers mean nothing." if profile == "ci" else "")
     note = " ".join([note, *notes]).strip()
-    path = write_result("generation", profile, "\n".join(body), notes=note, data=data)
+    path = write_result(result_name("generation", real), profile, "\n".join(body), notes=note, data=data)
     print("\n".join(body))
     print(f"wrote {path}")
 

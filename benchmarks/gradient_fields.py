@@ -86,7 +86,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import gradient_fields as ex  # noqa: E402
@@ -217,7 +217,9 @@ def main() -> None:
                          "weight 1/(2 sigma)) and add its row to the auto-encoding table (about 4 more minutes)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--note", default="")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.get_profile()
@@ -564,7 +566,7 @@ def main() -> None:
     body += ["", "## Time (s)", "", md_table(["part", "seconds"], [[k, v] for k, v in seconds.items()])]
     note = args.note or ("ci profile: a pipeline check, the numbers mean nothing." if profile == "ci" else "")
     note = " ".join([note, *notes]).strip()
-    path = write_result("gradient_fields", profile, "\n".join(body), notes=note, data=data)
+    path = write_result(result_name("gradient_fields", real), profile, "\n".join(body), notes=note, data=data)
     print("\n".join(body))
     print(f"wrote {path}")
 

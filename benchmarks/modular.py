@@ -31,7 +31,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import modular as MD  # noqa: E402
@@ -69,7 +69,9 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--note", default="")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.get_profile()
@@ -129,7 +131,7 @@ def main() -> None:
     body += ["", f"Time: training (or loading) {train_s:.0f} s, test data and scoring {score_s:.0f} s.", ""]
     data = {"sizes": sz, "shapes": shapes, "encoders": list(MD.ENCODERS), "decoders": list(MD.DECODERS),
             "cells": cells, "claims": claims, "goals": goals, "seconds": {"train": train_s, "score": score_s}}
-    path = write_result("modular", profile, "\n".join(body), notes=args.note, data=data)
+    path = write_result(result_name("modular", real), profile, "\n".join(body), notes=args.note, data=data)
     print(f"wrote {path}")
 
 

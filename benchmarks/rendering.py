@@ -45,7 +45,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config, data  # noqa: E402
 from course_lib.experiments import rendering as R  # noqa: E402
@@ -422,15 +422,9 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--note", default="", help="a free-text note added to the result file (with --report)")
-    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
-    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
+    add_dataset_args(ap)
     args = ap.parse_args()
-    from course_lib.experiments.common import use_dataset
-
-    try:
-        use_dataset(args.dataset, args.root)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+    use_dataset_args(args)
     torch.set_num_threads(args.threads)
     profile = config.get_profile()
     sz = config.sizes(prefix="ch09.")

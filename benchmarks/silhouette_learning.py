@@ -29,7 +29,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import silhouette_learning as SL  # noqa: E402
@@ -56,15 +56,9 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--note", default="")
-    ap.add_argument("--dataset", help="shapenet-lite (default), modelnet or shapenetcore (sets COURSE_DATASET)")
-    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
+    add_dataset_args(ap)
     args = ap.parse_args()
-    from course_lib.experiments.common import use_dataset
-
-    try:
-        real = use_dataset(args.dataset, args.root)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
+    real = use_dataset_args(args)
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.get_profile()
@@ -101,7 +95,7 @@ def main() -> None:
     data = {"sizes": sz, "shapes": rep["shapes"], "rows": rows, "claims": rep["claims"], "goals": [],
             "selections": rep["selections"], "reg_scale": rep["reg_scale"],
             "seconds": {"train": train_s, "score": score_s}}
-    path = write_result("silhouette_learning" if real is None else f"silhouette_learning-{real}", profile, "\n".join(body), notes=args.note, data=data)
+    path = write_result(result_name("silhouette_learning", real), profile, "\n".join(body), notes=args.note, data=data)
     print(f"wrote {path}")
 
 
