@@ -24,11 +24,11 @@ run's own training objective (its exact expected loss on val; for ``two_stage`` 
 primitives used).  The claims compare each variant with ``surface / joint``, paired over the 3 training seeds
 (``data["claims"]``); the goal is the run time.
 
-Laptop cost: 12 training runs of ``--steps`` optimiser steps (default 400: 80 epochs of the 72 training shapes, a
-validation pass after each) and their evaluation on 24 held-out shapes.  Not measured in the laptop profile yet: the
-estimate scales the chapter's laptop runs (1,500 steps and 300 validation passes in 32-56 s on 2 idle cores) to
-400 steps, ~15 s a run (~20 s with the volume term's signed distances), plus ~1-2 s of evaluation a run; a ci-profile
-run (6 steps) takes ~25 s.  The total is recorded in the JSON and checked by the goal ``under_8_minutes``.  Writes
+Laptop cost: 12 training runs of ``--steps`` optimiser steps (default 1,500: chapter 08's own laptop budget, 300
+epochs of the 72 training shapes, a validation pass after each) and their evaluation on 24 held-out shapes.  A first
+laptop run at 400 steps took 100 s in all (about 6 s a run, 14 s with the volume term), and every run kept one of
+its last epochs on val, so the budget was raised to the chapter's.  The total is recorded in the JSON and checked by
+the goal ``under_8_minutes``.  Writes
 ``benchmarks/results/primitives_consistency-<profile>-<machine>.md`` and ``primitives_consistency-<profile>.json``.
 Checkpoints carry the tag ``cons`` (``ch08_cuboid_reorder_s<seed>[_c<variant>][_two_stage]_cons-...``), so the
 chapter's own checkpoints are never overwritten; ``--retrain`` trains again.
@@ -66,7 +66,7 @@ ROWS = (("surface", "joint"), ("volume", "joint"), ("paschalidou", "joint"), ("s
 """(consistency, existence schedule) of every row; the first is the reference of every claim."""
 LABELS = {("surface", "joint"): "course (surface)", ("volume", "joint"): "Tulsiani (volume)",
           ("paschalidou", "joint"): "Paschalidou", ("surface", "two_stage"): "two-stage schedule"}
-DEFAULT_STEPS = {"ci": 6, "laptop": 400, "gpu": 3000}
+DEFAULT_STEPS = {"ci": 6, "laptop": 1500, "gpu": 3000}
 """Optimiser steps per run by profile (``--steps`` overrides)."""
 TIME_BUDGET_S = 480.0
 """The laptop budget of the whole benchmark (8 minutes on 2 cores)."""
