@@ -36,7 +36,10 @@ a comparison with fewer is listed in ``data["claims_left_out"]``), printed by th
 
 Goal (issue #19): the whole table in <= 20 minutes on 2 cores in the laptop profile, from existing
 checkpoints (estimated ~19-20 min since the per-shape fit runs on all 20 shapes: ~8.6 min before, plus
-16 fits of ~40 s). ``COURSE_PROFILE=ci`` runs it in a few minutes (pipeline check only).
+16 fits of ~40 s). Measured since (laptop, 2 idle cores): 23.6 minutes with ShapeGF resampled up to 8,192
+points; 50.8 minutes with it resampled at OccNet's 100,000 and DeepSDF's 30,000 points (the table 204 s, the fits
+read back from their store; the protocol study 2,812 s). ``COURSE_PROFILE=ci`` runs it in a few minutes (pipeline
+check only).
 """
 
 from __future__ import annotations
