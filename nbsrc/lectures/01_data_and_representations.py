@@ -466,6 +466,28 @@ if SPLITS is not None:
     results.show_goals("splits")
 
 # %% [markdown]
+# **A wider family.** If the categories vary too little, the remedy is more variety: more part types,
+# wider proportions and changes of topology per category (swivel and cantilever chairs, stools,
+# trestle and pedestal tables, delta wings and twin tails, pickups and convertibles, arm lamps, cups
+# without handles, L-shaped sofas, ladder bookshelves, ...). `make_shape(category, seed,
+# variety="wide")` builds that family from the same exact primitives; the default family is unchanged,
+# and every chapter still trains on it. The same measurement on the wide family, from its own results
+# file (`benchmarks/splits.py --variety wide`), and one chair of each family side by side:
+
+# %%
+WIDE = results.show("splits-wide", "laptop")
+if WIDE is not None:
+    print(retrieval.format_splits_table(WIDE.data["summary"], scale=WIDE.data["scale"]))
+    print()
+    print(retrieval.describe_splits(WIDE.data))
+    results.show_goals("splits-wide")
+wide_chair = data.make_shape("chair", data.reserved_seed("demo2"), variety="wide")
+fig = viz.plot_points(data.make_shape("chair", data.reserved_seed("demo2")).sample_surface(1500)[0], size=1.5,
+                      color="steelblue", name="base family", title="one seed, two families: base (left), wide (right)")
+viz.plot_points(wide_chair.sample_surface(1500)[0] + torch.tensor([2.2, 0.0, 0.0]), size=1.5, color="darkorange",
+                name="wide family", fig=fig)
+
+# %% [markdown]
 # ## Summary
 #
 # - Inputs: RGB images `(3, H, W)`, RGB-D images (2.5D: one depth per pixel, only the
