@@ -217,6 +217,14 @@ print("T-Nets start at the identity:", torch.allclose(a.transforms["input"][0], 
 # reason; the course has not measured that choice against the default on validation, so treat it as a
 # setting to test (exercise 8 below), not a result.
 
+# %% [markdown]
+# **On your own data.** Set `COURSE_DATASET=modelnet` (or `shapenetcore`) and `COURSE_MODELNET_DIR`
+# (`COURSE_SHAPENET_DIR`) before starting Jupyter: `C.load_point_clouds` then returns surface samples of the
+# real meshes (README, "Use your own data"), the classifiers train on them under checkpoints of their own, and
+# `python benchmarks/encoders.py --dataset modelnet --root DIR` runs the benchmark on them (without its
+# big test, which draws ShapeNet-lite's seeds).
+
+
 # %%
 train_data = C.load_point_clouds("train")
 test_data = (shape_points, shape_labels)

@@ -122,6 +122,12 @@ net = M.VoxNet(10)
 print(net)
 print("parameters:", sum(p.numel() for p in net.parameters()))
 
+# %% [markdown]
+# **On your own data.** Set `COURSE_DATASET=modelnet` (or `shapenetcore`) and `COURSE_MODELNET_DIR`
+# (`COURSE_SHAPENET_DIR`) before starting Jupyter, or pass `dataset="modelnet", root=...` to `V.voxel_data`:
+# the grids are then the real meshes' voxels (inside by their repaired winding number), the views rendered with
+# ShapeNet-lite's cameras; `python benchmarks/voxels.py --dataset modelnet --root DIR` runs the benchmark.
+
 # %%
 train = V.voxel_data("train", image=True, extra_views=SZ["train_views"])
 val = V.voxel_data("val", image=True)

@@ -362,6 +362,13 @@ print(dec)
 # shapes. `train_or_load` loads the checkpoints when they exist (the benchmark writes them),
 # else trains (laptop profile: a minute or two each on 2 cores).
 
+# %% [markdown]
+# **On your own data.** Set `COURSE_DATASET=modelnet` (or `shapenetcore`) and `COURSE_MODELNET_DIR`
+# (`COURSE_SHAPENET_DIR`) before starting Jupyter, or pass `dataset="modelnet", root=...` to `P.train_data`,
+# `P.val_data` and `P.test_data`: the auto-encoders then train on real meshes' samplings under checkpoints named
+# after the dataset, and the distance to the surface is the exact distance to the repaired mesh;
+# `python benchmarks/point_sets.py --dataset modelnet --root DIR` runs the benchmark.
+
 # %%
 train = P.train_data()  # input `points` and an independent sampling `target_points` of each surface
 val = P.val_data()      # validation shapes: each run keeps its best epoch here

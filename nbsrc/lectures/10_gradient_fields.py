@@ -500,6 +500,12 @@ viz.subplots([heat, viz.plot_mesh(shell)], titles=["field magnitude, slice z = 0
 # The convention is ShapeGF's and PointFlow's (CD x1e4 squared-sum, EMD x1e2; `course_lib.metrics`
 # preset `shapegf`).
 
+# %% [markdown]
+# **On your own data.** Set `COURSE_DATASET=modelnet` (or `shapenetcore`) and `COURSE_MODELNET_DIR`
+# (`COURSE_SHAPENET_DIR`) before starting Jupyter: `ex.load_data` then returns three independent samplings of
+# the real meshes, and every model of this chapter trains on them under checkpoints of their own;
+# `python benchmarks/gradient_fields.py --dataset modelnet --root DIR` runs the benchmark.
+
 # %%
 train = ex.load_data("train")
 test = ex.load_data("test")
