@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 import torch
 import trimesh
-from test_real_dataset_chapters import _mesh, _names, _write_off
+from _real_fixture import mesh as _mesh
+from _real_fixture import names as _names
+from _real_fixture import write_off as _write_off
 
 from course_lib.data import real_split as RS
 from course_lib.data.real import SHAPENET_SYNSETS, read_split_csv
