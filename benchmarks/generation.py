@@ -21,7 +21,7 @@ Protocol 2 (``course_lib.experiments.protocol``):
    distribution); ``ch10.gen_seeds`` seeds each (GAN training and sampling).  Each candidate samples as
    many shapes as there are validation shapes; the score is the distance of 1-NNA-CD from the ideal 50%,
    mean over the seeds; the lowest is kept (ties: the official GAN, listed first).
-2. ``test`` (read once, to report; nothing is chosen in this part): the source that part 1 chose on val, the
+2. ``test``, a report only (the test split is read once, after part 1): the source fixed by part 1 on val, the
    official GAN, the training codes themselves decoded (a diagnostic, not a
    candidate: what the decoder gives a perfect memoriser in code space) and the memorising baseline
    (training shapes + noise 0.02, as in ``benchmarks/gradient_fields.py``), each with the same seeds, against
