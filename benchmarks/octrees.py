@@ -83,10 +83,11 @@ from course_lib.experiments.protocol import (  # noqa: E402
     selection_part,
 )
 
-PARTS = ("compression", "cost", "ae", "working_memory")
+PARTS = ("compression", "cost", "ae", "working_memory", "dense_working")
 SELECTION_PARTS = ("train_and_select",)
 """The part that makes choices (best epochs, the dense threshold), on train and val only; compression and
-cost make none (one demo shape per category, fixed sizes), and neither does working_memory (exact bytes)."""
+cost make none (one demo shape per category, fixed sizes), and neither do working_memory and dense_working (exact
+bytes)."""
 
 
 def _meshes() -> tuple[dict, str]:
@@ -220,6 +221,20 @@ def part_working_memory(profile: str) -> dict:
             "timing_note": "times measured on a shared 2-core machine (other jobs running): indicative only"}
 
 
+def part_dense_working(profile: str) -> dict:
+    """The dense decoder's working bytes at every resolution of the working-memory account, counted on the
+    meta device (no data: a 256^3 dense decoder needs gigabytes) the way decoder_buffers counts the OGN's."""
+    s = config.sizes(profile, prefix="ch04.")
+    widths = sorted({int(s["dense_channels"]), 32})
+    rows = []
+    for w in widths:
+        for R in (int(r) for r in s["compression_resolutions"]):
+            d = E.dense_decoder_buffers(R, latent_dim=int(s["latent_dim"]), base_channels=w)
+            rows.append({k: d[k] for k in ("resolution", "batch_size", "base_channels", "forward_bytes",
+                                           "autograd_saved_bytes")})
+    return {"rows": rows, "trained_width": int(s["dense_channels"]), "device": "meta"}
+
+
 @selection_part
 def train_and_select(profile: str, seed: int) -> dict:
     """Train (or load) both auto-encoders with one seed; every choice on ``val``: the best epoch of each
@@ -327,6 +342,16 @@ def goal_records(data: dict) -> list[dict]:
             out.append(goal("ogn_peak_ratio", f"peak memory of one OGN decoder step / the dense decoder's (base {w}) "
                             f"at {R}^3 (one measurement, batch {k['batch_size']})", o["peak_bytes"] / d["peak_bytes"],
                             0.25, comparison="<="))
+    w, dw = data.get("working_memory"), data.get("dense_working")
+    if w and dw:
+        R = max(int(r) for r in w["resolutions"])
+        ogn = float(np.mean([r["decoder_autograd_saved_bytes"] for r in w["rows"] if r["resolution"] == R]))
+        d = next((r for r in dw["rows"] if r["resolution"] == R and r["base_channels"] == dw["trained_width"]), None)
+        if d is not None:
+            out.append(goal("decoder_working_ratio", f"working memory of one decoder forward+backward at {R}^3, batch 1: "
+                            "the bytes autograd keeps for the backward pass, OGN (mean over "
+                            f"{len(w['categories'])} shapes, measured) / the dense decoder's (base {d['base_channels']}, "
+                            "counted on the meta device)", ogn / d["autograd_saved_bytes"], 1 / 8, comparison="<="))
     a = data.get("ae")
     if a and "per_seed" in a:
         gap = float(np.mean([p["iou_dense"] - p["iou_ogn"] for p in a["per_seed"]]))
@@ -439,6 +464,23 @@ def report(profile: str, data: dict) -> str:
                               r.get("skipped", "")] for r in k["rows"]]))
     if "working_memory" in data:
         out.extend(working_memory_report(data["working_memory"]))
+    if "dense_working" in data:
+        dw = data["dense_working"]
+        out.append("\n## The dense decoder's working bytes (counted, batch 1)\n")
+        out.append("One forward+backward of the dense VoxelDecoder with the BCE (ch04 latent width), counted on the "
+                   "meta device by dense_decoder_buffers: the outputs of every layer (forward) and the distinct storages "
+                   "autograd keeps for the backward pass, the same two counts as the OGN's table above. A unit test "
+                   "checks that the meta count equals a real CPU run's and an analytic count of the layers' outputs.\n")
+        wm = data.get("working_memory")
+        ogn = ({int(R): float(np.mean([r["decoder_autograd_saved_bytes"] for r in wm["rows"] if r["resolution"] == R]))
+                for R in wm["resolutions"]} if wm else {})
+        out.append(md_table(["decoder", "R", "forward outputs", "autograd saved", "OGN autograd saved (mean)",
+                             "OGN / dense"],
+                            [[f"dense (base {r['base_channels']})", r["resolution"], _fmt_b(r["forward_bytes"]),
+                              _fmt_b(r["autograd_saved_bytes"]),
+                              _fmt_b(ogn[r["resolution"]]) if r["resolution"] in ogn else "",
+                              ogn[r["resolution"]] / r["autograd_saved_bytes"] if r["resolution"] in ogn else ""]
+                             for r in dw["rows"]]))
     if "ae" in data and "per_seed" in data["ae"]:
         a = data["ae"]
         out.append(f"\n## Auto-encoding at {a['resolution']}^3 ({a['n_train']} training, {a['n_test']} test shapes, "
@@ -499,7 +541,7 @@ def main() -> None:
     for part in (PARTS if args.part == "all" else (args.part,)):
         print(f"== {part}", flush=True)
         data[part] = {"compression": part_compression, "cost": part_cost, "ae": part_ae,
-                      "working_memory": part_working_memory}[part](profile)
+                      "working_memory": part_working_memory, "dense_working": part_dense_working}[part](profile)
         data[part]["provenance"] = provenance()
     data["selections"] = list(data.get("ae", {}).get("selections", []))
     data["claims"] = claims(data)

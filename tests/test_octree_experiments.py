@@ -243,6 +243,29 @@ def test_decoder_working_bytes_grow_with_the_mixed_cells_not_with_R():
         assert 0.5 * o["accounted_bytes"] < o["autograd_saved_bytes"] < 2 * o["accounted_bytes"]
 
 
+def test_dense_decoder_buffers_meta_equals_a_real_run_and_the_layer_count():
+    from course_lib.models.voxels import decoder_channels
+
+    for R in (8, 16, 32):
+        meta = E.dense_decoder_buffers(R, latent_dim=6, base_channels=4, batch_size=2)
+        real = E.dense_decoder_buffers(R, latent_dim=6, base_channels=4, batch_size=2, device="cpu")
+        assert meta["forward_bytes"] == real["forward_bytes"]
+        assert meta["autograd_saved_bytes"] == real["autograd_saved_bytes"] > 0
+        # analytic: the seed's Linear + ReLU (C0 * 4^3 each), three outputs per stage (conv-T, BN, ReLU) of
+        # C * r^3, and the read-out's one logit per voxel; batch 2, float32
+        ch = decoder_channels(R, 4, 4, 256)
+        floats = 2 * ch[0] * 4 ** 3 + sum(3 * c * (4 * 2 ** (i + 1)) ** 3 for i, c in enumerate(ch[1:])) + R ** 3
+        assert meta["forward_bytes"] == 4 * 2 * floats
+        assert sum(meta["by_layer"].values()) == meta["forward_bytes"]
+        # autograd keeps less than every output (the ReLU's output is the conv's next input) but most of it
+        assert 0.4 * meta["forward_bytes"] < meta["autograd_saved_bytes"] < meta["forward_bytes"]
+    # the dense account grows like R^3: 8x per doubling once the seed is negligible
+    a, b = (E.dense_decoder_buffers(R, latent_dim=6, base_channels=4)["forward_bytes"] for R in (32, 64))
+    assert 7.5 < b / a < 8.5
+    with pytest.raises(ValueError, match="batch_size"):
+        E.dense_decoder_buffers(16, latent_dim=6, base_channels=4, batch_size=0)
+
+
 def test_account_summary_and_crossing_resolution():
     rows = [{"shape": s, "resolution": R, "octree_working_bytes": c * R ** 2, "dense_float_bytes": 4 * R ** 3}
             for s, c in (("a", 100), ("b", 300)) for R in (32, 64, 128)]

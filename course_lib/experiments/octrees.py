@@ -475,6 +475,63 @@ def decoder_buffers(decoder: torch.nn.Module, z: Tensor, target: Any) -> dict[st
             "lookups": lookups}
 
 
+def dense_decoder_buffers(resolution: int, *, latent_dim: int, base_channels: int, batch_size: int = 1,
+                          device: torch.device | str = "meta") -> dict[str, Any]:
+    """The working tensors of one forward+backward of the dense :class:`~course_lib.models.voxels.VoxelDecoder`, in bytes.
+
+    Introduced in ``lectures/04_octrees.ipynb``: the dense decoder's side of the working-memory
+    account, counted the way :func:`decoder_buffers` counts the OGN's.  A forward hook on every leaf
+    module sums the bytes of what it returns (``forward_bytes``: the linear seed, each stage's
+    transposed convolution, BatchNorm and ReLU outputs, the read-out's logits), and a
+    ``saved_tensors_hooks`` sums the distinct storages autograd keeps for the backward pass of
+    :func:`~course_lib.models.voxels.voxel_bce` (``autograd_saved_bytes``, parameters left out).
+
+    On ``device="meta"`` (the default) no tensor holds data, so the account of a 256^3 decoder that
+    would need gigabytes costs nothing; the unit tests check that it equals the account of a real CPU
+    run at small resolutions and an analytic count of the layers' outputs.  Returns ``{"resolution",
+    "batch_size", "base_channels", "forward_bytes", "autograd_saved_bytes", "by_layer": {name: bytes}}``.
+    """
+    from course_lib.models.voxels import VoxelDecoder, voxel_bce
+
+    dev = torch.device(device)
+    R, B = int(resolution), int(batch_size)
+    if B < 1:
+        raise ValueError(f"dense_decoder_buffers: batch_size must be >= 1, got {batch_size}")
+    dec = VoxelDecoder(int(latent_dim), R, base_channels=int(base_channels)).to(dev)
+    params = {id(p) for p in dec.parameters()}
+    saved: dict[tuple[int, int], int] = {}
+    keep: list[Tensor] = []  # holds every saved tensor so that no storage id is reused during the count
+
+    def pack(t: Tensor) -> Tensor:
+        if id(t) not in params:
+            st = t.untyped_storage()
+            # meta storages all report data_ptr 0; the storage object's id tells them apart
+            key = (st.data_ptr(), id(st) if t.device.type == "meta" else 0)
+            saved[key] = max(saved.get(key, 0), st.nbytes())
+            keep.append(t)
+        return t
+
+    by_layer: dict[str, int] = {}
+    hooks = []
+    for name, m in dec.named_modules():
+        if next(m.children(), None) is None:
+            def hook(mod: torch.nn.Module, inp: Any, out: Tensor, name: str = name) -> None:
+                by_layer[name] = by_layer.get(name, 0) + out.element_size() * out.numel()
+            hooks.append(m.register_forward_hook(hook))
+    try:
+        z = torch.zeros(B, int(latent_dim), device=dev)
+        target = torch.zeros(B, R, R, R, device=dev)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss = voxel_bce(dec(z), target)
+        loss.backward()
+    finally:
+        for h in hooks:
+            h.remove()
+    return {"resolution": R, "batch_size": B, "base_channels": int(base_channels),
+            "forward_bytes": int(sum(by_layer.values())), "autograd_saved_bytes": int(sum(saved.values())),
+            "by_layer": by_layer}
+
+
 def memory_account(resolutions: Sequence[int] | None = None, categories: Sequence[str] | None = None, *,
                    profile: str | None = None, seed: int | None = None, tree_depth: int | None = None,
                    decoder: bool = True, progress: bool = False) -> list[dict[str, Any]]:
