@@ -14,6 +14,7 @@
 # an unsupported Caffe fork.
 
 # %%
+import numpy as np
 import torch
 
 from course_lib import config, results, viz
@@ -354,6 +355,35 @@ else:
                          "chosen": x["chosen"], "table s": x["table_seconds"], "sort s": x["sort_seconds"]}
                         for x in WM["lookups"]]))
     print(WM["timing_note"])
+
+# %% [markdown]
+# The OGN decoder's working bytes need a rival counted the same way: the dense decoder's. Running it at
+# $256^3$ would take gigabytes, so `dense_decoder_buffers` runs it on PyTorch's *meta* device, where
+# tensors have shapes and no data, and counts what autograd keeps for the backward pass exactly as for
+# the OGN (a unit test checks the meta count against a real run at small sizes). Live at this
+# profile's sizes, then the benchmark's table and goal:
+
+# %%
+for R_ in acc_res:
+    d_ = E.dense_decoder_buffers(R_, latent_dim=SZ["latent_dim"], base_channels=SZ["dense_channels"])
+    print(f"dense decoder (base {SZ['dense_channels']}) at {R_}^3: forward outputs {d_['forward_bytes'] / 2**20:.2f} MiB, "
+          f"autograd saved {d_['autograd_saved_bytes'] / 2**20:.2f} MiB")
+DW = results.get("octrees", "dense_working", profile="laptop")
+if DW is None:
+    print("dense_working not measured yet: `COURSE_PROFILE=laptop python benchmarks/octrees.py --part dense_working`")
+elif WM is not None:
+    ogn_saved = {R_: float(np.mean([r["decoder_autograd_saved_bytes"] for r in WM["rows"] if r["resolution"] == R_]))
+                 for R_ in WM["resolutions"]}
+    print(E.rows_table([{"decoder": f"dense (base {r['base_channels']})", "R": r["resolution"],
+                         "dense autograd saved": r["autograd_saved_bytes"],
+                         "OGN autograd saved (mean)": ogn_saved.get(r["resolution"], float("nan")),
+                         "OGN / dense": ogn_saved.get(r["resolution"], float("nan")) / r["autograd_saved_bytes"]}
+                        for r in DW["rows"]]))
+    from course_lib.experiments.protocol import goal_sentence
+
+    for g in results.goals("octrees", "laptop"):
+        if g["id"] == "decoder_working_ratio":
+            print(goal_sentence(g))
 
 # %% [markdown]
 # **Reading the account.** The stored octree is the small row, and it stays small: its exponent sits
