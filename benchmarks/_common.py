@@ -26,6 +26,21 @@ from typing import Any
 import torch
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _too_few_hook(kind: type, exc: BaseException, tb: Any) -> None:
+    """Every benchmark imports this module: a claim asked for on too few test shapes or seeds (a small real
+    dataset, say) ends the run with one line that says so, not a stack trace deep in the protocol."""
+    from course_lib.experiments.protocol import TooFewForClaim
+
+    if isinstance(exc, TooFewForClaim):
+        print(f"{Path(sys.argv[0]).name}: stopped before writing results: {exc}. Run it on a split with at least "
+              "that many test shapes (a larger dataset or profile), or on more seeds.", file=sys.stderr)
+        raise SystemExit(2)
+    sys.__excepthook__(kind, exc, tb)
+
+
+sys.excepthook = _too_few_hook
 RESULTS = Path(os.environ.get("COURSE_RESULTS_DIR") or REPO / "benchmarks" / "results")
 """Where results go: ``COURSE_RESULTS_DIR`` (as :func:`course_lib.results.results_dir`) or ``benchmarks/results``."""
 

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
@@ -50,11 +50,12 @@ def train_on_val(name, train, val, *, profile: str, seed: int, epochs: int, chec
     return C.train_keep_best(name, train, val, profile=profile, seed=seed, epochs=epochs, checkpoint=checkpoint)
 
 
-def _recipe_epochs(models, profile: str, sizes) -> tuple[dict[str, int], str]:
-    """The epochs of chapter 02's recipe: those ``benchmarks/encoders.py`` chose on val, else the configuration."""
+def _recipe_epochs(models, profile: str, sizes, real: str | None = None) -> tuple[dict[str, int], str]:
+    """The epochs of chapter 02's recipe: those ``benchmarks/encoders.py`` chose on val (on the same dataset),
+    else the configuration."""
     from course_lib import results
 
-    r = results.load("encoders", profile)
+    r = results.load(result_name("encoders", real), profile)
     if r is not None and r.protocol >= 2 and r.data.get("epochs_selected_on_val"):
         chosen = r.data.get("epochs_chosen", {})
         if all(m in chosen for m in models):
@@ -63,11 +64,13 @@ def _recipe_epochs(models, profile: str, sizes) -> tuple[dict[str, int], str]:
         "ch02.train_* (benchmarks/encoders.py has not chosen them on val in this profile yet)"
 
 
-def _full_acc(name: str) -> float | None:
-    """The full-cloud test accuracy of ``name`` in the encoders benchmark's results file (None if missing)."""
+def _full_acc(name: str, real: str | None = None) -> float | None:
+    """The full-cloud test accuracy of ``name`` in the encoders benchmark's results file on the same dataset
+    (None if missing)."""
     from course_lib import results
 
-    return results.get("encoders", "models", name, "test_acc", profile=config.get_profile(), default=None)
+    return results.get(result_name("encoders", real), "models", name, "test_acc", profile=config.get_profile(),
+                       default=None)
 
 
 def _mean(xs) -> float:
@@ -86,12 +89,17 @@ def main() -> None:
     ap.add_argument("--big-test", type=int, default=30,
                     help="also test on this many held-out shapes per category (a superset of the test split; 0: skip)")
     ap.add_argument("--note", default="", help="a sentence on the machine's state during the run")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
+    if real is not None and args.big_test:  # the big test draws ShapeNet-lite's test seeds beyond the split
+        print(f"--dataset {real}: no big test (it reads ShapeNet-lite's test seeds); the test split is the dataset's")
+        args.big_test = 0
 
     profile = config.get_profile()
     sizes = config.sizes(prefix="ch02.")
     n = int(sizes["partial_points"])
-    epochs, epochs_from = _recipe_epochs(args.models, profile, sizes)
+    epochs, epochs_from = _recipe_epochs(args.models, profile, sizes, real)
     t0 = time.perf_counter()
     train = C.load_partial_clouds("train", profile=profile)
     val = C.load_partial_clouds("val", profile=profile)
@@ -129,7 +137,7 @@ def main() -> None:
     models = {name: {"test_acc": _mean(r["test_acc"] for r in rs),
                      "big_test_acc": _mean(r["big_test_acc"] for r in rs) if big is not None else float("nan"),
                      "epochs": epochs[name], "train_wall_s": _mean(r["train_wall_s"] for r in rs),
-                     "fit_s": _mean(r["fit_s"] for r in rs), "full_acc": _full_acc(name), "params": params[name],
+                     "fit_s": _mean(r["fit_s"] for r in rs), "full_acc": _full_acc(name, real), "params": params[name],
                      "budget": budgets[name], "runs": rs} for name, rs in runs.items()}
     metric = f"accuracy on partial clouds, {big[0].shape[0] if big is not None else test[0].shape[0]} held-out shapes"
     values = {metric: {name: [r[acc_key] for r in rs] for name, rs in runs.items()}}
@@ -163,7 +171,7 @@ def main() -> None:
             f"epoch with the best validation loss on {val[0].shape[0]} partial clouds; seeds {args.seeds}; tested "
             f"on {test[0].shape[0]} held-out shapes; big test: {data_n_big(big)} held-out shapes (the test split "
             "included). Last column: the same architecture's full-cloud test accuracy (mean over its seeds), from "
-            f"`results/encoders-{profile}.json`.", "",
+            f"`results/{result_name('encoders', real)}-{profile}.json`.", "",
             md_table(["model", "epochs", "steps", "fit s", "test acc (partial)", "big test acc (partial)",
                       "full-cloud accuracy (encoders benchmark)"], rows), ""]
     if claims:
@@ -176,7 +184,10 @@ def main() -> None:
             "seeds": list(args.seeds), "epochs": epochs, "epochs_from": epochs_from, "models": models,
             "claims": claims, "goals": goals, "selections": selections}
     note = f"Data generation / loading took {data_s:.0f} s (not counted; load averages in the header). {args.note}"
-    path = write_result("encoders_partial", profile, "\n".join(body), notes=note, data=data)
+    if real is not None:
+        data["dataset"] = real
+        note = f"Dataset: {real} (real meshes, its own train/val/test split). " + note
+    path = write_result(result_name("encoders_partial", real), profile, "\n".join(body), notes=note, data=data)
     print(f"wrote {path}")
 
 

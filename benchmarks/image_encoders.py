@@ -12,6 +12,7 @@ epochs on the same views (equal budgets, stated per row); "RGB-D against RGB" is
 over the seeds (at least 3); the goal is a record.
 
     COURSE_PROFILE=laptop python benchmarks/image_encoders.py [--seeds 0 1 2] [--test-per-category 20]
+    COURSE_PROFILE=laptop python benchmarks/image_encoders.py --dataset modelnet --root /data/ModelNet10
 
 Writes ``results/image_encoders-<profile>-<machine>.md`` and the JSON twin
 ``results/image_encoders-<profile>.json`` that ``lectures/02_encoders.ipynb`` reads.
@@ -33,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import encoders as C  # noqa: E402
@@ -76,7 +77,9 @@ def main() -> None:
     ap.add_argument("--test-per-category", type=int, default=None,
                     help="held-out test shapes per category (default: 20; 2 in the ci profile)")
     ap.add_argument("--note", default="", help="a sentence on the machine's state during the run")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
 
     profile = config.get_profile()
     s = config.sizes(prefix="ch02.")
@@ -155,7 +158,10 @@ def main() -> None:
     data = {"n_train": len(train[2]), "n_val": len(val[2]), "n_test": len(test[2]), "epochs": epochs,
             "width": width, "image_size": int(train[0].shape[-1]), "seeds": args.seeds, "runs": runs,
             "summary": summary, "claims": claims, "goals": goals, "selections": selections}
-    path = write_result("image_encoders", profile, body, notes=note, data=data)
+    if real is not None:
+        data["dataset"] = real
+        note = f"Dataset: {real} (real meshes rendered with ShapeNet-lite's cameras; its own split). " + note
+    path = write_result(result_name("image_encoders", real), profile, body, notes=note, data=data)
     print(f"wrote {path}")
 
 

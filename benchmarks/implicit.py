@@ -52,13 +52,13 @@ equals it (``equals_config``).  Then ``test`` is read, once, to report:
   extraction of the chosen OccNet's field and of exact SDFs: evaluations and Chamfer between the meshes
   (goal: the same mesh, Chamfer <= 1e-6, with at most 1/5 of the dense evaluations).
 
-Real datasets (issue #35): ``--dataset`` / ``--root`` (or ``COURSE_DATASET``) are accepted for the one switch
-every benchmark has, but every part of this one scores against ShapeNet-lite's exact shapes (IoU from each
-shape's exact occupancy, recall on its thin parts, MISE against exact SDFs), so on ``modelnet`` or
-``shapenetcore`` it stops before any work with that reason instead of measuring something else under the same
-names.  The chapter's recipes do run on a real dataset (``implicit_data(..., dataset=...)``: occupancy and SDF
-samples of the repaired meshes from ``load_split``; ``train_occnet`` / ``train_deepsdf`` under checkpoints named
-after the dataset); their evaluation there is future work.
+Real datasets (issue #35): ``--dataset`` / ``--root`` (or ``COURSE_DATASET``) run every part on a real dataset's
+repaired meshes (:class:`course_lib.experiments.mesh_shape.MeshShape`): the occupancy and SDF samples are
+``load_split``'s (so the sampling selection has one candidate, its half-near-the-surface "mix"), IoU is scored
+against each mesh's winding-number inside, the thin-part metrics and their claim are absent (real meshes have no
+part labels), and MISE extracts the first test meshes' signed distances (exact distance, winding-number sign)
+instead of ShapeNet-lite's exact SDFs.  Fragments, checkpoints and results carry the dataset's name
+(``implicit-<dataset>-<profile>.*``).
 
 Cost (laptop profile, 2 idle cores), estimated from the protocol-1 run's parts: seven OccNet trainings of
 about 250 s each (three set sizes, OccNet's queries, two other samplings, the constant rate; a setting met
@@ -83,13 +83,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib import train as _train  # noqa: E402
 from course_lib.data import make_shape, split_seeds  # noqa: E402
 from course_lib.experiments import implicit as E  # noqa: E402
-from course_lib.experiments.common import mean_sem, summarize, use_dataset  # noqa: E402
+from course_lib.experiments.common import mean_sem, summarize  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
     claim,
     claim_sentence,
@@ -112,8 +112,16 @@ SETTING_OF = {"shapes": "per_category", "queries": "n_query", "sampling": "sampl
 """The setting each selection chooses."""
 
 
+def _real() -> str | None:
+    """The real dataset of this run (``--dataset`` / ``COURSE_DATASET``), or None for ShapeNet-lite."""
+    from course_lib.experiments.common import real_dataset
+
+    return real_dataset()
+
+
 def _frag(profile: str, part: str) -> Path:
-    return config.cache_dir() / "ch07" / f"bench-v2-{profile}-{part}.json"
+    real = _real()  # a real dataset's fragments never mix with ShapeNet-lite's
+    return config.cache_dir() / "ch07" / f"bench-v2-{profile}{'' if real is None else '-' + real}-{part}.json"
 
 
 def _save(profile: str, part: str, data: dict) -> None:
@@ -209,10 +217,11 @@ def part_select_queries(profile: str) -> dict:
 
 @selection_part
 def part_select_sampling(profile: str) -> dict:
-    """Near-surface, mixed or uniform training samples, chosen on val."""
+    """Near-surface, mixed or uniform training samples, chosen on val.  On a real dataset the samples are
+    load_split's (half near the surface, "mix"): the one candidate, recorded as such."""
     st = _state(profile, "sampling")
-    return _sweep("sampling", profile, {smp: E.occnet_setting(profile, **{**st, "sampling": smp})
-                                        for smp in E.OCCNET_SAMPLINGS})
+    smps = E.OCCNET_SAMPLINGS if _real() is None else ("mix",)
+    return _sweep("sampling", profile, {smp: E.occnet_setting(profile, **{**st, "sampling": smp}) for smp in smps})
 
 
 @selection_part
@@ -348,12 +357,18 @@ def part_mise(profile: str) -> dict:
     s = config.sizes(profile, prefix="ch07.")
     res, coarse = (65, 17) if profile == "ci" else (129, 33)  # 128^3 cells from 32^3, as OccNet's MISE
     out = {}
-    seed = split_seeds("test", 1)[0]  # a test shape of each category (a report: no choice is made here)
-    for cat in ("chair", "lamp", "airplane"):
-        out[f"exact SDF, {cat}"] = E.mise_experiment(make_shape(cat, seed).sdf, res, coarse)
+    test = E.implicit_data("test", profile=profile, per_category=1)
+    if _real() is None:
+        seed = split_seeds("test", 1)[0]  # a test shape of each category (a report: no choice is made here)
+        for cat in ("chair", "lamp", "airplane"):
+            out[f"exact SDF, {cat}"] = E.mise_experiment(make_shape(cat, seed).sdf, res, coarse)
+    else:  # a real dataset: the repaired mesh's signed distance (exact distance, winding-number sign)
+        from course_lib.experiments.mesh_shape import row_shape
+
+        for i in range(min(3, len(test["category"]))):
+            out[f"mesh SDF, {test['category'][i]}"] = E.mise_experiment(row_shape(test, i).sdf, res, coarse)
     st = chosen_setting(profile)
     model, _ = E.train_occnet_setting(st, profile, progress=False)
-    test = E.implicit_data("test", profile=profile, per_category=1)
     z = E.encode(model, E.held_out_inputs(test, profile))[0]
     out[f"OccNet field, {test['category'][0]}"] = E.mise_experiment(field_of(model, z), res, coarse, level=model.level,
                                                                    inside=model.inside)
@@ -585,7 +600,13 @@ def report(profile: str) -> Path:
     body += ["## Goals", ""] + [f"- {goal_sentence(g)}" for g in data["goals"]] + [""]
     body += ["## Claims", ""] + [f"- {s}" for s in said.values()] + [""]
     notes = "\n".join(f"- {k}: {v}" for k, v in E.CONVENTIONS.items())
-    return write_result("implicit", profile, "\n".join(body), notes=notes, data=data)
+    real = _real()
+    if real is not None:
+        data["dataset"] = real
+        notes = (f"Dataset: {real} (real meshes, repaired; IoU against each mesh's winding-number inside, no "
+                 "thin-part metrics: real meshes have no part labels; the one sampling is load_split's, half near "
+                 "the surface; MISE on the meshes' signed distances).\n\n" + notes)
+    return write_result(result_name("implicit", real), profile, "\n".join(body), notes=notes, data=data)
 
 
 def main() -> None:
@@ -593,21 +614,12 @@ def main() -> None:
     ap.add_argument("--part", choices=PARTS + OPTIONAL_PARTS, action="append",
                     help="run only these parts (repeatable, run in the order given; imnet runs only when named)")
     ap.add_argument("--report", action="store_true", help="only assemble the result file from the fragments")
-    ap.add_argument("--dataset", help="shapenet-lite (default); modelnet or shapenetcore are refused (see below)")
-    ap.add_argument("--root", help="the real dataset's folder (default: COURSE_MODELNET_DIR / COURSE_SHAPENET_DIR)")
-    ap.epilog = ("Every part scores against ShapeNet-lite's exact shapes (exact occupancy for IoU, thin parts, exact "
-                 "SDFs for MISE): on a real dataset (--dataset modelnet|shapenetcore) the benchmark stops before any "
-                 "work; the chapter's recipes (implicit_data, train_occnet, train_deepsdf) take dataset= themselves.")
+    add_dataset_args(ap)
+    ap.epilog = ("On a real dataset (--dataset modelnet|shapenetcore): IoU against each repaired mesh's winding-number "
+                 "inside, no thin-part metrics (no part labels), one sampling (load_split's), MISE on the meshes' "
+                 "signed distances; results implicit-<dataset>-<profile>.*, fragments and checkpoints of their own.")
     args = ap.parse_args()
-    try:
-        real = use_dataset(args.dataset, args.root)
-    except ValueError as exc:
-        raise SystemExit(str(exc)) from None
-    if real is not None:
-        raise SystemExit(f"benchmarks/implicit.py cannot run on {real}: every part scores against ShapeNet-lite's "
-                         "exact shapes (IoU from exact occupancy, thin-part recall, MISE against exact SDFs); the "
-                         "chapter's recipes train on it (course_lib.experiments.implicit.implicit_data(dataset=...)), "
-                         "their evaluation on real meshes is not implemented yet")
+    use_dataset_args(args)
     profile = config.get_profile()
     if not args.report:
         for part in args.part or PARTS:

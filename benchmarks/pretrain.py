@@ -13,6 +13,7 @@ Two parts, each recorded in ``benchmarks/results/pretrain-<profile>-<machine>.md
     COURSE_PROFILE=gpu python benchmarks/pretrain.py --dry-run --steps 3
     COURSE_PROFILE=ci python benchmarks/pretrain.py --train --verify          # fresh cache, all chapters
     COURSE_PROFILE=laptop python benchmarks/pretrain.py --train --verify --chapters 03 05
+    COURSE_PROFILE=laptop python benchmarks/pretrain.py --train --verify --dataset modelnet --root /data/ModelNet10
 
 Run it alone on the machine (the timings are the point).
 """
@@ -29,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 SELECTION_PARTS = ()
 """Protocol 2: this script chooses nothing (it trains the recipes as they are and times them)."""
@@ -45,7 +46,9 @@ def main() -> None:
     ap.add_argument("--cache", help="cache folder for --train (default: a new temporary folder)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--note", default="")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)  # COURSE_DATASET, inherited by the lectures --verify runs
     if args.train:
         cache = args.cache or tempfile.mkdtemp(prefix="course-pretrain-")
         os.environ["COURSE_DATA_DIR"] = cache  # before course_lib reads it
@@ -80,7 +83,11 @@ def main() -> None:
             data["verify"] = out
             body += ["## The lectures from these checkpoints (COURSE_CHECKPOINTS_ONLY=1: training is an error)", "",
                      md_table(["lecture", "result"], [[k, v] for k, v in out.items()]), ""]
-    write_result("pretrain", profile, "\n".join(body), notes=args.note, data=data)
+    notes = args.note
+    if real is not None:
+        data["dataset"] = real
+        notes = f"Dataset: {real} (real meshes; its checkpoints carry its name). " + notes
+    write_result(result_name("pretrain", real), profile, "\n".join(body), notes=notes, data=data)
     print("\n".join(body))
 
 

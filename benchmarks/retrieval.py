@@ -5,6 +5,8 @@ profile (it loads their checkpoints and reads their result files; nothing trains
 
     COURSE_PROFILE=laptop python benchmarks/retrieval.py                  # chapters 05, 07 and 10 (minutes)
     COURSE_PROFILE=laptop python benchmarks/retrieval.py --chapters 05 07
+    COURSE_PROFILE=laptop python benchmarks/retrieval.py --dataset modelnet --root /data/ModelNet10  # after the
+        # chapters' benchmarks ran with the same --dataset
 
 Tatarchenko et al. (CVPR 2019) showed that single-view reconstruction networks on ShapeNet score
 about as well as *retrieving* the nearest training shape.  Here each chapter's reconstruction table
@@ -45,7 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config, results  # noqa: E402
 from course_lib.experiments import retrieval as RET  # noqa: E402
@@ -58,6 +60,16 @@ CHAPTERS = ("05", "07", "10")
 NO_BUDGET = budget(steps=None, examples=None, seconds=None, params=None, note="no learning")
 ORACLE_POINTS = 1024
 """Points per cloud with which the oracle retrieval of chapter 07 chooses among its 1,600 training shapes."""
+
+
+def _load(name: str, profile: str, real: str | None) -> dict:
+    """A chapter's results file on the same dataset, or a message that says which benchmark to run first."""
+    r = results.load(result_name(name, real), profile)
+    if r is None:
+        flag = "" if real is None else f" --dataset {real}"
+        raise SystemExit(f"no results/{result_name(name, real)}-{profile}.json: run "
+                         f"`COURSE_PROFILE={profile} python benchmarks/{name}.py{flag}` first")
+    return r
 
 
 def _ids(d: dict) -> list[list]:
@@ -82,10 +94,10 @@ def _row(name: str, by: str, bud: dict, values: dict[str, Any], index) -> dict:
 # ---------------------------------------------------------------------------
 # chapter 05: PointSetGen auto-encoders
 # ---------------------------------------------------------------------------
-def part_05(profile: str) -> dict:
+def part_05(profile: str, real: str | None = None) -> dict:
     from course_lib.experiments import point_sets as ps
 
-    res = results.load("point_sets", profile)["data"]["autoencoding"]
+    res = _load("point_sets", profile, real)["data"]["autoencoding"]
     s = config.sizes(profile, prefix="ch05.")
     n = int(s["n_points"])
     train, val = ps.train_data(profile), ps.val_data(profile)
@@ -123,12 +135,12 @@ def part_05(profile: str) -> dict:
 # ---------------------------------------------------------------------------
 # chapter 07: the Occupancy Network
 # ---------------------------------------------------------------------------
-def part_07(profile: str) -> dict:
+def part_07(profile: str, real: str | None = None) -> dict:
     from course_lib import metrics
     from course_lib.experiments import implicit as E
     from course_lib.experiments.common import load_split
 
-    res = results.load("implicit", profile)["data"]["occnet"]
+    res = _load("implicit", profile, real)["data"]["occnet"]
     st = dict(res["setting"])
     with checkpoints_only():
         model, _ = E.train_occnet_setting(st, profile, progress=False)
@@ -177,10 +189,10 @@ def part_07(profile: str) -> dict:
 # ---------------------------------------------------------------------------
 # chapter 10: ShapeGF
 # ---------------------------------------------------------------------------
-def part_10(profile: str) -> dict:
+def part_10(profile: str, real: str | None = None) -> dict:
     from course_lib.experiments import gradient_fields as G
 
-    d = results.load("gradient_fields", profile)["data"]
+    d = _load("gradient_fields", profile, real)["data"]
     choice = d["choice"]
     per = d.get("autoencoding_per_shape")
     train = G.load_data("train", profile=profile)
@@ -258,20 +270,27 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--chapters", nargs="+", default=list(CHAPTERS), choices=CHAPTERS)
     ap.add_argument("--note", default="")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
     profile = config.get_profile()
     out: dict[str, dict] = {}
     seconds = {}
     for ch in args.chapters:
         t0 = time.perf_counter()
-        out[ch] = PARTS[ch](profile)
+        out[ch] = PARTS[ch](profile, real)
         seconds[ch] = round(time.perf_counter() - t0, 1)
         print(f"chapter {ch}: {seconds[ch]} s", flush=True)
     claims = [c for p in out.values() for c in p["claims"]]
     data = {"chapters": {ch: {k: v for k, v in p.items() if k != "claims"} for ch, p in out.items()},
             "claims": claims, "goals": [], "selections": [], "seconds": seconds}
-    path = write_result("retrieval", profile, report(out) + f"\nSeconds per chapter: {seconds}.",
-                        notes=args.note, data=data)
+    notes = args.note
+    if real is not None:
+        data["dataset"] = real
+        notes = (f"Dataset: {real} (real meshes; the chapters' models and result files of the same dataset, "
+                 f"results/<chapter>-{real}-<profile>.json). " + notes)
+    path = write_result(result_name("retrieval", real), profile, report(out) + f"\nSeconds per chapter: {seconds}.",
+                        notes=notes, data=data)
     print("wrote", path)
 
 

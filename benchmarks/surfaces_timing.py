@@ -22,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import surfaces as S  # noqa: E402
@@ -42,7 +42,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
     ap.add_argument("--threads", type=int, default=2)
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
     torch.set_num_threads(args.threads)
     profile = config.get_profile()
     sz = config.sizes(prefix="ch06.")
@@ -67,10 +69,13 @@ def main() -> None:
             print(rows[-1], flush=True)
     headers = ["model", "epochs", "training shapes", "wall s", "CPU s", "load avg at start", "final loss"]
     body = md_table(headers, rows)
-    path = write_result("surfaces_timing", profile, body,
-                        notes=f"Each model retrained from scratch, alone, with {args.threads} torch threads; "
-                              "the 1-minute load average at the start of each run is in the table.",
-                        data={"threads": args.threads, "rows": [dict(zip(headers, r)) for r in rows]})
+    data = {"threads": args.threads, "rows": [dict(zip(headers, r)) for r in rows]}
+    notes = (f"Each model retrained from scratch, alone, with {args.threads} torch threads; the 1-minute load average "
+             "at the start of each run is in the table.")
+    if real is not None:
+        data["dataset"] = real
+        notes = f"Dataset: {real} (real meshes). " + notes
+    path = write_result(result_name("surfaces_timing", real), profile, body, notes=notes, data=data)
     print("wrote", path)
 
 

@@ -3,6 +3,7 @@
 Run from the repository root, alone on the machine:
 
     COURSE_PROFILE=laptop python benchmarks/voxels_multiview.py
+    COURSE_PROFILE=laptop python benchmarks/voxels_multiview.py --dataset modelnet --root /data/ModelNet10
 
 Writes ``benchmarks/results/voxels_multiview-<profile>-<machine>.md`` and the JSON twin
 ``benchmarks/results/voxels_multiview-<profile>.json`` that ``lectures/03_voxels.ipynb`` reads (the
@@ -53,7 +54,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import md_table, write_result  # noqa: E402
+from _common import add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.data import CATEGORIES  # noqa: E402
@@ -212,7 +213,7 @@ def goal_records(d: dict, claim_recs: list[dict]) -> list[dict]:
                  rises["verdict"], "ahead", comparison="==")]
 
 
-def report(d: dict, profile: str, note: str = "") -> Path:
+def report(d: dict, profile: str, note: str = "", real: str | None = None) -> Path:
     k = d["max_views"]
     iou, iou04, lv = d["mv"]["iou_by_views"], d["mv"]["iou@0.4_by_views"], d["mv"]["levels"]
     rows = [[SVR, 1, d["svr"]["level"], _mean(d["svr"]["iou"]), _mean(d["svr"]["iou@0.4"])]]
@@ -243,19 +244,25 @@ def report(d: dict, profile: str, note: str = "") -> Path:
     notes = ("IoU: per shape, then averaged (3D-R2N2's evaluate_voxel_prediction uses pred >= t). The multi-view "
              "model is scored after each of the first n views of every test shape; the single-view model on the "
              "first view, so its row pairs with the 1-view row." + (f"\n\n{note}" if note else ""))
-    return write_result(NAME, profile, "\n".join(lines), notes=notes, data=d)
+    if real is not None:
+        d["dataset"] = real
+        notes = f"Dataset: {real} (real meshes: grids by winding number, views rendered with ShapeNet-lite's cameras; " \
+                "its own split).\n\n" + notes
+    return write_result(result_name(NAME, real), profile, "\n".join(lines), notes=notes, data=d)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--retrain", action="store_true", help="train again even if checkpoints exist")
     ap.add_argument("--note", default="", help="a line added to the result file's notes (how it was run)")
+    add_dataset_args(ap)
     args = ap.parse_args()
+    real = use_dataset_args(args)
     profile = config.get_profile()
     d = run(profile, args.retrain)
     d["claims"] = claims(d)
     d["goals"] = goal_records(d, d["claims"])
-    print(f"wrote {report(d, profile, args.note)} in {d['seconds']['total']:.0f} s")
+    print(f"wrote {report(d, profile, args.note, real)} in {d['seconds']['total']:.0f} s")
 
 
 if __name__ == "__main__":

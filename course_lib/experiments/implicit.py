@@ -383,15 +383,20 @@ def occnet_setting(profile: str | None = None, **overrides: Any) -> dict[str, An
 
     Introduced in ``lectures/07_implicit_fields.ipynb``.  The defaults are the config's
     (``ch07.occnet_train_per_category``, ``ch07.n_query``, ``ch07.occnet_sampling``,
-    ``ch07.lr_schedule``): the values ``benchmarks/implicit.py``'s selection on ``val`` starts from.
+    ``ch07.lr_schedule``): the values ``benchmarks/implicit.py``'s selection on ``val`` starts from.  With a real
+    dataset in ``COURSE_DATASET`` the default sampling is ``"mix"``, the one its samples have.
     ``epochs`` defaults to :func:`occnet_epochs` of the set size and the queries.
     """
     bad = sorted(set(overrides) - set(SETTING_KEYS))
     if bad:
         raise ValueError(f"unknown setting(s) {bad}; an OccNet setting has {SETTING_KEYS}")
+    from course_lib.data.real_split import dataset_name
+
     s = _sizes(profile)
+    # a real dataset (COURSE_DATASET) has one occupancy sampling, load_split's (:func:`implicit_data`)
+    smp = str(s["occnet_sampling"]) if dataset_name(None) == "shapenet-lite" else _REAL_SAMPLING["occupancy"][0]
     out: dict[str, Any] = {"per_category": int(s["occnet_train_per_category"]), "n_query": int(s["n_query"]),
-                           "sampling": str(s["occnet_sampling"]), "schedule": str(s["lr_schedule"])}
+                           "sampling": smp, "schedule": str(s["lr_schedule"])}
     out.update({k: v for k, v in overrides.items() if k != "epochs" and v is not None})
     out["per_category"], out["n_query"] = int(out["per_category"]), int(out["n_query"])
     if out["n_query"] < 1:

@@ -32,7 +32,7 @@ from course_lib.data.splits import no_test_reads
 __all__ = ["PROTOCOL_VERSION", "MIN_SEEDS", "MIN_SHAPES", "VERDICTS", "CLAIM_KEYS", "GOAL_KEYS",
            "paired_difference", "verdict", "budget", "claim", "goal", "claim_sentence", "goal_sentence",
            "selection_record", "select_on_val", "selection_part", "validate_claim", "validate_goal",
-           "validate_records", "budget_ratio"]
+           "validate_records", "budget_ratio", "TooFewForClaim"]
 
 PROTOCOL_VERSION = 2
 """Recorded in every results file's provenance.  1: choices could read the (now retired) test range;
@@ -49,6 +49,13 @@ CLAIM_KEYS = ("id", "text", "a", "b", "metric", "higher_is_better", "difference"
               "verdict", "budget", "selected_on")
 GOAL_KEYS = ("id", "text", "value", "target", "comparison", "met")
 _UNITS = {"seeds": MIN_SEEDS, "shapes": MIN_SHAPES}
+
+
+class TooFewForClaim(ValueError):
+    """A comparative claim asked for with fewer seeds or shapes than the protocol needs (a ``ValueError``).
+
+    Typically a benchmark run on a small real dataset (a few test shapes per category): every measurement is
+    there, only the comparison cannot be made.  ``benchmarks/_common.py`` turns it into a one-line message."""
 _BUDGET_KEYS = ("steps", "examples", "seconds", "params")
 
 T = TypeVar("T")
@@ -147,8 +154,8 @@ def claim(id: str, text: str, *, a: str, b: str, metric: str, values_a: Any, val
     need = _UNITS[unit] if min_n is None else max(int(min_n), _UNITS[unit])
     diff, se, n = paired_difference(values_a, values_b)
     if n < need:
-        raise ValueError(f"claim {id!r}: {n} {unit} are too few for a comparative claim (at least {need}); "
-                         "measure more seeds or shapes, or state no comparison")
+        raise TooFewForClaim(f"claim {id!r}: {n} {unit} are too few for a comparative claim (at least {need}); "
+                             "measure more seeds or shapes, or state no comparison")
     rec = {"id": id, "text": text, "a": a, "b": b, "metric": metric, "higher_is_better": higher_is_better,
            "difference": diff, "se": se, "n": n, "unit": unit,
            "verdict": verdict(diff, se, higher_is_better=higher_is_better),
