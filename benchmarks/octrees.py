@@ -3,7 +3,8 @@
 Run from the repository root:
 
     COURSE_PROFILE=laptop python benchmarks/octrees.py            # every part
-    COURSE_PROFILE=laptop python benchmarks/octrees.py --part compression   # or cost, ae, working_memory
+    COURSE_PROFILE=laptop python benchmarks/octrees.py --part compression   # or cost, ae, working_memory,
+                                                                           # dense_working, shell
     COURSE_PROFILE=ci python benchmarks/octrees.py                # pipeline smoke test (~1 min)
 
 Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/results/octrees-<profile>.json``
@@ -16,6 +17,10 @@ Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/re
   ShapeNet-lite mesh written as OFF and read back with ``load_mesh`` (the loader path, not real data).
 * cost: peak memory and median time of one forward+backward of the OGN decoder (known structure) and of
   chapter 03's dense decoder (base channels ``ch04.dense_channels`` and 32) at ``ch04.cost_resolutions``.
+* dense_working: the dense decoder's working bytes at every resolution, counted on the meta device
+  (``E.dense_decoder_buffers``), beside the OGN decoder's of working_memory (goal ``decoder_working_ratio``);
+* shell: solid against surface (one-voxel shell) voxelisation of the demo shapes, as octrees
+  (``E.shell_compression``);
 * working_memory: the exact byte account (``memory_account``) of ``ch04.categories`` shapes at
   ``ch04.compression_resolutions``: the octree's stored bytes, its working bytes (per-leaf cache, the
   convolution's sparse operator), the OGN decoder's working tensors in one forward+backward (cells,
@@ -76,6 +81,7 @@ from course_lib import config  # noqa: E402
 from course_lib.experiments import octrees as E  # noqa: E402
 from course_lib.experiments.common import real_dataset, use_dataset  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
+    MIN_SHAPES,
     claim,
     claim_sentence,
     goal,
@@ -83,11 +89,11 @@ from course_lib.experiments.protocol import (  # noqa: E402
     selection_part,
 )
 
-PARTS = ("compression", "cost", "ae", "working_memory", "dense_working")
-SELECTION_PARTS = ("train_and_select",)
+PARTS = ("compression", "cost", "ae", "working_memory", "dense_working", "shell", "svr")
+SELECTION_PARTS = ("train_and_select", "svr_train_on_val")
 """The part that makes choices (best epochs, the dense threshold), on train and val only; compression and
-cost make none (one demo shape per category, fixed sizes), and neither do working_memory and dense_working (exact
-bytes)."""
+cost make none (one demo shape per category, fixed sizes), and neither do working_memory, dense_working and shell
+(exact bytes)."""
 
 
 def _meshes() -> tuple[dict, str]:
@@ -219,6 +225,92 @@ def part_working_memory(profile: str) -> dict:
     return {"rows": rows, "exponents": exps, "table": E.account_table(rows), "decoder_steps": steps,
             "lookups": lookups, "resolutions": res, "categories": cats, "peak_resolutions": peak_res,
             "timing_note": "times measured on a shared 2-core machine (other jobs running): indicative only"}
+
+
+@selection_part
+def svr_train_on_val(profile: str) -> dict:
+    """Train (or load) the single-view OGN at every ``ch04.svr_resolutions``; each keeps its epoch with the
+    lowest validation loss (the only choice; train and val only)."""
+    from course_lib.experiments import voxels as V
+
+    s = config.sizes(profile, prefix="ch04.")
+    out = {"models": {}, "budgets": {}, "selections": [], "n_train": None}
+    for R in (int(r) for r in s["svr_resolutions"]):
+        data, val = E.svr_data("train", R, profile), E.svr_data("val", R, profile)
+        model, hist = E.train_ogn_svr(R, profile, data=data, val_data=val, progress=False)
+        n = int(data["voxels"].shape[0])
+        out["n_train"] = n
+        out["models"][R] = model
+        out["budgets"][R] = V.fit_budget(model, hist, n, int(s["batch_size"]), loss="per-level 3-class CE",
+                                         decision="arg-max state", input="one RGB view")
+        out["selections"].append(V.best_epoch_record(f"ogn_svr_best_epoch_{R}", hist))
+        print(f"single-view OGN {R}^3: {hist.epochs_run} epochs, {hist.wall_time:.0f} s", flush=True)
+    return out
+
+
+def part_svr(profile: str) -> dict:
+    """OGN from a single image at every resolution, each prediction upsampled to the largest and scored there."""
+    s = config.sizes(profile, prefix="ch04.")
+    res = [int(r) for r in s["svr_resolutions"]]
+    hi = max(res)
+    sel = svr_train_on_val(profile)
+    test = E.svr_data("test", hi, profile)  # read once, to report
+    per = {}
+    for R in res:
+        per[str(R)] = {"iou_at_max": E.svr_iou_at(sel["models"][R], test["rgb"], test["voxels"]).tolist()}
+        if R != hi:
+            native = E.svr_data("test", R, profile)
+            per[str(R)]["iou_native"] = E.svr_iou_at(sel["models"][R], native["rgb"], native["voxels"]).tolist()
+        else:
+            per[str(R)]["iou_native"] = per[str(R)]["iou_at_max"]
+    return {"resolutions": res, "max_resolution": hi, "per_resolution": per, "n_test": int(test["voxels"].shape[0]),
+            "n_train": sel["n_train"], "budgets": {str(R): b for R, b in sel["budgets"].items()},
+            "selections": sel["selections"], "categories": list(s["categories"] or []),
+            "shapes": [[str(c), int(x)] for c, x in zip(test["category"], test["seed"].tolist())]}
+
+
+def svr_claims(data: dict) -> list[dict]:
+    """Does a finer prediction beat a coarser one upsampled, when both are scored at the largest resolution?"""
+    v = data.get("svr")
+    if not v or v["n_test"] < MIN_SHAPES:
+        return []
+    hi, res = v["max_resolution"], v["resolutions"]
+    out = []
+    for a, b in [(x, y) for i, x in enumerate(res) for y in res[:i]]:
+        na, nb = f"OGN {a}^3", f"OGN {b}^3 upsampled"
+        out.append(claim(f"svr_{a}_vs_{b}", f"From a single image, the OGN predicting {a}^3 reconstructs the shape "
+                         f"better at {hi}^3 than the OGN predicting {b}^3, upsampled", a=na, b=nb,
+                         metric=f"IoU at {hi}^3 ({v['n_test']} test shapes)",
+                         values_a=v["per_resolution"][str(a)]["iou_at_max"],
+                         values_b=v["per_resolution"][str(b)]["iou_at_max"], higher_is_better=True, unit="shapes",
+                         budget={na: v["budgets"][str(a)], nb: v["budgets"][str(b)]}, selected_on="val"))
+    return out
+
+
+def part_shell(profile: str) -> dict:
+    """Solid against surface (shell) voxelisation of the demo shapes, as octrees (E.shell_compression)."""
+    s = config.sizes(profile, prefix="ch04.")
+    res = [int(R) for R in s["compression_resolutions"]]
+    rows = E.shell_compression(res, profile=profile, progress=True)
+    per = {}
+    for R in res:
+        for kind in ("solid", "shell"):
+            rs = [r for r in rows if r["resolution"] == R and r["grid"] == kind]
+            per[f"{kind}/{R}"] = {"mean_ratio": float(np.mean([r["ratio"] for r in rs])),
+                                  "mean_octree_bytes": float(np.mean([r["octree_bytes"] for r in rs])),
+                                  "mean_voxels": float(np.mean([r["voxels"] for r in rs])),
+                                  "mean_leaves": float(np.mean([r["leaves"] for r in rs]))}
+    exps = {}
+    for kind in ("solid", "shell"):
+        ks = []
+        for c in dict.fromkeys(r["shape"] for r in rows):
+            rs = sorted((r for r in rows if r["shape"] == c and r["grid"] == kind), key=lambda r: r["resolution"])
+            x = np.log([r["resolution"] for r in rs])
+            ks.append({"octree_bytes": float(np.polyfit(x, np.log([r["octree_bytes"] for r in rs]), 1)[0]),
+                       "voxels": float(np.polyfit(x, np.log([r["voxels"] for r in rs]), 1)[0])})
+        exps[kind] = {k: float(np.mean([e[k] for e in ks])) for k in ("octree_bytes", "voxels")}
+    return {"rows": rows, "per_resolution": per, "exponents": exps, "resolutions": res,
+            "round_trip_exact": all(r["round_trip_exact"] for r in rows)}
 
 
 def part_dense_working(profile: str) -> dict:
@@ -464,6 +556,35 @@ def report(profile: str, data: dict) -> str:
                               r.get("skipped", "")] for r in k["rows"]]))
     if "working_memory" in data:
         out.extend(working_memory_report(data["working_memory"]))
+    if "svr" in data:
+        v = data["svr"]
+        hi = v["max_resolution"]
+        out.append(f"\n## OGN from a single image, scored at {hi}^3 ({v['n_train']} training, {v['n_test']} test shapes)\n")
+        out.append("One RGB view -> ResNet encoder -> OGN decoder, trained at each resolution with the same shapes, "
+                   "views, epochs and batches (the best epoch of each on val); each prediction decoded with its "
+                   f"predicted structure, upsampled (nearest) to {hi}^3 and scored against the {hi}^3 grids; "
+                   "native: scored at its own resolution.\n")
+        out.append(md_table(["resolution", f"IoU at {hi}^3", "IoU (native)", "steps", "train s", "params"],
+                            [[f"{R}^3", float(np.mean(v["per_resolution"][str(R)]["iou_at_max"])),
+                              float(np.mean(v["per_resolution"][str(R)]["iou_native"])), v["budgets"][str(R)]["steps"],
+                              f"{v['budgets'][str(R)]['seconds']:.0f}", v["budgets"][str(R)]["params"]]
+                             for R in v["resolutions"]]))
+        out.extend(f"- {claim_sentence(c)}" for c in data.get("claims", []) if c["id"].startswith("svr_"))
+    if "shell" in data:
+        sh = data["shell"]
+        out.append("\n## Solid against surface (shell) voxelisation (one demo shape per category)\n")
+        out.append("The same shapes voxelised solid (voxelize) and as their one-voxel shell (voxel_shell), each stored "
+                   "as an octree; means over the shapes; k: the fitted exponent of bytes (or full voxels) ~ R^k.\n")
+        out.append(md_table(["grid", "R", "full voxels", "leaves", "octree bytes", "dense float32 / octree"],
+                            [[kind, R, sh["per_resolution"][f"{kind}/{R}"]["mean_voxels"],
+                              sh["per_resolution"][f"{kind}/{R}"]["mean_leaves"],
+                              _fmt_b(sh["per_resolution"][f"{kind}/{R}"]["mean_octree_bytes"]),
+                              sh["per_resolution"][f"{kind}/{R}"]["mean_ratio"]]
+                             for R in sh["resolutions"] for kind in ("solid", "shell")]))
+        out.append("\n" + md_table(["grid", "k (octree bytes)", "k (full voxels)"],
+                                   [[kind, f"{e['octree_bytes']:.2f}", f"{e['voxels']:.2f}"]
+                                    for kind, e in sh["exponents"].items()]))
+        out.append(f"\nRound trip exact on every grid: {sh['round_trip_exact']}")
     if "dense_working" in data:
         dw = data["dense_working"]
         out.append("\n## The dense decoder's working bytes (counted, batch 1)\n")
@@ -541,10 +662,11 @@ def main() -> None:
     for part in (PARTS if args.part == "all" else (args.part,)):
         print(f"== {part}", flush=True)
         data[part] = {"compression": part_compression, "cost": part_cost, "ae": part_ae,
-                      "working_memory": part_working_memory, "dense_working": part_dense_working}[part](profile)
+                      "working_memory": part_working_memory, "dense_working": part_dense_working,
+                      "shell": part_shell, "svr": part_svr}[part](profile)
         data[part]["provenance"] = provenance()
-    data["selections"] = list(data.get("ae", {}).get("selections", []))
-    data["claims"] = claims(data)
+    data["selections"] = list(data.get("ae", {}).get("selections", [])) + list(data.get("svr", {}).get("selections", []))
+    data["claims"] = claims(data) + svr_claims(data)
     data["goals"] = goal_records(data)
     body = report(profile, data)
     notes = ("Octree bytes = packed split bits (ceil(73/32) int32 words per depth-3 tree) + prefix_leafs (one int32 per "

@@ -447,6 +447,12 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch04.epochs": {"ci": 1, "laptop": 15, "gpu": 100},
     # training seeds of the benchmark's OGN-vs-dense claim (protocol 2: >= 3; seeds ch04.seed + i)
     "ch04.ae_seeds": {"ci": 3, "laptop": 3, "gpu": 3},
+    # OGN from a single image at several resolutions, all scored at the largest (the seed's OGN figure)
+    "ch04.svr_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128)},
+    "ch04.svr_train_per_category": {"ci": 2, "laptop": 24, "gpu": 200},
+    "ch04.svr_test_per_category": {"ci": 2, "laptop": 6, "gpu": 40},
+    "ch04.svr_epochs": {"ci": 1, "laptop": 30, "gpu": 60},
+    "ch04.resnet_width": {"ci": 8, "laptop": 16, "gpu": 32},  # the image encoder of the single-view OGN
     "ch04.compression_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128, 256), "gpu": (32, 64, 128, 256)},
     "ch04.cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128, 256)},
     "ch04.cost_batch": {"ci": 2, "laptop": 2, "gpu": 4},

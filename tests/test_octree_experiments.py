@@ -276,3 +276,76 @@ def test_account_summary_and_crossing_resolution():
     assert E.crossing_resolution(rows, "octree_working_bytes", "dense_float_bytes") == pytest.approx(50.0)
     assert E.crossing_resolution(rows, "dense_float_bytes", "dense_float_bytes") is None
     assert "32^3 bytes" in E.rows_table(summ) and "MiB" in E.rows_table(summ)
+
+
+def test_voxel_shell_against_scipy_erosion_and_the_shell_rows():
+    import numpy as np
+    from scipy import ndimage
+
+    from course_lib.data import make_shape, voxel_shell, voxelize
+
+    occ = voxelize(make_shape("mug", 3), 24)
+    ref = occ.numpy() & ~ndimage.binary_erosion(occ.numpy(), structure=ndimage.generate_binary_structure(3, 1),
+                                                border_value=0)
+    assert np.array_equal(voxel_shell(occ).numpy(), ref)
+    full = torch.ones(5, 5, 5, dtype=torch.bool)
+    assert int(voxel_shell(full).sum()) == 5 ** 3 - 3 ** 3      # a full box: everything but its 3^3 core
+    assert torch.equal(voxel_shell(full[None].float())[0], voxel_shell(full))   # batched and 0/1 floats
+    with pytest.raises(ValueError, match="R, R, R"):
+        voxel_shell(torch.ones(4, 4, 5))
+    with pytest.raises(ValueError, match="0/1"):
+        voxel_shell(torch.full((4, 4, 4), 0.5))
+    rows = E.shell_compression((16, 32), ("mug",), profile="ci")
+    assert [(r["grid"], r["resolution"]) for r in rows] == [("solid", 16), ("shell", 16), ("solid", 32), ("shell", 32)]
+    for r in rows:
+        assert r["round_trip_exact"] and r["ratio"] == pytest.approx(r["dense_float_bytes"] / r["octree_bytes"])
+    solid, shell = rows[2], rows[3]
+    assert shell["voxels"] <= solid["voxels"]
+
+
+def test_upsample_grid_matches_kron_and_scipy_zoom_and_svr_iou_scores_an_exact_prediction_one():
+    import numpy as np
+    from scipy import ndimage
+
+    g = torch.Generator().manual_seed(0)
+    coarse = torch.rand(2, 4, 4, 4, generator=g) > 0.5
+    up = E.upsample_grid(coarse, 16)
+    for i in range(2):
+        assert np.array_equal(up[i].numpy(), np.kron(coarse[i].numpy(), np.ones((4, 4, 4), dtype=bool)))
+        assert np.array_equal(up[i].numpy(), ndimage.zoom(coarse[i].numpy(), 4, order=0, grid_mode=True,
+                                                          mode="grid-constant"))
+    with pytest.raises(ValueError, match="multiple"):
+        E.upsample_grid(coarse, 10)
+
+    class Stub(torch.nn.Module):  # a "model" that predicts the coarse grids exactly
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, rgb, mode=None):
+            idx = rgb[:, 0, 0, 0].long()
+            return type("Out", (), {"occupancy": lambda self_: coarse[idx]})()
+
+    rgb = torch.zeros(2, 3, 8, 8)
+    rgb[1] = 1.0
+    truth = up.float()
+    iou = E.svr_iou_at(Stub(), rgb, truth)
+    assert torch.allclose(iou, torch.ones(2, dtype=torch.float64))
+    wrong = E.svr_iou_at(Stub(), rgb.flip(0), truth)        # each image decoded as the other shape
+    assert float(wrong.max()) < 1.0
+    with pytest.raises(ValueError, match="images but"):
+        E.svr_iou_at(Stub(), rgb[:1], truth)
+
+
+def test_single_view_ogn_trains_on_ci_sizes_and_decodes_an_octree():
+    from course_lib.models.ogn import PROP_PRED, OGNSingleView
+
+    with pytest.raises(ValueError, match="RGB images"):
+        OGNSingleView(16, 8, 4, 3, (8, 8, 4, 4))(torch.zeros(1, 1, 16, 16))
+    model, hist = E.train_ogn_svr(16, "ci", progress=False)
+    assert hist.epochs_run >= 1 and hist.val
+    data = E.svr_data("val", 16, "ci")
+    out = model(data["rgb"][:2], mode=PROP_PRED)
+    assert out.occupancy().shape == (2, 16, 16, 16)
+    iou = E.svr_iou_at(model, data["rgb"], data["voxels"])
+    assert iou.shape == (data["voxels"].shape[0],) and bool(((iou >= 0) & (iou <= 1)).all())

@@ -14,6 +14,7 @@ from .samplers import (
     sample_sdf,
     sdf_gradient_stats,
     voxel_centers,
+    voxel_shell,
     voxelize,
 )
 from .shapes import CATEGORIES, GENERATOR_VERSION, MAX_SEED, Shape, make_shape
@@ -35,5 +36,5 @@ __all__ = [
     "CATEGORIES", "DEFAULT_SIGMAS", "REPRESENTATIONS", "SPLITS", "ShapeNetLite", "split_seeds", "GENERATOR_VERSION",
     "MAX_SEED", "RESERVED", "SAMPLING_STREAMS", "SPLIT_SEED_OFFSET", "reserved_seed", "split_of", "TestSplitReadError", "no_test_reads", "Shape", "look_at",
     "make_shape",
-    "render", "render_mesh", "depth_to_points", "sdf_gradient_stats", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxelize",
+    "render", "render_mesh", "depth_to_points", "sdf_gradient_stats", "sample_near_surface", "sample_occupancy", "sample_sdf", "voxel_centers", "voxel_shell", "voxelize",
 ]

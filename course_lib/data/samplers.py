@@ -155,6 +155,30 @@ def voxelize(shape: Shape, resolution: int, device: torch.device | str | None = 
     return shape.occupancy(centers.reshape(-1, 3)).reshape(centers.shape[:3])
 
 
+def voxel_shell(grid: Tensor) -> Tensor:
+    """The surface voxels of a solid occupancy grid: the full cells with at least one empty face neighbour.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (surface against solid voxelisation).  ``grid`` ``(..., R, R, R)``
+    bool (or 0/1); a cell outside the grid counts as empty, so a full cell on the border is on the shell.  The
+    result is a one-voxel-thick layer (6-connectivity): a closed surface in the grid's own terms, what
+    surface-voxel datasets (O-CNN's inputs, for example) store instead of the solid.  Same shape, bool.
+    """
+    g = torch.as_tensor(grid)
+    if g.dim() < 3 or not (g.shape[-1] == g.shape[-2] == g.shape[-3]):
+        raise ValueError(f"voxel_shell: expected a (..., R, R, R) grid, got shape {tuple(g.shape)}")
+    if g.dtype != torch.bool:
+        if g.is_floating_point() and not bool(((g == 0) | (g == 1)).all()):
+            raise ValueError("voxel_shell: expected an occupancy grid of 0/1 or bool values")
+        g = g != 0
+    pad = torch.nn.functional.pad(g.to(torch.uint8), (1, 1, 1, 1, 1, 1), value=0).bool()
+    core = pad[..., 1:-1, 1:-1, 1:-1]
+    interior = core.clone()
+    for dim in (-1, -2, -3):
+        for step in (-1, 1):
+            interior &= pad.roll(step, dims=dim)[..., 1:-1, 1:-1, 1:-1]
+    return core & ~interior
+
+
 def sdf_gradient_stats(shape: Shape, n: int = 20_000, seed: int = 0, bound: float = 1.1,
                        tol: float = 0.01) -> dict[str, float]:
     """How close ``shape.sdf`` is to a true distance: the gradient norm at ``n`` uniform points of ``[-bound, bound]^3``.

@@ -41,7 +41,7 @@ from course_lib.experiments.protocol import (
     verdict,
 )
 
-__all__ = ["load_split", "require_exact_shapes", "real_dataset", "dataset_checkpoint_name", "tag_dataset", "use_dataset", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "smoke_steps",
+__all__ = ["load_split", "require_exact_shapes", "real_dataset", "dataset_checkpoint_name", "tag_dataset", "use_dataset", "Batches", "subsample", "predict", "mean_sem", "summarize", "format_table", "rows_table", "smoke_steps",
            "synthetic_clouds", "select_on_val", "selection_record", "selection_part", "budget", "paired_difference",
            "verdict", "claim", "goal"]
 
@@ -328,6 +328,30 @@ def summarize(rows: Mapping[str, Mapping[str, Tensor]]) -> list[dict[str, Any]]:
             row[k] = mean_sem(v)
         out.append(row)
     return out
+
+
+def rows_table(rows: Sequence[dict[str, Any]], digits: int = 4) -> str:
+    """A Markdown table of a list of flat dicts (any chapter's rows; ``format_table`` is for mean ± sd rows).
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Bytes columns (names ending in ``bytes``) are
+    shown in KiB / MiB.
+    """
+    if not rows:
+        return "(no rows)"
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+
+    def fmt(k: str, v: Any) -> str:
+        if isinstance(v, float) and k.endswith("bytes") and v == v:
+            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
+        if isinstance(v, int) and not isinstance(v, bool) and k.endswith("bytes"):
+            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
+        if isinstance(v, float):
+            return f"{v:.{digits}g}"
+        return str(v)
+
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(fmt(k, r.get(k, "")) for k in keys) + " |" for r in rows]
+    return "\n".join(lines)
 
 
 def format_table(table: Sequence[Mapping[str, Any]], digits: int = 3) -> str:

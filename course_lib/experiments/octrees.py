@@ -27,7 +27,7 @@ import torch
 from torch import Tensor
 
 from course_lib import config
-from course_lib.experiments.common import real_dataset
+from course_lib.experiments.common import real_dataset, rows_table  # noqa: F401 - rows_table re-exported (E.rows_table)
 
 __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
@@ -77,6 +77,36 @@ def compression(resolutions: Sequence[int] | None = None, categories: Sequence[s
         shape = make_shape(c, sd)
         for R in res:
             rows.append(_row(c, R, voxelize(shape, R), D))
+    return rows
+
+
+def shell_compression(resolutions: Sequence[int] | None = None, categories: Sequence[str] | None = None,
+                      seed: int | None = None, tree_depth: int | None = None, profile: str | None = None,
+                      progress: bool = False) -> list[dict[str, Any]]:
+    """Solid against surface (shell) voxelisation of the same shapes, as octrees: :func:`compression`'s rows twice.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  For each ShapeNet-lite demo shape and resolution, the solid grid
+    (:func:`course_lib.data.voxelize`) and its one-voxel shell (:func:`course_lib.data.voxel_shell`, what
+    surface-voxel representations store) each give a row with ``grid`` ``"solid"`` or ``"shell"``, plus
+    ``voxels`` (full cells).  A shell has two boundaries (outside and inside the layer) where the solid has one,
+    but no full interior to store either.
+    """
+    from tqdm.auto import tqdm
+
+    from course_lib.data import CATEGORIES, make_shape, voxel_shell, voxelize
+
+    s = config.sizes(profile, prefix="ch04.")
+    res = tuple(resolutions or s["compression_resolutions"])
+    cats = tuple(categories or CATEGORIES)
+    D = int(tree_depth or s["tree_depth"])
+    sd = _demo_seed() if seed is None else int(seed)
+    rows = []
+    for c in tqdm(cats, disable=not progress, desc="solid vs shell"):
+        shape = make_shape(c, sd)
+        for R in res:
+            solid = voxelize(shape, R)
+            for kind, occ in (("solid", solid), ("shell", voxel_shell(solid))):
+                rows.append({**_row(c, R, occ, D), "grid": kind, "voxels": int(occ.sum())})
     return rows
 
 
@@ -323,6 +353,128 @@ def evaluate_iou(model: torch.nn.Module, voxels: Tensor, batch_size: int = 8,
             cells.append(torch.full((v.shape[0],), float(v[0].numel())))
         ious.append(volumetric_iou(pred, v > 0.5, batched=True, reduction="none").cpu())
     return {"iou": torch.cat(ious), "cells": torch.cat(cells)}
+
+
+# ---------------------------------------------------------------------------
+# OGN from a single image, at several resolutions
+# ---------------------------------------------------------------------------
+def svr_data(split: str, resolution: int, profile: str | None = None, *,
+             per_category: int | None = None) -> dict[str, Any]:
+    """One rendered view and the ``resolution^3`` grid of each shape of ``split`` (``ch04.categories``).
+
+    Introduced in ``lectures/04_octrees.ipynb``: chapter 03's :func:`~course_lib.experiments.voxels.voxel_data`
+    with ``image=True``; ``ch04.svr_train_per_category`` training shapes, ``ch04.val_per_category`` validation
+    and ``ch04.svr_test_per_category`` test shapes per category unless ``per_category`` is given.
+    """
+    from .voxels import voxel_data
+
+    s = config.sizes(profile, prefix="ch04.")
+    key = {"train": "svr_train_per_category", "val": "val_per_category", "test": "svr_test_per_category"}
+    if split not in key:
+        raise ValueError(f"split must be one of {tuple(key)}, got {split!r}")
+    return voxel_data(split, profile, resolution=int(resolution), categories=s["categories"], image=True,
+                      per_category=int(per_category if per_category is not None else s[key[split]]))
+
+
+def build_ogn_svr(profile: str | None = None, resolution: int | None = None) -> torch.nn.Module:
+    """The single-view OGN (:class:`~course_lib.models.ogn.OGNSingleView`) with the ``ch04.*`` sizes.
+
+    Introduced in ``lectures/04_octrees.ipynb``.
+    """
+    from course_lib.models.ogn import OGNSingleView
+
+    from .voxels import set_bn_momentum
+
+    s = config.sizes(profile, prefix="ch04.")
+    model = OGNSingleView(int(resolution or s["resolution"]), s["latent_dim"], s["resnet_width"], s["tree_depth"],
+                          tuple(s["ogn_channels"]))
+    return set_bn_momentum(model, s["bn_momentum"])
+
+
+def ogn_svr_loss_fn(model: Any, batch: dict) -> dict:
+    """``loss_fn(model, batch)``: OGN's per-level cross-entropy from the image, with the known structure."""
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.ogn import PROP_KNOWN, ogn_loss
+
+    target = build_octree(batch["target"] > 0.5, model.decoder.tree_depth)
+    return ogn_loss(model(batch["input"], target, PROP_KNOWN))
+
+
+def train_ogn_svr(resolution: int, profile: str | None = None, *, data: dict[str, Any] | None = None,
+                  val_data: dict[str, Any] | None = None, seed: int | None = None, retrain: bool = False,
+                  progress: bool = True, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) the single-view OGN at ``resolution``; the epoch with the lowest validation loss is kept.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Chapter 03's recipe (Adam, cosine decay over
+    ``ch04.svr_epochs`` epochs, ``ch04.batch_size``), the same shapes, views and steps at every resolution, so
+    the resolutions differ only in the grids they are supervised with.
+    """
+    from course_lib.train import checkpoint_path, train_or_load
+
+    from .voxels import cosine_adam, grid_batches
+
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch04.")
+    R = int(resolution)
+    sd = _seed(seed, profile)
+    data = data or svr_data("train", R, profile)
+    val_data = val_data or svr_data("val", R, profile)
+    if int(data["voxels"].shape[-1]) != R or int(val_data["voxels"].shape[-1]) != R:
+        raise ValueError(f"train_ogn_svr: the grids must be {R}^3, got {tuple(data['voxels'].shape[-3:])} and "
+                         f"{tuple(val_data['voxels'].shape[-3:])}")
+    config.seed_everything(sd)
+    model = build_ogn_svr(profile, R)
+    epochs = int(fit_kwargs.pop("epochs", s["svr_epochs"]))
+    opt, sched = cosine_adam(model, s["lr"], epochs)
+    spec = {"categories": s["categories"], "resolution": R, "shapes": int(data["voxels"].shape[0]),
+            "seeds": str(torch.as_tensor(data["seed"]).sum().item()), "seed": sd, "epochs": epochs,
+            "recipe": "svr-cosine-v1"}
+    hist = train_or_load(model, checkpoint_path("ch04_ogn_svr", spec, profile), retrain=retrain,
+                         train_loader=grid_batches(data, "svr", s["batch_size"], seed=sd),
+                         val_loader=grid_batches(val_data, "svr", s["batch_size"], shuffle=False),
+                         loss_fn=ogn_svr_loss_fn, epochs=epochs, lr=s["lr"], seed=sd, progress=progress,
+                         optimizer=opt, scheduler=sched, **fit_kwargs)
+    model.eval()
+    return model, hist
+
+
+def upsample_grid(grid: Tensor, resolution: int) -> Tensor:
+    """Nearest-neighbour upsampling of ``(..., r, r, r)`` grids to ``resolution^3`` (each voxel becomes a block).
+
+    Introduced in ``lectures/04_octrees.ipynb`` (a low-resolution prediction scored at a higher resolution).
+    ``resolution`` must be a multiple of ``r``.
+    """
+    r = int(grid.shape[-1])
+    R = int(resolution)
+    if grid.dim() < 3 or not (grid.shape[-1] == grid.shape[-2] == grid.shape[-3]):
+        raise ValueError(f"upsample_grid: expected (..., r, r, r) grids, got {tuple(grid.shape)}")
+    if R < r or R % r:
+        raise ValueError(f"upsample_grid: {R} is not a multiple of the grids' resolution {r}")
+    k = R // r
+    return grid.repeat_interleave(k, -1).repeat_interleave(k, -2).repeat_interleave(k, -3)
+
+
+@torch.no_grad()
+def svr_iou_at(model: torch.nn.Module, rgb: Tensor, truth: Tensor, batch_size: int = 8) -> Tensor:
+    """Per-shape IoU of a single-view OGN's predicted grids, upsampled to the resolution of ``truth``.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  Decodes each image with the predicted structure
+    (``PROP_PRED``), upsamples the ``R^3`` occupancy to ``truth``'s resolution (:func:`upsample_grid`) and
+    scores it against ``truth`` ``(S, R', R', R')`` (:func:`course_lib.metrics.volumetric_iou`).
+    """
+    from course_lib.metrics import volumetric_iou
+    from course_lib.models.ogn import PROP_PRED
+
+    if rgb.shape[0] != truth.shape[0]:
+        raise ValueError(f"svr_iou_at: {rgb.shape[0]} images but {truth.shape[0]} grids")
+    model.eval()
+    dev = next(model.parameters()).device
+    out = []
+    for i in range(0, rgb.shape[0], batch_size):
+        pred = model(rgb[i:i + batch_size].to(dev), mode=PROP_PRED).occupancy()
+        pred = upsample_grid(pred, int(truth.shape[-1]))
+        out.append(volumetric_iou(pred, truth[i:i + batch_size].to(dev) > 0.5, batched=True, reduction="none").cpu())
+    return torch.cat(out).double()
 
 
 def ae_rows(ae: dict[str, Any]) -> list[dict[str, Any]]:
@@ -713,30 +865,6 @@ def _measure(step: Callable[[], None], dev: torch.device, repeat: int, peak_memo
 # ---------------------------------------------------------------------------
 # figures and tables of the lecture
 # ---------------------------------------------------------------------------
-def rows_table(rows: Sequence[dict[str, Any]], digits: int = 4) -> str:
-    """A Markdown table of a list of flat dicts (the rows of this module's functions).
-
-    Introduced in ``lectures/04_octrees.ipynb``.  Bytes columns (names ending in ``bytes``) are
-    shown in KiB / MiB.
-    """
-    if not rows:
-        return "(no rows)"
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-
-    def fmt(k: str, v: Any) -> str:
-        if isinstance(v, float) and k.endswith("bytes") and v == v:
-            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
-        if isinstance(v, int) and not isinstance(v, bool) and k.endswith("bytes"):
-            return f"{v / 2**20:.2f} MiB" if v >= 2**20 else f"{v / 1024:.1f} KiB"
-        if isinstance(v, float):
-            return f"{v:.{digits}g}"
-        return str(v)
-
-    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(fmt(k, r.get(k, "")) for k in keys) + " |" for r in rows]
-    return "\n".join(lines)
-
-
 def level_counts(tree: Any) -> list[dict[str, Any]]:
     """Per level of an occupancy octree: resolution, cells that exist, and how many are empty / full / mixed.
 

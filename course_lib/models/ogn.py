@@ -46,7 +46,7 @@ from ..geometry.octree import EMPTY, FULL, MIXED, Octree, octree_from_boxes
 __all__ = [
     "PROP_KNOWN", "PROP_PRED", "CHILD_OFFSETS", "expand_cells", "neighbour_index", "lookup_method", "LOOKUP_TABLE",
     "LOOKUP_SORT", "trace_buffers", "SparseConv3d",
-    "OGNOutput", "OGNDecoder", "OGNAutoEncoder", "ogn_loss", "EMPTY", "FULL", "MIXED",
+    "OGNOutput", "OGNDecoder", "OGNAutoEncoder", "OGNSingleView", "ogn_loss", "EMPTY", "FULL", "MIXED",
 ]
 
 PROP_KNOWN = "known"
@@ -455,3 +455,28 @@ class OGNAutoEncoder(nn.Module):
 
     def forward(self, vox: Tensor, target: Octree | None = None, mode: str = PROP_PRED) -> OGNOutput:
         return self.decoder(self.encoder(vox), target=target, mode=mode)
+
+
+class OGNSingleView(nn.Module):
+    """One RGB view -> an octree: chapter 02's ResNet encoder followed by an :class:`OGNDecoder`.
+
+    Introduced in ``lectures/04_octrees.ipynb`` (the seed's OGN figure: shapes from a single image).
+    ``forward(rgb (B, 3, H, W), target=None, mode=PROP_PRED)`` -> :class:`OGNOutput`; the image encoder is
+    chapter 03's single-view one (:class:`~course_lib.models.encoders.ResNetEncoder`, ``stem="small"``), so the
+    only difference from chapter 03's image -> voxels model is the decoder.
+    """
+
+    def __init__(self, resolution: int, latent_dim: int = 128, width: int = 16, tree_depth: int = 3,
+                 channels: tuple[int, ...] | None = None, conv_levels: tuple[int, ...] | None = None,
+                 layers: tuple[int, ...] = (1, 1, 1, 1)) -> None:
+        super().__init__()
+        from .encoders import ResNetEncoder
+
+        self.resolution = int(resolution)
+        self.encoder = ResNetEncoder(in_channels=3, layers=layers, width=width, out_dim=latent_dim)
+        self.decoder = OGNDecoder(latent_dim, self.resolution, tree_depth, channels, conv_levels)
+
+    def forward(self, rgb: Tensor, target: Octree | None = None, mode: str = PROP_PRED) -> OGNOutput:
+        if rgb.dim() != 4 or rgb.shape[1] != 3:
+            raise ValueError(f"OGNSingleView expects RGB images (B, 3, H, W), got {tuple(rgb.shape)}")
+        return self.decoder(self.encoder(rgb).global_feature, target=target, mode=mode)

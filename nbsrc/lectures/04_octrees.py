@@ -145,6 +145,31 @@ else:
           {k: round(v, 1) for k, v in ratio.items()})
 
 # %% [markdown]
+# **Solid or surface voxels?** Everything so far voxelised the *solid*: a cell is full when its centre is
+# inside. Many pipelines store only the *surface* voxels instead (O-CNN's octrees hold the surface, with
+# normals), the one-voxel shell of the solid (`voxel_shell`: the full cells with an empty face neighbour).
+# The shell has far fewer full voxels, about $R^2$ instead of $R^3$; as an octree it is another story,
+# because the shell has a boundary on both sides of its one-voxel layer, and mixed cells are what the octree
+# pays for. Live, one shape, then the benchmark's table over the demo shapes with the fitted exponents:
+
+# %%
+from course_lib.data import voxel_shell  # noqa: E402
+
+solid_ = voxelize(make_shape("mug", E._demo_seed()), SZ["widget_resolution"])
+for kind_, occ_ in (("solid", solid_), ("shell", voxel_shell(solid_))):
+    t_ = build_octree(occ_, SZ["tree_depth"])
+    print(f"{kind_:5s} at {SZ['widget_resolution']}^3: {int(occ_.sum()):6d} full voxels, {t_.num_cells:6d} octree "
+          f"leaves, {t_.nbytes:7d} octree bytes")
+SH = results.get("octrees", "shell", profile="laptop")
+if SH is None:
+    print("shell not measured yet: `COURSE_PROFILE=laptop python benchmarks/octrees.py --part shell`")
+else:
+    print(E.rows_table([{"grid": kind_, "R": R_, **SH["per_resolution"][f"{kind_}/{R_}"]}
+                        for R_ in SH["resolutions"] for kind_ in ("solid", "shell")]))
+    print({kind_: {k: round(v, 2) for k, v in e.items()} for kind_, e in SH["exponents"].items()},
+          "(fitted exponents k of bytes ~ R^k)")
+
+# %% [markdown]
 # ## 4. Convolution on the octree: once per cell
 #
 # Inside a leaf the input is constant, so a $3\times3\times3$ convolution gives the same result at
@@ -224,6 +249,15 @@ print(f"unpool: R {small.resolution} -> {up.resolution}, leaves {small.num_cells
 # (Simplification: OGN also carries the neighbours of mixed cells along as convolution context; we do
 # not.)
 #
+# **Relatives.** `SparseConv3d` computes outputs only at the cells that exist and reads only existing
+# neighbours: what Graham, Engelcke and van der Maaten (CVPR 2018) call a *submanifold* sparse
+# convolution, the building block of today's sparse 3D libraries (MinkowskiEngine, spconv,
+# TorchSparse); a plain sparse convolution would also create outputs at every empty neighbour and let
+# the active set grow layer after layer. O-CNN (Wang et al., SIGGRAPH 2017) is the octree encoder of the
+# same family: it stores only the finest non-empty octants of the *surface* (with normals) and runs
+# its convolutions there, level by level, so its input is the shell of the paragraph on solid and
+# surface voxels above, not the solid.
+#
 # The cell below trains (or loads) the OGN auto-encoder with this profile's sizes. In the `ci`
 # profile that is a single epoch on a handful of shapes: its predictions are meaningless there, and
 # the cell only shows the mechanics; the laptop profile trains it for real (see the benchmark).
@@ -259,6 +293,31 @@ viz.subplots([viz.plot_voxels(vox[0] > 0.5, title="input"), viz.plot_voxels(rec,
 # checkpoints carry the dataset's name, so they never mix with ShapeNet-lite's. The memory sections keep
 # ShapeNet-lite's demo shapes (they measure the representation, not the data);
 # `python benchmarks/octrees.py --dataset modelnet --root DIR` runs the benchmark on your meshes.
+
+# %% [markdown]
+# ### 5b. From a single image: is a higher resolution worth it?
+#
+# OGN's best-known figure decodes ShapeNet cars from one image at $32^3$, $64^3$ and $128^3$, and the finer
+# ones show detail the coarse one cannot. The honest version of that question scores every prediction at
+# the *same* resolution: does a $128^3$ prediction beat a $32^3$ prediction simply upsampled to $128^3$ (each
+# voxel a $4^3$ block)? `models.ogn.OGNSingleView` is chapter 03's image encoder in front of the OGN
+# decoder; the benchmark trains one per resolution on the same shapes, views, epochs and batches (the best
+# epoch of each on val), upsamples every prediction to the largest resolution (`E.upsample_grid`) and scores
+# it there (`E.svr_iou_at`); the comparisons are paired over the test shapes:
+
+# %%
+SVR = results.get("octrees", "svr", profile="laptop")
+if SVR is None:
+    print("svr not measured yet: `COURSE_PROFILE=laptop python benchmarks/octrees.py --part svr`")
+else:
+    hi_ = SVR["max_resolution"]
+    print(E.rows_table([{"resolution": R_, f"IoU at {hi_}^3": float(np.mean(SVR["per_resolution"][str(R_)]["iou_at_max"])),
+                         "IoU (own resolution)": float(np.mean(SVR["per_resolution"][str(R_)]["iou_native"])),
+                         "steps": SVR["budgets"][str(R_)]["steps"], "train s": SVR["budgets"][str(R_)]["seconds"]}
+                        for R_ in SVR["resolutions"]]))
+    for c in results.claims("octrees", "laptop"):
+        if c["id"].startswith("svr_"):
+            results.say("octrees", c["id"])
 
 # %% [markdown]
 # ## 6. The memory of the two decoders
