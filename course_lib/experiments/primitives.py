@@ -13,6 +13,8 @@ Introduced in ``lectures/08_primitives.ipynb``.
   (one sample, then ``1/K`` analytically for ``K`` i.i.d. samples), without a baseline, with a
   fixed one and with the moving average;
 * :func:`gradient_variance`: the same variance *sampled* (repeated estimates), with a bias test;
+* :func:`relaxed_loss`, :func:`existence_estimators`: relaxing existence -- the straight-through and binary
+  Concrete estimators beside REINFORCE, their bias and variance against the exact gradient;
 * :func:`run_budget`: one training run's budget (steps, examples, seconds, parameters);
 * :func:`enumeration_cost`: brute force over ``2^M`` configurations against the reordering trick;
 * :func:`smoke`: the GPU smoke hook (``benchmarks/gpu_smoke.py``).
@@ -53,6 +55,10 @@ __all__ = [
     "exact_score_variance",
     "exact_gradient_variance",
     "gradient_variance",
+    "ESTIMATORS",
+    "relaxed_loss",
+    "existence_estimators",
+    "part_coherence",
     "run_budget",
     "enumeration_cost",
     "sampling_uniformity",
@@ -547,6 +553,228 @@ def exact_gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], *, empty
             "max_abs_gradient_diff": float((mom["gradient"] - exact).abs().max()),
             "expected_loss": mean, "loss_variance": var_l, "optimal_baseline": mom["optimal_baseline"],
             "score_norm2": c, "momentum": beta, "configurations": 2 ** m, "prob": fixed.prob[0].tolist()}
+
+
+ESTIMATORS = ("reinforce", "reinforce_baseline", "straight_through", "concrete", "concrete_hard")
+"""The gradient estimators of the existence probabilities :func:`existence_estimators` measures."""
+
+
+def _batched_terms(fixed: P.PrimitiveTerms, n: int) -> P.PrimitiveTerms:
+    """``fixed`` (``B = 1``) repeated ``n`` times along the batch (views, no copies)."""
+    def rep(t: Tensor | None) -> Tensor | None:
+        return None if t is None else t.expand(n, *t.shape[1:])
+    return P.PrimitiveTerms(rep(fixed.coverage_dist), rep(fixed.sample_dist), rep(fixed.sample_inside),
+                            rep(fixed.prob), fixed.consistency, rep(fixed.area_share))
+
+
+def relaxed_loss(terms: P.PrimitiveTerms, z: Tensor, *, empty: float = 4.0, parsimony: float = 0.0) -> Tensor:
+    """The loss at *fractional* existences ``z`` ``(B, M)`` in ``[0, 1]``: the multilinear extension, ``(B,)``.
+
+    Introduced in ``lectures/08_primitives.ipynb`` (relaxing existence).  A primitive that "half exists" has
+    no loss of its own: the coverage of a target point is the distance to the nearest *existing* primitive, a
+    minimum over a set, and a set has no half members.  A relaxation must choose a value for fractional ``z``;
+    the one chosen here is the only one that is multilinear in ``z`` and agrees with
+    :func:`course_lib.models.primitives.configuration_loss` on every 0/1 configuration: the reordering trick's
+    formula with ``z`` in place of the probabilities (:func:`course_lib.models.primitives.expected_loss` of
+    ``terms`` with ``prob = z``).  That choice is what makes the straight-through estimator unbiased
+    (:func:`existence_estimators`), and it is already the exact expectation.
+    """
+    z = torch.as_tensor(z, dtype=terms.coverage_dist.dtype)
+    if z.shape != terms.prob.shape:
+        raise ValueError(f"z must have the shape of terms.prob {tuple(terms.prob.shape)}, got {tuple(z.shape)}")
+    return P.expected_loss(dataclasses.replace(terms, prob=z), empty=empty, parsimony=parsimony)["loss"]
+
+
+def _concrete(theta: Tensor, u: Tensor, tau: float) -> Tensor:
+    """A relaxed Bernoulli (binary Concrete / Gumbel-sigmoid) sample ``sigmoid((logit theta + logit u) / tau)``."""
+    return torch.sigmoid((torch.logit(theta) + torch.logit(u)) / tau)
+
+
+def existence_estimators(terms: P.PrimitiveTerms, *, taus: Sequence[float] = (0.1, 0.5, 1.0),
+                         mc_samples: int = 4000, empty: float = 4.0, parsimony: float = 1e-3, seed: int = 0,
+                         clamp: float = 1e-4, max_m: int | None = None, chunk: int = 256) -> dict[str, Any]:
+    """Bias and variance of five single-sample estimators of ``d E[L] / d theta`` for one shape's existences.
+
+    Introduced in ``lectures/08_primitives.ipynb`` (the seed's question: can existence be reparameterised?).
+    ``terms`` of one shape (``B = 1``) are held fixed; ``theta`` (``terms.prob``, clamped to
+    ``[clamp, 1 - clamp]`` so that every estimator is defined) are the existence probabilities and
+    ``g = d E[L] / d theta`` the exact gradient (autograd of the reordering trick).  Estimators of one
+    sample each:
+
+    * ``reinforce`` / ``reinforce_baseline``: the score-function estimate without a baseline and with the
+      constant ``b = E[L]``; bias 0, variance exact (:func:`exact_score_variance`);
+    * ``straight_through``: draw ``z ~ Bern(theta)``, use ``dL~/dz`` at ``z`` as the gradient of ``theta``
+      (``dz/dtheta`` taken as 1), with ``L~`` the multilinear :func:`relaxed_loss`; mean and variance exact by
+      enumerating the ``2^M`` configurations (for a multilinear ``L~`` the mean is ``g``: unbiased);
+    * ``concrete`` (one row per ``tau``): ``z~ = sigmoid((logit theta + logit u) / tau)``, ``u ~ U(0, 1)``, the
+      gradient of ``L~(z~)`` through ``z~``; biased (it is the gradient of ``E[L~(z~)]``, not of ``E[L(z)]``),
+      measured by Monte Carlo with ``mc_samples`` draws;
+    * ``concrete_hard`` (one row per ``tau``): the straight-through Gumbel estimator: the forward pass at the
+      hard ``z = [z~ > 1/2]`` (a true ``Bern(theta)`` draw), the backward pass through ``z~``; Monte Carlo.
+
+    Returns ``{"exact": g (list), "exact_norm2", "prob": theta (list), "configurations": 2^M, "rows": [...]}``,
+    one row per estimator (and ``tau``): ``estimator``, ``tau`` (or None), ``method`` ("enumeration" or
+    "monte carlo"), ``mean`` (``E[g^]``, or the sample mean with its standard errors ``se``), ``bias_norm2`` (``|E[g^] - g|^2``; for Monte Carlo rows the squared norm of the sample mean's
+    difference less its expected noise ``tr(Cov) / S``, floored at 0), ``variance`` (``tr Cov[g^]``),
+    ``max_z`` (Monte Carlo rows: the largest ``|mean - g| / s.e.`` over the components, a bias of the order of
+    the noise reads 1-3), ``mse_1`` (``bias_norm2 + variance``: the mean squared error of one sample).
+    ``M > max_m`` (default :data:`EXACT_MAX_M`) raises.  The Monte Carlo draws run ``chunk`` at a time.
+    """
+    if terms.prob.shape[0] != 1:
+        raise ValueError(f"existence_estimators needs the terms of one shape (B = 1), got B = {terms.prob.shape[0]}")
+    m = int(terms.prob.shape[1])
+    max_m = EXACT_MAX_M if max_m is None else int(max_m)
+    if m > max_m:
+        raise ValueError(f"M = {m} primitives: 2^{m} configurations exceed max_m = {max_m}")
+    if int(mc_samples) < 2:
+        raise ValueError(f"mc_samples must be >= 2, got {mc_samples}")
+    if not taus or min(float(t) for t in taus) <= 0:
+        raise ValueError(f"taus must be positive temperatures, got {taus}")
+    if not 0.0 < float(clamp) < 0.5:
+        raise ValueError(f"clamp must be in (0, 0.5), got {clamp}")
+    fixed = _fixed_terms(terms)
+    fixed = dataclasses.replace(fixed, prob=fixed.prob.clamp(float(clamp), 1 - float(clamp)))
+    theta0 = fixed.prob[0]
+    theta = theta0.clone().requires_grad_()
+    (g,) = torch.autograd.grad(relaxed_loss(dataclasses.replace(fixed, prob=theta[None]), theta[None], empty=empty,
+                                            parsimony=parsimony).sum(), theta)
+    rows: list[dict[str, Any]] = []
+
+    # REINFORCE, exact
+    z = P.enumerate_configurations(m, dtype=torch.float64)                               # (C, M)
+    losses = P.configuration_loss(fixed, z[:, None, :], empty=empty, parsimony=parsimony)["loss"][:, 0]
+    mom = exact_score_variance(losses, theta0)
+    for name, b in (("reinforce", 0.0), ("reinforce_baseline", mom["expected_loss"])):
+        v = mom["variance_1"](b)
+        rows.append({"estimator": name, "tau": None, "method": "enumeration", "bias_norm2": 0.0, "variance": v,
+                     "max_z": 0.0, "mse_1": v, "mean": mom["gradient"].tolist()})
+
+    # straight-through with the multilinear relaxation, exact by enumeration
+    zc = z.clone().requires_grad_()
+    (grads,) = torch.autograd.grad(relaxed_loss(_batched_terms(fixed, z.shape[0]), zc, empty=empty,
+                                                parsimony=parsimony).sum(), zc)               # (C, M)
+    w = torch.where(z > 0.5, theta0, 1 - theta0).prod(-1)                                   # p(z)
+    mean = (w[:, None] * grads).sum(0)
+    var = float((w * ((grads - mean) ** 2).sum(-1)).sum())
+    bias2 = float(((mean - g) ** 2).sum())
+    rows.append({"estimator": "straight_through", "tau": None, "method": "enumeration", "bias_norm2": bias2,
+                 "variance": var, "max_z": 0.0, "mse_1": bias2 + var, "mean": mean.tolist()})
+
+    # the binary Concrete, soft and hard forward, by Monte Carlo
+    gen = torch.Generator().manual_seed(int(seed))
+    n = int(mc_samples)
+    u = torch.rand(n, m, generator=gen, dtype=torch.float64).clamp(1e-12, 1 - 1e-12)
+    chunk = max(1, int(chunk))
+    for tau in (float(t) for t in taus):
+        for name in ("concrete", "concrete_hard"):
+            parts = []
+            for j in range(0, n, chunk):  # chunks bound the (draws, N, M) coverage tensor's memory
+                uj = u[j:j + chunk]
+                th = theta0.detach().expand(uj.shape[0], m).clone().requires_grad_()
+                soft = _concrete(th, uj, tau)
+                zz = soft if name == "concrete" else (soft > 0.5).to(soft.dtype) + soft - soft.detach()
+                loss = relaxed_loss(_batched_terms(fixed, uj.shape[0]), zz, empty=empty, parsimony=parsimony)
+                parts.append(torch.autograd.grad(loss.sum(), th)[0])
+            est = torch.cat(parts)
+            mu, cov_tr = est.mean(0), float(est.var(0).sum())
+            se = est.std(0) / math.sqrt(n)
+            raw = float(((mu - g) ** 2).sum())
+            b2 = max(raw - cov_tr / n, 0.0)
+            rows.append({"estimator": name, "tau": tau, "method": "monte carlo", "bias_norm2": b2,
+                         "variance": cov_tr, "max_z": float(((mu - g).abs() / se.clamp_min(1e-300)).max()),
+                         "mse_1": b2 + cov_tr, "samples": n, "mean": mu.tolist(), "se": se.tolist()})
+    return {"exact": g.tolist(), "exact_norm2": float((g ** 2).sum()), "prob": theta0.tolist(),
+            "configurations": 2 ** m, "rows": rows}
+
+
+def part_coherence(model: P.PrimitiveNet, data: Mapping[str, Any], *, profile: str | None = None,
+                   threshold: float = 0.5, min_points: int = 10, permutations: int = 50,
+                   seed: int = 0) -> dict[str, Any]:
+    """Does primitive ``m`` cover the same part of every shape of a category?  Measured against chance.
+
+    Introduced in ``lectures/08_primitives.ipynb`` (inter-object coherence, [Tulsiani2017]'s figure of
+    consistent parses).  For each shape of ``data`` (:func:`primitive_data` rows, ShapeNet-lite: the part
+    labels are its parts), every target point goes to its nearest existing primitive (``prob > threshold``;
+    the coverage distance of :func:`~course_lib.models.primitives.primitive_terms`, 0 inside, ties broken at
+    random), and each primitive with at least ``min_points`` points takes the part most of them lie on
+    (:meth:`Shape.part_labels`).  A primitive is *coherent on shape i* when that part is the one it takes
+    most often on the *other* shapes of the category (leave-one-out, so a shape never agrees with itself).
+    Per shape: ``agreement`` = the share of its primitives that are coherent; ``chance`` = the same share when
+    the shape's primitive indices are shuffled (mean over ``permutations`` shuffles: what an incoherent
+    network would score given the same parts and counts).  Returns ``{"agreement": (S,), "chance": (S,),
+    "purity": (S,) mean share of a primitive's points on its part, "shapes": [...], "table": per category
+    and primitive the modal part and the share of shapes that give it}``.
+    """
+    from collections import Counter
+
+    from course_lib.data import make_shape
+
+    require_exact_shapes("part_coherence (chapter 08: part labels)", data)
+    sz = _sz(profile)
+    gen = torch.Generator().manual_seed(int(seed))
+    n = len(data["points"])
+    majors: list[dict[int, str]] = []
+    purity: list[float] = []
+    with torch.no_grad():
+        for i in range(n):
+            prims = model(data["points"][i:i + 1])
+            target = data["target_points"][i:i + 1]
+            terms = P.primitive_terms(prims, target, int(sz["n_samples"]), generator=gen)
+            d = terms.coverage_dist[0].double()                                    # (N, M)
+            exists = prims.prob[0] > threshold
+            d = torch.where(exists[None, :], d, torch.full_like(d, math.inf))
+            d = d + 1e-12 * torch.rand(d.shape, generator=gen, dtype=d.dtype)       # random tie-breaking
+            owner = d.argmin(-1)
+            shape = make_shape(data["category"][i], int(data["seed"][i]))
+            labels = shape.part_labels(target[0])
+            names = [shape.parts[int(k)] for k in labels]
+            got: dict[int, str] = {}
+            shares = []
+            for m in owner.unique().tolist():
+                if not bool(exists[m]):
+                    continue
+                idx = (owner == m).nonzero().flatten().tolist()
+                if len(idx) < min_points:
+                    continue
+                name, count = Counter(names[j] for j in idx).most_common(1)[0]
+                got[int(m)] = name
+                shares.append(count / len(idx))
+            majors.append(got)
+            purity.append(float(sum(shares) / len(shares)) if shares else float("nan"))
+    cats = [str(c) for c in data["category"]]
+
+    def agree(i: int, own: dict[int, str]) -> float:
+        others = [majors[j] for j in range(n) if j != i and cats[j] == cats[i]]
+        if not own or not others:
+            return float("nan")
+        hits = 0
+        for m, name in own.items():
+            seen = Counter(o[m] for o in others if m in o)
+            hits += bool(seen) and seen.most_common(1)[0][0] == name
+        return hits / len(own)
+
+    m_total = int(model.n_primitives)
+    agreement, chance = [], []
+    for i in range(n):
+        agreement.append(agree(i, majors[i]))
+        vals = []
+        for _ in range(int(permutations)):
+            perm = torch.randperm(m_total, generator=gen).tolist()
+            vals.append(agree(i, {perm[m]: name for m, name in majors[i].items()}))
+        chance.append(float(sum(vals) / len(vals)))
+    table = []
+    for c in dict.fromkeys(cats):
+        rows = [majors[i] for i in range(n) if cats[i] == c]
+        for m in range(m_total):
+            seen = Counter(r[m] for r in rows if m in r)
+            if seen:
+                name, k = seen.most_common(1)[0]
+                table.append({"category": c, "primitive": m, "shapes": sum(seen.values()), "part": name,
+                              "share": k / sum(seen.values())})
+    return {"agreement": torch.tensor(agreement, dtype=torch.float64), "chance": torch.tensor(chance, dtype=torch.float64),
+            "purity": torch.tensor(purity, dtype=torch.float64), "shapes": [[c, int(s_)] for c, s_ in
+                                                                             zip(cats, data["seed"].tolist())],
+            "table": table}
 
 
 def run_budget(model: torch.nn.Module, hist: Any, n_train: int, profile: str | None = None,

@@ -27,6 +27,7 @@ import torch
 
 from course_lib import config, results, viz
 from course_lib.experiments import primitives as E
+from course_lib.experiments.common import rows_table
 from course_lib.models import primitives as P
 
 print(config.describe())
@@ -394,6 +395,106 @@ else:
     print("laptop enumeration cost: not measured yet (COURSE_PROFILE=laptop python benchmarks/primitives.py)")
 
 # %% [markdown]
+# ### 4.3 Relaxing existence: straight-through and Concrete estimators [Maddison2017]
+#
+# The seed asks why we do not simply *reparameterise* existence, as a VAE reparameterises a
+# Gaussian. The reparameterisation trick writes the random variable as a differentiable function
+# of the parameters and of noise that does not depend on them, $z = h(\theta, \varepsilon)$; a
+# Bernoulli variable is $z = [u < \theta]$, a step function, whose derivative in $\theta$ is zero
+# almost everywhere. Two fixes are in common use:
+#
+# - **straight-through** (Bengio et al. 2013): draw the hard $z$ in the forward pass, and in the
+#   backward pass pretend that $\partial z/\partial\theta = 1$, so the estimate is
+#   $\partial \tilde L/\partial z$ evaluated at the sample;
+# - the **binary Concrete** or Gumbel-sigmoid relaxation [Maddison2017, Jang2017]: replace $z$ by
+#   $\tilde z = \sigma\big((\operatorname{logit}\theta + \operatorname{logit} u)/\tau\big)$,
+#   $u\sim U(0, 1)$, a smooth variable in $(0, 1)$ that becomes the Bernoulli draw as the
+#   temperature $\tau \to 0$; its hard-forward variant (straight-through Gumbel) uses
+#   $[\tilde z > 1/2]$ forward and $\tilde z$ backward.
+#
+# Both need the loss at a **fractional** existence $\tilde L(z)$, $z\in[0,1]^M$, and that is
+# where existence is hard to relax: the coverage of a target point is the distance to the nearest
+# *existing* primitive, a minimum over a set, and a set has no half members. Any relaxation is a
+# choice. The natural one agrees with the loss on every 0/1 configuration and is multilinear in
+# $z$; it is exactly the reordering trick's formula with $z$ in place of $\theta$
+# (`E.relaxed_loss`). Two consequences, which the cells below measure:
+#
+# 1. Straight-through with this $\tilde L$ is **unbiased**: $\partial\tilde L/\partial z_m$ does not
+#    involve $z_m$ and is multilinear in the others, so its mean over independent draws is its value
+#    at $\theta$, the exact gradient. It still has variance (one configuration per estimate).
+# 2. The Concrete estimator is the gradient of $\mathbb E[\tilde L(\tilde z)]$, which is **not**
+#    $\mathbb E[L(z)]$: it is biased at every temperature above zero; the bias vanishes only in the
+#    limit $\tau\to 0$, where $\partial\tilde z/\partial\theta$ becomes a spike (which the variance
+#    pays for). The table says how large both are at three temperatures.
+#
+# And the lesson of the section: a relaxation needs a closed-form loss at fractional existence,
+# and for this loss that closed form *is* the exact expectation, whose gradient has no variance at
+# all. Relaxing pays only where $\tilde L$ cannot be written down (a renderer, a mesh boolean),
+# and there its bias is whatever the surrogate makes it. `E.existence_estimators` measures every
+# estimator on one shape: REINFORCE and straight-through exactly by enumeration, Concrete by
+# Monte Carlo (bias and variance relative to the exact gradient's squared norm; the bias of a
+# Monte Carlo row is its sample mean's distance to the exact gradient less the noise expected from
+# the draws, and "max z" says how many standard errors the worst component is off).
+
+# %%
+if SZ["n_primitives"] <= E.EXACT_MAX_M:
+    est = E.existence_estimators(terms0, taus=(0.1, 0.5, 1.0), mc_samples=200 if PROFILE == "ci" else 2000,
+                                 empty=SZ["empty"], parsimony=SZ["parsimony"])
+    n2 = est["exact_norm2"]
+    names_ = [r["estimator"] + ("" if r["tau"] is None else f" (tau {r['tau']})") for r in est["rows"]]
+    for name_, r in zip(names_, est["rows"]):
+        print(f"{name_:32s} {r['method']:11s} bias/|g|^2 {r['bias_norm2'] / n2:9.3g}  "
+              f"variance/|g|^2 {r['variance'] / n2:9.3g}  max z {r['max_z']:5.1f}")
+    import plotly.graph_objects as go
+
+    fig_est = go.Figure([go.Bar(name="bias / |g|^2", x=names_, y=[max(r["bias_norm2"] / n2, 1e-12) for r in est["rows"]]),
+                         go.Bar(name="variance / |g|^2 (one sample)", x=names_,
+                                y=[r["variance"] / n2 for r in est["rows"]])])
+    fig_est.update_layout(barmode="group", yaxis_type="log", title="estimators of the existence gradient (live, one "
+                          "shape; bias floored at 1e-12 for display)", height=420)
+    fig_est.show()
+else:
+    print(f"M = {SZ['n_primitives']} primitives: too many to enumerate; the laptop profile's table is below")
+
+# %% [markdown]
+# Play with the relaxation itself: the histogram of $\tilde z$ for one primitive. At high
+# temperature the samples crowd around the middle (a "half-existing" primitive, the relaxation's
+# bias); at low temperature they pile up at 0 and 1 with the Bernoulli's proportions, and the
+# derivative $\partial\tilde z/\partial\theta$ becomes a spike (the variance).
+
+# %%
+def show_concrete(theta: float = 0.7, tau: float = 0.5):
+    import plotly.graph_objects as go
+
+    u_ = torch.rand(20000, generator=torch.Generator().manual_seed(0), dtype=torch.float64).clamp(1e-9, 1 - 1e-9)
+    th = torch.tensor(theta, dtype=torch.float64)
+    zt = torch.sigmoid((torch.logit(th) + torch.logit(u_)) / tau)
+    fig = go.Figure(go.Histogram(x=zt.numpy(), nbinsx=50, histnorm="probability"))
+    fig.update_layout(title=f"binary Concrete samples: theta = {theta:.2f}, tau = {tau:.2f}; mean {float(zt.mean()):.3f} "
+                      f"(a Bernoulli's mean is {theta:.2f})", xaxis_title="z~", yaxis_title="share", height=360)
+    return fig
+
+
+viz.interact(show_concrete, theta=(0.05, 0.95, 0.05, 0.7), tau=(0.05, 2.0, 0.05, 0.5))
+
+# %% [markdown]
+# The laptop benchmark (`benchmarks/primitives_estimators.py`) measures the same estimators on
+# every held-out shape, for the chapter's trained cuboid network and for the same network at its
+# initialisation; the claims compare single-sample errors paired over the shapes:
+
+# %%
+EST = results.load("primitives_estimators", "laptop")
+if EST is None:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/primitives_estimators.py")
+else:
+    for which_ in ("trained", "initial"):
+        print(f"{which_} network (mean existence probability {EST.data[which_]['mean_prob']:.3f}):")
+        print(rows_table(EST.data[which_]["summary"], digits=3))
+    for c in EST.data["claims"]:
+        results.say("primitives_estimators", c["id"])
+    results.show_goals("primitives_estimators")
+
+# %% [markdown]
 # ## 5. Training: the exact expectation against REINFORCE
 #
 # The network (`P.PrimitiveNet`): a PointNet encoder (chapter 02) and one linear head per
@@ -520,6 +621,72 @@ for claim_id in ("volume_vs_surface_cd", "volume_vs_surface_iou", "paschalidou_v
     results.say("primitives_consistency", claim_id)
 
 # %% [markdown]
+# ### 6.2 Inter-object coherence and stability over seeds [Tulsiani2017]
+#
+# [Tulsiani2017]'s figures show a striking property: the network uses the *same* primitive for the
+# same part across the shapes of a category (one primitive is always the seat), although nothing in
+# the loss asks for it. `E.part_coherence` turns that figure into a number. Each target point goes to
+# its nearest existing primitive; a primitive takes the part (ShapeNet-lite's part labels) most of its
+# points lie on; a primitive is *coherent on a shape* when that part is the one the same primitive
+# index takes most often on the *other* shapes of the category. A network that ignored the index would
+# score what a random shuffle of each shape's primitive indices scores: that is the chance level it is
+# compared with, shape by shape. Live, on this profile's test shapes (the cuboid model of section 5):
+
+# %%
+if "dataset" in test:
+    print("part coherence needs ShapeNet-lite's part labels: skipped on a real dataset")
+else:
+    coh = E.part_coherence(models["cuboid", "reorder"], test, permutations=20)
+    print(f"cuboids (live): agreement {float(coh['agreement'].nanmean()):.3f}, chance "
+          f"{float(coh['chance'].nanmean()):.3f}, purity {float(coh['purity'].nanmean()):.3f} over "
+          f"{len(test['points'])} shapes")
+    print(rows_table(coh["table"][:12], digits=2))
+
+# %% [markdown]
+# The laptop benchmark (`benchmarks/primitives_coherence.py`) does it for every seed of the
+# reordering-trick models and states the comparison with chance as a claim paired over the held-out
+# shapes; it also keeps every run's validation curve, the seed's "loss evolution" figure, one line per
+# seed:
+
+# %%
+COH = results.load("primitives_coherence", "laptop")
+if COH is None:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/primitives_coherence.py")
+else:
+    for kind_, v_ in COH.data["coherence"]["variants"].items():
+        print(f"{kind_}s: agreement {v_['mean_agreement']:.3f} against chance {v_['mean_chance']:.3f}, purity "
+              f"{v_['mean_purity']:.3f}")
+    for c in COH.data["claims"]:
+        results.say("primitives_coherence", c["id"])
+    curves_ = {f"{k} seed {r['seed']}": r["val_expected"] for k, rs in COH.data["stability"].items() for r in rs}
+    n_ep = max(len(c) for c in curves_.values())
+    viz.plot_curves(list(range(1, n_ep + 1)), {k: list(c) + [None] * (n_ep - len(c)) for k, c in curves_.items()},
+                    title="exact expected loss on val, every variant and seed (laptop benchmark)", xlabel="epoch",
+                    ylabel="E[loss]", log_y=True).show()
+    print(rows_table([{"variant": k, "seed": r["seed"], "best": r["best"], "best epoch": r["best_epoch"],
+                         "last": r["last"]} for k, rs in COH.data["stability"].items() for r in rs], digits=4))
+
+# %% [markdown]
+# **Primitives from an image.** [Tulsiani2017] also predicts primitives from a single image. Chapter
+# 11's modular framework (`experiments.modular`) trains the same cuboid decoder from chapter 02's ResNet
+# image encoder and from a PointNet, on the same shapes, with the same optimiser and steps (the budgets
+# are printed); the two rows and the comparison, from its results file:
+
+# %%
+MOD = results.load("modular", "laptop")
+if MOD is None:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/modular.py")
+else:
+    for enc_ in ("image", "points"):
+        c_ = MOD.data["cells"].get(f"{enc_}/primitives")
+        if c_:
+            print(f"{enc_:6s} -> primitives: Chamfer {results.mean(c_['cd']):.4g}"
+                  + (f", IoU {results.mean(c_['iou']):.3f}" if "iou" in c_ else "")
+                  + f" on {len(c_['cd'])} test shapes; {c_['budget']['steps']} steps, "
+                  f"{c_['budget']['params']} parameters, {c_['budget']['seconds']:.0f} s")
+    results.say("modular", "mod-enc-primitives-image-vs-points")
+
+# %% [markdown]
 # ## 7. A shape's fitted primitives and their existence probabilities
 #
 # Pick a held-out shape and a model; every primitive is drawn, coloured by its existence
@@ -564,6 +731,9 @@ viz.interact(show_fit, model=labels, shape=range(0, len(test["points"])), thresh
 #   $V_1/K$ analytically, and the baseline enters $V_1$ as a quadratic whose minimum is the
 #   constant $b^*$ (the REINFORCE section computes the exact numbers by enumeration). The
 #   reordering trick computes the gradient **exactly** in $O(M\log M)$.
+# - Relaxing existence (straight-through, binary Concrete) needs the loss at fractional existence;
+#   its multilinear extension makes straight-through unbiased but noisy and the Concrete estimator
+#   biased, and it already is the exact expectation: for this loss, relaxing buys nothing.
 #
 # ## Exercises
 #
@@ -582,10 +752,18 @@ viz.interact(show_fit, model=labels, shape=range(0, len(test["points"])), thresh
 # 6. Train superquadrics with `consistency="volume"`: which samples stop costing anything, and
 #    what could a primitive that bulges *inside* the target do without being charged? Check on a
 #    fitted shape.
+# 7. Relax existence the *naive* way: coverage as the minimum of $\Delta^m / \tilde z_m$ (a primitive
+#    that barely exists looks far away). Does it agree with the loss on hard configurations? Measure
+#    the bias of its Concrete estimator with `E.existence_estimators` as a template, beside the
+#    multilinear one.
 #
 # **References.** [Tulsiani2017] S. Tulsiani, H. Su, L. Guibas, A. Efros, J. Malik, Learning Shape
 # Abstractions by Assembling Volumetric Primitives, CVPR 2017. [Paschalidou2019] D. Paschalidou,
 # A. O. Ulusoy, A. Geiger, Superquadrics Revisited: Learning 3D Shape Parsing beyond Cuboids,
 # CVPR 2019. [Williams1992] R. J. Williams, Simple Statistical Gradient-Following Algorithms for
 # Connectionist Reinforcement Learning, Machine Learning 1992. [Barr1981] A. H. Barr,
-# Superquadrics and Angle-Preserving Transformations, IEEE CG&A 1981.
+# Superquadrics and Angle-Preserving Transformations, IEEE CG&A 1981. [Maddison2017] C. J. Maddison,
+# A. Mnih, Y. W. Teh, The Concrete Distribution: A Continuous Relaxation of Discrete Random Variables,
+# ICLR 2017. [Jang2017] E. Jang, S. Gu, B. Poole, Categorical Reparameterization with Gumbel-Softmax,
+# ICLR 2017. Bengio, Léonard, Courville, Estimating or Propagating Gradients Through Stochastic
+# Neurons for Conditional Computation, arXiv 2013 (the straight-through estimator).
