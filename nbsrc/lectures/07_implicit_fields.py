@@ -504,6 +504,59 @@ results.say("implicit", "sampling_thin_recall")
 results.say("implicit", "sampling_iou")
 
 # %% [markdown]
+# **From a single image.** OccNet's headline task is single-view reconstruction: the encoder sees one
+# rendered view instead of a point cloud, the decoder is unchanged. Chapter 11's modular framework
+# (`experiments.modular`) trains exactly that: the same implicit decoder from chapter 02's ResNet image
+# encoder and from a PointNet, on the same shapes, with the same optimiser and steps, scored the same
+# way (its budgets are printed). The two rows and the comparison, from its results file:
+
+# %%
+MOD = results.load("modular", "laptop")
+if MOD is None:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/modular.py")
+else:
+    for enc_ in ("image", "points"):
+        c_ = MOD.data["cells"].get(f"{enc_}/implicit")
+        if c_:
+            print(f"{enc_:6s} -> implicit: Chamfer {results.mean(c_['cd']):.4g}"
+                  + (f", IoU {results.mean(c_['iou']):.3f}" if "iou" in c_ else "")
+                  + f" on {len(c_['cd'])} test shapes; {c_['budget']['steps']} steps, "
+                  f"{c_['budget']['params']} parameters, {c_['budget']['seconds']:.0f} s")
+    results.say("modular", "mod-enc-implicit-image-vs-points")
+
+# %% [markdown]
+# **Sharp edges.** "Too smooth" has a second face: creases. An MLP field is smooth, marching cubes
+# cuts a smooth level set with a grid, and a box's edge comes out rounded. Chapter 11 measures it
+# for every model of the course with one number per region: the normal consistency on the target's
+# creases against its flat regions (the gap between the two, paired over the test shapes). The two
+# rows of this chapter, read from chapter 11's results file (lecture 11 has them all):
+
+# %%
+from course_lib.experiments.protocol import claim_sentence
+
+EV = results.load("evaluation", "laptop")
+if EV is None or "sharp_edges" not in EV.data:
+    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/evaluation.py")
+else:
+    se_ = EV.data["sharp_edges"]
+    for name_ in ("Occupancy Network", "DeepSDF (trained on chairs)", "oracle (2048 points)"):
+        r_ = se_["rows"].get(name_)
+        if r_:
+            print(f"{name_:28s}: normal consistency at creases {r_['nc_crease']:.3f}, on flat regions "
+                  f"{r_['nc_flat']:.3f} ({r_['shapes']} shapes)")
+    for c_ in se_["gap_claims"]:
+        if c_["a"] in ("Occupancy Network", "DeepSDF (trained on chairs)") or "occupancy" in c_["id"] \
+                or "deepsdf" in c_["id"]:
+            print(claim_sentence(c_))
+
+# %% [markdown]
+# Methods that keep edges change the extraction, not only the sampling: Deep Marching Cubes (Liao,
+# Donné and Geiger, CVPR 2018) makes the marching-cubes step itself differentiable and predicts each
+# cell's topology and vertex offsets, so the network can place vertices on an edge instead of
+# cutting it with a grid; Neural Dual Contouring and similar later work place one vertex per cell
+# where the normals say the corner is. The course does not implement them.
+
+# %% [markdown]
 # ## Summary
 #
 # - An implicit decoder is a function of space conditioned on a code; the surface is a level set,
