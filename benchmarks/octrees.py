@@ -21,6 +21,10 @@ Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/re
   (``E.dense_decoder_buffers``), beside the OGN decoder's of working_memory (goal ``decoder_working_ratio``);
 * shell: solid against surface (one-voxel shell) voxelisation of the demo shapes, as octrees
   (``E.shell_compression``);
+* svr: OGN from a single image at every ``ch04.svr_resolutions``, each prediction upsampled to the largest and
+  scored there, claims paired over the test shapes;
+* octnet: OctNet's encoder against its dense twin: classification accuracy over ``ch04.ae_seeds`` seeds at
+  ``ch04.octnet_resolution`` and the time and memory of one training step at ``ch04.octnet_cost_resolutions``;
 * working_memory: the exact byte account (``memory_account``) of ``ch04.categories`` shapes at
   ``ch04.compression_resolutions``: the octree's stored bytes, its working bytes (per-leaf cache, the
   convolution's sparse operator), the OGN decoder's working tensors in one forward+backward (cells,
@@ -81,6 +85,7 @@ from course_lib import config  # noqa: E402
 from course_lib.experiments import octrees as E  # noqa: E402
 from course_lib.experiments.common import real_dataset, use_dataset  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
+    MIN_SEEDS,
     MIN_SHAPES,
     claim,
     claim_sentence,
@@ -89,8 +94,8 @@ from course_lib.experiments.protocol import (  # noqa: E402
     selection_part,
 )
 
-PARTS = ("compression", "cost", "ae", "working_memory", "dense_working", "shell", "svr")
-SELECTION_PARTS = ("train_and_select", "svr_train_on_val")
+PARTS = ("compression", "cost", "ae", "working_memory", "dense_working", "shell", "svr", "octnet")
+SELECTION_PARTS = ("train_and_select", "svr_train_on_val", "octnet_train_on_val")
 """The part that makes choices (best epochs, the dense threshold), on train and val only; compression and
 cost make none (one demo shape per category, fixed sizes), and neither do working_memory, dense_working and shell
 (exact bytes)."""
@@ -285,6 +290,58 @@ def svr_claims(data: dict) -> list[dict]:
                          values_b=v["per_resolution"][str(b)]["iou_at_max"], higher_is_better=True, unit="shapes",
                          budget={na: v["budgets"][str(a)], nb: v["budgets"][str(b)]}, selected_on="val"))
     return out
+
+
+@selection_part
+def octnet_train_on_val(profile: str) -> dict:
+    """Train (or load) the octree and the dense classifier for every seed of ``ch04.ae_seeds``; each keeps its
+    epoch with the lowest validation loss (the only choice; train and val only)."""
+    from course_lib.experiments import voxels as V
+
+    s = config.sizes(profile, prefix="ch04.")
+    R = int(s["octnet_resolution"])
+    data, val = E.octree_data("train", profile, resolution=R), E.octree_data("val", profile, resolution=R)
+    out = {"models": {}, "budgets": {}, "selections": [], "n_train": int(data["voxels"].shape[0]), "resolution": R,
+           "categories": list(data["categories"])}
+    for seed in E.ae_seeds(profile):
+        for kind in E.ENCODER_KINDS:
+            model, hist = E.train_grid_classifier(kind, profile, data=data, val_data=val, seed=seed, progress=False)
+            out["models"][(kind, seed)] = model
+            out["budgets"].setdefault(kind, []).append(
+                V.fit_budget(model, hist, int(data["voxels"].shape[0]), int(s["batch_size"]), loss="cross-entropy",
+                             input="octree" if kind == "octree" else "dense grid"))
+            out["selections"].append(V.best_epoch_record(f"octnet_{kind}_best_epoch_seed{seed}", hist))
+            print(f"{kind} classifier seed {seed}: {hist.epochs_run} epochs, {hist.wall_time:.0f} s", flush=True)
+    return out
+
+
+def part_octnet(profile: str) -> dict:
+    """OctNet's encoder against its dense twin: accuracy on the test grids (3 seeds) and the cost of a step."""
+    sel = octnet_train_on_val(profile)
+    R = sel["resolution"]
+    test = E.octree_data("test", profile, resolution=R)  # read once, to report
+    acc = {kind: [E.grid_accuracy(sel["models"][(kind, sd)], test["voxels"], test["label"])
+                  for sd in E.ae_seeds(profile)] for kind in E.ENCODER_KINDS}
+    budgets = {}
+    for kind, bs in sel["budgets"].items():
+        b = dict(bs[0])
+        b["seconds"] = float(np.mean([x["seconds"] for x in bs]))
+        budgets[kind] = b
+    cost = E.encoder_cost(profile=profile)
+    return {"resolution": R, "n_train": sel["n_train"], "n_test": int(test["voxels"].shape[0]),
+            "categories": sel["categories"], "seeds": E.ae_seeds(profile), "accuracy": acc, "budgets": budgets,
+            "selections": sel["selections"], "cost": cost}
+
+
+def octnet_claims(data: dict) -> list[dict]:
+    v = data.get("octnet")
+    if not v or len(v["seeds"]) < MIN_SEEDS:
+        return []
+    return [claim("octnet_vs_dense_accuracy", f"The octree encoder (OctNet's convolution and pooling) classifies the "
+                  f"held-out {v['resolution']}^3 grids as accurately as its dense twin or better", a="octree",
+                  b="dense", metric=f"accuracy, {v['n_test']} test shapes", values_a=v["accuracy"]["octree"],
+                  values_b=v["accuracy"]["dense"], higher_is_better=True, unit="seeds", budget=v["budgets"],
+                  selected_on="val")]
 
 
 def part_shell(profile: str) -> dict:
@@ -570,6 +627,24 @@ def report(profile: str, data: dict) -> str:
                               f"{v['budgets'][str(R)]['seconds']:.0f}", v["budgets"][str(R)]["params"]]
                              for R in v["resolutions"]]))
         out.extend(f"- {claim_sentence(c)}" for c in data.get("claims", []) if c["id"].startswith("svr_"))
+    if "octnet" in data:
+        v = data["octnet"]
+        out.append(f"\n## The octree encoder against its dense twin ({v['resolution']}^3, {v['n_train']} training, "
+                   f"{v['n_test']} test shapes, seeds {v['seeds']})\n")
+        out.append("The same layout (convolution, ReLU, 2x2x2 max pooling per block, global max, linear), the same "
+                   "grids, batches, epochs and optimiser; the octree network runs OctNet's convolution (one output per "
+                   "leaf) and grid pooling on octrees built per batch, the dense one nn.Conv3d and max_pool3d. Best epoch "
+                   "of each run on val.\n")
+        out.append(md_table(["encoder", "accuracy (mean over seeds)", "per seed", "steps", "train s (mean)", "params"],
+                            [[k, float(np.mean(a)), ", ".join(f"{x:.3f}" for x in a), v["budgets"][k]["steps"],
+                              f"{v['budgets'][k]['seconds']:.0f}", v["budgets"][k]["params"]]
+                             for k, a in v["accuracy"].items()]))
+        out.append("\nOne training step (forward + backward, the octree step including building the octrees and "
+                   "their convolution operators), demo shapes:\n")
+        out.append(md_table(["encoder", "R", "seconds", "peak memory", "leaves per shape", "note"],
+                            [[r["encoder"], r["resolution"], r["seconds"], _fmt_bytes(r["peak_bytes"]),
+                              r.get("leaves_per_shape", ""), r.get("skipped", "")] for r in v["cost"]]))
+        out.extend(f"- {claim_sentence(c)}" for c in data.get("claims", []) if c["id"].startswith("octnet_"))
     if "shell" in data:
         sh = data["shell"]
         out.append("\n## Solid against surface (shell) voxelisation (one demo shape per category)\n")
@@ -663,10 +738,11 @@ def main() -> None:
         print(f"== {part}", flush=True)
         data[part] = {"compression": part_compression, "cost": part_cost, "ae": part_ae,
                       "working_memory": part_working_memory, "dense_working": part_dense_working,
-                      "shell": part_shell, "svr": part_svr}[part](profile)
+                      "shell": part_shell, "svr": part_svr, "octnet": part_octnet}[part](profile)
         data[part]["provenance"] = provenance()
-    data["selections"] = list(data.get("ae", {}).get("selections", [])) + list(data.get("svr", {}).get("selections", []))
-    data["claims"] = claims(data) + svr_claims(data)
+    data["selections"] = (list(data.get("ae", {}).get("selections", [])) + list(data.get("svr", {}).get("selections", []))
+                          + list(data.get("octnet", {}).get("selections", [])))
+    data["claims"] = claims(data) + svr_claims(data) + octnet_claims(data)
     data["goals"] = goal_records(data)
     body = report(profile, data)
     notes = ("Octree bytes = packed split bits (ceil(73/32) int32 words per depth-3 tree) + prefix_leafs (one int32 per "

@@ -453,6 +453,11 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch04.svr_test_per_category": {"ci": 2, "laptop": 6, "gpu": 40},
     "ch04.svr_epochs": {"ci": 1, "laptop": 30, "gpu": 60},
     "ch04.resnet_width": {"ci": 8, "laptop": 16, "gpu": 32},  # the image encoder of the single-view OGN
+    # an OctNet-style octree encoder against its dense twin: classification accuracy and step cost
+    "ch04.octnet_channels": {"ci": (4, 8), "laptop": (8, 16, 32), "gpu": (16, 32, 64)},
+    "ch04.octnet_epochs": {"ci": 1, "laptop": 20, "gpu": 40},
+    "ch04.octnet_resolution": {"ci": 16, "laptop": 32, "gpu": 64},
+    "ch04.octnet_cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128)},
     "ch04.compression_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128, 256), "gpu": (32, 64, 128, 256)},
     "ch04.cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128, 256)},
     "ch04.cost_batch": {"ci": 2, "laptop": 2, "gpu": 4},

@@ -349,3 +349,42 @@ def test_single_view_ogn_trains_on_ci_sizes_and_decodes_an_octree():
     assert out.occupancy().shape == (2, 16, 16, 16)
     iou = E.svr_iou_at(model, data["rgb"], data["voxels"])
     assert iou.shape == (data["voxels"].shape[0],) and bool(((iou >= 0) & (iou <= 1)).all())
+
+
+def test_octnet_classifier_equals_its_dense_twin_on_a_fully_split_octree():
+    from course_lib.models.octnet import DenseGridClassifier, OctNetClassifier
+
+    i, j, k = torch.meshgrid(*(torch.arange(16),) * 3, indexing="ij")
+    checker = (i + j + k) % 2 == 0                       # no two neighbours alike: every leaf is one voxel
+    grids = torch.stack([checker, ~checker])
+    tree = build_octree(grids, 3)
+    assert int(tree.leaves().size.max()) == 1
+    torch.manual_seed(0)
+    octnet = OctNetClassifier(5, (4, 8))
+    dense = DenseGridClassifier(5, (4, 8)).load_octnet(octnet)
+    torch.testing.assert_close(octnet(tree), dense(grids), rtol=1e-5, atol=1e-5)
+    # on a real shape the leaves are larger: the octree network averages the convolution over each leaf
+    from course_lib.data import make_shape, voxelize
+
+    g = voxelize(make_shape("mug", 3), 16)[None]
+    assert not torch.allclose(octnet(build_octree(g, 3)), dense(g), atol=1e-6)
+    with pytest.raises(TypeError, match="Octree"):
+        octnet(grids)
+    with pytest.raises(ValueError, match="R, R, R"):
+        dense(torch.zeros(1, 4, 4, 5))
+    with pytest.raises(ValueError, match="channels"):
+        OctNetClassifier(3, ())
+
+
+def test_grid_classifiers_train_on_ci_sizes_and_their_step_cost_is_measured():
+    data = E.octree_data("train", "ci", resolution=16)
+    model, hist = E.train_grid_classifier("octree", "ci", data=data, val_data=E.octree_data("val", "ci", resolution=16),
+                                          progress=False)
+    assert hist.epochs_run >= 1 and hist.val
+    acc = E.grid_accuracy(model, data["voxels"], data["label"])
+    assert 0.0 <= acc <= 1.0
+    rows = E.encoder_cost((16,), profile="ci", batch_size=2, repeat=1)
+    assert [r["encoder"] for r in rows] == ["octree", "dense"]
+    assert all(r["seconds"] > 0 for r in rows) and rows[0]["leaves_per_shape"] > 0
+    with pytest.raises(ValueError, match="kind"):
+        E.build_grid_classifier("sparse", 2, "ci")

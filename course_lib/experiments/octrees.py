@@ -477,6 +477,133 @@ def svr_iou_at(model: torch.nn.Module, rgb: Tensor, truth: Tensor, batch_size: i
     return torch.cat(out).double()
 
 
+# ---------------------------------------------------------------------------
+# the octree encoder (OctNet) against its dense twin
+# ---------------------------------------------------------------------------
+ENCODER_KINDS = ("octree", "dense")
+"""The two classifiers :func:`train_grid_classifier` trains: OctNet's layout on octrees, and on dense grids."""
+
+
+def build_grid_classifier(kind: str, n_classes: int, profile: str | None = None) -> torch.nn.Module:
+    """:class:`~course_lib.models.octnet.OctNetClassifier` (``"octree"``) or its dense twin (``"dense"``).
+
+    Introduced in ``lectures/04_octrees.ipynb``; widths ``ch04.octnet_channels``.
+    """
+    from course_lib.models.octnet import DenseGridClassifier, OctNetClassifier
+
+    if kind not in ENCODER_KINDS:
+        raise ValueError(f"kind must be one of {ENCODER_KINDS}, got {kind!r}")
+    ch = tuple(config.size("ch04.octnet_channels", profile))
+    return (OctNetClassifier if kind == "octree" else DenseGridClassifier)(int(n_classes), ch)
+
+
+def _grid_input(model: torch.nn.Module, grids: Tensor) -> Any:
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.octnet import OctNetClassifier
+
+    return build_octree(grids > 0.5, 3) if isinstance(model, OctNetClassifier) else grids
+
+
+def grid_classifier_loss(model: torch.nn.Module, batch: dict) -> dict:
+    """``loss_fn(model, batch)``: cross-entropy of either classifier on a batch of grids (octrees built per batch)."""
+    logits = model(_grid_input(model, batch["input"]))
+    loss = torch.nn.functional.cross_entropy(logits, batch["label"])
+    return {"loss": loss, "accuracy": (logits.argmax(1) == batch["label"]).float().mean()}
+
+
+def train_grid_classifier(kind: str, profile: str | None = None, *, data: dict[str, Any] | None = None,
+                          val_data: dict[str, Any] | None = None, seed: int | None = None, retrain: bool = False,
+                          progress: bool = True) -> tuple[torch.nn.Module, Any]:
+    """Train (or load) the octree or the dense classifier on ``ch04.octnet_resolution`` grids; best epoch on val.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  The same grids, batches, epochs (``ch04.octnet_epochs``),
+    optimiser and schedule for both (chapter 03's cosine Adam), so the two differ only in the data structure the
+    convolutions run on.
+    """
+    from course_lib.train import checkpoint_path, train_or_load
+
+    from .voxels import cosine_adam, grid_batches
+
+    profile = profile or config.get_profile()
+    s = config.sizes(profile, prefix="ch04.")
+    R = int(s["octnet_resolution"])
+    sd = _seed(seed, profile)
+    data = data or octree_data("train", profile, resolution=R)
+    val_data = val_data or octree_data("val", profile, resolution=R)
+    config.seed_everything(sd)
+    model = build_grid_classifier(kind, len(data["categories"]), profile)
+    epochs = int(s["octnet_epochs"])
+    opt, sched = cosine_adam(model, s["lr"], epochs)
+    spec = {"categories": list(data["categories"]), "resolution": int(data["voxels"].shape[-1]),
+            "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item()),
+            "seed": sd, "epochs": epochs, "channels": list(s["octnet_channels"]), "recipe": "cosine-v1"}
+    hist = train_or_load(model, checkpoint_path(f"ch04_classifier_{kind}", spec, profile), retrain=retrain,
+                         train_loader=grid_batches(data, "voxnet", s["batch_size"], seed=sd),
+                         val_loader=grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False),
+                         loss_fn=grid_classifier_loss, epochs=epochs, lr=s["lr"], seed=sd, progress=progress,
+                         optimizer=opt, scheduler=sched)
+    model.eval()
+    return model, hist
+
+
+@torch.no_grad()
+def grid_accuracy(model: torch.nn.Module, grids: Tensor, labels: Tensor, batch_size: int = 16) -> float:
+    """Top-1 accuracy of either classifier on grids ``(S, R, R, R)`` (octrees built batch by batch)."""
+    model.eval()
+    hits = 0
+    for i in range(0, grids.shape[0], batch_size):
+        logits = model(_grid_input(model, grids[i:i + batch_size]))
+        hits += int((logits.argmax(1).cpu() == labels[i:i + batch_size].cpu()).sum())
+    return hits / max(1, int(grids.shape[0]))
+
+
+def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | None = None,
+                 batch_size: int | None = None, categories: Sequence[str] = ("chair", "airplane"),
+                 repeat: int = 2, device: torch.device | str | None = None,
+                 max_dense_bytes: float | None = None) -> list[dict[str, Any]]:
+    """Time and peak memory of one training step (forward + backward) of the octree and the dense classifier.
+
+    Introduced in ``lectures/04_octrees.ipynb``.  At each ``R`` (default ``ch04.octnet_cost_resolutions``), a batch
+    of ``batch_size`` (``ch04.cost_batch``) demo shapes; the octree step includes building the octree and its
+    convolution operators (they depend on the input's structure).  Peak memory as :func:`decoder_cost`.  A dense
+    step whose first activation alone would exceed ``max_dense_bytes`` is skipped and said so.
+    """
+    from course_lib.data import make_shape, voxelize
+
+    from .point_sets import peak_memory
+
+    s = config.sizes(profile, prefix="ch04.")
+    res = tuple(resolutions or s["octnet_cost_resolutions"])
+    B = int(batch_size or s["cost_batch"])
+    dev = config.get_device(device)
+    max_b = float(max_dense_bytes) if max_dense_bytes is not None else 0.5 * _available_bytes(dev)
+    rows = []
+    for R in res:
+        grids = torch.stack([voxelize(make_shape(categories[i % len(categories)], _demo_seed()), int(R))
+                             for i in range(B)]).float().to(dev)
+        labels = torch.zeros(B, dtype=torch.long, device=dev)
+        for kind in ENCODER_KINDS:
+            torch.manual_seed(0)
+            model = build_grid_classifier(kind, 2, profile).to(dev)
+            c0 = int(s["octnet_channels"][0])
+            if kind == "dense" and 4.0 * B * c0 * int(R) ** 3 * 4 > max_b:
+                rows.append({"encoder": kind, "resolution": int(R), "peak_bytes": float("nan"),
+                             "seconds": float("nan"), "skipped": "too large for this machine's memory"})
+                continue
+
+            def step(model: Any = model, grids: Tensor = grids, labels: Tensor = labels) -> None:
+                model.zero_grad(set_to_none=True)
+                grid_classifier_loss(model, {"input": grids, "label": labels})["loss"].backward()
+
+            row = {"encoder": kind, "resolution": int(R), **_measure(step, dev, repeat, peak_memory)}
+            if kind == "octree":
+                from course_lib.geometry.octree import build_octree
+
+                row["leaves_per_shape"] = build_octree(grids > 0.5, 3).num_cells / B
+            rows.append(row)
+    return rows
+
+
 def ae_rows(ae: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of the OGN-vs-dense comparison with each row's budget (from the benchmark's ``ae`` part).
 

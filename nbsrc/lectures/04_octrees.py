@@ -220,6 +220,43 @@ print(f"pool: R {small.resolution} -> {pooled.resolution}, leaves {small.num_cel
 print(f"unpool: R {small.resolution} -> {up.resolution}, leaves {small.num_cells} -> {up.num_cells}")
 
 # %% [markdown]
+# **An octree encoder, trained and timed.** OctNet's point is an *encoder* that runs at resolutions a
+# dense 3D CNN cannot afford. `models.octnet.OctNetClassifier` stacks `OctreeConv3d`, ReLU and
+# `octree_pool` blocks, then takes a global max over each shape's leaves; `DenseGridClassifier` is
+# the same layout on dense grids (`nn.Conv3d`, `max_pool3d`). With the same weights the two give the
+# same logits when every leaf is one voxel, which the unit tests check; on real shapes the octree
+# network averages each convolution over a leaf, OctNet's approximation. Live, the two on the same
+# shapes with the same weights:
+
+# %%
+from course_lib.models.octnet import DenseGridClassifier, OctNetClassifier  # noqa: E402
+
+torch.manual_seed(0)
+octnet_ = OctNetClassifier(len(cats), tuple(SZ["octnet_channels"]))
+dense_ = DenseGridClassifier(len(cats), tuple(SZ["octnet_channels"])).load_octnet(octnet_)
+grids_ = torch.stack([voxelize(make_shape(c, DEMO), SZ["octnet_resolution"]) for c in cats[:2]])
+with torch.no_grad():
+    print("octree logits:", octnet_(build_octree(grids_, SZ["tree_depth"]))[0, :4].numpy().round(4))
+    print("dense logits: ", dense_(grids_)[0, :4].numpy().round(4))
+
+# %% [markdown]
+# The benchmark trains both, with the same grids, batches, epochs and optimiser, over three seeds,
+# and times one training step of each as the resolution grows (the octree step includes building the
+# octrees and their convolution operators, which depend on each input):
+
+# %%
+ON = results.get("octrees", "octnet", profile="laptop")
+if ON is None:
+    print("octnet not measured yet: `COURSE_PROFILE=laptop python benchmarks/octrees.py --part octnet`")
+else:
+    print(E.rows_table([{"encoder": k, "accuracy (mean over seeds)": float(np.mean(a)),
+                         "steps": ON["budgets"][k]["steps"], "train s": ON["budgets"][k]["seconds"]}
+                        for k, a in ON["accuracy"].items()]))
+    print(E.rows_table([{k: r.get(k, "") for k in ("encoder", "resolution", "seconds", "peak_bytes", "skipped")}
+                        for r in ON["cost"]]))
+    results.say("octrees", "octnet_vs_dense_accuracy")
+
+# %% [markdown]
 # ## 5. Decoding an octree: classification at every level
 #
 # An encoder can reuse the input's structure; a *decoder* cannot: the structure of the output is
