@@ -338,7 +338,7 @@ def octnet_claims(data: dict) -> list[dict]:
     if not v or len(v["seeds"]) < MIN_SEEDS:
         return []
     return [claim("octnet_vs_dense_accuracy", f"The octree encoder (OctNet's convolution and pooling) classifies the "
-                  f"held-out {v['resolution']}^3 grids as accurately as its dense twin or better", a="octree",
+                  f"held-out {v['resolution']}^3 grids more accurately than its dense twin", a="octree",
                   b="dense", metric=f"accuracy, {v['n_test']} test shapes", values_a=v["accuracy"]["octree"],
                   values_b=v["accuracy"]["dense"], higher_is_better=True, unit="seeds", budget=v["budgets"],
                   selected_on="val")]
