@@ -156,3 +156,15 @@ def test_one_budget_for_every_pair_in_ci():
     for name, c in res["cells"].items():
         assert len(c["cd"]) == len(res["shapes"]) and 1 <= c["best_epoch"] <= c["epochs"]
         assert all(math.isnan(x) for x in c["iou"]) == name.endswith("/points")
+
+
+def test_print_decoder_cells_prints_the_measured_cells_and_their_claim(capsys, monkeypatch, tmp_path):
+    from course_lib.experiments.modular import print_decoder_cells
+
+    print_decoder_cells("implicit")  # the committed laptop results
+    out = capsys.readouterr().out
+    assert "image  -> implicit: Chamfer" in out and "points -> implicit: Chamfer" in out
+    assert "With the implicit decoder, the image encoder" in out
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
+    print_decoder_cells("implicit")
+    assert "not measured yet" in capsys.readouterr().out

@@ -324,3 +324,26 @@ def cross_table(profile: str | None = None, *, progress: bool = False, retrain: 
     return {"cells": cells, "shapes": names, "encoders": list(encoders), "decoders": list(decoders),
             "means": {k: {"cd": float(np.mean(v["cd"])), "iou": float(np.nanmean(v["iou"]))
                           if not all(math.isnan(x) for x in v["iou"]) else math.nan} for k, v in cells.items()}}
+
+
+def print_decoder_cells(decoder: str, encoders: tuple[str, ...] = ("image", "points"), profile: str = "laptop") -> None:
+    """Print one decoder's cells of the measured cross table (Chamfer, IoU where measured, budget) and the claim
+    comparing the first two encoders with it.
+
+    Introduced in ``lectures/11_evaluation.ipynb``; lectures 07 and 08 use it for their decoder from an image.
+    """
+    from course_lib import results
+
+    mod = results.load("modular", profile)
+    if mod is None:
+        print(f"not measured yet: COURSE_PROFILE={profile} python benchmarks/modular.py")
+        return
+    for enc in encoders:
+        c = mod.data["cells"].get(f"{enc}/{decoder}")
+        if c:
+            print(f"{enc:6s} -> {decoder}: Chamfer {results.mean(c['cd']):.4g}"
+                  + (f", IoU {results.mean(c['iou']):.3f}" if "iou" in c else "")
+                  + f" on {len(c['cd'])} test shapes; {c['budget']['steps']} steps, "
+                  f"{c['budget']['params']} parameters, {c['budget']['seconds']:.0f} s")
+    if len(encoders) >= 2:
+        results.say("modular", f"mod-enc-{decoder}-{encoders[0]}-vs-{encoders[1]}", profile)

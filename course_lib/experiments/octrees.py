@@ -63,9 +63,15 @@ def compression(resolutions: Sequence[int] | None = None, categories: Sequence[s
     also under ``COURSE_DATASET`` (a property of the representation, not of the data); a real dataset's meshes go
     through :func:`mesh_compression`.
     """
+    return _demo_rows(resolutions, categories, seed, tree_depth, profile, progress, shell=False)
+
+
+def _demo_rows(resolutions: Sequence[int] | None, categories: Sequence[str] | None, seed: int | None,
+               tree_depth: int | None, profile: str | None, progress: bool, *, shell: bool) -> list[dict[str, Any]]:
+    """:func:`compression`'s rows (``shell=False``) or :func:`shell_compression`'s (solid and shell rows)."""
     from tqdm.auto import tqdm
 
-    from course_lib.data import CATEGORIES, make_shape, voxelize
+    from course_lib.data import CATEGORIES, make_shape, voxel_shell, voxelize
 
     s = config.sizes(profile, prefix="ch04.")
     res = tuple(resolutions or s["compression_resolutions"])
@@ -73,10 +79,15 @@ def compression(resolutions: Sequence[int] | None = None, categories: Sequence[s
     D = int(tree_depth or s["tree_depth"])
     sd = _demo_seed() if seed is None else int(seed)
     rows = []
-    for c in tqdm(cats, disable=not progress, desc="compression"):
+    for c in tqdm(cats, disable=not progress, desc="solid vs shell" if shell else "compression"):
         shape = make_shape(c, sd)
         for R in res:
-            rows.append(_row(c, R, voxelize(shape, R), D))
+            solid = voxelize(shape, R)
+            if not shell:
+                rows.append(_row(c, R, solid, D))
+                continue
+            for kind, occ in (("solid", solid), ("shell", voxel_shell(solid))):
+                rows.append({**_row(c, R, occ, D), "grid": kind, "voxels": int(occ.sum())})
     return rows
 
 
@@ -91,23 +102,7 @@ def shell_compression(resolutions: Sequence[int] | None = None, categories: Sequ
     ``voxels`` (full cells).  A shell has two boundaries (outside and inside the layer) where the solid has one,
     but no full interior to store either.
     """
-    from tqdm.auto import tqdm
-
-    from course_lib.data import CATEGORIES, make_shape, voxel_shell, voxelize
-
-    s = config.sizes(profile, prefix="ch04.")
-    res = tuple(resolutions or s["compression_resolutions"])
-    cats = tuple(categories or CATEGORIES)
-    D = int(tree_depth or s["tree_depth"])
-    sd = _demo_seed() if seed is None else int(seed)
-    rows = []
-    for c in tqdm(cats, disable=not progress, desc="solid vs shell"):
-        shape = make_shape(c, sd)
-        for R in res:
-            solid = voxelize(shape, R)
-            for kind, occ in (("solid", solid), ("shell", voxel_shell(solid))):
-                rows.append({**_row(c, R, occ, D), "grid": kind, "voxels": int(occ.sum())})
-    return rows
+    return _demo_rows(resolutions, categories, seed, tree_depth, profile, progress, shell=True)
 
 
 def mesh_compression(meshes: dict[str, Any], resolutions: Sequence[int], tree_depth: int = 3) -> list[dict[str, Any]]:

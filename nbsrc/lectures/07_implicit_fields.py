@@ -511,18 +511,9 @@ results.say("implicit", "sampling_iou")
 # way (its budgets are printed). The two rows and the comparison, from its results file:
 
 # %%
-MOD = results.load("modular", "laptop")
-if MOD is None:
-    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/modular.py")
-else:
-    for enc_ in ("image", "points"):
-        c_ = MOD.data["cells"].get(f"{enc_}/implicit")
-        if c_:
-            print(f"{enc_:6s} -> implicit: Chamfer {results.mean(c_['cd']):.4g}"
-                  + (f", IoU {results.mean(c_['iou']):.3f}" if "iou" in c_ else "")
-                  + f" on {len(c_['cd'])} test shapes; {c_['budget']['steps']} steps, "
-                  f"{c_['budget']['params']} parameters, {c_['budget']['seconds']:.0f} s")
-    results.say("modular", "mod-enc-implicit-image-vs-points")
+from course_lib.experiments.modular import print_decoder_cells  # noqa: E402
+
+print_decoder_cells("implicit")
 
 # %% [markdown]
 # **Sharp edges.** "Too smooth" has a second face: creases. An MLP field is smooth, marching cubes

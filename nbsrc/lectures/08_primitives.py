@@ -673,18 +673,9 @@ else:
 # are printed); the two rows and the comparison, from its results file:
 
 # %%
-MOD = results.load("modular", "laptop")
-if MOD is None:
-    print("not measured yet: COURSE_PROFILE=laptop python benchmarks/modular.py")
-else:
-    for enc_ in ("image", "points"):
-        c_ = MOD.data["cells"].get(f"{enc_}/primitives")
-        if c_:
-            print(f"{enc_:6s} -> primitives: Chamfer {results.mean(c_['cd']):.4g}"
-                  + (f", IoU {results.mean(c_['iou']):.3f}" if "iou" in c_ else "")
-                  + f" on {len(c_['cd'])} test shapes; {c_['budget']['steps']} steps, "
-                  f"{c_['budget']['params']} parameters, {c_['budget']['seconds']:.0f} s")
-    results.say("modular", "mod-enc-primitives-image-vs-points")
+from course_lib.experiments.modular import print_decoder_cells  # noqa: E402
+
+print_decoder_cells("primitives")
 
 # %% [markdown]
 # ## 7. A shape's fitted primitives and their existence probabilities
