@@ -317,10 +317,12 @@ def octnet_train_on_val(profile: str) -> dict:
 
 def part_octnet(profile: str) -> dict:
     """OctNet's encoder against its dense twin: accuracy on the test grids (3 seeds) and the cost of a step."""
+    from course_lib.experiments import voxels as V
+
     sel = octnet_train_on_val(profile)
     R = sel["resolution"]
     test = E.octree_data("test", profile, resolution=R)  # read once, to report
-    acc = {kind: [E.grid_accuracy(sel["models"][(kind, sd)], test["voxels"], test["label"])
+    acc = {kind: [V.accuracy(sel["models"][(kind, sd)], test["voxels"], test["label"], batch_size=16)
                   for sd in E.ae_seeds(profile)] for kind in E.ENCODER_KINDS}
     budgets = {}
     for kind, bs in sel["budgets"].items():

@@ -368,8 +368,11 @@ def test_octnet_classifier_equals_its_dense_twin_on_a_fully_split_octree():
 
     g = voxelize(make_shape("mug", 3), 16)[None]
     assert not torch.allclose(octnet(build_octree(g, 3)), dense(g), atol=1e-6)
+    torch.testing.assert_close(octnet(grids), octnet(tree))      # dense grids are built into the same octree
     with pytest.raises(TypeError, match="Octree"):
-        octnet(grids)
+        octnet([grids])
+    with pytest.raises(ValueError, match="Octree or occupancy grids"):
+        octnet(grids[0])
     with pytest.raises(ValueError, match="R, R, R"):
         dense(torch.zeros(1, 4, 4, 5))
     with pytest.raises(ValueError, match="channels"):
@@ -381,7 +384,9 @@ def test_grid_classifiers_train_on_ci_sizes_and_their_step_cost_is_measured():
     model, hist = E.train_grid_classifier("octree", "ci", data=data, val_data=E.octree_data("val", "ci", resolution=16),
                                           progress=False)
     assert hist.epochs_run >= 1 and hist.val
-    acc = E.grid_accuracy(model, data["voxels"], data["label"])
+    from course_lib.experiments.voxels import accuracy
+
+    acc = accuracy(model, data["voxels"], data["label"], batch_size=4)
     assert 0.0 <= acc <= 1.0
     rows = E.encoder_cost((16,), profile="ci", batch_size=2, repeat=1)
     assert [r["encoder"] for r in rows] == ["octree", "dense"]

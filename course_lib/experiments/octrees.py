@@ -33,7 +33,9 @@ __all__ = [
     "compression", "mesh_compression", "octree_data", "build_ogn", "build_dense", "ogn_loss_fn", "dense_loss_fn",
     "train_ogn", "train_dense", "dense_threshold", "ae_seeds", "ae_rows", "evaluate_iou", "decoder_cost", "smoke", "level_counts", "slice_figure",
     "memory_figure", "rows_table", "memory_account", "memory_exponents", "account_table", "decoder_buffers",
-    "ACCOUNT_ROWS", "ACCOUNT_LABELS", "account_summary", "crossing_resolution",
+    "ACCOUNT_ROWS", "ACCOUNT_LABELS", "account_summary", "crossing_resolution", "shell_compression",
+    "dense_decoder_buffers", "svr_data", "build_ogn_svr", "train_ogn_svr", "upsample_grid", "svr_iou_at",
+    "ENCODER_KINDS", "build_grid_classifier", "train_grid_classifier", "encoder_cost",
 ]
 
 
@@ -178,13 +180,16 @@ def build_dense(profile: str | None = None, resolution: int | None = None) -> to
 
 
 def ogn_loss_fn(model: Any, batch: dict) -> dict:
-    """``loss_fn(model, batch)``: OGN's per-level cross-entropy, trained with the known structure (PROP_KNOWN)."""
+    """``loss_fn(model, batch)``: OGN's per-level cross-entropy, trained with the known structure (PROP_KNOWN).
+
+    The target grids are ``batch["target"]`` (an image batch, :func:`train_ogn_svr`) or, for the auto-encoder,
+    the input grids themselves."""
     from course_lib.geometry.octree import build_octree
     from course_lib.models.ogn import PROP_KNOWN, ogn_loss
 
-    vox = batch["input"]
-    target = build_octree(vox > 0.5, model.decoder.tree_depth)
-    return ogn_loss(model(vox, target, PROP_KNOWN))
+    grids = batch.get("target", batch["input"])
+    target = build_octree(grids > 0.5, model.decoder.tree_depth)
+    return ogn_loss(model(batch["input"], target, PROP_KNOWN))
 
 
 def dense_loss_fn(pos_weight: float | None) -> Callable[[Any, dict], dict]:
@@ -194,7 +199,7 @@ def dense_loss_fn(pos_weight: float | None) -> Callable[[Any, dict], dict]:
     return voxel_loss(pos_weight)
 
 
-def _ckpt(name: str, profile: str, data: dict[str, Any], seed: int, recipe: str) -> Any:
+def _ckpt(name: str, profile: str, data: dict[str, Any], seed: int, recipe: str, **extra: Any) -> Any:
     from course_lib.train import checkpoint_path
 
     from .common import dataset_checkpoint_name
@@ -202,7 +207,7 @@ def _ckpt(name: str, profile: str, data: dict[str, Any], seed: int, recipe: str)
     s = config.sizes(profile, prefix="ch04.")
     spec = {"categories": s["categories"], "resolution": int(data["voxels"].shape[-1]),
             "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item()),
-            "seed": int(seed), "recipe": recipe}
+            "seed": int(seed), "recipe": recipe, **extra}
     real = real_dataset(data)
     if real is not None:  # a real dataset's models never share a file with ShapeNet-lite's
         spec["dataset"] = real
@@ -211,7 +216,10 @@ def _ckpt(name: str, profile: str, data: dict[str, Any], seed: int, recipe: str)
 
 def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str, data: dict[str, Any],
            val_data: dict[str, Any] | None, retrain: bool, progress: bool, path: Any, seed: int, recipe: str,
-           **fit_kwargs: Any) -> Any:
+           task: str = "ae", spec: dict[str, Any] | None = None, **fit_kwargs: Any) -> Any:
+    """Chapter 03's recipe (Adam, cosine decay over the epochs, ``ch04.batch_size``) on ``task``'s batches
+    (:func:`~course_lib.experiments.voxels.grid_batches`), the epoch with the lowest validation loss kept;
+    ``spec`` adds to the checkpoint's spec (:func:`_ckpt`)."""
     from course_lib.train import train_or_load
 
     from .voxels import cosine_adam, grid_batches
@@ -220,15 +228,15 @@ def _train(model: torch.nn.Module, name: str, loss_fn: Callable, profile: str, d
     if val_data is None:  # the validation grids of the training rows' dataset
         real = real_dataset(data)
         val_data = octree_data("val", profile, **({} if real is None else {"dataset": real}))
-    loader = grid_batches(data, "ae", s["batch_size"], seed=seed)
-    val = grid_batches(val_data, "ae", s["batch_size"], shuffle=False)
+    loader = grid_batches(data, task, s["batch_size"], seed=seed)
+    val = grid_batches(val_data, task, s["batch_size"], shuffle=False)
     kw: dict[str, Any] = dict(loss_fn=loss_fn, epochs=s["epochs"], lr=s["lr"], seed=seed, progress=progress,
                               val_loader=val)
     kw.update(fit_kwargs)
     if "optimizer" not in kw:  # chapter 03's schedule: Adam with a cosine decay to 0 over the epochs
         kw["optimizer"], sched = cosine_adam(model, kw["lr"], kw["epochs"])
         kw.setdefault("scheduler", sched)
-    history = train_or_load(model, path or _ckpt(name, profile, data, seed, recipe), retrain=retrain,
+    history = train_or_load(model, path or _ckpt(name, profile, data, seed, recipe, **(spec or {})), retrain=retrain,
                             train_loader=loader, **kw)
     model.eval()
     return history
@@ -386,15 +394,6 @@ def build_ogn_svr(profile: str | None = None, resolution: int | None = None) -> 
     return set_bn_momentum(model, s["bn_momentum"])
 
 
-def ogn_svr_loss_fn(model: Any, batch: dict) -> dict:
-    """``loss_fn(model, batch)``: OGN's per-level cross-entropy from the image, with the known structure."""
-    from course_lib.geometry.octree import build_octree
-    from course_lib.models.ogn import PROP_KNOWN, ogn_loss
-
-    target = build_octree(batch["target"] > 0.5, model.decoder.tree_depth)
-    return ogn_loss(model(batch["input"], target, PROP_KNOWN))
-
-
 def train_ogn_svr(resolution: int, profile: str | None = None, *, data: dict[str, Any] | None = None,
                   val_data: dict[str, Any] | None = None, seed: int | None = None, retrain: bool = False,
                   progress: bool = True, **fit_kwargs: Any) -> tuple[torch.nn.Module, Any]:
@@ -404,10 +403,6 @@ def train_ogn_svr(resolution: int, profile: str | None = None, *, data: dict[str
     ``ch04.svr_epochs`` epochs, ``ch04.batch_size``), the same shapes, views and steps at every resolution, so
     the resolutions differ only in the grids they are supervised with.
     """
-    from course_lib.train import checkpoint_path, train_or_load
-
-    from .voxels import cosine_adam, grid_batches
-
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch04.")
     R = int(resolution)
@@ -419,18 +414,9 @@ def train_ogn_svr(resolution: int, profile: str | None = None, *, data: dict[str
                          f"{tuple(val_data['voxels'].shape[-3:])}")
     config.seed_everything(sd)
     model = build_ogn_svr(profile, R)
-    epochs = int(fit_kwargs.pop("epochs", s["svr_epochs"]))
-    opt, sched = cosine_adam(model, s["lr"], epochs)
-    spec = {"categories": s["categories"], "resolution": R, "shapes": int(data["voxels"].shape[0]),
-            "seeds": str(torch.as_tensor(data["seed"]).sum().item()), "seed": sd, "epochs": epochs,
-            "recipe": "svr-cosine-v1"}
-    hist = train_or_load(model, checkpoint_path("ch04_ogn_svr", spec, profile), retrain=retrain,
-                         train_loader=grid_batches(data, "svr", s["batch_size"], seed=sd),
-                         val_loader=grid_batches(val_data, "svr", s["batch_size"], shuffle=False),
-                         loss_fn=ogn_svr_loss_fn, epochs=epochs, lr=s["lr"], seed=sd, progress=progress,
-                         optimizer=opt, scheduler=sched, **fit_kwargs)
-    model.eval()
-    return model, hist
+    fit_kwargs.setdefault("epochs", int(s["svr_epochs"]))
+    return model, _train(model, "ch04_ogn_svr", ogn_loss_fn, profile, data, val_data, retrain, progress, None, sd,
+                         "svr-cosine-v1", task="svr", spec={"epochs": fit_kwargs["epochs"]}, **fit_kwargs)
 
 
 def upsample_grid(grid: Tensor, resolution: int) -> Tensor:
@@ -492,32 +478,17 @@ def build_grid_classifier(kind: str, n_classes: int, profile: str | None = None)
     return (OctNetClassifier if kind == "octree" else DenseGridClassifier)(int(n_classes), ch)
 
 
-def _grid_input(model: torch.nn.Module, grids: Tensor) -> Any:
-    from course_lib.geometry.octree import build_octree
-    from course_lib.models.octnet import OctNetClassifier
-
-    return build_octree(grids > 0.5, 3) if isinstance(model, OctNetClassifier) else grids
-
-
-def grid_classifier_loss(model: torch.nn.Module, batch: dict) -> dict:
-    """``loss_fn(model, batch)``: cross-entropy of either classifier on a batch of grids (octrees built per batch)."""
-    logits = model(_grid_input(model, batch["input"]))
-    loss = torch.nn.functional.cross_entropy(logits, batch["label"])
-    return {"loss": loss, "accuracy": (logits.argmax(1) == batch["label"]).float().mean()}
-
-
 def train_grid_classifier(kind: str, profile: str | None = None, *, data: dict[str, Any] | None = None,
                           val_data: dict[str, Any] | None = None, seed: int | None = None, retrain: bool = False,
                           progress: bool = True) -> tuple[torch.nn.Module, Any]:
     """Train (or load) the octree or the dense classifier on ``ch04.octnet_resolution`` grids; best epoch on val.
 
     Introduced in ``lectures/04_octrees.ipynb``.  The same grids, batches, epochs (``ch04.octnet_epochs``),
-    optimiser and schedule for both (chapter 03's cosine Adam), so the two differ only in the data structure the
-    convolutions run on.
+    optimiser, schedule and loss (chapter 03's :func:`~course_lib.experiments.voxels.classification_loss`) for
+    both, so the two differ only in the data structure the convolutions run on (the octree network builds its
+    octrees from each batch of grids).  Score them with :func:`course_lib.experiments.voxels.accuracy`.
     """
-    from course_lib.train import checkpoint_path, train_or_load
-
-    from .voxels import cosine_adam, grid_batches
+    from .voxels import classification_loss
 
     profile = profile or config.get_profile()
     s = config.sizes(profile, prefix="ch04.")
@@ -527,29 +498,9 @@ def train_grid_classifier(kind: str, profile: str | None = None, *, data: dict[s
     val_data = val_data or octree_data("val", profile, resolution=R)
     config.seed_everything(sd)
     model = build_grid_classifier(kind, len(data["categories"]), profile)
-    epochs = int(s["octnet_epochs"])
-    opt, sched = cosine_adam(model, s["lr"], epochs)
-    spec = {"categories": list(data["categories"]), "resolution": int(data["voxels"].shape[-1]),
-            "shapes": int(data["voxels"].shape[0]), "seeds": str(torch.as_tensor(data["seed"]).sum().item()),
-            "seed": sd, "epochs": epochs, "channels": list(s["octnet_channels"]), "recipe": "cosine-v1"}
-    hist = train_or_load(model, checkpoint_path(f"ch04_classifier_{kind}", spec, profile), retrain=retrain,
-                         train_loader=grid_batches(data, "voxnet", s["batch_size"], seed=sd),
-                         val_loader=grid_batches(val_data, "voxnet", s["batch_size"], shuffle=False),
-                         loss_fn=grid_classifier_loss, epochs=epochs, lr=s["lr"], seed=sd, progress=progress,
-                         optimizer=opt, scheduler=sched)
-    model.eval()
-    return model, hist
-
-
-@torch.no_grad()
-def grid_accuracy(model: torch.nn.Module, grids: Tensor, labels: Tensor, batch_size: int = 16) -> float:
-    """Top-1 accuracy of either classifier on grids ``(S, R, R, R)`` (octrees built batch by batch)."""
-    model.eval()
-    hits = 0
-    for i in range(0, grids.shape[0], batch_size):
-        logits = model(_grid_input(model, grids[i:i + batch_size]))
-        hits += int((logits.argmax(1).cpu() == labels[i:i + batch_size].cpu()).sum())
-    return hits / max(1, int(grids.shape[0]))
+    return model, _train(model, f"ch04_classifier_{kind}", classification_loss, profile, data, val_data, retrain,
+                         progress, None, sd, "cosine-v1", task="voxnet", epochs=int(s["octnet_epochs"]),
+                         spec={"epochs": int(s["octnet_epochs"]), "channels": list(s["octnet_channels"])})
 
 
 def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | None = None,
@@ -577,6 +528,8 @@ def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
         grids = torch.stack([voxelize(make_shape(categories[i % len(categories)], _demo_seed()), int(R))
                              for i in range(B)]).float().to(dev)
         labels = torch.zeros(B, dtype=torch.long, device=dev)
+        from .voxels import classification_loss
+
         for kind in ENCODER_KINDS:
             torch.manual_seed(0)
             model = build_grid_classifier(kind, 2, profile).to(dev)
@@ -588,7 +541,7 @@ def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
 
             def step(model: Any = model, grids: Tensor = grids, labels: Tensor = labels) -> None:
                 model.zero_grad(set_to_none=True)
-                grid_classifier_loss(model, {"input": grids, "label": labels})["loss"].backward()
+                classification_loss(model, {"input": grids, "label": labels})["loss"].backward()
 
             row = {"encoder": kind, "resolution": int(R), **_measure(step, dev, repeat, peak_memory)}
             if kind == "octree":

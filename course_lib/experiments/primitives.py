@@ -55,7 +55,6 @@ __all__ = [
     "exact_score_variance",
     "exact_gradient_variance",
     "gradient_variance",
-    "ESTIMATORS",
     "relaxed_loss",
     "existence_estimators",
     "part_coherence",
@@ -553,10 +552,6 @@ def exact_gradient_variance(terms: P.PrimitiveTerms, ks: Sequence[int], *, empty
             "max_abs_gradient_diff": float((mom["gradient"] - exact).abs().max()),
             "expected_loss": mean, "loss_variance": var_l, "optimal_baseline": mom["optimal_baseline"],
             "score_norm2": c, "momentum": beta, "configurations": 2 ** m, "prob": fixed.prob[0].tolist()}
-
-
-ESTIMATORS = ("reinforce", "reinforce_baseline", "straight_through", "concrete", "concrete_hard")
-"""The gradient estimators of the existence probabilities :func:`existence_estimators` measures."""
 
 
 def _batched_terms(fixed: P.PrimitiveTerms, n: int) -> P.PrimitiveTerms:

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..geometry.octree import Octree, OctreeConv3d, octree_pool
+from ..geometry.octree import Octree, OctreeConv3d, build_octree, octree_pool
 
 __all__ = ["OctNetClassifier", "DenseGridClassifier"]
 
@@ -33,14 +33,25 @@ def _channels(in_channels: int, channels: Sequence[int]) -> list[tuple[int, int]
 
 
 class OctNetClassifier(nn.Module):
-    """Octree -> class logits ``(B, n_classes)``: OctNet's convolution and pooling, a global max, a linear layer."""
+    """Octree -> class logits ``(B, n_classes)``: OctNet's convolution and pooling, a global max, a linear layer.
 
-    def __init__(self, n_classes: int, channels: Sequence[int] = (8, 16, 32), in_channels: int = 1) -> None:
+    ``forward`` also takes dense occupancy grids ``(B, R, R, R)`` and builds their octree (``tree_depth``) first,
+    so that it trains and scores with the same batches, losses and helpers as a dense classifier.
+    """
+
+    def __init__(self, n_classes: int, channels: Sequence[int] = (8, 16, 32), in_channels: int = 1,
+                 tree_depth: int = 3) -> None:
         super().__init__()
+        self.tree_depth = int(tree_depth)
         self.convs = nn.ModuleList(OctreeConv3d(a, b) for a, b in _channels(in_channels, channels))
         self.head = nn.Linear(int(channels[-1]), int(n_classes))
 
-    def forward(self, octree: Octree) -> Tensor:
+    def forward(self, octree: Octree | Tensor) -> Tensor:
+        if isinstance(octree, Tensor):
+            if octree.dim() != 4:
+                raise ValueError(f"OctNetClassifier expects an Octree or occupancy grids (B, R, R, R), got "
+                                 f"{tuple(octree.shape)}")
+            octree = build_octree(octree > 0.5, self.tree_depth)
         if not isinstance(octree, Octree):
             raise TypeError(f"OctNetClassifier expects an Octree (build_octree), got {type(octree).__name__}")
         t, x = octree, octree.values.float()
