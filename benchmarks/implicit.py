@@ -89,7 +89,7 @@ from course_lib import config  # noqa: E402
 from course_lib import train as _train  # noqa: E402
 from course_lib.data import make_shape, split_seeds  # noqa: E402
 from course_lib.experiments import implicit as E  # noqa: E402
-from course_lib.experiments.common import mean_sem, summarize  # noqa: E402
+from course_lib.experiments.common import mean_sem, real_dataset, summarize  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
     claim,
     claim_sentence,
@@ -112,15 +112,8 @@ SETTING_OF = {"shapes": "per_category", "queries": "n_query", "sampling": "sampl
 """The setting each selection chooses."""
 
 
-def _real() -> str | None:
-    """The real dataset of this run (``--dataset`` / ``COURSE_DATASET``), or None for ShapeNet-lite."""
-    from course_lib.experiments.common import real_dataset
-
-    return real_dataset()
-
-
 def _frag(profile: str, part: str) -> Path:
-    real = _real()  # a real dataset's fragments never mix with ShapeNet-lite's
+    real = real_dataset()  # a real dataset's fragments never mix with ShapeNet-lite's
     return config.cache_dir() / "ch07" / f"bench-v2-{profile}{'' if real is None else '-' + real}-{part}.json"
 
 
@@ -220,7 +213,7 @@ def part_select_sampling(profile: str) -> dict:
     """Near-surface, mixed or uniform training samples, chosen on val.  On a real dataset the samples are
     load_split's (half near the surface, "mix"): the one candidate, recorded as such."""
     st = _state(profile, "sampling")
-    smps = E.OCCNET_SAMPLINGS if _real() is None else ("mix",)
+    smps = E.OCCNET_SAMPLINGS if real_dataset() is None else ("mix",)
     return _sweep("sampling", profile, {smp: E.occnet_setting(profile, **{**st, "sampling": smp}) for smp in smps})
 
 
@@ -358,7 +351,7 @@ def part_mise(profile: str) -> dict:
     res, coarse = (65, 17) if profile == "ci" else (129, 33)  # 128^3 cells from 32^3, as OccNet's MISE
     out = {}
     test = E.implicit_data("test", profile=profile, per_category=1)
-    if _real() is None:
+    if real_dataset() is None:
         seed = split_seeds("test", 1)[0]  # a test shape of each category (a report: no choice is made here)
         for cat in ("chair", "lamp", "airplane"):
             out[f"exact SDF, {cat}"] = E.mise_experiment(make_shape(cat, seed).sdf, res, coarse)
@@ -600,7 +593,7 @@ def report(profile: str) -> Path:
     body += ["## Goals", ""] + [f"- {goal_sentence(g)}" for g in data["goals"]] + [""]
     body += ["## Claims", ""] + [f"- {s}" for s in said.values()] + [""]
     notes = "\n".join(f"- {k}: {v}" for k, v in E.CONVENTIONS.items())
-    real = _real()
+    real = real_dataset()
     if real is not None:
         data["dataset"] = real
         notes = (f"Dataset: {real} (real meshes, repaired; IoU against each mesh's winding-number inside, no "
