@@ -78,7 +78,7 @@ from course_lib.experiments.common import (  # noqa: E402
 from course_lib.experiments.protocol import claim_sentence, goal_sentence  # noqa: E402
 from course_lib.models import primitives as P  # noqa: E402
 
-VARIANTS = (("superquadric", "reorder"), ("superquadric", "reinforce"), ("cuboid", "reorder"))
+VARIANTS = E.VARIANTS
 
 
 def part_enumeration(sz) -> dict:

@@ -42,8 +42,8 @@ from course_lib.experiments.protocol import MIN_SHAPES, budget, claim, claim_sen
 
 SELECTION_PARTS: tuple[str, ...] = ()
 """Protocol 2: nothing is chosen here."""
-VARIANTS = (("superquadric", "reorder"), ("superquadric", "reinforce"), ("cuboid", "reorder"))
-"""The chapter's variants, as ``benchmarks/primitives.py`` trains them."""
+VARIANTS = E.VARIANTS
+"""The chapter's variants (``E.VARIANTS``), as ``benchmarks/primitives.py`` trains them."""
 TIME_BUDGET_S = 900.0
 
 

@@ -197,6 +197,7 @@ def _jobs() -> list[Job]:
     jobs.append(Job("04", "ch04 OGN", _ch04, "04_octrees"))
     jobs += [Job("05", f"ch05 PointSetGen {k}", partial(_ch05, k), "05_point_sets") for k in ("chamfer", "emd", "svr")]
     sz6 = config.sizes(prefix="ch06.")
+    from course_lib.experiments import primitives as E8
     from course_lib.experiments.surfaces import AE_MODELS
 
     keys6 = [key for _, key in AE_MODELS]
@@ -206,7 +207,7 @@ def _jobs() -> list[Job]:
     jobs += [Job("06", f"ch06 {k}", partial(_ch06, k), "06_surfaces") for k in keys6]
     jobs += [Job("07", f"ch07 {w}", partial(_ch07, w), "07_implicit_fields") for w in ("occnet", "deepsdf")]
     jobs += [Job("08", f"ch08 {k} / {m}", partial(_ch08, k, m), "08_primitives")
-             for k, m in (("superquadric", "reorder"), ("superquadric", "reinforce"), ("cuboid", "reorder"))]
+             for k, m in E8.VARIANTS]
     jobs += [Job("10", "ch10 ShapeGF", partial(_ch10, "shapegf"), "10_gradient_fields"),
              Job("10", "ch10 baselines (PointSetGen, AtlasNet sphere and patches)", partial(_ch10, "baselines"),
                  "10_gradient_fields")]

@@ -41,6 +41,7 @@ from course_lib.models import primitives as P
 __all__ = [
     "CD_CONVENTION",
     "METHODS",
+    "VARIANTS",
     "SCHEDULES",
     "STAGE1_FRACTION",
     "shapes_sdf",
@@ -71,6 +72,8 @@ CD_CONVENTION = (describe_chamfer("atlasnet") + "; between surface samples of th
 
 METHODS = ("reorder", "reinforce")
 """How the expectation over existence is handled: exactly (reordering trick) or by REINFORCE."""
+VARIANTS = (("superquadric", "reorder"), ("superquadric", "reinforce"), ("cuboid", "reorder"))
+"""The chapter's trained variants ``(kind, method)``: the lecture, the benchmarks and the pretraining train these."""
 
 SCHEDULES = ("joint", "two_stage")
 """How the existence probabilities train: with everything from the first step (``"joint"``, the course's default),

@@ -514,7 +514,7 @@ else:
 train_set = E.primitive_data("train")
 val_set = E.primitive_data("val")
 models, hists = {}, {}
-for kind, method in (("superquadric", "reorder"), ("superquadric", "reinforce"), ("cuboid", "reorder")):
+for kind, method in E.VARIANTS:
     models[kind, method], hists[kind, method] = E.train_primitives(kind, method, train_set, val=val_set, seed=0)
 viz.plot_curves(list(range(1, len(hists["superquadric", "reorder"].val) + 1)),
                 {f"{k} / {m}": [v["val_expected"] for v in h.val] for (k, m), h in hists.items()},
