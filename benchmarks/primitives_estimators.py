@@ -179,7 +179,8 @@ def main() -> None:
     body = [f"## Estimators of the existence gradient ({n_shapes} held-out shapes, M = {sz['n_primitives']} cuboids)",
             "",
             f"Model: {data['model']} ({data['trained_epochs']} epochs, epoch {data['best_epoch']} kept on val), and the "
-            f"same architecture at initialisation. Per shape: bias and variance of one sample, relative to the exact "
+            f"same architecture at initialisation; existence probabilities clamped to [1e-4, 1 - 1e-4] so that every "
+            f"estimator is defined (existence_estimators' clamp). Per shape: bias and variance of one sample, relative to the exact "
             f"gradient's squared norm; enumeration rows are exact, Monte Carlo rows from {mc} draws (their bias is the "
             f"squared norm of the sample mean's difference less its expected noise, floored at 0; max z: the largest "
             f"|mean - g| / s.e. over the components and shapes). MSE at K samples = bias + variance / K. Medians over "

@@ -335,7 +335,7 @@ viz.subplots([viz.plot_voxels(vox[0] > 0.5, title="input"), viz.plot_voxels(rec,
 # ### 5b. From a single image: is a higher resolution worth it?
 #
 # OGN's best-known figure decodes ShapeNet cars from one image at $32^3$, $64^3$ and $128^3$, and the finer
-# ones show detail the coarse one cannot. The honest version of that question scores every prediction at
+# ones show detail the coarse one cannot [Tatarchenko2017]. The honest version of that question scores every prediction at
 # the *same* resolution: does a $128^3$ prediction beat a $32^3$ prediction simply upsampled to $128^3$ (each
 # voxel a $4^3$ block)? `models.ogn.OGNSingleView` is chapter 03's image encoder in front of the OGN
 # decoder; the benchmark trains one per resolution on the same shapes, views, epochs and batches (the best

@@ -423,7 +423,8 @@ else:
 #    involve $z_m$ and is multilinear in the others, so its mean over independent draws is its value
 #    at $\theta$, the exact gradient. It still has variance (one configuration per estimate).
 # 2. The Concrete estimator is the gradient of $\mathbb E[\tilde L(\tilde z)]$, which is **not**
-#    $\mathbb E[L(z)]$: it is biased at every temperature above zero; the bias vanishes only in the
+#    $\mathbb E[L(z)]$: in general it is biased at any temperature above zero (already for one
+#    primitive and a linear loss, as a unit test checks by quadrature); the bias vanishes only in the
 #    limit $\tau\to 0$, where $\partial\tilde z/\partial\theta$ becomes a spike (which the variance
 #    pays for). The table says how large both are at three temperatures.
 #
