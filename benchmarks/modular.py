@@ -2,7 +2,7 @@
 
 Run from the repository root, alone on the machine:
 
-    COURSE_PROFILE=laptop python benchmarks/modular.py        # 15 pairs; 12 took 699 s to train on 2 cores
+    COURSE_PROFILE=laptop python benchmarks/modular.py        # 18 pairs: about 15 min to train on 2 cores
     COURSE_PROFILE=ci python benchmarks/modular.py            # pipeline check (numbers meaningless)
 
 Writes ``benchmarks/results/modular-<profile>-<machine>.md`` and ``modular-<profile>.json`` (read by

@@ -24,6 +24,11 @@ def test_every_pair_builds_and_decodes(enc, dec):
     elif dec == "primitives":
         prims = m(x)
         assert prims.kind == "cuboid" and prims.prob.shape == (2, 8) and prims.size.shape == (2, 8, 3)
+    elif dec == "octree":
+        out = m(x)
+        assert out.resolution == 8 and out.occupancy().shape == (2, 8, 8, 8) and out.mode == "pred"
+        with pytest.raises(ValueError, match="octree"):
+            MD.ModularNet(enc, "points", latent=8, n_points=32, hidden=16)(x, target=object())
     else:
         assert m(x).shape == ({"voxels": (2, 8, 8, 8), "points": (2, 32, 3), "patches": (2, 32, 3)}[dec])
 
@@ -74,6 +79,21 @@ def test_primitive_loss_is_chapter_08s_expected_loss():
     assert m.decoder.logit.weight.grad is not None and float(m.decoder.logit.weight.grad.abs().sum()) > 0
 
 
+def test_octree_loss_is_chapter_04s_ogn_loss_with_the_target_structure():
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.ogn import PROP_KNOWN, ogn_loss
+
+    torch.manual_seed(0)
+    m = MD.ModularNet("voxels", "octree", latent=8, resolution=16, width=4, hidden=16)
+    assert m.decoder.tree_depth == 3 and m.decoder.channels == (16, 8, 4, 4)
+    vox = (torch.rand(2, 16, 16, 16) > 0.7).float()
+    got = MD.modular_loss(m)(m, {"voxels": vox})
+    target = build_octree(vox > 0.5, 3)
+    want = ogn_loss(m.decoder(m.encode(vox), target, PROP_KNOWN))["loss"]
+    assert torch.allclose(got, want) and float(got.detach()) > 0
+    assert MD.ModularNet("voxels", "octree", latent=8, resolution=4, width=4).decoder.tree_depth == 2
+
+
 def test_unknown_names():
     with pytest.raises(ValueError, match="encoder"):
         MD.ModularNet("depth", "points")
@@ -108,6 +128,23 @@ class _Const(torch.nn.Module):
         return torch.full((z.shape[0], self.r, self.r, self.r), -5.0)
 
 
+class _SphereOctree(torch.nn.Module):
+    """An 'OGN' whose output's occupancy is the ball of radius 0.5 at the cell centres (what ``occupancy()`` of a
+    decoded octree gives), whatever the code; ``tree_depth`` as a real decoder's."""
+
+    tree_depth = 3
+
+    def __init__(self, r: int, empty: bool = False) -> None:
+        super().__init__()
+        self.grid = _SphereGrid(r).logits > 0 if not empty else torch.zeros(r, r, r, dtype=torch.bool)
+
+    def forward(self, z, target=None, mode="pred"):
+        from types import SimpleNamespace
+
+        g = self.grid.expand(z.shape[0], -1, -1, -1)
+        return SimpleNamespace(occupancy=lambda: g)
+
+
 class _ConstField(torch.nn.Module):
     def forward(self, q, z):
         return torch.full(q.shape[:-1], -5.0)
@@ -122,15 +159,15 @@ def _sphere_test(n=400, q=4000):
             "occupancy": (occ_pts.norm(dim=-1) < 0.5).float(), "seed": torch.tensor([0]), "category": ["ball"]}
 
 
-@pytest.mark.parametrize("dec", ["voxels", "implicit"])
+@pytest.mark.parametrize("dec", ["voxels", "octree", "implicit"])
 def test_volumetric_decoders_mesh_the_analytic_ball(dec):
     r = 32
     m = MD.ModularNet("points", dec, latent=8, resolution=r, width=4, hidden=16).eval()
-    m.decoder = _SphereGrid(r) if dec == "voxels" else _SphereField()
+    m.decoder = {"voxels": _SphereGrid(r), "octree": _SphereOctree(r)}.get(dec, _SphereField())
     test = _sphere_test()
     pts, occ = MD.predict_surface(m, test["points"], 2000, resolution=48)
     radius = pts.norm(dim=-1)
-    tol = 2.0 / r if dec == "voxels" else 2.0 / 47
+    tol = 2.0 / r if dec != "implicit" else 2.0 / 47
     assert float((radius - 0.5).abs().max()) < tol  # on the sphere, to a cell
     sc = MD.score_pair(m, test, resolution=48)
     d = torch.randn(1, 400, 3, generator=torch.Generator().manual_seed(9))
@@ -138,7 +175,7 @@ def test_volumetric_decoders_mesh_the_analytic_ball(dec):
     oracle = 1e3 * float(chamfer_distance(other, test["target_points"]).mean())
     assert sc["iou"][0] > 0.9 and sc["cd"][0] < 1.5 * oracle
     empty = MD.ModularNet("points", dec, latent=8, resolution=r, width=4, hidden=16).eval()
-    empty.decoder = _Const(r) if dec == "voxels" else _ConstField()
+    empty.decoder = {"voxels": _Const(r), "octree": _SphereOctree(r, empty=True)}.get(dec, _ConstField())
     p0, _ = MD.predict_surface(empty, test["points"], 100, resolution=24)
     assert p0.shape == (1, 3) and float(p0.abs().sum()) == 0.0  # nothing decoded: one point at the origin
 

@@ -11,7 +11,8 @@ patches; Mescheder 2019: any -> occupancy).  Here every pair is built from the c
 fully connected point decoder (:class:`course_lib.models.psg.PointSetGenDecoder` with its map branch off),
 :class:`course_lib.models.atlasnet.AtlasNet`'s patches, :class:`course_lib.models.implicit.OccNetDecoder`,
 :class:`course_lib.models.primitives.PrimitiveNet`'s cuboid heads, trained as in chapter 08 by the expected loss
-of the reordering trick),
+of the reordering trick, and chapter 04's :class:`course_lib.models.ogn.OGNDecoder`, trained as in chapter 04 with
+the known structure and decoded with its own predicted structure),
 trained on the same shapes with the same optimiser, steps and batch, each with its decoder's usual loss, and
 scored under one convention: Chamfer (x1e3, AtlasNet's) between samples of the output surface and the test
 target points, and IoU at the test occupancy samples where the output encloses a volume.  Each pair keeps the
@@ -37,8 +38,9 @@ __all__ = ["ENCODERS", "DECODERS", "ModularNet", "modular_data", "modular_loss",
 
 ENCODERS = ("image", "points", "voxels")
 """Inputs: one rendered view (``rgb``), a surface point cloud (``points``), an occupancy grid (``voxels``)."""
-DECODERS = ("voxels", "points", "patches", "implicit", "primitives")
-"""Outputs: occupancy logits on a grid, a fixed set of points, square patches, an occupancy field, cuboids."""
+DECODERS = ("voxels", "octree", "points", "patches", "implicit", "primitives")
+"""Outputs: occupancy logits on a grid, an octree of the same resolution (OGN), a fixed set of points, square
+patches, an occupancy field, cuboids."""
 _INPUT = {"image": "rgb", "points": "points", "voxels": "voxels"}
 
 
@@ -60,7 +62,11 @@ class ModularNet(nn.Module):
 
     Introduced in ``lectures/11_evaluation.ipynb``.  ``forward(inputs, query=None)`` returns the decoder's raw
     output: logits ``(B, R, R, R)``, points ``(B, N, 3)``, occupancy logits ``(B, Q)`` at ``query (B, Q, 3)``, or
-    :class:`~course_lib.models.primitives.Primitives` (``n_primitives`` cuboids with existence probabilities).
+    :class:`~course_lib.models.primitives.Primitives` (``n_primitives`` cuboids with existence probabilities), or
+    for the octree decoder an :class:`~course_lib.models.ogn.OGNOutput` (``forward(inputs, target=octree)``
+    propagates the target's structure, as chapter 04 trains; without it, the decoder's own predicted structure).
+    The octree decoder has ``octree_depth`` levels below its root grid (3, or fewer when ``resolution`` is
+    smaller than 8) and chapter 04's halving widths from ``4 * width``.
     """
 
     def __init__(self, encoder: str, decoder: str, *, latent: int = 128, resolution: int = 32, n_points: int = 1024,
@@ -94,6 +100,12 @@ class ModularNet(nn.Module):
                                     hidden=(int(hidden), int(hidden) // 2), n_points=int(n_points))
         elif decoder == "implicit":
             self.decoder = OccNetDecoder(c_dim=int(latent), hidden=int(hidden), n_blocks=3)
+        elif decoder == "octree":
+            from course_lib.models.ogn import OGNDecoder
+
+            depth = min(3, int(resolution).bit_length() - 1)
+            self.decoder = OGNDecoder(int(latent), int(resolution), tree_depth=depth,
+                                      channels=tuple(max(4, 4 * int(width) // 2 ** i) for i in range(depth + 1)))
         else:
             from course_lib.models.primitives import PrimitiveNet
 
@@ -104,8 +116,14 @@ class ModularNet(nn.Module):
         z = self.encoder(inputs)
         return z.global_feature if hasattr(z, "global_feature") else z
 
-    def forward(self, inputs: Tensor, query: Tensor | None = None) -> Tensor:  # noqa: D102
+    def forward(self, inputs: Tensor, query: Tensor | None = None, *, target: Any = None) -> Any:  # noqa: D102
+        if target is not None and self.decoder_kind != "octree":
+            raise ValueError(f"target= is for the octree decoder, not {self.decoder_kind!r}")
         z = self.encode(inputs)
+        if self.decoder_kind == "octree":
+            from course_lib.models.ogn import PROP_KNOWN, PROP_PRED
+
+            return self.decoder(z, target, PROP_KNOWN if target is not None else PROP_PRED)
         if self.decoder_kind == "implicit":
             if query is None:
                 raise ValueError("the implicit decoder needs query points (B, Q, 3)")
@@ -131,7 +149,8 @@ def modular_data(split: str, profile: str | None = None) -> dict[str, Any]:
 def modular_loss(model: ModularNet, occ_points: int | None = None, *, primitives: dict[str, Any] | None = None) -> Any:
     """``loss_fn(model, batch)`` of :func:`course_lib.train.fit` for ``model``'s decoder: binary cross-entropy on the
     grid (voxels) or at the occupancy samples (implicit; a random ``occ_points`` of them per batch, as OccNet
-    draws 2,048 per shape), the squared Chamfer distance to ``target_points`` (points, patches), chapter 08's
+    draws 2,048 per shape), OGN's per-level cross-entropy with the target grid's octree structure (octree, as
+    chapter 04's :func:`~course_lib.experiments.octrees.ogn_loss_fn`), the squared Chamfer distance to ``target_points`` (points, patches), chapter 08's
     expected loss (coverage by the reordering trick, consistency, parsimony; primitives) with the settings
     ``primitives`` (``n_samples``, ``empty``, ``parsimony``; chapter 08's ``ch08.*`` by default)."""
     kind, key = model.decoder_kind, _INPUT[model.encoder_kind]
@@ -142,6 +161,11 @@ def modular_loss(model: ModularNet, occ_points: int | None = None, *, primitives
         x = batch[key]
         if kind == "voxels":
             return F.binary_cross_entropy_with_logits(m(x), batch["voxels"])
+        if kind == "octree":
+            from course_lib.geometry.octree import build_octree
+            from course_lib.models.ogn import ogn_loss
+
+            return ogn_loss(m(x, target=build_octree(batch["voxels"] > 0.5, m.decoder.tree_depth)))["loss"]
         if kind == "implicit":
             q, o = batch["occ_points"], batch["occupancy"]
             if occ_points is not None and q.shape[1] > occ_points:
@@ -208,7 +232,8 @@ def predict_surface(model: ModularNet, inputs: Tensor, n: int, *, resolution: in
                     seed: int = 0) -> tuple[Tensor, Any]:
     """``n`` points of the output surface of one input ``(1, ...)`` and its occupancy function (or None).
 
-    Points and patches give their own points (``n`` of them; patches on their lattice); voxels and the implicit
+    Points and patches give their own points (``n`` of them; patches on their lattice); voxels, the octree (its
+    leaves at the finest level, decoded with its own predicted structure) and the implicit
     field are meshed by marching cubes (the grid padded with empty cells so that the surface closes; the field
     on a ``resolution``-node grid over ``[-1, 1]^3``, padded likewise) and sampled by area; primitives give ``n``
     samples of the surface of the union of the cuboids that exist (probability above 1/2; samples inside another
@@ -239,8 +264,8 @@ def predict_surface(model: ModularNet, inputs: Tensor, n: int, *, resolution: in
         pick = torch.randperm(len(pts), generator=g, device=pts.device)[:int(n)] if len(pts) >= n else \
             torch.randint(len(pts), (int(n),), generator=g, device=pts.device)
         return pts[pick], (lambda q: union_occupancy(prims, q[None])[0])
-    if kind == "voxels":
-        prob = torch.sigmoid(model(inputs)[0]).float()
+    if kind in ("voxels", "octree"):
+        prob = torch.sigmoid(model(inputs)[0]).float() if kind == "voxels" else model(inputs).occupancy()[0].float()
         r = prob.shape[0]
         padded = F.pad(prob, (1, 1, 1, 1, 1, 1))
         mesh = marching_cubes(-padded, -0.5, bound=1.0 + 1.0 / r) if float(prob.max()) > 0.5 else None
