@@ -21,10 +21,11 @@ Writes ``benchmarks/results/octrees-<profile>-<machine>.md`` and ``benchmarks/re
   (``E.dense_decoder_buffers``), beside the OGN decoder's of working_memory (goal ``decoder_working_ratio``);
 * shell: solid against surface (one-voxel shell) voxelisation of the demo shapes, as octrees
   (``E.shell_compression``);
-* svr: OGN from a single image at every ``ch04.svr_resolutions``, each prediction upsampled to the largest and
-  scored there, claims paired over the test shapes;
+* svr: OGN from a single image at every ``ch04.svr_resolutions``, ``ch04.ae_seeds`` training seeds each, every
+  prediction upsampled to the largest resolution and scored there; claims over the seeds and paired over the
+  test shapes (each shape's IoU averaged over the seeds);
 * octnet: OctNet's encoder against its dense twin: classification accuracy over ``ch04.ae_seeds`` seeds at
-  ``ch04.octnet_resolution`` and the time and memory of one training step at ``ch04.octnet_cost_resolutions``;
+  each of ``ch04.octnet_resolutions`` and the time and memory of one training step at ``ch04.octnet_cost_resolutions``;
 * working_memory: the exact byte account (``memory_account``) of ``ch04.categories`` shapes at
   ``ch04.compression_resolutions``: the octree's stored bytes, its working bytes (per-leaf cache, the
   convolution's sparse operator), the OGN decoder's working tensors in one forward+backward (cells,
@@ -234,116 +235,147 @@ def part_working_memory(profile: str) -> dict:
 
 @selection_part
 def svr_train_on_val(profile: str) -> dict:
-    """Train (or load) the single-view OGN at every ``ch04.svr_resolutions``; each keeps its epoch with the
-    lowest validation loss (the only choice; train and val only)."""
+    """Train (or load) the single-view OGN at every ``ch04.svr_resolutions`` for every seed of ``ch04.ae_seeds``;
+    each run keeps its epoch with the lowest validation loss (the only choice; train and val only)."""
     from course_lib.experiments import voxels as V
 
     s = config.sizes(profile, prefix="ch04.")
     out = {"models": {}, "budgets": {}, "selections": [], "n_train": None}
     for R in (int(r) for r in s["svr_resolutions"]):
         data, val = E.svr_data("train", R, profile), E.svr_data("val", R, profile)
-        model, hist = E.train_ogn_svr(R, profile, data=data, val_data=val, progress=False)
-        n = int(data["voxels"].shape[0])
-        out["n_train"] = n
-        out["models"][R] = model
-        out["budgets"][R] = V.fit_budget(model, hist, n, int(s["batch_size"]), loss="per-level 3-class CE",
-                                         decision="arg-max state", input="one RGB view")
-        out["selections"].append(V.best_epoch_record(f"ogn_svr_best_epoch_{R}", hist))
-        print(f"single-view OGN {R}^3: {hist.epochs_run} epochs, {hist.wall_time:.0f} s", flush=True)
+        for seed in E.ae_seeds(profile):
+            model, hist = E.train_ogn_svr(R, profile, data=data, val_data=val, seed=seed, progress=False)
+            n = int(data["voxels"].shape[0])
+            out["n_train"] = n
+            out["models"][(R, seed)] = model
+            out["budgets"].setdefault(R, []).append(
+                V.fit_budget(model, hist, n, int(s["batch_size"]), loss="per-level 3-class CE",
+                             decision="arg-max state", input="one RGB view"))
+            out["selections"].append(V.best_epoch_record(f"ogn_svr_best_epoch_{R}_seed{seed}", hist))
+            print(f"single-view OGN {R}^3 seed {seed}: {hist.epochs_run} epochs, {hist.wall_time:.0f} s", flush=True)
     return out
 
 
+def _mean_budget(bs: list[dict]) -> dict:
+    """One row's budget from its seeds' runs: the first run's, with the wall seconds averaged over the runs."""
+    b = dict(bs[0])
+    b["seconds"] = float(np.mean([x["seconds"] for x in bs]))
+    b["runs"] = len(bs)
+    return b
+
+
 def part_svr(profile: str) -> dict:
-    """OGN from a single image at every resolution, each prediction upsampled to the largest and scored there."""
+    """OGN from a single image at every resolution and seed, each prediction upsampled to the largest and scored
+    there."""
     s = config.sizes(profile, prefix="ch04.")
     res = [int(r) for r in s["svr_resolutions"]]
     hi = max(res)
+    seeds = E.ae_seeds(profile)
     sel = svr_train_on_val(profile)
     test = E.svr_data("test", hi, profile)  # read once, to report
     per = {}
     for R in res:
-        per[str(R)] = {"iou_at_max": E.svr_iou_at(sel["models"][R], test["rgb"], test["voxels"]).tolist()}
+        at_max = [E.svr_iou_at(sel["models"][(R, sd)], test["rgb"], test["voxels"]) for sd in seeds]
         if R != hi:
-            native = E.svr_data("test", R, profile)
-            per[str(R)]["iou_native"] = E.svr_iou_at(sel["models"][R], native["rgb"], native["voxels"]).tolist()
+            native_t = E.svr_data("test", R, profile)
+            native = [E.svr_iou_at(sel["models"][(R, sd)], native_t["rgb"], native_t["voxels"]) for sd in seeds]
         else:
-            per[str(R)]["iou_native"] = per[str(R)]["iou_at_max"]
+            native = at_max
+        per[str(R)] = {"iou_at_max": torch.stack(at_max).mean(0).tolist(),  # each shape's IoU, mean over seeds
+                       "iou_native": torch.stack(native).mean(0).tolist(),
+                       "iou_at_max_per_seed": [x.tolist() for x in at_max],
+                       "seed_means": [float(x.mean()) for x in at_max]}
     return {"resolutions": res, "max_resolution": hi, "per_resolution": per, "n_test": int(test["voxels"].shape[0]),
-            "n_train": sel["n_train"], "budgets": {str(R): b for R, b in sel["budgets"].items()},
+            "n_train": sel["n_train"], "seeds": seeds,
+            "budgets": {str(R): _mean_budget(b) for R, b in sel["budgets"].items()},
             "selections": sel["selections"], "categories": list(s["categories"] or []),
             "shapes": [[str(c), int(x)] for c, x in zip(test["category"], test["seed"].tolist())]}
 
 
 def svr_claims(data: dict) -> list[dict]:
-    """Does a finer prediction beat a coarser one upsampled, when both are scored at the largest resolution?"""
+    """Does a finer prediction beat a coarser one upsampled, when both are scored at the largest resolution?
+    Over the training seeds (each seed's mean IoU over the test shapes) and, where a file has one seed only,
+    paired over the test shapes; with several seeds the shapes' claim (seed-averaged IoU) is added."""
     v = data.get("svr")
-    if not v or v["n_test"] < MIN_SHAPES:
+    if not v:
         return []
     hi, res = v["max_resolution"], v["resolutions"]
+    seeded = len(v.get("seeds", [])) >= MIN_SEEDS
     out = []
     for a, b in [(x, y) for i, x in enumerate(res) for y in res[:i]]:
         na, nb = f"OGN {a}^3", f"OGN {b}^3 upsampled"
-        out.append(claim(f"svr_{a}_vs_{b}", f"From a single image, the OGN predicting {a}^3 reconstructs the shape "
-                         f"better at {hi}^3 than the OGN predicting {b}^3, upsampled", a=na, b=nb,
-                         metric=f"IoU at {hi}^3 ({v['n_test']} test shapes)",
-                         values_a=v["per_resolution"][str(a)]["iou_at_max"],
-                         values_b=v["per_resolution"][str(b)]["iou_at_max"], higher_is_better=True, unit="shapes",
-                         budget={na: v["budgets"][str(a)], nb: v["budgets"][str(b)]}, selected_on="val"))
+        text = (f"From a single image, the OGN predicting {a}^3 reconstructs the shape better at {hi}^3 than the OGN "
+                f"predicting {b}^3, upsampled")
+        budget = {na: v["budgets"][str(a)], nb: v["budgets"][str(b)]}
+        pa, pb = v["per_resolution"][str(a)], v["per_resolution"][str(b)]
+        if seeded:
+            out.append(claim(f"svr_{a}_vs_{b}", text + " (over training seeds)", a=na, b=nb,
+                             metric=f"mean IoU at {hi}^3 over {v['n_test']} test shapes, per seed",
+                             values_a=pa["seed_means"], values_b=pb["seed_means"], higher_is_better=True,
+                             unit="seeds", budget=budget, selected_on="val"))
+        if v["n_test"] >= MIN_SHAPES:
+            out.append(claim(f"svr_{a}_vs_{b}" + ("_shapes" if seeded else ""), text + (
+                " (paired over the test shapes, each shape's IoU averaged over the seeds)" if seeded else ""),
+                a=na, b=nb, metric=f"IoU at {hi}^3 ({v['n_test']} test shapes)", values_a=pa["iou_at_max"],
+                values_b=pb["iou_at_max"], higher_is_better=True, unit="shapes", budget=budget, selected_on="val"))
     return out
 
 
 @selection_part
 def octnet_train_on_val(profile: str) -> dict:
-    """Train (or load) the octree and the dense classifier for every seed of ``ch04.ae_seeds``; each keeps its
-    epoch with the lowest validation loss (the only choice; train and val only)."""
+    """Train (or load) the octree and the dense classifier at every ``ch04.octnet_resolutions`` for every seed of
+    ``ch04.ae_seeds``; each keeps its epoch with the lowest validation loss (the only choice; train and val only)."""
     from course_lib.experiments import voxels as V
 
     s = config.sizes(profile, prefix="ch04.")
-    R = int(s["octnet_resolution"])
-    data, val = E.octree_data("train", profile, resolution=R), E.octree_data("val", profile, resolution=R)
-    out = {"models": {}, "budgets": {}, "selections": [], "n_train": int(data["voxels"].shape[0]), "resolution": R,
-           "categories": list(data["categories"])}
-    for seed in E.ae_seeds(profile):
-        for kind in E.ENCODER_KINDS:
-            model, hist = E.train_grid_classifier(kind, profile, data=data, val_data=val, seed=seed, progress=False)
-            out["models"][(kind, seed)] = model
-            out["budgets"].setdefault(kind, []).append(
-                V.fit_budget(model, hist, int(data["voxels"].shape[0]), int(s["batch_size"]), loss="cross-entropy",
-                             input="octree" if kind == "octree" else "dense grid"))
-            out["selections"].append(V.best_epoch_record(f"octnet_{kind}_best_epoch_seed{seed}", hist))
-            print(f"{kind} classifier seed {seed}: {hist.epochs_run} epochs, {hist.wall_time:.0f} s", flush=True)
+    out = {"models": {}, "budgets": {}, "selections": [], "n_train": None, "categories": None,
+           "resolutions": [int(r) for r in s["octnet_resolutions"]]}
+    for R in out["resolutions"]:
+        data, val = E.octree_data("train", profile, resolution=R), E.octree_data("val", profile, resolution=R)
+        out["n_train"], out["categories"] = int(data["voxels"].shape[0]), list(data["categories"])
+        for seed in E.ae_seeds(profile):
+            for kind in E.ENCODER_KINDS:
+                model, hist = E.train_grid_classifier(kind, profile, data=data, val_data=val, seed=seed,
+                                                      progress=False)
+                out["models"][(R, kind, seed)] = model
+                out["budgets"].setdefault(str(R), {}).setdefault(kind, []).append(
+                    V.fit_budget(model, hist, int(data["voxels"].shape[0]), int(s["batch_size"]),
+                                 loss="cross-entropy", input="octree" if kind == "octree" else "dense grid"))
+                out["selections"].append(V.best_epoch_record(f"octnet_{kind}_{R}_best_epoch_seed{seed}", hist))
+                print(f"{kind} classifier {R}^3 seed {seed}: {hist.epochs_run} epochs, {hist.wall_time:.0f} s",
+                      flush=True)
     return out
 
 
 def part_octnet(profile: str) -> dict:
-    """OctNet's encoder against its dense twin: accuracy on the test grids (3 seeds) and the cost of a step."""
+    """OctNet's encoder against its dense twin: accuracy on the test grids (3 seeds) at every training resolution,
+    and the cost of a step."""
     from course_lib.experiments import voxels as V
 
     sel = octnet_train_on_val(profile)
-    R = sel["resolution"]
-    test = E.octree_data("test", profile, resolution=R)  # read once, to report
-    acc = {kind: [V.accuracy(sel["models"][(kind, sd)], test["voxels"], test["label"], batch_size=16)
-                  for sd in E.ae_seeds(profile)] for kind in E.ENCODER_KINDS}
-    budgets = {}
-    for kind, bs in sel["budgets"].items():
-        b = dict(bs[0])
-        b["seconds"] = float(np.mean([x["seconds"] for x in bs]))
-        budgets[kind] = b
+    acc, n_test = {}, {}
+    for R in sel["resolutions"]:
+        test = E.octree_data("test", profile, resolution=R)  # read once, to report
+        n_test[str(R)] = int(test["voxels"].shape[0])
+        acc[str(R)] = {kind: [V.accuracy(sel["models"][(R, kind, sd)], test["voxels"], test["label"], batch_size=16)
+                              for sd in E.ae_seeds(profile)] for kind in E.ENCODER_KINDS}
+    budgets = {R: {kind: _mean_budget(bs) for kind, bs in per.items()} for R, per in sel["budgets"].items()}
     cost = E.encoder_cost(profile=profile)
-    return {"resolution": R, "n_train": sel["n_train"], "n_test": int(test["voxels"].shape[0]),
+    return {"resolutions": sel["resolutions"], "n_train": sel["n_train"], "n_test": n_test,
             "categories": sel["categories"], "seeds": E.ae_seeds(profile), "accuracy": acc, "budgets": budgets,
             "selections": sel["selections"], "cost": cost}
 
 
 def octnet_claims(data: dict) -> list[dict]:
     v = data.get("octnet")
-    if not v or len(v["seeds"]) < MIN_SEEDS:
+    if not v or len(v["seeds"]) < MIN_SEEDS or "resolutions" not in v:
         return []
-    return [claim("octnet_vs_dense_accuracy", f"The octree encoder (OctNet's convolution and pooling) classifies the "
-                  f"held-out {v['resolution']}^3 grids more accurately than its dense twin", a="octree",
-                  b="dense", metric=f"accuracy, {v['n_test']} test shapes", values_a=v["accuracy"]["octree"],
-                  values_b=v["accuracy"]["dense"], higher_is_better=True, unit="seeds", budget=v["budgets"],
-                  selected_on="val")]
+    return [claim(f"octnet_vs_dense_accuracy_{R}", f"The octree encoder (OctNet's convolution and pooling) "
+                  f"classifies the held-out {R}^3 grids more accurately than its dense twin", a="octree",
+                  b="dense", metric=f"accuracy, {v['n_test'][str(R)]} test shapes",
+                  values_a=v["accuracy"][str(R)]["octree"], values_b=v["accuracy"][str(R)]["dense"],
+                  higher_is_better=True, unit="seeds", budget=v["budgets"][str(R)], selected_on="val")
+            for R in v["resolutions"]]
 
 
 def part_shell(profile: str) -> dict:
@@ -618,29 +650,36 @@ def report(profile: str, data: dict) -> str:
     if "svr" in data:
         v = data["svr"]
         hi = v["max_resolution"]
-        out.append(f"\n## OGN from a single image, scored at {hi}^3 ({v['n_train']} training, {v['n_test']} test shapes)\n")
+        seeds = v.get("seeds", [])
+        out.append(f"\n## OGN from a single image, scored at {hi}^3 ({v['n_train']} training, {v['n_test']} test shapes, "
+                   f"seeds {seeds})\n")
         out.append("One RGB view -> ResNet encoder -> OGN decoder, trained at each resolution with the same shapes, "
-                   "views, epochs and batches (the best epoch of each on val); each prediction decoded with its "
+                   "views, epochs and batches (the best epoch of each run on val); each prediction decoded with its "
                    f"predicted structure, upsampled (nearest) to {hi}^3 and scored against the {hi}^3 grids; "
-                   "native: scored at its own resolution.\n")
-        out.append(md_table(["resolution", f"IoU at {hi}^3", "IoU (native)", "steps", "train s", "params"],
+                   "native: scored at its own resolution. IoUs are means over the test shapes and the seeds; train s "
+                   "is the mean over the seeds.\n")
+        out.append(md_table(["resolution", f"IoU at {hi}^3", f"per seed at {hi}^3", "IoU (native)", "steps",
+                             "train s", "params"],
                             [[f"{R}^3", float(np.mean(v["per_resolution"][str(R)]["iou_at_max"])),
+                              ", ".join(f"{x:.3f}" for x in v["per_resolution"][str(R)].get("seed_means", [])),
                               float(np.mean(v["per_resolution"][str(R)]["iou_native"])), v["budgets"][str(R)]["steps"],
                               f"{v['budgets'][str(R)]['seconds']:.0f}", v["budgets"][str(R)]["params"]]
                              for R in v["resolutions"]]))
         out.extend(f"- {claim_sentence(c)}" for c in data.get("claims", []) if c["id"].startswith("svr_"))
-    if "octnet" in data:
+    if "octnet" in data and "resolutions" in data["octnet"]:
         v = data["octnet"]
-        out.append(f"\n## The octree encoder against its dense twin ({v['resolution']}^3, {v['n_train']} training, "
-                   f"{v['n_test']} test shapes, seeds {v['seeds']})\n")
+        out.append(f"\n## The octree encoder against its dense twin ({v['n_train']} training shapes, "
+                   f"{', '.join(f'{R}^3' for R in v['resolutions'])}, seeds {v['seeds']})\n")
         out.append("The same layout (convolution, ReLU, 2x2x2 max pooling per block, global max, linear), the same "
                    "grids, batches, epochs and optimiser; the octree network runs OctNet's convolution (one output per "
                    "leaf) and grid pooling on octrees built per batch, the dense one nn.Conv3d and max_pool3d. Best epoch "
                    "of each run on val.\n")
-        out.append(md_table(["encoder", "accuracy (mean over seeds)", "per seed", "steps", "train s (mean)", "params"],
-                            [[k, float(np.mean(a)), ", ".join(f"{x:.3f}" for x in a), v["budgets"][k]["steps"],
-                              f"{v['budgets'][k]['seconds']:.0f}", v["budgets"][k]["params"]]
-                             for k, a in v["accuracy"].items()]))
+        out.append(md_table(["R", "encoder", "test shapes", "accuracy (mean over seeds)", "per seed", "steps",
+                             "train s (mean)", "params"],
+                            [[f"{R}^3", k, v["n_test"][str(R)], float(np.mean(a)), ", ".join(f"{x:.3f}" for x in a),
+                              v["budgets"][str(R)][k]["steps"], f"{v['budgets'][str(R)][k]['seconds']:.0f}",
+                              v["budgets"][str(R)][k]["params"]]
+                             for R in v["resolutions"] for k, a in v["accuracy"][str(R)].items()]))
         out.append("\nOne training step (forward + backward, the octree step including building the octrees and "
                    "their convolution operators), demo shapes:\n")
         out.append(md_table(["encoder", "R", "seconds", "peak memory", "leaves per shape", "note"],

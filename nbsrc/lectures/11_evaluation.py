@@ -574,11 +574,12 @@ if not os.environ.get("COURSE_MODELNET_DIR"):
 #
 # The tutorial describes reconstruction as two modules: an **encoder** of whatever the input is (an
 # image, a point cloud, a voxel grid) into a code, and a **decoder** of the code into a representation
-# (voxels, points, patches, an implicit field, primitives). The papers each fix one pair. Section 3's table mixes the
+# (voxels, an octree, points, patches, an implicit field, primitives). The papers each fix one pair. Section 3's table mixes the
 # two effects: its rows differ in input, output, size and recipe at once. Here the course's modules are
 # put together in every combination (`experiments.modular`): the same shapes, optimiser, learning rate,
 # batch and steps for every pair, each decoder with its usual loss (cross-entropy on the grid or at the
-# occupancy samples, Chamfer for points and patches, chapter 08's expected loss for the cuboids, with
+# occupancy samples, OGN's per-level cross-entropy with the target's octree structure for the octree (chapter
+# 04; decoded with its own predicted structure), Chamfer for points and patches, chapter 08's expected loss for the cuboids, with
 # chapter 08's number of primitives, samples and parsimony), each pair at the epoch its own validation loss
 # prefers, and one score: Chamfer of the output surface's samples against the test targets, and IoU
 # where the output encloses a volume. Read a row to see what the decoder contributes for one input,
