@@ -93,6 +93,8 @@ def git_commit() -> str:
 def command() -> str:
     prof = os.environ.get("COURSE_PROFILE")
     prefix = f"COURSE_PROFILE={prof} " if prof else ""
+    fam = os.environ.get("COURSE_VARIETY", "").strip()
+    prefix = (f"COURSE_VARIETY={fam} " if fam else "") + prefix
     return prefix + "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
@@ -146,6 +148,7 @@ def provenance(load_at_start: str | None = None) -> dict[str, Any]:
         "commit": commit,
         "machine": machine_tag(),
         "protocol": _protocol_version(),
+        "variety": _variety(),
         **machine(),
         "loadavg": loadavg() if load_at_start is None else f"start {load_at_start}, end {loadavg()}",
     }
@@ -153,6 +156,12 @@ def provenance(load_at_start: str | None = None) -> dict[str, Any]:
 
 
 _LOAD_AT_IMPORT = loadavg()
+
+
+def _variety() -> str:
+    from course_lib.config import variety
+
+    return variety()
 
 
 def _protocol_version() -> int:
@@ -164,6 +173,9 @@ def _protocol_version() -> int:
 def write_result(name: str, profile: str, body: str, notes: str = "", data: Any = None) -> Path:
     """Write ``results/<name>-<profile>-<machine>.md`` with the provenance header; return its path.
 
+    ``name`` is tagged with ShapeNet-lite's active family (:func:`course_lib.results.variety_name`:
+    ``<name>-wide`` under ``COURSE_VARIETY=wide``), so a run on the wide family never overwrites the base one's.
+
     With ``data`` (anything JSON-serialisable: numbers, lists, dicts), also write
     ``results/<name>-<profile>.json`` = ``{"provenance": ..., "data": data}`` for
     :func:`course_lib.results.load`.  The load averages at the start (import of this module) and
@@ -173,6 +185,9 @@ def write_result(name: str, profile: str, body: str, notes: str = "", data: Any 
         from course_lib.experiments.protocol import validate_records
 
         validate_records(data)  # claims and goals are checked before anything is written
+    from course_lib.results import variety_name
+
+    name = variety_name(name)
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}-{profile}-{machine_tag()}.md"
     prov = provenance(_LOAD_AT_IMPORT)
@@ -181,6 +196,8 @@ def write_result(name: str, profile: str, body: str, notes: str = "", data: Any 
     head.append(f"- date: {prov['date']}")
     head.append(f"- commit: {prov['commit']}")
     head.append(f"- protocol: {prov['protocol']} (choices on val only; test read once, to report)")
+    if prov["variety"] != "base":
+        head.append(f"- ShapeNet-lite family: {prov['variety']} (COURSE_VARIETY)")
     head.append(f"- load average (1, 5, 15 min): {prov['loadavg']}")
     for k, v in machine().items():
         head.append(f"- {k}: {v}")

@@ -68,6 +68,7 @@ from course_lib.geometry.mesh_sdf import (  # noqa: E402
     visibility_inside,
     winding_number,
 )
+from course_lib.results import variety_name  # noqa: E402
 
 SELECTION_PARTS: tuple[str, ...] = ()
 """Protocol 2: nothing is chosen here."""
@@ -350,7 +351,7 @@ def main() -> None:
     args = ap.parse_args()
     profile = config.get_profile()
     sz = SIZES[profile]
-    json_path = RESULTS / f"mesh_sign-{profile}.json"
+    json_path = RESULTS / f"{variety_name('mesh_sign')}-{profile}.json"
     data: dict = {}
     if args.part != "all" and json_path.exists():
         old = json.loads(json_path.read_text())

@@ -94,6 +94,7 @@ from course_lib.experiments.protocol import (  # noqa: E402
     goal_sentence,
     selection_part,
 )
+from course_lib.results import variety_name  # noqa: E402
 
 PARTS = ("compression", "cost", "ae", "working_memory", "dense_working", "shell", "svr", "octnet")
 SELECTION_PARTS = ("train_and_select", "svr_train_on_val", "octnet_train_on_val")
@@ -766,7 +767,7 @@ def main() -> None:
         raise SystemExit(str(exc)) from None
     name = "octrees" if real is None else f"octrees-{real}"  # a real dataset never overwrites ShapeNet-lite's
     profile = config.get_profile()
-    json_path = RESULTS / f"{name}-{profile}.json"
+    json_path = RESULTS / f"{variety_name(name)}-{profile}.json"
     data: dict = {}
     if args.part != "all" and json_path.exists():
         old = dict(json.loads(json_path.read_text()).get("data", {}))

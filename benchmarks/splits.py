@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import os
 import statistics
 import sys
 import time
@@ -199,11 +200,12 @@ def main() -> None:
     ap.add_argument("--noisy-draws", type=int, default=None, help="noisy memoriser draws (default: ci 2, else 5)")
     ap.add_argument("--chunk", type=int, default=256, help="cloud pairs per Chamfer call")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--variety", default="base", choices=VARIETIES,
-                    help="ShapeNet-lite family (default base, the course's shapes; wide: make_shape(..., "
-                         "variety='wide'), results in splits-wide-*)")
+    ap.add_argument("--variety", default=config.variety(), choices=VARIETIES,
+                    help="ShapeNet-lite family (default COURSE_VARIETY, else base, the course's shapes; wide: "
+                         "make_shape(..., variety='wide'), results in splits-wide-*)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
+    os.environ[config.ENV_VARIETY] = args.variety  # the results file, caches and provenance follow the family
     if args.threads:
         torch.set_num_threads(args.threads)
     profile = config.get_profile()

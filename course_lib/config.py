@@ -8,6 +8,12 @@ in seconds in CI (``ci``), in minutes on a laptop CPU (``laptop``) and at full
 scale on a GPU (``gpu``).  The active profile comes from the ``COURSE_PROFILE``
 environment variable; when it is unset the default is ``gpu`` if CUDA is available,
 else ``laptop``.
+
+A second switch, ``COURSE_VARIETY`` (:func:`variety`), picks ShapeNet-lite's shape family: ``base`` (default,
+the family every committed result was measured on) or ``wide`` (more part types, proportions and topology per
+category; issue #32 item 6).  Everything made from the wide family lives apart: its own cache folder
+(:func:`cache_dir`), so its data and checkpoints never mix with the base family's, and its own results files
+(``<name>-wide-<profile>.json``, :func:`course_lib.results.path_of`).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ PROFILES: tuple[str, ...] = ("ci", "laptop", "gpu")
 ENV_PROFILE = "COURSE_PROFILE"
 ENV_DEVICE = "COURSE_DEVICE"
 ENV_CACHE = "COURSE_DATA_DIR"
+ENV_VARIETY = "COURSE_VARIETY"
 
 
 class ProfileError(ValueError):
@@ -638,15 +645,40 @@ def seed_everything(seed: int) -> torch.Generator:
     return gen
 
 
+def variety() -> str:
+    """ShapeNet-lite's active shape family: ``COURSE_VARIETY`` (``base`` or ``wide``), ``base`` when unset.
+
+    :func:`course_lib.data.make_shape` makes this family unless told otherwise, and :func:`cache_dir` keeps a
+    family other than ``base`` in its own folder.  Raises ``ValueError`` naming the valid families for anything
+    else.
+
+    >>> variety() in ("base", "wide")
+    True
+    """
+    from course_lib.data.shapes import VARIETIES
+
+    value = os.environ.get(ENV_VARIETY, "").strip().lower()
+    if not value:
+        return "base"
+    if value not in VARIETIES:
+        raise ValueError(f"Unknown {ENV_VARIETY}={value!r}: ShapeNet-lite's families are {', '.join(VARIETIES)} "
+                         f"(unset it for the course's base family)")
+    return value
+
+
 def cache_dir() -> Path:
-    """Where generated data is cached: ``COURSE_DATA_DIR`` or ``~/.cache/course_lib``."""
+    """Where generated data and checkpoints are cached: ``COURSE_DATA_DIR`` or ``~/.cache/course_lib``, and
+    below it ``variety-<name>/`` for a shape family other than the base one (:func:`variety`)."""
     env = os.environ.get(ENV_CACHE)
     path = Path(env).expanduser() if env else Path.home() / ".cache" / "course_lib"
-    return path
+    fam = variety()
+    return path if fam == "base" else path / f"variety-{fam}"
 
 
 def describe() -> str:
     """One line naming the profile and the device, printed by every notebook's first cell."""
     dev = get_device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
-    return f"course profile: {get_profile()} | device: {dev} ({name}) | torch {torch.__version__}"
+    fam = variety()
+    shapes = "" if fam == "base" else f" | ShapeNet-lite: the {fam} family ({ENV_VARIETY})"
+    return f"course profile: {get_profile()} | device: {dev} ({name}) | torch {torch.__version__}{shapes}"

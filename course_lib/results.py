@@ -41,11 +41,21 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
+def variety_name(name: str) -> str:
+    """``name`` tagged with ShapeNet-lite's active family: ``name`` for the base family, ``name-wide`` under
+    ``COURSE_VARIETY=wide`` (:func:`course_lib.config.variety`; a name already tagged is returned as it is), so
+    that results measured on one family never stand for the other's."""
+    from course_lib.config import variety
+
+    fam = variety()
+    return name if fam == "base" or name.endswith(f"-{fam}") else f"{name}-{fam}"
+
+
 def path_of(name: str, profile: str) -> Path:
-    """Where the results of benchmark ``name`` in ``profile`` are kept."""
+    """Where the results of benchmark ``name`` in ``profile`` are kept (``name`` tagged by :func:`variety_name`)."""
     if not name or "/" in name:
         raise ValueError(f"benchmark name must be a plain name, got {name!r}")
-    return results_dir() / f"{name}-{profile}.json"
+    return results_dir() / f"{variety_name(name)}-{profile}.json"
 
 
 class Result(dict):
@@ -98,7 +108,10 @@ def show(name: str, profile: str = "laptop", command: str | None = None) -> Resu
     """Print where the results of ``name`` come from (or that they are not measured yet); return them."""
     r = load(name, profile)
     if r is None:
-        cmd = command or f"COURSE_PROFILE={profile} python benchmarks/{name}.py"
+        from course_lib.config import ENV_VARIETY, variety
+
+        fam = "" if variety() == "base" else f"{ENV_VARIETY}={variety()} "
+        cmd = command or f"{fam}COURSE_PROFILE={profile} python benchmarks/{name}.py"
         print(f"{name} ({profile} profile): not measured yet; `{cmd}` measures it and writes {path_of(name, profile)}")
         return None
     print(f"{name} ({profile} profile): {r.describe()}")

@@ -18,7 +18,8 @@ Input and target
 Cache
 -----
 Each representation of each shape is stored as one ``.npz`` file under
-``config.cache_dir() / "shapenet_lite" / "v<GENERATOR_VERSION>" / <category> / <seed>/``,
+``config.cache_dir() / "shapenet_lite" / "v<GENERATOR_VERSION>" / <category> / <seed>/``
+(``v<GENERATOR_VERSION>-wide`` for the wide family, ``COURSE_VARIETY=wide``, whose ``cache_dir`` is also its own),
 named by the representation and its parameters (the generator version is in the
 path *and* inside the file).  Files are written atomically (a temporary file in
 the same folder, then ``os.replace``; no fsync: a power cut may lose a file, which is then
@@ -190,14 +191,16 @@ class ShapeNetLite(Dataset):
         self.view = parse_view(view)
         self.cache = bool(cache)
         self.cache_root = Path(cache_dir) if cache_dir is not None else config.cache_dir()
+        self.variety = config.variety()  # the family is fixed when the dataset is made (COURSE_VARIETY)
         self.items: list[tuple[str, int]] = [(c, s) for c in self.categories for s in self.seeds]
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __repr__(self) -> str:
+        fam = "" if self.variety == "base" else f", variety={self.variety!r}"
         return (f"ShapeNetLite(split={self.split!r}, {len(self)} shapes, categories={len(self.categories)}, "
-                f"representations={self.representations}, profile={self.profile!r})")
+                f"representations={self.representations}, profile={self.profile!r}{fam})")
 
     # --- per-representation build specs ------------------------------------
     def _view_of(self, category: str, seed: int) -> tuple[float, float, float]:
@@ -258,21 +261,25 @@ class ShapeNetLite(Dataset):
         out = render(shape, azimuth=a, elevation=e, distance=d, size=self.image_size)
         return {k: out[k].numpy() for k in ("rgb", "depth", "silhouette", "K", "Rt")}
 
+    def _version_dir(self) -> str:
+        """``v<GENERATOR_VERSION>``, with ``-<family>`` for a family other than the base one."""
+        return f"v{GENERATOR_VERSION}" + ("" if self.variety == "base" else f"-{self.variety}")
+
     def cache_path(self, rep: str, category: str, seed: int) -> Path:
         """Where the cache file of one representation of one shape lives."""
         name, _ = self._spec(rep, category, seed)
-        return self.cache_root / "shapenet_lite" / f"v{GENERATOR_VERSION}" / category / str(seed) / f"{name}.npz"
+        return self.cache_root / "shapenet_lite" / self._version_dir() / category / str(seed) / f"{name}.npz"
 
     def _get(self, rep: str, category: str, seed: int, shape_box: list[Shape]) -> dict[str, np.ndarray]:
         name, spec = self._spec(rep, category, seed)
-        key = f"shapenet_lite/v{GENERATOR_VERSION}/{category}/{seed}/{name}"
+        key = f"shapenet_lite/{self._version_dir()}/{category}/{seed}/{name}"
         path = self.cache_path(rep, category, seed)
         if self.cache:
             got = read_cache_file(path, key, spec)
             if got is not None:
                 return got
         if not shape_box:
-            shape_box.append(make_shape(category, seed))
+            shape_box.append(make_shape(category, seed, variety=self.variety))
         arrays = self._build(rep, shape_box[0])
         if self.cache:
             try:
@@ -323,7 +330,7 @@ class ShapeNetLite(Dataset):
     def shape(self, index: int) -> Shape:
         """The :class:`Shape` of item ``index`` (for meshes, renders from other views, part labels)."""
         category, seed = self.items[index]
-        return make_shape(category, seed)
+        return make_shape(category, seed, variety=self.variety)
 
     def prepare(self, progress: bool = False) -> ShapeNetLite:
         """Build (or check) every item once, filling the cache; returns ``self``."""

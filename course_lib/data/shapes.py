@@ -1521,7 +1521,7 @@ class Shape:
         return p.float().contiguous(), nrm.float().contiguous()
 
 
-def make_shape(category: str, seed: int, variety: str = "base") -> Shape:
+def make_shape(category: str, seed: int, variety: str | None = None) -> Shape:
     """The shape number ``seed`` of ``category`` (deterministic on every machine).
 
     Introduced in ``lectures/01_data_and_representations.ipynb``.
@@ -1534,15 +1534,19 @@ def make_shape(category: str, seed: int, variety: str = "base") -> Shape:
     ``TypeError``/``ValueError`` for a seed that is not an integer in ``[0, MAX_SEED]``.
     The 64 most recently made shapes are cached: the same call returns the same object.
 
-    ``variety`` picks the family (:data:`VARIETIES`): ``"base"`` (default) gives the course's shapes,
-    unchanged; ``"wide"`` an opt-in family with more parameters, part types and topology changes per
+    ``variety`` picks the family (:data:`VARIETIES`; default: ``COURSE_VARIETY``, :func:`course_lib.config.variety`,
+    itself ``"base"`` when unset): ``"base"`` gives the course's shapes, unchanged; ``"wide"`` an opt-in family with more parameters, part types and topology changes per
     category (chairs on swivel bases, sleds or cantilevers, stools, armchairs; tables on trestles or
     drawer blocks; delta wings, twin tails, propellers; ...), drawn from its own random stream, so that
     ``make_shape(c, s, variety="wide")`` is unrelated to ``make_shape(c, s)``.  An unknown variety raises
-    ``ValueError`` listing the valid ones.  Datasets and caches (:class:`course_lib.data.ShapeNetLite`)
-    know only ``"base"``.
+    ``ValueError`` listing the valid ones.  Datasets and caches (:class:`course_lib.data.ShapeNetLite`) make the
+    ``COURSE_VARIETY`` family and keep a family other than the base one in its own cache folder.
     """
     seed = check_seed(seed)
+    if variety is None:
+        from course_lib.config import variety as active_variety
+
+        variety = active_variety()
     variety = check_variety(variety)
     if split_of(seed) == "test":
         check_test_read(f"test shape {category!r} seed {seed}")

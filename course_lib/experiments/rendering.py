@@ -151,7 +151,8 @@ def target_views(shape: Any, views: Sequence[tuple[float, float]], size: int,
     from course_lib import data
 
     _check_shape(shape)
-    ident = shape.key() if isinstance(shape, MeshShape) else f"{shape.category}-{shape.seed}-{data.GENERATOR_VERSION}"
+    ident = shape.key() if isinstance(shape, MeshShape) else f"{shape.category}-{shape.seed}-{data.GENERATOR_VERSION}" + (
+        "" if getattr(shape, "variety", "base") == "base" else f"-{shape.variety}")
     key = f"{ident}-{size}-{CAMERA}-{list(views)}"
     path = config.cache_dir() / "ch09" / f"views-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     sil = None

@@ -471,8 +471,11 @@ if SPLITS is not None:
 # trestle and pedestal tables, delta wings and twin tails, pickups and convertibles, arm lamps, cups
 # without handles, L-shaped sofas, ladder bookshelves, ...). `make_shape(category, seed,
 # variety="wide")` builds that family from the same exact primitives; the default family is unchanged,
-# and every chapter still trains on it. The same measurement on the wide family, from its own results
-# file (`benchmarks/splits.py --variety wide`), and the same three seeds' chairs in each family:
+# and every chapter still trains on it. `COURSE_VARIETY=wide jupyter lab` runs the whole course on the wide
+# family instead, with its own cache folder and results files (a benchmark run so writes
+# `<name>-wide-<profile>.json`, and the lectures then read those). The same measurement on the wide family,
+# from its own results file (`benchmarks/splits.py --variety wide`), and the same three seeds' chairs in each
+# family:
 
 # %%
 WIDE = results.show("splits-wide", "laptop")

@@ -1,0 +1,110 @@
+"""COURSE_VARIETY: ShapeNet-lite's wide family through the whole pipeline, kept apart from the base family (its
+shapes, dataset files, checkpoints and results files), and the base family untouched when it is unset."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_lib import config, results
+from course_lib.data import ShapeNetLite, make_shape
+from course_lib.train import checkpoint_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("COURSE_VARIETY", raising=False)
+    return tmp_path / "cache"
+
+
+def test_variety_reads_the_environment_and_names_the_valid_families(cache, monkeypatch):
+    assert config.variety() == "base"
+    monkeypatch.setenv("COURSE_VARIETY", " Wide ")
+    assert config.variety() == "wide"
+    assert "wide family" in config.describe()
+    monkeypatch.setenv("COURSE_VARIETY", "narrow")
+    with pytest.raises(ValueError, match="base, wide"):
+        config.variety()
+    with pytest.raises(ValueError, match="narrow"):
+        make_shape("chair", 3)
+
+
+def test_cache_and_checkpoints_of_the_wide_family_live_apart(cache, monkeypatch):
+    base_dir, base_ckpt = config.cache_dir(), checkpoint_path("ch05_psg", {"a": 1}, "ci")
+    monkeypatch.setenv("COURSE_VARIETY", "wide")
+    assert base_dir == cache and config.cache_dir() == cache / "variety-wide"
+    wide_ckpt = checkpoint_path("ch05_psg", {"a": 1}, "ci")
+    assert wide_ckpt != base_ckpt and wide_ckpt.parent == cache / "variety-wide" / "checkpoints"
+
+
+def test_make_shape_follows_the_active_family(cache, monkeypatch):
+    q = torch.rand(200, 3, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    base = make_shape("chair", 5)
+    assert base.variety == "base" and make_shape("chair", 5, variety="base") is base
+    monkeypatch.setenv("COURSE_VARIETY", "wide")
+    wide = make_shape("chair", 5)
+    assert wide.variety == "wide" and wide is make_shape("chair", 5, variety="wide")
+    assert not torch.allclose(wide.sdf(q), base.sdf(q))
+    assert make_shape("chair", 5, variety="base") is base  # an explicit family wins over the environment
+
+
+def test_dataset_items_and_files_follow_the_family_fixed_at_construction(cache, monkeypatch):
+    kw = dict(split="train", representations=("points",), n_points=64, categories=("table",), profile="ci",
+              shapes_per_category=1)
+    base = ShapeNetLite(**kw)
+    b0 = base[0]["points"]
+    monkeypatch.setenv("COURSE_VARIETY", "wide")
+    wide = ShapeNetLite(**kw)
+    w0 = wide[0]["points"]
+    assert wide.variety == "wide" and "variety='wide'" in repr(wide) and not torch.allclose(w0, b0)
+    assert torch.equal(base[0]["points"], b0)  # made under base: still base, whatever the environment says
+    assert base.shape(0).variety == "base" and wide.shape(0).variety == "wide"
+    assert wide.cache_path("points", "table", wide.seeds[0]).is_file()
+    assert "variety-wide" in str(wide.cache_path("points", "table", wide.seeds[0]))
+    assert "v1-wide" in wide.cache_path("points", "table", wide.seeds[0]).parts[-4]
+    # one explicit cache folder for both families: their files still never meet
+    shared = tmp = cache / "shared"
+    monkeypatch.delenv("COURSE_VARIETY")
+    b = ShapeNetLite(**kw, cache_dir=tmp)
+    monkeypatch.setenv("COURSE_VARIETY", "wide")
+    w = ShapeNetLite(**kw, cache_dir=shared)
+    assert b.cache_path("points", "table", b.seeds[0]) != w.cache_path("points", "table", w.seeds[0])
+    assert torch.equal(b[0]["points"], b0) and torch.equal(w[0]["points"], w0)
+
+
+def test_results_of_the_wide_family_have_their_own_files(cache, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "res"))
+    (tmp_path / "res").mkdir()
+    (tmp_path / "res" / "demo-laptop.json").write_text(json.dumps({"provenance": {}, "data": {"x": 1}}))
+    assert results.variety_name("demo") == "demo" and results.load("demo")["data"] == {"x": 1}
+    monkeypatch.setenv("COURSE_VARIETY", "wide")
+    assert results.variety_name("demo") == "demo-wide" and results.variety_name("splits-wide") == "splits-wide"
+    assert results.path_of("demo", "laptop").name == "demo-wide-laptop.json"
+    assert results.load("demo") is None  # the base family's numbers never stand for the wide family's
+    results.show("demo")
+    assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/demo.py" in capsys.readouterr().out
+
+
+def test_a_benchmark_run_on_the_wide_family_writes_tagged_files(cache, monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "res"))
+    monkeypatch.setenv("COURSE_VARIETY", "wide")
+    spec = importlib.util.spec_from_file_location("_bench_common_variety", ROOT / "benchmarks" / "_common.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec.loader.exec_module(mod)
+    monkeypatch.setattr(mod, "RESULTS", tmp_path / "res")
+    monkeypatch.setattr(sys, "argv", ["benchmarks/demo.py"])
+    md = mod.write_result("demo", "ci", "body", data={"x": 1})
+    assert md.name.startswith("demo-wide-ci-") and "ShapeNet-lite family: wide" in md.read_text()
+    content = json.loads((tmp_path / "res" / "demo-wide-ci.json").read_text())
+    assert content["provenance"]["variety"] == "wide"
+    assert content["provenance"]["command"].startswith("COURSE_VARIETY=wide ")
+    assert not (tmp_path / "res" / "demo-ci.json").exists()
