@@ -609,6 +609,33 @@ else:  # a small live table: two encoders, two decoders, this profile's sizes
               f"{config.get_profile()} sizes: the numbers show the code path only)")
 
 # %% [markdown]
+# **The same table on the wide family.** Lecture 01 measured how close ShapeNet-lite's test shapes sit to
+# their nearest training shape, and built a wider family whose test shapes sit farther. The benchmark run
+# with `COURSE_VARIETY=wide` trains every pair again on that family (same recipe, steps and sizes) and
+# scores it on the wide family's own test shapes; those are other shapes, so the two tables are not paired,
+# and each is read on its own: do the same encoders and decoders lead within it?
+
+# %%
+MOD_WIDE = results.load("modular-wide", "laptop")
+if MOD_WIDE is None:
+    print("not measured yet: `COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/modular.py`")
+else:
+    print(f"modular-wide: {MOD_WIDE.describe()}")
+    cw = MOD_WIDE.data["cells"]
+    print(f"{'':8s}" + "".join(f"{d:>11s}" for d in MOD_WIDE.data["decoders"]))
+    for e in MOD_WIDE.data["encoders"]:
+        print(f"{e:8s}" + "".join(f"{np.mean(cw[f'{e}/{d}']['cd']):11.3g}" for d in MOD_WIDE.data["decoders"]))
+    base_verdicts = ({c["id"]: c["verdict"] for c in MOD.data["claims"]}
+                     if MOD is not None and MOD.provenance.get("variety", "base") == "base" else {})
+    same = [c for c in MOD_WIDE.data["claims"] if base_verdicts.get(c["id"]) == c["verdict"]]
+    if base_verdicts:
+        print(f"{len(same)} of {len(MOD_WIDE.data['claims'])} claims have the same verdict in both families; "
+              "the others, from the wide family's records:")
+    for c in MOD_WIDE.data["claims"]:
+        if c not in same:
+            results.say("modular-wide", c["id"])
+
+# %% [markdown]
 # ## Summary
 #
 # - Every 3D metric hides a convention: squared or plain distances, sum or mean of the two
