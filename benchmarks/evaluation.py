@@ -244,7 +244,10 @@ def main() -> None:
     md += ["## Goals", ""] + [f"- `{g['id']}`: {goal_sentence(g)}" for g in goals] + [""]
     print(f"wrote {write_result(result_name('evaluation', real), profile, chr(10).join(md), data=_clean(data))}")
     # after write_result: its provenance checks that tracked files are unchanged, and this file is one of them
-    np.savez_compressed(RESULTS / f"evaluation-{profile}-predictions.npz", **arrays)
+    # a real dataset's or the wide family's run never overwrites the base family's file
+    from course_lib.results import variety_name
+
+    np.savez_compressed(RESULTS / f"{variety_name(result_name('evaluation', real))}-{profile}-predictions.npz", **arrays)
 
 
 if __name__ == "__main__":

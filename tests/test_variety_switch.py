@@ -91,6 +91,16 @@ def test_results_of_the_wide_family_have_their_own_files(cache, monkeypatch, tmp
     assert results.load("demo") is None  # the base family's numbers never stand for the wide family's
     results.show("demo")
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/demo.py" in capsys.readouterr().out
+    # chapter 11's stored predictions too: the base family's file is not the wide family's
+    import numpy as np
+
+    from course_lib.experiments.evaluation import load_predictions
+
+    np.savez_compressed(tmp_path / "res" / "evaluation-laptop-predictions.npz", shapes=np.array(["chair/1"]),
+                        models=np.array([]), target=np.zeros((1, 4, 3), dtype=np.float16))
+    assert load_predictions("laptop") is None
+    monkeypatch.delenv("COURSE_VARIETY")
+    assert load_predictions("laptop")["shapes"] == ["chair/1"]
 
 
 def test_a_benchmark_run_on_the_wide_family_writes_tagged_files(cache, monkeypatch, tmp_path):

@@ -1383,11 +1383,12 @@ def format_rows(rows: Sequence[dict[str, Any]], columns: Sequence[str] = tuple(H
 
 
 def load_predictions(profile: str = "laptop") -> dict[str, Any] | None:
-    """The benchmark's stored predictions (``evaluation-<profile>-predictions.npz``): ``{"shapes": [names],
-    "target": (K, n, 3), "models": [names], "points": {model: [(n_i, 3) or None per shape]}}``, or None."""
-    from course_lib.results import results_dir
+    """The benchmark's stored predictions (``evaluation-<profile>-predictions.npz``; ``evaluation-wide-...`` under
+    ``COURSE_VARIETY=wide``): ``{"shapes": [names], "target": (K, n, 3), "models": [names], "points": {model:
+    [(n_i, 3) or None per shape]}}``, or None."""
+    from course_lib.results import results_dir, variety_name
 
-    path = results_dir() / f"evaluation-{profile}-predictions.npz"
+    path = results_dir() / f"{variety_name('evaluation')}-{profile}-predictions.npz"
     if not path.is_file():
         return None
     with np.load(path) as z:
