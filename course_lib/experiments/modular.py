@@ -65,7 +65,7 @@ class ModularNet(nn.Module):
     :class:`~course_lib.models.primitives.Primitives` (``n_primitives`` cuboids with existence probabilities), or
     for the octree decoder an :class:`~course_lib.models.ogn.OGNOutput` (``forward(inputs, target=octree)``
     propagates the target's structure, as chapter 04 trains; without it, the decoder's own predicted structure).
-    The octree decoder has ``octree_depth`` levels below its root grid (3, or fewer when ``resolution`` is
+    The octree decoder has ``decoder.tree_depth`` levels below its root grid (3, or fewer when ``resolution`` is
     smaller than 8) and chapter 04's halving widths from ``4 * width``.
     """
 
@@ -150,9 +150,10 @@ def modular_loss(model: ModularNet, occ_points: int | None = None, *, primitives
     """``loss_fn(model, batch)`` of :func:`course_lib.train.fit` for ``model``'s decoder: binary cross-entropy on the
     grid (voxels) or at the occupancy samples (implicit; a random ``occ_points`` of them per batch, as OccNet
     draws 2,048 per shape), OGN's per-level cross-entropy with the target grid's octree structure (octree, as
-    chapter 04's :func:`~course_lib.experiments.octrees.ogn_loss_fn`), the squared Chamfer distance to ``target_points`` (points, patches), chapter 08's
-    expected loss (coverage by the reordering trick, consistency, parsimony; primitives) with the settings
-    ``primitives`` (``n_samples``, ``empty``, ``parsimony``; chapter 08's ``ch08.*`` by default)."""
+    chapter 04's :func:`~course_lib.experiments.octrees.ogn_loss_fn`), the squared Chamfer distance to
+    ``target_points`` (points, patches), chapter 08's expected loss (coverage by the reordering trick, consistency,
+    parsimony; primitives) with the settings ``primitives`` (``n_samples``, ``empty``, ``parsimony``; chapter 08's
+    ``ch08.*`` by default)."""
     kind, key = model.decoder_kind, _INPUT[model.encoder_kind]
     if kind == "primitives":
         return _primitive_loss(key, **(primitives or {}))
