@@ -54,6 +54,8 @@ def test_make_shape_follows_the_active_family(cache, monkeypatch):
     assert wide.variety == "wide" and wide is make_shape("chair", 5, variety="wide")
     assert not torch.allclose(wide.sdf(q), base.sdf(q))
     assert make_shape("chair", 5, variety="base") is base  # an explicit family wins over the environment
+    # cache keys (chapter 09's renders): the base key as before the switch existed, the wide one its own
+    assert base.key() == "chair-5-1" and wide.key() == "chair-5-1-wide"
 
 
 def test_dataset_items_and_files_follow_the_family_fixed_at_construction(cache, monkeypatch):
@@ -71,9 +73,9 @@ def test_dataset_items_and_files_follow_the_family_fixed_at_construction(cache, 
     assert "variety-wide" in str(wide.cache_path("points", "table", wide.seeds[0]))
     assert "v1-wide" in wide.cache_path("points", "table", wide.seeds[0]).parts[-4]
     # one explicit cache folder for both families: their files still never meet
-    shared = tmp = cache / "shared"
+    shared = cache / "shared"
     monkeypatch.delenv("COURSE_VARIETY")
-    b = ShapeNetLite(**kw, cache_dir=tmp)
+    b = ShapeNetLite(**kw, cache_dir=shared)
     monkeypatch.setenv("COURSE_VARIETY", "wide")
     w = ShapeNetLite(**kw, cache_dir=shared)
     assert b.cache_path("points", "table", b.seeds[0]) != w.cache_path("points", "table", w.seeds[0])

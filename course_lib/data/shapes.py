@@ -1415,6 +1415,11 @@ class Shape:
         v = "" if self.variety == "base" else f", variety={self.variety!r}"
         return f"Shape(category={self.category!r}, seed={self.seed}{v}, parts={self.parts})"
 
+    def key(self) -> str:
+        """What identifies the shape in a cache key: category, seed, generator version and (other than the base
+        one) its family, as :meth:`course_lib.experiments.mesh_shape.MeshShape.key` identifies a real mesh."""
+        return f"{self.category}-{self.seed}-{GENERATOR_VERSION}" + ("" if self.variety == "base" else f"-{self.variety}")
+
     @property
     def n_primitives(self) -> int:
         """The number of part nodes (a part name may have several nodes, e.g. four legs)."""
@@ -1535,8 +1540,8 @@ def make_shape(category: str, seed: int, variety: str | None = None) -> Shape:
     The 64 most recently made shapes are cached: the same call returns the same object.
 
     ``variety`` picks the family (:data:`VARIETIES`; default: ``COURSE_VARIETY``, :func:`course_lib.config.variety`,
-    itself ``"base"`` when unset): ``"base"`` gives the course's shapes, unchanged; ``"wide"`` an opt-in family with more parameters, part types and topology changes per
-    category (chairs on swivel bases, sleds or cantilevers, stools, armchairs; tables on trestles or
+    itself ``"base"`` when unset): ``"base"`` gives the course's shapes, unchanged; ``"wide"`` an opt-in family with
+    more parameters, part types and topology changes per category (chairs on swivel bases, sleds or cantilevers, stools, armchairs; tables on trestles or
     drawer blocks; delta wings, twin tails, propellers; ...), drawn from its own random stream, so that
     ``make_shape(c, s, variety="wide")`` is unrelated to ``make_shape(c, s)``.  An unknown variety raises
     ``ValueError`` listing the valid ones.  Datasets and caches (:class:`course_lib.data.ShapeNetLite`) make the

@@ -148,12 +148,9 @@ def target_views(shape: Any, views: Sequence[tuple[float, float]], size: int,
     (:class:`~course_lib.experiments.mesh_shape.MeshShape`, :func:`paired_shapes` with ``dataset=``): its
     silhouettes come from exact ray casting of the repaired mesh, not from the renderer being tested either.
     """
-    from course_lib import data
 
     _check_shape(shape)
-    ident = shape.key() if isinstance(shape, MeshShape) else f"{shape.category}-{shape.seed}-{data.GENERATOR_VERSION}" + (
-        "" if getattr(shape, "variety", "base") == "base" else f"-{shape.variety}")
-    key = f"{ident}-{size}-{CAMERA}-{list(views)}"
+    key = f"{shape.key()}-{size}-{CAMERA}-{list(views)}"
     path = config.cache_dir() / "ch09" / f"views-{hashlib.sha1(key.encode()).hexdigest()[:16]}.pt"
     sil = None
     if cache and path.exists():
