@@ -170,6 +170,15 @@ def _protocol_version() -> int:
     return PROTOCOL_VERSION
 
 
+def json_path(name: str, profile: str) -> Path:
+    """``results/<name>-<profile>.json``, ``name`` tagged with the active family (``<name>-wide`` under
+    ``COURSE_VARIETY=wide``, :func:`course_lib.results.variety_name`): where :func:`write_result` writes and a
+    benchmark merging parts reads."""
+    from course_lib.results import variety_name
+
+    return RESULTS / f"{variety_name(name)}-{profile}.json"
+
+
 def write_result(name: str, profile: str, body: str, notes: str = "", data: Any = None) -> Path:
     """Write ``results/<name>-<profile>-<machine>.md`` with the provenance header; return its path.
 
@@ -205,7 +214,7 @@ def write_result(name: str, profile: str, body: str, notes: str = "", data: Any 
         head += ["", notes.strip()]
     path.write_text("\n".join(head) + "\n\n" + body.strip() + "\n")
     if data is not None:
-        jpath = RESULTS / f"{name}-{profile}.json"
+        jpath = json_path(name, profile)
         text = json.dumps({"provenance": prov, "data": data}, indent=1, sort_keys=False, default=_jsonable)
         tmp = jpath.with_name(jpath.name + ".tmp")
         tmp.write_text(text + "\n")

@@ -55,7 +55,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS, add_dataset_args, md_table, result_name, use_dataset_args, write_result  # noqa: E402
+from _common import add_dataset_args, json_path, md_table, result_name, use_dataset_args, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import evaluation as E  # noqa: E402
@@ -244,10 +244,9 @@ def main() -> None:
     md += ["## Goals", ""] + [f"- `{g['id']}`: {goal_sentence(g)}" for g in goals] + [""]
     print(f"wrote {write_result(result_name('evaluation', real), profile, chr(10).join(md), data=_clean(data))}")
     # after write_result: its provenance checks that tracked files are unchanged, and this file is one of them
-    # a real dataset's or the wide family's run never overwrites the base family's file
-    from course_lib.results import variety_name
-
-    np.savez_compressed(RESULTS / f"{variety_name(result_name('evaluation', real))}-{profile}-predictions.npz", **arrays)
+    # beside the JSON, so a real dataset's or the wide family's run never overwrites the base family's file
+    jpath = json_path(result_name("evaluation", real), profile)
+    np.savez_compressed(jpath.with_name(f"{jpath.stem}-predictions.npz"), **arrays)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import REPO, RESULTS, git_commit, md_table, write_result  # noqa: E402
-
-from course_lib.results import variety_name  # noqa: E402
+from _common import REPO, git_commit, json_path, md_table, write_result  # noqa: E402
 
 SELECTION_PARTS = ()
 """Protocol 2: this script chooses nothing (it trains the recipes as they are and times them)."""
@@ -106,7 +104,7 @@ def main() -> None:
     if args.merge:
         import json
 
-        old = RESULTS / f"{variety_name('first_run')}-{profile}.json"
+        old = json_path("first_run", profile)
         if old.exists():
             done = {r["notebook"] for r in rows}
             kept = [r for r in json.loads(old.read_text())["data"]["rows"] if r["notebook"] not in done]

@@ -57,7 +57,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS, md_table, provenance, write_result  # noqa: E402
+from _common import json_path, md_table, provenance, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.data import make_shape, split_seeds  # noqa: E402
@@ -68,7 +68,6 @@ from course_lib.geometry.mesh_sdf import (  # noqa: E402
     visibility_inside,
     winding_number,
 )
-from course_lib.results import variety_name  # noqa: E402
 
 SELECTION_PARTS: tuple[str, ...] = ()
 """Protocol 2: nothing is chosen here."""
@@ -351,10 +350,10 @@ def main() -> None:
     args = ap.parse_args()
     profile = config.get_profile()
     sz = SIZES[profile]
-    json_path = RESULTS / f"{variety_name('mesh_sign')}-{profile}.json"
+    jpath = json_path("mesh_sign", profile)
     data: dict = {}
-    if args.part != "all" and json_path.exists():
-        old = json.loads(json_path.read_text())
+    if args.part != "all" and jpath.exists():
+        old = json.loads(jpath.read_text())
         data = dict(old.get("data", {}))
         if "rows" in data and "sign_provenance" not in data:  # the sign part ran alone before parts existed
             data["sign_provenance"] = old.get("provenance", {})

@@ -80,7 +80,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _common import RESULTS, md_table, provenance, write_result  # noqa: E402
+from _common import json_path, md_table, provenance, write_result  # noqa: E402
 
 from course_lib import config  # noqa: E402
 from course_lib.experiments import octrees as E  # noqa: E402
@@ -94,7 +94,6 @@ from course_lib.experiments.protocol import (  # noqa: E402
     goal_sentence,
     selection_part,
 )
-from course_lib.results import variety_name  # noqa: E402
 
 PARTS = ("compression", "cost", "ae", "working_memory", "dense_working", "shell", "svr", "octnet")
 SELECTION_PARTS = ("train_and_select", "svr_train_on_val", "octnet_train_on_val")
@@ -463,7 +462,7 @@ def part_ae(profile: str) -> dict:
     budgets = {}
     for k in ("ogn", "dense"):
         rows = [p["budget"][k] for p in per_seed]
-        budgets[k] = dict(rows[0], seconds=float(np.mean([b["seconds"] for b in rows])))
+        budgets[k] = _mean_budget(rows)
     budgets["dense"]["decision"] = ("p >= t, t chosen on val per seed: "
                                     + ", ".join(str(p["dense_threshold"]) for p in per_seed))
     return {"resolution": int(test["voxels"].shape[-1]), "categories": cats, "n_train": runs[seeds[0]]["n_train"],
@@ -767,15 +766,15 @@ def main() -> None:
         raise SystemExit(str(exc)) from None
     name = "octrees" if real is None else f"octrees-{real}"  # a real dataset never overwrites ShapeNet-lite's
     profile = config.get_profile()
-    json_path = RESULTS / f"{variety_name(name)}-{profile}.json"
+    jpath = json_path(name, profile)
     data: dict = {}
-    if args.part != "all" and json_path.exists():
-        old = dict(json.loads(json_path.read_text()).get("data", {}))
+    if args.part != "all" and jpath.exists():
+        old = dict(json.loads(jpath.read_text()).get("data", {}))
         for part in PARTS:  # keep only parts measured under protocol 2 (each carries its own provenance)
             if part in old and int(old[part].get("provenance", {}).get("protocol", 1)) >= 2:
                 data[part] = old[part]
             elif part in old:
-                print(f"dropping part {part!r} of {json_path.name}: measured before protocol 2; re-run --part {part}")
+                print(f"dropping part {part!r} of {jpath.name}: measured before protocol 2; re-run --part {part}")
     for part in (PARTS if args.part == "all" else (args.part,)):
         print(f"== {part}", flush=True)
         data[part] = {"compression": part_compression, "cost": part_cost, "ae": part_ae,

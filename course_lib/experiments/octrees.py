@@ -517,6 +517,7 @@ def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
     from course_lib.data import make_shape, voxelize
 
     from .point_sets import peak_memory
+    from .voxels import classification_loss
 
     s = config.sizes(profile, prefix="ch04.")
     res = tuple(resolutions or s["octnet_cost_resolutions"])
@@ -528,8 +529,6 @@ def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
         grids = torch.stack([voxelize(make_shape(categories[i % len(categories)], _demo_seed()), int(R))
                              for i in range(B)]).float().to(dev)
         labels = torch.zeros(B, dtype=torch.long, device=dev)
-        from .voxels import classification_loss
-
         for kind in ENCODER_KINDS:
             torch.manual_seed(0)
             model = build_grid_classifier(kind, 2, profile).to(dev)
