@@ -593,9 +593,7 @@ MOD = results.show("modular", "laptop")
 if MOD is not None:
     cells = MOD.data["cells"]
     print("Chamfer x1e3 (mean over the test shapes), laptop benchmark; rows: encoders, columns: decoders")
-    print(f"{'':8s}" + "".join(f"{d:>11s}" for d in MOD.data["decoders"]))
-    for e in MOD.data["encoders"]:
-        print(f"{e:8s}" + "".join(f"{np.mean(cells[f'{e}/{d}']['cd']):11.3g}" for d in MOD.data["decoders"]))
+    print(modular_lib.cross_table_text(MOD.data))
     b0 = next(iter(cells.values()))["budget"]
     print(f"every pair: {b0['steps']} steps, {b0['examples']} examples; "
           f"{len(MOD.data['shapes'])} test shapes")
@@ -621,19 +619,14 @@ if MOD_WIDE is None:
     print("not measured yet: `COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/modular.py`")
 else:
     print(f"modular-wide: {MOD_WIDE.describe()}")
-    cw = MOD_WIDE.data["cells"]
-    print(f"{'':8s}" + "".join(f"{d:>11s}" for d in MOD_WIDE.data["decoders"]))
-    for e in MOD_WIDE.data["encoders"]:
-        print(f"{e:8s}" + "".join(f"{np.mean(cw[f'{e}/{d}']['cd']):11.3g}" for d in MOD_WIDE.data["decoders"]))
-    base_verdicts = ({c["id"]: c["verdict"] for c in MOD.data["claims"]}
-                     if MOD is not None and MOD.provenance.get("variety", "base") == "base" else {})
-    same = [c for c in MOD_WIDE.data["claims"] if base_verdicts.get(c["id"]) == c["verdict"]]
-    if base_verdicts:
-        print(f"{len(same)} of {len(MOD_WIDE.data['claims'])} claims have the same verdict in both families; "
-              "the others, from the wide family's records:")
-    for c in MOD_WIDE.data["claims"]:
-        if c not in same:
-            results.say("modular-wide", c["id"])
+    print(modular_lib.cross_table_text(MOD_WIDE.data))
+    base_claims = MOD.data["claims"] if MOD is not None and MOD.provenance.get("variety", "base") == "base" else []
+    changed = modular_lib.changed_verdicts(base_claims, MOD_WIDE.data["claims"])
+    if base_claims:
+        print(f"{len(MOD_WIDE.data['claims']) - len(changed)} of {len(MOD_WIDE.data['claims'])} claims have the "
+              "same verdict in both families; the others, from the wide family's records:")
+    for c in changed:
+        results.say("modular-wide", c["id"])
 
 # %% [markdown]
 # ## Summary
