@@ -464,7 +464,8 @@ _SIZES: dict[str, dict[str, Any]] = {
     "ch04.octnet_channels": {"ci": (4, 8), "laptop": (8, 16, 32), "gpu": (16, 32, 64)},
     "ch04.octnet_epochs": {"ci": 1, "laptop": 20, "gpu": 40},
     "ch04.octnet_resolution": {"ci": 16, "laptop": 32, "gpu": 64},  # the lecture's live classifiers
-    # the benchmark's training resolutions (128^3 training is left to the gpu profile: 2.5 s a step on 2 cores)
+    # the benchmark's training resolutions (128^3 training is left to the gpu profile: on 2 cores one octree step
+    # at 128^3 takes seconds, benchmarks/results/octrees-laptop-cpu2.md)
     "ch04.octnet_resolutions": {"ci": (16,), "laptop": (32, 64), "gpu": (64, 128)},
     "ch04.octnet_cost_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128), "gpu": (32, 64, 128)},
     "ch04.compression_resolutions": {"ci": (16, 32), "laptop": (32, 64, 128, 256), "gpu": (32, 64, 128, 256)},

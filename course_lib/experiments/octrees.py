@@ -481,7 +481,8 @@ def build_grid_classifier(kind: str, n_classes: int, profile: str | None = None)
 def train_grid_classifier(kind: str, profile: str | None = None, *, data: dict[str, Any] | None = None,
                           val_data: dict[str, Any] | None = None, seed: int | None = None, retrain: bool = False,
                           progress: bool = True) -> tuple[torch.nn.Module, Any]:
-    """Train (or load) the octree or the dense classifier on ``ch04.octnet_resolution`` grids; best epoch on val.
+    """Train (or load) the octree or the dense classifier on ``data``'s grids (default: the train split at
+    ``ch04.octnet_resolution``); best epoch on val.
 
     Introduced in ``lectures/04_octrees.ipynb``.  The same grids, batches, epochs (``ch04.octnet_epochs``),
     optimiser, schedule and loss (chapter 03's :func:`~course_lib.experiments.voxels.classification_loss`) for
