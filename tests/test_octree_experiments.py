@@ -379,6 +379,44 @@ def test_octnet_classifier_equals_its_dense_twin_on_a_fully_split_octree():
         OctNetClassifier(3, ())
 
 
+def test_octnet_structure_cache_gives_the_uncached_logits_and_gradients():
+    """The cached path assembles a batch from per-shape operators and pooling maps; it must equal building the
+    batch's octree (logits and every parameter's gradient), in any batch order, with repeats hitting the cache."""
+    from course_lib.data import make_shape, voxelize
+    from course_lib.models.octnet import OctNetClassifier, StructureCache
+
+    shapes = [("mug", 3), ("chair", 1), ("airplane", 2), ("table", 0), ("car", 5)]
+    grids = torch.stack([voxelize(make_shape(c, sd), 32) for c, sd in shapes]).float()
+    assert int(build_octree(grids > 0.5, 3).leaves().size.max()) > 1      # partly split: the hard case
+    torch.manual_seed(0)
+    plain = OctNetClassifier(5, (4, 8, 8), cache_structure=False)
+    cache = StructureCache()
+    cached = OctNetClassifier(5, (4, 8, 8), cache=cache)
+    cached.load_state_dict(plain.state_dict())
+    a, b = plain(grids), cached(grids)
+    torch.testing.assert_close(b, a, rtol=1e-6, atol=1e-6)
+    a.square().sum().backward()
+    b.square().sum().backward()
+    for p, q in zip(plain.parameters(), cached.parameters()):
+        torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-6)
+    assert (cache.hits, cache.misses, len(cache)) == (0, 5, 5) and cache.nbytes > 0
+    order = torch.tensor([4, 2, 2, 0])                                   # another batch: reordered, a repeat
+    torch.testing.assert_close(cached(grids[order]), plain(grids[order]), rtol=1e-6, atol=1e-6)
+    assert (cache.hits, cache.misses, len(cache)) == (4, 5, 5)
+    flipped = grids[:1].clone()
+    flipped[0, 16, 16, 16] = 1.0 - flipped[0, 16, 16, 16]                # one voxel differs: its own entry
+    torch.testing.assert_close(cached(flipped), plain(flipped), rtol=1e-6, atol=1e-6)
+    assert cache.misses == 6
+    # the least recently used structures go once the cache is over its size
+    small = StructureCache(max_bytes=1.5 * cache.nbytes / len(cache))
+    OctNetClassifier(5, (4, 8, 8), cache=small)(grids)
+    assert len(small) == 1 and small.nbytes <= small.max_bytes
+    with pytest.raises(ValueError, match="max_bytes"):
+        StructureCache(max_bytes=0)
+    cache.clear()
+    assert (len(cache), cache.nbytes, cache.hits, cache.misses) == (0, 0, 0, 0)
+
+
 def test_grid_classifiers_train_on_ci_sizes_and_their_step_cost_is_measured():
     data = E.octree_data("train", "ci", resolution=16)
     model, hist = E.train_grid_classifier("octree", "ci", data=data, val_data=E.octree_data("val", "ci", resolution=16),
@@ -389,7 +427,8 @@ def test_grid_classifiers_train_on_ci_sizes_and_their_step_cost_is_measured():
     acc = accuracy(model, data["voxels"], data["label"], batch_size=4)
     assert 0.0 <= acc <= 1.0
     rows = E.encoder_cost((16,), profile="ci", batch_size=2, repeat=1)
-    assert [r["encoder"] for r in rows] == ["octree", "dense"]
+    assert [r["encoder"] for r in rows] == ["octree", "octree (cached)", "dense"]
     assert all(r["seconds"] > 0 for r in rows) and rows[0]["leaves_per_shape"] > 0
+    assert rows[1]["cache_bytes_per_shape"] > 0 and "cache_bytes_per_shape" not in rows[0]
     with pytest.raises(ValueError, match="kind"):
         E.build_grid_classifier("sparse", 2, "ci")

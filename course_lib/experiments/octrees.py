@@ -511,11 +511,15 @@ def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
     """Time and peak memory of one training step (forward + backward) of the octree and the dense classifier.
 
     Introduced in ``lectures/04_octrees.ipynb``.  At each ``R`` (default ``ch04.octnet_cost_resolutions``), a batch
-    of ``batch_size`` (``ch04.cost_batch``) demo shapes; the octree step includes building the octree and its
-    convolution operators (they depend on the input's structure).  Peak memory as :func:`decoder_cost`.  A dense
-    step whose first activation alone would exceed ``max_dense_bytes`` is skipped and said so.
+    of ``batch_size`` (``ch04.cost_batch``) demo shapes.  Three rows: ``octree`` builds the octree and its
+    convolution operators in the step (they depend on the input's structure; the first epoch of training pays
+    this), ``octree (cached)`` finds them in a :class:`~course_lib.models.octnet.StructureCache` (every later
+    epoch), ``dense``.  Peak memory as :func:`decoder_cost`.  A dense step whose first activation alone would
+    exceed ``max_dense_bytes`` is skipped and said so.
     """
     from course_lib.data import make_shape, voxelize
+    from course_lib.geometry.octree import build_octree
+    from course_lib.models.octnet import StructureCache
 
     from .point_sets import peak_memory
     from .voxels import classification_loss
@@ -530,24 +534,28 @@ def encoder_cost(resolutions: Sequence[int] | None = None, *, profile: str | Non
         grids = torch.stack([voxelize(make_shape(categories[i % len(categories)], _demo_seed()), int(R))
                              for i in range(B)]).float().to(dev)
         labels = torch.zeros(B, dtype=torch.long, device=dev)
-        for kind in ENCODER_KINDS:
+        for name in ("octree", "octree (cached)", "dense"):
+            kind = name.split()[0]
             torch.manual_seed(0)
             model = build_grid_classifier(kind, 2, profile).to(dev)
             c0 = int(s["octnet_channels"][0])
             if kind == "dense" and 4.0 * B * c0 * int(R) ** 3 * 4 > max_b:
-                rows.append({"encoder": kind, "resolution": int(R), "peak_bytes": float("nan"),
+                rows.append({"encoder": name, "resolution": int(R), "peak_bytes": float("nan"),
                              "seconds": float("nan"), "skipped": "too large for this machine's memory"})
                 continue
+            if kind == "octree":
+                model.cache_structure = name == "octree (cached)"
+                model.cache = StructureCache()  # its own: the warm-up step of _measure fills it
 
             def step(model: Any = model, grids: Tensor = grids, labels: Tensor = labels) -> None:
                 model.zero_grad(set_to_none=True)
                 classification_loss(model, {"input": grids, "label": labels})["loss"].backward()
 
-            row = {"encoder": kind, "resolution": int(R), **_measure(step, dev, repeat, peak_memory)}
+            row = {"encoder": name, "resolution": int(R), **_measure(step, dev, repeat, peak_memory)}
             if kind == "octree":
-                from course_lib.geometry.octree import build_octree
-
                 row["leaves_per_shape"] = build_octree(grids > 0.5, 3).num_cells / B
+            if name == "octree (cached)":
+                row["cache_bytes_per_shape"] = model.cache.nbytes / max(1, len(model.cache))
             rows.append(row)
     return rows
 

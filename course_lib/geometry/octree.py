@@ -649,9 +649,17 @@ class OctreeConv3d(nn.Module):
         if x.dim() != 2 or x.shape[0] != octree.num_cells or x.shape[1] != self.in_channels:
             raise ValueError(f"OctreeConv3d expects features ({octree.num_cells}, {self.in_channels}), "
                              f"got {tuple(x.shape)}")
-        S = conv_operator(octree) if operator is None else operator
-        x = x.to(self.weight.dtype)
-        m = torch.sparse.mm(S.to(x.dtype), x).view(x.shape[0], 27 * self.in_channels)
+        return self.apply_operator(conv_operator(octree) if operator is None else operator, x)
+
+    def apply_operator(self, operator: Tensor, features: Tensor) -> Tensor:
+        """The convolution given its structural operator ``(N 27, N)`` (:func:`conv_operator`) and features
+        ``(N, C_in)`` -> ``(N, C_out)``: what :meth:`forward` computes once the operator is known (a network that
+        meets the same structure again can keep the operator, :class:`course_lib.models.octnet.StructureCache`)."""
+        x = features.to(self.weight.dtype)
+        if operator.shape != (27 * x.shape[0], x.shape[0]) or x.shape[1] != self.in_channels:
+            raise ValueError(f"apply_operator expects an operator (27 N, N) and features (N, {self.in_channels}), got "
+                             f"{tuple(operator.shape)} and {tuple(x.shape)}")
+        m = torch.sparse.mm(operator.to(x.dtype), x).view(x.shape[0], 27 * self.in_channels)
         w = self.weight.reshape(self.out_channels, self.in_channels, 27).permute(2, 1, 0).reshape(-1, self.out_channels)
         y = m @ w
         return y + self.bias if self.bias is not None else y

@@ -240,10 +240,19 @@ with torch.no_grad():
     print("dense logits: ", dense_(grids_)[0, :4].numpy().round(4))
 
 # %% [markdown]
-# The benchmark trains both, with the same grids, batches, epochs and optimiser, over three seeds at
-# every training resolution of the profile ($32^3$ and $64^3$ on the laptop; $128^3$ is left to the gpu
-# profile), and times one training step of each as the resolution grows (the octree step includes
-# building the octrees and their convolution operators, which depend on each input):
+# Everything but the leaf values depends only on the input's structure: the octree, each layer's
+# operator $S$ and where each leaf goes when pooled. Building them costs far more than the convolutions
+# on a CPU, so the classifier keeps each shape's structure in a `StructureCache` the first time it
+# sees the shape and, for a batch, stacks its shapes' operators block by block (leaves are stored
+# shape by shape, so a batch's operator is block-diagonal). The logits and gradients are the same as
+# building everything from the batch (a unit test checks it); the memory is the price, tens of MB per
+# shape at $128^3$.
+#
+# The benchmark trains both networks, with the same grids, batches, epochs and optimiser, over three
+# seeds at every training resolution of the profile ($32^3$, $64^3$ and $128^3$ on the laptop; every
+# octree run starts with an empty cache, so its time includes building its shapes' structures once),
+# and times one training step of each as the resolution grows: `octree` builds the structure in the
+# step, `octree (cached)` finds it in the cache:
 
 # %%
 ON = results.get("octrees", "octnet", profile="laptop")
@@ -254,7 +263,8 @@ else:
                          "test shapes": ON["n_test"][str(R_)], "steps": ON["budgets"][str(R_)][k]["steps"],
                          "train s": ON["budgets"][str(R_)][k]["seconds"]}
                         for R_ in ON["resolutions"] for k, a in ON["accuracy"][str(R_)].items()]))
-    print(E.rows_table([{k: r.get(k, "") for k in ("encoder", "resolution", "seconds", "peak_bytes", "skipped")}
+    print(E.rows_table([{k: r.get(k, "") for k in ("encoder", "resolution", "seconds", "peak_bytes", "skipped",
+                                                   "cache_bytes_per_shape")}
                         for r in ON["cost"]]))
     for R_ in ON["resolutions"]:
         results.say("octrees", f"octnet_vs_dense_accuracy_{R_}")
@@ -532,6 +542,8 @@ elif WM is not None:
 #   of $R^3$ (coarse grids are in between, and a one-bit mask is a fair rival for a single channel).
 # - A convolution keeps the structure and costs one output per leaf; here it is a structural sparse
 #   matrix times the features. Pooling and unpooling change the resolution and keep cells whole.
+# - An encoder's structure depends only on its input, so its operators can be built once per shape and
+#   kept (memory for time); a decoder's cannot, its structure is what it predicts.
 # - An **OGN decoder** turns generation into classification at every level, supervised by the
 #   ground-truth octree; it trains with the known structure and generates with the predicted one.
 # - **Stored is not worked with**: the octree stores a few bytes per leaf, but its operations build
