@@ -675,7 +675,8 @@ def report(profile: str, data: dict) -> str:
                    f"{', '.join(f'{R}^3' for R in v['resolutions'])}, seeds {v['seeds']})\n")
         out.append("The same layout (convolution, ReLU, 2x2x2 max pooling per block, global max, linear), the same "
                    "grids, batches, epochs and optimiser; the octree network runs OctNet's convolution (one output per "
-                   "leaf) and grid pooling on octrees built per batch, the dense one nn.Conv3d and max_pool3d. Best epoch "
+                   "leaf) and grid pooling on octrees (each shape's structure built in its first epoch and cached), the "
+                   "dense one nn.Conv3d and max_pool3d. Best epoch "
                    "of each run on val.\n")
         out.append(md_table(["R", "encoder", "test shapes", "accuracy (mean over seeds)", "per seed", "steps",
                              "train s (mean)", "params"],
