@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Result", "results_dir", "path_of", "load", "show", "get", "claims", "goals", "claim", "say",
-           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS", "mean"]
+           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS", "mean", "family_status"]
 
 CURRENT_PROTOCOL = 2
 """The protocol of :mod:`course_lib.experiments.protocol` (choices on ``val``, the fresh test range).
@@ -41,21 +41,29 @@ def results_dir() -> Path:
     return Path(__file__).resolve().parents[1] / "benchmarks" / "results"
 
 
-def variety_name(name: str) -> str:
-    """``name`` tagged with ShapeNet-lite's active family: ``name`` for the base family, ``name-wide`` under
-    ``COURSE_VARIETY=wide`` (:func:`course_lib.config.variety`; a name already tagged is returned as it is), so
-    that results measured on one family never stand for the other's."""
-    from course_lib.config import variety
+def variety_name(name: str, variety: str | None = None) -> str:
+    """``name`` tagged with ShapeNet-lite's family: ``name`` for the base family, ``name-wide`` for the wide one
+    (``variety``, default the active family of :func:`course_lib.config.variety`, ``COURSE_VARIETY``; a name
+    already tagged is returned as it is), so that results measured on one family never stand for the other's."""
+    from course_lib import config
 
-    fam = variety()
+    fam = config.variety() if variety is None else _check_variety(variety)
     return name if fam == "base" or name.endswith(f"-{fam}") else f"{name}-{fam}"
 
 
-def path_of(name: str, profile: str) -> Path:
+def _check_variety(variety: str) -> str:
+    from course_lib.data.shapes import VARIETIES
+
+    if variety not in VARIETIES:
+        raise ValueError(f"unknown variety {variety!r}: ShapeNet-lite's families are {', '.join(VARIETIES)}")
+    return variety
+
+
+def path_of(name: str, profile: str, variety: str | None = None) -> Path:
     """Where the results of benchmark ``name`` in ``profile`` are kept (``name`` tagged by :func:`variety_name`)."""
     if not name or "/" in name:
         raise ValueError(f"benchmark name must be a plain name, got {name!r}")
-    return results_dir() / f"{variety_name(name)}-{profile}.json"
+    return results_dir() / f"{variety_name(name, variety)}-{profile}.json"
 
 
 class Result(dict):
@@ -86,13 +94,14 @@ class Result(dict):
             return 1
 
 
-def load(name: str, profile: str = "laptop") -> Result | None:
-    """The results of benchmark ``name`` measured in ``profile``, or ``None`` if never measured.
+def load(name: str, profile: str = "laptop", variety: str | None = None) -> Result | None:
+    """The results of benchmark ``name`` measured in ``profile`` on ShapeNet-lite's family ``variety`` (default the
+    active one, ``COURSE_VARIETY``), or ``None`` if never measured.
 
     Raises ``ValueError`` for a file that exists but is not valid JSON (a broken file is never
     silently taken as "not measured").
     """
-    path = path_of(name, profile)
+    path = path_of(name, profile, variety)
     if not path.is_file():
         return None
     try:
@@ -212,19 +221,20 @@ MARKS = {"met": "✅", "missed": "🟡", "not measured": "🔶"}
 """README's chapter marks: every goal met, some goal missed, or not measured under the current protocol."""
 
 
-def chapter_mark(chapter: str, profile: str = "laptop") -> tuple[str, list[str]]:
+def chapter_mark(chapter: str, profile: str = "laptop", variety: str | None = None) -> tuple[str, list[str]]:
     """README's mark of ``chapter`` from its benchmarks' goal records, and the reasons behind it.
 
     ``🔶`` when a benchmark of the chapter has no results under protocol :data:`CURRENT_PROTOCOL` or
     no goal records; else ``🟡`` when any goal is missed (the reasons list each missed goal with its
-    measured value); else ``✅``.  A chapter without benchmarks is ``✅`` (it measures nothing).
+    measured value); else ``✅``.  A chapter without benchmarks is ``✅`` (it measures nothing).  ``variety``
+    reads the results of that ShapeNet-lite family (default the active one).
     """
     if chapter not in CHAPTER_BENCHMARKS:
         raise ValueError(f"unknown chapter {chapter!r}; known: {', '.join(CHAPTER_BENCHMARKS)}")
     reasons: list[str] = []
     state = "met"
     for name in CHAPTER_BENCHMARKS[chapter]:
-        r = load(name, profile)
+        r = load(name, profile, variety)
         if r is None or r.protocol < CURRENT_PROTOCOL:
             reasons.append(f"{name}: not measured under protocol {CURRENT_PROTOCOL}")
             state = "not measured"
@@ -243,6 +253,43 @@ def chapter_mark(chapter: str, profile: str = "laptop") -> tuple[str, list[str]]
     return MARKS[state], reasons
 
 
+def family_status(profile: str = "laptop") -> list[dict[str, Any]]:
+    """Per chapter, its README mark on each ShapeNet-lite family and the benchmarks the wide family still lacks.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  The course's default family is ``base``; the
+    wide family (fewer near-duplicates between the splits, ``benchmarks/splits.py``) becomes the default once every
+    chapter is measured on it, and this table says how far that is: rows ``{"chapter", "base", "wide",
+    "wide_missing"}`` (marks as :func:`chapter_mark`; ``wide_missing`` the benchmarks without a protocol-2
+    ``<name>-wide-<profile>.json``).  ``python -m course_lib.results`` prints it with the commands.
+    """
+    rows = []
+    for ch, names in CHAPTER_BENCHMARKS.items():
+        missing = [n for n in names if (r := load(n, profile, "wide")) is None or r.protocol < CURRENT_PROTOCOL]
+        rows.append({"chapter": ch, "base": chapter_mark(ch, profile, "base")[0],
+                     "wide": chapter_mark(ch, profile, "wide")[0], "wide_missing": missing})
+    return rows
+
+
+def _main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m course_lib.results",
+                                 description="Each chapter's README mark on ShapeNet-lite's base and wide families, "
+                                             "and the commands that measure what the wide family lacks.")
+    ap.add_argument("--profile", default="laptop")
+    args = ap.parse_args(argv)
+    rows = family_status(args.profile)
+    print(f"{'chapter':8s}{'base':>6s}{'wide':>6s}  wide family: benchmarks not measured yet")
+    for r in rows:
+        print(f"{r['chapter']:8s}{r['base']:>5s}{r['wide']:>5s}   {', '.join(r['wide_missing']) or '-'}")
+    todo = [n for r in rows for n in r["wide_missing"]]
+    if todo:
+        print(f"\n{len(todo)} benchmark(s) to run on the wide family, each alone on the machine:")
+        for n in todo:
+            print(f"  COURSE_VARIETY=wide COURSE_PROFILE={args.profile} python benchmarks/{n}.py")
+    return 0
+
+
 def mean(value: Any) -> float:
     """A stored value as one number: the mean of a per-shape (or per-seed) list, which protocol-2 files
     keep so that claims can be paired, or the number itself; ``nan`` for an empty list or ``None``."""
@@ -252,3 +299,7 @@ def mean(value: Any) -> float:
         vals = [float(v) for v in value]
         return sum(vals) / len(vals) if vals else float("nan")
     return float(value)
+
+
+if __name__ == "__main__":
+    raise SystemExit(_main())

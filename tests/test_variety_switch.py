@@ -105,6 +105,36 @@ def test_results_of_the_wide_family_have_their_own_files(cache, monkeypatch, tmp
     assert load_predictions("laptop")["shapes"] == ["chair/1"]
 
 
+def test_family_status_reads_each_familys_files_whatever_the_active_family(cache, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "res"))
+    (tmp_path / "res").mkdir()
+
+    def write(name: str, met: bool, protocol: int = 2) -> None:
+        (tmp_path / "res" / f"{name}-laptop.json").write_text(json.dumps(
+            {"provenance": {"protocol": protocol}, "data": {"goals": [{"id": "g", "met": met, "value": 1}]}}))
+
+    write("point_sets", True)
+    write("point_sets-wide", False)
+    write("primitives", True)
+    write("primitives-wide", True, protocol=1)       # measured before the protocol: still missing
+    write("splits-wide", True)
+    for active in (None, "wide"):                    # the active family does not change what is read
+        if active:
+            monkeypatch.setenv("COURSE_VARIETY", active)
+        rows = {r["chapter"]: r for r in results.family_status("laptop")}
+        assert (rows["05"]["base"], rows["05"]["wide"], rows["05"]["wide_missing"]) == ("✅", "🟡", [])
+        assert (rows["08"]["base"], rows["08"]["wide"], rows["08"]["wide_missing"]) == ("✅", "🔶", ["primitives"])
+        assert (rows["01"]["base"], rows["01"]["wide"], rows["01"]["wide_missing"]) == ("🔶", "✅", [])
+        assert rows["00"]["wide_missing"] == [] and rows["11"]["wide_missing"] == ["evaluation"]
+    assert results.load("point_sets", variety="base")["data"]["goals"][0]["met"] is True
+    with pytest.raises(ValueError, match="base, wide"):
+        results.load("point_sets", variety="narrow")
+    assert results._main(["--profile", "laptop"]) == 0
+    out = capsys.readouterr().out
+    assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/primitives.py" in out
+    assert "benchmarks/point_sets.py" not in out
+
+
 def test_a_benchmark_run_on_the_wide_family_writes_tagged_files(cache, monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "res"))
     monkeypatch.setenv("COURSE_VARIETY", "wide")

@@ -500,6 +500,16 @@ fig.update_layout(title="the same three seeds in each family, side view: base (t
 fig
 
 # %% [markdown]
+# The wide family becomes the course's default once every chapter is measured on it. How far that is, chapter
+# by chapter: README's mark on each family's results files (🔶 where a chapter's benchmarks have not run on it
+# yet) and the benchmarks still to run (`python -m course_lib.results` prints the same with their commands):
+
+# %%
+from course_lib.experiments.common import rows_table  # noqa: E402
+
+print(rows_table([{**r, "wide_missing": ", ".join(r["wide_missing"]) or "-"} for r in results.family_status("laptop")]))
+
+# %% [markdown]
 # ## Summary
 #
 # - Inputs: RGB images `(3, H, W)`, RGB-D images (2.5D: one depth per pixel, only the
