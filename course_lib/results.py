@@ -46,17 +46,10 @@ def variety_name(name: str, variety: str | None = None) -> str:
     (``variety``, default the active family of :func:`course_lib.config.variety`, ``COURSE_VARIETY``; a name
     already tagged is returned as it is), so that results measured on one family never stand for the other's."""
     from course_lib import config
+    from course_lib.data.shapes import check_variety
 
-    fam = config.variety() if variety is None else _check_variety(variety)
+    fam = config.variety() if variety is None else check_variety(variety)
     return name if fam == "base" or name.endswith(f"-{fam}") else f"{name}-{fam}"
-
-
-def _check_variety(variety: str) -> str:
-    from course_lib.data.shapes import VARIETIES
-
-    if variety not in VARIETIES:
-        raise ValueError(f"unknown variety {variety!r}: ShapeNet-lite's families are {', '.join(VARIETIES)}")
-    return variety
 
 
 def path_of(name: str, profile: str, variety: str | None = None) -> Path:

@@ -415,6 +415,8 @@ def test_octnet_structure_cache_gives_the_uncached_logits_and_gradients():
         StructureCache(max_bytes=0)
     cache.clear()
     assert (len(cache), cache.nbytes, cache.hits, cache.misses) == (0, 0, 0, 0)
+    with pytest.raises(ValueError, match="operator"):                    # an operator of another structure
+        cached.convs[0].apply_operator(torch.zeros(27 * 4, 4).to_sparse(), torch.zeros(5, 1))
 
 
 def test_grid_classifiers_train_on_ci_sizes_and_their_step_cost_is_measured():

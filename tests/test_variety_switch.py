@@ -128,7 +128,7 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
         assert rows["00"]["wide_missing"] == [] and rows["11"]["wide_missing"] == ["evaluation"]
     assert results.load("point_sets", variety="base")["data"]["goals"][0]["met"] is True
     with pytest.raises(ValueError, match="base, wide"):
-        results.load("point_sets", variety="narrow")
+        results.load("point_sets", variety="narrow")    # the data package's check names the families
     assert results._main(["--profile", "laptop"]) == 0
     out = capsys.readouterr().out
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/primitives.py" in out

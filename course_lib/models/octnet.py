@@ -13,9 +13,9 @@ octree); otherwise the octree network computes, per leaf, the mean of the dense 
 
 Everything but the leaf values depends only on the input's *structure*: the octree, each layer's convolution
 operator (:func:`~course_lib.geometry.octree.conv_operator`) and where each leaf goes when pooled.  Building them
-costs far more than the convolutions on a CPU, so a classifier fed dense grids keeps them per shape in a
-:class:`StructureCache` (keyed by a digest of the occupancy grid) and assembles a batch's operators from its
-shapes' (leaves are stored batch-major, so a batch's operator is block-diagonal in its shapes').  The cached path
+is most of an uncached step's time on a CPU (``benchmarks/octrees.py --part octnet``), so a classifier fed dense
+grids keeps them per shape in a :class:`StructureCache` (keyed by a digest of the occupancy grid) and assembles a
+batch's operators from its shapes' (leaves are stored batch-major, so a batch's operator is block-diagonal in its shapes').  The cached path
 computes the same logits and gradients as building everything from the batch (tested); ``cache_structure=False``
 builds every time.
 """
@@ -177,7 +177,7 @@ class OctNetClassifier(nn.Module):
             if octree.dim() != 4:
                 raise ValueError(f"OctNetClassifier expects an Octree or occupancy grids (B, R, R, R), got "
                                  f"{tuple(octree.shape)}")
-            if self.cache_structure and octree.shape[0] > 0 and getattr(self.convs[0], "in_channels", 1) == 1:
+            if self.cache_structure and octree.shape[0] > 0:
                 cache = self.cache if self.cache is not None else STRUCTURE_CACHE
                 return self._forward_plans([cache.plan(g, self.tree_depth, len(self.convs)) for g in octree])
             octree = build_octree(octree > 0.5, self.tree_depth)
