@@ -92,6 +92,7 @@ from course_lib.experiments.protocol import (  # noqa: E402
     claim_sentence,
     goal,
     goal_sentence,
+    seed_budget,
     selection_part,
 )
 
@@ -258,10 +259,7 @@ def svr_train_on_val(profile: str) -> dict:
 
 def _mean_budget(bs: list[dict]) -> dict:
     """One row's budget from its seeds' runs: the first run's, with the wall seconds averaged over the runs."""
-    b = dict(bs[0])
-    b["seconds"] = float(np.mean([x["seconds"] for x in bs]))
-    b["runs"] = len(bs)
-    return b
+    return seed_budget(bs, count_key="runs")
 
 
 def part_svr(profile: str) -> dict:

@@ -75,6 +75,7 @@ from course_lib.experiments.common import (  # noqa: E402
     summarize,
     use_dataset,
 )
+from course_lib.experiments.protocol import seed_budget  # noqa: E402
 
 KINDS = ("chamfer", "emd")
 SELECTION_PARTS = ("train_autoencoders", "train_single_view")
@@ -220,8 +221,7 @@ def _seed_values(by: dict, seeds: list[int], average: float, label: str, key: st
 
 
 def _seed_budget(by: dict, seeds: list[int], label: str) -> dict:
-    b = by[label][seeds[0]]["budget"]
-    return {**b, "seconds": sum(by[label][k]["seconds"] for k in seeds) / len(seeds)}
+    return seed_budget([by[label][k]["budget"] for k in seeds], seconds=[by[label][k]["seconds"] for k in seeds])
 
 
 def mean_shape_claims(runs: list[dict], average: float) -> tuple[list[dict], list[dict]]:

@@ -67,7 +67,6 @@ from _common import md_table, write_result  # noqa: E402
 from course_lib import config  # noqa: E402
 from course_lib.experiments import primitives as E  # noqa: E402
 from course_lib.experiments.common import (  # noqa: E402
-    budget,
     claim,
     goal,
     real_dataset,
@@ -75,7 +74,7 @@ from course_lib.experiments.common import (  # noqa: E402
     selection_record,
     use_dataset,
 )
-from course_lib.experiments.protocol import claim_sentence, goal_sentence  # noqa: E402
+from course_lib.experiments.protocol import claim_sentence, goal_sentence, seed_budget  # noqa: E402
 from course_lib.models import primitives as P  # noqa: E402
 
 VARIANTS = E.VARIANTS
@@ -204,14 +203,7 @@ def part_evaluate(trained: list[dict], profile: str) -> tuple[dict, object, dict
 
 def _row_budget(rs: list[dict]) -> dict:
     """A table row's budget over its seeds: steps, examples, params of one run; seconds the mean per run."""
-    one = rs[0]["budget"]
-    steps = {r["budget"]["steps"] for r in rs}
-    if len(steps) != 1:
-        raise RuntimeError(f"the seeds of one row trained different numbers of steps: {sorted(steps)}")
-    extra = {k: v for k, v in one.items() if k not in ("steps", "examples", "seconds", "params")}
-    return budget(steps=one["steps"], examples=one["examples"],
-                  seconds=sum(r["budget"]["seconds"] for r in rs) / len(rs), params=one["params"],
-                  seconds_are="mean wall seconds of one training run", seeds=len(rs), **extra)
+    return seed_budget([r["budget"] for r in rs])
 
 
 def part_variance(sz, profile: str, model, held_out) -> dict:

@@ -52,11 +52,11 @@ from _common import add_dataset_args, md_table, result_name, use_dataset_args, w
 from course_lib import config  # noqa: E402
 from course_lib.experiments import primitives as E  # noqa: E402
 from course_lib.experiments.protocol import (  # noqa: E402
-    budget,
     claim,
     claim_sentence,
     goal,
     goal_sentence,
+    seed_budget,
     selection_part,
     selection_record,
 )
@@ -141,12 +141,7 @@ def part_evaluate(trained: list[dict], profile: str, real: str | None = None) ->
 
 
 def _row_budget(rs: list[dict]) -> dict:
-    one = rs[0]["budget"]
-    if len({r["budget"]["steps"] for r in rs}) != 1:
-        raise RuntimeError("the seeds of one row trained different numbers of steps")
-    return budget(steps=one["steps"], examples=one["examples"],
-                  seconds=sum(r["budget"]["seconds"] for r in rs) / len(rs), params=one["params"],
-                  seconds_are="mean wall seconds of one training run", seeds=len(rs))
+    return seed_budget([r["budget"] for r in rs])
 
 
 CLAIMS = (  # id, row a, sentence tested (against the course's surface / joint), metric key, label, higher is better

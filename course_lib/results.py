@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["Result", "results_dir", "path_of", "load", "show", "get", "claims", "goals", "claim", "say",
-           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS", "mean", "family_status"]
+           "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS", "mean", "family_status",
+           "compare_families", "show_families"]
 
 CURRENT_PROTOCOL = 2
 """The protocol of :mod:`course_lib.experiments.protocol` (choices on ``val``, the fresh test range).
@@ -252,15 +253,86 @@ def family_status(profile: str = "laptop") -> list[dict[str, Any]]:
     Introduced in ``lectures/01_data_and_representations.ipynb``.  The course's default family is ``base``; the
     wide family (fewer near-duplicates between the splits, ``benchmarks/splits.py``) becomes the default once every
     chapter is measured on it, and this table says how far that is: rows ``{"chapter", "base", "wide",
-    "wide_missing"}`` (marks as :func:`chapter_mark`; ``wide_missing`` the benchmarks without a protocol-2
-    ``<name>-wide-<profile>.json``).  ``python -m course_lib.results`` prints it with the commands.
+    "claims_same", "wide_missing"}`` (marks as :func:`chapter_mark`; ``claims_same``: of the claims its benchmarks
+    measured on both families, how many have the same verdict in both, :func:`compare_families`, ``"-"`` when no
+    benchmark of the chapter is measured on both; ``wide_missing`` the benchmarks without a protocol-2
+    ``<name>-wide-<profile>.json``).  ``python -m course_lib.results`` prints it with the commands, and with
+    ``--claims`` each benchmark's changed verdicts (:func:`show_families`).
     """
     rows = []
     for ch, names in CHAPTER_BENCHMARKS.items():
         missing = [n for n in names if (r := load(n, profile, "wide")) is None or r.protocol < CURRENT_PROTOCOL]
+        cmps = [c for n in names if (c := compare_families(n, profile)) is not None]
+        same, both = sum(len(c["same"]) for c in cmps), sum(len(c["same"]) + len(c["changed"]) for c in cmps)
         rows.append({"chapter": ch, "base": chapter_mark(ch, profile, "base")[0],
-                     "wide": chapter_mark(ch, profile, "wide")[0], "wide_missing": missing})
+                     "wide": chapter_mark(ch, profile, "wide")[0],
+                     "claims_same": f"{same} of {both}" if cmps else "-", "wide_missing": missing})
     return rows
+
+
+def compare_families(name: str, profile: str = "laptop") -> dict[str, Any] | None:
+    """How benchmark ``name``'s claims and goals read on ShapeNet-lite's wide family against its base family.
+
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  The two families have other test shapes, so
+    nothing is paired across them: each family's claim carries its own difference, standard error and verdict,
+    and this lists where the verdicts agree.  ``None`` unless both families have protocol-2 results.  Keys:
+    ``same`` (claim ids with one verdict in both), ``changed`` (``(base record, wide record)`` pairs whose
+    verdicts differ), ``only_base`` / ``only_wide`` (claim ids measured in one family only), ``goals_changed``
+    (``(base goal, wide goal)`` pairs met in one family and missed in the other), ``goals_only_wide`` (wide goal
+    records the base file lacks), and ``base`` / ``wide`` (the two :class:`Result`).
+    """
+    base, wide = load(name, profile, "base"), load(name, profile, "wide")
+    if base is None or wide is None or min(base.protocol, wide.protocol) < CURRENT_PROTOCOL:
+        return None
+
+    def by_id(r: Result, key: str) -> dict[str, dict[str, Any]]:
+        recs = r.data.get(key) or []
+        return {str(x.get("id")): dict(x) for x in recs if isinstance(x, Mapping)} if isinstance(recs, list) else {}
+
+    cb, cw = by_id(base, "claims"), by_id(wide, "claims")
+    gb, gw = by_id(base, "goals"), by_id(wide, "goals")
+    return {
+        "base": base, "wide": wide,
+        "same": [i for i in cw if i in cb and cb[i].get("verdict") == cw[i].get("verdict")],
+        "changed": [(cb[i], cw[i]) for i in cw if i in cb and cb[i].get("verdict") != cw[i].get("verdict")],
+        "only_base": [i for i in cb if i not in cw],
+        "only_wide": [i for i in cw if i not in cb],
+        "goals_changed": [(gb[i], gw[i]) for i in gw if i in gb and bool(gb[i].get("met")) != bool(gw[i].get("met"))],
+        "goals_only_wide": [gw[i] for i in gw if i not in gb],
+    }
+
+
+def show_families(name: str, profile: str = "laptop") -> dict[str, Any] | None:
+    """Print how ``name``'s claims and goals read on the wide family against the base family
+    (:func:`compare_families`): how many claims keep their verdict, each claim that changes (both families'
+    sentences, from their records) and each goal met in one family only; or the command that measures the
+    missing family.  Return the comparison (``None`` when a family is not measured)."""
+    from course_lib.experiments.protocol import claim_sentence, goal_sentence
+
+    cmp = compare_families(name, profile)
+    if cmp is None:
+        missing = [f for f in ("base", "wide") if (r := load(name, profile, f)) is None or r.protocol < CURRENT_PROTOCOL]
+        cmds = " and ".join(f"`{'COURSE_VARIETY=wide ' if f == 'wide' else ''}COURSE_PROFILE={profile} python "
+                            f"benchmarks/{name}.py`" for f in missing)
+        print(f"{name}: the {' and '.join(missing)} famil{'ies are' if len(missing) > 1 else 'y is'} not measured under "
+              f"protocol {CURRENT_PROTOCOL} yet; {cmds} measures it")
+        return None
+    n = len(cmp["same"]) + len(cmp["changed"])
+    print(f"{name} on the wide family ({cmp['wide'].describe()}):")
+    print(f"  {len(cmp['same'])} of {n} claims measured in both families have the same verdict in both"
+          + (f"; {len(cmp['only_wide'])} measured on the wide family only" if cmp["only_wide"] else "")
+          + (f"; {len(cmp['only_base'])} on the base family only" if cmp["only_base"] else ""))
+    for b, w in cmp["changed"]:
+        print(f"  changed: base family: {claim_sentence(b)}")
+        print(f"           wide family: {claim_sentence(w)}")
+    for b, w in cmp["goals_changed"]:
+        print(f"  goal changed: base family: {goal_sentence(b)}")
+        print(f"                wide family: {goal_sentence(w)}")
+    for w in cmp["goals_only_wide"]:
+        print(f"  goal of the wide family only: {goal_sentence(w)}")
+    if not cmp["changed"] and not cmp["goals_changed"]:
+        print("  every claim and goal measured in both families reads the same in both")
+    return cmp
 
 
 def _main(argv: list[str] | None = None) -> int:
@@ -270,11 +342,19 @@ def _main(argv: list[str] | None = None) -> int:
                                  description="Each chapter's README mark on ShapeNet-lite's base and wide families, "
                                              "and the commands that measure what the wide family lacks.")
     ap.add_argument("--profile", default="laptop")
+    ap.add_argument("--claims", action="store_true",
+                    help="also print, per benchmark measured on both families, the claims whose verdict changes")
     args = ap.parse_args(argv)
     rows = family_status(args.profile)
-    print(f"{'chapter':8s}{'base':>6s}{'wide':>6s}  wide family: benchmarks not measured yet")
+    print(f"{'chapter':8s}{'base':>6s}{'wide':>6s}  {'same verdict':14s}wide family: benchmarks not measured yet")
     for r in rows:
-        print(f"{r['chapter']:8s}{r['base']:>5s}{r['wide']:>5s}   {', '.join(r['wide_missing']) or '-'}")
+        print(f"{r['chapter']:8s}{r['base']:>5s}{r['wide']:>5s}   {r['claims_same']:14s}"
+              f"{', '.join(r['wide_missing']) or '-'}")
+    if args.claims:
+        names = sorted({p.name.split("-wide-")[0] for p in results_dir().glob(f"*-wide-{args.profile}.json")})
+        for n in names:
+            print()
+            show_families(n, args.profile)
     todo = [n for r in rows for n in r["wide_missing"]]
     if todo:
         print(f"\n{len(todo)} benchmark(s) to run on the wide family, each alone on the machine:")

@@ -161,6 +161,26 @@ def test_budget_and_ratio():
     assert P.budget_ratio({"a": _bud(100)}) is None
 
 
+def test_seed_budget_averages_seconds_and_refuses_unequal_steps():
+    runs = [P.budget(steps=10, examples=80, seconds=s, params=5, epochs=2) for s in (2.0, 4.0, 9.0)]
+    row = P.seed_budget(runs)
+    assert row["seconds"] == 5.0 and row["seeds"] == 3 and row["epochs"] == 2
+    assert (row["steps"], row["examples"], row["params"]) == (10, 80, 5)
+    assert "mean wall seconds" in row["seconds_are"]
+    # times kept outside the budgets, and another name for the count (chapter 04 calls them runs)
+    outside = P.seed_budget([P.budget(steps=3, examples=3, seconds=None, params=1)] * 2, seconds=[1.0, 2.0],
+                            count_key="runs")
+    assert outside["seconds"] == 1.5 and outside["runs"] == 2 and "seeds" not in outside
+    # a row's own summary fed back in is not counted twice
+    assert P.seed_budget([row])["seeds"] == 1
+    with pytest.raises(ValueError, match="different numbers of steps"):
+        P.seed_budget([runs[0], P.budget(steps=11, examples=88, seconds=1.0, params=5)])
+    with pytest.raises(ValueError, match="at least one run"):
+        P.seed_budget([])
+    with pytest.raises(ValueError, match="2 wall times for 3 runs"):
+        P.seed_budget(runs, seconds=[1.0, 2.0])
+
+
 def test_claim_sentence_says_each_verdict_and_unequal_budgets():
     kw = dict(a="A", b="B", metric="CD", higher_is_better=False, unit="seeds")
     ahead = P.claim("c", "A closer", values_a=[1, 1.1, 0.9], values_b=[2, 2.1, 1.9], **kw)

@@ -111,7 +111,8 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
 
     def write(name: str, met: bool, protocol: int = 2) -> None:
         (tmp_path / "res" / f"{name}-laptop.json").write_text(json.dumps(
-            {"provenance": {"protocol": protocol}, "data": {"goals": [{"id": "g", "met": met, "value": 1}]}}))
+            {"provenance": {"protocol": protocol}, "data": {"goals": [
+                {"id": "g", "text": "goal g", "met": met, "value": 1, "target": 1, "comparison": ">="}]}}))
 
     write("point_sets", True)
     write("point_sets-wide", False)
@@ -126,13 +127,62 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
         assert (rows["08"]["base"], rows["08"]["wide"], rows["08"]["wide_missing"]) == ("✅", "🔶", ["primitives"])
         assert (rows["01"]["base"], rows["01"]["wide"], rows["01"]["wide_missing"]) == ("🔶", "✅", [])
         assert rows["00"]["wide_missing"] == [] and rows["11"]["wide_missing"] == ["evaluation"]
+        assert (rows["05"]["claims_same"], rows["08"]["claims_same"]) == ("0 of 0", "-")  # no claim records here
     assert results.load("point_sets", variety="base")["data"]["goals"][0]["met"] is True
     with pytest.raises(ValueError, match="base, wide"):
         results.load("point_sets", variety="narrow")    # the data package's check names the families
     assert results._main(["--profile", "laptop"]) == 0
     out = capsys.readouterr().out
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/primitives.py" in out
-    assert "benchmarks/point_sets.py" not in out
+    assert "benchmarks/point_sets.py" not in out and "point_sets on the wide family" not in out
+    assert results._main(["--profile", "laptop", "--claims"]) == 0
+    out = capsys.readouterr().out
+    assert "point_sets on the wide family" in out and "every claim and goal measured in both" not in out
+
+
+def test_compare_families_lists_changed_verdicts_and_goals(cache, monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "res"))
+    (tmp_path / "res").mkdir()
+
+    def rec(cid: str, verdict: str, diff: float) -> dict:
+        return {"id": cid, "text": f"claim {cid}", "a": "A", "b": "B", "metric": "CD", "difference": diff, "se": 0.1,
+                "n": 3, "unit": "seeds", "verdict": verdict, "budget": {}}
+
+    def write(name: str, claims: list, goals: list, protocol: int = 2) -> None:
+        (tmp_path / "res" / f"{name}-laptop.json").write_text(json.dumps(
+            {"provenance": {"protocol": protocol, "command": f"run {name}"}, "data": {"claims": claims, "goals": goals}}))
+
+    def goal(gid: str, met: bool, value: float) -> dict:
+        return {"id": gid, "text": f"goal {gid}", "value": value, "target": 1.0, "comparison": "<=", "met": met}
+
+    write("demo", [rec("same", "ahead", -1.0), rec("flip", "not separated", 0.05), rec("gone", "behind", 1.0)],
+          [goal("g1", True, 0.5), goal("g2", True, 0.5)])
+    write("demo-wide", [rec("same", "ahead", -2.0), rec("flip", "behind", 0.9), rec("new", "ahead", -1.0)],
+          [goal("g1", False, 1.5), goal("g2", True, 0.7), goal("g3", False, 2.0)])
+    for active in (None, "wide"):                       # the active family does not change what is compared
+        if active:
+            monkeypatch.setenv("COURSE_VARIETY", active)
+        cmp = results.compare_families("demo")
+        assert cmp["same"] == ["same"] and cmp["only_base"] == ["gone"] and cmp["only_wide"] == ["new"]
+        assert [(b["verdict"], w["verdict"]) for b, w in cmp["changed"]] == [("not separated", "behind")]
+        assert [(b["met"], w["met"]) for b, w in cmp["goals_changed"]] == [(True, False)]
+        assert [g["id"] for g in cmp["goals_only_wide"]] == ["g3"]
+    results.show_families("demo")
+    out = capsys.readouterr().out
+    assert "1 of 2 claims" in out and "claim flip: not shown" in out and "claim flip: no, the opposite" in out
+    assert "🟡 goal g1: measured 1.5" in out and "goal g3" in out and "claim same" not in out
+    # a family measured before the protocol, or not at all, is named with its command
+    write("demo-wide", [rec("same", "ahead", -2.0)], [], protocol=1)
+    assert results.compare_families("demo") is None and results.show_families("demo") is None
+    assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/demo.py" in capsys.readouterr().out
+    assert results.show_families("absent") is None
+    out = capsys.readouterr().out
+    assert "base and wide families are" in out and "COURSE_PROFILE=laptop python benchmarks/absent.py" in out
+    # every claim and goal alike: said so
+    write("twin", [rec("same", "ahead", -1.0)], [goal("g1", True, 0.5)])
+    write("twin-wide", [rec("same", "ahead", -1.5)], [goal("g1", True, 0.6)])
+    results.show_families("twin")
+    assert "reads the same in both" in capsys.readouterr().out
 
 
 def test_a_benchmark_run_on_the_wide_family_writes_tagged_files(cache, monkeypatch, tmp_path):

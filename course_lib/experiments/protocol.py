@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from course_lib.data.splits import no_test_reads
@@ -32,7 +32,7 @@ from course_lib.data.splits import no_test_reads
 __all__ = ["PROTOCOL_VERSION", "MIN_SEEDS", "MIN_SHAPES", "VERDICTS", "CLAIM_KEYS", "GOAL_KEYS",
            "paired_difference", "verdict", "budget", "claim", "goal", "claim_sentence", "goal_sentence",
            "selection_record", "select_on_val", "selection_part", "validate_claim", "validate_goal",
-           "validate_records", "budget_ratio", "TooFewForClaim"]
+           "validate_records", "budget_ratio", "seed_budget", "TooFewForClaim"]
 
 PROTOCOL_VERSION = 2
 """Recorded in every results file's provenance.  1: choices could read the (now retired) test range;
@@ -126,6 +126,34 @@ def budget(*, steps: int | None, examples: int | None, seconds: float | None, pa
         out[k] = int(v) if k != "seconds" else round(float(v), 3)
     out.update(extra)
     return out
+
+
+def seed_budget(budgets: Sequence[Mapping[str, Any]], *, seconds: Sequence[float] | None = None,
+                count_key: str = "seeds") -> dict[str, Any]:
+    """One table row's budget from the budgets of its seeds' runs (:func:`budget` records).
+
+    Steps, examples, parameters and notes are one run's (every run must have trained the same number of steps:
+    a row whose seeds differ raises); ``seconds`` is the mean wall time of one run, taken from the budgets or
+    from ``seconds`` where the runs keep their times outside them; ``count_key`` records how many runs.
+
+    >>> seed_budget([budget(steps=10, examples=80, seconds=2.0, params=5), budget(steps=10, examples=80,
+    ...              seconds=4.0, params=5)])["seconds"]
+    3.0
+    """
+    if not budgets:
+        raise ValueError("seed_budget needs the budget of at least one run")
+    steps = {b.get("steps") for b in budgets}
+    if len(steps) != 1:
+        raise ValueError(f"the seeds of one row trained different numbers of steps: {sorted(map(str, steps))}")
+    secs = [float(b["seconds"]) for b in budgets] if seconds is None else [float(x) for x in seconds]
+    if len(secs) != len(budgets):
+        raise ValueError(f"{len(secs)} wall times for {len(budgets)} runs")
+    one = budgets[0]
+    extra = {k: v for k, v in one.items() if k not in ("steps", "examples", "seconds", "params", "seconds_are",
+                                                        count_key)}
+    return budget(steps=one.get("steps"), examples=one.get("examples"), seconds=sum(secs) / len(secs),
+                  params=one.get("params"), **extra, seconds_are="mean wall seconds of one training run",
+                  **{count_key: len(budgets)})
 
 
 def budget_ratio(budgets: Mapping[str, Mapping[str, Any]], key: str = "steps") -> float | None:

@@ -502,7 +502,9 @@ fig
 # %% [markdown]
 # The wide family becomes the course's default once every chapter is measured on it. How far that is, chapter
 # by chapter: README's mark on each family's results files (🔶 where a chapter's benchmarks have not run on it
-# yet) and the benchmarks still to run (`python -m course_lib.results` prints the same with their commands):
+# yet), how many of the claims measured on both families keep their verdict (each chapter's lecture ends with
+# the ones that change), and the benchmarks still to run (`python -m course_lib.results` prints the same with
+# their commands; `--claims` adds every changed verdict):
 
 # %%
 from course_lib.experiments.common import rows_table  # noqa: E402
