@@ -315,7 +315,7 @@ def show_families(name: str, profile: str = "laptop") -> dict[str, Any] | None:
         cmds = " and ".join(f"`{'COURSE_VARIETY=wide ' if f == 'wide' else ''}COURSE_PROFILE={profile} python "
                             f"benchmarks/{name}.py`" for f in missing)
         print(f"{name}: the {' and '.join(missing)} famil{'ies are' if len(missing) > 1 else 'y is'} not measured under "
-              f"protocol {CURRENT_PROTOCOL} yet; {cmds} measures it")
+              f"protocol {CURRENT_PROTOCOL} yet; {cmds} {'measure them' if len(missing) > 1 else 'measures it'}")
         return None
     n = len(cmp["same"]) + len(cmp["changed"])
     print(f"{name} on the wide family ({cmp['wide'].describe()}):")

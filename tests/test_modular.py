@@ -207,7 +207,7 @@ def test_print_decoder_cells_prints_the_measured_cells_and_their_claim(capsys, m
     assert "not measured yet" in capsys.readouterr().out
 
 
-def test_cross_table_text_and_changed_verdicts():
+def test_cross_table_text():
     data = {"encoders": ["image", "points"], "decoders": ["voxels", "points"],
             "cells": {"image/voxels": {"cd": [1.0, 3.0], "iou": [0.5, 0.7]},
                       "image/points": {"cd": [2.0, 2.0], "iou": [math.nan, math.nan]},
@@ -217,7 +217,3 @@ def test_cross_table_text_and_changed_verdicts():
     assert rows[0].split() == ["voxels", "points"]
     assert rows[1].split() == ["image", "2", "2"] and rows[2].split() == ["points", "5", "1"]
     assert MD.cross_table_text(data, "iou").splitlines()[1].split() == ["image", "0.6", "-"]
-    base = [{"id": "a", "verdict": "ahead"}, {"id": "b", "verdict": "not separated"}]
-    other = [{"id": "a", "verdict": "ahead"}, {"id": "b", "verdict": "behind"}, {"id": "c", "verdict": "ahead"}]
-    assert [c["id"] for c in MD.changed_verdicts(base, other)] == ["b", "c"]
-    assert MD.changed_verdicts(other, other) == []

@@ -34,7 +34,7 @@ from course_lib import config
 from course_lib.ops import chamfer_distance
 
 __all__ = ["ENCODERS", "DECODERS", "ModularNet", "modular_data", "modular_loss", "train_pair", "predict_surface",
-           "score_pair", "score_cells", "cross_table", "cross_table_text", "changed_verdicts", "print_decoder_cells"]
+           "score_pair", "score_cells", "cross_table", "cross_table_text", "print_decoder_cells"]
 
 ENCODERS = ("image", "points", "voxels")
 """Inputs: one rendered view (``rgb``), a surface point cloud (``points``), an occupancy grid (``voxels``)."""
@@ -389,13 +389,3 @@ def cross_table_text(data: dict[str, Any], metric: str = "cd") -> str:
     lines += [f"{e:8s}" + "".join(cell(data["cells"][f"{e}/{d}"][metric]) for d in data["decoders"])
               for e in data["encoders"]]
     return "\n".join(lines)
-
-
-def changed_verdicts(base: list[dict[str, Any]], other: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The claim records of ``other`` whose verdict differs from the record of the same id in ``base`` (a claim
-    ``base`` lacks counts as changed).
-
-    Introduced in ``lectures/11_evaluation.ipynb`` (the table on the wide family against the base family's).
-    """
-    before = {c["id"]: c["verdict"] for c in base}
-    return [c for c in other if before.get(c["id"]) != c["verdict"]]

@@ -242,7 +242,8 @@ with torch.no_grad():
 # %% [markdown]
 # Everything but the leaf values depends only on the input's structure: the octree, each layer's
 # operator $S$ and where each leaf goes when pooled. Building them is work a network need not repeat
-# (the `octree` and `octree (cached)` rows of the step-cost table below measure how much), so the classifier keeps each shape's structure in a `StructureCache` the first time it
+# (the `octree` and `octree (cached)` rows of the step-cost table below measure how much), so the
+# classifier keeps each shape's structure in a `StructureCache` the first time it
 # sees the shape and, for a batch, stacks its shapes' operators block by block (leaves are stored
 # shape by shape, so a batch's operator is block-diagonal). The logits and gradients are the same as
 # building everything from the batch (a unit test checks it); the price is memory, the structures kept per

@@ -620,13 +620,8 @@ if MOD_WIDE is None:
 else:
     print(f"modular-wide: {MOD_WIDE.describe()}")
     print(modular_lib.cross_table_text(MOD_WIDE.data))
-    base_claims = MOD.data["claims"] if MOD is not None and MOD.provenance.get("variety", "base") == "base" else []
-    changed = modular_lib.changed_verdicts(base_claims, MOD_WIDE.data["claims"])
-    if base_claims:
-        print(f"{len(MOD_WIDE.data['claims']) - len(changed)} of {len(MOD_WIDE.data['claims'])} claims have the "
-              "same verdict in both families; the others, from the wide family's records:")
-    for c in changed:
-        results.say("modular-wide", c["id"])
+    print()
+    results.show_families("modular")  # the claims whose verdict changes, both families' sentences
 
 # %% [markdown]
 # ## Summary
