@@ -11,8 +11,8 @@ tests' tiny fixture, :func:`real_data_step`).  Exits non-zero if any step fails.
 Then, unless ``--fast`` or ``--no-browser``, the website built from the notebooks nbval just executed
 (``tools/build_site.py --executed``; nbval's outputs are kept through ``COURSE_SAVE_EXECUTED``), and the
 browser test (``tests/browser``): the website's pages opened in headless Chromium, and every lecture and
-solution run in JupyterLab (``COURSE_BROWSER_TEST=1``; skipped with the install
-command when Chromium is missing, a failure under ``CI=true``).
+solution run in JupyterLab (``COURSE_BROWSER_TEST=1``, on the same workers as the pytest run; skipped with
+the install command when Chromium is missing, a failure under ``CI=true``).
 
 The pytest run is spread over the machine's cores with pytest-xdist (``-n 2 --dist loadfile`` on CI's 2 cores:
 a notebook's cells stay together in one worker; each worker's torch uses one thread, so two workers do not
@@ -115,6 +115,20 @@ def real_data_step(py: str, workers: int, env: dict[str, str]) -> tuple[str, int
                       "-p", "no:cacheprovider", "-q", *parallel], real_env)
 
 
+def browser_step(py: str, workers: int, env: dict[str, str]) -> tuple[str, int, float]:
+    """The browser test (``tests/browser``), spread over ``workers`` pytest-xdist processes (``--dist load``: one
+    test at a time to whichever worker is free; each worker starts its own JupyterLab and Chromium, and its
+    kernels use one torch thread, as in the nbval run).  ``COURSE_TEST_WORKERS=1`` (or ``--serial``) runs it in one
+    process."""
+    parallel = ["-n", str(workers), "--dist", "load"] if workers > 1 else []
+    browser_env = dict(env, COURSE_BROWSER_TEST="1")
+    if workers > 1:
+        browser_env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    return run(f"browser test (JupyterLab in headless Chromium, COURSE_PROFILE=ci, {workers} worker(s))",
+               [py, "-m", "pytest", "tests/browser", "-p", "no:cacheprovider", "-q", "-s", "--durations=5",
+                *parallel], browser_env)
+
+
 def main(argv: list[str]) -> int:
     fast = "--fast" in argv
     browser = not fast and "--no-browser" not in argv
@@ -153,9 +167,7 @@ def main(argv: list[str]) -> int:
     if browser and executed.exists():
         results.append(site_step(py, executed, env))
     if browser:
-        results.append(run("browser test (JupyterLab in headless Chromium, COURSE_PROFILE=ci)",
-                           [py, "-m", "pytest", "tests/browser", "-p", "no:cacheprovider", "-q", "-s",
-                            "--durations=5"], dict(env, COURSE_BROWSER_TEST="1")))
+        results.append(browser_step(py, workers, env))
     print("\n=== summary")
     for step, rc, secs in results:
         print(f"{'ok  ' if rc == 0 else 'FAIL'} {secs:7.1f} s  {step}" + ("" if rc == 0 else f" (exit {rc})"))

@@ -17,7 +17,6 @@ nbviewer) and checks that every widget cell still carries a static figure.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from browser_report import add_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("COURSE_BROWSER_ARTIFACTS", ROOT / ".cache" / "browser"))
@@ -201,10 +201,7 @@ def problems(report: dict) -> list[str]:
 
 
 def _save(report: dict) -> None:
-    path = ARTIFACTS / "report.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[report["notebook"]] = report
-    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+    add_entry(ARTIFACTS / "report.json", report["notebook"], report)
 
 
 @pytest.mark.parametrize("rel", NOTEBOOKS)

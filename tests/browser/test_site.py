@@ -32,6 +32,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
+from browser_report import add_entry
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("COURSE_SITE_DIR", ROOT / "site" / "_build" / "html")).resolve()
@@ -221,10 +222,7 @@ def _local_target(page: str, href: str) -> Path | None:
 
 
 def _save(report: dict) -> None:
-    path = SHOTS / "report.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
-    data[report["page"]] = report
-    path.write_text(json.dumps(data, indent=1, sort_keys=True))
+    add_entry(SHOTS / "report.json", report["page"], report)
 
 
 @pytest.mark.parametrize("page", _pages() or ["(no site built)"])
