@@ -79,6 +79,15 @@ def test_workers() -> int:
     return max(1, min(4, cores))
 
 
+def xdist(workers: int, env: dict[str, str], dist: str = "loadfile") -> tuple[list[str], dict[str, str]]:
+    """pytest-xdist's arguments for ``workers`` processes and the environment they run in: each worker's torch
+    (and its notebooks' kernels) on one thread, so that the workers do not fight over the cores.  One worker:
+    no arguments and ``env`` unchanged."""
+    if workers <= 1:
+        return [], env
+    return ["-n", str(workers), "--dist", dist], dict(env, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+
+
 def site_step(py: str, executed: Path, env: dict[str, str]) -> tuple[str, int, float]:
     """Build the website from the notebooks nbval just executed (nothing runs twice); its pages are then
     opened by the browser step (``tests/browser/test_site.py``).  Without Sphinx (the ``site`` extra) the
@@ -110,7 +119,7 @@ def real_data_step(py: str, workers: int, env: dict[str, str]) -> tuple[str, int
     real_env = dict(env, COURSE_DATASET="modelnet", COURSE_MODELNET_DIR=str(base / "ModelNet"),
                     COURSE_DATA_DIR=str(base / "cache"), OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     real_env.pop("COURSE_SAVE_EXECUTED", None)
-    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
+    parallel, real_env = xdist(workers, real_env)
     return run(step, [py, "-m", "pytest", "lectures", "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=600",
                       "-p", "no:cacheprovider", "-q", *parallel], real_env)
 
@@ -120,10 +129,7 @@ def browser_step(py: str, workers: int, env: dict[str, str]) -> tuple[str, int, 
     test at a time to whichever worker is free; each worker starts its own JupyterLab and Chromium, and its
     kernels use one torch thread, as in the nbval run).  ``COURSE_TEST_WORKERS=1`` (or ``--serial``) runs it in one
     process."""
-    parallel = ["-n", str(workers), "--dist", "load"] if workers > 1 else []
-    browser_env = dict(env, COURSE_BROWSER_TEST="1")
-    if workers > 1:
-        browser_env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    parallel, browser_env = xdist(workers, dict(env, COURSE_BROWSER_TEST="1"), dist="load")
     return run(f"browser test (JupyterLab in headless Chromium, COURSE_PROFILE=ci, {workers} worker(s))",
                [py, "-m", "pytest", "tests/browser", "-p", "no:cacheprovider", "-q", "-s", "--durations=5",
                 *parallel], browser_env)
@@ -150,8 +156,7 @@ def main(argv: list[str]) -> int:
     if not fast:
         targets += [d for d in ("lectures", "solutions", "labs") if any((ROOT / d).glob("*.ipynb"))]
     workers = 1 if serial else test_workers()
-    parallel = ["-n", str(workers), "--dist", "loadfile"] if workers > 1 else []
-    pytest_env = dict(env, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1") if workers > 1 else env
+    parallel, pytest_env = xdist(workers, env)
     pytest_cmd = [py, "-m", "pytest", *targets, "--nbval-lax", "--nbval-current-env",
                   "--nbval-cell-timeout=600", "-p", "no:cacheprovider", "-q", "--durations=10", *parallel, *extra]
     executed = ROOT / ".cache" / "site" / "ci-executed"
