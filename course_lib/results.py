@@ -25,7 +25,7 @@ from typing import Any
 
 __all__ = ["Result", "results_dir", "path_of", "load", "show", "get", "claims", "goals", "claim", "say",
            "show_goals", "CURRENT_PROTOCOL", "CHAPTER_BENCHMARKS", "chapter_mark", "MARKS", "mean", "family_status",
-           "compare_families", "show_families"]
+           "compare_families", "show_families", "measured_parts"]
 
 CURRENT_PROTOCOL = 2
 """The protocol of :mod:`course_lib.experiments.protocol` (choices on ``val``, the fresh test range).
@@ -247,6 +247,15 @@ def chapter_mark(chapter: str, profile: str = "laptop", variety: str | None = No
     return MARKS[state], reasons
 
 
+def measured_parts(result: Result | None) -> list[str]:
+    """The parts a results file holds when its benchmark runs by parts (``--part``; octrees, mesh_sign,
+    first_run): the keys of its data whose value carries its own ``provenance``.  Empty for ``None`` or a
+    benchmark measured in one run."""
+    if result is None:
+        return []
+    return [k for k, v in result.data.items() if isinstance(v, Mapping) and "provenance" in v]
+
+
 def family_status(profile: str = "laptop") -> list[dict[str, Any]]:
     """Per chapter, its README mark on each ShapeNet-lite family and the benchmarks the wide family still lacks.
 
@@ -256,12 +265,20 @@ def family_status(profile: str = "laptop") -> list[dict[str, Any]]:
     "claims_same", "wide_missing"}`` (marks as :func:`chapter_mark`; ``claims_same``: of the claims its benchmarks
     measured on both families, how many have the same verdict in both, :func:`compare_families`, ``"-"`` when no
     benchmark of the chapter is measured on both; ``wide_missing`` the benchmarks without a protocol-2
-    ``<name>-wide-<profile>.json``).  ``python -m course_lib.results`` prints it with the commands, and with
-    ``--claims`` each benchmark's changed verdicts (:func:`show_families`).
+    ``<name>-wide-<profile>.json``, or ``"<name> --part <part>"`` for each part of a benchmark run by parts that
+    the base family's file has and the wide one's lacks, :func:`measured_parts`).  ``python -m course_lib.results``
+    prints it with the commands, and with ``--claims`` each benchmark's changed verdicts (:func:`show_families`).
     """
     rows = []
     for ch, names in CHAPTER_BENCHMARKS.items():
-        missing = [n for n in names if (r := load(n, profile, "wide")) is None or r.protocol < CURRENT_PROTOCOL]
+        missing = []
+        for n in names:
+            w = load(n, profile, "wide")
+            if w is None or w.protocol < CURRENT_PROTOCOL:
+                missing.append(n)
+            else:  # a benchmark measured by parts: each part the base family has, the wide one needs too
+                missing += [f"{n} --part {part}" for part in measured_parts(load(n, profile, "base"))
+                            if part not in measured_parts(w)]
         cmps = [c for n in names if (c := compare_families(n, profile)) is not None]
         same, both = sum(len(c["same"]) for c in cmps), sum(len(c["same"]) + len(c["changed"]) for c in cmps)
         rows.append({"chapter": ch, "base": chapter_mark(ch, profile, "base")[0],
@@ -359,7 +376,9 @@ def _main(argv: list[str] | None = None) -> int:
     if todo:
         print(f"\n{len(todo)} benchmark(s) to run on the wide family, each alone on the machine:")
         for n in todo:
-            print(f"  COURSE_VARIETY=wide COURSE_PROFILE={args.profile} python benchmarks/{n}.py")
+            name, _, part = n.partition(" ")
+            print(f"  COURSE_VARIETY=wide COURSE_PROFILE={args.profile} python benchmarks/{name}.py"
+                  + (f" {part}" if part else ""))
     return 0
 
 

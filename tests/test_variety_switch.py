@@ -119,6 +119,9 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
     write("primitives", True)
     write("primitives-wide", True, protocol=1)       # measured before the protocol: still missing
     write("splits-wide", True)
+    for name, parts in (("octrees", ("ae", "octnet")), ("octrees-wide", ("ae",))):  # measured by parts
+        (tmp_path / "res" / f"{name}-laptop.json").write_text(json.dumps(
+            {"provenance": {"protocol": 2}, "data": {"goals": [], **{p: {"provenance": {}} for p in parts}}}))
     for active in (None, "wide"):                    # the active family does not change what is read
         if active:
             monkeypatch.setenv("COURSE_VARIETY", active)
@@ -127,6 +130,7 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
         assert (rows["08"]["base"], rows["08"]["wide"], rows["08"]["wide_missing"]) == ("✅", "🔶", ["primitives"])
         assert (rows["01"]["base"], rows["01"]["wide"], rows["01"]["wide_missing"]) == ("🔶", "✅", [])
         assert rows["00"]["wide_missing"] == [] and rows["11"]["wide_missing"] == ["evaluation"]
+        assert rows["04"]["wide_missing"] == ["octrees --part octnet"]  # the part the wide file lacks
         assert (rows["05"]["claims_same"], rows["08"]["claims_same"]) == ("0 of 0", "-")  # no claim records here
     assert results.load("point_sets", variety="base")["data"]["goals"][0]["met"] is True
     with pytest.raises(ValueError, match="base, wide"):
@@ -135,9 +139,13 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
     out = capsys.readouterr().out
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/primitives.py" in out
     assert "benchmarks/point_sets.py" not in out and "point_sets on the wide family" not in out
+    assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/octrees.py --part octnet" in out
+    assert "--part ae" not in out
     assert results._main(["--profile", "laptop", "--claims"]) == 0
     out = capsys.readouterr().out
-    assert "point_sets on the wide family" in out and "every claim and goal measured in both" not in out
+    assert "point_sets on the wide family" in out
+    point_sets = out.split("point_sets on the wide family")[1].split("\n\n")[0]  # its block only
+    assert "every claim and goal measured in both" not in point_sets
 
 
 def test_compare_families_lists_changed_verdicts_and_goals(cache, monkeypatch, tmp_path, capsys):

@@ -624,6 +624,28 @@ else:
     results.show_families("modular")  # the claims whose verdict changes, both families' sentences
 
 # %% [markdown]
+# ## The chapter on the wide family
+#
+# The whole table of section 3, run again with `COURSE_VARIETY=wide`: every chapter's model loaded from the
+# checkpoint its chapter trained on the wide family, scored on the wide family's own fresh test shapes, with
+# the same columns, conventions and protocol study. The two families' test shapes differ, so no row is paired
+# across them: each claim keeps its own difference, standard error and verdict, read within its family, and
+# `results.show_families` prints the ones whose verdict changes and each goal met in one family only. Before
+# reading, predict: on shapes farther from every training shape, which rows should lose most against the
+# oracle, and should the retrieval rows climb or fall in the ranking?
+
+# %%
+EV_WIDE = results.load("evaluation-wide", "laptop")
+if EV_WIDE is None:
+    print("not measured yet: `COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/evaluation.py`")
+else:
+    print(f"evaluation-wide: {EV_WIDE.describe()}")
+    print("held-out shapes:", ", ".join(EV_WIDE.data["shapes"]))
+    print(ev_lib.format_rows(EV_WIDE.data["table"]))
+    print()
+    results.show_families("evaluation")  # the claims whose verdict changes, both families' sentences
+
+# %% [markdown]
 # ## Summary
 #
 # - Every 3D metric hides a convention: squared or plain distances, sum or mean of the two
