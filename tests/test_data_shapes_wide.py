@@ -55,7 +55,8 @@ def _fixed_points() -> torch.Tensor:
     return torch.as_tensor(g.uniform(-1.1, 1.1, size=(512, 3)).astype(np.float32))
 
 
-def test_base_shapes_unchanged():
+def test_base_shapes_unchanged(monkeypatch):
+    monkeypatch.setenv("COURSE_VARIETY", "base")
     pts = _fixed_points()
     for (category, seed), expect in BASE_FINGERPRINTS.items():
         for shape in (make_shape(category, seed), make_shape(category, seed, variety="base")):
@@ -76,7 +77,7 @@ def test_unknown_variety_names_valid_ones(variety):  # (None is the active famil
 
 def test_varieties():
     assert shapes.VARIETIES == ("base", "wide")
-    a, b = make_shape("chair", 3), make_shape("chair", 3, variety="wide")
+    a, b = make_shape("chair", 3, variety="base"), make_shape("chair", 3, variety="wide")
     assert a is not b and b.variety == "wide" and "wide" in repr(b)
     assert make_shape("chair", 3, variety="wide") is b  # cached per variety
     p = torch.rand(500, 3) * 2 - 1
@@ -119,6 +120,34 @@ def test_wide_sdf_sign_agrees_with_mesh_and_is_a_bound(category):
         surf, _ = shape.sample_surface(20000)
         dist = cKDTree(surf.double().numpy()).query(p)[0]
         assert np.all(np.abs(d) <= dist + 2e-3), (category, seed, float((np.abs(d) - dist).max()))
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_wide_meshes_are_watertight_but_may_have_several_pieces(category):
+    # the base family's meshes are one piece (tests/test_data_shapes.py); the wide family's parts need not touch
+    import trimesh
+
+    for seed in range(2, 8):
+        mesh = make_shape(category, seed, variety="wide").mesh(40)
+        assert mesh.is_watertight and mesh.volume > 0, (category, seed)
+        pieces = trimesh.graph.connected_components(mesh.face_adjacency, nodes=np.arange(len(mesh.faces)))
+        assert 1 <= len(pieces) <= 12, (category, seed, len(pieces))
+
+
+@pytest.mark.parametrize("category", CATEGORIES)
+def test_wide_surface_normals_are_unit_and_outward(category):
+    # float32 surface samples land exactly on flat faces (a capped cone's cap), where autograd's gradient of
+    # sqrt(0) is 0: every normal must still be a unit vector that agrees with trimesh's face normal there
+    import trimesh
+
+    for seed in (1, 3):
+        shape = make_shape(category, seed, variety="wide")
+        pts, nrm = shape.sample_surface(2048)
+        np.testing.assert_allclose(nrm.norm(dim=-1).numpy(), 1.0, atol=1e-5, err_msg=str((category, seed)))
+        mesh = shape.mesh(80)
+        _, _, tri = trimesh.proximity.closest_point(mesh, pts[:400].double().numpy())
+        dots = (mesh.face_normals[tri] * nrm[:400].double().numpy()).sum(1)
+        assert np.median(dots) > 0.99 and np.mean(dots > 0.8) > 0.9, (category, seed)
 
 
 @pytest.mark.parametrize("r1,r2", [(0.4, 0.15), (0.1, 0.35), (0.3, 0.0), (0.25, 0.25)])
@@ -199,7 +228,7 @@ def test_splits_benchmark_loads_wide_shapes():
     assert out["seed"].tolist() == split_seeds("train", 2) * 2
     assert out["label"].tolist() == [CATEGORIES.index("mug")] * 2 + [CATEGORIES.index("lamp")] * 2
     wide = make_shape("mug", int(out["seed"][0]), variety="wide")
-    base = make_shape("mug", int(out["seed"][0]))
+    base = make_shape("mug", int(out["seed"][0]), variety="base")
     assert wide.sdf(out["target_points"][0]).abs().max() < 1e-3
     assert base.sdf(out["target_points"][0]).abs().max() > 1e-2
     assert not torch.equal(out["target_points"][0], out["oracle_points"][0])

@@ -19,7 +19,7 @@ Cache
 -----
 Each representation of each shape is stored as one ``.npz`` file under
 ``config.cache_dir() / "shapenet_lite" / "v<GENERATOR_VERSION>" / <category> / <seed>/``
-(``v<GENERATOR_VERSION>-wide`` for the wide family, ``COURSE_VARIETY=wide``, whose ``cache_dir`` is also its own),
+(``v<GENERATOR_VERSION>-wide-r<revision>`` for the wide family, ``COURSE_VARIETY=wide``, whose ``cache_dir`` is also its own),
 named by the representation and its parameters (the generator version is in the
 path *and* inside the file).  Files are written atomically (a temporary file in
 the same folder, then ``os.replace``; no fsync: a power cut may lose a file, which is then
@@ -44,7 +44,7 @@ from torch.utils.data import Dataset
 
 from .. import config
 from .samplers import DEFAULT_SIGMAS, sample_occupancy, sample_sdf, voxelize
-from .shapes import CATEGORIES, GENERATOR_VERSION, Shape, check_category, make_shape
+from .shapes import CATEGORIES, GENERATOR_VERSION, Shape, check_category, family_tag, make_shape
 from .splits import SAMPLING_STREAMS, SPLIT_SEED_OFFSET, SPLITS, split_seeds
 from .views import render
 
@@ -262,8 +262,8 @@ class ShapeNetLite(Dataset):
         return {k: out[k].numpy() for k in ("rgb", "depth", "silhouette", "K", "Rt")}
 
     def _version_dir(self) -> str:
-        """``v<GENERATOR_VERSION>``, with ``-<family>`` for a family other than the base one."""
-        return f"v{GENERATOR_VERSION}" + ("" if self.variety == "base" else f"-{self.variety}")
+        """``v<GENERATOR_VERSION>``, with ``-<family>-r<revision>`` for a family other than the base one."""
+        return f"v{GENERATOR_VERSION}" + family_tag(self.variety)
 
     def cache_path(self, rep: str, category: str, seed: int) -> Path:
         """Where the cache file of one representation of one shape lives."""

@@ -35,10 +35,12 @@ D, ear or two handles, lids, rims, ribs and saucers; sofas with L or U sections,
 camel backs, legs or a skirt; benches with slatted seats on panels, legs, A-frames, park-bench frames or
 trestles; bottles, flasks and jugs; cases, stepped, grid, etagere and ladder bookshelves with doors.  Its
 parts keep the same thickness rule and its SDF the same guarantees (exact primitives, bounds from CSG and
-ellipsoids); the base family is bit-identical to the one before the variety existed.
+ellipsoids), and its meshes are watertight, but its parts do not always overlap: a car's wheels, a mug's lid or a
+chair's back may stand just apart, so a wide shape is not always in one piece.  The base family is bit-identical
+to the one before the variety existed.
 
 Every part is at least ~0.1 thick after normalisation (>= 2 cells of a 48^3 grid on
-[-1, 1]^3) and parts overlap, so meshes are watertight and in one piece (tested for
+[-1, 1]^3) and, in the base family, parts overlap, so meshes are watertight and in one piece (tested for
 20 seeds per category at resolution 40; checked for 100 seeds at 40 and 48).
 
 Frame and normalisation
@@ -89,12 +91,24 @@ from .primitives import (
 )
 from .splits import check_test_read, split_of
 
-__all__ = ["CATEGORIES", "GENERATOR_VERSION", "MAX_SEED", "VARIETIES", "Shape", "make_shape", "check_category",
-           "check_seed", "check_variety"]
+__all__ = ["CATEGORIES", "FAMILY_REVISIONS", "GENERATOR_VERSION", "MAX_SEED", "VARIETIES", "Shape", "make_shape", "check_category",
+           "check_seed", "check_variety", "family_tag"]
 
 GENERATOR_VERSION = 1
 """Bumped whenever anything changes the generated data (a category's generator, the
 normalisation, the samplers); part of every cache key, so old cache files are ignored."""
+
+FAMILY_REVISIONS = {"base": 1, "wide": 2}
+"""Revision of each family's generated data, bumped when a change touches one family only (the base family stays
+bit-identical, so its caches stay valid).  Wide revision 2: surface-sample normals that autograd left at zero on
+flat faces (about 5% of a table's or a bottle's samples) are recomputed in float64.  Part of every cache key of a
+family other than the base one (:func:`family_tag`)."""
+
+
+def family_tag(variety: str) -> str:
+    """What a family adds to a cache key: ``""`` for the base family, ``"-wide-r2"`` for wide revision 2."""
+    variety = check_variety(variety)
+    return "" if variety == "base" else f"-{variety}-r{FAMILY_REVISIONS[variety]}"
 
 MAX_SEED = 2**31 - 1
 """Largest accepted seed."""
@@ -1418,7 +1432,7 @@ class Shape:
     def key(self) -> str:
         """What identifies the shape in a cache key: category, seed, generator version and (other than the base
         one) its family, as :meth:`course_lib.experiments.mesh_shape.MeshShape.key` identifies a real mesh."""
-        return f"{self.category}-{self.seed}-{GENERATOR_VERSION}" + ("" if self.variety == "base" else f"-{self.variety}")
+        return f"{self.category}-{self.seed}-{GENERATOR_VERSION}" + family_tag(self.variety)
 
     @property
     def n_primitives(self) -> int:
@@ -1477,6 +1491,14 @@ class Shape:
             g2 = (g * g).sum(-1, keepdim=True).clamp(min=1e-12)
             p = p - d[..., None] * g / g2
         _, g = self.gradient(p)
+        # A point that lands exactly on a face (in float32 it often does) can sit where the SDF's
+        # distance term is sqrt(0) and autograd gives a zero gradient there (a capped cone's flat cap).
+        # Re-evaluate those points in float64, where the face is not hit exactly; other normals are unchanged.
+        flat = torch.linalg.vector_norm(g, dim=-1) < 0.5
+        if bool(flat.any()) and p.dtype != torch.float64:
+            _, g64 = self.gradient(p[flat].double())
+            g = g.clone()
+            g[flat] = g64.to(g.dtype)
         n = g / torch.linalg.vector_norm(g, dim=-1, keepdim=True).clamp(min=1e-12)
         return p, n
 
