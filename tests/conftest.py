@@ -25,3 +25,11 @@ def jit_impl(request, monkeypatch):
     elif not _jit.AVAILABLE:
         pytest.skip("numba is not installed")
     return str(request.param)
+
+
+@pytest.fixture
+def base_family(monkeypatch):
+    """Run a test on ShapeNet-lite's base family (``COURSE_VARIETY=base``), whatever the default family is: for
+    tests of a base shape's recorded properties (one piece, its fingerprints, its numbers) and of file and folder
+    names of the base family.  The wide family's own tests name it explicitly."""
+    monkeypatch.setenv("COURSE_VARIETY", "base")

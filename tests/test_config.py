@@ -90,6 +90,7 @@ def test_seed_everything_is_reproducible():
             config.seed_everything(bad)
 
 
+@pytest.mark.usefixtures("base_family")
 def test_cache_dir_env(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "c"))
     assert config.cache_dir() == tmp_path / "c"

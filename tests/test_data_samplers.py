@@ -85,6 +85,7 @@ def test_voxelize_matches_mesh_contains():
     assert ext[0] == ext.max()
 
 
+@pytest.mark.usefixtures("base_family")
 def test_sdf_gradient_stats_against_finite_differences():
     from course_lib.data import sdf_gradient_stats
 

@@ -15,6 +15,8 @@ from scipy.spatial import cKDTree
 from course_lib.data import CATEGORIES, make_shape, shapes
 from course_lib.data import primitives as P
 
+pytestmark = pytest.mark.usefixtures("base_family")  # the base family's recorded properties
+
 
 def test_categories():
     assert len(CATEGORIES) >= 8

@@ -183,6 +183,7 @@ def test_render_mesh_agrees_with_trimesh_ray_casting():
     assert (out["face"].numpy().reshape(-1)[ray_idx][both] == tri_idx[both]).mean() > 0.99
 
 
+@pytest.mark.usefixtures("base_family")
 @pytest.mark.parametrize("category", ["chair", "airplane"])
 def test_render_mesh_of_a_shapes_mesh_looks_like_render(category):
     """ShapeNet-lite's sphere tracer against its own marching-cubes mesh (R = 64) through render_mesh, same
@@ -206,6 +207,7 @@ def test_render_mesh_of_a_shapes_mesh_looks_like_render(category):
     assert out["camera"] == ref["camera"]
 
 
+@pytest.mark.usefixtures("base_family")
 def test_render_mesh_tiles_and_chunks_do_not_change_the_image():
     from course_lib.data.views import ray_mesh_hits, render_mesh
 

@@ -50,6 +50,7 @@ def test_mlp_sdf_sizes():
         memory.mlp_sdf((3,))
 
 
+@pytest.mark.usefixtures("base_family")
 def test_memory_table_grows_as_the_analytic_exponents():
     shape = data.make_shape("car", data.reserved_seed("demo"))
     res = (8, 16, 32)

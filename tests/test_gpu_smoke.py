@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -24,6 +26,7 @@ def test_discovery_finds_the_migrated_chapters():
     assert "common" not in names
 
 
+@pytest.mark.usefixtures("base_family")
 def test_gpu_smoke_runs_every_module_on_cpu(tmp_path, monkeypatch, one_torch_thread):
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
     monkeypatch.setenv("COURSE_PROFILE", "ci")

@@ -110,7 +110,7 @@ def test_train_occnet_schedule_is_applied_and_validated(tmp_path, monkeypatch):
     diff = max(float((a - b).abs().max()) for a, b in zip(cos.parameters(), const.parameters()))
     assert diff > 1e-6
     # each variant has its own checkpoint: neither overwrote the other
-    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch07_occnet_occnet_mix-ci-*.pt"))) == 2
 
 
 def test_occnet_train_data_takes_its_own_shapes_and_sampling(tmp_path, monkeypatch):
@@ -161,7 +161,7 @@ def _check_n_query(train_fn, data, checkpoints, pattern: str) -> None:
 def test_train_occnet_n_query_is_applied_and_validated(tmp_path, monkeypatch):
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600)
-    _check_n_query(ex.train_occnet, data, tmp_path / "checkpoints", "ch07_occnet_occnet_mix-ci-*.pt")
+    _check_n_query(ex.train_occnet, data, config.cache_dir() / "checkpoints", "ch07_occnet_occnet_mix-ci-*.pt")
 
 
 def test_train_deepsdf_n_query_is_its_own_size_applied_and_validated(tmp_path, monkeypatch):
@@ -171,7 +171,7 @@ def test_train_deepsdf_n_query_is_its_own_size_applied_and_validated(tmp_path, m
     assert table["ch07.sdf_n_query"]["laptop"] != table["ch07.n_query"]["laptop"]
     monkeypatch.setenv(config.ENV_CACHE, str(tmp_path))
     data = ex.implicit_data("train", categories=("mug",), per_category=2, profile="ci", n_pool=600, kind="sdf")
-    _check_n_query(ex.train_deepsdf, data, tmp_path / "checkpoints", "ch07_deepsdf_*-ci-*.pt")
+    _check_n_query(ex.train_deepsdf, data, config.cache_dir() / "checkpoints", "ch07_deepsdf_*-ci-*.pt")
 
 
 # --- protocol 2: the val split, OccNet's settings, budgets, the selection score ----------------------------
@@ -239,11 +239,11 @@ def test_train_occnet_setting_is_train_occnet_on_its_data(tmp_path, monkeypatch)
                                     progress=False)
     assert ref_hist.epochs_run == hist.epochs_run == st["epochs"]
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), ref.state_dict().values()))
-    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_*.pt"))) == 1  # loaded, not trained twice
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch07_occnet_*.pt"))) == 1  # loaded, not trained twice
     # another sampling is another model and another checkpoint
     other, _ = ex.train_occnet_setting({**st, "sampling": "uniform"}, "ci", progress=False)
     assert any(not torch.equal(a, b) for a, b in zip(model.state_dict().values(), other.state_dict().values()))
-    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_*.pt"))) == 2
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch07_occnet_*.pt"))) == 2
     # every knob of the setting reaches train_occnet: queries, schedule and epochs too
     st2 = {**st, "n_query": 2048, "schedule": "constant", "epochs": 2}
     m2, h2 = ex.train_occnet_setting(st2, "ci", progress=False)
@@ -251,7 +251,7 @@ def test_train_occnet_setting_is_train_occnet_on_its_data(tmp_path, monkeypatch)
                             n_query=2048, schedule="constant")
     assert h2.epochs_run == 2
     assert all(torch.equal(a, b) for a, b in zip(m2.state_dict().values(), r2.state_dict().values()))
-    assert len(list((tmp_path / "checkpoints").glob("ch07_occnet_*.pt"))) == 3
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch07_occnet_*.pt"))) == 3
 
 
 def test_occnet_budget_by_hand():
@@ -283,7 +283,7 @@ def test_held_out_iou_is_evaluate_fields_iou_and_thin_index(tmp_path, monkeypatc
     with torch.no_grad():
         pred = model.decoder(p[None], z[None])[0] > model.level
     truth = shape.occupancy(p)
-    assert float(iou[1]) == pytest.approx(float((pred & truth).sum() / (pred | truth).sum()), abs=1e-9)
+    assert float(iou[1]) == pytest.approx(float((pred & truth).sum() / (pred | truth).sum()), abs=1e-6)  # float32 ulps
     # the airplane has no thin part: the thin metrics cover the mug only, and say so
     assert res["thin_index"] == [1] and res["metrics"]["thin_recall"].shape == (1,)
 

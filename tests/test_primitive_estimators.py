@@ -123,6 +123,7 @@ class _PartBoxes:
                             translation=((hi + lo) / 2)[None], prob=torch.ones(1, m), kind="cuboid")
 
 
+@pytest.mark.usefixtures("base_family")
 def test_part_coherence_scores_a_coherent_network_above_chance_and_an_incoherent_one_lower():
     from course_lib.data import make_shape
 

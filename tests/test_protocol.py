@@ -293,6 +293,7 @@ def test_committed_records_are_valid(path):
         assert int(content["provenance"].get("protocol", 1)) >= 2, f"{path.name}: records without protocol 2"
 
 
+@pytest.mark.usefixtures("base_family")
 def test_results_say_prints_from_the_record(tmp_path, monkeypatch, capsys):
     rec = P.claim("x", "A closer than B", a="A", b="B", metric="CD", values_a=[1, 1.1, 0.9],
                   values_b=[2, 2.1, 1.9], higher_is_better=False, unit="seeds")

@@ -39,6 +39,7 @@ def test_write_then_load_roundtrip(tmp_path, monkeypatch):
     assert results.show("demo", "gpu") is None
 
 
+@pytest.mark.usefixtures("base_family")
 def test_a_broken_file_is_an_error_not_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path))
     (tmp_path / "x-laptop.json").write_text("{not json")

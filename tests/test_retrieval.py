@@ -352,6 +352,7 @@ def test_retrieval_benchmark_report_and_claims_from_records():
     assert "nearest training shape (oracle)" in txt and "A ahead of B" in txt
 
 
+@pytest.mark.usefixtures("base_family")
 def test_show_chapter_prints_the_table_and_only_that_chapters_claims(tmp_path, monkeypatch, capsys):
     import json
 

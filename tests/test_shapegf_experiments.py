@@ -103,7 +103,7 @@ def test_train_shapegf_schedule_is_applied_and_validated(tmp_path, monkeypatch):
     # same seed and first epoch at the same rate; the later epochs differ only through the schedule
     assert h_cos.train_loss[0] == pytest.approx(h_const.train_loss[0])
     assert max(float((a - b).abs().max()) for a, b in zip(cos.parameters(), const.parameters())) > 1e-6
-    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
 
 
 def test_train_shapegf_levels_option_is_applied_and_validated(tmp_path, monkeypatch):
@@ -117,7 +117,7 @@ def test_train_shapegf_levels_option_is_applied_and_validated(tmp_path, monkeypa
     uni, _ = ex.train_shapegf(data, epochs=2, levels="uniform", profile="ci", progress=False, live_plot=False)
     strat, _ = ex.train_shapegf(data, epochs=2, levels="stratified", profile="ci", progress=False, live_plot=False)
     assert max(float((a - b).abs().max()) for a, b in zip(uni.parameters(), strat.parameters())) > 1e-6
-    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
 
 
 def test_paired_steps_against_hand_computed_differences():
@@ -223,11 +223,11 @@ def test_train_shapegf_width_override_changes_model_and_checkpoint(tmp_path, mon
     # the profile's own width is the default: same checkpoint name, loaded not retrained
     same, _ = ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False,
                                hidden=int(sz["hidden"]), n_blocks=int(sz["n_blocks"]))
-    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 1
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 1
     assert all(torch.equal(a, b) for a, b in zip(default.parameters(), same.parameters()))
     narrow, _ = ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False,
                                  hidden=int(sz["hidden"]) // 2, n_blocks=int(sz["n_blocks"]) + 1)
-    assert len(list((tmp_path / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
+    assert len(list((config.cache_dir() / "checkpoints").glob("ch10_shapegf-ci-*.pt"))) == 2
     assert sum(p.numel() for p in narrow.parameters()) != sum(p.numel() for p in default.parameters())
     with pytest.raises(ValueError, match="positive"):
         ex.train_shapegf(data, epochs=1, profile="ci", progress=False, live_plot=False, hidden=-3)

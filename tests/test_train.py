@@ -134,6 +134,7 @@ def test_evaluate_weights_batches_by_their_size():
     assert out["loss"] == pytest.approx(4.5)  # the mean over samples, not over batches (4.0)
 
 
+@pytest.mark.usefixtures("base_family")
 def test_a_variant_never_loads_another_variants_weights(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     kw = dict(train_loader=DataLoader(data(), batch_size=16), loss_fn=loss_fn, epochs=2, progress=False,
