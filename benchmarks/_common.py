@@ -93,8 +93,9 @@ def git_commit() -> str:
 def command() -> str:
     prof = os.environ.get("COURSE_PROFILE")
     prefix = f"COURSE_PROFILE={prof} " if prof else ""
-    fam = os.environ.get("COURSE_VARIETY", "").strip()
-    prefix = (f"COURSE_VARIETY={fam} " if fam else "") + prefix
+    # the family always, set or not: the default family is to change (base, then wide), and a bare command
+    # would then not say which family a file measured
+    prefix = f"COURSE_VARIETY={_variety()} " + prefix
     return prefix + "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
@@ -205,8 +206,7 @@ def write_result(name: str, profile: str, body: str, notes: str = "", data: Any 
     head.append(f"- date: {prov['date']}")
     head.append(f"- commit: {prov['commit']}")
     head.append(f"- protocol: {prov['protocol']} (choices on val only; test read once, to report)")
-    if prov["variety"] != "base":
-        head.append(f"- ShapeNet-lite family: {prov['variety']} (COURSE_VARIETY)")
+    head.append(f"- ShapeNet-lite family: {prov['variety']} (COURSE_VARIETY)")
     head.append(f"- load average (1, 5, 15 min): {prov['loadavg']}")
     for k, v in machine().items():
         head.append(f"- {k}: {v}")

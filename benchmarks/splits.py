@@ -5,12 +5,12 @@ Run from the repository root, alone on the machine:
     COURSE_PROFILE=laptop python benchmarks/splits.py                 # every category, the memoriser
     COURSE_PROFILE=ci python benchmarks/splits.py                     # pipeline check (numbers meaningless)
     COURSE_PROFILE=laptop python benchmarks/splits.py --categories chair airplane car --per-category 40
-    COURSE_PROFILE=laptop python benchmarks/splits.py --variety wide  # ShapeNet-lite's opt-in wide family
+    COURSE_PROFILE=laptop python benchmarks/splits.py --variety wide  # ShapeNet-lite's wide family
 
 Writes ``benchmarks/results/splits-<profile>-<machine>.md`` and ``benchmarks/results/splits-<profile>.json``
 (read by ``lectures/01_data_and_representations.ipynb``).  Issue #32, item 6.  With ``--variety wide`` the
 shapes are ``make_shape(category, seed, variety="wide")`` of the same split seeds, built and sampled here
-(``ShapeNetLite`` and its caches know only the base family), and the files are ``splits-wide-*``.
+(never from a cache), and the files are ``splits-wide-*``.
 
 Two parts, with the laptop profile's sizes (those of chapter 10, ``ch10.*`` in ``course_lib/config.py``,
 whose memorising baseline raised the question):
@@ -88,11 +88,12 @@ def _stats(values: list[float]) -> dict[str, float]:
 def load_points(split, representations, categories, n, profile, n_points, variety="base"):
     """``load_split``'s ``target_points`` / ``oracle_points``, ``seed`` and ``label`` of ``split``.
 
-    ``variety="base"``: :func:`load_split` itself (ShapeNetLite and its caches).  Another variety: the same
-    split seeds and sampling streams, from ``make_shape(category, seed, variety=variety)``, built here and
-    never cached (so that no base cache file can stand for a wide shape).
+    ``variety="base"`` while the base family is active (``main`` sets ``COURSE_VARIETY`` to ``--variety``):
+    :func:`load_split` itself (ShapeNetLite and its caches).  Otherwise: the same split seeds and sampling streams,
+    from ``make_shape(category, seed, variety=variety)``, built here and never cached (so that no cache file of
+    one family can stand for a shape of the other).
     """
-    if variety == "base":
+    if variety == "base" and config.variety() == "base":
         return load_split(split, representations, categories=list(categories), shapes_per_category=n,
                           profile=profile, n_target=n_points)
     stream = {"target_points": SAMPLING_STREAMS["target"], "oracle_points": SAMPLING_STREAMS["oracle"]}
@@ -201,8 +202,8 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=256, help="cloud pairs per Chamfer call")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--variety", default=config.variety(), choices=VARIETIES,
-                    help="ShapeNet-lite family (default COURSE_VARIETY, else base, the course's shapes; wide: "
-                         "make_shape(..., variety='wide'), results in splits-wide-*)")
+                    help="ShapeNet-lite family (default COURSE_VARIETY, else the course's default family; base: "
+                         "results in splits-*; wide: make_shape(..., variety='wide'), results in splits-wide-*)")
     ap.add_argument("--note", default="")
     args = ap.parse_args()
     os.environ[config.ENV_VARIETY] = args.variety  # the results file, caches and provenance follow the family

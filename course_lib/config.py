@@ -9,11 +9,14 @@ scale on a GPU (``gpu``).  The active profile comes from the ``COURSE_PROFILE``
 environment variable; when it is unset the default is ``gpu`` if CUDA is available,
 else ``laptop``.
 
-A second switch, ``COURSE_VARIETY`` (:func:`variety`), picks ShapeNet-lite's shape family: ``base`` (default,
-the family every committed result was measured on) or ``wide`` (more part types, proportions and topology per
-category; issue #32 item 6).  Everything made from the wide family lives apart: its own cache folder
-(:func:`cache_dir`), so its data and checkpoints never mix with the base family's, and its own results files
-(``<name>-wide-<profile>.json``, :func:`course_lib.results.path_of`).
+A second switch, ``COURSE_VARIETY`` (:func:`variety`), picks ShapeNet-lite's shape family: ``base`` (the default,
+:data:`DEFAULT_VARIETY`, the narrow family the course started with) or ``wide`` (more part types, proportions and
+topology per category, so that test shapes are not near-duplicates of training shapes; issue #32 item 6).  The
+wide family becomes the default once every benchmark the lectures read is measured on it
+(:func:`course_lib.results.family_status`).  The two families live apart: the wide family in its own cache
+folder (:func:`cache_dir`), so data and checkpoints never mix, and in its own results files
+(``<name>-wide-<profile>.json`` against the base family's ``<name>-<profile>.json``,
+:func:`course_lib.results.path_of`).
 """
 
 from __future__ import annotations
@@ -35,6 +38,10 @@ ENV_PROFILE = "COURSE_PROFILE"
 ENV_DEVICE = "COURSE_DEVICE"
 ENV_CACHE = "COURSE_DATA_DIR"
 ENV_VARIETY = "COURSE_VARIETY"
+
+DEFAULT_VARIETY = "base"
+"""ShapeNet-lite's family when ``COURSE_VARIETY`` is unset: ``base`` until every benchmark the lectures read is
+measured on the wide family (:func:`course_lib.results.family_status` lists what is missing), then ``wide``."""
 
 
 class ProfileError(ValueError):
@@ -647,7 +654,8 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def variety() -> str:
-    """ShapeNet-lite's active shape family: ``COURSE_VARIETY`` (``base`` or ``wide``), ``base`` when unset.
+    """ShapeNet-lite's active shape family: ``COURSE_VARIETY`` (``base`` or ``wide``), :data:`DEFAULT_VARIETY`
+    when unset.
 
     :func:`course_lib.data.make_shape` makes this family unless told otherwise, and :func:`cache_dir` keeps a
     family other than ``base`` in its own folder.  Raises ``ValueError`` naming the valid families for anything
@@ -660,10 +668,10 @@ def variety() -> str:
 
     value = os.environ.get(ENV_VARIETY, "").strip().lower()
     if not value:
-        return "base"
+        return DEFAULT_VARIETY
     if value not in VARIETIES:
         raise ValueError(f"Unknown {ENV_VARIETY}={value!r}: ShapeNet-lite's families are {', '.join(VARIETIES)} "
-                         f"(unset it for the course's base family)")
+                         f"(unset it for the course's default family, {DEFAULT_VARIETY})")
     return value
 
 
@@ -681,5 +689,5 @@ def describe() -> str:
     dev = get_device()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else "CPU"
     fam = variety()
-    shapes = "" if fam == "base" else f" | ShapeNet-lite: the {fam} family ({ENV_VARIETY})"
+    shapes = f" | ShapeNet-lite: the {fam} family" + ("" if fam == DEFAULT_VARIETY else f" ({ENV_VARIETY})")
     return f"course profile: {get_profile()} | device: {dev} ({name}) | torch {torch.__version__}{shapes}"

@@ -53,6 +53,14 @@ def variety_name(name: str, variety: str | None = None) -> str:
     return name if fam == "base" or name.endswith(f"-{fam}") else f"{name}-{fam}"
 
 
+def family_prefix(variety: str) -> str:
+    """What a command needs in front to run on ``variety``: ``""`` for the default family
+    (:data:`course_lib.config.DEFAULT_VARIETY`), ``"COURSE_VARIETY=<family> "`` for the other one."""
+    from course_lib.config import DEFAULT_VARIETY, ENV_VARIETY
+
+    return "" if variety == DEFAULT_VARIETY else f"{ENV_VARIETY}={variety} "
+
+
 def path_of(name: str, profile: str, variety: str | None = None) -> Path:
     """Where the results of benchmark ``name`` in ``profile`` are kept (``name`` tagged by :func:`variety_name`)."""
     if not name or "/" in name:
@@ -107,15 +115,18 @@ def load(name: str, profile: str = "laptop", variety: str | None = None) -> Resu
     return Result(content)
 
 
-def show(name: str, profile: str = "laptop", command: str | None = None) -> Result | None:
-    """Print where the results of ``name`` come from (or that they are not measured yet); return them."""
-    r = load(name, profile)
-    if r is None:
-        from course_lib.config import ENV_VARIETY, variety
+def show(name: str, profile: str = "laptop", command: str | None = None, *, variety: str | None = None) -> Result | None:
+    """Print where the results of ``name`` come from (or that they are not measured yet); return them.
 
-        fam = "" if variety() == "base" else f"{ENV_VARIETY}={variety()} "
+    ``variety``: the ShapeNet-lite family whose file to read (default the active one, ``COURSE_VARIETY``)."""
+    r = load(name, profile, variety)
+    if r is None:
+        from course_lib.config import variety as active
+
+        fam = family_prefix(variety or active())
         cmd = command or f"{fam}COURSE_PROFILE={profile} python benchmarks/{name}.py"
-        print(f"{name} ({profile} profile): not measured yet; `{cmd}` measures it and writes {path_of(name, profile)}")
+        print(f"{name} ({profile} profile): not measured yet; `{cmd}` measures it and writes "
+              f"{path_of(name, profile, variety)}")
         return None
     print(f"{name} ({profile} profile): {r.describe()}")
     if r.protocol < CURRENT_PROTOCOL:
@@ -141,30 +152,32 @@ def get(name: str, *keys: str | int, profile: str = "laptop", default: Any = Non
     return cur
 
 
-def _records(name: str, key: str, profile: str) -> list[dict[str, Any]]:
-    r = load(name, profile)
+def _records(name: str, key: str, profile: str, variety: str | None = None) -> list[dict[str, Any]]:
+    r = load(name, profile, variety)
     if r is None:
         return []
     recs = r.data.get(key) or []
     return [dict(x) for x in recs] if isinstance(recs, list) else []
 
 
-def claims(name: str, profile: str = "laptop") -> list[dict[str, Any]]:
-    """The claim records of benchmark ``name`` (``[]`` when not measured or none recorded)."""
-    return _records(name, "claims", profile)
+def claims(name: str, profile: str = "laptop", variety: str | None = None) -> list[dict[str, Any]]:
+    """The claim records of benchmark ``name`` on ``variety`` (default the active family; ``[]`` when not
+    measured or none recorded)."""
+    return _records(name, "claims", profile, variety)
 
 
-def goals(name: str, profile: str = "laptop") -> list[dict[str, Any]]:
-    """The goal records of benchmark ``name`` (``[]`` when not measured or none recorded)."""
-    return _records(name, "goals", profile)
+def goals(name: str, profile: str = "laptop", variety: str | None = None) -> list[dict[str, Any]]:
+    """The goal records of benchmark ``name`` on ``variety`` (default the active family; ``[]`` when not
+    measured or none recorded)."""
+    return _records(name, "goals", profile, variety)
 
 
-def claim(name: str, claim_id: str, profile: str = "laptop") -> dict[str, Any] | None:
+def claim(name: str, claim_id: str, profile: str = "laptop", variety: str | None = None) -> dict[str, Any] | None:
     """One claim record by its id, or ``None``."""
-    return next((c for c in claims(name, profile) if c.get("id") == claim_id), None)
+    return next((c for c in claims(name, profile, variety) if c.get("id") == claim_id), None)
 
 
-def say(name: str, claim_id: str, profile: str = "laptop") -> str:
+def say(name: str, claim_id: str, profile: str = "laptop", *, variety: str | None = None) -> str:
     """Print (and return) the sentence of one comparative claim, written from its record.
 
     Lectures state a comparison this way, never in typed prose: the sentence carries the difference,
@@ -172,24 +185,30 @@ def say(name: str, claim_id: str, profile: str = "laptop") -> str:
     """
     from course_lib.experiments.protocol import claim_sentence
 
-    rec = claim(name, claim_id, profile)
+    rec = claim(name, claim_id, profile, variety)
     if rec is None:
+        from course_lib.config import variety as active
+
         text = (f"[{claim_id}] not measured under the protocol yet: "
-                f"`COURSE_PROFILE={profile} python benchmarks/{name}.py` measures it.")
+                f"`{family_prefix(variety or active())}COURSE_PROFILE={profile} python benchmarks/{name}.py` "
+                "measures it.")
     else:
         text = claim_sentence(rec)
     print(text)
     return text
 
 
-def show_goals(name: str, profile: str = "laptop") -> list[dict[str, Any]]:
-    """Print every goal record of ``name`` (met ✅ or missed 🟡, with its measured value); return them."""
+def show_goals(name: str, profile: str = "laptop", *, variety: str | None = None) -> list[dict[str, Any]]:
+    """Print every goal record of ``name`` on ``variety`` (default the active family; met ✅ or missed 🟡, with its
+    measured value); return them."""
     from course_lib.experiments.protocol import goal_sentence
 
-    recs = goals(name, profile)
+    recs = goals(name, profile, variety)
     if not recs:
-        print(f"{name} ({profile} profile): no goal records yet (`COURSE_PROFILE={profile} python "
-              f"benchmarks/{name}.py` writes them)")
+        from course_lib.config import variety as active
+
+        print(f"{name} ({profile} profile): no goal records yet (`{family_prefix(variety or active())}"
+              f"COURSE_PROFILE={profile} python benchmarks/{name}.py` writes them)")
     for g in recs:
         print(goal_sentence(g))
     return recs
@@ -210,6 +229,24 @@ CHAPTER_BENCHMARKS: dict[str, tuple[str, ...]] = {
     "11": ("evaluation",),
 }
 """The benchmarks whose ``goals`` records decide a chapter's mark in README (chapter 00 measures nothing)."""
+
+LECTURE_BENCHMARKS: dict[str, tuple[str, ...]] = {
+    "00": (),
+    "01": ("splits",),
+    "02": ("encoders", "encoders_partial", "image_encoders"),
+    "03": ("voxels", "voxels_multiview", "surfaces"),
+    "04": ("octrees", "modular"),
+    "05": ("point_sets", "retrieval"),
+    "06": ("surfaces",),
+    "07": ("implicit", "mesh_sign", "mesh_sdf", "sdf_exactness", "retrieval", "modular", "evaluation"),
+    "08": ("primitives", "primitives_estimators", "primitives_consistency", "primitives_coherence", "modular"),
+    "09": ("rendering", "silhouette_learning"),
+    "10": ("gradient_fields", "generation", "retrieval"),
+    "11": ("evaluation", "modular", "gradient_fields", "implicit", "octrees", "voxels"),
+}
+"""Every benchmark whose results file each chapter's lecture reads (its :data:`CHAPTER_BENCHMARKS` and the others):
+what the wide family needs before it can be the default (:func:`family_status`).  ``tests/test_variety_switch.py``
+scans the lectures' sources so that a benchmark a lecture starts reading is listed here."""
 
 MARKS = {"met": "✅", "missed": "🟡", "not measured": "🔶"}
 """README's chapter marks: every goal met, some goal missed, or not measured under the current protocol."""
@@ -259,18 +296,19 @@ def measured_parts(result: Result | None) -> list[str]:
 def family_status(profile: str = "laptop") -> list[dict[str, Any]]:
     """Per chapter, its README mark on each ShapeNet-lite family and the benchmarks the wide family still lacks.
 
-    Introduced in ``lectures/01_data_and_representations.ipynb``.  The course's default family is ``base``; the
-    wide family (fewer near-duplicates between the splits, ``benchmarks/splits.py``) becomes the default once every
-    chapter is measured on it, and this table says how far that is: rows ``{"chapter", "base", "wide",
-    "claims_same", "wide_missing"}`` (marks as :func:`chapter_mark`; ``claims_same``: of the claims its benchmarks
-    measured on both families, how many have the same verdict in both, :func:`compare_families`, ``"-"`` when no
+    Introduced in ``lectures/01_data_and_representations.ipynb``.  The course's default family is ``base``
+    (:data:`course_lib.config.DEFAULT_VARIETY`); the wide family (fewer near-duplicates between the splits,
+    ``benchmarks/splits.py``) becomes the default once every benchmark the lectures read
+    (:data:`LECTURE_BENCHMARKS`) is measured on it, and this table says how far that is: rows ``{"chapter", "base", "wide",
+    "claims_same", "wide_missing"}`` (marks as :func:`chapter_mark`; ``claims_same``: of the claims its
+    :data:`CHAPTER_BENCHMARKS` measured on both families, how many have the same verdict in both, :func:`compare_families`, ``"-"`` when no
     benchmark of the chapter is measured on both; ``wide_missing`` the benchmarks without a protocol-2
-    ``<name>-wide-<profile>.json``, or ``"<name> --part <part>"`` for each part of a benchmark run by parts that
+    ``<name>-wide-<profile>.json`` among those its lecture reads, or ``"<name> --part <part>"`` for each part of a benchmark run by parts that
     the base family's file has and the wide one's lacks, :func:`measured_parts`).  ``python -m course_lib.results``
     prints it with the commands, and with ``--claims`` each benchmark's changed verdicts (:func:`show_families`).
     """
     rows = []
-    for ch, names in CHAPTER_BENCHMARKS.items():
+    for ch, names in LECTURE_BENCHMARKS.items():
         missing = []
         for n in names:
             w = load(n, profile, "wide")
@@ -279,7 +317,7 @@ def family_status(profile: str = "laptop") -> list[dict[str, Any]]:
             else:  # a benchmark measured by parts: each part the base family has, the wide one needs too
                 missing += [f"{n} --part {part}" for part in measured_parts(load(n, profile, "base"))
                             if part not in measured_parts(w)]
-        cmps = [c for n in names if (c := compare_families(n, profile)) is not None]
+        cmps = [c for n in CHAPTER_BENCHMARKS[ch] if (c := compare_families(n, profile)) is not None]
         same, both = sum(len(c["same"]) for c in cmps), sum(len(c["same"]) + len(c["changed"]) for c in cmps)
         rows.append({"chapter": ch, "base": chapter_mark(ch, profile, "base")[0],
                      "wide": chapter_mark(ch, profile, "wide")[0],
@@ -329,7 +367,7 @@ def show_families(name: str, profile: str = "laptop") -> dict[str, Any] | None:
     cmp = compare_families(name, profile)
     if cmp is None:
         missing = [f for f in ("base", "wide") if (r := load(name, profile, f)) is None or r.protocol < CURRENT_PROTOCOL]
-        cmds = " and ".join(f"`{'COURSE_VARIETY=wide ' if f == 'wide' else ''}COURSE_PROFILE={profile} python "
+        cmds = " and ".join(f"`COURSE_VARIETY={f} COURSE_PROFILE={profile} python "
                             f"benchmarks/{name}.py`" for f in missing)
         print(f"{name}: the {' and '.join(missing)} famil{'ies are' if len(missing) > 1 else 'y is'} not measured under "
               f"protocol {CURRENT_PROTOCOL} yet; {cmds} {'measure them' if len(missing) > 1 else 'measures it'}")
@@ -372,7 +410,7 @@ def _main(argv: list[str] | None = None) -> int:
         for n in names:
             print()
             show_families(n, args.profile)
-    todo = [n for r in rows for n in r["wide_missing"]]
+    todo = list(dict.fromkeys(n for r in rows for n in r["wide_missing"]))  # once each (retrieval: 3 chapters)
     if todo:
         print(f"\n{len(todo)} benchmark(s) to run on the wide family, each alone on the machine:")
         for n in todo:

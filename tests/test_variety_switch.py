@@ -1,5 +1,5 @@
-"""COURSE_VARIETY: ShapeNet-lite's wide family through the whole pipeline, kept apart from the base family (its
-shapes, dataset files, checkpoints and results files), and the base family untouched when it is unset."""
+"""COURSE_VARIETY: ShapeNet-lite's wide family (the default when it is unset) through the whole pipeline, kept apart
+from the base family (its shapes, dataset files, checkpoints and results files), and the base family untouched."""
 
 from __future__ import annotations
 
@@ -21,8 +21,29 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def cache(monkeypatch, tmp_path):
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("COURSE_VARIETY", raising=False)
+    monkeypatch.setenv("COURSE_VARIETY", "base")  # each test starts on the base family and switches
     return tmp_path / "cache"
+
+
+def test_the_default_family_is_default_variety(cache, monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("COURSE_VARIETY")
+    default = config.DEFAULT_VARIETY
+    other = "wide" if default == "base" else "base"
+    assert default in ("base", "wide") and config.variety() == default and make_shape("chair", 5).variety == default
+    # the wide family's folder whichever family is the default: its caches stay valid when the default changes
+    assert config.cache_dir() == (cache if default == "base" else cache / "variety-wide")
+    assert f"the {default} family" in config.describe() and "COURSE_VARIETY" not in config.describe()
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "res"))
+    results.show("demo")  # not measured: the command needs no switch for the default family
+    out = capsys.readouterr().out
+    assert "`COURSE_PROFILE=laptop python benchmarks/demo.py`" in out and "COURSE_VARIETY" not in out
+    monkeypatch.setenv("COURSE_VARIETY", other)
+    results.show("demo")
+    assert f"`COURSE_VARIETY={other} COURSE_PROFILE=laptop python benchmarks/demo.py`" in capsys.readouterr().out
+    assert f"the {other} family (COURSE_VARIETY)" in config.describe()
+    results.show("demo", variety=default)  # an explicit family: its file and its command
+    out = capsys.readouterr().out
+    assert "`COURSE_PROFILE=laptop python benchmarks/demo.py`" in out
 
 
 def test_variety_reads_the_environment_and_names_the_valid_families(cache, monkeypatch):
@@ -55,7 +76,7 @@ def test_make_shape_follows_the_active_family(cache, monkeypatch):
     assert not torch.allclose(wide.sdf(q), base.sdf(q))
     assert make_shape("chair", 5, variety="base") is base  # an explicit family wins over the environment
     # cache keys (chapter 09's renders): the base key as before the switch existed, the wide one its own
-    assert base.key() == "chair-5-1" and wide.key() == "chair-5-1-wide"
+    assert base.key() == "chair-5-1" and wide.key() == "chair-5-1-wide-r2"
 
 
 def test_dataset_items_and_files_follow_the_family_fixed_at_construction(cache, monkeypatch):
@@ -74,7 +95,7 @@ def test_dataset_items_and_files_follow_the_family_fixed_at_construction(cache, 
     assert "v1-wide" in wide.cache_path("points", "table", wide.seeds[0]).parts[-4]
     # one explicit cache folder for both families: their files still never meet
     shared = cache / "shared"
-    monkeypatch.delenv("COURSE_VARIETY")
+    monkeypatch.setenv("COURSE_VARIETY", "base")
     b = ShapeNetLite(**kw, cache_dir=shared)
     monkeypatch.setenv("COURSE_VARIETY", "wide")
     w = ShapeNetLite(**kw, cache_dir=shared)
@@ -91,6 +112,19 @@ def test_results_of_the_wide_family_have_their_own_files(cache, monkeypatch, tmp
     assert results.variety_name("demo") == "demo-wide" and results.variety_name("splits-wide") == "splits-wide"
     assert results.path_of("demo", "laptop").name == "demo-wide-laptop.json"
     assert results.load("demo") is None  # the base family's numbers never stand for the wide family's
+    # ... unless a family is named: a lecture can print the other family's file (lecture 01's first measurement)
+    from course_lib.experiments.protocol import claim, goal
+
+    rec = claim("x", "A closer than B", a="A", b="B", metric="CD", values_a=[1, 1.1, 0.9], values_b=[2, 2.1, 1.9],
+                higher_is_better=False, unit="seeds")
+    (tmp_path / "res" / "named-laptop.json").write_text(json.dumps(
+        {"provenance": {"protocol": 2}, "data": {"claims": [rec], "goals": [goal("g", "CD under 2", 1.0, 2.0,
+                                                                                 comparison="<=")]}}))
+    assert results.show("named") is None and results.show("named", variety="base") is not None
+    assert "not measured" in results.say("named", "x") and "yes (A ahead of B)" in results.say("named", "x",
+                                                                                                 variety="base")
+    assert results.show_goals("named") == [] and results.show_goals("named", variety="base")[0]["met"] is True
+    capsys.readouterr()
     results.show("demo")
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/demo.py" in capsys.readouterr().out
     # chapter 11's stored predictions too: the base family's file is not the wide family's
@@ -101,7 +135,7 @@ def test_results_of_the_wide_family_have_their_own_files(cache, monkeypatch, tmp
     np.savez_compressed(tmp_path / "res" / "evaluation-laptop-predictions.npz", shapes=np.array(["chair/1"]),
                         models=np.array([]), target=np.zeros((1, 4, 3), dtype=np.float16))
     assert load_predictions("laptop") is None
-    monkeypatch.delenv("COURSE_VARIETY")
+    monkeypatch.setenv("COURSE_VARIETY", "base")
     assert load_predictions("laptop")["shapes"] == ["chair/1"]
 
 
@@ -122,15 +156,20 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
     for name, parts in (("octrees", ("ae", "octnet")), ("octrees-wide", ("ae",))):  # measured by parts
         (tmp_path / "res" / f"{name}-laptop.json").write_text(json.dumps(
             {"provenance": {"protocol": 2}, "data": {"goals": [], **{p: {"provenance": {}} for p in parts}}}))
-    for active in (None, "wide"):                    # the active family does not change what is read
+    for active in ("base", "wide", None):            # the active family does not change what is read
         if active:
             monkeypatch.setenv("COURSE_VARIETY", active)
+        else:
+            monkeypatch.delenv("COURSE_VARIETY")
         rows = {r["chapter"]: r for r in results.family_status("laptop")}
-        assert (rows["05"]["base"], rows["05"]["wide"], rows["05"]["wide_missing"]) == ("✅", "🟡", [])
-        assert (rows["08"]["base"], rows["08"]["wide"], rows["08"]["wide_missing"]) == ("✅", "🔶", ["primitives"])
+        # chapter 05's lecture reads the retrieval benchmark too: measured on the base family only here
+        assert (rows["05"]["base"], rows["05"]["wide"], rows["05"]["wide_missing"]) == ("✅", "🟡", ["retrieval"])
+        assert (rows["08"]["base"], rows["08"]["wide"]) == ("✅", "🔶")
+        assert rows["08"]["wide_missing"] == ["primitives", "primitives_estimators", "primitives_consistency",
+                                              "primitives_coherence", "modular"]  # every file lecture 08 reads
         assert (rows["01"]["base"], rows["01"]["wide"], rows["01"]["wide_missing"]) == ("🔶", "✅", [])
-        assert rows["00"]["wide_missing"] == [] and rows["11"]["wide_missing"] == ["evaluation"]
-        assert rows["04"]["wide_missing"] == ["octrees --part octnet"]  # the part the wide file lacks
+        assert rows["00"]["wide_missing"] == [] and rows["11"]["wide_missing"][0] == "evaluation"
+        assert rows["04"]["wide_missing"] == ["octrees --part octnet", "modular"]  # the part the wide file lacks
         assert (rows["05"]["claims_same"], rows["08"]["claims_same"]) == ("0 of 0", "-")  # no claim records here
     assert results.load("point_sets", variety="base")["data"]["goals"][0]["met"] is True
     with pytest.raises(ValueError, match="base, wide"):
@@ -139,6 +178,7 @@ def test_family_status_reads_each_familys_files_whatever_the_active_family(cache
     out = capsys.readouterr().out
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/primitives.py" in out
     assert "benchmarks/point_sets.py" not in out and "point_sets on the wide family" not in out
+    assert out.count("benchmarks/retrieval.py") == 1  # read by three lectures, listed once
     assert "COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/octrees.py --part octnet" in out
     assert "--part ae" not in out
     assert results._main(["--profile", "laptop", "--claims"]) == 0
@@ -167,9 +207,11 @@ def test_compare_families_lists_changed_verdicts_and_goals(cache, monkeypatch, t
           [goal("g1", True, 0.5), goal("g2", True, 0.5)])
     write("demo-wide", [rec("same", "ahead", -2.0), rec("flip", "behind", 0.9), rec("new", "ahead", -1.0)],
           [goal("g1", False, 1.5), goal("g2", True, 0.7), goal("g3", False, 2.0)])
-    for active in (None, "wide"):                       # the active family does not change what is compared
+    for active in ("base", "wide", None):               # the active family does not change what is compared
         if active:
             monkeypatch.setenv("COURSE_VARIETY", active)
+        else:
+            monkeypatch.delenv("COURSE_VARIETY")
         cmp = results.compare_families("demo")
         assert cmp["same"] == ["same"] and cmp["only_base"] == ["gone"] and cmp["only_wide"] == ["new"]
         assert [(b["verdict"], w["verdict"]) for b, w in cmp["changed"]] == [("not separated", "behind")]
@@ -208,3 +250,29 @@ def test_a_benchmark_run_on_the_wide_family_writes_tagged_files(cache, monkeypat
     assert content["provenance"]["variety"] == "wide"
     assert content["provenance"]["command"].startswith("COURSE_VARIETY=wide ")
     assert not (tmp_path / "res" / "demo-ci.json").exists()
+
+
+def _benchmarks_read_by(source: str) -> set[str]:
+    """The benchmarks whose results a lecture's source reads: ``results.<fn>("<name>"`` calls, names looped into
+    ``results.<fn>(name)``, and the course_lib helpers that read one file themselves."""
+    import re
+
+    helpers = {"show_chapter(": "retrieval", "load_predictions(": "evaluation", "print_decoder_cells(": "modular"}
+    code = "\n".join(line for line in source.split("\n") if not line.lstrip().startswith("#"))
+    names = set(re.findall(r'results\.\w+\(\s*"(\w+)"', code))
+    for group in re.findall(r'for \w+ in \(([^)]*)\):\s*\n\s+results\.', code):
+        names |= set(re.findall(r'"(\w+)"', group))
+    names |= {bench for call, bench in helpers.items() if call in code}
+    return names & {p.stem for p in (ROOT / "benchmarks").glob("*.py")}
+
+
+@pytest.mark.parametrize("chapter", sorted(results.LECTURE_BENCHMARKS))
+def test_lecture_benchmarks_list_every_results_file_a_lecture_reads(chapter):
+    (src,) = (ROOT / "nbsrc" / "lectures").glob(f"{chapter}_*.py")
+    read = _benchmarks_read_by(src.read_text())
+    listed = set(results.LECTURE_BENCHMARKS[chapter])
+    assert read <= listed, f"lecture {chapter} reads {sorted(read - listed)}: add them to results.LECTURE_BENCHMARKS"
+    assert set(results.CHAPTER_BENCHMARKS[chapter]) <= listed
+    # the scan finds what it should: a loop of names and a helper count, a claim id does not
+    assert _benchmarks_read_by('for n in ("voxels", "x_vs_y"):\n    results.show_families(n)\nRET.show_chapter("05")') \
+        == {"voxels", "retrieval"}

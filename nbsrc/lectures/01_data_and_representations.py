@@ -223,7 +223,7 @@ print(f"cosine between grad f and the returned normals: min {cos.min():.4f}")
 # Is every ShapeNet-lite SDF a *true* distance, with $\lVert\nabla f\rVert = 1$ everywhere? A union
 # ($\min$) of exact primitive SDFs is exact outside and, almost everywhere, inside too. Two
 # constructions are only **bounds** (they never overestimate the distance, which is all sphere
-# tracing and Newton projection need): ellipsoids, and differences of solids. Where a bound
+# tracing and Newton projection need): ellipsoids, and differences and intersections of solids. Where a bound
 # underestimates, its gradient is shorter than 1. Measured below on uniform points of the
 # box $[-1.1, 1.1]^3$, per category (fraction of points with $\lvert\lVert\nabla f\rVert - 1\rvert \le 0.01$):
 
@@ -451,31 +451,35 @@ viz.plot_points(found.clouds + shift, size=1.5, color="darkorange", name="neares
 # One chair says little. `benchmarks/splits.py` measures every test shape of every category at
 # chapter 10's sizes, and chapter 10's memorising baseline (training shapes plus noise), whose
 # generation score raised the question: its 1-NNA with and without noise, its spread over many
-# draws, and what two exchangeable sets of the same sizes score in expectation. The table and the
-# sentences below are printed from the results file, the sentences written by
-# `retrieval.describe_splits` from its numbers.
+# draws, and what two exchangeable sets of the same sizes score in expectation. It was first run on
+# the **base family**, the shapes the course started with (`make_shape(category, seed, variety="base")`,
+# a few parameters per category). The table and the sentences below are printed from that results
+# file, the sentences written by `retrieval.describe_splits` from its numbers.
 
 # %%
-SPLITS = results.show("splits", "laptop")
+SPLITS = results.show("splits", "laptop", variety="base")
 if SPLITS is not None:
     print(retrieval.format_splits_table(SPLITS.data["summary"], scale=SPLITS.data["scale"]))
     print()
     print(retrieval.describe_splits(SPLITS.data))
     print()
-    results.say("splits", "oracle_vs_nearest")
-    results.show_goals("splits")
+    results.say("splits", "oracle_vs_nearest", variety="base")
+    results.show_goals("splits", variety="base")
 
 # %% [markdown]
 # **A wider family.** If the categories vary too little, the remedy is more variety: more part types,
 # wider proportions and changes of topology per category (swivel and cantilever chairs, stools,
 # trestle and pedestal tables, delta wings and twin tails, pickups and convertibles, arm lamps, cups
-# without handles, L-shaped sofas, ladder bookshelves, ...). `make_shape(category, seed,
-# variety="wide")` builds that family from the same exact primitives; the default family is unchanged,
-# and every chapter still trains on it. `COURSE_VARIETY=wide jupyter lab` runs the whole course on the wide
-# family instead, with its own cache folder and results files (a benchmark run so writes
-# `<name>-wide-<profile>.json`, and the lectures then read those). The same measurement on the wide family,
-# from its own results file (`benchmarks/splits.py --variety wide`), and the same three seeds' chairs in each
-# family:
+# without handles, L-shaped sofas, ladder bookshelves, ...). The **wide family** builds them from the
+# same exact primitives (`make_shape(category, seed, variety="wide")`). `COURSE_VARIETY=wide jupyter lab`
+# runs the whole course on it: `make_shape(category, seed)` and every chapter's data then make wide
+# shapes, and the lectures read the wide family's results (each family keeps its own cache folder and
+# results files: a benchmark run on the wide family writes `<name>-wide-<profile>.json`, on the base
+# family `<name>-<profile>.json`). The course's default is still the base family
+# (`config.DEFAULT_VARIETY`). Wide shapes are watertight and keep the base family's thickness rule, but
+# one is not always in one piece: a car's wheels or a mug's lid may float just apart from the body.
+# The same measurement on the wide family, from its own results file (`benchmarks/splits.py --variety
+# wide`), and the same three seeds' chairs in each family:
 
 # %%
 WIDE = results.show("splits-wide", "laptop")
@@ -500,11 +504,13 @@ fig.update_layout(title="the same three seeds in each family, side view: base (t
 fig
 
 # %% [markdown]
-# The wide family becomes the course's default once every chapter is measured on it. How far that is, chapter
-# by chapter: README's mark on each family's results files (🔶 where a chapter's benchmarks have not run on it
-# yet), how many of the claims measured on both families keep their verdict (each chapter's lecture ends with
-# the ones that change), and the benchmarks still to run (`python -m course_lib.results` prints the same with
-# their commands; `--claims` adds every changed verdict):
+# The wide family becomes the course's default once every benchmark the lectures read is measured on it.
+# How far that is, chapter by chapter: README's mark on each family's results files (🔶 where a chapter's
+# benchmarks have not run on it yet), how many of the chapter's claims measured on both families keep their
+# verdict (each chapter's lecture ends with the ones that change), and the benchmarks its lecture reads that
+# are still to run on the wide family (`python -m course_lib.results` prints the same with the commands;
+# `--claims` adds every changed verdict). A goal met on one family and missed on the other is read within its
+# family: the wide family's test shapes are farther from the training shapes.
 
 # %%
 from course_lib.experiments.common import rows_table  # noqa: E402
@@ -525,7 +531,8 @@ print(rows_table([{**r, "wide_missing": ", ".join(r["wide_missing"]) or "-"} for
 # - Held out: disjoint seeds are not different shapes. A test shape's distance to its nearest
 #   training shape, read against its oracle distance and the training set's leave-one-out
 #   distance, says how new it is; the retrieval baseline (`retrieval.retrieve`) goes in every
-#   reconstruction table.
+#   reconstruction table. ShapeNet-lite's wide family (`COURSE_VARIETY=wide`) is built so that its test
+#   shapes sit farther from the training shapes than the base family's.
 #
 # ## Exercises to go further
 #

@@ -607,41 +607,44 @@ else:  # a small live table: two encoders, two decoders, this profile's sizes
               f"{config.get_profile()} sizes: the numbers show the code path only)")
 
 # %% [markdown]
-# **The same table on the wide family.** Lecture 01 measured how close ShapeNet-lite's test shapes sit to
-# their nearest training shape, and built a wider family whose test shapes sit farther. The benchmark run
-# with `COURSE_VARIETY=wide` trains every pair again on that family (same recipe, steps and sizes) and
-# scores it on the wide family's own test shapes; those are other shapes, so the two tables are not paired,
-# and each is read on its own: do the same encoders and decoders lead within it?
+# **The same table on the other family.** Lecture 01 measured how close ShapeNet-lite's test shapes sit to
+# their nearest training shape: the base family has near-duplicates across its splits, the wide family far
+# fewer. The benchmark was run on both families (same recipe,
+# steps and sizes, `COURSE_VARIETY=base` or `wide`), each scored on its own test shapes; those are other
+# shapes, so the two tables are not paired, and each is read on its own: do the same encoders and decoders
+# lead within it? Below, the table of the family that is not active.
 
 # %%
-MOD_WIDE = results.load("modular-wide", "laptop")
-if MOD_WIDE is None:
-    print("not measured yet: `COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/modular.py`")
+OTHER = "base" if config.variety() == "wide" else "wide"
+MOD_OTHER = results.load("modular", "laptop", OTHER)
+if MOD_OTHER is None:
+    print(f"not measured yet: `COURSE_VARIETY={OTHER} COURSE_PROFILE=laptop python benchmarks/modular.py`")
 else:
-    print(f"modular-wide: {MOD_WIDE.describe()}")
-    print(modular_lib.cross_table_text(MOD_WIDE.data))
+    print(f"modular on the {OTHER} family: {MOD_OTHER.describe()}")
+    print(modular_lib.cross_table_text(MOD_OTHER.data))
     print()
     results.show_families("modular")  # the claims whose verdict changes, both families' sentences
 
 # %% [markdown]
-# ## The chapter on the wide family
+# ## The chapter on both families
 #
-# The whole table of section 3, run again with `COURSE_VARIETY=wide`: every chapter's model loaded from the
-# checkpoint its chapter trained on the wide family, scored on the wide family's own fresh test shapes, with
-# the same columns, conventions and protocol study. The two families' test shapes differ, so no row is paired
-# across them: each claim keeps its own difference, standard error and verdict, read within its family, and
-# `results.show_families` prints the ones whose verdict changes and each goal met in one family only. Before
-# reading, predict: on shapes farther from every training shape, which rows should lose most against the
-# oracle, and should the retrieval rows climb or fall in the ranking?
+# The whole table of section 3 was measured on both ShapeNet-lite families: every chapter's model loaded from
+# the checkpoint its chapter trained on that family, scored on the family's own fresh test shapes, with the
+# same columns, conventions and protocol study. Section 3 printed the active family's table (named in the
+# notebook's first line); here is the other one. The two families' test shapes differ, so no row is
+# paired across them: each claim keeps its own difference, standard error and verdict, read within its
+# family, and `results.show_families` prints the ones whose verdict changes and each goal met in one family
+# only. Before reading, predict: on the wide family, whose test shapes sit farther from every training shape,
+# which rows should lose most against the oracle, and should the retrieval rows climb or fall in the ranking?
 
 # %%
-EV_WIDE = results.load("evaluation-wide", "laptop")
-if EV_WIDE is None:
-    print("not measured yet: `COURSE_VARIETY=wide COURSE_PROFILE=laptop python benchmarks/evaluation.py`")
+EV_OTHER = results.load("evaluation", "laptop", OTHER)
+if EV_OTHER is None:
+    print(f"not measured yet: `COURSE_VARIETY={OTHER} COURSE_PROFILE=laptop python benchmarks/evaluation.py`")
 else:
-    print(f"evaluation-wide: {EV_WIDE.describe()}")
-    print("held-out shapes:", ", ".join(EV_WIDE.data["shapes"]))
-    print(ev_lib.format_rows(EV_WIDE.data["table"]))
+    print(f"evaluation on the {OTHER} family: {EV_OTHER.describe()}")
+    print("held-out shapes:", ", ".join(EV_OTHER.data["shapes"]))
+    print(ev_lib.format_rows(EV_OTHER.data["table"]))
     print()
     results.show_families("evaluation")  # the claims whose verdict changes, both families' sentences
 
