@@ -53,12 +53,13 @@ def variety_name(name: str, variety: str | None = None) -> str:
     return name if fam == "base" or name.endswith(f"-{fam}") else f"{name}-{fam}"
 
 
-def family_prefix(variety: str) -> str:
-    """What a command needs in front to run on ``variety``: ``""`` for the default family
-    (:data:`course_lib.config.DEFAULT_VARIETY`), ``"COURSE_VARIETY=<family> "`` for the other one."""
-    from course_lib.config import DEFAULT_VARIETY, ENV_VARIETY
+def family_prefix(variety: str | None = None) -> str:
+    """What a command needs in front to run on ``variety`` (default the active family): ``""`` for the default
+    family (:data:`course_lib.config.DEFAULT_VARIETY`), ``"COURSE_VARIETY=<family> "`` for the other one."""
+    from course_lib import config
 
-    return "" if variety == DEFAULT_VARIETY else f"{ENV_VARIETY}={variety} "
+    fam = config.variety() if variety is None else variety
+    return "" if fam == config.DEFAULT_VARIETY else f"{config.ENV_VARIETY}={fam} "
 
 
 def path_of(name: str, profile: str, variety: str | None = None) -> Path:
@@ -121,10 +122,7 @@ def show(name: str, profile: str = "laptop", command: str | None = None, *, vari
     ``variety``: the ShapeNet-lite family whose file to read (default the active one, ``COURSE_VARIETY``)."""
     r = load(name, profile, variety)
     if r is None:
-        from course_lib.config import variety as active
-
-        fam = family_prefix(variety or active())
-        cmd = command or f"{fam}COURSE_PROFILE={profile} python benchmarks/{name}.py"
+        cmd = command or f"{family_prefix(variety)}COURSE_PROFILE={profile} python benchmarks/{name}.py"
         print(f"{name} ({profile} profile): not measured yet; `{cmd}` measures it and writes "
               f"{path_of(name, profile, variety)}")
         return None
@@ -132,7 +130,7 @@ def show(name: str, profile: str = "laptop", command: str | None = None, *, vari
     if r.protocol < CURRENT_PROTOCOL:
         print(f"  ⚠ measured under protocol {r.protocol}, before the course's protocol {CURRENT_PROTOCOL} (choices on "
               "the validation split only, a fresh test split, equal budgets, claims over seeds): some of its "
-              f"choices were made on the retired test range. Re-measure with `COURSE_PROFILE={profile} python "
+              f"choices were made on the retired test range. Re-measure with `{family_prefix(variety)}COURSE_PROFILE={profile} python "
               f"benchmarks/{name}.py`.")
     return r
 
@@ -187,10 +185,8 @@ def say(name: str, claim_id: str, profile: str = "laptop", *, variety: str | Non
 
     rec = claim(name, claim_id, profile, variety)
     if rec is None:
-        from course_lib.config import variety as active
-
         text = (f"[{claim_id}] not measured under the protocol yet: "
-                f"`{family_prefix(variety or active())}COURSE_PROFILE={profile} python benchmarks/{name}.py` "
+                f"`{family_prefix(variety)}COURSE_PROFILE={profile} python benchmarks/{name}.py` "
                 "measures it.")
     else:
         text = claim_sentence(rec)
@@ -205,9 +201,7 @@ def show_goals(name: str, profile: str = "laptop", *, variety: str | None = None
 
     recs = goals(name, profile, variety)
     if not recs:
-        from course_lib.config import variety as active
-
-        print(f"{name} ({profile} profile): no goal records yet (`{family_prefix(variety or active())}"
+        print(f"{name} ({profile} profile): no goal records yet (`{family_prefix(variety)}"
               f"COURSE_PROFILE={profile} python benchmarks/{name}.py` writes them)")
     for g in recs:
         print(goal_sentence(g))
